@@ -1,0 +1,1 @@
+//! The Dorandoran engine on a device.

@@ -1,0 +1,215 @@
+//! Identifiers. Random ids are 16 bytes; content ids are blake3 hashes (32 bytes).
+//!
+//! Every id prints and parses as lowercase hex, which is what the command line and
+//! the apps show. Parsing answers a typed [`IdError`] and never panics.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The string is not lowercase/uppercase hex of the right length.
+    #[error("{kind} must be {expected} hex characters, got {got:?}")]
+    Malformed {
+        /// Which kind of id was expected.
+        kind: &'static str,
+        /// How many hex characters that kind has.
+        expected: usize,
+        /// The (possibly truncated) input.
+        got: String,
+    },
+}
+
+fn parse_hex<const N: usize>(kind: &'static str, s: &str) -> Result<[u8; N], IdError> {
+    let mut out = [0u8; N];
+    match hex::decode_to_slice(s, &mut out) {
+        Ok(()) => Ok(out),
+        Err(_) => Err(IdError::Malformed {
+            kind,
+            expected: N * 2,
+            got: s.chars().take(80).collect(),
+        }),
+    }
+}
+
+macro_rules! random_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// A new random id.
+            pub fn random() -> Self {
+                Self(rand_bytes())
+            }
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 16] {
+                &self.0
+            }
+
+            /// Lowercase hex, as shown to people and stored in documents.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($kind, "({})"), hex::encode(self.0))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                parse_hex::<16>($kind, s).map(Self)
+            }
+        }
+    };
+}
+
+macro_rules! hash_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The blake3 hash of `bytes`.
+            pub fn of(bytes: &[u8]) -> Self {
+                Self(*blake3::hash(bytes).as_bytes())
+            }
+
+            /// Whether `bytes` hash to this id.
+            pub fn verifies(&self, bytes: &[u8]) -> bool {
+                Self::of(bytes) == *self
+            }
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// Lowercase hex.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl From<blake3::Hash> for $name {
+            fn from(h: blake3::Hash) -> Self {
+                Self(*h.as_bytes())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($kind, "({})"), hex::encode(&self.0[..8]))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                parse_hex::<32>($kind, s).map(Self)
+            }
+        }
+    };
+}
+
+fn rand_bytes() -> [u8; 16] {
+    rand::random()
+}
+
+random_id!(
+    /// A person. Stable across their devices; made on the first device.
+    UserId,
+    "UserId"
+);
+random_id!(
+    /// One device of a user (phone, laptop). Signs in with its own ed25519 key.
+    DeviceId,
+    "DeviceId"
+);
+random_id!(
+    /// A family (the shared space). Its family document has the same id.
+    FamilyId,
+    "FamilyId"
+);
+random_id!(
+    /// A synced document: a family document or a user's personal document.
+    DocId,
+    "DocId"
+);
+random_id!(
+    /// A pending invitation to join a family.
+    InviteId,
+    "InviteId"
+);
+hash_id!(
+    /// A blob (photo, thumbnail, voice message): blake3 of its bytes.
+    BlobHash,
+    "BlobHash"
+);
+hash_id!(
+    /// A chunk of Automerge changes in a document log: blake3 of its bytes.
+    ChunkId,
+    "ChunkId"
+);
+
+/// A position in a document's log on the relay. The first chunk has seq 1; 0 means
+/// "nothing yet", so `since = 0` asks for the whole log.
+pub type Seq = u64;
+
+impl From<FamilyId> for DocId {
+    /// A family's shared document has the family's id.
+    fn from(f: FamilyId) -> Self {
+        DocId(f.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_hex() {
+        let u = UserId::random();
+        assert_eq!(u.to_string().parse::<UserId>().unwrap(), u);
+        let h = BlobHash::of(b"photo");
+        assert_eq!(h.to_string().parse::<BlobHash>().unwrap(), h);
+        assert!(h.verifies(b"photo"));
+        assert!(!h.verifies(b"photo!"));
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(FamilyId::random(), FamilyId::random());
+    }
+
+    #[test]
+    fn malformed_ids_are_typed_errors() {
+        for bad in ["", "zz", "abc", &"a".repeat(33), "é".repeat(16).as_str()] {
+            assert!(matches!(
+                bad.parse::<UserId>(),
+                Err(IdError::Malformed { .. })
+            ));
+        }
+    }
+}
