@@ -1,0 +1,377 @@
+//! [`FamilyDoc`]: the family document on this device, with an operation for everything
+//! a family member can do. Each operation validates its input (typed [`DocError`],
+//! nothing changed on error), writes the smallest Automerge change that expresses it,
+//! and returns that change's bytes for the store's outbox.
+
+mod calendar;
+mod gallery;
+mod members;
+mod missions;
+mod voice;
+
+use std::collections::{BTreeMap, HashSet};
+
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
+use autosurgeon::{Hydrate, Reconcile};
+use doran_protocol::{FamilyId, UserId};
+
+pub use calendar::{EventInput, EventPatch};
+pub use gallery::PhotoInput;
+pub use missions::MissionPatch;
+pub use voice::VoiceInput;
+
+use crate::{
+    error::{DocError, Result},
+    model::{Family, Member, Role, SCHEMA_VERSION},
+    replica::{Actor, Replica, Touched},
+    validate::{self, Field},
+    views::{Activity, activity::activity_of},
+};
+
+/// The collections under the document root, created with the family.
+const COLLECTIONS: [&str; 7] = [
+    "members",
+    "calendar",
+    "missions",
+    "albums",
+    "photos",
+    "voice_albums",
+    "voices",
+];
+
+/// The result of an edit: what it made (an id, usually) and the change to store and
+/// send. `change` is `None` when the edit changed nothing (e.g. liking twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit<T = ()> {
+    /// What the edit made, e.g. the new mission's id.
+    pub value: T,
+    /// The Automerge change bytes, for the outbox.
+    pub change: Option<Vec<u8>>,
+}
+
+/// What applying remote chunks changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteUpdate {
+    /// The entities the chunks touched.
+    pub touched: Vec<Touched>,
+    /// Feed items that exist now and did not before (new likes, comments, photos…).
+    pub new_activity: Vec<Activity>,
+}
+
+/// A family's shared document on this device, and an up-to-date hydrated view of it.
+#[derive(Debug)]
+pub struct FamilyDoc {
+    replica: Replica,
+    view: Family,
+    me: UserId,
+}
+
+impl FamilyDoc {
+    /// Creates a new family with its creator as host. Returns the document and the first
+    /// change (which holds the whole initial state).
+    pub fn create(
+        family: FamilyId,
+        title: &str,
+        creator_name: &str,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(Self, Vec<u8>)> {
+        let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)?;
+        let name = validate::text(Field::MemberName, creator_name, validate::MEMBER_NAME)?;
+        let mut replica = Replica::new(actor);
+        let doc = replica.doc_mut();
+        doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+        doc.put(ROOT, "id", family.to_hex())?;
+        doc.put(ROOT, "name", title)?;
+        doc.put(ROOT, "created_at", now_ms)?;
+        doc.put(ROOT, "created_by", actor.user.to_hex())?;
+        for c in COLLECTIONS {
+            doc.put_object(ROOT, c, ObjType::Map)?;
+        }
+        let members = map_at(doc, &["members"])?;
+        let host = Member {
+            name,
+            role: Role::Host,
+            color: validate::PALETTE[0].to_owned(),
+            joined_at: now_ms,
+        };
+        autosurgeon::reconcile_prop(doc, &members, actor.user.to_hex().as_str(), &host)?;
+        let change = replica
+            .commit("family.create", now_ms)
+            .ok_or_else(|| DocError::Schema("creating a family wrote nothing".into()))?;
+        let mut fd = FamilyDoc {
+            replica,
+            view: Family::default(),
+            me: actor.user,
+        };
+        fd.rehydrate_all();
+        Ok((fd, change))
+    }
+
+    /// Opens a family document from its stored snapshot and later chunks.
+    pub fn load<'a>(
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+    ) -> Result<Self> {
+        let replica = Replica::load(snapshot, chunks, actor)?;
+        let mut fd = FamilyDoc {
+            replica,
+            view: Family::default(),
+            me: actor.user,
+        };
+        fd.rehydrate_all();
+        Ok(fd)
+    }
+
+    /// The current state, hydrated. Pass it to the functions in [`crate::views`].
+    pub fn view(&self) -> &Family {
+        &self.view
+    }
+
+    /// The user this device acts for.
+    pub fn me(&self) -> UserId {
+        self.me
+    }
+
+    /// The underlying replica (heads, save, raw Automerge access for sync).
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
+    /// Applies chunks from other devices (in any order, duplicates harmless) and
+    /// refreshes the view. Returns what they touched and the feed items they made new,
+    /// from which the caller derives notifications.
+    pub fn apply_remote<'a>(
+        &mut self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<RemoteUpdate> {
+        let mut result = Ok(());
+        for chunk in chunks {
+            result = self.replica.apply(chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        // Refresh even after an error: chunks before the bad one were applied.
+        let touched = self.replica.take_touched();
+        let before: HashSet<String> = activity_of(&self.view, &touched)
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        for t in &touched {
+            self.refresh_one(t);
+        }
+        let new_activity = activity_of(&self.view, &touched)
+            .into_iter()
+            .filter(|a| !before.contains(&a.id))
+            .collect();
+        result.map(|()| RemoteUpdate {
+            touched,
+            new_activity,
+        })
+    }
+
+    /// Compacts the document into one snapshot (for the store and the relay).
+    pub fn save(&mut self) -> Vec<u8> {
+        self.replica.save()
+    }
+
+    // ----- shared machinery for the operation modules -----
+
+    /// Runs `write` on the document and commits it as one change labelled `what`. On
+    /// error the pending operations are rolled back, so nothing half-done remains.
+    fn edit<T>(
+        &mut self,
+        what: &str,
+        now_ms: i64,
+        write: impl FnOnce(&mut AutoCommit) -> Result<T>,
+    ) -> Result<Edit<T>> {
+        match write(self.replica.doc_mut()) {
+            Ok(value) => {
+                let change = self.replica.commit(what, now_ms);
+                self.refresh();
+                Ok(Edit { value, change })
+            }
+            Err(e) => {
+                self.replica.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The member record of `me`, or `NotMember`.
+    fn my_membership(&self) -> Result<&Member> {
+        self.view
+            .members
+            .get(&self.me.to_hex())
+            .ok_or_else(|| DocError::NotMember(self.me.to_hex()))
+    }
+
+    fn require_member(&self) -> Result<()> {
+        self.my_membership().map(|_| ())
+    }
+
+    fn require_host(&self) -> Result<()> {
+        match self.my_membership()?.role {
+            Role::Host => Ok(()),
+            Role::Member => Err(DocError::Forbidden("only the host may do this")),
+        }
+    }
+
+    /// Whether `me` is the host (hosts may moderate others' content).
+    fn is_host(&self) -> bool {
+        matches!(self.my_membership().map(|m| m.role), Ok(Role::Host))
+    }
+
+    /// Re-reads what the last changes touched into the view.
+    fn refresh(&mut self) {
+        for t in self.replica.take_touched() {
+            self.refresh_one(&t);
+        }
+    }
+
+    fn refresh_one(&mut self, t: &Touched) {
+        let doc = self.replica.doc();
+        match t {
+            Touched::Root(_) => hydrate_root(doc, &mut self.view),
+            Touched::Entity(collection, key) => {
+                let Ok(Some((Value::Object(ObjType::Map), coll))) =
+                    doc.get(ROOT, collection.as_str())
+                else {
+                    // The whole collection was replaced or removed: read everything again.
+                    self.rehydrate_all();
+                    return;
+                };
+                let v = &mut self.view;
+                match collection.as_str() {
+                    "members" => refresh_entry(doc, &coll, key, &mut v.members),
+                    "calendar" => refresh_entry(doc, &coll, key, &mut v.calendar),
+                    "missions" => refresh_entry(doc, &coll, key, &mut v.missions),
+                    "albums" => refresh_entry(doc, &coll, key, &mut v.albums),
+                    "photos" => refresh_entry(doc, &coll, key, &mut v.photos),
+                    "voice_albums" => refresh_entry(doc, &coll, key, &mut v.voice_albums),
+                    "voices" => refresh_entry(doc, &coll, key, &mut v.voices),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn rehydrate_all(&mut self) {
+        let doc = self.replica.doc();
+        let mut v = Family::default();
+        hydrate_root(doc, &mut v);
+        v.members = hydrate_collection(doc, "members");
+        v.calendar = hydrate_collection(doc, "calendar");
+        v.missions = hydrate_collection(doc, "missions");
+        v.albums = hydrate_collection(doc, "albums");
+        v.photos = hydrate_collection(doc, "photos");
+        v.voice_albums = hydrate_collection(doc, "voice_albums");
+        v.voices = hydrate_collection(doc, "voices");
+        self.view = v;
+    }
+}
+
+/// Reads the root's scalar fields; missing or mistyped ones keep their defaults.
+fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
+    v.schema = autosurgeon::hydrate_prop(doc, ROOT, "schema").unwrap_or_default();
+    v.id = autosurgeon::hydrate_prop(doc, ROOT, "id").unwrap_or_default();
+    v.name = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
+    v.created_at = autosurgeon::hydrate_prop(doc, ROOT, "created_at").unwrap_or_default();
+    v.created_by = autosurgeon::hydrate_prop(doc, ROOT, "created_by").unwrap_or_default();
+}
+
+/// Reads a collection entity by entity. An entity that does not match the schema
+/// (written by a newer or a misbehaving client) is skipped and logged, so one bad
+/// entry never makes the whole family unreadable.
+fn hydrate_collection<T: Hydrate>(doc: &AutoCommit, name: &str) -> BTreeMap<String, T> {
+    let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, name) else {
+        return BTreeMap::new();
+    };
+    doc.keys(&coll)
+        .filter_map(
+            |key| match autosurgeon::hydrate_prop(doc, &coll, key.as_str()) {
+                Ok(entity) => Some((key, entity)),
+                Err(e) => {
+                    tracing::warn!(collection = name, key, error = %e, "skipping malformed entity");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+fn refresh_entry<T: Hydrate>(
+    doc: &AutoCommit,
+    coll: &ObjId,
+    key: &str,
+    into: &mut BTreeMap<String, T>,
+) {
+    match doc.get(coll, key) {
+        Ok(Some(_)) => match autosurgeon::hydrate_prop(doc, coll, key) {
+            Ok(entity) => {
+                into.insert(key.to_owned(), entity);
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "dropping malformed entity from the view");
+                into.remove(key);
+            }
+        },
+        _ => {
+            into.remove(key);
+        }
+    }
+}
+
+/// The map object at `path` from the root (e.g. `["photos", id, "likes"]`).
+fn map_at(doc: &AutoCommit, path: &[&str]) -> Result<ObjId> {
+    let mut obj = ROOT;
+    for (i, key) in path.iter().enumerate() {
+        match doc.get(&obj, *key)? {
+            Some((Value::Object(ObjType::Map), id)) => obj = id,
+            _ => {
+                return Err(if i == 0 {
+                    DocError::Schema(format!("the document has no {key} map"))
+                } else {
+                    DocError::NotFound {
+                        kind: "entry",
+                        id: path[..=i].join("/"),
+                    }
+                });
+            }
+        }
+    }
+    Ok(obj)
+}
+
+/// Writes a whole entity at `collection/key` (autosurgeon writes only what differs).
+fn put_entity<R: Reconcile>(
+    doc: &mut AutoCommit,
+    collection: &str,
+    key: &str,
+    entity: &R,
+) -> Result<()> {
+    let coll = map_at(doc, &[collection])?;
+    autosurgeon::reconcile_prop(doc, &coll, key, entity)?;
+    Ok(())
+}
+
+/// Removes `collection/key`.
+fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()> {
+    let coll = map_at(doc, &[collection])?;
+    doc.delete(&coll, key)?;
+    Ok(())
+}
+
+/// A new random entity id (hex).
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn not_found(kind: &'static str, id: &str) -> DocError {
+    DocError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}

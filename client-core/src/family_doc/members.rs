@@ -1,0 +1,138 @@
+//! The family itself and its members: title, 호칭, roles.
+//!
+//! The relay's membership decides who may read and write; these entries mirror it
+//! with what the apps show. The host writes the entry of a member who joins or is
+//! removed; a member may edit their own 호칭 and color.
+
+use automerge::{ROOT, transaction::Transactable};
+use doran_protocol::UserId;
+
+use super::{Edit, FamilyDoc, delete_entity, put_entity};
+use crate::{
+    error::{DocError, Result},
+    model::{Member, Role},
+    validate::{self, Field},
+};
+
+impl FamilyDoc {
+    /// Renames the family (host only). Title 1–10 characters.
+    pub fn rename(&mut self, title: &str, now_ms: i64) -> Result<Edit> {
+        self.require_host()?;
+        let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)?;
+        if title == self.view.name {
+            return Ok(Edit {
+                value: (),
+                change: None,
+            });
+        }
+        self.edit("family.rename", now_ms, |doc| {
+            doc.put(ROOT, "name", title)?;
+            Ok(())
+        })
+    }
+
+    /// Adds a member who accepted an invite, with the 호칭 they were invited as.
+    /// Any current member may write this (the joiner's first change usually does).
+    pub fn add_member(&mut self, user: UserId, name: &str, now_ms: i64) -> Result<Edit> {
+        let key = user.to_hex();
+        let me_joining = user == self.me;
+        if !me_joining {
+            self.require_member()?;
+        }
+        let name = self.check_name_free(&key, name)?;
+        if let Some(existing) = self.view.members.get(&key)
+            && existing.name == name
+        {
+            return Ok(Edit {
+                value: (),
+                change: None,
+            });
+        }
+        let color = self.next_member_color();
+        let member = Member {
+            name,
+            role: Role::Member,
+            color,
+            joined_at: now_ms,
+        };
+        self.edit("member.add", now_ms, |doc| {
+            put_entity(doc, "members", &key, &member)
+        })
+    }
+
+    /// Changes a member's 호칭 (their own, or anyone's for the host). Unique in the family.
+    pub fn set_member_name(&mut self, user: UserId, name: &str, now_ms: i64) -> Result<Edit> {
+        if user != self.me {
+            self.require_host()?;
+        }
+        let key = user.to_hex();
+        let mut member = self
+            .view
+            .members
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| DocError::NotMember(key.clone()))?;
+        member.name = self.check_name_free(&key, name)?;
+        self.edit("member.rename", now_ms, |doc| {
+            put_entity(doc, "members", &key, &member)
+        })
+    }
+
+    /// Removes a member (host only; the host cannot remove themself — they delete the
+    /// family instead). Their photos, comments and voices stay: they are the family's.
+    pub fn remove_member(&mut self, user: UserId, now_ms: i64) -> Result<Edit> {
+        self.require_host()?;
+        if user == self.me {
+            return Err(DocError::Forbidden("the host cannot remove themself"));
+        }
+        let key = user.to_hex();
+        if !self.view.members.contains_key(&key) {
+            return Err(DocError::NotMember(key));
+        }
+        self.edit("member.remove", now_ms, |doc| {
+            delete_entity(doc, "members", &key)
+        })
+    }
+
+    /// Leaves the family (any member but the host).
+    pub fn leave(&mut self, now_ms: i64) -> Result<Edit> {
+        if self.my_membership()?.role == Role::Host {
+            return Err(DocError::Forbidden(
+                "the host cannot leave; delete the family instead",
+            ));
+        }
+        let key = self.me.to_hex();
+        self.edit("member.leave", now_ms, |doc| {
+            delete_entity(doc, "members", &key)
+        })
+    }
+
+    /// Validates a 호칭 and checks no other member uses it.
+    fn check_name_free(&self, own_key: &str, name: &str) -> Result<String> {
+        let name = validate::text(Field::MemberName, name, validate::MEMBER_NAME)?;
+        let taken = self
+            .view
+            .members
+            .iter()
+            .any(|(k, m)| k != own_key && m.name == name);
+        if taken {
+            return Err(DocError::NameTaken(name));
+        }
+        Ok(name)
+    }
+
+    /// The first palette color no member has yet (cycling when all are used).
+    fn next_member_color(&self) -> String {
+        let used: Vec<&str> = self
+            .view
+            .members
+            .values()
+            .map(|m| m.color.as_str())
+            .collect();
+        validate::PALETTE
+            .iter()
+            .find(|c| !used.contains(c))
+            .unwrap_or(&validate::PALETTE[self.view.members.len() % validate::PALETTE.len()])
+            .to_string()
+    }
+}

@@ -1,0 +1,19 @@
+//! The schema of the synced documents, as Rust types mapped onto Automerge with
+//! `autosurgeon`.
+//!
+//! Every entity lives in a map keyed by a random hex id, so concurrent inserts never
+//! collide. Sets (participants, completions, likes) are maps keyed by user id, so two
+//! people ticking or liking at once both land. Timestamps are Unix milliseconds;
+//! calendar dates are `YYYY-MM-DD` strings (a date, not an instant: an event on the
+//! 3rd is on the 3rd in every time zone).
+
+mod family;
+mod personal;
+
+pub use family::{
+    Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
+};
+pub use personal::{Mood, Personal, Settings};
+
+/// The version of the document schema this build writes. Readers accept older ones.
+pub const SCHEMA_VERSION: u64 = 1;

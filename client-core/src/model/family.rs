@@ -1,0 +1,209 @@
+//! The family document: one per family, shared by its members.
+
+use std::collections::BTreeMap;
+
+use autosurgeon::{Hydrate, Reconcile};
+
+/// A member's role in the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hydrate, Reconcile, Default)]
+pub enum Role {
+    /// Created the family: may rename it, remove members, delete it.
+    Host,
+    /// Everyone else.
+    #[default]
+    Member,
+}
+
+/// A member of the family. Mirrors the relay's membership, which is authoritative for
+/// access; the document holds what the apps show (호칭, color).
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Member {
+    /// 호칭: the member's name in this family (엄마, 아빠…), unique within the family.
+    pub name: String,
+    /// Host or member.
+    pub role: Role,
+    /// A palette color for the member's avatar ring and events.
+    pub color: String,
+    /// When they joined (ms).
+    pub joined_at: i64,
+}
+
+/// A calendar event spanning one or more whole days, optionally with times of day.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct CalendarEvent {
+    /// Title, 1–14 characters.
+    pub title: String,
+    /// Free notes.
+    pub notes: String,
+    /// First day, `YYYY-MM-DD`.
+    pub start: String,
+    /// Last day (inclusive), `YYYY-MM-DD`; equal to `start` for one-day events.
+    pub end: String,
+    /// Start time `HH:MM` on the first day; `None` for an all-day event.
+    pub start_time: Option<String>,
+    /// End time `HH:MM` on the last day; `None` for an all-day event.
+    pub end_time: Option<String>,
+    /// A palette color.
+    pub color: String,
+    /// Who created it (user id).
+    pub owner: String,
+    /// When it was created (ms).
+    pub created_at: i64,
+    /// When it was last edited (ms).
+    pub updated_at: i64,
+}
+
+/// A family mission (e.g. "가족 사진 찍기").
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Mission {
+    /// Title, 1–17 characters.
+    pub title: String,
+    /// Who created it (user id).
+    pub created_by: String,
+    /// When it was created (ms); the mission belongs to this month.
+    pub created_at: i64,
+    /// Optional due date `YYYY-MM-DD`.
+    pub due: Option<String>,
+    /// The participants: user id → when they were added (ms). A map, not a list, so
+    /// that concurrent edits merge as a set.
+    pub participants: BTreeMap<String, i64>,
+    /// Each participant's own tick: user id → when they ticked (ms).
+    pub completions: BTreeMap<String, i64>,
+}
+
+impl Mission {
+    /// Complete when every participant has ticked; the completion time is the last tick.
+    /// Derived, never stored, so concurrent ticks cannot disagree about it.
+    pub fn completed_at(&self) -> Option<i64> {
+        if self.participants.is_empty() {
+            return None;
+        }
+        self.participants
+            .keys()
+            .map(|u| self.completions.get(u).copied())
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|ticks| ticks.into_iter().max())
+    }
+}
+
+/// A photo album.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Album {
+    /// Name, 1–20 characters.
+    pub name: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When (ms).
+    pub created_at: i64,
+    /// The photo shown as the album's cover; the newest photo when unset.
+    pub cover: Option<String>,
+}
+
+/// A comment on a photo. Deleting keeps a tombstone so replies and counts stay stable.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Comment {
+    /// Author (user id).
+    pub by: String,
+    /// When (ms).
+    pub at: i64,
+    /// Text, 1–300 characters; emptied when deleted.
+    pub text: String,
+    /// Whether the author deleted it.
+    pub deleted: bool,
+}
+
+/// A photo in an album. The bytes are blobs referred to by blake3 hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Photo {
+    /// The album it belongs to. A photo whose album was deleted concurrently with its
+    /// upload is kept and shown under "recovered" rather than lost.
+    pub album_id: String,
+    /// Display copy (≤ 1920 px, ≈ 0.9 MB), blake3 hex.
+    pub blob: String,
+    /// Thumbnail (~320 px), blake3 hex.
+    pub thumb: String,
+    /// MIME type of the display copy.
+    pub mime: String,
+    /// Size of the display copy in bytes.
+    pub size: u64,
+    /// Pixel width of the display copy.
+    pub width: u32,
+    /// Pixel height of the display copy.
+    pub height: u32,
+    /// When it was taken, if the camera said (ms).
+    pub taken_at: Option<i64>,
+    /// Uploader (user id).
+    pub by: String,
+    /// When it was added (ms).
+    pub at: i64,
+    /// Caption, up to 200 characters.
+    pub caption: String,
+    /// Likes: user id → when (ms).
+    pub likes: BTreeMap<String, i64>,
+    /// Comments by id.
+    pub comments: BTreeMap<String, Comment>,
+}
+
+/// A voice message album.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct VoiceAlbum {
+    /// Name, 1–20 characters.
+    pub name: String,
+    /// One of the built-in covers, 1–4.
+    pub cover: u8,
+    /// Who created it.
+    pub created_by: String,
+    /// When (ms).
+    pub created_at: i64,
+}
+
+/// A voice message, stored as MP3 so every device can play it.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Voice {
+    /// The voice album it belongs to.
+    pub album_id: String,
+    /// Title, 1–10 characters.
+    pub title: String,
+    /// The MP3, blake3 hex.
+    pub blob: String,
+    /// Size of the MP3 in bytes.
+    pub size: u64,
+    /// Duration (ms), at most 3 minutes.
+    pub duration_ms: u64,
+    /// Waveform preview: peak levels 0–255, a few dozen values.
+    pub peaks: autosurgeon::bytes::ByteVec,
+    /// Sender (user id).
+    pub by: String,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// The whole family document, hydrated. Apps read this (through the views); edits go
+/// through [`crate::FamilyDoc`] so that each one becomes a small change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Family {
+    /// Schema version the document was written with.
+    pub schema: u64,
+    /// Family id (hex), equal to the document id.
+    pub id: String,
+    /// Family title, 1–10 characters.
+    pub name: String,
+    /// When it was created (ms).
+    pub created_at: i64,
+    /// Creator (user id).
+    pub created_by: String,
+    /// Members by user id.
+    pub members: BTreeMap<String, Member>,
+    /// Calendar events by id.
+    pub calendar: BTreeMap<String, CalendarEvent>,
+    /// Missions by id.
+    pub missions: BTreeMap<String, Mission>,
+    /// Photo albums by id.
+    pub albums: BTreeMap<String, Album>,
+    /// Photos by id.
+    pub photos: BTreeMap<String, Photo>,
+    /// Voice albums by id.
+    pub voice_albums: BTreeMap<String, VoiceAlbum>,
+    /// Voice messages by id.
+    pub voices: BTreeMap<String, Voice>,
+}
