@@ -1,0 +1,211 @@
+//! Turning frames into websocket binary messages and back.
+//!
+//! A frame on the wire is one byte of [`ENCODING_VERSION`] followed by the frame's
+//! postcard encoding, at most [`MAX_FRAME_BYTES`] in all. The decoder checks the size
+//! and the header before parsing anything, never panics on any input, and allocates
+//! no more than the input carries (strings and byte strings are length-checked
+//! against the remaining input; sequences grow only as elements are decoded).
+//! Encoding a frame that would exceed the limit is an error too, so a peer never
+//! sends what the other side must refuse.
+
+mod error;
+
+pub use error::CodecError;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{ClientFrame, ErrorFrame, ServerFrame, limits::MAX_FRAME_BYTES};
+
+/// The first byte of every frame: how the rest is encoded. `1` = postcard.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// The protocol version this build speaks, sent in
+/// [`Hello`](crate::ClientFrame::Hello) and confirmed in the
+/// [`Challenge`](crate::Challenge).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::ClientFrame {}
+    impl Sealed for crate::ServerFrame {}
+}
+
+/// A top-level frame: [`ClientFrame`] or [`ServerFrame`].
+pub trait Frame: Serialize + DeserializeOwned + sealed::Sealed {}
+
+impl Frame for ClientFrame {}
+impl Frame for ServerFrame {}
+
+/// Encodes a frame: header byte, then postcard.
+///
+/// Fails with [`CodecError::FrameTooLarge`] if the result would exceed
+/// [`MAX_FRAME_BYTES`].
+pub fn encode<F: Frame>(frame: &F) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(ENCODING_VERSION);
+    let out = postcard::to_extend(frame, out)
+        .map_err(|e| CodecError::Malformed(format!("cannot encode: {e}")))?;
+    if out.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::FrameTooLarge {
+            len: out.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes a frame. Any input gives a frame or a typed error, never a panic.
+pub fn decode<F: Frame>(bytes: &[u8]) -> Result<F, CodecError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::FrameTooLarge {
+            len: bytes.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != ENCODING_VERSION {
+        return Err(CodecError::UnsupportedEncoding(version));
+    }
+    let (frame, rest) = postcard::take_from_bytes::<F>(body).map_err(CodecError::from_postcard)?;
+    if !rest.is_empty() {
+        return Err(CodecError::TrailingBytes { count: rest.len() });
+    }
+    Ok(frame)
+}
+
+/// Encodes a device → relay frame.
+pub fn encode_client(frame: &ClientFrame) -> Result<Vec<u8>, CodecError> {
+    encode(frame)
+}
+
+/// Decodes a device → relay frame (see [`decode`]). Does not check field limits; the
+/// relay also calls [`ClientFrame::validate`], or uses [`decode_client_checked`].
+pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, CodecError> {
+    decode(bytes)
+}
+
+/// Encodes a relay → device frame.
+pub fn encode_server(frame: &ServerFrame) -> Result<Vec<u8>, CodecError> {
+    encode(frame)
+}
+
+/// Decodes a relay → device frame (see [`decode`]).
+pub fn decode_server(bytes: &[u8]) -> Result<ServerFrame, CodecError> {
+    decode(bytes)
+}
+
+/// What the relay does with every incoming message: decode, then
+/// [`validate`](ClientFrame::validate). On failure, the error frame to send back,
+/// tied to the frame's request, document and chunk when it could be decoded.
+pub fn decode_client_checked(bytes: &[u8]) -> Result<ClientFrame, ErrorFrame> {
+    let frame = decode_client(bytes).map_err(ErrorFrame::from)?;
+    match frame.validate() {
+        Ok(()) => Ok(frame),
+        Err(violation) => Err(ErrorFrame::from(violation).about(&frame)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkId, DocId, ErrorCode, Request, RequestId, limits::MAX_CHUNK_BYTES};
+
+    #[test]
+    fn a_frame_is_a_header_byte_and_postcard() {
+        let bytes = encode_client(&ClientFrame::Ping { nonce: 5 }).unwrap();
+        // header, variant index of Ping, varint 5
+        assert_eq!(bytes, [ENCODING_VERSION, 10, 5]);
+        assert_eq!(
+            decode_client(&bytes).unwrap(),
+            ClientFrame::Ping { nonce: 5 }
+        );
+    }
+
+    #[test]
+    fn header_and_size_are_checked_first() {
+        assert_eq!(decode_client(&[]), Err(CodecError::Empty));
+        assert_eq!(
+            decode_client(&[2, 10, 5]),
+            Err(CodecError::UnsupportedEncoding(2))
+        );
+        let big = vec![ENCODING_VERSION; MAX_FRAME_BYTES + 1];
+        assert_eq!(
+            decode_server(&big),
+            Err(CodecError::FrameTooLarge {
+                len: MAX_FRAME_BYTES + 1,
+                max: MAX_FRAME_BYTES
+            })
+        );
+        assert!(matches!(decode_client(&[1]), Err(CodecError::Malformed(_))));
+        assert_eq!(
+            decode_client(&[1, 10, 5, 0, 0]),
+            Err(CodecError::TrailingBytes { count: 2 })
+        );
+        assert!(matches!(
+            decode_client(&[1, 200]),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_full_chunk_fits_and_a_bigger_one_does_not_encode() {
+        let bytes = vec![7u8; MAX_CHUNK_BYTES];
+        let push = ClientFrame::Push {
+            doc: DocId([1; 16]),
+            chunk: ChunkId::of(&bytes),
+            bytes,
+        };
+        let wire = encode_client(&push).unwrap();
+        assert_eq!(decode_client(&wire).unwrap(), push);
+        assert_eq!(decode_client_checked(&wire).unwrap(), push);
+
+        let chunk = ServerFrame::chunk(DocId([1; 16]), 9, vec![7u8; MAX_CHUNK_BYTES]);
+        let wire = encode_server(&chunk).unwrap();
+        assert_eq!(decode_server(&wire).unwrap(), chunk);
+
+        let too_big = ClientFrame::Push {
+            doc: DocId([1; 16]),
+            chunk: ChunkId::of(b""),
+            bytes: vec![0; MAX_FRAME_BYTES],
+        };
+        assert!(matches!(
+            encode_client(&too_big),
+            Err(CodecError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn checked_decoding_answers_typed_error_frames() {
+        let frame = ClientFrame::Request {
+            id: RequestId(3),
+            body: Request::LookupUser {
+                email: "x".repeat(1000),
+            },
+        };
+        let wire = encode_client(&frame).unwrap();
+        let err = decode_client_checked(&wire).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidInput);
+        assert_eq!(err.request, Some(RequestId(3)));
+
+        let err = decode_client_checked(&[9]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::UnsupportedEncoding);
+    }
+
+    #[test]
+    fn a_huge_announced_length_does_not_allocate_it() {
+        // Subscribe (index 6) announcing u32::MAX subscriptions with none present.
+        let wire = [ENCODING_VERSION, 6, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            decode_client(&wire),
+            Err(CodecError::Malformed(_))
+        ));
+        // Push (index 8) with a byte string announcing 1 GiB.
+        let mut wire = vec![ENCODING_VERSION, 8];
+        wire.extend_from_slice(&[0; 16 + 32]);
+        wire.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04]);
+        assert!(matches!(
+            decode_client(&wire),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+}

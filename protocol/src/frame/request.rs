@@ -1,0 +1,206 @@
+//! Operations a signed-in device asks of the relay, each answered by one response.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BlobHash, DeviceId, FamilyId, InviteId, Signature, UserId};
+
+/// Chosen by the device for each [`ClientFrame::Request`](crate::ClientFrame::Request)
+/// and echoed in the [`Response`](crate::ServerFrame::Response) or error frame that
+/// answers it. Unique among the device's outstanding requests on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId(pub u32);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An account, directory, family or invite operation. Needs a signed-in device.
+///
+/// Each variant says which [`Response`](crate::Response) answers it on success; any
+/// request can instead get an [`ErrorFrame`](crate::ErrorFrame) (`Forbidden`,
+/// `NotFound`, `InvalidInput`, `RateLimited`, `Internal`, ...) carrying its id. A
+/// failed request changes nothing.
+///
+/// **Variant order is part of the wire format: variants may only be appended.**
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Creates a family with the caller as its host. The id is chosen by the device
+    /// (it may already have created the family document offline).
+    /// Answer: [`FamilyCreated`](crate::Response::FamilyCreated); `AlreadyExists` if
+    /// the id is taken.
+    CreateFamily {
+        /// The new family (and its document id).
+        family: FamilyId,
+        /// Its title.
+        title: String,
+        /// The caller's 호칭 in it.
+        my_name: String,
+    },
+
+    /// Renames a family (host only). Answer: `Done`; members get
+    /// [`FamilyRenamed`](crate::ServerEvent::FamilyRenamed).
+    RenameFamily {
+        /// The family.
+        family: FamilyId,
+        /// The new title.
+        title: String,
+    },
+
+    /// Changes a member's 호칭 (the member themself, or the host). Answer: `Done`;
+    /// members get `MembershipChanged` ([`Renamed`](crate::MembershipChange::Renamed));
+    /// `NameTaken` if another member uses it.
+    SetMemberName {
+        /// The family.
+        family: FamilyId,
+        /// Whose name.
+        user: UserId,
+        /// The new 호칭.
+        name: String,
+    },
+
+    /// Removes a member from a family (host only; not the host themself). Answer:
+    /// `Done`; members, and the removed user, get `MembershipChanged`
+    /// ([`Removed`](crate::MembershipChange::Removed)).
+    RemoveMember {
+        /// The family.
+        family: FamilyId,
+        /// Who to remove.
+        user: UserId,
+    },
+
+    /// Leaves a family (not the host: the host deletes the family instead, else
+    /// `Conflict`). Answer: `Done`; members get `MembershipChanged`
+    /// ([`Left`](crate::MembershipChange::Left)).
+    LeaveFamily {
+        /// The family.
+        family: FamilyId,
+    },
+
+    /// Deletes a family and its documents and blobs (host only). Answer: `Done`;
+    /// members get [`FamilyDeleted`](crate::ServerEvent::FamilyDeleted); pending
+    /// invites are withdrawn.
+    DeleteFamily {
+        /// The family.
+        family: FamilyId,
+    },
+
+    /// Lists the caller's families with their members.
+    /// Answer: [`Families`](crate::Response::Families).
+    ListFamilies,
+
+    /// Looks up a user by their **exact** email/handle (no prefix search; rate
+    /// limited). Answer: [`UserFound`](crate::Response::UserFound), `None` when no one
+    /// has that label.
+    LookupUser {
+        /// The exact label.
+        email: String,
+    },
+
+    /// Invites a user to a family (a member; the relay may restrict it to the host).
+    /// The caller's device key signs
+    /// [`invite_message`](crate::signing::invite_message). Answer:
+    /// [`InviteSent`](crate::Response::InviteSent); the invitee's devices get
+    /// [`InviteReceived`](crate::ServerEvent::InviteReceived) now or on next connect.
+    /// `AlreadyMember`, `AlreadyInvited`, `NameTaken` as they apply.
+    SendInvite {
+        /// Chosen by the device.
+        invite: InviteId,
+        /// The family.
+        family: FamilyId,
+        /// Who to invite (found with `LookupUser`).
+        invitee: UserId,
+        /// The 호칭 proposed for them.
+        proposed_name: String,
+        /// By the caller's device key, over `invite_message`.
+        signature: Signature,
+    },
+
+    /// Accepts or rejects an invite addressed to the caller. The caller's device key
+    /// signs [`invite_answer_message`](crate::signing::invite_answer_message). Answer:
+    /// [`InviteAnswered`](crate::Response::InviteAnswered); on accept the members get
+    /// `MembershipChanged` ([`Joined`](crate::MembershipChange::Joined)); the inviter
+    /// gets [`InviteAnswered`](crate::ServerEvent::InviteAnswered). `InviteExpired`,
+    /// `InviteWithdrawn`, `InviteAnswered` errors as they apply.
+    AnswerInvite {
+        /// The invite.
+        invite: InviteId,
+        /// Accept (수락) or reject (거절).
+        accept: bool,
+        /// By the caller's device key, over `invite_answer_message`.
+        signature: Signature,
+    },
+
+    /// Withdraws a pending invite (its sender or the host). Answer: `Done`; the
+    /// invitee's devices get [`InviteWithdrawn`](crate::ServerEvent::InviteWithdrawn).
+    WithdrawInvite {
+        /// The invite.
+        invite: InviteId,
+    },
+
+    /// Lists pending invites addressed to the caller and those sent to others for the
+    /// caller's families. Answer: [`Invites`](crate::Response::Invites).
+    ListInvites,
+
+    /// Lists the caller's devices, revoked ones included.
+    /// Answer: [`Devices`](crate::Response::Devices).
+    ListDevices,
+
+    /// Revokes one of the caller's devices (possibly the current one): it can no
+    /// longer sign in and its connections get `Goodbye` with `DeviceRevoked`. Answer:
+    /// `Done`; the user's devices get [`DeviceRevoked`](crate::ServerEvent::DeviceRevoked).
+    RevokeDevice {
+        /// The device.
+        device: DeviceId,
+    },
+
+    /// Issues a short, single-use code that links a new device to the caller's user
+    /// (via [`ClientFrame::LinkDevice`](crate::ClientFrame::LinkDevice)). Issuing it
+    /// from a signed-in device is the confirmation. Answer:
+    /// [`LinkCode`](crate::Response::LinkCode).
+    IssueLinkCode,
+
+    /// Sets the caller's directory profile (what `LookupUser` and invites show).
+    /// Answer: `Done`.
+    SetProfile {
+        /// The nickname.
+        nickname: String,
+        /// The profile photo blob, or `None` for the default avatar.
+        avatar: Option<BlobHash>,
+    },
+
+    /// Lists online / last-seen status of a family's members.
+    /// Answer: [`Presence`](crate::Response::Presence).
+    ListPresence {
+        /// The family.
+        family: FamilyId,
+    },
+}
+
+impl Request {
+    /// A stable name of the variant, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::CreateFamily { .. } => "create_family",
+            Request::RenameFamily { .. } => "rename_family",
+            Request::SetMemberName { .. } => "set_member_name",
+            Request::RemoveMember { .. } => "remove_member",
+            Request::LeaveFamily { .. } => "leave_family",
+            Request::DeleteFamily { .. } => "delete_family",
+            Request::ListFamilies => "list_families",
+            Request::LookupUser { .. } => "lookup_user",
+            Request::SendInvite { .. } => "send_invite",
+            Request::AnswerInvite { .. } => "answer_invite",
+            Request::WithdrawInvite { .. } => "withdraw_invite",
+            Request::ListInvites => "list_invites",
+            Request::ListDevices => "list_devices",
+            Request::RevokeDevice { .. } => "revoke_device",
+            Request::IssueLinkCode => "issue_link_code",
+            Request::SetProfile { .. } => "set_profile",
+            Request::ListPresence { .. } => "list_presence",
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Frames the relay sends to a device.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    BlobHash, Challenge, ChunkId, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId, RequestId,
+    Response, Seq, ServerEvent, UnixMillis, UserId, frame::error_frame::truncate,
+    limits::MAX_MESSAGE_BYTES,
+};
+
+/// A frame the relay sends to a device.
+///
+/// **Variant order is part of the wire format: variants may only be appended.**
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// Answers `Hello`: the challenge to sign for `Register`, `SignIn`, `Recover` or
+    /// `LinkDevice`.
+    Challenge(Challenge),
+
+    /// The device is signed in (after `Register`, `SignIn`, `Recover` or
+    /// `LinkDevice`). Everything else may now be sent; the device typically
+    /// subscribes to its personal document and its families' documents next.
+    SignedIn {
+        /// The user (assigned by the relay on `Register`).
+        user: UserId,
+        /// This device.
+        device: DeviceId,
+        /// The relay's clock (unix ms), for relative times and invite expiry.
+        server_time: UnixMillis,
+        /// The user's personal document.
+        personal_doc: DocId,
+        /// The families the user belongs to (details with `ListFamilies`).
+        #[serde(deserialize_with = "crate::wire::seq")]
+        families: Vec<FamilyId>,
+    },
+
+    /// The successful answer to the `Request` with this id.
+    Response {
+        /// The request's id.
+        id: RequestId,
+        /// The answer.
+        body: Response,
+    },
+
+    /// A pushed chunk is durable in the log at `seq` (also for a chunk that was
+    /// already there: same id, same seq). The device may forget it from its outbox.
+    Ack {
+        /// The document.
+        doc: DocId,
+        /// The chunk.
+        chunk: ChunkId,
+        /// Its position in the log.
+        seq: Seq,
+    },
+
+    /// A chunk of a subscribed document: during catch-up (seq > `since`, in order)
+    /// or live as other devices push. The device applies it and remembers `seq` as
+    /// its cursor; duplicates are harmless.
+    Chunk {
+        /// The document.
+        doc: DocId,
+        /// Its position in the log.
+        seq: Seq,
+        /// blake3 of `bytes`.
+        chunk: ChunkId,
+        /// The Automerge changes.
+        #[serde(with = "crate::wire::bytes")]
+        bytes: Vec<u8>,
+    },
+
+    /// During catch-up, when the device's `since` is below the latest snapshot: fetch
+    /// this blob over HTTP and load it; chunks with seq > `covers_seq` follow.
+    Snapshot {
+        /// The document.
+        doc: DocId,
+        /// The highest seq the snapshot contains.
+        covers_seq: Seq,
+        /// The blob holding the snapshot.
+        blob: BlobHash,
+        /// Its length in bytes.
+        len: u64,
+    },
+
+    /// Catch-up of one subscription is complete up to `seq` (the log's head when
+    /// catch-up ended); chunks after this are live.
+    CaughtUp {
+        /// The document.
+        doc: DocId,
+        /// The log's head; 0 for an empty log.
+        seq: Seq,
+    },
+
+    /// Answers `PushSnapshot`: the snapshot is recorded and covers seq ≤ `covers_seq`.
+    SnapshotAccepted {
+        /// The document.
+        doc: DocId,
+        /// As pushed.
+        covers_seq: Seq,
+    },
+
+    /// A server-initiated notification (invites, membership, presence, devices).
+    Event(ServerEvent),
+
+    /// Answers `Ping`.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+
+    /// A typed error; see [`ErrorFrame`]. The connection stays open.
+    Error(ErrorFrame),
+
+    /// The relay is closing this connection on purpose (shutdown, device revoked,
+    /// unsupported version, repeated protocol violations). The last frame sent; the
+    /// device reconnects after `retry_after_ms` if given, and not at all for
+    /// `DeviceRevoked` or `UnsupportedProtocolVersion`.
+    Goodbye {
+        /// Why.
+        reason: ErrorCode,
+        /// Human-readable detail for logs, at most
+        /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
+        message: String,
+        /// When reconnecting makes sense, in ms.
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    /// A `Goodbye` with its message cut to
+    /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
+    pub fn goodbye(
+        reason: ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: Option<u64>,
+    ) -> Self {
+        ServerFrame::Goodbye {
+            reason,
+            message: truncate(message.into(), MAX_MESSAGE_BYTES),
+            retry_after_ms,
+        }
+    }
+
+    /// A `Chunk` frame for `bytes`, with its id computed.
+    pub fn chunk(doc: DocId, seq: Seq, bytes: Vec<u8>) -> Self {
+        ServerFrame::Chunk {
+            doc,
+            seq,
+            chunk: ChunkId::of(&bytes),
+            bytes,
+        }
+    }
+
+    /// A stable name of the variant, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Challenge(_) => "challenge",
+            ServerFrame::SignedIn { .. } => "signed_in",
+            ServerFrame::Response { .. } => "response",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Chunk { .. } => "chunk",
+            ServerFrame::Snapshot { .. } => "snapshot",
+            ServerFrame::CaughtUp { .. } => "caught_up",
+            ServerFrame::SnapshotAccepted { .. } => "snapshot_accepted",
+            ServerFrame::Event(_) => "event",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Error(_) => "error",
+            ServerFrame::Goodbye { .. } => "goodbye",
+        }
+    }
+}
+
+impl From<ErrorFrame> for ServerFrame {
+    fn from(e: ErrorFrame) -> Self {
+        ServerFrame::Error(e)
+    }
+}
+
+impl From<ServerEvent> for ServerFrame {
+    fn from(e: ServerEvent) -> Self {
+        ServerFrame::Event(e)
+    }
+}

@@ -1,0 +1,433 @@
+//! Canonical bytes for every signature the protocol carries.
+//!
+//! Signatures are ed25519 over a message built here and nowhere else, so the device
+//! that signs and the relay that verifies always agree byte for byte. Every message
+//! starts with a NUL-terminated ASCII **domain** (`dorandoran/<purpose>/v1\0`), so a
+//! signature made for one purpose can never be replayed as another; after it come the
+//! fields, in the order documented on each function, encoded as:
+//!
+//! | field type | encoding |
+//! |---|---|
+//! | id, key, nonce (fixed size) | the raw bytes (16 or 32) |
+//! | `u64` (times) | 8 bytes big-endian |
+//! | `bool` | 1 byte, `0` or `1` |
+//! | string | 8-byte big-endian byte length, then the UTF-8 bytes |
+//!
+//! Messages answering a [`Challenge`] include its `nonce`, `server_id` and
+//! `expires_at` (in that order, right after the domain), so they are good for one
+//! connection to one server for a short time. Messages made later in a session
+//! (invites and answers) include the `server_id` and the signer's user and device.
+//!
+//! Who signs what:
+//!
+//! | frame | signer | message |
+//! |---|---|---|
+//! | `Register.user_signature` | new user key | [`register_user_message`] |
+//! | `Register.device_signature` | new device key | [`register_device_message`] |
+//! | `SignIn.signature` | device key | [`signin_message`] |
+//! | `Recover.user_signature` | restored user key | [`recover_user_message`] |
+//! | `Recover.device_signature` | new device key | [`recover_device_message`] |
+//! | `LinkDevice.signature` | new device key | [`link_device_message`] |
+//! | `Request::SendInvite.signature` | inviter's device key | [`invite_message`] |
+//! | `Request::AnswerInvite.signature` | invitee's device key | [`invite_answer_message`] |
+
+use crate::{Challenge, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
+
+/// Domain of [`signin_message`].
+pub const SIGNIN_DOMAIN: &[u8] = b"dorandoran/signin/v1\0";
+/// Domain of [`register_user_message`].
+pub const REGISTER_USER_DOMAIN: &[u8] = b"dorandoran/register/user/v1\0";
+/// Domain of [`register_device_message`].
+pub const REGISTER_DEVICE_DOMAIN: &[u8] = b"dorandoran/register/device/v1\0";
+/// Domain of [`recover_user_message`].
+pub const RECOVER_USER_DOMAIN: &[u8] = b"dorandoran/recover/user/v1\0";
+/// Domain of [`recover_device_message`].
+pub const RECOVER_DEVICE_DOMAIN: &[u8] = b"dorandoran/recover/device/v1\0";
+/// Domain of [`link_device_message`].
+pub const LINK_DEVICE_DOMAIN: &[u8] = b"dorandoran/link-device/v1\0";
+/// Domain of [`invite_message`].
+pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
+/// Domain of [`invite_answer_message`].
+pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
+
+/// Every domain, for tests and for verifiers that want to assert uniqueness.
+pub const ALL_DOMAINS: &[&[u8]] = &[
+    SIGNIN_DOMAIN,
+    REGISTER_USER_DOMAIN,
+    REGISTER_DEVICE_DOMAIN,
+    RECOVER_USER_DOMAIN,
+    RECOVER_DEVICE_DOMAIN,
+    LINK_DEVICE_DOMAIN,
+    INVITE_DOMAIN,
+    INVITE_ANSWER_DOMAIN,
+];
+
+/// Appends fields in the canonical encoding.
+struct Message(Vec<u8>);
+
+impl Message {
+    fn new(domain: &[u8]) -> Self {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(domain);
+        Message(out)
+    }
+
+    fn challenge(self, challenge: &Challenge) -> Self {
+        self.raw(&challenge.nonce)
+            .str(&challenge.server_id)
+            .u64(challenge.expires_at)
+    }
+
+    fn raw(mut self, bytes: &[u8]) -> Self {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    fn u64(self, v: u64) -> Self {
+        self.raw(&v.to_be_bytes())
+    }
+
+    fn bool(self, v: bool) -> Self {
+        self.raw(&[u8::from(v)])
+    }
+
+    fn str(self, s: &str) -> Self {
+        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        self.u64(len).raw(s.as_bytes())
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Signed by the **device key** to sign in:
+/// `SIGNIN_DOMAIN ‖ nonce ‖ server_id ‖ expires_at ‖ user ‖ device`.
+pub fn signin_message(challenge: &Challenge, user: &UserId, device: &DeviceId) -> Vec<u8> {
+    Message::new(SIGNIN_DOMAIN)
+        .challenge(challenge)
+        .raw(user.as_bytes())
+        .raw(device.as_bytes())
+        .finish()
+}
+
+fn register_fields(
+    message: Message,
+    email: &str,
+    nickname: &str,
+    personal_doc: &DocId,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    message
+        .str(email)
+        .str(nickname)
+        .raw(personal_doc.as_bytes())
+        .raw(user_key.as_bytes())
+        .raw(device.as_bytes())
+        .raw(device_key.as_bytes())
+        .finish()
+}
+
+/// Signed by the new **user key** to register (it vouches for the first device key):
+/// `REGISTER_USER_DOMAIN ‖ nonce ‖ server_id ‖ expires_at ‖ email ‖ nickname ‖
+/// personal_doc ‖ user_key ‖ device ‖ device_key`.
+pub fn register_user_message(
+    challenge: &Challenge,
+    email: &str,
+    nickname: &str,
+    personal_doc: &DocId,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    register_fields(
+        Message::new(REGISTER_USER_DOMAIN).challenge(challenge),
+        email,
+        nickname,
+        personal_doc,
+        user_key,
+        device,
+        device_key,
+    )
+}
+
+/// Signed by the new **device key** to register (proves the device holds it): the
+/// same fields as [`register_user_message`] under `REGISTER_DEVICE_DOMAIN`.
+pub fn register_device_message(
+    challenge: &Challenge,
+    email: &str,
+    nickname: &str,
+    personal_doc: &DocId,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    register_fields(
+        Message::new(REGISTER_DEVICE_DOMAIN).challenge(challenge),
+        email,
+        nickname,
+        personal_doc,
+        user_key,
+        device,
+        device_key,
+    )
+}
+
+fn recover_body(
+    domain: &[u8],
+    challenge: &Challenge,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    Message::new(domain)
+        .challenge(challenge)
+        .raw(user_key.as_bytes())
+        .raw(device.as_bytes())
+        .raw(device_key.as_bytes())
+        .finish()
+}
+
+/// Signed by the **user key restored from the recovery phrase** to add a new device:
+/// `RECOVER_USER_DOMAIN ‖ nonce ‖ server_id ‖ expires_at ‖ user_key ‖ device ‖
+/// device_key`.
+pub fn recover_user_message(
+    challenge: &Challenge,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    recover_body(RECOVER_USER_DOMAIN, challenge, user_key, device, device_key)
+}
+
+/// Signed by the new **device key** when recovering: the same fields as
+/// [`recover_user_message`] under `RECOVER_DEVICE_DOMAIN`.
+pub fn recover_device_message(
+    challenge: &Challenge,
+    user_key: &PublicKey,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    recover_body(
+        RECOVER_DEVICE_DOMAIN,
+        challenge,
+        user_key,
+        device,
+        device_key,
+    )
+}
+
+/// Signed by the new **device key** to redeem a link code:
+/// `LINK_DEVICE_DOMAIN ‖ nonce ‖ server_id ‖ expires_at ‖ code ‖ device ‖ device_key`.
+pub fn link_device_message(
+    challenge: &Challenge,
+    code: &str,
+    device: &DeviceId,
+    device_key: &PublicKey,
+) -> Vec<u8> {
+    Message::new(LINK_DEVICE_DOMAIN)
+        .challenge(challenge)
+        .str(code)
+        .raw(device.as_bytes())
+        .raw(device_key.as_bytes())
+        .finish()
+}
+
+/// Signed by the **inviter's device key** to send an invite:
+/// `INVITE_DOMAIN ‖ server_id ‖ invite ‖ family ‖ inviter ‖ inviter_device ‖ invitee ‖
+/// proposed_name`.
+pub fn invite_message(
+    server_id: &str,
+    invite: &InviteId,
+    family: &FamilyId,
+    inviter: &UserId,
+    inviter_device: &DeviceId,
+    invitee: &UserId,
+    proposed_name: &str,
+) -> Vec<u8> {
+    Message::new(INVITE_DOMAIN)
+        .str(server_id)
+        .raw(invite.as_bytes())
+        .raw(family.as_bytes())
+        .raw(inviter.as_bytes())
+        .raw(inviter_device.as_bytes())
+        .raw(invitee.as_bytes())
+        .str(proposed_name)
+        .finish()
+}
+
+/// Signed by the **invitee's device key** to accept or reject an invite:
+/// `INVITE_ANSWER_DOMAIN ‖ server_id ‖ invite ‖ invitee ‖ invitee_device ‖ accept`.
+pub fn invite_answer_message(
+    server_id: &str,
+    invite: &InviteId,
+    invitee: &UserId,
+    invitee_device: &DeviceId,
+    accept: bool,
+) -> Vec<u8> {
+    Message::new(INVITE_ANSWER_DOMAIN)
+        .str(server_id)
+        .raw(invite.as_bytes())
+        .raw(invitee.as_bytes())
+        .raw(invitee_device.as_bytes())
+        .bool(accept)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn challenge() -> Challenge {
+        Challenge {
+            protocol_version: 1,
+            nonce: [1; 32],
+            server_id: "relay.example".into(),
+            expires_at: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn domains_are_distinct_nul_terminated_and_prefix_free() {
+        let set: HashSet<_> = ALL_DOMAINS.iter().collect();
+        assert_eq!(set.len(), ALL_DOMAINS.len());
+        for a in ALL_DOMAINS {
+            assert_eq!(a.last(), Some(&0));
+            assert_eq!(a.iter().filter(|&&b| b == 0).count(), 1);
+            for b in ALL_DOMAINS {
+                assert!(a == b || !b.starts_with(a), "one domain prefixes another");
+            }
+        }
+    }
+
+    #[test]
+    fn signin_layout_is_exact() {
+        let c = challenge();
+        let user = UserId([2; 16]);
+        let device = DeviceId([3; 16]);
+        let mut expected = b"dorandoran/signin/v1\0".to_vec();
+        expected.extend_from_slice(&[1; 32]);
+        expected.extend_from_slice(&13u64.to_be_bytes());
+        expected.extend_from_slice(b"relay.example");
+        expected.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
+        expected.extend_from_slice(&[2; 16]);
+        expected.extend_from_slice(&[3; 16]);
+        assert_eq!(signin_message(&c, &user, &device), expected);
+        assert_eq!(c.signin_message(&user, &device), expected);
+    }
+
+    #[test]
+    fn messages_differ_across_domains_with_the_same_fields() {
+        let c = challenge();
+        let (doc, key, dev, dkey) = (
+            DocId([4; 16]),
+            PublicKey([5; 32]),
+            DeviceId([6; 16]),
+            PublicKey([7; 32]),
+        );
+        let all = [
+            register_user_message(&c, "a@b.c", "nick", &doc, &key, &dev, &dkey),
+            register_device_message(&c, "a@b.c", "nick", &doc, &key, &dev, &dkey),
+            recover_user_message(&c, &key, &dev, &dkey),
+            recover_device_message(&c, &key, &dev, &dkey),
+            link_device_message(&c, "ABCD-1234", &dev, &dkey),
+            signin_message(&c, &UserId([5; 16]), &dev),
+            invite_message(
+                "s",
+                &InviteId([1; 16]),
+                &FamilyId([2; 16]),
+                &UserId([3; 16]),
+                &dev,
+                &UserId([4; 16]),
+                "엄마",
+            ),
+            invite_answer_message("s", &InviteId([1; 16]), &UserId([4; 16]), &dev, true),
+        ];
+        let set: HashSet<_> = all.iter().collect();
+        assert_eq!(set.len(), all.len());
+        for (m, domain) in all.iter().zip([
+            REGISTER_USER_DOMAIN,
+            REGISTER_DEVICE_DOMAIN,
+            RECOVER_USER_DOMAIN,
+            RECOVER_DEVICE_DOMAIN,
+            LINK_DEVICE_DOMAIN,
+            SIGNIN_DOMAIN,
+            INVITE_DOMAIN,
+            INVITE_ANSWER_DOMAIN,
+        ]) {
+            assert!(m.starts_with(domain));
+        }
+    }
+
+    #[test]
+    fn every_input_changes_the_message() {
+        let c = challenge();
+        let user = UserId([2; 16]);
+        let dev = DeviceId([3; 16]);
+        let base = signin_message(&c, &user, &dev);
+        let mut other = c.clone();
+        other.nonce[31] ^= 1;
+        assert_ne!(signin_message(&other, &user, &dev), base);
+        let mut other = c.clone();
+        other.server_id.push('x');
+        assert_ne!(signin_message(&other, &user, &dev), base);
+        let mut other = c.clone();
+        other.expires_at += 1;
+        assert_ne!(signin_message(&other, &user, &dev), base);
+        assert_ne!(signin_message(&c, &UserId([9; 16]), &dev), base);
+        assert_ne!(signin_message(&c, &user, &DeviceId([9; 16])), base);
+
+        let inv = InviteId([1; 16]);
+        let yes = invite_answer_message("s", &inv, &user, &dev, true);
+        assert_ne!(invite_answer_message("s", &inv, &user, &dev, false), yes);
+        assert_ne!(invite_answer_message("t", &inv, &user, &dev, true), yes);
+        assert_ne!(
+            invite_answer_message("s", &InviteId([2; 16]), &user, &dev, true),
+            yes
+        );
+
+        let fam = FamilyId([8; 16]);
+        let inv_msg = invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "엄마");
+        assert_ne!(
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "아빠"),
+            inv_msg
+        );
+        assert_ne!(
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([5; 16]), "엄마"),
+            inv_msg
+        );
+        assert_ne!(
+            invite_message(
+                "s",
+                &inv,
+                &FamilyId([9; 16]),
+                &user,
+                &dev,
+                &UserId([4; 16]),
+                "엄마"
+            ),
+            inv_msg
+        );
+
+        let dkey = PublicKey([7; 32]);
+        let link = link_device_message(&c, "ABCD", &dev, &dkey);
+        assert_ne!(link_device_message(&c, "ABCE", &dev, &dkey), link);
+        assert_ne!(
+            link_device_message(&c, "ABCD", &dev, &PublicKey([8; 32])),
+            link
+        );
+    }
+
+    #[test]
+    fn string_boundaries_are_unambiguous() {
+        let (doc, key, dev) = (DocId([0; 16]), PublicKey([0; 32]), DeviceId([0; 16]));
+        let c = challenge();
+        let a = register_user_message(&c, "ab", "c", &doc, &key, &dev, &key);
+        let b = register_user_message(&c, "a", "bc", &doc, &key, &dev, &key);
+        assert_ne!(a, b);
+    }
+}
