@@ -1,0 +1,592 @@
+//! The one conformance suite every [`LocalStore`] backend must pass.
+//!
+//! Each test is a function over an `Arc<dyn LocalStore>`; the
+//! [`store_conformance_tests!`] macro expands them as `#[test]`s for one backend,
+//! given a factory that returns a [`Fixture`]. A new backend adds one line at the
+//! bottom of this file. A test function that the macro does not list is dead code,
+//! so the compiler points out a forgotten one.
+
+use std::{collections::HashSet, error::Error, sync::Arc, thread};
+
+use doran_protocol::{BlobHash, ChunkId, DocId};
+
+use super::{
+    BlobRecord, BlobState, LocalStore, LogPos, MemoryStore, SqliteStore, StoreError, StoredDoc,
+};
+
+/// What a conformance test returns.
+pub(crate) type TestResult = Result<(), Box<dyn Error>>;
+
+/// A store under test, and whatever must live as long as it (a temporary directory).
+pub(crate) struct Fixture {
+    pub(crate) store: Arc<dyn LocalStore>,
+    _keep: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn new(store: impl LocalStore + 'static, keep: Option<tempfile::TempDir>) -> Self {
+        Self {
+            store: Arc::new(store),
+            _keep: keep,
+        }
+    }
+}
+
+/// Expands every conformance test for one backend:
+/// `store_conformance_tests!(name, || -> Fixture)`.
+macro_rules! store_conformance_tests {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            store_conformance_tests!(@tests $factory;
+                unknown_document_loads_none,
+                commit_then_load_preserves_order,
+                commit_queues_exactly_one_outbox_entry,
+                committing_the_same_chunk_twice_is_idempotent,
+                acked_entries_disappear_and_acking_twice_is_harmless,
+                outbox_is_oldest_first_across_documents_and_limited,
+                empty_chunks_are_refused_and_change_nothing,
+                apply_remote_appends_in_order_and_skips_known_chunks,
+                apply_remote_does_not_touch_the_outbox,
+                cursor_never_moves_backwards,
+                out_of_range_numbers_are_refused,
+                compact_replaces_snapshot_and_keeps_later_rows,
+                stale_compaction_is_ignored,
+                compaction_past_the_log_end_is_refused,
+                snapshot_for_a_new_document,
+                documents_lists_every_known_document,
+                blob_index_state_machine,
+                pending_blobs_must_stay_cached,
+                unknown_blobs_are_not_found,
+                eviction_candidates_are_least_recently_used_first,
+                cached_bytes_counts_cached_blobs_only,
+                meta_round_trip,
+                concurrent_commits_are_all_kept,
+            );
+        }
+    };
+    (@tests $factory:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() -> $crate::store::conformance::TestResult {
+                let fixture: $crate::store::conformance::Fixture = ($factory)();
+                $crate::store::conformance::$test(&fixture.store)
+            }
+        )*
+    };
+}
+
+store_conformance_tests!(memory, || Fixture::new(MemoryStore::new(), None));
+store_conformance_tests!(sqlite_in_memory, || {
+    Fixture::new(SqliteStore::open_in_memory().expect("open in memory"), None)
+});
+store_conformance_tests!(sqlite_file, || {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("open file");
+    Fixture::new(store, Some(dir))
+});
+
+fn doc(n: u8) -> DocId {
+    DocId([n; 16])
+}
+
+fn blob(n: u8, state: BlobState, cached: bool, last_used_ms: i64) -> BlobRecord {
+    BlobRecord {
+        hash: BlobHash::of(&[n]),
+        size: 1000 * u64::from(n),
+        mime: "image/jpeg".into(),
+        state,
+        cached,
+        last_used_ms,
+    }
+}
+
+fn loaded(store: &Arc<dyn LocalStore>, d: DocId) -> Result<StoredDoc, Box<dyn Error>> {
+    store
+        .load(d)?
+        .ok_or_else(|| format!("{d:?} not found").into())
+}
+
+fn chunk_ids(chunks: &[Vec<u8>]) -> Vec<ChunkId> {
+    chunks.iter().map(|c| ChunkId::of(c)).collect()
+}
+
+pub(crate) fn unknown_document_loads_none(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert_eq!(store.load(doc(1))?, None);
+    assert_eq!(store.cursor(doc(1))?, 0);
+    assert!(store.documents()?.is_empty());
+    assert_eq!(store.pending_count()?, 0);
+    assert!(store.outbox(10)?.is_empty());
+    // A call that carries nothing does not make the document known.
+    assert_eq!(store.apply_remote(doc(1), &[], None)?, 0);
+    assert_eq!(store.load(doc(1))?, None);
+    Ok(())
+}
+
+pub(crate) fn commit_then_load_preserves_order(store: &Arc<dyn LocalStore>) -> TestResult {
+    let chunks: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i, 7, i]).collect();
+    for c in &chunks {
+        store.commit_local(doc(1), c)?;
+    }
+    let stored = loaded(store, doc(1))?;
+    assert_eq!(stored.snapshot, None);
+    assert_eq!(stored.changes, chunks);
+    assert_eq!(stored.cursor, 0);
+    assert!(stored.log_end > LogPos::START);
+    // Another document's log is separate.
+    store.commit_local(doc(2), b"other")?;
+    assert_eq!(loaded(store, doc(1))?.changes, chunks);
+    assert_eq!(loaded(store, doc(2))?.changes, vec![b"other".to_vec()]);
+    Ok(())
+}
+
+pub(crate) fn commit_queues_exactly_one_outbox_entry(store: &Arc<dyn LocalStore>) -> TestResult {
+    let entry = store.commit_local(doc(1), b"change one")?;
+    assert_eq!(entry.doc, doc(1));
+    assert_eq!(entry.chunk, ChunkId::of(b"change one"));
+    assert_eq!(entry.bytes, b"change one");
+    assert!(entry.created_at_ms > 0);
+    assert_eq!(store.pending_count()?, 1);
+    assert_eq!(store.outbox(10)?, vec![entry.clone()]);
+
+    let second = store.commit_local(doc(1), b"change two")?;
+    assert!(second.id > entry.id, "outbox ids increase");
+    assert_eq!(store.pending_count()?, 2);
+    assert_eq!(store.outbox(10)?, vec![entry, second]);
+    Ok(())
+}
+
+pub(crate) fn committing_the_same_chunk_twice_is_idempotent(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let first = store.commit_local(doc(1), b"same")?;
+    let again = store.commit_local(doc(1), b"same")?;
+    assert_eq!(again, first);
+    assert_eq!(store.pending_count()?, 1);
+    assert_eq!(loaded(store, doc(1))?.changes, vec![b"same".to_vec()]);
+    // The same bytes in another document are another edit.
+    store.commit_local(doc(2), b"same")?;
+    assert_eq!(store.pending_count()?, 2);
+    Ok(())
+}
+
+pub(crate) fn acked_entries_disappear_and_acking_twice_is_harmless(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let a = store.commit_local(doc(1), b"a")?;
+    let b = store.commit_local(doc(1), b"b")?;
+    let c = store.commit_local(doc(2), b"c")?;
+
+    assert!(store.outbox_acked(a.id)?);
+    assert!(!store.outbox_acked(a.id)?, "second ack is a no-op");
+    assert_eq!(store.outbox(10)?, vec![b.clone(), c.clone()]);
+    assert_eq!(store.pending_count()?, 2);
+
+    assert!(store.outbox_acked_chunk(doc(2), c.chunk)?);
+    assert!(!store.outbox_acked_chunk(doc(2), c.chunk)?);
+    assert!(
+        !store.outbox_acked_chunk(doc(1), c.chunk)?,
+        "wrong document"
+    );
+    assert!(!store.outbox_acked(u64::MAX)?, "unknown id");
+    assert_eq!(store.outbox(10)?, vec![b]);
+    assert_eq!(store.pending_count()?, 1);
+
+    // Acknowledging never touches the change log.
+    assert_eq!(loaded(store, doc(1))?.changes.len(), 2);
+    // A new entry never reuses an acknowledged id.
+    let d = store.commit_local(doc(1), b"d")?;
+    assert!(d.id > c.id);
+    Ok(())
+}
+
+pub(crate) fn outbox_is_oldest_first_across_documents_and_limited(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let mut entries = Vec::new();
+    for i in 0..10u8 {
+        entries.push(store.commit_local(doc(i % 3), &[i, 1])?);
+    }
+    assert_eq!(store.outbox(usize::MAX)?, entries);
+    assert_eq!(store.outbox(4)?, entries[..4]);
+    assert!(store.outbox(0)?.is_empty());
+    Ok(())
+}
+
+pub(crate) fn empty_chunks_are_refused_and_change_nothing(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    assert!(matches!(
+        store.commit_local(doc(1), b""),
+        Err(StoreError::Empty(_))
+    ));
+    assert_eq!(store.load(doc(1))?, None);
+    assert_eq!(store.pending_count()?, 0);
+
+    // One empty chunk among good ones: nothing of the call is kept, cursor included.
+    let good: &[u8] = b"good";
+    assert!(matches!(
+        store.apply_remote(doc(1), &[good, b""], Some(5)),
+        Err(StoreError::Empty(_))
+    ));
+    assert_eq!(store.load(doc(1))?, None);
+
+    store.commit_local(doc(1), b"kept")?;
+    let before = loaded(store, doc(1))?;
+    assert!(store.apply_remote(doc(1), &[good, b""], Some(5)).is_err());
+    assert!(store.commit_local(doc(1), b"").is_err());
+    assert_eq!(loaded(store, doc(1))?, before);
+    assert_eq!(store.pending_count()?, 1);
+    Ok(())
+}
+
+pub(crate) fn apply_remote_appends_in_order_and_skips_known_chunks(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    store.commit_local(doc(1), b"local")?;
+    let r1: &[u8] = b"remote 1";
+    let r2: &[u8] = b"remote 2";
+    assert_eq!(store.apply_remote(doc(1), &[r1, r2], Some(2))?, 2);
+    // Redelivery (our own chunk echoed back, a chunk seen before, a repeat within the
+    // call) appends only what is new.
+    let r3: &[u8] = b"remote 3";
+    assert_eq!(
+        store.apply_remote(doc(1), &[b"local", r2, r3, r3], Some(4))?,
+        1
+    );
+    let stored = loaded(store, doc(1))?;
+    assert_eq!(
+        chunk_ids(&stored.changes),
+        chunk_ids(&[b"local".to_vec(), r1.to_vec(), r2.to_vec(), r3.to_vec()])
+    );
+    assert_eq!(stored.cursor, 4);
+    Ok(())
+}
+
+pub(crate) fn apply_remote_does_not_touch_the_outbox(store: &Arc<dyn LocalStore>) -> TestResult {
+    let mine = store.commit_local(doc(1), b"mine")?;
+    store.apply_remote(doc(1), &[b"theirs", b"mine"], Some(9))?;
+    assert_eq!(store.outbox(10)?, vec![mine]);
+    Ok(())
+}
+
+pub(crate) fn cursor_never_moves_backwards(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.apply_remote(doc(1), &[], Some(10))?;
+    assert_eq!(store.cursor(doc(1))?, 10);
+    assert_eq!(
+        store.documents()?,
+        vec![doc(1)],
+        "a cursor makes a doc known"
+    );
+    store.apply_remote(doc(1), &[b"late"], Some(3))?;
+    assert_eq!(store.cursor(doc(1))?, 10, "older cursor ignored");
+    assert_eq!(loaded(store, doc(1))?.changes, vec![b"late".to_vec()]);
+    store.apply_remote(doc(1), &[b"more"], None)?;
+    assert_eq!(store.cursor(doc(1))?, 10);
+    store.apply_remote(doc(1), &[], Some(11))?;
+    assert_eq!(store.cursor(doc(1))?, 11);
+    assert_eq!(store.cursor(doc(2))?, 0, "cursors are per document");
+    Ok(())
+}
+
+pub(crate) fn out_of_range_numbers_are_refused(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert!(matches!(
+        store.apply_remote(doc(1), &[b"x"], Some(u64::MAX)),
+        Err(StoreError::OutOfRange { .. })
+    ));
+    assert_eq!(store.load(doc(1))?, None);
+    let mut big = blob(1, BlobState::Uploaded, true, 0);
+    big.size = u64::MAX;
+    assert!(matches!(
+        store.put_blob(&big),
+        Err(StoreError::OutOfRange { .. })
+    ));
+    assert_eq!(store.blob(big.hash)?, None);
+    Ok(())
+}
+
+pub(crate) fn compact_replaces_snapshot_and_keeps_later_rows(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    store.commit_local(doc(1), b"a")?;
+    store.apply_remote(doc(1), &[b"b"], Some(1))?;
+    let seen = loaded(store, doc(1))?;
+    // Written after the load the snapshot is built from: must survive compaction.
+    store.commit_local(doc(1), b"c")?;
+    store.apply_remote(doc(1), &[b"d"], Some(2))?;
+
+    assert!(store.compact(doc(1), b"snapshot 1", seen.log_end)?);
+    let after = loaded(store, doc(1))?;
+    assert_eq!(after.snapshot.as_deref(), Some(&b"snapshot 1"[..]));
+    assert_eq!(after.changes, vec![b"c".to_vec(), b"d".to_vec()]);
+    assert_eq!(after.cursor, 2);
+    assert_eq!(after.log_end, loaded(store, doc(1))?.log_end);
+    assert_eq!(store.pending_count()?, 2, "outbox keeps its own bytes");
+    assert_eq!(store.outbox(10)?[0].bytes, b"a");
+
+    // Compacting everything leaves an empty log whose end stays put.
+    assert!(store.compact(doc(1), b"snapshot 2", after.log_end)?);
+    let all = loaded(store, doc(1))?;
+    assert_eq!(all.snapshot.as_deref(), Some(&b"snapshot 2"[..]));
+    assert!(all.changes.is_empty());
+    assert_eq!(all.log_end, after.log_end);
+    // New rows come after it.
+    store.commit_local(doc(1), b"e")?;
+    let next = loaded(store, doc(1))?;
+    assert_eq!(next.changes, vec![b"e".to_vec()]);
+    assert!(next.log_end > all.log_end);
+    Ok(())
+}
+
+pub(crate) fn stale_compaction_is_ignored(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.commit_local(doc(1), b"a")?;
+    let old = loaded(store, doc(1))?.log_end;
+    store.commit_local(doc(1), b"b")?;
+    let new = loaded(store, doc(1))?.log_end;
+    assert!(store.compact(doc(1), b"newer", new)?);
+    assert!(!store.compact(doc(1), b"older", old)?);
+    assert_eq!(
+        loaded(store, doc(1))?.snapshot.as_deref(),
+        Some(&b"newer"[..])
+    );
+    // The same position again is fine (a re-save of the same state).
+    assert!(store.compact(doc(1), b"newer again", new)?);
+    Ok(())
+}
+
+pub(crate) fn compaction_past_the_log_end_is_refused(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.commit_local(doc(1), b"a")?;
+    let end = loaded(store, doc(1))?.log_end;
+    // A position from another document's later row is past this log's end.
+    store.commit_local(doc(2), b"b")?;
+    let foreign = loaded(store, doc(2))?.log_end;
+    assert!(matches!(
+        store.compact(doc(1), b"snap", foreign),
+        Err(StoreError::PastLogEnd { .. })
+    ));
+    assert!(matches!(
+        store.compact(doc(3), b"snap", end),
+        Err(StoreError::PastLogEnd { .. })
+    ));
+    assert!(matches!(
+        store.compact(doc(1), b"", end),
+        Err(StoreError::Empty(_))
+    ));
+    let stored = loaded(store, doc(1))?;
+    assert_eq!(stored.snapshot, None);
+    assert_eq!(stored.changes, vec![b"a".to_vec()]);
+    assert_eq!(store.load(doc(3))?, None);
+    Ok(())
+}
+
+pub(crate) fn snapshot_for_a_new_document(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert!(store.compact(doc(1), b"from the relay", LogPos::START)?);
+    let stored = loaded(store, doc(1))?;
+    assert_eq!(stored.snapshot.as_deref(), Some(&b"from the relay"[..]));
+    assert!(stored.changes.is_empty());
+    assert_eq!(stored.log_end, LogPos::START);
+    store.apply_remote(doc(1), &[b"tail"], Some(8))?;
+    assert_eq!(loaded(store, doc(1))?.changes, vec![b"tail".to_vec()]);
+    Ok(())
+}
+
+pub(crate) fn documents_lists_every_known_document(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.commit_local(doc(5), b"a")?;
+    store.apply_remote(doc(2), &[b"b"], None)?;
+    store.compact(doc(9), b"snap", LogPos::START)?;
+    store.apply_remote(doc(7), &[], Some(1))?;
+    store.commit_local(doc(5), b"again")?;
+    assert_eq!(store.documents()?, vec![doc(2), doc(5), doc(7), doc(9)]);
+    Ok(())
+}
+
+pub(crate) fn blob_index_state_machine(store: &Arc<dyn LocalStore>) -> TestResult {
+    // A photo taken on this device waits for upload.
+    let photo = blob(1, BlobState::PendingUpload, true, 100);
+    let voice = blob(2, BlobState::PendingUpload, true, 50);
+    store.put_blob(&photo)?;
+    store.put_blob(&voice)?;
+    assert_eq!(store.blob(photo.hash)?, Some(photo.clone()));
+    assert_eq!(store.pending_uploads()?, vec![photo.clone(), voice.clone()]);
+
+    // Replacing a record keeps its place in the queue.
+    let mut renamed = photo.clone();
+    renamed.mime = "image/heic".into();
+    store.put_blob(&renamed)?;
+    assert_eq!(store.pending_uploads()?, vec![renamed, voice.clone()]);
+
+    // Uploaded: leaves the queue, stays cached.
+    store.set_blob_state(photo.hash, BlobState::Uploaded)?;
+    let uploaded = store.blob(photo.hash)?.ok_or("photo")?;
+    assert_eq!(uploaded.state, BlobState::Uploaded);
+    assert!(uploaded.cached);
+    assert_eq!(store.pending_uploads()?, vec![voice]);
+
+    // Evicted from the cache, then fetched again.
+    store.set_cached(photo.hash, false)?;
+    assert!(!store.blob(photo.hash)?.ok_or("photo")?.cached);
+    store.set_cached(photo.hash, true)?;
+
+    // Known from another device's document, not downloaded yet.
+    let remote = blob(3, BlobState::RemoteOnly, false, 0);
+    store.put_blob(&remote)?;
+    assert_eq!(store.blob(remote.hash)?, Some(remote.clone()));
+    store.set_cached(remote.hash, true)?;
+    store.touch_blob(remote.hash, 777)?;
+    let fetched = store.blob(remote.hash)?.ok_or("remote")?;
+    assert!(fetched.cached);
+    assert_eq!(fetched.last_used_ms, 777);
+    assert_eq!(fetched.state, BlobState::RemoteOnly);
+    assert_eq!(store.pending_uploads()?.len(), 1);
+    Ok(())
+}
+
+pub(crate) fn pending_blobs_must_stay_cached(store: &Arc<dyn LocalStore>) -> TestResult {
+    let pending = blob(1, BlobState::PendingUpload, true, 0);
+    store.put_blob(&pending)?;
+    assert!(matches!(
+        store.set_cached(pending.hash, false),
+        Err(StoreError::PendingNotCached(_))
+    ));
+    let uncached = blob(2, BlobState::PendingUpload, false, 0);
+    assert!(matches!(
+        store.put_blob(&uncached),
+        Err(StoreError::PendingNotCached(_))
+    ));
+    assert_eq!(store.blob(uncached.hash)?, None);
+    let remote = blob(3, BlobState::RemoteOnly, false, 0);
+    store.put_blob(&remote)?;
+    assert!(matches!(
+        store.set_blob_state(remote.hash, BlobState::PendingUpload),
+        Err(StoreError::PendingNotCached(_))
+    ));
+    assert_eq!(store.blob(pending.hash)?, Some(pending));
+    assert_eq!(store.blob(remote.hash)?, Some(remote));
+    Ok(())
+}
+
+pub(crate) fn unknown_blobs_are_not_found(store: &Arc<dyn LocalStore>) -> TestResult {
+    let hash = BlobHash::of(b"nobody");
+    assert_eq!(store.blob(hash)?, None);
+    assert!(matches!(
+        store.set_blob_state(hash, BlobState::Uploaded),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_cached(hash, true),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.touch_blob(hash, 1),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.blob(hash)?, None);
+    Ok(())
+}
+
+pub(crate) fn eviction_candidates_are_least_recently_used_first(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let old = blob(1, BlobState::Uploaded, true, 10);
+    let newer = blob(2, BlobState::RemoteOnly, true, 20);
+    let newest = blob(3, BlobState::Uploaded, true, 30);
+    let pending = blob(4, BlobState::PendingUpload, true, 1);
+    let not_cached = blob(5, BlobState::RemoteOnly, false, 2);
+    for b in [&newest, &pending, &old, &not_cached, &newer] {
+        store.put_blob(b)?;
+    }
+    let hashes = |v: Vec<BlobRecord>| v.into_iter().map(|b| b.hash).collect::<Vec<_>>();
+    assert_eq!(
+        hashes(store.eviction_candidates(10)?),
+        vec![old.hash, newer.hash, newest.hash]
+    );
+    assert_eq!(hashes(store.eviction_candidates(1)?), vec![old.hash]);
+
+    // Using a blob moves it to the back.
+    store.touch_blob(old.hash, 40)?;
+    assert_eq!(
+        hashes(store.eviction_candidates(10)?),
+        vec![newer.hash, newest.hash, old.hash]
+    );
+    // Evicting one removes it from the candidates.
+    store.set_cached(newer.hash, false)?;
+    assert_eq!(
+        hashes(store.eviction_candidates(10)?),
+        vec![newest.hash, old.hash]
+    );
+    // Ties are broken by hash, the same way in every backend.
+    store.touch_blob(newest.hash, 40)?;
+    let mut tied = vec![newest.hash, old.hash];
+    tied.sort();
+    assert_eq!(hashes(store.eviction_candidates(10)?), tied);
+    Ok(())
+}
+
+pub(crate) fn cached_bytes_counts_cached_blobs_only(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert_eq!(store.cached_bytes()?, 0);
+    store.put_blob(&blob(1, BlobState::Uploaded, true, 0))?;
+    store.put_blob(&blob(2, BlobState::PendingUpload, true, 0))?;
+    store.put_blob(&blob(3, BlobState::RemoteOnly, false, 0))?;
+    assert_eq!(store.cached_bytes()?, 1000 + 2000);
+    store.set_cached(BlobHash::of(&[3]), true)?;
+    assert_eq!(store.cached_bytes()?, 6000);
+    store.set_cached(BlobHash::of(&[1]), false)?;
+    assert_eq!(store.cached_bytes()?, 5000);
+    Ok(())
+}
+
+pub(crate) fn meta_round_trip(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert_eq!(store.get_meta("device")?, None);
+    store.set_meta("device", b"laptop")?;
+    store.set_meta("account", &[0, 1, 2, 255])?;
+    assert_eq!(store.get_meta("device")?.as_deref(), Some(&b"laptop"[..]));
+    store.set_meta("device", b"phone")?;
+    assert_eq!(store.get_meta("device")?.as_deref(), Some(&b"phone"[..]));
+    store.set_meta("empty", b"")?;
+    assert_eq!(store.get_meta("empty")?, Some(Vec::new()));
+    store.delete_meta("device")?;
+    store.delete_meta("device")?;
+    assert_eq!(store.get_meta("device")?, None);
+    assert_eq!(
+        store.get_meta("account")?.as_deref(),
+        Some(&[0, 1, 2, 255][..])
+    );
+    Ok(())
+}
+
+pub(crate) fn concurrent_commits_are_all_kept(store: &Arc<dyn LocalStore>) -> TestResult {
+    const THREADS: u8 = 4;
+    const EDITS: u8 = 25;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(store);
+            thread::spawn(move || -> Result<(), StoreError> {
+                for i in 0..EDITS {
+                    store.commit_local(doc(t % 2), &[t, i])?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().map_err(|_| "committer panicked")??;
+    }
+    assert_eq!(
+        store.pending_count()?,
+        u64::from(THREADS) * u64::from(EDITS)
+    );
+    let outbox = store.outbox(usize::MAX)?;
+    assert!(outbox.windows(2).all(|w| w[0].id < w[1].id));
+    let distinct: HashSet<_> = outbox.iter().map(|e| e.chunk).collect();
+    assert_eq!(distinct.len(), outbox.len());
+    // Each thread's edits are in its document's log in the order it made them.
+    for t in 0..THREADS {
+        let changes = loaded(store, doc(t % 2))?.changes;
+        let mine: Vec<_> = changes.iter().filter(|c| c[0] == t).collect();
+        let expected: Vec<Vec<u8>> = (0..EDITS).map(|i| vec![t, i]).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! [`MemoryStore`]: the [`LocalStore`] in plain collections behind a mutex.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Mutex, MutexGuard},
+};
+
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+
+use super::{
+    BlobRecord, BlobState, LocalStore, LogPos, OutboxEntry, Result, StoreError, StoredDoc,
+    check_i64, now_ms,
+};
+
+/// A [`LocalStore`] that keeps everything in memory and loses it on drop. For tests
+/// and for sessions that must leave nothing on the device. It behaves exactly like
+/// [`SqliteStore`](super::SqliteStore), including its limits (the same conformance
+/// suite runs against both).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    docs: BTreeMap<DocId, Doc>,
+    /// The last change-row position handed out (global, like SQLite's AUTOINCREMENT).
+    last_pos: u64,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    last_outbox_id: u64,
+    /// Blob records with the order they were first put in.
+    blobs: HashMap<BlobHash, (u64, BlobRecord)>,
+    last_blob_order: u64,
+    meta: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct Doc {
+    cursor: Seq,
+    /// The snapshot and the position it covers.
+    snapshot: Option<(Vec<u8>, u64)>,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+struct Row {
+    pos: u64,
+    chunk: ChunkId,
+    bytes: Vec<u8>,
+}
+
+impl Doc {
+    fn compacted_through(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |(_, through)| *through)
+    }
+
+    fn log_end(&self) -> u64 {
+        self.rows
+            .last()
+            .map_or_else(|| self.compacted_through(), |row| row.pos)
+    }
+
+    fn has_chunk(&self, chunk: &ChunkId) -> bool {
+        self.rows.iter().any(|row| row.chunk == *chunk)
+    }
+}
+
+impl Inner {
+    /// Appends a row unless the document already has one for this chunk.
+    fn append(&mut self, doc: DocId, chunk: ChunkId, bytes: &[u8]) -> bool {
+        let entry = self.docs.entry(doc).or_default();
+        if entry.has_chunk(&chunk) {
+            return false;
+        }
+        self.last_pos += 1;
+        entry.rows.push(Row {
+            pos: self.last_pos,
+            chunk,
+            bytes: bytes.to_vec(),
+        });
+        true
+    }
+
+    fn blob_mut(&mut self, hash: BlobHash) -> Result<&mut BlobRecord> {
+        self.blobs
+            .get_mut(&hash)
+            .map(|(_, record)| record)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "blob",
+                key: hash.to_hex(),
+            })
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+impl LocalStore for MemoryStore {
+    fn documents(&self) -> Result<Vec<DocId>> {
+        Ok(self.lock()?.docs.keys().copied().collect())
+    }
+
+    fn load(&self, doc: DocId) -> Result<Option<StoredDoc>> {
+        let inner = self.lock()?;
+        Ok(inner.docs.get(&doc).map(|d| StoredDoc {
+            snapshot: d.snapshot.as_ref().map(|(bytes, _)| bytes.clone()),
+            changes: d.rows.iter().map(|row| row.bytes.clone()).collect(),
+            cursor: d.cursor,
+            log_end: LogPos::new(d.log_end()),
+        }))
+    }
+
+    fn cursor(&self, doc: DocId) -> Result<Seq> {
+        Ok(self.lock()?.docs.get(&doc).map_or(0, |d| d.cursor))
+    }
+
+    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry> {
+        if chunk.is_empty() {
+            return Err(StoreError::Empty("chunk"));
+        }
+        let id = ChunkId::of(chunk);
+        let mut inner = self.lock()?;
+        if let Some(existing) = inner
+            .outbox
+            .values()
+            .find(|e| e.doc == doc && e.chunk == id)
+        {
+            return Ok(existing.clone());
+        }
+        inner.append(doc, id, chunk);
+        inner.last_outbox_id += 1;
+        let entry = OutboxEntry {
+            id: inner.last_outbox_id,
+            doc,
+            chunk: id,
+            bytes: chunk.to_vec(),
+            created_at_ms: now_ms(),
+        };
+        inner.outbox.insert(entry.id, entry.clone());
+        Ok(entry)
+    }
+
+    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize> {
+        if chunks.iter().any(|c| c.is_empty()) {
+            return Err(StoreError::Empty("chunk"));
+        }
+        if let Some(cursor) = new_cursor {
+            check_i64("cursor", cursor)?;
+        }
+        if chunks.is_empty() && new_cursor.is_none() {
+            return Ok(0);
+        }
+        let mut inner = self.lock()?;
+        let mut appended = 0;
+        for chunk in chunks {
+            if inner.append(doc, ChunkId::of(chunk), chunk) {
+                appended += 1;
+            }
+        }
+        let entry = inner.docs.entry(doc).or_default();
+        if let Some(cursor) = new_cursor {
+            entry.cursor = entry.cursor.max(cursor);
+        }
+        Ok(appended)
+    }
+
+    fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool> {
+        if snapshot.is_empty() {
+            return Err(StoreError::Empty("snapshot"));
+        }
+        let mut inner = self.lock()?;
+        let (log_end, compacted) = inner
+            .docs
+            .get(&doc)
+            .map_or((0, 0), |d| (d.log_end(), d.compacted_through()));
+        if through.get() > log_end {
+            return Err(StoreError::PastLogEnd {
+                through,
+                log_end: LogPos::new(log_end),
+            });
+        }
+        if through.get() < compacted {
+            return Ok(false);
+        }
+        let entry = inner.docs.entry(doc).or_default();
+        entry.snapshot = Some((snapshot.to_vec(), through.get()));
+        entry.rows.retain(|row| row.pos > through.get());
+        Ok(true)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(self.lock()?.outbox.values().take(limit).cloned().collect())
+    }
+
+    fn outbox_acked(&self, id: u64) -> Result<bool> {
+        Ok(self.lock()?.outbox.remove(&id).is_some())
+    }
+
+    fn outbox_acked_chunk(&self, doc: DocId, chunk: ChunkId) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let before = inner.outbox.len();
+        inner
+            .outbox
+            .retain(|_, e| !(e.doc == doc && e.chunk == chunk));
+        Ok(inner.outbox.len() != before)
+    }
+
+    fn pending_count(&self) -> Result<u64> {
+        Ok(self.lock()?.outbox.len() as u64)
+    }
+
+    fn put_blob(&self, record: &BlobRecord) -> Result<()> {
+        if record.state == BlobState::PendingUpload && !record.cached {
+            return Err(StoreError::PendingNotCached(record.hash));
+        }
+        check_i64("blob size", record.size)?;
+        let mut inner = self.lock()?;
+        let order = match inner.blobs.get(&record.hash) {
+            Some((order, _)) => *order,
+            None => {
+                inner.last_blob_order += 1;
+                inner.last_blob_order
+            }
+        };
+        inner.blobs.insert(record.hash, (order, record.clone()));
+        Ok(())
+    }
+
+    fn blob(&self, hash: BlobHash) -> Result<Option<BlobRecord>> {
+        Ok(self.lock()?.blobs.get(&hash).map(|(_, r)| r.clone()))
+    }
+
+    fn pending_uploads(&self) -> Result<Vec<BlobRecord>> {
+        let inner = self.lock()?;
+        let mut pending: Vec<_> = inner
+            .blobs
+            .values()
+            .filter(|(_, r)| r.state == BlobState::PendingUpload)
+            .collect();
+        pending.sort_by_key(|(order, _)| *order);
+        Ok(pending.into_iter().map(|(_, r)| r.clone()).collect())
+    }
+
+    fn set_blob_state(&self, hash: BlobHash, state: BlobState) -> Result<()> {
+        let mut inner = self.lock()?;
+        let record = inner.blob_mut(hash)?;
+        if state == BlobState::PendingUpload && !record.cached {
+            return Err(StoreError::PendingNotCached(hash));
+        }
+        record.state = state;
+        Ok(())
+    }
+
+    fn set_cached(&self, hash: BlobHash, cached: bool) -> Result<()> {
+        let mut inner = self.lock()?;
+        let record = inner.blob_mut(hash)?;
+        if !cached && record.state == BlobState::PendingUpload {
+            return Err(StoreError::PendingNotCached(hash));
+        }
+        record.cached = cached;
+        Ok(())
+    }
+
+    fn touch_blob(&self, hash: BlobHash, now_ms: i64) -> Result<()> {
+        self.lock()?.blob_mut(hash)?.last_used_ms = now_ms;
+        Ok(())
+    }
+
+    fn cached_bytes(&self) -> Result<u64> {
+        Ok(self
+            .lock()?
+            .blobs
+            .values()
+            .filter(|(_, r)| r.cached)
+            .fold(0u64, |sum, (_, r)| sum.saturating_add(r.size)))
+    }
+
+    fn eviction_candidates(&self, limit: usize) -> Result<Vec<BlobRecord>> {
+        let inner = self.lock()?;
+        let mut candidates: Vec<_> = inner
+            .blobs
+            .values()
+            .map(|(_, r)| r)
+            .filter(|r| r.cached && r.state != BlobState::PendingUpload)
+            .collect();
+        candidates.sort_by_key(|r| (r.last_used_ms, r.hash));
+        Ok(candidates.into_iter().take(limit).cloned().collect())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()?.meta.get(key).cloned())
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.lock()?.meta.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete_meta(&self, key: &str) -> Result<()> {
+        self.lock()?.meta.remove(key);
+        Ok(())
+    }
+}

@@ -1,0 +1,539 @@
+//! [`SqliteStore`]: the [`LocalStore`] in one SQLite file.
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use self::rows::{blob_columns, blob_record, collect, fixed, outbox_columns, outbox_entry};
+use super::{
+    BlobRecord, BlobState, LocalStore, LogPos, OutboxEntry, Result, StoreError, StoredDoc,
+    check_i64, now_ms,
+};
+
+mod rows;
+
+/// The numbered schema migrations; migration `n` (1-based) brings the database from
+/// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+
+/// How long a write waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`LocalStore`] in one SQLite file (WAL mode), the store a device really uses.
+///
+/// One connection behind a mutex: calls are serialised, each is one transaction.
+/// Opening applies the pending schema migrations and refuses a database written by a
+/// newer version of the app ([`StoreError::NewerSchema`]).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in the file at `path`; the parent
+    /// directory must exist. SQLite also keeps `-wal` and `-shm` files next to it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        tracing::debug!(path = %path.display(), "opening local store");
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A store in a private in-memory database, lost on drop.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    /// The schema version this build writes (`PRAGMA user_version`).
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    /// Runs SQLite's `integrity_check` and `foreign_key_check` over the whole file
+    /// (slow on a large database: for start-up after a crash or for tests).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] with SQLite's findings when a check fails.
+    pub fn check_integrity(&self) -> Result<()> {
+        let conn = self.lock()?;
+        let mut problems = Vec::new();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let line: String = row.get(0)?;
+            if line != "ok" {
+                problems.push(line);
+            }
+        }
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let table: String = row.get(0)?;
+            problems.push(format!("foreign key violation in {table}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(problems.join("; ")))
+        }
+    }
+
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers never block the writer, and a commit is one append to the log.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            tracing::warn!(%mode, "local store could not switch to WAL mode");
+        }
+        // FULL: every commit fsyncs the WAL before returning. With NORMAL a commit
+        // survives a process kill but may roll back on power loss or an OS crash; the
+        // durability promise of `commit_local` covers power loss too, so FULL it is.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Runs `f` in a write transaction (taking the write lock up front, so it cannot
+    /// fail half-way on a lock upgrade). Rolled back if `f` fails.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction, so it sees one consistent state.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Brings the schema up to date, one transaction per migration.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let supported = SqliteStore::schema_version();
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read inside the transaction: another process may have migrated meanwhile.
+        let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found > supported {
+            return Err(StoreError::NewerSchema { found, supported });
+        }
+        if found < 0 {
+            return Err(StoreError::Corrupt(format!(
+                "negative user_version {found}"
+            )));
+        }
+        if found >= version {
+            continue;
+        }
+        tracing::info!(version, "migrating local store");
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn ensure_doc(tx: &Transaction<'_>, doc: DocId) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO docs (doc_id) VALUES (?1)")?
+        .execute([doc.as_bytes().as_slice()])?;
+    Ok(())
+}
+
+/// The document's log end and the position its snapshot covers (0, 0 when unknown).
+fn log_end(tx: &Transaction<'_>, doc: DocId) -> Result<(u64, u64)> {
+    let (last_row, through): (Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT (SELECT max(pos) FROM changes WHERE doc_id = ?1),
+                    (SELECT through FROM snapshots WHERE doc_id = ?1)",
+        )?
+        .query_row([doc.as_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let to_u64 = |v: Option<i64>, what: &str| {
+        u64::try_from(v.unwrap_or(0)).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
+    };
+    let through = to_u64(through, "snapshot position")?;
+    let last_row = to_u64(last_row, "change position")?;
+    Ok((last_row.max(through), through))
+}
+
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn blob_not_found(hash: BlobHash) -> StoreError {
+    StoreError::NotFound {
+        kind: "blob",
+        key: hash.to_hex(),
+    }
+}
+
+impl LocalStore for SqliteStore {
+    fn documents(&self) -> Result<Vec<DocId>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached("SELECT doc_id FROM docs ORDER BY doc_id")?;
+            collect(stmt.query([])?, |row| Ok(DocId(fixed(row, 0, "doc id")?)))
+        })
+    }
+
+    fn load(&self, doc: DocId) -> Result<Option<StoredDoc>> {
+        let key = doc.as_bytes().as_slice();
+        self.read(|tx| {
+            let cursor = tx
+                .prepare_cached("SELECT cursor FROM docs WHERE doc_id = ?1")?
+                .query_row([key], |row| row.get::<_, i64>(0))
+                .optional()?;
+            let Some(cursor) = cursor else {
+                return Ok(None);
+            };
+            let cursor =
+                u64::try_from(cursor).map_err(|_| StoreError::Corrupt("negative cursor".into()))?;
+            let snapshot: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT bytes FROM snapshots WHERE doc_id = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()?;
+            let mut stmt =
+                tx.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY pos")?;
+            let changes = collect(stmt.query([key])?, |row| Ok(row.get(0)?))?;
+            let (end, _) = log_end(tx, doc)?;
+            Ok(Some(StoredDoc {
+                snapshot,
+                changes,
+                cursor,
+                log_end: LogPos::new(end),
+            }))
+        })
+    }
+
+    fn cursor(&self, doc: DocId) -> Result<Seq> {
+        self.read(|tx| {
+            let cursor = tx
+                .prepare_cached("SELECT cursor FROM docs WHERE doc_id = ?1")?
+                .query_row([doc.as_bytes().as_slice()], |row| row.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(0);
+            u64::try_from(cursor).map_err(|_| StoreError::Corrupt("negative cursor".into()))
+        })
+    }
+
+    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry> {
+        if chunk.is_empty() {
+            return Err(StoreError::Empty("chunk"));
+        }
+        let id = ChunkId::of(chunk);
+        let created_at_ms = now_ms();
+        self.write(|tx| {
+            let existing = tx
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    outbox_columns!(),
+                    " FROM outbox WHERE doc_id = ?1 AND chunk_id = ?2"
+                ))?
+                .query([doc.as_bytes().as_slice(), id.as_bytes().as_slice()])?
+                .next()?
+                .map(outbox_entry)
+                .transpose()?;
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            ensure_doc(tx, doc)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
+            )?
+            .execute((doc.as_bytes().as_slice(), id.as_bytes().as_slice(), chunk))?;
+            tx.prepare_cached(
+                "INSERT INTO outbox (doc_id, chunk_id, bytes, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((
+                doc.as_bytes().as_slice(),
+                id.as_bytes().as_slice(),
+                chunk,
+                created_at_ms,
+            ))?;
+            let rowid = u64::try_from(tx.last_insert_rowid())
+                .map_err(|_| StoreError::Corrupt("negative outbox id".into()))?;
+            Ok(OutboxEntry {
+                id: rowid,
+                doc,
+                chunk: id,
+                bytes: chunk.to_vec(),
+                created_at_ms,
+            })
+        })
+    }
+
+    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize> {
+        if chunks.iter().any(|c| c.is_empty()) {
+            return Err(StoreError::Empty("chunk"));
+        }
+        let new_cursor = new_cursor.map(|c| check_i64("cursor", c)).transpose()?;
+        if chunks.is_empty() && new_cursor.is_none() {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            ensure_doc(tx, doc)?;
+            let mut appended = 0;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
+            )?;
+            for chunk in chunks {
+                let id = ChunkId::of(chunk);
+                appended += insert.execute((
+                    doc.as_bytes().as_slice(),
+                    id.as_bytes().as_slice(),
+                    *chunk,
+                ))?;
+            }
+            if let Some(cursor) = new_cursor {
+                tx.prepare_cached("UPDATE docs SET cursor = max(cursor, ?2) WHERE doc_id = ?1")?
+                    .execute((doc.as_bytes().as_slice(), cursor))?;
+            }
+            Ok(appended)
+        })
+    }
+
+    fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool> {
+        if snapshot.is_empty() {
+            return Err(StoreError::Empty("snapshot"));
+        }
+        let position = check_i64("log position", through.get())?;
+        self.write(|tx| {
+            let (end, compacted) = log_end(tx, doc)?;
+            if through.get() > end {
+                return Err(StoreError::PastLogEnd {
+                    through,
+                    log_end: LogPos::new(end),
+                });
+            }
+            if through.get() < compacted {
+                return Ok(false);
+            }
+            let key = doc.as_bytes().as_slice();
+            ensure_doc(tx, doc)?;
+            tx.prepare_cached(
+                "INSERT INTO snapshots (doc_id, through, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id) DO UPDATE SET through = excluded.through,
+                                                    bytes = excluded.bytes",
+            )?
+            .execute((key, position, snapshot))?;
+            tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1 AND pos <= ?2")?
+                .execute((key, position))?;
+            Ok(true)
+        })
+    }
+
+    fn outbox(&self, max: usize) -> Result<Vec<OutboxEntry>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                outbox_columns!(),
+                " FROM outbox ORDER BY id LIMIT ?1"
+            ))?;
+            collect(stmt.query([limit(max)])?, outbox_entry)
+        })
+    }
+
+    fn outbox_acked(&self, id: u64) -> Result<bool> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(false); // no such id can exist
+        };
+        self.write(|tx| {
+            let removed = tx
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+                .execute([id])?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn outbox_acked_chunk(&self, doc: DocId, chunk: ChunkId) -> Result<bool> {
+        self.write(|tx| {
+            let removed = tx
+                .prepare_cached("DELETE FROM outbox WHERE doc_id = ?1 AND chunk_id = ?2")?
+                .execute([doc.as_bytes().as_slice(), chunk.as_bytes().as_slice()])?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn pending_count(&self) -> Result<u64> {
+        self.read(|tx| {
+            let count: i64 = tx
+                .prepare_cached("SELECT count(*) FROM outbox")?
+                .query_row([], |row| row.get(0))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
+
+    fn put_blob(&self, record: &BlobRecord) -> Result<()> {
+        if record.state == BlobState::PendingUpload && !record.cached {
+            return Err(StoreError::PendingNotCached(record.hash));
+        }
+        let size = check_i64("blob size", record.size)?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO blobs (hash, size, mime, state, cached, last_used_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (hash) DO UPDATE SET
+                     size = excluded.size, mime = excluded.mime, state = excluded.state,
+                     cached = excluded.cached, last_used_ms = excluded.last_used_ms",
+            )?
+            .execute((
+                record.hash.as_bytes().as_slice(),
+                size,
+                &record.mime,
+                record.state.as_str(),
+                record.cached,
+                record.last_used_ms,
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn blob(&self, hash: BlobHash) -> Result<Option<BlobRecord>> {
+        self.read(|tx| {
+            tx.prepare_cached(concat!(
+                "SELECT ",
+                blob_columns!(),
+                " FROM blobs WHERE hash = ?1"
+            ))?
+            .query([hash.as_bytes().as_slice()])?
+            .next()?
+            .map(blob_record)
+            .transpose()
+        })
+    }
+
+    fn pending_uploads(&self) -> Result<Vec<BlobRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                blob_columns!(),
+                " FROM blobs WHERE state = 'pending_upload' ORDER BY rowid"
+            ))?;
+            collect(stmt.query([])?, blob_record)
+        })
+    }
+
+    fn set_blob_state(&self, hash: BlobHash, state: BlobState) -> Result<()> {
+        self.write(|tx| {
+            let cached: Option<bool> = tx
+                .prepare_cached("SELECT cached FROM blobs WHERE hash = ?1")?
+                .query_row([hash.as_bytes().as_slice()], |row| row.get(0))
+                .optional()?;
+            match cached {
+                None => return Err(blob_not_found(hash)),
+                Some(false) if state == BlobState::PendingUpload => {
+                    return Err(StoreError::PendingNotCached(hash));
+                }
+                Some(_) => {}
+            }
+            tx.prepare_cached("UPDATE blobs SET state = ?2 WHERE hash = ?1")?
+                .execute((hash.as_bytes().as_slice(), state.as_str()))?;
+            Ok(())
+        })
+    }
+
+    fn set_cached(&self, hash: BlobHash, cached: bool) -> Result<()> {
+        self.write(|tx| {
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM blobs WHERE hash = ?1")?
+                .query_row([hash.as_bytes().as_slice()], |row| row.get(0))
+                .optional()?;
+            match state {
+                None => return Err(blob_not_found(hash)),
+                Some(s) if !cached && s == BlobState::PendingUpload.as_str() => {
+                    return Err(StoreError::PendingNotCached(hash));
+                }
+                Some(_) => {}
+            }
+            tx.prepare_cached("UPDATE blobs SET cached = ?2 WHERE hash = ?1")?
+                .execute((hash.as_bytes().as_slice(), cached))?;
+            Ok(())
+        })
+    }
+
+    fn touch_blob(&self, hash: BlobHash, now_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached("UPDATE blobs SET last_used_ms = ?2 WHERE hash = ?1")?
+                .execute((hash.as_bytes().as_slice(), now_ms))?;
+            if updated == 0 {
+                return Err(blob_not_found(hash));
+            }
+            Ok(())
+        })
+    }
+
+    fn cached_bytes(&self) -> Result<u64> {
+        self.read(|tx| {
+            let total: i64 = tx
+                .prepare_cached("SELECT coalesce(sum(size), 0) FROM blobs WHERE cached = 1")?
+                .query_row([], |row| row.get(0))?;
+            u64::try_from(total).map_err(|_| StoreError::Corrupt("negative blob sizes".into()))
+        })
+    }
+
+    fn eviction_candidates(&self, max: usize) -> Result<Vec<BlobRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                blob_columns!(),
+                " FROM blobs
+                 WHERE cached = 1 AND state <> 'pending_upload'
+                 ORDER BY last_used_ms, hash LIMIT ?1"
+            ))?;
+            collect(stmt.query([limit(max)])?, blob_record)
+        })
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute((key, value))?;
+            Ok(())
+        })
+    }
+
+    fn delete_meta(&self, key: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute([key])?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! What only the SQLite backend has: a file that outlives the process, pragmas,
+//! schema versions. The shared behaviour is in the conformance suite.
+
+use doran_protocol::{BlobHash, DocId};
+
+use super::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+fn reopening_a_file_store_finds_everything() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    let doc = DocId([1; 16]);
+    let photo = BlobRecord {
+        hash: BlobHash::of(b"photo"),
+        size: 12,
+        mime: "image/jpeg".into(),
+        state: BlobState::PendingUpload,
+        cached: true,
+        last_used_ms: 5,
+    };
+    let (entry, acked, before) = {
+        let store = SqliteStore::open(&path)?;
+        store.commit_local(doc, b"one")?;
+        let end = store.load(doc)?.ok_or("doc")?.log_end;
+        store.compact(doc, b"snapshot", end)?;
+        let entry = store.commit_local(doc, b"two")?;
+        let acked = store.commit_local(DocId([2; 16]), b"acked")?;
+        store.outbox_acked(acked.id)?;
+        store.apply_remote(doc, &[b"three"], Some(42))?;
+        store.put_blob(&photo)?;
+        store.set_meta("device", b"laptop")?;
+        (entry, acked, store.load(doc)?)
+    };
+
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.load(doc)?, before);
+    let stored = before.ok_or("doc")?;
+    assert_eq!(stored.snapshot.as_deref(), Some(&b"snapshot"[..]));
+    assert_eq!(stored.changes, vec![b"two".to_vec(), b"three".to_vec()]);
+    assert_eq!(stored.cursor, 42);
+    assert_eq!(store.documents()?, vec![doc, DocId([2; 16])]);
+    let outbox = store.outbox(10)?;
+    assert_eq!(outbox.len(), 2, "the entry for `one` and `two`");
+    assert_eq!(outbox[1], entry);
+    assert_eq!(store.pending_uploads()?, vec![photo]);
+    assert_eq!(store.get_meta("device")?.as_deref(), Some(&b"laptop"[..]));
+    // Ids keep growing across a reopen, even past an acknowledged (deleted) entry.
+    assert!(store.commit_local(doc, b"four")?.id > acked.id);
+    store.check_integrity()?;
+    Ok(())
+}
+
+#[test]
+fn pragmas_and_schema_version_are_set() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join("store.db"))?;
+    let conn = store.lock()?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    assert_eq!(synchronous, 2, "FULL");
+    let foreign_keys: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    assert!(foreign_keys);
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SqliteStore::schema_version());
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    Ok(())
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    drop(SqliteStore::open(&path)?);
+    let future = SqliteStore::schema_version() + 1;
+    Connection::open(&path)?.pragma_update(None, "user_version", future)?;
+
+    match SqliteStore::open(&path) {
+        Err(StoreError::NewerSchema { found, supported }) => {
+            assert_eq!(found, future);
+            assert_eq!(supported, SqliteStore::schema_version());
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // Refusing did not touch the file.
+    let version: i64 =
+        Connection::open(&path)?.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, future);
+    Ok(())
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_corrupt() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    std::fs::write(&path, vec![0x5a; 8192])?;
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::Corrupt(_))
+    ));
+    Ok(())
+}
+
+#[test]
+fn the_schema_refuses_rows_the_store_would_misread() -> TestResult {
+    let store = SqliteStore::open_in_memory()?;
+    let conn = store.lock()?;
+    // Each statement breaks one invariant the Rust side relies on.
+    for bad in [
+        "INSERT INTO docs (doc_id) VALUES (x'01')",
+        "INSERT INTO changes (doc_id, chunk_id, bytes) VALUES (zeroblob(16), zeroblob(32), x'00')",
+        "INSERT INTO blobs VALUES (zeroblob(32), 1, 'a', 'pending_upload', 0, 0)",
+        "INSERT INTO blobs VALUES (zeroblob(32), 1, 'a', 'lost', 1, 0)",
+        "INSERT INTO blobs VALUES (zeroblob(32), -1, 'a', 'uploaded', 1, 0)",
+    ] {
+        assert!(conn.execute(bad, []).is_err(), "accepted: {bad}");
+    }
+    Ok(())
+}
+
+#[test]
+fn corrupt_rows_are_typed_errors_not_panics() -> TestResult {
+    let store = SqliteStore::open_in_memory()?;
+    store.put_blob(&BlobRecord {
+        hash: BlobHash::of(b"x"),
+        size: 1,
+        mime: "a/b".into(),
+        state: BlobState::Uploaded,
+        cached: true,
+        last_used_ms: 0,
+    })?;
+    {
+        let conn = store.lock()?;
+        // Simulate damage the CHECKs cannot see: a row rewritten with checks off.
+        conn.execute_batch(
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE blobs SET state = 'lost';
+             PRAGMA ignore_check_constraints = OFF;",
+        )?;
+    }
+    assert!(matches!(
+        store.blob(BlobHash::of(b"x")),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.eviction_candidates(10),
+        Err(StoreError::Corrupt(_))
+    ));
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The records the store hands out and takes in.
+
+use std::{fmt, str::FromStr};
+
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+
+/// An opaque position in a document's change log: the position of one change row.
+///
+/// Positions only grow (they are never reused, even after compaction), so "every row
+/// at or before this position" is a stable set. Get one from [`StoredDoc::log_end`] and
+/// hand it back to [`LocalStore::compact`](super::LocalStore::compact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogPos(u64);
+
+impl LogPos {
+    /// Before every row: compacting through it drops nothing.
+    pub const START: LogPos = LogPos(0);
+
+    pub(crate) fn new(pos: u64) -> Self {
+        Self(pos)
+    }
+
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A document as stored: rebuild it with `AutoCommit::load(snapshot)` (or
+/// `AutoCommit::new()` without one) and then `load_incremental` for every change, in
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    /// The latest snapshot (`save()` bytes), if the document was ever compacted.
+    pub snapshot: Option<Vec<u8>>,
+    /// The change log since the snapshot (`save_incremental()` chunks), oldest first.
+    pub changes: Vec<Vec<u8>>,
+    /// The sync cursor: relay sequence number of the last chunk received (0: none).
+    pub cursor: Seq,
+    /// The position of the last change row, or the position the snapshot covers when
+    /// the log is empty; pass it to [`LocalStore::compact`](super::LocalStore::compact)
+    /// with a snapshot built from this load.
+    pub log_end: LogPos,
+}
+
+/// A local edit waiting for the relay's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Position in the outbox; increases with every entry and is never reused.
+    pub id: u64,
+    /// The document the edit belongs to.
+    pub doc: DocId,
+    /// blake3 of [`bytes`](Self::bytes), the id the relay acknowledges.
+    pub chunk: ChunkId,
+    /// The chunk (`save_incremental()` bytes), kept even after compaction.
+    pub bytes: Vec<u8>,
+    /// When the edit was committed, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// The upload state of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobState {
+    /// Made on this device and not yet on the relay; its bytes must stay cached.
+    PendingUpload,
+    /// Made on this device and uploaded to the relay.
+    Uploaded,
+    /// Known from a document; the bytes are on the relay (and cached here if `cached`).
+    RemoteOnly,
+}
+
+impl BlobState {
+    /// The stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobState::PendingUpload => "pending_upload",
+            BlobState::Uploaded => "uploaded",
+            BlobState::RemoteOnly => "remote_only",
+        }
+    }
+}
+
+impl fmt::Display for BlobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not one of the [`BlobState`] names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown blob state {0:?}")]
+pub struct UnknownBlobState(pub String);
+
+impl FromStr for BlobState {
+    type Err = UnknownBlobState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending_upload" => Ok(BlobState::PendingUpload),
+            "uploaded" => Ok(BlobState::Uploaded),
+            "remote_only" => Ok(BlobState::RemoteOnly),
+            other => Err(UnknownBlobState(other.chars().take(40).collect())),
+        }
+    }
+}
+
+/// The index record of one blob (photo, thumbnail, voice message). The bytes live in
+/// files managed elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// blake3 of the blob's bytes.
+    pub hash: BlobHash,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// MIME type, e.g. `image/jpeg` or `audio/mpeg`.
+    pub mime: String,
+    /// Upload state.
+    pub state: BlobState,
+    /// Whether the bytes are in the local cache.
+    pub cached: bool,
+    /// When the blob was last used, in milliseconds since the Unix epoch (for LRU).
+    pub last_used_ms: i64,
+}

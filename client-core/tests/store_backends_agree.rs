@@ -1,0 +1,232 @@
+//! Model-based check: random sequences of operations give the same answers and leave
+//! the same state in [`MemoryStore`] and [`SqliteStore`]. The conformance suite tests
+//! chosen cases; this one looks for the corners nobody thought of (duplicates across
+//! calls, compaction interleaved with remote chunks, blob states in odd orders).
+
+use std::collections::BTreeMap;
+
+use doran_client_core::store::{
+    BlobRecord, BlobState, LocalStore, LogPos, MemoryStore, OutboxEntry, Result, SqliteStore,
+};
+use doran_protocol::{BlobHash, ChunkId, DocId};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Commit {
+        doc: u8,
+        chunk: Option<u8>,
+    },
+    Remote {
+        doc: u8,
+        chunks: Vec<Option<u8>>,
+        cursor: Option<u64>,
+    },
+    /// Compact with the document's current log end, or (`back > 0`) one it had
+    /// `back` loads ago, which may be stale.
+    Compact {
+        doc: u8,
+        back: usize,
+        snapshot: u8,
+    },
+    Ack {
+        nth: usize,
+    },
+    AckChunk {
+        doc: u8,
+        chunk: u8,
+    },
+    PutBlob {
+        n: u8,
+        state: u8,
+        cached: bool,
+        used: i64,
+    },
+    SetState {
+        n: u8,
+        state: u8,
+    },
+    SetCached {
+        n: u8,
+        cached: bool,
+    },
+    Touch {
+        n: u8,
+        used: i64,
+    },
+    SetMeta {
+        key: u8,
+        value: u8,
+    },
+    DeleteMeta {
+        key: u8,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let chunk = prop::option::weighted(0.95, 0u8..8);
+    prop_oneof![
+        4 => (0u8..3, chunk.clone()).prop_map(|(doc, chunk)| Op::Commit { doc, chunk }),
+        3 => (0u8..3, prop::collection::vec(chunk, 0..4), prop::option::of(0u64..20))
+            .prop_map(|(doc, chunks, cursor)| Op::Remote { doc, chunks, cursor }),
+        2 => (0u8..3, 0usize..4, any::<u8>())
+            .prop_map(|(doc, back, snapshot)| Op::Compact { doc, back, snapshot }),
+        1 => (0usize..4).prop_map(|nth| Op::Ack { nth }),
+        1 => (0u8..3, 0u8..8).prop_map(|(doc, chunk)| Op::AckChunk { doc, chunk }),
+        2 => (0u8..5, 0u8..3, any::<bool>(), 0i64..10)
+            .prop_map(|(n, state, cached, used)| Op::PutBlob { n, state, cached, used }),
+        1 => (0u8..5, 0u8..3).prop_map(|(n, state)| Op::SetState { n, state }),
+        1 => (0u8..5, any::<bool>()).prop_map(|(n, cached)| Op::SetCached { n, cached }),
+        1 => (0u8..5, 0i64..10).prop_map(|(n, used)| Op::Touch { n, used }),
+        1 => (0u8..3, any::<u8>()).prop_map(|(key, value)| Op::SetMeta { key, value }),
+        1 => (0u8..3).prop_map(|key| Op::DeleteMeta { key }),
+    ]
+}
+
+fn doc(n: u8) -> DocId {
+    DocId([n; 16])
+}
+
+fn chunk(c: Option<u8>) -> Vec<u8> {
+    c.map_or_else(Vec::new, |c| vec![b'c', c])
+}
+
+fn hash(n: u8) -> BlobHash {
+    BlobHash::of(&[n])
+}
+
+fn state(s: u8) -> BlobState {
+    match s % 3 {
+        0 => BlobState::PendingUpload,
+        1 => BlobState::Uploaded,
+        _ => BlobState::RemoteOnly,
+    }
+}
+
+/// One backend under test, with the log positions it handed out per document (the
+/// positions are opaque, so each backend is driven with its own).
+struct Subject {
+    store: Box<dyn LocalStore>,
+    ends: BTreeMap<u8, Vec<LogPos>>,
+}
+
+/// An answer, written so that both backends must produce the same text: errors by
+/// variant, outbox entries without their wall-clock time.
+fn answer<T: std::fmt::Debug>(result: Result<T>) -> String {
+    match result {
+        Ok(value) => format!("ok {value:?}"),
+        Err(err) => format!("err {}", err_kind(&format!("{err:?}"))),
+    }
+}
+
+fn err_kind(debug: &str) -> &str {
+    debug.split([' ', '(', '{']).next().unwrap_or(debug)
+}
+
+fn entry(e: &OutboxEntry) -> (u64, DocId, ChunkId, Vec<u8>) {
+    (e.id, e.doc, e.chunk, e.bytes.clone())
+}
+
+impl Subject {
+    fn apply(&mut self, op: &Op) -> String {
+        let s = &*self.store;
+        match op {
+            Op::Commit { doc: d, chunk: c } => {
+                answer(s.commit_local(doc(*d), &chunk(*c)).map(|e| entry(&e)))
+            }
+            Op::Remote {
+                doc: d,
+                chunks,
+                cursor,
+            } => {
+                let owned: Vec<Vec<u8>> = chunks.iter().map(|c| chunk(*c)).collect();
+                let slices: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                answer(s.apply_remote(doc(*d), &slices, *cursor))
+            }
+            Op::Compact {
+                doc: d,
+                back,
+                snapshot,
+            } => {
+                let current = match s.load(doc(*d)) {
+                    Ok(stored) => stored.map_or(LogPos::START, |st| st.log_end),
+                    Err(err) => return answer::<()>(Err(err)),
+                };
+                let ends = self.ends.entry(*d).or_default();
+                ends.push(current);
+                let through = ends[ends.len().saturating_sub(1 + back)];
+                answer(s.compact(doc(*d), &[b's', *snapshot], through))
+            }
+            Op::Ack { nth } => {
+                let id = s
+                    .outbox(usize::MAX)
+                    .ok()
+                    .and_then(|o| o.get(*nth).map(|e| e.id));
+                answer(s.outbox_acked(id.unwrap_or(u64::MAX)))
+            }
+            Op::AckChunk { doc: d, chunk: c } => {
+                answer(s.outbox_acked_chunk(doc(*d), ChunkId::of(&chunk(Some(*c)))))
+            }
+            Op::PutBlob {
+                n,
+                state: st,
+                cached,
+                used,
+            } => answer(s.put_blob(&BlobRecord {
+                hash: hash(*n),
+                size: u64::from(*n) * 10,
+                mime: format!("type/{n}"),
+                state: state(*st),
+                cached: *cached,
+                last_used_ms: *used,
+            })),
+            Op::SetState { n, state: st } => answer(s.set_blob_state(hash(*n), state(*st))),
+            Op::SetCached { n, cached } => answer(s.set_cached(hash(*n), *cached)),
+            Op::Touch { n, used } => answer(s.touch_blob(hash(*n), *used)),
+            Op::SetMeta { key, value } => answer(s.set_meta(&format!("k{key}"), &[*value])),
+            Op::DeleteMeta { key } => answer(s.delete_meta(&format!("k{key}"))),
+        }
+    }
+
+    /// Everything observable, except log positions and outbox timestamps.
+    fn state(&self) -> Result<String> {
+        let s = &*self.store;
+        let mut out = String::new();
+        for d in s.documents()? {
+            let stored = s.load(d)?;
+            let stored = stored.map(|st| (st.snapshot, st.changes, st.cursor));
+            out += &format!("{d:?} {stored:?} cursor={}\n", s.cursor(d)?);
+        }
+        let outbox: Vec<_> = s.outbox(usize::MAX)?.iter().map(entry).collect();
+        out += &format!("outbox {outbox:?} pending={}\n", s.pending_count()?);
+        out += &format!("uploads {:?}\n", s.pending_uploads()?);
+        out += &format!("evict {:?}\n", s.eviction_candidates(usize::MAX)?);
+        out += &format!("cached {}\n", s.cached_bytes()?);
+        for n in 0..5 {
+            out += &format!("blob {n} {:?}\n", s.blob(hash(n))?);
+        }
+        for key in 0..3 {
+            out += &format!("meta {key} {:?}\n", s.get_meta(&format!("k{key}"))?);
+        }
+        Ok(out)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn store_backends_agree(ops in prop::collection::vec(op(), 1..60)) {
+        let mut memory = Subject { store: Box::new(MemoryStore::new()), ends: BTreeMap::new() };
+        let mut sqlite = Subject {
+            store: Box::new(SqliteStore::open_in_memory().expect("open")),
+            ends: BTreeMap::new(),
+        };
+        for (step, op) in ops.iter().enumerate() {
+            let (a, b) = (memory.apply(op), sqlite.apply(op));
+            prop_assert_eq!(&a, &b, "step {}: {:?}", step, op);
+            let (a, b) = (memory.state().expect("memory state"), sqlite.state().expect("sqlite state"));
+            prop_assert_eq!(a, b, "state after step {}: {:?}", step, op);
+        }
+    }
+}
