@@ -1,0 +1,560 @@
+//! The ten-year family document benchmark.
+//!
+//! Phase 1 (this process) simulates ten years of a family of five: every member edits
+//! their own replica, one Automerge change per user action, and the replicas sync
+//! weekly, as devices that are often offline would. The host's replica is then stored
+//! in a SQLite store the way a device keeps it (a snapshot plus a log tail).
+//!
+//! Phase 2 runs in a fresh child process, so its peak memory is that of a device that
+//! opens the family: open the store and the document, make edits (each including its
+//! SQLite commit), compute badges, the home summary and other views.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use doran_client_core::{
+    Actor, EventInput, FamilyDoc, PhotoInput, VoiceInput,
+    store::{LocalStore, SqliteStore},
+    time_util::YearMonth,
+    views,
+};
+use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, UserId};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use serde_json::json;
+
+use crate::stats::{Percentiles, mib, ms, peak_rss_bytes, timed};
+
+const DAY_MS: i64 = 86_400_000;
+/// 2016-11-28 09:00 KST: ten years before the benchmark's "now".
+const START_MS: i64 = 1_480_291_200_000;
+const MEMBERS: usize = 5;
+const NAMES: [&str; MEMBERS] = ["엄마", "아빠", "첫째", "둘째", "할머니"];
+
+type Error = Box<dyn std::error::Error>;
+
+/// Options of `doran-bench family-doc`.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Size relative to the ten-year family (20 000 events, 5 000 missions, 30 000
+    /// photos, 100 000 likes and comments, 2 000 voice messages).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Days between syncs of the members' replicas while the history is built.
+    #[arg(long, default_value_t = 7)]
+    sync_every_days: i64,
+    /// Random seed (the same seed builds the same history).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Edits to time after opening.
+    #[arg(long, default_value_t = 300)]
+    edits: usize,
+    /// Keep the SQLite store here instead of a temporary directory.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// Internal: run phase 2 on an existing store (`--open STORE --doc ID --user ID`).
+    #[arg(long, hide = true, requires_all = ["doc", "user"])]
+    open: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    doc: Option<String>,
+    #[arg(long, hide = true)]
+    user: Option<String>,
+}
+
+pub fn run(opts: &Options, json_out: bool) -> Result<(), Error> {
+    if let (Some(store), Some(doc), Some(user)) = (&opts.open, &opts.doc, &opts.user) {
+        let figures = open_phase(store, doc.parse()?, user.parse()?, opts.edits)?;
+        println!("{figures}");
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let dir = opts
+        .keep
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let store_path = dir.join("device.sqlite");
+    let _ = std::fs::remove_file(&store_path);
+
+    let (built, build_time) = timed(|| build_history(opts));
+    let mut built = built?;
+    let (snapshot, save_time) = timed(|| built.host.save());
+    let doc_id = DocId::from(built.family);
+    {
+        let store = SqliteStore::open(&store_path)?;
+        store.apply_remote(doc_id, &[snapshot.as_slice()], Some(1))?;
+        let stored = store.load(doc_id)?.ok_or("stored document vanished")?;
+        store.compact(doc_id, &snapshot, stored.log_end)?;
+    }
+
+    // Phase 2 in a fresh process.
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .args(["family-doc", "--edits", &opts.edits.to_string(), "--open"])
+        .arg(&store_path)
+        .args([
+            "--doc",
+            &doc_id.to_string(),
+            "--user",
+            &built.host_user.to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "the open phase failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let device: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let disk = sqlite_bytes(&store_path);
+
+    let v = built.host.view();
+    let comments: usize = v.photos.values().map(|p| p.comments.len()).sum();
+    let likes: usize = v.photos.values().map(|p| p.likes.len()).sum();
+    let report = json!({
+        "benchmark": "family-doc",
+        "scale": opts.scale,
+        "seed": opts.seed,
+        "history": {
+            "changes": built.changes,
+            "events": v.calendar.len(),
+            "missions": v.missions.len(),
+            "photos": v.photos.len(),
+            "likes": likes,
+            "comments": comments,
+            "voices": v.voices.len(),
+            "albums": v.albums.len(),
+            "build_s": (build_time.as_secs_f64() * 10.0).round() / 10.0,
+        },
+        "snapshot_bytes": snapshot.len(),
+        "save_ms": ms(save_time),
+        "sqlite_bytes_on_disk": disk,
+        "device": device,
+        "builder_peak_rss_mib": mib(peak_rss_bytes()),
+    });
+    if json_out {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Sum of the SQLite file and its WAL/SHM companions.
+fn sqlite_bytes(path: &Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(PathBuf::from(p)).ok().map(|m| m.len())
+        })
+        .sum()
+}
+
+struct Built {
+    family: FamilyId,
+    host: FamilyDoc,
+    host_user: UserId,
+    changes: u64,
+}
+
+/// A member's replica and what they know has reached everyone.
+struct Member {
+    doc: FamilyDoc,
+    synced_heads: Vec<automerge::ChangeHash>,
+}
+
+/// Ten years of family life, one change per action, replicas synced every few days.
+fn build_history(opts: &Options) -> Result<Built, Error> {
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let actors: Vec<Actor> = (0..MEMBERS)
+        .map(|_| Actor {
+            user: UserId(rng.random()),
+            device: DeviceId(rng.random()),
+        })
+        .collect();
+    let family = FamilyId(rng.random());
+    let (mut host, _) = FamilyDoc::create(family, "우리 가족", NAMES[0], &actors[0], START_MS)?;
+    for (i, a) in actors.iter().enumerate().skip(1) {
+        host.add_member(a.user, NAMES[i], START_MS + i as i64)?;
+    }
+    let first_album = host.create_album("우리 가족", START_MS)?.value;
+    let first_voice_album = host.create_voice_album("안부", 1, START_MS)?.value;
+    let snapshot = host.save();
+    let mut members: Vec<Member> = Vec::with_capacity(MEMBERS);
+    for a in &actors {
+        let mut doc = FamilyDoc::load(Some(&snapshot), [], a)?;
+        let synced_heads = doc.replica_mut().heads();
+        members.push(Member { doc, synced_heads });
+    }
+    drop(host);
+
+    let s = opts.scale;
+    let days = 3650i64;
+    let per_day = |total: f64| total * s / days as f64;
+    let rates = [
+        per_day(20_000.0), // events
+        per_day(5_000.0),  // missions
+        per_day(30_000.0), // photos
+        per_day(70_000.0), // likes
+        per_day(30_000.0), // comments
+        per_day(2_000.0),  // voices
+        per_day(300.0),    // albums
+        per_day(20.0),     // voice albums
+    ];
+    let mut owed = [0.0f64; 8];
+    // Entities every replica has (made before the last sync), to react to.
+    let mut known_photos: Vec<String> = Vec::new();
+    let mut known_albums = vec![first_album];
+    let mut known_voice_albums = vec![first_voice_album];
+    let mut new_photos: Vec<String> = Vec::new();
+    let mut new_albums: Vec<String> = Vec::new();
+    let mut new_voice_albums: Vec<String> = Vec::new();
+    // Mission ticks due on a day: (day, member, mission).
+    let mut ticks: BTreeMap<i64, Vec<(usize, String)>> = BTreeMap::new();
+    let mut changes = 0u64;
+    let mut seq = 0u32;
+
+    for day in 0..days {
+        let base = START_MS + day * DAY_MS;
+        for (kind, rate) in rates.iter().enumerate() {
+            owed[kind] += rate;
+            while owed[kind] >= 1.0 {
+                owed[kind] -= 1.0;
+                seq += 1;
+                let who = rng.random_range(0..MEMBERS);
+                let now = base + rng.random_range(0..DAY_MS);
+                let doc = &mut members[who].doc;
+                let made = match kind {
+                    0 => {
+                        let start = time_util_date(base + rng.random_range(0..60) * DAY_MS);
+                        let long = rng.random_bool(0.1);
+                        let end =
+                            long.then(|| time_util_date(base + rng.random_range(60..64) * DAY_MS));
+                        doc.add_event(
+                            EventInput {
+                                title: format!("일정 {}", seq % 10_000),
+                                start,
+                                end,
+                                color: Some(
+                                    doran_client_core::validate::PALETTE[seq as usize % 10]
+                                        .to_owned(),
+                                ),
+                                ..Default::default()
+                            },
+                            now,
+                        )?
+                        .change
+                    }
+                    1 => {
+                        let n = rng.random_range(1..=MEMBERS);
+                        let mut who_all: Vec<usize> = (0..MEMBERS).collect();
+                        who_all.sort_by_key(|_| rng.random::<u32>());
+                        let parts: Vec<usize> = who_all[..n].to_vec();
+                        let users: Vec<UserId> = parts.iter().map(|&i| actors[i].user).collect();
+                        let edit =
+                            doc.add_mission(&format!("미션 {}", seq % 100_000), &users, None, now)?;
+                        for p in parts {
+                            if rng.random_bool(0.8) {
+                                let d = day + opts.sync_every_days + rng.random_range(0..14);
+                                ticks.entry(d).or_default().push((p, edit.value.clone()));
+                            }
+                        }
+                        edit.change
+                    }
+                    2 => {
+                        let album = known_albums.choose(&mut rng).ok_or("no album")?.clone();
+                        let edit = doc.add_photo(&album, photo(seq, now), now)?;
+                        new_photos.push(edit.value);
+                        edit.change
+                    }
+                    3 | 4 => {
+                        let Some(p) = recent(&known_photos, &mut rng) else {
+                            continue;
+                        };
+                        if kind == 3 {
+                            doc.set_like(&p, true, now)?.change
+                        } else {
+                            doc.add_comment(&p, "너무 좋다!", now)?.change
+                        }
+                    }
+                    5 => {
+                        let album = known_voice_albums
+                            .choose(&mut rng)
+                            .ok_or("no voice album")?
+                            .clone();
+                        doc.add_voice(
+                            &album,
+                            VoiceInput {
+                                title: "잘 자요".into(),
+                                blob: BlobHash::of(&seq.to_le_bytes()),
+                                size: 120_000,
+                                duration_ms: rng.random_range(2_000..180_000),
+                                peaks: (0..64).map(|_| rng.random()).collect(),
+                            },
+                            now,
+                        )?
+                        .change
+                    }
+                    6 => {
+                        let edit = doc.create_album(&format!("앨범 {}", seq % 1000), now)?;
+                        new_albums.push(edit.value);
+                        edit.change
+                    }
+                    _ => {
+                        let edit = doc.create_voice_album(
+                            &format!("음성 {}", seq % 1000),
+                            rng.random_range(1..=4),
+                            now,
+                        )?;
+                        new_voice_albums.push(edit.value);
+                        edit.change
+                    }
+                };
+                changes += u64::from(made.is_some());
+            }
+        }
+        for (who, mission) in ticks.remove(&day).unwrap_or_default() {
+            let now = base + rng.random_range(0..DAY_MS);
+            let doc = &mut members[who].doc;
+            if doc.view().missions.contains_key(&mission) {
+                changes += u64::from(doc.set_mission_done(&mission, true, now)?.change.is_some());
+            }
+        }
+        if (day + 1) % opts.sync_every_days == 0 || day + 1 == days {
+            sync(&mut members)?;
+            known_photos.append(&mut new_photos);
+            known_albums.append(&mut new_albums);
+            known_voice_albums.append(&mut new_voice_albums);
+        }
+    }
+    let host_user = actors[0].user;
+    let host = members.swap_remove(0).doc;
+    Ok(Built {
+        family,
+        host,
+        host_user,
+        changes,
+    })
+}
+
+/// Every member sends what they made since the last sync to every other member.
+fn sync(members: &mut [Member]) -> Result<(), Error> {
+    let bundles: Vec<Vec<u8>> = members
+        .iter_mut()
+        .map(|m| {
+            let heads = m.synced_heads.clone();
+            m.doc.replica_mut().doc_mut().save_after(&heads)
+        })
+        .collect();
+    for (i, m) in members.iter_mut().enumerate() {
+        let others = bundles
+            .iter()
+            .enumerate()
+            .filter(|(j, b)| *j != i && !b.is_empty())
+            .map(|(_, b)| b.as_slice());
+        m.doc.apply_remote(others)?;
+        m.synced_heads = m.doc.replica_mut().heads();
+    }
+    Ok(())
+}
+
+/// One of the 200 most recent known photos.
+fn recent(photos: &[String], rng: &mut StdRng) -> Option<String> {
+    let from = photos.len().saturating_sub(200);
+    photos[from..].choose(rng).cloned()
+}
+
+fn photo(seq: u32, now: i64) -> PhotoInput {
+    PhotoInput {
+        blob: BlobHash::of(&seq.to_le_bytes()),
+        thumb: BlobHash::of(&(u64::from(seq) << 32).to_le_bytes()),
+        mime: "image/jpeg".into(),
+        size: 850_000,
+        width: 1920,
+        height: 1440,
+        taken_at: Some(now - 3_600_000),
+        caption: String::new(),
+    }
+}
+
+fn time_util_date(ms: i64) -> String {
+    doran_client_core::time_util::local_date(ms, KST).to_string()
+}
+
+const KST: time::UtcOffset = time::macros::offset!(+9);
+
+/// Phase 2: what a device does with the stored family. Prints JSON figures.
+fn open_phase(
+    path: &Path,
+    doc_id: DocId,
+    user: UserId,
+    edits: usize,
+) -> Result<serde_json::Value, Error> {
+    let actor = Actor {
+        user,
+        device: DeviceId::random(),
+    };
+    let open = |path: &Path| -> Result<(SqliteStore, FamilyDoc), Error> {
+        let store = SqliteStore::open(path)?;
+        let stored = store.load(doc_id)?.ok_or("no such document in the store")?;
+        let doc = FamilyDoc::load(
+            stored.snapshot.as_deref(),
+            stored.changes.iter().map(Vec::as_slice),
+            &actor,
+        )?;
+        Ok((store, doc))
+    };
+    // The first open in this process, then four more.
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let (opened, took) = timed(|| open(path));
+        opened?;
+        opens.push(took);
+    }
+    let first_open = opens[0];
+    let (store, mut doc) = open(path)?;
+
+    // One local edit, as a UI makes it: the operation, then the SQLite commit.
+    let photos: Vec<String> = doc.view().photos.keys().rev().take(50).cloned().collect();
+    let missions: Vec<String> = doc
+        .view()
+        .missions
+        .iter()
+        .filter(|(_, m)| m.participants.contains_key(&user.to_hex()))
+        .map(|(k, _)| k.clone())
+        .rev()
+        .take(50)
+        .collect();
+    let now = START_MS + 3650 * DAY_MS;
+    let mut samples = Vec::with_capacity(edits);
+    for i in 0..edits {
+        let (result, took) = timed(|| -> Result<(), Error> {
+            let t = now + i as i64 * 1000;
+            let change = match i % 4 {
+                0 => {
+                    doc.add_comment(&photos[i % photos.len()], "오늘도 고마워요", t)?
+                        .change
+                }
+                1 => {
+                    doc.set_like(&photos[i % photos.len()], i % 8 == 1, t)?
+                        .change
+                }
+                2 => {
+                    doc.set_mission_done(&missions[i % missions.len()], i % 8 == 2, t)?
+                        .change
+                }
+                _ => {
+                    doc.add_event(
+                        EventInput {
+                            title: "저녁 약속".into(),
+                            start: "2026-12-01".into(),
+                            ..Default::default()
+                        },
+                        t,
+                    )?
+                    .change
+                }
+            };
+            if let Some(c) = change {
+                store.commit_local(doc_id, &c)?;
+            }
+            Ok(())
+        });
+        result?;
+        samples.push(took);
+    }
+    let edit = Percentiles::of(&mut samples);
+
+    let month = YearMonth::parse("2026-11")?;
+    let mut badge_t = Vec::new();
+    let mut home_t = Vec::new();
+    let mut dash_t = Vec::new();
+    let mut cal_t = Vec::new();
+    let profiles = BTreeMap::new();
+    for _ in 0..20 {
+        badge_t.push(timed(|| views::badges(doc.view())).1);
+        home_t.push(timed(|| views::home(doc.view(), &profiles, now, KST, 7)).1);
+        dash_t.push(timed(|| views::mission_dashboard(doc.view(), month, KST)).1);
+        cal_t.push(timed(|| views::calendar_month(doc.view(), month)).1);
+    }
+    let feed = timed(|| views::activity(doc.view()).len());
+    drop(doc);
+    drop(store);
+
+    // Reopen with the edits as a log tail after the snapshot.
+    let (reopened, reopen_t) = timed(|| open(path));
+    let tail = reopened?
+        .0
+        .load(doc_id)?
+        .map(|s| s.changes.len())
+        .unwrap_or(0);
+
+    let open_p = Percentiles::of(&mut opens);
+    Ok(json!({
+        "open_ms": { "first": ms(first_open), "p50": ms(open_p.p50) },
+        "reopen_with_tail_ms": ms(reopen_t),
+        "tail_changes": tail,
+        "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
+        "badges_ms": ms(Percentiles::of(&mut badge_t).p50),
+        "home_ms": ms(Percentiles::of(&mut home_t).p50),
+        "mission_dashboard_ms": ms(Percentiles::of(&mut dash_t).p50),
+        "calendar_month_ms": ms(Percentiles::of(&mut cal_t).p50),
+        "activity_feed_ms": ms(feed.1),
+        "activity_items": feed.0,
+        "peak_rss_mib": mib(peak_rss_bytes()),
+    }))
+}
+
+fn print_table(r: &serde_json::Value) {
+    let h = &r["history"];
+    let d = &r["device"];
+    println!(
+        "family-doc benchmark (scale {}, seed {})",
+        r["scale"], r["seed"]
+    );
+    println!(
+        "  history      {} changes: {} events, {} missions, {} photos, {} likes, {} comments, {} voices ({} s to build)",
+        h["changes"],
+        h["events"],
+        h["missions"],
+        h["photos"],
+        h["likes"],
+        h["comments"],
+        h["voices"],
+        h["build_s"]
+    );
+    println!(
+        "  snapshot     {} bytes (save {} ms)",
+        r["snapshot_bytes"], r["save_ms"]
+    );
+    println!(
+        "  on disk      {} bytes (SQLite, snapshot + {} tail changes)",
+        r["sqlite_bytes_on_disk"], d["tail_changes"]
+    );
+    println!(
+        "  open         first {} ms, p50 {} ms   (goal < 200 ms)",
+        d["open_ms"]["first"], d["open_ms"]["p50"]
+    );
+    println!("  reopen+tail  {} ms", d["reopen_with_tail_ms"]);
+    println!(
+        "  one edit     p50 {} ms, p99 {} ms, max {} ms over {} edits incl. SQLite commit   (goal < 2 ms)",
+        d["edit_ms"]["p50"], d["edit_ms"]["p99"], d["edit_ms"]["max"], d["edit_ms"]["count"]
+    );
+    println!("  badges       {} ms", d["badges_ms"]);
+    println!("  home         {} ms", d["home_ms"]);
+    println!("  dashboard    {} ms", d["mission_dashboard_ms"]);
+    println!("  calendar     {} ms (one month)", d["calendar_month_ms"]);
+    println!(
+        "  feed         {} ms ({} items)",
+        d["activity_feed_ms"], d["activity_items"]
+    );
+    println!(
+        "  peak memory  {} MiB (device process), builder {} MiB",
+        d["peak_rss_mib"], r["builder_peak_rss_mib"]
+    );
+}
