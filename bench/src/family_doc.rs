@@ -357,7 +357,10 @@ fn sync(members: &mut [Member]) -> Result<(), Error> {
             .enumerate()
             .filter(|(j, b)| *j != i && !b.is_empty())
             .map(|(_, b)| b.as_slice());
-        m.doc.apply_remote(others)?;
+        let update = m.doc.apply_remote(others);
+        if !update.rejected.is_empty() {
+            return Err("a replica refused a sync bundle".into());
+        }
         m.synced_heads = m.doc.replica_mut().heads();
     }
     Ok(())

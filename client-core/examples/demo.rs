@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .collect();
     let chunks: Vec<&[u8]> = incoming.iter().map(Vec::as_slice).collect();
     store.apply_remote(doc_id, &chunks, None)?;
-    let update = doc.apply_remote(chunks.iter().copied())?;
+    let update = doc.apply_remote(chunks.iter().copied());
     let me = mom.user.to_hex();
     println!("\n🔔 notifications on mom's device:");
     for n in views::notifications(&update.new_activity, &me, true, true) {

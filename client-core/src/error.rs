@@ -50,6 +50,9 @@ pub enum DocError {
     /// Only the host, or only the author, may do this.
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
+    /// The user is already a member (use `set_member_name` to rename them).
+    #[error("user {0} is already a member of this family")]
+    AlreadyMember(String),
     /// Another member already uses this 호칭 in the family.
     #[error("the name {0:?} is already used in this family")]
     NameTaken(String),

@@ -56,6 +56,8 @@ pub struct RemoteUpdate {
     pub touched: Vec<Touched>,
     /// Feed items that exist now and did not before (new likes, comments, photos…).
     pub new_activity: Vec<Activity>,
+    /// Positions (in the input) of chunks refused because they do not parse.
+    pub rejected: Vec<usize>,
 }
 
 /// A family's shared document on this device, and an up-to-date hydrated view of it.
@@ -140,20 +142,17 @@ impl FamilyDoc {
     }
 
     /// Applies chunks from other devices (in any order, duplicates harmless) and
-    /// refreshes the view. Returns what they touched and the feed items they made new,
-    /// from which the caller derives notifications.
-    pub fn apply_remote<'a>(
-        &mut self,
-        chunks: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<RemoteUpdate> {
-        let mut result = Ok(());
-        for chunk in chunks {
-            result = self.replica.apply(chunk);
-            if result.is_err() {
-                break;
+    /// refreshes the view. Returns what they touched, the feed items they made new (from
+    /// which the caller derives notifications), and which chunks were refused as
+    /// unreadable — those are skipped, the others still apply.
+    pub fn apply_remote<'a>(&mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> RemoteUpdate {
+        let mut rejected = Vec::new();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if let Err(e) = self.replica.apply(chunk) {
+                tracing::warn!(chunk = i, error = %e, "refusing an unreadable chunk");
+                rejected.push(i);
             }
         }
-        // Refresh even after an error: chunks before the bad one were applied.
         let touched = self.replica.take_touched();
         let before: HashSet<String> = activity_of(&self.view, &touched)
             .into_iter()
@@ -166,10 +165,11 @@ impl FamilyDoc {
             .into_iter()
             .filter(|a| !before.contains(&a.id))
             .collect();
-        result.map(|()| RemoteUpdate {
+        RemoteUpdate {
             touched,
             new_activity,
-        })
+            rejected,
+        }
     }
 
     /// Compacts the document into one snapshot (for the store and the relay).
@@ -234,6 +234,9 @@ impl FamilyDoc {
     fn refresh_one(&mut self, t: &Touched) {
         let doc = self.replica.doc();
         match t {
+            // A whole collection replaced at the root (only a misbehaving client does
+            // this): its old entries get no delete patches, so read everything again.
+            Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
             Touched::Root(_) => hydrate_root(doc, &mut self.view),
             Touched::Entity(collection, key) => {
                 let Ok(Some((Value::Object(ObjType::Map), coll))) =

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use doran_protocol::{BlobHash, FamilyId};
 
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
+
 use crate::{
     error::{DocError, Result},
     family_doc::Edit,
@@ -55,8 +57,8 @@ impl PersonalDoc {
         actor: &Actor,
     ) -> Result<Self> {
         let mut replica = Replica::load(snapshot, chunks, actor)?;
-        let view = autosurgeon::hydrate(replica.doc())?;
         replica.take_touched();
+        let view = read(replica.doc());
         Ok(PersonalDoc { replica, view })
     }
 
@@ -82,31 +84,36 @@ impl PersonalDoc {
     pub fn apply_remote(&mut self, chunk: &[u8]) -> Result<()> {
         self.replica.apply(chunk)?;
         if !self.replica.take_touched().is_empty() {
-            self.view = autosurgeon::hydrate(self.replica.doc())?;
+            self.view = read(self.replica.doc());
         }
         Ok(())
     }
 
     /// Sets the nickname (2–15 characters).
     pub fn set_nickname(&mut self, nickname: &str, now_ms: i64) -> Result<Edit> {
-        let mut next = self.view.clone();
-        next.nickname = validate::nickname(nickname)?;
-        self.write(next, "profile.nickname", now_ms)
+        let nickname = validate::nickname(nickname)?;
+        self.write("profile.nickname", now_ms, |doc| {
+            doc.put(ROOT, "nickname", nickname)?;
+            Ok(())
+        })
     }
 
     /// Sets or clears the profile photo.
     pub fn set_avatar(&mut self, avatar: Option<BlobHash>, now_ms: i64) -> Result<Edit> {
-        let mut next = self.view.clone();
-        next.avatar = avatar.map(|h| h.to_hex());
-        self.write(next, "profile.avatar", now_ms)
+        let avatar = avatar.map(|h| h.to_hex());
+        self.write("profile.avatar", now_ms, |doc| {
+            autosurgeon::reconcile_prop(doc, ROOT, "avatar", &avatar)?;
+            Ok(())
+        })
     }
 
     /// Sets today's mood.
     pub fn set_mood(&mut self, mood: Mood, now_ms: i64) -> Result<Edit> {
-        let mut next = self.view.clone();
-        next.mood = Some(mood);
-        next.mood_at = Some(now_ms);
-        self.write(next, "profile.mood", now_ms)
+        self.write("profile.mood", now_ms, |doc| {
+            autosurgeon::reconcile_prop(doc, ROOT, "mood", Some(mood))?;
+            doc.put(ROOT, "mood_at", now_ms)?;
+            Ok(())
+        })
     }
 
     /// Replaces the settings (language `ko` or `en`; quiet hours `HH:MM`).
@@ -123,36 +130,71 @@ impl PersonalDoc {
         {
             crate::time_util::parse_hhmm(t)?;
         }
-        let mut next = self.view.clone();
-        next.settings = settings;
-        self.write(next, "profile.settings", now_ms)
+        self.write("profile.settings", now_ms, |doc| {
+            autosurgeon::reconcile_prop(doc, ROOT, "settings", &settings)?;
+            Ok(())
+        })
     }
 
-    /// Records joining (`true`) or leaving a family.
+    /// Records joining (`true`) or leaving a family. Only that family's entry is
+    /// written, so families joined on another device are never dropped.
     pub fn set_family(&mut self, family: FamilyId, member: bool, now_ms: i64) -> Result<Edit> {
-        let mut next = self.view.clone();
-        if member {
-            next.families.entry(family.to_hex()).or_insert(now_ms);
-        } else {
-            next.families.remove(&family.to_hex());
-        }
-        self.write(next, "profile.families", now_ms)
-    }
-
-    fn write(&mut self, next: Personal, what: &str, now_ms: i64) -> Result<Edit> {
-        if next == self.view {
+        let key = family.to_hex();
+        if self.view.families.contains_key(&key) == member {
             return Ok(Edit {
                 value: (),
                 change: None,
             });
         }
-        if let Err(e) = autosurgeon::reconcile(self.replica.doc_mut(), &next) {
+        self.write("profile.families", now_ms, |doc| {
+            let families = match doc.get(ROOT, "families")? {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                _ => doc.put_object(ROOT, "families", ObjType::Map)?,
+            };
+            if member {
+                doc.put(&families, key.as_str(), now_ms)?;
+            } else {
+                doc.delete(&families, key.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes only the fields an edit is about (never the whole profile from a view
+    /// that might be stale), commits, and re-reads the view.
+    fn write(
+        &mut self,
+        what: &str,
+        now_ms: i64,
+        f: impl FnOnce(&mut AutoCommit) -> Result<()>,
+    ) -> Result<Edit> {
+        if let Err(e) = f(self.replica.doc_mut()) {
             self.replica.rollback();
-            return Err(e.into());
+            return Err(e);
         }
         let change = self.replica.commit(what, now_ms);
-        self.replica.take_touched();
-        self.view = next;
+        if !self.replica.take_touched().is_empty() {
+            self.view = read(self.replica.doc());
+        }
         Ok(Edit { value: (), change })
+    }
+}
+
+/// Reads the profile field by field: a field this build does not understand (a mood
+/// added by a newer app, say) reads as its default instead of hiding the whole profile.
+fn read(doc: &AutoCommit) -> Personal {
+    fn field<T: autosurgeon::Hydrate + Default>(doc: &AutoCommit, key: &str) -> T {
+        autosurgeon::hydrate_prop(doc, ROOT, key).unwrap_or_default()
+    }
+    Personal {
+        schema: field(doc, "schema"),
+        user: field(doc, "user"),
+        nickname: field(doc, "nickname"),
+        avatar: field(doc, "avatar"),
+        default_avatar: field(doc, "default_avatar"),
+        mood: field(doc, "mood"),
+        mood_at: field(doc, "mood_at"),
+        settings: field(doc, "settings"),
+        families: field(doc, "families"),
     }
 }

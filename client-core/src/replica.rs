@@ -72,8 +72,17 @@ impl Replica {
             Some(bytes) => AutoCommit::load(bytes)?,
             None => AutoCommit::new(),
         };
-        for chunk in chunks {
-            doc.load_incremental(chunk)?;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            // Stored chunks were checked when they arrived; check again anyway, so a
+            // damaged row is skipped rather than half-applied or blocking every open.
+            match check_chunk(chunk) {
+                Ok(()) => {
+                    doc.load_incremental(chunk)?;
+                }
+                Err(e) => {
+                    tracing::warn!(chunk = i, error = %e, "skipping an unreadable stored chunk")
+                }
+            }
         }
         doc.set_actor(actor.actor_id());
         doc.update_diff_cursor();

@@ -89,7 +89,7 @@ pub enum Lang {
 /// "방금 전", "n분 전", "n시간 전", "n일 전", "M월 D일", "YYYY년 M월 D일" — how long ago
 /// `then` was, as the product shows it everywhere (English: "just now", "5 min ago"…).
 pub fn relative(then_ms: i64, now_ms: i64, offset: UtcOffset, lang: Lang) -> String {
-    let secs = (now_ms - then_ms).max(0) / 1000;
+    let secs = now_ms.saturating_sub(then_ms).max(0) / 1000;
     let (min, hour, day) = (60, 3600, 86_400);
     let then = local(then_ms, offset);
     match lang {

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::error::{DocError, Result};
 
 /// Which input a validation error is about; shown by UIs next to the field.
@@ -24,6 +26,8 @@ pub enum Field {
     VoiceTitle,
     VoiceAlbumName,
     VoiceCover,
+    VoiceDuration,
+    PhotoMeta,
     Mood,
     Language,
 }
@@ -56,8 +60,19 @@ pub const COMMENT: (usize, usize) = (1, 300);
 pub const VOICE_TITLE: (usize, usize) = (1, 10);
 /// Voice album name (ours): 1–20 characters.
 pub const VOICE_ALBUM_NAME: (usize, usize) = (1, 20);
-/// Longest voice message: recording auto-stops at 3 minutes.
-pub const VOICE_MAX_MS: u64 = 3 * 60 * 1000;
+/// Longest voice message: recording auto-stops at 3 minutes. The encoder may pad the
+/// last frame, so a quarter second of slack is allowed.
+pub const VOICE_MAX_MS: u64 = 3 * 60 * 1000 + 250;
+/// Photo types a family can share (display copies are made on the device).
+pub const PHOTO_MIME: [&str; 5] = [
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "image/gif",
+];
+/// Largest photo side in pixels we accept in metadata (display copies are ≤ 1920).
+pub const PHOTO_MAX_SIDE: u32 = 20_000;
 /// The number of built-in voice album covers.
 pub const VOICE_COVERS: u8 = 4;
 
@@ -67,10 +82,22 @@ pub const PALETTE: [&str; 10] = [
     "#C2C2C2", "#424242",
 ];
 
-/// Trims `value` and checks its length; returns the trimmed text.
-pub fn text(field: Field, value: &str, (min, max): (usize, usize)) -> Result<String> {
-    let trimmed = value.trim();
-    let got = trimmed.chars().count();
+/// A one-line text (titles, names): trimmed, NFC-normalised, length-checked; control
+/// and invisible formatting characters are refused. Returns the normalised text.
+pub fn text(field: Field, value: &str, limits: (usize, usize)) -> Result<String> {
+    checked(field, value, limits, false)
+}
+
+/// A text that may span lines (notes, comments, captions): like [`text`], but line
+/// breaks and tabs are allowed.
+pub fn multiline(field: Field, value: &str, limits: (usize, usize)) -> Result<String> {
+    checked(field, value, limits, true)
+}
+
+fn checked(field: Field, value: &str, (min, max): (usize, usize), lines: bool) -> Result<String> {
+    // NFC first, so "엄마" typed as decomposed jamo counts and compares as two syllables.
+    let normal: String = value.trim().nfc().collect();
+    let got = normal.chars().count();
     if got < min || got > max {
         return Err(DocError::Length {
             field,
@@ -79,10 +106,22 @@ pub fn text(field: Field, value: &str, (min, max): (usize, usize)) -> Result<Str
             got,
         });
     }
-    if let Some(ch) = trimmed.chars().find(|c| c.is_control()) {
+    let allowed = |c: char| lines && matches!(c, '\n' | '\t');
+    if let Some(ch) = normal
+        .chars()
+        .find(|&c| (c.is_control() && !allowed(c)) || is_invisible_format(c))
+    {
         return Err(DocError::Charset { field, ch });
     }
-    Ok(trimmed.to_owned())
+    Ok(normal)
+}
+
+/// Zero-width and bidirectional formatting characters: invisible, so they would let
+/// "엄마\u{200B}" pass as a different 호칭 than "엄마", or reverse how a name reads.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// A nickname: 2–15 characters of Hangul, letters, digits and `._ -`.
@@ -139,6 +178,27 @@ mod tests {
             text(Field::Comment, "hi\u{0}there", COMMENT),
             Err(DocError::Charset { .. })
         ));
+        assert!(text(Field::Comment, "two\nlines", COMMENT).is_err());
+        assert_eq!(
+            multiline(Field::Comment, "준비물:\n우산", COMMENT).unwrap(),
+            "준비물:\n우산"
+        );
+        assert!(multiline(Field::Comment, "bell\u{7}", COMMENT).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_text_is_normalised() {
+        assert!(matches!(
+            text(Field::MemberName, "엄마\u{200B}", MEMBER_NAME),
+            Err(DocError::Charset { .. })
+        ));
+        assert!(text(Field::MemberName, "\u{202E}빠아", MEMBER_NAME).is_err());
+        // 엄마 as decomposed jamo (4 code points) is the same 2-character name.
+        let decomposed = "\u{110B}\u{1165}\u{11B7}\u{1106}\u{1161}";
+        assert_eq!(
+            text(Field::MemberName, decomposed, MEMBER_NAME).unwrap(),
+            "엄마"
+        );
     }
 
     #[test]

@@ -92,6 +92,10 @@ impl FamilyDoc {
             e.end = v;
         }
         if let Some(v) = patch.start_time {
+            // Making an event all-day drops its end time too.
+            if v.is_none() {
+                e.end_time = None;
+            }
             e.start_time = v;
         }
         if let Some(v) = patch.end_time {
@@ -124,7 +128,7 @@ impl FamilyDoc {
 /// Validates and normalises an event: lengths, dates, times, range order.
 fn check_event(mut e: CalendarEvent) -> Result<CalendarEvent> {
     e.title = validate::text(Field::EventTitle, &e.title, validate::EVENT_TITLE)?;
-    e.notes = validate::text(Field::EventNotes, &e.notes, validate::EVENT_NOTES)?;
+    e.notes = validate::multiline(Field::EventNotes, &e.notes, validate::EVENT_NOTES)?;
     let start = parse_date(&e.start)?;
     let end = parse_date(&e.end)?;
     if end < start {

@@ -79,6 +79,7 @@ impl FamilyDoc {
     /// Deletes an album with its photos (and so their likes and comments). The album's
     /// creator or the host may do this.
     pub fn delete_album(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let album = self.album(id)?;
         if album.created_by != self.me.to_hex() && !self.is_host() {
             return Err(DocError::Forbidden(
@@ -110,6 +111,7 @@ impl FamilyDoc {
     ) -> Result<Edit<String>> {
         self.require_member()?;
         self.album(album)?;
+        check_photo_meta(&input)?;
         let photo = Photo {
             album_id: album.to_owned(),
             blob: input.blob.to_hex(),
@@ -121,7 +123,11 @@ impl FamilyDoc {
             taken_at: input.taken_at,
             by: self.me.to_hex(),
             at: now_ms,
-            caption: validate::text(Field::PhotoCaption, &input.caption, validate::PHOTO_CAPTION)?,
+            caption: validate::multiline(
+                Field::PhotoCaption,
+                &input.caption,
+                validate::PHOTO_CAPTION,
+            )?,
             likes: BTreeMap::new(),
             comments: BTreeMap::new(),
         };
@@ -134,6 +140,7 @@ impl FamilyDoc {
 
     /// Deletes a photo with its likes and comments (its uploader or the host).
     pub fn delete_photo(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let photo = self.photo(id)?;
         if photo.by != self.me.to_hex() && !self.is_host() {
             return Err(DocError::Forbidden(
@@ -176,7 +183,7 @@ impl FamilyDoc {
         let comment = Comment {
             by: self.me.to_hex(),
             at: now_ms,
-            text: validate::text(Field::Comment, text, validate::COMMENT)?,
+            text: validate::multiline(Field::Comment, text, validate::COMMENT)?,
             deleted: false,
         };
         let photo = photo.to_owned();
@@ -191,6 +198,7 @@ impl FamilyDoc {
     /// Deletes my own comment (the host may delete any). Leaves a tombstone with the
     /// text removed, so counts and order stay stable on every device.
     pub fn delete_comment(&mut self, photo: &str, comment: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let c = self
             .photo(photo)?
             .comments
@@ -229,4 +237,23 @@ impl FamilyDoc {
             .get(id)
             .ok_or_else(|| not_found("photo", id))
     }
+}
+
+/// Checks what a photo's metadata claims: a known image type, a size, sane dimensions.
+fn check_photo_meta(input: &PhotoInput) -> Result<()> {
+    let bad = |value: String| DocError::NotAllowed {
+        field: Field::PhotoMeta,
+        value,
+    };
+    if !validate::PHOTO_MIME.contains(&input.mime.as_str()) {
+        return Err(bad(input.mime.clone()));
+    }
+    if input.size == 0 {
+        return Err(bad("an empty file".into()));
+    }
+    let side = 1..=validate::PHOTO_MAX_SIDE;
+    if !side.contains(&input.width) || !side.contains(&input.height) {
+        return Err(bad(format!("{}×{} pixels", input.width, input.height)));
+    }
+    Ok(())
 }

@@ -40,13 +40,16 @@ impl FamilyDoc {
             self.require_member()?;
         }
         let name = self.check_name_free(&key, name)?;
-        if let Some(existing) = self.view.members.get(&key)
-            && existing.name == name
-        {
-            return Ok(Edit {
-                value: (),
-                change: None,
-            });
+        if let Some(existing) = self.view.members.get(&key) {
+            // Never overwrite a member: that would reset their role (demote a host),
+            // color and joining time. Renaming is `set_member_name`.
+            if existing.name == name {
+                return Ok(Edit {
+                    value: (),
+                    change: None,
+                });
+            }
+            return Err(DocError::AlreadyMember(key));
         }
         let color = self.next_member_color();
         let member = Member {

@@ -86,6 +86,7 @@ impl FamilyDoc {
 
     /// Deletes a mission (its creator or the host).
     pub fn delete_mission(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let mission = self
             .view
             .missions
@@ -105,6 +106,7 @@ impl FamilyDoc {
     /// Ticks (`done = true`) or unticks my own completion of a mission. Only
     /// participants may tick, and only for themselves.
     pub fn set_mission_done(&mut self, id: &str, done: bool, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let me = self.me.to_hex();
         let mission = self
             .view

@@ -78,6 +78,7 @@ impl FamilyDoc {
 
     /// Deletes a voice album with its messages (its creator or the host).
     pub fn delete_voice_album(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let album = self
             .view
             .voice_albums
@@ -115,10 +116,16 @@ impl FamilyDoc {
         if !self.view.voice_albums.contains_key(album) {
             return Err(not_found("voice album", album));
         }
-        if input.duration_ms == 0 || input.duration_ms > validate::VOICE_MAX_MS + 1000 {
+        if input.duration_ms == 0 || input.duration_ms > validate::VOICE_MAX_MS {
             return Err(DocError::NotAllowed {
-                field: Field::VoiceTitle,
-                value: format!("duration {} ms (1 ms – 3 min)", input.duration_ms),
+                field: Field::VoiceDuration,
+                value: format!("{} ms (at most 3 minutes)", input.duration_ms),
+            });
+        }
+        if input.size == 0 {
+            return Err(DocError::NotAllowed {
+                field: Field::VoiceDuration,
+                value: "an empty recording".into(),
             });
         }
         let mut peaks = input.peaks;
@@ -142,6 +149,7 @@ impl FamilyDoc {
 
     /// Deletes a voice message (its sender or the host).
     pub fn delete_voice(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
         let voice = self
             .view
             .voices

@@ -72,17 +72,18 @@ pub struct Mission {
 }
 
 impl Mission {
-    /// Complete when every participant has ticked; the completion time is the last tick.
-    /// Derived, never stored, so concurrent ticks cannot disagree about it.
-    pub fn completed_at(&self) -> Option<i64> {
-        if self.participants.is_empty() {
-            return None;
-        }
-        self.participants
+    /// Complete when every participant who is still a member of the family has ticked;
+    /// the completion time is the last of their ticks. Derived, never stored, so
+    /// concurrent ticks cannot disagree about it, and a member who leaves does not
+    /// block the mission forever.
+    pub fn completed_at(&self, members: &BTreeMap<String, Member>) -> Option<i64> {
+        let ticks = self
+            .participants
             .keys()
+            .filter(|u| members.contains_key(*u))
             .map(|u| self.completions.get(u).copied())
-            .collect::<Option<Vec<i64>>>()
-            .and_then(|ticks| ticks.into_iter().max())
+            .collect::<Option<Vec<i64>>>()?;
+        ticks.into_iter().max()
     }
 }
 

@@ -229,7 +229,7 @@ fn entity_activity(f: &Family, coll: &str, key: &str, out: &mut Vec<Activity>) {
                     );
                 }
             }
-            if let Some(at) = m.completed_at() {
+            if let Some(at) = m.completed_at(&f.members) {
                 let last = m
                     .completions
                     .iter()

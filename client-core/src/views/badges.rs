@@ -115,7 +115,7 @@ pub fn badges(f: &Family) -> Vec<Badge> {
     let completed = f
         .missions
         .values()
-        .filter(|m| m.completed_at().is_some())
+        .filter(|m| m.completed_at(&f.members).is_some())
         .count();
     vec![
         Badge::new(BadgeKind::CozyStart, exists, 1),

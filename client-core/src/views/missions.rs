@@ -58,7 +58,7 @@ impl MissionCard {
             created_at: m.created_at,
             due: m.due.clone(),
             ticks,
-            completed_at: m.completed_at(),
+            completed_at: m.completed_at(&f.members),
         }
     }
 }
