@@ -12,8 +12,9 @@ mod voice;
 use std::collections::{BTreeMap, HashSet};
 
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
-use autosurgeon::{Hydrate, Reconcile};
+use autosurgeon::Reconcile;
 use doran_protocol::{FamilyId, UserId};
+use serde::de::DeserializeOwned;
 
 pub use calendar::{EventInput, EventPatch};
 pub use gallery::PhotoInput;
@@ -23,6 +24,7 @@ pub use voice::VoiceInput;
 use crate::{
     error::{DocError, Result},
     model::{Family, Member, Role, SCHEMA_VERSION},
+    read,
     replica::{Actor, Replica, Touched},
     validate::{self, Field},
     views::{Activity, activity::activity_of},
@@ -146,14 +148,7 @@ impl FamilyDoc {
     /// which the caller derives notifications), and which chunks were refused as
     /// unreadable — those are skipped, the others still apply.
     pub fn apply_remote<'a>(&mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> RemoteUpdate {
-        let mut rejected = Vec::new();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            if let Err(e) = self.replica.apply(chunk) {
-                tracing::warn!(chunk = i, error = %e, "refusing an unreadable chunk");
-                rejected.push(i);
-            }
-        }
-        let touched = self.replica.take_touched();
+        let (touched, rejected) = self.replica.apply_remote(chunks);
         let before: HashSet<String> = activity_of(&self.view, &touched)
             .into_iter()
             .map(|a| a.id)
@@ -179,18 +174,22 @@ impl FamilyDoc {
 
     // ----- shared machinery for the operation modules -----
 
-    /// Runs `write` on the document and commits it as one change labelled `what`. On
-    /// error the pending operations are rolled back, so nothing half-done remains.
+    /// Runs `write` on the document and commits it as one change labelled `what`, then
+    /// re-reads the entities it `touches` into the view. On error the pending
+    /// operations are rolled back, so nothing half-done remains.
     fn edit<T>(
         &mut self,
         what: &str,
         now_ms: i64,
+        touches: &[Touched],
         write: impl FnOnce(&mut AutoCommit) -> Result<T>,
     ) -> Result<Edit<T>> {
         match write(self.replica.doc_mut()) {
             Ok(value) => {
                 let change = self.replica.commit(what, now_ms);
-                self.refresh();
+                for t in touches {
+                    self.refresh_one(t);
+                }
                 Ok(Edit { value, change })
             }
             Err(e) => {
@@ -222,13 +221,6 @@ impl FamilyDoc {
     /// Whether `me` is the host (hosts may moderate others' content).
     fn is_host(&self) -> bool {
         matches!(self.my_membership().map(|m| m.role), Ok(Role::Host))
-    }
-
-    /// Re-reads what the last changes touched into the view.
-    fn refresh(&mut self) {
-        for t in self.replica.take_touched() {
-            self.refresh_one(&t);
-        }
     }
 
     fn refresh_one(&mut self, t: &Touched) {
@@ -288,31 +280,33 @@ fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
 /// Reads a collection entity by entity. An entity that does not match the schema
 /// (written by a newer or a misbehaving client) is skipped and logged, so one bad
 /// entry never makes the whole family unreadable.
-fn hydrate_collection<T: Hydrate>(doc: &AutoCommit, name: &str) -> BTreeMap<String, T> {
+fn hydrate_collection<T: DeserializeOwned>(doc: &AutoCommit, name: &str) -> BTreeMap<String, T> {
     let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, name) else {
         return BTreeMap::new();
     };
-    doc.keys(&coll)
-        .filter_map(
-            |key| match autosurgeon::hydrate_prop(doc, &coll, key.as_str()) {
-                Ok(entity) => Some((key, entity)),
-                Err(e) => {
-                    tracing::warn!(collection = name, key, error = %e, "skipping malformed entity");
-                    None
-                }
-            },
-        )
+    let Ok(automerge::hydrate::Value::Map(entries)) = doc.hydrate(&coll, None) else {
+        return BTreeMap::new();
+    };
+    entries
+        .iter()
+        .filter_map(|(key, v)| match read::from_hydrated(&v.value) {
+            Ok(entity) => Some((key.clone(), entity)),
+            Err(e) => {
+                tracing::warn!(collection = name, key, error = %e, "skipping malformed entity");
+                None
+            }
+        })
         .collect()
 }
 
-fn refresh_entry<T: Hydrate>(
+fn refresh_entry<T: DeserializeOwned>(
     doc: &AutoCommit,
     coll: &ObjId,
     key: &str,
     into: &mut BTreeMap<String, T>,
 ) {
     match doc.get(coll, key) {
-        Ok(Some(_)) => match autosurgeon::hydrate_prop(doc, coll, key) {
+        Ok(Some((Value::Object(_), obj))) => match read::entity(doc, &obj) {
             Ok(entity) => {
                 into.insert(key.to_owned(), entity);
             }
@@ -365,6 +359,11 @@ fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()
     let coll = map_at(doc, &[collection])?;
     doc.delete(&coll, key)?;
     Ok(())
+}
+
+/// What an edit of `collection/key` touches.
+fn entity(collection: &str, key: &str) -> Touched {
+    Touched::Entity(collection.to_owned(), key.to_owned())
 }
 
 /// A new random entity id (hex).

@@ -25,6 +25,7 @@ pub mod error;
 pub mod family_doc;
 pub mod model;
 pub mod personal_doc;
+pub mod read;
 pub mod replica;
 pub mod store;
 pub mod time_util;

@@ -17,3 +17,17 @@ pub use personal::{Mood, Personal, Settings};
 
 /// The version of the document schema this build writes. Readers accept older ones.
 pub const SCHEMA_VERSION: u64 = 1;
+
+/// Serde for autosurgeon's byte vector (stored as Automerge bytes).
+mod byte_vec {
+    use autosurgeon::bytes::ByteVec;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &ByteVec, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ByteVec, D::Error> {
+        Vec::<u8>::deserialize(d).map(ByteVec::from)
+    }
+}

@@ -46,7 +46,6 @@ impl PersonalDoc {
         let change = replica
             .commit("profile.create", now_ms)
             .ok_or_else(|| DocError::Schema("creating a profile wrote nothing".into()))?;
-        replica.take_touched();
         Ok((PersonalDoc { replica, view }, change))
     }
 
@@ -56,8 +55,7 @@ impl PersonalDoc {
         chunks: impl IntoIterator<Item = &'a [u8]>,
         actor: &Actor,
     ) -> Result<Self> {
-        let mut replica = Replica::load(snapshot, chunks, actor)?;
-        replica.take_touched();
+        let replica = Replica::load(snapshot, chunks, actor)?;
         let view = read(replica.doc());
         Ok(PersonalDoc { replica, view })
     }
@@ -82,8 +80,9 @@ impl PersonalDoc {
 
     /// Applies a chunk from another device of this user (or, read-only, of a member).
     pub fn apply_remote(&mut self, chunk: &[u8]) -> Result<()> {
-        self.replica.apply(chunk)?;
-        if !self.replica.take_touched().is_empty() {
+        crate::replica::check_chunk(chunk)?;
+        let (touched, _) = self.replica.apply_remote([chunk]);
+        if !touched.is_empty() {
             self.view = read(self.replica.doc());
         }
         Ok(())
@@ -173,9 +172,7 @@ impl PersonalDoc {
             return Err(e);
         }
         let change = self.replica.commit(what, now_ms);
-        if !self.replica.take_touched().is_empty() {
-            self.view = read(self.replica.doc());
-        }
+        self.view = read(self.replica.doc());
         Ok(Edit { value: (), change })
     }
 }

@@ -1,6 +1,10 @@
 //! One Automerge document on this device, with the bookkeeping every document type
 //! shares: who writes (the actor), one change per user action, and which entities an
 //! incoming change touched (so views refresh only those).
+//!
+//! Local edits know what they touch, so they never ask Automerge for a diff (a diff
+//! costs time that grows with the document). Only incoming chunks are diffed: the
+//! patch log is switched on just around applying them.
 
 use automerge::{
     ActorId, AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad, Patch,
@@ -56,8 +60,7 @@ pub struct Replica {
 impl Replica {
     /// An empty document written by `actor`.
     pub fn new(actor: &Actor) -> Self {
-        let mut doc = AutoCommit::new().with_actor(actor.actor_id());
-        doc.update_diff_cursor();
+        let doc = AutoCommit::new().with_actor(actor.actor_id());
         Replica { doc }
     }
 
@@ -85,7 +88,6 @@ impl Replica {
             }
         }
         doc.set_actor(actor.actor_id());
-        doc.update_diff_cursor();
         Ok(Replica { doc })
     }
 
@@ -118,24 +120,32 @@ impl Replica {
         self.doc.rollback();
     }
 
-    /// Applies a chunk received from another device (one or more changes, or a saved
-    /// document). Applying a chunk twice, or out of order, is harmless.
+    /// Applies chunks received from other devices (changes, or saved documents), in any
+    /// order; applying one twice is harmless. Returns the entities they touched and the
+    /// positions of chunks refused as unreadable.
     ///
-    /// The chunk is checked whole first: Automerge's incremental loader skips what it
+    /// Each chunk is checked whole first: Automerge's incremental loader skips what it
     /// cannot parse, and a chunk we cannot read must be refused, not half-applied.
-    pub fn apply(&mut self, chunk: &[u8]) -> Result<()> {
-        check_chunk(chunk)?;
-        self.doc.load_incremental(chunk)?;
-        Ok(())
-    }
-
-    /// What changed since the last call: the entities to re-read.
-    pub fn take_touched(&mut self) -> Vec<Touched> {
+    pub fn apply_remote<'a>(
+        &mut self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Touched>, Vec<usize>) {
+        // Index the changes from here, so the diff below costs what the chunks changed.
+        self.doc.update_diff_cursor();
+        let mut rejected = Vec::new();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let applied = check_chunk(chunk).and_then(|()| Ok(self.doc.load_incremental(chunk)?));
+            if let Err(e) = applied {
+                tracing::warn!(chunk = i, error = %e, "refusing an unreadable chunk");
+                rejected.push(i);
+            }
+        }
         let patches = self.doc.diff_incremental();
+        self.doc.reset_diff_cursor();
         let mut touched: Vec<Touched> = patches.iter().filter_map(touched_by).collect();
         touched.sort();
         touched.dedup();
-        touched
+        (touched, rejected)
     }
 
     /// The current heads (identify the exact state; equal heads mean equal documents).

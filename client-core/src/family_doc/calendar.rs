@@ -1,6 +1,6 @@
 //! Calendar events: one or more whole days, optionally with times, in a palette color.
 
-use super::{Edit, FamilyDoc, delete_entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::CalendarEvent,
@@ -64,7 +64,7 @@ impl FamilyDoc {
         };
         let event = check_event(event)?;
         let id = new_id();
-        self.edit("event.add", now_ms, |doc| {
+        self.edit("event.add", now_ms, &[entity("calendar", &id)], |doc| {
             put_entity(doc, "calendar", &id, &event)?;
             Ok(id.clone())
         })
@@ -107,7 +107,7 @@ impl FamilyDoc {
         e.updated_at = now_ms;
         let e = check_event(e)?;
         let id = id.to_owned();
-        self.edit("event.edit", now_ms, |doc| {
+        self.edit("event.edit", now_ms, &[entity("calendar", &id)], |doc| {
             put_entity(doc, "calendar", &id, &e)
         })
     }
@@ -119,7 +119,7 @@ impl FamilyDoc {
             return Err(not_found("event", id));
         }
         let id = id.to_owned();
-        self.edit("event.delete", now_ms, |doc| {
+        self.edit("event.delete", now_ms, &[entity("calendar", &id)], |doc| {
             delete_entity(doc, "calendar", &id)
         })
     }

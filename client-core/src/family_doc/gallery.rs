@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, delete_entity, map_at, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, map_at, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Album, Comment, Photo},
@@ -45,7 +45,7 @@ impl FamilyDoc {
             cover: None,
         };
         let id = new_id();
-        self.edit("album.create", now_ms, |doc| {
+        self.edit("album.create", now_ms, &[entity("albums", &id)], |doc| {
             put_entity(doc, "albums", &id, &album)?;
             Ok(id.clone())
         })
@@ -57,7 +57,7 @@ impl FamilyDoc {
         let mut album = self.album(id)?.clone();
         album.name = validate::text(Field::AlbumName, name, validate::ALBUM_NAME)?;
         let id = id.to_owned();
-        self.edit("album.rename", now_ms, |doc| {
+        self.edit("album.rename", now_ms, &[entity("albums", &id)], |doc| {
             put_entity(doc, "albums", &id, &album)
         })
     }
@@ -71,7 +71,7 @@ impl FamilyDoc {
         }
         album.cover = Some(photo.to_owned());
         let id = id.to_owned();
-        self.edit("album.cover", now_ms, |doc| {
+        self.edit("album.cover", now_ms, &[entity("albums", &id)], |doc| {
             put_entity(doc, "albums", &id, &album)
         })
     }
@@ -94,7 +94,9 @@ impl FamilyDoc {
             .map(|(k, _)| k.clone())
             .collect();
         let id = id.to_owned();
-        self.edit("album.delete", now_ms, |doc| {
+        let mut touched: Vec<_> = photos.iter().map(|p| entity("photos", p)).collect();
+        touched.push(entity("albums", &id));
+        self.edit("album.delete", now_ms, &touched, |doc| {
             for p in &photos {
                 delete_entity(doc, "photos", p)?;
             }
@@ -132,7 +134,7 @@ impl FamilyDoc {
             comments: BTreeMap::new(),
         };
         let id = new_id();
-        self.edit("photo.add", now_ms, |doc| {
+        self.edit("photo.add", now_ms, &[entity("photos", &id)], |doc| {
             put_entity(doc, "photos", &id, &photo)?;
             Ok(id.clone())
         })
@@ -148,7 +150,7 @@ impl FamilyDoc {
             ));
         }
         let id = id.to_owned();
-        self.edit("photo.delete", now_ms, |doc| {
+        self.edit("photo.delete", now_ms, &[entity("photos", &id)], |doc| {
             delete_entity(doc, "photos", &id)
         })
     }
@@ -165,7 +167,7 @@ impl FamilyDoc {
         }
         let photo = photo.to_owned();
         let what = if liked { "photo.like" } else { "photo.unlike" };
-        self.edit(what, now_ms, |doc| {
+        self.edit(what, now_ms, &[entity("photos", &photo)], |doc| {
             let likes = map_at(doc, &["photos", &photo, "likes"])?;
             if liked {
                 doc.put(&likes, me.as_str(), now_ms)?;
@@ -188,11 +190,16 @@ impl FamilyDoc {
         };
         let photo = photo.to_owned();
         let id = new_id();
-        self.edit("photo.comment", now_ms, |doc| {
-            let comments = map_at(doc, &["photos", &photo, "comments"])?;
-            autosurgeon::reconcile_prop(doc, &comments, id.as_str(), &comment)?;
-            Ok(id.clone())
-        })
+        self.edit(
+            "photo.comment",
+            now_ms,
+            &[entity("photos", &photo)],
+            |doc| {
+                let comments = map_at(doc, &["photos", &photo, "comments"])?;
+                autosurgeon::reconcile_prop(doc, &comments, id.as_str(), &comment)?;
+                Ok(id.clone())
+            },
+        )
     }
 
     /// Deletes my own comment (the host may delete any). Leaves a tombstone with the
@@ -216,12 +223,17 @@ impl FamilyDoc {
             ));
         }
         let (photo, comment) = (photo.to_owned(), comment.to_owned());
-        self.edit("photo.uncomment", now_ms, |doc| {
-            let c = map_at(doc, &["photos", &photo, "comments", &comment])?;
-            doc.put(&c, "deleted", true)?;
-            doc.put(&c, "text", "")?;
-            Ok(())
-        })
+        self.edit(
+            "photo.uncomment",
+            now_ms,
+            &[entity("photos", &photo)],
+            |doc| {
+                let c = map_at(doc, &["photos", &photo, "comments", &comment])?;
+                doc.put(&c, "deleted", true)?;
+                doc.put(&c, "text", "")?;
+                Ok(())
+            },
+        )
     }
 
     fn album(&self, id: &str) -> Result<&Album> {

@@ -7,10 +7,11 @@
 use automerge::{ROOT, transaction::Transactable};
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, delete_entity, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Member, Role},
+    replica::Touched,
     validate::{self, Field},
 };
 
@@ -25,10 +26,15 @@ impl FamilyDoc {
                 change: None,
             });
         }
-        self.edit("family.rename", now_ms, |doc| {
-            doc.put(ROOT, "name", title)?;
-            Ok(())
-        })
+        self.edit(
+            "family.rename",
+            now_ms,
+            &[Touched::Root("name".into())],
+            |doc| {
+                doc.put(ROOT, "name", title)?;
+                Ok(())
+            },
+        )
     }
 
     /// Adds a member who accepted an invite, with the 호칭 they were invited as.
@@ -58,7 +64,7 @@ impl FamilyDoc {
             color,
             joined_at: now_ms,
         };
-        self.edit("member.add", now_ms, |doc| {
+        self.edit("member.add", now_ms, &[entity("members", &key)], |doc| {
             put_entity(doc, "members", &key, &member)
         })
     }
@@ -76,7 +82,7 @@ impl FamilyDoc {
             .cloned()
             .ok_or_else(|| DocError::NotMember(key.clone()))?;
         member.name = self.check_name_free(&key, name)?;
-        self.edit("member.rename", now_ms, |doc| {
+        self.edit("member.rename", now_ms, &[entity("members", &key)], |doc| {
             put_entity(doc, "members", &key, &member)
         })
     }
@@ -92,7 +98,7 @@ impl FamilyDoc {
         if !self.view.members.contains_key(&key) {
             return Err(DocError::NotMember(key));
         }
-        self.edit("member.remove", now_ms, |doc| {
+        self.edit("member.remove", now_ms, &[entity("members", &key)], |doc| {
             delete_entity(doc, "members", &key)
         })
     }
@@ -105,7 +111,7 @@ impl FamilyDoc {
             ));
         }
         let key = self.me.to_hex();
-        self.edit("member.leave", now_ms, |doc| {
+        self.edit("member.leave", now_ms, &[entity("members", &key)], |doc| {
             delete_entity(doc, "members", &key)
         })
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, delete_entity, map_at, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, map_at, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::Mission,
@@ -46,7 +46,7 @@ impl FamilyDoc {
             completions: BTreeMap::new(),
         };
         let id = new_id();
-        self.edit("mission.add", now_ms, |doc| {
+        self.edit("mission.add", now_ms, &[entity("missions", &id)], |doc| {
             put_entity(doc, "missions", &id, &mission)?;
             Ok(id.clone())
         })
@@ -79,7 +79,7 @@ impl FamilyDoc {
             mission.participants = set;
         }
         let id = id.to_owned();
-        self.edit("mission.edit", now_ms, |doc| {
+        self.edit("mission.edit", now_ms, &[entity("missions", &id)], |doc| {
             put_entity(doc, "missions", &id, &mission)
         })
     }
@@ -98,9 +98,12 @@ impl FamilyDoc {
             ));
         }
         let id = id.to_owned();
-        self.edit("mission.delete", now_ms, |doc| {
-            delete_entity(doc, "missions", &id)
-        })
+        self.edit(
+            "mission.delete",
+            now_ms,
+            &[entity("missions", &id)],
+            |doc| delete_entity(doc, "missions", &id),
+        )
     }
 
     /// Ticks (`done = true`) or unticks my own completion of a mission. Only
@@ -131,7 +134,7 @@ impl FamilyDoc {
         } else {
             "mission.undone"
         };
-        self.edit(what, now_ms, |doc| {
+        self.edit(what, now_ms, &[entity("missions", &id)], |doc| {
             let completions = map_at(doc, &["missions", &id, "completions"])?;
             if done {
                 doc.put(&completions, me.as_str(), now_ms)?;

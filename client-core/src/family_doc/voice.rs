@@ -2,7 +2,7 @@
 
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, delete_entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Voice, VoiceAlbum},
@@ -43,10 +43,15 @@ impl FamilyDoc {
             created_at: now_ms,
         };
         let id = new_id();
-        self.edit("voice_album.create", now_ms, |doc| {
-            put_entity(doc, "voice_albums", &id, &album)?;
-            Ok(id.clone())
-        })
+        self.edit(
+            "voice_album.create",
+            now_ms,
+            &[entity("voice_albums", &id)],
+            |doc| {
+                put_entity(doc, "voice_albums", &id, &album)?;
+                Ok(id.clone())
+            },
+        )
     }
 
     /// Renames a voice album and/or changes its cover.
@@ -71,9 +76,12 @@ impl FamilyDoc {
             album.cover = check_cover(c)?;
         }
         let id = id.to_owned();
-        self.edit("voice_album.edit", now_ms, |doc| {
-            put_entity(doc, "voice_albums", &id, &album)
-        })
+        self.edit(
+            "voice_album.edit",
+            now_ms,
+            &[entity("voice_albums", &id)],
+            |doc| put_entity(doc, "voice_albums", &id, &album),
+        )
     }
 
     /// Deletes a voice album with its messages (its creator or the host).
@@ -97,7 +105,9 @@ impl FamilyDoc {
             .map(|(k, _)| k.clone())
             .collect();
         let id = id.to_owned();
-        self.edit("voice_album.delete", now_ms, |doc| {
+        let mut touched: Vec<_> = voices.iter().map(|v| entity("voices", v)).collect();
+        touched.push(entity("voice_albums", &id));
+        self.edit("voice_album.delete", now_ms, &touched, |doc| {
             for v in &voices {
                 delete_entity(doc, "voices", v)?;
             }
@@ -141,7 +151,7 @@ impl FamilyDoc {
             at: now_ms,
         };
         let id = new_id();
-        self.edit("voice.add", now_ms, |doc| {
+        self.edit("voice.add", now_ms, &[entity("voices", &id)], |doc| {
             put_entity(doc, "voices", &id, &voice)?;
             Ok(id.clone())
         })
@@ -161,7 +171,7 @@ impl FamilyDoc {
             ));
         }
         let id = id.to_owned();
-        self.edit("voice.delete", now_ms, |doc| {
+        self.edit("voice.delete", now_ms, &[entity("voices", &id)], |doc| {
             delete_entity(doc, "voices", &id)
         })
     }

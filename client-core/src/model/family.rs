@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
 /// A member's role in the family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hydrate, Reconcile, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hydrate, Reconcile, Default, Serialize, Deserialize,
+)]
 pub enum Role {
     /// Created the family: may rename it, remove members, delete it.
     Host,
@@ -16,7 +19,7 @@ pub enum Role {
 
 /// A member of the family. Mirrors the relay's membership, which is authoritative for
 /// access; the document holds what the apps show (호칭, color).
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Member {
     /// 호칭: the member's name in this family (엄마, 아빠…), unique within the family.
     pub name: String,
@@ -29,7 +32,7 @@ pub struct Member {
 }
 
 /// A calendar event spanning one or more whole days, optionally with times of day.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct CalendarEvent {
     /// Title, 1–14 characters.
     pub title: String,
@@ -54,7 +57,7 @@ pub struct CalendarEvent {
 }
 
 /// A family mission (e.g. "가족 사진 찍기").
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Mission {
     /// Title, 1–17 characters.
     pub title: String,
@@ -88,7 +91,7 @@ impl Mission {
 }
 
 /// A photo album.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Album {
     /// Name, 1–20 characters.
     pub name: String,
@@ -101,7 +104,7 @@ pub struct Album {
 }
 
 /// A comment on a photo. Deleting keeps a tombstone so replies and counts stay stable.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Comment {
     /// Author (user id).
     pub by: String,
@@ -114,7 +117,7 @@ pub struct Comment {
 }
 
 /// A photo in an album. The bytes are blobs referred to by blake3 hash.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Photo {
     /// The album it belongs to. A photo whose album was deleted concurrently with its
     /// upload is kept and shown under "recovered" rather than lost.
@@ -146,7 +149,7 @@ pub struct Photo {
 }
 
 /// A voice message album.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct VoiceAlbum {
     /// Name, 1–20 characters.
     pub name: String,
@@ -159,7 +162,7 @@ pub struct VoiceAlbum {
 }
 
 /// A voice message, stored as MP3 so every device can play it.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Voice {
     /// The voice album it belongs to.
     pub album_id: String,
@@ -172,6 +175,7 @@ pub struct Voice {
     /// Duration (ms), at most 3 minutes.
     pub duration_ms: u64,
     /// Waveform preview: peak levels 0–255, a few dozen values.
+    #[serde(with = "super::byte_vec")]
     pub peaks: autosurgeon::bytes::ByteVec,
     /// Sender (user id).
     pub by: String,
@@ -181,7 +185,7 @@ pub struct Voice {
 
 /// The whole family document, hydrated. Apps read this (through the views); edits go
 /// through [`crate::FamilyDoc`] so that each one becomes a small change.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Family {
     /// Schema version the document was written with.
     pub schema: u64,

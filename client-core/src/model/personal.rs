@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
 /// Today's mood (오늘의 기분).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Hydrate, Reconcile)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Hydrate, Reconcile, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum Mood {
     Good,
@@ -84,7 +85,7 @@ impl std::str::FromStr for Mood {
 }
 
 /// Per-user settings, synced between the user's devices.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Settings {
     /// UI language: `ko` or `en`.
     pub language: String,
@@ -111,7 +112,7 @@ impl Default for Settings {
 }
 
 /// A user's personal document.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Personal {
     /// Schema version.
     pub schema: u64,
@@ -129,6 +130,7 @@ pub struct Personal {
     pub mood_at: Option<i64>,
     /// Settings.
     #[autosurgeon(missing = "Settings::default")]
+    #[serde(default)]
     pub settings: Settings,
     /// The families the user belongs to: family id → when joined (ms).
     pub families: BTreeMap<String, i64>,
