@@ -30,6 +30,37 @@
 //! files managed elsewhere): whether they still have to be uploaded, whether they are
 //! in the local cache, and when they were last used, for least-recently-used eviction.
 //!
+//! # View cache
+//!
+//! Next to its log, a document may have a **view cache**: opaque rows `(key, bytes)`,
+//! one per entity of the document's derived view (e.g. `photos/ab12…` → the encoded
+//! photo). It exists because opening a family with years of history must be quick,
+//! while loading the Automerge document and reading every entity out of it takes
+//! seconds; with the cache a screen is drawn from one read. The store never interprets
+//! the rows.
+//!
+//! The cache must never silently disagree with the log. So it records the log
+//! position it reflects, and it is **valid** only while that position is the
+//! document's log end ([`StoredDoc::log_end`]); [`LocalStore::load_view`] returns a
+//! valid cache or nothing. A write that appends to the log carries the rows it changed
+//! ([`LocalStore::commit_local_with_view`], [`LocalStore::apply_remote_with_view`]);
+//! when the cache was valid, they are applied in the same transaction as the append,
+//! which keeps it valid. A write without rows, or with rows for a cache that was
+//! already invalid, leaves the rows alone and the cache behind: invalid until the
+//! caller rebuilds it from a load ([`LocalStore::replace_view`]), and a rebuild from a
+//! load that a write has overtaken is refused. A write that appends nothing (a
+//! redelivered chunk, a cursor alone) changes neither log nor cache. Every append
+//! moves the log end forward and compaction never moves it, so an invalid cache cannot
+//! become valid again by accident and a valid one stays valid through compaction.
+//!
+//! What the store cannot check is that the rows a write carries were computed from a
+//! document holding exactly the log before that write: it sees the cache was valid,
+//! not where the rows came from. So each document must have one writer that keeps its
+//! loaded document and the log in step (rows computed from a document that missed
+//! another writer's change would be stored as valid). [`load_view`](LocalStore::load_view)
+//! and [`load`](LocalStore::load) are separate transactions; compare
+//! [`CachedView::through`] with [`StoredDoc::log_end`] to know the two belong together.
+//!
 //! # Durability promise
 //!
 //! [`LocalStore::commit_local`] appends a local edit to its document's change log
@@ -37,7 +68,8 @@
 //! survives the process being killed (`kill -9`) and, with [`SqliteStore`], a power
 //! loss; when it returns `Err`, neither happened. There is never a change without its
 //! outbox entry or the other way round. The same holds for every other write: each
-//! method is one transaction, and a method that returns an error changed nothing.
+//! method is one transaction (the view rows a write carries included), and a method
+//! that returns an error changed nothing.
 //!
 //! # Backends
 //!
@@ -62,7 +94,10 @@ pub use self::{
     error::{Result, StoreError},
     memory::MemoryStore,
     sqlite::SqliteStore,
-    types::{BlobRecord, BlobState, LogPos, OutboxEntry, StoredDoc, UnknownBlobState},
+    types::{
+        BlobRecord, BlobState, CachedView, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN, OutboxEntry,
+        StoredDoc, UnknownBlobState, ViewRow,
+    },
 };
 
 /// A device's local storage of documents, outbox, blob index and metadata.
@@ -94,10 +129,41 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     /// Committing a chunk that is already waiting in the outbox for the same document
     /// changes nothing and returns the existing entry.
     ///
+    /// The same as [`commit_local_with_view`](Self::commit_local_with_view) without
+    /// view rows: an append leaves the document's view cache invalid.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Empty`] for an empty chunk (nothing is written).
-    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry>;
+    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry> {
+        self.commit_local_with_view(doc, chunk, None)
+    }
+
+    /// [`commit_local`](Self::commit_local), plus the view-cache rows the edit changed,
+    /// in the same transaction.
+    ///
+    /// When the edit is appended to the log and the document's view cache was valid
+    /// before (see [`load_view`](Self::load_view)), `Some(rows)` are applied in order
+    /// (a row with bytes is inserted or replaced, a row without is deleted) and the
+    /// cache stays valid; `Some(&[])` says the edit changed no row. With `None`, or
+    /// when the cache was not valid, the rows are ignored and the cache is left invalid
+    /// (its rows untouched) until [`replace_view`](Self::replace_view).
+    ///
+    /// A call that appends nothing to the log (the chunk is already waiting in the
+    /// outbox, or already in the log) leaves the cache as it is, whatever `view` says:
+    /// the log did not change, so neither does the view that reflects it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Empty`] for an empty chunk, [`StoreError::ViewRowSize`] for a row
+    /// whose key or bytes are out of bounds (even for a cache that would have ignored
+    /// it); in both cases nothing is written.
+    fn commit_local_with_view(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+    ) -> Result<OutboxEntry>;
 
     /// Records chunks received from the relay: appends `chunks` to the change log of
     /// `doc`, in order, and moves the sync cursor to `new_cursor`, in one transaction.
@@ -106,11 +172,38 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     /// backwards: a `new_cursor` lower than the current one is ignored. Returns how many
     /// chunks were appended.
     ///
+    /// The same as [`apply_remote_with_view`](Self::apply_remote_with_view) without
+    /// view rows: an append leaves the document's view cache invalid.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Empty`] if any chunk is empty, [`StoreError::OutOfRange`] for a
     /// cursor above `i64::MAX`; in both cases nothing is written.
-    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize>;
+    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize> {
+        self.apply_remote_with_view(doc, chunks, new_cursor, None)
+    }
+
+    /// [`apply_remote`](Self::apply_remote), plus the view-cache rows the received
+    /// chunks changed, in the same transaction.
+    ///
+    /// The rows follow the rule of
+    /// [`commit_local_with_view`](Self::commit_local_with_view): applied, keeping the
+    /// cache valid, when at least one chunk is appended and the cache was valid before;
+    /// otherwise ignored, leaving the cache invalid. A call that appends nothing (every
+    /// chunk already known, or only a cursor) leaves the cache as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Empty`] if any chunk is empty, [`StoreError::OutOfRange`] for a
+    /// cursor above `i64::MAX`, [`StoreError::ViewRowSize`] for a row whose key or bytes
+    /// are out of bounds; in every case nothing is written.
+    fn apply_remote_with_view(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+    ) -> Result<usize>;
 
     /// Replaces the snapshot of `doc` with `snapshot` (the bytes of `save()`) and drops
     /// the change rows at or before `through`, in one transaction. Rows appended after
@@ -129,7 +222,47 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError::Empty`] for an empty snapshot, [`StoreError::PastLogEnd`] when
     /// `through` is beyond the document's log end.
+    ///
+    /// Compaction does not change the document's log end, so a valid view cache stays
+    /// valid.
     fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool>;
+
+    // --- View cache ---
+
+    /// The view cache of `doc`, when it has one and it is valid: it reflects exactly the
+    /// current log, i.e. its [`CachedView::through`] equals the [`StoredDoc::log_end`]
+    /// a [`load`](Self::load) would report. `None` for an unknown document, a document
+    /// without a cache, or a cache left behind by a write without rows.
+    ///
+    /// The version is returned as stored; comparing it is the caller's business.
+    fn load_view(&self, doc: DocId) -> Result<Option<CachedView>>;
+
+    /// Replaces the whole view cache of `doc` with `rows` and `version`, valid as of
+    /// `through`, in one transaction (a rebuild: the caller computed every row from a
+    /// [`load`](Self::load) whose [`StoredDoc::log_end`] was `through`). A key given
+    /// twice keeps its last bytes.
+    ///
+    /// Returns `false`, changing nothing, when `through` is no longer the document's log
+    /// end: something was appended since that load, so the rebuild is stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown document, [`StoreError::PastLogEnd`]
+    /// when `through` is beyond the document's log end (it cannot come from a load of
+    /// this document), [`StoreError::ViewRowSize`] for a row whose key or bytes are out
+    /// of bounds, [`StoreError::OutOfRange`] for a position above `i64::MAX`; in every
+    /// case nothing is written.
+    fn replace_view(
+        &self,
+        doc: DocId,
+        version: u32,
+        through: LogPos,
+        rows: &[(String, Vec<u8>)],
+    ) -> Result<bool>;
+
+    /// Forgets the view cache of `doc`, rows and all (e.g. after the caller changed its
+    /// encoding). Idempotent; an unknown document is not an error.
+    fn drop_view(&self, doc: DocId) -> Result<()>;
 
     // --- Outbox ---
 
@@ -213,6 +346,36 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Checks the bounds of one view-cache row: a key of 1 to [`MAX_VIEW_KEY_LEN`] bytes and
+/// at most [`MAX_VIEW_ROW_LEN`] bytes (`None` for a deletion). Both backends check before
+/// writing anything, so a refused call changes nothing.
+pub(crate) fn check_view_row(key: &str, bytes: Option<&[u8]>) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_VIEW_KEY_LEN {
+        return Err(StoreError::ViewRowSize {
+            what: "key",
+            len: key.len(),
+            min: 1,
+            max: MAX_VIEW_KEY_LEN,
+        });
+    }
+    match bytes {
+        Some(bytes) if bytes.len() > MAX_VIEW_ROW_LEN => Err(StoreError::ViewRowSize {
+            what: "bytes",
+            len: bytes.len(),
+            min: 0,
+            max: MAX_VIEW_ROW_LEN,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_view_row`] for every row of a write (nothing to check without rows).
+pub(crate) fn check_view_rows(view: Option<&[ViewRow]>) -> Result<()> {
+    view.unwrap_or_default()
+        .iter()
+        .try_for_each(|row| check_view_row(&row.key, row.bytes.as_deref()))
 }
 
 /// Checks that `value` fits SQLite's signed 64-bit integers; both backends refuse the

@@ -9,9 +9,14 @@
 //! (`Child::kill`), then reopens the file and checks it. Several rounds run on the same
 //! file, each continuing where the last one stopped; in some rounds the child also
 //! compacts the document now and then, so a kill can land in a compaction too.
+//!
+//! The child also keeps the document's view cache: one row per edit (`edit/{i}` → the
+//! bytes of `i`), written with each commit (`commit_local_with_view`) after a first
+//! rebuild (`replace_view`). After every kill the cache must still be valid and hold
+//! exactly the rows of the edits in the log: cache and log never disagree.
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     env,
     io::{BufRead, BufReader, Write},
     path::Path,
@@ -22,7 +27,7 @@ use std::{
 };
 
 use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
-use doran_client_core::store::{LocalStore, SqliteStore, StoredDoc};
+use doran_client_core::store::{LocalStore, SqliteStore, StoredDoc, ViewRow};
 use doran_protocol::{ChunkId, DocId};
 
 /// This test's name as libtest knows it (an integration test at the crate root).
@@ -33,8 +38,10 @@ const CHILD_DB: &str = "DORAN_CRASH_TEST_CHILD_DB";
 const CHILD_COMPACTS: &str = "DORAN_CRASH_TEST_CHILD_COMPACTS";
 const COMPACT_EVERY: u64 = 16;
 const DOC: DocId = DocId([7; 16]);
-/// What the child prints, followed by the edit index, once `commit_local` returned.
+/// What the child prints, followed by the edit index, once its commit returned.
 const COMMITTED: &str = "committed ";
+/// The encoding version the child stores with its view cache.
+const VIEW_VERSION: u32 = 7;
 /// How long the parent waits for one line before declaring the child stuck.
 const SILENCE_LIMIT: Duration = Duration::from_secs(120);
 
@@ -172,11 +179,27 @@ fn run_child(db: &Path, compacts: bool) {
     // everything loaded as saved so each chunk holds just the new edit.
     let _ = doc.save_incremental();
     let start = doc.keys(ROOT).count() as u64;
+    // Later rounds find the cache valid; the first one creates the document with its
+    // first commit and rebuilds the cache right after.
+    ensure_view(&store);
     let mut out = std::io::stdout().lock();
     for i in start..start + 1_000_000 {
         doc.put(ROOT, format!("edit-{i}"), i).expect("put");
         let chunk = doc.save_incremental();
-        store.commit_local(DOC, &chunk).expect("commit_local");
+        let (key, bytes) = view_row(i);
+        store
+            .commit_local_with_view(
+                DOC,
+                &chunk,
+                Some(&[ViewRow {
+                    key,
+                    bytes: Some(bytes),
+                }]),
+            )
+            .expect("commit_local_with_view");
+        if i == start {
+            ensure_view(&store);
+        }
         if writeln!(out, "{COMMITTED}{i}")
             .and_then(|()| out.flush())
             .is_err()
@@ -193,6 +216,43 @@ fn run_child(db: &Path, compacts: bool) {
                 .expect("compact");
         }
     }
+}
+
+/// The view-cache row of edit `i`.
+fn view_row(i: u64) -> (String, Vec<u8>) {
+    (format!("edit/{i}"), i.to_le_bytes().to_vec())
+}
+
+/// The whole view of a document: one row per edit in it, sorted by key.
+fn view_of(doc: &AutoCommit) -> Vec<(String, Vec<u8>)> {
+    let rows: BTreeMap<String, Vec<u8>> = doc
+        .keys(ROOT)
+        .map(|key| {
+            let i = doc
+                .get(ROOT, &key)
+                .expect("get")
+                .and_then(|(value, _)| value.as_u64())
+                .expect("edit value");
+            view_row(i)
+        })
+        .collect();
+    rows.into_iter().collect()
+}
+
+/// Rebuilds the child's view cache from a fresh load unless it is valid (or the
+/// document does not exist yet).
+fn ensure_view(store: &SqliteStore) {
+    if store.load_view(DOC).expect("load_view").is_some() {
+        return;
+    }
+    let Some(stored) = store.load(DOC).expect("load") else {
+        return;
+    };
+    let rows = view_of(&rebuild(&stored));
+    let replaced = store
+        .replace_view(DOC, VIEW_VERSION, stored.log_end, &rows)
+        .expect("replace_view");
+    assert!(replaced, "nothing else writes to the child's store");
 }
 
 fn rebuild(stored: &StoredDoc) -> AutoCommit {
@@ -311,6 +371,26 @@ fn verify_store(db: &Path, last_reported: u64, round: usize) -> Present {
         doc.get_heads(),
         "round {round}: outbox and document have different histories"
     );
+
+    // The view cache is valid and holds exactly one row per edit in the log.
+    let view = store
+        .load_view(DOC)
+        .expect("load_view")
+        .unwrap_or_else(|| panic!("round {round}: the view cache is not valid after a kill"));
+    assert_eq!(view.version, VIEW_VERSION, "round {round}: view version");
+    assert_eq!(view.through, stored.log_end, "round {round}: view position");
+    let expected_rows: BTreeMap<String, Vec<u8>> = (0..count).map(view_row).collect();
+    let expected_rows: Vec<(String, Vec<u8>)> = expected_rows.into_iter().collect();
+    assert_eq!(
+        view.rows.len() as u64,
+        count,
+        "round {round}: view row count"
+    );
+    assert_eq!(
+        view.rows, expected_rows,
+        "round {round}: view cache and log disagree"
+    );
+    assert_eq!(view_of(&doc), expected_rows);
 
     Present {
         has_snapshot: stored.snapshot.is_some(),

@@ -1,12 +1,14 @@
 //! Model-based check: random sequences of operations give the same answers and leave
 //! the same state in [`MemoryStore`] and [`SqliteStore`]. The conformance suite tests
 //! chosen cases; this one looks for the corners nobody thought of (duplicates across
-//! calls, compaction interleaved with remote chunks, blob states in odd orders).
+//! calls, compaction interleaved with remote chunks, blob states in odd orders, view
+//! cache rows arriving with writes that append nothing or after an invalidation).
 
 use std::collections::BTreeMap;
 
 use doran_client_core::store::{
-    BlobRecord, BlobState, LocalStore, LogPos, MemoryStore, OutboxEntry, Result, SqliteStore,
+    BlobRecord, BlobState, LocalStore, LogPos, MAX_VIEW_KEY_LEN, MemoryStore, OutboxEntry, Result,
+    SqliteStore, ViewRow,
 };
 use doran_protocol::{BlobHash, ChunkId, DocId};
 use proptest::prelude::*;
@@ -61,13 +63,52 @@ enum Op {
     DeleteMeta {
         key: u8,
     },
+    /// A commit carrying view rows (`None`: without rows).
+    CommitView {
+        doc: u8,
+        chunk: Option<u8>,
+        view: Option<Vec<(u8, Option<u8>)>>,
+    },
+    RemoteView {
+        doc: u8,
+        chunks: Vec<Option<u8>>,
+        cursor: Option<u64>,
+        view: Option<Vec<(u8, Option<u8>)>>,
+    },
+    /// Rebuild the cache as of the current log end, or (`back > 0`) one the document
+    /// had `back` loads ago, which may be stale.
+    ReplaceView {
+        doc: u8,
+        back: usize,
+        version: u8,
+        rows: Vec<(u8, u8)>,
+    },
+    DropView {
+        doc: u8,
+    },
+}
+
+/// A view row key: mostly one of a few good ones, now and then an empty or a too long
+/// one (see [`view_key`]).
+fn view_key_index() -> impl Strategy<Value = u8> {
+    prop_oneof![30 => 0u8..4, 1 => Just(254u8), 1 => Just(255u8)]
+}
+
+fn view_rows() -> impl Strategy<Value = Option<Vec<(u8, Option<u8>)>>> {
+    prop::option::weighted(
+        0.8,
+        prop::collection::vec(
+            (view_key_index(), prop::option::weighted(0.8, any::<u8>())),
+            0..4,
+        ),
+    )
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let chunk = prop::option::weighted(0.95, 0u8..8);
     prop_oneof![
         4 => (0u8..3, chunk.clone()).prop_map(|(doc, chunk)| Op::Commit { doc, chunk }),
-        3 => (0u8..3, prop::collection::vec(chunk, 0..4), prop::option::of(0u64..20))
+        3 => (0u8..3, prop::collection::vec(chunk.clone(), 0..4), prop::option::of(0u64..20))
             .prop_map(|(doc, chunks, cursor)| Op::Remote { doc, chunks, cursor }),
         2 => (0u8..3, 0usize..4, any::<u8>())
             .prop_map(|(doc, back, snapshot)| Op::Compact { doc, back, snapshot }),
@@ -80,6 +121,19 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..5, 0i64..10).prop_map(|(n, used)| Op::Touch { n, used }),
         1 => (0u8..3, any::<u8>()).prop_map(|(key, value)| Op::SetMeta { key, value }),
         1 => (0u8..3).prop_map(|key| Op::DeleteMeta { key }),
+        4 => (0u8..3, chunk.clone(), view_rows())
+            .prop_map(|(doc, chunk, view)| Op::CommitView { doc, chunk, view }),
+        3 => (
+            0u8..3,
+            prop::collection::vec(chunk, 0..4),
+            prop::option::of(0u64..20),
+            view_rows(),
+        )
+            .prop_map(|(doc, chunks, cursor, view)| Op::RemoteView { doc, chunks, cursor, view }),
+        2 => (0u8..3, prop_oneof![3 => Just(0usize), 1 => 1usize..4], any::<u8>(),
+              prop::collection::vec((view_key_index(), any::<u8>()), 0..4))
+            .prop_map(|(doc, back, version, rows)| Op::ReplaceView { doc, back, version, rows }),
+        1 => (0u8..3).prop_map(|doc| Op::DropView { doc }),
     ]
 }
 
@@ -89,6 +143,27 @@ fn doc(n: u8) -> DocId {
 
 fn chunk(c: Option<u8>) -> Vec<u8> {
     c.map_or_else(Vec::new, |c| vec![b'c', c])
+}
+
+/// The key of view row `n`: `v0`..`v3`, or out of bounds (empty for 254, one byte too
+/// long for 255).
+fn view_key(n: u8) -> String {
+    match n {
+        254 => String::new(),
+        255 => "v".repeat(MAX_VIEW_KEY_LEN + 1),
+        n => format!("v{n}"),
+    }
+}
+
+fn view(rows: &Option<Vec<(u8, Option<u8>)>>) -> Option<Vec<ViewRow>> {
+    rows.as_ref().map(|rows| {
+        rows.iter()
+            .map(|(key, value)| ViewRow {
+                key: view_key(*key),
+                bytes: value.map(|v| vec![v]),
+            })
+            .collect()
+    })
 }
 
 fn hash(n: u8) -> BlobHash {
@@ -147,16 +222,10 @@ impl Subject {
                 doc: d,
                 back,
                 snapshot,
-            } => {
-                let current = match s.load(doc(*d)) {
-                    Ok(stored) => stored.map_or(LogPos::START, |st| st.log_end),
-                    Err(err) => return answer::<()>(Err(err)),
-                };
-                let ends = self.ends.entry(*d).or_default();
-                ends.push(current);
-                let through = ends[ends.len().saturating_sub(1 + back)];
-                answer(s.compact(doc(*d), &[b's', *snapshot], through))
-            }
+            } => match self.through(*d, *back) {
+                Ok(through) => answer(self.store.compact(doc(*d), &[b's', *snapshot], through)),
+                Err(err) => answer::<()>(Err(err)),
+            },
             Op::Ack { nth } => {
                 let id = s
                     .outbox(usize::MAX)
@@ -185,7 +254,58 @@ impl Subject {
             Op::Touch { n, used } => answer(s.touch_blob(hash(*n), *used)),
             Op::SetMeta { key, value } => answer(s.set_meta(&format!("k{key}"), &[*value])),
             Op::DeleteMeta { key } => answer(s.delete_meta(&format!("k{key}"))),
+            Op::CommitView {
+                doc: d,
+                chunk: c,
+                view: rows,
+            } => answer(
+                s.commit_local_with_view(doc(*d), &chunk(*c), view(rows).as_deref())
+                    .map(|e| entry(&e)),
+            ),
+            Op::RemoteView {
+                doc: d,
+                chunks,
+                cursor,
+                view: rows,
+            } => {
+                let owned: Vec<Vec<u8>> = chunks.iter().map(|c| chunk(*c)).collect();
+                let slices: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                answer(s.apply_remote_with_view(doc(*d), &slices, *cursor, view(rows).as_deref()))
+            }
+            Op::ReplaceView {
+                doc: d,
+                back,
+                version,
+                rows,
+            } => {
+                let rows: Vec<(String, Vec<u8>)> = rows
+                    .iter()
+                    .map(|(key, value)| (view_key(*key), vec![*value]))
+                    .collect();
+                match self.through(*d, *back) {
+                    Ok(through) => answer(self.store.replace_view(
+                        doc(*d),
+                        u32::from(*version),
+                        through,
+                        &rows,
+                    )),
+                    Err(err) => answer::<()>(Err(err)),
+                }
+            }
+            Op::DropView { doc: d } => answer(s.drop_view(doc(*d))),
         }
+    }
+
+    /// The current log end of document `d` (`START` when unknown), or (`back > 0`) the
+    /// one it had `back` calls ago; every call records the current one.
+    fn through(&mut self, d: u8, back: usize) -> Result<LogPos> {
+        let current = self
+            .store
+            .load(doc(d))?
+            .map_or(LogPos::START, |st| st.log_end);
+        let ends = self.ends.entry(d).or_default();
+        ends.push(current);
+        Ok(ends[ends.len().saturating_sub(1 + back)])
     }
 
     /// Everything observable, except log positions and outbox timestamps.
@@ -196,6 +316,14 @@ impl Subject {
             let stored = s.load(d)?;
             let stored = stored.map(|st| (st.snapshot, st.changes, st.cursor));
             out += &format!("{d:?} {stored:?} cursor={}\n", s.cursor(d)?);
+            // The cache, without its (opaque) position, which must be the log end.
+            let view = s.load_view(d)?;
+            if let Some(view) = &view {
+                let log_end = s.load(d)?.map(|st| st.log_end);
+                assert_eq!(Some(view.through), log_end, "a loaded view is current");
+            }
+            let view = view.map(|v| (v.version, v.rows));
+            out += &format!("{d:?} view {view:?}\n");
         }
         let outbox: Vec<_> = s.outbox(usize::MAX)?.iter().map(entry).collect();
         out += &format!("outbox {outbox:?} pending={}\n", s.pending_count()?);

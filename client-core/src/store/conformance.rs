@@ -11,7 +11,8 @@ use std::{collections::HashSet, error::Error, sync::Arc, thread};
 use doran_protocol::{BlobHash, ChunkId, DocId};
 
 use super::{
-    BlobRecord, BlobState, LocalStore, LogPos, MemoryStore, SqliteStore, StoreError, StoredDoc,
+    BlobRecord, BlobState, CachedView, LocalStore, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN,
+    MemoryStore, SqliteStore, StoreError, StoredDoc, ViewRow,
 };
 
 /// What a conformance test returns.
@@ -64,6 +65,16 @@ macro_rules! store_conformance_tests {
                 cached_bytes_counts_cached_blobs_only,
                 meta_round_trip,
                 concurrent_commits_are_all_kept,
+                view_rows_follow_commits_and_remote_applies,
+                a_write_without_rows_invalidates_the_view,
+                an_invalid_view_ignores_rows_until_replaced,
+                stale_view_rebuilds_are_refused,
+                compaction_keeps_a_valid_view_valid,
+                drop_view_forgets_the_cache,
+                oversized_view_rows_are_refused_and_change_nothing,
+                writes_that_change_no_rows_keep_the_view_valid,
+                writes_that_append_nothing_leave_the_view_alone,
+                view_caches_are_per_document,
             );
         }
     };
@@ -588,5 +599,445 @@ pub(crate) fn concurrent_commits_are_all_kept(store: &Arc<dyn LocalStore>) -> Te
         let expected: Vec<Vec<u8>> = (0..EDITS).map(|i| vec![t, i]).collect();
         assert_eq!(mine, expected.iter().collect::<Vec<_>>());
     }
+    Ok(())
+}
+
+/// A row that sets `key` to `bytes`.
+fn put(key: &str, bytes: &[u8]) -> ViewRow {
+    ViewRow {
+        key: key.into(),
+        bytes: Some(bytes.to_vec()),
+    }
+}
+
+/// A row that deletes `key`.
+fn del(key: &str) -> ViewRow {
+    ViewRow {
+        key: key.into(),
+        bytes: None,
+    }
+}
+
+/// Rows as [`CachedView::rows`] holds them.
+fn rows(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(key, bytes)| ((*key).to_owned(), bytes.to_vec()))
+        .collect()
+}
+
+/// Makes `d` known with one change and gives it a valid cache holding `initial`.
+fn with_valid_view(
+    store: &Arc<dyn LocalStore>,
+    d: DocId,
+    initial: &[(&str, &[u8])],
+) -> Result<CachedView, Box<dyn Error>> {
+    store.commit_local(d, b"base")?;
+    let end = loaded(store, d)?.log_end;
+    assert!(store.replace_view(d, 3, end, &rows(initial))?);
+    Ok(store.load_view(d)?.ok_or("view valid after replace_view")?)
+}
+
+pub(crate) fn view_rows_follow_commits_and_remote_applies(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    assert_eq!(store.load_view(doc(1))?, None, "unknown document");
+    let view = with_valid_view(store, doc(1), &[("photos/b", b"b0"), ("members/a", b"a0")])?;
+    assert_eq!(view.version, 3);
+    assert_eq!(view.through, loaded(store, doc(1))?.log_end);
+    assert_eq!(
+        view.rows,
+        rows(&[("members/a", b"a0"), ("photos/b", b"b0")]),
+        "sorted by key"
+    );
+
+    store.commit_local_with_view(
+        doc(1),
+        b"edit 1",
+        Some(&[put("photos/c", b"c1"), put("members/a", b"a1")]),
+    )?;
+    let view = store
+        .load_view(doc(1))?
+        .ok_or("valid after a commit with rows")?;
+    assert_eq!(view.through, loaded(store, doc(1))?.log_end);
+    assert_eq!(
+        view.rows,
+        rows(&[
+            ("members/a", b"a1"),
+            ("photos/b", b"b0"),
+            ("photos/c", b"c1")
+        ])
+    );
+
+    let r1: &[u8] = b"remote 1";
+    let r2: &[u8] = b"remote 2";
+    assert_eq!(
+        store.apply_remote_with_view(
+            doc(1),
+            &[r1, r2],
+            Some(5),
+            // Applied in order: the later row for a key wins.
+            Some(&[
+                del("photos/b"),
+                put("albums/x", b"x"),
+                put("albums/x", b"x2")
+            ]),
+        )?,
+        2
+    );
+    let view = store
+        .load_view(doc(1))?
+        .ok_or("valid after a remote apply with rows")?;
+    let stored = loaded(store, doc(1))?;
+    assert_eq!(view.through, stored.log_end);
+    assert_eq!(stored.cursor, 5);
+    assert_eq!(
+        view.rows,
+        rows(&[
+            ("albums/x", b"x2"),
+            ("members/a", b"a1"),
+            ("photos/c", b"c1")
+        ])
+    );
+    // Deleting an absent key and writing empty bytes are fine.
+    store.commit_local_with_view(doc(1), b"edit 2", Some(&[del("nobody"), put("empty", b"")]))?;
+    let view = store.load_view(doc(1))?.ok_or("valid")?;
+    assert_eq!(view.version, 3, "the version is kept");
+    assert_eq!(
+        view.rows,
+        rows(&[
+            ("albums/x", b"x2"),
+            ("empty", b""),
+            ("members/a", b"a1"),
+            ("photos/c", b"c1"),
+        ])
+    );
+    Ok(())
+}
+
+pub(crate) fn a_write_without_rows_invalidates_the_view(store: &Arc<dyn LocalStore>) -> TestResult {
+    with_valid_view(store, doc(1), &[("k", b"v")])?;
+    store.commit_local(doc(1), b"edit")?;
+    assert_eq!(store.load_view(doc(1))?, None, "commit without rows");
+
+    with_valid_view(store, doc(2), &[("k", b"v")])?;
+    store.commit_local_with_view(doc(2), b"edit", None)?;
+    assert_eq!(store.load_view(doc(2))?, None, "commit with None");
+
+    with_valid_view(store, doc(3), &[("k", b"v")])?;
+    store.apply_remote(doc(3), &[b"remote"], Some(1))?;
+    assert_eq!(store.load_view(doc(3))?, None, "remote apply without rows");
+
+    with_valid_view(store, doc(4), &[("k", b"v")])?;
+    store.apply_remote_with_view(doc(4), &[b"remote"], None, None)?;
+    assert_eq!(store.load_view(doc(4))?, None, "remote apply with None");
+    Ok(())
+}
+
+pub(crate) fn an_invalid_view_ignores_rows_until_replaced(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    // A document that never had a cache does not get one from rows.
+    store.commit_local_with_view(doc(2), b"edit", Some(&[put("k", b"v")]))?;
+    store.apply_remote_with_view(doc(2), &[b"remote"], Some(1), Some(&[put("k", b"v")]))?;
+    assert_eq!(store.load_view(doc(2))?, None);
+
+    with_valid_view(store, doc(1), &[("a", b"0"), ("b", b"0")])?;
+    store.commit_local(doc(1), b"unviewed")?;
+    store.commit_local_with_view(doc(1), b"later", Some(&[put("a", b"1")]))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    store.apply_remote_with_view(doc(1), &[b"remote"], Some(2), Some(&[del("b")]))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    store.commit_local_with_view(doc(1), b"empty rows", Some(&[]))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    // The log still took every write.
+    assert_eq!(loaded(store, doc(1))?.changes.len(), 5);
+
+    // A rebuild from a fresh load makes it valid again, with exactly the new rows.
+    let end = loaded(store, doc(1))?.log_end;
+    assert!(store.replace_view(doc(1), 4, end, &rows(&[("c", b"2")]))?);
+    let view = store.load_view(doc(1))?.ok_or("valid after rebuild")?;
+    assert_eq!(view.version, 4);
+    assert_eq!(view.through, end);
+    assert_eq!(view.rows, rows(&[("c", b"2")]));
+    // And rows are followed again.
+    store.commit_local_with_view(doc(1), b"after", Some(&[put("a", b"3")]))?;
+    assert_eq!(
+        store.load_view(doc(1))?.ok_or("valid")?.rows,
+        rows(&[("a", b"3"), ("c", b"2")])
+    );
+    Ok(())
+}
+
+pub(crate) fn stale_view_rebuilds_are_refused(store: &Arc<dyn LocalStore>) -> TestResult {
+    // Unknown document: NotFound, nothing created.
+    assert!(matches!(
+        store.replace_view(doc(9), 1, LogPos::START, &rows(&[("k", b"v")])),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.load(doc(9))?, None);
+    assert!(store.documents()?.is_empty());
+
+    let before = with_valid_view(store, doc(1), &[("k", b"old")])?;
+    let stale = loaded(store, doc(1))?.log_end;
+    // Someone writes (with rows, keeping the cache valid) after the rebuild's load.
+    store.commit_local_with_view(doc(1), b"newer", Some(&[put("k", b"new")]))?;
+    let current = store.load_view(doc(1))?.ok_or("valid")?;
+    assert_ne!(current, before);
+    assert!(!store.replace_view(doc(1), 9, stale, &rows(&[("stale", b"x")]))?);
+    assert_eq!(store.load_view(doc(1))?, Some(current), "nothing changed");
+
+    // A stale rebuild of an invalid cache changes nothing either.
+    store.commit_local(doc(1), b"unviewed")?;
+    let end = loaded(store, doc(1))?.log_end;
+    assert!(!store.replace_view(doc(1), 9, stale, &rows(&[("stale", b"x")]))?);
+    assert_eq!(store.load_view(doc(1))?, None);
+
+    // A position beyond the log end cannot come from this document's load.
+    store.commit_local(doc(2), b"elsewhere")?;
+    let foreign = loaded(store, doc(2))?.log_end;
+    assert!(matches!(
+        store.replace_view(doc(1), 9, foreign, &rows(&[("k", b"v")])),
+        Err(StoreError::PastLogEnd { .. })
+    ));
+    assert_eq!(store.load_view(doc(1))?, None);
+
+    // The current log end still works, replacing every row.
+    assert!(store.replace_view(doc(1), 9, end, &rows(&[("fresh", b"1")]))?);
+    assert_eq!(
+        store.load_view(doc(1))?.ok_or("valid")?.rows,
+        rows(&[("fresh", b"1")])
+    );
+    // A key given twice keeps its last bytes.
+    assert!(store.replace_view(doc(1), 9, end, &rows(&[("k", b"1"), ("k", b"2")]))?);
+    assert_eq!(
+        store.load_view(doc(1))?.ok_or("valid")?.rows,
+        rows(&[("k", b"2")])
+    );
+    // A document known only by its cursor (empty log) can have a cache too.
+    store.apply_remote(doc(3), &[], Some(4))?;
+    assert!(store.replace_view(doc(3), 1, LogPos::START, &[])?);
+    let empty = store.load_view(doc(3))?.ok_or("valid")?;
+    assert!(empty.rows.is_empty());
+    assert_eq!(empty.through, LogPos::START);
+    Ok(())
+}
+
+pub(crate) fn compaction_keeps_a_valid_view_valid(store: &Arc<dyn LocalStore>) -> TestResult {
+    with_valid_view(store, doc(1), &[("k", b"0")])?;
+    store.commit_local_with_view(doc(1), b"a", Some(&[put("k", b"1")]))?;
+    let seen = loaded(store, doc(1))?;
+    store.apply_remote_with_view(doc(1), &[b"b"], Some(1), Some(&[put("j", b"2")]))?;
+    let expected = store.load_view(doc(1))?.ok_or("valid")?;
+
+    // Compacting part of the log, then all of it (the log becomes empty).
+    assert!(store.compact(doc(1), b"snapshot 1", seen.log_end)?);
+    assert_eq!(store.load_view(doc(1))?, Some(expected.clone()));
+    let all = loaded(store, doc(1))?;
+    assert!(store.compact(doc(1), b"snapshot 2", all.log_end)?);
+    assert!(loaded(store, doc(1))?.changes.is_empty());
+    assert_eq!(store.load_view(doc(1))?, Some(expected.clone()));
+    assert_eq!(expected.through, loaded(store, doc(1))?.log_end);
+
+    // Writes after an emptying compaction keep following the rule.
+    store.commit_local_with_view(doc(1), b"c", Some(&[del("k")]))?;
+    let view = store
+        .load_view(doc(1))?
+        .ok_or("valid after compaction and a write")?;
+    assert_eq!(view.rows, rows(&[("j", b"2")]));
+    // A rebuild from a load taken before compaction is still current.
+    let end = loaded(store, doc(1))?.log_end;
+    assert!(store.compact(doc(1), b"snapshot 3", end)?);
+    assert!(store.replace_view(doc(1), 5, end, &rows(&[("z", b"9")]))?);
+    assert_eq!(store.load_view(doc(1))?.ok_or("valid")?.version, 5);
+
+    // An invalid cache stays invalid through compaction.
+    store.commit_local(doc(1), b"unviewed")?;
+    let end = loaded(store, doc(1))?.log_end;
+    assert!(store.compact(doc(1), b"snapshot 4", end)?);
+    assert_eq!(store.load_view(doc(1))?, None);
+    Ok(())
+}
+
+pub(crate) fn drop_view_forgets_the_cache(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.drop_view(doc(1))?; // unknown document: fine
+    assert_eq!(store.load(doc(1))?, None, "dropping creates nothing");
+
+    with_valid_view(store, doc(1), &[("k", b"v")])?;
+    store.drop_view(doc(1))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    store.drop_view(doc(1))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    // Rows are ignored without a cache, the log is untouched.
+    store.commit_local_with_view(doc(1), b"edit", Some(&[put("k", b"w")]))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    assert_eq!(loaded(store, doc(1))?.changes.len(), 2);
+    // A rebuild starts from nothing: no old row comes back.
+    let end = loaded(store, doc(1))?.log_end;
+    assert!(store.replace_view(doc(1), 2, end, &rows(&[("other", b"x")]))?);
+    assert_eq!(
+        store.load_view(doc(1))?.ok_or("valid")?.rows,
+        rows(&[("other", b"x")])
+    );
+    Ok(())
+}
+
+pub(crate) fn oversized_view_rows_are_refused_and_change_nothing(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let view = with_valid_view(store, doc(1), &[("k", b"v")])?;
+    let before = loaded(store, doc(1))?;
+    let long_key = "k".repeat(MAX_VIEW_KEY_LEN + 1);
+    let huge = vec![0u8; MAX_VIEW_ROW_LEN + 1];
+    let bad_rows: Vec<Vec<ViewRow>> = vec![
+        vec![put("", b"x")],
+        vec![del("")],
+        vec![put("fine", b"x"), put(&long_key, b"x")],
+        vec![del(&long_key)],
+        vec![
+            put("fine", b"x"),
+            ViewRow {
+                key: "big".into(),
+                bytes: Some(huge.clone()),
+            },
+        ],
+    ];
+    for bad in &bad_rows {
+        assert!(matches!(
+            store.commit_local_with_view(doc(1), b"refused", Some(bad)),
+            Err(StoreError::ViewRowSize { .. })
+        ));
+        assert!(matches!(
+            store.apply_remote_with_view(doc(1), &[b"refused"], Some(7), Some(bad)),
+            Err(StoreError::ViewRowSize { .. })
+        ));
+        // Refused even where the rows would have been ignored (unknown document).
+        assert!(matches!(
+            store.commit_local_with_view(doc(2), b"refused", Some(bad)),
+            Err(StoreError::ViewRowSize { .. })
+        ));
+    }
+    for bad in [
+        rows(&[("", b"x")]),
+        vec![("fine".into(), b"x".to_vec()), (long_key, b"x".to_vec())],
+        vec![("big".into(), huge)],
+    ] {
+        assert!(matches!(
+            store.replace_view(doc(1), 7, before.log_end, &bad),
+            Err(StoreError::ViewRowSize { .. })
+        ));
+    }
+    assert_eq!(loaded(store, doc(1))?, before, "the log is untouched");
+    assert_eq!(store.pending_count()?, 1);
+    assert_eq!(store.load(doc(2))?, None);
+    assert_eq!(store.load_view(doc(1))?, Some(view));
+
+    // The bounds themselves are accepted: a key of 1 and of the longest length, and a
+    // row of the largest size.
+    let longest = "k".repeat(MAX_VIEW_KEY_LEN);
+    let largest = vec![7u8; MAX_VIEW_ROW_LEN];
+    store.commit_local_with_view(
+        doc(1),
+        b"bounds",
+        Some(&[
+            put("a", b""),
+            put(&longest, b"l"),
+            ViewRow {
+                key: "big".into(),
+                bytes: Some(largest),
+            },
+        ]),
+    )?;
+    let view = store.load_view(doc(1))?.ok_or("valid")?;
+    assert_eq!(view.rows.len(), 4);
+    assert_eq!(
+        view.rows
+            .iter()
+            .find(|(k, _)| k == "big")
+            .map(|(_, b)| b.len()),
+        Some(MAX_VIEW_ROW_LEN)
+    );
+    // Multi-byte characters count in bytes: 128 two-byte characters fit, 129 do not.
+    let ok_key = "é".repeat(MAX_VIEW_KEY_LEN / 2);
+    let bad_key = "é".repeat(MAX_VIEW_KEY_LEN / 2 + 1);
+    store.commit_local_with_view(doc(1), b"wide", Some(&[put(&ok_key, b"1")]))?;
+    assert!(matches!(
+        store.commit_local_with_view(doc(1), b"wider", Some(&[put(&bad_key, b"1")])),
+        Err(StoreError::ViewRowSize { .. })
+    ));
+    assert!(store.load_view(doc(1))?.is_some());
+    Ok(())
+}
+
+pub(crate) fn writes_that_change_no_rows_keep_the_view_valid(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let view = with_valid_view(store, doc(1), &[("k", b"v")])?;
+    store.commit_local_with_view(doc(1), b"no rows", Some(&[]))?;
+    let after = store
+        .load_view(doc(1))?
+        .ok_or("valid after an empty-slice commit")?;
+    assert_eq!(after.rows, view.rows);
+    assert!(after.through > view.through);
+    assert_eq!(after.through, loaded(store, doc(1))?.log_end);
+
+    store.apply_remote_with_view(doc(1), &[b"remote", b"other"], Some(3), Some(&[]))?;
+    let after = store
+        .load_view(doc(1))?
+        .ok_or("valid after an empty-slice remote apply")?;
+    assert_eq!(after.rows, view.rows);
+    assert_eq!(after.through, loaded(store, doc(1))?.log_end);
+    Ok(())
+}
+
+pub(crate) fn writes_that_append_nothing_leave_the_view_alone(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let view = with_valid_view(store, doc(1), &[("k", b"v")])?;
+    // `base` is already in the outbox: a retried commit changes nothing, its rows
+    // included (they describe a change the cache already reflects).
+    store.commit_local_with_view(doc(1), b"base", Some(&[put("k", b"stale")]))?;
+    store.commit_local_with_view(doc(1), b"base", None)?;
+    // Redelivered chunks and a cursor alone append nothing either.
+    store.apply_remote_with_view(doc(1), &[b"base"], Some(3), None)?;
+    store.apply_remote_with_view(doc(1), &[b"base"], None, Some(&[del("k")]))?;
+    store.apply_remote(doc(1), &[], Some(4))?;
+    store.apply_remote_with_view(doc(1), &[], Some(5), Some(&[put("k", b"x")]))?;
+    assert_eq!(store.load_view(doc(1))?, Some(view.clone()));
+    assert_eq!(store.cursor(doc(1))?, 5);
+
+    // An acknowledged edit committed again is re-queued, but its change row is still in
+    // the log: nothing is appended, the cache stays as it is, rows or not.
+    let entry = store.outbox(1)?.pop().ok_or("outbox entry")?;
+    assert!(store.outbox_acked(entry.id)?);
+    store.commit_local_with_view(doc(1), b"base", Some(&[put("k", b"stale")]))?;
+    assert_eq!(store.pending_count()?, 1);
+    assert_eq!(store.load_view(doc(1))?, Some(view.clone()));
+    let entry = store.outbox(1)?.pop().ok_or("outbox entry")?;
+    assert!(store.outbox_acked(entry.id)?);
+    store.commit_local_with_view(doc(1), b"base", None)?;
+    assert_eq!(store.pending_count()?, 1);
+    assert_eq!(store.load_view(doc(1))?, Some(view));
+    Ok(())
+}
+
+pub(crate) fn view_caches_are_per_document(store: &Arc<dyn LocalStore>) -> TestResult {
+    with_valid_view(store, doc(1), &[("k", b"one")])?;
+    with_valid_view(store, doc(2), &[("k", b"two")])?;
+    store.commit_local_with_view(doc(1), b"edit", Some(&[put("k", b"one'")]))?;
+    store.commit_local(doc(2), b"edit")?;
+    assert_eq!(
+        store.load_view(doc(1))?.ok_or("doc 1 valid")?.rows,
+        rows(&[("k", b"one'")])
+    );
+    assert_eq!(store.load_view(doc(2))?, None);
+    store.drop_view(doc(1))?;
+    assert_eq!(store.load_view(doc(1))?, None);
+    let end = loaded(store, doc(2))?.log_end;
+    assert!(store.replace_view(doc(2), 1, end, &rows(&[("k", b"two'")]))?);
+    assert_eq!(
+        store.load_view(doc(2))?.ok_or("doc 2 valid")?.rows,
+        rows(&[("k", b"two'")])
+    );
     Ok(())
 }

@@ -56,6 +56,22 @@ pub enum StoreError {
         log_end: LogPos,
     },
 
+    /// A view-cache row was refused for its size: a key must be 1 to
+    /// [`MAX_VIEW_KEY_LEN`](super::MAX_VIEW_KEY_LEN) bytes and a row's bytes at most
+    /// [`MAX_VIEW_ROW_LEN`](super::MAX_VIEW_ROW_LEN). The whole call is refused, the
+    /// change-log write it came with included.
+    #[error("view row {what} of {len} bytes refused (allowed {min}..={max})")]
+    ViewRowSize {
+        /// What was out of bounds: `"key"` or `"bytes"`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The smallest length allowed.
+        min: usize,
+        /// The largest length allowed.
+        max: usize,
+    },
+
     /// A blob waiting for upload must stay cached: its bytes exist only on this
     /// device, so un-caching it would lose them.
     #[error("blob {0} is waiting for upload and must stay cached")]

@@ -8,8 +8,8 @@ use std::{
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 
 use super::{
-    BlobRecord, BlobState, LocalStore, LogPos, OutboxEntry, Result, StoreError, StoredDoc,
-    check_i64, now_ms,
+    BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result, StoreError,
+    StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
 };
 
 /// A [`LocalStore`] that keeps everything in memory and loses it on drop. For tests
@@ -40,6 +40,8 @@ struct Doc {
     /// The snapshot and the position it covers.
     snapshot: Option<(Vec<u8>, u64)>,
     rows: Vec<Row>,
+    /// The view cache, valid while its `through` is the log end.
+    view: Option<View>,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,15 @@ struct Row {
     pos: u64,
     chunk: ChunkId,
     bytes: Vec<u8>,
+}
+
+/// A document's view cache.
+#[derive(Debug)]
+struct View {
+    version: u32,
+    /// The log position the rows reflect.
+    through: u64,
+    rows: BTreeMap<String, Vec<u8>>,
 }
 
 impl Doc {
@@ -62,6 +73,33 @@ impl Doc {
 
     fn has_chunk(&self, chunk: &ChunkId) -> bool {
         self.rows.iter().any(|row| row.chunk == *chunk)
+    }
+
+    /// The view cache, if it reflects exactly the current log.
+    fn valid_view(&self) -> Option<&View> {
+        self.view
+            .as_ref()
+            .filter(|view| view.through == self.log_end())
+    }
+
+    /// After an append: applies `rows` and moves the cache to the new log end if it
+    /// was valid before the append (`was_valid`); otherwise leaves it behind.
+    fn advance_view(&mut self, was_valid: bool, rows: Option<&[ViewRow]>) {
+        let log_end = self.log_end();
+        let (true, Some(rows), Some(view)) = (was_valid, rows, self.view.as_mut()) else {
+            return;
+        };
+        for row in rows {
+            match &row.bytes {
+                Some(bytes) => {
+                    view.rows.insert(row.key.clone(), bytes.clone());
+                }
+                None => {
+                    view.rows.remove(&row.key);
+                }
+            }
+        }
+        view.through = log_end;
     }
 }
 
@@ -122,10 +160,16 @@ impl LocalStore for MemoryStore {
         Ok(self.lock()?.docs.get(&doc).map_or(0, |d| d.cursor))
     }
 
-    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry> {
+    fn commit_local_with_view(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+    ) -> Result<OutboxEntry> {
         if chunk.is_empty() {
             return Err(StoreError::Empty("chunk"));
         }
+        check_view_rows(view)?;
         let id = ChunkId::of(chunk);
         let mut inner = self.lock()?;
         if let Some(existing) = inner
@@ -135,7 +179,17 @@ impl LocalStore for MemoryStore {
         {
             return Ok(existing.clone());
         }
-        inner.append(doc, id, chunk);
+        let was_valid = inner
+            .docs
+            .get(&doc)
+            .is_some_and(|d| d.valid_view().is_some());
+        if inner.append(doc, id, chunk) {
+            inner
+                .docs
+                .entry(doc)
+                .or_default()
+                .advance_view(was_valid, view);
+        }
         inner.last_outbox_id += 1;
         let entry = OutboxEntry {
             id: inner.last_outbox_id,
@@ -148,17 +202,28 @@ impl LocalStore for MemoryStore {
         Ok(entry)
     }
 
-    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize> {
+    fn apply_remote_with_view(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+    ) -> Result<usize> {
         if chunks.iter().any(|c| c.is_empty()) {
             return Err(StoreError::Empty("chunk"));
         }
         if let Some(cursor) = new_cursor {
             check_i64("cursor", cursor)?;
         }
+        check_view_rows(view)?;
         if chunks.is_empty() && new_cursor.is_none() {
             return Ok(0);
         }
         let mut inner = self.lock()?;
+        let was_valid = inner
+            .docs
+            .get(&doc)
+            .is_some_and(|d| d.valid_view().is_some());
         let mut appended = 0;
         for chunk in chunks {
             if inner.append(doc, ChunkId::of(chunk), chunk) {
@@ -168,6 +233,9 @@ impl LocalStore for MemoryStore {
         let entry = inner.docs.entry(doc).or_default();
         if let Some(cursor) = new_cursor {
             entry.cursor = entry.cursor.max(cursor);
+        }
+        if appended > 0 {
+            entry.advance_view(was_valid, view);
         }
         Ok(appended)
     }
@@ -194,6 +262,65 @@ impl LocalStore for MemoryStore {
         entry.snapshot = Some((snapshot.to_vec(), through.get()));
         entry.rows.retain(|row| row.pos > through.get());
         Ok(true)
+    }
+
+    fn load_view(&self, doc: DocId) -> Result<Option<CachedView>> {
+        let inner = self.lock()?;
+        Ok(inner.docs.get(&doc).and_then(|d| {
+            d.valid_view().map(|view| CachedView {
+                version: view.version,
+                through: LogPos::new(view.through),
+                rows: view
+                    .rows
+                    .iter()
+                    .map(|(key, bytes)| (key.clone(), bytes.clone()))
+                    .collect(),
+            })
+        }))
+    }
+
+    fn replace_view(
+        &self,
+        doc: DocId,
+        version: u32,
+        through: LogPos,
+        rows: &[(String, Vec<u8>)],
+    ) -> Result<bool> {
+        for (key, bytes) in rows {
+            check_view_row(key, Some(bytes))?;
+        }
+        check_i64("log position", through.get())?;
+        let mut inner = self.lock()?;
+        let entry = inner
+            .docs
+            .get_mut(&doc)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "document",
+                key: doc.to_hex(),
+            })?;
+        let log_end = entry.log_end();
+        if through.get() > log_end {
+            return Err(StoreError::PastLogEnd {
+                through,
+                log_end: LogPos::new(log_end),
+            });
+        }
+        if through.get() < log_end {
+            return Ok(false);
+        }
+        entry.view = Some(View {
+            version,
+            through: log_end,
+            rows: rows.iter().cloned().collect(),
+        });
+        Ok(true)
+    }
+
+    fn drop_view(&self, doc: DocId) -> Result<()> {
+        if let Some(d) = self.lock()?.docs.get_mut(&doc) {
+            d.view = None;
+        }
+        Ok(())
     }
 
     fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {

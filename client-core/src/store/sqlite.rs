@@ -11,15 +11,18 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::rows::{blob_columns, blob_record, collect, fixed, outbox_columns, outbox_entry};
 use super::{
-    BlobRecord, BlobState, LocalStore, LogPos, OutboxEntry, Result, StoreError, StoredDoc,
-    check_i64, now_ms,
+    BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result, StoreError,
+    StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
 };
 
 mod rows;
 
 /// The numbered schema migrations; migration `n` (1-based) brings the database from
 /// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_init.sql"),
+    include_str!("migrations/002_view_cache.sql"),
+];
 
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,6 +180,56 @@ fn log_end(tx: &Transaction<'_>, doc: DocId) -> Result<(u64, u64)> {
     Ok((last_row.max(through), through))
 }
 
+/// The log position the view cache of `doc` reflects, if it has a cache.
+fn view_through(tx: &Transaction<'_>, doc: DocId) -> Result<Option<u64>> {
+    tx.prepare_cached("SELECT through FROM view_state WHERE doc_id = ?1")?
+        .query_row([doc.as_bytes().as_slice()], |row| row.get::<_, i64>(0))
+        .optional()?
+        .map(|through| {
+            u64::try_from(through)
+                .map_err(|_| StoreError::Corrupt("negative view cache position".into()))
+        })
+        .transpose()
+}
+
+/// Whether the view cache of `doc` reflects exactly the current log.
+fn view_is_valid(tx: &Transaction<'_>, doc: DocId) -> Result<bool> {
+    let Some(through) = view_through(tx, doc)? else {
+        return Ok(false);
+    };
+    let (end, _) = log_end(tx, doc)?;
+    Ok(through == end)
+}
+
+/// After an append: applies `rows` and moves the cache to the new log end if it was
+/// valid before the append (`was_valid`); otherwise leaves it behind.
+fn advance_view(
+    tx: &Transaction<'_>,
+    doc: DocId,
+    was_valid: bool,
+    rows: Option<&[ViewRow]>,
+) -> Result<()> {
+    let (true, Some(rows)) = (was_valid, rows) else {
+        return Ok(());
+    };
+    let key = doc.as_bytes().as_slice();
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO view_rows (doc_id, key, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (doc_id, key) DO UPDATE SET bytes = excluded.bytes",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM view_rows WHERE doc_id = ?1 AND key = ?2")?;
+    for row in rows {
+        match &row.bytes {
+            Some(bytes) => upsert.execute((key, &row.key, bytes))?,
+            None => delete.execute((key, &row.key))?,
+        };
+    }
+    let (end, _) = log_end(tx, doc)?;
+    tx.prepare_cached("UPDATE view_state SET through = ?2 WHERE doc_id = ?1")?
+        .execute((key, check_i64("log position", end)?))?;
+    Ok(())
+}
+
 fn limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -236,10 +289,16 @@ impl LocalStore for SqliteStore {
         })
     }
 
-    fn commit_local(&self, doc: DocId, chunk: &[u8]) -> Result<OutboxEntry> {
+    fn commit_local_with_view(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+    ) -> Result<OutboxEntry> {
         if chunk.is_empty() {
             return Err(StoreError::Empty("chunk"));
         }
+        check_view_rows(view)?;
         let id = ChunkId::of(chunk);
         let created_at_ms = now_ms();
         self.write(|tx| {
@@ -256,11 +315,16 @@ impl LocalStore for SqliteStore {
             if let Some(existing) = existing {
                 return Ok(existing);
             }
+            let was_valid = view.is_some() && view_is_valid(tx, doc)?;
             ensure_doc(tx, doc)?;
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
-            )?
-            .execute((doc.as_bytes().as_slice(), id.as_bytes().as_slice(), chunk))?;
+            let appended = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
+                )?
+                .execute((doc.as_bytes().as_slice(), id.as_bytes().as_slice(), chunk))?;
+            if appended > 0 {
+                advance_view(tx, doc, was_valid, view)?;
+            }
             tx.prepare_cached(
                 "INSERT INTO outbox (doc_id, chunk_id, bytes, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -283,15 +347,23 @@ impl LocalStore for SqliteStore {
         })
     }
 
-    fn apply_remote(&self, doc: DocId, chunks: &[&[u8]], new_cursor: Option<Seq>) -> Result<usize> {
+    fn apply_remote_with_view(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+    ) -> Result<usize> {
         if chunks.iter().any(|c| c.is_empty()) {
             return Err(StoreError::Empty("chunk"));
         }
         let new_cursor = new_cursor.map(|c| check_i64("cursor", c)).transpose()?;
+        check_view_rows(view)?;
         if chunks.is_empty() && new_cursor.is_none() {
             return Ok(0);
         }
         self.write(|tx| {
+            let was_valid = view.is_some() && view_is_valid(tx, doc)?;
             ensure_doc(tx, doc)?;
             let mut appended = 0;
             let mut insert = tx.prepare_cached(
@@ -308,6 +380,9 @@ impl LocalStore for SqliteStore {
             if let Some(cursor) = new_cursor {
                 tx.prepare_cached("UPDATE docs SET cursor = max(cursor, ?2) WHERE doc_id = ?1")?
                     .execute((doc.as_bytes().as_slice(), cursor))?;
+            }
+            if appended > 0 {
+                advance_view(tx, doc, was_valid, view)?;
             }
             Ok(appended)
         })
@@ -340,6 +415,97 @@ impl LocalStore for SqliteStore {
             tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1 AND pos <= ?2")?
                 .execute((key, position))?;
             Ok(true)
+        })
+    }
+
+    fn load_view(&self, doc: DocId) -> Result<Option<CachedView>> {
+        let key = doc.as_bytes().as_slice();
+        self.read(|tx| {
+            let Some(through) = view_through(tx, doc)? else {
+                return Ok(None);
+            };
+            let (end, _) = log_end(tx, doc)?;
+            if through != end {
+                return Ok(None);
+            }
+            let version: i64 = tx
+                .prepare_cached("SELECT version FROM view_state WHERE doc_id = ?1")?
+                .query_row([key], |row| row.get(0))?;
+            let version = u32::try_from(version).map_err(|_| {
+                StoreError::Corrupt(format!("view cache version {version} out of range"))
+            })?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT key, bytes FROM view_rows WHERE doc_id = ?1 ORDER BY key",
+            )?;
+            let rows = collect(stmt.query([key])?, |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Some(CachedView {
+                version,
+                through: LogPos::new(through),
+                rows,
+            }))
+        })
+    }
+
+    fn replace_view(
+        &self,
+        doc: DocId,
+        version: u32,
+        through: LogPos,
+        rows: &[(String, Vec<u8>)],
+    ) -> Result<bool> {
+        for (key, bytes) in rows {
+            check_view_row(key, Some(bytes))?;
+        }
+        let position = check_i64("log position", through.get())?;
+        let key = doc.as_bytes().as_slice();
+        self.write(|tx| {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?
+                .query_row([key], |_| Ok(()))
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::NotFound {
+                    kind: "document",
+                    key: doc.to_hex(),
+                });
+            }
+            let (end, _) = log_end(tx, doc)?;
+            if through.get() > end {
+                return Err(StoreError::PastLogEnd {
+                    through,
+                    log_end: LogPos::new(end),
+                });
+            }
+            if through.get() < end {
+                return Ok(false);
+            }
+            tx.prepare_cached("DELETE FROM view_rows WHERE doc_id = ?1")?
+                .execute([key])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO view_rows (doc_id, key, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id, key) DO UPDATE SET bytes = excluded.bytes",
+            )?;
+            for (row_key, bytes) in rows {
+                insert.execute((key, row_key, bytes))?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO view_state (doc_id, version, through) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id) DO UPDATE SET version = excluded.version,
+                                                    through = excluded.through",
+            )?
+            .execute((key, version, position))?;
+            Ok(true)
+        })
+    }
+
+    fn drop_view(&self, doc: DocId) -> Result<()> {
+        let key = doc.as_bytes().as_slice();
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM view_rows WHERE doc_id = ?1")?
+                .execute([key])?;
+            tx.prepare_cached("DELETE FROM view_state WHERE doc_id = ?1")?
+                .execute([key])?;
+            Ok(())
         })
     }
 

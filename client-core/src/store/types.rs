@@ -120,3 +120,37 @@ pub struct BlobRecord {
     /// When the blob was last used, in milliseconds since the Unix epoch (for LRU).
     pub last_used_ms: i64,
 }
+
+/// The longest view-cache row key, in bytes (keys are 1 to this many bytes).
+pub const MAX_VIEW_KEY_LEN: usize = 256;
+
+/// The largest view-cache row, in bytes of [`ViewRow::bytes`] (16 MiB).
+pub const MAX_VIEW_ROW_LEN: usize = 16 * 1024 * 1024;
+
+/// One change to a document's view cache, written with the change-log write it
+/// derives from (see
+/// [`LocalStore::commit_local_with_view`](super::LocalStore::commit_local_with_view)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewRow {
+    /// The row's key, e.g. `photos/ab12…`: 1 to [`MAX_VIEW_KEY_LEN`] bytes.
+    pub key: String,
+    /// The row's new bytes (at most [`MAX_VIEW_ROW_LEN`]), opaque to the store; `None`
+    /// deletes the row.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A document's view cache as [`LocalStore::load_view`](super::LocalStore::load_view)
+/// returns it: only ever one that reflects exactly the document's current log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedView {
+    /// The encoding version the caller stored with
+    /// [`replace_view`](super::LocalStore::replace_view); the store never compares it.
+    pub version: u32,
+    /// The log position the rows reflect: the [`StoredDoc::log_end`] of the document
+    /// when the cache was read. A caller that also [`load`](super::LocalStore::load)s the
+    /// document (another transaction) compares the two to know the view and the log
+    /// belong together.
+    pub through: LogPos,
+    /// Every row, in ascending key order (byte order of the UTF-8 keys).
+    pub rows: Vec<(String, Vec<u8>)>,
+}

@@ -1,7 +1,7 @@
 //! What only the SQLite backend has: a file that outlives the process, pragmas,
 //! schema versions. The shared behaviour is in the conformance suite.
 
-use doran_protocol::{BlobHash, DocId};
+use doran_protocol::{BlobHash, ChunkId, DocId};
 
 use super::*;
 
@@ -70,6 +70,47 @@ fn pragmas_and_schema_version_are_set() -> TestResult {
 }
 
 #[test]
+fn a_version_1_database_migrates_to_the_view_cache() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    let doc = DocId([3; 16]);
+    {
+        // A database as the first release left it: schema 1, one document.
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(MIGRATIONS[0])?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO docs (doc_id, cursor) VALUES (?1, 9)",
+            [doc.as_bytes().as_slice()],
+        )?;
+        conn.execute(
+            "INSERT INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, x'01')",
+            [
+                doc.as_bytes().as_slice(),
+                ChunkId::of(&[1]).as_bytes().as_slice(),
+            ],
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let version: i64 = store
+        .lock()?
+        .pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SqliteStore::schema_version());
+    let stored = store.load(doc)?.ok_or("doc")?;
+    assert_eq!(stored.changes, vec![vec![1]]);
+    assert_eq!(stored.cursor, 9);
+    // No cache yet; one can be built and survives a reopen.
+    assert_eq!(store.load_view(doc)?, None);
+    assert!(store.replace_view(doc, 1, stored.log_end, &[("k".into(), vec![2])])?);
+    drop(store);
+    let store = SqliteStore::open(&path)?;
+    let view = store.load_view(doc)?.ok_or("view")?;
+    assert_eq!(view.rows, vec![("k".to_owned(), vec![2])]);
+    store.check_integrity()?;
+    Ok(())
+}
+
+#[test]
 fn a_database_from_a_newer_version_is_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("store.db");
@@ -114,6 +155,24 @@ fn the_schema_refuses_rows_the_store_would_misread() -> TestResult {
         "INSERT INTO blobs VALUES (zeroblob(32), 1, 'a', 'pending_upload', 0, 0)",
         "INSERT INTO blobs VALUES (zeroblob(32), 1, 'a', 'lost', 1, 0)",
         "INSERT INTO blobs VALUES (zeroblob(32), -1, 'a', 'uploaded', 1, 0)",
+        // View cache rows and state for an unknown document, and out-of-bounds values.
+        "INSERT INTO view_rows VALUES (zeroblob(16), 'k', x'00')",
+        "INSERT INTO view_state VALUES (zeroblob(16), 1, 0)",
+    ] {
+        assert!(conn.execute(bad, []).is_err(), "accepted: {bad}");
+    }
+    conn.execute("INSERT INTO docs (doc_id) VALUES (zeroblob(16))", [])?;
+    for bad in [
+        "INSERT INTO view_rows VALUES (zeroblob(16), '', x'00')",
+        "INSERT INTO view_rows VALUES (zeroblob(16), printf('%.257c', 'k'), x'00')",
+        // 129 two-byte characters: 258 bytes, although length() would count 129.
+        "INSERT INTO view_rows VALUES \
+         (zeroblob(16), replace(printf('%.129c', 'x'), 'x', 'é'), x'00')",
+        "INSERT INTO view_rows VALUES (zeroblob(16), 'k', zeroblob(16777217))",
+        "INSERT INTO view_rows VALUES (zeroblob(16), 'k', NULL)",
+        "INSERT INTO view_state VALUES (zeroblob(16), -1, 0)",
+        "INSERT INTO view_state VALUES (zeroblob(16), 4294967296, 0)",
+        "INSERT INTO view_state VALUES (zeroblob(16), 1, -1)",
     ] {
         assert!(conn.execute(bad, []).is_err(), "accepted: {bad}");
     }
