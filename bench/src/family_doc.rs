@@ -16,9 +16,11 @@ use std::{
 };
 
 use doran_client_core::{
-    Actor, EventInput, FamilyDoc, PhotoInput, VoiceInput,
-    store::{LocalStore, SqliteStore},
+    Actor, Edit, EventInput, FamilyDoc, PhotoInput, VoiceInput,
+    family_store::{cached_family, open_family},
+    store::{LocalStore, SqliteStore, ViewRow},
     time_util::YearMonth,
+    view_cache::VIEW_VERSION,
     views,
 };
 use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, UserId};
@@ -87,6 +89,16 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), Error> {
         store.apply_remote(doc_id, &[snapshot.as_slice()], Some(1))?;
         let stored = store.load(doc_id)?.ok_or("stored document vanished")?;
         store.compact(doc_id, &snapshot, stored.log_end)?;
+        // As the device would on its first open: read everything once, cache the view.
+        let stored = store.load(doc_id)?.ok_or("stored document vanished")?;
+        if !store.replace_view(
+            doc_id,
+            VIEW_VERSION,
+            stored.log_end,
+            &built.host.cache_rows()?,
+        )? {
+            return Err("could not cache the view".into());
+        }
     }
 
     // Phase 2 in a fresh process.
@@ -273,9 +285,20 @@ fn build_history(opts: &Options) -> Result<Built, Error> {
                         edit.change
                     }
                     3 | 4 => {
-                        let Some(p) = recent(&known_photos, &mut rng) else {
-                            continue;
-                        };
+                        let me = actors[who].user.to_hex();
+                        // People like a photo once: look for one this member has not liked.
+                        let pick =
+                            (0..8)
+                                .filter_map(|_| recent(&known_photos, &mut rng))
+                                .find(|p| {
+                                    kind == 4
+                                        || doc
+                                            .view()
+                                            .photos
+                                            .get(p)
+                                            .is_some_and(|ph| !ph.likes.contains_key(&me))
+                                });
+                        let Some(p) = pick else { continue };
                         if kind == 3 {
                             doc.set_like(&p, true, now)?.change
                         } else {
@@ -402,25 +425,42 @@ fn open_phase(
         user,
         device: DeviceId::random(),
     };
-    let open = |path: &Path| -> Result<(SqliteStore, FamilyDoc), Error> {
+    // First screen: the store and the cached view, no CRDT.
+    let mut first_screen = Vec::new();
+    for _ in 0..5 {
+        let (opened, took) = timed(|| -> Result<usize, Error> {
+            let store = SqliteStore::open(path)?;
+            let family = cached_family(&store, doc_id)?.ok_or("the view cache is not valid")?;
+            Ok(family.photos.len())
+        });
+        opened?;
+        first_screen.push(took);
+    }
+    let rss_view_only = peak_rss_bytes();
+    // Ready to edit and sync: the CRDT loaded behind the cached view.
+    let mut ready = Vec::new();
+    for _ in 0..3 {
+        let (opened, took) = timed(|| -> Result<(), Error> {
+            let store = SqliteStore::open(path)?;
+            open_family(&store, doc_id, &actor)?;
+            Ok(())
+        });
+        opened?;
+        ready.push(took);
+    }
+    // Without a usable cache (first open after an upgrade): read every entity.
+    let (full, full_load) = timed(|| -> Result<FamilyDoc, Error> {
         let store = SqliteStore::open(path)?;
         let stored = store.load(doc_id)?.ok_or("no such document in the store")?;
-        let doc = FamilyDoc::load(
+        Ok(FamilyDoc::load(
             stored.snapshot.as_deref(),
             stored.changes.iter().map(Vec::as_slice),
             &actor,
-        )?;
-        Ok((store, doc))
-    };
-    // The first open in this process, then four more.
-    let mut opens = Vec::new();
-    for _ in 0..5 {
-        let (opened, took) = timed(|| open(path));
-        opened?;
-        opens.push(took);
-    }
-    let first_open = opens[0];
-    let (store, mut doc) = open(path)?;
+        )?)
+    });
+    drop(full?);
+    let store = SqliteStore::open(path)?;
+    let mut doc = open_family(&store, doc_id, &actor)?;
 
     // One local edit, as a UI makes it: the operation, then the SQLite commit.
     let photos: Vec<String> = doc.view().photos.keys().rev().take(50).cloned().collect();
@@ -438,33 +478,22 @@ fn open_phase(
     for i in 0..edits {
         let (result, took) = timed(|| -> Result<(), Error> {
             let t = now + i as i64 * 1000;
-            let change = match i % 4 {
-                0 => {
-                    doc.add_comment(&photos[i % photos.len()], "오늘도 고마워요", t)?
-                        .change
-                }
-                1 => {
-                    doc.set_like(&photos[i % photos.len()], i % 8 == 1, t)?
-                        .change
-                }
-                2 => {
-                    doc.set_mission_done(&missions[i % missions.len()], i % 8 == 2, t)?
-                        .change
-                }
-                _ => {
-                    doc.add_event(
-                        EventInput {
-                            title: "저녁 약속".into(),
-                            start: "2026-12-01".into(),
-                            ..Default::default()
-                        },
-                        t,
-                    )?
-                    .change
-                }
+            // (change, view rows) of the edit, whatever it returns.
+            let (change, view) = match i % 4 {
+                0 => parts(doc.add_comment(&photos[i % photos.len()], "오늘도 고마워요", t)?),
+                1 => parts(doc.set_like(&photos[i % photos.len()], i % 8 == 1, t)?),
+                2 => parts(doc.set_mission_done(&missions[i % missions.len()], i % 8 == 2, t)?),
+                _ => parts(doc.add_event(
+                    EventInput {
+                        title: "저녁 약속".into(),
+                        start: "2026-12-01".into(),
+                        ..Default::default()
+                    },
+                    t,
+                )?),
             };
-            if let Some(c) = change {
-                store.commit_local(doc_id, &c)?;
+            if let Some(c) = &change {
+                store.commit_local_with_view(doc_id, c, view.as_deref())?;
             }
             Ok(())
         });
@@ -490,16 +519,24 @@ fn open_phase(
     drop(store);
 
     // Reopen with the edits as a log tail after the snapshot.
-    let (reopened, reopen_t) = timed(|| open(path));
-    let tail = reopened?
-        .0
+    let (reopened, reopen_t) = timed(|| -> Result<usize, Error> {
+        let store = SqliteStore::open(path)?;
+        let family = cached_family(&store, doc_id)?.ok_or("the view cache is not valid")?;
+        Ok(family.photos.len())
+    });
+    reopened?;
+    let tail = SqliteStore::open(path)?
         .load(doc_id)?
         .map(|s| s.changes.len())
         .unwrap_or(0);
 
-    let open_p = Percentiles::of(&mut opens);
+    let screen = Percentiles::of(&mut first_screen.clone());
+    let ready_p = Percentiles::of(&mut ready.clone());
     Ok(json!({
-        "open_ms": { "first": ms(first_open), "p50": ms(open_p.p50) },
+        "open_ms": { "first": ms(first_screen[0]), "p50": ms(screen.p50) },
+        "ready_ms": { "first": ms(ready[0]), "p50": ms(ready_p.p50) },
+        "open_without_cache_ms": ms(full_load),
+        "view_only_peak_rss_mib": mib(rss_view_only),
         "reopen_with_tail_ms": ms(reopen_t),
         "tail_changes": tail,
         "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
@@ -511,6 +548,10 @@ fn open_phase(
         "activity_items": feed.0,
         "peak_rss_mib": mib(peak_rss_bytes()),
     }))
+}
+
+fn parts<T>(edit: Edit<T>) -> (Option<Vec<u8>>, Option<Vec<ViewRow>>) {
+    (edit.change, edit.view)
 }
 
 fn print_table(r: &serde_json::Value) {
@@ -540,8 +581,16 @@ fn print_table(r: &serde_json::Value) {
         r["sqlite_bytes_on_disk"], d["tail_changes"]
     );
     println!(
-        "  open         first {} ms, p50 {} ms   (goal < 200 ms)",
+        "  open         first {} ms, p50 {} ms to the first screen, from the view cache   (goal < 200 ms)",
         d["open_ms"]["first"], d["open_ms"]["p50"]
+    );
+    println!(
+        "  ready        first {} ms, p50 {} ms until edits and sync (CRDT loaded behind the cache)",
+        d["ready_ms"]["first"], d["ready_ms"]["p50"]
+    );
+    println!(
+        "  no cache     {} ms (read every entity, as when the cache must be rebuilt)",
+        d["open_without_cache_ms"]
     );
     println!("  reopen+tail  {} ms", d["reopen_with_tail_ms"]);
     println!(
@@ -557,7 +606,7 @@ fn print_table(r: &serde_json::Value) {
         d["activity_feed_ms"], d["activity_items"]
     );
     println!(
-        "  peak memory  {} MiB (device process), builder {} MiB",
-        d["peak_rss_mib"], r["builder_peak_rss_mib"]
+        "  peak memory  {} MiB with the view only, {} MiB with the CRDT (device process); builder {} MiB",
+        d["view_only_peak_rss_mib"], d["peak_rss_mib"], r["builder_peak_rss_mib"]
     );
 }

@@ -26,7 +26,9 @@ use crate::{
     model::{Family, Member, Role, SCHEMA_VERSION},
     read,
     replica::{Actor, Replica, Touched},
+    store::ViewRow,
     validate::{self, Field},
+    view_cache,
     views::{Activity, activity::activity_of},
 };
 
@@ -41,14 +43,31 @@ const COLLECTIONS: [&str; 7] = [
     "voices",
 ];
 
-/// The result of an edit: what it made (an id, usually) and the change to store and
-/// send. `change` is `None` when the edit changed nothing (e.g. liking twice).
+/// The result of an edit: what it made (an id, usually), the change to store and send,
+/// and the view-cache rows to store with it. `change` is `None` when the edit changed
+/// nothing (e.g. liking twice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit<T = ()> {
     /// What the edit made, e.g. the new mission's id.
     pub value: T,
     /// The Automerge change bytes, for the outbox.
     pub change: Option<Vec<u8>>,
+    /// The cached-view rows this edit rewrites, to commit in the same transaction
+    /// (`LocalStore::commit_local_with_view`). `None` if they could not be encoded:
+    /// the store then drops the cache and it is rebuilt on the next open. Personal
+    /// documents are small and not cached: their edits always carry `None`.
+    pub view: Option<Vec<ViewRow>>,
+}
+
+impl<T> Edit<T> {
+    /// An edit that changed nothing.
+    pub(crate) fn unchanged(value: T) -> Self {
+        Edit {
+            value,
+            change: None,
+            view: Some(Vec::new()),
+        }
+    }
 }
 
 /// What applying remote chunks changed.
@@ -60,6 +79,9 @@ pub struct RemoteUpdate {
     pub new_activity: Vec<Activity>,
     /// Positions (in the input) of chunks refused because they do not parse.
     pub rejected: Vec<usize>,
+    /// The cached-view rows the chunks rewrote, to store with them
+    /// (`LocalStore::apply_remote_with_view`); `None` if they could not be encoded.
+    pub view: Option<Vec<ViewRow>>,
 }
 
 /// A family's shared document on this device, and an up-to-date hydrated view of it.
@@ -128,6 +150,29 @@ impl FamilyDoc {
         Ok(fd)
     }
 
+    /// Opens a family document whose view was read from the store's view cache
+    /// ([`crate::view_cache::cached_family`]): the document is loaded for editing and
+    /// sync, but not read entity by entity again.
+    pub fn load_with_view<'a>(
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+        view: Family,
+    ) -> Result<Self> {
+        let replica = Replica::load(snapshot, chunks, actor)?;
+        Ok(FamilyDoc {
+            replica,
+            view,
+            me: actor.user,
+        })
+    }
+
+    /// Every view-cache row of the current state, to rebuild the cache
+    /// (`LocalStore::replace_view`).
+    pub fn cache_rows(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        view_cache::all_rows(&self.view)
+    }
+
     /// The current state, hydrated. Pass it to the functions in [`crate::views`].
     pub fn view(&self) -> &Family {
         &self.view
@@ -160,10 +205,12 @@ impl FamilyDoc {
             .into_iter()
             .filter(|a| !before.contains(&a.id))
             .collect();
+        let view = self.view_rows(&touched);
         RemoteUpdate {
             touched,
             new_activity,
             rejected,
+            view,
         }
     }
 
@@ -190,11 +237,27 @@ impl FamilyDoc {
                 for t in touches {
                     self.refresh_one(t);
                 }
-                Ok(Edit { value, change })
+                let view = self.view_rows(touches);
+                Ok(Edit {
+                    value,
+                    change,
+                    view,
+                })
             }
             Err(e) => {
                 self.replica.rollback();
                 Err(e)
+            }
+        }
+    }
+
+    /// The cache rows for what was touched; `None` (drop the cache) if encoding failed.
+    fn view_rows(&self, touched: &[Touched]) -> Option<Vec<ViewRow>> {
+        match view_cache::rows_for(&self.view, touched) {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encode view rows; the cache will be rebuilt");
+                None
             }
         }
     }

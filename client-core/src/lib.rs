@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod family_doc;
+pub mod family_store;
 pub mod model;
 pub mod personal_doc;
 pub mod read;
@@ -30,6 +31,7 @@ pub mod replica;
 pub mod store;
 pub mod time_util;
 pub mod validate;
+pub mod view_cache;
 pub mod views;
 
 pub use error::{DocError, Result};

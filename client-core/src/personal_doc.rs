@@ -143,6 +143,7 @@ impl PersonalDoc {
             return Ok(Edit {
                 value: (),
                 change: None,
+                view: None,
             });
         }
         self.write("profile.families", now_ms, |doc| {
@@ -173,7 +174,11 @@ impl PersonalDoc {
         }
         let change = self.replica.commit(what, now_ms);
         self.view = read(self.replica.doc());
-        Ok(Edit { value: (), change })
+        Ok(Edit {
+            value: (),
+            change,
+            view: None,
+        })
     }
 }
 

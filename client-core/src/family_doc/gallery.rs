@@ -160,10 +160,7 @@ impl FamilyDoc {
         self.require_member()?;
         let me = self.me.to_hex();
         if self.photo(photo)?.likes.contains_key(&me) == liked {
-            return Ok(Edit {
-                value: (),
-                change: None,
-            });
+            return Ok(Edit::unchanged(()));
         }
         let photo = photo.to_owned();
         let what = if liked { "photo.like" } else { "photo.unlike" };
@@ -212,10 +209,7 @@ impl FamilyDoc {
             .get(comment)
             .ok_or_else(|| not_found("comment", comment))?;
         if c.deleted {
-            return Ok(Edit {
-                value: (),
-                change: None,
-            });
+            return Ok(Edit::unchanged(()));
         }
         if c.by != self.me.to_hex() && !self.is_host() {
             return Err(DocError::Forbidden(

@@ -21,10 +21,7 @@ impl FamilyDoc {
         self.require_host()?;
         let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)?;
         if title == self.view.name {
-            return Ok(Edit {
-                value: (),
-                change: None,
-            });
+            return Ok(Edit::unchanged(()));
         }
         self.edit(
             "family.rename",
@@ -50,10 +47,7 @@ impl FamilyDoc {
             // Never overwrite a member: that would reset their role (demote a host),
             // color and joining time. Renaming is `set_member_name`.
             if existing.name == name {
-                return Ok(Edit {
-                    value: (),
-                    change: None,
-                });
+                return Ok(Edit::unchanged(()));
             }
             return Err(DocError::AlreadyMember(key));
         }

@@ -123,10 +123,7 @@ impl FamilyDoc {
             });
         }
         if mission.completions.contains_key(&me) == done {
-            return Ok(Edit {
-                value: (),
-                change: None,
-            });
+            return Ok(Edit::unchanged(()));
         }
         let id = id.to_owned();
         let what = if done {
