@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, error::Error, path::PathBuf};
 
 use doran_client_core::{
     Actor, Edit, EventInput, FamilyDoc, PersonalDoc, PhotoInput,
+    family_store::{cached_family, open_family},
     model::Mood,
     store::{LocalStore, SqliteStore},
     time_util::{Lang, YearMonth, relative},
@@ -36,18 +37,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let doc_id = DocId::from(family);
     let path = dir.join(format!("mom-{}.sqlite", &family.to_hex()[..8]));
     let store = SqliteStore::open(&path)?;
-    let save = |edit_change: Option<Vec<u8>>| -> Result<(), Box<dyn Error>> {
-        if let Some(c) = edit_change {
-            store.commit_local(doc_id, &c)?;
-        }
-        Ok(())
-    };
-
     println!("도란도란 demo — local store at {}", path.display());
-    let (mut doc, first) = FamilyDoc::create(family, "햇살 가족", "엄마", &mom, now_ms)?;
-    save(Some(first))?;
-    save(doc.add_member(dad.user, "아빠", now_ms)?.change)?;
-    save(doc.add_member(kid.user, "막내", now_ms)?.change)?;
+    let (doc, first) = FamilyDoc::create(family, "햇살 가족", "엄마", &mom, now_ms)?;
+    store.commit_local(doc_id, &first)?;
+    drop(doc);
+    // The first open reads the document and builds the view cache.
+    let mut doc = open_family(&store, doc_id, &mom)?;
+    commit(&store, doc_id, doc.add_member(dad.user, "아빠", now_ms)?)?;
+    commit(&store, doc_id, doc.add_member(kid.user, "막내", now_ms)?)?;
     let mission = commit(
         &store,
         doc_id,
@@ -72,7 +69,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             now_ms,
         )?,
     )?;
-    save(
+    commit(
+        &store,
+        doc_id,
         doc.add_event(
             EventInput {
                 title: "제주 여행".into(),
@@ -92,8 +91,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 ..Default::default()
             },
             now_ms,
-        )?
-        .change,
+        )?,
     )?;
     println!("mom created the family, a mission, an album with a photo and a trip");
 
@@ -116,7 +114,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             .change,
         kid_doc.set_like(&photo, true, now_ms + 2500)?.change,
     ];
-    save(doc.set_mission_done(&mission, true, now_ms + 4000)?.change)?;
+    commit(
+        &store,
+        doc_id,
+        doc.set_mission_done(&mission, true, now_ms + 4000)?,
+    )?;
     println!("dad and the kid ticked the mission, liked and commented — offline");
 
     // They meet: mom's device receives their changes.
@@ -126,8 +128,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .flatten()
         .collect();
     let chunks: Vec<&[u8]> = incoming.iter().map(Vec::as_slice).collect();
-    store.apply_remote(doc_id, &chunks, None)?;
     let update = doc.apply_remote(chunks.iter().copied());
+    store.apply_remote_with_view(doc_id, &chunks, None, update.view.as_deref())?;
     let me = mom.user.to_hex();
     println!("\n🔔 notifications on mom's device:");
     for n in views::notifications(&update.new_activity, &me, true, true) {
@@ -144,18 +146,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     drop(doc);
 
-    // Reopen from SQLite, as the app does on start.
-    let stored = store
-        .load(doc_id)?
-        .ok_or("the family is not in the store")?;
-    let doc = FamilyDoc::load(
-        stored.snapshot.as_deref(),
-        stored.changes.iter().map(Vec::as_slice),
-        &mom,
-    )?;
+    // Reopen from SQLite, as the app does on start: screens from the view cache at
+    // once, the document for editing behind it.
+    let cached = cached_family(&store, doc_id)?.ok_or("the view cache should be valid")?;
+    let doc = open_family(&store, doc_id, &mom)?;
+    assert_eq!(&cached, doc.view());
     println!(
-        "\nreopened from SQLite: {} changes, {} pending upload",
-        stored.changes.len(),
+        "\nreopened from SQLite (view cache valid); {} changes wait for the relay",
         store.pending_count()?
     );
 
@@ -201,10 +198,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Commits an edit's change to the store and returns what it made.
+/// Commits an edit's change, with its view-cache rows, to the store and returns what
+/// it made. Only after this may a UI say "saved".
 fn commit<T>(store: &SqliteStore, doc: DocId, edit: Edit<T>) -> Result<T, Box<dyn Error>> {
     if let Some(c) = &edit.change {
-        store.commit_local(doc, c)?;
+        store.commit_local_with_view(doc, c, edit.view.as_deref())?;
     }
     Ok(edit.value)
 }
