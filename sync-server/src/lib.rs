@@ -1,0 +1,5 @@
+//! The Dorandoran relay (`doran-server`): a thin server that stores opaque document
+//! logs, content-addressed blobs, accounts, families and invites, and moves changes
+//! between a family's devices. It never parses the documents it relays.
+
+pub mod store;

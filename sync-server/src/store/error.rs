@@ -1,0 +1,49 @@
+//! The relay stores' error type.
+
+/// Why a store operation failed. Nothing was changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The email (or handle) is already registered.
+    #[error("this email is already registered")]
+    EmailTaken,
+    /// Another member of the family already has this 호칭.
+    #[error("the name {0:?} is already used in this family")]
+    NameTaken(String),
+    /// The user is already a member of the family.
+    #[error("already a member of this family")]
+    AlreadyMember,
+    /// A pending invite to this user for this family exists.
+    #[error("already invited to this family")]
+    AlreadyInvited,
+    /// The invite expired before it was answered.
+    #[error("the invite has expired")]
+    InviteExpired,
+    /// The invite was already answered or withdrawn.
+    #[error("the invite is no longer open")]
+    InviteClosed,
+    /// The referenced user, device, family, invite or blob does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// An id or key is already registered.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The bytes uploaded do not hash to the expected blob hash.
+    #[error("the bytes do not match their hash")]
+    HashMismatch,
+    /// A value is out of range for the store (e.g. a snapshot past the log's head).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The backend failed (I/O, SQLite, corruption).
+    #[error("storage failure: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,146 @@
+//! Records the relay's stores take and return.
+
+use doran_protocol::{
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, PublicKey, Seq, UserId,
+};
+
+/// A user to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Their id.
+    pub id: UserId,
+    /// Email or handle, normalised (trimmed, lowercase); unique on the relay.
+    pub email: String,
+    /// Nickname (validated by the caller).
+    pub nickname: String,
+    /// The user's ed25519 key (restored from the recovery phrase to add devices).
+    pub user_key: PublicKey,
+    /// Their personal document.
+    pub personal_doc: DocId,
+    /// When (unix ms).
+    pub created_at: u64,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Their id.
+    pub id: UserId,
+    /// Email or handle.
+    pub email: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Profile photo.
+    pub avatar: Option<BlobHash>,
+    /// The user key.
+    pub user_key: PublicKey,
+    /// Their personal document.
+    pub personal_doc: DocId,
+    /// When they registered.
+    pub created_at: u64,
+}
+
+/// A device to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its ed25519 key; signs sign-in challenges.
+    pub key: PublicKey,
+    /// The client it runs ("Dorandoran iOS 1.0"), from its hello.
+    pub client: String,
+    /// When (unix ms).
+    pub added_at: u64,
+}
+
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub id: DeviceId,
+    /// Whose.
+    pub user: UserId,
+    /// Its key.
+    pub key: PublicKey,
+    /// Its client string.
+    pub client: String,
+    /// When it was added.
+    pub added_at: u64,
+    /// When it was last connected.
+    pub last_seen: Option<u64>,
+    /// When it was revoked; a revoked device cannot sign in.
+    pub revoked_at: Option<u64>,
+}
+
+/// A family as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRecord {
+    /// Its id (and its document's).
+    pub id: FamilyId,
+    /// Its title.
+    pub title: String,
+    /// Its host.
+    pub host: UserId,
+    /// When it was created.
+    pub created_at: u64,
+}
+
+/// An invite to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvite {
+    /// Its id (chosen by the inviting client).
+    pub id: InviteId,
+    /// The family.
+    pub family: FamilyId,
+    /// Who invites (the host).
+    pub inviter: UserId,
+    /// Who is invited.
+    pub invitee: UserId,
+    /// The 호칭 proposed for the invitee.
+    pub proposed_name: String,
+    /// When (unix ms).
+    pub created_at: u64,
+    /// When it expires (7 days later).
+    pub expires_at: u64,
+}
+
+/// Who a document belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocOwner {
+    /// A family's shared document: members read and write it.
+    Family(FamilyId),
+    /// A user's personal document: the owner writes it; members of the owner's
+    /// families read it.
+    Personal(UserId),
+}
+
+/// The result of appending a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence number in the document's log.
+    pub seq: Seq,
+    /// Whether the chunk was already in the log (an idempotent re-push).
+    pub existed: bool,
+}
+
+/// A chunk read back from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// blake3 of its bytes.
+    pub chunk: ChunkId,
+    /// The opaque bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A snapshot of a document, stored as a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// The last seq it covers.
+    pub covers_seq: Seq,
+    /// The blob holding it.
+    pub blob: BlobHash,
+    /// Its size.
+    pub len: u64,
+}
