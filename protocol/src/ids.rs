@@ -138,7 +138,7 @@ fn rand_bytes() -> [u8; 16] {
 }
 
 random_id!(
-    /// A person. Stable across their devices; made on the first device.
+    /// A person. Stable across their devices; assigned by the relay at registration.
     UserId,
     "UserId"
 );
