@@ -1,0 +1,216 @@
+//! Signed HTTP requests (blob upload and download).
+//!
+//! The protocol has no bearer tokens: a blob request is signed by the device key,
+//! like everything else. Each request carries three headers:
+//!
+//! | header | value |
+//! |---|---|
+//! | `x-doran-device` | the device id, 32 lowercase hex digits |
+//! | `x-doran-time` | the request time, unix milliseconds, decimal |
+//! | `x-doran-signature` | 128 hex digits: ed25519 by the device key over [`http_message`] |
+//!
+//! The signed message is, in the encoding of [`doran_protocol::signing`]:
+//! `b"dorandoran/http/v1\0" ‖ method ‖ path_and_query ‖ time`, where `method` (e.g.
+//! `GET`) and `path_and_query` (e.g. `/blobs/ab…?family=cd…`, exactly as sent) are
+//! strings (8-byte big-endian length, then the bytes) and `time` is 8 bytes
+//! big-endian. The relay accepts a time within ±[`Limits::http_clock_skew_secs`]
+//! (5 minutes by default) of its clock, and each signature **once** within that
+//! window: a client sending the same request twice in one millisecond bumps the time.
+//! The device must not be revoked. The body is not signed: an upload is verified
+//! against the blake3 hash in its path instead.
+//!
+//! [`Limits::http_clock_skew_secs`]: crate::config::Limits::http_clock_skew_secs
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use doran_protocol::{DeviceId, PublicKey, Signature, UnixMillis};
+
+use super::{AuthError, verify};
+
+/// Domain of [`http_message`].
+pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
+
+/// Header naming the device.
+pub const DEVICE_HEADER: &str = "x-doran-device";
+/// Header with the request time (unix ms).
+pub const TIME_HEADER: &str = "x-doran-time";
+/// Header with the signature (hex).
+pub const SIGNATURE_HEADER: &str = "x-doran-signature";
+
+/// The bytes a device signs for an HTTP request.
+pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HTTP_DOMAIN.len() + 32 + path_and_query.len());
+    out.extend_from_slice(HTTP_DOMAIN);
+    for s in [method, path_and_query] {
+        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.extend_from_slice(&time.to_be_bytes());
+    out
+}
+
+/// The three authentication headers, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCredentials {
+    /// The signing device.
+    pub device: DeviceId,
+    /// The request time.
+    pub time: UnixMillis,
+    /// The signature over [`http_message`].
+    pub signature: Signature,
+}
+
+impl HttpCredentials {
+    /// Parses the header values; [`AuthError::MissingCredentials`] if any is absent
+    /// or malformed.
+    pub fn parse(
+        device: Option<&str>,
+        time: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<Self, AuthError> {
+        let bad = |_| AuthError::MissingCredentials;
+        let (Some(device), Some(time), Some(signature)) = (device, time, signature) else {
+            return Err(AuthError::MissingCredentials);
+        };
+        Ok(HttpCredentials {
+            device: device.trim().parse().map_err(bad)?,
+            time: time
+                .trim()
+                .parse()
+                .map_err(|_| AuthError::MissingCredentials)?,
+            signature: signature.trim().parse().map_err(bad)?,
+        })
+    }
+}
+
+/// Checks signed HTTP requests and remembers the signatures it accepted.
+#[derive(Debug)]
+pub struct HttpAuth {
+    skew_ms: u64,
+    /// Accepted signatures (their first 32 bytes) and when they may be forgotten.
+    seen: Mutex<HashMap<[u8; 32], UnixMillis>>,
+}
+
+/// Above this many remembered signatures, checking one first drops the stale ones.
+const PRUNE_ABOVE: usize = 4096;
+
+impl HttpAuth {
+    /// Accepts request times within `skew` of the relay's clock.
+    pub fn new(skew: Duration) -> Self {
+        HttpAuth {
+            skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks that `creds` sign `method path_and_query` with `device_key`, that the
+    /// time is within the window around `now`, and that the signature is new.
+    pub fn check(
+        &self,
+        device_key: &PublicKey,
+        method: &str,
+        path_and_query: &str,
+        creds: &HttpCredentials,
+        now: UnixMillis,
+    ) -> Result<(), AuthError> {
+        if creds.time.abs_diff(now) > self.skew_ms {
+            return Err(AuthError::ClockSkew);
+        }
+        verify(
+            device_key,
+            &http_message(method, path_and_query, creds.time),
+            &creds.signature,
+        )?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&creds.signature.as_bytes()[..32]);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > PRUNE_ABOVE {
+            seen.retain(|_, &mut forget_at| forget_at > now);
+        }
+        // Past creds.time + skew the time check refuses it anyway.
+        let forget_at = creds.time.saturating_add(self.skew_ms).saturating_add(1);
+        if seen.insert(key, forget_at).is_some() {
+            return Err(AuthError::RequestReplayed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tests::{key, sign};
+
+    fn creds(sk: &ed25519_dalek::SigningKey, method: &str, pq: &str, time: u64) -> HttpCredentials {
+        HttpCredentials {
+            device: DeviceId([3; 16]),
+            time,
+            signature: sign(sk, &http_message(method, pq, time)),
+        }
+    }
+
+    #[test]
+    fn a_signed_request_is_accepted_once() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new(Duration::from_secs(300));
+        let c = creds(&sk, "GET", "/blobs/ab", 1_000_000);
+        assert_eq!(auth.check(&pk, "GET", "/blobs/ab", &c, 1_000_500), Ok(()));
+        assert_eq!(
+            auth.check(&pk, "GET", "/blobs/ab", &c, 1_000_600),
+            Err(AuthError::RequestReplayed)
+        );
+    }
+
+    #[test]
+    fn another_method_path_or_key_does_not_verify() {
+        let (sk, pk) = key(4);
+        let (_, other) = key(5);
+        let auth = HttpAuth::new(Duration::from_secs(300));
+        let c = creds(&sk, "GET", "/blobs/ab", 1_000_000);
+        for (k, m, p) in [
+            (&pk, "PUT", "/blobs/ab"),
+            (&pk, "GET", "/blobs/ab?family=x"),
+            (&other, "GET", "/blobs/ab"),
+        ] {
+            assert_eq!(
+                auth.check(k, m, p, &c, 1_000_000),
+                Err(AuthError::BadSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn stale_or_future_requests_are_refused() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new(Duration::from_secs(300));
+        let c = creds(&sk, "GET", "/x", 1_000_000);
+        assert_eq!(
+            auth.check(&pk, "GET", "/x", &c, 1_000_000 + 300_001),
+            Err(AuthError::ClockSkew)
+        );
+        assert_eq!(
+            auth.check(&pk, "GET", "/x", &c, 1_000_000 - 300_001),
+            Err(AuthError::ClockSkew)
+        );
+    }
+
+    #[test]
+    fn headers_parse_or_are_refused() {
+        let sig = "ab".repeat(64);
+        let dev = "01".repeat(16);
+        let ok = HttpCredentials::parse(Some(&dev), Some("12"), Some(&sig));
+        assert_eq!(ok.map(|c| c.time), Ok(12));
+        for (d, t, s) in [
+            (None, Some("1"), Some(sig.as_str())),
+            (Some(dev.as_str()), Some("x"), Some(sig.as_str())),
+            (Some(dev.as_str()), Some("1"), Some("abcd")),
+            (Some("zz"), Some("1"), Some(sig.as_str())),
+        ] {
+            assert_eq!(
+                HttpCredentials::parse(d, t, s),
+                Err(AuthError::MissingCredentials)
+            );
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The relay's configuration: command line, environment and an optional JSON file.
+//!
+//! Precedence, highest first: command-line flags, `DORAN_*` environment variables
+//! (clap reads both), the JSON file given with `--config`, then the defaults below.
+//! Every field of [`Config`] may appear in the file; missing ones keep their default.
+//!
+//! ```json
+//! { "listen": "0.0.0.0:7070", "data_dir": "/var/lib/doran",
+//!   "limits": { "max_blob_bytes": 33554432, "family_quota_bytes": 10737418240 } }
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command-line options of `doran-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "doran-server",
+    version,
+    about = "The Dorandoran relay: stores and relays opaque document chunks, blobs, accounts, families and invites."
+)]
+pub struct Cli {
+    /// Directory holding `relay.sqlite` and the `blobs/` folder (created if missing).
+    /// Default `./data`.
+    #[arg(long, env = "DORAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port (the actual address is
+    /// printed as `listening on http://ADDR`). Default `127.0.0.1:7070`.
+    #[arg(long, env = "DORAN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// A JSON file with any field of the configuration (see the crate docs).
+    #[arg(long, env = "DORAN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Stable id of this deployment (e.g. its public URL), signed into every
+    /// challenge. Default `dorandoran-relay`.
+    #[arg(long, env = "DORAN_SERVER_ID")]
+    pub server_id: Option<String>,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "DORAN_LOG_JSON")]
+    pub log_json: bool,
+
+    /// Largest blob upload in bytes. Default 32 MiB.
+    #[arg(long, env = "DORAN_MAX_BLOB_BYTES")]
+    pub max_blob_bytes: Option<u64>,
+
+    /// Blob bytes a family may hold. Default 10 GiB.
+    #[arg(long, env = "DORAN_FAMILY_QUOTA_BYTES")]
+    pub family_quota_bytes: Option<u64>,
+
+    /// Websocket frames per second a connection may sustain. Default 50.
+    #[arg(long, env = "DORAN_FRAMES_PER_SECOND")]
+    pub frames_per_second: Option<u32>,
+
+    /// Simultaneous connections from one IP address. Default 64.
+    #[arg(long, env = "DORAN_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+}
+
+/// The whole configuration, after merging file, environment and flags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite file and the blob folder live.
+    pub data_dir: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Stable id of the deployment, part of every signed challenge.
+    pub server_id: String,
+    /// JSON logs.
+    pub log_json: bool,
+    /// Limits on what clients may send.
+    pub limits: Limits,
+}
+
+/// Limits on what clients may send, and how long things live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest blob, in bytes.
+    pub max_blob_bytes: u64,
+    /// Blob bytes granted to one family.
+    pub family_quota_bytes: u64,
+    /// Sustained websocket frames per second per connection.
+    pub frames_per_second: u32,
+    /// Burst of websocket frames per connection above the sustained rate.
+    pub frame_burst: u32,
+    /// Consecutive rate-limited frames after which the connection is closed.
+    pub rate_limit_strikes: u32,
+    /// Simultaneous websocket connections per IP address.
+    pub max_connections_per_ip: usize,
+    /// Blob uploads in progress at once, relay-wide.
+    pub max_concurrent_uploads: usize,
+    /// Directory lookups per minute per account.
+    pub lookups_per_minute_per_account: u32,
+    /// Directory lookups per minute per IP address.
+    pub lookups_per_minute_per_address: u32,
+    /// How long a sign-in challenge may be answered, in seconds.
+    pub challenge_ttl_secs: u64,
+    /// How long an invite may be answered, in seconds (7 days).
+    pub invite_ttl_secs: u64,
+    /// How long a device-link code works, in seconds.
+    pub link_code_ttl_secs: u64,
+    /// Allowed clock difference for signed HTTP requests, in seconds.
+    pub http_clock_skew_secs: u64,
+    /// Frames queued for one connection before it is dropped as too slow.
+    pub outbound_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            server_id: "dorandoran-relay".to_owned(),
+            log_json: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_blob_bytes: 32 * 1024 * 1024,
+            family_quota_bytes: 10 * 1024 * 1024 * 1024,
+            frames_per_second: 50,
+            frame_burst: 200,
+            rate_limit_strikes: 20,
+            max_connections_per_ip: 64,
+            max_concurrent_uploads: 32,
+            lookups_per_minute_per_account: 10,
+            lookups_per_minute_per_address: 30,
+            challenge_ttl_secs: 60,
+            invite_ttl_secs: 7 * 24 * 60 * 60,
+            link_code_ttl_secs: 10 * 60,
+            http_clock_skew_secs: 5 * 60,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// [`challenge_ttl_secs`](Self::challenge_ttl_secs) in milliseconds.
+    pub fn challenge_ttl_ms(&self) -> u64 {
+        self.challenge_ttl_secs.saturating_mul(1000)
+    }
+
+    /// [`invite_ttl_secs`](Self::invite_ttl_secs) in milliseconds.
+    pub fn invite_ttl_ms(&self) -> u64 {
+        self.invite_ttl_secs.saturating_mul(1000)
+    }
+
+    /// [`link_code_ttl_secs`](Self::link_code_ttl_secs) in milliseconds.
+    pub fn link_code_ttl_ms(&self) -> u64 {
+        self.link_code_ttl_secs.saturating_mul(1000)
+    }
+
+    /// [`http_clock_skew_secs`](Self::http_clock_skew_secs) as a duration.
+    pub fn http_clock_skew(&self) -> Duration {
+        Duration::from_secs(self.http_clock_skew_secs)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid JSON for [`Config`].
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Config {
+    /// Merges the file named by `cli.config` (if any) and the flags/environment.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply(cli);
+        Ok(config)
+    }
+
+    /// Overrides fields with the flags (and environment variables) that were given.
+    pub fn apply(&mut self, cli: &Cli) {
+        if let Some(dir) = &cli.data_dir {
+            self.data_dir.clone_from(dir);
+        }
+        if let Some(listen) = cli.listen {
+            self.listen = listen;
+        }
+        if let Some(id) = &cli.server_id {
+            self.server_id.clone_from(id);
+        }
+        self.log_json |= cli.log_json;
+        let l = &mut self.limits;
+        if let Some(v) = cli.max_blob_bytes {
+            l.max_blob_bytes = v;
+        }
+        if let Some(v) = cli.family_quota_bytes {
+            l.family_quota_bytes = v;
+        }
+        if let Some(v) = cli.frames_per_second {
+            l.frames_per_second = v;
+        }
+        if let Some(v) = cli.max_connections_per_ip {
+            l.max_connections_per_ip = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: Config =
+            serde_json::from_str(r#"{"listen":"0.0.0.0:9000","limits":{"max_blob_bytes":10}}"#)
+                .expect("valid config");
+        assert_eq!(file.limits.max_blob_bytes, 10);
+        assert_eq!(file.limits.family_quota_bytes, 10 * 1024 * 1024 * 1024);
+        let mut config = file;
+        let cli = Cli::parse_from(["doran-server", "--listen", "127.0.0.1:0"]);
+        config.apply(&cli);
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<Config>(r#"{"lisen":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,363 @@
+//! The hub: who is connected, as which user and device, subscribed to which
+//! documents; fan-out of chunks and delivery of events to connections.
+//!
+//! Each signed-in connection registers a queue ([`HubMsg`] sender). The hub never
+//! waits on a connection: a message that does not fit in a full queue cancels that
+//! connection (a client too slow to read is dropped and catches up on reconnect).
+//!
+//! Appends to one document and their fan-out happen under that document's
+//! [`doc_lock`](Hub::doc_lock), so live chunks reach every subscriber in seq order.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::body::Bytes;
+use doran_protocol::{
+    DeviceId, DocId, ErrorCode, Seq, ServerEvent, ServerFrame, UnixMillis, UserId, codec,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A connection's id, unique for the life of the process.
+pub type ConnId = u64;
+
+/// What the hub hands to a connection.
+#[derive(Debug, Clone)]
+pub enum HubMsg {
+    /// A chunk another connection pushed: the encoded `Chunk` frame.
+    Chunk {
+        /// Its document.
+        doc: DocId,
+        /// Its seq.
+        seq: Seq,
+        /// The encoded frame.
+        frame: Bytes,
+    },
+    /// An encoded `Event` frame.
+    Event(Bytes),
+    /// Membership changed: re-check access to every subscribed document.
+    Recheck,
+    /// Say `Goodbye` with this reason and close.
+    Close {
+        /// Why.
+        reason: ErrorCode,
+        /// Detail.
+        message: String,
+    },
+}
+
+impl HubMsg {
+    /// An event, encoded once for every recipient; `None` (logged) if it cannot be
+    /// encoded.
+    pub fn event(event: ServerEvent) -> Option<HubMsg> {
+        match codec::encode_server(&ServerFrame::Event(event)) {
+            Ok(bytes) => Some(HubMsg::Event(Bytes::from(bytes))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an event");
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    user: UserId,
+    device: DeviceId,
+    tx: mpsc::Sender<HubMsg>,
+    cancel: CancellationToken,
+    docs: HashSet<DocId>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    conns: HashMap<ConnId, Conn>,
+    by_user: HashMap<UserId, HashSet<ConnId>>,
+    by_doc: HashMap<DocId, HashSet<ConnId>>,
+    last_seen: HashMap<UserId, UnixMillis>,
+}
+
+/// Number of document locks; documents share them by hash.
+const DOC_LOCKS: usize = 64;
+
+/// Live connections and subscriptions.
+#[derive(Debug)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    queue: usize,
+    doc_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// What registering a connection changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// The new connection's id.
+    pub id: ConnId,
+    /// Whether it is the user's first connection (they just came online).
+    pub came_online: bool,
+}
+
+impl Hub {
+    /// A hub whose connection queues hold `queue` messages.
+    pub fn new(queue: usize) -> Self {
+        Hub {
+            inner: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            queue: queue.max(16),
+            doc_locks: (0..DOC_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock serialising appends (and their fan-out) to `doc`.
+    pub fn doc_lock(&self, doc: &DocId) -> &tokio::sync::Mutex<()> {
+        let i = usize::from(doc.0[0]) % self.doc_locks.len();
+        &self.doc_locks[i]
+    }
+
+    /// Registers a signed-in connection; returns its id and its queue.
+    pub fn register(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        cancel: CancellationToken,
+    ) -> (Registered, mpsc::Receiver<HubMsg>) {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.conns.insert(
+            id,
+            Conn {
+                user,
+                device,
+                tx,
+                cancel,
+                docs: HashSet::new(),
+            },
+        );
+        let conns = inner.by_user.entry(user).or_default();
+        conns.insert(id);
+        let came_online = conns.len() == 1;
+        (Registered { id, came_online }, rx)
+    }
+
+    /// Forgets a connection; returns its user if they have no connection left (they
+    /// went offline at `now`).
+    pub fn unregister(&self, id: ConnId, now: UnixMillis) -> Option<UserId> {
+        let mut inner = self.lock();
+        let conn = inner.conns.remove(&id)?;
+        for doc in &conn.docs {
+            if let Some(set) = inner.by_doc.get_mut(doc) {
+                set.remove(&id);
+                if set.is_empty() {
+                    inner.by_doc.remove(doc);
+                }
+            }
+        }
+        let gone = match inner.by_user.get_mut(&conn.user) {
+            Some(set) => {
+                set.remove(&id);
+                set.is_empty()
+            }
+            None => true,
+        };
+        if gone {
+            inner.by_user.remove(&conn.user);
+            inner.last_seen.insert(conn.user, now);
+            Some(conn.user)
+        } else {
+            None
+        }
+    }
+
+    /// Adds `doc` to the connection's live subscriptions.
+    pub fn subscribe(&self, id: ConnId, doc: DocId) {
+        let mut inner = self.lock();
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.docs.insert(doc);
+            inner.by_doc.entry(doc).or_default().insert(id);
+        }
+    }
+
+    /// Removes `doc` from the connection's live subscriptions.
+    pub fn unsubscribe(&self, id: ConnId, doc: DocId) {
+        let mut inner = self.lock();
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.docs.remove(&doc);
+        }
+        if let Some(set) = inner.by_doc.get_mut(&doc) {
+            set.remove(&id);
+            if set.is_empty() {
+                inner.by_doc.remove(&doc);
+            }
+        }
+    }
+
+    /// Queues a chunk for every subscriber of `doc` except `except` (the pusher).
+    /// Returns how many connections it was queued for.
+    pub fn fan_out(&self, doc: DocId, seq: Seq, frame: Bytes, except: ConnId) -> usize {
+        let inner = self.lock();
+        let Some(subs) = inner.by_doc.get(&doc) else {
+            return 0;
+        };
+        let mut n = 0;
+        for id in subs.iter().filter(|&&id| id != except) {
+            if let Some(conn) = inner.conns.get(id) {
+                let msg = HubMsg::Chunk {
+                    doc,
+                    seq,
+                    frame: frame.clone(),
+                };
+                if deliver(*id, conn, msg) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Queues `msg` for every connection of each of `users`.
+    pub fn send_to_users<'a>(&self, users: impl IntoIterator<Item = &'a UserId>, msg: &HubMsg) {
+        let inner = self.lock();
+        let mut done = HashSet::new();
+        for user in users {
+            if !done.insert(*user) {
+                continue;
+            }
+            for id in inner.by_user.get(user).into_iter().flatten() {
+                if let Some(conn) = inner.conns.get(id) {
+                    deliver(*id, conn, msg.clone());
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` for every connection of `user` except `except`.
+    pub fn send_to_user_except(&self, user: &UserId, except: ConnId, msg: &HubMsg) {
+        let inner = self.lock();
+        for id in inner.by_user.get(user).into_iter().flatten() {
+            if *id != except
+                && let Some(conn) = inner.conns.get(id)
+            {
+                deliver(*id, conn, msg.clone());
+            }
+        }
+    }
+
+    /// Closes every connection of `device` with a goodbye.
+    pub fn close_device(&self, device: DeviceId, reason: ErrorCode, message: &str) {
+        let inner = self.lock();
+        for (id, conn) in inner.conns.iter().filter(|(_, c)| c.device == device) {
+            let msg = HubMsg::Close {
+                reason,
+                message: message.to_owned(),
+            };
+            if !deliver(*id, conn, msg) {
+                conn.cancel.cancel();
+            }
+        }
+    }
+
+    /// Whether `user` has a connection now.
+    pub fn is_online(&self, user: &UserId) -> bool {
+        self.lock().by_user.contains_key(user)
+    }
+
+    /// Which of `user`'s devices are connected now.
+    pub fn online_devices(&self, user: &UserId) -> HashSet<DeviceId> {
+        let inner = self.lock();
+        inner
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.conns.get(id).map(|c| c.device))
+            .collect()
+    }
+
+    /// When `user`'s last connection closed, since this process started.
+    pub fn last_seen(&self, user: &UserId) -> Option<UnixMillis> {
+        self.lock().last_seen.get(user).copied()
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+}
+
+/// Queues `msg` for `conn`; a full queue cancels the connection. Returns whether it
+/// was queued.
+fn deliver(id: ConnId, conn: &Conn, msg: HubMsg) -> bool {
+    match conn.tx.try_send(msg) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(conn = id, user = %conn.user, "connection too slow; closing it");
+            conn.cancel.cancel();
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: UserId = UserId([1; 16]);
+    const BOB: UserId = UserId([2; 16]);
+    const DOC: DocId = DocId([7; 16]);
+
+    #[test]
+    fn fan_out_reaches_other_subscribers_only() {
+        let hub = Hub::new(16);
+        let (a, mut a_rx) = hub.register(ALICE, DeviceId([1; 16]), CancellationToken::new());
+        let (b, mut b_rx) = hub.register(BOB, DeviceId([2; 16]), CancellationToken::new());
+        let (_c, mut c_rx) = hub.register(BOB, DeviceId([3; 16]), CancellationToken::new());
+        assert!(a.came_online && b.came_online);
+        hub.subscribe(a.id, DOC);
+        hub.subscribe(b.id, DOC);
+        assert_eq!(hub.fan_out(DOC, 1, Bytes::from_static(b"x"), a.id), 1);
+        assert!(matches!(b_rx.try_recv(), Ok(HubMsg::Chunk { seq: 1, .. })));
+        assert!(a_rx.try_recv().is_err());
+        assert!(c_rx.try_recv().is_err());
+        hub.unsubscribe(b.id, DOC);
+        assert_eq!(hub.fan_out(DOC, 2, Bytes::from_static(b"y"), a.id), 0);
+    }
+
+    #[test]
+    fn presence_follows_the_last_connection() {
+        let hub = Hub::new(16);
+        let (a1, _r1) = hub.register(ALICE, DeviceId([1; 16]), CancellationToken::new());
+        let (a2, _r2) = hub.register(ALICE, DeviceId([2; 16]), CancellationToken::new());
+        assert!(!a2.came_online);
+        assert_eq!(hub.unregister(a1.id, 5), None);
+        assert!(hub.is_online(&ALICE));
+        assert_eq!(hub.unregister(a2.id, 9), Some(ALICE));
+        assert!(!hub.is_online(&ALICE));
+        assert_eq!(hub.last_seen(&ALICE), Some(9));
+    }
+
+    #[test]
+    fn a_full_queue_cancels_the_slow_connection() {
+        let hub = Hub::new(16);
+        let cancel = CancellationToken::new();
+        let (a, _rx) = hub.register(ALICE, DeviceId([1; 16]), cancel.clone());
+        hub.subscribe(a.id, DOC);
+        for seq in 0..17 {
+            hub.fan_out(DOC, seq, Bytes::new(), 0);
+        }
+        assert!(cancel.is_cancelled());
+    }
+}

@@ -1,0 +1,185 @@
+//! A small metrics registry of atomics, rendered in the Prometheus text format at
+//! `/metrics`.
+
+use std::{
+    fmt::Write as _,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    time::Duration,
+};
+
+/// Upper bounds (seconds) of the fan-out latency histogram buckets.
+const FANOUT_BUCKETS: [f64; 10] = [
+    0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
+
+/// Every counter and gauge the relay exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Websocket connections open now.
+    pub connections: AtomicU64,
+    /// Websocket connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Websocket frames received.
+    pub frames_in: AtomicU64,
+    /// Websocket frames sent.
+    pub frames_out: AtomicU64,
+    /// Websocket bytes received.
+    pub bytes_in: AtomicU64,
+    /// Websocket bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Chunks appended to a log (new ones).
+    pub chunk_appends: AtomicU64,
+    /// Pushes of chunks already in the log (idempotent re-pushes).
+    pub chunk_duplicates: AtomicU64,
+    /// Error frames sent.
+    pub errors: AtomicU64,
+    /// Blob bytes uploaded (verified).
+    pub blob_bytes_in: AtomicU64,
+    /// Blob bytes served.
+    pub blob_bytes_out: AtomicU64,
+    fanout_buckets: [AtomicU64; FANOUT_BUCKETS.len()],
+    fanout_count: AtomicU64,
+    fanout_sum_nanos: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+/// Adds one to a counter.
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+impl Metrics {
+    /// Records how long one fan-out (from durable append to every subscriber's
+    /// queue) took.
+    pub fn observe_fanout(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bucket, &bound) in self.fanout_buckets.iter().zip(FANOUT_BUCKETS.iter()) {
+            if secs <= bound {
+                inc(bucket);
+            }
+        }
+        inc(&self.fanout_count);
+        add(
+            &self.fanout_sum_nanos,
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+        );
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters: [(&str, &str, &str, &AtomicU64); 11] = [
+            (
+                "doran_connections",
+                "gauge",
+                "Open websocket connections.",
+                &self.connections,
+            ),
+            (
+                "doran_connections_total",
+                "counter",
+                "Websocket connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "doran_frames_in_total",
+                "counter",
+                "Websocket frames received.",
+                &self.frames_in,
+            ),
+            (
+                "doran_frames_out_total",
+                "counter",
+                "Websocket frames sent.",
+                &self.frames_out,
+            ),
+            (
+                "doran_bytes_in_total",
+                "counter",
+                "Websocket bytes received.",
+                &self.bytes_in,
+            ),
+            (
+                "doran_bytes_out_total",
+                "counter",
+                "Websocket bytes sent.",
+                &self.bytes_out,
+            ),
+            (
+                "doran_chunk_appends_total",
+                "counter",
+                "Chunks appended to document logs.",
+                &self.chunk_appends,
+            ),
+            (
+                "doran_chunk_duplicates_total",
+                "counter",
+                "Re-pushed chunks already in a log.",
+                &self.chunk_duplicates,
+            ),
+            (
+                "doran_error_frames_total",
+                "counter",
+                "Error frames sent.",
+                &self.errors,
+            ),
+            (
+                "doran_blob_bytes_in_total",
+                "counter",
+                "Blob bytes uploaded and verified.",
+                &self.blob_bytes_in,
+            ),
+            (
+                "doran_blob_bytes_out_total",
+                "counter",
+                "Blob bytes served.",
+                &self.blob_bytes_out,
+            ),
+        ];
+        for (name, kind, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        }
+        let name = "doran_fanout_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from a durable append to the chunk queued for every subscriber.\n# TYPE {name} histogram"
+        );
+        for (bucket, bound) in self.fanout_buckets.iter().zip(FANOUT_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.fanout_count.load(Relaxed);
+        let sum = self.fanout_sum_nanos.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        inc(&m.chunk_appends);
+        m.observe_fanout(Duration::from_micros(300));
+        m.observe_fanout(Duration::from_secs(2));
+        let text = m.render();
+        assert!(text.contains("doran_chunk_appends_total 1\n"));
+        assert!(text.contains("doran_fanout_seconds_bucket{le=\"0.0001\"} 0\n"));
+        assert!(text.contains("doran_fanout_seconds_bucket{le=\"0.0005\"} 1\n"));
+        assert!(text.contains("doran_fanout_seconds_bucket{le=\"0.5\"} 1\n"));
+        assert!(text.contains("doran_fanout_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("doran_fanout_seconds_count 2\n"));
+    }
+}
