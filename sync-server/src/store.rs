@@ -13,18 +13,44 @@
 //! not at all. Methods are synchronous (SQLite is); async handlers call them through
 //! `spawn_blocking`. Implementations are shared as `Arc<dyn …>`.
 //!
+//! **Conventions.** A read that names an unknown record answers `None`, an empty list
+//! or 0; a write that names one fails with [`StoreError::NotFound`] (whose text names
+//! the kind: `"user"`, `"device"`, `"family"`, `"member"`, `"invite"`, `"blob"`).
+//! Numbers (times, seqs, sizes) must fit SQLite's signed 64 bits; a larger one is
+//! [`StoreError::Invalid`]. Times are unix milliseconds; a deadline `expires_at` is
+//! passed when `now >= expires_at`. Lists come in a documented, stable order.
+//!
+//! **Backends.** [`SqliteStore`] keeps accounts and logs in one SQLite file (the
+//! relay's default, zero set-up) and [`MemoryStore`] in plain collections (tests, and
+//! the reference semantics); both implement [`AccountStore`] and [`LogStore`], so one
+//! `Arc` serves as both `Arc<dyn AccountStore>` and `Arc<dyn LogStore>`.
+//! [`FsBlobStore`] keeps blobs in a folder, [`MemoryBlobStore`] in memory. The same
+//! conformance suite runs against each.
+//!
 //! **Durability.** [`LogStore::append`] returns only once the chunk is durable
 //! (`synchronous=FULL` for SQLite): the relay acks a push after it returns, and an
 //! acked chunk survives `kill -9` of the relay.
 
 mod error;
+mod fs_blobs;
+mod memory;
+mod memory_blobs;
+mod rules;
+mod sqlite;
 mod types;
 
+#[cfg(test)]
+mod conformance;
+
 pub use error::{StoreError, StoreResult};
+pub use fs_blobs::FsBlobStore;
+pub use memory::MemoryStore;
+pub use memory_blobs::MemoryBlobStore;
+pub use sqlite::SqliteStore;
 pub use types::*;
 
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, Seq, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, PublicKey, Seq, UserId,
     model::{InviteInfo, MemberInfo},
 };
 
@@ -34,34 +60,42 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 
     /// Creates a user with their first device and their personal document. Fails with
     /// [`StoreError::EmailTaken`] if the (normalised, lowercase) email is used, and
-    /// [`StoreError::Conflict`] if an id or key is already registered.
+    /// [`StoreError::Conflict`] if the user id, the user key, the personal document id
+    /// (a user's or a family's) or the device's id or key is already registered.
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()>;
     /// A user by id.
     fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>>;
     /// A user by exact email (already normalised by the caller).
     fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
-    /// Updates nickname and avatar.
+    /// A user by their user key (recovery: the restored key finds its user).
+    fn user_by_key(&self, user_key: &PublicKey) -> StoreResult<Option<UserRecord>>;
+    /// Updates nickname and avatar. `NotFound` if there is no such user.
     fn set_profile(
         &self,
         user: UserId,
         nickname: &str,
         avatar: Option<BlobHash>,
     ) -> StoreResult<()>;
-    /// Adds a device to an existing user (link code or recovery).
+    /// Adds a device to an existing user (link code or recovery). `NotFound` if there
+    /// is no such user, [`StoreError::Conflict`] if the device id or key is registered.
     fn add_device(&self, user: UserId, device: &NewDevice) -> StoreResult<()>;
     /// A device by id, revoked or not.
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>>;
-    /// A user's devices, revoked ones included.
+    /// A user's devices, revoked ones included, oldest first (by `added_at`, then id).
     fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
-    /// Revokes a device (idempotent). `NotFound` if it is not the user's.
+    /// Revokes a device (idempotent: the first revocation time stays). `NotFound` if it
+    /// is not the user's.
     fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()>;
-    /// Records when a device was last connected.
+    /// Records when a device was last connected (`last_seen` only moves forward).
+    /// `NotFound` if there is no such device.
     fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()>;
 
     // ----- link codes -----
 
     /// Stores a link code (only its blake3 hash is kept) for `user`, issued by
-    /// `device`, valid until `expires_at`.
+    /// `device`, valid until `expires_at`. `NotFound` if `device` is not the user's,
+    /// [`StoreError::Invalid`] if it is revoked, [`StoreError::Conflict`] if the hash
+    /// is already stored.
     fn put_link_code(
         &self,
         code_hash: [u8; 32],
@@ -70,12 +104,16 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         expires_at: u64,
     ) -> StoreResult<()>;
     /// Consumes a link code: returns its user if it exists, is unused and unexpired at
-    /// `now`, and marks it used in the same transaction; `None` otherwise.
+    /// `now` and its issuing device is not revoked, and marks it used in the same
+    /// transaction; `None` otherwise (and nothing changes).
     fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>>;
 
     // ----- families -----
 
-    /// Creates a family with its host as the first member, and its family document.
+    /// Creates a family with its host as the first member, and its family document
+    /// (`DocId::from(family)`). `NotFound` if the host is unknown,
+    /// [`StoreError::Conflict`] if the id is used (by a family, deleted ones included,
+    /// or as a personal document id).
     fn create_family(
         &self,
         family: FamilyId,
@@ -86,50 +124,61 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// A family (not deleted).
     fn family(&self, family: FamilyId) -> StoreResult<Option<FamilyRecord>>;
-    /// The families `user` belongs to.
+    /// The families `user` belongs to, in the order they joined (then by id).
     fn families_of(&self, user: UserId) -> StoreResult<Vec<FamilyRecord>>;
-    /// The members of a family.
+    /// The members of a family, in the order they joined (then by user id).
     fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>>;
     /// `user`'s membership in `family`, if any.
     fn membership(&self, family: FamilyId, user: UserId) -> StoreResult<Option<MemberInfo>>;
-    /// Renames a family.
+    /// Renames a family. `NotFound` if there is no such family.
     fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()>;
-    /// Changes a member's 호칭; [`StoreError::NameTaken`] if another member has it.
+    /// Changes a member's 호칭; [`StoreError::NameTaken`] if another member has it,
+    /// `NotFound` if `user` is not a member.
     fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()>;
-    /// Removes a member (leave or removal). `NotFound` if not a member.
+    /// Removes a member (leave or removal). `NotFound` if not a member,
+    /// [`StoreError::Conflict`] for the host (who deletes the family instead).
     fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()>;
-    /// Deletes a family: memberships, pending invites and blob grants go; its
-    /// document log is dropped.
+    /// Deletes a family: memberships, invites and blob grants go, and its document
+    /// stops having an owner. The id stays reserved. The caller drops the document's
+    /// log ([`LogStore::drop_doc`]). `NotFound` if there is no such family.
     fn delete_family(&self, family: FamilyId) -> StoreResult<()>;
 
     // ----- invites -----
 
     /// Stores a pending invite. [`StoreError::AlreadyMember`] if the invitee is a
-    /// member, [`StoreError::AlreadyInvited`] if a pending, unexpired invite to them
-    /// for this family exists, [`StoreError::NameTaken`] if the proposed 호칭 is used.
+    /// member, [`StoreError::AlreadyInvited`] if a pending invite to them for this
+    /// family is unexpired at `created_at`, [`StoreError::NameTaken`] if a member uses
+    /// the proposed 호칭. `NotFound` if the family or the invitee is unknown or the
+    /// inviter is not a member (`"member"`), [`StoreError::Conflict`] if the id is
+    /// used, [`StoreError::Invalid`] if it expires before it is created.
     fn create_invite(&self, invite: &NewInvite) -> StoreResult<()>;
     /// An invite with names filled in, its state computed at `now` (a pending invite
     /// past its expiry reads as `Expired`).
     fn invite(&self, invite: InviteId, now: u64) -> StoreResult<Option<InviteInfo>>;
-    /// Pending, unexpired invites addressed to `user`.
+    /// Pending, unexpired invites addressed to `user`, oldest first (then by id).
     fn invites_for(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>>;
-    /// Pending, unexpired invites of a family.
+    /// Pending, unexpired invites of a family, oldest first (then by id).
     fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>>;
-    /// Answers a pending, unexpired invite. On accept, adds the membership with the
-    /// proposed 호칭 in the same transaction. Errors: `NotFound`,
-    /// [`StoreError::InviteExpired`], [`StoreError::InviteClosed`] (already answered
-    /// or withdrawn), `AlreadyMember`, `NameTaken`.
+    /// Answers a pending, unexpired invite and returns it in its new state. On accept,
+    /// adds the membership (role member, joined at `now`) with the proposed 호칭 in the
+    /// same transaction. Errors, checked in this order: `NotFound`,
+    /// [`StoreError::InviteClosed`] (already answered or withdrawn),
+    /// [`StoreError::InviteExpired`], then on accept `AlreadyMember`, `NameTaken`.
     fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo>;
-    /// Withdraws a pending invite. Errors as for `answer_invite`.
+    /// Withdraws a pending, unexpired invite and returns it. Errors: `NotFound`,
+    /// [`StoreError::InviteClosed`], [`StoreError::InviteExpired`].
     fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo>;
 
     // ----- documents and blobs: ownership for access checks -----
 
     /// Who a document belongs to: a family's document or a user's personal document.
+    /// `None` for an unknown document and for a deleted family's.
     fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>>;
     /// Records that `family` may read `blob` (it was uploaded to or used by it).
+    /// Idempotent: granting it again keeps the first size. `NotFound` if there is no
+    /// such family.
     fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()>;
-    /// Whether any family of `user` may read `blob`.
+    /// Whether any family `user` currently belongs to may read `blob`.
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool>;
     /// Bytes of blobs granted to a family (for its quota).
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64>;
@@ -139,31 +188,37 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// Appends a chunk and returns its seq, durably. Idempotent by chunk id: a chunk
     /// already in the log returns its existing seq and [`Appended::existed`] = true.
-    /// Seqs start at 1 and have no gaps within a document.
+    /// Seqs start at 1 and have no gaps within a document. A chunk a snapshot has
+    /// dropped is no longer known: pushed again, it is appended anew (harmless, since
+    /// merges are idempotent). The caller has checked that `chunk` is blake3(`bytes`).
     fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended>;
     /// Chunks with seq > `since`, in order, at most `limit`, skipping those covered by
     /// the snapshot (the caller sends the snapshot first when `since` < its seq).
+    /// Empty for an unknown document.
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>>;
     /// The latest seq of a document (0 when empty).
     fn head(&self, doc: DocId) -> StoreResult<Seq>;
     /// Records a snapshot blob covering seq ≤ `covers_seq` and drops the chunks it
     /// covers. Ignored (`Ok(false)`) if an equal or newer snapshot exists;
-    /// [`StoreError::Invalid`] if `covers_seq` is past the head.
+    /// [`StoreError::Invalid`] if `covers_seq` is 0 or past the head.
     fn put_snapshot(&self, doc: DocId, snapshot: &SnapshotRef) -> StoreResult<bool>;
     /// The latest snapshot, if any.
     fn snapshot(&self, doc: DocId) -> StoreResult<Option<SnapshotRef>>;
-    /// Drops a document's log and snapshot (family deleted).
+    /// Drops a document's log and snapshot (family deleted); a no-op for an unknown
+    /// document. The snapshot's blob is left to the blob store.
     fn drop_doc(&self, doc: DocId) -> StoreResult<()>;
 }
 
 /// Content-addressed bytes. Writes go to a temporary place and become visible under
 /// their hash only once verified, so a reader never sees a partial blob.
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
-    /// Starts an upload; write bytes to the returned sink, then `finish` it.
+    /// Starts an upload; write bytes to the returned sink, then `finish` it. A sink
+    /// dropped without `finish` leaves nothing behind.
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>>;
     /// Whether a blob exists, and its size.
     fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>>;
-    /// Reads `len` bytes at `offset` (clamped to the blob's end).
+    /// Reads `len` bytes at `offset` (clamped to the blob's end: empty at or past it).
+    /// `NotFound` if there is no such blob.
     fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>>;
 }
 

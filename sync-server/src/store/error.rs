@@ -33,9 +33,26 @@ pub enum StoreError {
     /// A value is out of range for the store (e.g. a snapshot past the log's head).
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The backend failed (I/O, SQLite, corruption).
+    /// The backend failed (I/O, SQLite, a full disk, a lock held too long).
     #[error("storage failure: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data does not make sense (an id of the wrong length, a negative count,
+    /// an unknown state): the database was damaged or written by something else.
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer version of the relay; this build refuses
+    /// to open it rather than misread it.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// The schema version found in the database.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+    /// A thread panicked while holding the store's lock; the store refuses further
+    /// use rather than risk half-applied state.
+    #[error("the store's lock was poisoned by a panic")]
+    Poisoned,
 }
 
 impl StoreError {

@@ -1,0 +1,280 @@
+//! The conformance suites every backend must pass: one for [`AccountStore`] +
+//! [`LogStore`] (memory, SQLite in memory, SQLite in a file) and one for
+//! [`BlobStore`] (memory, folder).
+//!
+//! Each test is a function over a fixture; the macros expand them as `#[test]`s for
+//! one backend, given a factory. A new backend adds one line below. A test function
+//! that a macro does not list is dead code, so the compiler points out a forgotten one.
+
+use std::{error::Error, sync::Arc};
+
+use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
+
+use super::{
+    AccountStore, BlobStore, FsBlobStore, LogStore, MemoryBlobStore, MemoryStore, NewDevice,
+    NewInvite, NewUser, SqliteStore,
+};
+
+mod accounts;
+mod blobs;
+mod families;
+mod invites;
+mod logs;
+
+pub(crate) use self::{accounts::*, blobs::*, families::*, invites::*, logs::*};
+
+/// What a conformance test returns.
+pub(crate) type TestResult = Result<(), Box<dyn Error>>;
+
+/// An account and log store under test (one object behind both traits), and whatever
+/// must live as long as it (a temporary directory).
+pub(crate) struct Fixture {
+    pub(crate) accounts: Arc<dyn AccountStore>,
+    pub(crate) logs: Arc<dyn LogStore>,
+    _keep: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn new<S: AccountStore + LogStore + 'static>(
+        store: S,
+        keep: Option<tempfile::TempDir>,
+    ) -> Self {
+        let store = Arc::new(store);
+        Self {
+            accounts: store.clone(),
+            logs: store,
+            _keep: keep,
+        }
+    }
+}
+
+/// A blob store under test, and whatever must live as long as it.
+pub(crate) struct BlobFixture {
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    _keep: Option<tempfile::TempDir>,
+}
+
+/// Expands every account and log test for one backend:
+/// `relay_store_conformance_tests!(name, || -> Fixture)`.
+macro_rules! relay_store_conformance_tests {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            relay_store_conformance_tests!(@tests $factory;
+                // users and devices
+                create_user_then_read_it_back,
+                a_taken_email_is_refused_and_changes_nothing,
+                taken_ids_and_keys_are_conflicts,
+                unknown_users_and_devices_read_as_none,
+                set_profile_updates_nickname_and_avatar,
+                add_device_lists_devices_oldest_first,
+                add_device_errors_change_nothing,
+                revoke_device_is_idempotent_and_per_user,
+                touch_device_only_moves_forward,
+                // link codes
+                a_link_code_is_taken_once,
+                link_codes_expire,
+                link_codes_of_revoked_devices_do_not_work,
+                put_link_code_errors,
+                // families
+                create_family_makes_the_host_a_member_and_owns_the_doc,
+                create_family_errors,
+                families_and_members_are_in_join_order,
+                rename_family_changes_the_title,
+                set_member_name_keeps_names_unique,
+                remove_member_removes_access,
+                the_host_cannot_be_removed,
+                delete_family_removes_members_invites_and_grants,
+                blob_grants_follow_membership,
+                // invites
+                an_invite_reads_back_with_names,
+                create_invite_errors_change_nothing,
+                an_expired_invite_reads_as_expired_and_allows_a_new_one,
+                accept_adds_the_membership,
+                reject_adds_nothing,
+                an_expired_invite_cannot_be_answered,
+                accept_fails_if_the_name_was_taken_meanwhile,
+                accept_fails_for_a_member,
+                withdraw_closes_an_invite,
+                unknown_invites,
+                an_inviter_who_left_has_no_name,
+                invite_lists_are_oldest_first,
+                // logs
+                appends_get_gapless_seqs_per_document,
+                append_is_idempotent_by_chunk_id,
+                read_since_pages_in_order,
+                a_snapshot_drops_the_chunks_it_covers,
+                a_snapshot_of_the_whole_log_keeps_seqs_growing,
+                stale_snapshots_are_ignored,
+                invalid_snapshots_are_refused,
+                drop_doc_forgets_the_log,
+                concurrent_appends_get_distinct_seqs,
+                // both
+                out_of_range_numbers_are_invalid,
+            );
+        }
+    };
+    (@tests $factory:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() -> $crate::store::conformance::TestResult {
+                let fixture: $crate::store::conformance::Fixture = ($factory)();
+                $crate::store::conformance::$test(&fixture)
+            }
+        )*
+    };
+}
+
+/// Expands every blob test for one backend:
+/// `blob_store_conformance_tests!(name, || -> BlobFixture)`.
+macro_rules! blob_store_conformance_tests {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            blob_store_conformance_tests!(@tests $factory;
+                an_upload_reads_back,
+                an_empty_blob_is_a_blob,
+                uploading_twice_is_deduplicated,
+                a_hash_mismatch_publishes_nothing,
+                a_dropped_upload_leaves_nothing,
+                range_reads_are_clamped,
+                unknown_blobs,
+                concurrent_uploads_of_the_same_blob,
+                concurrent_uploads_of_different_blobs,
+            );
+        }
+    };
+    (@tests $factory:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() -> $crate::store::conformance::TestResult {
+                let fixture: $crate::store::conformance::BlobFixture = ($factory)();
+                $crate::store::conformance::$test(&fixture.blobs)
+            }
+        )*
+    };
+}
+
+relay_store_conformance_tests!(memory, || Fixture::new(MemoryStore::new(), None));
+relay_store_conformance_tests!(sqlite_in_memory, || {
+    Fixture::new(SqliteStore::open_in_memory().expect("open in memory"), None)
+});
+relay_store_conformance_tests!(sqlite_file, || {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join(SqliteStore::FILE_NAME)).expect("open file");
+    Fixture::new(store, Some(dir))
+});
+
+blob_store_conformance_tests!(memory_blobs, || BlobFixture {
+    blobs: Arc::new(MemoryBlobStore::new()),
+    _keep: None,
+});
+blob_store_conformance_tests!(fs_blobs, || {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsBlobStore::open(dir.path().join("blobs")).expect("open folder");
+    BlobFixture {
+        blobs: Arc::new(store),
+        _keep: Some(dir),
+    }
+});
+
+// ----- shared builders -----
+
+/// User `n`: ids, email, keys and personal document all derived from `n`.
+pub(crate) fn new_user(n: u8) -> (NewUser, NewDevice) {
+    let user = NewUser {
+        id: UserId([n; 16]),
+        email: format!("user{n}@example.com"),
+        nickname: format!("nick {n}"),
+        user_key: PublicKey([n; 32]),
+        personal_doc: personal_doc(n),
+        created_at: 1_000 + u64::from(n),
+    };
+    (user, new_device(n, 0))
+}
+
+/// Device `k` of user `n`.
+pub(crate) fn new_device(n: u8, k: u8) -> NewDevice {
+    let mut id = [n; 16];
+    id[0] = 0xde;
+    id[1] = k;
+    let mut key = [n; 32];
+    key[0] = 0xde;
+    key[1] = k;
+    NewDevice {
+        id: DeviceId(id),
+        key: PublicKey(key),
+        client: format!("test client {k}"),
+        added_at: 2_000 + u64::from(k),
+    }
+}
+
+/// The personal document of user `n`.
+pub(crate) fn personal_doc(n: u8) -> DocId {
+    let mut id = [n; 16];
+    id[0] = 0xd0;
+    DocId(id)
+}
+
+/// Family `n`.
+pub(crate) fn family_id(n: u8) -> FamilyId {
+    let mut id = [n; 16];
+    id[0] = 0xfa;
+    FamilyId(id)
+}
+
+/// Registers user `n`.
+pub(crate) fn register(f: &Fixture, n: u8) -> Result<UserId, Box<dyn Error>> {
+    let (user, device) = new_user(n);
+    f.accounts.create_user(&user, &device)?;
+    Ok(user.id)
+}
+
+/// Registers users `host` and creates family `n` with them as host, named "엄마".
+pub(crate) fn family_with_host(f: &Fixture, n: u8, host: u8) -> Result<FamilyId, Box<dyn Error>> {
+    let host = register(f, host)?;
+    let family = family_id(n);
+    f.accounts
+        .create_family(family, &format!("family {n}"), host, "엄마", 10)?;
+    Ok(family)
+}
+
+/// Invite `n` to `family`, sent at `at` and open for 100 ms.
+pub(crate) fn new_invite(
+    n: u8,
+    family: FamilyId,
+    inviter: UserId,
+    invitee: UserId,
+    name: &str,
+    at: u64,
+) -> NewInvite {
+    NewInvite {
+        id: InviteId([n; 16]),
+        family,
+        inviter,
+        invitee,
+        proposed_name: name.into(),
+        created_at: at,
+        expires_at: at + 100,
+    }
+}
+
+/// Invites `invitee` to `family` as `name` (invite `n` at `at`) and accepts at `at + 1`.
+pub(crate) fn join(
+    f: &Fixture,
+    n: u8,
+    family: FamilyId,
+    inviter: UserId,
+    invitee: UserId,
+    name: &str,
+    at: u64,
+) -> TestResult {
+    let invite = new_invite(n, family, inviter, invitee, name, at);
+    f.accounts.create_invite(&invite)?;
+    f.accounts.answer_invite(invite.id, true, at + 1)?;
+    Ok(())
+}

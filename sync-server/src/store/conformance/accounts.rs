@@ -1,0 +1,326 @@
+//! Users, devices, link codes, and number ranges.
+
+use doran_protocol::{BlobHash, ChunkId, DocId, UserId};
+
+use super::{Fixture, TestResult, family_with_host, new_device, new_user, register};
+use crate::store::{DeviceRecord, SnapshotRef, StoreError, UserRecord};
+
+const BIG: u64 = i64::MAX as u64 + 1;
+
+pub(crate) fn create_user_then_read_it_back(f: &Fixture) -> TestResult {
+    let (user, device) = new_user(1);
+    f.accounts.create_user(&user, &device)?;
+    let expected = UserRecord {
+        id: user.id,
+        email: user.email.clone(),
+        nickname: user.nickname.clone(),
+        avatar: None,
+        user_key: user.user_key,
+        personal_doc: user.personal_doc,
+        created_at: user.created_at,
+    };
+    assert_eq!(f.accounts.user(user.id)?, Some(expected.clone()));
+    assert_eq!(
+        f.accounts.user_by_email(&user.email)?,
+        Some(expected.clone())
+    );
+    assert_eq!(f.accounts.user_by_key(&user.user_key)?, Some(expected));
+    let record = DeviceRecord {
+        id: device.id,
+        user: user.id,
+        key: device.key,
+        client: device.client.clone(),
+        added_at: device.added_at,
+        last_seen: None,
+        revoked_at: None,
+    };
+    assert_eq!(f.accounts.device(device.id)?, Some(record.clone()));
+    assert_eq!(f.accounts.devices(user.id)?, vec![record]);
+    assert_eq!(
+        f.accounts.doc_owner(user.personal_doc)?,
+        Some(crate::store::DocOwner::Personal(user.id))
+    );
+    assert!(f.accounts.families_of(user.id)?.is_empty());
+    // The email is matched exactly: the caller normalises.
+    assert_eq!(f.accounts.user_by_email("USER1@example.com")?, None);
+    Ok(())
+}
+
+pub(crate) fn a_taken_email_is_refused_and_changes_nothing(f: &Fixture) -> TestResult {
+    register(f, 1)?;
+    let (mut user, device) = new_user(2);
+    user.email = new_user(1).0.email;
+    assert!(matches!(
+        f.accounts.create_user(&user, &device),
+        Err(StoreError::EmailTaken)
+    ));
+    assert_eq!(f.accounts.user(user.id)?, None);
+    assert_eq!(f.accounts.device(device.id)?, None);
+    assert_eq!(f.accounts.doc_owner(user.personal_doc)?, None);
+    // With another email, the same user registers.
+    user.email = "two@example.com".into();
+    f.accounts.create_user(&user, &device)?;
+    Ok(())
+}
+
+pub(crate) fn taken_ids_and_keys_are_conflicts(f: &Fixture) -> TestResult {
+    let one = register(f, 1)?;
+    let family = family_with_host(f, 1, 9)?;
+    let (fresh, fresh_device) = new_user(2);
+    let (taken, taken_device) = new_user(1);
+
+    let mut cases = Vec::new();
+    let mut same_id = fresh.clone();
+    same_id.id = taken.id;
+    cases.push((same_id, fresh_device.clone()));
+    let mut same_key = fresh.clone();
+    same_key.user_key = taken.user_key;
+    cases.push((same_key, fresh_device.clone()));
+    let mut same_doc = fresh.clone();
+    same_doc.personal_doc = taken.personal_doc;
+    cases.push((same_doc, fresh_device.clone()));
+    let mut family_doc = fresh.clone();
+    family_doc.personal_doc = DocId::from(family);
+    cases.push((family_doc, fresh_device.clone()));
+    let mut same_device = fresh_device.clone();
+    same_device.id = taken_device.id;
+    cases.push((fresh.clone(), same_device));
+    let mut same_device_key = fresh_device.clone();
+    same_device_key.key = taken_device.key;
+    cases.push((fresh.clone(), same_device_key));
+
+    for (user, device) in cases {
+        let result = f.accounts.create_user(&user, &device);
+        assert!(
+            matches!(result, Err(StoreError::Conflict(_))),
+            "{user:?} {device:?}: {result:?}"
+        );
+        assert_eq!(f.accounts.user_by_email(&user.email)?, None);
+    }
+    assert_eq!(f.accounts.user(fresh.id)?, None);
+    assert_eq!(f.accounts.devices(one)?.len(), 1);
+    f.accounts.create_user(&fresh, &fresh_device)?;
+    Ok(())
+}
+
+pub(crate) fn unknown_users_and_devices_read_as_none(f: &Fixture) -> TestResult {
+    let (user, device) = new_user(1);
+    assert_eq!(f.accounts.user(user.id)?, None);
+    assert_eq!(f.accounts.user_by_email(&user.email)?, None);
+    assert_eq!(f.accounts.user_by_key(&user.user_key)?, None);
+    assert_eq!(f.accounts.device(device.id)?, None);
+    assert!(f.accounts.devices(user.id)?.is_empty());
+    assert_eq!(f.accounts.doc_owner(user.personal_doc)?, None);
+    Ok(())
+}
+
+pub(crate) fn set_profile_updates_nickname_and_avatar(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let avatar = BlobHash::of(b"me.jpg");
+    f.accounts.set_profile(user, "새 별명", Some(avatar))?;
+    let record = f.accounts.user(user)?.ok_or("user")?;
+    assert_eq!(record.nickname, "새 별명");
+    assert_eq!(record.avatar, Some(avatar));
+    f.accounts.set_profile(user, "plain", None)?;
+    let record = f.accounts.user(user)?.ok_or("user")?;
+    assert_eq!((record.nickname.as_str(), record.avatar), ("plain", None));
+    assert!(matches!(
+        f.accounts.set_profile(UserId([7; 16]), "x", None),
+        Err(StoreError::NotFound("user"))
+    ));
+    Ok(())
+}
+
+pub(crate) fn add_device_lists_devices_oldest_first(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let mut late = new_device(1, 5);
+    late.added_at = 9_000;
+    let mut early = new_device(1, 6);
+    early.added_at = 500;
+    f.accounts.add_device(user, &late)?;
+    f.accounts.add_device(user, &early)?;
+    let ids: Vec<_> = f.accounts.devices(user)?.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![early.id, new_device(1, 0).id, late.id]);
+    // Another user's devices are theirs.
+    let other = register(f, 2)?;
+    assert_eq!(f.accounts.devices(other)?.len(), 1);
+    assert_eq!(
+        f.accounts.device(late.id)?.map(|d| (d.user, d.client)),
+        Some((user, late.client))
+    );
+    Ok(())
+}
+
+pub(crate) fn add_device_errors_change_nothing(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    assert!(matches!(
+        f.accounts.add_device(UserId([7; 16]), &new_device(7, 1)),
+        Err(StoreError::NotFound("user"))
+    ));
+    assert_eq!(f.accounts.device(new_device(7, 1).id)?, None);
+    let mut same_id = new_device(1, 1);
+    same_id.id = new_device(1, 0).id;
+    assert!(matches!(
+        f.accounts.add_device(user, &same_id),
+        Err(StoreError::Conflict(_))
+    ));
+    let mut same_key = new_device(1, 1);
+    same_key.key = new_device(1, 0).key;
+    assert!(matches!(
+        f.accounts.add_device(user, &same_key),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(f.accounts.devices(user)?.len(), 1);
+    Ok(())
+}
+
+pub(crate) fn revoke_device_is_idempotent_and_per_user(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    let device = new_device(1, 0).id;
+    assert!(matches!(
+        f.accounts.revoke_device(other, device, 50),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert_eq!(f.accounts.device(device)?.ok_or("device")?.revoked_at, None);
+    f.accounts.revoke_device(user, device, 50)?;
+    f.accounts.revoke_device(user, device, 60)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.revoked_at,
+        Some(50)
+    );
+    assert!(matches!(
+        f.accounts.revoke_device(user, new_device(1, 9).id, 50),
+        Err(StoreError::NotFound("device"))
+    ));
+    Ok(())
+}
+
+pub(crate) fn touch_device_only_moves_forward(f: &Fixture) -> TestResult {
+    register(f, 1)?;
+    let device = new_device(1, 0).id;
+    f.accounts.touch_device(device, 100)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.last_seen,
+        Some(100)
+    );
+    f.accounts.touch_device(device, 90)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.last_seen,
+        Some(100)
+    );
+    f.accounts.touch_device(device, 200)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.last_seen,
+        Some(200)
+    );
+    assert!(matches!(
+        f.accounts.touch_device(new_device(9, 9).id, 1),
+        Err(StoreError::NotFound("device"))
+    ));
+    Ok(())
+}
+
+fn code(n: u8) -> [u8; 32] {
+    *blake3::hash(&[n; 8]).as_bytes()
+}
+
+pub(crate) fn a_link_code_is_taken_once(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let device = new_device(1, 0).id;
+    f.accounts.put_link_code(code(1), user, device, 1_000)?;
+    f.accounts.put_link_code(code(2), user, device, 1_000)?;
+    assert_eq!(f.accounts.take_link_code(code(1), 999)?, Some(user));
+    assert_eq!(f.accounts.take_link_code(code(1), 999)?, None, "used");
+    assert_eq!(f.accounts.take_link_code(code(2), 10)?, Some(user));
+    assert_eq!(f.accounts.take_link_code(code(3), 10)?, None, "unknown");
+    Ok(())
+}
+
+pub(crate) fn link_codes_expire(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let device = new_device(1, 0).id;
+    f.accounts.put_link_code(code(1), user, device, 1_000)?;
+    assert_eq!(f.accounts.take_link_code(code(1), 1_000)?, None, "expired");
+    assert_eq!(f.accounts.take_link_code(code(1), 2_000)?, None);
+    // A refused attempt changes nothing: before the deadline the code still works.
+    assert_eq!(f.accounts.take_link_code(code(1), 999)?, Some(user));
+    Ok(())
+}
+
+pub(crate) fn link_codes_of_revoked_devices_do_not_work(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let device = new_device(1, 0).id;
+    f.accounts.put_link_code(code(1), user, device, 1_000)?;
+    f.accounts.revoke_device(user, device, 5)?;
+    assert_eq!(f.accounts.take_link_code(code(1), 10)?, None);
+    assert!(matches!(
+        f.accounts.put_link_code(code(2), user, device, 1_000),
+        Err(StoreError::Invalid(_))
+    ));
+    Ok(())
+}
+
+pub(crate) fn put_link_code_errors(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    let device = new_device(1, 0).id;
+    assert!(matches!(
+        f.accounts.put_link_code(code(1), other, device, 1_000),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert_eq!(f.accounts.take_link_code(code(1), 10)?, None);
+    f.accounts.put_link_code(code(1), user, device, 1_000)?;
+    assert!(matches!(
+        f.accounts
+            .put_link_code(code(1), other, new_device(2, 0).id, 5_000),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(f.accounts.take_link_code(code(1), 10)?, Some(user));
+    Ok(())
+}
+
+pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
+    let invalid = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Invalid(_)));
+    let (mut user, device) = new_user(1);
+    user.created_at = BIG;
+    assert!(invalid(f.accounts.create_user(&user, &device)));
+    assert_eq!(f.accounts.user(user.id)?, None);
+    let id = register(f, 1)?;
+    let device = new_device(1, 0).id;
+    assert!(invalid(f.accounts.touch_device(device, BIG)));
+    assert!(invalid(f.accounts.revoke_device(id, device, BIG)));
+    assert!(invalid(f.accounts.put_link_code(code(1), id, device, BIG)));
+    assert!(invalid(f.accounts.take_link_code(code(1), BIG).map(|_| ())));
+    let family = family_with_host(f, 1, 2)?;
+    assert!(invalid(f.accounts.grant_blob(
+        family,
+        BlobHash::of(b"x"),
+        BIG
+    )));
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
+
+    let doc = DocId([1; 16]);
+    assert!(invalid(
+        f.logs.append(doc, ChunkId::of(b"a"), b"a", BIG).map(|_| ())
+    ));
+    assert_eq!(f.logs.head(doc)?, 0);
+    f.logs.append(doc, ChunkId::of(b"a"), b"a", 1)?;
+    assert!(invalid(f.logs.read_since(doc, BIG, 10).map(|_| ())));
+    let snapshot = SnapshotRef {
+        covers_seq: 1,
+        blob: BlobHash::of(b"s"),
+        len: BIG,
+    };
+    assert!(invalid(f.logs.put_snapshot(doc, &snapshot).map(|_| ())));
+    assert_eq!(f.logs.snapshot(doc)?, None);
+    // The largest allowed numbers are fine.
+    let max = i64::MAX as u64;
+    f.accounts.touch_device(device, max)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.last_seen,
+        Some(max)
+    );
+    assert!(f.logs.read_since(doc, max, 10)?.is_empty());
+    Ok(())
+}

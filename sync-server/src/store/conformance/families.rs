@@ -1,0 +1,286 @@
+//! Families, members, document ownership and blob grants.
+
+use doran_protocol::{
+    BlobHash, DocId, FamilyId,
+    model::{MemberInfo, Role},
+};
+
+use super::{
+    Fixture, TestResult, family_id, family_with_host, join, new_invite, personal_doc, register,
+};
+use crate::store::{DocOwner, FamilyRecord, StoreError};
+
+pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture) -> TestResult {
+    let host = register(f, 1)?;
+    let family = family_id(1);
+    f.accounts
+        .create_family(family, "우리 가족", host, "엄마", 77)?;
+    let record = FamilyRecord {
+        id: family,
+        title: "우리 가족".into(),
+        host,
+        created_at: 77,
+    };
+    assert_eq!(f.accounts.family(family)?, Some(record.clone()));
+    assert_eq!(f.accounts.families_of(host)?, vec![record]);
+    let member = MemberInfo {
+        user: host,
+        name: "엄마".into(),
+        role: Role::Host,
+        joined_at: 77,
+        personal_doc: personal_doc(1),
+    };
+    assert_eq!(f.accounts.members(family)?, vec![member.clone()]);
+    assert_eq!(f.accounts.membership(family, host)?, Some(member));
+    assert_eq!(
+        f.accounts.doc_owner(DocId::from(family))?,
+        Some(DocOwner::Family(family))
+    );
+    assert_eq!(f.accounts.doc_owner(DocId([0x55; 16]))?, None);
+    // Unknown families read as nothing.
+    let unknown = family_id(2);
+    assert_eq!(f.accounts.family(unknown)?, None);
+    assert!(f.accounts.members(unknown)?.is_empty());
+    assert_eq!(f.accounts.membership(unknown, host)?, None);
+    assert_eq!(f.accounts.family_blob_bytes(unknown)?, 0);
+    Ok(())
+}
+
+pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
+    let host = register(f, 1)?;
+    let nobody = register(f, 2)?;
+    assert!(matches!(
+        f.accounts
+            .create_family(family_id(1), "t", super::new_user(3).0.id, "아빠", 1),
+        Err(StoreError::NotFound("user"))
+    ));
+    assert_eq!(f.accounts.family(family_id(1))?, None);
+    f.accounts
+        .create_family(family_id(1), "t", host, "엄마", 1)?;
+    assert!(matches!(
+        f.accounts
+            .create_family(family_id(1), "again", nobody, "아빠", 2),
+        Err(StoreError::Conflict(_))
+    ));
+    // A personal document id cannot become a family.
+    let personal = FamilyId(personal_doc(2).0);
+    assert!(matches!(
+        f.accounts.create_family(personal, "t", nobody, "아빠", 2),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(f.accounts.families_of(nobody)?.is_empty());
+    assert_eq!(
+        f.accounts.doc_owner(personal_doc(2))?,
+        Some(DocOwner::Personal(nobody))
+    );
+    // A deleted family's id stays taken.
+    f.accounts.delete_family(family_id(1))?;
+    assert!(matches!(
+        f.accounts
+            .create_family(family_id(1), "again", nobody, "아빠", 3),
+        Err(StoreError::Conflict(_))
+    ));
+    Ok(())
+}
+
+pub(crate) fn families_and_members_are_in_join_order(f: &Fixture) -> TestResult {
+    let a = register(f, 1)?;
+    let b = register(f, 2)?;
+    let c = register(f, 3)?;
+    // b hosts family 5 (created at 10); a hosts family 4 (created at 20).
+    f.accounts
+        .create_family(family_id(5), "five", b, "아빠", 10)?;
+    f.accounts
+        .create_family(family_id(4), "four", a, "엄마", 20)?;
+    join(f, 1, family_id(4), a, c, "딸", 100)?;
+    join(f, 2, family_id(5), b, c, "아들", 50)?;
+    join(f, 3, family_id(5), b, a, "고모", 200)?;
+    let titles = |user| -> Result<Vec<String>, StoreError> {
+        Ok(f.accounts
+            .families_of(user)?
+            .into_iter()
+            .map(|r| r.title)
+            .collect())
+    };
+    assert_eq!(titles(c)?, vec!["five", "four"], "joined at 51, then 101");
+    assert_eq!(titles(a)?, vec!["four", "five"]);
+    assert_eq!(titles(b)?, vec!["five"]);
+    let members: Vec<_> = f
+        .accounts
+        .members(family_id(5))?
+        .into_iter()
+        .map(|m| (m.user, m.name, m.role, m.joined_at))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (b, "아빠".to_owned(), Role::Host, 10),
+            (c, "아들".to_owned(), Role::Member, 51),
+            (a, "고모".to_owned(), Role::Member, 201),
+        ]
+    );
+    Ok(())
+}
+
+pub(crate) fn rename_family_changes_the_title(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    f.accounts.rename_family(family, "새 이름")?;
+    assert_eq!(f.accounts.family(family)?.ok_or("family")?.title, "새 이름");
+    assert!(matches!(
+        f.accounts.rename_family(family_id(2), "x"),
+        Err(StoreError::NotFound("family"))
+    ));
+    f.accounts.delete_family(family)?;
+    assert!(matches!(
+        f.accounts.rename_family(family, "x"),
+        Err(StoreError::NotFound("family"))
+    ));
+    Ok(())
+}
+
+pub(crate) fn set_member_name_keeps_names_unique(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = super::new_user(1).0.id;
+    let kid = register(f, 2)?;
+    join(f, 1, family, host, kid, "딸", 10)?;
+    assert!(matches!(
+        f.accounts.set_member_name(family, kid, "엄마"),
+        Err(StoreError::NameTaken(name)) if name == "엄마"
+    ));
+    assert_eq!(
+        f.accounts.membership(family, kid)?.ok_or("member")?.name,
+        "딸"
+    );
+    f.accounts.set_member_name(family, kid, "딸")?;
+    f.accounts.set_member_name(family, kid, "막내")?;
+    assert_eq!(
+        f.accounts.membership(family, kid)?.ok_or("member")?.name,
+        "막내"
+    );
+    // The old name is free again.
+    f.accounts.set_member_name(family, host, "딸")?;
+    let outsider = register(f, 3)?;
+    assert!(matches!(
+        f.accounts.set_member_name(family, outsider, "삼촌"),
+        Err(StoreError::NotFound("member"))
+    ));
+    // The same name in another family is fine.
+    f.accounts
+        .create_family(family_id(2), "other", outsider, "막내", 5)?;
+    Ok(())
+}
+
+pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = super::new_user(1).0.id;
+    let kid = register(f, 2)?;
+    join(f, 1, family, host, kid, "딸", 10)?;
+    let photo = BlobHash::of(b"photo");
+    f.accounts.grant_blob(family, photo, 5)?;
+    assert!(f.accounts.blob_granted(kid, photo)?);
+
+    f.accounts.remove_member(family, kid)?;
+    assert_eq!(f.accounts.membership(family, kid)?, None);
+    assert!(f.accounts.families_of(kid)?.is_empty());
+    assert!(!f.accounts.blob_granted(kid, photo)?);
+    assert_eq!(f.accounts.members(family)?.len(), 1);
+    assert!(matches!(
+        f.accounts.remove_member(family, kid),
+        Err(StoreError::NotFound("member"))
+    ));
+    // Their name is free; they can be invited again.
+    f.accounts
+        .create_invite(&new_invite(2, family, host, kid, "딸", 20))?;
+    Ok(())
+}
+
+pub(crate) fn the_host_cannot_be_removed(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = super::new_user(1).0.id;
+    assert!(matches!(
+        f.accounts.remove_member(family, host),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        f.accounts.membership(family, host)?.map(|m| m.role),
+        Some(Role::Host)
+    );
+    Ok(())
+}
+
+pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = super::new_user(1).0.id;
+    let kid = register(f, 2)?;
+    let guest = register(f, 3)?;
+    join(f, 1, family, host, kid, "딸", 10)?;
+    let pending = new_invite(2, family, host, guest, "삼촌", 20);
+    f.accounts.create_invite(&pending)?;
+    let photo = BlobHash::of(b"photo");
+    f.accounts.grant_blob(family, photo, 5)?;
+    let other = family_with_host(f, 2, 4)?;
+    f.accounts.grant_blob(other, photo, 5)?;
+
+    f.accounts.delete_family(family)?;
+    assert_eq!(f.accounts.family(family)?, None);
+    assert!(f.accounts.members(family)?.is_empty());
+    assert!(f.accounts.families_of(host)?.is_empty());
+    assert!(f.accounts.families_of(kid)?.is_empty());
+    assert_eq!(f.accounts.doc_owner(DocId::from(family))?, None);
+    assert_eq!(f.accounts.invite(pending.id, 21)?, None);
+    assert!(f.accounts.invites_for(guest, 21)?.is_empty());
+    assert!(f.accounts.invites_of_family(family, 21)?.is_empty());
+    assert!(!f.accounts.blob_granted(kid, photo)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
+    assert!(matches!(
+        f.accounts.answer_invite(pending.id, true, 21),
+        Err(StoreError::NotFound("invite"))
+    ));
+    assert!(matches!(
+        f.accounts.grant_blob(family, photo, 5),
+        Err(StoreError::NotFound("family"))
+    ));
+    assert!(matches!(
+        f.accounts.delete_family(family),
+        Err(StoreError::NotFound("family"))
+    ));
+    // The other family is untouched; the users remain.
+    assert_eq!(f.accounts.family_blob_bytes(other)?, 5);
+    assert!(f.accounts.family(other)?.is_some());
+    assert!(f.accounts.user(kid)?.is_some());
+    assert!(matches!(
+        f.accounts.delete_family(family_id(9)),
+        Err(StoreError::NotFound("family"))
+    ));
+    Ok(())
+}
+
+pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = super::new_user(1).0.id;
+    let kid = register(f, 2)?;
+    let photo = BlobHash::of(b"photo");
+    let voice = BlobHash::of(b"voice");
+    assert!(!f.accounts.blob_granted(host, photo)?);
+    f.accounts.grant_blob(family, photo, 1_000)?;
+    f.accounts.grant_blob(family, voice, 234)?;
+    f.accounts.grant_blob(family, photo, 999_999)?; // idempotent, first size kept
+    assert!(f.accounts.blob_granted(host, photo)?);
+    assert!(!f.accounts.blob_granted(kid, photo)?, "not a member yet");
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
+
+    join(f, 1, family, host, kid, "딸", 10)?;
+    assert!(f.accounts.blob_granted(kid, photo)?);
+    assert!(!f.accounts.blob_granted(kid, BlobHash::of(b"other"))?);
+    // A grant to another family of theirs counts too, and only once per family.
+    let other = family_with_host(f, 2, 3)?;
+    f.accounts.grant_blob(other, photo, 1_000)?;
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
+    assert_eq!(f.accounts.family_blob_bytes(other)?, 1_000);
+    assert!(!f.accounts.blob_granted(super::new_user(3).0.id, voice)?);
+    assert!(matches!(
+        f.accounts.grant_blob(family_id(9), photo, 1),
+        Err(StoreError::NotFound("family"))
+    ));
+    Ok(())
+}

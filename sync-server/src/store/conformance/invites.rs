@@ -1,0 +1,401 @@
+//! Invites: creation, reading with names, expiry, answers, withdrawal.
+
+use std::error::Error;
+
+use doran_protocol::{
+    InviteId,
+    model::{InviteInfo, InviteState, Role},
+};
+
+use super::{
+    Fixture, TestResult, family_id, family_with_host, join, new_invite, new_user, register,
+};
+use crate::store::{NewInvite, StoreError};
+
+/// A family (1) hosted by user 1 ("엄마"), and user 2 to invite. Returns the pending
+/// invite (id 1, "딸", sent at 10, expiring at 110).
+fn setup(f: &Fixture) -> Result<NewInvite, Box<dyn Error>> {
+    let family = family_with_host(f, 1, 1)?;
+    let invitee = register(f, 2)?;
+    let invite = new_invite(1, family, new_user(1).0.id, invitee, "딸", 10);
+    f.accounts.create_invite(&invite)?;
+    Ok(invite)
+}
+
+pub(crate) fn an_invite_reads_back_with_names(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let expected = InviteInfo {
+        invite: invite.id,
+        family: invite.family,
+        family_title: "family 1".into(),
+        inviter: invite.inviter,
+        inviter_nickname: "nick 1".into(),
+        inviter_name: "엄마".into(),
+        invitee: invite.invitee,
+        invitee_nickname: "nick 2".into(),
+        proposed_name: "딸".into(),
+        created_at: 10,
+        expires_at: 110,
+        state: InviteState::Pending,
+    };
+    assert_eq!(f.accounts.invite(invite.id, 50)?, Some(expected.clone()));
+    assert_eq!(
+        f.accounts.invites_for(invite.invitee, 50)?,
+        vec![expected.clone()]
+    );
+    assert_eq!(
+        f.accounts.invites_of_family(invite.family, 50)?,
+        vec![expected]
+    );
+    assert!(f.accounts.invites_for(invite.inviter, 50)?.is_empty());
+    // Names are read when the invite is: a rename shows.
+    f.accounts.rename_family(invite.family, "새 가족")?;
+    f.accounts.set_profile(invite.invitee, "새 별명", None)?;
+    let info = f.accounts.invite(invite.id, 50)?.ok_or("invite")?;
+    assert_eq!(info.family_title, "새 가족");
+    assert_eq!(info.invitee_nickname, "새 별명");
+    // An invite is not a membership.
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    Ok(())
+}
+
+pub(crate) fn create_invite_errors_change_nothing(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let outsider = register(f, 3)?;
+    let kid = register(f, 4)?;
+    join(f, 2, invite.family, invite.inviter, kid, "아들", 20)?;
+    let refused = |new: &NewInvite| -> Result<StoreError, Box<dyn Error>> {
+        let err = f
+            .accounts
+            .create_invite(new)
+            .err()
+            .ok_or_else(|| format!("{new:?} was accepted"))?;
+        if new.id != invite.id {
+            assert_eq!(f.accounts.invite(new.id, new.created_at)?, None, "{new:?}");
+        }
+        Ok(err)
+    };
+    let base = new_invite(9, invite.family, invite.inviter, outsider, "삼촌", 30);
+
+    let to_member = NewInvite {
+        invitee: kid,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&to_member)?, StoreError::AlreadyMember));
+    let to_self = NewInvite {
+        invitee: invite.inviter,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&to_self)?, StoreError::AlreadyMember));
+    let again = NewInvite {
+        invitee: invite.invitee,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&again)?, StoreError::AlreadyInvited));
+    let taken_by_member = NewInvite {
+        proposed_name: "아들".into(),
+        ..base
+    };
+    assert!(matches!(refused(&taken_by_member)?, StoreError::NameTaken(n) if n == "아들"));
+    let same_id = NewInvite {
+        id: invite.id,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&same_id)?, StoreError::Conflict(_)));
+    let no_family = NewInvite {
+        family: family_id(9),
+        ..base.clone()
+    };
+    assert!(matches!(
+        refused(&no_family)?,
+        StoreError::NotFound("family")
+    ));
+    let no_user = NewInvite {
+        invitee: new_user(9).0.id,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&no_user)?, StoreError::NotFound("user")));
+    let not_a_member = NewInvite {
+        inviter: outsider,
+        invitee: register(f, 5)?,
+        ..base.clone()
+    };
+    assert!(matches!(
+        refused(&not_a_member)?,
+        StoreError::NotFound("member")
+    ));
+    let backwards = NewInvite {
+        expires_at: base.created_at,
+        ..base.clone()
+    };
+    assert!(matches!(refused(&backwards)?, StoreError::Invalid(_)));
+
+    assert_eq!(f.accounts.invites_of_family(invite.family, 30)?.len(), 1);
+    assert!(f.accounts.invites_for(outsider, 30)?.is_empty());
+    // A pending invite's proposed name does not reserve it: a second invite may
+    // propose it (the later accept finds it taken).
+    let same_name = NewInvite {
+        proposed_name: "딸".into(),
+        ..base
+    };
+    f.accounts.create_invite(&same_name)?;
+    assert_eq!(f.accounts.invites_of_family(invite.family, 30)?.len(), 2);
+    Ok(())
+}
+
+pub(crate) fn an_expired_invite_reads_as_expired_and_allows_a_new_one(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let state = |now| -> Result<Option<InviteState>, StoreError> {
+        Ok(f.accounts.invite(invite.id, now)?.map(|i| i.state))
+    };
+    assert_eq!(state(109)?, Some(InviteState::Pending));
+    assert_eq!(state(110)?, Some(InviteState::Expired));
+    assert_eq!(state(5_000)?, Some(InviteState::Expired));
+    assert_eq!(f.accounts.invites_for(invite.invitee, 109)?.len(), 1);
+    assert!(f.accounts.invites_for(invite.invitee, 110)?.is_empty());
+    assert!(f.accounts.invites_of_family(invite.family, 110)?.is_empty());
+    // Still pending at 109: a new invite then is a duplicate; at 110 it is not.
+    let mut next = new_invite(2, invite.family, invite.inviter, invite.invitee, "딸", 109);
+    assert!(matches!(
+        f.accounts.create_invite(&next),
+        Err(StoreError::AlreadyInvited)
+    ));
+    next.created_at = 110;
+    next.expires_at = 210;
+    f.accounts.create_invite(&next)?;
+    let open: Vec<InviteId> = f
+        .accounts
+        .invites_for(invite.invitee, 150)?
+        .iter()
+        .map(|i| i.invite)
+        .collect();
+    assert_eq!(open, vec![next.id]);
+    Ok(())
+}
+
+pub(crate) fn accept_adds_the_membership(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let info = f.accounts.answer_invite(invite.id, true, 60)?;
+    assert_eq!(info.state, InviteState::Accepted);
+    assert_eq!(info.invite, invite.id);
+    assert_eq!(info.inviter_name, "엄마");
+    assert_eq!(f.accounts.invite(invite.id, 60)?, Some(info));
+    // Answered is answered, even past the deadline.
+    assert_eq!(
+        f.accounts.invite(invite.id, 9_999)?.map(|i| i.state),
+        Some(InviteState::Accepted)
+    );
+    let member = f
+        .accounts
+        .membership(invite.family, invite.invitee)?
+        .ok_or("member")?;
+    assert_eq!(
+        (member.name.as_str(), member.role, member.joined_at),
+        ("딸", Role::Member, 60)
+    );
+    assert_eq!(member.personal_doc, new_user(2).0.personal_doc);
+    assert_eq!(f.accounts.families_of(invite.invitee)?.len(), 1);
+    assert!(f.accounts.invites_for(invite.invitee, 60)?.is_empty());
+    assert!(f.accounts.invites_of_family(invite.family, 60)?.is_empty());
+    for accept in [true, false] {
+        assert!(matches!(
+            f.accounts.answer_invite(invite.id, accept, 61),
+            Err(StoreError::InviteClosed)
+        ));
+    }
+    assert!(matches!(
+        f.accounts.withdraw_invite(invite.id, 61),
+        Err(StoreError::InviteClosed)
+    ));
+    Ok(())
+}
+
+pub(crate) fn reject_adds_nothing(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let info = f.accounts.answer_invite(invite.id, false, 60)?;
+    assert_eq!(info.state, InviteState::Rejected);
+    assert_eq!(
+        f.accounts.invite(invite.id, 60)?.map(|i| i.state),
+        Some(InviteState::Rejected)
+    );
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    assert!(f.accounts.invites_for(invite.invitee, 60)?.is_empty());
+    assert!(matches!(
+        f.accounts.answer_invite(invite.id, true, 61),
+        Err(StoreError::InviteClosed)
+    ));
+    // A rejected invite does not block a new one.
+    f.accounts.create_invite(&new_invite(
+        2,
+        invite.family,
+        invite.inviter,
+        invite.invitee,
+        "딸",
+        70,
+    ))?;
+    Ok(())
+}
+
+pub(crate) fn an_expired_invite_cannot_be_answered(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    for accept in [true, false] {
+        assert!(matches!(
+            f.accounts.answer_invite(invite.id, accept, 110),
+            Err(StoreError::InviteExpired)
+        ));
+    }
+    assert!(matches!(
+        f.accounts.withdraw_invite(invite.id, 200),
+        Err(StoreError::InviteExpired)
+    ));
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    assert_eq!(
+        f.accounts.invite(invite.id, 110)?.map(|i| i.state),
+        Some(InviteState::Expired)
+    );
+    // Nothing was stored: at a time before the deadline it is still open.
+    assert_eq!(
+        f.accounts.answer_invite(invite.id, true, 109)?.state,
+        InviteState::Accepted
+    );
+    Ok(())
+}
+
+pub(crate) fn accept_fails_if_the_name_was_taken_meanwhile(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let other = register(f, 3)?;
+    let second = new_invite(2, invite.family, invite.inviter, other, "딸", 20);
+    f.accounts.create_invite(&second)?;
+    f.accounts.answer_invite(second.id, true, 30)?;
+    assert!(matches!(
+        f.accounts.answer_invite(invite.id, true, 40),
+        Err(StoreError::NameTaken(n)) if n == "딸"
+    ));
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    assert_eq!(
+        f.accounts.invite(invite.id, 40)?.map(|i| i.state),
+        Some(InviteState::Pending)
+    );
+    // Rejecting does not need the name.
+    f.accounts.answer_invite(invite.id, false, 41)?;
+    Ok(())
+}
+
+pub(crate) fn accept_fails_for_a_member(f: &Fixture) -> TestResult {
+    // Invite 1 is open 10..110. After it expires, invite 2 (150..250) is accepted;
+    // invite 1, answered with a clock reading 50, finds a member.
+    let invite = setup(f)?;
+    let second = new_invite(
+        2,
+        invite.family,
+        invite.inviter,
+        invite.invitee,
+        "막내",
+        150,
+    );
+    f.accounts.create_invite(&second)?;
+    f.accounts.answer_invite(second.id, true, 151)?;
+    assert!(matches!(
+        f.accounts.answer_invite(invite.id, true, 50),
+        Err(StoreError::AlreadyMember)
+    ));
+    assert_eq!(
+        f.accounts.invite(invite.id, 50)?.map(|i| i.state),
+        Some(InviteState::Pending)
+    );
+    assert_eq!(
+        f.accounts
+            .membership(invite.family, invite.invitee)?
+            .map(|m| m.name),
+        Some("막내".into())
+    );
+    Ok(())
+}
+
+pub(crate) fn withdraw_closes_an_invite(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let info = f.accounts.withdraw_invite(invite.id, 50)?;
+    assert_eq!(info.state, InviteState::Withdrawn);
+    assert_eq!(info.invitee_nickname, "nick 2");
+    assert_eq!(
+        f.accounts.invite(invite.id, 50)?.map(|i| i.state),
+        Some(InviteState::Withdrawn)
+    );
+    assert!(f.accounts.invites_for(invite.invitee, 50)?.is_empty());
+    assert!(matches!(
+        f.accounts.answer_invite(invite.id, true, 51),
+        Err(StoreError::InviteClosed)
+    ));
+    assert!(matches!(
+        f.accounts.withdraw_invite(invite.id, 51),
+        Err(StoreError::InviteClosed)
+    ));
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    Ok(())
+}
+
+pub(crate) fn unknown_invites(f: &Fixture) -> TestResult {
+    let id = InviteId([42; 16]);
+    assert_eq!(f.accounts.invite(id, 1)?, None);
+    assert!(matches!(
+        f.accounts.answer_invite(id, true, 1),
+        Err(StoreError::NotFound("invite"))
+    ));
+    assert!(matches!(
+        f.accounts.withdraw_invite(id, 1),
+        Err(StoreError::NotFound("invite"))
+    ));
+    assert!(f.accounts.invites_for(new_user(1).0.id, 1)?.is_empty());
+    assert!(f.accounts.invites_of_family(family_id(1), 1)?.is_empty());
+    Ok(())
+}
+
+pub(crate) fn an_inviter_who_left_has_no_name(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let aunt = register(f, 2)?;
+    let guest = register(f, 3)?;
+    join(f, 1, family, host, aunt, "이모", 10)?;
+    let invite = new_invite(2, family, aunt, guest, "조카", 20);
+    f.accounts.create_invite(&invite)?;
+    assert_eq!(
+        f.accounts
+            .invite(invite.id, 21)?
+            .ok_or("invite")?
+            .inviter_name,
+        "이모"
+    );
+    f.accounts.remove_member(family, aunt)?;
+    let info = f.accounts.invite(invite.id, 21)?.ok_or("invite")?;
+    assert_eq!(info.inviter_name, "");
+    assert_eq!(info.inviter_nickname, "nick 2");
+    Ok(())
+}
+
+pub(crate) fn invite_lists_are_oldest_first(f: &Fixture) -> TestResult {
+    let host = register(f, 1)?;
+    let guest = register(f, 2)?;
+    let guest2 = register(f, 3)?;
+    for n in [1, 2, 3] {
+        f.accounts
+            .create_family(family_id(n), &format!("f{n}"), host, "엄마", 1)?;
+    }
+    // Sent at 30, 10, 20 with ids 1, 2, 3; and id 5 at 10 (same time as id 2).
+    f.accounts
+        .create_invite(&new_invite(1, family_id(1), host, guest, "딸", 30))?;
+    f.accounts
+        .create_invite(&new_invite(2, family_id(2), host, guest, "딸", 10))?;
+    f.accounts
+        .create_invite(&new_invite(3, family_id(3), host, guest, "딸", 20))?;
+    f.accounts
+        .create_invite(&new_invite(5, family_id(2), host, guest2, "아들", 10))?;
+    let ids = |list: Vec<InviteInfo>| list.iter().map(|i| i.invite.0[0]).collect::<Vec<_>>();
+    assert_eq!(ids(f.accounts.invites_for(guest, 50)?), vec![2, 3, 1]);
+    assert_eq!(
+        ids(f.accounts.invites_of_family(family_id(2), 50)?),
+        vec![2, 5]
+    );
+    // At 115 the invites sent at 10 have expired.
+    assert_eq!(ids(f.accounts.invites_for(guest, 115)?), vec![3, 1]);
+    Ok(())
+}

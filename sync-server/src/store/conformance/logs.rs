@@ -1,0 +1,244 @@
+//! Document logs: seqs, idempotent appends, paging, snapshots.
+
+use std::{collections::HashSet, sync::Arc, thread};
+
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+
+use super::{Fixture, TestResult};
+use crate::store::{Appended, LogStore, SnapshotRef, StoreError, StoredChunk};
+
+fn doc(n: u8) -> DocId {
+    DocId([n; 16])
+}
+
+/// Appends `bytes` to `d` and returns the result.
+fn push(logs: &dyn LogStore, d: DocId, bytes: &[u8]) -> Result<Appended, StoreError> {
+    logs.append(d, ChunkId::of(bytes), bytes, 1_000)
+}
+
+fn seqs(chunks: &[StoredChunk]) -> Vec<Seq> {
+    chunks.iter().map(|c| c.seq).collect()
+}
+
+fn snapshot(covers_seq: Seq) -> SnapshotRef {
+    SnapshotRef {
+        covers_seq,
+        blob: BlobHash::of(&covers_seq.to_le_bytes()),
+        len: 100 + covers_seq,
+    }
+}
+
+pub(crate) fn appends_get_gapless_seqs_per_document(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    assert_eq!(logs.head(doc(1))?, 0);
+    for i in 1..=5u8 {
+        let appended = push(logs, doc(1), &[1, i])?;
+        assert_eq!(
+            appended,
+            Appended {
+                seq: u64::from(i),
+                existed: false
+            }
+        );
+    }
+    assert_eq!(
+        push(logs, doc(2), &[2, 1])?.seq,
+        1,
+        "each document starts at 1"
+    );
+    assert_eq!(logs.head(doc(1))?, 5);
+    assert_eq!(logs.head(doc(2))?, 1);
+    let chunks = logs.read_since(doc(1), 0, 100)?;
+    assert_eq!(seqs(&chunks), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        chunks[2],
+        StoredChunk {
+            seq: 3,
+            chunk: ChunkId::of(&[1, 3]),
+            bytes: vec![1, 3],
+        }
+    );
+    Ok(())
+}
+
+pub(crate) fn append_is_idempotent_by_chunk_id(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    push(logs, doc(1), b"a")?;
+    push(logs, doc(1), b"b")?;
+    assert_eq!(
+        push(logs, doc(1), b"a")?,
+        Appended {
+            seq: 1,
+            existed: true
+        }
+    );
+    assert_eq!(logs.head(doc(1))?, 2);
+    assert_eq!(logs.read_since(doc(1), 0, 100)?.len(), 2);
+    // The same chunk in another document is another chunk.
+    assert_eq!(
+        push(logs, doc(2), b"a")?,
+        Appended {
+            seq: 1,
+            existed: false
+        }
+    );
+    Ok(())
+}
+
+pub(crate) fn read_since_pages_in_order(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=10u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 3)?), vec![1, 2, 3]);
+    assert_eq!(seqs(&logs.read_since(doc(1), 3, 3)?), vec![4, 5, 6]);
+    assert_eq!(seqs(&logs.read_since(doc(1), 8, 100)?), vec![9, 10]);
+    assert!(logs.read_since(doc(1), 10, 100)?.is_empty());
+    assert!(logs.read_since(doc(1), 50, 100)?.is_empty());
+    assert!(logs.read_since(doc(1), 0, 0)?.is_empty());
+    assert_eq!(logs.read_since(doc(1), 0, usize::MAX)?.len(), 10);
+    assert!(logs.read_since(doc(9), 0, 100)?.is_empty());
+    Ok(())
+}
+
+pub(crate) fn a_snapshot_drops_the_chunks_it_covers(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=6u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    push(logs, doc(2), b"other")?;
+    assert_eq!(logs.snapshot(doc(1))?, None);
+    assert!(logs.put_snapshot(doc(1), &snapshot(4))?);
+    assert_eq!(logs.snapshot(doc(1))?, Some(snapshot(4)));
+    assert_eq!(logs.head(doc(1))?, 6);
+    // Reads skip what the snapshot covers, whatever `since` says.
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![5, 6]);
+    assert_eq!(seqs(&logs.read_since(doc(1), 2, 100)?), vec![5, 6]);
+    assert_eq!(seqs(&logs.read_since(doc(1), 5, 100)?), vec![6]);
+    // Appends continue from the head.
+    assert_eq!(push(logs, doc(1), &[7])?.seq, 7);
+    // A chunk the snapshot dropped is no longer known: pushed again, it is new.
+    assert_eq!(
+        push(logs, doc(1), &[2])?,
+        Appended {
+            seq: 8,
+            existed: false
+        }
+    );
+    // A chunk the snapshot kept is still known.
+    assert_eq!(
+        push(logs, doc(1), &[5])?,
+        Appended {
+            seq: 5,
+            existed: true
+        }
+    );
+    // A newer snapshot replaces it.
+    assert!(logs.put_snapshot(doc(1), &snapshot(7))?);
+    assert_eq!(logs.snapshot(doc(1))?, Some(snapshot(7)));
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![8]);
+    // Other documents are untouched.
+    assert_eq!(logs.read_since(doc(2), 0, 100)?.len(), 1);
+    assert_eq!(logs.snapshot(doc(2))?, None);
+    Ok(())
+}
+
+pub(crate) fn a_snapshot_of_the_whole_log_keeps_seqs_growing(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=3u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    assert!(logs.put_snapshot(doc(1), &snapshot(3))?);
+    assert!(logs.read_since(doc(1), 0, 100)?.is_empty());
+    assert_eq!(logs.head(doc(1))?, 3);
+    assert_eq!(push(logs, doc(1), &[4])?.seq, 4);
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![4]);
+    Ok(())
+}
+
+pub(crate) fn stale_snapshots_are_ignored(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=6u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    assert!(logs.put_snapshot(doc(1), &snapshot(4))?);
+    let mut same = snapshot(4);
+    same.blob = BlobHash::of(b"another encoding");
+    assert!(!logs.put_snapshot(doc(1), &same)?);
+    assert!(!logs.put_snapshot(doc(1), &snapshot(2))?);
+    assert_eq!(logs.snapshot(doc(1))?, Some(snapshot(4)));
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![5, 6]);
+    Ok(())
+}
+
+pub(crate) fn invalid_snapshots_are_refused(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    assert!(matches!(
+        logs.put_snapshot(doc(1), &snapshot(1)),
+        Err(StoreError::Invalid(_))
+    ));
+    for i in 1..=3u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    for covers in [0, 4, 100] {
+        assert!(matches!(
+            logs.put_snapshot(doc(1), &snapshot(covers)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert_eq!(logs.snapshot(doc(1))?, None);
+    assert_eq!(logs.read_since(doc(1), 0, 100)?.len(), 3);
+    assert_eq!(logs.head(doc(1))?, 3);
+    assert_eq!(logs.head(doc(2))?, 0);
+    Ok(())
+}
+
+pub(crate) fn drop_doc_forgets_the_log(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=3u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    logs.put_snapshot(doc(1), &snapshot(2))?;
+    push(logs, doc(2), b"kept")?;
+    logs.drop_doc(doc(1))?;
+    assert_eq!(logs.head(doc(1))?, 0);
+    assert!(logs.read_since(doc(1), 0, 100)?.is_empty());
+    assert_eq!(logs.snapshot(doc(1))?, None);
+    assert_eq!(logs.read_since(doc(2), 0, 100)?.len(), 1);
+    logs.drop_doc(doc(1))?;
+    logs.drop_doc(doc(9))?;
+    Ok(())
+}
+
+pub(crate) fn concurrent_appends_get_distinct_seqs(f: &Fixture) -> TestResult {
+    const THREADS: u8 = 4;
+    const CHUNKS: u8 = 25;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let logs = Arc::clone(&f.logs);
+            thread::spawn(move || -> Result<Vec<Seq>, StoreError> {
+                let mut seqs = Vec::new();
+                for i in 0..CHUNKS {
+                    seqs.push(push(logs.as_ref(), doc(1), &[t, i])?.seq);
+                    // Everyone also re-pushes a shared chunk.
+                    push(logs.as_ref(), doc(1), b"shared")?;
+                }
+                Ok(seqs)
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for handle in handles {
+        let seqs = handle.join().map_err(|_| "appender panicked")??;
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "a thread's seqs grow");
+        all.extend(seqs);
+    }
+    let total = u64::from(THREADS) * u64::from(CHUNKS) + 1;
+    assert_eq!(all.len() as u64, total - 1, "distinct seqs");
+    assert_eq!(f.logs.head(doc(1))?, total);
+    let chunks = f.logs.read_since(doc(1), 0, usize::MAX)?;
+    assert_eq!(seqs(&chunks), (1..=total).collect::<Vec<_>>());
+    let ids: HashSet<_> = chunks.iter().map(|c| c.chunk).collect();
+    assert_eq!(ids.len() as u64, total, "each chunk once");
+    Ok(())
+}

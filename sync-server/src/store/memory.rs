@@ -1,0 +1,166 @@
+//! [`MemoryStore`]: accounts and document logs in plain collections.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Mutex, MutexGuard},
+};
+
+use doran_protocol::{ChunkId, DocId, Seq};
+
+use super::{Appended, LogStore, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int};
+
+mod accounts;
+
+use self::accounts::Accounts;
+
+/// The relay's [`AccountStore`](super::AccountStore) and [`LogStore`] in memory,
+/// lost on drop: for tests, and the reference the SQLite store is checked against
+/// (both pass the same conformance suite).
+///
+/// Each call takes a lock and checks everything before it changes anything, so a call
+/// that fails changes nothing, as with a transaction.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    accounts: Mutex<Accounts>,
+    logs: Mutex<BTreeMap<DocId, Log>>,
+}
+
+/// One document's log.
+#[derive(Debug, Default)]
+struct Log {
+    /// The seq of the latest chunk ever appended.
+    head: Seq,
+    /// The chunks since the snapshot, by seq.
+    chunks: BTreeMap<Seq, (ChunkId, Vec<u8>)>,
+    /// The seq of each chunk in `chunks`, by id.
+    seqs: HashMap<ChunkId, Seq>,
+    /// The latest snapshot.
+    snapshot: Option<SnapshotRef>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn accounts(&self) -> StoreResult<MutexGuard<'_, Accounts>> {
+        self.accounts.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn logs(&self) -> StoreResult<MutexGuard<'_, BTreeMap<DocId, Log>>> {
+        self.logs.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+impl LogStore for MemoryStore {
+    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
+        int("at", at)?;
+        let mut logs = self.logs()?;
+        let log = logs.entry(doc).or_default();
+        if let Some(&seq) = log.seqs.get(&chunk) {
+            return Ok(Appended { seq, existed: true });
+        }
+        log.head += 1;
+        log.chunks.insert(log.head, (chunk, bytes.to_vec()));
+        log.seqs.insert(chunk, log.head);
+        Ok(Appended {
+            seq: log.head,
+            existed: false,
+        })
+    }
+
+    fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
+        int("since", since)?;
+        let logs = self.logs()?;
+        let Some(log) = logs.get(&doc) else {
+            return Ok(Vec::new());
+        };
+        let from = since.max(log.snapshot.map_or(0, |s| s.covers_seq));
+        Ok(log
+            .chunks
+            .range(from.saturating_add(1)..)
+            .take(limit)
+            .map(|(&seq, (chunk, bytes))| StoredChunk {
+                seq,
+                chunk: *chunk,
+                bytes: bytes.clone(),
+            })
+            .collect())
+    }
+
+    fn head(&self, doc: DocId) -> StoreResult<Seq> {
+        Ok(self.logs()?.get(&doc).map_or(0, |log| log.head))
+    }
+
+    fn put_snapshot(&self, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
+        int("covers_seq", snap.covers_seq)?;
+        int("len", snap.len)?;
+        if snap.covers_seq == 0 {
+            return Err(StoreError::Invalid(
+                "a snapshot covers at least seq 1".into(),
+            ));
+        }
+        let mut logs = self.logs()?;
+        let head = logs.get(&doc).map_or(0, |log| log.head);
+        if snap.covers_seq > head {
+            return Err(StoreError::Invalid(format!(
+                "snapshot covers seq {} past the head {head}",
+                snap.covers_seq
+            )));
+        }
+        let Some(log) = logs.get_mut(&doc) else {
+            return Err(StoreError::Invalid("snapshot of an empty log".into()));
+        };
+        if log
+            .snapshot
+            .is_some_and(|old| old.covers_seq >= snap.covers_seq)
+        {
+            return Ok(false);
+        }
+        log.snapshot = Some(*snap);
+        log.chunks.retain(|&seq, _| seq > snap.covers_seq);
+        log.seqs.retain(|_, seq| *seq > snap.covers_seq);
+        Ok(true)
+    }
+
+    fn snapshot(&self, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
+        Ok(self.logs()?.get(&doc).and_then(|log| log.snapshot))
+    }
+
+    fn drop_doc(&self, doc: DocId) -> StoreResult<()> {
+        self.logs()?.remove(&doc);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use doran_protocol::UserId;
+
+    use super::*;
+    use crate::store::AccountStore;
+
+    #[test]
+    fn a_panic_holding_a_lock_poisons_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        let clone = Arc::clone(&store);
+        let panicked = std::thread::spawn(move || {
+            let _accounts = clone.accounts.lock();
+            let _logs = clone.logs.lock();
+            panic!("boom");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(matches!(
+            store.user(UserId([1; 16])),
+            Err(StoreError::Poisoned)
+        ));
+        assert!(matches!(
+            store.head(DocId([1; 16])),
+            Err(StoreError::Poisoned)
+        ));
+    }
+}

@@ -1,0 +1,652 @@
+//! [`AccountStore`] for [`MemoryStore`]. Every method checks first and changes
+//! afterwards, in the same order as the SQLite backend, so both answer alike.
+
+use std::collections::{BTreeMap, HashMap};
+
+use doran_protocol::{
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    model::{InviteInfo, MemberInfo, Role},
+};
+
+use super::MemoryStore;
+use crate::store::{
+    AccountStore, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser, StoreError,
+    StoreResult, UserRecord,
+    rules::{StoredInviteState, int, passed},
+};
+
+/// Everything [`AccountStore`] keeps.
+#[derive(Debug, Default)]
+pub(super) struct Accounts {
+    users: BTreeMap<UserId, UserRecord>,
+    devices: BTreeMap<DeviceId, DeviceRecord>,
+    link_codes: HashMap<[u8; 32], LinkCode>,
+    /// Deleted families stay, flagged, so their ids are never reused.
+    families: BTreeMap<FamilyId, Family>,
+    members: BTreeMap<(FamilyId, UserId), Member>,
+    invites: BTreeMap<InviteId, Invite>,
+    grants: BTreeMap<(FamilyId, BlobHash), u64>,
+}
+
+#[derive(Debug)]
+struct LinkCode {
+    user: UserId,
+    device: DeviceId,
+    expires_at: u64,
+    used: bool,
+}
+
+#[derive(Debug)]
+struct Family {
+    record: FamilyRecord,
+    deleted: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    role: Role,
+    joined_at: u64,
+}
+
+#[derive(Debug)]
+struct Invite {
+    new: NewInvite,
+    state: StoredInviteState,
+}
+
+impl Accounts {
+    fn user_with_email(&self, email: &str) -> Option<&UserRecord> {
+        self.users.values().find(|u| u.email == email)
+    }
+
+    fn doc_taken(&self, doc: DocId) -> bool {
+        self.users.values().any(|u| u.personal_doc == doc)
+            || self.families.keys().any(|&f| DocId::from(f) == doc)
+    }
+
+    fn live_family(&self, family: FamilyId) -> Option<&FamilyRecord> {
+        self.families
+            .get(&family)
+            .filter(|f| !f.deleted)
+            .map(|f| &f.record)
+    }
+
+    fn is_member(&self, family: FamilyId, user: UserId) -> bool {
+        self.members.contains_key(&(family, user))
+    }
+
+    /// The member of `family` called `name`, if any.
+    fn name_holder(&self, family: FamilyId, name: &str) -> Option<UserId> {
+        self.family_members(family)
+            .find(|(_, m)| m.name == name)
+            .map(|(user, _)| user)
+    }
+
+    fn family_members(&self, family: FamilyId) -> impl Iterator<Item = (UserId, &Member)> {
+        self.members
+            .range((family, UserId([0; 16]))..=(family, UserId([0xff; 16])))
+            .map(|(&(_, user), m)| (user, m))
+    }
+
+    fn check_new_device(&self, device: &NewDevice) -> StoreResult<()> {
+        if self.devices.contains_key(&device.id) {
+            return Err(StoreError::Conflict(format!("device {} exists", device.id)));
+        }
+        if self.devices.values().any(|d| d.key == device.key) {
+            return Err(StoreError::Conflict("device key already registered".into()));
+        }
+        Ok(())
+    }
+
+    fn insert_device(&mut self, user: UserId, device: &NewDevice) {
+        self.devices.insert(
+            device.id,
+            DeviceRecord {
+                id: device.id,
+                user,
+                key: device.key,
+                client: device.client.clone(),
+                added_at: device.added_at,
+                last_seen: None,
+                revoked_at: None,
+            },
+        );
+    }
+
+    fn member_info(&self, user: UserId, m: &Member) -> StoreResult<MemberInfo> {
+        let record = self
+            .users
+            .get(&user)
+            .ok_or_else(|| StoreError::Corrupt(format!("member {user} has no user")))?;
+        Ok(MemberInfo {
+            user,
+            name: m.name.clone(),
+            role: m.role,
+            joined_at: m.joined_at,
+            personal_doc: record.personal_doc,
+        })
+    }
+
+    fn invite_info(&self, invite: &Invite, now: u64) -> StoreResult<InviteInfo> {
+        let new = &invite.new;
+        let corrupt = |what: &str| StoreError::Corrupt(format!("invite {} has no {what}", new.id));
+        let family = self
+            .families
+            .get(&new.family)
+            .ok_or_else(|| corrupt("family"))?;
+        let inviter = self
+            .users
+            .get(&new.inviter)
+            .ok_or_else(|| corrupt("inviter"))?;
+        let invitee = self
+            .users
+            .get(&new.invitee)
+            .ok_or_else(|| corrupt("invitee"))?;
+        Ok(InviteInfo {
+            invite: new.id,
+            family: new.family,
+            family_title: family.record.title.clone(),
+            inviter: new.inviter,
+            inviter_nickname: inviter.nickname.clone(),
+            inviter_name: self
+                .members
+                .get(&(new.family, new.inviter))
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            invitee: new.invitee,
+            invitee_nickname: invitee.nickname.clone(),
+            proposed_name: new.proposed_name.clone(),
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            state: invite.state.at(new.expires_at, now),
+        })
+    }
+
+    /// Pending invites unexpired at `now` that `keep` selects, oldest first.
+    fn open_invites(
+        &self,
+        now: u64,
+        keep: impl Fn(&NewInvite) -> bool,
+    ) -> StoreResult<Vec<InviteInfo>> {
+        let mut open: Vec<&Invite> = self
+            .invites
+            .values()
+            .filter(|i| i.state == StoredInviteState::Pending && !passed(i.new.expires_at, now))
+            .filter(|i| keep(&i.new))
+            .collect();
+        open.sort_by_key(|i| (i.new.created_at, i.new.id));
+        open.into_iter().map(|i| self.invite_info(i, now)).collect()
+    }
+
+    /// Closes an open invite: checks it can be answered at `now` and that `check`
+    /// passes, then stores `state` and runs `apply`.
+    fn close_invite(
+        &mut self,
+        invite: InviteId,
+        now: u64,
+        state: StoredInviteState,
+        check: impl FnOnce(&Self, &NewInvite) -> StoreResult<()>,
+        apply: impl FnOnce(&mut Self, &NewInvite),
+    ) -> StoreResult<InviteInfo> {
+        int("now", now)?;
+        let found = self
+            .invites
+            .get(&invite)
+            .ok_or(StoreError::NotFound("invite"))?;
+        found.state.check_open(found.new.expires_at, now)?;
+        let new = found.new.clone();
+        check(self, &new)?;
+        let info = self.invite_info(found, now)?;
+        apply(self, &new);
+        if let Some(found) = self.invites.get_mut(&invite) {
+            found.state = state;
+        }
+        Ok(InviteInfo {
+            state: state.at(new.expires_at, now),
+            ..info
+        })
+    }
+}
+
+impl AccountStore for MemoryStore {
+    fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
+        int("created_at", user.created_at)?;
+        int("added_at", first_device.added_at)?;
+        let mut a = self.accounts()?;
+        if a.user_with_email(&user.email).is_some() {
+            return Err(StoreError::EmailTaken);
+        }
+        if a.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict(format!("user {} exists", user.id)));
+        }
+        if a.users.values().any(|u| u.user_key == user.user_key) {
+            return Err(StoreError::Conflict("user key already registered".into()));
+        }
+        if a.doc_taken(user.personal_doc) {
+            return Err(StoreError::Conflict(format!(
+                "document {} exists",
+                user.personal_doc
+            )));
+        }
+        a.check_new_device(first_device)?;
+        a.users.insert(
+            user.id,
+            UserRecord {
+                id: user.id,
+                email: user.email.clone(),
+                nickname: user.nickname.clone(),
+                avatar: None,
+                user_key: user.user_key,
+                personal_doc: user.personal_doc,
+                created_at: user.created_at,
+            },
+        );
+        a.insert_device(user.id, first_device);
+        Ok(())
+    }
+
+    fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+        Ok(self.accounts()?.users.get(&user).cloned())
+    }
+
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        Ok(self.accounts()?.user_with_email(email).cloned())
+    }
+
+    fn user_by_key(&self, user_key: &PublicKey) -> StoreResult<Option<UserRecord>> {
+        let a = self.accounts()?;
+        Ok(a.users.values().find(|u| u.user_key == *user_key).cloned())
+    }
+
+    fn set_profile(
+        &self,
+        user: UserId,
+        nickname: &str,
+        avatar: Option<BlobHash>,
+    ) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        let record = a.users.get_mut(&user).ok_or(StoreError::NotFound("user"))?;
+        record.nickname = nickname.into();
+        record.avatar = avatar;
+        Ok(())
+    }
+
+    fn add_device(&self, user: UserId, device: &NewDevice) -> StoreResult<()> {
+        int("added_at", device.added_at)?;
+        let mut a = self.accounts()?;
+        if !a.users.contains_key(&user) {
+            return Err(StoreError::NotFound("user"));
+        }
+        a.check_new_device(device)?;
+        a.insert_device(user, device);
+        Ok(())
+    }
+
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        Ok(self.accounts()?.devices.get(&device).cloned())
+    }
+
+    fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        let a = self.accounts()?;
+        let mut devices: Vec<DeviceRecord> = a
+            .devices
+            .values()
+            .filter(|d| d.user == user)
+            .cloned()
+            .collect();
+        devices.sort_by_key(|d| (d.added_at, d.id));
+        Ok(devices)
+    }
+
+    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        let record = a
+            .devices
+            .get_mut(&device)
+            .filter(|d| d.user == user)
+            .ok_or(StoreError::NotFound("device"))?;
+        record.revoked_at.get_or_insert(at);
+        Ok(())
+    }
+
+    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        let record = a
+            .devices
+            .get_mut(&device)
+            .ok_or(StoreError::NotFound("device"))?;
+        record.last_seen = Some(record.last_seen.map_or(at, |seen| seen.max(at)));
+        Ok(())
+    }
+
+    fn put_link_code(
+        &self,
+        code_hash: [u8; 32],
+        user: UserId,
+        device: DeviceId,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        int("expires_at", expires_at)?;
+        let mut a = self.accounts()?;
+        let issuer = a
+            .devices
+            .get(&device)
+            .filter(|d| d.user == user)
+            .ok_or(StoreError::NotFound("device"))?;
+        if issuer.revoked_at.is_some() {
+            return Err(StoreError::Invalid("the device is revoked".into()));
+        }
+        if a.link_codes.contains_key(&code_hash) {
+            return Err(StoreError::Conflict("link code already issued".into()));
+        }
+        a.link_codes.insert(
+            code_hash,
+            LinkCode {
+                user,
+                device,
+                expires_at,
+                used: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+        int("now", now)?;
+        let mut a = self.accounts()?;
+        let Some(code) = a.link_codes.get(&code_hash) else {
+            return Ok(None);
+        };
+        let revoked = a
+            .devices
+            .get(&code.device)
+            .is_none_or(|d| d.revoked_at.is_some());
+        if code.used || revoked || passed(code.expires_at, now) {
+            return Ok(None);
+        }
+        let user = code.user;
+        if let Some(code) = a.link_codes.get_mut(&code_hash) {
+            code.used = true;
+        }
+        Ok(Some(user))
+    }
+
+    fn create_family(
+        &self,
+        family: FamilyId,
+        title: &str,
+        host: UserId,
+        host_name: &str,
+        at: u64,
+    ) -> StoreResult<()> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        if !a.users.contains_key(&host) {
+            return Err(StoreError::NotFound("user"));
+        }
+        if a.families.contains_key(&family) || a.doc_taken(DocId::from(family)) {
+            return Err(StoreError::Conflict(format!("family {family} exists")));
+        }
+        a.families.insert(
+            family,
+            Family {
+                record: FamilyRecord {
+                    id: family,
+                    title: title.into(),
+                    host,
+                    created_at: at,
+                },
+                deleted: false,
+            },
+        );
+        a.members.insert(
+            (family, host),
+            Member {
+                name: host_name.into(),
+                role: Role::Host,
+                joined_at: at,
+            },
+        );
+        Ok(())
+    }
+
+    fn family(&self, family: FamilyId) -> StoreResult<Option<FamilyRecord>> {
+        Ok(self.accounts()?.live_family(family).cloned())
+    }
+
+    fn families_of(&self, user: UserId) -> StoreResult<Vec<FamilyRecord>> {
+        let a = self.accounts()?;
+        let mut families: Vec<(u64, FamilyRecord)> = a
+            .members
+            .iter()
+            .filter(|((_, u), _)| *u == user)
+            .filter_map(|((f, _), m)| a.live_family(*f).map(|r| (m.joined_at, r.clone())))
+            .collect();
+        families.sort_by_key(|(joined_at, f)| (*joined_at, f.id));
+        Ok(families.into_iter().map(|(_, f)| f).collect())
+    }
+
+    fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>> {
+        let a = self.accounts()?;
+        let mut members = a
+            .family_members(family)
+            .map(|(user, m)| a.member_info(user, m))
+            .collect::<StoreResult<Vec<_>>>()?;
+        members.sort_by_key(|m| (m.joined_at, m.user));
+        Ok(members)
+    }
+
+    fn membership(&self, family: FamilyId, user: UserId) -> StoreResult<Option<MemberInfo>> {
+        let a = self.accounts()?;
+        a.members
+            .get(&(family, user))
+            .map(|m| a.member_info(user, m))
+            .transpose()
+    }
+
+    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        let found = a
+            .families
+            .get_mut(&family)
+            .filter(|f| !f.deleted)
+            .ok_or(StoreError::NotFound("family"))?;
+        found.record.title = title.into();
+        Ok(())
+    }
+
+    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        if !a.is_member(family, user) {
+            return Err(StoreError::NotFound("member"));
+        }
+        if a.name_holder(family, name)
+            .is_some_and(|holder| holder != user)
+        {
+            return Err(StoreError::NameTaken(name.into()));
+        }
+        if let Some(member) = a.members.get_mut(&(family, user)) {
+            member.name = name.into();
+        }
+        Ok(())
+    }
+
+    fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        match a.members.get(&(family, user)) {
+            None => return Err(StoreError::NotFound("member")),
+            Some(m) if m.role == Role::Host => {
+                return Err(StoreError::Conflict(
+                    "the host cannot leave; delete the family instead".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        a.members.remove(&(family, user));
+        Ok(())
+    }
+
+    fn delete_family(&self, family: FamilyId) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        let found = a
+            .families
+            .get_mut(&family)
+            .filter(|f| !f.deleted)
+            .ok_or(StoreError::NotFound("family"))?;
+        found.deleted = true;
+        a.members.retain(|(f, _), _| *f != family);
+        a.invites.retain(|_, i| i.new.family != family);
+        a.grants.retain(|(f, _), _| *f != family);
+        Ok(())
+    }
+
+    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()> {
+        int("created_at", invite.created_at)?;
+        int("expires_at", invite.expires_at)?;
+        if invite.expires_at <= invite.created_at {
+            return Err(StoreError::Invalid(
+                "an invite must expire after it is created".into(),
+            ));
+        }
+        let mut a = self.accounts()?;
+        if a.live_family(invite.family).is_none() {
+            return Err(StoreError::NotFound("family"));
+        }
+        if !a.users.contains_key(&invite.invitee) {
+            return Err(StoreError::NotFound("user"));
+        }
+        if !a.is_member(invite.family, invite.inviter) {
+            return Err(StoreError::NotFound("member"));
+        }
+        if a.invites.contains_key(&invite.id) {
+            return Err(StoreError::Conflict(format!("invite {} exists", invite.id)));
+        }
+        if a.is_member(invite.family, invite.invitee) {
+            return Err(StoreError::AlreadyMember);
+        }
+        if a.invites.values().any(|i| {
+            i.new.family == invite.family
+                && i.new.invitee == invite.invitee
+                && i.state == StoredInviteState::Pending
+                && !passed(i.new.expires_at, invite.created_at)
+        }) {
+            return Err(StoreError::AlreadyInvited);
+        }
+        if a.name_holder(invite.family, &invite.proposed_name)
+            .is_some()
+        {
+            return Err(StoreError::NameTaken(invite.proposed_name.clone()));
+        }
+        a.invites.insert(
+            invite.id,
+            Invite {
+                new: invite.clone(),
+                state: StoredInviteState::Pending,
+            },
+        );
+        Ok(())
+    }
+
+    fn invite(&self, invite: InviteId, now: u64) -> StoreResult<Option<InviteInfo>> {
+        let a = self.accounts()?;
+        a.invites
+            .get(&invite)
+            .map(|i| a.invite_info(i, now))
+            .transpose()
+    }
+
+    fn invites_for(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        int("now", now)?;
+        self.accounts()?.open_invites(now, |i| i.invitee == user)
+    }
+
+    fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        int("now", now)?;
+        self.accounts()?.open_invites(now, |i| i.family == family)
+    }
+
+    fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo> {
+        let state = if accept {
+            StoredInviteState::Accepted
+        } else {
+            StoredInviteState::Rejected
+        };
+        self.accounts()?.close_invite(
+            invite,
+            now,
+            state,
+            |a, new| {
+                if !accept {
+                    return Ok(());
+                }
+                if a.is_member(new.family, new.invitee) {
+                    return Err(StoreError::AlreadyMember);
+                }
+                if a.name_holder(new.family, &new.proposed_name).is_some() {
+                    return Err(StoreError::NameTaken(new.proposed_name.clone()));
+                }
+                Ok(())
+            },
+            |a, new| {
+                if accept {
+                    a.members.insert(
+                        (new.family, new.invitee),
+                        Member {
+                            name: new.proposed_name.clone(),
+                            role: Role::Member,
+                            joined_at: now,
+                        },
+                    );
+                }
+            },
+        )
+    }
+
+    fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo> {
+        self.accounts()?.close_invite(
+            invite,
+            now,
+            StoredInviteState::Withdrawn,
+            |_, _| Ok(()),
+            |_, _| {},
+        )
+    }
+
+    fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>> {
+        let a = self.accounts()?;
+        if let Some(user) = a.users.values().find(|u| u.personal_doc == doc) {
+            return Ok(Some(DocOwner::Personal(user.id)));
+        }
+        let family = FamilyId(doc.0);
+        Ok(a.live_family(family).map(|_| DocOwner::Family(family)))
+    }
+
+    fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()> {
+        int("size", size)?;
+        let mut a = self.accounts()?;
+        if a.live_family(family).is_none() {
+            return Err(StoreError::NotFound("family"));
+        }
+        a.grants.entry((family, blob)).or_insert(size);
+        Ok(())
+    }
+
+    fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
+        let a = self.accounts()?;
+        Ok(a.members
+            .keys()
+            .any(|&(family, u)| u == user && a.grants.contains_key(&(family, blob))))
+    }
+
+    fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
+        let a = self.accounts()?;
+        Ok(a.grants
+            .iter()
+            .filter(|((f, _), _)| *f == family)
+            .map(|(_, size)| *size)
+            .fold(0, u64::saturating_add))
+    }
+}

@@ -1,0 +1,87 @@
+//! [`MemoryBlobStore`]: blobs in a map, for tests.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use doran_protocol::BlobHash;
+
+use super::{BlobSink, BlobStore, StoreError, StoreResult};
+
+type Blobs = HashMap<BlobHash, Arc<[u8]>>;
+
+/// A [`BlobStore`] in memory, lost on drop; it passes the same conformance suite as
+/// [`FsBlobStore`](super::FsBlobStore). Clones share the same blobs.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBlobStore {
+    blobs: Arc<Mutex<Blobs>>,
+}
+
+impl MemoryBlobStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn lock(blobs: &Mutex<Blobs>) -> StoreResult<MutexGuard<'_, Blobs>> {
+    blobs.lock().map_err(|_| StoreError::Poisoned)
+}
+
+/// Clamps a range to a blob of `size` bytes: the bytes `start..end` to read.
+pub(super) fn clamp(size: u64, offset: u64, len: u64) -> (u64, u64) {
+    let start = offset.min(size);
+    (start, start.saturating_add(len).min(size))
+}
+
+impl BlobStore for MemoryBlobStore {
+    fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
+        Ok(Box::new(MemorySink {
+            blobs: Arc::clone(&self.blobs),
+            bytes: Vec::new(),
+        }))
+    }
+
+    fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
+        Ok(lock(&self.blobs)?.get(&hash).map(|b| b.len() as u64))
+    }
+
+    fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
+        let blob = lock(&self.blobs)?
+            .get(&hash)
+            .cloned()
+            .ok_or(StoreError::NotFound("blob"))?;
+        let (start, end) = clamp(blob.len() as u64, offset, len);
+        // Both ends are at most the blob's length, which is a usize.
+        let range = usize::try_from(start).unwrap_or(blob.len())
+            ..usize::try_from(end).unwrap_or(blob.len());
+        Ok(blob.get(range).unwrap_or_default().to_vec())
+    }
+}
+
+/// An upload into a [`MemoryBlobStore`].
+#[derive(Debug)]
+struct MemorySink {
+    blobs: Arc<Mutex<Blobs>>,
+    bytes: Vec<u8>,
+}
+
+impl BlobSink for MemorySink {
+    fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, expected: BlobHash) -> StoreResult<u64> {
+        let MemorySink { blobs, bytes } = *self;
+        if !expected.verifies(&bytes) {
+            return Err(StoreError::HashMismatch);
+        }
+        let size = bytes.len() as u64;
+        lock(&blobs)?
+            .entry(expected)
+            .or_insert_with(|| Arc::from(bytes));
+        Ok(size)
+    }
+}

@@ -1,0 +1,170 @@
+//! [`SqliteStore`]: the relay's accounts and document logs in one SQLite file.
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{StoreError, StoreResult};
+
+mod accounts;
+mod logs;
+mod records;
+mod rows;
+
+/// The numbered schema migrations; migration `n` (1-based) brings the database from
+/// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+
+/// How long a write waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The relay's [`AccountStore`](super::AccountStore) and
+/// [`LogStore`](super::LogStore) in one SQLite file (WAL mode), the relay's default
+/// storage.
+///
+/// One connection behind a mutex: calls are serialised, each is one transaction (an
+/// append is one fsynced commit). Opening applies the pending schema migrations and
+/// refuses a database written by a newer relay ([`StoreError::NewerSchema`]).
+///
+/// One `Arc<SqliteStore>` gives both trait objects:
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use doran_server::store::{AccountStore, LogStore, SqliteStore};
+/// let store = Arc::new(SqliteStore::open("data/relay.sqlite")?);
+/// let accounts: Arc<dyn AccountStore> = store.clone();
+/// let logs: Arc<dyn LogStore> = store;
+/// # Ok::<(), doran_server::store::StoreError>(())
+/// ```
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// The conventional name of the database file in the relay's data directory.
+    pub const FILE_NAME: &'static str = "relay.sqlite";
+
+    /// Opens (creating if needed) the store in the file at `path`; the parent
+    /// directory must exist. SQLite also keeps `-wal` and `-shm` files next to it.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref();
+        tracing::debug!(path = %path.display(), "opening relay store");
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A store in a private in-memory database, lost on drop.
+    pub fn open_in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    /// The schema version this build writes (`PRAGMA user_version`).
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    /// Runs SQLite's `integrity_check` and `foreign_key_check` over the whole file
+    /// (slow on a large database: for start-up after a crash, or tests).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] with SQLite's findings when a check fails.
+    pub fn check_integrity(&self) -> StoreResult<()> {
+        let conn = self.lock()?;
+        let mut problems = Vec::new();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let line: String = row.get(0)?;
+            if line != "ok" {
+                problems.push(line);
+            }
+        }
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let table: String = row.get(0)?;
+            problems.push(format!("foreign key violation in {table}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(problems.join("; ")))
+        }
+    }
+
+    fn init(mut conn: Connection) -> StoreResult<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers never block the writer, and a commit is one append to the log.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            tracing::warn!(%mode, "relay store could not switch to WAL mode");
+        }
+        // FULL: every commit fsyncs the WAL before returning. The relay acks a push
+        // once `append` returns, and an acked chunk must survive a crash or power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Runs `f` in a write transaction (taking the write lock up front, so it cannot
+    /// fail half-way on a lock upgrade). Rolled back if `f` fails.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction, so it sees one consistent state.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Brings the schema up to date, one transaction per migration.
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let supported = SqliteStore::schema_version();
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read inside the transaction: another process may have migrated meanwhile.
+        let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found > supported {
+            return Err(StoreError::NewerSchema { found, supported });
+        }
+        if found < 0 {
+            return Err(StoreError::Corrupt(format!(
+                "negative user_version {found}"
+            )));
+        }
+        if found >= version {
+            continue;
+        }
+        tracing::info!(version, "migrating relay store");
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

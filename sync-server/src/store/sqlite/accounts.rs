@@ -1,0 +1,649 @@
+//! [`AccountStore`] for [`SqliteStore`]. Each method checks what it can answer
+//! precisely (an email taken, a 호칭 used) before writing; the schema's constraints
+//! are the backstop.
+
+use doran_protocol::{
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    model::{InviteInfo, MemberInfo, Role},
+};
+use rusqlite::{OptionalExtension, Params, Transaction};
+
+use super::{
+    SqliteStore,
+    records::{
+        self, device_columns, family_columns, invite_select, member_select, role_str, user_columns,
+    },
+    rows::{collect, first, to_unsigned, unsigned},
+};
+use crate::store::{
+    AccountStore, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser, StoreError,
+    StoreResult, UserRecord,
+    rules::{StoredInviteState, int, passed},
+};
+
+/// Whether `sql` (a `SELECT 1 …`) finds a row.
+fn exists(tx: &Transaction<'_>, sql: &str, params: impl Params) -> StoreResult<bool> {
+    Ok(tx.prepare_cached(sql)?.exists(params)?)
+}
+
+/// Whether a family exists and is not deleted.
+fn live_family(tx: &Transaction<'_>, family: FamilyId) -> StoreResult<bool> {
+    exists(
+        tx,
+        "SELECT 1 FROM families WHERE id = ?1 AND deleted = 0",
+        [family.0],
+    )
+}
+
+fn is_member(tx: &Transaction<'_>, family: FamilyId, user: UserId) -> StoreResult<bool> {
+    exists(
+        tx,
+        "SELECT 1 FROM members WHERE family = ?1 AND user = ?2",
+        (family.0, user.0),
+    )
+}
+
+/// The member of `family` called `name`, if any.
+fn name_holder(tx: &Transaction<'_>, family: FamilyId, name: &str) -> StoreResult<Option<UserId>> {
+    Ok(tx
+        .prepare_cached("SELECT user FROM members WHERE family = ?1 AND name = ?2")?
+        .query_row((family.0, name), |row| row.get(0))
+        .optional()?
+        .map(UserId))
+}
+
+/// Refuses a device whose id or key is registered.
+fn check_new_device(tx: &Transaction<'_>, device: &NewDevice) -> StoreResult<()> {
+    if exists(tx, "SELECT 1 FROM devices WHERE id = ?1", [device.id.0])? {
+        return Err(StoreError::Conflict(format!("device {} exists", device.id)));
+    }
+    if exists(tx, "SELECT 1 FROM devices WHERE key = ?1", [device.key.0])? {
+        return Err(StoreError::Conflict("device key already registered".into()));
+    }
+    Ok(())
+}
+
+fn insert_device(tx: &Transaction<'_>, user: UserId, device: &NewDevice) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO devices (id, user, key, client, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((
+        device.id.0,
+        user.0,
+        device.key.0,
+        &device.client,
+        int("added_at", device.added_at)?,
+    ))?;
+    Ok(())
+}
+
+fn load_invite(
+    tx: &Transaction<'_>,
+    invite: InviteId,
+    now: u64,
+) -> StoreResult<Option<(InviteInfo, StoredInviteState)>> {
+    let mut stmt = tx.prepare_cached(concat!(invite_select!(), " WHERE i.id = ?1"))?;
+    first(stmt.query([invite.0])?, |row| records::invite(row, now))
+}
+
+/// Closes an open invite: checks it can be answered at `now`, then stores `state`.
+fn close_invite(
+    tx: &Transaction<'_>,
+    invite: InviteId,
+    now: u64,
+    state: StoredInviteState,
+    before_close: impl FnOnce(&InviteInfo) -> StoreResult<()>,
+) -> StoreResult<InviteInfo> {
+    let at = int("now", now)?;
+    let (mut info, stored) = load_invite(tx, invite, now)?.ok_or(StoreError::NotFound("invite"))?;
+    stored.check_open(info.expires_at, now)?;
+    before_close(&info)?;
+    tx.prepare_cached("UPDATE invites SET state = ?2, closed_at = ?3 WHERE id = ?1")?
+        .execute((invite.0, state.as_str(), at))?;
+    info.state = state.at(info.expires_at, now);
+    Ok(info)
+}
+
+impl AccountStore for SqliteStore {
+    fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
+        let created_at = int("created_at", user.created_at)?;
+        int("added_at", first_device.added_at)?;
+        self.write(|tx| {
+            if exists(tx, "SELECT 1 FROM users WHERE email = ?1", [&user.email])? {
+                return Err(StoreError::EmailTaken);
+            }
+            if exists(tx, "SELECT 1 FROM users WHERE id = ?1", [user.id.0])? {
+                return Err(StoreError::Conflict(format!("user {} exists", user.id)));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM users WHERE user_key = ?1",
+                [user.user_key.0],
+            )? {
+                return Err(StoreError::Conflict("user key already registered".into()));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM docs WHERE doc = ?1",
+                [user.personal_doc.0],
+            )? {
+                return Err(StoreError::Conflict(format!(
+                    "document {} exists",
+                    user.personal_doc
+                )));
+            }
+            check_new_device(tx, first_device)?;
+            tx.prepare_cached(
+                "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute((
+                user.id.0,
+                &user.email,
+                &user.nickname,
+                user.user_key.0,
+                user.personal_doc.0,
+                created_at,
+            ))?;
+            tx.prepare_cached("INSERT INTO docs (doc, user) VALUES (?1, ?2)")?
+                .execute((user.personal_doc.0, user.id.0))?;
+            insert_device(tx, user.id, first_device)
+        })
+    }
+
+    fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?1"
+            ))?;
+            first(stmt.query([user.0])?, records::user)
+        })
+    }
+
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE email = ?1"
+            ))?;
+            first(stmt.query([email])?, records::user)
+        })
+    }
+
+    fn user_by_key(&self, user_key: &PublicKey) -> StoreResult<Option<UserRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE user_key = ?1"
+            ))?;
+            first(stmt.query([user_key.0])?, records::user)
+        })
+    }
+
+    fn set_profile(
+        &self,
+        user: UserId,
+        nickname: &str,
+        avatar: Option<BlobHash>,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached("UPDATE users SET nickname = ?2, avatar = ?3 WHERE id = ?1")?
+                .execute((user.0, nickname, avatar.map(|a| a.0)))?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
+            Ok(())
+        })
+    }
+
+    fn add_device(&self, user: UserId, device: &NewDevice) -> StoreResult<()> {
+        int("added_at", device.added_at)?;
+        self.write(|tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [user.0])? {
+                return Err(StoreError::NotFound("user"));
+            }
+            check_new_device(tx, device)?;
+            insert_device(tx, user, device)
+        })
+    }
+
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM devices WHERE id = ?1"
+            ))?;
+            first(stmt.query([device.0])?, records::device)
+        })
+    }
+
+    fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM devices WHERE user = ?1 ORDER BY added_at, id"
+            ))?;
+            collect(stmt.query([user.0])?, records::device)
+        })
+    }
+
+    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, ?3)
+                     WHERE id = ?1 AND user = ?2",
+                )?
+                .execute((device.0, user.0, at))?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("device"));
+            }
+            Ok(())
+        })
+    }
+
+    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE devices SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE id = ?1",
+                )?
+                .execute((device.0, at))?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("device"));
+            }
+            Ok(())
+        })
+    }
+
+    fn put_link_code(
+        &self,
+        code_hash: [u8; 32],
+        user: UserId,
+        device: DeviceId,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let expires_at = int("expires_at", expires_at)?;
+        self.write(|tx| {
+            let revoked: Option<Option<i64>> = tx
+                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
+                .query_row((device.0, user.0), |row| row.get(0))
+                .optional()?;
+            match revoked {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::Invalid("the device is revoked".into())),
+                Some(None) => {}
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM link_codes WHERE code_hash = ?1",
+                [code_hash],
+            )? {
+                return Err(StoreError::Conflict("link code already issued".into()));
+            }
+            tx.prepare_cached(
+                "INSERT INTO link_codes (code_hash, user, device, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((code_hash, user.0, device.0, expires_at))?;
+            Ok(())
+        })
+    }
+
+    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+        let at = int("now", now)?;
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT l.user, l.expires_at, l.used_at IS NULL AND d.revoked_at IS NULL
+                 FROM link_codes l JOIN devices d ON d.id = l.device
+                 WHERE l.code_hash = ?1",
+            )?;
+            let found: Option<([u8; 16], u64, bool)> = first(stmt.query([code_hash])?, |row| {
+                Ok((row.get(0)?, unsigned(row, 1, "expires_at")?, row.get(2)?))
+            })?;
+            let Some((user, expires_at, usable)) = found else {
+                return Ok(None);
+            };
+            if !usable || passed(expires_at, now) {
+                return Ok(None);
+            }
+            tx.prepare_cached("UPDATE link_codes SET used_at = ?2 WHERE code_hash = ?1")?
+                .execute((code_hash, at))?;
+            Ok(Some(UserId(user)))
+        })
+    }
+
+    fn create_family(
+        &self,
+        family: FamilyId,
+        title: &str,
+        host: UserId,
+        host_name: &str,
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        let doc = DocId::from(family);
+        self.write(|tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [host.0])? {
+                return Err(StoreError::NotFound("user"));
+            }
+            if exists(tx, "SELECT 1 FROM families WHERE id = ?1", [family.0])?
+                || exists(tx, "SELECT 1 FROM docs WHERE doc = ?1", [doc.0])?
+            {
+                return Err(StoreError::Conflict(format!("family {family} exists")));
+            }
+            tx.prepare_cached(
+                "INSERT INTO families (id, title, host, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((family.0, title, host.0, at))?;
+            tx.prepare_cached("INSERT INTO docs (doc, family) VALUES (?1, ?2)")?
+                .execute((doc.0, family.0))?;
+            tx.prepare_cached(
+                "INSERT INTO members (family, user, name, role, joined_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute((family.0, host.0, host_name, role_str(Role::Host), at))?;
+            Ok(())
+        })
+    }
+
+    fn family(&self, family: FamilyId) -> StoreResult<Option<FamilyRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                family_columns!(),
+                " FROM families f WHERE f.id = ?1 AND f.deleted = 0"
+            ))?;
+            first(stmt.query([family.0])?, records::family)
+        })
+    }
+
+    fn families_of(&self, user: UserId) -> StoreResult<Vec<FamilyRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                "SELECT ",
+                family_columns!(),
+                " FROM members m JOIN families f ON f.id = m.family
+                  WHERE m.user = ?1 AND f.deleted = 0
+                  ORDER BY m.joined_at, f.id"
+            ))?;
+            collect(stmt.query([user.0])?, records::family)
+        })
+    }
+
+    fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                member_select!(),
+                " WHERE m.family = ?1 ORDER BY m.joined_at, m.user"
+            ))?;
+            collect(stmt.query([family.0])?, records::member)
+        })
+    }
+
+    fn membership(&self, family: FamilyId, user: UserId) -> StoreResult<Option<MemberInfo>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                member_select!(),
+                " WHERE m.family = ?1 AND m.user = ?2"
+            ))?;
+            first(stmt.query((family.0, user.0))?, records::member)
+        })
+    }
+
+    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached("UPDATE families SET title = ?2 WHERE id = ?1 AND deleted = 0")?
+                .execute((family.0, title))?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("family"));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            if !is_member(tx, family, user)? {
+                return Err(StoreError::NotFound("member"));
+            }
+            match name_holder(tx, family, name)? {
+                Some(holder) if holder != user => return Err(StoreError::NameTaken(name.into())),
+                Some(_) => return Ok(()),
+                None => {}
+            }
+            tx.prepare_cached("UPDATE members SET name = ?3 WHERE family = ?1 AND user = ?2")?
+                .execute((family.0, user.0, name))?;
+            Ok(())
+        })
+    }
+
+    fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()> {
+        self.write(|tx| {
+            let role: Option<String> = tx
+                .prepare_cached("SELECT role FROM members WHERE family = ?1 AND user = ?2")?
+                .query_row((family.0, user.0), |row| row.get(0))
+                .optional()?;
+            match role.as_deref() {
+                None => return Err(StoreError::NotFound("member")),
+                Some(role) if role == role_str(Role::Host) => {
+                    return Err(StoreError::Conflict(
+                        "the host cannot leave; delete the family instead".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            tx.prepare_cached("DELETE FROM members WHERE family = ?1 AND user = ?2")?
+                .execute((family.0, user.0))?;
+            Ok(())
+        })
+    }
+
+    fn delete_family(&self, family: FamilyId) -> StoreResult<()> {
+        self.write(|tx| {
+            if !live_family(tx, family)? {
+                return Err(StoreError::NotFound("family"));
+            }
+            for sql in [
+                "DELETE FROM members WHERE family = ?1",
+                "DELETE FROM invites WHERE family = ?1",
+                "DELETE FROM blob_grants WHERE family = ?1",
+                "UPDATE families SET deleted = 1 WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([family.0])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()> {
+        let created_at = int("created_at", invite.created_at)?;
+        let expires_at = int("expires_at", invite.expires_at)?;
+        if expires_at <= created_at {
+            return Err(StoreError::Invalid(
+                "an invite must expire after it is created".into(),
+            ));
+        }
+        self.write(|tx| {
+            if !live_family(tx, invite.family)? {
+                return Err(StoreError::NotFound("family"));
+            }
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [invite.invitee.0])? {
+                return Err(StoreError::NotFound("user"));
+            }
+            if !is_member(tx, invite.family, invite.inviter)? {
+                return Err(StoreError::NotFound("member"));
+            }
+            if exists(tx, "SELECT 1 FROM invites WHERE id = ?1", [invite.id.0])? {
+                return Err(StoreError::Conflict(format!("invite {} exists", invite.id)));
+            }
+            if is_member(tx, invite.family, invite.invitee)? {
+                return Err(StoreError::AlreadyMember);
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM invites
+                 WHERE family = ?1 AND invitee = ?2 AND state = 'pending' AND expires_at > ?3",
+                (invite.family.0, invite.invitee.0, created_at),
+            )? {
+                return Err(StoreError::AlreadyInvited);
+            }
+            if name_holder(tx, invite.family, &invite.proposed_name)?.is_some() {
+                return Err(StoreError::NameTaken(invite.proposed_name.clone()));
+            }
+            tx.prepare_cached(
+                "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
+                                      created_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute((
+                invite.id.0,
+                invite.family.0,
+                invite.inviter.0,
+                invite.invitee.0,
+                &invite.proposed_name,
+                created_at,
+                expires_at,
+                StoredInviteState::Pending.as_str(),
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn invite(&self, invite: InviteId, now: u64) -> StoreResult<Option<InviteInfo>> {
+        self.read(|tx| Ok(load_invite(tx, invite, now)?.map(|(info, _)| info)))
+    }
+
+    fn invites_for(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        let at = int("now", now)?;
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                invite_select!(),
+                " WHERE i.invitee = ?1 AND i.state = 'pending' AND i.expires_at > ?2
+                  ORDER BY i.created_at, i.id"
+            ))?;
+            collect(stmt.query((user.0, at))?, |row| {
+                Ok(records::invite(row, now)?.0)
+            })
+        })
+    }
+
+    fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        let at = int("now", now)?;
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(concat!(
+                invite_select!(),
+                " WHERE i.family = ?1 AND i.state = 'pending' AND i.expires_at > ?2
+                  ORDER BY i.created_at, i.id"
+            ))?;
+            collect(stmt.query((family.0, at))?, |row| {
+                Ok(records::invite(row, now)?.0)
+            })
+        })
+    }
+
+    fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo> {
+        let at = int("now", now)?;
+        let state = if accept {
+            StoredInviteState::Accepted
+        } else {
+            StoredInviteState::Rejected
+        };
+        self.write(|tx| {
+            close_invite(tx, invite, now, state, |info| {
+                if !accept {
+                    return Ok(());
+                }
+                if is_member(tx, info.family, info.invitee)? {
+                    return Err(StoreError::AlreadyMember);
+                }
+                if name_holder(tx, info.family, &info.proposed_name)?.is_some() {
+                    return Err(StoreError::NameTaken(info.proposed_name.clone()));
+                }
+                tx.prepare_cached(
+                    "INSERT INTO members (family, user, name, role, joined_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute((
+                    info.family.0,
+                    info.invitee.0,
+                    &info.proposed_name,
+                    role_str(Role::Member),
+                    at,
+                ))?;
+                Ok(())
+            })
+        })
+    }
+
+    fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo> {
+        self.write(|tx| close_invite(tx, invite, now, StoredInviteState::Withdrawn, |_| Ok(())))
+    }
+
+    fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>> {
+        self.read(|tx| {
+            // A personal document, or a family's that is not deleted.
+            let mut stmt = tx.prepare_cached(
+                "SELECT d.family, d.user
+                 FROM docs d LEFT JOIN families f ON f.id = d.family
+                 WHERE d.doc = ?1 AND (d.user IS NOT NULL OR f.deleted = 0)",
+            )?;
+            first(stmt.query([doc.0])?, |row| {
+                let family: Option<[u8; 16]> = row.get(0)?;
+                let user: Option<[u8; 16]> = row.get(1)?;
+                match (family, user) {
+                    (Some(family), None) => Ok(DocOwner::Family(FamilyId(family))),
+                    (None, Some(user)) => Ok(DocOwner::Personal(UserId(user))),
+                    _ => Err(StoreError::Corrupt(format!(
+                        "document {doc} has no single owner"
+                    ))),
+                }
+            })
+        })
+    }
+
+    fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(|tx| {
+            if !live_family(tx, family)? {
+                return Err(StoreError::NotFound("family"));
+            }
+            tx.prepare_cached(
+                "INSERT INTO blob_grants (family, blob, size) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (family, blob) DO NOTHING",
+            )?
+            .execute((family.0, blob.0, size))?;
+            Ok(())
+        })
+    }
+
+    fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
+        self.read(|tx| {
+            exists(
+                tx,
+                "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
+                 WHERE g.blob = ?2 AND m.user = ?1",
+                (user.0, blob.0),
+            )
+        })
+    }
+
+    fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
+        self.read(|tx| {
+            let total: i64 = tx
+                .prepare_cached("SELECT coalesce(sum(size), 0) FROM blob_grants WHERE family = ?1")?
+                .query_row([family.0], |row| row.get(0))?;
+            to_unsigned(total, "blob bytes")
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! [`LogStore`] for [`SqliteStore`]: `logs` holds each document's head, `chunks` the
+//! chunks since the snapshot, `snapshots` the latest snapshot.
+
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::{
+    SqliteStore,
+    rows::{collect, first, to_unsigned, unsigned},
+};
+use crate::store::{
+    Appended, LogStore, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+};
+
+fn head(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Seq> {
+    let head: Option<i64> = tx
+        .prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
+        .query_row([doc.0], |row| row.get(0))
+        .optional()?;
+    to_unsigned(head.unwrap_or(0), "head")
+}
+
+fn snapshot(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
+    let mut stmt =
+        tx.prepare_cached("SELECT covers_seq, blob, len FROM snapshots WHERE doc = ?1")?;
+    first(stmt.query([doc.0])?, |row| {
+        Ok(SnapshotRef {
+            covers_seq: unsigned(row, 0, "covers_seq")?,
+            blob: BlobHash(row.get(1)?),
+            len: unsigned(row, 2, "snapshot length")?,
+        })
+    })
+}
+
+impl LogStore for SqliteStore {
+    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?
+                .query_row((doc.0, chunk.0), |row| row.get(0))
+                .optional()?;
+            if let Some(seq) = existing {
+                return Ok(Appended {
+                    seq: to_unsigned(seq, "seq")?,
+                    existed: true,
+                });
+            }
+            // The head moves in the same transaction as the insert, so seqs have no gaps
+            // and are never reused, even after a snapshot dropped every chunk.
+            let seq: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO logs (doc, head) VALUES (?1, 1)
+                     ON CONFLICT (doc) DO UPDATE SET head = head + 1
+                     RETURNING head",
+                )?
+                .query_row([doc.0], |row| row.get(0))?;
+            tx.prepare_cached(
+                "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute((doc.0, seq, chunk.0, bytes, at))?;
+            Ok(Appended {
+                seq: to_unsigned(seq, "head")?,
+                existed: false,
+            })
+        })
+    }
+
+    fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
+        let since = int("since", since)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, chunk_id, bytes FROM chunks
+                 WHERE doc = ?1
+                   AND seq > max(?2, coalesce((SELECT covers_seq FROM snapshots WHERE doc = ?1), 0))
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            collect(stmt.query((doc.0, since, limit))?, |row| {
+                Ok(StoredChunk {
+                    seq: unsigned(row, 0, "seq")?,
+                    chunk: ChunkId(row.get(1)?),
+                    bytes: row.get(2)?,
+                })
+            })
+        })
+    }
+
+    fn head(&self, doc: DocId) -> StoreResult<Seq> {
+        self.read(|tx| head(tx, doc))
+    }
+
+    fn put_snapshot(&self, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
+        let covers = int("covers_seq", snap.covers_seq)?;
+        let len = int("len", snap.len)?;
+        if covers == 0 {
+            return Err(StoreError::Invalid(
+                "a snapshot covers at least seq 1".into(),
+            ));
+        }
+        self.write(|tx| {
+            let head = head(tx, doc)?;
+            if snap.covers_seq > head {
+                return Err(StoreError::Invalid(format!(
+                    "snapshot covers seq {} past the head {head}",
+                    snap.covers_seq
+                )));
+            }
+            if snapshot(tx, doc)?.is_some_and(|old| old.covers_seq >= snap.covers_seq) {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
+                                                 blob = excluded.blob, len = excluded.len",
+            )?
+            .execute((doc.0, covers, snap.blob.0, len))?;
+            tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND seq <= ?2")?
+                .execute((doc.0, covers))?;
+            Ok(true)
+        })
+    }
+
+    fn snapshot(&self, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
+        self.read(|tx| snapshot(tx, doc))
+    }
+
+    fn drop_doc(&self, doc: DocId) -> StoreResult<()> {
+        self.write(|tx| {
+            for sql in [
+                "DELETE FROM chunks WHERE doc = ?1",
+                "DELETE FROM snapshots WHERE doc = ?1",
+                "DELETE FROM logs WHERE doc = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([doc.0])?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! Account rows into records: each `*_columns!` macro names the columns its mapper
+//! reads, in order, so a query and its mapper cannot drift apart.
+
+use doran_protocol::{
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    model::{InviteInfo, MemberInfo, Role},
+};
+use rusqlite::Row;
+
+use super::rows::{unsigned, unsigned_opt};
+use crate::store::{
+    DeviceRecord, FamilyRecord, StoreError, StoreResult, UserRecord, rules::StoredInviteState,
+};
+
+/// The columns [`user`] reads.
+macro_rules! user_columns {
+    () => {
+        "id, email, nickname, avatar, user_key, personal_doc, created_at"
+    };
+}
+pub(super) use user_columns;
+
+/// A row of [`user_columns!`].
+pub(super) fn user(row: &Row<'_>) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(row.get(0)?),
+        email: row.get(1)?,
+        nickname: row.get(2)?,
+        avatar: row.get::<_, Option<[u8; 32]>>(3)?.map(BlobHash),
+        user_key: PublicKey(row.get(4)?),
+        personal_doc: DocId(row.get(5)?),
+        created_at: unsigned(row, 6, "created_at")?,
+    })
+}
+
+/// The columns [`device`] reads.
+macro_rules! device_columns {
+    () => {
+        "id, user, key, client, added_at, last_seen, revoked_at"
+    };
+}
+pub(super) use device_columns;
+
+/// A row of [`device_columns!`].
+pub(super) fn device(row: &Row<'_>) -> StoreResult<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: DeviceId(row.get(0)?),
+        user: UserId(row.get(1)?),
+        key: PublicKey(row.get(2)?),
+        client: row.get(3)?,
+        added_at: unsigned(row, 4, "added_at")?,
+        last_seen: unsigned_opt(row, 5, "last_seen")?,
+        revoked_at: unsigned_opt(row, 6, "revoked_at")?,
+    })
+}
+
+/// The columns [`family`] reads (of `families f`).
+macro_rules! family_columns {
+    () => {
+        "f.id, f.title, f.host, f.created_at"
+    };
+}
+pub(super) use family_columns;
+
+/// A row of [`family_columns!`].
+pub(super) fn family(row: &Row<'_>) -> StoreResult<FamilyRecord> {
+    Ok(FamilyRecord {
+        id: FamilyId(row.get(0)?),
+        title: row.get(1)?,
+        host: UserId(row.get(2)?),
+        created_at: unsigned(row, 3, "created_at")?,
+    })
+}
+
+/// The columns and joins [`member`] reads: `SELECT` them, then `WHERE` on `m`.
+macro_rules! member_select {
+    () => {
+        "SELECT m.user, m.name, m.role, m.joined_at, u.personal_doc
+         FROM members m JOIN users u ON u.id = m.user"
+    };
+}
+pub(super) use member_select;
+
+/// A row of [`member_select!`].
+pub(super) fn member(row: &Row<'_>) -> StoreResult<MemberInfo> {
+    let role: String = row.get(2)?;
+    Ok(MemberInfo {
+        user: UserId(row.get(0)?),
+        name: row.get(1)?,
+        role: parse_role(&role)?,
+        joined_at: unsigned(row, 3, "joined_at")?,
+        personal_doc: DocId(row.get(4)?),
+    })
+}
+
+/// How a role is stored.
+pub(super) fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Host => "host",
+        Role::Member => "member",
+    }
+}
+
+fn parse_role(s: &str) -> StoreResult<Role> {
+    match s {
+        "host" => Ok(Role::Host),
+        "member" => Ok(Role::Member),
+        other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
+    }
+}
+
+/// The columns and joins [`invite`] reads: `SELECT` them, then `WHERE` on `i`. The
+/// inviter's 호칭 is empty if they are no longer a member.
+macro_rules! invite_select {
+    () => {
+        "SELECT i.id, i.family, f.title, i.inviter, ur.nickname, coalesce(mr.name, ''),
+                i.invitee, ue.nickname, i.proposed_name, i.created_at, i.expires_at, i.state
+         FROM invites i
+         JOIN families f ON f.id = i.family
+         JOIN users ur ON ur.id = i.inviter
+         JOIN users ue ON ue.id = i.invitee
+         LEFT JOIN members mr ON mr.family = i.family AND mr.user = i.inviter"
+    };
+}
+pub(super) use invite_select;
+
+/// A row of [`invite_select!`], with its state as seen at `now`, and its stored state.
+pub(super) fn invite(row: &Row<'_>, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
+    let expires_at = unsigned(row, 10, "expires_at")?;
+    let stored = StoredInviteState::parse(&row.get::<_, String>(11)?)?;
+    let info = InviteInfo {
+        invite: InviteId(row.get(0)?),
+        family: FamilyId(row.get(1)?),
+        family_title: row.get(2)?,
+        inviter: UserId(row.get(3)?),
+        inviter_nickname: row.get(4)?,
+        inviter_name: row.get(5)?,
+        invitee: UserId(row.get(6)?),
+        invitee_nickname: row.get(7)?,
+        proposed_name: row.get(8)?,
+        created_at: unsigned(row, 9, "created_at")?,
+        expires_at,
+        state: stored.at(expires_at, now),
+    };
+    Ok((info, stored))
+}

@@ -1,0 +1,200 @@
+//! What only the SQLite backend has: a file that outlives the process, pragmas,
+//! schema versions, a lock that a panic can poison. The shared behaviour is in the
+//! conformance suite.
+
+use std::sync::Arc;
+
+use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, InviteId, PublicKey, UserId};
+
+use super::*;
+use crate::store::{AccountStore, DocOwner, LogStore, NewDevice, NewInvite, NewUser, SnapshotRef};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn user(n: u8) -> (NewUser, NewDevice) {
+    (
+        NewUser {
+            id: UserId([n; 16]),
+            email: format!("{n}@example.com"),
+            nickname: format!("nick {n}"),
+            user_key: PublicKey([n; 32]),
+            personal_doc: DocId([0xd0 ^ n; 16]),
+            created_at: 1,
+        },
+        NewDevice {
+            id: doran_protocol::DeviceId([n; 16]),
+            key: PublicKey([0x80 ^ n; 32]),
+            client: "test".into(),
+            added_at: 2,
+        },
+    )
+}
+
+#[test]
+fn reopening_a_file_store_finds_everything() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let family = FamilyId([0xfa; 16]);
+    let doc = DocId::from(family);
+    let (host, host_device) = user(1);
+    let (guest, guest_device) = user(2);
+    let invite = NewInvite {
+        id: InviteId([9; 16]),
+        family,
+        inviter: host.id,
+        invitee: guest.id,
+        proposed_name: "딸".into(),
+        created_at: 10,
+        expires_at: 1_000,
+    };
+    let snapshot = SnapshotRef {
+        covers_seq: 1,
+        blob: BlobHash::of(b"snapshot"),
+        len: 8,
+    };
+    let before = {
+        let store = SqliteStore::open(&path)?;
+        store.create_user(&host, &host_device)?;
+        store.create_user(&guest, &guest_device)?;
+        store.create_family(family, "우리", host.id, "엄마", 5)?;
+        store.create_invite(&invite)?;
+        store.grant_blob(family, BlobHash::of(b"photo"), 42)?;
+        store.put_link_code([7; 32], host.id, host_device.id, 1_000)?;
+        for bytes in [&b"one"[..], b"two", b"three"] {
+            store.append(doc, ChunkId::of(bytes), bytes, 20)?;
+        }
+        store.put_snapshot(doc, &snapshot)?;
+        (
+            store.user(host.id)?,
+            store.members(family)?,
+            store.invite(invite.id, 50)?,
+            store.read_since(doc, 0, 100)?,
+        )
+    };
+
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.user(host.id)?, before.0);
+    assert!(before.0.is_some());
+    assert_eq!(store.members(family)?, before.1);
+    assert_eq!(store.invite(invite.id, 50)?, before.2);
+    assert!(before.2.is_some());
+    assert_eq!(store.read_since(doc, 0, 100)?, before.3);
+    assert_eq!(before.3.len(), 2);
+    assert_eq!(store.head(doc)?, 3);
+    assert_eq!(store.snapshot(doc)?, Some(snapshot));
+    assert_eq!(store.doc_owner(doc)?, Some(DocOwner::Family(family)));
+    assert_eq!(store.family_blob_bytes(family)?, 42);
+    assert_eq!(store.take_link_code([7; 32], 100)?, Some(host.id));
+    // Seqs continue after a reopen.
+    assert_eq!(store.append(doc, ChunkId::of(b"four"), b"four", 30)?.seq, 4);
+    store.check_integrity()?;
+    Ok(())
+}
+
+#[test]
+fn pragmas_and_schema_version_are_set() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join(SqliteStore::FILE_NAME))?;
+    let conn = store.lock()?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    assert_eq!(synchronous, 2, "FULL");
+    let foreign_keys: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    assert!(foreign_keys);
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SqliteStore::schema_version());
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    Ok(())
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    drop(SqliteStore::open(&path)?);
+    let future = SqliteStore::schema_version() + 1;
+    Connection::open(&path)?.pragma_update(None, "user_version", future)?;
+    match SqliteStore::open(&path) {
+        Err(StoreError::NewerSchema { found, supported }) => {
+            assert_eq!(found, future);
+            assert_eq!(supported, SqliteStore::schema_version());
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // The refusal changed nothing.
+    let version: i64 =
+        Connection::open(&path)?.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, future);
+    Ok(())
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    std::fs::write(&path, vec![0x5a; 8192])?;
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::Corrupt(_))
+    ));
+    Ok(())
+}
+
+#[test]
+fn malformed_rows_are_corrupt_not_panics() -> TestResult {
+    let store = SqliteStore::open_in_memory()?;
+    let (host, device) = user(1);
+    store.create_user(&host, &device)?;
+    store
+        .lock()?
+        .execute("UPDATE users SET created_at = -1", [])?;
+    assert!(matches!(store.user(host.id), Err(StoreError::Corrupt(_))));
+    let doc = DocId([1; 16]);
+    store.append(doc, ChunkId::of(b"a"), b"a", 1)?;
+    {
+        // The schema's CHECKs refuse such a row; a damaged file has no such scruples.
+        let conn = store.lock()?;
+        conn.pragma_update(None, "ignore_check_constraints", true)?;
+        conn.execute("UPDATE logs SET head = -5", [])?;
+    }
+    assert!(matches!(store.head(doc), Err(StoreError::Corrupt(_))));
+    Ok(())
+}
+
+#[test]
+fn a_panic_holding_the_lock_poisons_the_store() -> TestResult {
+    let store = Arc::new(SqliteStore::open_in_memory()?);
+    let clone = Arc::clone(&store);
+    let panicked = std::thread::spawn(move || {
+        let _conn = clone.lock();
+        panic!("boom");
+    })
+    .join();
+    assert!(panicked.is_err());
+    assert!(matches!(
+        store.head(DocId([1; 16])),
+        Err(StoreError::Poisoned)
+    ));
+    assert!(matches!(
+        store.user(UserId([1; 16])),
+        Err(StoreError::Poisoned)
+    ));
+    Ok(())
+}
+
+#[test]
+fn one_store_serves_both_traits() -> TestResult {
+    let store = Arc::new(SqliteStore::open_in_memory()?);
+    let accounts: Arc<dyn AccountStore> = store.clone();
+    let logs: Arc<dyn LogStore> = store;
+    let (host, device) = user(1);
+    accounts.create_user(&host, &device)?;
+    logs.append(host.personal_doc, ChunkId::of(b"p"), b"p", 1)?;
+    assert_eq!(logs.head(host.personal_doc)?, 1);
+    assert_eq!(
+        accounts.doc_owner(host.personal_doc)?,
+        Some(DocOwner::Personal(host.id))
+    );
+    Ok(())
+}
