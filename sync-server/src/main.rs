@@ -1,6 +1,123 @@
 //! `doran-server`: the relay binary.
+//!
+//! Opens the default stores under the data directory (`relay.sqlite` and `blobs/`),
+//! binds the listen address, prints `listening on http://ADDR` on stdout (the actual
+//! address, so `--listen 127.0.0.1:0` is usable from scripts and tests), and serves
+//! until SIGTERM or SIGINT, then shuts down gracefully and exits 0.
 
-fn main() {
-    eprintln!("doran-server: not yet runnable");
-    std::process::exit(2);
+use std::{io::Write as _, process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use doran_server::{
+    config::{Cli, Config},
+    serve,
+    state::{AppState, Stores},
+    store::{FsBlobStore, SqliteStore, StoreResult},
+};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("doran-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(config.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("doran-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "relay failed");
+            eprintln!("doran-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = EnvFilter::try_from_env("DORAN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the default stores: SQLite at `DATA/relay.sqlite`, blobs in `DATA/blobs`.
+fn open_stores(config: &Config) -> StoreResult<Stores> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(doran_server::store::StoreError::backend)?;
+    let sqlite = Arc::new(SqliteStore::open(dir.join("relay.sqlite"))?);
+    let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
+    Ok(Stores {
+        accounts: sqlite.clone(),
+        logs: sqlite,
+        blobs,
+    })
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let stores = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_stores(&config)).await??
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), server_id = %config.server_id, "relay starting");
+    let state = AppState::new(config, stores);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    serve(state, listener).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

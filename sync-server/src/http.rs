@@ -1,0 +1,101 @@
+//! The HTTP surface: the websocket upgrade, blobs, health and metrics.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /ws` | upgrade to the device websocket (see [`crate::session`]) |
+//! | `PUT /blobs/{hash}?family={id}` | upload a blob (signed, see [`blobs`]) |
+//! | `GET`/`HEAD /blobs/{hash}` | download a blob, `Range` supported (signed) |
+//! | `GET /healthz` | `ok` while the relay serves |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Every response carries security headers (`x-content-type-options: nosniff`,
+//! `x-frame-options: DENY`, `referrer-policy: no-referrer`, a `content-security-policy`
+//! that allows nothing) and no CORS headers: browsers may not call the relay from
+//! other origins. Blob requests are authenticated by signed headers, described in
+//! [`crate::auth::http`].
+
+pub mod blobs;
+pub mod range;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    extract::{ConnectInfo, State, WebSocketUpgrade},
+    http::{HeaderName, HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::{get, put},
+};
+use doran_protocol::{ErrorCode, limits::MAX_FRAME_BYTES};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{error::ApiError, session, state::AppState};
+
+/// The relay's routes over `state`.
+pub fn routes(state: &Arc<AppState>) -> Router {
+    let security = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ];
+    let mut router = Router::new()
+        .route("/ws", get(websocket))
+        .route("/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::clone(state));
+    for (name, value) in security {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+}
+
+/// Upgrades to the device websocket, within the per-address connection limit.
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if state.shutdown.is_cancelled() {
+        return ApiError::new(ErrorCode::ShuttingDown, "the relay is shutting down")
+            .into_response();
+    }
+    let Some(slot) = state.connections.acquire(peer.ip()) else {
+        tracing::info!(%peer, "too many connections from this address");
+        return ApiError::rate_limited(5_000).into_response();
+    };
+    // Twice the frame limit, so an oversize frame gets a typed `FrameTooLarge` error
+    // frame; beyond that the socket is closed.
+    ws.max_message_size(2 * MAX_FRAME_BYTES)
+        .max_frame_size(2 * MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks.clone();
+            tasks.track_future(session::run(state, socket, peer, slot))
+        })
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return ApiError::new(ErrorCode::ShuttingDown, "shutting down").into_response();
+    }
+    "ok\n".into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,302 @@
+//! Blob upload and download over HTTP, authorised per family.
+//!
+//! - `PUT /blobs/{hash}?family={id}`: the caller must be a member of `family`. The
+//!   body is streamed to the blob store, counted against the size limit and the
+//!   family's quota as it arrives, and published only if it hashes (blake3) to
+//!   `hash`; then the blob is granted to `family`. Answers `201` with an empty body.
+//!   The bytes are always uploaded and verified, even when the relay already holds
+//!   the blob: possession of the bytes, not knowledge of the hash, earns the grant.
+//! - `GET /blobs/{hash}` and `HEAD`: the caller must belong to a family the blob was
+//!   granted to, else `404` (whether it exists elsewhere is not revealed). One
+//!   `Range` is honoured (`206`, or `416`).
+//!
+//! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
+//! error code, and a short text body.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use doran_protocol::{BlobHash, DeviceId, ErrorCode, FamilyId, UserId};
+use futures_util::{StreamExt, stream};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::range::{self, RangeRequest};
+use crate::{
+    auth::http::{DEVICE_HEADER, HttpCredentials, SIGNATURE_HEADER, TIME_HEADER},
+    error::{ApiError, ApiResult},
+    metrics::add,
+    state::{AppState, blocking, now_ms},
+    store::StoreError,
+};
+
+/// Bytes read from the store per piece of a download.
+const READ_PIECE: u64 = 256 * 1024;
+
+/// The query of an upload.
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    /// The family the blob is for.
+    pub family: Option<String>,
+}
+
+/// Checks the signed headers; returns the signing user and device.
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> ApiResult<(UserId, DeviceId)> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let creds = HttpCredentials::parse(
+        text(DEVICE_HEADER),
+        text(TIME_HEADER),
+        text(SIGNATURE_HEADER),
+    )?;
+    let device = creds.device;
+    let record = state
+        .accounts(move |a| a.device(device))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "unknown device"))?;
+    if record.revoked_at.is_some() {
+        return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |pq| pq.as_str());
+    state.http_auth.check(
+        &record.key,
+        method.as_str(),
+        path_and_query,
+        &creds,
+        now_ms(),
+    )?;
+    Ok((record.user, record.id))
+}
+
+fn parse_hash(hex: &str) -> ApiResult<BlobHash> {
+    hex.parse()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a blob hash"))
+}
+
+/// What the upload task is told.
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
+/// `PUT /blobs/{hash}?family={id}`.
+pub async fn put_blob(
+    State(state): State<Arc<AppState>>,
+    Path(hash): Path<String>,
+    Query(query): Query<UploadQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (user, _) = authenticate(&state, &method, &uri, &headers).await?;
+    let hash = parse_hash(&hash)?;
+    let family: FamilyId = query
+        .family
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "say which family: ?family="))?
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a family id"))?;
+    let (member, used) = state
+        .accounts(move |a| {
+            Ok((
+                a.membership(family, user)?.is_some(),
+                a.family_blob_bytes(family)?,
+            ))
+        })
+        .await?;
+    if !member {
+        return Err(ApiError::forbidden("not a member of this family"));
+    }
+    let limits = &state.config.limits;
+    let max = limits.max_blob_bytes;
+    let room = limits.family_quota_bytes.saturating_sub(used);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    check_size(declared.unwrap_or(0), max, room)?;
+    let _permit = Arc::clone(&state.uploads)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::rate_limited(1_000))?;
+
+    let (tx, mut rx) = mpsc::channel::<Piece>(8);
+    let blobs = Arc::clone(&state.stores.blobs);
+    let writer = blocking(move || {
+        let mut sink = blobs.begin()?;
+        while let Some(piece) = rx.blocking_recv() {
+            match piece {
+                Piece::Data(bytes) => sink.write(&bytes)?,
+                Piece::End => return sink.finish(hash).map(Some),
+            }
+        }
+        // The request ended early: the sink is dropped, nothing is published.
+        Ok(None)
+    });
+    let upload = async move {
+        let mut total = 0u64;
+        let mut body = body.into_data_stream();
+        while let Some(piece) = body.next().await {
+            let bytes = piece.map_err(|e| {
+                ApiError::new(ErrorCode::InvalidInput, format!("upload interrupted: {e}"))
+            })?;
+            total = total.saturating_add(bytes.len() as u64);
+            check_size(total, max, room)?;
+            if tx.send(Piece::Data(bytes)).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+        let _ = tx.send(Piece::End).await;
+        Ok::<u64, ApiError>(total)
+    };
+    let (uploaded, written) = tokio::join!(upload, writer);
+    let total = uploaded?;
+    let size = match written {
+        Ok(Some(size)) => size,
+        Ok(None) => return Err(ApiError::internal("upload not completed")),
+        Err(e) if e.code == ErrorCode::HashMismatch => {
+            return Err(ApiError::new(
+                ErrorCode::HashMismatch,
+                "the bytes do not hash to the blob's name",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    state
+        .accounts(move |a| a.grant_blob(family, hash, size))
+        .await?;
+    add(&state.metrics.blob_bytes_in, total);
+    tracing::info!(%hash, %family, size, "blob stored");
+    Ok((
+        StatusCode::CREATED,
+        [(header::ETAG, etag(&hash))],
+        Body::empty(),
+    )
+        .into_response())
+}
+
+fn check_size(len: u64, max: u64, room: u64) -> ApiResult<()> {
+    if len > max {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("a blob is at most {max} bytes"),
+        ));
+    }
+    if len > room {
+        return Err(ApiError::new(
+            ErrorCode::QuotaExceeded,
+            "the family's storage quota is full",
+        ));
+    }
+    Ok(())
+}
+
+fn etag(hash: &BlobHash) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{hash}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// `GET` and `HEAD /blobs/{hash}`.
+pub async fn get_blob(
+    State(state): State<Arc<AppState>>,
+    Path(hash): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, _) = authenticate(&state, &method, &uri, &headers).await?;
+    let hash = parse_hash(&hash)?;
+    let granted = state.accounts(move |a| a.blob_granted(user, hash)).await?;
+    let size = if crate::access::blob_readable(granted) {
+        state.blobs(move |b| b.size(hash)).await?
+    } else {
+        None
+    };
+    let Some(size) = size else {
+        return Err(ApiError::not_found("no such blob"));
+    };
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, len) = match range::parse(range_header, size) {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut r =
+                ApiError::new(ErrorCode::InvalidInput, "range not satisfiable").into_response();
+            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        add(&state.metrics.blob_bytes_out, len);
+        Body::from_stream(read_stream(state, hash, start, len))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ETAG, etag(&hash));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+/// Reads `len` bytes from `start` in pieces, each in the blocking pool.
+fn read_stream(
+    state: Arc<AppState>,
+    hash: BlobHash,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, StoreError>> {
+    stream::unfold((start, len), move |(offset, left)| {
+        let state = Arc::clone(&state);
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let want = left.min(READ_PIECE);
+            let blobs = Arc::clone(&state.stores.blobs);
+            let read = tokio::task::spawn_blocking(move || blobs.read(hash, offset, want)).await;
+            match read {
+                Ok(Ok(bytes)) if !bytes.is_empty() => {
+                    let n = bytes.len() as u64;
+                    Some((Ok(Bytes::from(bytes)), (offset + n, left.saturating_sub(n))))
+                }
+                Ok(Ok(_)) => Some((
+                    Err(StoreError::Invalid("blob shorter than its size".into())),
+                    (offset, 0),
+                )),
+                Ok(Err(e)) => Some((Err(e), (offset, 0))),
+                Err(e) => Some((Err(StoreError::backend(e)), (offset, 0))),
+            }
+        }
+    })
+}

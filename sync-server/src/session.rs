@@ -1,0 +1,367 @@
+//! One websocket connection: a state machine from `Hello` to signed in, then
+//! requests, subscriptions and pushes.
+//!
+//! ```text
+//! Connected ──Hello──▶ Challenged ──Register|SignIn|Recover|LinkDevice──▶ SignedIn
+//!                          │  (the answer consumes the challenge, good or bad)
+//!                          └─ failed ──▶ Spent ──Hello──▶ Challenged
+//! ```
+//!
+//! Every refusal is a typed error frame and changes nothing; the connection stays
+//! open except after a `Goodbye` (unsupported protocol version, repeated rate-limit
+//! violations, revoked device, shutdown). Frames before sign-in other than `Hello`
+//! and the challenge answers get `NotSignedIn`.
+//!
+//! One task runs a connection: it reads frames, handles each to completion (so an
+//! `Ack` always follows the durable append), and forwards what the [`Hub`] queues
+//! for it (live chunks, events). Live chunks of a document are forwarded only past
+//! the seq its catch-up ended at, so a subscriber sees every chunk once, in order.
+//!
+//! [`Hub`]: crate::hub::Hub
+
+mod account;
+mod docs;
+mod families;
+mod invites;
+mod requests;
+mod signin;
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::ws::{Message, WebSocket},
+};
+use doran_protocol::{
+    Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, Seq, ServerEvent, ServerFrame,
+    UserId, codec,
+};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    hub::{ConnId, HubMsg},
+    metrics::{add, inc},
+    rate::{ConnectionSlot, TokenBucket},
+    state::{AppState, now_ms},
+};
+
+/// How long one write to the socket may take before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection is over (the socket failed, or a `Goodbye` was sent).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Disconnect;
+
+/// Keep going, or stop.
+pub(crate) type Flow = Result<(), Disconnect>;
+
+/// The signed-in identity of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Me {
+    pub(crate) user: UserId,
+    pub(crate) device: DeviceId,
+    pub(crate) conn: ConnId,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Connected,
+    Challenged(Challenge),
+    Spent,
+    SignedIn(Me),
+}
+
+/// A websocket connection being served.
+#[derive(Debug)]
+pub(crate) struct Session {
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    sink: SplitSink<WebSocket, Message>,
+    phase: Phase,
+    /// The `client` of the latest `Hello` (the device label).
+    client: String,
+    bucket: TokenBucket,
+    strikes: u32,
+    cancel: CancellationToken,
+    hub_rx: Option<mpsc::Receiver<HubMsg>>,
+    /// Subscribed documents and the last seq delivered to this connection.
+    subs: HashMap<DocId, Seq>,
+}
+
+/// What woke the connection up.
+enum Wake {
+    Shutdown,
+    Cancelled,
+    Hub(HubMsg),
+    Socket(Option<Result<Message, axum::Error>>),
+}
+
+/// Serves one upgraded websocket until it closes.
+pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot: ConnectionSlot) {
+    let (sink, mut stream) = socket.split();
+    let limits = &state.config.limits;
+    let bucket = TokenBucket::new(
+        f64::from(limits.frames_per_second),
+        f64::from(limits.frame_burst),
+        Instant::now().into_std(),
+    );
+    inc(&state.metrics.connections_total);
+    inc(&state.metrics.connections);
+    let mut session = Session {
+        state: Arc::clone(&state),
+        peer,
+        sink,
+        phase: Phase::Connected,
+        client: String::new(),
+        bucket,
+        strikes: 0,
+        cancel: CancellationToken::new(),
+        hub_rx: None,
+        subs: HashMap::new(),
+    };
+    tracing::debug!(%peer, "connection opened");
+    loop {
+        let wake = tokio::select! {
+            biased;
+            () = state.shutdown.cancelled() => Wake::Shutdown,
+            () = session.cancel.cancelled() => Wake::Cancelled,
+            Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
+            msg = stream.next() => Wake::Socket(msg),
+        };
+        let flow = match wake {
+            Wake::Shutdown => {
+                let _ = session
+                    .goodbye(
+                        ErrorCode::ShuttingDown,
+                        "the relay is restarting",
+                        Some(1000),
+                    )
+                    .await;
+                break;
+            }
+            Wake::Cancelled => break,
+            Wake::Hub(msg) => session.on_hub(msg).await,
+            Wake::Socket(None | Some(Err(_))) => break,
+            Wake::Socket(Some(Ok(msg))) => session.on_message(msg).await,
+        };
+        if flow.is_err() {
+            break;
+        }
+    }
+    session.finish().await;
+    drop(slot);
+    state
+        .metrics
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(%peer, "connection closed");
+}
+
+async fn recv_hub(rx: Option<&mut mpsc::Receiver<HubMsg>>) -> Option<HubMsg> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    /// The signed-in identity, if any.
+    fn me(&self) -> Option<Me> {
+        match &self.phase {
+            Phase::SignedIn(me) => Some(*me),
+            _ => None,
+        }
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Flow {
+        let bytes = match msg {
+            Message::Binary(bytes) => bytes,
+            Message::Text(_) => {
+                return self
+                    .send_error(ErrorFrame::new(
+                        ErrorCode::MalformedFrame,
+                        "frames are binary messages",
+                    ))
+                    .await;
+            }
+            Message::Close(_) => return Err(Disconnect),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        inc(&self.state.metrics.frames_in);
+        add(&self.state.metrics.bytes_in, bytes.len() as u64);
+        let decoded = codec::decode_client_checked(&bytes);
+        if let Err(wait) = self.bucket.try_take(Instant::now().into_std()) {
+            self.strikes += 1;
+            if self.strikes > self.state.config.limits.rate_limit_strikes {
+                tracing::info!(peer = %self.peer, "closing a connection that ignores rate limits");
+                return self
+                    .goodbye(ErrorCode::RateLimited, "too many frames", Some(10_000))
+                    .await;
+            }
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut e = ErrorFrame::new(ErrorCode::RateLimited, "too many frames").retry_after(ms);
+            if let Ok(frame) = &decoded {
+                e = e.about(frame);
+            }
+            return self.send_error(e).await;
+        }
+        self.strikes = 0;
+        match decoded {
+            Ok(frame) => self.on_frame(frame).await,
+            Err(e) => self.send_error(e).await,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Flow {
+        tracing::trace!(kind = frame.kind(), "frame");
+        let signed_in = self.me();
+        match (frame, signed_in) {
+            (ClientFrame::Hello { .. }, Some(_)) => {
+                self.send_error(ErrorFrame::new(
+                    ErrorCode::UnexpectedFrame,
+                    "already said hello",
+                ))
+                .await
+            }
+            (
+                ClientFrame::Hello {
+                    protocol_version,
+                    client,
+                },
+                None,
+            ) => self.on_hello(protocol_version, client).await,
+            (frame, Some(_)) if frame.is_sign_in() => {
+                let e = ErrorFrame::new(ErrorCode::AlreadySignedIn, "already signed in");
+                self.send_error(e).await
+            }
+            (frame, None) if frame.is_sign_in() => self.on_answer(frame).await,
+            (frame, None) => {
+                let e = ErrorFrame::new(ErrorCode::NotSignedIn, "sign in first").about(&frame);
+                self.send_error(e).await
+            }
+            (ClientFrame::Request { id, body }, Some(me)) => self.on_request(me, id, body).await,
+            (ClientFrame::Subscribe { docs }, Some(me)) => self.on_subscribe(me, docs).await,
+            (ClientFrame::Unsubscribe { docs }, Some(me)) => {
+                for doc in docs {
+                    self.state.hub.unsubscribe(me.conn, doc);
+                    self.subs.remove(&doc);
+                }
+                Ok(())
+            }
+            (ClientFrame::Push { doc, chunk, bytes }, Some(me)) => {
+                self.on_push(me, doc, chunk, bytes).await
+            }
+            (
+                ClientFrame::PushSnapshot {
+                    doc,
+                    covers_seq,
+                    blob,
+                    len,
+                },
+                Some(me),
+            ) => self.on_push_snapshot(me, doc, covers_seq, blob, len).await,
+            (ClientFrame::Ping { nonce }, Some(_)) => self.send(&ServerFrame::Pong { nonce }).await,
+            // Sign-in frames and Hello are handled above.
+            (frame, Some(_)) => {
+                let e =
+                    ErrorFrame::new(ErrorCode::UnexpectedFrame, "unexpected frame").about(&frame);
+                self.send_error(e).await
+            }
+        }
+    }
+
+    async fn on_hub(&mut self, msg: HubMsg) -> Flow {
+        match msg {
+            HubMsg::Chunk { doc, seq, frame } => match self.subs.get_mut(&doc) {
+                Some(delivered) if seq > *delivered => {
+                    *delivered = seq;
+                    self.send_bytes(frame).await
+                }
+                _ => Ok(()),
+            },
+            HubMsg::Event(frame) => self.send_bytes(frame).await,
+            HubMsg::Recheck => self.recheck_subscriptions().await,
+            HubMsg::Close { reason, message } => self.goodbye(reason, &message, None).await,
+        }
+    }
+
+    /// Sends a frame.
+    pub(crate) async fn send(&mut self, frame: &ServerFrame) -> Flow {
+        match codec::encode_server(frame) {
+            Ok(bytes) => self.send_bytes(Bytes::from(bytes)).await,
+            Err(e) => {
+                tracing::error!(error = %e, kind = frame.kind(), "cannot encode a frame");
+                let e = ErrorFrame::new(ErrorCode::Internal, "the answer could not be encoded");
+                match codec::encode_server(&ServerFrame::Error(e)) {
+                    Ok(bytes) => self.send_bytes(Bytes::from(bytes)).await,
+                    Err(_) => Err(Disconnect),
+                }
+            }
+        }
+    }
+
+    /// Sends an already encoded frame.
+    pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Flow {
+        let len = bytes.len() as u64;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes))).await {
+            Ok(Ok(())) => {
+                inc(&self.state.metrics.frames_out);
+                add(&self.state.metrics.bytes_out, len);
+                Ok(())
+            }
+            Ok(Err(_)) | Err(_) => Err(Disconnect),
+        }
+    }
+
+    /// Sends an error frame.
+    pub(crate) async fn send_error(&mut self, e: ErrorFrame) -> Flow {
+        inc(&self.state.metrics.errors);
+        tracing::debug!(code = e.code.name(), message = %e.message, "refused");
+        self.send(&ServerFrame::Error(e)).await
+    }
+
+    /// Sends an event to this connection.
+    pub(crate) async fn send_event(&mut self, event: ServerEvent) -> Flow {
+        self.send(&ServerFrame::Event(event)).await
+    }
+
+    /// Sends `Goodbye` and closes the socket.
+    pub(crate) async fn goodbye(
+        &mut self,
+        reason: ErrorCode,
+        message: &str,
+        retry_after_ms: Option<u64>,
+    ) -> Flow {
+        let _ = self
+            .send(&ServerFrame::goodbye(reason, message, retry_after_ms))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.sink.close()).await;
+        Err(Disconnect)
+    }
+
+    /// Cleans up when the connection ends: hub, presence, last seen.
+    async fn finish(&mut self) {
+        match &self.phase {
+            Phase::Challenged(challenge) => self.state.challenges.forget(challenge),
+            Phase::SignedIn(me) => {
+                let me = *me;
+                let now = now_ms();
+                let went_offline = self.state.hub.unregister(me.conn, now);
+                let device = me.device;
+                if let Err(e) = self
+                    .state
+                    .accounts(move |a| a.touch_device(device, now))
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record last seen");
+                }
+                if went_offline.is_some() {
+                    self.announce_presence(me.user, false, now).await;
+                }
+            }
+            Phase::Connected | Phase::Spent => {}
+        }
+    }
+}

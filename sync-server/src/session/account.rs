@@ -1,0 +1,196 @@
+//! Account requests (directory lookup, devices, link codes, profile) and presence.
+
+use std::{collections::HashSet, time::Instant};
+
+use doran_protocol::{
+    BlobHash, DeviceId, DeviceInfo, DirectoryEntry, ErrorCode, FamilyId, PresenceInfo, Response,
+    ServerEvent, UnixMillis, UserId,
+};
+
+use super::{Session, requests::Ctx, signin::link_code_hash};
+use crate::{
+    error::{ApiError, ApiResult},
+    hub::HubMsg,
+    rules,
+    state::now_ms,
+};
+
+/// Letters of link codes: Crockford base32 (no I, L, O, U).
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters in a link code (40 bits).
+const CODE_LEN: usize = 8;
+
+fn new_link_code() -> String {
+    let bytes: [u8; CODE_LEN] = rand::random();
+    bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(b % 32)]))
+        .collect()
+}
+
+fn wait_ms(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Ctx<'_> {
+    pub(super) async fn lookup_user(&self, email: String) -> ApiResult<Response> {
+        let now = Instant::now();
+        let limits = (
+            self.state.lookups_by_account.try_take(&self.me.user, now),
+            self.state.lookups_by_address.try_take(&self.peer, now),
+        );
+        if let (Err(wait), _) | (_, Err(wait)) = limits {
+            return Err(ApiError::rate_limited(wait_ms(wait)));
+        }
+        let email = rules::email(&email)?;
+        let found = self
+            .state
+            .accounts(move |a| a.user_by_email(&email))
+            .await?;
+        Ok(Response::UserFound(found.map(|u| DirectoryEntry {
+            user: u.id,
+            nickname: u.nickname,
+            avatar: u.avatar,
+        })))
+    }
+
+    pub(super) async fn list_devices(&self) -> ApiResult<Response> {
+        let user = self.me.user;
+        let devices = self.state.accounts(move |a| a.devices(user)).await?;
+        let online = self.state.hub.online_devices(&user);
+        let now = now_ms();
+        Ok(Response::Devices(
+            devices
+                .into_iter()
+                .map(|d| {
+                    let is_online = online.contains(&d.id);
+                    DeviceInfo {
+                        device: d.id,
+                        device_key: d.key,
+                        client: d.client,
+                        added_at: d.added_at,
+                        last_seen: if is_online { Some(now) } else { d.last_seen },
+                        online: is_online,
+                        revoked_at: d.revoked_at,
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    pub(super) async fn revoke_device(&self, device: DeviceId) -> ApiResult<Response> {
+        let user = self.me.user;
+        let now = now_ms();
+        self.state
+            .accounts(move |a| a.revoke_device(user, device, now))
+            .await?;
+        tracing::info!(%user, %device, "device revoked");
+        self.notify([&user], ServerEvent::DeviceRevoked { device });
+        self.state
+            .hub
+            .close_device(device, ErrorCode::DeviceRevoked, "this device was revoked");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn issue_link_code(&self) -> ApiResult<Response> {
+        let code = new_link_code();
+        let hash = link_code_hash(&code);
+        let expires_at = now_ms().saturating_add(self.state.config.limits.link_code_ttl_ms());
+        let (user, device) = (self.me.user, self.me.device);
+        self.state
+            .accounts(move |a| a.put_link_code(hash, user, device, expires_at))
+            .await?;
+        Ok(Response::LinkCode { code, expires_at })
+    }
+
+    pub(super) async fn set_profile(
+        &self,
+        nickname: String,
+        avatar: Option<BlobHash>,
+    ) -> ApiResult<Response> {
+        let nickname = rules::nickname(&nickname)?;
+        let user = self.me.user;
+        self.state
+            .accounts(move |a| a.set_profile(user, &nickname, avatar))
+            .await?;
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn list_presence(&self, family: FamilyId) -> ApiResult<Response> {
+        let (_, members) = self.member_of(family).await?;
+        let now = now_ms();
+        let mut list = Vec::with_capacity(members.len());
+        for m in members {
+            let online = self.state.hub.is_online(&m.user);
+            let last_seen = if online {
+                Some(now)
+            } else {
+                self.last_seen(m.user).await?
+            };
+            list.push(PresenceInfo {
+                user: m.user,
+                online,
+                last_seen,
+            });
+        }
+        Ok(Response::Presence(list))
+    }
+
+    /// When `user` was last connected: this process's memory, else the devices'
+    /// stored last-seen times.
+    async fn last_seen(&self, user: UserId) -> ApiResult<Option<UnixMillis>> {
+        if let Some(t) = self.state.hub.last_seen(&user) {
+            return Ok(Some(t));
+        }
+        let devices = self.state.accounts(move |a| a.devices(user)).await?;
+        Ok(devices.iter().filter_map(|d| d.last_seen).max())
+    }
+}
+
+impl Session {
+    /// Tells `user`'s co-members (every member of every family they share) that
+    /// they came online or went offline.
+    pub(super) async fn announce_presence(&self, user: UserId, online: bool, now: UnixMillis) {
+        let co_members = self
+            .state
+            .accounts(move |a| {
+                let mut users = HashSet::new();
+                for f in a.families_of(user)? {
+                    users.extend(a.members(f.id)?.into_iter().map(|m| m.user));
+                }
+                users.remove(&user);
+                Ok(users)
+            })
+            .await;
+        match co_members {
+            Ok(users) if !users.is_empty() => {
+                let info = PresenceInfo {
+                    user,
+                    online,
+                    last_seen: Some(now),
+                };
+                if let Some(msg) = HubMsg::event(ServerEvent::Presence(info)) {
+                    self.state.hub.send_to_users(&users, &msg);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%user, error = %e, "cannot announce presence"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_codes_use_the_unambiguous_alphabet() {
+        let code = new_link_code();
+        assert_eq!(code.len(), CODE_LEN);
+        assert!(code.bytes().all(|c| CODE_ALPHABET.contains(&c)));
+        assert_eq!(
+            link_code_hash(&format!(" {} ", code.to_lowercase())),
+            link_code_hash(&code)
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! Documents: subscribe (catch-up then live), push (durable, then ack and fan-out),
+//! snapshots, and access re-checks after membership changes.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use doran_protocol::{
+    BlobHash, ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
+    UserId, codec,
+};
+
+use super::{Flow, Me, Session};
+use crate::{
+    access::{DocAccess, Facts, doc_access},
+    error::{ApiError, ApiResult},
+    metrics::inc,
+    state::{AppState, now_ms},
+    store::{DocOwner, SnapshotRef},
+};
+
+/// Chunks read from the log per batch during catch-up.
+const CATCH_UP_BATCH: usize = 256;
+
+/// Who owns `doc` and what `user` may do with it; `NotFound` for an unknown doc.
+pub(crate) async fn access(
+    state: &AppState,
+    user: UserId,
+    doc: DocId,
+) -> ApiResult<(DocOwner, DocAccess)> {
+    state
+        .accounts(move |a| {
+            let Some(owner) = a.doc_owner(doc)? else {
+                return Ok(None);
+            };
+            let ids = |u| -> crate::store::StoreResult<Vec<FamilyId>> {
+                Ok(a.families_of(u)?.into_iter().map(|f| f.id).collect())
+            };
+            let mine = ids(user)?;
+            let owners = match owner {
+                DocOwner::Personal(o) if o != user => ids(o)?,
+                _ => Vec::new(),
+            };
+            let facts = Facts {
+                user,
+                user_families: &mine,
+                owner_families: &owners,
+            };
+            Ok(Some((owner, doc_access(owner, facts))))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such document"))
+}
+
+impl Session {
+    pub(super) async fn on_subscribe(&mut self, me: Me, docs: Vec<Subscription>) -> Flow {
+        for Subscription { doc, since } in docs {
+            match access(&self.state, me.user, doc).await {
+                Ok((_, a)) if a.read => self.catch_up(me, doc, since).await?,
+                Ok(_) => {
+                    let e = ErrorFrame::new(ErrorCode::Forbidden, "not readable").for_doc(doc);
+                    self.send_error(e).await?;
+                }
+                Err(e) => self.send_error(e.frame().for_doc(doc)).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the live subscription, then sends snapshot, chunks up to the head,
+    /// and `CaughtUp`. Live chunks queued meanwhile are forwarded afterwards, past the
+    /// head only.
+    async fn catch_up(&mut self, me: Me, doc: DocId, since: Seq) -> Flow {
+        self.state.hub.subscribe(me.conn, doc);
+        let head = self
+            .state
+            .logs(move |l| Ok((l.head(doc)?, l.snapshot(doc)?)))
+            .await;
+        let (head, snapshot) = match head {
+            Ok(v) => v,
+            Err(e) => {
+                self.state.hub.unsubscribe(me.conn, doc);
+                return self.send_error(e.frame().for_doc(doc)).await;
+            }
+        };
+        let mut cursor = since;
+        if let Some(s) = snapshot
+            && since < s.covers_seq
+        {
+            self.send(&ServerFrame::Snapshot {
+                doc,
+                covers_seq: s.covers_seq,
+                blob: s.blob,
+                len: s.len,
+            })
+            .await?;
+            cursor = s.covers_seq;
+        }
+        while cursor < head {
+            let from = cursor;
+            let batch = self
+                .state
+                .logs(move |l| l.read_since(doc, from, CATCH_UP_BATCH))
+                .await;
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    self.state.hub.unsubscribe(me.conn, doc);
+                    return self.send_error(e.frame().for_doc(doc)).await;
+                }
+            };
+            let full = batch.len() == CATCH_UP_BATCH;
+            for c in batch.into_iter().take_while(|c| c.seq <= head) {
+                cursor = c.seq;
+                self.send(&ServerFrame::Chunk {
+                    doc,
+                    seq: c.seq,
+                    chunk: c.chunk,
+                    bytes: c.bytes,
+                })
+                .await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        self.subs.insert(doc, head.max(since));
+        self.send(&ServerFrame::CaughtUp { doc, seq: head }).await
+    }
+
+    pub(super) async fn on_push(
+        &mut self,
+        me: Me,
+        doc: DocId,
+        chunk: ChunkId,
+        bytes: Vec<u8>,
+    ) -> Flow {
+        match self.push(me, doc, chunk, bytes).await {
+            Ok(seq) => self.send(&ServerFrame::Ack { doc, chunk, seq }).await,
+            Err(e) => {
+                self.send_error(e.frame().for_doc(doc).for_chunk(chunk))
+                    .await
+            }
+        }
+    }
+
+    /// Appends durably, then fans out to the other subscribers; returns the seq.
+    async fn push(&self, me: Me, doc: DocId, chunk: ChunkId, bytes: Vec<u8>) -> ApiResult<Seq> {
+        let (_, a) = access(&self.state, me.user, doc).await?;
+        if !a.write {
+            return Err(ApiError::forbidden("not writable"));
+        }
+        let state = &self.state;
+        let _order = state.hub.doc_lock(&doc).lock().await;
+        let now = now_ms();
+        let (appended, bytes) = state
+            .logs(move |l| Ok((l.append(doc, chunk, &bytes, now)?, bytes)))
+            .await?;
+        if appended.existed {
+            inc(&state.metrics.chunk_duplicates);
+            return Ok(appended.seq);
+        }
+        inc(&state.metrics.chunk_appends);
+        let started = Instant::now();
+        let frame = ServerFrame::Chunk {
+            doc,
+            seq: appended.seq,
+            chunk,
+            bytes,
+        };
+        match codec::encode_server(&frame) {
+            Ok(encoded) => {
+                let n = state
+                    .hub
+                    .fan_out(doc, appended.seq, Bytes::from(encoded), me.conn);
+                state.metrics.observe_fanout(started.elapsed());
+                tracing::debug!(%doc, seq = appended.seq, subscribers = n, "chunk appended");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a chunk for fan-out"),
+        }
+        Ok(appended.seq)
+    }
+
+    pub(super) async fn on_push_snapshot(
+        &mut self,
+        me: Me,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        len: u64,
+    ) -> Flow {
+        match self.push_snapshot(me, doc, covers_seq, blob, len).await {
+            Ok(()) => {
+                self.send(&ServerFrame::SnapshotAccepted { doc, covers_seq })
+                    .await
+            }
+            Err(e) => self.send_error(e.frame().for_doc(doc)).await,
+        }
+    }
+
+    async fn push_snapshot(
+        &self,
+        me: Me,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        len: u64,
+    ) -> ApiResult<()> {
+        let (owner, a) = access(&self.state, me.user, doc).await?;
+        if !a.write {
+            return Err(ApiError::forbidden("not writable"));
+        }
+        let user = me.user;
+        let granted = self
+            .state
+            .accounts(move |a| a.blob_granted(user, blob))
+            .await?;
+        let size = self.state.blobs(move |b| b.size(blob)).await?;
+        if !granted || size.is_none() {
+            return Err(ApiError::not_found("upload the snapshot blob first"));
+        }
+        if size != Some(len) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "len is not the blob's size",
+            ));
+        }
+        let snapshot = SnapshotRef {
+            covers_seq,
+            blob,
+            len,
+        };
+        let _order = self.state.hub.doc_lock(&doc).lock().await;
+        self.state
+            .logs(move |l| l.put_snapshot(doc, &snapshot))
+            .await?;
+        // Whoever may read the document may read its snapshot.
+        self.state
+            .accounts(move |a| {
+                let families = match owner {
+                    DocOwner::Family(f) => vec![f],
+                    DocOwner::Personal(u) => a.families_of(u)?.into_iter().map(|f| f.id).collect(),
+                };
+                for f in families {
+                    a.grant_blob(f, blob, len)?;
+                }
+                Ok(())
+            })
+            .await?;
+        tracing::info!(%doc, covers_seq, "snapshot recorded");
+        Ok(())
+    }
+
+    /// After a membership change: drops the subscriptions this user may no longer
+    /// read, with a `Forbidden` error frame for each.
+    pub(super) async fn recheck_subscriptions(&mut self) -> Flow {
+        let Some(me) = self.me() else {
+            return Ok(());
+        };
+        let docs: Vec<DocId> = self.subs.keys().copied().collect();
+        for doc in docs {
+            let keep = match access(&self.state, me.user, doc).await {
+                Ok((_, a)) => a.read,
+                // A storage hiccup is not a reason to cut a subscription.
+                Err(e) => e.code == ErrorCode::Internal,
+            };
+            if !keep {
+                self.state.hub.unsubscribe(me.conn, doc);
+                self.subs.remove(&doc);
+                let e = ErrorFrame::new(ErrorCode::Forbidden, "access to this document ended")
+                    .for_doc(doc);
+                self.send_error(e).await?;
+            }
+        }
+        Ok(())
+    }
+}

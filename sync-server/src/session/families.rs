@@ -1,0 +1,255 @@
+//! Family requests: create, rename, member names, remove, leave, delete, list.
+
+use doran_protocol::{
+    DocId, ErrorCode, FamilyId, FamilySummary, MemberInfo, MembershipChange, Response, Role,
+    ServerEvent, UserId,
+};
+
+use super::requests::Ctx;
+use crate::{
+    error::{ApiError, ApiResult},
+    rules,
+    state::now_ms,
+    store::{AccountStore, FamilyRecord, StoreResult},
+};
+
+/// A family as `user` sees it.
+pub(crate) fn summary(
+    a: &dyn AccountStore,
+    family: &FamilyRecord,
+    user: UserId,
+) -> StoreResult<FamilySummary> {
+    let members = a.members(family.id)?;
+    let role = if family.host == user {
+        Role::Host
+    } else {
+        Role::Member
+    };
+    Ok(FamilySummary {
+        family: family.id,
+        title: family.title.clone(),
+        role,
+        created_at: family.created_at,
+        members,
+    })
+}
+
+fn users(members: &[MemberInfo]) -> Vec<UserId> {
+    members.iter().map(|m| m.user).collect()
+}
+
+impl Ctx<'_> {
+    /// The family and its members, if the caller is one of them; `Forbidden`
+    /// otherwise (also for an unknown family, so ids cannot be probed).
+    pub(crate) async fn member_of(
+        &self,
+        family: FamilyId,
+    ) -> ApiResult<(FamilyRecord, Vec<MemberInfo>)> {
+        let found = self
+            .state
+            .accounts(move |a| match a.family(family)? {
+                Some(f) => Ok(Some((f, a.members(family)?))),
+                None => Ok(None),
+            })
+            .await?;
+        match found {
+            Some((f, members)) if members.iter().any(|m| m.user == self.me.user) => {
+                Ok((f, members))
+            }
+            _ => Err(ApiError::forbidden("not a member of this family")),
+        }
+    }
+
+    /// Like [`member_of`](Self::member_of), and the caller must be the host.
+    pub(crate) async fn host_of(
+        &self,
+        family: FamilyId,
+    ) -> ApiResult<(FamilyRecord, Vec<MemberInfo>)> {
+        let (f, members) = self.member_of(family).await?;
+        if f.host != self.me.user {
+            return Err(ApiError::forbidden("only the host may do this"));
+        }
+        Ok((f, members))
+    }
+
+    pub(super) async fn create_family(
+        &self,
+        family: FamilyId,
+        title: String,
+        my_name: String,
+    ) -> ApiResult<Response> {
+        let title = rules::family_title(&title)?;
+        let name = rules::member_name(&my_name)?;
+        let user = self.me.user;
+        let now = now_ms();
+        let summary = self
+            .state
+            .accounts(move |a| {
+                a.create_family(family, &title, user, &name, now)?;
+                let record = a
+                    .family(family)?
+                    .ok_or(crate::store::StoreError::NotFound("family"))?;
+                summary(a, &record, user)
+            })
+            .await?;
+        tracing::info!(%family, %user, "family created");
+        Ok(Response::FamilyCreated(summary))
+    }
+
+    pub(super) async fn rename_family(
+        &self,
+        family: FamilyId,
+        title: String,
+    ) -> ApiResult<Response> {
+        let (_, members) = self.host_of(family).await?;
+        let title = rules::family_title(&title)?;
+        let t = title.clone();
+        self.state
+            .accounts(move |a| a.rename_family(family, &t))
+            .await?;
+        self.notify(
+            &users(&members),
+            ServerEvent::FamilyRenamed { family, title },
+        );
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn set_member_name(
+        &self,
+        family: FamilyId,
+        user: UserId,
+        name: String,
+    ) -> ApiResult<Response> {
+        let (f, members) = self.member_of(family).await?;
+        if user != self.me.user && f.host != self.me.user {
+            return Err(ApiError::forbidden(
+                "only the member or the host may rename",
+            ));
+        }
+        if !members.iter().any(|m| m.user == user) {
+            return Err(ApiError::not_found("not a member"));
+        }
+        let name = rules::member_name(&name)?;
+        let members = self
+            .state
+            .accounts(move |a| {
+                a.set_member_name(family, user, &name)?;
+                a.members(family)
+            })
+            .await?;
+        self.notify(
+            &users(&members),
+            ServerEvent::MembershipChanged {
+                family,
+                members: members.clone(),
+                change: MembershipChange::Renamed { user },
+            },
+        );
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn remove_member(
+        &self,
+        family: FamilyId,
+        user: UserId,
+    ) -> ApiResult<Response> {
+        let (f, members) = self.host_of(family).await?;
+        if user == f.host {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the host cannot be removed; delete the family instead",
+            ));
+        }
+        if !members.iter().any(|m| m.user == user) {
+            return Err(ApiError::not_found("not a member"));
+        }
+        let by = self.me.user;
+        self.membership_ends(family, user, MembershipChange::Removed { user, by })
+            .await
+    }
+
+    pub(super) async fn leave_family(&self, family: FamilyId) -> ApiResult<Response> {
+        let (f, _) = self.member_of(family).await?;
+        let user = self.me.user;
+        if f.host == user {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the host deletes the family instead of leaving",
+            ));
+        }
+        self.membership_ends(family, user, MembershipChange::Left { user })
+            .await
+    }
+
+    /// Removes `user`, tells the remaining members and `user`, and makes everyone
+    /// concerned re-check their subscriptions.
+    async fn membership_ends(
+        &self,
+        family: FamilyId,
+        user: UserId,
+        change: MembershipChange,
+    ) -> ApiResult<Response> {
+        let members = self
+            .state
+            .accounts(move |a| {
+                a.remove_member(family, user)?;
+                a.members(family)
+            })
+            .await?;
+        let mut told = users(&members);
+        told.push(user);
+        self.notify(
+            &told,
+            ServerEvent::MembershipChanged {
+                family,
+                members,
+                change,
+            },
+        );
+        self.recheck(&told);
+        tracing::info!(%family, %user, ?change, "membership ended");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn delete_family(&self, family: FamilyId) -> ApiResult<Response> {
+        let (_, members) = self.host_of(family).await?;
+        let now = now_ms();
+        let invites = self
+            .state
+            .accounts(move |a| {
+                let pending = a.invites_of_family(family, now)?;
+                a.delete_family(family)?;
+                Ok(pending)
+            })
+            .await?;
+        let doc = DocId::from(family);
+        if let Err(e) = self.state.logs(move |l| l.drop_doc(doc)).await {
+            tracing::warn!(%family, error = %e, "family deleted but its log was not dropped");
+        }
+        let told = users(&members);
+        self.notify(&told, ServerEvent::FamilyDeleted { family });
+        for i in invites {
+            self.notify(
+                [&i.invitee],
+                ServerEvent::InviteWithdrawn { invite: i.invite },
+            );
+        }
+        self.recheck(&told);
+        tracing::info!(%family, "family deleted");
+        Ok(Response::Done)
+    }
+
+    pub(super) async fn list_families(&self) -> ApiResult<Response> {
+        let user = self.me.user;
+        let list = self
+            .state
+            .accounts(move |a| {
+                a.families_of(user)?
+                    .iter()
+                    .map(|f| summary(a, f, user))
+                    .collect::<StoreResult<Vec<_>>>()
+            })
+            .await?;
+        Ok(Response::Families(list))
+    }
+}

@@ -1,0 +1,97 @@
+//! `Request` frames: dispatch to the family, invite and account handlers, answer
+//! with a `Response` or an error frame carrying the request id.
+
+use std::net::IpAddr;
+
+use doran_protocol::{Request, RequestId, Response, ServerEvent, ServerFrame, UserId};
+
+use super::{Flow, Me, Session};
+use crate::{error::ApiResult, hub::HubMsg, state::AppState};
+
+/// What a request handler knows: the state, the caller, their address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) me: Me,
+    pub(crate) peer: IpAddr,
+}
+
+impl Session {
+    pub(super) async fn on_request(&mut self, me: Me, id: RequestId, body: Request) -> Flow {
+        let kind = body.kind();
+        let result = {
+            let ctx = Ctx {
+                state: &self.state,
+                me,
+                peer: self.peer.ip(),
+            };
+            ctx.handle(body).await
+        };
+        match result {
+            Ok(body) => {
+                tracing::debug!(user = %me.user, request = kind, "done");
+                self.send(&ServerFrame::Response { id, body }).await
+            }
+            Err(e) => self.send_error(e.frame().for_request(id)).await,
+        }
+    }
+}
+
+impl Ctx<'_> {
+    async fn handle(&self, body: Request) -> ApiResult<Response> {
+        match body {
+            Request::CreateFamily {
+                family,
+                title,
+                my_name,
+            } => self.create_family(family, title, my_name).await,
+            Request::RenameFamily { family, title } => self.rename_family(family, title).await,
+            Request::SetMemberName { family, user, name } => {
+                self.set_member_name(family, user, name).await
+            }
+            Request::RemoveMember { family, user } => self.remove_member(family, user).await,
+            Request::LeaveFamily { family } => self.leave_family(family).await,
+            Request::DeleteFamily { family } => self.delete_family(family).await,
+            Request::ListFamilies => self.list_families().await,
+            Request::LookupUser { email } => self.lookup_user(email).await,
+            Request::SendInvite {
+                invite,
+                family,
+                invitee,
+                proposed_name,
+                signature,
+            } => {
+                self.send_invite(invite, family, invitee, proposed_name, signature)
+                    .await
+            }
+            Request::AnswerInvite {
+                invite,
+                accept,
+                signature,
+            } => self.answer_invite(invite, accept, signature).await,
+            Request::WithdrawInvite { invite } => self.withdraw_invite(invite).await,
+            Request::ListInvites => self.list_invites().await,
+            Request::ListDevices => self.list_devices().await,
+            Request::RevokeDevice { device } => self.revoke_device(device).await,
+            Request::IssueLinkCode => self.issue_link_code().await,
+            Request::SetProfile { nickname, avatar } => self.set_profile(nickname, avatar).await,
+            Request::ListPresence { family } => self.list_presence(family).await,
+        }
+    }
+
+    /// Sends `event` to every connection of `users`.
+    pub(crate) fn notify<'u>(
+        &self,
+        users: impl IntoIterator<Item = &'u UserId>,
+        event: ServerEvent,
+    ) {
+        if let Some(msg) = HubMsg::event(event) {
+            self.state.hub.send_to_users(users, &msg);
+        }
+    }
+
+    /// Makes every connection of `users` re-check its subscriptions.
+    pub(crate) fn recheck<'u>(&self, users: impl IntoIterator<Item = &'u UserId>) {
+        self.state.hub.send_to_users(users, &HubMsg::Recheck);
+    }
+}

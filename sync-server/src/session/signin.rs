@@ -1,0 +1,308 @@
+//! `Hello`, the challenge, and its four answers.
+
+use doran_protocol::{
+    Challenge, ClientFrame, DeviceId, DeviceInfo, DocId, ErrorCode, ErrorFrame, PROTOCOL_VERSION,
+    PublicKey, ServerEvent, ServerFrame, UserId, signing,
+};
+
+use super::{Flow, Me, Phase, Session};
+use crate::{
+    auth::verify,
+    error::{ApiError, ApiResult},
+    hub::HubMsg,
+    rules,
+    state::now_ms,
+    store::{NewDevice, NewUser},
+};
+
+/// Who an accepted answer signed in.
+struct SignedIn {
+    user: UserId,
+    device: DeviceId,
+    personal_doc: DocId,
+    /// A device added by recovery or a link code (the others are told).
+    added: Option<DeviceInfo>,
+}
+
+/// Link codes are compared in upper case without surrounding spaces.
+pub(crate) fn link_code_hash(code: &str) -> [u8; 32] {
+    *blake3::hash(code.trim().to_uppercase().as_bytes()).as_bytes()
+}
+
+impl Session {
+    pub(super) async fn on_hello(&mut self, version: u16, client: String) -> Flow {
+        if version != PROTOCOL_VERSION {
+            let message = format!("this relay speaks protocol {PROTOCOL_VERSION}, not {version}");
+            self.send_error(ErrorFrame::new(
+                ErrorCode::UnsupportedProtocolVersion,
+                message.clone(),
+            ))
+            .await?;
+            return self
+                .goodbye(ErrorCode::UnsupportedProtocolVersion, &message, None)
+                .await;
+        }
+        if let Phase::Challenged(old) = &self.phase {
+            self.state.challenges.forget(old);
+        }
+        self.client = client;
+        let challenge = self.state.challenges.issue(now_ms());
+        self.phase = Phase::Challenged(challenge.clone());
+        self.send(&ServerFrame::Challenge(challenge)).await
+    }
+
+    /// An answer to the challenge: consumes it, then registers or signs in.
+    pub(super) async fn on_answer(&mut self, frame: ClientFrame) -> Flow {
+        let challenge = match std::mem::replace(&mut self.phase, Phase::Spent) {
+            Phase::Challenged(challenge) => challenge,
+            Phase::Connected => {
+                self.phase = Phase::Connected;
+                let e = ErrorFrame::new(ErrorCode::UnexpectedFrame, "send Hello first");
+                return self.send_error(e).await;
+            }
+            other => {
+                self.phase = other;
+                let e = ErrorFrame::new(
+                    ErrorCode::ChallengeReplayed,
+                    "the challenge was already answered; send Hello for a new one",
+                );
+                return self.send_error(e).await;
+            }
+        };
+        let kind = frame.kind();
+        match self.answer(&challenge, frame).await {
+            Ok(signed) => self.signed_in(signed).await,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, kind, code = e.code.name(), "sign-in refused");
+                self.send_error(e.frame()).await
+            }
+        }
+    }
+
+    async fn answer(&self, challenge: &Challenge, frame: ClientFrame) -> ApiResult<SignedIn> {
+        self.state.challenges.redeem(challenge, now_ms())?;
+        match frame {
+            ClientFrame::Register {
+                email,
+                nickname,
+                personal_doc,
+                user_key,
+                device,
+                device_key,
+                user_signature,
+                device_signature,
+            } => {
+                let args = (
+                    &email,
+                    &nickname,
+                    &personal_doc,
+                    &user_key,
+                    &device,
+                    &device_key,
+                );
+                let user_msg = signing::register_user_message(
+                    challenge, args.0, args.1, args.2, args.3, args.4, args.5,
+                );
+                let device_msg = signing::register_device_message(
+                    challenge, args.0, args.1, args.2, args.3, args.4, args.5,
+                );
+                verify(&user_key, &user_msg, &user_signature)?;
+                verify(&device_key, &device_msg, &device_signature)?;
+                let email = rules::email(&email)?;
+                let nickname = rules::nickname(&nickname)?;
+                let now = now_ms();
+                let user = NewUser {
+                    id: UserId::random(),
+                    email,
+                    nickname,
+                    user_key,
+                    personal_doc,
+                    created_at: now,
+                };
+                let first = self.new_device(device, device_key, now);
+                let id = user.id;
+                self.state
+                    .accounts(move |a| a.create_user(&user, &first))
+                    .await?;
+                tracing::info!(user = %id, %device, "registered");
+                Ok(SignedIn {
+                    user: id,
+                    device,
+                    personal_doc,
+                    added: None,
+                })
+            }
+            ClientFrame::SignIn {
+                user,
+                device,
+                signature,
+            } => {
+                let (found, record) = self
+                    .state
+                    .accounts(move |a| Ok((a.user(user)?, a.device(device)?)))
+                    .await?;
+                let found =
+                    found.ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+                let record = record
+                    .filter(|d| d.user == user)
+                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "no such device"))?;
+                if record.revoked_at.is_some() {
+                    return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
+                }
+                verify(
+                    &record.key,
+                    &signing::signin_message(challenge, &user, &device),
+                    &signature,
+                )?;
+                Ok(SignedIn {
+                    user,
+                    device,
+                    personal_doc: found.personal_doc,
+                    added: None,
+                })
+            }
+            ClientFrame::Recover {
+                user_key,
+                device,
+                device_key,
+                user_signature,
+                device_signature,
+            } => {
+                let user_msg =
+                    signing::recover_user_message(challenge, &user_key, &device, &device_key);
+                let device_msg =
+                    signing::recover_device_message(challenge, &user_key, &device, &device_key);
+                verify(&user_key, &user_msg, &user_signature)?;
+                verify(&device_key, &device_msg, &device_signature)?;
+                let found = self
+                    .state
+                    .accounts(move |a| a.user_by_key(&user_key))
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no user has this key"))?;
+                self.add_device(found.id, found.personal_doc, device, device_key)
+                    .await
+            }
+            ClientFrame::LinkDevice {
+                code,
+                device,
+                device_key,
+                signature,
+            } => {
+                let msg = signing::link_device_message(challenge, &code, &device, &device_key);
+                verify(&device_key, &msg, &signature)?;
+                let hash = link_code_hash(&code);
+                let now = now_ms();
+                let user = self
+                    .state
+                    .accounts(move |a| a.take_link_code(hash, now))
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::new(ErrorCode::InvalidLinkCode, "unknown or expired code")
+                    })?;
+                let found = self
+                    .state
+                    .accounts(move |a| a.user(user))
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+                self.add_device(user, found.personal_doc, device, device_key)
+                    .await
+            }
+            other => Err(ApiError::new(
+                ErrorCode::UnexpectedFrame,
+                format!("{} does not answer a challenge", other.kind()),
+            )),
+        }
+    }
+
+    fn new_device(&self, id: DeviceId, key: PublicKey, now: u64) -> NewDevice {
+        NewDevice {
+            id,
+            key,
+            client: self.client.clone(),
+            added_at: now,
+        }
+    }
+
+    async fn add_device(
+        &self,
+        user: UserId,
+        personal_doc: DocId,
+        device: DeviceId,
+        device_key: PublicKey,
+    ) -> ApiResult<SignedIn> {
+        let now = now_ms();
+        let new = self.new_device(device, device_key, now);
+        let info = DeviceInfo {
+            device,
+            device_key,
+            client: new.client.clone(),
+            added_at: now,
+            last_seen: Some(now),
+            online: true,
+            revoked_at: None,
+        };
+        self.state
+            .accounts(move |a| a.add_device(user, &new))
+            .await?;
+        tracing::info!(%user, %device, "device added");
+        Ok(SignedIn {
+            user,
+            device,
+            personal_doc,
+            added: Some(info),
+        })
+    }
+
+    /// Registers the signed-in connection, answers `SignedIn`, then delivers pending
+    /// invites and announces presence.
+    async fn signed_in(&mut self, signed: SignedIn) -> Flow {
+        let SignedIn {
+            user,
+            device,
+            personal_doc,
+            added,
+        } = signed;
+        let now = now_ms();
+        let families = self
+            .state
+            .accounts(move |a| {
+                a.touch_device(device, now)?;
+                Ok((a.families_of(user)?, a.invites_for(user, now)?))
+            })
+            .await;
+        let (families, invites) = match families {
+            Ok(v) => v,
+            Err(e) => return self.send_error(e.frame()).await,
+        };
+        let (registered, rx) = self.state.hub.register(user, device, self.cancel.clone());
+        self.hub_rx = Some(rx);
+        self.phase = Phase::SignedIn(Me {
+            user,
+            device,
+            conn: registered.id,
+        });
+        tracing::info!(%user, %device, peer = %self.peer, "signed in");
+        self.send(&ServerFrame::SignedIn {
+            user,
+            device,
+            server_time: now,
+            personal_doc,
+            families: families.iter().map(|f| f.id).collect(),
+        })
+        .await?;
+        if let Some(info) = added
+            && let Some(msg) = HubMsg::event(ServerEvent::DeviceAdded(info))
+        {
+            self.state
+                .hub
+                .send_to_user_except(&user, registered.id, &msg);
+        }
+        for invite in invites {
+            self.send_event(ServerEvent::InviteReceived(invite)).await?;
+        }
+        if registered.came_online {
+            self.announce_presence(user, true, now).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! [`AppState`]: everything the handlers share, built once at start.
+
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use doran_protocol::{UnixMillis, UserId};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    auth::{Challenges, HttpAuth},
+    config::Config,
+    error::{ApiError, ApiResult},
+    hub::Hub,
+    metrics::Metrics,
+    rate::{ConnectionCounter, KeyedLimiter},
+    store::{AccountStore, BlobStore, LogStore, StoreResult},
+};
+
+/// The three stores the relay runs on.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Users, devices, families, invites, link codes, ownership and blob grants.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Document logs.
+    pub logs: Arc<dyn LogStore>,
+    /// Blob bytes.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Shared state of the relay: stores, the hub of live connections, auth, limits,
+/// metrics and the shutdown signal.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration it was started with.
+    pub config: Config,
+    /// The stores (synchronous; call through [`AppState::accounts`] and friends).
+    pub stores: Stores,
+    /// Live connections, subscriptions and presence.
+    pub hub: Hub,
+    /// Sign-in challenges.
+    pub challenges: Challenges,
+    /// Signed HTTP requests.
+    pub http_auth: HttpAuth,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Cancelled on SIGTERM/SIGINT: connections say goodbye and close.
+    pub shutdown: CancellationToken,
+    /// Every connection task, waited for on shutdown.
+    pub tasks: TaskTracker,
+    /// Websocket connections per address.
+    pub connections: ConnectionCounter,
+    /// Blob uploads in progress.
+    pub uploads: Arc<Semaphore>,
+    /// Directory lookups per account.
+    pub lookups_by_account: KeyedLimiter<UserId>,
+    /// Directory lookups per address.
+    pub lookups_by_address: KeyedLimiter<IpAddr>,
+}
+
+impl AppState {
+    /// State over `stores` with `config`.
+    pub fn new(config: Config, stores: Stores) -> Arc<Self> {
+        let l = &config.limits;
+        Arc::new(AppState {
+            hub: Hub::new(l.outbound_queue),
+            challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
+            http_auth: HttpAuth::new(l.http_clock_skew()),
+            metrics: Metrics::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            connections: ConnectionCounter::new(l.max_connections_per_ip),
+            uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
+            lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
+            lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
+            stores,
+            config,
+        })
+    }
+
+    /// Runs `f` on the account store in the blocking pool.
+    pub async fn accounts<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn AccountStore) -> StoreResult<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.stores.accounts);
+        blocking(move || f(store.as_ref())).await
+    }
+
+    /// Runs `f` on the log store in the blocking pool.
+    pub async fn logs<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn LogStore) -> StoreResult<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.stores.logs);
+        blocking(move || f(store.as_ref())).await
+    }
+
+    /// Runs `f` on the blob store in the blocking pool.
+    pub async fn blobs<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn BlobStore) -> StoreResult<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.stores.blobs);
+        blocking(move || f(store.as_ref())).await
+    }
+}
+
+/// Runs a synchronous store call in tokio's blocking pool.
+pub async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "store task failed");
+            Err(ApiError::internal("storage task failed"))
+        }
+    }
+}
+
+/// The relay's clock: unix milliseconds.
+pub fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
