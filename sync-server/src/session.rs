@@ -176,22 +176,21 @@ impl Session {
     }
 
     async fn on_message(&mut self, msg: Message) -> Flow {
-        let bytes = match msg {
-            Message::Binary(bytes) => bytes,
-            Message::Text(_) => {
-                return self
-                    .send_error(ErrorFrame::new(
-                        ErrorCode::MalformedFrame,
-                        "frames are binary messages",
-                    ))
-                    .await;
+        // Every message but Close takes a token: text and websocket pings are not
+        // frames, but a flood of them must be limited (and closed) like one of frames.
+        let decoded = match msg {
+            Message::Binary(bytes) => {
+                inc(&self.state.metrics.frames_in);
+                add(&self.state.metrics.bytes_in, bytes.len() as u64);
+                Some(codec::decode_client_checked(&bytes))
             }
+            Message::Text(_) => Some(Err(ErrorFrame::new(
+                ErrorCode::MalformedFrame,
+                "frames are binary messages",
+            ))),
             Message::Close(_) => return Err(Disconnect),
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) => None,
         };
-        inc(&self.state.metrics.frames_in);
-        add(&self.state.metrics.bytes_in, bytes.len() as u64);
-        let decoded = codec::decode_client_checked(&bytes);
         if let Err(wait) = self.bucket.try_take(Instant::now().into_std()) {
             self.strikes += 1;
             if self.strikes > self.state.config.limits.rate_limit_strikes {
@@ -202,15 +201,16 @@ impl Session {
             }
             let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             let mut e = ErrorFrame::new(ErrorCode::RateLimited, "too many frames").retry_after(ms);
-            if let Ok(frame) = &decoded {
+            if let Some(Ok(frame)) = &decoded {
                 e = e.about(frame);
             }
             return self.send_error(e).await;
         }
         self.strikes = 0;
         match decoded {
-            Ok(frame) => self.on_frame(frame).await,
-            Err(e) => self.send_error(e).await,
+            Some(Ok(frame)) => self.on_frame(frame).await,
+            Some(Err(e)) => self.send_error(e).await,
+            None => Ok(()),
         }
     }
 

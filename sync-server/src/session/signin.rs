@@ -190,6 +190,16 @@ impl Session {
             } => {
                 let msg = signing::link_device_message(challenge, &code, &device, &device_key);
                 verify(&device_key, &msg, &signature)?;
+                // Refuse a taken device id before the code is used up: a refused
+                // answer must not cost the user their code.
+                if self
+                    .state
+                    .accounts(move |a| a.device(device))
+                    .await?
+                    .is_some()
+                {
+                    return Err(ApiError::new(ErrorCode::AlreadyExists, "device id taken"));
+                }
                 let hash = link_code_hash(&code);
                 let now = now_ms();
                 let user = self

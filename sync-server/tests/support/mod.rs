@@ -397,3 +397,430 @@ pub async fn http(
         body: raw[split + 4..].to_vec(),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the hostile-client suite (relay_hostile.rs). They only add to the
+// ones above.
+
+/// The server id every test relay is started with (`--server-id`).
+pub const SERVER_ID: &str = "test-relay";
+
+impl Server {
+    /// Like [`start_with`](Self::start_with), with a JSON configuration file (see
+    /// `doran_server::config`) written next to the data directory's contents.
+    pub fn start_with_config(data_dir: &Path, json: &str, extra: &[&str]) -> Server {
+        let path = data_dir.join("hostile-config.json");
+        std::fs::write(&path, json).expect("write the config file");
+        let path = path.to_str().expect("a UTF-8 path").to_owned();
+        let mut args = vec!["--config", path.as_str()];
+        args.extend_from_slice(extra);
+        Server::start_with(data_dir, &args)
+    }
+}
+
+impl Identity {
+    /// The public device key.
+    pub fn device_public(&self) -> PublicKey {
+        public(&self.device_key)
+    }
+
+    /// The public user key.
+    pub fn user_public(&self) -> PublicKey {
+        public(&self.user_key)
+    }
+
+    /// Another device of the same user: a fresh device id and device key.
+    pub fn another_device(&self) -> Identity {
+        Identity {
+            device_key: SigningKey::from_bytes(&rand::random()),
+            device: DeviceId::random(),
+            ..self.clone()
+        }
+    }
+
+    /// A `SendInvite` request, signed by this device.
+    pub fn invite_request(
+        &self,
+        invite: doran_protocol::InviteId,
+        family: doran_protocol::FamilyId,
+        invitee: UserId,
+        proposed_name: &str,
+    ) -> Request {
+        let msg = signing::invite_message(
+            SERVER_ID,
+            &invite,
+            &family,
+            &self.user(),
+            &self.device,
+            &invitee,
+            proposed_name,
+        );
+        Request::SendInvite {
+            invite,
+            family,
+            invitee,
+            proposed_name: proposed_name.into(),
+            signature: self.sign_device(&msg),
+        }
+    }
+
+    /// An `AnswerInvite` request, signed by this device.
+    pub fn answer_request(&self, invite: doran_protocol::InviteId, accept: bool) -> Request {
+        let msg =
+            signing::invite_answer_message(SERVER_ID, &invite, &self.user(), &self.device, accept);
+        Request::AnswerInvite {
+            invite,
+            accept,
+            signature: self.sign_device(&msg),
+        }
+    }
+
+    /// The `Recover` frame answering `challenge` (this identity's user key and device).
+    pub fn recover_frame(&self, challenge: &Challenge) -> ClientFrame {
+        let (uk, dk) = (public(&self.user_key), public(&self.device_key));
+        let user_msg = signing::recover_user_message(challenge, &uk, &self.device, &dk);
+        let device_msg = signing::recover_device_message(challenge, &uk, &self.device, &dk);
+        ClientFrame::Recover {
+            user_key: uk,
+            device: self.device,
+            device_key: dk,
+            user_signature: sign(&self.user_key, &user_msg),
+            device_signature: sign(&self.device_key, &device_msg),
+        }
+    }
+
+    /// The `LinkDevice` frame redeeming `code` for this identity's device.
+    pub fn link_frame(&self, challenge: &Challenge, code: &str) -> ClientFrame {
+        let dk = public(&self.device_key);
+        let msg = signing::link_device_message(challenge, code, &self.device, &dk);
+        ClientFrame::LinkDevice {
+            code: code.into(),
+            device: self.device,
+            device_key: dk,
+            signature: self.sign_device(&msg),
+        }
+    }
+}
+
+/// What a fresh subscription to a document shows: its snapshot, its chunks and the
+/// head it caught up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocView {
+    /// `(covers_seq, blob)` of the snapshot served, if any.
+    pub snapshot: Option<(doran_protocol::Seq, doran_protocol::BlobHash)>,
+    /// `(seq, bytes)` of every chunk served, in order.
+    pub chunks: Vec<(doran_protocol::Seq, Vec<u8>)>,
+    /// The seq of `CaughtUp`.
+    pub head: doran_protocol::Seq,
+}
+
+impl Client {
+    /// Hello with any protocol version; the next relevant frame.
+    pub async fn hello_version(&mut self, version: u16) -> ServerFrame {
+        self.send(&ClientFrame::Hello {
+            protocol_version: version,
+            client: "relay-test/1".into(),
+        })
+        .await;
+        self.next_relevant().await
+    }
+
+    /// The next frame that is not an event, which must be an error frame.
+    pub async fn refusal(&mut self) -> ErrorFrame {
+        loop {
+            match self.next().await {
+                Some(ServerFrame::Event(_)) => continue,
+                Some(ServerFrame::Error(e)) => return e,
+                Some(other) => panic!("expected an error frame, got {other:?}"),
+                None => panic!("expected an error frame, the socket closed"),
+            }
+        }
+    }
+
+    /// Pings and expects the `Pong` as the next frame that is not an event: nothing
+    /// else (a chunk, an ack, an error) was queued for this connection.
+    pub async fn quiet(&mut self, nonce: u64) {
+        self.send(&ClientFrame::Ping { nonce }).await;
+        loop {
+            match self.next().await {
+                Some(ServerFrame::Event(_)) => continue,
+                Some(ServerFrame::Pong { nonce: n }) if n == nonce => return,
+                Some(other) => panic!("expected only Pong({nonce}), got {other:?}"),
+                None => panic!("expected Pong({nonce}), the socket closed"),
+            }
+        }
+    }
+
+    /// Subscribes to `doc` from `since` and reads its catch-up, or the error about it.
+    pub async fn subscribe_view(
+        &mut self,
+        doc: DocId,
+        since: doran_protocol::Seq,
+    ) -> Result<DocView, ErrorFrame> {
+        self.send(&ClientFrame::Subscribe {
+            docs: vec![doran_protocol::Subscription { doc, since }],
+        })
+        .await;
+        let mut view = DocView {
+            snapshot: None,
+            chunks: Vec::new(),
+            head: 0,
+        };
+        loop {
+            match self.next().await.expect("the socket is open") {
+                ServerFrame::Snapshot {
+                    doc: d,
+                    covers_seq,
+                    blob,
+                    ..
+                } if d == doc => view.snapshot = Some((covers_seq, blob)),
+                ServerFrame::Chunk {
+                    doc: d, seq, bytes, ..
+                } if d == doc => view.chunks.push((seq, bytes)),
+                ServerFrame::CaughtUp { doc: d, seq } if d == doc => {
+                    view.head = seq;
+                    return Ok(view);
+                }
+                ServerFrame::Error(e) if e.doc == Some(doc) => return Err(e),
+                _ => {}
+            }
+        }
+    }
+
+    /// Pushes `bytes` to `doc` and waits for its ack (the seq) or its refusal.
+    pub async fn push_ack(
+        &mut self,
+        doc: DocId,
+        bytes: Vec<u8>,
+    ) -> Result<doran_protocol::Seq, ErrorFrame> {
+        let chunk = doran_protocol::ChunkId::of(&bytes);
+        self.send(&ClientFrame::push(doc, bytes)).await;
+        self.until(|f| match f {
+            ServerFrame::Ack {
+                doc: d,
+                chunk: c,
+                seq,
+            } if *d == doc && *c == chunk => Some(Ok(*seq)),
+            ServerFrame::Error(e) if e.doc == Some(doc) && e.chunk == Some(chunk) => {
+                Some(Err(e.clone()))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Creates a family with a random id; returns the id.
+    pub async fn create_family(&mut self, title: &str, my_name: &str) -> doran_protocol::FamilyId {
+        let family = doran_protocol::FamilyId::random();
+        self.request(Request::CreateFamily {
+            family,
+            title: title.into(),
+            my_name: my_name.into(),
+        })
+        .await
+        .expect("family created");
+        family
+    }
+
+    /// `ListFamilies`.
+    pub async fn families(&mut self) -> Vec<doran_protocol::FamilySummary> {
+        match self.request(Request::ListFamilies).await {
+            Ok(Response::Families(list)) => list,
+            other => panic!("expected Families, got {other:?}"),
+        }
+    }
+
+    /// `ListInvites`.
+    pub async fn invites(&mut self) -> Vec<doran_protocol::InviteInfo> {
+        match self.request(Request::ListInvites).await {
+            Ok(Response::Invites(list)) => list,
+            other => panic!("expected Invites, got {other:?}"),
+        }
+    }
+
+    /// `ListDevices`, as `(device, key, revoked_at)` (the parts a refusal must not
+    /// change; last-seen times move on their own).
+    pub async fn devices(
+        &mut self,
+    ) -> Vec<(DeviceId, PublicKey, Option<doran_protocol::UnixMillis>)> {
+        match self.request(Request::ListDevices).await {
+            Ok(Response::Devices(list)) => list
+                .into_iter()
+                .map(|d| (d.device, d.device_key, d.revoked_at))
+                .collect(),
+            other => panic!("expected Devices, got {other:?}"),
+        }
+    }
+}
+
+/// Like [`signed_headers`], with a chosen request time (stale or future).
+pub fn signed_headers_at(
+    id: &Identity,
+    method: &str,
+    path: &str,
+    time: u64,
+) -> Vec<(String, String)> {
+    let sig = id.sign_device(&doran_server::auth::http_message(method, path, time));
+    vec![
+        ("x-doran-device".into(), id.device.to_string()),
+        ("x-doran-time".into(), time.to_string()),
+        ("x-doran-signature".into(), sig.to_string()),
+    ]
+}
+
+/// Now on the local clock (the relay's clock too: same machine), in unix ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// A normal client still works: registers a fresh user, signs in a second
+/// connection of the same device, and a push on one connection is acked and
+/// delivered live to the other. `tag` keeps emails unique per call.
+pub async fn assert_relay_works(server: &Server, tag: &str) {
+    let mut id = Identity::new(&format!("normal-{tag}@example.com"), "normal user");
+    let mut first = Client::register(server, &mut id).await;
+    let mut second = Client::sign_in(server, &id).await;
+    let doc = id.personal_doc;
+    let view = second
+        .subscribe_view(doc, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{tag}: the owner reads their personal doc: {e:?}"));
+    let bytes = format!("still works after {tag}").into_bytes();
+    let seq = first
+        .push_ack(doc, bytes.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{tag}: the owner pushes: {e:?}"));
+    assert_eq!(seq, view.head + 1, "{tag}: the push is the next seq");
+    let live = second
+        .until(|f| match f {
+            ServerFrame::Chunk {
+                doc: d, seq, bytes, ..
+            } if *d == doc => Some((*seq, bytes.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(live, (seq, bytes), "{tag}: the chunk is delivered live");
+    let family = first.create_family("가족", "나").await;
+    assert!(
+        second.families().await.iter().any(|f| f.family == family),
+        "{tag}: the new family is listed"
+    );
+}
+
+impl Client {
+    /// Sends raw bytes as a binary message; `false` if the socket refused them
+    /// (the relay may close before reading a huge message).
+    pub async fn try_send_raw(&mut self, bytes: Vec<u8>) -> bool {
+        self.ws.send(Message::Binary(bytes.into())).await.is_ok()
+    }
+
+    /// Sends a text message (frames must be binary).
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a text message; `false` if the socket refused it.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.ws.send(Message::Text(text.into())).await.is_ok()
+    }
+
+    /// Sends a websocket-level ping (not a protocol frame); `false` if the socket
+    /// refused it.
+    pub async fn try_send_ws_ping(&mut self) -> bool {
+        self.ws
+            .send(Message::Ping(b"hi".to_vec().into()))
+            .await
+            .is_ok()
+    }
+
+    /// The next frame, or `Some(None)` for a websocket-level pong (which
+    /// [`next`](Self::next) skips); `None` if the socket closed.
+    pub async fn next_or_pong(&mut self) -> Option<Option<ServerFrame>> {
+        loop {
+            let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .expect("a message within the timeout");
+            match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Some(Some(
+                        codec::decode_server(&bytes).expect("a valid server frame"),
+                    ));
+                }
+                Some(Ok(Message::Pong(_))) => return Some(None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Waits until the socket closes, skipping frames; panics on a `Goodbye`-less
+    /// timeout (see [`TIMEOUT`]).
+    pub async fn closed(&mut self) {
+        while self.next().await.is_some() {}
+    }
+}
+
+/// Like [`http`], with the body sent `transfer-encoding: chunked` in pieces of
+/// `piece` bytes (no `Content-Length`, so the relay only learns the size as it
+/// streams in).
+pub async fn http_chunked(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    piece: usize,
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\n",
+        server.addr
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write head");
+    // The relay may refuse before reading the whole body; a failed write is fine.
+    for part in body.chunks(piece.max(1)) {
+        let mut framed = format!("{:x}\r\n", part.len()).into_bytes();
+        framed.extend_from_slice(part);
+        framed.extend_from_slice(b"\r\n");
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut raw = Vec::new();
+    // A reset after the response was sent is fine: keep what was read.
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response within the timeout");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
