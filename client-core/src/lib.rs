@@ -21,6 +21,7 @@
 //!    edit is durable and queued for the relay — only now say "saved";
 //! 3. read the refreshed [`FamilyDoc::view`] through [`views`].
 
+pub mod account;
 pub mod error;
 pub mod family_doc;
 pub mod family_store;
@@ -29,6 +30,7 @@ pub mod personal_doc;
 pub mod read;
 pub mod replica;
 pub mod store;
+pub mod sync;
 pub mod time_util;
 pub mod validate;
 pub mod view_cache;

@@ -1,0 +1,192 @@
+//! What the sync machine asks its host to do: [`Effects`], a plain struct of lists.
+
+use doran_protocol::{
+    BlobHash, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId, RequestId,
+    Response, Seq, ServerEvent, UnixMillis, UserId,
+};
+
+/// What kind of document a [`DocId`] is, so the host opens it with the right type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// A family's shared document (its id is the family id).
+    Family(FamilyId),
+    /// A user's personal document (this user's, or a co-member's, read-only).
+    Personal(UserId),
+}
+
+/// A snapshot to fetch over HTTP and merge before the chunks that follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// The blob holding `Automerge::save()` bytes.
+    pub blob: BlobHash,
+    /// Its size in bytes.
+    pub len: u64,
+    /// The last seq it covers.
+    pub covers_seq: Seq,
+}
+
+/// Incoming document data to apply, in order: first the snapshot (if any), then the
+/// chunks; then store `cursor` as the document's sync cursor, in the same store
+/// transaction as the chunks (`LocalStore::apply_remote_with_view`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Apply {
+    /// The document.
+    pub doc: DocId,
+    /// Its kind.
+    pub kind: DocKind,
+    /// A snapshot to download, verify (blake3) and merge first.
+    pub snapshot: Option<SnapshotRef>,
+    /// Chunks with their relay seq, in order. May be empty (a cursor-only advance, when
+    /// the relay acked this device's own chunks).
+    pub chunks: Vec<(Seq, Vec<u8>)>,
+    /// The cursor to store once everything above is applied.
+    pub cursor: Seq,
+}
+
+/// A compaction to prepare: save the document, upload the bytes as a blob for
+/// `family` (`PUT /blobs/{hash}?family=`), then hand
+/// [`Event::SnapshotUploaded`](super::Event::SnapshotUploaded) back to the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compact {
+    /// The document to save.
+    pub doc: DocId,
+    /// The family whose blob space holds the snapshot.
+    pub family: FamilyId,
+    /// The seq the snapshot will declare it covers: every chunk up to it is in the
+    /// device's document.
+    pub covers_seq: Seq,
+}
+
+/// The outcome of a request the host made with
+/// [`SyncMachine::request`](super::SyncMachine::request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The relay's answer.
+    Response(Response),
+    /// The relay refused it (nothing changed on the relay).
+    Refused(ErrorFrame),
+    /// The connection ended before an answer; the request may or may not have been
+    /// carried out.
+    Disconnected,
+}
+
+/// Who the device turned out to be once signed in: persist `user` after a
+/// registration, recovery or link (it is only known from here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The user (assigned by the relay at registration).
+    pub user: UserId,
+    /// This device.
+    pub device: DeviceId,
+    /// The user's personal document.
+    pub personal_doc: DocId,
+    /// The families the user belongs to.
+    pub families: Vec<FamilyId>,
+    /// The relay's clock at sign-in.
+    pub server_time: UnixMillis,
+}
+
+/// Connection status, for UIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncStatus {
+    /// Not connected (waiting to reconnect, or stopped).
+    Offline,
+    /// Connected, signing in.
+    Connecting,
+    /// Signed in, exchanging changes.
+    Syncing,
+    /// Signed in, every change pushed and every document caught up.
+    UpToDate,
+}
+
+/// Why the machine will not reconnect by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    /// The relay's reason.
+    pub code: ErrorCode,
+    /// Its message, for logs.
+    pub message: String,
+}
+
+/// Everything one [`SyncMachine::handle`](super::SyncMachine::handle) asks of the host.
+/// Execute the fields in the order they are listed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    /// Encode and send these frames on the websocket, in order.
+    pub send: Vec<ClientFrame>,
+    /// Apply these, in order (see [`Apply`]); a failure to store them is a reason to
+    /// disconnect: the cursors are re-read from the store on the next connection.
+    pub apply: Vec<Apply>,
+    /// The relay acked these local chunks: remove them from the outbox
+    /// (`LocalStore::outbox_acked_chunk`).
+    pub acked: Vec<(DocId, ChunkId, Seq)>,
+    /// The relay refused these local chunks for good (forbidden, hash mismatch, too
+    /// large, invalid): remove them from the outbox (they stay in the local log) and
+    /// tell the user.
+    pub refused: Vec<(DocId, ChunkId, ErrorCode)>,
+    /// Read up to this many of the oldest outbox entries and hand them back as
+    /// [`Event::Outbox`](super::Event::Outbox).
+    pub want_outbox: Option<usize>,
+    /// The user lost access to these documents (or they do not exist): they are no
+    /// longer synced. Tell the UI; keep or delete the local copy as the product wants.
+    pub dropped: Vec<(DocId, ErrorCode)>,
+    /// Save these documents and upload the snapshots (see [`Compact`]).
+    pub compact: Vec<Compact>,
+    /// The relay accepted these snapshots: remember `covers_seq` per document
+    /// (handed back at the next [`Event::Connected`](super::Event::Connected)).
+    pub snapshot_accepted: Vec<(DocId, Seq)>,
+    /// Answers to the host's requests.
+    pub answered: Vec<(RequestId, RequestOutcome)>,
+    /// Signed in: persist the user id if it was not known.
+    pub signed_in: Option<SignedIn>,
+    /// Unasked notifications from the relay (invites, membership, presence…), to show.
+    pub events: Vec<ServerEvent>,
+    /// Errors the relay sent that concern nothing the machine tracks (for logs).
+    pub errors: Vec<ErrorFrame>,
+    /// The new status, when it changed.
+    pub status: Option<SyncStatus>,
+    /// Close the websocket now (the machine gave up on this connection).
+    pub close: bool,
+    /// Reconnect after this many ms (set when the connection is over).
+    pub reconnect_after: Option<u64>,
+    /// The relay refused this device for good (revoked, bad signature, unsupported
+    /// version, registration refused…): stop, and do not reconnect.
+    pub fatal: Option<Fatal>,
+}
+
+impl Effects {
+    /// Appends `other` after `self`, keeping the order of each list (the later status,
+    /// reconnect delay, sign-in and outbox size win).
+    pub fn merge(&mut self, other: Effects) {
+        self.send.extend(other.send);
+        for a in other.apply {
+            match self.apply.last_mut() {
+                // One batch per document run: chunks of the same document append.
+                Some(last) if last.doc == a.doc && a.snapshot.is_none() => {
+                    last.chunks.extend(a.chunks);
+                    last.cursor = last.cursor.max(a.cursor);
+                }
+                _ => self.apply.push(a),
+            }
+        }
+        self.acked.extend(other.acked);
+        self.refused.extend(other.refused);
+        self.want_outbox = other.want_outbox.or(self.want_outbox);
+        self.dropped.extend(other.dropped);
+        self.compact.extend(other.compact);
+        self.snapshot_accepted.extend(other.snapshot_accepted);
+        self.answered.extend(other.answered);
+        self.signed_in = other.signed_in.or(self.signed_in.take());
+        self.events.extend(other.events);
+        self.errors.extend(other.errors);
+        self.status = other.status.or(self.status);
+        self.close |= other.close;
+        self.reconnect_after = other.reconnect_after.or(self.reconnect_after);
+        self.fatal = other.fatal.or(self.fatal.take());
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        *self == Effects::default()
+    }
+}

@@ -1,0 +1,630 @@
+//! The sync state machine with no sockets: frames in, effects out.
+
+use doran_client_core::{
+    account::DeviceKeys,
+    store::OutboxEntry,
+    sync::{
+        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SyncConfig,
+        SyncMachine, SyncStatus,
+    },
+};
+use doran_protocol::{
+    Challenge, ChunkId, ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, FamilySummary,
+    MemberInfo, MembershipChange, Request, RequestId, Response, Role, ServerEvent, ServerFrame,
+    Subscription, UserId, signing,
+};
+use ed25519_dalek::{Signature, Verifier};
+
+const USER: UserId = UserId([7; 16]);
+const PERSONAL: DocId = DocId([8; 16]);
+
+fn challenge() -> Challenge {
+    Challenge {
+        protocol_version: 1,
+        nonce: [1; 32],
+        server_id: "test".into(),
+        expires_at: 10_000,
+    }
+}
+
+fn config() -> SyncConfig {
+    SyncConfig {
+        max_in_flight: 2,
+        outbox_batch: 10,
+        compact_after: 5,
+        backoff: BackoffConfig {
+            base_ms: 100,
+            max_ms: 10_000,
+        },
+        ..SyncConfig::default()
+    }
+}
+
+fn machine(keys: &DeviceKeys) -> SyncMachine {
+    SyncMachine::new(keys.clone(), SignInAs::Known { user: USER }, config(), 42)
+}
+
+fn signed_in(families: Vec<FamilyId>) -> ServerFrame {
+    ServerFrame::SignedIn {
+        user: USER,
+        device: doran_protocol::DeviceId([9; 16]),
+        server_time: 0,
+        personal_doc: PERSONAL,
+        families,
+    }
+}
+
+/// Connects and signs in; returns the effects of the sign-in and the id of the
+/// machine's own ListFamilies request.
+fn sign_in(
+    m: &mut SyncMachine,
+    docs: Vec<DocCursor>,
+    families: Vec<FamilyId>,
+) -> (Effects, RequestId) {
+    m.handle(0, Event::Connected { docs });
+    m.handle(1, Event::Frame(ServerFrame::Challenge(challenge())));
+    let fx = m.handle(2, Event::Frame(signed_in(families)));
+    let list = fx
+        .send
+        .iter()
+        .find_map(|f| match f {
+            ClientFrame::Request {
+                id,
+                body: Request::ListFamilies,
+            } => Some(*id),
+            _ => None,
+        })
+        .expect("the machine lists the families");
+    (fx, list)
+}
+
+fn entry(id: u64, doc: DocId, bytes: &[u8]) -> OutboxEntry {
+    OutboxEntry {
+        id,
+        doc,
+        chunk: ChunkId::of(bytes),
+        bytes: bytes.to_vec(),
+        created_at_ms: 0,
+    }
+}
+
+fn subs(fx: &Effects) -> Vec<Subscription> {
+    fx.send
+        .iter()
+        .flat_map(|f| match f {
+            ClientFrame::Subscribe { docs } => docs.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+fn pushes(fx: &Effects) -> Vec<ChunkId> {
+    fx.send
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Push { chunk, .. } => Some(*chunk),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn signs_in_with_a_valid_signature_and_subscribes_everything() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    // Step 1: connected → Hello.
+    let fx = m.handle(0, Event::Connected { docs: vec![] });
+    assert!(matches!(fx.send.as_slice(), [ClientFrame::Hello { .. }]));
+    assert_eq!(fx.status, Some(SyncStatus::Connecting));
+    // Step 2: challenge → SignIn signed by the device key.
+    let fx = m.handle(1, Event::Frame(ServerFrame::Challenge(challenge())));
+    let [
+        ClientFrame::SignIn {
+            user,
+            device,
+            signature,
+        },
+    ] = fx.send.as_slice()
+    else {
+        panic!("expected SignIn, got {:?}", fx.send);
+    };
+    assert_eq!((*user, *device), (USER, keys.device));
+    let msg = signing::signin_message(&challenge(), &USER, &keys.device);
+    keys.device_key
+        .verifying_key()
+        .verify(&msg, &Signature::from_bytes(&signature.0))
+        .expect("the signature verifies");
+    // Step 3: SignedIn → subscribe personal doc and family docs, list families, ask
+    // for the outbox.
+    let family = FamilyId([3; 16]);
+    let fx = m.handle(2, Event::Frame(signed_in(vec![family])));
+    assert_eq!(
+        subs(&fx),
+        vec![
+            Subscription {
+                doc: PERSONAL,
+                since: 0
+            },
+            Subscription {
+                doc: DocId::from(family),
+                since: 0
+            },
+        ]
+    );
+    assert_eq!(fx.want_outbox, Some(10));
+    assert_eq!(fx.signed_in.as_ref().map(|s| s.user), Some(USER));
+    assert_eq!(fx.status, Some(SyncStatus::Syncing));
+}
+
+#[test]
+fn register_signs_with_both_keys() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = SyncMachine::new(
+        keys.clone(),
+        SignInAs::Register {
+            email: "a@b".into(),
+            nickname: "엄마".into(),
+            personal_doc: PERSONAL,
+        },
+        config(),
+        1,
+    );
+    m.handle(0, Event::Connected { docs: vec![] });
+    let fx = m.handle(1, Event::Frame(ServerFrame::Challenge(challenge())));
+    let [
+        ClientFrame::Register {
+            user_signature,
+            device_signature,
+            user_key,
+            device_key,
+            ..
+        },
+    ] = fx.send.as_slice()
+    else {
+        panic!("expected Register, got {:?}", fx.send);
+    };
+    assert_eq!(Some(*user_key), keys.user_public());
+    let msg = signing::register_user_message(
+        &challenge(),
+        "a@b",
+        "엄마",
+        &PERSONAL,
+        user_key,
+        &keys.device,
+        device_key,
+    );
+    let uk = ed25519_dalek::VerifyingKey::from_bytes(&user_key.0).expect("key");
+    uk.verify(&msg, &Signature::from_bytes(&user_signature.0))
+        .expect("user signature");
+    let msg = signing::register_device_message(
+        &challenge(),
+        "a@b",
+        "엄마",
+        &PERSONAL,
+        user_key,
+        &keys.device,
+        device_key,
+    );
+    keys.device_key
+        .verifying_key()
+        .verify(&msg, &Signature::from_bytes(&device_signature.0))
+        .expect("device signature");
+    // Registered: the next connection signs in as the known user.
+    m.handle(2, Event::Frame(signed_in(vec![])));
+    m.handle(
+        3,
+        Event::Disconnected {
+            reason: "test".into(),
+        },
+    );
+    m.handle(4, Event::Connected { docs: vec![] });
+    let fx = m.handle(5, Event::Frame(ServerFrame::Challenge(challenge())));
+    assert!(matches!(fx.send.as_slice(), [ClientFrame::SignIn { user, .. }] if *user == USER));
+}
+
+#[test]
+fn outbox_is_pushed_in_order_with_a_bounded_window() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let (_, list) = sign_in(&mut m, vec![], vec![]);
+    let entries: Vec<_> = (1..=5)
+        .map(|i| entry(i, PERSONAL, format!("change {i}").as_bytes()))
+        .collect();
+    // Step 1: the host hands over the outbox; only two go out (max_in_flight = 2).
+    let fx = m.handle(3, Event::Outbox(entries.clone()));
+    assert_eq!(pushes(&fx), vec![entries[0].chunk, entries[1].chunk]);
+    // Step 2: each ack frees a slot for the next entry, in outbox order.
+    let fx = m.handle(
+        4,
+        Event::Frame(ServerFrame::Ack {
+            doc: PERSONAL,
+            chunk: entries[0].chunk,
+            seq: 1,
+        }),
+    );
+    assert_eq!(fx.acked, vec![(PERSONAL, entries[0].chunk, 1)]);
+    assert_eq!(pushes(&fx), vec![entries[2].chunk]);
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        let fx = m.handle(
+            5,
+            Event::Frame(ServerFrame::Ack {
+                doc: PERSONAL,
+                chunk: e.chunk,
+                seq: i as u64 + 1,
+            }),
+        );
+        assert_eq!(fx.acked, vec![(PERSONAL, e.chunk, i as u64 + 1)]);
+        if i + 2 < entries.len() {
+            assert_eq!(pushes(&fx), vec![entries[i + 2].chunk]);
+        }
+    }
+    // Step 3: the personal doc catches up and the families are listed: up to date.
+    m.handle(
+        6,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: PERSONAL,
+            seq: 5,
+        }),
+    );
+    let fx = m.handle(
+        7,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    assert_eq!(fx.status, Some(SyncStatus::UpToDate));
+    // Own acks moved the cursor over seqs 1..=5: nothing will be redelivered.
+    assert_eq!(m.cursors(), vec![(PERSONAL, 5)]);
+    // Step 4: a local change asks for the outbox again.
+    let fx = m.handle(8, Event::LocalChange);
+    assert_eq!(fx.want_outbox, Some(10));
+    assert_eq!(fx.status, Some(SyncStatus::Syncing));
+}
+
+#[test]
+fn chunks_are_applied_once_and_cursors_resume() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    // Resume: the store already holds seq 4 of the family doc.
+    let (fx, _) = sign_in(
+        &mut m,
+        vec![DocCursor {
+            doc: fdoc,
+            cursor: 4,
+            snapshot_covers: 0,
+        }],
+        vec![family],
+    );
+    assert!(subs(&fx).contains(&Subscription {
+        doc: fdoc,
+        since: 4
+    }));
+    let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, format!("c{seq}").into_bytes());
+    let fx = m.handle(3, Event::Frame(chunk(5)));
+    assert_eq!(fx.apply.len(), 1);
+    assert_eq!(fx.apply[0].kind, DocKind::Family(family));
+    assert_eq!(fx.apply[0].chunks, vec![(5, b"c5".to_vec())]);
+    assert_eq!(fx.apply[0].cursor, 5);
+    // A duplicate and an older chunk change nothing.
+    assert!(m.handle(4, Event::Frame(chunk(5))).apply.is_empty());
+    assert!(m.handle(5, Event::Frame(chunk(3))).apply.is_empty());
+    // A chunk whose bytes do not match its id is not applied, and says so.
+    let fx = m.handle(
+        6,
+        Event::Frame(ServerFrame::Chunk {
+            doc: fdoc,
+            seq: 6,
+            chunk: ChunkId::of(b"other"),
+            bytes: b"c6".to_vec(),
+        }),
+    );
+    assert!(fx.apply.iter().all(|a| a.chunks.is_empty()));
+    assert_eq!(fx.errors.len(), 1);
+    // A chunk of a document we do not sync is ignored.
+    let stranger = ServerFrame::chunk(DocId([99; 16]), 1, b"x".to_vec());
+    assert!(m.handle(7, Event::Frame(stranger)).apply.is_empty());
+    assert_eq!(m.cursors(), vec![(fdoc, 6), (PERSONAL, 0)]);
+}
+
+#[test]
+fn reconnect_backoff_grows_is_capped_and_jittered() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let delays = |seed: u64| {
+        let mut m = SyncMachine::new(keys.clone(), SignInAs::Known { user: USER }, config(), seed);
+        (0..12)
+            .map(|i| {
+                m.handle(i, Event::Connected { docs: vec![] });
+                m.handle(
+                    i,
+                    Event::Disconnected {
+                        reason: "down".into(),
+                    },
+                )
+                .reconnect_after
+                .expect("a delay")
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = delays(1);
+    // Each attempt waits between half and all of min(10 000, 100 · 2ⁿ).
+    for (n, d) in a.iter().enumerate() {
+        let ceiling = (100u64 << n).min(10_000);
+        assert!(
+            (ceiling / 2..=ceiling).contains(d),
+            "attempt {n}: {d} ms not in [{}, {ceiling}]",
+            ceiling / 2
+        );
+    }
+    assert!(a[6] > a[0], "it grows");
+    assert!(a.iter().all(|&d| d <= 10_000), "it is capped");
+    assert_eq!(a, delays(1), "deterministic for a seed");
+    assert_ne!(a, delays(2), "jittered by the seed");
+    // A successful sign-in resets it.
+    let mut m = machine(&keys);
+    for _ in 0..5 {
+        m.handle(0, Event::Connected { docs: vec![] });
+        m.handle(
+            0,
+            Event::Disconnected {
+                reason: "down".into(),
+            },
+        );
+    }
+    sign_in(&mut m, vec![], vec![]);
+    let d = m
+        .handle(
+            9,
+            Event::Disconnected {
+                reason: "down".into(),
+            },
+        )
+        .reconnect_after
+        .expect("a delay");
+    assert!(d <= 100);
+}
+
+#[test]
+fn goodbye_respects_retry_after_and_revocation_stops() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![]);
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::goodbye(
+            ErrorCode::ShuttingDown,
+            "bye",
+            Some(5_000),
+        )),
+    );
+    assert!(fx.close);
+    assert!(fx.reconnect_after >= Some(5_000));
+    assert_eq!(fx.status, Some(SyncStatus::Offline));
+    // The socket closing after the goodbye does not count twice.
+    assert_eq!(
+        m.handle(
+            4,
+            Event::Disconnected {
+                reason: "closed".into()
+            }
+        )
+        .reconnect_after,
+        None
+    );
+    sign_in(&mut m, vec![], vec![]);
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::goodbye(
+            ErrorCode::DeviceRevoked,
+            "revoked",
+            None,
+        )),
+    );
+    assert_eq!(fx.reconnect_after, None);
+    assert_eq!(fx.fatal.map(|f| f.code), Some(ErrorCode::DeviceRevoked));
+    assert!(m.is_stopped());
+}
+
+#[test]
+fn a_refused_sign_in_is_fatal_but_an_expired_challenge_retries() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    m.handle(0, Event::Connected { docs: vec![] });
+    m.handle(1, Event::Frame(ServerFrame::Challenge(challenge())));
+    let fx = m.handle(
+        2,
+        Event::Frame(ServerFrame::Error(ErrorFrame::new(
+            ErrorCode::ChallengeExpired,
+            "late",
+        ))),
+    );
+    assert!(fx.reconnect_after.is_some() && fx.fatal.is_none());
+    m.handle(3, Event::Connected { docs: vec![] });
+    m.handle(4, Event::Frame(ServerFrame::Challenge(challenge())));
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::Error(ErrorFrame::new(
+            ErrorCode::UnknownDevice,
+            "who?",
+        ))),
+    );
+    assert_eq!(fx.fatal.map(|f| f.code), Some(ErrorCode::UnknownDevice));
+    assert_eq!(fx.reconnect_after, None);
+}
+
+#[test]
+fn requests_wait_for_sign_in_and_fail_on_disconnect() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let (early, fx) = m.request(0, Request::ListInvites);
+    assert!(fx.send.is_empty(), "not sent before sign-in");
+    let (fx, _) = sign_in(&mut m, vec![], vec![]);
+    assert!(fx.send.iter().any(|f| f.request_id() == Some(early)));
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: early,
+            body: Response::Invites(vec![]),
+        }),
+    );
+    assert_eq!(
+        fx.answered,
+        vec![(early, RequestOutcome::Response(Response::Invites(vec![])))]
+    );
+    let (refused, _) = m.request(4, Request::ListDevices);
+    let e = ErrorFrame::new(ErrorCode::RateLimited, "slow").for_request(refused);
+    let fx = m.handle(5, Event::Frame(ServerFrame::Error(e.clone())));
+    assert_eq!(fx.answered, vec![(refused, RequestOutcome::Refused(e))]);
+    let (lost, _) = m.request(6, Request::ListDevices);
+    let fx = m.handle(
+        7,
+        Event::Disconnected {
+            reason: "cut".into(),
+        },
+    );
+    assert_eq!(fx.answered, vec![(lost, RequestOutcome::Disconnected)]);
+}
+
+#[test]
+fn membership_follows_server_events() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![]);
+    let family = FamilyId([4; 16]);
+    let other = UserId([5; 16]);
+    let other_doc = DocId([6; 16]);
+    let member = |user, personal_doc| MemberInfo {
+        user,
+        name: "x".into(),
+        role: Role::Member,
+        joined_at: 0,
+        personal_doc,
+    };
+    // Joined: the family doc and the co-member's personal doc are subscribed.
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::Event(ServerEvent::MembershipChanged {
+            family,
+            members: vec![member(USER, PERSONAL), member(other, other_doc)],
+            change: MembershipChange::Joined { user: USER },
+        })),
+    );
+    let docs: Vec<DocId> = subs(&fx).iter().map(|s| s.doc).collect();
+    assert_eq!(docs, vec![DocId::from(family), other_doc]);
+    assert_eq!(fx.events.len(), 1);
+    // Forbidden on a document: it is dropped.
+    let e = ErrorFrame::new(ErrorCode::Forbidden, "no").for_doc(other_doc);
+    let fx = m.handle(4, Event::Frame(ServerFrame::Error(e)));
+    assert_eq!(fx.dropped, vec![(other_doc, ErrorCode::Forbidden)]);
+    // Removed: the family doc is dropped and unsubscribed.
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::Event(ServerEvent::MembershipChanged {
+            family,
+            members: vec![],
+            change: MembershipChange::Removed {
+                user: USER,
+                by: other,
+            },
+        })),
+    );
+    assert_eq!(
+        fx.dropped,
+        vec![(DocId::from(family), ErrorCode::Forbidden)]
+    );
+    assert!(fx.send.iter().any(
+        |f| matches!(f, ClientFrame::Unsubscribe { docs } if docs == &vec![DocId::from(family)])
+    ));
+    // An accepted invite's response subscribes the family.
+    let (id, _) = m.request(6, Request::ListFamilies);
+    let summary = FamilySummary {
+        family,
+        title: "t".into(),
+        role: Role::Member,
+        created_at: 0,
+        members: vec![member(USER, PERSONAL)],
+    };
+    let fx = m.handle(
+        7,
+        Event::Frame(ServerFrame::Response {
+            id,
+            body: Response::FamilyCreated(summary),
+        }),
+    );
+    assert_eq!(subs(&fx).len(), 1);
+}
+
+#[test]
+fn a_long_log_asks_for_a_snapshot_once() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    sign_in(&mut m, vec![], vec![family]);
+    let mut compact = Vec::new();
+    for seq in 1..=8 {
+        let fx = m.handle(
+            3,
+            Event::Frame(ServerFrame::chunk(
+                fdoc,
+                seq,
+                format!("c{seq}").into_bytes(),
+            )),
+        );
+        compact.extend(fx.compact);
+    }
+    assert!(compact.is_empty(), "not before catch-up");
+    let fx = m.handle(4, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 8 }));
+    assert_eq!(fx.compact.len(), 1);
+    assert_eq!(
+        (fx.compact[0].covers_seq, fx.compact[0].family),
+        (8, family)
+    );
+    let fx = m.handle(5, Event::Frame(ServerFrame::chunk(fdoc, 9, b"c9".to_vec())));
+    assert!(fx.compact.is_empty(), "one at a time");
+    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let fx = m.handle(
+        6,
+        Event::SnapshotUploaded {
+            doc: fdoc,
+            covers_seq: 8,
+            blob,
+            len: 8,
+        },
+    );
+    assert!(matches!(
+        fx.send.as_slice(),
+        [ClientFrame::PushSnapshot { covers_seq: 8, .. }]
+    ));
+    let fx = m.handle(
+        7,
+        Event::Frame(ServerFrame::SnapshotAccepted {
+            doc: fdoc,
+            covers_seq: 8,
+        }),
+    );
+    assert_eq!(fx.snapshot_accepted, vec![(fdoc, 8)]);
+}
+
+#[test]
+fn a_refused_push_leaves_the_outbox_and_a_transient_one_stays() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![]);
+    let a = entry(1, PERSONAL, b"a");
+    let b = entry(2, PERSONAL, b"b");
+    m.handle(3, Event::Outbox(vec![a.clone(), b.clone()]));
+    let e = ErrorFrame::new(ErrorCode::TooLarge, "big")
+        .for_doc(PERSONAL)
+        .for_chunk(a.chunk);
+    let fx = m.handle(4, Event::Frame(ServerFrame::Error(e)));
+    assert_eq!(fx.refused, vec![(PERSONAL, a.chunk, ErrorCode::TooLarge)]);
+    let e = ErrorFrame::new(ErrorCode::Unavailable, "later")
+        .for_doc(PERSONAL)
+        .for_chunk(b.chunk);
+    let fx = m.handle(5, Event::Frame(ServerFrame::Error(e)));
+    assert!(fx.refused.is_empty());
+    assert_eq!(fx.errors.len(), 1);
+}
