@@ -2,8 +2,9 @@
 # Sourced, not executed.
 
 # Debian packages the build and the tests need. cmake: the opus crate builds libopus
-# from source with it; pkg-config: -sys crates find system libraries with it.
-DORAN_APT_PACKAGES=(cmake pkg-config build-essential)
+# from source with it; pkg-config: -sys crates find system libraries with it; ffmpeg
+# and espeak-ng: audio/ tests make their fixtures (and compare durations) with them.
+DORAN_APT_PACKAGES=(cmake pkg-config build-essential ffmpeg espeak-ng)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
