@@ -52,13 +52,21 @@
 //! applying one twice would be harmless anyway (Automerge merges are idempotent).
 
 mod backoff;
+mod blobs;
+mod driver;
 mod effects;
 mod error;
+mod host;
 mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
+pub use blobs::{BlobCache, BlobClient, HTTP_DOMAIN, http_message};
+pub use driver::{
+    SyncDriver, SyncEvent, SyncState, create_account, enroll, recover_account, ws_url,
+};
 pub use effects::{
     Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotRef, SyncStatus,
 };
 pub use error::{Result, SyncError};
+pub use host::{DocChange, StoreHost, SyncHost};
 pub use machine::{DocCursor, Event, SignInAs, SyncConfig, SyncMachine};

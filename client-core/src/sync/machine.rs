@@ -91,6 +91,9 @@ pub struct DocCursor {
 }
 
 /// What happened, as the host tells the machine.
+// Events are moved in once and matched at once; boxing frames would only cost an
+// allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The websocket is open. `docs` are the resume points of every document in the
@@ -103,6 +106,11 @@ pub enum Event {
     Frame(ServerFrame),
     /// The websocket closed or failed.
     Disconnected {
+        /// Why, for logs.
+        reason: String,
+    },
+    /// Connecting failed (no websocket was opened).
+    ConnectFailed {
         /// Why, for logs.
         reason: String,
     },
@@ -186,6 +194,7 @@ pub struct SyncMachine {
     last_ping_at: u64,
     next_nonce: u64,
     status: SyncStatus,
+    server_id: Option<String>,
 }
 
 impl SyncMachine {
@@ -219,12 +228,18 @@ impl SyncMachine {
             last_ping_at: 0,
             next_nonce: 1,
             status: SyncStatus::Offline,
+            server_id: None,
         }
     }
 
     /// The current status.
     pub fn status(&self) -> SyncStatus {
         self.status
+    }
+
+    /// The relay's `server_id` from its last challenge (invites sign it).
+    pub fn server_id(&self) -> Option<&str> {
+        self.server_id.as_deref()
     }
 
     /// The signed-in user, once known.
@@ -273,6 +288,13 @@ impl SyncMachine {
             Event::Disconnected { reason } => {
                 tracing::debug!(%reason, "disconnected");
                 self.connection_over(None, &mut fx);
+            }
+            Event::ConnectFailed { reason } => {
+                tracing::debug!(%reason, "could not connect");
+                if self.conn != Conn::Stopped {
+                    self.conn = Conn::Offline;
+                    fx.reconnect_after = Some(self.backoff.next_delay());
+                }
             }
             Event::LocalChange => {
                 if self.conn == Conn::SignedIn {
@@ -408,6 +430,7 @@ impl SyncMachine {
                 if self.conn != Conn::AwaitChallenge {
                     return;
                 }
+                self.server_id = Some(challenge.server_id.clone());
                 match self.sign_in_frame(&challenge) {
                     Ok(frame) => {
                         self.conn = Conn::AwaitSignedIn;

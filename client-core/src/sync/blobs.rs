@@ -1,0 +1,394 @@
+//! Blobs (photos, voice messages, snapshots) over the relay's signed HTTP API, and
+//! the device's blob folder: a persistent upload queue and a size-limited cache.
+//!
+//! - [`BlobClient`]: `PUT /blobs/{hash}?family=` and `GET /blobs/{hash}`, each signed by
+//!   the device key (`x-doran-device`, `x-doran-time`, `x-doran-signature`, see
+//!   `docs/protocol.md`, "Blobs over HTTP"). Downloads are checked against their blake3
+//!   hash before anyone sees them.
+//! - [`BlobCache`]: the folder `<home>/blobs/<hex>`, indexed by the store's blob index.
+//!   A blob made here ([`BlobCache::add_local`]) is written to the folder and marked
+//!   pending upload in the same store the documents use, so the queue survives
+//!   restarts; [`BlobCache::upload_pending`] drains it. [`BlobCache::fetch`] downloads
+//!   on demand and evicts the least recently used blobs beyond the size limit (never a
+//!   blob still waiting for upload).
+//!
+//! Only `http://` relays are supported for now; `https://` needs a TLS connector.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use doran_protocol::{BlobHash, DeviceId, FamilyId, UnixMillis};
+use ed25519_dalek::{Signer, SigningKey};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, body::Bytes, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::{Result, SyncError};
+use crate::store::{BlobRecord, BlobState, LocalStore};
+
+/// Domain of [`http_message`], as the relay defines it.
+pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
+
+/// How long one blob request may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The bytes a device signs for an HTTP request: `HTTP_DOMAIN ‖ str(method) ‖
+/// str(path_and_query) ‖ time (u64 BE)`, strings as 8-byte big-endian length then
+/// bytes (the relay's `auth::http_message`).
+pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HTTP_DOMAIN.len() + 32 + path_and_query.len());
+    out.extend_from_slice(HTTP_DOMAIN);
+    for s in [method, path_and_query] {
+        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.extend_from_slice(&time.to_be_bytes());
+    out
+}
+
+/// Signed blob requests to one relay.
+#[derive(Debug, Clone)]
+pub struct BlobClient {
+    /// `host:port`.
+    authority: String,
+    device: DeviceId,
+    key: SigningKey,
+    /// The relay accepts each signature once: times only go up.
+    last_time: Arc<AtomicU64>,
+}
+
+impl BlobClient {
+    /// A client for the relay at `server` (`http://host:port`), signing as `device`.
+    pub fn new(server: &str, device: DeviceId, key: SigningKey) -> Result<Self> {
+        Ok(BlobClient {
+            authority: authority(server)?,
+            device,
+            key,
+            last_time: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Uploads `bytes` as the blob `hash` for `family`. Uploading a blob the relay
+    /// already has is fine (it deduplicates).
+    pub async fn put(&self, hash: BlobHash, family: FamilyId, bytes: Vec<u8>) -> Result<()> {
+        if !hash.verifies(&bytes) {
+            return Err(SyncError::Protocol(format!(
+                "the bytes do not hash to {hash}"
+            )));
+        }
+        let path = format!("/blobs/{hash}?family={family}");
+        let (status, _) = self.send(Method::PUT, &path, bytes).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(refusal(status, "upload"))
+        }
+    }
+
+    /// Downloads the blob `hash`, verified against its hash.
+    pub async fn get(&self, hash: BlobHash) -> Result<Vec<u8>> {
+        let path = format!("/blobs/{hash}");
+        let (status, body) = self.send(Method::GET, &path, Vec::new()).await?;
+        if status != StatusCode::OK {
+            return Err(refusal(status, "download"));
+        }
+        if !hash.verifies(&body) {
+            return Err(SyncError::Protocol(format!(
+                "blob {hash}: the relay's bytes do not match the hash"
+            )));
+        }
+        Ok(body)
+    }
+
+    fn next_time(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let prev = self
+            .last_time
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or(now);
+        now.max(prev + 1)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let time = self.next_time();
+        let signature = self
+            .key
+            .sign(&http_message(method.as_str(), path, time))
+            .to_bytes();
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.authority)
+            .header("x-doran-device", self.device.to_string())
+            .header("x-doran-time", time.to_string())
+            .header("x-doran-signature", hex::encode(signature))
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let exchange = async {
+            let stream = TcpStream::connect(&self.authority)
+                .await
+                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            let conn = tokio::spawn(conn);
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| SyncError::Unreachable(e.to_string()))?
+                .to_bytes()
+                .to_vec();
+            conn.abort();
+            Ok((status, body))
+        };
+        tokio::time::timeout(HTTP_TIMEOUT, exchange)
+            .await
+            .map_err(|_| SyncError::Timeout)?
+    }
+}
+
+fn refusal(status: StatusCode, what: &str) -> SyncError {
+    use doran_protocol::ErrorCode;
+    let code = match status {
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::INSUFFICIENT_STORAGE => ErrorCode::QuotaExceeded,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::UNAUTHORIZED => {
+            return SyncError::Auth {
+                code: ErrorCode::BadSignature,
+                message: format!("{what}: {status}"),
+            };
+        }
+        s if s.is_server_error() => ErrorCode::Unavailable,
+        _ => ErrorCode::InvalidInput,
+    };
+    SyncError::Refused {
+        code,
+        message: format!("{what}: HTTP {status}"),
+    }
+}
+
+/// `host:port` of an `http://host:port[/…]` base URL.
+pub(crate) fn authority(server: &str) -> Result<String> {
+    let rest = server
+        .strip_prefix("http://")
+        .or_else(|| server.strip_prefix("ws://"))
+        .ok_or_else(|| {
+            SyncError::Unreachable(format!(
+                "{server}: only http:// relays are supported by this build"
+            ))
+        })?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(SyncError::Unreachable(format!("{server}: no host")));
+    }
+    Ok(if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    })
+}
+
+/// The device's blob folder and its index in the store (see the module docs).
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    dir: PathBuf,
+    store: Arc<dyn LocalStore>,
+    limit_bytes: u64,
+}
+
+fn family_key(hash: BlobHash) -> String {
+    format!("blob-family/{hash}")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl BlobCache {
+    /// The cache in `dir` (created if missing), keeping downloaded blobs up to
+    /// `limit_bytes` in total.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        store: Arc<dyn LocalStore>,
+        limit_bytes: u64,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir.as_ref())?;
+        Ok(BlobCache {
+            dir: dir.as_ref().to_owned(),
+            store,
+            limit_bytes,
+        })
+    }
+
+    /// Where the bytes of `hash` live (when cached).
+    pub fn path(&self, hash: BlobHash) -> PathBuf {
+        self.dir.join(hash.to_hex())
+    }
+
+    /// Adds a blob made on this device for `family`: writes the file, then queues it
+    /// for upload in the store. Returns its hash. Adding the same bytes twice is fine.
+    pub fn add_local(&self, bytes: &[u8], mime: &str, family: FamilyId) -> Result<BlobHash> {
+        let hash = BlobHash::of(bytes);
+        write_atomically(&self.path(hash), bytes)?;
+        self.store.set_meta(&family_key(hash), family.as_bytes())?;
+        let state = match self.store.blob(hash)? {
+            Some(r) if r.state != BlobState::PendingUpload => r.state,
+            _ => BlobState::PendingUpload,
+        };
+        self.store.put_blob(&BlobRecord {
+            hash,
+            size: bytes.len() as u64,
+            mime: mime.to_owned(),
+            state,
+            cached: true,
+            last_used_ms: now_ms(),
+        })?;
+        Ok(hash)
+    }
+
+    /// Uploads every blob waiting in the queue, oldest first; returns how many went
+    /// up. Stops at the first failure (the rest stay queued).
+    pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
+        let mut done = 0;
+        for record in self.store.pending_uploads()? {
+            let family = self
+                .store
+                .get_meta(&family_key(record.hash))?
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(FamilyId)
+                .ok_or_else(|| {
+                    SyncError::Protocol(format!("blob {} has no family to upload to", record.hash))
+                })?;
+            let path = self.path(record.hash);
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(|e| SyncError::Protocol(e.to_string()))??;
+            client.put(record.hash, family, bytes).await?;
+            self.store
+                .set_blob_state(record.hash, BlobState::Uploaded)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// The path of the verified bytes of `hash`, downloading them if they are not
+    /// cached; then trims the cache to its limit (least recently used first).
+    pub async fn fetch(&self, client: &BlobClient, hash: BlobHash, mime: &str) -> Result<PathBuf> {
+        let path = self.path(hash);
+        if let Some(record) = self.store.blob(hash)?
+            && record.cached
+            && path.exists()
+        {
+            self.store.touch_blob(hash, now_ms())?;
+            return Ok(path);
+        }
+        let bytes = client.get(hash).await?;
+        let size = bytes.len() as u64;
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
+            .await
+            .map_err(|e| SyncError::Protocol(e.to_string()))??;
+        let state = self
+            .store
+            .blob(hash)?
+            .map_or(BlobState::RemoteOnly, |r| r.state);
+        self.store.put_blob(&BlobRecord {
+            hash,
+            size,
+            mime: mime.to_owned(),
+            state,
+            cached: true,
+            last_used_ms: now_ms(),
+        })?;
+        self.evict(Some(hash))?;
+        Ok(path)
+    }
+
+    /// Removes least recently used cached blobs (never pending uploads, never `keep`)
+    /// until the cache fits its limit.
+    pub fn evict(&self, keep: Option<BlobHash>) -> Result<()> {
+        while self.store.cached_bytes()? > self.limit_bytes {
+            let candidates: Vec<_> = self
+                .store
+                .eviction_candidates(16)?
+                .into_iter()
+                .filter(|r| Some(r.hash) != keep)
+                .collect();
+            let Some(victim) = candidates.first() else {
+                break;
+            };
+            match std::fs::remove_file(self.path(victim.hash)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.store.set_cached(victim.hash, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never
+/// sees half a blob.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signed_message_follows_the_protocol() {
+        let m = http_message("GET", "/blobs/ab", 0x0102);
+        let mut want = HTTP_DOMAIN.to_vec();
+        want.extend_from_slice(&3u64.to_be_bytes());
+        want.extend_from_slice(b"GET");
+        want.extend_from_slice(&9u64.to_be_bytes());
+        want.extend_from_slice(b"/blobs/ab");
+        want.extend_from_slice(&0x0102u64.to_be_bytes());
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            authority("http://127.0.0.1:80").ok(),
+            Some("127.0.0.1:80".into())
+        );
+        assert_eq!(authority("http://relay/").ok(), Some("relay:80".into()));
+        assert!(authority("https://relay").is_err());
+        assert!(authority("http://").is_err());
+    }
+}

@@ -1,0 +1,717 @@
+//! [`SyncDriver`]: the tokio host of the [`SyncMachine`]. It owns the websocket,
+//! executes the machine's effects against a [`SyncHost`] and a [`BlobClient`], and
+//! publishes the status and events for UIs.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use doran_protocol::{
+    DocId, ErrorCode, FamilyId, InviteId, Request, RequestId, Response, ServerEvent, UserId, codec,
+    signing,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{
+    BlobClient, DocChange, Effects, Event, RequestOutcome, Result, SignInAs, SignedIn, SyncConfig,
+    SyncError, SyncHost, SyncMachine, SyncStatus,
+};
+use crate::{account::DeviceKeys, replica::Touched, views::Activity};
+
+/// What UIs observe: the connection status and how many local changes wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncState {
+    /// Offline, connecting, syncing or up to date.
+    pub status: SyncStatus,
+    /// Local changes not yet acknowledged by the relay.
+    pub pending: u64,
+}
+
+/// Something UIs may want to show, from [`SyncDriver::subscribe`].
+#[derive(Debug, Clone)]
+pub enum SyncEvent {
+    /// Incoming changes were applied to a document.
+    DocChanged {
+        /// The document.
+        doc: DocId,
+        /// What they touched (re-read these; empty for personal documents).
+        touched: Vec<Touched>,
+        /// Feed items that are new (for notifications).
+        new_activity: Vec<Activity>,
+    },
+    /// A notification from the relay (invite, membership, presence, device…).
+    Server(ServerEvent),
+    /// A document is no longer synced (access lost, or it is gone).
+    DocDropped {
+        /// The document.
+        doc: DocId,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// Something failed (shown as a warning; syncing goes on unless it is fatal).
+    Error(Arc<SyncError>),
+}
+
+enum Command {
+    Request(Request, oneshot::Sender<Result<Response>>),
+    LocalChange,
+}
+
+/// How a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Stop once up to date.
+    UntilUpToDate,
+    /// Stay connected.
+    Forever,
+}
+
+enum Flow {
+    Continue,
+    /// Close this connection (and maybe reconnect).
+    Close,
+    /// Up to date in [`Mode::UntilUpToDate`].
+    Done,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Runner {
+    machine: SyncMachine,
+    commands: mpsc::UnboundedReceiver<Command>,
+    waiting: HashMap<RequestId, oneshot::Sender<Result<Response>>>,
+    reconnect_after: Option<u64>,
+    fatal: Option<SyncError>,
+}
+
+/// Runs the sync protocol for one device (see the [module docs](super) for the loop).
+///
+/// Cheap to share behind an `Arc`: [`request`](Self::request),
+/// [`local_change`](Self::local_change), [`state`](Self::state) and
+/// [`subscribe`](Self::subscribe) may be called from any task while
+/// [`run`](Self::run) or [`run_until_up_to_date`](Self::run_until_up_to_date) runs in
+/// another.
+pub struct SyncDriver {
+    host: Arc<dyn SyncHost>,
+    blobs: BlobClient,
+    ws_url: String,
+    keys: DeviceKeys,
+    runner: Mutex<Runner>,
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Sender<SyncState>,
+    events: broadcast::Sender<SyncEvent>,
+    server_id: std::sync::Mutex<Option<String>>,
+    user: std::sync::Mutex<Option<UserId>>,
+}
+
+impl std::fmt::Debug for SyncDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncDriver")
+            .field("ws_url", &self.ws_url)
+            .field("state", &*self.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The websocket URL of a relay base URL (`http://host:port` → `ws://host:port/ws`).
+pub fn ws_url(server: &str) -> Result<String> {
+    let base = server.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("http://") {
+        Ok(format!("ws://{rest}/ws"))
+    } else if base.starts_with("ws://") {
+        Ok(base.to_owned())
+    } else {
+        Err(SyncError::Unreachable(format!(
+            "{server}: only http:// relays are supported by this build"
+        )))
+    }
+}
+
+impl SyncDriver {
+    /// A driver for the device with `keys` on the relay at `server`
+    /// (`http://host:port`), signing in as `sign_in`, applying to `host`.
+    pub fn new(
+        host: Arc<dyn SyncHost>,
+        server: &str,
+        keys: DeviceKeys,
+        sign_in: SignInAs,
+        config: SyncConfig,
+    ) -> Result<Self> {
+        let blobs = BlobClient::new(server, keys.device, keys.device_key.clone())?;
+        let seed = rand::random::<u64>();
+        let user = match &sign_in {
+            SignInAs::Known { user } => Some(*user),
+            _ => None,
+        };
+        let machine = SyncMachine::new(keys.clone(), sign_in, config, seed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending = host.pending_count().unwrap_or(0);
+        Ok(SyncDriver {
+            host,
+            blobs,
+            ws_url: ws_url(server)?,
+            keys,
+            runner: Mutex::new(Runner {
+                machine,
+                commands: rx,
+                waiting: HashMap::new(),
+                reconnect_after: None,
+                fatal: None,
+            }),
+            commands: tx,
+            state: watch::Sender::new(SyncState {
+                status: SyncStatus::Offline,
+                pending,
+            }),
+            events: broadcast::Sender::new(1024),
+            server_id: std::sync::Mutex::new(None),
+            user: std::sync::Mutex::new(user),
+        })
+    }
+
+    /// The status and pending count, as a watch channel.
+    pub fn state(&self) -> watch::Receiver<SyncState> {
+        self.state.subscribe()
+    }
+
+    /// Document changes, server notifications and errors as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
+        self.events.subscribe()
+    }
+
+    /// The blob client signing as this device.
+    pub fn blobs(&self) -> &BlobClient {
+        &self.blobs
+    }
+
+    /// Tells the driver a local edit was committed, so it is pushed now.
+    pub fn local_change(&self) {
+        let _ = self.commands.send(Command::LocalChange);
+    }
+
+    /// Sends a request over the live connection (waiting for the sign-in if needed)
+    /// and returns the relay's answer. Needs [`run`](Self::run) (or
+    /// [`run_until_up_to_date`](Self::run_until_up_to_date)) running in another task.
+    pub async fn request(&self, body: Request) -> Result<Response> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request(body, tx))
+            .map_err(|_| SyncError::Offline)?;
+        rx.await.map_err(|_| SyncError::Offline)?
+    }
+
+    /// Invites `invitee` into `family` as `proposed_name` (a signed `SendInvite`).
+    pub async fn send_invite(
+        &self,
+        family: FamilyId,
+        invitee: UserId,
+        proposed_name: &str,
+    ) -> Result<Response> {
+        let (server_id, me) = self.signed_in_as().await?;
+        let invite = InviteId::random();
+        let msg = signing::invite_message(
+            &server_id,
+            &invite,
+            &family,
+            &me,
+            &self.keys.device,
+            &invitee,
+            proposed_name,
+        );
+        self.request(Request::SendInvite {
+            invite,
+            family,
+            invitee,
+            proposed_name: proposed_name.to_owned(),
+            signature: self.keys.sign_device(&msg),
+        })
+        .await
+    }
+
+    /// Accepts or rejects an invite (a signed `AnswerInvite`).
+    pub async fn answer_invite(&self, invite: InviteId, accept: bool) -> Result<Response> {
+        let (server_id, me) = self.signed_in_as().await?;
+        let msg =
+            signing::invite_answer_message(&server_id, &invite, &me, &self.keys.device, accept);
+        self.request(Request::AnswerInvite {
+            invite,
+            accept,
+            signature: self.keys.sign_device(&msg),
+        })
+        .await
+    }
+
+    /// The relay's id and the user, once signed in at least once.
+    async fn signed_in_as(&self) -> Result<(String, UserId)> {
+        let mut state = self.state();
+        loop {
+            let known = (
+                self.server_id
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+                *self
+                    .user
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if let (Some(server_id), Some(user)) = known
+                && matches!(
+                    state.borrow().status,
+                    SyncStatus::Syncing | SyncStatus::UpToDate
+                )
+            {
+                return Ok((server_id, user));
+            }
+            state.changed().await.map_err(|_| SyncError::Offline)?;
+        }
+    }
+
+    /// Connects, pushes every local change, catches up every document, and returns
+    /// the number of local changes still pending (0 unless the relay kept some back).
+    /// Retries with backoff until `timeout`.
+    pub async fn run_until_up_to_date(&self, timeout: Duration) -> Result<u64> {
+        let mut runner = self.runner.lock().await;
+        match tokio::time::timeout(timeout, self.drive(&mut runner, Mode::UntilUpToDate)).await {
+            Ok(result) => result,
+            Err(_) => Err(SyncError::Timeout),
+        }?;
+        self.host.pending_count()
+    }
+
+    /// Stays connected, reconnecting with backoff, until the relay refuses this device
+    /// for good (the error says why). Cancel the future to stop.
+    pub async fn run(&self) -> Result<()> {
+        let mut runner = self.runner.lock().await;
+        self.drive(&mut runner, Mode::Forever).await
+    }
+
+    async fn drive(&self, r: &mut Runner, mode: Mode) -> Result<()> {
+        loop {
+            if let Some(e) = r.fatal.take() {
+                return Err(e);
+            }
+            let docs = self.blocking(|h| h.doc_cursors()).await?;
+            match tokio_tungstenite::connect_async(self.ws_url.as_str()).await {
+                Ok((mut ws, _)) => {
+                    let fx = r.machine.handle(now_ms(), Event::Connected { docs });
+                    let flow = self.session(r, &mut ws, fx, mode).await;
+                    let _ = ws.close(None).await;
+                    if let Flow::Done = flow {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let fx = r.machine.handle(
+                        now_ms(),
+                        Event::ConnectFailed {
+                            reason: e.to_string(),
+                        },
+                    );
+                    self.publish_status(&fx);
+                    r.reconnect_after = fx.reconnect_after;
+                }
+            }
+            if let Some(e) = r.fatal.take() {
+                return Err(e);
+            }
+            let delay = r.reconnect_after.take().unwrap_or(1_000);
+            // While offline, requests are queued in the machine until the next sign-in.
+            let sleep = tokio::time::sleep(Duration::from_millis(delay));
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    cmd = r.commands.recv() => match cmd {
+                        Some(Command::Request(body, reply)) => {
+                            let (id, fx) = r.machine.request(now_ms(), body);
+                            r.waiting.insert(id, reply);
+                            self.answer(r, &fx);
+                        }
+                        Some(Command::LocalChange) => {}
+                        None => return Err(SyncError::Offline),
+                    },
+                }
+            }
+        }
+    }
+
+    /// One connection: feed frames, commands and ticks to the machine until it closes.
+    async fn session(&self, r: &mut Runner, ws: &mut Ws, first: Effects, mode: Mode) -> Flow {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut fx = first;
+        loop {
+            match self.execute(r, ws, fx).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close) => return Flow::Close,
+                Ok(Flow::Done) => return Flow::Done,
+                Err(e) => {
+                    self.emit(SyncEvent::Error(Arc::new(e)));
+                    let fx = r.machine.handle(
+                        now_ms(),
+                        Event::Disconnected {
+                            reason: "a local failure".into(),
+                        },
+                    );
+                    r.reconnect_after = fx.reconnect_after;
+                    self.publish_status(&fx);
+                    return Flow::Close;
+                }
+            }
+            if mode == Mode::UntilUpToDate && r.machine.status() == SyncStatus::UpToDate {
+                return Flow::Done;
+            }
+            fx = tokio::select! {
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Binary(bytes))) => match codec::decode_server(&bytes) {
+                        Ok(frame) => r.machine.handle(now_ms(), Event::Frame(frame)),
+                        Err(e) => {
+                            self.emit(SyncEvent::Error(Arc::new(SyncError::Protocol(e.to_string()))));
+                            Effects::default()
+                        }
+                    },
+                    Some(Ok(Message::Close(_))) | None => {
+                        r.machine.handle(now_ms(), Event::Disconnected { reason: "closed".into() })
+                    }
+                    Some(Ok(_)) => Effects::default(),
+                    Some(Err(e)) => {
+                        r.machine.handle(now_ms(), Event::Disconnected { reason: e.to_string() })
+                    }
+                },
+                cmd = r.commands.recv() => match cmd {
+                    Some(Command::Request(body, reply)) => {
+                        let (id, fx) = r.machine.request(now_ms(), body);
+                        r.waiting.insert(id, reply);
+                        fx
+                    }
+                    Some(Command::LocalChange) => r.machine.handle(now_ms(), Event::LocalChange),
+                    None => return Flow::Close,
+                },
+                _ = tick.tick() => r.machine.handle(now_ms(), Event::Tick),
+            };
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SyncHost) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let host = Arc::clone(&self.host);
+        tokio::task::spawn_blocking(move || f(&*host))
+            .await
+            .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))?
+    }
+
+    fn emit(&self, event: SyncEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn publish_status(&self, fx: &Effects) {
+        if let Some(status) = fx.status {
+            self.state.send_modify(|s| s.status = status);
+        }
+    }
+
+    fn answer(&self, r: &mut Runner, fx: &Effects) {
+        for (id, outcome) in &fx.answered {
+            if let Some(reply) = r.waiting.remove(id) {
+                let result = match outcome {
+                    RequestOutcome::Response(body) => Ok(body.clone()),
+                    RequestOutcome::Refused(e) => Err(SyncError::from(e.clone())),
+                    RequestOutcome::Disconnected => Err(SyncError::Offline),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Executes effects in field order; effects of events fed back (outbox listings,
+    /// uploaded snapshots) are executed after.
+    async fn execute(&self, r: &mut Runner, ws: &mut Ws, fx: Effects) -> Result<Flow> {
+        let mut queue = VecDeque::from([fx]);
+        let mut flow = Flow::Continue;
+        while let Some(fx) = queue.pop_front() {
+            for frame in &fx.send {
+                let bytes =
+                    codec::encode_client(frame).map_err(|e| SyncError::Protocol(e.to_string()))?;
+                if let Err(e) = ws.send(Message::Binary(bytes.into())).await {
+                    tracing::debug!(error = %e, "send failed");
+                    let more = r.machine.handle(
+                        now_ms(),
+                        Event::Disconnected {
+                            reason: e.to_string(),
+                        },
+                    );
+                    queue.push_back(more);
+                    break;
+                }
+            }
+            for apply in fx.apply.clone() {
+                let snapshot = match apply.snapshot {
+                    Some(s) => Some(self.blobs.get(s.blob).await?),
+                    None => None,
+                };
+                let change: DocChange = self
+                    .blocking(move |h| {
+                        h.apply(
+                            apply.doc,
+                            apply.kind,
+                            snapshot.as_deref(),
+                            &apply.chunks,
+                            apply.cursor,
+                        )
+                    })
+                    .await?;
+                if !change.touched.is_empty() || !change.new_activity.is_empty() {
+                    self.emit(SyncEvent::DocChanged {
+                        doc: apply.doc,
+                        touched: change.touched,
+                        new_activity: change.new_activity,
+                    });
+                }
+            }
+            let done: Vec<_> = fx
+                .acked
+                .iter()
+                .map(|(d, c, _)| (*d, *c))
+                .chain(fx.refused.iter().map(|(d, c, _)| (*d, *c)))
+                .collect();
+            if !done.is_empty() {
+                let pending = self
+                    .blocking(move |h| {
+                        for (doc, chunk) in done {
+                            h.acked(doc, chunk)?;
+                        }
+                        h.pending_count()
+                    })
+                    .await?;
+                self.state.send_modify(|s| s.pending = pending);
+            }
+            for (doc, chunk, code) in &fx.refused {
+                self.emit(SyncEvent::Error(Arc::new(SyncError::Refused {
+                    code: *code,
+                    message: format!("chunk {chunk} of {doc} refused"),
+                })));
+            }
+            if let Some(limit) = fx.want_outbox {
+                let entries = self.blocking(move |h| h.outbox(limit)).await?;
+                queue.push_back(r.machine.handle(now_ms(), Event::Outbox(entries)));
+            }
+            for (doc, code) in &fx.dropped {
+                self.emit(SyncEvent::DocDropped {
+                    doc: *doc,
+                    code: *code,
+                });
+            }
+            for c in &fx.compact {
+                let event = match self.compact(c.doc, c.family, c.covers_seq).await {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(doc = %c.doc, error = %e, "compaction failed");
+                        Event::CompactFailed { doc: c.doc }
+                    }
+                };
+                queue.push_back(r.machine.handle(now_ms(), event));
+            }
+            for &(doc, covers) in &fx.snapshot_accepted {
+                self.blocking(move |h| h.snapshot_accepted(doc, covers))
+                    .await?;
+            }
+            self.answer(r, &fx);
+            if let Some(info) = fx.signed_in.clone() {
+                self.signed_in(&r.machine, info).await?;
+            }
+            for event in &fx.events {
+                self.emit(SyncEvent::Server(event.clone()));
+            }
+            for e in &fx.errors {
+                tracing::warn!(code = %e.code, message = %e.message, "the relay refused something");
+                self.emit(SyncEvent::Error(Arc::new(SyncError::from(e.clone()))));
+            }
+            self.publish_status(&fx);
+            if let Some(fatal) = &fx.fatal {
+                r.fatal = Some(SyncError::Auth {
+                    code: fatal.code,
+                    message: fatal.message.clone(),
+                });
+            }
+            if fx.reconnect_after.is_some() {
+                r.reconnect_after = fx.reconnect_after;
+            }
+            if fx.close {
+                flow = Flow::Close;
+            }
+        }
+        Ok(flow)
+    }
+
+    async fn signed_in(&self, machine: &SyncMachine, info: SignedIn) -> Result<()> {
+        *self
+            .server_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            machine.server_id().map(str::to_owned);
+        *self
+            .user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info.user);
+        self.blocking(move |h| h.signed_in(&info)).await
+    }
+
+    /// Saves `doc`, uploads it for `family`, and says so.
+    async fn compact(&self, doc: DocId, family: FamilyId, covers_seq: u64) -> Result<Event> {
+        let bytes = self
+            .blocking(move |h| h.save(doc, super::DocKind::Family(family)))
+            .await?
+            .ok_or_else(|| SyncError::Protocol(format!("{doc} is not on this device")))?;
+        let blob = doran_protocol::BlobHash::of(&bytes);
+        let len = bytes.len() as u64;
+        self.blobs.put(blob, family, bytes).await?;
+        Ok(Event::SnapshotUploaded {
+            doc,
+            covers_seq,
+            blob,
+            len,
+        })
+    }
+}
+
+/// Signs a new device in once (registration, recovery or a link code) and returns who
+/// it is; the connection is then closed. Used to create an account before the
+/// documents exist: the user id is only known from the relay's answer.
+pub async fn enroll(
+    server: &str,
+    keys: DeviceKeys,
+    sign_in: SignInAs,
+    timeout: Duration,
+) -> Result<(SignedIn, String)> {
+    let url = ws_url(server)?;
+    let run = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+        let mut machine = SyncMachine::new(keys, sign_in, SyncConfig::default(), 0);
+        let mut fx = machine.handle(now_ms(), Event::Connected { docs: Vec::new() });
+        loop {
+            for frame in &fx.send {
+                let bytes =
+                    codec::encode_client(frame).map_err(|e| SyncError::Protocol(e.to_string()))?;
+                ws.send(Message::Binary(bytes.into()))
+                    .await
+                    .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            }
+            if let Some(info) = fx.signed_in.take() {
+                let server_id = machine.server_id().unwrap_or_default().to_owned();
+                let _ = ws.close(None).await;
+                return Ok((info, server_id));
+            }
+            if let Some(f) = fx.fatal.take() {
+                return Err(SyncError::Auth {
+                    code: f.code,
+                    message: f.message,
+                });
+            }
+            if fx.close {
+                return Err(SyncError::Unreachable(
+                    "the relay closed the connection".into(),
+                ));
+            }
+            fx = match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let frame = codec::decode_server(&bytes)
+                        .map_err(|e| SyncError::Protocol(e.to_string()))?;
+                    if let doran_protocol::ServerFrame::Error(e) = &frame
+                        && e.doc.is_none()
+                        && e.request.is_none()
+                    {
+                        return Err(SyncError::Auth {
+                            code: e.code,
+                            message: e.message.clone(),
+                        });
+                    }
+                    machine.handle(now_ms(), Event::Frame(frame))
+                }
+                Some(Ok(_)) => Effects::default(),
+                Some(Err(e)) => return Err(SyncError::Unreachable(e.to_string())),
+                None => return Err(SyncError::Unreachable("the connection closed".into())),
+            };
+        }
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| SyncError::Timeout)?
+}
+
+/// Creates an account: makes the keys, registers with the relay at `server`, stores
+/// the account (keys included, see [`crate::account`]) and commits the user's
+/// personal document, which the next sync pushes.
+pub async fn create_account(
+    store: &Arc<dyn crate::store::LocalStore>,
+    server: &str,
+    email: &str,
+    nickname: &str,
+    timeout: Duration,
+) -> Result<crate::account::Account> {
+    let nickname = crate::validate::nickname(nickname)?;
+    let keys = DeviceKeys::generate()?;
+    let personal_doc = DocId::random();
+    let sign_in = SignInAs::Register {
+        email: email.to_owned(),
+        nickname: nickname.clone(),
+        personal_doc,
+    };
+    let (info, _) = enroll(server, keys.clone(), sign_in, timeout).await?;
+    let account = crate::account::Account {
+        user: info.user,
+        device: keys.device,
+        email: email.to_owned(),
+        nickname: nickname.clone(),
+        server: server.to_owned(),
+        personal_doc: info.personal_doc,
+        device_key: keys.device_key,
+        user_key: keys.user_key,
+    };
+    account.save(&**store)?;
+    let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+    let (_, change) = crate::PersonalDoc::create(&account.actor(), &nickname, 1, now)?;
+    store.commit_local(account.personal_doc, &change)?;
+    Ok(account)
+}
+
+/// Adds this device to an existing account with the recovery phrase, and stores the
+/// account. The email and nickname are not known to the relay's answer: they stay
+/// empty until read from the personal document.
+pub async fn recover_account(
+    store: &Arc<dyn crate::store::LocalStore>,
+    server: &str,
+    phrase: &str,
+    timeout: Duration,
+) -> Result<crate::account::Account> {
+    let user_key = crate::account::from_phrase(phrase)?;
+    let keys = DeviceKeys::for_new_device(Some(user_key))?;
+    let (info, _) = enroll(server, keys.clone(), SignInAs::Recover, timeout).await?;
+    let account = crate::account::Account {
+        user: info.user,
+        device: keys.device,
+        email: String::new(),
+        nickname: String::new(),
+        server: server.to_owned(),
+        personal_doc: info.personal_doc,
+        device_key: keys.device_key,
+        user_key: keys.user_key,
+    };
+    account.save(&**store)?;
+    Ok(account)
+}

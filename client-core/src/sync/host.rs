@@ -1,0 +1,339 @@
+//! [`SyncHost`]: what the driver needs from the device, and [`StoreHost`], a complete
+//! host over a [`LocalStore`] with its own open documents.
+
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use doran_protocol::{ChunkId, DocId, FamilyId, Seq};
+
+use super::{DocCursor, DocKind, Result, SignedIn, SyncError};
+use crate::{
+    error::DocError,
+    family_doc::{Edit, FamilyDoc},
+    family_store::{self, OpenError},
+    personal_doc::PersonalDoc,
+    replica::{Actor, Touched},
+    store::{LocalStore, OutboxEntry},
+    views::Activity,
+};
+
+/// What applying incoming data changed, for the UI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocChange {
+    /// The entities touched (empty for personal documents, which are re-read whole).
+    pub touched: Vec<Touched>,
+    /// Feed items that are new (family documents only).
+    pub new_activity: Vec<Activity>,
+    /// How many chunks were refused as unreadable (not stored).
+    pub refused: usize,
+}
+
+/// The device side of syncing: its store and its open documents. The driver calls
+/// these from a blocking thread (`spawn_blocking`), one at a time.
+///
+/// The implementation must be the **only writer** of the documents it applies to (the
+/// engine, which also applies local edits), so the view cache stays right.
+pub trait SyncHost: Send + Sync + 'static {
+    /// Every document's resume point: its stored cursor and the snapshot seq last
+    /// accepted (see [`snapshot_accepted`](Self::snapshot_accepted)).
+    fn doc_cursors(&self) -> Result<Vec<DocCursor>>;
+
+    /// Up to `limit` of the oldest outbox entries.
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// How many local changes wait for the relay.
+    fn pending_count(&self) -> Result<u64>;
+
+    /// Merges incoming data into `doc` — `snapshot` (verified `save()` bytes) first,
+    /// then `chunks` in order — and stores the readable ones with `cursor` and the
+    /// view rows in one transaction. Unreadable chunks are not stored.
+    fn apply(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        snapshot: Option<&[u8]>,
+        chunks: &[(Seq, Vec<u8>)],
+        cursor: Seq,
+    ) -> Result<DocChange>;
+
+    /// The relay acked (or refused for good) the local chunk: remove it from the
+    /// outbox.
+    fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()>;
+
+    /// The whole document saved (`Automerge::save`), for a snapshot; `None` if the
+    /// document is not on this device.
+    fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>>;
+
+    /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
+    fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
+
+    /// The device signed in (the user id is known from here on).
+    fn signed_in(&self, info: &SignedIn) -> Result<()>;
+}
+
+/// An open document of a [`StoreHost`].
+#[derive(Debug)]
+enum OpenDoc {
+    Family(FamilyDoc),
+    Personal(PersonalDoc),
+}
+
+/// A [`SyncHost`] over a [`LocalStore`], keeping the documents it syncs open in memory
+/// (family documents opened with [`family_store::open_family`], so the view cache is
+/// used and kept right). Local edits go through [`StoreHost::edit_family`] so this
+/// host stays the only writer.
+#[derive(Debug)]
+pub struct StoreHost {
+    store: Arc<dyn LocalStore>,
+    actor: Actor,
+    docs: Mutex<HashMap<DocId, OpenDoc>>,
+}
+
+fn snapshot_key(doc: DocId) -> String {
+    format!("sync/snapshot/{doc}")
+}
+
+impl StoreHost {
+    /// A host for `actor` (this account's user and device) over `store`.
+    pub fn new(store: Arc<dyn LocalStore>, actor: Actor) -> Self {
+        StoreHost {
+            store,
+            actor,
+            docs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn LocalStore> {
+        &self.store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<DocId, OpenDoc>> {
+        // A panic while holding the lock leaves documents that are still consistent
+        // with the store (each write is one transaction): keep going.
+        self.docs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The open document `doc`, opened from the store if needed.
+    fn ensure<'a>(
+        &self,
+        docs: &'a mut HashMap<DocId, OpenDoc>,
+        doc: DocId,
+        kind: DocKind,
+    ) -> Result<&'a mut OpenDoc> {
+        match docs.entry(doc) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(v) => Ok(v.insert(self.open(doc, kind)?)),
+        }
+    }
+
+    fn open(&self, doc: DocId, kind: DocKind) -> Result<OpenDoc> {
+        match kind {
+            DocKind::Family(_) => match family_store::open_family(&*self.store, doc, &self.actor) {
+                Ok(fd) => Ok(OpenDoc::Family(fd)),
+                Err(OpenError::NotFound(_)) => Ok(OpenDoc::Family(FamilyDoc::load(
+                    None,
+                    std::iter::empty(),
+                    &self.actor,
+                )?)),
+                Err(e) => Err(e.into()),
+            },
+            DocKind::Personal(_) => {
+                let stored = self.store.load(doc)?;
+                let pd = match &stored {
+                    Some(s) => PersonalDoc::load(
+                        s.snapshot.as_deref(),
+                        s.changes.iter().map(Vec::as_slice),
+                        &self.actor,
+                    )?,
+                    None => PersonalDoc::load(None, std::iter::empty(), &self.actor)?,
+                };
+                Ok(OpenDoc::Personal(pd))
+            }
+        }
+    }
+
+    /// Creates a family document locally (after the relay's `CreateFamily`) and
+    /// commits its first change.
+    pub fn create_family(
+        &self,
+        family: FamilyId,
+        title: &str,
+        my_name: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
+        let doc = DocId::from(family);
+        self.store.commit_local(doc, &change)?;
+        self.lock().insert(doc, OpenDoc::Family(fd));
+        Ok(())
+    }
+
+    /// Runs an edit on a family document and commits its change with its view rows
+    /// (the edit is durable and queued for the relay when this returns `Ok`).
+    pub fn edit_family<T>(
+        &self,
+        family: FamilyId,
+        edit: impl FnOnce(&mut FamilyDoc) -> Result<Edit<T>, DocError>,
+    ) -> Result<T> {
+        let doc = DocId::from(family);
+        let mut docs = self.lock();
+        let OpenDoc::Family(fd) = self.ensure(&mut docs, doc, DocKind::Family(family))? else {
+            return Err(SyncError::Protocol(format!(
+                "{doc} is not a family document"
+            )));
+        };
+        let e = edit(fd)?;
+        if let Some(change) = &e.change
+            && let Err(err) = self
+                .store
+                .commit_local_with_view(doc, change, e.view.as_deref())
+        {
+            // The in-memory document is ahead of the store: reload it next time.
+            docs.remove(&doc);
+            return Err(err.into());
+        }
+        Ok(e.value)
+    }
+
+    /// Reads a family document (opening it if needed).
+    pub fn read_family<T>(
+        &self,
+        family: FamilyId,
+        read: impl FnOnce(&mut FamilyDoc) -> T,
+    ) -> Result<T> {
+        let doc = DocId::from(family);
+        let mut docs = self.lock();
+        match self.ensure(&mut docs, doc, DocKind::Family(family))? {
+            OpenDoc::Family(fd) => Ok(read(fd)),
+            OpenDoc::Personal(_) => Err(SyncError::Protocol(format!(
+                "{doc} is not a family document"
+            ))),
+        }
+    }
+}
+
+impl SyncHost for StoreHost {
+    fn doc_cursors(&self) -> Result<Vec<DocCursor>> {
+        let mut out = Vec::new();
+        for doc in self.store.documents()? {
+            let snapshot_covers = self
+                .store
+                .get_meta(&snapshot_key(doc))?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map_or(0, u64::from_be_bytes);
+            out.push(DocCursor {
+                doc,
+                cursor: self.store.cursor(doc)?,
+                snapshot_covers,
+            });
+        }
+        Ok(out)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(self.store.outbox(limit)?)
+    }
+
+    fn pending_count(&self) -> Result<u64> {
+        Ok(self.store.pending_count()?)
+    }
+
+    fn apply(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        snapshot: Option<&[u8]>,
+        chunks: &[(Seq, Vec<u8>)],
+        cursor: Seq,
+    ) -> Result<DocChange> {
+        let mut docs = self.lock();
+        let open = self.ensure(&mut docs, doc, kind)?;
+        // A saved document loads like a chunk, so the snapshot is stored as one: the
+        // local log keeps everything it had (a snapshot never replaces local history).
+        let incoming: Vec<&[u8]> = snapshot
+            .into_iter()
+            .chain(chunks.iter().map(|(_, b)| b.as_slice()))
+            .collect();
+        let (accepted, change, view) = match open {
+            OpenDoc::Family(fd) => {
+                let update = fd.apply_remote(incoming.iter().copied());
+                let accepted: Vec<&[u8]> = incoming
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !update.rejected.contains(i))
+                    .map(|(_, b)| *b)
+                    .collect();
+                let change = DocChange {
+                    touched: update.touched,
+                    new_activity: update.new_activity,
+                    refused: update.rejected.len(),
+                };
+                (accepted, change, update.view)
+            }
+            OpenDoc::Personal(pd) => {
+                let mut accepted = Vec::new();
+                let mut refused = 0;
+                for chunk in &incoming {
+                    match pd.apply_remote(chunk) {
+                        Ok(()) => accepted.push(*chunk),
+                        Err(e) => {
+                            tracing::warn!(%doc, error = %e, "refusing an unreadable chunk");
+                            refused += 1;
+                        }
+                    }
+                }
+                let change = DocChange {
+                    refused,
+                    ..DocChange::default()
+                };
+                (accepted, change, None)
+            }
+        };
+        if let Err(e) =
+            self.store
+                .apply_remote_with_view(doc, &accepted, Some(cursor), view.as_deref())
+        {
+            // The in-memory document is ahead of the store: reload it next time.
+            docs.remove(&doc);
+            return Err(e.into());
+        }
+        Ok(change)
+    }
+
+    fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()> {
+        self.store.outbox_acked_chunk(doc, chunk)?;
+        Ok(())
+    }
+
+    fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>> {
+        let mut docs = self.lock();
+        if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(match self.ensure(&mut docs, doc, kind)? {
+            OpenDoc::Family(fd) => fd.save(),
+            OpenDoc::Personal(pd) => pd.replica_mut().save(),
+        }))
+    }
+
+    fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
+        self.store
+            .set_meta(&snapshot_key(doc), &covers_seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn signed_in(&self, info: &SignedIn) -> Result<()> {
+        if info.user != self.actor.user {
+            return Err(SyncError::Protocol(format!(
+                "signed in as {} but this host writes as {}",
+                info.user, self.actor.user
+            )));
+        }
+        Ok(())
+    }
+}
