@@ -6,10 +6,18 @@
 //!
 //! ```json
 //! { "listen": "0.0.0.0:7070", "data_dir": "/var/lib/doran",
+//!   "tls_cert": "/etc/doran/fullchain.pem", "tls_key": "/etc/doran/key.pem",
 //!   "limits": { "max_blob_bytes": 33554432, "family_quota_bytes": 10737418240 } }
 //! ```
+//!
+//! TLS is on when both `tls_cert` and `tls_key` are set (from any source), off when
+//! neither is; one without the other is [`ConfigError::TlsIncomplete`].
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Parser;
 use serde::Deserialize;
@@ -31,6 +39,17 @@ pub struct Cli {
     /// printed as `listening on http://ADDR`). Default `127.0.0.1:7070`.
     #[arg(long, env = "DORAN_LISTEN")]
     pub listen: Option<SocketAddr>,
+
+    /// PEM file with the TLS certificate chain, leaf first. Together with
+    /// `--tls-key` the relay serves HTTPS and WSS only (rustls); with neither it
+    /// serves plain HTTP. Read once at start: restart to load a renewed certificate.
+    #[arg(long, env = "DORAN_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1) matching
+    /// `--tls-cert`.
+    #[arg(long, env = "DORAN_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 
     /// A JSON file with any field of the configuration (see the crate docs).
     #[arg(long, env = "DORAN_CONFIG")]
@@ -74,6 +93,10 @@ pub struct Config {
     pub server_id: String,
     /// JSON logs.
     pub log_json: bool,
+    /// TLS certificate chain (PEM); TLS is on when this and `tls_key` are set.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Limits on what clients may send.
     pub limits: Limits,
 }
@@ -119,6 +142,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             server_id: "dorandoran-relay".to_owned(),
             log_json: false,
+            tls_cert: None,
+            tls_key: None,
             limits: Limits::default(),
         }
     }
@@ -188,6 +213,17 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
+    /// Only one of the TLS certificate and key was given.
+    #[error(
+        "TLS needs both a certificate and a key: {given} is set but {missing} is not \
+         (give both --tls-cert and --tls-key, or neither for plain HTTP)"
+    )]
+    TlsIncomplete {
+        /// The config key that was given (`tls_cert` or `tls_key`).
+        given: &'static str,
+        /// The config key that is missing.
+        missing: &'static str,
+    },
 }
 
 impl Config {
@@ -207,7 +243,31 @@ impl Config {
             None => Config::default(),
         };
         config.apply(cli);
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what no single source can: TLS certificate and key come as a pair.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ConfigError::TlsIncomplete {
+                given: "tls_cert",
+                missing: "tls_key",
+            }),
+            (None, Some(_)) => Err(ConfigError::TlsIncomplete {
+                given: "tls_key",
+                missing: "tls_cert",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The certificate and key files when TLS is on.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        }
     }
 
     /// Overrides fields with the flags (and environment variables) that were given.
@@ -222,6 +282,12 @@ impl Config {
             self.server_id.clone_from(id);
         }
         self.log_json |= cli.log_json;
+        if let Some(cert) = &cli.tls_cert {
+            self.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &cli.tls_key {
+            self.tls_key = Some(key.clone());
+        }
         let l = &mut self.limits;
         if let Some(v) = cli.max_blob_bytes {
             l.max_blob_bytes = v;
@@ -254,6 +320,33 @@ mod tests {
         config.apply(&cli);
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn tls_needs_both_files_from_any_source() {
+        let cli = Cli::parse_from(["doran-server", "--tls-cert", "cert.pem"]);
+        let mut config = Config::default();
+        config.apply(&cli);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TlsIncomplete {
+                missing: "tls_key",
+                ..
+            })
+        ));
+        assert!(config.tls_files().is_none());
+
+        // The key from the file, the certificate from the flag: a pair.
+        let mut config: Config =
+            serde_json::from_str(r#"{"tls_key":"key.pem"}"#).expect("valid config");
+        assert!(config.validate().is_err());
+        config.apply(&cli);
+        assert!(config.validate().is_ok());
+        let (cert, key) = config.tls_files().expect("TLS on");
+        assert_eq!((cert, key), (Path::new("cert.pem"), Path::new("key.pem")));
+
+        assert!(Config::default().validate().is_ok());
+        assert!(Config::default().tls_files().is_none());
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! `doran-server`: the relay binary.
 //!
 //! Opens the default stores under the data directory (`relay.sqlite` and `blobs/`),
-//! binds the listen address, prints `listening on http://ADDR` on stdout (the actual
-//! address, so `--listen 127.0.0.1:0` is usable from scripts and tests), and serves
-//! until SIGTERM or SIGINT, then shuts down gracefully and exits 0.
+//! binds the listen address, prints `listening on http://ADDR` (`https://` with TLS)
+//! on stdout (the actual address, so `--listen 127.0.0.1:0` is usable from scripts and
+//! tests), and serves until SIGTERM or SIGINT, then shuts down gracefully and exits 0.
+//!
+//! Exit codes: 0 after a graceful shutdown; 2 for a configuration that cannot be used
+//! (bad config file, only one of the TLS files, unreadable or invalid certificate or
+//! key); 1 for failures while starting or running (data dir, address in use, ...).
 
 use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use doran_server::{
     config::{Cli, Config},
-    serve,
+    serve, serve_tls,
     state::{AppState, Stores},
     store::{FsBlobStore, SqliteStore, StoreResult},
+    tls,
 };
+use tokio_rustls::rustls::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -21,6 +27,19 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
+            eprintln!("doran-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Read the certificate and key before anything else, so a bad file stops the
+    // relay at once with the file named.
+    let tls = match config
+        .tls_files()
+        .map(|(cert, key)| tls::server_config(cert, key))
+    {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(e)) => {
             eprintln!("doran-server: {e}");
             return ExitCode::from(2);
         }
@@ -36,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "relay failed");
@@ -50,9 +69,13 @@ fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_env("DORAN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Without `log_internal_errors(false)` a failed write (stderr closed, e.g. the log
+    // collector died) makes tracing-subscriber `eprintln!`, which panics the task that
+    // logged: the signal task would die and SIGTERM would be ignored.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     if json {
         builder.json().init();
     } else {
@@ -73,27 +96,34 @@ fn open_stores(config: &Config) -> StoreResult<Stores> {
     })
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    config: Config,
+    tls: Option<Arc<ServerConfig>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let stores = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_stores(&config)).await??
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), server_id = %config.server_id, "relay starting");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), server_id = %config.server_id, "relay starting");
     let state = AppState::new(config, stores);
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
     }
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down");
         shutdown.cancel();
+        tracing::info!("shutting down");
     });
-    serve(state, listener).await?;
+    match tls {
+        Some(tls) => serve_tls(state, listener, tls).await?,
+        None => serve(state, listener).await?,
+    }
     tracing::info!("stopped");
     Ok(())
 }
