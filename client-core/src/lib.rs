@@ -22,6 +22,7 @@
 //! 3. read the refreshed [`FamilyDoc::view`] through [`views`].
 
 pub mod account;
+pub mod engine;
 pub mod error;
 pub mod family_doc;
 pub mod family_store;

@@ -62,7 +62,7 @@ mod machine;
 pub use backoff::{Backoff, BackoffConfig};
 pub use blobs::{BlobCache, BlobClient, HTTP_DOMAIN, http_message};
 pub use driver::{
-    SyncDriver, SyncEvent, SyncState, create_account, enroll, recover_account, ws_url,
+    SyncDriver, SyncEvent, SyncState, create_account, enroll, link_device, recover_account, ws_url,
 };
 pub use effects::{
     Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotRef, SyncStatus,

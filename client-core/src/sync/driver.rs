@@ -701,7 +701,35 @@ pub async fn recover_account(
 ) -> Result<crate::account::Account> {
     let user_key = crate::account::from_phrase(phrase)?;
     let keys = DeviceKeys::for_new_device(Some(user_key))?;
-    let (info, _) = enroll(server, keys.clone(), SignInAs::Recover, timeout).await?;
+    add_device(store, server, keys, SignInAs::Recover, timeout).await
+}
+
+/// Adds this device to an existing account with a link code issued by one of its
+/// signed-in devices (`Request::IssueLinkCode`), and stores the account. Like
+/// [`recover_account`], email and nickname stay empty until read from the personal
+/// document; this device holds no user key (it cannot show a recovery phrase).
+pub async fn link_device(
+    store: &Arc<dyn crate::store::LocalStore>,
+    server: &str,
+    code: &str,
+    timeout: Duration,
+) -> Result<crate::account::Account> {
+    let keys = DeviceKeys::for_new_device(None)?;
+    let sign_in = SignInAs::Link {
+        code: code.trim().to_owned(),
+    };
+    add_device(store, server, keys, sign_in, timeout).await
+}
+
+/// Enrolls a new device of an existing user and stores its account.
+async fn add_device(
+    store: &Arc<dyn crate::store::LocalStore>,
+    server: &str,
+    keys: DeviceKeys,
+    sign_in: SignInAs,
+    timeout: Duration,
+) -> Result<crate::account::Account> {
+    let (info, _) = enroll(server, keys.clone(), sign_in, timeout).await?;
     let account = crate::account::Account {
         user: info.user,
         device: keys.device,

@@ -91,6 +91,9 @@ pub struct StoreHost {
     docs: Mutex<HashMap<DocId, OpenDoc>>,
 }
 
+/// Meta key of the user's family list.
+const FAMILIES_KEY: &str = "account/families";
+
 fn snapshot_key(doc: DocId) -> String {
     format!("sync/snapshot/{doc}")
 }
@@ -170,7 +173,7 @@ impl StoreHost {
         let doc = DocId::from(family);
         self.store.commit_local(doc, &change)?;
         self.lock().insert(doc, OpenDoc::Family(fd));
-        Ok(())
+        self.remember_family(family, true)
     }
 
     /// Runs an edit on a family document and commits its change with its view rows
@@ -194,6 +197,58 @@ impl StoreHost {
                 .commit_local_with_view(doc, change, e.view.as_deref())
         {
             // The in-memory document is ahead of the store: reload it next time.
+            docs.remove(&doc);
+            return Err(err.into());
+        }
+        Ok(e.value)
+    }
+
+    /// The families the user belongs to, as the relay last said (or as this device
+    /// created or joined them since).
+    pub fn families(&self) -> Result<Vec<FamilyId>> {
+        Ok(match self.store.get_meta(FAMILIES_KEY)? {
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|e| SyncError::Protocol(format!("stored family list: {e}")))?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Records that the user joined (`true`) or left a family.
+    pub fn remember_family(&self, family: FamilyId, member: bool) -> Result<()> {
+        let mut families = self.families()?;
+        families.retain(|f| *f != family);
+        if member {
+            families.push(family);
+        }
+        self.set_families(&families)
+    }
+
+    fn set_families(&self, families: &[FamilyId]) -> Result<()> {
+        let bytes = postcard::to_allocvec(families)
+            .map_err(|e| SyncError::Protocol(format!("family list: {e}")))?;
+        self.store.set_meta(FAMILIES_KEY, &bytes)?;
+        Ok(())
+    }
+
+    /// Runs an edit on the user's personal document and commits its change (durable
+    /// and queued when this returns `Ok`).
+    pub fn edit_personal<T>(
+        &self,
+        doc: DocId,
+        edit: impl FnOnce(&mut PersonalDoc) -> Result<Edit<T>, DocError>,
+    ) -> Result<T> {
+        let mut docs = self.lock();
+        let OpenDoc::Personal(pd) =
+            self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
+        else {
+            return Err(SyncError::Protocol(format!(
+                "{doc} is not a personal document"
+            )));
+        };
+        let e = edit(pd)?;
+        if let Some(change) = &e.change
+            && let Err(err) = self.store.commit_local(doc, change)
+        {
             docs.remove(&doc);
             return Err(err.into());
         }
@@ -334,6 +389,7 @@ impl SyncHost for StoreHost {
                 info.user, self.actor.user
             )));
         }
-        Ok(())
+        // The relay's membership is authoritative: remember it for offline use.
+        self.set_families(&info.families)
     }
 }

@@ -1,0 +1,358 @@
+//! The `doran` command line against the real relay binary: two people on two devices,
+//! an invite, a mission ticked on one device seen on the other, and edits made with no
+//! relay reachable that `doran sync` sends later.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+};
+
+/// The relay binary, built beside `doran` by `cargo test` / `cargo nextest` on the
+/// workspace.
+fn relay_binary() -> PathBuf {
+    let doran = PathBuf::from(env!("CARGO_BIN_EXE_doran"));
+    let relay = doran.with_file_name(format!("doran-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        relay.exists(),
+        "{} is missing: run the tests for the whole workspace (scripts/test does)",
+        relay.display()
+    );
+    relay
+}
+
+/// A relay on a free loopback port; killed on drop.
+struct Relay {
+    child: Child,
+    url: String,
+}
+
+impl Relay {
+    fn start(data: &Path, listen: &str) -> Relay {
+        let mut child = Command::new(relay_binary())
+            .args(["--data-dir"])
+            .arg(data)
+            .args(["--listen", listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the relay starts");
+        let stdout = child.stdout.take().expect("relay stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the relay says where it listens")
+                .expect("relay output");
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        Relay { child, url }
+    }
+
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `doran --home HOME ARGS…`.
+fn doran(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_doran"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("doran runs")
+}
+
+/// Runs `doran` and returns its stdout, trimmed; fails the test with stderr otherwise.
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = doran(home, args);
+    assert!(
+        out.status.success(),
+        "doran {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(home, &all)).expect("JSON output")
+}
+
+#[test]
+fn a_mission_ticked_on_one_device_appears_on_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+
+    // Step 1: two accounts, a family, an invite the son accepts.
+    ok(
+        &mom,
+        &[
+            "account",
+            "create",
+            "--server",
+            &relay.url,
+            "--email",
+            "mom@example.com",
+            "--name",
+            "엄마곰",
+        ],
+    );
+    ok(
+        &son,
+        &[
+            "account",
+            "create",
+            "--server",
+            &relay.url,
+            "--email",
+            "son@example.com",
+            "--name",
+            "아들곰",
+        ],
+    );
+    let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    let invite = ok(
+        &mom,
+        &["invite", "send", &family, "SON@example.com", "--as", "아들"],
+    );
+    let invites = json(&son, &["invite", "list"]);
+    assert_eq!(invites[0]["invite"], invite.as_str());
+    assert_eq!(invites[0]["as"], "아들");
+    assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
+
+    // Step 2: mom sees her son in the family and gives everyone a mission.
+    ok(&mom, &["sync"]);
+    let members = json(&mom, &["family", "show", &family]);
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(2));
+    let mission = ok(&mom, &["mission", "add", &family, "가족 사진 찍기"]);
+    ok(&mom, &["sync"]);
+
+    // Step 3: the son ticks it; mom sees the tick and gets a notification.
+    ok(&son, &["sync"]);
+    ok(&son, &["mission", "done", &family, &mission]);
+    ok(&son, &["sync"]);
+    ok(&mom, &["sync"]);
+    let list = json(&mom, &["mission", "list", &family]);
+    let card = &list["missions"][0];
+    assert_eq!(card["id"], mission.as_str());
+    let son_tick = card["ticks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "아들"))
+        .expect("the son takes part");
+    assert_eq!(son_tick["done"], true);
+    let notes = json(&mom, &["notifications"]);
+    assert!(
+        notes
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["text"] == "아들 님이 가족이 되었어요.")),
+        "{notes}"
+    );
+
+    // Step 4: the son records a voice message (converted to MP3 on his device); mom
+    // gets the entry and downloads the verified MP3.
+    let wav = dir.path().join("hello.wav");
+    std::fs::write(&wav, tone_wav(2.0)).expect("write the recording");
+    let album = ok(&son, &["voice", "album", &family, "안부"]);
+    let added = json(
+        &son,
+        &[
+            "voice",
+            "add",
+            &family,
+            &album,
+            wav.to_str().expect("utf-8 path"),
+            "--title",
+            "잘 자요",
+        ],
+    );
+    let voice = added["id"].as_str().expect("an id").to_owned();
+    let ms = added["duration_ms"].as_u64().expect("a duration");
+    assert!((1970..=2030).contains(&ms), "duration {ms} ms");
+    ok(&son, &["sync"]);
+    ok(&mom, &["sync"]);
+    let mp3 = dir.path().join("got.mp3");
+    ok(
+        &mom,
+        &[
+            "voice",
+            "get",
+            &family,
+            &voice,
+            mp3.to_str().expect("utf-8 path"),
+        ],
+    );
+    let bytes = std::fs::read(&mp3).expect("the MP3");
+    assert!(bytes.starts_with(b"ID3"), "an ID3-tagged MP3");
+    let home = json(&mom, &["home", &family]);
+    assert_eq!(home["latest_voice"], "아들님이 음성메시지를 보냈어요!");
+
+    // Step 5: both devices export the same family.
+    assert_eq!(
+        ok(&mom, &["export", &family]),
+        ok(&son, &["export", &family])
+    );
+}
+
+#[test]
+fn audio_convert_needs_no_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("tone.wav");
+    std::fs::write(&wav, tone_wav(1.5)).expect("write");
+    let out = dir.path().join("tone.mp3");
+    let home = dir.path().join("nobody");
+    let v = json(
+        &home,
+        &[
+            "audio",
+            "convert",
+            wav.to_str().expect("utf-8"),
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    let ms = v["duration_ms"].as_u64().expect("duration");
+    assert!((1470..=1530).contains(&ms), "{ms}");
+    assert!(v["peaks"].as_array().is_some_and(|p| !p.is_empty()));
+    assert_eq!(
+        v["bytes"].as_u64(),
+        std::fs::metadata(&out).ok().map(|m| m.len())
+    );
+    assert!(!home.exists(), "converting touches no device store");
+    let bad = doran(
+        &home,
+        &[
+            "audio",
+            "convert",
+            out.with_extension("nope").to_str().expect("utf-8"),
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!bad.status.success());
+}
+
+/// A mono 16-bit 48 kHz WAV of a 440 Hz tone.
+fn tone_wav(seconds: f64) -> Vec<u8> {
+    let rate = 48_000u32;
+    let samples = (f64::from(rate) * seconds) as u32;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 0.5 * f64::from(i16::MAX);
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn edits_with_no_relay_are_saved_and_sent_by_the_next_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("relay");
+    let relay = Relay::start(&data, "127.0.0.1:0");
+    let addr = relay.addr().to_owned();
+    let home = dir.path().join("dad");
+    ok(
+        &home,
+        &[
+            "account",
+            "create",
+            "--server",
+            &relay.url,
+            "--email",
+            "dad@example.com",
+            "--name",
+            "아빠곰",
+        ],
+    );
+    let family = ok(&home, &["family", "create", "캠핑 가족", "--as", "아빠"]);
+    ok(&home, &["sync"]);
+
+    // Step 1: the relay goes away; edits still work and say they are queued.
+    drop(relay);
+    let saved = json(
+        &home,
+        &[
+            "event",
+            "add",
+            &family,
+            "--title",
+            "캠핑",
+            "--start",
+            "2026-12-24",
+            "--end",
+            "2026-12-26",
+        ],
+    );
+    assert!(saved["id"].is_string());
+    let queued = json(&home, &["mission", "add", &family, "텐트 치기"]);
+    assert!(queued["id"].is_string());
+    assert_eq!(json(&home, &["account", "show"])["pending"], 2);
+    let failed = doran(&home, &["sync", "--timeout", "1"]);
+    assert!(!failed.status.success(), "sync must fail with no relay");
+    assert!(!String::from_utf8_lossy(&failed.stderr).is_empty());
+
+    // Step 2: a bad input is refused, nothing queued.
+    let refused = doran(
+        &home,
+        &[
+            "mission",
+            "add",
+            &family,
+            "이 미션 제목은 열일곱 글자를 훌쩍 넘어요",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert_eq!(json(&home, &["account", "show"])["pending"], 2);
+
+    // Step 3: the relay is back on the same data and address; sync sends everything.
+    let _relay = Relay::start(&data, &addr);
+    assert_eq!(json(&home, &["sync"])["pending"], 0);
+    assert_eq!(json(&home, &["account", "show"])["pending"], 0);
+
+    // Step 4: a second device of the same person (linked with a code) gets both edits.
+    let code = json(&home, &["device", "link-code"])["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let laptop = dir.path().join("laptop");
+    ok(
+        &laptop,
+        &[
+            "device",
+            "link",
+            "--server",
+            &format!("http://{addr}"),
+            "--code",
+            &code,
+        ],
+    );
+    ok(&laptop, &["sync"]);
+    let events = json(&laptop, &["event", "list", &family, "--month", "2026-12"]);
+    assert_eq!(events[0]["title"], "캠핑");
+    let missions = json(&laptop, &["mission", "list", &family]);
+    assert_eq!(missions["missions"][0]["title"], "텐트 치기");
+}
