@@ -46,7 +46,7 @@ pub enum Command {
     /// Create a photo album.
     #[command(subcommand)]
     Album(AlbumCmd),
-    /// Photos: like, comment.
+    /// Photos: add, get, like, comment.
     #[command(subcommand)]
     Photo(PhotoCmd),
     /// Voice messages.
@@ -328,6 +328,32 @@ pub enum AlbumCmd {
 /// `doran photo …`
 #[derive(Debug, Subcommand)]
 pub enum PhotoCmd {
+    /// Add a photo (JPEG, PNG, WebP or GIF) to an album: a display copy (≤ 1920 px,
+    /// ≈ 0.9 MB) and a thumbnail are made on this device, without location or other
+    /// metadata; prints its id.
+    Add {
+        /// Family id.
+        family: String,
+        /// Album id.
+        album: String,
+        /// The photo.
+        file: PathBuf,
+        /// Caption, up to 200 characters.
+        #[arg(long, default_value = "")]
+        caption: String,
+    },
+    /// Download a photo's display copy, or its thumbnail (verified).
+    Get {
+        /// Family id.
+        family: String,
+        /// Photo id.
+        photo: String,
+        /// Where to write the JPEG.
+        out: PathBuf,
+        /// The thumbnail instead of the display copy.
+        #[arg(long)]
+        thumb: bool,
+    },
     /// Like a photo.
     Like {
         /// Family id.

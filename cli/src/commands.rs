@@ -69,7 +69,7 @@ pub async fn run(home: &Path, json: bool, command: Command) -> CmdResult {
             let id = engine.edit_family(f, |fd| fd.create_album(&name, now_ms()))?;
             created(&engine, out, &id)
         }
-        Command::Photo(c) => photo(&engine, out, c),
+        Command::Photo(c) => photo(&engine, out, c).await,
         Command::Voice(VoiceCmd::Add {
             family,
             album,
@@ -545,8 +545,51 @@ fn event(engine: &Engine, out: Out, c: EventCmd) -> CmdResult {
     }
 }
 
-fn photo(engine: &Engine, out: Out, c: PhotoCmd) -> CmdResult {
+async fn photo(engine: &Engine, out: Out, c: PhotoCmd) -> CmdResult {
     match c {
+        PhotoCmd::Add {
+            family,
+            album,
+            file,
+            caption,
+        } => {
+            let f = family_id(&family)?;
+            let original = std::fs::read(&file)?;
+            let id = engine.add_photo(f, &album, &original, &caption, now_ms())?;
+            let (width, height) = engine
+                .family(f)?
+                .photos
+                .get(&id)
+                .map_or((0, 0), |p| (p.width, p.height));
+            let pending = engine.pending()?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({ "id": id, "saved": true, "pending": pending, "width": width, "height": height })
+                );
+            } else {
+                println!("{id}");
+                eprintln!(
+                    "{width}×{height}; saved on this device; {pending} change(s) queued for `doran sync`"
+                );
+            }
+            Ok(())
+        }
+        PhotoCmd::Get {
+            family,
+            photo,
+            out: path,
+            thumb,
+        } => {
+            let bytes = engine
+                .photo_bytes(family_id(&family)?, &photo, thumb)
+                .await?;
+            std::fs::write(&path, &bytes)?;
+            out.show(json!({ "bytes": bytes.len() }), || {
+                vec![path.display().to_string()]
+            });
+            Ok(())
+        }
         PhotoCmd::Like { family, photo } => {
             engine.edit_family(family_id(&family)?, |fd| {
                 fd.set_like(&photo, true, now_ms())

@@ -356,3 +356,146 @@ fn edits_with_no_relay_are_saved_and_sent_by_the_next_sync() {
     let missions = json(&laptop, &["mission", "list", &family]);
     assert_eq!(missions["missions"][0]["title"], "텐트 치기");
 }
+
+/// A 2400×1600 JPEG: gradients with a little texture, like a photo of a sky.
+fn test_photo_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(2400, 1600, |x, y| {
+        let grain = ((x * 7 + y * 13) % 17) as u8;
+        image::Rgb([(x / 10) as u8 ^ grain, (y / 7) as u8, ((x + y) / 16) as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .expect("encode the test photo");
+    bytes.into_inner()
+}
+
+#[test]
+fn a_photo_added_offline_arrives_with_its_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("relay");
+    let relay = Relay::start(&data, "127.0.0.1:0");
+    let addr = relay.addr().to_owned();
+    let (phone, laptop) = (dir.path().join("phone"), dir.path().join("laptop"));
+
+    // Step 1: an account on a phone, a family with an album, and a linked laptop.
+    ok(
+        &phone,
+        &[
+            "account",
+            "create",
+            "--server",
+            &relay.url,
+            "--email",
+            "grandma@example.com",
+            "--name",
+            "할머니곰",
+        ],
+    );
+    let family = ok(&phone, &["family", "create", "사진 가족", "--as", "할머니"]);
+    let album = ok(&phone, &["album", "create", &family, "여름 바다"]);
+    ok(&phone, &["sync"]);
+    let code = json(&phone, &["device", "link-code"])["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    ok(
+        &laptop,
+        &["device", "link", "--server", &relay.url, "--code", &code],
+    );
+    ok(&laptop, &["sync"]);
+
+    // Step 2: the relay goes away; the phone adds a photo anyway.
+    drop(relay);
+    let original = dir.path().join("beach.jpg");
+    std::fs::write(&original, test_photo_jpeg()).expect("write the photo");
+    let added = json(
+        &phone,
+        &[
+            "photo",
+            "add",
+            &family,
+            &album,
+            original.to_str().expect("utf-8 path"),
+            "--caption",
+            "바다에서",
+        ],
+    );
+    let photo = added["id"].as_str().expect("an id").to_owned();
+    assert_eq!(added["saved"], true);
+    assert_eq!(added["pending"], 1);
+    assert_eq!(
+        (added["width"].as_u64(), added["height"].as_u64()),
+        (Some(1920), Some(1280))
+    );
+    assert!(!doran(&phone, &["sync", "--timeout", "1"]).status.success());
+    // Not an image: refused, nothing queued.
+    let refused = doran(
+        &phone,
+        &[
+            "photo",
+            "add",
+            &family,
+            &album,
+            data.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!refused.status.success());
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a picture").expect("write");
+    let refused = doran(
+        &phone,
+        &[
+            "photo",
+            "add",
+            &family,
+            &album,
+            notes.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not an image"));
+    assert_eq!(json(&phone, &["account", "show"])["pending"], 1);
+
+    // Step 3: the relay is back; the phone sends the entry and both blobs; the laptop
+    // gets the entry and downloads the verified display copy and thumbnail.
+    let _relay = Relay::start(&data, &addr);
+    assert_eq!(json(&phone, &["sync"])["pending"], 0);
+    ok(&laptop, &["sync"]);
+    let export: serde_json::Value =
+        serde_json::from_str(&ok(&laptop, &["export", &family])).expect("export JSON");
+    let entry = &export["photos"][photo.as_str()];
+    assert_eq!(entry["caption"], "바다에서");
+    assert_eq!(entry["mime"], "image/jpeg");
+    for (args, hash_field) in [(&[][..], "blob"), (&["--thumb"][..], "thumb")] {
+        let out = dir.path().join(format!("got-{hash_field}.jpg"));
+        let mut get = vec![
+            "photo",
+            "get",
+            &family,
+            &photo,
+            out.to_str().expect("utf-8"),
+        ];
+        get.extend_from_slice(args);
+        ok(&laptop, &get);
+        let bytes = std::fs::read(&out).expect("the photo");
+        assert_eq!(
+            entry[hash_field].as_str(),
+            Some(blake3::hash(&bytes).to_hex().as_str()),
+            "{hash_field} bytes match the hash in the document"
+        );
+        let img =
+            image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).expect("a JPEG");
+        let long = img.width().max(img.height());
+        if hash_field == "blob" {
+            assert_eq!((img.width(), img.height()), (1920, 1280));
+            assert_eq!(entry["size"].as_u64(), Some(bytes.len() as u64));
+            assert!(bytes.len() <= 900_000);
+        } else {
+            assert!(long <= 320, "thumbnail {}×{}", img.width(), img.height());
+        }
+    }
+    assert_eq!(
+        ok(&phone, &["export", &family]),
+        ok(&laptop, &["export", &family])
+    );
+}

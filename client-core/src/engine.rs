@@ -61,6 +61,9 @@ pub enum EngineError {
     /// A recording could not be converted.
     #[error(transparent)]
     Audio(#[from] doran_audio::AudioError),
+    /// A photo could not be prepared.
+    #[error(transparent)]
+    Photo(#[from] crate::photo::PhotoError),
     /// A file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -549,6 +552,76 @@ impl Engine {
             .parse()
             .map_err(|e| EngineError::Unexpected(format!("voice blob: {e}")))?;
         self.blob(hash, "audio/mpeg").await
+    }
+
+    // ----- photos -----
+
+    /// Adds a photo to an album: prepares it on this device ([`crate::photo::prepare`]:
+    /// EXIF orientation applied, a JPEG display copy ≤ 1920 px and ≈ 0.9 MB and a
+    /// ~320 px thumbnail, no location or other metadata), keeps both as blobs queued for
+    /// upload, and adds the entry to the family. Returns the photo's id.
+    ///
+    /// The caption and the album are checked before the photo is prepared, so a refused
+    /// edit leaves no blobs behind.
+    pub fn add_photo(
+        &self,
+        family: FamilyId,
+        album: &str,
+        original: &[u8],
+        caption: &str,
+        now_ms: i64,
+    ) -> EngineResult<String> {
+        self.check_family(family)?;
+        let caption = crate::validate::multiline(
+            crate::validate::Field::PhotoCaption,
+            caption,
+            crate::validate::PHOTO_CAPTION,
+        )?;
+        if !self.family(family)?.albums.contains_key(album) {
+            return Err(DocError::NotFound {
+                kind: "album",
+                id: album.to_owned(),
+            }
+            .into());
+        }
+        let prepared = crate::photo::prepare(original)?;
+        let blob = self.add_blob(family, &prepared.display, prepared.mime)?;
+        let thumb = self.add_blob(family, &prepared.thumb, prepared.mime)?;
+        let input = crate::PhotoInput {
+            blob,
+            thumb,
+            mime: prepared.mime.to_owned(),
+            size: prepared.display.len() as u64,
+            width: prepared.width,
+            height: prepared.height,
+            taken_at: prepared.taken_at,
+            caption,
+        };
+        self.edit_family(family, |fd| fd.add_photo(album, input, now_ms))
+    }
+
+    /// A photo's display copy (or its thumbnail): from the cache, or downloaded and
+    /// verified against its hash.
+    pub async fn photo_bytes(
+        &self,
+        family: FamilyId,
+        photo: &str,
+        thumbnail: bool,
+    ) -> EngineResult<Vec<u8>> {
+        let view = self.family(family)?;
+        let entry = view.photos.get(photo).ok_or_else(|| DocError::NotFound {
+            kind: "photo",
+            id: photo.to_owned(),
+        })?;
+        let (hex, mime) = if thumbnail {
+            (&entry.thumb, "image/jpeg")
+        } else {
+            (&entry.blob, entry.mime.as_str())
+        };
+        let hash: BlobHash = hex
+            .parse()
+            .map_err(|e| EngineError::Unexpected(format!("photo blob: {e}")))?;
+        self.blob(hash, mime).await
     }
 
     // ----- notifications -----

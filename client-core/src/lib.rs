@@ -28,6 +28,7 @@ pub mod family_doc;
 pub mod family_store;
 pub mod model;
 pub mod personal_doc;
+pub mod photo;
 pub mod read;
 pub mod replica;
 pub mod store;
