@@ -122,6 +122,14 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     /// `0` when the document is unknown or nothing was received yet.
     fn cursor(&self, doc: DocId) -> Result<Seq>;
 
+    /// The [`StoredDoc::log_end`] a [`load`](Self::load) of `doc` would report now,
+    /// without reading the document (`None` for an unknown document). A holder of an
+    /// open document compares it with the log end it loaded to notice that another
+    /// writer (another process on the same device) appended since.
+    fn log_end(&self, doc: DocId) -> Result<Option<LogPos>> {
+        Ok(self.load(doc)?.map(|stored| stored.log_end))
+    }
+
     /// Records a local edit: appends `chunk` (the bytes of `save_incremental()`) to the
     /// change log of `doc` and queues it in the outbox, in one transaction. When this
     /// returns `Ok`, the edit is durable (see the module docs).

@@ -54,6 +54,7 @@ macro_rules! store_conformance_tests {
                 cursor_never_moves_backwards,
                 out_of_range_numbers_are_refused,
                 compact_replaces_snapshot_and_keeps_later_rows,
+                log_end_is_what_load_reports,
                 stale_compaction_is_ignored,
                 compaction_past_the_log_end_is_refused,
                 snapshot_for_a_new_document,
@@ -315,6 +316,31 @@ pub(crate) fn out_of_range_numbers_are_refused(store: &Arc<dyn LocalStore>) -> T
         Err(StoreError::OutOfRange { .. })
     ));
     assert_eq!(store.blob(big.hash)?, None);
+    Ok(())
+}
+
+pub(crate) fn log_end_is_what_load_reports(store: &Arc<dyn LocalStore>) -> TestResult {
+    let agrees = |d: DocId| -> Result<Option<LogPos>, Box<dyn Error>> {
+        let end = store.log_end(d)?;
+        assert_eq!(end, store.load(d)?.map(|s| s.log_end), "{d}");
+        Ok(end)
+    };
+    assert_eq!(agrees(doc(1))?, None, "unknown document");
+    store.commit_local(doc(1), b"a")?;
+    let first = agrees(doc(1))?.ok_or("known")?;
+    store.commit_local(doc(2), b"other")?;
+    assert_eq!(agrees(doc(1))?, Some(first), "another document's write");
+    store.apply_remote(doc(1), &[b"b"], Some(1))?;
+    let second = agrees(doc(1))?.ok_or("known")?;
+    assert!(second > first);
+    store.apply_remote(doc(1), &[b"b"], Some(2))?;
+    assert_eq!(agrees(doc(1))?, Some(second), "nothing appended");
+    assert!(store.compact(doc(1), b"snapshot", second)?);
+    assert_eq!(agrees(doc(1))?, Some(second), "compaction keeps the end");
+    assert!(store.compact(doc(3), b"fetched", LogPos::START)?);
+    agrees(doc(3))?;
+    store.apply_remote(doc(4), &[], Some(1))?;
+    agrees(doc(4))?;
     Ok(())
 }
 

@@ -278,6 +278,19 @@ impl LocalStore for SqliteStore {
         })
     }
 
+    fn log_end(&self, doc: DocId) -> Result<Option<LogPos>> {
+        self.read(|tx| {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?
+                .query_row([doc.as_bytes().as_slice()], |_| Ok(()))
+                .optional()?;
+            match known {
+                Some(()) => Ok(Some(LogPos::new(log_end(tx, doc)?.0))),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn cursor(&self, doc: DocId) -> Result<Seq> {
         self.read(|tx| {
             let cursor = tx

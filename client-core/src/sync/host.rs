@@ -15,7 +15,7 @@ use crate::{
     family_store::{self, OpenError},
     personal_doc::PersonalDoc,
     replica::{Actor, Touched},
-    store::{LocalStore, OutboxEntry},
+    store::{LocalStore, LogPos, OutboxEntry},
     views::Activity,
 };
 
@@ -80,15 +80,31 @@ enum OpenDoc {
     Personal(PersonalDoc),
 }
 
+/// An open document and the store's log end it is known to reflect.
+///
+/// The host keeps documents open between calls, but it may not be the only writer of
+/// the store: on a device, `doran watch` can run while `doran mission add` edits from
+/// another process. Before a document is used, and again right before a write with
+/// view rows, the store's log end is compared with `at`; when another writer appended,
+/// the document is reopened (or the write carries no rows), so rows computed from a
+/// document that missed that change are never stored as a valid view cache.
+#[derive(Debug)]
+struct Opened {
+    doc: OpenDoc,
+    /// The log end when opened or last written by this host (`None`: not stored yet).
+    at: Option<LogPos>,
+}
+
 /// A [`SyncHost`] over a [`LocalStore`], keeping the documents it syncs open in memory
 /// (family documents opened with [`family_store::open_family`], so the view cache is
 /// used and kept right). Local edits go through [`StoreHost::edit_family`] so this
-/// host stays the only writer.
+/// host stays the only writer; writes by another host on the same store (another
+/// process on the device) are noticed from the log end and the document reopened.
 #[derive(Debug)]
 pub struct StoreHost {
     store: Arc<dyn LocalStore>,
     actor: Actor,
-    docs: Mutex<HashMap<DocId, OpenDoc>>,
+    docs: Mutex<HashMap<DocId, Opened>>,
 }
 
 /// Meta key of the user's family list.
@@ -113,7 +129,7 @@ impl StoreHost {
         &self.store
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<DocId, OpenDoc>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<DocId, Opened>> {
         // A panic while holding the lock leaves documents that are still consistent
         // with the store (each write is one transaction): keep going.
         self.docs
@@ -121,16 +137,52 @@ impl StoreHost {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The open document `doc`, opened from the store if needed.
+    /// The open document `doc`, opened from the store if needed, or reopened if
+    /// another writer appended to its log since (see [`Opened`]).
     fn ensure<'a>(
         &self,
-        docs: &'a mut HashMap<DocId, OpenDoc>,
+        docs: &'a mut HashMap<DocId, Opened>,
         doc: DocId,
         kind: DocKind,
-    ) -> Result<&'a mut OpenDoc> {
+    ) -> Result<&'a mut Opened> {
+        // Read before opening: if a write slips in between, `at` is behind the opened
+        // document and the next call reopens it again (wasted work, never stale).
+        let at = self.store.log_end(doc)?;
         match docs.entry(doc) {
-            Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(v) => Ok(v.insert(self.open(doc, kind)?)),
+            Entry::Occupied(e) if e.get().at == at => Ok(e.into_mut()),
+            Entry::Occupied(mut e) => {
+                tracing::debug!(%doc, "another writer changed the document: reopening");
+                e.insert(Opened {
+                    doc: self.open(doc, kind)?,
+                    at,
+                });
+                Ok(e.into_mut())
+            }
+            Entry::Vacant(v) => Ok(v.insert(Opened {
+                doc: self.open(doc, kind)?,
+                at,
+            })),
+        }
+    }
+
+    /// Whether the store's log of `doc` still ends at `at` (nobody else appended).
+    fn unchanged(&self, doc: DocId, at: Option<LogPos>) -> Result<bool> {
+        Ok(self.store.log_end(doc)? == at)
+    }
+
+    /// After this host appended to `doc`: remember the new log end if the document
+    /// was `in_step` with the log before the write; otherwise (or if the log end
+    /// cannot be read) reopen it next time.
+    fn wrote(&self, docs: &mut HashMap<DocId, Opened>, doc: DocId, in_step: bool) {
+        match self.store.log_end(doc) {
+            Ok(at) if in_step => {
+                if let Some(open) = docs.get_mut(&doc) {
+                    open.at = at;
+                }
+            }
+            _ => {
+                docs.remove(&doc);
+            }
         }
     }
 
@@ -172,7 +224,14 @@ impl StoreHost {
         let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
         let doc = DocId::from(family);
         self.store.commit_local(doc, &change)?;
-        self.lock().insert(doc, OpenDoc::Family(fd));
+        let at = self.store.log_end(doc)?;
+        self.lock().insert(
+            doc,
+            Opened {
+                doc: OpenDoc::Family(fd),
+                at,
+            },
+        );
         self.remember_family(family, true)
     }
 
@@ -185,20 +244,27 @@ impl StoreHost {
     ) -> Result<T> {
         let doc = DocId::from(family);
         let mut docs = self.lock();
-        let OpenDoc::Family(fd) = self.ensure(&mut docs, doc, DocKind::Family(family))? else {
+        let Opened {
+            doc: OpenDoc::Family(fd),
+            at,
+        } = self.ensure(&mut docs, doc, DocKind::Family(family))?
+        else {
             return Err(SyncError::Protocol(format!(
                 "{doc} is not a family document"
             )));
         };
+        let at = *at;
         let e = edit(fd)?;
-        if let Some(change) = &e.change
-            && let Err(err) = self
-                .store
-                .commit_local_with_view(doc, change, e.view.as_deref())
-        {
-            // The in-memory document is ahead of the store: reload it next time.
-            docs.remove(&doc);
-            return Err(err.into());
+        if let Some(change) = &e.change {
+            // Rows only from a document in step with the log (see `Opened`).
+            let in_step = self.unchanged(doc, at).unwrap_or(false);
+            let view = e.view.as_deref().filter(|_| in_step);
+            if let Err(err) = self.store.commit_local_with_view(doc, change, view) {
+                // The in-memory document is ahead of the store: reload it next time.
+                docs.remove(&doc);
+                return Err(err.into());
+            }
+            self.wrote(&mut docs, doc, in_step);
         }
         Ok(e.value)
     }
@@ -238,19 +304,24 @@ impl StoreHost {
         edit: impl FnOnce(&mut PersonalDoc) -> Result<Edit<T>, DocError>,
     ) -> Result<T> {
         let mut docs = self.lock();
-        let OpenDoc::Personal(pd) =
-            self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
+        let Opened {
+            doc: OpenDoc::Personal(pd),
+            at,
+        } = self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
         else {
             return Err(SyncError::Protocol(format!(
                 "{doc} is not a personal document"
             )));
         };
+        let at = *at;
         let e = edit(pd)?;
-        if let Some(change) = &e.change
-            && let Err(err) = self.store.commit_local(doc, change)
-        {
-            docs.remove(&doc);
-            return Err(err.into());
+        if let Some(change) = &e.change {
+            let in_step = self.unchanged(doc, at).unwrap_or(false);
+            if let Err(err) = self.store.commit_local(doc, change) {
+                docs.remove(&doc);
+                return Err(err.into());
+            }
+            self.wrote(&mut docs, doc, in_step);
         }
         Ok(e.value)
     }
@@ -263,7 +334,7 @@ impl StoreHost {
     ) -> Result<T> {
         let doc = DocId::from(family);
         let mut docs = self.lock();
-        match self.ensure(&mut docs, doc, DocKind::Family(family))? {
+        match &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc {
             OpenDoc::Family(fd) => Ok(read(fd)),
             OpenDoc::Personal(_) => Err(SyncError::Protocol(format!(
                 "{doc} is not a family document"
@@ -307,7 +378,9 @@ impl SyncHost for StoreHost {
         cursor: Seq,
     ) -> Result<DocChange> {
         let mut docs = self.lock();
-        let open = self.ensure(&mut docs, doc, kind)?;
+        let opened = self.ensure(&mut docs, doc, kind)?;
+        let at = opened.at;
+        let open = &mut opened.doc;
         // A saved document loads like a chunk, so the snapshot is stored as one: the
         // local log keeps everything it had (a snapshot never replaces local history).
         let incoming: Vec<&[u8]> = snapshot
@@ -349,6 +422,9 @@ impl SyncHost for StoreHost {
                 (accepted, change, None)
             }
         };
+        // Rows only from a document in step with the log (see `Opened`).
+        let in_step = self.unchanged(doc, at).unwrap_or(false);
+        let view = view.filter(|_| in_step);
         if let Err(e) =
             self.store
                 .apply_remote_with_view(doc, &accepted, Some(cursor), view.as_deref())
@@ -357,6 +433,7 @@ impl SyncHost for StoreHost {
             docs.remove(&doc);
             return Err(e.into());
         }
+        self.wrote(&mut docs, doc, in_step);
         Ok(change)
     }
 
@@ -370,7 +447,7 @@ impl SyncHost for StoreHost {
         if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
             return Ok(None);
         }
-        Ok(Some(match self.ensure(&mut docs, doc, kind)? {
+        Ok(Some(match &mut self.ensure(&mut docs, doc, kind)?.doc {
             OpenDoc::Family(fd) => fd.save(),
             OpenDoc::Personal(pd) => pd.replica_mut().save(),
         }))
