@@ -196,6 +196,30 @@ fn a_mission_ticked_on_one_device_appears_on_the_other() {
     );
     let bytes = std::fs::read(&mp3).expect("the MP3");
     assert!(bytes.starts_with(b"ID3"), "an ID3-tagged MP3");
+    // It plays: ffprobe (installed by scripts/test) reads it as a 2-second MP3.
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(&mp3)
+        .output()
+        .expect("ffprobe is installed (scripts/test installs ffmpeg)");
+    let probed = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success() && probed.contains("codec_name=mp3"),
+        "{probed}"
+    );
+    let secs: f64 = probed
+        .lines()
+        .find_map(|l| l.strip_prefix("duration="))
+        .and_then(|d| d.parse().ok())
+        .expect("a duration");
+    assert!((secs - 2.0).abs() < 0.03, "ffprobe says {secs} s");
     let home = json(&mom, &["home", &family]);
     assert_eq!(home["latest_voice"], "아들님이 음성메시지를 보냈어요!");
 
