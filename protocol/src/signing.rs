@@ -31,7 +31,7 @@
 //! | `Request::SendInvite.signature` | inviter's device key | [`invite_message`] |
 //! | `Request::AnswerInvite.signature` | invitee's device key | [`invite_answer_message`] |
 
-use crate::{Challenge, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
+use crate::{Challenge, DeviceId, DocId, FamilyId, InviteId, PublicKey, UnixMillis, UserId};
 
 /// Domain of [`signin_message`].
 pub const SIGNIN_DOMAIN: &[u8] = b"dorandoran/signin/v1\0";
@@ -50,8 +50,12 @@ pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
 /// Domain of [`invite_answer_message`].
 pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
 
+/// Domain of [`http_message`].
+pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
+
 /// Every domain, for tests and for verifiers that want to assert uniqueness.
 pub const ALL_DOMAINS: &[&[u8]] = &[
+    HTTP_DOMAIN,
     SIGNIN_DOMAIN,
     REGISTER_USER_DOMAIN,
     REGISTER_DEVICE_DOMAIN,
@@ -273,6 +277,19 @@ pub fn invite_answer_message(
         .raw(invitee.as_bytes())
         .raw(invitee_device.as_bytes())
         .bool(accept)
+        .finish()
+}
+
+/// Signed by the **device key** for each blob request over HTTP (headers
+/// `x-doran-device`, `x-doran-time`, `x-doran-signature`):
+/// `HTTP_DOMAIN ‖ method ‖ path_and_query ‖ time`, where `method` and
+/// `path_and_query` (exactly as sent) are strings and `time` is unix ms. The body is
+/// not signed: an upload is checked against the blake3 hash in its path.
+pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
+    Message::new(HTTP_DOMAIN)
+        .str(method)
+        .str(path_and_query)
+        .u64(time)
         .finish()
 }
 

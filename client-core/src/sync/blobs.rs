@@ -23,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use doran_protocol::{BlobHash, DeviceId, FamilyId, UnixMillis};
+use doran_protocol::{BlobHash, DeviceId, FamilyId, signing::http_message};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode, body::Bytes, header};
@@ -33,26 +33,8 @@ use tokio::net::TcpStream;
 use super::{Result, SyncError};
 use crate::store::{BlobRecord, BlobState, LocalStore};
 
-/// Domain of [`http_message`], as the relay defines it.
-pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
-
 /// How long one blob request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The bytes a device signs for an HTTP request: `HTTP_DOMAIN ‖ str(method) ‖
-/// str(path_and_query) ‖ time (u64 BE)`, strings as 8-byte big-endian length then
-/// bytes (the relay's `auth::http_message`).
-pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HTTP_DOMAIN.len() + 32 + path_and_query.len());
-    out.extend_from_slice(HTTP_DOMAIN);
-    for s in [method, path_and_query] {
-        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    out.extend_from_slice(&time.to_be_bytes());
-    out
-}
 
 /// Signed blob requests to one relay.
 #[derive(Debug, Clone)]
@@ -372,7 +354,7 @@ mod tests {
     #[test]
     fn the_signed_message_follows_the_protocol() {
         let m = http_message("GET", "/blobs/ab", 0x0102);
-        let mut want = HTTP_DOMAIN.to_vec();
+        let mut want = doran_protocol::signing::HTTP_DOMAIN.to_vec();
         want.extend_from_slice(&3u64.to_be_bytes());
         want.extend_from_slice(b"GET");
         want.extend_from_slice(&9u64.to_be_bytes());

@@ -27,8 +27,7 @@ use doran_protocol::{DeviceId, PublicKey, Signature, UnixMillis};
 
 use super::{AuthError, verify};
 
-/// Domain of [`http_message`].
-pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
+pub use doran_protocol::signing::{HTTP_DOMAIN, http_message};
 
 /// Header naming the device.
 pub const DEVICE_HEADER: &str = "x-doran-device";
@@ -36,19 +35,6 @@ pub const DEVICE_HEADER: &str = "x-doran-device";
 pub const TIME_HEADER: &str = "x-doran-time";
 /// Header with the signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-doran-signature";
-
-/// The bytes a device signs for an HTTP request.
-pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HTTP_DOMAIN.len() + 32 + path_and_query.len());
-    out.extend_from_slice(HTTP_DOMAIN);
-    for s in [method, path_and_query] {
-        let len = u64::try_from(s.len()).unwrap_or(u64::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    out.extend_from_slice(&time.to_be_bytes());
-    out
-}
 
 /// The three authentication headers, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
