@@ -2,93 +2,11 @@
 //! an invite, a mission ticked on one device seen on the other, and edits made with no
 //! relay reachable that `doran sync` sends later.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-};
+use std::process::Command;
 
-/// The relay binary, built beside `doran` by `cargo test` / `cargo nextest` on the
-/// workspace.
-fn relay_binary() -> PathBuf {
-    let doran = PathBuf::from(env!("CARGO_BIN_EXE_doran"));
-    let relay = doran.with_file_name(format!("doran-server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        relay.exists(),
-        "{} is missing: run the tests for the whole workspace (scripts/test does)",
-        relay.display()
-    );
-    relay
-}
+mod support;
 
-/// A relay on a free loopback port; killed on drop.
-struct Relay {
-    child: Child,
-    url: String,
-}
-
-impl Relay {
-    fn start(data: &Path, listen: &str) -> Relay {
-        let mut child = Command::new(relay_binary())
-            .args(["--data-dir"])
-            .arg(data)
-            .args(["--listen", listen])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the relay starts");
-        let stdout = child.stdout.take().expect("relay stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the relay says where it listens")
-                .expect("relay output");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.trim().to_owned();
-            }
-        };
-        Relay { child, url }
-    }
-
-    fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `doran --home HOME ARGS…`.
-fn doran(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_doran"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("doran runs")
-}
-
-/// Runs `doran` and returns its stdout, trimmed; fails the test with stderr otherwise.
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = doran(home, args);
-    assert!(
-        out.status.success(),
-        "doran {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn json(home: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(home, &all)).expect("JSON output")
-}
+use support::{Relay, doran, json, ok, tone_wav};
 
 #[test]
 fn a_mission_ticked_on_one_device_appears_on_the_other() {
@@ -103,7 +21,7 @@ fn a_mission_ticked_on_one_device_appears_on_the_other() {
             "account",
             "create",
             "--server",
-            &relay.url,
+            &relay.url(),
             "--email",
             "mom@example.com",
             "--name",
@@ -116,7 +34,7 @@ fn a_mission_ticked_on_one_device_appears_on_the_other() {
             "account",
             "create",
             "--server",
-            &relay.url,
+            &relay.url(),
             "--email",
             "son@example.com",
             "--name",
@@ -266,32 +184,6 @@ fn audio_convert_needs_no_account() {
     assert!(!bad.status.success());
 }
 
-/// A mono 16-bit 48 kHz WAV of a 440 Hz tone.
-fn tone_wav(seconds: f64) -> Vec<u8> {
-    let rate = 48_000u32;
-    let samples = (f64::from(rate) * seconds) as u32;
-    let data_len = samples * 2;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..samples {
-        let t = f64::from(i) / f64::from(rate);
-        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 0.5 * f64::from(i16::MAX);
-        out.extend_from_slice(&(v as i16).to_le_bytes());
-    }
-    out
-}
-
 #[test]
 fn edits_with_no_relay_are_saved_and_sent_by_the_next_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -305,7 +197,7 @@ fn edits_with_no_relay_are_saved_and_sent_by_the_next_sync() {
             "account",
             "create",
             "--server",
-            &relay.url,
+            &relay.url(),
             "--email",
             "dad@example.com",
             "--name",
@@ -408,7 +300,7 @@ fn a_photo_added_offline_arrives_with_its_bytes() {
             "account",
             "create",
             "--server",
-            &relay.url,
+            &relay.url(),
             "--email",
             "grandma@example.com",
             "--name",
@@ -424,7 +316,7 @@ fn a_photo_added_offline_arrives_with_its_bytes() {
         .to_owned();
     ok(
         &laptop,
-        &["device", "link", "--server", &relay.url, "--code", &code],
+        &["device", "link", "--server", &relay.url(), "--code", &code],
     );
     ok(&laptop, &["sync"]);
 
