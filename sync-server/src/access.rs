@@ -3,9 +3,15 @@
 //! - A **family document** is read and written by the family's members.
 //! - A **personal document** is written by its owner only, and read by the owner and
 //!   by the members of any family the owner belongs to.
-//! - A **blob** is read by members of a family it was granted to (uploaded to); the
-//!   store answers that (`AccountStore::blob_granted`), so the rule is just its
-//!   answer, see [`blob_readable`].
+//! - A **family blob** (photo, voice, a family document's snapshot) is read by the
+//!   members of a family it was granted to (uploaded to).
+//! - A **personal blob** (an avatar, a personal document's snapshot; uploaded with
+//!   `?owner=me`) is granted to its user and read like their personal document: by
+//!   the user and by everyone who shares a family with them, including families
+//!   joined after the upload. Leaving the last shared family ends it.
+//!
+//!   The store answers both in one query (`AccountStore::blob_granted`), so the rule
+//!   here is just its answer, see [`blob_readable`]; a hash alone is never enough.
 //!
 //! The session loads the facts (the caller's families, the owner's families) from
 //! the store and asks these functions; nothing here does I/O.
@@ -59,9 +65,9 @@ pub fn doc_access(owner: DocOwner, facts: Facts<'_>) -> DocAccess {
 }
 
 /// Whether a blob may be read, given whether it was granted to one of the caller's
-/// families.
-pub fn blob_readable(granted_to_a_family_of_caller: bool) -> bool {
-    granted_to_a_family_of_caller
+/// families, to the caller, or to a user who shares a family with the caller.
+pub fn blob_readable(granted_to_caller_or_their_families: bool) -> bool {
+    granted_to_caller_or_their_families
 }
 
 #[cfg(test)]

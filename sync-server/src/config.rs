@@ -72,6 +72,11 @@ pub struct Cli {
     #[arg(long, env = "DORAN_FAMILY_QUOTA_BYTES")]
     pub family_quota_bytes: Option<u64>,
 
+    /// Bytes of personal blobs (avatars, personal-document snapshots) a user may
+    /// hold. Default 256 MiB.
+    #[arg(long, env = "DORAN_USER_QUOTA_BYTES")]
+    pub user_quota_bytes: Option<u64>,
+
     /// Websocket frames per second a connection may sustain. Default 50.
     #[arg(long, env = "DORAN_FRAMES_PER_SECOND")]
     pub frames_per_second: Option<u32>,
@@ -109,6 +114,8 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Blob bytes granted to one family.
     pub family_quota_bytes: u64,
+    /// Bytes of personal blobs granted to one user (avatar, personal snapshots).
+    pub user_quota_bytes: u64,
     /// Sustained websocket frames per second per connection.
     pub frames_per_second: u32,
     /// Burst of websocket frames per connection above the sustained rate.
@@ -154,6 +161,7 @@ impl Default for Limits {
         Limits {
             max_blob_bytes: 32 * 1024 * 1024,
             family_quota_bytes: 10 * 1024 * 1024 * 1024,
+            user_quota_bytes: 256 * 1024 * 1024,
             frames_per_second: 50,
             frame_burst: 200,
             rate_limit_strikes: 20,
@@ -294,6 +302,9 @@ impl Config {
         }
         if let Some(v) = cli.family_quota_bytes {
             l.family_quota_bytes = v;
+        }
+        if let Some(v) = cli.user_quota_bytes {
+            l.user_quota_bytes = v;
         }
         if let Some(v) = cli.frames_per_second {
             l.frames_per_second = v;

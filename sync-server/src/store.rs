@@ -6,8 +6,9 @@
 //! - [`LogStore`]: per document, an append-only log of opaque chunks with a server
 //!   sequence number, and the latest snapshot reference.
 //! - [`BlobStore`]: content-addressed bytes (photos, voice, snapshots), stored once
-//!   however many families use them; which family may read which blob is recorded
-//!   by the [`AccountStore`] (`grant_blob` / `blob_granted`).
+//!   however many families use them; which family or user may read which blob is
+//!   recorded by the [`AccountStore`] (`grant_blob`, `grant_blob_to_user`,
+//!   `blob_granted`).
 //!
 //! Every method is one transaction: it happens entirely or, when it returns an error,
 //! not at all. Methods are synchronous (SQLite is); async handlers call them through
@@ -178,10 +179,23 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Idempotent: granting it again keeps the first size. `NotFound` if there is no
     /// such family.
     fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()>;
-    /// Whether any family `user` currently belongs to may read `blob`.
+    /// Records that `blob` is one of `user`'s personal blobs (their avatar, a
+    /// snapshot of their personal document): it is then read like their personal
+    /// document, by `user` and by everyone who shares a family with them, including
+    /// families joined later. Idempotent: granting it again keeps the first size.
+    /// `NotFound` if there is no such user.
+    fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()>;
+    /// Whether `user` may read `blob`: it was granted to a family `user` currently
+    /// belongs to, or to `user`, or to a user who currently shares a family with
+    /// `user`.
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool>;
+    /// Whether `blob` is granted to exactly this family or user (a re-upload needs no
+    /// room in the quota). `false` for an unknown or deleted family or unknown user.
+    fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool>;
     /// Bytes of blobs granted to a family (for its quota).
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64>;
+    /// Bytes of blobs granted to a user (for their personal quota).
+    fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64>;
 }
 
 /// Per-document append-only logs of opaque chunks.

@@ -141,3 +141,161 @@ async fn blobs_are_verified_ranged_and_authorised_per_family() {
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.contains("doran_blob_bytes_in_total 600"), "{text}");
 }
+
+/// `PUT` of `bytes` to `path` signed by `id`: the status and the `x-doran-error`.
+async fn put(server: &Server, id: &Identity, path: &str, bytes: &[u8]) -> (u16, Option<String>) {
+    let r = http(server, "PUT", path, &signed_headers(id, "PUT", path), bytes).await;
+    (r.status, r.header("x-doran-error").map(str::to_owned))
+}
+
+/// Signed `GET /blobs/{hash}` by `id`: the status and the body.
+async fn get(server: &Server, id: &Identity, hash: BlobHash) -> (u16, Vec<u8>) {
+    let path = format!("/blobs/{hash}");
+    let r = http(server, "GET", &path, &signed_headers(id, "GET", &path), b"").await;
+    (r.status, r.body)
+}
+
+/// `host` invites `member` (signed in as `mc`) to `family`, and `member` accepts.
+async fn join(
+    (hc, host): (&mut Client, &Identity),
+    (mc, member): (&mut Client, &Identity),
+    family: FamilyId,
+    name: &str,
+) {
+    let invite = doran_protocol::InviteId::random();
+    hc.request(host.invite_request(invite, family, member.user(), name))
+        .await
+        .expect("invite sent");
+    mc.request(member.answer_request(invite, true))
+        .await
+        .expect("invite accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_blobs_are_read_by_everyone_sharing_a_family_with_the_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(
+        dir.path(),
+        &["--max-blob-bytes", "1000", "--user-quota-bytes", "1500"],
+    );
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut bob = Identity::new("bob@example.com", "bob_");
+    let mut carol = Identity::new("carol@example.com", "carol");
+    let mut a = Client::register(&server, &mut alice).await;
+    let mut b = Client::register(&server, &mut bob).await;
+    let _c = Client::register(&server, &mut carol).await;
+
+    // Step 1: Alice, in no family yet, uploads her avatar as a personal blob. She
+    // reads it; nobody else does.
+    let avatar: Vec<u8> = (0..=255u8).cycle().skip(7).take(700).collect();
+    let hash = BlobHash::of(&avatar);
+    let mine = format!("/blobs/{hash}?owner=me");
+    assert_eq!(put(&server, &alice, &mine, &avatar).await, (201, None));
+    assert_eq!(get(&server, &alice, hash).await, (200, avatar.clone()));
+    assert_eq!(get(&server, &bob, hash).await.0, 404);
+
+    // Step 2: a family made after the upload, and Bob joining it later, open it to
+    // Bob. Carol, who shares no family with Alice, still gets 404.
+    let family = a.create_family("우리집", "엄마").await;
+    assert_eq!(get(&server, &bob, hash).await.0, 404, "not a member yet");
+    join((&mut a, &alice), (&mut b, &bob), family, "아들").await;
+    assert_eq!(get(&server, &bob, hash).await, (200, avatar.clone()));
+    assert_eq!(get(&server, &carol, hash).await.0, 404);
+
+    // Step 3: Bob's own avatar opens to Alice the same way; Bob's personal upload
+    // counts against his quota, not the family's or Alice's.
+    let bobs: Vec<u8> = vec![0xb0; 400];
+    let bob_hash = BlobHash::of(&bobs);
+    let bob_put = format!("/blobs/{bob_hash}?owner=me");
+    assert_eq!(put(&server, &bob, &bob_put, &bobs).await.0, 201);
+    assert_eq!(get(&server, &alice, bob_hash).await, (200, bobs.clone()));
+
+    // Step 4: the per-user quota: Alice has 700 of 1500 bytes; 900 more do not fit
+    // (507, quota_exceeded), 800 do. The family's quota is separate.
+    let big: Vec<u8> = vec![0xa1; 900];
+    let big_put = format!("/blobs/{}?owner=me", BlobHash::of(&big));
+    assert_eq!(
+        put(&server, &alice, &big_put, &big).await,
+        (507, Some("404".into()))
+    );
+    assert_eq!(get(&server, &alice, BlobHash::of(&big)).await.0, 404);
+    let fits: Vec<u8> = vec![0xa2; 800];
+    let fits_put = format!("/blobs/{}?owner=me", BlobHash::of(&fits));
+    assert_eq!(put(&server, &alice, &fits_put, &fits).await.0, 201);
+    let for_family = format!("/blobs/{}?family={family}", BlobHash::of(&big));
+    assert_eq!(put(&server, &alice, &for_family, &big).await.0, 201);
+    // Uploading an avatar again is free (the grant exists; its size counted once).
+    assert_eq!(put(&server, &alice, &mine, &avatar).await.0, 201);
+
+    // Step 5: the upload must say for whom: one of ?family= and ?owner=me.
+    for query in [
+        String::new(),
+        format!("?owner={}", bob.user()),
+        format!("?family={family}&owner=me"),
+        "?owner=".into(),
+    ] {
+        let path = format!("/blobs/{hash}{query}");
+        assert_eq!(
+            put(&server, &carol, &path, &avatar).await,
+            (400, Some("400".into())),
+            "{query}"
+        );
+    }
+    assert_eq!(get(&server, &carol, hash).await.0, 404, "no grant earned");
+    // The bytes are verified as for a family.
+    assert_eq!(
+        put(&server, &carol, &mine, b"not the avatar").await,
+        (400, Some("402".into()))
+    );
+
+    // Step 6: when Bob leaves the family, Alice's avatar closes to him again.
+    b.request(Request::LeaveFamily { family })
+        .await
+        .expect("left");
+    assert_eq!(get(&server, &bob, hash).await.0, 404);
+    assert_eq!(get(&server, &alice, bob_hash).await.0, 404);
+    assert_eq!(get(&server, &bob, bob_hash).await, (200, bobs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_snapshot_is_granted_to_its_owner_and_read_by_later_co_members() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut bob = Identity::new("bob@example.com", "bob_");
+    let mut a = Client::register(&server, &mut alice).await;
+    let mut b = Client::register(&server, &mut bob).await;
+
+    // Step 1: Alice, in no family, writes her personal document and snapshots it
+    // (a personal blob: before personal grants, she had no family to upload it to).
+    let personal = alice.personal_doc;
+    for bytes in [&b"mood 1"[..], b"mood 2", b"mood 3"] {
+        a.push_ack(personal, bytes.to_vec()).await.expect("acked");
+    }
+    let saved = b"automerge save of moods 1-2".to_vec();
+    let blob = BlobHash::of(&saved);
+    let path = format!("/blobs/{blob}?owner=me");
+    assert_eq!(put(&server, &alice, &path, &saved).await.0, 201);
+    a.send(&doran_protocol::ClientFrame::PushSnapshot {
+        doc: personal,
+        covers_seq: 2,
+        blob,
+        len: saved.len() as u64,
+    })
+    .await;
+    a.until(|f| match f {
+        doran_protocol::ServerFrame::SnapshotAccepted { .. } => Some(()),
+        doran_protocol::ServerFrame::Error(e) => panic!("snapshot refused: {e:?}"),
+        _ => None,
+    })
+    .await;
+
+    // Step 2: Bob joins a family of Alice's made afterwards; he reads her personal
+    // document as snapshot + tail, and downloads the snapshot's bytes.
+    let family = a.create_family("우리집", "엄마").await;
+    join((&mut a, &alice), (&mut b, &bob), family, "아들").await;
+    let view = b.subscribe_view(personal, 0).await.expect("readable");
+    assert_eq!(view.snapshot, Some((2, blob)));
+    assert_eq!(view.chunks, vec![(3, b"mood 3".to_vec())]);
+    assert_eq!(get(&server, &bob, blob).await, (200, saved));
+}

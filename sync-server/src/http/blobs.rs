@@ -1,4 +1,4 @@
-//! Blob upload and download over HTTP, authorised per family.
+//! Blob upload and download over HTTP, authorised per family or per user.
 //!
 //! - `PUT /blobs/{hash}?family={id}`: the caller must be a member of `family`. The
 //!   body is streamed to the blob store, counted against the size limit and the
@@ -6,9 +6,15 @@
 //!   `hash`; then the blob is granted to `family`. Answers `201` with an empty body.
 //!   The bytes are always uploaded and verified, even when the relay already holds
 //!   the blob: possession of the bytes, not knowledge of the hash, earns the grant.
-//! - `GET /blobs/{hash}` and `HEAD`: the caller must belong to a family the blob was
-//!   granted to, else `404` (whether it exists elsewhere is not revealed). One
-//!   `Range` is honoured (`206`, or `416`).
+//! - `PUT /blobs/{hash}?owner=me`: a personal blob (avatar, snapshot of the personal
+//!   document), the same way, counted against the caller's personal quota and
+//!   granted to the caller: it is then read like their personal document, by them
+//!   and by everyone who shares a family with them, including families joined later.
+//!   Exactly one of `family` and `owner` is given.
+//! - `GET /blobs/{hash}` and `HEAD`: the blob must be granted to a family the caller
+//!   belongs to, to the caller, or to someone who shares a family with the caller,
+//!   else `404` (whether it exists elsewhere is not revealed). One `Range` is
+//!   honoured (`206`, or `416`).
 //!
 //! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
 //! error code, and a short text body.
@@ -32,7 +38,7 @@ use crate::{
     error::{ApiError, ApiResult},
     metrics::add,
     state::{AppState, blocking, now_ms},
-    store::StoreError,
+    store::{BlobGrantee, StoreError},
 };
 
 /// Bytes read from the store per piece of a download.
@@ -43,6 +49,40 @@ const READ_PIECE: u64 = 256 * 1024;
 pub struct UploadQuery {
     /// The family the blob is for.
     pub family: Option<String>,
+    /// `me`: a personal blob of the caller.
+    pub owner: Option<String>,
+}
+
+/// Whom an upload is granted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grantee {
+    Family(FamilyId),
+    /// The uploading user (`?owner=me`).
+    Me,
+}
+
+impl UploadQuery {
+    fn grantee(&self) -> ApiResult<Grantee> {
+        match (self.family.as_deref(), self.owner.as_deref()) {
+            (Some(family), None) => family
+                .parse()
+                .map(Grantee::Family)
+                .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a family id")),
+            (None, Some("me")) => Ok(Grantee::Me),
+            (None, Some(_)) => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "a personal blob is uploaded with ?owner=me",
+            )),
+            (Some(_), Some(_)) => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "say ?family= or ?owner=me, not both",
+            )),
+            (None, None) => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "say which family (?family=) or ?owner=me",
+            )),
+        }
+    }
 }
 
 /// Checks the signed headers; returns the signing user and device.
@@ -90,7 +130,7 @@ enum Piece {
     End,
 }
 
-/// `PUT /blobs/{hash}?family={id}`.
+/// `PUT /blobs/{hash}?family={id}` and `PUT /blobs/{hash}?owner=me`.
 pub async fn put_blob(
     State(state): State<Arc<AppState>>,
     Path(hash): Path<String>,
@@ -102,26 +142,41 @@ pub async fn put_blob(
 ) -> Result<Response, ApiError> {
     let (user, _) = authenticate(&state, &method, &uri, &headers).await?;
     let hash = parse_hash(&hash)?;
-    let family: FamilyId = query
-        .family
-        .as_deref()
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "say which family: ?family="))?
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a family id"))?;
-    let (member, used) = state
+    let grantee = query.grantee()?;
+    let to = match grantee {
+        Grantee::Family(family) => BlobGrantee::Family(family),
+        Grantee::Me => BlobGrantee::User(user),
+    };
+    // (allowed, bytes already counted, whether this very grant exists)
+    let (allowed, used, regrant) = state
         .accounts(move |a| {
-            Ok((
-                a.membership(family, user)?.is_some(),
-                a.family_blob_bytes(family)?,
-            ))
+            let (allowed, used) = match to {
+                BlobGrantee::Family(family) => (
+                    a.membership(family, user)?.is_some(),
+                    a.family_blob_bytes(family)?,
+                ),
+                BlobGrantee::User(_) => (true, a.user_blob_bytes(user)?),
+            };
+            Ok((allowed, used, a.has_blob_grant(to, hash)?))
         })
         .await?;
-    if !member {
+    if !allowed {
         return Err(ApiError::forbidden("not a member of this family"));
     }
     let limits = &state.config.limits;
+    // Uploading a blob this grantee already has (a retry) adds nothing to its quota.
+    let room = |quota: u64| {
+        if regrant {
+            u64::MAX
+        } else {
+            quota.saturating_sub(used)
+        }
+    };
+    let room = match to {
+        BlobGrantee::Family(_) => Quota::Family(room(limits.family_quota_bytes)),
+        BlobGrantee::User(_) => Quota::User(room(limits.user_quota_bytes)),
+    };
     let max = limits.max_blob_bytes;
-    let room = limits.family_quota_bytes.saturating_sub(used);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -173,11 +228,21 @@ pub async fn put_blob(
         }
         Err(e) => return Err(e),
     };
-    state
-        .accounts(move |a| a.grant_blob(family, hash, size))
-        .await?;
+    match to {
+        BlobGrantee::Family(family) => {
+            state
+                .accounts(move |a| a.grant_blob(family, hash, size))
+                .await?;
+            tracing::info!(%hash, %family, size, "blob stored");
+        }
+        BlobGrantee::User(user) => {
+            state
+                .accounts(move |a| a.grant_blob_to_user(user, hash, size))
+                .await?;
+            tracing::info!(%hash, %user, size, "personal blob stored");
+        }
+    }
     add(&state.metrics.blob_bytes_in, total);
-    tracing::info!(%hash, %family, size, "blob stored");
     Ok((
         StatusCode::CREATED,
         [(header::ETAG, etag(&hash))],
@@ -186,20 +251,31 @@ pub async fn put_blob(
         .into_response())
 }
 
-fn check_size(len: u64, max: u64, room: u64) -> ApiResult<()> {
+/// The room left in the quota an upload counts against.
+#[derive(Debug, Clone, Copy)]
+enum Quota {
+    Family(u64),
+    User(u64),
+}
+
+fn check_size(len: u64, max: u64, room: Quota) -> ApiResult<()> {
     if len > max {
         return Err(ApiError::new(
             ErrorCode::TooLarge,
             format!("a blob is at most {max} bytes"),
         ));
     }
-    if len > room {
-        return Err(ApiError::new(
+    match room {
+        Quota::Family(room) if len > room => Err(ApiError::new(
             ErrorCode::QuotaExceeded,
             "the family's storage quota is full",
-        ));
+        )),
+        Quota::User(room) if len > room => Err(ApiError::new(
+            ErrorCode::QuotaExceeded,
+            "your personal storage quota is full",
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn etag(hash: &BlobHash) -> HeaderValue {
@@ -299,4 +375,54 @@ fn read_stream(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(family: Option<&str>, owner: Option<&str>) -> UploadQuery {
+        UploadQuery {
+            family: family.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_upload_names_one_grantee() {
+        let family = FamilyId([7; 16]);
+        let text = family.to_string();
+        assert_eq!(
+            query(Some(&text), None).grantee().ok(),
+            Some(Grantee::Family(family))
+        );
+        assert_eq!(query(None, Some("me")).grantee().ok(), Some(Grantee::Me));
+        for bad in [
+            query(None, None),
+            query(Some(&text), Some("me")),
+            query(None, Some("someone-else")),
+            query(None, Some("")),
+            query(Some("not hex"), None),
+        ] {
+            let e = bad.grantee().expect_err("refused");
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_limit_then_the_quota() {
+        assert!(check_size(10, 10, Quota::Family(10)).is_ok());
+        assert_eq!(
+            check_size(11, 10, Quota::User(100)).map_err(|e| e.code),
+            Err(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            check_size(6, 10, Quota::Family(5)).map_err(|e| e.code),
+            Err(ErrorCode::QuotaExceeded)
+        );
+        assert_eq!(
+            check_size(6, 10, Quota::User(5)).map_err(|e| e.code),
+            Err(ErrorCode::QuotaExceeded)
+        );
+    }
 }

@@ -233,17 +233,13 @@ impl Session {
         self.state
             .logs(move |l| l.put_snapshot(doc, &snapshot))
             .await?;
-        // Whoever may read the document may read its snapshot.
+        // Whoever may read the document may read its snapshot: the family's members,
+        // or (a personal document) the owner and everyone sharing a family with them,
+        // now or later. The bytes were counted against a quota at upload.
         self.state
-            .accounts(move |a| {
-                let families = match owner {
-                    DocOwner::Family(f) => vec![f],
-                    DocOwner::Personal(u) => a.families_of(u)?.into_iter().map(|f| f.id).collect(),
-                };
-                for f in families {
-                    a.grant_blob(f, blob, len)?;
-                }
-                Ok(())
+            .accounts(move |a| match owner {
+                DocOwner::Family(f) => a.grant_blob(f, blob, len),
+                DocOwner::Personal(u) => a.grant_blob_to_user(u, blob, len),
             })
             .await?;
         tracing::info!(%doc, covers_seq, "snapshot recorded");

@@ -88,6 +88,8 @@ macro_rules! relay_store_conformance_tests {
                 the_host_cannot_be_removed,
                 delete_family_removes_members_invites_and_grants,
                 blob_grants_follow_membership,
+                personal_blobs_are_read_by_everyone_sharing_a_family,
+                family_and_personal_grants_are_independent,
                 // invites
                 an_invite_reads_back_with_names,
                 create_invite_errors_change_nothing,

@@ -17,7 +17,10 @@ mod rows;
 
 /// The numbered schema migrations; migration `n` (1-based) brings the database from
 /// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_init.sql"),
+    include_str!("migrations/002_user_blob_grants.sql"),
+];
 
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,6 +4,16 @@ use doran_protocol::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, PublicKey, Seq, UserId,
 };
 
+/// Whom a blob is granted to: a family (photos, voice, its document's snapshots) or a
+/// user (their avatar, their personal document's snapshots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobGrantee {
+    /// Read by the family's members.
+    Family(FamilyId),
+    /// Read by the user and everyone who shares a family with them.
+    User(UserId),
+}
+
 /// A user to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {

@@ -299,6 +299,12 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
         BIG
     )));
     assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
+    assert!(invalid(f.accounts.grant_blob_to_user(
+        id,
+        BlobHash::of(b"x"),
+        BIG
+    )));
+    assert_eq!(f.accounts.user_blob_bytes(id)?, 0);
 
     let doc = DocId([1; 16]);
     assert!(invalid(

@@ -8,7 +8,7 @@ use doran_protocol::{
 use super::{
     Fixture, TestResult, family_id, family_with_host, join, new_invite, personal_doc, register,
 };
-use crate::store::{DocOwner, FamilyRecord, StoreError};
+use crate::store::{BlobGrantee, DocOwner, FamilyRecord, StoreError};
 
 pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
@@ -282,5 +282,121 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
         f.accounts.grant_blob(family_id(9), photo, 1),
         Err(StoreError::NotFound("family"))
     ));
+    Ok(())
+}
+
+pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let mom = super::new_user(1).0.id;
+    let kid = register(f, 2)?;
+    let stranger = register(f, 3)?;
+    let avatar = BlobHash::of(b"kid's face");
+    let snapshot = BlobHash::of(b"kid's personal snapshot");
+
+    // A grant to a user: the user reads it, whatever their families.
+    assert!(!f.accounts.blob_granted(kid, avatar)?);
+    f.accounts.grant_blob_to_user(kid, avatar, 700)?;
+    f.accounts.grant_blob_to_user(kid, snapshot, 50)?;
+    f.accounts.grant_blob_to_user(kid, avatar, 999_999)?; // idempotent, first size kept
+    assert!(f.accounts.blob_granted(kid, avatar)?);
+    assert_eq!(f.accounts.user_blob_bytes(kid)?, 750);
+    assert_eq!(f.accounts.user_blob_bytes(mom)?, 0);
+    assert!(
+        !f.accounts.blob_granted(mom, avatar)?,
+        "no family shared yet"
+    );
+    assert!(!f.accounts.blob_granted(stranger, avatar)?);
+    // Personal grants do not count against any family's quota.
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
+
+    // Joining a family later opens the blobs granted before, both ways.
+    let mom_avatar = BlobHash::of(b"mom's face");
+    f.accounts.grant_blob_to_user(mom, mom_avatar, 10)?;
+    assert!(!f.accounts.blob_granted(kid, mom_avatar)?);
+    join(f, 1, family, mom, kid, "딸", 10)?;
+    assert!(f.accounts.blob_granted(mom, avatar)?);
+    assert!(f.accounts.blob_granted(mom, snapshot)?);
+    assert!(f.accounts.blob_granted(kid, mom_avatar)?);
+    assert!(
+        !f.accounts.blob_granted(stranger, avatar)?,
+        "not a co-member"
+    );
+    assert!(!f.accounts.blob_granted(stranger, mom_avatar)?);
+    assert!(!f.accounts.blob_granted(mom, BlobHash::of(b"other"))?);
+
+    // The stranger shares another family with the kid only: the kid's blobs open to
+    // them, mom's do not (sharing a family with someone who shares one with mom is
+    // not enough).
+    let other = family_with_host(f, 2, 4)?;
+    let aunt = super::new_user(4).0.id;
+    join(f, 2, other, aunt, kid, "조카", 20)?;
+    join(f, 3, other, aunt, stranger, "삼촌", 30)?;
+    assert!(f.accounts.blob_granted(stranger, avatar)?);
+    assert!(!f.accounts.blob_granted(stranger, mom_avatar)?);
+
+    // Leaving ends it; a deleted family shares nothing.
+    f.accounts.remove_member(other, stranger)?;
+    assert!(!f.accounts.blob_granted(stranger, avatar)?);
+    f.accounts.delete_family(family)?;
+    assert!(!f.accounts.blob_granted(mom, avatar)?);
+    assert!(!f.accounts.blob_granted(kid, mom_avatar)?);
+    // The owners keep their own blobs, and their bytes.
+    assert!(f.accounts.blob_granted(kid, avatar)?);
+    assert!(f.accounts.blob_granted(mom, mom_avatar)?);
+    assert_eq!(f.accounts.user_blob_bytes(kid)?, 750);
+
+    assert!(matches!(
+        f.accounts
+            .grant_blob_to_user(super::new_user(9).0.id, avatar, 1),
+        Err(StoreError::NotFound("user"))
+    ));
+    assert_eq!(f.accounts.user_blob_bytes(super::new_user(9).0.id)?, 0);
+    Ok(())
+}
+
+pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let mom = super::new_user(1).0.id;
+    let outsider = register(f, 2)?;
+    let photo = BlobHash::of(b"photo");
+    // The same bytes, granted to the family and to a user, count once in each.
+    f.accounts.grant_blob(family, photo, 100)?;
+    f.accounts.grant_blob_to_user(outsider, photo, 100)?;
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 100);
+    assert_eq!(f.accounts.user_blob_bytes(outsider)?, 100);
+    assert_eq!(f.accounts.user_blob_bytes(mom)?, 0);
+    assert!(f.accounts.blob_granted(mom, photo)?);
+    assert!(f.accounts.blob_granted(outsider, photo)?);
+    // Exactly whose grant it is.
+    assert!(
+        f.accounts
+            .has_blob_grant(BlobGrantee::Family(family), photo)?
+    );
+    assert!(
+        f.accounts
+            .has_blob_grant(BlobGrantee::User(outsider), photo)?
+    );
+    assert!(!f.accounts.has_blob_grant(BlobGrantee::User(mom), photo)?);
+    assert!(
+        !f.accounts
+            .has_blob_grant(BlobGrantee::Family(family_id(9)), photo)?
+    );
+    let other = BlobHash::of(b"other");
+    assert!(
+        !f.accounts
+            .has_blob_grant(BlobGrantee::Family(family), other)?
+    );
+    assert!(
+        !f.accounts
+            .has_blob_grant(BlobGrantee::User(outsider), other)?
+    );
+    // Deleting the family leaves the user's grant.
+    f.accounts.delete_family(family)?;
+    assert!(
+        !f.accounts
+            .has_blob_grant(BlobGrantee::Family(family), photo)?
+    );
+    assert!(!f.accounts.blob_granted(mom, photo)?);
+    assert!(f.accounts.blob_granted(outsider, photo)?);
     Ok(())
 }

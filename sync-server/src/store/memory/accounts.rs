@@ -10,8 +10,8 @@ use doran_protocol::{
 
 use super::MemoryStore;
 use crate::store::{
-    AccountStore, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser, StoreError,
-    StoreResult, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
+    StoreError, StoreResult, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -26,6 +26,7 @@ pub(super) struct Accounts {
     members: BTreeMap<(FamilyId, UserId), Member>,
     invites: BTreeMap<InviteId, Invite>,
     grants: BTreeMap<(FamilyId, BlobHash), u64>,
+    user_grants: BTreeMap<(UserId, BlobHash), u64>,
 }
 
 #[derive(Debug)]
@@ -634,11 +635,43 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
+    fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()> {
+        int("size", size)?;
+        let mut a = self.accounts()?;
+        if !a.users.contains_key(&user) {
+            return Err(StoreError::NotFound("user"));
+        }
+        a.user_grants.entry((user, blob)).or_insert(size);
+        Ok(())
+    }
+
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
         let a = self.accounts()?;
-        Ok(a.members
+        let families: Vec<FamilyId> = a
+            .members
             .keys()
-            .any(|&(family, u)| u == user && a.grants.contains_key(&(family, blob))))
+            .filter(|&&(_, u)| u == user)
+            .map(|&(family, _)| family)
+            .collect();
+        if families
+            .iter()
+            .any(|&family| a.grants.contains_key(&(family, blob)))
+        {
+            return Ok(true);
+        }
+        // Granted to the caller, or to someone sharing a family with them.
+        Ok(a.user_grants.keys().any(|&(owner, b)| {
+            b == blob
+                && (owner == user || families.iter().any(|&family| a.is_member(family, owner)))
+        }))
+    }
+
+    fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+        let a = self.accounts()?;
+        Ok(match to {
+            BlobGrantee::Family(family) => a.grants.contains_key(&(family, blob)),
+            BlobGrantee::User(user) => a.user_grants.contains_key(&(user, blob)),
+        })
     }
 
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
@@ -646,6 +679,15 @@ impl AccountStore for MemoryStore {
         Ok(a.grants
             .iter()
             .filter(|((f, _), _)| *f == family)
+            .map(|(_, size)| *size)
+            .fold(0, u64::saturating_add))
+    }
+
+    fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
+        let a = self.accounts()?;
+        Ok(a.user_grants
+            .iter()
+            .filter(|((u, _), _)| *u == user)
             .map(|(_, size)| *size)
             .fold(0, u64::saturating_add))
     }

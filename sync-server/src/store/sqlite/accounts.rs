@@ -16,8 +16,8 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    AccountStore, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser, StoreError,
-    StoreResult, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
+    StoreError, StoreResult, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -627,14 +627,53 @@ impl AccountStore for SqliteStore {
         })
     }
 
+    fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(|tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [user.0])? {
+                return Err(StoreError::NotFound("user"));
+            }
+            tx.prepare_cached(
+                "INSERT INTO user_blob_grants (user, blob, size) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user, blob) DO NOTHING",
+            )?
+            .execute((user.0, blob.0, size))?;
+            Ok(())
+        })
+    }
+
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
         self.read(|tx| {
+            // Granted to a family of the caller; to the caller; or to someone who
+            // shares a family with the caller (members only has live families).
             exists(
                 tx,
                 "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
-                 WHERE g.blob = ?2 AND m.user = ?1",
+                 WHERE g.blob = ?2 AND m.user = ?1
+                 UNION ALL
+                 SELECT 1 FROM user_blob_grants u WHERE u.blob = ?2 AND u.user = ?1
+                 UNION ALL
+                 SELECT 1 FROM user_blob_grants u
+                 JOIN members o ON o.user = u.user
+                 JOIN members m ON m.family = o.family
+                 WHERE u.blob = ?2 AND m.user = ?1",
                 (user.0, blob.0),
             )
+        })
+    }
+
+    fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+        self.read(|tx| match to {
+            BlobGrantee::Family(family) => exists(
+                tx,
+                "SELECT 1 FROM blob_grants WHERE family = ?1 AND blob = ?2",
+                (family.0, blob.0),
+            ),
+            BlobGrantee::User(user) => exists(
+                tx,
+                "SELECT 1 FROM user_blob_grants WHERE user = ?1 AND blob = ?2",
+                (user.0, blob.0),
+            ),
         })
     }
 
@@ -643,6 +682,17 @@ impl AccountStore for SqliteStore {
             let total: i64 = tx
                 .prepare_cached("SELECT coalesce(sum(size), 0) FROM blob_grants WHERE family = ?1")?
                 .query_row([family.0], |row| row.get(0))?;
+            to_unsigned(total, "blob bytes")
+        })
+    }
+
+    fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
+        self.read(|tx| {
+            let total: i64 = tx
+                .prepare_cached(
+                    "SELECT coalesce(sum(size), 0) FROM user_blob_grants WHERE user = ?1",
+                )?
+                .query_row([user.0], |row| row.get(0))?;
             to_unsigned(total, "blob bytes")
         })
     }

@@ -198,3 +198,59 @@ fn one_store_serves_both_traits() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_rows() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let family = FamilyId([0xfa; 16]);
+    let photo = BlobHash::of(b"photo");
+    let (host, host_device) = user(1);
+    {
+        // A relay of schema version 1 wrote this file.
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(MIGRATIONS[0])?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                host.id.0,
+                &host.email,
+                &host.nickname,
+                host.user_key.0,
+                host.personal_doc.0,
+                1,
+            ),
+        )?;
+        conn.execute(
+            "INSERT INTO families (id, title, host, created_at) VALUES (?1, 'old', ?2, 1)",
+            (family.0, host.id.0),
+        )?;
+        conn.execute("INSERT INTO docs (doc, family) VALUES (?1, ?1)", [family.0])?;
+        conn.execute(
+            "INSERT INTO members (family, user, name, role, joined_at)
+             VALUES (?1, ?2, '엄마', 'host', 1)",
+            (family.0, host.id.0),
+        )?;
+        conn.execute(
+            "INSERT INTO blob_grants (family, blob, size) VALUES (?1, ?2, 42)",
+            (family.0, photo.0),
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let version: i64 = store
+        .lock()?
+        .pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SqliteStore::schema_version());
+    assert!(store.blob_granted(host.id, photo)?);
+    assert_eq!(store.family_blob_bytes(family)?, 42);
+    // The new table works.
+    let avatar = BlobHash::of(b"avatar");
+    store.grant_blob_to_user(host.id, avatar, 7)?;
+    assert_eq!(store.user_blob_bytes(host.id)?, 7);
+    assert!(store.blob_granted(host.id, avatar)?);
+    store.add_device(host.id, &host_device)?;
+    store.check_integrity()?;
+    Ok(())
+}
