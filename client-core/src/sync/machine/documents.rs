@@ -1,0 +1,183 @@
+//! Documents: which ones are synced (the personal document, every family's and its
+//! members' personal documents), their subscriptions and cursors, and what arrives
+//! for them (chunks, snapshots, catch-up) or comes back (acks of own chunks).
+
+use std::collections::BTreeSet;
+
+use doran_protocol::{
+    ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, MemberInfo, Seq, Subscription,
+    limits::MAX_SUBSCRIPTIONS_PER_FRAME,
+};
+
+use super::{Conn, DocCursor, DocState, SyncMachine};
+use crate::sync::{Apply, DocKind, Effects, SnapshotRef};
+
+impl SyncMachine {
+    pub(super) fn want_family(
+        &mut self,
+        family: FamilyId,
+        members: &[MemberInfo],
+        subs: &mut Vec<Subscription>,
+    ) {
+        self.want(DocId::from(family), DocKind::Family(family), subs);
+        for m in members {
+            if Some(m.user) != self.me {
+                self.want(m.personal_doc, DocKind::Personal(m.user), subs);
+            }
+        }
+    }
+
+    /// Starts syncing `doc` unless it already is; adds its subscription to `subs`.
+    pub(super) fn want(&mut self, doc: DocId, kind: DocKind, subs: &mut Vec<Subscription>) {
+        if self.conn != Conn::SignedIn || self.docs.contains_key(&doc) {
+            return;
+        }
+        let stored = self.stored.get(&doc).copied();
+        let cursor = stored.map_or(0, |s| s.cursor);
+        self.docs.insert(
+            doc,
+            DocState {
+                kind,
+                cursor,
+                snapshot_covers: stored.map_or(0, |s| s.snapshot_covers),
+                own_acked: BTreeSet::new(),
+                caught_up: false,
+                compacting: false,
+            },
+        );
+        subs.push(Subscription { doc, since: cursor });
+    }
+
+    pub(super) fn subscribe(subs: Vec<Subscription>, fx: &mut Effects) {
+        for part in subs.chunks(MAX_SUBSCRIPTIONS_PER_FRAME) {
+            fx.send.push(ClientFrame::Subscribe {
+                docs: part.to_vec(),
+            });
+        }
+    }
+
+    pub(super) fn drop_doc(&mut self, doc: DocId, code: ErrorCode, fx: &mut Effects) {
+        if let Some(state) = self.docs.remove(&doc) {
+            // Remember the cursor for a later re-subscription on this connection.
+            self.stored.insert(
+                doc,
+                DocCursor {
+                    doc,
+                    cursor: state.cursor,
+                    snapshot_covers: state.snapshot_covers,
+                },
+            );
+            if self.conn == Conn::SignedIn {
+                fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
+            }
+            fx.dropped.push((doc, code));
+        }
+    }
+
+    pub(super) fn on_chunk(
+        &mut self,
+        doc: DocId,
+        seq: Seq,
+        chunk: doran_protocol::ChunkId,
+        bytes: Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        if seq <= state.cursor {
+            // Redelivered (the relay sends each subscription in seq order).
+            return;
+        }
+        state.cursor = seq;
+        let mut chunks = Vec::new();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= doran_protocol::limits::MAX_CHUNK_BYTES
+            && chunk.verifies(&bytes);
+        if valid {
+            chunks.push((seq, bytes));
+        } else {
+            fx.errors.push(
+                ErrorFrame::new(
+                    ErrorCode::HashMismatch,
+                    "the relay sent a bad chunk; skipped",
+                )
+                .for_doc(doc)
+                .for_chunk(chunk),
+            );
+        }
+        advance_over_own(state);
+        fx.apply.push(Apply {
+            doc,
+            kind: state.kind,
+            snapshot: None,
+            chunks,
+            cursor: state.cursor,
+        });
+        self.maybe_compact(doc, fx);
+    }
+
+    pub(super) fn on_ack(
+        &mut self,
+        doc: DocId,
+        chunk: doran_protocol::ChunkId,
+        seq: Seq,
+        fx: &mut Effects,
+    ) {
+        self.in_flight.retain(|&(d, c)| (d, c) != (doc, chunk));
+        fx.acked.push((doc, chunk, seq));
+        if let Some(state) = self.docs.get_mut(&doc)
+            && seq > state.cursor
+        {
+            state.own_acked.insert(seq);
+            let before = state.cursor;
+            advance_over_own(state);
+            if state.cursor > before {
+                fx.apply.push(Apply {
+                    doc,
+                    kind: state.kind,
+                    snapshot: None,
+                    chunks: Vec::new(),
+                    cursor: state.cursor,
+                });
+            }
+            self.maybe_compact(doc, fx);
+        }
+        self.pump(fx);
+    }
+
+    /// The relay's snapshot reference (a catch-up from behind it): apply it first.
+    pub(super) fn on_snapshot(&mut self, doc: DocId, snapshot: SnapshotRef, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        state.snapshot_covers = state.snapshot_covers.max(snapshot.covers_seq);
+        if snapshot.covers_seq <= state.cursor {
+            return;
+        }
+        state.cursor = snapshot.covers_seq;
+        fx.apply.push(Apply {
+            doc,
+            kind: state.kind,
+            snapshot: Some(snapshot),
+            chunks: Vec::new(),
+            cursor: snapshot.covers_seq,
+        });
+    }
+
+    /// The catch-up of `doc` is complete: it may now be compacted.
+    pub(super) fn on_caught_up(&mut self, doc: DocId, fx: &mut Effects) {
+        if let Some(state) = self.docs.get_mut(&doc) {
+            state.caught_up = true;
+        }
+        self.maybe_compact(doc, fx);
+    }
+}
+
+/// Moves the cursor over this device's own acked chunks that now follow it.
+fn advance_over_own(state: &mut DocState) {
+    while state.own_acked.remove(&(state.cursor + 1)) {
+        state.cursor += 1;
+    }
+    state.own_acked.retain(|&s| s > state.cursor);
+}

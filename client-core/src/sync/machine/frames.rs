@@ -1,0 +1,198 @@
+//! Frames from the relay: dispatched to the concern they belong to; answers to
+//! requests (the host's and the machine's own), server events and errors.
+
+use doran_protocol::{
+    DocId, ErrorCode, ErrorFrame, MembershipChange, RequestId, Response, ServerEvent, ServerFrame,
+};
+
+use super::{Conn, Internal, SyncMachine};
+use crate::sync::{Effects, RequestOutcome, SignedIn, SnapshotRef};
+
+impl SyncMachine {
+    pub(super) fn on_frame(&mut self, frame: ServerFrame, fx: &mut Effects) {
+        match frame {
+            ServerFrame::Challenge(challenge) => {
+                if self.conn != Conn::AwaitChallenge {
+                    return;
+                }
+                self.server_id = Some(challenge.server_id.clone());
+                match self.sign_in_frame(&challenge) {
+                    Ok(frame) => {
+                        self.conn = Conn::AwaitSignedIn;
+                        fx.send.push(frame);
+                    }
+                    Err(message) => self.stop(ErrorCode::BadSignature, message.into(), fx),
+                }
+            }
+            ServerFrame::SignedIn {
+                user,
+                device,
+                server_time,
+                personal_doc,
+                families,
+            } => self.on_signed_in(
+                SignedIn {
+                    user,
+                    device,
+                    personal_doc,
+                    families,
+                    server_time,
+                },
+                fx,
+            ),
+            ServerFrame::Response { id, body } => self.on_response(id, body, fx),
+            ServerFrame::Ack { doc, chunk, seq } => self.on_ack(doc, chunk, seq, fx),
+            ServerFrame::Chunk {
+                doc,
+                seq,
+                chunk,
+                bytes,
+            } => self.on_chunk(doc, seq, chunk, bytes, fx),
+            ServerFrame::Snapshot {
+                doc,
+                covers_seq,
+                blob,
+                len,
+            } => self.on_snapshot(
+                doc,
+                SnapshotRef {
+                    blob,
+                    len,
+                    covers_seq,
+                },
+                fx,
+            ),
+            ServerFrame::CaughtUp { doc, .. } => self.on_caught_up(doc, fx),
+            ServerFrame::SnapshotAccepted { doc, covers_seq } => {
+                self.on_snapshot_accepted(doc, covers_seq, fx);
+            }
+            ServerFrame::Event(event) => self.on_event(event, fx),
+            ServerFrame::Pong { .. } => {}
+            ServerFrame::Error(e) => self.on_error(e, fx),
+            ServerFrame::Goodbye {
+                reason,
+                message,
+                retry_after_ms,
+            } => self.connection_over(Some((reason, message, retry_after_ms)), fx),
+        }
+    }
+
+    pub(super) fn on_response(&mut self, id: RequestId, body: Response, fx: &mut Effects) {
+        if let Some(Internal::ListFamilies) = self.internal.remove(&id) {
+            if let Response::Families(list) = body {
+                let mut subs = Vec::new();
+                for f in &list {
+                    self.want_family(f.family, &f.members, &mut subs);
+                }
+                Self::subscribe(subs, fx);
+            }
+            self.families_listed = true;
+            return;
+        }
+        if !self.outstanding.remove(&id) {
+            return;
+        }
+        let mut subs = Vec::new();
+        match &body {
+            Response::FamilyCreated(f) => self.want_family(f.family, &f.members, &mut subs),
+            Response::InviteAnswered {
+                family: Some(f), ..
+            } => self.want_family(f.family, &f.members, &mut subs),
+            _ => {}
+        }
+        Self::subscribe(subs, fx);
+        fx.answered.push((id, RequestOutcome::Response(body)));
+    }
+
+    pub(super) fn on_event(&mut self, event: ServerEvent, fx: &mut Effects) {
+        match &event {
+            ServerEvent::MembershipChanged {
+                family,
+                members,
+                change,
+            } => {
+                let gone = match change {
+                    MembershipChange::Left { user } | MembershipChange::Removed { user, .. } => {
+                        Some(*user) == self.me
+                    }
+                    _ => false,
+                };
+                if gone {
+                    self.drop_doc(DocId::from(*family), ErrorCode::Forbidden, fx);
+                } else {
+                    let mut subs = Vec::new();
+                    self.want_family(*family, members, &mut subs);
+                    Self::subscribe(subs, fx);
+                }
+            }
+            ServerEvent::FamilyDeleted { family } => {
+                self.drop_doc(DocId::from(*family), ErrorCode::NotFound, fx);
+            }
+            _ => {}
+        }
+        fx.events.push(event);
+    }
+
+    pub(super) fn on_error(&mut self, e: ErrorFrame, fx: &mut Effects) {
+        if let Some(id) = e.request {
+            if self.internal.remove(&id).is_some() {
+                // Our own ListFamilies failed: go on with what SignedIn said.
+                self.families_listed = true;
+                fx.errors.push(e);
+            } else if self.outstanding.remove(&id) {
+                fx.answered.push((id, RequestOutcome::Refused(e)));
+            } else {
+                fx.errors.push(e);
+            }
+            return;
+        }
+        if self.conn == Conn::AwaitSignedIn && e.doc.is_none() {
+            // The sign-in was refused.
+            let retry = e.code.is_transient()
+                || matches!(
+                    e.code,
+                    ErrorCode::ChallengeExpired | ErrorCode::ChallengeReplayed
+                );
+            if retry {
+                fx.errors.push(e);
+                self.connection_over(None, fx);
+            } else {
+                self.stop(e.code, e.message, fx);
+            }
+            return;
+        }
+        match (e.doc, e.chunk) {
+            (Some(doc), Some(chunk)) => {
+                self.in_flight.retain(|&(d, c)| (d, c) != (doc, chunk));
+                let keep = e.code.is_transient() || e.code == ErrorCode::QuotaExceeded;
+                if !keep {
+                    fx.refused.push((doc, chunk, e.code));
+                }
+                // A kept entry stays in the outbox and is pushed again on the next
+                // connection.
+                fx.errors.push(e);
+                self.pump(fx);
+            }
+            (Some(doc), None) => {
+                let compacting = self
+                    .docs
+                    .get(&doc)
+                    .is_some_and(|d| d.compacting && d.caught_up);
+                let snapshot_error = compacting
+                    && matches!(
+                        e.code,
+                        ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::InvalidInput
+                    );
+                if snapshot_error || e.code.is_transient() {
+                    self.compact_failed(doc);
+                    fx.errors.push(e);
+                } else if self.docs.contains_key(&doc) {
+                    self.drop_doc(doc, e.code, fx);
+                } else {
+                    fx.errors.push(e);
+                }
+            }
+            _ => fx.errors.push(e),
+        }
+    }
+}
