@@ -20,9 +20,12 @@ use doran_protocol::{
 use crate::{
     DocError, Edit, FamilyDoc,
     account::Account,
-    model::Family,
+    model::{Family, Personal},
     store::{LocalStore, SqliteStore},
-    sync::{self, BlobCache, SignInAs, StoreHost, SyncConfig, SyncDriver, SyncError, SyncEvent},
+    sync::{
+        self, BlobCache, BlobOwner, SignInAs, StoreHost, SyncConfig, SyncDriver, SyncError,
+        SyncEvent,
+    },
     views::{self, Notification},
 };
 
@@ -46,6 +49,10 @@ pub enum EngineError {
     /// The family is not one of the user's.
     #[error("family {0} is not one of yours on this device")]
     UnknownFamily(FamilyId),
+    /// This device has no profile of that user: they share no family with you, or
+    /// their profile has not synced yet (`sync` first).
+    #[error("no profile of {0} on this device: not in a family with you, or not synced yet")]
+    UnknownProfile(UserId),
     /// The relay answered something unexpected.
     #[error("unexpected answer from the relay: {0}")]
     Unexpected(String),
@@ -413,6 +420,51 @@ impl Engine {
         Ok(value)
     }
 
+    /// Sets the profile photo: prepares it on this device
+    /// ([`crate::photo::prepare_avatar`]: upright, the centre cropped square, a JPEG of
+    /// at most 512 px and 150 KB with no metadata), keeps it as a personal blob queued
+    /// for upload (`?owner=me`: readable by everyone who shares a family with you, in
+    /// families joined later too) and writes its hash into the personal document.
+    /// Durable here when this returns; `sync` sends both. Returns the blob's hash.
+    pub fn set_avatar(&self, original: &[u8], now_ms: i64) -> EngineResult<BlobHash> {
+        let prepared = crate::photo::prepare_avatar(original)?;
+        let p = self.parts()?;
+        let hash = p
+            .blobs
+            .add_local(&prepared.jpeg, prepared.mime, BlobOwner::Me)?;
+        self.edit_profile(|pd| pd.set_avatar(Some(hash), now_ms))?;
+        Ok(hash)
+    }
+
+    /// Goes back to the default avatar.
+    pub fn clear_avatar(&self, now_ms: i64) -> EngineResult<()> {
+        self.edit_profile(|pd| pd.set_avatar(None, now_ms))
+    }
+
+    /// The profile of `user` — this user's own, or a family member's (read-only) — as
+    /// this device has it. [`EngineError::UnknownProfile`] if it is not here.
+    pub fn profile(&self, user: UserId) -> EngineResult<Personal> {
+        let p = self.parts()?;
+        if user == p.account.user {
+            p.host.remember_personal_doc(user, p.account.personal_doc)?;
+        }
+        p.host
+            .profile(user)?
+            .ok_or(EngineError::UnknownProfile(user))
+    }
+
+    /// The profile photo of `user` (see [`profile`](Self::profile)): `None` for the
+    /// default avatar, else the JPEG from the cache, or downloaded and verified.
+    pub async fn avatar(&self, user: UserId) -> EngineResult<Option<Vec<u8>>> {
+        let Some(hex) = self.profile(user)?.avatar else {
+            return Ok(None);
+        };
+        let hash: BlobHash = hex
+            .parse()
+            .map_err(|e| EngineError::Unexpected(format!("avatar blob: {e}")))?;
+        Ok(Some(self.blob(hash, "image/jpeg").await?))
+    }
+
     /// How many local changes wait for the relay.
     pub fn pending(&self) -> EngineResult<u64> {
         Ok(self.store.pending_count()?)
@@ -492,7 +544,10 @@ impl Engine {
 
     /// Keeps `bytes` as a blob of `family` on this device and queues its upload.
     pub fn add_blob(&self, family: FamilyId, bytes: &[u8], mime: &str) -> EngineResult<BlobHash> {
-        Ok(self.parts()?.blobs.add_local(bytes, mime, family)?)
+        Ok(self
+            .parts()?
+            .blobs
+            .add_local(bytes, mime, BlobOwner::Family(family))?)
     }
 
     /// A blob's bytes: from the cache, or downloaded and verified.

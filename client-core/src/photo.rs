@@ -23,6 +23,10 @@
 //! Both copies are encoded from pixels only, so no EXIF (location, camera serial
 //! numbers), XMP or ICC data of the original survives into what the family sees. The
 //! capture time is read from EXIF `DateTimeOriginal` and returned separately.
+//!
+//! [`prepare_avatar`] makes a profile photo the same way (steps 1–3), then crops the
+//! centre to a square and encodes one JPEG of at most [`AVATAR_SIDE`] px a side and
+//! [`AVATAR_MAX_BYTES`]; no metadata survives, and no capture time is kept.
 
 use std::io::Cursor;
 
@@ -50,6 +54,21 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 const MAX_DECODE_ALLOC: u64 = MAX_PIXELS * 6;
 /// How many times an image that does not fit at the lowest quality is shrunk.
 const MAX_SHRINKS: usize = 12;
+/// Side of a profile photo, in pixels (smaller originals are not upscaled).
+pub const AVATAR_SIDE: u32 = 512;
+/// Largest profile photo, in bytes.
+pub const AVATAR_MAX_BYTES: usize = 150_000;
+
+/// A profile photo ready to share: a square JPEG without metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedAvatar {
+    /// The JPEG: square, side ≤ [`AVATAR_SIDE`], ≤ [`AVATAR_MAX_BYTES`].
+    pub jpeg: Vec<u8>,
+    /// Its side in pixels.
+    pub side: u32,
+    /// Always `image/jpeg`.
+    pub mime: &'static str,
+}
 
 /// A photo ready to share: both copies are JPEGs without metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +108,42 @@ pub enum PhotoError {
 
 /// Prepares a photo for sharing: see the [module documentation](self).
 pub fn prepare(bytes: &[u8]) -> Result<PreparedPhoto, PhotoError> {
+    let (rgb, taken_at) = decode_upright(bytes)?;
+    let display_px = fit(&rgb, DISPLAY_MAX_SIDE);
+    drop(rgb);
+    let (display, display_px) = encode_within(display_px, DISPLAY_MAX_BYTES)?;
+    let thumb = encode(&fit(&display_px, THUMB_MAX_SIDE), THUMB_QUALITY)?;
+    Ok(PreparedPhoto {
+        display,
+        thumb,
+        width: display_px.width(),
+        height: display_px.height(),
+        taken_at,
+        mime: "image/jpeg",
+    })
+}
+
+/// Prepares a profile photo: decoded and turned upright like [`prepare`], the centre
+/// cropped to a square, resized to at most [`AVATAR_SIDE`] px and encoded as a JPEG of
+/// at most [`AVATAR_MAX_BYTES`], with no metadata.
+pub fn prepare_avatar(bytes: &[u8]) -> Result<PreparedAvatar, PhotoError> {
+    let (rgb, _) = decode_upright(bytes)?;
+    let side = rgb.width().min(rgb.height());
+    let x = (rgb.width() - side) / 2;
+    let y = (rgb.height() - side) / 2;
+    let square = image::imageops::crop_imm(&rgb, x, y, side, side).to_image();
+    drop(rgb);
+    let (jpeg, px) = encode_within(fit(&square, AVATAR_SIDE), AVATAR_MAX_BYTES)?;
+    Ok(PreparedAvatar {
+        jpeg,
+        side: px.width(),
+        mime: "image/jpeg",
+    })
+}
+
+/// Checks the limits, detects the format, decodes, applies the EXIF orientation and
+/// drops alpha; returns the pixels and the EXIF capture time.
+fn decode_upright(bytes: &[u8]) -> Result<(RgbImage, Option<i64>), PhotoError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(PhotoError::TooLarge);
     }
@@ -117,19 +172,7 @@ pub fn prepare(bytes: &[u8]) -> Result<PreparedPhoto, PhotoError> {
     if rgb.width() == 0 || rgb.height() == 0 {
         return Err(PhotoError::Corrupt("the image has no pixels".into()));
     }
-
-    let display_px = fit(&rgb, DISPLAY_MAX_SIDE);
-    drop(rgb);
-    let (display, display_px) = encode_within(display_px, DISPLAY_MAX_BYTES)?;
-    let thumb = encode(&fit(&display_px, THUMB_MAX_SIDE), THUMB_QUALITY)?;
-    Ok(PreparedPhoto {
-        display,
-        thumb,
-        width: display_px.width(),
-        height: display_px.height(),
-        taken_at,
-        mime: "image/jpeg",
-    })
+    Ok((rgb, taken_at))
 }
 
 /// The format of `bytes`, by content.
@@ -509,6 +552,46 @@ mod tests {
         let p = prepare(&jpeg_of(&tall, 80)).expect("prepared");
         assert_eq!((p.width, p.height), (480, 1920));
         assert_eq!(decode(&p.thumb).dimensions(), (80, 320));
+    }
+
+    #[test]
+    fn an_avatar_is_a_small_upright_square_without_metadata() {
+        // A 3000×2000 landscape with orientation 6 (turned upright: 2000×3000), GPS
+        // and XMP in the file.
+        let big = RgbImage::from_fn(3000, 2000, |x, y| {
+            Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
+        });
+        let original = with_metadata(&jpeg_of(&big, 90), 6, "2024:05:05 14:30:00");
+        let a = prepare_avatar(&original).expect("prepared");
+        assert_eq!(a.side, AVATAR_SIDE);
+        assert_eq!(a.mime, "image/jpeg");
+        assert!(a.jpeg.len() <= AVATAR_MAX_BYTES, "{} bytes", a.jpeg.len());
+        assert_eq!(decode(&a.jpeg).dimensions(), (AVATAR_SIDE, AVATAR_SIDE));
+        let m = markers(&a.jpeg);
+        assert!(
+            m.iter().all(|&m| m != 0xE1 && m != 0xE2 && m != 0xED),
+            "{m:x?}"
+        );
+        let has = |needle: &[u8]| a.jpeg.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(b"Exif\0\0") && !has(b"GPS") && !has(b"xmpmeta"));
+
+        // The centre is kept: a 64×32 picture of quadrants crops to its middle 32×32,
+        // red (top-left quadrant) at the top-left, white at the bottom-right.
+        let a = prepare_avatar(&jpeg_of(&quadrants(), 95)).expect("prepared");
+        assert_eq!(a.side, 32, "never upscaled");
+        let img = decode(&a.jpeg);
+        assert!(is_red(img.get_pixel(3, 3)));
+        let white = img.get_pixel(28, 28);
+        assert!(white.0.iter().all(|&c| c > 200), "{white:?}");
+
+        // Noise still fits the byte budget; bad input is a typed error.
+        let noisy = jpeg_of(&noise(1200, 1200, 5), 95);
+        let a = prepare_avatar(&noisy).expect("prepared");
+        assert!(a.jpeg.len() <= AVATAR_MAX_BYTES);
+        assert!(matches!(
+            prepare_avatar(b"not an image"),
+            Err(PhotoError::NotAnImage)
+        ));
     }
 
     #[test]

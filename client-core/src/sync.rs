@@ -60,7 +60,7 @@ mod host;
 mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
-pub use blobs::{BlobCache, BlobClient};
+pub use blobs::{BlobCache, BlobClient, BlobOwner};
 pub use driver::{
     SyncDriver, SyncEvent, SyncState, create_account, enroll, link_device, recover_account, ws_url,
 };

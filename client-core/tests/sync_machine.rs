@@ -4,8 +4,8 @@ use doran_client_core::{
     account::DeviceKeys,
     store::OutboxEntry,
     sync::{
-        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SyncConfig,
-        SyncMachine, SyncStatus,
+        BackoffConfig, BlobOwner, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs,
+        SyncConfig, SyncMachine, SyncStatus,
     },
 };
 use doran_protocol::{
@@ -579,8 +579,14 @@ fn a_long_log_asks_for_a_snapshot_once() {
     let fx = m.handle(4, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 8 }));
     assert_eq!(fx.compact.len(), 1);
     assert_eq!(
-        (fx.compact[0].covers_seq, fx.compact[0].family),
-        (8, family)
+        (fx.compact[0].covers_seq, fx.compact[0].kind),
+        (8, DocKind::Family(family))
+    );
+    assert_eq!(fx.compact[0].owner(), BlobOwner::Family(family));
+    assert_eq!(
+        m.status(),
+        SyncStatus::Syncing,
+        "a snapshot is in the making"
     );
     let fx = m.handle(5, Event::Frame(ServerFrame::chunk(fdoc, 9, b"c9".to_vec())));
     assert!(fx.compact.is_empty(), "one at a time");
@@ -606,6 +612,75 @@ fn a_long_log_asks_for_a_snapshot_once() {
         }),
     );
     assert_eq!(fx.snapshot_accepted, vec![(fdoc, 8)]);
+}
+
+#[test]
+fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let other = UserId([4; 16]);
+    let other_doc = DocId([5; 16]);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    m.handle(3, Event::Outbox(vec![]));
+    let member = |user, personal_doc| MemberInfo {
+        user,
+        name: "x".into(),
+        role: Role::Member,
+        joined_at: 0,
+        personal_doc,
+    };
+    let summary = FamilySummary {
+        family,
+        title: "t".into(),
+        role: Role::Member,
+        created_at: 0,
+        members: vec![member(USER, PERSONAL), member(other, other_doc)],
+    };
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![summary]),
+        }),
+    );
+    let mut compact = Vec::new();
+    for doc in [PERSONAL, other_doc] {
+        for seq in 1..=8 {
+            let bytes = format!("{doc} {seq}").into_bytes();
+            let fx = m.handle(4, Event::Frame(ServerFrame::chunk(doc, seq, bytes)));
+            compact.extend(fx.compact);
+        }
+        let fx = m.handle(5, Event::Frame(ServerFrame::CaughtUp { doc, seq: 8 }));
+        compact.extend(fx.compact);
+    }
+    let fdoc = DocId::from(family);
+    m.handle(6, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 0 }));
+    assert_eq!(compact.len(), 1, "{compact:?}");
+    assert_eq!(compact[0].doc, PERSONAL);
+    assert_eq!(compact[0].kind, DocKind::Personal(USER));
+    assert_eq!(compact[0].covers_seq, 8);
+    assert_eq!(compact[0].owner(), BlobOwner::Me, "a personal blob");
+    assert_eq!(m.status(), SyncStatus::Syncing);
+
+    // The relay refuses the snapshot (say, the blob went missing): the machine gives
+    // up on it until as many chunks again, and is up to date.
+    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let fx = m.handle(
+        7,
+        Event::SnapshotUploaded {
+            doc: PERSONAL,
+            covers_seq: 8,
+            blob,
+            len: 8,
+        },
+    );
+    assert_eq!(fx.send.len(), 1);
+    let e =
+        ErrorFrame::new(ErrorCode::NotFound, "upload the snapshot blob first").for_doc(PERSONAL);
+    let fx = m.handle(8, Event::Frame(ServerFrame::Error(e)));
+    assert!(fx.dropped.is_empty(), "still synced");
+    assert_eq!(m.status(), SyncStatus::UpToDate);
 }
 
 #[test]

@@ -11,11 +11,13 @@ use std::{
 };
 
 use doran_client_core::{
+    PersonalDoc,
     account::Account,
+    model::Mood,
     store::{LocalStore, SqliteStore},
     sync::{SignInAs, StoreHost, SyncConfig, SyncDriver, SyncError, create_account},
 };
-use doran_protocol::{FamilyId, Request, Response};
+use doran_protocol::{BlobHash, DocId, FamilyId, Request, Response};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,6 +98,10 @@ struct Device {
 
 impl Device {
     async fn create(server: &str, email: &str, nickname: &str) -> Device {
+        Device::create_with(server, email, nickname, SyncConfig::default()).await
+    }
+
+    async fn create_with(server: &str, email: &str, nickname: &str, config: SyncConfig) -> Device {
         let home = tempfile::tempdir().expect("a home");
         let store: Arc<dyn LocalStore> =
             Arc::new(SqliteStore::open(home.path().join("store.db")).expect("store"));
@@ -103,7 +109,7 @@ impl Device {
             .await
             .expect("account created");
         let host = Arc::new(StoreHost::new(store, account.actor()));
-        let driver = Arc::new(Device::driver(&host, &account, server));
+        let driver = Arc::new(Device::driver(&host, &account, server, config));
         Device {
             _home: home,
             account,
@@ -112,13 +118,18 @@ impl Device {
         }
     }
 
-    fn driver(host: &Arc<StoreHost>, account: &Account, server: &str) -> SyncDriver {
+    fn driver(
+        host: &Arc<StoreHost>,
+        account: &Account,
+        server: &str,
+        config: SyncConfig,
+    ) -> SyncDriver {
         SyncDriver::new(
             host.clone(),
             server,
             account.keys(),
             SignInAs::Known { user: account.user },
-            SyncConfig::default(),
+            config,
         )
         .expect("a driver")
     }
@@ -281,5 +292,211 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
         a.heads(family),
         b.heads(family),
         "same heads after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_email_is_a_refusal_the_app_can_show() {
+    let data = tempfile::tempdir().expect("relay data");
+    let relay = Relay::start(data.path(), "127.0.0.1:0");
+    let server = relay.url();
+    let _first = Device::create(&server, "mom@example.com", "엄마").await;
+
+    // The same email (any case) again, from another device home.
+    let home = tempfile::tempdir().expect("a home");
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(home.path().join("store.db")).expect("store"));
+    let refused = create_account(&store, &server, "Mom@Example.com", "엄마곰", TIMEOUT).await;
+    match refused {
+        Err(SyncError::EmailTaken { email }) => assert_eq!(email, "Mom@Example.com"),
+        other => panic!("expected EmailTaken, got {other:?}"),
+    }
+    // Nothing was kept on the device: no account, no personal document.
+    assert!(Account::load(&*store).expect("readable").is_none());
+    assert!(store.documents().expect("readable").is_empty());
+    // Another email works from the same home.
+    create_account(&store, &server, "aunt@example.com", "이모", TIMEOUT)
+        .await
+        .expect("another email registers");
+}
+
+/// The relay's SQLite file, opened beside the running relay (WAL: it sees every
+/// committed write).
+fn relay_db(data: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(data.join("relay.sqlite")).expect("the relay's database")
+}
+
+/// `(covers_seq, blob)` of the relay's snapshot of `doc`, and how many chunks it keeps.
+fn relay_log(data: &Path, doc: DocId) -> (Option<(i64, BlobHash)>, i64) {
+    let db = relay_db(data);
+    let snapshot = db
+        .query_row(
+            "SELECT covers_seq, blob FROM snapshots WHERE doc = ?1",
+            [doc.0],
+            |r| Ok((r.get::<_, i64>(0)?, BlobHash(r.get::<_, [u8; 32]>(1)?))),
+        )
+        .ok();
+    let chunks = db
+        .query_row("SELECT count(*) FROM chunks WHERE doc = ?1", [doc.0], |r| {
+            r.get(0)
+        })
+        .expect("count chunks");
+    (snapshot, chunks)
+}
+
+/// The heads of a personal document as `device` has it in its store.
+fn personal_heads(device: &Device, doc: DocId) -> Vec<automerge::ChangeHash> {
+    let stored = device
+        .host
+        .store()
+        .load(doc)
+        .expect("readable")
+        .expect("the document is here");
+    let mut pd = PersonalDoc::load(
+        stored.snapshot.as_deref(),
+        stored.changes.iter().map(Vec::as_slice),
+        &device.account.actor(),
+    )
+    .expect("loads");
+    pd.replica_mut().heads()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
+    let data = tempfile::tempdir().expect("relay data");
+    let relay = Relay::start(data.path(), "127.0.0.1:0");
+    let server = relay.url();
+    let config = SyncConfig {
+        compact_after: 10,
+        ..SyncConfig::default()
+    };
+
+    // Step 1: A makes a family (family doc seq 1; her personal doc has seq 1 too).
+    let a = Device::create_with(&server, "mom@example.com", "엄마", config.clone()).await;
+    let family = FamilyId::random();
+    a.online(async |d| {
+        d.request(Request::CreateFamily {
+            family,
+            title: "우리집".into(),
+            my_name: "엄마".into(),
+        })
+        .await
+        .expect("family created");
+    })
+    .await;
+    a.host
+        .create_family(family, "우리집", "엄마", now())
+        .expect("family document");
+    a.sync().await;
+    let fdoc = DocId::from(family);
+    let pdoc = a.account.personal_doc;
+    assert_eq!(relay_log(data.path(), fdoc), (None, 1));
+
+    // Step 2: twelve edits to each document (seqs 2..=13) in one sync. The push that
+    // takes the log past 10 chunks makes A's device compact, covering seq 11; the
+    // sync ends only once the relay has accepted both snapshots.
+    for i in 0..12 {
+        a.host
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, now())
+            })
+            .expect("mission added");
+        let mood = Mood::ALL[i % Mood::ALL.len()];
+        a.host
+            .edit_personal(pdoc, |pd| pd.set_mood(mood, now()))
+            .expect("mood set");
+    }
+    a.sync().await;
+    for doc in [fdoc, pdoc] {
+        let (snapshot, chunks) = relay_log(data.path(), doc);
+        let (covers, _) = snapshot.expect("the relay recorded a snapshot");
+        assert_eq!(covers, 11, "{doc}");
+        assert_eq!(
+            chunks, 2,
+            "{doc}: the relay dropped the chunks the snapshot covers"
+        );
+    }
+
+    // Step 3: three more edits each: the tail after the snapshot (seqs 14..=16), not
+    // enough for another snapshot.
+    for i in 0..3 {
+        a.host
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("나중 {i}"), &[], None, now())
+            })
+            .expect("mission added");
+        a.host
+            .edit_personal(pdoc, |pd| pd.set_mood(Mood::Love, now()))
+            .expect("mood set");
+    }
+    a.sync().await;
+    let (family_snapshot, chunks) = relay_log(data.path(), fdoc);
+    let (_, family_blob) = family_snapshot.expect("snapshot");
+    assert_eq!(chunks, 5, "chunks 12..=16");
+    let (personal_snapshot, chunks) = relay_log(data.path(), pdoc);
+    let (_, personal_blob) = personal_snapshot.expect("snapshot");
+    assert_eq!(chunks, 5);
+
+    // Step 4: B, a new device with a fresh store, joins the family and syncs.
+    let b = Device::create(&server, "son@example.com", "아들").await;
+    let b_email = b.account.email.clone();
+    let invite = a
+        .online(async |d| {
+            let found = d
+                .request(Request::LookupUser { email: b_email })
+                .await
+                .expect("lookup");
+            let Response::UserFound(Some(entry)) = found else {
+                panic!("B is in the directory: {found:?}");
+            };
+            match d.send_invite(family, entry.user, "아들").await {
+                Ok(Response::InviteSent(info)) => info.invite,
+                other => panic!("invite sent: {other:?}"),
+            }
+        })
+        .await;
+    b.online(async |d| {
+        d.answer_invite(invite, true).await.expect("accepted");
+    })
+    .await;
+    b.sync().await;
+
+    // B received each document as snapshot + tail: its log holds the snapshot blob
+    // (downloaded and verified against its hash) and the five later chunks, never
+    // the chunks the snapshot replaced.
+    for (doc, blob) in [(fdoc, family_blob), (pdoc, personal_blob)] {
+        let stored = b
+            .host
+            .store()
+            .load(doc)
+            .expect("readable")
+            .expect("B has the document");
+        assert_eq!(stored.changes.len(), 6, "{doc}: snapshot + 5 chunks");
+        assert_eq!(
+            BlobHash::of(&stored.changes[0]),
+            blob,
+            "{doc}: the snapshot"
+        );
+        assert_eq!(stored.cursor, 16, "{doc}");
+    }
+
+    // And ends with the same documents as A: same heads, same state.
+    assert_eq!(a.heads(family), b.heads(family));
+    let view = |d: &Device| {
+        d.host
+            .read_family(family, |fd| fd.view().clone())
+            .expect("read")
+    };
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(view(&b).missions.len(), 15);
+    assert_eq!(personal_heads(&a, pdoc), personal_heads(&b, pdoc));
+    let a_profile = a.host.profile(a.account.user).expect("read");
+    let b_copy = b.host.profile(a.account.user).expect("read");
+    assert!(b_copy.is_some(), "B has A's profile");
+    assert_eq!(b_copy, a_profile);
+    assert_eq!(
+        b_copy.and_then(|p| p.mood),
+        Some(Mood::Love),
+        "A's latest mood"
     );
 }

@@ -1,8 +1,10 @@
 //! Blobs (photos, voice messages, snapshots) over the relay's signed HTTP API, and
 //! the device's blob folder: a persistent upload queue and a size-limited cache.
 //!
-//! - [`BlobClient`]: `PUT /blobs/{hash}?family=` and `GET /blobs/{hash}`, each signed by
-//!   the device key (`x-doran-device`, `x-doran-time`, `x-doran-signature`, see
+//! - [`BlobClient`]: `PUT /blobs/{hash}?family=` (a family's photo, voice message or
+//!   document snapshot), `PUT /blobs/{hash}?owner=me` (a personal blob: the avatar, a
+//!   snapshot of the personal document — readable by everyone who shares a family with
+//!   the user) and `GET /blobs/{hash}`, each signed by the device key (`x-doran-device`, `x-doran-time`, `x-doran-signature`, see
 //!   `docs/protocol.md`, "Blobs over HTTP"). Downloads are checked against their blake3
 //!   hash before anyone sees them.
 //! - [`BlobCache`]: the folder `<home>/blobs/<hex>`, indexed by the store's blob index.
@@ -36,6 +38,47 @@ use crate::store::{BlobRecord, BlobState, LocalStore};
 /// How long one blob request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Whose blob an upload is: it decides who may read it and whose quota it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobOwner {
+    /// A family's (photo, voice message, family document snapshot): read by its
+    /// members, counted in the family's quota.
+    Family(FamilyId),
+    /// This user's own (avatar, personal document snapshot): read by the user and by
+    /// everyone who shares a family with them, counted in the user's quota.
+    Me,
+}
+
+impl BlobOwner {
+    /// The upload's query string.
+    fn query(self) -> String {
+        match self {
+            BlobOwner::Family(family) => format!("family={family}"),
+            BlobOwner::Me => "owner=me".to_owned(),
+        }
+    }
+
+    /// How the upload queue remembers it: the family's 16 bytes, or `me`.
+    fn to_meta(self) -> Vec<u8> {
+        match self {
+            BlobOwner::Family(family) => family.as_bytes().to_vec(),
+            BlobOwner::Me => PERSONAL_META.to_vec(),
+        }
+    }
+
+    fn from_meta(bytes: &[u8]) -> Option<Self> {
+        if bytes == PERSONAL_META {
+            return Some(BlobOwner::Me);
+        }
+        <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| BlobOwner::Family(FamilyId(b)))
+    }
+}
+
+/// The queue's mark of a personal blob (a family id is 16 bytes, never 2).
+const PERSONAL_META: &[u8] = b"me";
+
 /// Signed blob requests to one relay.
 #[derive(Debug, Clone)]
 pub struct BlobClient {
@@ -58,15 +101,15 @@ impl BlobClient {
         })
     }
 
-    /// Uploads `bytes` as the blob `hash` for `family`. Uploading a blob the relay
+    /// Uploads `bytes` as the blob `hash` for `owner`. Uploading a blob the relay
     /// already has is fine (it deduplicates).
-    pub async fn put(&self, hash: BlobHash, family: FamilyId, bytes: Vec<u8>) -> Result<()> {
+    pub async fn put(&self, hash: BlobHash, owner: BlobOwner, bytes: Vec<u8>) -> Result<()> {
         if !hash.verifies(&bytes) {
             return Err(SyncError::Protocol(format!(
                 "the bytes do not hash to {hash}"
             )));
         }
-        let path = format!("/blobs/{hash}?family={family}");
+        let path = format!("/blobs/{hash}?{}", owner.query());
         let (status, _) = self.send(Method::PUT, &path, bytes).await?;
         if status.is_success() {
             Ok(())
@@ -205,7 +248,8 @@ pub struct BlobCache {
     limit_bytes: u64,
 }
 
-fn family_key(hash: BlobHash) -> String {
+/// Meta key of a queued blob's owner (named when only families owned blobs).
+fn owner_key(hash: BlobHash) -> String {
     format!("blob-family/{hash}")
 }
 
@@ -236,12 +280,12 @@ impl BlobCache {
         self.dir.join(hash.to_hex())
     }
 
-    /// Adds a blob made on this device for `family`: writes the file, then queues it
+    /// Adds a blob made on this device for `owner`: writes the file, then queues it
     /// for upload in the store. Returns its hash. Adding the same bytes twice is fine.
-    pub fn add_local(&self, bytes: &[u8], mime: &str, family: FamilyId) -> Result<BlobHash> {
+    pub fn add_local(&self, bytes: &[u8], mime: &str, owner: BlobOwner) -> Result<BlobHash> {
         let hash = BlobHash::of(bytes);
         write_atomically(&self.path(hash), bytes)?;
-        self.store.set_meta(&family_key(hash), family.as_bytes())?;
+        self.store.set_meta(&owner_key(hash), &owner.to_meta())?;
         let state = match self.store.blob(hash)? {
             Some(r) if r.state != BlobState::PendingUpload => r.state,
             _ => BlobState::PendingUpload,
@@ -262,19 +306,18 @@ impl BlobCache {
     pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
         let mut done = 0;
         for record in self.store.pending_uploads()? {
-            let family = self
+            let owner = self
                 .store
-                .get_meta(&family_key(record.hash))?
-                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-                .map(FamilyId)
+                .get_meta(&owner_key(record.hash))?
+                .and_then(|b| BlobOwner::from_meta(&b))
                 .ok_or_else(|| {
-                    SyncError::Protocol(format!("blob {} has no family to upload to", record.hash))
+                    SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
                 })?;
             let path = self.path(record.hash);
             let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
                 .await
                 .map_err(|e| SyncError::Protocol(e.to_string()))??;
-            client.put(record.hash, family, bytes).await?;
+            client.put(record.hash, owner, bytes).await?;
             self.store
                 .set_blob_state(record.hash, BlobState::Uploaded)?;
             done += 1;
@@ -361,6 +404,21 @@ mod tests {
         want.extend_from_slice(b"/blobs/ab");
         want.extend_from_slice(&0x0102u64.to_be_bytes());
         assert_eq!(m, want);
+    }
+
+    #[test]
+    fn owners_survive_the_queue_and_name_their_query() {
+        let family = FamilyId([0xab; 16]);
+        for owner in [BlobOwner::Family(family), BlobOwner::Me] {
+            assert_eq!(BlobOwner::from_meta(&owner.to_meta()), Some(owner));
+        }
+        assert_eq!(
+            BlobOwner::Family(family).query(),
+            format!("family={family}")
+        );
+        assert_eq!(BlobOwner::Me.query(), "owner=me");
+        assert_eq!(BlobOwner::from_meta(b"what"), None);
+        assert_eq!(BlobOwner::from_meta(&[]), None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{
-    BlobClient, DocChange, Effects, Event, RequestOutcome, Result, SignInAs, SignedIn, SyncConfig,
-    SyncError, SyncHost, SyncMachine, SyncStatus,
+    BlobClient, Compact, DocChange, Effects, Event, RequestOutcome, Result, SignInAs, SignedIn,
+    SyncConfig, SyncError, SyncHost, SyncMachine, SyncStatus,
 };
 use crate::{account::DeviceKeys, replica::Touched, views::Activity};
 
@@ -516,7 +516,7 @@ impl SyncDriver {
                 });
             }
             for c in &fx.compact {
-                let event = match self.compact(c.doc, c.family, c.covers_seq).await {
+                let event = match self.compact(*c).await {
                     Ok(event) => event,
                     Err(e) => {
                         tracing::warn!(doc = %c.doc, error = %e, "compaction failed");
@@ -570,15 +570,21 @@ impl SyncDriver {
         self.blocking(move |h| h.signed_in(&info)).await
     }
 
-    /// Saves `doc`, uploads it for `family`, and says so.
-    async fn compact(&self, doc: DocId, family: FamilyId, covers_seq: u64) -> Result<Event> {
+    /// Saves the document, uploads it for its owner (the family, or this user for
+    /// the personal document), and says so.
+    async fn compact(&self, c: Compact) -> Result<Event> {
+        let Compact {
+            doc,
+            kind,
+            covers_seq,
+        } = c;
         let bytes = self
-            .blocking(move |h| h.save(doc, super::DocKind::Family(family)))
+            .blocking(move |h| h.save(doc, kind))
             .await?
             .ok_or_else(|| SyncError::Protocol(format!("{doc} is not on this device")))?;
         let blob = doran_protocol::BlobHash::of(&bytes);
         let len = bytes.len() as u64;
-        self.blobs.put(blob, family, bytes).await?;
+        self.blobs.put(blob, c.owner(), bytes).await?;
         Ok(Event::SnapshotUploaded {
             doc,
             covers_seq,
@@ -602,7 +608,7 @@ pub async fn enroll(
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
-        let mut machine = SyncMachine::new(keys, sign_in, SyncConfig::default(), 0);
+        let mut machine = SyncMachine::new(keys, sign_in.clone(), SyncConfig::default(), 0);
         let mut fx = machine.handle(now_ms(), Event::Connected { docs: Vec::new() });
         loop {
             for frame in &fx.send {
@@ -618,10 +624,7 @@ pub async fn enroll(
                 return Ok((info, server_id));
             }
             if let Some(f) = fx.fatal.take() {
-                return Err(SyncError::Auth {
-                    code: f.code,
-                    message: f.message,
-                });
+                return Err(enroll_refusal(&sign_in, f.code, f.message));
             }
             if fx.close {
                 return Err(SyncError::Unreachable(
@@ -636,10 +639,7 @@ pub async fn enroll(
                         && e.doc.is_none()
                         && e.request.is_none()
                     {
-                        return Err(SyncError::Auth {
-                            code: e.code,
-                            message: e.message.clone(),
-                        });
+                        return Err(enroll_refusal(&sign_in, e.code, e.message.clone()));
                     }
                     machine.handle(now_ms(), Event::Frame(frame))
                 }
@@ -652,6 +652,20 @@ pub async fn enroll(
     tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| SyncError::Timeout)?
+}
+
+/// The error for a refused enrolment: a registration refused with `already_exists`
+/// is [`SyncError::EmailTaken`] (the email is the only field a person chose; the ids
+/// and keys are random), anything else [`SyncError::Auth`].
+fn enroll_refusal(sign_in: &SignInAs, code: ErrorCode, message: String) -> SyncError {
+    match sign_in {
+        SignInAs::Register { email, .. } if code == ErrorCode::AlreadyExists => {
+            SyncError::EmailTaken {
+                email: email.clone(),
+            }
+        }
+        _ => SyncError::Auth { code, message },
+    }
 }
 
 /// Creates an account: makes the keys, registers with the relay at `server`, stores

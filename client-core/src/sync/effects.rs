@@ -5,6 +5,8 @@ use doran_protocol::{
     Response, Seq, ServerEvent, UnixMillis, UserId,
 };
 
+use super::BlobOwner;
+
 /// What kind of document a [`DocId`] is, so the host opens it with the right type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DocKind {
@@ -43,18 +45,30 @@ pub struct Apply {
     pub cursor: Seq,
 }
 
-/// A compaction to prepare: save the document, upload the bytes as a blob for
-/// `family` (`PUT /blobs/{hash}?family=`), then hand
+/// A compaction to prepare: save the document, upload the bytes as a blob of its
+/// owner ([`Compact::owner`]: `PUT /blobs/{hash}?family=` for a family document,
+/// `?owner=me` for this user's personal document), then hand
 /// [`Event::SnapshotUploaded`](super::Event::SnapshotUploaded) back to the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compact {
     /// The document to save.
     pub doc: DocId,
-    /// The family whose blob space holds the snapshot.
-    pub family: FamilyId,
+    /// Its kind: a family's document, or this user's own personal document.
+    pub kind: DocKind,
     /// The seq the snapshot will declare it covers: every chunk up to it is in the
     /// device's document.
     pub covers_seq: Seq,
+}
+
+impl Compact {
+    /// Whose blob the snapshot is: the family's, or (the personal document) the
+    /// user's own, readable by everyone who shares a family with them.
+    pub fn owner(&self) -> BlobOwner {
+        match self.kind {
+            DocKind::Family(family) => BlobOwner::Family(family),
+            DocKind::Personal(_) => BlobOwner::Me,
+        }
+    }
 }
 
 /// The outcome of a request the host made with
@@ -95,7 +109,8 @@ pub enum SyncStatus {
     Connecting,
     /// Signed in, exchanging changes.
     Syncing,
-    /// Signed in, every change pushed and every document caught up.
+    /// Signed in, every change pushed, every document caught up and no snapshot in
+    /// the making.
     UpToDate,
 }
 

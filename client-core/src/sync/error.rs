@@ -22,6 +22,14 @@ pub enum SyncError {
         /// The relay's message, for logs.
         message: String,
     },
+    /// Registration refused: an account with this email (or handle) already exists on
+    /// the relay. Nothing was created; sign in on a device of that account, restore it
+    /// from its recovery phrase, or register another email.
+    #[error("an account with the email {email} already exists on this relay")]
+    EmailTaken {
+        /// The email that was asked for.
+        email: String,
+    },
     /// The relay will not let this device in (revoked, unknown, bad signature…).
     #[error("sign-in refused: {code} ({message})")]
     Auth {

@@ -6,13 +6,14 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use doran_protocol::{ChunkId, DocId, FamilyId, Seq};
+use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
 use super::{DocCursor, DocKind, Result, SignedIn, SyncError};
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
     family_store::{self, OpenError},
+    model::Personal,
     personal_doc::PersonalDoc,
     replica::{Actor, Touched},
     store::{LocalStore, LogPos, OutboxEntry},
@@ -112,6 +113,11 @@ const FAMILIES_KEY: &str = "account/families";
 
 fn snapshot_key(doc: DocId) -> String {
     format!("sync/snapshot/{doc}")
+}
+
+/// Meta key of the personal document of `user` (a co-member), learnt when it syncs.
+fn personal_doc_key(user: UserId) -> String {
+    format!("sync/personal-doc/{user}")
 }
 
 impl StoreHost {
@@ -326,6 +332,40 @@ impl StoreHost {
         Ok(e.value)
     }
 
+    /// The personal document of `user` (this user's own, or a co-member's once it has
+    /// synced to this device), if this device has it.
+    pub fn personal_doc_of(&self, user: UserId) -> Result<Option<DocId>> {
+        Ok(self
+            .store
+            .get_meta(&personal_doc_key(user))?
+            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            .map(DocId))
+    }
+
+    /// The profile of `user` (this user's own, or a co-member's, read-only) as this
+    /// device has it; `None` if it has not synced here.
+    pub fn profile(&self, user: UserId) -> Result<Option<Personal>> {
+        let Some(doc) = self.personal_doc_of(user)? else {
+            return Ok(None);
+        };
+        let mut docs = self.lock();
+        match &self.ensure(&mut docs, doc, DocKind::Personal(user))?.doc {
+            OpenDoc::Personal(pd) => Ok(Some(pd.view().clone())),
+            OpenDoc::Family(_) => Err(SyncError::Protocol(format!(
+                "{doc} is not a personal document"
+            ))),
+        }
+    }
+
+    /// Remembers which document is `user`'s personal document.
+    pub fn remember_personal_doc(&self, user: UserId, doc: DocId) -> Result<()> {
+        if self.personal_doc_of(user)? != Some(doc) {
+            self.store
+                .set_meta(&personal_doc_key(user), doc.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Reads a family document (opening it if needed).
     pub fn read_family<T>(
         &self,
@@ -377,6 +417,9 @@ impl SyncHost for StoreHost {
         chunks: &[(Seq, Vec<u8>)],
         cursor: Seq,
     ) -> Result<DocChange> {
+        if let DocKind::Personal(user) = kind {
+            self.remember_personal_doc(user, doc)?;
+        }
         let mut docs = self.lock();
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
@@ -466,6 +509,7 @@ impl SyncHost for StoreHost {
                 info.user, self.actor.user
             )));
         }
+        self.remember_personal_doc(info.user, info.personal_doc)?;
         // The relay's membership is authoritative: remember it for offline use.
         self.set_families(&info.families)
     }

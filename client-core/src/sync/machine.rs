@@ -62,8 +62,8 @@ pub struct SyncConfig {
     pub max_in_flight: usize,
     /// How many outbox entries to ask the host for at a time.
     pub outbox_batch: usize,
-    /// Ask for a snapshot once a family document's relay log holds more than this many
-    /// chunks after its last snapshot.
+    /// Ask for a snapshot once the relay log of a family document, or of this user's
+    /// personal document, holds more than this many chunks after its last snapshot.
     pub compact_after: u64,
     /// Reconnect delays.
     pub backoff: BackoffConfig,
@@ -350,7 +350,7 @@ impl SyncMachine {
                     && self.in_flight.is_empty()
                     && !self.outbox_requested
                     && !self.outbox_more
-                    && self.docs.values().all(|d| d.caught_up);
+                    && self.docs.values().all(|d| d.caught_up && !d.compacting);
                 if done {
                     SyncStatus::UpToDate
                 } else {

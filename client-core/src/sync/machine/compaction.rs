@@ -9,21 +9,27 @@ use super::{Conn, SyncMachine};
 use crate::sync::{Compact, DocKind, Effects};
 
 impl SyncMachine {
+    /// Asks for a snapshot of `doc` when its log has grown enough since the last one.
+    /// Family documents are compacted by any member's device; a personal document
+    /// only by its owner's (the relay lets nobody else write it).
     pub(super) fn maybe_compact(&mut self, doc: DocId, fx: &mut Effects) {
+        let me = self.me;
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
         };
-        let DocKind::Family(family) = state.kind else {
-            return;
+        let writable = match state.kind {
+            DocKind::Family(_) => true,
+            DocKind::Personal(owner) => Some(owner) == me,
         };
-        if state.caught_up
+        if writable
+            && state.caught_up
             && !state.compacting
             && state.cursor.saturating_sub(state.snapshot_covers) > self.config.compact_after
         {
             state.compacting = true;
             fx.compact.push(Compact {
                 doc,
-                family,
+                kind: state.kind,
                 covers_seq: state.cursor,
             });
         }
