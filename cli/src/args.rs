@@ -431,7 +431,7 @@ pub enum AudioCmd {
 /// `doran profile …`
 #[derive(Debug, Subcommand)]
 pub enum ProfileCmd {
-    /// Change your nickname or today's mood.
+    /// Change your nickname, today's mood or your profile photo.
     Set {
         /// Nickname.
         #[arg(long)]
@@ -439,5 +439,24 @@ pub enum ProfileCmd {
         /// Mood: good, love, nice, sad, head, angry, sleepy.
         #[arg(long)]
         mood: Option<String>,
+        /// A profile photo (JPEG, PNG, WebP or GIF), made into a small square JPEG on
+        /// this device; everyone in your families can see it.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_avatar")]
+        avatar: Option<PathBuf>,
+        /// Go back to the default avatar.
+        #[arg(long)]
+        no_avatar: bool,
+    },
+    /// Show a profile: yours, or a family member's (user id).
+    Show {
+        /// User id (default: you).
+        user: Option<String>,
+    },
+    /// Download a profile photo (yours, or a family member's), verified.
+    Avatar {
+        /// User id, or `me`.
+        user: String,
+        /// Where to write the JPEG.
+        out: PathBuf,
     },
 }

@@ -120,16 +120,7 @@ pub async fn run(home: &Path, json: bool, command: Command) -> CmdResult {
         Command::Badges { family } => badges(&engine, out, &family),
         Command::Home { family } => home_screen(&engine, out, &family),
         Command::Notifications => notifications(&engine, out),
-        Command::Profile(ProfileCmd::Set { name, mood }) => {
-            if let Some(n) = name {
-                engine.edit_profile(|p| p.set_nickname(&n, now_ms()))?;
-            }
-            if let Some(m) = mood {
-                let mood: Mood = m.parse()?;
-                engine.edit_profile(|p| p.set_mood(mood, now_ms()))?;
-            }
-            saved(&engine, out)
-        }
+        Command::Profile(c) => profile(&engine, out, c).await,
         Command::Sync { timeout } => {
             let pending = engine.sync(Duration::from_secs(timeout)).await?;
             out.show(
@@ -172,6 +163,89 @@ fn created(engine: &Engine, out: Out, id: &str) -> CmdResult {
 
 fn saved(engine: &Engine, out: Out) -> CmdResult {
     out.saved(engine.pending()?);
+    Ok(())
+}
+
+/// A user id, or `me`.
+fn user_id(engine: &Engine, s: &str) -> Result<UserId, Box<dyn std::error::Error>> {
+    if s.trim().eq_ignore_ascii_case("me") {
+        Ok(engine.me()?)
+    } else {
+        Ok(parse("user id", s)?)
+    }
+}
+
+async fn profile(engine: &Engine, out: Out, c: ProfileCmd) -> CmdResult {
+    match c {
+        ProfileCmd::Set {
+            name,
+            mood,
+            avatar,
+            no_avatar,
+        } => {
+            // Read and check everything before the first edit, so a bad argument
+            // changes nothing.
+            let mood: Option<Mood> = mood.map(|m| m.parse()).transpose()?;
+            let photo = avatar.map(std::fs::read).transpose()?;
+            if let Some(n) = name {
+                engine.edit_profile(|p| p.set_nickname(&n, now_ms()))?;
+            }
+            if let Some(mood) = mood {
+                engine.edit_profile(|p| p.set_mood(mood, now_ms()))?;
+            }
+            if let Some(photo) = photo {
+                let hash = engine.set_avatar(&photo, now_ms())?;
+                if out.json {
+                    println!(
+                        "{}",
+                        json!({ "avatar": hash.to_hex(), "saved": true, "pending": engine.pending()? })
+                    );
+                    return Ok(());
+                }
+                println!("{hash}");
+            } else if no_avatar {
+                engine.clear_avatar(now_ms())?;
+            }
+            saved(engine, out)?;
+        }
+        ProfileCmd::Show { user } => {
+            let user = match user {
+                Some(u) => user_id(engine, &u)?,
+                None => engine.me()?,
+            };
+            let p = engine.profile(user)?;
+            let mood = p.mood.map(Mood::name);
+            out.show(
+                json!({
+                    "user": p.user, "nickname": p.nickname, "avatar": p.avatar,
+                    "default_avatar": p.default_avatar, "mood": mood, "mood_at": p.mood_at,
+                }),
+                || {
+                    vec![
+                        format!("user      {}", p.user),
+                        format!("nickname  {}", p.nickname),
+                        format!(
+                            "avatar    {}",
+                            p.avatar
+                                .clone()
+                                .unwrap_or_else(|| format!("default {}", p.default_avatar))
+                        ),
+                        format!("mood      {}", mood.unwrap_or("-")),
+                    ]
+                },
+            );
+        }
+        ProfileCmd::Avatar { user, out: path } => {
+            let user = user_id(engine, &user)?;
+            let Some(jpeg) = engine.avatar(user).await? else {
+                return Err(format!("{user} has no profile photo (the default avatar)").into());
+            };
+            std::fs::write(&path, &jpeg)?;
+            out.show(json!({ "bytes": jpeg.len() }), || {
+                vec![path.display().to_string()]
+            });
+        }
+    }
     Ok(())
 }
 
