@@ -134,7 +134,7 @@ pub enum Event {
     SnapshotUploaded {
         /// The document.
         doc: DocId,
-        /// What it covers (from the [`Compact`]).
+        /// What it covers (from the [`Compact`](super::Compact)).
         covers_seq: Seq,
         /// The blob.
         blob: doran_protocol::BlobHash,
