@@ -28,7 +28,11 @@ use std::{
 use doran_protocol::{BlobHash, DeviceId, FamilyId, signing::http_message};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, body::Bytes, header};
+use hyper::{
+    Method, Request, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -180,13 +184,7 @@ impl BlobClient {
                 .await
                 .map_err(|e| SyncError::Unreachable(e.to_string()))?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| SyncError::Unreachable(e.to_string()))?
-                .to_bytes()
-                .to_vec();
+            let body = read_body(response).await?;
             conn.abort();
             Ok((status, body))
         };
@@ -194,6 +192,31 @@ impl BlobClient {
             .await
             .map_err(|_| SyncError::Timeout)?
     }
+}
+
+/// The most a response's `content-length` reserves up front (a longer body still
+/// arrives; the buffer grows).
+const MAX_PREALLOCATION: usize = 64 * 1024 * 1024;
+
+/// Reads a response body into one buffer sized from its `content-length`, copying each
+/// piece once as it arrives. (Collecting the pieces first kept all of them alive until
+/// the end, so hyper read every piece into fresh memory, and then copied them twice.)
+async fn read_body(response: hyper::Response<Incoming>) -> Result<Vec<u8>> {
+    let declared = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(declared.min(MAX_PREALLOCATION));
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| SyncError::Unreachable(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out)
 }
 
 fn refusal(status: StatusCode, what: &str) -> SyncError {
