@@ -2,7 +2,11 @@
 //! figures, not timed tests; `docs/benchmarks.md` records their results.
 
 mod audio;
+mod connections;
 mod family_doc;
+mod fanout;
+mod load;
+mod seed_stress;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -25,13 +29,25 @@ enum Command {
     /// Convert 60 s and 180 s WebM/Opus voice recordings to MP3 with doran-audio and
     /// with the ffmpeg command line; wall and CPU times and their ratio.
     Audio(audio::Options),
+    /// The original's stress test: 1000 virtual devices in families of 4–6, 50
+    /// operations each, against one relay; wall time, ops/s, ack latency, convergence.
+    SeedStress(seed_stress::Options),
+    /// Push-to-delivery latency with 100, 1000 and 5000 connected devices in families
+    /// of 5.
+    Fanout(fanout::Options),
+    /// 10 000 authenticated idle devices on one relay: its memory per connection, and
+    /// whether every device still gets a change within 1 s.
+    Connections(connections::Options),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::FamilyDoc(opts) => family_doc::run(&opts, cli.json),
         Command::Audio(opts) => audio::run(&opts, cli.json).map_err(Into::into),
+        Command::SeedStress(opts) => seed_stress::run(&opts, cli.json).map_err(Into::into),
+        Command::Fanout(opts) => fanout::run(&opts, cli.json).map_err(Into::into),
+        Command::Connections(opts) => connections::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

@@ -9,10 +9,11 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-/// p50 / p99 / max of a set of samples.
-#[derive(Debug, Clone, Copy)]
+/// p50 / p95 / p99 / max of a set of samples.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
     pub p50: Duration,
+    pub p95: Duration,
     pub p99: Duration,
     pub max: Duration,
 }
@@ -26,6 +27,7 @@ impl Percentiles {
         };
         Percentiles {
             p50: at(0.50),
+            p95: at(0.95),
             p99: at(0.99),
             max: samples.last().copied().unwrap_or_default(),
         }
@@ -54,4 +56,16 @@ pub fn peak_rss_bytes() -> u64 {
 /// Mebibytes with one decimal.
 pub fn mib(bytes: u64) -> f64 {
     (bytes as f64 / 1048576.0 * 10.0).round() / 10.0
+}
+
+impl Percentiles {
+    /// As JSON milliseconds: `{"p50": .., "p95": .., "p99": .., "max": ..}`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "p50": ms(self.p50),
+            "p95": ms(self.p95),
+            "p99": ms(self.p99),
+            "max": ms(self.max),
+        })
+    }
 }

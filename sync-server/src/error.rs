@@ -49,6 +49,14 @@ impl ApiError {
         ApiError::new(ErrorCode::Internal, message)
     }
 
+    /// `Unavailable`: a part of the relay is down for now; retry soon.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after_ms: Some(1000),
+            ..ApiError::new(ErrorCode::Unavailable, message)
+        }
+    }
+
     /// `RateLimited`, retry after `ms`.
     pub fn rate_limited(ms: u64) -> Self {
         ApiError {

@@ -5,8 +5,13 @@
 //! waits on a connection: a message that does not fit in a full queue cancels that
 //! connection (a client too slow to read is dropped and catches up on reconnect).
 //!
-//! Appends to one document and their fan-out happen under that document's
-//! [`doc_lock`](Hub::doc_lock), so live chunks reach every subscriber in seq order.
+//! Chunks are fanned out by the [`Appender`](crate::appender::Appender)'s one writer
+//! thread right after the commit that gave them their seqs, so live chunks reach every
+//! subscriber in seq order.
+//!
+//! The hub also keeps the **membership epoch**: a counter bumped after every change
+//! of who belongs to which family. Sessions cache what a user may do with a document
+//! and trust the cache only while the epoch is the one they read before checking.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -82,16 +87,13 @@ struct Inner {
     last_seen: HashMap<UserId, UnixMillis>,
 }
 
-/// Number of document locks; documents share them by hash.
-const DOC_LOCKS: usize = 64;
-
 /// Live connections and subscriptions.
 #[derive(Debug)]
 pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     queue: usize,
-    doc_locks: Vec<tokio::sync::Mutex<()>>,
+    membership_epoch: AtomicU64,
 }
 
 /// What registering a connection changed.
@@ -110,9 +112,7 @@ impl Hub {
             inner: Mutex::default(),
             next_id: AtomicU64::new(1),
             queue: queue.max(16),
-            doc_locks: (0..DOC_LOCKS)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            membership_epoch: AtomicU64::new(0),
         }
     }
 
@@ -120,10 +120,16 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The lock serialising appends (and their fan-out) to `doc`.
-    pub fn doc_lock(&self, doc: &DocId) -> &tokio::sync::Mutex<()> {
-        let i = usize::from(doc.0[0]) % self.doc_locks.len();
-        &self.doc_locks[i]
+    /// The membership epoch now. Read it *before* checking access in the store; an
+    /// answer is good while the epoch still has this value.
+    pub fn membership_epoch(&self) -> u64 {
+        self.membership_epoch.load(Ordering::Acquire)
+    }
+
+    /// Call *after* a membership change is committed: every cached access answer
+    /// becomes stale.
+    pub fn membership_changed(&self) {
+        self.membership_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Registers a signed-in connection; returns its id and its queue.

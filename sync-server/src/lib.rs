@@ -17,6 +17,7 @@
 //! [`serve_tls`] does the same over TLS.
 
 pub mod access;
+pub mod appender;
 pub mod auth;
 pub mod config;
 pub mod error;

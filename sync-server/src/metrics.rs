@@ -31,6 +31,10 @@ pub struct Metrics {
     pub chunk_appends: AtomicU64,
     /// Pushes of chunks already in the log (idempotent re-pushes).
     pub chunk_duplicates: AtomicU64,
+    /// Group commits of appends (one transaction each).
+    pub append_batches: AtomicU64,
+    /// Chunks in those group commits (divided by the batches: the mean group size).
+    pub append_batch_chunks: AtomicU64,
     /// Error frames sent.
     pub errors: AtomicU64,
     /// Blob bytes uploaded (verified).
@@ -72,7 +76,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 13] = [
             (
                 "doran_connections",
                 "gauge",
@@ -120,6 +124,18 @@ impl Metrics {
                 "counter",
                 "Re-pushed chunks already in a log.",
                 &self.chunk_duplicates,
+            ),
+            (
+                "doran_append_batches_total",
+                "counter",
+                "Group commits of document appends (one fsync each).",
+                &self.append_batches,
+            ),
+            (
+                "doran_append_batch_chunks_total",
+                "counter",
+                "Chunks committed in group commits.",
+                &self.append_batch_chunks,
             ),
             (
                 "doran_error_frames_total",

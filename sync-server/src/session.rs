@@ -41,14 +41,19 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    access::DocAccess,
     hub::{ConnId, HubMsg},
     metrics::{add, inc},
     rate::{ConnectionSlot, TokenBucket},
     state::{AppState, now_ms},
+    store::DocOwner,
 };
 
 /// How long one write to the socket may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hub messages forwarded per flush at most (then the socket gets its turn).
+const DRAIN_HUB: usize = 64;
 
 /// The connection is over (the socket failed, or a `Goodbye` was sent).
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +93,8 @@ pub(crate) struct Session {
     hub_rx: Option<mpsc::Receiver<HubMsg>>,
     /// Subscribed documents and the last seq delivered to this connection.
     subs: HashMap<DocId, Seq>,
+    /// Granting access answers and the membership epoch they were read at.
+    access_cache: HashMap<DocId, (u64, DocOwner, DocAccess)>,
 }
 
 /// What woke the connection up.
@@ -120,6 +127,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         cancel: CancellationToken::new(),
         hub_rx: None,
         subs: HashMap::new(),
+        access_cache: HashMap::new(),
     };
     tracing::debug!(%peer, "connection opened");
     loop {
@@ -146,7 +154,14 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
             Wake::Socket(None | Some(Err(_))) => break,
             Wake::Socket(Some(Ok(msg))) => session.on_message(msg).await,
         };
-        if flow.is_err() {
+        // Frames are queued, not written one by one: forward what else the hub has
+        // ready, then write everything with one flush (one syscall for a burst of
+        // chunks instead of one each).
+        let flow = match flow {
+            Ok(()) => session.drain_hub().await,
+            Err(e) => Err(e),
+        };
+        if flow.is_err() || session.flush().await.is_err() {
             break;
         }
     }
@@ -302,10 +317,11 @@ impl Session {
         }
     }
 
-    /// Sends an already encoded frame.
+    /// Queues an already encoded frame; the connection's loop flushes after each
+    /// wake-up ([`flush`](Self::flush)). A full write buffer is written out here.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Flow {
         let len = bytes.len() as u64;
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Binary(bytes))).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(Message::Binary(bytes))).await {
             Ok(Ok(())) => {
                 inc(&self.state.metrics.frames_out);
                 add(&self.state.metrics.bytes_out, len);
@@ -313,6 +329,26 @@ impl Session {
             }
             Ok(Err(_)) | Err(_) => Err(Disconnect),
         }
+    }
+
+    /// Writes out the queued frames.
+    async fn flush(&mut self) -> Flow {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Disconnect),
+        }
+    }
+
+    /// Forwards the hub messages already waiting (at most [`DRAIN_HUB`]), so a burst
+    /// goes out with one flush.
+    async fn drain_hub(&mut self) -> Flow {
+        for _ in 0..DRAIN_HUB {
+            let Some(msg) = self.hub_rx.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+                return Ok(());
+            };
+            self.on_hub(msg).await?;
+        }
+        Ok(())
     }
 
     /// Sends an error frame.

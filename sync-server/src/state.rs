@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    appender::Appender,
     auth::{Challenges, HttpAuth},
     config::Config,
     error::{ApiError, ApiResult},
@@ -40,13 +41,15 @@ pub struct AppState {
     /// The stores (synchronous; call through [`AppState::accounts`] and friends).
     pub stores: Stores,
     /// Live connections, subscriptions and presence.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
+    /// Document appends: group commit, then fan-out in seq order.
+    pub appender: Appender,
     /// Sign-in challenges.
     pub challenges: Challenges,
     /// Signed HTTP requests.
     pub http_auth: HttpAuth,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM/SIGINT: connections say goodbye and close.
     pub shutdown: CancellationToken,
     /// Every connection task, waited for on shutdown.
@@ -65,11 +68,18 @@ impl AppState {
     /// State over `stores` with `config`.
     pub fn new(config: Config, stores: Stores) -> Arc<Self> {
         let l = &config.limits;
+        let hub = Arc::new(Hub::new(l.outbound_queue));
+        let metrics = Arc::new(Metrics::default());
         Arc::new(AppState {
-            hub: Hub::new(l.outbound_queue),
+            appender: Appender::start(
+                Arc::clone(&stores.logs),
+                Arc::clone(&hub),
+                Arc::clone(&metrics),
+            ),
+            hub,
             challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
             http_auth: HttpAuth::new(l.http_clock_skew()),
-            metrics: Metrics::default(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: ConnectionCounter::new(l.max_connections_per_ip),

@@ -206,6 +206,17 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// dropped is no longer known: pushed again, it is appended anew (harmless, since
     /// merges are idempotent). The caller has checked that `chunk` is blake3(`bytes`).
     fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended>;
+    /// Appends a group of chunks durably and returns each one's result in order, as
+    /// [`append`](Self::append) called on each in turn would (a chunk repeated within
+    /// the group is appended once; its repeat says `existed`). A backend that can
+    /// should commit the group at once — one transaction, one fsync — which is what
+    /// makes the relay's group commit pay. The default appends one by one.
+    fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
+        Ok(chunks
+            .iter()
+            .map(|c| self.append(c.doc, c.chunk, c.bytes, c.at))
+            .collect())
+    }
     /// Chunks with seq > `since`, in order, at most `limit`, skipping those covered by
     /// the snapshot (the caller sends the snapshot first when `since` < its seq).
     /// Empty for an unknown document.

@@ -1,19 +1,15 @@
 //! Documents: subscribe (catch-up then live), push (durable, then ack and fan-out),
 //! snapshots, and access re-checks after membership changes.
 
-use std::time::Instant;
-
-use axum::body::Bytes;
 use doran_protocol::{
     BlobHash, ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
-    UserId, codec,
+    UserId,
 };
 
 use super::{Flow, Me, Session};
 use crate::{
     access::{DocAccess, Facts, doc_access},
     error::{ApiError, ApiResult},
-    metrics::inc,
     state::{AppState, now_ms},
     store::{DocOwner, SnapshotRef},
 };
@@ -51,10 +47,39 @@ pub(crate) async fn access(
         .ok_or_else(|| ApiError::not_found("no such document"))
 }
 
+/// Most access answers a session keeps (a user reaches a few dozen documents).
+const ACCESS_CACHE: usize = 1024;
+
 impl Session {
+    /// What this session's user may do with `doc`. Granting answers are kept while the
+    /// hub's membership epoch is unchanged (a push then costs no store read); refusals
+    /// are always asked again, since joining a family does not bump the epoch.
+    pub(crate) async fn doc_access(
+        &mut self,
+        me: Me,
+        doc: DocId,
+    ) -> ApiResult<(DocOwner, DocAccess)> {
+        let epoch = self.state.hub.membership_epoch();
+        if let Some(&(at, owner, a)) = self.access_cache.get(&doc)
+            && at == epoch
+        {
+            return Ok((owner, a));
+        }
+        let (owner, a) = access(&self.state, me.user, doc).await?;
+        if a.read || a.write {
+            if self.access_cache.len() >= ACCESS_CACHE {
+                self.access_cache.clear();
+            }
+            self.access_cache.insert(doc, (epoch, owner, a));
+        } else {
+            self.access_cache.remove(&doc);
+        }
+        Ok((owner, a))
+    }
+
     pub(super) async fn on_subscribe(&mut self, me: Me, docs: Vec<Subscription>) -> Flow {
         for Subscription { doc, since } in docs {
-            match access(&self.state, me.user, doc).await {
+            match self.doc_access(me, doc).await {
                 Ok((_, a)) if a.read => self.catch_up(me, doc, since).await?,
                 Ok(_) => {
                     let e = ErrorFrame::new(ErrorCode::Forbidden, "not readable").for_doc(doc);
@@ -143,40 +168,18 @@ impl Session {
         }
     }
 
-    /// Appends durably, then fans out to the other subscribers; returns the seq.
-    async fn push(&self, me: Me, doc: DocId, chunk: ChunkId, bytes: Vec<u8>) -> ApiResult<Seq> {
-        let (_, a) = access(&self.state, me.user, doc).await?;
+    /// Appends durably (a group commit), then the appender fans the chunk out to the
+    /// other subscribers; returns the seq.
+    async fn push(&mut self, me: Me, doc: DocId, chunk: ChunkId, bytes: Vec<u8>) -> ApiResult<Seq> {
+        let (_, a) = self.doc_access(me, doc).await?;
         if !a.write {
             return Err(ApiError::forbidden("not writable"));
         }
-        let state = &self.state;
-        let _order = state.hub.doc_lock(&doc).lock().await;
-        let now = now_ms();
-        let (appended, bytes) = state
-            .logs(move |l| Ok((l.append(doc, chunk, &bytes, now)?, bytes)))
+        let appended = self
+            .state
+            .appender
+            .append(doc, chunk, bytes, now_ms(), me.conn)
             .await?;
-        if appended.existed {
-            inc(&state.metrics.chunk_duplicates);
-            return Ok(appended.seq);
-        }
-        inc(&state.metrics.chunk_appends);
-        let started = Instant::now();
-        let frame = ServerFrame::Chunk {
-            doc,
-            seq: appended.seq,
-            chunk,
-            bytes,
-        };
-        match codec::encode_server(&frame) {
-            Ok(encoded) => {
-                let n = state
-                    .hub
-                    .fan_out(doc, appended.seq, Bytes::from(encoded), me.conn);
-                state.metrics.observe_fanout(started.elapsed());
-                tracing::debug!(%doc, seq = appended.seq, subscribers = n, "chunk appended");
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode a chunk for fan-out"),
-        }
         Ok(appended.seq)
     }
 
@@ -198,14 +201,14 @@ impl Session {
     }
 
     async fn push_snapshot(
-        &self,
+        &mut self,
         me: Me,
         doc: DocId,
         covers_seq: Seq,
         blob: BlobHash,
         len: u64,
     ) -> ApiResult<()> {
-        let (owner, a) = access(&self.state, me.user, doc).await?;
+        let (owner, a) = self.doc_access(me, doc).await?;
         if !a.write {
             return Err(ApiError::forbidden("not writable"));
         }
@@ -229,7 +232,6 @@ impl Session {
             blob,
             len,
         };
-        let _order = self.state.hub.doc_lock(&doc).lock().await;
         self.state
             .logs(move |l| l.put_snapshot(doc, &snapshot))
             .await?;

@@ -90,8 +90,10 @@ impl Ctx<'_> {
         }
     }
 
-    /// Makes every connection of `users` re-check its subscriptions.
+    /// After a membership change (committed): drops every cached access answer, and
+    /// makes every connection of `users` re-check its subscriptions.
     pub(crate) fn recheck<'u>(&self, users: impl IntoIterator<Item = &'u UserId>) {
+        self.state.hub.membership_changed();
         self.state.hub.send_to_users(users, &HubMsg::Recheck);
     }
 }

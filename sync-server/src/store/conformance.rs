@@ -113,6 +113,8 @@ macro_rules! relay_store_conformance_tests {
                 invalid_snapshots_are_refused,
                 drop_doc_forgets_the_log,
                 concurrent_appends_get_distinct_seqs,
+                a_batch_appends_like_one_by_one,
+                a_bad_chunk_does_not_sink_its_batch,
                 // both
                 out_of_range_numbers_are_invalid,
             );

@@ -2,11 +2,14 @@
 
 use std::{
     path::Path,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        Mutex, MutexGuard, TryLockError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::{StoreError, StoreResult};
 
@@ -25,13 +28,20 @@ const MIGRATIONS: &[&str] = &[
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Read-only connections next to the writer (a file database only).
+const READERS: usize = 4;
+
 /// The relay's [`AccountStore`](super::AccountStore) and
 /// [`LogStore`](super::LogStore) in one SQLite file (WAL mode), the relay's default
 /// storage.
 ///
-/// One connection behind a mutex: calls are serialised, each is one transaction (an
-/// append is one fsynced commit). Opening applies the pending schema migrations and
-/// refuses a database written by a newer relay ([`StoreError::NewerSchema`]).
+/// One writing connection behind a mutex: writes are serialised, each is one
+/// transaction and one fsynced commit (a group of appends shares one, see
+/// `LogStore::append_batch`). Reads of a file database go to a few read-only
+/// connections instead, so in WAL mode they neither wait for a write's fsync nor hold
+/// it up; each read is one transaction and sees every write committed before it
+/// began. Opening applies the pending schema migrations and refuses a database
+/// written by a newer relay ([`StoreError::NewerSchema`]).
 ///
 /// One `Arc<SqliteStore>` gives both trait objects:
 ///
@@ -46,6 +56,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Empty for an in-memory database (reads use the writer).
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 impl SqliteStore {
@@ -57,7 +70,17 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let path = path.as_ref();
         tracing::debug!(path = %path.display(), "opening relay store");
-        Self::init(Connection::open(path)?)
+        let mut store = Self::init(Connection::open(path)?)?;
+        // Opened after the migrations, so they see the current schema.
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            reader.busy_timeout(BUSY_TIMEOUT)?;
+            store.readers.push(Mutex::new(reader));
+        }
+        Ok(store)
     }
 
     /// A store in a private in-memory database, lost on drop.
@@ -115,6 +138,8 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 
@@ -132,9 +157,29 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// A read connection: a free reader if there is one, else the next one in turn
+    /// (waiting for it), else the writer (in-memory database).
+    fn reader(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.lock();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(conn) => return Ok(conn),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
+            }
+        }
+        self.readers[start % n]
+            .lock()
+            .map_err(|_| StoreError::Poisoned)
+    }
+
     /// Runs `f` in a read transaction, so it sees one consistent state.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.lock()?;
+        let mut conn = self.reader()?;
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;

@@ -124,6 +124,20 @@ pub enum DocOwner {
     Personal(UserId),
 }
 
+/// A chunk to append, one of a group given to
+/// [`LogStore::append_batch`](super::LogStore::append_batch).
+#[derive(Debug, Clone, Copy)]
+pub struct NewChunk<'a> {
+    /// The document.
+    pub doc: DocId,
+    /// blake3 of `bytes` (checked by the caller).
+    pub chunk: ChunkId,
+    /// The Automerge change bytes.
+    pub bytes: &'a [u8],
+    /// When it arrived (unix ms).
+    pub at: u64,
+}
+
 /// The result of appending a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {

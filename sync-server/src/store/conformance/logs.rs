@@ -5,7 +5,7 @@ use std::{collections::HashSet, sync::Arc, thread};
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 
 use super::{Fixture, TestResult};
-use crate::store::{Appended, LogStore, SnapshotRef, StoreError, StoredChunk};
+use crate::store::{Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoredChunk};
 
 fn doc(n: u8) -> DocId {
     DocId([n; 16])
@@ -240,5 +240,71 @@ pub(crate) fn concurrent_appends_get_distinct_seqs(f: &Fixture) -> TestResult {
     assert_eq!(seqs(&chunks), (1..=total).collect::<Vec<_>>());
     let ids: HashSet<_> = chunks.iter().map(|c| c.chunk).collect();
     assert_eq!(ids.len() as u64, total, "each chunk once");
+    Ok(())
+}
+
+fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
+    NewChunk {
+        doc: d,
+        chunk: ChunkId::of(bytes),
+        bytes,
+        at: 1_000,
+    }
+}
+
+pub(crate) fn a_batch_appends_like_one_by_one(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    push(logs, doc(1), b"before")?;
+    let batch = [
+        new_chunk(doc(1), b"a"),
+        new_chunk(doc(2), b"x"),
+        new_chunk(doc(1), b"b"),
+        // Already in the log, and repeated within the batch.
+        new_chunk(doc(1), b"before"),
+        new_chunk(doc(1), b"a"),
+        new_chunk(doc(2), b"y"),
+    ];
+    let results: Vec<Appended> = logs
+        .append_batch(&batch)?
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let appended = |seq, existed| Appended { seq, existed };
+    assert_eq!(
+        results,
+        vec![
+            appended(2, false),
+            appended(1, false),
+            appended(3, false),
+            appended(1, true),
+            appended(2, true),
+            appended(2, false),
+        ]
+    );
+    assert_eq!(logs.head(doc(1))?, 3);
+    assert_eq!(logs.head(doc(2))?, 2);
+    let bytes: Vec<Vec<u8>> = logs
+        .read_since(doc(1), 0, 10)?
+        .into_iter()
+        .map(|c| c.bytes)
+        .collect();
+    assert_eq!(
+        bytes,
+        vec![b"before".to_vec(), b"a".to_vec(), b"b".to_vec()]
+    );
+    assert!(logs.append_batch(&[])?.is_empty());
+    Ok(())
+}
+
+pub(crate) fn a_bad_chunk_does_not_sink_its_batch(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    let mut bad = new_chunk(doc(1), b"bad");
+    bad.at = u64::MAX;
+    let results =
+        logs.append_batch(&[new_chunk(doc(1), b"good"), bad, new_chunk(doc(1), b"also")])?;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().ok().map(|a| a.seq), Some(1));
+    assert!(matches!(results[1], Err(StoreError::Invalid(_))));
+    assert_eq!(results[2].as_ref().ok().map(|a| a.seq), Some(2));
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 10)?), vec![1, 2]);
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    Appended, LogStore, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+    Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
 };
 
 fn head(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Seq> {
@@ -32,38 +32,71 @@ fn snapshot(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Option<SnapshotRef>
     })
 }
 
+/// Appends one chunk inside `tx` (see [`LogStore::append`]).
+fn append_in(
+    tx: &Transaction<'_>,
+    doc: DocId,
+    chunk: ChunkId,
+    bytes: &[u8],
+    at: i64,
+) -> StoreResult<Appended> {
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?
+        .query_row((doc.0, chunk.0), |row| row.get(0))
+        .optional()?;
+    if let Some(seq) = existing {
+        return Ok(Appended {
+            seq: to_unsigned(seq, "seq")?,
+            existed: true,
+        });
+    }
+    // The head moves in the same transaction as the insert, so seqs have no gaps
+    // and are never reused, even after a snapshot dropped every chunk.
+    let seq: i64 = tx
+        .prepare_cached(
+            "INSERT INTO logs (doc, head) VALUES (?1, 1)
+             ON CONFLICT (doc) DO UPDATE SET head = head + 1
+             RETURNING head",
+        )?
+        .query_row([doc.0], |row| row.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((doc.0, seq, chunk.0, bytes, at))?;
+    Ok(Appended {
+        seq: to_unsigned(seq, "head")?,
+        existed: false,
+    })
+}
+
 impl LogStore for SqliteStore {
     fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
         let at = int("at", at)?;
-        self.write(|tx| {
-            let existing: Option<i64> = tx
-                .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?
-                .query_row((doc.0, chunk.0), |row| row.get(0))
-                .optional()?;
-            if let Some(seq) = existing {
-                return Ok(Appended {
-                    seq: to_unsigned(seq, "seq")?,
-                    existed: true,
-                });
+        self.write(|tx| append_in(tx, doc, chunk, bytes, at))
+    }
+
+    /// One transaction (one fsync) for the whole group. If it fails — a bad value in
+    /// one chunk, a full disk — the group is rolled back and appended one by one, so
+    /// each chunk gets its own answer and a bad one does not sink the others.
+    fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
+        let ats: StoreResult<Vec<i64>> = chunks.iter().map(|c| int("at", c.at)).collect();
+        if let Ok(ats) = ats {
+            let together = self.write(|tx| {
+                chunks
+                    .iter()
+                    .zip(&ats)
+                    .map(|(c, &at)| append_in(tx, c.doc, c.chunk, c.bytes, at))
+                    .collect::<StoreResult<Vec<_>>>()
+            });
+            match together {
+                Ok(all) => return Ok(all.into_iter().map(Ok).collect()),
+                Err(e) => tracing::warn!(error = %e, "group append failed; appending one by one"),
             }
-            // The head moves in the same transaction as the insert, so seqs have no gaps
-            // and are never reused, even after a snapshot dropped every chunk.
-            let seq: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO logs (doc, head) VALUES (?1, 1)
-                     ON CONFLICT (doc) DO UPDATE SET head = head + 1
-                     RETURNING head",
-                )?
-                .query_row([doc.0], |row| row.get(0))?;
-            tx.prepare_cached(
-                "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute((doc.0, seq, chunk.0, bytes, at))?;
-            Ok(Appended {
-                seq: to_unsigned(seq, "head")?,
-                existed: false,
-            })
-        })
+        }
+        Ok(chunks
+            .iter()
+            .map(|c| self.append(c.doc, c.chunk, c.bytes, c.at))
+            .collect())
     }
 
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {

@@ -1,0 +1,56 @@
+//! Shared pieces of the load generators: the relay under test ([`relay`]), virtual
+//! devices speaking the wire protocol ([`device`]), and families of them set up
+//! before the clock starts ([`cohort`]).
+//!
+//! Everything targets loopback, and every wait has a deadline: a run that stalls ends
+//! with [`LoadError::Timeout`] instead of hanging.
+
+pub mod cohort;
+pub mod device;
+pub mod live;
+pub mod relay;
+
+use std::time::Duration;
+
+use doran_protocol::ErrorFrame;
+
+/// How long one expected answer may take before the run fails.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a load run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The run could not be set up (relay binary, arguments).
+    #[error("setup: {0}")]
+    Setup(String),
+    /// A socket or file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The websocket failed.
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The relay sent something the protocol does not allow here.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The relay refused a request.
+    #[error("refused: {0:?} {1}")]
+    Refused(doran_protocol::ErrorCode, String),
+    /// The relay closed the connection.
+    #[error("the relay closed the connection")]
+    Closed,
+    /// An answer did not come in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// A blob request failed.
+    #[error("blob: {0}")]
+    Blob(#[from] doran_client_core::sync::SyncError),
+    /// The family document refused an edit.
+    #[error("document: {0}")]
+    Doc(String),
+}
+
+impl From<ErrorFrame> for LoadError {
+    fn from(e: ErrorFrame) -> Self {
+        LoadError::Refused(e.code, e.message)
+    }
+}

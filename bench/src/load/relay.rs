@@ -1,0 +1,200 @@
+//! The relay under load: either a `doran-server` process this run starts on a
+//! temporary data directory on loopback, or one given with `--server URL`.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use tempfile::TempDir;
+
+use super::LoadError;
+
+/// The limits a load run starts its own relay with. Every virtual device connects from
+/// 127.0.0.1, so the per-address connection cap must cover all of them; the
+/// per-connection frame rate is raised because a virtual device sends as fast as the
+/// relay answers (a person taps a few times a second). Everything else — sizes, quotas,
+/// queue lengths, durability — is the relay's default.
+const BENCH_CONFIG: &str = r#"{
+  "limits": {
+    "max_connections_per_ip": 100000,
+    "frames_per_second": 100000,
+    "frame_burst": 100000,
+    "max_concurrent_uploads": 64
+  }
+}"#;
+
+/// Which relay a run talks to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayOptions {
+    /// Use a running relay (`http://HOST:PORT`) instead of starting one. It must allow
+    /// as many connections from this address as the run opens.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The `doran-server` binary to start (default: next to this binary).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+}
+
+/// A relay for one run; a started process is killed on drop.
+#[derive(Debug)]
+pub struct Relay {
+    /// Where it listens (`host:port`).
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    _data: Option<TempDir>,
+}
+
+impl Relay {
+    /// Starts a relay or connects to the one in `opts`.
+    pub fn start(opts: &RelayOptions) -> Result<Relay, LoadError> {
+        if let Some(url) = &opts.server {
+            let host = url
+                .trim_start_matches("http://")
+                .trim_start_matches("ws://")
+                .trim_end_matches('/');
+            let addr = host.parse().map_err(|_| {
+                LoadError::Setup(format!("--server wants http://IP:PORT, got {url}"))
+            })?;
+            return Ok(Relay {
+                addr,
+                child: None,
+                _data: None,
+            });
+        }
+        let bin = match &opts.server_bin {
+            Some(p) => p.clone(),
+            None => sibling_binary("doran-server")?,
+        };
+        let data = tempfile::tempdir()?;
+        let config = data.path().join("bench-relay.json");
+        std::fs::write(&config, BENCH_CONFIG)?;
+        spawn(&bin, data, &config)
+    }
+
+    /// The websocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// The HTTP base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The started relay's memory (`None` for `--server`).
+    pub fn memory(&self) -> Option<Memory> {
+        let pid = self.child.as_ref()?.id();
+        Memory::of_pid(pid)
+    }
+
+    /// The size of the relay's data directory in bytes (`None` for `--server`).
+    pub fn data_bytes(&self) -> Option<u64> {
+        self._data.as_ref().map(|d| dir_bytes(d.path()))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(bin: &Path, data: TempDir, config: &Path) -> Result<Relay, LoadError> {
+    let mut child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--server-id", "bench-relay"])
+        .env("DORAN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| LoadError::Setup(format!("cannot start {}: {e}", bin.display())))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(LoadError::Setup("the relay has no stdout".into()));
+    };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok(Relay {
+            addr,
+            child: Some(child),
+            _data: Some(data),
+        }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(LoadError::Setup(format!(
+                "the relay did not start (first line {line:?})"
+            )))
+        }
+    }
+}
+
+/// `name` in the directory of the running binary (cargo puts every binary of the
+/// workspace in one target directory).
+fn sibling_binary(name: &str) -> Result<PathBuf, LoadError> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LoadError::Setup(format!(
+            "{} not found; build it (cargo build --release -p doran-server) or pass --server-bin",
+            path.display()
+        )))
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Resident memory of a process, from `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Now (VmRSS), bytes.
+    pub rss: u64,
+    /// Peak (VmHWM), bytes.
+    pub peak: u64,
+}
+
+impl Memory {
+    /// The memory of process `pid`; `None` where `/proc` cannot tell.
+    pub fn of_pid(pid: u32) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        };
+        Some(Memory {
+            rss: field("VmRSS:")?,
+            peak: field("VmHWM:")?,
+        })
+    }
+}

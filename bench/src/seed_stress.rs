@@ -1,0 +1,367 @@
+//! `doran-bench seed-stress`: the original's stress test (1000 virtual users × 50
+//! requests) against one relay process.
+//!
+//! Every virtual device is a real websocket session with its own keys, signed in, in a
+//! family of 4–6 joined through real invites (set up before the clock starts). When the
+//! clock starts, every device performs its operations one after another, as fast as
+//! the relay answers:
+//!
+//! - `mixed` (default): half are pushes of a family-document change (acked once
+//!   durable), a quarter list invites, a quarter fetch the family's small blob over
+//!   signed HTTP (hash verified). Meanwhile every device receives the other members'
+//!   changes.
+//! - `changes`: every operation is a change to the family document.
+//!
+//! Either way the changes are made beforehand with client-core, one per user action
+//! (ticks, likes, comments, events), and the run ends only when every device holds
+//! every change its family pushed. Afterwards each family's devices are checked to
+//! load into documents with the same heads.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use doran_client_core::sync::BlobClient;
+use doran_protocol::Request;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+use crate::{
+    load::{
+        LoadError,
+        cohort::{self, Cohort, Device, Family},
+        relay::{Relay, RelayOptions},
+    },
+    stats::{Percentiles, mib, ms},
+};
+
+/// Options of `seed-stress`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Virtual devices.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: usize,
+    /// Operations per device.
+    #[arg(long, default_value_t = 50)]
+    pub ops: usize,
+    /// Devices per family (default: 4, 5 and 6 in turn).
+    #[arg(long)]
+    pub family_size: Option<usize>,
+    /// What the operations are.
+    #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+    pub mix: Mix,
+    #[command(flatten)]
+    pub relay: RelayOptions,
+}
+
+/// The operation mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Pushes, invite lists and blob fetches.
+    Mixed,
+    /// Only pushes of family-document changes.
+    Changes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Push,
+    ListInvites,
+    FetchBlob,
+}
+
+/// What one device did in the timed phase.
+#[derive(Debug, Default)]
+struct DeviceRun {
+    push: Vec<Duration>,
+    request: Vec<Duration>,
+    blob: Vec<Duration>,
+    errors: usize,
+    /// Its own changes and the ones it received, for the convergence check.
+    holdings: Vec<Vec<u8>>,
+    delivered: usize,
+}
+
+fn plan(mix: Mix, ops: usize, seed: u64) -> Vec<Op> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..ops)
+        .map(|_| match mix {
+            Mix::Changes => Op::Push,
+            Mix::Mixed => match rng.random_range(0..4) {
+                0 | 1 => Op::Push,
+                2 => Op::ListInvites,
+                _ => Op::FetchBlob,
+            },
+        })
+        .collect()
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
+    if opts.devices == 0 || opts.ops == 0 {
+        return Err(LoadError::Setup(
+            "--devices and --ops must be at least 1".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run_async(opts))?;
+    if json_out {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
+    let relay = Relay::start(&opts.relay)?;
+    let sizes = cohort::family_sizes(opts.devices, opts.family_size);
+    let setup_started = Instant::now();
+    let cohort = Cohort::build(&relay, &sizes).await?;
+    let plans: Vec<Vec<Op>> = (0..cohort.devices.len())
+        .map(|i| plan(opts.mix, opts.ops, i as u64))
+        .collect();
+    let edits = make_edits(&cohort, &plans).await?;
+    let setup = setup_started.elapsed();
+    let memory_before = relay.memory();
+
+    let Cohort { devices, families } = cohort;
+    let families = Arc::new(families);
+    // What each device must receive: every push of the other members of its family.
+    let pushes: Vec<usize> = plans
+        .iter()
+        .map(|p| p.iter().filter(|o| **o == Op::Push).count())
+        .collect();
+    let barrier = Arc::new(Barrier::new(devices.len() + 1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, (device, own)) in devices.into_iter().zip(edits).enumerate() {
+        let family = &families[device.family];
+        let expect: usize = family
+            .devices
+            .iter()
+            .filter(|&&d| d != index)
+            .map(|&d| pushes[d])
+            .sum();
+        let job = Job {
+            plan: plans[index].clone(),
+            own,
+            expect,
+            family: family.clone(),
+            http: relay.http_url(),
+        };
+        let barrier = Arc::clone(&barrier);
+        tasks.spawn(async move {
+            barrier.wait().await;
+            let family = device.family;
+            (family, drive(device, job).await)
+        });
+    }
+    barrier.wait().await;
+    let started = Instant::now();
+    let mut runs: Vec<Vec<DeviceRun>> = (0..families.len()).map(|_| Vec::new()).collect();
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((family, Ok(run))) => runs[family].push(run),
+            Ok((_, Err(e))) => failures.push(e.to_string()),
+            Err(e) => failures.push(format!("a device task failed: {e}")),
+        }
+    }
+    let wall = started.elapsed();
+    let memory_after = relay.memory();
+    if let Some(first) = failures.first() {
+        return Err(LoadError::Protocol(format!(
+            "{} devices failed; first: {first}",
+            failures.len()
+        )));
+    }
+
+    let check_started = Instant::now();
+    let converged = check_convergence(&families, &runs).await?;
+    let check = check_started.elapsed();
+
+    let all: Vec<&DeviceRun> = runs.iter().flatten().collect();
+    let mut push: Vec<Duration> = all.iter().flat_map(|r| r.push.iter().copied()).collect();
+    let mut request: Vec<Duration> = all.iter().flat_map(|r| r.request.iter().copied()).collect();
+    let mut blob: Vec<Duration> = all.iter().flat_map(|r| r.blob.iter().copied()).collect();
+    let mut every: Vec<Duration> = push.iter().chain(&request).chain(&blob).copied().collect();
+    let ops = every.len();
+    let errors: usize = all.iter().map(|r| r.errors).sum();
+    let delivered: usize = all.iter().map(|r| r.delivered).sum();
+    Ok(json!({
+        "benchmark": "seed-stress",
+        "mix": match opts.mix { Mix::Mixed => "mixed", Mix::Changes => "changes" },
+        "devices": all.len(),
+        "families": families.len(),
+        "ops_per_device": opts.ops,
+        "ops": ops,
+        "setup_s": setup.as_secs_f64(),
+        "wall_ms": ms(wall),
+        "ops_per_s": ops as f64 / wall.as_secs_f64(),
+        "latency_ms": {
+            "all": Percentiles::of(&mut every).json(),
+            "push_ack": Percentiles::of(&mut push).json(),
+            "list_invites": Percentiles::of(&mut request).json(),
+            "blob_fetch": Percentiles::of(&mut blob).json(),
+        },
+        "pushes": push.len(),
+        "chunks_delivered": delivered,
+        "delivered_per_s": delivered as f64 / wall.as_secs_f64(),
+        "errors": errors,
+        "converged": converged,
+        "convergence_check_ms": ms(check),
+        "relay_rss_mib": {
+            "before": memory_before.map(|m| mib(m.rss)),
+            "after": memory_after.map(|m| mib(m.rss)),
+            "peak": memory_after.map(|m| mib(m.peak)),
+        },
+        "relay_data_mib": relay.data_bytes().map(mib),
+    }))
+}
+
+/// Every device's changes, made with client-core on the blocking pool.
+async fn make_edits(cohort: &Cohort, plans: &[Vec<Op>]) -> Result<Vec<Vec<Vec<u8>>>, LoadError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, device) in cohort.devices.iter().enumerate() {
+        let family = cohort.families[device.family].clone();
+        let id = device.id.clone();
+        let n = plans[index].iter().filter(|o| **o == Op::Push).count();
+        tasks.spawn_blocking(move || {
+            (
+                index,
+                cohort::member_edits(&family, &id, n, 1_000_000 + index as u64),
+            )
+        });
+    }
+    let mut edits: Vec<Vec<Vec<u8>>> = vec![Vec::new(); cohort.devices.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (index, made) =
+            joined.map_err(|e| LoadError::Setup(format!("an edit task failed: {e}")))?;
+        edits[index] = made?;
+    }
+    Ok(edits)
+}
+
+/// What one device does once the clock starts.
+#[derive(Debug)]
+struct Job {
+    plan: Vec<Op>,
+    own: Vec<Vec<u8>>,
+    expect: usize,
+    family: Family,
+    http: String,
+}
+
+async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
+    let blobs = BlobClient::new(&job.http, device.id.device, device.id.device_key.clone())?;
+    let doc = job.family.doc;
+    let mut run = DeviceRun::default();
+    let mut own = job.own.into_iter();
+    for op in job.plan {
+        let started = Instant::now();
+        match op {
+            Op::Push => {
+                let Some(change) = own.next() else {
+                    return Err(LoadError::Setup("fewer changes than pushes".into()));
+                };
+                run.holdings.push(change.clone());
+                match device.conn.push(doc, change).await {
+                    Ok(_) => run.push.push(started.elapsed()),
+                    Err(LoadError::Refused(..)) => run.errors += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+            Op::ListInvites => match device.conn.request(Request::ListInvites).await {
+                Ok(_) => run.request.push(started.elapsed()),
+                Err(LoadError::Refused(..)) => run.errors += 1,
+                Err(e) => return Err(e),
+            },
+            Op::FetchBlob => match blobs.get(job.family.blob).await {
+                Ok(bytes) if bytes.len() == cohort::SMALL_BLOB => {
+                    run.blob.push(started.elapsed());
+                }
+                Ok(_) | Err(_) => run.errors += 1,
+            },
+        }
+    }
+    device.conn.until_received(doc, job.expect).await?;
+    run.delivered = device.conn.received.len();
+    run.holdings
+        .extend(device.conn.received.drain(..).map(|r| r.bytes));
+    device.conn.close().await;
+    Ok(run)
+}
+
+/// Loads every device's holdings per family and compares heads (on the blocking pool).
+async fn check_convergence(
+    families: &Arc<Vec<Family>>,
+    runs: &[Vec<DeviceRun>],
+) -> Result<bool, LoadError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, family_runs) in runs.iter().enumerate() {
+        let families = Arc::clone(families);
+        let holdings: Vec<Vec<Vec<u8>>> = family_runs.iter().map(|r| r.holdings.clone()).collect();
+        tasks.spawn_blocking(move || {
+            let slices: Vec<Vec<&[u8]>> = holdings
+                .iter()
+                .map(|h| h.iter().map(Vec::as_slice).collect())
+                .collect();
+            cohort::converged(&families[index], &slices)
+        });
+    }
+    let mut all = true;
+    while let Some(joined) = tasks.join_next().await {
+        all &= joined.map_err(|e| LoadError::Setup(format!("a check task failed: {e}")))?;
+    }
+    Ok(all)
+}
+
+fn print_table(r: &serde_json::Value) {
+    let lat = |k: &str| {
+        let l = &r["latency_ms"][k];
+        format!(
+            "{} / {} / {} / {} ms",
+            l["p50"], l["p95"], l["p99"], l["max"]
+        )
+    };
+    println!("seed-stress ({} mix)", r["mix"].as_str().unwrap_or("?"));
+    println!(
+        "  devices {} in {} families, {} ops each (set-up {:.1} s, not timed)",
+        r["devices"],
+        r["families"],
+        r["ops_per_device"],
+        r["setup_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  wall                 {:.1} ms for {} ops ({:.0} ops/s)",
+        r["wall_ms"].as_f64().unwrap_or(0.0),
+        r["ops"],
+        r["ops_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!("  latency p50/p95/p99/max");
+    println!("    every op           {}", lat("all"));
+    println!("    push → ack         {}", lat("push_ack"));
+    println!("    list invites       {}", lat("list_invites"));
+    println!("    blob fetch         {}", lat("blob_fetch"));
+    println!(
+        "  chunks delivered     {} ({:.0}/s)",
+        r["chunks_delivered"],
+        r["delivered_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!("  errors               {}", r["errors"]);
+    println!(
+        "  converged            {} (checked in {} ms)",
+        r["converged"], r["convergence_check_ms"]
+    );
+    println!(
+        "  relay RSS            {} MiB before, {} MiB after, peak {} MiB; data {} MiB",
+        r["relay_rss_mib"]["before"],
+        r["relay_rss_mib"]["after"],
+        r["relay_rss_mib"]["peak"],
+        r["relay_data_mib"]
+    );
+}
