@@ -12,7 +12,7 @@ use std::sync::Arc;
 use doran_client_core::{
     Actor, FamilyDoc,
     family_doc::{EventInput, PhotoInput},
-    sync::BlobClient,
+    sync::{BlobClient, BlobOwner},
 };
 use doran_protocol::{BlobHash, DocId, FamilyId, Request};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -212,7 +212,7 @@ async fn set_up_family(
     let thumb: Vec<u8> = (0..SMALL_BLOB).map(|_| rng.random()).collect();
     let blob = BlobHash::of(&thumb);
     let client = BlobClient::new(http, host.device, host.device_key.clone())?;
-    client.put(blob, family, thumb).await?;
+    client.put(blob, BlobOwner::Family(family), thumb).await?;
     let (album, c) = change(fdoc.create_album("우리 가족", now).map_err(doc_error)?)?;
     chunks.push(c);
     let input = PhotoInput {

@@ -124,6 +124,28 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Bytes the websocket reads per socket read. tungstenite zero-fills its read buffer
+/// before every read; at its default (128 KiB) that is most of the CPU a phone spends
+/// receiving small change frames. Large frames still arrive, over more reads.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
+/// Opens the websocket to `url`.
+async fn connect(
+    url: &str,
+) -> std::result::Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER);
+    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
+}
+
 /// The websocket URL of a relay base URL (`http://host:port` → `ws://host:port/ws`).
 pub fn ws_url(server: &str) -> Result<String> {
     let base = server.trim_end_matches('/');
@@ -303,7 +325,7 @@ impl SyncDriver {
                 return Err(e);
             }
             let docs = self.blocking(|h| h.doc_cursors()).await?;
-            match tokio_tungstenite::connect_async(self.ws_url.as_str()).await {
+            match connect(self.ws_url.as_str()).await {
                 Ok((mut ws, _)) => {
                     let fx = r.machine.handle(now_ms(), Event::Connected { docs });
                     let flow = self.session(r, &mut ws, fx, mode).await;
@@ -605,7 +627,7 @@ pub async fn enroll(
 ) -> Result<(SignedIn, String)> {
     let url = ws_url(server)?;
     let run = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        let (mut ws, _) = connect(url.as_str())
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
         let mut machine = SyncMachine::new(keys, sign_in.clone(), SyncConfig::default(), 0);
