@@ -32,7 +32,7 @@ use crate::{
     load::{
         LoadError,
         cohort::{self, Cohort, Device, Family},
-        relay::{Relay, RelayOptions},
+        relay::{Relay, RelayOptions, cpu_of},
     },
     stats::{Percentiles, mib, ms},
 };
@@ -162,6 +162,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     }
     barrier.wait().await;
     let started = Instant::now();
+    let cpu_before = (relay.cpu(), cpu_of("self"));
     let mut runs: Vec<Vec<DeviceRun>> = (0..families.len()).map(|_| Vec::new()).collect();
     let mut failures = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -172,6 +173,13 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         }
     }
     let wall = started.elapsed();
+    let relay_cpu = relay
+        .cpu()
+        .zip(cpu_before.0)
+        .map(|(a, b)| a.saturating_sub(b));
+    let bench_cpu = cpu_of("self")
+        .zip(cpu_before.1)
+        .map(|(a, b)| a.saturating_sub(b));
     let memory_after = relay.memory();
     if let Some(first) = failures.first() {
         return Err(LoadError::Protocol(format!(
@@ -212,6 +220,9 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         "chunks_delivered": delivered,
         "delivered_per_s": delivered as f64 / wall.as_secs_f64(),
         "errors": errors,
+        "relay_cpu_s": relay_cpu.map(|d| d.as_secs_f64()),
+        "relay_cpu_us_per_op": relay_cpu.map(|d| d.as_secs_f64() * 1e6 / ops.max(1) as f64),
+        "load_generator_cpu_s": bench_cpu.map(|d| d.as_secs_f64()),
         "converged": converged,
         "convergence_check_ms": ms(check),
         "relay_rss_mib": {
@@ -353,6 +364,14 @@ fn print_table(r: &serde_json::Value) {
         r["delivered_per_s"].as_f64().unwrap_or(0.0)
     );
     println!("  errors               {}", r["errors"]);
+    println!(
+        "  CPU in the timed run relay {} s ({} µs per op), load generator {} s",
+        r["relay_cpu_s"],
+        r["relay_cpu_us_per_op"]
+            .as_f64()
+            .map_or("?".into(), |v| format!("{v:.0}")),
+        r["load_generator_cpu_s"]
+    );
     println!(
         "  converged            {} (checked in {} ms)",
         r["converged"], r["convergence_check_ms"]

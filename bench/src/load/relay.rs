@@ -90,6 +90,11 @@ impl Relay {
         Memory::of_pid(pid)
     }
 
+    /// CPU time the started relay has used so far (`None` for `--server`).
+    pub fn cpu(&self) -> Option<std::time::Duration> {
+        cpu_of(&self.child.as_ref()?.id().to_string())
+    }
+
     /// The size of the relay's data directory in bytes (`None` for `--server`).
     pub fn data_bytes(&self) -> Option<u64> {
         self._data.as_ref().map(|d| dir_bytes(d.path()))
@@ -197,4 +202,16 @@ impl Memory {
             peak: field("VmHWM:")?,
         })
     }
+}
+
+/// CPU time (user + system) of process `pid` (or `self`), from `/proc/PID/stat`.
+pub fn cpu_of(pid: &str) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+    Some(std::time::Duration::from_millis(ticks * 10))
 }

@@ -1,0 +1,84 @@
+//! The load generators, run small against the real relay binary: they must finish
+//! with every operation answered, every change delivered and every family converged.
+//! (Their figures are for `docs/benchmarks.md`; here only the behaviour is checked.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+/// `doran-server`, built next to `doran-bench` when the workspace is built.
+fn relay_binary() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_doran-bench"));
+    let relay = bench.with_file_name("doran-server");
+    assert!(
+        relay.is_file(),
+        "{} is missing: run the tests for the whole workspace (cargo nextest run), \
+         which builds the relay too",
+        relay.display()
+    );
+    relay
+}
+
+fn run(args: &[&str]) -> Value {
+    let relay = relay_binary();
+    let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
+        .arg("--json")
+        .args(args)
+        .arg("--server-bin")
+        .arg(&relay)
+        .output()
+        .expect("doran-bench runs");
+    assert!(
+        out.status.success(),
+        "doran-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn seed_stress_mixed_answers_everything_and_converges() {
+    let r = run(&["seed-stress", "--devices", "14", "--ops", "8"]);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["converged"], true);
+    assert_eq!(r["devices"], 14);
+    assert_eq!(r["ops"], 14 * 8);
+    // Families of 4, 5, 5 (the last one smaller): every push reached the others.
+    assert!(r["chunks_delivered"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn seed_stress_changes_delivers_every_change() {
+    let r = run(&[
+        "seed-stress",
+        "--mix",
+        "changes",
+        "--devices",
+        "10",
+        "--ops",
+        "6",
+        "--family-size",
+        "5",
+    ]);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["converged"], true);
+    assert_eq!(r["pushes"], 60);
+    // Each push reaches the 4 other devices of its family.
+    assert_eq!(r["chunks_delivered"], 60 * 4);
+}
+
+#[test]
+fn fanout_and_connections_miss_nothing() {
+    let r = run(&["fanout", "--devices", "10,15", "--rounds", "3"]);
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert_eq!(run["missing"], 0, "{run}");
+        assert_eq!(run["deliveries"], run["pushes"].as_u64().unwrap() * 4);
+    }
+    let r = run(&["connections", "--devices", "20"]);
+    assert_eq!(r["round"]["missing"], 0, "{r}");
+    assert_eq!(r["round"]["deliveries"], 4 * 4);
+}
