@@ -41,16 +41,7 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
             "--devices ≥ 1 and --family-size ≥ 2".into(),
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let r = runtime.block_on(run_async(opts))?;
-    if json_out {
-        println!("{r}");
-    } else {
-        print_table(&r);
-    }
-    Ok(())
+    crate::load::run_and_print(json_out, run_async(opts), print_table)
 }
 
 async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
@@ -70,12 +61,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let tally = schedule.run(&mut live, None, Duration::from_secs(10)).await;
     live.stop().await;
     let after = relay.memory();
-    if let Some(first) = tally.failures.first() {
-        return Err(LoadError::Protocol(format!(
-            "{} devices failed; first: {first}",
-            tally.failures.len()
-        )));
-    }
+    crate::load::fail_on(&tally.failures)?;
     let everyone = Percentiles::of(&mut tally.everyone_latencies());
     let missing = expected.saturating_sub(tally.arrived);
     let per_conn = match (empty, idle) {

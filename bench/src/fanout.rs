@@ -162,12 +162,7 @@ async fn one_size(opts: &Options, devices: usize) -> Result<serde_json::Value, L
     let wall = started.elapsed();
     live.stop().await;
     let memory = relay.memory();
-    if let Some(first) = tally.failures.first() {
-        return Err(LoadError::Protocol(format!(
-            "{} devices failed; first: {first}",
-            tally.failures.len()
-        )));
-    }
+    crate::load::fail_on(&tally.failures)?;
     Ok(json!({
         "devices": devices,
         "families": families,

@@ -10,7 +10,7 @@ pub mod device;
 pub mod live;
 pub mod relay;
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use doran_protocol::ErrorFrame;
 
@@ -52,5 +52,35 @@ pub enum LoadError {
 impl From<ErrorFrame> for LoadError {
     fn from(e: ErrorFrame) -> Self {
         LoadError::Refused(e.code, e.message)
+    }
+}
+
+/// Runs a load benchmark on a multi-threaded runtime, then prints its report: the JSON
+/// object with `--json`, else `table`.
+pub fn run_and_print(
+    json_out: bool,
+    bench: impl Future<Output = Result<serde_json::Value, LoadError>>,
+    table: fn(&serde_json::Value),
+) -> Result<(), LoadError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench)?;
+    if json_out {
+        println!("{report}");
+    } else {
+        table(&report);
+    }
+    Ok(())
+}
+
+/// An error naming how many device sessions failed and the first reason, if any did.
+pub fn fail_on(failures: &[String]) -> Result<(), LoadError> {
+    match failures.first() {
+        Some(first) => Err(LoadError::Protocol(format!(
+            "{} devices failed; first: {first}",
+            failures.len()
+        ))),
+        None => Ok(()),
     }
 }

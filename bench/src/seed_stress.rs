@@ -105,16 +105,7 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
             "--devices and --ops must be at least 1".into(),
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(run_async(opts))?;
-    if json_out {
-        println!("{report}");
-    } else {
-        print_table(&report);
-    }
-    Ok(())
+    crate::load::run_and_print(json_out, run_async(opts), print_table)
 }
 
 async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
@@ -181,12 +172,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         .zip(cpu_before.1)
         .map(|(a, b)| a.saturating_sub(b));
     let memory_after = relay.memory();
-    if let Some(first) = failures.first() {
-        return Err(LoadError::Protocol(format!(
-            "{} devices failed; first: {first}",
-            failures.len()
-        )));
-    }
+    crate::load::fail_on(&failures)?;
 
     let check_started = Instant::now();
     let converged = check_convergence(&families, &runs).await?;
