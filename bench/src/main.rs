@@ -2,6 +2,7 @@
 //! figures, not timed tests; `docs/benchmarks.md` records their results.
 
 mod audio;
+mod blobs;
 mod connections;
 mod family_doc;
 mod fanout;
@@ -38,6 +39,9 @@ enum Command {
     /// 10 000 authenticated idle devices on one relay: its memory per connection, and
     /// whether every device still gets a change within 1 s.
     Connections(connections::Options),
+    /// Upload then download 1 GiB as 4 MiB blobs over the relay's signed HTTP API:
+    /// MB/s each way, per-file latency, relay memory.
+    Blobs(blobs::Options),
 }
 
 fn main() {
@@ -48,6 +52,7 @@ fn main() {
         Command::SeedStress(opts) => seed_stress::run(&opts, cli.json).map_err(Into::into),
         Command::Fanout(opts) => fanout::run(&opts, cli.json).map_err(Into::into),
         Command::Connections(opts) => connections::run(&opts, cli.json).map_err(Into::into),
+        Command::Blobs(opts) => blobs::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

@@ -82,3 +82,10 @@ fn fanout_and_connections_miss_nothing() {
     assert_eq!(r["round"]["missing"], 0, "{r}");
     assert_eq!(r["round"]["deliveries"], 4 * 4);
 }
+
+#[test]
+fn blobs_go_up_and_come_back_verified() {
+    let r = run(&["blobs", "--total-mib", "8", "--file-mib", "2"]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["files"], 4);
+}
