@@ -21,7 +21,12 @@
 //!
 //! [`Limits::http_clock_skew_secs`]: crate::config::Limits::http_clock_skew_secs
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashSet},
+    sync::Mutex,
+    time::Duration,
+};
 
 use doran_protocol::{DeviceId, PublicKey, Signature, UnixMillis};
 
@@ -74,19 +79,47 @@ impl HttpCredentials {
 #[derive(Debug)]
 pub struct HttpAuth {
     skew_ms: u64,
-    /// Accepted signatures (their first 32 bytes) and when they may be forgotten.
-    seen: Mutex<HashMap<[u8; 32], UnixMillis>>,
+    seen: Mutex<Seen>,
 }
 
-/// Above this many remembered signatures, checking one first drops the stale ones.
-const PRUNE_ABOVE: usize = 4096;
+/// Accepted signatures (their first 32 bytes) until they may be forgotten: a set to
+/// ask, and a min-heap by forget time to drop the stale ones from. Each check costs
+/// O(log n) however many requests are in the window (a scan of the whole set per
+/// request, as before, made a busy relay quadratic and was easy to provoke).
+#[derive(Debug, Default)]
+struct Seen {
+    keys: HashSet<[u8; 32]>,
+    expiry: BinaryHeap<Reverse<(UnixMillis, [u8; 32])>>,
+}
+
+impl Seen {
+    /// Forgets every signature whose time is up at `now`.
+    fn prune(&mut self, now: UnixMillis) {
+        while let Some(Reverse((forget_at, key))) = self.expiry.peek().copied() {
+            if forget_at > now {
+                break;
+            }
+            self.expiry.pop();
+            self.keys.remove(&key);
+        }
+    }
+
+    /// Remembers `key` until `forget_at`; false if it is remembered already.
+    fn insert(&mut self, key: [u8; 32], forget_at: UnixMillis) -> bool {
+        if !self.keys.insert(key) {
+            return false;
+        }
+        self.expiry.push(Reverse((forget_at, key)));
+        true
+    }
+}
 
 impl HttpAuth {
     /// Accepts request times within `skew` of the relay's clock.
     pub fn new(skew: Duration) -> Self {
         HttpAuth {
             skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
@@ -111,15 +144,22 @@ impl HttpAuth {
         let mut key = [0u8; 32];
         key.copy_from_slice(&creds.signature.as_bytes()[..32]);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > PRUNE_ABOVE {
-            seen.retain(|_, &mut forget_at| forget_at > now);
-        }
+        seen.prune(now);
         // Past creds.time + skew the time check refuses it anyway.
         let forget_at = creds.time.saturating_add(self.skew_ms).saturating_add(1);
-        if seen.insert(key, forget_at).is_some() {
+        if !seen.insert(key, forget_at) {
             return Err(AuthError::RequestReplayed);
         }
         Ok(())
+    }
+
+    /// How many accepted signatures are remembered now.
+    pub fn remembered(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .len()
     }
 }
 
@@ -146,6 +186,30 @@ mod tests {
             auth.check(&pk, "GET", "/blobs/ab", &c, 1_000_600),
             Err(AuthError::RequestReplayed)
         );
+    }
+
+    #[test]
+    fn signatures_are_remembered_for_their_window_only_however_many() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new(Duration::from_secs(300));
+        let start = 1_000_000;
+        // Far more than fit any fixed pruning threshold, all within one window.
+        for i in 0..6_000u64 {
+            let pq = format!("/blobs/{i}");
+            let c = creds(&sk, "GET", &pq, start + i);
+            assert_eq!(auth.check(&pk, "GET", &pq, &c, start + i), Ok(()));
+        }
+        assert_eq!(auth.remembered(), 6_000);
+        let again = creds(&sk, "GET", "/blobs/5999", start + 5_999);
+        assert_eq!(
+            auth.check(&pk, "GET", "/blobs/5999", &again, start + 6_000),
+            Err(AuthError::RequestReplayed)
+        );
+        // Once a window has passed for the first 3000, they are forgotten.
+        let later = start + 300_000 + 3_000;
+        let c = creds(&sk, "GET", "/blobs/late", later);
+        assert_eq!(auth.check(&pk, "GET", "/blobs/late", &c, later), Ok(()));
+        assert_eq!(auth.remembered(), 6_000 - 3_000 + 1);
     }
 
     #[test]
