@@ -6,7 +6,7 @@ use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
     model::{InviteInfo, MemberInfo, Role},
 };
-use rusqlite::{OptionalExtension, Params, Transaction};
+use rusqlite::{Connection, OptionalExtension, Params};
 
 use super::{
     SqliteStore,
@@ -22,12 +22,12 @@ use crate::store::{
 };
 
 /// Whether `sql` (a `SELECT 1 …`) finds a row.
-fn exists(tx: &Transaction<'_>, sql: &str, params: impl Params) -> StoreResult<bool> {
+fn exists(tx: &Connection, sql: &str, params: impl Params) -> StoreResult<bool> {
     Ok(tx.prepare_cached(sql)?.exists(params)?)
 }
 
 /// Whether a family exists and is not deleted.
-fn live_family(tx: &Transaction<'_>, family: FamilyId) -> StoreResult<bool> {
+fn live_family(tx: &Connection, family: FamilyId) -> StoreResult<bool> {
     exists(
         tx,
         "SELECT 1 FROM families WHERE id = ?1 AND deleted = 0",
@@ -35,7 +35,7 @@ fn live_family(tx: &Transaction<'_>, family: FamilyId) -> StoreResult<bool> {
     )
 }
 
-fn is_member(tx: &Transaction<'_>, family: FamilyId, user: UserId) -> StoreResult<bool> {
+fn is_member(tx: &Connection, family: FamilyId, user: UserId) -> StoreResult<bool> {
     exists(
         tx,
         "SELECT 1 FROM members WHERE family = ?1 AND user = ?2",
@@ -44,7 +44,7 @@ fn is_member(tx: &Transaction<'_>, family: FamilyId, user: UserId) -> StoreResul
 }
 
 /// The member of `family` called `name`, if any.
-fn name_holder(tx: &Transaction<'_>, family: FamilyId, name: &str) -> StoreResult<Option<UserId>> {
+fn name_holder(tx: &Connection, family: FamilyId, name: &str) -> StoreResult<Option<UserId>> {
     Ok(tx
         .prepare_cached("SELECT user FROM members WHERE family = ?1 AND name = ?2")?
         .query_row((family.0, name), |row| row.get(0))
@@ -53,7 +53,7 @@ fn name_holder(tx: &Transaction<'_>, family: FamilyId, name: &str) -> StoreResul
 }
 
 /// Refuses a device whose id or key is registered.
-fn check_new_device(tx: &Transaction<'_>, device: &NewDevice) -> StoreResult<()> {
+fn check_new_device(tx: &Connection, device: &NewDevice) -> StoreResult<()> {
     if exists(tx, "SELECT 1 FROM devices WHERE id = ?1", [device.id.0])? {
         return Err(StoreError::Conflict(format!("device {} exists", device.id)));
     }
@@ -63,7 +63,7 @@ fn check_new_device(tx: &Transaction<'_>, device: &NewDevice) -> StoreResult<()>
     Ok(())
 }
 
-fn insert_device(tx: &Transaction<'_>, user: UserId, device: &NewDevice) -> StoreResult<()> {
+fn insert_device(tx: &Connection, user: UserId, device: &NewDevice) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO devices (id, user, key, client, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -78,7 +78,7 @@ fn insert_device(tx: &Transaction<'_>, user: UserId, device: &NewDevice) -> Stor
 }
 
 fn load_invite(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     invite: InviteId,
     now: u64,
 ) -> StoreResult<Option<(InviteInfo, StoredInviteState)>> {
@@ -88,7 +88,7 @@ fn load_invite(
 
 /// Closes an open invite: checks it can be answered at `now`, then stores `state`.
 fn close_invite(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     invite: InviteId,
     now: u64,
     state: StoredInviteState,

@@ -2,7 +2,7 @@
 //! chunks since the snapshot, `snapshots` the latest snapshot.
 
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{
     SqliteStore,
@@ -12,7 +12,7 @@ use crate::store::{
     Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
 };
 
-fn head(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Seq> {
+fn head(tx: &Connection, doc: DocId) -> StoreResult<Seq> {
     let head: Option<i64> = tx
         .prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
         .query_row([doc.0], |row| row.get(0))
@@ -20,7 +20,7 @@ fn head(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Seq> {
     to_unsigned(head.unwrap_or(0), "head")
 }
 
-fn snapshot(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
+fn snapshot(tx: &Connection, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
     let mut stmt =
         tx.prepare_cached("SELECT covers_seq, blob, len FROM snapshots WHERE doc = ?1")?;
     first(stmt.query([doc.0])?, |row| {
@@ -34,7 +34,7 @@ fn snapshot(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Option<SnapshotRef>
 
 /// Appends one chunk inside `tx` (see [`LogStore::append`]).
 fn append_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     doc: DocId,
     chunk: ChunkId,
     bytes: &[u8],
