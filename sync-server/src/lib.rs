@@ -47,6 +47,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// `Goodbye`) finish, and returns — after at most [`SHUTDOWN_GRACE`].
 pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<()> {
     let app = http::routes(&state).into_make_service_with_connect_info::<SocketAddr>();
+    // Websocket frames are small and latency matters: no Nagle delay. With it, a chunk
+    // written right after an ack waited for the device's delayed ACK (up to 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server =
         axum::serve(listener, app).with_graceful_shutdown(state.shutdown.clone().cancelled_owned());
     run_graceful(&state, server).await

@@ -164,10 +164,10 @@ enum Wait<T> {
 impl Conn {
     async fn connect(url: &str) -> Result<(Conn, Challenge), LoadError> {
         // A small read buffer: tungstenite zero-fills it before every read (see the
-        // relay's WS_READ_BUFFER), and thousands of devices share two cores.
+        // relay's WS_READ_BUFFER), and thousands of devices share two cores. No Nagle
+        // delay, as in the app.
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
         let mut conn = Conn {
             ws,
             next_id: 1,

@@ -143,7 +143,8 @@ async fn connect(
 > {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER);
-    tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
+    // No Nagle delay: frames are small and a change should leave at once.
+    tokio_tungstenite::connect_async_with_config(url, Some(config), true).await
 }
 
 /// The websocket URL of a relay base URL (`http://host:port` → `ws://host:port/ws`).
