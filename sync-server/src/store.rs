@@ -192,6 +192,10 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Whether `blob` is granted to exactly this family or user (a re-upload needs no
     /// room in the quota). `false` for an unknown or deleted family or unknown user.
     fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool>;
+    /// Withdraws the grant of `blob` to exactly this family or user (an old snapshot
+    /// replaced by a newer one), so it no longer counts in their quota. Returns whether
+    /// there was one. The bytes stay in the blob store.
+    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool>;
     /// Bytes of blobs granted to a family (for its quota).
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64>;
     /// Bytes of blobs granted to a user (for their personal quota).

@@ -846,6 +846,38 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
         })
     );
     assert_eq!(chunks(&frames).first().map(|c| c.0), Some(5));
+
+    // Step 7: a newer snapshot replaces it; the old blob is no longer granted (it
+    // stops counting in the family's quota) and new subscribers get the new one.
+    let newer = b"automerge save of changes 1..=7".to_vec();
+    let newer_blob = upload(&server, &alice, family, &newer).await;
+    a.send(&ClientFrame::PushSnapshot {
+        doc,
+        covers_seq: 7,
+        blob: newer_blob,
+        len: newer.len() as u64,
+    })
+    .await;
+    a.until(|f| match f {
+        ServerFrame::SnapshotAccepted { covers_seq: 7, .. } => Some(()),
+        ServerFrame::Error(e) => panic!("snapshot refused: {e:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(download(&server, &bob, blob).await.status, 404);
+    assert_eq!(download(&server, &alice, blob).await.status, 404);
+    let r = download(&server, &bob, newer_blob).await;
+    assert_eq!((r.status, r.body), (200, newer.clone()));
+    let (_, mut b4) = link_new_device(&server, &mut b, &bob).await;
+    assert_eq!(
+        catch_up(&mut b4, doc, 0).await.first(),
+        Some(&ServerFrame::Snapshot {
+            doc,
+            covers_seq: 7,
+            blob: newer_blob,
+            len: newer.len() as u64
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use crate::{
     access::{DocAccess, Facts, doc_access},
     error::{ApiError, ApiResult},
     state::{AppState, now_ms},
-    store::{DocOwner, SnapshotRef},
+    store::{BlobGrantee, DocOwner, SnapshotRef},
 };
 
 /// Chunks read from the log per batch during catch-up.
@@ -232,16 +232,33 @@ impl Session {
             blob,
             len,
         };
-        self.state
-            .logs(move |l| l.put_snapshot(doc, &snapshot))
+        let (previous, recorded) = self
+            .state
+            .logs(move |l| Ok((l.snapshot(doc)?, l.put_snapshot(doc, &snapshot)?)))
             .await?;
         // Whoever may read the document may read its snapshot: the family's members,
         // or (a personal document) the owner and everyone sharing a family with them,
         // now or later. The bytes were counted against a quota at upload.
+        let grantee = match owner {
+            DocOwner::Family(f) => BlobGrantee::Family(f),
+            DocOwner::Personal(u) => BlobGrantee::User(u),
+        };
+        // The snapshot it replaces is read by no one any more: withdraw its grant, or
+        // every compaction would keep eating the family's (or user's) quota. A device
+        // still fetching it gets 404 and, subscribing again, the new one.
+        let stale = previous
+            .filter(|p| recorded && p.blob != blob)
+            .map(|p| p.blob);
         self.state
-            .accounts(move |a| match owner {
-                DocOwner::Family(f) => a.grant_blob(f, blob, len),
-                DocOwner::Personal(u) => a.grant_blob_to_user(u, blob, len),
+            .accounts(move |a| {
+                match grantee {
+                    BlobGrantee::Family(f) => a.grant_blob(f, blob, len)?,
+                    BlobGrantee::User(u) => a.grant_blob_to_user(u, blob, len)?,
+                }
+                if let Some(stale) = stale {
+                    a.revoke_blob(grantee, stale)?;
+                }
+                Ok(())
             })
             .await?;
         tracing::info!(%doc, covers_seq, "snapshot recorded");

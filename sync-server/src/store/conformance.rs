@@ -90,6 +90,7 @@ macro_rules! relay_store_conformance_tests {
                 blob_grants_follow_membership,
                 personal_blobs_are_read_by_everyone_sharing_a_family,
                 family_and_personal_grants_are_independent,
+                a_revoked_grant_no_longer_reads_or_counts,
                 // invites
                 an_invite_reads_back_with_names,
                 create_invite_errors_change_nothing,

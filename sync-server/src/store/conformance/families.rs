@@ -400,3 +400,37 @@ pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestRes
     assert!(f.accounts.blob_granted(outsider, photo)?);
     Ok(())
 }
+
+pub(crate) fn a_revoked_grant_no_longer_reads_or_counts(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let mom = super::new_user(1).0.id;
+    let old = BlobHash::of(b"old snapshot");
+    let new = BlobHash::of(b"new snapshot");
+    f.accounts.grant_blob(family, old, 300)?;
+    f.accounts.grant_blob(family, new, 400)?;
+    f.accounts.grant_blob_to_user(mom, old, 50)?;
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 700);
+
+    assert!(f.accounts.revoke_blob(BlobGrantee::Family(family), old)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 400);
+    assert!(
+        !f.accounts
+            .has_blob_grant(BlobGrantee::Family(family), old)?
+    );
+    assert!(
+        f.accounts
+            .has_blob_grant(BlobGrantee::Family(family), new)?
+    );
+    // The user's grant of the same bytes is its own.
+    assert!(f.accounts.blob_granted(mom, old)?);
+    assert!(f.accounts.revoke_blob(BlobGrantee::User(mom), old)?);
+    assert!(!f.accounts.blob_granted(mom, old)?);
+    assert_eq!(f.accounts.user_blob_bytes(mom)?, 0);
+    // Again, or never granted: nothing to withdraw.
+    assert!(!f.accounts.revoke_blob(BlobGrantee::Family(family), old)?);
+    assert!(
+        !f.accounts
+            .revoke_blob(BlobGrantee::Family(family_id(9)), new)?
+    );
+    Ok(())
+}

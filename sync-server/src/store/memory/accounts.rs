@@ -674,6 +674,14 @@ impl AccountStore for MemoryStore {
         })
     }
 
+    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+        let mut a = self.accounts()?;
+        Ok(match from {
+            BlobGrantee::Family(family) => a.grants.remove(&(family, blob)).is_some(),
+            BlobGrantee::User(user) => a.user_grants.remove(&(user, blob)).is_some(),
+        })
+    }
+
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
         let a = self.accounts()?;
         Ok(a.grants

@@ -677,6 +677,20 @@ impl AccountStore for SqliteStore {
         })
     }
 
+    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+        self.write(|tx| {
+            let removed = match from {
+                BlobGrantee::Family(family) => tx
+                    .prepare_cached("DELETE FROM blob_grants WHERE family = ?1 AND blob = ?2")?
+                    .execute((family.0, blob.0))?,
+                BlobGrantee::User(user) => tx
+                    .prepare_cached("DELETE FROM user_blob_grants WHERE user = ?1 AND blob = ?2")?
+                    .execute((user.0, blob.0))?,
+            };
+            Ok(removed > 0)
+        })
+    }
+
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
         self.read(|tx| {
             let total: i64 = tx
