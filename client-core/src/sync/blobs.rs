@@ -19,7 +19,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -28,6 +28,7 @@ use std::{
 use doran_protocol::{BlobHash, DeviceId, FamilyId, signing::http_message};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{
     Method, Request, StatusCode,
     body::{Bytes, Incoming},
@@ -41,6 +42,9 @@ use crate::store::{BlobRecord, BlobState, LocalStore};
 
 /// How long one blob request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Idle connections kept per client.
+const MAX_IDLE: usize = 4;
 
 /// Whose blob an upload is: it decides who may read it and whose quota it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +96,8 @@ pub struct BlobClient {
     key: SigningKey,
     /// The relay accepts each signature once: times only go up.
     last_time: Arc<AtomicU64>,
+    /// Kept-alive connections, shared by the clones of this client.
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
 
 impl BlobClient {
@@ -102,6 +108,7 @@ impl BlobClient {
             device,
             key,
             last_time: Arc::new(AtomicU64::new(0)),
+            idle: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -156,41 +163,94 @@ impl BlobClient {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Vec<u8>)> {
+        let body = Bytes::from(body);
+        let exchange = async {
+            // A kept-alive connection may have been closed by the relay meanwhile; then
+            // the request never reached it, and goes again on a new connection (signed
+            // again: the relay accepts each signature once).
+            if let Some(sender) = self.idle_connection() {
+                match self.exchange(sender, &method, path, body.clone()).await {
+                    Err(SyncError::Unreachable(_)) => {}
+                    done => return done,
+                }
+            }
+            let sender = self.connect().await?;
+            self.exchange(sender, &method, path, body).await
+        };
+        tokio::time::timeout(HTTP_TIMEOUT, exchange)
+            .await
+            .map_err(|_| SyncError::Timeout)?
+    }
+
+    /// One signed request over `sender`; the connection goes back to the pool after
+    /// the whole response was read.
+    async fn exchange(
+        &self,
+        mut sender: SendRequest<Full<Bytes>>,
+        method: &Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Vec<u8>)> {
         let time = self.next_time();
         let signature = self
             .key
             .sign(&http_message(method.as_str(), path, time))
             .to_bytes();
         let request = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(path)
             .header(header::HOST, &self.authority)
             .header("x-doran-device", self.device.to_string())
             .header("x-doran-time", time.to_string())
             .header("x-doran-signature", hex::encode(signature))
             .header(header::CONTENT_LENGTH, body.len())
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
-        let exchange = async {
-            let stream = TcpStream::connect(&self.authority)
-                .await
-                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
-            let conn = tokio::spawn(conn);
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| SyncError::Unreachable(e.to_string()))?;
-            let status = response.status();
-            let body = read_body(response).await?;
-            conn.abort();
-            Ok((status, body))
-        };
-        tokio::time::timeout(HTTP_TIMEOUT, exchange)
+        let unreachable = |e: hyper::Error| SyncError::Unreachable(e.to_string());
+        sender.ready().await.map_err(unreachable)?;
+        let response = sender.send_request(request).await.map_err(unreachable)?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        self.keep(sender);
+        Ok((status, body))
+    }
+
+    /// A new HTTP/1 connection to the relay; its I/O runs in a task of its own, which
+    /// ends when the connection closes or its last sender is dropped.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let stream = TcpStream::connect(&self.authority)
             .await
-            .map_err(|_| SyncError::Timeout)?
+            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "blob connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A kept-alive connection that is still open, if there is one.
+    fn idle_connection(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for the next request (a gallery page fetches a dozen
+    /// thumbnails: one connection, not a dozen handshakes).
+    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE && !sender.is_closed() {
+            idle.push(sender);
+        }
     }
 }
 
