@@ -2,7 +2,6 @@
 //! family, an invite, edits both ways, and a relay restart in the middle.
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -53,26 +52,15 @@ struct Relay {
 
 impl Relay {
     fn start(data_dir: &Path, listen: &str) -> Relay {
-        let mut child = Command::new(relay_binary())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", listen, "--server-id", "test-relay"])
-            .env("DORAN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start doran-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
+        let (child, addr) = doran_testkit::spawn(
+            Command::new(relay_binary())
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", listen, "--server-id", "test-relay"])
+                .env("DORAN_LOG", "warn")
+                .stderr(Stdio::inherit()),
+        )
+        .expect("start doran-server");
         Relay { child, addr }
     }
 

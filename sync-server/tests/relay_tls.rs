@@ -4,7 +4,6 @@
 //! graceful SIGTERM, a plain client refused, and bad TLS files refused at start.
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -83,27 +82,16 @@ struct Server {
 impl Server {
     /// Starts the binary with TLS on a free loopback port.
     fn start_tls(data_dir: &Path, cert: &Cert, extra: &[&str]) -> Server {
-        let mut child = relay(data_dir)
-            .arg("--tls-cert")
-            .arg(&cert.cert_path)
-            .arg("--tls-key")
-            .arg(&cert.key_path)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start doran-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on https://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
+        let (child, addr) = doran_testkit::spawn(
+            relay(data_dir)
+                .arg("--tls-cert")
+                .arg(&cert.cert_path)
+                .arg("--tls-key")
+                .arg(&cert.key_path)
+                .args(extra)
+                .stderr(Stdio::inherit()),
+        )
+        .expect("start doran-server");
         Server { child, addr }
     }
 

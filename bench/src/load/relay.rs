@@ -2,7 +2,6 @@
 //! temporary data directory on loopback, or one given with `--server URL`.
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -111,40 +110,22 @@ impl Drop for Relay {
 }
 
 fn spawn(bin: &Path, data: TempDir, config: &Path) -> Result<Relay, LoadError> {
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--server-id", "bench-relay"])
-        .env("DORAN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| LoadError::Setup(format!("cannot start {}: {e}", bin.display())))?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(LoadError::Setup("the relay has no stdout".into()));
-    };
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|a| a.parse().ok());
-    match addr {
-        Some(addr) => Ok(Relay {
-            addr,
-            child: Some(child),
-            _data: Some(data),
-        }),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(LoadError::Setup(format!(
-                "the relay did not start (first line {line:?})"
-            )))
-        }
-    }
+    let (child, addr) = doran_testkit::spawn(
+        Command::new(bin)
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--server-id", "bench-relay"])
+            .env("DORAN_LOG", "warn")
+            .stderr(Stdio::inherit()),
+    )
+    .map_err(|e| LoadError::Setup(format!("cannot start {}: {e}", bin.display())))?;
+    Ok(Relay {
+        addr,
+        child: Some(child),
+        _data: Some(data),
+    })
 }
 
 /// `name` in the directory of the running binary (cargo puts every binary of the

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
 };
@@ -33,29 +32,18 @@ impl Relay {
     /// Starts the relay on `listen` (`127.0.0.1:0` for a free port) and waits for its
     /// `listening on` line.
     pub fn start(data: &Path, listen: &str) -> Relay {
-        let mut child = Command::new(relay_binary())
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", listen])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the relay starts");
-        let stdout = child.stdout.take().expect("relay stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the relay says where it listens")
-                .expect("relay output");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.trim().to_owned();
-            }
-        };
+        let (child, addr) = doran_testkit::spawn(
+            Command::new(relay_binary())
+                .arg("--data-dir")
+                .arg(data)
+                .args(["--listen", listen])
+                .stderr(Stdio::null()),
+        )
+        .expect("the relay starts");
         Relay {
             child: Some(child),
             data: data.to_owned(),
-            addr: url.trim_start_matches("http://").to_owned(),
+            addr: addr.to_string(),
         }
     }
 

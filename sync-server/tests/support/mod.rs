@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     path::Path,
     process::{Child, Command, ExitStatus, Stdio},
@@ -37,27 +36,16 @@ impl Server {
 
     /// Like [`start`](Self::start), with extra command-line arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_doran-server"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--server-id", "test-relay"])
-            .args(extra)
-            .env("DORAN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start doran-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
+        let (child, addr) = doran_testkit::spawn(
+            Command::new(env!("CARGO_BIN_EXE_doran-server"))
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", "127.0.0.1:0", "--server-id", "test-relay"])
+                .args(extra)
+                .env("DORAN_LOG", "warn")
+                .stderr(Stdio::inherit()),
+        )
+        .expect("start doran-server");
         Server { child, addr }
     }
 
@@ -376,26 +364,7 @@ pub async fn http(
         .await
         .expect("response within the timeout")
         .expect("read response");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    parse_response(&raw)
 }
 
 // ---------------------------------------------------------------------------
@@ -803,6 +772,11 @@ pub async fn http_chunked(
     let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
         .await
         .expect("response within the timeout");
+    parse_response(&raw)
+}
+
+/// Parses a whole HTTP/1.1 response as read off the socket.
+fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
