@@ -17,7 +17,7 @@ use doran_protocol::{
 use ed25519_dalek::SigningKey;
 use support::{
     Client, HttpResponse, Identity, Server, TIMEOUT, assert_relay_works, http, http_chunked,
-    now_ms, signed_headers, signed_headers_at,
+    now_ms, signed_headers, signed_headers_at, signed_http,
 };
 
 // ---------------------------------------------------------------------------
@@ -1757,14 +1757,7 @@ async fn blob_http_refusals() {
     // Case: another family's blob, by hash (GET, HEAD and a Range).
     let r = get_blob(&server, &bob, &hash).await;
     http_refused("fetch_other_family_blob", &r, 404, ErrorCode::NotFound);
-    let r = http(
-        &server,
-        "HEAD",
-        &get,
-        &signed_headers(&bob, "HEAD", &get),
-        b"",
-    )
-    .await;
+    let r = signed_http(&server, &bob, "HEAD", &get, b"").await;
     assert_eq!(r.status, 404, "head_other_family_blob");
     let mut headers = signed_headers(&bob, "GET", &get);
     headers.push(("range".into(), "bytes=0-9".into()));
@@ -1802,25 +1795,11 @@ async fn blob_http_refusals() {
     http_refused("upload_into_unknown_family", &r, 403, ErrorCode::Forbidden);
     // Case: uploading without saying which family.
     let path = format!("/blobs/{hash}");
-    let r = http(
-        &server,
-        "PUT",
-        &path,
-        &signed_headers(&bob, "PUT", &path),
-        &photo,
-    )
-    .await;
+    let r = signed_http(&server, &bob, "PUT", &path, &photo).await;
     http_refused("upload_without_family", &r, 400, ErrorCode::InvalidInput);
     // Case: a malformed hash.
     let path = "/blobs/not-a-hash";
-    let r = http(
-        &server,
-        "GET",
-        path,
-        &signed_headers(&alice, "GET", path),
-        b"",
-    )
-    .await;
+    let r = signed_http(&server, &alice, "GET", path, b"").await;
     http_refused("malformed_hash", &r, 400, ErrorCode::InvalidInput);
 
     // Case: a blob past the size limit.
@@ -1883,14 +1862,7 @@ async fn blob_http_refusals() {
     // Case: Alice's device id, Bob's key.
     let mut impostor = alice.clone();
     impostor.device_key = bob.device_key.clone();
-    let r = http(
-        &server,
-        "GET",
-        &get,
-        &signed_headers(&impostor, "GET", &get),
-        b"",
-    )
-    .await;
+    let r = signed_http(&server, &impostor, "GET", &get, b"").await;
     http_refused("http_another_key", &r, 401, ErrorCode::BadSignature);
     // Case: a signature for another path.
     let other_path = format!("/blobs/{}", BlobHash::of(b"other"));
@@ -1937,14 +1909,7 @@ async fn blob_http_refusals() {
     // Case: an unknown device.
     let mut ghost = alice.clone();
     ghost.device = DeviceId::random();
-    let r = http(
-        &server,
-        "GET",
-        &get,
-        &signed_headers(&ghost, "GET", &get),
-        b"",
-    )
-    .await;
+    let r = signed_http(&server, &ghost, "GET", &get, b"").await;
     http_refused("http_unknown_device", &r, 401, ErrorCode::UnknownDevice);
 
     // Case: naming another family's blob as one's avatar does not make it readable.

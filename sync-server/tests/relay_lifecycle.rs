@@ -21,7 +21,7 @@ use doran_protocol::{
     Subscription, UserId, signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
-use support::{Client, HttpResponse, Identity, Server, http, signed_headers};
+use support::{Client, HttpResponse, Identity, Server, signed_http};
 
 /// The `--server-id` that `Server::start` passes.
 const SERVER_ID: &str = "test-relay";
@@ -414,14 +414,7 @@ async fn list_presence(c: &mut Client, family: FamilyId) -> BTreeMap<UserId, Pre
 async fn upload(server: &Server, id: &Identity, family: FamilyId, bytes: &[u8]) -> BlobHash {
     let hash = BlobHash::of(bytes);
     let path = format!("/blobs/{hash}?family={family}");
-    let r = http(
-        server,
-        "PUT",
-        &path,
-        &signed_headers(id, "PUT", &path),
-        bytes,
-    )
-    .await;
+    let r = signed_http(server, id, "PUT", &path, bytes).await;
     assert_eq!(r.status, 201, "{r:?}");
     hash
 }
@@ -429,7 +422,7 @@ async fn upload(server: &Server, id: &Identity, family: FamilyId, bytes: &[u8]) 
 /// Downloads a blob, signed by `id`'s device.
 async fn download(server: &Server, id: &Identity, hash: BlobHash) -> HttpResponse {
     let path = format!("/blobs/{hash}");
-    http(server, "GET", &path, &signed_headers(id, "GET", &path), b"").await
+    signed_http(server, id, "GET", &path, b"").await
 }
 
 // ---------------------------------------------------------------------------------

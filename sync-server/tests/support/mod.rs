@@ -337,6 +337,24 @@ pub fn signed_headers(id: &Identity, method: &str, path: &str) -> Vec<(String, S
     ]
 }
 
+/// [`http`] signed by `id`'s device.
+pub async fn signed_http(
+    server: &Server,
+    id: &Identity,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> HttpResponse {
+    http(
+        server,
+        method,
+        path,
+        &signed_headers(id, method, path),
+        body,
+    )
+    .await
+}
+
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`).
 pub async fn http(
     server: &Server,
