@@ -64,21 +64,7 @@ impl Schedule {
                 count[device] += 1;
             }
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, &n) in count.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let device = &cohort.devices[index];
-            let family = cohort.families[device.family].clone();
-            let id = device.id.clone();
-            tasks.spawn_blocking(move || {
-                (index, cohort::member_edits(&family, &id, n, index as u64))
-            });
-        }
-        let mut edits: Vec<Vec<Vec<u8>>> = vec![Vec::new(); cohort.devices.len()];
-        while let Some(joined) = tasks.join_next().await {
-            let (index, made) =
-                joined.map_err(|e| LoadError::Setup(format!("an edit task failed: {e}")))?;
-            edits[index] = made?;
-        }
+        let mut edits = cohort.edits(&count, 0).await?;
         let mut schedule = Schedule::default();
         for (device, nth) in order {
             let change = std::mem::take(&mut edits[device][nth]);

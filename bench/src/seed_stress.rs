@@ -116,17 +116,18 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let plans: Vec<Vec<Op>> = (0..cohort.devices.len())
         .map(|i| plan(opts.mix, opts.ops, i as u64))
         .collect();
-    let edits = make_edits(&cohort, &plans).await?;
+    // Pushes per device: each is one change to make now, and each must reach the other
+    // members of the device's family.
+    let pushes: Vec<usize> = plans
+        .iter()
+        .map(|p| p.iter().filter(|o| **o == Op::Push).count())
+        .collect();
+    let edits = cohort.edits(&pushes, 1_000_000).await?;
     let setup = setup_started.elapsed();
     let memory_before = relay.memory();
 
     let Cohort { devices, families } = cohort;
     let families = Arc::new(families);
-    // What each device must receive: every push of the other members of its family.
-    let pushes: Vec<usize> = plans
-        .iter()
-        .map(|p| p.iter().filter(|o| **o == Op::Push).count())
-        .collect();
     let barrier = Arc::new(Barrier::new(devices.len() + 1));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (device, own)) in devices.into_iter().zip(edits).enumerate() {
@@ -175,7 +176,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     crate::load::fail_on(&failures)?;
 
     let check_started = Instant::now();
-    let converged = check_convergence(&families, &runs).await?;
+    let converged = check_convergence(&families, &mut runs).await?;
     let check = check_started.elapsed();
 
     let all: Vec<&DeviceRun> = runs.iter().flatten().collect();
@@ -218,29 +219,6 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         },
         "relay_data_mib": relay.data_bytes().map(mib),
     }))
-}
-
-/// Every device's changes, made with client-core on the blocking pool.
-async fn make_edits(cohort: &Cohort, plans: &[Vec<Op>]) -> Result<Vec<Vec<Vec<u8>>>, LoadError> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, device) in cohort.devices.iter().enumerate() {
-        let family = cohort.families[device.family].clone();
-        let id = device.id.clone();
-        let n = plans[index].iter().filter(|o| **o == Op::Push).count();
-        tasks.spawn_blocking(move || {
-            (
-                index,
-                cohort::member_edits(&family, &id, n, 1_000_000 + index as u64),
-            )
-        });
-    }
-    let mut edits: Vec<Vec<Vec<u8>>> = vec![Vec::new(); cohort.devices.len()];
-    while let Some(joined) = tasks.join_next().await {
-        let (index, made) =
-            joined.map_err(|e| LoadError::Setup(format!("an edit task failed: {e}")))?;
-        edits[index] = made?;
-    }
-    Ok(edits)
 }
 
 /// What one device does once the clock starts.
@@ -296,12 +274,16 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
 /// Loads every device's holdings per family and compares heads (on the blocking pool).
 async fn check_convergence(
     families: &Arc<Vec<Family>>,
-    runs: &[Vec<DeviceRun>],
+    runs: &mut [Vec<DeviceRun>],
 ) -> Result<bool, LoadError> {
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, family_runs) in runs.iter().enumerate() {
+    for (index, family_runs) in runs.iter_mut().enumerate() {
         let families = Arc::clone(families);
-        let holdings: Vec<Vec<Vec<u8>>> = family_runs.iter().map(|r| r.holdings.clone()).collect();
+        // Taken, not copied: only the latencies are read after the check.
+        let holdings: Vec<Vec<Vec<u8>>> = family_runs
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.holdings))
+            .collect();
         tasks.spawn_blocking(move || {
             let slices: Vec<Vec<&[u8]>> = holdings
                 .iter()

@@ -126,6 +126,34 @@ impl Cohort {
     }
 }
 
+impl Cohort {
+    /// `counts[i]` edits by device `i` ([`member_edits`], seeded `seed_base + i`), made
+    /// on the blocking pool, in device order.
+    pub async fn edits(
+        &self,
+        counts: &[usize],
+        seed_base: u64,
+    ) -> Result<Vec<Vec<Vec<u8>>>, LoadError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let Some(device) = self.devices.get(index) else {
+                break;
+            };
+            let family = self.families[device.family].clone();
+            let id = device.id.clone();
+            let seed = seed_base + index as u64;
+            tasks.spawn_blocking(move || (index, member_edits(&family, &id, n, seed)));
+        }
+        let mut edits: Vec<Vec<Vec<u8>>> = vec![Vec::new(); self.devices.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, made) =
+                joined.map_err(|e| LoadError::Setup(format!("an edit task failed: {e}")))?;
+            edits[index] = made?;
+        }
+        Ok(edits)
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
