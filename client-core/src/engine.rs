@@ -627,7 +627,7 @@ impl Engine {
         now_ms: i64,
     ) -> EngineResult<String> {
         self.check_family(family)?;
-        let caption = crate::validate::multiline(
+        let caption = crate::validate::text(
             crate::validate::Field::PhotoCaption,
             caption,
             crate::validate::PHOTO_CAPTION,

@@ -75,6 +75,26 @@ pub enum DocError {
     Schema(String),
 }
 
+impl DocError {
+    /// A refusal of a text by [`doran_protocol::text`], about `field`.
+    pub fn text(field: Field, e: doran_protocol::text::TextError) -> Self {
+        use doran_protocol::text::TextError;
+        match e {
+            TextError::Length { min, max, got } => DocError::Length {
+                field,
+                min,
+                max,
+                got,
+            },
+            TextError::Charset { ch } => DocError::Charset { field, ch },
+            TextError::Email(_) => DocError::NotAllowed {
+                field,
+                value: String::new(),
+            },
+        }
+    }
+}
+
 impl From<autosurgeon::HydrateError> for DocError {
     fn from(e: autosurgeon::HydrateError) -> Self {
         DocError::Schema(e.to_string())

@@ -1,11 +1,10 @@
 //! The product's input limits (from the original service, FEATURES.md), in one place.
 //!
-//! Lengths count characters (Unicode scalar values) after trimming surrounding
-//! whitespace, which is what a person counts when the UI says "≤ 10 characters".
+//! The text rules themselves (lengths in characters after trimming and NFC, no
+//! invisible characters) live in [`doran_protocol::text`], shared with the relay; this
+//! module names the field a refusal is about, for the UI.
 
 use std::fmt;
-
-use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{DocError, Result};
 
@@ -38,28 +37,10 @@ impl fmt::Display for Field {
     }
 }
 
-/// Family title: 1–10 characters.
-pub const FAMILY_TITLE: (usize, usize) = (1, 10);
-/// 호칭 (a member's name in the family, e.g. 엄마): 1–8 characters.
-pub const MEMBER_NAME: (usize, usize) = (1, 8);
-/// Profile nickname: 2–15 characters of Hangul, letters, digits and `._ -`.
-pub const NICKNAME: (usize, usize) = (2, 15);
-/// Mission title: 1–17 characters.
-pub const MISSION_TITLE: (usize, usize) = (1, 17);
-/// Calendar event title: 1–14 characters.
-pub const EVENT_TITLE: (usize, usize) = (1, 14);
-/// Calendar event notes (ours): up to 500 characters.
-pub const EVENT_NOTES: (usize, usize) = (0, 500);
-/// Photo album name (the original had no limit; ours): 1–20 characters.
-pub const ALBUM_NAME: (usize, usize) = (1, 20);
-/// Photo caption (ours): up to 200 characters.
-pub const PHOTO_CAPTION: (usize, usize) = (0, 200);
-/// Comment on a photo (ours): 1–300 characters.
-pub const COMMENT: (usize, usize) = (1, 300);
-/// Voice message title: 1–10 characters.
-pub const VOICE_TITLE: (usize, usize) = (1, 10);
-/// Voice album name (ours): 1–20 characters.
-pub const VOICE_ALBUM_NAME: (usize, usize) = (1, 20);
+pub use doran_protocol::text::{
+    ALBUM_NAME, COMMENT, EVENT_NOTES, EVENT_TITLE, FAMILY_TITLE, MEMBER_NAME, MISSION_TITLE,
+    NICKNAME, PHOTO_CAPTION, TextRule, VOICE_ALBUM_NAME, VOICE_TITLE,
+};
 /// Longest voice message: recording auto-stops at 3 minutes. The encoder may pad the
 /// last frame, so a quarter second of slack is allowed.
 pub const VOICE_MAX_MS: u64 = 3 * 60 * 1000 + 250;
@@ -82,61 +63,16 @@ pub const PALETTE: [&str; 10] = [
     "#C2C2C2", "#424242",
 ];
 
-/// A one-line text (titles, names): trimmed, NFC-normalised, length-checked; control
-/// and invisible formatting characters are refused. Returns the normalised text.
-pub fn text(field: Field, value: &str, limits: (usize, usize)) -> Result<String> {
-    checked(field, value, limits, false)
-}
-
-/// A text that may span lines (notes, comments, captions): like [`text`], but line
-/// breaks and tabs are allowed.
-pub fn multiline(field: Field, value: &str, limits: (usize, usize)) -> Result<String> {
-    checked(field, value, limits, true)
-}
-
-fn checked(field: Field, value: &str, (min, max): (usize, usize), lines: bool) -> Result<String> {
-    // NFC first, so "엄마" typed as decomposed jamo counts and compares as two syllables.
-    let normal: String = value.trim().nfc().collect();
-    let got = normal.chars().count();
-    if got < min || got > max {
-        return Err(DocError::Length {
-            field,
-            min,
-            max,
-            got,
-        });
-    }
-    let allowed = |c: char| lines && matches!(c, '\n' | '\t');
-    if let Some(ch) = normal
-        .chars()
-        .find(|&c| (c.is_control() && !allowed(c)) || is_invisible_format(c))
-    {
-        return Err(DocError::Charset { field, ch });
-    }
-    Ok(normal)
-}
-
-/// Zero-width and bidirectional formatting characters: invisible, so they would let
-/// "엄마\u{200B}" pass as a different 호칭 than "엄마", or reverse how a name reads.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+/// A text under `rule` ([`doran_protocol::text::normalize`]: trimmed, NFC-normalised,
+/// length-checked, control and invisible formatting characters refused — the same
+/// rules the relay applies). Returns the normalised text.
+pub fn text(field: Field, value: &str, rule: TextRule) -> Result<String> {
+    doran_protocol::text::normalize(value, rule).map_err(|e| DocError::text(field, e))
 }
 
 /// A nickname: 2–15 characters of Hangul, letters, digits and `._ -`.
 pub fn nickname(value: &str) -> Result<String> {
-    let v = text(Field::Nickname, value, NICKNAME)?;
-    if let Some(ch) = v
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | ' ' | '-')))
-    {
-        return Err(DocError::Charset {
-            field: Field::Nickname,
-            ch,
-        });
-    }
-    Ok(v)
+    doran_protocol::text::nickname(value).map_err(|e| DocError::text(Field::Nickname, e))
 }
 
 /// A palette color (case-insensitive); `None` means the default.
@@ -178,12 +114,12 @@ mod tests {
             text(Field::Comment, "hi\u{0}there", COMMENT),
             Err(DocError::Charset { .. })
         ));
-        assert!(text(Field::Comment, "two\nlines", COMMENT).is_err());
+        assert!(text(Field::MissionTitle, "two\nlines", MISSION_TITLE).is_err());
         assert_eq!(
-            multiline(Field::Comment, "준비물:\n우산", COMMENT).unwrap(),
+            text(Field::Comment, "준비물:\n우산", COMMENT).unwrap(),
             "준비물:\n우산"
         );
-        assert!(multiline(Field::Comment, "bell\u{7}", COMMENT).is_err());
+        assert!(text(Field::Comment, "bell\u{7}", COMMENT).is_err());
     }
 
     #[test]

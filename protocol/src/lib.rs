@@ -77,6 +77,7 @@ pub mod keys;
 pub mod limits;
 pub mod model;
 pub mod signing;
+pub mod text;
 pub mod validate;
 mod wire;
 

@@ -127,7 +127,7 @@ impl From<AuthError> for ApiError {
 
 impl From<RuleError> for ApiError {
     fn from(e: RuleError) -> Self {
-        ApiError::new(ErrorCode::InvalidInput, e.0)
+        ApiError::new(ErrorCode::InvalidInput, e.to_string())
     }
 }
 

@@ -1,82 +1,46 @@
-//! Product rules for names, on top of the protocol's byte limits (FEATURES.md):
+//! Product rules for the names the relay stores (FEATURES.md), from
+//! [`doran_protocol::text`] — the same rules the apps apply before they send:
 //! nickname 2–15 characters of Hangul, letters, digits and `._ -`; family title
 //! 1–10 characters; 호칭 1–8 characters; email/handle trimmed, lowercased, and of
-//! the form `local@domain` or a handle of letters, digits and `._-`.
-//!
-//! Lengths count characters (Unicode scalar values) after trimming.
+//! the form `local@domain` or a handle of letters, digits and `._-`. Every name is
+//! trimmed and NFC-normalised, counted in characters, and refused if it holds control
+//! or invisible formatting characters.
+
+use doran_protocol::text::{self, TextError};
 
 /// Why a name was refused; the message is sent back as an `InvalidInput` error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RuleError(pub &'static str);
-
-fn chars_between(s: &str, min: usize, max: usize) -> bool {
-    (min..=max).contains(&s.chars().count())
+#[error("{what} {reason}")]
+pub struct RuleError {
+    /// Which name ("a nickname", "a family title"…).
+    pub what: &'static str,
+    /// Why.
+    pub reason: TextError,
 }
 
-/// A nickname, trimmed: 2–15 characters of Hangul, letters, digits, `.`, `_`, ` `, `-`.
+fn rule(what: &'static str) -> impl Fn(TextError) -> RuleError {
+    move |reason| RuleError { what, reason }
+}
+
+/// A nickname, normalised: 2–15 characters of Hangul, letters, digits, `.`, `_`, ` `, `-`.
 pub fn nickname(s: &str) -> Result<String, RuleError> {
-    let s = s.trim();
-    if !chars_between(s, 2, 15) {
-        return Err(RuleError("a nickname has 2 to 15 characters"));
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | ' ' | '-'))
-    {
-        return Err(RuleError(
-            "a nickname has only letters, digits, Hangul and . _ - or spaces",
-        ));
-    }
-    Ok(s.to_owned())
+    text::nickname(s).map_err(rule("a nickname"))
 }
 
-/// A family title, trimmed: 1–10 characters.
+/// A family title, normalised: 1–10 characters.
 pub fn family_title(s: &str) -> Result<String, RuleError> {
-    let s = s.trim();
-    if !chars_between(s, 1, 10) {
-        return Err(RuleError("a family title has 1 to 10 characters"));
-    }
-    Ok(s.to_owned())
+    text::normalize(s, text::FAMILY_TITLE).map_err(rule("a family title"))
 }
 
-/// A member name (호칭), trimmed: 1–8 characters.
+/// A member name (호칭), normalised: 1–8 characters.
 pub fn member_name(s: &str) -> Result<String, RuleError> {
-    let s = s.trim();
-    if !chars_between(s, 1, 8) {
-        return Err(RuleError("a member name (호칭) has 1 to 8 characters"));
-    }
-    Ok(s.to_owned())
+    text::normalize(s, text::MEMBER_NAME).map_err(rule("a member name (호칭)"))
 }
 
 /// An email or handle, normalised (trimmed, lowercase) and checked: either
 /// `local@domain.tld` without spaces, or a handle of 3–32 letters, digits, `._-`.
 pub fn email(s: &str) -> Result<String, RuleError> {
-    let s = s.trim().to_lowercase();
-    if s.chars().any(char::is_whitespace) {
-        return Err(RuleError("an email has no spaces"));
-    }
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            let domain_ok = !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains("..");
-            if local.is_empty() || !domain_ok {
-                return Err(RuleError("not a valid email address"));
-            }
-        }
-        None => {
-            let handle_ok = chars_between(&s, 3, 32)
-                && s.chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !handle_ok {
-                return Err(RuleError("a handle has 3 to 32 letters, digits and . _ -"));
-            }
-        }
-    }
-    Ok(s)
+    text::email(s).map_err(rule("an email or handle"))
 }
 
 #[cfg(test)]
@@ -99,6 +63,12 @@ mod tests {
         assert!(family_title("12345678901").is_err());
         assert!(member_name("엄마").is_ok());
         assert!(member_name("123456789").is_err());
+        // The same rules as the apps: invisible characters and decomposed jamo.
+        assert!(member_name("엄마\u{200B}").is_err());
+        assert_eq!(
+            member_name("\u{110B}\u{1165}\u{11B7}\u{1106}\u{1161}").as_deref(),
+            Ok("엄마")
+        );
     }
 
     #[test]

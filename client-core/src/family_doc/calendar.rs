@@ -128,7 +128,7 @@ impl FamilyDoc {
 /// Validates and normalises an event: lengths, dates, times, range order.
 fn check_event(mut e: CalendarEvent) -> Result<CalendarEvent> {
     e.title = validate::text(Field::EventTitle, &e.title, validate::EVENT_TITLE)?;
-    e.notes = validate::multiline(Field::EventNotes, &e.notes, validate::EVENT_NOTES)?;
+    e.notes = validate::text(Field::EventNotes, &e.notes, validate::EVENT_NOTES)?;
     let start = parse_date(&e.start)?;
     let end = parse_date(&e.end)?;
     if end < start {

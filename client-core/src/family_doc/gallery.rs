@@ -125,11 +125,7 @@ impl FamilyDoc {
             taken_at: input.taken_at,
             by: self.me.to_hex(),
             at: now_ms,
-            caption: validate::multiline(
-                Field::PhotoCaption,
-                &input.caption,
-                validate::PHOTO_CAPTION,
-            )?,
+            caption: validate::text(Field::PhotoCaption, &input.caption, validate::PHOTO_CAPTION)?,
             likes: BTreeMap::new(),
             comments: BTreeMap::new(),
         };
@@ -182,7 +178,7 @@ impl FamilyDoc {
         let comment = Comment {
             by: self.me.to_hex(),
             at: now_ms,
-            text: validate::multiline(Field::Comment, text, validate::COMMENT)?,
+            text: validate::text(Field::Comment, text, validate::COMMENT)?,
             deleted: false,
         };
         let photo = photo.to_owned();

@@ -3,7 +3,6 @@
 use std::{
     path::Path,
     sync::{Mutex, MutexGuard},
-    time::Duration,
 };
 
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
@@ -17,15 +16,14 @@ use super::{
 
 mod rows;
 
-/// The numbered schema migrations; migration `n` (1-based) brings the database from
-/// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/001_init.sql"),
-    include_str!("migrations/002_view_cache.sql"),
-];
-
-/// How long a write waits for another connection's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The device's schema: numbered migrations, append only — never edit a released one.
+const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
+    name: "local store",
+    migrations: &[
+        include_str!("migrations/001_init.sql"),
+        include_str!("migrations/002_view_cache.sql"),
+    ],
+};
 
 /// A [`LocalStore`] in one SQLite file (WAL mode), the store a device really uses.
 ///
@@ -43,17 +41,17 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         tracing::debug!(path = %path.display(), "opening local store");
-        Self::init(Connection::open(path)?)
+        Self::init(doran_sqlite::open(path, &SCHEMA)?)
     }
 
     /// A store in a private in-memory database, lost on drop.
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(doran_sqlite::open_in_memory(&SCHEMA)?)
     }
 
     /// The schema version this build writes (`PRAGMA user_version`).
     pub fn schema_version() -> i64 {
-        MIGRATIONS.len() as i64
+        SCHEMA.version()
     }
 
     /// Runs SQLite's `integrity_check` and `foreign_key_check` over the whole file
@@ -63,43 +61,10 @@ impl SqliteStore {
     ///
     /// [`StoreError::Corrupt`] with SQLite's findings when a check fails.
     pub fn check_integrity(&self) -> Result<()> {
-        let conn = self.lock()?;
-        let mut problems = Vec::new();
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let line: String = row.get(0)?;
-            if line != "ok" {
-                problems.push(line);
-            }
-        }
-        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let table: String = row.get(0)?;
-            problems.push(format!("foreign key violation in {table}"));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(problems.join("; ")))
-        }
+        Ok(doran_sqlite::check_integrity(&*self.lock()?)?)
     }
 
-    fn init(mut conn: Connection) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL: readers never block the writer, and a commit is one append to the log.
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            tracing::warn!(%mode, "local store could not switch to WAL mode");
-        }
-        // FULL: every commit fsyncs the WAL before returning. With NORMAL a commit
-        // survives a process kill but may roll back on power loss or an OS crash; the
-        // durability promise of `commit_local` covers power loss too, so FULL it is.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        migrate(&mut conn)?;
+    fn init(conn: Connection) -> Result<Self> {
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -127,33 +92,6 @@ impl SqliteStore {
         tx.commit()?;
         Ok(out)
     }
-}
-
-/// Brings the schema up to date, one transaction per migration.
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let supported = SqliteStore::schema_version();
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
-        let version = index as i64 + 1;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Read inside the transaction: another process may have migrated meanwhile.
-        let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if found > supported {
-            return Err(StoreError::NewerSchema { found, supported });
-        }
-        if found < 0 {
-            return Err(StoreError::Corrupt(format!(
-                "negative user_version {found}"
-            )));
-        }
-        if found >= version {
-            continue;
-        }
-        tracing::info!(version, "migrating local store");
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-    }
-    Ok(())
 }
 
 fn ensure_doc(tx: &Transaction<'_>, doc: DocId) -> Result<()> {

@@ -6,10 +6,9 @@ use std::{
         Mutex, MutexGuard, TryLockError,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, config::DbConfig};
+use rusqlite::{Connection, config::DbConfig};
 
 use super::{StoreError, StoreResult};
 
@@ -18,15 +17,14 @@ mod logs;
 mod records;
 mod rows;
 
-/// The numbered schema migrations; migration `n` (1-based) brings the database from
-/// `PRAGMA user_version = n - 1` to `n`. Append only: never edit a released one.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/001_init.sql"),
-    include_str!("migrations/002_user_blob_grants.sql"),
-];
-
-/// How long a write waits for another connection's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The relay's schema: numbered migrations, append only — never edit a released one.
+const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
+    name: "relay store",
+    migrations: &[
+        include_str!("migrations/001_init.sql"),
+        include_str!("migrations/002_user_blob_grants.sql"),
+    ],
+};
 
 /// Read-only connections next to the writer (a file database only).
 const READERS: usize = 4;
@@ -70,14 +68,10 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let path = path.as_ref();
         tracing::debug!(path = %path.display(), "opening relay store");
-        let mut store = Self::init(Connection::open(path)?)?;
+        let mut store = Self::init(doran_sqlite::open(path, &SCHEMA)?)?;
         // Opened after the migrations, so they see the current schema.
         for _ in 0..READERS {
-            let reader = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            reader.busy_timeout(BUSY_TIMEOUT)?;
+            let reader = doran_sqlite::open_reader(path)?;
             tune(&reader)?;
             store.readers.push(Mutex::new(reader));
         }
@@ -86,12 +80,12 @@ impl SqliteStore {
 
     /// A store in a private in-memory database, lost on drop.
     pub fn open_in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(doran_sqlite::open_in_memory(&SCHEMA)?)
     }
 
     /// The schema version this build writes (`PRAGMA user_version`).
     pub fn schema_version() -> i64 {
-        MIGRATIONS.len() as i64
+        SCHEMA.version()
     }
 
     /// Runs SQLite's `integrity_check` and `foreign_key_check` over the whole file
@@ -101,43 +95,11 @@ impl SqliteStore {
     ///
     /// [`StoreError::Corrupt`] with SQLite's findings when a check fails.
     pub fn check_integrity(&self) -> StoreResult<()> {
-        let conn = self.lock()?;
-        let mut problems = Vec::new();
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let line: String = row.get(0)?;
-            if line != "ok" {
-                problems.push(line);
-            }
-        }
-        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let table: String = row.get(0)?;
-            problems.push(format!("foreign key violation in {table}"));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(problems.join("; ")))
-        }
+        Ok(doran_sqlite::check_integrity(&*self.lock()?)?)
     }
 
-    fn init(mut conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL: readers never block the writer, and a commit is one append to the log.
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            tracing::warn!(%mode, "relay store could not switch to WAL mode");
-        }
-        // FULL: every commit fsyncs the WAL before returning. The relay acks a push
-        // once `append` returns, and an acked chunk must survive a crash or power loss.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
+    fn init(conn: Connection) -> StoreResult<Self> {
         tune(&conn)?;
-        migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             readers: Vec::new(),
@@ -219,33 +181,6 @@ fn tune(conn: &Connection) -> StoreResult<()> {
     // to be parsed and planned again on every execution with new values — over a
     // quarter of the relay's CPU under seed-stress's mixed load.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    Ok(())
-}
-
-/// Brings the schema up to date, one transaction per migration.
-fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let supported = SqliteStore::schema_version();
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
-        let version = index as i64 + 1;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Read inside the transaction: another process may have migrated meanwhile.
-        let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if found > supported {
-            return Err(StoreError::NewerSchema { found, supported });
-        }
-        if found < 0 {
-            return Err(StoreError::Corrupt(format!(
-                "negative user_version {found}"
-            )));
-        }
-        if found >= version {
-            continue;
-        }
-        tracing::info!(version, "migrating relay store");
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-    }
     Ok(())
 }
 

@@ -6,6 +6,18 @@ use rusqlite::{ErrorCode, Row};
 
 use crate::store::{BlobRecord, OutboxEntry, Result, StoreError};
 
+impl From<doran_sqlite::Error> for StoreError {
+    fn from(err: doran_sqlite::Error) -> Self {
+        match err {
+            doran_sqlite::Error::Sqlite(e) => e.into(),
+            doran_sqlite::Error::NewerSchema { found, supported } => {
+                StoreError::NewerSchema { found, supported }
+            }
+            doran_sqlite::Error::Corrupt(what) => StoreError::Corrupt(what),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         match &err {

@@ -65,7 +65,7 @@ fn pragmas_and_schema_version_are_set() -> TestResult {
     assert!(foreign_keys);
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     assert_eq!(version, SqliteStore::schema_version());
-    assert_eq!(version, MIGRATIONS.len() as i64);
+    assert_eq!(version, SCHEMA.version());
     Ok(())
 }
 
@@ -77,7 +77,7 @@ fn a_version_1_database_migrates_to_the_view_cache() -> TestResult {
     {
         // A database as the first release left it: schema 1, one document.
         let conn = Connection::open(&path)?;
-        conn.execute_batch(MIGRATIONS[0])?;
+        conn.execute_batch(SCHEMA.migrations[0])?;
         conn.pragma_update(None, "user_version", 1)?;
         conn.execute(
             "INSERT INTO docs (doc_id, cursor) VALUES (?1, 9)",
