@@ -21,14 +21,12 @@
 //!    edit is durable and queued for the relay — only now say "saved";
 //! 3. read the refreshed [`FamilyDoc::view`] through [`views`].
 
-pub mod account;
-pub mod engine;
 pub mod error;
 pub mod family_doc;
 pub mod family_store;
+pub mod keys;
 pub mod model;
 pub mod personal_doc;
-pub mod photo;
 pub mod read;
 pub mod replica;
 pub mod store;

@@ -13,7 +13,7 @@ mod personal;
 pub use family::{
     Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };
-pub use personal::{Mood, Personal, Settings};
+pub use personal::{DEFAULT_AVATARS, Mood, Personal, Settings};
 
 /// The version of the document schema this build writes. Readers accept older ones.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -35,7 +35,7 @@ impl PersonalDoc {
             user: actor.user.to_hex(),
             nickname: validate::nickname(nickname)?,
             avatar: None,
-            default_avatar: default_avatar.clamp(1, 8),
+            default_avatar: default_avatar.clamp(1, crate::model::DEFAULT_AVATARS),
             mood: None,
             mood_at: None,
             settings: Settings::default(),

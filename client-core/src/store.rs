@@ -27,8 +27,13 @@
 //! it; it leaves only when [`LocalStore::outbox_acked`] is called.
 //!
 //! The **blob index** tracks photos and voice messages by hash (the bytes live in
-//! files managed elsewhere): whether they still have to be uploaded, whether they are
-//! in the local cache, and when they were last used, for least-recently-used eviction.
+//! files managed elsewhere): whether they still have to be uploaded and for whom,
+//! whether they are in the local cache, and when they were last used, for
+//! least-recently-used eviction.
+//!
+//! Beside the documents, [`DeviceRecords`] keeps the device's own records: the
+//! account, the families and where the user stands in each, whose personal document
+//! is which, how far accepted snapshots reach, and the bell's notifications.
 //!
 //! # View cache
 //!
@@ -80,6 +85,7 @@
 
 mod error;
 mod memory;
+mod records;
 mod sqlite;
 mod types;
 
@@ -93,10 +99,14 @@ use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 pub use self::{
     error::{Result, StoreError},
     memory::MemoryStore,
+    records::{
+        AccountRecord, DeviceRecords, FamilyRecord, MAX_NOTIFICATION_BODY_LEN,
+        MAX_NOTIFICATION_ID_LEN, Membership, NotificationRecord,
+    },
     sqlite::SqliteStore,
     types::{
-        BlobRecord, BlobState, CachedView, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN, OutboxEntry,
-        StoredDoc, UnknownBlobState, ViewRow,
+        BlobOwner, BlobRecord, BlobState, CachedView, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN,
+        OutboxEntry, StoredDoc, UnknownBlobState, ViewRow,
     },
 };
 
@@ -105,7 +115,7 @@ pub use self::{
 /// Every method is one atomic transaction: it either happens entirely or, when it
 /// returns an error, not at all. Implementations are shared between threads
 /// (`Arc<dyn LocalStore>`); calls are serialised internally.
-pub trait LocalStore: Send + Sync + fmt::Debug {
+pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     // --- Documents ---
 
     /// Every document the store knows, in ascending id order.
@@ -163,7 +173,7 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Empty`] for an empty chunk, [`StoreError::ViewRowSize`] for a row
+    /// [`StoreError::Empty`] for an empty chunk, [`StoreError::SizeOutOfBounds`] for a row
     /// whose key or bytes are out of bounds (even for a cache that would have ignored
     /// it); in both cases nothing is written.
     fn commit_local_with_view(
@@ -203,7 +213,7 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// [`StoreError::Empty`] if any chunk is empty, [`StoreError::OutOfRange`] for a
-    /// cursor above `i64::MAX`, [`StoreError::ViewRowSize`] for a row whose key or bytes
+    /// cursor above `i64::MAX`, [`StoreError::SizeOutOfBounds`] for a row whose key or bytes
     /// are out of bounds; in every case nothing is written.
     fn apply_remote_with_view(
         &self,
@@ -257,7 +267,7 @@ pub trait LocalStore: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError::NotFound`] for an unknown document, [`StoreError::PastLogEnd`]
     /// when `through` is beyond the document's log end (it cannot come from a load of
-    /// this document), [`StoreError::ViewRowSize`] for a row whose key or bytes are out
+    /// this document), [`StoreError::SizeOutOfBounds`] for a row whose key or bytes are out
     /// of bounds, [`StoreError::OutOfRange`] for a position above `i64::MAX`; in every
     /// case nothing is written.
     fn replace_view(
@@ -361,7 +371,7 @@ pub(crate) fn now_ms() -> i64 {
 /// writing anything, so a refused call changes nothing.
 pub(crate) fn check_view_row(key: &str, bytes: Option<&[u8]>) -> Result<()> {
     if key.is_empty() || key.len() > MAX_VIEW_KEY_LEN {
-        return Err(StoreError::ViewRowSize {
+        return Err(StoreError::SizeOutOfBounds {
             what: "key",
             len: key.len(),
             min: 1,
@@ -369,7 +379,7 @@ pub(crate) fn check_view_row(key: &str, bytes: Option<&[u8]>) -> Result<()> {
         });
     }
     match bytes {
-        Some(bytes) if bytes.len() > MAX_VIEW_ROW_LEN => Err(StoreError::ViewRowSize {
+        Some(bytes) if bytes.len() > MAX_VIEW_ROW_LEN => Err(StoreError::SizeOutOfBounds {
             what: "bytes",
             len: bytes.len(),
             min: 0,
@@ -390,4 +400,25 @@ pub(crate) fn check_view_rows(view: Option<&[ViewRow]>) -> Result<()> {
 /// same values so they behave the same.
 pub(crate) fn check_i64(what: &'static str, value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
+}
+
+/// Checks a notification before it is stored.
+pub(crate) fn check_notification(note: &NotificationRecord) -> Result<()> {
+    if note.id.is_empty() || note.id.len() > MAX_NOTIFICATION_ID_LEN {
+        return Err(StoreError::SizeOutOfBounds {
+            what: "notification id",
+            len: note.id.len(),
+            min: 1,
+            max: MAX_NOTIFICATION_ID_LEN,
+        });
+    }
+    if note.body.len() > MAX_NOTIFICATION_BODY_LEN {
+        return Err(StoreError::SizeOutOfBounds {
+            what: "notification body",
+            len: note.body.len(),
+            min: 0,
+            max: MAX_NOTIFICATION_BODY_LEN,
+        });
+    }
+    Ok(())
 }

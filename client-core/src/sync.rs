@@ -1,6 +1,7 @@
 //! Syncing this device with the relay.
 //!
-//! Three layers, from pure to I/O:
+//! This crate holds the two pure layers; the tokio driver that owns the websocket lives
+//! in the device shell (`doran-device`):
 //!
 //! - [`SyncMachine`] (sans-IO): the protocol of one device's connection. Events in
 //!   ([`Event`]: connected, a frame, disconnected, a local change, a tick, answers
@@ -11,13 +12,13 @@
 //! - [`SyncHost`]: what the machine's effects need from the device — the store and the
 //!   open documents. The engine implements it; [`StoreHost`] is a complete one over a
 //!   [`LocalStore`](crate::store::LocalStore) for the command line and tests.
-//! - [`SyncDriver`] (tokio): connects the websocket, runs the machine, executes its
-//!   effects against the host and the [`BlobClient`], and publishes [`SyncStatus`] and
-//!   [`SyncEvent`]s.
+//! - `SyncDriver` (tokio, in `doran-device`): connects the websocket, runs the machine,
+//!   executes its effects against the host and the blob client, and publishes
+//!   [`SyncStatus`] and events.
 //!
 //! # The host's control loop, step by step
 //!
-//! This is what [`SyncDriver`] does; another host (a test harness, a mobile runtime)
+//! This is what `SyncDriver` does; another host (a test harness, a mobile runtime)
 //! does the same:
 //!
 //! 1. Open the websocket (`ws://host/ws`). Read every document's resume point from the
@@ -38,7 +39,7 @@
 //!    - `compact`: save the document, upload it as a blob, feed
 //!      [`Event::SnapshotUploaded`] (or [`Event::CompactFailed`]);
 //!    - `snapshot_accepted`: remember the covered seq (for the next `Connected`);
-//!    - `answered`: complete the matching [`SyncDriver::request`] callers;
+//!    - `answered`: complete the matching request callers;
 //!    - `signed_in`: persist the user id if it was not known (registration);
 //!    - `events`, `dropped`, `errors`, `status`: tell the UI;
 //!    - `close`: close the socket; `reconnect_after`: wait that long (the machine adds
@@ -52,21 +53,15 @@
 //! applying one twice would be harmless anyway (Automerge merges are idempotent).
 
 mod backoff;
-mod blobs;
-mod driver;
 mod effects;
 mod error;
 mod host;
 mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
-pub use blobs::{BlobCache, BlobClient, BlobOwner};
-pub use driver::{
-    SyncDriver, SyncEvent, SyncState, create_account, enroll, link_device, recover_account, ws_url,
-};
 pub use effects::{
     Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotRef, SyncStatus,
 };
-pub use error::{Result, SyncError};
+pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};
 pub use machine::{DocCursor, Event, SignInAs, SyncConfig, SyncMachine};

@@ -29,6 +29,7 @@ pub enum Field {
     PhotoMeta,
     Mood,
     Language,
+    Email,
 }
 
 impl fmt::Display for Field {

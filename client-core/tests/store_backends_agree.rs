@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use doran_client_core::store::{
-    BlobRecord, BlobState, LocalStore, LogPos, MAX_VIEW_KEY_LEN, MemoryStore, OutboxEntry, Result,
-    SqliteStore, ViewRow,
+    BlobOwner, BlobRecord, BlobState, LocalStore, LogPos, MAX_VIEW_KEY_LEN, Membership,
+    MemoryStore, NotificationRecord, OutboxEntry, Result, SqliteStore, ViewRow,
 };
-use doran_protocol::{BlobHash, ChunkId, DocId};
+use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -86,6 +86,31 @@ enum Op {
     DropView {
         doc: u8,
     },
+    SetMembership {
+        family: u8,
+        removed: bool,
+    },
+    SyncMemberships {
+        listed: Vec<u8>,
+    },
+    ForgetFamily {
+        family: u8,
+    },
+    AddNote {
+        n: u8,
+        at: i64,
+        keep: usize,
+    },
+    MarkRead {
+        n: Option<u8>,
+    },
+    Dismiss {
+        n: u8,
+    },
+    SnapshotCovers {
+        doc: u8,
+        seq: u64,
+    },
 }
 
 /// A view row key: mostly one of a few good ones, now and then an empty or a too long
@@ -134,7 +159,18 @@ fn op() -> impl Strategy<Value = Op> {
               prop::collection::vec((view_key_index(), any::<u8>()), 0..4))
             .prop_map(|(doc, back, version, rows)| Op::ReplaceView { doc, back, version, rows }),
         1 => (0u8..3).prop_map(|doc| Op::DropView { doc }),
+        1 => (0u8..4, any::<bool>()).prop_map(|(family, removed)| Op::SetMembership { family, removed }),
+        1 => prop::collection::vec(0u8..4, 0..4).prop_map(|listed| Op::SyncMemberships { listed }),
+        1 => (0u8..4).prop_map(|family| Op::ForgetFamily { family }),
+        2 => (0u8..6, 0i64..4, 1usize..5).prop_map(|(n, at, keep)| Op::AddNote { n, at, keep }),
+        1 => prop::option::of(0u8..6).prop_map(|n| Op::MarkRead { n }),
+        1 => (0u8..6).prop_map(|n| Op::Dismiss { n }),
+        1 => (0u8..4, 0u64..30).prop_map(|(doc, seq)| Op::SnapshotCovers { doc, seq }),
     ]
+}
+
+fn family(n: u8) -> FamilyId {
+    FamilyId([n; 16])
 }
 
 fn doc(n: u8) -> DocId {
@@ -248,6 +284,11 @@ impl Subject {
                 state: state(*st),
                 cached: *cached,
                 last_used_ms: *used,
+                owner: match n % 3 {
+                    0 => None,
+                    1 => Some(BlobOwner::Me),
+                    _ => Some(BlobOwner::Family(FamilyId([*n; 16]))),
+                },
             })),
             Op::SetState { n, state: st } => answer(s.set_blob_state(hash(*n), state(*st))),
             Op::SetCached { n, cached } => answer(s.set_cached(hash(*n), *cached)),
@@ -293,6 +334,35 @@ impl Subject {
                 }
             }
             Op::DropView { doc: d } => answer(s.drop_view(doc(*d))),
+            Op::SetMembership { family: f, removed } => {
+                let m = if *removed {
+                    Membership::Removed
+                } else {
+                    Membership::Member
+                };
+                answer(s.set_membership(family(*f), m, 1))
+            }
+            Op::SyncMemberships { listed } => {
+                let listed: Vec<FamilyId> = listed.iter().map(|f| family(*f)).collect();
+                answer(s.sync_memberships(&listed, 2))
+            }
+            Op::ForgetFamily { family: f } => answer(s.forget_family(family(*f))),
+            Op::AddNote { n, at, keep } => answer(s.add_notification(
+                &NotificationRecord {
+                    id: format!("n{n}"),
+                    family: (n % 2 == 0).then(|| family(*n)),
+                    at_ms: *at,
+                    body: vec![*n],
+                    read: false,
+                },
+                *keep,
+            )),
+            Op::MarkRead { n } => {
+                let id = n.map(|n| format!("n{n}"));
+                answer(s.mark_notifications_read(id.as_deref()))
+            }
+            Op::Dismiss { n } => answer(s.dismiss_notification(&format!("n{n}"))),
+            Op::SnapshotCovers { doc: d, seq } => answer(s.set_snapshot_covers(doc(*d), *seq)),
         }
     }
 
@@ -335,6 +405,15 @@ impl Subject {
         }
         for key in 0..3 {
             out += &format!("meta {key} {:?}\n", s.get_meta(&format!("k{key}"))?);
+        }
+        out += &format!("families {:?}\n", s.families()?);
+        out += &format!(
+            "notes {:?} unread={}\n",
+            s.notifications(usize::MAX)?,
+            s.unread_notifications()?
+        );
+        for d in 0..4 {
+            out += &format!("snapshot {d} {}\n", s.snapshot_covers(doc(d))?);
         }
         Ok(out)
     }

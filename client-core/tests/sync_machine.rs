@@ -1,11 +1,11 @@
 //! The sync state machine with no sockets: frames in, effects out.
 
 use doran_client_core::{
-    account::DeviceKeys,
-    store::OutboxEntry,
+    keys::DeviceKeys,
+    store::{BlobOwner, OutboxEntry},
     sync::{
-        BackoffConfig, BlobOwner, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs,
-        SyncConfig, SyncMachine, SyncStatus,
+        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SyncConfig,
+        SyncMachine, SyncStatus,
     },
 };
 use doran_protocol::{

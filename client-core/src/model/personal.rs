@@ -112,6 +112,10 @@ impl Default for Settings {
 }
 
 /// A user's personal document.
+/// How many built-in default avatars there are (`default_avatar` is 1 to this); a new
+/// account gets one at random (FEATURES.md).
+pub const DEFAULT_AVATARS: u8 = 8;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Personal {
     /// Schema version.

@@ -8,11 +8,14 @@
 
 use std::{collections::HashSet, error::Error, sync::Arc, thread};
 
-use doran_protocol::{BlobHash, ChunkId, DocId};
+use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId};
+
+mod records;
+pub(crate) use records::*;
 
 use super::{
-    BlobRecord, BlobState, CachedView, LocalStore, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN,
-    MemoryStore, SqliteStore, StoreError, StoredDoc, ViewRow,
+    BlobOwner, BlobRecord, BlobState, CachedView, LocalStore, LogPos, MAX_VIEW_KEY_LEN,
+    MAX_VIEW_ROW_LEN, MemoryStore, SqliteStore, StoreError, StoredDoc, ViewRow,
 };
 
 /// What a conformance test returns.
@@ -76,6 +79,14 @@ macro_rules! store_conformance_tests {
                 writes_that_change_no_rows_keep_the_view_valid,
                 writes_that_append_nothing_leave_the_view_alone,
                 view_caches_are_per_document,
+                the_account_is_one_row,
+                memberships_follow_the_relay,
+                forgotten_families_are_gone,
+                personal_docs_are_remembered,
+                snapshot_covers_are_per_document,
+                notifications_are_kept_once_newest_first_and_trimmed,
+                notifications_are_read_and_dismissed,
+                oversized_notifications_are_refused,
             );
         }
     };
@@ -112,6 +123,11 @@ fn blob(n: u8, state: BlobState, cached: bool, last_used_ms: i64) -> BlobRecord 
         state,
         cached,
         last_used_ms,
+        owner: match n % 3 {
+            0 => None,
+            1 => Some(BlobOwner::Me),
+            _ => Some(BlobOwner::Family(FamilyId([n; 16]))),
+        },
     }
 }
 
@@ -931,16 +947,16 @@ pub(crate) fn oversized_view_rows_are_refused_and_change_nothing(
     for bad in &bad_rows {
         assert!(matches!(
             store.commit_local_with_view(doc(1), b"refused", Some(bad)),
-            Err(StoreError::ViewRowSize { .. })
+            Err(StoreError::SizeOutOfBounds { .. })
         ));
         assert!(matches!(
             store.apply_remote_with_view(doc(1), &[b"refused"], Some(7), Some(bad)),
-            Err(StoreError::ViewRowSize { .. })
+            Err(StoreError::SizeOutOfBounds { .. })
         ));
         // Refused even where the rows would have been ignored (unknown document).
         assert!(matches!(
             store.commit_local_with_view(doc(2), b"refused", Some(bad)),
-            Err(StoreError::ViewRowSize { .. })
+            Err(StoreError::SizeOutOfBounds { .. })
         ));
     }
     for bad in [
@@ -950,7 +966,7 @@ pub(crate) fn oversized_view_rows_are_refused_and_change_nothing(
     ] {
         assert!(matches!(
             store.replace_view(doc(1), 7, before.log_end, &bad),
-            Err(StoreError::ViewRowSize { .. })
+            Err(StoreError::SizeOutOfBounds { .. })
         ));
     }
     assert_eq!(loaded(store, doc(1))?, before, "the log is untouched");
@@ -989,7 +1005,7 @@ pub(crate) fn oversized_view_rows_are_refused_and_change_nothing(
     store.commit_local_with_view(doc(1), b"wide", Some(&[put(&ok_key, b"1")]))?;
     assert!(matches!(
         store.commit_local_with_view(doc(1), b"wider", Some(&[put(&bad_key, b"1")])),
-        Err(StoreError::ViewRowSize { .. })
+        Err(StoreError::SizeOutOfBounds { .. })
     ));
     assert!(store.load_view(doc(1))?.is_some());
     Ok(())

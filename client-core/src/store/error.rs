@@ -56,13 +56,15 @@ pub enum StoreError {
         log_end: LogPos,
     },
 
-    /// A view-cache row was refused for its size: a key must be 1 to
+    /// A record was refused for its size: a view-cache key must be 1 to
     /// [`MAX_VIEW_KEY_LEN`](super::MAX_VIEW_KEY_LEN) bytes and a row's bytes at most
-    /// [`MAX_VIEW_ROW_LEN`](super::MAX_VIEW_ROW_LEN). The whole call is refused, the
-    /// change-log write it came with included.
-    #[error("view row {what} of {len} bytes refused (allowed {min}..={max})")]
-    ViewRowSize {
-        /// What was out of bounds: `"key"` or `"bytes"`.
+    /// [`MAX_VIEW_ROW_LEN`](super::MAX_VIEW_ROW_LEN); a notification id 1 to
+    /// [`MAX_NOTIFICATION_ID_LEN`](super::MAX_NOTIFICATION_ID_LEN) bytes and its body at
+    /// most [`MAX_NOTIFICATION_BODY_LEN`](super::MAX_NOTIFICATION_BODY_LEN). The whole
+    /// call is refused, the change-log write it came with included.
+    #[error("{what} of {len} bytes refused (allowed {min}..={max})")]
+    SizeOutOfBounds {
+        /// What was out of bounds: `"key"`, `"bytes"`, `"notification id"`…
         what: &'static str,
         /// Its length in bytes.
         len: usize,

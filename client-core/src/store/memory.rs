@@ -7,6 +7,8 @@ use std::{
 
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 
+mod records;
+
 use super::{
     BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result, StoreError,
     StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
@@ -32,6 +34,8 @@ struct Inner {
     blobs: HashMap<BlobHash, (u64, BlobRecord)>,
     last_blob_order: u64,
     meta: BTreeMap<String, Vec<u8>>,
+    /// The device's records (see [`DeviceRecords`](super::DeviceRecords)).
+    records: records::Records,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +46,8 @@ struct Doc {
     rows: Vec<Row>,
     /// The view cache, valid while its `through` is the log end.
     view: Option<View>,
+    /// The last relay seq covered by an accepted snapshot.
+    snapshot_covers: Seq,
 }
 
 #[derive(Debug)]

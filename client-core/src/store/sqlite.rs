@@ -10,10 +10,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::rows::{blob_columns, blob_record, collect, fixed, outbox_columns, outbox_entry};
 use super::{
-    BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result, StoreError,
-    StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
+    BlobOwner, BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result,
+    StoreError, StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
 };
 
+mod records;
 mod rows;
 
 /// The device's schema: numbered migrations, append only — never edit a released one.
@@ -22,6 +23,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
     migrations: &[
         include_str!("migrations/001_init.sql"),
         include_str!("migrations/002_view_cache.sql"),
+        include_str!("migrations/003_device_records.sql"),
     ],
 };
 
@@ -65,9 +67,11 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> Result<Self> {
-        Ok(Self {
+        let store = Self {
             conn: Mutex::new(conn),
-        })
+        };
+        store.write(|tx| records::import_legacy_meta(tx, now_ms()))?;
+        Ok(store)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -508,11 +512,12 @@ impl LocalStore for SqliteStore {
         let size = check_i64("blob size", record.size)?;
         self.write(|tx| {
             tx.prepare_cached(
-                "INSERT INTO blobs (hash, size, mime, state, cached, last_used_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO blobs (hash, size, mime, state, cached, last_used_ms, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (hash) DO UPDATE SET
                      size = excluded.size, mime = excluded.mime, state = excluded.state,
-                     cached = excluded.cached, last_used_ms = excluded.last_used_ms",
+                     cached = excluded.cached, last_used_ms = excluded.last_used_ms,
+                     owner = excluded.owner",
             )?
             .execute((
                 record.hash.as_bytes().as_slice(),
@@ -521,6 +526,7 @@ impl LocalStore for SqliteStore {
                 record.state.as_str(),
                 record.cached,
                 record.last_used_ms,
+                record.owner.map(BlobOwner::to_text),
             ))?;
             Ok(())
         })

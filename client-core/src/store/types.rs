@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, Seq};
 
 /// An opaque position in a document's change log: the position of one change row.
 ///
@@ -119,6 +119,38 @@ pub struct BlobRecord {
     pub cached: bool,
     /// When the blob was last used, in milliseconds since the Unix epoch (for LRU).
     pub last_used_ms: i64,
+    /// Whose blob it is, for a blob made on this device (it decides the upload's
+    /// readers and quota); `None` for a blob downloaded from the relay.
+    pub owner: Option<BlobOwner>,
+}
+
+/// Whose blob an upload is: it decides who may read it and whose quota it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobOwner {
+    /// A family's (photo, voice message, family document snapshot): read by its
+    /// members, counted in the family's quota.
+    Family(FamilyId),
+    /// This user's own (avatar, personal document snapshot): read by the user and by
+    /// everyone who shares a family with them, counted in the user's quota.
+    Me,
+}
+
+impl BlobOwner {
+    /// The stored spelling: `me`, or the family id in hex.
+    pub fn to_text(self) -> String {
+        match self {
+            BlobOwner::Family(family) => family.to_hex(),
+            BlobOwner::Me => "me".to_owned(),
+        }
+    }
+
+    /// Back from [`to_text`](Self::to_text).
+    pub fn from_text(s: &str) -> Option<Self> {
+        if s == "me" {
+            return Some(BlobOwner::Me);
+        }
+        s.parse().ok().map(BlobOwner::Family)
+    }
 }
 
 /// The longest view-cache row key, in bytes (keys are 1 to this many bytes).

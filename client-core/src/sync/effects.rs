@@ -5,7 +5,7 @@ use doran_protocol::{
     Response, Seq, ServerEvent, UnixMillis, UserId,
 };
 
-use super::BlobOwner;
+use crate::store::BlobOwner;
 
 /// What kind of document a [`DocId`] is, so the host opens it with the right type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

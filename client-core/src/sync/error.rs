@@ -1,81 +1,45 @@
-//! [`SyncError`]: why syncing or a request failed, typed for UIs.
+//! [`HostError`]: why the device side of syncing (the store and the open documents)
+//! failed.
 
-use doran_protocol::{ErrorCode, ErrorFrame};
+use crate::{error::DocError, family_store::OpenError, store::StoreError};
 
-use crate::{account::AccountError, error::DocError, family_store::OpenError, store::StoreError};
-
-/// Why syncing, a blob transfer or a request failed.
+/// Why a [`SyncHost`](super::SyncHost) call failed. The sync driver disconnects on
+/// it; the cursors are re-read on the next connection, so nothing is skipped.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// No connection right now (the request was not sent, or the connection dropped
-    /// before the answer). Edits are safe in the outbox; try again later.
-    #[error("offline")]
-    Offline,
-    /// The relay could not be reached (connect, websocket or HTTP failure).
-    #[error("the relay is unreachable: {0}")]
-    Unreachable(String),
-    /// The relay refused (a request, a chunk, a blob), with its stable code.
-    #[error("refused by the relay: {code} ({message})")]
-    Refused {
-        /// The protocol's code; apps translate it.
-        code: ErrorCode,
-        /// The relay's message, for logs.
-        message: String,
-    },
-    /// Registration refused: an account with this email (or handle) already exists on
-    /// the relay. Nothing was created; sign in on a device of that account, restore it
-    /// from its recovery phrase, or register another email.
-    #[error("an account with the email {email} already exists on this relay")]
-    EmailTaken {
-        /// The email that was asked for.
-        email: String,
-    },
-    /// The relay will not let this device in (revoked, unknown, bad signature…).
-    #[error("sign-in refused: {code} ({message})")]
-    Auth {
-        /// The protocol's code.
-        code: ErrorCode,
-        /// The relay's message, for logs.
-        message: String,
-    },
+pub enum HostError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A document could not be read or written.
     #[error(transparent)]
     Doc(#[from] DocError),
-    /// The account could not be read or written.
-    #[error(transparent)]
-    Account(#[from] AccountError),
-    /// The relay broke the protocol (undecodable frame, bad blob bytes…).
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// A blob file could not be read or written.
-    #[error("blob file: {0}")]
-    Io(#[from] std::io::Error),
-    /// The operation did not finish in time.
-    #[error("timed out")]
-    Timeout,
+    /// A document is not of the kind it was asked as (a family document opened as a
+    /// personal one, or the other way round).
+    #[error("document {0} is not a {1} document")]
+    WrongKind(doran_protocol::DocId, &'static str),
+    /// The relay signed this device in as another user than the one whose account it
+    /// holds.
+    #[error("signed in as {signed_in} but this device writes as {account}")]
+    OtherUser {
+        /// Who the relay says signed in.
+        signed_in: doran_protocol::UserId,
+        /// The account on this device.
+        account: doran_protocol::UserId,
+    },
 }
 
-impl From<ErrorFrame> for SyncError {
-    fn from(e: ErrorFrame) -> Self {
-        SyncError::Refused {
-            code: e.code,
-            message: e.message,
-        }
-    }
-}
-
-impl From<OpenError> for SyncError {
+impl From<OpenError> for HostError {
     fn from(e: OpenError) -> Self {
         match e {
-            OpenError::NotFound(doc) => SyncError::Protocol(format!("document {doc} not found")),
-            OpenError::Store(e) => SyncError::Store(e),
-            OpenError::Doc(e) => SyncError::Doc(e),
+            OpenError::NotFound(doc) => HostError::Store(StoreError::NotFound {
+                kind: "document",
+                key: doc.to_hex(),
+            }),
+            OpenError::Store(e) => HostError::Store(e),
+            OpenError::Doc(e) => HostError::Doc(e),
         }
     }
 }
 
-/// Result of a sync operation.
-pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+/// Result of a host call.
+pub type HostResult<T, E = HostError> = Result<T, E>;

@@ -8,7 +8,7 @@ use std::{
 
 use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
-use super::{DocCursor, DocKind, Result, SignedIn, SyncError};
+use super::{DocCursor, DocKind, HostError, HostResult as Result, SignedIn};
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
@@ -16,7 +16,7 @@ use crate::{
     model::Personal,
     personal_doc::PersonalDoc,
     replica::{Actor, Touched},
-    store::{LocalStore, LogPos, OutboxEntry},
+    store::{LocalStore, LogPos, Membership, OutboxEntry},
     views::Activity,
 };
 
@@ -70,8 +70,10 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
 
-    /// The device signed in (the user id is known from here on).
-    fn signed_in(&self, info: &SignedIn) -> Result<()>;
+    /// The device signed in (the user id is known from here on). The relay's list of
+    /// the user's families is authoritative: returns the families whose membership
+    /// changed on this device because of it (joined elsewhere, or removed meanwhile).
+    fn signed_in(&self, info: &SignedIn, now_ms: i64) -> Result<Vec<(FamilyId, Membership)>>;
 }
 
 /// An open document of a [`StoreHost`].
@@ -106,18 +108,6 @@ pub struct StoreHost {
     store: Arc<dyn LocalStore>,
     actor: Actor,
     docs: Mutex<HashMap<DocId, Opened>>,
-}
-
-/// Meta key of the user's family list.
-const FAMILIES_KEY: &str = "account/families";
-
-fn snapshot_key(doc: DocId) -> String {
-    format!("sync/snapshot/{doc}")
-}
-
-/// Meta key of the personal document of `user` (a co-member), learnt when it syncs.
-fn personal_doc_key(user: UserId) -> String {
-    format!("sync/personal-doc/{user}")
 }
 
 impl StoreHost {
@@ -238,7 +228,9 @@ impl StoreHost {
                 at,
             },
         );
-        self.remember_family(family, true)
+        self.store
+            .set_membership(family, Membership::Member, now_ms)?;
+        Ok(())
     }
 
     /// Runs an edit on a family document and commits its change with its view rows
@@ -255,9 +247,7 @@ impl StoreHost {
             at,
         } = self.ensure(&mut docs, doc, DocKind::Family(family))?
         else {
-            return Err(SyncError::Protocol(format!(
-                "{doc} is not a family document"
-            )));
+            return Err(HostError::WrongKind(doc, "family"));
         };
         let at = *at;
         let e = edit(fd)?;
@@ -278,28 +268,13 @@ impl StoreHost {
     /// The families the user belongs to, as the relay last said (or as this device
     /// created or joined them since).
     pub fn families(&self) -> Result<Vec<FamilyId>> {
-        Ok(match self.store.get_meta(FAMILIES_KEY)? {
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map_err(|e| SyncError::Protocol(format!("stored family list: {e}")))?,
-            None => Vec::new(),
-        })
-    }
-
-    /// Records that the user joined (`true`) or left a family.
-    pub fn remember_family(&self, family: FamilyId, member: bool) -> Result<()> {
-        let mut families = self.families()?;
-        families.retain(|f| *f != family);
-        if member {
-            families.push(family);
-        }
-        self.set_families(&families)
-    }
-
-    fn set_families(&self, families: &[FamilyId]) -> Result<()> {
-        let bytes = postcard::to_allocvec(families)
-            .map_err(|e| SyncError::Protocol(format!("family list: {e}")))?;
-        self.store.set_meta(FAMILIES_KEY, &bytes)?;
-        Ok(())
+        Ok(self
+            .store
+            .families()?
+            .into_iter()
+            .filter(|r| r.membership == Membership::Member)
+            .map(|r| r.family)
+            .collect())
     }
 
     /// Runs an edit on the user's personal document and commits its change (durable
@@ -315,9 +290,7 @@ impl StoreHost {
             at,
         } = self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
         else {
-            return Err(SyncError::Protocol(format!(
-                "{doc} is not a personal document"
-            )));
+            return Err(HostError::WrongKind(doc, "personal"));
         };
         let at = *at;
         let e = edit(pd)?;
@@ -335,11 +308,7 @@ impl StoreHost {
     /// The personal document of `user` (this user's own, or a co-member's once it has
     /// synced to this device), if this device has it.
     pub fn personal_doc_of(&self, user: UserId) -> Result<Option<DocId>> {
-        Ok(self
-            .store
-            .get_meta(&personal_doc_key(user))?
-            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-            .map(DocId))
+        Ok(self.store.personal_doc(user)?)
     }
 
     /// The profile of `user` (this user's own, or a co-member's, read-only) as this
@@ -351,17 +320,14 @@ impl StoreHost {
         let mut docs = self.lock();
         match &self.ensure(&mut docs, doc, DocKind::Personal(user))?.doc {
             OpenDoc::Personal(pd) => Ok(Some(pd.view().clone())),
-            OpenDoc::Family(_) => Err(SyncError::Protocol(format!(
-                "{doc} is not a personal document"
-            ))),
+            OpenDoc::Family(_) => Err(HostError::WrongKind(doc, "personal")),
         }
     }
 
     /// Remembers which document is `user`'s personal document.
     pub fn remember_personal_doc(&self, user: UserId, doc: DocId) -> Result<()> {
         if self.personal_doc_of(user)? != Some(doc) {
-            self.store
-                .set_meta(&personal_doc_key(user), doc.as_bytes())?;
+            self.store.set_personal_doc(user, doc)?;
         }
         Ok(())
     }
@@ -376,9 +342,7 @@ impl StoreHost {
         let mut docs = self.lock();
         match &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc {
             OpenDoc::Family(fd) => Ok(read(fd)),
-            OpenDoc::Personal(_) => Err(SyncError::Protocol(format!(
-                "{doc} is not a family document"
-            ))),
+            OpenDoc::Personal(_) => Err(HostError::WrongKind(doc, "family")),
         }
     }
 }
@@ -387,11 +351,7 @@ impl SyncHost for StoreHost {
     fn doc_cursors(&self) -> Result<Vec<DocCursor>> {
         let mut out = Vec::new();
         for doc in self.store.documents()? {
-            let snapshot_covers = self
-                .store
-                .get_meta(&snapshot_key(doc))?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map_or(0, u64::from_be_bytes);
+            let snapshot_covers = self.store.snapshot_covers(doc)?;
             out.push(DocCursor {
                 doc,
                 cursor: self.store.cursor(doc)?,
@@ -497,20 +457,19 @@ impl SyncHost for StoreHost {
     }
 
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
-        self.store
-            .set_meta(&snapshot_key(doc), &covers_seq.to_be_bytes())?;
+        self.store.set_snapshot_covers(doc, covers_seq)?;
         Ok(())
     }
 
-    fn signed_in(&self, info: &SignedIn) -> Result<()> {
+    fn signed_in(&self, info: &SignedIn, now_ms: i64) -> Result<Vec<(FamilyId, Membership)>> {
         if info.user != self.actor.user {
-            return Err(SyncError::Protocol(format!(
-                "signed in as {} but this host writes as {}",
-                info.user, self.actor.user
-            )));
+            return Err(HostError::OtherUser {
+                signed_in: info.user,
+                account: self.actor.user,
+            });
         }
         self.remember_personal_doc(info.user, info.personal_doc)?;
         // The relay's membership is authoritative: remember it for offline use.
-        self.set_families(&info.families)
+        Ok(self.store.sync_memberships(&info.families, now_ms)?)
     }
 }

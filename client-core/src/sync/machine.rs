@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use doran_protocol::{ClientFrame, DocId, Request, RequestId, Seq, ServerFrame, UserId};
 
 use super::{Backoff, BackoffConfig, DocKind, Effects, RequestOutcome, SyncStatus};
-use crate::{account::DeviceKeys, store::OutboxEntry};
+use crate::{keys::DeviceKeys, store::OutboxEntry};
 
 mod compaction;
 mod connection;

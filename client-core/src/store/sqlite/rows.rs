@@ -4,7 +4,7 @@
 use doran_protocol::{BlobHash, ChunkId, DocId};
 use rusqlite::{ErrorCode, Row};
 
-use crate::store::{BlobRecord, OutboxEntry, Result, StoreError};
+use crate::store::{BlobOwner, BlobRecord, OutboxEntry, Result, StoreError};
 
 impl From<doran_sqlite::Error> for StoreError {
     fn from(err: doran_sqlite::Error) -> Self {
@@ -78,13 +78,20 @@ pub(super) fn blob_record(row: &Row<'_>) -> Result<BlobRecord> {
             .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
         cached: row.get(4)?,
         last_used_ms: row.get(5)?,
+        owner: row
+            .get::<_, Option<String>>(6)?
+            .map(|o| {
+                BlobOwner::from_text(&o)
+                    .ok_or_else(|| StoreError::Corrupt(format!("blob owner {o:?}")))
+            })
+            .transpose()?,
     })
 }
 
 /// The columns [`blob_record`] reads, in order.
 macro_rules! blob_columns {
     () => {
-        "hash, size, mime, state, cached, last_used_ms"
+        "hash, size, mime, state, cached, last_used_ms, owner"
     };
 }
 pub(super) use blob_columns;

@@ -4,6 +4,7 @@
 use doran_protocol::{BlobHash, ChunkId, DocId};
 
 use super::*;
+use crate::store::BlobOwner;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -19,6 +20,7 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         state: BlobState::PendingUpload,
         cached: true,
         last_used_ms: 5,
+        owner: Some(BlobOwner::Family(doran_protocol::FamilyId([3; 16]))),
     };
     let (entry, acked, before) = {
         let store = SqliteStore::open(&path)?;
@@ -189,6 +191,7 @@ fn corrupt_rows_are_typed_errors_not_panics() -> TestResult {
         state: BlobState::Uploaded,
         cached: true,
         last_used_ms: 0,
+        owner: None,
     })?;
     {
         let conn = store.lock()?;
@@ -207,5 +210,70 @@ fn corrupt_rows_are_typed_errors_not_panics() -> TestResult {
         store.eviction_candidates(10),
         Err(StoreError::Corrupt(_))
     ));
+    Ok(())
+}
+
+#[test]
+fn records_an_older_build_kept_in_meta_are_imported_once() -> TestResult {
+    use doran_protocol::{FamilyId, UserId};
+
+    use crate::store::{DeviceRecords, Membership};
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    let (f1, f2) = (FamilyId([1; 16]), FamilyId([2; 16]));
+    let user = UserId([5; 16]);
+    let doc = DocId([6; 16]);
+    let photo = BlobHash::of(b"photo");
+    {
+        let store = SqliteStore::open(&path)?;
+        store.commit_local(doc, b"change")?;
+        store.put_blob(&BlobRecord {
+            hash: photo,
+            size: 5,
+            mime: "image/jpeg".into(),
+            state: BlobState::PendingUpload,
+            cached: true,
+            last_used_ms: 1,
+            owner: None,
+        })?;
+        // What an older build wrote.
+        store.set_meta("account/families", &postcard::to_allocvec(&vec![f1, f2])?)?;
+        store.set_meta(&format!("sync/snapshot/{doc}"), &40u64.to_be_bytes())?;
+        store.set_meta(&format!("sync/personal-doc/{user}"), doc.as_bytes())?;
+        store.set_meta(&format!("blob-family/{photo}"), f2.as_bytes())?;
+        store.set_meta("engine/notifications", b"[]")?;
+        store.set_meta("kept", b"other meta stays")?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let families: Vec<_> = store
+        .families()?
+        .iter()
+        .map(|r| (r.family, r.membership))
+        .collect();
+    assert_eq!(
+        families,
+        [(f1, Membership::Member), (f2, Membership::Member)]
+    );
+    assert_eq!(store.snapshot_covers(doc)?, 40);
+    assert_eq!(store.personal_doc(user)?, Some(doc));
+    assert_eq!(
+        store.blob(photo)?.and_then(|b| b.owner),
+        Some(BlobOwner::Family(f2))
+    );
+    for key in [
+        "account/families".to_owned(),
+        format!("sync/snapshot/{doc}"),
+        format!("sync/personal-doc/{user}"),
+        format!("blob-family/{photo}"),
+        "engine/notifications".to_owned(),
+    ] {
+        assert_eq!(store.get_meta(&key)?, None, "{key} imported and removed");
+    }
+    assert_eq!(store.get_meta("kept")?, Some(b"other meta stays".to_vec()));
+    drop(store);
+    // Opening again changes nothing.
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.families()?.len(), 2);
     Ok(())
 }

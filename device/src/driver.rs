@@ -16,11 +16,22 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{
-    BlobClient, Compact, DocChange, Effects, Event, RequestOutcome, Result, SignInAs, SignedIn,
-    SyncConfig, SyncError, SyncHost, SyncMachine, SyncStatus,
+use doran_client_core::{
+    Touched,
+    keys::DeviceKeys,
+    store::Membership,
+    sync::{
+        Compact, DocChange, Effects, Event, RequestOutcome, SignInAs, SignedIn, SyncConfig,
+        SyncHost, SyncMachine, SyncStatus,
+    },
+    views::Activity,
 };
-use crate::{account::DeviceKeys, replica::Touched, views::Activity};
+
+use crate::{
+    blobs::BlobClient,
+    error::{Result, SyncError},
+    relay::Relay,
+};
 
 /// What UIs observe: the connection status and how many local changes wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +56,9 @@ pub enum SyncEvent {
     },
     /// A notification from the relay (invite, membership, presence, device…).
     Server(ServerEvent),
+    /// Signing in told this device that the user joined or lost these families
+    /// while it was away (the relay's list is authoritative).
+    Memberships(Vec<(FamilyId, Membership)>),
     /// A document is no longer synced (access lost, or it is gone).
     DocDropped {
         /// The document.
@@ -99,7 +113,7 @@ struct Runner {
 pub struct SyncDriver {
     host: Arc<dyn SyncHost>,
     blobs: BlobClient,
-    ws_url: String,
+    relay: Relay,
     keys: DeviceKeys,
     runner: Mutex<Runner>,
     commands: mpsc::UnboundedSender<Command>,
@@ -112,7 +126,7 @@ pub struct SyncDriver {
 impl std::fmt::Debug for SyncDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncDriver")
-            .field("ws_url", &self.ws_url)
+            .field("relay", &self.relay)
             .field("state", &*self.state.borrow())
             .finish_non_exhaustive()
     }
@@ -129,49 +143,37 @@ fn now_ms() -> u64 {
 /// receiving small change frames. Large frames still arrive, over more reads.
 const WS_READ_BUFFER: usize = 8 * 1024;
 
-/// Opens the websocket to `url`.
+/// Opens the websocket to `relay` (TLS for `wss://`, with the relay's trust).
 async fn connect(
-    url: &str,
+    relay: &Relay,
 ) -> std::result::Result<
     (
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
+        Ws,
         tokio_tungstenite::tungstenite::handshake::client::Response,
     ),
     tokio_tungstenite::tungstenite::Error,
 > {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER);
+    let connector = relay
+        .tls()
+        .map(|tls| tokio_tungstenite::Connector::Rustls(Arc::clone(tls)));
     // No Nagle delay: frames are small and a change should leave at once.
-    tokio_tungstenite::connect_async_with_config(url, Some(config), true).await
-}
-
-/// The websocket URL of a relay base URL (`http://host:port` → `ws://host:port/ws`).
-pub fn ws_url(server: &str) -> Result<String> {
-    let base = server.trim_end_matches('/');
-    if let Some(rest) = base.strip_prefix("http://") {
-        Ok(format!("ws://{rest}/ws"))
-    } else if base.starts_with("ws://") {
-        Ok(base.to_owned())
-    } else {
-        Err(SyncError::Unreachable(format!(
-            "{server}: only http:// relays are supported by this build"
-        )))
-    }
+    tokio_tungstenite::connect_async_tls_with_config(relay.ws_url(), Some(config), true, connector)
+        .await
 }
 
 impl SyncDriver {
-    /// A driver for the device with `keys` on the relay at `server`
-    /// (`http://host:port`), signing in as `sign_in`, applying to `host`.
+    /// A driver for the device with `keys` on `relay`, signing in as `sign_in`,
+    /// applying to `host`.
     pub fn new(
         host: Arc<dyn SyncHost>,
-        server: &str,
+        relay: Relay,
         keys: DeviceKeys,
         sign_in: SignInAs,
         config: SyncConfig,
-    ) -> Result<Self> {
-        let blobs = BlobClient::new(server, keys.device, keys.device_key.clone())?;
+    ) -> Self {
+        let blobs = BlobClient::new(relay.clone(), keys.device, keys.device_key.clone());
         let seed = rand::random::<u64>();
         let user = match &sign_in {
             SignInAs::Known { user } => Some(*user),
@@ -180,10 +182,10 @@ impl SyncDriver {
         let machine = SyncMachine::new(keys.clone(), sign_in, config, seed);
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = host.pending_count().unwrap_or(0);
-        Ok(SyncDriver {
+        SyncDriver {
             host,
             blobs,
-            ws_url: ws_url(server)?,
+            relay,
             keys,
             runner: Mutex::new(Runner {
                 machine,
@@ -200,7 +202,7 @@ impl SyncDriver {
             events: broadcast::Sender::new(1024),
             server_id: std::sync::Mutex::new(None),
             user: std::sync::Mutex::new(user),
-        })
+        }
     }
 
     /// The status and pending count, as a watch channel.
@@ -310,7 +312,7 @@ impl SyncDriver {
             Ok(result) => result,
             Err(_) => Err(SyncError::Timeout),
         }?;
-        self.host.pending_count()
+        Ok(self.host.pending_count()?)
     }
 
     /// Stays connected, reconnecting with backoff, until the relay refuses this device
@@ -326,7 +328,7 @@ impl SyncDriver {
                 return Err(e);
             }
             let docs = self.blocking(|h| h.doc_cursors()).await?;
-            match connect(self.ws_url.as_str()).await {
+            match connect(&self.relay).await {
                 Ok((mut ws, _)) => {
                     let fx = r.machine.handle(now_ms(), Event::Connected { docs });
                     let flow = self.session(r, &mut ws, fx, mode).await;
@@ -428,12 +430,12 @@ impl SyncDriver {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn SyncHost) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn SyncHost) -> doran_client_core::sync::HostResult<T> + Send + 'static,
     ) -> Result<T> {
         let host = Arc::clone(&self.host);
-        tokio::task::spawn_blocking(move || f(&*host))
+        Ok(tokio::task::spawn_blocking(move || f(&*host))
             .await
-            .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))?
+            .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??)
     }
 
     fn emit(&self, event: SyncEvent) {
@@ -590,7 +592,12 @@ impl SyncDriver {
             .user
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info.user);
-        self.blocking(move |h| h.signed_in(&info)).await
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let changed = self.blocking(move |h| h.signed_in(&info, now)).await?;
+        if !changed.is_empty() {
+            self.emit(SyncEvent::Memberships(changed));
+        }
+        Ok(())
     }
 
     /// Saves the document, uploads it for its owner (the family, or this user for
@@ -621,14 +628,13 @@ impl SyncDriver {
 /// it is; the connection is then closed. Used to create an account before the
 /// documents exist: the user id is only known from the relay's answer.
 pub async fn enroll(
-    server: &str,
+    relay: &Relay,
     keys: DeviceKeys,
     sign_in: SignInAs,
     timeout: Duration,
 ) -> Result<(SignedIn, String)> {
-    let url = ws_url(server)?;
     let run = async {
-        let (mut ws, _) = connect(url.as_str())
+        let (mut ws, _) = connect(relay)
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
         let mut machine = SyncMachine::new(keys, sign_in.clone(), SyncConfig::default(), 0);
@@ -689,94 +695,4 @@ fn enroll_refusal(sign_in: &SignInAs, code: ErrorCode, message: String) -> SyncE
         }
         _ => SyncError::Auth { code, message },
     }
-}
-
-/// Creates an account: makes the keys, registers with the relay at `server`, stores
-/// the account (keys included, see [`crate::account`]) and commits the user's
-/// personal document, which the next sync pushes.
-pub async fn create_account(
-    store: &Arc<dyn crate::store::LocalStore>,
-    server: &str,
-    email: &str,
-    nickname: &str,
-    timeout: Duration,
-) -> Result<crate::account::Account> {
-    let nickname = crate::validate::nickname(nickname)?;
-    let keys = DeviceKeys::generate()?;
-    let personal_doc = DocId::random();
-    let sign_in = SignInAs::Register {
-        email: email.to_owned(),
-        nickname: nickname.clone(),
-        personal_doc,
-    };
-    let (info, _) = enroll(server, keys.clone(), sign_in, timeout).await?;
-    let account = crate::account::Account {
-        user: info.user,
-        device: keys.device,
-        email: email.to_owned(),
-        nickname: nickname.clone(),
-        server: server.to_owned(),
-        personal_doc: info.personal_doc,
-        device_key: keys.device_key,
-        user_key: keys.user_key,
-    };
-    account.save(&**store)?;
-    let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-    let (_, change) = crate::PersonalDoc::create(&account.actor(), &nickname, 1, now)?;
-    store.commit_local(account.personal_doc, &change)?;
-    Ok(account)
-}
-
-/// Adds this device to an existing account with the recovery phrase, and stores the
-/// account. The email and nickname are not known to the relay's answer: they stay
-/// empty until read from the personal document.
-pub async fn recover_account(
-    store: &Arc<dyn crate::store::LocalStore>,
-    server: &str,
-    phrase: &str,
-    timeout: Duration,
-) -> Result<crate::account::Account> {
-    let user_key = crate::account::from_phrase(phrase)?;
-    let keys = DeviceKeys::for_new_device(Some(user_key))?;
-    add_device(store, server, keys, SignInAs::Recover, timeout).await
-}
-
-/// Adds this device to an existing account with a link code issued by one of its
-/// signed-in devices (`Request::IssueLinkCode`), and stores the account. Like
-/// [`recover_account`], email and nickname stay empty until read from the personal
-/// document; this device holds no user key (it cannot show a recovery phrase).
-pub async fn link_device(
-    store: &Arc<dyn crate::store::LocalStore>,
-    server: &str,
-    code: &str,
-    timeout: Duration,
-) -> Result<crate::account::Account> {
-    let keys = DeviceKeys::for_new_device(None)?;
-    let sign_in = SignInAs::Link {
-        code: code.trim().to_owned(),
-    };
-    add_device(store, server, keys, sign_in, timeout).await
-}
-
-/// Enrolls a new device of an existing user and stores its account.
-async fn add_device(
-    store: &Arc<dyn crate::store::LocalStore>,
-    server: &str,
-    keys: DeviceKeys,
-    sign_in: SignInAs,
-    timeout: Duration,
-) -> Result<crate::account::Account> {
-    let (info, _) = enroll(server, keys.clone(), sign_in, timeout).await?;
-    let account = crate::account::Account {
-        user: info.user,
-        device: keys.device,
-        email: String::new(),
-        nickname: String::new(),
-        server: server.to_owned(),
-        personal_doc: info.personal_doc,
-        device_key: keys.device_key,
-        user_key: keys.user_key,
-    };
-    account.save(&**store)?;
-    Ok(account)
 }

@@ -14,7 +14,7 @@
 //!   on demand and evicts the least recently used blobs beyond the size limit (never a
 //!   blob still waiting for upload).
 //!
-//! Only `http://` relays are supported for now; `https://` needs a TLS connector.
+//! Both `http://` and `https://` relays work (see [`Relay`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -25,7 +25,8 @@ use std::{
     time::Duration,
 };
 
-use doran_protocol::{BlobHash, DeviceId, FamilyId, signing::http_message};
+use doran_client_core::store::{BlobOwner, BlobRecord, BlobState, LocalStore};
+use doran_protocol::{BlobHash, DeviceId, signing::http_message};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -35,10 +36,11 @@ use hyper::{
     header,
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use super::{Result, SyncError};
-use crate::store::{BlobRecord, BlobState, LocalStore};
+use crate::{
+    error::{Result, SyncError},
+    relay::Relay,
+};
 
 /// How long one blob request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,51 +48,24 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Idle connections kept per client.
 const MAX_IDLE: usize = 4;
 
-/// Whose blob an upload is: it decides who may read it and whose quota it uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BlobOwner {
-    /// A family's (photo, voice message, family document snapshot): read by its
-    /// members, counted in the family's quota.
-    Family(FamilyId),
-    /// This user's own (avatar, personal document snapshot): read by the user and by
-    /// everyone who shares a family with them, counted in the user's quota.
-    Me,
-}
+/// The most a download may bring unless the caller knows the size (a photo's display
+/// copy is ≤ 0.9 MB, a voice message a few MB, a snapshot up to the relay's blob
+/// limit): a relay that sends more is cut off, not believed.
+pub const MAX_DOWNLOAD_BYTES: u64 = 64 * 1024 * 1024;
 
-impl BlobOwner {
-    /// The upload's query string.
-    fn query(self) -> String {
-        match self {
-            BlobOwner::Family(family) => format!("family={family}"),
-            BlobOwner::Me => "owner=me".to_owned(),
-        }
-    }
-
-    /// How the upload queue remembers it: the family's 16 bytes, or `me`.
-    fn to_meta(self) -> Vec<u8> {
-        match self {
-            BlobOwner::Family(family) => family.as_bytes().to_vec(),
-            BlobOwner::Me => PERSONAL_META.to_vec(),
-        }
-    }
-
-    fn from_meta(bytes: &[u8]) -> Option<Self> {
-        if bytes == PERSONAL_META {
-            return Some(BlobOwner::Me);
-        }
-        <[u8; 16]>::try_from(bytes)
-            .ok()
-            .map(|b| BlobOwner::Family(FamilyId(b)))
+/// The upload's query string for `owner`.
+fn owner_query(owner: BlobOwner) -> String {
+    match owner {
+        BlobOwner::Family(family) => format!("family={family}"),
+        BlobOwner::Me => "owner=me".to_owned(),
     }
 }
-
-/// The queue's mark of a personal blob (a family id is 16 bytes, never 2).
-const PERSONAL_META: &[u8] = b"me";
 
 /// Signed blob requests to one relay.
 #[derive(Debug, Clone)]
 pub struct BlobClient {
-    /// `host:port`.
+    relay: Relay,
+    /// `host:port`, for the `Host` header.
     authority: String,
     device: DeviceId,
     key: SigningKey,
@@ -101,15 +76,16 @@ pub struct BlobClient {
 }
 
 impl BlobClient {
-    /// A client for the relay at `server` (`http://host:port`), signing as `device`.
-    pub fn new(server: &str, device: DeviceId, key: SigningKey) -> Result<Self> {
-        Ok(BlobClient {
-            authority: authority(server)?,
+    /// A client for `relay`, signing as `device`.
+    pub fn new(relay: Relay, device: DeviceId, key: SigningKey) -> Self {
+        BlobClient {
+            authority: relay.authority(),
+            relay,
             device,
             key,
             last_time: Arc::new(AtomicU64::new(0)),
             idle: Arc::new(Mutex::new(Vec::new())),
-        })
+        }
     }
 
     /// Uploads `bytes` as the blob `hash` for `owner`. Uploading a blob the relay
@@ -120,8 +96,8 @@ impl BlobClient {
                 "the bytes do not hash to {hash}"
             )));
         }
-        let path = format!("/blobs/{hash}?{}", owner.query());
-        let (status, _) = self.send(Method::PUT, &path, bytes).await?;
+        let path = format!("/blobs/{hash}?{}", owner_query(owner));
+        let (status, _) = self.send(Method::PUT, &path, bytes, 64 * 1024).await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -129,10 +105,17 @@ impl BlobClient {
         }
     }
 
-    /// Downloads the blob `hash`, verified against its hash.
+    /// Downloads the blob `hash` (at most [`MAX_DOWNLOAD_BYTES`]), verified against
+    /// its hash.
     pub async fn get(&self, hash: BlobHash) -> Result<Vec<u8>> {
+        self.get_at_most(hash, MAX_DOWNLOAD_BYTES).await
+    }
+
+    /// Downloads the blob `hash`, refusing a body longer than `max` bytes (e.g. a
+    /// snapshot whose length the relay announced), verified against its hash.
+    pub async fn get_at_most(&self, hash: BlobHash, max: u64) -> Result<Vec<u8>> {
         let path = format!("/blobs/{hash}");
-        let (status, body) = self.send(Method::GET, &path, Vec::new()).await?;
+        let (status, body) = self.send(Method::GET, &path, Vec::new(), max).await?;
         if status != StatusCode::OK {
             return Err(refusal(status, "download"));
         }
@@ -162,6 +145,7 @@ impl BlobClient {
         method: Method,
         path: &str,
         body: Vec<u8>,
+        max_response: u64,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let body = Bytes::from(body);
         let exchange = async {
@@ -169,13 +153,17 @@ impl BlobClient {
             // the request never reached it, and goes again on a new connection (signed
             // again: the relay accepts each signature once).
             if let Some(sender) = self.idle_connection() {
-                match self.exchange(sender, &method, path, body.clone()).await {
+                match self
+                    .exchange(sender, &method, path, body.clone(), max_response)
+                    .await
+                {
                     Err(SyncError::Unreachable(_)) => {}
                     done => return done,
                 }
             }
             let sender = self.connect().await?;
-            self.exchange(sender, &method, path, body).await
+            self.exchange(sender, &method, path, body, max_response)
+                .await
         };
         tokio::time::timeout(HTTP_TIMEOUT, exchange)
             .await
@@ -190,6 +178,7 @@ impl BlobClient {
         method: &Method,
         path: &str,
         body: Bytes,
+        max_response: u64,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let time = self.next_time();
         let signature = self
@@ -210,7 +199,7 @@ impl BlobClient {
         sender.ready().await.map_err(unreachable)?;
         let response = sender.send_request(request).await.map_err(unreachable)?;
         let status = response.status();
-        let body = read_body(response).await?;
+        let body = read_body(response, max_response).await?;
         self.keep(sender);
         Ok((status, body))
     }
@@ -218,10 +207,11 @@ impl BlobClient {
     /// A new HTTP/1 connection to the relay; its I/O runs in a task of its own, which
     /// ends when the connection closes or its last sender is dropped.
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let stream = TcpStream::connect(&self.authority)
+        let stream = self
+            .relay
+            .connect()
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
@@ -261,18 +251,30 @@ const MAX_PREALLOCATION: usize = 64 * 1024 * 1024;
 /// Reads a response body into one buffer sized from its `content-length`, copying each
 /// piece once as it arrives. (Collecting the pieces first kept all of them alive until
 /// the end, so hyper read every piece into fresh memory, and then copied them twice.)
-async fn read_body(response: hyper::Response<Incoming>) -> Result<Vec<u8>> {
+/// A body longer than `max` bytes is refused as soon as it says so or grows past it.
+async fn read_body(response: hyper::Response<Incoming>, max: u64) -> Result<Vec<u8>> {
+    let too_long = || SyncError::Protocol(format!("the relay sent a body over {max} bytes"));
     let declared = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let mut out = Vec::with_capacity(declared.min(MAX_PREALLOCATION));
+    if declared > max {
+        return Err(too_long());
+    }
+    let mut out = Vec::with_capacity(
+        usize::try_from(declared)
+            .unwrap_or(0)
+            .min(MAX_PREALLOCATION),
+    );
     let mut body = response.into_body();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| SyncError::Unreachable(e.to_string()))?;
         if let Some(data) = frame.data_ref() {
+            if (out.len() + data.len()) as u64 > max {
+                return Err(too_long());
+            }
             out.extend_from_slice(data);
         }
     }
@@ -302,38 +304,12 @@ fn refusal(status: StatusCode, what: &str) -> SyncError {
     }
 }
 
-/// `host:port` of an `http://host:port[/…]` base URL.
-pub(crate) fn authority(server: &str) -> Result<String> {
-    let rest = server
-        .strip_prefix("http://")
-        .or_else(|| server.strip_prefix("ws://"))
-        .ok_or_else(|| {
-            SyncError::Unreachable(format!(
-                "{server}: only http:// relays are supported by this build"
-            ))
-        })?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(SyncError::Unreachable(format!("{server}: no host")));
-    }
-    Ok(if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    })
-}
-
 /// The device's blob folder and its index in the store (see the module docs).
 #[derive(Debug, Clone)]
 pub struct BlobCache {
     dir: PathBuf,
     store: Arc<dyn LocalStore>,
     limit_bytes: u64,
-}
-
-/// Meta key of a queued blob's owner (named when only families owned blobs).
-fn owner_key(hash: BlobHash) -> String {
-    format!("blob-family/{hash}")
 }
 
 fn now_ms() -> i64 {
@@ -368,8 +344,8 @@ impl BlobCache {
     pub fn add_local(&self, bytes: &[u8], mime: &str, owner: BlobOwner) -> Result<BlobHash> {
         let hash = BlobHash::of(bytes);
         write_atomically(&self.path(hash), bytes)?;
-        self.store.set_meta(&owner_key(hash), &owner.to_meta())?;
-        let state = match self.store.blob(hash)? {
+        let known = self.store.blob(hash)?;
+        let state = match &known {
             Some(r) if r.state != BlobState::PendingUpload => r.state,
             _ => BlobState::PendingUpload,
         };
@@ -380,6 +356,8 @@ impl BlobCache {
             state,
             cached: true,
             last_used_ms: now_ms(),
+            // An upload already done stays done; a pending one goes up for `owner`.
+            owner: Some(owner),
         })?;
         Ok(hash)
     }
@@ -389,13 +367,9 @@ impl BlobCache {
     pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
         let mut done = 0;
         for record in self.store.pending_uploads()? {
-            let owner = self
-                .store
-                .get_meta(&owner_key(record.hash))?
-                .and_then(|b| BlobOwner::from_meta(&b))
-                .ok_or_else(|| {
-                    SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
-                })?;
+            let owner = record.owner.ok_or_else(|| {
+                SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
+            })?;
             let path = self.path(record.hash);
             let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
                 .await
@@ -425,17 +399,15 @@ impl BlobCache {
         tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
             .await
             .map_err(|e| SyncError::Protocol(e.to_string()))??;
-        let state = self
-            .store
-            .blob(hash)?
-            .map_or(BlobState::RemoteOnly, |r| r.state);
+        let known = self.store.blob(hash)?;
         self.store.put_blob(&BlobRecord {
             hash,
             size,
             mime: mime.to_owned(),
-            state,
+            state: known.as_ref().map_or(BlobState::RemoteOnly, |r| r.state),
             cached: true,
             last_used_ms: now_ms(),
+            owner: known.and_then(|r| r.owner),
         })?;
         self.evict(Some(hash))?;
         Ok(path)
@@ -490,28 +462,12 @@ mod tests {
     }
 
     #[test]
-    fn owners_survive_the_queue_and_name_their_query() {
-        let family = FamilyId([0xab; 16]);
-        for owner in [BlobOwner::Family(family), BlobOwner::Me] {
-            assert_eq!(BlobOwner::from_meta(&owner.to_meta()), Some(owner));
-        }
+    fn owners_name_their_query() {
+        let family = doran_protocol::FamilyId([0xab; 16]);
         assert_eq!(
-            BlobOwner::Family(family).query(),
+            owner_query(BlobOwner::Family(family)),
             format!("family={family}")
         );
-        assert_eq!(BlobOwner::Me.query(), "owner=me");
-        assert_eq!(BlobOwner::from_meta(b"what"), None);
-        assert_eq!(BlobOwner::from_meta(&[]), None);
-    }
-
-    #[test]
-    fn authorities() {
-        assert_eq!(
-            authority("http://127.0.0.1:80").ok(),
-            Some("127.0.0.1:80".into())
-        );
-        assert_eq!(authority("http://relay/").ok(), Some("relay:80".into()));
-        assert!(authority("https://relay").is_err());
-        assert!(authority("http://").is_err());
+        assert_eq!(owner_query(BlobOwner::Me), "owner=me");
     }
 }

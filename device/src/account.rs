@@ -1,0 +1,522 @@
+//! The account on this device: who the device signs in as, with which keys, on which
+//! relay — and creating one, restoring one from its recovery phrase, or linking this
+//! device to one.
+//!
+//! # Keys, and where they are kept
+//!
+//! An account holds two ed25519 keys ([`doran_client_core::keys`]): the **user key**
+//! (the person; made on the first device; shown as the recovery phrase) and the
+//! **device key** (this device; signs every sign-in, invite and blob request). Both
+//! are made from the operating system's random number generator.
+//!
+//! The keys are kept behind a [`SecretStore`]. The default, [`StoreSecrets`], keeps
+//! them in the local store's `meta` table, in the device's SQLite file next to the
+//! family documents, readable by the operating-system user who owns that file (the
+//! store lives in the app's data directory, whose permissions the OS sets to that user).
+//! An app plugs in the platform keychain (Keychain, Keystore, Secret Service) instead.
+//! The public part of the account (user, device, email, relay) is a row of the store's
+//! `account` table.
+//!
+//! That protects against **other users of the machine** and **other apps** (on mobile,
+//! the app sandbox), and against **the network and the relay**: keys never leave the
+//! device, the relay only ever sees public keys and signatures, so a stolen relay
+//! database cannot impersonate anyone.
+//!
+//! It does **not** protect against someone (or malware) running as the same OS user,
+//! or holding the unlocked device or a copy of its disk or backups (unless the
+//! keychain is used): they can read the keys and act as this device. The remedies are
+//! the relay's: revoke the device from another one; if the user key itself leaked,
+//! there is none yet (a key rotation is future work).
+//!
+//! [`Account::sign_out`] deletes the account row and the keys. The documents stay on
+//! the device (a later sign-in to the same account picks them up again).
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use doran_client_core::{
+    Actor, PersonalDoc,
+    keys::{DeviceKeys, RandomnessError},
+    store::{AccountRecord, LocalStore, StoreError},
+    sync::SignInAs,
+};
+use doran_protocol::{DeviceId, DocId, UserId};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    driver::enroll,
+    error::{Result, SyncError},
+    relay::Relay,
+};
+
+/// Why a secret could not be read or written (the platform keychain's message).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the secret store failed: {0}")]
+pub struct SecretError(pub String);
+
+/// Where the device and user keys are kept. The default is [`StoreSecrets`]; an app
+/// passes the platform keychain instead (see the module docs for what each protects
+/// against). Names are short ASCII words (`device-key`, `user-key`).
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// The secret called `name`, if kept.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, SecretError>;
+    /// Keeps `value` as `name`, replacing any earlier one.
+    fn set(&self, name: &str, value: &[u8]) -> Result<(), SecretError>;
+    /// Forgets `name` (forgetting twice is fine).
+    fn delete(&self, name: &str) -> Result<(), SecretError>;
+}
+
+/// The default [`SecretStore`]: the local store's `meta` table (see the module docs).
+#[derive(Debug, Clone)]
+pub struct StoreSecrets(pub Arc<dyn LocalStore>);
+
+fn secret_key(name: &str) -> String {
+    format!("secret/{name}")
+}
+
+impl SecretStore for StoreSecrets {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, SecretError> {
+        self.0
+            .get_meta(&secret_key(name))
+            .map_err(|e| SecretError(e.to_string()))
+    }
+
+    fn set(&self, name: &str, value: &[u8]) -> Result<(), SecretError> {
+        self.0
+            .set_meta(&secret_key(name), value)
+            .map_err(|e| SecretError(e.to_string()))
+    }
+
+    fn delete(&self, name: &str) -> Result<(), SecretError> {
+        self.0
+            .delete_meta(&secret_key(name))
+            .map_err(|e| SecretError(e.to_string()))
+    }
+}
+
+const DEVICE_KEY: &str = "device-key";
+const USER_KEY: &str = "user-key";
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The secret store (keychain) failed.
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    /// The stored account cannot be read (corrupt, its key missing from the secret
+    /// store, or written by a newer app).
+    #[error("the stored account is unreadable: {0}")]
+    Corrupt(String),
+    /// The recovery phrase is not 24 valid BIP-39 words with a good checksum.
+    #[error("not a valid recovery phrase: {0}")]
+    BadPhrase(String),
+    /// This device has no user key (it was added with a link code), so it has no
+    /// recovery phrase to show.
+    #[error("this device has no user key; show the phrase on the first device")]
+    NoUserKey,
+    /// The operating system's random number generator failed.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
+/// A signed-up account on this device.
+#[derive(Clone)]
+pub struct Account {
+    /// The user, as the relay assigned it at registration.
+    pub user: UserId,
+    /// This device.
+    pub device: DeviceId,
+    /// The email label the user registered with (empty on a device added with the
+    /// phrase or a link code until the personal document says otherwise).
+    pub email: String,
+    /// The nickname at registration (the personal document holds the current one).
+    pub nickname: String,
+    /// The relay's base URL, `http(s)://host:port`.
+    pub server: String,
+    /// The user's personal document.
+    pub personal_doc: DocId,
+    /// This device's key.
+    pub device_key: SigningKey,
+    /// The user's key; `None` on a device added with a link code.
+    pub user_key: Option<SigningKey>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print secret keys.
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("device", &self.device)
+            .field("email", &self.email)
+            .field("nickname", &self.nickname)
+            .field("server", &self.server)
+            .field("personal_doc", &self.personal_doc)
+            .field("has_user_key", &self.user_key.is_some())
+            .finish()
+    }
+}
+
+fn signing_key(bytes: &[u8], what: &str) -> Result<SigningKey, AccountError> {
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| AccountError::Corrupt(format!("{what} of {} bytes", bytes.len())))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+impl Account {
+    /// The account stored on this device, if any (importing the single `meta` row of
+    /// older builds first).
+    pub fn load(
+        store: &dyn LocalStore,
+        secrets: &dyn SecretStore,
+    ) -> Result<Option<Account>, AccountError> {
+        import_legacy(store, secrets)?;
+        let Some(record) = store.account()? else {
+            return Ok(None);
+        };
+        let device_key = secrets.get(DEVICE_KEY)?.ok_or_else(|| {
+            AccountError::Corrupt("the device key is missing from the secret store".into())
+        })?;
+        let user_key = secrets.get(USER_KEY)?;
+        Ok(Some(Account {
+            user: record.user,
+            device: record.device,
+            email: record.email,
+            nickname: record.nickname,
+            server: record.server,
+            personal_doc: record.personal_doc,
+            device_key: signing_key(&device_key, "device key")?,
+            user_key: user_key.map(|k| signing_key(&k, "user key")).transpose()?,
+        }))
+    }
+
+    /// Stores this account, replacing any other: the keys first, then the row, so a
+    /// row never exists without its keys.
+    pub fn save(
+        &self,
+        store: &dyn LocalStore,
+        secrets: &dyn SecretStore,
+    ) -> Result<(), AccountError> {
+        secrets.set(DEVICE_KEY, &self.device_key.to_bytes())?;
+        match &self.user_key {
+            Some(k) => secrets.set(USER_KEY, &k.to_bytes())?,
+            None => secrets.delete(USER_KEY)?,
+        }
+        store.set_account(&AccountRecord {
+            user: self.user,
+            device: self.device,
+            email: self.email.clone(),
+            nickname: self.nickname.clone(),
+            server: self.server.clone(),
+            personal_doc: self.personal_doc,
+        })?;
+        Ok(())
+    }
+
+    /// Signs out: deletes the account and its keys from this device. The documents
+    /// stay. Signing out twice is not an error.
+    pub fn sign_out(store: &dyn LocalStore, secrets: &dyn SecretStore) -> Result<(), AccountError> {
+        store.delete_account()?;
+        secrets.delete(DEVICE_KEY)?;
+        secrets.delete(USER_KEY)?;
+        Ok(())
+    }
+
+    /// The keys, as the sync machine uses them.
+    pub fn keys(&self) -> DeviceKeys {
+        DeviceKeys {
+            device: self.device,
+            device_key: self.device_key.clone(),
+            user_key: self.user_key.clone(),
+        }
+    }
+
+    /// Who writes this device's document changes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user,
+            device: self.device,
+        }
+    }
+
+    /// The recovery phrase: the user key's 32-byte seed as 24 BIP-39 English words.
+    /// Anyone holding it can add a device to this account: show it only on request.
+    pub fn recovery_phrase(&self) -> Result<String, AccountError> {
+        let key = self.user_key.as_ref().ok_or(AccountError::NoUserKey)?;
+        recovery_phrase(key)
+    }
+}
+
+/// The single `meta` row (postcard) older builds kept the account in, keys included.
+/// Fields may only be appended.
+#[derive(Serialize, Deserialize)]
+struct Legacy {
+    user: UserId,
+    device: DeviceId,
+    email: String,
+    nickname: String,
+    server: String,
+    personal_doc: DocId,
+    device_key: [u8; 32],
+    user_key: Option<[u8; 32]>,
+}
+
+const LEGACY_KEY: &str = "account/v1";
+
+/// Moves an account kept by an older build (one `meta` row) into the account table
+/// and the secret store, then deletes the row.
+fn import_legacy(store: &dyn LocalStore, secrets: &dyn SecretStore) -> Result<(), AccountError> {
+    let Some(bytes) = store.get_meta(LEGACY_KEY)? else {
+        return Ok(());
+    };
+    let s: Legacy =
+        postcard::from_bytes(&bytes).map_err(|e| AccountError::Corrupt(e.to_string()))?;
+    Account {
+        user: s.user,
+        device: s.device,
+        email: s.email,
+        nickname: s.nickname,
+        server: s.server,
+        personal_doc: s.personal_doc,
+        device_key: SigningKey::from_bytes(&s.device_key),
+        user_key: s.user_key.as_ref().map(SigningKey::from_bytes),
+    }
+    .save(store, secrets)?;
+    store.delete_meta(LEGACY_KEY)?;
+    Ok(())
+}
+
+/// The 24 BIP-39 English words of a user key's seed.
+pub fn recovery_phrase(user_key: &SigningKey) -> Result<String, AccountError> {
+    let m = bip39::Mnemonic::from_entropy(&user_key.to_bytes())
+        .map_err(|e| AccountError::BadPhrase(e.to_string()))?;
+    Ok(m.to_string())
+}
+
+/// The user key back from its recovery phrase (words separated by whitespace; case
+/// and extra spaces are forgiven). Only a 24-word phrase with a valid checksum is
+/// accepted.
+pub fn from_phrase(phrase: &str) -> Result<SigningKey, AccountError> {
+    let normalized = phrase
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let m = bip39::Mnemonic::parse_in(bip39::Language::English, &normalized)
+        .map_err(|e| AccountError::BadPhrase(e.to_string()))?;
+    let entropy = m.to_entropy();
+    let seed: [u8; 32] = entropy.as_slice().try_into().map_err(|_| {
+        AccountError::BadPhrase(format!(
+            "{} words; a recovery phrase has 24",
+            m.word_count()
+        ))
+    })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Creates an account: makes the keys, registers with `relay`, stores the account
+/// (keys in `secrets`) and commits the user's personal document with a random default
+/// avatar; the next sync pushes it.
+pub async fn create_account(
+    store: &Arc<dyn LocalStore>,
+    secrets: &dyn SecretStore,
+    relay: &Relay,
+    email: &str,
+    nickname: &str,
+    timeout: Duration,
+) -> Result<Account> {
+    let nickname = doran_client_core::validate::nickname(nickname)?;
+    let email = doran_protocol::text::email(email).map_err(|e| {
+        SyncError::Doc(doran_client_core::DocError::text(
+            doran_client_core::validate::Field::Email,
+            e,
+        ))
+    })?;
+    let keys = DeviceKeys::generate().map_err(AccountError::from)?;
+    let sign_in = SignInAs::Register {
+        email: email.clone(),
+        nickname: nickname.clone(),
+        personal_doc: DocId::random(),
+    };
+    let (info, _) = enroll(relay, keys.clone(), sign_in, timeout).await?;
+    let account = Account {
+        user: info.user,
+        device: keys.device,
+        email,
+        nickname: nickname.clone(),
+        server: relay.base().to_owned(),
+        personal_doc: info.personal_doc,
+        device_key: keys.device_key,
+        user_key: keys.user_key,
+    };
+    account.save(&**store, secrets)?;
+    // FEATURES.md: a random default avatar at sign-up.
+    let avatar = rand::random_range(1..=doran_client_core::model::DEFAULT_AVATARS);
+    let (_, change) = PersonalDoc::create(&account.actor(), &nickname, avatar, now_ms())?;
+    store.commit_local(account.personal_doc, &change)?;
+    Ok(account)
+}
+
+/// Adds this device to an existing account with the recovery phrase, and stores the
+/// account. The email and nickname are not in the relay's answer: they stay empty
+/// until read from the personal document.
+pub async fn recover_account(
+    store: &Arc<dyn LocalStore>,
+    secrets: &dyn SecretStore,
+    relay: &Relay,
+    phrase: &str,
+    timeout: Duration,
+) -> Result<Account> {
+    let user_key = from_phrase(phrase)?;
+    let keys = DeviceKeys::for_new_device(Some(user_key)).map_err(AccountError::from)?;
+    add_device(store, secrets, relay, keys, SignInAs::Recover, timeout).await
+}
+
+/// Adds this device to an existing account with a link code issued by one of its
+/// signed-in devices, and stores the account. Like [`recover_account`], email and
+/// nickname stay empty until read from the personal document; this device holds no
+/// user key (it cannot show a recovery phrase).
+pub async fn link_device(
+    store: &Arc<dyn LocalStore>,
+    secrets: &dyn SecretStore,
+    relay: &Relay,
+    code: &str,
+    timeout: Duration,
+) -> Result<Account> {
+    let keys = DeviceKeys::for_new_device(None).map_err(AccountError::from)?;
+    let sign_in = SignInAs::Link {
+        code: code.trim().to_owned(),
+    };
+    add_device(store, secrets, relay, keys, sign_in, timeout).await
+}
+
+/// Enrolls a new device of an existing user and stores its account.
+async fn add_device(
+    store: &Arc<dyn LocalStore>,
+    secrets: &dyn SecretStore,
+    relay: &Relay,
+    keys: DeviceKeys,
+    sign_in: SignInAs,
+    timeout: Duration,
+) -> Result<Account> {
+    let (info, _) = enroll(relay, keys.clone(), sign_in, timeout).await?;
+    let account = Account {
+        user: info.user,
+        device: keys.device,
+        email: String::new(),
+        nickname: String::new(),
+        server: relay.base().to_owned(),
+        personal_doc: info.personal_doc,
+        device_key: keys.device_key,
+        user_key: keys.user_key,
+    };
+    account.save(&**store, secrets)?;
+    Ok(account)
+}
+
+#[cfg(test)]
+mod tests {
+    use doran_client_core::store::MemoryStore;
+
+    use super::*;
+
+    fn account() -> Account {
+        let keys = DeviceKeys::generate().expect("keys");
+        Account {
+            user: UserId([1; 16]),
+            device: keys.device,
+            email: "a@example.com".into(),
+            nickname: "엄마".into(),
+            server: "http://127.0.0.1:1".into(),
+            personal_doc: DocId([2; 16]),
+            device_key: keys.device_key,
+            user_key: keys.user_key,
+        }
+    }
+
+    #[test]
+    fn the_phrase_round_trips_to_the_same_user_key() {
+        let a = account();
+        let phrase = a.recovery_phrase().expect("phrase");
+        assert_eq!(phrase.split(' ').count(), 24);
+        let back = from_phrase(&format!("  {}  ", phrase.to_uppercase())).expect("parses");
+        assert_eq!(Some(back.to_bytes()), a.user_key.map(|k| k.to_bytes()));
+    }
+
+    #[test]
+    fn bad_phrases_are_refused() {
+        assert!(matches!(
+            from_phrase("abandon abandon"),
+            Err(AccountError::BadPhrase(_))
+        ));
+        let phrase = account().recovery_phrase().expect("phrase");
+        let mut words: Vec<&str> = phrase.split(' ').collect();
+        words.swap(0, 1);
+        words[0] = if words[0] == "zoo" { "abandon" } else { "zoo" };
+        assert!(from_phrase(&words.join(" ")).is_err());
+        // 12 words are a valid BIP-39 phrase but not a user key.
+        let twelve = bip39::Mnemonic::from_entropy(&[7u8; 16])
+            .expect("12 words")
+            .to_string();
+        assert!(matches!(
+            from_phrase(&twelve),
+            Err(AccountError::BadPhrase(_))
+        ));
+    }
+
+    #[test]
+    fn saved_loaded_and_signed_out() {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let secrets = StoreSecrets(Arc::clone(&store));
+        assert!(Account::load(&*store, &secrets).expect("load").is_none());
+        let a = account();
+        a.save(&*store, &secrets).expect("save");
+        let b = Account::load(&*store, &secrets)
+            .expect("load")
+            .expect("present");
+        assert_eq!(b.user, a.user);
+        assert_eq!(b.device_key.to_bytes(), a.device_key.to_bytes());
+        assert!(!format!("{b:?}").contains(&hex::encode(a.device_key.to_bytes())));
+        Account::sign_out(&*store, &secrets).expect("sign out");
+        Account::sign_out(&*store, &secrets).expect("twice");
+        assert!(Account::load(&*store, &secrets).expect("load").is_none());
+        assert!(secrets.get(DEVICE_KEY).expect("get").is_none());
+    }
+
+    #[test]
+    fn an_account_kept_by_an_older_build_is_imported() {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let secrets = StoreSecrets(Arc::clone(&store));
+        let a = account();
+        let legacy = Legacy {
+            user: a.user,
+            device: a.device,
+            email: a.email.clone(),
+            nickname: a.nickname.clone(),
+            server: a.server.clone(),
+            personal_doc: a.personal_doc,
+            device_key: a.device_key.to_bytes(),
+            user_key: a.user_key.as_ref().map(SigningKey::to_bytes),
+        };
+        store
+            .set_meta(LEGACY_KEY, &postcard::to_allocvec(&legacy).expect("encode"))
+            .expect("meta");
+        let b = Account::load(&*store, &secrets)
+            .expect("load")
+            .expect("imported");
+        assert_eq!(b.user, a.user);
+        assert_eq!(b.email, a.email);
+        assert_eq!(b.device_key.to_bytes(), a.device_key.to_bytes());
+        assert!(store.get_meta(LEGACY_KEY).expect("meta").is_none());
+        assert!(Account::load(&*store, &secrets).expect("again").is_some());
+    }
+}
