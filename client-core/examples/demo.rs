@@ -159,10 +159,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (mut profile, _) = PersonalDoc::create(&mom, "햇살엄마", 3, now_ms)?;
     profile.set_mood(Mood::Love, now_ms)?;
     let profiles = BTreeMap::from([(me, profile.view().clone())]);
-    let home = views::home(doc.view(), &profiles, now_ms, kst, 1);
+    let viewer = views::Viewer {
+        now_ms,
+        offset: kst,
+        lang: Lang::Ko,
+    };
+    let home = views::home(doc.view(), &profiles, &BTreeMap::new(), viewer, 1);
     println!("\n🏠 {} — {}", home.family_name, home.warm_message);
     for m in &home.members {
-        println!("   {} {}", m.name, m.mood.map(Mood::emoji).unwrap_or(""));
+        println!("   {} {}", m.name, m.mood.as_ref().map_or("", |m| m.emoji));
     }
     if let Some(m) = &home.mission {
         let ticks: Vec<String> = m
@@ -172,10 +177,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             .collect();
         println!("   mission: {} [{}]", m.title, ticks.join(" "));
     }
-    let dash = views::mission_dashboard(doc.view(), month, kst);
+    let dash = views::mission_dashboard(doc.view(), month, kst, Lang::Ko);
     println!(
         "   this month: {}/{} missions, {}% — {}",
-        dash.completed, dash.total, dash.rate, dash.label_ko
+        dash.completed, dash.total, dash.rate, dash.label
     );
     println!("\n🏅 badges:");
     for b in views::badges(doc.view()) {
@@ -188,7 +193,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     println!("\n📅 {month}:");
-    for e in views::calendar_month(doc.view(), month).events {
+    for e in views::calendar_month(doc.view(), month, Lang::Ko).events {
         let more = if e.continues_after { " →" } else { "" };
         println!(
             "   {} {}–{}{} ({})",

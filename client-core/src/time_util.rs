@@ -58,6 +58,12 @@ impl YearMonth {
     }
 }
 
+impl serde::Serialize for YearMonth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::fmt::Display for YearMonth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month as u8)
@@ -78,12 +84,44 @@ pub fn local_date(ms: i64, offset: UtcOffset) -> Date {
 }
 
 /// A UI language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// Korean (the default).
+    #[default]
     Ko,
     /// English.
     En,
+}
+
+impl Lang {
+    /// The language of a setting or locale string: Korean for `ko…`, English for
+    /// anything else.
+    pub fn from_code(code: &str) -> Lang {
+        if code.trim().to_ascii_lowercase().starts_with("ko") {
+            Lang::Ko
+        } else {
+            Lang::En
+        }
+    }
+
+    /// `ko` or `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+
+    /// The Korean text or the English one.
+    pub fn pick<T>(self, ko: T, en: T) -> T {
+        match self {
+            Lang::Ko => ko,
+            Lang::En => en,
+        }
+    }
 }
 
 /// "방금 전", "n분 전", "n시간 전", "n일 전", "M월 D일", "YYYY년 M월 D일" — how long ago

@@ -261,7 +261,7 @@ fn a_photo_added_to_an_album_deleted_concurrently_is_not_lost() {
     // The photo survives with a dangling album id; the gallery shows it as recovered.
     let photo = &a.view().photos[&p];
     assert!(!a.view().albums.contains_key(&photo.album_id));
-    let cards = views::albums(a.view());
+    let cards = views::albums(a.view(), doran_client_core::time_util::Lang::Ko);
     assert_eq!(cards.len(), 1);
     assert_eq!(cards[0].id, views::gallery::RECOVERED_ALBUM);
     assert_eq!(views::album_page(a.view(), &cards[0].id, 0)[0].id, p);

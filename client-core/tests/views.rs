@@ -121,9 +121,9 @@ fn mission_dashboard_counts_this_month_and_labels_the_rate() {
     let (mut doc, _) =
         FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &mom, NOW).unwrap();
     let month = YearMonth::parse("2026-11").unwrap();
-    let empty = views::mission_dashboard(doc.view(), month, KST);
+    let empty = views::mission_dashboard(doc.view(), month, KST, Lang::Ko);
     assert_eq!(
-        (empty.total, empty.rate, empty.label_ko),
+        (empty.total, empty.rate, empty.label),
         (0, 0, "이제 시작해요")
     );
     let ids: Vec<String> = (0..3)
@@ -140,16 +140,16 @@ fn mission_dashboard_counts_this_month_and_labels_the_rate() {
         .value;
     doc.set_mission_done(&ids[0], true, NOW).unwrap();
     doc.set_mission_done(&ids[1], true, NOW).unwrap();
-    let d = views::mission_dashboard(doc.view(), month, KST);
+    let d = views::mission_dashboard(doc.view(), month, KST, Lang::Ko);
     assert_eq!(
-        (d.total, d.completed, d.rate, d.label_ko),
+        (d.total, d.completed, d.rate, d.label),
         (3, 2, 66, "돌파! 대단해요")
     );
     assert_eq!(d.missions[0].id, ids[2], "newest first");
     doc.set_mission_done(&ids[2], true, NOW).unwrap();
-    let d = views::mission_dashboard(doc.view(), month, KST);
-    assert_eq!((d.rate, d.label_ko), (100, "우리는 환상의 가족"));
-    let past = views::past_missions(doc.view(), month, KST);
+    let d = views::mission_dashboard(doc.view(), month, KST, Lang::Ko);
+    assert_eq!((d.rate, d.label), (100, "우리는 환상의 가족"));
+    let past = views::past_missions(doc.view(), month, KST, Lang::Ko);
     assert_eq!(past.len(), 1);
     assert_eq!(past[0].id, old);
     assert_eq!(views::missions::rate_label(25).0, "돌파! 도전해요");
@@ -192,8 +192,8 @@ fn an_event_crossing_a_month_edge_shows_in_both_months() {
         NOW,
     )
     .unwrap();
-    let nov = views::calendar_month(doc.view(), YearMonth::parse("2026-11").unwrap());
-    let dec = views::calendar_month(doc.view(), YearMonth::parse("2026-12").unwrap());
+    let nov = views::calendar_month(doc.view(), YearMonth::parse("2026-11").unwrap(), Lang::Ko);
+    let dec = views::calendar_month(doc.view(), YearMonth::parse("2026-12").unwrap(), Lang::Ko);
     assert_eq!(nov.events.len(), 2);
     assert_eq!(dec.events.len(), 1);
     let in_dec = &dec.events[0];
@@ -295,24 +295,70 @@ fn home_summary_shows_what_the_home_screen_needs() {
     )
     .unwrap();
 
-    let h = views::home(doc.view(), &profiles, NOW, KST, 3);
+    let viewer = views::Viewer {
+        now_ms: NOW,
+        offset: KST,
+        lang: Lang::Ko,
+    };
+    let mut presence = BTreeMap::new();
+    presence.insert(
+        dad.user.to_hex(),
+        views::Presence {
+            online: false,
+            last_seen: Some(NOW - 5 * 60 * 1000),
+        },
+    );
+    let h = views::home(doc.view(), &profiles, &presence, viewer, 3);
     assert_eq!(h.family_name, "우리 가족");
     assert_eq!(h.members.len(), 2);
     assert_eq!(h.members[0].name, "엄마", "host first");
-    assert_eq!(h.members[0].mood, Some(Mood::Love));
+    assert_eq!(
+        h.members[0].mood.as_ref().map(|m| m.key),
+        Some(Mood::Love.name())
+    );
+    assert_eq!(
+        h.members[0].mood.as_ref().map(|m| m.label),
+        Some("사랑해요")
+    );
     assert_eq!(h.members[1].mood, None);
+    assert_eq!(h.members[0].status, None, "no presence known");
+    assert_eq!(h.members[1].status.as_deref(), Some("5분 전"));
     assert_eq!(h.members[1].nickname.as_deref(), Some("아빠곰"));
     assert_eq!(h.mission.as_ref().unwrap().id, m_today);
     assert_ne!(h.mission.as_ref().unwrap().id, m_old);
     assert_eq!(h.month_rate, 0);
-    assert_eq!(h.badge.as_ref().unwrap().kind, BadgeKind::CozyStart);
-    assert_eq!(h.latest_photo.unwrap().id, p);
+    assert_eq!(h.badge.as_ref().unwrap().key, BadgeKind::CozyStart.key());
+    assert_eq!(h.latest_photo.as_ref().unwrap().id, p);
     assert_eq!(
-        h.latest_voice.unwrap().headline,
+        h.latest_voice.as_ref().unwrap().headline,
         "엄마님이 음성메시지를 보냈어요!"
     );
     assert_eq!(h.month_events.len(), 1);
-    assert!(views::home::WARM_MESSAGES.contains(&h.warm_message));
+    assert!(
+        views::home::WARM_MESSAGES
+            .iter()
+            .any(|(ko, _)| *ko == h.warm_message)
+    );
+    // The same screen in English.
+    let en = views::home(
+        doc.view(),
+        &profiles,
+        &presence,
+        views::Viewer {
+            lang: Lang::En,
+            ..viewer
+        },
+        3,
+    );
+    assert_eq!(
+        en.latest_voice.unwrap().headline,
+        "엄마 sent a voice message!"
+    );
+    assert_eq!(en.members[1].status.as_deref(), Some("5 min ago"));
+    assert_eq!(en.month_label, "Just getting started");
+    let json = serde_json::to_value(&h).unwrap();
+    assert_eq!(json["members"][0]["role"], "host");
+    assert_eq!(json["members"][0]["mood"]["emoji"], "🥰");
 }
 
 #[test]

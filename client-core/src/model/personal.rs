@@ -56,6 +56,19 @@ impl Mood {
         }
     }
 
+    /// The English label.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            Mood::Good => "Good",
+            Mood::Love => "Loving it",
+            Mood::Nice => "Cool",
+            Mood::Sad => "Sad",
+            Mood::Head => "Headache",
+            Mood::Angry => "Angry",
+            Mood::Sleepy => "Sleepy",
+        }
+    }
+
     /// The machine name (`good`, `love`…), as the CLI and the apps pass it.
     pub fn name(self) -> &'static str {
         match self {

@@ -8,7 +8,8 @@
 use crate::{model::Family, replica::Touched, time_util::Lang, views::member_name};
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActivityKind {
     /// Someone joined the family.
     MemberJoined,
@@ -66,7 +67,7 @@ pub enum ActivityKind {
 }
 
 /// One feed item.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Activity {
     /// Stable id (the same item has the same id on every device).
     pub id: String,
@@ -81,7 +82,7 @@ pub struct Activity {
 impl Activity {
     /// The sentence the feed shows.
     pub fn text(&self, f: &Family, lang: Lang) -> String {
-        let who = member_name(f, &self.actor);
+        let who = member_name(f, &self.actor, lang);
         let title = |coll: &str, id: &str| -> String {
             match coll {
                 "mission" => f.missions.get(id).map(|m| m.title.clone()),

@@ -1,6 +1,8 @@
 //! Badges: family-level (the original's six, plus ours) and per member.
 
-use crate::model::Family;
+use serde::Serialize;
+
+use crate::{model::Family, time_util::Lang, views::member_name};
 
 /// Which badge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +62,32 @@ impl BadgeKind {
         }
     }
 
+    /// What earns it, for the badge dialog ("사진 15장", "15 photos"), with its goal.
+    pub fn rule(self, goal: u64, lang: Lang) -> String {
+        match (self, lang) {
+            (BadgeKind::CozyStart, Lang::Ko) => "가족이 만들어졌어요".to_owned(),
+            (BadgeKind::CozyStart, Lang::En) => "The family exists".to_owned(),
+            (BadgeKind::Footprints, Lang::Ko) => format!("사진 {goal}장"),
+            (BadgeKind::Footprints, Lang::En) => format!("{goal} photos"),
+            (BadgeKind::WarmVoice, Lang::Ko) => format!("음성메시지 {goal}개"),
+            (BadgeKind::WarmVoice, Lang::En) => format!("{goal} voice messages"),
+            (BadgeKind::Cooperation, Lang::Ko) => format!("미션 {goal}개"),
+            (BadgeKind::Cooperation, Lang::En) => format!("{goal} missions"),
+            (BadgeKind::Communication, Lang::Ko) => format!("댓글 {goal}개"),
+            (BadgeKind::Communication, Lang::En) => format!("{goal} comments"),
+            (BadgeKind::DaysTogether, Lang::Ko) => format!("일정 {goal}개"),
+            (BadgeKind::DaysTogether, Lang::En) => format!("{goal} calendar events"),
+            (BadgeKind::Accomplished, Lang::Ko) => format!("모두 함께 완료한 미션 {goal}개"),
+            (BadgeKind::Accomplished, Lang::En) => format!("{goal} missions completed together"),
+            (BadgeKind::DiligentHands, Lang::Ko) => format!("미션 완료 체크 {goal}번"),
+            (BadgeKind::DiligentHands, Lang::En) => format!("{goal} mission ticks"),
+            (BadgeKind::Photographer, Lang::Ko) => format!("올린 사진 {goal}장"),
+            (BadgeKind::Photographer, Lang::En) => format!("{goal} photos added"),
+            (BadgeKind::KindWords, Lang::Ko) => format!("쓴 댓글 {goal}개"),
+            (BadgeKind::KindWords, Lang::En) => format!("{goal} comments written"),
+        }
+    }
+
     /// A stable machine name, for the CLI's JSON and the apps' icons.
     pub fn key(self) -> &'static str {
         match self {
@@ -100,6 +128,79 @@ impl Badge {
     /// Whether the family (or member) has it.
     pub fn earned(&self) -> bool {
         self.progress >= self.goal
+    }
+
+    /// The badge as the badge dialog shows it, in `lang`.
+    pub fn view(&self, lang: Lang) -> BadgeView {
+        BadgeView {
+            key: self.kind.key(),
+            name: lang.pick(self.kind.name_ko(), self.kind.name_en()),
+            rule: self.kind.rule(self.goal, lang),
+            progress: self.progress,
+            goal: self.goal,
+            earned: self.earned(),
+        }
+    }
+}
+
+/// A badge with its progress, as the badge dialog shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadgeView {
+    /// Stable machine name (`cozy_start`, `footprints`…), e.g. for its icon.
+    pub key: &'static str,
+    /// Its name in the viewer's language.
+    pub name: &'static str,
+    /// What earns it ("사진 15장").
+    pub rule: String,
+    /// Progress so far, capped at `goal` (e.g. 9 of 15).
+    pub progress: u64,
+    /// What earns it.
+    pub goal: u64,
+    /// Whether it is earned.
+    pub earned: bool,
+}
+
+/// One member's badges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberBadges {
+    /// User id.
+    pub user: String,
+    /// Their 호칭.
+    pub name: String,
+    /// Their badges.
+    pub badges: Vec<BadgeView>,
+}
+
+/// The badge dialog: the family's badges and each member's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadgeBoard {
+    /// The family's badges, in display order.
+    pub family: Vec<BadgeView>,
+    /// How many of them are earned.
+    pub earned: usize,
+    /// Each member's badges (host first, then by joining).
+    pub members: Vec<MemberBadges>,
+}
+
+/// The badge dialog of a family, in `lang`.
+pub fn badge_board(f: &Family, lang: Lang) -> BadgeBoard {
+    let family: Vec<BadgeView> = badges(f).iter().map(|b| b.view(lang)).collect();
+    let mut members: Vec<(&String, &crate::model::Member)> = f.members.iter().collect();
+    members.sort_by_key(|(user, m)| (m.role != crate::model::Role::Host, m.joined_at, *user));
+    BadgeBoard {
+        earned: family.iter().filter(|b| b.earned).count(),
+        family,
+        members: members
+            .into_iter()
+            .map(|(user, _)| MemberBadges {
+                user: user.clone(),
+                name: member_name(f, user, lang),
+                badges: member_badges(f, user)
+                    .iter()
+                    .map(|b| b.view(lang))
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

@@ -1,16 +1,20 @@
 //! A month of the family calendar, including events that cross the month's edges
 //! (the original matched by start month only and lost the second half of such events).
 
+use serde::Serialize;
 use time::Date;
 
 use crate::{
     model::{CalendarEvent, Family},
-    time_util::{YearMonth, parse_date},
+    time_util::{Lang, YearMonth, parse_date},
     views::member_name,
 };
 
+/// How many event lines a day cell of the month grid shows; the rest are "+N".
+pub const DAY_SLOTS: usize = 3;
+
 /// An event as the month view shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MonthEvent {
     /// Event id.
     pub id: String,
@@ -26,15 +30,23 @@ pub struct MonthEvent {
     pub continues_before: bool,
     /// Whether it ends in a later month (draw the bar open on the right).
     pub continues_after: bool,
+    /// The line of the grid its bar is drawn on (0 at the top), the same on every day
+    /// it spans, so a multi-day bar stays straight.
+    pub lane: usize,
 }
 
 /// One day cell of the month grid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CalendarDay {
     /// The date.
     pub date: Date,
-    /// Ids of the events on this day, in the month list's order.
+    /// Ids of the events on this day, by lane.
     pub events: Vec<String>,
+    /// The cell's first [`DAY_SLOTS`] lines: the event drawn on each (`None`: an empty
+    /// line, where no bar passes).
+    pub slots: Vec<Option<String>>,
+    /// How many events do not fit ("+N more").
+    pub more: usize,
 }
 
 impl CalendarDay {
@@ -46,7 +58,7 @@ impl CalendarDay {
 }
 
 /// The month grid and the "this month's events" list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CalendarMonth {
     /// The month.
     pub month: YearMonth,
@@ -57,7 +69,7 @@ pub struct CalendarMonth {
 }
 
 /// The events of `month`.
-pub fn calendar_month(f: &Family, month: YearMonth) -> CalendarMonth {
+pub fn calendar_month(f: &Family, month: YearMonth, lang: Lang) -> CalendarMonth {
     let mut events: Vec<MonthEvent> = f
         .calendar
         .iter()
@@ -69,11 +81,12 @@ pub fn calendar_month(f: &Family, month: YearMonth) -> CalendarMonth {
             Some(MonthEvent {
                 id: id.clone(),
                 event: e.clone(),
-                owner_name: member_name(f, &e.owner),
+                owner_name: member_name(f, &e.owner, lang),
                 first_in_month: start.max(month.first_day()),
                 last_in_month: end.min(month.last_day()),
                 continues_before: start < month.first_day(),
                 continues_after: end > month.last_day(),
+                lane: 0,
             })
         })
         .collect();
@@ -90,16 +103,41 @@ pub fn calendar_month(f: &Family, month: YearMonth) -> CalendarMonth {
             .then(a.event.created_at.cmp(&b.event.created_at))
             .then(a.id.cmp(&b.id))
     });
+    // Lanes: each event, in list order, takes the lowest line free on all its days.
+    let day_index = |d: Date| usize::from(d.day()) - 1;
+    let mut taken: Vec<Vec<bool>> = vec![Vec::new(); 31];
+    for e in &mut events {
+        let days = day_index(e.first_in_month)..=day_index(e.last_in_month);
+        let lane = (0..)
+            .find(|&lane| {
+                days.clone()
+                    .all(|d| !taken[d].get(lane).copied().unwrap_or(false))
+            })
+            .unwrap_or(0);
+        for d in days {
+            if taken[d].len() <= lane {
+                taken[d].resize(lane + 1, false);
+            }
+            taken[d][lane] = true;
+        }
+        e.lane = lane;
+    }
     let mut days = Vec::with_capacity(31);
     let mut d = month.first_day();
     loop {
+        let mut on_day: Vec<&MonthEvent> = events
+            .iter()
+            .filter(|e| e.first_in_month <= d && d <= e.last_in_month)
+            .collect();
+        on_day.sort_by_key(|e| e.lane);
+        let slots = (0..DAY_SLOTS)
+            .map(|lane| on_day.iter().find(|e| e.lane == lane).map(|e| e.id.clone()))
+            .collect();
         days.push(CalendarDay {
             date: d,
-            events: events
-                .iter()
-                .filter(|e| e.first_in_month <= d && d <= e.last_in_month)
-                .map(|e| e.id.clone())
-                .collect(),
+            events: on_day.iter().map(|e| e.id.clone()).collect(),
+            slots,
+            more: on_day.iter().filter(|e| e.lane >= DAY_SLOTS).count(),
         });
         match d.next_day() {
             Some(n) if n <= month.last_day() => d = n,

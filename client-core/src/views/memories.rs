@@ -1,5 +1,6 @@
 //! The memories view (추억 보기): photo thumbnails on the days photos were added.
 
+use serde::Serialize;
 use time::{Date, UtcOffset};
 
 use crate::{
@@ -8,7 +9,7 @@ use crate::{
 };
 
 /// A photo as grids and sliders show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhotoRef {
     /// Photo id.
     pub id: String,
@@ -25,7 +26,7 @@ pub struct PhotoRef {
 }
 
 /// One day with photos.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemoryDay {
     /// The day (viewer's time zone).
     pub date: Date,

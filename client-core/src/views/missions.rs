@@ -2,14 +2,16 @@
 
 use time::UtcOffset;
 
+use serde::Serialize;
+
 use crate::{
     model::{Family, Mission},
-    time_util::{YearMonth, local_date},
+    time_util::{Lang, YearMonth, local_date},
     views::{badges, member_name},
 };
 
 /// One participant's tick on a mission card.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tick {
     /// User id.
     pub user: String,
@@ -20,7 +22,7 @@ pub struct Tick {
 }
 
 /// A mission as a card shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MissionCard {
     /// Mission id.
     pub id: String,
@@ -40,13 +42,13 @@ pub struct MissionCard {
 
 impl MissionCard {
     /// The card for a mission.
-    pub fn of(f: &Family, id: &str, m: &Mission) -> Self {
+    pub fn of(f: &Family, id: &str, m: &Mission, lang: Lang) -> Self {
         let mut ticks: Vec<Tick> = m
             .participants
             .keys()
             .map(|u| Tick {
                 user: u.clone(),
-                name: member_name(f, u),
+                name: member_name(f, u, lang),
                 done_at: m.completions.get(u).copied(),
             })
             .collect();
@@ -64,7 +66,7 @@ impl MissionCard {
 }
 
 /// The mission page's status box and cards for one month.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MissionDashboard {
     /// The month shown.
     pub month: YearMonth,
@@ -74,10 +76,8 @@ pub struct MissionDashboard {
     pub completed: usize,
     /// Completion rate in percent, rounded down.
     pub rate: u32,
-    /// The label for the rate (Korean).
-    pub label_ko: &'static str,
-    /// The label for the rate (English).
-    pub label_en: &'static str,
+    /// The label for the rate, in the viewer's language ("우리는 환상의 가족"…).
+    pub label: &'static str,
     /// Badges the family owns.
     pub badges_owned: usize,
     /// This month's missions, newest first.
@@ -97,12 +97,17 @@ pub fn rate_label(rate: u32) -> (&'static str, &'static str) {
 
 /// This month's missions and the status box. A mission belongs to the month (in the
 /// viewer's time zone) it was created in.
-pub fn mission_dashboard(f: &Family, month: YearMonth, offset: UtcOffset) -> MissionDashboard {
+pub fn mission_dashboard(
+    f: &Family,
+    month: YearMonth,
+    offset: UtcOffset,
+    lang: Lang,
+) -> MissionDashboard {
     let mut missions: Vec<MissionCard> = f
         .missions
         .iter()
         .filter(|(_, m)| YearMonth::of(local_date(m.created_at, offset)) == month)
-        .map(|(id, m)| MissionCard::of(f, id, m))
+        .map(|(id, m)| MissionCard::of(f, id, m, lang))
         .collect();
     missions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let total = missions.len();
@@ -114,20 +119,24 @@ pub fn mission_dashboard(f: &Family, month: YearMonth, offset: UtcOffset) -> Mis
         total,
         completed,
         rate,
-        label_ko,
-        label_en,
+        label: lang.pick(label_ko, label_en),
         badges_owned: badges(f).iter().filter(|b| b.earned()).count(),
         missions,
     }
 }
 
 /// Missions of months before `month` (read-only on the page), newest first.
-pub fn past_missions(f: &Family, month: YearMonth, offset: UtcOffset) -> Vec<MissionCard> {
+pub fn past_missions(
+    f: &Family,
+    month: YearMonth,
+    offset: UtcOffset,
+    lang: Lang,
+) -> Vec<MissionCard> {
     let mut past: Vec<MissionCard> = f
         .missions
         .iter()
         .filter(|(_, m)| YearMonth::of(local_date(m.created_at, offset)) < month)
-        .map(|(id, m)| MissionCard::of(f, id, m))
+        .map(|(id, m)| MissionCard::of(f, id, m, lang))
         .collect();
     past.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     past
