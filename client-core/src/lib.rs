@@ -25,6 +25,7 @@ pub mod error;
 pub mod family_doc;
 pub mod family_store;
 pub mod keys;
+pub mod ko;
 pub mod model;
 pub mod personal_doc;
 pub mod read;

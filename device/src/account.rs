@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     driver::enroll,
-    error::{Result, SyncError},
+    sync_error::{Result, SyncError},
     relay::Relay,
 };
 

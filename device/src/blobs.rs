@@ -38,7 +38,7 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 
 use crate::{
-    error::{Result, SyncError},
+    sync_error::{Result, SyncError},
     relay::Relay,
 };
 
@@ -360,6 +360,16 @@ impl BlobCache {
             owner: Some(owner),
         })?;
         Ok(hash)
+    }
+
+    /// How many blobs wait for upload.
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self.store.pending_uploads()?.len() as u64)
+    }
+
+    /// Whether the bytes of `hash` are on this device.
+    pub fn is_cached(&self, hash: BlobHash) -> Result<bool> {
+        Ok(self.store.blob(hash)?.is_some_and(|r| r.cached) && self.path(hash).exists())
     }
 
     /// Uploads every blob waiting in the queue, oldest first; returns how many went

@@ -21,15 +21,15 @@ use doran_client_core::{
     keys::DeviceKeys,
     store::Membership,
     sync::{
-        Compact, DocChange, Effects, Event, RequestOutcome, SignInAs, SignedIn, SyncConfig,
-        SyncHost, SyncMachine, SyncStatus,
+        Compact, DocChange, DocKind, Effects, Event, RequestOutcome, SignInAs, SignedIn,
+        SyncConfig, SyncHost, SyncMachine, SyncStatus,
     },
     views::Activity,
 };
 
 use crate::{
     blobs::BlobClient,
-    error::{Result, SyncError},
+    sync_error::{Result, SyncError},
     relay::Relay,
 };
 
@@ -40,6 +40,12 @@ pub struct SyncState {
     pub status: SyncStatus,
     /// Local changes not yet acknowledged by the relay.
     pub pending: u64,
+    /// Connection attempts that failed since the last sign-in (the relay could not be
+    /// reached, or the connection ended before signing in). A caller waiting for the
+    /// relay compares it with the value it started with, to say "offline" at once.
+    pub failures: u64,
+    /// Sign-ins so far (each new connection that got signed in counts one).
+    pub sign_ins: u64,
 }
 
 /// Something UIs may want to show, from [`SyncDriver::subscribe`].
@@ -49,6 +55,8 @@ pub enum SyncEvent {
     DocChanged {
         /// The document.
         doc: DocId,
+        /// Whose it is: a family's, or a user's personal document.
+        kind: DocKind,
         /// What they touched (re-read these; empty for personal documents).
         touched: Vec<Touched>,
         /// Feed items that are new (for notifications).
@@ -73,7 +81,12 @@ pub enum SyncEvent {
 enum Command {
     Request(Request, oneshot::Sender<Result<Response>>),
     LocalChange,
+    /// Reconnect now if waiting to (someone is waiting for the relay).
+    Wake,
 }
+
+/// How long opening a connection (TCP, TLS, websocket upgrade) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +211,8 @@ impl SyncDriver {
             state: watch::Sender::new(SyncState {
                 status: SyncStatus::Offline,
                 pending,
+                failures: 0,
+                sign_ins: 0,
             }),
             events: broadcast::Sender::new(1024),
             server_id: std::sync::Mutex::new(None),
@@ -223,6 +238,16 @@ impl SyncDriver {
     /// Tells the driver a local edit was committed, so it is pushed now.
     pub fn local_change(&self) {
         let _ = self.commands.send(Command::LocalChange);
+    }
+
+    /// Reconnects now if the driver is waiting to (someone is waiting for the relay).
+    pub fn wake(&self) {
+        let _ = self.commands.send(Command::Wake);
+    }
+
+    /// The current status and counters.
+    pub fn current(&self) -> SyncState {
+        *self.state.borrow()
     }
 
     /// Sends a request over the live connection (waiting for the sign-in if needed)
@@ -328,23 +353,30 @@ impl SyncDriver {
                 return Err(e);
             }
             let docs = self.blocking(|h| h.doc_cursors()).await?;
-            match connect(&self.relay).await {
+            let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.relay)).await
+            {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err("connecting timed out".to_owned()),
+            };
+            match connected {
                 Ok((mut ws, _)) => {
+                    let before = self.current().sign_ins;
                     let fx = r.machine.handle(now_ms(), Event::Connected { docs });
                     let flow = self.session(r, &mut ws, fx, mode).await;
                     let _ = ws.close(None).await;
                     if let Flow::Done = flow {
                         return Ok(());
                     }
+                    if self.current().sign_ins == before {
+                        // Closed before signing in: as good as unreachable.
+                        self.state.send_modify(|s| s.failures += 1);
+                    }
                 }
                 Err(e) => {
-                    let fx = r.machine.handle(
-                        now_ms(),
-                        Event::ConnectFailed {
-                            reason: e.to_string(),
-                        },
-                    );
+                    tracing::debug!(relay = %self.relay.base(), error = %e, "cannot connect");
+                    let fx = r.machine.handle(now_ms(), Event::ConnectFailed { reason: e });
                     self.publish_status(&fx);
+                    self.state.send_modify(|s| s.failures += 1);
                     r.reconnect_after = fx.reconnect_after;
                 }
             }
@@ -365,6 +397,7 @@ impl SyncDriver {
                             self.answer(r, &fx);
                         }
                         Some(Command::LocalChange) => {}
+                        Some(Command::Wake) => break,
                         None => return Err(SyncError::Offline),
                     },
                 }
@@ -421,6 +454,7 @@ impl SyncDriver {
                         fx
                     }
                     Some(Command::LocalChange) => r.machine.handle(now_ms(), Event::LocalChange),
+                    Some(Command::Wake) => Effects::default(),
                     None => return Flow::Close,
                 },
                 _ = tick.tick() => r.machine.handle(now_ms(), Event::Tick),
@@ -485,9 +519,11 @@ impl SyncDriver {
             }
             for apply in fx.apply.clone() {
                 let snapshot = match apply.snapshot {
-                    Some(s) => Some(self.blobs.get(s.blob).await?),
+                    Some(s) => Some(self.blobs.get_at_most(s.blob, s.len).await?),
                     None => None,
                 };
+                let arrived = apply.chunks.len() + usize::from(snapshot.is_some());
+                let (doc, kind) = (apply.doc, apply.kind);
                 let change: DocChange = self
                     .blocking(move |h| {
                         h.apply(
@@ -499,9 +535,13 @@ impl SyncDriver {
                         )
                     })
                     .await?;
-                if !change.touched.is_empty() || !change.new_activity.is_empty() {
+                let personal_changed =
+                    matches!(kind, DocKind::Personal(_)) && arrived > change.refused;
+                if personal_changed || !change.touched.is_empty() || !change.new_activity.is_empty()
+                {
                     self.emit(SyncEvent::DocChanged {
-                        doc: apply.doc,
+                        doc,
+                        kind,
                         touched: change.touched,
                         new_activity: change.new_activity,
                     });
@@ -554,6 +594,9 @@ impl SyncDriver {
                 self.blocking(move |h| h.snapshot_accepted(doc, covers))
                     .await?;
             }
+            // The status first: a caller woken by its answer sees the state the
+            // answer left (e.g. syncing a family just joined), not the one before.
+            self.publish_status(&fx);
             self.answer(r, &fx);
             if let Some(info) = fx.signed_in.clone() {
                 self.signed_in(&r.machine, info).await?;
@@ -565,7 +608,6 @@ impl SyncDriver {
                 tracing::warn!(code = %e.code, message = %e.message, "the relay refused something");
                 self.emit(SyncEvent::Error(Arc::new(SyncError::from(e.clone()))));
             }
-            self.publish_status(&fx);
             if let Some(fatal) = &fx.fatal {
                 r.fatal = Some(SyncError::Auth {
                     code: fatal.code,
@@ -583,6 +625,10 @@ impl SyncDriver {
     }
 
     async fn signed_in(&self, machine: &SyncMachine, info: SignedIn) -> Result<()> {
+        self.state.send_modify(|s| {
+            s.failures = 0;
+            s.sign_ins += 1;
+        });
         *self
             .server_id
             .lock()

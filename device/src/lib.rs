@@ -1,4 +1,6 @@
-//! A Dorandoran device as apps drive it.
+//! A Dorandoran device as apps drive it: [`Device`], one long-lived facade per device
+//! home, with live [`DeviceEvent`]s, views as serialisable data, and [`Error`]s a
+//! person can read.
 //!
 //! `doran-client-core` is the pure engine (documents, views, the local store, the
 //! sans-IO sync machine); this crate is the device shell above it, everything that
@@ -15,7 +17,18 @@
 
 pub mod account;
 pub mod blobs;
+mod device;
 pub mod driver;
 pub mod error;
+pub mod events;
 pub mod photo;
+mod pump;
 pub mod relay;
+pub mod screens;
+pub mod sync_error;
+
+pub use device::{BLOB_CACHE_BYTES, Device, DeviceOptions, KEEP_NOTIFICATIONS};
+pub use device::{MissionChanges, MissionInput, ProfileChanges};
+pub use doran_client_core as core;
+pub use error::{Error, ErrorCode, Result};
+pub use events::{DeviceEvent, EventListener, ListenerHandle, Part, Subscription};

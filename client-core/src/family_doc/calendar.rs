@@ -9,7 +9,8 @@ use crate::{
 };
 
 /// A new calendar event.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct EventInput {
     /// Title, 1–14 characters.
     pub title: String,
@@ -28,7 +29,8 @@ pub struct EventInput {
 }
 
 /// An edit to an event; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct EventPatch {
     /// New title.
     pub title: Option<String>,
@@ -38,12 +40,22 @@ pub struct EventPatch {
     pub start: Option<String>,
     /// New last day.
     pub end: Option<String>,
-    /// New start time (`Some(None)` makes it all-day).
+    /// New start time (`Some(None)` makes it all-day; in JSON, an explicit `null`).
+    #[serde(deserialize_with = "present_or_null")]
     pub start_time: Option<Option<String>>,
-    /// New end time.
+    /// New end time (`Some(None)`: none).
+    #[serde(deserialize_with = "present_or_null")]
     pub end_time: Option<Option<String>>,
     /// New color.
     pub color: Option<String>,
+}
+
+/// A field given as a value or an explicit `null` is `Some(…)`; a missing one (the
+/// default) is `None`.
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 impl FamilyDoc {

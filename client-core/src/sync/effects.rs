@@ -114,6 +114,13 @@ pub enum SyncStatus {
     UpToDate,
 }
 
+impl SyncStatus {
+    /// Whether the device is signed in to the relay (syncing or up to date).
+    pub fn is_connected(self) -> bool {
+        matches!(self, SyncStatus::Syncing | SyncStatus::UpToDate)
+    }
+}
+
 /// Why the machine will not reconnect by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {

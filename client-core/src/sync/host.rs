@@ -13,7 +13,7 @@ use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
     family_store::{self, OpenError},
-    model::Personal,
+    model::{Family, Personal},
     personal_doc::PersonalDoc,
     replica::{Actor, Touched},
     store::{LocalStore, LogPos, Membership, OutboxEntry},
@@ -330,6 +330,21 @@ impl StoreHost {
             self.store.set_personal_doc(user, doc)?;
         }
         Ok(())
+    }
+
+    /// The family's view if its document is open here and nobody else wrote it since
+    /// (cheap: never loads anything).
+    pub fn open_view(&self, family: FamilyId) -> Result<Option<Family>> {
+        let doc = DocId::from(family);
+        let docs = self.lock();
+        let Some(Opened {
+            doc: OpenDoc::Family(fd),
+            at,
+        }) = docs.get(&doc)
+        else {
+            return Ok(None);
+        };
+        Ok(self.unchanged(doc, *at)?.then(|| fd.view().clone()))
     }
 
     /// Reads a family document (opening it if needed).

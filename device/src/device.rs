@@ -1,0 +1,494 @@
+//! [`Device`]: one device home, opened once and alive for the app's lifetime.
+//!
+//! It holds the local store, the account (keys behind a
+//! [`SecretStore`](crate::account::SecretStore)), the open documents, the blob cache,
+//! and — once signed in — the sync driver, running in the background: connecting,
+//! reconnecting with backoff, pushing edits, receiving live changes, uploading and
+//! fetching blobs. Relay calls (invites, families, devices) go over the connection it
+//! already has.
+//!
+//! Every method takes `&self` (a `Device` is cheap to clone and share), takes plain
+//! arguments (ids as hex strings, as the views give them), and is `async` when it does
+//! I/O or heavy work; blocking work (SQLite, Automerge, photo resizing, audio
+//! conversion) runs on tokio's blocking pool, never on the caller's thread. Errors are
+//! [`Error`]s a person can read. What happens is announced as
+//! [`DeviceEvent`]s ([`subscribe`](Device::subscribe), [`listen`](Device::listen)).
+//!
+//! The methods are grouped by feature in `device/`: accounts and devices, families and
+//! invites, missions, calendar, gallery, voice messages, profile and notifications.
+
+mod account;
+mod calendar;
+mod families;
+mod gallery;
+pub(crate) mod invites;
+mod missions;
+pub(crate) mod notifications;
+mod profile;
+mod sync;
+mod voice;
+
+pub use missions::{MissionChanges, MissionInput};
+pub use profile::ProfileChanges;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use doran_client_core::{
+    DocError, Edit, FamilyDoc,
+    family_store::cached_family,
+    model::Family,
+    store::{LocalStore, Membership, SqliteStore},
+    sync::{StoreHost, SyncConfig},
+    time_util::Lang,
+    views::{Presence, Viewer},
+};
+use doran_protocol::{FamilyId, UserId};
+use time::UtcOffset;
+use tokio::{
+    sync::{Notify, broadcast},
+    task::JoinHandle,
+};
+
+use crate::{
+    account::{Account, SecretStore, StoreSecrets},
+    blobs::BlobCache,
+    driver::SyncDriver,
+    error::{Error, ErrorCode, Result},
+    events::{DeviceEvent, EventListener, ListenerHandle, Part, Subscription},
+    relay::{Relay, Trust},
+};
+
+/// The blob cache's default size limit (pending uploads are never evicted).
+pub const BLOB_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How many notifications a device keeps.
+pub const KEEP_NOTIFICATIONS: usize = 200;
+
+/// How a [`Device`] is opened.
+#[derive(Clone)]
+pub struct DeviceOptions {
+    /// Where the keys are kept; `None`: in the local store (see
+    /// [`StoreSecrets`](crate::account::StoreSecrets)). Apps pass the platform keychain.
+    pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Extra trust for `https://` relays (a self-hosted relay's CA).
+    pub trust: Trust,
+    /// Start syncing in the background as soon as an account is there (apps). The
+    /// command line leaves it off and syncs when asked.
+    pub sync_on_open: bool,
+    /// The viewer's UTC offset for dates in views; `None`: the system's, else UTC.
+    pub utc_offset: Option<UtcOffset>,
+    /// The language before the user's own setting is known (onboarding): the system
+    /// locale. A new account starts with it.
+    pub lang: Lang,
+    /// The blob cache's size limit.
+    pub blob_cache_bytes: u64,
+    /// The sync protocol's settings (compaction threshold, client name…).
+    pub sync: SyncConfig,
+}
+
+impl std::fmt::Debug for DeviceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceOptions")
+            .field("keychain", &self.secrets.is_some())
+            .field("trust", &self.trust)
+            .field("sync_on_open", &self.sync_on_open)
+            .field("utc_offset", &self.utc_offset)
+            .field("lang", &self.lang)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        DeviceOptions {
+            secrets: None,
+            trust: Trust::from_env(),
+            sync_on_open: true,
+            utc_offset: None,
+            lang: Lang::Ko,
+            blob_cache_bytes: BLOB_CACHE_BYTES,
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+/// One device, as apps drive it. See the [module docs](self).
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("home", &self.inner.shared.home)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owned by the `Device` handles only: when the last one goes, background work stops.
+struct Inner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(session) = self.shared.session_now() {
+            session.stop();
+        }
+    }
+}
+
+/// What the background tasks share with the handles.
+pub(crate) struct Shared {
+    pub(crate) home: PathBuf,
+    pub(crate) store: Arc<dyn LocalStore>,
+    pub(crate) secrets: Arc<dyn SecretStore>,
+    pub(crate) options: DeviceOptions,
+    pub(crate) events: broadcast::Sender<DeviceEvent>,
+    pub(crate) session: RwLock<Option<Arc<Session>>>,
+    /// What the relay said about co-members being online, by user hex.
+    pub(crate) presence: Mutex<BTreeMap<String, Presence>>,
+    pub(crate) offset: Mutex<UtcOffset>,
+    /// The user's language (their setting; the options' until known).
+    pub(crate) lang: Mutex<Lang>,
+}
+
+/// The signed-in parts: the account, its documents, blobs and sync driver, and the
+/// background tasks while syncing.
+pub(crate) struct Session {
+    pub(crate) account: Account,
+    pub(crate) host: Arc<StoreHost>,
+    pub(crate) driver: Arc<SyncDriver>,
+    pub(crate) blobs: BlobCache,
+    /// Wakes the uploader (a blob was queued, or the connection came back).
+    pub(crate) upload_kick: Notify,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Session {
+    fn running(&self) -> bool {
+        lock(&self.tasks).iter().any(|t| !t.is_finished())
+    }
+
+    pub(crate) fn stop(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// A mutex that a panic elsewhere does not make unusable (every guarded value here
+/// stays consistent between statements).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Shared {
+    pub(crate) fn session_now(&self) -> Option<Arc<Session>> {
+        self.session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn lang(&self) -> Lang {
+        *lock(&self.lang)
+    }
+
+    pub(crate) fn emit(&self, event: DeviceEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn viewer(&self) -> Viewer {
+        Viewer {
+            now_ms: now_ms(),
+            offset: *lock(&self.offset),
+            lang: self.lang(),
+        }
+    }
+}
+
+impl Device {
+    /// Opens (creating if needed) the device at `home`: its SQLite store
+    /// (`home/device.sqlite`) and blob folder (`home/blobs`). If an account is there
+    /// and `options.sync_on_open`, syncing starts in the background.
+    pub async fn open(home: impl AsRef<Path>, options: DeviceOptions) -> Result<Device> {
+        let home = home.as_ref().to_owned();
+        let lang = options.lang;
+        let dir = home.clone();
+        let store: Arc<dyn LocalStore> = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::from_io(&e, lang))?;
+            SqliteStore::open(dir.join("device.sqlite"))
+                .map(|s| Arc::new(s) as Arc<dyn LocalStore>)
+                .map_err(|e| Error::from_store(&e, lang))
+        })
+        .await
+        .map_err(|_| Error::code(ErrorCode::Storage, lang))??;
+        let secrets = options
+            .secrets
+            .clone()
+            .unwrap_or_else(|| Arc::new(StoreSecrets(Arc::clone(&store))));
+        let offset = options
+            .utc_offset
+            .or_else(|| UtcOffset::current_local_offset().ok())
+            .unwrap_or(UtcOffset::UTC);
+        let shared = Arc::new(Shared {
+            home,
+            store,
+            secrets,
+            events: broadcast::Sender::new(1024),
+            session: RwLock::new(None),
+            presence: Mutex::new(BTreeMap::new()),
+            offset: Mutex::new(offset),
+            lang: Mutex::new(lang),
+            options,
+        });
+        let device = Device {
+            inner: Arc::new(Inner { shared }),
+        };
+        let account = {
+            let s = Arc::clone(device.shared());
+            device
+                .blocking(move |lang| {
+                    Account::load(&*s.store, &*s.secrets).map_err(|e| Error::from_account(&e, lang))
+                })
+                .await?
+        };
+        if let Some(account) = account {
+            device.attach(account).await?;
+            if device.shared().options.sync_on_open {
+                device.start_sync();
+            }
+        }
+        Ok(device)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The folder this device lives in.
+    pub fn home(&self) -> &Path {
+        &self.shared().home
+    }
+
+    /// Events as they happen (see [`DeviceEvent`]). Dropping the subscription
+    /// unsubscribes.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription::new(self.shared().events.subscribe())
+    }
+
+    /// Calls `listener` for every event until the handle is dropped.
+    pub fn listen(&self, listener: Arc<dyn EventListener>) -> ListenerHandle {
+        ListenerHandle::spawn(self.subscribe(), listener)
+    }
+
+    /// The language messages and views are in: the user's setting once known.
+    pub fn language(&self) -> Lang {
+        self.shared().lang()
+    }
+
+    /// Sets the viewer's UTC offset (the platform's, e.g. after travelling or a DST
+    /// change); dates in views follow it.
+    pub fn set_utc_offset(&self, offset: UtcOffset) {
+        *lock(&self.shared().offset) = offset;
+    }
+
+    /// Runs `f` on the blocking pool (SQLite, Automerge, codecs never run on the
+    /// caller's thread), with the current language for its errors.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Lang) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let lang = self.language();
+        tokio::task::spawn_blocking(move || f(lang))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "a blocking task failed");
+                Error::code(ErrorCode::Storage, lang)
+            })?
+    }
+
+    /// The signed-in session, or [`ErrorCode::NoAccount`].
+    pub(crate) fn session(&self) -> Result<Arc<Session>> {
+        self.shared()
+            .session_now()
+            .ok_or_else(|| Error::code(ErrorCode::NoAccount, self.language()))
+    }
+
+    /// Makes the session for `account` (not yet syncing), and takes the user's
+    /// language from their profile once it is on this device.
+    pub(crate) async fn attach(&self, account: Account) -> Result<()> {
+        let s = Arc::clone(self.shared());
+        let session = self
+            .blocking(move |lang| {
+                let relay =
+                    Relay::new(&account.server, &s.options.trust).map_err(|e| Error::from_relay(&e, lang))?;
+                let host = Arc::new(StoreHost::new(Arc::clone(&s.store), account.actor()));
+                let driver = Arc::new(SyncDriver::new(
+                    Arc::clone(&host) as Arc<dyn doran_client_core::sync::SyncHost>,
+                    relay,
+                    account.keys(),
+                    doran_client_core::sync::SignInAs::Known { user: account.user },
+                    s.options.sync.clone(),
+                ));
+                let blobs = BlobCache::open(
+                    s.home.join("blobs"),
+                    Arc::clone(&s.store),
+                    s.options.blob_cache_bytes,
+                )
+                .map_err(|e| Error::from_sync(&e, lang))?;
+                Ok(Session {
+                    account,
+                    host,
+                    driver,
+                    blobs,
+                    upload_kick: Notify::new(),
+                    tasks: Mutex::new(Vec::new()),
+                })
+            })
+            .await?;
+        *self
+            .shared()
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(session));
+        self.refresh_language().await;
+        Ok(())
+    }
+
+    /// Starts syncing in the background (connect, reconnect, live changes, blobs), if
+    /// signed in and not already syncing. Apps call it once; the command line when it
+    /// needs the relay.
+    pub fn start_sync(&self) {
+        let Some(session) = self.shared().session_now() else {
+            return;
+        };
+        if session.running() {
+            return;
+        }
+        let tasks = crate::pump::spawn(Arc::clone(self.shared()), Arc::clone(&session));
+        *lock(&session.tasks) = tasks;
+    }
+
+    /// Stops syncing (closes the connection). Edits still work and are queued.
+    pub fn stop_sync(&self) {
+        if let Some(session) = self.shared().session_now() {
+            session.stop();
+        }
+    }
+
+    // ----- families: the shared plumbing of every feature -----
+
+    /// The family `id` if it is one of the user's on this device and they are still a
+    /// member; [`ErrorCode::RemovedFromFamily`] if they are not any more.
+    pub(crate) async fn member_family(&self, id: &str) -> Result<FamilyId> {
+        let family = self.known_family(id).await?;
+        if family.1 == Membership::Removed {
+            return Err(Error::code(ErrorCode::RemovedFromFamily, self.language()));
+        }
+        Ok(family.0)
+    }
+
+    /// The family `id` if this device knows it (as a member, or a removed one whose
+    /// copy stays readable).
+    pub(crate) async fn known_family(&self, id: &str) -> Result<(FamilyId, Membership)> {
+        let lang = self.language();
+        let unknown = || Error::code(ErrorCode::UnknownFamily, lang);
+        let family: FamilyId = id.trim().parse().map_err(|_| unknown())?;
+        let store = Arc::clone(&self.shared().store);
+        let records = self
+            .blocking(move |lang| store.families().map_err(|e| Error::from_store(&e, lang)))
+            .await?;
+        records
+            .into_iter()
+            .find(|r| r.family == family)
+            .map(|r| (family, r.membership))
+            .ok_or_else(unknown)
+    }
+
+    /// The current state of a family, for reading: the open document's view, else the
+    /// view cache (and the document loads behind it, in the background), else loaded
+    /// now.
+    pub(crate) async fn family_view(&self, id: &str) -> Result<(FamilyId, Family)> {
+        let (family, _) = self.known_family(id).await?;
+        let session = self.session()?;
+        let host = Arc::clone(&session.host);
+        let store = Arc::clone(&self.shared().store);
+        let (view, cached) = self
+            .blocking(move |lang| {
+                let err = |e: doran_client_core::sync::HostError| Error::from_host(&e, lang);
+                if let Some(view) = host.open_view(family).map_err(err)? {
+                    return Ok((view, false));
+                }
+                match cached_family(&*store, family.into()).map_err(|e| Error::from_store(&e, lang))? {
+                    Some(view) => Ok((view, true)),
+                    None => Ok((host.read_family(family, |fd| fd.view().clone()).map_err(err)?, false)),
+                }
+            })
+            .await?;
+        if cached {
+            // Load the document behind the cached view, so edits are instant.
+            let host = Arc::clone(&session.host);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = host.read_family(family, |_| ()) {
+                    tracing::warn!(%family, error = %e, "loading a family behind its view failed");
+                }
+            });
+        }
+        Ok((family, view))
+    }
+
+    /// Runs one edit on a family the user is a member of: durable on this device when
+    /// it returns, queued for the relay, and announced (`Saved`, `FamilyChanged`).
+    pub(crate) async fn edit<T: Send + 'static>(
+        &self,
+        id: &str,
+        part: Part,
+        op: impl FnOnce(&mut FamilyDoc, i64) -> Result<Edit<T>, DocError> + Send + 'static,
+    ) -> Result<T> {
+        let family = self.member_family(id).await?;
+        let session = self.session()?;
+        let host = Arc::clone(&session.host);
+        let store = Arc::clone(&self.shared().store);
+        let (value, pending) = self
+            .blocking(move |lang| {
+                let value = host
+                    .edit_family(family, |fd| op(fd, now_ms()))
+                    .map_err(|e| Error::from_host(&e, lang))?;
+                let pending = store.pending_count().map_err(|e| Error::from_store(&e, lang))?;
+                Ok((value, pending))
+            })
+            .await?;
+        session.driver.local_change();
+        let shared = self.shared();
+        shared.emit(DeviceEvent::Saved {
+            family: Some(family.to_hex()),
+            pending,
+        });
+        shared.emit(DeviceEvent::FamilyChanged {
+            family: family.to_hex(),
+            parts: vec![part],
+            local: true,
+        });
+        Ok(value)
+    }
+
+    /// This user.
+    pub(crate) fn me(&self) -> Result<UserId> {
+        Ok(self.session()?.account.user)
+    }
+}
+

@@ -1,0 +1,199 @@
+//! Accounts and devices: create, restore from the phrase, link with a code, sign out;
+//! the recovery phrase; the user's devices (list, revoke, issue a link code).
+
+use std::{sync::Arc, time::Duration};
+
+use doran_protocol::{DeviceId, Request, Response};
+
+use super::Device;
+use crate::{
+    account::{self, Account},
+    error::{Error, ErrorCode, Result},
+    relay::Relay,
+    screens::{AccountView, DeviceView, LinkCodeView},
+};
+
+/// How long enrolling a device (register, restore, link) may take.
+const ENROLL_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Device {
+    /// The account on this device, if any.
+    pub async fn account(&self) -> Result<Option<AccountView>> {
+        let Some(session) = self.shared().session_now() else {
+            return Ok(None);
+        };
+        let me = session.account.user;
+        let host = Arc::clone(&session.host);
+        let account = session.account.clone();
+        let language = self.language().code().to_owned();
+        self.blocking(move |_| {
+            // The personal document knows the current nickname (the account row has
+            // the one at registration, or none on a linked device).
+            let nickname = host
+                .profile(me)
+                .ok()
+                .flatten()
+                .map(|p| p.nickname)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(account.nickname.clone());
+            Ok(Some(AccountView {
+                user: account.user.to_hex(),
+                device: account.device.to_hex(),
+                email: account.email.clone(),
+                nickname,
+                server: account.server.clone(),
+                has_recovery_phrase: account.user_key.is_some(),
+                language,
+            }))
+        })
+        .await
+    }
+
+    fn refuse_second_account(&self) -> Result<()> {
+        match self.shared().session_now() {
+            Some(_) => Err(Error::code(ErrorCode::HasAccount, self.language())),
+            None => Ok(()),
+        }
+    }
+
+    fn relay(&self, server: &str) -> Result<Relay> {
+        Relay::new(server, &self.shared().options.trust)
+            .map_err(|e| Error::from_relay(&e, self.language()))
+    }
+
+    /// Creates an account on the relay at `server` (new keys, made here) with `email`
+    /// as its searchable label and `nickname`; the user's language is this device's.
+    pub async fn create_account(
+        &self,
+        server: &str,
+        email: &str,
+        nickname: &str,
+    ) -> Result<AccountView> {
+        self.refuse_second_account()?;
+        let relay = self.relay(server)?;
+        let lang = self.language();
+        let s = Arc::clone(self.shared());
+        let account = account::create_account(
+            &s.store,
+            &*s.secrets,
+            &relay,
+            email,
+            nickname,
+            ENROLL_TIMEOUT,
+        )
+        .await
+        .map_err(|e| Error::from_sync(&e, lang))?;
+        self.attach(account).await?;
+        // The user's language starts as the device's (the system locale).
+        self.set_settings_language(lang).await?;
+        self.after_enrolment().await
+    }
+
+    /// Restores the account onto this device from its 24-word recovery phrase.
+    pub async fn restore_account(&self, server: &str, phrase: &str) -> Result<AccountView> {
+        self.refuse_second_account()?;
+        let relay = self.relay(server)?;
+        let lang = self.language();
+        let s = Arc::clone(self.shared());
+        let account =
+            account::recover_account(&s.store, &*s.secrets, &relay, phrase, ENROLL_TIMEOUT)
+                .await
+                .map_err(|e| Error::from_sync(&e, lang))?;
+        self.attach(account).await?;
+        self.after_enrolment().await
+    }
+
+    /// Links this device to an existing account with a code shown on one of its
+    /// devices ([`issue_link_code`](Self::issue_link_code)).
+    pub async fn link_device(&self, server: &str, code: &str) -> Result<AccountView> {
+        self.refuse_second_account()?;
+        let relay = self.relay(server)?;
+        let lang = self.language();
+        let s = Arc::clone(self.shared());
+        let account = account::link_device(&s.store, &*s.secrets, &relay, code, ENROLL_TIMEOUT)
+            .await
+            .map_err(|e| Error::from_sync(&e, lang))?;
+        self.attach(account).await?;
+        self.after_enrolment().await
+    }
+
+    async fn after_enrolment(&self) -> Result<AccountView> {
+        if self.shared().options.sync_on_open {
+            self.start_sync();
+        }
+        self.account()
+            .await?
+            .ok_or_else(|| Error::code(ErrorCode::NoAccount, self.language()))
+    }
+
+    /// Signs this device out: the account and its keys are removed from it (the
+    /// family documents stay, for a later sign-in to the same account).
+    pub async fn sign_out(&self) -> Result<()> {
+        self.stop_sync();
+        let s = Arc::clone(self.shared());
+        self.blocking(move |lang| {
+            Account::sign_out(&*s.store, &*s.secrets).map_err(|e| Error::from_account(&e, lang))
+        })
+        .await?;
+        *self
+            .shared()
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Ok(())
+    }
+
+    /// The 24-word recovery phrase (only on a device that holds the user key: the
+    /// first one, or one restored with the phrase). Show it only on request.
+    pub fn recovery_phrase(&self) -> Result<String> {
+        self.session()?
+            .account
+            .recovery_phrase()
+            .map_err(|e| Error::from_account(&e, self.language()))
+    }
+
+    /// A one-time code to link a new device to this account (valid a few minutes).
+    pub async fn issue_link_code(&self) -> Result<LinkCodeView> {
+        match self.request(Request::IssueLinkCode).await? {
+            Response::LinkCode { code, expires_at } => Ok(LinkCodeView {
+                code,
+                expires_at: i64::try_from(expires_at).unwrap_or(i64::MAX),
+            }),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The user's devices, this one marked.
+    pub async fn devices(&self) -> Result<Vec<DeviceView>> {
+        let me = self.session()?.account.device;
+        match self.request(Request::ListDevices).await? {
+            Response::Devices(list) => Ok(list
+                .into_iter()
+                .map(|d| DeviceView {
+                    device: d.device.to_hex(),
+                    name: d.client,
+                    added_at: ms(d.added_at),
+                    online: d.online,
+                    last_seen: d.last_seen.map(ms),
+                    revoked_at: d.revoked_at.map(ms),
+                    this_device: d.device == me,
+                })
+                .collect()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Revokes one of the user's devices: it can no longer sign in or sync.
+    pub async fn revoke_device(&self, device: &str) -> Result<()> {
+        let lang = self.language();
+        let device: DeviceId = device
+            .trim()
+            .parse()
+            .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
+        self.expect_done(Request::RevokeDevice { device }).await
+    }
+}
+
+fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}

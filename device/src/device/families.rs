@@ -1,0 +1,348 @@
+//! Families: the switcher, one family with its members, and what changes membership
+//! (create, rename, 호칭, remove, leave, delete). Membership is the relay's (it decides
+//! who may read and write); the family document mirrors it for the screens, so each of
+//! these asks the relay first and then edits the document.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use doran_client_core::{
+    model::{Family, Role},
+    store::Membership,
+    time_util::relative,
+    validate::{self, Field},
+    views::{MoodView, Presence},
+};
+use doran_protocol::{FamilyId, Request, Response, UserId};
+
+use super::{Device, lock, now_ms};
+use crate::{
+    error::{Error, ErrorCode, Result},
+    events::{DeviceEvent, Part},
+    screens::{FamilyCard, FamilyView, MemberView, PresenceView},
+};
+
+impl Device {
+    /// The user's families, in the order they joined them (removed ones too, marked,
+    /// whose copies stay readable).
+    pub async fn families(&self) -> Result<Vec<FamilyCard>> {
+        let session = self.session()?;
+        let me = session.account.user.to_hex();
+        let store = Arc::clone(&self.shared().store);
+        let host = Arc::clone(&session.host);
+        self.blocking(move |lang| {
+            let records = store.families().map_err(|e| Error::from_store(&e, lang))?;
+            let mut cards = Vec::new();
+            for r in records {
+                let view = match host.open_view(r.family) {
+                    Ok(Some(v)) => Some(v),
+                    _ => doran_client_core::family_store::cached_family(&*store, r.family.into())
+                        .map_err(|e| Error::from_store(&e, lang))?,
+                };
+                let view = match view {
+                    Some(v) => v,
+                    None => host
+                        .read_family(r.family, |fd| fd.view().clone())
+                        .map_err(|e| Error::from_host(&e, lang))?,
+                };
+                cards.push(FamilyCard {
+                    family: r.family.to_hex(),
+                    title: view.name.clone(),
+                    members: view.members.len(),
+                    role: view.members.get(&me).map_or(Role::Member, |m| m.role),
+                    member: r.membership == Membership::Member,
+                });
+            }
+            Ok(cards)
+        })
+        .await
+    }
+
+    /// One family: its title, the user's role, and its members with their profile,
+    /// today's mood and presence.
+    pub async fn family(&self, family: &str) -> Result<FamilyView> {
+        let (id, membership) = self.known_family(family).await?;
+        let (_, view) = self.family_view(family).await?;
+        let members = self.members_of(&view).await?;
+        let me = self.me()?.to_hex();
+        Ok(FamilyView {
+            family: id.to_hex(),
+            title: view.name.clone(),
+            role: view.members.get(&me).map_or(Role::Member, |m| m.role),
+            member: membership == Membership::Member,
+            members,
+        })
+    }
+
+    /// The members of `view` as the screens show them.
+    pub(crate) async fn members_of(&self, view: &Family) -> Result<Vec<MemberView>> {
+        let session = self.session()?;
+        let me = session.account.user.to_hex();
+        let users: Vec<(String, doran_client_core::model::Member)> = view
+            .members
+            .iter()
+            .map(|(u, m)| (u.clone(), m.clone()))
+            .collect();
+        let profiles = self.profiles(users.iter().map(|(u, _)| u.clone()).collect()).await?;
+        let presence = lock(&self.shared().presence).clone();
+        let viewer = self.shared().viewer();
+        let today = doran_client_core::time_util::local_date(viewer.now_ms, viewer.offset);
+        let mut members: Vec<MemberView> = users
+            .into_iter()
+            .map(|(user, m)| {
+                let p = profiles.get(&user);
+                let seen: Presence = presence.get(&user).copied().unwrap_or_default();
+                let online = seen.online || user == me && self.sync_state().status.is_connected();
+                let mood = p.and_then(|p| {
+                    let fresh = p.mood_at.map(|at| {
+                        doran_client_core::time_util::local_date(at, viewer.offset)
+                    }) == Some(today);
+                    p.mood.filter(|_| fresh)
+                });
+                MemberView {
+                    me: user == me,
+                    nickname: p.map(|p| p.nickname.clone()),
+                    avatar: p.and_then(|p| p.avatar.clone()),
+                    default_avatar: p.map(|p| p.default_avatar),
+                    mood: mood.map(|m| MoodView::of(m, viewer.lang)),
+                    online,
+                    last_seen: seen.last_seen.filter(|_| !online),
+                    status: if online {
+                        Some(viewer.lang.pick("접속중", "online").to_owned())
+                    } else {
+                        seen.last_seen
+                            .map(|at| relative(at, viewer.now_ms, viewer.offset, viewer.lang))
+                    },
+                    user,
+                    name: m.name,
+                    role: m.role,
+                    color: m.color,
+                    joined_at: m.joined_at,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| (m.role != Role::Host, m.joined_at, m.user.clone()));
+        Ok(members)
+    }
+
+    /// The profiles of `users` that are on this device, by user hex.
+    pub(crate) async fn profiles(
+        &self,
+        users: Vec<String>,
+    ) -> Result<BTreeMap<String, doran_client_core::model::Personal>> {
+        let host = Arc::clone(&self.session()?.host);
+        self.blocking(move |_| {
+            let mut out = BTreeMap::new();
+            for user in users {
+                let Ok(id) = user.parse::<UserId>() else {
+                    continue;
+                };
+                // A profile that cannot be read is shown as unknown, not an error.
+                if let Ok(Some(p)) = host.profile(id) {
+                    out.insert(user, p);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Who of a family is online, and when the others were last seen (from the relay
+    /// when connected, else what it last said).
+    pub async fn presence(&self, family: &str) -> Result<Vec<PresenceView>> {
+        let (id, _) = self.known_family(family).await?;
+        if self.sync_state().status.is_connected()
+            && let Ok(Response::Presence(list)) =
+                self.request(Request::ListPresence { family: id }).await
+        {
+            let mut presence = lock(&self.shared().presence);
+            for p in list {
+                presence.insert(
+                    p.user.to_hex(),
+                    Presence {
+                        online: p.online,
+                        last_seen: p.last_seen.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    },
+                );
+            }
+        }
+        let view = self.family(family).await?;
+        Ok(view
+            .members
+            .into_iter()
+            .map(|m| PresenceView {
+                user: m.user,
+                name: m.name,
+                online: m.online,
+                last_seen: m.last_seen,
+                status: m.status,
+            })
+            .collect())
+    }
+
+    /// Creates a family on the relay, with the user as its host under `my_name`, and
+    /// its document here. Returns the family id.
+    pub async fn create_family(&self, title: &str, my_name: &str) -> Result<String> {
+        let lang = self.language();
+        let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)
+            .map_err(|e| Error::from_doc(&e, lang))?;
+        let my_name = validate::text(Field::MemberName, my_name, validate::MEMBER_NAME)
+            .map_err(|e| Error::from_doc(&e, lang))?;
+        let family = FamilyId::random();
+        match self
+            .request(Request::CreateFamily {
+                family,
+                title: title.clone(),
+                my_name: my_name.clone(),
+            })
+            .await?
+        {
+            Response::FamilyCreated(_) | Response::Done => {}
+            other => return Err(self.unexpected(&other)),
+        }
+        let session = self.session()?;
+        let host = Arc::clone(&session.host);
+        self.blocking(move |lang| {
+            host.create_family(family, &title, &my_name, now_ms())
+                .map_err(|e| Error::from_host(&e, lang))
+        })
+        .await?;
+        session.driver.local_change();
+        let hex = family.to_hex();
+        self.shared().emit(DeviceEvent::FamilyJoined {
+            family: hex.clone(),
+        });
+        Ok(hex)
+    }
+
+    /// Renames a family (host only).
+    pub async fn rename_family(&self, family: &str, title: &str) -> Result<()> {
+        let id = self.member_family(family).await?;
+        let lang = self.language();
+        let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)
+            .map_err(|e| Error::from_doc(&e, lang))?;
+        self.require_host(family).await?;
+        self.expect_done(Request::RenameFamily {
+            family: id,
+            title: title.clone(),
+        })
+        .await?;
+        self.edit(family, Part::Family, move |fd, now| fd.rename(&title, now))
+            .await
+    }
+
+    /// Changes the user's own 호칭 in a family.
+    pub async fn set_my_name(&self, family: &str, name: &str) -> Result<()> {
+        let id = self.member_family(family).await?;
+        let lang = self.language();
+        let name = validate::text(Field::MemberName, name, validate::MEMBER_NAME)
+            .map_err(|e| Error::from_doc(&e, lang))?;
+        let me = self.me()?;
+        // Checked against the document first (the same rule the relay applies), so a
+        // taken name is refused before anything changes anywhere.
+        let (_, view) = self.family_view(family).await?;
+        if view
+            .members
+            .iter()
+            .any(|(u, m)| *u != me.to_hex() && m.name == name)
+        {
+            return Err(Error::from_doc(
+                &doran_client_core::DocError::NameTaken(name),
+                lang,
+            ));
+        }
+        self.expect_done(Request::SetMemberName {
+            family: id,
+            user: me,
+            name: name.clone(),
+        })
+        .await?;
+        self.edit(family, Part::Members, move |fd, now| {
+            fd.set_member_name(me, &name, now)
+        })
+        .await
+    }
+
+    /// Removes a member (host only): the relay ends their access, then the document
+    /// drops them.
+    pub async fn remove_member(&self, family: &str, user: &str) -> Result<()> {
+        let id = self.member_family(family).await?;
+        let lang = self.language();
+        let user: UserId = user
+            .trim()
+            .parse()
+            .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
+        self.require_host(family).await?;
+        if user == self.me()? {
+            return Err(Error::code(ErrorCode::Forbidden, lang));
+        }
+        self.expect_done(Request::RemoveMember { family: id, user })
+            .await?;
+        match self
+            .edit(family, Part::Members, move |fd, now| fd.remove_member(user, now))
+            .await
+        {
+            // Already gone from the document (removed on another device): fine.
+            Err(e) if e.code == ErrorCode::Forbidden || e.code == ErrorCode::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Leaves a family (not the host, who deletes it instead). The member entry is
+    /// removed from the document and sent first (afterwards this device can no longer
+    /// write there), then the relay is told. The family is forgotten on this device.
+    pub async fn leave_family(&self, family: &str) -> Result<()> {
+        let id = self.member_family(family).await?;
+        let lang = self.language();
+        if self.is_host(family).await? {
+            return Err(Error::new(
+                ErrorCode::Forbidden,
+                lang,
+                "호스트는 가족을 떠날 수 없어요. 가족을 삭제해 주세요.",
+                "The host cannot leave the family; delete it instead.",
+            ));
+        }
+        self.edit(family, Part::Members, |fd, now| fd.leave(now))
+            .await?;
+        self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
+        self.expect_done(Request::LeaveFamily { family: id }).await?;
+        self.forget(id).await
+    }
+
+    /// Deletes a family with everything in it (host only).
+    pub async fn delete_family(&self, family: &str) -> Result<()> {
+        let id = self.member_family(family).await?;
+        self.require_host(family).await?;
+        self.expect_done(Request::DeleteFamily { family: id })
+            .await?;
+        self.forget(id).await
+    }
+
+    async fn forget(&self, family: FamilyId) -> Result<()> {
+        let store = Arc::clone(&self.shared().store);
+        self.blocking(move |lang| {
+            store
+                .forget_family(family)
+                .map_err(|e| Error::from_store(&e, lang))
+        })
+        .await
+    }
+
+    async fn is_host(&self, family: &str) -> Result<bool> {
+        let (_, view) = self.family_view(family).await?;
+        let me = self.me()?.to_hex();
+        Ok(view.members.get(&me).is_some_and(|m| m.role == Role::Host))
+    }
+
+    async fn require_host(&self, family: &str) -> Result<()> {
+        if self.is_host(family).await? {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::Forbidden,
+                self.language(),
+                "이 일은 호스트만 할 수 있어요.",
+                "Only the host can do that.",
+            ))
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Talking to the relay: requests over the live connection, "sync now", the status.
+
+use std::time::Duration;
+
+use doran_client_core::sync::SyncStatus;
+use doran_protocol::{Request, Response};
+
+use super::Device;
+use crate::{
+    error::{Error, ErrorCode, Result},
+    screens::{SyncReport, SyncView},
+    sync_error::SyncError,
+};
+
+/// How long a relay call may take once connected.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many connection attempts in a row may fail before a caller waiting for the
+/// relay is told "offline" (two: one retry, about a second apart).
+const ATTEMPTS_BEFORE_OFFLINE: u64 = 2;
+
+impl Device {
+    /// The connection status and how many local changes wait.
+    pub fn sync_state(&self) -> SyncView {
+        match self.shared().session_now() {
+            Some(s) => {
+                let st = s.driver.current();
+                SyncView {
+                    status: st.status,
+                    pending: st.pending,
+                }
+            }
+            None => SyncView {
+                status: SyncStatus::Offline,
+                pending: 0,
+            },
+        }
+    }
+
+    /// How many local changes wait for the relay (read from the store).
+    pub async fn pending(&self) -> Result<u64> {
+        let store = std::sync::Arc::clone(&self.shared().store);
+        self.blocking(move |lang| store.pending_count().map_err(|e| Error::from_store(&e, lang)))
+            .await
+    }
+
+    /// Waits until the device is signed in to the relay (starting the sync if it is
+    /// not running, and reconnecting at once if it was waiting to), or says
+    /// [`ErrorCode::Offline`] as soon as the relay turns out to be unreachable.
+    pub(crate) async fn connected(&self, within: Duration) -> Result<()> {
+        let lang = self.language();
+        let session = self.session()?;
+        self.start_sync();
+        let mut state = session.driver.state();
+        let start = *state.borrow_and_update();
+        if matches!(start.status, SyncStatus::Syncing | SyncStatus::UpToDate) {
+            return Ok(());
+        }
+        session.driver.wake();
+        let wait = async {
+            loop {
+                let now = *state.borrow_and_update();
+                if matches!(now.status, SyncStatus::Syncing | SyncStatus::UpToDate) {
+                    return Ok(());
+                }
+                if now.failures >= start.failures + ATTEMPTS_BEFORE_OFFLINE {
+                    return Err(Error::offline(lang));
+                }
+                if state.changed().await.is_err() {
+                    return Err(Error::offline(lang));
+                }
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .map_err(|_| Error::offline(lang))?
+    }
+
+    /// A request to the relay over the live connection: fails fast with
+    /// [`ErrorCode::Offline`] when the relay cannot be reached.
+    pub(crate) async fn request(&self, body: Request) -> Result<Response> {
+        let lang = self.language();
+        self.connected(REQUEST_TIMEOUT).await?;
+        let driver = std::sync::Arc::clone(&self.session()?.driver);
+        match tokio::time::timeout(REQUEST_TIMEOUT, driver.request(body)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(Error::from_sync(&e, lang)),
+            Err(_) => Err(Error::code(ErrorCode::Timeout, lang)),
+        }
+    }
+
+    /// A request the relay answers with `Done`.
+    pub(crate) async fn expect_done(&self, body: Request) -> Result<()> {
+        match self.request(body).await? {
+            Response::Done => Ok(()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// An answer that does not fit the question.
+    pub(crate) fn unexpected(&self, response: &Response) -> Error {
+        tracing::warn!(?response, "unexpected answer from the relay");
+        Error::code(ErrorCode::Relay, self.language())
+    }
+
+    /// Sends every local change and blob and receives everything, waiting at most
+    /// `timeout`. With the relay unreachable it says so at once
+    /// ([`ErrorCode::Offline`]: the changes stay queued on this device); a connection
+    /// that breaks midway is retried until `timeout`.
+    pub async fn sync_now(&self, timeout: Duration) -> Result<SyncReport> {
+        let lang = self.language();
+        let session = self.session()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.connected(timeout).await?;
+        let mut state = session.driver.state();
+        let up_to_date = async {
+            loop {
+                let now = *state.borrow_and_update();
+                if now.status == SyncStatus::UpToDate {
+                    return Ok(());
+                }
+                if state.changed().await.is_err() {
+                    return Err(Error::offline(lang));
+                }
+            }
+        };
+        let reached = tokio::time::timeout_at(deadline, up_to_date).await.is_ok();
+        // Blobs queued on this device go up now too.
+        let mut blob_error = None;
+        if reached {
+            let upload = session.blobs.upload_pending(session.driver.blobs());
+            match tokio::time::timeout_at(deadline, upload).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => blob_error = Some(e),
+                Err(_) => blob_error = Some(SyncError::Timeout),
+            }
+        }
+        let pending = self.pending().await?;
+        let blobs = session.blobs.clone();
+        let pending_blobs = self
+            .blocking(move |lang| blobs.pending_count().map_err(|e| Error::from_sync(&e, lang)))
+            .await?;
+        if let Some(e) = blob_error {
+            tracing::warn!(error = %e, "blob upload failed; it stays queued");
+        }
+        Ok(SyncReport {
+            up_to_date: reached && pending == 0 && pending_blobs == 0,
+            pending,
+            pending_blobs,
+        })
+    }
+}

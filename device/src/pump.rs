@@ -1,0 +1,587 @@
+//! The background work of a syncing [`Device`](crate::Device): the sync driver's
+//! loop, the pump that turns what the driver reports into [`DeviceEvent`]s (and
+//! notifications, membership, presence), and the blob uploader.
+//!
+//! Each task holds the device's shared state and its session, never a `Device`
+//! handle: when the app drops its last handle, the tasks are aborted.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use doran_client_core::{
+    model::Family,
+    store::Membership,
+    sync::DocKind,
+    time_util::Lang,
+    views::{self, Activity, ActivityKind, Notification, Presence},
+};
+use doran_protocol::{
+    ErrorCode as Wire, FamilyId, MembershipChange, Request, Response, ServerEvent,
+};
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+
+use crate::{
+    account::Account,
+    device::{KEEP_NOTIFICATIONS, Session, Shared, lock, now_ms},
+    device::notifications::record_of,
+    driver::SyncEvent,
+    error::Error,
+    events::{DeviceEvent, Part, RemovedReason},
+    screens::{NotificationView, SyncView},
+    sync_error::SyncError,
+};
+
+/// How long the uploader waits before trying a failed upload again.
+const UPLOAD_RETRY: Duration = Duration::from_secs(30);
+
+/// Starts the background tasks of a session.
+pub(crate) fn spawn(shared: Arc<Shared>, session: Arc<Session>) -> Vec<JoinHandle<()>> {
+    // Subscribed before the driver runs, so nothing it says is missed.
+    let events = session.driver.subscribe();
+    let state = session.driver.state();
+    vec![
+        tokio::spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
+        tokio::spawn(pump(
+            Arc::clone(&shared),
+            Arc::clone(&session),
+            events,
+            state,
+        )),
+        tokio::spawn(upload(shared, session)),
+    ]
+}
+
+/// Keeps the driver connected; it only stops when the relay refuses this device for
+/// good (revoked), and then the account is signed out here.
+async fn run_driver(shared: Arc<Shared>, session: Arc<Session>) {
+    let Err(e) = session.driver.run().await else {
+        return;
+    };
+    tracing::warn!(error = %e, "the relay refuses this device for good");
+    let lang = shared.lang();
+    let message = Error::from_sync(&e, lang).message;
+    if matches!(
+        e,
+        SyncError::Auth {
+            code: Wire::DeviceRevoked | Wire::UnknownDevice | Wire::UnknownUser,
+            ..
+        }
+    ) {
+        let store = Arc::clone(&shared.store);
+        let secrets = Arc::clone(&shared.secrets);
+        let signed_out =
+            tokio::task::spawn_blocking(move || Account::sign_out(&*store, &*secrets)).await;
+        if !matches!(signed_out, Ok(Ok(()))) {
+            tracing::error!("could not remove the revoked account from this device");
+        }
+        *shared
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        shared.emit(DeviceEvent::SignedOut { message });
+    } else {
+        shared.emit(DeviceEvent::Error(Error::from_sync(&e, lang)));
+    }
+}
+
+/// Uploads queued blobs whenever there are some and the relay is reachable.
+async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
+    let mut state = session.driver.state();
+    loop {
+        if state.borrow_and_update().status.is_connected() {
+            match session.blobs.upload_pending(session.driver.blobs()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(uploaded = n, "blobs uploaded"),
+                Err(e) => {
+                    tracing::info!(error = %e, "a blob upload failed; it stays queued");
+                    if let SyncError::Refused { code, .. } = &e
+                        && !code.is_transient()
+                    {
+                        shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(UPLOAD_RETRY) => {}
+                        () = session.upload_kick.notified() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            () = session.upload_kick.notified() => {}
+            changed = state.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Turns what the driver reports into device events.
+async fn pump(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    mut events: tokio::sync::broadcast::Receiver<SyncEvent>,
+    mut state: tokio::sync::watch::Receiver<crate::driver::SyncState>,
+) {
+    let mut last = *state.borrow_and_update();
+    shared.emit(DeviceEvent::Sync(view_of(last)));
+    loop {
+        tokio::select! {
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = *state.borrow_and_update();
+                if (now.status, now.pending) != (last.status, last.pending) {
+                    shared.emit(DeviceEvent::Sync(view_of(now)));
+                }
+                if now.sign_ins != last.sign_ins {
+                    refresh_presence(&shared, &session).await;
+                }
+                last = now;
+            }
+            event = events.recv() => match event {
+                Ok(event) => on_sync_event(&shared, &session, event).await,
+                Err(RecvError::Lagged(_)) => shared.emit(DeviceEvent::Resync),
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+fn view_of(s: crate::driver::SyncState) -> SyncView {
+    SyncView {
+        status: s.status,
+        pending: s.pending,
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn on_sync_event(shared: &Arc<Shared>, session: &Arc<Session>, event: SyncEvent) {
+    match event {
+        SyncEvent::DocChanged {
+            kind: DocKind::Family(family),
+            touched,
+            new_activity,
+            ..
+        } => {
+            let parts: BTreeSet<Part> = touched
+                .iter()
+                .filter_map(|t| match t {
+                    doran_client_core::Touched::Root(_) => Some(Part::Family),
+                    doran_client_core::Touched::Entity(c, _) => Part::of_collection(c),
+                })
+                .collect();
+            if !parts.is_empty() {
+                shared.emit(DeviceEvent::FamilyChanged {
+                    family: family.to_hex(),
+                    parts: parts.into_iter().collect(),
+                    local: false,
+                });
+            }
+            prefetch_thumbnails(shared, session, family, &touched).await;
+            notify_activity(shared, session, family, new_activity).await;
+        }
+        SyncEvent::DocChanged {
+            kind: DocKind::Personal(user),
+            ..
+        } => {
+            if user == session.account.user {
+                refresh_language(shared, session).await;
+            }
+            shared.emit(DeviceEvent::ProfileChanged {
+                user: user.to_hex(),
+            });
+        }
+        SyncEvent::Server(event) => on_server_event(shared, session, event).await,
+        SyncEvent::Memberships(changes) => {
+            for (family, membership) in changes {
+                match membership {
+                    Membership::Member => shared.emit(DeviceEvent::FamilyJoined {
+                        family: family.to_hex(),
+                    }),
+                    Membership::Removed => {
+                        removed(shared, session, family, RemovedReason::Removed, false).await;
+                    }
+                }
+            }
+        }
+        SyncEvent::DocDropped { doc, code } => {
+            // A family document the relay no longer lets this user read.
+            let family = FamilyId(doc.0);
+            let host = Arc::clone(&session.host);
+            let is_family = blocking(move || host.families())
+                .await
+                .and_then(Result::ok)
+                .is_some_and(|f| f.contains(&family));
+            if is_family && matches!(code, Wire::Forbidden | Wire::NotFound) {
+                let reason = if code == Wire::NotFound {
+                    RemovedReason::Deleted
+                } else {
+                    RemovedReason::Removed
+                };
+                removed(shared, session, family, reason, true).await;
+            }
+        }
+        SyncEvent::Error(e) => {
+            // Refused changes and full quotas are for the user; the rest is logged.
+            if let SyncError::Refused { code, .. } = &*e
+                && matches!(
+                    code,
+                    Wire::QuotaExceeded | Wire::TooLarge | Wire::Forbidden | Wire::InvalidInput
+                )
+            {
+                shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
+            } else {
+                tracing::debug!(error = %e, "sync error");
+            }
+        }
+    }
+}
+
+async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: ServerEvent) {
+    let me = session.account.user;
+    let lang = shared.lang();
+    match event {
+        ServerEvent::InviteReceived(info) => {
+            let view = crate::device::invites::invite_view(&info, lang);
+            keep_notification(
+                shared,
+                NotificationView {
+                    id: format!("invite/{}", info.invite),
+                    kind: "invite".into(),
+                    family: Some(info.family.to_hex()),
+                    actor: Some(info.inviter.to_hex()),
+                    at: i64::try_from(info.created_at).unwrap_or(i64::MAX),
+                    count: 1,
+                    text: view.text.clone(),
+                    invite: Some(info.invite.to_hex()),
+                    target: None,
+                    read: false,
+                    ago: String::new(),
+                },
+            )
+            .await;
+            shared.emit(DeviceEvent::InviteReceived(view));
+        }
+        ServerEvent::InviteAnswered {
+            invite,
+            family,
+            invitee,
+            accepted,
+        } => {
+            shared.emit(DeviceEvent::InviteAnswered {
+                invite: invite.to_hex(),
+                family: family.to_hex(),
+                invitee: invitee.to_hex(),
+                accepted,
+            });
+        }
+        ServerEvent::InviteWithdrawn { invite } => {
+            let store = Arc::clone(&shared.store);
+            let id = format!("invite/{invite}");
+            blocking(move || store.dismiss_notification(&id)).await;
+            shared.emit(DeviceEvent::InviteWithdrawn {
+                invite: invite.to_hex(),
+            });
+        }
+        ServerEvent::MembershipChanged {
+            family, change, ..
+        } => {
+            match change {
+                MembershipChange::Removed { user, .. } if user == me => {
+                    removed(shared, session, family, RemovedReason::Removed, true).await;
+                    return;
+                }
+                MembershipChange::Left { user } if user == me => {
+                    // Left on another device: this one forgets the family too.
+                    let store = Arc::clone(&shared.store);
+                    blocking(move || store.forget_family(family)).await;
+                }
+                MembershipChange::Joined { user } if user == me => {
+                    let store = Arc::clone(&shared.store);
+                    blocking(move || store.set_membership(family, Membership::Member, now_ms()))
+                        .await;
+                    shared.emit(DeviceEvent::FamilyJoined {
+                        family: family.to_hex(),
+                    });
+                }
+                _ => {}
+            }
+            shared.emit(DeviceEvent::MembersChanged {
+                family: family.to_hex(),
+            });
+        }
+        ServerEvent::FamilyRenamed { family, .. } => {
+            shared.emit(DeviceEvent::FamilyChanged {
+                family: family.to_hex(),
+                parts: vec![Part::Family],
+                local: false,
+            });
+        }
+        ServerEvent::FamilyDeleted { family } => {
+            removed(shared, session, family, RemovedReason::Deleted, true).await;
+        }
+        ServerEvent::Presence(p) => {
+            let last_seen = p.last_seen.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+            lock(&shared.presence).insert(
+                p.user.to_hex(),
+                Presence {
+                    online: p.online,
+                    last_seen,
+                },
+            );
+            shared.emit(DeviceEvent::PresenceChanged {
+                user: p.user.to_hex(),
+                online: p.online,
+                last_seen,
+            });
+        }
+        ServerEvent::DeviceAdded(_) | ServerEvent::DeviceRevoked { .. } => {
+            shared.emit(DeviceEvent::DevicesChanged);
+        }
+    }
+}
+
+/// The user is no longer a member of `family`: mark it (its copy stays readable), tell
+/// the app, and put it in the bell (`notify`: once, when the relay said it now).
+async fn removed(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    reason: RemovedReason,
+    notify: bool,
+) {
+    let store = Arc::clone(&shared.store);
+    let changed = blocking(move || store.set_membership(family, Membership::Removed, now_ms()))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    let title = family_title(session, family).await;
+    if changed && notify {
+        let lang = shared.lang();
+        let text = match (reason, lang) {
+            (RemovedReason::Removed, Lang::Ko) => {
+                format!("'{title}' 가족에서 내보내졌어요. 지금까지의 내용은 볼 수 있어요.")
+            }
+            (RemovedReason::Removed, Lang::En) => format!(
+                "You were removed from the family “{title}”. What was there is still readable."
+            ),
+            (RemovedReason::Deleted, Lang::Ko) => {
+                format!("'{title}' 가족이 삭제되었어요.")
+            }
+            (RemovedReason::Deleted, Lang::En) => {
+                format!("The family “{title}” was deleted.")
+            }
+        };
+        keep_notification(
+            shared,
+            NotificationView {
+                id: format!("removed/{family}/{}", now_ms()),
+                kind: "removed".into(),
+                family: Some(family.to_hex()),
+                actor: None,
+                at: now_ms(),
+                count: 1,
+                text,
+                invite: None,
+                target: None,
+                read: false,
+                ago: String::new(),
+            },
+        )
+        .await;
+    }
+    if changed {
+        shared.emit(DeviceEvent::RemovedFromFamily {
+            family: family.to_hex(),
+            title,
+            reason,
+        });
+    }
+}
+
+async fn family_title(session: &Arc<Session>, family: FamilyId) -> String {
+    let host = Arc::clone(&session.host);
+    blocking(move || host.read_family(family, |fd| fd.view().name.clone()))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+async fn open_family_view(session: &Arc<Session>, family: FamilyId) -> Option<Family> {
+    let host = Arc::clone(&session.host);
+    blocking(move || host.read_family(family, |fd| fd.view().clone()))
+        .await
+        .and_then(Result::ok)
+}
+
+/// The notifications new activity makes for this user, as their settings allow, kept
+/// and announced.
+async fn notify_activity(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    new_activity: Vec<Activity>,
+) {
+    if new_activity.is_empty() {
+        return;
+    }
+    let me = session.account.user;
+    let host = Arc::clone(&session.host);
+    let settings = blocking(move || host.profile(me))
+        .await
+        .and_then(Result::ok)
+        .flatten()
+        .map(|p| p.settings)
+        .unwrap_or_default();
+    let notes = views::notifications(
+        &new_activity,
+        &me.to_hex(),
+        settings.notify_reactions,
+        settings.notify_family,
+    );
+    if notes.is_empty() {
+        return;
+    }
+    let Some(view) = open_family_view(session, family).await else {
+        return;
+    };
+    let lang = shared.lang();
+    for note in notes {
+        keep_notification(shared, note_view(&view, family, &note, lang)).await;
+    }
+}
+
+/// The bell's view of an activity notification.
+fn note_view(f: &Family, family: FamilyId, note: &Notification, lang: Lang) -> NotificationView {
+    let a = &note.latest;
+    let (kind, target) = match &a.kind {
+        ActivityKind::PhotoLiked { photo, .. } => ("like", Some(photo.clone())),
+        ActivityKind::PhotoCommented { photo, .. } => ("comment", Some(photo.clone())),
+        ActivityKind::MemberJoined => ("joined", None),
+        ActivityKind::MissionCreated { mission }
+        | ActivityKind::MissionTicked { mission }
+        | ActivityKind::MissionCompleted { mission } => ("family", Some(mission.clone())),
+        ActivityKind::EventAdded { event } => ("family", Some(event.clone())),
+        ActivityKind::AlbumCreated { album } => ("family", Some(album.clone())),
+        ActivityKind::PhotoAdded { photo } => ("family", Some(photo.clone())),
+        ActivityKind::VoiceAdded { voice } => ("family", Some(voice.clone())),
+    };
+    NotificationView {
+        id: a.id.clone(),
+        kind: kind.into(),
+        family: Some(family.to_hex()),
+        actor: Some(a.actor.clone()),
+        at: a.at,
+        count: note.count,
+        text: a.text(f, lang),
+        invite: None,
+        target,
+        read: false,
+        ago: String::new(),
+    }
+}
+
+/// Keeps a notification (once) and announces it.
+pub(crate) async fn keep_notification(shared: &Arc<Shared>, note: NotificationView) {
+    let Some(record) = record_of(&note) else {
+        return;
+    };
+    let store = Arc::clone(&shared.store);
+    let added = blocking(move || store.add_notification(&record, KEEP_NOTIFICATIONS))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    if added {
+        shared.emit(DeviceEvent::Notification(note));
+    }
+}
+
+/// Fetches the thumbnails of photos that just arrived, so the grid fills in.
+async fn prefetch_thumbnails(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    touched: &[doran_client_core::Touched],
+) {
+    let photos: Vec<String> = touched
+        .iter()
+        .filter_map(|t| match t {
+            doran_client_core::Touched::Entity(c, id) if c == "photos" => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    if photos.is_empty() {
+        return;
+    }
+    let Some(view) = open_family_view(session, family).await else {
+        return;
+    };
+    let thumbs: Vec<doran_protocol::BlobHash> = photos
+        .iter()
+        .filter_map(|id| view.photos.get(id))
+        .filter_map(|p| p.thumb.parse().ok())
+        .collect();
+    let shared = Arc::clone(shared);
+    let session = Arc::clone(session);
+    tokio::spawn(async move {
+        for hash in thumbs {
+            let blobs = session.blobs.clone();
+            let cached = blocking(move || blobs.is_cached(hash))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or(false);
+            if cached {
+                continue;
+            }
+            match session
+                .blobs
+                .fetch(session.driver.blobs(), hash, "image/jpeg")
+                .await
+            {
+                Ok(_) => shared.emit(DeviceEvent::BlobArrived {
+                    hash: hash.to_hex(),
+                }),
+                // Not uploaded yet by its device, or offline: the view asks again.
+                Err(e) => tracing::debug!(%hash, error = %e, "thumbnail not fetched yet"),
+            }
+        }
+    });
+}
+
+/// What the relay says about the family members' presence, after each sign-in.
+async fn refresh_presence(shared: &Arc<Shared>, session: &Arc<Session>) {
+    let host = Arc::clone(&session.host);
+    let Some(Ok(families)) = blocking(move || host.families()).await else {
+        return;
+    };
+    for family in families {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(15),
+            session.driver.request(Request::ListPresence { family }),
+        )
+        .await;
+        if let Ok(Ok(Response::Presence(list))) = answer {
+            let mut presence = lock(&shared.presence);
+            for p in list {
+                presence.insert(
+                    p.user.to_hex(),
+                    Presence {
+                        online: p.online,
+                        last_seen: p.last_seen.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Takes the language from the user's settings after their profile changed.
+async fn refresh_language(shared: &Arc<Shared>, session: &Arc<Session>) {
+    let me = session.account.user;
+    let host = Arc::clone(&session.host);
+    if let Some(Ok(Some(p))) = blocking(move || host.profile(me)).await {
+        *lock(&shared.lang) = Lang::from_code(&p.settings.language);
+    }
+}

@@ -1,0 +1,79 @@
+//! [`SyncError`]: why syncing or a request failed, typed for UIs.
+
+use doran_protocol::{ErrorCode, ErrorFrame};
+
+use doran_client_core::{DocError, store::StoreError, sync::HostError};
+
+use crate::{account::AccountError, relay::RelayError};
+
+/// Why syncing, a blob transfer or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No connection right now (the request was not sent, or the connection dropped
+    /// before the answer). Edits are safe in the outbox; try again later.
+    #[error("offline")]
+    Offline,
+    /// The relay could not be reached (connect, websocket or HTTP failure).
+    #[error("the relay is unreachable: {0}")]
+    Unreachable(String),
+    /// The relay refused (a request, a chunk, a blob), with its stable code.
+    #[error("refused by the relay: {code} ({message})")]
+    Refused {
+        /// The protocol's code; apps translate it.
+        code: ErrorCode,
+        /// The relay's message, for logs.
+        message: String,
+    },
+    /// Registration refused: an account with this email (or handle) already exists on
+    /// the relay. Nothing was created; sign in on a device of that account, restore it
+    /// from its recovery phrase, or register another email.
+    #[error("an account with the email {email} already exists on this relay")]
+    EmailTaken {
+        /// The email that was asked for.
+        email: String,
+    },
+    /// The relay will not let this device in (revoked, unknown, bad signature…).
+    #[error("sign-in refused: {code} ({message})")]
+    Auth {
+        /// The protocol's code.
+        code: ErrorCode,
+        /// The relay's message, for logs.
+        message: String,
+    },
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A document could not be read or written.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// The account could not be read or written.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The store or a document failed while applying what the relay sent.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The relay's address or its TLS trust cannot be used.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The relay broke the protocol (undecodable frame, bad blob bytes…).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A blob file could not be read or written.
+    #[error("blob file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The operation did not finish in time.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl From<ErrorFrame> for SyncError {
+    fn from(e: ErrorFrame) -> Self {
+        SyncError::Refused {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// Result of a sync operation.
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;
