@@ -22,7 +22,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doran_client_core::sync::{BlobClient, BlobOwner, SyncError};
+use doran_client_core::store::BlobOwner;
+use doran_device::{blobs::BlobClient, sync_error::SyncError};
 use doran_protocol::{BlobHash, FamilyId, Request};
 use rand::{RngCore, SeedableRng, rngs::SmallRng};
 use serde_json::{Value, json};
@@ -120,7 +121,7 @@ async fn run_async(opts: &Options) -> Result<(Value, Option<LoadError>), LoadErr
         my_name: "엄마".into(),
     })
     .await?;
-    let client = BlobClient::new(&relay.http_url(), id.device, id.device_key.clone())?;
+    let client = crate::load::blob_client(&relay.http_url(), id.device, id.device_key.clone())?;
 
     let files = usize::try_from(opts.total_mib / opts.file_mib)
         .map_err(|_| LoadError::Setup("too many files".into()))?;
@@ -167,7 +168,7 @@ async fn run_async(opts: &Options) -> Result<(Value, Option<LoadError>), LoadErr
         "errors": up.errors + down.errors,
         "goal_mb_per_s": GOAL_MB_PER_S,
     });
-    let first_error = up.first_error.or(down.first_error).map(LoadError::Blob);
+    let first_error = up.first_error.or(down.first_error).map(LoadError::from);
     Ok((report, first_error))
 }
 

@@ -19,7 +19,7 @@ use doran_client_core::{
     Actor, Edit, EventInput, FamilyDoc, PhotoInput, VoiceInput,
     family_store::{cached_family, open_family},
     store::{LocalStore, SqliteStore, ViewRow},
-    time_util::YearMonth,
+    time_util::{Lang, YearMonth},
     view_cache::VIEW_VERSION,
     views,
 };
@@ -510,9 +510,24 @@ fn open_phase(
     let profiles = BTreeMap::new();
     for _ in 0..20 {
         badge_t.push(timed(|| views::badges(doc.view())).1);
-        home_t.push(timed(|| views::home(doc.view(), &profiles, now, KST, 7)).1);
-        dash_t.push(timed(|| views::mission_dashboard(doc.view(), month, KST)).1);
-        cal_t.push(timed(|| views::calendar_month(doc.view(), month)).1);
+        home_t.push(
+            timed(|| {
+                views::home(
+                    doc.view(),
+                    &profiles,
+                    &BTreeMap::new(),
+                    views::Viewer {
+                        now_ms: now,
+                        offset: KST,
+                        lang: Lang::Ko,
+                    },
+                    7,
+                )
+            })
+            .1,
+        );
+        dash_t.push(timed(|| views::mission_dashboard(doc.view(), month, KST, Lang::Ko)).1);
+        cal_t.push(timed(|| views::calendar_month(doc.view(), month, Lang::Ko)).1);
     }
     let feed = timed(|| views::activity(doc.view()).len());
     drop(doc);

@@ -43,10 +43,27 @@ pub enum LoadError {
     Timeout(&'static str),
     /// A blob request failed.
     #[error("blob: {0}")]
-    Blob(#[from] doran_client_core::sync::SyncError),
+    Blob(Box<doran_device::sync_error::SyncError>),
     /// The family document refused an edit.
     #[error("document: {0}")]
     Doc(String),
+}
+
+/// A blob client for the relay at `url`, signing as `device`.
+pub fn blob_client(
+    url: &str,
+    device: doran_protocol::DeviceId,
+    key: ed25519_dalek::SigningKey,
+) -> Result<doran_device::blobs::BlobClient, LoadError> {
+    let relay = doran_device::relay::Relay::new(url, &doran_device::relay::Trust::default())
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
+    Ok(doran_device::blobs::BlobClient::new(relay, device, key))
+}
+
+impl From<doran_device::sync_error::SyncError> for LoadError {
+    fn from(e: doran_device::sync_error::SyncError) -> Self {
+        LoadError::Blob(Box::new(e))
+    }
 }
 
 impl From<ErrorFrame> for LoadError {

@@ -22,7 +22,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doran_client_core::sync::BlobClient;
 use doran_protocol::Request;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
@@ -232,7 +231,8 @@ struct Job {
 }
 
 async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
-    let blobs = BlobClient::new(&job.http, device.id.device, device.id.device_key.clone())?;
+    let blobs =
+        crate::load::blob_client(&job.http, device.id.device, device.id.device_key.clone())?;
     let doc = job.family.doc;
     let mut run = DeviceRun::default();
     let mut own = job.own.into_iter();

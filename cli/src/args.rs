@@ -1,4 +1,7 @@
 //! The command line, as clap parses it.
+//!
+//! A FAMILY is its id or its title (when no other of your families has it); a MEMBER
+//! is a user id or a 호칭 in that family.
 
 use std::path::PathBuf;
 
@@ -14,9 +17,15 @@ pub struct Cli {
     /// This device's home: its local store, keys and blob cache.
     #[arg(long, global = true, env = "DORAN_HOME")]
     pub home: Option<PathBuf>,
-    /// Machine-readable output (one JSON value on stdout).
+    /// Machine-readable output: one JSON value on stdout (errors: one on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// An extra CA certificate (PEM) to trust for an https:// relay you host yourself.
+    #[arg(long, global = true, env = "DORAN_CA_FILE", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Language for messages before your account's setting is known: ko or en.
+    #[arg(long, global = true, env = "DORAN_LANG", default_value = "ko")]
+    pub lang: String,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -28,10 +37,10 @@ pub enum Command {
     /// Create, show or restore the account on this device.
     #[command(subcommand)]
     Account(AccountCmd),
-    /// Link devices.
+    /// This account's devices: link a new one, list, revoke.
     #[command(subcommand)]
     Device(DeviceCmd),
-    /// Families: create, list, show, rename, leave, delete, remove a member.
+    /// Families: create, list, show, rename, your 호칭, leave, delete, remove a member.
     #[command(subcommand)]
     Family(FamilyCmd),
     /// Invitations to a family.
@@ -43,31 +52,37 @@ pub enum Command {
     /// The family calendar.
     #[command(subcommand)]
     Event(EventCmd),
-    /// Create a photo album.
+    /// Photo albums.
     #[command(subcommand)]
     Album(AlbumCmd),
-    /// Photos: add, get, like, comment.
+    /// Photos: add, list, show, get, like, comment, delete.
     #[command(subcommand)]
     Photo(PhotoCmd),
-    /// Voice messages.
+    /// Voice messages and voice albums.
     #[command(subcommand)]
     Voice(VoiceCmd),
     /// Audio conversion.
     #[command(subcommand)]
     Audio(AudioCmd),
-    /// The family's badges with progress.
+    /// The family's badges (and each member's) with progress.
     Badges {
-        /// Family id.
+        /// Family.
         family: String,
     },
     /// The home screen of a family.
     Home {
-        /// Family id.
+        /// Family.
         family: String,
     },
-    /// Notifications received so far.
-    Notifications,
-    /// Your profile.
+    /// Who in a family is online (접속중), and when the others were last seen.
+    Presence {
+        /// Family.
+        family: String,
+    },
+    /// The notifications in your bell.
+    #[command(subcommand)]
+    Notifications(NotificationsCmd),
+    /// Your profile and settings.
     #[command(subcommand)]
     Profile(ProfileCmd),
     /// Connect, exchange everything, exit when up to date.
@@ -76,11 +91,11 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
-    /// Stay connected and print notifications as they come.
+    /// Stay connected and print notifications as they come (every event with --json).
     Watch,
     /// The whole family state.
     Export {
-        /// Family id.
+        /// Family.
         family: String,
     },
 }
@@ -96,7 +111,7 @@ pub enum AccountCmd {
     RecoveryPhrase,
     /// Restore an account on this device from its recovery phrase.
     Restore {
-        /// The relay, e.g. http://127.0.0.1:7070.
+        /// The relay, e.g. http://127.0.0.1:7070 or https://relay.example.com.
         #[arg(long)]
         server: String,
         /// The 24 words, in one argument.
@@ -110,7 +125,7 @@ pub enum AccountCmd {
 /// `doran account create`.
 #[derive(Debug, Args)]
 pub struct CreateAccount {
-    /// The relay, e.g. http://127.0.0.1:7070.
+    /// The relay, e.g. http://127.0.0.1:7070 or https://relay.example.com.
     #[arg(long)]
     pub server: String,
     /// Email (or handle) others find you by.
@@ -131,12 +146,20 @@ pub enum DeviceCmd {
         /// The relay.
         #[arg(long)]
         server: String,
-        /// The code.
+        /// The code shown on the other device (`doran device link-code`).
         #[arg(long)]
         code: String,
     },
-    /// List this account's devices.
+    /// List this account's devices (this one marked).
     List,
+    /// Revoke one of this account's devices: it can no longer sign in.
+    Revoke {
+        /// Device id.
+        device: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `doran family …`
@@ -152,34 +175,44 @@ pub enum FamilyCmd {
     },
     /// Your families.
     List,
-    /// A family: title, members.
+    /// A family: title, members with mood and presence.
     Show {
-        /// Family id.
+        /// Family.
         family: String,
     },
     /// Rename a family (host).
     Rename {
-        /// Family id.
+        /// Family.
         family: String,
         /// New title.
         title: String,
     },
+    /// Change your own 호칭 in a family.
+    SetName {
+        /// Family.
+        family: String,
+        /// Your new 호칭.
+        name: String,
+    },
     /// Leave a family.
     Leave {
-        /// Family id.
+        /// Family.
         family: String,
     },
-    /// Delete a family (host).
+    /// Delete a family with everything in it (host).
     Delete {
-        /// Family id.
+        /// Family.
         family: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove a member (host).
     Remove {
-        /// Family id.
+        /// Family.
         family: String,
-        /// The member's user id.
-        user: String,
+        /// The member (user id or 호칭).
+        member: String,
     },
 }
 
@@ -188,7 +221,7 @@ pub enum FamilyCmd {
 pub enum InviteCmd {
     /// Invite someone by exact email, with a proposed 호칭.
     Send {
-        /// Family id.
+        /// Family.
         family: String,
         /// Their exact email or handle.
         email: String,
@@ -196,8 +229,12 @@ pub enum InviteCmd {
         #[arg(long = "as")]
         name: String,
     },
-    /// Invitations addressed to you.
-    List,
+    /// Invitations addressed to you (and with --sent, those your families sent).
+    List {
+        /// Also the invitations your families sent and wait on.
+        #[arg(long)]
+        sent: bool,
+    },
     /// Accept an invitation.
     Accept {
         /// Invite id.
@@ -208,6 +245,11 @@ pub enum InviteCmd {
         /// Invite id.
         invite: String,
     },
+    /// Withdraw an invitation your family sent.
+    Withdraw {
+        /// Invite id.
+        invite: String,
+    },
 }
 
 /// `doran mission …`
@@ -215,42 +257,64 @@ pub enum InviteCmd {
 pub enum MissionCmd {
     /// Add a mission; prints its id.
     Add {
-        /// Family id.
+        /// Family.
         family: String,
         /// Title, 1–17 characters.
         title: String,
-        /// A participant (user id); repeat; all members when omitted.
+        /// A participant (user id or 호칭); repeat; all members when omitted.
         #[arg(long = "member")]
         members: Vec<String>,
         /// Due date, YYYY-MM-DD.
         #[arg(long)]
         due: Option<String>,
     },
+    /// Change a mission's title, participants or due date.
+    Edit {
+        /// Family.
+        family: String,
+        /// Mission id.
+        mission: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// The new participants (user id or 호칭); repeat.
+        #[arg(long = "member")]
+        members: Vec<String>,
+        /// New due date, YYYY-MM-DD.
+        #[arg(long, conflicts_with = "no_due")]
+        due: Option<String>,
+        /// Remove the due date.
+        #[arg(long)]
+        no_due: bool,
+    },
     /// Tick your part of a mission.
     Done {
-        /// Family id.
+        /// Family.
         family: String,
         /// Mission id.
         mission: String,
     },
     /// Untick your part.
     Undone {
-        /// Family id.
+        /// Family.
         family: String,
         /// Mission id.
         mission: String,
     },
-    /// This month's missions (or earlier ones with --past).
+    /// This month's missions with the status box (or earlier months' with --past).
     List {
-        /// Family id.
+        /// Family.
         family: String,
         /// Missions of earlier months.
         #[arg(long)]
         past: bool,
+        /// Another month, YYYY-MM.
+        #[arg(long)]
+        month: Option<String>,
     },
     /// Delete a mission.
     Delete {
-        /// Family id.
+        /// Family.
         family: String,
         /// Mission id.
         mission: String,
@@ -262,7 +326,7 @@ pub enum MissionCmd {
 pub enum EventCmd {
     /// Add an event; prints its id.
     Add {
-        /// Family id.
+        /// Family.
         family: String,
         /// Title, 1–14 characters.
         #[arg(long)]
@@ -273,13 +337,22 @@ pub enum EventCmd {
         /// Last day, YYYY-MM-DD.
         #[arg(long)]
         end: Option<String>,
+        /// Start time, HH:MM (all day when omitted).
+        #[arg(long)]
+        at: Option<String>,
+        /// End time, HH:MM.
+        #[arg(long)]
+        until: Option<String>,
+        /// Notes.
+        #[arg(long, default_value = "")]
+        notes: String,
         /// Palette color, e.g. #5FCE89.
         #[arg(long)]
         color: Option<String>,
     },
     /// Edit an event.
     Edit {
-        /// Family id.
+        /// Family.
         family: String,
         /// Event id.
         event: String,
@@ -292,24 +365,35 @@ pub enum EventCmd {
         /// New last day.
         #[arg(long)]
         end: Option<String>,
+        /// New notes.
+        #[arg(long)]
+        notes: Option<String>,
         /// New color.
         #[arg(long)]
         color: Option<String>,
     },
     /// Delete an event.
     Delete {
-        /// Family id.
+        /// Family.
         family: String,
         /// Event id.
         event: String,
     },
-    /// A month's events.
+    /// A month's events and grid.
     List {
-        /// Family id.
+        /// Family.
         family: String,
-        /// The month, YYYY-MM.
+        /// The month, YYYY-MM (default: this month).
         #[arg(long)]
-        month: String,
+        month: Option<String>,
+    },
+    /// The memories view: days of a month with the photos added on them.
+    Memories {
+        /// Family.
+        family: String,
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
     },
 }
 
@@ -318,10 +402,40 @@ pub enum EventCmd {
 pub enum AlbumCmd {
     /// Create a photo album; prints its id.
     Create {
-        /// Family id.
+        /// Family.
         family: String,
         /// Name.
         name: String,
+    },
+    /// The albums with their covers and counts.
+    List {
+        /// Family.
+        family: String,
+    },
+    /// Rename an album.
+    Rename {
+        /// Family.
+        family: String,
+        /// Album id.
+        album: String,
+        /// New name.
+        name: String,
+    },
+    /// Choose an album's cover.
+    Cover {
+        /// Family.
+        family: String,
+        /// Album id.
+        album: String,
+        /// Photo id.
+        photo: String,
+    },
+    /// Delete an album with its photos.
+    Delete {
+        /// Family.
+        family: String,
+        /// Album id.
+        album: String,
     },
 }
 
@@ -332,7 +446,7 @@ pub enum PhotoCmd {
     /// ≈ 0.9 MB) and a thumbnail are made on this device, without location or other
     /// metadata; prints its id.
     Add {
-        /// Family id.
+        /// Family.
         family: String,
         /// Album id.
         album: String,
@@ -342,40 +456,73 @@ pub enum PhotoCmd {
         #[arg(long, default_value = "")]
         caption: String,
     },
+    /// An album's photos, a page (14) at a time, newest first.
+    List {
+        /// Family.
+        family: String,
+        /// Album id.
+        album: String,
+        /// Page, from 0.
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+    },
+    /// A photo with who liked it and its comments.
+    Show {
+        /// Family.
+        family: String,
+        /// Photo id.
+        photo: String,
+    },
     /// Download a photo's display copy, or its thumbnail (verified).
     Get {
-        /// Family id.
+        /// Family.
         family: String,
         /// Photo id.
         photo: String,
         /// Where to write the JPEG.
         out: PathBuf,
         /// The thumbnail instead of the display copy.
-        #[arg(long)]
-        thumb: bool,
+        #[arg(long = "thumb")]
+        thumbnail: bool,
     },
     /// Like a photo.
     Like {
-        /// Family id.
+        /// Family.
         family: String,
         /// Photo id.
         photo: String,
     },
     /// Take your like back.
     Unlike {
-        /// Family id.
+        /// Family.
         family: String,
         /// Photo id.
         photo: String,
     },
     /// Comment on a photo; prints the comment's id.
     Comment {
-        /// Family id.
+        /// Family.
         family: String,
         /// Photo id.
         photo: String,
         /// Text.
         text: String,
+    },
+    /// Delete one of your comments.
+    Uncomment {
+        /// Family.
+        family: String,
+        /// Photo id.
+        photo: String,
+        /// Comment id.
+        comment: String,
+    },
+    /// Delete a photo (yours; the host any).
+    Delete {
+        /// Family.
+        family: String,
+        /// Photo id.
+        photo: String,
     },
 }
 
@@ -384,7 +531,7 @@ pub enum PhotoCmd {
 pub enum VoiceCmd {
     /// Create a voice album; prints its id.
     Album {
-        /// Family id.
+        /// Family.
         family: String,
         /// Name.
         name: String,
@@ -392,10 +539,35 @@ pub enum VoiceCmd {
         #[arg(long, default_value_t = 1)]
         cover: u8,
     },
+    /// The voice albums.
+    Albums {
+        /// Family.
+        family: String,
+    },
+    /// Rename a voice album or change its cover.
+    EditAlbum {
+        /// Family.
+        family: String,
+        /// Voice album id.
+        album: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New cover (1–4).
+        #[arg(long)]
+        cover: Option<u8>,
+    },
+    /// Delete a voice album with its messages.
+    DeleteAlbum {
+        /// Family.
+        family: String,
+        /// Voice album id.
+        album: String,
+    },
     /// Add a recording (WebM/Opus, Ogg/Opus, M4A/AAC, WAV, MP3), converted to MP3 on
     /// this device; prints its id.
     Add {
-        /// Family id.
+        /// Family.
         family: String,
         /// Voice album id.
         album: String,
@@ -405,14 +577,28 @@ pub enum VoiceCmd {
         #[arg(long)]
         title: String,
     },
+    /// The messages of a voice album (all albums when omitted).
+    List {
+        /// Family.
+        family: String,
+        /// Voice album id.
+        album: Option<String>,
+    },
     /// Download a voice message's MP3 (verified).
     Get {
-        /// Family id.
+        /// Family.
         family: String,
         /// Voice message id.
         voice: String,
         /// Where to write the MP3.
         out: PathBuf,
+    },
+    /// Delete a voice message (yours; the host any).
+    Delete {
+        /// Family.
+        family: String,
+        /// Voice message id.
+        voice: String,
     },
 }
 
@@ -428,10 +614,27 @@ pub enum AudioCmd {
     },
 }
 
+/// `doran notifications …`
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCmd {
+    /// The bell, newest first.
+    List,
+    /// Mark one notification read (all when no id is given).
+    Read {
+        /// Notification id.
+        id: Option<String>,
+    },
+    /// Dismiss a notification.
+    Dismiss {
+        /// Notification id.
+        id: String,
+    },
+}
+
 /// `doran profile …`
 #[derive(Debug, Subcommand)]
 pub enum ProfileCmd {
-    /// Change your nickname, today's mood or your profile photo.
+    /// Change your nickname, today's mood or your profile photo (all or nothing).
     Set {
         /// Nickname.
         #[arg(long)]
@@ -458,5 +661,17 @@ pub enum ProfileCmd {
         user: String,
         /// Where to write the JPEG.
         out: PathBuf,
+    },
+    /// Your settings: language and which notifications you get.
+    Settings {
+        /// Language: ko or en.
+        #[arg(long)]
+        language: Option<String>,
+        /// Family news (missions, photos, events, voice messages): on or off.
+        #[arg(long, value_name = "on|off")]
+        family_news: Option<String>,
+        /// Likes and comments on your photos: on or off.
+        #[arg(long, value_name = "on|off")]
+        reactions: Option<String>,
     },
 }

@@ -1,6 +1,7 @@
-//! `doran`: Dorandoran from the command line — a thin shell over `client-core`'s
-//! [`Engine`](doran_client_core::engine::Engine). Ids are printed on success, `--json`
-//! prints one JSON value, errors go to stderr with exit code 1.
+//! `doran`: Dorandoran from the command line — a thin shell over the
+//! [`Device`](doran_device::Device) facade, the same one the apps use. Ids are printed
+//! on success, `--json` prints one JSON value (the facade's own views), errors go to
+//! stderr (as JSON with `--json`) with exit code 1.
 
 mod args;
 mod commands;
@@ -9,9 +10,20 @@ mod print;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+use doran_device::core::time_util::Lang;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // Quiet unless asked: `DORAN_LOG=debug doran sync` shows what the device does.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DORAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // Read while this is the only thread: the system's UTC offset is only readable
+    // then (the time crate refuses it in a multi-threaded process).
+    let offset = time::UtcOffset::current_local_offset().ok();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,10 +35,26 @@ fn main() -> ExitCode {
         }
     };
     let home = cli.home.clone().unwrap_or_else(default_home);
-    match runtime.block_on(commands::run(&home, cli.json, cli.command)) {
+    let setup = commands::Setup {
+        json: cli.json,
+        ca: cli.ca.clone(),
+        lang: Lang::from_code(&cli.lang),
+        offset,
+    };
+    match runtime.block_on(commands::run(&home, setup, cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("doran: {e}");
+            match (&e, cli.json) {
+                (commands::CmdError::Device(err), true) => {
+                    eprintln!("{}", serde_json::json!({ "error": err }))
+                }
+                (commands::CmdError::Device(err), false) => eprintln!("doran: {err}"),
+                (commands::CmdError::Local(msg), true) => eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": "command", "message": msg } })
+                ),
+                (commands::CmdError::Local(msg), false) => eprintln!("doran: {msg}"),
+            }
             ExitCode::FAILURE
         }
     }

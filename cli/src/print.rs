@@ -1,6 +1,8 @@
-//! Output: plain lines for people, one JSON value with `--json`.
+//! Output: plain lines for people, one JSON value with `--json` — the facade's own
+//! serialised views, so scripts see exactly what the apps see.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 /// Where command results go.
 #[derive(Debug, Clone, Copy)]
@@ -9,23 +11,13 @@ pub struct Out {
 }
 
 impl Out {
-    /// Prints a created thing's id (plain) or `{"id": …}` plus `extra` (JSON).
-    pub fn id(&self, id: &str, extra: Value) {
-        if self.json {
-            let mut v = json!({ "id": id });
-            if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
-                obj.extend(more);
-            }
-            println!("{v}");
-        } else {
-            println!("{id}");
-        }
-    }
-
     /// Prints `value` as JSON, or `lines` for people.
-    pub fn show(&self, value: Value, lines: impl FnOnce() -> Vec<String>) {
+    pub fn view<T: Serialize + ?Sized>(&self, value: &T, lines: impl FnOnce() -> Vec<String>) {
         if self.json {
-            println!("{value}");
+            match serde_json::to_string(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("doran: cannot print JSON: {e}"),
+            }
         } else {
             for l in lines() {
                 println!("{l}");
@@ -50,6 +42,15 @@ impl Out {
             println!("{}", json!({ "saved": true, "pending": pending }));
         } else {
             eprintln!("saved on this device; {pending} change(s) queued for `doran sync`");
+        }
+    }
+
+    /// Confirms something the relay did (`what`: a short past-tense phrase).
+    pub fn done(&self, what: &str, id: &str) {
+        if self.json {
+            println!("{}", json!({ "done": what, "id": id }));
+        } else {
+            println!("{what} {id}");
         }
     }
 }

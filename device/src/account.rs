@@ -45,8 +45,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     driver::enroll,
-    sync_error::{Result, SyncError},
     relay::Relay,
+    sync_error::{Result, SyncError},
 };
 
 /// Why a secret could not be read or written (the platform keychain's message).

@@ -38,8 +38,8 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 
 use crate::{
-    sync_error::{Result, SyncError},
     relay::Relay,
+    sync_error::{Result, SyncError},
 };
 
 /// How long one blob request may take.
@@ -211,7 +211,7 @@ impl BlobClient {
             .relay
             .connect()
             .await
-            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            .map_err(|e| SyncError::connecting(&e))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;

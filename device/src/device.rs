@@ -280,7 +280,7 @@ impl Device {
     }
 
     /// The folder this device lives in.
-    pub fn home(&self) -> &Path {
+    pub fn home_dir(&self) -> &Path {
         &self.shared().home
     }
 
@@ -334,8 +334,8 @@ impl Device {
         let s = Arc::clone(self.shared());
         let session = self
             .blocking(move |lang| {
-                let relay =
-                    Relay::new(&account.server, &s.options.trust).map_err(|e| Error::from_relay(&e, lang))?;
+                let relay = Relay::new(&account.server, &s.options.trust)
+                    .map_err(|e| Error::from_relay(&e, lang))?;
                 let host = Arc::new(StoreHost::new(Arc::clone(&s.store), account.actor()));
                 let driver = Arc::new(SyncDriver::new(
                     Arc::clone(&host) as Arc<dyn doran_client_core::sync::SyncHost>,
@@ -402,21 +402,45 @@ impl Device {
         Ok(family.0)
     }
 
-    /// The family `id` if this device knows it (as a member, or a removed one whose
-    /// copy stays readable).
+    /// The family `id` — its id, or its title when no other of the user's families has
+    /// it — if this device knows it (as a member, or a removed one whose copy stays
+    /// readable).
     pub(crate) async fn known_family(&self, id: &str) -> Result<(FamilyId, Membership)> {
         let lang = self.language();
         let unknown = || Error::code(ErrorCode::UnknownFamily, lang);
-        let family: FamilyId = id.trim().parse().map_err(|_| unknown())?;
         let store = Arc::clone(&self.shared().store);
-        let records = self
-            .blocking(move |lang| store.families().map_err(|e| Error::from_store(&e, lang)))
+        let host = self.shared().session_now().map(|s| Arc::clone(&s.host));
+        let wanted = id.trim().to_owned();
+        let found = self
+            .blocking(move |lang| {
+                let records = store.families().map_err(|e| Error::from_store(&e, lang))?;
+                if let Ok(family) = wanted.parse::<FamilyId>() {
+                    return Ok(records
+                        .into_iter()
+                        .find(|r| r.family == family)
+                        .map(|r| (family, r.membership)));
+                }
+                // By title: among the families whose view is at hand.
+                let mut matches = records.into_iter().filter(|r| {
+                    let title = host
+                        .as_ref()
+                        .and_then(|h| h.open_view(r.family).ok().flatten())
+                        .map(|v| v.name)
+                        .or_else(|| {
+                            cached_family(&*store, r.family.into())
+                                .ok()
+                                .flatten()
+                                .map(|v| v.name)
+                        });
+                    title.as_deref() == Some(wanted.as_str())
+                });
+                match (matches.next(), matches.next()) {
+                    (Some(r), None) => Ok(Some((r.family, r.membership))),
+                    _ => Ok(None),
+                }
+            })
             .await?;
-        records
-            .into_iter()
-            .find(|r| r.family == family)
-            .map(|r| (family, r.membership))
-            .ok_or_else(unknown)
+        found.ok_or_else(unknown)
     }
 
     /// The current state of a family, for reading: the open document's view, else the
@@ -433,9 +457,15 @@ impl Device {
                 if let Some(view) = host.open_view(family).map_err(err)? {
                     return Ok((view, false));
                 }
-                match cached_family(&*store, family.into()).map_err(|e| Error::from_store(&e, lang))? {
+                match cached_family(&*store, family.into())
+                    .map_err(|e| Error::from_store(&e, lang))?
+                {
                     Some(view) => Ok((view, true)),
-                    None => Ok((host.read_family(family, |fd| fd.view().clone()).map_err(err)?, false)),
+                    None => Ok((
+                        host.read_family(family, |fd| fd.view().clone())
+                            .map_err(err)?,
+                        false,
+                    )),
                 }
             })
             .await?;
@@ -468,10 +498,13 @@ impl Device {
                 let value = host
                     .edit_family(family, |fd| op(fd, now_ms()))
                     .map_err(|e| Error::from_host(&e, lang))?;
-                let pending = store.pending_count().map_err(|e| Error::from_store(&e, lang))?;
+                let pending = store
+                    .pending_count()
+                    .map_err(|e| Error::from_store(&e, lang))?;
                 Ok((value, pending))
             })
             .await?;
+        session.driver.note_pending(pending);
         session.driver.local_change();
         let shared = self.shared();
         shared.emit(DeviceEvent::Saved {
@@ -491,4 +524,3 @@ impl Device {
         Ok(self.session()?.account.user)
     }
 }
-

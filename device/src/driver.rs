@@ -29,8 +29,8 @@ use doran_client_core::{
 
 use crate::{
     blobs::BlobClient,
-    sync_error::{Result, SyncError},
     relay::Relay,
+    sync_error::{Result, SyncError},
 };
 
 /// What UIs observe: the connection status and how many local changes wait.
@@ -46,6 +46,9 @@ pub struct SyncState {
     pub failures: u64,
     /// Sign-ins so far (each new connection that got signed in counts one).
     pub sign_ins: u64,
+    /// Whether the last connection attempt failed because the relay's TLS
+    /// certificate is not trusted (rather than the relay being unreachable).
+    pub untrusted: bool,
 }
 
 /// Something UIs may want to show, from [`SyncDriver::subscribe`].
@@ -134,6 +137,8 @@ pub struct SyncDriver {
     events: broadcast::Sender<SyncEvent>,
     server_id: std::sync::Mutex<Option<String>>,
     user: std::sync::Mutex<Option<UserId>>,
+    /// Why the relay's certificate was last refused, for the user.
+    untrusted: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for SyncDriver {
@@ -213,10 +218,12 @@ impl SyncDriver {
                 pending,
                 failures: 0,
                 sign_ins: 0,
+                untrusted: false,
             }),
             events: broadcast::Sender::new(1024),
             server_id: std::sync::Mutex::new(None),
             user: std::sync::Mutex::new(user),
+            untrusted: std::sync::Mutex::new(None),
         }
     }
 
@@ -248,6 +255,23 @@ impl SyncDriver {
     /// The current status and counters.
     pub fn current(&self) -> SyncState {
         *self.state.borrow()
+    }
+
+    /// Why the relay's TLS certificate was last refused (see [`SyncState::untrusted`]).
+    pub fn untrusted_reason(&self) -> Option<String> {
+        self.untrusted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A local edit changed how many changes wait (the relay's acks change it too).
+    pub fn note_pending(&self, pending: u64) {
+        self.state.send_if_modified(|s| {
+            let changed = s.pending != pending;
+            s.pending = pending;
+            changed
+        });
     }
 
     /// Sends a request over the live connection (waiting for the sign-in if needed)
@@ -355,8 +379,8 @@ impl SyncDriver {
             let docs = self.blocking(|h| h.doc_cursors()).await?;
             let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.relay)).await
             {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err("connecting timed out".to_owned()),
+                Ok(result) => result.map_err(|e| SyncError::connecting_ws(&e)),
+                Err(_) => Err(SyncError::Unreachable("connecting timed out".to_owned())),
             };
             match connected {
                 Ok((mut ws, _)) => {
@@ -374,9 +398,28 @@ impl SyncDriver {
                 }
                 Err(e) => {
                     tracing::debug!(relay = %self.relay.base(), error = %e, "cannot connect");
-                    let fx = r.machine.handle(now_ms(), Event::ConnectFailed { reason: e });
+                    let untrusted = match &e {
+                        SyncError::Untrusted(why) => {
+                            *self
+                                .untrusted
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(why.clone());
+                            true
+                        }
+                        _ => false,
+                    };
+                    let fx = r.machine.handle(
+                        now_ms(),
+                        Event::ConnectFailed {
+                            reason: e.to_string(),
+                        },
+                    );
                     self.publish_status(&fx);
-                    self.state.send_modify(|s| s.failures += 1);
+                    self.state.send_modify(|s| {
+                        s.failures += 1;
+                        s.untrusted = untrusted;
+                    });
                     r.reconnect_after = fx.reconnect_after;
                 }
             }
@@ -628,6 +671,7 @@ impl SyncDriver {
         self.state.send_modify(|s| {
             s.failures = 0;
             s.sign_ins += 1;
+            s.untrusted = false;
         });
         *self
             .server_id
@@ -682,7 +726,7 @@ pub async fn enroll(
     let run = async {
         let (mut ws, _) = connect(relay)
             .await
-            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
+            .map_err(|e| SyncError::connecting_ws(&e))?;
         let mut machine = SyncMachine::new(keys, sign_in.clone(), SyncConfig::default(), 0);
         let mut fx = machine.handle(now_ms(), Event::Connected { docs: Vec::new() });
         loop {

@@ -173,6 +173,20 @@ impl Error {
         Error::code(ErrorCode::Offline, lang)
     }
 
+    /// The relay's TLS certificate is not trusted.
+    pub fn untrusted(why: &str, lang: Lang) -> Self {
+        Error::new(
+            ErrorCode::BadRelay,
+            lang,
+            format!(
+                "서버의 인증서를 믿을 수 없어요 ({why}). 직접 운영하는 서버라면 그 서버의 CA 인증서를 추가해 주세요."
+            ),
+            format!(
+                "The server's certificate is not trusted ({why}). If you host the server yourself, add its CA certificate."
+            ),
+        )
+    }
+
     /// A refused edit or bad input.
     pub fn from_doc(e: &DocError, lang: Lang) -> Self {
         match e {
@@ -242,7 +256,9 @@ impl Error {
                         "{} 찾을 수 없어요. 다른 기기에서 지워졌을 수 있어요.",
                         with(ko_kind, Particle::EulReul)
                     ),
-                    format!("That {en_kind} no longer exists; it may have been deleted on another device."),
+                    format!(
+                        "That {en_kind} no longer exists; it may have been deleted on another device."
+                    ),
                 )
             }
             DocError::NotMember(_) => Error::new(
@@ -312,6 +328,7 @@ impl Error {
     pub fn from_sync(e: &SyncError, lang: Lang) -> Self {
         match e {
             SyncError::Offline | SyncError::Unreachable(_) => Error::offline(lang),
+            SyncError::Untrusted(why) => Error::untrusted(why, lang),
             SyncError::Timeout => Error::code(ErrorCode::Timeout, lang),
             SyncError::Refused { code, .. } | SyncError::Auth { code, .. } => {
                 Error::from_wire(*code, lang)
@@ -390,7 +407,10 @@ impl Error {
                     "인증서 파일 {} 쓸 수 없어요: {reason}",
                     with(&path.display().to_string(), Particle::EulReul)
                 ),
-                format!("The certificate file {} cannot be used: {reason}", path.display()),
+                format!(
+                    "The certificate file {} cannot be used: {reason}",
+                    path.display()
+                ),
             ),
             RelayError::Tls(reason) => Error::new(
                 ErrorCode::BadRelay,
@@ -416,7 +436,9 @@ impl Error {
                 format!("{kind} 사진은 아직 열 수 없어요. JPEG, PNG, WebP 또는 GIF로 보내 주세요."),
                 format!("{kind} photos cannot be opened yet; please use JPEG, PNG, WebP or GIF."),
             ),
-            PhotoError::NotAnImage | PhotoError::Corrupt(_) => Error::code(ErrorCode::BadPhoto, lang),
+            PhotoError::NotAnImage | PhotoError::Corrupt(_) => {
+                Error::code(ErrorCode::BadPhoto, lang)
+            }
         }
     }
 
@@ -520,10 +542,7 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
             "서버가 로그인을 거절했어요.",
             "The server refused to sign this device in.",
         ),
-        ErrorCode::QuotaExceeded => (
-            "저장 공간이 가득 찼어요.",
-            "The storage space is full.",
-        ),
+        ErrorCode::QuotaExceeded => ("저장 공간이 가득 찼어요.", "The storage space is full."),
         ErrorCode::TooLarge => ("파일이 너무 커요.", "That file is too large."),
         ErrorCode::RateLimited => (
             "요청이 너무 많아요. 잠시 후 다시 해 주세요.",
@@ -683,6 +702,9 @@ mod tests {
             Error::from_wire(Wire::DeviceRevoked, Lang::Ko).code,
             ErrorCode::DeviceRevoked
         );
-        assert_eq!(Error::from_wire(Wire::Internal, Lang::Ko).code, ErrorCode::Relay);
+        assert_eq!(
+            Error::from_wire(Wire::Internal, Lang::Ko).code,
+            ErrorCode::Relay
+        );
     }
 }

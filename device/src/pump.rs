@@ -21,8 +21,8 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{
     account::Account,
-    device::{KEEP_NOTIFICATIONS, Session, Shared, lock, now_ms},
     device::notifications::record_of,
+    device::{KEEP_NOTIFICATIONS, Session, Shared, lock, now_ms},
     driver::SyncEvent,
     error::Error,
     events::{DeviceEvent, Part, RemovedReason},
@@ -285,9 +285,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 invite: invite.to_hex(),
             });
         }
-        ServerEvent::MembershipChanged {
-            family, change, ..
-        } => {
+        ServerEvent::MembershipChanged { family, change, .. } => {
             match change {
                 MembershipChange::Removed { user, .. } if user == me => {
                     removed(shared, session, family, RemovedReason::Removed, true).await;
@@ -308,6 +306,9 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 }
                 _ => {}
             }
+            // Who is online in the family now (someone who joined while online sent
+            // no presence event to it).
+            refresh_presence_of(shared, session, &[family]).await;
             shared.emit(DeviceEvent::MembersChanged {
                 family: family.to_hex(),
             });
@@ -556,7 +557,12 @@ async fn refresh_presence(shared: &Arc<Shared>, session: &Arc<Session>) {
     let Some(Ok(families)) = blocking(move || host.families()).await else {
         return;
     };
-    for family in families {
+    refresh_presence_of(shared, session, &families).await;
+}
+
+/// Asks the relay who of `families` is online, and remembers it.
+async fn refresh_presence_of(shared: &Arc<Shared>, session: &Arc<Session>, families: &[FamilyId]) {
+    for &family in families {
         let answer = tokio::time::timeout(
             Duration::from_secs(15),
             session.driver.request(Request::ListPresence { family }),

@@ -16,6 +16,10 @@ pub enum SyncError {
     /// The relay could not be reached (connect, websocket or HTTP failure).
     #[error("the relay is unreachable: {0}")]
     Unreachable(String),
+    /// The relay's TLS certificate is not trusted (an unknown CA, a wrong name, an
+    /// expired certificate): nothing was sent. A self-hosted relay's CA can be added.
+    #[error("the relay's certificate is not trusted: {0}")]
+    Untrusted(String),
     /// The relay refused (a request, a chunk, a blob), with its stable code.
     #[error("refused by the relay: {code} ({message})")]
     Refused {
@@ -77,3 +81,32 @@ impl From<ErrorFrame> for SyncError {
 
 /// Result of a sync operation.
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+/// Whether an I/O error is a TLS failure (certificate not trusted…), and why.
+pub(crate) fn tls_failure(e: &std::io::Error) -> Option<String> {
+    let inner = e.get_ref()?;
+    inner
+        .downcast_ref::<rustls::Error>()
+        .map(ToString::to_string)
+}
+
+impl SyncError {
+    /// The error for a failed connection (websocket or HTTP): [`SyncError::Untrusted`]
+    /// for a TLS failure, else [`SyncError::Unreachable`].
+    pub(crate) fn connecting(e: &std::io::Error) -> Self {
+        match tls_failure(e) {
+            Some(why) => SyncError::Untrusted(why),
+            None => SyncError::Unreachable(e.to_string()),
+        }
+    }
+
+    /// The same for the websocket's errors.
+    pub(crate) fn connecting_ws(e: &tokio_tungstenite::tungstenite::Error) -> Self {
+        use tokio_tungstenite::tungstenite::Error as Ws;
+        match e {
+            Ws::Io(io) => SyncError::connecting(io),
+            Ws::Tls(tls) => SyncError::Untrusted(tls.to_string()),
+            other => SyncError::Unreachable(other.to_string()),
+        }
+    }
+}

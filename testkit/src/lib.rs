@@ -2,12 +2,14 @@
 //! generator do: on `--listen 127.0.0.1:0`, then reading the address it actually bound
 //! from its first line on stdout, `listening on http://ADDR` (`https://` with TLS).
 //!
-//! Only the start-up handshake lives here; each caller keeps its own handle around the
-//! child (kill on drop, restart, SIGTERM), since those differ by what they test.
+//! [`spawn`] is the start-up handshake; [`Relay`] is a handle for end-to-end tests
+//! (kill on drop, kill -9, restart on the same data and address, extra arguments such
+//! as TLS); [`binary`] finds the workspace's binaries next to the test executable.
 
 use std::{
     io::{self, BufRead, BufReader},
     net::SocketAddr,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
@@ -41,6 +43,134 @@ pub fn spawn(relay: &mut Command) -> io::Result<(Child, SocketAddr)> {
                 "the relay did not start (first line {line:?})"
             )))
         }
+    }
+}
+
+/// A binary of this workspace (`doran-server`, `doran`), from the target directory the
+/// test executable runs in (`cargo test --workspace` builds them there); built now with
+/// cargo if it is missing (a crate's tests run alone).
+pub fn binary(name: &str) -> PathBuf {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let find = || {
+        let exe = std::env::current_exe().ok()?;
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .map(|dir| dir.join(&file))
+            .find(|p| p.is_file())
+    };
+    if let Some(found) = find() {
+        return found;
+    }
+    let package = match name {
+        "doran-server" => "doran-server",
+        "doran" => "doran-cli",
+        other => other,
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", package, "--bin", name])
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "building {name} (package {package}) failed"
+    );
+    find().unwrap_or_else(|| panic!("{file} was not built next to the test binary"))
+}
+
+/// A `doran-server` process on loopback for end-to-end tests, SIGKILLed on drop.
+#[derive(Debug)]
+pub struct Relay {
+    child: Option<Child>,
+    data: PathBuf,
+    addr: SocketAddr,
+    args: Vec<String>,
+    scheme: &'static str,
+}
+
+impl Relay {
+    /// Starts the relay with its data in `data`, on `listen` (`127.0.0.1:0` for a free
+    /// port), and waits until it listens.
+    pub fn start(data: &Path, listen: &str) -> Relay {
+        Relay::start_with(data, listen, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra arguments (`--tls-cert`, limits…).
+    pub fn start_with(data: &Path, listen: &str, args: &[&str]) -> Relay {
+        let tls = args.contains(&"--tls-cert");
+        let (child, addr) = spawn(
+            Command::new(binary("doran-server"))
+                .arg("--data-dir")
+                .arg(data)
+                .args(["--listen", listen])
+                .args(args)
+                .env("DORAN_LOG", "warn")
+                .stderr(Stdio::null()),
+        )
+        .unwrap_or_else(|e| panic!("the relay starts: {e}"));
+        Relay {
+            child: Some(child),
+            data: data.to_owned(),
+            addr,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            scheme: if tls { "https" } else { "http" },
+        }
+    }
+
+    /// The relay's base URL (`http://127.0.0.1:PORT`, or `https://localhost:PORT` with
+    /// TLS, matching a certificate for `localhost`).
+    pub fn url(&self) -> String {
+        if self.scheme == "https" {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The relay's data folder.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Whether it is running.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL: no graceful shutdown, whatever it was doing.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again (after [`kill`](Self::kill), or killing it now) on the same data,
+    /// address and arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = Relay::start_with(&self.data.clone(), &self.addr.to_string(), &args);
+    }
+}
+
+impl Relay {
+    /// Kills the relay and starts it on the same data at `listen` instead (e.g. to
+    /// put a proxy on its old address).
+    pub fn move_to(&mut self, listen: &str) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = Relay::start_with(&self.data.clone(), listen, &args);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

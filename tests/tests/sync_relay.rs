@@ -1,79 +1,31 @@
 //! Two devices sync through the real relay binary (`doran-server`): accounts, a
 //! family, an invite, edits both ways, and a relay restart in the middle.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
-use doran_client_core::{
-    PersonalDoc,
-    account::Account,
-    model::Mood,
-    store::{LocalStore, SqliteStore},
-    sync::{SignInAs, StoreHost, SyncConfig, SyncDriver, SyncError, create_account},
+use doran_device::{
+    account::{Account, StoreSecrets, create_account},
+    core::{
+        PersonalDoc,
+        model::Mood,
+        store::{LocalStore, SqliteStore},
+        sync::{SignInAs, StoreHost, SyncConfig},
+    },
+    driver::SyncDriver,
+    relay::{Relay as RelayAddress, Trust},
+    sync_error::SyncError,
 };
+use doran_e2e::Relay;
 use doran_protocol::{BlobHash, DocId, FamilyId, Request, Response};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The relay binary next to this test binary (built by `cargo test --workspace`), or
-/// built now.
-fn relay_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let name = format!("doran-server{}", std::env::consts::EXE_SUFFIX);
-    for dir in exe.ancestors().skip(1).take(3) {
-        let candidate = dir.join(&name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "doran-server", "--bin", "doran-server"])
-        .status()
-        .expect("run cargo build for the relay");
-    assert!(status.success(), "building doran-server failed");
-    exe.ancestors()
-        .skip(1)
-        .take(3)
-        .map(|d| d.join(&name))
-        .find(|p| p.is_file())
-        .expect("doran-server was built next to the test binary")
+fn start_relay(data: &Path, listen: &str) -> Relay {
+    Relay::start_with(data, listen, &["--server-id", "test-relay"])
 }
 
-/// A running relay process, killed on drop.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Relay {
-    fn start(data_dir: &Path, listen: &str) -> Relay {
-        let (child, addr) = doran_testkit::spawn(
-            Command::new(relay_binary())
-                .arg("--data-dir")
-                .arg(data_dir)
-                .args(["--listen", listen, "--server-id", "test-relay"])
-                .env("DORAN_LOG", "warn")
-                .stderr(Stdio::inherit()),
-        )
-        .expect("start doran-server");
-        Relay { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn relay_address(server: &str) -> RelayAddress {
+    RelayAddress::new(server, &Trust::default()).expect("a relay address")
 }
 
 /// One device: its home folder, store, account, host and driver.
@@ -93,9 +45,17 @@ impl Device {
         let home = tempfile::tempdir().expect("a home");
         let store: Arc<dyn LocalStore> =
             Arc::new(SqliteStore::open(home.path().join("store.db")).expect("store"));
-        let account = create_account(&store, server, email, nickname, TIMEOUT)
-            .await
-            .expect("account created");
+        let secrets = StoreSecrets(Arc::clone(&store));
+        let account = create_account(
+            &store,
+            &secrets,
+            &relay_address(server),
+            email,
+            nickname,
+            TIMEOUT,
+        )
+        .await
+        .expect("account created");
         let host = Arc::new(StoreHost::new(store, account.actor()));
         let driver = Arc::new(Device::driver(&host, &account, server, config));
         Device {
@@ -114,12 +74,11 @@ impl Device {
     ) -> SyncDriver {
         SyncDriver::new(
             host.clone(),
-            server,
+            relay_address(server),
             account.keys(),
             SignInAs::Known { user: account.user },
             config,
         )
-        .expect("a driver")
     }
 
     async fn sync(&self) {
@@ -157,7 +116,7 @@ fn now() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_converge_through_the_relay_and_a_restart() {
     let data = tempfile::tempdir().expect("relay data");
-    let relay = Relay::start(data.path(), "127.0.0.1:0");
+    let relay = start_relay(data.path(), "127.0.0.1:0");
     let server = relay.url();
 
     // Step 1: two accounts on two device homes.
@@ -254,7 +213,7 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
     assert_eq!(a.heads(family), b.heads(family), "same heads on both");
 
     // Step 6: the relay dies; A edits meanwhile and cannot sync.
-    let listen = relay.addr.to_string();
+    let listen = relay.addr().to_string();
     drop(relay);
     let second = a
         .host
@@ -267,7 +226,7 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
     );
 
     // Step 7: the relay comes back on the same data and address; both converge.
-    let relay = Relay::start(data.path(), &listen);
+    let relay = start_relay(data.path(), &listen);
     assert_eq!(relay.url(), server);
     a.sync().await;
     b.sync().await;
@@ -286,7 +245,7 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_email_is_a_refusal_the_app_can_show() {
     let data = tempfile::tempdir().expect("relay data");
-    let relay = Relay::start(data.path(), "127.0.0.1:0");
+    let relay = start_relay(data.path(), "127.0.0.1:0");
     let server = relay.url();
     let _first = Device::create(&server, "mom@example.com", "엄마").await;
 
@@ -294,18 +253,39 @@ async fn a_taken_email_is_a_refusal_the_app_can_show() {
     let home = tempfile::tempdir().expect("a home");
     let store: Arc<dyn LocalStore> =
         Arc::new(SqliteStore::open(home.path().join("store.db")).expect("store"));
-    let refused = create_account(&store, &server, "Mom@Example.com", "엄마곰", TIMEOUT).await;
+    let secrets = StoreSecrets(Arc::clone(&store));
+    let relay_at = relay_address(&server);
+    let refused = create_account(
+        &store,
+        &secrets,
+        &relay_at,
+        "Mom@Example.com",
+        "엄마곰",
+        TIMEOUT,
+    )
+    .await;
     match refused {
-        Err(SyncError::EmailTaken { email }) => assert_eq!(email, "Mom@Example.com"),
+        Err(SyncError::EmailTaken { email }) => assert_eq!(email, "mom@example.com"),
         other => panic!("expected EmailTaken, got {other:?}"),
     }
     // Nothing was kept on the device: no account, no personal document.
-    assert!(Account::load(&*store).expect("readable").is_none());
+    assert!(
+        Account::load(&*store, &secrets)
+            .expect("readable")
+            .is_none()
+    );
     assert!(store.documents().expect("readable").is_empty());
     // Another email works from the same home.
-    create_account(&store, &server, "aunt@example.com", "이모", TIMEOUT)
-        .await
-        .expect("another email registers");
+    create_account(
+        &store,
+        &secrets,
+        &relay_at,
+        "aunt@example.com",
+        "이모",
+        TIMEOUT,
+    )
+    .await
+    .expect("another email registers");
 }
 
 /// The relay's SQLite file, opened beside the running relay (WAL: it sees every
@@ -352,7 +332,7 @@ fn personal_heads(device: &Device, doc: DocId) -> Vec<automerge::ChangeHash> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
     let data = tempfile::tempdir().expect("relay data");
-    let relay = Relay::start(data.path(), "127.0.0.1:0");
+    let relay = start_relay(data.path(), "127.0.0.1:0");
     let server = relay.url();
     let config = SyncConfig {
         compact_after: 10,

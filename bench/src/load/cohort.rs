@@ -12,7 +12,7 @@ use std::sync::Arc;
 use doran_client_core::{
     Actor, FamilyDoc,
     family_doc::{EventInput, PhotoInput},
-    sync::{BlobClient, BlobOwner},
+    store::BlobOwner,
 };
 use doran_protocol::{BlobHash, DocId, FamilyId, Request};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -239,7 +239,7 @@ async fn set_up_family(
     let mut rng = StdRng::seed_from_u64(index as u64);
     let thumb: Vec<u8> = (0..SMALL_BLOB).map(|_| rng.random()).collect();
     let blob = BlobHash::of(&thumb);
-    let client = BlobClient::new(http, host.device, host.device_key.clone())?;
+    let client = crate::load::blob_client(http, host.device, host.device_key.clone())?;
     client.put(blob, BlobOwner::Family(family), thumb).await?;
     let (album, c) = change(fdoc.create_album("우리 가족", now).map_err(doc_error)?)?;
     chunks.push(c);

@@ -39,8 +39,10 @@ impl Device {
 
     /// Adds an event. Returns its id.
     pub async fn add_event(&self, family: &str, input: EventInput) -> Result<String> {
-        self.edit(family, Part::Calendar, move |fd, now| fd.add_event(input, now))
-            .await
+        self.edit(family, Part::Calendar, move |fd, now| {
+            fd.add_event(input, now)
+        })
+        .await
     }
 
     /// Edits an event (any member: the calendar is the family's).
@@ -63,7 +65,9 @@ impl Device {
     /// Deletes an event.
     pub async fn delete_event(&self, family: &str, event: &str) -> Result<()> {
         let event = event.to_owned();
-        self.edit(family, Part::Calendar, move |fd, now| fd.delete_event(&event, now))
-            .await
+        self.edit(family, Part::Calendar, move |fd, now| {
+            fd.delete_event(&event, now)
+        })
+        .await
     }
 }

@@ -73,6 +73,36 @@ impl Device {
         })
     }
 
+    /// The home screen: members with mood and presence, a warm message, the current
+    /// mission, this month's rate, a badge, the newest photo and voice message, the
+    /// month's events. The message and the badge change daily, not on every refresh.
+    pub async fn home(&self, family: &str) -> Result<doran_client_core::views::HomeSummary> {
+        let (_, view) = self.family_view(family).await?;
+        let users: Vec<String> = view.members.keys().cloned().collect();
+        let profiles = self.profiles(users).await?;
+        let mut presence = lock(&self.shared().presence).clone();
+        if self.sync_state().status.is_connected() {
+            // This device's own user is online here.
+            presence.insert(
+                self.me()?.to_hex(),
+                Presence {
+                    online: true,
+                    last_seen: None,
+                },
+            );
+        }
+        let viewer = self.shared().viewer();
+        let day = u64::try_from(viewer.now_ms / 86_400_000).unwrap_or(0);
+        Ok(doran_client_core::views::home(
+            &view, &profiles, &presence, viewer, day,
+        ))
+    }
+
+    /// The whole state of a family (every entity), e.g. for an export or a backup.
+    pub async fn export(&self, family: &str) -> Result<Family> {
+        Ok(self.family_view(family).await?.1)
+    }
+
     /// The members of `view` as the screens show them.
     pub(crate) async fn members_of(&self, view: &Family) -> Result<Vec<MemberView>> {
         let session = self.session()?;
@@ -82,7 +112,9 @@ impl Device {
             .iter()
             .map(|(u, m)| (u.clone(), m.clone()))
             .collect();
-        let profiles = self.profiles(users.iter().map(|(u, _)| u.clone()).collect()).await?;
+        let profiles = self
+            .profiles(users.iter().map(|(u, _)| u.clone()).collect())
+            .await?;
         let presence = lock(&self.shared().presence).clone();
         let viewer = self.shared().viewer();
         let today = doran_client_core::time_util::local_date(viewer.now_ms, viewer.offset);
@@ -93,9 +125,10 @@ impl Device {
                 let seen: Presence = presence.get(&user).copied().unwrap_or_default();
                 let online = seen.online || user == me && self.sync_state().status.is_connected();
                 let mood = p.and_then(|p| {
-                    let fresh = p.mood_at.map(|at| {
-                        doran_client_core::time_util::local_date(at, viewer.offset)
-                    }) == Some(today);
+                    let fresh = p
+                        .mood_at
+                        .map(|at| doran_client_core::time_util::local_date(at, viewer.offset))
+                        == Some(today);
                     p.mood.filter(|_| fresh)
                 });
                 MemberView {
@@ -278,7 +311,9 @@ impl Device {
         self.expect_done(Request::RemoveMember { family: id, user })
             .await?;
         match self
-            .edit(family, Part::Members, move |fd, now| fd.remove_member(user, now))
+            .edit(family, Part::Members, move |fd, now| {
+                fd.remove_member(user, now)
+            })
             .await
         {
             // Already gone from the document (removed on another device): fine.
@@ -304,7 +339,8 @@ impl Device {
         self.edit(family, Part::Members, |fd, now| fd.leave(now))
             .await?;
         self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
-        self.expect_done(Request::LeaveFamily { family: id }).await?;
+        self.expect_done(Request::LeaveFamily { family: id })
+            .await?;
         self.forget(id).await
     }
 

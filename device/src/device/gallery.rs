@@ -52,8 +52,10 @@ impl Device {
     /// Creates an album. Returns its id.
     pub async fn create_album(&self, family: &str, name: &str) -> Result<String> {
         let name = name.to_owned();
-        self.edit(family, Part::Gallery, move |fd, now| fd.create_album(&name, now))
-            .await
+        self.edit(family, Part::Gallery, move |fd, now| {
+            fd.create_album(&name, now)
+        })
+        .await
     }
 
     /// Renames an album.
@@ -77,8 +79,10 @@ impl Device {
     /// Deletes an album with its photos, likes and comments.
     pub async fn delete_album(&self, family: &str, album: &str) -> Result<()> {
         let album = album.to_owned();
-        self.edit(family, Part::Gallery, move |fd, now| fd.delete_album(&album, now))
-            .await
+        self.edit(family, Part::Gallery, move |fd, now| {
+            fd.delete_album(&album, now)
+        })
+        .await
     }
 
     /// Adds the photo in the file at `path` to an album: see
@@ -157,8 +161,10 @@ impl Device {
     /// Deletes a photo (its uploader, or the host) with its likes and comments.
     pub async fn delete_photo(&self, family: &str, photo: &str) -> Result<()> {
         let photo = photo.to_owned();
-        self.edit(family, Part::Gallery, move |fd, now| fd.delete_photo(&photo, now))
-            .await
+        self.edit(family, Part::Gallery, move |fd, now| {
+            fd.delete_photo(&photo, now)
+        })
+        .await
     }
 
     /// Likes (`true`) or unlikes a photo.
@@ -244,7 +250,11 @@ impl Device {
     ) -> Result<Option<PathBuf>> {
         let blobs = self.session()?.blobs.clone();
         let cached = self
-            .blocking(move |lang| blobs.is_cached(hash).map_err(|e| Error::from_sync(&e, lang)))
+            .blocking(move |lang| {
+                blobs
+                    .is_cached(hash)
+                    .map_err(|e| Error::from_sync(&e, lang))
+            })
             .await?;
         if cached {
             return Ok(Some(self.session()?.blobs.path(hash)));
@@ -265,7 +275,11 @@ impl Device {
         let lang = self.language();
         let blobs = session.blobs.clone();
         let was_cached = self
-            .blocking(move |lang| blobs.is_cached(hash).map_err(|e| Error::from_sync(&e, lang)))
+            .blocking(move |lang| {
+                blobs
+                    .is_cached(hash)
+                    .map_err(|e| Error::from_sync(&e, lang))
+            })
             .await?;
         if !was_cached {
             self.connected(super::sync::REQUEST_TIMEOUT).await?;

@@ -182,8 +182,9 @@ impl Device {
         })
         .await?;
         let hex = family.to_hex();
-        self.shared()
-            .emit(DeviceEvent::FamilyJoined { family: hex.clone() });
+        self.shared().emit(DeviceEvent::FamilyJoined {
+            family: hex.clone(),
+        });
         // The family's document first, so the entry merges into it.
         self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
         let me = session.account.user;
@@ -191,8 +192,15 @@ impl Device {
             let name = entry.name.clone();
             let (_, view) = self.family_view(&hex).await?;
             if !view.members.contains_key(&me.to_hex()) {
-                self.edit(&hex, Part::Members, move |fd, now| fd.add_member(me, &name, now))
-                    .await?;
+                self.edit(&hex, Part::Members, move |fd, now| {
+                    fd.add_member(me, &name, now)
+                })
+                .await?;
+                // The family sees the new member at once; if the connection dropped
+                // meanwhile, the entry is kept here and goes with the next sync.
+                if let Err(e) = self.sync_now(super::sync::REQUEST_TIMEOUT).await {
+                    tracing::info!(error = %e, "the member entry waits for the next sync");
+                }
             }
         }
         Ok(Some(hex))

@@ -104,7 +104,9 @@ impl Device {
         let hash: BlobHash = hex
             .parse()
             .map_err(|_| Error::code(ErrorCode::Storage, self.language()))?;
-        self.fetch_blob(hash, "image/jpeg".to_owned()).await.map(Some)
+        self.fetch_blob(hash, "image/jpeg".to_owned())
+            .await
+            .map(Some)
     }
 
     /// Changes the profile: see [`ProfileChanges`]. All or nothing.
@@ -149,16 +151,19 @@ impl Device {
             let err = |e: doran_client_core::sync::HostError| Error::from_host(&e, lang);
             let now = now_ms();
             if let Some(n) = &nickname {
-                host.edit_personal(doc, |p| p.set_nickname(n, now)).map_err(err)?;
+                host.edit_personal(doc, |p| p.set_nickname(n, now))
+                    .map_err(err)?;
             }
             if let Some(m) = mood {
-                host.edit_personal(doc, |p| p.set_mood(m, now)).map_err(err)?;
+                host.edit_personal(doc, |p| p.set_mood(m, now))
+                    .map_err(err)?;
             }
             if let Some(hash) = avatar {
                 host.edit_personal(doc, |p| p.set_avatar(Some(hash), now))
                     .map_err(err)?;
             } else if clear {
-                host.edit_personal(doc, |p| p.set_avatar(None, now)).map_err(err)?;
+                host.edit_personal(doc, |p| p.set_avatar(None, now))
+                    .map_err(err)?;
             }
             Ok(())
         })
@@ -230,6 +235,7 @@ impl Device {
         session.driver.local_change();
         session.upload_kick.notify_one();
         let pending = self.pending().await?;
+        session.driver.note_pending(pending);
         let me = session.account.user.to_hex();
         self.shared().emit(DeviceEvent::Saved {
             family: None,

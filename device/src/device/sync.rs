@@ -40,8 +40,12 @@ impl Device {
     /// How many local changes wait for the relay (read from the store).
     pub async fn pending(&self) -> Result<u64> {
         let store = std::sync::Arc::clone(&self.shared().store);
-        self.blocking(move |lang| store.pending_count().map_err(|e| Error::from_store(&e, lang)))
-            .await
+        self.blocking(move |lang| {
+            store
+                .pending_count()
+                .map_err(|e| Error::from_store(&e, lang))
+        })
+        .await
     }
 
     /// Waits until the device is signed in to the relay (starting the sync if it is
@@ -62,6 +66,10 @@ impl Device {
                 let now = *state.borrow_and_update();
                 if matches!(now.status, SyncStatus::Syncing | SyncStatus::UpToDate) {
                     return Ok(());
+                }
+                if now.failures > start.failures && now.untrusted {
+                    let why = session.driver.untrusted_reason().unwrap_or_default();
+                    return Err(Error::untrusted(&why, lang));
                 }
                 if now.failures >= start.failures + ATTEMPTS_BEFORE_OFFLINE {
                     return Err(Error::offline(lang));
@@ -116,7 +124,9 @@ impl Device {
         let up_to_date = async {
             loop {
                 let now = *state.borrow_and_update();
-                if now.status == SyncStatus::UpToDate {
+                // Up to date with nothing of this device's waiting (an edit just made
+                // counts before the driver has even seen it).
+                if now.status == SyncStatus::UpToDate && now.pending == 0 {
                     return Ok(());
                 }
                 if state.changed().await.is_err() {
@@ -125,6 +135,7 @@ impl Device {
             }
         };
         let reached = tokio::time::timeout_at(deadline, up_to_date).await.is_ok();
+        tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.
         let mut blob_error = None;
         if reached {
@@ -138,7 +149,11 @@ impl Device {
         let pending = self.pending().await?;
         let blobs = session.blobs.clone();
         let pending_blobs = self
-            .blocking(move |lang| blobs.pending_count().map_err(|e| Error::from_sync(&e, lang)))
+            .blocking(move |lang| {
+                blobs
+                    .pending_count()
+                    .map_err(|e| Error::from_sync(&e, lang))
+            })
             .await?;
         if let Some(e) = blob_error {
             tracing::warn!(error = %e, "blob upload failed; it stays queued");

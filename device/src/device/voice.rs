@@ -187,8 +187,10 @@ impl Device {
     /// Deletes a voice message (its sender, or the host).
     pub async fn delete_voice(&self, family: &str, voice: &str) -> Result<()> {
         let voice = voice.to_owned();
-        self.edit(family, Part::Voice, move |fd, now| fd.delete_voice(&voice, now))
-            .await
+        self.edit(family, Part::Voice, move |fd, now| {
+            fd.delete_voice(&voice, now)
+        })
+        .await
     }
 
     /// A voice message's MP3 as a file on this device, downloading it if needed.

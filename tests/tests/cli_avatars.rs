@@ -4,15 +4,17 @@
 
 use std::path::Path;
 
-use doran_client_core::{
-    engine::{Engine, EngineError},
-    sync::SyncError,
+use std::sync::Arc;
+
+use doran_device::{
+    account::{Account, StoreSecrets},
+    blobs::BlobClient,
+    core::store::{LocalStore, SqliteStore},
+    relay::{Relay as RelayAddress, Trust},
+    sync_error::SyncError,
 };
+use doran_e2e::{Relay, doran, json, ok};
 use doran_protocol::{BlobHash, ErrorCode};
-
-mod support;
-
-use support::{Relay, doran, json, ok};
 
 fn create_account(home: &Path, relay: &Relay, email: &str, name: &str) -> String {
     ok(
@@ -113,12 +115,22 @@ fn a_family_member_downloads_an_avatar_and_a_stranger_cannot() {
     );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("no profile of"), "{stderr}");
-    let engine = Engine::open(&stranger).expect("the stranger's device");
+    assert!(stderr.contains("프로필이 아직 없어요"), "{stderr}");
+    // The stranger's own device keys, asking the relay for the bytes by hash.
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(stranger.join("device.sqlite")).expect("the store"));
+    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
+        .expect("load")
+        .expect("the stranger's account");
+    let client = BlobClient::new(
+        RelayAddress::new(&relay.url(), &Trust::default()).expect("the relay"),
+        account.device,
+        account.device_key,
+    );
     let blob: BlobHash = hash.parse().expect("a hash");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    match runtime.block_on(engine.blob(blob, "image/jpeg")) {
-        Err(EngineError::Sync(SyncError::Refused { code, .. })) => {
+    match runtime.block_on(client.get(blob)) {
+        Err(SyncError::Refused { code, .. }) => {
             assert_eq!(code, ErrorCode::NotFound);
         }
         other => panic!("the relay must refuse a stranger: {other:?}"),

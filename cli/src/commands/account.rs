@@ -1,0 +1,113 @@
+//! `doran account …` and `doran device …`.
+
+use doran_device::Device;
+
+use super::{CmdResult, confirm};
+use crate::{
+    args::{AccountCmd, DeviceCmd},
+    print::Out,
+};
+
+pub async fn account(device: &Device, out: Out, c: AccountCmd) -> CmdResult {
+    match c {
+        AccountCmd::Create(a) => {
+            let acc = device.create_account(&a.server, &a.email, &a.name).await?;
+            out.view(&acc, || vec![acc.user.clone()]);
+        }
+        AccountCmd::Show => {
+            let Some(acc) = device.account().await? else {
+                return Err(doran_device::Error::code(
+                    doran_device::ErrorCode::NoAccount,
+                    device.language(),
+                )
+                .into());
+            };
+            let families = device.families().await?;
+            let pending = device.pending().await?;
+            let mut v = serde_json::to_value(&acc).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "families".into(),
+                    serde_json::to_value(&families).unwrap_or_default(),
+                );
+                obj.insert("pending".into(), pending.into());
+            }
+            out.view(&v, || {
+                vec![
+                    format!("user      {}", acc.user),
+                    format!("device    {}", acc.device),
+                    format!("email     {}", acc.email),
+                    format!("nickname  {}", acc.nickname),
+                    format!("server    {}", acc.server),
+                    format!(
+                        "families  {}",
+                        families
+                            .iter()
+                            .map(|f| format!("{} ({})", f.family, f.title))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("pending   {pending}"),
+                ]
+            });
+        }
+        AccountCmd::RecoveryPhrase => {
+            let phrase = device.recovery_phrase()?;
+            out.view(&serde_json::json!({ "phrase": phrase }), || {
+                vec![phrase.clone()]
+            });
+        }
+        AccountCmd::Restore { server, phrase } => {
+            let acc = device.restore_account(&server, &phrase).await?;
+            out.view(&acc, || vec![acc.user.clone()]);
+        }
+        AccountCmd::SignOut => {
+            device.sign_out().await?;
+            out.done("signed out", "");
+        }
+    }
+    Ok(())
+}
+
+pub async fn device(device: &Device, out: Out, c: DeviceCmd) -> CmdResult {
+    match c {
+        DeviceCmd::LinkCode => {
+            let code = device.issue_link_code().await?;
+            out.view(&code, || vec![code.code.clone()]);
+        }
+        DeviceCmd::Link { server, code } => {
+            let acc = device.link_device(&server, &code).await?;
+            out.view(&acc, || vec![acc.device.clone()]);
+        }
+        DeviceCmd::List => {
+            let list = device.devices().await?;
+            out.view(&list, || {
+                list.iter()
+                    .map(|d| {
+                        format!(
+                            "{}  {}{}{}{}",
+                            d.device,
+                            d.name,
+                            if d.this_device { "  (this device)" } else { "" },
+                            if d.online { "  online" } else { "" },
+                            if d.revoked_at.is_some() {
+                                "  (revoked)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect()
+            });
+        }
+        DeviceCmd::Revoke { device: id, yes } => {
+            confirm(
+                yes,
+                &format!("Revoke device {id}? It will no longer sign in or sync."),
+            )?;
+            device.revoke_device(&id).await?;
+            out.done("revoked", &id);
+        }
+    }
+    Ok(())
+}

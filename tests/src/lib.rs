@@ -1,0 +1,82 @@
+//! Shared by the end-to-end tests in `tests/`: the real `doran` binary run for its
+//! output, and a recording to add. The relay is [`doran_testkit::Relay`].
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+pub use doran_testkit::Relay;
+
+/// A `doran --home HOME ARGS…` command, to spawn or run.
+pub fn doran_cmd(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(doran_testkit::binary("doran"));
+    cmd.arg("--home").arg(home).args(args);
+    cmd
+}
+
+/// Runs `doran --home HOME ARGS…`.
+pub fn doran(home: &Path, args: &[&str]) -> Output {
+    doran_cmd(home, args).output().expect("doran runs")
+}
+
+/// Runs `doran` and returns its stdout, trimmed; fails the test with stderr otherwise.
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = doran(home, args);
+    assert!(
+        out.status.success(),
+        "doran {args:?} on {} failed: {}",
+        home.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `doran --json ARGS…` and parses its one JSON value.
+pub fn json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(home, &all)).expect("JSON output")
+}
+
+/// Runs `doran --json ARGS…` that must fail, and returns its JSON error
+/// (`{"code", "message", "field"?}`).
+pub fn json_error(home: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = doran(home, &all);
+    assert!(
+        !out.status.success(),
+        "doran {args:?} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err: serde_json::Value =
+        serde_json::from_slice(&out.stderr).expect("a JSON error on stderr");
+    err["error"].clone()
+}
+
+/// A mono 16-bit 48 kHz WAV of a 440 Hz tone.
+pub fn tone_wav(seconds: f64) -> Vec<u8> {
+    let rate = 48_000u32;
+    let samples = (f64::from(rate) * seconds) as u32;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 0.5 * f64::from(i16::MAX);
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}

@@ -1,0 +1,374 @@
+//! Two devices driven through the `Device` facade alone — what the desktop app and the
+//! phone bindings call — against the real relay binary: accounts, a family, an
+//! invite, a mission ticked on one device arriving on the other as an event, the relay
+//! restarted mid-way (offline, then up to date), settings honoured, and a removed
+//! member's device saying so and keeping its copy readable.
+
+use std::time::Duration;
+
+use doran_device::{
+    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Part, Subscription,
+    core::{sync::SyncStatus, time_util::Lang},
+    events::RemovedReason,
+    screens::SettingsView,
+};
+use doran_e2e::Relay;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn open(home: &std::path::Path) -> Device {
+    Device::open(home, DeviceOptions::default())
+        .await
+        .expect("the device opens")
+}
+
+/// Waits for the first event `pick` accepts, failing after [`WAIT`].
+async fn wait_for<T>(
+    events: &mut Subscription,
+    what: &str,
+    mut pick: impl FnMut(&DeviceEvent) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(event) = events.next().await {
+            if let Some(v) = pick(&event) {
+                return Some(v);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(v)) => v,
+        Ok(None) => panic!("the device closed before {what}"),
+        Err(_) => panic!("no {what} within {WAIT:?}"),
+    }
+}
+
+/// Waits until the device says it is up to date with nothing pending.
+async fn up_to_date(device: &Device, events: &mut Subscription) {
+    if device.sync_state().status == SyncStatus::UpToDate && device.sync_state().pending == 0 {
+        return;
+    }
+    wait_for(events, "up to date", |e| match e {
+        DeviceEvent::Sync(s) if s.status == SyncStatus::UpToDate && s.pending == 0 => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_through_the_facade_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+
+    // Step 1: two people, each on their own device, create accounts.
+    let mom = open(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    let mut mom_events = mom.subscribe();
+    let mut son_events = son.subscribe();
+    let mom_account = mom
+        .create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let son_account = son
+        .create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    assert_eq!(mom_account.nickname, "엄마곰");
+    assert!(mom_account.has_recovery_phrase);
+    assert_eq!(
+        mom.recovery_phrase().expect("phrase").split(' ').count(),
+        24
+    );
+
+    // Step 2: mom creates a family and invites her son, who gets the invite live.
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    let sent = mom
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    assert_eq!(sent.invitee, son_account.user);
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        DeviceEvent::InviteReceived(i) => Some(i.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(invite.invite, sent.invite);
+    assert_eq!(invite.family_title, "우리 가족");
+    assert_eq!(
+        invite.text,
+        "엄마 님이 '우리 가족' 가족에 아들로 초대했어요."
+    );
+    let bell = son.notifications().await.expect("the bell");
+    assert_eq!(bell.unread, 1, "the invite is in the bell");
+    assert_eq!(bell.items[0].invite.as_deref(), Some(sent.invite.as_str()));
+    let mine = mom.invites().await.expect("invites");
+    assert_eq!(mine.sent.len(), 1, "mom sees her pending invite");
+    assert!(mine.received.is_empty());
+
+    // Step 3: he accepts; mom's device sees him join.
+    let joined = son
+        .answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    assert_eq!(joined.as_deref(), Some(family.as_str()));
+    wait_for(&mut mom_events, "the son's member entry", |e| match e {
+        DeviceEvent::FamilyChanged {
+            family: f,
+            parts,
+            local: false,
+        } if *f == family && parts.contains(&Part::Members) => Some(()),
+        _ => None,
+    })
+    .await;
+    let view = mom.family(&family).await.expect("the family");
+    assert_eq!(view.members.len(), 2);
+    assert_eq!(view.members[0].name, "엄마", "host first");
+    assert!(view.members[1].online, "the son is connected");
+    assert_eq!(view.members[1].status.as_deref(), Some("접속중"));
+
+    // Step 4: mom adds a mission; the son ticks it; mom gets it as an event.
+    let mission = mom
+        .add_mission(
+            &family,
+            MissionInput {
+                title: "가족 사진 찍기".into(),
+                participants: vec!["엄마".into(), "아들".into()],
+                due: None,
+            },
+        )
+        .await
+        .expect("mission added");
+    wait_for(&mut son_events, "the mission", |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&Part::Missions) => Some(()),
+        _ => None,
+    })
+    .await;
+    son.set_mission_done(&family, &mission, true)
+        .await
+        .expect("ticked");
+    wait_for(&mut mom_events, "the son's tick", |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&Part::Missions) => Some(()),
+        _ => None,
+    })
+    .await;
+    let missions = mom.missions(&family, None).await.expect("missions");
+    let card = &missions.month.missions[0];
+    assert_eq!(card.id, mission);
+    let son_tick = card
+        .ticks
+        .iter()
+        .find(|t| t.name == "아들")
+        .expect("a tick");
+    assert!(son_tick.done_at.is_some(), "the son's tick arrived");
+
+    // Step 5: the relay dies mid-way; both devices say offline; an edit is kept and
+    // a relay call says "offline" at once, not after a long wait.
+    relay.kill();
+    wait_for(&mut mom_events, "offline", |e| match e {
+        DeviceEvent::Sync(s) if s.status == SyncStatus::Offline => Some(()),
+        _ => None,
+    })
+    .await;
+    let event = mom
+        .add_event(
+            &family,
+            doran_device::core::EventInput {
+                title: "가족 모임".into(),
+                start: "2026-12-24".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("edits work offline");
+    assert_eq!(mom.sync_state().pending, 1, "kept and queued");
+    let started = std::time::Instant::now();
+    let offline = mom.invites().await.expect_err("no relay");
+    assert_eq!(offline.code, ErrorCode::Offline);
+    assert!(started.elapsed() < Duration::from_secs(10), "said at once");
+    assert!(offline.message.contains("저장되어"), "{}", offline.message);
+
+    // Step 6: the relay is back; both come back up to date by themselves, and the
+    // edit made offline arrives.
+    relay.restart();
+    up_to_date(&mom, &mut mom_events).await;
+    wait_for(&mut son_events, "the offline edit", |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&Part::Calendar) => Some(()),
+        _ => None,
+    })
+    .await;
+    let cal = son
+        .calendar(&family, Some("2026-12"))
+        .await
+        .expect("the calendar");
+    assert!(cal.events.iter().any(|e| e.id == event));
+
+    // Step 7: the son's settings: English, no family news. A photo from mom then
+    // makes no notification for him; the language changes what he reads.
+    son.set_settings(SettingsView {
+        language: "en".into(),
+        notify_family: false,
+        notify_reactions: true,
+    })
+    .await
+    .expect("settings");
+    assert_eq!(son.language(), Lang::En);
+    let before = son.notifications().await.expect("bell").items.len();
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    wait_for(&mut son_events, "the album", |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&Part::Gallery) => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        son.notifications().await.expect("bell").items.len(),
+        before,
+        "family news is off"
+    );
+    let missions = son.missions(&family, None).await.expect("missions");
+    assert_eq!(
+        missions.month.label, "Just getting started",
+        "one mission, not yet done by both: 0 %, in English"
+    );
+    let _ = album;
+
+    // Step 8: mom removes her son. His device says so, keeps the family readable and
+    // refuses edits with a clear error.
+    mom.remove_member(&family, &son_account.user)
+        .await
+        .expect("removed");
+    let (removed, reason) = wait_for(&mut son_events, "the removal", |e| match e {
+        DeviceEvent::RemovedFromFamily { family, reason, .. } => Some((family.clone(), *reason)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(removed, family);
+    assert_eq!(reason, RemovedReason::Removed);
+    let families = son.families().await.expect("families");
+    assert_eq!(families.len(), 1);
+    assert!(!families[0].member, "marked as no longer a member");
+    let still = son.family(&family).await.expect("still readable");
+    assert_eq!(still.title, "우리 가족");
+    assert!(!still.member);
+    let refused = son
+        .add_event(
+            &family,
+            doran_device::core::EventInput {
+                title: "몰래".into(),
+                start: "2026-12-25".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("a removed member cannot edit");
+    assert_eq!(refused.code, ErrorCode::RemovedFromFamily);
+    assert!(
+        refused.message.contains("no longer a member"),
+        "{}",
+        refused.message
+    );
+    let bell = son.notifications().await.expect("bell");
+    assert!(
+        bell.items.iter().any(|n| n.kind == "removed"),
+        "the removal is in the bell"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed_and_nothing_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let dad = open(&dir.path().join("dad")).await;
+
+    // Before an account: a typed error, in the device's language.
+    let none = dad.families().await.expect_err("no account");
+    assert_eq!(none.code, ErrorCode::NoAccount);
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let taken = open(&dir.path().join("other"))
+        .await
+        .create_account(&relay.url(), "DAD@example.com", "또아빠")
+        .await
+        .expect_err("the email is taken");
+    assert_eq!(taken.code, ErrorCode::EmailTaken);
+
+    let family = dad
+        .create_family("캠핑 가족", "아빠")
+        .await
+        .expect("family");
+    let too_long = dad
+        .add_mission(
+            &family,
+            MissionInput {
+                title: "이 미션 제목은 열일곱 글자를 훌쩍 넘어요".into(),
+                ..MissionInput::default()
+            },
+        )
+        .await
+        .expect_err("too long");
+    assert_eq!(too_long.code, ErrorCode::InvalidInput);
+    assert_eq!(too_long.field, Some("mission_title"));
+    assert!(
+        too_long
+            .message
+            .starts_with("미션 제목은 17자까지 쓸 수 있어요"),
+        "{}",
+        too_long.message
+    );
+    let unknown = dad
+        .add_mission(
+            &family,
+            MissionInput {
+                title: "산책".into(),
+                participants: vec!["할머니".into()],
+                due: None,
+            },
+        )
+        .await
+        .expect_err("no such member");
+    assert_eq!(unknown.code, ErrorCode::NotFound);
+    let nobody = dad
+        .invite(&family, "nobody@example.com", "삼촌")
+        .await
+        .expect_err("nobody has that email");
+    assert_eq!(nobody.code, ErrorCode::NoSuchUser);
+    assert_eq!(
+        dad.pending().await.expect("pending"),
+        0,
+        "nothing was queued"
+    );
+    assert_eq!(
+        dad.missions(&family, None)
+            .await
+            .expect("missions")
+            .month
+            .total,
+        0
+    );
+    // A family by its title works where ids do.
+    assert_eq!(
+        dad.family("캠핑 가족").await.expect("by title").family,
+        family
+    );
+}
