@@ -376,17 +376,16 @@ impl BlobCache {
     /// up. Stops at the first failure (the rest stay queued).
     pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
         let mut done = 0;
-        for record in self.store.pending_uploads()? {
+        for record in self.blocking(|c| Ok(c.store.pending_uploads()?)).await? {
             let owner = record.owner.ok_or_else(|| {
                 SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
             })?;
             let path = self.path(record.hash);
-            let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-                .await
-                .map_err(|e| SyncError::Protocol(e.to_string()))??;
+            let bytes = self.blocking(move |_| Ok(std::fs::read(path)?)).await?;
             client.put(record.hash, owner, bytes).await?;
-            self.store
-                .set_blob_state(record.hash, BlobState::Uploaded)?;
+            let hash = record.hash;
+            self.blocking(move |c| Ok(c.store.set_blob_state(hash, BlobState::Uploaded)?))
+                .await?;
             done += 1;
         }
         Ok(done)
@@ -396,31 +395,48 @@ impl BlobCache {
     /// cached; then trims the cache to its limit (least recently used first).
     pub async fn fetch(&self, client: &BlobClient, hash: BlobHash, mime: &str) -> Result<PathBuf> {
         let path = self.path(hash);
-        if let Some(record) = self.store.blob(hash)?
-            && record.cached
-            && path.exists()
-        {
-            self.store.touch_blob(hash, now_ms())?;
+        let cached = self
+            .blocking(move |c| {
+                let here = c.store.blob(hash)?.is_some_and(|r| r.cached) && c.path(hash).exists();
+                if here {
+                    c.store.touch_blob(hash, now_ms())?;
+                }
+                Ok(here)
+            })
+            .await?;
+        if cached {
             return Ok(path);
         }
         let bytes = client.get(hash).await?;
-        let size = bytes.len() as u64;
-        let target = path.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
-            .await
-            .map_err(|e| SyncError::Protocol(e.to_string()))??;
-        let known = self.store.blob(hash)?;
-        self.store.put_blob(&BlobRecord {
-            hash,
-            size,
-            mime: mime.to_owned(),
-            state: known.as_ref().map_or(BlobState::RemoteOnly, |r| r.state),
-            cached: true,
-            last_used_ms: now_ms(),
-            owner: known.and_then(|r| r.owner),
-        })?;
-        self.evict(Some(hash))?;
+        let mime = mime.to_owned();
+        self.blocking(move |c| {
+            let size = bytes.len() as u64;
+            write_atomically(&c.path(hash), &bytes)?;
+            let known = c.store.blob(hash)?;
+            c.store.put_blob(&BlobRecord {
+                hash,
+                size,
+                mime,
+                state: known.as_ref().map_or(BlobState::RemoteOnly, |r| r.state),
+                cached: true,
+                last_used_ms: now_ms(),
+                owner: known.and_then(|r| r.owner),
+            })?;
+            c.evict(Some(hash))
+        })
+        .await?;
         Ok(path)
+    }
+
+    /// Runs store and file work on the blocking pool (never on the async runtime).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&BlobCache) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let cache = self.clone();
+        tokio::task::spawn_blocking(move || f(&cache))
+            .await
+            .map_err(|e| SyncError::Protocol(format!("a blob task failed: {e}")))?
     }
 
     /// Removes least recently used cached blobs (never pending uploads, never `keep`)
