@@ -141,6 +141,7 @@ impl From<StoreError> for ApiError {
             StoreError::InviteExpired => ErrorCode::InviteExpired,
             StoreError::InviteClosed => ErrorCode::InviteAnswered,
             StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::DeviceRevoked => ErrorCode::DeviceRevoked,
             StoreError::HashMismatch => ErrorCode::HashMismatch,
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.

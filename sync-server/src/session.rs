@@ -28,6 +28,14 @@ mod signin;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
+use crate::{
+    access::DocAccess,
+    hub::{ConnId, ConnTokens, HubMsg},
+    metrics::{add, inc},
+    rate::{ConnectionSlot, TokenBucket},
+    state::{AppState, now_ms},
+    store::DocOwner,
+};
 use axum::{
     body::Bytes,
     extract::ws::{Message, WebSocket},
@@ -38,16 +46,6 @@ use doran_protocol::{
 };
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{sync::mpsc, time::Instant};
-use tokio_util::sync::CancellationToken;
-
-use crate::{
-    access::DocAccess,
-    hub::{ConnId, HubMsg},
-    metrics::{add, inc},
-    rate::{ConnectionSlot, TokenBucket},
-    state::{AppState, now_ms},
-    store::DocOwner,
-};
 
 /// How long one write to the socket may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,7 +87,8 @@ pub(crate) struct Session {
     client: String,
     bucket: TokenBucket,
     strikes: u32,
-    cancel: CancellationToken,
+    /// Given to the hub when signed in: it cancels or revokes the connection.
+    tokens: ConnTokens,
     hub_rx: Option<mpsc::Receiver<HubMsg>>,
     /// Subscribed documents and the last seq delivered to this connection.
     subs: HashMap<DocId, Seq>,
@@ -124,7 +123,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         client: String::new(),
         bucket,
         strikes: 0,
-        cancel: CancellationToken::new(),
+        tokens: ConnTokens::default(),
         hub_rx: None,
         subs: HashMap::new(),
         access_cache: HashMap::new(),
@@ -134,7 +133,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         let wake = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => Wake::Shutdown,
-            () = session.cancel.cancelled() => Wake::Cancelled,
+            () = session.tokens.cancel.cancelled() => Wake::Cancelled,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
             msg = stream.next() => Wake::Socket(msg),
         };
@@ -232,6 +231,13 @@ impl Session {
     async fn on_frame(&mut self, frame: ClientFrame) -> Flow {
         tracing::trace!(kind = frame.kind(), "frame");
         let signed_in = self.me();
+        // The device was revoked while this connection was open: nothing it sends is
+        // served any more, even if the hub's `Close` has not been read yet.
+        if signed_in.is_some() && self.tokens.revoked.is_cancelled() {
+            return self
+                .goodbye(ErrorCode::DeviceRevoked, "this device was revoked", None)
+                .await;
+        }
         match (frame, signed_in) {
             (ClientFrame::Hello { .. }, Some(_)) => {
                 self.send_error(ErrorFrame::new(

@@ -84,9 +84,18 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>>;
     /// A user's devices, revoked ones included, oldest first (by `added_at`, then id).
     fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
-    /// Revokes a device (idempotent: the first revocation time stays). `NotFound` if it
-    /// is not the user's.
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()>;
+    /// Revokes `device` on behalf of `by`, a device of the same user (possibly
+    /// `device` itself). Idempotent: the first revocation time stays. `NotFound` if
+    /// either is not the user's; [`StoreError::DeviceRevoked`] if `by` is revoked,
+    /// checked in the same transaction, so of two devices revoking each other at once
+    /// only the first succeeds (a stolen device cannot lock its owner out by racing).
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()>;
     /// Records when a device was last connected (`last_seen` only moves forward).
     /// `NotFound` if there is no such device.
     fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()>;

@@ -72,6 +72,7 @@ macro_rules! relay_store_conformance_tests {
                 add_device_lists_devices_oldest_first,
                 add_device_errors_change_nothing,
                 revoke_device_is_idempotent_and_per_user,
+                devices_revoking_each_other_leave_one_standing,
                 touch_device_only_moves_forward,
                 // link codes
                 a_link_code_is_taken_once,

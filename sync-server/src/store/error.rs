@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The invite was already answered or withdrawn.
     #[error("the invite is no longer open")]
     InviteClosed,
+    /// The device acting was revoked (it may no longer do anything).
+    #[error("the device is revoked")]
+    DeviceRevoked,
     /// The referenced user, device, family, invite or blob does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -300,9 +300,20 @@ impl AccountStore for MemoryStore {
         Ok(devices)
     }
 
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()> {
         int("at", at)?;
         let mut a = self.accounts()?;
+        match a.devices.get(&by).filter(|d| d.user == user) {
+            None => return Err(StoreError::NotFound("device")),
+            Some(d) if d.revoked_at.is_some() => return Err(StoreError::DeviceRevoked),
+            Some(_) => {}
+        }
         let record = a
             .devices
             .get_mut(&device)

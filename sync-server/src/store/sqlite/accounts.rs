@@ -234,9 +234,24 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(|tx| {
+            let revoker: Option<Option<i64>> = tx
+                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
+                .query_row((by.0, user.0), |row| row.get(0))
+                .optional()?;
+            match revoker {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
+                Some(None) => {}
+            }
             let updated = tx
                 .prepare_cached(
                     "UPDATE devices SET revoked_at = coalesce(revoked_at, ?3)
