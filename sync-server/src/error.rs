@@ -92,8 +92,12 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorCode::ShuttingDown | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::QuotaExceeded | ErrorCode::DocumentFull => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::TooManyFamilies => StatusCode::CONFLICT,
+            ErrorCode::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -20,7 +20,7 @@ pub mod range;
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{ConnectInfo, State, WebSocketUpgrade},
     http::{HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -29,7 +29,7 @@ use axum::{
 use doran_protocol::{ErrorCode, limits::MAX_FRAME_BYTES};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{error::ApiError, session, state::AppState};
+use crate::{conns::Entry, error::ApiError, session, state::AppState};
 
 /// The relay's routes over `state`.
 pub fn routes(state: &Arc<AppState>) -> Router {
@@ -71,8 +71,10 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    entry: Option<Extension<Arc<Entry>>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let entry = entry.map(|Extension(e)| e);
     if state.shutdown.is_cancelled() {
         return ApiError::new(ErrorCode::ShuttingDown, "the relay is shutting down")
             .into_response();
@@ -88,7 +90,7 @@ async fn websocket(
         .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();
-            tasks.track_future(session::run(state, socket, peer, slot))
+            tasks.track_future(session::run(state, socket, peer, slot, entry))
         })
 }
 

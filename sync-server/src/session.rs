@@ -30,6 +30,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use crate::{
     access::DocAccess,
+    conns::Entry,
     hub::{ConnId, ConnTokens, HubMsg},
     metrics::{add, inc},
     rate::{ConnectionSlot, TokenBucket},
@@ -46,6 +47,7 @@ use doran_protocol::{
 };
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How long one write to the socket may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,12 +102,21 @@ pub(crate) struct Session {
 enum Wake {
     Shutdown,
     Cancelled,
+    TooSlow,
     Hub(HubMsg),
     Socket(Option<Result<Message, axum::Error>>),
 }
 
-/// Serves one upgraded websocket until it closes.
-pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot: ConnectionSlot) {
+/// Serves one upgraded websocket until it closes. `entry` is its place among the
+/// relay's connections ([`crate::conns`]): the session closes when the relay sheds
+/// it, and marks it signed in (never shed) once it is.
+pub async fn run(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+    entry: Option<Arc<Entry>>,
+) {
     let (sink, mut stream) = socket.split();
     let limits = &state.config.limits;
     let bucket = TokenBucket::new(
@@ -129,11 +140,35 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         access_cache: HashMap::new(),
     };
     tracing::debug!(%peer, "connection opened");
+    let shed = entry
+        .as_ref()
+        .map_or_else(CancellationToken::new, |e| e.closed().clone());
+    let opened = Instant::now();
+    let (hello_by, signed_in_by) = (
+        opened + limits.hello_timeout(),
+        opened + limits.sign_in_timeout(),
+    );
+    let mut protected = false;
     loop {
+        // A websocket that does not say Hello, or is not signed in, in time is closed:
+        // without these deadlines a socket that never speaks is held forever.
+        let deadline = match session.phase {
+            Phase::Connected => Some(hello_by),
+            Phase::Challenged(_) | Phase::Spent => Some(signed_in_by),
+            Phase::SignedIn(_) => None,
+        };
+        if !protected && deadline.is_none() {
+            if let Some(e) = &entry {
+                e.protect();
+            }
+            protected = true;
+        }
         let wake = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => Wake::Shutdown,
             () = session.tokens.cancel.cancelled() => Wake::Cancelled,
+            () = shed.cancelled() => Wake::Cancelled,
+            () = until(deadline) => Wake::TooSlow,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
             msg = stream.next() => Wake::Socket(msg),
         };
@@ -149,6 +184,13 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
                 break;
             }
             Wake::Cancelled => break,
+            Wake::TooSlow => {
+                tracing::debug!(%peer, "closing a websocket that did not sign in in time");
+                let _ = session
+                    .goodbye(ErrorCode::TooSlow, "sign in sooner", None)
+                    .await;
+                break;
+            }
             Wake::Hub(msg) => session.on_hub(msg).await,
             Wake::Socket(None | Some(Err(_))) => break,
             Wake::Socket(Some(Ok(msg))) => session.on_message(msg).await,
@@ -171,6 +213,14 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%peer, "connection closed");
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_hub(rx: Option<&mut mpsc::Receiver<HubMsg>>) -> Option<HubMsg> {

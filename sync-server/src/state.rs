@@ -14,6 +14,7 @@ use crate::{
     appender::Appender,
     auth::{Challenges, HttpAuth},
     config::Config,
+    conns::Conns,
     error::{ApiError, ApiResult},
     hub::Hub,
     metrics::Metrics,
@@ -56,6 +57,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Websocket connections per address.
     pub connections: ConnectionCounter,
+    /// Every open TCP connection, under the relay-wide cap.
+    pub conns: Conns,
     /// Blob uploads in progress.
     pub uploads: Arc<Semaphore>,
     /// Directory lookups per account.
@@ -83,6 +86,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: ConnectionCounter::new(l.max_connections_per_ip),
+            conns: Conns::new(l.max_connections),
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
