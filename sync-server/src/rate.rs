@@ -1,5 +1,6 @@
-//! Rate limits: a token bucket per connection, keyed buckets for directory lookups,
-//! and a counter of connections per address.
+//! Rate limits: a token bucket per connection, keyed buckets for directory lookups
+//! and registrations, and counters of things in progress per key (connections per
+//! address, uploads per account).
 //!
 //! Time is a parameter ([`Instant`]) so the rules are testable without sleeping.
 
@@ -82,51 +83,57 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 }
 
-/// Counts open connections per IP address.
+/// Counts things in progress per key (connections per address, uploads per
+/// account), at most `max` each.
 #[derive(Debug)]
-pub struct ConnectionCounter {
+pub struct SlotCounter<K: Hash + Eq> {
     max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Arc<Mutex<HashMap<K, usize>>>,
 }
 
-/// Holds one connection slot of an address; frees it on drop.
+/// Holds one slot of a key; frees it on drop.
 #[derive(Debug)]
-pub struct ConnectionSlot {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+pub struct Slot<K: Hash + Eq> {
+    key: K,
+    open: Arc<Mutex<HashMap<K, usize>>>,
 }
 
-impl ConnectionCounter {
-    /// At most `max` connections per address.
+/// Websocket connections per IP address.
+pub type ConnectionCounter = SlotCounter<IpAddr>;
+/// One websocket connection's slot of its address.
+pub type ConnectionSlot = Slot<IpAddr>;
+
+impl<K: Hash + Eq + Clone> SlotCounter<K> {
+    /// At most `max` slots per key.
     pub fn new(max: usize) -> Self {
-        ConnectionCounter {
+        SlotCounter {
             max,
             open: Arc::default(),
         }
     }
 
-    /// A slot for `ip`, or `None` if it already has `max` connections.
-    pub fn acquire(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+    /// A slot for `key`, or `None` if it already holds `max`.
+    pub fn acquire(&self, key: K) -> Option<Slot<K>> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(ip).or_insert(0);
+        let n = open.entry(key.clone()).or_insert(0);
         if *n >= self.max {
             return None;
         }
         *n += 1;
-        Some(ConnectionSlot {
-            ip,
+        Some(Slot {
+            key,
             open: Arc::clone(&self.open),
         })
     }
 }
 
-impl Drop for ConnectionSlot {
+impl<K: Hash + Eq> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
+        if let Some(n) = open.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
     }

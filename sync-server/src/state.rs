@@ -18,7 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
     hub::Hub,
     metrics::Metrics,
-    rate::{ConnectionCounter, KeyedLimiter},
+    rate::{ConnectionCounter, KeyedLimiter, SlotCounter},
     store::{AccountStore, BlobStore, LogStore, StoreResult},
 };
 
@@ -61,6 +61,8 @@ pub struct AppState {
     pub conns: Conns,
     /// Blob uploads in progress.
     pub uploads: Arc<Semaphore>,
+    /// Blob uploads in progress per account.
+    pub uploads_by_account: SlotCounter<UserId>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
     /// Directory lookups per address.
@@ -88,6 +90,7 @@ impl AppState {
             connections: ConnectionCounter::new(l.max_connections_per_ip),
             conns: Conns::new(l.max_connections),
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
+            uploads_by_account: SlotCounter::new(l.max_uploads_per_account),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
             stores,

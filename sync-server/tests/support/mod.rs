@@ -816,7 +816,7 @@ pub async fn http_chunked(
 }
 
 /// Parses a whole HTTP/1.1 response as read off the socket.
-fn parse_response(raw: &[u8]) -> HttpResponse {
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
