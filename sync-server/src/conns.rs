@@ -65,6 +65,7 @@ struct Shared {
     cap: usize,
     clock: Instant,
     next_id: AtomicU64,
+    shed: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Entry>>>,
 }
 
@@ -86,6 +87,7 @@ impl Conns {
                 cap: cap.max(1),
                 clock: Instant::now(),
                 next_id: AtomicU64::new(1),
+                shed: AtomicU64::new(0),
                 open: Mutex::new(HashMap::new()),
             }),
         }
@@ -94,6 +96,11 @@ impl Conns {
     /// The cap.
     pub fn cap(&self) -> usize {
         self.shared.cap
+    }
+
+    /// Connections shed so far.
+    pub fn shed_count(&self) -> u64 {
+        self.shared.shed.load(Ordering::Relaxed)
     }
 
     /// Connections open now.
@@ -123,6 +130,7 @@ impl Conns {
             // Removed now, so the newcomer has its place at once; the socket closes as
             // soon as its task sees the token.
             victim.close.cancel();
+            shared.shed.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(conn = victim.id, "shed a quiet connection for a new one");
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);

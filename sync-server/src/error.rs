@@ -146,6 +146,8 @@ impl From<StoreError> for ApiError {
             StoreError::InviteClosed => ErrorCode::InviteAnswered,
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::DeviceRevoked => ErrorCode::DeviceRevoked,
+            StoreError::DocumentFull => ErrorCode::DocumentFull,
+            StoreError::TooManyFamilies => ErrorCode::TooManyFamilies,
             StoreError::HashMismatch => ErrorCode::HashMismatch,
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.

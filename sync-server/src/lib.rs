@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod conns;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod hub;
 pub mod metrics;
@@ -52,6 +53,7 @@ use tower::ServiceExt as _;
 
 use crate::{
     conns::{Entry, Tracked},
+    metrics::{add, inc},
     state::AppState,
     tls::TlsListener,
 };
@@ -97,12 +99,21 @@ where
 {
     let router = http::routes(&state);
     let connections = TaskTracker::new();
+    let sweeper =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(gc::run(Arc::clone(&state))));
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = state.shutdown.cancelled() => break,
         };
-        let Ok(entry) = state.conns.admit() else {
+        let shed_before = state.conns.shed_count();
+        let admitted = state.conns.admit();
+        add(
+            &state.metrics.connections_shed,
+            state.conns.shed_count() - shed_before,
+        );
+        let Ok(entry) = admitted else {
+            inc(&state.metrics.connections_shed);
             // Everything open is a signed-in session: refuse the newcomer rather than
             // run out of file descriptors.
             tracing::info!(%peer, cap = state.conns.cap(), "connection cap reached; refusing a connection");
@@ -118,6 +129,7 @@ where
             entry,
         ));
     }
+    drop(sweeper);
     connections.close();
     connections.wait().await;
     Ok(())

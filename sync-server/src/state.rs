@@ -7,7 +7,7 @@ use std::{
 };
 
 use doran_protocol::{UnixMillis, UserId};
-use tokio::sync::Semaphore;
+use tokio::sync::{RwLock, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -61,6 +61,10 @@ pub struct AppState {
     pub conns: Conns,
     /// Blob uploads in progress.
     pub uploads: Arc<Semaphore>,
+    /// Held (shared) by an upload from publishing its bytes until they are granted,
+    /// and (exclusive) by the blob sweep while it checks and deletes: a blob is never
+    /// deleted between being stored and being granted.
+    pub blob_gc: Arc<RwLock<()>>,
     /// Blob uploads in progress per account.
     pub uploads_by_account: SlotCounter<UserId>,
     /// Directory lookups per account.
@@ -91,6 +95,7 @@ impl AppState {
             conns: Conns::new(l.max_connections),
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
             uploads_by_account: SlotCounter::new(l.max_uploads_per_account),
+            blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
             stores,

@@ -207,6 +207,7 @@ pub async fn put_blob(
         // The request ended early: the sink is dropped, nothing is published.
         Ok(None)
     });
+    let gc_lock = Arc::clone(&state.blob_gc);
     let upload = async move {
         let mut total = 0u64;
         let mut body = body.into_data_stream();
@@ -227,11 +228,15 @@ pub async fn put_blob(
                 break; // the writer failed; its error is reported below
             }
         }
+        // From publishing the bytes until they are granted, the blob sweep must not
+        // judge this blob: it may be an old, unreferenced copy of the same bytes that
+        // this upload is about to grant again.
+        let sweep_guard = Arc::clone(&gc_lock).read_owned().await;
         let _ = tx.send(Piece::End).await;
-        Ok::<u64, ApiError>(total)
+        Ok::<_, ApiError>((total, sweep_guard))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
-    let total = uploaded?;
+    let (total, _sweep_guard) = uploaded?;
     let size = match written {
         Ok(Some(size)) => size,
         Ok(None) => return Err(ApiError::internal("upload not completed")),
@@ -246,15 +251,15 @@ pub async fn put_blob(
     match to {
         BlobGrantee::Family(family) => {
             state
-                .accounts(move |a| a.grant_blob(family, hash, size))
+                .accounts(move |a| a.grant_blob(family, hash, size, user))
                 .await?;
             tracing::info!(%hash, %family, size, "blob stored");
         }
-        BlobGrantee::User(user) => {
+        BlobGrantee::User(me) => {
             state
-                .accounts(move |a| a.grant_blob_to_user(user, hash, size))
+                .accounts(move |a| a.grant_blob_to_user(me, hash, size))
                 .await?;
-            tracing::info!(%hash, %user, size, "personal blob stored");
+            tracing::info!(%hash, user = %me, size, "personal blob stored");
         }
     }
     add(&state.metrics.blob_bytes_in, total);

@@ -23,6 +23,7 @@ mod rows;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_init.sql"),
     include_str!("migrations/002_user_blob_grants.sql"),
+    include_str!("migrations/003_quotas_and_snapshot_refs.sql"),
 ];
 
 /// How long a write waits for another connection's lock before failing.

@@ -2,7 +2,7 @@
 
 use doran_protocol::{BlobHash, ChunkId, DocId, UserId};
 
-use super::{Fixture, TestResult, family_with_host, new_device, new_user, register};
+use super::{Fixture, TestResult, UPLOADER, family_with_host, new_device, new_user, register};
 use crate::store::{DeviceRecord, SnapshotRef, StoreError, UserRecord};
 
 const BIG: u64 = i64::MAX as u64 + 1;
@@ -334,7 +334,8 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert!(invalid(f.accounts.grant_blob(
         family,
         BlobHash::of(b"x"),
-        BIG
+        BIG,
+        UPLOADER
     )));
     assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
     assert!(invalid(f.accounts.grant_blob_to_user(

@@ -56,9 +56,9 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         let store = SqliteStore::open(&path)?;
         store.create_user(&host, &host_device)?;
         store.create_user(&guest, &guest_device)?;
-        store.create_family(family, "우리", host.id, "엄마", 5)?;
+        store.create_family(family, "우리", host.id, "엄마", 5, usize::MAX)?;
         store.create_invite(&invite)?;
-        store.grant_blob(family, BlobHash::of(b"photo"), 42)?;
+        store.grant_blob(family, BlobHash::of(b"photo"), 42, host.id)?;
         store.put_link_code([7; 32], host.id, host_device.id, 1_000)?;
         for bytes in [&b"one"[..], b"two", b"three"] {
             store.append(doc, ChunkId::of(bytes), bytes, 20)?;
