@@ -125,7 +125,14 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let error = ApiError::new(e.code(), e.to_string());
+        match e {
+            AuthError::Busy { retry_after_ms } => ApiError {
+                retry_after_ms: Some(retry_after_ms.max(1)),
+                ..error
+            },
+            _ => error,
+        }
     }
 }
 

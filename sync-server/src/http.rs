@@ -6,6 +6,7 @@
 //! | `PUT /blobs/{hash}?family={id}` | upload a blob (signed, see [`blobs`]) |
 //! | `GET`/`HEAD /blobs/{hash}` | download a blob, `Range` supported (signed) |
 //! | `GET /healthz` | `ok` while the relay serves |
+//! | `GET /server-id` | the relay's id (signed into blob requests) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Every response carries security headers (`x-content-type-options: nosniff`,
@@ -50,6 +51,7 @@ pub fn routes(state: &Arc<AppState>) -> Router {
         .route("/ws", get(websocket))
         .route("/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob))
         .route("/healthz", get(healthz))
+        .route("/server-id", get(server_id))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(state));
     for (name, value) in security {
@@ -99,6 +101,16 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         return ApiError::new(ErrorCode::ShuttingDown, "shutting down").into_response();
     }
     "ok\n".into_response()
+}
+
+/// The relay's id, the one in its challenges: devices sign it into every blob
+/// request. Public (every challenge says it anyway).
+async fn server_id(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.config.server_id.clone(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

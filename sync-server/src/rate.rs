@@ -69,6 +69,15 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
+    /// `per_hour` sustained, with a burst of the same size.
+    pub fn per_hour(per_hour: u32) -> Self {
+        KeyedLimiter {
+            per_second: f64::from(per_hour) / 3600.0,
+            burst: f64::from(per_hour),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes a token for `key`, or says how long to wait.
     pub fn try_take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());

@@ -69,8 +69,11 @@ pub struct AppState {
     pub uploads_by_account: SlotCounter<UserId>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
-    /// Directory lookups per address.
+    /// Directory lookups per address; registrations take from it too (an "already
+    /// exists" answers the same question as a lookup).
     pub lookups_by_address: KeyedLimiter<IpAddr>,
+    /// Registrations per address (each one claims an email).
+    pub registrations_by_address: KeyedLimiter<IpAddr>,
 }
 
 impl AppState {
@@ -87,7 +90,11 @@ impl AppState {
             ),
             hub,
             challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
-            http_auth: HttpAuth::new(l.http_clock_skew()),
+            http_auth: HttpAuth::new(
+                config.server_id.clone(),
+                l.http_clock_skew(),
+                l.http_replay_cache_max,
+            ),
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -98,6 +105,7 @@ impl AppState {
             blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
+            registrations_by_address: KeyedLimiter::per_hour(l.registrations_per_hour_per_address),
             stores,
             config,
         })

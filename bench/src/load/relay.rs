@@ -12,16 +12,21 @@ use tempfile::TempDir;
 use super::LoadError;
 
 /// The limits a load run starts its own relay with. Every virtual device connects from
-/// 127.0.0.1, so the per-address connection cap must cover all of them; the
-/// per-connection frame rate is raised because a virtual device sends as fast as the
-/// relay answers (a person taps a few times a second). Everything else — sizes, quotas,
-/// queue lengths, durability — is the relay's default.
+/// 127.0.0.1, so the per-address caps (connections, registrations, the lookups each
+/// registration takes) must cover all of them, and the relay-wide connection cap too;
+/// the per-connection frame rate is raised because a virtual device sends as fast as
+/// the relay answers (a person taps a few times a second). Everything else — sizes,
+/// quotas, queue lengths, durability — is the relay's default.
 const BENCH_CONFIG: &str = r#"{
   "limits": {
     "max_connections_per_ip": 100000,
+    "max_connections": 100000,
+    "registrations_per_hour_per_address": 1000000,
+    "lookups_per_minute_per_address": 1000000,
     "frames_per_second": 100000,
     "frame_burst": 100000,
-    "max_concurrent_uploads": 64
+    "max_concurrent_uploads": 64,
+    "max_uploads_per_account": 64
   }
 }"#;
 

@@ -92,6 +92,19 @@ impl Session {
                 user_signature,
                 device_signature,
             } => {
+                // "Already exists" tells whether an email is registered, as a lookup
+                // does: registering takes a lookup token of the address, and one of its
+                // registrations (each claims an email), before anything is checked.
+                let now = std::time::Instant::now();
+                let ip = self.peer.ip();
+                let limits = (
+                    self.state.lookups_by_address.try_take(&ip, now),
+                    self.state.registrations_by_address.try_take(&ip, now),
+                );
+                if let (Err(wait), _) | (_, Err(wait)) = limits {
+                    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    return Err(ApiError::rate_limited(ms));
+                }
                 let args = (
                     &email,
                     &nickname,

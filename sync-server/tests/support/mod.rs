@@ -351,7 +351,9 @@ pub fn signed_headers(id: &Identity, method: &str, path: &str) -> Vec<(String, S
             Some(now.max(last + 1))
         })
         .map_or(now, |last| now.max(last + 1));
-    let sig = id.sign_device(&doran_server::auth::http_message(method, path, time));
+    let sig = id.sign_device(&doran_server::auth::http_message(
+        SERVER_ID, method, path, time,
+    ));
     vec![
         ("x-doran-device".into(), id.device.to_string()),
         ("x-doran-time".into(), time.to_string()),
@@ -669,7 +671,9 @@ pub fn signed_headers_at(
     path: &str,
     time: u64,
 ) -> Vec<(String, String)> {
-    let sig = id.sign_device(&doran_server::auth::http_message(method, path, time));
+    let sig = id.sign_device(&doran_server::auth::http_message(
+        SERVER_ID, method, path, time,
+    ));
     vec![
         ("x-doran-device".into(), id.device.to_string()),
         ("x-doran-time".into(), time.to_string()),
