@@ -34,16 +34,21 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens (at most the burst is ever asked: more is capped to it), or
+    /// says how long until they are available.
+    pub fn try_take_n(&mut self, n: f64, now: Instant) -> Result<(), Duration> {
+        let n = n.min(self.capacity);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
+            Err(Duration::from_secs_f64((n - self.tokens) / self.per_second))
         }
     }
 }
@@ -169,6 +174,18 @@ mod tests {
             assert_eq!(b.try_take(later), Ok(()));
         }
         assert!(b.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_bucket_of_bytes_paces_large_takes() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, 3000.0, t0);
+        assert_eq!(b.try_take_n(2500.0, t0), Ok(()));
+        let wait = b.try_take_n(1000.0, t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert_eq!(b.try_take_n(1000.0, t0 + wait), Ok(()));
+        // More than the burst is capped to it, so it can always pass eventually.
+        assert!(b.try_take_n(1e9, t0 + Duration::from_secs(10)).is_ok());
     }
 
     #[test]

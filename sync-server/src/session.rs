@@ -88,6 +88,10 @@ pub(crate) struct Session {
     /// The `client` of the latest `Hello` (the device label).
     client: String,
     bucket: TokenBucket,
+    /// Bytes of catch-up this connection may be sent: what one `Subscribe` makes the
+    /// relay send is paced, however many documents (or the same one many times) it
+    /// names.
+    catch_up: TokenBucket,
     strikes: u32,
     /// Given to the hub when signed in: it cancels or revokes the connection.
     tokens: ConnTokens,
@@ -124,6 +128,11 @@ pub async fn run(
         f64::from(limits.frame_burst),
         Instant::now().into_std(),
     );
+    let catch_up = TokenBucket::new(
+        limits.catch_up_bytes_per_second as f64,
+        limits.catch_up_burst_bytes as f64,
+        Instant::now().into_std(),
+    );
     inc(&state.metrics.connections_total);
     inc(&state.metrics.connections);
     let mut session = Session {
@@ -133,6 +142,7 @@ pub async fn run(
         phase: Phase::Connected,
         client: String::new(),
         bucket,
+        catch_up,
         strikes: 0,
         tokens: ConnTokens::default(),
         hub_rx: None,
@@ -388,7 +398,7 @@ impl Session {
     }
 
     /// Writes out the queued frames.
-    async fn flush(&mut self) -> Flow {
+    pub(crate) async fn flush(&mut self) -> Flow {
         match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Disconnect),

@@ -1,6 +1,8 @@
 //! Documents: subscribe (catch-up then live), push (durable, then ack and fan-out),
 //! snapshots, and access re-checks after membership changes.
 
+use std::collections::HashSet;
+
 use doran_protocol::{
     BlobHash, ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
     UserId,
@@ -78,7 +80,14 @@ impl Session {
     }
 
     pub(super) async fn on_subscribe(&mut self, me: Me, docs: Vec<Subscription>) -> Flow {
+        // A document named twice is caught up once (the first `since` counts): one
+        // frame naming the same large document a thousand times made the relay send
+        // its log a thousand times.
+        let mut seen = HashSet::with_capacity(docs.len());
         for Subscription { doc, since } in docs {
+            if !seen.insert(doc) {
+                continue;
+            }
             match self.doc_access(me, doc).await {
                 Ok((_, a)) if a.read => self.catch_up(me, doc, since).await?,
                 Ok(_) => {
@@ -107,6 +116,13 @@ impl Session {
                 return self.send_error(e.frame().for_doc(doc)).await;
             }
         };
+        if since > head {
+            // The device's cursor is past the log (a forged chunk, a relay restored
+            // from a backup). Live delivery goes on from the log's head — a cursor
+            // never makes the relay skip chunks — and the device is told to reset.
+            self.subs.insert(doc, head);
+            return self.send(&ServerFrame::CursorAhead { doc, head }).await;
+        }
         let mut cursor = since;
         if let Some(s) = snapshot
             && since < s.covers_seq
@@ -136,6 +152,7 @@ impl Session {
             let full = batch.len() == CATCH_UP_BATCH;
             for c in batch.into_iter().take_while(|c| c.seq <= head) {
                 cursor = c.seq;
+                self.pace_catch_up(c.bytes.len()).await?;
                 self.send(&ServerFrame::Chunk {
                     doc,
                     seq: c.seq,
@@ -148,8 +165,26 @@ impl Session {
                 break;
             }
         }
-        self.subs.insert(doc, head.max(since));
+        self.subs.insert(doc, head);
         self.send(&ServerFrame::CaughtUp { doc, seq: head }).await
+    }
+
+    /// Waits until `bytes` more of catch-up may be sent on this connection (its
+    /// catch-up budget), writing out what is queued meanwhile.
+    async fn pace_catch_up(&mut self, bytes: usize) -> Flow {
+        loop {
+            let now = tokio::time::Instant::now();
+            match self.catch_up.try_take_n(bytes as f64, now.into_std()) {
+                Ok(()) => return Ok(()),
+                Err(wait) => {
+                    self.flush().await?;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(now + wait) => {}
+                        () = self.state.shutdown.cancelled() => return Err(super::Disconnect),
+                    }
+                }
+            }
+        }
     }
 
     pub(super) async fn on_push(
