@@ -108,7 +108,8 @@ fn raise_file_limit() -> u64 {
     }
 }
 
-/// Elsewhere there is no such limit to raise; assume the common default.
+/// Elsewhere there is no such limit to raise, and none to keep the connection cap
+/// under.
 #[cfg(not(unix))]
 fn raise_file_limit() -> u64 {
     u64::MAX

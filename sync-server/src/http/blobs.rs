@@ -16,6 +16,12 @@
 //!   else `404` (whether it exists elsewhere is not revealed). One `Range` is
 //!   honoured (`206`, or `416`).
 //!
+//! An account has at most `max_uploads_per_account` uploads in progress (and the
+//! relay `max_concurrent_uploads`), and after `upload_grace_secs` an upload must keep
+//! an average of `upload_min_bytes_per_second`, so trickling bodies cannot hold the
+//! upload slots. From publishing its bytes until they are granted, an upload holds
+//! the blob sweep off ([`crate::gc`]).
+//!
 //! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
 //! error code, and a short text body.
 
