@@ -66,6 +66,17 @@ impl From<doran_device::sync_error::SyncError> for LoadError {
     }
 }
 
+impl LoadError {
+    /// Whether the connection to the relay broke (the relay died or restarted), as
+    /// opposed to a refusal: reconnecting and trying again is the answer.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Io(_) | LoadError::Ws(_) | LoadError::Closed | LoadError::Timeout(_)
+        )
+    }
+}
+
 impl From<ErrorFrame> for LoadError {
     fn from(e: ErrorFrame) -> Self {
         LoadError::Refused(e.code, e.message)

@@ -18,11 +18,15 @@
 //! load into documents with the same heads.
 
 use std::{
-    sync::Arc,
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use doran_protocol::Request;
+use doran_protocol::{ChunkId, Request};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -31,6 +35,7 @@ use crate::{
     load::{
         LoadError,
         cohort::{self, Cohort, Device, Family},
+        device::{Conn, Identity},
         relay::{Relay, RelayOptions, cpu_of},
     },
     stats::{Percentiles, mib, ms},
@@ -51,6 +56,15 @@ pub struct Options {
     /// What the operations are.
     #[arg(long, value_enum, default_value_t = Mix::Mixed)]
     pub mix: Mix,
+    /// Kill the relay with SIGKILL this many times during the run, at random moments,
+    /// restarting it on the same data each time. Devices then reconnect, push again
+    /// what was not acked and resume from their cursors; afterwards every acked change
+    /// must be in the relay's logs.
+    #[arg(long, default_value_t = 0)]
+    pub kill_relay: usize,
+    /// Seed of the moments the relay is killed.
+    #[arg(long, default_value_t = 1)]
+    pub kill_seed: u64,
     #[command(flatten)]
     pub relay: RelayOptions,
 }
@@ -81,6 +95,10 @@ struct DeviceRun {
     /// Its own changes and the ones it received, for the convergence check.
     holdings: Vec<Vec<u8>>,
     delivered: usize,
+    /// Its changes the relay acked (which must survive any crash).
+    acked: Vec<ChunkId>,
+    /// Times it lost its connection and signed in again.
+    reconnects: usize,
 }
 
 fn plan(mix: Mix, ops: usize, seed: u64) -> Vec<Op> {
@@ -108,7 +126,7 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
 }
 
 async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
-    let relay = Relay::start(&opts.relay)?;
+    let relay = Arc::new(Relay::start(&opts.relay)?);
     let sizes = cohort::family_sizes(opts.devices, opts.family_size);
     let setup_started = Instant::now();
     let cohort = Cohort::build(&relay, &sizes).await?;
@@ -126,7 +144,13 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let memory_before = relay.memory();
 
     let Cohort { devices, families } = cohort;
+    let identities: Vec<Identity> = devices.iter().map(|d| d.id.clone()).collect();
     let families = Arc::new(families);
+    // Devices reconnect (rather than fail) when the relay goes away, if it is to be
+    // killed; the run then gives them this long in all.
+    let resilient = (opts.kill_relay > 0).then(|| Instant::now() + RESILIENT_FOR);
+    // Operations done so far by all devices: the relay is killed at moments of it.
+    let progress = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(devices.len() + 1));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (device, own)) in devices.into_iter().zip(edits).enumerate() {
@@ -143,6 +167,9 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             expect,
             family: family.clone(),
             http: relay.http_url(),
+            ws: relay.ws_url(),
+            resilient,
+            progress: Arc::clone(&progress),
         };
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
@@ -153,6 +180,14 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     }
     barrier.wait().await;
     let started = Instant::now();
+    let total_ops = opts.ops * identities.len();
+    let killer = (opts.kill_relay > 0).then(|| {
+        tokio::spawn(kill_repeatedly(
+            Arc::clone(&relay),
+            Arc::clone(&progress),
+            kill_moments(opts.kill_relay, total_ops, opts.kill_seed),
+        ))
+    });
     let cpu_before = (relay.cpu(), cpu_of("self"));
     let mut runs: Vec<Vec<DeviceRun>> = (0..families.len()).map(|_| Vec::new()).collect();
     let mut failures = Vec::new();
@@ -163,6 +198,12 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             Err(e) => failures.push(format!("a device task failed: {e}")),
         }
     }
+    let kills = match killer {
+        Some(k) => k
+            .await
+            .map_err(|e| LoadError::Setup(format!("the killer task failed: {e}")))??,
+        None => 0,
+    };
     let wall = started.elapsed();
     let relay_cpu = relay
         .cpu()
@@ -173,6 +214,18 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         .map(|(a, b)| a.saturating_sub(b));
     let memory_after = relay.memory();
     crate::load::fail_on(&failures)?;
+
+    // Every change the relay acked is in its logs (after every crash).
+    let acked: Vec<Vec<ChunkId>> = runs
+        .iter()
+        .map(|family| {
+            family
+                .iter()
+                .flat_map(|r| r.acked.iter().copied())
+                .collect()
+        })
+        .collect();
+    let acked_missing = acked_missing(&relay, &families, &identities, &acked).await?;
 
     let check_started = Instant::now();
     let converged = check_convergence(&families, &mut runs).await?;
@@ -186,6 +239,8 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let ops = every.len();
     let errors: usize = all.iter().map(|r| r.errors).sum();
     let delivered: usize = all.iter().map(|r| r.delivered).sum();
+    let reconnects: usize = all.iter().map(|r| r.reconnects).sum();
+    let acked_total: usize = acked.iter().map(Vec::len).sum();
     Ok(json!({
         "benchmark": "seed-stress",
         "mix": match opts.mix { Mix::Mixed => "mixed", Mix::Changes => "changes" },
@@ -210,6 +265,10 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         "relay_cpu_us_per_op": relay_cpu.map(|d| d.as_secs_f64() * 1e6 / ops.max(1) as f64),
         "load_generator_cpu_s": bench_cpu.map(|d| d.as_secs_f64()),
         "converged": converged,
+        "relay_kills": kills,
+        "reconnects": reconnects,
+        "acked": acked_total,
+        "acked_missing": acked_missing,
         "convergence_check_ms": ms(check),
         "relay_rss_mib": {
             "before": memory_before.map(|m| mib(m.rss)),
@@ -228,15 +287,59 @@ struct Job {
     expect: usize,
     family: Family,
     http: String,
+    ws: String,
+    /// Reconnect on a broken connection until then (the relay is being killed).
+    resilient: Option<Instant>,
+    /// Operations done by every device, counted up by each.
+    progress: Arc<AtomicUsize>,
+}
+
+/// How long devices keep reconnecting in a run that kills the relay.
+const RESILIENT_FOR: Duration = Duration::from_secs(120);
+
+/// What a device waits on the relay for.
+#[derive(Debug, Clone, Copy)]
+enum Attempt<'a> {
+    Push(&'a [u8]),
+    ListInvites,
+    /// Every chunk the others pushed (this many).
+    Everything(usize),
+}
+
+/// Makes `attempt` until it succeeds or is refused; a broken connection is, in a
+/// resilient run, reconnected and the attempt made again (pushes are idempotent).
+async fn steadily(
+    device: &mut Device,
+    job: &Job,
+    run: &mut DeviceRun,
+    attempt: Attempt<'_>,
+) -> Result<(), LoadError> {
+    let doc = job.family.doc;
+    loop {
+        let result = match attempt {
+            Attempt::Push(bytes) => device.conn.push(doc, bytes.to_vec()).await.map(drop),
+            Attempt::ListInvites => device.conn.request(Request::ListInvites).await.map(drop),
+            Attempt::Everything(n) => device.conn.until_received(doc, n).await,
+        };
+        match result {
+            Err(e) if e.is_disconnect() => {
+                let Some(deadline) = job.resilient else {
+                    return Err(e);
+                };
+                device.conn.reconnect(&job.ws, &device.id, deadline).await?;
+                run.reconnects += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
     let blobs =
         crate::load::blob_client(&job.http, device.id.device, device.id.device_key.clone())?;
-    let doc = job.family.doc;
     let mut run = DeviceRun::default();
-    let mut own = job.own.into_iter();
-    for op in job.plan {
+    let mut own = job.own.iter();
+    for &op in &job.plan {
         let started = Instant::now();
         match op {
             Op::Push => {
@@ -244,31 +347,104 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
                     return Err(LoadError::Setup("fewer changes than pushes".into()));
                 };
                 run.holdings.push(change.clone());
-                match device.conn.push(doc, change).await {
-                    Ok(_) => run.push.push(started.elapsed()),
+                let chunk = ChunkId::of(change);
+                let pushed = steadily(&mut device, &job, &mut run, Attempt::Push(change)).await;
+                match pushed {
+                    Ok(_) => {
+                        run.push.push(started.elapsed());
+                        run.acked.push(chunk);
+                    }
                     Err(LoadError::Refused(..)) => run.errors += 1,
                     Err(e) => return Err(e),
                 }
             }
-            Op::ListInvites => match device.conn.request(Request::ListInvites).await {
-                Ok(_) => run.request.push(started.elapsed()),
-                Err(LoadError::Refused(..)) => run.errors += 1,
-                Err(e) => return Err(e),
-            },
-            Op::FetchBlob => match blobs.get(job.family.blob).await {
-                Ok(bytes) if bytes.len() == cohort::SMALL_BLOB => {
-                    run.blob.push(started.elapsed());
+            Op::ListInvites => {
+                let listed = steadily(&mut device, &job, &mut run, Attempt::ListInvites).await;
+                match listed {
+                    Ok(_) => run.request.push(started.elapsed()),
+                    Err(LoadError::Refused(..)) => run.errors += 1,
+                    Err(e) => return Err(e),
                 }
-                Ok(_) | Err(_) => run.errors += 1,
+            }
+            Op::FetchBlob => loop {
+                match blobs.get(job.family.blob).await {
+                    Ok(bytes) if bytes.len() == cohort::SMALL_BLOB => {
+                        run.blob.push(started.elapsed());
+                        break;
+                    }
+                    // The relay is down for a moment: try again.
+                    Err(_) if job.resilient.is_some_and(|d| Instant::now() < d) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Ok(_) | Err(_) => {
+                        run.errors += 1;
+                        break;
+                    }
+                }
             },
         }
+        job.progress.fetch_add(1, Ordering::Relaxed);
     }
-    device.conn.until_received(doc, job.expect).await?;
+    steadily(&mut device, &job, &mut run, Attempt::Everything(job.expect)).await?;
     run.delivered = device.conn.received.len();
     run.holdings
         .extend(device.conn.received.drain(..).map(|r| r.bytes));
     device.conn.close().await;
     Ok(run)
+}
+
+/// `times` moments of a run of `total` operations, drawn with `seed`: the numbers of
+/// operations done after which the relay is killed, all before nine tenths of the
+/// run so that every kill happens under load.
+fn kill_moments(times: usize, total: usize, seed: u64) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let end = (total * 9 / 10).max(1);
+    let mut moments: Vec<usize> = (0..times).map(|_| rng.random_range(0..end)).collect();
+    moments.sort_unstable();
+    moments
+}
+
+/// Kills the relay with SIGKILL at each of `moments` (operations done, see
+/// [`kill_moments`]) and restarts it; returns how many times it did.
+async fn kill_repeatedly(
+    relay: Arc<Relay>,
+    progress: Arc<AtomicUsize>,
+    moments: Vec<usize>,
+) -> Result<usize, LoadError> {
+    for &moment in &moments {
+        // Polling a counter: this is the load generator's clock, not a test's.
+        while progress.load(Ordering::Relaxed) < moment {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let relay = Arc::clone(&relay);
+        tokio::task::spawn_blocking(move || relay.kill_and_restart())
+            .await
+            .map_err(|e| LoadError::Setup(format!("a restart task failed: {e}")))??;
+    }
+    Ok(moments.len())
+}
+
+/// How many acked changes are missing from the relay's logs: for each family, a new
+/// session of its host reads the whole log.
+async fn acked_missing(
+    relay: &Relay,
+    families: &[Family],
+    identities: &[Identity],
+    acked: &[Vec<ChunkId>],
+) -> Result<usize, LoadError> {
+    let mut missing = 0;
+    for (family, acked) in families.iter().zip(acked) {
+        let Some(host) = family.devices.first().and_then(|&i| identities.get(i)) else {
+            continue;
+        };
+        let mut conn = Conn::sign_in(&relay.ws_url(), host).await?;
+        conn.subscribe(family.doc, 0).await?;
+        // A fresh session has pushed nothing: every chunk of the log is "received".
+        let stored: HashSet<ChunkId> = conn.received.iter().map(|r| r.chunk).collect();
+        missing += acked.iter().filter(|c| !stored.contains(c)).count();
+        conn.close().await;
+    }
+    Ok(missing)
 }
 
 /// Loads every device's holdings per family and compares heads (on the blocking pool).

@@ -73,6 +73,8 @@ pub struct BlobClient {
     last_time: Arc<AtomicU64>,
     /// Kept-alive connections, shared by the clones of this client.
     idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+    /// The relay's id, part of every signed request (`GET /server-id`, asked once).
+    server_id: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl BlobClient {
@@ -85,6 +87,7 @@ impl BlobClient {
             key,
             last_time: Arc::new(AtomicU64::new(0)),
             idle: Arc::new(Mutex::new(Vec::new())),
+            server_id: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -149,12 +152,14 @@ impl BlobClient {
     ) -> Result<(StatusCode, Vec<u8>)> {
         let body = Bytes::from(body);
         let exchange = async {
+            let server_id = self.server_id().await?;
+            let server_id = server_id.as_str();
             // A kept-alive connection may have been closed by the relay meanwhile; then
             // the request never reached it, and goes again on a new connection (signed
             // again: the relay accepts each signature once).
             if let Some(sender) = self.idle_connection() {
                 match self
-                    .exchange(sender, &method, path, body.clone(), max_response)
+                    .exchange(sender, server_id, &method, path, body.clone(), max_response)
                     .await
                 {
                     Err(SyncError::Unreachable(_)) => {}
@@ -162,7 +167,7 @@ impl BlobClient {
                 }
             }
             let sender = self.connect().await?;
-            self.exchange(sender, &method, path, body, max_response)
+            self.exchange(sender, server_id, &method, path, body, max_response)
                 .await
         };
         tokio::time::timeout(HTTP_TIMEOUT, exchange)
@@ -175,6 +180,7 @@ impl BlobClient {
     async fn exchange(
         &self,
         mut sender: SendRequest<Full<Bytes>>,
+        server_id: &str,
         method: &Method,
         path: &str,
         body: Bytes,
@@ -183,7 +189,7 @@ impl BlobClient {
         let time = self.next_time();
         let signature = self
             .key
-            .sign(&http_message(method.as_str(), path, time))
+            .sign(&http_message(server_id, method.as_str(), path, time))
             .to_bytes();
         let request = Request::builder()
             .method(method.clone())
@@ -202,6 +208,34 @@ impl BlobClient {
         let body = read_body(response, max_response).await?;
         self.keep(sender);
         Ok((status, body))
+    }
+
+    /// The relay's id, asked once (unsigned) from `GET /server-id`: signatures name
+    /// the relay, so a request signed for one relay is refused by any other.
+    async fn server_id(&self) -> Result<String> {
+        self.server_id
+            .get_or_try_init(|| async {
+                let mut sender = self.connect().await?;
+                let request = Request::get("/server-id")
+                    .header(header::HOST, &self.authority)
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+                let unreachable = |e: hyper::Error| SyncError::Unreachable(e.to_string());
+                sender.ready().await.map_err(unreachable)?;
+                let response = sender.send_request(request).await.map_err(unreachable)?;
+                let status = response.status();
+                let body = read_body(response, 1024).await?;
+                if status != StatusCode::OK {
+                    return Err(refusal(status, "server id"));
+                }
+                self.keep(sender);
+                match String::from_utf8(body) {
+                    Ok(id) if id.len() <= doran_protocol::limits::MAX_SERVER_ID_BYTES => Ok(id),
+                    _ => Err(SyncError::Protocol("the relay's id is not valid".into())),
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// A new HTTP/1 connection to the relay; its I/O runs in a task of its own, which
@@ -477,8 +511,10 @@ mod tests {
 
     #[test]
     fn the_signed_message_follows_the_protocol() {
-        let m = http_message("GET", "/blobs/ab", 0x0102);
+        let m = http_message("relay", "GET", "/blobs/ab", 0x0102);
         let mut want = doran_protocol::signing::HTTP_DOMAIN.to_vec();
+        want.extend_from_slice(&5u64.to_be_bytes());
+        want.extend_from_slice(b"relay");
         want.extend_from_slice(&3u64.to_be_bytes());
         want.extend_from_slice(b"GET");
         want.extend_from_slice(&9u64.to_be_bytes());

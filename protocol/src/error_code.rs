@@ -49,9 +49,13 @@ macro_rules! error_codes {
         /// | 402 | `hash_mismatch` | content does not hash to its claimed id |
         /// | 403 | `rate_limited` | too many requests; retry later |
         /// | 404 | `quota_exceeded` | a storage or count quota is full |
+        /// | 405 | `too_slow` | the client was too slow (no `Hello` or sign-in in time, an upload below the minimum rate) |
+        /// | 406 | `document_full` | the document's log holds all the bytes the relay allows; compact it |
+        /// | 407 | `too_many_families` | the user belongs to as many families as the relay allows |
         /// | 500 | `internal` | the relay failed; nothing was changed |
         /// | 501 | `shutting_down` | the relay is going away; reconnect elsewhere or later |
         /// | 502 | `unavailable` | a dependency (storage) is briefly unavailable; retry |
+        /// | 503 | `busy` | the relay is at a capacity limit right now; retry after the hint |
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
             $( $(#[$doc])* $variant, )*
@@ -166,12 +170,25 @@ error_codes! {
     RateLimited = 403, "rate_limited", "rate limited";
     /// A storage or count quota is full (bytes per family, families per user).
     QuotaExceeded = 404, "quota_exceeded", "quota exceeded";
+    /// The client was too slow: a websocket that did not send `Hello` or sign in
+    /// before its deadline (a `Goodbye` reason), or an upload that fell below the
+    /// relay's minimum transfer rate. Retrying (faster) can succeed.
+    TooSlow = 405, "too_slow", "too slow";
+    /// The document's log on the relay holds as many chunk bytes as the relay allows
+    /// for it; a snapshot (compaction) frees the chunks it covers.
+    DocumentFull = 406, "document_full", "document full";
+    /// The user already belongs to as many families as the relay allows (creating or
+    /// joining another is refused; leaving or deleting one makes room).
+    TooManyFamilies = 407, "too_many_families", "too many families";
     /// The relay failed; nothing was changed. Safe to retry.
     Internal = 500, "internal", "internal error";
     /// The relay is shutting down; reconnect (later or to another node).
     ShuttingDown = 501, "shutting_down", "server shutting down";
     /// Storage is briefly unavailable; retry.
     Unavailable = 502, "unavailable", "temporarily unavailable";
+    /// The relay is at a capacity limit (e.g. its memory of signed requests is full);
+    /// retry after `retry_after_ms`.
+    Busy = 503, "busy", "busy";
 }
 
 impl ErrorCode {
@@ -180,9 +197,11 @@ impl ErrorCode {
         matches!(
             self,
             ErrorCode::RateLimited
+                | ErrorCode::TooSlow
                 | ErrorCode::Internal
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Unavailable
+                | ErrorCode::Busy
         )
     }
 }

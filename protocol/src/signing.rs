@@ -50,8 +50,8 @@ pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
 /// Domain of [`invite_answer_message`].
 pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
 
-/// Domain of [`http_message`].
-pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v1\0";
+/// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
+pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
 
 /// Every domain, for tests and for verifiers that want to assert uniqueness.
 pub const ALL_DOMAINS: &[&[u8]] = &[
@@ -282,11 +282,19 @@ pub fn invite_answer_message(
 
 /// Signed by the **device key** for each blob request over HTTP (headers
 /// `x-doran-device`, `x-doran-time`, `x-doran-signature`):
-/// `HTTP_DOMAIN ‖ method ‖ path_and_query ‖ time`, where `method` and
-/// `path_and_query` (exactly as sent) are strings and `time` is unix ms. The body is
-/// not signed: an upload is checked against the blake3 hash in its path.
-pub fn http_message(method: &str, path_and_query: &str, time: UnixMillis) -> Vec<u8> {
+/// `HTTP_DOMAIN ‖ server_id ‖ method ‖ path_and_query ‖ time`, where `server_id` (the
+/// relay's, as in its [`Challenge`] and at `GET /server-id`), `method` and
+/// `path_and_query` (exactly as sent) are strings and `time` is unix ms. Naming the
+/// relay means a request captured at one relay cannot be replayed at another. The
+/// body is not signed: an upload is checked against the blake3 hash in its path.
+pub fn http_message(
+    server_id: &str,
+    method: &str,
+    path_and_query: &str,
+    time: UnixMillis,
+) -> Vec<u8> {
     Message::new(HTTP_DOMAIN)
+        .str(server_id)
         .str(method)
         .str(path_and_query)
         .u64(time)
@@ -437,6 +445,15 @@ mod tests {
             link_device_message(&c, "ABCD", &dev, &PublicKey([8; 32])),
             link
         );
+    }
+
+    #[test]
+    fn an_http_signature_names_its_relay() {
+        let here = http_message("relay-a", "GET", "/blobs/ab", 7);
+        assert!(here.starts_with(HTTP_DOMAIN));
+        assert_ne!(http_message("relay-b", "GET", "/blobs/ab", 7), here);
+        assert_ne!(http_message("relay-a", "PUT", "/blobs/ab", 7), here);
+        assert_ne!(http_message("relay-a", "GET", "/blobs/ab", 8), here);
     }
 
     #[test]

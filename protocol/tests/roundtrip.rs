@@ -476,7 +476,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-const SERVER_VARIANTS: usize = 12;
+const SERVER_VARIANTS: usize = 13;
 
 fn server_index(f: &ServerFrame) -> usize {
     match f {
@@ -492,6 +492,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::Pong { .. } => 9,
         ServerFrame::Error(_) => 10,
         ServerFrame::Goodbye { .. } => 11,
+        ServerFrame::CursorAhead { .. } => 12,
     }
 }
 
@@ -539,6 +540,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 retry_after_ms
             }
         ),
+        (doc(), any::<u64>()).prop_map(|(doc, head)| ServerFrame::CursorAhead { doc, head }),
     ]
 }
 

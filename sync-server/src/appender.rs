@@ -41,6 +41,8 @@ struct Job {
     chunk: ChunkId,
     bytes: Vec<u8>,
     at: u64,
+    /// The document log's quota.
+    max_log_bytes: u64,
     /// The pushing connection (not sent its own chunk back).
     from: ConnId,
     reply: oneshot::Sender<ApiResult<Appended>>,
@@ -68,7 +70,8 @@ impl Appender {
         Appender { tx }
     }
 
-    /// Appends `bytes` (blake3 = `chunk`, checked by the caller) to `doc` durably, fans
+    /// Appends `bytes` (blake3 = `chunk`, checked by the caller) to `doc` durably,
+    /// unless the log would then hold more than `max_log_bytes` (`document_full`), fans
     /// it out to the document's subscribers other than `from`, and returns its seq.
     pub async fn append(
         &self,
@@ -76,6 +79,7 @@ impl Appender {
         chunk: ChunkId,
         bytes: Vec<u8>,
         at: u64,
+        max_log_bytes: u64,
         from: ConnId,
     ) -> ApiResult<Appended> {
         let (reply, answer) = oneshot::channel();
@@ -84,6 +88,7 @@ impl Appender {
             chunk,
             bytes,
             at,
+            max_log_bytes,
             from,
             reply,
         };
@@ -123,6 +128,7 @@ fn commit(jobs: &mut Vec<Job>, logs: &dyn LogStore, hub: &Hub, metrics: &Metrics
             chunk: j.chunk,
             bytes: &j.bytes,
             at: j.at,
+            max_log_bytes: j.max_log_bytes,
         })
         .collect();
     let results = logs.append_batch(&items);

@@ -43,6 +43,13 @@ pub enum AuthError {
     /// The HTTP authentication headers are missing or malformed.
     #[error("missing or malformed authentication headers")]
     MissingCredentials,
+    /// The relay remembers as many signed requests as it may; retry after this many
+    /// milliseconds, when the oldest leave their window.
+    #[error("too many signed requests right now")]
+    Busy {
+        /// When to retry.
+        retry_after_ms: u64,
+    },
 }
 
 impl AuthError {
@@ -55,6 +62,7 @@ impl AuthError {
                 ErrorCode::ChallengeReplayed
             }
             AuthError::MissingCredentials => ErrorCode::NotSignedIn,
+            AuthError::Busy { .. } => ErrorCode::Busy,
         }
     }
 }

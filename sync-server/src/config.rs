@@ -84,6 +84,11 @@ pub struct Cli {
     /// Simultaneous connections from one IP address. Default 64.
     #[arg(long, env = "DORAN_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+
+    /// TCP connections open at once, all addresses together (kept below the open-file
+    /// limit). Default 16384.
+    #[arg(long, env = "DORAN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The whole configuration, after merging file, environment and flags.
@@ -124,8 +129,46 @@ pub struct Limits {
     pub rate_limit_strikes: u32,
     /// Simultaneous websocket connections per IP address.
     pub max_connections_per_ip: usize,
+    /// TCP connections (HTTP and websockets) open at once. At start the relay lowers it
+    /// to what its open-file limit allows. Past it, the quietest connection that is
+    /// not a signed-in session is closed for the newcomer.
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request's headers (and an idle kept-alive
+    /// HTTP connection waits for its next request) before it is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a new websocket has to send `Hello`.
+    pub hello_timeout_secs: u64,
+    /// Seconds a new websocket has to be signed in.
+    pub sign_in_timeout_secs: u64,
     /// Blob uploads in progress at once, relay-wide.
     pub max_concurrent_uploads: usize,
+    /// Blob uploads in progress at once for one account.
+    pub max_uploads_per_account: usize,
+    /// Slowest upload the relay waits for, in bytes per second, after the grace
+    /// period: an upload must have sent `grace × rate + elapsed × rate` bytes by then.
+    pub upload_min_bytes_per_second: u64,
+    /// Seconds an upload may take before the minimum rate applies.
+    pub upload_grace_secs: u64,
+    /// Bytes of chunks a family document's log may hold (compaction frees them).
+    pub family_log_quota_bytes: u64,
+    /// Bytes of chunks a personal document's log may hold.
+    pub personal_log_quota_bytes: u64,
+    /// Families a user may belong to (created or joined).
+    pub max_families_per_user: usize,
+    /// Seconds between two sweeps of the blob folder for blobs nothing references.
+    pub blob_gc_interval_secs: u64,
+    /// Seconds a blob stays after it was last referenced (or stored) before a sweep
+    /// may delete it: a backup of the database is good for this long.
+    pub blob_gc_grace_secs: u64,
+    /// Registrations per hour per IP address (also counts refused ones).
+    pub registrations_per_hour_per_address: u32,
+    /// Signed HTTP requests remembered against replay at once; past it, new ones get
+    /// `busy` until older ones leave the window.
+    pub http_replay_cache_max: usize,
+    /// Bytes of catch-up (chunks sent for `Subscribe`) per second per connection.
+    pub catch_up_bytes_per_second: u64,
+    /// Bytes of catch-up a connection may get at once above the sustained rate.
+    pub catch_up_burst_bytes: u64,
     /// Directory lookups per minute per account.
     pub lookups_per_minute_per_account: u32,
     /// Directory lookups per minute per IP address.
@@ -166,7 +209,23 @@ impl Default for Limits {
             frame_burst: 200,
             rate_limit_strikes: 20,
             max_connections_per_ip: 64,
-            max_concurrent_uploads: 32,
+            max_connections: 16_384,
+            header_read_timeout_secs: 10,
+            hello_timeout_secs: 10,
+            sign_in_timeout_secs: 30,
+            max_concurrent_uploads: 128,
+            max_uploads_per_account: 4,
+            upload_min_bytes_per_second: 4 * 1024,
+            upload_grace_secs: 10,
+            family_log_quota_bytes: 128 * 1024 * 1024,
+            personal_log_quota_bytes: 16 * 1024 * 1024,
+            max_families_per_user: 16,
+            blob_gc_interval_secs: 60 * 60,
+            blob_gc_grace_secs: 60 * 60,
+            registrations_per_hour_per_address: 20,
+            http_replay_cache_max: 100_000,
+            catch_up_bytes_per_second: 8 * 1024 * 1024,
+            catch_up_burst_bytes: 64 * 1024 * 1024,
             lookups_per_minute_per_account: 10,
             lookups_per_minute_per_address: 30,
             challenge_ttl_secs: 60,
@@ -197,6 +256,23 @@ impl Limits {
     /// [`http_clock_skew_secs`](Self::http_clock_skew_secs) as a duration.
     pub fn http_clock_skew(&self) -> Duration {
         Duration::from_secs(self.http_clock_skew_secs)
+    }
+
+    /// [`hello_timeout_secs`](Self::hello_timeout_secs) as a duration.
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_secs(self.hello_timeout_secs)
+    }
+
+    /// [`sign_in_timeout_secs`](Self::sign_in_timeout_secs) as a duration.
+    pub fn sign_in_timeout(&self) -> Duration {
+        Duration::from_secs(self.sign_in_timeout_secs)
+    }
+
+    /// [`header_read_timeout_secs`](Self::header_read_timeout_secs); `None` (no
+    /// deadline) for 0.
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        (self.header_read_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.header_read_timeout_secs))
     }
 }
 
@@ -311,6 +387,9 @@ impl Config {
         }
         if let Some(v) = cli.max_connections_per_ip {
             l.max_connections_per_ip = v;
+        }
+        if let Some(v) = cli.max_connections {
+            l.max_connections = v;
         }
     }
 }

@@ -92,8 +92,12 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorCode::ShuttingDown | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::QuotaExceeded | ErrorCode::DocumentFull => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::TooManyFamilies => StatusCode::CONFLICT,
+            ErrorCode::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,7 +125,14 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let error = ApiError::new(e.code(), e.to_string());
+        match e {
+            AuthError::Busy { retry_after_ms } => ApiError {
+                retry_after_ms: Some(retry_after_ms.max(1)),
+                ..error
+            },
+            _ => error,
+        }
     }
 }
 
@@ -141,6 +152,9 @@ impl From<StoreError> for ApiError {
             StoreError::InviteExpired => ErrorCode::InviteExpired,
             StoreError::InviteClosed => ErrorCode::InviteAnswered,
             StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::DeviceRevoked => ErrorCode::DeviceRevoked,
+            StoreError::DocumentFull => ErrorCode::DocumentFull,
+            StoreError::TooManyFamilies => ErrorCode::TooManyFamilies,
             StoreError::HashMismatch => ErrorCode::HashMismatch,
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.

@@ -6,6 +6,7 @@
 //! | `PUT /blobs/{hash}?family={id}` | upload a blob (signed, see [`blobs`]) |
 //! | `GET`/`HEAD /blobs/{hash}` | download a blob, `Range` supported (signed) |
 //! | `GET /healthz` | `ok` while the relay serves |
+//! | `GET /server-id` | the relay's id (signed into blob requests) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Every response carries security headers (`x-content-type-options: nosniff`,
@@ -20,7 +21,7 @@ pub mod range;
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{ConnectInfo, State, WebSocketUpgrade},
     http::{HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -29,7 +30,7 @@ use axum::{
 use doran_protocol::{ErrorCode, limits::MAX_FRAME_BYTES};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{error::ApiError, session, state::AppState};
+use crate::{conns::Entry, error::ApiError, session, state::AppState};
 
 /// The relay's routes over `state`.
 pub fn routes(state: &Arc<AppState>) -> Router {
@@ -50,6 +51,7 @@ pub fn routes(state: &Arc<AppState>) -> Router {
         .route("/ws", get(websocket))
         .route("/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob))
         .route("/healthz", get(healthz))
+        .route("/server-id", get(server_id))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(state));
     for (name, value) in security {
@@ -71,8 +73,10 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    entry: Option<Extension<Arc<Entry>>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let entry = entry.map(|Extension(e)| e);
     if state.shutdown.is_cancelled() {
         return ApiError::new(ErrorCode::ShuttingDown, "the relay is shutting down")
             .into_response();
@@ -88,7 +92,7 @@ async fn websocket(
         .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();
-            tasks.track_future(session::run(state, socket, peer, slot))
+            tasks.track_future(session::run(state, socket, peer, slot, entry))
         })
 }
 
@@ -97,6 +101,16 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         return ApiError::new(ErrorCode::ShuttingDown, "shutting down").into_response();
     }
     "ok\n".into_response()
+}
+
+/// The relay's id, the one in its challenges: devices sign it into every blob
+/// request. Public (every challenge says it anyway).
+async fn server_id(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.config.server_id.clone(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -76,7 +76,19 @@ struct Conn {
     device: DeviceId,
     tx: mpsc::Sender<HubMsg>,
     cancel: CancellationToken,
+    /// Cancelled when the connection's device is revoked: the session refuses every
+    /// frame after that, even one read before the `Close` message reaches it.
+    revoked: CancellationToken,
     docs: HashSet<DocId>,
+}
+
+/// The tokens a session hands the hub when it registers.
+#[derive(Debug, Clone, Default)]
+pub struct ConnTokens {
+    /// Cancelled by the hub to drop the connection at once (a full queue).
+    pub cancel: CancellationToken,
+    /// Cancelled by the hub when the connection's device is revoked.
+    pub revoked: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -133,11 +145,16 @@ impl Hub {
     }
 
     /// Registers a signed-in connection; returns its id and its queue.
+    ///
+    /// Register *before* the last check that the device is not revoked: a revocation
+    /// committed after that check then finds the connection here
+    /// ([`close_device`](Self::close_device)), and one committed before it is seen by
+    /// the check. Either way a revoked device keeps no session.
     pub fn register(
         &self,
         user: UserId,
         device: DeviceId,
-        cancel: CancellationToken,
+        tokens: ConnTokens,
     ) -> (Registered, mpsc::Receiver<HubMsg>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -148,7 +165,8 @@ impl Hub {
                 user,
                 device,
                 tx,
-                cancel,
+                cancel: tokens.cancel,
+                revoked: tokens.revoked,
                 docs: HashSet::new(),
             },
         );
@@ -261,10 +279,12 @@ impl Hub {
         }
     }
 
-    /// Closes every connection of `device` with a goodbye.
+    /// Marks every connection of `device` revoked and closes it with a goodbye. Call it
+    /// after the revocation is committed.
     pub fn close_device(&self, device: DeviceId, reason: ErrorCode, message: &str) {
         let inner = self.lock();
         for (id, conn) in inner.conns.iter().filter(|(_, c)| c.device == device) {
+            conn.revoked.cancel();
             let msg = HubMsg::Close {
                 reason,
                 message: message.to_owned(),
@@ -328,9 +348,9 @@ mod tests {
     #[test]
     fn fan_out_reaches_other_subscribers_only() {
         let hub = Hub::new(16);
-        let (a, mut a_rx) = hub.register(ALICE, DeviceId([1; 16]), CancellationToken::new());
-        let (b, mut b_rx) = hub.register(BOB, DeviceId([2; 16]), CancellationToken::new());
-        let (_c, mut c_rx) = hub.register(BOB, DeviceId([3; 16]), CancellationToken::new());
+        let (a, mut a_rx) = hub.register(ALICE, DeviceId([1; 16]), ConnTokens::default());
+        let (b, mut b_rx) = hub.register(BOB, DeviceId([2; 16]), ConnTokens::default());
+        let (_c, mut c_rx) = hub.register(BOB, DeviceId([3; 16]), ConnTokens::default());
         assert!(a.came_online && b.came_online);
         hub.subscribe(a.id, DOC);
         hub.subscribe(b.id, DOC);
@@ -345,8 +365,8 @@ mod tests {
     #[test]
     fn presence_follows_the_last_connection() {
         let hub = Hub::new(16);
-        let (a1, _r1) = hub.register(ALICE, DeviceId([1; 16]), CancellationToken::new());
-        let (a2, _r2) = hub.register(ALICE, DeviceId([2; 16]), CancellationToken::new());
+        let (a1, _r1) = hub.register(ALICE, DeviceId([1; 16]), ConnTokens::default());
+        let (a2, _r2) = hub.register(ALICE, DeviceId([2; 16]), ConnTokens::default());
         assert!(!a2.came_online);
         assert_eq!(hub.unregister(a1.id, 5), None);
         assert!(hub.is_online(&ALICE));
@@ -359,11 +379,28 @@ mod tests {
     fn a_full_queue_cancels_the_slow_connection() {
         let hub = Hub::new(16);
         let cancel = CancellationToken::new();
-        let (a, _rx) = hub.register(ALICE, DeviceId([1; 16]), cancel.clone());
+        let tokens = ConnTokens {
+            cancel: cancel.clone(),
+            ..ConnTokens::default()
+        };
+        let (a, _rx) = hub.register(ALICE, DeviceId([1; 16]), tokens);
         hub.subscribe(a.id, DOC);
         for seq in 0..17 {
             hub.fan_out(DOC, seq, Bytes::new(), 0);
         }
         assert!(cancel.is_cancelled());
+    }
+
+    #[test]
+    fn closing_a_device_marks_its_connections_revoked() {
+        let hub = Hub::new(16);
+        let phone = ConnTokens::default();
+        let laptop = ConnTokens::default();
+        let (_, mut phone_rx) = hub.register(ALICE, DeviceId([1; 16]), phone.clone());
+        let (_, _laptop_rx) = hub.register(ALICE, DeviceId([2; 16]), laptop.clone());
+        hub.close_device(DeviceId([1; 16]), ErrorCode::DeviceRevoked, "revoked");
+        assert!(phone.revoked.is_cancelled());
+        assert!(matches!(phone_rx.try_recv(), Ok(HubMsg::Close { .. })));
+        assert!(!laptop.revoked.is_cancelled());
     }
 }

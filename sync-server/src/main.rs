@@ -14,7 +14,7 @@ use std::{io::Write as _, process::ExitCode, sync::Arc};
 use clap::Parser;
 use doran_server::{
     config::{Cli, Config},
-    serve, serve_tls,
+    conns, serve, serve_tls,
     state::{AppState, Stores},
     store::{FsBlobStore, SqliteStore, StoreResult},
     tls,
@@ -24,7 +24,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli) {
+    let mut config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("doran-server: {e}");
@@ -45,6 +45,16 @@ fn main() -> ExitCode {
         }
     };
     init_logs(config.log_json);
+    let files = raise_file_limit();
+    let wanted = config.limits.max_connections;
+    config.limits.max_connections =
+        conns::effective_cap(wanted, files, config.limits.max_concurrent_uploads);
+    tracing::info!(
+        open_files = files,
+        max_connections = config.limits.max_connections,
+        wanted,
+        "connection cap"
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +91,28 @@ fn init_logs(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// Raises the soft limit on open files to the hard limit and returns the limit now in
+/// force. Every connection holds a file descriptor; the usual soft limit of 1024 let
+/// a thousand idle sockets make `/healthz` and new devices fail. What is left below
+/// the limit caps the connections the relay accepts ([`conns::effective_cap`]).
+#[cfg(unix)]
+fn raise_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Elsewhere there is no such limit to raise, and none to keep the connection cap
+/// under.
+#[cfg(not(unix))]
+fn raise_file_limit() -> u64 {
+    u64::MAX
 }
 
 /// Opens the default stores: SQLite at `DATA/relay.sqlite`, blobs in `DATA/blobs`.

@@ -41,6 +41,12 @@ pub struct Metrics {
     pub blob_bytes_in: AtomicU64,
     /// Blob bytes served.
     pub blob_bytes_out: AtomicU64,
+    /// Sweeps of the blob store completed.
+    pub blob_sweeps: AtomicU64,
+    /// Blobs the sweep deleted (nothing referenced them).
+    pub blobs_deleted: AtomicU64,
+    /// Connections shed or refused at the connection cap.
+    pub connections_shed: AtomicU64,
     fanout_buckets: [AtomicU64; FANOUT_BUCKETS.len()],
     fanout_count: AtomicU64,
     fanout_sum_nanos: AtomicU64,
@@ -76,7 +82,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 16] = [
             (
                 "doran_connections",
                 "gauge",
@@ -154,6 +160,24 @@ impl Metrics {
                 "counter",
                 "Blob bytes served.",
                 &self.blob_bytes_out,
+            ),
+            (
+                "doran_blob_sweeps_total",
+                "counter",
+                "Sweeps of the blob store for unreferenced blobs.",
+                &self.blob_sweeps,
+            ),
+            (
+                "doran_blobs_deleted_total",
+                "counter",
+                "Blobs deleted because nothing referenced them.",
+                &self.blobs_deleted,
+            ),
+            (
+                "doran_connections_shed_total",
+                "counter",
+                "Connections closed or refused at the connection cap.",
+                &self.connections_shed,
             ),
         ];
         for (name, kind, help, value) in counters {

@@ -1,5 +1,6 @@
-//! Rate limits: a token bucket per connection, keyed buckets for directory lookups,
-//! and a counter of connections per address.
+//! Rate limits: a token bucket per connection, keyed buckets for directory lookups
+//! and registrations, and counters of things in progress per key (connections per
+//! address, uploads per account).
 //!
 //! Time is a parameter ([`Instant`]) so the rules are testable without sleeping.
 
@@ -33,16 +34,21 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens (at most the burst is ever asked: more is capped to it), or
+    /// says how long until they are available.
+    pub fn try_take_n(&mut self, n: f64, now: Instant) -> Result<(), Duration> {
+        let n = n.min(self.capacity);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
+            Err(Duration::from_secs_f64((n - self.tokens) / self.per_second))
         }
     }
 }
@@ -68,6 +74,15 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
+    /// `per_hour` sustained, with a burst of the same size.
+    pub fn per_hour(per_hour: u32) -> Self {
+        KeyedLimiter {
+            per_second: f64::from(per_hour) / 3600.0,
+            burst: f64::from(per_hour),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes a token for `key`, or says how long to wait.
     pub fn try_take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,51 +97,57 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 }
 
-/// Counts open connections per IP address.
+/// Counts things in progress per key (connections per address, uploads per
+/// account), at most `max` each.
 #[derive(Debug)]
-pub struct ConnectionCounter {
+pub struct SlotCounter<K: Hash + Eq> {
     max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Arc<Mutex<HashMap<K, usize>>>,
 }
 
-/// Holds one connection slot of an address; frees it on drop.
+/// Holds one slot of a key; frees it on drop.
 #[derive(Debug)]
-pub struct ConnectionSlot {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+pub struct Slot<K: Hash + Eq> {
+    key: K,
+    open: Arc<Mutex<HashMap<K, usize>>>,
 }
 
-impl ConnectionCounter {
-    /// At most `max` connections per address.
+/// Websocket connections per IP address.
+pub type ConnectionCounter = SlotCounter<IpAddr>;
+/// One websocket connection's slot of its address.
+pub type ConnectionSlot = Slot<IpAddr>;
+
+impl<K: Hash + Eq + Clone> SlotCounter<K> {
+    /// At most `max` slots per key.
     pub fn new(max: usize) -> Self {
-        ConnectionCounter {
+        SlotCounter {
             max,
             open: Arc::default(),
         }
     }
 
-    /// A slot for `ip`, or `None` if it already has `max` connections.
-    pub fn acquire(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+    /// A slot for `key`, or `None` if it already holds `max`.
+    pub fn acquire(&self, key: K) -> Option<Slot<K>> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(ip).or_insert(0);
+        let n = open.entry(key.clone()).or_insert(0);
         if *n >= self.max {
             return None;
         }
         *n += 1;
-        Some(ConnectionSlot {
-            ip,
+        Some(Slot {
+            key,
             open: Arc::clone(&self.open),
         })
     }
 }
 
-impl Drop for ConnectionSlot {
+impl<K: Hash + Eq> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
+        if let Some(n) = open.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
     }
@@ -153,6 +174,18 @@ mod tests {
             assert_eq!(b.try_take(later), Ok(()));
         }
         assert!(b.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_bucket_of_bytes_paces_large_takes() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, 3000.0, t0);
+        assert_eq!(b.try_take_n(2500.0, t0), Ok(()));
+        let wait = b.try_take_n(1000.0, t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert_eq!(b.try_take_n(1000.0, t0 + wait), Ok(()));
+        // More than the burst is capped to it, so it can always pass eventually.
+        assert!(b.try_take_n(1e9, t0 + Duration::from_secs(10)).is_ok());
     }
 
     #[test]

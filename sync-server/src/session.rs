@@ -28,6 +28,15 @@ mod signin;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
+use crate::{
+    access::DocAccess,
+    conns::Entry,
+    hub::{ConnId, ConnTokens, HubMsg},
+    metrics::{add, inc},
+    rate::{ConnectionSlot, TokenBucket},
+    state::{AppState, now_ms},
+    store::DocOwner,
+};
 use axum::{
     body::Bytes,
     extract::ws::{Message, WebSocket},
@@ -39,15 +48,6 @@ use doran_protocol::{
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
-
-use crate::{
-    access::DocAccess,
-    hub::{ConnId, HubMsg},
-    metrics::{add, inc},
-    rate::{ConnectionSlot, TokenBucket},
-    state::{AppState, now_ms},
-    store::DocOwner,
-};
 
 /// How long one write to the socket may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,8 +88,13 @@ pub(crate) struct Session {
     /// The `client` of the latest `Hello` (the device label).
     client: String,
     bucket: TokenBucket,
+    /// Bytes of catch-up this connection may be sent: what one `Subscribe` makes the
+    /// relay send is paced, however many documents (or the same one many times) it
+    /// names.
+    catch_up: TokenBucket,
     strikes: u32,
-    cancel: CancellationToken,
+    /// Given to the hub when signed in: it cancels or revokes the connection.
+    tokens: ConnTokens,
     hub_rx: Option<mpsc::Receiver<HubMsg>>,
     /// Subscribed documents and the last seq delivered to this connection.
     subs: HashMap<DocId, Seq>,
@@ -101,17 +106,31 @@ pub(crate) struct Session {
 enum Wake {
     Shutdown,
     Cancelled,
+    TooSlow,
     Hub(HubMsg),
     Socket(Option<Result<Message, axum::Error>>),
 }
 
-/// Serves one upgraded websocket until it closes.
-pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot: ConnectionSlot) {
+/// Serves one upgraded websocket until it closes. `entry` is its place among the
+/// relay's connections ([`crate::conns`]): the session closes when the relay sheds
+/// it, and marks it signed in (never shed) once it is.
+pub async fn run(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+    entry: Option<Arc<Entry>>,
+) {
     let (sink, mut stream) = socket.split();
     let limits = &state.config.limits;
     let bucket = TokenBucket::new(
         f64::from(limits.frames_per_second),
         f64::from(limits.frame_burst),
+        Instant::now().into_std(),
+    );
+    let catch_up = TokenBucket::new(
+        limits.catch_up_bytes_per_second as f64,
+        limits.catch_up_burst_bytes as f64,
         Instant::now().into_std(),
     );
     inc(&state.metrics.connections_total);
@@ -123,18 +142,43 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         phase: Phase::Connected,
         client: String::new(),
         bucket,
+        catch_up,
         strikes: 0,
-        cancel: CancellationToken::new(),
+        tokens: ConnTokens::default(),
         hub_rx: None,
         subs: HashMap::new(),
         access_cache: HashMap::new(),
     };
     tracing::debug!(%peer, "connection opened");
+    let shed = entry
+        .as_ref()
+        .map_or_else(CancellationToken::new, |e| e.closed().clone());
+    let opened = Instant::now();
+    let (hello_by, signed_in_by) = (
+        opened + limits.hello_timeout(),
+        opened + limits.sign_in_timeout(),
+    );
+    let mut protected = false;
     loop {
+        // A websocket that does not say Hello, or is not signed in, in time is closed:
+        // without these deadlines a socket that never speaks is held forever.
+        let deadline = match session.phase {
+            Phase::Connected => Some(hello_by),
+            Phase::Challenged(_) | Phase::Spent => Some(signed_in_by),
+            Phase::SignedIn(_) => None,
+        };
+        if !protected && deadline.is_none() {
+            if let Some(e) = &entry {
+                e.protect();
+            }
+            protected = true;
+        }
         let wake = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => Wake::Shutdown,
-            () = session.cancel.cancelled() => Wake::Cancelled,
+            () = session.tokens.cancel.cancelled() => Wake::Cancelled,
+            () = shed.cancelled() => Wake::Cancelled,
+            () = until(deadline) => Wake::TooSlow,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
             msg = stream.next() => Wake::Socket(msg),
         };
@@ -150,6 +194,13 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
                 break;
             }
             Wake::Cancelled => break,
+            Wake::TooSlow => {
+                tracing::debug!(%peer, "closing a websocket that did not sign in in time");
+                let _ = session
+                    .goodbye(ErrorCode::TooSlow, "sign in sooner", None)
+                    .await;
+                break;
+            }
             Wake::Hub(msg) => session.on_hub(msg).await,
             Wake::Socket(None | Some(Err(_))) => break,
             Wake::Socket(Some(Ok(msg))) => session.on_message(msg).await,
@@ -172,6 +223,14 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, peer: SocketAddr, slot
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%peer, "connection closed");
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_hub(rx: Option<&mut mpsc::Receiver<HubMsg>>) -> Option<HubMsg> {
@@ -232,6 +291,13 @@ impl Session {
     async fn on_frame(&mut self, frame: ClientFrame) -> Flow {
         tracing::trace!(kind = frame.kind(), "frame");
         let signed_in = self.me();
+        // The device was revoked while this connection was open: nothing it sends is
+        // served any more, even if the hub's `Close` has not been read yet.
+        if signed_in.is_some() && self.tokens.revoked.is_cancelled() {
+            return self
+                .goodbye(ErrorCode::DeviceRevoked, "this device was revoked", None)
+                .await;
+        }
         match (frame, signed_in) {
             (ClientFrame::Hello { .. }, Some(_)) => {
                 self.send_error(ErrorFrame::new(
@@ -332,7 +398,7 @@ impl Session {
     }
 
     /// Writes out the queued frames.
-    async fn flush(&mut self) -> Flow {
+    pub(crate) async fn flush(&mut self) -> Flow {
         match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Disconnect),

@@ -7,17 +7,18 @@ use std::{
 };
 
 use doran_protocol::{UnixMillis, UserId};
-use tokio::sync::Semaphore;
+use tokio::sync::{RwLock, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     appender::Appender,
     auth::{Challenges, HttpAuth},
     config::Config,
+    conns::Conns,
     error::{ApiError, ApiResult},
     hub::Hub,
     metrics::Metrics,
-    rate::{ConnectionCounter, KeyedLimiter},
+    rate::{ConnectionCounter, KeyedLimiter, SlotCounter},
     store::{AccountStore, BlobStore, LogStore, StoreResult},
 };
 
@@ -56,12 +57,23 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Websocket connections per address.
     pub connections: ConnectionCounter,
+    /// Every open TCP connection, under the relay-wide cap.
+    pub conns: Conns,
     /// Blob uploads in progress.
     pub uploads: Arc<Semaphore>,
+    /// Held (shared) by an upload from publishing its bytes until they are granted,
+    /// and (exclusive) by the blob sweep while it checks and deletes: a blob is never
+    /// deleted between being stored and being granted.
+    pub blob_gc: Arc<RwLock<()>>,
+    /// Blob uploads in progress per account.
+    pub uploads_by_account: SlotCounter<UserId>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
-    /// Directory lookups per address.
+    /// Directory lookups per address; registrations take from it too (an "already
+    /// exists" answers the same question as a lookup).
     pub lookups_by_address: KeyedLimiter<IpAddr>,
+    /// Registrations per address (each one claims an email).
+    pub registrations_by_address: KeyedLimiter<IpAddr>,
 }
 
 impl AppState {
@@ -78,14 +90,22 @@ impl AppState {
             ),
             hub,
             challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
-            http_auth: HttpAuth::new(l.http_clock_skew()),
+            http_auth: HttpAuth::new(
+                config.server_id.clone(),
+                l.http_clock_skew(),
+                l.http_replay_cache_max,
+            ),
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: ConnectionCounter::new(l.max_connections_per_ip),
+            conns: Conns::new(l.max_connections),
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
+            uploads_by_account: SlotCounter::new(l.max_uploads_per_account),
+            blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),
+            registrations_by_address: KeyedLimiter::per_hour(l.registrations_per_hour_per_address),
             stores,
             config,
         })

@@ -84,9 +84,18 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>>;
     /// A user's devices, revoked ones included, oldest first (by `added_at`, then id).
     fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
-    /// Revokes a device (idempotent: the first revocation time stays). `NotFound` if it
-    /// is not the user's.
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()>;
+    /// Revokes `device` on behalf of `by`, a device of the same user (possibly
+    /// `device` itself). Idempotent: the first revocation time stays. `NotFound` if
+    /// either is not the user's; [`StoreError::DeviceRevoked`] if `by` is revoked,
+    /// checked in the same transaction, so of two devices revoking each other at once
+    /// only the first succeeds (a stolen device cannot lock its owner out by racing).
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()>;
     /// Records when a device was last connected (`last_seen` only moves forward).
     /// `NotFound` if there is no such device.
     fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()>;
@@ -114,7 +123,8 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Creates a family with its host as the first member, and its family document
     /// (`DocId::from(family)`). `NotFound` if the host is unknown,
     /// [`StoreError::Conflict`] if the id is used (by a family, deleted ones included,
-    /// or as a personal document id).
+    /// or as a personal document id), [`StoreError::TooManyFamilies`] if the host
+    /// already belongs to `max_families` families.
     fn create_family(
         &self,
         family: FamilyId,
@@ -122,6 +132,7 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         host: UserId,
         host_name: &str,
         at: u64,
+        max_families: usize,
     ) -> StoreResult<()>;
     /// A family (not deleted).
     fn family(&self, family: FamilyId) -> StoreResult<Option<FamilyRecord>>;
@@ -139,10 +150,12 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Removes a member (leave or removal). `NotFound` if not a member,
     /// [`StoreError::Conflict`] for the host (who deletes the family instead).
     fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()>;
-    /// Deletes a family: memberships, invites and blob grants go, and its document
-    /// stops having an owner. The id stays reserved. The caller drops the document's
-    /// log ([`LogStore::drop_doc`]). `NotFound` if there is no such family.
-    fn delete_family(&self, family: FamilyId) -> StoreResult<()>;
+    /// Deletes a family: memberships, invites, blob grants and snapshot references go
+    /// (the blobs are released at `at`, see [`blob_referenced`](Self::blob_referenced)),
+    /// and its document stops having an owner. The id stays reserved. The caller drops
+    /// the document's log ([`LogStore::drop_doc`]). `NotFound` if there is no such
+    /// family.
+    fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()>;
 
     // ----- invites -----
 
@@ -164,8 +177,16 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// adds the membership (role member, joined at `now`) with the proposed 호칭 in the
     /// same transaction. Errors, checked in this order: `NotFound`,
     /// [`StoreError::InviteClosed`] (already answered or withdrawn),
-    /// [`StoreError::InviteExpired`], then on accept `AlreadyMember`, `NameTaken`.
-    fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo>;
+    /// [`StoreError::InviteExpired`], then on accept `AlreadyMember`, `NameTaken`,
+    /// [`StoreError::TooManyFamilies`] (the invitee already belongs to
+    /// `max_families` families).
+    fn answer_invite(
+        &self,
+        invite: InviteId,
+        accept: bool,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo>;
     /// Withdraws a pending, unexpired invite and returns it. Errors: `NotFound`,
     /// [`StoreError::InviteClosed`], [`StoreError::InviteExpired`].
     fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo>;
@@ -175,52 +196,109 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Who a document belongs to: a family's document or a user's personal document.
     /// `None` for an unknown document and for a deleted family's.
     fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>>;
-    /// Records that `family` may read `blob` (it was uploaded to or used by it).
-    /// Idempotent: granting it again keeps the first size. `NotFound` if there is no
-    /// such family.
-    fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()>;
+    /// Records that `family` may read `blob`, uploaded by its member `by` (an
+    /// **upload grant**). Idempotent: granting it again keeps the first size; a grant
+    /// re-uploaded by another member no longer has a single uploader (see
+    /// [`settle_snapshot`](Self::settle_snapshot)). `NotFound` if there is no such
+    /// family.
+    fn grant_blob(
+        &self,
+        family: FamilyId,
+        blob: BlobHash,
+        size: u64,
+        by: UserId,
+    ) -> StoreResult<()>;
     /// Records that `blob` is one of `user`'s personal blobs (their avatar, a
     /// snapshot of their personal document): it is then read like their personal
     /// document, by `user` and by everyone who shares a family with them, including
     /// families joined later. Idempotent: granting it again keeps the first size.
     /// `NotFound` if there is no such user.
     fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()>;
-    /// Whether `user` may read `blob`: it was granted to a family `user` currently
-    /// belongs to, or to `user`, or to a user who currently shares a family with
-    /// `user`.
+    /// Whether `user` may read `blob`: it was granted to (or is the current snapshot
+    /// of a document of) a family `user` currently belongs to, or `user`, or a user who
+    /// currently shares a family with `user`.
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool>;
-    /// Whether `blob` is granted to exactly this family or user (a re-upload needs no
-    /// room in the quota). `false` for an unknown or deleted family or unknown user.
+    /// Whether `blob` already counts against exactly this family's or user's quota (an
+    /// upload grant, a snapshot reference or a release still in its grace): uploading
+    /// it again needs no room. `false` for an unknown user or family, and for a deleted
+    /// family once its released blobs' grace is over.
     fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool>;
-    /// Withdraws the grant of `blob` to exactly this family or user (an old snapshot
-    /// replaced by a newer one), so it no longer counts in their quota. Returns whether
-    /// there was one. The bytes stay in the blob store.
-    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool>;
-    /// Bytes of blobs granted to a family (for its quota).
+    /// Bytes counted against a family's quota: each distinct blob it has an upload
+    /// grant for, a snapshot reference to, or released less than the grace ago.
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64>;
-    /// Bytes of blobs granted to a user (for their personal quota).
+    /// Bytes counted against a user's personal quota, as for a family.
     fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64>;
+
+    // ----- snapshot references and blob collection -----
+
+    /// Records `blob` (of `size` bytes) as a snapshot of `doc`, owned by `to` (the
+    /// document's family, or the user for a personal document): readable like the
+    /// document and counted in `to`'s quota. Kept apart from upload grants, so
+    /// withdrawing it never touches an upload grant of the same blob. Idempotent.
+    /// `NotFound` if `to` is unknown (or a deleted family).
+    fn add_snapshot_ref(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        size: u64,
+    ) -> StoreResult<()>;
+    /// After the log accepted `blob` as `doc`'s snapshot: withdraws every other
+    /// snapshot reference of `doc` (the blobs are released at `at`), and takes over
+    /// the upload grant of `blob` to `to` if `by` was its only uploader — the bytes
+    /// `by` uploaded for this very snapshot, which must not outlive it in the quota.
+    /// An upload grant made by anyone else (a member's photo) is never touched.
+    /// `NotFound` if `doc` has no reference to `blob`.
+    fn settle_snapshot(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+        at: u64,
+    ) -> StoreResult<()>;
+    /// Withdraws one snapshot reference of `doc` (a snapshot the log did not take),
+    /// releasing the blob at `at`; returns whether there was one.
+    fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool>;
+    /// Whether anything still holds `blob`: an upload grant (to a live family or a
+    /// user), a snapshot reference, or a release not yet expired. A blob for which
+    /// this is false may be deleted from the blob store.
+    fn blob_referenced(&self, blob: BlobHash) -> StoreResult<bool>;
+    /// Forgets the releases made before `before` (their grace is over); returns how
+    /// many.
+    fn expire_blob_releases(&self, before: u64) -> StoreResult<usize>;
 }
 
 /// Per-document append-only logs of opaque chunks.
 pub trait LogStore: Send + Sync + std::fmt::Debug {
-    /// Appends a chunk and returns its seq, durably. Idempotent by chunk id: a chunk
-    /// already in the log returns its existing seq and [`Appended::existed`] = true.
-    /// Seqs start at 1 and have no gaps within a document. A chunk a snapshot has
-    /// dropped is no longer known: pushed again, it is appended anew (harmless, since
-    /// merges are idempotent). The caller has checked that `chunk` is blake3(`bytes`).
-    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended>;
-    /// Appends a group of chunks durably and returns each one's result in order, as
-    /// [`append`](Self::append) called on each in turn would (a chunk repeated within
-    /// the group is appended once; its repeat says `existed`). A backend that can
-    /// should commit the group at once — one transaction, one fsync — which is what
-    /// makes the relay's group commit pay. The default appends one by one.
-    fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
-        Ok(chunks
-            .iter()
-            .map(|c| self.append(c.doc, c.chunk, c.bytes, c.at))
-            .collect())
+    /// Appends a chunk and returns its seq, durably, with no quota (see
+    /// [`append_batch`](Self::append_batch)).
+    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
+        let one = NewChunk {
+            doc,
+            chunk,
+            bytes,
+            at,
+            max_log_bytes: u64::MAX,
+        };
+        self.append_batch(&[one])?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Invalid("no answer for the chunk".into())))
     }
+    /// Appends a group of chunks durably and returns each one's result in order. Each
+    /// chunk is idempotent by chunk id: one already in the log returns its existing seq
+    /// and [`Appended::existed`] = true (a chunk repeated within the group is appended
+    /// once; its repeat says `existed`). Seqs start at 1 and have no gaps within a
+    /// document. A chunk a snapshot has dropped is no longer known: pushed again, it is
+    /// appended anew (harmless, since merges are idempotent). A new chunk that would
+    /// make its log hold more than its `max_log_bytes` of chunks is refused alone with
+    /// [`StoreError::DocumentFull`]. The caller has checked that `chunk` is
+    /// blake3(`bytes`). A backend should commit the group at once — one transaction,
+    /// one fsync — which is what makes the relay's group commit pay.
+    fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>>;
+    /// Bytes of chunks a document's log holds now (dropped ones not counted); 0 for an
+    /// unknown document.
+    fn log_bytes(&self, doc: DocId) -> StoreResult<u64>;
     /// Chunks with seq > `since`, in order, at most `limit`, skipping those covered by
     /// the snapshot (the caller sends the snapshot first when `since` < its seq).
     /// Empty for an unknown document.
@@ -249,6 +327,12 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Reads `len` bytes at `offset` (clamped to the blob's end: empty at or past it).
     /// `NotFound` if there is no such blob.
     fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>>;
+    /// Up to `limit` stored blobs with a hash greater than `after` (all, from the
+    /// first, for `None`), in hash order: a sweep pages through them.
+    fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>>;
+    /// Deletes a blob; returns whether it existed. Only the blob sweep calls it, for
+    /// blobs nothing references ([`AccountStore::blob_referenced`]).
+    fn delete(&self, hash: BlobHash) -> StoreResult<bool>;
 }
 
 /// An upload in progress.
@@ -257,6 +341,7 @@ pub trait BlobSink: Send {
     fn write(&mut self, bytes: &[u8]) -> StoreResult<()>;
     /// Verifies that the bytes hash to `expected` and publishes them under it
     /// (durably). [`StoreError::HashMismatch`] otherwise, and nothing is published.
-    /// Publishing a blob that already exists is fine (deduplication).
+    /// Publishing a blob that already exists is fine (deduplication); it counts as
+    /// stored now ([`StoredBlob::stored_at`]).
     fn finish(self: Box<Self>, expected: BlobHash) -> StoreResult<u64>;
 }

@@ -1,7 +1,10 @@
 //! A virtual device: its own keys, one websocket session, the wire protocol spoken
 //! directly (no local store), and a record of every chunk the relay delivered to it.
 
-use std::{collections::HashSet, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use doran_protocol::{
     Challenge, ChunkId, ClientFrame, DeviceId, DocId, FamilyId, InviteId, PROTOCOL_VERSION,
@@ -85,6 +88,16 @@ impl Identity {
         }
     }
 
+    /// The `SignIn` frame answering `challenge`.
+    fn signin_frame(&self, challenge: &Challenge) -> ClientFrame {
+        let msg = signing::signin_message(challenge, &self.user, &self.device);
+        ClientFrame::SignIn {
+            user: self.user,
+            device: self.device,
+            signature: sign(&self.device_key, &msg),
+        }
+    }
+
     /// A signed `SendInvite` request.
     pub fn invite(
         &self,
@@ -145,6 +158,9 @@ pub struct Conn {
     pub invites: Vec<InviteId>,
     /// The relay's id from the challenge (signed into invites).
     pub server_id: String,
+    /// Per subscribed document, the highest seq received: where to resume after a
+    /// reconnect.
+    cursors: HashMap<DocId, Seq>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -175,6 +191,7 @@ impl Conn {
             seen: HashSet::new(),
             invites: Vec::new(),
             server_id: String::new(),
+            cursors: HashMap::new(),
         };
         conn.send(&ClientFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -197,6 +214,44 @@ impl Conn {
         conn.send(&id.register_frame(&challenge)).await?;
         id.user = conn.signed_in().await?;
         Ok(conn)
+    }
+
+    /// Signs a known device in on a new session.
+    pub async fn sign_in(url: &str, id: &Identity) -> Result<Conn, LoadError> {
+        let (mut conn, challenge) = Conn::connect(url).await?;
+        conn.send(&id.signin_frame(&challenge)).await?;
+        conn.signed_in().await?;
+        Ok(conn)
+    }
+
+    /// After the connection broke (the relay crashed or restarted): signs in again on
+    /// a new socket, retrying until `deadline`, and resubscribes every document from
+    /// the last seq received. What was received before is kept; a push that was not
+    /// acked must be sent again by the caller (pushes are idempotent).
+    pub async fn reconnect(
+        &mut self,
+        url: &str,
+        id: &Identity,
+        deadline: Instant,
+    ) -> Result<(), LoadError> {
+        loop {
+            match self.try_reconnect(url, id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    async fn try_reconnect(&mut self, url: &str, id: &Identity) -> Result<(), LoadError> {
+        let fresh = Conn::sign_in(url, id).await?;
+        let old = std::mem::replace(&mut self.ws, fresh.ws);
+        drop(old);
+        let docs: Vec<(DocId, Seq)> = self.cursors.iter().map(|(d, s)| (*d, *s)).collect();
+        for (doc, since) in docs {
+            self.subscribe(doc, since).await?;
+        }
+        Ok(())
     }
 
     async fn signed_in(&mut self) -> Result<UserId, LoadError> {
@@ -232,6 +287,9 @@ impl Conn {
     /// Pushes a chunk and waits for its ack; returns the seq.
     pub async fn push(&mut self, doc: DocId, bytes: Vec<u8>) -> Result<Seq, LoadError> {
         let chunk = ChunkId::of(&bytes);
+        // Its own chunk, if a catch-up after a reconnect brings it back, was not
+        // received from anyone.
+        self.seen.insert(chunk);
         self.send(&ClientFrame::push(doc, bytes)).await?;
         self.wait("an ack", |f| match f {
             ServerFrame::Ack {
@@ -249,6 +307,7 @@ impl Conn {
 
     /// Subscribes to `doc` from `since` and waits for `CaughtUp`; returns the head.
     pub async fn subscribe(&mut self, doc: DocId, since: Seq) -> Result<Seq, LoadError> {
+        self.cursors.entry(doc).or_insert(since);
         self.send(&ClientFrame::Subscribe {
             docs: vec![Subscription { doc, since }],
         })
@@ -296,14 +355,26 @@ impl Conn {
         match &frame {
             // A chunk can come twice (catch-up racing live delivery); count it once.
             ServerFrame::Chunk {
-                doc, chunk, bytes, ..
+                doc,
+                chunk,
+                bytes,
+                seq,
+                ..
             } if self.seen.insert(*chunk) => {
+                if let Some(cursor) = self.cursors.get_mut(doc) {
+                    *cursor = (*cursor).max(*seq);
+                }
                 self.received.push(Received {
                     doc: *doc,
                     chunk: *chunk,
                     bytes: bytes.clone(),
                     at: Instant::now(),
                 });
+            }
+            ServerFrame::CaughtUp { doc, seq } => {
+                if let Some(cursor) = self.cursors.get_mut(doc) {
+                    *cursor = (*cursor).max(*seq);
+                }
             }
             ServerFrame::Event(ServerEvent::InviteReceived(info)) => self.invites.push(info.invite),
             ServerFrame::Goodbye {

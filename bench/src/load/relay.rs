@@ -5,6 +5,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::Mutex,
 };
 
 use tempfile::TempDir;
@@ -12,16 +13,21 @@ use tempfile::TempDir;
 use super::LoadError;
 
 /// The limits a load run starts its own relay with. Every virtual device connects from
-/// 127.0.0.1, so the per-address connection cap must cover all of them; the
-/// per-connection frame rate is raised because a virtual device sends as fast as the
-/// relay answers (a person taps a few times a second). Everything else — sizes, quotas,
-/// queue lengths, durability — is the relay's default.
+/// 127.0.0.1, so the per-address caps (connections, registrations, the lookups each
+/// registration takes) must cover all of them, and the relay-wide connection cap too;
+/// the per-connection frame rate is raised because a virtual device sends as fast as
+/// the relay answers (a person taps a few times a second). Everything else — sizes,
+/// quotas, queue lengths, durability — is the relay's default.
 const BENCH_CONFIG: &str = r#"{
   "limits": {
     "max_connections_per_ip": 100000,
+    "max_connections": 100000,
+    "registrations_per_hour_per_address": 1000000,
+    "lookups_per_minute_per_address": 1000000,
     "frames_per_second": 100000,
     "frame_burst": 100000,
-    "max_concurrent_uploads": 64
+    "max_concurrent_uploads": 64,
+    "max_uploads_per_account": 64
   }
 }"#;
 
@@ -40,9 +46,12 @@ pub struct RelayOptions {
 /// A relay for one run; a started process is killed on drop.
 #[derive(Debug)]
 pub struct Relay {
-    /// Where it listens (`host:port`).
+    /// Where it listens (`host:port`); a restart listens there again.
     pub addr: SocketAddr,
-    child: Option<Child>,
+    /// The started process (`None` for `--server`); replaced by a restart.
+    child: Mutex<Option<Child>>,
+    /// How it was started: the binary and its config file.
+    started: Option<(PathBuf, PathBuf)>,
     _data: Option<TempDir>,
 }
 
@@ -59,7 +68,8 @@ impl Relay {
             })?;
             return Ok(Relay {
                 addr,
-                child: None,
+                child: Mutex::new(None),
+                started: None,
                 _data: None,
             });
         }
@@ -83,15 +93,60 @@ impl Relay {
         format!("http://{}", self.addr)
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(Child::id)
+    }
+
     /// The started relay's memory (`None` for `--server`).
     pub fn memory(&self) -> Option<Memory> {
-        let pid = self.child.as_ref()?.id();
-        Memory::of_pid(pid)
+        Memory::of_pid(self.pid()?)
     }
 
     /// CPU time the started relay has used so far (`None` for `--server`).
     pub fn cpu(&self) -> Option<std::time::Duration> {
-        cpu_of(&self.child.as_ref()?.id().to_string())
+        cpu_of(&self.pid()?.to_string())
+    }
+
+    /// Kills the started relay with SIGKILL — no goodbye, no shutdown, as a crash or
+    /// a power cut would — and starts it again on the same data directory and
+    /// address. Blocks until it listens again.
+    pub fn kill_and_restart(&self) -> Result<(), LoadError> {
+        let Some((bin, config)) = &self.started else {
+            return Err(LoadError::Setup(
+                "only a relay this run started can be killed".into(),
+            ));
+        };
+        let data = self
+            ._data
+            .as_ref()
+            .ok_or_else(|| LoadError::Setup("no data directory".into()))?;
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mut old) = child.take() {
+            old.kill()?; // SIGKILL on Unix
+            old.wait()?;
+        }
+        // The port was just freed; binding it again may take a moment.
+        let mut last = None;
+        for _ in 0..50 {
+            match start(bin, data.path(), config, &self.addr.to_string()) {
+                Ok((new, _)) => {
+                    *child = Some(new);
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| LoadError::Setup("the relay did not restart".into())))
     }
 
     /// The size of the relay's data directory in bytes (`None` for `--server`).
@@ -102,28 +157,42 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
-fn spawn(bin: &Path, data: TempDir, config: &Path) -> Result<Relay, LoadError> {
-    let (child, addr) = doran_testkit::spawn(
+fn start(
+    bin: &Path,
+    data: &Path,
+    config: &Path,
+    listen: &str,
+) -> Result<(Child, SocketAddr), LoadError> {
+    doran_testkit::spawn(
         Command::new(bin)
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data)
             .arg("--config")
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--server-id", "bench-relay"])
+            .args(["--listen", listen, "--server-id", "bench-relay"])
             .env("DORAN_LOG", "warn")
             .stderr(Stdio::inherit()),
     )
-    .map_err(|e| LoadError::Setup(format!("cannot start {}: {e}", bin.display())))?;
+    .map_err(|e| LoadError::Setup(format!("cannot start {}: {e}", bin.display())))
+}
+
+fn spawn(bin: &Path, data: TempDir, config: &Path) -> Result<Relay, LoadError> {
+    let (child, addr) = start(bin, data.path(), config, "127.0.0.1:0")?;
     Ok(Relay {
         addr,
-        child: Some(child),
+        child: Mutex::new(Some(child)),
+        started: Some((bin.to_path_buf(), config.to_path_buf())),
         _data: Some(data),
     })
 }

@@ -123,6 +123,19 @@ pub enum ServerFrame {
         /// When reconnecting makes sense, in ms.
         retry_after_ms: Option<u64>,
     },
+
+    /// Answers a subscription whose `since` is past the end of the relay's log (the
+    /// device kept a forged cursor, or the relay was restored from a backup), instead
+    /// of the catch-up and `CaughtUp`. The relay never skips live chunks because of a
+    /// device's cursor: the subscription is live from `head`, and every later chunk
+    /// is delivered. The device must forget its cursor for `doc` and subscribe again
+    /// from a seq it can trust (0 is always safe: merges are idempotent).
+    CursorAhead {
+        /// The document.
+        doc: DocId,
+        /// The log's head: the last seq the relay has.
+        head: Seq,
+    },
 }
 
 impl ServerFrame {
@@ -165,6 +178,7 @@ impl ServerFrame {
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Error(_) => "error",
             ServerFrame::Goodbye { .. } => "goodbye",
+            ServerFrame::CursorAhead { .. } => "cursor_ahead",
         }
     }
 }

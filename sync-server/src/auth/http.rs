@@ -10,16 +10,20 @@
 //! | `x-doran-signature` | 128 hex digits: ed25519 by the device key over [`http_message`] |
 //!
 //! The signed message is, in the encoding of [`doran_protocol::signing`]:
-//! `b"dorandoran/http/v1\0" ‖ method ‖ path_and_query ‖ time`, where `method` (e.g.
-//! `GET`) and `path_and_query` (e.g. `/blobs/ab…?family=cd…`, exactly as sent) are
-//! strings (8-byte big-endian length, then the bytes) and `time` is 8 bytes
+//! `b"dorandoran/http/v2\0" ‖ server_id ‖ method ‖ path_and_query ‖ time`, where
+//! `server_id` (this relay's, as in its challenges and at `GET /server-id`), `method`
+//! (e.g. `GET`) and `path_and_query` (e.g. `/blobs/ab…?family=cd…`, exactly as sent)
+//! are strings (8-byte big-endian length, then the bytes) and `time` is 8 bytes
 //! big-endian. The relay accepts a time within ±[`Limits::http_clock_skew_secs`]
 //! (5 minutes by default) of its clock, and each signature **once** within that
 //! window: a client sending the same request twice in one millisecond bumps the time.
+//! Remembering them is bounded: past [`Limits::http_replay_cache_max`] signatures in
+//! the window, new requests get `busy` (with when to retry) instead of more memory.
 //! The device must not be revoked. The body is not signed: an upload is verified
 //! against the blake3 hash in its path instead.
 //!
 //! [`Limits::http_clock_skew_secs`]: crate::config::Limits::http_clock_skew_secs
+//! [`Limits::http_replay_cache_max`]: crate::config::Limits::http_replay_cache_max
 
 use std::{
     cmp::Reverse,
@@ -78,7 +82,9 @@ impl HttpCredentials {
 /// Checks signed HTTP requests and remembers the signatures it accepted.
 #[derive(Debug)]
 pub struct HttpAuth {
+    server_id: String,
     skew_ms: u64,
+    max_remembered: usize,
     seen: Mutex<Seen>,
 }
 
@@ -104,6 +110,11 @@ impl Seen {
         }
     }
 
+    /// When the first remembered signature may be forgotten.
+    fn first_forget(&self) -> Option<UnixMillis> {
+        self.expiry.peek().map(|Reverse((at, _))| *at)
+    }
+
     /// Remembers `key` until `forget_at`; false if it is remembered already.
     fn insert(&mut self, key: [u8; 32], forget_at: UnixMillis) -> bool {
         if !self.keys.insert(key) {
@@ -115,10 +126,13 @@ impl Seen {
 }
 
 impl HttpAuth {
-    /// Accepts request times within `skew` of the relay's clock.
-    pub fn new(skew: Duration) -> Self {
+    /// Accepts requests signed for `server_id` with a time within `skew` of the
+    /// relay's clock, remembering at most `max_remembered` signatures at once.
+    pub fn new(server_id: impl Into<String>, skew: Duration, max_remembered: usize) -> Self {
         HttpAuth {
+            server_id: server_id.into(),
             skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
+            max_remembered: max_remembered.max(1),
             seen: Mutex::new(Seen::default()),
         }
     }
@@ -138,13 +152,22 @@ impl HttpAuth {
         }
         verify(
             device_key,
-            &http_message(method, path_and_query, creds.time),
+            &http_message(&self.server_id, method, path_and_query, creds.time),
             &creds.signature,
         )?;
         let mut key = [0u8; 32];
         key.copy_from_slice(&creds.signature.as_bytes()[..32]);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.prune(now);
+        if seen.keys.contains(&key) {
+            return Err(AuthError::RequestReplayed);
+        }
+        // Bounded whatever the request rate: past the cap, wait for the oldest to
+        // leave the window instead of growing (each costs ~100 bytes).
+        if seen.keys.len() >= self.max_remembered {
+            let retry_after_ms = seen.first_forget().map_or(1, |at| at.saturating_sub(now));
+            return Err(AuthError::Busy { retry_after_ms });
+        }
         // Past creds.time + skew the time check refuses it anyway.
         let forget_at = creds.time.saturating_add(self.skew_ms).saturating_add(1);
         if !seen.insert(key, forget_at) {
@@ -172,14 +195,14 @@ mod tests {
         HttpCredentials {
             device: DeviceId([3; 16]),
             time,
-            signature: sign(sk, &http_message(method, pq, time)),
+            signature: sign(sk, &http_message("relay", method, pq, time)),
         }
     }
 
     #[test]
     fn a_signed_request_is_accepted_once() {
         let (sk, pk) = key(4);
-        let auth = HttpAuth::new(Duration::from_secs(300));
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 100_000);
         let c = creds(&sk, "GET", "/blobs/ab", 1_000_000);
         assert_eq!(auth.check(&pk, "GET", "/blobs/ab", &c, 1_000_500), Ok(()));
         assert_eq!(
@@ -191,7 +214,7 @@ mod tests {
     #[test]
     fn signatures_are_remembered_for_their_window_only_however_many() {
         let (sk, pk) = key(4);
-        let auth = HttpAuth::new(Duration::from_secs(300));
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 100_000);
         let start = 1_000_000;
         // Far more than fit any fixed pruning threshold, all within one window.
         for i in 0..6_000u64 {
@@ -213,10 +236,66 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_of_signatures_is_bounded() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 3);
+        let start = 1_000_000;
+        for i in 0..3u64 {
+            let pq = format!("/blobs/{i}");
+            assert_eq!(
+                auth.check(
+                    &pk,
+                    "GET",
+                    &pq,
+                    &creds(&sk, "GET", &pq, start + i),
+                    start + i
+                ),
+                Ok(())
+            );
+        }
+        let c = creds(&sk, "GET", "/blobs/3", start + 3);
+        assert_eq!(
+            auth.check(&pk, "GET", "/blobs/3", &c, start + 3),
+            Err(AuthError::Busy {
+                retry_after_ms: 300_001 - 3
+            })
+        );
+        assert_eq!(auth.remembered(), 3);
+        // A replay is still a replay, full or not.
+        let again = creds(&sk, "GET", "/blobs/0", start);
+        assert_eq!(
+            auth.check(&pk, "GET", "/blobs/0", &again, start + 4),
+            Err(AuthError::RequestReplayed)
+        );
+        // Once the first leaves its window there is room again.
+        let later = start + 300_001;
+        let c = creds(&sk, "GET", "/blobs/4", later);
+        assert_eq!(auth.check(&pk, "GET", "/blobs/4", &c, later), Ok(()));
+    }
+
+    #[test]
+    fn a_request_signed_for_another_relay_does_not_verify() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 10);
+        let other = HttpCredentials {
+            device: DeviceId([3; 16]),
+            time: 1_000_000,
+            signature: sign(
+                &sk,
+                &http_message("other-relay", "GET", "/blobs/ab", 1_000_000),
+            ),
+        };
+        assert_eq!(
+            auth.check(&pk, "GET", "/blobs/ab", &other, 1_000_000),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
     fn another_method_path_or_key_does_not_verify() {
         let (sk, pk) = key(4);
         let (_, other) = key(5);
-        let auth = HttpAuth::new(Duration::from_secs(300));
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 100_000);
         let c = creds(&sk, "GET", "/blobs/ab", 1_000_000);
         for (k, m, p) in [
             (&pk, "PUT", "/blobs/ab"),
@@ -233,7 +312,7 @@ mod tests {
     #[test]
     fn stale_or_future_requests_are_refused() {
         let (sk, pk) = key(4);
-        let auth = HttpAuth::new(Duration::from_secs(300));
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 100_000);
         let c = creds(&sk, "GET", "/x", 1_000_000);
         assert_eq!(
             auth.check(&pk, "GET", "/x", &c, 1_000_000 + 300_001),

@@ -16,10 +16,16 @@
 //!   else `404` (whether it exists elsewhere is not revealed). One `Range` is
 //!   honoured (`206`, or `416`).
 //!
+//! An account has at most `max_uploads_per_account` uploads in progress (and the
+//! relay `max_concurrent_uploads`), and after `upload_grace_secs` an upload must keep
+//! an average of `upload_min_bytes_per_second`, so trickling bodies cannot hold the
+//! upload slots. From publishing its bytes until they are granted, an upload holds
+//! the blob sweep off ([`crate::gc`]).
+//!
 //! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
 //! error code, and a short text body.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
@@ -182,9 +188,17 @@ pub async fn put_blob(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     check_size(declared.unwrap_or(0), max, room)?;
+    // One account may hold only a few of the relay's upload slots, so a few slow
+    // uploads cannot lock everyone else out; and every upload must keep up a minimum
+    // rate (below), so slots are not held for long by trickling bodies.
+    let _account_slot = state
+        .uploads_by_account
+        .acquire(user)
+        .ok_or_else(|| ApiError::rate_limited(1_000))?;
     let _permit = Arc::clone(&state.uploads)
         .try_acquire_owned()
         .map_err(|_| ApiError::rate_limited(1_000))?;
+    let pace = Pace::new(limits.upload_grace_secs, limits.upload_min_bytes_per_second);
 
     let (tx, mut rx) = mpsc::channel::<Piece>(8);
     let blobs = Arc::clone(&state.stores.blobs);
@@ -199,10 +213,18 @@ pub async fn put_blob(
         // The request ended early: the sink is dropped, nothing is published.
         Ok(None)
     });
+    let gc_lock = Arc::clone(&state.blob_gc);
     let upload = async move {
         let mut total = 0u64;
         let mut body = body.into_data_stream();
-        while let Some(piece) = body.next().await {
+        loop {
+            let piece = match pace.deadline(total) {
+                Some(deadline) => tokio::time::timeout_at(deadline, body.next())
+                    .await
+                    .map_err(|_| pace.too_slow())?,
+                None => body.next().await,
+            };
+            let Some(piece) = piece else { break };
             let bytes = piece.map_err(|e| {
                 ApiError::new(ErrorCode::InvalidInput, format!("upload interrupted: {e}"))
             })?;
@@ -212,11 +234,15 @@ pub async fn put_blob(
                 break; // the writer failed; its error is reported below
             }
         }
+        // From publishing the bytes until they are granted, the blob sweep must not
+        // judge this blob: it may be an old, unreferenced copy of the same bytes that
+        // this upload is about to grant again.
+        let sweep_guard = Arc::clone(&gc_lock).read_owned().await;
         let _ = tx.send(Piece::End).await;
-        Ok::<u64, ApiError>(total)
+        Ok::<_, ApiError>((total, sweep_guard))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
-    let total = uploaded?;
+    let (total, _sweep_guard) = uploaded?;
     let size = match written {
         Ok(Some(size)) => size,
         Ok(None) => return Err(ApiError::internal("upload not completed")),
@@ -231,15 +257,15 @@ pub async fn put_blob(
     match to {
         BlobGrantee::Family(family) => {
             state
-                .accounts(move |a| a.grant_blob(family, hash, size))
+                .accounts(move |a| a.grant_blob(family, hash, size, user))
                 .await?;
             tracing::info!(%hash, %family, size, "blob stored");
         }
-        BlobGrantee::User(user) => {
+        BlobGrantee::User(me) => {
             state
-                .accounts(move |a| a.grant_blob_to_user(user, hash, size))
+                .accounts(move |a| a.grant_blob_to_user(me, hash, size))
                 .await?;
-            tracing::info!(%hash, %user, size, "personal blob stored");
+            tracing::info!(%hash, user = %me, size, "personal blob stored");
         }
     }
     add(&state.metrics.blob_bytes_in, total);
@@ -249,6 +275,44 @@ pub async fn put_blob(
         Body::empty(),
     )
         .into_response())
+}
+
+/// The slowest upload the relay waits for: after `grace`, the body must keep up an
+/// average of `rate` bytes per second (else `too_slow`, HTTP 408). Slow links still
+/// upload (4 KiB/s by default is a poor mobile connection); a body trickling a byte
+/// every few seconds, holding an upload slot forever, does not.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    started: tokio::time::Instant,
+    grace: Duration,
+    /// Bytes per second; 0 switches the check off.
+    rate: u64,
+}
+
+impl Pace {
+    fn new(grace_secs: u64, rate: u64) -> Self {
+        Pace {
+            started: tokio::time::Instant::now(),
+            grace: Duration::from_secs(grace_secs),
+            rate,
+        }
+    }
+
+    /// By when more than `received` bytes must have arrived.
+    fn deadline(&self, received: u64) -> Option<tokio::time::Instant> {
+        if self.rate == 0 {
+            return None;
+        }
+        let allowed = self.grace + Duration::from_secs_f64(received as f64 / self.rate as f64);
+        Some(self.started + allowed)
+    }
+
+    fn too_slow(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::TooSlow,
+            format!("the upload is slower than {} bytes per second", self.rate),
+        )
+    }
 }
 
 /// The room left in the quota an upload counts against.
@@ -427,6 +491,19 @@ mod tests {
             let e = bad.grantee().expect_err("refused");
             assert_eq!(e.code, ErrorCode::InvalidInput, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_upload_must_keep_up_the_minimum_rate_after_its_grace() {
+        let pace = Pace::new(10, 1000);
+        let at = |received| {
+            pace.deadline(received)
+                .map(|d| d.duration_since(pace.started))
+        };
+        assert_eq!(at(0), Some(Duration::from_secs(10)));
+        assert_eq!(at(5_000), Some(Duration::from_secs(15)));
+        assert_eq!(Pace::new(10, 0).deadline(0), None, "0 switches it off");
+        assert_eq!(pace.too_slow().code, ErrorCode::TooSlow);
     }
 
     #[test]

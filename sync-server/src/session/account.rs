@@ -79,10 +79,12 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn revoke_device(&self, device: DeviceId) -> ApiResult<Response> {
-        let user = self.me.user;
+        let (user, by) = (self.me.user, self.me.device);
         let now = now_ms();
+        // The store refuses if this very device was revoked meanwhile (two devices
+        // revoking each other: only the first wins).
         self.state
-            .accounts(move |a| a.revoke_device(user, device, now))
+            .accounts(move |a| a.revoke_device(user, device, by, now))
             .await?;
         tracing::info!(%user, %device, "device revoked");
         self.notify([&user], ServerEvent::DeviceRevoked { device });

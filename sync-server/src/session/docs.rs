@@ -1,6 +1,8 @@
 //! Documents: subscribe (catch-up then live), push (durable, then ack and fan-out),
 //! snapshots, and access re-checks after membership changes.
 
+use std::collections::HashSet;
+
 use doran_protocol::{
     BlobHash, ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
     UserId,
@@ -78,7 +80,14 @@ impl Session {
     }
 
     pub(super) async fn on_subscribe(&mut self, me: Me, docs: Vec<Subscription>) -> Flow {
+        // A document named twice is caught up once (the first `since` counts): one
+        // frame naming the same large document a thousand times made the relay send
+        // its log a thousand times.
+        let mut seen = HashSet::with_capacity(docs.len());
         for Subscription { doc, since } in docs {
+            if !seen.insert(doc) {
+                continue;
+            }
             match self.doc_access(me, doc).await {
                 Ok((_, a)) if a.read => self.catch_up(me, doc, since).await?,
                 Ok(_) => {
@@ -107,6 +116,13 @@ impl Session {
                 return self.send_error(e.frame().for_doc(doc)).await;
             }
         };
+        if since > head {
+            // The device's cursor is past the log (a forged chunk, a relay restored
+            // from a backup). Live delivery goes on from the log's head — a cursor
+            // never makes the relay skip chunks — and the device is told to reset.
+            self.subs.insert(doc, head);
+            return self.send(&ServerFrame::CursorAhead { doc, head }).await;
+        }
         let mut cursor = since;
         if let Some(s) = snapshot
             && since < s.covers_seq
@@ -136,6 +152,7 @@ impl Session {
             let full = batch.len() == CATCH_UP_BATCH;
             for c in batch.into_iter().take_while(|c| c.seq <= head) {
                 cursor = c.seq;
+                self.pace_catch_up(c.bytes.len()).await?;
                 self.send(&ServerFrame::Chunk {
                     doc,
                     seq: c.seq,
@@ -148,8 +165,26 @@ impl Session {
                 break;
             }
         }
-        self.subs.insert(doc, head.max(since));
+        self.subs.insert(doc, head);
         self.send(&ServerFrame::CaughtUp { doc, seq: head }).await
+    }
+
+    /// Waits until `bytes` more of catch-up may be sent on this connection (its
+    /// catch-up budget), writing out what is queued meanwhile.
+    async fn pace_catch_up(&mut self, bytes: usize) -> Flow {
+        loop {
+            let now = tokio::time::Instant::now();
+            match self.catch_up.try_take_n(bytes as f64, now.into_std()) {
+                Ok(()) => return Ok(()),
+                Err(wait) => {
+                    self.flush().await?;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(now + wait) => {}
+                        () = self.state.shutdown.cancelled() => return Err(super::Disconnect),
+                    }
+                }
+            }
+        }
     }
 
     pub(super) async fn on_push(
@@ -171,14 +206,19 @@ impl Session {
     /// Appends durably (a group commit), then the appender fans the chunk out to the
     /// other subscribers; returns the seq.
     async fn push(&mut self, me: Me, doc: DocId, chunk: ChunkId, bytes: Vec<u8>) -> ApiResult<Seq> {
-        let (_, a) = self.doc_access(me, doc).await?;
+        let (owner, a) = self.doc_access(me, doc).await?;
         if !a.write {
             return Err(ApiError::forbidden("not writable"));
         }
+        let limits = &self.state.config.limits;
+        let quota = match owner {
+            DocOwner::Family(_) => limits.family_log_quota_bytes,
+            DocOwner::Personal(_) => limits.personal_log_quota_bytes,
+        };
         let appended = self
             .state
             .appender
-            .append(doc, chunk, bytes, now_ms(), me.conn)
+            .append(doc, chunk, bytes, now_ms(), quota, me.conn)
             .await?;
         Ok(appended.seq)
     }
@@ -232,35 +272,54 @@ impl Session {
             blob,
             len,
         };
-        let (previous, recorded) = self
-            .state
-            .logs(move |l| Ok((l.snapshot(doc)?, l.put_snapshot(doc, &snapshot)?)))
-            .await?;
         // Whoever may read the document may read its snapshot: the family's members,
         // or (a personal document) the owner and everyone sharing a family with them,
-        // now or later. The bytes were counted against a quota at upload.
-        let grantee = match owner {
+        // now or later. That is a snapshot reference, kept apart from upload grants:
+        // withdrawing it when a newer snapshot replaces this one never touches an
+        // upload grant of the same blob (a member's photo stays the family's).
+        //
+        // 1. Reference the blob first, so it is readable (and safe from the blob
+        //    sweep) before the log serves it.
+        let to = match owner {
             DocOwner::Family(f) => BlobGrantee::Family(f),
             DocOwner::Personal(u) => BlobGrantee::User(u),
         };
-        // The snapshot it replaces is read by no one any more: withdraw its grant, or
-        // every compaction would keep eating the family's (or user's) quota. A device
-        // still fetching it gets 404 and, subscribing again, the new one.
-        let stale = previous
-            .filter(|p| recorded && p.blob != blob)
-            .map(|p| p.blob);
         self.state
-            .accounts(move |a| {
-                match grantee {
-                    BlobGrantee::Family(f) => a.grant_blob(f, blob, len)?,
-                    BlobGrantee::User(u) => a.grant_blob_to_user(u, blob, len)?,
-                }
-                if let Some(stale) = stale {
-                    a.revoke_blob(grantee, stale)?;
-                }
-                Ok(())
-            })
+            .accounts(move |a| a.add_snapshot_ref(doc, to, blob, len))
             .await?;
+        // 2. The log takes it (and drops the chunks it covers), or keeps a newer one.
+        let recorded = self
+            .state
+            .logs(move |l| Ok((l.put_snapshot(doc, &snapshot), l.snapshot(doc)?)))
+            .await;
+        let now = now_ms();
+        let user = me.user;
+        match recorded {
+            // 3. Withdraw the references of the snapshots it replaces (their blobs are
+            //    released, then swept), and take over the uploader's own grant of the
+            //    snapshot's bytes, so they count once and go with the snapshot.
+            Ok((Ok(true), _)) => {
+                self.state
+                    .accounts(move |a| a.settle_snapshot(doc, to, blob, user, now))
+                    .await?;
+            }
+            // The same snapshot again: nothing changes.
+            Ok((Ok(false), Some(current))) if current.blob == blob => {}
+            // A stale one, or refused: its reference goes again.
+            Ok((outcome, _)) => {
+                self.state
+                    .accounts(move |a| a.drop_snapshot_ref(doc, blob, now))
+                    .await?;
+                outcome?;
+            }
+            Err(e) => {
+                let _ = self
+                    .state
+                    .accounts(move |a| a.drop_snapshot_ref(doc, blob, now))
+                    .await;
+                return Err(e);
+            }
+        }
         tracing::info!(%doc, covers_seq, "snapshot recorded");
         Ok(())
     }

@@ -82,10 +82,11 @@ impl Ctx<'_> {
         let name = rules::member_name(&my_name)?;
         let user = self.me.user;
         let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
         let summary = self
             .state
             .accounts(move |a| {
-                a.create_family(family, &title, user, &name, now)?;
+                a.create_family(family, &title, user, &name, now, max)?;
                 let record = a
                     .family(family)?
                     .ok_or(crate::store::StoreError::NotFound("family"))?;
@@ -218,7 +219,7 @@ impl Ctx<'_> {
             .state
             .accounts(move |a| {
                 let pending = a.invites_of_family(family, now)?;
-                a.delete_family(family)?;
+                a.delete_family(family, now)?;
                 Ok(pending)
             })
             .await?;

@@ -123,10 +123,11 @@ impl Ctx<'_> {
         let user = self.me.user;
         let family = info.family;
         let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
         let (answered, joined) = self
             .state
             .accounts(move |a| {
-                let answered = a.answer_invite(invite, accept, now)?;
+                let answered = a.answer_invite(invite, accept, now, max)?;
                 let joined = match (accept, a.family(family)?) {
                     (true, Some(record)) => Some(summary(a, &record, user)?),
                     _ => None,

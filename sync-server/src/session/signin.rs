@@ -92,6 +92,19 @@ impl Session {
                 user_signature,
                 device_signature,
             } => {
+                // "Already exists" tells whether an email is registered, as a lookup
+                // does: registering takes a lookup token of the address, and one of its
+                // registrations (each claims an email), before anything is checked.
+                let now = std::time::Instant::now();
+                let ip = self.peer.ip();
+                let limits = (
+                    self.state.lookups_by_address.try_take(&ip, now),
+                    self.state.registrations_by_address.try_take(&ip, now),
+                );
+                if let (Err(wait), _) | (_, Err(wait)) = limits {
+                    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    return Err(ApiError::rate_limited(ms));
+                }
                 let args = (
                     &email,
                     &nickname,
@@ -263,8 +276,14 @@ impl Session {
         })
     }
 
-    /// Registers the signed-in connection, answers `SignedIn`, then delivers pending
-    /// invites and announces presence.
+    /// Registers the signed-in connection, checks once more that its device is not
+    /// revoked, answers `SignedIn`, then delivers pending invites and announces
+    /// presence.
+    ///
+    /// The connection is registered in the hub *before* that last check: a revocation
+    /// committed before the check is seen by it, and one committed after finds the
+    /// connection in the hub and closes it. Checking first and registering after (as
+    /// before) left a window in which a revoked device kept a session.
     async fn signed_in(&mut self, signed: SignedIn) -> Flow {
         let SignedIn {
             user,
@@ -273,18 +292,35 @@ impl Session {
             added,
         } = signed;
         let now = now_ms();
-        let families = self
+        let (registered, rx) = self.state.hub.register(user, device, self.tokens.clone());
+        let found = self
             .state
             .accounts(move |a| {
+                let revoked = a.device(device)?.is_none_or(|d| d.revoked_at.is_some());
+                if revoked {
+                    return Ok(None);
+                }
                 a.touch_device(device, now)?;
-                Ok((a.families_of(user)?, a.invites_for(user, now)?))
+                Ok(Some((a.families_of(user)?, a.invites_for(user, now)?)))
             })
             .await;
-        let (families, invites) = match families {
-            Ok(v) => v,
-            Err(e) => return self.send_error(e.frame()).await,
+        let (families, invites) = match found {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                self.state.hub.unregister(registered.id, now);
+                // The hub may have revoked these tokens already: a later sign-in on
+                // this connection (as another device) starts clean.
+                self.tokens = super::ConnTokens::default();
+                tracing::info!(%user, %device, peer = %self.peer, "sign-in of a revoked device refused");
+                let e = ErrorFrame::new(ErrorCode::DeviceRevoked, "device revoked");
+                return self.send_error(e).await;
+            }
+            Err(e) => {
+                self.state.hub.unregister(registered.id, now);
+                self.tokens = super::ConnTokens::default();
+                return self.send_error(e.frame()).await;
+            }
         };
-        let (registered, rx) = self.state.hub.register(user, device, self.cancel.clone());
         self.hub_rx = Some(rx);
         self.phase = Phase::SignedIn(Me {
             user,

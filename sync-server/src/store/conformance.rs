@@ -23,6 +23,9 @@ mod logs;
 
 pub(crate) use self::{accounts::*, blobs::*, families::*, invites::*, logs::*};
 
+/// Whoever uploads blobs in tests that do not care who.
+pub(crate) const UPLOADER: UserId = UserId([0xee; 16]);
+
 /// What a conformance test returns.
 pub(crate) type TestResult = Result<(), Box<dyn Error>>;
 
@@ -72,6 +75,7 @@ macro_rules! relay_store_conformance_tests {
                 add_device_lists_devices_oldest_first,
                 add_device_errors_change_nothing,
                 revoke_device_is_idempotent_and_per_user,
+                devices_revoking_each_other_leave_one_standing,
                 touch_device_only_moves_forward,
                 // link codes
                 a_link_code_is_taken_once,
@@ -90,7 +94,11 @@ macro_rules! relay_store_conformance_tests {
                 blob_grants_follow_membership,
                 personal_blobs_are_read_by_everyone_sharing_a_family,
                 family_and_personal_grants_are_independent,
-                a_revoked_grant_no_longer_reads_or_counts,
+                a_replaced_snapshot_is_released_and_counted_in_its_grace,
+                a_snapshot_never_takes_over_someone_elses_upload,
+                a_refused_snapshot_reference_is_dropped,
+                a_deleted_familys_blobs_are_released,
+                families_per_user_are_capped,
                 // invites
                 an_invite_reads_back_with_names,
                 create_invite_errors_change_nothing,
@@ -116,6 +124,7 @@ macro_rules! relay_store_conformance_tests {
                 concurrent_appends_get_distinct_seqs,
                 a_batch_appends_like_one_by_one,
                 a_bad_chunk_does_not_sink_its_batch,
+                log_quotas_count_what_is_stored,
                 // both
                 out_of_range_numbers_are_invalid,
             );
@@ -150,6 +159,9 @@ macro_rules! blob_store_conformance_tests {
                 unknown_blobs,
                 concurrent_uploads_of_the_same_blob,
                 concurrent_uploads_of_different_blobs,
+                blobs_list_in_hash_order_by_pages,
+                a_deleted_blob_is_gone_and_can_come_back,
+                storing_a_blob_again_renews_its_time,
             );
         }
     };
@@ -244,7 +256,7 @@ pub(crate) fn family_with_host(f: &Fixture, n: u8, host: u8) -> Result<FamilyId,
     let host = register(f, host)?;
     let family = family_id(n);
     f.accounts
-        .create_family(family, &format!("family {n}"), host, "엄마", 10)?;
+        .create_family(family, &format!("family {n}"), host, "엄마", 10, usize::MAX)?;
     Ok(family)
 }
 
@@ -280,6 +292,7 @@ pub(crate) fn join(
 ) -> TestResult {
     let invite = new_invite(n, family, inviter, invitee, name, at);
     f.accounts.create_invite(&invite)?;
-    f.accounts.answer_invite(invite.id, true, at + 1)?;
+    f.accounts
+        .answer_invite(invite.id, true, at + 1, usize::MAX)?;
     Ok(())
 }

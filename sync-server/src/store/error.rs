@@ -21,6 +21,15 @@ pub enum StoreError {
     /// The invite was already answered or withdrawn.
     #[error("the invite is no longer open")]
     InviteClosed,
+    /// The document's log holds as many chunk bytes as its quota allows.
+    #[error("the document's log is full")]
+    DocumentFull,
+    /// The user already belongs to as many families as allowed.
+    #[error("the user belongs to too many families")]
+    TooManyFamilies,
+    /// The device acting was revoked (it may no longer do anything).
+    #[error("the device is revoked")]
+    DeviceRevoked,
     /// The referenced user, device, family, invite or blob does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

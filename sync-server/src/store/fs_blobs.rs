@@ -4,11 +4,12 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, BufWriter, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use doran_protocol::BlobHash;
 
-use super::{BlobSink, BlobStore, StoreError, StoreResult, memory_blobs::clamp};
+use super::{BlobSink, BlobStore, StoreError, StoreResult, StoredBlob, memory_blobs::clamp};
 
 /// Where uploads in progress live, inside the store's folder.
 const TMP_DIR: &str = "tmp";
@@ -115,6 +116,69 @@ impl BlobStore for FsBlobStore {
         }
         Ok(out)
     }
+
+    fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>> {
+        // Shard folders are the first two hex digits, so hash order is shard order,
+        // then name order within a shard.
+        let first_shard = after.map(|h| h.to_hex()[..2].to_owned());
+        let mut shards = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_at("list", &self.dir))? {
+            let name = entry
+                .map_err(io_at("list", &self.dir))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            let is_shard = name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_shard && first_shard.as_ref().is_none_or(|f| name >= *f) {
+                shards.push(name);
+            }
+        }
+        shards.sort();
+        let mut out = Vec::new();
+        for shard in shards {
+            let dir = self.dir.join(&shard);
+            let mut found = Vec::new();
+            for entry in fs::read_dir(&dir).map_err(io_at("list", &dir))? {
+                let entry = entry.map_err(io_at("list", &dir))?;
+                // Anything that is not a blob's name (a stray file) is not ours.
+                let Ok(hash) = entry.file_name().to_string_lossy().parse::<BlobHash>() else {
+                    continue;
+                };
+                if after.is_some_and(|a| hash <= a) {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(io_at("stat", &entry.path()))?;
+                found.push(StoredBlob {
+                    hash,
+                    size: meta.len(),
+                    stored_at: meta.modified().map_or(0, unix_ms),
+                });
+            }
+            found.sort_by_key(|b| b.hash);
+            for blob in found {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(blob);
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
+        let path = self.path_of(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_at("remove", &path)(e)),
+        }
+    }
+}
+
+/// A file time as unix milliseconds (0 before the epoch).
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An upload into an [`FsBlobStore`]: a temporary file, removed on drop unless
@@ -150,6 +214,13 @@ impl FsSink {
         let target = self.store.path_of(expected);
         if target.exists() {
             // Deduplicated: the same bytes are already published; Drop removes ours.
+            // They count as stored now: the blob sweep keeps a blob stored within its
+            // grace, and this one is about to be granted again.
+            OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .and_then(|f| f.set_modified(SystemTime::now()))
+                .map_err(io_at("touch", &target))?;
             return Ok(self.size);
         }
         file.sync_all().map_err(io_at("sync", tmp))?;

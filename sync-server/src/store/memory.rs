@@ -7,7 +7,9 @@ use std::{
 
 use doran_protocol::{ChunkId, DocId, Seq};
 
-use super::{Appended, LogStore, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int};
+use super::{
+    Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+};
 
 mod accounts;
 
@@ -36,6 +38,8 @@ struct Log {
     seqs: HashMap<ChunkId, Seq>,
     /// The latest snapshot.
     snapshot: Option<SnapshotRef>,
+    /// Bytes of the chunks in `chunks`.
+    bytes: u64,
 }
 
 impl MemoryStore {
@@ -54,20 +58,34 @@ impl MemoryStore {
 }
 
 impl LogStore for MemoryStore {
-    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
-        int("at", at)?;
+    fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
         let mut logs = self.logs()?;
-        let log = logs.entry(doc).or_default();
-        if let Some(&seq) = log.seqs.get(&chunk) {
-            return Ok(Appended { seq, existed: true });
-        }
-        log.head += 1;
-        log.chunks.insert(log.head, (chunk, bytes.to_vec()));
-        log.seqs.insert(chunk, log.head);
-        Ok(Appended {
-            seq: log.head,
-            existed: false,
-        })
+        Ok(chunks
+            .iter()
+            .map(|c| {
+                int("at", c.at)?;
+                let log = logs.entry(c.doc).or_default();
+                if let Some(&seq) = log.seqs.get(&c.chunk) {
+                    return Ok(Appended { seq, existed: true });
+                }
+                let len = c.bytes.len() as u64;
+                if log.bytes.saturating_add(len) > c.max_log_bytes {
+                    return Err(StoreError::DocumentFull);
+                }
+                log.head += 1;
+                log.bytes += len;
+                log.chunks.insert(log.head, (c.chunk, c.bytes.to_vec()));
+                log.seqs.insert(c.chunk, log.head);
+                Ok(Appended {
+                    seq: log.head,
+                    existed: false,
+                })
+            })
+            .collect())
+    }
+
+    fn log_bytes(&self, doc: DocId) -> StoreResult<u64> {
+        Ok(self.logs()?.get(&doc).map_or(0, |log| log.bytes))
     }
 
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
@@ -119,6 +137,12 @@ impl LogStore for MemoryStore {
             return Ok(false);
         }
         log.snapshot = Some(*snap);
+        let dropped: u64 = log
+            .chunks
+            .range(..=snap.covers_seq)
+            .map(|(_, (_, bytes))| bytes.len() as u64)
+            .sum();
+        log.bytes = log.bytes.saturating_sub(dropped);
         log.chunks.retain(|&seq, _| seq > snap.covers_seq);
         log.seqs.retain(|_, seq| *seq > snap.covers_seq);
         Ok(true)

@@ -1,15 +1,24 @@
 //! [`MemoryBlobStore`]: blobs in a map, for tests.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
+    ops::Bound,
     sync::{Arc, Mutex, MutexGuard},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use doran_protocol::BlobHash;
 
-use super::{BlobSink, BlobStore, StoreError, StoreResult};
+use super::{BlobSink, BlobStore, StoreError, StoreResult, StoredBlob};
 
-type Blobs = HashMap<BlobHash, Arc<[u8]>>;
+/// Each blob's bytes and when it was last stored (unix ms).
+type Blobs = BTreeMap<BlobHash, (Arc<[u8]>, u64)>;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// A [`BlobStore`] in memory, lost on drop; it passes the same conformance suite as
 /// [`FsBlobStore`](super::FsBlobStore). Clones share the same blobs.
@@ -44,19 +53,36 @@ impl BlobStore for MemoryBlobStore {
     }
 
     fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
-        Ok(lock(&self.blobs)?.get(&hash).map(|b| b.len() as u64))
+        Ok(lock(&self.blobs)?.get(&hash).map(|(b, _)| b.len() as u64))
     }
 
     fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
         let blob = lock(&self.blobs)?
             .get(&hash)
-            .cloned()
+            .map(|(b, _)| Arc::clone(b))
             .ok_or(StoreError::NotFound("blob"))?;
         let (start, end) = clamp(blob.len() as u64, offset, len);
         // Both ends are at most the blob's length, which is a usize.
         let range = usize::try_from(start).unwrap_or(blob.len())
             ..usize::try_from(end).unwrap_or(blob.len());
         Ok(blob.get(range).unwrap_or_default().to_vec())
+    }
+
+    fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(lock(&self.blobs)?
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(hash, (bytes, stored_at))| StoredBlob {
+                hash: *hash,
+                size: bytes.len() as u64,
+                stored_at: *stored_at,
+            })
+            .collect())
+    }
+
+    fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
+        Ok(lock(&self.blobs)?.remove(&hash).is_some())
     }
 }
 
@@ -81,7 +107,8 @@ impl BlobSink for MemorySink {
         let size = bytes.len() as u64;
         lock(&blobs)?
             .entry(expected)
-            .or_insert_with(|| Arc::from(bytes));
+            .and_modify(|(_, at)| *at = now_ms())
+            .or_insert_with(|| (Arc::from(bytes), now_ms()));
         Ok(size)
     }
 }

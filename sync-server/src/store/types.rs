@@ -136,6 +136,8 @@ pub struct NewChunk<'a> {
     pub bytes: &'a [u8],
     /// When it arrived (unix ms).
     pub at: u64,
+    /// The most chunk bytes the document's log may hold with this chunk (its quota).
+    pub max_log_bytes: u64,
 }
 
 /// The result of appending a chunk.
@@ -167,4 +169,15 @@ pub struct SnapshotRef {
     pub blob: BlobHash,
     /// Its size.
     pub len: u64,
+}
+
+/// A blob in a blob store, as a sweep sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its hash.
+    pub hash: BlobHash,
+    /// Its size.
+    pub size: u64,
+    /// When it was last stored (or stored again), unix ms.
+    pub stored_at: u64,
 }

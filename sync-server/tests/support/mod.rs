@@ -21,6 +21,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 /// How long any single expected frame may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The relay binary under test: this build's, or the one `DORAN_TEST_RELAY` names (to
+/// check that a test fails against an older build).
+pub fn relay_binary() -> std::path::PathBuf {
+    std::env::var_os("DORAN_TEST_RELAY")
+        .map_or_else(|| env!("CARGO_BIN_EXE_doran-server").into(), Into::into)
+}
+
 /// A running relay process, killed on drop.
 pub struct Server {
     child: Child,
@@ -36,8 +43,23 @@ impl Server {
 
     /// Like [`start`](Self::start), with extra command-line arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(Command::new(relay_binary()), data_dir, extra)
+    }
+
+    /// Like [`start_with`](Self::start_with), with the relay's open-file limit (soft
+    /// and hard, so it cannot raise it) set to `files` by the shell.
+    pub fn start_with_file_limit(data_dir: &Path, files: u32, extra: &[&str]) -> Server {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(relay_binary());
+        Server::spawn(sh, data_dir, extra)
+    }
+
+    /// Starts `relay` (the binary, or a command that execs it) with the test flags.
+    fn spawn(mut relay: Command, data_dir: &Path, extra: &[&str]) -> Server {
         let (child, addr) = doran_testkit::spawn(
-            Command::new(env!("CARGO_BIN_EXE_doran-server"))
+            relay
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["--listen", "127.0.0.1:0", "--server-id", "test-relay"])
@@ -329,7 +351,9 @@ pub fn signed_headers(id: &Identity, method: &str, path: &str) -> Vec<(String, S
             Some(now.max(last + 1))
         })
         .map_or(now, |last| now.max(last + 1));
-    let sig = id.sign_device(&doran_server::auth::http_message(method, path, time));
+    let sig = id.sign_device(&doran_server::auth::http_message(
+        SERVER_ID, method, path, time,
+    ));
     vec![
         ("x-doran-device".into(), id.device.to_string()),
         ("x-doran-time".into(), time.to_string()),
@@ -647,7 +671,9 @@ pub fn signed_headers_at(
     path: &str,
     time: u64,
 ) -> Vec<(String, String)> {
-    let sig = id.sign_device(&doran_server::auth::http_message(method, path, time));
+    let sig = id.sign_device(&doran_server::auth::http_message(
+        SERVER_ID, method, path, time,
+    ));
     vec![
         ("x-doran-device".into(), id.device.to_string()),
         ("x-doran-time".into(), time.to_string()),
@@ -794,7 +820,7 @@ pub async fn http_chunked(
 }
 
 /// Parses a whole HTTP/1.1 response as read off the socket.
-fn parse_response(raw: &[u8]) -> HttpResponse {
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -2,7 +2,7 @@
 
 use doran_protocol::{BlobHash, ChunkId, DocId, UserId};
 
-use super::{Fixture, TestResult, family_with_host, new_device, new_user, register};
+use super::{Fixture, TestResult, UPLOADER, family_with_host, new_device, new_user, register};
 use crate::store::{DeviceRecord, SnapshotRef, StoreError, UserRecord};
 
 const BIG: u64 = i64::MAX as u64 + 1;
@@ -179,20 +179,58 @@ pub(crate) fn revoke_device_is_idempotent_and_per_user(f: &Fixture) -> TestResul
     let other = register(f, 2)?;
     let device = new_device(1, 0).id;
     assert!(matches!(
-        f.accounts.revoke_device(other, device, 50),
+        f.accounts.revoke_device(other, device, device, 50),
         Err(StoreError::NotFound("device"))
     ));
     assert_eq!(f.accounts.device(device)?.ok_or("device")?.revoked_at, None);
-    f.accounts.revoke_device(user, device, 50)?;
-    f.accounts.revoke_device(user, device, 60)?;
+    f.accounts.revoke_device(user, device, device, 50)?;
     assert_eq!(
         f.accounts.device(device)?.ok_or("device")?.revoked_at,
         Some(50)
     );
+    // A revoked device revokes nothing more, itself included.
     assert!(matches!(
-        f.accounts.revoke_device(user, new_device(1, 9).id, 50),
+        f.accounts.revoke_device(user, device, device, 60),
+        Err(StoreError::DeviceRevoked)
+    ));
+    let second = new_device(1, 1);
+    f.accounts.add_device(user, &second)?;
+    f.accounts.revoke_device(user, device, second.id, 60)?;
+    assert_eq!(
+        f.accounts.device(device)?.ok_or("device")?.revoked_at,
+        Some(50),
+        "the first revocation time stays"
+    );
+    assert!(matches!(
+        f.accounts
+            .revoke_device(user, new_device(1, 9).id, second.id, 50),
         Err(StoreError::NotFound("device"))
     ));
+    // Revoking on behalf of another user's device, or an unknown one.
+    assert!(matches!(
+        f.accounts
+            .revoke_device(user, second.id, new_device(2, 0).id, 50),
+        Err(StoreError::NotFound("device"))
+    ));
+    Ok(())
+}
+
+pub(crate) fn devices_revoking_each_other_leave_one_standing(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let owner = new_device(1, 0).id;
+    let thief = new_device(1, 1);
+    f.accounts.add_device(user, &thief)?;
+    // The owner's revocation commits first: the thief's, after it, is refused.
+    f.accounts.revoke_device(user, thief.id, owner, 10)?;
+    assert!(matches!(
+        f.accounts.revoke_device(user, owner, thief.id, 11),
+        Err(StoreError::DeviceRevoked)
+    ));
+    assert_eq!(f.accounts.device(owner)?.ok_or("owner")?.revoked_at, None);
+    assert_eq!(
+        f.accounts.device(thief.id)?.ok_or("thief")?.revoked_at,
+        Some(10)
+    );
     Ok(())
 }
 
@@ -252,7 +290,7 @@ pub(crate) fn link_codes_of_revoked_devices_do_not_work(f: &Fixture) -> TestResu
     let user = register(f, 1)?;
     let device = new_device(1, 0).id;
     f.accounts.put_link_code(code(1), user, device, 1_000)?;
-    f.accounts.revoke_device(user, device, 5)?;
+    f.accounts.revoke_device(user, device, device, 5)?;
     assert_eq!(f.accounts.take_link_code(code(1), 10)?, None);
     assert!(matches!(
         f.accounts.put_link_code(code(2), user, device, 1_000),
@@ -289,14 +327,15 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     let id = register(f, 1)?;
     let device = new_device(1, 0).id;
     assert!(invalid(f.accounts.touch_device(device, BIG)));
-    assert!(invalid(f.accounts.revoke_device(id, device, BIG)));
+    assert!(invalid(f.accounts.revoke_device(id, device, device, BIG)));
     assert!(invalid(f.accounts.put_link_code(code(1), id, device, BIG)));
     assert!(invalid(f.accounts.take_link_code(code(1), BIG).map(|_| ())));
     let family = family_with_host(f, 1, 2)?;
     assert!(invalid(f.accounts.grant_blob(
         family,
         BlobHash::of(b"x"),
-        BIG
+        BIG,
+        UPLOADER
     )));
     assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
     assert!(invalid(f.accounts.grant_blob_to_user(

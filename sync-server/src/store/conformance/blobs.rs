@@ -159,3 +159,58 @@ pub(crate) fn concurrent_uploads_of_different_blobs(blobs: &Arc<dyn BlobStore>) 
     }
     Ok(())
 }
+
+pub(crate) fn blobs_list_in_hash_order_by_pages(blobs: &Arc<dyn BlobStore>) -> TestResult {
+    assert!(blobs.list(None, 10)?.is_empty());
+    let mut hashes = Vec::new();
+    for n in 0..20u8 {
+        let data = bytes(100 + usize::from(n), n);
+        upload(blobs.as_ref(), &data, 64)?;
+        hashes.push(BlobHash::of(&data));
+    }
+    hashes.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = blobs.list(after, 7)?;
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().map(|b| b.hash);
+        seen.extend(page);
+    }
+    assert_eq!(seen.iter().map(|b| b.hash).collect::<Vec<_>>(), hashes);
+    for b in &seen {
+        assert_eq!(Some(b.size), blobs.size(b.hash)?);
+        assert!(b.stored_at > 0);
+    }
+    Ok(())
+}
+
+pub(crate) fn a_deleted_blob_is_gone_and_can_come_back(blobs: &Arc<dyn BlobStore>) -> TestResult {
+    let data = bytes(2_000, 8);
+    let hash = BlobHash::of(&data);
+    upload(blobs.as_ref(), &data, 500)?;
+    assert!(blobs.delete(hash)?);
+    assert!(!blobs.delete(hash)?, "already gone");
+    assert_eq!(blobs.size(hash)?, None);
+    assert!(blobs.list(None, 10)?.is_empty());
+    upload(blobs.as_ref(), &data, 500)?;
+    assert_eq!(blobs.read(hash, 0, u64::MAX)?, data);
+    Ok(())
+}
+
+pub(crate) fn storing_a_blob_again_renews_its_time(blobs: &Arc<dyn BlobStore>) -> TestResult {
+    let data = bytes(1_000, 9);
+    upload(blobs.as_ref(), &data, 1_000)?;
+    let first = blobs.list(None, 1)?.first().copied().ok_or("listed")?;
+    thread::sleep(std::time::Duration::from_millis(20));
+    upload(blobs.as_ref(), &data, 1_000)?;
+    let again = blobs.list(None, 1)?.first().copied().ok_or("listed")?;
+    assert!(
+        again.stored_at > first.stored_at,
+        "{first:?} then {again:?}"
+    );
+    Ok(())
+}

@@ -1,12 +1,13 @@
 //! Families, members, document ownership and blob grants.
 
 use doran_protocol::{
-    BlobHash, DocId, FamilyId,
+    BlobHash, DocId, FamilyId, UserId,
     model::{MemberInfo, Role},
 };
 
 use super::{
-    Fixture, TestResult, family_id, family_with_host, join, new_invite, personal_doc, register,
+    Fixture, TestResult, UPLOADER, family_id, family_with_host, join, new_invite, personal_doc,
+    register,
 };
 use crate::store::{BlobGrantee, DocOwner, FamilyRecord, StoreError};
 
@@ -14,7 +15,7 @@ pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture
     let host = register(f, 1)?;
     let family = family_id(1);
     f.accounts
-        .create_family(family, "우리 가족", host, "엄마", 77)?;
+        .create_family(family, "우리 가족", host, "엄마", 77, usize::MAX)?;
     let record = FamilyRecord {
         id: family,
         title: "우리 가족".into(),
@@ -50,22 +51,29 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let nobody = register(f, 2)?;
     assert!(matches!(
-        f.accounts
-            .create_family(family_id(1), "t", super::new_user(3).0.id, "아빠", 1),
+        f.accounts.create_family(
+            family_id(1),
+            "t",
+            super::new_user(3).0.id,
+            "아빠",
+            1,
+            usize::MAX
+        ),
         Err(StoreError::NotFound("user"))
     ));
     assert_eq!(f.accounts.family(family_id(1))?, None);
     f.accounts
-        .create_family(family_id(1), "t", host, "엄마", 1)?;
+        .create_family(family_id(1), "t", host, "엄마", 1, usize::MAX)?;
     assert!(matches!(
         f.accounts
-            .create_family(family_id(1), "again", nobody, "아빠", 2),
+            .create_family(family_id(1), "again", nobody, "아빠", 2, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     // A personal document id cannot become a family.
     let personal = FamilyId(personal_doc(2).0);
     assert!(matches!(
-        f.accounts.create_family(personal, "t", nobody, "아빠", 2),
+        f.accounts
+            .create_family(personal, "t", nobody, "아빠", 2, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     assert!(f.accounts.families_of(nobody)?.is_empty());
@@ -74,10 +82,10 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
         Some(DocOwner::Personal(nobody))
     );
     // A deleted family's id stays taken.
-    f.accounts.delete_family(family_id(1))?;
+    f.accounts.delete_family(family_id(1), 500)?;
     assert!(matches!(
         f.accounts
-            .create_family(family_id(1), "again", nobody, "아빠", 3),
+            .create_family(family_id(1), "again", nobody, "아빠", 3, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     Ok(())
@@ -89,9 +97,9 @@ pub(crate) fn families_and_members_are_in_join_order(f: &Fixture) -> TestResult 
     let c = register(f, 3)?;
     // b hosts family 5 (created at 10); a hosts family 4 (created at 20).
     f.accounts
-        .create_family(family_id(5), "five", b, "아빠", 10)?;
+        .create_family(family_id(5), "five", b, "아빠", 10, usize::MAX)?;
     f.accounts
-        .create_family(family_id(4), "four", a, "엄마", 20)?;
+        .create_family(family_id(4), "four", a, "엄마", 20, usize::MAX)?;
     join(f, 1, family_id(4), a, c, "딸", 100)?;
     join(f, 2, family_id(5), b, c, "아들", 50)?;
     join(f, 3, family_id(5), b, a, "고모", 200)?;
@@ -130,7 +138,7 @@ pub(crate) fn rename_family_changes_the_title(f: &Fixture) -> TestResult {
         f.accounts.rename_family(family_id(2), "x"),
         Err(StoreError::NotFound("family"))
     ));
-    f.accounts.delete_family(family)?;
+    f.accounts.delete_family(family, 500)?;
     assert!(matches!(
         f.accounts.rename_family(family, "x"),
         Err(StoreError::NotFound("family"))
@@ -166,7 +174,7 @@ pub(crate) fn set_member_name_keeps_names_unique(f: &Fixture) -> TestResult {
     ));
     // The same name in another family is fine.
     f.accounts
-        .create_family(family_id(2), "other", outsider, "막내", 5)?;
+        .create_family(family_id(2), "other", outsider, "막내", 5, usize::MAX)?;
     Ok(())
 }
 
@@ -176,7 +184,7 @@ pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
     let kid = register(f, 2)?;
     join(f, 1, family, host, kid, "딸", 10)?;
     let photo = BlobHash::of(b"photo");
-    f.accounts.grant_blob(family, photo, 5)?;
+    f.accounts.grant_blob(family, photo, 5, UPLOADER)?;
     assert!(f.accounts.blob_granted(kid, photo)?);
 
     f.accounts.remove_member(family, kid)?;
@@ -217,11 +225,14 @@ pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> T
     let pending = new_invite(2, family, host, guest, "삼촌", 20);
     f.accounts.create_invite(&pending)?;
     let photo = BlobHash::of(b"photo");
-    f.accounts.grant_blob(family, photo, 5)?;
+    f.accounts.grant_blob(family, photo, 5, UPLOADER)?;
     let other = family_with_host(f, 2, 4)?;
-    f.accounts.grant_blob(other, photo, 5)?;
+    f.accounts.grant_blob(other, photo, 5, UPLOADER)?;
 
-    f.accounts.delete_family(family)?;
+    f.accounts.delete_family(family, 500)?;
+    // Its blobs are released: held until their grace is over, then nothing.
+    assert!(f.accounts.blob_referenced(photo)?);
+    f.accounts.expire_blob_releases(501)?;
     assert_eq!(f.accounts.family(family)?, None);
     assert!(f.accounts.members(family)?.is_empty());
     assert!(f.accounts.families_of(host)?.is_empty());
@@ -233,15 +244,15 @@ pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> T
     assert!(!f.accounts.blob_granted(kid, photo)?);
     assert_eq!(f.accounts.family_blob_bytes(family)?, 0);
     assert!(matches!(
-        f.accounts.answer_invite(pending.id, true, 21),
+        f.accounts.answer_invite(pending.id, true, 21, usize::MAX),
         Err(StoreError::NotFound("invite"))
     ));
     assert!(matches!(
-        f.accounts.grant_blob(family, photo, 5),
+        f.accounts.grant_blob(family, photo, 5, UPLOADER),
         Err(StoreError::NotFound("family"))
     ));
     assert!(matches!(
-        f.accounts.delete_family(family),
+        f.accounts.delete_family(family, 500),
         Err(StoreError::NotFound("family"))
     ));
     // The other family is untouched; the users remain.
@@ -249,7 +260,7 @@ pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> T
     assert!(f.accounts.family(other)?.is_some());
     assert!(f.accounts.user(kid)?.is_some());
     assert!(matches!(
-        f.accounts.delete_family(family_id(9)),
+        f.accounts.delete_family(family_id(9), 500),
         Err(StoreError::NotFound("family"))
     ));
     Ok(())
@@ -262,9 +273,9 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     let photo = BlobHash::of(b"photo");
     let voice = BlobHash::of(b"voice");
     assert!(!f.accounts.blob_granted(host, photo)?);
-    f.accounts.grant_blob(family, photo, 1_000)?;
-    f.accounts.grant_blob(family, voice, 234)?;
-    f.accounts.grant_blob(family, photo, 999_999)?; // idempotent, first size kept
+    f.accounts.grant_blob(family, photo, 1_000, UPLOADER)?;
+    f.accounts.grant_blob(family, voice, 234, UPLOADER)?;
+    f.accounts.grant_blob(family, photo, 999_999, UPLOADER)?; // idempotent, first size kept
     assert!(f.accounts.blob_granted(host, photo)?);
     assert!(!f.accounts.blob_granted(kid, photo)?, "not a member yet");
     assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
@@ -274,12 +285,12 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     assert!(!f.accounts.blob_granted(kid, BlobHash::of(b"other"))?);
     // A grant to another family of theirs counts too, and only once per family.
     let other = family_with_host(f, 2, 3)?;
-    f.accounts.grant_blob(other, photo, 1_000)?;
+    f.accounts.grant_blob(other, photo, 1_000, UPLOADER)?;
     assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
     assert_eq!(f.accounts.family_blob_bytes(other)?, 1_000);
     assert!(!f.accounts.blob_granted(super::new_user(3).0.id, voice)?);
     assert!(matches!(
-        f.accounts.grant_blob(family_id(9), photo, 1),
+        f.accounts.grant_blob(family_id(9), photo, 1, UPLOADER),
         Err(StoreError::NotFound("family"))
     ));
     Ok(())
@@ -337,7 +348,7 @@ pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) 
     // Leaving ends it; a deleted family shares nothing.
     f.accounts.remove_member(other, stranger)?;
     assert!(!f.accounts.blob_granted(stranger, avatar)?);
-    f.accounts.delete_family(family)?;
+    f.accounts.delete_family(family, 500)?;
     assert!(!f.accounts.blob_granted(mom, avatar)?);
     assert!(!f.accounts.blob_granted(kid, mom_avatar)?);
     // The owners keep their own blobs, and their bytes.
@@ -360,7 +371,7 @@ pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestRes
     let outsider = register(f, 2)?;
     let photo = BlobHash::of(b"photo");
     // The same bytes, granted to the family and to a user, count once in each.
-    f.accounts.grant_blob(family, photo, 100)?;
+    f.accounts.grant_blob(family, photo, 100, UPLOADER)?;
     f.accounts.grant_blob_to_user(outsider, photo, 100)?;
     assert_eq!(f.accounts.family_blob_bytes(family)?, 100);
     assert_eq!(f.accounts.user_blob_bytes(outsider)?, 100);
@@ -391,7 +402,8 @@ pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestRes
             .has_blob_grant(BlobGrantee::User(outsider), other)?
     );
     // Deleting the family leaves the user's grant.
-    f.accounts.delete_family(family)?;
+    f.accounts.delete_family(family, 500)?;
+    f.accounts.expire_blob_releases(501)?;
     assert!(
         !f.accounts
             .has_blob_grant(BlobGrantee::Family(family), photo)?
@@ -401,36 +413,177 @@ pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestRes
     Ok(())
 }
 
-pub(crate) fn a_revoked_grant_no_longer_reads_or_counts(f: &Fixture) -> TestResult {
+pub(crate) fn a_replaced_snapshot_is_released_and_counted_in_its_grace(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let mom = super::new_user(1).0.id;
-    let old = BlobHash::of(b"old snapshot");
-    let new = BlobHash::of(b"new snapshot");
-    f.accounts.grant_blob(family, old, 300)?;
-    f.accounts.grant_blob(family, new, 400)?;
-    f.accounts.grant_blob_to_user(mom, old, 50)?;
+    let to = BlobGrantee::Family(family);
+    let doc = DocId::from(family);
+    let (old, new) = (BlobHash::of(b"old snapshot"), BlobHash::of(b"new snapshot"));
+    // Mom uploads the first snapshot's bytes, and it becomes the snapshot: the
+    // reference takes her upload grant over (the bytes count once).
+    f.accounts.grant_blob(family, old, 300, mom)?;
+    f.accounts.add_snapshot_ref(doc, to, old, 300)?;
+    f.accounts.settle_snapshot(doc, to, old, mom, 10)?;
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 300);
+    assert!(
+        f.accounts.blob_granted(mom, old)?,
+        "readable as the snapshot"
+    );
+    // A newer snapshot replaces it: the old one is released, still counted and kept
+    // until its grace is over, but no longer readable.
+    f.accounts.grant_blob(family, new, 400, mom)?;
+    f.accounts.add_snapshot_ref(doc, to, new, 400)?;
     assert_eq!(f.accounts.family_blob_bytes(family)?, 700);
-
-    assert!(f.accounts.revoke_blob(BlobGrantee::Family(family), old)?);
+    f.accounts.settle_snapshot(doc, to, new, mom, 20)?;
+    assert_eq!(
+        f.accounts.family_blob_bytes(family)?,
+        700,
+        "released, in its grace"
+    );
+    assert!(!f.accounts.blob_granted(mom, old)?);
+    assert!(
+        f.accounts.has_blob_grant(to, old)?,
+        "a re-upload needs no room"
+    );
+    assert!(f.accounts.blob_referenced(old)?);
+    assert_eq!(
+        f.accounts.expire_blob_releases(20)?,
+        0,
+        "not before its time"
+    );
+    assert_eq!(f.accounts.expire_blob_releases(21)?, 1);
     assert_eq!(f.accounts.family_blob_bytes(family)?, 400);
     assert!(
-        !f.accounts
-            .has_blob_grant(BlobGrantee::Family(family), old)?
+        !f.accounts.blob_referenced(old)?,
+        "nothing holds it: it may go"
     );
-    assert!(
+    assert!(f.accounts.blob_referenced(new)?);
+    assert!(matches!(
+        f.accounts.settle_snapshot(doc, to, old, mom, 30),
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}
+
+pub(crate) fn a_snapshot_never_takes_over_someone_elses_upload(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let (host, member) = (super::new_user(1).0.id, register(f, 2)?);
+    join(f, 1, family, host, member, "아빠", 20)?;
+    let to = BlobGrantee::Family(family);
+    let doc = DocId::from(family);
+    // The host's photo, used by a member as the family's "snapshot", then replaced.
+    let photo = BlobHash::of(b"the host's photo");
+    f.accounts.grant_blob(family, photo, 500, host)?;
+    f.accounts.add_snapshot_ref(doc, to, photo, 500)?;
+    f.accounts.settle_snapshot(doc, to, photo, member, 30)?;
+    let real = BlobHash::of(b"a real snapshot");
+    f.accounts.grant_blob(family, real, 100, member)?;
+    f.accounts.add_snapshot_ref(doc, to, real, 100)?;
+    f.accounts.settle_snapshot(doc, to, real, member, 40)?;
+    f.accounts.expire_blob_releases(u64::MAX / 4)?;
+    // The photo keeps its upload grant: readable, counted, referenced.
+    assert!(f.accounts.blob_granted(member, photo)?);
+    assert!(f.accounts.blob_referenced(photo)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 600);
+    // Bytes uploaded by two members are no one's alone either.
+    let shared = BlobHash::of(b"uploaded twice");
+    f.accounts.grant_blob(family, shared, 10, member)?;
+    f.accounts.grant_blob(family, shared, 10, host)?;
+    f.accounts.add_snapshot_ref(doc, to, shared, 10)?;
+    f.accounts.settle_snapshot(doc, to, shared, member, 50)?;
+    f.accounts.add_snapshot_ref(doc, to, real, 100)?;
+    f.accounts.settle_snapshot(doc, to, real, member, 60)?;
+    f.accounts.expire_blob_releases(u64::MAX / 4)?;
+    assert!(f.accounts.blob_referenced(shared)?);
+    assert!(f.accounts.blob_granted(host, shared)?);
+    Ok(())
+}
+
+pub(crate) fn a_refused_snapshot_reference_is_dropped(f: &Fixture) -> TestResult {
+    let mom = register(f, 1)?;
+    let doc = personal_doc(1);
+    let to = BlobGrantee::User(mom);
+    let blob = BlobHash::of(b"stale personal snapshot");
+    f.accounts.grant_blob_to_user(mom, blob, 70)?;
+    f.accounts.add_snapshot_ref(doc, to, blob, 70)?;
+    f.accounts.add_snapshot_ref(doc, to, blob, 70)?; // idempotent
+    assert_eq!(f.accounts.user_blob_bytes(mom)?, 70);
+    assert!(f.accounts.drop_snapshot_ref(doc, blob, 5)?);
+    assert!(!f.accounts.drop_snapshot_ref(doc, blob, 6)?, "already gone");
+    // Her upload grant was never touched.
+    f.accounts.expire_blob_releases(u64::MAX / 4)?;
+    assert!(f.accounts.blob_granted(mom, blob)?);
+    assert_eq!(f.accounts.user_blob_bytes(mom)?, 70);
+    assert!(matches!(
         f.accounts
-            .has_blob_grant(BlobGrantee::Family(family), new)?
-    );
-    // The user's grant of the same bytes is its own.
-    assert!(f.accounts.blob_granted(mom, old)?);
-    assert!(f.accounts.revoke_blob(BlobGrantee::User(mom), old)?);
-    assert!(!f.accounts.blob_granted(mom, old)?);
-    assert_eq!(f.accounts.user_blob_bytes(mom)?, 0);
-    // Again, or never granted: nothing to withdraw.
-    assert!(!f.accounts.revoke_blob(BlobGrantee::Family(family), old)?);
+            .add_snapshot_ref(doc, BlobGrantee::User(UserId([9; 16])), blob, 1),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        f.accounts.add_snapshot_ref(
+            DocId::from(family_id(9)),
+            BlobGrantee::Family(family_id(9)),
+            blob,
+            1
+        ),
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}
+
+pub(crate) fn a_deleted_familys_blobs_are_released(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let other = family_with_host(f, 2, 2)?;
+    let host = super::new_user(1).0.id;
+    let (photo, snap) = (BlobHash::of(b"photo"), BlobHash::of(b"snapshot"));
+    let shared = BlobHash::of(b"in two families");
+    f.accounts.grant_blob(family, photo, 10, host)?;
+    f.accounts.grant_blob(family, shared, 30, host)?;
+    f.accounts
+        .grant_blob(other, shared, 30, super::new_user(2).0.id)?;
+    let to = BlobGrantee::Family(family);
+    f.accounts
+        .add_snapshot_ref(DocId::from(family), to, snap, 20)?;
+    f.accounts.delete_family(family, 100)?;
+    for blob in [photo, snap, shared] {
+        assert!(f.accounts.blob_referenced(blob)?, "in its grace");
+    }
+    f.accounts.expire_blob_releases(101)?;
+    assert!(!f.accounts.blob_referenced(photo)?);
+    assert!(!f.accounts.blob_referenced(snap)?);
     assert!(
-        !f.accounts
-            .revoke_blob(BlobGrantee::Family(family_id(9)), new)?
+        f.accounts.blob_referenced(shared)?,
+        "the other family still has it"
     );
+    Ok(())
+}
+
+pub(crate) fn families_per_user_are_capped(f: &Fixture) -> TestResult {
+    let host = register(f, 1)?;
+    let guest = register(f, 2)?;
+    for n in 1..=2 {
+        f.accounts
+            .create_family(family_id(n), "t", host, "엄마", 10, 2)?;
+    }
+    assert!(matches!(
+        f.accounts
+            .create_family(family_id(3), "t", host, "엄마", 10, 2),
+        Err(StoreError::TooManyFamilies)
+    ));
+    assert!(f.accounts.family(family_id(3))?.is_none());
+    // Joining counts too.
+    f.accounts
+        .create_family(family_id(4), "t", guest, "아빠", 10, 2)?;
+    let invite = new_invite(1, family_id(4), guest, host, "엄마", 20);
+    f.accounts.create_invite(&invite)?;
+    assert!(matches!(
+        f.accounts.answer_invite(invite.id, true, 21, 2),
+        Err(StoreError::TooManyFamilies)
+    ));
+    assert!(f.accounts.membership(family_id(4), host)?.is_none());
+    // A deleted family makes room.
+    f.accounts.delete_family(family_id(1), 30)?;
+    f.accounts.answer_invite(invite.id, true, 31, 2)?;
+    assert!(f.accounts.membership(family_id(4), host)?.is_some());
     Ok(())
 }

@@ -175,7 +175,7 @@ pub(crate) fn an_expired_invite_reads_as_expired_and_allows_a_new_one(f: &Fixtur
 
 pub(crate) fn accept_adds_the_membership(f: &Fixture) -> TestResult {
     let invite = setup(f)?;
-    let info = f.accounts.answer_invite(invite.id, true, 60)?;
+    let info = f.accounts.answer_invite(invite.id, true, 60, usize::MAX)?;
     assert_eq!(info.state, InviteState::Accepted);
     assert_eq!(info.invite, invite.id);
     assert_eq!(info.inviter_name, "엄마");
@@ -199,7 +199,7 @@ pub(crate) fn accept_adds_the_membership(f: &Fixture) -> TestResult {
     assert!(f.accounts.invites_of_family(invite.family, 60)?.is_empty());
     for accept in [true, false] {
         assert!(matches!(
-            f.accounts.answer_invite(invite.id, accept, 61),
+            f.accounts.answer_invite(invite.id, accept, 61, usize::MAX),
             Err(StoreError::InviteClosed)
         ));
     }
@@ -212,7 +212,7 @@ pub(crate) fn accept_adds_the_membership(f: &Fixture) -> TestResult {
 
 pub(crate) fn reject_adds_nothing(f: &Fixture) -> TestResult {
     let invite = setup(f)?;
-    let info = f.accounts.answer_invite(invite.id, false, 60)?;
+    let info = f.accounts.answer_invite(invite.id, false, 60, usize::MAX)?;
     assert_eq!(info.state, InviteState::Rejected);
     assert_eq!(
         f.accounts.invite(invite.id, 60)?.map(|i| i.state),
@@ -221,7 +221,7 @@ pub(crate) fn reject_adds_nothing(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
     assert!(f.accounts.invites_for(invite.invitee, 60)?.is_empty());
     assert!(matches!(
-        f.accounts.answer_invite(invite.id, true, 61),
+        f.accounts.answer_invite(invite.id, true, 61, usize::MAX),
         Err(StoreError::InviteClosed)
     ));
     // A rejected invite does not block a new one.
@@ -240,7 +240,7 @@ pub(crate) fn an_expired_invite_cannot_be_answered(f: &Fixture) -> TestResult {
     let invite = setup(f)?;
     for accept in [true, false] {
         assert!(matches!(
-            f.accounts.answer_invite(invite.id, accept, 110),
+            f.accounts.answer_invite(invite.id, accept, 110, usize::MAX),
             Err(StoreError::InviteExpired)
         ));
     }
@@ -255,7 +255,9 @@ pub(crate) fn an_expired_invite_cannot_be_answered(f: &Fixture) -> TestResult {
     );
     // Nothing was stored: at a time before the deadline it is still open.
     assert_eq!(
-        f.accounts.answer_invite(invite.id, true, 109)?.state,
+        f.accounts
+            .answer_invite(invite.id, true, 109, usize::MAX)?
+            .state,
         InviteState::Accepted
     );
     Ok(())
@@ -266,9 +268,9 @@ pub(crate) fn accept_fails_if_the_name_was_taken_meanwhile(f: &Fixture) -> TestR
     let other = register(f, 3)?;
     let second = new_invite(2, invite.family, invite.inviter, other, "딸", 20);
     f.accounts.create_invite(&second)?;
-    f.accounts.answer_invite(second.id, true, 30)?;
+    f.accounts.answer_invite(second.id, true, 30, usize::MAX)?;
     assert!(matches!(
-        f.accounts.answer_invite(invite.id, true, 40),
+        f.accounts.answer_invite(invite.id, true, 40, usize::MAX),
         Err(StoreError::NameTaken(n)) if n == "딸"
     ));
     assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
@@ -277,7 +279,7 @@ pub(crate) fn accept_fails_if_the_name_was_taken_meanwhile(f: &Fixture) -> TestR
         Some(InviteState::Pending)
     );
     // Rejecting does not need the name.
-    f.accounts.answer_invite(invite.id, false, 41)?;
+    f.accounts.answer_invite(invite.id, false, 41, usize::MAX)?;
     Ok(())
 }
 
@@ -294,9 +296,9 @@ pub(crate) fn accept_fails_for_a_member(f: &Fixture) -> TestResult {
         150,
     );
     f.accounts.create_invite(&second)?;
-    f.accounts.answer_invite(second.id, true, 151)?;
+    f.accounts.answer_invite(second.id, true, 151, usize::MAX)?;
     assert!(matches!(
-        f.accounts.answer_invite(invite.id, true, 50),
+        f.accounts.answer_invite(invite.id, true, 50, usize::MAX),
         Err(StoreError::AlreadyMember)
     ));
     assert_eq!(
@@ -323,7 +325,7 @@ pub(crate) fn withdraw_closes_an_invite(f: &Fixture) -> TestResult {
     );
     assert!(f.accounts.invites_for(invite.invitee, 50)?.is_empty());
     assert!(matches!(
-        f.accounts.answer_invite(invite.id, true, 51),
+        f.accounts.answer_invite(invite.id, true, 51, usize::MAX),
         Err(StoreError::InviteClosed)
     ));
     assert!(matches!(
@@ -338,7 +340,7 @@ pub(crate) fn unknown_invites(f: &Fixture) -> TestResult {
     let id = InviteId([42; 16]);
     assert_eq!(f.accounts.invite(id, 1)?, None);
     assert!(matches!(
-        f.accounts.answer_invite(id, true, 1),
+        f.accounts.answer_invite(id, true, 1, usize::MAX),
         Err(StoreError::NotFound("invite"))
     ));
     assert!(matches!(
@@ -378,7 +380,7 @@ pub(crate) fn invite_lists_are_oldest_first(f: &Fixture) -> TestResult {
     let guest2 = register(f, 3)?;
     for n in [1, 2, 3] {
         f.accounts
-            .create_family(family_id(n), &format!("f{n}"), host, "엄마", 1)?;
+            .create_family(family_id(n), &format!("f{n}"), host, "엄마", 1, usize::MAX)?;
     }
     // Sent at 30, 10, 20 with ids 1, 2, 3; and id 5 at 10 (same time as id 2).
     f.accounts

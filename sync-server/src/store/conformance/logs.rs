@@ -249,6 +249,7 @@ fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
         chunk: ChunkId::of(bytes),
         bytes,
         at: 1_000,
+        max_log_bytes: u64::MAX,
     }
 }
 
@@ -306,5 +307,53 @@ pub(crate) fn a_bad_chunk_does_not_sink_its_batch(f: &Fixture) -> TestResult {
     assert!(matches!(results[1], Err(StoreError::Invalid(_))));
     assert_eq!(results[2].as_ref().ok().map(|a| a.seq), Some(2));
     assert_eq!(seqs(&logs.read_since(doc(1), 0, 10)?), vec![1, 2]);
+    Ok(())
+}
+
+pub(crate) fn log_quotas_count_what_is_stored(f: &Fixture) -> TestResult {
+    let doc = DocId([0x51; 16]);
+    let chunk = |n: u8| vec![n; 100];
+    fn new(doc: DocId, bytes: &[u8], max: u64) -> NewChunk<'_> {
+        NewChunk {
+            doc,
+            chunk: ChunkId::of(bytes),
+            bytes,
+            at: 1,
+            max_log_bytes: max,
+        }
+    }
+    let (a, b, c) = (chunk(1), chunk(2), chunk(3));
+    // Two fit under 250 bytes, the third is refused alone in its batch.
+    let results =
+        f.logs
+            .append_batch(&[new(doc, &a, 250), new(doc, &b, 250), new(doc, &c, 250)])?;
+    assert!(matches!(results[0], Ok(Appended { seq: 1, .. })));
+    assert!(matches!(results[1], Ok(Appended { seq: 2, .. })));
+    assert!(matches!(results[2], Err(StoreError::DocumentFull)));
+    assert_eq!(f.logs.log_bytes(doc)?, 200);
+    assert_eq!(f.logs.head(doc)?, 2, "the refused chunk took no seq");
+    // A chunk already in the log is acked however full it is.
+    let again = f.logs.append_batch(&[new(doc, &a, 0)])?;
+    assert!(matches!(
+        again[0],
+        Ok(Appended {
+            seq: 1,
+            existed: true
+        })
+    ));
+    // A snapshot frees what it covers.
+    let snapshot = SnapshotRef {
+        covers_seq: 1,
+        blob: BlobHash::of(b"s"),
+        len: 1,
+    };
+    f.logs.put_snapshot(doc, &snapshot)?;
+    assert_eq!(f.logs.log_bytes(doc)?, 100);
+    let results = f.logs.append_batch(&[new(doc, &c, 250)])?;
+    assert!(matches!(results[0], Ok(Appended { seq: 3, .. })));
+    assert_eq!(f.logs.log_bytes(doc)?, 200);
+    f.logs.drop_doc(doc)?;
+    assert_eq!(f.logs.log_bytes(doc)?, 0);
+    assert_eq!(f.logs.log_bytes(DocId([0x52; 16]))?, 0, "unknown");
     Ok(())
 }

@@ -25,8 +25,20 @@ pub(super) struct Accounts {
     families: BTreeMap<FamilyId, Family>,
     members: BTreeMap<(FamilyId, UserId), Member>,
     invites: BTreeMap<InviteId, Invite>,
-    grants: BTreeMap<(FamilyId, BlobHash), u64>,
+    /// Size and, while it is one member alone, who uploaded it.
+    grants: BTreeMap<(FamilyId, BlobHash), (u64, Option<UserId>)>,
     user_grants: BTreeMap<(UserId, BlobHash), u64>,
+    snapshot_refs: BTreeMap<(DocId, BlobHash), (BlobGrantee, u64)>,
+    releases: Vec<Release>,
+}
+
+/// A blob whose grant or reference was withdrawn, counted until its grace is over.
+#[derive(Debug, Clone, Copy)]
+struct Release {
+    blob: BlobHash,
+    from: BlobGrantee,
+    size: u64,
+    at: u64,
 }
 
 #[derive(Debug)]
@@ -64,6 +76,52 @@ impl Accounts {
     fn doc_taken(&self, doc: DocId) -> bool {
         self.users.values().any(|u| u.personal_doc == doc)
             || self.families.keys().any(|&f| DocId::from(f) == doc)
+    }
+
+    /// Refuses a new membership of `user` past `max` families.
+    fn check_family_room(&self, user: UserId, max: usize) -> StoreResult<()> {
+        let n = self
+            .members
+            .keys()
+            .filter(|(f, u)| *u == user && self.live_family(*f).is_some())
+            .count();
+        if n >= max {
+            return Err(StoreError::TooManyFamilies);
+        }
+        Ok(())
+    }
+
+    /// Each distinct blob `to` holds (granted, a snapshot, released in its grace),
+    /// with its size.
+    fn held_by(&self, to: BlobGrantee) -> BTreeMap<BlobHash, u64> {
+        let mut held = BTreeMap::new();
+        match to {
+            BlobGrantee::Family(family) => {
+                for ((f, blob), (size, _)) in &self.grants {
+                    if *f == family {
+                        held.insert(*blob, *size);
+                    }
+                }
+            }
+            BlobGrantee::User(user) => {
+                for ((u, blob), size) in &self.user_grants {
+                    if *u == user {
+                        held.insert(*blob, *size);
+                    }
+                }
+            }
+        }
+        for ((_, blob), (owner, size)) in &self.snapshot_refs {
+            if *owner == to {
+                held.insert(*blob, *size);
+            }
+        }
+        for r in &self.releases {
+            if r.from == to {
+                held.insert(r.blob, r.size);
+            }
+        }
+        held
     }
 
     fn live_family(&self, family: FamilyId) -> Option<&FamilyRecord> {
@@ -300,9 +358,20 @@ impl AccountStore for MemoryStore {
         Ok(devices)
     }
 
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()> {
         int("at", at)?;
         let mut a = self.accounts()?;
+        match a.devices.get(&by).filter(|d| d.user == user) {
+            None => return Err(StoreError::NotFound("device")),
+            Some(d) if d.revoked_at.is_some() => return Err(StoreError::DeviceRevoked),
+            Some(_) => {}
+        }
         let record = a
             .devices
             .get_mut(&device)
@@ -382,6 +451,7 @@ impl AccountStore for MemoryStore {
         host: UserId,
         host_name: &str,
         at: u64,
+        max_families: usize,
     ) -> StoreResult<()> {
         int("at", at)?;
         let mut a = self.accounts()?;
@@ -391,6 +461,7 @@ impl AccountStore for MemoryStore {
         if a.families.contains_key(&family) || a.doc_taken(DocId::from(family)) {
             return Err(StoreError::Conflict(format!("family {family} exists")));
         }
+        a.check_family_room(host, max_families)?;
         a.families.insert(
             family,
             Family {
@@ -490,7 +561,8 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    fn delete_family(&self, family: FamilyId) -> StoreResult<()> {
+    fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()> {
+        int("at", at)?;
         let mut a = self.accounts()?;
         let found = a
             .families
@@ -500,7 +572,20 @@ impl AccountStore for MemoryStore {
         found.deleted = true;
         a.members.retain(|(f, _), _| *f != family);
         a.invites.retain(|_, i| i.new.family != family);
+        let from = BlobGrantee::Family(family);
+        let released: Vec<Release> = a
+            .held_by(from)
+            .into_iter()
+            .map(|(blob, size)| Release {
+                blob,
+                from,
+                size,
+                at,
+            })
+            .collect();
+        a.releases.extend(released);
         a.grants.retain(|(f, _), _| *f != family);
+        a.snapshot_refs.retain(|_, (owner, _)| *owner != from);
         Ok(())
     }
 
@@ -569,7 +654,13 @@ impl AccountStore for MemoryStore {
         self.accounts()?.open_invites(now, |i| i.family == family)
     }
 
-    fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo> {
+    fn answer_invite(
+        &self,
+        invite: InviteId,
+        accept: bool,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
         let state = if accept {
             StoredInviteState::Accepted
         } else {
@@ -589,7 +680,7 @@ impl AccountStore for MemoryStore {
                 if a.name_holder(new.family, &new.proposed_name).is_some() {
                     return Err(StoreError::NameTaken(new.proposed_name.clone()));
                 }
-                Ok(())
+                a.check_family_room(new.invitee, max_families)
             },
             |a, new| {
                 if accept {
@@ -625,13 +716,22 @@ impl AccountStore for MemoryStore {
         Ok(a.live_family(family).map(|_| DocOwner::Family(family)))
     }
 
-    fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()> {
+    fn grant_blob(
+        &self,
+        family: FamilyId,
+        blob: BlobHash,
+        size: u64,
+        by: UserId,
+    ) -> StoreResult<()> {
         int("size", size)?;
         let mut a = self.accounts()?;
         if a.live_family(family).is_none() {
             return Err(StoreError::NotFound("family"));
         }
-        a.grants.entry((family, blob)).or_insert(size);
+        let grant = a.grants.entry((family, blob)).or_insert((size, Some(by)));
+        if grant.1 != Some(by) {
+            grant.1 = None;
+        }
         Ok(())
     }
 
@@ -653,50 +753,147 @@ impl AccountStore for MemoryStore {
             .filter(|&&(_, u)| u == user)
             .map(|&(family, _)| family)
             .collect();
-        if families
-            .iter()
-            .any(|&family| a.grants.contains_key(&(family, blob)))
-        {
+        // Who holds it as a personal blob (granted, or a personal snapshot).
+        let owners = a
+            .user_grants
+            .keys()
+            .filter(|&&(_, b)| b == blob)
+            .map(|&(owner, _)| owner)
+            .chain(
+                a.snapshot_refs
+                    .iter()
+                    .filter(|((_, b), _)| *b == blob)
+                    .filter_map(|(_, (owner, _))| match owner {
+                        BlobGrantee::User(u) => Some(*u),
+                        BlobGrantee::Family(_) => None,
+                    }),
+            );
+        let by_family = families.iter().any(|&family| {
+            a.grants.contains_key(&(family, blob))
+                || a.snapshot_refs
+                    .iter()
+                    .any(|((_, b), (owner, _))| *b == blob && *owner == BlobGrantee::Family(family))
+        });
+        if by_family {
             return Ok(true);
         }
-        // Granted to the caller, or to someone sharing a family with them.
-        Ok(a.user_grants.keys().any(|&(owner, b)| {
-            b == blob
-                && (owner == user || families.iter().any(|&family| a.is_member(family, owner)))
+        // Held by the caller, or by someone sharing a family with them.
+        let mut owners = owners;
+        Ok(owners.any(|owner| {
+            owner == user || families.iter().any(|&family| a.is_member(family, owner))
         }))
     }
 
     fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
-        let a = self.accounts()?;
-        Ok(match to {
-            BlobGrantee::Family(family) => a.grants.contains_key(&(family, blob)),
-            BlobGrantee::User(user) => a.user_grants.contains_key(&(user, blob)),
-        })
-    }
-
-    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
-        let mut a = self.accounts()?;
-        Ok(match from {
-            BlobGrantee::Family(family) => a.grants.remove(&(family, blob)).is_some(),
-            BlobGrantee::User(user) => a.user_grants.remove(&(user, blob)).is_some(),
-        })
+        Ok(self.accounts()?.held_by(to).contains_key(&blob))
     }
 
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
         let a = self.accounts()?;
-        Ok(a.grants
-            .iter()
-            .filter(|((f, _), _)| *f == family)
-            .map(|(_, size)| *size)
-            .fold(0, u64::saturating_add))
+        Ok(a.held_by(BlobGrantee::Family(family))
+            .values()
+            .fold(0, |sum, size| sum.saturating_add(*size)))
     }
 
     fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
         let a = self.accounts()?;
-        Ok(a.user_grants
+        Ok(a.held_by(BlobGrantee::User(user))
+            .values()
+            .fold(0, |sum, size| sum.saturating_add(*size)))
+    }
+
+    fn add_snapshot_ref(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        size: u64,
+    ) -> StoreResult<()> {
+        int("size", size)?;
+        let mut a = self.accounts()?;
+        match to {
+            BlobGrantee::Family(f) if a.live_family(f).is_none() => {
+                return Err(StoreError::NotFound("family"));
+            }
+            BlobGrantee::User(u) if !a.users.contains_key(&u) => {
+                return Err(StoreError::NotFound("user"));
+            }
+            _ => {}
+        }
+        a.snapshot_refs.entry((doc, blob)).or_insert((to, size));
+        Ok(())
+    }
+
+    fn settle_snapshot(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+        at: u64,
+    ) -> StoreResult<()> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        if !a.snapshot_refs.contains_key(&(doc, blob)) {
+            return Err(StoreError::NotFound("blob"));
+        }
+        let others: Vec<(BlobHash, BlobGrantee, u64)> = a
+            .snapshot_refs
             .iter()
-            .filter(|((u, _), _)| *u == user)
-            .map(|(_, size)| *size)
-            .fold(0, u64::saturating_add))
+            .filter(|((d, b), _)| *d == doc && *b != blob)
+            .map(|((_, b), (owner, size))| (*b, *owner, *size))
+            .collect();
+        for (old, from, size) in others {
+            a.snapshot_refs.remove(&(doc, old));
+            a.releases.push(Release {
+                blob: old,
+                from,
+                size,
+                at,
+            });
+        }
+        match to {
+            BlobGrantee::Family(f) => {
+                if a.grants.get(&(f, blob)).is_some_and(|g| g.1 == Some(by)) {
+                    a.grants.remove(&(f, blob));
+                }
+            }
+            BlobGrantee::User(u) if u == by => {
+                a.user_grants.remove(&(u, blob));
+            }
+            BlobGrantee::User(_) => {}
+        }
+        Ok(())
+    }
+
+    fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        let Some((from, size)) = a.snapshot_refs.remove(&(doc, blob)) else {
+            return Ok(false);
+        };
+        a.releases.push(Release {
+            blob,
+            from,
+            size,
+            at,
+        });
+        Ok(true)
+    }
+
+    fn blob_referenced(&self, blob: BlobHash) -> StoreResult<bool> {
+        let a = self.accounts()?;
+        Ok(a.grants.keys().any(|(_, b)| *b == blob)
+            || a.user_grants.keys().any(|(_, b)| *b == blob)
+            || a.snapshot_refs.keys().any(|(_, b)| *b == blob)
+            || a.releases.iter().any(|r| r.blob == blob))
+    }
+
+    fn expire_blob_releases(&self, before: u64) -> StoreResult<usize> {
+        int("before", before)?;
+        let mut a = self.accounts()?;
+        let n = a.releases.len();
+        a.releases.retain(|r| r.at >= before);
+        Ok(n - a.releases.len())
     }
 }

@@ -43,6 +43,46 @@ fn is_member(tx: &Connection, family: FamilyId, user: UserId) -> StoreResult<boo
     )
 }
 
+/// Refuses a new membership of `user` past `max` families.
+fn check_family_room(tx: &Connection, user: UserId, max: usize) -> StoreResult<()> {
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM members m JOIN families f ON f.id = m.family
+             WHERE m.user = ?1 AND f.deleted = 0",
+        )?
+        .query_row([user.0], |row| row.get(0))?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+        return Err(StoreError::TooManyFamilies);
+    }
+    Ok(())
+}
+
+/// Releases `blob` (held by `family` or `user`) at `at`: it stays counted and
+/// undeleted for the grace period.
+fn release(
+    tx: &Connection,
+    blob: &[u8; 32],
+    family: Option<[u8; 16]>,
+    user: Option<[u8; 16]>,
+    size: i64,
+    at: i64,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO blob_releases (blob, family, user, size, released_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((blob, family, user, size, at))?;
+    Ok(())
+}
+
+/// `(family, user)` columns of a grantee.
+fn grantee_columns(to: BlobGrantee) -> (Option<[u8; 16]>, Option<[u8; 16]>) {
+    match to {
+        BlobGrantee::Family(f) => (Some(f.0), None),
+        BlobGrantee::User(u) => (None, Some(u.0)),
+    }
+}
+
 /// The member of `family` called `name`, if any.
 fn name_holder(tx: &Connection, family: FamilyId, name: &str) -> StoreResult<Option<UserId>> {
     Ok(tx
@@ -234,9 +274,24 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn revoke_device(&self, user: UserId, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(|tx| {
+            let revoker: Option<Option<i64>> = tx
+                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
+                .query_row((by.0, user.0), |row| row.get(0))
+                .optional()?;
+            match revoker {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
+                Some(None) => {}
+            }
             let updated = tx
                 .prepare_cached(
                     "UPDATE devices SET revoked_at = coalesce(revoked_at, ?3)
@@ -329,6 +384,7 @@ impl AccountStore for SqliteStore {
         host: UserId,
         host_name: &str,
         at: u64,
+        max_families: usize,
     ) -> StoreResult<()> {
         let at = int("at", at)?;
         let doc = DocId::from(family);
@@ -341,6 +397,7 @@ impl AccountStore for SqliteStore {
             {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
+            check_family_room(tx, host, max_families)?;
             tx.prepare_cached(
                 "INSERT INTO families (id, title, host, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -449,15 +506,24 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn delete_family(&self, family: FamilyId) -> StoreResult<()> {
+    fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()> {
+        let at = int("at", at)?;
         self.write(|tx| {
             if !live_family(tx, family)? {
                 return Err(StoreError::NotFound("family"));
             }
+            tx.prepare_cached(
+                "INSERT INTO blob_releases (blob, family, user, size, released_at)
+                 SELECT blob, family, NULL, size, ?2 FROM blob_grants WHERE family = ?1
+                 UNION ALL
+                 SELECT blob, family, NULL, size, ?2 FROM snapshot_refs WHERE family = ?1",
+            )?
+            .execute((family.0, at))?;
             for sql in [
                 "DELETE FROM members WHERE family = ?1",
                 "DELETE FROM invites WHERE family = ?1",
                 "DELETE FROM blob_grants WHERE family = ?1",
+                "DELETE FROM snapshot_refs WHERE family = ?1",
                 "UPDATE families SET deleted = 1 WHERE id = ?1",
             ] {
                 tx.prepare_cached(sql)?.execute([family.0])?;
@@ -552,7 +618,13 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn answer_invite(&self, invite: InviteId, accept: bool, now: u64) -> StoreResult<InviteInfo> {
+    fn answer_invite(
+        &self,
+        invite: InviteId,
+        accept: bool,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
         let at = int("now", now)?;
         let state = if accept {
             StoredInviteState::Accepted
@@ -570,6 +642,7 @@ impl AccountStore for SqliteStore {
                 if name_holder(tx, info.family, &info.proposed_name)?.is_some() {
                     return Err(StoreError::NameTaken(info.proposed_name.clone()));
                 }
+                check_family_room(tx, info.invitee, max_families)?;
                 tx.prepare_cached(
                     "INSERT INTO members (family, user, name, role, joined_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -612,17 +685,25 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn grant_blob(&self, family: FamilyId, blob: BlobHash, size: u64) -> StoreResult<()> {
+    fn grant_blob(
+        &self,
+        family: FamilyId,
+        blob: BlobHash,
+        size: u64,
+        by: UserId,
+    ) -> StoreResult<()> {
         let size = int("size", size)?;
         self.write(|tx| {
             if !live_family(tx, family)? {
                 return Err(StoreError::NotFound("family"));
             }
+            // A second member uploading the same bytes makes it no one's alone.
             tx.prepare_cached(
-                "INSERT INTO blob_grants (family, blob, size) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (family, blob) DO NOTHING",
+                "INSERT INTO blob_grants (family, blob, size, uploaded_by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
+                     CASE WHEN uploaded_by = excluded.uploaded_by THEN uploaded_by ELSE NULL END",
             )?
-            .execute((family.0, blob.0, size))?;
+            .execute((family.0, blob.0, size, by.0))?;
             Ok(())
         })
     }
@@ -644,19 +725,30 @@ impl AccountStore for SqliteStore {
 
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
         self.read(|tx| {
-            // Granted to a family of the caller; to the caller; or to someone who
-            // shares a family with the caller (members only has live families).
+            // Granted to (or a snapshot of) a family of the caller; to the caller; or
+            // to someone who shares a family with the caller (members only has live
+            // families).
             exists(
                 tx,
                 "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
                  WHERE g.blob = ?2 AND m.user = ?1
                  UNION ALL
+                 SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
+                 WHERE r.blob = ?2 AND m.user = ?1
+                 UNION ALL
                  SELECT 1 FROM user_blob_grants u WHERE u.blob = ?2 AND u.user = ?1
+                 UNION ALL
+                 SELECT 1 FROM snapshot_refs r WHERE r.blob = ?2 AND r.user = ?1
                  UNION ALL
                  SELECT 1 FROM user_blob_grants u
                  JOIN members o ON o.user = u.user
                  JOIN members m ON m.family = o.family
-                 WHERE u.blob = ?2 AND m.user = ?1",
+                 WHERE u.blob = ?2 AND m.user = ?1
+                 UNION ALL
+                 SELECT 1 FROM snapshot_refs r
+                 JOIN members o ON o.user = r.user
+                 JOIN members m ON m.family = o.family
+                 WHERE r.blob = ?2 AND m.user = ?1",
                 (user.0, blob.0),
             )
         })
@@ -666,35 +758,31 @@ impl AccountStore for SqliteStore {
         self.read(|tx| match to {
             BlobGrantee::Family(family) => exists(
                 tx,
-                "SELECT 1 FROM blob_grants WHERE family = ?1 AND blob = ?2",
+                "SELECT 1 FROM blob_grants WHERE family = ?1 AND blob = ?2
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE family = ?1 AND blob = ?2
+                 UNION ALL SELECT 1 FROM blob_releases WHERE family = ?1 AND blob = ?2",
                 (family.0, blob.0),
             ),
             BlobGrantee::User(user) => exists(
                 tx,
-                "SELECT 1 FROM user_blob_grants WHERE user = ?1 AND blob = ?2",
+                "SELECT 1 FROM user_blob_grants WHERE user = ?1 AND blob = ?2
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE user = ?1 AND blob = ?2
+                 UNION ALL SELECT 1 FROM blob_releases WHERE user = ?1 AND blob = ?2",
                 (user.0, blob.0),
             ),
         })
     }
 
-    fn revoke_blob(&self, from: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
-        self.write(|tx| {
-            let removed = match from {
-                BlobGrantee::Family(family) => tx
-                    .prepare_cached("DELETE FROM blob_grants WHERE family = ?1 AND blob = ?2")?
-                    .execute((family.0, blob.0))?,
-                BlobGrantee::User(user) => tx
-                    .prepare_cached("DELETE FROM user_blob_grants WHERE user = ?1 AND blob = ?2")?
-                    .execute((user.0, blob.0))?,
-            };
-            Ok(removed > 0)
-        })
-    }
-
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
         self.read(|tx| {
+            // Each blob once, whether granted, a snapshot or released in its grace.
             let total: i64 = tx
-                .prepare_cached("SELECT coalesce(sum(size), 0) FROM blob_grants WHERE family = ?1")?
+                .prepare_cached(
+                    "SELECT coalesce(sum(size), 0) FROM (
+                         SELECT blob, size FROM blob_grants WHERE family = ?1
+                         UNION SELECT blob, size FROM snapshot_refs WHERE family = ?1
+                         UNION SELECT blob, size FROM blob_releases WHERE family = ?1)",
+                )?
                 .query_row([family.0], |row| row.get(0))?;
             to_unsigned(total, "blob bytes")
         })
@@ -704,10 +792,135 @@ impl AccountStore for SqliteStore {
         self.read(|tx| {
             let total: i64 = tx
                 .prepare_cached(
-                    "SELECT coalesce(sum(size), 0) FROM user_blob_grants WHERE user = ?1",
+                    "SELECT coalesce(sum(size), 0) FROM (
+                         SELECT blob, size FROM user_blob_grants WHERE user = ?1
+                         UNION SELECT blob, size FROM snapshot_refs WHERE user = ?1
+                         UNION SELECT blob, size FROM blob_releases WHERE user = ?1)",
                 )?
                 .query_row([user.0], |row| row.get(0))?;
             to_unsigned(total, "blob bytes")
+        })
+    }
+
+    fn add_snapshot_ref(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        size: u64,
+    ) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(|tx| {
+            let known = match to {
+                BlobGrantee::Family(f) => live_family(tx, f)?,
+                BlobGrantee::User(u) => exists(tx, "SELECT 1 FROM users WHERE id = ?1", [u.0])?,
+            };
+            if !known {
+                return Err(StoreError::NotFound(match to {
+                    BlobGrantee::Family(_) => "family",
+                    BlobGrantee::User(_) => "user",
+                }));
+            }
+            let (family, user) = grantee_columns(to);
+            tx.prepare_cached(
+                "INSERT INTO snapshot_refs (doc, blob, family, user, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (doc, blob) DO NOTHING",
+            )?
+            .execute((doc.0, blob.0, family, user, size))?;
+            Ok(())
+        })
+    }
+
+    fn settle_snapshot(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            if !exists(
+                tx,
+                "SELECT 1 FROM snapshot_refs WHERE doc = ?1 AND blob = ?2",
+                (doc.0, blob.0),
+            )? {
+                return Err(StoreError::NotFound("blob"));
+            }
+            let mut stmt = tx.prepare_cached(
+                "SELECT blob, family, user, size FROM snapshot_refs WHERE doc = ?1 AND blob <> ?2",
+            )?;
+            let others = collect(stmt.query((doc.0, blob.0))?, |row| {
+                Ok((
+                    row.get::<_, [u8; 32]>(0)?,
+                    row.get::<_, Option<[u8; 16]>>(1)?,
+                    row.get::<_, Option<[u8; 16]>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            for (old, family, user, size) in &others {
+                release(tx, old, *family, *user, *size, at)?;
+            }
+            tx.prepare_cached("DELETE FROM snapshot_refs WHERE doc = ?1 AND blob <> ?2")?
+                .execute((doc.0, blob.0))?;
+            match to {
+                BlobGrantee::Family(f) => tx
+                    .prepare_cached(
+                        "DELETE FROM blob_grants WHERE family = ?1 AND blob = ?2 AND uploaded_by = ?3",
+                    )?
+                    .execute((f.0, blob.0, by.0))?,
+                BlobGrantee::User(u) if u == by => tx
+                    .prepare_cached("DELETE FROM user_blob_grants WHERE user = ?1 AND blob = ?2")?
+                    .execute((u.0, blob.0))?,
+                BlobGrantee::User(_) => 0,
+            };
+            Ok(())
+        })
+    }
+
+    fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT family, user, size FROM snapshot_refs WHERE doc = ?1 AND blob = ?2",
+            )?;
+            let found = first(stmt.query((doc.0, blob.0))?, |row| {
+                Ok((
+                    row.get::<_, Option<[u8; 16]>>(0)?,
+                    row.get::<_, Option<[u8; 16]>>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            let Some((family, user, size)) = found else {
+                return Ok(false);
+            };
+            release(tx, &blob.0, family, user, size, at)?;
+            tx.prepare_cached("DELETE FROM snapshot_refs WHERE doc = ?1 AND blob = ?2")?
+                .execute((doc.0, blob.0))?;
+            Ok(true)
+        })
+    }
+
+    fn blob_referenced(&self, blob: BlobHash) -> StoreResult<bool> {
+        self.read(|tx| {
+            exists(
+                tx,
+                "SELECT 1 FROM blob_grants WHERE blob = ?1
+                 UNION ALL SELECT 1 FROM user_blob_grants WHERE blob = ?1
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE blob = ?1
+                 UNION ALL SELECT 1 FROM blob_releases WHERE blob = ?1",
+                [blob.0],
+            )
+        })
+    }
+
+    fn expire_blob_releases(&self, before: u64) -> StoreResult<usize> {
+        let before = int("before", before)?;
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM blob_releases WHERE released_at < ?1")?
+                .execute([before])?)
         })
     }
 }

@@ -32,17 +32,13 @@ fn snapshot(tx: &Connection, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
     })
 }
 
-/// Appends one chunk inside `tx` (see [`LogStore::append`]).
-fn append_in(
-    tx: &Connection,
-    doc: DocId,
-    chunk: ChunkId,
-    bytes: &[u8],
-    at: i64,
-) -> StoreResult<Appended> {
+/// Appends one chunk inside `tx` (see [`LogStore::append_batch`]). A chunk over its
+/// quota is refused with [`StoreError::DocumentFull`] before anything is written, so
+/// the transaction can go on with the next one.
+fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended> {
     let existing: Option<i64> = tx
         .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?
-        .query_row((doc.0, chunk.0), |row| row.get(0))
+        .query_row((c.doc.0, c.chunk.0), |row| row.get(0))
         .optional()?;
     if let Some(seq) = existing {
         return Ok(Appended {
@@ -50,19 +46,29 @@ fn append_in(
             existed: true,
         });
     }
+    let held: Option<i64> = tx
+        .prepare_cached("SELECT bytes FROM logs WHERE doc = ?1")?
+        .query_row([c.doc.0], |row| row.get(0))
+        .optional()?;
+    let held = to_unsigned(held.unwrap_or(0), "log bytes")?;
+    let len = c.bytes.len() as u64;
+    if held.saturating_add(len) > c.max_log_bytes {
+        return Err(StoreError::DocumentFull);
+    }
+    let len = int("chunk length", len)?;
     // The head moves in the same transaction as the insert, so seqs have no gaps
     // and are never reused, even after a snapshot dropped every chunk.
     let seq: i64 = tx
         .prepare_cached(
-            "INSERT INTO logs (doc, head) VALUES (?1, 1)
-             ON CONFLICT (doc) DO UPDATE SET head = head + 1
+            "INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, ?2)
+             ON CONFLICT (doc) DO UPDATE SET head = head + 1, bytes = bytes + ?2
              RETURNING head",
         )?
-        .query_row([doc.0], |row| row.get(0))?;
+        .query_row((c.doc.0, len), |row| row.get(0))?;
     tx.prepare_cached(
         "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute((doc.0, seq, chunk.0, bytes, at))?;
+    .execute((c.doc.0, seq, c.chunk.0, c.bytes, at))?;
     Ok(Appended {
         seq: to_unsigned(seq, "head")?,
         existed: false,
@@ -70,33 +76,45 @@ fn append_in(
 }
 
 impl LogStore for SqliteStore {
-    fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
-        let at = int("at", at)?;
-        self.write(|tx| append_in(tx, doc, chunk, bytes, at))
-    }
-
-    /// One transaction (one fsync) for the whole group. If it fails — a bad value in
-    /// one chunk, a full disk — the group is rolled back and appended one by one, so
-    /// each chunk gets its own answer and a bad one does not sink the others.
+    /// One transaction (one fsync) for the whole group; a chunk over its quota is
+    /// refused alone inside it. If the transaction fails — a bad value in one chunk,
+    /// a full disk — the group is rolled back and appended one by one, so each chunk
+    /// gets its own answer and a bad one does not sink the others.
     fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
         let ats: StoreResult<Vec<i64>> = chunks.iter().map(|c| int("at", c.at)).collect();
         if let Ok(ats) = ats {
             let together = self.write(|tx| {
-                chunks
-                    .iter()
-                    .zip(&ats)
-                    .map(|(c, &at)| append_in(tx, c.doc, c.chunk, c.bytes, at))
-                    .collect::<StoreResult<Vec<_>>>()
+                let mut out = Vec::with_capacity(chunks.len());
+                for (c, &at) in chunks.iter().zip(&ats) {
+                    match append_in(tx, c, at) {
+                        Err(StoreError::DocumentFull) => out.push(Err(StoreError::DocumentFull)),
+                        other => out.push(Ok(other?)),
+                    }
+                }
+                Ok(out)
             });
             match together {
-                Ok(all) => return Ok(all.into_iter().map(Ok).collect()),
+                Ok(all) => return Ok(all),
                 Err(e) => tracing::warn!(error = %e, "group append failed; appending one by one"),
             }
         }
         Ok(chunks
             .iter()
-            .map(|c| self.append(c.doc, c.chunk, c.bytes, c.at))
+            .map(|c| {
+                let at = int("at", c.at)?;
+                self.write(|tx| append_in(tx, c, at))
+            })
             .collect())
+    }
+
+    fn log_bytes(&self, doc: DocId) -> StoreResult<u64> {
+        self.read(|tx| {
+            let bytes: Option<i64> = tx
+                .prepare_cached("SELECT bytes FROM logs WHERE doc = ?1")?
+                .query_row([doc.0], |row| row.get(0))
+                .optional()?;
+            to_unsigned(bytes.unwrap_or(0), "log bytes")
+        })
     }
 
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
@@ -148,8 +166,15 @@ impl LogStore for SqliteStore {
                                                  blob = excluded.blob, len = excluded.len",
             )?
             .execute((doc.0, covers, snap.blob.0, len))?;
+            let dropped: i64 = tx
+                .prepare_cached(
+                    "SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc = ?1 AND seq <= ?2",
+                )?
+                .query_row((doc.0, covers), |row| row.get(0))?;
             tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND seq <= ?2")?
                 .execute((doc.0, covers))?;
+            tx.prepare_cached("UPDATE logs SET bytes = max(bytes - ?2, 0) WHERE doc = ?1")?
+                .execute((doc.0, dropped))?;
             Ok(true)
         })
     }

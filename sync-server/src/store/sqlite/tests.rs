@@ -7,7 +7,9 @@ use std::sync::Arc;
 use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, InviteId, PublicKey, UserId};
 
 use super::*;
-use crate::store::{AccountStore, DocOwner, LogStore, NewDevice, NewInvite, NewUser, SnapshotRef};
+use crate::store::{
+    AccountStore, BlobGrantee, DocOwner, LogStore, NewDevice, NewInvite, NewUser, SnapshotRef,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -56,9 +58,9 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         let store = SqliteStore::open(&path)?;
         store.create_user(&host, &host_device)?;
         store.create_user(&guest, &guest_device)?;
-        store.create_family(family, "우리", host.id, "엄마", 5)?;
+        store.create_family(family, "우리", host.id, "엄마", 5, usize::MAX)?;
         store.create_invite(&invite)?;
-        store.grant_blob(family, BlobHash::of(b"photo"), 42)?;
+        store.grant_blob(family, BlobHash::of(b"photo"), 42, host.id)?;
         store.put_link_code([7; 32], host.id, host_device.id, 1_000)?;
         for bytes in [&b"one"[..], b"two", b"three"] {
             store.append(doc, ChunkId::of(bytes), bytes, 20)?;
@@ -251,6 +253,77 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() -> TestResult {
     assert_eq!(store.user_blob_bytes(host.id)?, 7);
     assert!(store.blob_granted(host.id, avatar)?);
     store.add_device(host.id, &host_device)?;
+    store.check_integrity()?;
+    Ok(())
+}
+
+#[test]
+fn a_version_2_database_gets_log_bytes_and_snapshot_references() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let family = FamilyId([0xfa; 16]);
+    let doc = DocId::from(family);
+    let (snapshot, photo) = (BlobHash::of(b"snapshot"), BlobHash::of(b"photo"));
+    let (host, _) = user(1);
+    {
+        // A relay of schema version 2 wrote this file: a family whose document has a
+        // snapshot (granted like an upload, as version 2 did) and two chunks after it.
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(SCHEMA.migrations[0])?;
+        conn.execute_batch(SCHEMA.migrations[1])?;
+        conn.pragma_update(None, "user_version", 2)?;
+        conn.execute(
+            "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            (
+                host.id.0,
+                &host.email,
+                &host.nickname,
+                host.user_key.0,
+                host.personal_doc.0,
+            ),
+        )?;
+        conn.execute(
+            "INSERT INTO families (id, title, host, created_at) VALUES (?1, 'old', ?2, 1)",
+            (family.0, host.id.0),
+        )?;
+        conn.execute("INSERT INTO docs (doc, family) VALUES (?1, ?1)", [family.0])?;
+        conn.execute(
+            "INSERT INTO members (family, user, name, role, joined_at)
+             VALUES (?1, ?2, '엄마', 'host', 1)",
+            (family.0, host.id.0),
+        )?;
+        for (blob, size) in [(snapshot, 100), (photo, 42)] {
+            conn.execute(
+                "INSERT INTO blob_grants (family, blob, size) VALUES (?1, ?2, ?3)",
+                (family.0, blob.0, size),
+            )?;
+        }
+        conn.execute("INSERT INTO logs (doc, head) VALUES (?1, 3)", [doc.0])?;
+        for (seq, bytes) in [(2, &b"two"[..]), (3, b"three")] {
+            conn.execute(
+                "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, 1)",
+                (doc.0, seq, ChunkId::of(bytes).0, bytes),
+            )?;
+        }
+        conn.execute(
+            "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES (?1, 1, ?2, 100)",
+            (doc.0, snapshot.0),
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    // The log's bytes were counted; the snapshot became a reference that took its
+    // old grant over, so replacing it releases it; the photo stays an upload.
+    assert_eq!(store.log_bytes(doc)?, 8);
+    assert_eq!(store.family_blob_bytes(family)?, 142);
+    let to = BlobGrantee::Family(family);
+    let newer = BlobHash::of(b"newer");
+    store.add_snapshot_ref(doc, to, newer, 10)?;
+    store.settle_snapshot(doc, to, newer, host.id, 50)?;
+    store.expire_blob_releases(51)?;
+    assert!(!store.blob_referenced(snapshot)?);
+    assert!(store.blob_granted(host.id, photo)?);
+    assert_eq!(store.family_blob_bytes(family)?, 52);
     store.check_integrity()?;
     Ok(())
 }

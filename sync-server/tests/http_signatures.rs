@@ -1,0 +1,70 @@
+//! Signed blob requests against the real relay (issue 12, item 8): a signature names
+//! its relay, and remembering signatures costs bounded memory whatever the rate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use doran_protocol::{BlobHash, ErrorCode};
+use support::{Client, Identity, SERVER_ID, Server, http, now_ms, signed_http};
+
+fn code(r: &support::HttpResponse) -> Option<ErrorCode> {
+    r.header("x-doran-error")
+        .and_then(|v| v.parse::<u16>().ok())
+        .map(ErrorCode::from_code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_signed_for_another_relay_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+
+    // The relay says its id, the one its challenges carry.
+    let r = http(&server, "GET", "/server-id", &[], b"").await;
+    assert_eq!((r.status, r.body.as_slice()), (200, SERVER_ID.as_bytes()));
+
+    // A request captured at (or signed for) another relay does not verify here.
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    let time = now_ms();
+    let sig = mom.sign_device(&doran_server::auth::http_message(
+        "another-relay",
+        "GET",
+        &path,
+        time,
+    ));
+    let headers = vec![
+        ("x-doran-device".to_owned(), mom.device.to_string()),
+        ("x-doran-time".to_owned(), time.to_string()),
+        ("x-doran-signature".to_owned(), sig.to_string()),
+    ];
+    let r = http(&server, "GET", &path, &headers, b"").await;
+    assert_eq!((r.status, code(&r)), (401, Some(ErrorCode::BadSignature)));
+    // Signed for this relay, the same request is served (404: no such blob).
+    assert_eq!(
+        signed_http(&server, &mom, "GET", &path, b"").await.status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_of_signed_requests_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_config(
+        dir.path(),
+        r#"{"limits":{"http_replay_cache_max":20}}"#,
+        &[],
+    );
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    for i in 0..20 {
+        let r = signed_http(&server, &mom, "GET", &path, b"").await;
+        assert_eq!(r.status, 404, "request {i}");
+    }
+    // The 21st distinct signature within the window is refused, busy, with a hint.
+    let r = signed_http(&server, &mom, "GET", &path, b"").await;
+    assert_eq!((r.status, code(&r)), (503, Some(ErrorCode::Busy)), "{r:?}");
+    assert!(r.header("retry-after").is_some());
+}

@@ -1,0 +1,167 @@
+//! Slow uploads against the real relay, over real sockets (issue 12, item 4): one
+//! account's trickling uploads cannot take every upload slot, and are cut off once
+//! they fall below the minimum rate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use doran_protocol::{BlobHash, ErrorCode, FamilyId};
+use support::{
+    Client, HttpResponse, Identity, Server, parse_response, signed_headers, signed_http,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    task::JoinHandle,
+};
+
+/// Four upload slots on the relay, two per account; an upload gets one second, then
+/// must keep up 1 KiB/s.
+const CONFIG: &str = r#"{"limits":{
+    "max_concurrent_uploads": 4,
+    "max_uploads_per_account": 2,
+    "upload_grace_secs": 1,
+    "upload_min_bytes_per_second": 1024
+}}"#;
+
+/// Bytes a trickling upload announces (it sends far fewer).
+const DECLARED: usize = 100_000;
+
+/// Starts an upload that sends its headers, then one byte every 300 ms, and returns
+/// the relay's answer once it comes.
+async fn trickle(
+    server: &Server,
+    id: &Identity,
+    family: FamilyId,
+    n: u8,
+) -> JoinHandle<HttpResponse> {
+    let hash = BlobHash::of(&[n; DECLARED]);
+    let path = format!("/blobs/{hash}?family={family}");
+    let mut head = format!("PUT {path} HTTP/1.1\r\nhost: relay\r\ncontent-length: {DECLARED}\r\n");
+    for (name, value) in signed_headers(id, "PUT", &path) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let stream = TcpStream::connect(server.addr).await.expect("connect");
+    tokio::spawn(async move {
+        let (mut read, mut write) = stream.into_split();
+        write.write_all(head.as_bytes()).await.expect("headers");
+        // The attacker's pace: a byte every 300 ms (2 bytes/s) until the relay answers.
+        let dribble = tokio::spawn(async move {
+            for _ in 0..DECLARED {
+                if write.write_all(&[n]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut raw)).await;
+        dribble.abort();
+        parse_response(&raw)
+    })
+}
+
+async fn member_with_family(server: &Server, name: &str) -> (Identity, FamilyId) {
+    let mut id = Identity::new(&format!("{name}@example.com"), name);
+    let mut c = Client::register(server, &mut id).await;
+    let family = c.create_family("가족", "엄마").await;
+    (id, family)
+}
+
+fn code(r: &HttpResponse) -> Option<ErrorCode> {
+    r.header("x-doran-error")
+        .and_then(|v| v.parse::<u16>().ok())
+        .map(ErrorCode::from_code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_uploads_of_one_account_lock_no_one_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A grace of 3 s: the honest upload of step 2 happens while the attacker's
+    // uploads still hold their slots.
+    let config = CONFIG.replace(r#""upload_grace_secs": 1"#, r#""upload_grace_secs": 3"#);
+    let server = Server::start_with_config(dir.path(), &config, &[]);
+    let (attacker, their_family) = member_with_family(&server, "attacker").await;
+    let (honest, family) = member_with_family(&server, "honest").await;
+
+    // Step 1: the attacker starts four trickling uploads at once: only two get a slot,
+    // the other two are refused at once (too many uploads for one account).
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..4 {
+        let upload = trickle(&server, &attacker, their_family, n).await;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(upload.await.expect("an upload task"));
+        });
+    }
+    for _ in 0..2 {
+        let r = answers.recv().await.expect("an answer");
+        assert_eq!(
+            (r.status, code(&r)),
+            (429, Some(ErrorCode::RateLimited)),
+            "{r:?}"
+        );
+    }
+
+    // Step 2: meanwhile an honest member of another family uploads a photo.
+    let photo = vec![7u8; 20_000];
+    let hash = BlobHash::of(&photo);
+    let path = format!("/blobs/{hash}?family={family}");
+    let r = signed_http(&server, &honest, "PUT", &path, &photo).await;
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // Step 3: the attacker's two held uploads are cut off after their grace.
+    for _ in 0..2 {
+        let r = answers.recv().await.expect("an answer");
+        assert_eq!(
+            (r.status, code(&r)),
+            (408, Some(ErrorCode::TooSlow)),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_below_the_minimum_rate_is_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_config(dir.path(), CONFIG, &[]);
+    let (attacker, family) = member_with_family(&server, "attacker").await;
+
+    // Step 1: a trickling upload is answered 408 too_slow once its grace is over.
+    let started = std::time::Instant::now();
+    let r = trickle(&server, &attacker, family, 1)
+        .await
+        .await
+        .expect("an upload task");
+    assert_eq!(
+        (r.status, code(&r)),
+        (408, Some(ErrorCode::TooSlow)),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut off after the grace"
+    );
+
+    // Step 2: its slot is free again: a normal upload by the same account works, and
+    // the trickled blob was never stored.
+    let photo = vec![9u8; 50_000];
+    let hash = BlobHash::of(&photo);
+    let path = format!("/blobs/{hash}?family={family}");
+    let r = signed_http(&server, &attacker, "PUT", &path, &photo).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let trickled = BlobHash::of(&[1u8; DECLARED]);
+    let r = signed_http(
+        &server,
+        &attacker,
+        "GET",
+        &format!("/blobs/{trickled}"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
