@@ -2,6 +2,11 @@
 # Python bindings, run the end-to-end test through the Python ones. Sourced after
 # common.sh, not executed.
 
+# Debian packages the bindings and their test need beyond the build's: python3 (the
+# tests, and reading cargo metadata), pip (pytest), ffmpeg (the test's Ogg/Opus, M4A
+# and JPEG fixtures, made with real encoders).
+DORAN_APT_PACKAGES+=(python3 python3-pip ffmpeg)
+
 # The cargo target directory (CARGO_TARGET_DIR or the workspace's).
 mobile_target_dir() {
     cargo metadata --format-version 1 --no-deps --locked |
@@ -63,22 +68,24 @@ mobile_bindings_present() {
     compgen -G "$out/python/libdoran_mobile.*" >/dev/null
 }
 
-# pytest for the end-to-end test, if python3 lacks it: pip, else Debian's package.
+# pytest for the end-to-end test, if python3 lacks it, with pip (Debian 12's system
+# Python wants --break-system-packages for that); else Debian's own package.
 install_pytest() {
     python3 -c 'import pytest' 2>/dev/null && return
-    log "installing pytest"
-    python3 -m pip install --quiet --disable-pip-version-check pytest 2>/dev/null ||
-        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pytest 2>/dev/null ||
+    log "installing pytest (pip)"
+    local pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    "${pip[@]}" pytest 2>/dev/null ||
+        as_root "${pip[@]}" --break-system-packages pytest ||
         { as_root apt-get update -qq &&
             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pytest; }
     python3 -c 'import pytest'
 }
 
-# What scripts/test runs: the bindings into the target directory, then two devices
-# through the Python bindings against the real relay.
+# What scripts/test runs: the bindings into the target directory (the tests reuse
+# them), then two devices through the Python bindings against the real relay.
 mobile_test() {
     mobile_bindings "$(mobile_target_dir)/bindings"
     install_pytest
     log "mobile bindings: end-to-end test (Python)"
-    python3 -m pytest -q mobile-bindings/tests
+    python3 -m pytest -q -p no:cacheprovider mobile-bindings/tests
 }
