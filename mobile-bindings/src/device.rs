@@ -150,3 +150,83 @@ fn utc_offset(minutes: i32, lang: Lang) -> Result<time::UtcOffset> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The adapter's own seams, without a relay (the end-to-end behaviour is tested
+    //! through the generated Python bindings, `mobile-bindings/tests`).
+
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use super::*;
+    use crate::error::KeychainError;
+
+    /// A keychain in memory, as an app's `SecretStore` would be.
+    #[derive(Default)]
+    struct MemoryKeychain(Mutex<HashMap<String, Vec<u8>>>);
+
+    impl SecretStore for MemoryKeychain {
+        fn get(&self, name: String) -> Result<Option<Vec<u8>>, KeychainError> {
+            Ok(self.0.lock().unwrap().get(&name).cloned())
+        }
+        fn set(&self, name: String, value: Vec<u8>) -> Result<(), KeychainError> {
+            self.0.lock().unwrap().insert(name, value);
+            Ok(())
+        }
+        fn delete(&self, name: String) -> Result<(), KeychainError> {
+            self.0.lock().unwrap().remove(&name);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opens_without_an_account_and_maps_errors_in_the_locale_language() {
+        let home = tempfile::tempdir().unwrap();
+        let options = DeviceOptions {
+            locale: "en-US".to_owned(),
+            ..Default::default()
+        };
+        let keychain: Arc<dyn SecretStore> = Arc::new(MemoryKeychain::default());
+        let device = Device::open(home.path().display().to_string(), options, Some(keychain))
+            .await
+            .unwrap();
+        assert_eq!(device.language(), "en");
+        assert_eq!(device.account().await.unwrap(), None);
+
+        // The facade's error, mapped to its variant, its message as the facade wrote it.
+        let Err(DoranError::NoAccount(message)) = device.families().await else {
+            panic!("expected NoAccount");
+        };
+        assert!(message.starts_with("There is no account"), "{message}");
+        assert!(matches!(
+            device.recovery_phrase(),
+            Err(DoranError::NoAccount(_))
+        ));
+        // An offset past ±26 h is the facade's invalid input, in the same language.
+        let Err(DoranError::InvalidInput(message)) = device.set_utc_offset(27 * 60) else {
+            panic!("expected InvalidInput");
+        };
+        assert_eq!(message, "That time zone offset is not valid.");
+        device.set_utc_offset(9 * 60).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_korean_locale_gives_korean_messages() {
+        let home = tempfile::tempdir().unwrap();
+        let device = Device::open(
+            home.path().display().to_string(),
+            DeviceOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(device.language(), "ko");
+        let Err(DoranError::InvalidInput(message)) = device.set_utc_offset(i32::MAX) else {
+            panic!("expected InvalidInput");
+        };
+        assert_eq!(message, "시간대가 올바르지 않아요.");
+    }
+}
