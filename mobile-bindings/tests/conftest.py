@@ -112,7 +112,10 @@ def make_events_class(dm):
             self.seen = []
 
         def on_event(self, event):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            try:
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            except RuntimeError:
+                pass  # the test's loop has ended; nobody waits any more
 
         async def wait_for(self, what, pick, timeout=WAIT):
             """The first event ``pick`` accepts (returns it), failing after ``timeout``.
@@ -137,3 +140,19 @@ def make_events_class(dm):
 @pytest.fixture(scope="session")
 def Events(dm):
     return make_events_class(dm)
+
+
+# Devices and subscriptions a test opened, closed after it: no library thread may call
+# into Python once the test's loop is gone (nor while the interpreter exits).
+OPENED = []
+
+
+@pytest.fixture(autouse=True)
+def close_devices():
+    yield
+    while OPENED:
+        thing = OPENED.pop()
+        if hasattr(thing, "cancel"):
+            thing.cancel()
+        else:
+            thing.stop_sync()

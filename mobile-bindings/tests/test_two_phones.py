@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import OPENED
 
 WAIT_SYNC_MS = 20_000
 
@@ -48,8 +49,16 @@ def sync_is(dm, status):
     return pick
 
 
-async def open_device(dm, home):
-    return await dm.Device.open(str(home), dm.DeviceOptions(locale="ko-KR"), None)
+async def open_device(dm, home, locale="ko-KR"):
+    device = await dm.Device.open(str(home), dm.DeviceOptions(locale=locale), None)
+    OPENED.append(device)
+    return device
+
+
+def listen(device, events):
+    handle = device.listen(events)
+    OPENED.append(handle)
+    return handle
 
 
 async def family_of_two(dm, Events, relay, tmp_path):
@@ -57,8 +66,8 @@ async def family_of_two(dm, Events, relay, tmp_path):
     mom = await open_device(dm, tmp_path / "mom")
     son = await open_device(dm, tmp_path / "son")
     mom_events, son_events = Events("mom"), Events("son")
-    mom_listener = mom.listen(mom_events)
-    son_listener = son.listen(son_events)
+    mom_listener = listen(mom, mom_events)
+    son_listener = listen(son, son_events)
 
     # Step 1: each creates an account on their own phone.
     me = await mom.create_account(relay.url, "mom@example.com", "엄마곰")
@@ -187,7 +196,7 @@ def test_relay_restart_offline_then_up_to_date(dm, Events, relay, tmp_path):
 
 async def typed_errors(dm, Events, relay, media, tmp_path):
     # No account yet: the error says so, in the locale's language.
-    fresh = await dm.Device.open(str(tmp_path / "fresh"), dm.DeviceOptions(locale="en-US"), None)
+    fresh = await open_device(dm, tmp_path / "fresh", "en-US")
     with pytest.raises(dm.DoranError.NoAccount) as no_account:
         await fresh.families()
     assert str(no_account.value).startswith("There is no account"), str(no_account.value)
@@ -210,8 +219,10 @@ async def typed_errors(dm, Events, relay, media, tmp_path):
     album = await f.mom.create_voice_album(f.family, "목소리", 2)
     with pytest.raises(dm.DoranError.BadAudio):
         await f.mom.add_voice(f.family, album, str(media.jpg), "사진")
-    # The relay gone: a relay call says offline at once, and that edits are kept.
+    # The relay gone (once the phone knows it): a relay call says offline at once, and
+    # that edits are kept.
     relay.kill()
+    await f.mom_events.wait_for("offline", sync_is(dm, dm.SyncStatus.OFFLINE))
     with pytest.raises(dm.DoranError.Offline) as offline:
         await f.mom.invites()
     assert "저장되어" in str(offline.value), str(offline.value)
