@@ -331,8 +331,18 @@ impl FamilyDoc {
     }
 }
 
-/// Reads the root's scalar fields; missing or mistyped ones keep their defaults.
+/// Reads the root's scalar fields and counters; missing or mistyped ones keep their
+/// defaults.
 fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
+    v.counts = doc
+        .map_range(ROOT, COUNTS_PREFIX.to_owned()..COUNTS_END.to_owned())
+        .filter_map(|item| match item.value {
+            automerge::ValueRef::Scalar(
+                automerge::ScalarValueRef::Counter(n) | automerge::ScalarValueRef::Int(n),
+            ) => Some((item.key.to_string(), n)),
+            _ => None,
+        })
+        .collect();
     v.schema = autosurgeon::hydrate_prop(doc, ROOT, "schema").unwrap_or_default();
     v.id = autosurgeon::hydrate_prop(doc, ROOT, "id").unwrap_or_default();
     v.name = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
@@ -421,6 +431,29 @@ fn put_entity<R: Reconcile>(
 fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()> {
     let coll = map_at(doc, &[collection])?;
     doc.delete(&coll, key)?;
+    Ok(())
+}
+
+/// Root keys of the "ever done" counters start with this (`n/{kind}/{actor}`).
+const COUNTS_PREFIX: &str = "n/";
+/// The first key after every counter key ('/' + 1 = '0').
+const COUNTS_END: &str = "n0";
+
+/// What an edit that counts something touches (the root row holds the counters).
+fn counts() -> Touched {
+    Touched::Root("counts".to_owned())
+}
+
+/// Counts one more `kind` (see [`Family::counts`]) on this device's own counter, in the
+/// edit being made (the edit lists [`counts`] among what it touches).
+fn count(doc: &mut AutoCommit, kind: &str) -> Result<()> {
+    let key = format!("{COUNTS_PREFIX}{kind}/{}", doc.get_actor().to_hex_string());
+    match doc.get(ROOT, key.as_str())? {
+        Some((Value::Scalar(s), _)) if matches!(s.as_ref(), automerge::ScalarValue::Counter(_)) => {
+            doc.increment(ROOT, key.as_str(), 1)?
+        }
+        _ => doc.put(ROOT, key.as_str(), automerge::ScalarValue::counter(1))?,
+    }
     Ok(())
 }
 

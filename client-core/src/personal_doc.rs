@@ -40,6 +40,7 @@ impl PersonalDoc {
             mood_at: None,
             settings: Settings::default(),
             families: BTreeMap::new(),
+            email: None,
         };
         let mut replica = Replica::new(actor);
         autosurgeon::reconcile(replica.doc_mut(), &view)?;
@@ -93,6 +94,16 @@ impl PersonalDoc {
         let nickname = validate::nickname(nickname)?;
         self.write("profile.nickname", now_ms, |doc| {
             doc.put(ROOT, "nickname", nickname)?;
+            Ok(())
+        })
+    }
+
+    /// Records the email or handle the user registered with.
+    pub fn set_email(&mut self, email: &str, now_ms: i64) -> Result<Edit> {
+        let email = doran_protocol::text::email(email)
+            .map_err(|e| DocError::text(validate::Field::Email, e))?;
+        self.write("profile.email", now_ms, |doc| {
+            doc.put(ROOT, "email", email)?;
             Ok(())
         })
     }
@@ -198,5 +209,6 @@ fn read(doc: &AutoCommit) -> Personal {
         mood_at: field(doc, "mood_at"),
         settings: field(doc, "settings"),
         families: field(doc, "families"),
+        email: field(doc, "email"),
     }
 }

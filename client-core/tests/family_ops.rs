@@ -455,3 +455,50 @@ fn a_collection_replaced_by_a_misbehaving_peer_is_read_again() {
         "the view must not keep the old members"
     );
 }
+
+#[test]
+fn what_was_ever_done_is_counted_per_device_and_never_goes_down() {
+    let mom = Actor {
+        user: UserId::random(),
+        device: DeviceId::random(),
+    };
+    let (mut doc, _) = FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &mom, 1).unwrap();
+    let a = doc.add_mission("하나", &[], None, 2).unwrap().value;
+    doc.add_mission("둘", &[], None, 3).unwrap();
+    assert_eq!(
+        doc.view().ever("missions", None),
+        2,
+        "{:?}",
+        doc.view().counts
+    );
+    doc.delete_mission(&a, 4).unwrap();
+    assert_eq!(
+        doc.view().ever("missions", None),
+        2,
+        "a deletion does not count down"
+    );
+    assert_eq!(doc.view().ever("missions", Some(&mom.user.to_hex())), 2);
+    assert_eq!(
+        doc.view()
+            .ever("missions", Some(&UserId::random().to_hex())),
+        0
+    );
+    // Another device of another member counts on its own counter; both merge.
+    let dad = Actor {
+        user: UserId::random(),
+        device: DeviceId::random(),
+    };
+    doc.add_member(dad.user, "아빠", 5).unwrap();
+    let mut theirs = FamilyDoc::load(Some(&doc.save()), [], &dad).unwrap();
+    let change = theirs
+        .add_mission("셋", &[], None, 5)
+        .unwrap()
+        .change
+        .unwrap();
+    doc.add_mission("넷", &[], None, 5).unwrap();
+    doc.apply_remote([change.as_slice()]);
+    assert_eq!(doc.view().ever("missions", None), 4);
+    // And the counters survive a reload.
+    let reloaded = FamilyDoc::load(Some(&doc.save()), [], &mom).unwrap();
+    assert_eq!(reloaded.view().ever("missions", None), 4);
+}

@@ -1,6 +1,6 @@
 //! Calendar events: one or more whole days, optionally with times, in a palette color.
 
-use super::{Edit, FamilyDoc, delete_entity, entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, count, counts, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::CalendarEvent,
@@ -76,8 +76,10 @@ impl FamilyDoc {
         };
         let event = check_event(event)?;
         let id = new_id();
-        self.edit("event.add", now_ms, &[entity("calendar", &id)], |doc| {
+        let touched = [entity("calendar", &id), counts()];
+        self.edit("event.add", now_ms, &touched, |doc| {
             put_entity(doc, "calendar", &id, &event)?;
+            count(doc, "events")?;
             Ok(id.clone())
         })
     }

@@ -105,6 +105,26 @@ impl Device {
                 lang,
             ));
         }
+        // …and not offered to someone else in an invite still waiting: whoever
+        // accepted second could neither accept nor be invited again.
+        let waiting = self.invites().await?;
+        if waiting
+            .sent
+            .iter()
+            .any(|i| i.family == id.to_hex() && i.proposed_name == name)
+        {
+            return Err(Error::new(
+                ErrorCode::NameTaken,
+                lang,
+                format!(
+                    "{} 보낸 초대가 이미 답을 기다리고 있어요. 다른 호칭을 골라 주세요.",
+                    with(&format!("'{name}'"), Particle::EuroRo)
+                ),
+                format!(
+                    "An invite as “{name}” is already waiting for an answer; choose another name."
+                ),
+            ));
+        }
         let found = match self.request(Request::LookupUser { email }).await? {
             Response::UserFound(found) => found,
             other => return Err(self.unexpected(&other)),
@@ -203,6 +223,7 @@ impl Device {
                 }
             }
         }
+        crate::pump::welcome(self.shared(), &session, family).await;
         Ok(Some(hex))
     }
 
