@@ -23,13 +23,20 @@ pub struct PersonalDoc {
 }
 
 impl PersonalDoc {
-    /// Creates the personal document at sign-up. `default_avatar` is 1–8.
+    /// Creates the personal document at sign-up, in one change. `default_avatar` is
+    /// 1–8; `email` is the label the user registered with, kept so a device added
+    /// later knows it.
     pub fn create(
         actor: &Actor,
         nickname: &str,
+        email: Option<&str>,
         default_avatar: u8,
         now_ms: i64,
     ) -> Result<(Self, Vec<u8>)> {
+        let email = email
+            .map(doran_protocol::text::email)
+            .transpose()
+            .map_err(|e| DocError::text(validate::Field::Email, e))?;
         let view = Personal {
             schema: SCHEMA_VERSION,
             user: actor.user.to_hex(),
@@ -40,7 +47,7 @@ impl PersonalDoc {
             mood_at: None,
             settings: Settings::default(),
             families: BTreeMap::new(),
-            email: None,
+            email,
         };
         let mut replica = Replica::new(actor);
         autosurgeon::reconcile(replica.doc_mut(), &view)?;
@@ -94,16 +101,6 @@ impl PersonalDoc {
         let nickname = validate::nickname(nickname)?;
         self.write("profile.nickname", now_ms, |doc| {
             doc.put(ROOT, "nickname", nickname)?;
-            Ok(())
-        })
-    }
-
-    /// Records the email or handle the user registered with.
-    pub fn set_email(&mut self, email: &str, now_ms: i64) -> Result<Edit> {
-        let email = doran_protocol::text::email(email)
-            .map_err(|e| DocError::text(validate::Field::Email, e))?;
-        self.write("profile.email", now_ms, |doc| {
-            doc.put(ROOT, "email", email)?;
             Ok(())
         })
     }

@@ -186,6 +186,11 @@ fn touched_by(patch: &Patch) -> Option<Touched> {
             PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
                 Some(Touched::Root(key.clone()))
             }
+            // A counter at the root ("ever done" counts) moved.
+            PatchAction::Increment {
+                prop: Prop::Map(key),
+                ..
+            } => Some(Touched::Root(key.clone())),
             _ => None,
         },
         [(_, collection)] => {

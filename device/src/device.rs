@@ -179,6 +179,8 @@ pub(crate) struct Session {
     pub(crate) stopping: Notify,
     /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The pump, awaited by [`Device::close`].
+    pump: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Session {
@@ -380,6 +382,7 @@ impl Device {
                     upload_kick: Notify::new(),
                     stopping: Notify::new(),
                     tasks: Mutex::new(Vec::new()),
+                    pump: Mutex::new(None),
                 })
             })
             .await?;
@@ -402,8 +405,23 @@ impl Device {
         if session.running() {
             return;
         }
-        let tasks = crate::pump::spawn(Arc::clone(self.shared()), Arc::clone(&session));
+        let (pump, tasks) = crate::pump::spawn(Arc::clone(self.shared()), Arc::clone(&session));
         *lock(&session.tasks) = tasks;
+        *lock(&session.pump) = Some(pump);
+    }
+
+    /// Stops syncing and waits (a few seconds at most) until what arrived has been
+    /// announced and kept: a short-lived process (the command line) calls it before
+    /// it exits, so no notification is lost.
+    pub async fn close(&self) {
+        let Some(session) = self.shared().session_now() else {
+            return;
+        };
+        session.stop();
+        let pump = lock(&session.pump).take();
+        if let Some(pump) = pump {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
+        }
     }
 
     /// Stops syncing (closes the connection). Edits still work and are queued.

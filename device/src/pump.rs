@@ -34,23 +34,27 @@ use crate::{
 const UPLOAD_RETRY: Duration = Duration::from_secs(30);
 
 /// Starts the background tasks of a session.
-/// Starts the background tasks of a session; returns those to abort when it stops
-/// (the driver's loop and the uploader). The pump stops by itself when told
-/// (`Session::stopping`), after announcing what it still holds.
-pub(crate) fn spawn(shared: Arc<Shared>, session: Arc<Session>) -> Vec<JoinHandle<()>> {
+/// Starts the background tasks of a session: returns the pump, which stops by itself
+/// when told (`Session::stopping`) after announcing what it still holds, and the tasks
+/// to abort when the session stops (the driver's loop and the uploader).
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+) -> (JoinHandle<()>, Vec<JoinHandle<()>>) {
     // Subscribed before the driver runs, so nothing it says is missed.
     let events = session.driver.subscribe();
     let state = session.driver.state();
-    tokio::spawn(pump(
+    let pump = tokio::spawn(pump(
         Arc::clone(&shared),
         Arc::clone(&session),
         events,
         state,
     ));
-    vec![
+    let tasks = vec![
         tokio::spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
         tokio::spawn(upload(shared, session)),
-    ]
+    ];
+    (pump, tasks)
 }
 
 /// Keeps the driver connected; it only stops when the relay refuses this device for
