@@ -560,6 +560,9 @@ impl SyncDriver {
                     break;
                 }
             }
+            for &doc in &fx.reset_cursors {
+                self.blocking(move |h| h.reset_cursor(doc)).await?;
+            }
             for apply in fx.apply.clone() {
                 let snapshot = match apply.snapshot {
                     Some(s) => Some(self.blobs.get_at_most(s.blob, s.len).await?),

@@ -470,21 +470,50 @@ async fn removed(
 }
 
 /// Welcomes the user to a family they just joined (once): a new member sees this,
-/// not the family's whole history as news.
+/// not the family's whole history as news. The title is the family document's once
+/// it has synced; before that (the join announced before the document arrived) the
+/// welcome names no family, and a later call with the title replaces it.
 pub(crate) async fn welcome(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId) {
     let title = family_title(session, family).await;
-    let text = match shared.lang() {
-        Lang::Ko => format!(
+    let id = format!("welcome/{family}");
+    let text = match (shared.lang(), title.is_empty()) {
+        (Lang::Ko, false) => format!(
             "'{title}' 가족이 된 걸 환영해요! 지금까지의 미션, 사진, 음성메시지를 둘러보세요."
         ),
-        Lang::En => format!(
+        (Lang::Ko, true) => {
+            "가족이 된 걸 환영해요! 지금까지의 미션, 사진, 음성메시지를 둘러보세요.".to_owned()
+        }
+        (Lang::En, false) => format!(
             "Welcome to the family “{title}”! Have a look at its missions, photos and voice messages."
         ),
+        (Lang::En, true) => {
+            "Welcome to the family! Have a look at its missions, photos and voice messages."
+                .to_owned()
+        }
     };
+    if !title.is_empty() {
+        // A welcome kept before the document arrived names no family: this one does.
+        let store = Arc::clone(&shared.store);
+        let stale = id.clone();
+        let titled = text.clone();
+        blocking(move || {
+            let kept = store.notifications(KEEP_NOTIFICATIONS)?;
+            let untitled = kept.iter().any(|n| {
+                n.id == stale
+                    && serde_json::from_slice::<NotificationView>(&n.body)
+                        .is_ok_and(|v| v.text != titled)
+            });
+            if untitled {
+                store.dismiss_notification(&stale)?;
+            }
+            Ok::<_, doran_client_core::store::StoreError>(())
+        })
+        .await;
+    }
     keep_notification(
         shared,
         NotificationView {
-            id: format!("welcome/{family}"),
+            id,
             kind: "welcome".into(),
             family: Some(family.to_hex()),
             actor: None,

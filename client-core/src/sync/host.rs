@@ -70,6 +70,10 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
 
+    /// The relay's log of `doc` ends before this device's cursor: forget the cursor
+    /// (see [`Effects::reset_cursors`](super::Effects::reset_cursors)).
+    fn reset_cursor(&self, doc: DocId) -> Result<()>;
+
     /// The device signed in (the user id is known from here on). The relay's list of
     /// the user's families is authoritative: returns the families whose membership
     /// changed on this device because of it (joined elsewhere, or removed meanwhile).
@@ -473,6 +477,11 @@ impl SyncHost for StoreHost {
 
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
         self.store.set_snapshot_covers(doc, covers_seq)?;
+        Ok(())
+    }
+
+    fn reset_cursor(&self, doc: DocId) -> Result<()> {
+        self.store.reset_cursor(doc)?;
         Ok(())
     }
 

@@ -167,6 +167,10 @@ struct DocState {
     own_acked: BTreeSet<Seq>,
     caught_up: bool,
     compacting: bool,
+    /// Starting over after `CursorAhead`: until the catch-up ends, only the chunk
+    /// right after the cursor is taken (live chunks sent before the relay saw the new
+    /// subscription come again, in order, in the catch-up).
+    resetting: bool,
 }
 
 /// Why the machine sent a request of its own.

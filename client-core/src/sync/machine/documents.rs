@@ -43,6 +43,7 @@ impl SyncMachine {
                 own_acked: BTreeSet::new(),
                 caught_up: false,
                 compacting: false,
+                resetting: false,
             },
         );
         subs.push(Subscription { doc, since: cursor });
@@ -85,8 +86,9 @@ impl SyncMachine {
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
         };
-        if seq <= state.cursor {
-            // Redelivered (the relay sends each subscription in seq order).
+        if seq <= state.cursor || (state.resetting && seq != state.cursor + 1) {
+            // Redelivered (the relay sends each subscription in seq order), or a live
+            // chunk overtaking a catch-up from 0 (the catch-up brings it again).
             return;
         }
         state.cursor = seq;
@@ -165,10 +167,30 @@ impl SyncMachine {
         });
     }
 
+    /// The relay's log of `doc` ends at `head`, before this device's cursor: forget
+    /// the cursor (the store too) and catch up again from 0. The relay keeps the old
+    /// subscription live from its head meanwhile; the catch-up of the new one is
+    /// taken in order (see [`DocState::resetting`]).
+    pub(super) fn on_cursor_ahead(&mut self, doc: DocId, head: Seq, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        tracing::warn!(%doc, cursor = state.cursor, head, "cursor ahead of the relay's log; catching up from 0");
+        state.cursor = 0;
+        state.snapshot_covers = 0;
+        state.own_acked.clear();
+        state.caught_up = false;
+        state.resetting = true;
+        self.stored.remove(&doc);
+        fx.reset_cursors.push(doc);
+        Self::subscribe(vec![Subscription { doc, since: 0 }], fx);
+    }
+
     /// The catch-up of `doc` is complete: it may now be compacted.
     pub(super) fn on_caught_up(&mut self, doc: DocId, fx: &mut Effects) {
         if let Some(state) = self.docs.get_mut(&doc) {
             state.caught_up = true;
+            state.resetting = false;
         }
         self.maybe_compact(doc, fx);
     }
