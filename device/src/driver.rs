@@ -3,7 +3,7 @@
 //! publishes the status and events for UIs.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -563,9 +563,25 @@ impl SyncDriver {
             for &doc in &fx.reset_cursors {
                 self.blocking(move |h| h.reset_cursor(doc)).await?;
             }
+            // Documents whose snapshot could not be fetched: nothing more of them is
+            // applied or compacted in this batch; the others go on.
+            let mut stalled: HashSet<DocId> = HashSet::new();
             for apply in fx.apply.clone() {
+                if stalled.contains(&apply.doc) {
+                    continue;
+                }
                 let snapshot = match apply.snapshot {
-                    Some(s) => Some(self.blobs.get_at_most(s.blob, s.len).await?),
+                    Some(s) => match self.blobs.get_at_most(s.blob, s.len).await {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            tracing::warn!(doc = %apply.doc, error = %e, "a snapshot could not be fetched");
+                            self.emit(SyncEvent::Error(Arc::new(e)));
+                            stalled.insert(apply.doc);
+                            let event = Event::SnapshotUnavailable { doc: apply.doc };
+                            queue.push_back(r.machine.handle(now_ms(), event));
+                            continue;
+                        }
+                    },
                     None => None,
                 };
                 let arrived = apply.chunks.len() + usize::from(snapshot.is_some());
@@ -627,6 +643,11 @@ impl SyncDriver {
                 });
             }
             for c in &fx.compact {
+                if stalled.contains(&c.doc) {
+                    let event = Event::CompactFailed { doc: c.doc };
+                    queue.push_back(r.machine.handle(now_ms(), event));
+                    continue;
+                }
                 let event = match self.compact(*c).await {
                     Ok(event) => event,
                     Err(e) => {
