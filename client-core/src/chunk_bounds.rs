@@ -39,7 +39,7 @@ pub struct Limits {
     /// album with every photo a family's blob quota can hold (~11 500 photos, ~0.4 MB).
     pub max_change_bytes: usize,
     /// Operations in one change. A user action writes a handful (creating a family,
-    /// the largest ordinary one, writes 21); deleting an album writes one per photo.
+    /// the largest ordinary one, writes 17); deleting an album writes one per photo.
     pub max_change_ops: u64,
     /// Operations in one chunk, over all the changes it holds (documents aside).
     pub max_chunk_ops: u64,
