@@ -457,3 +457,23 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+/// The fuzzer's entry point (`fuzz/`, target `chunk`) and its regression tests': the
+/// checker on arbitrary bytes, then, when it lets them through, the whole apply path of
+/// a family document (Automerge's parser, the family's rules). Fixed ids, so an input
+/// replays the same way.
+#[doc(hidden)]
+pub fn fuzz_apply(data: &[u8]) {
+    use doran_protocol::{DeviceId, FamilyId, UserId};
+    if inspect(data, &Limits::DEFAULT).is_err() {
+        return;
+    }
+    let host = crate::Actor {
+        user: UserId([1; 16]),
+        device: DeviceId([2; 16]),
+    };
+    if let Ok((mut doc, _)) = crate::FamilyDoc::create(FamilyId([3; 16]), "가족", "엄마", &host, 0)
+    {
+        let _ = doc.apply_remote([data]);
+    }
+}
