@@ -340,10 +340,7 @@ impl Replica {
     /// until none is left that can be; returns those refused.
     fn drain_pending(&mut self) -> Vec<(ChangeHash, Refusal)> {
         let mut refused = Vec::new();
-        loop {
-            let Some(at) = self.pending.iter().position(|c| self.deps_present(c)) else {
-                break;
-            };
+        while let Some(at) = self.pending.iter().position(|c| self.deps_present(c)) {
             let change = self.pending.swap_remove(at);
             let verdict = match self.check {
                 Some(check) => check(&self.doc, &change).map_err(Refusal::from),

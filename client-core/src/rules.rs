@@ -468,9 +468,9 @@ impl Check<'_> {
             (["photos", _, "comments", _, field], Action::Put(v)) => {
                 let tombstone = matches!((*field, v), ("deleted", ScalarValue::Boolean(true)))
                     || matches!((*field, v), ("text", ScalarValue::Str(s)) if s.is_empty());
-                if creator(3) == Some(self.author) && matches!(*field, "at" | "text" | "deleted") {
-                    Ok(())
-                } else if is_host && tombstone {
+                let own =
+                    creator(3) == Some(self.author) && matches!(*field, "at" | "text" | "deleted");
+                if own || (is_host && tombstone) {
                     Ok(())
                 } else {
                     Err(deny(
