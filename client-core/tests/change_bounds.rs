@@ -222,3 +222,88 @@ fn the_largest_legitimate_changes_are_far_below_the_limits() {
     assert_eq!(sizes[4].1, 201);
     assert!(Limits::DEFAULT.max_change_ops > 11_500);
 }
+
+/// What the checks cost when applying incoming changes (run by hand, in release:
+/// `cargo test --release -p doran-client-core --test change_bounds -- --ignored
+/// --nocapture`): 1 000 ordinary changes (missions, ticks, photos, likes, comments)
+/// applied one chunk at a time, as Automerge alone would (`load_incremental`), and
+/// through the device's path (cost bounds, parse, rules).
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn cost_of_the_checks_on_incoming_changes() {
+    let host = actor();
+    let (mut doc, first) =
+        FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &host, T0).unwrap();
+    let album = doc.create_album("여행", T0).unwrap();
+    let mut changes = vec![first, album.change.unwrap()];
+    for i in 0..200 {
+        let m = doc.add_mission("장보기", &[], None, T0 + i).unwrap();
+        changes.push(m.change.unwrap());
+        changes.push(
+            doc.set_mission_done(&m.value, true, T0 + i)
+                .unwrap()
+                .change
+                .unwrap(),
+        );
+        let p = doc
+            .add_photo(
+                &album.value,
+                PhotoInput {
+                    blob: BlobHash::of(b"p"),
+                    thumb: BlobHash::of(b"t"),
+                    mime: "image/jpeg".into(),
+                    size: 900_000,
+                    width: 1920,
+                    height: 1080,
+                    taken_at: None,
+                    caption: "사진".into(),
+                },
+                T0 + i,
+            )
+            .unwrap();
+        changes.push(p.change.unwrap());
+        changes.push(
+            doc.set_like(&p.value, true, T0 + i)
+                .unwrap()
+                .change
+                .unwrap(),
+        );
+        changes.push(
+            doc.add_comment(&p.value, "좋다", T0 + i)
+                .unwrap()
+                .change
+                .unwrap(),
+        );
+    }
+    let plain = Instant::now();
+    let mut am = automerge::AutoCommit::new();
+    for c in &changes {
+        am.load_incremental(c).unwrap();
+    }
+    let plain = plain.elapsed();
+    let checked = Instant::now();
+    let mut other = FamilyDoc::load(None, [], &actor()).unwrap();
+    for c in &changes {
+        assert!(other.apply_remote([c.as_slice()]).refusals.is_empty());
+    }
+    let checked = checked.elapsed();
+    let mut am2 = automerge::AutoCommit::new();
+    let bounds = Instant::now();
+    for c in &changes {
+        for p in inspect(c, &Limits::DEFAULT).unwrap() {
+            if let Piece::Change { bytes, .. } = p {
+                am2.apply_changes([automerge::Change::from_bytes(bytes.into_owned()).unwrap()])
+                    .unwrap();
+            }
+        }
+    }
+    let bounds = bounds.elapsed();
+    let n = changes.len() as u32;
+    println!(
+        "{n} changes: load_incremental {:?}/change; bounds + parse + apply {:?}/change; \
+         the device's whole apply (bounds, rules, diff, view) {:?}/change",
+        plain / n,
+        bounds / n,
+        checked / n
+    );
+}
