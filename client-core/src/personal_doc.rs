@@ -88,8 +88,11 @@ impl PersonalDoc {
 
     /// Applies a chunk from another device of this user (or, read-only, of a member).
     pub fn apply_remote(&mut self, chunk: &[u8]) -> Result<()> {
-        crate::replica::check_chunk(chunk)?;
-        let (touched, _) = self.replica.apply_remote([chunk]);
+        let (touched, fates) = self.replica.apply_remote([chunk]);
+        // Personal documents have no rules: a chunk is kept whole or refused whole.
+        if let Some(crate::replica::ChunkFate::Refuse(why)) = fates.into_iter().next() {
+            return Err(why.into());
+        }
         if !touched.is_empty() {
             self.view = read(self.replica.doc());
         }

@@ -126,11 +126,18 @@ impl FamilyDoc {
         })
     }
 
-    /// Deletes an event.
+    /// Deletes an event (its creator or the host; any member may edit it).
     pub fn delete_event(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
-        if !self.view.calendar.contains_key(id) {
-            return Err(not_found("event", id));
+        let event = self
+            .view
+            .calendar
+            .get(id)
+            .ok_or_else(|| not_found("event", id))?;
+        if event.owner != self.me.to_hex() && !self.is_host() {
+            return Err(DocError::Forbidden(
+                "only its creator or the host may delete an event",
+            ));
         }
         let id = id.to_owned();
         self.edit("event.delete", now_ms, &[entity("calendar", &id)], |doc| {

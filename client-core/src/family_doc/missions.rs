@@ -56,7 +56,7 @@ impl FamilyDoc {
         })
     }
 
-    /// Edits a mission's title, participants or due date.
+    /// Edits a mission's title, participants or due date (its creator or the host).
     pub fn edit_mission(&mut self, id: &str, patch: MissionPatch, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
         let mut mission = self
@@ -65,6 +65,11 @@ impl FamilyDoc {
             .get(id)
             .cloned()
             .ok_or_else(|| not_found("mission", id))?;
+        if mission.created_by != self.me.to_hex() && !self.is_host() {
+            return Err(DocError::Forbidden(
+                "only its creator or the host may edit a mission",
+            ));
+        }
         if let Some(t) = &patch.title {
             mission.title = validate::text(Field::MissionTitle, t, validate::MISSION_TITLE)?;
         }
