@@ -2,6 +2,8 @@
 //! straight into Automerge, bypassing the operations' checks; every honest device
 //! refuses what breaks the rules, identically, whatever the arrival order.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a failure should panic loudly.
+
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use doran_client_core::{
     Actor, DocError, EventInput, FamilyDoc, MissionPatch, PhotoInput, replica::Refusal,

@@ -326,6 +326,20 @@ impl SyncDriver {
         .await
     }
 
+    /// Accepts an invite under `name` instead of the proposed 호칭, signed with the
+    /// device key.
+    pub async fn accept_invite_as(&self, invite: InviteId, name: &str) -> Result<Response> {
+        let (server_id, me) = self.signed_in_as().await?;
+        let msg =
+            signing::invite_accept_as_message(&server_id, &invite, &me, &self.keys.device, name);
+        self.request(Request::AcceptInviteAs {
+            invite,
+            name: name.to_owned(),
+            signature: self.keys.sign_device(&msg),
+        })
+        .await
+    }
+
     /// The relay's id and the user, once signed in at least once.
     async fn signed_in_as(&self) -> Result<(String, UserId)> {
         let mut state = self.state();

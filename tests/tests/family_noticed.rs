@@ -507,6 +507,37 @@ async fn edits_are_all_or_nothing_and_invites_do_not_get_stuck() {
         .expect_err("the withdrawn invite");
     assert_eq!(refused.code, ErrorCode::InviteClosed);
 
+    // An invitee whose 호칭 was taken meanwhile accepts under another one.
+    let late = mom
+        .invite(&family, "son@example.com", "막내")
+        .await
+        .expect("invited again");
+    nephew
+        .set_my_name(&family, "막내")
+        .await
+        .expect("the nephew takes the name");
+    let taken = son
+        .answer_invite(&late.invite, true)
+        .await
+        .expect_err("the proposed name is taken");
+    assert_eq!(taken.code, ErrorCode::NameTaken);
+    let clash = son
+        .accept_invite_as(&late.invite, "엄마")
+        .await
+        .expect_err("the other name is taken too");
+    assert_eq!(clash.code, ErrorCode::NameTaken);
+    let joined = son
+        .accept_invite_as(&late.invite, "둘째")
+        .await
+        .expect("accepted under another name");
+    assert_eq!(joined, family);
+    let view = son.family(&family).await.expect("the family on his device");
+    assert!(
+        view.members.iter().any(|m| m.name == "둘째"),
+        "his entry carries the name he chose: {:?}",
+        view.members.iter().map(|m| &m.name).collect::<Vec<_>>()
+    );
+
     // An event edit that changes nothing is refused, nothing queued.
     let event = mom
         .add_event(

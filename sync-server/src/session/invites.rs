@@ -14,7 +14,7 @@ use crate::{
     error::{ApiError, ApiResult},
     rules,
     state::now_ms,
-    store::NewInvite,
+    store::{AccountStore, NewInvite},
 };
 
 /// The error for an invite that can no longer be answered or withdrawn.
@@ -120,14 +120,61 @@ impl Ctx<'_> {
             accept,
         );
         verify(&key, &msg, &signature)?;
-        let user = self.me.user;
-        let family = info.family;
         let now = now_ms();
         let max = self.state.config.limits.max_families_per_user;
+        self.answered(&info, accept, move |a| {
+            a.answer_invite(invite, accept, now, max)
+        })
+        .await
+    }
+
+    /// Accepts an invite under a 호칭 of the invitee's choosing.
+    pub(super) async fn accept_invite_as(
+        &self,
+        invite: InviteId,
+        name: String,
+        signature: Signature,
+    ) -> ApiResult<Response> {
+        let info = self.invite(invite).await?;
+        if info.invitee != self.me.user {
+            return Err(ApiError::forbidden("this invite is not addressed to you"));
+        }
+        if let Some(e) = closed(info.state) {
+            return Err(e);
+        }
+        let key = self.my_key().await?;
+        let msg = signing::invite_accept_as_message(
+            self.state.challenges.server_id(),
+            &invite,
+            &self.me.user,
+            &self.me.device,
+            &name,
+        );
+        verify(&key, &msg, &signature)?;
+        let name = rules::member_name(&name)?;
+        let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
+        self.answered(&info, true, move |a| {
+            a.accept_invite_as(invite, &name, now, max)
+        })
+        .await
+    }
+
+    /// Answers `info` through `answer` (one store call), then tells the inviter and,
+    /// on accept, the family.
+    async fn answered(
+        &self,
+        info: &InviteInfo,
+        accept: bool,
+        answer: impl FnOnce(&dyn AccountStore) -> crate::store::StoreResult<InviteInfo> + Send + 'static,
+    ) -> ApiResult<Response> {
+        let invite = info.invite;
+        let user = self.me.user;
+        let family = info.family;
         let (answered, joined) = self
             .state
             .accounts(move |a| {
-                let answered = a.answer_invite(invite, accept, now, max)?;
+                let answered = answer(a)?;
                 let joined = match (accept, a.family(family)?) {
                     (true, Some(record)) => Some(summary(a, &record, user)?),
                     _ => None,
