@@ -16,9 +16,10 @@ use doran_device::{
     Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, ProfileChanges, Subscription,
     core::{EventInput, EventPatch},
 };
-use doran_e2e::Relay;
-
-const WAIT: Duration = Duration::from_secs(20);
+use doran_e2e::{
+    Relay,
+    devices::{WAIT, wait_for},
+};
 
 /// A test clock the devices read (Unix ms), starting at the real time.
 #[derive(Clone)]
@@ -65,26 +66,6 @@ async fn person_with(
         .await
         .expect("an account");
     (device, events)
-}
-
-async fn wait_for<T>(
-    events: &mut Subscription,
-    what: &str,
-    mut pick: impl FnMut(&DeviceEvent) -> Option<T>,
-) -> T {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(event) = events.next().await {
-            if let Some(v) = pick(&event) {
-                return Some(v);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(v)) => v,
-        _ => panic!("no {what} within {WAIT:?}"),
-    }
 }
 
 /// Makes `family` (hosted by `host` as `host_name`) and has each of `others` join

@@ -12,59 +12,21 @@ use std::{
 
 use automerge::{ROOT, transaction::Transactable};
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, MissionInput, Subscription,
+    DeviceEvent, MissionInput,
     core::{
         Actor,
         family_store::open_family,
         store::{LocalStore, SqliteStore},
-        sync::SyncStatus,
     },
 };
-use doran_e2e::Relay;
+use doran_e2e::{
+    Relay,
+    devices::{open, up_to_date, wait_for},
+};
 use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// A real Automerge change: 2 000 000 text inserts, 2 083 bytes compressed.
 const BOMB: &[u8] = include_bytes!("../../client-core/tests/fixtures/text_bomb_2m.automerge");
-
-async fn open(home: &std::path::Path) -> Device {
-    Device::open(home, DeviceOptions::default())
-        .await
-        .expect("the device opens")
-}
-
-async fn wait_for<T>(
-    events: &mut Subscription,
-    what: &str,
-    mut pick: impl FnMut(&DeviceEvent) -> Option<T>,
-) -> T {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(event) = events.next().await {
-            if let Some(v) = pick(&event) {
-                return Some(v);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(v)) => v,
-        Ok(None) => panic!("the device closed before {what}"),
-        Err(_) => panic!("no {what} within {WAIT:?}"),
-    }
-}
-
-async fn up_to_date(device: &Device, events: &mut Subscription) {
-    if device.sync_state().status == SyncStatus::UpToDate && device.sync_state().pending == 0 {
-        return;
-    }
-    wait_for(events, "up to date", |e| match e {
-        DeviceEvent::Sync(s) if s.status == SyncStatus::UpToDate && s.pending == 0 => Some(()),
-        _ => None,
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_members_bomb_and_rename_leave_the_honest_device_healthy() {

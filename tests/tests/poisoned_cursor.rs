@@ -3,55 +3,17 @@
 //! as "already seen", for good. The relay now answers such a subscription with
 //! `CursorAhead`; the device forgets the cursor, catches up from 0 and is live again.
 
-use std::time::Duration;
-
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, MissionInput, Part, Subscription,
-    core::{
-        store::{LocalStore, SqliteStore},
-        sync::SyncStatus,
-    },
+    DeviceEvent, MissionInput, Part,
+    core::store::{LocalStore, SqliteStore},
 };
-use doran_e2e::Relay;
+use doran_e2e::{
+    Relay,
+    devices::{open, up_to_date, wait_for},
+};
 use doran_protocol::{DocId, FamilyId};
 
-const WAIT: Duration = Duration::from_secs(20);
 const POISON: u64 = 1 << 62;
-
-async fn open(home: &std::path::Path) -> Device {
-    Device::open(home, DeviceOptions::default())
-        .await
-        .expect("the device opens")
-}
-
-async fn wait_for(
-    events: &mut Subscription,
-    what: &str,
-    mut pick: impl FnMut(&DeviceEvent) -> bool,
-) {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(event) = events.next().await {
-            if pick(&event) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(found, Ok(true)), "no {what} within {WAIT:?}");
-}
-
-async fn up_to_date(device: &Device, events: &mut Subscription) {
-    if device.sync_state().status == SyncStatus::UpToDate && device.sync_state().pending == 0 {
-        return;
-    }
-    wait_for(
-        events,
-        "up to date",
-        |e| matches!(e, DeviceEvent::Sync(s) if s.status == SyncStatus::UpToDate && s.pending == 0),
-    )
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_past_the_relays_log_is_reset_and_live_chunks_arrive_again() {
@@ -114,6 +76,7 @@ async fn a_cursor_past_the_relays_log_is_reset_and_live_chunks_arrive_again() {
     wait_for(&mut mom_events, "the son's mission on mom's device", |e| {
         matches!(e, DeviceEvent::FamilyChanged { family: f, parts, local: false }
             if *f == family && parts.contains(&Part::Missions))
+        .then_some(())
     })
     .await;
     let missions = mom.missions(&family, None).await.expect("missions");

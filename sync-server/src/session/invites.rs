@@ -8,7 +8,7 @@ use doran_protocol::{
     ServerEvent, Signature, UserId, signing,
 };
 
-use super::{families::summary, requests::Ctx};
+use super::{Me, families::summary, requests::Ctx};
 use crate::{
     auth::verify,
     error::{ApiError, ApiResult},
@@ -104,22 +104,10 @@ impl Ctx<'_> {
         accept: bool,
         signature: Signature,
     ) -> ApiResult<Response> {
-        let info = self.invite(invite).await?;
-        if info.invitee != self.me.user {
-            return Err(ApiError::forbidden("this invite is not addressed to you"));
-        }
-        if let Some(e) = closed(info.state) {
-            return Err(e);
-        }
-        let key = self.my_key().await?;
-        let msg = signing::invite_answer_message(
-            self.state.challenges.server_id(),
-            &invite,
-            &self.me.user,
-            &self.me.device,
-            accept,
-        );
-        verify(&key, &msg, &signature)?;
+        let msg = |server_id: &str, me: &Me| {
+            signing::invite_answer_message(server_id, &invite, &me.user, &me.device, accept)
+        };
+        let info = self.my_open_invite(invite, msg, &signature).await?;
         let now = now_ms();
         let max = self.state.config.limits.max_families_per_user;
         self.answered(&info, accept, move |a| {
@@ -135,6 +123,27 @@ impl Ctx<'_> {
         name: String,
         signature: Signature,
     ) -> ApiResult<Response> {
+        let msg = |server_id: &str, me: &Me| {
+            signing::invite_accept_as_message(server_id, &invite, &me.user, &me.device, &name)
+        };
+        let info = self.my_open_invite(invite, msg, &signature).await?;
+        let name = rules::member_name(&name)?;
+        let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
+        self.answered(&info, true, move |a| {
+            a.accept_invite_as(invite, &name, now, max)
+        })
+        .await
+    }
+
+    /// An open invite addressed to the caller, whose answer `signature` (over the
+    /// bytes `message` makes) the caller's device key made.
+    async fn my_open_invite(
+        &self,
+        invite: InviteId,
+        message: impl FnOnce(&str, &Me) -> Vec<u8>,
+        signature: &Signature,
+    ) -> ApiResult<InviteInfo> {
         let info = self.invite(invite).await?;
         if info.invitee != self.me.user {
             return Err(ApiError::forbidden("this invite is not addressed to you"));
@@ -143,21 +152,12 @@ impl Ctx<'_> {
             return Err(e);
         }
         let key = self.my_key().await?;
-        let msg = signing::invite_accept_as_message(
-            self.state.challenges.server_id(),
-            &invite,
-            &self.me.user,
-            &self.me.device,
-            &name,
-        );
-        verify(&key, &msg, &signature)?;
-        let name = rules::member_name(&name)?;
-        let now = now_ms();
-        let max = self.state.config.limits.max_families_per_user;
-        self.answered(&info, true, move |a| {
-            a.accept_invite_as(invite, &name, now, max)
-        })
-        .await
+        verify(
+            &key,
+            &message(self.state.challenges.server_id(), &self.me),
+            signature,
+        )?;
+        Ok(info)
     }
 
     /// Answers `info` through `answer` (one store call), then tells the inviter and,
