@@ -134,6 +134,14 @@ impl Device {
     pub fn stop_sync(&self) {
         self.inner.stop_sync();
     }
+
+    /// Stops syncing and waits (a few seconds at most) until what already arrived has
+    /// been announced and kept: call it before the process ends (iOS
+    /// `applicationWillTerminate`, a background task finishing), so no notification
+    /// is lost. Syncing can be started again with [`start_sync`](Self::start_sync).
+    pub async fn close(&self) {
+        self.inner.close().await;
+    }
 }
 
 /// A UTC offset from minutes, or the facade's "invalid input" in `lang`.

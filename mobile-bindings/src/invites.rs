@@ -88,6 +88,13 @@ impl Device {
         Ok(self.inner.answer_invite(&invite, accept).await?)
     }
 
+    /// Accepts an invite under another 호칭 than the one proposed (when someone in the
+    /// family took it meanwhile: [`NameTaken`](crate::DoranError::NameTaken), or the
+    /// invitee prefers another). Returns the family.
+    pub async fn accept_invite_as(&self, invite: String, name: String) -> Result<String> {
+        Ok(self.inner.accept_invite_as(&invite, &name).await?)
+    }
+
     /// Withdraws an invite the user's family sent.
     pub async fn withdraw_invite(&self, invite: String) -> Result<()> {
         Ok(self.inner.withdraw_invite(&invite).await?)

@@ -155,4 +155,4 @@ def close_devices():
         if hasattr(thing, "cancel"):
             thing.cancel()
         else:
-            thing.stop_sync()
+            asyncio.run(thing.close())
