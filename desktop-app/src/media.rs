@@ -30,7 +30,7 @@ pub fn allow_microphone(window: &WebviewWindow) {
                 }
                 return true;
             }
-            if request.is::<DeviceInfoPermissionRequest>() {
+            if request.downcast_ref::<DeviceInfoPermissionRequest>().is_some() {
                 request.allow();
                 return true;
             }
