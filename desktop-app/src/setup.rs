@@ -39,12 +39,17 @@ pub fn open_device(
         lang,
         ..DeviceOptions::default()
     };
-    let device = tauri::async_runtime::block_on(Device::open(&home, options))?;
+    // Opened and subscribed on Tauri's runtime: the facade's tasks live there.
+    let (device, listener) = tauri::async_runtime::block_on(async {
+        let device = Device::open(&home, options).await?;
+        let forward = crate::events::Forward::new(app.handle().clone());
+        let listener = device.listen(Arc::new(forward));
+        Ok::<_, doran_device::Error>((device, listener))
+    })?;
     // Photos, avatars and voice messages are shown straight from the blob folder.
     app.asset_protocol_scope()
         .allow_directory(device.home_dir().join("blobs"), true)?;
-    let forward = crate::events::Forward::new(app.handle().clone());
-    app.manage(device.listen(Arc::new(forward)));
+    app.manage(listener);
     app.manage(device);
     app.manage(DefaultServer(
         std::env::var("DORAN_SERVER").unwrap_or_default(),

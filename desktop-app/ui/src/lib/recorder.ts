@@ -1,7 +1,8 @@
 // Recording a voice message from the microphone, with a timer, a live level meter and
-// the auto-stop. The recording goes to the facade as it is (WebM/Opus, Ogg/Opus or
-// M4A from MediaRecorder when the web view has it, else 16-bit WAV captured with Web
-// Audio) and is converted to MP3 on the device.
+// the auto-stop. The recording goes to the facade as it is (WebM/Opus or Ogg/Opus from
+// MediaRecorder when the web view has it, else 16-bit WAV captured with Web Audio) and
+// is converted to MP3 on the device. MediaRecorder's fragmented MP4 (all WebKitGTK 2.4x
+// offers) is not used: its AAC frames do not decode on the device today.
 
 export interface RecorderEvents {
   /** Elapsed time (ms) and the current input level (0–1), about 20 times a second. */
@@ -10,7 +11,7 @@ export interface RecorderEvents {
   onDone(recording: Blob, elapsedMs: number): void;
 }
 
-const MIME_TYPES = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4'];
+const MIME_TYPES = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus'];
 
 /** A MediaRecorder type the web view can record, if it can. */
 function recorderType(): string | null {
