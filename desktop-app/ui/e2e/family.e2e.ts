@@ -4,7 +4,7 @@
 // Screenshots of every main screen go to docs/screenshots/.
 
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { App, Cli, Relay, screenshot, tool, workdir } from './harness';
 import type { Session } from './webdriver';
 
@@ -12,7 +12,17 @@ const FAMILY = '우리 가족';
 const relay = new Relay(join(workdir, 'relay'));
 // Korean system locale: the app starts in Korean. The fake capture device stands in
 // for a microphone.
-const app = new App(join(workdir, 'mom-app'), { LANG: 'ko_KR.UTF-8', LC_ALL: '', LC_MESSAGES: '', DORAN_MOCK_MICROPHONE: '1' });
+// Its own HOME: nothing of an earlier run (the web view's storage) comes along.
+const app = new App(join(workdir, 'mom-app'), {
+  HOME: join(workdir, 'mom-home'),
+  XDG_DATA_HOME: join(workdir, 'mom-home', '.local', 'share'),
+  XDG_CONFIG_HOME: join(workdir, 'mom-home', '.config'),
+  XDG_CACHE_HOME: join(workdir, 'mom-home', '.cache'),
+  LANG: 'ko_KR.UTF-8',
+  LC_ALL: '',
+  LC_MESSAGES: '',
+  DORAN_MOCK_MICROPHONE: '1',
+});
 const son = new Cli(join(workdir, 'son'));
 const dad = new Cli(join(workdir, 'dad'));
 let s: Session;
@@ -60,6 +70,14 @@ describe.sequential('the desktop app with a family', () => {
       await tool('convert', '-size', '960x720', `plasma:${c}`, '-blur', '0x3', file(`photo${i + 1}.jpg`));
     }
     await tool('espeak-ng', '-v', 'ko', '-w', file('hello.wav'), '엄마 사랑해요. 오늘 저녁에 봐요.');
+  });
+
+  // A failed step leaves a picture of the window behind, to see why.
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state !== 'fail' || !s) return;
+    const name = `failed-${ctx.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`;
+    await screenshot(s, name, workdir).catch(() => {});
+    console.error(`the window when "${ctx.task.name}" failed: ${join(workdir, name)}.png`);
   });
 
   afterAll(async () => {
@@ -301,11 +319,13 @@ describe.sequential('the desktop app with a family', () => {
     await screenshot(s, '16-calendar-dark');
 
     await s.click('[data-testid=nav-profile]');
+    await s.waitFor('[data-testid=language]');
     await s.click('[data-testid=language] option[value=en]');
     await s.until('English', async () => (await s.text('[data-testid=nav-missions]')).includes('Missions'));
     await nav('missions');
     await screenshot(s, '17-missions-dark-en');
     await s.click('[data-testid=nav-profile]');
+    await s.waitFor('[data-testid=language]');
     await s.click('[data-testid=language] option[value=ko]');
     await s.until('Korean again', async () => (await s.text('[data-testid=nav-missions]')).includes('미션'));
     await s.click('[data-testid=theme] option[value=light]');
@@ -320,6 +340,8 @@ describe.sequential('the desktop app with a family', () => {
   it('an invite accepted from the bell, then "you were removed" when the host removes her', async () => {
     const other = await son.run('family', 'create', '아들네', '--as', '아들');
     await son.run('invite', 'send', other, 'mom@example.com', '--as', '엄마');
+    // The new family's document reaches the relay, so it opens with its title.
+    await son.run('sync');
     await s.waitFor('[data-testid=bell-count]');
     await s.click('[data-testid=bell]');
     await s.waitFor('[data-testid=accept-invite]');

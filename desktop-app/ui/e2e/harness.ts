@@ -147,9 +147,8 @@ export class Cli {
   }
 }
 
-/** Saves the window as docs/screenshots/NAME.png. */
-export async function screenshot(session: Session, name: string): Promise<void> {
-  const dir = env('DORAN_SCREENSHOTS');
+/** Saves the window as NAME.png in docs/screenshots/ (or in `dir`). */
+export async function screenshot(session: Session, name: string, dir = env('DORAN_SCREENSHOTS')): Promise<void> {
   mkdirSync(dir, { recursive: true });
   // Let a just-arrived image or font finish painting: two animation frames.
   await session.execute('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));').catch(() => {});
