@@ -345,10 +345,17 @@ describe.sequential('the desktop app with a family', () => {
     await s.waitFor('[data-testid=bell-count]');
     await s.click('[data-testid=bell]');
     await s.waitFor('[data-testid=accept-invite]');
+    const accepted = Date.now();
     await s.click('[data-testid=accept-invite]');
-    await s.until('the new family open', async () => (await s.text('[data-testid=family-switcher]')).includes('아들네'), 30_000);
+    await s.until('the new family open', async () => (await s.texts('[data-testid=family-switcher]')).join().includes('아들네'), 60_000);
+    console.log(`the accepted family opened after ${Date.now() - accepted} ms`);
 
-    await son.run('sync');
+    // The son's device has her member entry (it may come with a later sync).
+    await s.until("her entry on the son's device", async () => {
+      await son.run('sync');
+      const view = await son.json<{ members: { name: string }[] }>('family', 'show', other);
+      return view.members.some((m) => m.name === '엄마');
+    });
     await son.run('family', 'remove', other, '엄마');
     await s.waitFor('[data-testid=removed-notice]', 30_000);
     await s.waitFor('[data-testid=read-only]');
