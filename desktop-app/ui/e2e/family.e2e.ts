@@ -351,12 +351,12 @@ describe.sequential('the desktop app with a family', () => {
     console.log(`the accepted family opened after ${Date.now() - accepted} ms`);
 
     // The son's device has her member entry (it may come with a later sync).
-    await s.until("her entry on the son's device", async () => {
+    const mom = await s.until("her entry on the son's device", async () => {
       await son.run('sync');
-      const view = await son.json<{ members: { name: string }[] }>('family', 'show', other);
-      return view.members.some((m) => m.name === '엄마');
+      const view = await son.json<{ members: { name: string; user: string }[] }>('family', 'show', other);
+      return view.members.find((m) => m.name === '엄마')?.user;
     });
-    await son.run('family', 'remove', other, '엄마');
+    await son.run('family', 'remove', other, mom);
     await s.waitFor('[data-testid=removed-notice]', 30_000);
     await s.waitFor('[data-testid=read-only]');
     await nav('home');
