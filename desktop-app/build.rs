@@ -17,8 +17,7 @@ fn main() {
         std::fs::create_dir_all("ui/dist").expect("ui/dist can be created");
         std::fs::write(index, PLACEHOLDER).expect("the placeholder page can be written");
     }
-    let attributes =
-        tauri_build::Attributes::new().codegen(tauri_build::CodegenContext::new());
+    let attributes = tauri_build::Attributes::new().codegen(tauri_build::CodegenContext::new());
     if let Err(e) = tauri_build::try_build(attributes) {
         panic!("tauri-build: {e:#}");
     }

@@ -10,9 +10,8 @@ use tauri::WebviewWindow;
 #[cfg(target_os = "linux")]
 pub fn allow_microphone(window: &WebviewWindow) {
     use webkit2gtk::{
-        DeviceInfoPermissionRequest, PermissionRequestExt, SettingsExt,
-        UserMediaPermissionRequest, UserMediaPermissionRequestExt, WebViewExt,
-        glib::object::Cast,
+        DeviceInfoPermissionRequest, PermissionRequestExt, SettingsExt, UserMediaPermissionRequest,
+        UserMediaPermissionRequestExt, WebViewExt, glib::object::Cast,
     };
     let mock = std::env::var("DORAN_MOCK_MICROPHONE").is_ok_and(|v| v == "1");
     let done = window.with_webview(move |webview| {
@@ -30,7 +29,10 @@ pub fn allow_microphone(window: &WebviewWindow) {
                 }
                 return true;
             }
-            if request.downcast_ref::<DeviceInfoPermissionRequest>().is_some() {
+            if request
+                .downcast_ref::<DeviceInfoPermissionRequest>()
+                .is_some()
+            {
                 request.allow();
                 return true;
             }

@@ -10,7 +10,10 @@ use tauri::ipc::{InvokeBody, Request};
 const ARGS_HEADER: &str = "doran-args";
 
 /// The arguments and the bytes of a raw command.
-pub fn split<A: DeserializeOwned>(request: &Request<'_>, lang: Lang) -> Result<(A, Vec<u8>), Error> {
+pub fn split<A: DeserializeOwned>(
+    request: &Request<'_>,
+    lang: Lang,
+) -> Result<(A, Vec<u8>), Error> {
     let bad = || {
         Error::new(
             ErrorCode::InvalidInput,

@@ -86,12 +86,7 @@ pub async fn add_comment(d: Dev<'_>, family: String, photo: String, text: String
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn delete_comment(
-    d: Dev<'_>,
-    family: String,
-    photo: String,
-    comment: String,
-) -> Res<()> {
+pub async fn delete_comment(d: Dev<'_>, family: String, photo: String, comment: String) -> Res<()> {
     d.delete_comment(&family, &photo, &comment).await
 }
 

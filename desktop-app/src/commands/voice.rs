@@ -25,7 +25,12 @@ pub async fn voices(d: Dev<'_>, family: String, album: Option<String>) -> Res<Ve
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn create_voice_album(d: Dev<'_>, family: String, name: String, cover: u8) -> Res<String> {
+pub async fn create_voice_album(
+    d: Dev<'_>,
+    family: String,
+    name: String,
+    cover: u8,
+) -> Res<String> {
     d.create_voice_album(&family, &name, cover).await
 }
 

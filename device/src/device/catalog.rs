@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(c.voice_covers, 4);
         assert_eq!(c.voice_max_ms, 180_000);
         assert_eq!(c.photo_page, 14);
-        assert_eq!((c.limits.family_title.min, c.limits.family_title.max), (1, 10));
+        assert_eq!(
+            (c.limits.family_title.min, c.limits.family_title.max),
+            (1, 10)
+        );
         assert_eq!(c.limits.member_name.max, 8);
         assert_eq!(c.limits.mission_title.max, 17);
         assert_eq!(c.limits.event_title.max, 14);
