@@ -4,13 +4,14 @@
 
 # Debian packages: Tauri v2 on WebKitGTK (webkit2gtk 4.1, gtk3, librsvg, libsoup3, xdo
 # for menus); for the real-window tests Xvfb, WebKitWebDriver (webkit2gtk-driver) and
-# ImageMagick (test photos, and scripts/run's screenshot of the whole screen); a CJK
+# ImageMagick (test photos, and scripts/run's screenshot of the whole screen), x11-utils
+# (scripts/run waits for the window with xdpyinfo and xwininfo); a CJK
 # font and an emoji font so Korean and moods render; GStreamer's plugins so the web
 # view can record (WebM/Opus) and play (MP3) voice messages.
 DESKTOP_APT_PACKAGES=(
     libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev
     libsoup-3.0-dev libxdo-dev libssl-dev build-essential file
-    xvfb xauth webkit2gtk-driver imagemagick
+    xvfb xauth x11-utils webkit2gtk-driver imagemagick
     fonts-nanum fonts-noto-color-emoji
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 )
@@ -22,6 +23,7 @@ DESKTOP_TOOLS="$HOME/.cache/dorandoran/tools"
 # screens: `npm ci` from the committed lock file (skipped when node_modules already
 # matches it), `vite build` into desktop-app/ui/dist, which the app embeds.
 desktop_prepare() {
+    local started=$SECONDS
     local saved=("${DORAN_APT_PACKAGES[@]}")
     DORAN_APT_PACKAGES=("${DESKTOP_APT_PACKAGES[@]}")
     command -v node >/dev/null && command -v npm >/dev/null || DORAN_APT_PACKAGES+=(nodejs npm)
@@ -43,6 +45,7 @@ desktop_prepare() {
     fi
     log "building the desktop app's screens (vite)"
     (cd "$DESKTOP_UI" && npm run --silent build -- --logLevel warn)
+    log "desktop app prepared in $((SECONDS - started)) s"
 }
 
 # The target directory cargo builds into.
@@ -55,6 +58,7 @@ desktop_target_dir() {
 # against the real relay, with the `doran` command line as the rest of the family.
 # Screenshots of every main screen go to docs/screenshots/.
 desktop_test() {
+    local started=$SECONDS
     log "desktop app: type check and unit tests (svelte-check, vitest)"
     (cd "$DESKTOP_UI" && npm run --silent check && npx vitest run --reporter=dot)
 
@@ -67,6 +71,7 @@ desktop_test() {
         DORAN_APP="$bin/dorandoran" DORAN_BIN="$bin" TAURI_DRIVER="$DESKTOP_TOOLS/bin/tauri-driver" \
         DORAN_SCREENSHOTS="$PWD/../../docs/screenshots" \
         xvfb-run -a -s "-screen 0 1280x900x24" npm run --silent e2e)
+    log "desktop app checks and tests passed in $((SECONDS - started)) s"
 }
 
 # Starts the app (release, from `bin`) against the relay at `server`, its device home
