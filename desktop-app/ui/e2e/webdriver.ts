@@ -100,13 +100,13 @@ export class Session {
   }
 
   /** Waits until `check` gives a truthy value (polling), failing after `timeoutMs`. */
-  async until<T>(what: string, check: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  async until<T>(what: string, check: () => Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (;;) {
       try {
         const v = await check();
-        if (v) return v;
+        if (v) return v as NonNullable<T>;
       } catch (e) {
         last = e;
       }
