@@ -17,6 +17,8 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+use tauri::Manager;
+
 mod commands;
 mod events;
 mod media;
@@ -40,7 +42,14 @@ fn main() {
         .invoke_handler(commands::handler())
         .build(tauri::tauri_build_context!());
     match app {
-        Ok(app) => app.run(|_, _| {}),
+        // On the way out, what arrived is announced and kept before the process ends.
+        Ok(app) => app.run(|handle, event| {
+            if let tauri::RunEvent::Exit = event
+                && let Some(device) = handle.try_state::<doran_device::Device>()
+            {
+                tauri::async_runtime::block_on(device.close());
+            }
+        }),
         Err(e) => {
             eprintln!("도란도란 cannot start: {e}");
             std::process::exit(1);
