@@ -19,6 +19,7 @@
 
 mod account;
 mod calendar;
+mod catalog;
 mod families;
 mod gallery;
 pub(crate) mod invites;

@@ -301,3 +301,61 @@ pub struct VoiceAdded {
     /// The MP3's size.
     pub bytes: u64,
 }
+
+/// What forms and pickers need ([`Device::catalog`](crate::Device::catalog)): the
+/// product's palette, moods, covers and text limits, so no app repeats them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Catalog {
+    /// The calendar palette; the first is the default color.
+    pub palette: Vec<&'static str>,
+    /// Today's moods, in the picker's order, labelled in the user's language.
+    pub moods: Vec<MoodView>,
+    /// How many built-in voice album covers there are (numbered from 1).
+    pub voice_covers: u8,
+    /// Where the recorder stops on its own (ms).
+    pub voice_max_ms: u64,
+    /// Photos per page of the gallery grid.
+    pub photo_page: usize,
+    /// Event lines a day of the month grid shows before "+N more".
+    pub day_slots: usize,
+    /// The length of every text field.
+    pub limits: TextLimits,
+}
+
+/// The characters a text field takes (counted after trimming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TextLimit {
+    /// Fewest.
+    pub min: usize,
+    /// Most.
+    pub max: usize,
+    /// Whether line breaks are allowed.
+    pub multiline: bool,
+}
+
+/// Every text field's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TextLimits {
+    /// Family title.
+    pub family_title: TextLimit,
+    /// 호칭.
+    pub member_name: TextLimit,
+    /// Nickname.
+    pub nickname: TextLimit,
+    /// Mission title.
+    pub mission_title: TextLimit,
+    /// Calendar event title.
+    pub event_title: TextLimit,
+    /// Calendar event notes.
+    pub event_notes: TextLimit,
+    /// Photo album name.
+    pub album_name: TextLimit,
+    /// Photo caption.
+    pub photo_caption: TextLimit,
+    /// Comment.
+    pub comment: TextLimit,
+    /// Voice message title.
+    pub voice_title: TextLimit,
+    /// Voice album name.
+    pub voice_album_name: TextLimit,
+}

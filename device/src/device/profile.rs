@@ -111,6 +111,16 @@ impl Device {
 
     /// Changes the profile: see [`ProfileChanges`]. All or nothing.
     pub async fn update_profile(&self, changes: ProfileChanges) -> Result<()> {
+        let photo = match &changes.avatar_file {
+            Some(path) => Some(self.read_file(path, MAX_AVATAR_FILE_BYTES).await?),
+            None => None,
+        };
+        self.change_profile(changes, photo).await
+    }
+
+    /// [`update_profile`](Self::update_profile) with the new profile photo's bytes
+    /// (`photo`) rather than a file (an app's picker that hands over bytes).
+    async fn change_profile(&self, changes: ProfileChanges, photo: Option<Vec<u8>>) -> Result<()> {
         let lang = self.language();
         let nickname = changes
             .nickname
@@ -124,10 +134,6 @@ impl Device {
             .map(str::parse)
             .transpose()
             .map_err(|e| Error::from_doc(&e, lang))?;
-        let photo = match &changes.avatar_file {
-            Some(path) => Some(self.read_file(path, MAX_AVATAR_FILE_BYTES).await?),
-            None => None,
-        };
         let session = self.session()?;
         let blobs = session.blobs.clone();
         // Prepared before any edit, so a photo that cannot be read changes nothing.
@@ -178,6 +184,16 @@ impl Device {
             ..ProfileChanges::default()
         })
         .await
+    }
+
+    /// Sets a new profile photo from an image's bytes (JPEG, PNG, WebP or GIF, at most
+    /// 64 MB), prepared as [`set_avatar`](Self::set_avatar) does.
+    pub async fn set_avatar_bytes(&self, image: Vec<u8>) -> Result<()> {
+        if image.len() as u64 > MAX_AVATAR_FILE_BYTES {
+            return Err(Error::code(ErrorCode::TooLarge, self.language()));
+        }
+        self.change_profile(ProfileChanges::default(), Some(image))
+            .await
     }
 
     /// Sets today's mood.

@@ -1,7 +1,11 @@
 //! The voice message box: albums with their covers, message cards, adding a recording
 //! (converted to MP3 on this device) and the MP3 as a file.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::{Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use doran_client_core::{
     VoiceInput,
@@ -88,7 +92,7 @@ impl Device {
                 Ok(std::io::BufReader::new(file))
             })
             .await?;
-        self.add_voice_from(family, album, title, Recording::File(input))
+        self.add_voice_from(family, album, title, Recording::File(input), None)
             .await
     }
 
@@ -105,8 +109,35 @@ impl Device {
         if recording.len() as u64 > MAX_RECORDING_BYTES {
             return Err(Error::code(ErrorCode::TooLarge, self.language()));
         }
-        self.add_voice_from(family, album, title, Recording::Bytes(recording))
+        self.add_voice_from(family, album, title, Recording::Bytes(recording), None)
             .await
+    }
+
+    /// [`add_voice_bytes`](Self::add_voice_bytes), telling `progress` how far the
+    /// conversion to MP3 is (0.0–1.0, rising, at most about a hundred calls, from the
+    /// blocking pool), so a screen can show it; 1.0 once the message is saved.
+    pub async fn add_voice_bytes_with_progress(
+        &self,
+        family: &str,
+        album: &str,
+        recording: Vec<u8>,
+        title: &str,
+        progress: Arc<dyn Fn(f32) + Send + Sync>,
+    ) -> Result<VoiceAdded> {
+        if recording.len() as u64 > MAX_RECORDING_BYTES {
+            return Err(Error::code(ErrorCode::TooLarge, self.language()));
+        }
+        let added = self
+            .add_voice_from(
+                family,
+                album,
+                title,
+                Recording::Bytes(recording),
+                Some(Arc::clone(&progress)),
+            )
+            .await?;
+        progress(1.0);
+        Ok(added)
     }
 
     async fn add_voice_from(
@@ -115,6 +146,7 @@ impl Device {
         album: &str,
         title: &str,
         recording: Recording,
+        progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
     ) -> Result<VoiceAdded> {
         let id = self.member_family(family).await?;
         let lang = self.language();
@@ -146,11 +178,16 @@ impl Device {
                     ..Default::default()
                 };
                 let mut mp3 = std::io::Cursor::new(Vec::new());
-                let converted = match recording {
-                    Recording::File(file) => doran_audio::convert(file, &mut mp3, &opts),
-                    Recording::Bytes(bytes) => {
+                let converted = match (recording, progress) {
+                    (Recording::File(file), _) => doran_audio::convert(file, &mut mp3, &opts),
+                    (Recording::Bytes(bytes), None) => {
                         doran_audio::convert(std::io::Cursor::new(bytes), &mut mp3, &opts)
                     }
+                    (Recording::Bytes(bytes), Some(report)) => doran_audio::convert(
+                        ReadProgress::new(std::io::Cursor::new(bytes), report),
+                        &mut mp3,
+                        &opts,
+                    ),
                 }
                 .map_err(|e| Error::from_audio(&e, lang))?;
                 let mp3 = mp3.into_inner();
@@ -218,4 +255,51 @@ impl Device {
 enum Recording {
     File(std::io::BufReader<std::fs::File>),
     Bytes(Vec<u8>),
+}
+
+/// A recording in memory that reports how far the converter has read into it: the
+/// conversion streams, so the furthest position read is how far it is. Reported in
+/// steps of at least 1% (and never the final 1.0, which is for "saved").
+struct ReadProgress {
+    inner: std::io::Cursor<Vec<u8>>,
+    len: u64,
+    furthest: u64,
+    reported: f32,
+    report: Arc<dyn Fn(f32) + Send + Sync>,
+}
+
+impl ReadProgress {
+    fn new(inner: std::io::Cursor<Vec<u8>>, report: Arc<dyn Fn(f32) + Send + Sync>) -> Self {
+        let len = inner.get_ref().len() as u64;
+        ReadProgress {
+            inner,
+            len,
+            furthest: 0,
+            reported: 0.0,
+            report,
+        }
+    }
+}
+
+impl Read for ReadProgress {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let pos = self.inner.position();
+        if pos > self.furthest && self.len > 0 {
+            self.furthest = pos;
+            // Lossy on purpose: a fraction for a progress bar.
+            let done = (self.furthest as f64 / self.len as f64) as f32 * 0.99;
+            if done - self.reported >= 0.01 {
+                self.reported = done;
+                (self.report)(done);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for ReadProgress {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
