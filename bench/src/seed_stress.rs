@@ -154,8 +154,8 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let families = Arc::new(families);
     // Devices reconnect (rather than fail) when the relay goes away, if it is to be
     // killed; the run then gives them this long in all.
-    let resilient = (opts.kill_relay > 0 || opts.kill_pid.is_some())
-        .then(|| Instant::now() + RESILIENT_FOR);
+    let resilient =
+        (opts.kill_relay > 0 || opts.kill_pid.is_some()).then(|| Instant::now() + RESILIENT_FOR);
     // Operations done so far by all devices: the relay is killed at moments of it.
     let progress = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(devices.len() + 1));
@@ -439,7 +439,11 @@ async fn kill_repeatedly(
 }
 
 /// Kills process `pid` with SIGKILL once `moment` operations are done (`--kill-pid`).
-async fn kill_once(pid: u32, progress: Arc<AtomicUsize>, moment: usize) -> Result<usize, LoadError> {
+async fn kill_once(
+    pid: u32,
+    progress: Arc<AtomicUsize>,
+    moment: usize,
+) -> Result<usize, LoadError> {
     while progress.load(Ordering::Relaxed) < moment {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

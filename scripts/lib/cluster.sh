@@ -241,3 +241,44 @@ cluster_stop() {
     garage_stop
     pg_stop
 }
+
+# ----- for scripts/test -----
+
+# Installs the packages and starts building Garage in the background (it overlaps the
+# workspace's build); test_backends_up waits for it.
+test_backends_begin() {
+    install_cluster_packages
+    GARAGE_BUILD_LOG=$(mktemp)
+    install_garage > "$GARAGE_BUILD_LOG" 2>&1 &
+    GARAGE_BUILD_JOB=$!
+}
+
+# Starts PostgreSQL and Garage in a temporary directory for the tests, exports what
+# they read (DORAN_TEST_DATABASE, DORAN_TEST_S3, the S3 endpoint and keys,
+# DORAN_REQUIRE_BACKENDS) and stops everything when the calling shell exits.
+test_backends_up() {
+    if ! wait "$GARAGE_BUILD_JOB"; then
+        cat "$GARAGE_BUILD_LOG" >&2
+        echo "building Garage failed" >&2
+        return 1
+    fi
+    cat "$GARAGE_BUILD_LOG" >&2
+    CLUSTER_DIR=$(mktemp -d)
+    chmod 755 "$CLUSTER_DIR"
+    trap 'cluster_stop; rm -rf "$CLUSTER_DIR"' EXIT
+    log "starting PostgreSQL and Garage for the tests"
+    pg_start
+    garage_start
+    export DORAN_TEST_DATABASE="$DORAN_PG_URL"
+    export DORAN_TEST_S3="s3://doran"
+    export DORAN_S3_ENDPOINT DORAN_S3_REGION=garage
+    export DORAN_REQUIRE_BACKENDS=1
+}
+
+# The relay's end-to-end suites again, every relay on PostgreSQL and S3 — except the
+# blob sweep's, which looks at the blob folder's files.
+test_backends_suites() {
+    log "the relay's end-to-end tests on PostgreSQL + S3"
+    DORAN_TEST_BACKEND=cluster cargo nextest run -p doran-server --locked --no-fail-fast \
+        -E 'kind(test) & !binary(blob_sweep)'
+}

@@ -10,8 +10,8 @@ use crate::{
     config::Config,
     state::Stores,
     store::{
-        FsBlobStore, PgOptions, PgStore, S3BlobStore, S3Options, SqliteStore, StoreError,
-        StoreResult,
+        AccountStore, BlobStore, FsBlobStore, LogStore, PgOptions, PgStore, S3BlobStore,
+        S3Options, SqliteStore, StoreError, StoreResult,
     },
 };
 
@@ -33,23 +33,28 @@ pub fn open(config: &Config, origin: &str, rt: &Handle) -> StoreResult<Opened> {
     if needs_dir {
         std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
     }
-    let (accounts, logs, postgres): (Arc<dyn crate::store::AccountStore>, Arc<dyn crate::store::LogStore>, _) =
-        match &config.database {
-            Some(url) => {
-                let mut options = PgOptions::new(url.clone());
-                options.schema.clone_from(&config.database_schema);
-                options.pool_size = config.database_pool;
-                options.origin = origin.to_owned();
-                let pg = Arc::new(PgStore::connect(&options, rt.clone())?);
-                tracing::info!(schema = %options.schema, "accounts and logs in PostgreSQL");
-                (pg.clone(), pg.clone(), Some(pg))
-            }
-            None => {
-                let sqlite = Arc::new(SqliteStore::open(dir.join(SqliteStore::FILE_NAME))?);
-                (sqlite.clone(), sqlite, None)
-            }
-        };
-    let blobs: Arc<dyn crate::store::BlobStore> = match &config.blobs {
+    let accounts: Arc<dyn AccountStore>;
+    let logs: Arc<dyn LogStore>;
+    let mut postgres = None;
+    match &config.database {
+        Some(url) => {
+            let mut options = PgOptions::new(url.clone());
+            options.schema.clone_from(&config.database_schema);
+            options.pool_size = config.database_pool;
+            options.origin = origin.to_owned();
+            let pg = Arc::new(PgStore::connect(&options, rt.clone())?);
+            tracing::info!(schema = %options.schema, "accounts and logs in PostgreSQL");
+            accounts = pg.clone();
+            logs = pg.clone();
+            postgres = Some(pg);
+        }
+        None => {
+            let sqlite = Arc::new(SqliteStore::open(dir.join(SqliteStore::FILE_NAME))?);
+            accounts = sqlite.clone();
+            logs = sqlite;
+        }
+    }
+    let blobs: Arc<dyn BlobStore> = match &config.blobs {
         Some(url) => {
             let mut options = S3Options::from_url(url)?;
             options.endpoint.clone_from(&config.s3.endpoint);

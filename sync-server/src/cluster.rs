@@ -177,13 +177,7 @@ impl Cluster {
 
     /// Records a signed-in session; returns whether its user just came online — on
     /// this relay (`here`) and, in a cluster, on no other either.
-    pub async fn connected(
-        &self,
-        user: UserId,
-        device: DeviceId,
-        conn: u64,
-        here: bool,
-    ) -> bool {
+    pub async fn connected(&self, user: UserId, device: DeviceId, conn: u64, here: bool) -> bool {
         let Some(pg) = &self.pg else { return here };
         match pg.connected(user, device, conn).await {
             Ok(first) => first,
@@ -533,7 +527,10 @@ async fn listen(state: Arc<AppState>, pg: Arc<PgCluster>) {
                         }
                     }
                 });
-                match client.batch_execute(&format!("LISTEN {}", pg.channel)).await {
+                match client
+                    .batch_execute(&format!("LISTEN {}", pg.channel))
+                    .await
+                {
                     Ok(()) => {
                         pg.listening.store(true, Ordering::Release);
                         tracing::info!(channel = %pg.channel, "listening to the other relays");
@@ -568,9 +565,10 @@ async fn listen(state: Arc<AppState>, pg: Arc<PgCluster>) {
         }
         // Whatever was announced meanwhile is unheard: nobody is served until the
         // relay listens again, and devices catch up from their cursors.
-        state
-            .hub
-            .close_all(ErrorCode::Unavailable, "the relay lost its database; reconnect");
+        state.hub.close_all(
+            ErrorCode::Unavailable,
+            "the relay lost its database; reconnect",
+        );
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = state.shutdown.cancelled() => return,
@@ -613,9 +611,7 @@ async fn handle(state: &Arc<AppState>, pg: &PgCluster, burst: Vec<String>) {
             "m" => {
                 state.hub.membership_changed();
                 if let Some(family) = words.next().and_then(hex16).map(FamilyId) {
-                    state
-                        .hub
-                        .send_to_doc(DocId::from(family), &HubMsg::Recheck);
+                    state.hub.send_to_doc(DocId::from(family), &HubMsg::Recheck);
                 }
                 if let Some(user) = words.next().and_then(hex16).map(UserId) {
                     state.hub.send_to_users([&user], &HubMsg::Recheck);
@@ -645,7 +641,7 @@ async fn fan_in(state: &Arc<AppState>, doc: DocId, seqs: BTreeSet<Seq>) {
     };
     let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
     let read = state
-        .logs(move |l| l.read_since(doc, first - 1, span))
+        .logs(move |l| l.read_since(doc, first.saturating_sub(1), span))
         .await;
     let chunks = match read {
         Ok(chunks) => chunks,

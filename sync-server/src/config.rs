@@ -108,7 +108,11 @@ pub struct Cli {
     /// A proxy or load balancer in front of the relay (an address or a CIDR block;
     /// repeat, or separate with commas): only requests from these take the client's
     /// address from `X-Forwarded-For`.
-    #[arg(long = "trusted-proxy", env = "DORAN_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "DORAN_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<String>,
 
     /// Largest blob upload in bytes. Default 32 MiB.
@@ -171,7 +175,7 @@ pub struct Config {
 }
 
 /// The S3 service (unset fields: the `AWS_*` environment variables).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// Its URL; unset for AWS itself.
@@ -182,6 +186,17 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     /// Secret access key.
     pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Without the secret key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An address block: `10.0.0.5` (one address) or `10.0.1.0/24`.
@@ -200,11 +215,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,

@@ -105,7 +105,10 @@ async fn a_change_pushed_through_one_relay_reaches_a_device_on_another_live() {
     for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {
         match c.request(Request::ListPresence { family }).await {
             Ok(Response::Presence(list)) => {
-                let p = list.iter().find(|p| p.user == other.user()).expect("listed");
+                let p = list
+                    .iter()
+                    .find(|p| p.user == other.user())
+                    .expect("listed");
                 assert!(p.online, "{list:?}");
             }
             other => panic!("expected Presence, got {other:?}"),
@@ -230,7 +233,8 @@ async fn a_member_removed_through_one_relay_loses_the_document_on_another() {
         })
         .await;
     assert_eq!(ended, ErrorCode::Forbidden);
-    b.send(&ClientFrame::push(doc, b"still here?".to_vec())).await;
+    b.send(&ClientFrame::push(doc, b"still here?".to_vec()))
+        .await;
     let refused = b
         .until(|f| match f {
             ServerFrame::Error(e) if e.doc == Some(doc) => Some(e.code),

@@ -138,6 +138,11 @@ impl Relay {
         &self.data
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether it is running.
     pub fn running(&self) -> bool {
         self.child.is_some()
@@ -197,8 +202,7 @@ impl Balancer {
     /// Starts nginx in `dir` (its configuration, pid file, logs and temporary files)
     /// on a free loopback port, in front of `relays`, and waits until it answers.
     pub fn start(relays: &[SocketAddr], dir: &Path) -> io::Result<Balancer> {
-        let nginx =
-            Balancer::nginx().ok_or_else(|| io::Error::other("nginx is not installed"))?;
+        let nginx = Balancer::nginx().ok_or_else(|| io::Error::other("nginx is not installed"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?

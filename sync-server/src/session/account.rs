@@ -92,7 +92,8 @@ impl Ctx<'_> {
             .accounts(move |a| a.revoke_device(user, device, by, now))
             .await?;
         tracing::info!(%user, %device, "device revoked");
-        self.notify([&user], ServerEvent::DeviceRevoked { device }).await;
+        self.notify([&user], ServerEvent::DeviceRevoked { device })
+            .await;
         self.state
             .hub
             .close_device(device, ErrorCode::DeviceRevoked, "this device was revoked");
@@ -182,7 +183,10 @@ impl Session {
                     self.state.hub.send_to_users(&users, &msg);
                     if let HubMsg::Event(frame) = msg {
                         let users: Vec<UserId> = users.into_iter().collect();
-                        self.state.cluster.publish(&users, Remote::Event(frame)).await;
+                        self.state
+                            .cluster
+                            .publish(&users, Remote::Event(frame))
+                            .await;
                     }
                 }
             }

@@ -387,7 +387,11 @@ impl Session {
             let want = usize::try_from(next - 1 - from)
                 .unwrap_or(usize::MAX)
                 .min(CATCH_UP_BATCH);
-            let batch = match self.state.logs(move |l| l.read_since(doc, from, want)).await {
+            let batch = match self
+                .state
+                .logs(move |l| l.read_since(doc, from, want))
+                .await
+            {
                 Ok(batch) => batch,
                 Err(e) => return self.send_error(e.frame().for_doc(doc)).await,
             };

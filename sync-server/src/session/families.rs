@@ -112,7 +112,7 @@ impl Ctx<'_> {
             &users(&members),
             ServerEvent::FamilyRenamed { family, title },
         )
-            .await;
+        .await;
         Ok(Response::Done)
     }
 
@@ -147,7 +147,7 @@ impl Ctx<'_> {
                 change: MembershipChange::Renamed { user },
             },
         )
-            .await;
+        .await;
         Ok(Response::Done)
     }
 
@@ -209,7 +209,7 @@ impl Ctx<'_> {
                 change,
             },
         )
-            .await;
+        .await;
         self.recheck(&told);
         tracing::info!(%family, %user, ?change, "membership ended");
         Ok(Response::Done)
@@ -231,7 +231,8 @@ impl Ctx<'_> {
             tracing::warn!(%family, error = %e, "family deleted but its log was not dropped");
         }
         let told = users(&members);
-        self.notify(&told, ServerEvent::FamilyDeleted { family }).await;
+        self.notify(&told, ServerEvent::FamilyDeleted { family })
+            .await;
         for i in invites {
             self.notify(
                 [&i.invitee],

@@ -94,7 +94,8 @@ impl Ctx<'_> {
             .await?
             .ok_or_else(|| ApiError::not_found("no such user"))?;
         tracing::info!(%invite, %family, %invitee, "invite sent");
-        self.notify([&invitee], ServerEvent::InviteReceived(info.clone())).await;
+        self.notify([&invitee], ServerEvent::InviteReceived(info.clone()))
+            .await;
         Ok(Response::InviteSent(info))
     }
 
@@ -144,7 +145,7 @@ impl Ctx<'_> {
                 accepted: accept,
             },
         )
-            .await;
+        .await;
         if let Some(summary) = &joined {
             let members: Vec<UserId> = summary.members.iter().map(|m| m.user).collect();
             self.notify(
@@ -177,7 +178,8 @@ impl Ctx<'_> {
         self.state
             .accounts(move |a| a.withdraw_invite(invite, now))
             .await?;
-        self.notify([&info.invitee], ServerEvent::InviteWithdrawn { invite }).await;
+        self.notify([&info.invitee], ServerEvent::InviteWithdrawn { invite })
+            .await;
         Ok(Response::Done)
     }
 

@@ -91,7 +91,10 @@ impl Ctx<'_> {
         let users: Vec<UserId> = users.into_iter().copied().collect();
         self.state.hub.send_to_users(&users, &msg);
         if let HubMsg::Event(frame) = msg {
-            self.state.cluster.publish(&users, Remote::Event(frame)).await;
+            self.state
+                .cluster
+                .publish(&users, Remote::Event(frame))
+                .await;
         }
     }
 

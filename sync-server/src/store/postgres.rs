@@ -303,7 +303,11 @@ async fn migrate(pool: &Pool, schema: &str) -> StoreResult<()> {
             tx.commit().await?;
             return Ok(());
         };
-        tracing::info!(schema, version = found + 1, "migrating the relay's database");
+        tracing::info!(
+            schema,
+            version = found + 1,
+            "migrating the relay's database"
+        );
         tx.batch_execute(sql).await?;
         let version = i32::try_from(found + 1).unwrap_or(i32::MAX);
         let now = i64::try_from(crate::state::now_ms()).unwrap_or(i64::MAX);
@@ -336,13 +340,21 @@ impl From<tokio_postgres::Error> for StoreError {
 pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// Every row of a (cached) statement.
-pub(super) async fn rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Vec<Row>> {
+pub(super) async fn rows(
+    c: &impl GenericClient,
+    sql: &str,
+    p: Params<'_>,
+) -> StoreResult<Vec<Row>> {
     let st = c.prepare_cached(sql).await?;
     Ok(c.query(&st, p).await?)
 }
 
 /// The first row, if any.
-pub(super) async fn row(c: &impl GenericClient, sql: &str, p: Params<'_>) -> StoreResult<Option<Row>> {
+pub(super) async fn row(
+    c: &impl GenericClient,
+    sql: &str,
+    p: Params<'_>,
+) -> StoreResult<Option<Row>> {
     let st = c.prepare_cached(sql).await?;
     Ok(c.query_opt(&st, p).await?)
 }
@@ -455,7 +467,8 @@ pub(crate) mod testing {
         fn drop(&mut self) {
             let (url, schema) = (self.url.clone(), self.schema.clone());
             self.rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(conn);
                     let _ = client

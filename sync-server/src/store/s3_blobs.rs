@@ -257,7 +257,7 @@ struct S3Sink {
 
 impl S3Sink {
     fn final_key(&self, hash: BlobHash) -> Path {
-        self.blobs.clone().join(hash.to_string())
+        self.blobs.child(hash.to_string())
     }
 }
 

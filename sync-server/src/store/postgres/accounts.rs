@@ -3,14 +3,16 @@
 //! used) before writing, inside a `SERIALIZABLE` transaction; the schema's constraints
 //! are the backstop.
 
+use deadpool_postgres::GenericClient;
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
     model::{InviteInfo, MemberInfo, Role},
 };
-use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt};
+use super::{
+    PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt,
+};
 use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
     StoreError, StoreResult, UserRecord,
@@ -197,7 +199,11 @@ async fn check_new_device(c: &impl GenericClient, device: &NewDevice) -> StoreRe
     Ok(())
 }
 
-async fn insert_device(c: &impl GenericClient, user: UserId, device: &NewDevice) -> StoreResult<()> {
+async fn insert_device(
+    c: &impl GenericClient,
+    user: UserId,
+    device: &NewDevice,
+) -> StoreResult<()> {
     exec(
         c,
         "INSERT INTO devices (id, user_id, key, client, added_at) VALUES ($1, $2, $3, $4, $5)",
@@ -242,7 +248,10 @@ async fn close_invite(
         if is_member(c, info.family, info.invitee).await? {
             return Err(StoreError::AlreadyMember);
         }
-        if name_holder(c, info.family, &info.proposed_name).await?.is_some() {
+        if name_holder(c, info.family, &info.proposed_name)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::NameTaken(info.proposed_name.clone()));
         }
         check_family_room(c, info.invitee, max).await?;
@@ -281,10 +290,22 @@ impl AccountStore for PgStore {
             if user_exists(tx, user.id).await? {
                 return Err(StoreError::Conflict(format!("user {} exists", user.id)));
             }
-            if exists(tx, "SELECT 1 FROM users WHERE user_key = $1", &[&user.user_key.0]).await? {
+            if exists(
+                tx,
+                "SELECT 1 FROM users WHERE user_key = $1",
+                &[&user.user_key.0],
+            )
+            .await?
+            {
                 return Err(StoreError::Conflict("user key already registered".into()));
             }
-            if exists(tx, "SELECT 1 FROM docs WHERE doc = $1", &[&user.personal_doc.0]).await? {
+            if exists(
+                tx,
+                "SELECT 1 FROM docs WHERE doc = $1",
+                &[&user.personal_doc.0],
+            )
+            .await?
+            {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
                     user.personal_doc
@@ -374,7 +395,10 @@ impl AccountStore for PgStore {
     fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
         self.read(async |c| {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
-            row(c, &sql, &[&id.0]).await?.map(|r| device(&r)).transpose()
+            row(c, &sql, &[&id.0])
+                .await?
+                .map(|r| device(&r))
+                .transpose()
         })
     }
 
@@ -402,7 +426,10 @@ impl AccountStore for PgStore {
                 &[&by.0, &user.0],
             )
             .await?;
-            match revoker.map(|r| r.try_get::<_, Option<i64>>(0)).transpose()? {
+            match revoker
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+            {
                 None => return Err(StoreError::NotFound("device")),
                 Some(Some(_)) => return Err(StoreError::DeviceRevoked),
                 Some(None) => {}
@@ -455,12 +482,21 @@ impl AccountStore for PgStore {
                 &[&device.0, &user.0],
             )
             .await?;
-            match revoked.map(|r| r.try_get::<_, Option<i64>>(0)).transpose()? {
+            match revoked
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+            {
                 None => return Err(StoreError::NotFound("device")),
                 Some(Some(_)) => return Err(StoreError::Invalid("the device is revoked".into())),
                 Some(None) => {}
             }
-            if exists(tx, "SELECT 1 FROM link_codes WHERE code_hash = $1", &[&code_hash]).await? {
+            if exists(
+                tx,
+                "SELECT 1 FROM link_codes WHERE code_hash = $1",
+                &[&code_hash],
+            )
+            .await?
+            {
                 return Err(StoreError::Conflict("link code already issued".into()));
             }
             exec(
@@ -550,9 +586,13 @@ impl AccountStore for PgStore {
 
     fn family(&self, id: FamilyId) -> StoreResult<Option<FamilyRecord>> {
         self.read(async |c| {
-            let sql =
-                format!("SELECT {FAMILY_COLUMNS} FROM families f WHERE f.id = $1 AND NOT f.deleted");
-            row(c, &sql, &[&id.0]).await?.map(|r| family(&r)).transpose()
+            let sql = format!(
+                "SELECT {FAMILY_COLUMNS} FROM families f WHERE f.id = $1 AND NOT f.deleted"
+            );
+            row(c, &sql, &[&id.0])
+                .await?
+                .map(|r| family(&r))
+                .transpose()
         })
     }
 
@@ -568,7 +608,8 @@ impl AccountStore for PgStore {
 
     fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>> {
         self.read(async |c| {
-            let sql = format!("{MEMBER_SELECT} WHERE m.family = $1 ORDER BY m.joined_at, m.user_id");
+            let sql =
+                format!("{MEMBER_SELECT} WHERE m.family = $1 ORDER BY m.joined_at, m.user_id");
             map(rows(c, &sql, &[&family.0]).await?, member)
         })
     }
@@ -626,7 +667,11 @@ impl AccountStore for PgStore {
                 &[&family.0, &user.0],
             )
             .await?;
-            match role.map(|r| r.try_get::<_, String>(0)).transpose()?.as_deref() {
+            match role
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()?
+                .as_deref()
+            {
                 None => return Err(StoreError::NotFound("member")),
                 Some(role) if role == role_str(Role::Host) => {
                     return Err(StoreError::Conflict(
@@ -708,7 +753,10 @@ impl AccountStore for PgStore {
             {
                 return Err(StoreError::AlreadyInvited);
             }
-            if name_holder(tx, new.family, &new.proposed_name).await?.is_some() {
+            if name_holder(tx, new.family, &new.proposed_name)
+                .await?
+                .is_some()
+            {
                 return Err(StoreError::NameTaken(new.proposed_name.clone()));
             }
             exec(

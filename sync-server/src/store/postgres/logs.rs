@@ -12,7 +12,11 @@ use crate::store::{
 
 impl PgStore {
     /// Appends the chunks in one statement (one transaction); row i answers chunk i.
-    fn append_group(&self, chunks: &[&NewChunk<'_>], ats: &[i64]) -> StoreResult<Vec<StoreResult<Appended>>> {
+    fn append_group(
+        &self,
+        chunks: &[&NewChunk<'_>],
+        ats: &[i64],
+    ) -> StoreResult<Vec<StoreResult<Appended>>> {
         let docs: Vec<&[u8]> = chunks.iter().map(|c| c.doc.0.as_slice()).collect();
         let ids: Vec<&[u8]> = chunks.iter().map(|c| c.chunk.0.as_slice()).collect();
         let bodies: Vec<&[u8]> = chunks.iter().map(|c| c.bytes).collect();
@@ -33,7 +37,15 @@ impl PgStore {
                 let answered = rows(
                     &tx,
                     "SELECT seq, existed, refused FROM doran_append($1, $2, $3, $4, $5, $6, $7)",
-                    &[&docs, &ids, &bodies, &ats, &max, &self.channel, &self.origin],
+                    &[
+                        &docs,
+                        &ids,
+                        &bodies,
+                        &ats,
+                        &max,
+                        &self.channel,
+                        &self.origin,
+                    ],
                 )
                 .await;
                 let out = match answered {
@@ -56,7 +68,7 @@ impl PgStore {
                         }
                         return answers
                             .iter()
-                            .map(|r| {
+                            .map(|r| -> StoreResult<StoreResult<Appended>> {
                                 if r.try_get::<_, bool>(2)? {
                                     return Ok(Err(StoreError::DocumentFull));
                                 }
@@ -102,7 +114,7 @@ impl LogStore for PgStore {
                 group
                     .iter()
                     .zip(&ats)
-                    .map(|(c, at)| match self.append_group(&[c], &[*at]) {
+                    .map(|(c, at)| match self.append_group(&[*c], &[*at]) {
                         Ok(mut one) => one.pop().unwrap_or(Err(StoreError::NotFound("answer"))),
                         Err(e) => Err(e),
                     })
@@ -146,7 +158,7 @@ impl LogStore for PgStore {
             )
             .await?
             .iter()
-            .map(|r| {
+            .map(|r| -> StoreResult<StoredChunk> {
                 Ok(StoredChunk {
                     seq: unsigned(r, 0, "seq")?,
                     chunk: ChunkId(bytes(r, 1)?),
@@ -230,7 +242,7 @@ impl LogStore for PgStore {
                 &[&doc.0],
             )
             .await?
-            .map(|r| {
+            .map(|r| -> StoreResult<SnapshotRef> {
                 Ok(SnapshotRef {
                     covers_seq: unsigned(&r, 0, "covers_seq")?,
                     blob: BlobHash(bytes(&r, 1)?),
