@@ -82,7 +82,6 @@ pub struct Cluster {
     pg: Option<Arc<PgCluster>>,
 }
 
-#[derive(Debug)]
 struct PgCluster {
     pool: Pool,
     config: tokio_postgres::Config,
@@ -93,6 +92,16 @@ struct PgCluster {
     /// Blob-sweep locks held at once: each holds a pooled connection, and an upload
     /// holding one still needs another to grant its blob, so at most half the pool.
     gc_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("channel", &self.channel)
+            .field("origin", &self.origin)
+            .field("listening", &self.listening)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an event for devices carries to the other relays.
@@ -258,11 +267,18 @@ impl Cluster {
 }
 
 /// A held blob-sweep lock; released on drop.
-#[derive(Debug)]
 pub struct GcLock {
     client: Option<Object>,
     exclusive: bool,
     _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for GcLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcLock")
+            .field("exclusive", &self.exclusive)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GcLock {

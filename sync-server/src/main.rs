@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     init_logs(config.log_json);
     // One TLS provider for the process (ring, as everywhere in the workspace): the S3
     // client's rustls has none bundled. Already installed is fine.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let files = raise_file_limit();
     let wanted = config.limits.max_connections;
     config.limits.max_connections =

@@ -180,17 +180,24 @@ impl BlobStore for S3BlobStore {
     fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
         let key = self.blob_key(hash);
         self.rt.block_on(async {
-            let size = match self.store.head(&key).await {
-                Ok(meta) => meta.size,
-                Err(e) if is_not_found(&e) => return Err(StoreError::NotFound("blob")),
-                Err(e) => return Err(s3_error(e)),
+            // One ranged GET (the store clamps its end); only when it fails, a HEAD
+            // tells a missing blob from a read at or past its end.
+            let failed = if len == 0 {
+                None
+            } else {
+                match self
+                    .store
+                    .get_range(&key, offset..offset.saturating_add(len))
+                    .await
+                {
+                    Ok(bytes) => return Ok(bytes.to_vec()),
+                    Err(e) if is_not_found(&e) => return Err(StoreError::NotFound("blob")),
+                    Err(e) => Some(e),
+                }
             };
-            let end = offset.saturating_add(len).min(size);
-            if offset >= end {
-                return Ok(Vec::new());
-            }
-            match self.store.get_range(&key, offset..end).await {
-                Ok(bytes) => Ok(bytes.to_vec()),
+            match self.store.head(&key).await {
+                Ok(meta) if meta.size <= offset || len == 0 => Ok(Vec::new()),
+                Ok(_) => Err(failed.map_or(StoreError::NotFound("blob"), s3_error)),
                 Err(e) if is_not_found(&e) => Err(StoreError::NotFound("blob")),
                 Err(e) => Err(s3_error(e)),
             }
@@ -257,7 +264,7 @@ struct S3Sink {
 
 impl S3Sink {
     fn final_key(&self, hash: BlobHash) -> Path {
-        self.blobs.child(hash.to_string())
+        self.blobs.clone().join(hash.to_string())
     }
 }
 

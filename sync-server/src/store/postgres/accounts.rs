@@ -700,9 +700,9 @@ impl AccountStore for PgStore {
             exec(
                 tx,
                 "INSERT INTO blob_releases (blob, family, user_id, size, released_at)
-                 SELECT blob, family, NULL, size, $2 FROM blob_grants WHERE family = $1
+                 SELECT blob, family, NULL::bytea, size, $2::bigint FROM blob_grants WHERE family = $1
                  UNION ALL
-                 SELECT blob, family, NULL, size, $2 FROM snapshot_refs WHERE family = $1",
+                 SELECT blob, family, NULL::bytea, size, $2::bigint FROM snapshot_refs WHERE family = $1",
                 &[&family.0, &at],
             )
             .await?;
