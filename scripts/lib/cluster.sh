@@ -37,11 +37,10 @@ install_cluster_packages() {
             ours=1
         fi
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || {
-            [ -n "$ours" ] && as_root rm -f "$policy"
-            return 1
-        }
-        [ -n "$ours" ] && as_root rm -f "$policy"
+        local status=0
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+        if [ -n "$ours" ]; then as_root rm -f "$policy"; fi
+        return "$status"
     fi
 }
 
@@ -85,12 +84,24 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
     return 1
 }
 
-# Starts PostgreSQL in $CLUSTER_DIR/pg on a free port; sets PG_PORT and DORAN_PG_URL.
+# Where PostgreSQL keeps its files: $CLUSTER_DIR/pg, or — as root, when PostgreSQL
+# runs as `postgres`, who may not traverse $CLUSTER_DIR's parents (a clone under
+# /root) — a directory of its own under /tmp named after $CLUSTER_DIR.
+pg_data_dir() {
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "/tmp/doran-pg-$(printf '%s' "$CLUSTER_DIR" | md5sum | cut -c1-12)"
+    else
+        echo "$CLUSTER_DIR/pg"
+    fi
+}
+
+# Starts PostgreSQL on a free port; sets PG_PORT and DORAN_PG_URL.
 pg_start() {
     local bin
     bin="$(pg_bin_dir)"
     [ -n "$bin" ] || { echo "PostgreSQL is not installed" >&2; return 1; }
-    local data="$CLUSTER_DIR/pg"
+    local data
+    data="$(pg_data_dir)"
     mkdir -p "$data" "$CLUSTER_DIR/pids"
     if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$data"; chmod 700 "$data"; fi
     if [ ! -f "$data/PG_VERSION" ]; then
@@ -111,11 +122,24 @@ pg_start() {
 }
 
 pg_stop() {
-    local data="$CLUSTER_DIR/pg"
+    local data
+    data="$(pg_data_dir)"
     if [ -f "$data/postmaster.pid" ]; then
         as_pg "$(pg_bin_dir)/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
     fi
     rm -f "$CLUSTER_DIR/pids/postgres.pid" "$CLUSTER_DIR/pids/postgres.pidfile"
+}
+
+# daemon PIDFILE OUT ERR COMMAND...: runs COMMAND in the background in a session of
+# its own (so it outlives the calling shell and its process group, as PostgreSQL and
+# nginx do), its pid in PIDFILE before this returns.
+daemon() {
+    local pidfile=$1 out=$2 err=$3
+    shift 3
+    rm -f "$pidfile"
+    setsid sh -c 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+        < /dev/null > "$out" 2>> "$err" &
+    wait_for 10 "$pidfile" test -s "$pidfile"
 }
 
 garage() { "$GARAGE_BIN" -c "$CLUSTER_DIR/garage/garage.toml" "$@"; }
@@ -149,8 +173,8 @@ root_domain = ".s3.garage.localhost"
 [admin]
 api_bind_addr = "127.0.0.1:$admin_port"
 EOF
-    garage server > "$dir/log" 2>&1 &
-    echo $! > "$CLUSTER_DIR/pids/garage.pid"
+    daemon "$CLUSTER_DIR/pids/garage.pid" "$dir/out" "$dir/log" \
+        "$GARAGE_BIN" -c "$dir/garage.toml" server
     wait_for 60 Garage garage status
     local node
     node=$(garage status 2>/dev/null | grep -oE '^[0-9a-f]{16}' | head -1)
@@ -219,13 +243,12 @@ relay_start() {
     mkdir -p "$dir" "$CLUSTER_DIR/pids"
     local port
     port=$(free_port)
-    DORAN_LOG="${DORAN_LOG:-info}" "$bin" \
+    DORAN_LOG="${DORAN_LOG:-info}" daemon "$CLUSTER_DIR/pids/relay$n.pid" "$dir/out" "$dir/log" "$bin" \
         --listen "127.0.0.1:$port" --data-dir "$dir" --server-id "${DORAN_SERVER_ID:-dorandoran-cluster}" \
         --config "$CLUSTER_DIR/relay.json" \
         --database "$DORAN_PG_URL" --blobs "s3://doran/blobs" \
         --s3-endpoint "$DORAN_S3_ENDPOINT" --s3-region garage \
-        --trusted-proxy 127.0.0.1 > "$dir/out" 2> "$dir/log" &
-    echo $! > "$CLUSTER_DIR/pids/relay$n.pid"
+        --trusted-proxy 127.0.0.1
     wait_for 30 "relay $n" grep -q "listening on" "$dir/out" || { cat "$dir/log" >&2; return 1; }
     RELAY_ADDR="127.0.0.1:$port"
 }
@@ -265,7 +288,7 @@ test_backends_up() {
     cat "$GARAGE_BUILD_LOG" >&2
     CLUSTER_DIR=$(mktemp -d)
     chmod 755 "$CLUSTER_DIR"
-    trap 'cluster_stop; rm -rf "$CLUSTER_DIR"' EXIT
+    trap 'cluster_stop; rm -rf "$(pg_data_dir)" "$CLUSTER_DIR"' EXIT
     log "starting PostgreSQL and Garage for the tests"
     pg_start
     garage_start

@@ -244,3 +244,156 @@ async fn a_member_removed_through_one_relay_loses_the_document_on_another() {
         .await;
     assert_eq!(refused, ErrorCode::Forbidden);
 }
+
+/// A TCP proxy in front of PostgreSQL that the test can cut (every connection
+/// through it closed, new ones refused) and restore: a relay losing its database
+/// without disturbing the other tests' relays on the same server.
+struct DbLink {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DbLink {
+    async fn start(target: String) -> DbLink {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (cut, conns) = (Arc::clone(&cut), Arc::clone(&conns));
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let target = target.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    conns.lock().expect("lock").push(task);
+                }
+            }
+        });
+        DbLink {
+            addr,
+            cut,
+            conns,
+            accept,
+        }
+    }
+
+    /// Closes every connection through the link and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.conns.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbLink {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// `postgres://USER@HOST:PORT/DB` → (`HOST:PORT`, the URL with `addr` instead).
+fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (user, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    (host.to_owned(), format!("{scheme}://{at}{addr}/{path}"))
+}
+
+/// The relay's `/healthz` status.
+async fn health(server: &Server) -> u16 {
+    support::http(server, "GET", "/healthz", &[], b"").await.status
+}
+
+/// Polls `/healthz` (every 50 ms, up to 20 s) until it answers `status`.
+async fn until_health(server: &Server, status: u16) {
+    for _ in 0..400 {
+        if health(server).await == status {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("/healthz never answered {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_loses_its_database_stops_acking_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("dblost-{:016x}", rand::random::<u64>());
+    let mut args = support::shared_backend(&key);
+    if args.is_empty() {
+        return;
+    }
+    // The relay reaches PostgreSQL only through the link.
+    let i = args.iter().position(|a| a == "--database").expect("--database") + 1;
+    let pg_url = args[i].clone();
+    let link = DbLink::start(through(&pg_url, "127.0.0.1:1".parse().unwrap()).0).await;
+    args[i] = through(&pg_url, link.addr).1;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_exactly(&dir.path().join("relay"), &args);
+    until_health(&server, 200).await;
+
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut a = Client::register(&server, &mut alice).await;
+    let doc = alice.personal_doc;
+    a.subscribe_view(doc, 0).await.expect("reads");
+    let before = a.push_ack(doc, b"before".to_vec()).await.expect("acked");
+
+    // Step 1: the database goes away. A push sent now is never acked: the relay
+    // says goodbye (`unavailable`) and closes the session.
+    link.cut();
+    a.send(&ClientFrame::push(doc, b"during".to_vec())).await;
+    loop {
+        match a.next().await {
+            Some(ServerFrame::Ack { .. }) => panic!("a push was acked without its database"),
+            Some(ServerFrame::Goodbye { reason, .. }) => {
+                assert_eq!(reason, ErrorCode::Unavailable);
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+
+    // Step 2: while it is cut off, the relay says it cannot serve and refuses devices.
+    assert_eq!(health(&server).await, 503);
+    match tokio_tungstenite::connect_async(server.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        other => panic!("expected a refused websocket, got {:?}", other.map(|_| ())),
+    }
+
+    // Step 3: the database is back; the relay recovers by itself, and what it acked
+    // before is there.
+    link.restore();
+    until_health(&server, 200).await;
+    let mut again = Client::sign_in(&server, &alice).await;
+    let view = again.subscribe_view(doc, 0).await.expect("reads");
+    assert!(view.head >= before, "{} < {before}", view.head);
+    let after = again.push_ack(doc, b"after".to_vec()).await.expect("acked");
+    assert_eq!(after, view.head + 1);
+}

@@ -104,6 +104,9 @@ impl S3BlobStore {
     /// from the usual `AWS_*` environment variables), on the runtime `rt`. Checks that
     /// the bucket answers.
     pub fn open(options: &S3Options, rt: Handle) -> StoreResult<Self> {
+        // The HTTP client's TLS is rustls with no bundled provider: the relay's
+        // (`ring`), unless the process chose one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&options.bucket);
         if let Some(endpoint) = &options.endpoint {
             builder = builder

@@ -84,6 +84,12 @@ impl Server {
         ))
     }
 
+    /// Starts the binary with exactly `extra` (no backend chosen from the environment):
+    /// for tests that name their backends themselves.
+    pub fn start_exactly(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn_on(Command::new(relay_binary()), data_dir, &[], extra)
+    }
+
     fn spawn_on(mut relay: Command, data_dir: &Path, shared: &[String], extra: &[&str]) -> Server {
         let (child, addr) = doran_testkit::spawn(
             relay
