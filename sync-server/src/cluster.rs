@@ -42,10 +42,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
@@ -88,7 +85,7 @@ struct PgCluster {
     channel: String,
     origin: String,
     /// Listening now (so hearing every announcement).
-    listening: AtomicBool,
+    listening: tokio::sync::watch::Sender<bool>,
     /// Blob-sweep locks held at once: each holds a pooled connection, and an upload
     /// holding one still needs another to grant its blob, so at most half the pool.
     gc_slots: Arc<tokio::sync::Semaphore>,
@@ -99,7 +96,7 @@ impl std::fmt::Debug for PgCluster {
         f.debug_struct("PgCluster")
             .field("channel", &self.channel)
             .field("origin", &self.origin)
-            .field("listening", &self.listening)
+            .field("listening", &*self.listening.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -128,7 +125,7 @@ impl Cluster {
                 config,
                 channel: store.channel().to_owned(),
                 origin: store.origin().to_owned(),
-                listening: AtomicBool::new(false),
+                listening: tokio::sync::watch::Sender::new(false),
                 gc_slots: Arc::new(tokio::sync::Semaphore::new(
                     (store.pool().status().max_size / 2).max(1),
                 )),
@@ -146,7 +143,7 @@ impl Cluster {
     pub fn serving(&self) -> bool {
         self.pg
             .as_ref()
-            .is_none_or(|pg| pg.listening.load(Ordering::Acquire))
+            .is_none_or(|pg| *pg.listening.borrow())
     }
 
     /// Starts listening and the heartbeat (in a cluster); the tasks end at shutdown.
@@ -161,6 +158,17 @@ impl Cluster {
             tokio::spawn(listen(Arc::clone(state), Arc::clone(pg))),
             tokio::spawn(heartbeat(Arc::clone(state), Arc::clone(pg))),
         ]
+    }
+
+    /// Waits until the relay may serve (see [`serving`](Self::serving)), at most
+    /// `limit`; whether it may. A relay starting waits for its first `LISTEN` before
+    /// it accepts connections, so it does not turn away the first devices.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let Some(pg) = &self.pg else { return true };
+        let mut rx = pg.listening.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|listening| *listening))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Forgets this relay's sessions (graceful shutdown).
@@ -548,7 +556,7 @@ async fn listen(state: Arc<AppState>, pg: Arc<PgCluster>) {
                     .await
                 {
                     Ok(()) => {
-                        pg.listening.store(true, Ordering::Release);
+                        pg.listening.send_replace(true);
                         tracing::info!(channel = %pg.channel, "listening to the other relays");
                         loop {
                             let first = tokio::select! {
@@ -576,7 +584,7 @@ async fn listen(state: Arc<AppState>, pg: Arc<PgCluster>) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot connect to the database to listen"),
         }
-        if pg.listening.swap(false, Ordering::AcqRel) {
+        if pg.listening.send_replace(false) {
             tracing::warn!("lost the other relays: closing every session until they are back");
         }
         // Whatever was announced meanwhile is unheard: nobody is served until the

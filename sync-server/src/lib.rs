@@ -114,6 +114,11 @@ where
         .into_iter()
         .map(tokio_util::task::AbortOnDropHandle::new)
         .collect();
+    // Connections wait in the backlog until the relay hears the other relays (or
+    // gives up waiting: it then answers 503 until it does).
+    if !state.cluster.ready(Duration::from_secs(10)).await {
+        tracing::warn!("not hearing the other relays yet: refusing sessions until then");
+    }
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -55,7 +55,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// How often a write transaction is tried when PostgreSQL serialises it away.
-const WRITE_ATTEMPTS: usize = 8;
+const WRITE_ATTEMPTS: usize = 12;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -226,7 +226,15 @@ impl PgStore {
                     }
                 };
                 match out {
-                    Err(e) if retryable(&e) && attempt < WRITE_ATTEMPTS => attempt += 1,
+                    Err(e) if retryable(&e) && attempt < WRITE_ATTEMPTS => {
+                        // Those it lost to are likely still at it (many sessions of one
+                        // device touching its row): back off, at random, a little more
+                        // each time.
+                        let most = 1u64 << attempt.min(7);
+                        tokio::time::sleep(Duration::from_millis(rand::random_range(1..=most)))
+                            .await;
+                        attempt += 1;
+                    }
                     other => return other,
                 }
             }
