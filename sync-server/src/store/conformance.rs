@@ -198,6 +198,7 @@ macro_rules! blob_store_conformance_tests {
 
             blob_store_conformance_tests!(@tests $factory;
                 an_upload_reads_back,
+                a_large_upload_reads_back_and_a_large_mismatch_publishes_nothing,
                 an_empty_blob_is_a_blob,
                 uploading_twice_is_deduplicated,
                 a_hash_mismatch_publishes_nothing,
