@@ -86,6 +86,7 @@ fn a_relay_killed_behind_the_balancer_loses_no_acked_change() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    eprintln!("{r}");
     assert_eq!(r["relay_kills"], 1, "{r}");
     assert!(r["acked"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["acked_missing"], 0, "every acked change is stored: {r}");

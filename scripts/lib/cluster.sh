@@ -179,11 +179,16 @@ EOF
     local node
     node=$(garage status 2>/dev/null | grep -oE '^[0-9a-f]{16}' | head -1)
     [ -n "$node" ] || { echo "Garage has no node id" >&2; garage status >&2; return 1; }
-    garage layout assign -z dc1 -c 1G "$node" >/dev/null
-    garage layout apply --version 1 >/dev/null
-    wait_for 30 "the Garage bucket" garage bucket create doran
+    # A store started before (scripts/cluster up after down) has its layout, bucket
+    # and key already.
+    if ! garage layout show 2>/dev/null | grep -qE 'Current cluster layout version: [1-9]'; then
+        garage layout assign -z dc1 -c 1G "$node" >/dev/null
+        garage layout apply --version 1 >/dev/null
+    fi
+    garage bucket info doran >/dev/null 2>&1 ||
+        wait_for 30 "the Garage bucket" garage bucket create doran
     local key
-    key=$(garage key create doran-key)
+    key=$(garage key info --show-secret doran-key 2>/dev/null) || key=$(garage key create doran-key)
     AWS_ACCESS_KEY_ID=$(grep -oE 'GK[0-9a-f]{24}' <<<"$key" | head -1)
     AWS_SECRET_ACCESS_KEY=$(grep -iE 'secret' <<<"$key" | grep -oE '[0-9a-f]{64}' | head -1)
     [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] ||
@@ -236,19 +241,23 @@ PY
 
 nginx_stop() { stop_pid nginx; }
 
-# Starts relay N (1, 2, …) on the shared backends; sets RELAY_ADDR.
+# Starts relay N (1, 2, …) on the shared backends (on SQLite and the blob folder in
+# its data directory when PostgreSQL was not started: DORAN_PG_URL unset); sets
+# RELAY_ADDR.
 relay_start() {
     local n=$1 bin=$2
     local dir="$CLUSTER_DIR/relay$n"
     mkdir -p "$dir" "$CLUSTER_DIR/pids"
     local port
     port=$(free_port)
+    local shared=()
+    if [ -n "${DORAN_PG_URL:-}" ]; then
+        shared=(--database "$DORAN_PG_URL" --blobs "s3://doran/blobs"
+            --s3-endpoint "$DORAN_S3_ENDPOINT" --s3-region garage)
+    fi
     DORAN_LOG="${DORAN_LOG:-info}" daemon "$CLUSTER_DIR/pids/relay$n.pid" "$dir/out" "$dir/log" "$bin" \
         --listen "127.0.0.1:$port" --data-dir "$dir" --server-id "${DORAN_SERVER_ID:-dorandoran-cluster}" \
-        --config "$CLUSTER_DIR/relay.json" \
-        --database "$DORAN_PG_URL" --blobs "s3://doran/blobs" \
-        --s3-endpoint "$DORAN_S3_ENDPOINT" --s3-region garage \
-        --trusted-proxy 127.0.0.1
+        --config "$CLUSTER_DIR/relay.json" "${shared[@]}" --trusted-proxy 127.0.0.1
     wait_for 30 "relay $n" grep -q "listening on" "$dir/out" || { cat "$dir/log" >&2; return 1; }
     RELAY_ADDR="127.0.0.1:$port"
 }
