@@ -10,8 +10,8 @@ use crate::{
     config::Config,
     state::Stores,
     store::{
-        AccountStore, BlobStore, FsBlobStore, LogStore, PgOptions, PgStore, S3BlobStore,
-        S3Options, SqliteStore, StoreError, StoreResult,
+        AccountStore, BlobStore, FsBlobStore, LogStore, PgOptions, PgStore, S3BlobStore, S3Options,
+        SqliteStore, StoreError, StoreResult,
     },
 };
 

@@ -141,9 +141,7 @@ impl Cluster {
     /// Whether the relay may serve sessions: alone always; in a cluster while it
     /// listens to the others.
     pub fn serving(&self) -> bool {
-        self.pg
-            .as_ref()
-            .is_none_or(|pg| *pg.listening.borrow())
+        self.pg.as_ref().is_none_or(|pg| *pg.listening.borrow())
     }
 
     /// Starts listening and the heartbeat (in a cluster); the tasks end at shutdown.

@@ -326,7 +326,9 @@ fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
 
 /// The relay's `/healthz` status.
 async fn health(server: &Server) -> u16 {
-    support::http(server, "GET", "/healthz", &[], b"").await.status
+    support::http(server, "GET", "/healthz", &[], b"")
+        .await
+        .status
 }
 
 /// Polls `/healthz` (every 50 ms, up to 20 s) until it answers `status`.
@@ -349,7 +351,11 @@ async fn a_relay_that_loses_its_database_stops_acking_and_recovers_by_itself() {
         return;
     }
     // The relay reaches PostgreSQL only through the link.
-    let i = args.iter().position(|a| a == "--database").expect("--database") + 1;
+    let i = args
+        .iter()
+        .position(|a| a == "--database")
+        .expect("--database")
+        + 1;
     let pg_url = args[i].clone();
     let link = DbLink::start(through(&pg_url, "127.0.0.1:1".parse().unwrap()).0).await;
     args[i] = through(&pg_url, link.addr).1;

@@ -46,7 +46,10 @@ pub(crate) fn a_large_upload_reads_back_and_a_large_mismatch_publishes_nothing(
     };
     let data = varied(12 * 1024 * 1024 + 12_345, 11);
     let hash = BlobHash::of(&data);
-    assert_eq!(upload(blobs.as_ref(), &data, 256 * 1024 + 7)?, data.len() as u64);
+    assert_eq!(
+        upload(blobs.as_ref(), &data, 256 * 1024 + 7)?,
+        data.len() as u64
+    );
     assert_eq!(blobs.size(hash)?, Some(data.len() as u64));
     // A range across the 5 MiB boundary, and the tail.
     let at = 5 * 1024 * 1024 - 100;
