@@ -218,6 +218,11 @@ impl PgStore {
                     .isolation_level(IsolationLevel::Serializable)
                     .start()
                     .await?;
+                // A sequential scan takes a predicate lock on the whole table, so
+                // every concurrent writer conflicts (the tables are small at first,
+                // when PostgreSQL prefers them): point lookups go through the indexes,
+                // whose locks are fine-grained.
+                tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
                 let out = match f(&tx).await {
                     Ok(v) => tx.commit().await.map(|()| v).map_err(StoreError::from),
                     Err(e) => {
