@@ -135,6 +135,17 @@ where
     .unwrap_or_else(|_| Err(AudioError::Corrupt("decoder panicked".into())))
 }
 
+/// [`convert_bytes`] without the guard that turns a decoder panic into an error: the
+/// entry point of the fuzzer (`fuzz/`, target `audio`) and of its regression tests,
+/// which must see a panic as the bug it is. Not for apps.
+#[doc(hidden)]
+pub fn convert_unguarded(input: &[u8], opts: &ConvertOptions) -> Result<Converted> {
+    let head = &input[..input.len().min(PROBE_LEN)];
+    let format = probe(head)?;
+    let mut out = Cursor::new(Vec::new());
+    convert_format(Cursor::new(input), &mut out, opts, format)
+}
+
 /// [`convert`] from and to memory.
 pub fn convert_bytes(input: &[u8], opts: &ConvertOptions) -> Result<(Vec<u8>, Converted)> {
     let mut out = Cursor::new(Vec::with_capacity(input.len() / 2 + 8192));

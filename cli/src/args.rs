@@ -239,6 +239,9 @@ pub enum InviteCmd {
     Accept {
         /// Invite id.
         invite: String,
+        /// Join under this 호칭 instead of the one proposed (e.g. when it was taken).
+        #[arg(long = "as", value_name = "NAME")]
+        name: Option<String>,
     },
     /// Reject an invitation.
     Reject {

@@ -74,25 +74,32 @@ pub async fn run(home: &Path, setup: Setup, command: Command) -> CmdResult {
         },
     )
     .await?;
+    let done = dispatch(&device, out, command).await;
+    // Whatever arrived while this command ran is announced and kept before exiting.
+    device.close().await;
+    done
+}
+
+async fn dispatch(device: &Device, out: Out, command: Command) -> CmdResult {
     match command {
-        Command::Account(c) => account::account(&device, out, c).await,
-        Command::Device(c) => account::device(&device, out, c).await,
-        Command::Family(c) => family::family(&device, out, c).await,
-        Command::Invite(c) => family::invite(&device, out, c).await,
-        Command::Presence { family } => family::presence(&device, out, &family).await,
-        Command::Mission(c) => missions::mission(&device, out, c).await,
-        Command::Event(c) => missions::event(&device, out, c).await,
-        Command::Badges { family } => missions::badges(&device, out, &family).await,
-        Command::Home { family } => missions::home(&device, out, &family).await,
-        Command::Album(c) => media::album(&device, out, c).await,
-        Command::Photo(c) => media::photo(&device, out, c).await,
-        Command::Voice(c) => media::voice(&device, out, c).await,
+        Command::Account(c) => account::account(device, out, c).await,
+        Command::Device(c) => account::device(device, out, c).await,
+        Command::Family(c) => family::family(device, out, c).await,
+        Command::Invite(c) => family::invite(device, out, c).await,
+        Command::Presence { family } => family::presence(device, out, &family).await,
+        Command::Mission(c) => missions::mission(device, out, c).await,
+        Command::Event(c) => missions::event(device, out, c).await,
+        Command::Badges { family } => missions::badges(device, out, &family).await,
+        Command::Home { family } => missions::home(device, out, &family).await,
+        Command::Album(c) => media::album(device, out, c).await,
+        Command::Photo(c) => media::photo(device, out, c).await,
+        Command::Voice(c) => media::voice(device, out, c).await,
         Command::Audio(AudioCmd::Convert { input, output }) => media::convert(out, &input, &output),
-        Command::Notifications(c) => personal::notifications(&device, out, c).await,
-        Command::Profile(c) => personal::profile(&device, out, c).await,
-        Command::Sync { timeout } => personal::sync(&device, out, timeout).await,
-        Command::Watch => personal::watch(&device, out).await,
-        Command::Export { family } => personal::export(&device, &family).await,
+        Command::Notifications(c) => personal::notifications(device, out, c).await,
+        Command::Profile(c) => personal::profile(device, out, c).await,
+        Command::Sync { timeout } => personal::sync(device, out, timeout).await,
+        Command::Watch => personal::watch(device, out).await,
+        Command::Export { family } => personal::export(device, &family).await,
     }
 }
 

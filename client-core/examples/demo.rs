@@ -156,7 +156,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         store.pending_count()?
     );
 
-    let (mut profile, _) = PersonalDoc::create(&mom, "햇살엄마", 3, now_ms)?;
+    let (mut profile, _) = PersonalDoc::create(&mom, "햇살엄마", None, 3, now_ms)?;
     profile.set_mood(Mood::Love, now_ms)?;
     let profiles = BTreeMap::from([(me, profile.view().clone())]);
     let viewer = views::Viewer {

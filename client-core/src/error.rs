@@ -70,6 +70,19 @@ pub enum DocError {
     /// The bytes are not an Automerge document or change, or violate the schema.
     #[error("document bytes rejected: {0}")]
     Automerge(#[from] automerge::AutomergeError),
+    /// An incoming chunk or change was set aside: over a cost limit, unreadable, or
+    /// breaking the family document's rules (`crate::rules`). Nothing of it is stored.
+    #[error("incoming change refused: {0}")]
+    Refused(#[from] crate::replica::Refusal),
+    /// A local edit would write more operations in one change than every device
+    /// accepts ([`crate::chunk_bounds::Limits::max_change_ops`]).
+    #[error("this edit is too large: {ops} operations, at most {limit}")]
+    EditTooLarge {
+        /// Operations the edit would write.
+        ops: usize,
+        /// The most one change may hold.
+        limit: u64,
+    },
     /// The document's contents do not match the schema this version understands.
     #[error("document does not match the schema: {0}")]
     Schema(String),

@@ -22,10 +22,12 @@ pub use missions::MissionPatch;
 pub use voice::VoiceInput;
 
 use crate::{
+    chunk_bounds::Limits,
     error::{DocError, Result},
     model::{Family, Member, Role, SCHEMA_VERSION},
     read,
-    replica::{Actor, Replica, Touched},
+    replica::{Actor, ChunkFate, Refusal, Replica, Touched},
+    rules,
     store::ViewRow,
     validate::{self, Field},
     view_cache,
@@ -77,8 +79,14 @@ pub struct RemoteUpdate {
     pub touched: Vec<Touched>,
     /// Feed items that exist now and did not before (new likes, comments, photos…).
     pub new_activity: Vec<Activity>,
-    /// Positions (in the input) of chunks refused because they do not parse.
+    /// Positions (in the input) of chunks refused whole: over a cost limit,
+    /// unreadable, or every change in them breaking the rules. Store nothing of them.
     pub rejected: Vec<usize>,
+    /// Chunks some of whose changes were refused: store these bytes instead of the
+    /// chunk at that position (the changes that were not refused).
+    pub trimmed: Vec<(usize, Vec<u8>)>,
+    /// Why each refused or trimmed chunk was (first reason), by position.
+    pub refusals: Vec<(usize, Refusal)>,
     /// The cached-view rows the chunks rewrote, to store with them
     /// (`LocalStore::apply_remote_with_view`); `None` if they could not be encoded.
     pub view: Option<Vec<ViewRow>>,
@@ -104,7 +112,7 @@ impl FamilyDoc {
     ) -> Result<(Self, Vec<u8>)> {
         let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)?;
         let name = validate::text(Field::MemberName, creator_name, validate::MEMBER_NAME)?;
-        let mut replica = Replica::new(actor);
+        let mut replica = Replica::with_check(actor, rules::check_change);
         let doc = replica.doc_mut();
         doc.put(ROOT, "schema", SCHEMA_VERSION)?;
         doc.put(ROOT, "id", family.to_hex())?;
@@ -140,7 +148,7 @@ impl FamilyDoc {
         chunks: impl IntoIterator<Item = &'a [u8]>,
         actor: &Actor,
     ) -> Result<Self> {
-        let replica = Replica::load(snapshot, chunks, actor)?;
+        let replica = Replica::load_checked(snapshot, chunks, actor, Some(rules::check_change))?;
         let mut fd = FamilyDoc {
             replica,
             view: Family::default(),
@@ -159,7 +167,7 @@ impl FamilyDoc {
         actor: &Actor,
         view: Family,
     ) -> Result<Self> {
-        let replica = Replica::load(snapshot, chunks, actor)?;
+        let replica = Replica::load_checked(snapshot, chunks, actor, Some(rules::check_change))?;
         Ok(FamilyDoc {
             replica,
             view,
@@ -190,10 +198,27 @@ impl FamilyDoc {
 
     /// Applies chunks from other devices (in any order, duplicates harmless) and
     /// refreshes the view. Returns what they touched, the feed items they made new (from
-    /// which the caller derives notifications), and which chunks were refused as
-    /// unreadable — those are skipped, the others still apply.
+    /// which the caller derives notifications), and which chunks were refused — over a
+    /// cost limit, unreadable, or breaking the family's rules ([`crate::rules`]) — or
+    /// trimmed of refused changes; the others still apply.
     pub fn apply_remote<'a>(&mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> RemoteUpdate {
-        let (touched, rejected) = self.replica.apply_remote(chunks);
+        let (touched, fates) = self.replica.apply_remote(chunks);
+        let mut rejected = Vec::new();
+        let mut trimmed = Vec::new();
+        let mut refusals = Vec::new();
+        for (i, fate) in fates.into_iter().enumerate() {
+            match fate {
+                ChunkFate::Keep => {}
+                ChunkFate::Trim(bytes, why) => {
+                    trimmed.push((i, bytes));
+                    refusals.push((i, why));
+                }
+                ChunkFate::Refuse(why) => {
+                    rejected.push(i);
+                    refusals.push((i, why));
+                }
+            }
+        }
         let before: HashSet<String> = activity_of(&self.view, &touched)
             .into_iter()
             .map(|a| a.id)
@@ -210,6 +235,8 @@ impl FamilyDoc {
             touched,
             new_activity,
             rejected,
+            trimmed,
+            refusals,
             view,
         }
     }
@@ -231,7 +258,15 @@ impl FamilyDoc {
         touches: &[Touched],
         write: impl FnOnce(&mut AutoCommit) -> Result<T>,
     ) -> Result<Edit<T>> {
-        match write(self.replica.doc_mut()) {
+        match write(self.replica.doc_mut()).and_then(|value| {
+            // Every device refuses a change past this: never write one.
+            let ops = self.replica.doc().pending_ops();
+            let limit = Limits::DEFAULT.max_change_ops;
+            if ops as u64 > limit {
+                return Err(DocError::EditTooLarge { ops, limit });
+            }
+            Ok(value)
+        }) {
             Ok(value) => {
                 let change = self.replica.commit(what, now_ms);
                 for t in touches {
@@ -331,8 +366,18 @@ impl FamilyDoc {
     }
 }
 
-/// Reads the root's scalar fields; missing or mistyped ones keep their defaults.
+/// Reads the root's scalar fields and counters; missing or mistyped ones keep their
+/// defaults.
 fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
+    v.counts = doc
+        .map_range(ROOT, COUNTS_PREFIX.to_owned()..COUNTS_END.to_owned())
+        .filter_map(|item| match item.value {
+            automerge::ValueRef::Scalar(
+                automerge::ScalarValueRef::Counter(n) | automerge::ScalarValueRef::Int(n),
+            ) => Some((item.key.to_string(), n)),
+            _ => None,
+        })
+        .collect();
     v.schema = autosurgeon::hydrate_prop(doc, ROOT, "schema").unwrap_or_default();
     v.id = autosurgeon::hydrate_prop(doc, ROOT, "id").unwrap_or_default();
     v.name = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
@@ -421,6 +466,29 @@ fn put_entity<R: Reconcile>(
 fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()> {
     let coll = map_at(doc, &[collection])?;
     doc.delete(&coll, key)?;
+    Ok(())
+}
+
+/// Root keys of the "ever done" counters start with this (`n/{kind}/{actor}`).
+const COUNTS_PREFIX: &str = "n/";
+/// The first key after every counter key ('/' + 1 = '0').
+const COUNTS_END: &str = "n0";
+
+/// What an edit that counts something touches (the root row holds the counters).
+fn counts() -> Touched {
+    Touched::Root("counts".to_owned())
+}
+
+/// Counts one more `kind` (see [`Family::counts`]) on this device's own counter, in the
+/// edit being made (the edit lists [`counts`] among what it touches).
+fn count(doc: &mut AutoCommit, kind: &str) -> Result<()> {
+    let key = format!("{COUNTS_PREFIX}{kind}/{}", doc.get_actor().to_hex_string());
+    match doc.get(ROOT, key.as_str())? {
+        Some((Value::Scalar(s), _)) if matches!(s.as_ref(), automerge::ScalarValue::Counter(_)) => {
+            doc.increment(ROOT, key.as_str(), 1)?
+        }
+        _ => doc.put(ROOT, key.as_str(), automerge::ScalarValue::counter(1))?,
+    }
     Ok(())
 }
 

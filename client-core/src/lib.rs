@@ -21,6 +21,7 @@
 //!    edit is durable and queued for the relay — only now say "saved";
 //! 3. read the refreshed [`FamilyDoc::view`] through [`views`].
 
+pub mod chunk_bounds;
 pub mod error;
 pub mod family_doc;
 pub mod family_store;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod personal_doc;
 pub mod read;
 pub mod replica;
+pub mod rules;
 pub mod store;
 pub mod sync;
 pub mod time_util;

@@ -23,13 +23,20 @@ pub struct PersonalDoc {
 }
 
 impl PersonalDoc {
-    /// Creates the personal document at sign-up. `default_avatar` is 1–8.
+    /// Creates the personal document at sign-up, in one change. `default_avatar` is
+    /// 1–8; `email` is the label the user registered with, kept so a device added
+    /// later knows it.
     pub fn create(
         actor: &Actor,
         nickname: &str,
+        email: Option<&str>,
         default_avatar: u8,
         now_ms: i64,
     ) -> Result<(Self, Vec<u8>)> {
+        let email = email
+            .map(doran_protocol::text::email)
+            .transpose()
+            .map_err(|e| DocError::text(validate::Field::Email, e))?;
         let view = Personal {
             schema: SCHEMA_VERSION,
             user: actor.user.to_hex(),
@@ -40,6 +47,7 @@ impl PersonalDoc {
             mood_at: None,
             settings: Settings::default(),
             families: BTreeMap::new(),
+            email,
         };
         let mut replica = Replica::new(actor);
         autosurgeon::reconcile(replica.doc_mut(), &view)?;
@@ -80,8 +88,11 @@ impl PersonalDoc {
 
     /// Applies a chunk from another device of this user (or, read-only, of a member).
     pub fn apply_remote(&mut self, chunk: &[u8]) -> Result<()> {
-        crate::replica::check_chunk(chunk)?;
-        let (touched, _) = self.replica.apply_remote([chunk]);
+        let (touched, fates) = self.replica.apply_remote([chunk]);
+        // Personal documents have no rules: a chunk is kept whole or refused whole.
+        if let Some(crate::replica::ChunkFate::Refuse(why)) = fates.into_iter().next() {
+            return Err(why.into());
+        }
         if !touched.is_empty() {
             self.view = read(self.replica.doc());
         }
@@ -198,5 +209,6 @@ fn read(doc: &AutoCommit) -> Personal {
         mood_at: field(doc, "mood_at"),
         settings: field(doc, "settings"),
         families: field(doc, "families"),
+        email: field(doc, "email"),
     }
 }

@@ -6,13 +6,19 @@
 //! costs time that grows with the document). Only incoming chunks are diffed: the
 //! patch log is switched on just around applying them.
 
+use std::collections::HashSet;
+
 use automerge::{
-    ActorId, AutoCommit, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad, Patch,
-    PatchAction, Prop, VerificationMode, transaction::CommitOptions,
+    ActorId, AutoCommit, Automerge, AutomergeError, Change, ChangeHash, LoadOptions, OnPartialLoad,
+    Patch, PatchAction, Prop, ReadDoc, VerificationMode, transaction::CommitOptions,
 };
 use doran_protocol::{DeviceId, UserId};
 
-use crate::error::{DocError, Result};
+use crate::{
+    chunk_bounds::{ChunkError, Limits, Piece, inspect},
+    error::Result,
+    rules::Violation,
+};
 
 /// Who is writing: a user on one of their devices. The Automerge actor id is the user id
 /// followed by the device id, so every device writes as its own actor (required for
@@ -51,44 +57,144 @@ pub enum Touched {
     Entity(String, String),
 }
 
+/// A check every incoming change must pass before it is applied (the family
+/// document's rules, [`crate::rules::check_change`]). It sees the document with the
+/// change's dependencies applied, and must decide from the change and its causal past
+/// alone, so that every device reaches the same verdict.
+pub type ChangeCheck = fn(&AutoCommit, &Change) -> std::result::Result<(), Violation>;
+
+/// Why an incoming chunk, or a change in it, was set aside.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Over a cost limit, or not Automerge at all (checked before Automerge parses it).
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    /// A change that breaks the document's rules.
+    #[error(transparent)]
+    Rule(#[from] Violation),
+    /// Automerge could not read a change or document in it.
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// A change built on a change that was refused.
+    #[error("depends on a refused change")]
+    RefusedDependency,
+}
+
+/// What became of one incoming chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkFate {
+    /// Store it as it came: every change in it is applied, already known, or waits
+    /// for its dependencies (it is checked when they arrive, and again the same way
+    /// when the document is loaded).
+    Keep,
+    /// Some of its changes were refused (the first reason given): store these bytes
+    /// instead (the other changes), so a refused change is never stored.
+    Trim(Vec<u8>, Refusal),
+    /// Nothing of it is stored.
+    Refuse(Refusal),
+}
+
 /// An Automerge document with its patch cursor.
 #[derive(Debug)]
 pub struct Replica {
     doc: AutoCommit,
+    /// Stored changes whose dependencies have not arrived: checked and applied when
+    /// they do. Automerge is never handed a change with missing dependencies, since it
+    /// would apply it unchecked once they arrive.
+    pending: Vec<Change>,
+    /// Changes refused since this replica was opened; what depends on them is refused.
+    refused: HashSet<ChangeHash>,
+    check: Option<ChangeCheck>,
+    limits: Limits,
 }
 
 impl Replica {
-    /// An empty document written by `actor`.
+    /// An empty document written by `actor`, applying incoming changes unchecked (but
+    /// within the cost [`Limits`]).
     pub fn new(actor: &Actor) -> Self {
-        let doc = AutoCommit::new().with_actor(actor.actor_id());
-        Replica { doc }
+        Replica::from_doc(AutoCommit::new().with_actor(actor.actor_id()), None)
+    }
+
+    /// An empty document whose incoming changes must also pass `check`.
+    pub fn with_check(actor: &Actor, check: ChangeCheck) -> Self {
+        Replica::from_doc(AutoCommit::new().with_actor(actor.actor_id()), Some(check))
+    }
+
+    fn from_doc(doc: AutoCommit, check: Option<ChangeCheck>) -> Self {
+        Replica {
+            doc,
+            pending: Vec::new(),
+            refused: HashSet::new(),
+            check,
+            limits: Limits::DEFAULT,
+        }
     }
 
     /// Loads a document from an optional snapshot (`save()`) and the chunks stored after
-    /// it (changes or incremental saves), in order.
+    /// it (changes or incremental saves), in order, with no rules on incoming changes.
     pub fn load<'a>(
         snapshot: Option<&[u8]>,
         chunks: impl IntoIterator<Item = &'a [u8]>,
         actor: &Actor,
     ) -> Result<Self> {
-        let mut doc = match snapshot {
+        Replica::load_checked(snapshot, chunks, actor, None)
+    }
+
+    /// Loads a document as [`Replica::load`] does, replaying what happened when each
+    /// chunk arrived: a change whose dependencies were there was checked then and is
+    /// applied as it is; one that waited for them is checked with `check` when they
+    /// come, exactly as it was on arrival, so the same changes are set aside.
+    pub fn load_checked<'a>(
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+        check: Option<ChangeCheck>,
+    ) -> Result<Self> {
+        let doc = match snapshot {
             Some(bytes) => AutoCommit::load(bytes)?,
             None => AutoCommit::new(),
         };
+        let mut replica = Replica::from_doc(doc, check);
         for (i, chunk) in chunks.into_iter().enumerate() {
-            // Stored chunks were checked when they arrived; check again anyway, so a
-            // damaged row is skipped rather than half-applied or blocking every open.
-            match check_chunk(chunk) {
-                Ok(()) => {
-                    doc.load_incremental(chunk)?;
+            // Stored chunks were checked when they arrived; check their cost again
+            // anyway, so a damaged row (or a bomb stored by an older version) is
+            // skipped rather than paid for on every open.
+            if let Err(e) = replica.load_stored(chunk) {
+                tracing::warn!(chunk = i, error = %e, "skipping an unreadable stored chunk");
+            }
+        }
+        replica.doc.set_actor(actor.actor_id());
+        Ok(replica)
+    }
+
+    fn load_stored(&mut self, chunk: &[u8]) -> std::result::Result<(), Refusal> {
+        for piece in inspect(chunk, &self.limits)? {
+            match piece {
+                Piece::Document { bytes, .. } => {
+                    // A saved document holds its whole history: stored only when
+                    // every change in it was accepted.
+                    self.doc
+                        .load_incremental(bytes)
+                        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
                 }
-                Err(e) => {
-                    tracing::warn!(chunk = i, error = %e, "skipping an unreadable stored chunk")
+                Piece::Change { bytes, .. } => {
+                    let change = Change::from_bytes(bytes.into_owned())
+                        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    if self.is_known(&change) {
+                        continue;
+                    }
+                    if self.deps_present(&change) {
+                        self.doc
+                            .apply_changes([change])
+                            .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    } else {
+                        self.pending.push(change);
+                    }
                 }
             }
         }
-        doc.set_actor(actor.actor_id());
-        Ok(Replica { doc })
+        self.drain_pending();
+        Ok(())
     }
 
     /// The Automerge document, to read.
@@ -121,31 +227,152 @@ impl Replica {
     }
 
     /// Applies chunks received from other devices (changes, or saved documents), in any
-    /// order; applying one twice is harmless. Returns the entities they touched and the
-    /// positions of chunks refused as unreadable.
+    /// order; applying one twice is harmless. Returns the entities they touched and
+    /// what became of each chunk (what to store).
     ///
-    /// Each chunk is checked whole first: Automerge's incremental loader skips what it
-    /// cannot parse, and a chunk we cannot read must be refused, not half-applied.
+    /// Each chunk's cost is bounded before Automerge sees it ([`inspect`]); each change
+    /// is then parsed whole (Automerge's incremental loader skips what it cannot
+    /// parse: a chunk must be refused, not half-applied), and checked against the
+    /// document's rules once its dependencies are present.
     pub fn apply_remote<'a>(
         &mut self,
         chunks: impl IntoIterator<Item = &'a [u8]>,
-    ) -> (Vec<Touched>, Vec<usize>) {
+    ) -> (Vec<Touched>, Vec<ChunkFate>) {
         // Index the changes from here, so the diff below costs what the chunks changed.
         self.doc.update_diff_cursor();
-        let mut rejected = Vec::new();
+        let mut fates = Vec::new();
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let applied = check_chunk(chunk).and_then(|()| Ok(self.doc.load_incremental(chunk)?));
-            if let Err(e) = applied {
-                tracing::warn!(chunk = i, error = %e, "refusing an unreadable chunk");
-                rejected.push(i);
+            let fate = match self.apply_chunk(chunk) {
+                Ok(fate) => fate,
+                Err(e) => ChunkFate::Refuse(e),
+            };
+            if let ChunkFate::Refuse(e) | ChunkFate::Trim(_, e) = &fate {
+                tracing::warn!(chunk = i, error = %e, "refusing an incoming chunk");
             }
+            fates.push(fate);
         }
         let patches = self.doc.diff_incremental();
         self.doc.reset_diff_cursor();
         let mut touched: Vec<Touched> = patches.iter().filter_map(touched_by).collect();
         touched.sort();
         touched.dedup();
-        (touched, rejected)
+        (touched, fates)
+    }
+
+    fn apply_chunk(&mut self, chunk: &[u8]) -> std::result::Result<ChunkFate, Refusal> {
+        let pieces = inspect(chunk, &self.limits)?;
+        // Parse everything before applying anything: an unreadable part refuses the
+        // whole chunk.
+        let mut changes = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Change { bytes, .. } => changes.push(
+                    Change::from_bytes(bytes.into_owned())
+                        .map_err(|e| Refusal::Unreadable(e.to_string()))?,
+                ),
+                Piece::Document { bytes, .. } => {
+                    // Bounded by `inspect`: the cost of loading it is capped.
+                    let scratch = Automerge::load_with_options(
+                        bytes,
+                        LoadOptions::new()
+                            .on_partial_load(OnPartialLoad::Error)
+                            .verification_mode(VerificationMode::DontCheck),
+                    )
+                    .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    changes.extend(scratch.get_changes(&[]));
+                }
+            }
+        }
+        let mut first_refusal = None;
+        let mut kept = Vec::new();
+        for change in changes {
+            if self.is_known(&change) {
+                kept.push(change);
+                continue;
+            }
+            if let Some(e) = self.refusal_of(&change) {
+                first_refusal.get_or_insert(e);
+                continue;
+            }
+            kept.push(change.clone());
+            self.pending.push(change);
+            let refused = self.drain_pending();
+            if let Some(e) = refused
+                .into_iter()
+                .find_map(|(hash, e)| (kept.last().map(Change::hash) == Some(hash)).then_some(e))
+            {
+                kept.pop();
+                first_refusal.get_or_insert(e);
+            }
+        }
+        Ok(match first_refusal {
+            None => ChunkFate::Keep,
+            Some(e) if kept.is_empty() => ChunkFate::Refuse(e),
+            Some(e) => {
+                let mut bytes = Vec::new();
+                for mut c in kept {
+                    bytes.extend_from_slice(&c.bytes());
+                }
+                ChunkFate::Trim(bytes, e)
+            }
+        })
+    }
+
+    /// Why `change` is refused before its dependencies are even looked at: it builds
+    /// on a change refused here.
+    fn refusal_of(&self, change: &Change) -> Option<Refusal> {
+        change
+            .deps()
+            .iter()
+            .any(|d| self.refused.contains(d))
+            .then_some(Refusal::RefusedDependency)
+    }
+
+    fn is_known(&self, change: &Change) -> bool {
+        self.doc.get_missing_deps(&[change.hash()]).is_empty()
+    }
+
+    fn deps_present(&self, change: &Change) -> bool {
+        self.doc.get_missing_deps(change.deps()).is_empty()
+    }
+
+    /// Checks and applies every pending change whose dependencies are all present,
+    /// until none is left that can be; returns those refused.
+    fn drain_pending(&mut self) -> Vec<(ChangeHash, Refusal)> {
+        let mut refused = Vec::new();
+        while let Some(at) = self.pending.iter().position(|c| self.deps_present(c)) {
+            let change = self.pending.swap_remove(at);
+            let verdict = match self.check {
+                Some(check) => check(&self.doc, &change).map_err(Refusal::from),
+                None => Ok(()),
+            }
+            .and_then(|()| {
+                self.doc
+                    .apply_changes([change.clone()])
+                    .map_err(|e| Refusal::Unreadable(e.to_string()))
+            });
+            if let Err(e) = verdict {
+                self.refused.insert(change.hash());
+                refused.push((change.hash(), e));
+            }
+        }
+        // What builds on a refused change can never be applied: refuse it too.
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i]
+                .deps()
+                .iter()
+                .any(|d| self.refused.contains(d))
+            {
+                let change = self.pending.swap_remove(i);
+                self.refused.insert(change.hash());
+                refused.push((change.hash(), Refusal::RefusedDependency));
+                i = 0;
+            } else {
+                i += 1;
+            }
+        }
+        refused
     }
 
     /// The current heads (identify the exact state; equal heads mean equal documents).
@@ -159,21 +386,29 @@ impl Replica {
     }
 }
 
-/// Whether `chunk` parses completely as Automerge changes or a saved document.
-pub fn check_chunk(chunk: &[u8]) -> Result<()> {
-    if chunk.is_empty() {
-        return Err(DocError::Schema("an empty chunk".into()));
+/// Whether `chunk` is within the cost limits and parses completely as Automerge
+/// changes or saved documents (without applying anything).
+pub fn check_chunk(chunk: &[u8]) -> std::result::Result<(), Refusal> {
+    for piece in inspect(chunk, &Limits::DEFAULT)? {
+        match piece {
+            Piece::Change { bytes, .. } => {
+                Change::from_bytes(bytes.into_owned())
+                    .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+            }
+            Piece::Document { bytes, .. } => {
+                match Automerge::load_with_options(
+                    bytes,
+                    LoadOptions::new()
+                        .on_partial_load(OnPartialLoad::Error)
+                        .verification_mode(VerificationMode::DontCheck),
+                ) {
+                    Ok(_) | Err(AutomergeError::MissingDeps) => {}
+                    Err(e) => return Err(Refusal::Unreadable(e.to_string())),
+                }
+            }
+        }
     }
-    match Automerge::load_with_options(
-        chunk,
-        LoadOptions::new()
-            .on_partial_load(OnPartialLoad::Error)
-            .verification_mode(VerificationMode::DontCheck),
-    ) {
-        // Parsed completely; it only depends on changes this check does not have.
-        Ok(_) | Err(AutomergeError::MissingDeps) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(())
 }
 
 fn touched_by(patch: &Patch) -> Option<Touched> {
@@ -186,6 +421,11 @@ fn touched_by(patch: &Patch) -> Option<Touched> {
             PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
                 Some(Touched::Root(key.clone()))
             }
+            // A counter at the root ("ever done" counts) moved.
+            PatchAction::Increment {
+                prop: Prop::Map(key),
+                ..
+            } => Some(Touched::Root(key.clone())),
             _ => None,
         },
         [(_, collection)] => {

@@ -132,6 +132,11 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     /// `0` when the document is unknown or nothing was received yet.
     fn cursor(&self, doc: DocId) -> Result<Seq>;
 
+    /// Forgets where the sync of `doc` stood: its cursor and the snapshot seq the relay
+    /// last accepted from this device go back to 0 (the relay said its log ends before
+    /// them). The only way a cursor moves backwards; the document itself is untouched.
+    fn reset_cursor(&self, doc: DocId) -> Result<()>;
+
     /// The [`StoredDoc::log_end`] a [`load`](Self::load) of `doc` would report now,
     /// without reading the document (`None` for an unknown document). A holder of an
     /// open document compares it with the log end it loaded to notice that another

@@ -64,4 +64,4 @@ pub use effects::{
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};
-pub use machine::{DocCursor, Event, SignInAs, SyncConfig, SyncMachine};
+pub use machine::{DocCursor, Event, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine};

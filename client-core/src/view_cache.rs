@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The encoding version of cached rows. Bump it whenever a model type's fields change.
-pub const VIEW_VERSION: u32 = 1;
+pub const VIEW_VERSION: u32 = 2;
 
 const ROOT_KEY: &str = "root";
 
@@ -36,6 +36,8 @@ struct RootRow {
     name: String,
     created_at: i64,
     created_by: String,
+    /// The "ever done" counters (version 2).
+    counts: BTreeMap<String, i64>,
 }
 
 /// The rows to write for what a change touched, read from the refreshed view.
@@ -89,8 +91,8 @@ pub fn decode_family(rows: &[(String, Vec<u8>)]) -> Result<Family> {
     for (key, bytes) in rows {
         if key == ROOT_KEY {
             let r: RootRow = decode(bytes)?;
-            (f.schema, f.id, f.name, f.created_at, f.created_by) =
-                (r.schema, r.id, r.name, r.created_at, r.created_by);
+            (f.schema, f.id, f.name, f.created_at, f.created_by, f.counts) =
+                (r.schema, r.id, r.name, r.created_at, r.created_by, r.counts);
             continue;
         }
         let Some((collection, id)) = key.split_once('/') else {
@@ -122,6 +124,7 @@ fn root_row(view: &Family) -> RootRow {
         name: view.name.clone(),
         created_at: view.created_at,
         created_by: view.created_by.clone(),
+        counts: view.counts.clone(),
     }
 }
 

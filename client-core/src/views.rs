@@ -11,7 +11,7 @@ pub mod memories;
 pub mod missions;
 pub mod voice;
 
-pub use activity::{Activity, ActivityKind, Notification, activity, notifications};
+pub use activity::{Activity, ActivityKind, Notification, activity, notifications, still_true};
 pub use badges::{
     Badge, BadgeBoard, BadgeKind, BadgeView, MemberBadges, badge_board, badges, member_badges,
 };

@@ -287,8 +287,10 @@ fn each_edit_is_one_small_change_that_another_replica_can_apply() {
     let mut other = replica_for(&mut doc, &actor());
     let edit = doc.add_mission("설거지", &[], None, T0).unwrap();
     let change = edit.change.unwrap();
+    // The mission itself, and one more on this device's "ever done" counter (whose
+    // key names the device's 32-byte actor).
     assert!(
-        change.len() < 400,
+        change.len() < 512,
         "a mission change is {} bytes",
         change.len()
     );
@@ -334,8 +336,8 @@ fn garbage_from_the_network_is_a_typed_error_and_changes_nothing() {
 #[test]
 fn personal_document_profile_and_mood() {
     let me = actor();
-    let (mut p, _) = PersonalDoc::create(&me, "도란이", 3, T0).unwrap();
-    assert!(PersonalDoc::create(&me, "x", 3, T0).is_err());
+    let (mut p, _) = PersonalDoc::create(&me, "도란이", None, 3, T0).unwrap();
+    assert!(PersonalDoc::create(&me, "x", None, 3, T0).is_err());
     p.set_mood(Mood::Love, T0).unwrap();
     let kst = time::macros::offset!(+9);
     assert_eq!(p.mood_today(T0 + 60_000, kst), Some(Mood::Love));
@@ -380,9 +382,10 @@ fn a_member_entry_is_never_overwritten_so_the_host_cannot_be_demoted() {
     let dad = actor();
     doc.add_member(dad.user, "아빠", T0).unwrap();
     let mut dads = replica_for(&mut doc, &dad);
+    // Only the host writes another member's entry, and never over an existing one.
     assert!(matches!(
         dads.add_member(host.user, "새이름", T0),
-        Err(DocError::AlreadyMember(_))
+        Err(DocError::Forbidden(_))
     ));
     assert!(matches!(
         doc.add_member(host.user, "대장", T0),
@@ -416,7 +419,7 @@ fn a_member_who_leaves_does_not_block_a_mission() {
 #[test]
 fn profile_edits_write_only_their_field() {
     let me = actor();
-    let (mut phone, _) = PersonalDoc::create(&me, "도란이", 1, T0).unwrap();
+    let (mut phone, _) = PersonalDoc::create(&me, "도란이", None, 1, T0).unwrap();
     let mut laptop = PersonalDoc::load(
         Some(&phone.replica_mut().save()),
         [],
@@ -439,9 +442,9 @@ fn profile_edits_write_only_their_field() {
 }
 
 #[test]
-fn a_collection_replaced_by_a_misbehaving_peer_is_read_again() {
+fn a_collection_replaced_by_a_misbehaving_peer_is_refused() {
     use automerge::{ObjType, ROOT, transaction::Transactable};
-    let (mut doc, _) = family();
+    let (mut doc, host) = family();
     let mut rogue = replica_for(&mut doc, &actor());
     rogue
         .replica_mut()
@@ -449,9 +452,54 @@ fn a_collection_replaced_by_a_misbehaving_peer_is_read_again() {
         .put_object(ROOT, "members", ObjType::Map)
         .unwrap();
     let change = rogue.replica_mut().commit("rogue", T0).unwrap();
-    doc.apply_remote([change.as_slice()]);
-    assert!(
-        doc.view().members.is_empty(),
-        "the view must not keep the old members"
+    let update = doc.apply_remote([change.as_slice()]);
+    assert_eq!(update.rejected, vec![0]);
+    assert!(doc.view().members.contains_key(&host.user.to_hex()));
+}
+
+#[test]
+fn what_was_ever_done_is_counted_per_device_and_never_goes_down() {
+    let mom = Actor {
+        user: UserId::random(),
+        device: DeviceId::random(),
+    };
+    let (mut doc, _) = FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &mom, 1).unwrap();
+    let a = doc.add_mission("하나", &[], None, 2).unwrap().value;
+    doc.add_mission("둘", &[], None, 3).unwrap();
+    assert_eq!(
+        doc.view().ever("missions", None),
+        2,
+        "{:?}",
+        doc.view().counts
     );
+    doc.delete_mission(&a, 4).unwrap();
+    assert_eq!(
+        doc.view().ever("missions", None),
+        2,
+        "a deletion does not count down"
+    );
+    assert_eq!(doc.view().ever("missions", Some(&mom.user.to_hex())), 2);
+    assert_eq!(
+        doc.view()
+            .ever("missions", Some(&UserId::random().to_hex())),
+        0
+    );
+    // Another device of another member counts on its own counter; both merge.
+    let dad = Actor {
+        user: UserId::random(),
+        device: DeviceId::random(),
+    };
+    doc.add_member(dad.user, "아빠", 5).unwrap();
+    let mut theirs = FamilyDoc::load(Some(&doc.save()), [], &dad).unwrap();
+    let change = theirs
+        .add_mission("셋", &[], None, 5)
+        .unwrap()
+        .change
+        .unwrap();
+    doc.add_mission("넷", &[], None, 5).unwrap();
+    doc.apply_remote([change.as_slice()]);
+    assert_eq!(doc.view().ever("missions", None), 4);
+    // And the counters survive a reload.
+    let reloaded = FamilyDoc::load(Some(&doc.save()), [], &mom).unwrap();
+    assert_eq!(reloaded.view().ever("missions", None), 4);
 }

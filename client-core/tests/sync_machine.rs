@@ -329,6 +329,133 @@ fn chunks_are_applied_once_and_cursors_resume() {
     assert_eq!(m.cursors(), vec![(fdoc, 6), (PERSONAL, 0)]);
 }
 
+/// A cursor past the relay's log (a forged chunk, a relay restored from a backup): the
+/// device forgets it, subscribes again from 0, and ignores the live chunks that were
+/// in flight until the catch-up brings the log in order.
+#[test]
+fn a_cursor_ahead_of_the_relay_starts_that_document_over() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    let (fx, _) = sign_in(
+        &mut m,
+        vec![DocCursor {
+            doc: fdoc,
+            cursor: 1 << 62,
+            snapshot_covers: 1 << 62,
+        }],
+        vec![family],
+    );
+    assert!(subs(&fx).contains(&Subscription {
+        doc: fdoc,
+        since: 1 << 62
+    }));
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::CursorAhead { doc: fdoc, head: 7 }),
+    );
+    assert_eq!(
+        fx.reset_cursors,
+        vec![fdoc],
+        "the stored cursor is forgotten"
+    );
+    assert_eq!(
+        subs(&fx),
+        vec![Subscription {
+            doc: fdoc,
+            since: 0
+        }]
+    );
+    assert_eq!(m.cursors(), vec![(fdoc, 0), (PERSONAL, 0)]);
+    // A live chunk past the old head, sent before the relay saw the new
+    // subscription, is skipped: the catch-up delivers it again, in order.
+    let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, format!("c{seq}").into_bytes());
+    assert!(m.handle(4, Event::Frame(chunk(8))).apply.is_empty());
+    for seq in 1..=8 {
+        let fx = m.handle(5 + seq, Event::Frame(chunk(seq)));
+        assert_eq!(fx.apply.len(), 1, "seq {seq} is applied");
+        assert_eq!(fx.apply[0].cursor, seq);
+    }
+    m.handle(
+        20,
+        Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 8 }),
+    );
+    // Caught up: live delivery as usual (a gap is the relay's to fill, not ours).
+    let fx = m.handle(21, Event::Frame(chunk(10)));
+    assert_eq!(fx.apply[0].cursor, 10);
+    // Another CursorAhead for a document the device does not sync changes nothing.
+    let fx = m.handle(
+        22,
+        Event::Frame(ServerFrame::CursorAhead {
+            doc: DocId([99; 16]),
+            head: 1,
+        }),
+    );
+    assert!(fx.reset_cursors.is_empty() && fx.send.is_empty());
+}
+
+/// A snapshot the device cannot fetch (the relay lost the blob, a bad body) stalls
+/// only its own document: it goes back to its cursor, stops listening, and subscribes
+/// again later from there; the other documents are not touched.
+#[test]
+fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    let (_, _) = sign_in(
+        &mut m,
+        vec![DocCursor {
+            doc: fdoc,
+            cursor: 2,
+            snapshot_covers: 0,
+        }],
+        vec![family],
+    );
+    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::Snapshot {
+            doc: fdoc,
+            covers_seq: 10,
+            blob,
+            len: 8,
+        }),
+    );
+    assert_eq!(fx.apply.len(), 1);
+    assert_eq!(m.cursors(), vec![(fdoc, 10), (PERSONAL, 0)]);
+    // The host could not fetch it: back to 2, unsubscribed.
+    let fx = m.handle(4, Event::SnapshotUnavailable { doc: fdoc });
+    assert_eq!(fx.send, vec![ClientFrame::Unsubscribe { docs: vec![fdoc] }]);
+    assert_eq!(m.cursors(), vec![(fdoc, 2), (PERSONAL, 0)]);
+    // What was already on its way for that document is not applied...
+    let chunk = |doc: DocId, seq: u64| ServerFrame::chunk(doc, seq, format!("c{seq}").into_bytes());
+    assert!(m.handle(5, Event::Frame(chunk(fdoc, 11))).apply.is_empty());
+    m.handle(
+        6,
+        Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 11 }),
+    );
+    // ...while the other documents go on.
+    assert_eq!(m.handle(7, Event::Frame(chunk(PERSONAL, 1))).apply.len(), 1);
+    // Not retried before its time, then subscribed again from its cursor.
+    assert!(subs(&m.handle(8, Event::Tick)).is_empty());
+    let fx = m.handle(4 + doran_client_core::sync::SNAPSHOT_RETRY_MS, Event::Tick);
+    assert_eq!(
+        subs(&fx),
+        vec![Subscription {
+            doc: fdoc,
+            since: 2
+        }]
+    );
+    // A stray failure report for a document without a snapshot changes nothing.
+    let fx = m.handle(
+        5 + doran_client_core::sync::SNAPSHOT_RETRY_MS,
+        Event::SnapshotUnavailable { doc: fdoc },
+    );
+    assert!(fx.send.is_empty());
+}
+
 #[test]
 fn reconnect_backoff_grows_is_capped_and_jittered() {
     let keys = DeviceKeys::generate().expect("keys");

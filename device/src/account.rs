@@ -361,7 +361,14 @@ pub async fn create_account(
     account.save(&**store, secrets)?;
     // FEATURES.md: a random default avatar at sign-up.
     let avatar = rand::random_range(1..=doran_client_core::model::DEFAULT_AVATARS);
-    let (_, change) = PersonalDoc::create(&account.actor(), &nickname, avatar, now_ms())?;
+    // The email goes into the profile too, so a device added later knows it.
+    let (_, change) = PersonalDoc::create(
+        &account.actor(),
+        &nickname,
+        Some(&account.email),
+        avatar,
+        now_ms(),
+    )?;
     store.commit_local(account.personal_doc, &change)?;
     Ok(account)
 }

@@ -28,7 +28,7 @@ mod profile;
 mod sync;
 mod voice;
 
-pub use missions::{MissionChanges, MissionInput};
+pub use self::missions::{MissionChanges, MissionInput};
 pub use profile::ProfileChanges;
 
 use std::{
@@ -88,7 +88,13 @@ pub struct DeviceOptions {
     pub blob_cache_bytes: u64,
     /// The sync protocol's settings (compaction threshold, client name…).
     pub sync: SyncConfig,
+    /// The clock (Unix ms) edits are stamped with and views are drawn at; `None`: the
+    /// system's. Tests move it (a mission from last month, a mood from yesterday).
+    pub clock: Option<Clock>,
 }
+
+/// A clock giving Unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl std::fmt::Debug for DeviceOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +104,7 @@ impl std::fmt::Debug for DeviceOptions {
             .field("sync_on_open", &self.sync_on_open)
             .field("utc_offset", &self.utc_offset)
             .field("lang", &self.lang)
+            .field("clock", &self.clock.as_ref().map(|c| c()))
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +119,7 @@ impl Default for DeviceOptions {
             lang: Lang::Ko,
             blob_cache_bytes: BLOB_CACHE_BYTES,
             sync: SyncConfig::default(),
+            clock: None,
         }
     }
 }
@@ -167,7 +175,12 @@ pub(crate) struct Session {
     pub(crate) blobs: BlobCache,
     /// Wakes the uploader (a blob was queued, or the connection came back).
     pub(crate) upload_kick: Notify,
+    /// Tells the pump to announce what it still holds and stop.
+    pub(crate) stopping: Notify,
+    /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The pump, awaited by [`Device::close`].
+    pump: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Session {
@@ -175,10 +188,13 @@ impl Session {
         lock(&self.tasks).iter().any(|t| !t.is_finished())
     }
 
+    /// Stops syncing: the connection closes at once; the pump first announces the
+    /// activity it was still gathering (a notification is never lost to a stop).
     pub(crate) fn stop(&self) {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        self.stopping.notify_waiters();
     }
 }
 
@@ -211,9 +227,17 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Now, by the device's clock.
+    pub(crate) fn now(&self) -> i64 {
+        match &self.options.clock {
+            Some(clock) => clock(),
+            None => now_ms(),
+        }
+    }
+
     pub(crate) fn viewer(&self) -> Viewer {
         Viewer {
-            now_ms: now_ms(),
+            now_ms: self.now(),
             offset: *lock(&self.offset),
             lang: self.lang(),
         }
@@ -356,7 +380,9 @@ impl Device {
                     driver,
                     blobs,
                     upload_kick: Notify::new(),
+                    stopping: Notify::new(),
                     tasks: Mutex::new(Vec::new()),
+                    pump: Mutex::new(None),
                 })
             })
             .await?;
@@ -379,8 +405,23 @@ impl Device {
         if session.running() {
             return;
         }
-        let tasks = crate::pump::spawn(Arc::clone(self.shared()), Arc::clone(&session));
+        let (pump, tasks) = crate::pump::spawn(Arc::clone(self.shared()), Arc::clone(&session));
         *lock(&session.tasks) = tasks;
+        *lock(&session.pump) = Some(pump);
+    }
+
+    /// Stops syncing and waits (a few seconds at most) until what arrived has been
+    /// announced and kept: a short-lived process (the command line) calls it before
+    /// it exits, so no notification is lost.
+    pub async fn close(&self) {
+        let Some(session) = self.shared().session_now() else {
+            return;
+        };
+        session.stop();
+        let pump = lock(&session.pump).take();
+        if let Some(pump) = pump {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
+        }
     }
 
     /// Stops syncing (closes the connection). Edits still work and are queued.
@@ -493,10 +534,11 @@ impl Device {
         let session = self.session()?;
         let host = Arc::clone(&session.host);
         let store = Arc::clone(&self.shared().store);
+        let now = self.shared().now();
         let (value, pending) = self
             .blocking(move |lang| {
                 let value = host
-                    .edit_family(family, |fd| op(fd, now_ms()))
+                    .edit_family(family, |fd| op(fd, now))
                     .map_err(|e| Error::from_host(&e, lang))?;
                 let pending = store
                     .pending_count()

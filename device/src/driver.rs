@@ -3,7 +3,7 @@
 //! publishes the status and events for UIs.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -326,6 +326,20 @@ impl SyncDriver {
         .await
     }
 
+    /// Accepts an invite under `name` instead of the proposed 호칭, signed with the
+    /// device key.
+    pub async fn accept_invite_as(&self, invite: InviteId, name: &str) -> Result<Response> {
+        let (server_id, me) = self.signed_in_as().await?;
+        let msg =
+            signing::invite_accept_as_message(&server_id, &invite, &me, &self.keys.device, name);
+        self.request(Request::AcceptInviteAs {
+            invite,
+            name: name.to_owned(),
+            signature: self.keys.sign_device(&msg),
+        })
+        .await
+    }
+
     /// The relay's id and the user, once signed in at least once.
     async fn signed_in_as(&self) -> Result<(String, UserId)> {
         let mut state = self.state();
@@ -560,9 +574,28 @@ impl SyncDriver {
                     break;
                 }
             }
+            for &doc in &fx.reset_cursors {
+                self.blocking(move |h| h.reset_cursor(doc)).await?;
+            }
+            // Documents whose snapshot could not be fetched: nothing more of them is
+            // applied or compacted in this batch; the others go on.
+            let mut stalled: HashSet<DocId> = HashSet::new();
             for apply in fx.apply.clone() {
+                if stalled.contains(&apply.doc) {
+                    continue;
+                }
                 let snapshot = match apply.snapshot {
-                    Some(s) => Some(self.blobs.get_at_most(s.blob, s.len).await?),
+                    Some(s) => match self.blobs.get_at_most(s.blob, s.len).await {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            tracing::warn!(doc = %apply.doc, error = %e, "a snapshot could not be fetched");
+                            self.emit(SyncEvent::Error(Arc::new(e)));
+                            stalled.insert(apply.doc);
+                            let event = Event::SnapshotUnavailable { doc: apply.doc };
+                            queue.push_back(r.machine.handle(now_ms(), event));
+                            continue;
+                        }
+                    },
                     None => None,
                 };
                 let arrived = apply.chunks.len() + usize::from(snapshot.is_some());
@@ -624,6 +657,11 @@ impl SyncDriver {
                 });
             }
             for c in &fx.compact {
+                if stalled.contains(&c.doc) {
+                    let event = Event::CompactFailed { doc: c.doc };
+                    queue.push_back(r.machine.handle(now_ms(), event));
+                    continue;
+                }
                 let event = match self.compact(*c).await {
                     Ok(event) => event,
                     Err(e) => {

@@ -291,6 +291,15 @@ impl Error {
                 "A mission needs at least one participant.",
             )
             .about(Field::MissionTitle),
+            // A local edit that breaks the family document's rules (every device would
+            // set it aside): not the user's to make.
+            DocError::Refused(_) => Error::code(ErrorCode::Forbidden, lang),
+            DocError::EditTooLarge { .. } => Error::new(
+                ErrorCode::TooLarge,
+                lang,
+                "한 번에 바꾸기에는 너무 많아요. 나누어서 해 주세요.",
+                "That is too much to change at once; please do it in smaller steps.",
+            ),
             DocError::Automerge(_) | DocError::Schema(_) => Error::code(ErrorCode::Storage, lang),
         }
     }

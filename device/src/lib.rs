@@ -27,7 +27,7 @@ pub mod relay;
 pub mod screens;
 pub mod sync_error;
 
-pub use device::{BLOB_CACHE_BYTES, Device, DeviceOptions, KEEP_NOTIFICATIONS};
+pub use device::{BLOB_CACHE_BYTES, Clock, Device, DeviceOptions, KEEP_NOTIFICATIONS};
 pub use device::{MissionChanges, MissionInput, ProfileChanges};
 pub use doran_client_core as core;
 pub use error::{Error, ErrorCode, Result};

@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use doran_client_core::{
     model::Family,
     store::Membership,
-    sync::DocKind,
+    sync::{DocKind, SyncStatus},
     time_util::Lang,
     views::{self, Activity, ActivityKind, Notification, Presence},
 };
@@ -34,20 +34,27 @@ use crate::{
 const UPLOAD_RETRY: Duration = Duration::from_secs(30);
 
 /// Starts the background tasks of a session.
-pub(crate) fn spawn(shared: Arc<Shared>, session: Arc<Session>) -> Vec<JoinHandle<()>> {
+/// Starts the background tasks of a session: returns the pump, which stops by itself
+/// when told (`Session::stopping`) after announcing what it still holds, and the tasks
+/// to abort when the session stops (the driver's loop and the uploader).
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+) -> (JoinHandle<()>, Vec<JoinHandle<()>>) {
     // Subscribed before the driver runs, so nothing it says is missed.
     let events = session.driver.subscribe();
     let state = session.driver.state();
-    vec![
+    let pump = tokio::spawn(pump(
+        Arc::clone(&shared),
+        Arc::clone(&session),
+        events,
+        state,
+    ));
+    let tasks = vec![
         tokio::spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
-        tokio::spawn(pump(
-            Arc::clone(&shared),
-            Arc::clone(&session),
-            events,
-            state,
-        )),
         tokio::spawn(upload(shared, session)),
-    ]
+    ];
+    (pump, tasks)
 }
 
 /// Keeps the driver connected; it only stops when the relay refuses this device for
@@ -122,8 +129,19 @@ async fn pump(
 ) {
     let mut last = *state.borrow_and_update();
     shared.emit(DeviceEvent::Sync(view_of(last)));
+    let mut arriving = Arriving::default();
     loop {
+        let quiet = arriving.flush_at;
         tokio::select! {
+            () = session.stopping.notified() => {
+                // Stopping: announce what was gathered; what is still queued in the
+                // driver's channel is handled first.
+                while let Ok(event) = events.try_recv() {
+                    on_sync_event(&shared, &session, &mut arriving, event).await;
+                }
+                arriving.flush(&shared, &session).await;
+                return;
+            }
             changed = state.changed() => {
                 if changed.is_err() {
                     return;
@@ -135,14 +153,55 @@ async fn pump(
                 if now.sign_ins != last.sign_ins {
                     refresh_presence(&shared, &session).await;
                 }
+                if now.status == SyncStatus::UpToDate {
+                    // Caught up: whatever arrived is the whole batch.
+                    arriving.flush(&shared, &session).await;
+                }
                 last = now;
             }
             event = events.recv() => match event {
-                Ok(event) => on_sync_event(&shared, &session, event).await,
+                Ok(event) => on_sync_event(&shared, &session, &mut arriving, event).await,
                 Err(RecvError::Lagged(_)) => shared.emit(DeviceEvent::Resync),
                 Err(RecvError::Closed) => return,
             },
+            () = sleep_until_or_forever(quiet) => arriving.flush(&shared, &session).await,
         }
+    }
+}
+
+/// How long the pump waits for more of a batch before it announces what arrived: a
+/// tick taken back, or seven photos in a row, arrive as several chunks a few
+/// milliseconds apart and must make one notification about how things ended up.
+const BATCH_QUIET: Duration = Duration::from_millis(300);
+
+/// New activity received and not announced yet, by family.
+#[derive(Default)]
+struct Arriving {
+    items: std::collections::BTreeMap<FamilyId, Vec<Activity>>,
+    flush_at: Option<tokio::time::Instant>,
+}
+
+impl Arriving {
+    fn add(&mut self, family: FamilyId, items: Vec<Activity>) {
+        if items.is_empty() {
+            return;
+        }
+        self.items.entry(family).or_default().extend(items);
+        self.flush_at = Some(tokio::time::Instant::now() + BATCH_QUIET);
+    }
+
+    async fn flush(&mut self, shared: &Arc<Shared>, session: &Arc<Session>) {
+        self.flush_at = None;
+        for (family, items) in std::mem::take(&mut self.items) {
+            notify_activity(shared, session, family, items).await;
+        }
+    }
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -157,7 +216,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-async fn on_sync_event(shared: &Arc<Shared>, session: &Arc<Session>, event: SyncEvent) {
+async fn on_sync_event(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    arriving: &mut Arriving,
+    event: SyncEvent,
+) {
     match event {
         SyncEvent::DocChanged {
             kind: DocKind::Family(family),
@@ -180,7 +244,7 @@ async fn on_sync_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Sync
                 });
             }
             prefetch_thumbnails(shared, session, family, &touched).await;
-            notify_activity(shared, session, family, new_activity).await;
+            arriving.add(family, new_activity);
         }
         SyncEvent::DocChanged {
             kind: DocKind::Personal(user),
@@ -257,6 +321,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                     text: view.text.clone(),
                     invite: Some(info.invite.to_hex()),
                     target: None,
+                    group: None,
                     read: false,
                     ago: String::new(),
                 },
@@ -300,6 +365,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                     let store = Arc::clone(&shared.store);
                     blocking(move || store.set_membership(family, Membership::Member, now_ms()))
                         .await;
+                    welcome(shared, session, family).await;
                     shared.emit(DeviceEvent::FamilyJoined {
                         family: family.to_hex(),
                     });
@@ -387,6 +453,7 @@ async fn removed(
                 text,
                 invite: None,
                 target: None,
+                group: None,
                 read: false,
                 ago: String::new(),
             },
@@ -400,6 +467,67 @@ async fn removed(
             reason,
         });
     }
+}
+
+/// Welcomes the user to a family they just joined (once): a new member sees this,
+/// not the family's whole history as news. The title is the family document's once
+/// it has synced; before that (the join announced before the document arrived) the
+/// welcome names no family, and a later call with the title replaces it.
+pub(crate) async fn welcome(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId) {
+    let title = family_title(session, family).await;
+    let id = format!("welcome/{family}");
+    let text = match (shared.lang(), title.is_empty()) {
+        (Lang::Ko, false) => format!(
+            "'{title}' 가족이 된 걸 환영해요! 지금까지의 미션, 사진, 음성메시지를 둘러보세요."
+        ),
+        (Lang::Ko, true) => {
+            "가족이 된 걸 환영해요! 지금까지의 미션, 사진, 음성메시지를 둘러보세요.".to_owned()
+        }
+        (Lang::En, false) => format!(
+            "Welcome to the family “{title}”! Have a look at its missions, photos and voice messages."
+        ),
+        (Lang::En, true) => {
+            "Welcome to the family! Have a look at its missions, photos and voice messages."
+                .to_owned()
+        }
+    };
+    if !title.is_empty() {
+        // A welcome kept before the document arrived names no family: this one does.
+        let store = Arc::clone(&shared.store);
+        let stale = id.clone();
+        let titled = text.clone();
+        blocking(move || {
+            let kept = store.notifications(KEEP_NOTIFICATIONS)?;
+            let untitled = kept.iter().any(|n| {
+                n.id == stale
+                    && serde_json::from_slice::<NotificationView>(&n.body)
+                        .is_ok_and(|v| v.text != titled)
+            });
+            if untitled {
+                store.dismiss_notification(&stale)?;
+            }
+            Ok::<_, doran_client_core::store::StoreError>(())
+        })
+        .await;
+    }
+    keep_notification(
+        shared,
+        NotificationView {
+            id,
+            kind: "welcome".into(),
+            family: Some(family.to_hex()),
+            actor: None,
+            at: now_ms(),
+            count: 1,
+            text,
+            invite: None,
+            target: None,
+            group: None,
+            read: false,
+            ago: String::new(),
+        },
+    )
+    .await;
 }
 
 async fn family_title(session: &Arc<Session>, family: FamilyId) -> String {
@@ -417,8 +545,9 @@ async fn open_family_view(session: &Arc<Session>, family: FamilyId) -> Option<Fa
         .and_then(Result::ok)
 }
 
-/// The notifications new activity makes for this user, as their settings allow, kept
-/// and announced.
+/// The notifications a batch of new activity makes for this user, as their settings
+/// allow: only what is still true once the batch is applied, nothing from before they
+/// joined, one notification per burst; kept and announced.
 async fn notify_activity(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
@@ -436,22 +565,71 @@ async fn notify_activity(
         .flatten()
         .map(|p| p.settings)
         .unwrap_or_default();
+    let Some(view) = open_family_view(session, family).await else {
+        return;
+    };
+    // A member who just joined receives the family's whole history: a welcome,
+    // not dozens of old items.
+    let since = view
+        .members
+        .get(&me.to_hex())
+        .map_or(i64::MAX, |m| m.joined_at);
+    let current = views::still_true(&view, &new_activity, since);
     let notes = views::notifications(
-        &new_activity,
+        &current,
         &me.to_hex(),
         settings.notify_reactions,
         settings.notify_family,
     );
-    if notes.is_empty() {
-        return;
-    }
-    let Some(view) = open_family_view(session, family).await else {
-        return;
-    };
     let lang = shared.lang();
     for note in notes {
-        keep_notification(shared, note_view(&view, family, &note, lang)).await;
+        keep_burst(shared, &view, family, &note, lang).await;
     }
+}
+
+/// How long after one notification another of the same burst (same family, person
+/// and kind) is folded into it rather than added.
+const BURST_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Keeps an activity notification, folding it into the newest unread one of the same
+/// burst ("사진 3장" + "사진 4장" = "사진 7장").
+async fn keep_burst(
+    shared: &Arc<Shared>,
+    view: &Family,
+    family: FamilyId,
+    note: &Notification,
+    lang: Lang,
+) {
+    let group = format!("{family}/{}/{}", note.latest.actor, note.kind_key());
+    let store = Arc::clone(&shared.store);
+    let recent = blocking(move || store.notifications(20))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let earlier = recent.into_iter().find_map(|r| {
+        let n: NotificationView = serde_json::from_slice(&r.body).ok()?;
+        (!r.read
+            && n.group.as_deref() == Some(group.as_str())
+            && note.latest.at - n.at < BURST_WINDOW_MS)
+            .then_some(n)
+    });
+    let mut count = note.count;
+    if let Some(earlier) = &earlier {
+        if earlier.id == note.latest.id {
+            return;
+        }
+        count += earlier.count;
+        let store = Arc::clone(&shared.store);
+        let id = earlier.id.clone();
+        blocking(move || store.dismiss_notification(&id)).await;
+    }
+    let merged = Notification {
+        latest: note.latest.clone(),
+        count,
+    };
+    let mut view_of_note = note_view(view, family, &merged, lang);
+    view_of_note.group = Some(group);
+    keep_notification(shared, view_of_note).await;
 }
 
 /// The bell's view of an activity notification.
@@ -476,9 +654,10 @@ fn note_view(f: &Family, family: FamilyId, note: &Notification, lang: Lang) -> N
         actor: Some(a.actor.clone()),
         at: a.at,
         count: note.count,
-        text: a.text(f, lang),
+        text: note.text(f, lang),
         invite: None,
         target,
+        group: None,
         read: false,
         ago: String::new(),
     }

@@ -214,6 +214,9 @@ pub struct NotificationView {
     pub invite: Option<String>,
     /// What it points at (a photo, mission, voice message id), to open it.
     pub target: Option<String>,
+    /// What a burst collapses by: family, person and kind (`None`: never collapsed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Whether the user has seen it.
     #[serde(default)]
     pub read: bool,

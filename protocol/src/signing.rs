@@ -49,6 +49,8 @@ pub const LINK_DEVICE_DOMAIN: &[u8] = b"dorandoran/link-device/v1\0";
 pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
 /// Domain of [`invite_answer_message`].
 pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
+/// Domain of [`invite_accept_as_message`].
+pub const INVITE_ACCEPT_AS_DOMAIN: &[u8] = b"dorandoran/invite-accept-as/v1\0";
 
 /// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
 pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
@@ -64,6 +66,7 @@ pub const ALL_DOMAINS: &[&[u8]] = &[
     LINK_DEVICE_DOMAIN,
     INVITE_DOMAIN,
     INVITE_ANSWER_DOMAIN,
+    INVITE_ACCEPT_AS_DOMAIN,
 ];
 
 /// Appends fields in the canonical encoding.
@@ -277,6 +280,24 @@ pub fn invite_answer_message(
         .raw(invitee.as_bytes())
         .raw(invitee_device.as_bytes())
         .bool(accept)
+        .finish()
+}
+
+/// Signed by the **invitee's device key** to accept an invite under another 호칭:
+/// `INVITE_ACCEPT_AS_DOMAIN ‖ server_id ‖ invite ‖ invitee ‖ invitee_device ‖ name`.
+pub fn invite_accept_as_message(
+    server_id: &str,
+    invite: &InviteId,
+    invitee: &UserId,
+    invitee_device: &DeviceId,
+    name: &str,
+) -> Vec<u8> {
+    Message::new(INVITE_ACCEPT_AS_DOMAIN)
+        .str(server_id)
+        .raw(invite.as_bytes())
+        .raw(invitee.as_bytes())
+        .raw(invitee_device.as_bytes())
+        .str(name)
         .finish()
 }
 

@@ -214,6 +214,7 @@ impl Request {
             Request::SetProfile { nickname, .. } => {
                 required("nickname", nickname, MAX_NICKNAME_BYTES)
             }
+            Request::AcceptInviteAs { name, .. } => required("name", name, MAX_MEMBER_NAME_BYTES),
             Request::RemoveMember { .. }
             | Request::LeaveFamily { .. }
             | Request::DeleteFamily { .. }

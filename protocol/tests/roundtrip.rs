@@ -220,7 +220,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 17;
+const REQUEST_VARIANTS: usize = 18;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -241,6 +241,7 @@ fn request_index(r: &Request) -> usize {
         Request::IssueLinkCode => 14,
         Request::SetProfile { .. } => 15,
         Request::ListPresence { .. } => 16,
+        Request::AcceptInviteAs { .. } => 17,
     }
 }
 
@@ -275,6 +276,13 @@ fn request() -> impl Strategy<Value = Request> {
             Request::AnswerInvite {
                 invite,
                 accept,
+                signature,
+            }
+        }),
+        (invite_id(), name(), sig()).prop_map(|(invite, name, signature)| {
+            Request::AcceptInviteAs {
+                invite,
+                name,
                 signature,
             }
         }),

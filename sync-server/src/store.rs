@@ -195,6 +195,17 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         now: u64,
         max_families: usize,
     ) -> StoreResult<InviteInfo>;
+    /// Accepts a pending, unexpired invite under `name` instead of the proposed 호칭
+    /// (the invitee's choice, e.g. when the proposed one was taken meanwhile): the
+    /// membership gets `name`, and so does the returned invite. Errors as
+    /// [`answer_invite`](Self::answer_invite) accepting, `NameTaken` for `name`.
+    fn accept_invite_as(
+        &self,
+        invite: InviteId,
+        name: &str,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo>;
     /// Withdraws a pending, unexpired invite and returns it. Errors: `NotFound`,
     /// [`StoreError::InviteClosed`], [`StoreError::InviteExpired`].
     fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo>;

@@ -8,6 +8,8 @@ use std::{
 
 pub use doran_testkit::Relay;
 
+pub mod devices;
+
 /// A `doran --home HOME ARGS…` command, to spawn or run.
 pub fn doran_cmd(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(doran_testkit::binary("doran"));

@@ -7,54 +7,15 @@
 use std::time::Duration;
 
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Part, Subscription,
+    DeviceEvent, ErrorCode, MissionInput, Part,
     core::{sync::SyncStatus, time_util::Lang},
     events::RemovedReason,
     screens::SettingsView,
 };
-use doran_e2e::Relay;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn open(home: &std::path::Path) -> Device {
-    Device::open(home, DeviceOptions::default())
-        .await
-        .expect("the device opens")
-}
-
-/// Waits for the first event `pick` accepts, failing after [`WAIT`].
-async fn wait_for<T>(
-    events: &mut Subscription,
-    what: &str,
-    mut pick: impl FnMut(&DeviceEvent) -> Option<T>,
-) -> T {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(event) = events.next().await {
-            if let Some(v) = pick(&event) {
-                return Some(v);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(v)) => v,
-        Ok(None) => panic!("the device closed before {what}"),
-        Err(_) => panic!("no {what} within {WAIT:?}"),
-    }
-}
-
-/// Waits until the device says it is up to date with nothing pending.
-async fn up_to_date(device: &Device, events: &mut Subscription) {
-    if device.sync_state().status == SyncStatus::UpToDate && device.sync_state().pending == 0 {
-        return;
-    }
-    wait_for(events, "up to date", |e| match e {
-        DeviceEvent::Sync(s) if s.status == SyncStatus::UpToDate && s.pending == 0 => Some(()),
-        _ => None,
-    })
-    .await;
-}
+use doran_e2e::{
+    Relay,
+    devices::{open, up_to_date, wait_for},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_through_the_facade_alone() {

@@ -125,11 +125,14 @@ pub async fn invite(device: &Device, out: Out, c: InviteCmd) -> CmdResult {
                 });
             }
         }
-        InviteCmd::Accept { invite } => {
-            let family = device
-                .answer_invite(&invite, true)
-                .await?
-                .unwrap_or_default();
+        InviteCmd::Accept { invite, name } => {
+            let family = match name {
+                Some(name) => device.accept_invite_as(&invite, &name).await?,
+                None => device
+                    .answer_invite(&invite, true)
+                    .await?
+                    .unwrap_or_default(),
+            };
             out.view(
                 &serde_json::json!({ "accepted": invite, "family": family }),
                 || vec![family.clone()],

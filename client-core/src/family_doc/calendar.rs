@@ -1,6 +1,6 @@
 //! Calendar events: one or more whole days, optionally with times, in a palette color.
 
-use super::{Edit, FamilyDoc, delete_entity, entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, count, counts, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::CalendarEvent,
@@ -76,8 +76,10 @@ impl FamilyDoc {
         };
         let event = check_event(event)?;
         let id = new_id();
-        self.edit("event.add", now_ms, &[entity("calendar", &id)], |doc| {
+        let touched = [entity("calendar", &id), counts()];
+        self.edit("event.add", now_ms, &touched, |doc| {
             put_entity(doc, "calendar", &id, &event)?;
+            count(doc, "events")?;
             Ok(id.clone())
         })
     }
@@ -124,11 +126,18 @@ impl FamilyDoc {
         })
     }
 
-    /// Deletes an event.
+    /// Deletes an event (its creator or the host; any member may edit it).
     pub fn delete_event(&mut self, id: &str, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
-        if !self.view.calendar.contains_key(id) {
-            return Err(not_found("event", id));
+        let event = self
+            .view
+            .calendar
+            .get(id)
+            .ok_or_else(|| not_found("event", id))?;
+        if event.owner != self.me.to_hex() && !self.is_host() {
+            return Err(DocError::Forbidden(
+                "only its creator or the host may delete an event",
+            ));
         }
         let id = id.to_owned();
         self.edit("event.delete", now_ms, &[entity("calendar", &id)], |doc| {

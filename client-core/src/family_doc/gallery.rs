@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, delete_entity, entity, map_at, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, counts, delete_entity, entity, map_at, new_id, not_found, put_entity,
+};
 use crate::{
     error::{DocError, Result},
     model::{Album, Comment, Photo},
@@ -130,8 +132,10 @@ impl FamilyDoc {
             comments: BTreeMap::new(),
         };
         let id = new_id();
-        self.edit("photo.add", now_ms, &[entity("photos", &id)], |doc| {
+        let touched = [entity("photos", &id), counts()];
+        self.edit("photo.add", now_ms, &touched, |doc| {
             put_entity(doc, "photos", &id, &photo)?;
+            count(doc, "photos")?;
             Ok(id.clone())
         })
     }
@@ -186,10 +190,11 @@ impl FamilyDoc {
         self.edit(
             "photo.comment",
             now_ms,
-            &[entity("photos", &photo)],
+            &[entity("photos", &photo), counts()],
             |doc| {
                 let comments = map_at(doc, &["photos", &photo, "comments"])?;
                 autosurgeon::reconcile_prop(doc, &comments, id.as_str(), &comment)?;
+                count(doc, "comments")?;
                 Ok(id.clone())
             },
         )

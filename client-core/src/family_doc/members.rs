@@ -1,8 +1,9 @@
 //! The family itself and its members: title, 호칭, roles.
 //!
 //! The relay's membership decides who may read and write; these entries mirror it
-//! with what the apps show. The host writes the entry of a member who joins or is
-//! removed; a member may edit their own 호칭 and color.
+//! with what the apps show. A member who joins writes their own entry (the host may
+//! write it too); a member edits their own 호칭 and leaves; the host renames anyone
+//! and removes members. Roles never change: the host is the family's creator.
 
 use automerge::{ROOT, transaction::Transactable};
 use doran_protocol::UserId;
@@ -34,13 +35,14 @@ impl FamilyDoc {
         )
     }
 
-    /// Adds a member who accepted an invite, with the 호칭 they were invited as.
-    /// Any current member may write this (the joiner's first change usually does).
+    /// Adds a member who accepted an invite, with the 호칭 they were invited as. The
+    /// joiner writes their own entry (their first change); only the host may write
+    /// someone else's — every device refuses it from anyone else (`crate::rules`).
     pub fn add_member(&mut self, user: UserId, name: &str, now_ms: i64) -> Result<Edit> {
         let key = user.to_hex();
         let me_joining = user == self.me;
         if !me_joining {
-            self.require_member()?;
+            self.require_host()?;
         }
         let name = self.check_name_free(&key, name)?;
         if let Some(existing) = self.view.members.get(&key) {

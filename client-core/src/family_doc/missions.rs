@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, delete_entity, entity, map_at, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, counts, delete_entity, entity, map_at, new_id, not_found, put_entity,
+};
 use crate::{
     error::{DocError, Result},
     model::Mission,
@@ -46,13 +48,15 @@ impl FamilyDoc {
             completions: BTreeMap::new(),
         };
         let id = new_id();
-        self.edit("mission.add", now_ms, &[entity("missions", &id)], |doc| {
+        let touched = [entity("missions", &id), counts()];
+        self.edit("mission.add", now_ms, &touched, |doc| {
             put_entity(doc, "missions", &id, &mission)?;
+            count(doc, "missions")?;
             Ok(id.clone())
         })
     }
 
-    /// Edits a mission's title, participants or due date.
+    /// Edits a mission's title, participants or due date (its creator or the host).
     pub fn edit_mission(&mut self, id: &str, patch: MissionPatch, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
         let mut mission = self
@@ -61,6 +65,11 @@ impl FamilyDoc {
             .get(id)
             .cloned()
             .ok_or_else(|| not_found("mission", id))?;
+        if mission.created_by != self.me.to_hex() && !self.is_host() {
+            return Err(DocError::Forbidden(
+                "only its creator or the host may edit a mission",
+            ));
+        }
         if let Some(t) = &patch.title {
             mission.title = validate::text(Field::MissionTitle, t, validate::MISSION_TITLE)?;
         }
@@ -125,16 +134,29 @@ impl FamilyDoc {
         if mission.completions.contains_key(&me) == done {
             return Ok(Edit::unchanged(()));
         }
+        // This tick completes the mission if everyone else already ticked (as this
+        // device knows it): counted once for the 약속을 지켜요 badge.
+        let completes = done
+            && mission
+                .participants
+                .keys()
+                .filter(|u| **u != me && self.view.members.contains_key(*u))
+                .all(|u| mission.completions.contains_key(u));
         let id = id.to_owned();
         let what = if done {
             "mission.done"
         } else {
             "mission.undone"
         };
-        self.edit(what, now_ms, &[entity("missions", &id)], |doc| {
+        let touched = [entity("missions", &id), counts()];
+        self.edit(what, now_ms, &touched, |doc| {
             let completions = map_at(doc, &["missions", &id, "completions"])?;
             if done {
                 doc.put(&completions, me.as_str(), now_ms)?;
+                count(doc, "ticks")?;
+                if completes {
+                    count(doc, "completed")?;
+                }
             } else {
                 doc.delete(&completions, me.as_str())?;
             }

@@ -2,7 +2,7 @@
 
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, delete_entity, entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, count, counts, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Voice, VoiceAlbum},
@@ -151,8 +151,10 @@ impl FamilyDoc {
             at: now_ms,
         };
         let id = new_id();
-        self.edit("voice.add", now_ms, &[entity("voices", &id)], |doc| {
+        let touched = [entity("voices", &id), counts()];
+        self.edit("voice.add", now_ms, &touched, |doc| {
             put_entity(doc, "voices", &id, &voice)?;
+            count(doc, "voices")?;
             Ok(id.clone())
         })
     }

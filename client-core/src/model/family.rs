@@ -211,4 +211,28 @@ pub struct Family {
     pub voice_albums: BTreeMap<String, VoiceAlbum>,
     /// Voice messages by id.
     pub voices: BTreeMap<String, Voice>,
+    /// What was ever done, for badges that never go backwards: `n/{kind}/{actor}` →
+    /// how many, one Automerge counter per device (so no two devices ever create the
+    /// same one). Kinds: `missions`, `photos`, `voices`, `comments`, `events`, `ticks`,
+    /// `completed`. See [`Family::ever`].
+    #[serde(default)]
+    pub counts: BTreeMap<String, i64>,
+}
+
+impl Family {
+    /// How many `kind` things were ever done (by `user`, when given), as the counters
+    /// say; the caller takes the larger of this and what exists now (a family made
+    /// before the counters has none).
+    pub fn ever(&self, kind: &str, user: Option<&str>) -> u64 {
+        let prefix = format!("n/{kind}/");
+        self.counts
+            .iter()
+            .filter_map(|(k, n)| {
+                let actor = k.strip_prefix(&prefix)?;
+                // An actor is the user (32 hex digits) followed by the device.
+                let mine = user.is_none_or(|u| actor.get(..32) == Some(u));
+                mine.then_some(u64::try_from(*n).unwrap_or(0))
+            })
+            .sum()
+    }
 }

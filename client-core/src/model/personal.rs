@@ -124,11 +124,11 @@ impl Default for Settings {
     }
 }
 
-/// A user's personal document.
 /// How many built-in default avatars there are (`default_avatar` is 1 to this); a new
 /// account gets one at random (FEATURES.md).
 pub const DEFAULT_AVATARS: u8 = 8;
 
+/// A user's personal document.
 #[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
 pub struct Personal {
     /// Schema version.
@@ -151,4 +151,9 @@ pub struct Personal {
     pub settings: Settings,
     /// The families the user belongs to: family id → when joined (ms).
     pub families: BTreeMap<String, i64>,
+    /// The email or handle the user registered with (their searchable label), so a
+    /// device added later with the phrase or a link code knows it too.
+    #[autosurgeon(missing = "Option::default")]
+    #[serde(default)]
+    pub email: Option<String>,
 }

@@ -55,6 +55,7 @@ macro_rules! store_conformance_tests {
                 apply_remote_appends_in_order_and_skips_known_chunks,
                 apply_remote_does_not_touch_the_outbox,
                 cursor_never_moves_backwards,
+                reset_cursor_starts_the_document_over,
                 out_of_range_numbers_are_refused,
                 compact_replaces_snapshot_and_keeps_later_rows,
                 log_end_is_what_load_reports,
@@ -316,6 +317,35 @@ pub(crate) fn cursor_never_moves_backwards(store: &Arc<dyn LocalStore>) -> TestR
     store.apply_remote(doc(1), &[], Some(11))?;
     assert_eq!(store.cursor(doc(1))?, 11);
     assert_eq!(store.cursor(doc(2))?, 0, "cursors are per document");
+    Ok(())
+}
+
+pub(crate) fn reset_cursor_starts_the_document_over(store: &Arc<dyn LocalStore>) -> TestResult {
+    store.apply_remote(doc(1), &[b"kept"], Some(1 << 62))?;
+    store.set_snapshot_covers(doc(1), 1 << 61)?;
+    store.apply_remote(doc(2), &[], Some(5))?;
+    store.reset_cursor(doc(1))?;
+    assert_eq!(store.cursor(doc(1))?, 0);
+    assert_eq!(store.snapshot_covers(doc(1))?, 0);
+    assert_eq!(
+        loaded(store, doc(1))?.changes,
+        vec![b"kept".to_vec()],
+        "the document stays"
+    );
+    assert_eq!(store.cursor(doc(2))?, 5, "other documents keep theirs");
+    store.apply_remote(doc(1), &[], Some(3))?;
+    assert_eq!(
+        store.cursor(doc(1))?,
+        3,
+        "and it moves forward again from 0"
+    );
+    store.reset_cursor(doc(9))?;
+    assert_eq!(
+        store.cursor(doc(9))?,
+        0,
+        "an unknown document stays unknown"
+    );
+    assert!(!store.documents()?.contains(&doc(9)));
     Ok(())
 }
 

@@ -166,6 +166,14 @@ impl LocalStore for MemoryStore {
         Ok(self.lock()?.docs.get(&doc).map_or(0, |d| d.cursor))
     }
 
+    fn reset_cursor(&self, doc: DocId) -> Result<()> {
+        if let Some(d) = self.lock()?.docs.get_mut(&doc) {
+            d.cursor = 0;
+            d.snapshot_covers = 0;
+        }
+        Ok(())
+    }
+
     fn commit_local_with_view(
         &self,
         doc: DocId,

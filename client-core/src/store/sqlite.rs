@@ -244,6 +244,14 @@ impl LocalStore for SqliteStore {
         })
     }
 
+    fn reset_cursor(&self, doc: DocId) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE docs SET cursor = 0, snapshot_covers = 0 WHERE doc_id = ?1")?
+                .execute([doc.as_bytes().as_slice()])?;
+            Ok(())
+        })
+    }
+
     fn commit_local_with_view(
         &self,
         doc: DocId,

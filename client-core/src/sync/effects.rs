@@ -136,6 +136,11 @@ pub struct Fatal {
 pub struct Effects {
     /// Encode and send these frames on the websocket, in order.
     pub send: Vec<ClientFrame>,
+    /// The relay's log ends before this device's cursor for these documents (a forged
+    /// chunk, a relay restored from a backup): set their stored cursor and snapshot
+    /// seq back to 0 (`LocalStore::reset_cursor`) before applying anything below.
+    /// Merges are idempotent, so catching up from 0 loses nothing.
+    pub reset_cursors: Vec<DocId>,
     /// Apply these, in order (see [`Apply`]); a failure to store them is a reason to
     /// disconnect: the cursors are re-read from the store on the next connection.
     pub apply: Vec<Apply>,
@@ -181,6 +186,7 @@ impl Effects {
     /// reconnect delay, sign-in and outbox size win).
     pub fn merge(&mut self, other: Effects) {
         self.send.extend(other.send);
+        self.reset_cursors.extend(other.reset_cursors);
         for a in other.apply {
             match self.apply.last_mut() {
                 // One batch per document run: chunks of the same document append.

@@ -2,6 +2,7 @@
 //! host over a [`LocalStore`] with its own open documents.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, hash_map::Entry},
     sync::{Arc, Mutex, MutexGuard},
 };
@@ -27,7 +28,8 @@ pub struct DocChange {
     pub touched: Vec<Touched>,
     /// Feed items that are new (family documents only).
     pub new_activity: Vec<Activity>,
-    /// How many chunks were refused as unreadable (not stored).
+    /// How many chunks were refused (not stored) or trimmed of refused changes: over a
+    /// cost limit, unreadable, or breaking the family document's rules.
     pub refused: usize,
 }
 
@@ -69,6 +71,10 @@ pub trait SyncHost: Send + Sync + 'static {
 
     /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
+
+    /// The relay's log of `doc` ends before this device's cursor: forget the cursor
+    /// (see [`Effects::reset_cursors`](super::Effects::reset_cursors)).
+    fn reset_cursor(&self, doc: DocId) -> Result<()>;
 
     /// The device signed in (the user id is known from here on). The relay's list of
     /// the user's families is authoritative: returns the families whose membership
@@ -407,17 +413,24 @@ impl SyncHost for StoreHost {
             .collect();
         let (accepted, change, view) = match open {
             OpenDoc::Family(fd) => {
-                let update = fd.apply_remote(incoming.iter().copied());
-                let accepted: Vec<&[u8]> = incoming
+                let mut update = fd.apply_remote(incoming.iter().copied());
+                // Refused chunks are not stored; a trimmed one is stored without its
+                // refused changes, so they are never loaded again.
+                let accepted: Vec<Cow<'_, [u8]>> = incoming
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| !update.rejected.contains(i))
-                    .map(|(_, b)| *b)
+                    .map(
+                        |(i, b)| match update.trimmed.iter_mut().find(|(t, _)| *t == i) {
+                            Some((_, bytes)) => Cow::Owned(std::mem::take(bytes)),
+                            None => Cow::Borrowed(*b),
+                        },
+                    )
                     .collect();
                 let change = DocChange {
                     touched: update.touched,
                     new_activity: update.new_activity,
-                    refused: update.rejected.len(),
+                    refused: update.refusals.len(),
                 };
                 (accepted, change, update.view)
             }
@@ -426,7 +439,7 @@ impl SyncHost for StoreHost {
                 let mut refused = 0;
                 for chunk in &incoming {
                     match pd.apply_remote(chunk) {
-                        Ok(()) => accepted.push(*chunk),
+                        Ok(()) => accepted.push(Cow::Borrowed(*chunk)),
                         Err(e) => {
                             tracing::warn!(%doc, error = %e, "refusing an unreadable chunk");
                             refused += 1;
@@ -443,6 +456,7 @@ impl SyncHost for StoreHost {
         // Rows only from a document in step with the log (see `Opened`).
         let in_step = self.unchanged(doc, at).unwrap_or(false);
         let view = view.filter(|_| in_step);
+        let accepted: Vec<&[u8]> = accepted.iter().map(|c| c.as_ref()).collect();
         if let Err(e) =
             self.store
                 .apply_remote_with_view(doc, &accepted, Some(cursor), view.as_deref())
@@ -473,6 +487,11 @@ impl SyncHost for StoreHost {
 
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
         self.store.set_snapshot_covers(doc, covers_seq)?;
+        Ok(())
+    }
+
+    fn reset_cursor(&self, doc: DocId) -> Result<()> {
+        self.store.reset_cursor(doc)?;
         Ok(())
     }
 

@@ -146,7 +146,18 @@ pub enum Event {
         /// The document.
         doc: DocId,
     },
+    /// The snapshot of an [`Apply`](super::Apply) could not be fetched or verified:
+    /// nothing of that apply was stored. The document goes back to its cursor before
+    /// the snapshot and is subscribed again after a while; other documents go on.
+    SnapshotUnavailable {
+        /// The document.
+        doc: DocId,
+    },
 }
+
+/// How long a document whose snapshot could not be fetched waits before it is
+/// subscribed again.
+pub const SNAPSHOT_RETRY_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conn {
@@ -167,6 +178,15 @@ struct DocState {
     own_acked: BTreeSet<Seq>,
     caught_up: bool,
     compacting: bool,
+    /// Starting over after `CursorAhead`: until the catch-up ends, only the chunk
+    /// right after the cursor is taken (live chunks sent before the relay saw the new
+    /// subscription come again, in order, in the catch-up).
+    resetting: bool,
+    /// The cursor before the snapshot being applied, to go back to if it cannot be
+    /// fetched.
+    before_snapshot: Option<Seq>,
+    /// Unsubscribed until then (ms) because its snapshot could not be fetched.
+    retry_at: Option<u64>,
 }
 
 /// Why the machine sent a request of its own.
@@ -312,7 +332,13 @@ impl SyncMachine {
                     self.pump(&mut fx);
                 }
             }
-            Event::Tick => self.on_tick(now_ms, &mut fx),
+            Event::Tick => {
+                self.on_tick(now_ms, &mut fx);
+                self.retry_stalled(now_ms, &mut fx);
+            }
+            Event::SnapshotUnavailable { doc } => {
+                self.on_snapshot_unavailable(doc, now_ms, &mut fx)
+            }
             Event::Outbox(entries) => self.on_outbox(entries, &mut fx),
             Event::SnapshotUploaded {
                 doc,

@@ -80,8 +80,32 @@ pub struct Activity {
 }
 
 impl Activity {
+    /// The entity the item comes from: `(collection, key)` in the document.
+    pub fn entity(&self) -> (&'static str, &str) {
+        use ActivityKind as K;
+        match &self.kind {
+            K::MemberJoined => ("members", self.actor.as_str()),
+            K::MissionCreated { mission }
+            | K::MissionTicked { mission }
+            | K::MissionCompleted { mission } => ("missions", mission),
+            K::EventAdded { event } => ("calendar", event),
+            K::AlbumCreated { album } => ("albums", album),
+            K::PhotoAdded { photo }
+            | K::PhotoLiked { photo, .. }
+            | K::PhotoCommented { photo, .. } => ("photos", photo),
+            K::VoiceAdded { voice } => ("voices", voice),
+        }
+    }
+
     /// The sentence the feed shows.
     pub fn text(&self, f: &Family, lang: Lang) -> String {
+        self.text_n(f, lang, 1)
+    }
+
+    /// The sentence for `count` such items by the same person (a burst: "엄마 님이
+    /// 사진 7장을 올렸어요."), Korean particles chosen by the word before them.
+    pub fn text_n(&self, f: &Family, lang: Lang, count: usize) -> String {
+        use crate::ko::{Particle::*, with};
         let who = member_name(f, &self.actor, lang);
         let title = |coll: &str, id: &str| -> String {
             match coll {
@@ -93,59 +117,123 @@ impl Activity {
             }
             .unwrap_or_default()
         };
+        let quoted = |coll: &str, id: &str| format!("'{}'", title(coll, id));
+        let many = count > 1;
         use ActivityKind as K;
         match (lang, &self.kind) {
             (Lang::Ko, K::MemberJoined) => format!("{who} 님이 가족이 되었어요."),
-            (Lang::Ko, K::MissionCreated { mission }) => {
-                format!(
-                    "{who} 님이 미션 '{}'을 만들었어요.",
-                    title("mission", mission)
-                )
+            (Lang::Ko, K::MissionCreated { .. }) if many => {
+                format!("{who} 님이 미션 {count}개를 만들었어요.")
             }
-            (Lang::Ko, K::MissionTicked { mission }) => {
-                format!(
-                    "{who} 님이 미션 '{}'을 완료했어요.",
-                    title("mission", mission)
-                )
+            (Lang::Ko, K::MissionCreated { mission }) => format!(
+                "{who} 님이 미션 {} 만들었어요.",
+                with(&quoted("mission", mission), EulReul)
+            ),
+            (Lang::Ko, K::MissionTicked { mission }) => format!(
+                "{who} 님이 미션 {} 완료했어요.",
+                with(&quoted("mission", mission), EulReul)
+            ),
+            (Lang::Ko, K::MissionCompleted { .. }) if many => {
+                format!("미션 {count}개를 모두 함께 완료했어요!")
             }
-            (Lang::Ko, K::MissionCompleted { mission }) => {
-                format!(
-                    "미션 '{}'을 모두 함께 완료했어요!",
-                    title("mission", mission)
-                )
+            (Lang::Ko, K::MissionCompleted { mission }) => format!(
+                "미션 {} 모두 함께 완료했어요!",
+                with(&quoted("mission", mission), EulReul)
+            ),
+            (Lang::Ko, K::EventAdded { .. }) if many => {
+                format!("{who} 님이 일정 {count}개를 등록했어요.")
             }
-            (Lang::Ko, K::EventAdded { event }) => {
-                format!("{who} 님이 일정 '{}'을 등록했어요.", title("event", event))
+            (Lang::Ko, K::EventAdded { event }) => format!(
+                "{who} 님이 일정 {} 등록했어요.",
+                with(&quoted("event", event), EulReul)
+            ),
+            (Lang::Ko, K::AlbumCreated { .. }) if many => {
+                format!("{who} 님이 앨범 {count}개를 만들었어요.")
             }
-            (Lang::Ko, K::AlbumCreated { album }) => {
-                format!("{who} 님이 앨범 '{}'을 만들었어요.", title("album", album))
+            (Lang::Ko, K::AlbumCreated { album }) => format!(
+                "{who} 님이 앨범 {} 만들었어요.",
+                with(&quoted("album", album), EulReul)
+            ),
+            (Lang::Ko, K::PhotoAdded { .. }) if many => {
+                format!("{who} 님이 사진 {count}장을 올렸어요.")
             }
             (Lang::Ko, K::PhotoAdded { .. }) => format!("{who} 님이 사진을 올렸어요."),
+            (Lang::Ko, K::PhotoLiked { .. }) if many => {
+                format!("{who} 님이 사진 {count}장에 좋아요를 누르셨습니다.")
+            }
             (Lang::Ko, K::PhotoLiked { .. }) => format!("{who} 님이 좋아요를 누르셨습니다."),
+            (Lang::Ko, K::PhotoCommented { .. }) if many => {
+                format!("{who} 님이 댓글 {count}개를 등록하셨습니다.")
+            }
             (Lang::Ko, K::PhotoCommented { .. }) => format!("{who} 님이 댓글을 등록하셨습니다."),
+            (Lang::Ko, K::VoiceAdded { .. }) if many => {
+                format!("{who}님이 음성메시지 {count}개를 보냈어요!")
+            }
             (Lang::Ko, K::VoiceAdded { .. }) => format!("{who}님이 음성메시지를 보냈어요!"),
             (Lang::En, K::MemberJoined) => format!("{who} joined the family."),
+            (Lang::En, K::MissionCreated { .. }) if many => {
+                format!("{who} created {count} missions.")
+            }
             (Lang::En, K::MissionCreated { mission }) => {
-                format!("{who} created the mission '{}'.", title("mission", mission))
+                format!("{who} created the mission {}.", quoted("mission", mission))
             }
             (Lang::En, K::MissionTicked { mission }) => {
-                format!("{who} did their part of '{}'.", title("mission", mission))
+                format!("{who} did their part of {}.", quoted("mission", mission))
+            }
+            (Lang::En, K::MissionCompleted { .. }) if many => {
+                format!("Everyone completed {count} missions!")
             }
             (Lang::En, K::MissionCompleted { mission }) => {
-                format!("Everyone completed '{}'!", title("mission", mission))
+                format!("Everyone completed {}!", quoted("mission", mission))
             }
+            (Lang::En, K::EventAdded { .. }) if many => format!("{who} added {count} events."),
             (Lang::En, K::EventAdded { event }) => {
-                format!("{who} added the event '{}'.", title("event", event))
+                format!("{who} added the event {}.", quoted("event", event))
+            }
+            (Lang::En, K::AlbumCreated { .. }) if many => {
+                format!("{who} created {count} albums.")
             }
             (Lang::En, K::AlbumCreated { album }) => {
-                format!("{who} created the album '{}'.", title("album", album))
+                format!("{who} created the album {}.", quoted("album", album))
             }
+            (Lang::En, K::PhotoAdded { .. }) if many => format!("{who} added {count} photos."),
             (Lang::En, K::PhotoAdded { .. }) => format!("{who} added a photo."),
+            (Lang::En, K::PhotoLiked { .. }) if many => {
+                format!("{who} liked {count} of your photos.")
+            }
             (Lang::En, K::PhotoLiked { .. }) => format!("{who} liked your photo."),
+            (Lang::En, K::PhotoCommented { .. }) if many => {
+                format!("{who} left {count} comments on your photos.")
+            }
             (Lang::En, K::PhotoCommented { .. }) => format!("{who} commented on your photo."),
+            (Lang::En, K::VoiceAdded { .. }) if many => {
+                format!("{who} sent {count} voice messages!")
+            }
             (Lang::En, K::VoiceAdded { .. }) => format!("{who} sent a voice message!"),
         }
     }
+}
+
+/// Of the items that arrived with a batch of incoming changes, those still true in `f`,
+/// the state after the whole batch — as they read now. A tick taken back, a mission
+/// deleted, a like withdrawn within the batch are not announced; a mission counts as
+/// completed only if it still is. Items from before `since` (the family's history, as
+/// a member who just joined receives it) are left out too.
+pub fn still_true(f: &Family, items: &[Activity], since: i64) -> Vec<Activity> {
+    let mut entities: Vec<(&str, &str)> = items.iter().map(Activity::entity).collect();
+    entities.sort_unstable();
+    entities.dedup();
+    let mut now = Vec::new();
+    for (coll, key) in entities {
+        entity_activity(f, coll, key, &mut now);
+    }
+    let wanted: std::collections::BTreeSet<&str> = items.iter().map(|a| a.id.as_str()).collect();
+    let mut kept: Vec<Activity> = now
+        .into_iter()
+        .filter(|a| wanted.contains(a.id.as_str()) && a.at >= since)
+        .collect();
+    sort_newest_first(&mut kept);
+    kept
 }
 
 /// The whole feed, newest first.
@@ -319,6 +407,36 @@ pub struct Notification {
     pub latest: Activity,
     /// How many items the burst collapses.
     pub count: usize,
+}
+
+impl Notification {
+    /// The sentence the bell shows, for the whole burst ("사진 7장을 올렸어요").
+    pub fn text(&self, f: &Family, lang: Lang) -> String {
+        self.latest.text_n(f, lang, self.count)
+    }
+
+    /// What kind of item it is, as a stable name (`photo_added`, `photo_liked`…).
+    pub fn kind_key(&self) -> &'static str {
+        self.latest.kind.key()
+    }
+}
+
+impl ActivityKind {
+    /// A stable name of the kind (`member_joined`, `photo_added`…).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ActivityKind::MemberJoined => "member_joined",
+            ActivityKind::MissionCreated { .. } => "mission_created",
+            ActivityKind::MissionTicked { .. } => "mission_ticked",
+            ActivityKind::MissionCompleted { .. } => "mission_completed",
+            ActivityKind::EventAdded { .. } => "event_added",
+            ActivityKind::AlbumCreated { .. } => "album_created",
+            ActivityKind::PhotoAdded { .. } => "photo_added",
+            ActivityKind::PhotoLiked { .. } => "photo_liked",
+            ActivityKind::PhotoCommented { .. } => "photo_commented",
+            ActivityKind::VoiceAdded { .. } => "voice_added",
+        }
+    }
 }
 
 /// Which new items notify `me`: likes and comments on my photos (when

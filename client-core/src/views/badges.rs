@@ -204,9 +204,17 @@ pub fn badge_board(f: &Family, lang: Lang) -> BadgeBoard {
     }
 }
 
-/// The family's badges, in display order, each with progress.
+/// The family's badges, in display order, each with progress. Progress counts what
+/// was ever done (a deleted mission still counted towards 협동의 즐거움), so an earned
+/// badge stays earned: the family's "ever" counters ([`Family::ever`]), or what exists
+/// now when that is more (a family made before the counters).
 pub fn badges(f: &Family) -> Vec<Badge> {
     let exists = usize::from(!f.id.is_empty() || !f.members.is_empty());
+    let ever = |kind: &str, now: usize| {
+        usize::try_from(f.ever(kind, None))
+            .unwrap_or(usize::MAX)
+            .max(now)
+    };
     let comments = f
         .photos
         .values()
@@ -220,16 +228,20 @@ pub fn badges(f: &Family) -> Vec<Badge> {
         .count();
     vec![
         Badge::new(BadgeKind::CozyStart, exists, 1),
-        Badge::new(BadgeKind::Footprints, f.photos.len(), 15),
-        Badge::new(BadgeKind::WarmVoice, f.voices.len(), 10),
-        Badge::new(BadgeKind::Cooperation, f.missions.len(), 20),
-        Badge::new(BadgeKind::Communication, comments, 50),
-        Badge::new(BadgeKind::DaysTogether, f.calendar.len(), 5),
-        Badge::new(BadgeKind::Accomplished, completed, 10),
+        Badge::new(BadgeKind::Footprints, ever("photos", f.photos.len()), 15),
+        Badge::new(BadgeKind::WarmVoice, ever("voices", f.voices.len()), 10),
+        Badge::new(
+            BadgeKind::Cooperation,
+            ever("missions", f.missions.len()),
+            20,
+        ),
+        Badge::new(BadgeKind::Communication, ever("comments", comments), 50),
+        Badge::new(BadgeKind::DaysTogether, ever("events", f.calendar.len()), 5),
+        Badge::new(BadgeKind::Accomplished, ever("completed", completed), 10),
     ]
 }
 
-/// One member's own badges, each with progress.
+/// One member's own badges, each with progress (what they ever did, as for the family's).
 pub fn member_badges(f: &Family, user: &str) -> Vec<Badge> {
     let ticks = f
         .missions
@@ -243,9 +255,14 @@ pub fn member_badges(f: &Family, user: &str) -> Vec<Badge> {
         .flat_map(|p| p.comments.values())
         .filter(|c| c.by == user && !c.deleted)
         .count();
+    let ever = |kind: &str, now: usize| {
+        usize::try_from(f.ever(kind, Some(user)))
+            .unwrap_or(usize::MAX)
+            .max(now)
+    };
     vec![
-        Badge::new(BadgeKind::DiligentHands, ticks, 10),
-        Badge::new(BadgeKind::Photographer, photos, 10),
-        Badge::new(BadgeKind::KindWords, comments, 20),
+        Badge::new(BadgeKind::DiligentHands, ever("ticks", ticks), 10),
+        Badge::new(BadgeKind::Photographer, ever("photos", photos), 10),
+        Badge::new(BadgeKind::KindWords, ever("comments", comments), 20),
     ]
 }

@@ -29,17 +29,22 @@ impl Device {
         self.blocking(move |_| {
             // The personal document knows the current nickname (the account row has
             // the one at registration, or none on a linked device).
-            let nickname = host
-                .profile(me)
-                .ok()
-                .flatten()
-                .map(|p| p.nickname)
+            let profile = host.profile(me).ok().flatten();
+            let nickname = profile
+                .as_ref()
+                .map(|p| p.nickname.clone())
                 .filter(|n| !n.is_empty())
                 .unwrap_or(account.nickname.clone());
+            // A device added with the phrase or a code learns the email from the
+            // profile the first device wrote.
+            let email = Some(account.email.clone())
+                .filter(|e| !e.is_empty())
+                .or_else(|| profile.and_then(|p| p.email))
+                .unwrap_or_default();
             Ok(Some(AccountView {
                 user: account.user.to_hex(),
                 device: account.device.to_hex(),
-                email: account.email.clone(),
+                email,
                 nickname,
                 server: account.server.clone(),
                 has_recovery_phrase: account.user_key.is_some(),

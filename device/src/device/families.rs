@@ -14,7 +14,7 @@ use doran_client_core::{
 };
 use doran_protocol::{FamilyId, Request, Response, UserId};
 
-use super::{Device, lock, now_ms};
+use super::{Device, lock};
 use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
@@ -234,8 +234,9 @@ impl Device {
         }
         let session = self.session()?;
         let host = Arc::clone(&session.host);
+        let now = self.shared().now();
         self.blocking(move |lang| {
-            host.create_family(family, &title, &my_name, now_ms())
+            host.create_family(family, &title, &my_name, now)
                 .map_err(|e| Error::from_host(&e, lang))
         })
         .await?;

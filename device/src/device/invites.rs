@@ -105,6 +105,26 @@ impl Device {
                 lang,
             ));
         }
+        // …and not offered to someone else in an invite still waiting: whoever
+        // accepted second could neither accept nor be invited again.
+        let waiting = self.invites().await?;
+        if waiting
+            .sent
+            .iter()
+            .any(|i| i.family == id.to_hex() && i.proposed_name == name)
+        {
+            return Err(Error::new(
+                ErrorCode::NameTaken,
+                lang,
+                format!(
+                    "{} 보낸 초대가 이미 답을 기다리고 있어요. 다른 호칭을 골라 주세요.",
+                    with(&format!("'{name}'"), Particle::EuroRo)
+                ),
+                format!(
+                    "An invite as “{name}” is already waiting for an answer; choose another name."
+                ),
+            ));
+        }
         let found = match self.request(Request::LookupUser { email }).await? {
             Response::UserFound(found) => found,
             other => return Err(self.unexpected(&other)),
@@ -148,21 +168,49 @@ impl Device {
     /// this device and the user's member entry (with the proposed 호칭) is written into
     /// its document. Returns the family on accept.
     pub async fn answer_invite(&self, invite: &str, accept: bool) -> Result<Option<String>> {
+        self.answer(
+            invite,
+            if accept {
+                Answer::Accept
+            } else {
+                Answer::Reject
+            },
+        )
+        .await
+    }
+
+    /// Accepts an invite under another 호칭 than the one proposed — when someone in
+    /// the family took the proposed one meanwhile (`NameTaken`), or the invitee simply
+    /// prefers another. Returns the family.
+    pub async fn accept_invite_as(&self, invite: &str, name: &str) -> Result<String> {
+        let lang = self.language();
+        let name = validate::text(Field::MemberName, name, validate::MEMBER_NAME)
+            .map_err(|e| Error::from_doc(&e, lang))?;
+        self.answer(invite, Answer::AcceptAs(name))
+            .await?
+            .ok_or_else(|| Error::code(ErrorCode::Relay, lang))
+    }
+
+    async fn answer(&self, invite: &str, answer: Answer) -> Result<Option<String>> {
         let lang = self.language();
         let invite: InviteId = invite
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
         let session = self.session()?;
+        let accept = !matches!(answer, Answer::Reject);
         // Answers are signed with the relay's id, known once connected.
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
-        let answer = tokio::time::timeout(
-            super::sync::REQUEST_TIMEOUT,
-            session.driver.answer_invite(invite, accept),
-        )
-        .await
-        .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
-        .map_err(|e| Error::from_sync(&e, lang))?;
+        let asked = async {
+            match &answer {
+                Answer::AcceptAs(name) => session.driver.accept_invite_as(invite, name).await,
+                _ => session.driver.answer_invite(invite, accept).await,
+            }
+        };
+        let answer = tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked)
+            .await
+            .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
+            .map_err(|e| Error::from_sync(&e, lang))?;
         let Response::InviteAnswered {
             family: Some(summary),
             ..
@@ -203,6 +251,7 @@ impl Device {
                 }
             }
         }
+        crate::pump::welcome(self.shared(), &session, family).await;
         Ok(Some(hex))
     }
 
@@ -215,4 +264,12 @@ impl Device {
             .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
         self.expect_done(Request::WithdrawInvite { invite }).await
     }
+}
+
+/// How an invite is answered.
+enum Answer {
+    Accept,
+    Reject,
+    /// Accept under this 호칭 instead of the proposed one.
+    AcceptAs(String),
 }

@@ -127,6 +127,7 @@ impl Device {
         mission: &str,
         changes: MissionChanges,
     ) -> Result<()> {
+        self.require_this_month(family, mission).await?;
         let (_, view) = self.family_view(family).await?;
         let lang = self.language();
         if changes.title.is_none() && changes.participants.is_none() && changes.due.is_none() {
@@ -154,8 +155,25 @@ impl Device {
         .await
     }
 
+    /// Past months are read-only (FEATURES.md): a mission created before this month (in
+    /// the viewer's time zone) can no longer be ticked, edited or deleted.
+    async fn require_this_month(&self, family: &str, mission: &str) -> Result<()> {
+        let (_, view) = self.family_view(family).await?;
+        let viewer = self.shared().viewer();
+        let Some(m) = view.missions.get(mission) else {
+            // Not found: the edit itself says so.
+            return Ok(());
+        };
+        let this_month = YearMonth::of(local_date(viewer.now_ms, viewer.offset));
+        if YearMonth::of(local_date(m.created_at, viewer.offset)) < this_month {
+            return Err(Error::code(ErrorCode::PastMonth, viewer.lang));
+        }
+        Ok(())
+    }
+
     /// Deletes a mission (its creator or the host).
     pub async fn delete_mission(&self, family: &str, mission: &str) -> Result<()> {
+        self.require_this_month(family, mission).await?;
         let mission = mission.to_owned();
         self.edit(family, Part::Missions, move |fd, now| {
             fd.delete_mission(&mission, now)
@@ -165,6 +183,7 @@ impl Device {
 
     /// Ticks (`done`) or unticks the user's own completion of a mission.
     pub async fn set_mission_done(&self, family: &str, mission: &str, done: bool) -> Result<()> {
+        self.require_this_month(family, mission).await?;
         let mission = mission.to_owned();
         self.edit(family, Part::Missions, move |fd, now| {
             fd.set_mission_done(&mission, done, now)

@@ -12,7 +12,7 @@ use doran_client_core::{
 use doran_protocol::{BlobHash, UserId};
 use serde::Deserialize;
 
-use super::{Device, now_ms};
+use super::Device;
 use crate::{
     error::{Error, ErrorCode, Result},
     events::DeviceEvent,
@@ -147,9 +147,9 @@ impl Device {
         let host = Arc::clone(&session.host);
         let doc = session.account.personal_doc;
         let clear = changes.clear_avatar;
+        let now = self.shared().now();
         self.blocking(move |lang| {
             let err = |e: doran_client_core::sync::HostError| Error::from_host(&e, lang);
-            let now = now_ms();
             if let Some(n) = &nickname {
                 host.edit_personal(doc, |p| p.set_nickname(n, now))
                     .map_err(err)?;
@@ -214,8 +214,9 @@ impl Device {
         let session = self.session()?;
         let host = Arc::clone(&session.host);
         let doc = session.account.personal_doc;
+        let now = self.shared().now();
         self.blocking(move |lang| {
-            host.edit_personal(doc, |p| p.set_settings(next, now_ms()))
+            host.edit_personal(doc, |p| p.set_settings(next, now))
                 .map_err(|e| Error::from_host(&e, lang))
         })
         .await?;

@@ -178,6 +178,20 @@ pub enum Request {
         /// The family.
         family: FamilyId,
     },
+
+    /// Accepts an invite addressed to the caller under another 호칭 than the one
+    /// proposed (which someone else may have taken meanwhile). The caller's device key
+    /// signs [`invite_accept_as_message`](crate::signing::invite_accept_as_message).
+    /// Answer and events as [`AnswerInvite`](Self::AnswerInvite) accepting; the
+    /// returned invite carries the chosen 호칭. `NameTaken` if it is taken too.
+    AcceptInviteAs {
+        /// The invite.
+        invite: InviteId,
+        /// The 호칭 the invitee chose.
+        name: String,
+        /// By the caller's device key, over `invite_accept_as_message`.
+        signature: Signature,
+    },
 }
 
 impl Request {
@@ -201,6 +215,7 @@ impl Request {
             Request::IssueLinkCode => "issue_link_code",
             Request::SetProfile { .. } => "set_profile",
             Request::ListPresence { .. } => "list_presence",
+            Request::AcceptInviteAs { .. } => "accept_invite_as",
         }
     }
 }

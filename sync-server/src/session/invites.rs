@@ -8,13 +8,13 @@ use doran_protocol::{
     ServerEvent, Signature, UserId, signing,
 };
 
-use super::{families::summary, requests::Ctx};
+use super::{Me, families::summary, requests::Ctx};
 use crate::{
     auth::verify,
     error::{ApiError, ApiResult},
     rules,
     state::now_ms,
-    store::NewInvite,
+    store::{AccountStore, NewInvite},
 };
 
 /// The error for an invite that can no longer be answered or withdrawn.
@@ -105,6 +105,46 @@ impl Ctx<'_> {
         accept: bool,
         signature: Signature,
     ) -> ApiResult<Response> {
+        let msg = |server_id: &str, me: &Me| {
+            signing::invite_answer_message(server_id, &invite, &me.user, &me.device, accept)
+        };
+        let info = self.my_open_invite(invite, msg, &signature).await?;
+        let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
+        self.answered(&info, accept, move |a| {
+            a.answer_invite(invite, accept, now, max)
+        })
+        .await
+    }
+
+    /// Accepts an invite under a 호칭 of the invitee's choosing.
+    pub(super) async fn accept_invite_as(
+        &self,
+        invite: InviteId,
+        name: String,
+        signature: Signature,
+    ) -> ApiResult<Response> {
+        let msg = |server_id: &str, me: &Me| {
+            signing::invite_accept_as_message(server_id, &invite, &me.user, &me.device, &name)
+        };
+        let info = self.my_open_invite(invite, msg, &signature).await?;
+        let name = rules::member_name(&name)?;
+        let now = now_ms();
+        let max = self.state.config.limits.max_families_per_user;
+        self.answered(&info, true, move |a| {
+            a.accept_invite_as(invite, &name, now, max)
+        })
+        .await
+    }
+
+    /// An open invite addressed to the caller, whose answer `signature` (over the
+    /// bytes `message` makes) the caller's device key made.
+    async fn my_open_invite(
+        &self,
+        invite: InviteId,
+        message: impl FnOnce(&str, &Me) -> Vec<u8>,
+        signature: &Signature,
+    ) -> ApiResult<InviteInfo> {
         let info = self.invite(invite).await?;
         if info.invitee != self.me.user {
             return Err(ApiError::forbidden("this invite is not addressed to you"));
@@ -113,22 +153,29 @@ impl Ctx<'_> {
             return Err(e);
         }
         let key = self.my_key().await?;
-        let msg = signing::invite_answer_message(
-            self.state.challenges.server_id(),
-            &invite,
-            &self.me.user,
-            &self.me.device,
-            accept,
-        );
-        verify(&key, &msg, &signature)?;
+        verify(
+            &key,
+            &message(self.state.challenges.server_id(), &self.me),
+            signature,
+        )?;
+        Ok(info)
+    }
+
+    /// Answers `info` through `answer` (one store call), then tells the inviter and,
+    /// on accept, the family.
+    async fn answered(
+        &self,
+        info: &InviteInfo,
+        accept: bool,
+        answer: impl FnOnce(&dyn AccountStore) -> crate::store::StoreResult<InviteInfo> + Send + 'static,
+    ) -> ApiResult<Response> {
+        let invite = info.invite;
         let user = self.me.user;
         let family = info.family;
-        let now = now_ms();
-        let max = self.state.config.limits.max_families_per_user;
         let (answered, joined) = self
             .state
             .accounts(move |a| {
-                let answered = a.answer_invite(invite, accept, now, max)?;
+                let answered = answer(a)?;
                 let joined = match (accept, a.family(family)?) {
                     (true, Some(record)) => Some(summary(a, &record, user)?),
                     _ => None,

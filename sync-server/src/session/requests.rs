@@ -69,6 +69,11 @@ impl Ctx<'_> {
                 accept,
                 signature,
             } => self.answer_invite(invite, accept, signature).await,
+            Request::AcceptInviteAs {
+                invite,
+                name,
+                signature,
+            } => self.accept_invite_as(invite, name, signature).await,
             Request::WithdrawInvite { invite } => self.withdraw_invite(invite).await,
             Request::ListInvites => self.list_invites().await,
             Request::ListDevices => self.list_devices().await,

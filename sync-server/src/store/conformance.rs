@@ -155,6 +155,7 @@ macro_rules! relay_store_conformance_tests {
                 accept_fails_if_the_name_was_taken_meanwhile,
                 accept_fails_for_a_member,
                 withdraw_closes_an_invite,
+                an_invitee_whose_name_was_taken_accepts_under_another,
                 unknown_invites,
                 an_inviter_who_left_has_no_name,
                 invite_lists_are_oldest_first,

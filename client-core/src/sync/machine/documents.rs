@@ -43,6 +43,9 @@ impl SyncMachine {
                 own_acked: BTreeSet::new(),
                 caught_up: false,
                 compacting: false,
+                resetting: false,
+                before_snapshot: None,
+                retry_at: None,
             },
         );
         subs.push(Subscription { doc, since: cursor });
@@ -85,8 +88,12 @@ impl SyncMachine {
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
         };
-        if seq <= state.cursor {
-            // Redelivered (the relay sends each subscription in seq order).
+        if state.retry_at.is_some()
+            || seq <= state.cursor
+            || (state.resetting && seq != state.cursor + 1)
+        {
+            // Redelivered (the relay sends each subscription in seq order), or a live
+            // chunk overtaking a catch-up from 0 (the catch-up brings it again).
             return;
         }
         state.cursor = seq;
@@ -152,9 +159,10 @@ impl SyncMachine {
             return;
         };
         state.snapshot_covers = state.snapshot_covers.max(snapshot.covers_seq);
-        if snapshot.covers_seq <= state.cursor {
+        if state.retry_at.is_some() || snapshot.covers_seq <= state.cursor {
             return;
         }
+        state.before_snapshot = Some(state.cursor);
         state.cursor = snapshot.covers_seq;
         fx.apply.push(Apply {
             doc,
@@ -165,10 +173,73 @@ impl SyncMachine {
         });
     }
 
+    /// The relay's log of `doc` ends at `head`, before this device's cursor: forget
+    /// the cursor (the store too) and catch up again from 0. The relay keeps the old
+    /// subscription live from its head meanwhile; the catch-up of the new one is
+    /// taken in order (see [`DocState::resetting`]).
+    pub(super) fn on_cursor_ahead(&mut self, doc: DocId, head: Seq, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        tracing::warn!(%doc, cursor = state.cursor, head, "cursor ahead of the relay's log; catching up from 0");
+        state.cursor = 0;
+        state.snapshot_covers = 0;
+        state.own_acked.clear();
+        state.caught_up = false;
+        state.resetting = true;
+        self.stored.remove(&doc);
+        fx.reset_cursors.push(doc);
+        Self::subscribe(vec![Subscription { doc, since: 0 }], fx);
+    }
+
+    /// The snapshot of `doc` could not be fetched: nothing of its catch-up was stored.
+    /// Stop listening to it (its later chunks would need the snapshot), go back to the
+    /// cursor before the snapshot, and subscribe again after [`SNAPSHOT_RETRY_MS`].
+    pub(super) fn on_snapshot_unavailable(&mut self, doc: DocId, now_ms: u64, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        let Some(before) = state.before_snapshot.take() else {
+            return;
+        };
+        tracing::warn!(%doc, before, "a snapshot could not be fetched; retrying later");
+        state.cursor = before;
+        state.own_acked.clear();
+        state.caught_up = false;
+        state.retry_at = Some(now_ms + super::SNAPSHOT_RETRY_MS);
+        if self.conn == Conn::SignedIn {
+            fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
+        }
+    }
+
+    /// Subscribes again the documents whose snapshot retry time has come.
+    pub(super) fn retry_stalled(&mut self, now_ms: u64, fx: &mut Effects) {
+        if self.conn != Conn::SignedIn {
+            return;
+        }
+        let mut subs = Vec::new();
+        for (doc, state) in &mut self.docs {
+            if state.retry_at.is_some_and(|at| at <= now_ms) {
+                state.retry_at = None;
+                // Taken in order, like a reset: live chunks may overtake the catch-up.
+                state.resetting = true;
+                subs.push(Subscription {
+                    doc: *doc,
+                    since: state.cursor,
+                });
+            }
+        }
+        Self::subscribe(subs, fx);
+    }
+
     /// The catch-up of `doc` is complete: it may now be compacted.
     pub(super) fn on_caught_up(&mut self, doc: DocId, fx: &mut Effects) {
         if let Some(state) = self.docs.get_mut(&doc) {
+            if state.retry_at.is_some() {
+                return;
+            }
             state.caught_up = true;
+            state.resetting = false;
         }
         self.maybe_compact(doc, fx);
     }

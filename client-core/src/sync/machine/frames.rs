@@ -74,7 +74,7 @@ impl SyncMachine {
                 message,
                 retry_after_ms,
             } => self.connection_over(Some((reason, message, retry_after_ms)), fx),
-            ServerFrame::CursorAhead { .. } => {} // TODO(lead): reset the cursor, resubscribe
+            ServerFrame::CursorAhead { doc, head } => self.on_cursor_ahead(doc, head, fx),
         }
     }
 

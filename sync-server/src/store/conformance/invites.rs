@@ -283,6 +283,44 @@ pub(crate) fn accept_fails_if_the_name_was_taken_meanwhile(f: &Fixture) -> TestR
     Ok(())
 }
 
+pub(crate) fn an_invitee_whose_name_was_taken_accepts_under_another(f: &Fixture) -> TestResult {
+    let invite = setup(f)?;
+    let other = register(f, 3)?;
+    let second = new_invite(2, invite.family, invite.inviter, other, "딸", 20);
+    f.accounts.create_invite(&second)?;
+    f.accounts.answer_invite(second.id, true, 30, usize::MAX)?;
+    // The other 호칭 is taken too ("엄마", the host's): refused, nothing changes.
+    assert!(matches!(
+        f.accounts.accept_invite_as(invite.id, "엄마", 40, usize::MAX),
+        Err(StoreError::NameTaken(n)) if n == "엄마"
+    ));
+    assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
+    let info = f
+        .accounts
+        .accept_invite_as(invite.id, "큰딸", 41, usize::MAX)?;
+    assert_eq!(
+        (info.state, info.proposed_name.as_str()),
+        (InviteState::Accepted, "큰딸")
+    );
+    let member = f
+        .accounts
+        .membership(invite.family, invite.invitee)?
+        .ok_or("a member")?;
+    assert_eq!((member.name.as_str(), member.role), ("큰딸", Role::Member));
+    assert_eq!(
+        f.accounts.invite(invite.id, 42)?.map(|i| i.proposed_name),
+        Some("큰딸".to_owned()),
+        "the invite says what was accepted"
+    );
+    // Answered once only.
+    assert!(matches!(
+        f.accounts
+            .accept_invite_as(invite.id, "막내", 43, usize::MAX),
+        Err(StoreError::InviteClosed)
+    ));
+    Ok(())
+}
+
 pub(crate) fn accept_fails_for_a_member(f: &Fixture) -> TestResult {
     // Invite 1 is open 10..110. After it expires, invite 2 (150..250) is accepted;
     // invite 1, answered with a clock reading 50, finds a member.

@@ -240,6 +240,29 @@ impl Accounts {
 
     /// Closes an open invite: checks it can be answered at `now` and that `check`
     /// passes, then stores `state` and runs `apply`.
+    /// Whether an invite's invitee may join under `name`.
+    fn may_join(&self, new: &NewInvite, name: &str, max_families: usize) -> StoreResult<()> {
+        if self.is_member(new.family, new.invitee) {
+            return Err(StoreError::AlreadyMember);
+        }
+        if self.name_holder(new.family, name).is_some() {
+            return Err(StoreError::NameTaken(name.to_owned()));
+        }
+        self.check_family_room(new.invitee, max_families)
+    }
+
+    /// Makes an invite's invitee a member under `name`.
+    fn join(&mut self, new: &NewInvite, name: &str, now: u64) {
+        self.members.insert(
+            (new.family, new.invitee),
+            Member {
+                name: name.to_owned(),
+                role: Role::Member,
+                joined_at: now,
+            },
+        );
+    }
+
     fn close_invite(
         &mut self,
         invite: InviteId,
@@ -674,27 +697,38 @@ impl AccountStore for MemoryStore {
                 if !accept {
                     return Ok(());
                 }
-                if a.is_member(new.family, new.invitee) {
-                    return Err(StoreError::AlreadyMember);
-                }
-                if a.name_holder(new.family, &new.proposed_name).is_some() {
-                    return Err(StoreError::NameTaken(new.proposed_name.clone()));
-                }
-                a.check_family_room(new.invitee, max_families)
+                a.may_join(new, &new.proposed_name, max_families)
             },
             |a, new| {
                 if accept {
-                    a.members.insert(
-                        (new.family, new.invitee),
-                        Member {
-                            name: new.proposed_name.clone(),
-                            role: Role::Member,
-                            joined_at: now,
-                        },
-                    );
+                    a.join(new, &new.proposed_name, now);
                 }
             },
         )
+    }
+
+    fn accept_invite_as(
+        &self,
+        invite: InviteId,
+        name: &str,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
+        let mut a = self.accounts()?;
+        let info = a.close_invite(
+            invite,
+            now,
+            StoredInviteState::Accepted,
+            |a, new| a.may_join(new, name, max_families),
+            |a, new| a.join(new, name, now),
+        )?;
+        if let Some(found) = a.invites.get_mut(&invite) {
+            found.new.proposed_name = name.to_owned();
+        }
+        Ok(InviteInfo {
+            proposed_name: name.to_owned(),
+            ..info
+        })
     }
 
     fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo> {

@@ -144,6 +144,36 @@ fn close_invite(
     Ok(info)
 }
 
+/// Makes an invite's invitee a member under `name`, unless they are one already, the
+/// name is taken or they have no room for another family.
+fn join_by_invite(
+    tx: &Connection,
+    info: &InviteInfo,
+    name: &str,
+    at: i64,
+    max_families: usize,
+) -> StoreResult<()> {
+    if is_member(tx, info.family, info.invitee)? {
+        return Err(StoreError::AlreadyMember);
+    }
+    if name_holder(tx, info.family, name)?.is_some() {
+        return Err(StoreError::NameTaken(name.to_owned()));
+    }
+    check_family_room(tx, info.invitee, max_families)?;
+    tx.prepare_cached(
+        "INSERT INTO members (family, user, name, role, joined_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((
+        info.family.0,
+        info.invitee.0,
+        name,
+        role_str(Role::Member),
+        at,
+    ))?;
+    Ok(())
+}
+
 impl AccountStore for SqliteStore {
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
         let created_at = int("created_at", user.created_at)?;
@@ -636,26 +666,27 @@ impl AccountStore for SqliteStore {
                 if !accept {
                     return Ok(());
                 }
-                if is_member(tx, info.family, info.invitee)? {
-                    return Err(StoreError::AlreadyMember);
-                }
-                if name_holder(tx, info.family, &info.proposed_name)?.is_some() {
-                    return Err(StoreError::NameTaken(info.proposed_name.clone()));
-                }
-                check_family_room(tx, info.invitee, max_families)?;
-                tx.prepare_cached(
-                    "INSERT INTO members (family, user, name, role, joined_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute((
-                    info.family.0,
-                    info.invitee.0,
-                    &info.proposed_name,
-                    role_str(Role::Member),
-                    at,
-                ))?;
-                Ok(())
+                join_by_invite(tx, info, &info.proposed_name, at, max_families)
             })
+        })
+    }
+
+    fn accept_invite_as(
+        &self,
+        invite: InviteId,
+        name: &str,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
+        let at = int("now", now)?;
+        self.write(|tx| {
+            let mut info = close_invite(tx, invite, now, StoredInviteState::Accepted, |info| {
+                join_by_invite(tx, info, name, at, max_families)
+            })?;
+            tx.prepare_cached("UPDATE invites SET proposed_name = ?2 WHERE id = ?1")?
+                .execute((invite.0, name))?;
+            info.proposed_name = name.to_owned();
+            Ok(info)
         })
     }
 

@@ -1,0 +1,674 @@
+//! The family document's rules, applied by every device to every incoming change.
+//!
+//! The relay checks membership only: any member's client can write anything into the
+//! family document. So every device checks each change it receives against the same
+//! rules before applying it, and sets aside a change that breaks one — and, since
+//! Automerge never applies a change whose dependencies it lacks, everything built on
+//! it. The honest client's operations (`family_doc/`) check the same rules for local
+//! edits, which are not decoded again.
+//!
+//! **Determinism.** A device must reach the same verdict on a change whatever else it
+//! has received, or honest devices would diverge. So a verdict depends only on the
+//! change and on its causal past, never on changes concurrent with it:
+//!
+//! - the **author** is the user in the change's actor id ([`Actor::user_of`]), never a
+//!   field the author writes;
+//! - the **host** is the author of the family's first change (the change with no
+//!   dependencies, which creates the collections); there is no host transfer, and root
+//!   fields other than the name can only be written by that first change;
+//! - the **creator** of an entity (a mission, a photo, a comment…) is the actor in its
+//!   object id, which is the id of the operation that created it; the value a delete
+//!   or an overwrite removes is named exactly by the operation's `pred`, so who made
+//!   it is known from the id alone;
+//! - **where** an operation writes is its object's path, which never changes (objects
+//!   do not move), read at the change's dependencies: the object must be visible there
+//!   (so a change cannot name an object from outside its causal past), and the values
+//!   an operation replaces must be exactly those visible there at that key (so it
+//!   cannot pretend to be concurrent with what it overwrites, or name a value it has
+//!   never seen);
+//! - anything else read (a photo's album) is read at the change's dependencies too.
+//!
+//! Everything is a map: lists, text and marks are refused outright, which also makes a
+//! text-insert bomb impossible whatever its size. The one kind of counter is the
+//! "ever done" tally at the root (`n/{kind}/{actor}`, for badges that never go
+//! backwards): each device writes only its own, it starts at 1 and goes up by 1, and
+//! only in a change that does what it counts (a mission made, a photo added, a tick…).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use automerge::{
+    ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue,
+    Value,
+    legacy::{Key, ObjectId, OpType},
+};
+use doran_protocol::UserId;
+
+use crate::replica::Actor;
+
+/// Why a change was refused. Every device reaches the same verdict on the same change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// The change's actor id does not name a user (it must start with a user id).
+    #[error("the change's actor does not name a user")]
+    NotAUser,
+    /// A change with no dependencies arrived for a family that already exists: only
+    /// the family's first change starts from nothing.
+    #[error("a second first change for an existing family")]
+    SecondRoot,
+    /// A change arrived for a document that has no first change yet.
+    #[error("a change for a family that has not been created")]
+    NoFamily,
+    /// Lists, text, counters and marks: the family document has none.
+    #[error("unsupported operation: {0}")]
+    Unsupported(&'static str),
+    /// A write outside the schema (an unknown collection, field or nesting).
+    #[error("no such place in the family document: {0}")]
+    UnknownPath(String),
+    /// A write into an object that the change's dependencies do not show (deleted
+    /// there, or from outside its causal past).
+    #[error("writes into an object its dependencies do not show: {0}")]
+    NotVisible(String),
+    /// The values an operation replaces are not exactly those its dependencies show.
+    #[error("replaces values its dependencies do not show: {0}")]
+    StaleReplace(String),
+    /// The author may not do this here.
+    #[error("not allowed ({rule}): {path}")]
+    NotAllowed {
+        /// The rule, in words.
+        rule: &'static str,
+        /// Where, e.g. `missions/<id>`.
+        path: String,
+    },
+    /// An authorship field (`by`, `created_by`, `owner`) that is not the author, or
+    /// written by someone other than the entity's creator.
+    #[error("an authorship field that is not the author's: {0}")]
+    ForgedAuthor(String),
+    /// Automerge could not read what the check needed.
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+}
+
+/// The collections under the root, created by the family's first change.
+const COLLECTIONS: [&str; 7] = [
+    "members",
+    "calendar",
+    "missions",
+    "albums",
+    "photos",
+    "voice_albums",
+    "voices",
+];
+
+/// Root keys of the "ever done" counters start with this (`n/{kind}/{actor}`).
+const COUNTS_PREFIX: &str = "n/";
+
+/// What the counters count, and the change each one needs: an entity made in a
+/// collection (`missions`, `photos`, `voices`, `calendar`), a comment made, or one's
+/// own tick.
+const COUNTED: [&str; 7] = [
+    "missions",
+    "photos",
+    "voices",
+    "events",
+    "comments",
+    "ticks",
+    "completed",
+];
+
+/// Root fields written by the first change only (besides the collections).
+const ROOT_FIELDS: [&str; 5] = ["schema", "id", "name", "created_at", "created_by"];
+
+type Verdict = Result<(), Violation>;
+
+/// Checks one change, about to be applied to `doc` (its dependencies are all in it).
+pub fn check_change(doc: &AutoCommit, change: &Change) -> Verdict {
+    let author = Actor::user_of(change.actor_id()).ok_or(Violation::NotAUser)?;
+    let deps = change.deps().to_vec();
+    let genesis = deps.is_empty();
+    let host = if genesis {
+        if doc.stats().num_changes > 0 {
+            return Err(Violation::SecondRoot);
+        }
+        author
+    } else {
+        host_of(doc).ok_or(Violation::NoFamily)?
+    };
+    let expanded = change.decode();
+    let mut check = Check {
+        doc,
+        deps,
+        author,
+        host,
+        genesis,
+        actor: change.actor_id().clone(),
+        start_op: change.start_op().get(),
+        created: HashMap::new(),
+        resolved: HashMap::new(),
+        overlay: HashMap::new(),
+        deleted: HashSet::new(),
+        needs_container_deleted: Vec::new(),
+        counted: BTreeMap::new(),
+        done: BTreeMap::new(),
+    };
+    for (i, op) in expanded.operations.iter().enumerate() {
+        check.op(i as u64, op)?;
+    }
+    check.finish()
+}
+
+/// The family's host: the creator of the `members` map, which only the family's first
+/// change writes.
+pub fn host_of(doc: &AutoCommit) -> Option<UserId> {
+    match doc.get(ROOT, "members") {
+        Ok(Some((_, ObjId::Id(_, actor, _)))) => Actor::user_of(&actor),
+        _ => None,
+    }
+}
+
+/// An object on the way from the root: the key it sits at, and its id.
+#[derive(Debug, Clone)]
+struct Node {
+    key: String,
+    id: ObjId,
+}
+
+/// What an operation does.
+enum Action<'a> {
+    Make,
+    Put(&'a ScalarValue),
+    Delete,
+    Increment(i64),
+}
+
+/// An object id as (counter, actor), comparable with `pred` entries.
+type OpRef = (u64, ActorId);
+
+struct Check<'a> {
+    doc: &'a AutoCommit,
+    deps: Vec<ChangeHash>,
+    author: UserId,
+    host: UserId,
+    genesis: bool,
+    actor: ActorId,
+    start_op: u64,
+    /// Objects made earlier in this change: counter → path.
+    created: HashMap<u64, Vec<Node>>,
+    /// Paths of existing objects, resolved once per change.
+    resolved: HashMap<OpRef, Vec<Node>>,
+    /// The values visible at (object, key) after this change's earlier operations.
+    overlay: HashMap<(Option<OpRef>, String), Vec<OpRef>>,
+    /// Entities this change removes with permission: (collection, id).
+    deleted: HashSet<(String, String)>,
+    /// Removals allowed only if the change also removes the container (an album's
+    /// photos, a voice album's messages): (what, container collection, container id).
+    needs_container_deleted: Vec<(String, &'static str, String)>,
+    /// Counter steps this change makes, per kind.
+    counted: BTreeMap<&'static str, u64>,
+    /// What this change does that a counter may count, per kind.
+    done: BTreeMap<&'static str, u64>,
+}
+
+impl Check<'_> {
+    fn op(&mut self, index: u64, op: &automerge::legacy::Op) -> Verdict {
+        let action = match &op.action {
+            OpType::Make(ObjType::Map) => Action::Make,
+            OpType::Make(_) => return Err(Violation::Unsupported("lists and text")),
+            OpType::Put(v) => Action::Put(v),
+            OpType::Delete => Action::Delete,
+            OpType::Increment(by) => Action::Increment(*by),
+            OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+                return Err(Violation::Unsupported("marks"));
+            }
+        };
+        let key = match &op.key {
+            Key::Map(k) if !op.insert => k.to_string(),
+            _ => return Err(Violation::Unsupported("lists and text")),
+        };
+        let (obj_ref, mut path) = self.path_of(&op.obj)?;
+        // The values this operation replaces must be exactly those visible to it.
+        let slot = (obj_ref.clone(), key.clone());
+        let expected = match self.overlay.get(&slot) {
+            Some(v) => v.clone(),
+            None => self.visible_at_deps(obj_ref.as_ref(), &path, &key)?,
+        };
+        let pred: Vec<OpRef> = op
+            .pred
+            .iter()
+            .map(|p| (p.counter(), p.actor().clone()))
+            .collect();
+        if !same_set(&pred, &expected) {
+            return Err(Violation::StaleReplace(join(&path, &key)));
+        }
+        let this: OpRef = (self.start_op + index, self.actor.clone());
+        match action {
+            // An increment changes the counter's value, not which value is there.
+            Action::Increment(_) => {}
+            Action::Delete => {
+                self.overlay.insert(slot, Vec::new());
+            }
+            _ => {
+                self.overlay.insert(slot, vec![this.clone()]);
+            }
+        }
+        path.push(Node {
+            key,
+            id: ObjId::Id(this.0, this.1.clone(), usize::MAX),
+        });
+        let removed: Vec<OpRef> = pred;
+        self.permit(&path, &action, &removed)?;
+        self.tally(&path, &action);
+        if let Action::Make = action {
+            self.created.insert(this.0, path);
+        }
+        Ok(())
+    }
+
+    /// The path of the object an operation writes into, and its id (`None`: the root).
+    fn path_of(&mut self, obj: &ObjectId) -> Result<(Option<OpRef>, Vec<Node>), Violation> {
+        let id = match obj {
+            ObjectId::Root => return Ok((None, Vec::new())),
+            ObjectId::Id(id) => (id.counter(), id.actor().clone()),
+        };
+        if id.1 == self.actor
+            && let Some(path) = self.created.get(&id.0)
+        {
+            return Ok((Some(id), path.clone()));
+        }
+        if let Some(path) = self.resolved.get(&id) {
+            return Ok((Some(id), path.clone()));
+        }
+        let ex = ObjId::Id(id.0, id.1.clone(), usize::MAX);
+        let shown = format!("{}@{}", id.0, id.1);
+        let parents = self
+            .doc
+            .parents_at(&ex, &self.deps)
+            .map_err(|_| Violation::NotVisible(shown.clone()))?;
+        let mut nodes = Vec::new();
+        let mut child = ex;
+        for parent in parents {
+            if !parent.visible {
+                return Err(Violation::NotVisible(shown));
+            }
+            let Prop::Map(key) = parent.prop else {
+                return Err(Violation::Unsupported("lists and text"));
+            };
+            nodes.push(Node { key, id: child });
+            child = parent.obj;
+        }
+        nodes.reverse();
+        self.resolved.insert(id.clone(), nodes.clone());
+        Ok((Some(id), nodes))
+    }
+
+    /// The ids of the values visible at `key` in an object, at the change's
+    /// dependencies (none for an object made by this change).
+    fn visible_at_deps(
+        &self,
+        obj: Option<&OpRef>,
+        path: &[Node],
+        key: &str,
+    ) -> Result<Vec<OpRef>, Violation> {
+        if let Some((ctr, actor)) = obj
+            && *actor == self.actor
+            && self.created.contains_key(ctr)
+        {
+            return Ok(Vec::new());
+        }
+        let ex = match obj {
+            None => ROOT,
+            Some((ctr, actor)) => ObjId::Id(*ctr, actor.clone(), usize::MAX),
+        };
+        let values = self
+            .doc
+            .get_all_at(&ex, key, &self.deps)
+            .map_err(|e| Violation::Unreadable(format!("{}: {e}", join(path, key))))?;
+        Ok(values
+            .into_iter()
+            .filter_map(|(_, id)| match id {
+                ObjId::Id(ctr, actor, _) => Some((ctr, actor)),
+                ObjId::Root => None,
+            })
+            .collect())
+    }
+
+    /// Whether the author may do `action` at `path` (the written key last), removing
+    /// the values `removed`.
+    fn permit(&mut self, path: &[Node], action: &Action<'_>, removed: &[OpRef]) -> Verdict {
+        let keys: Vec<&str> = path.iter().map(|n| n.key.as_str()).collect();
+        let shown = keys.join("/");
+        let unknown = || Violation::UnknownPath(shown.clone());
+        let deny = |rule: &'static str| Violation::NotAllowed {
+            rule,
+            path: shown.clone(),
+        };
+        let is_host = self.author == self.host;
+        let me = self.author.to_hex();
+        let creator = |depth: usize| -> Option<UserId> {
+            match &path.get(depth)?.id {
+                ObjId::Id(_, actor, _) => Actor::user_of(actor),
+                ObjId::Root => None,
+            }
+        };
+        // Every removed value was made by the author (or the author is the host).
+        let removes_own = || {
+            removed
+                .iter()
+                .all(|(_, actor)| Actor::user_of(actor) == Some(self.author))
+        };
+        match (keys.as_slice(), action) {
+            // ----- the "ever done" counters: each device its own.
+            ([k], _) if k.starts_with(COUNTS_PREFIX) => self.count(k, action, removed),
+            (_, Action::Increment(_)) => Err(Violation::Unsupported("counters")),
+
+            // ----- the root: written whole by the first change, then only renamed.
+            ([k], _) if self.genesis => match action {
+                Action::Make if COLLECTIONS.contains(k) => Ok(()),
+                Action::Put(v) if *k == "created_by" => self.own_name(v, &shown),
+                Action::Put(_) if ROOT_FIELDS.contains(k) => Ok(()),
+                _ => Err(unknown()),
+            },
+            (["name"], Action::Put(ScalarValue::Str(_))) if is_host => Ok(()),
+            ([_], _) => Err(deny(
+                "only the host renames the family; nothing else at the root changes",
+            )),
+
+            // ----- an entity in a collection: created by anyone, removed by its
+            // creator or the host (members: themselves, or the host; never the host).
+            ([coll, _], _) if !COLLECTIONS.contains(coll) => Err(unknown()),
+            ([_, _], Action::Put(_)) => Err(unknown()),
+            (["members", user], _) => {
+                let user_is_me = *user == me;
+                if !removed.is_empty() && (*user == self.host.to_hex() || !(user_is_me || is_host))
+                {
+                    return Err(deny(
+                        "a member leaves or the host removes them; the host stays",
+                    ));
+                }
+                if let Action::Make = action
+                    && !(user_is_me || is_host)
+                {
+                    return Err(deny("a member adds only their own entry"));
+                }
+                Ok(())
+            }
+            ([coll, id], _) => {
+                if !removed.is_empty() && !is_host && !removes_own() {
+                    match *coll {
+                        // Deleting an album deletes its photos (a voice album, its
+                        // messages): allowed if this change deletes the album too.
+                        "photos" | "voices" => {
+                            let container = if *coll == "photos" {
+                                "albums"
+                            } else {
+                                "voice_albums"
+                            };
+                            let album = self
+                                .container_of(removed)
+                                .ok_or_else(|| deny("only its creator or the host deletes it"))?;
+                            self.needs_container_deleted
+                                .push((shown.clone(), container, album));
+                        }
+                        _ => return Err(deny("only its creator or the host deletes it")),
+                    }
+                } else if !removed.is_empty() {
+                    self.deleted.insert((coll.to_string(), id.to_string()));
+                }
+                Ok(())
+            }
+
+            // ----- inside a member entry: the member or the host; roles are fixed.
+            (["members", user, field], _) => {
+                if !(*user == me || is_host) {
+                    return Err(deny("a member edits only their own entry"));
+                }
+                match (*field, action) {
+                    ("role", Action::Put(ScalarValue::Str(role))) => {
+                        let want = if *user == self.host.to_hex() {
+                            "Host"
+                        } else {
+                            "Member"
+                        };
+                        if role.as_str() == want {
+                            Ok(())
+                        } else {
+                            Err(deny("the host is the family's creator; nobody else is"))
+                        }
+                    }
+                    ("name" | "color" | "joined_at", Action::Put(_)) => Ok(()),
+                    _ => Err(unknown()),
+                }
+            }
+
+            // ----- authorship fields: the creator writes their own id, once.
+            ([coll, _, field], Action::Put(v)) if authorship_field(coll, field) => {
+                if creator(1) != Some(self.author) {
+                    return Err(Violation::ForgedAuthor(shown.clone()));
+                }
+                self.own_name(v, &shown)
+            }
+            ([coll, _, field], _) if authorship_field(coll, field) => {
+                Err(Violation::ForgedAuthor(shown.clone()))
+            }
+
+            // ----- missions: edited by the creator or the host; ticks are one's own.
+            (["missions", _, "completions", user], Action::Put(_)) => {
+                if *user == me {
+                    Ok(())
+                } else {
+                    Err(deny("only the member ticks their own completion"))
+                }
+            }
+            (["missions", _, "completions", user], Action::Delete) => {
+                if *user == me || is_host || creator(1) == Some(self.author) {
+                    Ok(())
+                } else {
+                    Err(deny(
+                        "only the member, the mission's creator or the host unticks",
+                    ))
+                }
+            }
+            (["missions", _, "participants", _], Action::Put(_) | Action::Delete)
+            | (["missions", _, "participants" | "completions"], Action::Make)
+            | (["missions", _, "title" | "due" | "created_at"], Action::Put(_) | Action::Delete) => {
+                if is_host || creator(1) == Some(self.author) {
+                    Ok(())
+                } else {
+                    Err(deny("only its creator or the host edits a mission"))
+                }
+            }
+
+            // ----- photos: fields by the uploader (or host); likes are one's own;
+            // comments by their author, tombstoned by the author or the host.
+            (["photos", _, "likes", user], Action::Put(_) | Action::Delete) => {
+                if *user == me {
+                    Ok(())
+                } else {
+                    Err(deny("only the member likes or unlikes for themselves"))
+                }
+            }
+            (["photos", _, "comments", _], Action::Make | Action::Delete) => {
+                if removed.is_empty() || is_host || removes_own() {
+                    Ok(())
+                } else {
+                    Err(deny("only its author or the host removes a comment"))
+                }
+            }
+            (["photos", _, "comments", _, "by"], Action::Put(v)) => {
+                if creator(3) != Some(self.author) {
+                    return Err(Violation::ForgedAuthor(shown.clone()));
+                }
+                self.own_name(v, &shown)
+            }
+            (["photos", _, "comments", _, field], Action::Put(v)) => {
+                let tombstone = matches!((*field, v), ("deleted", ScalarValue::Boolean(true)))
+                    || matches!((*field, v), ("text", ScalarValue::Str(s)) if s.is_empty());
+                let own =
+                    creator(3) == Some(self.author) && matches!(*field, "at" | "text" | "deleted");
+                if own || (is_host && tombstone) {
+                    Ok(())
+                } else {
+                    Err(deny(
+                        "only its author writes a comment; the host may only delete it",
+                    ))
+                }
+            }
+            (["photos", _, "likes" | "comments"], Action::Make)
+            | (
+                [
+                    "photos",
+                    _,
+                    "album_id" | "blob" | "thumb" | "mime" | "size" | "width" | "height"
+                    | "taken_at" | "at" | "caption",
+                ],
+                Action::Put(_),
+            )
+            | (
+                [
+                    "voices",
+                    _,
+                    "album_id" | "title" | "blob" | "size" | "duration_ms" | "peaks" | "at",
+                ],
+                Action::Put(_),
+            ) => {
+                if is_host || creator(1) == Some(self.author) {
+                    Ok(())
+                } else {
+                    Err(deny("only its creator or the host edits it"))
+                }
+            }
+
+            // ----- albums, voice albums, events: named and edited by any member (the
+            // family's); the creation time by the creator.
+            (["albums" | "voice_albums" | "calendar", _, "created_at"], Action::Put(_)) => {
+                if creator(1) == Some(self.author) {
+                    Ok(())
+                } else {
+                    Err(deny("only its creator sets when it was made"))
+                }
+            }
+            (["albums", _, "name" | "cover"], Action::Put(_))
+            | (["voice_albums", _, "name" | "cover"], Action::Put(_))
+            | (
+                [
+                    "calendar",
+                    _,
+                    "title" | "notes" | "start" | "end" | "start_time" | "end_time" | "color"
+                    | "updated_at",
+                ],
+                Action::Put(_),
+            ) => Ok(()),
+
+            _ => Err(unknown()),
+        }
+    }
+
+    /// A step of an "ever done" counter: `n/{kind}/{actor}` of this change's own
+    /// device, made at 1, then +1 at a time (checked against what the change does in
+    /// [`finish`](Self::finish)).
+    fn count(&mut self, key: &str, action: &Action<'_>, removed: &[OpRef]) -> Verdict {
+        let unknown = || Violation::UnknownPath(key.to_owned());
+        let deny = |rule: &'static str| Violation::NotAllowed {
+            rule,
+            path: key.to_owned(),
+        };
+        let (kind, actor) = key
+            .strip_prefix(COUNTS_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(unknown)?;
+        let kind = COUNTED.iter().find(|k| **k == kind).ok_or_else(unknown)?;
+        if actor != self.actor.to_hex_string() {
+            return Err(deny("a device counts only on its own counter"));
+        }
+        match action {
+            Action::Put(ScalarValue::Counter(c)) if removed.is_empty() && i64::from(c) == 1 => {}
+            Action::Increment(1) if !removed.is_empty() => {}
+            _ => return Err(deny("a counter starts at 1 and goes up by 1")),
+        }
+        *self.counted.entry(kind).or_default() += 1;
+        Ok(())
+    }
+
+    /// Notes what an allowed operation does that a counter may count.
+    fn tally(&mut self, path: &[Node], action: &Action<'_>) {
+        let keys: Vec<&str> = path.iter().map(|n| n.key.as_str()).collect();
+        let me = self.author.to_hex();
+        let kinds: &[&'static str] = match (keys.as_slice(), action) {
+            (["missions", _], Action::Make) => &["missions"],
+            (["photos", _], Action::Make) => &["photos"],
+            (["voices", _], Action::Make) => &["voices"],
+            (["calendar", _], Action::Make) => &["events"],
+            (["photos", _, "comments", _], Action::Make) => &["comments"],
+            (["missions", _, "completions", user], Action::Put(_)) if *user == me => {
+                &["ticks", "completed"]
+            }
+            _ => &[],
+        };
+        for kind in kinds {
+            *self.done.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// An authorship value must be the author's own user id.
+    fn own_name(&self, v: &ScalarValue, shown: &str) -> Verdict {
+        match v {
+            ScalarValue::Str(s) if s.as_str() == self.author.to_hex() => Ok(()),
+            _ => Err(Violation::ForgedAuthor(shown.to_owned())),
+        }
+    }
+
+    /// The album (or voice album) a removed photo (or message) belonged to, read at
+    /// the change's dependencies.
+    fn container_of(&self, removed: &[OpRef]) -> Option<String> {
+        let [(ctr, actor)] = removed else {
+            return None;
+        };
+        let entity = ObjId::Id(*ctr, actor.clone(), usize::MAX);
+        match self.doc.get_at(&entity, "album_id", &self.deps) {
+            Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn finish(self) -> Verdict {
+        for (kind, n) in &self.counted {
+            if *n > self.done.get(kind).copied().unwrap_or(0) {
+                return Err(Violation::NotAllowed {
+                    rule: "a counter goes up only with what it counts",
+                    path: format!("{COUNTS_PREFIX}{kind}"),
+                });
+            }
+        }
+        for (what, coll, id) in self.needs_container_deleted {
+            if !self.deleted.contains(&(coll.to_owned(), id)) {
+                return Err(Violation::NotAllowed {
+                    rule: "only its creator or the host deletes it (or its album's, with the album)",
+                    path: what,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fields that say who made an entity.
+fn authorship_field(coll: &str, field: &str) -> bool {
+    matches!(
+        (coll, field),
+        ("missions" | "albums" | "voice_albums", "created_by")
+            | ("photos" | "voices", "by")
+            | ("calendar", "owner")
+    )
+}
+
+fn same_set(a: &[OpRef], b: &[OpRef]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+fn join(path: &[Node], key: &str) -> String {
+    let mut s: Vec<&str> = path.iter().map(|n| n.key.as_str()).collect();
+    s.push(key);
+    s.join("/")
+}

@@ -1,0 +1,631 @@
+//! The family document's rules (issue 12, item 7): a modified member client writes
+//! straight into Automerge, bypassing the operations' checks; every honest device
+//! refuses what breaks the rules, identically, whatever the arrival order.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failure should panic loudly.
+
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
+use doran_client_core::{
+    Actor, DocError, EventInput, FamilyDoc, MissionPatch, PhotoInput, replica::Refusal,
+    rules::Violation,
+};
+use doran_protocol::{BlobHash, DeviceId, FamilyId, UserId};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn actor() -> Actor {
+    Actor {
+        user: UserId::random(),
+        device: DeviceId::random(),
+    }
+}
+
+/// A family made by a host, with a member who joined (the member's device wrote its
+/// own entry, as the app does) — both devices in step.
+struct Family {
+    host: FamilyDoc,
+    member: FamilyDoc,
+    member_actor: Actor,
+}
+
+fn family() -> Family {
+    let host_actor = actor();
+    let member_actor = actor();
+    let (mut host, _) =
+        FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &host_actor, T0).unwrap();
+    let mut member = FamilyDoc::load(Some(&host.save()), [], &member_actor).unwrap();
+    let join = member.add_member(member_actor.user, "아빠", T0).unwrap();
+    accept(&mut host, &join.change.unwrap());
+    Family {
+        host,
+        member,
+        member_actor,
+    }
+}
+
+fn accept(doc: &mut FamilyDoc, change: &[u8]) {
+    let update = doc.apply_remote([change]);
+    assert!(update.refusals.is_empty(), "refused: {:?}", update.refusals);
+}
+
+/// Applies a change and returns why it was refused (panics if it was accepted).
+fn refusal(doc: &mut FamilyDoc, change: &[u8]) -> Refusal {
+    let heads = doc.replica_mut().heads();
+    let update = doc.apply_remote([change]);
+    assert_eq!(update.rejected, vec![0], "the change was not refused");
+    assert_eq!(
+        doc.replica_mut().heads(),
+        heads,
+        "a refused change was applied"
+    );
+    update.refusals.into_iter().next().unwrap().1
+}
+
+/// What a modified client can do: write anything, then commit.
+fn rogue(doc: &mut FamilyDoc, write: impl FnOnce(&mut automerge::AutoCommit)) -> Vec<u8> {
+    write(doc.replica_mut().doc_mut());
+    doc.replica_mut().commit("rogue", T0 + 5).unwrap()
+}
+
+fn obj(doc: &automerge::AutoCommit, path: &[&str]) -> automerge::ObjId {
+    let mut o = ROOT;
+    for k in path {
+        o = doc.get(&o, *k).unwrap().unwrap().1;
+    }
+    o
+}
+
+fn photo() -> PhotoInput {
+    PhotoInput {
+        blob: BlobHash::of(b"photo"),
+        thumb: BlobHash::of(b"thumb"),
+        mime: "image/jpeg".into(),
+        size: 10,
+        width: 10,
+        height: 10,
+        taken_at: None,
+        caption: String::new(),
+    }
+}
+
+fn not_allowed(r: &Refusal) -> bool {
+    matches!(
+        r,
+        Refusal::Rule(Violation::NotAllowed { .. } | Violation::ForgedAuthor(_))
+    )
+}
+
+#[test]
+fn a_member_cannot_rename_the_family() {
+    let mut f = family();
+    let bad = rogue(&mut f.member, |d| d.put(ROOT, "name", "내 가족").unwrap());
+    assert!(not_allowed(&refusal(&mut f.host, &bad)));
+    assert_eq!(f.host.view().name, "우리 가족");
+}
+
+#[test]
+fn a_member_cannot_make_itself_host_or_demote_the_host() {
+    let mut f = family();
+    let me = f.member_actor.user.to_hex();
+    let promote = rogue(&mut f.member, |d| {
+        let m = obj(d, &["members", &me]);
+        d.put(&m, "role", "Host").unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &promote)));
+    let mut f = family();
+    let host = f.host.me().to_hex();
+    let demote = rogue(&mut f.member, |d| {
+        let m = obj(d, &["members", &host]);
+        d.put(&m, "role", "Member").unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &demote)));
+    // Nor remove the host, nor overwrite the host's entry with one of its own.
+    let mut f = family();
+    let host = f.host.me().to_hex();
+    let remove = rogue(&mut f.member, |d| {
+        let members = obj(d, &["members"]);
+        d.delete(&members, host.as_str()).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &remove)));
+}
+
+#[test]
+fn a_member_cannot_delete_or_edit_the_hosts_mission() {
+    let mut f = family();
+    let m = f.host.add_mission("장보기", &[], None, T0).unwrap();
+    accept(&mut f.member, &m.change.unwrap());
+    let id = m.value;
+    let delete = rogue(&mut f.member, |d| {
+        let missions = obj(d, &["missions"]);
+        d.delete(&missions, id.as_str()).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &delete)));
+    let mut f2 = family();
+    let m = f2.host.add_mission("장보기", &[], None, T0).unwrap();
+    accept(&mut f2.member, &m.change.unwrap());
+    let id = m.value;
+    let edit = rogue(&mut f2.member, |d| {
+        let mission = obj(d, &["missions", &id]);
+        d.put(&mission, "title", "내 미션").unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f2.host, &edit)));
+    // The honest client says no before writing anything.
+    assert!(matches!(
+        f2.member.edit_mission(&id, MissionPatch::default(), T0),
+        Err(DocError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f2.member.delete_mission(&id, T0),
+        Err(DocError::Forbidden(_))
+    ));
+}
+
+#[test]
+fn a_member_cannot_create_a_mission_by_the_host() {
+    let mut f = family();
+    let host = f.host.me().to_hex();
+    let forged = rogue(&mut f.member, |d| {
+        let missions = obj(d, &["missions"]);
+        let m = d.put_object(&missions, "abc", ObjType::Map).unwrap();
+        d.put(&m, "title", "설거지").unwrap();
+        d.put(&m, "created_by", host.as_str()).unwrap();
+        d.put(&m, "created_at", T0).unwrap();
+    });
+    assert!(matches!(
+        refusal(&mut f.host, &forged),
+        Refusal::Rule(Violation::ForgedAuthor(_))
+    ));
+}
+
+#[test]
+fn nobody_ticks_or_likes_for_someone_else() {
+    let mut f = family();
+    let host = f.host.me().to_hex();
+    let m = f.host.add_mission("장보기", &[], None, T0).unwrap();
+    accept(&mut f.member, &m.change.unwrap());
+    let id = m.value;
+    let tick = rogue(&mut f.member, |d| {
+        let c = obj(d, &["missions", &id, "completions"]);
+        d.put(&c, host.as_str(), T0).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &tick)));
+
+    let mut f = family();
+    let album = f.host.create_album("여행", T0).unwrap();
+    accept(&mut f.member, &album.change.unwrap());
+    let p = f.host.add_photo(&album.value, photo(), T0).unwrap();
+    accept(&mut f.member, &p.change.unwrap());
+    let id = p.value;
+    let like = rogue(&mut f.member, |d| {
+        let likes = obj(d, &["photos", &id, "likes"]);
+        d.put(&likes, host.as_str(), T0).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &like)));
+}
+
+#[test]
+fn a_member_cannot_delete_the_hosts_photo_or_comment_but_the_host_can_delete_theirs() {
+    let mut f = family();
+    let album = f.host.create_album("여행", T0).unwrap();
+    accept(&mut f.member, &album.change.unwrap());
+    let p = f.host.add_photo(&album.value, photo(), T0).unwrap();
+    accept(&mut f.member, &p.change.unwrap());
+    let c = f.host.add_comment(&p.value, "예쁘다", T0).unwrap();
+    accept(&mut f.member, &c.change.unwrap());
+    let (pid, cid) = (p.value, c.value);
+    let tombstone = rogue(&mut f.member, |d| {
+        let comment = obj(d, &["photos", &pid, "comments", &cid]);
+        d.put(&comment, "deleted", true).unwrap();
+        d.put(&comment, "text", "").unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &tombstone)));
+    f.member.replica_mut().rollback();
+    let mut f = family();
+    let album = f.host.create_album("여행", T0).unwrap();
+    accept(&mut f.member, &album.change.unwrap());
+    let p = f.host.add_photo(&album.value, photo(), T0).unwrap();
+    accept(&mut f.member, &p.change.unwrap());
+    let pid = p.value;
+    let delete = rogue(&mut f.member, |d| {
+        let photos = obj(d, &["photos"]);
+        d.delete(&photos, pid.as_str()).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &delete)));
+
+    // The host moderates: deletes the member's comment and photo.
+    let mut f = family();
+    let album = f.member.create_album("내 앨범", T0).unwrap();
+    accept(&mut f.host, &album.change.unwrap());
+    let p = f.member.add_photo(&album.value, photo(), T0).unwrap();
+    accept(&mut f.host, &p.change.unwrap());
+    let c = f.member.add_comment(&p.value, "안녕", T0).unwrap();
+    accept(&mut f.host, &c.change.unwrap());
+    let e = f.host.delete_comment(&p.value, &c.value, T0).unwrap();
+    accept(&mut f.member, &e.change.unwrap());
+    let e = f.host.delete_photo(&p.value, T0).unwrap();
+    accept(&mut f.member, &e.change.unwrap());
+    assert!(f.member.view().photos.is_empty());
+}
+
+#[test]
+fn deleting_an_album_deletes_the_others_photos_in_it() {
+    let mut f = family();
+    let album = f.member.create_album("여행", T0).unwrap();
+    accept(&mut f.host, &album.change.unwrap());
+    let p = f.host.add_photo(&album.value, photo(), T0).unwrap();
+    accept(&mut f.member, &p.change.unwrap());
+    let e = f.member.delete_album(&album.value, T0).unwrap();
+    accept(&mut f.host, &e.change.unwrap());
+    assert!(f.host.view().photos.is_empty());
+    // But deleting the host's photo while pretending to delete another album is not.
+    let mut f = family();
+    let mine = f.member.create_album("내 것", T0).unwrap();
+    accept(&mut f.host, &mine.change.unwrap());
+    let theirs = f.host.create_album("여행", T0).unwrap();
+    accept(&mut f.member, &theirs.change.unwrap());
+    let p = f.host.add_photo(&theirs.value, photo(), T0).unwrap();
+    accept(&mut f.member, &p.change.unwrap());
+    let (pid, aid) = (p.value, mine.value);
+    let bad = rogue(&mut f.member, |d| {
+        let photos = obj(d, &["photos"]);
+        d.delete(&photos, pid.as_str()).unwrap();
+        let albums = obj(d, &["albums"]);
+        d.delete(&albums, aid.as_str()).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &bad)));
+}
+
+#[test]
+fn what_builds_on_a_refused_change_is_refused_too() {
+    let mut f = family();
+    let bad = rogue(&mut f.member, |d| d.put(ROOT, "name", "내 가족").unwrap());
+    // An honest-looking change on top of it (the member's next action).
+    let next = f.member.add_mission("장보기", &[], None, T0).unwrap();
+    let update = f
+        .host
+        .apply_remote([bad.as_slice(), next.change.as_deref().unwrap()]);
+    assert_eq!(update.rejected, vec![0, 1]);
+    assert!(f.host.view().missions.is_empty());
+    // Arriving the other way round, the dependant waits, then goes with its parent.
+    let mut f2 = family();
+    let bad = rogue(&mut f2.member, |d| d.put(ROOT, "name", "내 가족").unwrap());
+    let next = f2.member.add_mission("장보기", &[], None, T0).unwrap();
+    let u1 = f2.host.apply_remote([next.change.as_deref().unwrap()]);
+    assert!(
+        u1.rejected.is_empty(),
+        "a change waiting for its parent is kept"
+    );
+    assert!(f2.host.view().missions.is_empty());
+    let u2 = f2.host.apply_remote([bad.as_slice()]);
+    assert_eq!(u2.rejected, vec![0]);
+    assert!(f2.host.view().missions.is_empty());
+    assert_eq!(f2.host.view().name, "우리 가족");
+}
+
+#[test]
+fn a_second_first_change_is_refused() {
+    let mut f = family();
+    let intruder = actor();
+    let (_, genesis) =
+        FamilyDoc::create(FamilyId::random(), "가짜", "대장", &intruder, T0).unwrap();
+    assert!(matches!(
+        refusal(&mut f.host, &genesis),
+        Refusal::Rule(Violation::SecondRoot)
+    ));
+}
+
+#[test]
+fn lists_and_text_are_refused() {
+    let mut f = family();
+    let bad = rogue(&mut f.member, |d| {
+        let t = d.put_object(ROOT, "notes", ObjType::Text).unwrap();
+        d.splice_text(&t, 0, 0, "aaaa").unwrap();
+    });
+    assert!(matches!(
+        refusal(&mut f.host, &bad),
+        Refusal::Rule(Violation::Unsupported(_))
+    ));
+}
+
+/// Every honest operation passes every device's rules (else the devices would fork).
+#[test]
+fn every_honest_operation_is_accepted_by_the_other_devices() {
+    let mut f = family();
+    let host = f.host.me();
+    let me = f.member_actor.user;
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    macro_rules! by_host {
+        ($e:expr) => {{
+            let edit = $e.unwrap();
+            if let Some(c) = &edit.change {
+                accept(&mut f.member, c);
+                sent.push(c.clone());
+            }
+            edit.value
+        }};
+    }
+    macro_rules! by_member {
+        ($e:expr) => {{
+            let edit = $e.unwrap();
+            if let Some(c) = &edit.change {
+                accept(&mut f.host, c);
+                sent.push(c.clone());
+            }
+            edit.value
+        }};
+    }
+    by_host!(f.host.rename("새 가족", T0));
+    by_member!(f.member.set_member_name(me, "아버지", T0));
+    by_host!(f.host.set_member_name(me, "아빠", T0));
+    let m1 = by_host!(f.host.add_mission("장보기", &[], Some("2024-01-02"), T0));
+    by_member!(f.member.set_mission_done(&m1, true, T0));
+    by_host!(f.host.set_mission_done(&m1, true, T0));
+    by_member!(f.member.set_mission_done(&m1, false, T0));
+    let m2 = by_member!(f.member.add_mission("청소", &[me], None, T0));
+    by_host!(f.host.edit_mission(
+        &m2,
+        MissionPatch {
+            title: Some("대청소".into()),
+            participants: Some(vec![host]),
+            due: Some(Some("2024-02-03".into())),
+        },
+        T0
+    ));
+    by_member!(f.member.edit_mission(
+        &m2,
+        MissionPatch {
+            title: Some("내 청소".into()),
+            ..MissionPatch::default()
+        },
+        T0
+    ));
+    by_host!(f.host.delete_mission(&m2, T0));
+    let e = by_member!(f.member.add_event(
+        EventInput {
+            title: "생일".into(),
+            notes: "케이크 ".repeat(100),
+            start: "2024-03-01".into(),
+            ..EventInput::default()
+        },
+        T0
+    ));
+    by_host!(f.host.edit_event(
+        &e,
+        doran_client_core::EventPatch {
+            title: Some("엄마 생일".into()),
+            start_time: Some(Some("10:00".into())),
+            ..Default::default()
+        },
+        T0
+    ));
+    by_host!(f.host.delete_event(&e, T0));
+    let a = by_member!(f.member.create_album("여행", T0));
+    by_host!(f.host.rename_album(&a, "제주 여행", T0));
+    let p1 = by_host!(f.host.add_photo(&a, photo(), T0));
+    let p2 = by_member!(f.member.add_photo(&a, photo(), T0));
+    by_host!(f.host.set_album_cover(&a, &p2, T0));
+    by_member!(f.member.set_like(&p1, true, T0));
+    by_member!(f.member.set_like(&p1, false, T0));
+    let c = by_member!(f.member.add_comment(&p1, "좋다", T0));
+    by_member!(f.member.delete_comment(&p1, &c, T0));
+    let c2 = by_host!(f.host.add_comment(&p2, "멋져", T0));
+    by_host!(f.host.delete_comment(&p2, &c2, T0));
+    by_member!(f.member.delete_photo(&p2, T0));
+    by_member!(f.member.delete_album(&a, T0));
+    let va = by_member!(f.member.create_voice_album("목소리", 2, T0));
+    by_host!(
+        f.host
+            .edit_voice_album(&va, Some("가족 목소리"), Some(3), T0)
+    );
+    let v = by_host!(f.host.add_voice(
+        &va,
+        doran_client_core::VoiceInput {
+            title: "안녕".into(),
+            blob: BlobHash::of(b"mp3"),
+            size: 100,
+            duration_ms: 1000,
+            peaks: vec![7; 256],
+        },
+        T0
+    ));
+    by_member!(f.member.delete_voice_album(&va, T0));
+    let _ = v;
+    by_member!(f.member.leave(T0));
+    assert!(f.host.view().members.len() == 1);
+    // A third device that gets everything at once, out of order, ends the same.
+    let mut third = FamilyDoc::load(None, [], &actor()).unwrap();
+    let mut all: Vec<Vec<u8>> = f
+        .host
+        .replica_mut()
+        .doc_mut()
+        .get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    all.reverse();
+    assert!(all.len() > sent.len());
+    let update = third.apply_remote(all.iter().map(Vec::as_slice));
+    assert!(update.refusals.is_empty(), "{:?}", update.refusals);
+    assert_eq!(third.replica_mut().heads(), f.host.replica_mut().heads());
+}
+
+/// The member's join was applied first, and the family's first change before it.
+fn first_change(doc: &mut FamilyDoc) -> Vec<u8> {
+    let changes = doc.replica_mut().doc_mut().get_changes(&[]);
+    changes
+        .into_iter()
+        .find(|c| c.deps().is_empty())
+        .unwrap()
+        .raw_bytes()
+        .to_vec()
+}
+
+/// Three devices, honest and hostile changes delivered in different orders: they all
+/// refuse the same changes and end in the same state.
+#[test]
+fn devices_agree_whatever_the_arrival_order() {
+    let mut f = family();
+    let host = f.host.me().to_hex();
+    let mut changes: Vec<Vec<u8>> = vec![first_change(&mut f.host)];
+    // The member's join.
+    changes.extend(
+        f.member
+            .replica_mut()
+            .doc_mut()
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| !c.deps().is_empty())
+            .map(|c| c.raw_bytes().to_vec()),
+    );
+    let m = f.host.add_mission("장보기", &[], None, T0).unwrap();
+    changes.push(m.change.clone().unwrap());
+    accept(&mut f.member, &m.change.unwrap());
+    let tick = f.member.set_mission_done(&m.value, true, T0).unwrap();
+    changes.push(tick.change.unwrap());
+    let id = m.value.clone();
+    changes.push(rogue(&mut f.member, |d| {
+        let c = obj(d, &["missions", &id, "completions"]);
+        d.put(&c, host.as_str(), T0).unwrap();
+    }));
+    let after_bad = f.member.add_mission("청소", &[], None, T0).unwrap();
+    changes.push(after_bad.change.unwrap());
+    let rename = f.host.rename("새 이름", T0).unwrap();
+    changes.push(rename.change.unwrap());
+    // A concurrent honest edit by the member, not built on the bad change.
+    let other_device = Actor {
+        user: f.member_actor.user,
+        device: DeviceId::random(),
+    };
+    let mut clean =
+        FamilyDoc::load(None, changes[..4].iter().map(Vec::as_slice), &other_device).unwrap();
+    let a = clean.create_album("여행", T0).unwrap();
+    changes.push(a.change.unwrap());
+
+    let orders: [Vec<usize>; 3] = [
+        (0..changes.len()).collect(),
+        (0..changes.len()).rev().collect(),
+        vec![0, 5, 2, 7, 1, 4, 3, 6],
+    ];
+    let mut states = Vec::new();
+    for order in orders {
+        let mut device = FamilyDoc::load(None, [], &actor()).unwrap();
+        for i in order {
+            device.apply_remote([changes[i].as_slice()]);
+        }
+        states.push((device.replica_mut().heads(), device.view().clone()));
+    }
+    assert_eq!(states[0], states[1]);
+    assert_eq!(states[0], states[2]);
+    let view = &states[0].1;
+    assert_eq!(view.name, "새 이름");
+    assert_eq!(view.albums.len(), 1);
+    assert_eq!(
+        view.missions.len(),
+        1,
+        "the mission built on the bad tick is out"
+    );
+    assert_eq!(
+        view.missions[&m.value].completions.len(),
+        1,
+        "only the member's own tick"
+    );
+}
+
+/// A change that waited for its dependencies is checked again, the same way, when the
+/// document is loaded from the store — a refused one is never applied on open.
+#[test]
+fn a_waiting_change_is_checked_again_on_open() {
+    let mut f = family();
+    let bad = rogue(&mut f.member, |d| d.put(ROOT, "name", "내 가족").unwrap());
+    let next = f.member.add_mission("장보기", &[], None, T0).unwrap();
+    let next = next.change.unwrap();
+    // Stored log: the family, then the dependant (kept, waiting), never the bad one.
+    let mut log = f
+        .host
+        .replica_mut()
+        .doc_mut()
+        .get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect::<Vec<_>>();
+    assert!(f.host.apply_remote([next.as_slice()]).rejected.is_empty());
+    log.push(next);
+    assert_eq!(f.host.apply_remote([bad.as_slice()]).rejected, vec![0]);
+    let reopened = FamilyDoc::load(None, log.iter().map(Vec::as_slice), &actor()).unwrap();
+    assert!(reopened.view().missions.is_empty());
+    assert_eq!(reopened.view().name, "우리 가족");
+}
+
+/// The "ever done" counters behind badges: each device counts on its own counter,
+/// +1 with each thing it does; a modified client cannot inflate the family's badges
+/// or someone else's.
+#[test]
+fn badge_counters_go_up_only_with_what_they_count() {
+    // A family where the member made and ticked a mission, honestly counted.
+    let counted = || {
+        let mut f = family();
+        let member_user = f.member_actor.user;
+        let m = f
+            .member
+            .add_mission("장보기", &[member_user], None, T0)
+            .unwrap();
+        accept(&mut f.host, &m.change.unwrap());
+        let t = f.member.set_mission_done(&m.value, true, T0).unwrap();
+        accept(&mut f.host, &t.change.unwrap());
+        f
+    };
+    let own = |f: &mut Family, kind: &str| {
+        let actor = f.member.replica_mut().doc_mut().get_actor().to_hex_string();
+        format!("n/{kind}/{actor}")
+    };
+    let mut f = counted();
+    let me = f.member_actor.user.to_hex();
+    assert_eq!(f.host.view().ever("missions", Some(&me)), 1);
+    assert_eq!(f.host.view().ever("ticks", Some(&me)), 1);
+
+    // +1 with nothing done.
+    let key = own(&mut f, "photos");
+    let bump = rogue(&mut f.member, |d| {
+        d.put(ROOT, key.as_str(), automerge::ScalarValue::counter(1))
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &bump)));
+
+    // A counter that jumps by a million.
+    let mut f = counted();
+    let key = own(&mut f, "missions");
+    let inflated = rogue(&mut f.member, |d| {
+        d.increment(ROOT, key.as_str(), 999_999).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &inflated)));
+
+    // Counting on another device's counter (the host's).
+    let mut f = counted();
+    let host_key = format!(
+        "n/missions/{}",
+        f.host.replica_mut().doc_mut().get_actor().to_hex_string()
+    );
+    let forged = rogue(&mut f.member, |d| {
+        d.put(ROOT, host_key.as_str(), automerge::ScalarValue::counter(1))
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &forged)));
+
+    // An unknown kind.
+    let mut f = counted();
+    let key = own(&mut f, "stars");
+    let unknown = rogue(&mut f.member, |d| {
+        d.put(ROOT, key.as_str(), automerge::ScalarValue::counter(1))
+            .unwrap();
+    });
+    assert!(matches!(
+        refusal(&mut f.host, &unknown),
+        Refusal::Rule(Violation::UnknownPath(_))
+    ));
+    let me = f.member_actor.user.to_hex();
+    assert_eq!(
+        f.host.view().ever("missions", Some(&me)),
+        1,
+        "nothing inflated"
+    );
+}
