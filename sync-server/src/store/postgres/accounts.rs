@@ -238,6 +238,7 @@ async fn close_invite(
     now: u64,
     state: StoredInviteState,
     accept_max: Option<usize>,
+    accept_as: Option<&str>,
 ) -> StoreResult<InviteInfo> {
     let at = int("now", now)?;
     let (mut info, stored) = load_invite(c, id, now)
@@ -245,6 +246,16 @@ async fn close_invite(
         .ok_or(StoreError::NotFound("invite"))?;
     stored.check_open(info.expires_at, now)?;
     if let Some(max) = accept_max {
+        // Accepted under another 호칭 than the proposed one: the invite records it.
+        if let Some(name) = accept_as {
+            exec(
+                c,
+                "UPDATE invites SET proposed_name = $2 WHERE id = $1",
+                &[&id.0, &name],
+            )
+            .await?;
+            name.clone_into(&mut info.proposed_name);
+        }
         if is_member(c, info.family, info.invitee).await? {
             return Err(StoreError::AlreadyMember);
         }
@@ -824,12 +835,35 @@ impl AccountStore for PgStore {
             StoredInviteState::Rejected
         };
         self.write(async |tx| {
-            close_invite(tx, id, now, state, accept.then_some(max_families)).await
+            close_invite(tx, id, now, state, accept.then_some(max_families), None).await
+        })
+    }
+
+    fn accept_invite_as(
+        &self,
+        id: InviteId,
+        name: &str,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
+        int("now", now)?;
+        self.write(async |tx| {
+            close_invite(
+                tx,
+                id,
+                now,
+                StoredInviteState::Accepted,
+                Some(max_families),
+                Some(name),
+            )
+            .await
         })
     }
 
     fn withdraw_invite(&self, id: InviteId, now: u64) -> StoreResult<InviteInfo> {
-        self.write(async |tx| close_invite(tx, id, now, StoredInviteState::Withdrawn, None).await)
+        self.write(async |tx| {
+            close_invite(tx, id, now, StoredInviteState::Withdrawn, None, None).await
+        })
     }
 
     fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>> {
