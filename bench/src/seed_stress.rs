@@ -65,6 +65,12 @@ pub struct Options {
     /// Seed of the moments the relay is killed.
     #[arg(long, default_value_t = 1)]
     pub kill_seed: u64,
+    /// With `--server` (a load balancer in front of several relays): kill this process
+    /// — one of the relays — with SIGKILL once, at a random moment under load, and do
+    /// not restart it. Its devices reconnect through the balancer to the others;
+    /// afterwards every acked change must be stored.
+    #[arg(long, value_name = "PID")]
+    pub kill_pid: Option<u32>,
     #[command(flatten)]
     pub relay: RelayOptions,
 }
@@ -148,7 +154,8 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let families = Arc::new(families);
     // Devices reconnect (rather than fail) when the relay goes away, if it is to be
     // killed; the run then gives them this long in all.
-    let resilient = (opts.kill_relay > 0).then(|| Instant::now() + RESILIENT_FOR);
+    let resilient =
+        (opts.kill_relay > 0 || opts.kill_pid.is_some()).then(|| Instant::now() + RESILIENT_FOR);
     // Operations done so far by all devices: the relay is killed at moments of it.
     let progress = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(devices.len() + 1));
@@ -181,13 +188,20 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     barrier.wait().await;
     let started = Instant::now();
     let total_ops = opts.ops * identities.len();
-    let killer = (opts.kill_relay > 0).then(|| {
-        tokio::spawn(kill_repeatedly(
-            Arc::clone(&relay),
+    let killer = match opts.kill_pid {
+        Some(pid) => Some(tokio::spawn(kill_once(
+            pid,
             Arc::clone(&progress),
-            kill_moments(opts.kill_relay, total_ops, opts.kill_seed),
-        ))
-    });
+            kill_moments(1, total_ops, opts.kill_seed)[0],
+        ))),
+        None => (opts.kill_relay > 0).then(|| {
+            tokio::spawn(kill_repeatedly(
+                Arc::clone(&relay),
+                Arc::clone(&progress),
+                kill_moments(opts.kill_relay, total_ops, opts.kill_seed),
+            ))
+        }),
+    };
     let cpu_before = (relay.cpu(), cpu_of("self"));
     let mut runs: Vec<Vec<DeviceRun>> = (0..families.len()).map(|_| Vec::new()).collect();
     let mut failures = Vec::new();
@@ -422,6 +436,24 @@ async fn kill_repeatedly(
             .map_err(|e| LoadError::Setup(format!("a restart task failed: {e}")))??;
     }
     Ok(moments.len())
+}
+
+/// Kills process `pid` with SIGKILL once `moment` operations are done (`--kill-pid`).
+async fn kill_once(
+    pid: u32,
+    progress: Arc<AtomicUsize>,
+    moment: usize,
+) -> Result<usize, LoadError> {
+    while progress.load(Ordering::Relaxed) < moment {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    if !killed.success() {
+        return Err(LoadError::Setup(format!("cannot kill process {pid}")));
+    }
+    Ok(1)
 }
 
 /// How many acked changes are missing from the relay's logs: for each family, a new

@@ -12,10 +12,27 @@
 //!
 //! TLS is on when both `tls_cert` and `tls_key` are set (from any source), off when
 //! neither is; one without the other is [`ConfigError::TlsIncomplete`].
+//!
+//! **Backends.** By default the relay keeps everything under `data_dir` (SQLite and a
+//! blob folder). `--database postgres://…` puts accounts and logs in PostgreSQL and
+//! `--blobs s3://bucket/prefix` blobs in an S3-compatible store; with both, relays
+//! sharing them form a cluster behind any load balancer (`docs/operations.md`):
+//!
+//! ```json
+//! { "database": "postgres://doran@db.internal/doran", "database_schema": "doran",
+//!   "blobs": "s3://doran-blobs/prod",
+//!   "s3": { "endpoint": "http://garage.internal:3900", "region": "garage" },
+//!   "trusted_proxies": ["10.0.0.5", "10.0.1.0/24"] }
+//! ```
+//!
+//! The S3 credentials come from the file's `s3` section or, as for any S3 client,
+//! from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_ENDPOINT`,
+//! `AWS_REGION`); never from the command line, where `ps` would show them.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
@@ -64,6 +81,40 @@ pub struct Cli {
     #[arg(long, env = "DORAN_LOG_JSON")]
     pub log_json: bool,
 
+    /// PostgreSQL for accounts and document logs (`postgres://user:pass@host/db`)
+    /// instead of SQLite in the data directory: for several relays sharing them.
+    #[arg(long, env = "DORAN_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// The PostgreSQL schema holding the relay's tables (created if missing). Default
+    /// `doran`.
+    #[arg(long, env = "DORAN_DATABASE_SCHEMA", value_name = "NAME")]
+    pub database_schema: Option<String>,
+
+    /// Blobs in an S3-compatible store (`s3://bucket/prefix`) instead of the folder in
+    /// the data directory. Endpoint, region and keys: the config file's `s3` section,
+    /// `--s3-endpoint`/`--s3-region`, or the `AWS_*` environment variables.
+    #[arg(long, env = "DORAN_BLOBS", value_name = "URL")]
+    pub blobs: Option<String>,
+
+    /// The S3 service's URL (e.g. `http://127.0.0.1:3900` for Garage).
+    #[arg(long, env = "DORAN_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// The S3 region (Garage's default is `garage`).
+    #[arg(long, env = "DORAN_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// A proxy or load balancer in front of the relay (an address or a CIDR block;
+    /// repeat, or separate with commas): only requests from these take the client's
+    /// address from `X-Forwarded-For`.
+    #[arg(
+        long = "trusted-proxy",
+        env = "DORAN_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Largest blob upload in bytes. Default 32 MiB.
     #[arg(long, env = "DORAN_MAX_BLOB_BYTES")]
     pub max_blob_bytes: Option<u64>,
@@ -107,8 +158,108 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) matching `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// PostgreSQL URL for accounts and logs; `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// The PostgreSQL schema of the relay's tables.
+    pub database_schema: String,
+    /// Connections in this relay's PostgreSQL pool.
+    pub database_pool: usize,
+    /// `s3://bucket/prefix` for blobs; `None`: the folder in `data_dir`.
+    pub blobs: Option<String>,
+    /// How to reach the S3 service.
+    pub s3: S3Config,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     /// Limits on what clients may send.
     pub limits: Limits,
+}
+
+/// The S3 service (unset fields: the `AWS_*` environment variables).
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Its URL; unset for AWS itself.
+    pub endpoint: Option<String>,
+    /// Its region.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Without the secret key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An address block: `10.0.0.5` (one address) or `10.0.1.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or an address/prefix"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0..={max}"))?
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Limits on what clients may send, and how long things live.
@@ -194,6 +345,12 @@ impl Default for Config {
             log_json: false,
             tls_cert: None,
             tls_key: None,
+            database: None,
+            database_schema: "doran".to_owned(),
+            database_pool: 16,
+            blobs: None,
+            s3: S3Config::default(),
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -279,6 +436,9 @@ impl Limits {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A `--trusted-proxy` is not an address or a block.
+    #[error("invalid trusted proxy: {0}")]
+    TrustedProxy(String),
     /// The config file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -326,7 +486,7 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply(cli);
+        config.apply(cli)?;
         config.validate()?;
         Ok(config)
     }
@@ -346,6 +506,11 @@ impl Config {
         }
     }
 
+    /// Whether `peer` is a trusted proxy.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(peer))
+    }
+
     /// The certificate and key files when TLS is on.
     pub fn tls_files(&self) -> Option<(&Path, &Path)> {
         match (&self.tls_cert, &self.tls_key) {
@@ -355,7 +520,26 @@ impl Config {
     }
 
     /// Overrides fields with the flags (and environment variables) that were given.
-    pub fn apply(&mut self, cli: &Cli) {
+    pub fn apply(&mut self, cli: &Cli) -> Result<(), ConfigError> {
+        if let Some(url) = &cli.database {
+            self.database = Some(url.clone());
+        }
+        if let Some(schema) = &cli.database_schema {
+            self.database_schema.clone_from(schema);
+        }
+        if let Some(url) = &cli.blobs {
+            self.blobs = Some(url.clone());
+        }
+        if let Some(endpoint) = &cli.s3_endpoint {
+            self.s3.endpoint = Some(endpoint.clone());
+        }
+        if let Some(region) = &cli.s3_region {
+            self.s3.region = Some(region.clone());
+        }
+        for proxy in cli.trusted_proxies.iter().filter(|p| !p.trim().is_empty()) {
+            self.trusted_proxies
+                .push(proxy.parse().map_err(ConfigError::TrustedProxy)?);
+        }
         if let Some(dir) = &cli.data_dir {
             self.data_dir.clone_from(dir);
         }
@@ -391,6 +575,7 @@ impl Config {
         if let Some(v) = cli.max_connections {
             l.max_connections = v;
         }
+        Ok(())
     }
 }
 
@@ -407,7 +592,7 @@ mod tests {
         assert_eq!(file.limits.family_quota_bytes, 10 * 1024 * 1024 * 1024);
         let mut config = file;
         let cli = Cli::parse_from(["doran-server", "--listen", "127.0.0.1:0"]);
-        config.apply(&cli);
+        config.apply(&cli).expect("valid flags");
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
     }
@@ -416,7 +601,7 @@ mod tests {
     fn tls_needs_both_files_from_any_source() {
         let cli = Cli::parse_from(["doran-server", "--tls-cert", "cert.pem"]);
         let mut config = Config::default();
-        config.apply(&cli);
+        config.apply(&cli).expect("valid flags");
         assert!(matches!(
             config.validate(),
             Err(ConfigError::TlsIncomplete {
@@ -430,13 +615,38 @@ mod tests {
         let mut config: Config =
             serde_json::from_str(r#"{"tls_key":"key.pem"}"#).expect("valid config");
         assert!(config.validate().is_err());
-        config.apply(&cli);
+        config.apply(&cli).expect("valid flags");
         assert!(config.validate().is_ok());
         let (cert, key) = config.tls_files().expect("TLS on");
         assert_eq!((cert, key), (Path::new("cert.pem"), Path::new("key.pem")));
 
         assert!(Config::default().validate().is_ok());
         assert!(Config::default().tls_files().is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let cli = Cli::parse_from([
+            "doran-server",
+            "--trusted-proxy",
+            "127.0.0.1,10.0.1.0/24",
+            "--trusted-proxy",
+            "::1",
+        ]);
+        let mut config = Config::default();
+        config.apply(&cli).expect("valid flags");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        assert!(config.trusts(ip("127.0.0.1")));
+        assert!(config.trusts(ip("::ffff:127.0.0.1")));
+        assert!(config.trusts(ip("10.0.1.77")));
+        assert!(config.trusts(ip("::1")));
+        assert!(!config.trusts(ip("10.0.2.1")));
+        assert!(!config.trusts(ip("127.0.0.2")));
+        let bad = Cli::parse_from(["doran-server", "--trusted-proxy", "10.0.0.0/33"]);
+        assert!(Config::default().apply(&bad).is_err());
+        let file: Config =
+            serde_json::from_str(r#"{"trusted_proxies":["0.0.0.0/0"]}"#).expect("valid");
+        assert!(file.trusts(ip("192.0.2.1")));
     }
 
     #[test]

@@ -159,7 +159,15 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.
             _ => {
-                tracing::error!(error = %e, "store failure");
+                // With its causes: a driver's error often says only "db error".
+                let mut error = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    error.push_str(": ");
+                    error.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                tracing::error!(%error, "store failure");
                 return ApiError::internal("storage failure");
             }
         };

@@ -74,8 +74,10 @@ pub async fn sweep(state: &AppState) -> ApiResult<Swept> {
         if old.is_empty() {
             continue;
         }
-        // No upload is between publishing and granting while this is held.
+        // No upload is between publishing and granting while this is held (on any
+        // relay of a cluster).
         let _exclusive = state.blob_gc.write().await;
+        let _everywhere = state.cluster.blob_gc_exclusive().await?;
         let stores = state.stores.clone();
         let deleted = blocking(move || {
             let mut deleted = 0;

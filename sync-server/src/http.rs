@@ -18,12 +18,15 @@
 pub mod blobs;
 pub mod range;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     Extension, Router,
     extract::{ConnectInfo, State, WebSocketUpgrade},
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
     routing::{get, put},
 };
@@ -73,6 +76,7 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     entry: Option<Extension<Arc<Entry>>>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -81,6 +85,10 @@ async fn websocket(
         return ApiError::new(ErrorCode::ShuttingDown, "the relay is shutting down")
             .into_response();
     }
+    if !state.cluster.serving() {
+        return ApiError::unavailable("the relay cannot reach its database").into_response();
+    }
+    let peer = client_address(&state, peer, &headers);
     let Some(slot) = state.connections.acquire(peer.ip()) else {
         tracing::info!(%peer, "too many connections from this address");
         return ApiError::rate_limited(5_000).into_response();
@@ -96,9 +104,34 @@ async fn websocket(
         })
 }
 
+/// The device's address: the peer's, or — when the peer is a trusted proxy — the
+/// nearest address in `X-Forwarded-For` that is not one (each proxy appends the
+/// address it saw, so entries left of an untrusted one may be forged by the client).
+pub fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    if !state.config.trusts(peer.ip()) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all(HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !state.config.trusts(**ip))
+        .or(forwarded.first())
+        .map_or(peer, |ip| SocketAddr::new(*ip, peer.port()))
+}
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     if state.shutdown.is_cancelled() {
         return ApiError::new(ErrorCode::ShuttingDown, "shutting down").into_response();
+    }
+    if !state.cluster.serving() {
+        return ApiError::unavailable("the relay cannot reach its database").into_response();
     }
     "ok\n".into_response()
 }

@@ -251,6 +251,35 @@ impl Hub {
         n
     }
 
+    /// Whether any connection here subscribes to `doc`.
+    pub fn has_subscribers(&self, doc: DocId) -> bool {
+        self.lock().by_doc.contains_key(&doc)
+    }
+
+    /// Queues `msg` for every connection subscribed to `doc`.
+    pub fn send_to_doc(&self, doc: DocId, msg: &HubMsg) {
+        let inner = self.lock();
+        for id in inner.by_doc.get(&doc).into_iter().flatten() {
+            if let Some(conn) = inner.conns.get(id) {
+                deliver(*id, conn, msg.clone());
+            }
+        }
+    }
+
+    /// Closes every connection with a goodbye (the relay cannot serve them now).
+    pub fn close_all(&self, reason: ErrorCode, message: &str) {
+        let inner = self.lock();
+        for (id, conn) in &inner.conns {
+            let msg = HubMsg::Close {
+                reason,
+                message: message.to_owned(),
+            };
+            if !deliver(*id, conn, msg) {
+                conn.cancel.cancel();
+            }
+        }
+    }
+
     /// Queues `msg` for every connection of each of `users`.
     pub fn send_to_users<'a>(&self, users: impl IntoIterator<Item = &'a UserId>, msg: &HubMsg) {
         let inner = self.lock();

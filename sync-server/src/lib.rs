@@ -4,7 +4,11 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the storage traits and their SQLite, filesystem and memory backends.
+//! - [`store`]: the storage traits and their SQLite, filesystem and memory backends,
+//!   and PostgreSQL and S3 for several relays; [`backends`] picks them from the
+//!   configuration.
+//! - [`cluster`]: what relays sharing a database hear from each other (fan-out,
+//!   revocations, memberships, events, presence).
 //! - [`auth`], [`access`], [`rules`], [`rate`]: pure logic — signatures and
 //!   challenges, who may read and write what, name rules, rate limits.
 //! - [`session`]: one websocket connection's state machine.
@@ -19,6 +23,8 @@
 pub mod access;
 pub mod appender;
 pub mod auth;
+pub mod backends;
+pub mod cluster;
 pub mod config;
 pub mod conns;
 pub mod error;
@@ -101,6 +107,18 @@ where
     let connections = TaskTracker::new();
     let sweeper =
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(gc::run(Arc::clone(&state))));
+    let cluster: Vec<_> = state
+        .cluster
+        .start(&state)
+        .await
+        .into_iter()
+        .map(tokio_util::task::AbortOnDropHandle::new)
+        .collect();
+    // Connections wait in the backlog until the relay hears the other relays (or
+    // gives up waiting: it then answers 503 until it does).
+    if !state.cluster.ready(Duration::from_secs(10)).await {
+        tracing::warn!("not hearing the other relays yet: refusing sessions until then");
+    }
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -132,6 +150,8 @@ where
     drop(sweeper);
     connections.close();
     connections.wait().await;
+    drop(cluster);
+    state.cluster.leave().await;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `doran-server`: the relay binary.
 //!
-//! Opens the default stores under the data directory (`relay.sqlite` and `blobs/`),
-//! binds the listen address, prints `listening on http://ADDR` (`https://` with TLS)
+//! Opens its stores — by default under the data directory (`relay.sqlite` and
+//! `blobs/`), or PostgreSQL and an S3-compatible store ([`backends`]) — binds the
+//! listen address, prints `listening on http://ADDR` (`https://` with TLS)
 //! on stdout (the actual address, so `--listen 127.0.0.1:0` is usable from scripts and
 //! tests), and serves until SIGTERM or SIGINT, then shuts down gracefully and exits 0.
 //!
@@ -13,10 +14,12 @@ use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use doran_server::{
+    backends,
+    cluster::Cluster,
     config::{Cli, Config},
     conns, serve, serve_tls,
-    state::{AppState, Stores},
-    store::{FsBlobStore, SqliteStore, StoreResult},
+    state::AppState,
+    store::PgOptions,
     tls,
 };
 use tokio_rustls::rustls::ServerConfig;
@@ -45,6 +48,9 @@ fn main() -> ExitCode {
         }
     };
     init_logs(config.log_json);
+    // One TLS provider for the process (ring, as everywhere in the workspace): the S3
+    // client's rustls has none bundled. Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let files = raise_file_limit();
     let wanted = config.limits.max_connections;
     config.limits.max_connections =
@@ -115,32 +121,30 @@ fn raise_file_limit() -> u64 {
     u64::MAX
 }
 
-/// Opens the default stores: SQLite at `DATA/relay.sqlite`, blobs in `DATA/blobs`.
-fn open_stores(config: &Config) -> StoreResult<Stores> {
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(doran_server::store::StoreError::backend)?;
-    let sqlite = Arc::new(SqliteStore::open(dir.join("relay.sqlite"))?);
-    let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
-    Ok(Stores {
-        accounts: sqlite.clone(),
-        logs: sqlite,
-        blobs,
-    })
-}
-
 async fn run(
     config: Config,
     tls: Option<Arc<ServerConfig>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let stores = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || open_stores(&config)).await??
+    // This process's id among the relays of a cluster.
+    let origin = format!("{:016x}", rand::random::<u64>());
+    let opened = {
+        let (config, origin) = (config.clone(), origin.clone());
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || backends::open(&config, &origin, &rt)).await??
+    };
+    let cluster = match (&opened.postgres, &config.database) {
+        (Some(pg), Some(url)) => {
+            let mut options = PgOptions::new(url.clone());
+            options.schema.clone_from(&config.database_schema);
+            Cluster::postgres(pg, options.pg_config()?)
+        }
+        _ => Cluster::alone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), server_id = %config.server_id, "relay starting");
-    let state = AppState::new(config, stores);
+    tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), server_id = %config.server_id, cluster = cluster.is_shared(), "relay starting");
+    let state = AppState::with_cluster(config, opened.stores, cluster);
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {scheme}://{addr}")?;

@@ -26,7 +26,12 @@ mod invites;
 mod requests;
 mod signin;
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::{
     access::DocAccess,
@@ -98,6 +103,9 @@ pub(crate) struct Session {
     hub_rx: Option<mpsc::Receiver<HubMsg>>,
     /// Subscribed documents and the last seq delivered to this connection.
     subs: HashMap<DocId, Seq>,
+    /// In a cluster: seqs of this connection's own pushes past what was delivered
+    /// (not sent back to it, and no gap to fill).
+    own: HashMap<DocId, BTreeSet<Seq>>,
     /// Granting access answers and the membership epoch they were read at.
     access_cache: HashMap<DocId, (u64, DocOwner, DocAccess)>,
 }
@@ -147,6 +155,7 @@ pub async fn run(
         tokens: ConnTokens::default(),
         hub_rx: None,
         subs: HashMap::new(),
+        own: HashMap::new(),
         access_cache: HashMap::new(),
     };
     tracing::debug!(%peer, "connection opened");
@@ -355,9 +364,14 @@ impl Session {
 
     async fn on_hub(&mut self, msg: HubMsg) -> Flow {
         match msg {
-            HubMsg::Chunk { doc, seq, frame } => match self.subs.get_mut(&doc) {
-                Some(delivered) if seq > *delivered => {
-                    *delivered = seq;
+            HubMsg::Chunk { doc, seq, frame } => match self.subs.get(&doc).copied() {
+                Some(delivered) if seq > delivered => {
+                    if self.state.cluster.is_shared() && seq > delivered + 1 {
+                        // Another relay's chunk may be overtaken by one appended here:
+                        // never skip a seq.
+                        self.fill_gap(doc, delivered, seq).await?;
+                    }
+                    self.subs.insert(doc, seq);
                     self.send_bytes(frame).await
                 }
                 _ => Ok(()),
@@ -450,7 +464,12 @@ impl Session {
             Phase::SignedIn(me) => {
                 let me = *me;
                 let now = now_ms();
-                let went_offline = self.state.hub.unregister(me.conn, now);
+                let here = self.state.hub.unregister(me.conn, now).is_some();
+                let went_offline = self
+                    .state
+                    .cluster
+                    .disconnected(me.user, me.conn, here)
+                    .await;
                 let device = me.device;
                 if let Err(e) = self
                     .state
@@ -459,7 +478,7 @@ impl Session {
                 {
                     tracing::warn!(error = %e, "cannot record last seen");
                 }
-                if went_offline.is_some() {
+                if went_offline {
                     self.announce_presence(me.user, false, now).await;
                 }
             }

@@ -13,6 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     appender::Appender,
     auth::{Challenges, HttpAuth},
+    cluster::Cluster,
     config::Config,
     conns::Conns,
     error::{ApiError, ApiResult},
@@ -43,6 +44,8 @@ pub struct AppState {
     pub stores: Stores,
     /// Live connections, subscriptions and presence.
     pub hub: Arc<Hub>,
+    /// The other relays sharing the database, if any.
+    pub cluster: Cluster,
     /// Document appends: group commit, then fan-out in seq order.
     pub appender: Appender,
     /// Sign-in challenges.
@@ -77,8 +80,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `stores` with `config`.
+    /// State over `stores` with `config`, for a relay on its own.
     pub fn new(config: Config, stores: Stores) -> Arc<Self> {
+        Self::with_cluster(config, stores, Cluster::alone())
+    }
+
+    /// State over `stores` with `config`, one relay of `cluster`.
+    pub fn with_cluster(config: Config, stores: Stores, cluster: Cluster) -> Arc<Self> {
         let l = &config.limits;
         let hub = Arc::new(Hub::new(l.outbound_queue));
         let metrics = Arc::new(Metrics::default());
@@ -89,6 +97,7 @@ impl AppState {
                 Arc::clone(&metrics),
             ),
             hub,
+            cluster,
             challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
             http_auth: HttpAuth::new(
                 config.server_id.clone(),

@@ -12,7 +12,8 @@
 //!
 //! Every method is one transaction: it happens entirely or, when it returns an error,
 //! not at all. Methods are synchronous (SQLite is); async handlers call them through
-//! `spawn_blocking`. Implementations are shared as `Arc<dyn …>`.
+//! `spawn_blocking` (the PostgreSQL and S3 backends, async inside, block on their
+//! calls there: see [`PgStore`]). Implementations are shared as `Arc<dyn …>`.
 //!
 //! **Conventions.** A read that names an unknown record answers `None`, an empty list
 //! or 0; a write that names one fails with [`StoreError::NotFound`] (whose text names
@@ -25,7 +26,9 @@
 //! relay's default, zero set-up) and [`MemoryStore`] in plain collections (tests, and
 //! the reference semantics); both implement [`AccountStore`] and [`LogStore`], so one
 //! `Arc` serves as both `Arc<dyn AccountStore>` and `Arc<dyn LogStore>`.
-//! [`FsBlobStore`] keeps blobs in a folder, [`MemoryBlobStore`] in memory. The same
+//! [`FsBlobStore`] keeps blobs in a folder, [`MemoryBlobStore`] in memory. For several
+//! relays sharing their data (scale-out), [`PgStore`] keeps accounts and logs in
+//! PostgreSQL and [`S3BlobStore`] blobs in an S3-compatible object store. The same
 //! conformance suite runs against each.
 //!
 //! **Durability.** [`LogStore::append`] returns only once the chunk is durable
@@ -36,7 +39,9 @@ mod error;
 mod fs_blobs;
 mod memory;
 mod memory_blobs;
+mod postgres;
 mod rules;
+mod s3_blobs;
 mod sqlite;
 mod types;
 
@@ -47,6 +52,9 @@ pub use error::{StoreError, StoreResult};
 pub use fs_blobs::FsBlobStore;
 pub use memory::MemoryStore;
 pub use memory_blobs::MemoryBlobStore;
+pub(crate) use postgres::client as pg_client;
+pub use postgres::{PgOptions, PgStore};
+pub use s3_blobs::{S3BlobStore, S3Options};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

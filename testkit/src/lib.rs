@@ -4,7 +4,9 @@
 //!
 //! [`spawn`] is the start-up handshake; [`Relay`] is a handle for end-to-end tests
 //! (kill on drop, kill -9, restart on the same data and address, extra arguments such
-//! as TLS); [`binary`] finds the workspace's binaries next to the test executable.
+//! as TLS); [`binary`] finds the workspace's binaries next to the test executable;
+//! [`Balancer`] is nginx in front of several relays, configured as `scripts/cluster`
+//! runs it.
 
 use std::{
     io::{self, BufRead, BufReader},
@@ -136,6 +138,11 @@ impl Relay {
         &self.data
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether it is running.
     pub fn running(&self) -> bool {
         self.child.is_some()
@@ -172,6 +179,114 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// nginx as the load balancer in front of relays, from the same configuration as
+/// `scripts/cluster` (`scripts/lib/nginx.conf.in`): websocket upgrades, keep-alive to
+/// the relays, `X-Forwarded-For`. Stopped (gracefully, workers included) on drop.
+#[derive(Debug)]
+pub struct Balancer {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Balancer {
+    /// The nginx binary: `DORAN_NGINX`, else Debian's; `None` if there is none.
+    pub fn nginx() -> Option<PathBuf> {
+        std::env::var_os("DORAN_NGINX")
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")))
+            .filter(|p| p.is_file())
+    }
+
+    /// Starts nginx in `dir` (its configuration, pid file, logs and temporary files)
+    /// on a free loopback port, in front of `relays`, and waits until it answers.
+    pub fn start(relays: &[SocketAddr], dir: &Path) -> io::Result<Balancer> {
+        let nginx = Balancer::nginx().ok_or_else(|| io::Error::other("nginx is not installed"))?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let upstreams: Vec<String> = relays
+            .iter()
+            .map(|r| format!("        server {r} max_fails=1 fail_timeout=2s;"))
+            .collect();
+        let user = if is_root() { "user root root;" } else { "" };
+        let conf = include_str!("../../scripts/lib/nginx.conf.in")
+            .replace("@DIR@", &dir.display().to_string())
+            .replace("@PORT@", &port.to_string())
+            .replace("@USER@", user)
+            .replace("@UPSTREAMS@", &upstreams.join("\n"));
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut balancer = Balancer {
+            child: Some(child),
+            port,
+        };
+        // Listening once a connection is accepted; nginx exits at once on a bad
+        // configuration.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(balancer);
+            }
+            if let Some(child) = balancer.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(io::Error::other(format!("nginx exited: {status}")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(io::Error::other("nginx did not start listening"))
+    }
+
+    /// The balancer's URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGQUIT: nginx stops its workers too (SIGKILL would orphan them).
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether this process runs as root (nginx then needs to be told to keep its workers
+/// as root, or they could not write its temporary files).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 #[cfg(test)]

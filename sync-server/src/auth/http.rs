@@ -176,6 +176,17 @@ impl HttpAuth {
         Ok(())
     }
 
+    /// What identifies an accepted request against replay, and until when: the
+    /// signature's first 32 bytes, and the end of its time window.
+    pub fn replay_key(&self, creds: &HttpCredentials) -> ([u8; 32], UnixMillis) {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&creds.signature.as_bytes()[..32]);
+        (
+            key,
+            creds.time.saturating_add(self.skew_ms).saturating_add(1),
+        )
+    }
+
     /// How many accepted signatures are remembered now.
     pub fn remembered(&self) -> usize {
         self.seen

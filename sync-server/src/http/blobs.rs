@@ -122,6 +122,11 @@ async fn authenticate(
         &creds,
         now_ms(),
     )?;
+    // Relays of a cluster share one id: each accepts a signature once for all.
+    let (key, forget_at) = state.http_auth.replay_key(&creds);
+    if !state.cluster.claim_signature(key, forget_at).await? {
+        return Err(crate::auth::AuthError::RequestReplayed.into());
+    }
     Ok((record.user, record.id))
 }
 
@@ -214,6 +219,7 @@ pub async fn put_blob(
         Ok(None)
     });
     let gc_lock = Arc::clone(&state.blob_gc);
+    let cluster = state.cluster.clone();
     let upload = async move {
         let mut total = 0u64;
         let mut body = body.into_data_stream();
@@ -238,8 +244,9 @@ pub async fn put_blob(
         // judge this blob: it may be an old, unreferenced copy of the same bytes that
         // this upload is about to grant again.
         let sweep_guard = Arc::clone(&gc_lock).read_owned().await;
+        let cluster_guard = cluster.blob_gc_shared().await?;
         let _ = tx.send(Piece::End).await;
-        Ok::<_, ApiError>((total, sweep_guard))
+        Ok::<_, ApiError>((total, (sweep_guard, cluster_guard)))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
     let (total, _sweep_guard) = uploaded?;

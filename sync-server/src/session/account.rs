@@ -9,6 +9,7 @@ use doran_protocol::{
 
 use super::{Session, requests::Ctx, signin::link_code_hash};
 use crate::{
+    cluster::Remote,
     error::{ApiError, ApiResult},
     hub::HubMsg,
     rules,
@@ -57,7 +58,11 @@ impl Ctx<'_> {
     pub(super) async fn list_devices(&self) -> ApiResult<Response> {
         let user = self.me.user;
         let devices = self.state.accounts(move |a| a.devices(user)).await?;
-        let online = self.state.hub.online_devices(&user);
+        let online = self
+            .state
+            .cluster
+            .online_devices(&self.state.hub, user)
+            .await?;
         let now = now_ms();
         Ok(Response::Devices(
             devices
@@ -87,7 +92,8 @@ impl Ctx<'_> {
             .accounts(move |a| a.revoke_device(user, device, by, now))
             .await?;
         tracing::info!(%user, %device, "device revoked");
-        self.notify([&user], ServerEvent::DeviceRevoked { device });
+        self.notify([&user], ServerEvent::DeviceRevoked { device })
+            .await;
         self.state
             .hub
             .close_device(device, ErrorCode::DeviceRevoked, "this device was revoked");
@@ -121,9 +127,11 @@ impl Ctx<'_> {
     pub(super) async fn list_presence(&self, family: FamilyId) -> ApiResult<Response> {
         let (_, members) = self.member_of(family).await?;
         let now = now_ms();
+        let users: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        let online_now = self.state.cluster.online(&self.state.hub, &users).await?;
         let mut list = Vec::with_capacity(members.len());
         for m in members {
-            let online = self.state.hub.is_online(&m.user);
+            let online = online_now.contains(&m.user);
             let last_seen = if online {
                 Some(now)
             } else {
@@ -173,6 +181,13 @@ impl Session {
                 };
                 if let Some(msg) = HubMsg::event(ServerEvent::Presence(info)) {
                     self.state.hub.send_to_users(&users, &msg);
+                    if let HubMsg::Event(frame) = msg {
+                        let users: Vec<UserId> = users.into_iter().collect();
+                        self.state
+                            .cluster
+                            .publish(&users, Remote::Event(frame))
+                            .await;
+                    }
                 }
             }
             Ok(_) => {}

@@ -49,6 +49,9 @@ pub(crate) async fn access(
         .ok_or_else(|| ApiError::not_found("no such document"))
 }
 
+/// Own pushed seqs a session remembers per document (see `fill_gap`).
+const OWN_REMEMBERED: usize = 4096;
+
 /// Most access answers a session keeps (a user reaches a few dozen documents).
 const ACCESS_CACHE: usize = 1024;
 
@@ -195,7 +198,12 @@ impl Session {
         bytes: Vec<u8>,
     ) -> Flow {
         match self.push(me, doc, chunk, bytes).await {
-            Ok(seq) => self.send(&ServerFrame::Ack { doc, chunk, seq }).await,
+            Ok(seq) => {
+                if self.state.cluster.is_shared() {
+                    self.remember_own(doc, seq);
+                }
+                self.send(&ServerFrame::Ack { doc, chunk, seq }).await
+            }
             Err(e) => {
                 self.send_error(e.frame().for_doc(doc).for_chunk(chunk))
                     .await
@@ -321,6 +329,86 @@ impl Session {
             }
         }
         tracing::info!(%doc, covers_seq, "snapshot recorded");
+        Ok(())
+    }
+
+    /// Notes a seq this connection pushed (it is not sent back to it).
+    fn remember_own(&mut self, doc: DocId, seq: Seq) {
+        let Some(&delivered) = self.subs.get(&doc) else {
+            return;
+        };
+        if seq <= delivered {
+            return;
+        }
+        let own = self.own.entry(doc).or_default();
+        if own.len() >= OWN_REMEMBERED {
+            // Forgetting only costs a read of the connection's own chunks later.
+            own.clear();
+        }
+        own.insert(seq);
+    }
+
+    /// Sends the chunks of `doc` after `delivered` and before `next` that this
+    /// connection has neither been sent nor pushed itself, read from the log (a
+    /// snapshot first, if one now covers some of them). Used in a cluster, where a
+    /// chunk appended on this relay can reach the hub before an earlier one announced
+    /// by another relay.
+    pub(super) async fn fill_gap(&mut self, doc: DocId, delivered: Seq, next: Seq) -> Flow {
+        let own = self.own.remove(&doc).unwrap_or_default();
+        let missing = (delivered + 1..next).any(|s| !own.contains(&s));
+        let mut rest = own;
+        rest.retain(|&s| s > next);
+        if !rest.is_empty() {
+            self.own.insert(doc, rest);
+        }
+        if !missing {
+            return Ok(());
+        }
+        let mut cursor = delivered;
+        let snapshot = match self.state.logs(move |l| l.snapshot(doc)).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => return self.send_error(e.frame().for_doc(doc)).await,
+        };
+        if let Some(s) = snapshot
+            && s.covers_seq > cursor
+            && s.covers_seq < next
+        {
+            self.send(&ServerFrame::Snapshot {
+                doc,
+                covers_seq: s.covers_seq,
+                blob: s.blob,
+                len: s.len,
+            })
+            .await?;
+            cursor = s.covers_seq;
+        }
+        while cursor + 1 < next {
+            let from = cursor;
+            let want = usize::try_from(next - 1 - from)
+                .unwrap_or(usize::MAX)
+                .min(CATCH_UP_BATCH);
+            let batch = match self
+                .state
+                .logs(move |l| l.read_since(doc, from, want))
+                .await
+            {
+                Ok(batch) => batch,
+                Err(e) => return self.send_error(e.frame().for_doc(doc)).await,
+            };
+            let Some(last) = batch.last().map(|c| c.seq) else {
+                break;
+            };
+            for c in batch.into_iter().filter(|c| c.seq < next) {
+                self.send(&ServerFrame::Chunk {
+                    doc,
+                    seq: c.seq,
+                    chunk: c.chunk,
+                    bytes: c.bytes,
+                })
+                .await?;
+            }
+            cursor = last;
+        }
         Ok(())
     }
 

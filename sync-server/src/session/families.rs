@@ -111,7 +111,8 @@ impl Ctx<'_> {
         self.notify(
             &users(&members),
             ServerEvent::FamilyRenamed { family, title },
-        );
+        )
+        .await;
         Ok(Response::Done)
     }
 
@@ -145,7 +146,8 @@ impl Ctx<'_> {
                 members: members.clone(),
                 change: MembershipChange::Renamed { user },
             },
-        );
+        )
+        .await;
         Ok(Response::Done)
     }
 
@@ -206,7 +208,8 @@ impl Ctx<'_> {
                 members,
                 change,
             },
-        );
+        )
+        .await;
         self.recheck(&told);
         tracing::info!(%family, %user, ?change, "membership ended");
         Ok(Response::Done)
@@ -228,12 +231,14 @@ impl Ctx<'_> {
             tracing::warn!(%family, error = %e, "family deleted but its log was not dropped");
         }
         let told = users(&members);
-        self.notify(&told, ServerEvent::FamilyDeleted { family });
+        self.notify(&told, ServerEvent::FamilyDeleted { family })
+            .await;
         for i in invites {
             self.notify(
                 [&i.invitee],
                 ServerEvent::InviteWithdrawn { invite: i.invite },
-            );
+            )
+            .await;
         }
         self.recheck(&told);
         tracing::info!(%family, "family deleted");

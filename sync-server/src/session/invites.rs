@@ -94,7 +94,8 @@ impl Ctx<'_> {
             .await?
             .ok_or_else(|| ApiError::not_found("no such user"))?;
         tracing::info!(%invite, %family, %invitee, "invite sent");
-        self.notify([&invitee], ServerEvent::InviteReceived(info.clone()));
+        self.notify([&invitee], ServerEvent::InviteReceived(info.clone()))
+            .await;
         Ok(Response::InviteSent(info))
     }
 
@@ -190,7 +191,8 @@ impl Ctx<'_> {
                 invitee: user,
                 accepted: accept,
             },
-        );
+        )
+        .await;
         if let Some(summary) = &joined {
             let members: Vec<UserId> = summary.members.iter().map(|m| m.user).collect();
             self.notify(
@@ -200,7 +202,8 @@ impl Ctx<'_> {
                     members: summary.members.clone(),
                     change: MembershipChange::Joined { user },
                 },
-            );
+            )
+            .await;
         }
         tracing::info!(%invite, %family, accept, "invite answered");
         Ok(Response::InviteAnswered {
@@ -222,7 +225,8 @@ impl Ctx<'_> {
         self.state
             .accounts(move |a| a.withdraw_invite(invite, now))
             .await?;
-        self.notify([&info.invitee], ServerEvent::InviteWithdrawn { invite });
+        self.notify([&info.invitee], ServerEvent::InviteWithdrawn { invite })
+            .await;
         Ok(Response::Done)
     }
 

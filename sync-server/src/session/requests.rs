@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use doran_protocol::{Request, RequestId, Response, ServerEvent, ServerFrame, UserId};
 
 use super::{Flow, Me, Session};
-use crate::{error::ApiResult, hub::HubMsg, state::AppState};
+use crate::{cluster::Remote, error::ApiResult, hub::HubMsg, state::AppState};
 
 /// What a request handler knows: the state, the caller, their address.
 #[derive(Debug, Clone, Copy)]
@@ -84,14 +84,22 @@ impl Ctx<'_> {
         }
     }
 
-    /// Sends `event` to every connection of `users`.
-    pub(crate) fn notify<'u>(
+    /// Sends `event` to every connection of `users`, on this relay and the others.
+    pub(crate) async fn notify<'u>(
         &self,
         users: impl IntoIterator<Item = &'u UserId>,
         event: ServerEvent,
     ) {
-        if let Some(msg) = HubMsg::event(event) {
-            self.state.hub.send_to_users(users, &msg);
+        let Some(msg) = HubMsg::event(event) else {
+            return;
+        };
+        let users: Vec<UserId> = users.into_iter().copied().collect();
+        self.state.hub.send_to_users(&users, &msg);
+        if let HubMsg::Event(frame) = msg {
+            self.state
+                .cluster
+                .publish(&users, Remote::Event(frame))
+                .await;
         }
     }
 

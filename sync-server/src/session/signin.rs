@@ -8,6 +8,7 @@ use doran_protocol::{
 use super::{Flow, Me, Phase, Session};
 use crate::{
     auth::verify,
+    cluster::Remote,
     error::{ApiError, ApiResult},
     hub::HubMsg,
     rules,
@@ -342,11 +343,22 @@ impl Session {
             self.state
                 .hub
                 .send_to_user_except(&user, registered.id, &msg);
+            if let HubMsg::Event(frame) = msg {
+                self.state
+                    .cluster
+                    .publish(&[user], Remote::Event(frame))
+                    .await;
+            }
         }
         for invite in invites {
             self.send_event(ServerEvent::InviteReceived(invite)).await?;
         }
-        if registered.came_online {
+        let came_online = self
+            .state
+            .cluster
+            .connected(user, device, registered.id, registered.came_online)
+            .await;
+        if came_online {
             self.announce_presence(user, true, now).await;
         }
         Ok(())

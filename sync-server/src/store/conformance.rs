@@ -1,18 +1,25 @@
 //! The conformance suites every backend must pass: one for [`AccountStore`] +
-//! [`LogStore`] (memory, SQLite in memory, SQLite in a file) and one for
-//! [`BlobStore`] (memory, folder).
+//! [`LogStore`] (memory, SQLite in memory, SQLite in a file, PostgreSQL) and one for
+//! [`BlobStore`] (memory, folder, S3).
 //!
 //! Each test is a function over a fixture; the macros expand them as `#[test]`s for
 //! one backend, given a factory. A new backend adds one line below. A test function
 //! that a macro does not list is dead code, so the compiler points out a forgotten one.
+//!
+//! The PostgreSQL and S3 backends need a server: the test database named by
+//! `DORAN_TEST_DATABASE` (each test gets a schema of its own) and the bucket of
+//! `DORAN_TEST_S3` (`s3://bucket`, with `AWS_ENDPOINT`, `AWS_REGION` and the keys in the
+//! environment; each test gets a prefix of its own). `scripts/test` starts PostgreSQL
+//! and Garage and sets them; without them those tests pass without running, unless
+//! `DORAN_REQUIRE_BACKENDS` is set (as `scripts/test` does).
 
-use std::{error::Error, sync::Arc};
+use std::{any::Any, error::Error, sync::Arc};
 
 use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
 
 use super::{
     AccountStore, BlobStore, FsBlobStore, LogStore, MemoryBlobStore, MemoryStore, NewDevice,
-    NewInvite, NewUser, SqliteStore,
+    NewInvite, NewUser, S3BlobStore, S3Options, SqliteStore, postgres::testing::TestPg,
 };
 
 mod accounts;
@@ -30,19 +37,22 @@ pub(crate) const UPLOADER: UserId = UserId([0xee; 16]);
 pub(crate) type TestResult = Result<(), Box<dyn Error>>;
 
 /// An account and log store under test (one object behind both traits), and whatever
-/// must live as long as it (a temporary directory).
+/// must live as long as it (a temporary directory, a database schema).
 pub(crate) struct Fixture {
     pub(crate) accounts: Arc<dyn AccountStore>,
     pub(crate) logs: Arc<dyn LogStore>,
-    _keep: Option<tempfile::TempDir>,
+    _keep: Option<Box<dyn Any>>,
 }
 
 impl Fixture {
-    fn new<S: AccountStore + LogStore + 'static>(
-        store: S,
-        keep: Option<tempfile::TempDir>,
+    fn new<S: AccountStore + LogStore + 'static>(store: S, keep: Option<Box<dyn Any>>) -> Self {
+        Self::shared(Arc::new(store), keep)
+    }
+
+    fn shared<S: AccountStore + LogStore + 'static>(
+        store: Arc<S>,
+        keep: Option<Box<dyn Any>>,
     ) -> Self {
-        let store = Arc::new(store);
         Self {
             accounts: store.clone(),
             logs: store,
@@ -54,11 +64,47 @@ impl Fixture {
 /// A blob store under test, and whatever must live as long as it.
 pub(crate) struct BlobFixture {
     pub(crate) blobs: Arc<dyn BlobStore>,
-    _keep: Option<tempfile::TempDir>,
+    _keep: Option<Box<dyn Any>>,
+}
+
+/// A PostgreSQL store in a schema of its own, if there is a test database.
+fn postgres_fixture() -> Option<Fixture> {
+    let pg = TestPg::new()?;
+    Some(Fixture::shared(Arc::clone(&pg.store), Some(Box::new(pg))))
+}
+
+/// An S3 blob store under a prefix of its own in the test bucket, if there is one
+/// (`DORAN_TEST_S3`); its objects are left to the bucket, which is the test run's.
+fn s3_fixture() -> Option<BlobFixture> {
+    let url = match std::env::var("DORAN_TEST_S3") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var_os("DORAN_REQUIRE_BACKENDS").is_none(),
+                "DORAN_TEST_S3 is not set but DORAN_REQUIRE_BACKENDS is"
+            );
+            return None;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut options = S3Options::from_url(&url).expect("an s3:// URL");
+    options.prefix = format!("t{:016x}", rand::random::<u64>());
+    options.endpoint = std::env::var("DORAN_S3_ENDPOINT").ok();
+    options.region = std::env::var("DORAN_S3_REGION").ok();
+    let store = S3BlobStore::open(&options, rt.handle().clone()).expect("open the bucket");
+    Some(BlobFixture {
+        blobs: Arc::new(store),
+        _keep: Some(Box::new(rt)),
+    })
 }
 
 /// Expands every account and log test for one backend:
-/// `relay_store_conformance_tests!(name, || -> Fixture)`.
+/// `relay_store_conformance_tests!(name, || -> Option<Fixture>)` (`None`: the backend
+/// is not available here, the tests pass without running).
 macro_rules! relay_store_conformance_tests {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -135,7 +181,8 @@ macro_rules! relay_store_conformance_tests {
         $(
             #[test]
             fn $test() -> $crate::store::conformance::TestResult {
-                let fixture: $crate::store::conformance::Fixture = ($factory)();
+                let fixture: Option<$crate::store::conformance::Fixture> = ($factory)();
+                let Some(fixture) = fixture else { return Ok(()) };
                 $crate::store::conformance::$test(&fixture)
             }
         )*
@@ -143,7 +190,7 @@ macro_rules! relay_store_conformance_tests {
 }
 
 /// Expands every blob test for one backend:
-/// `blob_store_conformance_tests!(name, || -> BlobFixture)`.
+/// `blob_store_conformance_tests!(name, || -> Option<BlobFixture>)`.
 macro_rules! blob_store_conformance_tests {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -152,6 +199,7 @@ macro_rules! blob_store_conformance_tests {
 
             blob_store_conformance_tests!(@tests $factory;
                 an_upload_reads_back,
+                a_large_upload_reads_back_and_a_large_mismatch_publishes_nothing,
                 an_empty_blob_is_a_blob,
                 uploading_twice_is_deduplicated,
                 a_hash_mismatch_publishes_nothing,
@@ -170,35 +218,41 @@ macro_rules! blob_store_conformance_tests {
         $(
             #[test]
             fn $test() -> $crate::store::conformance::TestResult {
-                let fixture: $crate::store::conformance::BlobFixture = ($factory)();
+                let fixture: Option<$crate::store::conformance::BlobFixture> = ($factory)();
+                let Some(fixture) = fixture else { return Ok(()) };
                 $crate::store::conformance::$test(&fixture.blobs)
             }
         )*
     };
 }
 
-relay_store_conformance_tests!(memory, || Fixture::new(MemoryStore::new(), None));
+relay_store_conformance_tests!(memory, || Some(Fixture::new(MemoryStore::new(), None)));
 relay_store_conformance_tests!(sqlite_in_memory, || {
-    Fixture::new(SqliteStore::open_in_memory().expect("open in memory"), None)
+    Some(Fixture::new(
+        SqliteStore::open_in_memory().expect("open in memory"),
+        None,
+    ))
 });
 relay_store_conformance_tests!(sqlite_file, || {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(dir.path().join(SqliteStore::FILE_NAME)).expect("open file");
-    Fixture::new(store, Some(dir))
+    Some(Fixture::new(store, Some(Box::new(dir))))
 });
+relay_store_conformance_tests!(postgres, postgres_fixture);
 
-blob_store_conformance_tests!(memory_blobs, || BlobFixture {
+blob_store_conformance_tests!(memory_blobs, || Some(BlobFixture {
     blobs: Arc::new(MemoryBlobStore::new()),
     _keep: None,
-});
+}));
 blob_store_conformance_tests!(fs_blobs, || {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsBlobStore::open(dir.path().join("blobs")).expect("open folder");
-    BlobFixture {
+    Some(BlobFixture {
         blobs: Arc::new(store),
-        _keep: Some(dir),
-    }
+        _keep: Some(Box::new(dir)),
+    })
 });
+blob_store_conformance_tests!(s3_blobs, s3_fixture);
 
 // ----- shared builders -----
 

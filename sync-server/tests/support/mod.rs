@@ -56,19 +56,64 @@ impl Server {
         Server::spawn(sh, data_dir, extra)
     }
 
-    /// Starts `relay` (the binary, or a command that execs it) with the test flags.
-    fn spawn(mut relay: Command, data_dir: &Path, extra: &[&str]) -> Server {
+    /// Starts `relay` (the binary, or a command that execs it) with the test flags —
+    /// on PostgreSQL and S3 when `DORAN_TEST_BACKEND=cluster` (see [`shared_backend`]),
+    /// named after the data directory, so a restart finds its data again.
+    fn spawn(relay: Command, data_dir: &Path, extra: &[&str]) -> Server {
+        let shared = if std::env::var("DORAN_TEST_BACKEND").as_deref() == Ok("cluster") {
+            shared_backend(&data_dir.display().to_string())
+        } else {
+            Vec::new()
+        };
+        Server::spawn_on(relay, data_dir, &shared, extra)
+    }
+
+    /// Starts a relay on the PostgreSQL schema and S3 prefix named by `key`: relays
+    /// started with the same key share their data (a cluster). `None` when the test
+    /// machine has no PostgreSQL and S3 (see [`shared_backend`]).
+    pub fn start_shared(data_dir: &Path, key: &str, extra: &[&str]) -> Option<Server> {
+        let shared = shared_backend(key);
+        if shared.is_empty() {
+            return None;
+        }
+        Some(Server::spawn_on(
+            Command::new(relay_binary()),
+            data_dir,
+            &shared,
+            extra,
+        ))
+    }
+
+    /// Starts the binary with exactly `extra` (no backend chosen from the environment):
+    /// for tests that name their backends themselves.
+    pub fn start_exactly(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn_on(Command::new(relay_binary()), data_dir, &[], extra)
+    }
+
+    fn spawn_on(mut relay: Command, data_dir: &Path, shared: &[String], extra: &[&str]) -> Server {
         let (child, addr) = doran_testkit::spawn(
             relay
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["--listen", "127.0.0.1:0", "--server-id", "test-relay"])
+                .args(shared)
                 .args(extra)
                 .env("DORAN_LOG", "warn")
                 .stderr(Stdio::inherit()),
         )
         .expect("start doran-server");
         Server { child, addr }
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The websocket URL.
@@ -92,6 +137,33 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The relay arguments for PostgreSQL and S3 under names derived from `key`: the test
+/// database (`DORAN_TEST_DATABASE`) in schema `t_HASH`, the test bucket
+/// (`DORAN_TEST_S3`) under prefix `t_HASH`; the endpoint, region and keys come from the
+/// environment (`DORAN_S3_ENDPOINT`, `DORAN_S3_REGION`, `AWS_*`), as `scripts/test`
+/// sets them. Empty without a test database, unless `DORAN_REQUIRE_BACKENDS` says the
+/// run must have one (then it panics).
+pub fn shared_backend(key: &str) -> Vec<String> {
+    let db = std::env::var("DORAN_TEST_DATABASE").unwrap_or_default();
+    let s3 = std::env::var("DORAN_TEST_S3").unwrap_or_default();
+    if db.is_empty() || s3.is_empty() {
+        assert!(
+            std::env::var_os("DORAN_REQUIRE_BACKENDS").is_none(),
+            "DORAN_TEST_DATABASE and DORAN_TEST_S3 must be set when DORAN_REQUIRE_BACKENDS is"
+        );
+        return Vec::new();
+    }
+    let name = format!("t_{}", &blake3::hash(key.as_bytes()).to_hex()[..16]);
+    vec![
+        "--database".into(),
+        db,
+        "--database-schema".into(),
+        name.clone(),
+        "--blobs".into(),
+        format!("{}/{name}", s3.trim_end_matches('/')),
+    ]
 }
 
 /// A user with one device, as a client knows them.

@@ -33,6 +33,46 @@ pub(crate) fn an_upload_reads_back(blobs: &Arc<dyn BlobStore>) -> TestResult {
     Ok(())
 }
 
+/// Larger than any store's in-memory buffer (the S3 store's multipart threshold is
+/// 5 MiB): streamed in parts, and a mismatch of a large upload publishes nothing.
+pub(crate) fn a_large_upload_reads_back_and_a_large_mismatch_publishes_nothing(
+    blobs: &Arc<dyn BlobStore>,
+) -> TestResult {
+    // Bytes that do not repeat every 256, so a read at a wrong offset shows.
+    let varied = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    };
+    let data = varied(12 * 1024 * 1024 + 12_345, 11);
+    let hash = BlobHash::of(&data);
+    assert_eq!(
+        upload(blobs.as_ref(), &data, 256 * 1024 + 7)?,
+        data.len() as u64
+    );
+    assert_eq!(blobs.size(hash)?, Some(data.len() as u64));
+    // A range across the 5 MiB boundary, and the tail.
+    let at = 5 * 1024 * 1024 - 100;
+    assert_eq!(blobs.read(hash, at as u64, 200)?, data[at..at + 200]);
+    let tail = data.len() - 1_000;
+    assert_eq!(blobs.read(hash, tail as u64, u64::MAX)?, data[tail..]);
+    assert!(blobs.read(hash, 0, u64::MAX)? == data);
+
+    let other = varied(6 * 1024 * 1024, 12);
+    let claimed = BlobHash::of(b"not these bytes");
+    let mut sink = blobs.begin()?;
+    for piece in other.chunks(1024 * 1024) {
+        sink.write(piece)?;
+    }
+    assert!(matches!(
+        sink.finish(claimed),
+        Err(StoreError::HashMismatch)
+    ));
+    assert_eq!(blobs.size(claimed)?, None);
+    assert_eq!(blobs.size(BlobHash::of(&other))?, None);
+    Ok(())
+}
+
 pub(crate) fn an_empty_blob_is_a_blob(blobs: &Arc<dyn BlobStore>) -> TestResult {
     let sink = blobs.begin()?;
     let hash = BlobHash::of(b"");

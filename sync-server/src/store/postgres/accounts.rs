@@ -1,0 +1,1172 @@
+//! [`AccountStore`] for [`PgStore`]: the SQLite store's statements in PostgreSQL's
+//! dialect. Each method checks what it can answer precisely (an email taken, a 호칭
+//! used) before writing, inside a `SERIALIZABLE` transaction; the schema's constraints
+//! are the backstop.
+
+use deadpool_postgres::GenericClient;
+use doran_protocol::{
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    model::{InviteInfo, MemberInfo, Role},
+};
+use tokio_postgres::Row;
+
+use super::{
+    PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt,
+};
+use crate::store::{
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
+    StoreError, StoreResult, UserRecord,
+    rules::{StoredInviteState, int, passed},
+};
+
+const USER_COLUMNS: &str = "id, email, nickname, avatar, user_key, personal_doc, created_at";
+const DEVICE_COLUMNS: &str = "id, user_id, key, client, added_at, last_seen, revoked_at";
+const FAMILY_COLUMNS: &str = "f.id, f.title, f.host, f.created_at";
+const MEMBER_SELECT: &str = "SELECT m.user_id, m.name, m.role, m.joined_at, u.personal_doc
+     FROM members m JOIN users u ON u.id = m.user_id";
+const INVITE_SELECT: &str = "SELECT i.id, i.family, f.title, i.inviter, ur.nickname,
+            coalesce(mr.name, ''), i.invitee, ue.nickname, i.proposed_name, i.created_at,
+            i.expires_at, i.state
+     FROM invites i
+     JOIN families f ON f.id = i.family
+     JOIN users ur ON ur.id = i.inviter
+     JOIN users ue ON ue.id = i.invitee
+     LEFT JOIN members mr ON mr.family = i.family AND mr.user_id = i.inviter";
+
+fn user(row: &Row) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(bytes(row, 0)?),
+        email: row.try_get(1)?,
+        nickname: row.try_get(2)?,
+        avatar: bytes_opt(row, 3)?.map(BlobHash),
+        user_key: PublicKey(bytes(row, 4)?),
+        personal_doc: DocId(bytes(row, 5)?),
+        created_at: unsigned(row, 6, "created_at")?,
+    })
+}
+
+fn device(row: &Row) -> StoreResult<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: DeviceId(bytes(row, 0)?),
+        user: UserId(bytes(row, 1)?),
+        key: PublicKey(bytes(row, 2)?),
+        client: row.try_get(3)?,
+        added_at: unsigned(row, 4, "added_at")?,
+        last_seen: unsigned_opt(row, 5, "last_seen")?,
+        revoked_at: unsigned_opt(row, 6, "revoked_at")?,
+    })
+}
+
+fn family(row: &Row) -> StoreResult<FamilyRecord> {
+    Ok(FamilyRecord {
+        id: FamilyId(bytes(row, 0)?),
+        title: row.try_get(1)?,
+        host: UserId(bytes(row, 2)?),
+        created_at: unsigned(row, 3, "created_at")?,
+    })
+}
+
+fn member(row: &Row) -> StoreResult<MemberInfo> {
+    let role: &str = row.try_get(2)?;
+    Ok(MemberInfo {
+        user: UserId(bytes(row, 0)?),
+        name: row.try_get(1)?,
+        role: match role {
+            "host" => Role::Host,
+            "member" => Role::Member,
+            other => return Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
+        },
+        joined_at: unsigned(row, 3, "joined_at")?,
+        personal_doc: DocId(bytes(row, 4)?),
+    })
+}
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Host => "host",
+        Role::Member => "member",
+    }
+}
+
+fn invite(row: &Row, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
+    let expires_at = unsigned(row, 10, "expires_at")?;
+    let stored = StoredInviteState::parse(row.try_get(11)?)?;
+    let info = InviteInfo {
+        invite: InviteId(bytes(row, 0)?),
+        family: FamilyId(bytes(row, 1)?),
+        family_title: row.try_get(2)?,
+        inviter: UserId(bytes(row, 3)?),
+        inviter_nickname: row.try_get(4)?,
+        inviter_name: row.try_get(5)?,
+        invitee: UserId(bytes(row, 6)?),
+        invitee_nickname: row.try_get(7)?,
+        proposed_name: row.try_get(8)?,
+        created_at: unsigned(row, 9, "created_at")?,
+        expires_at,
+        state: stored.at(expires_at, now),
+    };
+    Ok((info, stored))
+}
+
+fn map<T>(rows: Vec<Row>, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+async fn live_family(c: &impl GenericClient, family: FamilyId) -> StoreResult<bool> {
+    exists(
+        c,
+        "SELECT 1 FROM families WHERE id = $1 AND NOT deleted",
+        &[&family.0],
+    )
+    .await
+}
+
+async fn is_member(c: &impl GenericClient, family: FamilyId, user: UserId) -> StoreResult<bool> {
+    exists(
+        c,
+        "SELECT 1 FROM members WHERE family = $1 AND user_id = $2",
+        &[&family.0, &user.0],
+    )
+    .await
+}
+
+async fn user_exists(c: &impl GenericClient, user: UserId) -> StoreResult<bool> {
+    exists(c, "SELECT 1 FROM users WHERE id = $1", &[&user.0]).await
+}
+
+async fn check_family_room(c: &impl GenericClient, user: UserId, max: usize) -> StoreResult<()> {
+    let n: i64 = row(
+        c,
+        "SELECT count(*) FROM members m JOIN families f ON f.id = m.family
+         WHERE m.user_id = $1 AND NOT f.deleted",
+        &[&user.0],
+    )
+    .await?
+    .map_or(Ok(0), |r| r.try_get(0))?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+        return Err(StoreError::TooManyFamilies);
+    }
+    Ok(())
+}
+
+async fn release(
+    c: &impl GenericClient,
+    blob: &[u8; 32],
+    family: Option<[u8; 16]>,
+    user: Option<[u8; 16]>,
+    size: i64,
+    at: i64,
+) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO blob_releases (blob, family, user_id, size, released_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[blob, &family, &user, &size, &at],
+    )
+    .await
+    .map(drop)
+}
+
+fn grantee_columns(to: BlobGrantee) -> (Option<[u8; 16]>, Option<[u8; 16]>) {
+    match to {
+        BlobGrantee::Family(f) => (Some(f.0), None),
+        BlobGrantee::User(u) => (None, Some(u.0)),
+    }
+}
+
+async fn name_holder(
+    c: &impl GenericClient,
+    family: FamilyId,
+    name: &str,
+) -> StoreResult<Option<UserId>> {
+    row(
+        c,
+        "SELECT user_id FROM members WHERE family = $1 AND name = $2",
+        &[&family.0, &name],
+    )
+    .await?
+    .map(|r| Ok(UserId(bytes(&r, 0)?)))
+    .transpose()
+}
+
+async fn check_new_device(c: &impl GenericClient, device: &NewDevice) -> StoreResult<()> {
+    if exists(c, "SELECT 1 FROM devices WHERE id = $1", &[&device.id.0]).await? {
+        return Err(StoreError::Conflict(format!("device {} exists", device.id)));
+    }
+    if exists(c, "SELECT 1 FROM devices WHERE key = $1", &[&device.key.0]).await? {
+        return Err(StoreError::Conflict("device key already registered".into()));
+    }
+    Ok(())
+}
+
+async fn insert_device(
+    c: &impl GenericClient,
+    user: UserId,
+    device: &NewDevice,
+) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO devices (id, user_id, key, client, added_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &device.id.0,
+            &user.0,
+            &device.key.0,
+            &device.client,
+            &int("added_at", device.added_at)?,
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+async fn load_invite(
+    c: &impl GenericClient,
+    id: InviteId,
+    now: u64,
+) -> StoreResult<Option<(InviteInfo, StoredInviteState)>> {
+    let sql = format!("{INVITE_SELECT} WHERE i.id = $1");
+    row(c, &sql, &[&id.0])
+        .await?
+        .map(|r| invite(&r, now))
+        .transpose()
+}
+
+/// Checks an invite can be closed at `now`, runs `before_close`, stores `state`.
+async fn close_invite(
+    c: &impl GenericClient,
+    id: InviteId,
+    now: u64,
+    state: StoredInviteState,
+    accept_max: Option<usize>,
+    accept_as: Option<&str>,
+) -> StoreResult<InviteInfo> {
+    let at = int("now", now)?;
+    let (mut info, stored) = load_invite(c, id, now)
+        .await?
+        .ok_or(StoreError::NotFound("invite"))?;
+    stored.check_open(info.expires_at, now)?;
+    if let Some(max) = accept_max {
+        // Accepted under another 호칭 than the proposed one: the invite records it.
+        if let Some(name) = accept_as {
+            exec(
+                c,
+                "UPDATE invites SET proposed_name = $2 WHERE id = $1",
+                &[&id.0, &name],
+            )
+            .await?;
+            name.clone_into(&mut info.proposed_name);
+        }
+        if is_member(c, info.family, info.invitee).await? {
+            return Err(StoreError::AlreadyMember);
+        }
+        if name_holder(c, info.family, &info.proposed_name)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::NameTaken(info.proposed_name.clone()));
+        }
+        check_family_room(c, info.invitee, max).await?;
+        exec(
+            c,
+            "INSERT INTO members (family, user_id, name, role, joined_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &info.family.0,
+                &info.invitee.0,
+                &info.proposed_name,
+                &role_str(Role::Member),
+                &at,
+            ],
+        )
+        .await?;
+    }
+    exec(
+        c,
+        "UPDATE invites SET state = $2, closed_at = $3 WHERE id = $1",
+        &[&id.0, &state.as_str(), &at],
+    )
+    .await?;
+    info.state = state.at(info.expires_at, now);
+    Ok(info)
+}
+
+impl AccountStore for PgStore {
+    fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
+        let created_at = int("created_at", user.created_at)?;
+        int("added_at", first_device.added_at)?;
+        self.write(async |tx| {
+            if exists(tx, "SELECT 1 FROM users WHERE email = $1", &[&user.email]).await? {
+                return Err(StoreError::EmailTaken);
+            }
+            if user_exists(tx, user.id).await? {
+                return Err(StoreError::Conflict(format!("user {} exists", user.id)));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM users WHERE user_key = $1",
+                &[&user.user_key.0],
+            )
+            .await?
+            {
+                return Err(StoreError::Conflict("user key already registered".into()));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM docs WHERE doc = $1",
+                &[&user.personal_doc.0],
+            )
+            .await?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "document {} exists",
+                    user.personal_doc
+                )));
+            }
+            check_new_device(tx, first_device).await?;
+            exec(
+                tx,
+                "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &user.id.0,
+                    &user.email,
+                    &user.nickname,
+                    &user.user_key.0,
+                    &user.personal_doc.0,
+                    &created_at,
+                ],
+            )
+            .await?;
+            exec(
+                tx,
+                "INSERT INTO docs (doc, user_id) VALUES ($1, $2)",
+                &[&user.personal_doc.0, &user.id.0],
+            )
+            .await?;
+            insert_device(tx, user.id, first_device).await
+        })
+    }
+
+    fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        self.read(async |c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+            row(c, &sql, &[&id.0]).await?.map(|r| user(&r)).transpose()
+        })
+    }
+
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.read(async |c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+            row(c, &sql, &[&email]).await?.map(|r| user(&r)).transpose()
+        })
+    }
+
+    fn user_by_key(&self, user_key: &PublicKey) -> StoreResult<Option<UserRecord>> {
+        self.read(async |c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_key = $1");
+            row(c, &sql, &[&user_key.0])
+                .await?
+                .map(|r| user(&r))
+                .transpose()
+        })
+    }
+
+    fn set_profile(
+        &self,
+        user: UserId,
+        nickname: &str,
+        avatar: Option<BlobHash>,
+    ) -> StoreResult<()> {
+        let avatar = avatar.map(|a| a.0);
+        self.write(async |tx| {
+            let updated = exec(
+                tx,
+                "UPDATE users SET nickname = $2, avatar = $3 WHERE id = $1",
+                &[&user.0, &nickname, &avatar],
+            )
+            .await?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
+            Ok(())
+        })
+    }
+
+    fn add_device(&self, user: UserId, device: &NewDevice) -> StoreResult<()> {
+        int("added_at", device.added_at)?;
+        self.write(async |tx| {
+            if !user_exists(tx, user).await? {
+                return Err(StoreError::NotFound("user"));
+            }
+            check_new_device(tx, device).await?;
+            insert_device(tx, user, device).await
+        })
+    }
+
+    fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        self.read(async |c| {
+            let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
+            row(c, &sql, &[&id.0])
+                .await?
+                .map(|r| device(&r))
+                .transpose()
+        })
+    }
+
+    fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        self.read(async |c| {
+            let sql = format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY added_at, id"
+            );
+            map(rows(c, &sql, &[&user.0]).await?, device)
+        })
+    }
+
+    fn revoke_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        by: DeviceId,
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(async |tx| {
+            let revoker = row(
+                tx,
+                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
+                &[&by.0, &user.0],
+            )
+            .await?;
+            match revoker
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+            {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
+                Some(None) => {}
+            }
+            let updated = exec(
+                tx,
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, $3)
+                 WHERE id = $1 AND user_id = $2",
+                &[&device.0, &user.0, &at],
+            )
+            .await?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("device"));
+            }
+            // Every relay closes the device's sessions once this commits.
+            self.announce(tx, 'r', &device.to_string()).await
+        })
+    }
+
+    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()> {
+        let at = int("at", at)?;
+        // One statement: no serialisable transaction needed, and no retries (sessions
+        // of one device on several relays touch it at once).
+        self.read(async |c| {
+            let updated = exec(
+                c,
+                "UPDATE devices SET last_seen = greatest(coalesce(last_seen, $2), $2) WHERE id = $1",
+                &[&device.0, &at],
+            )
+            .await?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("device"));
+            }
+            Ok(())
+        })
+    }
+
+    fn put_link_code(
+        &self,
+        code_hash: [u8; 32],
+        user: UserId,
+        device: DeviceId,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let expires_at = int("expires_at", expires_at)?;
+        self.write(async |tx| {
+            let revoked = row(
+                tx,
+                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
+                &[&device.0, &user.0],
+            )
+            .await?;
+            match revoked
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+            {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::Invalid("the device is revoked".into())),
+                Some(None) => {}
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM link_codes WHERE code_hash = $1",
+                &[&code_hash],
+            )
+            .await?
+            {
+                return Err(StoreError::Conflict("link code already issued".into()));
+            }
+            exec(
+                tx,
+                "INSERT INTO link_codes (code_hash, user_id, device, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[&code_hash, &user.0, &device.0, &expires_at],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+        let at = int("now", now)?;
+        self.write(async |tx| {
+            let found = row(
+                tx,
+                "SELECT l.user_id, l.expires_at, l.used_at IS NULL AND d.revoked_at IS NULL
+                 FROM link_codes l JOIN devices d ON d.id = l.device
+                 WHERE l.code_hash = $1",
+                &[&code_hash],
+            )
+            .await?;
+            let Some(found) = found else {
+                return Ok(None);
+            };
+            let user: [u8; 16] = bytes(&found, 0)?;
+            let expires_at = unsigned(&found, 1, "expires_at")?;
+            let usable: bool = found.try_get(2)?;
+            if !usable || passed(expires_at, now) {
+                return Ok(None);
+            }
+            exec(
+                tx,
+                "UPDATE link_codes SET used_at = $2 WHERE code_hash = $1",
+                &[&code_hash, &at],
+            )
+            .await?;
+            Ok(Some(UserId(user)))
+        })
+    }
+
+    fn create_family(
+        &self,
+        family: FamilyId,
+        title: &str,
+        host: UserId,
+        host_name: &str,
+        at: u64,
+        max_families: usize,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        let doc = DocId::from(family);
+        self.write(async |tx| {
+            if !user_exists(tx, host).await? {
+                return Err(StoreError::NotFound("user"));
+            }
+            if exists(tx, "SELECT 1 FROM families WHERE id = $1", &[&family.0]).await?
+                || exists(tx, "SELECT 1 FROM docs WHERE doc = $1", &[&doc.0]).await?
+            {
+                return Err(StoreError::Conflict(format!("family {family} exists")));
+            }
+            check_family_room(tx, host, max_families).await?;
+            exec(
+                tx,
+                "INSERT INTO families (id, title, host, created_at) VALUES ($1, $2, $3, $4)",
+                &[&family.0, &title, &host.0, &at],
+            )
+            .await?;
+            exec(
+                tx,
+                "INSERT INTO docs (doc, family) VALUES ($1, $2)",
+                &[&doc.0, &family.0],
+            )
+            .await?;
+            exec(
+                tx,
+                "INSERT INTO members (family, user_id, name, role, joined_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&family.0, &host.0, &host_name, &role_str(Role::Host), &at],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn family(&self, id: FamilyId) -> StoreResult<Option<FamilyRecord>> {
+        self.read(async |c| {
+            let sql = format!(
+                "SELECT {FAMILY_COLUMNS} FROM families f WHERE f.id = $1 AND NOT f.deleted"
+            );
+            row(c, &sql, &[&id.0])
+                .await?
+                .map(|r| family(&r))
+                .transpose()
+        })
+    }
+
+    fn families_of(&self, user: UserId) -> StoreResult<Vec<FamilyRecord>> {
+        self.read(async |c| {
+            let sql = format!(
+                "SELECT {FAMILY_COLUMNS} FROM members m JOIN families f ON f.id = m.family
+                 WHERE m.user_id = $1 AND NOT f.deleted ORDER BY m.joined_at, f.id"
+            );
+            map(rows(c, &sql, &[&user.0]).await?, family)
+        })
+    }
+
+    fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>> {
+        self.read(async |c| {
+            let sql =
+                format!("{MEMBER_SELECT} WHERE m.family = $1 ORDER BY m.joined_at, m.user_id");
+            map(rows(c, &sql, &[&family.0]).await?, member)
+        })
+    }
+
+    fn membership(&self, family: FamilyId, user: UserId) -> StoreResult<Option<MemberInfo>> {
+        self.read(async |c| {
+            let sql = format!("{MEMBER_SELECT} WHERE m.family = $1 AND m.user_id = $2");
+            row(c, &sql, &[&family.0, &user.0])
+                .await?
+                .map(|r| member(&r))
+                .transpose()
+        })
+    }
+
+    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
+        self.write(async |tx| {
+            let updated = exec(
+                tx,
+                "UPDATE families SET title = $2 WHERE id = $1 AND NOT deleted",
+                &[&family.0, &title],
+            )
+            .await?;
+            if updated == 0 {
+                return Err(StoreError::NotFound("family"));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
+        self.write(async |tx| {
+            if !is_member(tx, family, user).await? {
+                return Err(StoreError::NotFound("member"));
+            }
+            match name_holder(tx, family, name).await? {
+                Some(holder) if holder != user => return Err(StoreError::NameTaken(name.into())),
+                Some(_) => return Ok(()),
+                None => {}
+            }
+            exec(
+                tx,
+                "UPDATE members SET name = $3 WHERE family = $1 AND user_id = $2",
+                &[&family.0, &user.0, &name],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()> {
+        self.write(async |tx| {
+            let role = row(
+                tx,
+                "SELECT role FROM members WHERE family = $1 AND user_id = $2",
+                &[&family.0, &user.0],
+            )
+            .await?;
+            match role
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()?
+                .as_deref()
+            {
+                None => return Err(StoreError::NotFound("member")),
+                Some(role) if role == role_str(Role::Host) => {
+                    return Err(StoreError::Conflict(
+                        "the host cannot leave; delete the family instead".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            exec(
+                tx,
+                "DELETE FROM members WHERE family = $1 AND user_id = $2",
+                &[&family.0, &user.0],
+            )
+            .await?;
+            // Every relay re-checks what its sessions may read once this commits.
+            self.announce(tx, 'm', &format!("{family} {user}")).await
+        })
+    }
+
+    fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(async |tx| {
+            if !live_family(tx, family).await? {
+                return Err(StoreError::NotFound("family"));
+            }
+            exec(
+                tx,
+                "INSERT INTO blob_releases (blob, family, user_id, size, released_at)
+                 SELECT blob, family, NULL::bytea, size, $2::bigint FROM blob_grants WHERE family = $1
+                 UNION ALL
+                 SELECT blob, family, NULL::bytea, size, $2::bigint FROM snapshot_refs WHERE family = $1",
+                &[&family.0, &at],
+            )
+            .await?;
+            for sql in [
+                "DELETE FROM members WHERE family = $1",
+                "DELETE FROM invites WHERE family = $1",
+                "DELETE FROM blob_grants WHERE family = $1",
+                "DELETE FROM snapshot_refs WHERE family = $1",
+                "UPDATE families SET deleted = true WHERE id = $1",
+            ] {
+                exec(tx, sql, &[&family.0]).await?;
+            }
+            self.announce(tx, 'm', &family.to_string()).await
+        })
+    }
+
+    fn create_invite(&self, new: &NewInvite) -> StoreResult<()> {
+        let created_at = int("created_at", new.created_at)?;
+        let expires_at = int("expires_at", new.expires_at)?;
+        if expires_at <= created_at {
+            return Err(StoreError::Invalid(
+                "an invite must expire after it is created".into(),
+            ));
+        }
+        self.write(async |tx| {
+            if !live_family(tx, new.family).await? {
+                return Err(StoreError::NotFound("family"));
+            }
+            if !user_exists(tx, new.invitee).await? {
+                return Err(StoreError::NotFound("user"));
+            }
+            if !is_member(tx, new.family, new.inviter).await? {
+                return Err(StoreError::NotFound("member"));
+            }
+            if exists(tx, "SELECT 1 FROM invites WHERE id = $1", &[&new.id.0]).await? {
+                return Err(StoreError::Conflict(format!("invite {} exists", new.id)));
+            }
+            if is_member(tx, new.family, new.invitee).await? {
+                return Err(StoreError::AlreadyMember);
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM invites
+                 WHERE family = $1 AND invitee = $2 AND state = 'pending' AND expires_at > $3",
+                &[&new.family.0, &new.invitee.0, &created_at],
+            )
+            .await?
+            {
+                return Err(StoreError::AlreadyInvited);
+            }
+            if name_holder(tx, new.family, &new.proposed_name)
+                .await?
+                .is_some()
+            {
+                return Err(StoreError::NameTaken(new.proposed_name.clone()));
+            }
+            exec(
+                tx,
+                "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
+                                      created_at, expires_at, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &new.id.0,
+                    &new.family.0,
+                    &new.inviter.0,
+                    &new.invitee.0,
+                    &new.proposed_name,
+                    &created_at,
+                    &expires_at,
+                    &StoredInviteState::Pending.as_str(),
+                ],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn invite(&self, id: InviteId, now: u64) -> StoreResult<Option<InviteInfo>> {
+        self.read(async |c| Ok(load_invite(c, id, now).await?.map(|(info, _)| info)))
+    }
+
+    fn invites_for(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        let at = int("now", now)?;
+        self.read(async |c| {
+            let sql = format!(
+                "{INVITE_SELECT} WHERE i.invitee = $1 AND i.state = 'pending'
+                   AND i.expires_at > $2 ORDER BY i.created_at, i.id"
+            );
+            map(rows(c, &sql, &[&user.0, &at]).await?, |r| {
+                Ok(invite(r, now)?.0)
+            })
+        })
+    }
+
+    fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        let at = int("now", now)?;
+        self.read(async |c| {
+            let sql = format!(
+                "{INVITE_SELECT} WHERE i.family = $1 AND i.state = 'pending'
+                   AND i.expires_at > $2 ORDER BY i.created_at, i.id"
+            );
+            map(rows(c, &sql, &[&family.0, &at]).await?, |r| {
+                Ok(invite(r, now)?.0)
+            })
+        })
+    }
+
+    fn answer_invite(
+        &self,
+        id: InviteId,
+        accept: bool,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
+        int("now", now)?;
+        let state = if accept {
+            StoredInviteState::Accepted
+        } else {
+            StoredInviteState::Rejected
+        };
+        self.write(async |tx| {
+            close_invite(tx, id, now, state, accept.then_some(max_families), None).await
+        })
+    }
+
+    fn accept_invite_as(
+        &self,
+        id: InviteId,
+        name: &str,
+        now: u64,
+        max_families: usize,
+    ) -> StoreResult<InviteInfo> {
+        int("now", now)?;
+        self.write(async |tx| {
+            close_invite(
+                tx,
+                id,
+                now,
+                StoredInviteState::Accepted,
+                Some(max_families),
+                Some(name),
+            )
+            .await
+        })
+    }
+
+    fn withdraw_invite(&self, id: InviteId, now: u64) -> StoreResult<InviteInfo> {
+        self.write(async |tx| {
+            close_invite(tx, id, now, StoredInviteState::Withdrawn, None, None).await
+        })
+    }
+
+    fn doc_owner(&self, doc: DocId) -> StoreResult<Option<DocOwner>> {
+        self.read(async |c| {
+            let found = row(
+                c,
+                "SELECT d.family, d.user_id
+                 FROM docs d LEFT JOIN families f ON f.id = d.family
+                 WHERE d.doc = $1 AND (d.user_id IS NOT NULL OR NOT f.deleted)",
+                &[&doc.0],
+            )
+            .await?;
+            let Some(found) = found else {
+                return Ok(None);
+            };
+            match (bytes_opt(&found, 0)?, bytes_opt(&found, 1)?) {
+                (Some(family), None) => Ok(Some(DocOwner::Family(FamilyId(family)))),
+                (None, Some(user)) => Ok(Some(DocOwner::Personal(UserId(user)))),
+                _ => Err(StoreError::Corrupt(format!(
+                    "document {doc} has no single owner"
+                ))),
+            }
+        })
+    }
+
+    fn grant_blob(
+        &self,
+        family: FamilyId,
+        blob: BlobHash,
+        size: u64,
+        by: UserId,
+    ) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(async |tx| {
+            if !live_family(tx, family).await? {
+                return Err(StoreError::NotFound("family"));
+            }
+            exec(
+                tx,
+                "INSERT INTO blob_grants AS g (family, blob, size, uploaded_by)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
+                     CASE WHEN g.uploaded_by = excluded.uploaded_by THEN g.uploaded_by ELSE NULL END",
+                &[&family.0, &blob.0, &size, &by.0],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(async |tx| {
+            if !user_exists(tx, user).await? {
+                return Err(StoreError::NotFound("user"));
+            }
+            exec(
+                tx,
+                "INSERT INTO user_blob_grants (user_id, blob, size) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id, blob) DO NOTHING",
+                &[&user.0, &blob.0, &size],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
+        self.read(async |c| {
+            exists(
+                c,
+                "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
+                 WHERE g.blob = $2 AND m.user_id = $1
+                 UNION ALL
+                 SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
+                 WHERE r.blob = $2 AND m.user_id = $1
+                 UNION ALL
+                 SELECT 1 FROM user_blob_grants u WHERE u.blob = $2 AND u.user_id = $1
+                 UNION ALL
+                 SELECT 1 FROM snapshot_refs r WHERE r.blob = $2 AND r.user_id = $1
+                 UNION ALL
+                 SELECT 1 FROM user_blob_grants u
+                 JOIN members o ON o.user_id = u.user_id
+                 JOIN members m ON m.family = o.family
+                 WHERE u.blob = $2 AND m.user_id = $1
+                 UNION ALL
+                 SELECT 1 FROM snapshot_refs r
+                 JOIN members o ON o.user_id = r.user_id
+                 JOIN members m ON m.family = o.family
+                 WHERE r.blob = $2 AND m.user_id = $1
+                 LIMIT 1",
+                &[&user.0, &blob.0],
+            )
+            .await
+        })
+    }
+
+    fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+        self.read(async |c| match to {
+            BlobGrantee::Family(family) => {
+                exists(
+                    c,
+                    "SELECT 1 FROM blob_grants WHERE family = $1 AND blob = $2
+                     UNION ALL SELECT 1 FROM snapshot_refs WHERE family = $1 AND blob = $2
+                     UNION ALL SELECT 1 FROM blob_releases WHERE family = $1 AND blob = $2
+                     LIMIT 1",
+                    &[&family.0, &blob.0],
+                )
+                .await
+            }
+            BlobGrantee::User(user) => {
+                exists(
+                    c,
+                    "SELECT 1 FROM user_blob_grants WHERE user_id = $1 AND blob = $2
+                     UNION ALL SELECT 1 FROM snapshot_refs WHERE user_id = $1 AND blob = $2
+                     UNION ALL SELECT 1 FROM blob_releases WHERE user_id = $1 AND blob = $2
+                     LIMIT 1",
+                    &[&user.0, &blob.0],
+                )
+                .await
+            }
+        })
+    }
+
+    fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
+        self.read(async |c| {
+            let total = row(
+                c,
+                "SELECT coalesce(sum(size), 0)::bigint FROM (
+                     SELECT blob, size FROM blob_grants WHERE family = $1
+                     UNION SELECT blob, size FROM snapshot_refs WHERE family = $1
+                     UNION SELECT blob, size FROM blob_releases WHERE family = $1) b",
+                &[&family.0],
+            )
+            .await?
+            .map_or(Ok(0), |r| r.try_get(0))?;
+            to_unsigned(total, "blob bytes")
+        })
+    }
+
+    fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
+        self.read(async |c| {
+            let total = row(
+                c,
+                "SELECT coalesce(sum(size), 0)::bigint FROM (
+                     SELECT blob, size FROM user_blob_grants WHERE user_id = $1
+                     UNION SELECT blob, size FROM snapshot_refs WHERE user_id = $1
+                     UNION SELECT blob, size FROM blob_releases WHERE user_id = $1) b",
+                &[&user.0],
+            )
+            .await?
+            .map_or(Ok(0), |r| r.try_get(0))?;
+            to_unsigned(total, "blob bytes")
+        })
+    }
+
+    fn add_snapshot_ref(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        size: u64,
+    ) -> StoreResult<()> {
+        let size = int("size", size)?;
+        self.write(async |tx| {
+            let known = match to {
+                BlobGrantee::Family(f) => live_family(tx, f).await?,
+                BlobGrantee::User(u) => user_exists(tx, u).await?,
+            };
+            if !known {
+                return Err(StoreError::NotFound(match to {
+                    BlobGrantee::Family(_) => "family",
+                    BlobGrantee::User(_) => "user",
+                }));
+            }
+            let (family, user) = grantee_columns(to);
+            exec(
+                tx,
+                "INSERT INTO snapshot_refs (doc, blob, family, user_id, size)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (doc, blob) DO NOTHING",
+                &[&doc.0, &blob.0, &family, &user, &size],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn settle_snapshot(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(async |tx| {
+            if !exists(
+                tx,
+                "SELECT 1 FROM snapshot_refs WHERE doc = $1 AND blob = $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?
+            {
+                return Err(StoreError::NotFound("blob"));
+            }
+            let others = rows(
+                tx,
+                "SELECT blob, family, user_id, size FROM snapshot_refs WHERE doc = $1 AND blob <> $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?;
+            for r in &others {
+                let old: [u8; 32] = bytes(r, 0)?;
+                let size: i64 = r.try_get(3)?;
+                release(tx, &old, bytes_opt(r, 1)?, bytes_opt(r, 2)?, size, at).await?;
+            }
+            exec(
+                tx,
+                "DELETE FROM snapshot_refs WHERE doc = $1 AND blob <> $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?;
+            match to {
+                BlobGrantee::Family(f) => {
+                    exec(
+                        tx,
+                        "DELETE FROM blob_grants WHERE family = $1 AND blob = $2 AND uploaded_by = $3",
+                        &[&f.0, &blob.0, &by.0],
+                    )
+                    .await?;
+                }
+                BlobGrantee::User(u) if u == by => {
+                    exec(
+                        tx,
+                        "DELETE FROM user_blob_grants WHERE user_id = $1 AND blob = $2",
+                        &[&u.0, &blob.0],
+                    )
+                    .await?;
+                }
+                BlobGrantee::User(_) => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
+        let at = int("at", at)?;
+        self.write(async |tx| {
+            let found = row(
+                tx,
+                "SELECT family, user_id, size FROM snapshot_refs WHERE doc = $1 AND blob = $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?;
+            let Some(found) = found else {
+                return Ok(false);
+            };
+            let size: i64 = found.try_get(2)?;
+            release(
+                tx,
+                &blob.0,
+                bytes_opt(&found, 0)?,
+                bytes_opt(&found, 1)?,
+                size,
+                at,
+            )
+            .await?;
+            exec(
+                tx,
+                "DELETE FROM snapshot_refs WHERE doc = $1 AND blob = $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?;
+            Ok(true)
+        })
+    }
+
+    fn blob_referenced(&self, blob: BlobHash) -> StoreResult<bool> {
+        self.read(async |c| {
+            exists(
+                c,
+                "SELECT 1 FROM blob_grants WHERE blob = $1
+                 UNION ALL SELECT 1 FROM user_blob_grants WHERE blob = $1
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE blob = $1
+                 UNION ALL SELECT 1 FROM blob_releases WHERE blob = $1
+                 LIMIT 1",
+                &[&blob.0],
+            )
+            .await
+        })
+    }
+
+    fn expire_blob_releases(&self, before: u64) -> StoreResult<usize> {
+        let before = int("before", before)?;
+        self.read(async |c| {
+            let n = exec(
+                c,
+                "DELETE FROM blob_releases WHERE released_at < $1",
+                &[&before],
+            )
+            .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+}
