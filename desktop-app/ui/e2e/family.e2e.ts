@@ -239,6 +239,8 @@ describe.sequential('the desktop app with a family', () => {
 
   it('records a voice message from the microphone, converted to MP3 with progress', async () => {
     await nav('voice');
+    // The album list renders after the navigation: wait for it before clicking.
+    await s.waitFor('[data-testid=new-voice-album]');
     await s.click('[data-testid=new-voice-album]');
     await s.type('input[name=voice-album-name]', '엄마의 하루');
     await s.click('[data-testid=save-voice-album]');
