@@ -311,6 +311,8 @@ test_backends_up() {
 # blob sweep's, which looks at the blob folder's files.
 test_backends_suites() {
     log "the relay's end-to-end tests on PostgreSQL + S3"
-    DORAN_TEST_BACKEND=cluster cargo nextest run -p doran-server --locked --no-fail-fast \
-        -E 'kind(test) & !binary(blob_sweep)'
+    # --workspace with a filter rather than -p doran-server: the same build as the
+    # first nextest run (-p would resolve features anew and compile ~90 crates again).
+    DORAN_TEST_BACKEND=cluster cargo nextest run --workspace --locked --no-fail-fast \
+        -E 'package(doran-server) & kind(test) & !binary(blob_sweep)'
 }

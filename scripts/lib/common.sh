@@ -6,7 +6,9 @@
 # and espeak-ng: audio/ tests make their fixtures (and compare durations) with them.
 DORAN_APT_PACKAGES=(cmake pkg-config build-essential ffmpeg espeak-ng)
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each line carries the seconds since the script started, so a CI log shows where the
+# time went.
+log() { printf '\033[1m==> [%5ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -63,13 +63,20 @@ desktop_test() {
     (cd "$DESKTOP_UI" && npm run --silent check && npx vitest run --reporter=dot)
 
     log "desktop app: building the app, the relay and the CLI (debug)"
-    cargo build --locked -p doran-desktop -p doran-server -p doran-cli
-    local bin
+    # The whole workspace, not -p: the same feature resolution as the test build, so
+    # the dependencies it compiled are reused instead of compiled again.
+    cargo build --locked --workspace
+    local bin shots
     bin="$(desktop_target_dir)/debug"
-    log "desktop app: end-to-end tests in a real window (Xvfb, tauri-driver, WebKitWebDriver)"
+    # Screenshots go beside the build, so a test run leaves the checkout clean;
+    # DORAN_UPDATE_SCREENSHOTS=1 writes the committed ones in docs/screenshots/.
+    shots="$(desktop_target_dir)/screenshots"
+    [ "${DORAN_UPDATE_SCREENSHOTS:-0}" = 1 ] && shots="$PWD/docs/screenshots"
+    mkdir -p "$shots"
+    log "desktop app: end-to-end tests in a real window (Xvfb, tauri-driver, WebKitWebDriver); screenshots in $shots"
     (cd "$DESKTOP_UI" && \
         DORAN_APP="$bin/dorandoran" DORAN_BIN="$bin" TAURI_DRIVER="$DESKTOP_TOOLS/bin/tauri-driver" \
-        DORAN_SCREENSHOTS="$PWD/../../docs/screenshots" \
+        DORAN_SCREENSHOTS="$shots" \
         xvfb-run -a -s "-screen 0 1280x900x24" npm run --silent e2e)
     log "desktop app checks and tests passed in $((SECONDS - started)) s"
 }

@@ -25,7 +25,11 @@ mobile_bindings() {
         flags=(--release)
     fi
     log "building doran-mobile ($profile) and uniffi-bindgen"
-    cargo build --locked "${flags[@]}" -p doran-mobile -p doran-uniffi-bindgen
+    # scripts/test sets MOBILE_CARGO_SCOPE=--workspace: selecting packages with -p
+    # resolves other features for the shared dependencies and compiles ~100 crates a
+    # second time; the whole workspace reuses what the test build already compiled.
+    # shellcheck disable=SC2086
+    cargo build --locked "${flags[@]}" ${MOBILE_CARGO_SCOPE:--p doran-mobile -p doran-uniffi-bindgen}
     local bin lib
     bin="$(mobile_target_dir)/$profile"
     lib="$bin/libdoran_mobile.so"
