@@ -83,6 +83,9 @@ impl Cohort {
     /// Registers `devices` devices in families of the given sizes, concurrently.
     pub async fn build(relay: &Relay, sizes: &[usize]) -> Result<Cohort, LoadError> {
         let gate = Arc::new(Semaphore::new(SETUP_PARALLEL));
+        // Emails are unique to this run: a relay that kept an earlier run's accounts
+        // (a cluster's database survives `scripts/cluster down`) refuses none of them.
+        let run: u32 = rand::random();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, &size) in sizes.iter().enumerate() {
             let gate = Arc::clone(&gate);
@@ -90,7 +93,7 @@ impl Cohort {
             let http = relay.http_url();
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let built = set_up_family(&ws, &http, index, size).await;
+                let built = set_up_family(&ws, &http, run, index, size).await;
                 (index, built)
             });
         }
@@ -178,13 +181,14 @@ type SetUp = (Family, Vec<(Identity, Conn)>);
 async fn set_up_family(
     ws: &str,
     http: &str,
+    run: u32,
     index: usize,
     size: usize,
 ) -> Result<SetUp, LoadError> {
     let mut members = Vec::with_capacity(size);
     for place in 0..size {
         let mut id = Identity::new(
-            format!("f{index}-m{place}@bench.doran"),
+            format!("r{run:08x}-f{index}-m{place}@bench.doran"),
             format!("bench {index}.{place}"),
         );
         let conn = Conn::register(ws, &mut id).await?;

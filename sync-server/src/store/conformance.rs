@@ -115,6 +115,7 @@ macro_rules! relay_store_conformance_tests {
                 // users and devices
                 create_user_then_read_it_back,
                 a_taken_email_is_refused_and_changes_nothing,
+                racing_sign_ups_of_one_email_make_one_account,
                 taken_ids_and_keys_are_conflicts,
                 unknown_users_and_devices_read_as_none,
                 set_profile_updates_nickname_and_avatar,

@@ -246,6 +246,41 @@ impl PgStore {
         })
     }
 
+    /// Runs `f` in a `READ COMMITTED` transaction, for writes whose only invariants
+    /// are unique keys (registering a user, adding a device): the constraints decide a
+    /// race (the second insert waits for the first and fails with a unique violation,
+    /// mapped to the method's error), so nothing needs to serialise. At `SERIALIZABLE`
+    /// every concurrent registration read the same index pages it then wrote, failed to
+    /// serialise and backed off: under a burst of sign-ups some took longer than the
+    /// relay's 30 s sign-in deadline. Deadlocks are still tried again.
+    fn write_committed<T>(
+        &self,
+        f: impl AsyncFn(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.run(async {
+            let mut client = client(&self.pool).await?;
+            let mut attempt = 1;
+            loop {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .start()
+                    .await?;
+                let out = match f(&tx).await {
+                    Ok(v) => tx.commit().await.map(|()| v).map_err(StoreError::from),
+                    Err(e) => {
+                        tx.rollback().await?;
+                        Err(e)
+                    }
+                };
+                match out {
+                    Err(e) if retryable(&e) && attempt < WRITE_ATTEMPTS => attempt += 1,
+                    other => return other,
+                }
+            }
+        })
+    }
+
     /// Announces `KIND ORIGIN ARGS` on the store's channel from inside `tx`
     /// (delivered when, and only if, it commits).
     async fn announce(&self, tx: &Transaction<'_>, kind: char, args: &str) -> StoreResult<()> {
@@ -338,6 +373,15 @@ impl From<tokio_postgres::Error> for StoreError {
         match err.code() {
             // The methods check uniqueness themselves to answer a precise error; a
             // constraint that still fires means a record with that key exists.
+            // Two registrations of one email racing: the loser is told as if it had
+            // checked first.
+            Some(c)
+                if *c == SqlState::UNIQUE_VIOLATION
+                    && err.as_db_error().and_then(|d| d.constraint())
+                        == Some("users_email_key") =>
+            {
+                StoreError::EmailTaken
+            }
             Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(err.to_string()),
             Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
                 StoreError::Corrupt(err.to_string())

@@ -63,6 +63,42 @@ pub(crate) fn a_taken_email_is_refused_and_changes_nothing(f: &Fixture) -> TestR
     Ok(())
 }
 
+/// Sign-ups racing for one email (several relays, or one relay's blocking threads):
+/// exactly one account is made, the others are told the email is taken, and nothing
+/// of theirs is left behind.
+pub(crate) fn racing_sign_ups_of_one_email_make_one_account(f: &Fixture) -> TestResult {
+    const RACERS: u8 = 8;
+    let handles: Vec<_> = (1..=RACERS)
+        .map(|n| {
+            let accounts = std::sync::Arc::clone(&f.accounts);
+            std::thread::spawn(move || {
+                let (mut user, device) = new_user(n);
+                user.email = "shared@example.com".into();
+                (n, accounts.create_user(&user, &device))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for handle in handles {
+        let (n, result) = handle.join().map_err(|_| "a racer panicked")?;
+        match result {
+            Ok(()) => winners.push(n),
+            Err(StoreError::EmailTaken) => {
+                let (user, device) = new_user(n);
+                assert_eq!(f.accounts.user(user.id)?, None);
+                assert_eq!(f.accounts.device(device.id)?, None);
+                assert_eq!(f.accounts.doc_owner(user.personal_doc)?, None);
+            }
+            Err(e) => return Err(format!("racer {n}: {e}").into()),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one account: {winners:?}");
+    let winner = new_user(winners[0]).0.id;
+    let found = f.accounts.user_by_email("shared@example.com")?;
+    assert_eq!(found.map(|u| u.id), Some(winner));
+    Ok(())
+}
+
 pub(crate) fn taken_ids_and_keys_are_conflicts(f: &Fixture) -> TestResult {
     let one = register(f, 1)?;
     let family = family_with_host(f, 1, 9)?;

@@ -294,7 +294,8 @@ impl AccountStore for PgStore {
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
         let created_at = int("created_at", user.created_at)?;
         int("added_at", first_device.added_at)?;
-        self.write(async |tx| {
+        // The checks below answer precise errors; the unique constraints decide races.
+        self.write_committed(async |tx| {
             if exists(tx, "SELECT 1 FROM users WHERE email = $1", &[&user.email]).await? {
                 return Err(StoreError::EmailTaken);
             }
@@ -394,7 +395,8 @@ impl AccountStore for PgStore {
 
     fn add_device(&self, user: UserId, device: &NewDevice) -> StoreResult<()> {
         int("added_at", device.added_at)?;
-        self.write(async |tx| {
+        // Unique keys and the user's foreign key are all it must hold (see create_user).
+        self.write_committed(async |tx| {
             if !user_exists(tx, user).await? {
                 return Err(StoreError::NotFound("user"));
             }
