@@ -87,6 +87,7 @@ pub fn probe(bytes: &[u8]) -> Result<InputFormat> {
             return Err(AudioError::Truncated);
         }
         return if &b[8..12] == b"WAVE" {
+            check_wav_channels(b)?;
             Ok(InputFormat::Wav)
         } else {
             Err(AudioError::NotAudio)
@@ -105,6 +106,39 @@ pub fn probe(bytes: &[u8]) -> Result<InputFormat> {
         return Err(AudioError::Truncated);
     }
     Err(AudioError::NotAudio)
+}
+
+/// Most channels a WAV file may declare: a voice message is mono or stereo, and
+/// surround recordings stop at 7.1.
+const MAX_WAV_CHANNELS: u16 = 8;
+
+/// Checks the channel count of the WAV `fmt ` chunk when it is within the probed head
+/// (it nearly always is: it comes first). The WAV reader multiplies the channel count
+/// by the sample size in 16 bits, which overflows for a forged count (found by
+/// fuzzing: 65 535 channels of 16 bits).
+fn check_wav_channels(b: &[u8]) -> Result<()> {
+    let mut at = 12;
+    while let Some(header) = b.get(at..at + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"fmt " {
+            let Some(channels) = b.get(at + 10..at + 12) else {
+                return Ok(());
+            };
+            return match u16::from_le_bytes([channels[0], channels[1]]) {
+                0 => Err(AudioError::Corrupt("a WAV file with no channels".into())),
+                n if n > MAX_WAV_CHANNELS => Err(AudioError::UnsupportedCodec(format!(
+                    "WAV with {n} channels (at most {MAX_WAV_CHANNELS})"
+                ))),
+                _ => Ok(()),
+            };
+        }
+        // Chunks are padded to an even size.
+        at = at
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size & 1);
+    }
+    Ok(())
 }
 
 fn probe_ogg(b: &[u8]) -> Result<InputFormat> {

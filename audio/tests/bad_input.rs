@@ -258,3 +258,31 @@ fn too_long_reports_the_whole_duration() {
         }
     }
 }
+
+/// A WAV header with a channel count the WAV reader cannot multiply (found by fuzzing:
+/// 65 535 channels of 16 bits overflowed it) is refused at the probe, before decoding.
+#[test]
+fn wav_with_a_forged_channel_count_is_refused() {
+    fn wav(channels: u16) -> Vec<u8> {
+        let mut b = b"RIFF\x00\x01\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00".to_vec();
+        b.extend_from_slice(&channels.to_le_bytes());
+        b.extend_from_slice(&48_000u32.to_le_bytes());
+        b.extend_from_slice(&192_000u32.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data\x04\x00\x00\x00\x00\x00\x00\x00");
+        b
+    }
+    assert!(matches!(
+        probe(&wav(0xffff)),
+        Err(AudioError::UnsupportedCodec(_))
+    ));
+    assert!(matches!(
+        probe(&wav(9)),
+        Err(AudioError::UnsupportedCodec(_))
+    ));
+    assert!(matches!(probe(&wav(0)), Err(AudioError::Corrupt(_))));
+    assert_eq!(probe(&wav(2)).ok(), Some(InputFormat::Wav));
+    let converted = convert_bytes(&wav(0xffff), &ConvertOptions::default());
+    assert!(matches!(converted, Err(AudioError::UnsupportedCodec(_))));
+}
