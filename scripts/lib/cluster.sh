@@ -114,7 +114,7 @@ pg_start() {
     # Durability as in production (fsync, synchronous_commit): an acked change must
     # survive. Enough connections for a few relays' pools and the tests.
     as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -t 60 start \
-        -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$data -c max_connections=300 -c shared_buffers=128MB" >/dev/null
+        -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$data -c max_connections=300 -c shared_buffers=128MB -c max_pred_locks_per_transaction=1024 -c max_pred_locks_per_page=16" >/dev/null
     cp "$data/postmaster.pid" "$CLUSTER_DIR/pids/postgres.pidfile"
     head -1 "$data/postmaster.pid" > "$CLUSTER_DIR/pids/postgres.pid"
     wait_for 30 PostgreSQL "$bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT"

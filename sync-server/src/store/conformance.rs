@@ -146,6 +146,7 @@ macro_rules! relay_store_conformance_tests {
                 a_refused_snapshot_reference_is_dropped,
                 a_deleted_familys_blobs_are_released,
                 families_per_user_are_capped,
+                racing_accepts_respect_the_family_cap,
                 // invites
                 an_invite_reads_back_with_names,
                 create_invite_errors_change_nothing,

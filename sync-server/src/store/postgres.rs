@@ -9,12 +9,15 @@
 //! runs on the runtime's workers. So SQLite keeps its direct path, the handlers stay
 //! as they are, and a blocking thread is held only for as long as one call takes.
 //!
-//! **Transactions.** Every method is one transaction, as the traits require. Writes run
-//! at `SERIALIZABLE` and are retried when PostgreSQL reports a serialization failure
-//! or a deadlock, so the check-then-write methods (an email taken, two devices
-//! revoking each other, the families-per-user cap) behave as SQLite's serialised
-//! writer does even with several relays writing at once. Reads that are one statement
-//! run alone (a statement sees one snapshot).
+//! **Transactions.** Every method is one transaction, as the traits require, and the
+//! check-then-write methods behave as SQLite's serialised writer does even with
+//! several relays writing at once. Two ways: the busy ones (sign-ups, new devices, a
+//! family's members and invites) run at `READ COMMITTED`, deciding races with unique
+//! keys and by locking the family's row, then the user's, before they read; the
+//! others (two devices revoking each other, link codes, grants, snapshot references)
+//! run at `SERIALIZABLE`. Both are retried on a deadlock, and the serialisable ones on
+//! a serialization failure. Reads that are one statement run alone (a statement sees
+//! one snapshot).
 //!
 //! **Appends** are one statement per group (`doran_append`, a PL/pgSQL function in the
 //! first migration): one round trip and one commit — one WAL flush — per group. The
@@ -246,13 +249,16 @@ impl PgStore {
         })
     }
 
-    /// Runs `f` in a `READ COMMITTED` transaction, for writes whose only invariants
-    /// are unique keys (registering a user, adding a device): the constraints decide a
-    /// race (the second insert waits for the first and fails with a unique violation,
-    /// mapped to the method's error), so nothing needs to serialise. At `SERIALIZABLE`
-    /// every concurrent registration read the same index pages it then wrote, failed to
-    /// serialise and backed off: under a burst of sign-ups some took longer than the
-    /// relay's 30 s sign-in deadline. Deadlocks are still tried again.
+    /// Runs `f` in a `READ COMMITTED` transaction, for the writes of a burst of
+    /// sign-ups and family set-ups: registering a user and adding a device (whose only
+    /// invariants are unique keys: the second insert waits for the first and fails
+    /// with a unique violation, mapped to the method's error), and the writes of a
+    /// family's members and invites (which lock the family's row, then the user's,
+    /// first: `lock_family`, `lock_user`). At `SERIALIZABLE` those writes, for
+    /// different users and families, conflicted through the index pages they shared,
+    /// failed to serialise and backed off: sign-ups missed the relay's 30 s sign-in
+    /// deadline, and with three relays some set-ups failed twelve times in a row.
+    /// Deadlocks are still tried again.
     fn write_committed<T>(
         &self,
         f: impl AsyncFn(&Transaction<'_>) -> StoreResult<T>,

@@ -1,7 +1,7 @@
 //! Families, members, document ownership and blob grants.
 
 use doran_protocol::{
-    BlobHash, DocId, FamilyId, UserId,
+    BlobHash, DocId, FamilyId, InviteState, UserId,
     model::{MemberInfo, Role},
 };
 
@@ -585,5 +585,44 @@ pub(crate) fn families_per_user_are_capped(f: &Fixture) -> TestResult {
     f.accounts.delete_family(family_id(1), 30)?;
     f.accounts.answer_invite(invite.id, true, 31, 2)?;
     assert!(f.accounts.membership(family_id(4), host)?.is_some());
+    Ok(())
+}
+
+/// Accepts racing for a user's last free family (several relays, or one relay's
+/// blocking threads): exactly one is taken, the others are refused and add nothing,
+/// and the invites they answered stay open.
+pub(crate) fn racing_accepts_respect_the_family_cap(f: &Fixture) -> TestResult {
+    const RACERS: u8 = 6;
+    let guest = register(f, 1)?;
+    let mut invites = Vec::new();
+    for n in 1..=RACERS {
+        let host = register(f, 10 + n)?;
+        f.accounts
+            .create_family(family_id(n), "t", host, "엄마", 10, usize::MAX)?;
+        let invite = new_invite(n, family_id(n), host, guest, "아빠", 20);
+        f.accounts.create_invite(&invite)?;
+        invites.push(invite.id);
+    }
+    let handles: Vec<_> = invites
+        .iter()
+        .map(|&id| {
+            let accounts = std::sync::Arc::clone(&f.accounts);
+            std::thread::spawn(move || (id, accounts.answer_invite(id, true, 21, 1)))
+        })
+        .collect();
+    let mut accepted = 0;
+    for handle in handles {
+        let (id, result) = handle.join().map_err(|_| "a racer panicked")?;
+        match result {
+            Ok(_) => accepted += 1,
+            Err(StoreError::TooManyFamilies) => {
+                let open = f.accounts.invite(id, 21)?.ok_or("the invite")?;
+                assert_eq!(open.state, InviteState::Pending, "{id:?} stays open");
+            }
+            Err(e) => return Err(format!("accept {id:?}: {e}").into()),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(f.accounts.families_of(guest)?.len(), 1);
     Ok(())
 }

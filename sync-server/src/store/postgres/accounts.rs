@@ -130,6 +130,33 @@ async fn is_member(c: &impl GenericClient, family: FamilyId, user: UserId) -> St
     .await
 }
 
+/// Locks the family's row until the transaction ends; whether the family exists
+/// (deleted or not). Every write that reads and then changes a family's members or
+/// invites takes it first, at `READ COMMITTED`: those writes of one family run one
+/// after the other, and each statement after the lock sees what the one before it
+/// committed. (At `SERIALIZABLE`, writes of *different* families conflicted through
+/// the index pages they shared and, with three relays setting families up at once,
+/// failed to serialise twelve times in a row.)
+async fn lock_family(c: &impl GenericClient, family: FamilyId) -> StoreResult<bool> {
+    exists(
+        c,
+        "SELECT 1 FROM families WHERE id = $1 FOR UPDATE",
+        &[&family.0],
+    )
+    .await
+}
+
+/// Locks the user's row until the transaction ends (the families-per-user cap is
+/// checked under it); whether the user exists. Taken after any family lock.
+async fn lock_user(c: &impl GenericClient, user: UserId) -> StoreResult<bool> {
+    exists(
+        c,
+        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        &[&user.0],
+    )
+    .await
+}
+
 async fn user_exists(c: &impl GenericClient, user: UserId) -> StoreResult<bool> {
     exists(c, "SELECT 1 FROM users WHERE id = $1", &[&user.0]).await
 }
@@ -241,11 +268,17 @@ async fn close_invite(
     accept_as: Option<&str>,
 ) -> StoreResult<InviteInfo> {
     let at = int("now", now)?;
+    let family = row(c, "SELECT family FROM invites WHERE id = $1", &[&id.0])
+        .await?
+        .ok_or(StoreError::NotFound("invite"))?;
+    lock_family(c, FamilyId(bytes(&family, 0)?)).await?;
+    // Read again under the lock: another answer may have committed meanwhile.
     let (mut info, stored) = load_invite(c, id, now)
         .await?
         .ok_or(StoreError::NotFound("invite"))?;
     stored.check_open(info.expires_at, now)?;
     if let Some(max) = accept_max {
+        lock_user(c, info.invitee).await?;
         // Accepted under another 호칭 than the proposed one: the invite records it.
         if let Some(name) = accept_as {
             exec(
@@ -564,8 +597,9 @@ impl AccountStore for PgStore {
     ) -> StoreResult<()> {
         let at = int("at", at)?;
         let doc = DocId::from(family);
-        self.write(async |tx| {
-            if !user_exists(tx, host).await? {
+        // The host's row is locked for the cap; the ids are unique keys.
+        self.write_committed(async |tx| {
+            if !lock_user(tx, host).await? {
                 return Err(StoreError::NotFound("user"));
             }
             if exists(tx, "SELECT 1 FROM families WHERE id = $1", &[&family.0]).await?
@@ -653,7 +687,8 @@ impl AccountStore for PgStore {
     }
 
     fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
+            lock_family(tx, family).await?;
             if !is_member(tx, family, user).await? {
                 return Err(StoreError::NotFound("member"));
             }
@@ -673,7 +708,8 @@ impl AccountStore for PgStore {
     }
 
     fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()> {
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
+            lock_family(tx, family).await?;
             let role = row(
                 tx,
                 "SELECT role FROM members WHERE family = $1 AND user_id = $2",
@@ -706,7 +742,8 @@ impl AccountStore for PgStore {
 
     fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()> {
         let at = int("at", at)?;
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
+            lock_family(tx, family).await?;
             if !live_family(tx, family).await? {
                 return Err(StoreError::NotFound("family"));
             }
@@ -740,7 +777,8 @@ impl AccountStore for PgStore {
                 "an invite must expire after it is created".into(),
             ));
         }
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
+            lock_family(tx, new.family).await?;
             if !live_family(tx, new.family).await? {
                 return Err(StoreError::NotFound("family"));
             }
@@ -836,7 +874,7 @@ impl AccountStore for PgStore {
         } else {
             StoredInviteState::Rejected
         };
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
             close_invite(tx, id, now, state, accept.then_some(max_families), None).await
         })
     }
@@ -849,7 +887,7 @@ impl AccountStore for PgStore {
         max_families: usize,
     ) -> StoreResult<InviteInfo> {
         int("now", now)?;
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
             close_invite(
                 tx,
                 id,
@@ -863,7 +901,7 @@ impl AccountStore for PgStore {
     }
 
     fn withdraw_invite(&self, id: InviteId, now: u64) -> StoreResult<InviteInfo> {
-        self.write(async |tx| {
+        self.write_committed(async |tx| {
             close_invite(tx, id, now, StoredInviteState::Withdrawn, None, None).await
         })
     }
