@@ -198,6 +198,15 @@ impl<W: Write + Seek> PcmSink for Mp3Sink<'_, W> {
                 self.left.push(f.iter().sum::<f32>() * scale);
             }
         }
+        // LAME asserts (aborting the process) on samples far outside −1..1 or not
+        // finite, which a damaged or forged file decodes to (found by fuzzing).
+        for s in self.left.iter_mut().chain(self.right.iter_mut()) {
+            *s = if s.is_finite() {
+                s.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            };
+        }
         if self.mono_out {
             for &s in &self.left {
                 self.peaks.add(s.abs());

@@ -75,6 +75,10 @@ pub enum Refusal {
     /// Automerge could not read a change or document in it.
     #[error("unreadable: {0}")]
     Unreadable(String),
+    /// Automerge panicked on it (a bug in the library that a crafted change reaches:
+    /// fuzzing found one). The document is rebuilt as it was before the change.
+    #[error("the document library failed on this change")]
+    Crashed,
     /// A change built on a change that was refused.
     #[error("depends on a refused change")]
     RefusedDependency,
@@ -173,9 +177,7 @@ impl Replica {
                 Piece::Document { bytes, .. } => {
                     // A saved document holds its whole history: stored only when
                     // every change in it was accepted.
-                    self.doc
-                        .load_incremental(bytes)
-                        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    self.guarded(|doc| doc.load_incremental(&bytes).map(drop))?;
                 }
                 Piece::Change { bytes, .. } => {
                     let change = Change::from_bytes(bytes.into_owned())
@@ -184,9 +186,7 @@ impl Replica {
                         continue;
                     }
                     if self.deps_present(&change) {
-                        self.doc
-                            .apply_changes([change])
-                            .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                        self.guarded(|doc| doc.apply_changes([change]))?;
                     } else {
                         self.pending.push(change);
                     }
@@ -272,13 +272,18 @@ impl Replica {
                 ),
                 Piece::Document { bytes, .. } => {
                     // Bounded by `inspect`: the cost of loading it is capped.
-                    let scratch = Automerge::load_with_options(
-                        bytes,
-                        LoadOptions::new()
-                            .on_partial_load(OnPartialLoad::Error)
-                            .verification_mode(VerificationMode::DontCheck),
-                    )
-                    .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    let load = || {
+                        Automerge::load_with_options(
+                            &bytes,
+                            LoadOptions::new()
+                                .on_partial_load(OnPartialLoad::Error)
+                                .verification_mode(VerificationMode::DontCheck),
+                        )
+                    };
+                    // A scratch document: a panic in it touches nothing of ours.
+                    let scratch = std::panic::catch_unwind(load)
+                        .map_err(|_| Refusal::Crashed)?
+                        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
                     changes.extend(scratch.get_changes(&[]));
                 }
             }
@@ -346,11 +351,7 @@ impl Replica {
                 Some(check) => check(&self.doc, &change).map_err(Refusal::from),
                 None => Ok(()),
             }
-            .and_then(|()| {
-                self.doc
-                    .apply_changes([change.clone()])
-                    .map_err(|e| Refusal::Unreadable(e.to_string()))
-            });
+            .and_then(|()| self.guarded(|doc| doc.apply_changes([change.clone()])));
             if let Err(e) = verdict {
                 self.refused.insert(change.hash());
                 refused.push((change.hash(), e));
@@ -373,6 +374,34 @@ impl Replica {
             }
         }
         refused
+    }
+
+    /// Runs `f` (Automerge taking in outside bytes) so that a panic inside Automerge
+    /// refuses the bytes instead of taking the device down: the document is rebuilt at
+    /// the heads it had before, from its own history (Automerge panics before it adds
+    /// the change's operations, but may have touched its actor table).
+    fn guarded(
+        &mut self,
+        f: impl FnOnce(&mut AutoCommit) -> std::result::Result<(), AutomergeError>,
+    ) -> std::result::Result<(), Refusal> {
+        let heads = self.doc.get_heads();
+        let doc = &mut self.doc;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(doc))) {
+            Ok(result) => result.map_err(|e| Refusal::Unreadable(e.to_string())),
+            Err(_) => {
+                tracing::error!(
+                    "Automerge panicked on an incoming change; rebuilding the document"
+                );
+                let actor = self.doc.get_actor().clone();
+                let doc = &mut self.doc;
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.fork_at(&heads)))
+                {
+                    Ok(Ok(rebuilt)) => self.doc = rebuilt.with_actor(actor),
+                    _ => tracing::error!("could not rebuild the document after the panic"),
+                }
+                Err(Refusal::Crashed)
+            }
+        }
     }
 
     /// The current heads (identify the exact state; equal heads mean equal documents).

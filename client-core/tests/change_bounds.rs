@@ -309,3 +309,36 @@ fn cost_of_the_checks_on_incoming_changes() {
         checked / n
     );
 }
+
+/// A chunk that made Automerge panic (found by fuzzing: a change whose actor Automerge
+/// had not registered; `fuzz/corpus/chunk/regressions/crash-6553…`) is refused with
+/// `Crashed` instead of taking the device down, and the document goes on: the same
+/// content as before, and the next honest change from another member applies.
+#[test]
+fn a_chunk_automerge_panics_on_is_refused_and_the_family_goes_on() {
+    let crash = include_bytes!(
+        "../../fuzz/corpus/chunk/regressions/crash-6553ff98f15abfc53623f3468b21f533e2500541"
+    );
+    let host = Actor {
+        user: UserId([1; 16]),
+        device: DeviceId([2; 16]),
+    };
+    // The family the fuzzer's entry point makes (`chunk_bounds::fuzz_apply`): the
+    // crafted change depends on its first change.
+    let (mut doc, _) = FamilyDoc::create(FamilyId([3; 16]), "가족", "엄마", &host, 0).unwrap();
+    let before = doc.save();
+    let update = doc.apply_remote([crash.as_slice()]);
+    assert_eq!(update.rejected, vec![0]);
+    assert!(
+        matches!(update.refusals.as_slice(), [(0, Refusal::Crashed)]),
+        "{:?}",
+        update.refusals
+    );
+    assert_eq!(doc.save(), before, "the document is as it was");
+    // The family goes on: another copy's next change applies here.
+    let mut theirs = FamilyDoc::load(Some(&before), [], &host).unwrap();
+    let edit = theirs.add_mission("설거지", &[], None, T0 + 1).unwrap();
+    let update = doc.apply_remote([edit.change.as_deref().unwrap()]);
+    assert!(update.refusals.is_empty(), "{:?}", update.refusals);
+    assert_eq!(doc.save(), theirs.save());
+}
