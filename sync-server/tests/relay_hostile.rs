@@ -504,14 +504,9 @@ async fn framing_and_sign_in_refusals() {
         bob_devices,
         "link_with_taken_device_id: Bob"
     );
+    // The code survived the refusal.
     let tablet = alice.another_device();
-    let mut t = Client::connect(&server).await;
-    let ch = t.hello().await;
-    t.send(&tablet.link_frame(&ch, &code)).await;
-    assert!(
-        matches!(t.next_relevant().await, ServerFrame::SignedIn { .. }),
-        "link a device (the code survived the refusal)"
-    );
+    let mut t = support::link_and_confirm(&server, &mut a, &alice, &tablet, &code).await;
     let tablet_code = match t.request(Request::IssueLinkCode).await {
         Ok(Response::LinkCode { code, .. }) => code,
         other => panic!("link code from the tablet: {other:?}"),
