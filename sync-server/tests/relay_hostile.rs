@@ -538,10 +538,10 @@ async fn framing_and_sign_in_refusals() {
     let r = get_blob(&server, &tablet, &BlobHash::of(b"anything")).await;
     http_refused("revoked_device_http", &r, 401, ErrorCode::DeviceRevoked);
 
-    // Case: the link code used again, by another new device.
+    // Case: the link code used again, by another new device: the tablet claimed it.
     let thief = alice.another_device();
     let (_, e) = answer_refused(&server, |ch| thief.link_frame(ch, &code)).await;
-    untied("link_code_reused", &e, ErrorCode::InvalidLinkCode);
+    untied("link_code_reused", &e, ErrorCode::LinkClaimed);
 
     // Case: a guessed link code.
     let (_, e) = answer_refused(&server, |ch| thief.link_frame(ch, "ZZZZ9999")).await;

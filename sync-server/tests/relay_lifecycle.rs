@@ -559,8 +559,16 @@ async fn a_restart_keeps_accounts_families_invites_logs_and_blobs() {
     let r = download(&server, &bob, blob).await;
     assert_eq!((r.status, r.body.as_slice()), (200, saved.as_slice()));
 
-    // Step 8: the link code issued before the restart still adds a device.
+    // Step 8: the link code issued before the restart still adds a device, once
+    // confirmed.
     let tablet = new_device_of(&alice);
+    let (_t, waiting) = answer_challenge(&server, |ch| link_frame(&tablet, ch, &code)).await;
+    assert_eq!(waiting.expect_err("waits").code, ErrorCode::LinkPending);
+    let asked = a.link_requested().await;
+    assert_eq!(
+        a.request(alice.confirm_link_request(&asked, true)).await,
+        Ok(Response::Done)
+    );
     let (_t, linked) = answer_challenge(&server, |ch| link_frame(&tablet, ch, &code)).await;
     assert_eq!(linked.expect("linked after the restart").user, alice.user());
 
