@@ -10,9 +10,9 @@ use std::fmt::Debug;
 use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, CodecError, DeviceId, DeviceInfo, DirectoryEntry,
     DocId, ENCODING_VERSION, ErrorCode, ErrorFrame, FamilyId, FamilySummary, InviteId, InviteInfo,
-    InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo, PublicKey, Request, RequestId,
-    Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId, decode_client,
-    decode_client_checked, decode_server, encode_client, encode_server,
+    InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo, PublicKey,
+    Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
+    decode_client, decode_client_checked, decode_server, encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
 };
 use proptest::{

@@ -165,9 +165,7 @@ async fn a_second_claimant_of_a_code_is_refused() {
     // The rightful claimant still links.
     let done = a.request(alice.confirm_link_request(&asked, true)).await;
     assert!(matches!(done, Ok(Response::Done)), "{done:?}");
-    Client::link(&server, &laptop, &code)
-        .await
-        .expect("linked");
+    Client::link(&server, &laptop, &code).await.expect("linked");
     assert_eq!(
         sign_in_refused(&server, &thief).await,
         ErrorCode::UnknownDevice
@@ -268,9 +266,7 @@ async fn an_offline_first_device_is_asked_when_it_reconnects() {
     assert_eq!(pending(&mut a).await, vec![asked.clone()]);
     let done = a.request(alice.confirm_link_request(&asked, true)).await;
     assert!(matches!(done, Ok(Response::Done)), "{done:?}");
-    Client::link(&server, &laptop, &code)
-        .await
-        .expect("linked");
+    Client::link(&server, &laptop, &code).await.expect("linked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

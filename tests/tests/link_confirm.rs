@@ -22,7 +22,10 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
     mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
         .await
         .expect("an account");
-    let family = mom.create_family("우리 가족", "엄마").await.expect("family");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family");
     mom.sync_now(WAIT).await.expect("synced");
 
     // While the laptop waits, the phone lists the request and still has one device.
@@ -57,7 +60,10 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
     laptop.sync_now(WAIT).await.expect("synced");
     let families = laptop.families().await.expect("families");
     assert_eq!(
-        families.iter().map(|f| f.family.clone()).collect::<Vec<_>>(),
+        families
+            .iter()
+            .map(|f| f.family.clone())
+            .collect::<Vec<_>>(),
         vec![family]
     );
 }
@@ -130,7 +136,10 @@ async fn an_offline_first_device_is_asked_when_it_reconnects() {
             .await
             .expect("confirmed");
     };
-    let (linked, ()) = tokio::join!(laptop.link_device(&server, &code.code), reconnect_and_confirm);
+    let (linked, ()) = tokio::join!(
+        laptop.link_device(&server, &code.code),
+        reconnect_and_confirm
+    );
     linked.expect("linked");
     assert_eq!(mom.devices().await.expect("devices").len(), 2);
 }

@@ -10,8 +10,8 @@ use super::Device;
 use crate::{
     account::{self, Account},
     error::{Error, ErrorCode, Result},
-    relay::Relay,
     events::DeviceEvent,
+    relay::Relay,
     screens::{AccountView, DeviceView, LinkCodeView, PendingLinkView},
 };
 

@@ -258,9 +258,10 @@ impl Session {
                 ErrorCode::LinkRejected,
                 "another device of this account rejected this device",
             )),
-            LinkState::Pending if now >= record.expires_at => Err(
-                ApiError::new(ErrorCode::LinkExpired, "the link request expired"),
-            ),
+            LinkState::Pending if now >= record.expires_at => Err(ApiError::new(
+                ErrorCode::LinkExpired,
+                "the link request expired",
+            )),
             LinkState::Pending => {
                 if record.id == proposed {
                     tracing::info!(%user, %device, link = %record.id, "link requested");

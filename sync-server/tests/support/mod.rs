@@ -644,13 +644,21 @@ pub async fn link_and_confirm(
     new: &Identity,
     code: &str,
 ) -> Client {
-    let waiting = Client::link(server, new, code).await.err().expect("told to wait");
+    let waiting = Client::link(server, new, code)
+        .await
+        .err()
+        .expect("told to wait");
     assert_eq!(waiting.code, ErrorCode::LinkPending, "{waiting:?}");
     let asked = c.link_requested().await;
-    assert_eq!((asked.device, asked.device_key), (new.device, new.device_public()));
+    assert_eq!(
+        (asked.device, asked.device_key),
+        (new.device, new.device_public())
+    );
     let done = c.request(by.confirm_link_request(&asked, true)).await;
     assert!(matches!(done, Ok(Response::Done)), "{done:?}");
-    Client::link(server, new, code).await.expect("linked once confirmed")
+    Client::link(server, new, code)
+        .await
+        .expect("linked once confirmed")
 }
 
 /// What a fresh subscription to a document shows: its snapshot, its chunks and the

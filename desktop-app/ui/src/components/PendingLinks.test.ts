@@ -1,5 +1,5 @@
-import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { dispatch } from '../lib/events';
 import { app } from '../lib/state.svelte';
 import type { PendingLinkView } from '../lib/types';
@@ -38,6 +38,7 @@ describe('new devices waiting for confirmation', () => {
     invoke.mockClear();
     app.lang = 'en';
   });
+  afterEach(() => cleanup());
 
   it('shows a request when it arrives, with its fingerprint', async () => {
     render(PendingLinks);

@@ -34,9 +34,16 @@ pub(crate) fn a_claim_waits_and_adds_no_device(f: &Fixture) -> TestResult {
     assert_eq!(claimed.id, link_id(1));
     assert_eq!(claimed.user, user);
     assert_eq!(claimed.device, new);
-    assert_eq!(claimed.expires_at, 1_000, "the request expires with its code");
+    assert_eq!(
+        claimed.expires_at, 1_000,
+        "the request expires with its code"
+    );
     assert_eq!(claimed.state, LinkState::Pending);
-    assert_eq!(f.accounts.device(new.id)?, None, "not a device until confirmed");
+    assert_eq!(
+        f.accounts.device(new.id)?,
+        None,
+        "not a device until confirmed"
+    );
     assert_eq!(f.accounts.devices(user)?.len(), 1);
     assert_eq!(f.accounts.pending_links(user, 100)?, vec![claimed.clone()]);
     assert_eq!(f.accounts.link(link_id(1))?, Some(claimed.clone()));
@@ -67,7 +74,8 @@ pub(crate) fn a_second_claimant_is_refused(f: &Fixture) -> TestResult {
         ..new.clone()
     };
     assert!(matches!(
-        f.accounts.claim_link_code(code(1), link_id(2), &same_id, 110),
+        f.accounts
+            .claim_link_code(code(1), link_id(2), &same_id, 110),
         Err(StoreError::LinkClaimed)
     ));
     assert_eq!(f.accounts.link(link_id(2))?, None);
@@ -86,7 +94,8 @@ pub(crate) fn unusable_codes_are_not_claimed(f: &Fixture) -> TestResult {
     );
     f.accounts.put_link_code(code(1), user, first, 1_000)?;
     assert_eq!(
-        f.accounts.claim_link_code(code(1), link_id(1), &new, 1_000)?,
+        f.accounts
+            .claim_link_code(code(1), link_id(1), &new, 1_000)?,
         None,
         "expired"
     );
@@ -190,7 +199,11 @@ pub(crate) fn expired_requests_cannot_be_answered(f: &Fixture) -> TestResult {
         .accounts
         .claim_link_code(code(1), link_id(1), &new, 1_000)?
         .ok_or("again")?;
-    assert_eq!(again.state, LinkState::Pending, "pending, and past its expiry");
+    assert_eq!(
+        again.state,
+        LinkState::Pending,
+        "pending, and past its expiry"
+    );
     Ok(())
 }
 
@@ -204,7 +217,8 @@ pub(crate) fn only_the_users_live_devices_answer(f: &Fixture) -> TestResult {
     f.accounts.claim_link_code(code(1), link_id(1), &new, 100)?;
     // Another account, with its own device or with this user's device id.
     assert!(matches!(
-        f.accounts.answer_link(other, link_id(1), stranger, true, 200),
+        f.accounts
+            .answer_link(other, link_id(1), stranger, true, 200),
         Err(StoreError::NotFound("link"))
     ));
     assert!(matches!(
@@ -212,7 +226,8 @@ pub(crate) fn only_the_users_live_devices_answer(f: &Fixture) -> TestResult {
         Err(StoreError::NotFound("device"))
     ));
     assert!(matches!(
-        f.accounts.answer_link(user, link_id(1), stranger, true, 200),
+        f.accounts
+            .answer_link(user, link_id(1), stranger, true, 200),
         Err(StoreError::NotFound("device"))
     ));
     assert!(matches!(
@@ -225,7 +240,8 @@ pub(crate) fn only_the_users_live_devices_answer(f: &Fixture) -> TestResult {
     f.accounts.add_device(user, &second)?;
     f.accounts.revoke_device(user, second.id, first, 150)?;
     assert!(matches!(
-        f.accounts.answer_link(user, link_id(1), second.id, true, 200),
+        f.accounts
+            .answer_link(user, link_id(1), second.id, true, 200),
         Err(StoreError::DeviceRevoked)
     ));
     // Nothing changed.
@@ -268,8 +284,10 @@ pub(crate) fn pending_links_are_oldest_first(f: &Fixture) -> TestResult {
     let late = newcomer(1, 300);
     let early = newcomer(2, 100);
     let expiring = newcomer(3, 200);
-    f.accounts.claim_link_code(code(1), link_id(1), &late, 300)?;
-    f.accounts.claim_link_code(code(2), link_id(2), &early, 300)?;
+    f.accounts
+        .claim_link_code(code(1), link_id(1), &late, 300)?;
+    f.accounts
+        .claim_link_code(code(2), link_id(2), &early, 300)?;
     f.accounts
         .claim_link_code(code(3), link_id(3), &expiring, 300)?;
     let ids: Vec<LinkId> = f
