@@ -78,6 +78,15 @@ pub(crate) fn a_second_claimant_is_refused(f: &Fixture) -> TestResult {
             .claim_link_code(code(1), link_id(2), &same_id, 110),
         Err(StoreError::LinkClaimed)
     ));
+    let same_key = NewDevice {
+        id: thief.id,
+        ..new
+    };
+    assert!(matches!(
+        f.accounts
+            .claim_link_code(code(1), link_id(2), &same_key, 110),
+        Err(StoreError::LinkClaimed)
+    ));
     assert_eq!(f.accounts.link(link_id(2))?, None);
     assert_eq!(f.accounts.pending_links(user, 110)?.len(), 1);
     Ok(())
