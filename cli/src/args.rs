@@ -141,7 +141,8 @@ pub struct CreateAccount {
 pub enum DeviceCmd {
     /// Issue a short code (on a signed-in device) to link a new one.
     LinkCode,
-    /// Link this new device to an account with a code from another device.
+    /// Link this new device to an account with a code from another device; waits
+    /// until that device confirms it (`doran device confirm`).
     Link {
         /// The relay.
         #[arg(long)]
@@ -152,6 +153,16 @@ pub enum DeviceCmd {
     },
     /// List this account's devices (this one marked).
     List,
+    /// List new devices waiting for this account to confirm them.
+    Links,
+    /// Confirm (or with --reject, refuse) a new device waiting to join this account.
+    Confirm {
+        /// The request id (`doran device links`).
+        link: String,
+        /// Refuse the device instead: its code stops working.
+        #[arg(long)]
+        reject: bool,
+    },
     /// Revoke one of this account's devices: it can no longer sign in.
     Revoke {
         /// Device id.

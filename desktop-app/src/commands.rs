@@ -34,6 +34,8 @@ pub fn handler() -> impl Fn(Invoke<Wry>) -> bool + Send + Sync + 'static {
         account::issue_link_code,
         account::devices,
         account::revoke_device,
+        account::pending_links,
+        account::confirm_link,
         families::families,
         families::family,
         families::home,

@@ -388,22 +388,58 @@ pub async fn recover_account(
     add_device(store, secrets, relay, keys, SignInAs::Recover, timeout).await
 }
 
+/// How often a new device asks whether its link was confirmed (the relay's hint).
+pub const LINK_POLL: Duration = Duration::from_secs(1);
+/// How long a new device waits for its link to be confirmed at most; the relay ends
+/// the wait sooner, when the code expires (`LinkExpired`).
+pub const LINK_WAIT: Duration = Duration::from_secs(15 * 60);
+
 /// Adds this device to an existing account with a link code issued by one of its
-/// signed-in devices, and stores the account. Like [`recover_account`], email and
-/// nickname stay empty until read from the personal document; this device holds no
-/// user key (it cannot show a recovery phrase).
+/// signed-in devices, and stores the account. The code alone adds nothing: the relay
+/// asks the account's devices to confirm, and this waits (asking again every
+/// [`LINK_POLL`], at most `wait`) until one of them confirms (the account is stored)
+/// or rejects it (`LinkRejected`), or the request expires (`LinkExpired`).
+/// `waiting` is called once, with this device's key fingerprint, when the relay has
+/// taken the request. Like [`recover_account`], email and nickname stay empty until
+/// read from the personal document; this device holds no user key (it cannot show a
+/// recovery phrase).
 pub async fn link_device(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
     relay: &Relay,
     code: &str,
     timeout: Duration,
+    wait: Duration,
+    waiting: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Account> {
     let keys = DeviceKeys::for_new_device(None).map_err(AccountError::from)?;
     let sign_in = SignInAs::Link {
         code: code.trim().to_owned(),
     };
-    add_device(store, secrets, relay, keys, sign_in, timeout).await
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match enroll(relay, keys.clone(), sign_in.clone(), timeout).await {
+            Err(SyncError::Auth {
+                code: doran_protocol::ErrorCode::LinkPending,
+                ..
+            }) => {
+                if !told {
+                    told = true;
+                    waiting(&keys.device_public().fingerprint());
+                }
+                if tokio::time::Instant::now() + LINK_POLL > deadline {
+                    return Err(SyncError::Auth {
+                        code: doran_protocol::ErrorCode::LinkExpired,
+                        message: "the link was not confirmed in time".into(),
+                    });
+                }
+                tokio::time::sleep(LINK_POLL).await;
+            }
+            Err(e) => return Err(e),
+            Ok((info, _)) => return store_added(store, secrets, relay, keys, info),
+        }
+    }
 }
 
 /// Enrolls a new device of an existing user and stores its account.
@@ -416,6 +452,17 @@ async fn add_device(
     timeout: Duration,
 ) -> Result<Account> {
     let (info, _) = enroll(relay, keys.clone(), sign_in, timeout).await?;
+    store_added(store, secrets, relay, keys, info)
+}
+
+/// Stores the account of a device just added to an existing user.
+fn store_added(
+    store: &Arc<dyn LocalStore>,
+    secrets: &dyn SecretStore,
+    relay: &Relay,
+    keys: DeviceKeys,
+    info: doran_client_core::sync::SignedIn,
+) -> Result<Account> {
     let account = Account {
         user: info.user,
         device: keys.device,

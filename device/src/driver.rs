@@ -340,6 +340,31 @@ impl SyncDriver {
         .await
     }
 
+    /// Confirms or rejects a new device's link request (a signed `ConfirmLink`, naming
+    /// the new device and its key as the request shows them).
+    pub async fn confirm_link(
+        &self,
+        link: &doran_protocol::PendingLinkInfo,
+        accept: bool,
+    ) -> Result<Response> {
+        let (server_id, me) = self.signed_in_as().await?;
+        let msg = signing::link_confirm_message(
+            &server_id,
+            &link.link,
+            &me,
+            &self.keys.device,
+            &link.device,
+            &link.device_key,
+            accept,
+        );
+        self.request(Request::ConfirmLink {
+            link: link.link,
+            accept,
+            signature: self.keys.sign_device(&msg),
+        })
+        .await
+    }
+
     /// The relay's id and the user, once signed in at least once.
     async fn signed_in_as(&self) -> Result<(String, UserId)> {
         let mut state = self.state();

@@ -60,6 +60,14 @@ pub enum ErrorCode {
     NoRecoveryPhrase,
     /// The link code is wrong, used or expired.
     BadLinkCode,
+    /// Another device of the account refused to add this one.
+    LinkRejected,
+    /// The link was not confirmed on another device in time.
+    LinkExpired,
+    /// Another device already used this link code.
+    LinkClaimed,
+    /// The link request was already confirmed or rejected.
+    LinkAnswered,
     /// This device was revoked or the relay does not know it: sign in again.
     DeviceRevoked,
     /// The relay refused the sign-in.
@@ -110,6 +118,10 @@ impl ErrorCode {
             ErrorCode::BadPhrase => "bad_phrase",
             ErrorCode::NoRecoveryPhrase => "no_recovery_phrase",
             ErrorCode::BadLinkCode => "bad_link_code",
+            ErrorCode::LinkRejected => "link_rejected",
+            ErrorCode::LinkExpired => "link_expired",
+            ErrorCode::LinkClaimed => "link_claimed",
+            ErrorCode::LinkAnswered => "link_answered",
             ErrorCode::DeviceRevoked => "device_revoked",
             ErrorCode::SignInRefused => "sign_in_refused",
             ErrorCode::QuotaExceeded => "quota_exceeded",
@@ -322,6 +334,10 @@ impl Error {
             Wire::QuotaExceeded => ErrorCode::QuotaExceeded,
             Wire::DeviceRevoked | Wire::UnknownDevice => ErrorCode::DeviceRevoked,
             Wire::InvalidLinkCode => ErrorCode::BadLinkCode,
+            Wire::LinkRejected => ErrorCode::LinkRejected,
+            Wire::LinkExpired | Wire::LinkPending => ErrorCode::LinkExpired,
+            Wire::LinkClaimed => ErrorCode::LinkClaimed,
+            Wire::LinkAnswered => ErrorCode::LinkAnswered,
             Wire::BadSignature
             | Wire::ChallengeExpired
             | Wire::ChallengeReplayed
@@ -542,6 +558,22 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
         ErrorCode::BadLinkCode => (
             "연결 코드가 틀렸거나 만료되었어요. 새 코드를 받아 주세요.",
             "That link code is wrong or has expired. Get a new one.",
+        ),
+        ErrorCode::LinkRejected => (
+            "다른 기기에서 이 기기의 연결을 거절했어요.",
+            "Your other device refused to add this device.",
+        ),
+        ErrorCode::LinkExpired => (
+            "다른 기기에서 제때 확인하지 않아 연결이 만료되었어요. 새 코드를 받아 주세요.",
+            "The link was not confirmed on your other device in time. Get a new code.",
+        ),
+        ErrorCode::LinkClaimed => (
+            "이 연결 코드는 이미 다른 기기가 사용했어요. 새 코드를 받아 주세요.",
+            "Another device already used this link code. Get a new one.",
+        ),
+        ErrorCode::LinkAnswered => (
+            "이 연결 요청은 이미 수락되었거나 거절되었어요.",
+            "This link request was already confirmed or rejected.",
         ),
         ErrorCode::DeviceRevoked => (
             "이 기기는 계정에서 해제되었어요. 다시 연결해 주세요.",

@@ -12,7 +12,7 @@ use tokio::{sync::broadcast, task::JoinHandle};
 
 use crate::{
     error::Error,
-    screens::{InviteView, NotificationView, SyncView},
+    screens::{InviteView, NotificationView, PendingLinkView, SyncView},
 };
 
 /// Which part of a family changed, so a screen refreshes only what it shows.
@@ -142,6 +142,23 @@ pub enum DeviceEvent {
     },
     /// The user's devices changed (one added or revoked).
     DevicesChanged,
+    /// A new device asks to join this account (also on connect while it waits): ask
+    /// the person to confirm or reject it ([`Device::confirm_link`](crate::Device::confirm_link)).
+    LinkRequested(PendingLinkView),
+    /// A link request was confirmed or rejected (here or on another device): drop its
+    /// prompt.
+    LinkAnswered {
+        /// The request.
+        link: String,
+        /// Whether the device was added.
+        accepted: bool,
+    },
+    /// This new device presented its link code and waits for the account's other
+    /// device to confirm it; show the fingerprint to compare.
+    LinkWaiting {
+        /// This device's key fingerprint, as the other device shows it.
+        fingerprint: String,
+    },
     /// This device was signed out by the relay (revoked from another device): the
     /// account is gone from it; the app shows its onboarding.
     SignedOut {

@@ -26,7 +26,7 @@ use crate::{
     driver::SyncEvent,
     error::Error,
     events::{DeviceEvent, Part, RemovedReason},
-    screens::{NotificationView, SyncView},
+    screens::{NotificationView, PendingLinkView, SyncView},
     sync_error::SyncError,
 };
 
@@ -406,6 +406,15 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
         }
         ServerEvent::DeviceAdded(_) | ServerEvent::DeviceRevoked { .. } => {
             shared.emit(DeviceEvent::DevicesChanged);
+        }
+        ServerEvent::LinkRequested(info) => {
+            shared.emit(DeviceEvent::LinkRequested(PendingLinkView::from(&info)));
+        }
+        ServerEvent::LinkAnswered { link, accepted } => {
+            shared.emit(DeviceEvent::LinkAnswered {
+                link: link.to_hex(),
+                accepted,
+            });
         }
     }
 }

@@ -192,6 +192,40 @@ pub struct LinkCodeView {
     pub expires_at: i64,
 }
 
+/// A new device waiting for this account to confirm it
+/// ([`Device::confirm_link`](crate::Device::confirm_link)). Show its name and
+/// fingerprint: the new device shows the same fingerprint while it waits, so the person
+/// can tell it is the device in their hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingLinkView {
+    /// The request (hex), to confirm or reject.
+    pub link: String,
+    /// The new device's id (hex).
+    pub device: String,
+    /// Its name (app, version, platform).
+    pub name: String,
+    /// Its key's fingerprint, `1a2b-3c4d-5e6f`.
+    pub fingerprint: String,
+    /// When it asked (ms).
+    pub requested_at: i64,
+    /// When the request stops working (ms).
+    pub expires_at: i64,
+}
+
+impl From<&doran_protocol::PendingLinkInfo> for PendingLinkView {
+    fn from(l: &doran_protocol::PendingLinkInfo) -> Self {
+        let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        PendingLinkView {
+            link: l.link.to_hex(),
+            device: l.device.to_hex(),
+            name: l.client.clone(),
+            fingerprint: l.device_key.fingerprint(),
+            requested_at: ms(l.requested_at),
+            expires_at: ms(l.expires_at),
+        }
+    }
+}
+
 /// A notification in the bell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NotificationView {

@@ -72,6 +72,37 @@ impl From<screens::DeviceView> for DeviceView {
     }
 }
 
+/// A new device waiting for this account to confirm it: show its name and
+/// fingerprint (the new device shows the same fingerprint while it waits).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingLinkView {
+    /// The request, for [`Device::confirm_link`].
+    pub link: String,
+    /// The new device.
+    pub device: String,
+    /// What it said it is ("dorandoran-ios/1.0").
+    pub name: String,
+    /// Its key's fingerprint (`1a2b-3c4d-5e6f`).
+    pub fingerprint: String,
+    /// When it asked (Unix ms).
+    pub requested_at: i64,
+    /// When the request stops working (Unix ms).
+    pub expires_at: i64,
+}
+
+impl From<screens::PendingLinkView> for PendingLinkView {
+    fn from(v: screens::PendingLinkView) -> Self {
+        PendingLinkView {
+            link: v.link,
+            device: v.device,
+            name: v.name,
+            fingerprint: v.fingerprint,
+            requested_at: v.requested_at,
+            expires_at: v.expires_at,
+        }
+    }
+}
+
 /// A code to link a new device, shown on this one.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct LinkCodeView {
@@ -109,7 +140,9 @@ impl Device {
     }
 
     /// Links this device to an existing account with a code shown on one of its
-    /// devices ([`issue_link_code`](Self::issue_link_code)).
+    /// devices ([`issue_link_code`](Self::issue_link_code)); waits until a device of
+    /// the account confirms it (the `LinkWaiting` event carries this device's
+    /// fingerprint to show meanwhile).
     pub async fn link_device(&self, server: String, code: String) -> Result<AccountView> {
         Ok(self.inner.link_device(&server, &code).await?.into())
     }
@@ -143,6 +176,22 @@ impl Device {
             .into_iter()
             .map(Into::into)
             .collect())
+    }
+
+    /// New devices waiting for this account to confirm them, oldest first.
+    pub async fn pending_links(&self) -> Result<Vec<PendingLinkView>> {
+        Ok(self
+            .inner
+            .pending_links()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Confirms (`accept`) or rejects a new device's link request.
+    pub async fn confirm_link(&self, link: String, accept: bool) -> Result<()> {
+        Ok(self.inner.confirm_link(&link, accept).await?)
     }
 
     /// Revokes one of the user's devices: it can no longer sign in or sync.

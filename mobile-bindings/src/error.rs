@@ -69,6 +69,18 @@ pub enum DoranError {
     /// The link code is wrong, used or expired.
     #[error("{0}")]
     BadLinkCode(String),
+    /// Another device of the account refused to add this one.
+    #[error("{0}")]
+    LinkRejected(String),
+    /// The link was not confirmed on another device in time.
+    #[error("{0}")]
+    LinkExpired(String),
+    /// Another device already used this link code.
+    #[error("{0}")]
+    LinkClaimed(String),
+    /// The link request was already confirmed or rejected.
+    #[error("{0}")]
+    LinkAnswered(String),
     /// This device was revoked or the relay does not know it: sign in again.
     #[error("{0}")]
     DeviceRevoked(String),
@@ -135,6 +147,10 @@ impl From<doran_device::Error> for DoranError {
             ErrorCode::BadPhrase => DoranError::BadPhrase(m),
             ErrorCode::NoRecoveryPhrase => DoranError::NoRecoveryPhrase(m),
             ErrorCode::BadLinkCode => DoranError::BadLinkCode(m),
+            ErrorCode::LinkRejected => DoranError::LinkRejected(m),
+            ErrorCode::LinkExpired => DoranError::LinkExpired(m),
+            ErrorCode::LinkClaimed => DoranError::LinkClaimed(m),
+            ErrorCode::LinkAnswered => DoranError::LinkAnswered(m),
             ErrorCode::DeviceRevoked => DoranError::DeviceRevoked(m),
             ErrorCode::SignInRefused => DoranError::SignInRefused(m),
             ErrorCode::QuotaExceeded => DoranError::QuotaExceeded(m),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use doran_device::events::{self as facade};
 
 use crate::{
-    device::Device, error::DoranError, invites::InviteView, notifications::NotificationView,
-    sync::SyncView,
+    account::PendingLinkView, device::Device, error::DoranError, invites::InviteView,
+    notifications::NotificationView, sync::SyncView,
 };
 
 /// Which part of a family changed, so a screen refreshes only what it shows.
@@ -142,6 +142,23 @@ pub enum DeviceEvent {
     },
     /// The user's devices changed (one added or revoked).
     DevicesChanged,
+    /// A new device asks to join this account: ask the person to confirm or reject it.
+    LinkRequested {
+        /// The request.
+        link: PendingLinkView,
+    },
+    /// A link request was confirmed or rejected: drop its prompt.
+    LinkAnswered {
+        /// The request.
+        link: String,
+        /// Whether the device was added.
+        accepted: bool,
+    },
+    /// This new device waits for the account's other device to confirm it.
+    LinkWaiting {
+        /// This device's key fingerprint, as the other device shows it.
+        fingerprint: String,
+    },
     /// This device was signed out by the relay (revoked from another device): the
     /// account is gone from it; the app shows its onboarding.
     SignedOut {
@@ -217,6 +234,9 @@ impl From<facade::DeviceEvent> for DeviceEvent {
             E::ProfileChanged { user } => DeviceEvent::ProfileChanged { user },
             E::BlobArrived { hash } => DeviceEvent::BlobArrived { hash },
             E::DevicesChanged => DeviceEvent::DevicesChanged,
+            E::LinkRequested(link) => DeviceEvent::LinkRequested { link: link.into() },
+            E::LinkAnswered { link, accepted } => DeviceEvent::LinkAnswered { link, accepted },
+            E::LinkWaiting { fingerprint } => DeviceEvent::LinkWaiting { fingerprint },
             E::SignedOut { message } => DeviceEvent::SignedOut { message },
             E::Resync => DeviceEvent::Resync,
             E::Error(error) => DeviceEvent::Failed {

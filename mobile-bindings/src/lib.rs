@@ -22,7 +22,7 @@ mod secrets;
 mod sync;
 mod voice;
 
-pub use account::{AccountView, DeviceView, LinkCodeView};
+pub use account::{AccountView, DeviceView, LinkCodeView, PendingLinkView};
 pub use badges::{BadgeBoard, BadgeView, MemberBadges};
 pub use calendar::{
     CalendarDay, CalendarEvent, CalendarMonth, EventInput, EventPatch, MemoryDay, MonthEvent,

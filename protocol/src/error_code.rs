@@ -34,6 +34,11 @@ macro_rules! error_codes {
         /// | 206 | `unknown_device` | no such device for this user |
         /// | 207 | `device_revoked` | the device was revoked |
         /// | 208 | `invalid_link_code` | link code unknown, expired or already used |
+        /// | 209 | `link_pending` | the link waits for a signed-in device to confirm it |
+        /// | 210 | `link_rejected` | a signed-in device rejected the link |
+        /// | 211 | `link_expired` | the link request expired before it was confirmed |
+        /// | 212 | `link_claimed` | another device already presented this link code |
+        /// | 213 | `link_answered` | the link request was already confirmed or rejected |
         /// | 300 | `forbidden` | not a member / not the host / not the owner |
         /// | 301 | `not_found` | the family, user, invite, device or document does not exist |
         /// | 302 | `already_exists` | the id or label is taken (e.g. email already registered) |
@@ -137,6 +142,18 @@ error_codes! {
     DeviceRevoked = 207, "device_revoked", "device revoked";
     /// The link code is unknown, expired or already used.
     InvalidLinkCode = 208, "invalid_link_code", "invalid link code";
+    /// `LinkDevice`: the code is claimed by this device and waits for a signed-in
+    /// device of the user to confirm it; ask again later (`retry_after_ms`).
+    LinkPending = 209, "link_pending", "waiting for confirmation on another device";
+    /// `LinkDevice`: a signed-in device of the user rejected this device; the code is
+    /// spent.
+    LinkRejected = 210, "link_rejected", "link rejected";
+    /// The link request expired before a signed-in device confirmed it.
+    LinkExpired = 211, "link_expired", "link request expired";
+    /// `LinkDevice`: another device (key) already presented this code.
+    LinkClaimed = 212, "link_claimed", "link code claimed by another device";
+    /// `ConfirmLink`: the request was already confirmed or rejected.
+    LinkAnswered = 213, "link_answered", "link request already answered";
     /// Not allowed: not a member of the family, not its host, not the owner of the
     /// device or invite.
     Forbidden = 300, "forbidden", "forbidden";

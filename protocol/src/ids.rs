@@ -162,6 +162,12 @@ random_id!(
     InviteId,
     "InviteId"
 );
+random_id!(
+    /// A request to link a new device, waiting for a signed-in device of the account
+    /// to confirm or reject it. Assigned by the relay when a code is claimed.
+    LinkId,
+    "LinkId"
+);
 hash_id!(
     /// A blob (photo, thumbnail, voice message): blake3 of its bytes.
     BlobHash,

@@ -113,6 +113,16 @@ key_bytes!(
     "Signature"
 );
 
+impl PublicKey {
+    /// A short fingerprint of the key to compare by eye on two screens: the first
+    /// 6 bytes of its blake3 hash as hex in three groups (`1a2b-3c4d-5e6f`).
+    pub fn fingerprint(&self) -> String {
+        let hash = blake3::hash(&self.0);
+        let hex = hex::encode(&hash.as_bytes()[..6]);
+        format!("{}-{}-{}", &hex[0..4], &hex[4..8], &hex[8..12])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

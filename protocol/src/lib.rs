@@ -91,11 +91,13 @@ pub use frame::{
     ClientFrame, ErrorFrame, MembershipChange, Request, RequestId, Response, ServerEvent,
     ServerFrame, Subscription,
 };
-pub use ids::{BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, Seq, UserId};
+pub use ids::{
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, LinkId, Seq, UserId,
+};
 pub use keys::{PublicKey, Signature};
 pub use model::{
-    DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, InviteState, MemberInfo, PresenceInfo,
-    Role,
+    DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, InviteState, MemberInfo,
+    PendingLinkInfo, PresenceInfo, Role,
 };
 pub use validate::ProtocolViolation;
 

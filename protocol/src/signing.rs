@@ -30,8 +30,11 @@
 //! | `LinkDevice.signature` | new device key | [`link_device_message`] |
 //! | `Request::SendInvite.signature` | inviter's device key | [`invite_message`] |
 //! | `Request::AnswerInvite.signature` | invitee's device key | [`invite_answer_message`] |
+//! | `Request::ConfirmLink.signature` | confirming device key | [`link_confirm_message`] |
 
-use crate::{Challenge, DeviceId, DocId, FamilyId, InviteId, PublicKey, UnixMillis, UserId};
+use crate::{
+    Challenge, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UnixMillis, UserId,
+};
 
 /// Domain of [`signin_message`].
 pub const SIGNIN_DOMAIN: &[u8] = b"dorandoran/signin/v1\0";
@@ -51,6 +54,8 @@ pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
 pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
 /// Domain of [`invite_accept_as_message`].
 pub const INVITE_ACCEPT_AS_DOMAIN: &[u8] = b"dorandoran/invite-accept-as/v1\0";
+/// Domain of [`link_confirm_message`].
+pub const LINK_CONFIRM_DOMAIN: &[u8] = b"dorandoran/link-confirm/v1\0";
 
 /// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
 pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
@@ -67,6 +72,7 @@ pub const ALL_DOMAINS: &[&[u8]] = &[
     INVITE_DOMAIN,
     INVITE_ANSWER_DOMAIN,
     INVITE_ACCEPT_AS_DOMAIN,
+    LINK_CONFIRM_DOMAIN,
 ];
 
 /// Appends fields in the canonical encoding.
@@ -242,6 +248,31 @@ pub fn link_device_message(
         .finish()
 }
 
+/// Signed by a **signed-in device key** of the user to confirm or reject a new
+/// device's link request:
+/// `LINK_CONFIRM_DOMAIN ‖ server_id ‖ link ‖ user ‖ device ‖ new_device ‖ new_device_key ‖
+/// accept`. It names the new device and its key, so a confirmation shown for one
+/// request cannot be spent on another.
+pub fn link_confirm_message(
+    server_id: &str,
+    link: &LinkId,
+    user: &UserId,
+    device: &DeviceId,
+    new_device: &DeviceId,
+    new_device_key: &PublicKey,
+    accept: bool,
+) -> Vec<u8> {
+    Message::new(LINK_CONFIRM_DOMAIN)
+        .str(server_id)
+        .raw(link.as_bytes())
+        .raw(user.as_bytes())
+        .raw(device.as_bytes())
+        .raw(new_device.as_bytes())
+        .raw(new_device_key.as_bytes())
+        .bool(accept)
+        .finish()
+}
+
 /// Signed by the **inviter's device key** to send an invite:
 /// `INVITE_DOMAIN ‖ server_id ‖ invite ‖ family ‖ inviter ‖ inviter_device ‖ invitee ‖
 /// proposed_name`.
@@ -382,6 +413,15 @@ mod tests {
             recover_device_message(&c, &key, &dev, &dkey),
             link_device_message(&c, "ABCD-1234", &dev, &dkey),
             signin_message(&c, &UserId([5; 16]), &dev),
+            link_confirm_message(
+                "s",
+                &LinkId([1; 16]),
+                &UserId([3; 16]),
+                &dev,
+                &DeviceId([8; 16]),
+                &dkey,
+                true,
+            ),
             invite_message(
                 "s",
                 &InviteId([1; 16]),
@@ -402,6 +442,7 @@ mod tests {
             RECOVER_DEVICE_DOMAIN,
             LINK_DEVICE_DOMAIN,
             SIGNIN_DOMAIN,
+            LINK_CONFIRM_DOMAIN,
             INVITE_DOMAIN,
             INVITE_ANSWER_DOMAIN,
         ]) {

@@ -10,9 +10,9 @@ use std::fmt::Debug;
 use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, CodecError, DeviceId, DeviceInfo, DirectoryEntry,
     DocId, ENCODING_VERSION, ErrorCode, ErrorFrame, FamilyId, FamilySummary, InviteId, InviteInfo,
-    InviteState, MemberInfo, MembershipChange, PresenceInfo, PublicKey, Request, RequestId,
-    Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId, decode_client,
-    decode_client_checked, decode_server, encode_client, encode_server,
+    InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo, PublicKey,
+    Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
+    decode_client, decode_client_checked, decode_server, encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
 };
 use proptest::{
@@ -141,6 +141,23 @@ fn invite_info() -> impl Strategy<Value = InviteInfo> {
             },
         )
 }
+fn link_id() -> impl Strategy<Value = LinkId> {
+    any::<[u8; 16]>().prop_map(LinkId)
+}
+
+fn pending_link() -> impl Strategy<Value = PendingLinkInfo> {
+    (link_id(), device(), key(), text(), time(), time()).prop_map(
+        |(link, device, device_key, client, requested_at, expires_at)| PendingLinkInfo {
+            link,
+            device,
+            device_key,
+            client,
+            requested_at,
+            expires_at,
+        },
+    )
+}
+
 fn device_info() -> impl Strategy<Value = DeviceInfo> {
     (
         device(),
@@ -220,7 +237,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 18;
+const REQUEST_VARIANTS: usize = 20;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -242,6 +259,8 @@ fn request_index(r: &Request) -> usize {
         Request::SetProfile { .. } => 15,
         Request::ListPresence { .. } => 16,
         Request::AcceptInviteAs { .. } => 17,
+        Request::ListPendingLinks => 18,
+        Request::ConfirmLink { .. } => 19,
     }
 }
 
@@ -294,10 +313,18 @@ fn request() -> impl Strategy<Value = Request> {
         (name(), proptest::option::of(blob()))
             .prop_map(|(nickname, avatar)| Request::SetProfile { nickname, avatar }),
         family().prop_map(|family| Request::ListPresence { family }),
+        Just(Request::ListPendingLinks),
+        (link_id(), any::<bool>(), sig()).prop_map(|(link, accept, signature)| {
+            Request::ConfirmLink {
+                link,
+                accept,
+                signature,
+            }
+        }),
     ]
 }
 
-const RESPONSE_VARIANTS: usize = 10;
+const RESPONSE_VARIANTS: usize = 11;
 
 fn response_index(r: &Response) -> usize {
     match r {
@@ -311,6 +338,7 @@ fn response_index(r: &Response) -> usize {
         Response::Devices(_) => 7,
         Response::LinkCode { .. } => 8,
         Response::Presence(_) => 9,
+        Response::PendingLinks(_) => 10,
     }
 }
 
@@ -328,6 +356,7 @@ fn response() -> impl Strategy<Value = Response> {
         ("[A-Z0-9-]{4,12}", time())
             .prop_map(|(code, expires_at)| Response::LinkCode { code, expires_at }),
         vec(presence_info(), 0..5).prop_map(Response::Presence),
+        vec(pending_link(), 0..3).prop_map(Response::PendingLinks),
     ]
 }
 
@@ -351,7 +380,7 @@ fn membership_change() -> impl Strategy<Value = MembershipChange> {
     ]
 }
 
-const EVENT_VARIANTS: usize = 9;
+const EVENT_VARIANTS: usize = 11;
 
 fn event_index(e: &ServerEvent) -> usize {
     match e {
@@ -364,6 +393,8 @@ fn event_index(e: &ServerEvent) -> usize {
         ServerEvent::Presence(_) => 6,
         ServerEvent::DeviceAdded(_) => 7,
         ServerEvent::DeviceRevoked { .. } => 8,
+        ServerEvent::LinkRequested(_) => 9,
+        ServerEvent::LinkAnswered { .. } => 10,
     }
 }
 
@@ -391,6 +422,9 @@ fn event() -> impl Strategy<Value = ServerEvent> {
         presence_info().prop_map(ServerEvent::Presence),
         device_info().prop_map(ServerEvent::DeviceAdded),
         device().prop_map(|device| ServerEvent::DeviceRevoked { device }),
+        pending_link().prop_map(ServerEvent::LinkRequested),
+        (link_id(), any::<bool>())
+            .prop_map(|(link, accepted)| ServerEvent::LinkAnswered { link, accepted }),
     ]
 }
 

@@ -17,7 +17,8 @@
 //!
 //! **Conventions.** A read that names an unknown record answers `None`, an empty list
 //! or 0; a write that names one fails with [`StoreError::NotFound`] (whose text names
-//! the kind: `"user"`, `"device"`, `"family"`, `"member"`, `"invite"`, `"blob"`).
+//! the kind: `"user"`, `"device"`, `"family"`, `"member"`, `"invite"`, `"link"`,
+//! `"blob"`).
 //! Numbers (times, seqs, sizes) must fit SQLite's signed 64 bits; a larger one is
 //! [`StoreError::Invalid`]. Times are unix milliseconds; a deadline `expires_at` is
 //! passed when `now >= expires_at`. Lists come in a documented, stable order.
@@ -59,11 +60,11 @@ pub use sqlite::SqliteStore;
 pub use types::*;
 
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, PublicKey, Seq, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, UserId,
     model::{InviteInfo, MemberInfo},
 };
 
-/// Users, devices, families, invites, link codes and document ownership.
+/// Users, devices, families, invites, link codes and requests, and document ownership.
 pub trait AccountStore: Send + Sync + std::fmt::Debug {
     // ----- users and devices -----
 
@@ -121,10 +122,44 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         device: DeviceId,
         expires_at: u64,
     ) -> StoreResult<()>;
-    /// Consumes a link code: returns its user if it exists, is unused and unexpired at
-    /// `now` and its issuing device is not revoked, and marks it used in the same
-    /// transaction; `None` otherwise (and nothing changes).
-    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>>;
+
+    // ----- link requests: a claimed code waits for a signed-in device's answer -----
+
+    /// A new device presents a link code. If a request already claimed this code: the
+    /// same device (id and key) gets that request back as it stands, unchanged (`link`
+    /// is ignored); any other gets [`StoreError::LinkClaimed`]. Otherwise, if the code
+    /// is unknown, used, expired at `now` or its issuing device is revoked: `None`,
+    /// and nothing changes. Otherwise [`StoreError::Conflict`] if the device's id or
+    /// key is registered, or `link` is used; else records a `Pending` request `link`
+    /// for the code's user that expires with the code, spends the code, and returns
+    /// it. `device.added_at` is the request time.
+    fn claim_link_code(
+        &self,
+        code_hash: [u8; 32],
+        link: LinkId,
+        device: &NewDevice,
+        now: u64,
+    ) -> StoreResult<Option<LinkRecord>>;
+    /// A link request by id, in any state.
+    fn link(&self, link: LinkId) -> StoreResult<Option<LinkRecord>>;
+    /// `user`'s pending, unexpired link requests, oldest first (then by id).
+    fn pending_links(&self, user: UserId, now: u64) -> StoreResult<Vec<LinkRecord>>;
+    /// Answers `user`'s pending link request on behalf of `by`, a device of the same
+    /// user, and returns it in its new state. On accept, adds the device (added at
+    /// `now`) in the same transaction. Errors, checked in this order: `NotFound`
+    /// (`"device"`) if `by` is not the user's, [`StoreError::DeviceRevoked`] if it is
+    /// revoked, `NotFound` (`"link"`) if the request is unknown or another user's,
+    /// [`StoreError::LinkClosed`] if it was answered, [`StoreError::LinkExpired`],
+    /// then on accept [`StoreError::Conflict`] if the device id or key got registered
+    /// meanwhile.
+    fn answer_link(
+        &self,
+        user: UserId,
+        link: LinkId,
+        by: DeviceId,
+        accept: bool,
+        now: u64,
+    ) -> StoreResult<LinkRecord>;
 
     // ----- families -----
 

@@ -15,7 +15,7 @@ use doran_protocol::{
     ClientFrame, DeviceId, ErrorCode, FamilyId, InviteId, MembershipChange, Request, Response,
     ServerEvent, ServerFrame,
 };
-use support::{Client, Identity, Server};
+use support::{Client, Identity, Server, link_and_confirm};
 
 /// Two relays sharing a fresh schema and prefix, or `None` without the backends.
 fn two_relays(dir: &std::path::Path) -> Option<(Server, Server)> {
@@ -180,15 +180,10 @@ async fn a_revocation_through_one_relay_closes_the_device_on_another() {
         Ok(Response::LinkCode { code, .. }) => code,
         other => panic!("expected a link code, got {other:?}"),
     };
-    // The laptop links itself through relay two.
+    // The laptop links itself through relay two; the owner, on relay one, is asked
+    // (the request crosses relays) and confirms.
     let laptop = owner.another_device();
-    let mut l = Client::connect(&two).await;
-    let challenge = l.hello().await;
-    l.send(&laptop.link_frame(&challenge, &code)).await;
-    match l.next_relevant().await {
-        ServerFrame::SignedIn { device, .. } => assert_eq!(device, laptop.device),
-        other => panic!("expected SignedIn, got {other:?}"),
-    }
+    let mut l = link_and_confirm(&two, &mut o, &owner, &laptop, &code).await;
 
     // The owner, on relay one, revokes it: relay two says goodbye to it at once.
     o.request(Request::RevokeDevice {

@@ -504,14 +504,9 @@ async fn framing_and_sign_in_refusals() {
         bob_devices,
         "link_with_taken_device_id: Bob"
     );
+    // The code survived the refusal.
     let tablet = alice.another_device();
-    let mut t = Client::connect(&server).await;
-    let ch = t.hello().await;
-    t.send(&tablet.link_frame(&ch, &code)).await;
-    assert!(
-        matches!(t.next_relevant().await, ServerFrame::SignedIn { .. }),
-        "link a device (the code survived the refusal)"
-    );
+    let mut t = support::link_and_confirm(&server, &mut a, &alice, &tablet, &code).await;
     let tablet_code = match t.request(Request::IssueLinkCode).await {
         Ok(Response::LinkCode { code, .. }) => code,
         other => panic!("link code from the tablet: {other:?}"),
@@ -543,10 +538,10 @@ async fn framing_and_sign_in_refusals() {
     let r = get_blob(&server, &tablet, &BlobHash::of(b"anything")).await;
     http_refused("revoked_device_http", &r, 401, ErrorCode::DeviceRevoked);
 
-    // Case: the link code used again, by another new device.
+    // Case: the link code used again, by another new device: the tablet claimed it.
     let thief = alice.another_device();
     let (_, e) = answer_refused(&server, |ch| thief.link_frame(ch, &code)).await;
-    untied("link_code_reused", &e, ErrorCode::InvalidLinkCode);
+    untied("link_code_reused", &e, ErrorCode::LinkClaimed);
 
     // Case: a guessed link code.
     let (_, e) = answer_refused(&server, |ch| thief.link_frame(ch, "ZZZZ9999")).await;

@@ -113,13 +113,18 @@ async fn sign_in(server: &Server, id: &Identity) -> (Client, SignedIn) {
     (c, result.expect("signed in"))
 }
 
-/// Issues a link code on `c` and redeems it with a new device of `id`; returns the
-/// new device's identity and connection.
+/// Issues a link code on `c` (signed in as `id`), redeems it with a new device of
+/// `id`, and confirms it on `c`; returns the new device's identity and connection.
 async fn link_new_device(server: &Server, c: &mut Client, id: &Identity) -> (Identity, Client) {
     let Ok(Response::LinkCode { code, .. }) = c.request(Request::IssueLinkCode).await else {
         panic!("no link code")
     };
     let linked = new_device_of(id);
+    let (_, waiting) = answer_challenge(server, |ch| link_frame(&linked, ch, &code)).await;
+    assert_eq!(waiting.expect_err("waits").code, ErrorCode::LinkPending);
+    let asked = c.link_requested().await;
+    let confirmed = c.request(id.confirm_link_request(&asked, true)).await;
+    assert_eq!(confirmed, Ok(Response::Done));
     let (lc, result) = answer_challenge(server, |ch| link_frame(&linked, ch, &code)).await;
     assert_eq!(result.expect("linked").user, id.user());
     (linked, lc)
@@ -554,8 +559,16 @@ async fn a_restart_keeps_accounts_families_invites_logs_and_blobs() {
     let r = download(&server, &bob, blob).await;
     assert_eq!((r.status, r.body.as_slice()), (200, saved.as_slice()));
 
-    // Step 8: the link code issued before the restart still adds a device.
+    // Step 8: the link code issued before the restart still adds a device, once
+    // confirmed.
     let tablet = new_device_of(&alice);
+    let (_t, waiting) = answer_challenge(&server, |ch| link_frame(&tablet, ch, &code)).await;
+    assert_eq!(waiting.expect_err("waits").code, ErrorCode::LinkPending);
+    let asked = a.link_requested().await;
+    assert_eq!(
+        a.request(alice.confirm_link_request(&asked, true)).await,
+        Ok(Response::Done)
+    );
     let (_t, linked) = answer_challenge(&server, |ch| link_frame(&tablet, ch, &code)).await;
     assert_eq!(linked.expect("linked after the restart").user, alice.user());
 
@@ -901,9 +914,18 @@ async fn a_link_code_adds_a_device_once() {
         "the code is short-lived, not already expired"
     );
 
-    // Step 2: a new device redeems it with its own key and is signed in as Alice,
-    // with her personal document and family; the first device is told.
+    // Step 2: a new device presents it with its own key and waits; the first device
+    // is asked and confirms; the new device is then signed in as Alice, with her
+    // personal document and family, and the first device is told.
     let laptop = new_device_of(&alice);
+    let (_, waiting) = answer_challenge(&server, |ch| link_frame(&laptop, ch, &code)).await;
+    assert_eq!(waiting.expect_err("waits").code, ErrorCode::LinkPending);
+    let asked = a.link_requested().await;
+    assert_eq!(asked.device, laptop.device);
+    assert_eq!(
+        a.request(alice.confirm_link_request(&asked, true)).await,
+        Ok(Response::Done)
+    );
     let (mut l, signed) = answer_challenge(&server, |ch| link_frame(&laptop, ch, &code)).await;
     let signed = signed.expect("linked");
     assert_eq!(
@@ -950,11 +972,14 @@ async fn a_link_code_adds_a_device_once() {
     }
 
     // Step 5: the used code and a wrong code are refused, and add nothing.
-    for (what, attempt) in [("used", code.clone()), ("wrong", "WRONG123".to_owned())] {
+    for (what, attempt, refusal) in [
+        ("used", code.clone(), ErrorCode::LinkClaimed),
+        ("wrong", "WRONG123".to_owned(), ErrorCode::InvalidLinkCode),
+    ] {
         let tablet = new_device_of(&alice);
         let (_t, result) = answer_challenge(&server, |ch| link_frame(&tablet, ch, &attempt)).await;
         let e = result.expect_err(what);
-        assert_eq!(e.code, ErrorCode::InvalidLinkCode, "{what} code");
+        assert_eq!(e.code, refusal, "{what} code");
     }
     assert_eq!(list_devices(&mut a).await.len(), 2);
 

@@ -31,13 +31,7 @@ async fn owner_and_linked_device(server: &Server) -> (Identity, Client, Identity
         other => panic!("expected a link code, got {other:?}"),
     };
     let laptop = owner.another_device();
-    let mut l = Client::connect(server).await;
-    let challenge = l.hello().await;
-    l.send(&laptop.link_frame(&challenge, &code)).await;
-    match l.next_relevant().await {
-        ServerFrame::SignedIn { device, .. } => assert_eq!(device, laptop.device),
-        other => panic!("expected SignedIn, got {other:?}"),
-    }
+    drop(support::link_and_confirm(server, &mut o, &owner, &laptop, &code).await);
     (owner, o, laptop)
 }
 

@@ -3,7 +3,9 @@
 
 use std::{path::Path, time::Duration};
 
-use doran_device::{Device, DeviceEvent, DeviceOptions, Subscription, core::sync::SyncStatus};
+use doran_device::{
+    Device, DeviceEvent, DeviceOptions, Subscription, core::sync::SyncStatus, screens::AccountView,
+};
 
 /// How long a test waits for anything a device should do.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -47,4 +49,33 @@ pub async fn up_to_date(device: &Device, events: &mut Subscription) {
         _ => None,
     })
     .await;
+}
+
+/// Links `new` (a device with no account) to the account signed in on `first`, with
+/// the relay at `server`, as a person does on two screens: a code from `first`, typed
+/// on `new`, which waits; `first` is asked, both show the same fingerprint, and
+/// `first` confirms. Returns the new device's account.
+pub async fn link_and_confirm(first: &Device, new: &Device, server: &str) -> AccountView {
+    let mut asked = first.subscribe();
+    let mut waiting = new.subscribe();
+    let code = first.issue_link_code().await.expect("a link code");
+    let confirm = async {
+        let request = wait_for(&mut asked, "a link request", |e| match e {
+            DeviceEvent::LinkRequested(l) => Some(l.clone()),
+            _ => None,
+        })
+        .await;
+        let shown = wait_for(&mut waiting, "the new device waiting", |e| match e {
+            DeviceEvent::LinkWaiting { fingerprint } => Some(fingerprint.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(shown, request.fingerprint, "both screens show one key");
+        first
+            .confirm_link(&request.link, true)
+            .await
+            .expect("confirmed");
+    };
+    let (linked, ()) = tokio::join!(new.link_device(server, &code.code), confirm);
+    linked.expect("linked once confirmed")
 }

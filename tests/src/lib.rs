@@ -41,6 +41,47 @@ pub fn json(home: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(home, &all)).expect("JSON output")
 }
 
+/// Links the device at `new` to the account signed in at `first` as a person does
+/// on the command line: `doran device link` on the new device waits (and says so)
+/// while `doran device links` on the first one shows the request, and `doran device
+/// confirm` accepts it. `server` is the relay's URL.
+pub fn link_and_confirm(first: &Path, new: &Path, server: &str) {
+    let code = json(first, &["device", "link-code"])["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let waiting = doran_cmd(
+        new,
+        &["device", "link", "--server", server, "--code", &code],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("doran runs");
+    // Each `device links` is one short command; the request shows once the new
+    // device has presented the code.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let link = loop {
+        let list = json(first, &["device", "links"]);
+        if let Some(id) = list[0]["link"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the link request never showed: {list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    ok(first, &["device", "confirm", &link]);
+    let out = waiting.wait_with_output().expect("doran ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "device link failed: {stderr}");
+    assert!(
+        stderr.contains("waiting for confirmation on your other device"),
+        "{stderr}"
+    );
+}
+
 /// Runs `doran --json ARGS…` that must fail, and returns its JSON error
 /// (`{"code", "message", "field"?}`).
 pub fn json_error(home: &Path, args: &[&str]) -> serde_json::Value {

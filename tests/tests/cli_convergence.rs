@@ -101,16 +101,9 @@ fn create_account(home: &Path, server: &str, email: &str, name: &str) -> String 
     )
 }
 
-/// Links a new device at `new` to the account on `existing`.
+/// Links a new device at `new` to the account on `existing` (confirmed there).
 fn link(existing: &Path, new: &Path, server: &str) {
-    let code = json(existing, &["device", "link-code"])["code"]
-        .as_str()
-        .expect("a link code")
-        .to_owned();
-    ok(
-        new,
-        &["device", "link", "--server", server, "--code", &code],
-    );
+    doran_e2e::link_and_confirm(existing, new, server);
 }
 
 /// Mom (phone and laptop) and her son, all in one family, all synced.

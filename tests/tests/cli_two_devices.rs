@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use doran_e2e::{Relay, doran, json, ok, tone_wav};
+use doran_e2e::{Relay, doran, json, link_and_confirm, ok, tone_wav};
 
 #[test]
 fn a_mission_ticked_on_one_device_appears_on_the_other() {
@@ -218,23 +218,10 @@ fn edits_with_no_relay_are_saved_and_sent_by_the_next_sync() {
     assert_eq!(json(&home, &["sync"])["pending"], 0);
     assert_eq!(json(&home, &["account", "show"])["pending"], 0);
 
-    // Step 4: a second device of the same person (linked with a code) gets both edits.
-    let code = json(&home, &["device", "link-code"])["code"]
-        .as_str()
-        .expect("a code")
-        .to_owned();
+    // Step 4: a second device of the same person (linked with a code, confirmed on
+    // the first) gets both edits.
     let laptop = dir.path().join("laptop");
-    ok(
-        &laptop,
-        &[
-            "device",
-            "link",
-            "--server",
-            &format!("http://{addr}"),
-            "--code",
-            &code,
-        ],
-    );
+    link_and_confirm(&home, &laptop, &format!("http://{addr}"));
     ok(&laptop, &["sync"]);
     let events = json(&laptop, &["event", "list", &family, "--month", "2026-12"]);
     assert_eq!(events["events"][0]["event"]["title"], "캠핑");
@@ -279,14 +266,7 @@ fn a_photo_added_offline_arrives_with_its_bytes() {
     let family = ok(&phone, &["family", "create", "사진 가족", "--as", "할머니"]);
     let album = ok(&phone, &["album", "create", &family, "여름 바다"]);
     ok(&phone, &["sync"]);
-    let code = json(&phone, &["device", "link-code"])["code"]
-        .as_str()
-        .expect("a code")
-        .to_owned();
-    ok(
-        &laptop,
-        &["device", "link", "--server", &relay.url(), "--code", &code],
-    );
+    link_and_confirm(&phone, &laptop, &relay.url());
     ok(&laptop, &["sync"]);
 
     // Step 2: the relay goes away; the phone adds a photo anyway.

@@ -18,7 +18,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay,
-    devices::{WAIT, wait_for},
+    devices::{WAIT, link_and_confirm, wait_for},
 };
 
 /// A test clock the devices read (Unix ms), starting at the real time.
@@ -557,14 +557,10 @@ async fn edits_are_all_or_nothing_and_invites_do_not_get_stuck() {
     assert!(started.elapsed() < Duration::from_secs(2), "not read first");
 
     // A device linked with a code knows the account's email.
-    let code = mom.issue_link_code().await.expect("a code");
     let laptop = Device::open(dir.path().join("mom-laptop"), DeviceOptions::default())
         .await
         .expect("device");
-    laptop
-        .link_device(&relay.url(), &code.code)
-        .await
-        .expect("linked");
+    link_and_confirm(&mom, &laptop, &relay.url()).await;
     laptop.sync_now(WAIT).await.expect("synced");
     let account = laptop
         .account()

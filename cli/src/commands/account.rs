@@ -1,6 +1,6 @@
 //! `doran account …` and `doran device …`.
 
-use doran_device::Device;
+use doran_device::{Device, DeviceEvent};
 
 use super::{CmdResult, confirm};
 use crate::{
@@ -76,8 +76,36 @@ pub async fn device(device: &Device, out: Out, c: DeviceCmd) -> CmdResult {
             out.view(&code, || vec![code.code.clone()]);
         }
         DeviceCmd::Link { server, code } => {
-            let acc = device.link_device(&server, &code).await?;
+            // The relay holds the link until another device of the account confirms
+            // it: say so while waiting, with the fingerprint to compare.
+            let mut events = device.subscribe();
+            let told = tokio::spawn(async move {
+                while let Some(event) = events.next().await {
+                    if let DeviceEvent::LinkWaiting { fingerprint } = event {
+                        eprintln!(
+                            "waiting for confirmation on your other device \
+                             (`doran device links` there; this device is {fingerprint})…"
+                        );
+                        return;
+                    }
+                }
+            });
+            let linked = device.link_device(&server, &code).await;
+            told.abort();
+            let acc = linked?;
             out.view(&acc, || vec![acc.device.clone()]);
+        }
+        DeviceCmd::Links => {
+            let list = device.pending_links().await?;
+            out.view(&list, || {
+                list.iter()
+                    .map(|l| format!("{}  {}  key {}", l.link, l.name, l.fingerprint))
+                    .collect()
+            });
+        }
+        DeviceCmd::Confirm { link, reject } => {
+            device.confirm_link(&link, !reject).await?;
+            out.done(if reject { "rejected" } else { "confirmed" }, &link);
         }
         DeviceCmd::List => {
             let list = device.devices().await?;

@@ -1,6 +1,6 @@
 //! Accounts and devices.
 
-use doran_device::screens::{AccountView, DeviceView, LinkCodeView};
+use doran_device::screens::{AccountView, DeviceView, LinkCodeView, PendingLinkView};
 
 use super::{Dev, Res};
 
@@ -52,4 +52,14 @@ pub async fn devices(d: Dev<'_>) -> Res<Vec<DeviceView>> {
 #[tauri::command(rename_all = "snake_case")]
 pub async fn revoke_device(d: Dev<'_>, device: String) -> Res<()> {
     d.revoke_device(&device).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn pending_links(d: Dev<'_>) -> Res<Vec<PendingLinkView>> {
+    d.pending_links().await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn confirm_link(d: Dev<'_>, link: String, accept: bool) -> Res<()> {
+    d.confirm_link(&link, accept).await
 }

@@ -1,16 +1,18 @@
 //! Accounts and devices: create, restore from the phrase, link with a code, sign out;
-//! the recovery phrase; the user's devices (list, revoke, issue a link code).
+//! the recovery phrase; the user's devices (list, revoke, issue a link code, confirm
+//! or reject a new device that presented one).
 
 use std::{sync::Arc, time::Duration};
 
-use doran_protocol::{DeviceId, Request, Response};
+use doran_protocol::{DeviceId, LinkId, Request, Response};
 
 use super::Device;
 use crate::{
     account::{self, Account},
     error::{Error, ErrorCode, Result},
+    events::DeviceEvent,
     relay::Relay,
-    screens::{AccountView, DeviceView, LinkCodeView},
+    screens::{AccountView, DeviceView, LinkCodeView, PendingLinkView},
 };
 
 /// How long enrolling a device (register, restore, link) may take.
@@ -109,15 +111,34 @@ impl Device {
     }
 
     /// Links this device to an existing account with a code shown on one of its
-    /// devices ([`issue_link_code`](Self::issue_link_code)).
+    /// devices ([`issue_link_code`](Self::issue_link_code)). The code alone adds
+    /// nothing: this waits until a device of the account confirms it
+    /// ([`confirm_link`](Self::confirm_link)); meanwhile
+    /// [`DeviceEvent::LinkWaiting`] carries this device's fingerprint to show. Errors:
+    /// `LinkRejected`, `LinkExpired` (not confirmed in time), `LinkClaimed`,
+    /// `BadLinkCode`.
     pub async fn link_device(&self, server: &str, code: &str) -> Result<AccountView> {
         self.refuse_second_account()?;
         let relay = self.relay(server)?;
         let lang = self.language();
         let s = Arc::clone(self.shared());
-        let account = account::link_device(&s.store, &*s.secrets, &relay, code, ENROLL_TIMEOUT)
-            .await
-            .map_err(|e| Error::from_sync(&e, lang))?;
+        let emitter = Arc::clone(&s);
+        let waiting = move |fingerprint: &str| {
+            emitter.emit(DeviceEvent::LinkWaiting {
+                fingerprint: fingerprint.to_owned(),
+            });
+        };
+        let account = account::link_device(
+            &s.store,
+            &*s.secrets,
+            &relay,
+            code,
+            ENROLL_TIMEOUT,
+            account::LINK_WAIT,
+            &waiting,
+        )
+        .await
+        .map_err(|e| Error::from_sync(&e, lang))?;
         self.attach(account).await?;
         self.after_enrolment().await
     }
@@ -164,6 +185,45 @@ impl Device {
                 code,
                 expires_at: i64::try_from(expires_at).unwrap_or(i64::MAX),
             }),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// New devices waiting for this account to confirm them, oldest first.
+    pub async fn pending_links(&self) -> Result<Vec<PendingLinkView>> {
+        match self.request(Request::ListPendingLinks).await? {
+            Response::PendingLinks(list) => Ok(list.iter().map(PendingLinkView::from).collect()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Confirms (`accept`: the device joins the account) or rejects a pending link
+    /// request (`link` from [`pending_links`](Self::pending_links) or
+    /// [`DeviceEvent::LinkRequested`]). `NotFound` if it is no longer pending.
+    pub async fn confirm_link(&self, link: &str, accept: bool) -> Result<()> {
+        let lang = self.language();
+        let link: LinkId = link
+            .trim()
+            .parse()
+            .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
+        // The signature names the new device and its key as the relay lists them.
+        let pending = match self.request(Request::ListPendingLinks).await? {
+            Response::PendingLinks(list) => list,
+            other => return Err(self.unexpected(&other)),
+        };
+        let info = pending
+            .into_iter()
+            .find(|l| l.link == link)
+            .ok_or_else(|| Error::code(ErrorCode::NotFound, lang))?;
+        let session = self.session()?;
+        self.connected(super::sync::REQUEST_TIMEOUT).await?;
+        let asked = session.driver.confirm_link(&info, accept);
+        match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked)
+            .await
+            .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
+            .map_err(|e| Error::from_sync(&e, lang))?
+        {
+            Response::Done => Ok(()),
             other => Err(self.unexpected(&other)),
         }
     }

@@ -88,9 +88,12 @@ pub enum ClientFrame {
 
     /// Adds a new device to an existing user with a short code that a signed-in device
     /// of that user issued ([`Request::IssueLinkCode`]). The new device key signs
-    /// [`link_device_message`](crate::signing::link_device_message). Answered by
-    /// `SignedIn` (the user's other devices get
-    /// [`DeviceAdded`](crate::ServerEvent::DeviceAdded)), or `InvalidLinkCode`.
+    /// [`link_device_message`](crate::signing::link_device_message). The first answer
+    /// claims the code for this device key and is `LinkPending` (the user's devices
+    /// get [`LinkRequested`](crate::ServerEvent::LinkRequested)); the device asks
+    /// again (a new connection, the same code and key) until a signed-in device of the
+    /// user answers: then `SignedIn`, or `LinkRejected`. Other errors:
+    /// `InvalidLinkCode`, `LinkClaimed` (another key claimed the code), `LinkExpired`.
     LinkDevice {
         /// The code shown on the other device.
         code: String,

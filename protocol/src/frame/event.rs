@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DeviceId, DeviceInfo, FamilyId, InviteId, InviteInfo, MemberInfo, PresenceInfo, UserId,
+    DeviceId, DeviceInfo, FamilyId, InviteId, InviteInfo, LinkId, MemberInfo, PendingLinkInfo,
+    PresenceInfo, UserId,
 };
 
 /// A server-initiated notification, carried by
@@ -68,14 +69,28 @@ pub enum ServerEvent {
     /// device) when the user comes online or goes offline.
     Presence(PresenceInfo),
 
-    /// Sent to the user's other devices when a device is added (registered through
-    /// recovery or a link code).
+    /// Sent to the user's other devices when a device is added (through recovery, or
+    /// a link code once confirmed).
     DeviceAdded(DeviceInfo),
 
     /// Sent to the user's devices when one of them is revoked.
     DeviceRevoked {
         /// The revoked device.
         device: DeviceId,
+    },
+
+    /// Sent to the user's devices when a new device presents one of their link codes
+    /// (and on connect for requests still pending): ask the person to confirm it with
+    /// [`Request::ConfirmLink`](crate::Request::ConfirmLink).
+    LinkRequested(PendingLinkInfo),
+
+    /// Sent to the user's devices when one of them confirmed or rejected a link
+    /// request, so the others can drop their prompt.
+    LinkAnswered {
+        /// The request.
+        link: LinkId,
+        /// Whether the device was added.
+        accepted: bool,
     },
 }
 
@@ -122,6 +137,8 @@ impl ServerEvent {
             ServerEvent::Presence(_) => "presence",
             ServerEvent::DeviceAdded(_) => "device_added",
             ServerEvent::DeviceRevoked { .. } => "device_revoked",
+            ServerEvent::LinkRequested(_) => "link_requested",
+            ServerEvent::LinkAnswered { .. } => "link_answered",
         }
     }
 }

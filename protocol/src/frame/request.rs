@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobHash, DeviceId, FamilyId, InviteId, Signature, UserId};
+use crate::{BlobHash, DeviceId, FamilyId, InviteId, LinkId, Signature, UserId};
 
 /// Chosen by the device for each [`ClientFrame::Request`](crate::ClientFrame::Request)
 /// and echoed in the [`Response`](crate::ServerFrame::Response) or error frame that
@@ -158,8 +158,9 @@ pub enum Request {
     },
 
     /// Issues a short, single-use code that links a new device to the caller's user
-    /// (via [`ClientFrame::LinkDevice`](crate::ClientFrame::LinkDevice)). Issuing it
-    /// from a signed-in device is the confirmation. Answer:
+    /// (via [`ClientFrame::LinkDevice`](crate::ClientFrame::LinkDevice)). The code
+    /// alone adds nothing: the device that presents it waits until a signed-in device
+    /// of the user confirms it ([`ConfirmLink`](Self::ConfirmLink)). Answer:
     /// [`LinkCode`](crate::Response::LinkCode).
     IssueLinkCode,
 
@@ -192,6 +193,26 @@ pub enum Request {
         /// By the caller's device key, over `invite_accept_as_message`.
         signature: Signature,
     },
+
+    /// Lists the new devices waiting for the caller's user to confirm their link,
+    /// oldest first (expired, answered and rejected ones are left out). Answer:
+    /// [`PendingLinks`](crate::Response::PendingLinks).
+    ListPendingLinks,
+
+    /// Confirms (adds the device to the caller's user) or rejects (the request and its
+    /// code are gone) a pending link of the caller's user. The caller's device key
+    /// signs [`link_confirm_message`](crate::signing::link_confirm_message). Answer:
+    /// `Done`; the user's devices get [`LinkAnswered`](crate::ServerEvent::LinkAnswered)
+    /// and, on accept, [`DeviceAdded`](crate::ServerEvent::DeviceAdded). `NotFound`
+    /// for a link that is not the caller's user's, `LinkExpired`, `LinkAnswered`.
+    ConfirmLink {
+        /// The request, from [`PendingLinkInfo`](crate::PendingLinkInfo).
+        link: LinkId,
+        /// Add the device (true) or refuse it (false).
+        accept: bool,
+        /// By the caller's device key, over `link_confirm_message`.
+        signature: Signature,
+    },
 }
 
 impl Request {
@@ -216,6 +237,8 @@ impl Request {
             Request::SetProfile { .. } => "set_profile",
             Request::ListPresence { .. } => "list_presence",
             Request::AcceptInviteAs { .. } => "accept_invite_as",
+            Request::ListPendingLinks => "list_pending_links",
+            Request::ConfirmLink { .. } => "confirm_link",
         }
     }
 }

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, PresenceInfo, UnixMillis};
+use crate::{
+    DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, PendingLinkInfo, PresenceInfo,
+    UnixMillis,
+};
 
 /// The successful answer to a [`Request`](crate::Request), carried by
 /// [`ServerFrame::Response`](crate::ServerFrame::Response).
@@ -50,6 +53,9 @@ pub enum Response {
 
     /// Answers `ListPresence`: one entry per member of the family.
     Presence(#[serde(deserialize_with = "crate::wire::seq")] Vec<PresenceInfo>),
+
+    /// Answers `ListPendingLinks`: new devices waiting for confirmation, oldest first.
+    PendingLinks(#[serde(deserialize_with = "crate::wire::seq")] Vec<PendingLinkInfo>),
 }
 
 impl Response {
@@ -66,6 +72,7 @@ impl Response {
             Response::Devices(_) => "devices",
             Response::LinkCode { .. } => "link_code",
             Response::Presence(_) => "presence",
+            Response::PendingLinks(_) => "pending_links",
         }
     }
 }

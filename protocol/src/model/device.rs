@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, PublicKey, UnixMillis};
+use crate::{DeviceId, LinkId, PublicKey, UnixMillis};
 
 /// One device of the signed-in user, as listed by
 /// [`Request::ListDevices`](crate::Request::ListDevices).
@@ -22,4 +22,24 @@ pub struct DeviceInfo {
     pub online: bool,
     /// When it was revoked; `None` while it may sign in.
     pub revoked_at: Option<UnixMillis>,
+}
+
+/// A new device that presented a link code and waits for one of the user's signed-in
+/// devices to confirm it ([`Request::ConfirmLink`](crate::Request::ConfirmLink)).
+/// Until then it is not one of the user's devices and cannot sign in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLinkInfo {
+    /// The request, to confirm or reject.
+    pub link: LinkId,
+    /// The new device.
+    pub device: DeviceId,
+    /// Its ed25519 public key; [`PublicKey::fingerprint`] is what both screens show
+    /// so the person can check that the request comes from the device in their hand.
+    pub device_key: PublicKey,
+    /// The `client` string of its `Hello` (app, version, platform), its name.
+    pub client: String,
+    /// When it presented the code.
+    pub requested_at: UnixMillis,
+    /// When the request (and the code) stops working.
+    pub expires_at: UnixMillis,
 }

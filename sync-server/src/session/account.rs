@@ -3,18 +3,32 @@
 use std::{collections::HashSet, time::Instant};
 
 use doran_protocol::{
-    BlobHash, DeviceId, DeviceInfo, DirectoryEntry, ErrorCode, FamilyId, PresenceInfo, Response,
-    ServerEvent, UnixMillis, UserId,
+    BlobHash, DeviceId, DeviceInfo, DirectoryEntry, ErrorCode, FamilyId, LinkId, PendingLinkInfo,
+    PresenceInfo, Response, ServerEvent, Signature, UnixMillis, UserId, signing,
 };
 
 use super::{Session, requests::Ctx, signin::link_code_hash};
 use crate::{
+    auth::verify,
     cluster::Remote,
     error::{ApiError, ApiResult},
     hub::HubMsg,
     rules,
     state::now_ms,
+    store::LinkRecord,
 };
+
+/// A stored link request as devices see it.
+pub(crate) fn pending_link_info(record: &LinkRecord) -> PendingLinkInfo {
+    PendingLinkInfo {
+        link: record.id,
+        device: record.device.id,
+        device_key: record.device.key,
+        client: record.device.client.clone(),
+        requested_at: record.device.added_at,
+        expires_at: record.expires_at,
+    }
+}
 
 /// Letters of link codes: Crockford base32 (no I, L, O, U).
 const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -109,6 +123,75 @@ impl Ctx<'_> {
             .accounts(move |a| a.put_link_code(hash, user, device, expires_at))
             .await?;
         Ok(Response::LinkCode { code, expires_at })
+    }
+
+    pub(super) async fn list_pending_links(&self) -> ApiResult<Response> {
+        let user = self.me.user;
+        let now = now_ms();
+        let links = self
+            .state
+            .accounts(move |a| a.pending_links(user, now))
+            .await?;
+        Ok(Response::PendingLinks(
+            links.iter().map(pending_link_info).collect(),
+        ))
+    }
+
+    /// Confirms or rejects a new device's link request: only a signed-in device of
+    /// the same user, with its device key over the request's new device and key.
+    pub(super) async fn confirm_link(
+        &self,
+        link: LinkId,
+        accept: bool,
+        signature: Signature,
+    ) -> ApiResult<Response> {
+        let (user, by) = (self.me.user, self.me.device);
+        // Another user's request reads as unknown: its existence is not the caller's
+        // business.
+        let record = self
+            .state
+            .accounts(move |a| a.link(link))
+            .await?
+            .filter(|l| l.user == user)
+            .ok_or_else(|| ApiError::not_found("no such link request"))?;
+        let key = self.my_key().await?;
+        let message = signing::link_confirm_message(
+            self.state.challenges.server_id(),
+            &link,
+            &user,
+            &by,
+            &record.device.id,
+            &record.device.key,
+            accept,
+        );
+        verify(&key, &message, &signature)?;
+        let now = now_ms();
+        let answered = self
+            .state
+            .accounts(move |a| a.answer_link(user, link, by, accept, now))
+            .await?;
+        tracing::info!(%user, %link, device = %answered.device.id, accept, "link request answered");
+        self.notify(
+            [&user],
+            ServerEvent::LinkAnswered {
+                link,
+                accepted: accept,
+            },
+        )
+        .await;
+        if accept {
+            let info = DeviceInfo {
+                device: answered.device.id,
+                device_key: answered.device.key,
+                client: answered.device.client,
+                added_at: now,
+                last_seen: None,
+                online: false,
+                revoked_at: None,
+            };
+            self.notify([&user], ServerEvent::DeviceAdded(info)).await;
+        }
+        Ok(Response::Done)
     }
 
     pub(super) async fn set_profile(

@@ -30,7 +30,7 @@ fn closed(state: InviteState) -> Option<ApiError> {
 
 impl Ctx<'_> {
     /// The caller's device key.
-    async fn my_key(&self) -> ApiResult<PublicKey> {
+    pub(super) async fn my_key(&self) -> ApiResult<PublicKey> {
         let device = self.me.device;
         self.state
             .accounts(move |a| a.device(device))

@@ -37,6 +37,23 @@ impl Session {
     }
 }
 
+/// Sends `event` to every connection of `users`, on this relay and (through the
+/// cluster's fan-out) the others.
+pub(crate) async fn notify<'u>(
+    state: &AppState,
+    users: impl IntoIterator<Item = &'u UserId>,
+    event: ServerEvent,
+) {
+    let Some(msg) = HubMsg::event(event) else {
+        return;
+    };
+    let users: Vec<UserId> = users.into_iter().copied().collect();
+    state.hub.send_to_users(&users, &msg);
+    if let HubMsg::Event(frame) = msg {
+        state.cluster.publish(&users, Remote::Event(frame)).await;
+    }
+}
+
 impl Ctx<'_> {
     async fn handle(&self, body: Request) -> ApiResult<Response> {
         match body {
@@ -81,6 +98,12 @@ impl Ctx<'_> {
             Request::IssueLinkCode => self.issue_link_code().await,
             Request::SetProfile { nickname, avatar } => self.set_profile(nickname, avatar).await,
             Request::ListPresence { family } => self.list_presence(family).await,
+            Request::ListPendingLinks => self.list_pending_links().await,
+            Request::ConfirmLink {
+                link,
+                accept,
+                signature,
+            } => self.confirm_link(link, accept, signature).await,
         }
     }
 
@@ -90,17 +113,7 @@ impl Ctx<'_> {
         users: impl IntoIterator<Item = &'u UserId>,
         event: ServerEvent,
     ) {
-        let Some(msg) = HubMsg::event(event) else {
-            return;
-        };
-        let users: Vec<UserId> = users.into_iter().copied().collect();
-        self.state.hub.send_to_users(&users, &msg);
-        if let HubMsg::Event(frame) = msg {
-            self.state
-                .cluster
-                .publish(&users, Remote::Event(frame))
-                .await;
-        }
+        notify(self.state, users, event).await;
     }
 
     /// After a membership change (committed): drops every cached access answer, and

@@ -1,8 +1,8 @@
 //! `Hello`, the challenge, and its four answers.
 
 use doran_protocol::{
-    Challenge, ClientFrame, DeviceId, DeviceInfo, DocId, ErrorCode, ErrorFrame, PROTOCOL_VERSION,
-    PublicKey, ServerEvent, ServerFrame, UserId, signing,
+    Challenge, ClientFrame, DeviceId, DeviceInfo, DocId, ErrorCode, ErrorFrame, LinkId,
+    PROTOCOL_VERSION, PublicKey, ServerEvent, ServerFrame, UserId, signing,
 };
 
 use super::{Flow, Me, Phase, Session};
@@ -13,8 +13,12 @@ use crate::{
     hub::HubMsg,
     rules,
     state::now_ms,
-    store::{NewDevice, NewUser},
+    store::{LinkState, NewDevice, NewUser},
 };
+
+/// How long a new device waiting for its link to be confirmed is told to wait before
+/// asking again.
+pub(crate) const LINK_POLL_MS: u64 = 1_000;
 
 /// Who an accepted answer signed in.
 struct SignedIn {
@@ -204,37 +208,74 @@ impl Session {
             } => {
                 let msg = signing::link_device_message(challenge, &code, &device, &device_key);
                 verify(&device_key, &msg, &signature)?;
-                // Refuse a taken device id before the code is used up: a refused
-                // answer must not cost the user their code.
-                if self
-                    .state
-                    .accounts(move |a| a.device(device))
-                    .await?
-                    .is_some()
-                {
-                    return Err(ApiError::new(ErrorCode::AlreadyExists, "device id taken"));
-                }
-                let hash = link_code_hash(&code);
-                let now = now_ms();
-                let user = self
-                    .state
-                    .accounts(move |a| a.take_link_code(hash, now))
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::new(ErrorCode::InvalidLinkCode, "unknown or expired code")
-                    })?;
-                let found = self
-                    .state
-                    .accounts(move |a| a.user(user))
-                    .await?
-                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
-                self.add_device(user, found.personal_doc, device, device_key)
-                    .await
+                self.link_device(&code, device, device_key).await
             }
             other => Err(ApiError::new(
                 ErrorCode::UnexpectedFrame,
                 format!("{} does not answer a challenge", other.kind()),
             )),
+        }
+    }
+
+    /// A code alone adds no device (DESIGN §identity): the first answer claims the
+    /// code for this device key and asks the user's signed-in devices to confirm; the
+    /// device asks again until one of them answered. A taken device id is refused
+    /// before the code is claimed, so a refused answer does not cost the user their
+    /// code.
+    async fn link_device(
+        &self,
+        code: &str,
+        device: DeviceId,
+        device_key: PublicKey,
+    ) -> ApiResult<SignedIn> {
+        let hash = link_code_hash(code);
+        let now = now_ms();
+        let new = self.new_device(device, device_key, now);
+        let proposed = LinkId::random();
+        let record = self
+            .state
+            .accounts(move |a| a.claim_link_code(hash, proposed, &new, now))
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidLinkCode, "unknown or expired code"))?;
+        let user = record.user;
+        match record.state {
+            LinkState::Accepted => {
+                let found = self
+                    .state
+                    .accounts(move |a| a.user(user))
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+                tracing::info!(%user, %device, "linked device signed in");
+                // Its other devices heard `DeviceAdded` when it was confirmed.
+                Ok(SignedIn {
+                    user,
+                    device,
+                    personal_doc: found.personal_doc,
+                    added: None,
+                })
+            }
+            LinkState::Rejected => Err(ApiError::new(
+                ErrorCode::LinkRejected,
+                "another device of this account rejected this device",
+            )),
+            LinkState::Pending if now >= record.expires_at => Err(ApiError::new(
+                ErrorCode::LinkExpired,
+                "the link request expired",
+            )),
+            LinkState::Pending => {
+                if record.id == proposed {
+                    tracing::info!(%user, %device, link = %record.id, "link requested");
+                    let info = super::account::pending_link_info(&record);
+                    super::requests::notify(&self.state, [&user], ServerEvent::LinkRequested(info))
+                        .await;
+                }
+                let mut e = ApiError::new(
+                    ErrorCode::LinkPending,
+                    "waiting for another device of this account to confirm",
+                );
+                e.retry_after_ms = Some(LINK_POLL_MS);
+                Err(e)
+            }
         }
     }
 
@@ -302,10 +343,14 @@ impl Session {
                     return Ok(None);
                 }
                 a.touch_device(device, now)?;
-                Ok(Some((a.families_of(user)?, a.invites_for(user, now)?)))
+                Ok(Some((
+                    a.families_of(user)?,
+                    a.invites_for(user, now)?,
+                    a.pending_links(user, now)?,
+                )))
             })
             .await;
-        let (families, invites) = match found {
+        let (families, invites, links) = match found {
             Ok(Some(v)) => v,
             Ok(None) => {
                 self.state.hub.unregister(registered.id, now);
@@ -352,6 +397,11 @@ impl Session {
         }
         for invite in invites {
             self.send_event(ServerEvent::InviteReceived(invite)).await?;
+        }
+        // A device that was offline when a new device asked to join still gets asked.
+        for link in &links {
+            let info = super::account::pending_link_info(link);
+            self.send_event(ServerEvent::LinkRequested(info)).await?;
         }
         let came_online = self
             .state

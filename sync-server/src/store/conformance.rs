@@ -26,9 +26,10 @@ mod accounts;
 mod blobs;
 mod families;
 mod invites;
+mod links;
 mod logs;
 
-pub(crate) use self::{accounts::*, blobs::*, families::*, invites::*, logs::*};
+pub(crate) use self::{accounts::*, blobs::*, families::*, invites::*, links::*, logs::*};
 
 /// Whoever uploads blobs in tests that do not care who.
 pub(crate) const UPLOADER: UserId = UserId([0xee; 16]);
@@ -129,6 +130,16 @@ macro_rules! relay_store_conformance_tests {
                 link_codes_expire,
                 link_codes_of_revoked_devices_do_not_work,
                 put_link_code_errors,
+                // link requests
+                a_claim_waits_and_adds_no_device,
+                a_second_claimant_is_refused,
+                unusable_codes_are_not_claimed,
+                confirming_adds_the_device,
+                rejecting_spends_the_code,
+                expired_requests_cannot_be_answered,
+                only_the_users_live_devices_answer,
+                a_refused_confirmation_changes_nothing,
+                pending_links_are_oldest_first,
                 // families
                 create_family_makes_the_host_a_member_and_owns_the_doc,
                 create_family_errors,

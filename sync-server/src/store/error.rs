@@ -21,6 +21,15 @@ pub enum StoreError {
     /// The invite was already answered or withdrawn.
     #[error("the invite is no longer open")]
     InviteClosed,
+    /// Another device (id or key) already claimed this link code.
+    #[error("the link code was claimed by another device")]
+    LinkClaimed,
+    /// The link request was already confirmed or rejected.
+    #[error("the link request was already answered")]
+    LinkClosed,
+    /// The link request expired before it was answered.
+    #[error("the link request has expired")]
+    LinkExpired,
     /// The document's log holds as many chunk bytes as its quota allows.
     #[error("the document's log is full")]
     DocumentFull,

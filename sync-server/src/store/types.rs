@@ -1,7 +1,7 @@
 //! Records the relay's stores take and return.
 
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, PublicKey, Seq, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, UserId,
 };
 
 /// Whom a blob is granted to: a family (photos, voice, its document's snapshots) or a
@@ -80,6 +80,32 @@ pub struct DeviceRecord {
     pub last_seen: Option<u64>,
     /// When it was revoked; a revoked device cannot sign in.
     pub revoked_at: Option<u64>,
+}
+
+/// Where a link request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// Waiting for a signed-in device of the user (until `expires_at`).
+    Pending,
+    /// Confirmed: the device was added to the user.
+    Accepted,
+    /// Rejected: the device was not added, and the code is spent.
+    Rejected,
+}
+
+/// A new device that claimed a link code, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    /// The request.
+    pub id: LinkId,
+    /// The user whose code it claimed.
+    pub user: UserId,
+    /// The new device (`added_at` is when it claimed the code).
+    pub device: NewDevice,
+    /// When the request, like the code it claimed, stops working.
+    pub expires_at: u64,
+    /// Where it stands (a pending request past `expires_at` is expired).
+    pub state: LinkState,
 }
 
 /// A family as stored.

@@ -572,6 +572,28 @@ impl Identity {
         }
     }
 
+    /// A `ConfirmLink` request answering `link`, signed by this device.
+    pub fn confirm_link_request(
+        &self,
+        link: &doran_protocol::PendingLinkInfo,
+        accept: bool,
+    ) -> Request {
+        let msg = signing::link_confirm_message(
+            SERVER_ID,
+            &link.link,
+            &self.user(),
+            &self.device,
+            &link.device,
+            &link.device_key,
+            accept,
+        );
+        Request::ConfirmLink {
+            link: link.link,
+            accept,
+            signature: self.sign_device(&msg),
+        }
+    }
+
     /// The `LinkDevice` frame redeeming `code` for this identity's device.
     pub fn link_frame(&self, challenge: &Challenge, code: &str) -> ClientFrame {
         let dk = public(&self.device_key);
@@ -583,6 +605,60 @@ impl Identity {
             signature: self.sign_device(&msg),
         }
     }
+}
+
+impl Client {
+    /// Presents `code` for `new`'s device on a fresh connection: the signed-in
+    /// connection, or the refusal (`LinkPending` until a device confirms it).
+    pub async fn link(server: &Server, new: &Identity, code: &str) -> Result<Client, ErrorFrame> {
+        let mut c = Client::connect(server).await;
+        let challenge = c.hello().await;
+        c.send(&new.link_frame(&challenge, code)).await;
+        match c.next_relevant().await {
+            ServerFrame::SignedIn { device, .. } => {
+                assert_eq!(device, new.device);
+                Ok(c)
+            }
+            ServerFrame::Error(e) => Err(e),
+            other => panic!("expected SignedIn or an error, got {other:?}"),
+        }
+    }
+
+    /// The next `LinkRequested` event on this (signed-in) connection.
+    pub async fn link_requested(&mut self) -> doran_protocol::PendingLinkInfo {
+        self.until(|f| match f {
+            ServerFrame::Event(ServerEvent::LinkRequested(info)) => Some(info.clone()),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// Links `new` (a fresh device of `by`'s user) with `code` the way the apps do: the
+/// new device presents the code (and is told to wait), the signed-in device `c` of
+/// `by` is asked and confirms, and the new device presents it again and is signed in.
+pub async fn link_and_confirm(
+    server: &Server,
+    c: &mut Client,
+    by: &Identity,
+    new: &Identity,
+    code: &str,
+) -> Client {
+    let waiting = Client::link(server, new, code)
+        .await
+        .err()
+        .expect("told to wait");
+    assert_eq!(waiting.code, ErrorCode::LinkPending, "{waiting:?}");
+    let asked = c.link_requested().await;
+    assert_eq!(
+        (asked.device, asked.device_key),
+        (new.device, new.device_public())
+    );
+    let done = c.request(by.confirm_link_request(&asked, true)).await;
+    assert!(matches!(done, Ok(Response::Done)), "{done:?}");
+    Client::link(server, new, code)
+        .await
+        .expect("linked once confirmed")
 }
 
 /// What a fresh subscription to a document shows: its snapshot, its chunks and the

@@ -51,6 +51,9 @@ export const recoveryPhrase = () => call<string>('recovery_phrase');
 export const issueLinkCode = () => call<T.LinkCodeView>('issue_link_code');
 export const devices = () => call<T.DeviceView[]>('devices');
 export const revokeDevice = (device: string) => call<void>('revoke_device', { device });
+export const pendingLinks = () => call<T.PendingLinkView[]>('pending_links');
+export const confirmLink = (link: string, accept: boolean) =>
+  call<void>('confirm_link', { link, accept });
 
 // ----- families, members, invites -----
 export const families = () => call<T.FamilyCard[]>('families');

@@ -354,6 +354,16 @@ export interface LinkCodeView {
   expires_at: number;
 }
 
+/** A new device waiting for this account to confirm it (`PendingLinkView`). */
+export interface PendingLinkView {
+  link: string;
+  device: string;
+  name: string;
+  fingerprint: string;
+  requested_at: number;
+  expires_at: number;
+}
+
 export interface NotificationView {
   id: string;
   kind: 'invite' | 'invite_answered' | 'like' | 'comment' | 'family' | 'joined' | 'removed' | string;
@@ -448,6 +458,9 @@ export type DeviceEvent =
   | { type: 'profile_changed'; user: string }
   | { type: 'blob_arrived'; hash: string }
   | { type: 'devices_changed' }
+  | ({ type: 'link_requested' } & PendingLinkView)
+  | { type: 'link_answered'; link: string; accepted: boolean }
+  | { type: 'link_waiting'; fingerprint: string }
   | { type: 'signed_out'; message: string }
   | { type: 'resync' }
   | ({ type: 'error' } & DeviceError);

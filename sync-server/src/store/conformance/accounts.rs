@@ -1,9 +1,9 @@
 //! Users, devices, link codes, and number ranges.
 
-use doran_protocol::{BlobHash, ChunkId, DocId, UserId};
+use doran_protocol::{BlobHash, ChunkId, DocId, LinkId, UserId};
 
 use super::{Fixture, TestResult, UPLOADER, family_with_host, new_device, new_user, register};
-use crate::store::{DeviceRecord, SnapshotRef, StoreError, UserRecord};
+use crate::store::{DeviceRecord, NewDevice, SnapshotRef, StoreError, UserRecord};
 
 const BIG: u64 = i64::MAX as u64 + 1;
 
@@ -299,15 +299,29 @@ fn code(n: u8) -> [u8; 32] {
     *blake3::hash(&[n; 8]).as_bytes()
 }
 
+/// Claims `code` at `now` for a new, unregistered device `k`; the code's user.
+fn redeem(f: &Fixture, code: [u8; 32], k: u8, now: u64) -> Result<Option<UserId>, StoreError> {
+    let device = NewDevice {
+        added_at: now.min(i64::MAX as u64),
+        ..new_device(250, k)
+    };
+    Ok(f.accounts
+        .claim_link_code(code, LinkId([k; 16]), &device, now)?
+        .map(|l| l.user))
+}
+
 pub(crate) fn a_link_code_is_taken_once(f: &Fixture) -> TestResult {
     let user = register(f, 1)?;
     let device = new_device(1, 0).id;
     f.accounts.put_link_code(code(1), user, device, 1_000)?;
     f.accounts.put_link_code(code(2), user, device, 1_000)?;
-    assert_eq!(f.accounts.take_link_code(code(1), 999)?, Some(user));
-    assert_eq!(f.accounts.take_link_code(code(1), 999)?, None, "used");
-    assert_eq!(f.accounts.take_link_code(code(2), 10)?, Some(user));
-    assert_eq!(f.accounts.take_link_code(code(3), 10)?, None, "unknown");
+    assert_eq!(redeem(f, code(1), 1, 999)?, Some(user));
+    assert!(
+        matches!(redeem(f, code(1), 2, 999), Err(StoreError::LinkClaimed)),
+        "used"
+    );
+    assert_eq!(redeem(f, code(2), 3, 10)?, Some(user));
+    assert_eq!(redeem(f, code(3), 4, 10)?, None, "unknown");
     Ok(())
 }
 
@@ -315,10 +329,10 @@ pub(crate) fn link_codes_expire(f: &Fixture) -> TestResult {
     let user = register(f, 1)?;
     let device = new_device(1, 0).id;
     f.accounts.put_link_code(code(1), user, device, 1_000)?;
-    assert_eq!(f.accounts.take_link_code(code(1), 1_000)?, None, "expired");
-    assert_eq!(f.accounts.take_link_code(code(1), 2_000)?, None);
+    assert_eq!(redeem(f, code(1), 1, 1_000)?, None, "expired");
+    assert_eq!(redeem(f, code(1), 2, 2_000)?, None);
     // A refused attempt changes nothing: before the deadline the code still works.
-    assert_eq!(f.accounts.take_link_code(code(1), 999)?, Some(user));
+    assert_eq!(redeem(f, code(1), 3, 999)?, Some(user));
     Ok(())
 }
 
@@ -327,7 +341,7 @@ pub(crate) fn link_codes_of_revoked_devices_do_not_work(f: &Fixture) -> TestResu
     let device = new_device(1, 0).id;
     f.accounts.put_link_code(code(1), user, device, 1_000)?;
     f.accounts.revoke_device(user, device, device, 5)?;
-    assert_eq!(f.accounts.take_link_code(code(1), 10)?, None);
+    assert_eq!(redeem(f, code(1), 1, 10)?, None);
     assert!(matches!(
         f.accounts.put_link_code(code(2), user, device, 1_000),
         Err(StoreError::Invalid(_))
@@ -343,14 +357,14 @@ pub(crate) fn put_link_code_errors(f: &Fixture) -> TestResult {
         f.accounts.put_link_code(code(1), other, device, 1_000),
         Err(StoreError::NotFound("device"))
     ));
-    assert_eq!(f.accounts.take_link_code(code(1), 10)?, None);
+    assert_eq!(redeem(f, code(1), 1, 10)?, None);
     f.accounts.put_link_code(code(1), user, device, 1_000)?;
     assert!(matches!(
         f.accounts
             .put_link_code(code(1), other, new_device(2, 0).id, 5_000),
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(f.accounts.take_link_code(code(1), 10)?, Some(user));
+    assert_eq!(redeem(f, code(1), 2, 10)?, Some(user));
     Ok(())
 }
 
@@ -365,7 +379,7 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert!(invalid(f.accounts.touch_device(device, BIG)));
     assert!(invalid(f.accounts.revoke_device(id, device, device, BIG)));
     assert!(invalid(f.accounts.put_link_code(code(1), id, device, BIG)));
-    assert!(invalid(f.accounts.take_link_code(code(1), BIG).map(|_| ())));
+    assert!(invalid(redeem(f, code(1), 1, BIG).map(|_| ())));
     let family = family_with_host(f, 1, 2)?;
     assert!(invalid(f.accounts.grant_blob(
         family,

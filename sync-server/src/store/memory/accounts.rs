@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use doran_protocol::{
-    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
     model::{InviteInfo, MemberInfo, Role},
 };
 
 use super::MemoryStore;
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
-    StoreError, StoreResult, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -21,6 +21,9 @@ pub(super) struct Accounts {
     users: BTreeMap<UserId, UserRecord>,
     devices: BTreeMap<DeviceId, DeviceRecord>,
     link_codes: HashMap<[u8; 32], LinkCode>,
+    /// Link requests, and which code each claimed.
+    links: BTreeMap<LinkId, LinkRecord>,
+    link_by_code: HashMap<[u8; 32], LinkId>,
     /// Deleted families stay, flagged, so their ids are never reused.
     families: BTreeMap<FamilyId, Family>,
     members: BTreeMap<(FamilyId, UserId), Member>,
@@ -447,9 +450,26 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+    fn claim_link_code(
+        &self,
+        code_hash: [u8; 32],
+        link: LinkId,
+        device: &NewDevice,
+        now: u64,
+    ) -> StoreResult<Option<LinkRecord>> {
         int("now", now)?;
+        int("added_at", device.added_at)?;
         let mut a = self.accounts()?;
+        if let Some(id) = a.link_by_code.get(&code_hash) {
+            let record = a
+                .links
+                .get(id)
+                .ok_or_else(|| StoreError::Corrupt("a claimed code without its link".into()))?;
+            if record.device.id != device.id || record.device.key != device.key {
+                return Err(StoreError::LinkClaimed);
+            }
+            return Ok(Some(record.clone()));
+        }
         let Some(code) = a.link_codes.get(&code_hash) else {
             return Ok(None);
         };
@@ -460,11 +480,85 @@ impl AccountStore for MemoryStore {
         if code.used || revoked || passed(code.expires_at, now) {
             return Ok(None);
         }
-        let user = code.user;
+        let (user, expires_at) = (code.user, code.expires_at);
+        a.check_new_device(device)?;
+        if a.links.contains_key(&link) {
+            return Err(StoreError::Conflict(format!("link {link} exists")));
+        }
+        let record = LinkRecord {
+            id: link,
+            user,
+            device: device.clone(),
+            expires_at,
+            state: LinkState::Pending,
+        };
+        a.links.insert(link, record.clone());
+        a.link_by_code.insert(code_hash, link);
         if let Some(code) = a.link_codes.get_mut(&code_hash) {
             code.used = true;
         }
-        Ok(Some(user))
+        Ok(Some(record))
+    }
+
+    fn link(&self, link: LinkId) -> StoreResult<Option<LinkRecord>> {
+        Ok(self.accounts()?.links.get(&link).cloned())
+    }
+
+    fn pending_links(&self, user: UserId, now: u64) -> StoreResult<Vec<LinkRecord>> {
+        int("now", now)?;
+        let a = self.accounts()?;
+        let mut list: Vec<LinkRecord> = a
+            .links
+            .values()
+            .filter(|l| {
+                l.user == user && l.state == LinkState::Pending && !passed(l.expires_at, now)
+            })
+            .cloned()
+            .collect();
+        list.sort_by_key(|l| (l.device.added_at, l.id));
+        Ok(list)
+    }
+
+    fn answer_link(
+        &self,
+        user: UserId,
+        link: LinkId,
+        by: DeviceId,
+        accept: bool,
+        now: u64,
+    ) -> StoreResult<LinkRecord> {
+        int("now", now)?;
+        let mut a = self.accounts()?;
+        match a.devices.get(&by).filter(|d| d.user == user) {
+            None => return Err(StoreError::NotFound("device")),
+            Some(d) if d.revoked_at.is_some() => return Err(StoreError::DeviceRevoked),
+            Some(_) => {}
+        }
+        let mut record = a
+            .links
+            .get(&link)
+            .filter(|l| l.user == user)
+            .cloned()
+            .ok_or(StoreError::NotFound("link"))?;
+        if record.state != LinkState::Pending {
+            return Err(StoreError::LinkClosed);
+        }
+        if passed(record.expires_at, now) {
+            return Err(StoreError::LinkExpired);
+        }
+        if accept {
+            let new = NewDevice {
+                added_at: now,
+                ..record.device.clone()
+            };
+            a.check_new_device(&new)?;
+            a.insert_device(user, &new);
+            record.state = LinkState::Accepted;
+        } else {
+            record.state = LinkState::Rejected;
+        }
+        a.links.insert(link, record.clone());
+        Ok(record)
     }
 
     fn create_family(

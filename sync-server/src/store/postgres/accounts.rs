@@ -5,7 +5,7 @@
 
 use deadpool_postgres::GenericClient;
 use doran_protocol::{
-    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
     model::{InviteInfo, MemberInfo, Role},
 };
 use tokio_postgres::Row;
@@ -14,8 +14,8 @@ use super::{
     PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt,
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
-    StoreError, StoreResult, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -32,6 +32,30 @@ const INVITE_SELECT: &str = "SELECT i.id, i.family, f.title, i.inviter, ur.nickn
      JOIN users ur ON ur.id = i.inviter
      JOIN users ue ON ue.id = i.invitee
      LEFT JOIN members mr ON mr.family = i.family AND mr.user_id = i.inviter";
+
+const LINK_SELECT: &str = "SELECT id, user_id, device, device_key, client, requested_at,
+     expires_at, state FROM link_requests";
+
+fn link(row: &Row) -> StoreResult<LinkRecord> {
+    let state: i16 = row.try_get(7)?;
+    Ok(LinkRecord {
+        id: LinkId(bytes(row, 0)?),
+        user: UserId(bytes(row, 1)?),
+        device: NewDevice {
+            id: DeviceId(bytes(row, 2)?),
+            key: PublicKey(bytes(row, 3)?),
+            client: row.try_get(4)?,
+            added_at: unsigned(row, 5, "requested_at")?,
+        },
+        expires_at: unsigned(row, 6, "expires_at")?,
+        state: match state {
+            0 => LinkState::Pending,
+            1 => LinkState::Accepted,
+            2 => LinkState::Rejected,
+            other => return Err(StoreError::Corrupt(format!("link state {other}"))),
+        },
+    })
+}
 
 fn user(row: &Row) -> StoreResult<UserRecord> {
     Ok(UserRecord {
@@ -556,9 +580,24 @@ impl AccountStore for PgStore {
         })
     }
 
-    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+    fn claim_link_code(
+        &self,
+        code_hash: [u8; 32],
+        id: LinkId,
+        device: &NewDevice,
+        now: u64,
+    ) -> StoreResult<Option<LinkRecord>> {
         let at = int("now", now)?;
+        let requested_at = int("added_at", device.added_at)?;
         self.write(async |tx| {
+            let sql = format!("{LINK_SELECT} WHERE code_hash = $1");
+            if let Some(found) = row(tx, &sql, &[&code_hash]).await? {
+                let record = link(&found)?;
+                if record.device.id != device.id || record.device.key != device.key {
+                    return Err(StoreError::LinkClaimed);
+                }
+                return Ok(Some(record));
+            }
             let found = row(
                 tx,
                 "SELECT l.user_id, l.expires_at, l.used_at IS NULL AND d.revoked_at IS NULL
@@ -576,13 +615,118 @@ impl AccountStore for PgStore {
             if !usable || passed(expires_at, now) {
                 return Ok(None);
             }
+            check_new_device(tx, device).await?;
+            if exists(tx, "SELECT 1 FROM link_requests WHERE id = $1", &[&id.0]).await? {
+                return Err(StoreError::Conflict(format!("link {id} exists")));
+            }
+            exec(
+                tx,
+                "INSERT INTO link_requests
+                 (id, code_hash, user_id, device, device_key, client, requested_at, expires_at,
+                  state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+                &[
+                    &id.0,
+                    &code_hash,
+                    &user,
+                    &device.id.0,
+                    &device.key.0,
+                    &device.client,
+                    &requested_at,
+                    &int("expires_at", expires_at)?,
+                ],
+            )
+            .await?;
             exec(
                 tx,
                 "UPDATE link_codes SET used_at = $2 WHERE code_hash = $1",
                 &[&code_hash, &at],
             )
             .await?;
-            Ok(Some(UserId(user)))
+            Ok(Some(LinkRecord {
+                id,
+                user: UserId(user),
+                device: device.clone(),
+                expires_at,
+                state: LinkState::Pending,
+            }))
+        })
+    }
+
+    fn link(&self, id: LinkId) -> StoreResult<Option<LinkRecord>> {
+        self.read(async |c| {
+            let sql = format!("{LINK_SELECT} WHERE id = $1");
+            row(c, &sql, &[&id.0]).await?.map(|r| link(&r)).transpose()
+        })
+    }
+
+    fn pending_links(&self, user: UserId, now: u64) -> StoreResult<Vec<LinkRecord>> {
+        let now = int("now", now)?;
+        self.read(async |c| {
+            let sql = format!(
+                "{LINK_SELECT} WHERE user_id = $1 AND state = 0 AND expires_at > $2
+                 ORDER BY requested_at, id"
+            );
+            map(rows(c, &sql, &[&user.0, &now]).await?, link)
+        })
+    }
+
+    fn answer_link(
+        &self,
+        user: UserId,
+        id: LinkId,
+        by: DeviceId,
+        accept: bool,
+        now: u64,
+    ) -> StoreResult<LinkRecord> {
+        int("now", now)?;
+        self.write(async |tx| {
+            let revoked = row(
+                tx,
+                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
+                &[&by.0, &user.0],
+            )
+            .await?;
+            match revoked
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+            {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
+                Some(None) => {}
+            }
+            let sql = format!("{LINK_SELECT} WHERE id = $1");
+            let mut record = row(tx, &sql, &[&id.0])
+                .await?
+                .map(|r| link(&r))
+                .transpose()?
+                .filter(|l| l.user == user)
+                .ok_or(StoreError::NotFound("link"))?;
+            if record.state != LinkState::Pending {
+                return Err(StoreError::LinkClosed);
+            }
+            if passed(record.expires_at, now) {
+                return Err(StoreError::LinkExpired);
+            }
+            let (state, code): (LinkState, i16) = if accept {
+                let new = NewDevice {
+                    added_at: now,
+                    ..record.device.clone()
+                };
+                check_new_device(tx, &new).await?;
+                insert_device(tx, user, &new).await?;
+                (LinkState::Accepted, 1)
+            } else {
+                (LinkState::Rejected, 2)
+            };
+            exec(
+                tx,
+                "UPDATE link_requests SET state = $2 WHERE id = $1",
+                &[&id.0, &code],
+            )
+            .await?;
+            record.state = state;
+            Ok(record)
         })
     }
 

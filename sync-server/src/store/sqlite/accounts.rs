@@ -3,7 +3,7 @@
 //! are the backstop.
 
 use doran_protocol::{
-    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
     model::{InviteInfo, MemberInfo, Role},
 };
 use rusqlite::{Connection, OptionalExtension, Params};
@@ -16,8 +16,8 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, NewDevice, NewInvite, NewUser,
-    StoreError, StoreResult, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -115,6 +115,36 @@ fn insert_device(tx: &Connection, user: UserId, device: &NewDevice) -> StoreResu
         int("added_at", device.added_at)?,
     ))?;
     Ok(())
+}
+
+/// The columns [`link_row`] reads.
+const LINK_SELECT: &str = "SELECT id, user, device, device_key, client, requested_at, expires_at,
+     state FROM link_requests";
+
+fn link_row(row: &rusqlite::Row<'_>) -> StoreResult<LinkRecord> {
+    let state: i64 = row.get(7)?;
+    Ok(LinkRecord {
+        id: LinkId(row.get(0)?),
+        user: UserId(row.get(1)?),
+        device: NewDevice {
+            id: DeviceId(row.get(2)?),
+            key: PublicKey(row.get(3)?),
+            client: row.get(4)?,
+            added_at: unsigned(row, 5, "requested_at")?,
+        },
+        expires_at: unsigned(row, 6, "expires_at")?,
+        state: match state {
+            0 => LinkState::Pending,
+            1 => LinkState::Accepted,
+            2 => LinkState::Rejected,
+            other => return Err(StoreError::Corrupt(format!("link state {other}"))),
+        },
+    })
+}
+
+fn load_link(tx: &Connection, sql_where: &str, key: &[u8]) -> StoreResult<Option<LinkRecord>> {
+    let mut stmt = tx.prepare_cached(&format!("{LINK_SELECT} WHERE {sql_where}"))?;
+    first(stmt.query([key])?, link_row)
 }
 
 fn load_invite(
@@ -384,9 +414,22 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn take_link_code(&self, code_hash: [u8; 32], now: u64) -> StoreResult<Option<UserId>> {
+    fn claim_link_code(
+        &self,
+        code_hash: [u8; 32],
+        link: LinkId,
+        device: &NewDevice,
+        now: u64,
+    ) -> StoreResult<Option<LinkRecord>> {
         let at = int("now", now)?;
+        let requested_at = int("added_at", device.added_at)?;
         self.write(|tx| {
+            if let Some(record) = load_link(tx, "code_hash = ?1", &code_hash)? {
+                if record.device.id != device.id || record.device.key != device.key {
+                    return Err(StoreError::LinkClaimed);
+                }
+                return Ok(Some(record));
+            }
             let mut stmt = tx.prepare_cached(
                 "SELECT l.user, l.expires_at, l.used_at IS NULL AND d.revoked_at IS NULL
                  FROM link_codes l JOIN devices d ON d.id = l.device
@@ -401,9 +444,96 @@ impl AccountStore for SqliteStore {
             if !usable || passed(expires_at, now) {
                 return Ok(None);
             }
+            check_new_device(tx, device)?;
+            if exists(tx, "SELECT 1 FROM link_requests WHERE id = ?1", [link.0])? {
+                return Err(StoreError::Conflict(format!("link {link} exists")));
+            }
+            tx.prepare_cached(
+                "INSERT INTO link_requests
+                 (id, code_hash, user, device, device_key, client, requested_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+            )?
+            .execute((
+                link.0,
+                code_hash,
+                user,
+                device.id.0,
+                device.key.0,
+                &device.client,
+                requested_at,
+                int("expires_at", expires_at)?,
+            ))?;
             tx.prepare_cached("UPDATE link_codes SET used_at = ?2 WHERE code_hash = ?1")?
                 .execute((code_hash, at))?;
-            Ok(Some(UserId(user)))
+            Ok(Some(LinkRecord {
+                id: link,
+                user: UserId(user),
+                device: device.clone(),
+                expires_at,
+                state: LinkState::Pending,
+            }))
+        })
+    }
+
+    fn link(&self, link: LinkId) -> StoreResult<Option<LinkRecord>> {
+        self.read(|tx| load_link(tx, "id = ?1", &link.0))
+    }
+
+    fn pending_links(&self, user: UserId, now: u64) -> StoreResult<Vec<LinkRecord>> {
+        let now = int("now", now)?;
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "{LINK_SELECT} WHERE user = ?1 AND state = 0 AND expires_at > ?2
+                 ORDER BY requested_at, id"
+            ))?;
+            collect(stmt.query((user.0, now))?, link_row)
+        })
+    }
+
+    fn answer_link(
+        &self,
+        user: UserId,
+        link: LinkId,
+        by: DeviceId,
+        accept: bool,
+        now: u64,
+    ) -> StoreResult<LinkRecord> {
+        int("now", now)?;
+        self.write(|tx| {
+            let revoked: Option<Option<i64>> = tx
+                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
+                .query_row((by.0, user.0), |row| row.get(0))
+                .optional()?;
+            match revoked {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
+                Some(None) => {}
+            }
+            let mut record = load_link(tx, "id = ?1", &link.0)?
+                .filter(|l| l.user == user)
+                .ok_or(StoreError::NotFound("link"))?;
+            if record.state != LinkState::Pending {
+                return Err(StoreError::LinkClosed);
+            }
+            if passed(record.expires_at, now) {
+                return Err(StoreError::LinkExpired);
+            }
+            let state = if accept {
+                let new = NewDevice {
+                    added_at: now,
+                    ..record.device.clone()
+                };
+                check_new_device(tx, &new)?;
+                insert_device(tx, user, &new)?;
+                LinkState::Accepted
+            } else {
+                LinkState::Rejected
+            };
+            let code = if accept { 1 } else { 2 };
+            tx.prepare_cached("UPDATE link_requests SET state = ?2 WHERE id = ?1")?
+                .execute((link.0, code))?;
+            record.state = state;
+            Ok(record)
         })
     }
 

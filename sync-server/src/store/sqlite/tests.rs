@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, InviteId, PublicKey, UserId};
+use doran_protocol::{
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
+};
 
 use super::*;
 use crate::store::{
@@ -24,7 +26,7 @@ fn user(n: u8) -> (NewUser, NewDevice) {
             created_at: 1,
         },
         NewDevice {
-            id: doran_protocol::DeviceId([n; 16]),
+            id: DeviceId([n; 16]),
             key: PublicKey([0x80 ^ n; 32]),
             client: "test".into(),
             added_at: 2,
@@ -86,7 +88,14 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
     assert_eq!(store.snapshot(doc)?, Some(snapshot));
     assert_eq!(store.doc_owner(doc)?, Some(DocOwner::Family(family)));
     assert_eq!(store.family_blob_bytes(family)?, 42);
-    assert_eq!(store.take_link_code([7; 32], 100)?, Some(host.id));
+    let newcomer = NewDevice {
+        id: DeviceId([0x77; 16]),
+        key: PublicKey([0x77; 32]),
+        client: "new".into(),
+        added_at: 100,
+    };
+    let claimed = store.claim_link_code([7; 32], LinkId([7; 16]), &newcomer, 100)?;
+    assert_eq!(claimed.map(|l| l.user), Some(host.id));
     // Seqs continue after a reopen.
     assert_eq!(store.append(doc, ChunkId::of(b"four"), b"four", 30)?.seq, 4);
     store.check_integrity()?;
