@@ -225,7 +225,9 @@ impl Request {
             | Request::ListDevices
             | Request::RevokeDevice { .. }
             | Request::IssueLinkCode
-            | Request::ListPresence { .. } => Ok(()),
+            | Request::ListPresence { .. }
+            | Request::ConfirmSnapshot { .. }
+            | Request::RejectSnapshot { .. } => Ok(()),
         }
     }
 }

@@ -220,7 +220,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 18;
+const REQUEST_VARIANTS: usize = 20;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -242,6 +242,8 @@ fn request_index(r: &Request) -> usize {
         Request::SetProfile { .. } => 15,
         Request::ListPresence { .. } => 16,
         Request::AcceptInviteAs { .. } => 17,
+        Request::ConfirmSnapshot { .. } => 18,
+        Request::RejectSnapshot { .. } => 19,
     }
 }
 
@@ -294,6 +296,20 @@ fn request() -> impl Strategy<Value = Request> {
         (name(), proptest::option::of(blob()))
             .prop_map(|(nickname, avatar)| Request::SetProfile { nickname, avatar }),
         family().prop_map(|family| Request::ListPresence { family }),
+        (doc(), any::<u64>(), blob()).prop_map(|(doc, covers_seq, blob)| {
+            Request::ConfirmSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            }
+        }),
+        (doc(), any::<u64>(), blob()).prop_map(|(doc, covers_seq, blob)| {
+            Request::RejectSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            }
+        }),
     ]
 }
 
@@ -484,7 +500,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-const SERVER_VARIANTS: usize = 13;
+const SERVER_VARIANTS: usize = 14;
 
 fn server_index(f: &ServerFrame) -> usize {
     match f {
@@ -501,6 +517,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::Error(_) => 10,
         ServerFrame::Goodbye { .. } => 11,
         ServerFrame::CursorAhead { .. } => 12,
+        ServerFrame::PendingSnapshot { .. } => 13,
     }
 }
 
@@ -549,6 +566,16 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         ),
         (doc(), any::<u64>()).prop_map(|(doc, head)| ServerFrame::CursorAhead { doc, head }),
+        (doc(), any::<u64>(), blob(), any::<u64>(), user(), device()).prop_map(
+            |(doc, covers_seq, blob, len, by, by_device)| ServerFrame::PendingSnapshot {
+                doc,
+                covers_seq,
+                blob,
+                len,
+                by,
+                by_device,
+            }
+        ),
     ]
 }
 
