@@ -140,7 +140,8 @@ pub enum ServerFrame {
     },
 
     /// A snapshot of `doc` pushed by `by` (from `by_device`), waiting to be
-    /// confirmed: sent after a subscription's `CaughtUp` and live when it is pushed.
+    /// confirmed: sent at the end of a subscription's catch-up (right before
+    /// `CaughtUp`) and live when it is pushed.
     /// A device that may confirm it (not the pusher's; see
     /// [`Request::ConfirmSnapshot`](crate::Request::ConfirmSnapshot)) fetches the blob,
     /// loads it and checks that it holds every change the device received in chunks

@@ -81,6 +81,16 @@ impl Ctx<'_> {
             Request::IssueLinkCode => self.issue_link_code().await,
             Request::SetProfile { nickname, avatar } => self.set_profile(nickname, avatar).await,
             Request::ListPresence { family } => self.list_presence(family).await,
+            Request::ConfirmSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            } => self.confirm_snapshot(doc, covers_seq, blob).await,
+            Request::RejectSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            } => self.reject_snapshot(doc, covers_seq, blob).await,
         }
     }
 

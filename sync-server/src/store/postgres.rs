@@ -52,6 +52,7 @@ mod logs;
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/001_init.sql"),
     include_str!("postgres/migrations/002_cluster.sql"),
+    include_str!("postgres/migrations/003_pending_snapshots.sql"),
 ];
 
 /// How often a write transaction is tried when PostgreSQL serialises it away.

@@ -24,6 +24,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/001_init.sql"),
         include_str!("migrations/002_user_blob_grants.sql"),
         include_str!("migrations/003_quotas_and_snapshot_refs.sql"),
+        include_str!("migrations/004_pending_snapshots.sql"),
     ],
 };
 
