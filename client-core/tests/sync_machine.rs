@@ -7,9 +7,8 @@ use doran_client_core::{
     keys::DeviceKeys,
     store::{BlobOwner, LocalStore, MemoryStore, OutboxEntry},
     sync::{
-        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs,
-        SnapshotCheck, SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus,
-        VerifySnapshot,
+        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SnapshotCheck,
+        SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
     },
 };
 use doran_protocol::{
@@ -51,7 +50,7 @@ fn machine(keys: &DeviceKeys) -> SyncMachine {
 fn signed_in(families: Vec<FamilyId>) -> ServerFrame {
     ServerFrame::SignedIn {
         user: USER,
-        device: doran_protocol::DeviceId([9; 16]),
+        device: DeviceId([9; 16]),
         server_time: 0,
         personal_doc: PERSONAL,
         families,
@@ -417,7 +416,7 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
         }],
         vec![family],
     );
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         3,
         Event::Frame(ServerFrame::Snapshot {
@@ -721,7 +720,7 @@ fn a_long_log_asks_for_a_snapshot_once() {
     );
     let fx = m.handle(5, Event::Frame(ServerFrame::chunk(fdoc, 9, b"c9".to_vec())));
     assert!(fx.compact.is_empty(), "one at a time");
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         6,
         Event::SnapshotUploaded {
@@ -796,7 +795,7 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
 
     // The relay refuses the snapshot (say, the blob went missing): the machine gives
     // up on it until as many chunks again, and is up to date.
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         7,
         Event::SnapshotUploaded {
@@ -866,7 +865,7 @@ fn offer(doc: DocId, covers_seq: u64, blob: BlobHash, by: UserId) -> ServerFrame
 fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
     let keys = DeviceKeys::generate().expect("keys");
     let mut m = SyncMachine::new(
-        keys.clone(),
+        keys,
         SignInAs::Known { user: USER },
         SyncConfig {
             compact_after: 1000,
@@ -877,7 +876,23 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
     let family = FamilyId([3; 16]);
     let fdoc = DocId::from(family);
     let other = UserId([5; 16]);
-    sign_in(&mut m, vec![], vec![family]);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    // Everything else is done, so the status shows what the snapshot holds up.
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    m.handle(3, Event::Outbox(vec![]));
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: PERSONAL,
+            seq: 0,
+        }),
+    );
     let partial = BlobHash::of(b"a partial save");
 
     // Offered during the catch-up, before this device holds what it covers: nothing
@@ -900,7 +915,11 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
             },
         }]
     );
-    assert_eq!(m.status(), SyncStatus::Syncing, "a snapshot is being checked");
+    assert_eq!(
+        m.status(),
+        SyncStatus::Syncing,
+        "a snapshot is being checked"
+    );
 
     // The host found a change missing: reported, never confirmed; offered again, it
     // is not checked again.
@@ -921,7 +940,13 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         ),
         "{sent:?}"
     );
-    let fx = m.handle(5, Event::Frame(ServerFrame::Response { id: sent[0].0, body: Response::Done }));
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::Response {
+            id: sent[0].0,
+            body: Response::Done,
+        }),
+    );
     assert_eq!(fx.answered, Vec::new(), "the machine's own request");
     assert_eq!(m.status(), SyncStatus::UpToDate);
     let fx = m.handle(6, Event::Frame(offer(fdoc, 2, partial, other)));
@@ -980,7 +1005,13 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         "{sent:?}"
     );
     assert_eq!(m.status(), SyncStatus::Syncing, "until the relay answered");
-    m.handle(11, Event::Frame(ServerFrame::Response { id: sent[0].0, body: Response::Done }));
+    m.handle(
+        11,
+        Event::Frame(ServerFrame::Response {
+            id: sent[0].0,
+            body: Response::Done,
+        }),
+    );
     assert_eq!(m.status(), SyncStatus::UpToDate);
 }
 
@@ -997,7 +1028,9 @@ fn family_chunks(family: FamilyId, missions: usize) -> (Vec<Vec<u8>>, StoreHost)
         .expect("created");
     for i in 0..missions {
         writer
-            .edit_family(family, |fd| fd.add_mission(&format!("미션 {i}"), &[], None, 2))
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, 2)
+            })
             .expect("mission added");
     }
     let chunks = store
@@ -1025,7 +1058,10 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
     let fdoc = DocId::from(family);
     let kind = DocKind::Family(family);
     let (chunks, writer) = family_chunks(family, 3);
-    let full = writer.save(fdoc, kind).expect("saved").expect("the document");
+    let full = writer
+        .save(fdoc, kind)
+        .expect("saved")
+        .expect("the document");
     let changes = automerge::Automerge::load(&full)
         .expect("loads")
         .get_changes(&[])
@@ -1061,7 +1097,10 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
     assert_eq!(check(head, &full), SnapshotCheck::Contains);
     assert_eq!(check(head, &short), SnapshotCheck::Missing(1));
     assert_eq!(check(head - 1, &short), SnapshotCheck::Contains);
-    assert_eq!(check(head, &prefix(&full, 0)), SnapshotCheck::Missing(changes));
+    assert_eq!(
+        check(head, &prefix(&full, 0)),
+        SnapshotCheck::Missing(changes)
+    );
     assert!(matches!(
         check(head, b"a family photo, not a document"),
         SnapshotCheck::Unreadable(_)
@@ -1072,11 +1111,20 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
     let mut m = machine(&keys);
     sign_in(&mut m, vec![], vec![family]);
     for (seq, bytes) in &received {
-        m.handle(3, Event::Frame(ServerFrame::chunk(fdoc, *seq, bytes.clone())));
+        m.handle(
+            3,
+            Event::Frame(ServerFrame::chunk(fdoc, *seq, bytes.clone())),
+        );
     }
     let blob = BlobHash::of(&short);
     m.handle(3, Event::Frame(offer(fdoc, head, blob, UserId([1; 16]))));
-    let fx = m.handle(4, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: head }));
+    let fx = m.handle(
+        4,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: fdoc,
+            seq: head,
+        }),
+    );
     assert_eq!(fx.verify_snapshots.len(), 1);
     let fx = m.handle(
         5,

@@ -371,8 +371,7 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<PendingSnapshot>;
     /// Forgets the pending snapshots pushed before `before` and returns them, by
     /// document, so their blob references can be withdrawn.
-    fn expire_pending_snapshots(&self, before: u64)
-    -> StoreResult<Vec<(DocId, PendingSnapshot)>>;
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>>;
     /// Drops a document's log, snapshot and pending snapshot (family deleted); a no-op
     /// for an unknown document. The snapshots' blobs are left to the blob store.
     fn drop_doc(&self, doc: DocId) -> StoreResult<()>;

@@ -250,8 +250,7 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_pending_snapshot_leaves_no_blob_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config =
-        format!(r#"{{"limits":{{"pending_snapshot_ttl_secs": 1, {SWEEP_NOW}}}}}"#);
+    let config = format!(r#"{{"limits":{{"pending_snapshot_ttl_secs": 1, {SWEEP_NOW}}}}}"#);
     let server = Server::start_with_config(dir.path(), &config, &[]);
     let mut host = Identity::new("host@example.com", "host");
     let mut h = Client::register(&server, &mut host).await;
@@ -289,7 +288,10 @@ async fn an_expired_pending_snapshot_leaves_no_blob_behind() {
         "the expired snapshot's own upload is swept"
     );
     assert_eq!(download(&server, &kid, save_hash).await, 404);
-    assert!(blob_file(dir.path(), photo_hash).is_file(), "the photo stays");
+    assert!(
+        blob_file(dir.path(), photo_hash).is_file(),
+        "the photo stays"
+    );
     assert_eq!(download(&server, &kid, photo_hash).await, 200);
     assert_eq!(download(&server, &host, photo_hash).await, 200);
 }

@@ -242,7 +242,7 @@ async fn a_personal_snapshot_is_granted_to_its_owner_and_read_by_later_co_member
     // pending snapshot's bytes, and vouches for it.
     assert_eq!(get(&server, &bob, blob).await, (200, saved.clone()));
     let confirmed = b
-        .request(doran_protocol::Request::ConfirmSnapshot {
+        .request(Request::ConfirmSnapshot {
             doc: personal,
             covers_seq: 2,
             blob,

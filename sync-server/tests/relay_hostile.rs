@@ -2512,8 +2512,12 @@ async fn a_snapshot_drops_chunks_only_once_another_member_confirms_it() {
     // Case: a personal document. Its owner's device cannot confirm its own
     // snapshot; a co-member's device can.
     let diary = alice.personal_doc;
-    a.push_ack(diary, b"diary 1".to_vec()).await.expect("a chunk");
-    a.push_ack(diary, b"diary 2".to_vec()).await.expect("a chunk");
+    a.push_ack(diary, b"diary 1".to_vec())
+        .await
+        .expect("a chunk");
+    a.push_ack(diary, b"diary 2".to_vec())
+        .await
+        .expect("a chunk");
     let save = b"a save of the diary".to_vec();
     let save_hash = BlobHash::of(&save);
     let path = format!("/blobs/{save_hash}?owner=me");
@@ -2538,7 +2542,10 @@ async fn a_snapshot_drops_chunks_only_once_another_member_confirms_it() {
         Ok(Response::Done)
     );
     let view = fresh.subscribe_view(diary, 0).await.expect("readable");
-    assert_eq!((view.snapshot, view.chunks.len()), (Some((2, save_hash)), 0));
+    assert_eq!(
+        (view.snapshot, view.chunks.len()),
+        (Some((2, save_hash)), 0)
+    );
     assert_relay_works(&server, "snapshots").await;
 }
 

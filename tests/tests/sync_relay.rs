@@ -71,7 +71,12 @@ impl Device {
 
     /// A member's device whose snapshots hold only the first half of the document's
     /// changes (a modified client); everything else it does honestly.
-    async fn create_partial(server: &str, email: &str, nickname: &str, config: SyncConfig) -> Device {
+    async fn create_partial(
+        server: &str,
+        email: &str,
+        nickname: &str,
+        config: SyncConfig,
+    ) -> Device {
         let mut d = Device::create_with(server, email, nickname, config.clone()).await;
         let partial: Arc<dyn SyncHost> = Arc::new(PartialSnapshots(d.host.clone()));
         d.driver = Arc::new(SyncDriver::new(
@@ -505,7 +510,11 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
     a.sync().await;
     let mut pending = Vec::new();
     for doc in [fdoc, pdoc] {
-        assert_eq!(relay_log(data.path(), doc), (None, 13), "{doc}: nothing dropped");
+        assert_eq!(
+            relay_log(data.path(), doc),
+            (None, 13),
+            "{doc}: nothing dropped"
+        );
         let (covers, blob, by) = relay_pending(data.path(), doc).expect("pending");
         assert_eq!((covers, by), (11, a.account.user), "{doc}");
         pending.push(blob);
@@ -535,7 +544,11 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
     b.sync().await;
     let (family_snapshot, chunks) = relay_log(data.path(), fdoc);
     let (covers, family_blob) = family_snapshot.expect("confirmed");
-    assert_eq!((covers, family_blob, chunks), (11, pending[0], 5), "chunks 12..=16");
+    assert_eq!(
+        (covers, family_blob, chunks),
+        (11, pending[0], 5),
+        "chunks 12..=16"
+    );
     let (personal_snapshot, chunks) = relay_log(data.path(), pdoc);
     let (covers, personal_blob) = personal_snapshot.expect("confirmed");
     assert_eq!((covers, personal_blob, chunks), (11, pending[1], 5));
@@ -544,7 +557,7 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
     // Step 5: C, a new device of a third member, receives each document as snapshot
     // + tail: its log holds the snapshot blob (downloaded and verified against its
     // hash) and the five later chunks, never the chunks the snapshot replaced.
-    let c = Device::create(&server, "daughter@example.com", "딸").await;
+    let c = Device::create(&server, "daughter@example.com", "큰딸").await;
     invite_into(&a, &c, family, "딸").await;
     c.sync().await;
     for (doc, blob) in [(fdoc, family_blob), (pdoc, personal_blob)] {
@@ -616,10 +629,14 @@ async fn a_members_partial_snapshot_is_never_confirmed() {
         .expect("family document");
     a.sync().await;
     invite_into(&a, &h, family, "아들").await;
+    a.host
+        .edit_family(family, |fd| fd.add_member(h.account.user, "아들", now()))
+        .expect("member added");
+    a.sync().await;
     h.sync().await;
     let fdoc = DocId::from(family);
 
-    // Step 2: H adds twelve missions; its device compacts and pushes its partial
+    // Step 2: H adds twelve missions (seqs 3..=14); its device compacts and pushes its partial
     // snapshot. The relay holds it as pending and drops nothing.
     for i in 0..12 {
         h.host
@@ -631,20 +648,20 @@ async fn a_members_partial_snapshot_is_never_confirmed() {
     h.sync().await;
     let (_, partial_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
     assert_eq!(by, h.account.user);
-    assert_eq!(relay_log(data.path(), fdoc), (None, 13));
+    assert_eq!(relay_log(data.path(), fdoc), (None, 14));
 
     // Step 3: A's device is offered it, finds changes missing and never confirms
     // it; having caught up past 10 chunks, it pushes its own, honest snapshot,
     // which replaces H's as the pending one.
     a.sync().await;
-    assert_eq!(relay_log(data.path(), fdoc), (None, 13), "nothing dropped");
+    assert_eq!(relay_log(data.path(), fdoc), (None, 14), "nothing dropped");
     let (covers, honest_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
     assert_eq!(by, a.account.user);
     assert_ne!(honest_blob, partial_blob);
 
     // Step 4: C, a third member's new device, gets the whole family, then checks
     // A's snapshot against it and confirms it: now the relay drops what it covers.
-    let c = Device::create(&server, "daughter@example.com", "딸").await;
+    let c = Device::create(&server, "daughter@example.com", "큰딸").await;
     invite_into(&a, &c, family, "딸").await;
     c.sync().await;
     let view = |d: &Device| {
@@ -656,7 +673,11 @@ async fn a_members_partial_snapshot_is_never_confirmed() {
     assert_eq!(view(&a), view(&c));
     assert_eq!(a.heads(family), c.heads(family));
     let (snapshot, chunks) = relay_log(data.path(), fdoc);
-    assert_eq!(snapshot, Some((covers, honest_blob)), "A's snapshot, confirmed");
-    assert_eq!(chunks, 13 - covers);
+    assert_eq!(
+        snapshot,
+        Some((covers, honest_blob)),
+        "A's snapshot, confirmed"
+    );
+    assert_eq!(chunks, 14 - covers);
     assert_eq!(relay_pending(data.path(), fdoc), None);
 }

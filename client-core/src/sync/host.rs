@@ -617,11 +617,8 @@ impl SyncHost for StoreHost {
             let Some(r) = received.get(&doc).filter(|r| r.from <= covers_seq) else {
                 return Ok(SnapshotCheck::CannotTell);
             };
-            let before: HashSet<&ChangeHash> = r
-                .by_seq
-                .range(..=covers_seq)
-                .flat_map(|(_, h)| h)
-                .collect();
+            let before: HashSet<&ChangeHash> =
+                r.by_seq.range(..=covers_seq).flat_map(|(_, h)| h).collect();
             r.by_seq
                 .range(covers_seq + 1..)
                 .flat_map(|(_, h)| h)

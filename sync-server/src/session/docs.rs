@@ -4,8 +4,7 @@
 use std::collections::HashSet;
 
 use doran_protocol::{
-    ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
-    UserId,
+    ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription, UserId,
 };
 
 use super::{Flow, Me, Session};

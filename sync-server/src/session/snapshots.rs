@@ -188,7 +188,11 @@ impl Session {
 
     /// At the end of a catch-up (before `CaughtUp`): offers the document's pending
     /// snapshot, if one has not expired, so a device that was away can confirm it.
-    pub(super) async fn offer_pending(&mut self, doc: DocId, pending: Option<PendingSnapshot>) -> Flow {
+    pub(super) async fn offer_pending(
+        &mut self,
+        doc: DocId,
+        pending: Option<PendingSnapshot>,
+    ) -> Flow {
         let since = pending_since(&self.state, now_ms());
         match pending.filter(|p| p.at >= since) {
             Some(p) => self.send(&offer(doc, &p)).await,

@@ -217,10 +217,7 @@ impl LogStore for MemoryStore {
         Ok(pending)
     }
 
-    fn expire_pending_snapshots(
-        &self,
-        before: u64,
-    ) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
         let mut logs = self.logs()?;
         let mut out = Vec::new();
         for (doc, log) in logs.iter_mut() {

@@ -6,8 +6,7 @@ use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 
 use super::{Fixture, TestResult};
 use crate::store::{
-    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
-    StoredChunk,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError, StoredChunk,
 };
 
 fn doc(n: u8) -> DocId {
@@ -384,7 +383,10 @@ pub(crate) fn pending_snapshots_drop_nothing_until_confirmed(f: &Fixture) -> Tes
     // Nothing is dropped and catch-ups are served as before.
     assert_eq!(logs.pending_snapshot(doc(1))?, Some(p));
     assert_eq!(logs.snapshot(doc(1))?, None);
-    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        seqs(&logs.read_since(doc(1), 0, 100)?),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     assert_eq!(logs.log_bytes(doc(1))?, bytes);
     // The same snapshot again keeps the first push.
     assert_eq!(
@@ -408,7 +410,10 @@ pub(crate) fn pending_snapshots_drop_nothing_until_confirmed(f: &Fixture) -> Tes
         logs.confirm_snapshot(doc(2), 4, blob, 0),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        seqs(&logs.read_since(doc(1), 0, 100)?),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     // Confirmed: it is the snapshot, the chunks it covers go, it is no longer pending.
     assert_eq!(logs.confirm_snapshot(doc(1), 4, blob, 1_000)?, p);
     assert_eq!(logs.snapshot(doc(1))?, Some(snapshot(4)));

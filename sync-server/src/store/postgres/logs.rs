@@ -3,8 +3,8 @@
 //! `pending_snapshots` the one waiting for confirmation. A group of appends
 //! is one call of `doran_append` (see the module docs of [`super`]).
 
-use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 use deadpool_postgres::{GenericClient, Transaction};
+use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::{PgStore, bytes, client, exec, retryable, row, rows, to_unsigned, unsigned};
@@ -49,9 +49,13 @@ async fn check_snapshot(tx: &Transaction<'_>, doc: DocId, snap: &SnapshotRef) ->
             "a snapshot covers at least seq 1".into(),
         ));
     }
-    let head: i64 = row(tx, "SELECT head FROM logs WHERE doc = $1 FOR UPDATE", &[&doc.0])
-        .await?
-        .map_or(Ok(0), |r| r.try_get(0))?;
+    let head: i64 = row(
+        tx,
+        "SELECT head FROM logs WHERE doc = $1 FOR UPDATE",
+        &[&doc.0],
+    )
+    .await?
+    .map_or(Ok(0), |r| r.try_get(0))?;
     if covers > head {
         return Err(StoreError::Invalid(format!(
             "snapshot covers seq {} past the head {head}",
@@ -78,7 +82,10 @@ async fn confirmed_covers(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Optio
 async fn take_snapshot(tx: &Transaction<'_>, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
     let covers = int("covers_seq", snap.covers_seq)?;
     let len = int("len", snap.len)?;
-    if confirmed_covers(tx, doc).await?.is_some_and(|old| old >= covers) {
+    if confirmed_covers(tx, doc)
+        .await?
+        .is_some_and(|old| old >= covers)
+    {
         return Ok(false);
     }
     exec(
@@ -281,17 +288,16 @@ impl LogStore for PgStore {
         })
     }
 
-    fn put_pending_snapshot(
-        &self,
-        doc: DocId,
-        p: &PendingSnapshot,
-    ) -> StoreResult<PendingPut> {
+    fn put_pending_snapshot(&self, doc: DocId, p: &PendingSnapshot) -> StoreResult<PendingPut> {
         let at = int("at", p.at)?;
         let covers = int("covers_seq", p.snapshot.covers_seq)?;
         let len = int("len", p.snapshot.len)?;
         self.write(async |tx| {
             check_snapshot(tx, doc, &p.snapshot).await?;
-            if confirmed_covers(tx, doc).await?.is_some_and(|c| c >= covers) {
+            if confirmed_covers(tx, doc)
+                .await?
+                .is_some_and(|c| c >= covers)
+            {
                 return Ok(PendingPut::Stale);
             }
             let old = pending(tx, doc).await?;
@@ -333,7 +339,12 @@ impl LogStore for PgStore {
     ) -> StoreResult<PendingSnapshot> {
         self.write(async |tx| {
             // Locks the log first, as every snapshot write does.
-            row(tx, "SELECT head FROM logs WHERE doc = $1 FOR UPDATE", &[&doc.0]).await?;
+            row(
+                tx,
+                "SELECT head FROM logs WHERE doc = $1 FOR UPDATE",
+                &[&doc.0],
+            )
+            .await?;
             let Some(p) = pending(tx, doc).await?.filter(|p| {
                 p.snapshot.covers_seq == covers_seq
                     && p.snapshot.blob == blob
@@ -346,15 +357,17 @@ impl LogStore for PgStore {
                     "the confirmed snapshot already covers as much".into(),
                 ));
             }
-            exec(tx, "DELETE FROM pending_snapshots WHERE doc = $1", &[&doc.0]).await?;
+            exec(
+                tx,
+                "DELETE FROM pending_snapshots WHERE doc = $1",
+                &[&doc.0],
+            )
+            .await?;
             Ok(p)
         })
     }
 
-    fn expire_pending_snapshots(
-        &self,
-        before: u64,
-    ) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
         let before = int("before", before)?;
         self.write(async |tx| {
             let gone = rows(

@@ -214,11 +214,7 @@ impl LogStore for SqliteStore {
         })
     }
 
-    fn put_pending_snapshot(
-        &self,
-        doc: DocId,
-        p: &PendingSnapshot,
-    ) -> StoreResult<PendingPut> {
+    fn put_pending_snapshot(&self, doc: DocId, p: &PendingSnapshot) -> StoreResult<PendingPut> {
         let at = int("at", p.at)?;
         self.write(|tx| {
             check_snapshot(tx, doc, &p.snapshot)?;
@@ -262,7 +258,9 @@ impl LogStore for SqliteStore {
     ) -> StoreResult<PendingSnapshot> {
         self.write(|tx| {
             let Some(p) = pending(tx, doc)?.filter(|p| {
-                p.snapshot.covers_seq == covers_seq && p.snapshot.blob == blob && p.at >= pushed_since
+                p.snapshot.covers_seq == covers_seq
+                    && p.snapshot.blob == blob
+                    && p.at >= pushed_since
             }) else {
                 return Err(StoreError::NotFound("pending snapshot"));
             };
@@ -277,10 +275,7 @@ impl LogStore for SqliteStore {
         })
     }
 
-    fn expire_pending_snapshots(
-        &self,
-        before: u64,
-    ) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
         let before = int("before", before)?;
         self.write(|tx| {
             let docs: Vec<[u8; 16]> = collect(
