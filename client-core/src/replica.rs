@@ -415,6 +415,54 @@ impl Replica {
     }
 }
 
+/// The hashes of the changes `chunk` holds (changes, or the history of a saved
+/// document), parsed within the cost limits without applying anything.
+pub fn change_hashes(chunk: &[u8]) -> std::result::Result<Vec<ChangeHash>, Refusal> {
+    let mut hashes = Vec::new();
+    for piece in inspect(chunk, &Limits::DEFAULT)? {
+        match piece {
+            Piece::Change { bytes, .. } => hashes.push(
+                Change::from_bytes(bytes.into_owned())
+                    .map_err(|e| Refusal::Unreadable(e.to_string()))?
+                    .hash(),
+            ),
+            Piece::Document { bytes, .. } => {
+                let scratch = Automerge::load_with_options(
+                    bytes,
+                    LoadOptions::new()
+                        .on_partial_load(OnPartialLoad::Error)
+                        .verification_mode(VerificationMode::DontCheck),
+                )
+                .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                hashes.extend(scratch.get_changes(&[]).iter().map(Change::hash));
+            }
+        }
+    }
+    Ok(hashes)
+}
+
+/// Loads a snapshot someone else made (`save()` bytes) as a device loads any chunk —
+/// within the cost limits, every change through `check` — and returns those of
+/// `required` it does not contain (empty: it contains them all). A snapshot that
+/// cannot be loaded at all is an error; one with changes the rules refuse is loaded
+/// without them (every device would set them aside too), so a change the device
+/// holds must be among the accepted ones to count.
+pub fn snapshot_missing(
+    snapshot: &[u8],
+    required: impl IntoIterator<Item = ChangeHash>,
+    check: Option<ChangeCheck>,
+) -> std::result::Result<Vec<ChangeHash>, Refusal> {
+    let mut replica = Replica::from_doc(AutoCommit::new(), check);
+    let (_, fates) = replica.apply_remote([snapshot]);
+    if let Some(ChunkFate::Refuse(e)) = fates.into_iter().next() {
+        return Err(e);
+    }
+    Ok(required
+        .into_iter()
+        .filter(|h| replica.doc.get_change_by_hash(h).is_none())
+        .collect())
+}
+
 /// Whether `chunk` is within the cost limits and parses completely as Automerge
 /// changes or saved documents (without applying anything).
 pub fn check_chunk(chunk: &[u8]) -> std::result::Result<(), Refusal> {

@@ -60,7 +60,8 @@ mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use effects::{
-    Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotRef, SyncStatus,
+    Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotCheck, SnapshotRef,
+    SyncStatus, VerifySnapshot,
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};

@@ -1,17 +1,20 @@
 //! The sync state machine with no sockets: frames in, effects out.
 
+use std::sync::Arc;
+
 use doran_client_core::{
+    Actor,
     keys::DeviceKeys,
-    store::{BlobOwner, OutboxEntry},
+    store::{BlobOwner, LocalStore, MemoryStore, OutboxEntry},
     sync::{
-        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SyncConfig,
-        SyncMachine, SyncStatus,
+        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SnapshotCheck,
+        SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
     },
 };
 use doran_protocol::{
-    Challenge, ChunkId, ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, FamilySummary,
-    MemberInfo, MembershipChange, Request, RequestId, Response, Role, ServerEvent, ServerFrame,
-    Subscription, UserId, signing,
+    BlobHash, Challenge, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId,
+    FamilySummary, MemberInfo, MembershipChange, Request, RequestId, Response, Role, ServerEvent,
+    ServerFrame, Subscription, UserId, signing,
 };
 use ed25519_dalek::{Signature, Verifier};
 
@@ -47,7 +50,7 @@ fn machine(keys: &DeviceKeys) -> SyncMachine {
 fn signed_in(families: Vec<FamilyId>) -> ServerFrame {
     ServerFrame::SignedIn {
         user: USER,
-        device: doran_protocol::DeviceId([9; 16]),
+        device: DeviceId([9; 16]),
         server_time: 0,
         personal_doc: PERSONAL,
         families,
@@ -413,7 +416,7 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
         }],
         vec![family],
     );
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         3,
         Event::Frame(ServerFrame::Snapshot {
@@ -717,7 +720,7 @@ fn a_long_log_asks_for_a_snapshot_once() {
     );
     let fx = m.handle(5, Event::Frame(ServerFrame::chunk(fdoc, 9, b"c9".to_vec())));
     assert!(fx.compact.is_empty(), "one at a time");
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         6,
         Event::SnapshotUploaded {
@@ -792,7 +795,7 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
 
     // The relay refuses the snapshot (say, the blob went missing): the machine gives
     // up on it until as many chunks again, and is up to date.
-    let blob = doran_protocol::BlobHash::of(b"snapshot");
+    let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         7,
         Event::SnapshotUploaded {
@@ -829,4 +832,313 @@ fn a_refused_push_leaves_the_outbox_and_a_transient_one_stays() {
     let fx = m.handle(5, Event::Frame(ServerFrame::Error(e)));
     assert!(fx.refused.is_empty());
     assert_eq!(fx.errors.len(), 1);
+}
+
+/// The snapshot requests (`ConfirmSnapshot`, `RejectSnapshot`) among `fx.send`.
+fn snapshot_requests(fx: &Effects) -> Vec<(RequestId, Request)> {
+    fx.send
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Request { id, body } => match body {
+                Request::ConfirmSnapshot { .. } | Request::RejectSnapshot { .. } => {
+                    Some((*id, body.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn offer(doc: DocId, covers_seq: u64, blob: BlobHash, by: UserId) -> ServerFrame {
+    ServerFrame::PendingSnapshot {
+        doc,
+        covers_seq,
+        blob,
+        len: 10,
+        by,
+        by_device: DeviceId([by.0[0]; 16]),
+    }
+}
+
+#[test]
+fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = SyncMachine::new(
+        keys,
+        SignInAs::Known { user: USER },
+        SyncConfig {
+            compact_after: 1000,
+            ..config()
+        },
+        42,
+    );
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    let other = UserId([5; 16]);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    // Everything else is done, so the status shows what the snapshot holds up.
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    m.handle(3, Event::Outbox(vec![]));
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: PERSONAL,
+            seq: 0,
+        }),
+    );
+    let partial = BlobHash::of(b"a partial save");
+
+    // Offered during the catch-up, before this device holds what it covers: nothing
+    // to check yet.
+    m.handle(3, Event::Frame(ServerFrame::chunk(fdoc, 1, b"c1".to_vec())));
+    let fx = m.handle(3, Event::Frame(offer(fdoc, 2, partial, other)));
+    assert!(fx.verify_snapshots.is_empty(), "not yet");
+    let fx = m.handle(3, Event::Frame(ServerFrame::chunk(fdoc, 2, b"c2".to_vec())));
+    assert!(fx.verify_snapshots.is_empty(), "not caught up yet");
+    let fx = m.handle(4, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 2 }));
+    assert_eq!(
+        fx.verify_snapshots,
+        vec![VerifySnapshot {
+            doc: fdoc,
+            kind: DocKind::Family(family),
+            snapshot: SnapshotRef {
+                blob: partial,
+                len: 10,
+                covers_seq: 2,
+            },
+        }]
+    );
+    assert_eq!(
+        m.status(),
+        SyncStatus::Syncing,
+        "a snapshot is being checked"
+    );
+
+    // The host found a change missing: reported, never confirmed; offered again, it
+    // is not checked again.
+    let fx = m.handle(
+        5,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: partial,
+            check: SnapshotCheck::Missing(1),
+        },
+    );
+    let sent = snapshot_requests(&fx);
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [(_, Request::RejectSnapshot { covers_seq: 2, blob, .. })] if *blob == partial
+        ),
+        "{sent:?}"
+    );
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::Response {
+            id: sent[0].0,
+            body: Response::Done,
+        }),
+    );
+    assert_eq!(fx.answered, Vec::new(), "the machine's own request");
+    assert_eq!(m.status(), SyncStatus::UpToDate);
+    let fx = m.handle(6, Event::Frame(offer(fdoc, 2, partial, other)));
+    assert!(fx.verify_snapshots.is_empty() && fx.send.is_empty());
+
+    // One it cannot tell about: neither confirmed nor reported.
+    let unknown = BlobHash::of(b"cannot tell");
+    let fx = m.handle(7, Event::Frame(offer(fdoc, 2, unknown, other)));
+    assert_eq!(fx.verify_snapshots.len(), 1);
+    let fx = m.handle(
+        7,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: unknown,
+            check: SnapshotCheck::CannotTell,
+        },
+    );
+    assert!(snapshot_requests(&fx).is_empty());
+
+    // A verdict on something no longer offered is ignored.
+    let fx = m.handle(
+        7,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: BlobHash::of(b"never offered"),
+            check: SnapshotCheck::Contains,
+        },
+    );
+    assert!(snapshot_requests(&fx).is_empty());
+
+    // This user's own snapshot is never checked nor confirmed by this device.
+    let fx = m.handle(8, Event::Frame(offer(fdoc, 2, BlobHash::of(b"mine"), USER)));
+    assert!(fx.verify_snapshots.is_empty() && fx.send.is_empty());
+
+    // A complete one is confirmed.
+    let whole = BlobHash::of(b"a whole save");
+    let fx = m.handle(9, Event::Frame(offer(fdoc, 2, whole, other)));
+    assert_eq!(fx.verify_snapshots.len(), 1);
+    let fx = m.handle(
+        10,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: whole,
+            check: SnapshotCheck::Contains,
+        },
+    );
+    let sent = snapshot_requests(&fx);
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [(_, Request::ConfirmSnapshot { doc, covers_seq: 2, blob })] if *doc == fdoc && *blob == whole
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(m.status(), SyncStatus::Syncing, "until the relay answered");
+    m.handle(
+        11,
+        Event::Frame(ServerFrame::Response {
+            id: sent[0].0,
+            body: Response::Done,
+        }),
+    );
+    assert_eq!(m.status(), SyncStatus::UpToDate);
+}
+
+/// A family document written by its host's device, as the chunks its outbox holds.
+fn family_chunks(family: FamilyId, missions: usize) -> (Vec<Vec<u8>>, StoreHost) {
+    let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+    let host_actor = Actor {
+        user: UserId([1; 16]),
+        device: DeviceId([1; 16]),
+    };
+    let writer = StoreHost::new(Arc::clone(&store), host_actor);
+    writer
+        .create_family(family, "우리집", "엄마", 1)
+        .expect("created");
+    for i in 0..missions {
+        writer
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, 2)
+            })
+            .expect("mission added");
+    }
+    let chunks = store
+        .outbox(100)
+        .expect("outbox")
+        .into_iter()
+        .map(|e| e.bytes)
+        .collect();
+    (chunks, writer)
+}
+
+/// A save holding only the first `n` changes of `full`.
+fn prefix(full: &[u8], n: usize) -> Vec<u8> {
+    let whole = automerge::Automerge::load(full).expect("loads");
+    let changes: Vec<automerge::Change> = whole.get_changes(&[]);
+    let mut part = automerge::Automerge::new();
+    part.apply_changes(changes[..n].iter().cloned())
+        .expect("a prefix applies");
+    part.save()
+}
+
+#[test]
+fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_it() {
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    let kind = DocKind::Family(family);
+    let (chunks, writer) = family_chunks(family, 3);
+    let full = writer
+        .save(fdoc, kind)
+        .expect("saved")
+        .expect("the document");
+    let changes = automerge::Automerge::load(&full)
+        .expect("loads")
+        .get_changes(&[])
+        .len();
+
+    // A member's device received every chunk, seqs 1..=4.
+    let member = StoreHost::new(
+        Arc::new(MemoryStore::new()),
+        Actor {
+            user: USER,
+            device: DeviceId([9; 16]),
+        },
+    );
+    let received: Vec<(u64, Vec<u8>)> = chunks
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, b)| (i as u64 + 1, b))
+        .collect();
+    let head = received.len() as u64;
+    member
+        .apply(fdoc, kind, None, &received, head)
+        .expect("applied");
+
+    // The whole document holds everything; one without its last change does not,
+    // unless it only claims to cover the seqs before that change.
+    let short = prefix(&full, changes - 1);
+    let check = |covers, bytes: &[u8]| {
+        member
+            .check_snapshot(fdoc, kind, covers, bytes)
+            .expect("checked")
+    };
+    assert_eq!(check(head, &full), SnapshotCheck::Contains);
+    assert_eq!(check(head, &short), SnapshotCheck::Missing(1));
+    assert_eq!(check(head - 1, &short), SnapshotCheck::Contains);
+    assert_eq!(
+        check(head, &prefix(&full, 0)),
+        SnapshotCheck::Missing(changes)
+    );
+    assert!(matches!(
+        check(head, b"a family photo, not a document"),
+        SnapshotCheck::Unreadable(_)
+    ));
+
+    // The verdict on the short one, handed to the machine, sends no confirmation.
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![family]);
+    for (seq, bytes) in &received {
+        m.handle(
+            3,
+            Event::Frame(ServerFrame::chunk(fdoc, *seq, bytes.clone())),
+        );
+    }
+    let blob = BlobHash::of(&short);
+    m.handle(3, Event::Frame(offer(fdoc, head, blob, UserId([1; 16]))));
+    let fx = m.handle(
+        4,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: fdoc,
+            seq: head,
+        }),
+    );
+    assert_eq!(fx.verify_snapshots.len(), 1);
+    let fx = m.handle(
+        5,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: head,
+            blob,
+            check: check(head, &short),
+        },
+    );
+    assert!(
+        snapshot_requests(&fx)
+            .iter()
+            .all(|(_, r)| !matches!(r, Request::ConfirmSnapshot { .. })),
+        "never confirmed"
+    );
 }

@@ -22,7 +22,7 @@ use doran_client_core::{
     store::Membership,
     sync::{
         Compact, DocChange, DocKind, Effects, Event, RequestOutcome, SignInAs, SignedIn,
-        SyncConfig, SyncHost, SyncMachine, SyncStatus,
+        SnapshotCheck, SyncConfig, SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
     },
     views::Activity,
 };
@@ -648,16 +648,15 @@ impl SyncDriver {
                     });
                 }
             }
-            let done: Vec<_> = fx
-                .acked
-                .iter()
-                .map(|(d, c, _)| (*d, *c))
-                .chain(fx.refused.iter().map(|(d, c, _)| (*d, *c)))
-                .collect();
-            if !done.is_empty() {
+            let acked = fx.acked.clone();
+            let refused: Vec<_> = fx.refused.iter().map(|(d, c, _)| (*d, *c)).collect();
+            if !acked.is_empty() || !refused.is_empty() {
                 let pending = self
                     .blocking(move |h| {
-                        for (doc, chunk) in done {
+                        for (doc, chunk, seq) in acked {
+                            h.acked_at(doc, chunk, seq)?;
+                        }
+                        for (doc, chunk) in refused {
                             h.acked(doc, chunk)?;
                         }
                         h.pending_count()
@@ -694,6 +693,10 @@ impl SyncDriver {
                         Event::CompactFailed { doc: c.doc }
                     }
                 };
+                queue.push_back(r.machine.handle(now_ms(), event));
+            }
+            for v in &fx.verify_snapshots {
+                let event = self.verify_snapshot(*v).await;
                 queue.push_back(r.machine.handle(now_ms(), event));
             }
             for &(doc, covers) in &fx.snapshot_accepted {
@@ -751,6 +754,36 @@ impl SyncDriver {
             self.emit(SyncEvent::Memberships(changed));
         }
         Ok(())
+    }
+
+    /// Fetches another member's pending snapshot and checks it against this device's
+    /// copy (see [`SyncHost::check_snapshot`]). A blob that cannot be fetched, or a
+    /// check that fails here, is "cannot tell": nothing is confirmed or reported.
+    async fn verify_snapshot(&self, v: VerifySnapshot) -> Event {
+        let VerifySnapshot {
+            doc,
+            kind,
+            snapshot,
+        } = v;
+        let check = match self.blobs.get_at_most(snapshot.blob, snapshot.len).await {
+            Ok(bytes) => self
+                .blocking(move |h| h.check_snapshot(doc, kind, snapshot.covers_seq, &bytes))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(%doc, error = %e, "a pending snapshot could not be checked");
+                    SnapshotCheck::CannotTell
+                }),
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "a pending snapshot could not be fetched");
+                SnapshotCheck::CannotTell
+            }
+        };
+        Event::SnapshotChecked {
+            doc,
+            covers_seq: snapshot.covers_seq,
+            blob: snapshot.blob,
+            check,
+        }
     }
 
     /// Saves the document, uploads it for its owner (the family, or this user for

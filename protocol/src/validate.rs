@@ -227,7 +227,9 @@ impl Request {
             | Request::IssueLinkCode
             | Request::ListPresence { .. }
             | Request::ListPendingLinks
-            | Request::ConfirmLink { .. } => Ok(()),
+            | Request::ConfirmLink { .. }
+            | Request::ConfirmSnapshot { .. }
+            | Request::RejectSnapshot { .. } => Ok(()),
         }
     }
 }

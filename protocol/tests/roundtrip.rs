@@ -237,7 +237,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 20;
+const REQUEST_VARIANTS: usize = 22;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -261,6 +261,8 @@ fn request_index(r: &Request) -> usize {
         Request::AcceptInviteAs { .. } => 17,
         Request::ListPendingLinks => 18,
         Request::ConfirmLink { .. } => 19,
+        Request::ConfirmSnapshot { .. } => 20,
+        Request::RejectSnapshot { .. } => 21,
     }
 }
 
@@ -319,6 +321,20 @@ fn request() -> impl Strategy<Value = Request> {
                 link,
                 accept,
                 signature,
+            }
+        }),
+        (doc(), any::<u64>(), blob()).prop_map(|(doc, covers_seq, blob)| {
+            Request::ConfirmSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            }
+        }),
+        (doc(), any::<u64>(), blob()).prop_map(|(doc, covers_seq, blob)| {
+            Request::RejectSnapshot {
+                doc,
+                covers_seq,
+                blob,
             }
         }),
     ]
@@ -518,7 +534,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-const SERVER_VARIANTS: usize = 13;
+const SERVER_VARIANTS: usize = 14;
 
 fn server_index(f: &ServerFrame) -> usize {
     match f {
@@ -535,6 +551,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::Error(_) => 10,
         ServerFrame::Goodbye { .. } => 11,
         ServerFrame::CursorAhead { .. } => 12,
+        ServerFrame::PendingSnapshot { .. } => 13,
     }
 }
 
@@ -583,6 +600,16 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         ),
         (doc(), any::<u64>()).prop_map(|(doc, head)| ServerFrame::CursorAhead { doc, head }),
+        (doc(), any::<u64>(), blob(), any::<u64>(), user(), device()).prop_map(
+            |(doc, covers_seq, blob, len, by, by_device)| ServerFrame::PendingSnapshot {
+                doc,
+                covers_seq,
+                blob,
+                len,
+                by,
+                by_device,
+            }
+        ),
     ]
 }
 

@@ -311,6 +311,9 @@ pub struct Limits {
     /// Seconds a blob stays after it was last referenced (or stored) before a sweep
     /// may delete it: a backup of the database is good for this long.
     pub blob_gc_grace_secs: u64,
+    /// Seconds a pushed snapshot waits for a device of another member to confirm it
+    /// before it is forgotten (its covered chunks were never dropped).
+    pub pending_snapshot_ttl_secs: u64,
     /// Registrations per hour per IP address (also counts refused ones).
     pub registrations_per_hour_per_address: u32,
     /// Signed HTTP requests remembered against replay at once; past it, new ones get
@@ -379,6 +382,7 @@ impl Default for Limits {
             max_families_per_user: 16,
             blob_gc_interval_secs: 60 * 60,
             blob_gc_grace_secs: 60 * 60,
+            pending_snapshot_ttl_secs: 7 * 24 * 60 * 60,
             registrations_per_hour_per_address: 20,
             http_replay_cache_max: 100_000,
             catch_up_bytes_per_second: 8 * 1024 * 1024,

@@ -59,6 +59,8 @@ pub async fn run(state: Arc<AppState>) {
 pub async fn sweep(state: &AppState) -> ApiResult<Swept> {
     let grace_ms = state.config.limits.blob_gc_grace_secs.saturating_mul(1000);
     let before = now_ms().saturating_sub(grace_ms);
+    // Expired pending snapshots release their blobs first, so the grace starts now.
+    crate::session::expire_pending(state).await?;
     state
         .accounts(move |a| a.expire_blob_releases(before))
         .await?;

@@ -45,6 +45,14 @@ pub enum HubMsg {
     },
     /// An encoded `Event` frame.
     Event(Bytes),
+    /// An encoded frame about `doc` (a pending snapshot's offer), forwarded only
+    /// while the connection is subscribed to it.
+    DocFrame {
+        /// The document.
+        doc: DocId,
+        /// The encoded frame.
+        frame: Bytes,
+    },
     /// Membership changed: re-check access to every subscribed document.
     Recheck,
     /// Say `Goodbye` with this reason and close.
@@ -57,6 +65,21 @@ pub enum HubMsg {
 }
 
 impl HubMsg {
+    /// A frame about `doc`, encoded once for every subscriber; `None` (logged) if it
+    /// cannot be encoded.
+    pub fn doc_frame(doc: DocId, frame: &ServerFrame) -> Option<HubMsg> {
+        match codec::encode_server(frame) {
+            Ok(bytes) => Some(HubMsg::DocFrame {
+                doc,
+                frame: Bytes::from(bytes),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, kind = frame.kind(), "cannot encode a frame");
+                None
+            }
+        }
+    }
+
     /// An event, encoded once for every recipient; `None` (logged) if it cannot be
     /// encoded.
     pub fn event(event: ServerEvent) -> Option<HubMsg> {

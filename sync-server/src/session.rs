@@ -25,6 +25,9 @@ mod families;
 mod invites;
 mod requests;
 mod signin;
+mod snapshots;
+
+pub(crate) use snapshots::expire_pending;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -377,6 +380,10 @@ impl Session {
                 _ => Ok(()),
             },
             HubMsg::Event(frame) => self.send_bytes(frame).await,
+            HubMsg::DocFrame { doc, frame } if self.subs.contains_key(&doc) => {
+                self.send_bytes(frame).await
+            }
+            HubMsg::DocFrame { .. } => Ok(()),
             HubMsg::Recheck => self.recheck_subscriptions().await,
             HubMsg::Close { reason, message } => self.goodbye(reason, &message, None).await,
         }

@@ -311,6 +311,19 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         by: UserId,
         at: u64,
     ) -> StoreResult<()>;
+    /// The part of [`settle_snapshot`](Self::settle_snapshot) that a *pending*
+    /// snapshot already does: takes over the upload grant of `blob` to `to` if `by`
+    /// was its only uploader, so the pusher's own upload of the snapshot's bytes goes
+    /// with the snapshot reference when it is replaced or expires unconfirmed. Other
+    /// references of `doc` are left alone (the confirmed snapshot stays).
+    /// `NotFound` if `doc` has no reference to `blob`.
+    fn adopt_snapshot_upload(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+    ) -> StoreResult<()>;
     /// Withdraws one snapshot reference of `doc` (a snapshot the log did not take),
     /// releasing the blob at `at`; returns whether there was one.
     fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool>;
@@ -365,8 +378,37 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     fn put_snapshot(&self, doc: DocId, snapshot: &SnapshotRef) -> StoreResult<bool>;
     /// The latest snapshot, if any.
     fn snapshot(&self, doc: DocId) -> StoreResult<Option<SnapshotRef>>;
-    /// Drops a document's log and snapshot (family deleted); a no-op for an unknown
-    /// document. The snapshot's blob is left to the blob store.
+    /// Records a pushed snapshot as the document's *pending* snapshot, replacing the
+    /// pending one (whatever its seq: the newest push wins) and dropping no chunk.
+    /// [`PendingPut::Same`] if that very snapshot (seq and blob) is already pending
+    /// (its push time and pusher stay), [`PendingPut::Stale`] if the confirmed
+    /// snapshot already covers `covers_seq`; [`StoreError::Invalid`] if `covers_seq`
+    /// is 0 or past the head.
+    fn put_pending_snapshot(
+        &self,
+        doc: DocId,
+        pending: &PendingSnapshot,
+    ) -> StoreResult<PendingPut>;
+    /// The pending snapshot, if any (expired or not: see
+    /// [`expire_pending_snapshots`](Self::expire_pending_snapshots)).
+    fn pending_snapshot(&self, doc: DocId) -> StoreResult<Option<PendingSnapshot>>;
+    /// Confirms the pending snapshot: if it is exactly (`covers_seq`, `blob`) and was
+    /// pushed at or after `pushed_since` (not expired), records it as the snapshot,
+    /// drops the chunks it covers and forgets it as pending, in one transaction, and
+    /// returns it. `NotFound("pending snapshot")` otherwise (replaced, expired,
+    /// confirmed already), and nothing changes.
+    fn confirm_snapshot(
+        &self,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        pushed_since: u64,
+    ) -> StoreResult<PendingSnapshot>;
+    /// Forgets the pending snapshots pushed before `before` and returns them, by
+    /// document, so their blob references can be withdrawn.
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>>;
+    /// Drops a document's log, snapshot and pending snapshot (family deleted); a no-op
+    /// for an unknown document. The snapshots' blobs are left to the blob store.
     fn drop_doc(&self, doc: DocId) -> StoreResult<()>;
 }
 

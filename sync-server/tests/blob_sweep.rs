@@ -246,3 +246,52 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
     }
     assert_eq!(download(&server, &kid, first_hash).await, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_pending_snapshot_leaves_no_blob_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(r#"{{"limits":{{"pending_snapshot_ttl_secs": 1, {SWEEP_NOW}}}}}"#);
+    let server = Server::start_with_config(dir.path(), &config, &[]);
+    let mut host = Identity::new("host@example.com", "host");
+    let mut h = Client::register(&server, &mut host).await;
+    let mut kid = Identity::new("kid@example.com", "kid");
+    let mut k = Client::register(&server, &mut kid).await;
+    let family = h.create_family("가족", "엄마").await;
+    let doc = DocId::from(family);
+    join((&mut h, &host), (&mut k, &kid), family, "딸").await;
+    let seq = k
+        .push_ack(doc, b"change 1".to_vec())
+        .await
+        .expect("a chunk");
+
+    // The kid's own upload of a snapshot nobody confirms, and the host's photo
+    // pushed by the kid as a "snapshot": both expire unconfirmed.
+    let photo = b"the host's photo".to_vec();
+    let (_, photo_hash) = upload(&server, &host, family, &photo).await;
+    push_snapshot(&mut k, doc, seq, photo_hash, photo.len())
+        .await
+        .expect("pending");
+    let save = b"the kid's snapshot".to_vec();
+    let (status, save_hash) = upload(&server, &kid, family, &save).await;
+    assert_eq!(status, 201);
+    push_snapshot(&mut k, doc, seq, save_hash, save.len())
+        .await
+        .expect("pending");
+    // Pending snapshots live a second: wait for the relay's clock to pass it (the
+    // condition under test), then for sweeps that expire it and collect its blob.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    two_sweeps_later(&server).await;
+    two_sweeps_later(&server).await;
+
+    assert!(
+        !blob_file(dir.path(), save_hash).exists(),
+        "the expired snapshot's own upload is swept"
+    );
+    assert_eq!(download(&server, &kid, save_hash).await, 404);
+    assert!(
+        blob_file(dir.path(), photo_hash).is_file(),
+        "the photo stays"
+    );
+    assert_eq!(download(&server, &kid, photo_hash).await, 200);
+    assert_eq!(download(&server, &host, photo_hash).await, 200);
+}

@@ -72,6 +72,28 @@ async fn a_family_log_is_refused_past_its_quota_until_compacted() {
         _ => None,
     })
     .await;
+    // Pending, it frees nothing: the chunks stay until another member confirms it.
+    assert_eq!(
+        c.push_ack(doc, chunk(100)).await.map_err(|e| e.code),
+        Err(ErrorCode::DocumentFull)
+    );
+    let mut dad = Identity::new("dad@example.com", "dad");
+    let mut d = Client::register(&server, &mut dad).await;
+    let invite = InviteId::random();
+    c.request(mom.invite_request(invite, family, dad.user(), "아빠"))
+        .await
+        .expect("invite sent");
+    d.request(dad.answer_request(invite, true))
+        .await
+        .expect("invite accepted");
+    let confirmed = d
+        .request(Request::ConfirmSnapshot {
+            doc,
+            covers_seq: 9,
+            blob,
+        })
+        .await;
+    assert_eq!(confirmed, Ok(Response::Done));
     assert_eq!(
         c.push_ack(doc, chunk(100)).await.map_err(|e| e.code),
         Ok(10)

@@ -238,6 +238,17 @@ async fn a_personal_snapshot_is_granted_to_its_owner_and_read_by_later_co_member
     // document as snapshot + tail, and downloads the snapshot's bytes.
     let family = a.create_family("우리집", "엄마").await;
     join((&mut a, &alice), (&mut b, &bob), family, "아들").await;
+    // Pending until a device other than Alice's confirms it: Bob's reads the
+    // pending snapshot's bytes, and vouches for it.
+    assert_eq!(get(&server, &bob, blob).await, (200, saved.clone()));
+    let confirmed = b
+        .request(Request::ConfirmSnapshot {
+            doc: personal,
+            covers_seq: 2,
+            blob,
+        })
+        .await;
+    assert_eq!(confirmed, Ok(doran_protocol::Response::Done));
     let view = b.subscribe_view(personal, 0).await.expect("readable");
     assert_eq!(view.snapshot, Some((2, blob)));
     assert_eq!(view.chunks, vec![(3, b"mood 3".to_vec())]);

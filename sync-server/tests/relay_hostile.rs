@@ -2340,3 +2340,267 @@ async fn a_connection_flood_from_one_address_is_refused() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Snapshots: a member cannot wipe the relay's copy of the family.
+
+/// Pushes a snapshot reference and waits for `SnapshotAccepted` (it is then
+/// pending) or the refusal.
+async fn push_snapshot(
+    c: &mut Client,
+    doc: DocId,
+    covers_seq: u64,
+    blob: BlobHash,
+    len: u64,
+) -> Result<(), ErrorFrame> {
+    c.send(&ClientFrame::PushSnapshot {
+        doc,
+        covers_seq,
+        blob,
+        len,
+    })
+    .await;
+    c.until(|f| match f {
+        ServerFrame::SnapshotAccepted { doc: d, .. } if *d == doc => Some(Ok(())),
+        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.clone())),
+        _ => None,
+    })
+    .await
+}
+
+fn confirm(doc: DocId, covers_seq: u64, blob: BlobHash) -> Request {
+    Request::ConfirmSnapshot {
+        doc,
+        covers_seq,
+        blob,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_drops_chunks_only_once_another_member_confirms_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut bob = Identity::new("bob@example.com", "bob_kim");
+    let mut carol = Identity::new("carol@example.com", "carol");
+    let mut a = Client::register(&server, &mut alice).await;
+    let mut b = Client::register(&server, &mut bob).await;
+    let mut c = Client::register(&server, &mut carol).await;
+    let family = a.create_family("우리집", "엄마").await;
+    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let fdoc = DocId::from(family);
+    for i in 1..=5u8 {
+        a.push_ack(fdoc, vec![b'a', i]).await.expect("a chunk");
+    }
+    b.push_ack(fdoc, b"bob's change".to_vec())
+        .await
+        .expect("a chunk");
+    let full = Client::sign_in(&server, &alice)
+        .await
+        .subscribe_view(fdoc, 0)
+        .await
+        .expect("readable");
+    assert_eq!(full.chunks.len(), 6);
+    // Alice's device listens live, as a family device does.
+    let mut reader = Client::sign_in(&server, &alice).await;
+    reader.subscribe_view(fdoc, 0).await.expect("readable");
+
+    // Case: Bob, hostile, points the snapshot slot at Alice's photo, claiming it
+    // covers the whole log. The relay takes it as pending and drops nothing.
+    let photo = b"alice's family photo".to_vec();
+    let photo_hash = BlobHash::of(&photo);
+    assert_eq!(
+        put_blob(&server, &alice, &photo_hash, family, &photo)
+            .await
+            .status,
+        201
+    );
+    push_snapshot(&mut b, fdoc, 6, photo_hash, photo.len() as u64)
+        .await
+        .expect("taken as pending");
+    let offer = reader
+        .until(|f| match f {
+            ServerFrame::PendingSnapshot { doc, .. } if *doc == fdoc => Some(f.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        offer,
+        ServerFrame::PendingSnapshot {
+            doc: fdoc,
+            covers_seq: 6,
+            blob: photo_hash,
+            len: photo.len() as u64,
+            by: bob.user(),
+            by_device: bob.device,
+        },
+        "pending_photo: offered to the family's devices"
+    );
+    let mut fresh = Client::sign_in(&server, &alice).await;
+    assert_eq!(
+        fresh.subscribe_view(fdoc, 0).await.as_ref(),
+        Ok(&full),
+        "pending_photo: a new device still gets every chunk"
+    );
+
+    // Case: the pusher confirms his own snapshot.
+    let got = b.request(confirm(fdoc, 6, photo_hash)).await;
+    refused("confirm_own_snapshot", got, ErrorCode::Forbidden);
+    // Case: a non-member confirms it.
+    let got = c.request(confirm(fdoc, 6, photo_hash)).await;
+    refused("confirm_as_non_member", got, ErrorCode::Forbidden);
+    // Case: a wrong seq, a wrong blob.
+    let got = a.request(confirm(fdoc, 5, photo_hash)).await;
+    refused("confirm_wrong_seq", got, ErrorCode::NotFound);
+    let got = a.request(confirm(fdoc, 6, BlobHash::of(b"other"))).await;
+    refused("confirm_wrong_blob", got, ErrorCode::NotFound);
+    // Case: a confirmation of an unknown document.
+    let got = a.request(confirm(DocId::random(), 1, photo_hash)).await;
+    refused("confirm_unknown_doc", got, ErrorCode::NotFound);
+    // Case: Alice's device reports it (it found the photo missing every change).
+    let reported = a
+        .request(Request::RejectSnapshot {
+            doc: fdoc,
+            covers_seq: 6,
+            blob: photo_hash,
+        })
+        .await;
+    assert_eq!(reported, Ok(Response::Done), "reject: logged");
+    assert_eq!(
+        fresh.subscribe_view(fdoc, 0).await.as_ref(),
+        Ok(&full),
+        "refused confirmations: every chunk kept"
+    );
+
+    // Case: an honest snapshot replaces it; the stale pending one cannot be
+    // confirmed any more, and the photo keeps its upload grant.
+    let honest = b"an honest save of the family document".to_vec();
+    let honest_hash = BlobHash::of(&honest);
+    assert_eq!(
+        put_blob(&server, &alice, &honest_hash, family, &honest)
+            .await
+            .status,
+        201
+    );
+    push_snapshot(&mut a, fdoc, 6, honest_hash, honest.len() as u64)
+        .await
+        .expect("taken as pending");
+    let got = a.request(confirm(fdoc, 6, photo_hash)).await;
+    refused("confirm_replaced_snapshot", got, ErrorCode::NotFound);
+    assert_original(&server, &alice, &photo_hash, &photo, "replaced_photo").await;
+    assert_eq!(get_blob(&server, &bob, &photo_hash).await.status, 200);
+
+    // Bob's device confirms Alice's snapshot: the covered chunks go, a new device
+    // gets the snapshot and nothing before it.
+    assert_eq!(
+        b.request(confirm(fdoc, 6, honest_hash)).await,
+        Ok(Response::Done)
+    );
+    let after = fresh.subscribe_view(fdoc, 0).await.expect("readable");
+    assert_eq!(after.snapshot, Some((6, honest_hash)));
+    assert!(after.chunks.is_empty(), "{after:?}");
+    assert_eq!(after.head, 6);
+    assert_original(&server, &alice, &photo_hash, &photo, "confirmed_photo").await;
+    let got = b.request(confirm(fdoc, 6, honest_hash)).await;
+    refused("confirm_twice", got, ErrorCode::NotFound);
+
+    // Case: a personal document. Its owner's device cannot confirm its own
+    // snapshot; a co-member's device can.
+    let diary = alice.personal_doc;
+    a.push_ack(diary, b"diary 1".to_vec())
+        .await
+        .expect("a chunk");
+    a.push_ack(diary, b"diary 2".to_vec())
+        .await
+        .expect("a chunk");
+    let save = b"a save of the diary".to_vec();
+    let save_hash = BlobHash::of(&save);
+    let path = format!("/blobs/{save_hash}?owner=me");
+    let put = http(
+        &server,
+        "PUT",
+        &path,
+        &signed_headers(&alice, "PUT", &path),
+        &save,
+    )
+    .await;
+    assert_eq!(put.status, 201);
+    push_snapshot(&mut a, diary, 2, save_hash, save.len() as u64)
+        .await
+        .expect("taken as pending");
+    let got = a.request(confirm(diary, 2, save_hash)).await;
+    refused("confirm_own_personal_snapshot", got, ErrorCode::Forbidden);
+    let got = c.request(confirm(diary, 2, save_hash)).await;
+    refused("confirm_personal_as_stranger", got, ErrorCode::Forbidden);
+    assert_eq!(
+        b.request(confirm(diary, 2, save_hash)).await,
+        Ok(Response::Done)
+    );
+    let view = fresh.subscribe_view(diary, 0).await.expect("readable");
+    assert_eq!(
+        (view.snapshot, view.chunks.len()),
+        (Some((2, save_hash)), 0)
+    );
+    assert_relay_works(&server, "snapshots").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_snapshot_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Pending snapshots live one second; the test waits for the relay's clock to
+    // pass it: the condition under test, not a stand-in for synchronisation.
+    let server = Server::start_with_config(
+        dir.path(),
+        r#"{"limits": {"pending_snapshot_ttl_secs": 1}}"#,
+        &[],
+    );
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut bob = Identity::new("bob@example.com", "bob_kim");
+    let mut a = Client::register(&server, &mut alice).await;
+    let mut b = Client::register(&server, &mut bob).await;
+    let family = a.create_family("우리집", "엄마").await;
+    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let fdoc = DocId::from(family);
+    for i in 1..=3u8 {
+        a.push_ack(fdoc, vec![i]).await.expect("a chunk");
+    }
+    let save = b"a save".to_vec();
+    let hash = BlobHash::of(&save);
+    assert_eq!(
+        put_blob(&server, &alice, &hash, family, &save).await.status,
+        201
+    );
+    let pushed_at = now_ms();
+    push_snapshot(&mut a, fdoc, 3, hash, save.len() as u64)
+        .await
+        .expect("taken as pending");
+    let wait = (pushed_at + 1_000 + 5).saturating_sub(now_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+
+    // Case: confirming an expired snapshot.
+    let got = b.request(confirm(fdoc, 3, hash)).await;
+    refused("confirm_expired", got, ErrorCode::NotFound);
+    // Expired, it is no longer offered in a catch-up, and every chunk is kept.
+    let mut fresh = Client::sign_in(&server, &bob).await;
+    fresh
+        .send(&ClientFrame::Subscribe {
+            docs: vec![Subscription {
+                doc: fdoc,
+                since: 0,
+            }],
+        })
+        .await;
+    let mut chunks = 0;
+    loop {
+        match fresh.next().await.expect("open") {
+            ServerFrame::Chunk { .. } => chunks += 1,
+            ServerFrame::CaughtUp { .. } => break,
+            ServerFrame::PendingSnapshot { .. } | ServerFrame::Snapshot { .. } => {
+                panic!("expired: offered or served")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(chunks, 3, "expired: every chunk kept");
+    assert_relay_works(&server, "expired_snapshot").await;
+}

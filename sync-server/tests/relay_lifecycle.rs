@@ -267,8 +267,8 @@ async fn add_member(
     invite
 }
 
-/// Subscribes to `doc` since `since`; the frames of its catch-up, in order, up to and
-/// including `CaughtUp`. An error about `doc` fails the test.
+/// Subscribes to `doc` since `since`; the frames of its catch-up (snapshot, chunks,
+/// pending snapshot), in order, up to and including `CaughtUp`. An error about `doc` fails the test.
 async fn catch_up(c: &mut Client, doc: DocId, since: Seq) -> Vec<ServerFrame> {
     c.send(&ClientFrame::Subscribe {
         docs: vec![Subscription { doc, since }],
@@ -278,7 +278,9 @@ async fn catch_up(c: &mut Client, doc: DocId, since: Seq) -> Vec<ServerFrame> {
     loop {
         let frame = c.next().await.expect("the socket is open");
         match &frame {
-            ServerFrame::Snapshot { doc: d, .. } | ServerFrame::Chunk { doc: d, .. }
+            ServerFrame::Snapshot { doc: d, .. }
+            | ServerFrame::Chunk { doc: d, .. }
+            | ServerFrame::PendingSnapshot { doc: d, .. }
                 if *d == doc =>
             {
                 frames.push(frame);
@@ -480,6 +482,17 @@ async fn a_restart_keeps_accounts_families_invites_logs_and_blobs() {
         _ => None,
     })
     .await;
+    // Pending until a device other than the pusher confirms it: Bob's, who may read
+    // Alice's personal document.
+    assert_eq!(
+        b.request(Request::ConfirmSnapshot {
+            doc: personal,
+            covers_seq: 1,
+            blob
+        })
+        .await,
+        Ok(Response::Done)
+    );
     let personal_before = catch_up(&mut b, personal, 0).await;
     assert_eq!(personal_before.len(), 3, "snapshot, chunk 2, caught up");
 
@@ -793,12 +806,55 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
         accepted,
         ServerFrame::SnapshotAccepted { doc, covers_seq: 4 }
     );
+    // Alice cannot vouch for her own snapshot.
+    let own = a
+        .request(Request::ConfirmSnapshot {
+            doc,
+            covers_seq: 4,
+            blob,
+        })
+        .await;
+    assert_eq!(own.map_err(|e| e.code), Err(ErrorCode::Forbidden));
 
-    // Step 3: Bob registers a new device and joins; subscribing from 0 gives the
-    // snapshot first, then only the chunks after it, then CaughtUp.
+    // Step 3: Bob registers a new device and joins; until a device of his confirms
+    // the snapshot, catch-ups still bring every chunk, and the snapshot is offered.
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut b = Client::register(&server, &mut bob).await;
     add_member((&mut a, &alice), (&mut b, &bob), family, "아빠").await;
+    let all = catch_up(&mut b, doc, 0).await;
+    assert_eq!(chunks(&all).len(), 6, "{all:?}");
+    assert_eq!(
+        all[all.len() - 2],
+        ServerFrame::PendingSnapshot {
+            doc,
+            covers_seq: 4,
+            blob,
+            len,
+            by: alice.user(),
+            by_device: alice.device,
+        }
+    );
+    assert_eq!(
+        b.request(Request::ConfirmSnapshot {
+            doc,
+            covers_seq: 4,
+            blob
+        })
+        .await,
+        Ok(Response::Done)
+    );
+    // Confirmed once: again is `not_found`.
+    let again = b
+        .request(Request::ConfirmSnapshot {
+            doc,
+            covers_seq: 4,
+            blob,
+        })
+        .await;
+    assert_eq!(again.map_err(|e| e.code), Err(ErrorCode::NotFound));
+
+    // Subscribing from 0 now gives the snapshot first, then only the chunks after
+    // it, then CaughtUp.
     let chunk = |seq: Seq| {
         let bytes = format!("change {seq}").into_bytes();
         ServerFrame::Chunk {
@@ -870,6 +926,17 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
         _ => None,
     })
     .await;
+    // Still pending: the old one is served, and readable.
+    assert_eq!(download(&server, &bob, blob).await.status, 200);
+    assert_eq!(
+        b.request(Request::ConfirmSnapshot {
+            doc,
+            covers_seq: 7,
+            blob: newer_blob
+        })
+        .await,
+        Ok(Response::Done)
+    );
     assert_eq!(download(&server, &bob, blob).await.status, 404);
     assert_eq!(download(&server, &alice, blob).await.status, 404);
     let r = download(&server, &bob, newer_blob).await;

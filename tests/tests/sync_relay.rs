@@ -8,15 +8,18 @@ use doran_device::{
     core::{
         PersonalDoc,
         model::Mood,
-        store::{LocalStore, SqliteStore},
-        sync::{SignInAs, StoreHost, SyncConfig},
+        store::{LocalStore, OutboxEntry, SqliteStore},
+        sync::{
+            DocChange, DocCursor, DocKind, HostResult, SignInAs, SignedIn, SnapshotCheck,
+            StoreHost, SyncConfig, SyncHost,
+        },
     },
     driver::SyncDriver,
     relay::{Relay as RelayAddress, Trust},
     sync_error::SyncError,
 };
 use doran_e2e::Relay;
-use doran_protocol::{BlobHash, DocId, FamilyId, Request, Response};
+use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, Request, Response, Seq, UserId};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -66,6 +69,28 @@ impl Device {
         }
     }
 
+    /// A member's device whose snapshots hold only the first half of the document's
+    /// changes (a modified client); everything else it does honestly.
+    async fn create_partial(
+        server: &str,
+        email: &str,
+        nickname: &str,
+        config: SyncConfig,
+    ) -> Device {
+        let mut d = Device::create_with(server, email, nickname, config.clone()).await;
+        let partial: Arc<dyn SyncHost> = Arc::new(PartialSnapshots(d.host.clone()));
+        d.driver = Arc::new(SyncDriver::new(
+            partial,
+            relay_address(server),
+            d.account.keys(),
+            SignInAs::Known {
+                user: d.account.user,
+            },
+            config,
+        ));
+        d
+    }
+
     fn driver(
         host: &Arc<StoreHost>,
         account: &Account,
@@ -105,6 +130,113 @@ impl Device {
             .read_family(family, |fd| fd.replica_mut().heads())
             .expect("the family is here")
     }
+}
+
+/// A host whose snapshots leave out the later half of the document's changes.
+struct PartialSnapshots(Arc<StoreHost>);
+
+impl SyncHost for PartialSnapshots {
+    fn doc_cursors(&self) -> HostResult<Vec<DocCursor>> {
+        self.0.doc_cursors()
+    }
+    fn outbox(&self, limit: usize) -> HostResult<Vec<OutboxEntry>> {
+        self.0.outbox(limit)
+    }
+    fn pending_count(&self) -> HostResult<u64> {
+        self.0.pending_count()
+    }
+    fn apply(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        snapshot: Option<&[u8]>,
+        chunks: &[(Seq, Vec<u8>)],
+        cursor: Seq,
+    ) -> HostResult<DocChange> {
+        self.0.apply(doc, kind, snapshot, chunks, cursor)
+    }
+    fn acked(&self, doc: DocId, chunk: ChunkId) -> HostResult<()> {
+        self.0.acked(doc, chunk)
+    }
+    fn acked_at(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> HostResult<()> {
+        self.0.acked_at(doc, chunk, seq)
+    }
+    fn save(&self, doc: DocId, kind: DocKind) -> HostResult<Option<Vec<u8>>> {
+        let Some(full) = self.0.save(doc, kind)? else {
+            return Ok(None);
+        };
+        let whole = automerge::Automerge::load(&full).expect("its own save loads");
+        let changes: Vec<automerge::Change> = whole.get_changes(&[]);
+        // Changes come in causal order: a prefix is a document of its own.
+        let mut partial = automerge::Automerge::new();
+        partial
+            .apply_changes(changes[..changes.len() / 2].iter().cloned())
+            .expect("a prefix applies");
+        Ok(Some(partial.save()))
+    }
+    fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> HostResult<()> {
+        self.0.snapshot_accepted(doc, covers_seq)
+    }
+    fn reset_cursor(&self, doc: DocId) -> HostResult<()> {
+        self.0.reset_cursor(doc)
+    }
+    fn signed_in(
+        &self,
+        info: &SignedIn,
+        now_ms: i64,
+    ) -> HostResult<Vec<(FamilyId, doran_device::core::store::Membership)>> {
+        self.0.signed_in(info, now_ms)
+    }
+    fn check_snapshot(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        covers_seq: Seq,
+        snapshot: &[u8],
+    ) -> HostResult<SnapshotCheck> {
+        self.0.check_snapshot(doc, kind, covers_seq, snapshot)
+    }
+}
+
+/// `(covers_seq, blob, pushed by)` of the relay's pending snapshot of `doc`.
+fn relay_pending(data: &Path, doc: DocId) -> Option<(i64, BlobHash, UserId)> {
+    relay_db(data)
+        .query_row(
+            "SELECT covers_seq, blob, by_user FROM pending_snapshots WHERE doc = ?1",
+            [doc.0],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    BlobHash(r.get::<_, [u8; 32]>(1)?),
+                    UserId(r.get::<_, [u8; 16]>(2)?),
+                ))
+            },
+        )
+        .ok()
+}
+
+/// Invites `to` into `family` from `host` and has it accept.
+async fn invite_into(host: &Device, to: &Device, family: FamilyId, name: &str) {
+    let email = to.account.email.clone();
+    let invite = host
+        .online(async |d| {
+            let found = d
+                .request(Request::LookupUser { email })
+                .await
+                .expect("lookup");
+            let Response::UserFound(Some(entry)) = found else {
+                panic!("in the directory: {found:?}");
+            };
+            match d.send_invite(family, entry.user, name).await {
+                Ok(Response::InviteSent(info)) => info.invite,
+                other => panic!("invite sent: {other:?}"),
+            }
+        })
+        .await;
+    to.online(async |d| {
+        d.answer_invite(invite, true).await.expect("accepted");
+    })
+    .await;
 }
 
 fn now() -> i64 {
@@ -362,7 +494,8 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
 
     // Step 2: twelve edits to each document (seqs 2..=13) in one sync. The push that
     // takes the log past 10 chunks makes A's device compact, covering seq 11; the
-    // sync ends only once the relay has accepted both snapshots.
+    // sync ends only once the relay has accepted both snapshots — as pending: no
+    // other member's device has confirmed them, so the relay keeps every chunk.
     for i in 0..12 {
         a.host
             .edit_family(family, |fd| {
@@ -375,14 +508,16 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
             .expect("mood set");
     }
     a.sync().await;
+    let mut pending = Vec::new();
     for doc in [fdoc, pdoc] {
-        let (snapshot, chunks) = relay_log(data.path(), doc);
-        let (covers, _) = snapshot.expect("the relay recorded a snapshot");
-        assert_eq!(covers, 11, "{doc}");
         assert_eq!(
-            chunks, 2,
-            "{doc}: the relay dropped the chunks the snapshot covers"
+            relay_log(data.path(), doc),
+            (None, 13),
+            "{doc}: nothing dropped"
         );
+        let (covers, blob, by) = relay_pending(data.path(), doc).expect("pending");
+        assert_eq!((covers, by), (11, a.account.user), "{doc}");
+        pending.push(blob);
     }
 
     // Step 3: three more edits each: the tail after the snapshot (seqs 14..=16), not
@@ -398,42 +533,35 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
             .expect("mood set");
     }
     a.sync().await;
-    let (family_snapshot, chunks) = relay_log(data.path(), fdoc);
-    let (_, family_blob) = family_snapshot.expect("snapshot");
-    assert_eq!(chunks, 5, "chunks 12..=16");
-    let (personal_snapshot, chunks) = relay_log(data.path(), pdoc);
-    let (_, personal_blob) = personal_snapshot.expect("snapshot");
-    assert_eq!(chunks, 5);
+    assert_eq!(relay_log(data.path(), fdoc), (None, 16));
 
-    // Step 4: B, a new device with a fresh store, joins the family and syncs.
+    // Step 4: B, another member's new device, joins the family and syncs: it gets
+    // every chunk, is offered A's pending snapshots, finds in each every change it
+    // got up to seq 11, and confirms them (its sync ends once the relay answered).
+    // Only then does the relay drop the chunks they cover.
     let b = Device::create(&server, "son@example.com", "아들").await;
-    let b_email = b.account.email.clone();
-    let invite = a
-        .online(async |d| {
-            let found = d
-                .request(Request::LookupUser { email: b_email })
-                .await
-                .expect("lookup");
-            let Response::UserFound(Some(entry)) = found else {
-                panic!("B is in the directory: {found:?}");
-            };
-            match d.send_invite(family, entry.user, "아들").await {
-                Ok(Response::InviteSent(info)) => info.invite,
-                other => panic!("invite sent: {other:?}"),
-            }
-        })
-        .await;
-    b.online(async |d| {
-        d.answer_invite(invite, true).await.expect("accepted");
-    })
-    .await;
+    invite_into(&a, &b, family, "아들").await;
     b.sync().await;
+    let (family_snapshot, chunks) = relay_log(data.path(), fdoc);
+    let (covers, family_blob) = family_snapshot.expect("confirmed");
+    assert_eq!(
+        (covers, family_blob, chunks),
+        (11, pending[0], 5),
+        "chunks 12..=16"
+    );
+    let (personal_snapshot, chunks) = relay_log(data.path(), pdoc);
+    let (covers, personal_blob) = personal_snapshot.expect("confirmed");
+    assert_eq!((covers, personal_blob, chunks), (11, pending[1], 5));
+    assert_eq!(relay_pending(data.path(), fdoc), None);
 
-    // B received each document as snapshot + tail: its log holds the snapshot blob
-    // (downloaded and verified against its hash) and the five later chunks, never
-    // the chunks the snapshot replaced.
+    // Step 5: C, a new device of a third member, receives each document as snapshot
+    // + tail: its log holds the snapshot blob (downloaded and verified against its
+    // hash) and the five later chunks, never the chunks the snapshot replaced.
+    let c = Device::create(&server, "daughter@example.com", "큰딸").await;
+    invite_into(&a, &c, family, "딸").await;
+    c.sync().await;
     for (doc, blob) in [(fdoc, family_blob), (pdoc, personal_blob)] {
-        let stored = b
+        let stored = c
             .host
             .store()
             .load(doc)
@@ -449,6 +577,7 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
     }
 
     // And ends with the same documents as A: same heads, same state.
+    assert_eq!(a.heads(family), c.heads(family));
     assert_eq!(a.heads(family), b.heads(family));
     let view = |d: &Device| {
         d.host
@@ -456,15 +585,99 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
             .expect("read")
     };
     assert_eq!(view(&a), view(&b));
-    assert_eq!(view(&b).missions.len(), 15);
-    assert_eq!(personal_heads(&a, pdoc), personal_heads(&b, pdoc));
+    assert_eq!(view(&a), view(&c));
+    assert_eq!(view(&c).missions.len(), 15);
+    assert_eq!(personal_heads(&a, pdoc), personal_heads(&c, pdoc));
     let a_profile = a.host.profile(a.account.user).expect("read");
-    let b_copy = b.host.profile(a.account.user).expect("read");
-    assert!(b_copy.is_some(), "B has A's profile");
+    let b_copy = c.host.profile(a.account.user).expect("read");
+    assert!(b_copy.is_some(), "C has A's profile");
     assert_eq!(b_copy, a_profile);
     assert_eq!(
         b_copy.and_then(|p| p.mood),
         Some(Mood::Love),
         "A's latest mood"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_partial_snapshot_is_never_confirmed() {
+    let data = tempfile::tempdir().expect("relay data");
+    let relay = start_relay(data.path(), "127.0.0.1:0");
+    let server = relay.url();
+    let config = SyncConfig {
+        compact_after: 10,
+        ..SyncConfig::default()
+    };
+
+    // Step 1: A hosts a family; H, a member whose modified client makes snapshots
+    // holding only half of the document, joins.
+    let a = Device::create_with(&server, "mom@example.com", "엄마", config.clone()).await;
+    let h = Device::create_partial(&server, "son@example.com", "아들", config.clone()).await;
+    let family = FamilyId::random();
+    a.online(async |d| {
+        d.request(Request::CreateFamily {
+            family,
+            title: "우리집".into(),
+            my_name: "엄마".into(),
+        })
+        .await
+        .expect("family created");
+    })
+    .await;
+    a.host
+        .create_family(family, "우리집", "엄마", now())
+        .expect("family document");
+    a.sync().await;
+    invite_into(&a, &h, family, "아들").await;
+    a.host
+        .edit_family(family, |fd| fd.add_member(h.account.user, "아들", now()))
+        .expect("member added");
+    a.sync().await;
+    h.sync().await;
+    let fdoc = DocId::from(family);
+
+    // Step 2: H adds twelve missions (seqs 3..=14); its device compacts and pushes its partial
+    // snapshot. The relay holds it as pending and drops nothing.
+    for i in 0..12 {
+        h.host
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, now())
+            })
+            .expect("mission added");
+    }
+    h.sync().await;
+    let (_, partial_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
+    assert_eq!(by, h.account.user);
+    assert_eq!(relay_log(data.path(), fdoc), (None, 14));
+
+    // Step 3: A's device is offered it, finds changes missing and never confirms
+    // it; having caught up past 10 chunks, it pushes its own, honest snapshot,
+    // which replaces H's as the pending one.
+    a.sync().await;
+    assert_eq!(relay_log(data.path(), fdoc), (None, 14), "nothing dropped");
+    let (covers, honest_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
+    assert_eq!(by, a.account.user);
+    assert_ne!(honest_blob, partial_blob);
+
+    // Step 4: C, a third member's new device, gets the whole family, then checks
+    // A's snapshot against it and confirms it: now the relay drops what it covers.
+    let c = Device::create(&server, "daughter@example.com", "큰딸").await;
+    invite_into(&a, &c, family, "딸").await;
+    c.sync().await;
+    let view = |d: &Device| {
+        d.host
+            .read_family(family, |fd| fd.view().clone())
+            .expect("read")
+    };
+    assert_eq!(view(&c).missions.len(), 12);
+    assert_eq!(view(&a), view(&c));
+    assert_eq!(a.heads(family), c.heads(family));
+    let (snapshot, chunks) = relay_log(data.path(), fdoc);
+    assert_eq!(
+        snapshot,
+        Some((covers, honest_blob)),
+        "A's snapshot, confirmed"
+    );
+    assert_eq!(chunks, 14 - covers);
+    assert_eq!(relay_pending(data.path(), fdoc), None);
 }

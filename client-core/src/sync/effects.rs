@@ -71,6 +71,35 @@ impl Compact {
     }
 }
 
+/// A snapshot another member pushed and the relay holds as *pending*: fetch it
+/// (`GET /blobs/{blob}`, at most `len` bytes, verified), check it with
+/// [`SyncHost::check_snapshot`](super::SyncHost::check_snapshot) and hand the verdict
+/// back as [`Event::SnapshotChecked`](super::Event::SnapshotChecked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifySnapshot {
+    /// The document.
+    pub doc: DocId,
+    /// Its kind (which rules its changes follow).
+    pub kind: DocKind,
+    /// The snapshot offered.
+    pub snapshot: SnapshotRef,
+}
+
+/// What a device found in a pending snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotCheck {
+    /// It holds every change this device got from chunks up to its `covers_seq`:
+    /// confirm it.
+    Contains,
+    /// It lacks changes this device holds (how many): report it, never confirm.
+    Missing(usize),
+    /// It cannot be loaded (over the cost limits, not a document): report it.
+    Unreadable(String),
+    /// This device cannot tell (it does not know which of its changes came after
+    /// `covers_seq`, or the blob could not be fetched): neither confirm nor report.
+    CannotTell,
+}
+
 /// The outcome of a request the host made with
 /// [`SyncMachine::request`](super::SyncMachine::request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +191,9 @@ pub struct Effects {
     /// The relay accepted these snapshots: remember `covers_seq` per document
     /// (handed back at the next [`Event::Connected`](super::Event::Connected)).
     pub snapshot_accepted: Vec<(DocId, Seq)>,
+    /// Fetch and check these pending snapshots of other members (see
+    /// [`VerifySnapshot`]).
+    pub verify_snapshots: Vec<VerifySnapshot>,
     /// Answers to the host's requests.
     pub answered: Vec<(RequestId, RequestOutcome)>,
     /// Signed in: persist the user id if it was not known.
@@ -203,6 +235,7 @@ impl Effects {
         self.dropped.extend(other.dropped);
         self.compact.extend(other.compact);
         self.snapshot_accepted.extend(other.snapshot_accepted);
+        self.verify_snapshots.extend(other.verify_snapshots);
         self.answered.extend(other.answered);
         self.signed_in = other.signed_in.or(self.signed_in.take());
         self.events.extend(other.events);

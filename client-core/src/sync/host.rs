@@ -7,16 +7,20 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use std::collections::{BTreeMap, HashSet};
+
+use automerge::ChangeHash;
 use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
-use super::{DocCursor, DocKind, HostError, HostResult as Result, SignedIn};
+use super::{DocCursor, DocKind, HostError, HostResult as Result, SignedIn, SnapshotCheck};
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
     family_store::{self, OpenError},
     model::{Family, Personal},
     personal_doc::PersonalDoc,
-    replica::{Actor, Touched},
+    replica::{self, Actor, Touched},
+    rules,
     store::{LocalStore, LogPos, Membership, OutboxEntry},
     views::Activity,
 };
@@ -64,6 +68,28 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The relay acked (or refused for good) the local chunk: remove it from the
     /// outbox.
     fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()>;
+
+    /// The relay acked the local chunk at `seq`: remove it from the outbox (as
+    /// [`acked`](Self::acked)); a host that checks pending snapshots also notes which
+    /// changes came at `seq`.
+    fn acked_at(&self, doc: DocId, chunk: ChunkId, _seq: Seq) -> Result<()> {
+        self.acked(doc, chunk)
+    }
+
+    /// Checks a pending snapshot of `doc` another member pushed (`snapshot`: its
+    /// verified `save()` bytes): loaded with the cost limits and the document's rules,
+    /// does it hold every change this device got from chunks with seq ≤
+    /// `covers_seq`? A host that cannot tell says [`SnapshotCheck::CannotTell`] (the
+    /// default), and the device neither confirms nor reports it.
+    fn check_snapshot(
+        &self,
+        _doc: DocId,
+        _kind: DocKind,
+        _covers_seq: Seq,
+        _snapshot: &[u8],
+    ) -> Result<SnapshotCheck> {
+        Ok(SnapshotCheck::CannotTell)
+    }
 
     /// The whole document saved (`Automerge::save`), for a snapshot; `None` if the
     /// document is not on this device.
@@ -114,6 +140,41 @@ pub struct StoreHost {
     store: Arc<dyn LocalStore>,
     actor: Actor,
     docs: Mutex<HashMap<DocId, Opened>>,
+    /// Which changes came at which seq, per document, since this host started (the
+    /// store keeps no seq per change): what a pending snapshot need not contain.
+    received: Mutex<HashMap<DocId, Received>>,
+    /// The changes of the local chunks handed out for pushing, until acked.
+    own: Mutex<HashMap<(DocId, ChunkId), Vec<ChangeHash>>>,
+}
+
+/// Outbox entries read to find this device's changes not yet acked (a device holds
+/// far fewer: it pushes as soon as it is online).
+const OUTBOX_SCAN: usize = 100_000;
+
+/// Seqs most recorded per document in [`Received`]; past it the oldest go (and
+/// snapshots covering less than what is left can no longer be told complete).
+const MAX_RECORDED_SEQS: usize = 200_000;
+
+/// The changes this host saw arrive at each seq of one document, for every seq after
+/// `from` (seqs without an entry brought nothing readable).
+#[derive(Debug, Default)]
+struct Received {
+    from: Seq,
+    by_seq: BTreeMap<Seq, Vec<ChangeHash>>,
+}
+
+impl Received {
+    fn record(&mut self, seq: Seq, hashes: Vec<ChangeHash>) {
+        if seq <= self.from {
+            return;
+        }
+        self.by_seq.insert(seq, hashes);
+        while self.by_seq.len() > MAX_RECORDED_SEQS {
+            if let Some((oldest, _)) = self.by_seq.pop_first() {
+                self.from = oldest;
+            }
+        }
+    }
 }
 
 impl StoreHost {
@@ -123,7 +184,51 @@ impl StoreHost {
             store,
             actor,
             docs: Mutex::new(HashMap::new()),
+            received: Mutex::new(HashMap::new()),
+            own: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn received(&self) -> MutexGuard<'_, HashMap<DocId, Received>> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn own(&self) -> MutexGuard<'_, HashMap<(DocId, ChunkId), Vec<ChangeHash>>> {
+        self.own
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes the changes of chunks arriving for `doc` with their seqs, before they
+    /// are stored. The first time in this host's life, the record starts at the
+    /// stored cursor; after a snapshot (whose changes came at no known seq), at the
+    /// new cursor.
+    fn record_arrivals(
+        &self,
+        doc: DocId,
+        snapshot: bool,
+        chunks: &[(Seq, Vec<u8>)],
+        cursor: Seq,
+    ) -> Result<()> {
+        let stored_cursor = self.store.cursor(doc)?;
+        let mut received = self.received();
+        let r = received.entry(doc).or_insert_with(|| Received {
+            from: stored_cursor,
+            by_seq: BTreeMap::new(),
+        });
+        if snapshot {
+            r.from = r.from.max(cursor);
+            r.by_seq.retain(|&s, _| s > cursor);
+            return Ok(());
+        }
+        for (seq, bytes) in chunks {
+            // An unreadable chunk is refused by the apply: it brings no change.
+            let hashes = replica::change_hashes(bytes).unwrap_or_default();
+            r.record(*seq, hashes);
+        }
+        Ok(())
     }
 
     /// The store.
@@ -383,7 +488,13 @@ impl SyncHost for StoreHost {
     }
 
     fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(self.store.outbox(limit)?)
+        let entries = self.store.outbox(limit)?;
+        let mut own = self.own();
+        for e in &entries {
+            own.entry((e.doc, e.chunk))
+                .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+        }
+        Ok(entries)
     }
 
     fn pending_count(&self) -> Result<u64> {
@@ -401,6 +512,7 @@ impl SyncHost for StoreHost {
         if let DocKind::Personal(user) = kind {
             self.remember_personal_doc(user, doc)?;
         }
+        self.record_arrivals(doc, snapshot.is_some(), chunks, cursor)?;
         let mut docs = self.lock();
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
@@ -471,7 +583,85 @@ impl SyncHost for StoreHost {
 
     fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()> {
         self.store.outbox_acked_chunk(doc, chunk)?;
+        self.own().remove(&(doc, chunk));
         Ok(())
+    }
+
+    fn acked_at(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> Result<()> {
+        let hashes = self.own().remove(&(doc, chunk));
+        if let Some(r) = self.received().get_mut(&doc) {
+            match hashes {
+                Some(hashes) => r.record(seq, hashes),
+                // Changes of unknown seq: snapshots covering less than `seq` can no
+                // longer be told complete.
+                None => {
+                    r.from = r.from.max(seq);
+                    r.by_seq.retain(|&s, _| s > seq);
+                }
+            }
+        }
+        self.acked(doc, chunk)
+    }
+
+    fn check_snapshot(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        covers_seq: Seq,
+        snapshot: &[u8],
+    ) -> Result<SnapshotCheck> {
+        // The changes that came after `covers_seq` (and not also before it) need not
+        // be in the snapshot; this host must know every one of them.
+        let after: HashSet<ChangeHash> = {
+            let received = self.received();
+            let Some(r) = received.get(&doc).filter(|r| r.from <= covers_seq) else {
+                return Ok(SnapshotCheck::CannotTell);
+            };
+            let before: HashSet<&ChangeHash> =
+                r.by_seq.range(..=covers_seq).flat_map(|(_, h)| h).collect();
+            r.by_seq
+                .range(covers_seq + 1..)
+                .flat_map(|(_, h)| h)
+                .filter(|h| !before.contains(h))
+                .copied()
+                .collect()
+        };
+        // Local changes not acked yet are in no chunk the relay holds.
+        let mut unpushed = HashSet::new();
+        for e in self.store.outbox(OUTBOX_SCAN)? {
+            if e.doc == doc {
+                unpushed.extend(replica::change_hashes(&e.bytes).unwrap_or_default());
+            }
+        }
+        let held: Vec<ChangeHash> = {
+            let mut docs = self.lock();
+            if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
+                return Ok(SnapshotCheck::CannotTell);
+            }
+            let replica = match &mut self.ensure(&mut docs, doc, kind)?.doc {
+                OpenDoc::Family(fd) => fd.replica_mut(),
+                OpenDoc::Personal(pd) => pd.replica_mut(),
+            };
+            replica
+                .doc_mut()
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.hash())
+                .filter(|h| !after.contains(h) && !unpushed.contains(h))
+                .collect()
+        };
+        let check = match kind {
+            DocKind::Family(_) => Some(rules::check_change as replica::ChangeCheck),
+            DocKind::Personal(_) => None,
+        };
+        Ok(match replica::snapshot_missing(snapshot, held, check) {
+            Ok(missing) if missing.is_empty() => SnapshotCheck::Contains,
+            Ok(missing) => {
+                tracing::warn!(%doc, covers_seq, missing = missing.len(), "a pending snapshot lacks changes this device holds");
+                SnapshotCheck::Missing(missing.len())
+            }
+            Err(e) => SnapshotCheck::Unreadable(e.to_string()),
+        })
     }
 
     fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>> {

@@ -17,9 +17,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use doran_protocol::{ClientFrame, DocId, Request, RequestId, Seq, ServerFrame, UserId};
+use doran_protocol::{
+    BlobHash, ClientFrame, DeviceId, DocId, Request, RequestId, Seq, ServerFrame, UserId,
+};
 
-use super::{Backoff, BackoffConfig, DocKind, Effects, RequestOutcome, SyncStatus};
+use super::{
+    Backoff, BackoffConfig, DocKind, Effects, RequestOutcome, SnapshotCheck, SnapshotRef,
+    SyncStatus,
+};
 use crate::{keys::DeviceKeys, store::OutboxEntry};
 
 mod compaction;
@@ -137,9 +142,20 @@ pub enum Event {
         /// What it covers (from the [`Compact`](super::Compact)).
         covers_seq: Seq,
         /// The blob.
-        blob: doran_protocol::BlobHash,
+        blob: BlobHash,
         /// Its size.
         len: u64,
+    },
+    /// A pending snapshot asked for by [`Effects::verify_snapshots`] was checked.
+    SnapshotChecked {
+        /// The document.
+        doc: DocId,
+        /// As offered.
+        covers_seq: Seq,
+        /// As offered.
+        blob: BlobHash,
+        /// What the device found.
+        check: SnapshotCheck,
     },
     /// A compaction could not be prepared (save or upload failed).
     CompactFailed {
@@ -187,12 +203,21 @@ struct DocState {
     before_snapshot: Option<Seq>,
     /// Unsubscribed until then (ms) because its snapshot could not be fetched.
     retry_at: Option<u64>,
+    /// A pending snapshot of another member the relay offered, to check once this
+    /// device holds every chunk it claims to cover.
+    offered: Option<SnapshotRef>,
+    /// The offer being checked by the host.
+    verifying: bool,
+    /// The offer last checked, so it is checked once per connection.
+    checked: Option<(Seq, BlobHash)>,
 }
 
 /// Why the machine sent a request of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Internal {
     ListFamilies,
+    /// `ConfirmSnapshot` or `RejectSnapshot`.
+    Snapshot,
 }
 
 /// The sync protocol of one device, as a deterministic state machine. See the
@@ -205,6 +230,8 @@ pub struct SyncMachine {
     backoff: Backoff,
     conn: Conn,
     me: Option<UserId>,
+    /// This device, once signed in.
+    device: Option<DeviceId>,
     stored: HashMap<DocId, DocCursor>,
     docs: BTreeMap<DocId, DocState>,
     families_listed: bool,
@@ -242,6 +269,7 @@ impl SyncMachine {
             config,
             conn: Conn::Offline,
             me,
+            device: None,
             stored: HashMap::new(),
             docs: BTreeMap::new(),
             families_listed: false,
@@ -347,6 +375,12 @@ impl SyncMachine {
                 len,
             } => self.on_snapshot_uploaded(doc, covers_seq, blob, len, &mut fx),
             Event::CompactFailed { doc } => self.compact_failed(doc),
+            Event::SnapshotChecked {
+                doc,
+                covers_seq,
+                blob,
+                check,
+            } => self.on_snapshot_checked(doc, covers_seq, blob, check, &mut fx),
         }
         self.finish(now_ms, &mut fx);
         fx
@@ -376,7 +410,11 @@ impl SyncMachine {
                     && self.in_flight.is_empty()
                     && !self.outbox_requested
                     && !self.outbox_more
-                    && self.docs.values().all(|d| d.caught_up && !d.compacting);
+                    && self.internal.is_empty()
+                    && self
+                        .docs
+                        .values()
+                        .all(|d| d.caught_up && !d.compacting && !d.verifying);
                 if done {
                     SyncStatus::UpToDate
                 } else {

@@ -151,9 +151,10 @@ pub enum ClientFrame {
     /// Declares a snapshot of a document covering every chunk with seq ≤
     /// `covers_seq`. The snapshot itself was uploaded first as a blob over HTTP (it
     /// can be larger than a frame); this frame only refers to it. Answered by
-    /// `SnapshotAccepted`, after which the relay may drop the covered chunks, or an
-    /// error (`NotFound` if the blob is missing, `Conflict` if `covers_seq` is beyond
-    /// the log's head).
+    /// `SnapshotAccepted` — the snapshot is then *pending*: the relay drops the
+    /// covered chunks only once a device of another member has confirmed it
+    /// (`Request::ConfirmSnapshot`) — or an error (`NotFound` if the blob is missing,
+    /// `Conflict` if `covers_seq` is beyond the log's head).
     PushSnapshot {
         /// The document.
         doc: DocId,

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobHash, DeviceId, FamilyId, InviteId, LinkId, Signature, UserId};
+use crate::{BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, Seq, Signature, UserId};
 
 /// Chosen by the device for each [`ClientFrame::Request`](crate::ClientFrame::Request)
 /// and echoed in the [`Response`](crate::ServerFrame::Response) or error frame that
@@ -213,6 +213,36 @@ pub enum Request {
         /// By the caller's device key, over `link_confirm_message`.
         signature: Signature,
     },
+
+    /// Confirms a pending snapshot (see
+    /// [`PendingSnapshot`](crate::ServerFrame::PendingSnapshot)): this device loaded
+    /// the blob and found in it every change it holds from chunks up to `covers_seq`.
+    /// The relay then serves it as the document's snapshot and drops the chunks it
+    /// covers. Only a device that may read the document and is not the pusher's —
+    /// of another member for a family document, another device for a personal one.
+    /// Answer: [`Done`](crate::Response::Done); `Forbidden` for the pusher's own
+    /// account (or device), `NotFound` if no such snapshot is pending (replaced,
+    /// expired, already confirmed).
+    ConfirmSnapshot {
+        /// The document.
+        doc: DocId,
+        /// As offered.
+        covers_seq: Seq,
+        /// As offered.
+        blob: BlobHash,
+    },
+
+    /// Reports a pending snapshot this device found missing changes (or could not
+    /// load); the relay logs it and keeps every chunk. Answer:
+    /// [`Done`](crate::Response::Done).
+    RejectSnapshot {
+        /// The document.
+        doc: DocId,
+        /// As offered.
+        covers_seq: Seq,
+        /// As offered.
+        blob: BlobHash,
+    },
 }
 
 impl Request {
@@ -239,6 +269,8 @@ impl Request {
             Request::AcceptInviteAs { .. } => "accept_invite_as",
             Request::ListPendingLinks => "list_pending_links",
             Request::ConfirmLink { .. } => "confirm_link",
+            Request::ConfirmSnapshot { .. } => "confirm_snapshot",
+            Request::RejectSnapshot { .. } => "reject_snapshot",
         }
     }
 }

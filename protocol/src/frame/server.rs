@@ -90,7 +90,9 @@ pub enum ServerFrame {
         seq: Seq,
     },
 
-    /// Answers `PushSnapshot`: the snapshot is recorded and covers seq ≤ `covers_seq`.
+    /// Answers `PushSnapshot`: the snapshot is recorded as *pending* and covers seq ≤
+    /// `covers_seq`. The relay keeps the covered chunks until a device of another
+    /// member confirms it (`ConfirmSnapshot`).
     SnapshotAccepted {
         /// The document.
         doc: DocId,
@@ -136,6 +138,29 @@ pub enum ServerFrame {
         /// The log's head: the last seq the relay has.
         head: Seq,
     },
+
+    /// A snapshot of `doc` pushed by `by` (from `by_device`), waiting to be
+    /// confirmed: sent at the end of a subscription's catch-up (right before
+    /// `CaughtUp`) and live when it is pushed.
+    /// A device that may confirm it (not the pusher's; see
+    /// [`Request::ConfirmSnapshot`](crate::Request::ConfirmSnapshot)) fetches the blob,
+    /// loads it and checks that it holds every change the device received in chunks
+    /// up to `covers_seq`. Until it is confirmed, catch-ups go on being served from
+    /// the last confirmed snapshot and the chunks.
+    PendingSnapshot {
+        /// The document.
+        doc: DocId,
+        /// The highest seq it claims to contain.
+        covers_seq: Seq,
+        /// The blob holding it.
+        blob: BlobHash,
+        /// Its length in bytes.
+        len: u64,
+        /// The member who pushed it.
+        by: UserId,
+        /// The device that pushed it.
+        by_device: DeviceId,
+    },
 }
 
 impl ServerFrame {
@@ -179,6 +204,7 @@ impl ServerFrame {
             ServerFrame::Error(_) => "error",
             ServerFrame::Goodbye { .. } => "goodbye",
             ServerFrame::CursorAhead { .. } => "cursor_ahead",
+            ServerFrame::PendingSnapshot { .. } => "pending_snapshot",
         }
     }
 }

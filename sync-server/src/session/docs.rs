@@ -4,8 +4,7 @@
 use std::collections::HashSet;
 
 use doran_protocol::{
-    BlobHash, ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription,
-    UserId,
+    ChunkId, DocId, ErrorCode, ErrorFrame, FamilyId, Seq, ServerFrame, Subscription, UserId,
 };
 
 use super::{Flow, Me, Session};
@@ -13,7 +12,7 @@ use crate::{
     access::{DocAccess, Facts, doc_access},
     error::{ApiError, ApiResult},
     state::{AppState, now_ms},
-    store::{BlobGrantee, DocOwner, SnapshotRef},
+    store::DocOwner,
 };
 
 /// Chunks read from the log per batch during catch-up.
@@ -110,9 +109,9 @@ impl Session {
         self.state.hub.subscribe(me.conn, doc);
         let head = self
             .state
-            .logs(move |l| Ok((l.head(doc)?, l.snapshot(doc)?)))
+            .logs(move |l| Ok((l.head(doc)?, l.snapshot(doc)?, l.pending_snapshot(doc)?)))
             .await;
-        let (head, snapshot) = match head {
+        let (head, snapshot, pending) = match head {
             Ok(v) => v,
             Err(e) => {
                 self.state.hub.unsubscribe(me.conn, doc);
@@ -168,6 +167,9 @@ impl Session {
                 break;
             }
         }
+        // Offered before `CaughtUp`, so a device that is to check it knows so before
+        // it counts itself caught up.
+        self.offer_pending(doc, pending).await?;
         self.subs.insert(doc, head);
         self.send(&ServerFrame::CaughtUp { doc, seq: head }).await
     }
@@ -229,107 +231,6 @@ impl Session {
             .append(doc, chunk, bytes, now_ms(), quota, me.conn)
             .await?;
         Ok(appended.seq)
-    }
-
-    pub(super) async fn on_push_snapshot(
-        &mut self,
-        me: Me,
-        doc: DocId,
-        covers_seq: Seq,
-        blob: BlobHash,
-        len: u64,
-    ) -> Flow {
-        match self.push_snapshot(me, doc, covers_seq, blob, len).await {
-            Ok(()) => {
-                self.send(&ServerFrame::SnapshotAccepted { doc, covers_seq })
-                    .await
-            }
-            Err(e) => self.send_error(e.frame().for_doc(doc)).await,
-        }
-    }
-
-    async fn push_snapshot(
-        &mut self,
-        me: Me,
-        doc: DocId,
-        covers_seq: Seq,
-        blob: BlobHash,
-        len: u64,
-    ) -> ApiResult<()> {
-        let (owner, a) = self.doc_access(me, doc).await?;
-        if !a.write {
-            return Err(ApiError::forbidden("not writable"));
-        }
-        let user = me.user;
-        let granted = self
-            .state
-            .accounts(move |a| a.blob_granted(user, blob))
-            .await?;
-        let size = self.state.blobs(move |b| b.size(blob)).await?;
-        if !granted || size.is_none() {
-            return Err(ApiError::not_found("upload the snapshot blob first"));
-        }
-        if size != Some(len) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "len is not the blob's size",
-            ));
-        }
-        let snapshot = SnapshotRef {
-            covers_seq,
-            blob,
-            len,
-        };
-        // Whoever may read the document may read its snapshot: the family's members,
-        // or (a personal document) the owner and everyone sharing a family with them,
-        // now or later. That is a snapshot reference, kept apart from upload grants:
-        // withdrawing it when a newer snapshot replaces this one never touches an
-        // upload grant of the same blob (a member's photo stays the family's).
-        //
-        // 1. Reference the blob first, so it is readable (and safe from the blob
-        //    sweep) before the log serves it.
-        let to = match owner {
-            DocOwner::Family(f) => BlobGrantee::Family(f),
-            DocOwner::Personal(u) => BlobGrantee::User(u),
-        };
-        self.state
-            .accounts(move |a| a.add_snapshot_ref(doc, to, blob, len))
-            .await?;
-        // 2. The log takes it (and drops the chunks it covers), or keeps a newer one.
-        let recorded = self
-            .state
-            .logs(move |l| Ok((l.put_snapshot(doc, &snapshot), l.snapshot(doc)?)))
-            .await;
-        let now = now_ms();
-        let user = me.user;
-        match recorded {
-            // 3. Withdraw the references of the snapshots it replaces (their blobs are
-            //    released, then swept), and take over the uploader's own grant of the
-            //    snapshot's bytes, so they count once and go with the snapshot.
-            Ok((Ok(true), _)) => {
-                self.state
-                    .accounts(move |a| a.settle_snapshot(doc, to, blob, user, now))
-                    .await?;
-            }
-            // The same snapshot again: nothing changes.
-            Ok((Ok(false), Some(current))) if current.blob == blob => {}
-            // A stale one, or refused: its reference goes again.
-            Ok((outcome, _)) => {
-                self.state
-                    .accounts(move |a| a.drop_snapshot_ref(doc, blob, now))
-                    .await?;
-                outcome?;
-            }
-            Err(e) => {
-                let _ = self
-                    .state
-                    .accounts(move |a| a.drop_snapshot_ref(doc, blob, now))
-                    .await;
-                return Err(e);
-            }
-        }
-        tracing::info!(%doc, covers_seq, "snapshot recorded");
-        Ok(())
     }
 
     /// Notes a seq this connection pushed (it is not sent back to it).

@@ -104,6 +104,16 @@ impl Ctx<'_> {
                 accept,
                 signature,
             } => self.confirm_link(link, accept, signature).await,
+            Request::ConfirmSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            } => self.confirm_snapshot(doc, covers_seq, blob).await,
+            Request::RejectSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            } => self.reject_snapshot(doc, covers_seq, blob).await,
         }
     }
 

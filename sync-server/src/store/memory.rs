@@ -5,10 +5,11 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
-use doran_protocol::{ChunkId, DocId, Seq};
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 
 use super::{
-    Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
+    StoreResult, StoredChunk, rules::int,
 };
 
 mod accounts;
@@ -38,6 +39,8 @@ struct Log {
     seqs: HashMap<ChunkId, Seq>,
     /// The latest snapshot.
     snapshot: Option<SnapshotRef>,
+    /// A snapshot waiting to be confirmed.
+    pending: Option<PendingSnapshot>,
     /// Bytes of the chunks in `chunks`.
     bytes: u64,
 }
@@ -54,6 +57,54 @@ impl MemoryStore {
 
     fn logs(&self) -> StoreResult<MutexGuard<'_, BTreeMap<DocId, Log>>> {
         self.logs.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+/// The log a snapshot of `doc` covering `snap.covers_seq` may go to: checks its
+/// numbers against the head, as every backend does.
+fn log_for_snapshot<'a>(
+    logs: &'a mut BTreeMap<DocId, Log>,
+    doc: DocId,
+    snap: &SnapshotRef,
+) -> StoreResult<&'a mut Log> {
+    int("covers_seq", snap.covers_seq)?;
+    int("len", snap.len)?;
+    if snap.covers_seq == 0 {
+        return Err(StoreError::Invalid(
+            "a snapshot covers at least seq 1".into(),
+        ));
+    }
+    let head = logs.get(&doc).map_or(0, |log| log.head);
+    if snap.covers_seq > head {
+        return Err(StoreError::Invalid(format!(
+            "snapshot covers seq {} past the head {head}",
+            snap.covers_seq
+        )));
+    }
+    logs.get_mut(&doc)
+        .ok_or_else(|| StoreError::Invalid("snapshot of an empty log".into()))
+}
+
+impl Log {
+    /// Records `snap` and drops the chunks it covers, unless an equal or newer
+    /// snapshot is recorded (then `false`, and nothing changes).
+    fn take_snapshot(&mut self, snap: &SnapshotRef) -> bool {
+        if self
+            .snapshot
+            .is_some_and(|old| old.covers_seq >= snap.covers_seq)
+        {
+            return false;
+        }
+        self.snapshot = Some(*snap);
+        let dropped: u64 = self
+            .chunks
+            .range(..=snap.covers_seq)
+            .map(|(_, (_, bytes))| bytes.len() as u64)
+            .sum();
+        self.bytes = self.bytes.saturating_sub(dropped);
+        self.chunks.retain(|&seq, _| seq > snap.covers_seq);
+        self.seqs.retain(|_, seq| *seq > snap.covers_seq);
+        true
     }
 }
 
@@ -112,40 +163,69 @@ impl LogStore for MemoryStore {
     }
 
     fn put_snapshot(&self, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
-        int("covers_seq", snap.covers_seq)?;
-        int("len", snap.len)?;
-        if snap.covers_seq == 0 {
-            return Err(StoreError::Invalid(
-                "a snapshot covers at least seq 1".into(),
-            ));
-        }
         let mut logs = self.logs()?;
-        let head = logs.get(&doc).map_or(0, |log| log.head);
-        if snap.covers_seq > head {
-            return Err(StoreError::Invalid(format!(
-                "snapshot covers seq {} past the head {head}",
-                snap.covers_seq
-            )));
-        }
-        let Some(log) = logs.get_mut(&doc) else {
-            return Err(StoreError::Invalid("snapshot of an empty log".into()));
-        };
+        let log = log_for_snapshot(&mut logs, doc, snap)?;
+        Ok(log.take_snapshot(snap))
+    }
+
+    fn put_pending_snapshot(
+        &self,
+        doc: DocId,
+        pending: &PendingSnapshot,
+    ) -> StoreResult<PendingPut> {
+        int("at", pending.at)?;
+        let mut logs = self.logs()?;
+        let log = log_for_snapshot(&mut logs, doc, &pending.snapshot)?;
         if log
             .snapshot
-            .is_some_and(|old| old.covers_seq >= snap.covers_seq)
+            .is_some_and(|s| s.covers_seq >= pending.snapshot.covers_seq)
         {
-            return Ok(false);
+            return Ok(PendingPut::Stale);
         }
-        log.snapshot = Some(*snap);
-        let dropped: u64 = log
-            .chunks
-            .range(..=snap.covers_seq)
-            .map(|(_, (_, bytes))| bytes.len() as u64)
-            .sum();
-        log.bytes = log.bytes.saturating_sub(dropped);
-        log.chunks.retain(|&seq, _| seq > snap.covers_seq);
-        log.seqs.retain(|_, seq| *seq > snap.covers_seq);
-        Ok(true)
+        if log.pending.is_some_and(|p| p.snapshot == pending.snapshot) {
+            return Ok(PendingPut::Same);
+        }
+        Ok(PendingPut::Recorded(log.pending.replace(*pending)))
+    }
+
+    fn pending_snapshot(&self, doc: DocId) -> StoreResult<Option<PendingSnapshot>> {
+        Ok(self.logs()?.get(&doc).and_then(|log| log.pending))
+    }
+
+    fn confirm_snapshot(
+        &self,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        pushed_since: u64,
+    ) -> StoreResult<PendingSnapshot> {
+        let mut logs = self.logs()?;
+        let Some(log) = logs.get_mut(&doc) else {
+            return Err(StoreError::NotFound("pending snapshot"));
+        };
+        let Some(pending) = log.pending.filter(|p| {
+            p.snapshot.covers_seq == covers_seq && p.snapshot.blob == blob && p.at >= pushed_since
+        }) else {
+            return Err(StoreError::NotFound("pending snapshot"));
+        };
+        if !log.take_snapshot(&pending.snapshot) {
+            return Err(StoreError::Conflict(
+                "the confirmed snapshot already covers as much".into(),
+            ));
+        }
+        log.pending = None;
+        Ok(pending)
+    }
+
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+        let mut logs = self.logs()?;
+        let mut out = Vec::new();
+        for (doc, log) in logs.iter_mut() {
+            if let Some(p) = log.pending.take_if(|p| p.at < before) {
+                out.push((*doc, p));
+            }
+        }
+        Ok(out)
     }
 
     fn snapshot(&self, doc: DocId) -> StoreResult<Option<SnapshotRef>> {

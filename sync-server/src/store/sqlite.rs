@@ -25,6 +25,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/002_user_blob_grants.sql"),
         include_str!("migrations/003_quotas_and_snapshot_refs.sql"),
         include_str!("migrations/004_link_requests.sql"),
+        include_str!("migrations/005_pending_snapshots.sql"),
     ],
 };
 

@@ -197,6 +197,34 @@ pub struct SnapshotRef {
     pub len: u64,
 }
 
+/// A snapshot a device pushed, waiting for a device of another member to confirm
+/// that it contains what it replaces (see [`LogStore::put_pending_snapshot`]). Until
+/// then the log keeps every chunk it claims to cover.
+///
+/// [`LogStore::put_pending_snapshot`]: super::LogStore::put_pending_snapshot
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingSnapshot {
+    /// What it claims to be.
+    pub snapshot: SnapshotRef,
+    /// The user who pushed it.
+    pub by: UserId,
+    /// Their device that pushed it.
+    pub by_device: DeviceId,
+    /// When it was pushed (unix ms); it expires a configured time later.
+    pub at: u64,
+}
+
+/// What [`LogStore::put_pending_snapshot`](super::LogStore::put_pending_snapshot) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingPut {
+    /// It is now the document's pending snapshot; the one it replaced, if any.
+    Recorded(Option<PendingSnapshot>),
+    /// The same snapshot (seq and blob) was already pending: nothing changed.
+    Same,
+    /// The confirmed snapshot already covers as much: nothing changed.
+    Stale,
+}
+
 /// A blob in a blob store, as a sweep sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredBlob {

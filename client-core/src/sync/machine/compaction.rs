@@ -2,11 +2,19 @@
 //! [`SyncConfig::compact_after`](super::SyncConfig::compact_after) chunks since its
 //! last snapshot, ask the host for a snapshot ([`Effects::compact`]), refer the relay
 //! to it once uploaded (`PushSnapshot`) and remember what the relay accepted.
+//!
+//! The relay holds a pushed snapshot as *pending* and drops nothing until a device of
+//! another member (another device, for a personal document) confirms it: offered a
+//! pending snapshot (`PendingSnapshot`), a device that holds every chunk it claims
+//! to cover asks the host to check it ([`Effects::verify_snapshots`]) and confirms it
+//! only if it contains every change the device got from those chunks
+//! ([`SnapshotCheck::Contains`]); a snapshot missing changes is reported and never
+//! confirmed.
 
-use doran_protocol::{BlobHash, ClientFrame, DocId, Seq};
+use doran_protocol::{BlobHash, ClientFrame, DeviceId, DocId, Request, Seq, UserId};
 
-use super::{Conn, SyncMachine};
-use crate::sync::{Compact, DocKind, Effects};
+use super::{Conn, Internal, SyncMachine};
+use crate::sync::{Compact, DocKind, Effects, SnapshotCheck, SnapshotRef, VerifySnapshot};
 
 impl SyncMachine {
     /// Asks for a snapshot of `doc` when its log has grown enough since the last one.
@@ -71,5 +79,114 @@ impl SyncMachine {
             state.snapshot_covers = state.snapshot_covers.max(covers_seq);
         }
         fx.snapshot_accepted.push((doc, covers_seq));
+    }
+}
+
+impl SyncMachine {
+    /// The relay offers a pending snapshot of `doc`, pushed by `by` from `by_device`.
+    /// This device's own user's snapshot of a family document (or this very device's,
+    /// of a personal one) is not its to vouch for: the relay would refuse it too.
+    pub(super) fn on_pending_snapshot(
+        &mut self,
+        doc: DocId,
+        snapshot: SnapshotRef,
+        (by, by_device): (UserId, DeviceId),
+        fx: &mut Effects,
+    ) {
+        let (me, device) = (self.me, self.device);
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        let own = match state.kind {
+            DocKind::Family(_) => Some(by) == me,
+            DocKind::Personal(_) => Some(by_device) == device,
+        };
+        if own || state.checked == Some((snapshot.covers_seq, snapshot.blob)) {
+            return;
+        }
+        if !state.verifying {
+            state.offered = Some(snapshot);
+        }
+        self.maybe_verify(doc, fx);
+    }
+
+    /// Asks the host to check the offered snapshot once this device holds every
+    /// chunk it claims to cover (caught up, cursor at or past its seq).
+    pub(super) fn maybe_verify(&mut self, doc: DocId, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        let Some(snapshot) = state.offered else {
+            return;
+        };
+        if state.verifying
+            || !state.caught_up
+            || state.retry_at.is_some()
+            || state.cursor < snapshot.covers_seq
+        {
+            return;
+        }
+        state.verifying = true;
+        fx.verify_snapshots.push(VerifySnapshot {
+            doc,
+            kind: state.kind,
+            snapshot,
+        });
+    }
+
+    /// The host checked an offered snapshot: confirm it if it holds everything this
+    /// device got up to its seq, report it if it lacks something, else say nothing.
+    pub(super) fn on_snapshot_checked(
+        &mut self,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        check: SnapshotCheck,
+        fx: &mut Effects,
+    ) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        let offered = state
+            .offered
+            .is_some_and(|s| s.covers_seq == covers_seq && s.blob == blob);
+        if !state.verifying || !offered {
+            return;
+        }
+        state.verifying = false;
+        state.offered = None;
+        state.checked = Some((covers_seq, blob));
+        let body = match check {
+            SnapshotCheck::Contains => Request::ConfirmSnapshot {
+                doc,
+                covers_seq,
+                blob,
+            },
+            SnapshotCheck::Missing(n) => {
+                tracing::warn!(%doc, covers_seq, missing = n, "a pending snapshot lacks changes this device holds; not confirming it");
+                Request::RejectSnapshot {
+                    doc,
+                    covers_seq,
+                    blob,
+                }
+            }
+            SnapshotCheck::Unreadable(e) => {
+                tracing::warn!(%doc, covers_seq, error = %e, "a pending snapshot cannot be loaded; not confirming it");
+                Request::RejectSnapshot {
+                    doc,
+                    covers_seq,
+                    blob,
+                }
+            }
+            SnapshotCheck::CannotTell => {
+                tracing::debug!(%doc, covers_seq, "cannot tell whether a pending snapshot is complete; leaving it to other devices");
+                return;
+            }
+        };
+        if self.conn == Conn::SignedIn {
+            let id = self.next_id();
+            self.internal.insert(id, Internal::Snapshot);
+            fx.send.push(ClientFrame::Request { id, body });
+        }
     }
 }

@@ -185,6 +185,7 @@ impl SyncMachine {
         self.conn = Conn::SignedIn;
         self.backoff.reset();
         self.me = Some(info.user);
+        self.device = Some(info.device);
         // Reconnections sign in as the known device.
         self.sign_in = SignInAs::Known { user: info.user };
         let mut subs = Vec::new();

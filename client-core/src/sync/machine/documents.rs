@@ -46,6 +46,9 @@ impl SyncMachine {
                 resetting: false,
                 before_snapshot: None,
                 retry_at: None,
+                offered: None,
+                verifying: false,
+                checked: None,
             },
         );
         subs.push(Subscription { doc, since: cursor });
@@ -122,6 +125,7 @@ impl SyncMachine {
             cursor: state.cursor,
         });
         self.maybe_compact(doc, fx);
+        self.maybe_verify(doc, fx);
     }
 
     pub(super) fn on_ack(
@@ -149,6 +153,7 @@ impl SyncMachine {
                 });
             }
             self.maybe_compact(doc, fx);
+            self.maybe_verify(doc, fx);
         }
         self.pump(fx);
     }
@@ -242,6 +247,7 @@ impl SyncMachine {
             state.resetting = false;
         }
         self.maybe_compact(doc, fx);
+        self.maybe_verify(doc, fx);
     }
 }
 

@@ -75,11 +75,32 @@ impl SyncMachine {
                 retry_after_ms,
             } => self.connection_over(Some((reason, message, retry_after_ms)), fx),
             ServerFrame::CursorAhead { doc, head } => self.on_cursor_ahead(doc, head, fx),
+            ServerFrame::PendingSnapshot {
+                doc,
+                covers_seq,
+                blob,
+                len,
+                by,
+                by_device,
+            } => self.on_pending_snapshot(
+                doc,
+                SnapshotRef {
+                    blob,
+                    len,
+                    covers_seq,
+                },
+                (by, by_device),
+                fx,
+            ),
         }
     }
 
     pub(super) fn on_response(&mut self, id: RequestId, body: Response, fx: &mut Effects) {
-        if let Some(Internal::ListFamilies) = self.internal.remove(&id) {
+        let internal = self.internal.remove(&id);
+        if internal == Some(Internal::Snapshot) {
+            return;
+        }
+        if internal == Some(Internal::ListFamilies) {
             if let Response::Families(list) = body {
                 let mut subs = Vec::new();
                 for f in &list {
@@ -136,9 +157,13 @@ impl SyncMachine {
 
     pub(super) fn on_error(&mut self, e: ErrorFrame, fx: &mut Effects) {
         if let Some(id) = e.request {
-            if self.internal.remove(&id).is_some() {
-                // Our own ListFamilies failed: go on with what SignedIn said.
-                self.families_listed = true;
+            if let Some(internal) = self.internal.remove(&id) {
+                // Our own ListFamilies failed: go on with what SignedIn said. (A
+                // refused confirmation — the snapshot replaced or expired meanwhile —
+                // changes nothing either.)
+                if internal == Internal::ListFamilies {
+                    self.families_listed = true;
+                }
                 fx.errors.push(e);
             } else if self.outstanding.remove(&id) {
                 fx.answered.push((id, RequestOutcome::Refused(e)));

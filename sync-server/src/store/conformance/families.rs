@@ -626,3 +626,43 @@ pub(crate) fn racing_accepts_respect_the_family_cap(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.families_of(guest)?.len(), 1);
     Ok(())
 }
+
+pub(crate) fn a_pending_snapshot_adopts_only_its_pushers_upload(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let (host, member) = (super::new_user(1).0.id, register(f, 2)?);
+    join(f, 1, family, host, member, "아빠", 20)?;
+    let to = BlobGrantee::Family(family);
+    let doc = DocId::from(family);
+    // The confirmed snapshot stays referenced while a pending one adopts an upload.
+    let confirmed = BlobHash::of(b"the confirmed snapshot");
+    f.accounts.grant_blob(family, confirmed, 50, host)?;
+    f.accounts.add_snapshot_ref(doc, to, confirmed, 50)?;
+    f.accounts.settle_snapshot(doc, to, confirmed, host, 10)?;
+    // The member's own upload of a pending snapshot's bytes goes with its reference.
+    let pending = BlobHash::of(b"the member's pending snapshot");
+    f.accounts.grant_blob(family, pending, 100, member)?;
+    f.accounts.add_snapshot_ref(doc, to, pending, 100)?;
+    f.accounts.adopt_snapshot_upload(doc, to, pending, member)?;
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 150);
+    assert!(f.accounts.drop_snapshot_ref(doc, pending, 30)?);
+    f.accounts.expire_blob_releases(u64::MAX / 4)?;
+    assert!(!f.accounts.blob_referenced(pending)?, "expired: it may go");
+    assert!(f.accounts.blob_referenced(confirmed)?);
+    assert!(f.accounts.blob_granted(member, confirmed)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 50);
+    // The host's photo pushed by the member as a "snapshot" keeps its upload grant.
+    let photo = BlobHash::of(b"the host's photo");
+    f.accounts.grant_blob(family, photo, 500, host)?;
+    f.accounts.add_snapshot_ref(doc, to, photo, 500)?;
+    f.accounts.adopt_snapshot_upload(doc, to, photo, member)?;
+    assert!(f.accounts.drop_snapshot_ref(doc, photo, 40)?);
+    f.accounts.expire_blob_releases(u64::MAX / 4)?;
+    assert!(f.accounts.blob_granted(host, photo)?);
+    assert!(f.accounts.blob_referenced(photo)?);
+    // No reference, no adoption.
+    assert!(matches!(
+        f.accounts.adopt_snapshot_upload(doc, to, pending, member),
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}

@@ -2,10 +2,12 @@
 
 use std::{collections::HashSet, sync::Arc, thread};
 
-use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 
 use super::{Fixture, TestResult};
-use crate::store::{Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoredChunk};
+use crate::store::{
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError, StoredChunk,
+};
 
 fn doc(n: u8) -> DocId {
     DocId([n; 16])
@@ -355,5 +357,138 @@ pub(crate) fn log_quotas_count_what_is_stored(f: &Fixture) -> TestResult {
     f.logs.drop_doc(doc)?;
     assert_eq!(f.logs.log_bytes(doc)?, 0);
     assert_eq!(f.logs.log_bytes(DocId([0x52; 16]))?, 0, "unknown");
+    Ok(())
+}
+
+fn pending(covers_seq: Seq, by: u8, at: u64) -> PendingSnapshot {
+    PendingSnapshot {
+        snapshot: snapshot(covers_seq),
+        by: UserId([by; 16]),
+        by_device: DeviceId([by; 16]),
+        at,
+    }
+}
+
+pub(crate) fn pending_snapshots_drop_nothing_until_confirmed(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=6u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    let bytes = logs.log_bytes(doc(1))?;
+    let p = pending(4, 1, 1_000);
+    assert_eq!(
+        logs.put_pending_snapshot(doc(1), &p)?,
+        PendingPut::Recorded(None)
+    );
+    // Nothing is dropped and catch-ups are served as before.
+    assert_eq!(logs.pending_snapshot(doc(1))?, Some(p));
+    assert_eq!(logs.snapshot(doc(1))?, None);
+    assert_eq!(
+        seqs(&logs.read_since(doc(1), 0, 100)?),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(logs.log_bytes(doc(1))?, bytes);
+    // The same snapshot again keeps the first push.
+    assert_eq!(
+        logs.put_pending_snapshot(doc(1), &pending(4, 2, 2_000))?,
+        PendingPut::Same
+    );
+    assert_eq!(logs.pending_snapshot(doc(1))?, Some(p));
+    // A wrong seq or blob, or an expired one, confirms nothing.
+    let blob = p.snapshot.blob;
+    for (covers, b, since) in [
+        (3, blob, 0),
+        (4, BlobHash::of(b"a photo"), 0),
+        (4, blob, 1_001),
+    ] {
+        assert!(matches!(
+            logs.confirm_snapshot(doc(1), covers, b, since),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+    assert!(matches!(
+        logs.confirm_snapshot(doc(2), 4, blob, 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        seqs(&logs.read_since(doc(1), 0, 100)?),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    // Confirmed: it is the snapshot, the chunks it covers go, it is no longer pending.
+    assert_eq!(logs.confirm_snapshot(doc(1), 4, blob, 1_000)?, p);
+    assert_eq!(logs.snapshot(doc(1))?, Some(snapshot(4)));
+    assert_eq!(logs.pending_snapshot(doc(1))?, None);
+    assert_eq!(seqs(&logs.read_since(doc(1), 0, 100)?), vec![5, 6]);
+    assert_eq!(logs.log_bytes(doc(1))?, 2);
+    // Confirming twice fails; a pending one the confirmed covers is stale.
+    assert!(matches!(
+        logs.confirm_snapshot(doc(1), 4, blob, 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        logs.put_pending_snapshot(doc(1), &pending(3, 1, 3_000))?,
+        PendingPut::Stale
+    );
+    assert_eq!(logs.pending_snapshot(doc(1))?, None);
+    Ok(())
+}
+
+pub(crate) fn newer_pending_snapshots_replace_older_ones(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for i in 1..=6u8 {
+        push(logs, doc(1), &[i])?;
+    }
+    let first = pending(5, 1, 1_000);
+    logs.put_pending_snapshot(doc(1), &first)?;
+    let second = pending(3, 2, 2_000);
+    assert_eq!(
+        logs.put_pending_snapshot(doc(1), &second)?,
+        PendingPut::Recorded(Some(first))
+    );
+    assert_eq!(logs.pending_snapshot(doc(1))?, Some(second));
+    assert!(matches!(
+        logs.confirm_snapshot(doc(1), 5, first.snapshot.blob, 0),
+        Err(StoreError::NotFound(_))
+    ));
+    for covers in [0, 7] {
+        assert!(matches!(
+            logs.put_pending_snapshot(doc(1), &pending(covers, 1, 3_000)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        logs.put_pending_snapshot(doc(9), &pending(1, 1, 3_000)),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(logs.pending_snapshot(doc(1))?, Some(second));
+    Ok(())
+}
+
+pub(crate) fn pending_snapshots_expire(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    for d in 1..=3u8 {
+        for i in 1..=3u8 {
+            push(logs, doc(d), &[d, i])?;
+        }
+    }
+    let old = pending(2, 1, 1_000);
+    let young = pending(3, 1, 5_000);
+    logs.put_pending_snapshot(doc(1), &old)?;
+    logs.put_pending_snapshot(doc(2), &young)?;
+    logs.put_pending_snapshot(doc(3), &old)?;
+    assert_eq!(
+        logs.expire_pending_snapshots(5_000)?,
+        vec![(doc(1), old), (doc(3), old)]
+    );
+    assert_eq!(logs.pending_snapshot(doc(1))?, None);
+    assert_eq!(logs.pending_snapshot(doc(2))?, Some(young));
+    assert!(logs.expire_pending_snapshots(5_000)?.is_empty());
+    // Nothing of the logs went.
+    for d in 1..=3u8 {
+        assert_eq!(logs.read_since(doc(d), 0, 100)?.len(), 3);
+        assert_eq!(logs.snapshot(doc(d))?, None);
+    }
+    logs.drop_doc(doc(2))?;
+    assert_eq!(logs.pending_snapshot(doc(2))?, None);
     Ok(())
 }

@@ -994,6 +994,31 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
+    fn adopt_snapshot_upload(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+    ) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        if !a.snapshot_refs.contains_key(&(doc, blob)) {
+            return Err(StoreError::NotFound("blob"));
+        }
+        match to {
+            BlobGrantee::Family(f) => {
+                if a.grants.get(&(f, blob)).is_some_and(|g| g.1 == Some(by)) {
+                    a.grants.remove(&(f, blob));
+                }
+            }
+            BlobGrantee::User(u) if u == by => {
+                a.user_grants.remove(&(u, blob));
+            }
+            BlobGrantee::User(_) => {}
+        }
+        Ok(())
+    }
+
     fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
         int("at", at)?;
         let mut a = self.accounts()?;

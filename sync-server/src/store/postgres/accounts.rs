@@ -1294,6 +1294,46 @@ impl AccountStore for PgStore {
         })
     }
 
+    fn adopt_snapshot_upload(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+    ) -> StoreResult<()> {
+        self.write(async |tx| {
+            if !exists(
+                tx,
+                "SELECT 1 FROM snapshot_refs WHERE doc = $1 AND blob = $2",
+                &[&doc.0, &blob.0],
+            )
+            .await?
+            {
+                return Err(StoreError::NotFound("blob"));
+            }
+            match to {
+                BlobGrantee::Family(f) => {
+                    exec(
+                        tx,
+                        "DELETE FROM blob_grants WHERE family = $1 AND blob = $2 AND uploaded_by = $3",
+                        &[&f.0, &blob.0, &by.0],
+                    )
+                    .await?;
+                }
+                BlobGrantee::User(u) if u == by => {
+                    exec(
+                        tx,
+                        "DELETE FROM user_blob_grants WHERE user_id = $1 AND blob = $2",
+                        &[&u.0, &blob.0],
+                    )
+                    .await?;
+                }
+                BlobGrantee::User(_) => {}
+            }
+            Ok(())
+        })
+    }
+
     fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
         let at = int("at", at)?;
         self.write(async |tx| {

@@ -1,14 +1,117 @@
 //! [`LogStore`] for [`PgStore`]: `logs` holds each document's head and bytes, `chunks`
-//! the chunks since the snapshot, `snapshots` the latest snapshot. A group of appends
+//! the chunks since the snapshot, `snapshots` the latest (confirmed) snapshot,
+//! `pending_snapshots` the one waiting for confirmation. A group of appends
 //! is one call of `doran_append` (see the module docs of [`super`]).
 
-use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
-use tokio_postgres::IsolationLevel;
+use deadpool_postgres::{GenericClient, Transaction};
+use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::{PgStore, bytes, client, exec, retryable, row, rows, to_unsigned, unsigned};
 use crate::store::{
-    Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
+    StoreResult, StoredChunk, rules::int,
 };
+
+const PENDING: &str = "SELECT covers_seq, blob, len, by_user, by_device, at, doc
+                       FROM pending_snapshots";
+
+fn pending_row(r: &Row) -> StoreResult<(DocId, PendingSnapshot)> {
+    Ok((
+        DocId(bytes(r, 6)?),
+        PendingSnapshot {
+            snapshot: SnapshotRef {
+                covers_seq: unsigned(r, 0, "covers_seq")?,
+                blob: BlobHash(bytes(r, 1)?),
+                len: unsigned(r, 2, "snapshot length")?,
+            },
+            by: UserId(bytes(r, 3)?),
+            by_device: DeviceId(bytes(r, 4)?),
+            at: unsigned(r, 5, "pushed at")?,
+        },
+    ))
+}
+
+async fn pending(c: &impl GenericClient, doc: DocId) -> StoreResult<Option<PendingSnapshot>> {
+    row(c, &format!("{PENDING} WHERE doc = $1"), &[&doc.0])
+        .await?
+        .map(|r| pending_row(&r).map(|(_, p)| p))
+        .transpose()
+}
+
+/// Locks the log of `doc` against appends and checks a snapshot's numbers against its
+/// head (see [`LogStore::put_snapshot`]).
+async fn check_snapshot(tx: &Transaction<'_>, doc: DocId, snap: &SnapshotRef) -> StoreResult<()> {
+    let covers = int("covers_seq", snap.covers_seq)?;
+    int("len", snap.len)?;
+    if covers == 0 {
+        return Err(StoreError::Invalid(
+            "a snapshot covers at least seq 1".into(),
+        ));
+    }
+    let head: i64 = row(
+        tx,
+        "SELECT head FROM logs WHERE doc = $1 FOR UPDATE",
+        &[&doc.0],
+    )
+    .await?
+    .map_or(Ok(0), |r| r.try_get(0))?;
+    if covers > head {
+        return Err(StoreError::Invalid(format!(
+            "snapshot covers seq {} past the head {head}",
+            snap.covers_seq
+        )));
+    }
+    Ok(())
+}
+
+async fn confirmed_covers(tx: &Transaction<'_>, doc: DocId) -> StoreResult<Option<i64>> {
+    Ok(row(
+        tx,
+        "SELECT covers_seq FROM snapshots WHERE doc = $1",
+        &[&doc.0],
+    )
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?)
+}
+
+/// Records `snap` and drops the chunks it covers, inside `tx` (the log locked by
+/// [`check_snapshot`]); `false` (nothing changed) if an equal or newer one is
+/// recorded.
+async fn take_snapshot(tx: &Transaction<'_>, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
+    let covers = int("covers_seq", snap.covers_seq)?;
+    let len = int("len", snap.len)?;
+    if confirmed_covers(tx, doc)
+        .await?
+        .is_some_and(|old| old >= covers)
+    {
+        return Ok(false);
+    }
+    exec(
+        tx,
+        "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
+                                         blob = excluded.blob, len = excluded.len",
+        &[&doc.0, &covers, &snap.blob.0, &len],
+    )
+    .await?;
+    let dropped: i64 = row(
+        tx,
+        "WITH gone AS (DELETE FROM chunks WHERE doc = $1 AND seq <= $2 RETURNING length(bytes) AS n)
+         SELECT coalesce(sum(n), 0)::bigint FROM gone",
+        &[&doc.0, &covers],
+    )
+    .await?
+    .map_or(Ok(0), |r| r.try_get(0))?;
+    exec(
+        tx,
+        "UPDATE logs SET bytes = greatest(bytes - $2, 0) WHERE doc = $1",
+        &[&doc.0, &dropped],
+    )
+    .await?;
+    Ok(true)
+}
 
 impl PgStore {
     /// Appends the chunks in one statement (one transaction); row i answers chunk i.
@@ -179,58 +282,103 @@ impl LogStore for PgStore {
     }
 
     fn put_snapshot(&self, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
-        let covers = int("covers_seq", snap.covers_seq)?;
-        let len = int("len", snap.len)?;
-        if covers == 0 {
-            return Err(StoreError::Invalid(
-                "a snapshot covers at least seq 1".into(),
-            ));
-        }
         self.write(async |tx| {
-            // Locks the document against appends meanwhile.
-            let head: i64 = row(tx, "SELECT head FROM logs WHERE doc = $1 FOR UPDATE", &[&doc.0])
+            check_snapshot(tx, doc, snap).await?;
+            take_snapshot(tx, doc, snap).await
+        })
+    }
+
+    fn put_pending_snapshot(&self, doc: DocId, p: &PendingSnapshot) -> StoreResult<PendingPut> {
+        let at = int("at", p.at)?;
+        let covers = int("covers_seq", p.snapshot.covers_seq)?;
+        let len = int("len", p.snapshot.len)?;
+        self.write(async |tx| {
+            check_snapshot(tx, doc, &p.snapshot).await?;
+            if confirmed_covers(tx, doc)
                 .await?
-                .map_or(Ok(0), |r| r.try_get(0))?;
-            if covers > head {
-                return Err(StoreError::Invalid(format!(
-                    "snapshot covers seq {} past the head {head}",
-                    snap.covers_seq
-                )));
+                .is_some_and(|c| c >= covers)
+            {
+                return Ok(PendingPut::Stale);
             }
-            let old: Option<i64> = row(
+            let old = pending(tx, doc).await?;
+            if old.is_some_and(|o| o.snapshot == p.snapshot) {
+                return Ok(PendingPut::Same);
+            }
+            exec(
                 tx,
-                "SELECT covers_seq FROM snapshots WHERE doc = $1",
+                "INSERT INTO pending_snapshots (doc, covers_seq, blob, len, by_user, by_device, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
+                     blob = excluded.blob, len = excluded.len, by_user = excluded.by_user,
+                     by_device = excluded.by_device, at = excluded.at",
+                &[
+                    &doc.0,
+                    &covers,
+                    &p.snapshot.blob.0,
+                    &len,
+                    &p.by.0,
+                    &p.by_device.0,
+                    &at,
+                ],
+            )
+            .await?;
+            Ok(PendingPut::Recorded(old))
+        })
+    }
+
+    fn pending_snapshot(&self, doc: DocId) -> StoreResult<Option<PendingSnapshot>> {
+        self.read(async |c| pending(c, doc).await)
+    }
+
+    fn confirm_snapshot(
+        &self,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        pushed_since: u64,
+    ) -> StoreResult<PendingSnapshot> {
+        self.write(async |tx| {
+            // Locks the log first, as every snapshot write does.
+            row(
+                tx,
+                "SELECT head FROM logs WHERE doc = $1 FOR UPDATE",
                 &[&doc.0],
             )
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            if old.is_some_and(|old| old >= covers) {
-                return Ok(false);
+            .await?;
+            let Some(p) = pending(tx, doc).await?.filter(|p| {
+                p.snapshot.covers_seq == covers_seq
+                    && p.snapshot.blob == blob
+                    && p.at >= pushed_since
+            }) else {
+                return Err(StoreError::NotFound("pending snapshot"));
+            };
+            if !take_snapshot(tx, doc, &p.snapshot).await? {
+                return Err(StoreError::Conflict(
+                    "the confirmed snapshot already covers as much".into(),
+                ));
             }
             exec(
                 tx,
-                "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
-                                                 blob = excluded.blob, len = excluded.len",
-                &[&doc.0, &covers, &snap.blob.0, &len],
+                "DELETE FROM pending_snapshots WHERE doc = $1",
+                &[&doc.0],
             )
             .await?;
-            let dropped: i64 = row(
+            Ok(p)
+        })
+    }
+
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+        let before = int("before", before)?;
+        self.write(async |tx| {
+            let gone = rows(
                 tx,
-                "WITH gone AS (DELETE FROM chunks WHERE doc = $1 AND seq <= $2 RETURNING length(bytes) AS n)
-                 SELECT coalesce(sum(n), 0)::bigint FROM gone",
-                &[&doc.0, &covers],
-            )
-            .await?
-            .map_or(Ok(0), |r| r.try_get(0))?;
-            exec(
-                tx,
-                "UPDATE logs SET bytes = greatest(bytes - $2, 0) WHERE doc = $1",
-                &[&doc.0, &dropped],
+                "WITH gone AS (DELETE FROM pending_snapshots WHERE at < $1
+                     RETURNING covers_seq, blob, len, by_user, by_device, at, doc)
+                 SELECT * FROM gone ORDER BY doc",
+                &[&before],
             )
             .await?;
-            Ok(true)
+            gone.iter().map(pending_row).collect()
         })
     }
 
@@ -258,6 +406,7 @@ impl LogStore for PgStore {
             for sql in [
                 "DELETE FROM chunks WHERE doc = $1",
                 "DELETE FROM snapshots WHERE doc = $1",
+                "DELETE FROM pending_snapshots WHERE doc = $1",
                 "DELETE FROM logs WHERE doc = $1",
             ] {
                 exec(tx, sql, &[&doc.0]).await?;

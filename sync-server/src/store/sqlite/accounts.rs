@@ -1040,6 +1040,36 @@ impl AccountStore for SqliteStore {
         })
     }
 
+    fn adopt_snapshot_upload(
+        &self,
+        doc: DocId,
+        to: BlobGrantee,
+        blob: BlobHash,
+        by: UserId,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            if !exists(
+                tx,
+                "SELECT 1 FROM snapshot_refs WHERE doc = ?1 AND blob = ?2",
+                (doc.0, blob.0),
+            )? {
+                return Err(StoreError::NotFound("blob"));
+            }
+            match to {
+                BlobGrantee::Family(f) => tx
+                    .prepare_cached(
+                        "DELETE FROM blob_grants WHERE family = ?1 AND blob = ?2 AND uploaded_by = ?3",
+                    )?
+                    .execute((f.0, blob.0, by.0))?,
+                BlobGrantee::User(u) if u == by => tx
+                    .prepare_cached("DELETE FROM user_blob_grants WHERE user = ?1 AND blob = ?2")?
+                    .execute((u.0, blob.0))?,
+                BlobGrantee::User(_) => 0,
+            };
+            Ok(())
+        })
+    }
+
     fn drop_snapshot_ref(&self, doc: DocId, blob: BlobHash, at: u64) -> StoreResult<bool> {
         let at = int("at", at)?;
         self.write(|tx| {

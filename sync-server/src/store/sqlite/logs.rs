@@ -1,7 +1,8 @@
 //! [`LogStore`] for [`SqliteStore`]: `logs` holds each document's head, `chunks` the
-//! chunks since the snapshot, `snapshots` the latest snapshot.
+//! chunks since the snapshot, `snapshots` the latest (confirmed) snapshot,
+//! `pending_snapshots` the one waiting for confirmation.
 
-use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{
@@ -9,7 +10,8 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    Appended, LogStore, NewChunk, SnapshotRef, StoreError, StoreResult, StoredChunk, rules::int,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
+    StoreResult, StoredChunk, rules::int,
 };
 
 fn head(tx: &Connection, doc: DocId) -> StoreResult<Seq> {
@@ -30,6 +32,70 @@ fn snapshot(tx: &Connection, doc: DocId) -> StoreResult<Option<SnapshotRef>> {
             len: unsigned(row, 2, "snapshot length")?,
         })
     })
+}
+
+fn pending(tx: &Connection, doc: DocId) -> StoreResult<Option<PendingSnapshot>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT covers_seq, blob, len, by_user, by_device, at FROM pending_snapshots WHERE doc = ?1",
+    )?;
+    first(stmt.query([doc.0])?, |row| {
+        Ok(PendingSnapshot {
+            snapshot: SnapshotRef {
+                covers_seq: unsigned(row, 0, "covers_seq")?,
+                blob: BlobHash(row.get(1)?),
+                len: unsigned(row, 2, "snapshot length")?,
+            },
+            by: UserId(row.get(3)?),
+            by_device: DeviceId(row.get(4)?),
+            at: unsigned(row, 5, "pushed at")?,
+        })
+    })
+}
+
+/// Checks a snapshot's numbers against the head of `doc` (see
+/// [`LogStore::put_snapshot`]).
+fn check_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResult<()> {
+    int("covers_seq", snap.covers_seq)?;
+    int("len", snap.len)?;
+    if snap.covers_seq == 0 {
+        return Err(StoreError::Invalid(
+            "a snapshot covers at least seq 1".into(),
+        ));
+    }
+    let head = head(tx, doc)?;
+    if snap.covers_seq > head {
+        return Err(StoreError::Invalid(format!(
+            "snapshot covers seq {} past the head {head}",
+            snap.covers_seq
+        )));
+    }
+    Ok(())
+}
+
+/// Records `snap` as the snapshot of `doc` and drops the chunks it covers, inside
+/// `tx`; `false` (nothing changed) if an equal or newer one is recorded.
+fn take_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
+    let covers = int("covers_seq", snap.covers_seq)?;
+    let len = int("len", snap.len)?;
+    if snapshot(tx, doc)?.is_some_and(|old| old.covers_seq >= snap.covers_seq) {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
+                                         blob = excluded.blob, len = excluded.len",
+    )?
+    .execute((doc.0, covers, snap.blob.0, len))?;
+    let dropped: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc = ?1 AND seq <= ?2",
+        )?
+        .query_row((doc.0, covers), |row| row.get(0))?;
+    tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND seq <= ?2")?
+        .execute((doc.0, covers))?;
+    tx.prepare_cached("UPDATE logs SET bytes = max(bytes - ?2, 0) WHERE doc = ?1")?
+        .execute((doc.0, dropped))?;
+    Ok(true)
 }
 
 /// Appends one chunk inside `tx` (see [`LogStore::append_batch`]). A chunk over its
@@ -142,40 +208,91 @@ impl LogStore for SqliteStore {
     }
 
     fn put_snapshot(&self, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
-        let covers = int("covers_seq", snap.covers_seq)?;
-        let len = int("len", snap.len)?;
-        if covers == 0 {
-            return Err(StoreError::Invalid(
-                "a snapshot covers at least seq 1".into(),
-            ));
-        }
         self.write(|tx| {
-            let head = head(tx, doc)?;
-            if snap.covers_seq > head {
-                return Err(StoreError::Invalid(format!(
-                    "snapshot covers seq {} past the head {head}",
-                    snap.covers_seq
-                )));
+            check_snapshot(tx, doc, snap)?;
+            take_snapshot(tx, doc, snap)
+        })
+    }
+
+    fn put_pending_snapshot(&self, doc: DocId, p: &PendingSnapshot) -> StoreResult<PendingPut> {
+        let at = int("at", p.at)?;
+        self.write(|tx| {
+            check_snapshot(tx, doc, &p.snapshot)?;
+            if snapshot(tx, doc)?.is_some_and(|s| s.covers_seq >= p.snapshot.covers_seq) {
+                return Ok(PendingPut::Stale);
             }
-            if snapshot(tx, doc)?.is_some_and(|old| old.covers_seq >= snap.covers_seq) {
-                return Ok(false);
+            let old = pending(tx, doc)?;
+            if old.is_some_and(|o| o.snapshot == p.snapshot) {
+                return Ok(PendingPut::Same);
             }
             tx.prepare_cached(
-                "INSERT INTO snapshots (doc, covers_seq, blob, len) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO pending_snapshots (doc, covers_seq, blob, len, by_user, by_device, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (doc) DO UPDATE SET covers_seq = excluded.covers_seq,
-                                                 blob = excluded.blob, len = excluded.len",
+                     blob = excluded.blob, len = excluded.len, by_user = excluded.by_user,
+                     by_device = excluded.by_device, at = excluded.at",
             )?
-            .execute((doc.0, covers, snap.blob.0, len))?;
-            let dropped: i64 = tx
-                .prepare_cached(
-                    "SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc = ?1 AND seq <= ?2",
-                )?
-                .query_row((doc.0, covers), |row| row.get(0))?;
-            tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND seq <= ?2")?
-                .execute((doc.0, covers))?;
-            tx.prepare_cached("UPDATE logs SET bytes = max(bytes - ?2, 0) WHERE doc = ?1")?
-                .execute((doc.0, dropped))?;
-            Ok(true)
+            .execute((
+                doc.0,
+                int("covers_seq", p.snapshot.covers_seq)?,
+                p.snapshot.blob.0,
+                int("len", p.snapshot.len)?,
+                p.by.0,
+                p.by_device.0,
+                at,
+            ))?;
+            Ok(PendingPut::Recorded(old))
+        })
+    }
+
+    fn pending_snapshot(&self, doc: DocId) -> StoreResult<Option<PendingSnapshot>> {
+        self.read(|tx| pending(tx, doc))
+    }
+
+    fn confirm_snapshot(
+        &self,
+        doc: DocId,
+        covers_seq: Seq,
+        blob: BlobHash,
+        pushed_since: u64,
+    ) -> StoreResult<PendingSnapshot> {
+        self.write(|tx| {
+            let Some(p) = pending(tx, doc)?.filter(|p| {
+                p.snapshot.covers_seq == covers_seq
+                    && p.snapshot.blob == blob
+                    && p.at >= pushed_since
+            }) else {
+                return Err(StoreError::NotFound("pending snapshot"));
+            };
+            if !take_snapshot(tx, doc, &p.snapshot)? {
+                return Err(StoreError::Conflict(
+                    "the confirmed snapshot already covers as much".into(),
+                ));
+            }
+            tx.prepare_cached("DELETE FROM pending_snapshots WHERE doc = ?1")?
+                .execute([doc.0])?;
+            Ok(p)
+        })
+    }
+
+    fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {
+        let before = int("before", before)?;
+        self.write(|tx| {
+            let docs: Vec<[u8; 16]> = collect(
+                tx.prepare_cached("SELECT doc FROM pending_snapshots WHERE at < ?1 ORDER BY doc")?
+                    .query([before])?,
+                |row| Ok(row.get(0)?),
+            )?;
+            let mut out = Vec::with_capacity(docs.len());
+            for d in docs {
+                let doc = DocId(d);
+                if let Some(p) = pending(tx, doc)? {
+                    out.push((doc, p));
+                }
+            }
+            tx.prepare_cached("DELETE FROM pending_snapshots WHERE at < ?1")?
+                .execute([before])?;
+            Ok(out)
         })
     }
 
@@ -188,6 +305,7 @@ impl LogStore for SqliteStore {
             for sql in [
                 "DELETE FROM chunks WHERE doc = ?1",
                 "DELETE FROM snapshots WHERE doc = ?1",
+                "DELETE FROM pending_snapshots WHERE doc = ?1",
                 "DELETE FROM logs WHERE doc = ?1",
             ] {
                 tx.prepare_cached(sql)?.execute([doc.0])?;
