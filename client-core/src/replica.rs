@@ -177,7 +177,7 @@ impl Replica {
                 Piece::Document { bytes, .. } => {
                     // A saved document holds its whole history: stored only when
                     // every change in it was accepted.
-                    self.guarded(|doc| doc.load_incremental(&bytes).map(drop))?;
+                    self.guarded(|doc| doc.load_incremental(bytes).map(drop))?;
                 }
                 Piece::Change { bytes, .. } => {
                     let change = Change::from_bytes(bytes.into_owned())
@@ -274,7 +274,7 @@ impl Replica {
                     // Bounded by `inspect`: the cost of loading it is capped.
                     let load = || {
                         Automerge::load_with_options(
-                            &bytes,
+                            bytes,
                             LoadOptions::new()
                                 .on_partial_load(OnPartialLoad::Error)
                                 .verification_mode(VerificationMode::DontCheck),
