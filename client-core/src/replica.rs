@@ -348,7 +348,15 @@ impl Replica {
         while let Some(at) = self.pending.iter().position(|c| self.deps_present(c)) {
             let change = self.pending.swap_remove(at);
             let verdict = match self.check {
-                Some(check) => check(&self.doc, &change).map_err(Refusal::from),
+                // The rules read the change through Automerge, which panics on some
+                // malformed ones (found by fuzzing): a panic refuses it. Nothing is
+                // written while checking, so nothing needs rebuilding.
+                Some(check) => {
+                    let doc = &self.doc;
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(doc, &change)))
+                        .map_err(|_| Refusal::Crashed)
+                        .and_then(|checked| checked.map_err(Refusal::from))
+                }
                 None => Ok(()),
             }
             .and_then(|()| self.guarded(|doc| doc.apply_changes([change.clone()])));

@@ -140,20 +140,25 @@ async fn frames_of_a_revoked_session_are_not_served() {
         })
         .await;
     assert_eq!(revoked, Ok(Response::Done));
-    l.send(&ClientFrame::Request {
-        id: doran_protocol::RequestId(99),
-        body: Request::RevokeDevice {
-            device: owner.device,
-        },
-    })
-    .await;
-    l.send(&ClientFrame::push(
-        owner.personal_doc,
-        b"written by a revoked device".to_vec(),
-    ))
-    .await;
+    // The relay may have closed the session already: then a write is reset (and the
+    // goodbye in flight may be lost with it), which is as good — nothing is served.
+    let _ = l
+        .try_send(&ClientFrame::Request {
+            id: doran_protocol::RequestId(99),
+            body: Request::RevokeDevice {
+                device: owner.device,
+            },
+        })
+        .await;
+    let _ = l
+        .try_send(&ClientFrame::push(
+            owner.personal_doc,
+            b"written by a revoked device".to_vec(),
+        ))
+        .await;
 
-    // Step 2: the laptop's session only says goodbye; nothing it sent was served.
+    // Step 2: the laptop's session only says goodbye (or is gone); nothing it sent was
+    // served.
     loop {
         match l.next().await {
             Some(ServerFrame::Goodbye { reason, .. }) => {
@@ -165,7 +170,7 @@ async fn frames_of_a_revoked_session_are_not_served() {
             }
             Some(ServerFrame::Ack { .. }) => panic!("a revoked session's push was acked"),
             Some(_) => {}
-            None => panic!("closed without a goodbye"),
+            None => break,
         }
     }
     let view = o

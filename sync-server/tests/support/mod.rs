@@ -272,6 +272,13 @@ impl Client {
         self.send_raw(bytes).await;
     }
 
+    /// Sends a frame to a session that may already be closed: whether it went out (a
+    /// relay that closed the session resets the socket under a late write).
+    pub async fn try_send(&mut self, frame: &ClientFrame) -> bool {
+        let bytes = codec::encode_client(frame).expect("encodes");
+        self.ws.send(Message::Binary(bytes.into())).await.is_ok()
+    }
+
     /// Sends raw bytes as a binary message.
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
         self.ws
