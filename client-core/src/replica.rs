@@ -180,8 +180,7 @@ impl Replica {
                     self.guarded(|doc| doc.load_incremental(bytes).map(drop))?;
                 }
                 Piece::Change { bytes, .. } => {
-                    let change = Change::from_bytes(bytes.into_owned())
-                        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                    let change = parse_change(bytes.into_owned())?;
                     if self.is_known(&change) {
                         continue;
                     }
@@ -266,10 +265,7 @@ impl Replica {
         let mut changes = Vec::new();
         for piece in pieces {
             match piece {
-                Piece::Change { bytes, .. } => changes.push(
-                    Change::from_bytes(bytes.into_owned())
-                        .map_err(|e| Refusal::Unreadable(e.to_string()))?,
-                ),
+                Piece::Change { bytes, .. } => changes.push(parse_change(bytes.into_owned())?),
                 Piece::Document { bytes, .. } => {
                     // Bounded by `inspect`: the cost of loading it is capped.
                     let load = || {
@@ -429,11 +425,7 @@ pub fn change_hashes(chunk: &[u8]) -> std::result::Result<Vec<ChangeHash>, Refus
     let mut hashes = Vec::new();
     for piece in inspect(chunk, &Limits::DEFAULT)? {
         match piece {
-            Piece::Change { bytes, .. } => hashes.push(
-                Change::from_bytes(bytes.into_owned())
-                    .map_err(|e| Refusal::Unreadable(e.to_string()))?
-                    .hash(),
-            ),
+            Piece::Change { bytes, .. } => hashes.push(parse_change(bytes.into_owned())?.hash()),
             Piece::Document { bytes, .. } => {
                 let scratch = Automerge::load_with_options(
                     bytes,
@@ -471,14 +463,22 @@ pub fn snapshot_missing(
         .collect())
 }
 
+/// Parses one change, refusing it if Automerge cannot read it — or panics while
+/// verifying it (found by fuzzing: `types.rs:464`, an op counter out of range); no
+/// document is touched while parsing, so nothing needs rebuilding.
+fn parse_change(bytes: Vec<u8>) -> std::result::Result<Change, Refusal> {
+    std::panic::catch_unwind(move || Change::from_bytes(bytes))
+        .map_err(|_| Refusal::Crashed)?
+        .map_err(|e| Refusal::Unreadable(e.to_string()))
+}
+
 /// Whether `chunk` is within the cost limits and parses completely as Automerge
 /// changes or saved documents (without applying anything).
 pub fn check_chunk(chunk: &[u8]) -> std::result::Result<(), Refusal> {
     for piece in inspect(chunk, &Limits::DEFAULT)? {
         match piece {
             Piece::Change { bytes, .. } => {
-                Change::from_bytes(bytes.into_owned())
-                    .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                parse_change(bytes.into_owned())?;
             }
             Piece::Document { bytes, .. } => {
                 match Automerge::load_with_options(
