@@ -181,6 +181,26 @@ async fn lock_user(c: &impl GenericClient, user: UserId) -> StoreResult<bool> {
     .await
 }
 
+/// The device acting for `user` (revoking, answering a link) is one of theirs and not
+/// revoked: `NotFound("device")` or `DeviceRevoked` otherwise.
+async fn acting_device_is_live(
+    c: &impl GenericClient,
+    user: UserId,
+    by: DeviceId,
+) -> StoreResult<()> {
+    let found = row(
+        c,
+        "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
+        &[&by.0, &user.0],
+    )
+    .await?;
+    match found.map(|r| r.try_get::<_, Option<i64>>(0)).transpose()? {
+        None => Err(StoreError::NotFound("device")),
+        Some(Some(_)) => Err(StoreError::DeviceRevoked),
+        Some(None) => Ok(()),
+    }
+}
+
 async fn user_exists(c: &impl GenericClient, user: UserId) -> StoreResult<bool> {
     exists(c, "SELECT 1 FROM users WHERE id = $1", &[&user.0]).await
 }
@@ -490,20 +510,7 @@ impl AccountStore for PgStore {
     ) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(async |tx| {
-            let revoker = row(
-                tx,
-                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
-                &[&by.0, &user.0],
-            )
-            .await?;
-            match revoker
-                .map(|r| r.try_get::<_, Option<i64>>(0))
-                .transpose()?
-            {
-                None => return Err(StoreError::NotFound("device")),
-                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
-                Some(None) => {}
-            }
+            acting_device_is_live(tx, user, by).await?;
             let updated = exec(
                 tx,
                 "UPDATE devices SET revoked_at = coalesce(revoked_at, $3)
@@ -681,20 +688,7 @@ impl AccountStore for PgStore {
     ) -> StoreResult<LinkRecord> {
         int("now", now)?;
         self.write(async |tx| {
-            let revoked = row(
-                tx,
-                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2",
-                &[&by.0, &user.0],
-            )
-            .await?;
-            match revoked
-                .map(|r| r.try_get::<_, Option<i64>>(0))
-                .transpose()?
-            {
-                None => return Err(StoreError::NotFound("device")),
-                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
-                Some(None) => {}
-            }
+            acting_device_is_live(tx, user, by).await?;
             let sql = format!("{LINK_SELECT} WHERE id = $1");
             let mut record = row(tx, &sql, &[&id.0])
                 .await?

@@ -343,15 +343,7 @@ impl AccountStore for SqliteStore {
     ) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(|tx| {
-            let revoker: Option<Option<i64>> = tx
-                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
-                .query_row((by.0, user.0), |row| row.get(0))
-                .optional()?;
-            match revoker {
-                None => return Err(StoreError::NotFound("device")),
-                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
-                Some(None) => {}
-            }
+            acting_device_is_live(tx, user, by)?;
             let updated = tx
                 .prepare_cached(
                     "UPDATE devices SET revoked_at = coalesce(revoked_at, ?3)
@@ -500,15 +492,7 @@ impl AccountStore for SqliteStore {
     ) -> StoreResult<LinkRecord> {
         int("now", now)?;
         self.write(|tx| {
-            let revoked: Option<Option<i64>> = tx
-                .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
-                .query_row((by.0, user.0), |row| row.get(0))
-                .optional()?;
-            match revoked {
-                None => return Err(StoreError::NotFound("device")),
-                Some(Some(_)) => return Err(StoreError::DeviceRevoked),
-                Some(None) => {}
-            }
+            acting_device_is_live(tx, user, by)?;
             let mut record = load_link(tx, "id = ?1", &link.0)?
                 .filter(|l| l.user == user)
                 .ok_or(StoreError::NotFound("link"))?;
@@ -1113,5 +1097,19 @@ impl AccountStore for SqliteStore {
                 .prepare_cached("DELETE FROM blob_releases WHERE released_at < ?1")?
                 .execute([before])?)
         })
+    }
+}
+
+/// The device acting for `user` (revoking, answering a link) is one of theirs and not
+/// revoked: `NotFound("device")` or `DeviceRevoked` otherwise.
+fn acting_device_is_live(tx: &Connection, user: UserId, by: DeviceId) -> StoreResult<()> {
+    let revoked_at: Option<Option<i64>> = tx
+        .prepare_cached("SELECT revoked_at FROM devices WHERE id = ?1 AND user = ?2")?
+        .query_row((by.0, user.0), |row| row.get(0))
+        .optional()?;
+    match revoked_at {
+        None => Err(StoreError::NotFound("device")),
+        Some(Some(_)) => Err(StoreError::DeviceRevoked),
+        Some(None) => Ok(()),
     }
 }
