@@ -38,7 +38,20 @@ install_rust_tools() {
     fi
 }
 
+# A full build with the tests, the desktop app and the bindings takes about 20 GB under
+# the target dir; a full disk shows up much later as a linker "Bus error". Say it first.
+DORAN_DISK_NEEDED_GB=25
+check_disk() {
+    local dir="${CARGO_TARGET_DIR:-target}" free_kb
+    mkdir -p "$dir"
+    free_kb=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+    if [ "${free_kb:-0}" -lt $((DORAN_DISK_NEEDED_GB * 1024 * 1024)) ]; then
+        log "warning: $((free_kb / 1024 / 1024)) GB free under $dir; a build from nothing needs about ${DORAN_DISK_NEEDED_GB} GB"
+    fi
+}
+
 install_deps() {
     install_apt_packages
     install_rust_tools
+    check_disk
 }
