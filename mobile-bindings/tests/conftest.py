@@ -53,8 +53,11 @@ def dm():
 
 @pytest.fixture(scope="session")
 def relay_binary():
+    # `--workspace`: the features unified over the whole workspace, as the test build
+    # has them. With `-p doran-server` cargo resolved other features and rebuilt the
+    # relay and its dependencies (five minutes of a CI run from nothing).
     subprocess.run(
-        ["cargo", "build", "--locked", "-p", "doran-server", "--bin", "doran-server"],
+        ["cargo", "build", "--locked", "--workspace", "--bin", "doran-server"],
         cwd=ROOT,
         check=True,
     )
