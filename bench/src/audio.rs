@@ -182,7 +182,7 @@ fn median(v: &mut [Duration]) -> Duration {
 
 /// (this process's user+system CPU, waited-for children's user+system CPU), from
 /// `/proc/self/stat` (clock ticks of 10 ms).
-fn cpu_times() -> (Duration, Duration) {
+pub(crate) fn cpu_times() -> (Duration, Duration) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the parenthesised command name; utime is field 14 overall.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);

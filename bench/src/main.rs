@@ -7,6 +7,7 @@ mod connections;
 mod family_doc;
 mod fanout;
 mod load;
+mod photo;
 mod seed_stress;
 mod stats;
 
@@ -42,6 +43,10 @@ enum Command {
     /// Upload then download 1 GiB as 4 MiB blobs over the relay's signed HTTP API:
     /// MB/s each way, per-file latency, relay memory.
     Blobs(blobs::Options),
+    /// Prepare a 12 MP phone JPEG (display copy ≤ 1920 px and thumbnail) with
+    /// doran-device and with vipsthumbnail and ffmpeg on the same file: time, peak
+    /// memory, output sizes and PSNR.
+    Photo(photo::Options),
 }
 
 fn main() {
@@ -53,6 +58,7 @@ fn main() {
         Command::Fanout(opts) => fanout::run(&opts, cli.json).map_err(Into::into),
         Command::Connections(opts) => connections::run(&opts, cli.json).map_err(Into::into),
         Command::Blobs(opts) => blobs::run(&opts, cli.json).map_err(Into::into),
+        Command::Photo(opts) => photo::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

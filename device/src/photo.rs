@@ -10,13 +10,18 @@
 //!    [`PhotoError::Unsupported`] (there is no pure-Rust HEVC decoder worth taking; the
 //!    phone apps hand over a JPEG from the OS photo picker instead), as is any other
 //!    known image format;
-//! 3. decodes, applies the EXIF orientation (all 8 values), composites transparency
-//!    onto white (JPEG has no alpha);
-//! 4. resizes with a Lanczos-3 filter so the long side is at most [`DISPLAY_MAX_SIDE`]
-//!    (never upscaling) and encodes the display copy as JPEG, stepping the quality down
-//!    through [`QUALITY_STEPS`] until it fits [`DISPLAY_MAX_BYTES`]; an image that
-//!    does not fit even at the last step (pure noise) is shrunk by a fifth and tried
-//!    again at that last quality, until it fits;
+//! 3. decodes — a JPEG at 1/2, 1/4 or 1/8 of its size when that is still at least as
+//!    big as the copy being made (the scaling happens inside the inverse DCT, so a
+//!    12 MP photo is never held at full size: `jpeg-decoder`); CMYK and 12/16-bit
+//!    JPEGs, JPEGs that decoder cannot read, and the other formats go through the
+//!    `image` crate at full size — and composites transparency onto white (JPEG has
+//!    no alpha);
+//! 4. resizes with a Lanczos-3 filter (SIMD, `fast_image_resize`) so the long side is
+//!    at most [`DISPLAY_MAX_SIDE`] (never upscaling), applies the EXIF orientation (all
+//!    8 values) to the resized pixels, and encodes the display copy as a baseline JPEG,
+//!    stepping the quality down through [`QUALITY_STEPS`] until it fits
+//!    [`DISPLAY_MAX_BYTES`]; an image that does not fit even at the last step (pure
+//!    noise) is shrunk by a fifth and tried again at that last quality, until it fits;
 //! 5. makes a thumbnail with a long side of at most [`THUMB_MAX_SIDE`] from the
 //!    display copy's pixels, at [`THUMB_QUALITY`].
 //!
@@ -24,16 +29,22 @@
 //! numbers), XMP or ICC data of the original survives into what the family sees. The
 //! capture time is read from EXIF `DateTimeOriginal` and returned separately.
 //!
-//! [`prepare_avatar`] makes a profile photo the same way (steps 1–3), then crops the
-//! centre to a square and encodes one JPEG of at most [`AVATAR_SIDE`] px a side and
-//! [`AVATAR_MAX_BYTES`]; no metadata survives, and no capture time is kept.
+//! [`prepare_avatar`] makes a profile photo the same way (steps 1–3, turned upright),
+//! then crops the centre to a square and encodes one JPEG of at most [`AVATAR_SIDE`] px
+//! a side and [`AVATAR_MAX_BYTES`]; no metadata survives, and no capture time is kept.
 
-use std::io::Cursor;
+use std::{
+    borrow::Cow,
+    io::Cursor,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
 
+use fast_image_resize as fir;
 use image::{
     DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
-    codecs::jpeg::JpegEncoder, imageops::FilterType, metadata::Orientation,
+    metadata::Orientation,
 };
+use jpeg_decoder::PixelFormat;
 
 /// Longest side of the display copy, in pixels.
 pub const DISPLAY_MAX_SIDE: u32 = 1920;
@@ -108,17 +119,23 @@ pub enum PhotoError {
 
 /// Prepares a photo for sharing: see the [module documentation](self).
 pub fn prepare(bytes: &[u8]) -> Result<PreparedPhoto, PhotoError> {
-    let (rgb, taken_at) = decode_upright(bytes)?;
-    let display_px = fit(&rgb, DISPLAY_MAX_SIDE);
-    drop(rgb);
+    // `fit_size` treats width and height alike, so the size needed is the same in the
+    // stored orientation as upright.
+    let decoded = decode(bytes, |w, h| fit_size(w, h, DISPLAY_MAX_SIDE))?;
+    // Resized as stored, then turned upright: the same picture as turning the decoded
+    // pixels first, with a fraction of them to move.
+    let display_px = upright(fit(decoded.rgb, DISPLAY_MAX_SIDE)?, decoded.orientation);
     let (display, display_px) = encode_within(display_px, DISPLAY_MAX_BYTES)?;
-    let thumb = encode(&fit(&display_px, THUMB_MAX_SIDE), THUMB_QUALITY)?;
+    let thumb = encode(
+        fit_ref(&display_px, THUMB_MAX_SIDE)?.as_ref(),
+        THUMB_QUALITY,
+    )?;
     Ok(PreparedPhoto {
         display,
         thumb,
         width: display_px.width(),
         height: display_px.height(),
-        taken_at,
+        taken_at: decoded.taken_at,
         mime: "image/jpeg",
     })
 }
@@ -127,13 +144,26 @@ pub fn prepare(bytes: &[u8]) -> Result<PreparedPhoto, PhotoError> {
 /// cropped to a square, resized to at most [`AVATAR_SIDE`] px and encoded as a JPEG of
 /// at most [`AVATAR_MAX_BYTES`], with no metadata.
 pub fn prepare_avatar(bytes: &[u8]) -> Result<PreparedAvatar, PhotoError> {
-    let (rgb, _) = decode_upright(bytes)?;
+    // The short side becomes the square's side: it must stay ≥ AVATAR_SIDE.
+    let need = |w: u32, h: u32| {
+        let short = w.min(h);
+        if short <= AVATAR_SIDE {
+            return (w, h);
+        }
+        let at_least = |side: u32| {
+            let s = (u64::from(side) * u64::from(AVATAR_SIDE)).div_ceil(u64::from(short));
+            u32::try_from(s).unwrap_or(side)
+        };
+        (at_least(w), at_least(h))
+    };
+    let decoded = decode(bytes, need)?;
+    let rgb = upright(decoded.rgb, decoded.orientation);
     let side = rgb.width().min(rgb.height());
     let x = (rgb.width() - side) / 2;
     let y = (rgb.height() - side) / 2;
     let square = image::imageops::crop_imm(&rgb, x, y, side, side).to_image();
     drop(rgb);
-    let (jpeg, px) = encode_within(fit(&square, AVATAR_SIDE), AVATAR_MAX_BYTES)?;
+    let (jpeg, px) = encode_within(fit(square, AVATAR_SIDE)?, AVATAR_MAX_BYTES)?;
     Ok(PreparedAvatar {
         jpeg,
         side: px.width(),
@@ -141,13 +171,120 @@ pub fn prepare_avatar(bytes: &[u8]) -> Result<PreparedAvatar, PhotoError> {
     })
 }
 
-/// Checks the limits, detects the format, decodes, applies the EXIF orientation and
-/// drops alpha; returns the pixels and the EXIF capture time.
-fn decode_upright(bytes: &[u8]) -> Result<(RgbImage, Option<i64>), PhotoError> {
+/// Decoded pixels as stored in the file (not yet turned upright), with what turns them
+/// upright and the EXIF capture time.
+struct Decoded {
+    rgb: RgbImage,
+    orientation: Option<Orientation>,
+    taken_at: Option<i64>,
+}
+
+/// Checks the limits, detects the format and decodes to 8-bit RGB with no alpha. `need`
+/// maps the stored size to the smallest size the caller will use: a JPEG may be decoded
+/// scaled down, never below it.
+fn decode(bytes: &[u8], need: impl Fn(u32, u32) -> (u32, u32)) -> Result<Decoded, PhotoError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(PhotoError::TooLarge);
     }
     let format = detect(bytes)?;
+    if format == ImageFormat::Jpeg {
+        // jpeg-decoder is in maintenance mode and was not written against hostile input
+        // as zune-jpeg was: should it panic on a crafted file, that file goes to the
+        // image crate like any other JPEG this path does not take.
+        match catch_unwind(AssertUnwindSafe(|| decode_jpeg_scaled(bytes, &need))) {
+            Ok(Ok(Some(decoded))) => return Ok(decoded),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+    decode_full(bytes, format)
+}
+
+/// A JPEG through jpeg-decoder, scaled down in the IDCT as far as `need` allows.
+/// `Ok(None)` for a JPEG this path does not take — CMYK, 12/16-bit, or one it cannot
+/// read (damaged or truncated: the image crate makes what it can of those, as before).
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    need: &impl Fn(u32, u32) -> (u32, u32),
+) -> Result<Option<Decoded>, PhotoError> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    // Only the headers up to the first scan: the size is checked before any decoding.
+    if decoder.read_info().is_err() {
+        return Ok(None);
+    }
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(PhotoError::TooLarge);
+    }
+    if w == 0 || h == 0 || !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
+        return Ok(None);
+    }
+    let (sw, sh) = idct_scaled_size(w, h, need(w, h));
+    if (sw, sh) != (w, h) {
+        let (Ok(rw), Ok(rh)) = (u16::try_from(sw), u16::try_from(sh)) else {
+            return Ok(None);
+        };
+        if decoder.scale(rw, rh).is_err() {
+            return Ok(None);
+        }
+    }
+    decoder.set_max_decoding_buffer_size(usize::try_from(MAX_DECODE_ALLOC).unwrap_or(usize::MAX));
+    let Ok(pixels) = decoder.decode() else {
+        return Ok(None);
+    };
+    let Some(out) = decoder.info() else {
+        return Ok(None);
+    };
+    let (ow, oh) = (u32::from(out.width), u32::from(out.height));
+    if (ow, oh) != (sw, sh) {
+        return Ok(None);
+    }
+    let rgb = match out.pixel_format {
+        PixelFormat::RGB24 => RgbImage::from_raw(ow, oh, pixels),
+        PixelFormat::L8 => {
+            let grey = pixels.iter().flat_map(|&l| [l, l, l]).collect();
+            RgbImage::from_raw(ow, oh, grey)
+        }
+        PixelFormat::L16 | PixelFormat::CMYK32 => None,
+    };
+    let Some(rgb) = rgb.filter(|px| px.width() > 0 && px.height() > 0) else {
+        return Ok(None);
+    };
+    // Metadata problems never refuse a photo: it is then shown as stored, undated.
+    let exif = decoder
+        .exif_data()
+        .and_then(|raw| exif::Reader::new().read_raw(raw.to_vec()).ok());
+    Ok(Some(Decoded {
+        rgb,
+        orientation: exif.as_ref().and_then(orientation),
+        taken_at: exif.as_ref().and_then(taken_at),
+    }))
+}
+
+/// The size jpeg-decoder produces for `w`×`h` at the smallest IDCT scale (1/8, 1/4,
+/// 1/2 or 1) that keeps both sides at least `need`; asking the decoder for exactly this
+/// size gets exactly it.
+fn idct_scaled_size(w: u32, h: u32, need: (u32, u32)) -> (u32, u32) {
+    let at = |eighths: u32| ((w * eighths).div_ceil(8), (h * eighths).div_ceil(8));
+    for eighths in [1, 2, 4] {
+        let (sw, sh) = at(eighths);
+        // The decoder takes the first scale at which either side reaches the request:
+        // a scale whose next smaller one rounds a side to the same length would be
+        // passed over for it (only with sides of a few pixels).
+        let (pw, ph) = at(eighths / 2);
+        let distinct = eighths == 1 || (pw < sw && ph < sh);
+        if sw >= need.0 && sh >= need.1 && distinct {
+            return (sw, sh);
+        }
+    }
+    (w, h)
+}
+
+/// Any supported format through the image crate, at full size.
+fn decode_full(bytes: &[u8], format: ImageFormat) -> Result<Decoded, PhotoError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
@@ -163,16 +300,27 @@ fn decode_upright(bytes: &[u8]) -> Result<(RgbImage, Option<i64>), PhotoError> {
         .ok()
         .flatten()
         .and_then(|raw| exif::Reader::new().read_raw(raw).ok());
-    let mut img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
-    if let Some(o) = exif.as_ref().and_then(orientation) {
-        img.apply_orientation(o);
-    }
-    let taken_at = exif.as_ref().and_then(taken_at);
+    let img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     let rgb = flatten(img);
     if rgb.width() == 0 || rgb.height() == 0 {
         return Err(PhotoError::Corrupt("the image has no pixels".into()));
     }
-    Ok((rgb, taken_at))
+    Ok(Decoded {
+        rgb,
+        orientation: exif.as_ref().and_then(orientation),
+        taken_at: exif.as_ref().and_then(taken_at),
+    })
+}
+
+/// `rgb` turned upright by `orientation` (flips in place, quarter turns into a new
+/// buffer of the same size).
+fn upright(rgb: RgbImage, orientation: Option<Orientation>) -> RgbImage {
+    let Some(o) = orientation else {
+        return rgb;
+    };
+    let mut img = DynamicImage::ImageRgb8(rgb);
+    img.apply_orientation(o);
+    img.into_rgb8()
 }
 
 /// The format of `bytes`, by content.
@@ -270,30 +418,59 @@ fn fit_size(w: u32, h: u32, max: u32) -> (u32, u32) {
     (scale(w), scale(h))
 }
 
-/// `img` resized so its long side is at most `max` (unchanged if it fits): Lanczos-3;
-/// when shrinking by 3× or more, first averaged down to twice the target (fast, and
-/// as sharp, as Pillow's `reducing_gap` does).
-fn fit(img: &RgbImage, max: u32) -> RgbImage {
-    let (w, h) = fit_size(img.width(), img.height(), max);
-    if (w, h) == img.dimensions() {
-        return img.clone();
-    }
-    // `DynamicImage`'s methods are compiled (optimised) in the image crate.
-    let mut src = DynamicImage::ImageRgb8(img.clone());
-    if img.width().max(img.height()) >= max.saturating_mul(3) {
-        src = src.thumbnail_exact(w.saturating_mul(2), h.saturating_mul(2));
-    }
-    src.resize_exact(w, h, FilterType::Lanczos3).into_rgb8()
+/// `img` resized so its long side is at most `max`; returned as it is if it fits.
+fn fit(img: RgbImage, max: u32) -> Result<RgbImage, PhotoError> {
+    Ok(match fit_ref(&img, max)? {
+        Cow::Borrowed(_) => img,
+        Cow::Owned(smaller) => smaller,
+    })
 }
 
-/// Baseline JPEG of `img` at `quality`, with no metadata segments.
+/// `img` resized so its long side is at most `max` (borrowed if it fits): Lanczos-3
+/// straight from the source, which the SIMD convolution does at a cost that grows
+/// with the source's pixels, not the ratio (no averaging pre-pass needed).
+fn fit_ref(img: &RgbImage, max: u32) -> Result<Cow<'_, RgbImage>, PhotoError> {
+    let (w, h) = fit_size(img.width(), img.height(), max);
+    if (w, h) == img.dimensions() {
+        return Ok(Cow::Borrowed(img));
+    }
+    let resize_error = |e: &dyn std::fmt::Display| PhotoError::Corrupt(format!("resizing: {e}"));
+    let src = fir::images::ImageRef::new(
+        img.width(),
+        img.height(),
+        img.as_raw(),
+        fir::PixelType::U8x3,
+    )
+    .map_err(|e| resize_error(&e))?;
+    let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8x3);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| resize_error(&e))?;
+    RgbImage::from_raw(w, h, dst.into_vec())
+        .map(Cow::Owned)
+        .ok_or_else(|| resize_error(&"the resized buffer has the wrong size"))
+}
+
+/// Baseline JPEG of `img` at `quality`, with no metadata segments (only JFIF's APP0).
 fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
+    let encode_error = |e: &dyn std::fmt::Display| PhotoError::Corrupt(format!("encoding: {e}"));
+    let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+        return Err(encode_error(&"larger than a JPEG can be"));
+    };
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(img)
-        .map_err(|e| PhotoError::Corrupt(format!("encoding: {e}")))?;
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(SAMPLING);
+    encoder
+        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| encode_error(&e))?;
     Ok(out)
 }
+
+/// Chroma sampling of both copies: full resolution (4:4:4), as the image crate's
+/// encoder wrote them.
+const SAMPLING: jpeg_encoder::SamplingFactor = jpeg_encoder::SamplingFactor::F_1_1;
 
 /// Encodes `img` at the best of [`QUALITY_STEPS`] that fits `budget` bytes; if even the
 /// last does not, shrinks the pixels by a fifth and retries at the last quality.
@@ -312,7 +489,7 @@ fn encode_within(mut img: RgbImage, budget: usize) -> Result<(Vec<u8>, RgbImage)
         if smaller == long {
             break;
         }
-        img = fit(&img, smaller);
+        img = fit(img, smaller)?;
         let jpeg = encode(&img, last)?;
         if jpeg.len() <= budget {
             return Ok((jpeg, img));
@@ -325,7 +502,7 @@ fn encode_within(mut img: RgbImage, budget: usize) -> Result<(Vec<u8>, RgbImage)
 
 #[cfg(test)]
 mod tests {
-    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+    use image::{Rgb, RgbImage, Rgba, RgbaImage, imageops::FilterType};
     use proptest::prelude::*;
 
     use super::*;
@@ -712,12 +889,241 @@ mod tests {
         assert!(matches!(r, Err(PhotoError::TooLarge)), "{r:?}");
     }
 
+    /// A smooth picture (soft colour ramps and waves, like sky and skin): resampling
+    /// differences show as small errors on it, not as aliasing.
+    fn smooth(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let wave = ((fx * 9.0).sin() * (fy * 7.0).cos() * 40.0) as i32;
+            let c = |v: f32| (v as i32 + wave).clamp(0, 255) as u8;
+            Rgb([
+                c(60.0 + 150.0 * fx),
+                c(40.0 + 170.0 * fy),
+                c(200.0 - 120.0 * fx * fy),
+            ])
+        })
+    }
+
+    /// Mean absolute difference per channel of two same-size images.
+    fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        let sum: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+            .sum();
+        sum as f64 / a.as_raw().len() as f64
+    }
+
+    /// `img` as a JPEG from jpeg-encoder with the given colour type and scan mode.
+    fn jpeg_with(
+        data: &[u8],
+        w: u16,
+        h: u16,
+        color: jpeg_encoder::ColorType,
+        progressive: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 92);
+        enc.set_progressive(progressive);
+        enc.encode(data, w, h, color).expect("encode");
+        out
+    }
+
+    #[test]
+    fn a_big_jpeg_is_decoded_scaled_and_looks_the_same_as_a_full_decode() {
+        let original = jpeg_of(&smooth(4000, 3000), 95);
+        // Decoded at half size in the IDCT: 2000×1500 is the smallest scale ≥ 1920×1440.
+        let d = super::decode(&original, |w, h| fit_size(w, h, DISPLAY_MAX_SIDE)).expect("decoded");
+        assert_eq!(d.rgb.dimensions(), (2000, 1500));
+        let p = prepare(&original).expect("prepared");
+        assert_eq!((p.width, p.height), (1920, 1440));
+        // The same picture as decoding every pixel and resizing with Lanczos-3.
+        let exact = DynamicImage::ImageRgb8(decode(&original))
+            .resize_exact(1920, 1440, FilterType::Lanczos3)
+            .into_rgb8();
+        let diff = mean_abs_diff(&decode(&p.display), &exact);
+        assert!(diff < 2.0, "mean absolute difference {diff}");
+        // Small enough originals are decoded at full size.
+        let d = super::decode(&jpeg_of(&smooth(2400, 1600), 90), |w, h| {
+            fit_size(w, h, DISPLAY_MAX_SIDE)
+        })
+        .expect("decoded");
+        assert_eq!(d.rgb.dimensions(), (2400, 1600));
+    }
+
+    #[test]
+    fn every_exif_orientation_is_applied_after_a_scaled_decode() {
+        // The quadrants at 3840×1920: decoded at half size, 1920×960.
+        let big = image::imageops::resize(&quadrants(), 3840, 1920, FilterType::Nearest);
+        let plain = jpeg_of(&big, 90);
+        let d = super::decode(&plain, |w, h| fit_size(w, h, DISPLAY_MAX_SIDE)).expect("decoded");
+        assert_eq!(d.rgb.dimensions(), (1920, 960));
+        let expect = [
+            (1, "TL", false),
+            (2, "TR", false),
+            (3, "BR", false),
+            (4, "BL", false),
+            (5, "TL", true),
+            (6, "TR", true),
+            (7, "BR", true),
+            (8, "BL", true),
+        ];
+        for (o, corner, swapped) in expect {
+            let original = with_metadata(&plain, o, "2024:05:05 14:30:00");
+            let p = prepare(&original).expect("prepared");
+            let (w, h) = if swapped { (960, 1920) } else { (1920, 960) };
+            assert_eq!((p.width, p.height), (w, h), "orientation {o}");
+            assert_eq!(p.taken_at, Some(1_714_919_400_000), "orientation {o}");
+            let img = decode(&p.display);
+            assert_eq!(img.dimensions(), (w, h));
+            let (x, y) = match corner {
+                "TL" => (40, 40),
+                "TR" => (w - 41, 40),
+                "BL" => (40, h - 41),
+                _ => (w - 41, h - 41),
+            };
+            assert!(
+                is_red(img.get_pixel(x, y)),
+                "orientation {o}: red at {corner}"
+            );
+            let thumb = decode(&p.thumb);
+            let (tw, th) = if swapped { (160, 320) } else { (320, 160) };
+            assert_eq!(thumb.dimensions(), (tw, th));
+            let m = markers(&p.display);
+            assert!(
+                m.iter().all(|&m| m != 0xE1 && m != 0xE2 && m != 0xED),
+                "{m:x?}"
+            );
+            let has = |needle: &[u8]| p.display.windows(needle.len()).any(|w| w == needle);
+            assert!(!has(b"Exif\0\0") && !has(b"GPS") && !has(b"xmpmeta"));
+        }
+    }
+
+    #[test]
+    fn progressive_grayscale_and_cmyk_jpegs_are_prepared() {
+        // Progressive, colour: scaled like a baseline one, same picture.
+        let img = smooth(2400, 1600);
+        let progressive = jpeg_with(img.as_raw(), 2400, 1600, jpeg_encoder::ColorType::Rgb, true);
+        let baseline = jpeg_with(
+            img.as_raw(),
+            2400,
+            1600,
+            jpeg_encoder::ColorType::Rgb,
+            false,
+        );
+        let p = prepare(&progressive).expect("progressive prepared");
+        assert_eq!((p.width, p.height), (1920, 1280));
+        let b = prepare(&baseline).expect("baseline prepared");
+        let diff = mean_abs_diff(&decode(&p.display), &decode(&b.display));
+        assert!(diff < 1.5, "progressive vs baseline: {diff}");
+
+        // Grayscale: grey out, each pixel's channels equal, brightness kept.
+        let grey: Vec<u8> = (0..1600u32)
+            .flat_map(|y| (0..2400u32).map(move |x| ((x / 10 + y / 10) % 256) as u8))
+            .collect();
+        let gray_jpeg = jpeg_with(&grey, 2400, 1600, jpeg_encoder::ColorType::Luma, false);
+        let p = prepare(&gray_jpeg).expect("grayscale prepared");
+        assert_eq!((p.width, p.height), (1920, 1280));
+        let out = decode(&p.display);
+        let px = out.get_pixel(960, 640);
+        assert!(
+            px[0].abs_diff(px[1]) <= 2 && px[1].abs_diff(px[2]) <= 2,
+            "{px:?}"
+        );
+        let expected = image::load_from_memory(&gray_jpeg)
+            .expect("reference decode")
+            .resize_exact(1920, 1280, FilterType::Lanczos3)
+            .into_rgb8();
+        let diff = mean_abs_diff(&out, &expected);
+        assert!(diff < 3.0, "grayscale: {diff}");
+
+        // CMYK (Adobe): the colours the image crate reads from it.
+        let cmyk: Vec<u8> = (0..800u32 * 600)
+            .flat_map(|i| {
+                if i % 800 < 400 {
+                    [0, 255, 255, 0]
+                } else {
+                    [255, 0, 255, 0]
+                }
+            })
+            .collect();
+        let cmyk_jpeg = jpeg_with(&cmyk, 800, 600, jpeg_encoder::ColorType::Cmyk, false);
+        let p = prepare(&cmyk_jpeg).expect("CMYK prepared");
+        assert_eq!((p.width, p.height), (800, 600));
+        let expected = image::load_from_memory(&cmyk_jpeg)
+            .expect("reference decode")
+            .into_rgb8();
+        let diff = mean_abs_diff(&decode(&p.display), &expected);
+        assert!(diff < 3.0, "CMYK: {diff}");
+    }
+
+    #[test]
+    fn a_jpeg_declaring_too_many_pixels_is_refused_before_decoding() {
+        // A small JPEG whose frame header (SOF0) is rewritten to 20000×20000.
+        let mut jpeg = jpeg_of(&quadrants(), 90);
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        jpeg[sof + 5..sof + 7].copy_from_slice(&20_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&20_000u16.to_be_bytes());
+        assert!(matches!(prepare(&jpeg), Err(PhotoError::TooLarge)));
+        assert!(matches!(prepare_avatar(&jpeg), Err(PhotoError::TooLarge)));
+    }
+
+    #[test]
+    fn an_avatar_from_a_big_jpeg_is_decoded_scaled_and_stays_sharp_enough() {
+        // 4000×3000: the short side only needs to stay ≥ 512, so 1/4 (1000×750).
+        let original = jpeg_of(&smooth(4000, 3000), 92);
+        let d = super::decode(&original, |w, h| {
+            let short = w.min(h);
+            (
+                (w * AVATAR_SIDE).div_ceil(short),
+                (h * AVATAR_SIDE).div_ceil(short),
+            )
+        })
+        .expect("decoded");
+        assert_eq!(d.rgb.dimensions(), (1000, 750));
+        let a = prepare_avatar(&original).expect("prepared");
+        assert_eq!(a.side, AVATAR_SIDE);
+        let full = decode(&original);
+        let square = image::imageops::crop_imm(&full, 500, 0, 3000, 3000).to_image();
+        let exact = DynamicImage::ImageRgb8(square)
+            .resize_exact(AVATAR_SIDE, AVATAR_SIDE, FilterType::Lanczos3)
+            .into_rgb8();
+        let diff = mean_abs_diff(&decode(&a.jpeg), &exact);
+        assert!(diff < 2.5, "mean absolute difference {diff}");
+    }
+
+    #[test]
+    fn the_idct_scale_never_goes_below_what_is_needed() {
+        assert_eq!(idct_scaled_size(4000, 3000, (1920, 1440)), (2000, 1500));
+        assert_eq!(idct_scaled_size(4000, 3000, (320, 240)), (500, 375));
+        assert_eq!(idct_scaled_size(4000, 3000, (2000, 1500)), (2000, 1500));
+        assert_eq!(idct_scaled_size(4000, 3000, (2001, 1500)), (4000, 3000));
+        assert_eq!(idct_scaled_size(3001, 2000, (1920, 1279)), (3001, 2000));
+        // A side of a few pixels rounds alike at 1/8 and 1/4, where the decoder would
+        // take 1/8 for a request of 1×2000: 1/2 is asked for instead.
+        assert_eq!(idct_scaled_size(4, 8000, (1, 2000)), (2, 4000));
+        assert_eq!(idct_scaled_size(4, 8000, (1, 1000)), (1, 1000));
+    }
+
     fn small_jpeg() -> Vec<u8> {
         with_metadata(&jpeg_of(&noise(48, 40, 11), 80), 6, "2024:05:05 14:30:00")
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn the_idct_scale_keeps_the_size_needed(w in 1u32..=65_535, h in 1u32..=65_535, max in 1u32..4000) {
+            let need = fit_size(w, h, max);
+            let (sw, sh) = idct_scaled_size(w, h, need);
+            prop_assert!(sw >= need.0 && sh >= need.1);
+            prop_assert!(sw <= w && sh <= h);
+        }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
