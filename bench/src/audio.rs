@@ -199,7 +199,8 @@ pub(crate) fn cpu_times() -> (Duration, Duration) {
     }
 }
 
-fn run_tool(cmd: &mut Command) -> Result<(), String> {
+/// Runs a reference tool; its stderr is the error when it fails.
+pub(crate) fn run_tool(cmd: &mut Command) -> Result<(), String> {
     let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !o.status.success() {
         return Err(format!(

@@ -42,7 +42,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::stats::{Percentiles, mib, ms};
+use crate::{
+    audio::run_tool,
+    stats::{Percentiles, mib, ms},
+};
 
 /// Options of `doran-bench photo`.
 #[derive(Debug, clap::Args)]
@@ -632,15 +635,4 @@ fn tool_version(tool: &str, flag: &str) -> String {
                 .to_owned()
         })
         .unwrap_or_default()
-}
-
-fn run_tool(cmd: &mut Command) -> Result<(), String> {
-    let o = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ));
-    }
-    Ok(())
 }

@@ -623,36 +623,45 @@ mod tests {
         })
     }
 
+    /// Each EXIF orientation, the corner the stored top-left (red) quadrant ends up in,
+    /// and whether the sides swap.
+    const ORIENTATIONS: [(u16, &str, bool); 8] = [
+        (1, "TL", false),
+        (2, "TR", false),
+        (3, "BR", false),
+        (4, "BL", false),
+        (5, "TL", true),
+        (6, "TR", true),
+        (7, "BR", true),
+        (8, "BL", true),
+    ];
+
+    /// The pixel `inset` px inside `corner` of `img` is red.
+    fn assert_red_at(img: &RgbImage, corner: &str, inset: u32, o: u16) {
+        let (w, h) = img.dimensions();
+        let (x, y) = match corner {
+            "TL" => (inset, inset),
+            "TR" => (w - inset - 1, inset),
+            "BL" => (inset, h - inset - 1),
+            _ => (w - inset - 1, h - inset - 1),
+        };
+        assert!(
+            is_red(img.get_pixel(x, y)),
+            "orientation {o}: red at {corner}"
+        );
+    }
+
     #[test]
     fn every_exif_orientation_is_applied() {
         let plain = jpeg_of(&quadrants(), 95);
         // Where the stored top-left (red) quadrant ends up, and whether sides swap.
-        let expect = [
-            (1, "TL", false),
-            (2, "TR", false),
-            (3, "BR", false),
-            (4, "BL", false),
-            (5, "TL", true),
-            (6, "TR", true),
-            (7, "BR", true),
-            (8, "BL", true),
-        ];
-        for (o, corner, swapped) in expect {
+        for (o, corner, swapped) in ORIENTATIONS {
             let p = prepare(&with_metadata(&plain, o, "2024:05:05 14:30:00")).expect("prepared");
             let (w, h) = if swapped { (32, 64) } else { (64, 32) };
             assert_eq!((p.width, p.height), (w, h), "orientation {o}");
             let img = decode(&p.display);
             assert_eq!(img.dimensions(), (w, h));
-            let (x, y) = match corner {
-                "TL" => (4, 4),
-                "TR" => (w - 5, 4),
-                "BL" => (4, h - 5),
-                _ => (w - 5, h - 5),
-            };
-            assert!(
-                is_red(img.get_pixel(x, y)),
-                "orientation {o}: red at {corner}"
-            );
+            assert_red_at(&img, corner, 4, o);
         }
     }
 
@@ -960,17 +969,7 @@ mod tests {
         let plain = jpeg_of(&big, 90);
         let d = super::decode(&plain, |w, h| fit_size(w, h, DISPLAY_MAX_SIDE)).expect("decoded");
         assert_eq!(d.rgb.dimensions(), (1920, 960));
-        let expect = [
-            (1, "TL", false),
-            (2, "TR", false),
-            (3, "BR", false),
-            (4, "BL", false),
-            (5, "TL", true),
-            (6, "TR", true),
-            (7, "BR", true),
-            (8, "BL", true),
-        ];
-        for (o, corner, swapped) in expect {
+        for (o, corner, swapped) in ORIENTATIONS {
             let original = with_metadata(&plain, o, "2024:05:05 14:30:00");
             let p = prepare(&original).expect("prepared");
             let (w, h) = if swapped { (960, 1920) } else { (1920, 960) };
@@ -978,16 +977,7 @@ mod tests {
             assert_eq!(p.taken_at, Some(1_714_919_400_000), "orientation {o}");
             let img = decode(&p.display);
             assert_eq!(img.dimensions(), (w, h));
-            let (x, y) = match corner {
-                "TL" => (40, 40),
-                "TR" => (w - 41, 40),
-                "BL" => (40, h - 41),
-                _ => (w - 41, h - 41),
-            };
-            assert!(
-                is_red(img.get_pixel(x, y)),
-                "orientation {o}: red at {corner}"
-            );
+            assert_red_at(&img, corner, 40, o);
             let thumb = decode(&p.thumb);
             let (tw, th) = if swapped { (160, 320) } else { (320, 160) };
             assert_eq!(thumb.dimensions(), (tw, th));
