@@ -165,6 +165,10 @@ pub(crate) struct Shared {
     pub(crate) offset: Mutex<UtcOffset>,
     /// The user's language (their setting; the options' until known).
     pub(crate) lang: Mutex<Lang>,
+    /// The runtime the device was opened on. The synchronous entry points that start
+    /// tasks (`listen`, `start_sync`) spawn on it, so an app may call them from any
+    /// thread (a UI or FFI thread has no runtime of its own: `tokio::spawn` panicked).
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// The signed-in parts: the account, its documents, blobs and sync driver, and the
@@ -279,6 +283,7 @@ impl Device {
             offset: Mutex::new(offset),
             lang: Mutex::new(lang),
             options,
+            runtime: tokio::runtime::Handle::current(),
         });
         let device = Device {
             inner: Arc::new(Inner { shared }),
@@ -317,7 +322,7 @@ impl Device {
 
     /// Calls `listener` for every event until the handle is dropped.
     pub fn listen(&self, listener: Arc<dyn EventListener>) -> ListenerHandle {
-        ListenerHandle::spawn(self.subscribe(), listener)
+        ListenerHandle::spawn(&self.shared().runtime, self.subscribe(), listener)
     }
 
     /// The language messages and views are in: the user's setting once known.
@@ -565,5 +570,62 @@ impl Device {
     /// This user.
     pub(crate) fn me(&self) -> Result<UserId> {
         Ok(self.session()?.account.user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, mpsc};
+
+    use super::{Device, DeviceEvent, DeviceOptions};
+    use crate::events::EventListener;
+
+    struct Forward(std::sync::Mutex<mpsc::Sender<DeviceEvent>>);
+
+    impl EventListener for Forward {
+        fn on_event(&self, event: DeviceEvent) {
+            if let Ok(tx) = self.0.lock() {
+                let _ = tx.send(event);
+            }
+        }
+    }
+
+    /// A UI or FFI thread has no tokio runtime: `listen` and `start_sync` called from
+    /// one must work (they spawned with `tokio::spawn`, which panicked there).
+    #[test]
+    fn listen_and_start_sync_work_from_a_thread_without_a_runtime() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let device = rt
+            .block_on(Device::open(dir.path(), DeviceOptions::default()))
+            .expect("opens");
+        let (tx, rx) = mpsc::channel();
+        let ui = std::thread::spawn({
+            let device = device.clone();
+            move || {
+                assert!(tokio::runtime::Handle::try_current().is_err());
+                device.start_sync();
+                device.listen(Arc::new(Forward(std::sync::Mutex::new(tx))))
+            }
+        });
+        let handle = ui.join().expect("no panic on a thread without a runtime");
+        device.shared().emit(DeviceEvent::Saved {
+            family: None,
+            pending: 3,
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the listener gets the event");
+        assert!(
+            matches!(got, DeviceEvent::Saved { pending: 3, .. }),
+            "{got:?}"
+        );
+        drop(handle);
+        drop(device);
+        drop(rt);
     }
 }

@@ -218,8 +218,12 @@ pub struct ListenerHandle {
 }
 
 impl ListenerHandle {
-    pub(crate) fn spawn(mut sub: Subscription, listener: Arc<dyn EventListener>) -> Self {
-        let task = tokio::spawn(async move {
+    pub(crate) fn spawn(
+        runtime: &tokio::runtime::Handle,
+        mut sub: Subscription,
+        listener: Arc<dyn EventListener>,
+    ) -> Self {
+        let task = runtime.spawn(async move {
             while let Some(event) = sub.next().await {
                 listener.on_event(event);
             }

@@ -44,15 +44,16 @@ pub(crate) fn spawn(
     // Subscribed before the driver runs, so nothing it says is missed.
     let events = session.driver.subscribe();
     let state = session.driver.state();
-    let pump = tokio::spawn(pump(
+    let rt = shared.runtime.clone();
+    let pump = rt.spawn(pump(
         Arc::clone(&shared),
         Arc::clone(&session),
         events,
         state,
     ));
     let tasks = vec![
-        tokio::spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
-        tokio::spawn(upload(shared, session)),
+        rt.spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
+        rt.spawn(upload(shared, session)),
     ];
     (pump, tasks)
 }

@@ -56,10 +56,9 @@ impl Default for DeviceOptions {
 /// thread. Events arrive through [`listen`](Device::listen).
 #[derive(Debug, uniffi::Object)]
 pub struct Device {
+    /// The facade keeps the runtime it was opened on: its calls that start background
+    /// work (listening, starting the sync) work from any app thread.
     pub(crate) inner: doran_device::Device,
-    /// The runtime the device's background work runs on, for the calls that start
-    /// some (listening, starting the sync) from an app thread.
-    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -97,10 +96,7 @@ impl Device {
             opts.sync.client = name;
         }
         let inner = doran_device::Device::open(home, opts).await?;
-        Ok(Arc::new(Device {
-            inner,
-            runtime: tokio::runtime::Handle::current(),
-        }))
+        Ok(Arc::new(Device { inner }))
     }
 
     /// The folder this device lives in.
@@ -125,7 +121,6 @@ impl Device {
     /// Starts syncing in the background, if signed in and not already syncing (e.g.
     /// when the app comes back to the foreground after [`stop_sync`](Self::stop_sync)).
     pub fn start_sync(&self) {
-        let _runtime = self.runtime.enter();
         self.inner.start_sync();
     }
 

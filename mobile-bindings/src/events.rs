@@ -282,7 +282,6 @@ impl Device {
     /// Calls `listener` for every event from now on, until the handle is cancelled or
     /// dropped. Subscribe before the calls whose events matter (e.g. at start-up).
     pub fn listen(&self, listener: Arc<dyn EventListener>) -> Arc<ListenerHandle> {
-        let _runtime = self.runtime.enter();
         Arc::new(ListenerHandle(
             self.inner.listen(Arc::new(Forward(listener))),
         ))
