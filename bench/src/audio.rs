@@ -17,6 +17,8 @@ use std::{
 
 use doran_audio::ConvertOptions;
 
+use crate::stats::median;
+
 /// Options of `doran-bench audio`.
 #[derive(Debug, clap::Args)]
 pub struct Options {
@@ -173,11 +175,6 @@ fn print(all: &[Figures], json: bool) {
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     (a.as_secs_f64() / b.as_secs_f64().max(1e-9) * 100.0).round() / 100.0
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// (this process's user+system CPU, waited-for children's user+system CPU), from

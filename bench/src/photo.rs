@@ -44,8 +44,8 @@ use std::{
 };
 
 use crate::{
-    audio::run_tool,
-    stats::{Percentiles, mib, ms},
+    audio::{cpu_times, run_tool},
+    stats::{Percentiles, median, mib, ms},
 };
 
 /// Options of `doran-bench photo`.
@@ -604,15 +604,6 @@ fn print(
             r.note,
         );
     }
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn cpu_times() -> (Duration, Duration) {
-    crate::audio::cpu_times()
 }
 
 fn tool_present(tool: &str, version_flag: &str) -> bool {

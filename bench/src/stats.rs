@@ -34,6 +34,13 @@ impl Percentiles {
     }
 }
 
+/// The middle sample (the upper of the two middle ones for an even count); zero for
+/// none.
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
 /// Milliseconds with three decimals, for tables and JSON.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3

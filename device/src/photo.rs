@@ -654,7 +654,6 @@ mod tests {
     #[test]
     fn every_exif_orientation_is_applied() {
         let plain = jpeg_of(&quadrants(), 95);
-        // Where the stored top-left (red) quadrant ends up, and whether sides swap.
         for (o, corner, swapped) in ORIENTATIONS {
             let p = prepare(&with_metadata(&plain, o, "2024:05:05 14:30:00")).expect("prepared");
             let (w, h) = if swapped { (32, 64) } else { (64, 32) };
