@@ -66,11 +66,14 @@ pub fn routes(state: &Arc<AppState>) -> Router {
     router
 }
 
-/// Bytes the websocket reads per socket read. tungstenite zero-fills this much before
-/// every read (its default, 128 KiB, made that `memset` a third of the relay's CPU
-/// under load); a change frame is a few hundred bytes, and a large frame still
-/// arrives, over more reads.
-const WS_READ_BUFFER: usize = 8 * 1024;
+/// Bytes the websocket reads per socket read, and the read buffer each connection
+/// starts with. tungstenite zero-fills this much before every read (its default,
+/// 128 KiB, made that `memset` a third of the relay's CPU under load) and keeps the
+/// buffer while the connection lives, idle or not. A change frame is a few hundred
+/// bytes; a larger one still arrives, over more reads (a 1 MiB chunk in 1024). At 8 KiB
+/// this buffer was 8 of the 28 KB an idle device cost the relay; 1 KiB gives
+/// `doran-bench connections` 14.0 KB per device, 2 KiB 14.9 KB.
+const WS_READ_BUFFER: usize = 1024;
 
 /// Upgrades to the device websocket, within the per-address connection limit.
 async fn websocket(

@@ -16,7 +16,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -32,47 +32,72 @@ use tokio_util::sync::CancellationToken;
 pub type ConnId = u64;
 
 /// What the hub hands to a connection.
+///
+/// Every payload sits behind one pointer, so a message is 16 bytes: each signed-in
+/// connection's queue allocates its first block of 32 slots when it is made, idle or
+/// not (with the payloads inline it was 2 KiB per connection). A chunk fanned out to
+/// many subscribers is one allocation they share.
 #[derive(Debug, Clone)]
 pub enum HubMsg {
-    /// A chunk another connection pushed: the encoded `Chunk` frame.
-    Chunk {
-        /// Its document.
-        doc: DocId,
-        /// Its seq.
-        seq: Seq,
-        /// The encoded frame.
-        frame: Bytes,
-    },
+    /// A chunk another connection pushed.
+    Chunk(Arc<LiveChunk>),
     /// An encoded `Event` frame.
-    Event(Bytes),
-    /// An encoded frame about `doc` (a pending snapshot's offer), forwarded only
+    Event(Arc<Bytes>),
+    /// An encoded frame about a document (a pending snapshot's offer), forwarded only
     /// while the connection is subscribed to it.
-    DocFrame {
-        /// The document.
-        doc: DocId,
-        /// The encoded frame.
-        frame: Bytes,
-    },
+    DocFrame(Arc<DocFrame>),
     /// Membership changed: re-check access to every subscribed document.
     Recheck,
     /// Say `Goodbye` with this reason and close.
-    Close {
-        /// Why.
-        reason: ErrorCode,
-        /// Detail.
-        message: String,
-    },
+    Close(Arc<Closing>),
+}
+
+/// A chunk on its way to subscribers: the encoded `Chunk` frame and where it sits.
+#[derive(Debug)]
+pub struct LiveChunk {
+    /// Its document.
+    pub doc: DocId,
+    /// Its seq.
+    pub seq: Seq,
+    /// The encoded frame.
+    pub frame: Bytes,
+}
+
+/// An encoded frame about `doc`.
+#[derive(Debug)]
+pub struct DocFrame {
+    /// The document.
+    pub doc: DocId,
+    /// The encoded frame.
+    pub frame: Bytes,
+}
+
+/// Why a connection is told goodbye.
+#[derive(Debug)]
+pub struct Closing {
+    /// Why.
+    pub reason: ErrorCode,
+    /// Detail.
+    pub message: String,
 }
 
 impl HubMsg {
+    /// A goodbye with `reason` and `message`.
+    pub fn close(reason: ErrorCode, message: &str) -> HubMsg {
+        HubMsg::Close(Arc::new(Closing {
+            reason,
+            message: message.to_owned(),
+        }))
+    }
+
     /// A frame about `doc`, encoded once for every subscriber; `None` (logged) if it
     /// cannot be encoded.
     pub fn doc_frame(doc: DocId, frame: &ServerFrame) -> Option<HubMsg> {
         match codec::encode_server(frame) {
-            Ok(bytes) => Some(HubMsg::DocFrame {
+            Ok(bytes) => Some(HubMsg::DocFrame(Arc::new(DocFrame {
                 doc,
                 frame: Bytes::from(bytes),
-            }),
+            }))),
             Err(e) => {
                 tracing::error!(error = %e, kind = frame.kind(), "cannot encode a frame");
                 None
@@ -84,7 +109,7 @@ impl HubMsg {
     /// encoded.
     pub fn event(event: ServerEvent) -> Option<HubMsg> {
         match codec::encode_server(&ServerFrame::Event(event)) {
-            Ok(bytes) => Some(HubMsg::Event(Bytes::from(bytes))),
+            Ok(bytes) => Some(HubMsg::Event(Arc::new(Bytes::from(bytes)))),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode an event");
                 None
@@ -258,15 +283,11 @@ impl Hub {
         let Some(subs) = inner.by_doc.get(&doc) else {
             return 0;
         };
+        let live = Arc::new(LiveChunk { doc, seq, frame });
         let mut n = 0;
         for id in subs.iter().filter(|&&id| id != except) {
             if let Some(conn) = inner.conns.get(id) {
-                let msg = HubMsg::Chunk {
-                    doc,
-                    seq,
-                    frame: frame.clone(),
-                };
-                if deliver(*id, conn, msg) {
+                if deliver(*id, conn, HubMsg::Chunk(Arc::clone(&live))) {
                     n += 1;
                 }
             }
@@ -292,12 +313,9 @@ impl Hub {
     /// Closes every connection with a goodbye (the relay cannot serve them now).
     pub fn close_all(&self, reason: ErrorCode, message: &str) {
         let inner = self.lock();
+        let msg = HubMsg::close(reason, message);
         for (id, conn) in &inner.conns {
-            let msg = HubMsg::Close {
-                reason,
-                message: message.to_owned(),
-            };
-            if !deliver(*id, conn, msg) {
+            if !deliver(*id, conn, msg.clone()) {
                 conn.cancel.cancel();
             }
         }
@@ -335,13 +353,10 @@ impl Hub {
     /// after the revocation is committed.
     pub fn close_device(&self, device: DeviceId, reason: ErrorCode, message: &str) {
         let inner = self.lock();
+        let msg = HubMsg::close(reason, message);
         for (id, conn) in inner.conns.iter().filter(|(_, c)| c.device == device) {
             conn.revoked.cancel();
-            let msg = HubMsg::Close {
-                reason,
-                message: message.to_owned(),
-            };
-            if !deliver(*id, conn, msg) {
+            if !deliver(*id, conn, msg.clone()) {
                 conn.cancel.cancel();
             }
         }
@@ -398,6 +413,13 @@ mod tests {
     const DOC: DocId = DocId([7; 16]);
 
     #[test]
+    fn a_hub_message_is_two_words() {
+        // Each connection's queue allocates 32 slots up front; a payload inline would
+        // put kilobytes on every idle connection.
+        assert!(std::mem::size_of::<HubMsg>() <= 16);
+    }
+
+    #[test]
     fn fan_out_reaches_other_subscribers_only() {
         let hub = Hub::new(16);
         let (a, mut a_rx) = hub.register(ALICE, DeviceId([1; 16]), ConnTokens::default());
@@ -407,7 +429,7 @@ mod tests {
         hub.subscribe(a.id, DOC);
         hub.subscribe(b.id, DOC);
         assert_eq!(hub.fan_out(DOC, 1, Bytes::from_static(b"x"), a.id), 1);
-        assert!(matches!(b_rx.try_recv(), Ok(HubMsg::Chunk { seq: 1, .. })));
+        assert!(matches!(b_rx.try_recv(), Ok(HubMsg::Chunk(c)) if c.seq == 1));
         assert!(a_rx.try_recv().is_err());
         assert!(c_rx.try_recv().is_err());
         hub.unsubscribe(b.id, DOC);
@@ -452,7 +474,7 @@ mod tests {
         let (_, _laptop_rx) = hub.register(ALICE, DeviceId([2; 16]), laptop.clone());
         hub.close_device(DeviceId([1; 16]), ErrorCode::DeviceRevoked, "revoked");
         assert!(phone.revoked.is_cancelled());
-        assert!(matches!(phone_rx.try_recv(), Ok(HubMsg::Close { .. })));
+        assert!(matches!(phone_rx.try_recv(), Ok(HubMsg::Close(_))));
         assert!(!laptop.revoked.is_cancelled());
     }
 }

@@ -268,7 +268,7 @@ impl Session {
                         let users: Vec<UserId> = users.into_iter().collect();
                         self.state
                             .cluster
-                            .publish(&users, Remote::Event(frame))
+                            .publish(&users, Remote::Event((*frame).clone()))
                             .await;
                     }
                 }

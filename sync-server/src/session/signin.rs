@@ -391,7 +391,7 @@ impl Session {
             if let HubMsg::Event(frame) = msg {
                 self.state
                     .cluster
-                    .publish(&[user], Remote::Event(frame))
+                    .publish(&[user], Remote::Event((*frame).clone()))
                     .await;
             }
         }
