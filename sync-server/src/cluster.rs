@@ -713,7 +713,9 @@ async fn deliver_events(state: &Arc<AppState>, pg: &PgCluster, ids: Vec<i64>) {
         };
         match decode_remote(payload) {
             Some((users, Remote::Event(frame))) => {
-                state.hub.send_to_users(&users, &HubMsg::Event(Arc::new(frame)));
+                state
+                    .hub
+                    .send_to_users(&users, &HubMsg::Event(Arc::new(frame)));
             }
             Some((users, Remote::Recheck)) => {
                 state.hub.membership_changed();

@@ -50,7 +50,10 @@ pub(crate) async fn notify<'u>(
     let users: Vec<UserId> = users.into_iter().copied().collect();
     state.hub.send_to_users(&users, &msg);
     if let HubMsg::Event(frame) = msg {
-        state.cluster.publish(&users, Remote::Event((*frame).clone())).await;
+        state
+            .cluster
+            .publish(&users, Remote::Event((*frame).clone()))
+            .await;
     }
 }
 
