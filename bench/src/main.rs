@@ -6,6 +6,7 @@ mod blobs;
 mod connections;
 mod family_doc;
 mod fanout;
+mod growth;
 mod load;
 mod photo;
 mod seed_stress;
@@ -47,6 +48,9 @@ enum Command {
     /// doran-device and with vipsthumbnail and ffmpeg on the same file: time, peak
     /// memory, output sizes and PSNR.
     Photo(photo::Options),
+    /// seed-stress at 100, 1000 and 5000 devices, fanout and connections at 10 000:
+    /// one table of how the relay's cost grows, and a plot (`--svg`).
+    Growth(growth::Options),
 }
 
 fn main() {
@@ -59,6 +63,7 @@ fn main() {
         Command::Connections(opts) => connections::run(&opts, cli.json).map_err(Into::into),
         Command::Blobs(opts) => blobs::run(&opts, cli.json).map_err(Into::into),
         Command::Photo(opts) => photo::run(&opts, cli.json).map_err(Into::into),
+        Command::Growth(opts) => growth::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

@@ -286,10 +286,10 @@ impl Hub {
         let live = Arc::new(LiveChunk { doc, seq, frame });
         let mut n = 0;
         for id in subs.iter().filter(|&&id| id != except) {
-            if let Some(conn) = inner.conns.get(id) {
-                if deliver(*id, conn, HubMsg::Chunk(Arc::clone(&live))) {
-                    n += 1;
-                }
+            if let Some(conn) = inner.conns.get(id)
+                && deliver(*id, conn, HubMsg::Chunk(Arc::clone(&live)))
+            {
+                n += 1;
             }
         }
         n
@@ -416,7 +416,7 @@ mod tests {
     fn a_hub_message_is_two_words() {
         // Each connection's queue allocates 32 slots up front; a payload inline would
         // put kilobytes on every idle connection.
-        assert!(std::mem::size_of::<HubMsg>() <= 16);
+        assert!(size_of::<HubMsg>() <= 16);
     }
 
     #[test]

@@ -112,25 +112,28 @@ fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended
             existed: true,
         });
     }
-    let held: Option<i64> = tx
-        .prepare_cached("SELECT bytes FROM logs WHERE doc = ?1")?
-        .query_row([c.doc.0], |row| row.get(0))
-        .optional()?;
-    let held = to_unsigned(held.unwrap_or(0), "log bytes")?;
     let len = c.bytes.len() as u64;
-    if held.saturating_add(len) > c.max_log_bytes {
+    if len > c.max_log_bytes {
         return Err(StoreError::DocumentFull);
     }
     let len = int("chunk length", len)?;
+    let max = i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX);
     // The head moves in the same transaction as the insert, so seqs have no gaps
-    // and are never reused, even after a snapshot dropped every chunk.
-    let seq: i64 = tx
+    // and are never reused, even after a snapshot dropped every chunk. The quota is
+    // checked by the same statement: a log it would overflow is not updated, and
+    // no row comes back (one statement per chunk fewer than reading the bytes first).
+    let seq: Option<i64> = tx
         .prepare_cached(
             "INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, ?2)
              ON CONFLICT (doc) DO UPDATE SET head = head + 1, bytes = bytes + ?2
+                 WHERE bytes + ?2 <= ?3
              RETURNING head",
         )?
-        .query_row((c.doc.0, len), |row| row.get(0))?;
+        .query_row((c.doc.0, len, max), |row| row.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
+        return Err(StoreError::DocumentFull);
+    };
     tx.prepare_cached(
         "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
