@@ -7,12 +7,14 @@ use doran_protocol::{
     PresenceInfo, Response, ServerEvent, Signature, UnixMillis, UserId, signing,
 };
 
-use super::{Session, requests::Ctx, signin::link_code_hash};
+use super::{
+    Session,
+    requests::{Ctx, notify},
+    signin::link_code_hash,
+};
 use crate::{
     auth::verify,
-    cluster::Remote,
     error::{ApiError, ApiResult},
-    hub::HubMsg,
     rules,
     state::now_ms,
     store::LinkRecord,
@@ -262,16 +264,7 @@ impl Session {
                     online,
                     last_seen: Some(now),
                 };
-                if let Some(msg) = HubMsg::event(ServerEvent::Presence(info)) {
-                    self.state.hub.send_to_users(&users, &msg);
-                    if let HubMsg::Event(frame) = msg {
-                        let users: Vec<UserId> = users.into_iter().collect();
-                        self.state
-                            .cluster
-                            .publish(&users, Remote::Event((*frame).clone()))
-                            .await;
-                    }
-                }
+                notify(&self.state, &users, ServerEvent::Presence(info)).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(%user, error = %e, "cannot announce presence"),
