@@ -11,7 +11,9 @@ mod voice;
 
 use std::collections::{BTreeMap, HashSet};
 
-use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
+use automerge::{
+    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable,
+};
 use autosurgeon::Reconcile;
 use doran_protocol::{FamilyId, UserId};
 use serde::de::DeserializeOwned;
@@ -186,6 +188,12 @@ impl FamilyDoc {
         &self.view
     }
 
+    /// What an edit that counts a `kind` touches: this device's counter of it (the
+    /// root row holds the counters).
+    fn counted(&self, kind: &str) -> Touched {
+        Touched::Root(count_key(self.replica.doc().get_actor(), kind))
+    }
+
     /// The user this device acts for.
     pub fn me(&self) -> UserId {
         self.me
@@ -327,7 +335,10 @@ impl FamilyDoc {
             // A whole collection replaced at the root (only a misbehaving client does
             // this): its old entries get no delete patches, so read everything again.
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
-            Touched::Root(_) => hydrate_root(doc, &mut self.view),
+            Touched::Root(key) if key.starts_with(COUNTS_PREFIX) => {
+                refresh_count(doc, key, &mut self.view.counts);
+            }
+            Touched::Root(_) => hydrate_root_fields(doc, &mut self.view),
             Touched::Entity(collection, key) => {
                 let Ok(Some((Value::Object(ObjType::Map), coll))) =
                     doc.get(ROOT, collection.as_str())
@@ -371,13 +382,40 @@ impl FamilyDoc {
 fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
     v.counts = doc
         .map_range(ROOT, COUNTS_PREFIX.to_owned()..COUNTS_END.to_owned())
-        .filter_map(|item| match item.value {
-            automerge::ValueRef::Scalar(
-                automerge::ScalarValueRef::Counter(n) | automerge::ScalarValueRef::Int(n),
-            ) => Some((item.key.to_string(), n)),
-            _ => None,
-        })
+        .filter_map(|item| Some((item.key.to_string(), counter_value(&item.value)?)))
         .collect();
+    hydrate_root_fields(doc, v);
+}
+
+/// Reads one counter again (`n/{kind}/{actor}`). Reading a counter costs what its
+/// increments cost, so an edit re-reads only the counter it moved, never all of them
+/// (every counter of a ten-year family: 1.8 ms per edit, `docs/benchmarks.md`).
+fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>) {
+    let value = match doc.get(ROOT, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            automerge::ScalarValue::Counter(c) => Some(i64::from(c)),
+            automerge::ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    };
+    match value {
+        Some(n) => counts.insert(key.to_owned(), n),
+        None => counts.remove(key),
+    };
+}
+
+fn counter_value(value: &automerge::ValueRef<'_>) -> Option<i64> {
+    match value {
+        automerge::ValueRef::Scalar(
+            automerge::ScalarValueRef::Counter(n) | automerge::ScalarValueRef::Int(n),
+        ) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Reads the root's scalar fields (not the counters).
+fn hydrate_root_fields(doc: &AutoCommit, v: &mut Family) {
     v.schema = autosurgeon::hydrate_prop(doc, ROOT, "schema").unwrap_or_default();
     v.id = autosurgeon::hydrate_prop(doc, ROOT, "id").unwrap_or_default();
     v.name = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
@@ -474,15 +512,15 @@ const COUNTS_PREFIX: &str = "n/";
 /// The first key after every counter key ('/' + 1 = '0').
 const COUNTS_END: &str = "n0";
 
-/// What an edit that counts something touches (the root row holds the counters).
-fn counts() -> Touched {
-    Touched::Root("counts".to_owned())
+/// The root key of `actor`'s counter of `kind`.
+fn count_key(actor: &ActorId, kind: &str) -> String {
+    format!("{COUNTS_PREFIX}{kind}/{}", actor.to_hex_string())
 }
 
 /// Counts one more `kind` (see [`Family::counts`]) on this device's own counter, in the
-/// edit being made (the edit lists [`counts`] among what it touches).
+/// edit being made (the edit lists [`FamilyDoc::counted`] among what it touches).
 fn count(doc: &mut AutoCommit, kind: &str) -> Result<()> {
-    let key = format!("{COUNTS_PREFIX}{kind}/{}", doc.get_actor().to_hex_string());
+    let key = count_key(doc.get_actor(), kind);
     match doc.get(ROOT, key.as_str())? {
         Some((Value::Scalar(s), _)) if matches!(s.as_ref(), automerge::ScalarValue::Counter(_)) => {
             doc.increment(ROOT, key.as_str(), 1)?

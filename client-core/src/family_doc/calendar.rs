@@ -1,6 +1,6 @@
 //! Calendar events: one or more whole days, optionally with times, in a palette color.
 
-use super::{Edit, FamilyDoc, count, counts, delete_entity, entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::CalendarEvent,
@@ -76,7 +76,7 @@ impl FamilyDoc {
         };
         let event = check_event(event)?;
         let id = new_id();
-        let touched = [entity("calendar", &id), counts()];
+        let touched = [entity("calendar", &id), self.counted("events")];
         self.edit("event.add", now_ms, &touched, |doc| {
             put_entity(doc, "calendar", &id, &event)?;
             count(doc, "events")?;

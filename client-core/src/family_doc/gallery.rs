@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::BlobHash;
 
-use super::{
-    Edit, FamilyDoc, count, counts, delete_entity, entity, map_at, new_id, not_found, put_entity,
-};
+use super::{Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Album, Comment, Photo},
@@ -132,7 +130,7 @@ impl FamilyDoc {
             comments: BTreeMap::new(),
         };
         let id = new_id();
-        let touched = [entity("photos", &id), counts()];
+        let touched = [entity("photos", &id), self.counted("photos")];
         self.edit("photo.add", now_ms, &touched, |doc| {
             put_entity(doc, "photos", &id, &photo)?;
             count(doc, "photos")?;
@@ -190,7 +188,7 @@ impl FamilyDoc {
         self.edit(
             "photo.comment",
             now_ms,
-            &[entity("photos", &photo), counts()],
+            &[entity("photos", &photo), self.counted("comments")],
             |doc| {
                 let comments = map_at(doc, &["photos", &photo, "comments"])?;
                 autosurgeon::reconcile_prop(doc, &comments, id.as_str(), &comment)?;

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::UserId;
 
-use super::{
-    Edit, FamilyDoc, count, counts, delete_entity, entity, map_at, new_id, not_found, put_entity,
-};
+use super::{Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::Mission,
@@ -48,7 +46,7 @@ impl FamilyDoc {
             completions: BTreeMap::new(),
         };
         let id = new_id();
-        let touched = [entity("missions", &id), counts()];
+        let touched = [entity("missions", &id), self.counted("missions")];
         self.edit("mission.add", now_ms, &touched, |doc| {
             put_entity(doc, "missions", &id, &mission)?;
             count(doc, "missions")?;
@@ -148,7 +146,11 @@ impl FamilyDoc {
         } else {
             "mission.undone"
         };
-        let touched = [entity("missions", &id), counts()];
+        let touched = [
+            entity("missions", &id),
+            self.counted("ticks"),
+            self.counted("completed"),
+        ];
         self.edit(what, now_ms, &touched, |doc| {
             let completions = map_at(doc, &["missions", &id, "completions"])?;
             if done {

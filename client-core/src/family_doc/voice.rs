@@ -2,7 +2,7 @@
 
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, count, counts, delete_entity, entity, new_id, not_found, put_entity};
+use super::{Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity};
 use crate::{
     error::{DocError, Result},
     model::{Voice, VoiceAlbum},
@@ -151,7 +151,7 @@ impl FamilyDoc {
             at: now_ms,
         };
         let id = new_id();
-        let touched = [entity("voices", &id), counts()];
+        let touched = [entity("voices", &id), self.counted("voices")];
         self.edit("voice.add", now_ms, &touched, |doc| {
             put_entity(doc, "voices", &id, &voice)?;
             count(doc, "voices")?;
