@@ -221,9 +221,14 @@ impl Replica {
                 }
             }
         }
-        // A waiting change is checked against the document with its dependencies
-        // applied, exactly as on arrival: apply what is batched before checking.
-        if !self.pending.is_empty() {
+        // A waiting change whose dependencies are now here is checked against the
+        // document with them applied, exactly as on arrival: apply what is batched
+        // first. One that still waits (its dependency may never come) leaves the
+        // batch alone.
+        let here = |d: &ChangeHash| {
+            batch.hashes.contains(d) || self.doc.get_missing_deps(&[*d]).is_empty()
+        };
+        if self.pending.iter().any(|c| c.deps().iter().all(here)) {
             self.apply_batch(batch);
             self.drain_pending();
         }

@@ -119,3 +119,35 @@ fn an_unreadable_stored_chunk_costs_only_itself() {
     assert_eq!(reopened.replica_mut().heads(), host.replica_mut().heads());
     assert_eq!(reopened.view(), host.view());
 }
+
+#[test]
+fn a_change_whose_dependency_never_comes_waits_without_holding_up_the_rest() {
+    let (mut host, mut member, _) = family();
+    let snapshot = host.save();
+    // The member's other device makes two changes; the host's log only ever gets the
+    // second.
+    let tablet = Actor {
+        user: member.me(),
+        device: DeviceId::random(),
+    };
+    let mut other = FamilyDoc::load(Some(&snapshot), [], &tablet).unwrap();
+    let lost = other.create_album("못 받은 앨범", T0).unwrap();
+    let orphan = other.create_album("기다리는 앨범", T0).unwrap();
+    drop(lost);
+    let tail = busy_week(&mut host, &mut member);
+    let (before, after) = tail.split_at(tail.len() / 2);
+    let mut log: Vec<Vec<u8>> = before.to_vec();
+    log.push(orphan.change.unwrap());
+    log.extend(after.iter().cloned());
+    let mut reopened =
+        FamilyDoc::load(Some(&snapshot), log.iter().map(Vec::as_slice), &actor()).unwrap();
+    assert_eq!(reopened.replica_mut().heads(), host.replica_mut().heads());
+    assert_eq!(reopened.view(), host.view());
+    assert!(
+        reopened
+            .view()
+            .albums
+            .values()
+            .all(|a| a.name != "기다리는 앨범")
+    );
+}
