@@ -213,7 +213,7 @@ impl Device {
         Ok(self.inner.set_my_name(&family, &name).await?)
     }
 
-    /// Removes a member (host only).
+    /// Removes a member (host only), named by user id or by their 호칭 in the family.
     pub async fn remove_member(&self, family: String, user: String) -> Result<()> {
         Ok(self.inner.remove_member(&family, &user).await?)
     }

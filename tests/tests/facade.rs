@@ -213,11 +213,17 @@ async fn two_devices_through_the_facade_alone() {
     );
     let _ = album;
 
-    // Step 8: mom removes her son. His device says so, keeps the family readable and
-    // refuses edits with a clear error.
-    mom.remove_member(&family, &son_account.user)
+    // Step 8: mom removes her son, by his 호칭 (a name nobody has is refused and
+    // removes no one). His device says so, keeps the family readable and refuses edits
+    // with a clear error.
+    let nobody = mom
+        .remove_member(&family, "삼촌")
         .await
-        .expect("removed");
+        .expect_err("nobody is called that");
+    assert_eq!(nobody.code, ErrorCode::NotFound);
+    assert!(nobody.message.contains("삼촌"), "{}", nobody.message);
+    assert_eq!(mom.family(&family).await.expect("family").members.len(), 2);
+    mom.remove_member(&family, "아들").await.expect("removed");
     let (removed, reason) = wait_for(&mut son_events, "the removal", |e| match e {
         DeviceEvent::RemovedFromFamily { family, reason, .. } => Some((family.clone(), *reason)),
         _ => None,

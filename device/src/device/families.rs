@@ -14,7 +14,7 @@ use doran_client_core::{
 };
 use doran_protocol::{FamilyId, Request, Response, UserId};
 
-use super::{Device, lock};
+use super::{Device, lock, missions::resolve_members};
 use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
@@ -296,15 +296,24 @@ impl Device {
         .await
     }
 
-    /// Removes a member (host only): the relay ends their access, then the document
-    /// drops them.
-    pub async fn remove_member(&self, family: &str, user: &str) -> Result<()> {
+    /// Removes a member (host only), named by user id or by their 호칭 in the family:
+    /// the relay ends their access, then the document drops them.
+    pub async fn remove_member(&self, family: &str, member: &str) -> Result<()> {
         let id = self.member_family(family).await?;
         let lang = self.language();
-        let user: UserId = user
-            .trim()
-            .parse()
-            .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
+        let user: UserId = match member.trim().parse() {
+            // Any id goes to the relay, which decides: someone whose entry is already
+            // gone from the document may still be a member there.
+            Ok(user) => user,
+            Err(_) => {
+                let (_, view) = self.family_view(family).await?;
+                let found = resolve_members(&view, &[member.to_owned()], lang)?;
+                found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::code(ErrorCode::NotFound, lang))?
+            }
+        };
         self.require_host(family).await?;
         if user == self.me()? {
             return Err(Error::code(ErrorCode::Forbidden, lang));
