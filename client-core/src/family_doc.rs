@@ -391,20 +391,17 @@ fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
 /// increments cost, so an edit re-reads only the counter it moved, never all of them
 /// (every counter of a ten-year family: 1.8 ms per edit, `docs/benchmarks.md`).
 fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>) {
-    let value = match doc.get(ROOT, key) {
-        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-            automerge::ScalarValue::Counter(c) => Some(i64::from(c)),
-            automerge::ScalarValue::Int(n) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    };
+    let value = doc
+        .map_range(ROOT, key.to_owned()..=key.to_owned())
+        .next()
+        .and_then(|item| counter_value(&item.value));
     match value {
         Some(n) => counts.insert(key.to_owned(), n),
         None => counts.remove(key),
     };
 }
 
+/// The value of a counter key at the root (a counter, or a plain integer).
 fn counter_value(value: &automerge::ValueRef<'_>) -> Option<i64> {
     match value {
         automerge::ValueRef::Scalar(

@@ -112,6 +112,18 @@ struct Batch {
     hashes: HashSet<ChangeHash>,
 }
 
+impl Batch {
+    /// Whether every one of `deps` is in `doc` or in this batch.
+    fn has_all(&self, doc: &AutoCommit, deps: &[ChangeHash]) -> bool {
+        let outside: Vec<ChangeHash> = deps
+            .iter()
+            .filter(|d| !self.hashes.contains(d))
+            .copied()
+            .collect();
+        doc.get_missing_deps(&outside).is_empty()
+    }
+}
+
 /// An Automerge document with its patch cursor.
 #[derive(Debug)]
 pub struct Replica {
@@ -183,6 +195,11 @@ impl Replica {
             }
         }
         replica.apply_batch(&mut batch);
+        if !replica.pending.is_empty() {
+            // Settles what builds on a change refused while loading, as draining after
+            // every chunk did.
+            replica.drain_pending();
+        }
         replica.doc.set_actor(actor.actor_id());
         Ok(replica)
     }
@@ -203,13 +220,7 @@ impl Replica {
                     if batch.hashes.contains(&change.hash()) || self.is_known(&change) {
                         continue;
                     }
-                    let outside: Vec<ChangeHash> = change
-                        .deps()
-                        .iter()
-                        .filter(|d| !batch.hashes.contains(d))
-                        .copied()
-                        .collect();
-                    if self.doc.get_missing_deps(&outside).is_empty() {
+                    if batch.has_all(&self.doc, change.deps()) {
                         batch.hashes.insert(change.hash());
                         batch.changes.push(change);
                         if batch.changes.len() >= LOAD_BATCH {
@@ -225,10 +236,11 @@ impl Replica {
         // document with them applied, exactly as on arrival: apply what is batched
         // first. One that still waits (its dependency may never come) leaves the
         // batch alone.
-        let here = |d: &ChangeHash| {
-            batch.hashes.contains(d) || self.doc.get_missing_deps(&[*d]).is_empty()
-        };
-        if self.pending.iter().any(|c| c.deps().iter().all(here)) {
+        if self
+            .pending
+            .iter()
+            .any(|c| batch.has_all(&self.doc, c.deps()))
+        {
             self.apply_batch(batch);
             self.drain_pending();
         }
