@@ -45,9 +45,22 @@ export class Session {
     await this.call('DELETE', '').catch(() => {});
   }
 
-  async find(css: string): Promise<Element> {
-    const v = await this.call<Record<string, string>>('POST', '/element', { using: 'css selector', value: css });
-    return { id: v[ELEMENT] };
+  /**
+   * The first element matching `css`, waiting up to `timeoutMs` for it to appear: a
+   * screen shows "loading" until its data comes, so its form is not there the instant
+   * the screen is.
+   */
+  async find(css: string, timeoutMs = 15_000): Promise<Element> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const v = await this.call<Record<string, string>>('POST', '/element', { using: 'css selector', value: css });
+        return { id: v[ELEMENT] };
+      } catch (e) {
+        if (!(e instanceof WebDriverError) || !e.message.includes('no such element') || Date.now() > deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async findAll(css: string): Promise<Element[]> {
