@@ -10,15 +10,17 @@
 //!    [`PhotoError::Unsupported`] (there is no pure-Rust HEVC decoder worth taking; the
 //!    phone apps hand over a JPEG from the OS photo picker instead), as is any other
 //!    known image format;
-//! 3. decodes — a JPEG at 1/2, 1/4 or 1/8 of its size when that is still at least as
-//!    big as the copy being made (the scaling happens inside the inverse DCT, so a
-//!    12 MP photo is never held at full size: `jpeg-decoder`); CMYK and 12/16-bit
-//!    JPEGs, JPEGs that decoder cannot read, and the other formats go through the
+//! 3. decodes — a JPEG at the smallest multiple of 1/8 of its size that is still at
+//!    least as big as the copy being made (the scaling happens inside the inverse DCT,
+//!    so a 12 MP photo is never held at full size: libjpeg-turbo through `turbojpeg`,
+//!    SIMD Huffman decoding, IDCT and colour conversion); CMYK, lossless and 12-bit
+//!    JPEGs, JPEGs libjpeg-turbo refuses, and the other formats go through the
 //!    `image` crate at full size — and composites transparency onto white (JPEG has
 //!    no alpha);
 //! 4. resizes with a Lanczos-3 filter (SIMD, `fast_image_resize`) so the long side is
 //!    at most [`DISPLAY_MAX_SIDE`] (never upscaling), applies the EXIF orientation (all
-//!    8 values) to the resized pixels, and encodes the display copy as a baseline JPEG,
+//!    8 values) to the resized pixels, and encodes the display copy as a baseline JPEG
+//!    (libjpeg-turbo, 4:4:4),
 //!    stepping the quality down through [`QUALITY_STEPS`] until it fits
 //!    [`DISPLAY_MAX_BYTES`]; an image that does not fit even at the last step (pure
 //!    noise) is shrunk by a fifth and tried again at that last quality, until it fits;
@@ -33,18 +35,14 @@
 //! then crops the centre to a square and encodes one JPEG of at most [`AVATAR_SIDE`] px
 //! a side and [`AVATAR_MAX_BYTES`]; no metadata survives, and no capture time is kept.
 
-use std::{
-    borrow::Cow,
-    io::Cursor,
-    panic::{AssertUnwindSafe, catch_unwind},
-};
+use std::{borrow::Cow, io::Cursor};
 
 use fast_image_resize as fir;
 use image::{
     DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
     metadata::Orientation,
 };
-use jpeg_decoder::PixelFormat;
+use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 /// Longest side of the display copy, in pixels.
 pub const DISPLAY_MAX_SIDE: u32 = 1920;
@@ -65,6 +63,9 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 const MAX_DECODE_ALLOC: u64 = MAX_PIXELS * 6;
 /// How many times an image that does not fit at the lowest quality is shrunk.
 const MAX_SHRINKS: usize = 12;
+/// The most scans a progressive JPEG may have: a camera writes about ten, and a
+/// crafted file with thousands would make each one a pass over the whole picture.
+const MAX_SCANS: u32 = 500;
 /// Side of a profile photo, in pixels (smaller originals are not upscaled).
 pub const AVATAR_SIDE: u32 = 512;
 /// Largest profile photo, in bytes.
@@ -187,76 +188,72 @@ fn decode(bytes: &[u8], need: impl Fn(u32, u32) -> (u32, u32)) -> Result<Decoded
         return Err(PhotoError::TooLarge);
     }
     let format = detect(bytes)?;
-    if format == ImageFormat::Jpeg {
-        // jpeg-decoder is in maintenance mode and was not written against hostile input
-        // as zune-jpeg was: should it panic on a crafted file, that file goes to the
-        // image crate like any other JPEG this path does not take.
-        match catch_unwind(AssertUnwindSafe(|| decode_jpeg_scaled(bytes, &need))) {
-            Ok(Ok(Some(decoded))) => return Ok(decoded),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) | Err(_) => {}
-        }
+    if format == ImageFormat::Jpeg
+        && let Some(decoded) = decode_jpeg_scaled(bytes, &need)?
+    {
+        return Ok(decoded);
     }
     decode_full(bytes, format)
 }
 
-/// A JPEG through jpeg-decoder, scaled down in the IDCT as far as `need` allows.
-/// `Ok(None)` for a JPEG this path does not take — CMYK, 12/16-bit, or one it cannot
-/// read (damaged or truncated: the image crate makes what it can of those, as before).
+/// A JPEG through libjpeg-turbo, scaled down in the IDCT as far as `need` allows.
+/// `Ok(None)` for a JPEG this path does not take — CMYK or YCCK (libjpeg-turbo gives
+/// those only as CMYK), lossless or 12-bit, or one it cannot read (damaged or
+/// truncated: the image crate makes what it can of those).
 fn decode_jpeg_scaled(
     bytes: &[u8],
     need: &impl Fn(u32, u32) -> (u32, u32),
 ) -> Result<Option<Decoded>, PhotoError> {
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    // Only the headers up to the first scan: the size is checked before any decoding.
-    if decoder.read_info().is_err() {
-        return Ok(None);
-    }
-    let Some(info) = decoder.info() else {
+    let Ok(mut decompressor) = Decompressor::new() else {
         return Ok(None);
     };
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    // Only the headers up to the first scan: the size is checked before any decoding.
+    let Ok(header) = decompressor.read_header(bytes) else {
+        return Ok(None);
+    };
+    let (Ok(w), Ok(h)) = (u32::try_from(header.width), u32::try_from(header.height)) else {
+        return Err(PhotoError::TooLarge);
+    };
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(PhotoError::TooLarge);
     }
-    if w == 0 || h == 0 || !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
+    if w == 0
+        || h == 0
+        || header.is_lossless
+        || matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK)
+    {
         return Ok(None);
     }
-    let (sw, sh) = idct_scaled_size(w, h, need(w, h));
-    if (sw, sh) != (w, h) {
-        let (Ok(rw), Ok(rh)) = (u16::try_from(sw), u16::try_from(sh)) else {
-            return Ok(None);
-        };
-        if decoder.scale(rw, rh).is_err() {
-            return Ok(None);
-        }
-    }
-    decoder.set_max_decoding_buffer_size(usize::try_from(MAX_DECODE_ALLOC).unwrap_or(usize::MAX));
-    let Ok(pixels) = decoder.decode() else {
-        return Ok(None);
-    };
-    let Some(out) = decoder.info() else {
-        return Ok(None);
-    };
-    let (ow, oh) = (u32::from(out.width), u32::from(out.height));
-    if (ow, oh) != (sw, sh) {
+    let scale = idct_scale(w, h, need(w, h));
+    let (sw, sh) = (scale.scale(header.width), scale.scale(header.height));
+    if decompressor.set_scaling_factor(scale).is_err()
+        || decompressor.set_scan_limit(MAX_SCANS).is_err()
+    {
         return Ok(None);
     }
-    let rgb = match out.pixel_format {
-        PixelFormat::RGB24 => RgbImage::from_raw(ow, oh, pixels),
-        PixelFormat::L8 => {
-            let grey = pixels.iter().flat_map(|&l| [l, l, l]).collect();
-            RgbImage::from_raw(ow, oh, grey)
-        }
-        PixelFormat::L16 | PixelFormat::CMYK32 => None,
+    let mut image = Image {
+        pixels: vec![0; sw * sh * 3],
+        width: sw,
+        pitch: sw * 3,
+        height: sh,
+        format: PixelFormat::RGB,
     };
-    let Some(rgb) = rgb.filter(|px| px.width() > 0 && px.height() > 0) else {
+    if decompressor
+        .decompress(bytes, image.as_deref_mut())
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let (Ok(ow), Ok(oh)) = (u32::try_from(sw), u32::try_from(sh)) else {
+        return Ok(None);
+    };
+    let Some(rgb) = RgbImage::from_raw(ow, oh, image.pixels) else {
         return Ok(None);
     };
     // Metadata problems never refuse a photo: it is then shown as stored, undated.
-    let exif = decoder
-        .exif_data()
-        .and_then(|raw| exif::Reader::new().read_raw(raw.to_vec()).ok());
+    let exif = exif::Reader::new()
+        .read_from_container(&mut Cursor::new(bytes))
+        .ok();
     Ok(Some(Decoded {
         rgb,
         orientation: exif.as_ref().and_then(orientation),
@@ -264,23 +261,14 @@ fn decode_jpeg_scaled(
     }))
 }
 
-/// The size jpeg-decoder produces for `w`×`h` at the smallest IDCT scale (1/8, 1/4,
-/// 1/2 or 1) that keeps both sides at least `need`; asking the decoder for exactly this
-/// size gets exactly it.
-fn idct_scaled_size(w: u32, h: u32, need: (u32, u32)) -> (u32, u32) {
-    let at = |eighths: u32| ((w * eighths).div_ceil(8), (h * eighths).div_ceil(8));
-    for eighths in [1, 2, 4] {
-        let (sw, sh) = at(eighths);
-        // The decoder takes the first scale at which either side reaches the request:
-        // a scale whose next smaller one rounds a side to the same length would be
-        // passed over for it (only with sides of a few pixels).
-        let (pw, ph) = at(eighths / 2);
-        let distinct = eighths == 1 || (pw < sw && ph < sh);
-        if sw >= need.0 && sh >= need.1 && distinct {
-            return (sw, sh);
-        }
-    }
-    (w, h)
+/// The smallest IDCT scale (a multiple of 1/8, up to 1) at which a `w`×`h` JPEG still
+/// decodes to at least `need` on both sides. libjpeg-turbo's scaled size is
+/// `⌈side × n / 8⌉`, as [`ScalingFactor::scale`] computes it.
+fn idct_scale(w: u32, h: u32, need: (u32, u32)) -> ScalingFactor {
+    (1..8)
+        .map(|eighths| ScalingFactor::new(eighths, 8))
+        .find(|s| s.scale(w as usize) >= need.0 as usize && s.scale(h as usize) >= need.1 as usize)
+        .unwrap_or(ScalingFactor::ONE)
 }
 
 /// Any supported format through the image crate, at full size.
@@ -453,24 +441,34 @@ fn fit_ref(img: &RgbImage, max: u32) -> Result<Cow<'_, RgbImage>, PhotoError> {
         .ok_or_else(|| resize_error(&"the resized buffer has the wrong size"))
 }
 
-/// Baseline JPEG of `img` at `quality`, with no metadata segments (only JFIF's APP0).
+/// Baseline JPEG of `img` at `quality`, with no metadata segments (only JFIF's APP0),
+/// chroma at full resolution (4:4:4) as the family has always seen it.
 fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
     let encode_error = |e: &dyn std::fmt::Display| PhotoError::Corrupt(format!("encoding: {e}"));
-    let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+    let (Ok(w), Ok(h)) = (usize::try_from(img.width()), usize::try_from(img.height())) else {
         return Err(encode_error(&"larger than a JPEG can be"));
     };
-    let mut out = Vec::new();
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
-    encoder.set_sampling_factor(SAMPLING);
-    encoder
-        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+    if w > usize::from(u16::MAX) || h > usize::from(u16::MAX) {
+        return Err(encode_error(&"larger than a JPEG can be"));
+    }
+    let mut compressor = Compressor::new().map_err(|e| encode_error(&e))?;
+    compressor
+        .set_quality(i32::from(quality))
         .map_err(|e| encode_error(&e))?;
-    Ok(out)
+    compressor
+        .set_subsamp(Subsamp::None)
+        .map_err(|e| encode_error(&e))?;
+    let image = Image {
+        pixels: img.as_raw().as_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: PixelFormat::RGB,
+    };
+    compressor
+        .compress_to_vec(image)
+        .map_err(|e| encode_error(&e))
 }
-
-/// Chroma sampling of both copies: full resolution (4:4:4), as the image crate's
-/// encoder wrote them.
-const SAMPLING: jpeg_encoder::SamplingFactor = jpeg_encoder::SamplingFactor::F_1_1;
 
 /// Encodes `img` at the best of [`QUALITY_STEPS`] that fits `budget` bytes; if even the
 /// last does not, shrinks the pixels by a fifth and retries at the last quality.
@@ -953,12 +951,18 @@ mod tests {
             .into_rgb8();
         let diff = mean_abs_diff(&decode(&p.display), &exact);
         assert!(diff < 2.0, "mean absolute difference {diff}");
-        // Small enough originals are decoded at full size.
+        // Between the halves, the nearest eighth above: 2400×1600 at 7/8.
         let d = super::decode(&jpeg_of(&smooth(2400, 1600), 90), |w, h| {
             fit_size(w, h, DISPLAY_MAX_SIDE)
         })
         .expect("decoded");
-        assert_eq!(d.rgb.dimensions(), (2400, 1600));
+        assert_eq!(d.rgb.dimensions(), (2100, 1400));
+        // Originals no bigger than the copy are decoded at full size.
+        let d = super::decode(&jpeg_of(&smooth(1600, 1200), 90), |w, h| {
+            fit_size(w, h, DISPLAY_MAX_SIDE)
+        })
+        .expect("decoded");
+        assert_eq!(d.rgb.dimensions(), (1600, 1200));
     }
 
     #[test]
@@ -1088,15 +1092,18 @@ mod tests {
 
     #[test]
     fn the_idct_scale_never_goes_below_what_is_needed() {
-        assert_eq!(idct_scaled_size(4000, 3000, (1920, 1440)), (2000, 1500));
-        assert_eq!(idct_scaled_size(4000, 3000, (320, 240)), (500, 375));
-        assert_eq!(idct_scaled_size(4000, 3000, (2000, 1500)), (2000, 1500));
-        assert_eq!(idct_scaled_size(4000, 3000, (2001, 1500)), (4000, 3000));
-        assert_eq!(idct_scaled_size(3001, 2000, (1920, 1279)), (3001, 2000));
-        // A side of a few pixels rounds alike at 1/8 and 1/4, where the decoder would
-        // take 1/8 for a request of 1×2000: 1/2 is asked for instead.
-        assert_eq!(idct_scaled_size(4, 8000, (1, 2000)), (2, 4000));
-        assert_eq!(idct_scaled_size(4, 8000, (1, 1000)), (1, 1000));
+        let size = |w: u32, h: u32, need| {
+            let s = idct_scale(w, h, need);
+            (s.scale(w as usize), s.scale(h as usize))
+        };
+        assert_eq!(size(4000, 3000, (1920, 1440)), (2000, 1500));
+        assert_eq!(size(4000, 3000, (320, 240)), (500, 375));
+        assert_eq!(size(4000, 3000, (2000, 1500)), (2000, 1500));
+        // Between the halves: 5/8, not the full size.
+        assert_eq!(size(4000, 3000, (2001, 1500)), (2500, 1875));
+        assert_eq!(size(3001, 2000, (1920, 1279)), (2251, 1500));
+        assert_eq!(size(4, 8000, (1, 2000)), (1, 2000));
+        assert_eq!(size(2000, 1000, (2000, 1000)), (2000, 1000));
     }
 
     fn small_jpeg() -> Vec<u8> {
@@ -1109,9 +1116,10 @@ mod tests {
         #[test]
         fn the_idct_scale_keeps_the_size_needed(w in 1u32..=65_535, h in 1u32..=65_535, max in 1u32..4000) {
             let need = fit_size(w, h, max);
-            let (sw, sh) = idct_scaled_size(w, h, need);
-            prop_assert!(sw >= need.0 && sh >= need.1);
-            prop_assert!(sw <= w && sh <= h);
+            let s = idct_scale(w, h, need);
+            let (sw, sh) = (s.scale(w as usize), s.scale(h as usize));
+            prop_assert!(sw >= need.0 as usize && sh >= need.1 as usize);
+            prop_assert!(sw <= w as usize && sh <= h as usize);
         }
 
         #[test]

@@ -1,10 +1,12 @@
 # Shared by scripts/run and scripts/test: install what a fresh machine lacks.
 # Sourced, not executed.
 
-# Debian packages the build and the tests need. cmake: the opus crate builds libopus
-# from source with it; pkg-config: -sys crates find system libraries with it; ffmpeg
-# and espeak-ng: audio/ tests make their fixtures (and compare durations) with them.
-DORAN_APT_PACKAGES=(cmake pkg-config build-essential ffmpeg espeak-ng)
+# Debian packages the build and the tests need. cmake: the opus and turbojpeg crates
+# build libopus and libjpeg-turbo from source with it; nasm: libjpeg-turbo's x86 SIMD
+# (the build fails without it rather than making slow photos); pkg-config: -sys crates
+# find system libraries with it; ffmpeg and espeak-ng: audio/ tests make their
+# fixtures (and compare durations) with them.
+DORAN_APT_PACKAGES=(cmake nasm pkg-config build-essential ffmpeg espeak-ng)
 
 # Each line carries the seconds since the script started, so a CI log shows where the
 # time went.
