@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use doran_device::{Device, DeviceOptions, core::time_util::Lang};
+use doran_device::{
+    Device, DeviceOptions,
+    core::{sync::SyncConfig, time_util::Lang},
+};
 use tauri::{App, Manager};
 
 /// The language until the user's own setting is known: Korean when the system locale
@@ -37,6 +40,10 @@ pub fn open_device(
     let options = DeviceOptions {
         utc_offset,
         lang,
+        sync: SyncConfig {
+            client: doran_device::device_name::describe("Dorandoran desktop"),
+            ..SyncConfig::default()
+        },
         ..DeviceOptions::default()
     };
     // Opened and subscribed on Tauri's runtime: the facade's tasks live there.

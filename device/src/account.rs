@@ -330,6 +330,7 @@ pub async fn create_account(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
     relay: &Relay,
+    client: &str,
     email: &str,
     nickname: &str,
     timeout: Duration,
@@ -347,7 +348,7 @@ pub async fn create_account(
         nickname: nickname.clone(),
         personal_doc: DocId::random(),
     };
-    let (info, _) = enroll(relay, keys.clone(), sign_in, timeout).await?;
+    let (info, _) = enroll(relay, client, keys.clone(), sign_in, timeout).await?;
     let account = Account {
         user: info.user,
         device: keys.device,
@@ -380,12 +381,14 @@ pub async fn recover_account(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
     relay: &Relay,
+    client: &str,
     phrase: &str,
     timeout: Duration,
 ) -> Result<Account> {
     let user_key = from_phrase(phrase)?;
     let keys = DeviceKeys::for_new_device(Some(user_key)).map_err(AccountError::from)?;
-    add_device(store, secrets, relay, keys, SignInAs::Recover, timeout).await
+    let (info, _) = enroll(relay, client, keys.clone(), SignInAs::Recover, timeout).await?;
+    store_added(store, secrets, relay, keys, info)
 }
 
 /// How often a new device asks whether its link was confirmed (the relay's hint).
@@ -407,6 +410,7 @@ pub async fn link_device(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
     relay: &Relay,
+    client: &str,
     code: &str,
     timeout: Duration,
     wait: Duration,
@@ -419,7 +423,7 @@ pub async fn link_device(
     let deadline = tokio::time::Instant::now() + wait;
     let mut told = false;
     loop {
-        match enroll(relay, keys.clone(), sign_in.clone(), timeout).await {
+        match enroll(relay, client, keys.clone(), sign_in.clone(), timeout).await {
             Err(SyncError::Auth {
                 code: doran_protocol::ErrorCode::LinkPending,
                 ..
@@ -440,19 +444,6 @@ pub async fn link_device(
             Ok((info, _)) => return store_added(store, secrets, relay, keys, info),
         }
     }
-}
-
-/// Enrolls a new device of an existing user and stores its account.
-async fn add_device(
-    store: &Arc<dyn LocalStore>,
-    secrets: &dyn SecretStore,
-    relay: &Relay,
-    keys: DeviceKeys,
-    sign_in: SignInAs,
-    timeout: Duration,
-) -> Result<Account> {
-    let (info, _) = enroll(relay, keys.clone(), sign_in, timeout).await?;
-    store_added(store, secrets, relay, keys, info)
 }
 
 /// Stores the account of a device just added to an existing user.

@@ -119,7 +119,10 @@ impl Default for DeviceOptions {
             utc_offset: None,
             lang: Lang::Ko,
             blob_cache_bytes: BLOB_CACHE_BYTES,
-            sync: SyncConfig::default(),
+            sync: SyncConfig {
+                client: crate::device_name::describe("Dorandoran"),
+                ..SyncConfig::default()
+            },
             clock: None,
         }
     }
@@ -253,8 +256,9 @@ impl Device {
     /// Opens (creating if needed) the device at `home`: its SQLite store
     /// (`home/device.sqlite`) and blob folder (`home/blobs`). If an account is there
     /// and `options.sync_on_open`, syncing starts in the background.
-    pub async fn open(home: impl AsRef<Path>, options: DeviceOptions) -> Result<Device> {
+    pub async fn open(home: impl AsRef<Path>, mut options: DeviceOptions) -> Result<Device> {
         let home = home.as_ref().to_owned();
+        options.sync.client = crate::device_name::clamp(&options.sync.client);
         let lang = options.lang;
         let dir = home.clone();
         let store: Arc<dyn LocalStore> = tokio::task::spawn_blocking(move || {

@@ -812,9 +812,11 @@ impl SyncDriver {
 
 /// Signs a new device in once (registration, recovery or a link code) and returns who
 /// it is; the connection is then closed. Used to create an account before the
-/// documents exist: the user id is only known from the relay's answer.
+/// documents exist: the user id is only known from the relay's answer. `client` is the
+/// device's name, which the relay keeps for the device list from this sign-in.
 pub async fn enroll(
     relay: &Relay,
+    client: &str,
     keys: DeviceKeys,
     sign_in: SignInAs,
     timeout: Duration,
@@ -823,7 +825,11 @@ pub async fn enroll(
         let (mut ws, _) = connect(relay)
             .await
             .map_err(|e| SyncError::connecting_ws(&e))?;
-        let mut machine = SyncMachine::new(keys, sign_in.clone(), SyncConfig::default(), 0);
+        let config = SyncConfig {
+            client: client.to_owned(),
+            ..SyncConfig::default()
+        };
+        let mut machine = SyncMachine::new(keys, sign_in.clone(), config, 0);
         let mut fx = machine.handle(now_ms(), Event::Connected { docs: Vec::new() });
         loop {
             for frame in &fx.send {

@@ -18,6 +18,7 @@
 pub mod account;
 pub mod blobs;
 mod device;
+pub mod device_name;
 pub mod driver;
 pub mod error;
 pub mod events;

@@ -169,7 +169,7 @@ pub struct InvitesView {
 pub struct DeviceView {
     /// The device.
     pub device: String,
-    /// What it said it is ("doran-device/0.1 (linux)").
+    /// Its name ("Dorandoran · mom-laptop (Linux)", or what the app set).
     pub name: String,
     /// Added (ms).
     pub added_at: i64,

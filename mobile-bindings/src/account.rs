@@ -44,7 +44,7 @@ impl From<screens::AccountView> for AccountView {
 pub struct DeviceView {
     /// The device.
     pub device: String,
-    /// What it said it is ("dorandoran-ios/1.0").
+    /// Its name ("Dorandoran · mom-laptop (Linux)", or what the app set).
     pub name: String,
     /// Added (Unix ms).
     pub added_at: i64,
@@ -80,7 +80,7 @@ pub struct PendingLinkView {
     pub link: String,
     /// The new device.
     pub device: String,
-    /// What it said it is ("dorandoran-ios/1.0").
+    /// Its name ("Dorandoran · mom-laptop (Linux)", or what the app set).
     pub name: String,
     /// Its key's fingerprint (`1a2b-3c4d-5e6f`).
     pub fingerprint: String,

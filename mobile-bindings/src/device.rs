@@ -32,8 +32,9 @@ pub struct DeviceOptions {
     /// device; pending uploads are never evicted); `None`: 512 MiB.
     #[uniffi(default = None)]
     pub blob_cache_bytes: Option<u64>,
-    /// How this device names itself to the relay and in the user's device list
-    /// ("dorandoran-ios/1.0 (iPhone 15)"); `None`: the engine's name.
+    /// How this device names itself in the user's device list and in the prompt that
+    /// confirms a new device ("엄마의 iPhone 15"): cut to 128 bytes, control
+    /// characters dropped; `None`: "Dorandoran · {machine name} ({platform})".
     #[uniffi(default = None)]
     pub client_name: Option<String>,
 }

@@ -2,7 +2,9 @@
 //! alone adds nothing, the first device confirms or rejects, and a first device that
 //! was offline is asked when it comes back.
 
-use doran_device::{Device, DeviceEvent, DeviceOptions, ErrorCode};
+use doran_device::{
+    Device, DeviceEvent, DeviceOptions, ErrorCode, core::sync::SyncConfig, device_name,
+};
 use doran_e2e::{
     Relay,
     devices::{WAIT, link_and_confirm, wait_for},
@@ -29,7 +31,21 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
     mom.sync_now(WAIT).await.expect("synced");
 
     // While the laptop waits, the phone lists the request and still has one device.
-    let laptop = open(dir.path(), "laptop").await;
+    // The laptop's app names it (too long for the relay, with a newline: it is cut,
+    // not refused at sign-in).
+    let long_name = format!("엄마의 노트북\n{}", "!".repeat(200));
+    let laptop = Device::open(
+        dir.path().join("laptop"),
+        DeviceOptions {
+            sync: SyncConfig {
+                client: long_name.clone(),
+                ..SyncConfig::default()
+            },
+            ..DeviceOptions::default()
+        },
+    )
+    .await
+    .expect("the laptop opens");
     let mut asked = mom.subscribe();
     let code = mom.issue_link_code().await.expect("a code");
     let server = relay.url();
@@ -43,6 +59,9 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
         let pending = mom.pending_links().await.expect("pending links");
         assert_eq!(pending, vec![request.clone()]);
         assert_eq!(pending[0].fingerprint.len(), 14, "{pending:?}");
+        // The prompt names the new device as its app did, cut to what the relay keeps.
+        assert_eq!(pending[0].name, device_name::clamp(&long_name));
+        assert!(pending[0].name.starts_with("엄마의 노트북!!!"));
         assert_eq!(mom.devices().await.expect("devices").len(), 1);
         mom.confirm_link(&request.link, true)
             .await
@@ -55,6 +74,14 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
     assert!(mom.pending_links().await.expect("pending").is_empty());
     let devices = mom.devices().await.expect("devices");
     assert_eq!(devices.len(), 2);
+    // Each device by its own name: this one by the machine it runs on.
+    let this = devices.iter().find(|d| d.this_device).expect("this device");
+    assert_eq!(this.name, device_name::describe("Dorandoran"));
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.name == device_name::clamp(&long_name))
+    );
 
     // The new device is a device of the account: it syncs the family.
     laptop.sync_now(WAIT).await.expect("synced");

@@ -84,6 +84,7 @@ impl Device {
             &s.store,
             &*s.secrets,
             &relay,
+            &s.options.sync.client,
             email,
             nickname,
             ENROLL_TIMEOUT,
@@ -102,10 +103,16 @@ impl Device {
         let relay = self.relay(server)?;
         let lang = self.language();
         let s = Arc::clone(self.shared());
-        let account =
-            account::recover_account(&s.store, &*s.secrets, &relay, phrase, ENROLL_TIMEOUT)
-                .await
-                .map_err(|e| Error::from_sync(&e, lang))?;
+        let account = account::recover_account(
+            &s.store,
+            &*s.secrets,
+            &relay,
+            &s.options.sync.client,
+            phrase,
+            ENROLL_TIMEOUT,
+        )
+        .await
+        .map_err(|e| Error::from_sync(&e, lang))?;
         self.attach(account).await?;
         self.after_enrolment().await
     }
@@ -132,6 +139,7 @@ impl Device {
             &s.store,
             &*s.secrets,
             &relay,
+            &s.options.sync.client,
             code,
             ENROLL_TIMEOUT,
             account::LINK_WAIT,
