@@ -10,8 +10,8 @@
 //! time and a GPS position — the things `prepare` must apply, return and strip.
 //!
 //! Measured, `--reps` times each, medians and p99 reported:
-//! - ours: `prepare` in this process (wall and CPU time: the JPEG decoder works on its
-//!   components in worker threads);
+//! - ours: `prepare` in this process (wall and CPU time; libjpeg-turbo and the
+//!   resizer run on the calling thread, so the two should match);
 //!   its peak memory from a child process (this binary again, `--child FILE`) that
 //!   reads the file, prepares it once and reports its own `VmHWM`;
 //! - `vipsthumbnail IN --size 1920x1920 -o display.jpg[Q=85,strip]`, then the same

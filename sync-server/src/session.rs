@@ -481,9 +481,10 @@ impl Session {
                     .disconnected(me.user, me.conn, here)
                     .await;
                 let device = me.device;
+                let client = self.client.clone();
                 if let Err(e) = self
                     .state
-                    .accounts(move |a| a.touch_device(device, now))
+                    .accounts(move |a| a.touch_device(device, now, &client))
                     .await
                 {
                     tracing::warn!(error = %e, "cannot record last seen");

@@ -105,9 +105,11 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         by: DeviceId,
         at: u64,
     ) -> StoreResult<()>;
-    /// Records when a device was last connected (`last_seen` only moves forward).
-    /// `NotFound` if there is no such device.
-    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()>;
+    /// Records that a device signed in at `at` calling itself `client` (its name in
+    /// the device list: a device added before it named itself well takes the new
+    /// name). `last_seen` only moves forward, and an older sign-in does not overwrite
+    /// a newer one's name. `NotFound` if there is no such device.
+    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()>;
 
     // ----- link codes -----
 

@@ -186,3 +186,44 @@ async fn the_test_helper_links_and_confirms() {
         Some(account.user)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_listed_by_the_name_it_last_signed_in_with() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let named = |client: &str| DeviceOptions {
+        sync: SyncConfig {
+            client: client.to_owned(),
+            ..SyncConfig::default()
+        },
+        ..DeviceOptions::default()
+    };
+    // Registered under an old app's name (as every device was before it named itself).
+    let mom = Device::open(dir.path().join("mom"), named("dorandoran-core/0.1.0"))
+        .await
+        .expect("opens");
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("an account");
+    let names = |list: Vec<doran_device::screens::DeviceView>| {
+        list.into_iter().map(|d| d.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(mom.devices().await.expect("devices")),
+        ["dorandoran-core/0.1.0"]
+    );
+    mom.close().await;
+
+    // The updated app signs in with the machine's name: the list follows.
+    let mom = Device::open(
+        dir.path().join("mom"),
+        named("Dorandoran · 엄마의 노트북 (Linux)"),
+    )
+    .await
+    .expect("opens again");
+    mom.sync_now(WAIT).await.expect("signed in and synced");
+    assert_eq!(
+        names(mom.devices().await.expect("devices")),
+        ["Dorandoran · 엄마의 노트북 (Linux)"]
+    );
+}

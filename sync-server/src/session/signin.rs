@@ -335,6 +335,7 @@ impl Session {
         } = signed;
         let now = now_ms();
         let (registered, rx) = self.state.hub.register(user, device, self.tokens.clone());
+        let client = self.client.clone();
         let found = self
             .state
             .accounts(move |a| {
@@ -342,7 +343,7 @@ impl Session {
                 if revoked {
                     return Ok(None);
                 }
-                a.touch_device(device, now)?;
+                a.touch_device(device, now, &client)?;
                 Ok(Some((
                     a.families_of(user)?,
                     a.invites_for(user, now)?,

@@ -72,7 +72,7 @@ pub struct DeviceRecord {
     pub user: UserId,
     /// Its key.
     pub key: PublicKey,
-    /// Its client string.
+    /// Its name (`Hello.client`) as of its latest sign-in.
     pub client: String,
     /// When it was added.
     pub added_at: u64,

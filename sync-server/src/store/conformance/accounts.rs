@@ -273,23 +273,20 @@ pub(crate) fn devices_revoking_each_other_leave_one_standing(f: &Fixture) -> Tes
 pub(crate) fn touch_device_only_moves_forward(f: &Fixture) -> TestResult {
     register(f, 1)?;
     let device = new_device(1, 0).id;
-    f.accounts.touch_device(device, 100)?;
-    assert_eq!(
-        f.accounts.device(device)?.ok_or("device")?.last_seen,
-        Some(100)
-    );
-    f.accounts.touch_device(device, 90)?;
-    assert_eq!(
-        f.accounts.device(device)?.ok_or("device")?.last_seen,
-        Some(100)
-    );
-    f.accounts.touch_device(device, 200)?;
-    assert_eq!(
-        f.accounts.device(device)?.ok_or("device")?.last_seen,
-        Some(200)
-    );
+    let seen = |f: &Fixture| -> Result<(Option<u64>, String), Box<dyn std::error::Error>> {
+        let d = f.accounts.device(device)?.ok_or("device")?;
+        Ok((d.last_seen, d.client))
+    };
+    f.accounts
+        .touch_device(device, 100, "Dorandoran · laptop (Linux)")?;
+    assert_eq!(seen(f)?, (Some(100), "Dorandoran · laptop (Linux)".into()));
+    // An older sign-in (another relay's, recorded late) changes neither.
+    f.accounts.touch_device(device, 90, "old name")?;
+    assert_eq!(seen(f)?, (Some(100), "Dorandoran · laptop (Linux)".into()));
+    f.accounts.touch_device(device, 200, "엄마의 노트북")?;
+    assert_eq!(seen(f)?, (Some(200), "엄마의 노트북".into()));
     assert!(matches!(
-        f.accounts.touch_device(new_device(9, 9).id, 1),
+        f.accounts.touch_device(new_device(9, 9).id, 1, "x"),
         Err(StoreError::NotFound("device"))
     ));
     Ok(())
@@ -376,7 +373,7 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.user(user.id)?, None);
     let id = register(f, 1)?;
     let device = new_device(1, 0).id;
-    assert!(invalid(f.accounts.touch_device(device, BIG)));
+    assert!(invalid(f.accounts.touch_device(device, BIG, "x")));
     assert!(invalid(f.accounts.revoke_device(id, device, device, BIG)));
     assert!(invalid(f.accounts.put_link_code(code(1), id, device, BIG)));
     assert!(invalid(redeem(f, code(1), 1, BIG).map(|_| ())));
@@ -411,7 +408,7 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert_eq!(f.logs.snapshot(doc)?, None);
     // The largest allowed numbers are fine.
     let max = i64::MAX as u64;
-    f.accounts.touch_device(device, max)?;
+    f.accounts.touch_device(device, max, "x")?;
     assert_eq!(
         f.accounts.device(device)?.ok_or("device")?.last_seen,
         Some(max)

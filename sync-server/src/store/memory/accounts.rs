@@ -407,13 +407,16 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()> {
         int("at", at)?;
         let mut a = self.accounts()?;
         let record = a
             .devices
             .get_mut(&device)
             .ok_or(StoreError::NotFound("device"))?;
+        if record.last_seen.is_none_or(|seen| at >= seen) {
+            client.clone_into(&mut record.client);
+        }
         record.last_seen = Some(record.last_seen.map_or(at, |seen| seen.max(at)));
         Ok(())
     }

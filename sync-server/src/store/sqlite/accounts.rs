@@ -357,14 +357,18 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn touch_device(&self, device: DeviceId, at: u64) -> StoreResult<()> {
+    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(|tx| {
+            // Both right-hand sides read the row as it was.
             let updated = tx
                 .prepare_cached(
-                    "UPDATE devices SET last_seen = max(coalesce(last_seen, ?2), ?2) WHERE id = ?1",
+                    "UPDATE devices SET \
+                         client = CASE WHEN ?2 >= coalesce(last_seen, ?2) THEN ?3 ELSE client END, \
+                         last_seen = max(coalesce(last_seen, ?2), ?2) \
+                     WHERE id = ?1",
                 )?
-                .execute((device.0, at))?;
+                .execute((device.0, at, client))?;
             if updated == 0 {
                 return Err(StoreError::NotFound("device"));
             }
