@@ -323,17 +323,28 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Creates an account: makes the keys, registers with `relay`, stores the account
+/// Where and how a new device enrols: the relay, the name it signs in under (its
+/// `Hello.client`, which the relay keeps as its name in the device list), and how long
+/// to wait for the relay's answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Enrolment<'a> {
+    /// The relay.
+    pub relay: &'a Relay,
+    /// This device's name.
+    pub client: &'a str,
+    /// How long one sign-in may take.
+    pub timeout: Duration,
+}
+
+/// Creates an account: makes the keys, registers at `at.relay`, stores the account
 /// (keys in `secrets`) and commits the user's personal document with a random default
 /// avatar; the next sync pushes it.
 pub async fn create_account(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
-    relay: &Relay,
-    client: &str,
+    at: Enrolment<'_>,
     email: &str,
     nickname: &str,
-    timeout: Duration,
 ) -> Result<Account> {
     let nickname = doran_client_core::validate::nickname(nickname)?;
     let email = doran_protocol::text::email(email).map_err(|e| {
@@ -348,13 +359,13 @@ pub async fn create_account(
         nickname: nickname.clone(),
         personal_doc: DocId::random(),
     };
-    let (info, _) = enroll(relay, client, keys.clone(), sign_in, timeout).await?;
+    let (info, _) = enroll(at, keys.clone(), sign_in).await?;
     let account = Account {
         user: info.user,
         device: keys.device,
         email,
         nickname: nickname.clone(),
-        server: relay.base().to_owned(),
+        server: at.relay.base().to_owned(),
         personal_doc: info.personal_doc,
         device_key: keys.device_key,
         user_key: keys.user_key,
@@ -380,15 +391,13 @@ pub async fn create_account(
 pub async fn recover_account(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
-    relay: &Relay,
-    client: &str,
+    at: Enrolment<'_>,
     phrase: &str,
-    timeout: Duration,
 ) -> Result<Account> {
     let user_key = from_phrase(phrase)?;
     let keys = DeviceKeys::for_new_device(Some(user_key)).map_err(AccountError::from)?;
-    let (info, _) = enroll(relay, client, keys.clone(), SignInAs::Recover, timeout).await?;
-    store_added(store, secrets, relay, keys, info)
+    let (info, _) = enroll(at, keys.clone(), SignInAs::Recover).await?;
+    store_added(store, secrets, at.relay, keys, info)
 }
 
 /// How often a new device asks whether its link was confirmed (the relay's hint).
@@ -409,10 +418,8 @@ pub const LINK_WAIT: Duration = Duration::from_secs(15 * 60);
 pub async fn link_device(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
-    relay: &Relay,
-    client: &str,
+    at: Enrolment<'_>,
     code: &str,
-    timeout: Duration,
     wait: Duration,
     waiting: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Account> {
@@ -423,7 +430,7 @@ pub async fn link_device(
     let deadline = tokio::time::Instant::now() + wait;
     let mut told = false;
     loop {
-        match enroll(relay, client, keys.clone(), sign_in.clone(), timeout).await {
+        match enroll(at, keys.clone(), sign_in.clone()).await {
             Err(SyncError::Auth {
                 code: doran_protocol::ErrorCode::LinkPending,
                 ..
@@ -441,7 +448,7 @@ pub async fn link_device(
                 tokio::time::sleep(LINK_POLL).await;
             }
             Err(e) => return Err(e),
-            Ok((info, _)) => return store_added(store, secrets, relay, keys, info),
+            Ok((info, _)) => return store_added(store, secrets, at.relay, keys, info),
         }
     }
 }

@@ -259,6 +259,9 @@ impl Device {
     pub async fn open(home: impl AsRef<Path>, mut options: DeviceOptions) -> Result<Device> {
         let home = home.as_ref().to_owned();
         options.sync.client = crate::device_name::clamp(&options.sync.client);
+        if options.sync.client.trim().is_empty() {
+            options.sync.client = crate::device_name::describe("Dorandoran");
+        }
         let lang = options.lang;
         let dir = home.clone();
         let store: Arc<dyn LocalStore> = tokio::task::spawn_blocking(move || {

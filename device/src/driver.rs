@@ -28,6 +28,7 @@ use doran_client_core::{
 };
 
 use crate::{
+    account::Enrolment,
     blobs::BlobClient,
     relay::Relay,
     sync_error::{Result, SyncError},
@@ -812,15 +813,17 @@ impl SyncDriver {
 
 /// Signs a new device in once (registration, recovery or a link code) and returns who
 /// it is; the connection is then closed. Used to create an account before the
-/// documents exist: the user id is only known from the relay's answer. `client` is the
-/// device's name, which the relay keeps for the device list from this sign-in.
+/// documents exist: the user id is only known from the relay's answer.
 pub async fn enroll(
-    relay: &Relay,
-    client: &str,
+    at: Enrolment<'_>,
     keys: DeviceKeys,
     sign_in: SignInAs,
-    timeout: Duration,
 ) -> Result<(SignedIn, String)> {
+    let Enrolment {
+        relay,
+        client,
+        timeout,
+    } = at;
     let run = async {
         let (mut ws, _) = connect(relay)
             .await

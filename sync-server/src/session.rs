@@ -481,10 +481,9 @@ impl Session {
                     .disconnected(me.user, me.conn, here)
                     .await;
                 let device = me.device;
-                let client = self.client.clone();
                 if let Err(e) = self
                     .state
-                    .accounts(move |a| a.touch_device(device, now, &client))
+                    .accounts(move |a| a.touch_device(device, now, None))
                     .await
                 {
                     tracing::warn!(error = %e, "cannot record last seen");

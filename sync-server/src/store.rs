@@ -105,11 +105,13 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         by: DeviceId,
         at: u64,
     ) -> StoreResult<()>;
-    /// Records that a device signed in at `at` calling itself `client` (its name in
-    /// the device list: a device added before it named itself well takes the new
-    /// name). `last_seen` only moves forward, and an older sign-in does not overwrite
-    /// a newer one's name. `NotFound` if there is no such device.
-    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()>;
+    /// Records that a device was connected at `at` (`last_seen` only moves forward).
+    /// `client`: it signed in then under that name (`Hello.client`), which becomes its
+    /// name in the device list — a device added before it named itself well takes
+    /// the new name; `None` when a connection ends (an old connection closing late
+    /// must not bring back the name it signed in with). `NotFound` if there is no
+    /// such device.
+    fn touch_device(&self, device: DeviceId, at: u64, client: Option<&str>) -> StoreResult<()>;
 
     // ----- link codes -----
 

@@ -4,7 +4,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use doran_device::{
-    account::{Account, StoreSecrets, create_account},
+    account::{Account, Enrolment, StoreSecrets, create_account},
     core::{
         PersonalDoc,
         model::Mood,
@@ -52,11 +52,13 @@ impl Device {
         let account = create_account(
             &store,
             &secrets,
-            &relay_address(server),
-            "sync_relay test",
+            Enrolment {
+                relay: &relay_address(server),
+                client: "sync_relay test",
+                timeout: TIMEOUT,
+            },
             email,
             nickname,
-            TIMEOUT,
         )
         .await
         .expect("account created");
@@ -391,11 +393,13 @@ async fn a_taken_email_is_a_refusal_the_app_can_show() {
     let refused = create_account(
         &store,
         &secrets,
-        &relay_at,
-        "sync_relay test",
+        Enrolment {
+            relay: &relay_at,
+            client: "sync_relay test",
+            timeout: TIMEOUT,
+        },
         "Mom@Example.com",
         "엄마곰",
-        TIMEOUT,
     )
     .await;
     match refused {
@@ -413,11 +417,13 @@ async fn a_taken_email_is_a_refusal_the_app_can_show() {
     create_account(
         &store,
         &secrets,
-        &relay_at,
-        "sync_relay test",
+        Enrolment {
+            relay: &relay_at,
+            client: "sync_relay test",
+            timeout: TIMEOUT,
+        },
         "aunt@example.com",
         "이모",
-        TIMEOUT,
     )
     .await
     .expect("another email registers");

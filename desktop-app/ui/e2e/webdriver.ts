@@ -57,7 +57,8 @@ export class Session {
         const v = await this.call<Record<string, string>>('POST', '/element', { using: 'css selector', value: css });
         return { id: v[ELEMENT] };
       } catch (e) {
-        if (!(e instanceof WebDriverError) || !e.message.includes('no such element') || Date.now() > deadline) throw e;
+        if (!(e instanceof WebDriverError) || !e.message.includes('no such element')) throw e;
+        if (Date.now() > deadline) throw new WebDriverError(`no element ${css} after ${timeoutMs} ms`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use doran_protocol::{DeviceId, LinkId, Request, Response};
 
-use super::Device;
+use super::{Device, Shared};
 use crate::{
     account::{self, Account},
     error::{Error, ErrorCode, Result},
@@ -83,11 +83,9 @@ impl Device {
         let account = account::create_account(
             &s.store,
             &*s.secrets,
-            &relay,
-            &s.options.sync.client,
+            enrolment(&relay, &s),
             email,
             nickname,
-            ENROLL_TIMEOUT,
         )
         .await
         .map_err(|e| Error::from_sync(&e, lang))?;
@@ -103,16 +101,10 @@ impl Device {
         let relay = self.relay(server)?;
         let lang = self.language();
         let s = Arc::clone(self.shared());
-        let account = account::recover_account(
-            &s.store,
-            &*s.secrets,
-            &relay,
-            &s.options.sync.client,
-            phrase,
-            ENROLL_TIMEOUT,
-        )
-        .await
-        .map_err(|e| Error::from_sync(&e, lang))?;
+        let account =
+            account::recover_account(&s.store, &*s.secrets, enrolment(&relay, &s), phrase)
+                .await
+                .map_err(|e| Error::from_sync(&e, lang))?;
         self.attach(account).await?;
         self.after_enrolment().await
     }
@@ -138,10 +130,8 @@ impl Device {
         let account = account::link_device(
             &s.store,
             &*s.secrets,
-            &relay,
-            &s.options.sync.client,
+            enrolment(&relay, &s),
             code,
-            ENROLL_TIMEOUT,
             account::LINK_WAIT,
             &waiting,
         )
@@ -269,4 +259,13 @@ impl Device {
 
 fn ms(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// How this device enrols at `relay`: under its name, waiting [`ENROLL_TIMEOUT`].
+fn enrolment<'a>(relay: &'a Relay, s: &'a Shared) -> account::Enrolment<'a> {
+    account::Enrolment {
+        relay,
+        client: &s.options.sync.client,
+        timeout: ENROLL_TIMEOUT,
+    }
 }

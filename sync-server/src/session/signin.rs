@@ -343,7 +343,7 @@ impl Session {
                 if revoked {
                     return Ok(None);
                 }
-                a.touch_device(device, now, &client)?;
+                a.touch_device(device, now, Some(&client))?;
                 Ok(Some((
                     a.families_of(user)?,
                     a.invites_for(user, now)?,

@@ -277,16 +277,19 @@ pub(crate) fn touch_device_only_moves_forward(f: &Fixture) -> TestResult {
         let d = f.accounts.device(device)?.ok_or("device")?;
         Ok((d.last_seen, d.client))
     };
+    let laptop = "Dorandoran · laptop (Linux)";
+    f.accounts.touch_device(device, 100, Some(laptop))?;
+    assert_eq!(seen(f)?, (Some(100), laptop.into()));
+    // A connection that ends keeps the name; an older time leaves last_seen alone.
+    f.accounts.touch_device(device, 90, None)?;
+    assert_eq!(seen(f)?, (Some(100), laptop.into()));
     f.accounts
-        .touch_device(device, 100, "Dorandoran · laptop (Linux)")?;
-    assert_eq!(seen(f)?, (Some(100), "Dorandoran · laptop (Linux)".into()));
-    // An older sign-in (another relay's, recorded late) changes neither.
-    f.accounts.touch_device(device, 90, "old name")?;
-    assert_eq!(seen(f)?, (Some(100), "Dorandoran · laptop (Linux)".into()));
-    f.accounts.touch_device(device, 200, "엄마의 노트북")?;
+        .touch_device(device, 200, Some("엄마의 노트북"))?;
     assert_eq!(seen(f)?, (Some(200), "엄마의 노트북".into()));
+    f.accounts.touch_device(device, 300, None)?;
+    assert_eq!(seen(f)?, (Some(300), "엄마의 노트북".into()));
     assert!(matches!(
-        f.accounts.touch_device(new_device(9, 9).id, 1, "x"),
+        f.accounts.touch_device(new_device(9, 9).id, 1, None),
         Err(StoreError::NotFound("device"))
     ));
     Ok(())
@@ -373,7 +376,7 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.user(user.id)?, None);
     let id = register(f, 1)?;
     let device = new_device(1, 0).id;
-    assert!(invalid(f.accounts.touch_device(device, BIG, "x")));
+    assert!(invalid(f.accounts.touch_device(device, BIG, None)));
     assert!(invalid(f.accounts.revoke_device(id, device, device, BIG)));
     assert!(invalid(f.accounts.put_link_code(code(1), id, device, BIG)));
     assert!(invalid(redeem(f, code(1), 1, BIG).map(|_| ())));
@@ -408,7 +411,7 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert_eq!(f.logs.snapshot(doc)?, None);
     // The largest allowed numbers are fine.
     let max = i64::MAX as u64;
-    f.accounts.touch_device(device, max, "x")?;
+    f.accounts.touch_device(device, max, None)?;
     assert_eq!(
         f.accounts.device(device)?.ok_or("device")?.last_seen,
         Some(max)

@@ -407,14 +407,14 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()> {
+    fn touch_device(&self, device: DeviceId, at: u64, client: Option<&str>) -> StoreResult<()> {
         int("at", at)?;
         let mut a = self.accounts()?;
         let record = a
             .devices
             .get_mut(&device)
             .ok_or(StoreError::NotFound("device"))?;
-        if record.last_seen.is_none_or(|seen| at >= seen) {
+        if let Some(client) = client {
             client.clone_into(&mut record.client);
         }
         record.last_seen = Some(record.last_seen.map_or(at, |seen| seen.max(at)));

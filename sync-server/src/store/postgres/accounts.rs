@@ -526,17 +526,15 @@ impl AccountStore for PgStore {
         })
     }
 
-    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()> {
+    fn touch_device(&self, device: DeviceId, at: u64, client: Option<&str>) -> StoreResult<()> {
         let at = int("at", at)?;
         // One statement: no serialisable transaction needed, and no retries (sessions
         // of one device on several relays touch it at once).
         self.read(async |c| {
             let updated = exec(
                 c,
-                "UPDATE devices SET \
-                     client = CASE WHEN $2 >= coalesce(last_seen, $2) THEN $3 ELSE client END, \
-                     last_seen = greatest(coalesce(last_seen, $2), $2) \
-                 WHERE id = $1",
+                "UPDATE devices SET client = coalesce($3, client), \
+                     last_seen = greatest(coalesce(last_seen, $2), $2) WHERE id = $1",
                 &[&device.0, &at, &client],
             )
             .await?;

@@ -357,16 +357,13 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn touch_device(&self, device: DeviceId, at: u64, client: &str) -> StoreResult<()> {
+    fn touch_device(&self, device: DeviceId, at: u64, client: Option<&str>) -> StoreResult<()> {
         let at = int("at", at)?;
         self.write(|tx| {
-            // Both right-hand sides read the row as it was.
             let updated = tx
                 .prepare_cached(
-                    "UPDATE devices SET \
-                         client = CASE WHEN ?2 >= coalesce(last_seen, ?2) THEN ?3 ELSE client END, \
-                         last_seen = max(coalesce(last_seen, ?2), ?2) \
-                     WHERE id = ?1",
+                    "UPDATE devices SET client = coalesce(?3, client), \
+                         last_seen = max(coalesce(last_seen, ?2), ?2) WHERE id = ?1",
                 )?
                 .execute((device.0, at, client))?;
             if updated == 0 {
