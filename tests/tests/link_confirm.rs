@@ -16,14 +16,20 @@ async fn open(dir: &std::path::Path, name: &str) -> Device {
         .expect("the device opens")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_device_confirms_and_the_new_one_syncs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(dir.path(), "mom").await;
+/// A relay in `dir` and mom's device, signed up to it (the account's first device).
+async fn mom_signed_up(dir: &std::path::Path) -> (Relay, Device) {
+    let relay = Relay::start(&dir.join("relay"), "127.0.0.1:0");
+    let mom = open(dir, "mom").await;
     mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
         .await
         .expect("an account");
+    (relay, mom)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_device_confirms_and_the_new_one_syncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (relay, mom) = mom_signed_up(dir.path()).await;
     let family = mom
         .create_family("우리 가족", "엄마")
         .await
@@ -98,11 +104,7 @@ async fn the_first_device_confirms_and_the_new_one_syncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_device_is_told_and_cannot_retry_the_code() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(dir.path(), "mom").await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("an account");
+    let (relay, mom) = mom_signed_up(dir.path()).await;
     let stranger = open(dir.path(), "stranger").await;
     let mut asked = mom.subscribe();
     let code = mom.issue_link_code().await.expect("a code");
@@ -134,11 +136,7 @@ async fn a_rejected_device_is_told_and_cannot_retry_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_first_device_is_asked_when_it_reconnects() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(dir.path(), "mom").await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("an account");
+    let (relay, mom) = mom_signed_up(dir.path()).await;
     let code = mom.issue_link_code().await.expect("a code");
     mom.close().await;
 
@@ -174,11 +172,7 @@ async fn an_offline_first_device_is_asked_when_it_reconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_helper_links_and_confirms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(dir.path(), "mom").await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("an account");
+    let (relay, mom) = mom_signed_up(dir.path()).await;
     let tablet = open(dir.path(), "tablet").await;
     let account = link_and_confirm(&mom, &tablet, &relay.url()).await;
     assert_eq!(
