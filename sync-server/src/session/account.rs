@@ -84,7 +84,10 @@ impl Ctx<'_> {
             devices
                 .into_iter()
                 .map(|d| {
-                    let is_online = online.contains(&d.id);
+                    // A revoked device is never shown online: its connections are
+                    // being closed, and on several relays the presence that says so
+                    // may arrive a moment after the revocation.
+                    let is_online = online.contains(&d.id) && d.revoked_at.is_none();
                     DeviceInfo {
                         device: d.id,
                         device_key: d.key,
