@@ -17,7 +17,7 @@ use std::{
 
 use doran_audio::ConvertOptions;
 
-use crate::stats::median;
+use crate::stats::{median, ticks};
 
 /// Options of `doran-bench audio`.
 #[derive(Debug, clap::Args)]
@@ -177,22 +177,11 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     (a.as_secs_f64() / b.as_secs_f64().max(1e-9) * 100.0).round() / 100.0
 }
 
-/// (this process's user+system CPU, waited-for children's user+system CPU), from
-/// `/proc/self/stat` (clock ticks of 10 ms).
+/// (this process's user+system CPU, waited-for children's user+system CPU).
 pub(crate) fn cpu_times() -> (Duration, Duration) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime is field 14 overall.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let tick = |n: u64| Duration::from_millis(n * 10);
-    match f.as_slice() {
-        [u, s, cu, cs] => (tick(u + s), tick(cu + cs)),
-        _ => (Duration::ZERO, Duration::ZERO),
+    match crate::stats::cpu_ticks("self") {
+        Some([u, s, cu, cs]) => (ticks(u + s), ticks(cu + cs)),
+        None => (Duration::ZERO, Duration::ZERO),
     }
 }
 

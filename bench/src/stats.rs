@@ -76,3 +76,20 @@ impl Percentiles {
         })
     }
 }
+
+/// utime, stime, cutime and cstime of process `pid` (or `self`), in clock ticks, from
+/// `/proc/PID/stat`.
+pub fn cpu_ticks(pid: &str) -> Option<[u64; 4]> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime is field 14 of the line, the 12th after the name.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11).map(str::parse::<u64>);
+    let mut next = || fields.next()?.ok();
+    Some([next()?, next()?, next()?, next()?])
+}
+
+/// `n` clock ticks: /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+pub fn ticks(n: u64) -> Duration {
+    Duration::from_millis(n * 10)
+}

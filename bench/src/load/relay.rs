@@ -254,14 +254,8 @@ impl Memory {
     }
 }
 
-/// CPU time (user + system) of process `pid` (or `self`), from `/proc/PID/stat`.
+/// CPU time (user + system) of process `pid` (or `self`).
 pub fn cpu_of(pid: &str) -> Option<std::time::Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
-    Some(std::time::Duration::from_millis(ticks * 10))
+    let [user, system, ..] = crate::stats::cpu_ticks(pid)?;
+    Some(crate::stats::ticks(user + system))
 }
