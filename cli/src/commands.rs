@@ -9,11 +9,7 @@ mod personal;
 
 use std::path::Path;
 
-use doran_device::{
-    Device, DeviceOptions, Error,
-    core::{sync::SyncConfig, time_util::Lang},
-    relay::Trust,
-};
+use doran_device::{Device, DeviceOptions, Error, core::time_util::Lang, relay::Trust};
 use time::UtcOffset;
 
 use crate::{
@@ -74,11 +70,7 @@ pub async fn run(home: &Path, setup: Setup, command: Command) -> CmdResult {
             sync_on_open: false,
             utc_offset: setup.offset,
             lang: setup.lang,
-            sync: SyncConfig {
-                client: doran_device::device_name::describe("doran CLI"),
-                ..SyncConfig::default()
-            },
-            ..DeviceOptions::default()
+            ..DeviceOptions::for_app("doran CLI")
         },
     )
     .await?;

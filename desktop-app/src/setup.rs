@@ -3,10 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use doran_device::{
-    Device, DeviceOptions,
-    core::{sync::SyncConfig, time_util::Lang},
-};
+use doran_device::{Device, DeviceOptions, core::time_util::Lang};
 use tauri::{App, Manager};
 
 /// The language until the user's own setting is known: Korean when the system locale
@@ -40,11 +37,7 @@ pub fn open_device(
     let options = DeviceOptions {
         utc_offset,
         lang,
-        sync: SyncConfig {
-            client: doran_device::device_name::describe("Dorandoran desktop"),
-            ..SyncConfig::default()
-        },
-        ..DeviceOptions::default()
+        ..DeviceOptions::for_app("Dorandoran desktop")
     };
     // Opened and subscribed on Tauri's runtime: the facade's tasks live there.
     let (device, listener) = tauri::async_runtime::block_on(async {

@@ -112,6 +112,14 @@ impl std::fmt::Debug for DeviceOptions {
 
 impl Default for DeviceOptions {
     fn default() -> Self {
+        DeviceOptions::for_app("Dorandoran")
+    }
+}
+
+impl DeviceOptions {
+    /// The defaults, for a device of `app`: it names itself "{app} · {machine}
+    /// ({platform})" in the user's device list ([`crate::device_name::describe`]).
+    pub fn for_app(app: &str) -> Self {
         DeviceOptions {
             secrets: None,
             trust: Trust::from_env(),
@@ -120,7 +128,7 @@ impl Default for DeviceOptions {
             lang: Lang::Ko,
             blob_cache_bytes: BLOB_CACHE_BYTES,
             sync: SyncConfig {
-                client: crate::device_name::describe("Dorandoran"),
+                client: crate::device_name::describe(app),
                 ..SyncConfig::default()
             },
             clock: None,

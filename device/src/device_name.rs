@@ -1,7 +1,7 @@
 //! How a device names itself: the name the user's device list and the "a new device
 //! wants to join your account" prompt show, so it must tell a laptop from a phone
 //! before the user revokes or confirms one. Sent as `Hello.client`; the relay keeps
-//! the name a device had when it was added.
+//! the name of the device's latest sign-in.
 
 use doran_protocol::limits::MAX_CLIENT_NAME_BYTES;
 

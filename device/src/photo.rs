@@ -445,12 +445,10 @@ fn fit_ref(img: &RgbImage, max: u32) -> Result<Cow<'_, RgbImage>, PhotoError> {
 /// chroma at full resolution (4:4:4) as the family has always seen it.
 fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
     let encode_error = |e: &dyn std::fmt::Display| PhotoError::Corrupt(format!("encoding: {e}"));
-    let (Ok(w), Ok(h)) = (usize::try_from(img.width()), usize::try_from(img.height())) else {
+    let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
         return Err(encode_error(&"larger than a JPEG can be"));
     };
-    if w > usize::from(u16::MAX) || h > usize::from(u16::MAX) {
-        return Err(encode_error(&"larger than a JPEG can be"));
-    }
+    let (w, h) = (usize::from(w), usize::from(h));
     let mut compressor = Compressor::new().map_err(|e| encode_error(&e))?;
     compressor
         .set_quality(i32::from(quality))
