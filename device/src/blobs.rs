@@ -373,11 +373,14 @@ impl BlobCache {
         self.dir.join(hash.to_hex())
     }
 
-    /// Adds a blob made on this device for `owner`: writes the file, then queues it
-    /// for upload in the store. Returns its hash. Adding the same bytes twice is fine.
+    /// Adds a blob made on this device for `owner`: writes the file and flushes it to
+    /// the disk, then queues it for upload in the store. Returns its hash. Adding the
+    /// same bytes twice is fine.
     pub fn add_local(&self, bytes: &[u8], mime: &str, owner: BlobOwner) -> Result<BlobHash> {
         let hash = BlobHash::of(bytes);
-        write_atomically(&self.path(hash), bytes)?;
+        // On disk for good before the store says it waits for upload: until then
+        // these bytes exist nowhere else.
+        write_durably(&self.dir, &self.path(hash), bytes)?;
         let known = self.store.blob(hash)?;
         let state = match &known {
             Some(r) if r.state != BlobState::PendingUpload => r.state,
@@ -403,21 +406,35 @@ impl BlobCache {
 
     /// Whether the bytes of `hash` are on this device.
     pub fn is_cached(&self, hash: BlobHash) -> Result<bool> {
-        Ok(self.store.blob(hash)?.is_some_and(|r| r.cached) && self.path(hash).exists())
+        let Some(record) = self.store.blob(hash)? else {
+            return Ok(false);
+        };
+        Ok(record.cached && self.whole(&record))
+    }
+
+    /// Whether the file of `record` is there at its full size. A downloaded blob is
+    /// written without waiting for the disk (it can be fetched again), so after a
+    /// power cut its file may be empty or short: such a file is fetched again rather
+    /// than shown.
+    fn whole(&self, record: &BlobRecord) -> bool {
+        std::fs::metadata(self.path(record.hash)).is_ok_and(|m| m.len() == record.size)
     }
 
     /// Uploads every blob waiting in the queue, oldest first; returns how many went
-    /// up. Stops at the first failure (the rest stay queued).
+    /// up. Stops at the first failure (the rest stay queued). A blob whose file is
+    /// gone or damaged cannot go up from here: it leaves the queue (see
+    /// [`BlobCache::local_bytes`]) and the rest go on.
     pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
         let mut done = 0;
         for record in self.blocking(|c| Ok(c.store.pending_uploads()?)).await? {
             let owner = record.owner.ok_or_else(|| {
                 SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
             })?;
-            let path = self.path(record.hash);
-            let bytes = self.blocking(move |_| Ok(std::fs::read(path)?)).await?;
-            client.put(record.hash, owner, bytes).await?;
             let hash = record.hash;
+            let Some(bytes) = self.blocking(move |c| c.local_bytes(hash)).await? else {
+                continue;
+            };
+            client.put(record.hash, owner, bytes).await?;
             self.blocking(move |c| Ok(c.store.set_blob_state(hash, BlobState::Uploaded)?))
                 .await?;
             done += 1;
@@ -431,7 +448,7 @@ impl BlobCache {
         let path = self.path(hash);
         let cached = self
             .blocking(move |c| {
-                let here = c.store.blob(hash)?.is_some_and(|r| r.cached) && c.path(hash).exists();
+                let here = c.is_cached(hash)?;
                 if here {
                     c.store.touch_blob(hash, now_ms())?;
                 }
@@ -460,6 +477,30 @@ impl BlobCache {
         })
         .await?;
         Ok(path)
+    }
+
+    /// The bytes of a blob made here, for upload; `None` when its file is gone or no
+    /// longer hashes to it (a disk that lost it, someone deleting files). Nothing can
+    /// bring such bytes back, and keeping the blob queued would hold up every upload
+    /// after it, so it leaves the queue as a blob this device does not have (another
+    /// device may still have uploaded the same bytes) and the damaged file goes.
+    fn local_bytes(&self, hash: BlobHash) -> Result<Option<Vec<u8>>> {
+        let path = self.path(hash);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) if hash.verifies(&bytes) => return Ok(Some(bytes)),
+            Ok(bytes) => Some(bytes.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        tracing::warn!(%hash, damaged_len = ?bytes, "a blob made here lost its file; it cannot be uploaded");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.store.set_blob_state(hash, BlobState::RemoteOnly)?;
+        self.store.set_cached(hash, false)?;
+        Ok(None)
     }
 
     /// Runs store and file work on the blocking pool (never on the async runtime).
@@ -503,6 +544,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("part");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomically`], and on the disk when it returns: the bytes are flushed
+/// before the rename (else a power cut can leave the new name on an empty file) and
+/// the folder after it (else the name itself can be lost).
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("part");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

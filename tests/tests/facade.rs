@@ -1,8 +1,10 @@
 //! Two devices driven through the `Device` facade alone — what the desktop app and the
 //! phone bindings call — against the real relay binary: accounts, a family, an
 //! invite, a mission ticked on one device arriving on the other as an event, the relay
-//! restarted mid-way (offline, then up to date), settings honoured, and a removed
-//! member's device saying so and keeping its copy readable.
+//! restarted mid-way (offline, then up to date), settings honoured, a removed
+//! member's device saying so and keeping its copy readable, and photo files damaged
+//! on a device (as a power cut can leave them) neither blocking the upload queue nor
+//! shown as if they were whole.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay,
-    devices::{open, up_to_date, wait_for},
+    devices::{WAIT, open, up_to_date, wait_for},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +340,126 @@ async fn errors_are_typed_and_nothing_changes() {
         dad.family("캠핑 가족").await.expect("by title").family,
         family
     );
+}
+
+/// A PNG that differs by `seed`.
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        image::Rgb([seed.wrapping_mul(40), x as u8, y as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_photo_files_neither_block_uploads_nor_show() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let mom = open(&dir.path().join("mom")).await;
+    let dad = open(&dir.path().join("dad")).await;
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("바다 가족", "엄마")
+        .await
+        .expect("family");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    mom.sync_now(WAIT).await.expect("synced");
+
+    // Offline, mom adds two photos; both wait on her phone for the relay.
+    relay.kill();
+    let first = mom
+        .add_photo_bytes(&family, &album, png(1), "첫 번째")
+        .await
+        .expect("saved offline");
+    let second = mom
+        .add_photo_bytes(&family, &album, png(2), "두 번째")
+        .await
+        .expect("saved offline");
+    let damaged = mom
+        .photo_file(&family, &first, false)
+        .await
+        .expect("the first photo")
+        .expect("its display copy is here");
+    let whole = std::fs::read(
+        mom.photo_file(&family, &second, false)
+            .await
+            .expect("the second photo")
+            .expect("its display copy is here"),
+    )
+    .expect("read");
+    mom.close().await;
+    drop(mom);
+    // The first photo's display copy comes back empty, as a power cut can leave a
+    // file whose name was written but not its bytes.
+    std::fs::write(&damaged, b"").expect("damage");
+
+    relay.restart();
+    let mom = open(&dir.path().join("mom")).await;
+    let report = mom.sync_now(WAIT).await.expect("synced");
+    assert_eq!(
+        report.pending_blobs, 0,
+        "the lost file leaves the queue and the rest go up: {report:?}"
+    );
+    assert!(report.up_to_date, "{report:?}");
+    assert_eq!(
+        mom.photo_file(&family, &first, false)
+            .await
+            .expect("the first photo"),
+        None,
+        "the damaged file is not offered as the photo"
+    );
+
+    // Dad gets the second photo whole, and the first one's thumbnail.
+    dad.sync_now(WAIT).await.expect("synced");
+    let got = dad
+        .fetch_photo(&family, &second, false)
+        .await
+        .expect("the second photo arrives");
+    assert_eq!(std::fs::read(&got).expect("read"), whole);
+    dad.fetch_photo(&family, &first, true)
+        .await
+        .expect("the first photo's thumbnail arrives");
+    assert!(
+        dad.fetch_photo(&family, &first, false).await.is_err(),
+        "the lost display copy was never uploaded"
+    );
+
+    // A downloaded copy that comes back empty on dad's device is fetched again.
+    dad.close().await;
+    drop(dad);
+    std::fs::write(&got, b"").expect("damage");
+    let dad = open(&dir.path().join("dad")).await;
+    let mut dad_events = dad.subscribe();
+    assert_eq!(
+        dad.photo_file(&family, &second, false)
+            .await
+            .expect("the second photo"),
+        None,
+        "an empty copy is not offered; it is fetched again"
+    );
+    wait_for(&mut dad_events, "the photo fetched again", |e| match e {
+        DeviceEvent::BlobArrived { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    let again = dad
+        .photo_file(&family, &second, false)
+        .await
+        .expect("the second photo")
+        .expect("here again");
+    assert_eq!(std::fs::read(again).expect("read"), whole);
 }
