@@ -306,9 +306,7 @@ impl Session {
         // The device was revoked while this connection was open: nothing it sends is
         // served any more, even if the hub's `Close` has not been read yet.
         if signed_in.is_some() && self.tokens.revoked.is_cancelled() {
-            return self
-                .goodbye(ErrorCode::DeviceRevoked, "this device was revoked", None)
-                .await;
+            return self.goodbye_revoked().await;
         }
         match (frame, signed_in) {
             (ClientFrame::Hello { .. }, Some(_)) => {
@@ -369,6 +367,11 @@ impl Session {
     /// ones that do more (filling a gap, re-checking access, saying goodbye) run boxed,
     /// so their state does not enlarge every idle connection's task.
     async fn on_hub(&mut self, msg: HubMsg) -> Flow {
+        // In a cluster a chunk announced by another relay can reach the hub after the
+        // revocation was seen here; a revoked session forwards nothing more.
+        if !matches!(msg, HubMsg::Close(_)) && self.tokens.revoked.is_cancelled() {
+            return Box::pin(self.goodbye_revoked()).await;
+        }
         match msg {
             HubMsg::Chunk(live) => match self.subs.get(&live.doc).copied() {
                 Some(delivered) if live.seq > delivered => {
@@ -451,6 +454,26 @@ impl Session {
     /// Sends an event to this connection.
     pub(crate) async fn send_event(&mut self, event: ServerEvent) -> Flow {
         self.send(&ServerFrame::Event(event)).await
+    }
+
+    /// Whether the rest of a long answer (a catch-up) may still be sent: not once the
+    /// device is revoked (then `Goodbye(device_revoked)`, as when a frame comes in), nor
+    /// once the hub dropped the connection (a full queue). Frames are checked as they
+    /// arrive, but one `Subscribe` can stream for minutes, so the streaming checks too.
+    pub(crate) async fn still_served(&mut self) -> Flow {
+        if self.tokens.revoked.is_cancelled() {
+            return self.goodbye_revoked().await;
+        }
+        if self.tokens.cancel.is_cancelled() {
+            return Err(Disconnect);
+        }
+        Ok(())
+    }
+
+    /// Says `Goodbye(device_revoked)` and closes the socket.
+    pub(crate) async fn goodbye_revoked(&mut self) -> Flow {
+        self.goodbye(ErrorCode::DeviceRevoked, "this device was revoked", None)
+            .await
     }
 
     /// Sends `Goodbye` and closes the socket.

@@ -90,6 +90,9 @@ impl Session {
             if !seen.insert(doc) {
                 continue;
             }
+            // A frame is checked once as it arrives, but its catch-ups can last
+            // minutes: a device revoked meanwhile is sent no further document.
+            self.still_served().await?;
             match self.doc_access(me, doc).await {
                 Ok((_, a)) if a.read => self.catch_up(me, doc, since).await?,
                 Ok(_) => {
@@ -125,6 +128,8 @@ impl Session {
             self.subs.insert(doc, head);
             return self.send(&ServerFrame::CursorAhead { doc, head }).await;
         }
+        // Read after the check in `on_subscribe` (a revocation may have come between).
+        self.still_served().await?;
         let mut cursor = since;
         if let Some(s) = snapshot
             && since < s.covers_seq
@@ -151,6 +156,8 @@ impl Session {
                     return self.send_error(e.frame().for_doc(doc)).await;
                 }
             };
+            // Checked after the read, so no chunk read after a revocation is sent.
+            self.still_served().await?;
             let full = batch.len() == CATCH_UP_BATCH;
             for c in batch.into_iter().take_while(|c| c.seq <= head) {
                 cursor = c.seq;
@@ -175,9 +182,12 @@ impl Session {
     }
 
     /// Waits until `bytes` more of catch-up may be sent on this connection (its
-    /// catch-up budget), writing out what is queued meanwhile.
+    /// catch-up budget), writing out what is queued meanwhile. Stops the catch-up if
+    /// the device is revoked or the connection dropped, before or while it waits: a
+    /// slow reader's catch-up waits most of its time here.
     async fn pace_catch_up(&mut self, bytes: usize) -> Flow {
         loop {
+            self.still_served().await?;
             let now = tokio::time::Instant::now();
             match self.catch_up.try_take_n(bytes as f64, now.into_std()) {
                 Ok(()) => return Ok(()),
@@ -186,6 +196,9 @@ impl Session {
                     tokio::select! {
                         () = tokio::time::sleep_until(now + wait) => {}
                         () = self.state.shutdown.cancelled() => return Err(super::Disconnect),
+                        // The check at the top of the loop says goodbye or drops it.
+                        () = self.tokens.revoked.cancelled() => {}
+                        () = self.tokens.cancel.cancelled() => {}
                     }
                 }
             }
