@@ -290,7 +290,14 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     // --- Outbox ---
 
     /// Up to `limit` outbox entries, oldest first (ascending [`OutboxEntry::id`]).
-    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.outbox_after(None, limit)
+    }
+
+    /// Up to `limit` outbox entries with an id above `after` (all if `None`), oldest
+    /// first. The sync engine pages through the outbox with it, so entries the relay
+    /// asked it to send again later do not hide the ones behind them.
+    fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     /// Removes the outbox entry `id` once the relay has acknowledged it. Idempotent:
     /// returns whether an entry was removed.

@@ -34,8 +34,8 @@
 //!      ([`SyncHost::apply`]); if that fails, disconnect (the cursors are re-read on the
 //!      next connection, so nothing is skipped);
 //!    - `acked` / `refused`: remove those entries from the outbox;
-//!    - `want_outbox`: read that many of the oldest outbox entries and feed them back
-//!      as [`Event::Outbox`];
+//!    - `want_outbox`: read that many outbox entries (oldest first, after the id it
+//!      names) and feed them back as [`Event::Outbox`];
 //!    - `compact`: save the document, upload it as a blob, feed
 //!      [`Event::SnapshotUploaded`] (or [`Event::CompactFailed`]);
 //!    - `snapshot_accepted`: remember the covered seq (for the next `Connected`);
@@ -60,8 +60,8 @@ mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use effects::{
-    Apply, Compact, DocKind, Effects, Fatal, RequestOutcome, SignedIn, SnapshotCheck, SnapshotRef,
-    SyncStatus, VerifySnapshot,
+    Apply, Compact, DocKind, Effects, Fatal, OutboxWanted, RequestOutcome, SignedIn, SnapshotCheck,
+    SnapshotRef, SyncStatus, VerifySnapshot,
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};

@@ -7,8 +7,9 @@ use doran_client_core::{
     keys::DeviceKeys,
     store::{BlobOwner, LocalStore, MemoryStore, OutboxEntry},
     sync::{
-        BackoffConfig, DocCursor, DocKind, Effects, Event, RequestOutcome, SignInAs, SnapshotCheck,
-        SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
+        BackoffConfig, DocCursor, DocKind, Effects, Event, OutboxWanted, RequestOutcome, SignInAs,
+        SnapshotCheck, SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus,
+        VerifySnapshot,
     },
 };
 use doran_protocol::{
@@ -91,6 +92,22 @@ fn entry(id: u64, doc: DocId, bytes: &[u8]) -> OutboxEntry {
     }
 }
 
+/// What a store lists for `want` out of `outbox`.
+fn listed(outbox: &[OutboxEntry], want: OutboxWanted) -> Vec<OutboxEntry> {
+    outbox
+        .iter()
+        .filter(|e| want.after.is_none_or(|after| e.id > after))
+        .take(want.limit)
+        .cloned()
+        .collect()
+}
+
+/// Refuses the push of `chunk` with `code`.
+fn refuse(m: &mut SyncMachine, now: u64, doc: DocId, chunk: ChunkId, code: ErrorCode) -> Effects {
+    let e = ErrorFrame::new(code, "later").for_doc(doc).for_chunk(chunk);
+    m.handle(now, Event::Frame(ServerFrame::Error(e)))
+}
+
 fn subs(fx: &Effects) -> Vec<Subscription> {
     fx.send
         .iter()
@@ -154,7 +171,13 @@ fn signs_in_with_a_valid_signature_and_subscribes_everything() {
             },
         ]
     );
-    assert_eq!(fx.want_outbox, Some(10));
+    assert_eq!(
+        fx.want_outbox,
+        Some(OutboxWanted {
+            after: None,
+            limit: 10
+        })
+    );
     assert_eq!(fx.signed_in.as_ref().map(|s| s.user), Some(USER));
     assert_eq!(fx.status, Some(SyncStatus::Syncing));
 }
@@ -281,7 +304,14 @@ fn outbox_is_pushed_in_order_with_a_bounded_window() {
     assert_eq!(m.cursors(), vec![(PERSONAL, 5)]);
     // Step 4: a local change asks for the outbox again.
     let fx = m.handle(8, Event::LocalChange);
-    assert_eq!(fx.want_outbox, Some(10));
+    assert_eq!(
+        fx.want_outbox,
+        Some(OutboxWanted {
+            after: Some(5),
+            limit: 10
+        }),
+        "listed after the last entry queued"
+    );
     assert_eq!(fx.status, Some(SyncStatus::Syncing));
 }
 
@@ -1141,4 +1171,109 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
             .all(|(_, r)| !matches!(r, Request::ConfirmSnapshot { .. })),
         "never confirmed"
     );
+}
+
+#[test]
+fn a_full_document_log_keeps_the_edit_asks_for_a_snapshot_and_pushes_it_again() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    // Three chunks here, fewer than compaction waits for (5).
+    let stored = DocCursor {
+        doc: PERSONAL,
+        cursor: 3,
+        snapshot_covers: 0,
+    };
+    sign_in(&mut m, vec![stored], vec![]);
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: PERSONAL,
+            seq: 3,
+        }),
+    );
+    assert!(fx.compact.is_empty());
+    let outbox = vec![entry(1, PERSONAL, b"a")];
+    let fx = m.handle(4, Event::Outbox(outbox.clone()));
+    assert_eq!(pushes(&fx), vec![outbox[0].chunk]);
+
+    // The relay says the log is full: the edit stays, and a snapshot is asked for.
+    let fx = refuse(
+        &mut m,
+        5,
+        PERSONAL,
+        outbox[0].chunk,
+        ErrorCode::DocumentFull,
+    );
+    assert!(fx.refused.is_empty(), "the edit is kept: {:?}", fx.refused);
+    assert_eq!(
+        fx.compact.iter().map(|c| c.doc).collect::<Vec<_>>(),
+        vec![PERSONAL],
+        "a snapshot frees the log"
+    );
+    // Not before the delay; then from the oldest entry again, on the same connection.
+    let retry = config().retry_refused_after_ms;
+    assert!(m.handle(5 + retry - 1, Event::Tick).want_outbox.is_none());
+    let want = m
+        .handle(5 + retry, Event::Tick)
+        .want_outbox
+        .expect("the outbox is listed again");
+    assert_eq!(want.after, None);
+    let fx = m.handle(5 + retry + 1, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(pushes(&fx), vec![outbox[0].chunk], "pushed again");
+}
+
+#[test]
+fn pushes_kept_for_later_neither_hide_newer_edits_nor_wait_for_a_new_connection() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![]);
+    let batch = config().outbox_batch as u64;
+    let mut outbox: Vec<_> = (1..=batch)
+        .map(|i| entry(i, PERSONAL, format!("c{i}").as_bytes()))
+        .collect();
+    // A full page of edits, every push refused for now (`unavailable`).
+    let mut now = 3;
+    let mut fx = m.handle(now, Event::Outbox(outbox.clone()));
+    let mut refused = 0;
+    while let Some(chunk) = pushes(&fx).first().copied() {
+        let mut next = Effects::default();
+        for c in pushes(&fx) {
+            now += 1;
+            next.merge(refuse(&mut m, now, PERSONAL, c, ErrorCode::Unavailable));
+            refused += 1;
+        }
+        if let Some(want) = next.want_outbox {
+            next.merge(m.handle(now, Event::Outbox(listed(&outbox, want))));
+        }
+        assert_ne!(pushes(&next).first(), Some(&chunk), "each is pushed once");
+        fx = next;
+    }
+    assert_eq!(refused, batch, "the whole page went out once");
+
+    // A new edit is listed after them and goes out at once.
+    outbox.push(entry(batch + 1, PERSONAL, b"new"));
+    let want = m
+        .handle(now, Event::LocalChange)
+        .want_outbox
+        .expect("listed");
+    assert_eq!(want.after, Some(batch));
+    let fx = m.handle(now, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(pushes(&fx), vec![outbox[batch as usize].chunk]);
+    m.handle(
+        now,
+        Event::Frame(ServerFrame::Ack {
+            doc: PERSONAL,
+            chunk: outbox[batch as usize].chunk,
+            seq: 1,
+        }),
+    );
+    outbox.pop();
+
+    // After the delay the kept ones go again, still connected, oldest first.
+    let want = m
+        .handle(now + config().retry_refused_after_ms, Event::Tick)
+        .want_outbox
+        .expect("the outbox is listed again");
+    let fx = m.handle(now, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(pushes(&fx), vec![outbox[0].chunk, outbox[1].chunk]);
 }

@@ -671,8 +671,10 @@ impl SyncDriver {
                     message: format!("chunk {chunk} of {doc} refused"),
                 })));
             }
-            if let Some(limit) = fx.want_outbox {
-                let entries = self.blocking(move |h| h.outbox(limit)).await?;
+            if let Some(want) = fx.want_outbox {
+                let entries = self
+                    .blocking(move |h| h.outbox(want.after, want.limit))
+                    .await?;
                 queue.push_back(r.machine.handle(now_ms(), Event::Outbox(entries)));
             }
             for (doc, code) in &fx.dropped {

@@ -142,8 +142,8 @@ impl SyncHost for PartialSnapshots {
     fn doc_cursors(&self) -> HostResult<Vec<DocCursor>> {
         self.0.doc_cursors()
     }
-    fn outbox(&self, limit: usize) -> HostResult<Vec<OutboxEntry>> {
-        self.0.outbox(limit)
+    fn outbox(&self, after: Option<u64>, limit: usize) -> HostResult<Vec<OutboxEntry>> {
+        self.0.outbox(after, limit)
     }
     fn pending_count(&self) -> HostResult<u64> {
         self.0.pending_count()

@@ -241,6 +241,16 @@ pub(crate) fn outbox_is_oldest_first_across_documents_and_limited(
     assert_eq!(store.outbox(usize::MAX)?, entries);
     assert_eq!(store.outbox(4)?, entries[..4]);
     assert!(store.outbox(0)?.is_empty());
+    // Paging: after an id, whatever was removed before it.
+    assert_eq!(store.outbox_after(Some(entries[3].id), 3)?, entries[4..7]);
+    assert_eq!(store.outbox_after(None, 2)?, entries[..2]);
+    assert!(store.outbox_after(Some(entries[9].id), 10)?.is_empty());
+    assert!(store.outbox_after(Some(u64::MAX), 10)?.is_empty());
+    store.outbox_acked(entries[5].id)?;
+    assert_eq!(
+        store.outbox_after(Some(entries[4].id), 2)?,
+        [entries[6].clone(), entries[7].clone()]
+    );
     Ok(())
 }
 

@@ -337,8 +337,16 @@ impl LocalStore for MemoryStore {
         Ok(())
     }
 
-    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(self.lock()?.outbox.values().take(limit).cloned().collect())
+    fn outbox_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let inner = self.lock()?;
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(inner
+            .outbox
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, e)| e)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn outbox_acked(&self, id: u64) -> Result<bool> {

@@ -472,14 +472,20 @@ impl LocalStore for SqliteStore {
         })
     }
 
-    fn outbox(&self, max: usize) -> Result<Vec<OutboxEntry>> {
+    fn outbox_after(&self, after: Option<u64>, max: usize) -> Result<Vec<OutboxEntry>> {
+        // Ids are SQLite rowids (never negative); one above i64::MAX has nothing after it.
+        let after = match after.map(i64::try_from) {
+            None => -1,
+            Some(Ok(id)) => id,
+            Some(Err(_)) => return Ok(Vec::new()),
+        };
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(concat!(
                 "SELECT ",
                 outbox_columns!(),
-                " FROM outbox ORDER BY id LIMIT ?1"
+                " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2"
             ))?;
-            collect(stmt.query([limit(max)])?, outbox_entry)
+            collect(stmt.query([after, limit(max)])?, outbox_entry)
         })
     }
 

@@ -45,6 +45,16 @@ pub struct Apply {
     pub cursor: Seq,
 }
 
+/// Outbox entries to read ([`SyncHost::outbox`](super::SyncHost::outbox)) and hand
+/// back as [`Event::Outbox`](super::Event::Outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxWanted {
+    /// Only entries with an id above this one (`None`: from the oldest).
+    pub after: Option<u64>,
+    /// At most this many, oldest first.
+    pub limit: usize,
+}
+
 /// A compaction to prepare: save the document, upload the bytes as a blob of its
 /// owner ([`Compact::owner`]: `PUT /blobs/{hash}?family=` for a family document,
 /// `?owner=me` for this user's personal document), then hand
@@ -180,9 +190,9 @@ pub struct Effects {
     /// large, invalid): remove them from the outbox (they stay in the local log) and
     /// tell the user.
     pub refused: Vec<(DocId, ChunkId, ErrorCode)>,
-    /// Read up to this many of the oldest outbox entries and hand them back as
+    /// Read these outbox entries and hand them back as
     /// [`Event::Outbox`](super::Event::Outbox).
-    pub want_outbox: Option<usize>,
+    pub want_outbox: Option<OutboxWanted>,
     /// The user lost access to these documents (or they do not exist): they are no
     /// longer synced. Tell the UI; keep or delete the local copy as the product wants.
     pub dropped: Vec<(DocId, ErrorCode)>,

@@ -47,8 +47,9 @@ pub trait SyncHost: Send + Sync + 'static {
     /// accepted (see [`snapshot_accepted`](Self::snapshot_accepted)).
     fn doc_cursors(&self) -> Result<Vec<DocCursor>>;
 
-    /// Up to `limit` of the oldest outbox entries.
-    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+    /// Up to `limit` outbox entries with an id above `after` (from the oldest if
+    /// `None`), oldest first.
+    fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     /// How many local changes wait for the relay.
     fn pending_count(&self) -> Result<u64>;
@@ -487,8 +488,8 @@ impl SyncHost for StoreHost {
         Ok(out)
     }
 
-    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let entries = self.store.outbox(limit)?;
+    fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let entries = self.store.outbox_after(after, limit)?;
         let mut own = self.own();
         for e in &entries {
             own.entry((e.doc, e.chunk))

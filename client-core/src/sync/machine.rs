@@ -77,6 +77,10 @@ pub struct SyncConfig {
     /// Give a connection up after this long without any frame (or before sign-in
     /// completes), in ms.
     pub dead_after_ms: u64,
+    /// Push again, on the same connection, the local changes the relay asked to have
+    /// later (a transient refusal, a full quota or document log) after this long, in
+    /// ms, or after the relay's `retry_after_ms` if that is longer.
+    pub retry_refused_after_ms: u64,
 }
 
 impl Default for SyncConfig {
@@ -89,6 +93,7 @@ impl Default for SyncConfig {
             backoff: BackoffConfig::default(),
             ping_after_ms: 25_000,
             dead_after_ms: 60_000,
+            retry_refused_after_ms: 10_000,
         }
     }
 }
@@ -243,10 +248,13 @@ pub struct SyncMachine {
     queued_requests: Vec<(RequestId, Request)>,
     queue: VecDeque<OutboxEntry>,
     in_flight: Vec<(DocId, doran_protocol::ChunkId)>,
-    /// Highest outbox id queued on this connection.
+    /// Highest outbox id queued on this connection: the outbox is listed after it.
     last_queued: Option<u64>,
     outbox_requested: bool,
     outbox_more: bool,
+    /// When to go through the outbox from its oldest entry again, for the pushes the
+    /// relay asked to have later (they stay in the outbox, behind `last_queued`).
+    retry_kept_at: Option<u64>,
     last_frame_at: u64,
     last_ping_at: u64,
     next_nonce: u64,
@@ -282,6 +290,7 @@ impl SyncMachine {
             last_queued: None,
             outbox_requested: false,
             outbox_more: false,
+            retry_kept_at: None,
             last_frame_at: 0,
             last_ping_at: 0,
             next_nonce: 1,
@@ -363,6 +372,7 @@ impl SyncMachine {
             Event::Tick => {
                 self.on_tick(now_ms, &mut fx);
                 self.retry_stalled(now_ms, &mut fx);
+                self.retry_kept(now_ms, &mut fx);
             }
             Event::SnapshotUnavailable { doc } => {
                 self.on_snapshot_unavailable(doc, now_ms, &mut fx)

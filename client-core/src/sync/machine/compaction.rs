@@ -21,6 +21,19 @@ impl SyncMachine {
     /// Family documents are compacted by any member's device; a personal document
     /// only by its owner's (the relay lets nobody else write it).
     pub(super) fn maybe_compact(&mut self, doc: DocId, fx: &mut Effects) {
+        self.compact_if(doc, self.config.compact_after, fx);
+    }
+
+    /// Asks for a snapshot of `doc` now that the relay refused a push because the log
+    /// is full (`document_full`): whatever has grown since the last snapshot.
+    pub(super) fn compact_full(&mut self, doc: DocId, fx: &mut Effects) {
+        self.compact_if(doc, 0, fx);
+    }
+
+    /// Asks for a snapshot of `doc` if this device may write it, has caught up, is not
+    /// compacting it already, and its log holds more than `grown` chunks after the
+    /// last snapshot.
+    fn compact_if(&mut self, doc: DocId, grown: u64, fx: &mut Effects) {
         let me = self.me;
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
@@ -32,7 +45,7 @@ impl SyncMachine {
         if writable
             && state.caught_up
             && !state.compacting
-            && state.cursor.saturating_sub(state.snapshot_covers) > self.config.compact_after
+            && state.cursor.saturating_sub(state.snapshot_covers) > grown
         {
             state.compacting = true;
             fx.compact.push(Compact {

@@ -32,6 +32,8 @@ impl SyncMachine {
         self.last_queued = None;
         self.outbox_requested = false;
         self.outbox_more = true;
+        // A new connection starts from the oldest entry anyway.
+        self.retry_kept_at = None;
     }
 
     /// The connection ended (`goodbye` is the relay's reason when it said one).

@@ -190,12 +190,20 @@ impl SyncMachine {
         match (e.doc, e.chunk) {
             (Some(doc), Some(chunk)) => {
                 self.in_flight.retain(|&(d, c)| (d, c) != (doc, chunk));
-                let keep = e.code.is_transient() || e.code == ErrorCode::QuotaExceeded;
-                if !keep {
+                // Refusals that pass keep the edit: it stays in the outbox and goes
+                // again later. Dropping it would lose it for every other device, and
+                // every later change of this device to the document depends on it.
+                let keep = e.code.is_transient()
+                    || matches!(e.code, ErrorCode::QuotaExceeded | ErrorCode::DocumentFull);
+                if keep {
+                    self.keep_for_later(e.code, e.retry_after_ms);
+                    if e.code == ErrorCode::DocumentFull {
+                        // What frees the log is a snapshot of it.
+                        self.compact_full(doc, fx);
+                    }
+                } else {
                     fx.refused.push((doc, chunk, e.code));
                 }
-                // A kept entry stays in the outbox and is pushed again on the next
-                // connection.
                 fx.errors.push(e);
                 self.pump(fx);
             }

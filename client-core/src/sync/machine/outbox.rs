@@ -1,10 +1,19 @@
 //! The outbox: local changes read from the host in batches and pushed with at most
 //! [`SyncConfig::max_in_flight`](super::SyncConfig::max_in_flight) awaiting their ack.
+//!
+//! The outbox is paged by id (each listing starts after the last entry queued), so a
+//! push the relay asks to have later (a transient refusal, a full quota or document
+//! log) stays in the outbox without hiding the entries behind it; after
+//! [`SyncConfig::retry_refused_after_ms`](super::SyncConfig::retry_refused_after_ms)
+//! the machine pages through the outbox from its oldest entry again.
 
-use doran_protocol::ClientFrame;
+use doran_protocol::{ClientFrame, ErrorCode};
 
 use super::{Conn, SyncMachine};
-use crate::{store::OutboxEntry, sync::Effects};
+use crate::{
+    store::OutboxEntry,
+    sync::{Effects, OutboxWanted},
+};
 
 impl SyncMachine {
     pub(super) fn on_outbox(&mut self, entries: Vec<OutboxEntry>, fx: &mut Effects) {
@@ -13,17 +22,39 @@ impl SyncMachine {
         }
         self.outbox_requested = false;
         let full = entries.len() >= self.config.outbox_batch;
-        let mut fresh = false;
         for e in entries {
-            if self.last_queued.is_none_or(|last| e.id > last) {
-                self.last_queued = Some(e.id);
+            self.last_queued = self.last_queued.max(Some(e.id));
+            // Going through again from the oldest: what is on its way already stays.
+            let pushed = self.in_flight.contains(&(e.doc, e.chunk));
+            if !pushed && !self.queue.iter().any(|q| q.id == e.id) {
                 self.queue.push_back(e);
-                fresh = true;
             }
         }
-        // Entries kept after a transient refusal come back in every listing: only a
-        // full listing with something new suggests there is more behind it.
-        self.outbox_more = full && fresh;
+        // Each listing starts after the last, so a full one may have more behind it.
+        self.outbox_more = full;
+        self.pump(fx);
+    }
+
+    /// The relay asked to have a push later: it stays in the outbox, and the machine
+    /// goes through the outbox again after the delay (the longer of the relay's and
+    /// its own).
+    pub(super) fn keep_for_later(&mut self, code: ErrorCode, retry_after_ms: Option<u64>) {
+        let delay = retry_after_ms
+            .unwrap_or(0)
+            .max(self.config.retry_refused_after_ms);
+        let at = self.last_frame_at.saturating_add(delay);
+        tracing::debug!(?code, delay, "a push is kept for later");
+        self.retry_kept_at = Some(self.retry_kept_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// Goes through the outbox from its oldest entry again, once kept pushes are due.
+    pub(super) fn retry_kept(&mut self, now_ms: u64, fx: &mut Effects) {
+        if self.conn != Conn::SignedIn || self.retry_kept_at.is_none_or(|at| now_ms < at) {
+            return;
+        }
+        self.retry_kept_at = None;
+        self.last_queued = None;
+        self.outbox_more = true;
         self.pump(fx);
     }
 
@@ -50,7 +81,10 @@ impl SyncMachine {
             && self.in_flight.len() < self.config.max_in_flight.max(1)
         {
             self.outbox_requested = true;
-            fx.want_outbox = Some(self.config.outbox_batch.max(1));
+            fx.want_outbox = Some(OutboxWanted {
+                after: self.last_queued,
+                limit: self.config.outbox_batch.max(1),
+            });
         }
     }
 }
