@@ -421,25 +421,42 @@ impl BlobCache {
     }
 
     /// Uploads every blob waiting in the queue, oldest first; returns how many went
-    /// up. Stops at the first failure (the rest stay queued). A blob whose file is
-    /// gone or damaged cannot go up from here: it leaves the queue (see
-    /// [`BlobCache::local_bytes`]) and the rest go on.
+    /// up. A blob the relay refuses (the user left that family, its quota is full…)
+    /// stays queued and the rest go on; the first refusal is returned once all were
+    /// tried, so the caller says so and tries again later. A failure to reach the
+    /// relay stops the round (the rest stay queued). A blob whose file is gone or
+    /// damaged cannot go up from here: it leaves the queue (see
+    /// [`BlobCache::local_bytes`]).
     pub async fn upload_pending(&self, client: &BlobClient) -> Result<usize> {
         let mut done = 0;
+        let mut refused = None;
         for record in self.blocking(|c| Ok(c.store.pending_uploads()?)).await? {
-            let owner = record.owner.ok_or_else(|| {
-                SyncError::Protocol(format!("blob {} has no owner to upload for", record.hash))
-            })?;
             let hash = record.hash;
+            let Some(owner) = record.owner else {
+                let e = SyncError::Protocol(format!("blob {hash} has no owner to upload for"));
+                refused.get_or_insert(e);
+                continue;
+            };
             let Some(bytes) = self.blocking(move |c| c.local_bytes(hash)).await? else {
                 continue;
             };
-            client.put(record.hash, owner, bytes).await?;
+            match client.put(hash, owner, bytes).await {
+                Ok(()) => {}
+                Err(e @ SyncError::Refused { .. }) => {
+                    tracing::info!(%hash, error = %e, "the relay refused a blob; it stays queued");
+                    refused.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             self.blocking(move |c| Ok(c.store.set_blob_state(hash, BlobState::Uploaded)?))
                 .await?;
             done += 1;
         }
-        Ok(done)
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
     }
 
     /// The path of the verified bytes of `hash`, downloading them if they are not

@@ -2,15 +2,19 @@
 //! phone bindings call — against the real relay binary: accounts, a family, an
 //! invite, a mission ticked on one device arriving on the other as an event, the relay
 //! restarted mid-way (offline, then up to date), settings honoured, a removed
-//! member's device saying so and keeping its copy readable, and photo files damaged
-//! on a device (as a power cut can leave them) neither blocking the upload queue nor
-//! shown as if they were whole.
+//! member's device saying so and keeping its copy readable, photo files damaged on a
+//! device (as a power cut can leave them) neither blocking the upload queue nor shown
+//! as if they were whole, a blob the relay refuses not holding up the others, and
+//! edits refused by a full family log kept until a snapshot frees it.
 
 use std::time::Duration;
 
 use doran_device::{
-    DeviceEvent, ErrorCode, MissionInput, Part,
-    core::{sync::SyncStatus, time_util::Lang},
+    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Part,
+    core::{
+        sync::{SyncConfig, SyncStatus},
+        time_util::Lang,
+    },
     events::RemovedReason,
     screens::SettingsView,
 };
@@ -462,4 +466,160 @@ async fn damaged_photo_files_neither_block_uploads_nor_show() {
         .expect("the second photo")
         .expect("here again");
     assert_eq!(std::fs::read(again).expect("read"), whole);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_refused_by_a_full_family_log_wait_for_a_snapshot_and_arrive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A family log that holds about fifteen missions' worth of changes.
+    let relay_dir = dir.path().join("relay");
+    std::fs::create_dir_all(&relay_dir).expect("relay dir");
+    let config = relay_dir.join("relay.json");
+    std::fs::write(&config, r#"{"limits":{"family_log_quota_bytes":12000}}"#).expect("config");
+    let relay = Relay::start_with(
+        &relay_dir,
+        "127.0.0.1:0",
+        &["--config", &config.display().to_string()],
+    );
+    let quick = || DeviceOptions {
+        sync: SyncConfig {
+            retry_refused_after_ms: 200,
+            ..SyncConfig::default()
+        },
+        ..DeviceOptions::default()
+    };
+    let mom = Device::open(dir.path().join("mom"), quick())
+        .await
+        .expect("opens");
+    let dad = Device::open(dir.path().join("dad"), quick())
+        .await
+        .expect("opens");
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let family = mom.create_family("산 가족", "엄마").await.expect("family");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    mom.sync_now(WAIT).await.expect("synced");
+    dad.sync_now(WAIT).await.expect("synced");
+
+    // Mom adds more missions than the log holds: the relay refuses the later pushes
+    // (`document_full`), and each is saved on her phone all the same.
+    let total = 60;
+    for i in 0..total {
+        mom.add_mission(
+            &family,
+            MissionInput {
+                title: format!("등산 {i}"),
+                ..MissionInput::default()
+            },
+        )
+        .await
+        .expect("saved");
+    }
+    // Her phone compacts the log; dad's confirms the snapshot, which frees it; the
+    // kept edits go again and every one reaches dad.
+    let mut dad_events = dad.subscribe();
+    let arrived = tokio::time::timeout(WAIT, async {
+        loop {
+            let seen = dad
+                .missions(&family, None)
+                .await
+                .expect("missions")
+                .month
+                .total;
+            if seen == total {
+                return;
+            }
+            dad_events.next().await.expect("dad's device is open");
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "dad has {} of {total} missions; mom has {} changes waiting",
+        dad.missions(&family, None)
+            .await
+            .expect("missions")
+            .month
+            .total,
+        mom.pending().await.expect("pending")
+    );
+    let report = mom.sync_now(WAIT).await.expect("synced");
+    assert!(report.up_to_date && report.pending == 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_photo_does_not_hold_up_the_uploads_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A family blob quota too small for a display copy; the avatar counts elsewhere.
+    let relay_dir = dir.path().join("relay");
+    std::fs::create_dir_all(&relay_dir).expect("relay dir");
+    let config = relay_dir.join("relay.json");
+    std::fs::write(&config, r#"{"limits":{"family_quota_bytes":600}}"#).expect("config");
+    let mut relay = Relay::start_with(
+        &relay_dir,
+        "127.0.0.1:0",
+        &["--config", &config.display().to_string()],
+    );
+    let mom = open(&dir.path().join("mom")).await;
+    let dad = open(&dir.path().join("dad")).await;
+    let mom_user = mom
+        .create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account")
+        .user;
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("바다 가족", "엄마")
+        .await
+        .expect("family");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    mom.sync_now(WAIT).await.expect("synced");
+
+    // Offline, mom adds a photo (too big for the family's quota), then a new avatar.
+    relay.kill();
+    mom.add_photo_bytes(&family, &album, png(3), "")
+        .await
+        .expect("saved offline");
+    let avatar = dir.path().join("avatar.png");
+    std::fs::write(&avatar, png(4)).expect("avatar file");
+    mom.update_profile(doran_device::ProfileChanges {
+        avatar_file: Some(avatar),
+        ..Default::default()
+    })
+    .await
+    .expect("saved offline");
+    relay.restart();
+
+    // The photo is refused and stays queued; the avatar behind it goes up.
+    let report = mom.sync_now(WAIT).await.expect("synced");
+    assert!(
+        report.pending_blobs >= 1 && !report.up_to_date,
+        "the refused photo stays queued: {report:?}"
+    );
+    dad.sync_now(WAIT).await.expect("synced");
+    assert!(
+        dad.avatar_file(Some(&mom_user))
+            .await
+            .expect("mom's avatar arrives")
+            .is_some()
+    );
 }
