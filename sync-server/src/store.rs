@@ -266,6 +266,14 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         size: u64,
         by: UserId,
     ) -> StoreResult<()>;
+    /// Grants a finished upload — to its family as [`grant_blob`](Self::grant_blob)
+    /// does, or to the uploader as [`grant_blob_to_user`](Self::grant_blob_to_user)
+    /// does — after checking again, in the same transaction, what allowed it to start:
+    /// the device is the uploader's and not revoked, the uploader is a member of the
+    /// family, and the blob fits in `quota` (or already counts against the grantee).
+    /// A refusal is an [`UploadVerdict`] and changes nothing. `NotFound("device")` if
+    /// the device is not the uploader's, `NotFound("user")` for an unknown uploader.
+    fn grant_upload(&self, upload: &UploadGrant) -> StoreResult<UploadVerdict>;
     /// Records that `blob` is one of `user`'s personal blobs (their avatar, a
     /// snapshot of their personal document): it is then read like their personal
     /// document, by `user` and by everyone who shares a family with them, including

@@ -44,7 +44,7 @@ use crate::{
     error::{ApiError, ApiResult},
     metrics::add,
     state::{AppState, blocking, now_ms},
-    store::{BlobGrantee, StoreError},
+    store::{BlobGrantee, StoreError, UploadGrant, UploadVerdict},
 };
 
 /// Bytes read from the store per piece of a download.
@@ -151,7 +151,7 @@ pub async fn put_blob(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, _) = authenticate(&state, &method, &uri, &headers).await?;
+    let (user, device) = authenticate(&state, &method, &uri, &headers).await?;
     let hash = parse_hash(&hash)?;
     let grantee = query.grantee()?;
     let to = match grantee {
@@ -261,19 +261,38 @@ pub async fn put_blob(
         }
         Err(e) => return Err(e),
     };
+    // What allowed the upload to start is checked again with the grant, in one
+    // transaction: the uploader may have been removed or their device revoked while
+    // the body came in, and uploads running side by side each checked the quota
+    // before any of them was granted.
+    let quota = match to {
+        BlobGrantee::Family(_) => limits.family_quota_bytes,
+        BlobGrantee::User(_) => limits.user_quota_bytes,
+    };
+    let grant = UploadGrant {
+        to,
+        blob: hash,
+        size,
+        by: user,
+        device,
+        quota,
+    };
+    let verdict = state.accounts(move |a| a.grant_upload(&grant)).await?;
+    match verdict {
+        UploadVerdict::Granted => {}
+        UploadVerdict::NotMember => {
+            return Err(ApiError::forbidden("not a member of this family"));
+        }
+        UploadVerdict::DeviceRevoked => {
+            return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
+        }
+        UploadVerdict::QuotaExceeded => {
+            return Err(room.full());
+        }
+    }
     match to {
-        BlobGrantee::Family(family) => {
-            state
-                .accounts(move |a| a.grant_blob(family, hash, size, user))
-                .await?;
-            tracing::info!(%hash, %family, size, "blob stored");
-        }
-        BlobGrantee::User(me) => {
-            state
-                .accounts(move |a| a.grant_blob_to_user(me, hash, size))
-                .await?;
-            tracing::info!(%hash, user = %me, size, "personal blob stored");
-        }
+        BlobGrantee::Family(family) => tracing::info!(%hash, %family, size, "blob stored"),
+        BlobGrantee::User(me) => tracing::info!(%hash, user = %me, size, "personal blob stored"),
     }
     add(&state.metrics.blob_bytes_in, total);
     Ok((
@@ -337,15 +356,19 @@ fn check_size(len: u64, max: u64, room: Quota) -> ApiResult<()> {
         ));
     }
     match room {
-        Quota::Family(room) if len > room => Err(ApiError::new(
-            ErrorCode::QuotaExceeded,
-            "the family's storage quota is full",
-        )),
-        Quota::User(room) if len > room => Err(ApiError::new(
-            ErrorCode::QuotaExceeded,
-            "your personal storage quota is full",
-        )),
+        Quota::Family(left) | Quota::User(left) if len > left => Err(room.full()),
         _ => Ok(()),
+    }
+}
+
+impl Quota {
+    /// The refusal when this quota has no room for the blob.
+    fn full(self) -> ApiError {
+        let message = match self {
+            Quota::Family(_) => "the family's storage quota is full",
+            Quota::User(_) => "your personal storage quota is full",
+        };
+        ApiError::new(ErrorCode::QuotaExceeded, message)
     }
 }
 

@@ -157,6 +157,9 @@ macro_rules! relay_store_conformance_tests {
                 a_pending_snapshot_adopts_only_its_pushers_upload,
                 a_refused_snapshot_reference_is_dropped,
                 a_deleted_familys_blobs_are_released,
+                an_upload_is_granted_only_if_still_allowed,
+                an_upload_must_fit_the_quota_when_granted,
+                racing_uploads_share_the_quota,
                 families_per_user_are_capped,
                 racing_accepts_respect_the_family_cap,
                 // invites

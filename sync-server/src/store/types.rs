@@ -14,6 +14,42 @@ pub enum BlobGrantee {
     User(UserId),
 }
 
+/// A finished, verified upload to grant ([`AccountStore::grant_upload`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadGrant {
+    /// The family it is for, or the uploading user (a personal blob).
+    pub to: BlobGrantee,
+    /// The blob.
+    pub blob: BlobHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The uploading user.
+    pub by: UserId,
+    /// The device that uploaded it (signed the request).
+    pub device: DeviceId,
+    /// The quota of `to`, in bytes: the grant must fit in it, unless the blob already
+    /// counts against `to`.
+    pub quota: u64,
+}
+
+/// What became of an [`UploadGrant`]. The checks made when the upload started are
+/// made again at its end, in the grant's transaction: the upload may have taken
+/// minutes, and others may have changed the family, the device or the quota since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum UploadVerdict {
+    /// The blob is granted.
+    Granted,
+    /// The uploader is not (or no longer) a member of the family, or the family was
+    /// deleted. Nothing was granted.
+    NotMember,
+    /// The uploading device is revoked. Nothing was granted.
+    DeviceRevoked,
+    /// The blob does not fit in the quota (what others granted meanwhile counts).
+    /// Nothing was granted.
+    QuotaExceeded,
+}
+
 /// A user to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {

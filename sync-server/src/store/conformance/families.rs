@@ -6,10 +6,10 @@ use doran_protocol::{
 };
 
 use super::{
-    Fixture, TestResult, UPLOADER, family_id, family_with_host, join, new_invite, personal_doc,
-    register,
+    Fixture, TestResult, UPLOADER, family_id, family_with_host, join, new_device, new_invite,
+    new_user, personal_doc, register,
 };
-use crate::store::{BlobGrantee, DocOwner, FamilyRecord, StoreError};
+use crate::store::{BlobGrantee, DocOwner, FamilyRecord, StoreError, UploadGrant, UploadVerdict};
 
 pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
@@ -51,14 +51,8 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let nobody = register(f, 2)?;
     assert!(matches!(
-        f.accounts.create_family(
-            family_id(1),
-            "t",
-            super::new_user(3).0.id,
-            "아빠",
-            1,
-            usize::MAX
-        ),
+        f.accounts
+            .create_family(family_id(1), "t", new_user(3).0.id, "아빠", 1, usize::MAX),
         Err(StoreError::NotFound("user"))
     ));
     assert_eq!(f.accounts.family(family_id(1))?, None);
@@ -148,7 +142,7 @@ pub(crate) fn rename_family_changes_the_title(f: &Fixture) -> TestResult {
 
 pub(crate) fn set_member_name_keeps_names_unique(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     join(f, 1, family, host, kid, "딸", 10)?;
     assert!(matches!(
@@ -180,7 +174,7 @@ pub(crate) fn set_member_name_keeps_names_unique(f: &Fixture) -> TestResult {
 
 pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     join(f, 1, family, host, kid, "딸", 10)?;
     let photo = BlobHash::of(b"photo");
@@ -204,7 +198,7 @@ pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
 
 pub(crate) fn the_host_cannot_be_removed(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     assert!(matches!(
         f.accounts.remove_member(family, host),
         Err(StoreError::Conflict(_))
@@ -218,7 +212,7 @@ pub(crate) fn the_host_cannot_be_removed(f: &Fixture) -> TestResult {
 
 pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     let guest = register(f, 3)?;
     join(f, 1, family, host, kid, "딸", 10)?;
@@ -268,7 +262,7 @@ pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> T
 
 pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     let photo = BlobHash::of(b"photo");
     let voice = BlobHash::of(b"voice");
@@ -288,7 +282,7 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     f.accounts.grant_blob(other, photo, 1_000, UPLOADER)?;
     assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
     assert_eq!(f.accounts.family_blob_bytes(other)?, 1_000);
-    assert!(!f.accounts.blob_granted(super::new_user(3).0.id, voice)?);
+    assert!(!f.accounts.blob_granted(new_user(3).0.id, voice)?);
     assert!(matches!(
         f.accounts.grant_blob(family_id(9), photo, 1, UPLOADER),
         Err(StoreError::NotFound("family"))
@@ -298,7 +292,7 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
 
 pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let mom = super::new_user(1).0.id;
+    let mom = new_user(1).0.id;
     let kid = register(f, 2)?;
     let stranger = register(f, 3)?;
     let avatar = BlobHash::of(b"kid's face");
@@ -339,7 +333,7 @@ pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) 
     // them, mom's do not (sharing a family with someone who shares one with mom is
     // not enough).
     let other = family_with_host(f, 2, 4)?;
-    let aunt = super::new_user(4).0.id;
+    let aunt = new_user(4).0.id;
     join(f, 2, other, aunt, kid, "조카", 20)?;
     join(f, 3, other, aunt, stranger, "삼촌", 30)?;
     assert!(f.accounts.blob_granted(stranger, avatar)?);
@@ -357,17 +351,16 @@ pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) 
     assert_eq!(f.accounts.user_blob_bytes(kid)?, 750);
 
     assert!(matches!(
-        f.accounts
-            .grant_blob_to_user(super::new_user(9).0.id, avatar, 1),
+        f.accounts.grant_blob_to_user(new_user(9).0.id, avatar, 1),
         Err(StoreError::NotFound("user"))
     ));
-    assert_eq!(f.accounts.user_blob_bytes(super::new_user(9).0.id)?, 0);
+    assert_eq!(f.accounts.user_blob_bytes(new_user(9).0.id)?, 0);
     Ok(())
 }
 
 pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let mom = super::new_user(1).0.id;
+    let mom = new_user(1).0.id;
     let outsider = register(f, 2)?;
     let photo = BlobHash::of(b"photo");
     // The same bytes, granted to the family and to a user, count once in each.
@@ -415,7 +408,7 @@ pub(crate) fn family_and_personal_grants_are_independent(f: &Fixture) -> TestRes
 
 pub(crate) fn a_replaced_snapshot_is_released_and_counted_in_its_grace(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let mom = super::new_user(1).0.id;
+    let mom = new_user(1).0.id;
     let to = BlobGrantee::Family(family);
     let doc = DocId::from(family);
     let (old, new) = (BlobHash::of(b"old snapshot"), BlobHash::of(b"new snapshot"));
@@ -467,7 +460,7 @@ pub(crate) fn a_replaced_snapshot_is_released_and_counted_in_its_grace(f: &Fixtu
 
 pub(crate) fn a_snapshot_never_takes_over_someone_elses_upload(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let (host, member) = (super::new_user(1).0.id, register(f, 2)?);
+    let (host, member) = (new_user(1).0.id, register(f, 2)?);
     join(f, 1, family, host, member, "아빠", 20)?;
     let to = BlobGrantee::Family(family);
     let doc = DocId::from(family);
@@ -534,13 +527,12 @@ pub(crate) fn a_refused_snapshot_reference_is_dropped(f: &Fixture) -> TestResult
 pub(crate) fn a_deleted_familys_blobs_are_released(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let other = family_with_host(f, 2, 2)?;
-    let host = super::new_user(1).0.id;
+    let host = new_user(1).0.id;
     let (photo, snap) = (BlobHash::of(b"photo"), BlobHash::of(b"snapshot"));
     let shared = BlobHash::of(b"in two families");
     f.accounts.grant_blob(family, photo, 10, host)?;
     f.accounts.grant_blob(family, shared, 30, host)?;
-    f.accounts
-        .grant_blob(other, shared, 30, super::new_user(2).0.id)?;
+    f.accounts.grant_blob(other, shared, 30, new_user(2).0.id)?;
     let to = BlobGrantee::Family(family);
     f.accounts
         .add_snapshot_ref(DocId::from(family), to, snap, 20)?;
@@ -629,7 +621,7 @@ pub(crate) fn racing_accepts_respect_the_family_cap(f: &Fixture) -> TestResult {
 
 pub(crate) fn a_pending_snapshot_adopts_only_its_pushers_upload(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
-    let (host, member) = (super::new_user(1).0.id, register(f, 2)?);
+    let (host, member) = (new_user(1).0.id, register(f, 2)?);
     join(f, 1, family, host, member, "아빠", 20)?;
     let to = BlobGrantee::Family(family);
     let doc = DocId::from(family);
@@ -664,5 +656,156 @@ pub(crate) fn a_pending_snapshot_adopts_only_its_pushers_upload(f: &Fixture) -> 
         f.accounts.adopt_snapshot_upload(doc, to, pending, member),
         Err(StoreError::NotFound(_))
     ));
+    Ok(())
+}
+
+/// An upload of `blob` (`size` bytes) to `to` by user `n`'s first device.
+fn upload(to: BlobGrantee, n: u8, blob: &[u8], size: u64, quota: u64) -> UploadGrant {
+    UploadGrant {
+        to,
+        blob: BlobHash::of(blob),
+        size,
+        by: new_user(n).0.id,
+        device: new_user(n).1.id,
+        quota,
+    }
+}
+
+pub(crate) fn an_upload_is_granted_only_if_still_allowed(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let kid = register(f, 2)?;
+    let to = BlobGrantee::Family(family);
+
+    // Not (yet) a member: refused, nothing granted.
+    let photo = upload(to, 2, b"photo", 100, 1_000);
+    assert_eq!(f.accounts.grant_upload(&photo)?, UploadVerdict::NotMember);
+    assert!(!f.accounts.has_blob_grant(to, photo.blob)?);
+    join(f, 1, family, host, kid, "딸", 10)?;
+    assert_eq!(f.accounts.grant_upload(&photo)?, UploadVerdict::Granted);
+    assert!(f.accounts.blob_granted(host, photo.blob)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 100);
+
+    // Removed from the family: the next upload is refused.
+    f.accounts.remove_member(family, kid)?;
+    let voice = upload(to, 2, b"voice", 10, 1_000);
+    assert_eq!(f.accounts.grant_upload(&voice)?, UploadVerdict::NotMember);
+    assert!(!f.accounts.has_blob_grant(to, voice.blob)?);
+
+    // A revoked device: refused, for a family and for a personal blob.
+    let phone = new_device(1, 1);
+    f.accounts.add_device(host, &phone)?;
+    f.accounts
+        .revoke_device(host, phone.id, new_user(1).1.id, 20)?;
+    let from_phone = UploadGrant {
+        device: phone.id,
+        ..upload(to, 1, b"from the phone", 10, 1_000)
+    };
+    assert_eq!(
+        f.accounts.grant_upload(&from_phone)?,
+        UploadVerdict::DeviceRevoked
+    );
+    let avatar = UploadGrant {
+        to: BlobGrantee::User(host),
+        ..from_phone
+    };
+    assert_eq!(
+        f.accounts.grant_upload(&avatar)?,
+        UploadVerdict::DeviceRevoked
+    );
+    assert_eq!(f.accounts.user_blob_bytes(host)?, 0);
+
+    // Someone else's device is not the uploader's.
+    let borrowed = UploadGrant {
+        device: new_user(2).1.id,
+        ..upload(to, 1, b"borrowed", 10, 1_000)
+    };
+    assert!(matches!(
+        f.accounts.grant_upload(&borrowed),
+        Err(StoreError::NotFound("device"))
+    ));
+    // A personal blob is only ever the uploader's own.
+    let theirs = upload(BlobGrantee::User(kid), 1, b"theirs", 10, 1_000);
+    assert_eq!(f.accounts.grant_upload(&theirs)?, UploadVerdict::NotMember);
+
+    // A deleted family has no members.
+    f.accounts.delete_family(family, 30)?;
+    let late = upload(to, 1, b"late", 10, 1_000);
+    assert_eq!(f.accounts.grant_upload(&late)?, UploadVerdict::NotMember);
+    Ok(())
+}
+
+pub(crate) fn an_upload_must_fit_the_quota_when_granted(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let to = BlobGrantee::Family(family);
+    // 600 of 1 000 bytes are granted meanwhile; a 500-byte blob no longer fits.
+    assert_eq!(
+        f.accounts
+            .grant_upload(&upload(to, 1, b"first", 600, 1_000))?,
+        UploadVerdict::Granted
+    );
+    let second = upload(to, 1, b"second", 500, 1_000);
+    assert_eq!(
+        f.accounts.grant_upload(&second)?,
+        UploadVerdict::QuotaExceeded
+    );
+    assert!(!f.accounts.has_blob_grant(to, second.blob)?);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 600);
+    // Exactly full is fine, and a blob already counted needs no room (a retry).
+    assert_eq!(
+        f.accounts
+            .grant_upload(&upload(to, 1, b"third", 400, 1_000))?,
+        UploadVerdict::Granted
+    );
+    assert_eq!(
+        f.accounts
+            .grant_upload(&upload(to, 1, b"first", 600, 1_000))?,
+        UploadVerdict::Granted
+    );
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 1_000);
+
+    // A personal quota the same way.
+    let me = BlobGrantee::User(host);
+    assert_eq!(
+        f.accounts
+            .grant_upload(&upload(me, 1, b"avatar", 70, 100))?,
+        UploadVerdict::Granted
+    );
+    assert_eq!(
+        f.accounts
+            .grant_upload(&upload(me, 1, b"new avatar", 70, 100))?,
+        UploadVerdict::QuotaExceeded
+    );
+    assert_eq!(f.accounts.user_blob_bytes(host)?, 70);
+    Ok(())
+}
+
+pub(crate) fn racing_uploads_share_the_quota(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let to = BlobGrantee::Family(family);
+    // Eight uploads of 300 bytes at once, room for three.
+    let verdicts = std::thread::scope(|scope| {
+        let tasks: Vec<_> = (0..8u8)
+            .map(|i| {
+                let accounts = &f.accounts;
+                scope.spawn(move || accounts.grant_upload(&upload(to, 1, &[i], 300, 1_000)))
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .map(|t| t.join().map_err(|_| "an upload thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let mut granted = 0;
+    for verdict in verdicts {
+        match verdict? {
+            UploadVerdict::Granted => granted += 1,
+            UploadVerdict::QuotaExceeded => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(granted, 3);
+    assert_eq!(f.accounts.family_blob_bytes(family)?, 900);
     Ok(())
 }

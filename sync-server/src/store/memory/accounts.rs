@@ -11,7 +11,7 @@ use doran_protocol::{
 use super::MemoryStore;
 use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -864,6 +864,53 @@ impl AccountStore for MemoryStore {
             grant.1 = None;
         }
         Ok(())
+    }
+
+    fn grant_upload(&self, upload: &UploadGrant) -> StoreResult<UploadVerdict> {
+        int("size", upload.size)?;
+        // One lock for the checks and the grant, as the other stores' transaction.
+        let mut a = self.accounts()?;
+        match a.devices.get(&upload.device) {
+            Some(d) if d.user != upload.by => return Err(StoreError::NotFound("device")),
+            Some(d) if d.revoked_at.is_some() => return Ok(UploadVerdict::DeviceRevoked),
+            Some(_) => {}
+            None => return Err(StoreError::NotFound("device")),
+        }
+        let allowed = match upload.to {
+            // A deleted family has no members left.
+            BlobGrantee::Family(family) => a.is_member(family, upload.by),
+            BlobGrantee::User(user) => user == upload.by,
+        };
+        if !allowed {
+            return Ok(UploadVerdict::NotMember);
+        }
+        let held = a.held_by(upload.to);
+        if !held.contains_key(&upload.blob)
+            && held
+                .values()
+                .fold(upload.size, |sum, size| sum.saturating_add(*size))
+                > upload.quota
+        {
+            return Ok(UploadVerdict::QuotaExceeded);
+        }
+        match upload.to {
+            BlobGrantee::Family(family) => {
+                let grant = a
+                    .grants
+                    .entry((family, upload.blob))
+                    .or_insert((upload.size, Some(upload.by)));
+                // A second member uploading the same bytes makes it no one's alone.
+                if grant.1 != Some(upload.by) {
+                    grant.1 = None;
+                }
+            }
+            BlobGrantee::User(user) => {
+                a.user_grants
+                    .entry((user, upload.blob))
+                    .or_insert(upload.size);
+            }
+        }
+        Ok(UploadVerdict::Granted)
     }
 
     fn grant_blob_to_user(&self, user: UserId, blob: BlobHash, size: u64) -> StoreResult<()> {

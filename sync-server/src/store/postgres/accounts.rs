@@ -15,7 +15,7 @@ use super::{
 };
 use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -1080,16 +1080,72 @@ impl AccountStore for PgStore {
             if !live_family(tx, family).await? {
                 return Err(StoreError::NotFound("family"));
             }
-            exec(
+            insert_family_grant(tx, family, blob, size, by).await
+        })
+    }
+
+    fn grant_upload(&self, upload: &UploadGrant) -> StoreResult<UploadVerdict> {
+        let size = int("size", upload.size)?;
+        let upload = *upload;
+        // At READ COMMITTED under the grantee's row lock: grants to one family (or one
+        // user) run one after the other, so each sees the bytes the one before it
+        // granted, and a removal (which takes the family lock too) waits or is seen.
+        self.write_committed(async |tx| {
+            match upload.to {
+                BlobGrantee::Family(family) => {
+                    lock_family(tx, family).await?;
+                }
+                BlobGrantee::User(user) => {
+                    if !lock_user(tx, user).await? {
+                        return Err(StoreError::NotFound("user"));
+                    }
+                }
+            }
+            // FOR SHARE: a revocation of the device waits for this grant, or this
+            // grant sees the revocation.
+            let found = row(
                 tx,
-                "INSERT INTO blob_grants AS g (family, blob, size, uploaded_by)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
-                     CASE WHEN g.uploaded_by = excluded.uploaded_by THEN g.uploaded_by ELSE NULL END",
-                &[&family.0, &blob.0, &size, &by.0],
+                "SELECT revoked_at FROM devices WHERE id = $1 AND user_id = $2 FOR SHARE",
+                &[&upload.device.0, &upload.by.0],
             )
-            .await
-            .map(drop)
+            .await?;
+            match found.map(|r| r.try_get::<_, Option<i64>>(0)).transpose()? {
+                None => return Err(StoreError::NotFound("device")),
+                Some(Some(_)) => return Ok(UploadVerdict::DeviceRevoked),
+                Some(None) => {}
+            }
+            match upload.to {
+                BlobGrantee::Family(family) => {
+                    // A deleted family has no members left.
+                    if !is_member(tx, family, upload.by).await? {
+                        return Ok(UploadVerdict::NotMember);
+                    }
+                }
+                BlobGrantee::User(user) if user != upload.by => {
+                    return Ok(UploadVerdict::NotMember);
+                }
+                BlobGrantee::User(_) => {}
+            }
+            if !holds_blob(tx, upload.to, upload.blob).await?
+                && held_bytes(tx, upload.to).await?.saturating_add(upload.size) > upload.quota
+            {
+                return Ok(UploadVerdict::QuotaExceeded);
+            }
+            match upload.to {
+                BlobGrantee::Family(family) => {
+                    insert_family_grant(tx, family, upload.blob, size, upload.by).await?;
+                }
+                BlobGrantee::User(user) => {
+                    exec(
+                        tx,
+                        "INSERT INTO user_blob_grants (user_id, blob, size) VALUES ($1, $2, $3)
+                         ON CONFLICT (user_id, blob) DO NOTHING",
+                        &[&user.0, &upload.blob.0, &size],
+                    )
+                    .await?;
+                }
+            }
+            Ok(UploadVerdict::Granted)
         })
     }
 
@@ -1141,62 +1197,15 @@ impl AccountStore for PgStore {
     }
 
     fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
-        self.read(async |c| match to {
-            BlobGrantee::Family(family) => {
-                exists(
-                    c,
-                    "SELECT 1 FROM blob_grants WHERE family = $1 AND blob = $2
-                     UNION ALL SELECT 1 FROM snapshot_refs WHERE family = $1 AND blob = $2
-                     UNION ALL SELECT 1 FROM blob_releases WHERE family = $1 AND blob = $2
-                     LIMIT 1",
-                    &[&family.0, &blob.0],
-                )
-                .await
-            }
-            BlobGrantee::User(user) => {
-                exists(
-                    c,
-                    "SELECT 1 FROM user_blob_grants WHERE user_id = $1 AND blob = $2
-                     UNION ALL SELECT 1 FROM snapshot_refs WHERE user_id = $1 AND blob = $2
-                     UNION ALL SELECT 1 FROM blob_releases WHERE user_id = $1 AND blob = $2
-                     LIMIT 1",
-                    &[&user.0, &blob.0],
-                )
-                .await
-            }
-        })
+        self.read(async |c| holds_blob(c, to, blob).await)
     }
 
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
-        self.read(async |c| {
-            let total = row(
-                c,
-                "SELECT coalesce(sum(size), 0)::bigint FROM (
-                     SELECT blob, size FROM blob_grants WHERE family = $1
-                     UNION SELECT blob, size FROM snapshot_refs WHERE family = $1
-                     UNION SELECT blob, size FROM blob_releases WHERE family = $1) b",
-                &[&family.0],
-            )
-            .await?
-            .map_or(Ok(0), |r| r.try_get(0))?;
-            to_unsigned(total, "blob bytes")
-        })
+        self.read(async |c| held_bytes(c, BlobGrantee::Family(family)).await)
     }
 
     fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
-        self.read(async |c| {
-            let total = row(
-                c,
-                "SELECT coalesce(sum(size), 0)::bigint FROM (
-                     SELECT blob, size FROM user_blob_grants WHERE user_id = $1
-                     UNION SELECT blob, size FROM snapshot_refs WHERE user_id = $1
-                     UNION SELECT blob, size FROM blob_releases WHERE user_id = $1) b",
-                &[&user.0],
-            )
-            .await?
-            .map_or(Ok(0), |r| r.try_get(0))?;
-            to_unsigned(total, "blob bytes")
-        })
+        self.read(async |c| held_bytes(c, BlobGrantee::User(user)).await)
     }
 
     fn add_snapshot_ref(
@@ -1388,4 +1397,76 @@ impl AccountStore for PgStore {
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
+}
+
+/// Records an upload grant of `blob` to `family`.
+async fn insert_family_grant(
+    c: &impl GenericClient,
+    family: FamilyId,
+    blob: BlobHash,
+    size: i64,
+    by: UserId,
+) -> StoreResult<()> {
+    // A second member uploading the same bytes makes it no one's alone.
+    exec(
+        c,
+        "INSERT INTO blob_grants AS g (family, blob, size, uploaded_by)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
+             CASE WHEN g.uploaded_by = excluded.uploaded_by THEN g.uploaded_by ELSE NULL END",
+        &[&family.0, &blob.0, &size, &by.0],
+    )
+    .await
+    .map(drop)
+}
+
+/// Whether `blob` already counts against `to`'s quota.
+async fn holds_blob(c: &impl GenericClient, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+    match to {
+        BlobGrantee::Family(family) => {
+            exists(
+                c,
+                "SELECT 1 FROM blob_grants WHERE family = $1 AND blob = $2
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE family = $1 AND blob = $2
+                 UNION ALL SELECT 1 FROM blob_releases WHERE family = $1 AND blob = $2
+                 LIMIT 1",
+                &[&family.0, &blob.0],
+            )
+            .await
+        }
+        BlobGrantee::User(user) => {
+            exists(
+                c,
+                "SELECT 1 FROM user_blob_grants WHERE user_id = $1 AND blob = $2
+                 UNION ALL SELECT 1 FROM snapshot_refs WHERE user_id = $1 AND blob = $2
+                 UNION ALL SELECT 1 FROM blob_releases WHERE user_id = $1 AND blob = $2
+                 LIMIT 1",
+                &[&user.0, &blob.0],
+            )
+            .await
+        }
+    }
+}
+
+/// Bytes counted against `to`'s quota: each blob once, whether granted, a snapshot or
+/// released in its grace.
+async fn held_bytes(c: &impl GenericClient, to: BlobGrantee) -> StoreResult<u64> {
+    let (sql, id) = match to {
+        BlobGrantee::Family(family) => (
+            "SELECT coalesce(sum(size), 0)::bigint FROM (
+                 SELECT blob, size FROM blob_grants WHERE family = $1
+                 UNION SELECT blob, size FROM snapshot_refs WHERE family = $1
+                 UNION SELECT blob, size FROM blob_releases WHERE family = $1) b",
+            family.0,
+        ),
+        BlobGrantee::User(user) => (
+            "SELECT coalesce(sum(size), 0)::bigint FROM (
+                 SELECT blob, size FROM user_blob_grants WHERE user_id = $1
+                 UNION SELECT blob, size FROM snapshot_refs WHERE user_id = $1
+                 UNION SELECT blob, size FROM blob_releases WHERE user_id = $1) b",
+            user.0,
+        ),
+    };
+    let total = row(c, sql, &[&id]).await?.map_or(Ok(0), |r| r.try_get(0))?;
+    to_unsigned(total, "blob bytes")
 }

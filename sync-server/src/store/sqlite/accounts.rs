@@ -17,7 +17,7 @@ use super::{
 };
 use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UserRecord,
+    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -843,14 +843,49 @@ impl AccountStore for SqliteStore {
             if !live_family(tx, family)? {
                 return Err(StoreError::NotFound("family"));
             }
-            // A second member uploading the same bytes makes it no one's alone.
-            tx.prepare_cached(
-                "INSERT INTO blob_grants (family, blob, size, uploaded_by) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
-                     CASE WHEN uploaded_by = excluded.uploaded_by THEN uploaded_by ELSE NULL END",
-            )?
-            .execute((family.0, blob.0, size, by.0))?;
-            Ok(())
+            insert_family_grant(tx, family, blob, size, by)
+        })
+    }
+
+    fn grant_upload(&self, upload: &UploadGrant) -> StoreResult<UploadVerdict> {
+        let size = int("size", upload.size)?;
+        // The write lock (BEGIN IMMEDIATE) holds off a removal, a revocation and every
+        // other grant until this one is decided: the checks and the grant are one step.
+        self.write(|tx| {
+            match acting_device_is_live(tx, upload.by, upload.device) {
+                Err(StoreError::DeviceRevoked) => return Ok(UploadVerdict::DeviceRevoked),
+                other => other?,
+            }
+            match upload.to {
+                BlobGrantee::Family(family) => {
+                    // A deleted family has no members left.
+                    if !is_member(tx, family, upload.by)? {
+                        return Ok(UploadVerdict::NotMember);
+                    }
+                }
+                BlobGrantee::User(user) if user != upload.by => {
+                    return Ok(UploadVerdict::NotMember);
+                }
+                BlobGrantee::User(_) => {}
+            }
+            if !holds_blob(tx, upload.to, upload.blob)?
+                && held_bytes(tx, upload.to)?.saturating_add(upload.size) > upload.quota
+            {
+                return Ok(UploadVerdict::QuotaExceeded);
+            }
+            match upload.to {
+                BlobGrantee::Family(family) => {
+                    insert_family_grant(tx, family, upload.blob, size, upload.by)?
+                }
+                BlobGrantee::User(user) => {
+                    tx.prepare_cached(
+                        "INSERT INTO user_blob_grants (user, blob, size) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (user, blob) DO NOTHING",
+                    )?
+                    .execute((user.0, upload.blob.0, size))?;
+                }
+            }
+            Ok(UploadVerdict::Granted)
         })
     }
 
@@ -901,51 +936,15 @@ impl AccountStore for SqliteStore {
     }
 
     fn has_blob_grant(&self, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
-        self.read(|tx| match to {
-            BlobGrantee::Family(family) => exists(
-                tx,
-                "SELECT 1 FROM blob_grants WHERE family = ?1 AND blob = ?2
-                 UNION ALL SELECT 1 FROM snapshot_refs WHERE family = ?1 AND blob = ?2
-                 UNION ALL SELECT 1 FROM blob_releases WHERE family = ?1 AND blob = ?2",
-                (family.0, blob.0),
-            ),
-            BlobGrantee::User(user) => exists(
-                tx,
-                "SELECT 1 FROM user_blob_grants WHERE user = ?1 AND blob = ?2
-                 UNION ALL SELECT 1 FROM snapshot_refs WHERE user = ?1 AND blob = ?2
-                 UNION ALL SELECT 1 FROM blob_releases WHERE user = ?1 AND blob = ?2",
-                (user.0, blob.0),
-            ),
-        })
+        self.read(|tx| holds_blob(tx, to, blob))
     }
 
     fn family_blob_bytes(&self, family: FamilyId) -> StoreResult<u64> {
-        self.read(|tx| {
-            // Each blob once, whether granted, a snapshot or released in its grace.
-            let total: i64 = tx
-                .prepare_cached(
-                    "SELECT coalesce(sum(size), 0) FROM (
-                         SELECT blob, size FROM blob_grants WHERE family = ?1
-                         UNION SELECT blob, size FROM snapshot_refs WHERE family = ?1
-                         UNION SELECT blob, size FROM blob_releases WHERE family = ?1)",
-                )?
-                .query_row([family.0], |row| row.get(0))?;
-            to_unsigned(total, "blob bytes")
-        })
+        self.read(|tx| held_bytes(tx, BlobGrantee::Family(family)))
     }
 
     fn user_blob_bytes(&self, user: UserId) -> StoreResult<u64> {
-        self.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(
-                    "SELECT coalesce(sum(size), 0) FROM (
-                         SELECT blob, size FROM user_blob_grants WHERE user = ?1
-                         UNION SELECT blob, size FROM snapshot_refs WHERE user = ?1
-                         UNION SELECT blob, size FROM blob_releases WHERE user = ?1)",
-                )?
-                .query_row([user.0], |row| row.get(0))?;
-            to_unsigned(total, "blob bytes")
-        })
+        self.read(|tx| held_bytes(tx, BlobGrantee::User(user)))
     }
 
     fn add_snapshot_ref(
@@ -1113,4 +1112,65 @@ fn acting_device_is_live(tx: &Connection, user: UserId, by: DeviceId) -> StoreRe
         Some(Some(_)) => Err(StoreError::DeviceRevoked),
         Some(None) => Ok(()),
     }
+}
+
+/// Records an upload grant of `blob` to `family`.
+fn insert_family_grant(
+    tx: &Connection,
+    family: FamilyId,
+    blob: BlobHash,
+    size: i64,
+    by: UserId,
+) -> StoreResult<()> {
+    // A second member uploading the same bytes makes it no one's alone.
+    tx.prepare_cached(
+        "INSERT INTO blob_grants (family, blob, size, uploaded_by) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (family, blob) DO UPDATE SET uploaded_by =
+             CASE WHEN uploaded_by = excluded.uploaded_by THEN uploaded_by ELSE NULL END",
+    )?
+    .execute((family.0, blob.0, size, by.0))?;
+    Ok(())
+}
+
+/// Whether `blob` already counts against `to`'s quota.
+fn holds_blob(tx: &Connection, to: BlobGrantee, blob: BlobHash) -> StoreResult<bool> {
+    match to {
+        BlobGrantee::Family(family) => exists(
+            tx,
+            "SELECT 1 FROM blob_grants WHERE family = ?1 AND blob = ?2
+             UNION ALL SELECT 1 FROM snapshot_refs WHERE family = ?1 AND blob = ?2
+             UNION ALL SELECT 1 FROM blob_releases WHERE family = ?1 AND blob = ?2",
+            (family.0, blob.0),
+        ),
+        BlobGrantee::User(user) => exists(
+            tx,
+            "SELECT 1 FROM user_blob_grants WHERE user = ?1 AND blob = ?2
+             UNION ALL SELECT 1 FROM snapshot_refs WHERE user = ?1 AND blob = ?2
+             UNION ALL SELECT 1 FROM blob_releases WHERE user = ?1 AND blob = ?2",
+            (user.0, blob.0),
+        ),
+    }
+}
+
+/// Bytes counted against `to`'s quota: each blob once, whether granted, a snapshot or
+/// released in its grace.
+fn held_bytes(tx: &Connection, to: BlobGrantee) -> StoreResult<u64> {
+    let (sql, id) = match to {
+        BlobGrantee::Family(family) => (
+            "SELECT coalesce(sum(size), 0) FROM (
+                 SELECT blob, size FROM blob_grants WHERE family = ?1
+                 UNION SELECT blob, size FROM snapshot_refs WHERE family = ?1
+                 UNION SELECT blob, size FROM blob_releases WHERE family = ?1)",
+            family.0,
+        ),
+        BlobGrantee::User(user) => (
+            "SELECT coalesce(sum(size), 0) FROM (
+                 SELECT blob, size FROM user_blob_grants WHERE user = ?1
+                 UNION SELECT blob, size FROM snapshot_refs WHERE user = ?1
+                 UNION SELECT blob, size FROM blob_releases WHERE user = ?1)",
+            user.0,
+        ),
+    };
+    let total: i64 = tx.prepare_cached(sql)?.query_row([id], |row| row.get(0))?;
+    to_unsigned(total, "blob bytes")
 }
