@@ -4,8 +4,9 @@
 //! restarted mid-way (offline, then up to date), settings honoured, a removed
 //! member's device saying so and keeping its copy readable, photo files damaged on a
 //! device (as a power cut can leave them) neither blocking the upload queue nor shown
-//! as if they were whole, a blob the relay refuses not holding up the others, and
-//! edits refused by a full family log kept until a snapshot frees it.
+//! as if they were whole, a blob the relay refuses not holding up the others, edits
+//! refused by a full family log kept until a snapshot frees it, and a leave cut short
+//! by the network finished by trying again.
 
 use std::time::Duration;
 
@@ -621,5 +622,51 @@ async fn a_refused_photo_does_not_hold_up_the_uploads_after_it() {
             .await
             .expect("mom's avatar arrives")
             .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_cut_short_offline_is_finished_by_trying_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let mom = open(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    son.create_account(&relay.url(), "son@example.com", "아들곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family");
+    let invite = mom
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite");
+    son.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    son.sync_now(WAIT).await.expect("synced");
+
+    // The son leaves with no network: his entry is removed on his phone, and the
+    // relay cannot be told.
+    relay.kill();
+    let offline = son.leave_family(&family).await.expect_err("offline");
+    assert_eq!(offline.code, ErrorCode::Offline, "{}", offline.message);
+    // Back online, trying again finishes the leave.
+    relay.restart();
+    son.leave_family(&family).await.expect("left");
+    assert!(
+        son.families().await.expect("families").is_empty(),
+        "the family is gone from his phone"
+    );
+    mom.sync_now(WAIT).await.expect("synced");
+    let members = mom.family(&family).await.expect("family").members;
+    assert_eq!(
+        members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["엄마"],
+        "mom's family no longer lists him"
     );
 }

@@ -335,10 +335,14 @@ impl Device {
     /// Leaves a family (not the host, who deletes it instead). The member entry is
     /// removed from the document and sent first (afterwards this device can no longer
     /// write there), then the relay is told. The family is forgotten on this device.
+    /// A leave that stopped half-way (offline after the entry was removed) is finished
+    /// by calling this again.
     pub async fn leave_family(&self, family: &str) -> Result<()> {
         let id = self.member_family(family).await?;
         let lang = self.language();
-        if self.is_host(family).await? {
+        let (_, view) = self.family_view(family).await?;
+        let me = view.members.get(&self.me()?.to_hex());
+        if me.is_some_and(|m| m.role == Role::Host) {
             return Err(Error::new(
                 ErrorCode::Forbidden,
                 lang,
@@ -346,8 +350,10 @@ impl Device {
                 "The host cannot leave the family; delete it instead.",
             ));
         }
-        self.edit(family, Part::Members, |fd, now| fd.leave(now))
-            .await?;
+        if me.is_some() {
+            self.edit(family, Part::Members, |fd, now| fd.leave(now))
+                .await?;
+        }
         self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
         self.expect_done(Request::LeaveFamily { family: id })
             .await?;
