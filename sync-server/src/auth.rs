@@ -15,7 +15,11 @@
 
 pub mod http;
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    sync::Mutex,
+};
 
 use doran_protocol::{Challenge, ErrorCode, PROTOCOL_VERSION, PublicKey, Signature, UnixMillis};
 use ed25519_dalek::VerifyingKey;
@@ -80,12 +84,56 @@ pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> Result<
 pub struct Challenges {
     server_id: String,
     ttl_ms: u64,
-    /// Issued, unanswered nonces and when they expire.
-    open: Mutex<HashMap<[u8; 32], UnixMillis>>,
+    open: Mutex<Open>,
 }
 
-/// Above this many open challenges, issuing one first drops the expired ones.
-const PRUNE_ABOVE: usize = 1024;
+/// Issued, unanswered nonces and when they expire: a map to ask, and a min-heap by
+/// expiry to drop the expired ones from, so a `Hello` costs O(log n) however many
+/// challenges are open (a scan of all of them per `Hello` once there were 1 024, as
+/// before, was easy to provoke and held this lock).
+///
+/// An answered or forgotten nonce leaves the map at once and the heap when it comes
+/// up (or when the heap is rebuilt: see [`Open::compact`]). Each connection holds one
+/// open challenge at most, so the map is bounded by the connections.
+#[derive(Debug, Default)]
+struct Open {
+    expiry: HashMap<[u8; 32], UnixMillis>,
+    heap: BinaryHeap<Reverse<(UnixMillis, [u8; 32])>>,
+}
+
+/// Heap entries of answered nonces kept at most, beyond twice the open ones, before
+/// the heap is rebuilt.
+const STALE_SLACK: usize = 1024;
+
+impl Open {
+    /// Forgets the challenges expired at `now`; returns how many heap entries it took
+    /// off (each O(log n)).
+    fn prune(&mut self, now: UnixMillis) -> usize {
+        let mut popped = 0;
+        while let Some(Reverse((exp, nonce))) = self.heap.peek().copied() {
+            if exp > now {
+                break;
+            }
+            self.heap.pop();
+            popped += 1;
+            self.expiry.remove(&nonce);
+        }
+        popped
+    }
+
+    /// Rebuilds the heap from the open nonces once answered ones make up most of it:
+    /// challenges answered in seconds would otherwise stay in it for the whole ttl.
+    /// O(n), after at least n answers since the last rebuild, so O(1) per answer.
+    fn compact(&mut self) {
+        if self.heap.len() > 2 * self.expiry.len() + STALE_SLACK {
+            self.heap = self
+                .expiry
+                .iter()
+                .map(|(nonce, exp)| Reverse((*exp, *nonce)))
+                .collect();
+        }
+    }
+}
 
 impl Challenges {
     /// Challenges naming `server_id`, answerable for `ttl_ms`.
@@ -93,7 +141,7 @@ impl Challenges {
         Challenges {
             server_id: server_id.into(),
             ttl_ms,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Open::default()),
         }
     }
 
@@ -107,10 +155,9 @@ impl Challenges {
         let nonce: [u8; 32] = rand::random();
         let expires_at = now.saturating_add(self.ttl_ms);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.len() > PRUNE_ABOVE {
-            open.retain(|_, &mut exp| exp > now);
-        }
-        open.insert(nonce, expires_at);
+        open.prune(now);
+        open.expiry.insert(nonce, expires_at);
+        open.heap.push(Reverse((expires_at, nonce)));
         Challenge {
             protocol_version: PROTOCOL_VERSION,
             nonce,
@@ -123,12 +170,7 @@ impl Challenges {
     /// and has not expired at `now`; an error otherwise. Call it once per answer,
     /// before checking the answer's signatures, so a failed answer uses it up too.
     pub fn redeem(&self, challenge: &Challenge, now: UnixMillis) -> Result<(), AuthError> {
-        let issued = self
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&challenge.nonce);
-        match issued {
+        match self.take(&challenge.nonce) {
             None => Err(AuthError::ChallengeReplayed),
             Some(exp) if exp != challenge.expires_at || challenge.server_id != self.server_id => {
                 Err(AuthError::ChallengeReplayed)
@@ -140,10 +182,15 @@ impl Challenges {
 
     /// Forgets an unanswered challenge (its connection closed).
     pub fn forget(&self, challenge: &Challenge) {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&challenge.nonce);
+        self.take(&challenge.nonce);
+    }
+
+    /// Removes `nonce` from the open challenges; its expiry if it was open.
+    fn take(&self, nonce: &[u8; 32]) -> Option<UnixMillis> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let exp = open.expiry.remove(nonce);
+        open.compact();
+        exp
     }
 }
 
@@ -236,12 +283,57 @@ pub(crate) mod tests {
     #[test]
     fn many_unanswered_challenges_are_pruned_once_expired() {
         let challenges = Challenges::new("relay", 10);
-        for _ in 0..=PRUNE_ABOVE {
+        for _ in 0..=STALE_SLACK {
             challenges.issue(0);
         }
         challenges.issue(100);
         challenges.issue(100);
-        let open = challenges.open.lock().map(|m| m.len()).unwrap_or(0);
+        let open = challenges.open.lock().map(|m| m.expiry.len()).unwrap_or(0);
         assert_eq!(open, 2);
+    }
+
+    /// The open challenges, and the heap entries kept for them.
+    fn sizes(challenges: &Challenges) -> (usize, usize) {
+        let open = challenges.open.lock().unwrap_or_else(|p| p.into_inner());
+        (open.expiry.len(), open.heap.len())
+    }
+
+    #[test]
+    fn a_hello_looks_only_at_the_challenges_that_expired() {
+        let challenges = Challenges::new("relay", 60_000);
+        const MANY: usize = 16_384;
+        for _ in 0..MANY {
+            challenges.issue(1_000);
+        }
+        // Another Hello, and another connection's answered one: none expired, none
+        // looked at.
+        let popped = |now| {
+            let mut open = challenges.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.prune(now)
+        };
+        assert_eq!(popped(2_000), 0);
+        let ch = challenges.issue(2_000);
+        assert_eq!(challenges.redeem(&ch, 2_001), Ok(()));
+        assert_eq!(popped(2_001), 0);
+        assert_eq!(sizes(&challenges), (MANY, MANY + 1));
+        // Once they expire, each is dropped once.
+        assert_eq!(popped(61_000), MANY);
+        assert_eq!(sizes(&challenges), (0, 1));
+        assert_eq!(popped(62_000), 1);
+    }
+
+    #[test]
+    fn answered_challenges_do_not_pile_up_in_the_heap() {
+        let challenges = Challenges::new("relay", 60_000);
+        let held = challenges.issue(0);
+        for now in 0..10 * STALE_SLACK as u64 {
+            let ch = challenges.issue(now);
+            challenges.forget(&ch);
+        }
+        let (open, heap) = sizes(&challenges);
+        assert_eq!(open, 1);
+        assert!(heap <= 2 * open + STALE_SLACK + 1, "{heap} heap entries");
+        // The one still open is still answerable.
+        assert_eq!(challenges.redeem(&held, 1), Ok(()));
     }
 }
