@@ -39,7 +39,7 @@ use doran_client_core::{
     store::{AccountRecord, LocalStore, StoreError},
     sync::SignInAs,
 };
-use doran_protocol::{DeviceId, DocId, UserId};
+use doran_protocol::{DeviceId, DocId, ErrorCode, UserId};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,10 @@ impl SecretStore for StoreSecrets {
 
 const DEVICE_KEY: &str = "device-key";
 const USER_KEY: &str = "user-key";
+/// The user key of a registration not known to be done yet, and the email it is
+/// for (see [`create_account`]).
+const SIGNUP_USER_KEY: &str = "signup-user-key";
+const SIGNUP_EMAIL: &str = "signup/email";
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +343,12 @@ pub struct Enrolment<'a> {
 /// Creates an account: makes the keys, registers at `at.relay`, stores the account
 /// (keys in `secrets`) and commits the user's personal document with a random default
 /// avatar; the next sync pushes it.
+///
+/// The user key is kept before the relay is asked: if the answer is lost (the
+/// network drops, the app is killed) after the relay registered the email, the key
+/// is the only way back to that account. Trying again with the same email then gets
+/// `already_exists`, and the kept key signs in as a recovery would (adding this
+/// device afresh), instead of leaving the email registered to a key nobody holds.
 pub async fn create_account(
     store: &Arc<dyn LocalStore>,
     secrets: &dyn SecretStore,
@@ -353,13 +363,32 @@ pub async fn create_account(
             e,
         ))
     })?;
-    let keys = DeviceKeys::generate().map_err(AccountError::from)?;
+    let (user_key, retry) = signup_key(&**store, secrets, &email)?;
+    let keys = DeviceKeys::for_new_device(Some(user_key)).map_err(AccountError::from)?;
     let sign_in = SignInAs::Register {
         email: email.clone(),
         nickname: nickname.clone(),
         personal_doc: DocId::random(),
     };
-    let (info, _) = enroll(at, keys.clone(), sign_in).await?;
+    let info = match enroll(at, keys.clone(), sign_in).await {
+        Ok((info, _)) => info,
+        Err(taken @ SyncError::EmailTaken { .. }) if retry => {
+            // Maybe our own earlier registration, whose answer never came back.
+            match enroll(at, keys.clone(), SignInAs::Recover).await {
+                Ok((info, _)) => {
+                    tracing::info!("an earlier registration had reached the relay");
+                    info
+                }
+                // Someone else's email after all.
+                Err(SyncError::Auth {
+                    code: ErrorCode::UnknownUser,
+                    ..
+                }) => return Err(taken),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let account = Account {
         user: info.user,
         device: keys.device,
@@ -382,7 +411,30 @@ pub async fn create_account(
         now_ms(),
     )?;
     store.commit_local(account.personal_doc, &change)?;
+    secrets
+        .delete(SIGNUP_USER_KEY)
+        .map_err(AccountError::from)?;
+    store.delete_meta(SIGNUP_EMAIL)?;
     Ok(account)
+}
+
+/// The user key for signing up with `email`: the one kept from an earlier attempt
+/// with the same email (`true`: a retry), or a new one, kept before it is used.
+fn signup_key(
+    store: &dyn LocalStore,
+    secrets: &dyn SecretStore,
+    email: &str,
+) -> Result<(SigningKey, bool), AccountError> {
+    let same_email = store.get_meta(SIGNUP_EMAIL)?.as_deref() == Some(email.as_bytes());
+    if same_email && let Some(bytes) = secrets.get(SIGNUP_USER_KEY)? {
+        return Ok((signing_key(&bytes, "sign-up key")?, true));
+    }
+    let key = DeviceKeys::generate()?
+        .user_key
+        .ok_or_else(|| AccountError::Corrupt("new keys without a user key".into()))?;
+    secrets.set(SIGNUP_USER_KEY, &key.to_bytes())?;
+    store.set_meta(SIGNUP_EMAIL, email.as_bytes())?;
+    Ok((key, false))
 }
 
 /// Adds this device to an existing account with the recovery phrase, and stores the
@@ -432,7 +484,7 @@ pub async fn link_device(
     loop {
         match enroll(at, keys.clone(), sign_in.clone()).await {
             Err(SyncError::Auth {
-                code: doran_protocol::ErrorCode::LinkPending,
+                code: ErrorCode::LinkPending,
                 ..
             }) => {
                 if !told {
@@ -441,7 +493,7 @@ pub async fn link_device(
                 }
                 if tokio::time::Instant::now() + LINK_POLL > deadline {
                     return Err(SyncError::Auth {
-                        code: doran_protocol::ErrorCode::LinkExpired,
+                        code: ErrorCode::LinkExpired,
                         message: "the link was not confirmed in time".into(),
                     });
                 }

@@ -240,6 +240,9 @@ impl Device {
                 .map_err(|e| Error::from_host(&e, lang))
         })
         .await?;
+        // Counted before the driver hears of it, so a sync right after waits for it.
+        let pending = self.pending().await?;
+        session.driver.note_pending(pending);
         session.driver.local_change();
         let hex = family.to_hex();
         self.shared().emit(DeviceEvent::FamilyJoined {

@@ -1,0 +1,115 @@
+//! Creating an account when the relay's answer is lost, against the real relay: the
+//! relay registers the email, the connection drops before the device hears so, and
+//! trying again gets the account back instead of "this email is taken" for good —
+//! while someone else's email stays someone else's.
+
+use std::net::SocketAddr;
+
+use doran_device::ErrorCode;
+use doran_e2e::{
+    Relay,
+    devices::{WAIT, open},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// How many of the relay's first `bytes` may reach the device: its HTTP answer to the
+/// websocket upgrade and its first frame (the challenge); `None` while they have not
+/// all arrived.
+fn upgrade_and_first_frame(bytes: &[u8]) -> Option<usize> {
+    let head = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let frame = bytes.get(head..)?;
+    // A relay's frames are not masked: two header bytes, then the extended length.
+    let (len, header) = match frame.get(1)? & 0x7f {
+        126 => (
+            usize::from(u16::from_be_bytes([*frame.get(2)?, *frame.get(3)?])),
+            4,
+        ),
+        127 => {
+            let len = u64::from_be_bytes(frame.get(2..10)?.try_into().ok()?);
+            (usize::try_from(len).ok()?, 10)
+        }
+        n => (usize::from(n), 2),
+    };
+    let end = head + header + len;
+    (bytes.len() >= end).then_some(end)
+}
+
+/// A TCP proxy to `relay` that lets the device say what it wants and hear the
+/// challenge, then cuts the connection the moment the relay answers: the relay has
+/// done what it was asked, and the device never hears it.
+async fn answer_losing_proxy(relay: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((device, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(upstream) = TcpStream::connect(relay).await else {
+                    return;
+                };
+                let (mut from_device, mut to_device) = device.into_split();
+                let (mut from_relay, mut to_relay) = upstream.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_device, &mut to_relay).await;
+                });
+                let (mut seen, mut sent) = (Vec::new(), 0);
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = from_relay.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                    let allowed = upgrade_and_first_frame(&seen).unwrap_or(seen.len());
+                    if to_device.write_all(&seen[sent..allowed]).await.is_err() {
+                        break;
+                    }
+                    sent = allowed;
+                    if seen.len() > allowed {
+                        break; // the relay's answer: lost
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_whose_answer_was_lost_is_finished_by_trying_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let proxy = format!("http://{}", answer_losing_proxy(relay.addr()).await);
+
+    // Mom signs up on a train: the relay registers her, the answer never arrives.
+    let mom = open(&dir.path().join("mom")).await;
+    let lost = mom
+        .create_account(&proxy, "mom@example.com", "엄마곰")
+        .await
+        .expect_err("no answer");
+    assert_ne!(lost.code, ErrorCode::EmailTaken, "{}", lost.message);
+    // She tries again with a good connection: the account is hers.
+    let account = mom
+        .create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("the account she registered");
+    assert_eq!(account.email, "mom@example.com");
+    assert!(account.has_recovery_phrase, "her phone holds the user key");
+    mom.create_family("기차 가족", "엄마")
+        .await
+        .expect("family");
+    let report = mom.sync_now(WAIT).await.expect("synced");
+    assert!(report.up_to_date, "{report:?}");
+    assert_eq!(mom.profile(None).await.expect("profile").nickname, "엄마곰");
+
+    // Someone else trying her email, answer lost or not, is still refused.
+    let other = open(&dir.path().join("other")).await;
+    other
+        .create_account(&proxy, "mom@example.com", "가짜엄마")
+        .await
+        .expect_err("no answer");
+    let taken = other
+        .create_account(&relay.url(), "mom@example.com", "가짜엄마")
+        .await
+        .expect_err("taken");
+    assert_eq!(taken.code, ErrorCode::EmailTaken, "{}", taken.message);
+}
