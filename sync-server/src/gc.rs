@@ -11,6 +11,9 @@
 //! kept as a snapshot or released a moment ago is never deleted; a replaced snapshot,
 //! a deleted family's photos and leftovers of failed uploads are.
 //!
+//! Each sweep also deletes finished link codes, link requests and invites past their
+//! retention ([`LINK_RETENTION_MS`], [`INVITE_RETENTION_MS`]).
+//!
 //! The grace is what makes a database backup safe to pair with a blob copy taken up to
 //! that long afterwards (see `docs/operations.md`).
 
@@ -27,6 +30,16 @@ use crate::{
 
 /// Blobs looked at per step (one trip to the blocking pool, one hold of the lock).
 const PAGE: usize = 512;
+
+/// How long an expired link code or link request is kept before the sweep deletes
+/// it: a day, so a device presenting a code shortly after it expired is still told
+/// `link_expired` rather than "unknown", and nothing piles up.
+pub const LINK_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How long an answered, withdrawn or expired invite is kept before the sweep deletes
+/// it: 30 days, so a late answer is still told what became of the invite
+/// (`invite_answered`, `invite_withdrawn`, `invite_expired`), not "unknown".
+pub const INVITE_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +74,23 @@ pub async fn sweep(state: &AppState) -> ApiResult<Swept> {
     let before = now_ms().saturating_sub(grace_ms);
     // Expired pending snapshots release their blobs first, so the grace starts now.
     crate::session::expire_pending(state).await?;
+    // The sweep is the relay's periodic housekeeping: finished link codes, link
+    // requests and invites go too, so they cannot pile up in the database.
+    let now = now_ms();
+    let purged = state
+        .accounts(move |a| {
+            a.purge_finished(
+                now.saturating_sub(LINK_RETENTION_MS),
+                now.saturating_sub(INVITE_RETENTION_MS),
+            )
+        })
+        .await?;
+    if purged > 0 {
+        tracing::info!(
+            purged,
+            "finished link codes, link requests and invites deleted"
+        );
+    }
     state
         .accounts(move |a| a.expire_blob_releases(before))
         .await?;

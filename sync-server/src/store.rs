@@ -116,7 +116,9 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     // ----- link codes -----
 
     /// Stores a link code (only its blake3 hash is kept) for `user`, issued by
-    /// `device`, valid until `expires_at`. `NotFound` if `device` is not the user's,
+    /// `device`, valid until `expires_at`, in place of the user's unclaimed codes: a
+    /// user needs one code at a time, so issuing codes cannot pile up rows. (A claimed
+    /// code stays with its link request.) `NotFound` if `device` is not the user's,
     /// [`StoreError::Invalid`] if it is revoked, [`StoreError::Conflict`] if the hash
     /// is already stored.
     fn put_link_code(
@@ -126,6 +128,13 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         device: DeviceId,
         expires_at: u64,
     ) -> StoreResult<()>;
+
+    /// Deletes what is finished and will not be asked about again: link codes and
+    /// link requests that expired before `links_before` (a request expires with its
+    /// code), and invites answered or withdrawn before `invites_before` or still
+    /// pending but expired before it. Afterwards such an invite, code or request reads
+    /// as unknown. Returns how many rows went.
+    fn purge_finished(&self, links_before: u64, invites_before: u64) -> StoreResult<usize>;
 
     // ----- link requests: a claimed code waits for a signed-in device's answer -----
 

@@ -140,6 +140,8 @@ macro_rules! relay_store_conformance_tests {
                 only_the_users_live_devices_answer,
                 a_refused_confirmation_changes_nothing,
                 pending_links_are_oldest_first,
+                a_new_code_replaces_the_unclaimed_ones,
+                expired_codes_and_requests_are_purged,
                 // families
                 create_family_makes_the_host_a_member_and_owns_the_doc,
                 create_family_errors,
@@ -176,6 +178,7 @@ macro_rules! relay_store_conformance_tests {
                 unknown_invites,
                 an_inviter_who_left_has_no_name,
                 invite_lists_are_oldest_first,
+                finished_invites_are_purged,
                 // logs
                 appends_get_gapless_seqs_per_document,
                 append_is_idempotent_by_chunk_id,

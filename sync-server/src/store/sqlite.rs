@@ -26,6 +26,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/003_quotas_and_snapshot_refs.sql"),
         include_str!("migrations/004_link_requests.sql"),
         include_str!("migrations/005_pending_snapshots.sql"),
+        include_str!("migrations/006_purge_indexes.sql"),
     ],
 };
 

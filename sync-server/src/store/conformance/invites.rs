@@ -439,3 +439,41 @@ pub(crate) fn invite_lists_are_oldest_first(f: &Fixture) -> TestResult {
     assert_eq!(ids(f.accounts.invites_for(guest, 115)?), vec![3, 1]);
     Ok(())
 }
+
+pub(crate) fn finished_invites_are_purged(f: &Fixture) -> TestResult {
+    // Invite 1 (sent at 10, expiring at 110) is withdrawn at 50; invite 2 to user 3
+    // is answered at 60; invite 3 to user 4 expires unanswered at 110; invite 4 to
+    // user 5 is pending until 1 100.
+    let withdrawn = setup(f)?;
+    let host = new_user(1).0.id;
+    f.accounts.withdraw_invite(withdrawn.id, 50)?;
+    let (kid, late, pending) = (register(f, 3)?, register(f, 4)?, register(f, 5)?);
+    let answered = new_invite(2, withdrawn.family, host, kid, "아들", 20);
+    f.accounts.create_invite(&answered)?;
+    f.accounts
+        .answer_invite(answered.id, false, 60, usize::MAX)?;
+    let expired = new_invite(3, withdrawn.family, host, late, "조카", 10);
+    f.accounts.create_invite(&expired)?;
+    let open = NewInvite {
+        expires_at: 1_100,
+        ..new_invite(4, withdrawn.family, host, pending, "손녀", 10)
+    };
+    f.accounts.create_invite(&open)?;
+
+    // Before 50 nothing is finished.
+    assert_eq!(f.accounts.purge_finished(0, 50)?, 0);
+    // Closed before 61: the withdrawn and the answered ones.
+    assert_eq!(f.accounts.purge_finished(0, 61)?, 2);
+    assert_eq!(f.accounts.invite(withdrawn.id, 61)?, None);
+    assert_eq!(f.accounts.invite(answered.id, 61)?, None);
+    assert!(f.accounts.invite(expired.id, 61)?.is_some());
+    // Expired before 111: the unanswered one; the open one stays.
+    assert_eq!(f.accounts.purge_finished(0, 111)?, 1);
+    assert_eq!(f.accounts.invite(expired.id, 111)?, None);
+    assert_eq!(
+        f.accounts.invite(open.id, 111)?.map(|i| i.state),
+        Some(InviteState::Pending)
+    );
+    assert_eq!(f.accounts.invites_for(pending, 111)?.len(), 1);
+    Ok(())
+}

@@ -287,18 +287,15 @@ pub(crate) fn a_refused_confirmation_changes_nothing(f: &Fixture) -> TestResult 
 pub(crate) fn pending_links_are_oldest_first(f: &Fixture) -> TestResult {
     let user = register(f, 1)?;
     let first = new_device(1, 0).id;
-    for n in 1..=3 {
-        f.accounts.put_link_code(code(n), user, first, 1_000)?;
-    }
     let late = newcomer(1, 300);
     let early = newcomer(2, 100);
     let expiring = newcomer(3, 200);
-    f.accounts
-        .claim_link_code(code(1), link_id(1), &late, 300)?;
-    f.accounts
-        .claim_link_code(code(2), link_id(2), &early, 300)?;
-    f.accounts
-        .claim_link_code(code(3), link_id(3), &expiring, 300)?;
+    // One code at a time: each is claimed before the next is issued.
+    for (n, device) in [(1, &late), (2, &early), (3, &expiring)] {
+        f.accounts.put_link_code(code(n), user, first, 1_000)?;
+        f.accounts
+            .claim_link_code(code(n), link_id(n), device, 300)?;
+    }
     let ids: Vec<LinkId> = f
         .accounts
         .pending_links(user, 400)?
@@ -306,5 +303,91 @@ pub(crate) fn pending_links_are_oldest_first(f: &Fixture) -> TestResult {
         .map(|l| l.id)
         .collect();
     assert_eq!(ids, vec![link_id(2), link_id(3), link_id(1)]);
+    Ok(())
+}
+
+pub(crate) fn a_new_code_replaces_the_unclaimed_ones(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    let first = new_device(1, 0).id;
+    f.accounts.put_link_code(code(1), user, first, 1_000)?;
+    f.accounts
+        .put_link_code(code(9), other, new_device(2, 0).id, 1_000)?;
+    // Code 2 is claimed, then codes 3 and 4 are issued.
+    f.accounts.put_link_code(code(2), user, first, 1_000)?;
+    let waiting = f
+        .accounts
+        .claim_link_code(code(2), link_id(2), &newcomer(2, 100), 100)?
+        .ok_or("claimed")?;
+    f.accounts.put_link_code(code(3), user, first, 1_000)?;
+    f.accounts.put_link_code(code(4), user, first, 1_000)?;
+    // Only the last unclaimed code works; the claimed one keeps its request, and
+    // another user's code is untouched.
+    for old in [1, 3] {
+        assert_eq!(
+            f.accounts
+                .claim_link_code(code(old), link_id(old), &newcomer(old, 100), 100)?,
+            None,
+            "code {old}"
+        );
+    }
+    assert!(
+        f.accounts
+            .claim_link_code(code(4), link_id(4), &newcomer(4, 100), 100)?
+            .is_some()
+    );
+    assert!(
+        f.accounts
+            .claim_link_code(code(9), link_id(9), &newcomer(9, 100), 100)?
+            .is_some()
+    );
+    assert_eq!(f.accounts.link(link_id(2))?, Some(waiting.clone()));
+    let again = f
+        .accounts
+        .claim_link_code(code(2), link_id(7), &newcomer(2, 100), 200)?;
+    assert_eq!(again, Some(waiting));
+    Ok(())
+}
+
+pub(crate) fn expired_codes_and_requests_are_purged(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    // User 1: a request claimed from a code expiring at 1 000; user 2: an unclaimed
+    // code expiring at 1 000, and a newer one at 5 000.
+    f.accounts
+        .put_link_code(code(1), user, new_device(1, 0).id, 1_000)?;
+    f.accounts
+        .claim_link_code(code(1), link_id(1), &newcomer(1, 100), 100)?
+        .ok_or("claimed")?;
+    f.accounts
+        .put_link_code(code(2), other, new_device(2, 0).id, 1_000)?;
+    let claimed_late = f
+        .accounts
+        .claim_link_code(code(2), link_id(2), &newcomer(2, 100), 100)?
+        .ok_or("claimed")?;
+    f.accounts
+        .put_link_code(code(3), other, new_device(2, 0).id, 5_000)?;
+
+    // Nothing has expired before 1 000.
+    assert_eq!(f.accounts.purge_finished(1_000, 0)?, 0);
+    assert!(f.accounts.link(link_id(1))?.is_some());
+
+    // Past it, both requests and their codes go; the newer code stays and works.
+    assert_eq!(f.accounts.purge_finished(1_001, 0)?, 4);
+    assert_eq!(f.accounts.link(link_id(1))?, None);
+    assert_eq!(f.accounts.link(link_id(2))?, None);
+    assert_eq!(f.accounts.pending_links(other, 100)?, vec![]);
+    assert_eq!(
+        f.accounts
+            .claim_link_code(code(2), link_id(5), &claimed_late.device, 100)?,
+        None,
+        "a purged code is unknown"
+    );
+    assert!(
+        f.accounts
+            .claim_link_code(code(3), link_id(3), &newcomer(3, 100), 100)?
+            .is_some()
+    );
+    assert_eq!(f.accounts.purge_finished(1_001, 0)?, 0);
     Ok(())
 }

@@ -69,6 +69,8 @@ struct Member {
 struct Invite {
     new: NewInvite,
     state: StoredInviteState,
+    /// When it was answered or withdrawn.
+    closed_at: Option<u64>,
 }
 
 impl Accounts {
@@ -286,6 +288,7 @@ impl Accounts {
         apply(self, &new);
         if let Some(found) = self.invites.get_mut(&invite) {
             found.state = state;
+            found.closed_at = Some(now);
         }
         Ok(InviteInfo {
             state: state.at(new.expires_at, now),
@@ -441,6 +444,9 @@ impl AccountStore for MemoryStore {
         if a.link_codes.contains_key(&code_hash) {
             return Err(StoreError::Conflict("link code already issued".into()));
         }
+        // One code at a time: the new one replaces the unclaimed ones.
+        a.link_codes
+            .retain(|_, code| code.user != user || code.used);
         a.link_codes.insert(
             code_hash,
             LinkCode {
@@ -451,6 +457,24 @@ impl AccountStore for MemoryStore {
             },
         );
         Ok(())
+    }
+
+    fn purge_finished(&self, links_before: u64, invites_before: u64) -> StoreResult<usize> {
+        let mut a = self.accounts()?;
+        let a = &mut *a;
+        let before = a.links.len() + a.link_codes.len() + a.invites.len();
+        // Requests first: each references its code.
+        a.links.retain(|_, link| link.expires_at >= links_before);
+        let links = &a.links;
+        a.link_by_code.retain(|_, link| links.contains_key(link));
+        let claimed = &a.link_by_code;
+        a.link_codes
+            .retain(|hash, code| code.expires_at >= links_before || claimed.contains_key(hash));
+        a.invites.retain(|_, invite| match invite.state {
+            StoredInviteState::Pending => invite.new.expires_at >= invites_before,
+            _ => invite.closed_at.is_none_or(|at| at >= invites_before),
+        });
+        Ok(before - (a.links.len() + a.link_codes.len() + a.invites.len()))
     }
 
     fn claim_link_code(
@@ -751,6 +775,7 @@ impl AccountStore for MemoryStore {
             Invite {
                 new: invite.clone(),
                 state: StoredInviteState::Pending,
+                closed_at: None,
             },
         );
         Ok(())

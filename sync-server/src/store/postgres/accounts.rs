@@ -577,6 +577,13 @@ impl AccountStore for PgStore {
             {
                 return Err(StoreError::Conflict("link code already issued".into()));
             }
+            // One code at a time: the new one replaces the unclaimed ones.
+            exec(
+                tx,
+                "DELETE FROM link_codes WHERE user_id = $1 AND used_at IS NULL",
+                &[&user.0],
+            )
+            .await?;
             exec(
                 tx,
                 "INSERT INTO link_codes (code_hash, user_id, device, expires_at)
@@ -585,6 +592,42 @@ impl AccountStore for PgStore {
             )
             .await
             .map(drop)
+        })
+    }
+
+    fn purge_finished(&self, links_before: u64, invites_before: u64) -> StoreResult<usize> {
+        let links_before = int("links_before", links_before)?;
+        let invites_before = int("invites_before", invites_before)?;
+        // READ COMMITTED: nothing here reads and then decides; a row that changes
+        // meanwhile (an invite answered) no longer matches and stays.
+        self.write_committed(async |tx| {
+            // Requests first: each references its code.
+            let mut n = exec(
+                tx,
+                "DELETE FROM link_requests WHERE expires_at < $1",
+                &[&links_before],
+            )
+            .await?;
+            n += exec(
+                tx,
+                "DELETE FROM link_codes l WHERE l.expires_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM link_requests r WHERE r.code_hash = l.code_hash)",
+                &[&links_before],
+            )
+            .await?;
+            n += exec(
+                tx,
+                "DELETE FROM invites WHERE state <> 'pending' AND closed_at < $1",
+                &[&invites_before],
+            )
+            .await?;
+            n += exec(
+                tx,
+                "DELETE FROM invites WHERE state = 'pending' AND expires_at < $1",
+                &[&invites_before],
+            )
+            .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
 

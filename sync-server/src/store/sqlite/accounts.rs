@@ -398,12 +398,39 @@ impl AccountStore for SqliteStore {
             )? {
                 return Err(StoreError::Conflict("link code already issued".into()));
             }
+            // One code at a time: the new one replaces the unclaimed ones.
+            tx.prepare_cached("DELETE FROM link_codes WHERE user = ?1 AND used_at IS NULL")?
+                .execute([user.0])?;
             tx.prepare_cached(
                 "INSERT INTO link_codes (code_hash, user, device, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute((code_hash, user.0, device.0, expires_at))?;
             Ok(())
+        })
+    }
+
+    fn purge_finished(&self, links_before: u64, invites_before: u64) -> StoreResult<usize> {
+        let links_before = int("links_before", links_before)?;
+        let invites_before = int("invites_before", invites_before)?;
+        self.write(|tx| {
+            // Requests first: each references its code.
+            let mut n = tx
+                .prepare_cached("DELETE FROM link_requests WHERE expires_at < ?1")?
+                .execute([links_before])?;
+            n += tx
+                .prepare_cached(
+                    "DELETE FROM link_codes WHERE expires_at < ?1
+                     AND code_hash NOT IN (SELECT code_hash FROM link_requests)",
+                )?
+                .execute([links_before])?;
+            n += tx
+                .prepare_cached("DELETE FROM invites WHERE state <> 'pending' AND closed_at < ?1")?
+                .execute([invites_before])?;
+            n += tx
+                .prepare_cached("DELETE FROM invites WHERE state = 'pending' AND expires_at < ?1")?
+                .execute([invites_before])?;
+            Ok(n)
         })
     }
 
