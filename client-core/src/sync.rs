@@ -65,4 +65,6 @@ pub use effects::{
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};
-pub use machine::{DocCursor, Event, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine};
+pub use machine::{
+    DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,
+};

@@ -1220,6 +1220,45 @@ fn a_full_document_log_keeps_the_edit_asks_for_a_snapshot_and_pushes_it_again() 
     assert_eq!(want.after, None);
     let fx = m.handle(5 + retry + 1, Event::Outbox(listed(&outbox, want)));
     assert_eq!(pushes(&fx), vec![outbox[0].chunk], "pushed again");
+
+    // Still full: the next round waits twice as long (a log nobody compacts is not
+    // asked every few seconds for ever)…
+    let at = 5 + retry + 2;
+    refuse(
+        &mut m,
+        at,
+        PERSONAL,
+        outbox[0].chunk,
+        ErrorCode::DocumentFull,
+    );
+    assert!(
+        m.handle(at + 2 * retry - 1, Event::Tick)
+            .want_outbox
+            .is_none()
+    );
+    let want = m
+        .handle(at + 2 * retry, Event::Tick)
+        .want_outbox
+        .expect("listed again");
+    let fx = m.handle(at + 2 * retry, Event::Outbox(listed(&outbox, want)));
+    // …and an ack brings the short wait back.
+    let now = at + 2 * retry + 1;
+    m.handle(
+        now,
+        Event::Frame(ServerFrame::Ack {
+            doc: PERSONAL,
+            chunk: pushes(&fx)[0],
+            seq: 4,
+        }),
+    );
+    let later = entry(2, PERSONAL, b"b");
+    m.handle(now, Event::LocalChange);
+    m.handle(now, Event::Outbox(vec![later.clone()]));
+    refuse(&mut m, now, PERSONAL, later.chunk, ErrorCode::Unavailable);
+    assert!(
+        m.handle(now + retry, Event::Tick).want_outbox.is_some(),
+        "back to the first delay"
+    );
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub enum SignInAs {
     },
 }
 
+/// The longest wait before pushing kept changes again (a log that stays full).
+pub const MAX_RETRY_REFUSED_MS: u64 = 5 * 60_000;
+
 /// Tunables of the machine. The defaults suit the apps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
@@ -79,7 +82,8 @@ pub struct SyncConfig {
     pub dead_after_ms: u64,
     /// Push again, on the same connection, the local changes the relay asked to have
     /// later (a transient refusal, a full quota or document log) after this long, in
-    /// ms, or after the relay's `retry_after_ms` if that is longer.
+    /// ms, or after the relay's `retry_after_ms` if that is longer; doubled after each
+    /// round that brought no ack, up to [`MAX_RETRY_REFUSED_MS`].
     pub retry_refused_after_ms: u64,
 }
 
@@ -255,6 +259,8 @@ pub struct SyncMachine {
     /// When to go through the outbox from its oldest entry again, for the pushes the
     /// relay asked to have later (they stay in the outbox, behind `last_queued`).
     retry_kept_at: Option<u64>,
+    /// The wait before the next such round (see `SyncConfig::retry_refused_after_ms`).
+    retry_kept_delay: u64,
     last_frame_at: u64,
     last_ping_at: u64,
     next_nonce: u64,
@@ -272,6 +278,7 @@ impl SyncMachine {
         };
         SyncMachine {
             backoff: Backoff::new(config.backoff, seed),
+            retry_kept_delay: config.retry_refused_after_ms,
             keys,
             sign_in,
             config,

@@ -137,6 +137,7 @@ impl SyncMachine {
     ) {
         self.in_flight.retain(|&(d, c)| (d, c) != (doc, chunk));
         fx.acked.push((doc, chunk, seq));
+        self.retry_kept_delay = self.config.retry_refused_after_ms;
         if let Some(state) = self.docs.get_mut(&doc)
             && seq > state.cursor
         {

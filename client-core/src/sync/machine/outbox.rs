@@ -39,9 +39,7 @@ impl SyncMachine {
     /// goes through the outbox again after the delay (the longer of the relay's and
     /// its own).
     pub(super) fn keep_for_later(&mut self, code: ErrorCode, retry_after_ms: Option<u64>) {
-        let delay = retry_after_ms
-            .unwrap_or(0)
-            .max(self.config.retry_refused_after_ms);
+        let delay = retry_after_ms.unwrap_or(0).max(self.retry_kept_delay);
         let at = self.last_frame_at.saturating_add(delay);
         tracing::debug!(?code, delay, "a push is kept for later");
         self.retry_kept_at = Some(self.retry_kept_at.map_or(at, |t| t.min(at)));
@@ -53,6 +51,11 @@ impl SyncMachine {
             return;
         }
         self.retry_kept_at = None;
+        // A log that stays full is not asked every few seconds for ever; an ack resets.
+        self.retry_kept_delay = self
+            .retry_kept_delay
+            .saturating_mul(2)
+            .min(super::MAX_RETRY_REFUSED_MS.max(self.config.retry_refused_after_ms));
         self.last_queued = None;
         self.outbox_more = true;
         self.pump(fx);
