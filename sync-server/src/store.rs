@@ -220,8 +220,16 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// family is unexpired at `created_at`, [`StoreError::NameTaken`] if a member uses
     /// the proposed 호칭. `NotFound` if the family or the invitee is unknown or the
     /// inviter is not a member (`"member"`), [`StoreError::Conflict`] if the id is
-    /// used, [`StoreError::Invalid`] if it expires before it is created.
-    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()>;
+    /// used, [`StoreError::Invalid`] if it expires before it is created. No caps: see
+    /// [`create_invite_within`](Self::create_invite_within).
+    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()> {
+        self.create_invite_within(invite, InviteLimits::UNLIMITED)
+    }
+    /// [`create_invite`](Self::create_invite), then [`StoreError::TooManyInvites`] if
+    /// the invitee already has `limits.per_invitee` or the family `limits.per_family`
+    /// pending, unexpired invites (checked in the same transaction, so racing invites
+    /// cannot overshoot): the invitee's notifications and `ListInvites` stay bounded.
+    fn create_invite_within(&self, invite: &NewInvite, limits: InviteLimits) -> StoreResult<()>;
     /// An invite with names filled in, its state computed at `now` (a pending invite
     /// past its expiry reads as `Expired`).
     fn invite(&self, invite: InviteId, now: u64) -> StoreResult<Option<InviteInfo>>;

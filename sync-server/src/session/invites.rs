@@ -14,7 +14,28 @@ use crate::{
     error::{ApiError, ApiResult},
     rules,
     state::now_ms,
-    store::{AccountStore, NewInvite},
+    store::{AccountStore, InviteLimits, NewInvite, StoreError},
+};
+
+/// Pending invites one person may hold at once. A real family rarely sends more than
+/// one or two; the cap keeps an invitee from being flooded with `InviteReceived` (and
+/// from a `ListInvites` too large to send, see the test below).
+pub const MAX_PENDING_INVITES_PER_INVITEE: usize = 16;
+
+/// Pending invites one family may have out at once.
+pub const MAX_PENDING_INVITES_PER_FAMILY: usize = 32;
+
+/// The most invites one `ListInvites` answer holds: with the default cap of 16
+/// families per user, the caps above never reach it; a relay configured for more
+/// families lists the invites addressed to the caller first and cuts the rest, so
+/// the answer always fits in a frame (see the test below).
+pub const MAX_LISTED_INVITES: usize =
+    MAX_PENDING_INVITES_PER_INVITEE + 16 * MAX_PENDING_INVITES_PER_FAMILY;
+
+/// The caps on pending invites, as the store checks them.
+const INVITE_LIMITS: InviteLimits = InviteLimits {
+    per_invitee: MAX_PENDING_INVITES_PER_INVITEE,
+    per_family: MAX_PENDING_INVITES_PER_FAMILY,
 };
 
 /// The error for an invite that can no longer be answered or withdrawn.
@@ -86,13 +107,22 @@ impl Ctx<'_> {
             .state
             .accounts(move |a| {
                 if a.user(invitee)?.is_none() {
-                    return Ok(None);
+                    return Ok(Err(ApiError::not_found("no such user")));
                 }
-                a.create_invite(&new)?;
-                a.invite(invite, now)
+                match a.create_invite_within(&new, INVITE_LIMITS) {
+                    // A count quota: the relay's one code for that (protocol §5).
+                    Err(StoreError::TooManyInvites) => {
+                        return Ok(Err(ApiError::new(
+                            ErrorCode::QuotaExceeded,
+                            "too many pending invites for this person or family",
+                        )));
+                    }
+                    other => other?,
+                }
+                Ok(a.invite(invite, now)?
+                    .ok_or_else(|| ApiError::not_found("no such invite")))
             })
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such user"))?;
+            .await??;
         tracing::info!(%invite, %family, %invitee, "invite sent");
         self.notify([&invitee], ServerEvent::InviteReceived(info.clone()))
             .await;
@@ -242,9 +272,63 @@ impl Ctx<'_> {
                 }
                 let mut seen = HashSet::new();
                 list.retain(|i| seen.insert(i.invite));
+                list.truncate(MAX_LISTED_INVITES);
                 Ok(list)
             })
             .await?;
         Ok(Response::Invites(list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use doran_protocol::{
+        FamilyId, InviteId, InviteInfo, InviteState, RequestId, Response, ServerFrame, UserId,
+        codec,
+        limits::{
+            MAX_FAMILY_TITLE_BYTES, MAX_FRAME_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
+        },
+    };
+
+    use super::{
+        MAX_LISTED_INVITES, MAX_PENDING_INVITES_PER_FAMILY, MAX_PENDING_INVITES_PER_INVITEE,
+    };
+    use crate::config::Limits;
+
+    /// The largest `ListInvites` answer the caps allow — every invite addressed to the
+    /// caller, and every invite of each of their families, all with names of the
+    /// longest length — still fits in a frame.
+    #[test]
+    fn the_largest_invite_list_fits_in_a_frame() {
+        let families = Limits::default().max_families_per_user;
+        let n = MAX_PENDING_INVITES_PER_INVITEE + families * MAX_PENDING_INVITES_PER_FAMILY;
+        assert!(n <= MAX_LISTED_INVITES, "the default caps are never cut");
+        let n = MAX_LISTED_INVITES;
+        // Three-byte Hangul: the longest strings in bytes and in characters alike.
+        let text = |bytes: usize| "가".repeat(bytes / 3);
+        let info = InviteInfo {
+            invite: InviteId([0xff; 16]),
+            family: FamilyId([0xff; 16]),
+            family_title: text(MAX_FAMILY_TITLE_BYTES),
+            inviter: UserId([0xff; 16]),
+            inviter_nickname: text(MAX_NICKNAME_BYTES),
+            inviter_name: text(MAX_MEMBER_NAME_BYTES),
+            invitee: UserId([0xff; 16]),
+            invitee_nickname: text(MAX_NICKNAME_BYTES),
+            proposed_name: text(MAX_MEMBER_NAME_BYTES),
+            created_at: u64::MAX,
+            expires_at: u64::MAX,
+            state: InviteState::Pending,
+        };
+        let frame = ServerFrame::Response {
+            id: RequestId(u32::MAX),
+            body: Response::Invites(vec![info; n]),
+        };
+        let bytes = codec::encode_server(&frame).expect("the list encodes");
+        assert!(
+            bytes.len() <= MAX_FRAME_BYTES,
+            "{n} invites take {} bytes",
+            bytes.len()
+        );
     }
 }

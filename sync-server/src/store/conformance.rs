@@ -179,6 +179,8 @@ macro_rules! relay_store_conformance_tests {
                 an_inviter_who_left_has_no_name,
                 invite_lists_are_oldest_first,
                 finished_invites_are_purged,
+                pending_invites_are_capped,
+                racing_invites_respect_the_cap,
                 // logs
                 appends_get_gapless_seqs_per_document,
                 append_is_idempotent_by_chunk_id,

@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The document's log holds as many chunk bytes as its quota allows.
     #[error("the document's log is full")]
     DocumentFull,
+    /// The invitee already has, or the family already sent, as many pending invites
+    /// as allowed ([`InviteLimits`](super::InviteLimits)).
+    #[error("too many pending invites")]
+    TooManyInvites,
     /// The user already belongs to as many families as allowed.
     #[error("the user belongs to too many families")]
     TooManyFamilies,

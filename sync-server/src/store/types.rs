@@ -50,6 +50,23 @@ pub enum UploadVerdict {
     QuotaExceeded,
 }
 
+/// Caps on pending invites, checked by [`AccountStore::create_invite_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteLimits {
+    /// Pending, unexpired invites addressed to one user.
+    pub per_invitee: usize,
+    /// Pending, unexpired invites of one family.
+    pub per_family: usize,
+}
+
+impl InviteLimits {
+    /// No caps.
+    pub const UNLIMITED: InviteLimits = InviteLimits {
+        per_invitee: usize::MAX,
+        per_family: usize::MAX,
+    };
+}
+
 /// A user to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {

@@ -3,14 +3,14 @@
 use std::error::Error;
 
 use doran_protocol::{
-    InviteId,
+    InviteId, UserId,
     model::{InviteInfo, InviteState, Role},
 };
 
 use super::{
     Fixture, TestResult, family_id, family_with_host, join, new_invite, new_user, register,
 };
-use crate::store::{NewInvite, StoreError};
+use crate::store::{InviteLimits, NewInvite, StoreError};
 
 /// A family (1) hosted by user 1 ("엄마"), and user 2 to invite. Returns the pending
 /// invite (id 1, "딸", sent at 10, expiring at 110).
@@ -475,5 +475,100 @@ pub(crate) fn finished_invites_are_purged(f: &Fixture) -> TestResult {
         Some(InviteState::Pending)
     );
     assert_eq!(f.accounts.invites_for(pending, 111)?.len(), 1);
+    Ok(())
+}
+
+pub(crate) fn pending_invites_are_capped(f: &Fixture) -> TestResult {
+    let limits = InviteLimits {
+        per_invitee: 2,
+        per_family: 3,
+    };
+    // Families 1, 2 and 3 (hosts 1, 2, 3); users 4 to 8 to invite.
+    let families = [
+        family_with_host(f, 1, 1)?,
+        family_with_host(f, 2, 2)?,
+        family_with_host(f, 3, 3)?,
+    ];
+    let hosts = [new_user(1).0.id, new_user(2).0.id, new_user(3).0.id];
+    let mut people = Vec::new();
+    for n in 4..=8 {
+        people.push(register(f, n)?);
+    }
+    let send = |n: u8, i: usize, to: UserId, at: u64| {
+        f.accounts.create_invite_within(
+            &new_invite(n, families[i], hosts[i], to, "손님", at),
+            limits,
+        )
+    };
+    // Per invitee: two families invite user 4, the third is refused.
+    send(1, 0, people[0], 10)?;
+    send(2, 1, people[0], 10)?;
+    assert!(matches!(
+        send(3, 2, people[0], 10),
+        Err(StoreError::TooManyInvites)
+    ));
+    assert_eq!(f.accounts.invite(InviteId([3; 16]), 10)?, None);
+    assert_eq!(f.accounts.invites_for(people[0], 10)?.len(), 2);
+    // Per family: family 1 has one out; two more, then the fourth is refused.
+    send(4, 0, people[1], 10)?;
+    send(5, 0, people[2], 10)?;
+    assert!(matches!(
+        send(6, 0, people[3], 10),
+        Err(StoreError::TooManyInvites)
+    ));
+    assert_eq!(f.accounts.invites_of_family(families[0], 10)?.len(), 3);
+    // Only pending, unexpired invites count: answered, withdrawn or expired ones free
+    // their place.
+    f.accounts
+        .answer_invite(InviteId([1; 16]), false, 20, usize::MAX)?;
+    send(7, 2, people[0], 20)?;
+    f.accounts.withdraw_invite(InviteId([4; 16]), 20)?;
+    send(8, 0, people[3], 20)?;
+    // Invites sent at 10 expire at 110.
+    send(9, 0, people[4], 110)?;
+    // Without caps, nothing is refused.
+    f.accounts.create_invite(&new_invite(
+        10,
+        families[1],
+        hosts[1],
+        people[4],
+        "손님",
+        110,
+    ))?;
+    Ok(())
+}
+
+pub(crate) fn racing_invites_respect_the_cap(f: &Fixture) -> TestResult {
+    let limits = InviteLimits {
+        per_invitee: 3,
+        per_family: usize::MAX,
+    };
+    let invitee = register(f, 20)?;
+    let mut sent = Vec::new();
+    for n in 1..=8u8 {
+        let family = family_with_host(f, n, n)?;
+        sent.push(new_invite(n, family, new_user(n).0.id, invitee, "손님", 10));
+    }
+    let accounts = &f.accounts;
+    let results = std::thread::scope(|scope| {
+        let tasks: Vec<_> = sent
+            .iter()
+            .map(|invite| scope.spawn(move || accounts.create_invite_within(invite, limits)))
+            .collect();
+        tasks
+            .into_iter()
+            .map(|t| t.join().map_err(|_| "an invite thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let mut created = 0;
+    for result in results {
+        match result {
+            Ok(()) => created += 1,
+            Err(StoreError::TooManyInvites) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert_eq!(created, 3);
+    assert_eq!(f.accounts.invites_for(invitee, 10)?.len(), 3);
     Ok(())
 }

@@ -10,8 +10,9 @@ use doran_protocol::{
 
 use super::MemoryStore;
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
+    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
+    UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -733,7 +734,7 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()> {
+    fn create_invite_within(&self, invite: &NewInvite, limits: InviteLimits) -> StoreResult<()> {
         int("created_at", invite.created_at)?;
         int("expires_at", invite.expires_at)?;
         if invite.expires_at <= invite.created_at {
@@ -764,6 +765,18 @@ impl AccountStore for MemoryStore {
                 && !passed(i.new.expires_at, invite.created_at)
         }) {
             return Err(StoreError::AlreadyInvited);
+        }
+        let open = |i: &&Invite| {
+            i.state == StoredInviteState::Pending && !passed(i.new.expires_at, invite.created_at)
+        };
+        let pending = a.invites.values().filter(open);
+        let for_invitee = pending
+            .clone()
+            .filter(|i| i.new.invitee == invite.invitee)
+            .count();
+        let of_family = pending.filter(|i| i.new.family == invite.family).count();
+        if for_invitee >= limits.per_invitee || of_family >= limits.per_family {
+            return Err(StoreError::TooManyInvites);
         }
         if a.name_holder(invite.family, &invite.proposed_name)
             .is_some()

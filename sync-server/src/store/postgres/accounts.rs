@@ -14,8 +14,9 @@ use super::{
     PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt,
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
+    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
+    UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -951,7 +952,7 @@ impl AccountStore for PgStore {
         })
     }
 
-    fn create_invite(&self, new: &NewInvite) -> StoreResult<()> {
+    fn create_invite_within(&self, new: &NewInvite, limits: InviteLimits) -> StoreResult<()> {
         let created_at = int("created_at", new.created_at)?;
         let expires_at = int("expires_at", new.expires_at)?;
         if expires_at <= created_at {
@@ -985,6 +986,29 @@ impl AccountStore for PgStore {
             .await?
             {
                 return Err(StoreError::AlreadyInvited);
+            }
+            // The invitee's row lock (after the family's) makes invites from
+            // different families to one person count one after the other.
+            lock_user(tx, new.invitee).await?;
+            let for_invitee = row(
+                tx,
+                "SELECT count(*) FROM invites
+                 WHERE invitee = $1 AND state = 'pending' AND expires_at > $2",
+                &[&new.invitee.0, &created_at],
+            )
+            .await?
+            .map_or(Ok(0), |r| r.try_get::<_, i64>(0))?;
+            let of_family = row(
+                tx,
+                "SELECT count(*) FROM invites
+                 WHERE family = $1 AND state = 'pending' AND expires_at > $2",
+                &[&new.family.0, &created_at],
+            )
+            .await?
+            .map_or(Ok(0), |r| r.try_get::<_, i64>(0))?;
+            let over = |n: i64, max: usize| usize::try_from(n).map_or(true, |n| n >= max);
+            if over(for_invitee, limits.per_invitee) || over(of_family, limits.per_family) {
+                return Err(StoreError::TooManyInvites);
             }
             if name_holder(tx, new.family, &new.proposed_name)
                 .await?

@@ -16,8 +16,9 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, LinkRecord, LinkState,
-    NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict, UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
+    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
+    UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -704,7 +705,7 @@ impl AccountStore for SqliteStore {
         })
     }
 
-    fn create_invite(&self, invite: &NewInvite) -> StoreResult<()> {
+    fn create_invite_within(&self, invite: &NewInvite, limits: InviteLimits) -> StoreResult<()> {
         let created_at = int("created_at", invite.created_at)?;
         let expires_at = int("expires_at", invite.expires_at)?;
         if expires_at <= created_at {
@@ -735,6 +736,25 @@ impl AccountStore for SqliteStore {
                 (invite.family.0, invite.invitee.0, created_at),
             )? {
                 return Err(StoreError::AlreadyInvited);
+            }
+            let count = |sql: &str, id: [u8; 16]| -> StoreResult<usize> {
+                let n: i64 = tx
+                    .prepare_cached(sql)?
+                    .query_row((id, created_at), |row| row.get(0))?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            };
+            if count(
+                "SELECT count(*) FROM invites
+                 WHERE invitee = ?1 AND state = 'pending' AND expires_at > ?2",
+                invite.invitee.0,
+            )? >= limits.per_invitee
+                || count(
+                    "SELECT count(*) FROM invites
+                     WHERE family = ?1 AND state = 'pending' AND expires_at > ?2",
+                    invite.family.0,
+                )? >= limits.per_family
+            {
+                return Err(StoreError::TooManyInvites);
             }
             if name_holder(tx, invite.family, &invite.proposed_name)?.is_some() {
                 return Err(StoreError::NameTaken(invite.proposed_name.clone()));
