@@ -57,3 +57,34 @@ async fn an_invitee_holds_a_bounded_number_of_pending_invites() {
         .await;
     assert!(matches!(sent, Ok(Response::InviteSent(_))), "{sent:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_and_withdrawing_in_a_loop_stops_notifying_the_invitee() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut m = Client::register(&server, &mut mom).await;
+    let mut son = Identity::new("son@example.com", "son");
+    let _s = Client::register(&server, &mut son).await;
+    let family = m.create_family("우리 가족", "엄마").await;
+
+    // Step 1: 엄마 invites her son and withdraws it, five times over.
+    for i in 0..5 {
+        let invite = InviteId::random();
+        let sent = m
+            .request(mom.invite_request(invite, family, son.user(), "아들"))
+            .await;
+        assert!(matches!(sent, Ok(Response::InviteSent(_))), "{i}: {sent:?}");
+        let withdrawn = m
+            .request(doran_protocol::Request::WithdrawInvite { invite })
+            .await;
+        assert_eq!(withdrawn, Ok(Response::Done), "{i}");
+    }
+
+    // Step 2: a sixth invite the same day is refused; he is not notified again.
+    let refused = m
+        .request(mom.invite_request(InviteId::random(), family, son.user(), "아들"))
+        .await
+        .expect_err("over the daily cap");
+    assert_eq!(refused.code, ErrorCode::QuotaExceeded, "{refused:?}");
+}

@@ -25,6 +25,10 @@ pub const MAX_PENDING_INVITES_PER_INVITEE: usize = 16;
 /// Pending invites one family may have out at once.
 pub const MAX_PENDING_INVITES_PER_FAMILY: usize = 32;
 
+/// Invites one family may send one person within a day (withdrawn ones count), so
+/// sending and withdrawing in a loop cannot keep notifying them.
+pub const MAX_INVITES_PER_PERSON_PER_DAY: usize = 5;
+
 /// The most invites one `ListInvites` answer holds: with the default cap of 16
 /// families per user, the caps above never reach it; a relay configured for more
 /// families lists the invites addressed to the caller first and cuts the rest, so
@@ -36,6 +40,7 @@ pub const MAX_LISTED_INVITES: usize =
 const INVITE_LIMITS: InviteLimits = InviteLimits {
     per_invitee: MAX_PENDING_INVITES_PER_INVITEE,
     per_family: MAX_PENDING_INVITES_PER_FAMILY,
+    per_pair: MAX_INVITES_PER_PERSON_PER_DAY,
 };
 
 /// The error for an invite that can no longer be answered or withdrawn.

@@ -181,6 +181,7 @@ macro_rules! relay_store_conformance_tests {
                 finished_invites_are_purged,
                 pending_invites_are_capped,
                 racing_invites_respect_the_cap,
+                sending_and_withdrawing_in_a_loop_is_capped,
                 // logs
                 appends_get_gapless_seqs_per_document,
                 append_is_idempotent_by_chunk_id,

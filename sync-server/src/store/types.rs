@@ -57,13 +57,21 @@ pub struct InviteLimits {
     pub per_invitee: usize,
     /// Pending, unexpired invites of one family.
     pub per_family: usize,
+    /// Invites from one family to one person made in the last [`INVITE_PAIR_WINDOW_MS`],
+    /// in any state: sending and withdrawing in a loop would otherwise notify the
+    /// invitee (`InviteReceived`, `InviteWithdrawn`) without end.
+    pub per_pair: usize,
 }
+
+/// The window of [`InviteLimits::per_pair`]: a day.
+pub const INVITE_PAIR_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl InviteLimits {
     /// No caps.
     pub const UNLIMITED: InviteLimits = InviteLimits {
         per_invitee: usize::MAX,
         per_family: usize::MAX,
+        per_pair: usize::MAX,
     };
 }
 

@@ -10,7 +10,7 @@ use doran_protocol::{
 use super::{
     Fixture, TestResult, family_id, family_with_host, join, new_invite, new_user, register,
 };
-use crate::store::{InviteLimits, NewInvite, StoreError};
+use crate::store::{INVITE_PAIR_WINDOW_MS, InviteLimits, NewInvite, StoreError};
 
 /// A family (1) hosted by user 1 ("엄마"), and user 2 to invite. Returns the pending
 /// invite (id 1, "딸", sent at 10, expiring at 110).
@@ -482,6 +482,7 @@ pub(crate) fn pending_invites_are_capped(f: &Fixture) -> TestResult {
     let limits = InviteLimits {
         per_invitee: 2,
         per_family: 3,
+        per_pair: usize::MAX,
     };
     // Families 1, 2 and 3 (hosts 1, 2, 3); users 4 to 8 to invite.
     let families = [
@@ -542,6 +543,7 @@ pub(crate) fn racing_invites_respect_the_cap(f: &Fixture) -> TestResult {
     let limits = InviteLimits {
         per_invitee: 3,
         per_family: usize::MAX,
+        per_pair: usize::MAX,
     };
     let invitee = register(f, 20)?;
     let mut sent = Vec::new();
@@ -570,5 +572,36 @@ pub(crate) fn racing_invites_respect_the_cap(f: &Fixture) -> TestResult {
     }
     assert_eq!(created, 3);
     assert_eq!(f.accounts.invites_for(invitee, 10)?.len(), 3);
+    Ok(())
+}
+
+pub(crate) fn sending_and_withdrawing_in_a_loop_is_capped(f: &Fixture) -> TestResult {
+    let limits = InviteLimits {
+        per_pair: 3,
+        ..InviteLimits::UNLIMITED
+    };
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let invitee = register(f, 2)?;
+    let day = INVITE_PAIR_WINDOW_MS;
+    // Three invites sent and withdrawn within a day; the fourth is refused.
+    for n in 1..=3u8 {
+        let at = 1_000 + u64::from(n);
+        let invite = new_invite(n, family, host, invitee, "딸", at);
+        f.accounts.create_invite_within(&invite, limits)?;
+        f.accounts.withdraw_invite(invite.id, at)?;
+    }
+    let fourth = new_invite(4, family, host, invitee, "딸", 1_010);
+    assert!(matches!(
+        f.accounts.create_invite_within(&fourth, limits),
+        Err(StoreError::TooManyInvites)
+    ));
+    // Another person, or another family, is not held up.
+    let other = register(f, 3)?;
+    f.accounts
+        .create_invite_within(&new_invite(5, family, host, other, "아들", 1_010), limits)?;
+    // A day after the first, there is room again.
+    let later = new_invite(6, family, host, invitee, "딸", 1_001 + day);
+    f.accounts.create_invite_within(&later, limits)?;
     Ok(())
 }

@@ -10,9 +10,9 @@ use doran_protocol::{
 
 use super::MemoryStore;
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
-    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
-    UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, INVITE_PAIR_WINDOW_MS,
+    InviteLimits, LinkRecord, LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult,
+    UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -775,7 +775,20 @@ impl AccountStore for MemoryStore {
             .filter(|i| i.new.invitee == invite.invitee)
             .count();
         let of_family = pending.filter(|i| i.new.family == invite.family).count();
-        if for_invitee >= limits.per_invitee || of_family >= limits.per_family {
+        let since = invite.created_at.saturating_sub(INVITE_PAIR_WINDOW_MS);
+        let of_pair = a
+            .invites
+            .values()
+            .filter(|i| {
+                i.new.family == invite.family
+                    && i.new.invitee == invite.invitee
+                    && i.new.created_at > since
+            })
+            .count();
+        if for_invitee >= limits.per_invitee
+            || of_family >= limits.per_family
+            || of_pair >= limits.per_pair
+        {
             return Err(StoreError::TooManyInvites);
         }
         if a.name_holder(invite.family, &invite.proposed_name)

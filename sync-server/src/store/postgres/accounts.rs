@@ -14,9 +14,9 @@ use super::{
     PgStore, bytes, bytes_opt, exec, exists, row, rows, to_unsigned, unsigned, unsigned_opt,
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
-    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
-    UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, INVITE_PAIR_WINDOW_MS,
+    InviteLimits, LinkRecord, LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult,
+    UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -1006,8 +1006,23 @@ impl AccountStore for PgStore {
             )
             .await?
             .map_or(Ok(0), |r| r.try_get::<_, i64>(0))?;
+            let since = int(
+                "since",
+                new.created_at.saturating_sub(INVITE_PAIR_WINDOW_MS),
+            )?;
+            let of_pair = row(
+                tx,
+                "SELECT count(*) FROM invites
+                 WHERE family = $1 AND invitee = $2 AND created_at > $3",
+                &[&new.family.0, &new.invitee.0, &since],
+            )
+            .await?
+            .map_or(Ok(0), |r| r.try_get::<_, i64>(0))?;
             let over = |n: i64, max: usize| usize::try_from(n).map_or(true, |n| n >= max);
-            if over(for_invitee, limits.per_invitee) || over(of_family, limits.per_family) {
+            if over(for_invitee, limits.per_invitee)
+                || over(of_family, limits.per_family)
+                || over(of_pair, limits.per_pair)
+            {
                 return Err(StoreError::TooManyInvites);
             }
             if name_holder(tx, new.family, &new.proposed_name)

@@ -16,9 +16,9 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, InviteLimits, LinkRecord,
-    LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult, UploadGrant, UploadVerdict,
-    UserRecord,
+    AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, INVITE_PAIR_WINDOW_MS,
+    InviteLimits, LinkRecord, LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult,
+    UploadGrant, UploadVerdict, UserRecord,
     rules::{StoredInviteState, int, passed},
 };
 
@@ -753,6 +753,7 @@ impl AccountStore for SqliteStore {
                      WHERE family = ?1 AND state = 'pending' AND expires_at > ?2",
                     invite.family.0,
                 )? >= limits.per_family
+                || recent_pair_invites(tx, invite)? >= limits.per_pair
             {
                 return Err(StoreError::TooManyInvites);
             }
@@ -1220,4 +1221,19 @@ fn held_bytes(tx: &Connection, to: BlobGrantee) -> StoreResult<u64> {
     };
     let total: i64 = tx.prepare_cached(sql)?.query_row([id], |row| row.get(0))?;
     to_unsigned(total, "blob bytes")
+}
+
+/// Invites from `invite`'s family to its invitee made in the pair window before it.
+fn recent_pair_invites(tx: &Connection, invite: &NewInvite) -> StoreResult<usize> {
+    let since = int(
+        "since",
+        invite.created_at.saturating_sub(INVITE_PAIR_WINDOW_MS),
+    )?;
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM invites
+             WHERE family = ?1 AND invitee = ?2 AND created_at > ?3",
+        )?
+        .query_row((invite.family.0, invite.invitee.0, since), |row| row.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
