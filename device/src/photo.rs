@@ -126,28 +126,16 @@ pub fn prepare(bytes: &[u8]) -> Result<PreparedPhoto, PhotoError> {
     // Resized as stored, then turned upright: the same picture as turning the decoded
     // pixels first, with a fraction of them to move.
     let display_px = upright(fit(decoded.rgb, DISPLAY_MAX_SIDE)?, decoded.orientation);
-    // The thumbnail is made from the display copy's pixels on a second thread while
-    // the display copy encodes (the two are independent; a display copy that must
-    // shrink to fit its budget keeps its aspect, so the thumbnail is the same).
-    let (display, thumb) = std::thread::scope(|s| {
-        let thumb = s.spawn(|| {
-            encode(
-                fit_ref(&display_px, THUMB_MAX_SIDE)?.as_ref(),
-                THUMB_QUALITY,
-            )
-        });
-        let display = encode_within(&display_px, DISPLAY_MAX_BYTES);
-        let thumb = thumb
-            .join()
-            .unwrap_or_else(|_| Err(PhotoError::Corrupt("the thumbnail failed".into())));
-        (display, thumb)
-    });
-    let ((display, (width, height)), thumb) = (display?, thumb?);
+    let (display, display_px) = encode_within(display_px, DISPLAY_MAX_BYTES)?;
+    let thumb = encode(
+        fit_ref(&display_px, THUMB_MAX_SIDE)?.as_ref(),
+        THUMB_QUALITY,
+    )?;
     Ok(PreparedPhoto {
         display,
         thumb,
-        width,
-        height,
+        width: display_px.width(),
+        height: display_px.height(),
         taken_at: decoded.taken_at,
         mime: "image/jpeg",
     })
@@ -176,10 +164,10 @@ pub fn prepare_avatar(bytes: &[u8]) -> Result<PreparedAvatar, PhotoError> {
     let y = (rgb.height() - side) / 2;
     let square = image::imageops::crop_imm(&rgb, x, y, side, side).to_image();
     drop(rgb);
-    let (jpeg, (side, _)) = encode_within(&fit(square, AVATAR_SIDE)?, AVATAR_MAX_BYTES)?;
+    let (jpeg, px) = encode_within(fit(square, AVATAR_SIDE)?, AVATAR_MAX_BYTES)?;
     Ok(PreparedAvatar {
         jpeg,
-        side,
+        side: px.width(),
         mime: "image/jpeg",
     })
 }
@@ -482,26 +470,25 @@ fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
 
 /// Encodes `img` at the best of [`QUALITY_STEPS`] that fits `budget` bytes; if even the
 /// last does not, shrinks the pixels by a fifth and retries at the last quality.
-/// Returns the JPEG and its size in pixels.
-fn encode_within(img: &RgbImage, budget: usize) -> Result<(Vec<u8>, (u32, u32)), PhotoError> {
+/// Returns the JPEG and the pixels it was made from.
+fn encode_within(mut img: RgbImage, budget: usize) -> Result<(Vec<u8>, RgbImage), PhotoError> {
     for q in QUALITY_STEPS {
-        let jpeg = encode(img, q)?;
+        let jpeg = encode(&img, q)?;
         if jpeg.len() <= budget {
-            return Ok((jpeg, img.dimensions()));
+            return Ok((jpeg, img));
         }
     }
     let last = QUALITY_STEPS[QUALITY_STEPS.len() - 1];
-    let mut img = Cow::Borrowed(img);
     for _ in 0..MAX_SHRINKS {
         let long = img.width().max(img.height());
         let smaller = (long * 4 / 5).max(1);
         if smaller == long {
             break;
         }
-        img = Cow::Owned(fit_ref(&img, smaller)?.into_owned());
+        img = fit(img, smaller)?;
         let jpeg = encode(&img, last)?;
         if jpeg.len() <= budget {
-            return Ok((jpeg, img.dimensions()));
+            return Ok((jpeg, img));
         }
     }
     Err(PhotoError::Corrupt(
@@ -815,14 +802,13 @@ mod tests {
         let worst = jpeg_of(&img, QUALITY_STEPS[QUALITY_STEPS.len() - 1]);
         // A budget between the two: a lower quality, same pixels.
         let budget = (best.len() + worst.len()) / 2;
-        let (jpeg, px) = encode_within(&img, budget).expect("fits");
+        let (jpeg, px) = encode_within(img.clone(), budget).expect("fits");
         assert!(jpeg.len() <= budget && jpeg.len() >= worst.len());
-        assert_eq!(px, (400, 300));
+        assert_eq!(px.dimensions(), (400, 300));
         // A budget below the lowest quality: fewer pixels.
-        let (jpeg, (w, h)) = encode_within(&img, worst.len() / 2).expect("fits");
+        let (jpeg, px) = encode_within(img, worst.len() / 2).expect("fits");
         assert!(jpeg.len() <= worst.len() / 2);
-        assert!(w < 400 && h < 300);
-        assert_eq!(decode(&jpeg).dimensions(), (w, h));
+        assert!(px.width() < 400 && px.height() < 300);
     }
 
     #[test]
