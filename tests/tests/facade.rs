@@ -358,15 +358,37 @@ fn png(seed: u8) -> Vec<u8> {
     bytes.into_inner()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_photo_files_neither_block_uploads_nor_show() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(&dir.path().join("mom")).await;
-    let dad = open(&dir.path().join("dad")).await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+/// A relay started with `config` (relay.json) in `dir`.
+fn relay_with(dir: &std::path::Path, config: &str) -> Relay {
+    let relay_dir = dir.join("relay");
+    std::fs::create_dir_all(&relay_dir).expect("relay dir");
+    let file = relay_dir.join("relay.json");
+    std::fs::write(&file, config).expect("config");
+    Relay::start_with(
+        &relay_dir,
+        "127.0.0.1:0",
+        &["--config", &file.display().to_string()],
+    )
+}
+
+/// Mom and dad, each on their own device (opened with `options`), signed up on
+/// `relay`, in a family mom hosts. Returns both devices, the family and mom's user.
+async fn mom_and_dad(
+    dir: &std::path::Path,
+    relay: &Relay,
+    options: impl Fn() -> DeviceOptions,
+) -> (Device, Device, String, String) {
+    let mom = Device::open(dir.join("mom"), options())
         .await
-        .expect("account");
+        .expect("opens");
+    let dad = Device::open(dir.join("dad"), options())
+        .await
+        .expect("opens");
+    let mom_user = mom
+        .create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account")
+        .user;
     dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
         .await
         .expect("account");
@@ -381,6 +403,14 @@ async fn damaged_photo_files_neither_block_uploads_nor_show() {
     dad.answer_invite(&invite.invite, true)
         .await
         .expect("accepted");
+    (mom, dad, family, mom_user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_photo_files_neither_block_uploads_nor_show() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, dad, family, _) = mom_and_dad(dir.path(), &relay, DeviceOptions::default).await;
     let album = mom.create_album(&family, "여름").await.expect("album");
     mom.sync_now(WAIT).await.expect("synced");
 
@@ -473,15 +503,7 @@ async fn damaged_photo_files_neither_block_uploads_nor_show() {
 async fn edits_refused_by_a_full_family_log_wait_for_a_snapshot_and_arrive() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A family log that holds about fifteen missions' worth of changes.
-    let relay_dir = dir.path().join("relay");
-    std::fs::create_dir_all(&relay_dir).expect("relay dir");
-    let config = relay_dir.join("relay.json");
-    std::fs::write(&config, r#"{"limits":{"family_log_quota_bytes":12000}}"#).expect("config");
-    let relay = Relay::start_with(
-        &relay_dir,
-        "127.0.0.1:0",
-        &["--config", &config.display().to_string()],
-    );
+    let relay = relay_with(dir.path(), r#"{"limits":{"family_log_quota_bytes":12000}}"#);
     let quick = || DeviceOptions {
         sync: SyncConfig {
             retry_refused_after_ms: 200,
@@ -489,26 +511,7 @@ async fn edits_refused_by_a_full_family_log_wait_for_a_snapshot_and_arrive() {
         },
         ..DeviceOptions::default()
     };
-    let mom = Device::open(dir.path().join("mom"), quick())
-        .await
-        .expect("opens");
-    let dad = Device::open(dir.path().join("dad"), quick())
-        .await
-        .expect("opens");
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("account");
-    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
-        .await
-        .expect("account");
-    let family = mom.create_family("산 가족", "엄마").await.expect("family");
-    let invite = mom
-        .invite(&family, "dad@example.com", "아빠")
-        .await
-        .expect("invite");
-    dad.answer_invite(&invite.invite, true)
-        .await
-        .expect("accepted");
+    let (mom, dad, family, _) = mom_and_dad(dir.path(), &relay, quick).await;
     mom.sync_now(WAIT).await.expect("synced");
     dad.sync_now(WAIT).await.expect("synced");
 
@@ -562,36 +565,9 @@ async fn edits_refused_by_a_full_family_log_wait_for_a_snapshot_and_arrive() {
 async fn a_refused_photo_does_not_hold_up_the_uploads_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A family blob quota too small for a display copy; the avatar counts elsewhere.
-    let relay_dir = dir.path().join("relay");
-    std::fs::create_dir_all(&relay_dir).expect("relay dir");
-    let config = relay_dir.join("relay.json");
-    std::fs::write(&config, r#"{"limits":{"family_quota_bytes":600}}"#).expect("config");
-    let mut relay = Relay::start_with(
-        &relay_dir,
-        "127.0.0.1:0",
-        &["--config", &config.display().to_string()],
-    );
-    let mom = open(&dir.path().join("mom")).await;
-    let dad = open(&dir.path().join("dad")).await;
-    let mom_user = mom
-        .create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("account")
-        .user;
-    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
-        .await
-        .expect("account");
-    let family = mom
-        .create_family("바다 가족", "엄마")
-        .await
-        .expect("family");
-    let invite = mom
-        .invite(&family, "dad@example.com", "아빠")
-        .await
-        .expect("invite");
-    dad.answer_invite(&invite.invite, true)
-        .await
-        .expect("accepted");
+    let mut relay = relay_with(dir.path(), r#"{"limits":{"family_quota_bytes":600}}"#);
+    let (mom, dad, family, mom_user) =
+        mom_and_dad(dir.path(), &relay, DeviceOptions::default).await;
     let album = mom.create_album(&family, "여름").await.expect("album");
     mom.sync_now(WAIT).await.expect("synced");
 
@@ -629,37 +605,19 @@ async fn a_refused_photo_does_not_hold_up_the_uploads_after_it() {
 async fn a_leave_cut_short_offline_is_finished_by_trying_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let mom = open(&dir.path().join("mom")).await;
-    let son = open(&dir.path().join("son")).await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("account");
-    son.create_account(&relay.url(), "son@example.com", "아들곰")
-        .await
-        .expect("account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family");
-    let invite = mom
-        .invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite");
-    son.answer_invite(&invite.invite, true)
-        .await
-        .expect("accepted");
-    son.sync_now(WAIT).await.expect("synced");
+    let (mom, dad, family, _) = mom_and_dad(dir.path(), &relay, DeviceOptions::default).await;
+    dad.sync_now(WAIT).await.expect("synced");
 
-    // The son leaves with no network: his entry is removed on his phone, and the
+    // Dad leaves with no network: his entry is removed on his phone, and the
     // relay cannot be told.
     relay.kill();
-    let offline = son.leave_family(&family).await.expect_err("offline");
+    let offline = dad.leave_family(&family).await.expect_err("offline");
     assert_eq!(offline.code, ErrorCode::Offline, "{}", offline.message);
     // Back online, trying again finishes the leave.
     relay.restart();
-    son.leave_family(&family).await.expect("left");
+    dad.leave_family(&family).await.expect("left");
     assert!(
-        son.families().await.expect("families").is_empty(),
+        dad.families().await.expect("families").is_empty(),
         "the family is gone from his phone"
     );
     mom.sync_now(WAIT).await.expect("synced");
