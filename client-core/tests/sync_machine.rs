@@ -1308,11 +1308,21 @@ fn pushes_kept_for_later_neither_hide_newer_edits_nor_wait_for_a_new_connection(
     );
     outbox.pop();
 
-    // After the delay the kept ones go again, still connected, oldest first.
+    // Due while a listing after the last entry is on its way: the retry waits for it
+    // (else that listing would move past the kept ones again)…
+    let due = now + config().retry_refused_after_ms;
+    let pending = m
+        .handle(due, Event::LocalChange)
+        .want_outbox
+        .expect("listed");
+    assert!(m.handle(due, Event::Tick).want_outbox.is_none());
+    m.handle(due, Event::Outbox(listed(&outbox, pending)));
+    // …and then the kept ones go again, still connected, oldest first.
     let want = m
-        .handle(now + config().retry_refused_after_ms, Event::Tick)
+        .handle(due + 1, Event::Tick)
         .want_outbox
         .expect("the outbox is listed again");
-    let fx = m.handle(now, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(want.after, None);
+    let fx = m.handle(due + 1, Event::Outbox(listed(&outbox, want)));
     assert_eq!(pushes(&fx), vec![outbox[0].chunk, outbox[1].chunk]);
 }

@@ -45,9 +45,14 @@ impl SyncMachine {
         self.retry_kept_at = Some(self.retry_kept_at.map_or(at, |t| t.min(at)));
     }
 
-    /// Goes through the outbox from its oldest entry again, once kept pushes are due.
+    /// Goes through the outbox from its oldest entry again, once kept pushes are due
+    /// (and no listing is on its way: one asked for after the last entry queued would
+    /// move past the kept ones again; the next tick tries).
     pub(super) fn retry_kept(&mut self, now_ms: u64, fx: &mut Effects) {
-        if self.conn != Conn::SignedIn || self.retry_kept_at.is_none_or(|at| now_ms < at) {
+        if self.conn != Conn::SignedIn
+            || self.outbox_requested
+            || self.retry_kept_at.is_none_or(|at| now_ms < at)
+        {
             return;
         }
         self.retry_kept_at = None;
