@@ -613,8 +613,11 @@ async fn a_leave_cut_short_offline_is_finished_by_trying_again() {
     relay.kill();
     let offline = dad.leave_family(&family).await.expect_err("offline");
     assert_eq!(offline.code, ErrorCode::Offline, "{}", offline.message);
-    // Back online, trying again finishes the leave.
+    // Back online (his phone has signed in again and sent the removal), trying again
+    // finishes the leave.
+    let mut dad_events = dad.subscribe();
     relay.restart();
+    up_to_date(&dad, &mut dad_events).await;
     dad.leave_family(&family).await.expect("left");
     assert!(
         dad.families().await.expect("families").is_empty(),
