@@ -380,7 +380,7 @@ impl BlobCache {
         let hash = BlobHash::of(bytes);
         // On disk for good before the store says it waits for upload: until then
         // these bytes exist nowhere else.
-        write_durably(&self.dir, &self.path(hash), bytes)?;
+        write_atomically(&self.path(hash), bytes, Some(&self.dir))?;
         let known = self.store.blob(hash)?;
         let state = match &known {
             Some(r) if r.state != BlobState::PendingUpload => r.state,
@@ -479,7 +479,7 @@ impl BlobCache {
         let mime = mime.to_owned();
         self.blocking(move |c| {
             let size = bytes.len() as u64;
-            write_atomically(&c.path(hash), &bytes)?;
+            write_atomically(&c.path(hash), &bytes, None)?;
             let known = c.store.blob(hash)?;
             c.store.put_blob(&BlobRecord {
                 hash,
@@ -510,11 +510,7 @@ impl BlobCache {
             Err(e) => return Err(e.into()),
         };
         tracing::warn!(%hash, damaged_len = ?bytes, "a blob made here lost its file; it cannot be uploaded");
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+        remove_if_there(&path)?;
         self.store.set_blob_state(hash, BlobState::RemoteOnly)?;
         self.store.set_cached(hash, false)?;
         Ok(None)
@@ -544,11 +540,7 @@ impl BlobCache {
             let Some(victim) = candidates.first() else {
                 break;
             };
-            match std::fs::remove_file(self.path(victim.hash)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            remove_if_there(&self.path(victim.hash))?;
             self.store.set_cached(victim.hash, false)?;
         }
         Ok(())
@@ -556,25 +548,32 @@ impl BlobCache {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never
-/// sees half a blob.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("part");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// [`write_atomically`], and on the disk when it returns: the bytes are flushed
-/// before the rename (else a power cut can leave the new name on an empty file) and
-/// the folder after it (else the name itself can be lost).
-fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// sees half a blob. With `durable` (the folder holding `path`) it is on the disk when
+/// this returns: the bytes are flushed before the rename (else a power cut can leave
+/// the new name on an empty file) and the folder after it (else the name itself can
+/// be lost).
+fn write_atomically(path: &Path, bytes: &[u8], durable: Option<&Path>) -> std::io::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension("part");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_data()?;
+    if durable.is_some() {
+        file.sync_data()?;
+    }
     drop(file);
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    match durable {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Removes the file at `path`; one already gone is fine.
+fn remove_if_there(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
