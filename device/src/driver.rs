@@ -706,13 +706,17 @@ impl SyncDriver {
                 self.blocking(move |h| h.snapshot_accepted(doc, covers))
                     .await?;
             }
-            // The status first: a caller woken by its answer sees the state the
-            // answer left (e.g. syncing a family just joined), not the one before.
-            self.publish_status(&fx);
-            self.answer(r, &fx);
+            // The sign-in's family list first: a caller woken by the new status or an
+            // answer (a leave just finished, say) must not have its own change to the
+            // families overwritten by this older list afterwards.
             if let Some(info) = fx.signed_in.clone() {
                 self.signed_in(&r.machine, info).await?;
             }
+            // The status before the answers: a caller woken by its answer sees the
+            // state the answer left (e.g. syncing a family just joined), not the one
+            // before.
+            self.publish_status(&fx);
+            self.answer(r, &fx);
             for event in &fx.events {
                 self.emit(SyncEvent::Server(event.clone()));
             }
