@@ -321,7 +321,9 @@ impl StoreHost {
     }
 
     /// Creates a family document locally (after the relay's `CreateFamily`) and
-    /// commits its first change.
+    /// commits its first change — unless the document already has one: a second first
+    /// change would be refused by every device, so creating twice (a retry, or the
+    /// mending of a creation cut short racing the creation itself) writes nothing.
     pub fn create_family(
         &self,
         family: FamilyId,
@@ -329,17 +331,28 @@ impl StoreHost {
         my_name: &str,
         now_ms: i64,
     ) -> Result<()> {
-        let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
         let doc = DocId::from(family);
+        let mut docs = self.lock();
+        if let OpenDoc::Family(existing) =
+            &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc
+            && rules::host_of(existing.replica_mut().doc()).is_some()
+        {
+            drop(docs);
+            self.store
+                .set_membership(family, Membership::Member, now_ms)?;
+            return Ok(());
+        }
+        let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
         self.store.commit_local(doc, &change)?;
         let at = self.store.log_end(doc)?;
-        self.lock().insert(
+        docs.insert(
             doc,
             Opened {
                 doc: OpenDoc::Family(fd),
                 at,
             },
         );
+        drop(docs);
         self.store
             .set_membership(family, Membership::Member, now_ms)?;
         Ok(())
