@@ -23,6 +23,7 @@ pub mod driver;
 pub mod error;
 pub mod events;
 pub mod photo;
+mod mend;
 mod pump;
 pub mod relay;
 pub mod screens;

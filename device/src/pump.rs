@@ -131,6 +131,8 @@ async fn pump(
     let mut last = *state.borrow_and_update();
     shared.emit(DeviceEvent::Sync(view_of(last)));
     let mut arriving = Arriving::default();
+    // The sign-in after which unfinished membership changes were last mended.
+    let mut mended = 0;
     loop {
         let quiet = arriving.flush_at;
         tokio::select! {
@@ -157,6 +159,12 @@ async fn pump(
                 if now.status == SyncStatus::UpToDate {
                     // Caught up: whatever arrived is the whole batch.
                     arriving.flush(&shared, &session).await;
+                    if now.sign_ins != mended {
+                        // Caught up with the relay's list of families: finish what an
+                        // interruption left half-done against it.
+                        mended = now.sign_ins;
+                        crate::mend::mend(&shared, &session).await;
+                    }
                 }
                 last = now;
             }

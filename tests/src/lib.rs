@@ -9,6 +9,7 @@ use std::{
 pub use doran_testkit::Relay;
 
 pub mod devices;
+pub mod proxy;
 
 /// A `doran --home HOME ARGS…` command, to spawn or run.
 pub fn doran_cmd(home: &Path, args: &[&str]) -> Command {

@@ -9,6 +9,7 @@ use doran_device::ErrorCode;
 use doran_e2e::{
     Relay,
     devices::{WAIT, open},
+    proxy::frame_head,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -20,20 +21,8 @@ use tokio::{
 /// all arrived.
 fn upgrade_and_first_frame(bytes: &[u8]) -> Option<usize> {
     let head = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let frame = bytes.get(head..)?;
-    // A relay's frames are not masked: two header bytes, then the extended length.
-    let (len, header) = match frame.get(1)? & 0x7f {
-        126 => (
-            usize::from(u16::from_be_bytes([*frame.get(2)?, *frame.get(3)?])),
-            4,
-        ),
-        127 => {
-            let len = u64::from_be_bytes(frame.get(2..10)?.try_into().ok()?);
-            (usize::try_from(len).ok()?, 10)
-        }
-        n => (usize::from(n), 2),
-    };
-    let end = head + header + len;
+    let (_, len) = frame_head(bytes.get(head..)?)?;
+    let end = head + len;
     (bytes.len() >= end).then_some(end)
 }
 

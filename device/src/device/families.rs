@@ -12,13 +12,15 @@ use doran_client_core::{
     validate::{self, Field},
     views::{MoodView, Presence},
 };
-use doran_protocol::{FamilyId, Request, Response, UserId};
+use doran_protocol::{ErrorCode as Wire, FamilyId, Request, Response, UserId};
 
 use super::{Device, lock, missions::resolve_members};
 use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
+    mend,
     screens::{FamilyCard, FamilyView, MemberView, PresenceView},
+    sync_error::SyncError,
 };
 
 impl Device {
@@ -220,24 +222,54 @@ impl Device {
             .map_err(|e| Error::from_doc(&e, lang))?;
         let my_name = validate::text(Field::MemberName, my_name, validate::MEMBER_NAME)
             .map_err(|e| Error::from_doc(&e, lang))?;
-        let family = FamilyId::random();
-        match self
-            .request(Request::CreateFamily {
-                family,
-                title: title.clone(),
-                my_name: my_name.clone(),
-            })
-            .await?
-        {
-            Response::FamilyCreated(_) | Response::Done => {}
-            other => return Err(self.unexpected(&other)),
-        }
         let session = self.session()?;
+        let me = session.account.user;
+        // Written down before the relay is asked: if its answer is lost or the app
+        // stops before the document is written, the next sign-in finishes it
+        // (`mend`), and trying again with the same title and 호칭 reuses the id.
+        let store = Arc::clone(&self.shared().store);
+        let creating = mend::Creating {
+            title: title.clone(),
+            my_name: my_name.clone(),
+        };
+        let family = self
+            .blocking(move |lang| {
+                mend::start_creating(&*store, me, FamilyId::random(), creating)
+                    .map_err(|e| Error::from_store(&e, lang))
+            })
+            .await?;
+        self.connected(super::sync::REQUEST_TIMEOUT).await?;
+        let asked = session.driver.request(Request::CreateFamily {
+            family,
+            title: title.clone(),
+            my_name: my_name.clone(),
+        });
+        match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked).await {
+            Ok(Ok(Response::FamilyCreated(_) | Response::Done)) => {}
+            // A retry of a creation whose answer was lost: the relay has it already.
+            Ok(Err(SyncError::Refused {
+                code: Wire::AlreadyExists,
+                ..
+            })) if self.hosts(family).await => {}
+            Ok(Err(e)) => {
+                if let SyncError::Refused { code, .. } = &e
+                    && !code.is_transient()
+                {
+                    // Refused for good (a full account, a bad title): nothing to finish.
+                    self.creation_over(family).await;
+                }
+                return Err(Error::from_sync(&e, lang));
+            }
+            Ok(Ok(other)) => return Err(self.unexpected(&other)),
+            Err(_) => return Err(Error::code(ErrorCode::Timeout, lang)),
+        }
         let host = Arc::clone(&session.host);
+        let store = Arc::clone(&self.shared().store);
         let now = self.shared().now();
         self.blocking(move |lang| {
             host.create_family(family, &title, &my_name, now)
-                .map_err(|e| Error::from_host(&e, lang))
+                .map_err(|e| Error::from_host(&e, lang))?;
+            mend::done_creating(&*store, me, family).map_err(|e| Error::from_store(&e, lang))
         })
         .await?;
         // Counted before the driver hears of it, so a sync right after waits for it.
@@ -354,6 +386,13 @@ impl Device {
             ));
         }
         if me.is_some() {
+            // Noted first, so a sign-in meanwhile does not put the entry back.
+            let store = Arc::clone(&self.shared().store);
+            let user = self.me()?;
+            self.blocking(move |lang| {
+                mend::start_leaving(&*store, user, id).map_err(|e| Error::from_store(&e, lang))
+            })
+            .await?;
             self.edit(family, Part::Members, |fd, now| fd.leave(now))
                 .await?;
         }
@@ -374,12 +413,37 @@ impl Device {
 
     async fn forget(&self, family: FamilyId) -> Result<()> {
         let store = Arc::clone(&self.shared().store);
+        let me = self.me()?;
         self.blocking(move |lang| {
             store
                 .forget_family(family)
+                .and_then(|()| mend::done_leaving(&*store, me, family))
                 .map_err(|e| Error::from_store(&e, lang))
         })
         .await
+    }
+
+    /// Whether the relay lists `family` with this user as its host.
+    async fn hosts(&self, family: FamilyId) -> bool {
+        matches!(
+            self.request(Request::ListFamilies).await,
+            Ok(Response::Families(list))
+                if list.iter().any(|f| f.family == family && f.role == doran_protocol::Role::Host)
+        )
+    }
+
+    /// A creation the relay refused for good: nothing to finish later.
+    async fn creation_over(&self, family: FamilyId) {
+        let store = Arc::clone(&self.shared().store);
+        let Ok(me) = self.me() else { return };
+        let forgot = self
+            .blocking(move |lang| {
+                mend::done_creating(&*store, me, family).map_err(|e| Error::from_store(&e, lang))
+            })
+            .await;
+        if let Err(e) = forgot {
+            tracing::warn!(error = %e.message, "a refused family creation stays noted");
+        }
     }
 
     async fn is_host(&self, family: &str) -> Result<bool> {

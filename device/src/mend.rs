@@ -1,0 +1,407 @@
+//! Membership changes that stopped half-way, finished.
+//!
+//! Creating a family and accepting an invite each ask the relay first (it decides who
+//! may read and write) and then write the family document. An app killed, or an
+//! answer lost on a train, between the two leaves a family the relay lists but whose
+//! document lacks the user: no first change at all for a family created here, no
+//! member entry for an invite accepted — and every edit there is refused as "not a
+//! member". Leaving goes the other way (the entry first, then the relay), and must
+//! not be undone by the mending.
+//!
+//! So the device writes down what it is about to do (`creating`, `leaving`) before it
+//! asks, and after each sign-in, once caught up, [`mend`] finishes what the relay's
+//! list says was done: the first change of a family this device was creating (only
+//! this device can write it — a second first change is refused by every device, see
+//! `client-core/src/rules.rs`), and the user's own member entry under the 호칭 the
+//! relay holds for any family that lacks it (any of the user's devices may: two
+//! devices writing it at once write the same thing, and the document keeps one).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+};
+
+use doran_client_core::{model::Role, store::LocalStore};
+use doran_protocol::{FamilyId, Request, Response, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    device::{Session, Shared, lock},
+    events::{DeviceEvent, Part},
+};
+
+/// What this device started and has not finished, kept in the store's meta table.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Unfinished {
+    /// Families asked of the relay and not written yet, by family hex.
+    #[serde(default)]
+    creating: BTreeMap<String, Creating>,
+    /// Families whose member entry this device removed before telling the relay.
+    #[serde(default)]
+    leaving: BTreeSet<String>,
+}
+
+/// A family being created: what its first change will say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Creating {
+    pub(crate) title: String,
+    pub(crate) my_name: String,
+}
+
+/// Serialises the read-modify-write of the record (the facade's calls run at once).
+static RECORD: Mutex<()> = Mutex::new(());
+
+fn key(user: UserId) -> String {
+    format!("families/unfinished/{}", user.to_hex())
+}
+
+fn read(store: &dyn LocalStore, user: UserId) -> Unfinished {
+    match store.get_meta(&key(user)) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the record of unfinished family changes is unreadable");
+            Unfinished::default()
+        }),
+        Ok(None) => Unfinished::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the record of unfinished family changes cannot be read");
+            Unfinished::default()
+        }
+    }
+}
+
+/// Changes the record; durable when this returns `Ok`.
+fn update<T>(
+    store: &dyn LocalStore,
+    user: UserId,
+    change: impl FnOnce(&mut Unfinished) -> T,
+) -> doran_client_core::store::Result<T> {
+    let _held = lock(&RECORD);
+    let mut record = read(store, user);
+    let out = change(&mut record);
+    if record.creating.is_empty() && record.leaving.is_empty() {
+        store.delete_meta(&key(user))?;
+    } else {
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        store.set_meta(&key(user), &bytes)?;
+    }
+    Ok(out)
+}
+
+/// Notes that `family` is about to be created, before the relay is asked. A family
+/// already being created with the same title and 호칭 (the answer to the first try
+/// was lost) is returned instead, so trying again does not make a second family.
+pub(crate) fn start_creating(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+    creating: Creating,
+) -> doran_client_core::store::Result<FamilyId> {
+    update(store, user, |r| {
+        if let Some(earlier) = r
+            .creating
+            .iter()
+            .find(|(_, c)| **c == creating)
+            .and_then(|(hex, _)| hex.parse().ok())
+        {
+            return earlier;
+        }
+        r.creating.insert(family.to_hex(), creating);
+        family
+    })
+}
+
+/// The family is written (or the relay refused it for good): nothing left to do.
+pub(crate) fn done_creating(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+) -> doran_client_core::store::Result<()> {
+    update(store, user, |r| {
+        r.creating.remove(&family.to_hex());
+    })
+}
+
+/// Notes that this device is leaving `family`, before it removes its entry.
+pub(crate) fn start_leaving(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+) -> doran_client_core::store::Result<()> {
+    update(store, user, |r| {
+        r.leaving.insert(family.to_hex());
+    })
+}
+
+/// The family is left (or forgotten): nothing left to do.
+pub(crate) fn done_leaving(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+) -> doran_client_core::store::Result<()> {
+    update(store, user, |r| {
+        r.leaving.remove(&family.to_hex());
+    })
+}
+
+/// What one family needs, as this device's copy shows it.
+#[derive(Debug, PartialEq, Eq)]
+enum Need {
+    Nothing,
+    /// No first change here: write it, if this device was creating the family.
+    FirstChange(Creating),
+    /// A first change without the user's entry: write it.
+    MyEntry,
+}
+
+/// Finishes what the relay's list says was done and the family documents do not show
+/// yet. Run by the pump once caught up after each sign-in; failures are logged and
+/// tried again at the next one.
+pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
+    let me = session.account.user;
+    let store = Arc::clone(&shared.store);
+    let host = Arc::clone(&session.host);
+    let needs = tokio::task::spawn_blocking(move || -> Vec<(FamilyId, Need)> {
+        let record = read(&*store, me);
+        let families = host.families().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the families cannot be listed for mending");
+            Vec::new()
+        });
+        let mut needs = Vec::new();
+        for family in families {
+            let hex = family.to_hex();
+            // The view (open, or cached) answers for nearly every family without
+            // loading its history; only one that lacks the user is opened.
+            let view = match host.open_view(family) {
+                Ok(Some(v)) => Some(v),
+                _ => doran_client_core::family_store::cached_family(&*store, family.into())
+                    .ok()
+                    .flatten(),
+            };
+            if view.is_some_and(|v| v.members.contains_key(&me.to_hex())) {
+                if record.creating.contains_key(&hex) {
+                    // Written, and the app stopped before it said so.
+                    let _ = done_creating(&*store, me, family);
+                }
+                continue;
+            }
+            let shape = host.read_family(family, |fd| {
+                let root = doran_client_core::rules::host_of(fd.replica_mut().doc()).is_some();
+                (root, fd.view().members.contains_key(&me.to_hex()))
+            });
+            let need = match shape {
+                Err(e) => {
+                    tracing::warn!(%family, error = %e, "a family cannot be read for mending");
+                    continue;
+                }
+                Ok((true, true)) => {
+                    if record.creating.contains_key(&hex) {
+                        // Written, and the app stopped before it said so.
+                        let _ = done_creating(&*store, me, family);
+                    }
+                    Need::Nothing
+                }
+                Ok((false, _)) => match record.creating.get(&hex) {
+                    Some(c) => Need::FirstChange(c.clone()),
+                    // Created elsewhere: its first change comes from there.
+                    None => Need::Nothing,
+                },
+                Ok((true, false)) if record.leaving.contains(&hex) => Need::Nothing,
+                Ok((true, false)) => Need::MyEntry,
+            };
+            if need != Need::Nothing {
+                needs.push((family, need));
+            }
+        }
+        needs
+    })
+    .await
+    .unwrap_or_default();
+    if needs.is_empty() {
+        return;
+    }
+    // The 호칭 the user holds in each family, as the relay has it (asked only when an
+    // entry is missing).
+    let mut names: Option<BTreeMap<FamilyId, (Role, String)>> = None;
+    for (family, need) in needs {
+        let written = match need {
+            Need::Nothing => continue,
+            Need::FirstChange(c) => first_change(shared, session, family, c).await,
+            Need::MyEntry => {
+                if names.is_none() {
+                    names = my_names(session).await;
+                }
+                match names.as_ref().and_then(|n| n.get(&family)) {
+                    Some((Role::Member, name)) => my_entry(shared, session, family, name).await,
+                    // The relay no longer lists the user there (or as the host, whose
+                    // entry only the first change writes): nothing to add.
+                    _ => false,
+                }
+            }
+        };
+        if written {
+            let pending = shared.store.pending_count().unwrap_or(0);
+            session.driver.note_pending(pending);
+            session.driver.local_change();
+            shared.emit(DeviceEvent::FamilyChanged {
+                family: family.to_hex(),
+                parts: vec![Part::Family, Part::Members],
+                local: true,
+            });
+        }
+    }
+}
+
+/// Writes the first change of a family this device asked the relay to create.
+async fn first_change(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    c: Creating,
+) -> bool {
+    let me = session.account.user;
+    let store = Arc::clone(&shared.store);
+    let host = Arc::clone(&session.host);
+    let now = shared.now();
+    let done = tokio::task::spawn_blocking(move || {
+        host.create_family(family, &c.title, &c.my_name, now)?;
+        done_creating(&*store, me, family)?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
+            tracing::info!(%family, "a family created before an interruption is written now");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%family, error = %e, "a family's first change cannot be written");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%family, error = %e, "writing a family's first change failed");
+            false
+        }
+    }
+}
+
+/// Adds the user's own member entry to a family the relay says they joined.
+async fn my_entry(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    name: &str,
+) -> bool {
+    let me = session.account.user;
+    let host = Arc::clone(&session.host);
+    let now = shared.now();
+    let name = name.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        host.edit_family(family, |fd| fd.add_member(me, &name, now))
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
+            tracing::info!(%family, "a join that stopped half-way is finished");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%family, error = %e, "the member entry cannot be written");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%family, error = %e, "writing the member entry failed");
+            false
+        }
+    }
+}
+
+/// The user's role and 호칭 in each of their families, from the relay.
+async fn my_names(session: &Arc<Session>) -> Option<BTreeMap<FamilyId, (Role, String)>> {
+    let me = session.account.user;
+    match session.driver.request(Request::ListFamilies).await {
+        Ok(Response::Families(list)) => Some(
+            list.into_iter()
+                .filter_map(|f| {
+                    let name = f.member(&me)?.name.clone();
+                    let role = match f.role {
+                        doran_protocol::Role::Host => Role::Host,
+                        doran_protocol::Role::Member => Role::Member,
+                    };
+                    Some((f.family, (role, name)))
+                })
+                .collect(),
+        ),
+        Ok(other) => {
+            tracing::warn!(?other, "an unexpected answer to the list of families");
+            None
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "the families cannot be listed; mending waits");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use doran_client_core::store::{LocalStore, MemoryStore};
+    use doran_protocol::{FamilyId, UserId};
+
+    use super::{Creating, done_creating, done_leaving, key, read, start_creating, start_leaving};
+
+    fn creating(title: &str) -> Creating {
+        Creating {
+            title: title.into(),
+            my_name: "엄마".into(),
+        }
+    }
+
+    #[test]
+    fn trying_again_reuses_the_family_and_finishing_forgets_it() {
+        let store = MemoryStore::new();
+        let me = UserId([1; 16]);
+        let (first, second) = (FamilyId([2; 16]), FamilyId([3; 16]));
+        assert_eq!(
+            start_creating(&store, me, first, creating("기차 가족")).expect("noted"),
+            first
+        );
+        // The same family again (its answer was lost): the same id.
+        assert_eq!(
+            start_creating(&store, me, second, creating("기차 가족")).expect("noted"),
+            first
+        );
+        // Another family: its own.
+        assert_eq!(
+            start_creating(&store, me, second, creating("바다 가족")).expect("noted"),
+            second
+        );
+        start_leaving(&store, me, FamilyId([4; 16])).expect("noted");
+        let record = read(&store, me);
+        assert_eq!(record.creating.len(), 2);
+        assert_eq!(record.leaving.len(), 1);
+        // Another user of the same store sees none of it.
+        assert!(read(&store, UserId([9; 16])).creating.is_empty());
+
+        done_creating(&store, me, first).expect("done");
+        done_creating(&store, me, second).expect("done");
+        done_leaving(&store, me, FamilyId([4; 16])).expect("done");
+        assert_eq!(
+            store.get_meta(&key(me)).expect("meta"),
+            None,
+            "nothing left behind"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_record_is_started_afresh() {
+        let store = MemoryStore::new();
+        let me = UserId([1; 16]);
+        store.set_meta(&key(me), b"{not json").expect("meta");
+        let family = FamilyId([2; 16]);
+        assert_eq!(
+            start_creating(&store, me, family, creating("기차 가족")).expect("noted"),
+            family
+        );
+        assert_eq!(read(&store, me).creating.len(), 1);
+    }
+}

@@ -1,0 +1,124 @@
+//! Membership changes whose answer was lost, against the real relay: the relay created
+//! the family (or took the invite's acceptance), the connection dropped before the
+//! device heard so, and the device finishes the family document by itself once it is
+//! back — instead of a family nobody can write in.
+
+use doran_device::{DeviceEvent, Part, core::model::Role};
+use doran_e2e::{
+    Relay,
+    devices::{WAIT, open, wait_for},
+    proxy::AnswerLosingProxy,
+};
+
+/// Waits for this device's own write of `family`'s members.
+async fn members_written(events: &mut doran_device::Subscription, family: Option<&str>) -> String {
+    wait_for(events, "the member list written here", |e| match e {
+        DeviceEvent::FamilyChanged {
+            family: f,
+            parts,
+            local: true,
+        } if parts.contains(&Part::Members) && family.is_none_or(|want| want == f) => {
+            Some(f.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_whose_creation_answer_was_lost_is_written_once_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let proxy = AnswerLosingProxy::start(relay.addr()).await;
+    let mom = open(&dir.path().join("mom")).await;
+    mom.create_account(&proxy.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+    let mut events = mom.subscribe();
+
+    // The relay creates the family; its answer is lost on the way.
+    proxy.lose_next_answer();
+    mom.create_family("기차 가족", "엄마")
+        .await
+        .expect_err("no answer");
+    assert!(proxy.lost(), "the answer was the one lost");
+
+    // Back online by itself, the phone hears the family from the relay's list and
+    // writes its first change — once.
+    let family = members_written(&mut events, None).await;
+    let view = mom.family(&family).await.expect("the family");
+    assert_eq!(view.title, "기차 가족");
+    assert!(view.member, "{view:?}");
+    assert_eq!(view.members.len(), 1, "{view:?}");
+    assert_eq!(view.members[0].name, "엄마");
+    assert_eq!(view.members[0].role, Role::Host);
+    assert_eq!(mom.families().await.expect("families").len(), 1);
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+
+    // A family that works: dad is invited, joins and reads it from the relay.
+    let dad = open(&dir.path().join("dad")).await;
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    let seen = dad.family(&family).await.expect("dad's copy");
+    assert_eq!(seen.title, "기차 가족");
+    let names: Vec<&str> = seen.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["엄마", "아빠"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_accepted_whose_answer_was_lost_still_makes_a_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let proxy = AnswerLosingProxy::start(relay.addr()).await;
+    let mom = open(&dir.path().join("mom")).await;
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("바다 가족", "엄마")
+        .await
+        .expect("family");
+    let dad = open(&dir.path().join("dad")).await;
+    dad.create_account(&proxy.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    assert!(dad.sync_now(WAIT).await.expect("synced").up_to_date);
+    let mut events = dad.subscribe();
+
+    // The relay makes dad a member; the answer is lost.
+    proxy.lose_next_answer();
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect_err("no answer");
+    assert!(proxy.lost(), "the answer was the one lost");
+
+    // Back online, his phone adds his entry under the 호칭 the relay holds.
+    members_written(&mut events, Some(&family)).await;
+    assert!(dad.sync_now(WAIT).await.expect("synced").up_to_date);
+    let album = dad
+        .create_album(&family, "아빠 사진")
+        .await
+        .expect("a member writes");
+    assert!(dad.sync_now(WAIT).await.expect("synced").up_to_date);
+
+    // Mom sees him, and what he wrote.
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+    let view = mom.family(&family).await.expect("mom's copy");
+    let names: Vec<&str> = view.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["엄마", "아빠"]);
+    let albums = mom.albums(&family).await.expect("albums");
+    assert!(albums.iter().any(|a| a.id == album), "{albums:?}");
+}
