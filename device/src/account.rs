@@ -100,6 +100,17 @@ const USER_KEY: &str = "user-key";
 /// for (see [`create_account`]).
 const SIGNUP_USER_KEY: &str = "signup-user-key";
 const SIGNUP_EMAIL: &str = "signup/email";
+/// The profile a new account starts with, kept until its personal document's first
+/// change is written (see [`finish_signup`]).
+const SIGNUP_PROFILE: &str = "signup/profile";
+
+/// What a new account's personal document starts with.
+#[derive(Serialize, Deserialize)]
+struct SignupProfile {
+    user: UserId,
+    nickname: String,
+    avatar: u8,
+}
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +121,9 @@ pub enum AccountError {
     /// The secret store (keychain) failed.
     #[error(transparent)]
     Secrets(#[from] SecretError),
-    /// The stored account cannot be read (corrupt, its key missing from the secret
-    /// store, or written by a newer app).
+    /// The stored account cannot be read (corrupt, or written by a newer app). A
+    /// device key missing from the secret store is not this: the device is then
+    /// signed out ([`Account::load`] finds no account).
     #[error("the stored account is unreadable: {0}")]
     Corrupt(String),
     /// The recovery phrase is not 24 valid BIP-39 words with a good checksum.
@@ -181,9 +193,15 @@ impl Account {
         let Some(record) = store.account()? else {
             return Ok(None);
         };
-        let device_key = secrets.get(DEVICE_KEY)?.ok_or_else(|| {
-            AccountError::Corrupt("the device key is missing from the secret store".into())
-        })?;
+        let Some(device_key) = secrets.get(DEVICE_KEY)? else {
+            // The keychain lost it (restored from a backup without its secrets, reset
+            // by the system): this device can no longer sign in as itself. Signed out,
+            // not broken: the documents stay, and restoring the account (phrase, or a
+            // link from another device) replaces the row and reuses them.
+            tracing::warn!(user = %record.user, device = %record.device,
+                "the device key is missing from the secret store: signed out");
+            return Ok(None);
+        };
         let user_key = secrets.get(USER_KEY)?;
         Ok(Some(Account {
             user: record.user,
@@ -399,23 +417,56 @@ pub async fn create_account(
         device_key: keys.device_key,
         user_key: keys.user_key,
     };
+    // The profile is kept before the account: an app stopped between the two writes
+    // finishes the personal document when it opens again (`finish_signup`).
+    let profile = SignupProfile {
+        user: account.user,
+        nickname,
+        // FEATURES.md: a random default avatar at sign-up.
+        avatar: rand::random_range(1..=doran_client_core::model::DEFAULT_AVATARS),
+    };
+    let bytes =
+        postcard::to_allocvec(&profile).map_err(|e| AccountError::Corrupt(e.to_string()))?;
+    store.set_meta(SIGNUP_PROFILE, &bytes)?;
     account.save(&**store, secrets)?;
-    // FEATURES.md: a random default avatar at sign-up.
-    let avatar = rand::random_range(1..=doran_client_core::model::DEFAULT_AVATARS);
-    // The email goes into the profile too, so a device added later knows it.
-    let (_, change) = PersonalDoc::create(
-        &account.actor(),
-        &nickname,
-        Some(&account.email),
-        avatar,
-        now_ms(),
-    )?;
-    store.commit_local(account.personal_doc, &change)?;
-    secrets
-        .delete(SIGNUP_USER_KEY)
-        .map_err(AccountError::from)?;
-    store.delete_meta(SIGNUP_EMAIL)?;
+    finish_signup(&**store, secrets, &account)?;
     Ok(account)
+}
+
+/// Finishes a sign-up on this device: writes the first change of the new account's
+/// personal document (unless it has one) from the kept profile, then forgets the
+/// sign-up's keys. Does nothing when no sign-up is unfinished; called after every
+/// load of the account, so an app killed in the middle of a sign-up finishes it.
+pub fn finish_signup(
+    store: &dyn LocalStore,
+    secrets: &dyn SecretStore,
+    account: &Account,
+) -> Result<(), AccountError> {
+    let Some(bytes) = store.get_meta(SIGNUP_PROFILE)? else {
+        return Ok(());
+    };
+    match postcard::from_bytes::<SignupProfile>(&bytes) {
+        Ok(profile) if profile.user == account.user => {
+            if store.log_end(account.personal_doc)?.is_none() {
+                // The email goes into the profile too, so a device added later knows it.
+                let (_, change) = PersonalDoc::create(
+                    &account.actor(),
+                    &profile.nickname,
+                    Some(&account.email),
+                    profile.avatar,
+                    now_ms(),
+                )
+                .map_err(|e| AccountError::Corrupt(e.to_string()))?;
+                store.commit_local(account.personal_doc, &change)?;
+            }
+        }
+        // Another account's, or unreadable: nothing of this one to finish.
+        _ => tracing::warn!("an unfinished sign-up of another account is dropped"),
+    }
+    store.delete_meta(SIGNUP_PROFILE)?;
+    secrets.delete(SIGNUP_USER_KEY)?;
+    store.delete_meta(SIGNUP_EMAIL)?;
+    Ok(())
 }
 
 /// The user key for signing up with `email`: the one kept from an earlier attempt
@@ -594,6 +645,89 @@ mod tests {
         Account::sign_out(&*store, &secrets).expect("twice");
         assert!(Account::load(&*store, &secrets).expect("load").is_none());
         assert!(secrets.get(DEVICE_KEY).expect("get").is_none());
+    }
+
+    #[test]
+    fn a_device_key_lost_by_the_keychain_signs_out_and_a_restore_replaces_the_row() {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let secrets = StoreSecrets(Arc::clone(&store));
+        let a = account();
+        a.save(&*store, &secrets).expect("save");
+        secrets.delete(DEVICE_KEY).expect("the keychain loses it");
+        assert!(
+            Account::load(&*store, &secrets)
+                .expect("not an error")
+                .is_none(),
+            "signed out, not broken"
+        );
+        // Restored (a new device key for the same user): the account is back.
+        let restored = Account {
+            device: DeviceId::random(),
+            ..account()
+        };
+        restored.save(&*store, &secrets).expect("save");
+        let back = Account::load(&*store, &secrets)
+            .expect("load")
+            .expect("present");
+        assert_eq!(back.device, restored.device);
+        assert_eq!(back.device_key.to_bytes(), restored.device_key.to_bytes());
+    }
+
+    fn keep_profile(store: &dyn LocalStore, user: UserId) {
+        let profile = SignupProfile {
+            user,
+            nickname: "엄마곰".into(),
+            avatar: 3,
+        };
+        store
+            .set_meta(
+                SIGNUP_PROFILE,
+                &postcard::to_allocvec(&profile).expect("encodes"),
+            )
+            .expect("kept");
+    }
+
+    #[test]
+    fn a_sign_up_stopped_before_the_profile_is_finished_when_the_account_loads() {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let secrets = StoreSecrets(Arc::clone(&store));
+        let a = account();
+        // Killed after the account was saved, before its personal document was written.
+        keep_profile(&*store, a.user);
+        a.save(&*store, &secrets).expect("save");
+        assert!(store.log_end(a.personal_doc).expect("log").is_none());
+
+        let loaded = Account::load(&*store, &secrets)
+            .expect("load")
+            .expect("present");
+        finish_signup(&*store, &secrets, &loaded).expect("finished");
+        let stored = store
+            .load(a.personal_doc)
+            .expect("load")
+            .expect("the personal document is written");
+        assert_eq!(stored.changes.len(), 1);
+        let doc = PersonalDoc::load(None, stored.changes.iter().map(Vec::as_slice), &a.actor())
+            .expect("opens");
+        assert_eq!(doc.view().nickname, "엄마곰");
+        assert_eq!(doc.view().default_avatar, 3);
+        assert_eq!(store.get_meta(SIGNUP_PROFILE).expect("meta"), None);
+
+        // Once is enough: loading again writes nothing more.
+        finish_signup(&*store, &secrets, &loaded).expect("again");
+        let again = store.load(a.personal_doc).expect("load").expect("there");
+        assert_eq!(again.changes.len(), 1);
+    }
+
+    #[test]
+    fn another_accounts_unfinished_sign_up_writes_nothing() {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let secrets = StoreSecrets(Arc::clone(&store));
+        let a = account();
+        keep_profile(&*store, UserId([9; 16]));
+        a.save(&*store, &secrets).expect("save");
+        finish_signup(&*store, &secrets, &a).expect("finished");
+        assert!(store.log_end(a.personal_doc).expect("log").is_none());
+        assert_eq!(store.get_meta(SIGNUP_PROFILE).expect("meta"), None);
     }
 
     #[test]

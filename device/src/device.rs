@@ -307,7 +307,13 @@ impl Device {
             let s = Arc::clone(device.shared());
             device
                 .blocking(move |lang| {
-                    Account::load(&*s.store, &*s.secrets).map_err(|e| Error::from_account(&e, lang))
+                    let account = Account::load(&*s.store, &*s.secrets)
+                        .map_err(|e| Error::from_account(&e, lang))?;
+                    if let Some(a) = &account {
+                        crate::account::finish_signup(&*s.store, &*s.secrets, a)
+                            .map_err(|e| Error::from_account(&e, lang))?;
+                    }
+                    Ok(account)
                 })
                 .await?
         };

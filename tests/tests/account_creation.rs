@@ -102,3 +102,77 @@ async fn a_sign_up_whose_answer_was_lost_is_finished_by_trying_again() {
         .expect_err("taken");
     assert_eq!(taken.code, ErrorCode::EmailTaken, "{}", taken.message);
 }
+
+/// A keychain in memory, which can lose what it holds.
+#[derive(Debug, Default)]
+struct Keychain(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+impl doran_device::account::SecretStore for Keychain {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, doran_device::account::SecretError> {
+        Ok(self.0.lock().expect("keychain").get(name).cloned())
+    }
+
+    fn set(&self, name: &str, value: &[u8]) -> Result<(), doran_device::account::SecretError> {
+        self.0
+            .lock()
+            .expect("keychain")
+            .insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> Result<(), doran_device::account::SecretError> {
+        self.0.lock().expect("keychain").remove(name);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_whose_keychain_lost_its_key_opens_signed_out_and_the_phrase_brings_all_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let keychain = std::sync::Arc::new(Keychain::default());
+    let options = || doran_device::DeviceOptions {
+        secrets: Some(keychain.clone()),
+        ..doran_device::DeviceOptions::default()
+    };
+    let home = dir.path().join("mom");
+    let mom = doran_device::Device::open(&home, options())
+        .await
+        .expect("opens");
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family");
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+    let phrase = mom.recovery_phrase().expect("the phrase");
+    mom.close().await;
+    drop(mom);
+
+    // The phone is restored from a backup without its keychain.
+    keychain.0.lock().expect("keychain").clear();
+    let mom = doran_device::Device::open(&home, options())
+        .await
+        .expect("opens, not broken");
+    assert!(
+        mom.account().await.expect("readable").is_none(),
+        "signed out"
+    );
+
+    // The phrase brings the account back, with what this phone held.
+    let account = mom
+        .restore_account(&relay.url(), &phrase)
+        .await
+        .expect("restored");
+    assert_eq!(account.email, "mom@example.com");
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+    let albums = mom.albums(&family).await.expect("the family is here");
+    assert!(albums.iter().any(|a| a.id == album), "{albums:?}");
+    mom.create_album(&family, "겨울")
+        .await
+        .expect("and writable");
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+}
