@@ -21,8 +21,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use doran_client_core::{model::Role, store::LocalStore};
-use doran_protocol::{FamilyId, Request, Response, UserId};
+use doran_client_core::{model::Role, store::LocalStore, sync::StoreHost};
+use doran_protocol::{FamilyId, FamilySummary, Request, Response, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -146,11 +146,13 @@ pub(crate) fn done_leaving(
 /// What one family needs, as this device's copy shows it.
 #[derive(Debug, PartialEq, Eq)]
 enum Need {
-    Nothing,
     /// No first change here: write it, if this device was creating the family.
     FirstChange(Creating),
     /// A first change without the user's entry: write it.
     MyEntry,
+    /// The user hosts it: the other members its document lists, to drop those the
+    /// relay no longer does (a removal whose document edit was cut short).
+    Hosted(Vec<UserId>),
 }
 
 /// Finishes what the relay's list says was done and the family documents do not show
@@ -160,83 +162,45 @@ pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
     let me = session.account.user;
     let store = Arc::clone(&shared.store);
     let host = Arc::clone(&session.host);
-    let needs = tokio::task::spawn_blocking(move || -> Vec<(FamilyId, Need)> {
-        let record = read(&*store, me);
-        let families = host.families().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the families cannot be listed for mending");
-            Vec::new()
-        });
-        let mut needs = Vec::new();
-        for family in families {
-            let hex = family.to_hex();
-            // The view (open, or cached) answers for nearly every family without
-            // loading its history; only one that lacks the user is opened.
-            let view = match host.open_view(family) {
-                Ok(Some(v)) => Some(v),
-                _ => doran_client_core::family_store::cached_family(&*store, family.into())
-                    .ok()
-                    .flatten(),
-            };
-            if view.is_some_and(|v| v.members.contains_key(&me.to_hex())) {
-                if record.creating.contains_key(&hex) {
-                    // Written, and the app stopped before it said so.
-                    let _ = done_creating(&*store, me, family);
-                }
-                continue;
-            }
-            let shape = host.read_family(family, |fd| {
-                let root = doran_client_core::rules::host_of(fd.replica_mut().doc()).is_some();
-                (root, fd.view().members.contains_key(&me.to_hex()))
-            });
-            let need = match shape {
-                Err(e) => {
-                    tracing::warn!(%family, error = %e, "a family cannot be read for mending");
-                    continue;
-                }
-                Ok((true, true)) => {
-                    if record.creating.contains_key(&hex) {
-                        // Written, and the app stopped before it said so.
-                        let _ = done_creating(&*store, me, family);
-                    }
-                    Need::Nothing
-                }
-                Ok((false, _)) => match record.creating.get(&hex) {
-                    Some(c) => Need::FirstChange(c.clone()),
-                    // Created elsewhere: its first change comes from there.
-                    None => Need::Nothing,
-                },
-                Ok((true, false)) if record.leaving.contains(&hex) => Need::Nothing,
-                Ok((true, false)) => Need::MyEntry,
-            };
-            if need != Need::Nothing {
-                needs.push((family, need));
-            }
-        }
-        needs
-    })
-    .await
-    .unwrap_or_default();
+    // Read before the relay is asked: an entry is only ever written after the relay
+    // made its member one, so a member listed here and missing from the relay's later
+    // list has left or been removed — never joined since.
+    let needs = tokio::task::spawn_blocking(move || needs(&*store, &host, me))
+        .await
+        .unwrap_or_default();
     if needs.is_empty() {
         return;
     }
-    // The 호칭 the user holds in each family, as the relay has it (asked only when an
-    // entry is missing).
-    let mut names: Option<BTreeMap<FamilyId, (Role, String)>> = None;
+    let relay = if needs
+        .iter()
+        .any(|(_, n)| !matches!(n, Need::FirstChange(_)))
+    {
+        relay_families(session).await
+    } else {
+        None
+    };
     for (family, need) in needs {
+        let summary = relay.as_ref().and_then(|r| r.get(&family));
         let written = match need {
-            Need::Nothing => continue,
             Need::FirstChange(c) => first_change(shared, session, family, c).await,
-            Need::MyEntry => {
-                if names.is_none() {
-                    names = my_names(session).await;
+            Need::MyEntry => match summary.and_then(|f| f.member(&me)) {
+                Some(entry) if entry.role == doran_protocol::Role::Member => {
+                    my_entry(shared, session, family, &entry.name).await
                 }
-                match names.as_ref().and_then(|n| n.get(&family)) {
-                    Some((Role::Member, name)) => my_entry(shared, session, family, name).await,
-                    // The relay no longer lists the user there (or as the host, whose
-                    // entry only the first change writes): nothing to add.
-                    _ => false,
+                // The relay no longer lists the user there (or as the host, whose
+                // entry only the first change writes): nothing to add.
+                _ => false,
+            },
+            Need::Hosted(listed) => match summary {
+                Some(f) => {
+                    let gone: Vec<UserId> = listed
+                        .into_iter()
+                        .filter(|u| f.member(u).is_none())
+                        .collect();
+                    drop_entries(shared, session, family, gone).await
                 }
-            }
+                None => false,
+            },
         };
         if written {
             let pending = shared.store.pending_count().unwrap_or(0);
@@ -249,6 +213,106 @@ pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
             });
         }
     }
+}
+
+/// What each of the user's families needs, from this device's copies.
+fn needs(store: &dyn LocalStore, host: &StoreHost, me: UserId) -> Vec<(FamilyId, Need)> {
+    let record = read(store, me);
+    let families = host.families().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the families cannot be listed for mending");
+        Vec::new()
+    });
+    let mine = me.to_hex();
+    let mut needs = Vec::new();
+    for family in families {
+        let hex = family.to_hex();
+        // The view (open, or cached) answers for nearly every family without loading
+        // its history; only one that lacks the user is opened.
+        let view = match host.open_view(family) {
+            Ok(Some(v)) => Some(v),
+            _ => doran_client_core::family_store::cached_family(store, family.into())
+                .ok()
+                .flatten(),
+        };
+        let shape = match view {
+            Some(v) if v.members.contains_key(&mine) => Ok((true, Some(v))),
+            _ => host.read_family(family, |fd| {
+                let root = doran_client_core::rules::host_of(fd.replica_mut().doc()).is_some();
+                let view = fd.view();
+                (root, view.members.contains_key(&mine).then(|| view.clone()))
+            }),
+        };
+        let need = match shape {
+            Err(e) => {
+                tracing::warn!(%family, error = %e, "a family cannot be read for mending");
+                continue;
+            }
+            Ok((true, Some(view))) => {
+                if record.creating.contains_key(&hex) {
+                    // Written, and the app stopped before it said so.
+                    if let Err(e) = done_creating(store, me, family) {
+                        tracing::warn!(%family, error = %e, "a finished creation stays noted");
+                    }
+                }
+                if view
+                    .members
+                    .get(&mine)
+                    .is_some_and(|m| m.role == Role::Host)
+                {
+                    let others = view
+                        .members
+                        .keys()
+                        .filter(|u| **u != mine)
+                        .filter_map(|u| u.parse().ok())
+                        .collect::<Vec<UserId>>();
+                    if others.is_empty() {
+                        continue;
+                    }
+                    Need::Hosted(others)
+                } else {
+                    continue;
+                }
+            }
+            Ok((false, _)) => match record.creating.get(&hex) {
+                Some(c) => Need::FirstChange(c.clone()),
+                // Created elsewhere: its first change comes from there.
+                None => continue,
+            },
+            Ok((true, None)) if record.leaving.contains(&hex) => continue,
+            Ok((true, None)) => Need::MyEntry,
+        };
+        needs.push((family, need));
+    }
+    needs
+}
+
+/// Removes the entries of members the relay no longer lists (the user hosts the family).
+async fn drop_entries(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    gone: Vec<UserId>,
+) -> bool {
+    let mut written = false;
+    for user in gone {
+        let host = Arc::clone(&session.host);
+        let now = shared.now();
+        let done = tokio::task::spawn_blocking(move || {
+            host.edit_family(family, |fd| fd.remove_member(user, now))
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {
+                tracing::info!(%family, %user, "a removal that stopped half-way is finished");
+                written = true;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%family, %user, error = %e, "a member entry cannot be removed")
+            }
+            Err(e) => tracing::warn!(%family, %user, error = %e, "removing a member entry failed"),
+        }
+    }
+    written
 }
 
 /// Writes the first change of a family this device asked the relay to create.
@@ -315,22 +379,10 @@ async fn my_entry(
     }
 }
 
-/// The user's role and 호칭 in each of their families, from the relay.
-async fn my_names(session: &Arc<Session>) -> Option<BTreeMap<FamilyId, (Role, String)>> {
-    let me = session.account.user;
+/// The user's families as the relay lists them, with their members.
+async fn relay_families(session: &Arc<Session>) -> Option<BTreeMap<FamilyId, FamilySummary>> {
     match session.driver.request(Request::ListFamilies).await {
-        Ok(Response::Families(list)) => Some(
-            list.into_iter()
-                .filter_map(|f| {
-                    let name = f.member(&me)?.name.clone();
-                    let role = match f.role {
-                        doran_protocol::Role::Host => Role::Host,
-                        doran_protocol::Role::Member => Role::Member,
-                    };
-                    Some((f.family, (role, name)))
-                })
-                .collect(),
-        ),
+        Ok(Response::Families(list)) => Some(list.into_iter().map(|f| (f.family, f)).collect()),
         Ok(other) => {
             tracing::warn!(?other, "an unexpected answer to the list of families");
             None

@@ -122,3 +122,65 @@ async fn an_invite_accepted_whose_answer_was_lost_still_makes_a_member() {
     let albums = mom.albums(&family).await.expect("albums");
     assert!(albums.iter().any(|a| a.id == album), "{albums:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_whose_answer_was_lost_drops_the_entry_once_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let proxy = AnswerLosingProxy::start(relay.addr()).await;
+    let mom = open(&dir.path().join("mom")).await;
+    mom.create_account(&proxy.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("바다 가족", "엄마")
+        .await
+        .expect("family");
+    let dad = open(&dir.path().join("dad")).await;
+    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    let mut events = mom.subscribe();
+    dad.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    // Mom's phone hears dad's entry.
+    wait_for(&mut events, "dad's entry", |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&Part::Members) => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(mom.family(&family).await.expect("view").members.len(), 2);
+
+    // The relay removes dad; mom's phone never hears so.
+    proxy.lose_next_answer();
+    mom.remove_member(&family, "아빠")
+        .await
+        .expect_err("no answer");
+    assert!(proxy.lost(), "the answer was the one lost");
+
+    // Back online, her phone drops the entry the relay no longer backs.
+    members_written(&mut events, Some(&family)).await;
+    let view = mom.family(&family).await.expect("view");
+    let names: Vec<&str> = view.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["엄마"]);
+    assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
+
+    // Removing him again is not an error that leaves him listed: he is gone.
+    let again = mom
+        .remove_member(
+            &family,
+            &dad.account().await.expect("dad").expect("account").user,
+        )
+        .await;
+    assert!(again.is_err(), "the relay says he is not a member");
+    assert_eq!(mom.family(&family).await.expect("view").members.len(), 1);
+}

@@ -353,16 +353,25 @@ impl Device {
         if user == self.me()? {
             return Err(Error::code(ErrorCode::Forbidden, lang));
         }
-        self.expect_done(Request::RemoveMember { family: id, user })
-            .await?;
+        // "Not a member" from the relay may be a removal cut short before its
+        // document edit: the entry still goes, and the relay's answer stands only if
+        // there was none.
+        let relay = self
+            .expect_done(Request::RemoveMember { family: id, user })
+            .await;
+        if let Err(e) = &relay
+            && e.code != ErrorCode::NotFound
+        {
+            return relay;
+        }
         match self
             .edit(family, Part::Members, move |fd, now| {
                 fd.remove_member(user, now)
             })
             .await
         {
-            // Already gone from the document (removed on another device): fine.
-            Err(e) if e.code == ErrorCode::Forbidden || e.code == ErrorCode::NotFound => Ok(()),
+            // Already gone from the document (removed on another device).
+            Err(e) if e.code == ErrorCode::Forbidden || e.code == ErrorCode::NotFound => relay,
             other => other,
         }
     }
@@ -385,14 +394,15 @@ impl Device {
                 "The host cannot leave the family; delete it instead.",
             ));
         }
+        // Noted first (also when the entry is already gone: a leave begun on another
+        // device), so a sign-in meanwhile does not put the entry back (`mend`).
+        let store = Arc::clone(&self.shared().store);
+        let user = self.me()?;
+        self.blocking(move |lang| {
+            mend::start_leaving(&*store, user, id).map_err(|e| Error::from_store(&e, lang))
+        })
+        .await?;
         if me.is_some() {
-            // Noted first, so a sign-in meanwhile does not put the entry back.
-            let store = Arc::clone(&self.shared().store);
-            let user = self.me()?;
-            self.blocking(move |lang| {
-                mend::start_leaving(&*store, user, id).map_err(|e| Error::from_store(&e, lang))
-            })
-            .await?;
             self.edit(family, Part::Members, |fd, now| fd.leave(now))
                 .await?;
         }
