@@ -461,7 +461,13 @@ impl BlobCache {
 
     /// The path of the verified bytes of `hash`, downloading them if they are not
     /// cached; then trims the cache to its limit (least recently used first).
-    pub async fn fetch(&self, client: &BlobClient, hash: BlobHash, mime: &str) -> Result<PathBuf> {
+    pub async fn fetch(
+        &self,
+        client: &BlobClient,
+        hash: BlobHash,
+        mime: &str,
+        max: u64,
+    ) -> Result<PathBuf> {
         let path = self.path(hash);
         let cached = self
             .blocking(move |c| {
@@ -475,7 +481,7 @@ impl BlobCache {
         if cached {
             return Ok(path);
         }
-        let bytes = client.get(hash).await?;
+        let bytes = client.get_at_most(hash, max).await?;
         let mime = mime.to_owned();
         self.blocking(move |c| {
             let size = bytes.len() as u64;

@@ -22,6 +22,7 @@ pub mod device_name;
 pub mod driver;
 pub mod error;
 pub mod events;
+mod media_check;
 mod mend;
 pub mod photo;
 mod pump;

@@ -26,6 +26,7 @@ use crate::{
     driver::SyncEvent,
     error::Error,
     events::{DeviceEvent, Part, RemovedReason},
+    media_check::Expect,
     screens::{NotificationView, PendingLinkView, SyncView},
     sync_error::SyncError,
 };
@@ -628,7 +629,7 @@ async fn keep_burst(
         let n: NotificationView = serde_json::from_slice(&r.body).ok()?;
         (!r.read
             && n.group.as_deref() == Some(group.as_str())
-            && note.latest.at - n.at < BURST_WINDOW_MS)
+            && note.latest.at.saturating_sub(n.at) < BURST_WINDOW_MS)
             .then_some(n)
     });
     let mut count = note.count;
@@ -735,7 +736,12 @@ async fn prefetch_thumbnails(
             }
             match session
                 .blobs
-                .fetch(session.driver.blobs(), hash, "image/jpeg")
+                .fetch(
+                    session.driver.blobs(),
+                    hash,
+                    Expect::Thumbnail.mime(),
+                    Expect::Thumbnail.max_bytes(),
+                )
                 .await
             {
                 Ok(_) => shared.emit(DeviceEvent::BlobArrived {

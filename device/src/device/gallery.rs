@@ -15,6 +15,7 @@ use super::Device;
 use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
+    media_check::{self, Expect},
 };
 
 /// The largest photo file the app reads (a 100-megapixel JPEG is ~50 MB).
@@ -203,14 +204,14 @@ impl Device {
         photo: &str,
         thumbnail: bool,
     ) -> Result<Option<PathBuf>> {
-        let (hash, mime) = self.photo_blob(family, photo, thumbnail).await?;
-        self.cached_blob_or_fetch(hash, mime).await
+        let (hash, kind) = self.photo_blob(family, photo, thumbnail).await?;
+        self.cached_blob_or_fetch(hash, kind).await
     }
 
     /// The photo's display copy (or thumbnail) as a file, downloading it now if needed.
     pub async fn fetch_photo(&self, family: &str, photo: &str, thumbnail: bool) -> Result<PathBuf> {
-        let (hash, mime) = self.photo_blob(family, photo, thumbnail).await?;
-        self.fetch_blob(hash, mime).await
+        let (hash, kind) = self.photo_blob(family, photo, thumbnail).await?;
+        self.fetch_blob(hash, kind).await
     }
 
     async fn photo_blob(
@@ -218,7 +219,7 @@ impl Device {
         family: &str,
         photo: &str,
         thumbnail: bool,
-    ) -> Result<(BlobHash, String)> {
+    ) -> Result<(BlobHash, Expect)> {
         let (_, view) = self.family_view(family).await?;
         let lang = self.language();
         let entry = view.photos.get(photo).ok_or_else(|| {
@@ -230,15 +231,15 @@ impl Device {
                 lang,
             )
         })?;
-        let (hex, mime) = if thumbnail {
-            (&entry.thumb, "image/jpeg".to_owned())
+        let (hex, kind) = if thumbnail {
+            (&entry.thumb, Expect::Thumbnail)
         } else {
-            (&entry.blob, entry.mime.clone())
+            (&entry.blob, Expect::Photo)
         };
         let hash = hex
             .parse()
             .map_err(|_| Error::code(ErrorCode::Storage, lang))?;
-        Ok((hash, mime))
+        Ok((hash, kind))
     }
 
     /// The path of a cached blob; else `None`, fetching it in the background (a
@@ -246,7 +247,7 @@ impl Device {
     pub(crate) async fn cached_blob_or_fetch(
         &self,
         hash: BlobHash,
-        mime: String,
+        kind: Expect,
     ) -> Result<Option<PathBuf>> {
         let blobs = self.session()?.blobs.clone();
         let cached = self
@@ -257,11 +258,12 @@ impl Device {
             })
             .await?;
         if cached {
-            return Ok(Some(self.session()?.blobs.path(hash)));
+            let path = self.session()?.blobs.path(hash);
+            return self.checked(hash, path, kind).await.map(Some);
         }
         let device = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = device.fetch_blob(hash, mime).await {
+            if let Err(e) = device.fetch_blob(hash, kind).await {
                 tracing::debug!(%hash, error = %e, "background fetch failed; the next view asks again");
             }
         });
@@ -270,7 +272,7 @@ impl Device {
 
     /// The path of a blob's verified bytes, downloading them if they are not here
     /// (and announcing [`DeviceEvent::BlobArrived`] when they were downloaded).
-    pub(crate) async fn fetch_blob(&self, hash: BlobHash, mime: String) -> Result<PathBuf> {
+    pub(crate) async fn fetch_blob(&self, hash: BlobHash, kind: Expect) -> Result<PathBuf> {
         let session = self.session()?;
         let lang = self.language();
         let blobs = session.blobs.clone();
@@ -286,15 +288,40 @@ impl Device {
         }
         let path = session
             .blobs
-            .fetch(session.driver.blobs(), hash, &mime)
+            .fetch(session.driver.blobs(), hash, kind.mime(), kind.max_bytes())
             .await
             .map_err(|e| Error::from_sync(&e, lang))?;
+        let path = self.checked(hash, path, kind).await?;
         if !was_cached {
             self.shared().emit(DeviceEvent::BlobArrived {
                 hash: hash.to_hex(),
             });
         }
         Ok(path)
+    }
+
+    /// `path` if the blob there is what its entry says (see `media_check`), else
+    /// `BadPhoto` / `BadAudio`: a screen shows a placeholder, never the file.
+    async fn checked(&self, hash: BlobHash, path: PathBuf, kind: Expect) -> Result<PathBuf> {
+        let file = path.clone();
+        let verdict = tokio::task::spawn_blocking(move || media_check::check_file(&file, kind))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "checking a blob failed");
+                Error::code(ErrorCode::Storage, self.language())
+            })?;
+        match verdict {
+            Ok(()) => Ok(path),
+            Err(why) => {
+                tracing::warn!(%hash, ?kind, %why, "a blob is not what its entry says: not shown");
+                let code = if kind == Expect::Voice {
+                    ErrorCode::BadAudio
+                } else {
+                    ErrorCode::BadPhoto
+                };
+                Err(Error::code(code, self.language()))
+            }
+        }
     }
 
     /// Reads a file the user picked, refusing one larger than `max` before reading it.

@@ -104,7 +104,7 @@ impl Device {
         let hash: BlobHash = hex
             .parse()
             .map_err(|_| Error::code(ErrorCode::Storage, self.language()))?;
-        self.fetch_blob(hash, "image/jpeg".to_owned())
+        self.fetch_blob(hash, crate::media_check::Expect::Avatar)
             .await
             .map(Some)
     }

@@ -247,7 +247,8 @@ impl Device {
             .blob
             .parse()
             .map_err(|_| Error::code(ErrorCode::Storage, lang))?;
-        self.fetch_blob(hash, "audio/mpeg".to_owned()).await
+        self.fetch_blob(hash, crate::media_check::Expect::Voice)
+            .await
     }
 }
 

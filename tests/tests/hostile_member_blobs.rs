@@ -1,0 +1,127 @@
+//! A hostile member's blobs against the real relay: a modified client points a
+//! photo's thumbnail at a picture far larger than any thumbnail (what a decompression
+//! bomb or a file crafted against an image decoder would ride on). The other members'
+//! devices refuse to hand it to their screens (`BadPhoto`, shown as a placeholder),
+//! while the photo's real display copy still shows.
+
+use std::sync::Arc;
+
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
+use doran_device::{
+    ErrorCode,
+    core::{
+        Actor,
+        family_store::open_family,
+        store::{LocalStore, SqliteStore},
+    },
+};
+use doran_e2e::{
+    Relay,
+    devices::{WAIT, open, up_to_date},
+};
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
+
+/// A flat 2400 × 1600 PNG: small to send, its display copy 1920 px wide.
+fn wide_photo() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(2400, 1600, image::Rgb([90, 160, 220]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son_home = dir.path().join("son");
+    let son = open(&son_home).await;
+    let mut mom_events = mom.subscribe();
+    let mut son_events = son.subscribe();
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let son_account = son
+        .create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    let invite = mom
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    son.answer_invite(&invite.invite, true)
+        .await
+        .expect("accepted");
+    let album = son.create_album(&family, "여행").await.expect("album");
+    let photo = son
+        .add_photo_bytes(&family, &album, wide_photo(), "바다")
+        .await
+        .expect("photo");
+    up_to_date(&son, &mut son_events).await;
+
+    // The son's modified client points the photo's thumbnail at its 1920 px display
+    // copy (any bytes he uploaded would do).
+    son.stop_sync();
+    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(son_home.join("device.sqlite")).expect("son's store"));
+    let son_actor = Actor {
+        user: son_account.user.parse::<UserId>().expect("user id"),
+        device: DeviceId::random(),
+    };
+    let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
+    let display = fd.view().photos[&photo].blob.clone();
+    let raw = fd.replica_mut().doc_mut();
+    let photos = match raw.get(ROOT, "photos").expect("photos") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photos map: {other:?}"),
+    };
+    let entry = match raw.get(&photos, photo.as_str()).expect("the photo") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photo entry: {other:?}"),
+    };
+    raw.put(&entry, "thumb", display.as_str())
+        .expect("raw write");
+    let change = fd.replica_mut().commit("rogue", 1).expect("a change");
+    store.commit_local(doc, &change).expect("queued");
+    son.start_sync();
+    up_to_date(&son, &mut son_events).await;
+
+    // Mom's phone has the photo with the rogue thumbnail…
+    let arrived = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(detail) = mom.photo(&family, &photo).await
+                && detail.photo.thumb == display
+            {
+                return;
+            }
+            let _ = mom_events.next().await;
+        }
+    })
+    .await;
+    assert!(arrived.is_ok(), "the rogue thumbnail arrived");
+    // …and will not show it as a thumbnail: a placeholder, not a 1920 px picture in
+    // a grid cell.
+    let refused = mom
+        .fetch_photo(&family, &photo, true)
+        .await
+        .expect_err("not a thumbnail");
+    assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
+    let refused = mom
+        .photo_file(&family, &photo, true)
+        .await
+        .expect_err("not from the cache either");
+    assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
+    // The same bytes as what they are, a display copy, do show.
+    let path = mom
+        .fetch_photo(&family, &photo, false)
+        .await
+        .expect("the display copy");
+    assert!(path.exists());
+}
