@@ -22,6 +22,7 @@ use tauri::Manager;
 mod commands;
 mod events;
 mod media;
+mod navigation;
 mod raw;
 mod setup;
 
@@ -38,6 +39,7 @@ fn main() {
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
+        .plugin(navigation::guard())
         .setup(move |app| setup::open_device(app, offset, lang))
         .invoke_handler(commands::handler())
         .build(context());

@@ -2,7 +2,7 @@
 //! off and denies every permission request no handler claims, so `getUserMedia`
 //! fails until the app turns media streams on and answers the permission request —
 //! for microphones and the device list only (never the camera, location or anything
-//! else). `DORAN_MOCK_MICROPHONE=1` gives WebKitGTK's fake capture device instead, for
+//! else), and only to the app's own pages. `DORAN_MOCK_MICROPHONE=1` gives WebKitGTK's fake capture device instead, for
 //! tests on machines with no microphone.
 
 use tauri::WebviewWindow;
@@ -20,9 +20,14 @@ pub fn allow_microphone(window: &WebviewWindow) {
             settings.set_enable_media_stream(true);
             settings.set_enable_mock_capture_devices(mock);
         }
-        view.connect_permission_request(|_, request| {
+        view.connect_permission_request(|view, request| {
+            // Only the app's own screens may record (see `navigation`).
+            let ours = view
+                .uri()
+                .and_then(|uri| uri.parse::<tauri::Url>().ok())
+                .is_some_and(|url| crate::navigation::is_app_page(&url));
             if let Some(media) = request.downcast_ref::<UserMediaPermissionRequest>() {
-                if media.is_for_audio_device() && !media.is_for_video_device() {
+                if ours && media.is_for_audio_device() && !media.is_for_video_device() {
                     media.allow();
                 } else {
                     media.deny();
@@ -33,7 +38,11 @@ pub fn allow_microphone(window: &WebviewWindow) {
                 .downcast_ref::<DeviceInfoPermissionRequest>()
                 .is_some()
             {
-                request.allow();
+                if ours {
+                    request.allow();
+                } else {
+                    request.deny();
+                }
                 return true;
             }
             false

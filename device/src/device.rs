@@ -180,6 +180,10 @@ pub(crate) struct Shared {
     /// tasks (`listen`, `start_sync`) spawn on it, so an app may call them from any
     /// thread (a UI or FFI thread has no runtime of its own: `tokio::spawn` panicked).
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The tasks of [`Device::listen`], ended by [`Device::close`]: a listener often
+    /// holds the device itself (an app's view model), and the task holding the
+    /// listener would otherwise keep both alive for ever.
+    pub(crate) listeners: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// The signed-in parts: the account, its documents, blobs and sync driver, and the
@@ -299,6 +303,7 @@ impl Device {
             lang: Mutex::new(lang),
             options,
             runtime: tokio::runtime::Handle::current(),
+            listeners: Mutex::new(Vec::new()),
         });
         let device = Device {
             inner: Arc::new(Inner { shared }),
@@ -343,7 +348,11 @@ impl Device {
 
     /// Calls `listener` for every event until the handle is dropped.
     pub fn listen(&self, listener: Arc<dyn EventListener>) -> ListenerHandle {
-        ListenerHandle::spawn(&self.shared().runtime, self.subscribe(), listener)
+        let handle = ListenerHandle::spawn(&self.shared().runtime, self.subscribe(), listener);
+        let mut listeners = lock(&self.shared().listeners);
+        listeners.retain(|t| !t.is_finished());
+        listeners.push(handle.abort_handle());
+        handle
     }
 
     /// The language messages and views are in: the user's setting once known.
@@ -439,15 +448,22 @@ impl Device {
 
     /// Stops syncing and waits (a few seconds at most) until what arrived has been
     /// announced and kept: a short-lived process (the command line) calls it before
-    /// it exits, so no notification is lost.
+    /// it exits, so no notification is lost. Then the listeners of
+    /// [`listen`](Self::listen) end (they have had the last events), which lets an
+    /// app's listener that holds this device go. [`stop_sync`](Self::stop_sync) stops
+    /// syncing and keeps the listeners.
     pub async fn close(&self) {
-        let Some(session) = self.shared().session_now() else {
-            return;
-        };
-        session.stop();
-        let pump = lock(&session.pump).take();
-        if let Some(pump) = pump {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
+        if let Some(session) = self.shared().session_now() {
+            session.stop();
+            let pump = lock(&session.pump).take();
+            if let Some(pump) = pump {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
+            }
+        }
+        // What the pump announced last is in the listeners' queues: let them take it.
+        tokio::task::yield_now().await;
+        for listener in lock(&self.shared().listeners).drain(..) {
+            listener.abort();
         }
     }
 
@@ -648,5 +664,68 @@ mod tests {
         drop(handle);
         drop(device);
         drop(rt);
+    }
+
+    /// Fails on its first event (an app's listener that throws), forwards the rest,
+    /// and holds the device, as an app's view model does.
+    struct Throwing {
+        seen: std::sync::atomic::AtomicUsize,
+        tx: std::sync::Mutex<mpsc::Sender<DeviceEvent>>,
+        device: std::sync::Mutex<Option<Device>>,
+    }
+
+    impl EventListener for Throwing {
+        fn on_event(&self, event: DeviceEvent) {
+            if self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("the app's listener threw");
+            }
+            if let Ok(tx) = self.tx.lock() {
+                let _ = tx.send(event);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_that_throws_keeps_its_subscription_and_close_lets_it_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let device = Device::open(dir.path(), DeviceOptions::default())
+            .await
+            .expect("opens");
+        let (tx, rx) = mpsc::channel();
+        let listener = Arc::new(Throwing {
+            seen: std::sync::atomic::AtomicUsize::new(0),
+            tx: std::sync::Mutex::new(tx),
+            device: std::sync::Mutex::new(Some(device.clone())),
+        });
+        let handle = device.listen(Arc::clone(&listener) as Arc<dyn EventListener>);
+        for pending in [1, 2] {
+            device.shared().emit(DeviceEvent::Saved {
+                family: None,
+                pending,
+            });
+        }
+        let got = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+        })
+        .await
+        .expect("joins")
+        .expect("the second event arrives");
+        assert!(
+            matches!(got, DeviceEvent::Saved { pending: 2, .. }),
+            "{got:?}"
+        );
+
+        // The listener holds the device; closing ends its task, so only the app's
+        // own references remain.
+        device.close().await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while Arc::strong_count(&listener) > 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the listener is let go");
+        assert!(listener.device.lock().expect("lock").take().is_some());
+        drop(handle);
     }
 }

@@ -225,10 +225,21 @@ impl ListenerHandle {
     ) -> Self {
         let task = runtime.spawn(async move {
             while let Some(event) = sub.next().await {
-                listener.on_event(event);
+                // A listener that panics (a foreign one whose exception the FFI turns
+                // into a panic) loses that event, not the rest of the subscription.
+                let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    listener.on_event(event);
+                }));
+                if delivered.is_err() {
+                    tracing::error!("an event listener failed; it keeps receiving events");
+                }
             }
         });
         ListenerHandle { task }
+    }
+
+    pub(crate) fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
     }
 
     /// Unsubscribes now.

@@ -172,9 +172,9 @@ pub async fn watch(device: &Device, out: Out) -> CmdResult {
                 println!("{line}");
             }
         } else if let DeviceEvent::Notification(n) = &event {
-            println!("{}", n.text);
+            println!("{}", crate::print::plain(&n.text));
         } else if let DeviceEvent::RemovedFromFamily { title, .. } = &event {
-            println!("{title}: you are no longer a member");
+            println!("{}: you are no longer a member", crate::print::plain(title));
         }
         if let DeviceEvent::SignedOut { message } = event {
             return Err(CmdError::Local(message));
