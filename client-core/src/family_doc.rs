@@ -16,18 +16,17 @@ use automerge::{
 };
 use autosurgeon::Reconcile;
 use doran_protocol::{FamilyId, UserId};
-use serde::de::DeserializeOwned;
 
 pub use calendar::{EventInput, EventPatch};
 pub use gallery::PhotoInput;
 pub use missions::MissionPatch;
-pub use voice::VoiceInput;
+pub use voice::{MAX_PEAKS, VoiceInput};
 
 use crate::{
     chunk_bounds::Limits,
     error::{DocError, Result},
     model::{Family, Member, Role, SCHEMA_VERSION},
-    read,
+    read::{self, Entity},
     replica::{Actor, ChunkFate, Refusal, Replica, Touched},
     rules,
     store::ViewRow,
@@ -415,15 +414,17 @@ fn counter_value(value: &automerge::ValueRef<'_>) -> Option<i64> {
 fn hydrate_root_fields(doc: &AutoCommit, v: &mut Family) {
     v.schema = autosurgeon::hydrate_prop(doc, ROOT, "schema").unwrap_or_default();
     v.id = autosurgeon::hydrate_prop(doc, ROOT, "id").unwrap_or_default();
-    v.name = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
-    v.created_at = autosurgeon::hydrate_prop(doc, ROOT, "created_at").unwrap_or_default();
+    let name: String = autosurgeon::hydrate_prop(doc, ROOT, "name").unwrap_or_default();
+    v.name = read::cut(name, validate::FAMILY_TITLE.max);
+    let created_at: i64 = autosurgeon::hydrate_prop(doc, ROOT, "created_at").unwrap_or_default();
+    v.created_at = read::instant(created_at);
     v.created_by = autosurgeon::hydrate_prop(doc, ROOT, "created_by").unwrap_or_default();
 }
 
-/// Reads a collection entity by entity. An entity that does not match the schema
-/// (written by a newer or a misbehaving client) is skipped and logged, so one bad
-/// entry never makes the whole family unreadable.
-fn hydrate_collection<T: DeserializeOwned>(doc: &AutoCommit, name: &str) -> BTreeMap<String, T> {
+/// Reads a collection entity by entity, each leniently ([`crate::read`]): an entry
+/// that is not an entity at all (written by a newer or a misbehaving client) is
+/// skipped and logged, so one bad entry never hides the others.
+fn hydrate_collection<T: Entity>(doc: &AutoCommit, name: &str) -> BTreeMap<String, T> {
     let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, name) else {
         return BTreeMap::new();
     };
@@ -432,33 +433,38 @@ fn hydrate_collection<T: DeserializeOwned>(doc: &AutoCommit, name: &str) -> BTre
     };
     entries
         .iter()
-        .filter_map(|(key, v)| match read::from_hydrated(&v.value) {
-            Ok(entity) => Some((key.clone(), entity)),
-            Err(e) => {
-                tracing::warn!(collection = name, key, error = %e, "skipping malformed entity");
+        .filter_map(|(key, v)| match T::from_hydrated(&v.value) {
+            Some(entity) => Some((key.clone(), entity)),
+            None => {
+                tracing::warn!(
+                    collection = name,
+                    key,
+                    "skipping an entry that is not an entity"
+                );
                 None
             }
         })
         .collect()
 }
 
-fn refresh_entry<T: DeserializeOwned>(
+fn refresh_entry<T: Entity>(
     doc: &AutoCommit,
     coll: &ObjId,
     key: &str,
     into: &mut BTreeMap<String, T>,
 ) {
-    match doc.get(coll, key) {
-        Ok(Some((Value::Object(_), obj))) => match read::entity(doc, &obj) {
-            Ok(entity) => {
-                into.insert(key.to_owned(), entity);
-            }
-            Err(e) => {
-                tracing::warn!(key, error = %e, "dropping malformed entity from the view");
-                into.remove(key);
-            }
-        },
-        _ => {
+    let entity = match doc.get(coll, key) {
+        Ok(Some((Value::Object(_), obj))) => doc
+            .hydrate(&obj, None)
+            .ok()
+            .and_then(|v| T::from_hydrated(&v)),
+        _ => None,
+    };
+    match entity {
+        Some(entity) => {
+            into.insert(key.to_owned(), entity);
+        }
+        None => {
             into.remove(key);
         }
     }

@@ -64,7 +64,7 @@ impl PersonalDoc {
         actor: &Actor,
     ) -> Result<Self> {
         let replica = Replica::load(snapshot, chunks, actor)?;
-        let view = read(replica.doc());
+        let view = crate::read::personal(replica.doc());
         Ok(PersonalDoc { replica, view })
     }
 
@@ -94,7 +94,7 @@ impl PersonalDoc {
             return Err(why.into());
         }
         if !touched.is_empty() {
-            self.view = read(self.replica.doc());
+            self.view = crate::read::personal(self.replica.doc());
         }
         Ok(())
     }
@@ -184,31 +184,11 @@ impl PersonalDoc {
             return Err(e);
         }
         let change = self.replica.commit(what, now_ms);
-        self.view = read(self.replica.doc());
+        self.view = crate::read::personal(self.replica.doc());
         Ok(Edit {
             value: (),
             change,
             view: None,
         })
-    }
-}
-
-/// Reads the profile field by field: a field this build does not understand (a mood
-/// added by a newer app, say) reads as its default instead of hiding the whole profile.
-fn read(doc: &AutoCommit) -> Personal {
-    fn field<T: autosurgeon::Hydrate + Default>(doc: &AutoCommit, key: &str) -> T {
-        autosurgeon::hydrate_prop(doc, ROOT, key).unwrap_or_default()
-    }
-    Personal {
-        schema: field(doc, "schema"),
-        user: field(doc, "user"),
-        nickname: field(doc, "nickname"),
-        avatar: field(doc, "avatar"),
-        default_avatar: field(doc, "default_avatar"),
-        mood: field(doc, "mood"),
-        mood_at: field(doc, "mood_at"),
-        settings: field(doc, "settings"),
-        families: field(doc, "families"),
-        email: field(doc, "email"),
     }
 }

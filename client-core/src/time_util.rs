@@ -70,12 +70,16 @@ impl std::fmt::Display for YearMonth {
     }
 }
 
-/// The local date and time of a Unix-ms instant at `offset`.
+/// The local date and time of a Unix-ms instant at `offset`. Any `i64` is accepted: an
+/// instant outside what documents hold ([`crate::read::EARLIEST`] to
+/// [`crate::read::LATEST`]) is read as the nearest end of that range, so no instant a
+/// member writes, in any offset, can fall outside the calendar.
 pub fn local(ms: i64, offset: UtcOffset) -> OffsetDateTime {
-    let nanos = i128::from(ms) * 1_000_000;
+    let nanos = i128::from(crate::read::instant(ms)) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.checked_to_offset(offset))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset)
 }
 
 /// The local date of a Unix-ms instant at `offset`.
@@ -172,6 +176,22 @@ mod tests {
         assert_eq!(r(30 * 86_400_000), "10월 29일");
         assert_eq!(r(400 * 86_400_000), "2024년 10월 24일");
         assert_eq!(relative(now + 5000, now, KST, Lang::Ko), "방금 전");
+    }
+
+    #[test]
+    fn any_instant_in_any_offset_is_a_date() {
+        let year_9999 = 253_402_300_799_000;
+        for ms in [year_9999, -377_705_116_800_000, i64::MAX, i64::MIN] {
+            for offset in [KST, time::macros::offset!(-12), time::macros::offset!(+14)] {
+                let d = local_date(ms, offset);
+                assert!((1899..=2200).contains(&d.year()), "{ms} at {offset}: {d}");
+                relative(ms, 1_764_300_000_000, offset, Lang::Ko);
+            }
+        }
+        assert_eq!(
+            local(year_9999, KST).to_string(),
+            "2200-01-01 9:00:00.0 +09:00:00"
+        );
     }
 
     #[test]

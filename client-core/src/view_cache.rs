@@ -23,8 +23,9 @@ use crate::{
     store::ViewRow,
 };
 
-/// The encoding version of cached rows. Bump it whenever a model type's fields change.
-pub const VIEW_VERSION: u32 = 2;
+/// The encoding version of cached rows. Bump it whenever a model type's fields change,
+/// or what is read into them (3: entities are read leniently, values clamped).
+pub const VIEW_VERSION: u32 = 3;
 
 const ROOT_KEY: &str = "root";
 

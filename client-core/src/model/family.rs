@@ -233,6 +233,6 @@ impl Family {
                 let mine = user.is_none_or(|u| actor.get(..32) == Some(u));
                 mine.then_some(u64::try_from(*n).unwrap_or(0))
             })
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 }

@@ -75,6 +75,8 @@ pub fn calendar_month(f: &Family, month: YearMonth, lang: Lang) -> CalendarMonth
         .iter()
         .filter_map(|(id, e)| {
             let (start, end) = (parse_date(&e.start).ok()?, parse_date(&e.end).ok()?);
+            // Read in order from the document; in order here too, whatever the source.
+            let (start, end) = (start.min(end), start.max(end));
             if !month.overlaps(start, end) {
                 return None;
             }
