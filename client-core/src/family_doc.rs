@@ -503,6 +503,24 @@ fn put_entity<R: Reconcile>(
     Ok(())
 }
 
+/// Writes one field of the entity `collection/key` (autosurgeon writes only what
+/// differs). An edit of an existing entity writes the fields it changes, never the
+/// whole entity from the view: the view is read leniently ([`crate::read`]: a default
+/// for a field that did not read, a clamped time), and writing it back would overwrite
+/// what others wrote — their authorship or creation time, which every device refuses
+/// from anyone else.
+fn put_field<R: Reconcile + ?Sized>(
+    doc: &mut AutoCommit,
+    collection: &str,
+    key: &str,
+    field: &str,
+    value: &R,
+) -> Result<()> {
+    let obj = map_at(doc, &[collection, key])?;
+    autosurgeon::reconcile_prop(doc, &obj, field, value)?;
+    Ok(())
+}
+
 /// Removes `collection/key`.
 fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()> {
     let coll = map_at(doc, &[collection])?;

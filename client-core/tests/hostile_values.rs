@@ -232,6 +232,53 @@ fn entities_with_bad_fields_still_show_and_can_be_deleted() {
 }
 
 #[test]
+fn editing_what_was_read_leniently_writes_only_the_edit() {
+    let mut f = family();
+    let album = honest(&mut f, |d| d.create_album("아빠 앨범", NOW).unwrap());
+    let mission = honest(&mut f, |d| d.add_mission("청소", &[], None, NOW).unwrap());
+    let (event, voice_album) = (f.event.clone(), f.voice_album.clone());
+    let (a, m) = (album.clone(), mission.clone());
+    rogue(&mut f, |doc| {
+        let a = obj(doc, &["albums", &a]);
+        doc.put(&a, "name", 5).unwrap();
+        doc.put(&a, "created_at", YEAR_9999).unwrap();
+        doc.put(obj(doc, &["missions", &m]), "created_at", i64::MAX)
+            .unwrap();
+        doc.put(obj(doc, &["calendar", &event]), "notes", "n".repeat(600))
+            .unwrap();
+        doc.put(obj(doc, &["voice_albums", &voice_album]), "cover", 200)
+            .unwrap();
+    });
+    // The host (not the album's creator) renames it and edits the rest: the member's
+    // device accepts every change (none rewrites the creation time, read clamped).
+    let edits = [
+        f.host.rename_album(&album, "추억", NOW).unwrap(),
+        f.host
+            .edit_event(
+                &f.event,
+                EventPatch {
+                    title: Some("캠핑".into()),
+                    ..EventPatch::default()
+                },
+                NOW,
+            )
+            .unwrap(),
+        f.host
+            .edit_voice_album(&f.voice_album, Some("동요"), None, NOW)
+            .unwrap(),
+    ];
+    for e in edits {
+        accept(&mut f.member, &e.change.unwrap());
+    }
+    let view = f.member.view();
+    assert_eq!(view.albums[&album].name, "추억");
+    assert_eq!(view.albums[&album].created_at, LATEST);
+    assert_eq!(view.calendar[&f.event].title, "캠핑");
+    assert_eq!(view.voice_albums[&f.voice_album].name, "동요");
+    assert_eq!(f.host.view().missions[&mission].created_at, LATEST);
+}
+
+#[test]
 fn covers_avatars_waveforms_and_texts_keep_their_limits() {
     let mut f = family();
     let mut long_voice = voice();

@@ -1,6 +1,8 @@
 //! Calendar events: one or more whole days, optionally with times, in a palette color.
 
-use super::{Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity, put_field,
+};
 use crate::{
     error::{DocError, Result},
     model::CalendarEvent,
@@ -121,8 +123,19 @@ impl FamilyDoc {
         e.updated_at = now_ms;
         let e = check_event(e)?;
         let id = id.to_owned();
+        // The fields any member edits; never the owner or the creation time.
         self.edit("event.edit", now_ms, &[entity("calendar", &id)], |doc| {
-            put_entity(doc, "calendar", &id, &e)
+            let put = |doc: &mut automerge::AutoCommit, field: &str, value: &String| {
+                put_field(doc, "calendar", &id, field, value)
+            };
+            put(doc, "title", &e.title)?;
+            put(doc, "notes", &e.notes)?;
+            put(doc, "start", &e.start)?;
+            put(doc, "end", &e.end)?;
+            put(doc, "color", &e.color)?;
+            put_field(doc, "calendar", &id, "start_time", &e.start_time)?;
+            put_field(doc, "calendar", &id, "end_time", &e.end_time)?;
+            put_field(doc, "calendar", &id, "updated_at", &e.updated_at)
         })
     }
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transactable;
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
+};
 use crate::{
     error::{DocError, Result},
     model::{Album, Comment, Photo},
@@ -54,25 +56,25 @@ impl FamilyDoc {
     /// Renames an album.
     pub fn rename_album(&mut self, id: &str, name: &str, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
-        let mut album = self.album(id)?.clone();
-        album.name = validate::text(Field::AlbumName, name, validate::ALBUM_NAME)?;
+        self.album(id)?;
+        let name = validate::text(Field::AlbumName, name, validate::ALBUM_NAME)?;
         let id = id.to_owned();
         self.edit("album.rename", now_ms, &[entity("albums", &id)], |doc| {
-            put_entity(doc, "albums", &id, &album)
+            put_field(doc, "albums", &id, "name", &name)
         })
     }
 
     /// Sets an album's cover to one of its photos.
     pub fn set_album_cover(&mut self, id: &str, photo: &str, now_ms: i64) -> Result<Edit> {
         self.require_member()?;
-        let mut album = self.album(id)?.clone();
+        self.album(id)?;
         if self.view.photos.get(photo).map(|p| p.album_id.as_str()) != Some(id) {
             return Err(not_found("photo in this album", photo));
         }
-        album.cover = Some(photo.to_owned());
+        let cover = Some(photo.to_owned());
         let id = id.to_owned();
         self.edit("album.cover", now_ms, &[entity("albums", &id)], |doc| {
-            put_entity(doc, "albums", &id, &album)
+            put_field(doc, "albums", &id, "cover", &cover)
         })
     }
 

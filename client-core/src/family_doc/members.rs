@@ -8,7 +8,7 @@
 use automerge::{ROOT, transaction::Transactable};
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, delete_entity, entity, put_entity};
+use super::{Edit, FamilyDoc, delete_entity, entity, put_entity, put_field};
 use crate::{
     error::{DocError, Result},
     model::{Member, Role},
@@ -71,15 +71,12 @@ impl FamilyDoc {
             self.require_host()?;
         }
         let key = user.to_hex();
-        let mut member = self
-            .view
-            .members
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| DocError::NotMember(key.clone()))?;
-        member.name = self.check_name_free(&key, name)?;
+        if !self.view.members.contains_key(&key) {
+            return Err(DocError::NotMember(key));
+        }
+        let name = self.check_name_free(&key, name)?;
         self.edit("member.rename", now_ms, &[entity("members", &key)], |doc| {
-            put_entity(doc, "members", &key, &member)
+            put_field(doc, "members", &key, "name", &name)
         })
     }
 

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use automerge::transaction::Transactable;
+use automerge::{ReadDoc, transaction::Transactable};
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
+};
 use crate::{
     error::{DocError, Result},
     model::Mission,
@@ -86,8 +88,28 @@ impl FamilyDoc {
             mission.participants = set;
         }
         let id = id.to_owned();
+        // The fields edited, never the creator or the creation time; the ticks of
+        // participants removed are dropped, the others' ticks left as they are.
         self.edit("mission.edit", now_ms, &[entity("missions", &id)], |doc| {
-            put_entity(doc, "missions", &id, &mission)
+            if patch.title.is_some() {
+                put_field(doc, "missions", &id, "title", &mission.title)?;
+            }
+            if patch.due.is_some() {
+                put_field(doc, "missions", &id, "due", &mission.due)?;
+            }
+            if patch.participants.is_some() {
+                put_field(doc, "missions", &id, "participants", &mission.participants)?;
+                if let Ok(ticks) = map_at(doc, &["missions", &id, "completions"]) {
+                    let gone: Vec<String> = doc
+                        .keys(&ticks)
+                        .filter(|u| !mission.participants.contains_key(u))
+                        .collect();
+                    for user in gone {
+                        doc.delete(&ticks, user.as_str())?;
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

@@ -2,7 +2,9 @@
 
 use doran_protocol::BlobHash;
 
-use super::{Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity};
+use super::{
+    Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity, put_field,
+};
 use crate::{
     error::{DocError, Result},
     model::{Voice, VoiceAlbum},
@@ -63,24 +65,27 @@ impl FamilyDoc {
         now_ms: i64,
     ) -> Result<Edit> {
         self.require_member()?;
-        let mut album = self
-            .view
-            .voice_albums
-            .get(id)
-            .cloned()
-            .ok_or_else(|| not_found("voice album", id))?;
-        if let Some(n) = name {
-            album.name = validate::text(Field::VoiceAlbumName, n, validate::VOICE_ALBUM_NAME)?;
+        if !self.view.voice_albums.contains_key(id) {
+            return Err(not_found("voice album", id));
         }
-        if let Some(c) = cover {
-            album.cover = check_cover(c)?;
-        }
+        let name = name
+            .map(|n| validate::text(Field::VoiceAlbumName, n, validate::VOICE_ALBUM_NAME))
+            .transpose()?;
+        let cover = cover.map(check_cover).transpose()?;
         let id = id.to_owned();
         self.edit(
             "voice_album.edit",
             now_ms,
             &[entity("voice_albums", &id)],
-            |doc| put_entity(doc, "voice_albums", &id, &album),
+            |doc| {
+                if let Some(name) = &name {
+                    put_field(doc, "voice_albums", &id, "name", name)?;
+                }
+                if let Some(cover) = cover {
+                    put_field(doc, "voice_albums", &id, "cover", &cover)?;
+                }
+                Ok(())
+            },
         )
     }
 
