@@ -132,8 +132,11 @@ async fn pump(
     let mut last = *state.borrow_and_update();
     shared.emit(DeviceEvent::Sync(view_of(last)));
     let mut arriving = Arriving::default();
-    // The sign-in after which unfinished membership changes were last mended.
+    // The sign-in after which unfinished membership changes were last mended, and the
+    // mending itself: a task of its own, since it may wait on the relay, and the pump
+    // must keep announcing and hear `stopping` meanwhile. Ended with the pump.
     let mut mended = 0;
+    let mut mending = Mending(None);
     loop {
         let quiet = arriving.flush_at;
         tokio::select! {
@@ -164,7 +167,12 @@ async fn pump(
                         // Caught up with the relay's list of families: finish what an
                         // interruption left half-done against it.
                         mended = now.sign_ins;
-                        crate::mend::mend(&shared, &session).await;
+                        if mending.0.as_ref().is_none_or(JoinHandle::is_finished) {
+                            let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
+                            mending.0 = Some(shared.runtime.clone().spawn(async move {
+                                crate::mend::mend(&shared, &session).await;
+                            }));
+                        }
                     }
                 }
                 last = now;
@@ -175,6 +183,17 @@ async fn pump(
                 Err(RecvError::Closed) => return,
             },
             () = sleep_until_or_forever(quiet) => arriving.flush(&shared, &session).await,
+        }
+    }
+}
+
+/// The pump's mending task, aborted when the pump ends.
+struct Mending(Option<JoinHandle<()>>);
+
+impl Drop for Mending {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }
