@@ -297,20 +297,11 @@ async fn drop_entries(
     for user in gone {
         let host = Arc::clone(&session.host);
         let now = shared.now();
-        let done = tokio::task::spawn_blocking(move || {
-            host.edit_family(family, |fd| fd.remove_member(user, now))
+        written |= write(family, "a removal that stopped half-way", move || {
+            host.edit_family(family, |fd| fd.remove_member(user, now))?;
+            Ok(())
         })
         .await;
-        match done {
-            Ok(Ok(())) => {
-                tracing::info!(%family, %user, "a removal that stopped half-way is finished");
-                written = true;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%family, %user, error = %e, "a member entry cannot be removed")
-            }
-            Err(e) => tracing::warn!(%family, %user, error = %e, "removing a member entry failed"),
-        }
     }
     written
 }
@@ -326,26 +317,16 @@ async fn first_change(
     let store = Arc::clone(&shared.store);
     let host = Arc::clone(&session.host);
     let now = shared.now();
-    let done = tokio::task::spawn_blocking(move || {
-        host.create_family(family, &c.title, &c.my_name, now)?;
-        done_creating(&*store, me, family)?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-    })
-    .await;
-    match done {
-        Ok(Ok(())) => {
-            tracing::info!(%family, "a family created before an interruption is written now");
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(%family, error = %e, "a family's first change cannot be written");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(%family, error = %e, "writing a family's first change failed");
-            false
-        }
-    }
+    write(
+        family,
+        "a family created before an interruption",
+        move || {
+            host.create_family(family, &c.title, &c.my_name, now)?;
+            done_creating(&*store, me, family)?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// Adds the user's own member entry to a family the relay says they joined.
@@ -359,21 +340,31 @@ async fn my_entry(
     let host = Arc::clone(&session.host);
     let now = shared.now();
     let name = name.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
-        host.edit_family(family, |fd| fd.add_member(me, &name, now))
+    write(family, "a join that stopped half-way", move || {
+        host.edit_family(family, |fd| fd.add_member(me, &name, now))?;
+        Ok(())
     })
-    .await;
-    match done {
+    .await
+}
+
+/// Runs one mending write off the runtime's threads; whether it was written (a failure
+/// is logged, and tried again after the next sign-in).
+async fn write(
+    family: FamilyId,
+    what: &'static str,
+    f: impl FnOnce() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+) -> bool {
+    match tokio::task::spawn_blocking(f).await {
         Ok(Ok(())) => {
-            tracing::info!(%family, "a join that stopped half-way is finished");
+            tracing::info!(%family, "{what}: finished");
             true
         }
         Ok(Err(e)) => {
-            tracing::warn!(%family, error = %e, "the member entry cannot be written");
+            tracing::warn!(%family, error = %e, "{what}: cannot be finished");
             false
         }
         Err(e) => {
-            tracing::warn!(%family, error = %e, "writing the member entry failed");
+            tracing::warn!(%family, error = %e, "{what}: the write failed");
             false
         }
     }

@@ -25,6 +25,32 @@ async fn members_written(events: &mut doran_device::Subscription, family: Option
     .await
 }
 
+/// Mom (on `mom_server`) with a family, and dad (on `dad_server`) invited into it as
+/// 아빠: the devices, the family and the invite.
+async fn invited(
+    dir: &std::path::Path,
+    mom_server: &str,
+    dad_server: &str,
+) -> (doran_device::Device, doran_device::Device, String, String) {
+    let mom = open(&dir.join("mom")).await;
+    mom.create_account(mom_server, "mom@example.com", "엄마곰")
+        .await
+        .expect("account");
+    let family = mom
+        .create_family("바다 가족", "엄마")
+        .await
+        .expect("family");
+    let dad = open(&dir.join("dad")).await;
+    dad.create_account(dad_server, "dad@example.com", "아빠곰")
+        .await
+        .expect("account");
+    let invite = mom
+        .invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite");
+    (mom, dad, family, invite.invite)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_family_whose_creation_answer_was_lost_is_written_once_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -79,28 +105,13 @@ async fn an_invite_accepted_whose_answer_was_lost_still_makes_a_member() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let proxy = AnswerLosingProxy::start(relay.addr()).await;
-    let mom = open(&dir.path().join("mom")).await;
-    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("account");
-    let family = mom
-        .create_family("바다 가족", "엄마")
-        .await
-        .expect("family");
-    let dad = open(&dir.path().join("dad")).await;
-    dad.create_account(&proxy.url(), "dad@example.com", "아빠곰")
-        .await
-        .expect("account");
-    let invite = mom
-        .invite(&family, "dad@example.com", "아빠")
-        .await
-        .expect("invite");
+    let (mom, dad, family, invite) = invited(dir.path(), &relay.url(), &proxy.url()).await;
     assert!(dad.sync_now(WAIT).await.expect("synced").up_to_date);
     let mut events = dad.subscribe();
 
     // The relay makes dad a member; the answer is lost.
     proxy.lose_next_answer();
-    dad.answer_invite(&invite.invite, true)
+    dad.answer_invite(&invite, true)
         .await
         .expect_err("no answer");
     assert!(proxy.lost(), "the answer was the one lost");
@@ -128,26 +139,9 @@ async fn a_removal_whose_answer_was_lost_drops_the_entry_once_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let proxy = AnswerLosingProxy::start(relay.addr()).await;
-    let mom = open(&dir.path().join("mom")).await;
-    mom.create_account(&proxy.url(), "mom@example.com", "엄마곰")
-        .await
-        .expect("account");
-    let family = mom
-        .create_family("바다 가족", "엄마")
-        .await
-        .expect("family");
-    let dad = open(&dir.path().join("dad")).await;
-    dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
-        .await
-        .expect("account");
-    let invite = mom
-        .invite(&family, "dad@example.com", "아빠")
-        .await
-        .expect("invite");
+    let (mom, dad, family, invite) = invited(dir.path(), &proxy.url(), &relay.url()).await;
     let mut events = mom.subscribe();
-    dad.answer_invite(&invite.invite, true)
-        .await
-        .expect("accepted");
+    dad.answer_invite(&invite, true).await.expect("accepted");
     // Mom's phone hears dad's entry.
     wait_for(&mut events, "dad's entry", |e| match e {
         DeviceEvent::FamilyChanged {
