@@ -208,7 +208,14 @@ impl FamilyDoc {
     /// which the caller derives notifications), and which chunks were refused — over a
     /// cost limit, unreadable, or breaking the family's rules ([`crate::rules`]) — or
     /// trimmed of refused changes; the others still apply.
-    pub fn apply_remote<'a>(&mut self, chunks: impl IntoIterator<Item = &'a [u8]>) -> RemoteUpdate {
+    ///
+    /// A chunk given with its author ([`Incoming`](crate::replica::Incoming)) also has
+    /// every new change in it checked to be written under that author's actor id
+    /// ([`rules::check_pushed`]).
+    pub fn apply_remote<'a, C: Into<crate::replica::Incoming<'a>>>(
+        &mut self,
+        chunks: impl IntoIterator<Item = C>,
+    ) -> RemoteUpdate {
         let (touched, fates) = self.replica.apply_remote(chunks);
         let mut rejected = Vec::new();
         let mut trimmed = Vec::new();

@@ -11,7 +11,7 @@ use crate::{
     error::{DocError, Result},
     family_doc::Edit,
     model::{Mood, Personal, SCHEMA_VERSION, Settings},
-    replica::{Actor, Replica},
+    replica::{Actor, ChunkFate, Replica},
     validate,
 };
 
@@ -87,16 +87,26 @@ impl PersonalDoc {
     }
 
     /// Applies a chunk from another device of this user (or, read-only, of a member).
-    pub fn apply_remote(&mut self, chunk: &[u8]) -> Result<()> {
-        let (touched, fates) = self.replica.apply_remote([chunk]);
-        // Personal documents have no rules: a chunk is kept whole or refused whole.
-        if let Some(crate::replica::ChunkFate::Refuse(why)) = fates.into_iter().next() {
-            return Err(why.into());
-        }
+    /// Given with its author, every new change in it must be written under that
+    /// author's actor id; the others are set aside, and the bytes to store instead of
+    /// the chunk are returned (`None`: store it as it came). A chunk that is not
+    /// Automerge, or over a cost limit, is refused whole.
+    pub fn apply_remote<'a>(
+        &mut self,
+        chunk: impl Into<crate::replica::Incoming<'a>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let (touched, fates) = self.replica.apply_remote([chunk.into()]);
         if !touched.is_empty() {
             self.view = crate::read::personal(self.replica.doc());
         }
-        Ok(())
+        match fates.into_iter().next() {
+            Some(ChunkFate::Refuse(why)) => Err(why.into()),
+            Some(ChunkFate::Trim(bytes, why)) => {
+                tracing::warn!(error = %why, "setting aside changes of an incoming chunk");
+                Ok(Some(bytes))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Sets the nickname (2–15 characters).

@@ -17,7 +17,7 @@ use doran_protocol::{DeviceId, UserId};
 use crate::{
     chunk_bounds::{ChunkError, Limits, Piece, inspect},
     error::Result,
-    rules::Violation,
+    rules::{self, Violation},
 };
 
 /// Who is writing: a user on one of their devices. The Automerge actor id is the user id
@@ -82,6 +82,39 @@ pub enum Refusal {
     /// A change built on a change that was refused.
     #[error("depends on a refused change")]
     RefusedDependency,
+}
+
+/// An incoming chunk: its bytes and, when the relay recorded it, the user whose device
+/// pushed it. Every change new to the document must be written under that user's
+/// actor id ([`rules::check_pushed`]). A chunk with no author (stored before relays
+/// recorded authors, a snapshot, a stored chunk being reloaded) is not checked so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    /// The chunk (changes, or a saved document).
+    pub bytes: &'a [u8],
+    /// Who pushed it, as the relay says.
+    pub author: Option<UserId>,
+}
+
+impl<'a> Incoming<'a> {
+    /// A chunk pushed by `author` (`None`: not known).
+    pub fn new(bytes: &'a [u8], author: Option<UserId>) -> Self {
+        Incoming { bytes, author }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Incoming<'a> {
+    /// A chunk whose author is not known.
+    fn from(bytes: &'a [u8]) -> Self {
+        Incoming::new(bytes, None)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Incoming<'a> {
+    /// A chunk whose author is not known.
+    fn from(bytes: &'a Vec<u8>) -> Self {
+        Incoming::new(bytes, None)
+    }
 }
 
 /// What became of one incoming chunk.
@@ -315,15 +348,15 @@ impl Replica {
     /// is then parsed whole (Automerge's incremental loader skips what it cannot
     /// parse: a chunk must be refused, not half-applied), and checked against the
     /// document's rules once its dependencies are present.
-    pub fn apply_remote<'a>(
+    pub fn apply_remote<'a, C: Into<Incoming<'a>>>(
         &mut self,
-        chunks: impl IntoIterator<Item = &'a [u8]>,
+        chunks: impl IntoIterator<Item = C>,
     ) -> (Vec<Touched>, Vec<ChunkFate>) {
         // Index the changes from here, so the diff below costs what the chunks changed.
         self.doc.update_diff_cursor();
         let mut fates = Vec::new();
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let fate = match self.apply_chunk(chunk) {
+            let fate = match self.apply_chunk(chunk.into()) {
                 Ok(fate) => fate,
                 Err(e) => ChunkFate::Refuse(e),
             };
@@ -340,8 +373,8 @@ impl Replica {
         (touched, fates)
     }
 
-    fn apply_chunk(&mut self, chunk: &[u8]) -> std::result::Result<ChunkFate, Refusal> {
-        let pieces = inspect(chunk, &self.limits)?;
+    fn apply_chunk(&mut self, chunk: Incoming<'_>) -> std::result::Result<ChunkFate, Refusal> {
+        let pieces = inspect(chunk.bytes, &self.limits)?;
         // Parse everything before applying anything: an unreadable part refuses the
         // whole chunk.
         let mut changes = Vec::new();
@@ -374,7 +407,20 @@ impl Replica {
                 continue;
             }
             if let Some(e) = self.refusal_of(&change) {
+                self.refused.insert(change.hash());
                 first_refusal.get_or_insert(e);
+                continue;
+            }
+            // Written as someone other than who pushed it: set aside, with everything
+            // that builds on it (what of this chunk already waits for it, too).
+            if let Some(author) = chunk.author
+                && let Err(e) = rules::check_pushed(&change, author)
+            {
+                self.refused.insert(change.hash());
+                first_refusal.get_or_insert(Refusal::Rule(e));
+                let gone: HashSet<ChangeHash> =
+                    self.drain_pending().into_iter().map(|(h, _)| h).collect();
+                kept.retain(|c| !gone.contains(&c.hash()));
                 continue;
             }
             kept.push(change.clone());
@@ -523,26 +569,56 @@ pub fn change_hashes(chunk: &[u8]) -> std::result::Result<Vec<ChangeHash>, Refus
     Ok(hashes)
 }
 
+/// How a snapshot someone else made compares with this device's copy
+/// ([`compare_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotDiff {
+    /// Changes the snapshot must hold and does not.
+    pub missing: Vec<ChangeHash>,
+    /// Changes it holds that this device does not, written by someone other than the
+    /// snapshot's pusher: nothing vouches for who wrote them (a change laundered into
+    /// the history through a snapshot, past the check of who pushed it).
+    pub foreign: Vec<ChangeHash>,
+}
+
 /// Loads a snapshot someone else made (`save()` bytes) as a device loads any chunk —
-/// within the cost limits, every change through `check` — and returns those of
-/// `required` it does not contain (empty: it contains them all). A snapshot that
-/// cannot be loaded at all is an error; one with changes the rules refuse is loaded
-/// without them (every device would set them aside too), so a change the device
-/// holds must be among the accepted ones to count.
-pub fn snapshot_missing(
+/// within the cost limits, every change through `check` — and compares it with this
+/// device's copy: which of `required` it lacks, and which of the changes it holds are
+/// neither in `held` (every change this device has) nor written by `pusher` (the
+/// user who pushed the snapshot; `None`: nobody's extra changes are expected). A
+/// snapshot that cannot be loaded at all is an error; one with changes the rules
+/// refuse is loaded without them (every device would set them aside too), so a
+/// change the device holds must be among the accepted ones to count.
+///
+/// An honest snapshot holds what its pusher's device had when it saved it: every
+/// change of the log up to its `covers_seq` (which a checking device caught up past
+/// that seq holds too), and the pusher's own changes, pushed later or not yet. So the
+/// pusher's own changes are the only ones a checking device may lack.
+pub fn compare_snapshot(
     snapshot: &[u8],
     required: impl IntoIterator<Item = ChangeHash>,
+    held: &HashSet<ChangeHash>,
+    pusher: Option<UserId>,
     check: Option<ChangeCheck>,
-) -> std::result::Result<Vec<ChangeHash>, Refusal> {
+) -> std::result::Result<SnapshotDiff, Refusal> {
     let mut replica = Replica::from_doc(AutoCommit::new(), check);
     let (_, fates) = replica.apply_remote([snapshot]);
     if let Some(ChunkFate::Refuse(e)) = fates.into_iter().next() {
         return Err(e);
     }
-    Ok(required
+    let missing = required
         .into_iter()
         .filter(|h| replica.doc.get_change_by_hash(h).is_none())
-        .collect())
+        .collect();
+    let foreign = replica
+        .doc
+        .get_changes(&[])
+        .into_iter()
+        .filter(|c| !held.contains(&c.hash()))
+        .filter(|c| pusher.is_none() || Actor::user_of(c.actor_id()) != pusher)
+        .map(|c| c.hash())
+        .collect();
+    Ok(SnapshotDiff { missing, foreign })
 }
 
 /// Parses one change, refusing it if Automerge cannot read it — or panics while

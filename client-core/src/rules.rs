@@ -12,7 +12,9 @@
 //! change and on its causal past, never on changes concurrent with it:
 //!
 //! - the **author** is the user in the change's actor id ([`Actor::user_of`]), never a
-//!   field the author writes;
+//!   field the author writes; and that user must be the one whose device pushed the
+//!   chunk that brought it, as the relay recorded it ([`check_pushed`], checked on
+//!   arrival: a member cannot write under another member's actor id);
 //! - the **host** is the author of the family's first change (the change with no
 //!   dependencies, which creates the collections); there is no host transfer, and root
 //!   fields other than the name can only be written by that first change;
@@ -86,6 +88,22 @@ pub enum Violation {
     /// Automerge could not read what the check needed.
     #[error("unreadable: {0}")]
     Unreadable(String),
+    /// A change written under the actor id of another user than the one whose device
+    /// pushed it (the chunk's author, as the relay recorded it): someone writing as
+    /// someone else.
+    #[error("written as {actor} but pushed by {pusher}")]
+    ForgedActor {
+        /// The user the change's actor id names (`-` if none).
+        actor: String,
+        /// The user who pushed the chunk.
+        pusher: UserId,
+    },
+    /// A chunk of a personal document pushed by someone other than its owner.
+    #[error("a personal document written by {pusher}, not by its owner")]
+    NotTheOwner {
+        /// The user who pushed the chunk.
+        pusher: UserId,
+    },
 }
 
 /// The collections under the root, created by the family's first change.
@@ -119,6 +137,33 @@ const COUNTED: [&str; 7] = [
 const ROOT_FIELDS: [&str; 5] = ["schema", "id", "name", "created_at", "created_by"];
 
 type Verdict = Result<(), Violation>;
+
+/// Checks that `change` came from the user it is written as: its actor id must name
+/// `pusher`, the user whose device pushed the chunk holding it (the chunk's author, as
+/// the relay recorded it). Checked for every incoming change of every document, on
+/// arrival; a chunk with no recorded author (stored before relays recorded authors)
+/// is not checked. Unlike [`check_change`], the verdict depends on the chunk that
+/// brought the change, which is why it is checked when a chunk arrives and its
+/// refusal is final: a refused change is never stored, so never replayed.
+pub fn check_pushed(change: &Change, pusher: UserId) -> Verdict {
+    match Actor::user_of(change.actor_id()) {
+        Some(actor) if actor == pusher => Ok(()),
+        actor => Err(Violation::ForgedActor {
+            actor: actor.map_or_else(|| "-".to_owned(), |a| a.to_hex()),
+            pusher,
+        }),
+    }
+}
+
+/// Checks that a chunk of the personal document of `owner` was pushed by its owner
+/// (`pusher`: the chunk's author as the relay recorded it, `None` if it recorded
+/// none). Only the owner writes a personal document.
+pub fn check_personal_pusher(owner: UserId, pusher: Option<UserId>) -> Verdict {
+    match pusher {
+        Some(pusher) if pusher != owner => Err(Violation::NotTheOwner { pusher }),
+        _ => Ok(()),
+    }
+}
 
 /// Checks one change, about to be applied to `doc` (its dependencies are all in it).
 pub fn check_change(doc: &AutoCommit, change: &Change) -> Verdict {

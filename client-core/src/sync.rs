@@ -29,7 +29,8 @@
 //! 3. After each call, execute the [`Effects`] in field order:
 //!    - `send`: encode and send each frame;
 //!    - `apply`: for each batch, download and verify the snapshot blob if there is one,
-//!      merge it and the chunks into the open document, and store the accepted chunks
+//!      merge it and the chunks into the open document (each change of a chunk must
+//!      be written as the chunk's author, the user the relay says pushed it), and store the accepted chunks
 //!      with the new cursor and the view rows in one transaction
 //!      ([`SyncHost::apply`]); if that fails, disconnect (the cursors are re-read on the
 //!      next connection, so nothing is skipped);
@@ -60,8 +61,8 @@ mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use effects::{
-    Apply, Compact, DocKind, Effects, Fatal, OutboxWanted, RequestOutcome, SignedIn, SnapshotCheck,
-    SnapshotRef, SyncStatus, VerifySnapshot,
+    Apply, Compact, DocKind, Effects, Fatal, IncomingChunk, OutboxWanted, RequestOutcome, SignedIn,
+    SnapshotCheck, SnapshotRef, SyncStatus, VerifySnapshot,
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};

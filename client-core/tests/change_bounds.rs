@@ -16,7 +16,7 @@ use doran_client_core::{
     chunk_bounds::{Bound, ChunkError, Limits, Piece, inspect},
     replica::Refusal,
     store::{LocalStore, MemoryStore},
-    sync::{DocKind, StoreHost, SyncHost},
+    sync::{DocKind, IncomingChunk, StoreHost, SyncHost},
 };
 use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, UserId};
 
@@ -78,7 +78,11 @@ fn a_two_kilobyte_change_of_two_million_inserts_is_refused_fast_with_bounded_mem
             doc_id,
             DocKind::Family(family),
             None,
-            &[(7, BOMB.to_vec())],
+            &[IncomingChunk {
+                seq: 7,
+                author: None,
+                bytes: BOMB.to_vec(),
+            }],
             7,
         )
         .unwrap();

@@ -7,9 +7,9 @@ use doran_client_core::{
     keys::DeviceKeys,
     store::{BlobOwner, LocalStore, MemoryStore, OutboxEntry},
     sync::{
-        BackoffConfig, DocCursor, DocKind, Effects, Event, OutboxWanted, RequestOutcome, SignInAs,
-        SnapshotCheck, SnapshotRef, StoreHost, SyncConfig, SyncHost, SyncMachine, SyncStatus,
-        VerifySnapshot,
+        BackoffConfig, DocCursor, DocKind, Effects, Event, IncomingChunk, OutboxWanted,
+        RequestOutcome, SignInAs, SnapshotCheck, SnapshotRef, StoreHost, SyncConfig, SyncHost,
+        SyncMachine, SyncStatus, VerifySnapshot,
     },
 };
 use doran_protocol::{
@@ -20,6 +20,8 @@ use doran_protocol::{
 use ed25519_dalek::{Signature, Verifier};
 
 const USER: UserId = UserId([7; 16]);
+/// The family's host in the tests with real documents ([`family_chunks`]).
+const HOST: UserId = UserId([1; 16]);
 const PERSONAL: DocId = DocId([8; 16]);
 
 fn challenge() -> Challenge {
@@ -335,11 +337,21 @@ fn chunks_are_applied_once_and_cursors_resume() {
         doc: fdoc,
         since: 4
     }));
-    let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, format!("c{seq}").into_bytes());
+    // The chunk's author, as the relay recorded it, goes to the host with it.
+    let pusher = UserId([5; 16]);
+    let chunk =
+        |seq: u64| ServerFrame::chunk(fdoc, seq, Some(pusher), format!("c{seq}").into_bytes());
     let fx = m.handle(3, Event::Frame(chunk(5)));
     assert_eq!(fx.apply.len(), 1);
     assert_eq!(fx.apply[0].kind, DocKind::Family(family));
-    assert_eq!(fx.apply[0].chunks, vec![(5, b"c5".to_vec())]);
+    assert_eq!(
+        fx.apply[0].chunks,
+        vec![IncomingChunk {
+            seq: 5,
+            author: Some(pusher),
+            bytes: b"c5".to_vec()
+        }]
+    );
     assert_eq!(fx.apply[0].cursor, 5);
     // A duplicate and an older chunk change nothing.
     assert!(m.handle(4, Event::Frame(chunk(5))).apply.is_empty());
@@ -351,15 +363,27 @@ fn chunks_are_applied_once_and_cursors_resume() {
             doc: fdoc,
             seq: 6,
             chunk: ChunkId::of(b"other"),
+            author: None,
             bytes: b"c6".to_vec(),
         }),
     );
     assert!(fx.apply.iter().all(|a| a.chunks.is_empty()));
     assert_eq!(fx.errors.len(), 1);
+    // Protocol 1's frame (no author) is a chunk whose author is not known.
+    let fx = m.handle(
+        7,
+        Event::Frame(ServerFrame::UnauthoredChunk {
+            doc: fdoc,
+            seq: 7,
+            chunk: ChunkId::of(b"c7"),
+            bytes: b"c7".to_vec(),
+        }),
+    );
+    assert_eq!(fx.apply[0].chunks[0].author, None);
     // A chunk of a document we do not sync is ignored.
-    let stranger = ServerFrame::chunk(DocId([99; 16]), 1, b"x".to_vec());
+    let stranger = ServerFrame::chunk(DocId([99; 16]), 1, None, b"x".to_vec());
     assert!(m.handle(7, Event::Frame(stranger)).apply.is_empty());
-    assert_eq!(m.cursors(), vec![(fdoc, 6), (PERSONAL, 0)]);
+    assert_eq!(m.cursors(), vec![(fdoc, 7), (PERSONAL, 0)]);
 }
 
 /// A cursor past the relay's log (a forged chunk, a relay restored from a backup): the
@@ -403,7 +427,7 @@ fn a_cursor_ahead_of_the_relay_starts_that_document_over() {
     assert_eq!(m.cursors(), vec![(fdoc, 0), (PERSONAL, 0)]);
     // A live chunk past the old head, sent before the relay saw the new
     // subscription, is skipped: the catch-up delivers it again, in order.
-    let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, format!("c{seq}").into_bytes());
+    let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, None, format!("c{seq}").into_bytes());
     assert!(m.handle(4, Event::Frame(chunk(8))).apply.is_empty());
     for seq in 1..=8 {
         let fx = m.handle(5 + seq, Event::Frame(chunk(seq)));
@@ -463,7 +487,8 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
     assert_eq!(fx.send, vec![ClientFrame::Unsubscribe { docs: vec![fdoc] }]);
     assert_eq!(m.cursors(), vec![(fdoc, 2), (PERSONAL, 0)]);
     // What was already on its way for that document is not applied...
-    let chunk = |doc: DocId, seq: u64| ServerFrame::chunk(doc, seq, format!("c{seq}").into_bytes());
+    let chunk =
+        |doc: DocId, seq: u64| ServerFrame::chunk(doc, seq, None, format!("c{seq}").into_bytes());
     assert!(m.handle(5, Event::Frame(chunk(fdoc, 11))).apply.is_empty());
     m.handle(
         6,
@@ -730,6 +755,7 @@ fn a_long_log_asks_for_a_snapshot_once() {
             Event::Frame(ServerFrame::chunk(
                 fdoc,
                 seq,
+                None,
                 format!("c{seq}").into_bytes(),
             )),
         );
@@ -748,7 +774,10 @@ fn a_long_log_asks_for_a_snapshot_once() {
         SyncStatus::Syncing,
         "a snapshot is in the making"
     );
-    let fx = m.handle(5, Event::Frame(ServerFrame::chunk(fdoc, 9, b"c9".to_vec())));
+    let fx = m.handle(
+        5,
+        Event::Frame(ServerFrame::chunk(fdoc, 9, None, b"c9".to_vec())),
+    );
     assert!(fx.compact.is_empty(), "one at a time");
     let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
@@ -808,7 +837,7 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     for doc in [PERSONAL, other_doc] {
         for seq in 1..=8 {
             let bytes = format!("{doc} {seq}").into_bytes();
-            let fx = m.handle(4, Event::Frame(ServerFrame::chunk(doc, seq, bytes)));
+            let fx = m.handle(4, Event::Frame(ServerFrame::chunk(doc, seq, None, bytes)));
             compact.extend(fx.compact);
         }
         let fx = m.handle(5, Event::Frame(ServerFrame::CaughtUp { doc, seq: 8 }));
@@ -927,10 +956,16 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
 
     // Offered during the catch-up, before this device holds what it covers: nothing
     // to check yet.
-    m.handle(3, Event::Frame(ServerFrame::chunk(fdoc, 1, b"c1".to_vec())));
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::chunk(fdoc, 1, None, b"c1".to_vec())),
+    );
     let fx = m.handle(3, Event::Frame(offer(fdoc, 2, partial, other)));
     assert!(fx.verify_snapshots.is_empty(), "not yet");
-    let fx = m.handle(3, Event::Frame(ServerFrame::chunk(fdoc, 2, b"c2".to_vec())));
+    let fx = m.handle(
+        3,
+        Event::Frame(ServerFrame::chunk(fdoc, 2, None, b"c2".to_vec())),
+    );
     assert!(fx.verify_snapshots.is_empty(), "not caught up yet");
     let fx = m.handle(4, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 2 }));
     assert_eq!(
@@ -943,6 +978,7 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
                 len: 10,
                 covers_seq: 2,
             },
+            by: other,
         }]
     );
     assert_eq!(
@@ -997,6 +1033,41 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
     );
     assert!(snapshot_requests(&fx).is_empty());
 
+    // One holding a change this device lacks, written by someone other than its
+    // pusher (laundering a change written as someone else): reported, never
+    // confirmed.
+    let laundering = BlobHash::of(b"with a forged change");
+    let fx = m.handle(7, Event::Frame(offer(fdoc, 2, laundering, other)));
+    assert_eq!(fx.verify_snapshots.len(), 1);
+    assert_eq!(
+        fx.verify_snapshots[0].by, other,
+        "the host is told who pushed it"
+    );
+    let fx = m.handle(
+        7,
+        Event::SnapshotChecked {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: laundering,
+            check: SnapshotCheck::Foreign(1),
+        },
+    );
+    let sent = snapshot_requests(&fx);
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [(_, Request::RejectSnapshot { covers_seq: 2, blob, .. })] if *blob == laundering
+        ),
+        "{sent:?}"
+    );
+    m.handle(
+        7,
+        Event::Frame(ServerFrame::Response {
+            id: sent[0].0,
+            body: Response::Done,
+        }),
+    );
+
     // A verdict on something no longer offered is ignored.
     let fx = m.handle(
         7,
@@ -1049,7 +1120,7 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
 fn family_chunks(family: FamilyId, missions: usize) -> (Vec<Vec<u8>>, StoreHost) {
     let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
     let host_actor = Actor {
-        user: UserId([1; 16]),
+        user: HOST,
         device: DeviceId([1; 16]),
     };
     let writer = StoreHost::new(Arc::clone(&store), host_actor);
@@ -1105,11 +1176,15 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
             device: DeviceId([9; 16]),
         },
     );
-    let received: Vec<(u64, Vec<u8>)> = chunks
+    let received: Vec<IncomingChunk> = chunks
         .iter()
         .cloned()
         .enumerate()
-        .map(|(i, b)| (i as u64 + 1, b))
+        .map(|(i, bytes)| IncomingChunk {
+            seq: i as u64 + 1,
+            author: Some(HOST),
+            bytes,
+        })
         .collect();
     let head = received.len() as u64;
     member
@@ -1121,7 +1196,7 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
     let short = prefix(&full, changes - 1);
     let check = |covers, bytes: &[u8]| {
         member
-            .check_snapshot(fdoc, kind, covers, bytes)
+            .check_snapshot(fdoc, kind, (covers, HOST), bytes)
             .expect("checked")
     };
     assert_eq!(check(head, &full), SnapshotCheck::Contains);
@@ -1140,10 +1215,10 @@ fn the_host_finds_a_snapshot_missing_one_change_and_the_machine_never_confirms_i
     let keys = DeviceKeys::generate().expect("keys");
     let mut m = machine(&keys);
     sign_in(&mut m, vec![], vec![family]);
-    for (seq, bytes) in &received {
+    for c in &received {
         m.handle(
             3,
-            Event::Frame(ServerFrame::chunk(fdoc, *seq, bytes.clone())),
+            Event::Frame(ServerFrame::chunk(fdoc, c.seq, c.author, c.bytes.clone())),
         );
     }
     let blob = BlobHash::of(&short);

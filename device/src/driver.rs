@@ -771,10 +771,11 @@ impl SyncDriver {
             doc,
             kind,
             snapshot,
+            by,
         } = v;
         let check = match self.blobs.get_at_most(snapshot.blob, snapshot.len).await {
             Ok(bytes) => self
-                .blocking(move |h| h.check_snapshot(doc, kind, snapshot.covers_seq, &bytes))
+                .blocking(move |h| h.check_snapshot(doc, kind, (snapshot.covers_seq, by), &bytes))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(%doc, error = %e, "a pending snapshot could not be checked");

@@ -22,7 +22,10 @@ pub const ENCODING_VERSION: u8 = 1;
 /// The protocol version this build speaks, sent in
 /// [`Hello`](crate::ClientFrame::Hello) and confirmed in the
 /// [`Challenge`](crate::Challenge).
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2: chunks carry the user who pushed them ([`ServerFrame::Chunk`], which
+/// replaces the unauthored [`ServerFrame::UnauthoredChunk`] of version 1).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 mod sealed {
     pub trait Sealed {}
@@ -183,7 +186,12 @@ mod tests {
         assert_eq!(decode_client(&wire).unwrap(), push);
         assert_eq!(decode_client_checked(&wire).unwrap(), push);
 
-        let chunk = ServerFrame::chunk(DocId([1; 16]), 9, vec![7u8; MAX_CHUNK_BYTES]);
+        let chunk = ServerFrame::chunk(
+            DocId([1; 16]),
+            u64::MAX,
+            Some(crate::UserId([2; 16])),
+            vec![7u8; MAX_CHUNK_BYTES],
+        );
         let wire = encode_server(&chunk).unwrap();
         assert_eq!(decode_server(&wire).unwrap(), chunk);
 

@@ -241,6 +241,9 @@ impl ServerFrame {
         match self {
             ServerFrame::Chunk {
                 chunk: id, bytes, ..
+            }
+            | ServerFrame::UnauthoredChunk {
+                chunk: id, bytes, ..
             } => chunk(id, bytes),
             _ => Ok(()),
         }
@@ -250,7 +253,7 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlobHash, ChunkId, DocId, FamilyId, RequestId, Subscription};
+    use crate::{BlobHash, ChunkId, DocId, FamilyId, RequestId, Subscription, UserId};
 
     fn request(body: Request) -> ClientFrame {
         ClientFrame::Request {
@@ -392,15 +395,23 @@ mod tests {
 
     #[test]
     fn server_chunks_are_verified_by_the_device() {
-        let good = ServerFrame::chunk(DocId([0; 16]), 1, b"abc".to_vec());
+        let good = ServerFrame::chunk(DocId([0; 16]), 1, Some(UserId([1; 16])), b"abc".to_vec());
         assert_eq!(good.validate(), Ok(()));
         let bad = ServerFrame::Chunk {
             doc: DocId([0; 16]),
             seq: 1,
             chunk: ChunkId::of(b"abd"),
+            author: None,
             bytes: b"abc".to_vec(),
         };
         assert_eq!(bad.validate(), Err(ProtocolViolation::ChunkHashMismatch));
+        let old = ServerFrame::UnauthoredChunk {
+            doc: DocId([0; 16]),
+            seq: 1,
+            chunk: ChunkId::of(b"abd"),
+            bytes: b"abc".to_vec(),
+        };
+        assert_eq!(old.validate(), Err(ProtocolViolation::ChunkHashMismatch));
     }
 
     #[test]

@@ -25,7 +25,9 @@ fn every_kept_frame_input_is_handled() {
 #[test]
 #[ignore = "writes the fuzzer's seeds; run by hand"]
 fn write_frame_seeds() {
-    use doran_protocol::{BlobHash, ChunkId, ClientFrame, DocId, Subscription, codec};
+    use doran_protocol::{
+        BlobHash, ChunkId, ClientFrame, DocId, ServerFrame, Subscription, UserId, codec,
+    };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/frame/regressions");
     let doc = DocId([7; 16]);
     let frames = [
@@ -48,5 +50,19 @@ fn write_frame_seeds() {
     for (i, frame) in frames.iter().enumerate() {
         let bytes = codec::encode_client(frame).expect("encodes");
         std::fs::write(dir.join(format!("seed-client-{i}")), bytes).expect("written");
+    }
+    // A chunk with its author (protocol 2), and one without (protocol 1's frame).
+    let servers = [
+        ServerFrame::chunk(doc, 5, Some(UserId([6; 16])), b"chunk".to_vec()),
+        ServerFrame::UnauthoredChunk {
+            doc,
+            seq: 5,
+            chunk: ChunkId::of(b"chunk"),
+            bytes: b"chunk".to_vec(),
+        },
+    ];
+    for (i, frame) in servers.iter().enumerate() {
+        let bytes = codec::encode_server(frame).expect("encodes");
+        std::fs::write(dir.join(format!("seed-server-{i}")), bytes).expect("written");
     }
 }

@@ -534,7 +534,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-const SERVER_VARIANTS: usize = 14;
+const SERVER_VARIANTS: usize = 15;
 
 fn server_index(f: &ServerFrame) -> usize {
     match f {
@@ -542,7 +542,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::SignedIn { .. } => 1,
         ServerFrame::Response { .. } => 2,
         ServerFrame::Ack { .. } => 3,
-        ServerFrame::Chunk { .. } => 4,
+        ServerFrame::UnauthoredChunk { .. } => 4,
         ServerFrame::Snapshot { .. } => 5,
         ServerFrame::CaughtUp { .. } => 6,
         ServerFrame::SnapshotAccepted { .. } => 7,
@@ -552,6 +552,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::Goodbye { .. } => 11,
         ServerFrame::CursorAhead { .. } => 12,
         ServerFrame::PendingSnapshot { .. } => 13,
+        ServerFrame::Chunk { .. } => 14,
     }
 }
 
@@ -576,8 +577,14 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             chunk,
             seq
         }),
-        (doc(), any::<u64>(), chunk_bytes())
-            .prop_map(|(doc, seq, bytes)| ServerFrame::chunk(doc, seq, bytes)),
+        (doc(), any::<u64>(), chunk_bytes()).prop_map(|(doc, seq, bytes)| {
+            ServerFrame::UnauthoredChunk {
+                doc,
+                seq,
+                chunk: ChunkId::of(&bytes),
+                bytes,
+            }
+        }),
         (doc(), any::<u64>(), blob(), any::<u64>()).prop_map(|(doc, covers_seq, blob, len)| {
             ServerFrame::Snapshot {
                 doc,
@@ -610,6 +617,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 by_device,
             }
         ),
+        (
+            doc(),
+            any::<u64>(),
+            proptest::option::of(user()),
+            chunk_bytes()
+        )
+            .prop_map(|(doc, seq, author, bytes)| ServerFrame::chunk(doc, seq, author, bytes)),
     ]
 }
 
@@ -863,6 +877,23 @@ fn golden_bytes_pin_the_format() {
     expected.extend_from_slice(&[2; 16]);
     expected.push(64);
     expected.extend_from_slice(&[3; 64]);
+    assert_eq!(wire, expected);
+    // Chunk (protocol 2): variant 14, doc, seq, chunk id, the author as an option,
+    // the bytes with their length.
+    let wire = encode_server(&ServerFrame::chunk(
+        DocId([4; 16]),
+        5,
+        Some(UserId([6; 16])),
+        b"x".to_vec(),
+    ))
+    .expect("encodes");
+    let mut expected = vec![1, 14];
+    expected.extend_from_slice(&[4; 16]);
+    expected.push(5);
+    expected.extend_from_slice(&ChunkId::of(b"x").0);
+    expected.push(1);
+    expected.extend_from_slice(&[6; 16]);
+    expected.extend_from_slice(&[1, b'x']);
     assert_eq!(wire, expected);
 }
 

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use doran_protocol::{ChunkId, DocId, ServerFrame, codec};
+use doran_protocol::{ChunkId, DocId, ServerFrame, UserId, codec};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -40,6 +40,8 @@ struct Job {
     doc: DocId,
     chunk: ChunkId,
     bytes: Vec<u8>,
+    /// The user whose session pushed it.
+    author: UserId,
     at: u64,
     /// The document log's quota.
     max_log_bytes: u64,
@@ -70,14 +72,14 @@ impl Appender {
         Appender { tx }
     }
 
-    /// Appends `bytes` (blake3 = `chunk`, checked by the caller) to `doc` durably,
-    /// unless the log would then hold more than `max_log_bytes` (`document_full`), fans
-    /// it out to the document's subscribers other than `from`, and returns its seq.
+    /// Appends `bytes` (blake3 = `chunk`, checked by the caller), pushed by `author`'s
+    /// session, to `doc` durably, unless the log would then hold more than
+    /// `max_log_bytes` (`document_full`), fans it out (with its author) to the
+    /// document's subscribers other than `from`, and returns its seq.
     pub async fn append(
         &self,
-        doc: DocId,
-        chunk: ChunkId,
-        bytes: Vec<u8>,
+        (doc, chunk, bytes): (DocId, ChunkId, Vec<u8>),
+        author: UserId,
         at: u64,
         max_log_bytes: u64,
         from: ConnId,
@@ -87,6 +89,7 @@ impl Appender {
             doc,
             chunk,
             bytes,
+            author,
             at,
             max_log_bytes,
             from,
@@ -127,6 +130,7 @@ fn commit(jobs: &mut Vec<Job>, logs: &dyn LogStore, hub: &Hub, metrics: &Metrics
             doc: j.doc,
             chunk: j.chunk,
             bytes: &j.bytes,
+            author: Some(j.author),
             at: j.at,
             max_log_bytes: j.max_log_bytes,
         })
@@ -157,15 +161,14 @@ fn commit(jobs: &mut Vec<Job>, logs: &dyn LogStore, hub: &Hub, metrics: &Metrics
                 inc(&metrics.chunk_duplicates);
             } else {
                 inc(&metrics.chunk_appends);
-                fan_out(
-                    hub,
-                    metrics,
-                    job.doc,
-                    job.chunk,
-                    appended.seq,
-                    job.bytes,
-                    job.from,
-                );
+                let frame = ServerFrame::Chunk {
+                    doc: job.doc,
+                    seq: appended.seq,
+                    chunk: job.chunk,
+                    author: Some(job.author),
+                    bytes: job.bytes,
+                };
+                fan_out(hub, metrics, (job.doc, appended.seq), &frame, job.from);
             }
         }
         // The session may have gone; the chunk is durable either way.
@@ -173,23 +176,17 @@ fn commit(jobs: &mut Vec<Job>, logs: &dyn LogStore, hub: &Hub, metrics: &Metrics
     }
 }
 
+/// Sends the `Chunk` frame of a new chunk (`doc` at `seq`) to the document's
+/// subscribers other than `from`.
 fn fan_out(
     hub: &Hub,
     metrics: &Metrics,
-    doc: DocId,
-    chunk: ChunkId,
-    seq: u64,
-    bytes: Vec<u8>,
+    (doc, seq): (DocId, u64),
+    frame: &ServerFrame,
     from: ConnId,
 ) {
     let started = std::time::Instant::now();
-    let frame = ServerFrame::Chunk {
-        doc,
-        seq,
-        chunk,
-        bytes,
-    };
-    match codec::encode_server(&frame) {
+    match codec::encode_server(frame) {
         Ok(encoded) => {
             let n = hub.fan_out(doc, seq, Bytes::from(encoded), from);
             metrics.observe_fanout(started.elapsed());

@@ -678,6 +678,7 @@ async fn fan_in(state: &Arc<AppState>, doc: DocId, seqs: BTreeSet<Seq>) {
             doc,
             seq: c.seq,
             chunk: c.chunk,
+            author: c.author,
             bytes: c.bytes,
         };
         match codec::encode_server(&frame) {

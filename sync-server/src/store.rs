@@ -367,13 +367,14 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 
 /// Per-document append-only logs of opaque chunks.
 pub trait LogStore: Send + Sync + std::fmt::Debug {
-    /// Appends a chunk and returns its seq, durably, with no quota (see
+    /// Appends a chunk and returns its seq, durably, with no quota and no author (see
     /// [`append_batch`](Self::append_batch)).
     fn append(&self, doc: DocId, chunk: ChunkId, bytes: &[u8], at: u64) -> StoreResult<Appended> {
         let one = NewChunk {
             doc,
             chunk,
             bytes,
+            author: None,
             at,
             max_log_bytes: u64::MAX,
         };
@@ -389,14 +390,15 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// appended anew (harmless, since merges are idempotent). A new chunk that would
     /// make its log hold more than its `max_log_bytes` of chunks is refused alone with
     /// [`StoreError::DocumentFull`]. The caller has checked that `chunk` is
-    /// blake3(`bytes`). A backend should commit the group at once — one transaction,
+    /// blake3(`bytes`). The chunk's author is stored with it; a re-push of a chunk
+    /// already in the log keeps the author it was first stored with. A backend should commit the group at once — one transaction,
     /// one fsync — which is what makes the relay's group commit pay.
     fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>>;
     /// Bytes of chunks a document's log holds now (dropped ones not counted); 0 for an
     /// unknown document.
     fn log_bytes(&self, doc: DocId) -> StoreResult<u64>;
-    /// Chunks with seq > `since`, in order, at most `limit`, skipping those covered by
-    /// the snapshot (the caller sends the snapshot first when `since` < its seq).
+    /// Chunks with seq > `since`, with their authors, in order, at most `limit`,
+    /// skipping those covered by the snapshot (the caller sends the snapshot first when `since` < its seq).
     /// Empty for an unknown document.
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>>;
     /// The latest seq of a document (0 when empty).

@@ -81,25 +81,35 @@ async fn a_change_pushed_through_one_relay_reaches_a_device_on_another_live() {
 
     // Step 3: Alice's change, acked by relay one, arrives at Bob on relay two.
     let seq = a.push_ack(doc, b"a change".to_vec()).await.expect("acked");
-    let (got, bytes) = b
+    let (got, bytes, author) = b
         .until(|f| match f {
             ServerFrame::Chunk {
-                doc: d, seq, bytes, ..
-            } if *d == doc => Some((*seq, bytes.clone())),
+                doc: d,
+                seq,
+                bytes,
+                author,
+                ..
+            } if *d == doc => Some((*seq, bytes.clone(), *author)),
             _ => None,
         })
         .await;
     assert_eq!((got, bytes.as_slice()), (seq, b"a change".as_slice()));
+    assert_eq!(author, Some(alice.user()), "the author crosses relays");
 
     // Step 4: and back.
     let seq = b.push_ack(doc, b"an answer".to_vec()).await.expect("acked");
     let got = a
         .until(|f| match f {
-            ServerFrame::Chunk { doc: d, seq, .. } if *d == doc => Some(*seq),
+            ServerFrame::Chunk {
+                doc: d,
+                seq,
+                author,
+                ..
+            } if *d == doc => Some((*seq, *author)),
             _ => None,
         })
         .await;
-    assert_eq!(got, seq);
+    assert_eq!(got, (seq, Some(bob.user())));
 
     // Step 5: presence is the cluster's: each sees the other online.
     for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {

@@ -153,13 +153,16 @@ async fn two_users_invite_sync_and_catch_up() {
         })
         .await;
     assert_eq!(ack, (1, ChunkId::of(&c1)));
+    // The relay stamps the chunk with the user whose session pushed it.
     let live = b
         .until(|f| match f {
-            ServerFrame::Chunk { seq, bytes, .. } => Some((*seq, bytes.clone())),
+            ServerFrame::Chunk {
+                seq, bytes, author, ..
+            } => Some((*seq, bytes.clone(), *author)),
             _ => None,
         })
         .await;
-    assert_eq!(live, (1, c1.clone()));
+    assert_eq!(live, (1, c1.clone(), Some(alice.user())));
 
     // Step 6: Bob goes away; Alice pushes two more; Bob reconnects and catches up.
     drop(b);
@@ -184,7 +187,10 @@ async fn two_users_invite_sync_and_catch_up() {
     let mut caught = Vec::new();
     let head = b
         .until(|f| match f {
-            ServerFrame::Chunk { seq, bytes, .. } => {
+            ServerFrame::Chunk {
+                seq, bytes, author, ..
+            } => {
+                assert_eq!(*author, Some(alice.user()), "caught up with its author");
                 caught.push((*seq, bytes.clone()));
                 None
             }

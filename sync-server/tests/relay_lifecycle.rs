@@ -635,6 +635,7 @@ async fn an_acked_chunk_survives_kill_9() {
                 doc,
                 seq: 1,
                 chunk: ChunkId::of(b"first"),
+                author: Some(alice.user()),
                 bytes: b"first".to_vec()
             },
             ServerFrame::CaughtUp { doc, seq: 1 }
@@ -861,6 +862,7 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
             doc,
             seq,
             chunk: ChunkId::of(&bytes),
+            author: Some(alice.user()),
             bytes,
         }
     };

@@ -3,15 +3,17 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use automerge::transaction::Transactable;
+
 use doran_device::{
     account::{Account, Enrolment, StoreSecrets, create_account},
     core::{
-        PersonalDoc,
+        Actor, PersonalDoc,
         model::Mood,
         store::{LocalStore, OutboxEntry, SqliteStore},
         sync::{
-            DocChange, DocCursor, DocKind, HostResult, SignInAs, SignedIn, SnapshotCheck,
-            StoreHost, SyncConfig, SyncHost,
+            DocChange, DocCursor, DocKind, HostResult, IncomingChunk, SignInAs, SignedIn,
+            SnapshotCheck, StoreHost, SyncConfig, SyncHost,
         },
     },
     driver::SyncDriver,
@@ -19,7 +21,9 @@ use doran_device::{
     sync_error::SyncError,
 };
 use doran_e2e::Relay;
-use doran_protocol::{BlobHash, ChunkId, DocId, FamilyId, Request, Response, Seq, UserId};
+use doran_protocol::{
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, Request, Response, Seq, UserId,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -70,6 +74,31 @@ impl Device {
             host,
             driver,
         }
+    }
+
+    /// A member's device whose snapshots of a family hold a change written as
+    /// `as_user` (a modified client); everything else it does honestly.
+    async fn create_forging(
+        server: &str,
+        email: &str,
+        nickname: &str,
+        (config, as_user): (SyncConfig, UserId),
+    ) -> Device {
+        let mut d = Device::create_with(server, email, nickname, config.clone()).await;
+        let forging: Arc<dyn SyncHost> = Arc::new(ForgingSnapshots {
+            host: d.host.clone(),
+            as_user,
+        });
+        d.driver = Arc::new(SyncDriver::new(
+            forging,
+            relay_address(server),
+            d.account.keys(),
+            SignInAs::Known {
+                user: d.account.user,
+            },
+            config,
+        ));
+        d
     }
 
     /// A member's device whose snapshots hold only the first half of the document's
@@ -153,7 +182,7 @@ impl SyncHost for PartialSnapshots {
         doc: DocId,
         kind: DocKind,
         snapshot: Option<&[u8]>,
-        chunks: &[(Seq, Vec<u8>)],
+        chunks: &[IncomingChunk],
         cursor: Seq,
     ) -> HostResult<DocChange> {
         self.0.apply(doc, kind, snapshot, chunks, cursor)
@@ -194,10 +223,80 @@ impl SyncHost for PartialSnapshots {
         &self,
         doc: DocId,
         kind: DocKind,
-        covers_seq: Seq,
+        offer: (Seq, UserId),
         snapshot: &[u8],
     ) -> HostResult<SnapshotCheck> {
-        self.0.check_snapshot(doc, kind, covers_seq, snapshot)
+        self.0.check_snapshot(doc, kind, offer, snapshot)
+    }
+}
+
+/// A host whose snapshots hold one more change: written as another user (`as_user`,
+/// on a device of its own), renaming the family — a change no other device has, since
+/// pushed as a chunk it would be refused as written by someone else.
+struct ForgingSnapshots {
+    host: Arc<StoreHost>,
+    as_user: UserId,
+}
+
+impl SyncHost for ForgingSnapshots {
+    fn doc_cursors(&self) -> HostResult<Vec<DocCursor>> {
+        self.host.doc_cursors()
+    }
+    fn outbox(&self, after: Option<u64>, limit: usize) -> HostResult<Vec<OutboxEntry>> {
+        self.host.outbox(after, limit)
+    }
+    fn pending_count(&self) -> HostResult<u64> {
+        self.host.pending_count()
+    }
+    fn apply(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        snapshot: Option<&[u8]>,
+        chunks: &[IncomingChunk],
+        cursor: Seq,
+    ) -> HostResult<DocChange> {
+        self.host.apply(doc, kind, snapshot, chunks, cursor)
+    }
+    fn acked(&self, doc: DocId, chunk: ChunkId) -> HostResult<()> {
+        self.host.acked(doc, chunk)
+    }
+    fn acked_at(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> HostResult<()> {
+        self.host.acked_at(doc, chunk, seq)
+    }
+    fn save(&self, doc: DocId, kind: DocKind) -> HostResult<Option<Vec<u8>>> {
+        let Some(full) = self.host.save(doc, kind)? else {
+            return Ok(None);
+        };
+        let mut forged = automerge::AutoCommit::load(&full)
+            .expect("its own save loads")
+            .with_actor(
+                Actor {
+                    user: self.as_user,
+                    device: DeviceId::random(),
+                }
+                .actor_id(),
+            );
+        if matches!(kind, DocKind::Family(_)) {
+            forged
+                .put(automerge::ROOT, "name", "아들 가족")
+                .expect("a raw write");
+            forged.commit();
+        }
+        Ok(Some(forged.save()))
+    }
+    fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> HostResult<()> {
+        self.host.snapshot_accepted(doc, covers_seq)
+    }
+    fn reset_cursor(&self, doc: DocId) -> HostResult<()> {
+        self.host.reset_cursor(doc)
+    }
+    fn signed_in(
+        &self,
+        info: &SignedIn,
+        now_ms: i64,
+    ) -> HostResult<Vec<(FamilyId, doran_device::core::store::Membership)>> {
+        self.host.signed_in(info, now_ms)
     }
 }
 
@@ -689,4 +788,85 @@ async fn a_members_partial_snapshot_is_never_confirmed() {
     );
     assert_eq!(chunks, 14 - covers);
     assert_eq!(relay_pending(data.path(), fdoc), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_holding_a_change_written_as_the_host_is_never_confirmed() {
+    let data = tempfile::tempdir().expect("relay data");
+    let relay = start_relay(data.path(), "127.0.0.1:0");
+    let server = relay.url();
+    let config = SyncConfig {
+        compact_after: 10,
+        ..SyncConfig::default()
+    };
+
+    // Step 1: A hosts a family (her device does not compact it); H, a member whose
+    // modified client slips into its snapshots a rename of the family written as A,
+    // joins.
+    let a = Device::create(&server, "mom@example.com", "엄마").await;
+    let family = FamilyId::random();
+    a.online(async |d| {
+        d.request(Request::CreateFamily {
+            family,
+            title: "우리집".into(),
+            my_name: "엄마".into(),
+        })
+        .await
+        .expect("family created");
+    })
+    .await;
+    a.host
+        .create_family(family, "우리집", "엄마", now())
+        .expect("family document");
+    a.sync().await;
+    let h = Device::create_forging(
+        &server,
+        "son@example.com",
+        "아들",
+        (config.clone(), a.account.user),
+    )
+    .await;
+    invite_into(&a, &h, family, "아들").await;
+    a.host
+        .edit_family(family, |fd| fd.add_member(h.account.user, "아들", now()))
+        .expect("member added");
+    a.sync().await;
+    h.sync().await;
+    let fdoc = DocId::from(family);
+
+    // Step 2: H adds twelve missions; its device compacts and pushes the snapshot
+    // with the forged rename in it. The relay holds it as pending.
+    for i in 0..12 {
+        h.host
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, now())
+            })
+            .expect("mission added");
+    }
+    h.sync().await;
+    let (_, forged_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
+    assert_eq!(by, h.account.user);
+
+    // Step 3: A's device is offered it: it holds every change A has, but also one A
+    // does not have, written as A, not by H. A reports it and never confirms it.
+    a.sync().await;
+    let (confirmed, chunks) = relay_log(data.path(), fdoc);
+    assert_eq!(confirmed, None, "nothing confirmed");
+    assert_eq!(chunks, 14, "nothing dropped");
+    let (_, pending, _) = relay_pending(data.path(), fdoc).expect("still pending");
+    assert_eq!(pending, forged_blob);
+
+    // Step 4: a third member's new device does not confirm it either, and gets the
+    // family as the others have it, without the rename.
+    let c = Device::create(&server, "daughter@example.com", "큰딸").await;
+    invite_into(&a, &c, family, "딸").await;
+    c.sync().await;
+    let name = |d: &Device| {
+        d.host
+            .read_family(family, |fd| fd.view().name.clone())
+            .expect("read")
+    };
+    assert_eq!(name(&a), "우리집");
+    assert_eq!(name(&c), "우리집");
+    assert_eq!(relay_log(data.path(), fdoc), (None, 14), "never confirmed");
 }

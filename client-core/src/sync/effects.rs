@@ -27,6 +27,20 @@ pub struct SnapshotRef {
     pub covers_seq: Seq,
 }
 
+/// A chunk from the relay: its seq, the user who pushed it (as the relay recorded it;
+/// `None` for a chunk stored before relays recorded authors) and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingChunk {
+    /// Its seq in the document's log.
+    pub seq: Seq,
+    /// Who pushed it: every change in it that the device does not have yet must be
+    /// written under this user's actor id, and a personal document's chunks must be
+    /// its owner's.
+    pub author: Option<UserId>,
+    /// The chunk.
+    pub bytes: Vec<u8>,
+}
+
 /// Incoming document data to apply, in order: first the snapshot (if any), then the
 /// chunks; then store `cursor` as the document's sync cursor, in the same store
 /// transaction as the chunks (`LocalStore::apply_remote_with_view`).
@@ -38,9 +52,9 @@ pub struct Apply {
     pub kind: DocKind,
     /// A snapshot to download, verify (blake3) and merge first.
     pub snapshot: Option<SnapshotRef>,
-    /// Chunks with their relay seq, in order. May be empty (a cursor-only advance, when
-    /// the relay acked this device's own chunks).
-    pub chunks: Vec<(Seq, Vec<u8>)>,
+    /// Chunks with their relay seq and author, in order. May be empty (a cursor-only
+    /// advance, when the relay acked this device's own chunks).
+    pub chunks: Vec<IncomingChunk>,
     /// The cursor to store once everything above is applied.
     pub cursor: Seq,
 }
@@ -93,6 +107,9 @@ pub struct VerifySnapshot {
     pub kind: DocKind,
     /// The snapshot offered.
     pub snapshot: SnapshotRef,
+    /// The user who pushed it: the only one whose changes it may hold that this
+    /// device lacks.
+    pub by: UserId,
 }
 
 /// What a device found in a pending snapshot.
@@ -103,6 +120,11 @@ pub enum SnapshotCheck {
     Contains,
     /// It lacks changes this device holds (how many): report it, never confirm.
     Missing(usize),
+    /// It holds changes this device does not have, written by someone other than its
+    /// pusher (how many): a change nobody vouches for, maybe one written as someone
+    /// else, that confirming would launder into the history. Report it, never
+    /// confirm.
+    Foreign(usize),
     /// It cannot be loaded (over the cost limits, not a document): report it.
     Unreadable(String),
     /// This device cannot tell (it does not know which of its changes came after

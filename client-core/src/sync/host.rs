@@ -12,14 +12,16 @@ use std::collections::{BTreeMap, HashSet};
 use automerge::ChangeHash;
 use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
-use super::{DocCursor, DocKind, HostError, HostResult as Result, SignedIn, SnapshotCheck};
+use super::{
+    DocCursor, DocKind, HostError, HostResult as Result, IncomingChunk, SignedIn, SnapshotCheck,
+};
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
     family_store::{self, OpenError},
     model::{Family, Personal},
     personal_doc::PersonalDoc,
-    replica::{self, Actor, Touched},
+    replica::{self, Actor, Incoming, Touched},
     rules,
     store::{LocalStore, LogPos, Membership, OutboxEntry},
     views::Activity,
@@ -56,13 +58,16 @@ pub trait SyncHost: Send + Sync + 'static {
 
     /// Merges incoming data into `doc` — `snapshot` (verified `save()` bytes) first,
     /// then `chunks` in order — and stores the readable ones with `cursor` and the
-    /// view rows in one transaction. Unreadable chunks are not stored.
+    /// view rows in one transaction. Unreadable chunks are not stored, and neither
+    /// are changes refused by the rules: a change written under another user's actor
+    /// id than its chunk's author, a chunk of a personal document not pushed by its
+    /// owner, and (family documents) [`rules::check_change`].
     fn apply(
         &self,
         doc: DocId,
         kind: DocKind,
         snapshot: Option<&[u8]>,
-        chunks: &[(Seq, Vec<u8>)],
+        chunks: &[IncomingChunk],
         cursor: Seq,
     ) -> Result<DocChange>;
 
@@ -77,16 +82,17 @@ pub trait SyncHost: Send + Sync + 'static {
         self.acked(doc, chunk)
     }
 
-    /// Checks a pending snapshot of `doc` another member pushed (`snapshot`: its
-    /// verified `save()` bytes): loaded with the cost limits and the document's rules,
-    /// does it hold every change this device got from chunks with seq ≤
-    /// `covers_seq`? A host that cannot tell says [`SnapshotCheck::CannotTell`] (the
-    /// default), and the device neither confirms nor reports it.
+    /// Checks a pending snapshot of `doc` that `by` pushed (`snapshot`: its verified
+    /// `save()` bytes): loaded with the cost limits and the document's rules, does it
+    /// hold every change this device got from chunks with seq ≤ `covers_seq`, and no
+    /// change this device lacks but `by`'s own? A host that cannot tell says
+    /// [`SnapshotCheck::CannotTell`] (the default), and the device neither confirms
+    /// nor reports it.
     fn check_snapshot(
         &self,
         _doc: DocId,
         _kind: DocKind,
-        _covers_seq: Seq,
+        (_covers_seq, _by): (Seq, UserId),
         _snapshot: &[u8],
     ) -> Result<SnapshotCheck> {
         Ok(SnapshotCheck::CannotTell)
@@ -210,7 +216,7 @@ impl StoreHost {
         &self,
         doc: DocId,
         snapshot: bool,
-        chunks: &[(Seq, Vec<u8>)],
+        chunks: &[&IncomingChunk],
         cursor: Seq,
     ) -> Result<()> {
         let stored_cursor = self.store.cursor(doc)?;
@@ -224,10 +230,10 @@ impl StoreHost {
             r.by_seq.retain(|&s, _| s > cursor);
             return Ok(());
         }
-        for (seq, bytes) in chunks {
+        for c in chunks {
             // An unreadable chunk is refused by the apply: it brings no change.
-            let hashes = replica::change_hashes(bytes).unwrap_or_default();
-            r.record(*seq, hashes);
+            let hashes = replica::change_hashes(&c.bytes).unwrap_or_default();
+            r.record(c.seq, hashes);
         }
         Ok(())
     }
@@ -520,22 +526,44 @@ impl SyncHost for StoreHost {
         doc: DocId,
         kind: DocKind,
         snapshot: Option<&[u8]>,
-        chunks: &[(Seq, Vec<u8>)],
+        chunks: &[IncomingChunk],
         cursor: Seq,
     ) -> Result<DocChange> {
         if let DocKind::Personal(user) = kind {
             self.remember_personal_doc(user, doc)?;
         }
-        self.record_arrivals(doc, snapshot.is_some(), chunks, cursor)?;
+        // A personal document is written by its owner only: a chunk someone else
+        // pushed is set aside whole (the relay would not have taken it).
+        let mut not_owners = 0;
+        let chunks: Vec<&IncomingChunk> = chunks
+            .iter()
+            .filter(|c| match (kind, c.author) {
+                (DocKind::Personal(owner), author) => {
+                    match rules::check_personal_pusher(owner, author) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(%doc, seq = c.seq, error = %e, "refusing a chunk");
+                            not_owners += 1;
+                            false
+                        }
+                    }
+                }
+                (DocKind::Family(_), _) => true,
+            })
+            .collect();
+        self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
         let mut docs = self.lock();
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
         let open = &mut opened.doc;
         // A saved document loads like a chunk, so the snapshot is stored as one: the
         // local log keeps everything it had (a snapshot never replaces local history).
-        let incoming: Vec<&[u8]> = snapshot
+        // A snapshot has no author: who wrote its changes was checked as they came
+        // in chunks, and by the device that confirmed it.
+        let incoming: Vec<Incoming<'_>> = snapshot
+            .map(Incoming::from)
             .into_iter()
-            .chain(chunks.iter().map(|(_, b)| b.as_slice()))
+            .chain(chunks.iter().map(|c| Incoming::new(&c.bytes, c.author)))
             .collect();
         let (accepted, change, view) = match open {
             OpenDoc::Family(fd) => {
@@ -549,23 +577,27 @@ impl SyncHost for StoreHost {
                     .map(
                         |(i, b)| match update.trimmed.iter_mut().find(|(t, _)| *t == i) {
                             Some((_, bytes)) => Cow::Owned(std::mem::take(bytes)),
-                            None => Cow::Borrowed(*b),
+                            None => Cow::Borrowed(b.bytes),
                         },
                     )
                     .collect();
                 let change = DocChange {
                     touched: update.touched,
                     new_activity: update.new_activity,
-                    refused: update.refusals.len(),
+                    refused: update.refusals.len() + not_owners,
                 };
                 (accepted, change, update.view)
             }
             OpenDoc::Personal(pd) => {
                 let mut accepted = Vec::new();
-                let mut refused = 0;
+                let mut refused = not_owners;
                 for chunk in &incoming {
-                    match pd.apply_remote(chunk) {
-                        Ok(()) => accepted.push(Cow::Borrowed(*chunk)),
+                    match pd.apply_remote(*chunk) {
+                        Ok(None) => accepted.push(Cow::Borrowed(chunk.bytes)),
+                        Ok(Some(trimmed)) => {
+                            refused += 1;
+                            accepted.push(Cow::Owned(trimmed));
+                        }
                         Err(e) => {
                             tracing::warn!(%doc, error = %e, "refusing an unreadable chunk");
                             refused += 1;
@@ -621,7 +653,7 @@ impl SyncHost for StoreHost {
         &self,
         doc: DocId,
         kind: DocKind,
-        covers_seq: Seq,
+        (covers_seq, by): (Seq, UserId),
         snapshot: &[u8],
     ) -> Result<SnapshotCheck> {
         // The changes that came after `covers_seq` (and not also before it) need not
@@ -647,7 +679,7 @@ impl SyncHost for StoreHost {
                 unpushed.extend(replica::change_hashes(&e.bytes).unwrap_or_default());
             }
         }
-        let held: Vec<ChangeHash> = {
+        let held: HashSet<ChangeHash> = {
             let mut docs = self.lock();
             if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
                 return Ok(SnapshotCheck::CannotTell);
@@ -661,21 +693,31 @@ impl SyncHost for StoreHost {
                 .get_changes(&[])
                 .iter()
                 .map(|c| c.hash())
-                .filter(|h| !after.contains(h) && !unpushed.contains(h))
                 .collect()
         };
-        let check = match kind {
-            DocKind::Family(_) => Some(rules::check_change as replica::ChangeCheck),
-            DocKind::Personal(_) => None,
+        let required = held
+            .iter()
+            .filter(|h| !after.contains(h) && !unpushed.contains(h))
+            .copied();
+        let (check, pusher) = match kind {
+            DocKind::Family(_) => (Some(rules::check_change as replica::ChangeCheck), Some(by)),
+            // Only the owner writes it: nobody else's changes are expected.
+            DocKind::Personal(owner) => (None, Some(owner).filter(|o| *o == by)),
         };
-        Ok(match replica::snapshot_missing(snapshot, held, check) {
-            Ok(missing) if missing.is_empty() => SnapshotCheck::Contains,
-            Ok(missing) => {
-                tracing::warn!(%doc, covers_seq, missing = missing.len(), "a pending snapshot lacks changes this device holds");
-                SnapshotCheck::Missing(missing.len())
-            }
-            Err(e) => SnapshotCheck::Unreadable(e.to_string()),
-        })
+        Ok(
+            match replica::compare_snapshot(snapshot, required, &held, pusher, check) {
+                Ok(diff) if !diff.missing.is_empty() => {
+                    tracing::warn!(%doc, covers_seq, missing = diff.missing.len(), "a pending snapshot lacks changes this device holds");
+                    SnapshotCheck::Missing(diff.missing.len())
+                }
+                Ok(diff) if !diff.foreign.is_empty() => {
+                    tracing::warn!(%doc, covers_seq, foreign = diff.foreign.len(), "a pending snapshot holds changes this device does not have, not its pusher's");
+                    SnapshotCheck::Foreign(diff.foreign.len())
+                }
+                Ok(_) => SnapshotCheck::Contains,
+                Err(e) => SnapshotCheck::Unreadable(e.to_string()),
+            },
+        )
     }
 
     fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>> {

@@ -212,9 +212,9 @@ struct DocState {
     before_snapshot: Option<Seq>,
     /// Unsubscribed until then (ms) because its snapshot could not be fetched.
     retry_at: Option<u64>,
-    /// A pending snapshot of another member the relay offered, to check once this
-    /// device holds every chunk it claims to cover.
-    offered: Option<SnapshotRef>,
+    /// A pending snapshot of another member the relay offered, and who pushed it, to
+    /// check once this device holds every chunk it claims to cover.
+    offered: Option<(SnapshotRef, UserId)>,
     /// The offer being checked by the host.
     verifying: bool,
     /// The offer last checked, so it is checked once per connection.

@@ -53,10 +53,10 @@ pub enum ServerFrame {
         seq: Seq,
     },
 
-    /// A chunk of a subscribed document: during catch-up (seq > `since`, in order)
-    /// or live as other devices push. The device applies it and remembers `seq` as
-    /// its cursor; duplicates are harmless.
-    Chunk {
+    /// Protocol 1's chunk frame, without its author: a relay of protocol 2 sends
+    /// [`ServerFrame::Chunk`] instead, and never this. A device takes it as a chunk
+    /// with no author (one stored before relays recorded authors).
+    UnauthoredChunk {
         /// The document.
         doc: DocId,
         /// Its position in the log.
@@ -161,6 +161,30 @@ pub enum ServerFrame {
         /// The device that pushed it.
         by_device: DeviceId,
     },
+
+    /// A chunk of a subscribed document: during catch-up (seq > `since`, in order)
+    /// or live as other devices push. The device applies it and remembers `seq` as
+    /// its cursor; duplicates are harmless.
+    ///
+    /// `author` is the user whose signed-in device pushed the chunk, as the relay
+    /// recorded it when it stored the chunk (`None` for a chunk stored before relays
+    /// recorded authors). The relay never reads the changes; a device refuses every
+    /// change in the chunk that is written under another user's actor id (and, in a
+    /// personal document, any chunk not pushed by its owner).
+    Chunk {
+        /// The document.
+        doc: DocId,
+        /// Its position in the log.
+        seq: Seq,
+        /// blake3 of `bytes`.
+        chunk: ChunkId,
+        /// The user who pushed it; `None` if the relay stored it before it
+        /// recorded authors.
+        author: Option<UserId>,
+        /// The Automerge changes.
+        #[serde(with = "crate::wire::bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 impl ServerFrame {
@@ -178,12 +202,13 @@ impl ServerFrame {
         }
     }
 
-    /// A `Chunk` frame for `bytes`, with its id computed.
-    pub fn chunk(doc: DocId, seq: Seq, bytes: Vec<u8>) -> Self {
+    /// A `Chunk` frame for `bytes` pushed by `author`, with its id computed.
+    pub fn chunk(doc: DocId, seq: Seq, author: Option<UserId>, bytes: Vec<u8>) -> Self {
         ServerFrame::Chunk {
             doc,
             seq,
             chunk: ChunkId::of(&bytes),
+            author,
             bytes,
         }
     }
@@ -195,7 +220,7 @@ impl ServerFrame {
             ServerFrame::SignedIn { .. } => "signed_in",
             ServerFrame::Response { .. } => "response",
             ServerFrame::Ack { .. } => "ack",
-            ServerFrame::Chunk { .. } => "chunk",
+            ServerFrame::UnauthoredChunk { .. } | ServerFrame::Chunk { .. } => "chunk",
             ServerFrame::Snapshot { .. } => "snapshot",
             ServerFrame::CaughtUp { .. } => "caught_up",
             ServerFrame::SnapshotAccepted { .. } => "snapshot_accepted",

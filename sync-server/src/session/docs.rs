@@ -166,6 +166,7 @@ impl Session {
                     doc,
                     seq: c.seq,
                     chunk: c.chunk,
+                    author: c.author,
                     bytes: c.bytes,
                 })
                 .await?;
@@ -226,8 +227,10 @@ impl Session {
         }
     }
 
-    /// Appends durably (a group commit), then the appender fans the chunk out to the
-    /// other subscribers; returns the seq.
+    /// Appends durably (a group commit), stamped with this session's user as its
+    /// author, then the appender fans the chunk out to the other subscribers; returns
+    /// the seq. The relay never reads the chunk: devices check that its changes are
+    /// written under the author's actor ids.
     async fn push(&mut self, me: Me, doc: DocId, chunk: ChunkId, bytes: Vec<u8>) -> ApiResult<Seq> {
         let (owner, a) = self.doc_access(me, doc).await?;
         if !a.write {
@@ -241,7 +244,7 @@ impl Session {
         let appended = self
             .state
             .appender
-            .append(doc, chunk, bytes, now_ms(), quota, me.conn)
+            .append((doc, chunk, bytes), me.user, now_ms(), quota, me.conn)
             .await?;
         Ok(appended.seq)
     }
@@ -317,6 +320,7 @@ impl Session {
                     doc,
                     seq: c.seq,
                     chunk: c.chunk,
+                    author: c.author,
                     bytes: c.bytes,
                 })
                 .await?;

@@ -197,6 +197,7 @@ macro_rules! relay_store_conformance_tests {
                 concurrent_appends_get_distinct_seqs,
                 a_batch_appends_like_one_by_one,
                 a_bad_chunk_does_not_sink_its_batch,
+                chunks_keep_their_authors,
                 log_quotas_count_what_is_stored,
                 // both
                 out_of_range_numbers_are_invalid,

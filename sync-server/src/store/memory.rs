@@ -5,7 +5,7 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
-use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
+use doran_protocol::{BlobHash, ChunkId, DocId, Seq, UserId};
 
 use super::{
     Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
@@ -33,8 +33,8 @@ pub struct MemoryStore {
 struct Log {
     /// The seq of the latest chunk ever appended.
     head: Seq,
-    /// The chunks since the snapshot, by seq.
-    chunks: BTreeMap<Seq, (ChunkId, Vec<u8>)>,
+    /// The chunks since the snapshot, by seq, with their authors.
+    chunks: BTreeMap<Seq, (ChunkId, Option<UserId>, Vec<u8>)>,
     /// The seq of each chunk in `chunks`, by id.
     seqs: HashMap<ChunkId, Seq>,
     /// The latest snapshot.
@@ -99,7 +99,7 @@ impl Log {
         let dropped: u64 = self
             .chunks
             .range(..=snap.covers_seq)
-            .map(|(_, (_, bytes))| bytes.len() as u64)
+            .map(|(_, (_, _, bytes))| bytes.len() as u64)
             .sum();
         self.bytes = self.bytes.saturating_sub(dropped);
         self.chunks.retain(|&seq, _| seq > snap.covers_seq);
@@ -125,7 +125,8 @@ impl LogStore for MemoryStore {
                 }
                 log.head += 1;
                 log.bytes += len;
-                log.chunks.insert(log.head, (c.chunk, c.bytes.to_vec()));
+                log.chunks
+                    .insert(log.head, (c.chunk, c.author, c.bytes.to_vec()));
                 log.seqs.insert(c.chunk, log.head);
                 Ok(Appended {
                     seq: log.head,
@@ -150,9 +151,10 @@ impl LogStore for MemoryStore {
             .chunks
             .range(from.saturating_add(1)..)
             .take(limit)
-            .map(|(&seq, (chunk, bytes))| StoredChunk {
+            .map(|(&seq, (chunk, author, bytes))| StoredChunk {
                 seq,
                 chunk: *chunk,
+                author: *author,
                 bytes: bytes.clone(),
             })
             .collect())

@@ -221,6 +221,11 @@ pub struct NewChunk<'a> {
     pub chunk: ChunkId,
     /// The Automerge change bytes.
     pub bytes: &'a [u8],
+    /// The user whose device pushed it (the signed-in session's), kept with the chunk
+    /// and sent with it in every `Chunk` frame: devices refuse changes in it written
+    /// under another user's actor id. `None` only for chunks stored before authors
+    /// were recorded (and in tests).
+    pub author: Option<UserId>,
     /// When it arrived (unix ms).
     pub at: u64,
     /// The most chunk bytes the document's log may hold with this chunk (its quota).
@@ -243,6 +248,9 @@ pub struct StoredChunk {
     pub seq: Seq,
     /// blake3 of its bytes.
     pub chunk: ChunkId,
+    /// The user who pushed it; `None` for a chunk stored before authors were
+    /// recorded.
+    pub author: Option<UserId>,
     /// The opaque bytes.
     pub bytes: Vec<u8>,
 }

@@ -7,9 +7,10 @@
 //! another member (another device, for a personal document) confirms it: offered a
 //! pending snapshot (`PendingSnapshot`), a device that holds every chunk it claims
 //! to cover asks the host to check it ([`Effects::verify_snapshots`]) and confirms it
-//! only if it contains every change the device got from those chunks
-//! ([`SnapshotCheck::Contains`]); a snapshot missing changes is reported and never
-//! confirmed.
+//! only if it contains every change the device got from those chunks and no change
+//! the device lacks other than the pusher's own ([`SnapshotCheck::Contains`]); a
+//! snapshot missing changes, or holding changes nobody vouches for, is reported and
+//! never confirmed.
 
 use doran_protocol::{BlobHash, ClientFrame, DeviceId, DocId, Request, Seq, UserId};
 
@@ -118,7 +119,7 @@ impl SyncMachine {
             return;
         }
         if !state.verifying {
-            state.offered = Some(snapshot);
+            state.offered = Some((snapshot, by));
         }
         self.maybe_verify(doc, fx);
     }
@@ -129,7 +130,7 @@ impl SyncMachine {
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
         };
-        let Some(snapshot) = state.offered else {
+        let Some((snapshot, by)) = state.offered else {
             return;
         };
         if state.verifying
@@ -144,6 +145,7 @@ impl SyncMachine {
             doc,
             kind: state.kind,
             snapshot,
+            by,
         });
     }
 
@@ -162,7 +164,7 @@ impl SyncMachine {
         };
         let offered = state
             .offered
-            .is_some_and(|s| s.covers_seq == covers_seq && s.blob == blob);
+            .is_some_and(|(s, _)| s.covers_seq == covers_seq && s.blob == blob);
         if !state.verifying || !offered {
             return;
         }
@@ -177,6 +179,14 @@ impl SyncMachine {
             },
             SnapshotCheck::Missing(n) => {
                 tracing::warn!(%doc, covers_seq, missing = n, "a pending snapshot lacks changes this device holds; not confirming it");
+                Request::RejectSnapshot {
+                    doc,
+                    covers_seq,
+                    blob,
+                }
+            }
+            SnapshotCheck::Foreign(n) => {
+                tracing::warn!(%doc, covers_seq, foreign = n, "a pending snapshot holds changes this device does not have, written by someone other than its pusher; not confirming it");
                 Request::RejectSnapshot {
                     doc,
                     covers_seq,

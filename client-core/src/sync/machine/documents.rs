@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 
 use doran_protocol::{
-    ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, MemberInfo, Seq, Subscription,
+    ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, MemberInfo, Seq, Subscription, UserId,
     limits::MAX_SUBSCRIPTIONS_PER_FRAME,
 };
 
 use super::{Conn, DocCursor, DocState, SyncMachine};
-use crate::sync::{Apply, DocKind, Effects, SnapshotRef};
+use crate::sync::{Apply, DocKind, Effects, IncomingChunk, SnapshotRef};
 
 impl SyncMachine {
     pub(super) fn want_family(
@@ -80,11 +80,11 @@ impl SyncMachine {
         }
     }
 
+    /// A chunk of `doc` at `seq`, pushed by `author` (as the relay recorded it).
     pub(super) fn on_chunk(
         &mut self,
         doc: DocId,
-        seq: Seq,
-        chunk: doran_protocol::ChunkId,
+        (seq, chunk, author): (Seq, doran_protocol::ChunkId, Option<UserId>),
         bytes: Vec<u8>,
         fx: &mut Effects,
     ) {
@@ -105,7 +105,7 @@ impl SyncMachine {
             && bytes.len() <= doran_protocol::limits::MAX_CHUNK_BYTES
             && chunk.verifies(&bytes);
         if valid {
-            chunks.push((seq, bytes));
+            chunks.push(IncomingChunk { seq, author, bytes });
         } else {
             fx.errors.push(
                 ErrorFrame::new(

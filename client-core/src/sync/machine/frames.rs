@@ -46,8 +46,17 @@ impl SyncMachine {
                 doc,
                 seq,
                 chunk,
+                author,
                 bytes,
-            } => self.on_chunk(doc, seq, chunk, bytes, fx),
+            } => self.on_chunk(doc, (seq, chunk, author), bytes, fx),
+            // Protocol 1's frame, which a relay of this protocol never sends: a chunk
+            // with no recorded author.
+            ServerFrame::UnauthoredChunk {
+                doc,
+                seq,
+                chunk,
+                bytes,
+            } => self.on_chunk(doc, (seq, chunk, None), bytes, fx),
             ServerFrame::Snapshot {
                 doc,
                 covers_seq,

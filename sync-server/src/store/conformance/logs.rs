@@ -57,6 +57,7 @@ pub(crate) fn appends_get_gapless_seqs_per_document(f: &Fixture) -> TestResult {
         StoredChunk {
             seq: 3,
             chunk: ChunkId::of(&[1, 3]),
+            author: None,
             bytes: vec![1, 3],
         }
     );
@@ -250,6 +251,7 @@ fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
         doc: d,
         chunk: ChunkId::of(bytes),
         bytes,
+        author: Some(UserId([0xa1; 16])),
         at: 1_000,
         max_log_bytes: u64::MAX,
     }
@@ -298,6 +300,42 @@ pub(crate) fn a_batch_appends_like_one_by_one(f: &Fixture) -> TestResult {
     Ok(())
 }
 
+pub(crate) fn chunks_keep_their_authors(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    let (host, member) = (UserId([0xa1; 16]), UserId([0xa2; 16]));
+    // Stored before authors were recorded: none.
+    push(logs, doc(1), b"old")?;
+    let by = |bytes: &'static [u8], author| NewChunk {
+        author: Some(author),
+        ..new_chunk(doc(1), bytes)
+    };
+    logs.append_batch(&[by(b"host's", host), by(b"member's", member)])?;
+    // A re-push by someone else keeps the author the chunk was stored with.
+    let again = logs.append_batch(&[by(b"host's", member)])?;
+    assert!(matches!(
+        again[0],
+        Ok(Appended {
+            seq: 2,
+            existed: true
+        })
+    ));
+    let authors: Vec<(Seq, Option<UserId>)> = logs
+        .read_since(doc(1), 0, 10)?
+        .into_iter()
+        .map(|c| (c.seq, c.author))
+        .collect();
+    assert_eq!(authors, vec![(1, None), (2, Some(host)), (3, Some(member))]);
+    // Read past a snapshot too.
+    assert!(logs.put_snapshot(doc(1), &snapshot(1))?);
+    let after: Vec<Option<UserId>> = logs
+        .read_since(doc(1), 0, 10)?
+        .into_iter()
+        .map(|c| c.author)
+        .collect();
+    assert_eq!(after, vec![Some(host), Some(member)]);
+    Ok(())
+}
+
 pub(crate) fn a_bad_chunk_does_not_sink_its_batch(f: &Fixture) -> TestResult {
     let logs = f.logs.as_ref();
     let mut bad = new_chunk(doc(1), b"bad");
@@ -320,6 +358,7 @@ pub(crate) fn log_quotas_count_what_is_stored(f: &Fixture) -> TestResult {
             doc,
             chunk: ChunkId::of(bytes),
             bytes,
+            author: None,
             at: 1,
             max_log_bytes: max,
         }

@@ -1,5 +1,5 @@
 //! [`LogStore`] for [`PgStore`]: `logs` holds each document's head and bytes, `chunks`
-//! the chunks since the snapshot, `snapshots` the latest (confirmed) snapshot,
+//! the chunks since the snapshot (with the user who pushed each), `snapshots` the latest (confirmed) snapshot,
 //! `pending_snapshots` the one waiting for confirmation. A group of appends
 //! is one call of `doran_append` (see the module docs of [`super`]).
 
@@ -7,7 +7,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::{PgStore, bytes, client, exec, retryable, row, rows, to_unsigned, unsigned};
+use super::{PgStore, bytes, bytes_opt, client, exec, retryable, row, rows, to_unsigned, unsigned};
 use crate::store::{
     Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
     StoreResult, StoredChunk, rules::int,
@@ -123,6 +123,10 @@ impl PgStore {
         let docs: Vec<&[u8]> = chunks.iter().map(|c| c.doc.0.as_slice()).collect();
         let ids: Vec<&[u8]> = chunks.iter().map(|c| c.chunk.0.as_slice()).collect();
         let bodies: Vec<&[u8]> = chunks.iter().map(|c| c.bytes).collect();
+        let authors: Vec<Option<&[u8]>> = chunks
+            .iter()
+            .map(|c| c.author.as_ref().map(|u| u.0.as_slice()))
+            .collect();
         let max: Vec<i64> = chunks
             .iter()
             .map(|c| i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX))
@@ -139,11 +143,13 @@ impl PgStore {
                     .await?;
                 let answered = rows(
                     &tx,
-                    "SELECT seq, existed, refused FROM doran_append($1, $2, $3, $4, $5, $6, $7)",
+                    "SELECT seq, existed, refused
+                     FROM doran_append($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[
                         &docs,
                         &ids,
                         &bodies,
+                        &authors,
                         &ats,
                         &max,
                         &self.channel,
@@ -253,7 +259,7 @@ impl LogStore for PgStore {
         self.read(async |c| {
             rows(
                 c,
-                "SELECT seq, chunk_id, bytes FROM chunks
+                "SELECT seq, chunk_id, bytes, author FROM chunks
                  WHERE doc = $1
                    AND seq > greatest($2, coalesce((SELECT covers_seq FROM snapshots WHERE doc = $1), 0))
                  ORDER BY seq LIMIT $3",
@@ -265,6 +271,7 @@ impl LogStore for PgStore {
                 Ok(StoredChunk {
                     seq: unsigned(r, 0, "seq")?,
                     chunk: ChunkId(bytes(r, 1)?),
+                    author: bytes_opt(r, 3)?.map(UserId),
                     bytes: r.try_get(2)?,
                 })
             })

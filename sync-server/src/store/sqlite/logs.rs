@@ -1,5 +1,5 @@
 //! [`LogStore`] for [`SqliteStore`]: `logs` holds each document's head, `chunks` the
-//! chunks since the snapshot, `snapshots` the latest (confirmed) snapshot,
+//! chunks since the snapshot (with the user who pushed each), `snapshots` the latest (confirmed) snapshot,
 //! `pending_snapshots` the one waiting for confirmation.
 
 use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
@@ -135,9 +135,10 @@ fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended
         return Err(StoreError::DocumentFull);
     };
     tx.prepare_cached(
-        "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO chunks (doc, seq, chunk_id, bytes, author, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute((c.doc.0, seq, c.chunk.0, c.bytes, at))?;
+    .execute((c.doc.0, seq, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
     Ok(Appended {
         seq: to_unsigned(seq, "head")?,
         existed: false,
@@ -191,7 +192,7 @@ impl LogStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, chunk_id, bytes FROM chunks
+                "SELECT seq, chunk_id, bytes, author FROM chunks
                  WHERE doc = ?1
                    AND seq > max(?2, coalesce((SELECT covers_seq FROM snapshots WHERE doc = ?1), 0))
                  ORDER BY seq LIMIT ?3",
@@ -200,6 +201,7 @@ impl LogStore for SqliteStore {
                 Ok(StoredChunk {
                     seq: unsigned(row, 0, "seq")?,
                     chunk: ChunkId(row.get(1)?),
+                    author: row.get::<_, Option<[u8; 16]>>(3)?.map(UserId),
                     bytes: row.get(2)?,
                 })
             })

@@ -10,7 +10,8 @@ use doran_protocol::{
 
 use super::*;
 use crate::store::{
-    AccountStore, BlobGrantee, DocOwner, LogStore, NewDevice, NewInvite, NewUser, SnapshotRef,
+    AccountStore, BlobGrantee, DocOwner, LogStore, NewChunk, NewDevice, NewInvite, NewUser,
+    SnapshotRef,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -333,6 +334,47 @@ fn a_version_2_database_gets_log_bytes_and_snapshot_references() -> TestResult {
     assert!(!store.blob_referenced(snapshot)?);
     assert!(store.blob_granted(host.id, photo)?);
     assert_eq!(store.family_blob_bytes(family)?, 52);
+    store.check_integrity()?;
+    Ok(())
+}
+
+#[test]
+fn chunks_stored_before_version_7_have_no_author() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let doc = DocId([0xd0; 16]);
+    {
+        // A relay of schema version 6 stored a chunk: no author column yet.
+        let conn = Connection::open(&path)?;
+        for migration in &SCHEMA.migrations[..6] {
+            conn.execute_batch(migration)?;
+        }
+        conn.pragma_update(None, "user_version", 6)?;
+        conn.execute(
+            "INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, 3)",
+            [doc.0],
+        )?;
+        conn.execute(
+            "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, 1, ?2, ?3, 1)",
+            (doc.0, ChunkId::of(b"old").0, &b"old"[..]),
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let author = UserId([0xa1; 16]);
+    store.append_batch(&[NewChunk {
+        doc,
+        chunk: ChunkId::of(b"new"),
+        bytes: b"new",
+        author: Some(author),
+        at: 2,
+        max_log_bytes: u64::MAX,
+    }])?;
+    let authors: Vec<Option<UserId>> = store
+        .read_since(doc, 0, 10)?
+        .into_iter()
+        .map(|c| c.author)
+        .collect();
+    assert_eq!(authors, vec![None, Some(author)]);
     store.check_integrity()?;
     Ok(())
 }

@@ -1,0 +1,146 @@
+//! A member writing as the host, against the real relay binary: a modified client
+//! commits changes under the host's user id (its actor id says "the host") and pushes
+//! them. The relay never reads them, but stamps every chunk with the user whose
+//! device pushed it; the host's device sees a change written as the host but pushed
+//! by the member, and sets it aside with everything built on it.
+
+use std::sync::Arc;
+
+use doran_device::{
+    DeviceEvent, MissionInput,
+    core::{
+        Actor,
+        family_store::open_family,
+        store::{LocalStore, SqliteStore},
+    },
+};
+use doran_e2e::{
+    Relay,
+    devices::{open, up_to_date, wait_for},
+};
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
+
+fn mission(title: &str) -> MissionInput {
+    MissionInput {
+        title: title.into(),
+        participants: vec![],
+        due: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+
+    // Step 1: a host with a mission, and a member who joined, both up to date.
+    let mom_home = dir.path().join("mom");
+    let mom = open(&mom_home).await;
+    let son_home = dir.path().join("son");
+    let son = open(&son_home).await;
+    let mut mom_events = mom.subscribe();
+    let mut son_events = son.subscribe();
+    let mom_account = mom
+        .create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    son.create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    let moms_mission = mom
+        .add_mission(&family, mission("장보기"))
+        .await
+        .expect("mission added");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    up_to_date(&son, &mut son_events).await;
+    let honest = son
+        .add_mission(&family, mission("빨래"))
+        .await
+        .expect("the son's own mission");
+    up_to_date(&son, &mut son_events).await;
+    up_to_date(&mom, &mut mom_events).await;
+    // The host goes offline: what the son pushes waits for her at the relay.
+    drop(mom_events);
+    drop(mom);
+
+    // Step 2: the son's modified client writes, as the host (her user id, a device
+    // of its own), a rename of the family and the deletion of her mission — what
+    // only the host may do — straight into his device's store, and pushes them.
+    son.stop_sync();
+    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(son_home.join("device.sqlite")).expect("son's store"));
+    let as_mom = Actor {
+        user: mom_account.user.parse::<UserId>().expect("user id"),
+        device: DeviceId::random(),
+    };
+    let mut fd = open_family(&*store, doc, &as_mom).expect("son's copy");
+    let rename = fd.rename("아들 가족", 1).expect("renamed").change;
+    let delete = fd.delete_mission(&moms_mission, 1).expect("deleted").change;
+    let forged: Vec<Vec<u8>> = [rename, delete].into_iter().flatten().collect();
+    for change in &forged {
+        store.commit_local(doc, change).expect("queued");
+    }
+    // His own next edit builds on them.
+    son.start_sync();
+    let built_on = son
+        .add_mission(&family, mission("숙제"))
+        .await
+        .expect("a mission after the forged changes");
+    up_to_date(&son, &mut son_events).await;
+    assert_eq!(
+        son.family(&family).await.expect("family").title,
+        "아들 가족",
+        "his own device shows what he wrote"
+    );
+
+    // Step 3: the host's device comes back: the rename and the deletion are set
+    // aside, and so is the mission built on them; the son's honest mission is there.
+    let mom = open(&mom_home).await;
+    let mut mom_events = mom.subscribe();
+    up_to_date(&mom, &mut mom_events).await;
+    assert_eq!(
+        mom.family(&family).await.expect("family").title,
+        "우리 가족"
+    );
+    drop(mom_events);
+    drop(mom);
+
+    // Step 4: nothing of them was stored: reopened from its store, her copy still
+    // has her mission and the son's honest one, and not the one built on the forgery.
+    let mom_store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(mom_home.join("device.sqlite")).expect("mom's store"));
+    let stored = mom_store.load(doc).expect("log").expect("the family");
+    for change in &forged {
+        assert!(
+            !stored.changes.contains(change),
+            "a forged change was stored"
+        );
+    }
+    let copy = open_family(&*mom_store, doc, &as_mom).expect("mom's copy");
+    let view = copy.view();
+    assert_eq!(view.name, "우리 가족");
+    assert!(view.missions.contains_key(&moms_mission), "her mission");
+    assert!(
+        view.missions.contains_key(&honest),
+        "the son's honest mission"
+    );
+    assert!(
+        !view.missions.contains_key(&built_on),
+        "what builds on the forgery"
+    );
+    drop(relay);
+}
