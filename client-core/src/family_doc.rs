@@ -341,7 +341,9 @@ impl FamilyDoc {
             // A whole collection replaced at the root (only a misbehaving client does
             // this): its old entries get no delete patches, so read everything again.
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
-            Touched::Root(key) if key.starts_with(COUNTS_PREFIX) => {
+            Touched::Root(key)
+                if key.starts_with(COUNTS_PREFIX) || key.starts_with(rules::MARKS_PREFIX) =>
+            {
                 refresh_count(doc, key, &mut self.view.counts);
             }
             Touched::Root(_) => hydrate_root_fields(doc, &mut self.view),
@@ -386,14 +388,16 @@ impl FamilyDoc {
 /// Reads the root's scalar fields and counters; missing or mistyped ones keep their
 /// defaults.
 fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
-    v.counts = doc
-        .map_range(ROOT, COUNTS_PREFIX.to_owned()..COUNTS_END.to_owned())
+    let counters = doc.map_range(ROOT, COUNTS_PREFIX.to_owned()..COUNTS_END.to_owned());
+    let marks = doc.map_range(ROOT, rules::MARKS_PREFIX.to_owned()..MARKS_END.to_owned());
+    v.counts = counters
+        .chain(marks)
         .filter_map(|item| Some((item.key.to_string(), counter_value(&item.value)?)))
         .collect();
     hydrate_root_fields(doc, v);
 }
 
-/// Reads one counter again (`n/{kind}/{actor}`). Reading a counter costs what its
+/// Reads one counter (`n/{kind}/{actor}`) or mark (`e/{kind}/{user}/{mission}`) again. Reading a counter costs what its
 /// increments cost, so an edit re-reads only the counter it moved, never all of them
 /// (every counter of a ten-year family: 1.8 ms per edit, `docs/benchmarks.md`).
 fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>) {
@@ -407,7 +411,7 @@ fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>
     };
 }
 
-/// The value of a counter key at the root (a counter, or a plain integer).
+/// The value of a counter or mark key at the root (a counter, or a plain integer).
 fn counter_value(value: &automerge::ValueRef<'_>) -> Option<i64> {
     match value {
         automerge::ValueRef::Scalar(
@@ -539,6 +543,21 @@ fn delete_entity(doc: &mut AutoCommit, collection: &str, key: &str) -> Result<()
 const COUNTS_PREFIX: &str = "n/";
 /// The first key after every counter key ('/' + 1 = '0').
 const COUNTS_END: &str = "n0";
+/// The first key after every mark key.
+const MARKS_END: &str = "e0";
+
+/// The root key of `user`'s mark of `kind` for `mission` ([`rules::MARKED`]).
+fn mark_key(kind: &str, user: &str, mission: &str) -> String {
+    format!("{}{kind}/{user}/{mission}", rules::MARKS_PREFIX)
+}
+
+/// Whether anyone marked `mission` as `kind`.
+fn marked_by_anyone(doc: &AutoCommit, kind: &str, mission: &str) -> bool {
+    let prefix = format!("{}{kind}/", rules::MARKS_PREFIX);
+    let end = format!("{}{kind}0", rules::MARKS_PREFIX);
+    doc.map_range(ROOT, prefix.clone()..end)
+        .any(|item| item.key[prefix.len()..].split_once('/').map(|(_, m)| m) == Some(mission))
+}
 
 /// The root key of `actor`'s counter of `kind`.
 fn count_key(actor: &ActorId, kind: &str) -> String {

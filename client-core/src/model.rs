@@ -10,6 +10,7 @@
 mod family;
 mod personal;
 
+pub(crate) use family::MARKED_KINDS;
 pub use family::{
     Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };

@@ -34,7 +34,12 @@
 //! text-insert bomb impossible whatever its size. The one kind of counter is the
 //! "ever done" tally at the root (`n/{kind}/{actor}`, for badges that never go
 //! backwards): each device writes only its own, it starts at 1 and goes up by 1, and
-//! only in a change that does what it counts (a mission made, a photo added, a tick…).
+//! only in a change that does what it counts (a mission made, a photo added…). What
+//! can be undone and done again — a tick — is recorded as a **mark** instead
+//! (`e/{kind}/{user}/{mission}`, see [`MARKED`]): one key per thing done, written only
+//! in a change that does it, never removed, so ticking, unticking and ticking again
+//! counts once. (Ticks were once counted on counters too; those counters are still
+//! accepted, as history must be, but no view reads them.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -120,6 +125,15 @@ const COLLECTIONS: [&str; 7] = [
 /// Root keys of the "ever done" counters start with this (`n/{kind}/{actor}`).
 const COUNTS_PREFIX: &str = "n/";
 
+/// Root keys of the "ever done" marks start with this (`e/{kind}/{user}/{entity}`).
+pub(crate) const MARKS_PREFIX: &str = "e/";
+
+/// What the marks record, one key per (member, mission): `ticks`, a mission the member
+/// ticked (in a change that ticks it); `completed`, a mission the member's tick
+/// completed (every other participant who is a member had ticked it, as the change's
+/// dependencies show — [`others_all_ticked`]).
+pub(crate) const MARKED: [&str; 2] = crate::model::MARKED_KINDS;
+
 /// What the counters count, and the change each one needs: an entity made in a
 /// collection (`missions`, `photos`, `voices`, `calendar`), a comment made, or one's
 /// own tick.
@@ -194,6 +208,8 @@ pub fn check_change(doc: &AutoCommit, change: &Change) -> Verdict {
         needs_container_deleted: Vec::new(),
         counted: BTreeMap::new(),
         done: BTreeMap::new(),
+        marks: Vec::new(),
+        markable: HashSet::new(),
     };
     for (i, op) in expanded.operations.iter().enumerate() {
         check.op(i as u64, op)?;
@@ -251,6 +267,10 @@ struct Check<'a> {
     counted: BTreeMap<&'static str, u64>,
     /// What this change does that a counter may count, per kind.
     done: BTreeMap<&'static str, u64>,
+    /// Marks this change writes: (kind, entity).
+    marks: Vec<(&'static str, String)>,
+    /// What this change does that a mark may record: (kind, entity).
+    markable: HashSet<(&'static str, String)>,
 }
 
 impl Check<'_> {
@@ -403,6 +423,7 @@ impl Check<'_> {
         match (keys.as_slice(), action) {
             // ----- the "ever done" counters: each device its own.
             ([k], _) if k.starts_with(COUNTS_PREFIX) => self.count(k, action, removed),
+            ([k], _) if k.starts_with(MARKS_PREFIX) => self.mark(k, action),
             (_, Action::Increment(_)) => Err(Violation::Unsupported("counters")),
 
             // ----- the root: written whole by the first change, then only renamed.
@@ -633,6 +654,42 @@ impl Check<'_> {
         Ok(())
     }
 
+    /// A mark, `e/{kind}/{user}/{entity}`: the author's own, written as a time (an
+    /// integer), never removed (checked against what the change does in
+    /// [`finish`](Self::finish)). Writing it again is harmless: a mark is counted
+    /// once whatever its value.
+    fn mark(&mut self, key: &str, action: &Action<'_>) -> Verdict {
+        let unknown = || Violation::UnknownPath(key.to_owned());
+        let deny = |rule: &'static str| Violation::NotAllowed {
+            rule,
+            path: key.to_owned(),
+        };
+        let mut parts = key
+            .strip_prefix(MARKS_PREFIX)
+            .ok_or_else(unknown)?
+            .splitn(3, '/');
+        let (Some(kind), Some(user), Some(entity)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(unknown());
+        };
+        let kind = MARKED
+            .iter()
+            .copied()
+            .find(|k| *k == kind)
+            .ok_or_else(unknown)?;
+        if entity.is_empty() || entity.contains('/') {
+            return Err(unknown());
+        }
+        if user != self.author.to_hex() {
+            return Err(deny("a member marks only what they did themselves"));
+        }
+        if !matches!(action, Action::Put(ScalarValue::Int(_))) {
+            return Err(deny("a mark is a time, written and never removed"));
+        }
+        self.marks.push((kind, entity.to_owned()));
+        Ok(())
+    }
+
     /// Notes what an allowed operation does that a counter may count.
     fn tally(&mut self, path: &[Node], action: &Action<'_>) {
         let keys: Vec<&str> = path.iter().map(|n| n.key.as_str()).collect();
@@ -643,7 +700,14 @@ impl Check<'_> {
             (["voices", _], Action::Make) => &["voices"],
             (["calendar", _], Action::Make) => &["events"],
             (["photos", _, "comments", _], Action::Make) => &["comments"],
-            (["missions", _, "completions", user], Action::Put(_)) if *user == me => {
+            (["missions", mission, "completions", user], Action::Put(_)) if *user == me => {
+                self.markable.insert(("ticks", (*mission).to_owned()));
+                if let Some(node) = path.get(1)
+                    && others_all_ticked(self.doc, &node.id, &me, Some(&self.deps))
+                {
+                    self.markable.insert(("completed", (*mission).to_owned()));
+                }
+                // The counters ticks were once counted on (no view reads them now).
                 &["ticks", "completed"]
             }
             _ => &[],
@@ -678,6 +742,14 @@ impl Check<'_> {
     }
 
     fn finish(self) -> Verdict {
+        for (kind, entity) in &self.marks {
+            if !self.markable.contains(&(*kind, entity.clone())) {
+                return Err(Violation::NotAllowed {
+                    rule: "a mark is written only with what it records",
+                    path: format!("{MARKS_PREFIX}{kind}/{}/{entity}", self.author.to_hex()),
+                });
+            }
+        }
         for (kind, n) in &self.counted {
             if *n > self.done.get(kind).copied().unwrap_or(0) {
                 return Err(Violation::NotAllowed {
@@ -696,6 +768,41 @@ impl Check<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether every other participant of `mission` who is a member has ticked it — so a
+/// tick by `me` completes it — as the document reads at `heads` (`None`: as it is
+/// now). Read from the document, never from a view, so that the device writing a tick
+/// and every device checking it reach the same answer whatever a view made of odd
+/// values.
+pub(crate) fn others_all_ticked(
+    doc: &AutoCommit,
+    mission: &ObjId,
+    me: &str,
+    heads: Option<&[ChangeHash]>,
+) -> bool {
+    let keys_of = |obj: &ObjId, key: &str| -> Option<HashSet<String>> {
+        let found = match heads {
+            Some(h) => doc.get_at(obj, key, h),
+            None => doc.get(obj, key),
+        };
+        match found {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(match heads {
+                Some(h) => doc.keys_at(&id, h).collect(),
+                None => doc.keys(&id).collect(),
+            }),
+            _ => None,
+        }
+    };
+    let Some(participants) = keys_of(mission, "participants") else {
+        return false;
+    };
+    let members = keys_of(&ROOT, "members").unwrap_or_default();
+    let ticked = keys_of(mission, "completions").unwrap_or_default();
+    participants
+        .iter()
+        .filter(|u| u.as_str() != me && members.contains(*u))
+        .all(|u| ticked.contains(u))
 }
 
 /// Fields that say who made an entity.

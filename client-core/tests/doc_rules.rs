@@ -629,3 +629,108 @@ fn badge_counters_go_up_only_with_what_they_count() {
         "nothing inflated"
     );
 }
+
+/// A tick can be taken back and given again: the badges count missions ticked and
+/// completed (a mark per member and mission), not clicks, and a modified client can
+/// mark neither a mission it did not tick nor one its tick did not complete.
+#[test]
+fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
+    let mut f = family();
+    let host_user = f.host.me();
+    let member_user = f.member_actor.user;
+    let me = member_user.to_hex();
+    let m = f
+        .member
+        .add_mission("장보기", &[member_user, host_user], None, T0)
+        .unwrap();
+    accept(&mut f.host, &m.change.unwrap());
+    let mission = m.value;
+    let tick = |f: &mut Family, done: bool| {
+        let t = f.member.set_mission_done(&mission, done, T0).unwrap();
+        accept(&mut f.host, &t.change.unwrap());
+    };
+    // Tick, untick, tick, untick, tick: one mission ticked, none completed (the host
+    // has not ticked).
+    for done in [true, false, true, false, true] {
+        tick(&mut f, done);
+    }
+    assert_eq!(f.host.view().ever("ticks", Some(&me)), 1);
+    assert_eq!(f.member.view().ever("ticks", Some(&me)), 1);
+    assert_eq!(f.host.view().ever("completed", None), 0);
+
+    // The host's tick completes it; ticking it again does not complete it again.
+    for done in [true, false, true] {
+        let t = f.host.set_mission_done(&mission, done, T0).unwrap();
+        accept(&mut f.member, &t.change.unwrap());
+    }
+    for doc in [&f.host, &f.member] {
+        assert_eq!(doc.view().ever("completed", None), 1);
+        assert_eq!(doc.view().ever("ticks", Some(&host_user.to_hex())), 1);
+    }
+
+    // A mark with no tick, on a second mission.
+    let other = f
+        .member
+        .add_mission("청소", &[member_user, host_user], None, T0)
+        .unwrap();
+    accept(&mut f.host, &other.change.unwrap());
+    let other = other.value;
+    let unticked = format!("e/ticks/{me}/{other}");
+    let forged = rogue(&mut f.member, |d| {
+        d.put(ROOT, unticked.as_str(), T0).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &forged)));
+
+    // "Completed" with a tick the host has not matched.
+    let mut f2 = family();
+    let m2 = f2
+        .member
+        .add_mission("요리", &[f2.member_actor.user, f2.host.me()], None, T0)
+        .unwrap();
+    accept(&mut f2.host, &m2.change.unwrap());
+    let me2 = f2.member_actor.user.to_hex();
+    let ticks = obj(
+        f2.member.replica_mut().doc_mut(),
+        &["missions", &m2.value, "completions"],
+    );
+    let early = format!("e/completed/{me2}/{}", m2.value);
+    let tick_key = format!("e/ticks/{me2}/{}", m2.value);
+    let claimed = rogue(&mut f2.member, |d| {
+        d.put(&ticks, me2.as_str(), T0).unwrap();
+        d.put(ROOT, tick_key.as_str(), T0).unwrap();
+        d.put(ROOT, early.as_str(), T0).unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f2.host, &claimed)));
+
+    // Someone else's mark, a mark removed, a mark that is not a time, an unknown kind
+    // (each from the member's accepted state).
+    f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    let host_hex = host_user.to_hex();
+    let theirs = format!("e/ticks/{host_hex}/{mission}");
+    let mine = format!("e/ticks/{me}/{mission}");
+    let attempts: [Box<dyn Fn(&mut automerge::AutoCommit)>; 4] = [
+        // (A value of its own: putting the same value again writes nothing.)
+        Box::new(|d| d.put(ROOT, theirs.as_str(), T0 + 7).unwrap()),
+        Box::new(|d| d.delete(ROOT, mine.as_str()).unwrap()),
+        Box::new(|d| d.put(ROOT, mine.as_str(), "soon").unwrap()),
+        Box::new(|d| {
+            d.put(ROOT, format!("e/stars/{me}/{mission}").as_str(), T0)
+                .unwrap()
+        }),
+    ];
+    for write in attempts {
+        let change = rogue(&mut f.member, write);
+        let why = refusal(&mut f.host, &change);
+        assert!(
+            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
+            "{why:?}"
+        );
+        f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    }
+    assert_eq!(
+        f.host.view().ever("ticks", Some(&me)),
+        1,
+        "nothing inflated"
+    );
+    assert_eq!(f.host.view().ever("completed", None), 1);
+}

@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{ReadDoc, transaction::Transactable};
+use automerge::{ROOT, ReadDoc, transaction::Transactable};
 use doran_protocol::UserId;
 
 use super::{
-    Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
+    Edit, FamilyDoc, count, delete_entity, entity, map_at, mark_key, marked_by_anyone, new_id,
+    not_found, put_entity, put_field,
 };
 use crate::{
     error::{DocError, Result},
     model::Mission,
+    replica::Touched,
+    rules,
     time_util::parse_date,
     validate::{self, Field},
 };
@@ -154,32 +157,33 @@ impl FamilyDoc {
         if mission.completions.contains_key(&me) == done {
             return Ok(Edit::unchanged(()));
         }
-        // This tick completes the mission if everyone else already ticked (as this
-        // device knows it): counted once for the 약속을 지켜요 badge.
-        let completes = done
-            && mission
-                .participants
-                .keys()
-                .filter(|u| **u != me && self.view.members.contains_key(*u))
-                .all(|u| mission.completions.contains_key(u));
         let id = id.to_owned();
         let what = if done {
             "mission.done"
         } else {
             "mission.undone"
         };
+        let ticked = mark_key("ticks", &me, &id);
+        let completed = mark_key("completed", &me, &id);
         let touched = [
             entity("missions", &id),
-            self.counted("ticks"),
-            self.counted("completed"),
+            Touched::Root(ticked.clone()),
+            Touched::Root(completed.clone()),
         ];
         self.edit(what, now_ms, &touched, |doc| {
             let completions = map_at(doc, &["missions", &id, "completions"])?;
             if done {
+                // Marked once per mission, whatever the untick and tick again: the
+                // badges count missions ticked and completed, not clicks. Whether this
+                // tick completes the mission is read as every device will check it.
+                let mission = map_at(doc, &["missions", &id])?;
+                let completes = rules::others_all_ticked(doc, &mission, &me, None);
                 doc.put(&completions, me.as_str(), now_ms)?;
-                count(doc, "ticks")?;
-                if completes {
-                    count(doc, "completed")?;
+                if doc.get(ROOT, ticked.as_str())?.is_none() {
+                    doc.put(ROOT, ticked.as_str(), now_ms)?;
+                }
+                if completes && !marked_by_anyone(doc, "completed", &id) {
+                    doc.put(ROOT, completed.as_str(), now_ms)?;
                 }
             } else {
                 doc.delete(&completions, me.as_str())?;

@@ -211,19 +211,39 @@ pub struct Family {
     pub voice_albums: BTreeMap<String, VoiceAlbum>,
     /// Voice messages by id.
     pub voices: BTreeMap<String, Voice>,
-    /// What was ever done, for badges that never go backwards: `n/{kind}/{actor}` →
-    /// how many, one Automerge counter per device (so no two devices ever create the
-    /// same one). Kinds: `missions`, `photos`, `voices`, `comments`, `events`, `ticks`,
+    /// What was ever done, for badges that never go backwards. Counters,
+    /// `n/{kind}/{actor}` → how many, one Automerge counter per device (so no two
+    /// devices ever create the same one), for what is made once: `missions`, `photos`,
+    /// `voices`, `comments`, `events`. Marks, `e/{kind}/{user}/{mission}` → when, one
+    /// key per thing done, for what can be undone and done again: `ticks`,
     /// `completed`. See [`Family::ever`].
     #[serde(default)]
     pub counts: BTreeMap<String, i64>,
 }
 
+/// The kinds recorded as marks rather than counted ([`Family::counts`]), whose rules
+/// are in `rules` (`MARKED`).
+pub(crate) const MARKED_KINDS: [&str; 2] = ["ticks", "completed"];
+
 impl Family {
     /// How many `kind` things were ever done (by `user`, when given), as the counters
-    /// say; the caller takes the larger of this and what exists now (a family made
-    /// before the counters has none).
+    /// or marks say; the caller takes the larger of this and what exists now (a family
+    /// made before the counters has none). A marked kind counts distinct missions: a
+    /// tick taken back and given again is one, and so is a mission two members'
+    /// ticks completed at once.
     pub fn ever(&self, kind: &str, user: Option<&str>) -> u64 {
+        if MARKED_KINDS.contains(&kind) {
+            let prefix = format!("e/{kind}/");
+            let missions: std::collections::BTreeSet<&str> = self
+                .counts
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter_map(|(k, _)| k[prefix.len()..].split_once('/'))
+                .filter(|(by, _)| user.is_none_or(|u| *by == u))
+                .map(|(_, mission)| mission)
+                .collect();
+            return u64::try_from(missions.len()).unwrap_or(u64::MAX);
+        }
         let prefix = format!("n/{kind}/");
         self.counts
             .iter()
