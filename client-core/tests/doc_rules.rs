@@ -708,7 +708,8 @@ fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
     let host_hex = host_user.to_hex();
     let theirs = format!("e/ticks/{host_hex}/{mission}");
     let mine = format!("e/ticks/{me}/{mission}");
-    let attempts: [Box<dyn Fn(&mut automerge::AutoCommit)>; 4] = [
+    type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
+    let attempts: [Write<'_>; 4] = [
         // (A value of its own: putting the same value again writes nothing.)
         Box::new(|d| d.put(ROOT, theirs.as_str(), T0 + 7).unwrap()),
         Box::new(|d| d.delete(ROOT, mine.as_str()).unwrap()),

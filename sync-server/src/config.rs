@@ -314,6 +314,11 @@ pub struct Limits {
     /// Seconds a pushed snapshot waits for a device of another member to confirm it
     /// before it is forgotten (its covered chunks were never dropped).
     pub pending_snapshot_ttl_secs: u64,
+    /// Seconds before a user may replace their own pending snapshot of a document
+    /// with another: every member's device downloads and checks each one offered (up
+    /// to a blob's size), so re-pushing in a loop would drain their data and battery.
+    /// Another member's push, or the same snapshot again, is never held back.
+    pub snapshot_replace_secs: u64,
     /// Registrations per hour per IP address (also counts refused ones).
     pub registrations_per_hour_per_address: u32,
     /// Signed HTTP requests remembered against replay at once; past it, new ones get
@@ -383,6 +388,7 @@ impl Default for Limits {
             blob_gc_interval_secs: 60 * 60,
             blob_gc_grace_secs: 60 * 60,
             pending_snapshot_ttl_secs: 7 * 24 * 60 * 60,
+            snapshot_replace_secs: 60,
             registrations_per_hour_per_address: 20,
             http_replay_cache_max: 100_000,
             catch_up_bytes_per_second: 8 * 1024 * 1024,

@@ -16,8 +16,12 @@ use doran_protocol::{
 };
 use support::{Client, Identity, Server, http, signed_http};
 
-/// Sweeps every second with no grace, so a test sees them happen.
-const SWEEP_NOW: &str = r#""blob_gc_interval_secs": 1, "blob_gc_grace_secs": 0"#;
+/// Sweeps every second with no grace, so a test sees them happen; and lets a member
+/// replace their own pending snapshot at once, as these tests cycle snapshots to see
+/// what the sweep and the quota make of them (the relay's hold on that is tested in
+/// relay_hostile).
+const SWEEP_NOW: &str =
+    r#""blob_gc_interval_secs": 1, "blob_gc_grace_secs": 0, "snapshot_replace_secs": 0"#;
 
 fn blob_file(dir: &Path, hash: BlobHash) -> PathBuf {
     let hex = hash.to_hex();

@@ -2376,6 +2376,68 @@ fn confirm(doc: DocId, covers_seq: u64, blob: BlobHash) -> Request {
     }
 }
 
+/// Every snapshot offered is downloaded and checked by every member's device: a
+/// member replacing their own pending snapshot in a loop would drain the family's
+/// data and batteries. The relay holds such a replacement back for
+/// `snapshot_replace_secs`; the same snapshot again, and another member's, are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_replace_their_own_pending_snapshot_in_a_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut alice = Identity::new("alice@example.com", "alice");
+    let mut bob = Identity::new("bob@example.com", "bob_kim");
+    let mut a = Client::register(&server, &mut alice).await;
+    let mut b = Client::register(&server, &mut bob).await;
+    let family = a.create_family("우리집", "엄마").await;
+    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let fdoc = DocId::from(family);
+    for i in 1..=3u8 {
+        b.push_ack(fdoc, vec![b'b', i]).await.expect("a chunk");
+    }
+    let upload = |who, bytes: &'static [u8]| {
+        let server = &server;
+        async move {
+            let hash = BlobHash::of(bytes);
+            let put = put_blob(server, who, &hash, family, bytes).await;
+            assert_eq!(put.status, 201, "uploaded");
+            (hash, bytes.len() as u64)
+        }
+    };
+    let (first, first_len) = upload(&bob, b"bob's first snapshot").await;
+    let (second, second_len) = upload(&bob, b"bob's second snapshot").await;
+    let (hers, hers_len) = upload(&alice, b"alice's snapshot").await;
+
+    push_snapshot(&mut b, fdoc, 2, first, first_len)
+        .await
+        .expect("the first is taken as pending");
+    // Case: Bob replaces it at once, with another blob or another seq.
+    for (covers_seq, blob, len) in [(3, second, second_len), (3, first, first_len)] {
+        let e = push_snapshot(&mut b, fdoc, covers_seq, blob, len)
+            .await
+            .expect_err("replace_own_at_once: held back");
+        assert_eq!(e.code, ErrorCode::RateLimited, "replace_own_at_once: {e:?}");
+        let wait = e.retry_after_ms.expect("replace_own_at_once: says when");
+        assert!(wait > 0 && wait <= 60_000, "replace_own_at_once: {wait} ms");
+    }
+    // Case: the same snapshot again is no new offer: taken as it is.
+    push_snapshot(&mut b, fdoc, 2, first, first_len)
+        .await
+        .expect("same_again: accepted");
+    // Case: Alice's device offering its own snapshot is not held back by Bob's.
+    push_snapshot(&mut a, fdoc, 3, hers, hers_len)
+        .await
+        .expect("another_member: accepted");
+    // Alice's replaced it: the pending one now is hers, so confirming Bob's fails
+    // and Alice's is the one Bob's device can confirm.
+    let got = a.request(confirm(fdoc, 2, first)).await;
+    refused("confirm_replaced", got, ErrorCode::NotFound);
+    assert_eq!(
+        b.request(confirm(fdoc, 3, hers)).await,
+        Ok(Response::Done),
+        "confirm_hers"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_drops_chunks_only_once_another_member_confirms_it() {
     let dir = tempfile::tempdir().expect("tempdir");

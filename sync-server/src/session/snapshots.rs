@@ -5,7 +5,7 @@
 //! chunks, so a member pointing the snapshot slot at a photo or an empty document
 //! cannot wipe the relay's copy of the family.
 
-use doran_protocol::{BlobHash, DocId, ErrorCode, Response, Seq, ServerFrame};
+use doran_protocol::{BlobHash, DocId, ErrorCode, Response, Seq, ServerFrame, UserId};
 
 use super::{Flow, Me, Session, docs::access, requests::Ctx};
 use crate::{
@@ -131,6 +131,8 @@ impl Session {
             ));
         }
         let now = now_ms();
+        self.hold_back_replacement(doc, user, (covers_seq, blob), now)
+            .await?;
         let pending = PendingSnapshot {
             snapshot: SnapshotRef {
                 covers_seq,
@@ -182,6 +184,40 @@ impl Session {
                 let _ = release_snapshot_ref(&self.state, doc, blob, now).await;
                 return Err(e);
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses (`rate_limited`, with when to try again) `user`'s snapshot of `doc`
+    /// that would replace, sooner than `snapshot_replace_secs` after it, a pending
+    /// snapshot of theirs that is not this one: each replacement is offered to every
+    /// member's device, which downloads and checks it. Checked before the snapshot is
+    /// referenced, so a refusal changes nothing.
+    async fn hold_back_replacement(
+        &self,
+        doc: DocId,
+        user: UserId,
+        (covers_seq, blob): (Seq, BlobHash),
+        now: u64,
+    ) -> ApiResult<()> {
+        let wait_ms = self
+            .state
+            .config
+            .limits
+            .snapshot_replace_secs
+            .saturating_mul(1000);
+        if wait_ms == 0 {
+            return Ok(());
+        }
+        let Some(p) = self.state.logs(move |l| l.pending_snapshot(doc)).await? else {
+            return Ok(());
+        };
+        let same = p.snapshot.covers_seq == covers_seq && p.snapshot.blob == blob;
+        let due = p.at.saturating_add(wait_ms);
+        let live = p.at >= pending_since(&self.state, now);
+        if p.by == user && !same && live && now < due {
+            tracing::info!(%doc, %user, covers_seq, "snapshot replaced too soon");
+            return Err(ApiError::rate_limited(due - now));
         }
         Ok(())
     }
