@@ -20,6 +20,7 @@
 use tauri::Manager;
 
 mod commands;
+mod dropped;
 mod events;
 mod media;
 mod navigation;
@@ -40,6 +41,12 @@ fn main() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .plugin(navigation::guard())
+        .manage(dropped::Dropped::default())
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                window.state::<dropped::Dropped>().record(paths);
+            }
+        })
         .setup(move |app| setup::open_device(app, offset, lang))
         .invoke_handler(commands::handler())
         .build(context());

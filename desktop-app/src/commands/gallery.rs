@@ -43,15 +43,18 @@ pub async fn delete_album(d: Dev<'_>, family: String, album: String) -> Res<()> 
     d.delete_album(&family, &album).await
 }
 
-/// A photo dropped on the window (the drop gives its path).
+/// A photo dropped on the window (the drop gives its path; only a dropped one is
+/// taken, see `dropped.rs`).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn add_photo(
     d: Dev<'_>,
+    dropped: tauri::State<'_, crate::dropped::Dropped>,
     family: String,
     album: String,
     path: PathBuf,
     caption: String,
 ) -> Res<String> {
+    crate::dropped::require(&dropped, &path, d.language())?;
     d.add_photo(&family, &album, &path, &caption).await
 }
 

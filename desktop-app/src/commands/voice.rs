@@ -51,15 +51,18 @@ pub async fn delete_voice_album(d: Dev<'_>, family: String, album: String) -> Re
     d.delete_voice_album(&family, &album).await
 }
 
-/// A recording dropped on the window (the drop gives its path).
+/// A recording dropped on the window (the drop gives its path; only a dropped one is
+/// taken, see `dropped.rs`).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn add_voice(
     d: Dev<'_>,
+    dropped: tauri::State<'_, crate::dropped::Dropped>,
     family: String,
     album: String,
     path: PathBuf,
     title: String,
 ) -> Res<VoiceAdded> {
+    crate::dropped::require(&dropped, &path, d.language())?;
     d.add_voice(&family, &album, &path, &title).await
 }
 

@@ -176,6 +176,17 @@ describe.sequential('the desktop app with a family', () => {
     const trip = albums.find((a) => a.name === '가족 여행')!;
     const page = await son.json<{ photos: Card[] }>('photo', 'list', fam, trip.id);
     const newest = page.photos[0].id;
+    // The page may add by path only a file the user dropped on the window: the same
+    // photo named by a script is refused, and nothing is added.
+    const named = await s.execute<string>(
+      `return window.__TAURI_INTERNALS__.invoke('add_photo', {family: arguments[0], album: arguments[1], path: arguments[2], caption: ''})
+         .then(() => 'added', (e) => e.code);`,
+      fam,
+      trip.id,
+      file('photo1.jpg'),
+    );
+    expect(named).toBe('forbidden');
+    expect(await s.execute<number>('return document.querySelectorAll("[data-testid=photo-tile]").length')).toBe(3);
     await son.run('photo', 'like', fam, newest);
     await son.run('photo', 'comment', fam, newest, '사진 너무 좋아요! 또 가요 🙂');
     await son.run('sync');
