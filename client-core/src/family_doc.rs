@@ -397,9 +397,10 @@ fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
     hydrate_root_fields(doc, v);
 }
 
-/// Reads one counter (`n/{kind}/{actor}`) or mark (`e/{kind}/{user}/{mission}`) again. Reading a counter costs what its
-/// increments cost, so an edit re-reads only the counter it moved, never all of them
-/// (every counter of a ten-year family: 1.8 ms per edit, `docs/benchmarks.md`).
+/// Reads one counter (`n/{kind}/{actor}`) or mark (`e/{kind}/{user}/{mission}`) again.
+/// Reading a counter costs what its increments cost, so an edit re-reads only the
+/// counter it moved, never all of them (every counter of a ten-year family: 1.8 ms per
+/// edit, `docs/benchmarks.md`).
 fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>) {
     let value = doc
         .map_range(ROOT, key.to_owned()..=key.to_owned())
