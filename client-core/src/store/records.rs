@@ -122,8 +122,11 @@ pub trait DeviceRecords {
     /// Every family this device knows, in the order they became known.
     fn families(&self) -> Result<Vec<FamilyRecord>>;
 
-    /// Sets where the user stands in `family` (adding it if new). Returns whether it
-    /// changed.
+    /// Sets where the user stands in `family` (adding it if new, as a member). Returns
+    /// whether it changed. A family this device does not know (never joined here, or
+    /// forgotten after a leave) is not added as removed: a removal noticed late — the
+    /// relay dropping a document just left, say — must not bring back a family the
+    /// user left.
     fn set_membership(&self, family: FamilyId, membership: Membership, at_ms: i64) -> Result<bool>;
 
     /// The relay's list of the user's families, which is authoritative: those listed

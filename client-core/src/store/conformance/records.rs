@@ -98,6 +98,20 @@ pub(crate) fn memberships_follow_the_relay(store: &Arc<dyn LocalStore>) -> TestR
 pub(crate) fn forgotten_families_are_gone(store: &Arc<dyn LocalStore>) -> TestResult {
     store.set_membership(family(1), Membership::Member, 1)?;
     store.set_membership(family(2), Membership::Member, 2)?;
+    // A removal noticed after the leave was finished does not bring it back.
+    store.forget_family(family(2))?;
+    assert!(!store.set_membership(family(2), Membership::Removed, 3)?);
+    assert!(!store.set_membership(family(9), Membership::Removed, 3)?);
+    assert_eq!(
+        store
+            .families()?
+            .iter()
+            .map(|r| r.family)
+            .collect::<Vec<_>>(),
+        vec![family(1)],
+        "no removed family appears from nothing"
+    );
+    store.set_membership(family(2), Membership::Member, 2)?;
     store.forget_family(family(1))?;
     store.forget_family(family(7))?;
     let left: Vec<_> = store.families()?.iter().map(|r| r.family).collect();

@@ -33,6 +33,8 @@ impl Records {
                 r.since_ms = at_ms;
                 true
             }
+            // Nothing to keep readable (see `DeviceRecords::set_membership`).
+            None if membership == Membership::Removed => false,
             None => {
                 self.families.push(FamilyRecord {
                     family,

@@ -37,6 +37,8 @@ fn set_membership(
             .execute((key, to.as_str(), at_ms))?;
             Ok(true)
         }
+        // Nothing to keep readable (see `DeviceRecords::set_membership`).
+        None if to == Membership::Removed => Ok(false),
         None => {
             tx.prepare_cached(
                 "INSERT INTO families (family_id, membership, since_ms, added)
