@@ -500,6 +500,7 @@ impl Check<'_> {
                             Err(deny("the host is the family's creator; nobody else is"))
                         }
                     }
+                    ("name", Action::Put(ScalarValue::Str(name))) => self.free_name(user, name),
                     ("name" | "color" | "joined_at", Action::Put(_)) => Ok(()),
                     _ => Err(unknown()),
                 }
@@ -687,6 +688,48 @@ impl Check<'_> {
             return Err(deny("a mark is a time, written and never removed"));
         }
         self.marks.push((kind, entity.to_owned()));
+        Ok(())
+    }
+
+    /// A 호칭 written for `user`: in the form the honest client writes (trimmed, NFC,
+    /// no invisible or direction characters, within the length), and not another
+    /// member's, as the change's dependencies show — so nobody can take the name
+    /// "엄마" the family knows, and make every screen and notification say 엄마 did
+    /// what they did. (Two renames at once can still meet on one name; neither saw the
+    /// other.)
+    fn free_name(&self, user: &str, name: &str) -> Verdict {
+        let deny = |rule: &'static str| Violation::NotAllowed {
+            rule,
+            path: format!("members/{user}/name"),
+        };
+        if !doran_protocol::text::is_normal(name, crate::validate::MEMBER_NAME) {
+            return Err(deny("a 호칭 is written as the app writes it"));
+        }
+        let Ok(Some((Value::Object(ObjType::Map), members))) =
+            self.doc.get_at(&ROOT, "members", &self.deps)
+        else {
+            return Ok(());
+        };
+        let taken = self
+            .doc
+            .keys_at(&members, &self.deps)
+            .filter(|other| other != user)
+            .any(|other| {
+                let name_of = |entry: ObjId| match self.doc.get_at(&entry, "name", &self.deps) {
+                    Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+                        ScalarValue::Str(s) => s.as_str() == name,
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                match self.doc.get_at(&members, other.as_str(), &self.deps) {
+                    Ok(Some((Value::Object(ObjType::Map), entry))) => name_of(entry),
+                    _ => false,
+                }
+            });
+        if taken {
+            return Err(deny("two members cannot share a 호칭"));
+        }
         Ok(())
     }
 

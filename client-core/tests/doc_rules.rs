@@ -129,6 +129,60 @@ fn a_member_cannot_make_itself_host_or_demote_the_host() {
     assert!(not_allowed(&refusal(&mut f.host, &remove)));
 }
 
+/// A member cannot take the 호칭 the family knows another member by ("엄마"), so
+/// that screens and notifications say 엄마 did what they did — not even with an
+/// invisible character or a trailing space to tell it apart; a name of their own is
+/// fine, and so is the host renaming them.
+#[test]
+fn a_member_cannot_take_another_members_name() {
+    let mut f = family();
+    let me = f.member_actor.user.to_hex();
+    for taken in ["엄마", "엄마\u{200B}", "엄마 ", "\u{202E}마엄"] {
+        let mut f = family();
+        let me = f.member_actor.user.to_hex();
+        let impersonate = rogue(&mut f.member, |d| {
+            let m = obj(d, &["members", &me]);
+            d.put(&m, "name", taken).unwrap();
+        });
+        assert!(
+            not_allowed(&refusal(&mut f.host, &impersonate)),
+            "{taken:?}"
+        );
+    }
+    // Joining under the host's 호칭 is refused just the same.
+    let host_actor = actor();
+    let (mut host, _) =
+        FamilyDoc::create(FamilyId::random(), "우리 가족", "엄마", &host_actor, T0).unwrap();
+    let newcomer = actor();
+    let mut theirs = FamilyDoc::load(Some(&host.save()), [], &newcomer).unwrap();
+    let uid = newcomer.user.to_hex();
+    let join = rogue(&mut theirs, |d| {
+        let members = obj(d, &["members"]);
+        let m = d.put_object(&members, uid.as_str(), ObjType::Map).unwrap();
+        d.put(&m, "name", "엄마").unwrap();
+        d.put(&m, "role", "Member").unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut host, &join)));
+
+    // Honest renames: their own new name, and the host's rename of them.
+    let rename = f
+        .member
+        .set_member_name(f.member_actor.user, "큰아빠", T0)
+        .unwrap();
+    accept(&mut f.host, &rename.change.unwrap());
+    let by_host = f
+        .host
+        .set_member_name(f.member_actor.user, "아빠", T0)
+        .unwrap();
+    accept(&mut f.member, &by_host.change.unwrap());
+    assert_eq!(f.member.view().members[&me].name, "아빠");
+    // The honest client refuses a taken name before writing anything.
+    assert!(matches!(
+        f.member.set_member_name(f.member_actor.user, "엄마", T0),
+        Err(DocError::NameTaken(_))
+    ));
+}
+
 #[test]
 fn a_member_cannot_delete_or_edit_the_hosts_mission() {
     let mut f = family();
