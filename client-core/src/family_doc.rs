@@ -552,14 +552,6 @@ fn mark_key(kind: &str, user: &str, mission: &str) -> String {
     format!("{}{kind}/{user}/{mission}", rules::MARKS_PREFIX)
 }
 
-/// Whether anyone marked `mission` as `kind`.
-fn marked_by_anyone(doc: &AutoCommit, kind: &str, mission: &str) -> bool {
-    let prefix = format!("{}{kind}/", rules::MARKS_PREFIX);
-    let end = format!("{}{kind}0", rules::MARKS_PREFIX);
-    doc.map_range(ROOT, prefix.clone()..end)
-        .any(|item| item.key[prefix.len()..].split_once('/').map(|(_, m)| m) == Some(mission))
-}
-
 /// The root key of `actor`'s counter of `kind`.
 fn count_key(actor: &ActorId, kind: &str) -> String {
     format!("{COUNTS_PREFIX}{kind}/{}", actor.to_hex_string())

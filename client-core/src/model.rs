@@ -10,10 +10,10 @@
 mod family;
 mod personal;
 
-pub(crate) use family::MARKED_KINDS;
 pub use family::{
     Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };
+pub(crate) use family::{MARKED_KINDS, MARKS_PREFIX};
 pub use personal::{DEFAULT_AVATARS, Mood, Personal, Settings};
 
 /// The version of the document schema this build writes. Readers accept older ones.

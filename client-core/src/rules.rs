@@ -126,7 +126,7 @@ const COLLECTIONS: [&str; 7] = [
 const COUNTS_PREFIX: &str = "n/";
 
 /// Root keys of the "ever done" marks start with this (`e/{kind}/{user}/{entity}`).
-pub(crate) const MARKS_PREFIX: &str = "e/";
+pub(crate) use crate::model::MARKS_PREFIX;
 
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
 /// ticked (in a change that ticks it); `completed`, a mission the member's tick
@@ -705,9 +705,8 @@ impl Check<'_> {
         if !doran_protocol::text::is_normal(name, crate::validate::MEMBER_NAME) {
             return Err(deny("a 호칭 is written as the app writes it"));
         }
-        let Ok(Some((Value::Object(ObjType::Map), members))) =
-            self.doc.get_at(&ROOT, "members", &self.deps)
-        else {
+        let deps = Some(self.deps.as_slice());
+        let Some(members) = map_at(self.doc, &ROOT, "members", deps) else {
             return Ok(());
         };
         let taken = self
@@ -715,17 +714,9 @@ impl Check<'_> {
             .keys_at(&members, &self.deps)
             .filter(|other| other != user)
             .any(|other| {
-                let name_of = |entry: ObjId| match self.doc.get_at(&entry, "name", &self.deps) {
-                    Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
-                        ScalarValue::Str(s) => s.as_str() == name,
-                        _ => false,
-                    },
-                    _ => false,
-                };
-                match self.doc.get_at(&members, other.as_str(), &self.deps) {
-                    Ok(Some((Value::Object(ObjType::Map), entry))) => name_of(entry),
-                    _ => false,
-                }
+                map_at(self.doc, &members, &other, deps)
+                    .and_then(|entry| text_at(self.doc, &entry, "name", &self.deps))
+                    .is_some_and(|theirs| theirs == name)
             });
         if taken {
             return Err(deny("two members cannot share a 호칭"));
@@ -772,13 +763,7 @@ impl Check<'_> {
             return None;
         };
         let entity = ObjId::Id(*ctr, actor.clone(), usize::MAX);
-        match self.doc.get_at(&entity, "album_id", &self.deps) {
-            Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
-                ScalarValue::Str(s) => Some(s.to_string()),
-                _ => None,
-            },
-            _ => None,
-        }
+        text_at(self.doc, &entity, "album_id", &self.deps)
     }
 
     fn finish(self) -> Verdict {
@@ -830,17 +815,11 @@ pub(crate) fn others_all_ticked(
     heads: Option<&[ChangeHash]>,
 ) -> bool {
     let keys_of = |obj: &ObjId, key: &str| -> Option<HashSet<String>> {
-        let found = match heads {
-            Some(h) => doc.get_at(obj, key, h),
-            None => doc.get(obj, key),
-        };
-        match found {
-            Ok(Some((Value::Object(ObjType::Map), id))) => Some(match heads {
-                Some(h) => doc.keys_at(&id, h).collect(),
-                None => doc.keys(&id).collect(),
-            }),
-            _ => None,
-        }
+        let map = map_at(doc, obj, key, heads)?;
+        Some(match heads {
+            Some(h) => doc.keys_at(&map, h).collect(),
+            None => doc.keys(&map).collect(),
+        })
     };
     let Some(participants) = keys_of(mission, "participants") else {
         return false;
@@ -851,6 +830,29 @@ pub(crate) fn others_all_ticked(
         .iter()
         .filter(|u| u.as_str() != me && members.contains(*u))
         .all(|u| ticked.contains(u))
+}
+
+/// The map at `obj[key]`, as the document reads at `heads` (`None`: as it is now).
+fn map_at(doc: &AutoCommit, obj: &ObjId, key: &str, heads: Option<&[ChangeHash]>) -> Option<ObjId> {
+    let found = match heads {
+        Some(h) => doc.get_at(obj, key, h),
+        None => doc.get(obj, key),
+    };
+    match found {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// The text at `obj[key]`, as the document reads at `heads`.
+fn text_at(doc: &AutoCommit, obj: &ObjId, key: &str, heads: &[ChangeHash]) -> Option<String> {
+    match doc.get_at(obj, key, heads) {
+        Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Fields that say who made an entity.

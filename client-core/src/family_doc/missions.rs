@@ -6,8 +6,8 @@ use automerge::{ROOT, ReadDoc, transaction::Transactable};
 use doran_protocol::UserId;
 
 use super::{
-    Edit, FamilyDoc, count, delete_entity, entity, map_at, mark_key, marked_by_anyone, new_id,
-    not_found, put_entity, put_field,
+    Edit, FamilyDoc, count, delete_entity, entity, map_at, mark_key, new_id, not_found, put_entity,
+    put_field,
 };
 use crate::{
     error::{DocError, Result},
@@ -163,7 +163,10 @@ impl FamilyDoc {
         } else {
             "mission.undone"
         };
+        // Whoever's tick completed it first counted it; counted again by nobody.
+        let counted = self.view.marks("completed").any(|(_, m)| m == id);
         let ticked = mark_key("ticks", &me, &id);
+        let ticked_before = self.view.counts.contains_key(&ticked);
         let completed = mark_key("completed", &me, &id);
         let touched = [
             entity("missions", &id),
@@ -179,10 +182,10 @@ impl FamilyDoc {
                 let mission = map_at(doc, &["missions", &id])?;
                 let completes = rules::others_all_ticked(doc, &mission, &me, None);
                 doc.put(&completions, me.as_str(), now_ms)?;
-                if doc.get(ROOT, ticked.as_str())?.is_none() {
+                if !ticked_before {
                     doc.put(ROOT, ticked.as_str(), now_ms)?;
                 }
-                if completes && !marked_by_anyone(doc, "completed", &id) {
+                if completes && !counted {
                     doc.put(ROOT, completed.as_str(), now_ms)?;
                 }
             } else {

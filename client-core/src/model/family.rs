@@ -224,8 +224,21 @@ pub struct Family {
 /// The kinds recorded as marks rather than counted ([`Family::counts`]), whose rules
 /// are in `rules` (`MARKED`).
 pub(crate) const MARKED_KINDS: [&str; 2] = ["ticks", "completed"];
+/// Root keys of the marks start with this: `e/{kind}/{user}/{mission}`.
+pub(crate) const MARKS_PREFIX: &str = "e/";
 
 impl Family {
+    /// The marks of `kind`: (user, mission) for each `e/{kind}/{user}/{mission}`.
+    pub fn marks<'a>(&'a self, kind: &str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let prefix = format!("{MARKS_PREFIX}{kind}/");
+        let skip = prefix.len();
+        self.counts
+            .range(prefix.clone()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(move |k| k.starts_with(prefix.as_str()))
+            .filter_map(move |k| k[skip..].split_once('/'))
+    }
+
     /// How many `kind` things were ever done (by `user`, when given), as the counters
     /// or marks say; the caller takes the larger of this and what exists now (a family
     /// made before the counters has none). A marked kind counts distinct missions: a
@@ -233,12 +246,8 @@ impl Family {
     /// ticks completed at once.
     pub fn ever(&self, kind: &str, user: Option<&str>) -> u64 {
         if MARKED_KINDS.contains(&kind) {
-            let prefix = format!("e/{kind}/");
             let missions: std::collections::BTreeSet<&str> = self
-                .counts
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter_map(|(k, _)| k[prefix.len()..].split_once('/'))
+                .marks(kind)
                 .filter(|(by, _)| user.is_none_or(|u| *by == u))
                 .map(|(_, mission)| mission)
                 .collect();
