@@ -122,7 +122,9 @@ impl Conns {
             let victim = open
                 .values()
                 .filter(|e| !e.protected.load(Ordering::Relaxed) && !e.close.is_cancelled())
-                .min_by_key(|e| e.last_active.load(Ordering::Relaxed))
+                // Among sockets quiet since the same millisecond, the oldest goes
+                // first (not whichever the map yields first).
+                .min_by_key(|e| (e.last_active.load(Ordering::Relaxed), e.id))
                 .map(|e| e.id);
             let Some(victim) = victim.and_then(|id| open.remove(&id)) else {
                 return Err(Full);
@@ -264,6 +266,20 @@ mod tests {
         newcomer.protect();
         conns.admit().expect("the busy one is shed");
         assert!(busy.closed().is_cancelled());
+    }
+
+    #[test]
+    fn among_equally_quiet_connections_the_oldest_is_shed() {
+        let conns = Conns::new(8);
+        let all: Vec<_> = (0..8).map(|_| conns.admit().expect("room")).collect();
+        for e in &all {
+            e.last_active.store(0, Ordering::Relaxed);
+        }
+        for (i, _) in all.iter().enumerate() {
+            conns.admit().expect("one is shed");
+            assert!(all[i].closed().is_cancelled(), "the {i}th oldest goes next");
+            assert!(all[i + 1..].iter().all(|e| !e.closed().is_cancelled()));
+        }
     }
 
     #[test]
