@@ -111,6 +111,9 @@ pub(crate) struct Session {
     own: HashMap<DocId, BTreeSet<Seq>>,
     /// Granting access answers and the membership epoch they were read at.
     access_cache: HashMap<DocId, (u64, DocOwner, DocAccess)>,
+    /// Its place among the relay's connections: marked never to be shed the moment
+    /// the sign-in succeeds, before the device hears so.
+    entry: Option<Arc<Entry>>,
 }
 
 /// What woke the connection up.
@@ -160,9 +163,11 @@ pub async fn run(
         subs: HashMap::new(),
         own: HashMap::new(),
         access_cache: HashMap::new(),
+        entry,
     };
     tracing::debug!(%peer, "connection opened");
-    let shed = entry
+    let shed = session
+        .entry
         .as_ref()
         .map_or_else(CancellationToken::new, |e| e.closed().clone());
     let opened = Instant::now();
@@ -170,7 +175,6 @@ pub async fn run(
         opened + limits.hello_timeout(),
         opened + limits.sign_in_timeout(),
     );
-    let mut protected = false;
     loop {
         // A websocket that does not say Hello, or is not signed in, in time is closed:
         // without these deadlines a socket that never speaks is held forever.
@@ -179,12 +183,6 @@ pub async fn run(
             Phase::Challenged(_) | Phase::Spent => Some(signed_in_by),
             Phase::SignedIn(_) => None,
         };
-        if !protected && deadline.is_none() {
-            if let Some(e) = &entry {
-                e.protect();
-            }
-            protected = true;
-        }
         let wake = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => Wake::Shutdown,

@@ -375,6 +375,12 @@ impl Session {
             conn: registered.id,
         });
         tracing::info!(%user, %device, peer = %self.peer, "signed in");
+        // Never shed from now on — before the device is told, or the sockets it opens
+        // next (quieter than this one only by a moment) could make this one the
+        // quietest and shed it (idle_connections, at the cap).
+        if let Some(entry) = &self.entry {
+            entry.protect();
+        }
         self.send(&ServerFrame::SignedIn {
             user,
             device,
