@@ -18,6 +18,7 @@ use std::{
 use doran_client_core::{
     Actor, Edit, EventInput, FamilyDoc, PhotoInput, VoiceInput,
     family_store::{cached_family, open_family},
+    seal::{BlobKey, BlobRef},
     store::{LocalStore, SqliteStore, ViewRow},
     time_util::{Lang, YearMonth},
     view_cache::VIEW_VERSION,
@@ -314,7 +315,7 @@ fn build_history(opts: &Options) -> Result<Built, Error> {
                             &album,
                             VoiceInput {
                                 title: "잘 자요".into(),
-                                blob: BlobHash::of(&seq.to_le_bytes()),
+                                blob: sealed(&seq.to_le_bytes()),
                                 size: 120_000,
                                 duration_ms: rng.random_range(2_000..180_000),
                                 peaks: (0..64).map(|_| rng.random()).collect(),
@@ -395,10 +396,19 @@ fn recent(photos: &[String], rng: &mut StdRng) -> Option<String> {
     photos[from..].choose(rng).cloned()
 }
 
+/// A blob as a device names it: every photo and voice message is sealed, so each
+/// entry carries its 32-byte key (made from `seed` here, so runs are alike).
+fn sealed(seed: &[u8]) -> BlobRef {
+    BlobRef {
+        hash: BlobHash::of(seed),
+        key: BlobKey::from_slice(&BlobHash::of(&[b"key", seed].concat()).0),
+    }
+}
+
 fn photo(seq: u32, now: i64) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(&seq.to_le_bytes()),
-        thumb: BlobHash::of(&(u64::from(seq) << 32).to_le_bytes()),
+        blob: sealed(&seq.to_le_bytes()),
+        thumb: sealed(&(u64::from(seq) << 32).to_le_bytes()),
         mime: "image/jpeg".into(),
         size: 850_000,
         width: 1920,

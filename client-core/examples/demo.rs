@@ -57,8 +57,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         doc.add_photo(
             &album,
             PhotoInput {
-                blob: BlobHash::of(b"picnic.jpg"),
-                thumb: BlobHash::of(b"picnic-thumb.jpg"),
+                blob: BlobHash::of(b"picnic.jpg").into(),
+                thumb: BlobHash::of(b"picnic-thumb.jpg").into(),
                 mime: "image/jpeg".into(),
                 size: 812_345,
                 width: 1920,

@@ -32,6 +32,7 @@ pub mod personal_doc;
 pub mod read;
 pub mod replica;
 pub mod rules;
+pub mod seal;
 pub mod store;
 pub mod sync;
 pub mod time_util;

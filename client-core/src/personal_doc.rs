@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use doran_protocol::{BlobHash, FamilyId};
+use doran_protocol::FamilyId;
+
+use crate::seal::BlobRef;
 
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
 
@@ -42,6 +44,7 @@ impl PersonalDoc {
             user: actor.user.to_hex(),
             nickname: validate::nickname(nickname)?,
             avatar: None,
+            avatar_key: None,
             default_avatar: default_avatar.clamp(1, crate::model::DEFAULT_AVATARS),
             mood: None,
             mood_at: None,
@@ -119,10 +122,12 @@ impl PersonalDoc {
     }
 
     /// Sets or clears the profile photo.
-    pub fn set_avatar(&mut self, avatar: Option<BlobHash>, now_ms: i64) -> Result<Edit> {
-        let avatar = avatar.map(|h| h.to_hex());
+    pub fn set_avatar(&mut self, avatar: Option<BlobRef>, now_ms: i64) -> Result<Edit> {
+        let key = avatar.and_then(|a| a.key);
+        let avatar = avatar.map(|a| a.hash.to_hex());
         self.write("profile.avatar", now_ms, |doc| {
             autosurgeon::reconcile_prop(doc, ROOT, "avatar", &avatar)?;
+            autosurgeon::reconcile_prop(doc, ROOT, "avatar_key", key)?;
             Ok(())
         })
     }

@@ -124,6 +124,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A blob's key: 32 bytes, else none.
+    pub fn key(self, key: &str) -> Option<crate::seal::BlobKey> {
+        self.bytes(key).and_then(crate::seal::BlobKey::from_slice)
+    }
+
     /// Bytes.
     pub fn bytes(self, key: &str) -> Option<&'a [u8]> {
         match self.scalar(key)? {

@@ -584,8 +584,8 @@ impl Check<'_> {
                 [
                     "photos",
                     _,
-                    "album_id" | "blob" | "thumb" | "mime" | "size" | "width" | "height"
-                    | "taken_at" | "at" | "caption",
+                    "album_id" | "blob" | "thumb" | "blob_key" | "thumb_key" | "mime" | "size"
+                    | "width" | "height" | "taken_at" | "at" | "caption",
                 ],
                 Action::Put(_),
             )
@@ -593,7 +593,8 @@ impl Check<'_> {
                 [
                     "voices",
                     _,
-                    "album_id" | "title" | "blob" | "size" | "duration_ms" | "peaks" | "at",
+                    "album_id" | "title" | "blob" | "blob_key" | "size" | "duration_ms" | "peaks"
+                    | "at",
                 ],
                 Action::Put(_),
             ) => {

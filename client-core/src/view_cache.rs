@@ -24,8 +24,9 @@ use crate::{
 };
 
 /// The encoding version of cached rows. Bump it whenever a model type's fields change,
-/// or what is read into them (3: entities are read leniently, values clamped).
-pub const VIEW_VERSION: u32 = 3;
+/// or what is read into them (3: entities are read leniently, values clamped; 4: the
+/// keys of sealed blobs).
+pub const VIEW_VERSION: u32 = 4;
 
 const ROOT_KEY: &str = "root";
 

@@ -189,7 +189,7 @@ fn the_largest_legitimate_changes_are_far_below_the_limits() {
             &va,
             VoiceInput {
                 title: "안녕".into(),
-                blob: BlobHash::of(b"mp3"),
+                blob: BlobHash::of(b"mp3").into(),
                 size: 1000,
                 duration_ms: 180_000,
                 peaks: vec![200; 256],
@@ -203,8 +203,8 @@ fn the_largest_legitimate_changes_are_far_below_the_limits() {
         doc.add_photo(
             &album,
             PhotoInput {
-                blob: BlobHash::of(b"p"),
-                thumb: BlobHash::of(b"t"),
+                blob: BlobHash::of(b"p").into(),
+                thumb: BlobHash::of(b"t").into(),
                 mime: "image/jpeg".into(),
                 size: 900_000,
                 width: 1920,
@@ -255,8 +255,8 @@ fn cost_of_the_checks_on_incoming_changes() {
             .add_photo(
                 &album.value,
                 PhotoInput {
-                    blob: BlobHash::of(b"p"),
-                    thumb: BlobHash::of(b"t"),
+                    blob: BlobHash::of(b"p").into(),
+                    thumb: BlobHash::of(b"t").into(),
                     mime: "image/jpeg".into(),
                     size: 900_000,
                     width: 1920,

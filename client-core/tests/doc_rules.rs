@@ -77,8 +77,8 @@ fn obj(doc: &automerge::AutoCommit, path: &[&str]) -> automerge::ObjId {
 
 fn photo() -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(b"photo"),
-        thumb: BlobHash::of(b"thumb"),
+        blob: BlobHash::of(b"photo").into(),
+        thumb: BlobHash::of(b"thumb").into(),
         mime: "image/jpeg".into(),
         size: 10,
         width: 10,
@@ -475,7 +475,7 @@ fn every_honest_operation_is_accepted_by_the_other_devices() {
         &va,
         doran_client_core::VoiceInput {
             title: "안녕".into(),
-            blob: BlobHash::of(b"mp3"),
+            blob: BlobHash::of(b"mp3").into(),
             size: 100,
             duration_ms: 1000,
             peaks: vec![7; 256],

@@ -46,8 +46,8 @@ fn assert_converged(docs: &mut [&mut FamilyDoc]) {
 
 fn photo_input(seed: &[u8]) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(seed),
-        thumb: BlobHash::of(&[seed, b"-thumb"].concat()),
+        blob: BlobHash::of(seed).into(),
+        thumb: BlobHash::of(&[seed, b"-thumb"].concat()).into(),
         mime: "image/jpeg".into(),
         size: 1000,
         width: 1920,

@@ -268,7 +268,7 @@ fn voice_messages_are_limited_to_three_minutes() {
     let album = doc.create_voice_album("할머니께", 2, T0).unwrap().value;
     let voice = |ms| VoiceInput {
         title: "생신 축하".into(),
-        blob: BlobHash::of(b"mp3"),
+        blob: BlobHash::of(b"mp3").into(),
         size: 1000,
         duration_ms: ms,
         peaks: vec![1; 1000],
@@ -365,8 +365,8 @@ fn personal_document_profile_and_mood() {
 
 fn photo() -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(b"p"),
-        thumb: BlobHash::of(b"t"),
+        blob: BlobHash::of(b"p").into(),
+        thumb: BlobHash::of(b"t").into(),
         mime: "image/jpeg".into(),
         size: 10,
         width: 10,

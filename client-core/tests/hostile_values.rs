@@ -76,8 +76,8 @@ fn family() -> Fam {
 
 fn photo(seed: u32) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(&seed.to_le_bytes()),
-        thumb: BlobHash::of(&(seed + 1_000).to_le_bytes()),
+        blob: BlobHash::of(&seed.to_le_bytes()).into(),
+        thumb: BlobHash::of(&(seed + 1_000).to_le_bytes()).into(),
         mime: "image/jpeg".into(),
         size: 10,
         width: 10,
@@ -511,7 +511,7 @@ fn every_view(
 fn voice() -> VoiceInput {
     VoiceInput {
         title: "안녕".into(),
-        blob: BlobHash::of(b"mp3"),
+        blob: BlobHash::of(b"mp3").into(),
         size: 100,
         duration_ms: 5_000,
         peaks: vec![10; 64],

@@ -277,19 +277,23 @@ impl Subject {
                 state: st,
                 cached,
                 used,
-            } => answer(s.put_blob(&BlobRecord {
-                hash: hash(*n),
-                size: u64::from(*n) * 10,
-                mime: format!("type/{n}"),
-                state: state(*st),
-                cached: *cached,
-                last_used_ms: *used,
-                owner: match n % 3 {
-                    0 => None,
-                    1 => Some(BlobOwner::Me),
-                    _ => Some(BlobOwner::Family(FamilyId([*n; 16]))),
-                },
-            })),
+            } => answer(
+                s.put_blob(&BlobRecord {
+                    hash: hash(*n),
+                    size: u64::from(*n) * 10,
+                    mime: format!("type/{n}"),
+                    state: state(*st),
+                    cached: *cached,
+                    last_used_ms: *used,
+                    owner: match n % 3 {
+                        0 => None,
+                        1 => Some(BlobOwner::Me),
+                        _ => Some(BlobOwner::Family(FamilyId([*n; 16]))),
+                    },
+                    key: doran_client_core::seal::BlobKey::from_slice(&[*n; 32])
+                        .filter(|_| n.is_multiple_of(2)),
+                }),
+            ),
             Op::SetState { n, state: st } => answer(s.set_blob_state(hash(*n), state(*st))),
             Op::SetCached { n, cached } => answer(s.set_cached(hash(*n), *cached)),
             Op::Touch { n, used } => answer(s.touch_blob(hash(*n), *used)),

@@ -30,8 +30,8 @@ fn commit<T>(store: &SqliteStore, doc: DocId, edit: Edit<T>) -> T {
 
 fn photo(n: u8) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(&[n]),
-        thumb: BlobHash::of(&[n, n]),
+        blob: BlobHash::of(&[n]).into(),
+        thumb: BlobHash::of(&[n, n]).into(),
         mime: "image/jpeg".into(),
         size: 1000,
         width: 800,

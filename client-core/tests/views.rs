@@ -27,8 +27,8 @@ fn actor() -> Actor {
 
 fn photo(seed: u32) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(&seed.to_le_bytes()),
-        thumb: BlobHash::of(&(seed + 1_000_000).to_le_bytes()),
+        blob: BlobHash::of(&seed.to_le_bytes()).into(),
+        thumb: BlobHash::of(&(seed + 1_000_000).to_le_bytes()).into(),
         mime: "image/jpeg".into(),
         size: 500_000,
         width: 1920,
@@ -89,7 +89,7 @@ fn badges_show_progress_and_are_earned_at_their_thresholds() {
             &va,
             VoiceInput {
                 title: format!("안녕 {i}"),
-                blob: BlobHash::of(&[i]),
+                blob: BlobHash::of(&[i]).into(),
                 size: 1,
                 duration_ms: 1000,
                 peaks: vec![],
@@ -277,7 +277,7 @@ fn home_summary_shows_what_the_home_screen_needs() {
         &va,
         VoiceInput {
             title: "잘 자".into(),
-            blob: BlobHash::of(b"v"),
+            blob: BlobHash::of(b"v").into(),
             size: 1,
             duration_ms: 4200,
             peaks: vec![],

@@ -8,11 +8,15 @@
 //!   `docs/protocol.md`, "Blobs over HTTP"). Downloads are checked against their blake3
 //!   hash before anyone sees them.
 //! - [`BlobCache`]: the folder `<home>/blobs/<hex>`, indexed by the store's blob index.
-//!   A blob made here ([`BlobCache::add_local`]) is written to the folder and marked
-//!   pending upload in the same store the documents use, so the queue survives
-//!   restarts; [`BlobCache::upload_pending`] drains it. [`BlobCache::fetch`] downloads
-//!   on demand and evicts the least recently used blobs beyond the size limit (never a
-//!   blob still waiting for upload).
+//!   A blob made here ([`BlobCache::add_local`]) is sealed under a key of its own
+//!   (`doran_client_core::seal`): the relay only ever gets the sealed bytes, named by
+//!   their hash, and the key goes into the document entry. The folder keeps the opened
+//!   bytes under that name (screens read files), and the store keeps the key; the
+//!   blob is marked pending upload in the same store the documents use, so the queue
+//!   survives restarts; [`BlobCache::upload_pending`] seals each again (to the same
+//!   bytes) and drains it. [`BlobCache::fetch`] downloads on demand, checks the hash,
+//!   opens with the entry's key, and evicts the least recently used blobs beyond the
+//!   size limit (never a blob still waiting for upload).
 //!
 //! Both `http://` and `https://` relays work (see [`Relay`]).
 
@@ -25,7 +29,10 @@ use std::{
     time::Duration,
 };
 
-use doran_client_core::store::{BlobOwner, BlobRecord, BlobState, LocalStore};
+use doran_client_core::{
+    seal::{self, BlobKey, BlobRef},
+    store::{BlobOwner, BlobRecord, BlobState, LocalStore},
+};
 use doran_protocol::{BlobHash, DeviceId, signing::http_message};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
@@ -100,7 +107,9 @@ impl BlobClient {
             )));
         }
         let path = format!("/blobs/{hash}?{}", owner_query(owner));
-        let (status, _) = self.send(Method::PUT, &path, bytes, 64 * 1024).await?;
+        let (status, _) = self
+            .send(Method::PUT, &path, bytes, 64 * 1024, None)
+            .await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -118,7 +127,7 @@ impl BlobClient {
     /// snapshot whose length the relay announced), verified against its hash.
     pub async fn get_at_most(&self, hash: BlobHash, max: u64) -> Result<Vec<u8>> {
         let path = format!("/blobs/{hash}");
-        let (status, body) = self.send(Method::GET, &path, Vec::new(), max).await?;
+        let (status, body) = self.send(Method::GET, &path, Vec::new(), max, None).await?;
         if status != StatusCode::OK {
             return Err(refusal(status, "download"));
         }
@@ -128,6 +137,31 @@ impl BlobClient {
             )));
         }
         Ok(body)
+    }
+
+    /// Downloads the bytes `start..end` of the blob `hash` (a `Range` request). They
+    /// cannot be checked against the hash of the whole blob: a sealed blob's segments
+    /// are checked when they are opened (`seal::open_span`), which is what makes a
+    /// range of one worth having.
+    pub async fn get_range(&self, hash: BlobHash, start: u64, end: u64) -> Result<Vec<u8>> {
+        if start >= end {
+            return Err(SyncError::Protocol(format!(
+                "an empty range {start}..{end}"
+            )));
+        }
+        let path = format!("/blobs/{hash}");
+        let len = end - start;
+        let (status, body) = self
+            .send(Method::GET, &path, Vec::new(), len, Some((start, end)))
+            .await?;
+        match status {
+            StatusCode::PARTIAL_CONTENT if body.len() as u64 == len => Ok(body),
+            StatusCode::PARTIAL_CONTENT => Err(SyncError::Protocol(format!(
+                "blob {hash}: {} bytes for a range of {len}",
+                body.len()
+            ))),
+            s => Err(refusal(s, "ranged download")),
+        }
     }
 
     fn next_time(&self) -> u64 {
@@ -149,6 +183,7 @@ impl BlobClient {
         path: &str,
         body: Vec<u8>,
         max_response: u64,
+        range: Option<(u64, u64)>,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let body = Bytes::from(body);
         let exchange = async {
@@ -159,7 +194,13 @@ impl BlobClient {
             // again: the relay accepts each signature once).
             if let Some(sender) = self.idle_connection() {
                 match self
-                    .exchange(sender, server_id, &method, path, body.clone(), max_response)
+                    .exchange(
+                        sender,
+                        server_id,
+                        (&method, path, range),
+                        body.clone(),
+                        max_response,
+                    )
                     .await
                 {
                     Err(SyncError::Unreachable(_)) => {}
@@ -167,22 +208,28 @@ impl BlobClient {
                 }
             }
             let sender = self.connect().await?;
-            self.exchange(sender, server_id, &method, path, body, max_response)
-                .await
+            self.exchange(
+                sender,
+                server_id,
+                (&method, path, range),
+                body,
+                max_response,
+            )
+            .await
         };
         tokio::time::timeout(HTTP_TIMEOUT, exchange)
             .await
             .map_err(|_| SyncError::Timeout)?
     }
 
-    /// One signed request over `sender`; the connection goes back to the pool after
-    /// the whole response was read.
+    /// One signed request over `sender` (`method`, `path` and the byte range to ask
+    /// for, end exclusive); the connection goes back to the pool after the whole
+    /// response was read.
     async fn exchange(
         &self,
         mut sender: SendRequest<Full<Bytes>>,
         server_id: &str,
-        method: &Method,
-        path: &str,
+        (method, path, range): (&Method, &str, Option<(u64, u64)>),
         body: Bytes,
         max_response: u64,
     ) -> Result<(StatusCode, Vec<u8>)> {
@@ -191,7 +238,11 @@ impl BlobClient {
             .key
             .sign(&http_message(server_id, method.as_str(), path, time))
             .to_bytes();
-        let request = Request::builder()
+        let mut request = Request::builder();
+        if let Some((start, end)) = range {
+            request = request.header(header::RANGE, format!("bytes={start}-{}", end - 1));
+        }
+        let request = request
             .method(method.clone())
             .uri(path)
             .header(header::HOST, &self.authority)
@@ -373,30 +424,31 @@ impl BlobCache {
         self.dir.join(hash.to_hex())
     }
 
-    /// Adds a blob made on this device for `owner`: writes the file and flushes it to
-    /// the disk, then queues it for upload in the store. Returns its hash. Adding the
-    /// same bytes twice is fine.
-    pub fn add_local(&self, bytes: &[u8], mime: &str, owner: BlobOwner) -> Result<BlobHash> {
-        let hash = BlobHash::of(bytes);
+    /// Adds a blob made on this device for `owner`: seals it under a new key (see
+    /// `doran_client_core::seal`), keeps the opened bytes in the folder under the sealed
+    /// bytes' hash and flushes them to the disk, then queues the blob for upload in the
+    /// store with its key. Returns what the document entry names: the hash the relay
+    /// will address and the key that opens it.
+    pub fn add_local(&self, bytes: &[u8], mime: &str, owner: BlobOwner) -> Result<BlobRef> {
+        let key = BlobKey::random().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let hash = BlobHash::of(&seal::seal(&key, bytes)?);
         // On disk for good before the store says it waits for upload: until then
         // these bytes exist nowhere else.
         write_atomically(&self.path(hash), bytes, Some(&self.dir))?;
-        let known = self.store.blob(hash)?;
-        let state = match &known {
-            Some(r) if r.state != BlobState::PendingUpload => r.state,
-            _ => BlobState::PendingUpload,
-        };
         self.store.put_blob(&BlobRecord {
             hash,
             size: bytes.len() as u64,
             mime: mime.to_owned(),
-            state,
+            state: BlobState::PendingUpload,
             cached: true,
             last_used_ms: now_ms(),
-            // An upload already done stays done; a pending one goes up for `owner`.
             owner: Some(owner),
+            key: Some(key),
         })?;
-        Ok(hash)
+        Ok(BlobRef {
+            hash,
+            key: Some(key),
+        })
     }
 
     /// How many blobs wait for upload.
@@ -404,12 +456,12 @@ impl BlobCache {
         Ok(self.store.pending_uploads()?.len() as u64)
     }
 
-    /// Whether the bytes of `hash` are on this device.
-    pub fn is_cached(&self, hash: BlobHash) -> Result<bool> {
-        let Some(record) = self.store.blob(hash)? else {
+    /// Whether the opened bytes of `blob` are on this device (opened with its key).
+    pub fn is_cached(&self, blob: BlobRef) -> Result<bool> {
+        let Some(record) = self.store.blob(blob.hash)? else {
             return Ok(false);
         };
-        Ok(record.cached && self.whole(&record))
+        Ok(record.cached && record.key == blob.key && self.whole(&record))
     }
 
     /// Whether the file of `record` is there at its full size. A downloaded blob is
@@ -437,7 +489,8 @@ impl BlobCache {
                 refused.get_or_insert(e);
                 continue;
             };
-            let Some(bytes) = self.blocking(move |c| c.local_bytes(hash)).await? else {
+            let key = record.key;
+            let Some(bytes) = self.blocking(move |c| c.local_bytes(hash, key)).await? else {
                 continue;
             };
             match client.put(hash, owner, bytes).await {
@@ -459,19 +512,24 @@ impl BlobCache {
         }
     }
 
-    /// The path of the verified bytes of `hash`, downloading them if they are not
-    /// cached; then trims the cache to its limit (least recently used first).
+    /// The path of the opened bytes of `blob`, downloading them if they are not
+    /// cached; then trims the cache to its limit (least recently used first). A sealed
+    /// blob is downloaded as sealed (at most the sealed size of `max` bytes), checked
+    /// against its hash and opened with the entry's key before it is kept; a cached
+    /// blob is used only for the key it was opened with, so an entry cannot show
+    /// another entry's blob without its key.
     pub async fn fetch(
         &self,
         client: &BlobClient,
-        hash: BlobHash,
+        blob: BlobRef,
         mime: &str,
         max: u64,
     ) -> Result<PathBuf> {
+        let hash = blob.hash;
         let path = self.path(hash);
         let cached = self
             .blocking(move |c| {
-                let here = c.is_cached(hash)?;
+                let here = c.is_cached(blob)?;
                 if here {
                     c.store.touch_blob(hash, now_ms())?;
                 }
@@ -481,7 +539,15 @@ impl BlobCache {
         if cached {
             return Ok(path);
         }
-        let bytes = client.get_at_most(hash, max).await?;
+        let bytes = match blob.key {
+            Some(key) => {
+                let sealed = client.get_at_most(hash, seal::sealed_len(max)).await?;
+                tokio::task::spawn_blocking(move || seal::open(&key, &sealed))
+                    .await
+                    .map_err(|e| SyncError::Protocol(format!("a blob task failed: {e}")))??
+            }
+            None => client.get_at_most(hash, max).await?,
+        };
         let mime = mime.to_owned();
         self.blocking(move |c| {
             let size = bytes.len() as u64;
@@ -495,6 +561,7 @@ impl BlobCache {
                 cached: true,
                 last_used_ms: now_ms(),
                 owner: known.and_then(|r| r.owner),
+                key: blob.key,
             })?;
             c.evict(Some(hash))
         })
@@ -502,16 +569,26 @@ impl BlobCache {
         Ok(path)
     }
 
-    /// The bytes of a blob made here, for upload; `None` when its file is gone or no
-    /// longer hashes to it (a disk that lost it, someone deleting files). Nothing can
-    /// bring such bytes back, and keeping the blob queued would hold up every upload
-    /// after it, so it leaves the queue as a blob this device does not have (another
-    /// device may still have uploaded the same bytes) and the damaged file goes.
-    fn local_bytes(&self, hash: BlobHash) -> Result<Option<Vec<u8>>> {
+    /// The bytes of a blob made here as the relay must get them (sealed again with
+    /// `key`, to the same bytes: sealing is a function of key and bytes), for upload;
+    /// `None` when its file is gone or no longer seals to its hash (a disk that lost
+    /// it, someone deleting files). Nothing can bring such bytes back, and keeping the
+    /// blob queued would hold up every upload after it, so it leaves the queue as a
+    /// blob this device does not have (another device may still have uploaded the
+    /// same bytes) and the damaged file goes.
+    fn local_bytes(&self, hash: BlobHash, key: Option<BlobKey>) -> Result<Option<Vec<u8>>> {
         let path = self.path(hash);
         let bytes = match std::fs::read(&path) {
-            Ok(bytes) if hash.verifies(&bytes) => return Ok(Some(bytes)),
-            Ok(bytes) => Some(bytes.len()),
+            Ok(bytes) => {
+                let upload = match &key {
+                    Some(key) => seal::seal(key, &bytes)?,
+                    None => bytes,
+                };
+                if hash.verifies(&upload) {
+                    return Ok(Some(upload));
+                }
+                Some(upload.len())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };

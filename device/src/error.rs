@@ -378,6 +378,10 @@ impl Error {
                 tracing::warn!(%detail, "protocol error");
                 Error::code(ErrorCode::Relay, lang)
             }
+            SyncError::Sealed(why) => {
+                tracing::warn!(%why, "a blob does not open with its entry's key");
+                Error::code(ErrorCode::BadPhoto, lang)
+            }
             SyncError::Io(e) => Error::from_io(e, lang),
         }
     }

@@ -57,6 +57,14 @@ impl Expect {
         }
     }
 
+    /// What a screen is told when a blob of this kind is not what its entry says.
+    pub fn refusal(self) -> crate::error::ErrorCode {
+        match self {
+            Expect::Voice => crate::error::ErrorCode::BadAudio,
+            _ => crate::error::ErrorCode::BadPhoto,
+        }
+    }
+
     fn max_side(self) -> Option<u32> {
         match self {
             Expect::Photo => Some(DISPLAY_MAX_SIDE),

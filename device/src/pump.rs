@@ -736,17 +736,18 @@ async fn prefetch_thumbnails(
     let Some(view) = open_family_view(session, family).await else {
         return;
     };
-    let thumbs: Vec<doran_protocol::BlobHash> = photos
+    let thumbs: Vec<doran_client_core::seal::BlobRef> = photos
         .iter()
         .filter_map(|id| view.photos.get(id))
-        .filter_map(|p| p.thumb.parse().ok())
+        .filter_map(doran_client_core::model::Photo::thumbnail)
         .collect();
     let shared = Arc::clone(shared);
     let session = Arc::clone(session);
     tokio::spawn(async move {
-        for hash in thumbs {
+        for blob in thumbs {
+            let hash = blob.hash;
             let blobs = session.blobs.clone();
-            let cached = blocking(move || blobs.is_cached(hash))
+            let cached = blocking(move || blobs.is_cached(blob))
                 .await
                 .and_then(Result::ok)
                 .unwrap_or(false);
@@ -757,7 +758,7 @@ async fn prefetch_thumbnails(
                 .blobs
                 .fetch(
                     session.driver.blobs(),
-                    hash,
+                    blob,
                     Expect::Thumbnail.mime(),
                     Expect::Thumbnail.max_bytes(),
                 )

@@ -62,6 +62,10 @@ pub enum SyncError {
     /// The relay broke the protocol (undecodable frame, bad blob bytes…).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A sealed blob did not open with the key its entry gives (a wrong key, or
+    /// bytes that are not what was sealed): not shown.
+    #[error("a blob does not open: {0}")]
+    Sealed(#[from] doran_client_core::seal::SealError),
     /// A blob file could not be read or written.
     #[error("blob file: {0}")]
     Io(#[from] std::io::Error),

@@ -25,7 +25,13 @@ pub const ENCODING_VERSION: u8 = 1;
 ///
 /// Version 2: chunks carry the user who pushed them ([`ServerFrame::Chunk`], which
 /// replaces the unauthored [`ServerFrame::UnauthoredChunk`] of version 1).
-pub const PROTOCOL_VERSION: u16 = 2;
+///
+/// Version 3: the frames are those of version 2, but photos, thumbnails, profile
+/// photos and voice messages are sealed blobs whose keys are new fields of the
+/// documents' entries. A device of version 2 would set those entries aside as writes
+/// outside its schema, and could not open the blobs, so the relay turns it away with
+/// the typed version refusal: it must update before it syncs again.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 mod sealed {
     pub trait Sealed {}

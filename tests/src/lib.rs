@@ -124,3 +124,18 @@ pub fn tone_wav(seconds: f64) -> Vec<u8> {
     }
     out
 }
+
+/// The relay's name for `opened` sealed under the key an exported entry gives
+/// (`blob_key` or `thumb_key`, a JSON array of 32 bytes): blake3 of the sealed bytes,
+/// in hex. `None` when the entry has no key that reads.
+pub fn sealed_hash(opened: &[u8], key: &serde_json::Value) -> Option<String> {
+    use doran_device::core::seal;
+    let bytes: Vec<u8> = key
+        .as_array()?
+        .iter()
+        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect::<Option<_>>()?;
+    let key = seal::BlobKey::from_slice(&bytes)?;
+    let sealed = seal::seal(&key, opened).ok()?;
+    Some(doran_protocol::BlobHash::of(&sealed).to_hex())
+}

@@ -82,8 +82,8 @@ fn a_family_member_downloads_an_avatar_and_a_stranger_cannot() {
     assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
     ok(&son, &["sync"]);
 
-    // Step 3: the son sees mom's profile and downloads her photo: the bytes are the
-    // ones mom's device made (blake3 = the hash in her profile), a 512×512 JPEG.
+    // Step 3: the son sees mom's profile and downloads her photo: the relay's bytes
+    // (sealed, blake3 = the hash in her profile) open to a 512×512 JPEG.
     let hers = json(&son, &["profile", "show", &mom_id]);
     assert_eq!(hers["nickname"], "엄마곰");
     assert_eq!(hers["avatar"], hash.as_str());
@@ -94,7 +94,13 @@ fn a_family_member_downloads_an_avatar_and_a_stranger_cannot() {
     );
     let bytes = std::fs::read(&out).expect("the avatar was written");
     assert_eq!(got["bytes"], bytes.len());
-    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash);
+    let stored = std::fs::read(relay.data().join("blobs").join(&hash[..2]).join(&hash))
+        .expect("the relay keeps the avatar under its hash");
+    assert_eq!(blake3::hash(&stored).to_hex().as_str(), hash);
+    assert!(
+        stored.starts_with(&doran_device::core::seal::HEADER),
+        "sealed"
+    );
     let img =
         image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).expect("a JPEG");
     assert_eq!((img.width(), img.height()), (512, 512));

@@ -2,7 +2,8 @@
 //! photo's thumbnail at a picture far larger than any thumbnail (what a decompression
 //! bomb or a file crafted against an image decoder would ride on). The other members'
 //! devices refuse to hand it to their screens (`BadPhoto`, shown as a placeholder),
-//! while the photo's real display copy still shows.
+//! while the photo's real display copy still shows — until the client gives it a key
+//! that does not open it, and nothing shows.
 
 use std::sync::Arc;
 
@@ -77,6 +78,9 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     };
     let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
     let display = fd.view().photos[&photo].blob.clone();
+    let display_key = fd.view().photos[&photo]
+        .blob_key
+        .expect("the display copy is sealed");
     let raw = fd.replica_mut().doc_mut();
     let photos = match raw.get(ROOT, "photos").expect("photos") {
         Some((automerge::Value::Object(ObjType::Map), id)) => id,
@@ -86,7 +90,11 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
         Some((automerge::Value::Object(ObjType::Map), id)) => id,
         other => panic!("no photo entry: {other:?}"),
     };
+    // The key goes with it (a member reads every key in the entries): the bytes
+    // open, and are then checked for what they are.
     raw.put(&entry, "thumb", display.as_str())
+        .expect("raw write");
+    raw.put(&entry, "thumb_key", display_key.as_bytes().to_vec())
         .expect("raw write");
     let change = fd.replica_mut().commit("rogue", 1).expect("a change");
     store.commit_local(doc, &change).expect("queued");
@@ -124,4 +132,44 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
         .await
         .expect("the display copy");
     assert!(path.exists());
+
+    // Then the modified client gives the display copy a key that does not open it:
+    // mom's phone, which holds the bytes opened with the right key, shows nothing
+    // under the wrong one (a placeholder).
+    son.stop_sync();
+    let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
+    let raw = fd.replica_mut().doc_mut();
+    let photos = match raw.get(ROOT, "photos").expect("photos") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photos map: {other:?}"),
+    };
+    let entry = match raw.get(&photos, photo.as_str()).expect("the photo") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photo entry: {other:?}"),
+    };
+    raw.put(&entry, "blob_key", vec![7u8; 32])
+        .expect("raw write");
+    let change = fd.replica_mut().commit("rogue key", 2).expect("a change");
+    store.commit_local(doc, &change).expect("queued");
+    son.start_sync();
+    up_to_date(&son, &mut son_events).await;
+    let refused = tokio::time::timeout(WAIT, async {
+        loop {
+            match mom.fetch_photo(&family, &photo, false).await {
+                Err(e) => return e,
+                Ok(_) => {
+                    let _ = mom_events.next().await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the wrong key arrived");
+    assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
+    // The cached bytes were opened with the other key: not handed out for this one.
+    let cached = mom
+        .photo_file(&family, &photo, false)
+        .await
+        .expect("a placeholder, while it is fetched again");
+    assert_eq!(cached, None);
 }

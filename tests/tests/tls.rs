@@ -190,9 +190,10 @@ fn the_cli_syncs_over_tls_with_a_self_hosted_ca() {
     let bytes = std::fs::read(&got).expect("the photo");
     let export: serde_json::Value =
         serde_json::from_str(&ok(&son, &["export", &family])).expect("JSON");
+    let entry = &export["photos"][&photo];
     assert_eq!(
-        export["photos"][&photo]["blob"].as_str(),
-        Some(blake3::hash(&bytes).to_hex().as_str())
+        entry["blob"].as_str(),
+        doran_e2e::sealed_hash(&bytes, &entry["blob_key"]).as_deref()
     );
 
     // Without the CA, a sync says why it cannot connect.

@@ -248,8 +248,8 @@ async fn set_up_family(
     let (album, c) = change(fdoc.create_album("우리 가족", now).map_err(doc_error)?)?;
     chunks.push(c);
     let input = PhotoInput {
-        blob,
-        thumb: blob,
+        blob: blob.into(),
+        thumb: blob.into(),
         mime: "image/jpeg".into(),
         size: SMALL_BLOB as u64,
         width: 320,

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use doran_protocol::BlobHash;
 
 use super::{
     Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
@@ -11,6 +10,7 @@ use super::{
 use crate::{
     error::{DocError, Result},
     model::{Album, Comment, Photo},
+    seal::BlobRef,
     validate::{self, Field},
 };
 
@@ -18,10 +18,10 @@ use crate::{
 /// for upload).
 #[derive(Debug, Clone)]
 pub struct PhotoInput {
-    /// The display copy.
-    pub blob: BlobHash,
+    /// The display copy (sealed: see `crate::seal`).
+    pub blob: BlobRef,
     /// The thumbnail.
-    pub thumb: BlobHash,
+    pub thumb: BlobRef,
     /// MIME type of the display copy, e.g. `image/jpeg`.
     pub mime: String,
     /// Size of the display copy in bytes.
@@ -118,8 +118,10 @@ impl FamilyDoc {
         check_photo_meta(&input)?;
         let photo = Photo {
             album_id: album.to_owned(),
-            blob: input.blob.to_hex(),
-            thumb: input.thumb.to_hex(),
+            blob: input.blob.hash.to_hex(),
+            thumb: input.thumb.hash.to_hex(),
+            blob_key: input.blob.key,
+            thumb_key: input.thumb.key,
             mime: input.mime,
             size: input.size,
             width: input.width,

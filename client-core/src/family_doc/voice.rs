@@ -1,6 +1,6 @@
 //! Voice albums and voice messages.
 
-use doran_protocol::BlobHash;
+use crate::seal::BlobRef;
 
 use super::{
     Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity, put_field,
@@ -16,8 +16,8 @@ use crate::{
 pub struct VoiceInput {
     /// Title, 1–10 characters.
     pub title: String,
-    /// The MP3.
-    pub blob: BlobHash,
+    /// The MP3 (sealed: see `crate::seal`).
+    pub blob: BlobRef,
     /// Its size in bytes.
     pub size: u64,
     /// Duration (ms), at most 3 minutes.
@@ -148,7 +148,8 @@ impl FamilyDoc {
         let voice = Voice {
             album_id: album.to_owned(),
             title: validate::text(Field::VoiceTitle, &input.title, validate::VOICE_TITLE)?,
-            blob: input.blob.to_hex(),
+            blob: input.blob.hash.to_hex(),
+            blob_key: input.blob.key,
             size: input.size,
             duration_ms: input.duration_ms,
             peaks: peaks.into(),

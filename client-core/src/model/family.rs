@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};
 
+use crate::seal::{BlobKey, BlobRef};
+
 /// A member's role in the family.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hydrate, Reconcile, Default, Serialize, Deserialize,
@@ -126,6 +128,11 @@ pub struct Photo {
     pub blob: String,
     /// Thumbnail (~320 px), blake3 hex.
     pub thumb: String,
+    /// The key the display copy is sealed with (`crate::seal`); `None` for a photo
+    /// added before photos were sealed.
+    pub blob_key: Option<BlobKey>,
+    /// The key the thumbnail is sealed with.
+    pub thumb_key: Option<BlobKey>,
     /// MIME type of the display copy.
     pub mime: String,
     /// Size of the display copy in bytes.
@@ -170,6 +177,9 @@ pub struct Voice {
     pub title: String,
     /// The MP3, blake3 hex.
     pub blob: String,
+    /// The key the MP3 is sealed with (`crate::seal`); `None` for a voice message
+    /// sent before they were sealed.
+    pub blob_key: Option<BlobKey>,
     /// Size of the MP3 in bytes.
     pub size: u64,
     /// Duration (ms), at most 3 minutes.
@@ -226,6 +236,25 @@ pub struct Family {
 pub(crate) const MARKED_KINDS: [&str; 2] = ["ticks", "completed"];
 /// Root keys of the marks start with this: `e/{kind}/{user}/{mission}`.
 pub(crate) const MARKS_PREFIX: &str = "e/";
+
+impl Photo {
+    /// The display copy, if the entry names one that reads.
+    pub fn display(&self) -> Option<BlobRef> {
+        BlobRef::parse(&self.blob, self.blob_key)
+    }
+
+    /// The thumbnail, if the entry names one that reads.
+    pub fn thumbnail(&self) -> Option<BlobRef> {
+        BlobRef::parse(&self.thumb, self.thumb_key)
+    }
+}
+
+impl Voice {
+    /// The MP3, if the entry names one that reads.
+    pub fn audio(&self) -> Option<BlobRef> {
+        BlobRef::parse(&self.blob, self.blob_key)
+    }
+}
 
 impl Family {
     /// The marks of `kind`: (user, mission) for each `e/{kind}/{user}/{mission}`.

@@ -139,6 +139,11 @@ pub struct Personal {
     pub nickname: String,
     /// Profile photo (blake3 hex); `None` shows the default avatar picked at sign-up.
     pub avatar: Option<String>,
+    /// The key the profile photo is sealed with (`crate::seal`); `None` for one set
+    /// before profile photos were sealed.
+    #[autosurgeon(missing = "Option::default")]
+    #[serde(default)]
+    pub avatar_key: Option<crate::seal::BlobKey>,
     /// The default avatar (1–8), picked at random at sign-up.
     pub default_avatar: u8,
     /// Today's mood.

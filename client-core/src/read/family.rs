@@ -134,6 +134,8 @@ impl Entity for Photo {
             album_id: f.id("album_id"),
             blob: f.id("blob"),
             thumb: f.id("thumb"),
+            blob_key: f.key("blob_key"),
+            thumb_key: f.key("thumb_key"),
             mime: f.id("mime"),
             size: f.uint("size").unwrap_or_default(),
             width: side("width"),
@@ -171,6 +173,7 @@ impl Entity for Voice {
             album_id: f.id("album_id"),
             title: f.text("title", validate::VOICE_TITLE),
             blob: f.id("blob"),
+            blob_key: f.key("blob_key"),
             size: f.uint("size").unwrap_or_default(),
             duration_ms: f
                 .uint("duration_ms")

@@ -25,6 +25,7 @@ fn read(f: Fields<'_>) -> Personal {
         user: f.id("user"),
         nickname: f.text("nickname", validate::NICKNAME),
         avatar: f.string("avatar"),
+        avatar_key: f.key("avatar_key"),
         default_avatar: clamp_u8(f.uint("default_avatar"), DEFAULT_AVATARS),
         mood: f
             .string("mood")

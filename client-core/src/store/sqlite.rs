@@ -24,6 +24,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/001_init.sql"),
         include_str!("migrations/002_view_cache.sql"),
         include_str!("migrations/003_device_records.sql"),
+        include_str!("migrations/004_blob_keys.sql"),
     ],
 };
 
@@ -526,12 +527,13 @@ impl LocalStore for SqliteStore {
         let size = check_i64("blob size", record.size)?;
         self.write(|tx| {
             tx.prepare_cached(
-                "INSERT INTO blobs (hash, size, mime, state, cached, last_used_ms, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO blobs
+                     (hash, size, mime, state, cached, last_used_ms, owner, seal_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (hash) DO UPDATE SET
                      size = excluded.size, mime = excluded.mime, state = excluded.state,
                      cached = excluded.cached, last_used_ms = excluded.last_used_ms,
-                     owner = excluded.owner",
+                     owner = excluded.owner, seal_key = excluded.seal_key",
             )?
             .execute((
                 record.hash.as_bytes().as_slice(),
@@ -541,6 +543,7 @@ impl LocalStore for SqliteStore {
                 record.cached,
                 record.last_used_ms,
                 record.owner.map(BlobOwner::to_text),
+                record.key.as_ref().map(|k| k.as_bytes().as_slice()),
             ))?;
             Ok(())
         })

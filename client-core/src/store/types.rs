@@ -122,6 +122,9 @@ pub struct BlobRecord {
     /// Whose blob it is, for a blob made on this device (it decides the upload's
     /// readers and quota); `None` for a blob downloaded from the relay.
     pub owner: Option<BlobOwner>,
+    /// The key of a sealed blob (`crate::seal`): the cached file holds the opened
+    /// bytes, sealed again with this key for upload; `None` for a blob stored as it is.
+    pub key: Option<crate::seal::BlobKey>,
 }
 
 /// Whose blob an upload is: it decides who may read it and whose quota it uses.

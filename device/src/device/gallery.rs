@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use doran_client_core::{
     PhotoInput,
+    seal::BlobRef,
     store::BlobOwner,
     validate::{self, Field},
     views::{self, AlbumCard, PhotoDetail, PhotoPage},
@@ -16,6 +17,7 @@ use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
     media_check::{self, Expect},
+    sync_error::SyncError,
 };
 
 /// The largest photo file the app reads (a 100-megapixel JPEG is ~50 MB).
@@ -204,14 +206,14 @@ impl Device {
         photo: &str,
         thumbnail: bool,
     ) -> Result<Option<PathBuf>> {
-        let (hash, kind) = self.photo_blob(family, photo, thumbnail).await?;
-        self.cached_blob_or_fetch(hash, kind).await
+        let (blob, kind) = self.photo_blob(family, photo, thumbnail).await?;
+        self.cached_blob_or_fetch(blob, kind).await
     }
 
     /// The photo's display copy (or thumbnail) as a file, downloading it now if needed.
     pub async fn fetch_photo(&self, family: &str, photo: &str, thumbnail: bool) -> Result<PathBuf> {
-        let (hash, kind) = self.photo_blob(family, photo, thumbnail).await?;
-        self.fetch_blob(hash, kind).await
+        let (blob, kind) = self.photo_blob(family, photo, thumbnail).await?;
+        self.fetch_blob(blob, kind).await
     }
 
     async fn photo_blob(
@@ -219,7 +221,7 @@ impl Device {
         family: &str,
         photo: &str,
         thumbnail: bool,
-    ) -> Result<(BlobHash, Expect)> {
+    ) -> Result<(BlobRef, Expect)> {
         let (_, view) = self.family_view(family).await?;
         let lang = self.language();
         let entry = view.photos.get(photo).ok_or_else(|| {
@@ -231,39 +233,38 @@ impl Device {
                 lang,
             )
         })?;
-        let (hex, kind) = if thumbnail {
-            (&entry.thumb, Expect::Thumbnail)
+        let (blob, kind) = if thumbnail {
+            (entry.thumbnail(), Expect::Thumbnail)
         } else {
-            (&entry.blob, Expect::Photo)
+            (entry.display(), Expect::Photo)
         };
-        let hash = hex
-            .parse()
-            .map_err(|_| Error::code(ErrorCode::Storage, lang))?;
-        Ok((hash, kind))
+        let blob = blob.ok_or_else(|| Error::code(ErrorCode::Storage, lang))?;
+        Ok((blob, kind))
     }
 
     /// The path of a cached blob; else `None`, fetching it in the background (a
     /// [`DeviceEvent::BlobArrived`] follows).
     pub(crate) async fn cached_blob_or_fetch(
         &self,
-        hash: BlobHash,
+        blob: BlobRef,
         kind: Expect,
     ) -> Result<Option<PathBuf>> {
         let blobs = self.session()?.blobs.clone();
         let cached = self
             .blocking(move |lang| {
                 blobs
-                    .is_cached(hash)
+                    .is_cached(blob)
                     .map_err(|e| Error::from_sync(&e, lang))
             })
             .await?;
+        let hash = blob.hash;
         if cached {
             let path = self.session()?.blobs.path(hash);
             return self.checked(hash, path, kind).await.map(Some);
         }
         let device = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = device.fetch_blob(hash, kind).await {
+            if let Err(e) = device.fetch_blob(blob, kind).await {
                 tracing::debug!(%hash, error = %e, "background fetch failed; the next view asks again");
             }
         });
@@ -272,25 +273,35 @@ impl Device {
 
     /// The path of a blob's verified bytes, downloading them if they are not here
     /// (and announcing [`DeviceEvent::BlobArrived`] when they were downloaded).
-    pub(crate) async fn fetch_blob(&self, hash: BlobHash, kind: Expect) -> Result<PathBuf> {
+    pub(crate) async fn fetch_blob(&self, blob: BlobRef, kind: Expect) -> Result<PathBuf> {
         let session = self.session()?;
         let lang = self.language();
         let blobs = session.blobs.clone();
+        let hash = blob.hash;
         let was_cached = self
             .blocking(move |lang| {
                 blobs
-                    .is_cached(hash)
+                    .is_cached(blob)
                     .map_err(|e| Error::from_sync(&e, lang))
             })
             .await?;
         if !was_cached {
             self.connected(super::sync::REQUEST_TIMEOUT).await?;
         }
-        let path = session
+        let path = match session
             .blobs
-            .fetch(session.driver.blobs(), hash, kind.mime(), kind.max_bytes())
+            .fetch(session.driver.blobs(), blob, kind.mime(), kind.max_bytes())
             .await
-            .map_err(|e| Error::from_sync(&e, lang))?;
+        {
+            Ok(path) => path,
+            // Bytes the entry's key does not open are not what it says, like a file
+            // that is not a JPEG: a placeholder, never the bytes.
+            Err(SyncError::Sealed(why)) => {
+                tracing::warn!(%hash, ?kind, %why, "a blob does not open with its entry's key: not shown");
+                return Err(Error::code(kind.refusal(), lang));
+            }
+            Err(e) => return Err(Error::from_sync(&e, lang)),
+        };
         let path = self.checked(hash, path, kind).await?;
         if !was_cached {
             self.shared().emit(DeviceEvent::BlobArrived {
@@ -314,12 +325,7 @@ impl Device {
             Ok(()) => Ok(path),
             Err(why) => {
                 tracing::warn!(%hash, ?kind, %why, "a blob is not what its entry says: not shown");
-                let code = if kind == Expect::Voice {
-                    ErrorCode::BadAudio
-                } else {
-                    ErrorCode::BadPhoto
-                };
-                Err(Error::code(code, self.language()))
+                Err(Error::code(kind.refusal(), self.language()))
             }
         }
     }

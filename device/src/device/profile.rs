@@ -5,11 +5,12 @@ use std::{path::Path, sync::Arc};
 
 use doran_client_core::{
     model::{Mood, Personal, Settings},
+    seal::BlobRef,
     store::BlobOwner,
     time_util::{Lang, local_date},
     views::MoodView,
 };
-use doran_protocol::{BlobHash, UserId};
+use doran_protocol::UserId;
 use serde::Deserialize;
 
 use super::Device;
@@ -101,10 +102,14 @@ impl Device {
         let Some(hex) = profile.avatar else {
             return Ok(None);
         };
-        let hash: BlobHash = hex
+        let user: UserId = profile
+            .user
             .parse()
             .map_err(|_| Error::code(ErrorCode::Storage, self.language()))?;
-        self.fetch_blob(hash, crate::media_check::Expect::Avatar)
+        let key = self.personal(user).await?.avatar_key;
+        let blob = BlobRef::parse(&hex, key)
+            .ok_or_else(|| Error::code(ErrorCode::Storage, self.language()))?;
+        self.fetch_blob(blob, crate::media_check::Expect::Avatar)
             .await
             .map(Some)
     }

@@ -243,11 +243,10 @@ impl Device {
                 lang,
             )
         })?;
-        let hash = entry
-            .blob
-            .parse()
-            .map_err(|_| Error::code(ErrorCode::Storage, lang))?;
-        self.fetch_blob(hash, crate::media_check::Expect::Voice)
+        let blob = entry
+            .audio()
+            .ok_or_else(|| Error::code(ErrorCode::Storage, lang))?;
+        self.fetch_blob(blob, crate::media_check::Expect::Voice)
             .await
     }
 }

@@ -85,13 +85,20 @@ pub(super) fn blob_record(row: &Row<'_>) -> Result<BlobRecord> {
                     .ok_or_else(|| StoreError::Corrupt(format!("blob owner {o:?}")))
             })
             .transpose()?,
+        key: row
+            .get::<_, Option<Vec<u8>>>(7)?
+            .map(|k| {
+                crate::seal::BlobKey::from_slice(&k)
+                    .ok_or_else(|| StoreError::Corrupt("a blob key that is not 32 bytes".into()))
+            })
+            .transpose()?,
     })
 }
 
 /// The columns [`blob_record`] reads, in order.
 macro_rules! blob_columns {
     () => {
-        "hash, size, mime, state, cached, last_used_ms, owner"
+        "hash, size, mime, state, cached, last_used_ms, owner, seal_key"
     };
 }
 pub(super) use blob_columns;

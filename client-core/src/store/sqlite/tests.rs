@@ -21,6 +21,7 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         cached: true,
         last_used_ms: 5,
         owner: Some(BlobOwner::Family(doran_protocol::FamilyId([3; 16]))),
+        key: crate::seal::BlobKey::from_slice(&[7; 32]),
     };
     let (entry, acked, before) = {
         let store = SqliteStore::open(&path)?;
@@ -192,6 +193,7 @@ fn corrupt_rows_are_typed_errors_not_panics() -> TestResult {
         cached: true,
         last_used_ms: 0,
         owner: None,
+        key: None,
     })?;
     {
         let conn = store.lock()?;
@@ -236,6 +238,7 @@ fn records_an_older_build_kept_in_meta_are_imported_once() -> TestResult {
             cached: true,
             last_used_ms: 1,
             owner: None,
+            key: None,
         })?;
         // What an older build wrote.
         store.set_meta("account/families", &postcard::to_allocvec(&vec![f1, f2])?)?;
