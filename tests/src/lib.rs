@@ -11,6 +11,16 @@ pub use doran_testkit::Relay;
 pub mod devices;
 pub mod proxy;
 
+/// `doran account create` at `home` against `server`; prints (returns) the user id.
+pub fn create_account(home: &Path, server: &str, email: &str, name: &str) -> String {
+    ok(
+        home,
+        &[
+            "account", "create", "--server", server, "--email", email, "--name", name,
+        ],
+    )
+}
+
 /// A `doran --home HOME ARGS…` command, to spawn or run.
 pub fn doran_cmd(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(doran_testkit::binary("doran"));

@@ -2,8 +2,6 @@
 //! family member who joins later, through `doran profile avatar`; a stranger gets
 //! neither the profile nor, knowing the hash, the bytes.
 
-use std::path::Path;
-
 use std::sync::Arc;
 
 use doran_device::{
@@ -13,24 +11,8 @@ use doran_device::{
     relay::{Relay as RelayAddress, Trust},
     sync_error::SyncError,
 };
-use doran_e2e::{Relay, doran, json, ok};
+use doran_e2e::{Relay, create_account, doran, json, ok};
 use doran_protocol::{BlobHash, ErrorCode};
-
-fn create_account(home: &Path, relay: &Relay, email: &str, name: &str) -> String {
-    ok(
-        home,
-        &[
-            "account",
-            "create",
-            "--server",
-            &relay.url(),
-            "--email",
-            email,
-            "--name",
-            name,
-        ],
-    )
-}
 
 /// A 1200×800 PNG with some texture.
 fn picture() -> Vec<u8> {
@@ -52,9 +34,9 @@ fn a_family_member_downloads_an_avatar_and_a_stranger_cannot() {
         dir.path().join("son"),
         dir.path().join("stranger"),
     );
-    let mom_id = create_account(&mom, &relay, "mom@example.com", "엄마곰");
-    create_account(&son, &relay, "son@example.com", "아들곰");
-    create_account(&stranger, &relay, "who@example.com", "낯선이");
+    let mom_id = create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    create_account(&stranger, &relay.url(), "who@example.com", "낯선이");
 
     // Step 1: mom, in no family yet, sets her profile photo (saved and queued), and
     // syncs: the personal blob goes up with her personal document.

@@ -25,7 +25,7 @@ use std::{
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use doran_e2e::{Relay, doran, doran_cmd, json, ok, tone_wav};
+use doran_e2e::{Relay, create_account, doran, doran_cmd, json, ok, tone_wav};
 use fault_proxy::{Dir, FaultProxy, Faults};
 
 /// `doran sync` until it reports up to date, at most `attempts` times (each given
@@ -90,15 +90,6 @@ fn assert_converged(family: &str, devices: &[&Path]) -> String {
         }
     }
     first
-}
-
-fn create_account(home: &Path, server: &str, email: &str, name: &str) -> String {
-    ok(
-        home,
-        &[
-            "account", "create", "--server", server, "--email", email, "--name", name,
-        ],
-    )
 }
 
 /// Links a new device at `new` to the account on `existing` (confirmed there).

@@ -31,6 +31,18 @@ fn wide_photo() -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// The map of the photo `photo` in a raw family document.
+fn photo_entry(raw: &automerge::AutoCommit, photo: &str) -> automerge::ObjId {
+    let photos = match raw.get(ROOT, "photos").expect("photos") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photos map: {other:?}"),
+    };
+    match raw.get(&photos, photo).expect("the photo") {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no photo entry: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -82,14 +94,7 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
         .blob_key
         .expect("the display copy is sealed");
     let raw = fd.replica_mut().doc_mut();
-    let photos = match raw.get(ROOT, "photos").expect("photos") {
-        Some((automerge::Value::Object(ObjType::Map), id)) => id,
-        other => panic!("no photos map: {other:?}"),
-    };
-    let entry = match raw.get(&photos, photo.as_str()).expect("the photo") {
-        Some((automerge::Value::Object(ObjType::Map), id)) => id,
-        other => panic!("no photo entry: {other:?}"),
-    };
+    let entry = photo_entry(raw, &photo);
     // The key goes with it (a member reads every key in the entries): the bytes
     // open, and are then checked for what they are.
     raw.put(&entry, "thumb", display.as_str())
@@ -139,14 +144,7 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     son.stop_sync();
     let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
     let raw = fd.replica_mut().doc_mut();
-    let photos = match raw.get(ROOT, "photos").expect("photos") {
-        Some((automerge::Value::Object(ObjType::Map), id)) => id,
-        other => panic!("no photos map: {other:?}"),
-    };
-    let entry = match raw.get(&photos, photo.as_str()).expect("the photo") {
-        Some((automerge::Value::Object(ObjType::Map), id)) => id,
-        other => panic!("no photo entry: {other:?}"),
-    };
+    let entry = photo_entry(raw, &photo);
     raw.put(&entry, "blob_key", vec![7u8; 32])
         .expect("raw write");
     let change = fd.replica_mut().commit("rogue key", 2).expect("a change");

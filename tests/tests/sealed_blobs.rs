@@ -18,24 +18,8 @@ use doran_device::{
     },
     relay::{Relay as RelayAddress, Trust},
 };
-use doran_e2e::{Relay, json, ok, tone_wav};
+use doran_e2e::{Relay, create_account, json, ok, tone_wav};
 use doran_protocol::BlobHash;
-
-fn create_account(home: &Path, relay: &Relay, email: &str, name: &str) -> String {
-    ok(
-        home,
-        &[
-            "account",
-            "create",
-            "--server",
-            &relay.url(),
-            "--email",
-            email,
-            "--name",
-            name,
-        ],
-    )
-}
 
 /// A 2000×1500 JPEG with texture, and a recognisable comment in its header.
 fn photo() -> Vec<u8> {
@@ -85,8 +69,8 @@ fn the_relay_keeps_no_photo_voice_or_avatar_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
-    let mom_id = create_account(&mom, &relay, "mom@example.com", "엄마곰");
-    create_account(&son, &relay, "son@example.com", "아들곰");
+    let mom_id = create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
     let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
     let invite = ok(
         &mom,
