@@ -77,6 +77,10 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
         .await
         .expect("photo");
     up_to_date(&son, &mut son_events).await;
+    // Its blobs are up too (the change can reach mom before them, and then she is
+    // told "not found", not what the bytes are).
+    let sent = son.sync_now(WAIT).await.expect("synced");
+    assert_eq!(sent.pending_blobs, 0, "{sent:?}");
 
     // The son's modified client points the photo's thumbnail at its 1920 px display
     // copy (any bytes he uploaded would do).
