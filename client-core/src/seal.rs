@@ -210,13 +210,8 @@ pub fn open(key: &BlobKey, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
     if sealed[..HEADER.len()] != HEADER {
         return Err(SealError::NotSealed);
     }
-    open_segments(
-        key,
-        0,
-        segments(plain),
-        segments(plain),
-        &sealed[HEADER.len()..],
-    )
+    let total = segments(plain);
+    open_segments(key, 0, total, total, &sealed[HEADER.len()..])
 }
 
 /// The part of a sealed blob that holds the plaintext bytes `start..end` of a blob of

@@ -539,17 +539,14 @@ impl BlobCache {
         if cached {
             return Ok(path);
         }
-        let bytes = match blob.key {
-            Some(key) => {
-                let sealed = client.get_at_most(hash, seal::sealed_len(max)).await?;
-                tokio::task::spawn_blocking(move || seal::open(&key, &sealed))
-                    .await
-                    .map_err(|e| SyncError::Protocol(format!("a blob task failed: {e}")))??
-            }
-            None => client.get_at_most(hash, max).await?,
-        };
+        let max = blob.key.map_or(max, |_| seal::sealed_len(max));
+        let fetched = client.get_at_most(hash, max).await?;
         let mime = mime.to_owned();
         self.blocking(move |c| {
+            let bytes = match &blob.key {
+                Some(key) => seal::open(key, &fetched)?,
+                None => fetched,
+            };
             let size = bytes.len() as u64;
             write_atomically(&c.path(hash), &bytes, None)?;
             let known = c.store.blob(hash)?;
@@ -580,6 +577,7 @@ impl BlobCache {
         let path = self.path(hash);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => {
+                let len = bytes.len();
                 let upload = match &key {
                     Some(key) => seal::seal(key, &bytes)?,
                     None => bytes,
@@ -587,7 +585,7 @@ impl BlobCache {
                 if hash.verifies(&upload) {
                     return Ok(Some(upload));
                 }
-                Some(upload.len())
+                Some(len)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),

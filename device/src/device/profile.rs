@@ -45,15 +45,8 @@ impl Device {
     /// A profile: the user's own (`None` or `"me"`), or a family member's as this device
     /// has it.
     pub async fn profile(&self, user: Option<&str>) -> Result<ProfileView> {
-        let session = self.session()?;
-        let me = session.account.user;
-        let lang = self.language();
-        let user = match user.map(str::trim) {
-            None | Some("me") => me,
-            Some(u) => u
-                .parse::<UserId>()
-                .map_err(|_| Error::code(ErrorCode::NotFound, lang))?,
-        };
+        let me = self.session()?.account.user;
+        let user = self.user_or_me(user)?;
         let personal = self.personal(user).await?;
         let viewer = self.shared().viewer();
         let today = local_date(viewer.now_ms, viewer.offset);
@@ -69,6 +62,16 @@ impl Device {
                 .map(|m| MoodView::of(m, viewer.lang)),
             me: user == me,
         })
+    }
+
+    /// The user a profile call names: `None` or `"me"` for the user of this device.
+    fn user_or_me(&self, user: Option<&str>) -> Result<UserId> {
+        match user.map(str::trim) {
+            None | Some("me") => Ok(self.session()?.account.user),
+            Some(u) => u
+                .parse()
+                .map_err(|_| Error::code(ErrorCode::NotFound, self.language())),
+        }
     }
 
     /// The personal document of `user` as this device has it.
@@ -98,16 +101,11 @@ impl Device {
     /// The profile photo of a user (`None`/"me": the user's own) as a file on this
     /// device, downloading it if needed; `None` for the default avatar.
     pub async fn avatar_file(&self, user: Option<&str>) -> Result<Option<std::path::PathBuf>> {
-        let profile = self.profile(user).await?;
-        let Some(hex) = profile.avatar else {
+        let personal = self.personal(self.user_or_me(user)?).await?;
+        let Some(hex) = &personal.avatar else {
             return Ok(None);
         };
-        let user: UserId = profile
-            .user
-            .parse()
-            .map_err(|_| Error::code(ErrorCode::Storage, self.language()))?;
-        let key = self.personal(user).await?.avatar_key;
-        let blob = BlobRef::parse(&hex, key)
+        let blob = BlobRef::parse(hex, personal.avatar_key)
             .ok_or_else(|| Error::code(ErrorCode::Storage, self.language()))?;
         self.fetch_blob(blob, crate::media_check::Expect::Avatar)
             .await
