@@ -1,11 +1,23 @@
 //! Devices driven through the `Device` facade: open one, wait for an event, wait
 //! until it is up to date — with one deadline, so a hang fails instead of stalling.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, Subscription, core::sync::SyncStatus, screens::AccountView,
+    Device, DeviceEvent, DeviceOptions, Subscription,
+    core::{
+        Actor, FamilyDoc,
+        family_store::open_family,
+        store::{LocalStore, SqliteStore},
+        sync::SyncStatus,
+    },
+    screens::AccountView,
 };
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
 /// How long a test waits for anything a device should do.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -78,4 +90,85 @@ pub async fn link_and_confirm(first: &Device, new: &Device, server: &str) -> Acc
     };
     let (linked, ()) = tokio::join!(new.link_device(server, &code.code), confirm);
     linked.expect("linked once confirmed")
+}
+
+/// Mom, who hosts "우리 가족" as 엄마, and her son, who joined as 아들: a device each,
+/// signed in to the relay and up to date.
+#[derive(Debug)]
+pub struct MomAndSon {
+    /// The family's id.
+    pub family: String,
+    /// Mom's device, its events, its home folder and her account.
+    pub mom: Device,
+    pub mom_events: Subscription,
+    pub mom_home: PathBuf,
+    pub mom_account: AccountView,
+    /// The son's.
+    pub son: Device,
+    pub son_events: Subscription,
+    pub son_home: PathBuf,
+    pub son_account: AccountView,
+}
+
+/// Mom and her son (see [`MomAndSon`]), their devices in `dir/mom` and `dir/son`.
+pub async fn mom_and_son(dir: &Path, server: &str) -> MomAndSon {
+    let (mom_home, son_home) = (dir.join("mom"), dir.join("son"));
+    let mom = open(&mom_home).await;
+    let son = open(&son_home).await;
+    let mut mom_events = mom.subscribe();
+    let mut son_events = son.subscribe();
+    let mom_account = mom
+        .create_account(server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let son_account = son
+        .create_account(server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    up_to_date(&son, &mut son_events).await;
+    up_to_date(&mom, &mut mom_events).await;
+    MomAndSon {
+        family,
+        mom,
+        mom_events,
+        mom_home,
+        mom_account,
+        son,
+        son_events,
+        son_home,
+        son_account,
+    }
+}
+
+/// The family document as the device at `home` stores it, opened from its store
+/// directly as `user` (any user id) on a device id of its own — what a modified client
+/// does to write as it likes (changes it commits to the store are pushed by the
+/// device's next sync: stop the device's sync first), or a test to see what was kept.
+pub fn stored_family(
+    home: &Path,
+    family: &str,
+    user: &str,
+) -> (Arc<dyn LocalStore>, DocId, FamilyDoc) {
+    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(home.join("device.sqlite")).expect("the device's store"));
+    let actor = Actor {
+        user: user.parse::<UserId>().expect("user id"),
+        device: DeviceId::random(),
+    };
+    let fd = open_family(&*store, doc, &actor).expect("the device's copy");
+    (store, doc, fd)
 }

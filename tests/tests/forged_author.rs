@@ -4,21 +4,11 @@
 //! device pushed it; the host's device sees a change written as the host but pushed
 //! by the member, and sets it aside with everything built on it.
 
-use std::sync::Arc;
-
-use doran_device::{
-    DeviceEvent, MissionInput,
-    core::{
-        Actor,
-        family_store::open_family,
-        store::{LocalStore, SqliteStore},
-    },
-};
+use doran_device::{DeviceEvent, MissionInput};
 use doran_e2e::{
     Relay,
-    devices::{open, up_to_date, wait_for},
+    devices::{open, stored_family, up_to_date, wait_for},
 };
-use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
 fn mission(title: &str) -> MissionInput {
     MissionInput {
@@ -80,14 +70,7 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
     // of its own), a rename of the family and the deletion of her mission — what
     // only the host may do — straight into his device's store, and pushes them.
     son.stop_sync();
-    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
-    let store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(son_home.join("device.sqlite")).expect("son's store"));
-    let as_mom = Actor {
-        user: mom_account.user.parse::<UserId>().expect("user id"),
-        device: DeviceId::random(),
-    };
-    let mut fd = open_family(&*store, doc, &as_mom).expect("son's copy");
+    let (store, doc, mut fd) = stored_family(&son_home, &family, &mom_account.user);
     let rename = fd.rename("아들 가족", 1).expect("renamed").change;
     let delete = fd.delete_mission(&moms_mission, 1).expect("deleted").change;
     let forged: Vec<Vec<u8>> = [rename, delete].into_iter().flatten().collect();
@@ -121,8 +104,7 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
 
     // Step 4: nothing of them was stored: reopened from its store, her copy still
     // has her mission and the son's honest one, and not the one built on the forgery.
-    let mom_store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(mom_home.join("device.sqlite")).expect("mom's store"));
+    let (mom_store, _, copy) = stored_family(&mom_home, &family, &mom_account.user);
     let stored = mom_store.load(doc).expect("log").expect("the family");
     for change in &forged {
         assert!(
@@ -130,7 +112,6 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
             "a forged change was stored"
         );
     }
-    let copy = open_family(&*mom_store, doc, &as_mom).expect("mom's copy");
     let view = copy.view();
     assert_eq!(view.name, "우리 가족");
     assert!(view.missions.contains_key(&moms_mission), "her mission");

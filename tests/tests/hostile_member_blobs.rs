@@ -5,22 +5,12 @@
 //! while the photo's real display copy still shows — until the client gives it a key
 //! that does not open it, and nothing shows.
 
-use std::sync::Arc;
-
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
-use doran_device::{
-    ErrorCode,
-    core::{
-        Actor,
-        family_store::open_family,
-        store::{LocalStore, SqliteStore},
-    },
-};
+use doran_device::ErrorCode;
 use doran_e2e::{
     Relay,
-    devices::{WAIT, open, up_to_date},
+    devices::{MomAndSon, WAIT, mom_and_son, stored_family, up_to_date},
 };
-use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
 /// A flat 2400 × 1600 PNG: small to send, its display copy 1920 px wide.
 fn wide_photo() -> Vec<u8> {
@@ -47,30 +37,16 @@ fn photo_entry(raw: &automerge::AutoCommit, photo: &str) -> automerge::ObjId {
 async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let server = relay.url();
-    let mom = open(&dir.path().join("mom")).await;
-    let son_home = dir.path().join("son");
-    let son = open(&son_home).await;
-    let mut mom_events = mom.subscribe();
-    let mut son_events = son.subscribe();
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    let son_account = son
-        .create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
-    let invite = mom
-        .invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite sent");
-    son.answer_invite(&invite.invite, true)
-        .await
-        .expect("accepted");
+    let MomAndSon {
+        family,
+        mom,
+        mut mom_events,
+        son,
+        mut son_events,
+        son_home,
+        son_account,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
     let album = son.create_album(&family, "여행").await.expect("album");
     let photo = son
         .add_photo_bytes(&family, &album, wide_photo(), "바다")
@@ -85,14 +61,7 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // The son's modified client points the photo's thumbnail at its 1920 px display
     // copy (any bytes he uploaded would do).
     son.stop_sync();
-    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
-    let store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(son_home.join("device.sqlite")).expect("son's store"));
-    let son_actor = Actor {
-        user: son_account.user.parse::<UserId>().expect("user id"),
-        device: DeviceId::random(),
-    };
-    let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
+    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
     let display = fd.view().photos[&photo].blob.clone();
     let display_key = fd.view().photos[&photo]
         .blob_key
@@ -146,7 +115,7 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // mom's phone, which holds the bytes opened with the right key, shows nothing
     // under the wrong one (a placeholder).
     son.stop_sync();
-    let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
+    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
     let raw = fd.replica_mut().doc_mut();
     let entry = photo_entry(raw, &photo);
     raw.put(&entry, "blob_key", vec![7u8; 32])

@@ -5,25 +5,17 @@
 //! never parses Automerge); the honest host's device refuses both, stays fast and
 //! usable, and never stores them.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use automerge::{ROOT, transaction::Transactable};
 use doran_device::{
-    DeviceEvent, MissionInput,
-    core::{
-        Actor,
-        family_store::open_family,
-        store::{LocalStore, SqliteStore},
-    },
+    MissionInput,
+    core::store::{LocalStore, SqliteStore},
 };
 use doran_e2e::{
     Relay,
-    devices::{open, up_to_date, wait_for},
+    devices::{MomAndSon, mom_and_son, open, stored_family, up_to_date},
 };
-use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
 /// A real Automerge change: 2 000 000 text inserts, 2 083 bytes compressed.
 const BOMB: &[u8] = include_bytes!("../../client-core/tests/fixtures/text_bomb_2m.automerge");
@@ -32,36 +24,18 @@ const BOMB: &[u8] = include_bytes!("../../client-core/tests/fixtures/text_bomb_2
 async fn a_hostile_members_bomb_and_rename_leave_the_honest_device_healthy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let server = relay.url();
 
     // Step 1: a host and a member who joined, both up to date.
-    let mom = open(&dir.path().join("mom")).await;
-    let son_home = dir.path().join("son");
-    let son = open(&son_home).await;
-    let mut mom_events = mom.subscribe();
-    let mut son_events = son.subscribe();
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    let son_account = son
-        .create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
-    mom.invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite sent");
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
-    son.answer_invite(&invite, true).await.expect("accepted");
-    up_to_date(&son, &mut son_events).await;
-    up_to_date(&mom, &mut mom_events).await;
+    let MomAndSon {
+        family,
+        mom,
+        mom_events,
+        son,
+        mut son_events,
+        son_home,
+        son_account,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
     assert_eq!(mom.family(&family).await.expect("family").members.len(), 2);
     // The host goes offline: what the son pushes waits for her at the relay.
     drop(mom_events);
@@ -70,14 +44,7 @@ async fn a_hostile_members_bomb_and_rename_leave_the_honest_device_healthy() {
     // Step 2: the son's modified client writes straight into his device's store — the
     // bomb, and a rename built on the family as he has it — and pushes both.
     son.stop_sync();
-    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
-    let store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(son_home.join("device.sqlite")).expect("son's store"));
-    let son_actor = Actor {
-        user: son_account.user.parse::<UserId>().expect("user id"),
-        device: DeviceId::random(),
-    };
-    let mut fd = open_family(&*store, doc, &son_actor).expect("son's copy");
+    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
     fd.replica_mut()
         .doc_mut()
         .put(ROOT, "name", "아들 가족")

@@ -341,6 +341,49 @@ async fn invite_into(host: &Device, to: &Device, family: FamilyId, name: &str) {
     .await;
 }
 
+/// A family "우리집" that `a` hosts as 엄마: made on the relay, its document written
+/// and pushed.
+async fn host_family(a: &Device) -> FamilyId {
+    let family = FamilyId::random();
+    a.online(async |d| {
+        d.request(Request::CreateFamily {
+            family,
+            title: "우리집".into(),
+            my_name: "엄마".into(),
+        })
+        .await
+        .expect("family created");
+    })
+    .await;
+    a.host
+        .create_family(family, "우리집", "엄마", now())
+        .expect("family document");
+    a.sync().await;
+    family
+}
+
+/// `to` joins the family `host` invites it to, as `name`; both up to date.
+async fn join(host: &Device, to: &Device, family: FamilyId, name: &str) {
+    invite_into(host, to, family, name).await;
+    host.host
+        .edit_family(family, |fd| fd.add_member(to.account.user, name, now()))
+        .expect("member added");
+    host.sync().await;
+    to.sync().await;
+}
+
+/// `d` adds `n` missions ("미션 0", …), one change each, and syncs.
+async fn add_missions(d: &Device, family: FamilyId, n: usize) {
+    for i in 0..n {
+        d.host
+            .edit_family(family, |fd| {
+                fd.add_mission(&format!("미션 {i}"), &[], None, now())
+            })
+            .expect("mission added");
+    }
+    d.sync().await;
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -581,21 +624,7 @@ async fn a_new_device_gets_snapshot_and_tail_after_compaction() {
 
     // Step 1: A makes a family (family doc seq 1; her personal doc has seq 1 too).
     let a = Device::create_with(&server, "mom@example.com", "엄마", config.clone()).await;
-    let family = FamilyId::random();
-    a.online(async |d| {
-        d.request(Request::CreateFamily {
-            family,
-            title: "우리집".into(),
-            my_name: "엄마".into(),
-        })
-        .await
-        .expect("family created");
-    })
-    .await;
-    a.host
-        .create_family(family, "우리집", "엄마", now())
-        .expect("family document");
-    a.sync().await;
+    let family = host_family(&a).await;
     let fdoc = DocId::from(family);
     let pdoc = a.account.personal_doc;
     assert_eq!(relay_log(data.path(), fdoc), (None, 1));
@@ -721,39 +750,13 @@ async fn a_members_partial_snapshot_is_never_confirmed() {
     // holding only half of the document, joins.
     let a = Device::create_with(&server, "mom@example.com", "엄마", config.clone()).await;
     let h = Device::create_partial(&server, "son@example.com", "아들", config.clone()).await;
-    let family = FamilyId::random();
-    a.online(async |d| {
-        d.request(Request::CreateFamily {
-            family,
-            title: "우리집".into(),
-            my_name: "엄마".into(),
-        })
-        .await
-        .expect("family created");
-    })
-    .await;
-    a.host
-        .create_family(family, "우리집", "엄마", now())
-        .expect("family document");
-    a.sync().await;
-    invite_into(&a, &h, family, "아들").await;
-    a.host
-        .edit_family(family, |fd| fd.add_member(h.account.user, "아들", now()))
-        .expect("member added");
-    a.sync().await;
-    h.sync().await;
+    let family = host_family(&a).await;
+    join(&a, &h, family, "아들").await;
     let fdoc = DocId::from(family);
 
     // Step 2: H adds twelve missions (seqs 3..=14); its device compacts and pushes its partial
     // snapshot. The relay holds it as pending and drops nothing.
-    for i in 0..12 {
-        h.host
-            .edit_family(family, |fd| {
-                fd.add_mission(&format!("미션 {i}"), &[], None, now())
-            })
-            .expect("mission added");
-    }
-    h.sync().await;
+    add_missions(&h, family, 12).await;
     let (_, partial_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
     assert_eq!(by, h.account.user);
     assert_eq!(relay_log(data.path(), fdoc), (None, 14));
@@ -804,21 +807,7 @@ async fn a_snapshot_holding_a_change_written_as_the_host_is_never_confirmed() {
     // modified client slips into its snapshots a rename of the family written as A,
     // joins.
     let a = Device::create(&server, "mom@example.com", "엄마").await;
-    let family = FamilyId::random();
-    a.online(async |d| {
-        d.request(Request::CreateFamily {
-            family,
-            title: "우리집".into(),
-            my_name: "엄마".into(),
-        })
-        .await
-        .expect("family created");
-    })
-    .await;
-    a.host
-        .create_family(family, "우리집", "엄마", now())
-        .expect("family document");
-    a.sync().await;
+    let family = host_family(&a).await;
     let h = Device::create_forging(
         &server,
         "son@example.com",
@@ -826,24 +815,12 @@ async fn a_snapshot_holding_a_change_written_as_the_host_is_never_confirmed() {
         (config.clone(), a.account.user),
     )
     .await;
-    invite_into(&a, &h, family, "아들").await;
-    a.host
-        .edit_family(family, |fd| fd.add_member(h.account.user, "아들", now()))
-        .expect("member added");
-    a.sync().await;
-    h.sync().await;
+    join(&a, &h, family, "아들").await;
     let fdoc = DocId::from(family);
 
     // Step 2: H adds twelve missions; its device compacts and pushes the snapshot
     // with the forged rename in it. The relay holds it as pending.
-    for i in 0..12 {
-        h.host
-            .edit_family(family, |fd| {
-                fd.add_mission(&format!("미션 {i}"), &[], None, now())
-            })
-            .expect("mission added");
-    }
-    h.sync().await;
+    add_missions(&h, family, 12).await;
     let (_, forged_blob, by) = relay_pending(data.path(), fdoc).expect("pending");
     assert_eq!(by, h.account.user);
 
