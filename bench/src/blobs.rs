@@ -22,7 +22,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doran_client_core::store::BlobOwner;
+use doran_client_core::{
+    seal::{self, BlobKey},
+    store::BlobOwner,
+};
 use doran_device::{blobs::BlobClient, sync_error::SyncError};
 use doran_protocol::{BlobHash, FamilyId, Request};
 use rand::{RngCore, SeedableRng, rngs::SmallRng};
@@ -62,6 +65,12 @@ pub struct Options {
     /// Seed of the file contents.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Seal each file as the app seals a photo or a voice message (XChaCha20-Poly1305
+    /// STREAM under a key of its own, `doran_client_core::seal`) before its upload,
+    /// and open it after its download, inside the timed part: the cost of sealing in
+    /// the same figures. Without it, files go up and down as they are.
+    #[arg(long)]
+    pub sealed: bool,
     /// Longest a phase may take, in seconds, before the run fails.
     #[arg(long, default_value_t = 600)]
     pub phase_timeout_s: u64,
@@ -133,6 +142,7 @@ async fn run_async(opts: &Options) -> Result<(Value, Option<LoadError>), LoadErr
         files,
         file_bytes,
         seed: opts.seed,
+        sealed: opts.sealed,
         concurrency: opts.concurrency,
         timeout: Duration::from_secs(opts.phase_timeout_s),
         relay: Arc::clone(&relay),
@@ -155,6 +165,7 @@ async fn run_async(opts: &Options) -> Result<(Value, Option<LoadError>), LoadErr
         "total_bytes": total,
         "concurrency": opts.concurrency,
         "seed": opts.seed,
+        "sealed": opts.sealed,
         "relay": if relay_pid.is_some() { "started by the run" } else { "--server" },
         "upload": up.json(total),
         "download": down.json(total),
@@ -185,6 +196,7 @@ struct Job {
     files: usize,
     file_bytes: usize,
     seed: u64,
+    sealed: bool,
     concurrency: usize,
     timeout: Duration,
     relay: Arc<Relay>,
@@ -245,7 +257,7 @@ impl Job {
             let (client, owner) = (self.client.clone(), self.owner);
             let (next, moved, hashes) =
                 (Arc::clone(&next), Arc::clone(&moved), Arc::clone(&hashes));
-            let (files, len, seed) = (self.files, self.file_bytes, self.seed);
+            let (files, len, seed, sealed) = (self.files, self.file_bytes, self.seed, self.sealed);
             workers.spawn(async move {
                 let mut run = WorkerRun::default();
                 loop {
@@ -253,10 +265,16 @@ impl Job {
                     if index >= files {
                         break;
                     }
+                    let file = File {
+                        seed,
+                        index,
+                        len,
+                        key: sealed.then(|| key_of(seed, index)),
+                    };
                     let done = match direction {
-                        Direction::Up => upload(&client, owner, seed, index, len, &mut run).await,
+                        Direction::Up => upload(&client, owner, file, &mut run).await,
                         Direction::Down => match hashes.get(index).copied().flatten() {
-                            Some(hash) => download(&client, hash, len, &mut run).await,
+                            Some(hash) => download(&client, hash, file, &mut run).await,
                             None => Err(SyncError::Protocol(format!(
                                 "file {index} was not uploaded"
                             ))),
@@ -339,47 +357,87 @@ impl Job {
     }
 }
 
-/// Makes file `index`, hashes it and uploads it.
-async fn upload(
-    client: &BlobClient,
-    owner: BlobOwner,
+/// One file of the run: what it is made from, and its key when files are sealed.
+#[derive(Clone, Copy)]
+struct File {
     seed: u64,
     index: usize,
     len: usize,
+    key: Option<BlobKey>,
+}
+
+/// The key file `index` is sealed with (from the seed, so the download phase knows it).
+fn key_of(seed: u64, index: usize) -> BlobKey {
+    let mut key = [0u8; 32];
+    SmallRng::seed_from_u64(!seed ^ (index as u64).wrapping_mul(0x2545_f491_4f6c_dd1d))
+        .fill_bytes(&mut key);
+    BlobKey::from_bytes(key)
+}
+
+/// Makes and hashes the file (not timed), seals and hashes it again if files are
+/// sealed (timed, as the app seals before it uploads), and uploads it (timed).
+async fn upload(
+    client: &BlobClient,
+    owner: BlobOwner,
+    file: File,
     run: &mut WorkerRun,
 ) -> Result<(), SyncError> {
     let made = Instant::now();
     let (hash, bytes) = tokio::task::spawn_blocking(move || {
-        let bytes = payload(seed, index, len);
+        let bytes = payload(file.seed, file.index, file.len);
         (BlobHash::of(&bytes), bytes)
     })
     .await
     .map_err(|e| SyncError::Protocol(format!("payload task: {e}")))?;
     run.generating += made.elapsed();
     let started = Instant::now();
+    let (hash, bytes) = match file.key {
+        Some(key) => {
+            blocking(move || {
+                let sealed = seal::seal(&key, &bytes)?;
+                Ok((BlobHash::of(&sealed), sealed))
+            })
+            .await?
+        }
+        None => (hash, bytes),
+    };
     client.put(hash, owner, bytes).await?;
     run.latencies.push(started.elapsed());
-    run.stored.push((index, hash));
+    run.stored.push((file.index, hash));
     Ok(())
 }
 
-/// Downloads one blob (the client verifies it against its hash) and checks its size.
+/// Downloads one blob (the client verifies it against its hash), opens it if files
+/// are sealed (both timed), and checks its size.
 async fn download(
     client: &BlobClient,
     hash: BlobHash,
-    len: usize,
+    file: File,
     run: &mut WorkerRun,
 ) -> Result<(), SyncError> {
     let started = Instant::now();
-    let bytes = client.get(hash).await?;
+    let mut bytes = client.get(hash).await?;
+    if let Some(key) = file.key {
+        bytes = blocking(move || seal::open(&key, &bytes)).await?;
+    }
     run.latencies.push(started.elapsed());
-    if bytes.len() != len {
+    if bytes.len() != file.len {
         return Err(SyncError::Protocol(format!(
-            "blob {hash}: {} bytes, expected {len}",
-            bytes.len()
+            "blob {hash}: {} bytes, expected {}",
+            bytes.len(),
+            file.len
         )));
     }
     Ok(())
+}
+
+/// Seals or opens on the blocking pool (4 MiB take milliseconds).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, seal::SealError> + Send + 'static,
+) -> Result<T, SyncError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Protocol(format!("a sealing task failed: {e}")))??)
 }
 
 /// Samples memory every [`SAMPLE_EVERY`] until told to stop.
@@ -469,11 +527,16 @@ fn print_table(r: &Value) {
             .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}"))
     };
     println!(
-        "blobs: {} files × {} MiB = {} MiB each way, {} in flight",
+        "blobs: {} files × {} MiB = {} MiB each way, {} in flight{}",
         r["files"],
         r["file_bytes"].as_u64().unwrap_or(0) / 1048576,
         r["total_bytes"].as_u64().unwrap_or(0) / 1048576,
-        r["concurrency"]
+        r["concurrency"],
+        if r["sealed"] == true {
+            ", sealed (seal + upload, download + open)"
+        } else {
+            ""
+        }
     );
     println!(
         "  {:<9} {:>8} {:>9} {:>28} {:>7} {:>15} {:>28}",

@@ -20,7 +20,10 @@
 //!   pool, so its CPU time is reported next to its wall time;
 //! - ffmpeg: one process, Lanczos scale to fit 1920 then 320, two JPEGs at `-q:v 3`
 //!   and `-q:v 4` (it turns the picture upright from the EXIF orientation too);
-//! - the whole `doran photo add` (read the file, prepare, store both blobs, edit the
+//! - sealing what `prepare` made, as the device does before it queues the blobs
+//!   (`doran_client_core::seal`: a new key, XChaCha20-Poly1305 STREAM, then blake3 of
+//!   the sealed bytes, for the display copy and the thumbnail) — its share of a photo;
+//! - the whole `doran photo add` (read the file, prepare, seal and store both blobs, edit the
 //!   family document) on a device set up against a relay that is then stopped, as a
 //!   phone adding a photo offline — when `doran` and `doran-server` were built next to
 //!   this binary (`cargo build --release -p doran-cli -p doran-server`); skipped with a
@@ -42,6 +45,8 @@ use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+use doran_client_core::seal;
 
 use crate::{
     audio::{cpu_times, run_tool},
@@ -108,7 +113,10 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
         );
     }
 
-    let mut rows = vec![ours(&original, &input, reps, opts.rss_runs.max(1))?];
+    let mut rows = vec![
+        ours(&original, &input, reps, opts.rss_runs.max(1))?,
+        sealing(&original, reps)?,
+    ];
     match tool_present("vipsthumbnail", "--vips-version") {
         true => rows.push(vips(dir.path(), &input, reps, has_time)?),
         false => eprintln!(
@@ -131,6 +139,47 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
     }
     print(&rows, &input, original.len(), (ow, oh), reps, json);
     Ok(())
+}
+
+/// Sealing the display copy and the thumbnail `prepare` made of `original`, `reps`
+/// times after one warm-up, as `BlobCache::add_local` does (a new key each, the
+/// seal, blake3 of the sealed bytes).
+fn sealing(original: &[u8], reps: usize) -> Result<Row, String> {
+    let p = doran_device::photo::prepare(original).map_err(|e| e.to_string())?;
+    let seal_both = || -> Result<(Vec<u8>, Vec<u8>), String> {
+        let one = |bytes: &[u8]| {
+            let key = seal::BlobKey::random().map_err(|e| e.to_string())?;
+            let sealed = seal::seal(&key, bytes).map_err(|e| e.to_string())?;
+            std::hint::black_box(doran_protocol::BlobHash::of(&sealed));
+            Ok::<_, String>(sealed)
+        };
+        Ok((one(&p.display)?, one(&p.thumb)?))
+    };
+    seal_both()?;
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    let mut sealed = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let c0 = cpu_times().0;
+        let t = Instant::now();
+        sealed = seal_both()?;
+        wall.push(t.elapsed());
+        cpu.push(cpu_times().0.saturating_sub(c0));
+    }
+    Ok(Row {
+        name: "ours (sealing both)".into(),
+        wall: Percentiles::of(&mut wall),
+        cpu: median(&mut cpu),
+        peak_rss: None,
+        display_bytes: sealed.0.len() as u64,
+        thumb_bytes: sealed.1.len() as u64,
+        display_dims: (p.width, p.height),
+        thumb_dims: image::load_from_memory(&p.thumb)
+            .map(|t| (t.width(), t.height()))
+            .map_err(|e| e.to_string())?,
+        psnr: None,
+        note: "sealed sizes; part of `doran photo add` below".into(),
+        display: Vec::new(),
+    })
 }
 
 /// `--child FILE`: one `prepare`, then this process's peak memory, before and after.

@@ -88,4 +88,9 @@ fn blobs_go_up_and_come_back_verified() {
     let r = run(&["blobs", "--total-mib", "8", "--file-mib", "2"]);
     assert_eq!(r["errors"], 0, "{r}");
     assert_eq!(r["files"], 4);
+    // Sealed as the app seals them: each opens after its download at its size.
+    let r = run(&["blobs", "--total-mib", "8", "--file-mib", "2", "--sealed"]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["sealed"], true);
+    assert_eq!(r["download"]["bytes"], 8 * 1024 * 1024, "{r}");
 }

@@ -58,6 +58,11 @@ impl BlobKey {
         Ok(BlobKey(key))
     }
 
+    /// The key made of these bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        BlobKey(bytes)
+    }
+
     /// The key in `bytes`, if there are exactly 32 of them.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(BlobKey)
