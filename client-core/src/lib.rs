@@ -25,6 +25,7 @@ pub mod chunk_bounds;
 pub mod error;
 pub mod family_doc;
 pub mod family_store;
+pub mod group;
 pub mod keys;
 pub mod ko;
 pub mod model;

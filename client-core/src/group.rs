@@ -1,0 +1,823 @@
+//! The family's key group: which devices can read the family's documents, and the
+//! keys they seal them with (issue 18, *End-to-end encryption* in `docs/security.md`).
+//!
+//! Each family is an MLS group (RFC 9420, `openmls`, ciphersuite
+//! `MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519`) whose members are devices:
+//! one leaf per device, signed by the device key the relay knows it by. Every epoch's
+//! exporter secret derives the key of each document of the family
+//! ([`envelope`]); an epoch ends with every Commit (a device added, a device removed,
+//! a device refreshing its own leaf), so a removed member or a revoked device cannot
+//! derive the keys of what is written after it left, and a device whose state was
+//! copied stops reading once its leaf is refreshed.
+//!
+//! Sans-IO, like the sync machine: the [`KeyRing`] takes the entries of the family's
+//! key log in the order the relay's log gives them (Commits, Welcomes, key packages;
+//! [`classify`] tells them apart) and returns the messages to append; it never talks
+//! to the network. **The log's order decides**: the first Commit in the log for an
+//! epoch is that epoch's Commit on every device, and any later one for the same epoch
+//! is stale and ignored by all ([`Processed::Stale`]). A Commit this device makes is
+//! *pending* until it comes back in the log: first for its epoch, the group moves on
+//! ([`Processed::Accepted`]); beaten by another device's, it is dropped
+//! ([`Processed::Superseded`]) and the change is made again on top. The relay needs no
+//! MLS and no epoch numbers for this — only the total order its logs already give.
+//!
+//! **Who may be in the group is the device's decision, not the relay's.** Every leaf a
+//! Commit or a Welcome brings — an added device, a refreshed leaf — must be vouched for
+//! by the [`KnownDevices`] the caller passes (the family's members and their devices
+//! as this device knows them). A relay that slips in a device of its own, or changes a
+//! device's key, is refused with [`GroupError::NotVouched`] and nothing changes.
+//!
+//! The key ring keeps the secret of every epoch it has been in, so chunks sealed in
+//! earlier epochs keep opening (a document's log spans epochs until it is compacted);
+//! [`KeyRing::forget_before`] drops them once a snapshot of a later epoch covers them
+//! (forward secrecy).
+
+mod envelope;
+mod provider;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use doran_protocol::{DeviceId, DocId, FamilyId, PublicKey, UserId};
+use ed25519_dalek::SigningKey;
+use openmls::prelude::{
+    BasicCredential, Ciphersuite, CredentialWithKey, GroupId, KeyPackage, LeafNodeIndex,
+    LeafNodeParameters, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn,
+    MlsMessageIn, MlsMessageOut, ProcessedMessageContent, ProtocolMessage, ProtocolVersion,
+    StagedWelcome,
+    tls_codec::{Deserialize as _, Serialize as _},
+};
+use openmls_traits::OpenMlsProvider as _;
+use serde::{Deserialize, Serialize};
+
+pub use envelope::{EnvelopeError, OVERHEAD, epoch_of};
+use provider::{DeviceSigner, Provider};
+
+use crate::keys::RandomnessError;
+
+/// The ciphersuite of every family group: X25519, ChaCha20-Poly1305, SHA-256, Ed25519
+/// (the device keys are ed25519 already).
+pub const CIPHERSUITE: Ciphersuite =
+    Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;
+
+/// What a leaf's credential says: `doran/1 ‖ user id ‖ device id`.
+const IDENTITY_PREFIX: &[u8] = b"doran/1";
+/// The exporter label of an epoch's secret.
+const EPOCH_LABEL: &str = "doran epoch secret";
+/// The saved key ring's format.
+const SAVE_VERSION: u8 = 1;
+
+/// Why the key ring did not do what it was asked. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// This device holds no group for the family (never joined, or removed).
+    #[error("no key group for family {0}")]
+    UnknownFamily(FamilyId),
+    /// The family already has a group on this device.
+    #[error("the family {0} already has a key group")]
+    AlreadyExists(FamilyId),
+    /// Bytes that are not the MLS message they were handed in as.
+    #[error("not a {0}")]
+    Malformed(&'static str),
+    /// A message of another family's group.
+    #[error("a message of another group")]
+    WrongGroup,
+    /// A leaf for a device the caller's [`KnownDevices`] does not vouch for (unknown
+    /// device, another key, another user): what a relay slipping in a device of its
+    /// own looks like.
+    #[error("device {device} of user {user} is not one this device knows with that key")]
+    NotVouched {
+        /// The user the leaf claims.
+        user: String,
+        /// The device the leaf claims.
+        device: String,
+    },
+    /// A leaf whose credential is not a Dorandoran device's.
+    #[error("a leaf that is not a Dorandoran device")]
+    NotADevice,
+    /// A Commit of this device waits to come back in the log; one at a time.
+    #[error("a commit of this device is still waiting for the log")]
+    CommitPending,
+    /// A Commit for an epoch the group has not reached: the log skipped one.
+    #[error("a commit for epoch {got} while the group is at {at}")]
+    FromTheFuture {
+        /// The group's epoch.
+        at: u64,
+        /// The Commit's.
+        got: u64,
+    },
+    /// Asked to remove a device that is not in the group.
+    #[error("device {0} is not in the group")]
+    NotInGroup(DeviceId),
+    /// A Welcome for none of this device's key packages.
+    #[error("a welcome that is not for this device")]
+    NotForThisDevice,
+    /// openmls refused the operation or the message (a bad signature, a Commit for
+    /// another epoch, a message this device cannot decrypt…).
+    #[error("refused by the group: {0}")]
+    Refused(String),
+    /// The operating system gave no randomness.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+    /// Saved key ring bytes that do not restore.
+    #[error("the saved key ring does not restore: {0}")]
+    Restore(String),
+}
+
+fn refused(e: impl std::fmt::Debug) -> GroupError {
+    GroupError::Refused(format!("{e:?}"))
+}
+
+/// The family's members' devices as this device knows them: the only devices it lets
+/// into a family's group, each with the key it must sign its leaf with.
+#[derive(Debug, Clone, Default)]
+pub struct KnownDevices {
+    devices: BTreeMap<DeviceId, (UserId, PublicKey)>,
+}
+
+impl KnownDevices {
+    /// Nobody yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Vouches for `device` of `user`, signing with `key`.
+    pub fn insert(&mut self, user: UserId, device: DeviceId, key: PublicKey) {
+        self.devices.insert(device, (user, key));
+    }
+
+    /// Whether a leaf claiming `user`'s `device` with `key` is one this device knows.
+    fn vouches(&self, user: &UserId, device: &DeviceId, key: &[u8]) -> bool {
+        self.devices
+            .get(device)
+            .is_some_and(|(u, k)| u == user && k.as_bytes().as_slice() == key)
+    }
+
+    /// The leaf's claim checked: its credential names a device this device knows,
+    /// with the key the leaf is signed with.
+    fn check_leaf(
+        &self,
+        credential: &openmls::prelude::Credential,
+        key: &[u8],
+    ) -> Result<(UserId, DeviceId), GroupError> {
+        let (user, device) = identity_of(credential)?;
+        if self.vouches(&user, &device, key) {
+            Ok((user, device))
+        } else {
+            Err(GroupError::NotVouched {
+                user: user.to_string(),
+                device: device.to_string(),
+            })
+        }
+    }
+}
+
+/// A device in a family's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupMember {
+    /// Its user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+}
+
+/// A Commit this device made, to send through the relay's key log of the family.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The epoch the group moves to when the relay accepts it.
+    pub epoch: u64,
+    /// The Commit, for the other member devices.
+    pub message: Vec<u8>,
+    /// The Welcome, for the devices it adds (none when it adds nobody).
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// What a Commit from the key log did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// Another device's Commit: the group moved to this epoch.
+    Advanced {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// This device's pending Commit came back first for its epoch: the group moved
+    /// to this epoch.
+    Accepted {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// Another device's Commit came first for the epoch this device's pending Commit
+    /// wanted: the pending one is dropped, the other applied (the group is at
+    /// `epoch`). Make the change again.
+    Superseded {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// A Commit for an epoch already past (it lost to an earlier one in the log):
+    /// every device ignores it.
+    Stale,
+    /// The Commit removed this device: it reads nothing sealed from now on. The group
+    /// is forgotten; the secrets of the epochs it was in are kept, so what it already
+    /// had keeps opening.
+    Removed,
+}
+
+/// One family's group on this device.
+struct Group {
+    mls: MlsGroup,
+    /// The exporter secret of every epoch this device has been in and not forgotten.
+    secrets: BTreeMap<u64, [u8; 32]>,
+    /// A Commit of this device waiting to come back in the log.
+    pending: Option<Vec<u8>>,
+}
+
+/// This device's key groups: one per family it is in.
+pub struct KeyRing {
+    user: UserId,
+    device: DeviceId,
+    key: SigningKey,
+    provider: Provider,
+    groups: BTreeMap<FamilyId, Group>,
+    /// Secrets of families whose group this device left or was removed from, so the
+    /// chunks it already had keep opening.
+    former: BTreeMap<FamilyId, BTreeMap<u64, [u8; 32]>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        f.debug_struct("KeyRing")
+            .field("device", &self.device)
+            .field("families", &self.groups.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Epoch secrets as saved: (epoch, secret).
+type SavedSecrets = Vec<(u64, [u8; 32])>;
+
+/// What [`KeyRing::save`] writes.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    version: u8,
+    storage: Vec<(Vec<u8>, Vec<u8>)>,
+    groups: Vec<SavedGroup>,
+    former: Vec<(FamilyId, SavedSecrets)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedGroup {
+    family: FamilyId,
+    secrets: SavedSecrets,
+    pending: Option<Vec<u8>>,
+}
+
+fn identity(user: UserId, device: DeviceId) -> Vec<u8> {
+    let mut id = IDENTITY_PREFIX.to_vec();
+    id.extend_from_slice(&user.0);
+    id.extend_from_slice(&device.0);
+    id
+}
+
+fn identity_of(
+    credential: &openmls::prelude::Credential,
+) -> Result<(UserId, DeviceId), GroupError> {
+    let basic =
+        BasicCredential::try_from(credential.clone()).map_err(|_| GroupError::NotADevice)?;
+    let id = basic.identity();
+    let rest = id
+        .strip_prefix(IDENTITY_PREFIX)
+        .ok_or(GroupError::NotADevice)?;
+    if rest.len() != 32 {
+        return Err(GroupError::NotADevice);
+    }
+    let mut user = [0u8; 16];
+    let mut device = [0u8; 16];
+    user.copy_from_slice(&rest[..16]);
+    device.copy_from_slice(&rest[16..]);
+    Ok((UserId(user), DeviceId(device)))
+}
+
+fn family_of(group: &GroupId) -> Result<FamilyId, GroupError> {
+    <[u8; 16]>::try_from(group.as_slice())
+        .map(FamilyId)
+        .map_err(|_| GroupError::WrongGroup)
+}
+
+fn to_bytes(message: &MlsMessageOut) -> Result<Vec<u8>, GroupError> {
+    message.tls_serialize_detached().map_err(refused)
+}
+
+fn message_in(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, GroupError> {
+    MlsMessageIn::tls_deserialize_exact(bytes)
+        .map(MlsMessageIn::extract)
+        .map_err(|_| GroupError::Malformed(what))
+}
+
+/// What an entry of a family's key log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A device's key package: it asks to be added (a new member's device, or a newly
+    /// linked device of a member).
+    KeyPackage,
+    /// A Welcome: the devices a Commit added join from it.
+    Welcome,
+    /// A Commit of the family's group, made in `epoch`.
+    Commit {
+        /// The group the Commit is for.
+        family: FamilyId,
+        /// The epoch it was made in (the group moves to the next).
+        epoch: u64,
+    },
+}
+
+/// Tells the entries of a key log apart, without any key.
+pub fn classify(bytes: &[u8]) -> Result<LogEntry, GroupError> {
+    let m: ProtocolMessage = match message_in(bytes, "key log entry")? {
+        MlsMessageBodyIn::KeyPackage(_) => return Ok(LogEntry::KeyPackage),
+        MlsMessageBodyIn::Welcome(_) => return Ok(LogEntry::Welcome),
+        MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+        MlsMessageBodyIn::PublicMessage(m) => m.into(),
+        _ => return Err(GroupError::Malformed("key log entry")),
+    };
+    Ok(LogEntry::Commit {
+        family: family_of(m.group_id())?,
+        epoch: m.epoch().as_u64(),
+    })
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .build()
+}
+
+impl KeyRing {
+    /// An empty key ring for `device` of `user`, signing with the device key.
+    pub fn new(user: UserId, device: DeviceId, key: SigningKey) -> Self {
+        KeyRing {
+            user,
+            device,
+            key,
+            provider: Provider::default(),
+            groups: BTreeMap::new(),
+            former: BTreeMap::new(),
+        }
+    }
+
+    fn credential(&self) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: BasicCredential::new(identity(self.user, self.device)).into(),
+            signature_key: DeviceSigner(&self.key).public(),
+        }
+    }
+
+    fn group(&self, family: FamilyId) -> Result<&Group, GroupError> {
+        self.groups
+            .get(&family)
+            .ok_or(GroupError::UnknownFamily(family))
+    }
+
+    fn group_mut(&mut self, family: FamilyId) -> Result<&mut Group, GroupError> {
+        self.groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))
+    }
+
+    /// `n` fresh key packages of this device. A device appends one to the key log of
+    /// each family it should be in (its user just joined, or it was just linked); any
+    /// member device online then adds it, while this device may be offline. Each is
+    /// used once: its private half is deleted when the device joins with it.
+    pub fn key_packages(&mut self, n: usize) -> Result<Vec<Vec<u8>>, GroupError> {
+        let signer = DeviceSigner(&self.key);
+        (0..n)
+            .map(|_| {
+                let bundle = KeyPackage::builder()
+                    .build(CIPHERSUITE, &self.provider, &signer, self.credential())
+                    .map_err(refused)?;
+                to_bytes(&MlsMessageOut::from(bundle.key_package().clone()))
+            })
+            .collect()
+    }
+
+    /// Starts the family's group with this device alone in it (epoch 0).
+    pub fn create(&mut self, family: FamilyId) -> Result<u64, GroupError> {
+        if self.groups.contains_key(&family) {
+            return Err(GroupError::AlreadyExists(family));
+        }
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .build();
+        let mls = MlsGroup::new_with_group_id(
+            &self.provider,
+            &DeviceSigner(&self.key),
+            &config,
+            GroupId::from_slice(&family.0),
+            self.credential(),
+        )
+        .map_err(refused)?;
+        self.install(family, mls)
+    }
+
+    /// Keeps a group this device is now in, with its current epoch's secret.
+    fn install(&mut self, family: FamilyId, mls: MlsGroup) -> Result<u64, GroupError> {
+        let mut secrets = self.former.remove(&family).unwrap_or_default();
+        let epoch = mls.epoch().as_u64();
+        secrets.insert(epoch, self.export(&mls)?);
+        self.groups.insert(
+            family,
+            Group {
+                mls,
+                secrets,
+                pending: None,
+            },
+        );
+        Ok(epoch)
+    }
+
+    fn export(&self, mls: &MlsGroup) -> Result<[u8; 32], GroupError> {
+        let secret = mls
+            .export_secret(
+                self.provider.crypto(),
+                EPOCH_LABEL,
+                mls.group_id().as_slice(),
+                32,
+            )
+            .map_err(refused)?;
+        <[u8; 32]>::try_from(secret.as_slice()).map_err(refused)
+    }
+
+    fn ensure_no_pending(&self, family: FamilyId) -> Result<(), GroupError> {
+        match self.group(family)?.pending {
+            Some(_) => Err(GroupError::CommitPending),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the devices whose key packages these are; each must be vouched for by
+    /// `known`. The Commit is pending until the relay accepts it.
+    pub fn add(
+        &mut self,
+        family: FamilyId,
+        packages: &[Vec<u8>],
+        known: &KnownDevices,
+    ) -> Result<Commit, GroupError> {
+        self.ensure_no_pending(family)?;
+        let mut checked = Vec::with_capacity(packages.len());
+        for bytes in packages {
+            let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
+                return Err(GroupError::Malformed("key package"));
+            };
+            let package = package
+                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                .map_err(refused)?;
+            let leaf = package.leaf_node();
+            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+            checked.push(package);
+        }
+        let signer = DeviceSigner(&self.key);
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        let (commit, welcome, _info) = group
+            .mls
+            .add_members(&self.provider, &signer, &checked)
+            .map_err(refused)?;
+        let message = to_bytes(&commit)?;
+        group.pending = Some(message.clone());
+        Ok(Commit {
+            epoch: group.mls.epoch().as_u64() + 1,
+            message,
+            welcome: Some(to_bytes(&welcome)?),
+        })
+    }
+
+    /// Removes these devices from the family's group (a member who left or was
+    /// removed, a revoked device). Pending until the relay accepts it.
+    pub fn remove(&mut self, family: FamilyId, devices: &[DeviceId]) -> Result<Commit, GroupError> {
+        self.ensure_no_pending(family)?;
+        let members = self.leaves(family)?;
+        let mut leaves = Vec::with_capacity(devices.len());
+        for device in devices {
+            let index = members
+                .iter()
+                .find(|(_, m)| m.device == *device)
+                .map(|(i, _)| *i)
+                .ok_or(GroupError::NotInGroup(*device))?;
+            leaves.push(index);
+        }
+        let signer = DeviceSigner(&self.key);
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        let (commit, welcome, _info) = group
+            .mls
+            .remove_members(&self.provider, &signer, &leaves)
+            .map_err(refused)?;
+        let message = to_bytes(&commit)?;
+        group.pending = Some(message.clone());
+        Ok(Commit {
+            epoch: group.mls.epoch().as_u64() + 1,
+            message,
+            welcome: welcome.as_ref().map(to_bytes).transpose()?,
+        })
+    }
+
+    /// Refreshes this device's own leaf (new HPKE keys, new epoch): a copy of this
+    /// device's earlier state stops reading what is sealed after it. Pending until
+    /// the relay accepts it.
+    pub fn update(&mut self, family: FamilyId) -> Result<Commit, GroupError> {
+        self.ensure_no_pending(family)?;
+        let signer = DeviceSigner(&self.key);
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        let bundle = group
+            .mls
+            .self_update(&self.provider, &signer, LeafNodeParameters::default())
+            .map_err(refused)?;
+        let message = to_bytes(bundle.commit())?;
+        group.pending = Some(message.clone());
+        Ok(Commit {
+            epoch: group.mls.epoch().as_u64() + 1,
+            message,
+            welcome: None,
+        })
+    }
+
+    /// Joins a family's group from a Welcome: every device already in the group must
+    /// be vouched for by `known` (the family as this device learnt it when its user
+    /// accepted the invite). Returns the family and the epoch it joined at; chunks of
+    /// earlier epochs never open on this device.
+    pub fn join(
+        &mut self,
+        welcome: &[u8],
+        known: &KnownDevices,
+    ) -> Result<(FamilyId, u64), GroupError> {
+        let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
+            return Err(GroupError::Malformed("welcome"));
+        };
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
+            .map_err(|e| match e {
+                openmls::prelude::WelcomeError::NoMatchingKeyPackage
+                | openmls::prelude::WelcomeError::JoinerSecretNotFound => {
+                    GroupError::NotForThisDevice
+                }
+                other => refused(other),
+            })?;
+        for member in staged.members() {
+            known.check_leaf(&member.credential, &member.signature_key)?;
+        }
+        let family = family_of(staged.group_context().group_id())?;
+        if self.groups.contains_key(&family) {
+            return Err(GroupError::AlreadyExists(family));
+        }
+        let mls = staged.into_group(&self.provider).map_err(refused)?;
+        let epoch = self.install(family, mls)?;
+        Ok((family, epoch))
+    }
+
+    /// Processes the next Commit of the family's key log, in the log's order — this
+    /// device's own included. Every leaf another device's Commit brings must be
+    /// vouched for by `known`; otherwise nothing changes.
+    pub fn process(
+        &mut self,
+        family: FamilyId,
+        bytes: &[u8],
+        known: &KnownDevices,
+    ) -> Result<Processed, GroupError> {
+        let message: ProtocolMessage = match message_in(bytes, "group message")? {
+            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+            MlsMessageBodyIn::PublicMessage(m) => m.into(),
+            _ => return Err(GroupError::Malformed("group message")),
+        };
+        if family_of(message.group_id())? != family {
+            return Err(GroupError::WrongGroup);
+        }
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        let (at, got) = (group.mls.epoch().as_u64(), message.epoch().as_u64());
+        if got < at {
+            return Ok(Processed::Stale);
+        }
+        if got > at {
+            return Err(GroupError::FromTheFuture { at, got });
+        }
+        if group.pending.as_deref() == Some(bytes) {
+            group
+                .mls
+                .merge_pending_commit(&self.provider)
+                .map_err(refused)?;
+            group.pending = None;
+            let epoch = self.record_epoch(family)?;
+            return Ok(Processed::Accepted { epoch });
+        }
+        let lost_own = group.pending.is_some();
+        if lost_own {
+            // Another device's Commit came first for this epoch. Dropping ours first
+            // lets openmls read theirs against the epoch both were made for; if theirs
+            // is refused below, ours stays dropped too and is made again by the caller
+            // on whatever the log settles on.
+            group
+                .mls
+                .clear_pending_commit(self.provider.storage())
+                .map_err(refused)?;
+            group.pending = None;
+        }
+        let processed = group
+            .mls
+            .process_message(&self.provider, message)
+            .map_err(refused)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(GroupError::Malformed("commit"));
+        };
+        for add in staged.add_proposals() {
+            let leaf = add.add_proposal().key_package().leaf_node();
+            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        for update in staged.update_proposals() {
+            let leaf = update.update_proposal().leaf_node();
+            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        let removed = staged.self_removed();
+        group
+            .mls
+            .merge_staged_commit(&self.provider, *staged)
+            .map_err(refused)?;
+        if removed {
+            if let Some(group) = self.groups.remove(&family) {
+                self.former.insert(family, group.secrets);
+            }
+            return Ok(Processed::Removed);
+        }
+        let epoch = self.record_epoch(family)?;
+        Ok(match lost_own {
+            true => Processed::Superseded { epoch },
+            false => Processed::Advanced { epoch },
+        })
+    }
+
+    /// Keeps the secret of the epoch the family's group is now in.
+    fn record_epoch(&mut self, family: FamilyId) -> Result<u64, GroupError> {
+        let group = self.group(family)?;
+        let epoch = group.mls.epoch().as_u64();
+        let secret = self.export(&group.mls)?;
+        self.group_mut(family)?.secrets.insert(epoch, secret);
+        Ok(epoch)
+    }
+
+    /// The family group's current epoch, if this device is in it.
+    pub fn epoch(&self, family: FamilyId) -> Option<u64> {
+        self.groups.get(&family).map(|g| g.mls.epoch().as_u64())
+    }
+
+    /// The families whose groups this device is in.
+    pub fn families(&self) -> impl Iterator<Item = FamilyId> + '_ {
+        self.groups.keys().copied()
+    }
+
+    fn leaves(&self, family: FamilyId) -> Result<Vec<(LeafNodeIndex, GroupMember)>, GroupError> {
+        self.group(family)?
+            .mls
+            .members()
+            .map(|m| {
+                let (user, device) = identity_of(&m.credential)?;
+                Ok((m.index, GroupMember { user, device }))
+            })
+            .collect()
+    }
+
+    /// The devices in the family's group, in leaf order.
+    pub fn members(&self, family: FamilyId) -> Result<Vec<GroupMember>, GroupError> {
+        Ok(self.leaves(family)?.into_iter().map(|(_, m)| m).collect())
+    }
+
+    /// Seals `changes` of `doc` (a document of `family`) under the group's current
+    /// epoch.
+    pub fn seal(
+        &self,
+        family: FamilyId,
+        doc: DocId,
+        changes: &[u8],
+    ) -> Result<Vec<u8>, GroupError> {
+        let group = self.group(family)?;
+        let epoch = group.mls.epoch().as_u64();
+        let secret = group
+            .secrets
+            .get(&epoch)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        Ok(envelope::seal(secret, epoch, doc, changes)?)
+    }
+
+    /// Opens a sealed chunk of `doc` (a document of `family`) with the secret of the
+    /// epoch it names, if this device was in the group then.
+    pub fn open(
+        &self,
+        family: FamilyId,
+        doc: DocId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let epoch = epoch_of(sealed)?;
+        let secrets = match self.groups.get(&family) {
+            Some(g) => &g.secrets,
+            None => self
+                .former
+                .get(&family)
+                .ok_or(EnvelopeError::UnknownEpoch(epoch))?,
+        };
+        let secret = secrets
+            .get(&epoch)
+            .ok_or(EnvelopeError::UnknownEpoch(epoch))?;
+        envelope::open(secret, epoch, doc, sealed)
+    }
+
+    /// Forgets the secrets of the family's epochs before `epoch` (once a snapshot
+    /// sealed in a later epoch covers every chunk of them): a device stolen afterwards
+    /// cannot open those chunks even from an old copy of the relay's log.
+    pub fn forget_before(&mut self, family: FamilyId, epoch: u64) {
+        let secrets = match self.groups.get_mut(&family) {
+            Some(g) => &mut g.secrets,
+            None => match self.former.get_mut(&family) {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        secrets.retain(|e, _| *e >= epoch);
+    }
+
+    /// Everything the key ring holds (group states, unused key packages, epoch
+    /// secrets), for the device's local store. Secret: kept where the device keeps
+    /// its keys.
+    pub fn save(&self) -> Result<Vec<u8>, GroupError> {
+        let saved = Saved {
+            version: SAVE_VERSION,
+            storage: self.provider.save(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(family, g)| SavedGroup {
+                    family: *family,
+                    secrets: g.secrets.iter().map(|(e, s)| (*e, *s)).collect(),
+                    pending: g.pending.clone(),
+                })
+                .collect(),
+            former: self
+                .former
+                .iter()
+                .map(|(f, s)| (*f, s.iter().map(|(e, s)| (*e, *s)).collect()))
+                .collect(),
+        };
+        postcard::to_allocvec(&saved).map_err(|e| GroupError::Restore(e.to_string()))
+    }
+
+    /// The key ring saved by [`KeyRing::save`], for `device` of `user` with its key.
+    pub fn restore(
+        user: UserId,
+        device: DeviceId,
+        key: SigningKey,
+        bytes: &[u8],
+    ) -> Result<Self, GroupError> {
+        let saved: Saved =
+            postcard::from_bytes(bytes).map_err(|e| GroupError::Restore(e.to_string()))?;
+        if saved.version != SAVE_VERSION {
+            return Err(GroupError::Restore(format!("version {}", saved.version)));
+        }
+        let provider = Provider::restore(saved.storage);
+        let mut groups = BTreeMap::new();
+        for g in saved.groups {
+            let mls = MlsGroup::load(provider.storage(), &GroupId::from_slice(&g.family.0))
+                .map_err(|e| GroupError::Restore(format!("{e:?}")))?
+                .ok_or_else(|| GroupError::Restore(format!("group of {} missing", g.family)))?;
+            groups.insert(
+                g.family,
+                Group {
+                    mls,
+                    secrets: g.secrets.into_iter().collect(),
+                    pending: g.pending,
+                },
+            );
+        }
+        Ok(KeyRing {
+            user,
+            device,
+            key,
+            provider,
+            groups,
+            former: saved
+                .former
+                .into_iter()
+                .map(|(f, s)| (f, s.into_iter().collect()))
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Sealed document chunks: what a device pushes instead of its Automerge changes once
+//! the family's documents are end-to-end encrypted (issue 18, `docs/security.md`).
+//!
+//! ```text
+//! envelope = "DRD" ‖ version (1) ‖ epoch (u64 BE) ‖ nonce (24) ‖ XChaCha20-Poly1305(K, nonce, changes, aad)
+//! aad      = "DRD" ‖ version ‖ epoch ‖ doc id (16)
+//! K        = blake3::derive_key("dorandoran 2026-12 document key", epoch secret ‖ doc id)
+//! ```
+//!
+//! - The epoch secret is the family group's MLS exporter secret of that epoch
+//!   ([`super::KeyRing`]); only the devices in the group at that epoch can derive it.
+//! - The document id and the epoch are authenticated: an envelope moved to another
+//!   document, or relabelled with another epoch, does not open.
+//! - The nonce is random (the OS's RNG): every device seals many chunks under one
+//!   epoch's key, and 24 random bytes never repeat in practice.
+//! - The relay still names the chunk by blake3 of the envelope, checks and
+//!   deduplicates it; it holds no key.
+
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce, aead::Aead, aead::Payload};
+use doran_protocol::DocId;
+use rand::TryRngCore;
+
+use crate::keys::RandomnessError;
+
+/// What a sealed chunk starts with: `DRD` and the format's version.
+pub const MAGIC: [u8; 4] = *b"DRD\x01";
+/// Bytes before the ciphertext: magic, epoch, nonce.
+pub const HEADER_LEN: usize = 4 + 8 + 24;
+/// Bytes an envelope adds to the changes it seals (header and tag).
+pub const OVERHEAD: usize = HEADER_LEN + 16;
+
+const KEY_CONTEXT: &str = "dorandoran 2026-12 document key";
+
+/// Why an envelope was not opened. Nothing is returned from a refused envelope.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// Shorter than a header and a tag, or not a sealed chunk at all.
+    #[error("not a sealed chunk")]
+    Malformed,
+    /// A sealed chunk of a format this build does not know.
+    #[error("sealed chunk of unknown version {0}")]
+    UnknownVersion(u8),
+    /// Sealed under an epoch whose key this device does not hold: one before it
+    /// joined, one after it was removed, or one it has not caught up to yet.
+    #[error("no key for epoch {0}")]
+    UnknownEpoch(u64),
+    /// The key does not open it: changed bytes, another document's or another
+    /// epoch's chunk, or a key from someone outside the group.
+    #[error("the sealed chunk does not open: changed, moved, or not sealed for this document")]
+    Refused,
+}
+
+/// The epoch an envelope says it was sealed under (before opening it).
+pub fn epoch_of(envelope: &[u8]) -> Result<u64, EnvelopeError> {
+    if envelope.len() < OVERHEAD || envelope[..3] != MAGIC[..3] {
+        return Err(EnvelopeError::Malformed);
+    }
+    if envelope[3] != MAGIC[3] {
+        return Err(EnvelopeError::UnknownVersion(envelope[3]));
+    }
+    let mut epoch = [0u8; 8];
+    epoch.copy_from_slice(&envelope[4..12]);
+    Ok(u64::from_be_bytes(epoch))
+}
+
+/// The key of `doc` in the epoch whose exporter secret is `epoch_secret`.
+fn doc_key(epoch_secret: &[u8; 32], doc: DocId) -> [u8; 32] {
+    let mut material = [0u8; 48];
+    material[..32].copy_from_slice(epoch_secret);
+    material[32..].copy_from_slice(&doc.0);
+    blake3::derive_key(KEY_CONTEXT, &material)
+}
+
+fn aad(epoch: u64, doc: DocId) -> [u8; 28] {
+    let mut aad = [0u8; 28];
+    aad[..4].copy_from_slice(&MAGIC);
+    aad[4..12].copy_from_slice(&epoch.to_be_bytes());
+    aad[12..].copy_from_slice(&doc.0);
+    aad
+}
+
+/// Seals `changes` of `doc` under the epoch `epoch` whose secret is `epoch_secret`.
+pub(super) fn seal(
+    epoch_secret: &[u8; 32],
+    epoch: u64,
+    doc: DocId,
+    changes: &[u8],
+) -> Result<Vec<u8>, RandomnessError> {
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| RandomnessError(e.to_string()))?;
+    let cipher = XChaCha20Poly1305::new((&doc_key(epoch_secret, doc)).into());
+    let aad = aad(epoch, doc);
+    let sealed = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: changes,
+                aad: &aad,
+            },
+        )
+        // XChaCha20-Poly1305 fails only on a plaintext over 256 GiB.
+        .map_err(|_| RandomnessError("chunk too large to seal".into()))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
+    out.extend_from_slice(&aad[..12]);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens an envelope of `doc` sealed under `epoch` (read with [`epoch_of`]) with that
+/// epoch's secret.
+pub(super) fn open(
+    epoch_secret: &[u8; 32],
+    epoch: u64,
+    doc: DocId,
+    envelope: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    if epoch_of(envelope)? != epoch {
+        return Err(EnvelopeError::Refused);
+    }
+    let cipher = XChaCha20Poly1305::new((&doc_key(epoch_secret, doc)).into());
+    cipher
+        .decrypt(
+            XNonce::from_slice(&envelope[12..HEADER_LEN]),
+            Payload {
+                msg: &envelope[HEADER_LEN..],
+                aad: &aad(epoch, doc),
+            },
+        )
+        .map_err(|_| EnvelopeError::Refused)
+}

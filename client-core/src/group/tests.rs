@@ -1,0 +1,545 @@
+//! A family's key group across devices, with the relay's part played by the test: it
+//! carries Commits in one order, Welcomes and key packages — and, where a test says
+//! so, lies.
+
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
+use ed25519_dalek::SigningKey;
+
+use super::*;
+use crate::keys::public_key;
+
+struct Device {
+    user: UserId,
+    device: DeviceId,
+    key: SigningKey,
+    ring: KeyRing,
+}
+
+fn device(user: UserId) -> Device {
+    let key = SigningKey::from_bytes(&rand::random());
+    let device = DeviceId::random();
+    Device {
+        user,
+        device,
+        key: key.clone(),
+        ring: KeyRing::new(user, device, key),
+    }
+}
+
+fn vouch(devices: &[&Device]) -> KnownDevices {
+    let mut known = KnownDevices::new();
+    for d in devices {
+        known.insert(d.user, d.device, public_key(&d.key));
+    }
+    known
+}
+
+/// The committer sees its own Commit come back first for its epoch in the log.
+fn accepted(d: &mut Device, id: FamilyId, commit: &Commit, known: &KnownDevices) {
+    assert_eq!(
+        d.ring
+            .process(id, &commit.message, known)
+            .expect("own commit"),
+        Processed::Accepted {
+            epoch: commit.epoch
+        }
+    );
+}
+
+struct Family {
+    id: FamilyId,
+    doc: DocId,
+    mom_phone: Device,
+    mom_laptop: Device,
+    son: Device,
+    known: KnownDevices,
+}
+
+/// Mom's phone starts the group, then adds her laptop and her son's phone; everybody
+/// joins from the Welcome.
+fn family() -> Family {
+    let mom = UserId::random();
+    let son_user = UserId::random();
+    let mut mom_phone = device(mom);
+    let mut mom_laptop = device(mom);
+    let mut son = device(son_user);
+    let known = vouch(&[&mom_phone, &mom_laptop, &son]);
+    let id = FamilyId::random();
+    assert_eq!(mom_phone.ring.create(id).expect("create"), 0);
+
+    let mut packages = mom_laptop.ring.key_packages(1).expect("laptop package");
+    packages.extend(son.ring.key_packages(1).expect("son package"));
+    let commit = mom_phone.ring.add(id, &packages, &known).expect("add");
+    assert_eq!(commit.epoch, 1);
+    assert_eq!(
+        mom_phone
+            .ring
+            .process(id, &commit.message, &known)
+            .expect("own commit"),
+        Processed::Accepted { epoch: 1 }
+    );
+    // Without any key, anyone can tell the log's entries apart (the relay could).
+    assert_eq!(
+        classify(&commit.message).expect("entry"),
+        LogEntry::Commit {
+            family: id,
+            epoch: 0
+        }
+    );
+    let welcome = commit.welcome.expect("welcome");
+    assert_eq!(classify(&welcome).expect("entry"), LogEntry::Welcome);
+    assert_eq!(
+        mom_laptop
+            .ring
+            .join(&welcome, &known)
+            .expect("laptop joins"),
+        (id, 1)
+    );
+    assert_eq!(son.ring.join(&welcome, &known).expect("son joins"), (id, 1));
+    Family {
+        id,
+        doc: DocId::from(id),
+        mom_phone,
+        mom_laptop,
+        son,
+        known,
+    }
+}
+
+#[test]
+fn every_member_device_opens_what_any_of_them_seals() {
+    let f = family();
+    let sealed = f
+        .son
+        .ring
+        .seal(f.id, f.doc, "아들이 좋아요".as_bytes())
+        .expect("seal");
+    for d in [&f.mom_phone, &f.mom_laptop, &f.son] {
+        assert_eq!(
+            d.ring.open(f.id, f.doc, &sealed).expect("opens"),
+            "아들이 좋아요".as_bytes()
+        );
+    }
+    let members = f.mom_laptop.ring.members(f.id).expect("members");
+    assert_eq!(members.len(), 3);
+    assert!(
+        members
+            .iter()
+            .any(|m| m.device == f.son.device && m.user == f.son.user)
+    );
+}
+
+#[test]
+fn the_sealed_chunk_holds_no_plaintext_and_is_bound_to_its_document_and_epoch() {
+    let f = family();
+    let text = "엄마 생일 저녁 7시".as_bytes();
+    let sealed = f.mom_phone.ring.seal(f.id, f.doc, text).expect("seal");
+    assert_eq!(sealed.len(), text.len() + OVERHEAD);
+    assert!(!sealed.windows(6).any(|w| text.windows(6).any(|t| t == w)));
+    assert_eq!(epoch_of(&sealed), Ok(1));
+    // Two seals of the same bytes differ (random nonces).
+    assert_ne!(
+        sealed,
+        f.mom_phone.ring.seal(f.id, f.doc, text).expect("seal")
+    );
+
+    // Moved to another document of the family: refused.
+    let other = DocId::random();
+    assert_eq!(
+        f.son.ring.open(f.id, other, &sealed),
+        Err(EnvelopeError::Refused)
+    );
+    // Any byte changed — header, nonce, ciphertext or tag: refused.
+    for at in [5, 20, 40, sealed.len() - 1] {
+        let mut changed = sealed.clone();
+        changed[at] ^= 1;
+        let got = f.son.ring.open(f.id, f.doc, &changed);
+        assert!(
+            matches!(
+                got,
+                Err(EnvelopeError::Refused | EnvelopeError::UnknownEpoch(_))
+            ),
+            "byte {at}: {got:?}"
+        );
+    }
+    // Relabelled with an epoch the device holds (0 is mom's phone's first): refused.
+    let mut relabelled = sealed.clone();
+    relabelled[4..12].copy_from_slice(&0u64.to_be_bytes());
+    assert_eq!(
+        f.mom_phone.ring.open(f.id, f.doc, &relabelled),
+        Err(EnvelopeError::Refused)
+    );
+    // Not a sealed chunk at all.
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, b"{\"ops\":[]}"),
+        Err(EnvelopeError::Malformed)
+    );
+    let mut future = sealed;
+    future[3] = 9;
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &future),
+        Err(EnvelopeError::UnknownVersion(9))
+    );
+}
+
+#[test]
+fn a_new_device_reads_from_the_epoch_it_joined_not_before() {
+    let mom = UserId::random();
+    let mut phone = device(mom);
+    let mut laptop = device(mom);
+    let known = vouch(&[&phone, &laptop]);
+    let id = FamilyId::random();
+    let doc = DocId::from(id);
+    phone.ring.create(id).expect("create");
+    let before = phone
+        .ring
+        .seal(id, doc, b"before the laptop")
+        .expect("seal");
+    let packages = laptop.ring.key_packages(1).expect("package");
+    let commit = phone.ring.add(id, &packages, &known).expect("add");
+    accepted(&mut phone, id, &commit, &known);
+    laptop
+        .ring
+        .join(&commit.welcome.expect("welcome"), &known)
+        .expect("join");
+    assert_eq!(
+        laptop.ring.open(id, doc, &before),
+        Err(EnvelopeError::UnknownEpoch(0))
+    );
+    let after = phone.ring.seal(id, doc, b"after").expect("seal");
+    assert_eq!(laptop.ring.open(id, doc, &after).expect("opens"), b"after");
+}
+
+#[test]
+fn a_removed_device_cannot_read_what_is_written_after_its_removal() {
+    let mut f = family();
+    let before = f.mom_phone.ring.seal(f.id, f.doc, b"before").expect("seal");
+
+    // Mom's phone removes the son's phone; the relay carries the Commit to everyone.
+    let commit = f
+        .mom_phone
+        .ring
+        .remove(f.id, &[f.son.device])
+        .expect("remove");
+    assert_eq!(commit.epoch, 2);
+    assert!(commit.welcome.is_none());
+    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    assert_eq!(
+        f.mom_laptop
+            .ring
+            .process(f.id, &commit.message, &f.known)
+            .expect("laptop"),
+        Processed::Advanced { epoch: 2 }
+    );
+    assert_eq!(
+        f.son
+            .ring
+            .process(f.id, &commit.message, &f.known)
+            .expect("son"),
+        Processed::Removed
+    );
+    assert_eq!(f.son.ring.epoch(f.id), None);
+
+    // The raw chunk written after the removal: the son's device has no key for it.
+    let after = f
+        .mom_laptop
+        .ring
+        .seal(f.id, f.doc, "새 일정".as_bytes())
+        .expect("seal");
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &after),
+        Err(EnvelopeError::UnknownEpoch(2))
+    );
+    assert_eq!(
+        f.mom_phone.ring.open(f.id, f.doc, &after).expect("mom"),
+        "새 일정".as_bytes()
+    );
+    // What it had before, it still opens (nothing takes back bytes already read).
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &before).expect("before"),
+        b"before"
+    );
+    // And it can seal nothing for the family any more.
+    assert!(matches!(
+        f.son.ring.seal(f.id, f.doc, b"x"),
+        Err(GroupError::UnknownFamily(_))
+    ));
+    let members = f.mom_phone.ring.members(f.id).expect("members");
+    assert!(members.iter().all(|m| m.device != f.son.device));
+}
+
+/// `committer` refreshes its leaf; the relay accepts it and carries it to the others.
+fn rotate(committer: &mut Device, others: [&mut Device; 2], id: FamilyId, known: &KnownDevices) {
+    let commit = committer.ring.update(id).expect("update");
+    accepted(committer, id, &commit, known);
+    for d in others {
+        assert_eq!(
+            d.ring
+                .process(id, &commit.message, known)
+                .expect("processed"),
+            Processed::Advanced {
+                epoch: commit.epoch
+            }
+        );
+    }
+}
+
+#[test]
+fn old_chunks_keep_opening_after_two_rotations() {
+    let mut f = family();
+    let first = f.son.ring.seal(f.id, f.doc, b"epoch one").expect("seal");
+    rotate(
+        &mut f.mom_laptop,
+        [&mut f.mom_phone, &mut f.son],
+        f.id,
+        &f.known,
+    );
+    rotate(
+        &mut f.son,
+        [&mut f.mom_phone, &mut f.mom_laptop],
+        f.id,
+        &f.known,
+    );
+    let third = f
+        .mom_phone
+        .ring
+        .seal(f.id, f.doc, b"epoch three")
+        .expect("seal");
+    assert_eq!(epoch_of(&third), Ok(3));
+    for d in [&f.mom_phone, &f.mom_laptop, &f.son] {
+        assert_eq!(
+            d.ring.open(f.id, f.doc, &first).expect("first"),
+            b"epoch one"
+        );
+        assert_eq!(
+            d.ring.open(f.id, f.doc, &third).expect("third"),
+            b"epoch three"
+        );
+    }
+}
+
+#[test]
+fn forgotten_epochs_no_longer_open() {
+    let mut f = family();
+    let first = f.son.ring.seal(f.id, f.doc, b"old").expect("seal");
+    let commit = f.mom_phone.ring.update(f.id).expect("update");
+    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    f.son
+        .ring
+        .process(f.id, &commit.message, &f.known)
+        .expect("son");
+    f.son.ring.forget_before(f.id, 2);
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &first),
+        Err(EnvelopeError::UnknownEpoch(1))
+    );
+    let new = f.mom_phone.ring.seal(f.id, f.doc, b"new").expect("seal");
+    assert_eq!(f.son.ring.open(f.id, f.doc, &new).expect("new"), b"new");
+}
+
+#[test]
+fn a_device_the_member_does_not_know_is_never_added() {
+    let mut f = family();
+    // The relay hands out a key package of its own, claiming to be a new device of the son.
+    let mut rogue = device(f.son.user);
+    let packages = rogue.ring.key_packages(1).expect("rogue package");
+    assert_eq!(classify(&packages[0]).expect("entry"), LogEntry::KeyPackage);
+    let got = f.mom_phone.ring.add(f.id, &packages, &f.known);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    // ... or of the son's real device id, signed with its own key.
+    let mut impostor = device(f.son.user);
+    impostor.device = f.son.device;
+    impostor.ring = KeyRing::new(impostor.user, impostor.device, impostor.key.clone());
+    let packages = impostor.ring.key_packages(1).expect("impostor package");
+    let got = f.mom_phone.ring.add(f.id, &packages, &f.known);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    // Nothing changed: no pending commit, the same epoch.
+    assert_eq!(f.mom_phone.ring.epoch(f.id), Some(1));
+    assert!(f.mom_phone.ring.update(f.id).is_ok());
+}
+
+#[test]
+fn a_commit_adding_an_unknown_device_is_refused_and_changes_nothing() {
+    let mut f = family();
+    // The mom's phone was told (by a lying relay, say) that a rogue device is one of
+    // her son's; the other devices were not. It adds the rogue together with the
+    // son's new tablet, which everybody knows.
+    let mut rogue = device(f.son.user);
+    let mut tablet = device(f.son.user);
+    let mut known = f.known.clone();
+    known.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    let mut fooled = known.clone();
+    fooled.insert(rogue.user, rogue.device, public_key(&rogue.key));
+    let mut packages = rogue.ring.key_packages(1).expect("package");
+    packages.extend(tablet.ring.key_packages(1).expect("package"));
+    let commit = f.mom_phone.ring.add(f.id, &packages, &fooled).expect("add");
+    accepted(&mut f.mom_phone, f.id, &commit, &fooled);
+
+    let got = f.mom_laptop.ring.process(f.id, &commit.message, &known);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    assert_eq!(f.mom_laptop.ring.epoch(f.id), Some(1));
+    // The Welcome lists the rogue in the group: the tablet refuses to join it.
+    let got = tablet.ring.join(&commit.welcome.expect("welcome"), &known);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    assert_eq!(tablet.ring.epoch(f.id), None);
+}
+
+#[test]
+fn a_welcome_for_another_device_or_garbage_is_refused() {
+    let mut f = family();
+    let mut other = device(UserId::random());
+    let mut late = device(f.mom_phone.user);
+    let mut known = f.known.clone();
+    known.insert(late.user, late.device, public_key(&late.key));
+    let packages = late.ring.key_packages(1).expect("package");
+    let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
+    let welcome = commit.welcome.expect("welcome");
+    let got = other.ring.join(&welcome, &known);
+    assert!(matches!(got, Err(GroupError::NotForThisDevice)), "{got:?}");
+    assert!(matches!(
+        other.ring.join(b"not a welcome", &known),
+        Err(GroupError::Malformed("welcome"))
+    ));
+    assert!(matches!(
+        f.mom_laptop.ring.process(f.id, b"\x00\x01garbage", &known),
+        Err(GroupError::Malformed(_))
+    ));
+    assert!(matches!(
+        f.mom_laptop
+            .ring
+            .add(f.id, &[b"no package".to_vec()], &known),
+        Err(GroupError::Malformed("key package"))
+    ));
+    // A Welcome handed in as a Commit is not a group message.
+    assert!(matches!(
+        f.mom_laptop.ring.process(f.id, &welcome, &known),
+        Err(GroupError::Malformed(_))
+    ));
+    // A Commit of another family's group.
+    let mut stranger = device(UserId::random());
+    let fid = FamilyId::random();
+    stranger.ring.create(fid).expect("create");
+    let foreign = stranger.ring.update(fid).expect("update");
+    assert!(matches!(
+        f.mom_laptop.ring.process(f.id, &foreign.message, &known),
+        Err(GroupError::WrongGroup)
+    ));
+}
+
+#[test]
+fn two_devices_committing_at_once_settle_on_the_logs_order() {
+    let mut f = family();
+    let from_phone = f.mom_phone.ring.update(f.id).expect("phone update");
+    let from_laptop = f.mom_laptop.ring.update(f.id).expect("laptop update");
+    assert_eq!(from_phone.epoch, from_laptop.epoch);
+    // One Commit at a time per device.
+    assert!(matches!(
+        f.mom_phone.ring.update(f.id),
+        Err(GroupError::CommitPending)
+    ));
+    // The log holds the phone's first, then the laptop's. Every device reads it in
+    // that order.
+    let log = [&from_phone.message, &from_laptop.message];
+    let mut seen = Vec::new();
+    for d in [&mut f.mom_phone, &mut f.mom_laptop, &mut f.son] {
+        let outcome: Vec<Processed> = log
+            .iter()
+            .map(|m| d.ring.process(f.id, m, &f.known).expect("processed"))
+            .collect();
+        seen.push(outcome);
+    }
+    assert_eq!(
+        seen,
+        [
+            vec![Processed::Accepted { epoch: 2 }, Processed::Stale],
+            vec![Processed::Superseded { epoch: 2 }, Processed::Stale],
+            vec![Processed::Advanced { epoch: 2 }, Processed::Stale],
+        ]
+    );
+    // The laptop makes its change again on top.
+    let again = f.mom_laptop.ring.update(f.id).expect("again");
+    assert_eq!(again.epoch, 3);
+    accepted(&mut f.mom_laptop, f.id, &again, &f.known);
+    for d in [&mut f.mom_phone, &mut f.son] {
+        assert_eq!(
+            d.ring
+                .process(f.id, &again.message, &f.known)
+                .expect("processed"),
+            Processed::Advanced { epoch: 3 }
+        );
+    }
+    let sealed = f.son.ring.seal(f.id, f.doc, b"settled").expect("seal");
+    assert_eq!(
+        f.mom_phone.ring.open(f.id, f.doc, &sealed).expect("opens"),
+        b"settled"
+    );
+    // A Commit the log has not reached yet (a gap) is not applied.
+    let ahead = f.son.ring.update(f.id).expect("son update");
+    let later = {
+        let mut phone_copy = KeyRing::restore(
+            f.mom_phone.user,
+            f.mom_phone.device,
+            f.mom_phone.key.clone(),
+            &f.mom_phone.ring.save().expect("save"),
+        )
+        .expect("restore");
+        phone_copy
+            .process(f.id, &ahead.message, &f.known)
+            .expect("applied");
+        phone_copy.update(f.id).expect("next")
+    };
+    let got = f.mom_laptop.ring.process(f.id, &later.message, &f.known);
+    assert!(
+        matches!(got, Err(GroupError::FromTheFuture { at: 3, got: 4 })),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_restored_key_ring_opens_what_it_opened_and_follows_the_group() {
+    let mut f = family();
+    let old = f.mom_phone.ring.seal(f.id, f.doc, b"kept").expect("seal");
+    let saved = f.mom_laptop.ring.save().expect("save");
+    let mut laptop = KeyRing::restore(
+        f.mom_laptop.user,
+        f.mom_laptop.device,
+        f.mom_laptop.key.clone(),
+        &saved,
+    )
+    .expect("restore");
+    assert_eq!(laptop.open(f.id, f.doc, &old).expect("old"), b"kept");
+    let commit = f.mom_phone.ring.update(f.id).expect("update");
+    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    assert_eq!(
+        laptop
+            .process(f.id, &commit.message, &f.known)
+            .expect("processed"),
+        Processed::Advanced { epoch: 2 }
+    );
+    let new = laptop.seal(f.id, f.doc, b"after restart").expect("seal");
+    assert_eq!(
+        f.mom_phone.ring.open(f.id, f.doc, &new).expect("opens"),
+        b"after restart"
+    );
+    // Unused key packages survive too: a device restored before its Welcome arrives
+    // still joins.
+    let mut late = device(f.son.user);
+    let packages = late.ring.key_packages(1).expect("package");
+    let late_saved = late.ring.save().expect("save");
+    let mut known = f.known.clone();
+    known.insert(late.user, late.device, public_key(&late.key));
+    let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
+    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    let mut restored =
+        KeyRing::restore(late.user, late.device, late.key.clone(), &late_saved).expect("restore");
+    assert_eq!(
+        restored
+            .join(&commit.welcome.expect("welcome"), &known)
+            .expect("join"),
+        (f.id, 3)
+    );
+    assert!(matches!(
+        KeyRing::restore(late.user, late.device, late.key.clone(), b"\x07junk"),
+        Err(GroupError::Restore(_))
+    ));
+}
