@@ -190,9 +190,44 @@ impl From<FamilyId> for DocId {
     }
 }
 
+/// What a family's id is XORed with to name its key log. Any fixed value that is not
+/// zero would do; XOR makes the relation two-way, so the relay finds the family of a
+/// key log without a table of them.
+const KEY_LOG_MASK: [u8; 16] = *b"doran key log v1";
+
+fn key_log_xor(id: [u8; 16]) -> [u8; 16] {
+    std::array::from_fn(|i| id[i] ^ KEY_LOG_MASK[i])
+}
+
+impl FamilyId {
+    /// The family's key log: a document log like the family document's, read and
+    /// written by the same members, whose chunks are the family's end-to-end key
+    /// group messages (MLS Commits, Welcomes and key packages; issue 18). The relay
+    /// stores and orders them like any chunk, and never compacts it.
+    pub fn key_log(self) -> DocId {
+        DocId(key_log_xor(self.0))
+    }
+}
+
+impl DocId {
+    /// The family this document would be the key log of ([`FamilyId::key_log`]);
+    /// whether that family exists is the relay's to look up.
+    pub fn key_log_family(self) -> FamilyId {
+        FamilyId(key_log_xor(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_log_names_its_family_and_no_other_document() {
+        let f = FamilyId::random();
+        assert_eq!(f.key_log().key_log_family(), f);
+        assert_ne!(f.key_log(), DocId::from(f));
+        assert_ne!(FamilyId::random().key_log(), f.key_log());
+    }
 
     #[test]
     fn ids_round_trip_through_hex() {

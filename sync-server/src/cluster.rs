@@ -634,6 +634,7 @@ async fn handle(state: &Arc<AppState>, pg: &PgCluster, burst: Vec<String>) {
                 state.hub.membership_changed();
                 if let Some(family) = words.next().and_then(hex16).map(FamilyId) {
                     state.hub.send_to_doc(DocId::from(family), &HubMsg::Recheck);
+                    state.hub.send_to_doc(family.key_log(), &HubMsg::Recheck);
                 }
                 if let Some(user) = words.next().and_then(hex16).map(UserId) {
                     state.hub.send_to_users([&user], &HubMsg::Recheck);

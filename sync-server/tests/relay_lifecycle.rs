@@ -1361,6 +1361,87 @@ async fn membership_changes_reach_every_member_and_end_access() {
     assert_eq!(download(&server, &host, blob).await.status, 404);
 }
 
+/// A family's key log (`FamilyId::key_log`, issue 18) is a log like the family's
+/// document: its members read and write it, nobody else does, a removed member's
+/// subscription to it ends, and it goes with the family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_familys_key_log_is_its_members_and_goes_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut host = Identity::new("host@example.com", "host");
+    let mut bob = Identity::new("bob@example.com", "bob_kim");
+    let mut eve = Identity::new("eve@example.com", "eve");
+    let mut h = Client::register(&server, &mut host).await;
+    let mut b = Client::register(&server, &mut bob).await;
+    let mut e = Client::register(&server, &mut eve).await;
+    let family = create_family(&mut h, "가족", "엄마").await;
+    let log = family.key_log();
+    add_member((&mut h, &host), (&mut b, &bob), family, "아빠").await;
+
+    // Both members read and write it, in one order.
+    assert_eq!(push(&mut h, log, b"commit 0").await, 1);
+    assert_eq!(
+        chunks(&catch_up(&mut b, log, 0).await),
+        vec![(1, b"commit 0".to_vec())]
+    );
+    catch_up(&mut h, log, 1).await;
+    assert_eq!(push(&mut b, log, b"key package").await, 2);
+    assert_eq!(live_chunk(&mut h, log).await, (2, b"key package".to_vec()));
+
+    // Somebody else does neither.
+    assert_eq!(subscribe_refused(&mut e, log).await, ErrorCode::Forbidden);
+    assert_eq!(
+        push_refused(&mut e, log, b"rogue").await,
+        ErrorCode::Forbidden
+    );
+
+    // Bob removed: his subscription ends, he reads and writes nothing more.
+    assert_eq!(
+        h.request(Request::RemoveMember {
+            family,
+            user: bob.user()
+        })
+        .await,
+        Ok(Response::Done)
+    );
+    let ended = b
+        .until(|f| match f {
+            ServerFrame::Error(err) if err.doc == Some(log) => Some(err.code),
+            ServerFrame::Chunk { doc, .. } if *doc == log => panic!("a chunk after removal"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ended, ErrorCode::Forbidden);
+    assert_eq!(push(&mut h, log, b"commit 1: bob out").await, 3);
+    assert_no_chunk_of(&mut b, log).await;
+    assert_eq!(subscribe_refused(&mut b, log).await, ErrorCode::Forbidden);
+    assert_eq!(
+        push_refused(&mut b, log, b"bob again").await,
+        ErrorCode::Forbidden
+    );
+
+    // Deleted with the family.
+    assert_eq!(
+        h.request(Request::DeleteFamily { family }).await,
+        Ok(Response::Done)
+    );
+    let code = h
+        .until(|f| match f {
+            ServerFrame::Error(err) if err.doc == Some(log) => Some(err.code),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(code, ErrorCode::NotFound | ErrorCode::Forbidden),
+        "{code:?}"
+    );
+    let code = subscribe_refused(&mut h, log).await;
+    assert!(
+        matches!(code, ErrorCode::NotFound | ErrorCode::Forbidden),
+        "{code:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // 8. Presence.
 // ---------------------------------------------------------------------------------

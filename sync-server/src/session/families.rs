@@ -226,9 +226,10 @@ impl Ctx<'_> {
                 Ok(pending)
             })
             .await?;
-        let doc = DocId::from(family);
-        if let Err(e) = self.state.logs(move |l| l.drop_doc(doc)).await {
-            tracing::warn!(%family, error = %e, "family deleted but its log was not dropped");
+        for doc in [DocId::from(family), family.key_log()] {
+            if let Err(e) = self.state.logs(move |l| l.drop_doc(doc)).await {
+                tracing::warn!(%family, %doc, error = %e, "family deleted but a log was not dropped");
+            }
         }
         let told = users(&members);
         self.notify(&told, ServerEvent::FamilyDeleted { family })

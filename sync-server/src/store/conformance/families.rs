@@ -85,6 +85,54 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
     Ok(())
 }
 
+/// A family's key log (`FamilyId::key_log`) belongs to the family like its document:
+/// found without a row of its own, gone with the family, and no personal document or
+/// other family can take its id.
+pub(crate) fn a_familys_key_log_is_the_familys(f: &Fixture) -> TestResult {
+    let host = register(f, 1)?;
+    let family = family_id(1);
+    f.accounts
+        .create_family(family, "우리 가족", host, "엄마", 77, usize::MAX)?;
+    assert_eq!(
+        f.accounts.doc_owner(family.key_log())?,
+        Some(DocOwner::Family(family))
+    );
+    // No account can register the key log as its personal document.
+    let (mut user, device) = new_user(2);
+    user.personal_doc = family.key_log();
+    assert!(matches!(
+        f.accounts.create_user(&user, &device),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(f.accounts.user(user.id)?, None);
+    assert_eq!(
+        f.accounts.doc_owner(family.key_log())?,
+        Some(DocOwner::Family(family))
+    );
+    // No family can be made whose key log is someone's personal document.
+    let other = register(f, 3)?;
+    let hijack = personal_doc(3).key_log_family();
+    assert!(matches!(
+        f.accounts
+            .create_family(hijack, "t", other, "아빠", 2, usize::MAX),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        f.accounts.doc_owner(personal_doc(3))?,
+        Some(DocOwner::Personal(other))
+    );
+    // Gone with the family; its id stays taken.
+    f.accounts.delete_family(family, 500)?;
+    assert_eq!(f.accounts.doc_owner(family.key_log())?, None);
+    let (mut late, device) = new_user(4);
+    late.personal_doc = family.key_log();
+    assert!(matches!(
+        f.accounts.create_user(&late, &device),
+        Err(StoreError::Conflict(_))
+    ));
+    Ok(())
+}
+
 pub(crate) fn families_and_members_are_in_join_order(f: &Fixture) -> TestResult {
     let a = register(f, 1)?;
     let b = register(f, 2)?;

@@ -79,9 +79,14 @@ impl Accounts {
         self.users.values().find(|u| u.email == email)
     }
 
+    /// Whether `doc` is a user's personal document, or a family's document or key
+    /// log (deleted families included: their ids stay taken).
     fn doc_taken(&self, doc: DocId) -> bool {
         self.users.values().any(|u| u.personal_doc == doc)
-            || self.families.keys().any(|&f| DocId::from(f) == doc)
+            || self
+                .families
+                .keys()
+                .any(|&f| DocId::from(f) == doc || f.key_log() == doc)
     }
 
     /// Refuses a new membership of `user` past `max` families.
@@ -603,7 +608,10 @@ impl AccountStore for MemoryStore {
         if !a.users.contains_key(&host) {
             return Err(StoreError::NotFound("user"));
         }
-        if a.families.contains_key(&family) || a.doc_taken(DocId::from(family)) {
+        if a.families.contains_key(&family)
+            || a.doc_taken(DocId::from(family))
+            || a.doc_taken(family.key_log())
+        {
             return Err(StoreError::Conflict(format!("family {family} exists")));
         }
         a.check_family_room(host, max_families)?;
@@ -895,6 +903,11 @@ impl AccountStore for MemoryStore {
             return Ok(Some(DocOwner::Personal(user.id)));
         }
         let family = FamilyId(doc.0);
+        if a.live_family(family).is_some() {
+            return Ok(Some(DocOwner::Family(family)));
+        }
+        // Or the key log of a family that is not deleted.
+        let family = doc.key_log_family();
         Ok(a.live_family(family).map(|_| DocOwner::Family(family)))
     }
 

@@ -389,12 +389,20 @@ impl AccountStore for PgStore {
             {
                 return Err(StoreError::Conflict("user key already registered".into()));
             }
+            // Nor another family's key log (FamilyId::key_log): a personal document
+            // there would take the family's key log over.
             if exists(
                 tx,
                 "SELECT 1 FROM docs WHERE doc = $1",
                 &[&user.personal_doc.0],
             )
             .await?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM families WHERE id = $1",
+                    &[&user.personal_doc.key_log_family().0],
+                )
+                .await?
             {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
@@ -787,6 +795,12 @@ impl AccountStore for PgStore {
             }
             if exists(tx, "SELECT 1 FROM families WHERE id = $1", &[&family.0]).await?
                 || exists(tx, "SELECT 1 FROM docs WHERE doc = $1", &[&doc.0]).await?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM docs WHERE doc = $1",
+                    &[&family.key_log().0],
+                )
+                .await?
             {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
@@ -1138,7 +1152,15 @@ impl AccountStore for PgStore {
             )
             .await?;
             let Some(found) = found else {
-                return Ok(None);
+                // Or the key log of a family that is not deleted.
+                let family = doc.key_log_family();
+                let live = row(
+                    c,
+                    "SELECT 1 FROM families WHERE id = $1 AND NOT deleted",
+                    &[&family.0],
+                )
+                .await?;
+                return Ok(live.map(|_| DocOwner::Family(family)));
             };
             match (bytes_opt(&found, 0)?, bytes_opt(&found, 1)?) {
                 (Some(family), None) => Ok(Some(DocOwner::Family(FamilyId(family)))),

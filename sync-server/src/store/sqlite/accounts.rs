@@ -223,10 +223,16 @@ impl AccountStore for SqliteStore {
             )? {
                 return Err(StoreError::Conflict("user key already registered".into()));
             }
+            // Nor another family's key log (FamilyId::key_log): a personal document
+            // there would take the family's key log over.
             if exists(
                 tx,
                 "SELECT 1 FROM docs WHERE doc = ?1",
                 [user.personal_doc.0],
+            )? || exists(
+                tx,
+                "SELECT 1 FROM families WHERE id = ?1",
+                [user.personal_doc.key_log_family().0],
             )? {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
@@ -567,6 +573,11 @@ impl AccountStore for SqliteStore {
             }
             if exists(tx, "SELECT 1 FROM families WHERE id = ?1", [family.0])?
                 || exists(tx, "SELECT 1 FROM docs WHERE doc = ?1", [doc.0])?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM docs WHERE doc = ?1",
+                    [family.key_log().0],
+                )?
             {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
@@ -865,7 +876,7 @@ impl AccountStore for SqliteStore {
                  FROM docs d LEFT JOIN families f ON f.id = d.family
                  WHERE d.doc = ?1 AND (d.user IS NOT NULL OR f.deleted = 0)",
             )?;
-            first(stmt.query([doc.0])?, |row| {
+            let owner = first(stmt.query([doc.0])?, |row| {
                 let family: Option<[u8; 16]> = row.get(0)?;
                 let user: Option<[u8; 16]> = row.get(1)?;
                 match (family, user) {
@@ -875,7 +886,18 @@ impl AccountStore for SqliteStore {
                         "document {doc} has no single owner"
                     ))),
                 }
-            })
+            })?;
+            if owner.is_some() {
+                return Ok(owner);
+            }
+            // Or the key log of a family that is not deleted.
+            let family = doc.key_log_family();
+            Ok(exists(
+                tx,
+                "SELECT 1 FROM families WHERE id = ?1 AND deleted = 0",
+                [family.0],
+            )?
+            .then_some(DocOwner::Family(family)))
         })
     }
 
