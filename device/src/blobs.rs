@@ -21,6 +21,7 @@
 //! Both `http://` and `https://` relays work (see [`Relay`]).
 
 use std::{
+    collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -30,7 +31,7 @@ use std::{
 };
 
 use doran_client_core::{
-    seal::{self, BlobKey, BlobRef},
+    seal::{self, BlobKey, BlobRef, SealError},
     store::{BlobOwner, BlobRecord, BlobState, LocalStore},
 };
 use doran_protocol::{BlobHash, DeviceId, signing::http_message};
@@ -395,6 +396,42 @@ pub struct BlobCache {
     dir: PathBuf,
     store: Arc<dyn LocalStore>,
     limit_bytes: u64,
+    refused: Arc<Mutex<Refused>>,
+}
+
+/// How many refused (blob, key) pairs a device remembers.
+const MAX_REFUSED: usize = 1024;
+
+/// Blobs whose bytes did not open with the key an entry gives them (a hostile
+/// member's entry, bytes changed on the relay), remembered so that a screen asking
+/// again is answered at once instead of downloading them again every time — which a
+/// member could otherwise make every other device do for as long as the gallery is
+/// open. In memory and bounded (the oldest is forgotten first): after a restart, or
+/// once forgotten, a blob is tried once more.
+#[derive(Debug, Default)]
+struct Refused {
+    order: VecDeque<(BlobHash, [u8; 32])>,
+    why: HashMap<(BlobHash, [u8; 32]), SealError>,
+}
+
+impl Refused {
+    fn get(&self, blob: &BlobRef) -> Option<SealError> {
+        let key = blob.key?;
+        self.why.get(&(blob.hash, *key.as_bytes())).cloned()
+    }
+
+    fn insert(&mut self, blob: &BlobRef, why: SealError) {
+        let Some(key) = blob.key else { return };
+        let id = (blob.hash, *key.as_bytes());
+        if self.why.insert(id, why).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_REFUSED {
+            if let Some(old) = self.order.pop_front() {
+                self.why.remove(&old);
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -416,6 +453,7 @@ impl BlobCache {
             dir: dir.as_ref().to_owned(),
             store,
             limit_bytes,
+            refused: Arc::default(),
         })
     }
 
@@ -539,12 +577,21 @@ impl BlobCache {
         if cached {
             return Ok(path);
         }
+        if let Some(why) = self.refused_before(blob) {
+            return Err(SyncError::Sealed(why));
+        }
         let max = blob.key.map_or(max, |_| seal::sealed_len(max));
         let fetched = client.get_at_most(hash, max).await?;
         let mime = mime.to_owned();
         self.blocking(move |c| {
             let bytes = match &blob.key {
-                Some(key) => seal::open(key, &fetched)?,
+                Some(key) => match seal::open(key, &fetched) {
+                    Ok(bytes) => bytes,
+                    Err(why) => {
+                        c.lock_refused().insert(&blob, why.clone());
+                        return Err(SyncError::Sealed(why));
+                    }
+                },
                 None => fetched,
             };
             let size = bytes.len() as u64;
@@ -598,6 +645,19 @@ impl BlobCache {
     }
 
     /// Runs store and file work on the blocking pool (never on the async runtime).
+    /// Why this blob did not open with this key when it was last downloaded, if it
+    /// did not (and is still remembered): it is not downloaded again.
+    pub fn refused_before(&self, blob: BlobRef) -> Option<SealError> {
+        self.lock_refused().get(&blob)
+    }
+
+    fn lock_refused(&self) -> std::sync::MutexGuard<'_, Refused> {
+        // A panic while holding it leaves a set that is still whole.
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&BlobCache) -> Result<T> + Send + 'static,

@@ -3,7 +3,7 @@
 //! bomb or a file crafted against an image decoder would ride on). The other members'
 //! devices refuse to hand it to their screens (`BadPhoto`, shown as a placeholder),
 //! while the photo's real display copy still shows — until the client gives it a key
-//! that does not open it, and nothing shows.
+//! that does not open it, and nothing shows (nor is it downloaded again on every look).
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use doran_device::ErrorCode;
@@ -36,7 +36,7 @@ fn photo_entry(raw: &automerge::AutoCommit, photo: &str) -> automerge::ObjId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let MomAndSon {
         family,
         mom,
@@ -138,9 +138,18 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     .expect("the wrong key arrived");
     assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
     // The cached bytes were opened with the other key: not handed out for this one.
-    let cached = mom
+    // And the refusal is remembered: asked again, mom's phone answers with the
+    // placeholder at once instead of downloading the blob on every look — with the
+    // relay gone, asking would otherwise wait for it and fail as offline.
+    relay.kill();
+    let refused = mom
         .photo_file(&family, &photo, false)
         .await
-        .expect("a placeholder, while it is fetched again");
-    assert_eq!(cached, None);
+        .expect_err("remembered as refused");
+    assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
+    let refused = mom
+        .fetch_photo(&family, &photo, false)
+        .await
+        .expect_err("remembered as refused");
+    assert_eq!(refused.code, ErrorCode::BadPhoto, "{}", refused.message);
 }

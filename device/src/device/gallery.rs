@@ -262,6 +262,11 @@ impl Device {
             let path = self.session()?.blobs.path(hash);
             return self.checked(hash, path, kind).await.map(Some);
         }
+        // Bytes that did not open with this key: a placeholder now, not a download
+        // on every look.
+        if self.session()?.blobs.refused_before(blob).is_some() {
+            return Err(Error::code(kind.refusal(), self.language()));
+        }
         let device = self.clone();
         tokio::spawn(async move {
             if let Err(e) = device.fetch_blob(blob, kind).await {
@@ -286,6 +291,9 @@ impl Device {
             })
             .await?;
         if !was_cached {
+            if session.blobs.refused_before(blob).is_some() {
+                return Err(Error::code(kind.refusal(), lang));
+            }
             self.connected(super::sync::REQUEST_TIMEOUT).await?;
         }
         let path = match session
