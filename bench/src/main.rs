@@ -7,6 +7,7 @@ mod connections;
 mod family_doc;
 mod fanout;
 mod growth;
+mod keys;
 mod load;
 mod photo;
 mod seed_stress;
@@ -51,6 +52,10 @@ enum Command {
     /// seed-stress at 100, 1000 and 5000 devices, fanout and connections at 10 000:
     /// one table of how the relay's cost grows, and a plot (`--svg`).
     Growth(growth::Options),
+    /// The family key group for end-to-end encryption: MLS operations for a family's
+    /// devices, and sealing / opening chunks of 400 B, 4 KiB and 64 KiB beside blake3
+    /// of the same bytes.
+    Keys(keys::Options),
 }
 
 fn main() {
@@ -64,6 +69,7 @@ fn main() {
         Command::Blobs(opts) => blobs::run(&opts, cli.json).map_err(Into::into),
         Command::Photo(opts) => photo::run(&opts, cli.json).map_err(Into::into),
         Command::Growth(opts) => growth::run(&opts, cli.json).map_err(Into::into),
+        Command::Keys(opts) => keys::run(&opts, cli.json),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

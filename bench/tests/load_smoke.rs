@@ -94,3 +94,27 @@ fn blobs_go_up_and_come_back_verified() {
     assert_eq!(r["sealed"], true);
     assert_eq!(r["download"]["bytes"], 8 * 1024 * 1024, "{r}");
 }
+
+#[test]
+fn the_key_group_benchmark_runs_a_family_through_its_epochs() {
+    // No relay: the key group and the envelopes are the device's own work.
+    let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
+        .args(["--json", "keys", "--devices", "4", "--chunks", "400"])
+        .output()
+        .expect("doran-bench runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(r["devices"], 4, "{r}");
+    // Every size sealed and opened back (the run fails otherwise), and timed.
+    let chunks = r["chunks"].as_array().expect("chunk sizes");
+    assert_eq!(chunks.len(), 3, "{r}");
+    for c in chunks {
+        assert!(c["seal_us_p50"].as_f64().expect("seal") > 0.0, "{r}");
+        assert!(c["open_us_p50"].as_f64().expect("open") > 0.0, "{r}");
+    }
+    assert!(r["welcome_bytes"].as_u64().expect("welcome") > 0, "{r}");
+}
