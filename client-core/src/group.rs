@@ -27,11 +27,15 @@
 //! as this device knows them). A relay that slips in a device of its own, or changes a
 //! device's key, is refused with [`GroupError::NotVouched`] and nothing changes.
 //!
+//! Where the [`KnownDevices`] come from: certificate chains from each member's user
+//! key to their devices ([`certified_devices`]; `certs.rs`).
+//!
 //! The key ring keeps the secret of every epoch it has been in, so chunks sealed in
 //! earlier epochs keep opening (a document's log spans epochs until it is compacted);
 //! [`KeyRing::forget_before`] drops them once a snapshot of a later epoch covers them
 //! (forward secrecy).
 
+mod certs;
 mod envelope;
 mod provider;
 #[cfg(test)]
@@ -51,6 +55,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 use serde::{Deserialize, Serialize};
 
+pub use certs::{certified_devices, certify};
 pub use envelope::{EnvelopeError, OVERHEAD, epoch_of};
 use provider::{DeviceSigner, Provider};
 

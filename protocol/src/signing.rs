@@ -31,6 +31,7 @@
 //! | `Request::SendInvite.signature` | inviter's device key | [`invite_message`] |
 //! | `Request::AnswerInvite.signature` | invitee's device key | [`invite_answer_message`] |
 //! | `Request::ConfirmLink.signature` | confirming device key | [`link_confirm_message`] |
+//! | [`DeviceCert`](crate::model::DeviceCert) `.signature` | user key, or a certified device key of the user | [`device_cert_message`] |
 
 use crate::{
     Challenge, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UnixMillis, UserId,
@@ -57,6 +58,9 @@ pub const INVITE_ACCEPT_AS_DOMAIN: &[u8] = b"dorandoran/invite-accept-as/v1\0";
 /// Domain of [`link_confirm_message`].
 pub const LINK_CONFIRM_DOMAIN: &[u8] = b"dorandoran/link-confirm/v1\0";
 
+/// Domain of [`device_cert_message`].
+pub const DEVICE_CERT_DOMAIN: &[u8] = b"dorandoran/device-cert/v1\0";
+
 /// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
 pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
 
@@ -73,6 +77,7 @@ pub const ALL_DOMAINS: &[&[u8]] = &[
     INVITE_ANSWER_DOMAIN,
     INVITE_ACCEPT_AS_DOMAIN,
     LINK_CONFIRM_DOMAIN,
+    DEVICE_CERT_DOMAIN,
 ];
 
 /// Appends fields in the canonical encoding.
@@ -270,6 +275,18 @@ pub fn link_confirm_message(
         .raw(new_device.as_bytes())
         .raw(new_device_key.as_bytes())
         .bool(accept)
+        .finish()
+}
+
+/// Signed by the **user key**, or by a certified **device key** of the same user, to
+/// vouch for a device's key: `DEVICE_CERT_DOMAIN ‖ user ‖ device ‖ device_key`. No
+/// server id and no time: a certificate holds wherever the family's documents are
+/// stored, and ends only with the device's revocation.
+pub fn device_cert_message(user: &UserId, device: &DeviceId, device_key: &PublicKey) -> Vec<u8> {
+    Message::new(DEVICE_CERT_DOMAIN)
+        .raw(user.as_bytes())
+        .raw(device.as_bytes())
+        .raw(device_key.as_bytes())
         .finish()
 }
 

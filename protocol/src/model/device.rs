@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, LinkId, PublicKey, UnixMillis};
+use crate::{DeviceId, LinkId, PublicKey, Signature, UnixMillis};
 
 /// One device of the signed-in user, as listed by
 /// [`Request::ListDevices`](crate::Request::ListDevices).
@@ -42,4 +42,32 @@ pub struct PendingLinkInfo {
     pub requested_at: UnixMillis,
     /// When the request (and the code) stops working.
     pub expires_at: UnixMillis,
+}
+
+/// Who signed a [`DeviceCert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Certifier {
+    /// The user key (on the first device, or restored from the recovery phrase).
+    User,
+    /// Another device of the same user, itself certified (the device that confirmed
+    /// a link).
+    Device(DeviceId),
+}
+
+/// A user vouching for one of their devices' keys: signed over
+/// [`device_cert_message`](crate::signing::device_cert_message) by the user key or by
+/// another certified device of the user. Another member's device accepts a device
+/// into a family's key group only if a chain of these leads from the user key it
+/// pinned to the device (issue 18, `docs/security.md`); a relay, which holds no user
+/// key and no device key, cannot make one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCert {
+    /// The device vouched for.
+    pub device: DeviceId,
+    /// Its ed25519 key.
+    pub device_key: PublicKey,
+    /// Who signed.
+    pub by: Certifier,
+    /// Over `device_cert_message(user, device, device_key)`.
+    pub signature: Signature,
 }

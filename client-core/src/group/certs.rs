@@ -1,0 +1,305 @@
+//! Which devices of a user to let into a family's key group: those a chain of
+//! [`DeviceCert`]s leads to from the user key this device pinned for that user.
+//!
+//! - The user key certifies the devices that hold it (the first one, any recovered
+//!   with the phrase); a certified device certifies the device it confirms a link
+//!   for. A device linked with a code never holds the user key, hence the chain.
+//! - Only devices not revoked carry a chain on: a stolen phone that certified a rogue
+//!   device before it was revoked no longer vouches for it, and a device certified
+//!   only through a revoked one must be certified again.
+//! - A device id certified with two different keys is ambiguous and vouched for with
+//!   neither.
+//!
+//! The relay has no user key and no device key, so it cannot make a certificate; it
+//! can only withhold one (the device is then not let in, and waits).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use doran_protocol::{
+    DeviceId, PublicKey, UserId,
+    model::{Certifier, DeviceCert},
+    signing::device_cert_message,
+};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
+use super::KnownDevices;
+#[cfg(test)]
+use crate::keys::public_key;
+
+/// A certificate for `device` with `device_key`, signed by `signer` as `by` (the
+/// user key, or the certifying device's key).
+pub fn certify(
+    signer: &SigningKey,
+    by: Certifier,
+    user: UserId,
+    device: DeviceId,
+    device_key: PublicKey,
+) -> DeviceCert {
+    let signature = signer.sign(&device_cert_message(&user, &device, &device_key));
+    DeviceCert {
+        device,
+        device_key,
+        by,
+        signature: doran_protocol::Signature(signature.to_bytes()),
+    }
+}
+
+fn verifies(key: &PublicKey, user: UserId, cert: &DeviceCert) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(key.as_bytes()) else {
+        return false;
+    };
+    let signature = Signature::from_bytes(cert.signature.as_bytes());
+    key.verify_strict(
+        &device_cert_message(&user, &cert.device, &cert.device_key),
+        &signature,
+    )
+    .is_ok()
+}
+
+/// The devices of `user` that `certs` chain to from `user_key`, leaving out the
+/// `revoked` ones (and what only they vouched for), each with its key.
+pub fn certified_devices(
+    user: UserId,
+    user_key: &PublicKey,
+    certs: &[DeviceCert],
+    revoked: &BTreeSet<DeviceId>,
+) -> BTreeMap<DeviceId, PublicKey> {
+    // A device id with certificates for two keys is vouched for with neither.
+    let mut keys: BTreeMap<DeviceId, BTreeSet<[u8; 32]>> = BTreeMap::new();
+    for cert in certs {
+        keys.entry(cert.device)
+            .or_default()
+            .insert(cert.device_key.0);
+    }
+    let ambiguous: BTreeSet<DeviceId> = keys
+        .into_iter()
+        .filter(|(_, k)| k.len() > 1)
+        .map(|(d, _)| d)
+        .collect();
+
+    let mut certified: BTreeMap<DeviceId, PublicKey> = BTreeMap::new();
+    // Each round adds the devices certified by the user key or by a device added in
+    // an earlier round; at most one round per device.
+    loop {
+        let before = certified.len();
+        for cert in certs {
+            if certified.contains_key(&cert.device)
+                || revoked.contains(&cert.device)
+                || ambiguous.contains(&cert.device)
+            {
+                continue;
+            }
+            let signer = match cert.by {
+                Certifier::User => Some(*user_key),
+                Certifier::Device(by) => certified.get(&by).copied(),
+            };
+            if signer.is_some_and(|key| verifies(&key, user, cert)) {
+                certified.insert(cert.device, cert.device_key);
+            }
+        }
+        if certified.len() == before {
+            return certified;
+        }
+    }
+}
+
+impl KnownDevices {
+    /// Vouches for the devices of `user` that `certs` chain to from `user_key` (the
+    /// key this device pinned for the user), leaving out the `revoked` ones. Returns
+    /// the devices vouched for.
+    pub fn insert_certified(
+        &mut self,
+        user: UserId,
+        user_key: &PublicKey,
+        certs: &[DeviceCert],
+        revoked: &BTreeSet<DeviceId>,
+    ) -> Vec<DeviceId> {
+        let devices = certified_devices(user, user_key, certs, revoked);
+        for (device, key) in &devices {
+            self.insert(user, *device, *key);
+        }
+        devices.into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&rand::random())
+    }
+
+    struct User {
+        id: UserId,
+        key: SigningKey,
+    }
+
+    fn user() -> User {
+        User {
+            id: UserId::random(),
+            key: key(),
+        }
+    }
+
+    fn none() -> BTreeSet<DeviceId> {
+        BTreeSet::new()
+    }
+
+    /// The user's phone (certified by the user key), a laptop linked from the phone,
+    /// a tablet linked from the laptop.
+    fn chain(u: &User) -> (Vec<DeviceCert>, [(DeviceId, SigningKey); 3]) {
+        let phone = (DeviceId::random(), key());
+        let laptop = (DeviceId::random(), key());
+        let tablet = (DeviceId::random(), key());
+        let certs = vec![
+            certify(&u.key, Certifier::User, u.id, phone.0, public_key(&phone.1)),
+            certify(
+                &phone.1,
+                Certifier::Device(phone.0),
+                u.id,
+                laptop.0,
+                public_key(&laptop.1),
+            ),
+            certify(
+                &laptop.1,
+                Certifier::Device(laptop.0),
+                u.id,
+                tablet.0,
+                public_key(&tablet.1),
+            ),
+        ];
+        (certs, [phone, laptop, tablet])
+    }
+
+    #[test]
+    fn a_chain_from_the_user_key_vouches_for_every_device_on_it() {
+        let u = user();
+        let (mut certs, devices) = chain(&u);
+        // In any order.
+        certs.reverse();
+        let got = certified_devices(u.id, &public_key(&u.key), &certs, &none());
+        assert_eq!(got.len(), 3);
+        for (id, k) in &devices {
+            assert_eq!(got.get(id), Some(&public_key(k)));
+        }
+    }
+
+    #[test]
+    fn a_certificate_not_from_the_pinned_user_key_vouches_for_nothing() {
+        let u = user();
+        let (certs, _) = chain(&u);
+        // Pinned another key (a relay answering with its own user key): nothing.
+        let other = user();
+        assert!(certified_devices(u.id, &public_key(&other.key), &certs, &none()).is_empty());
+        // A relay's device "certified by the user" with a key of its own.
+        let rogue = (DeviceId::random(), key());
+        let forged = certify(
+            &other.key,
+            Certifier::User,
+            u.id,
+            rogue.0,
+            public_key(&rogue.1),
+        );
+        let got = certified_devices(u.id, &public_key(&u.key), &[forged], &none());
+        assert!(got.is_empty());
+        // A certificate for another user does not carry over to this one.
+        let (theirs, _) = chain(&other);
+        let got = certified_devices(u.id, &public_key(&other.key), &theirs, &none());
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_changed_key_or_signature_breaks_the_chain_there() {
+        let u = user();
+        let (mut certs, [phone, _, _]) = chain(&u);
+        // The laptop's certificate now names another key.
+        certs[1].device_key = public_key(&key());
+        let got = certified_devices(u.id, &public_key(&u.key), &certs, &none());
+        assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![phone.0]);
+        // A flipped signature bit on the phone's: nothing at all.
+        let (mut certs, _) = chain(&u);
+        certs[0].signature.0[5] ^= 1;
+        assert!(certified_devices(u.id, &public_key(&u.key), &certs, &none()).is_empty());
+    }
+
+    #[test]
+    fn a_revoked_device_vouches_for_nothing_any_more() {
+        let u = user();
+        let (mut certs, [phone, laptop, tablet]) = chain(&u);
+        let revoked = BTreeSet::from([phone.0]);
+        // The phone was stolen: the laptop and tablet, vouched for through it, are out…
+        assert!(certified_devices(u.id, &public_key(&u.key), &certs, &revoked).is_empty());
+        // …until the user key (the recovery phrase) certifies the laptop again.
+        certs.push(certify(
+            &u.key,
+            Certifier::User,
+            u.id,
+            laptop.0,
+            public_key(&laptop.1),
+        ));
+        let got = certified_devices(u.id, &public_key(&u.key), &certs, &revoked);
+        assert_eq!(
+            got.keys().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([laptop.0, tablet.0])
+        );
+    }
+
+    #[test]
+    fn devices_vouching_only_for_each_other_are_not_vouched_for() {
+        let u = user();
+        let a = (DeviceId::random(), key());
+        let b = (DeviceId::random(), key());
+        let certs = [
+            certify(&a.1, Certifier::Device(a.0), u.id, b.0, public_key(&b.1)),
+            certify(&b.1, Certifier::Device(b.0), u.id, a.0, public_key(&a.1)),
+        ];
+        assert!(certified_devices(u.id, &public_key(&u.key), &certs, &none()).is_empty());
+    }
+
+    #[test]
+    fn a_device_certified_with_two_keys_is_vouched_for_with_neither() {
+        let u = user();
+        let (mut certs, [phone, _, _]) = chain(&u);
+        certs.push(certify(
+            &u.key,
+            Certifier::User,
+            u.id,
+            phone.0,
+            public_key(&key()),
+        ));
+        let got = certified_devices(u.id, &public_key(&u.key), &certs, &none());
+        assert!(!got.contains_key(&phone.0));
+        // And what only it vouched for is out with it.
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn the_key_group_takes_a_certified_device_and_refuses_an_uncertified_one() {
+        use crate::group::{GroupError, KeyRing};
+        let mom = user();
+        let (certs, [phone, laptop, _]) = chain(&mom);
+        let family = doran_protocol::FamilyId::random();
+        let mut known = KnownDevices::new();
+        let vouched = known.insert_certified(mom.id, &public_key(&mom.key), &certs, &none());
+        assert_eq!(vouched.len(), 3);
+
+        let mut phone_ring = KeyRing::new(mom.id, phone.0, phone.1);
+        phone_ring.create(family).expect("create");
+        let mut laptop_ring = KeyRing::new(mom.id, laptop.0, laptop.1);
+        let packages = laptop_ring.key_packages(1).expect("package");
+        phone_ring
+            .add(family, &packages, &known)
+            .expect("the certified laptop is added");
+        // A device of hers the relay lists, but no certificate reaches.
+        let stray = (DeviceId::random(), key());
+        let mut stray_ring = KeyRing::new(mom.id, stray.0, stray.1);
+        let packages = stray_ring.key_packages(1).expect("package");
+        let other = doran_protocol::FamilyId::random();
+        phone_ring.create(other).expect("create");
+        assert!(matches!(
+            phone_ring.add(other, &packages, &known),
+            Err(GroupError::NotVouched { .. })
+        ));
+    }
+}
