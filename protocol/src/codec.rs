@@ -31,7 +31,10 @@ pub const ENCODING_VERSION: u8 = 1;
 /// documents' entries. A device of version 2 would set those entries aside as writes
 /// outside its schema, and could not open the blobs, so the relay turns it away with
 /// the typed version refusal: it must update before it syncs again.
-pub const PROTOCOL_VERSION: u16 = 3;
+///
+/// Version 4: device certificates (`PublishDeviceCerts`, `DeviceCerts`; issue 18) —
+/// two requests a version-3 relay could not decode.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 mod sealed {
     pub trait Sealed {}

@@ -50,6 +50,14 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// documents sends several frames.
 pub const MAX_SUBSCRIPTIONS_PER_FRAME: usize = 1024;
 
+/// Most device certificates in one
+/// [`PublishDeviceCerts`](crate::Request::PublishDeviceCerts).
+pub const MAX_CERTS_PER_FRAME: usize = 16;
+
+/// Most device certificates the relay keeps for one user (a certificate per device
+/// and certifier; a user with many devices re-certified many times stays under it).
+pub const MAX_CERTS_PER_USER: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@
 use crate::{
     ClientFrame, ErrorCode, ErrorFrame, Request, ServerFrame,
     limits::{
-        MAX_CHUNK_BYTES, MAX_CLIENT_NAME_BYTES, MAX_EMAIL_BYTES, MAX_FAMILY_TITLE_BYTES,
-        MAX_LINK_CODE_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
+        MAX_CERTS_PER_FRAME, MAX_CHUNK_BYTES, MAX_CLIENT_NAME_BYTES, MAX_EMAIL_BYTES,
+        MAX_FAMILY_TITLE_BYTES, MAX_LINK_CODE_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
         MAX_SUBSCRIPTIONS_PER_FRAME,
     },
 };
@@ -215,6 +215,20 @@ impl Request {
                 required("nickname", nickname, MAX_NICKNAME_BYTES)
             }
             Request::AcceptInviteAs { name, .. } => required("name", name, MAX_MEMBER_NAME_BYTES),
+            Request::PublishDeviceCerts { certs } => {
+                if certs.is_empty() {
+                    return Err(ProtocolViolation::Empty { field: "certs" });
+                }
+                if certs.len() > MAX_CERTS_PER_FRAME {
+                    return Err(ProtocolViolation::TooMany {
+                        field: "certs",
+                        count: certs.len(),
+                        max: MAX_CERTS_PER_FRAME,
+                    });
+                }
+                Ok(())
+            }
+            Request::DeviceCerts { .. } => Ok(()),
             Request::RemoveMember { .. }
             | Request::LeaveFamily { .. }
             | Request::DeleteFamily { .. }

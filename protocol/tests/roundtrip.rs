@@ -14,6 +14,7 @@ use doran_protocol::{
     Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
     decode_client, decode_client_checked, decode_server, encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
+    model::{Certifier, DeviceCert, UserCerts},
 };
 use proptest::{
     collection::vec,
@@ -180,6 +181,16 @@ fn device_info() -> impl Strategy<Value = DeviceInfo> {
             },
         )
 }
+fn device_cert() -> impl Strategy<Value = DeviceCert> {
+    (device(), key(), proptest::option::of(device()), sig()).prop_map(
+        |(device, device_key, by, signature)| DeviceCert {
+            device,
+            device_key,
+            by: by.map_or(Certifier::User, Certifier::Device),
+            signature,
+        },
+    )
+}
 fn directory_entry() -> impl Strategy<Value = DirectoryEntry> {
     (user(), name(), proptest::option::of(blob())).prop_map(|(user, nickname, avatar)| {
         DirectoryEntry {
@@ -237,7 +248,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 22;
+const REQUEST_VARIANTS: usize = 24;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -263,6 +274,8 @@ fn request_index(r: &Request) -> usize {
         Request::ConfirmLink { .. } => 19,
         Request::ConfirmSnapshot { .. } => 20,
         Request::RejectSnapshot { .. } => 21,
+        Request::PublishDeviceCerts { .. } => 22,
+        Request::DeviceCerts { .. } => 23,
     }
 }
 
@@ -337,10 +350,12 @@ fn request() -> impl Strategy<Value = Request> {
                 blob,
             }
         }),
+        vec(device_cert(), 1..4).prop_map(|certs| Request::PublishDeviceCerts { certs }),
+        user().prop_map(|user| Request::DeviceCerts { user }),
     ]
 }
 
-const RESPONSE_VARIANTS: usize = 11;
+const RESPONSE_VARIANTS: usize = 12;
 
 fn response_index(r: &Response) -> usize {
     match r {
@@ -355,6 +370,7 @@ fn response_index(r: &Response) -> usize {
         Response::LinkCode { .. } => 8,
         Response::Presence(_) => 9,
         Response::PendingLinks(_) => 10,
+        Response::DeviceCerts(_) => 11,
     }
 }
 
@@ -373,6 +389,16 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(code, expires_at)| Response::LinkCode { code, expires_at }),
         vec(presence_info(), 0..5).prop_map(Response::Presence),
         vec(pending_link(), 0..3).prop_map(Response::PendingLinks),
+        (user(), key(), vec(device_cert(), 0..4), vec(device(), 0..3)).prop_map(
+            |(user, user_key, certs, revoked)| {
+                Response::DeviceCerts(UserCerts {
+                    user,
+                    user_key,
+                    certs,
+                    revoked,
+                })
+            }
+        ),
     ]
 }
 

@@ -158,7 +158,7 @@ impl From<StoreError> for ApiError {
             StoreError::DeviceRevoked => ErrorCode::DeviceRevoked,
             StoreError::DocumentFull => ErrorCode::DocumentFull,
             StoreError::TooManyFamilies => ErrorCode::TooManyFamilies,
-            StoreError::TooManyInvites => ErrorCode::QuotaExceeded,
+            StoreError::TooManyInvites | StoreError::TooManyCerts => ErrorCode::QuotaExceeded,
             StoreError::HashMismatch => ErrorCode::HashMismatch,
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.

@@ -20,6 +20,7 @@
 //! [`Hub`]: crate::hub::Hub
 
 mod account;
+mod certs;
 mod docs;
 mod families;
 mod invites;

@@ -61,7 +61,7 @@ pub use types::*;
 
 use doran_protocol::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, UserId,
-    model::{InviteInfo, MemberInfo},
+    model::{DeviceCert, InviteInfo, MemberInfo},
 };
 
 /// Users, devices, families, invites, link codes and requests, and document ownership.
@@ -93,6 +93,13 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>>;
     /// A user's devices, revoked ones included, oldest first (by `added_at`, then id).
     fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
+    /// Keeps certificates of `user`'s devices, already checked by the caller (issue
+    /// 18): one per (device, certifier), a certificate kept already is skipped (the
+    /// first one stays). [`StoreError::TooManyCerts`] if the user would hold more than
+    /// `max`; then none is kept.
+    fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()>;
+    /// The certificates kept for `user`'s devices, oldest first.
+    fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>>;
     /// Revokes `device` on behalf of `by`, a device of the same user (possibly
     /// `device` itself). Idempotent: the first revocation time stays. `NotFound` if
     /// either is not the user's; [`StoreError::DeviceRevoked`] if `by` is revoked,

@@ -4,7 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, Seq, Signature, UserId};
+use crate::{
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, Seq, Signature, UserId,
+    model::DeviceCert,
+};
 
 /// Chosen by the device for each [`ClientFrame::Request`](crate::ClientFrame::Request)
 /// and echoed in the [`Response`](crate::ServerFrame::Response) or error frame that
@@ -243,6 +246,32 @@ pub enum Request {
         /// As offered.
         blob: BlobHash,
     },
+
+    /// Keeps certificates of the caller's user's devices (issue 18): each names a
+    /// device of the caller's user with the key the relay knows it by, and is signed
+    /// by the user key or by another device of the user that is not revoked. The
+    /// relay checks all that and keeps them for the user's co-members to fetch
+    /// ([`DeviceCerts`](Request::DeviceCerts)); keeping one twice is fine. At most
+    /// [`MAX_CERTS_PER_FRAME`](crate::limits::MAX_CERTS_PER_FRAME). Answer:
+    /// [`Done`](crate::Response::Done); `Forbidden` (a device of another user, or a
+    /// revoked certifier), `BadSignature`, `InvalidInput` (a key that is not the
+    /// device's), `QuotaExceeded` (the user holds as many as the relay keeps). None
+    /// is kept if one is refused.
+    PublishDeviceCerts {
+        /// The certificates.
+        #[serde(deserialize_with = "crate::wire::seq")]
+        certs: Vec<DeviceCert>,
+    },
+
+    /// The certificates of `user`'s devices, the user key they chain to and the
+    /// user's revoked devices — for the caller's own user or a co-member of a family
+    /// (who adds the user's devices to the family's key group only if a chain leads to
+    /// them from the user key it pinned). Answer:
+    /// [`DeviceCerts`](crate::Response::DeviceCerts); `Forbidden` for anyone else.
+    DeviceCerts {
+        /// Whose.
+        user: UserId,
+    },
 }
 
 impl Request {
@@ -271,6 +300,8 @@ impl Request {
             Request::ConfirmLink { .. } => "confirm_link",
             Request::ConfirmSnapshot { .. } => "confirm_snapshot",
             Request::RejectSnapshot { .. } => "reject_snapshot",
+            Request::PublishDeviceCerts { .. } => "publish_device_certs",
+            Request::DeviceCerts { .. } => "device_certs",
         }
     }
 }

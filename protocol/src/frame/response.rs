@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, PendingLinkInfo, PresenceInfo,
-    UnixMillis,
+    UnixMillis, model::UserCerts,
 };
 
 /// The successful answer to a [`Request`](crate::Request), carried by
@@ -56,6 +56,9 @@ pub enum Response {
 
     /// Answers `ListPendingLinks`: new devices waiting for confirmation, oldest first.
     PendingLinks(#[serde(deserialize_with = "crate::wire::seq")] Vec<PendingLinkInfo>),
+
+    /// Answers `DeviceCerts`.
+    DeviceCerts(UserCerts),
 }
 
 impl Response {
@@ -73,6 +76,7 @@ impl Response {
             Response::LinkCode { .. } => "link_code",
             Response::Presence(_) => "presence",
             Response::PendingLinks(_) => "pending_links",
+            Response::DeviceCerts(_) => "device_certs",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, LinkId, PublicKey, Signature, UnixMillis};
+use crate::{DeviceId, LinkId, PublicKey, Signature, UnixMillis, UserId};
 
 /// One device of the signed-in user, as listed by
 /// [`Request::ListDevices`](crate::Request::ListDevices).
@@ -70,4 +70,21 @@ pub struct DeviceCert {
     pub by: Certifier,
     /// Over `device_cert_message(user, device, device_key)`.
     pub signature: Signature,
+}
+
+/// A user's device certificates as the relay keeps them
+/// ([`Request::DeviceCerts`](crate::Request::DeviceCerts)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCerts {
+    /// The user.
+    pub user: UserId,
+    /// The user key the relay knows (a device pins it the first time and compares
+    /// it after: the relay could answer with a key of its own).
+    pub user_key: PublicKey,
+    /// Every certificate kept, oldest first.
+    #[serde(deserialize_with = "crate::wire::seq")]
+    pub certs: Vec<DeviceCert>,
+    /// The user's revoked devices: they vouch for nobody any more.
+    #[serde(deserialize_with = "crate::wire::seq")]
+    pub revoked: Vec<DeviceId>,
 }

@@ -117,6 +117,8 @@ impl Ctx<'_> {
                 covers_seq,
                 blob,
             } => self.reject_snapshot(doc, covers_seq, blob).await,
+            Request::PublishDeviceCerts { certs } => self.publish_device_certs(certs).await,
+            Request::DeviceCerts { user } => self.device_certs(user).await,
         }
     }
 

@@ -145,6 +145,7 @@ macro_rules! relay_store_conformance_tests {
                 // families
                 create_family_makes_the_host_a_member_and_owns_the_doc,
                 create_family_errors,
+                device_certs_are_kept_once_and_capped,
                 a_familys_key_log_is_the_familys,
                 families_and_members_are_in_join_order,
                 rename_family_changes_the_title,

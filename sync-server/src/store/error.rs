@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The user already belongs to as many families as allowed.
     #[error("the user belongs to too many families")]
     TooManyFamilies,
+    /// The user already has as many device certificates as the relay keeps.
+    #[error("too many device certificates")]
+    TooManyCerts,
     /// The device acting was revoked (it may no longer do anything).
     #[error("the device is revoked")]
     DeviceRevoked,

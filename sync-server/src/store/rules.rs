@@ -1,6 +1,9 @@
 //! Rules both backends apply the same way: number ranges, deadlines, invite states.
 
-use doran_protocol::model::InviteState;
+use doran_protocol::{
+    DeviceId, PublicKey, Signature,
+    model::{Certifier, DeviceCert, InviteState},
+};
 
 use super::{StoreError, StoreResult};
 
@@ -72,5 +75,35 @@ impl StoredInviteState {
                 Err(StoreError::InviteClosed)
             }
         }
+    }
+}
+
+/// A certificate's certifier as both SQL backends store it: `(by_user, by_device)`,
+/// with 16 zero bytes for the user key (a device id is never its own column's NULL,
+/// so `(device, by_user, by_device)` is a plain unique key).
+pub(crate) fn certifier_columns(by: Certifier) -> (bool, [u8; 16]) {
+    match by {
+        Certifier::User => (true, [0; 16]),
+        Certifier::Device(d) => (false, d.0),
+    }
+}
+
+/// A certificate from its stored columns.
+pub(crate) fn cert_from_columns(
+    device: [u8; 16],
+    device_key: [u8; 32],
+    by_user: bool,
+    by_device: [u8; 16],
+    signature: [u8; 64],
+) -> DeviceCert {
+    DeviceCert {
+        device: DeviceId(device),
+        device_key: PublicKey(device_key),
+        by: if by_user {
+            Certifier::User
+        } else {
+            Certifier::Device(DeviceId(by_device))
+        },
+        signature: Signature(signature),
     }
 }

@@ -420,3 +420,52 @@ pub(crate) fn out_of_range_numbers_are_invalid(f: &Fixture) -> TestResult {
     assert!(f.logs.read_since(doc, max, 10)?.is_empty());
     Ok(())
 }
+
+/// Device certificates are opaque to the store (the relay checks them first): kept
+/// once per (device, certifier), oldest first, per user, and capped with nothing of
+/// an over-the-cap batch kept.
+pub(crate) fn device_certs_are_kept_once_and_capped(f: &Fixture) -> TestResult {
+    use doran_protocol::{
+        Signature,
+        model::{Certifier, DeviceCert},
+    };
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    let cert = |device: u8, by: Certifier, sig: u8| DeviceCert {
+        device: new_device(1, device).id,
+        device_key: new_device(1, device).key,
+        by,
+        signature: Signature([sig; 64]),
+    };
+    let first = cert(0, Certifier::User, 1);
+    let second = cert(1, Certifier::Device(new_device(1, 0).id), 2);
+    f.accounts
+        .put_device_certs(user, &[first.clone(), second.clone()], 4)?;
+    // The same (device, certifier) again, even with other bytes: the first stays.
+    f.accounts
+        .put_device_certs(user, &[cert(0, Certifier::User, 9)], 4)?;
+    assert_eq!(
+        f.accounts.device_certs(user)?,
+        vec![first.clone(), second.clone()]
+    );
+    assert!(f.accounts.device_certs(other)?.is_empty());
+    // Past the cap: none of the batch is kept.
+    let over = [
+        cert(2, Certifier::User, 3),
+        cert(3, Certifier::User, 4),
+        cert(4, Certifier::User, 5),
+    ];
+    assert!(matches!(
+        f.accounts.put_device_certs(user, &over, 4),
+        Err(StoreError::TooManyCerts)
+    ));
+    assert_eq!(f.accounts.device_certs(user)?, vec![first.clone(), second]);
+    f.accounts.put_device_certs(user, &over[..2], 4)?;
+    assert_eq!(f.accounts.device_certs(user)?.len(), 4);
+    // An unknown user keeps nothing.
+    assert!(matches!(
+        f.accounts.put_device_certs(UserId([0x77; 16]), &[first], 4),
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
-    model::{InviteInfo, MemberInfo, Role},
+    model::{DeviceCert, InviteInfo, MemberInfo, Role},
 };
 
 use super::MemoryStore;
@@ -34,6 +34,8 @@ pub(super) struct Accounts {
     user_grants: BTreeMap<(UserId, BlobHash), u64>,
     snapshot_refs: BTreeMap<(DocId, BlobHash), (BlobGrantee, u64)>,
     releases: Vec<Release>,
+    /// Device certificates per user, oldest first.
+    certs: BTreeMap<UserId, Vec<DeviceCert>>,
 }
 
 /// A blob whose grant or reference was withdrawn, counted until its grace is over.
@@ -391,6 +393,40 @@ impl AccountStore for MemoryStore {
             .collect();
         devices.sort_by_key(|d| (d.added_at, d.id));
         Ok(devices)
+    }
+
+    fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()> {
+        let mut a = self.accounts()?;
+        if !a.users.contains_key(&user) {
+            return Err(StoreError::NotFound("user"));
+        }
+        // A certificate is one per (device, certifier), across all users.
+        let mut held = a.certs.get(&user).cloned().unwrap_or_default();
+        for c in certs {
+            let taken = a
+                .certs
+                .values()
+                .flatten()
+                .chain(held.iter())
+                .any(|k| k.device == c.device && k.by == c.by);
+            if !taken {
+                held.push(c.clone());
+            }
+        }
+        if held.len() > max {
+            return Err(StoreError::TooManyCerts);
+        }
+        a.certs.insert(user, held);
+        Ok(())
+    }
+
+    fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>> {
+        Ok(self
+            .accounts()?
+            .certs
+            .get(&user)
+            .cloned()
+            .unwrap_or_default())
     }
 
     fn revoke_device(

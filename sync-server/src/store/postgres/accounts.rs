@@ -6,7 +6,7 @@
 use deadpool_postgres::GenericClient;
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
-    model::{InviteInfo, MemberInfo, Role},
+    model::{DeviceCert, InviteInfo, MemberInfo, Role},
 };
 use tokio_postgres::Row;
 
@@ -17,7 +17,7 @@ use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, INVITE_PAIR_WINDOW_MS,
     InviteLimits, LinkRecord, LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult,
     UploadGrant, UploadVerdict, UserRecord,
-    rules::{StoredInviteState, int, passed},
+    rules::{StoredInviteState, cert_from_columns, certifier_columns, int, passed},
 };
 
 const USER_COLUMNS: &str = "id, email, nickname, avatar, user_key, personal_doc, created_at";
@@ -507,6 +507,69 @@ impl AccountStore for PgStore {
                 "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY added_at, id"
             );
             map(rows(c, &sql, &[&user.0]).await?, device)
+        })
+    }
+
+    fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()> {
+        // The user's row is locked for the cap.
+        self.write_committed(async |tx| {
+            if !lock_user(tx, user).await? {
+                return Err(StoreError::NotFound("user"));
+            }
+            for c in certs {
+                let (by_user, by_device) = certifier_columns(c.by);
+                exec(
+                    tx,
+                    "INSERT INTO device_certs
+                         (user_id, device, device_key, by_user, by_device, signature)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (device, by_user, by_device) DO NOTHING",
+                    &[
+                        &user.0,
+                        &c.device.0,
+                        &c.device_key.0,
+                        &by_user,
+                        &by_device,
+                        &c.signature.0.as_slice(),
+                    ],
+                )
+                .await?;
+            }
+            let held = row(
+                tx,
+                "SELECT count(*) FROM device_certs WHERE user_id = $1",
+                &[&user.0],
+            )
+            .await?
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+            // Over the cap: the transaction is rolled back, nothing kept.
+            if usize::try_from(held).unwrap_or(usize::MAX) > max {
+                return Err(StoreError::TooManyCerts);
+            }
+            Ok(())
+        })
+    }
+
+    fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>> {
+        self.read(async |c| {
+            let found = rows(
+                c,
+                "SELECT device, device_key, by_user, by_device, signature
+                 FROM device_certs WHERE user_id = $1 ORDER BY id",
+                &[&user.0],
+            )
+            .await?;
+            map(found, |r| {
+                Ok(cert_from_columns(
+                    bytes(r, 0)?,
+                    bytes(r, 1)?,
+                    r.try_get(2)?,
+                    bytes(r, 3)?,
+                    bytes(r, 4)?,
+                ))
+            })
         })
     }
 

@@ -4,7 +4,7 @@
 
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
-    model::{InviteInfo, MemberInfo, Role},
+    model::{DeviceCert, InviteInfo, MemberInfo, Role},
 };
 use rusqlite::{Connection, OptionalExtension, Params};
 
@@ -19,7 +19,7 @@ use crate::store::{
     AccountStore, BlobGrantee, DeviceRecord, DocOwner, FamilyRecord, INVITE_PAIR_WINDOW_MS,
     InviteLimits, LinkRecord, LinkState, NewDevice, NewInvite, NewUser, StoreError, StoreResult,
     UploadGrant, UploadVerdict, UserRecord,
-    rules::{StoredInviteState, int, passed},
+    rules::{StoredInviteState, cert_from_columns, certifier_columns, int, passed},
 };
 
 /// Whether `sql` (a `SELECT 1 …`) finds a row.
@@ -338,6 +338,57 @@ impl AccountStore for SqliteStore {
                 " FROM devices WHERE user = ?1 ORDER BY added_at, id"
             ))?;
             collect(stmt.query([user.0])?, records::device)
+        })
+    }
+
+    fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()> {
+        self.write(|tx| {
+            if !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [user.0])? {
+                return Err(StoreError::NotFound("user"));
+            }
+            for c in certs {
+                let (by_user, by_device) = certifier_columns(c.by);
+                tx.prepare_cached(
+                    "INSERT INTO device_certs
+                         (user, device, device_key, by_user, by_device, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (device, by_user, by_device) DO NOTHING",
+                )?
+                .execute((
+                    user.0,
+                    c.device.0,
+                    c.device_key.0,
+                    by_user,
+                    by_device,
+                    c.signature.0,
+                ))?;
+            }
+            let held: i64 = tx
+                .prepare_cached("SELECT count(*) FROM device_certs WHERE user = ?1")?
+                .query_row([user.0], |row| row.get(0))?;
+            // Over the cap: the transaction is rolled back, nothing kept.
+            if usize::try_from(held).unwrap_or(usize::MAX) > max {
+                return Err(StoreError::TooManyCerts);
+            }
+            Ok(())
+        })
+    }
+
+    fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT device, device_key, by_user, by_device, signature
+                 FROM device_certs WHERE user = ?1 ORDER BY rowid",
+            )?;
+            collect(stmt.query([user.0])?, |row| {
+                Ok(cert_from_columns(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
         })
     }
 
