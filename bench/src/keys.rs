@@ -59,12 +59,14 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     // The devices: five users, devices dealt round-robin.
     let users: Vec<UserId> = (0..5).map(|_| UserId::random()).collect();
     let mut known = KnownDevices::new();
+    let mut vouched = Vec::with_capacity(n);
     let mut members = Vec::with_capacity(n);
     for i in 0..n {
         let key = random_key();
         let user = users[i % users.len()];
         let device = DeviceId::random();
         known.insert(user, device, public_key(&key));
+        vouched.push((user, device, public_key(&key)));
         members.push(Member {
             ring: KeyRing::new(user, device, key),
         });
@@ -85,7 +87,7 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     let welcome = commit.welcome.ok_or("an add makes a welcome")?;
     let mut join_times = Vec::new();
     for m in members.iter_mut().skip(1) {
-        let (joined, t) = timed(|| m.ring.join(&welcome, &known));
+        let (joined, t) = timed(|| m.ring.join(family, &welcome, &known));
         joined?;
         join_times.push(t);
     }
@@ -109,7 +111,15 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     let gone = gone
         .and_then(|all| all.last().copied())
         .ok_or("a device to remove")?;
-    let (removal, remove_time) = timed(|| members[0].ring.remove(family, &[gone.device]));
+    // Revoked: the devices left no longer vouch for it.
+    let mut left = KnownDevices::new();
+    for (user, device, key) in &vouched {
+        if *device != gone.device {
+            left.insert(*user, *device, *key);
+        }
+    }
+    let known = left;
+    let (removal, remove_time) = timed(|| members[0].ring.remove(family, &[gone], &known));
     let removal = removal?;
     for m in members.iter_mut() {
         m.ring.process(family, &removal.message, &known)?;

@@ -48,8 +48,8 @@ use ed25519_dalek::SigningKey;
 use openmls::prelude::{
     BasicCredential, Ciphersuite, CredentialWithKey, GroupId, KeyPackage, LeafNodeIndex,
     LeafNodeParameters, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn,
-    MlsMessageIn, MlsMessageOut, ProcessedMessageContent, ProtocolMessage, ProtocolVersion,
-    StagedWelcome,
+    MlsMessageIn, MlsMessageOut, ProcessedMessageContent, Proposal, ProtocolMessage,
+    ProtocolVersion, StagedWelcome,
     tls_codec::{Deserialize as _, Serialize as _},
 };
 use openmls_traits::OpenMlsProvider as _;
@@ -101,6 +101,12 @@ pub enum GroupError {
     /// A leaf whose credential is not a Dorandoran device's.
     #[error("a leaf that is not a Dorandoran device")]
     NotADevice,
+    /// A Commit this device does not accept although it is authentic: it removes a
+    /// device of another member that is still vouched for, or carries a proposal the
+    /// family's groups never use (pre-shared keys, re-initialisation, external
+    /// senders or joins, extensions). Every honest device refuses it alike.
+    #[error("a commit that is not allowed: {0}")]
+    NotAllowed(&'static str),
     /// A Commit of this device waits to come back in the log; one at a time.
     #[error("a commit of this device is still waiting for the log")]
     CommitPending,
@@ -113,8 +119,8 @@ pub enum GroupError {
         got: u64,
     },
     /// Asked to remove a device that is not in the group.
-    #[error("device {0} is not in the group")]
-    NotInGroup(DeviceId),
+    #[error("device {} is not in the group", .0.device)]
+    NotInGroup(GroupMember),
     /// A Welcome for none of this device's key packages.
     #[error("a welcome that is not for this device")]
     NotForThisDevice,
@@ -138,7 +144,10 @@ fn refused(e: impl std::fmt::Debug) -> GroupError {
 /// into a family's group, each with the key it must sign its leaf with.
 #[derive(Debug, Clone, Default)]
 pub struct KnownDevices {
-    devices: BTreeMap<DeviceId, (UserId, PublicKey)>,
+    /// Keyed by user and device: a device id claimed under two users (a hostile
+    /// member's user key certifying another member's device id) is two entries, and
+    /// never replaces the real one.
+    devices: BTreeMap<(UserId, DeviceId), PublicKey>,
 }
 
 impl KnownDevices {
@@ -149,14 +158,19 @@ impl KnownDevices {
 
     /// Vouches for `device` of `user`, signing with `key`.
     pub fn insert(&mut self, user: UserId, device: DeviceId, key: PublicKey) {
-        self.devices.insert(device, (user, key));
+        self.devices.insert((user, device), key);
     }
 
     /// Whether a leaf claiming `user`'s `device` with `key` is one this device knows.
     fn vouches(&self, user: &UserId, device: &DeviceId, key: &[u8]) -> bool {
         self.devices
-            .get(device)
-            .is_some_and(|(u, k)| u == user && k.as_bytes().as_slice() == key)
+            .get(&(*user, *device))
+            .is_some_and(|k| k.as_bytes().as_slice() == key)
+    }
+
+    /// Whether this device vouches for `user`'s `device` with any key.
+    fn knows(&self, member: &GroupMember) -> bool {
+        self.devices.contains_key(&(member.user, member.device))
     }
 
     /// The leaf's claim checked: its credential names a device this device knows,
@@ -500,18 +514,30 @@ impl KeyRing {
         })
     }
 
-    /// Removes these devices from the family's group (a member who left or was
-    /// removed, a revoked device). Pending until the relay accepts it.
-    pub fn remove(&mut self, family: FamilyId, devices: &[DeviceId]) -> Result<Commit, GroupError> {
+    /// Removes these devices from the family's group: this device's user's own, or
+    /// devices `known` no longer vouches for (a member who left or was removed, a
+    /// revoked device) — what every other device accepts (see [`KeyRing::process`]).
+    /// Pending until it comes back in the log.
+    pub fn remove(
+        &mut self,
+        family: FamilyId,
+        devices: &[GroupMember],
+        known: &KnownDevices,
+    ) -> Result<Commit, GroupError> {
         self.ensure_no_pending(family)?;
         let members = self.leaves(family)?;
         let mut leaves = Vec::with_capacity(devices.len());
         for device in devices {
             let index = members
                 .iter()
-                .find(|(_, m)| m.device == *device)
+                .find(|(_, m)| m == device)
                 .map(|(i, _)| *i)
                 .ok_or(GroupError::NotInGroup(*device))?;
+            if device.user != self.user && known.knows(device) {
+                return Err(GroupError::NotAllowed(
+                    "removing another member's device that is still vouched for",
+                ));
+            }
             leaves.push(index);
         }
         let signer = DeviceSigner(&self.key);
@@ -555,41 +581,79 @@ impl KeyRing {
         })
     }
 
-    /// Joins a family's group from a Welcome: every device already in the group must
-    /// be vouched for by `known` (the family as this device learnt it when its user
-    /// accepted the invite). Returns the family and the epoch it joined at; chunks of
-    /// earlier epochs never open on this device.
+    /// Joins `family`'s group from a Welcome found in its key log: the Welcome must be
+    /// for that family's group, and every device already in it must be vouched for by
+    /// `known` (the family as this device learnt it when its user accepted the
+    /// invite). Returns the epoch it joined at; chunks of earlier epochs never open
+    /// on this device. Refused, nothing changes — the key package is kept, so the same
+    /// Welcome can be tried again once `known` has caught up.
     pub fn join(
         &mut self,
+        family: FamilyId,
         welcome: &[u8],
         known: &KnownDevices,
-    ) -> Result<(FamilyId, u64), GroupError> {
-        let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
-            return Err(GroupError::Malformed("welcome"));
-        };
-        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
-            .map_err(|e| match e {
-                openmls::prelude::WelcomeError::NoMatchingKeyPackage
-                | openmls::prelude::WelcomeError::JoinerSecretNotFound => {
-                    GroupError::NotForThisDevice
-                }
-                other => refused(other),
-            })?;
-        for member in staged.members() {
-            known.check_leaf(&member.credential, &member.signature_key)?;
-        }
-        let family = family_of(staged.group_context().group_id())?;
+    ) -> Result<u64, GroupError> {
         if self.groups.contains_key(&family) {
             return Err(GroupError::AlreadyExists(family));
         }
-        let mls = staged.into_group(&self.provider).map_err(refused)?;
-        let epoch = self.install(family, mls)?;
-        Ok((family, epoch))
+        let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
+            return Err(GroupError::Malformed("welcome"));
+        };
+        let before = self.provider.save();
+        let joined = self.stage_welcome(family, welcome, known);
+        let mls = match joined {
+            Ok(mls) => mls,
+            Err(e) => {
+                // openmls deletes the key package a Welcome is for as it reads it.
+                self.provider.reset(before);
+                return Err(e);
+            }
+        };
+        self.install(family, mls)
+    }
+
+    fn stage_welcome(
+        &self,
+        family: FamilyId,
+        welcome: openmls::prelude::Welcome,
+        known: &KnownDevices,
+    ) -> Result<MlsGroup, GroupError> {
+        let welcome_error = |e: openmls::prelude::WelcomeError<_>| match e {
+            openmls::prelude::WelcomeError::NoMatchingKeyPackage
+            | openmls::prelude::WelcomeError::JoinerSecretNotFound => GroupError::NotForThisDevice,
+            other => refused(other),
+        };
+        // Lifetimes of leaves that never refreshed are not checked: a family whose
+        // quietest device has not committed for months still takes new devices.
+        // A group this device left or was removed from is replaced.
+        let staged = StagedWelcome::build_from_welcome(&self.provider, &join_config(), welcome)
+            .map_err(welcome_error)?
+            .skip_lifetime_validation()
+            .replace_old_group()
+            .build()
+            .map_err(welcome_error)?;
+        if family_of(staged.group_context().group_id())? != family {
+            return Err(GroupError::WrongGroup);
+        }
+        for member in staged.members() {
+            known.check_leaf(&member.credential, &member.signature_key)?;
+        }
+        staged.into_group(&self.provider).map_err(refused)
     }
 
     /// Processes the next Commit of the family's key log, in the log's order — this
-    /// device's own included. Every leaf another device's Commit brings must be
-    /// vouched for by `known`; otherwise nothing changes.
+    /// device's own included. Another device's Commit must come from a device `known`
+    /// vouches for, bring only leaves it vouches for, remove only devices of the
+    /// committer's own user or devices it no longer vouches for, and carry no proposal
+    /// but Add, Update and Remove. Refused, nothing changes — not even openmls'
+    /// decryption state — so the same Commit can be processed again once `known` has
+    /// caught up (the caller must then not skip to a later Commit of that epoch:
+    /// every device reaches the same verdict only on the same Commit).
+    ///
+    /// [`Processed::Stale`] and [`GroupError::FromTheFuture`] are read from the
+    /// message's clear header, before anything is authenticated: a stale entry is
+    /// ignored, and one from a later epoch than the group's is not applied (in the
+    /// log's order it cannot be genuine: it is garbage, or the relay withheld one).
     pub fn process(
         &mut self,
         family: FamilyId,
@@ -604,10 +668,7 @@ impl KeyRing {
         if family_of(message.group_id())? != family {
             return Err(GroupError::WrongGroup);
         }
-        let group = self
-            .groups
-            .get_mut(&family)
-            .ok_or(GroupError::UnknownFamily(family))?;
+        let group = self.group(family)?;
         let (at, got) = (group.mls.epoch().as_u64(), message.epoch().as_u64());
         if got < at {
             return Ok(Processed::Stale);
@@ -616,6 +677,10 @@ impl KeyRing {
             return Err(GroupError::FromTheFuture { at, got });
         }
         if group.pending.as_deref() == Some(bytes) {
+            let group = self
+                .groups
+                .get_mut(&family)
+                .ok_or(GroupError::UnknownFamily(family))?;
             group
                 .mls
                 .merge_pending_commit(&self.provider)
@@ -624,43 +689,99 @@ impl KeyRing {
             let epoch = self.record_epoch(family)?;
             return Ok(Processed::Accepted { epoch });
         }
-        let lost_own = group.pending.is_some();
-        if lost_own {
-            // Another device's Commit came first for this epoch. Dropping ours first
-            // lets openmls read theirs against the epoch both were made for; if theirs
-            // is refused below, ours stays dropped too and is made again by the caller
-            // on whatever the log settles on.
-            group
-                .mls
-                .clear_pending_commit(self.provider.storage())
-                .map_err(refused)?;
-            group.pending = None;
+        let before = self.provider.save();
+        match self.apply_commit(family, message, known) {
+            Ok(processed) => Ok(processed),
+            Err(e) => {
+                // Put openmls' storage back as it was (its decryption state moved), and
+                // the group object with it; this device's own pending Commit is intact.
+                self.provider.reset(before);
+                let mls = MlsGroup::load(self.provider.storage(), &GroupId::from_slice(&family.0))
+                    .map_err(|e| GroupError::Restore(format!("{e:?}")))?
+                    .ok_or_else(|| GroupError::Restore(format!("group of {family} missing")))?;
+                self.group_mut(family)?.mls = mls;
+                Err(e)
+            }
         }
+    }
+
+    /// Another device's Commit, checked and merged (see [`KeyRing::process`]).
+    fn apply_commit(
+        &mut self,
+        family: FamilyId,
+        message: ProtocolMessage,
+        known: &KnownDevices,
+    ) -> Result<Processed, GroupError> {
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
         let processed = group
             .mls
             .process_message(&self.provider, message)
             .map_err(refused)?;
+        // Who committed: a member device that is still vouched for.
+        let committer = match processed.sender() {
+            openmls::prelude::Sender::Member(index) => {
+                let member = group
+                    .mls
+                    .member_at(*index)
+                    .ok_or(GroupError::Malformed("commit"))?;
+                known.check_leaf(&member.credential, &member.signature_key)?
+            }
+            _ => return Err(GroupError::NotAllowed("a commit from outside the group")),
+        };
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             return Err(GroupError::Malformed("commit"));
         };
-        for add in staged.add_proposals() {
-            let leaf = add.add_proposal().key_package().leaf_node();
-            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
-        }
-        for update in staged.update_proposals() {
-            let leaf = update.update_proposal().leaf_node();
-            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+        for proposal in staged.queued_proposals() {
+            match proposal.proposal() {
+                Proposal::Add(add) => {
+                    let leaf = add.key_package().leaf_node();
+                    known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                }
+                Proposal::Update(update) => {
+                    let leaf = update.leaf_node();
+                    known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                }
+                Proposal::Remove(remove) => {
+                    let gone = group
+                        .mls
+                        .member_at(remove.removed())
+                        .ok_or(GroupError::Malformed("commit"))?;
+                    let (user, device) = identity_of(&gone.credential)?;
+                    let gone = GroupMember { user, device };
+                    if user != committer.0 && known.knows(&gone) {
+                        return Err(GroupError::NotAllowed(
+                            "removing another member's device that is still vouched for",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(GroupError::NotAllowed(
+                        "a proposal other than add, update or remove",
+                    ));
+                }
+            }
         }
         if let Some(leaf) = staged.update_path_leaf_node() {
             known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
         }
         let removed = staged.self_removed();
+        let lost_own = group.pending.take().is_some();
+        // Merging drops this device's own pending Commit, if it had one: the log
+        // gave the epoch to this one.
         group
             .mls
             .merge_staged_commit(&self.provider, *staged)
             .map_err(refused)?;
         if removed {
-            if let Some(group) = self.groups.remove(&family) {
+            if let Some(mut group) = self.groups.remove(&family) {
+                // Its state goes (a later Welcome replaces it anyway); its secrets
+                // stay, so what it already had keeps opening.
+                if let Err(e) = group.mls.delete(self.provider.storage()) {
+                    tracing::warn!(%family, error = ?e, "a removed group's state was not deleted");
+                }
                 self.former.insert(family, group.secrets);
             }
             return Ok(Processed::Removed);
@@ -751,7 +872,12 @@ impl KeyRing {
     /// cannot open those chunks even from an old copy of the relay's log.
     pub fn forget_before(&mut self, family: FamilyId, epoch: u64) {
         let secrets = match self.groups.get_mut(&family) {
-            Some(g) => &mut g.secrets,
+            // Never the current epoch's: everything sealed from now on uses it.
+            Some(g) => {
+                let epoch = epoch.min(g.mls.epoch().as_u64());
+                g.secrets.retain(|e, _| *e >= epoch);
+                return;
+            }
             None => match self.former.get_mut(&family) {
                 Some(s) => s,
                 None => return,

@@ -64,36 +64,61 @@ pub fn certified_devices(
     certs: &[DeviceCert],
     revoked: &BTreeSet<DeviceId>,
 ) -> BTreeMap<DeviceId, PublicKey> {
-    // A device id with certificates for two keys is vouched for with neither.
-    let mut keys: BTreeMap<DeviceId, BTreeSet<[u8; 32]>> = BTreeMap::new();
-    for cert in certs {
-        keys.entry(cert.device)
-            .or_default()
-            .insert(cert.device_key.0);
+    // A device that verified certificates name with two keys is vouched for with
+    // neither — and then neither is what only it vouched for, so the chains are
+    // walked again without it. Certificates that do not verify count for nothing:
+    // a relay serving a forged one cannot shut a device out.
+    let mut left_out = revoked.clone();
+    loop {
+        let certified = chains(user, user_key, certs, &left_out);
+        let ambiguous: BTreeSet<DeviceId> = certs
+            .iter()
+            .filter(|c| {
+                certified
+                    .get(&c.device)
+                    .is_some_and(|key| *key != c.device_key)
+                    && signer(user_key, &certified, c).is_some_and(|k| verifies(&k, user, c))
+            })
+            .map(|c| c.device)
+            .collect();
+        if ambiguous.is_empty() {
+            return certified;
+        }
+        left_out.extend(ambiguous);
     }
-    let ambiguous: BTreeSet<DeviceId> = keys
-        .into_iter()
-        .filter(|(_, k)| k.len() > 1)
-        .map(|(d, _)| d)
-        .collect();
+}
 
+/// The key that must have signed `cert`, if its certifier is the user key or a
+/// device already certified.
+fn signer(
+    user_key: &PublicKey,
+    certified: &BTreeMap<DeviceId, PublicKey>,
+    cert: &DeviceCert,
+) -> Option<PublicKey> {
+    match cert.by {
+        Certifier::User => Some(*user_key),
+        Certifier::Device(by) => certified.get(&by).copied(),
+    }
+}
+
+/// Every device a chain of verified certificates reaches from the user key, never
+/// through or to a device in `left_out`.
+fn chains(
+    user: UserId,
+    user_key: &PublicKey,
+    certs: &[DeviceCert],
+    left_out: &BTreeSet<DeviceId>,
+) -> BTreeMap<DeviceId, PublicKey> {
     let mut certified: BTreeMap<DeviceId, PublicKey> = BTreeMap::new();
     // Each round adds the devices certified by the user key or by a device added in
     // an earlier round; at most one round per device.
     loop {
         let before = certified.len();
         for cert in certs {
-            if certified.contains_key(&cert.device)
-                || revoked.contains(&cert.device)
-                || ambiguous.contains(&cert.device)
-            {
+            if certified.contains_key(&cert.device) || left_out.contains(&cert.device) {
                 continue;
             }
-            let signer = match cert.by {
-                Certifier::User => Some(*user_key),
-                Certifier::Device(by) => certified.get(&by).copied(),
-            };
-            if signer.is_some_and(|key| verifies(&key, user, cert)) {
+            if signer(user_key, &certified, cert).is_some_and(|key| verifies(&key, user, cert)) {
                 certified.insert(cert.device, cert.device_key);
             }
         }
@@ -243,6 +268,25 @@ mod tests {
             got.keys().copied().collect::<BTreeSet<_>>(),
             BTreeSet::from([laptop.0, tablet.0])
         );
+    }
+
+    #[test]
+    fn a_forged_certificate_shuts_nobody_out() {
+        let u = user();
+        let (mut certs, devices) = chain(&u);
+        // The relay serves a certificate naming the phone with another key, signed
+        // by nobody in the chain.
+        let rogue = key();
+        certs.push(certify(
+            &key(),
+            Certifier::User,
+            u.id,
+            devices[0].0,
+            public_key(&rogue),
+        ));
+        let got = certified_devices(u.id, &public_key(&u.key), &certs, &none());
+        assert_eq!(got.len(), 3);
+        assert_eq!(got.get(&devices[0].0), Some(&public_key(&devices[0].1)));
     }
 
     #[test]

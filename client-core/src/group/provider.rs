@@ -52,6 +52,16 @@ impl Provider {
         out
     }
 
+    /// Puts back `entries` (from [`Provider::save`]) in place of what openmls holds
+    /// now: undoes whatever a refused operation wrote.
+    pub(super) fn reset(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut values = match self.storage.values.write() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *values = entries.into_iter().collect();
+    }
+
     /// A provider holding `entries` (from [`Provider::save`]).
     pub(super) fn restore(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
         let values: HashMap<Vec<u8>, Vec<u8>> = entries.into_iter().collect();

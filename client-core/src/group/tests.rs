@@ -34,6 +34,25 @@ fn vouch(devices: &[&Device]) -> KnownDevices {
     known
 }
 
+/// `d` as a member of a group.
+fn member(d: &Device) -> GroupMember {
+    GroupMember {
+        user: d.user,
+        device: d.device,
+    }
+}
+
+/// `known` without `gone` (a member removed from the family, a revoked device).
+fn without(known: &KnownDevices, gone: &Device) -> KnownDevices {
+    let mut left = KnownDevices::new();
+    for ((user, device), key) in &known.devices {
+        if *device != gone.device {
+            left.insert(*user, *device, *key);
+        }
+    }
+    left
+}
+
 /// The committer sees its own Commit come back first for its epoch in the log.
 fn accepted(d: &mut Device, id: FamilyId, commit: &Commit, known: &KnownDevices) {
     assert_eq!(
@@ -91,11 +110,11 @@ fn family() -> Family {
     assert_eq!(
         mom_laptop
             .ring
-            .join(&welcome, &known)
+            .join(id, &welcome, &known)
             .expect("laptop joins"),
-        (id, 1)
+        1
     );
-    assert_eq!(son.ring.join(&welcome, &known).expect("son joins"), (id, 1));
+    assert_eq!(son.ring.join(id, &welcome, &known).expect("son joins"), 1);
     Family {
         id,
         doc: DocId::from(id),
@@ -200,7 +219,7 @@ fn a_new_device_reads_from_the_epoch_it_joined_not_before() {
     accepted(&mut phone, id, &commit, &known);
     laptop
         .ring
-        .join(&commit.welcome.expect("welcome"), &known)
+        .join(id, &commit.welcome.expect("welcome"), &known)
         .expect("join");
     assert_eq!(
         laptop.ring.open(id, doc, &before),
@@ -215,26 +234,33 @@ fn a_removed_device_cannot_read_what_is_written_after_its_removal() {
     let mut f = family();
     let before = f.mom_phone.ring.seal(f.id, f.doc, b"before").expect("seal");
 
-    // Mom's phone removes the son's phone; the relay carries the Commit to everyone.
+    // While the son is a member (his device vouched for), nobody else may remove it.
+    assert!(matches!(
+        f.mom_phone.ring.remove(f.id, &[member(&f.son)], &f.known),
+        Err(GroupError::NotAllowed(_))
+    ));
+    // The son is removed from the family: no device vouches for his phone any more,
+    // and mom's phone removes it; the relay carries the Commit to everyone.
+    let left = without(&f.known, &f.son);
     let commit = f
         .mom_phone
         .ring
-        .remove(f.id, &[f.son.device])
+        .remove(f.id, &[member(&f.son)], &left)
         .expect("remove");
     assert_eq!(commit.epoch, 2);
     assert!(commit.welcome.is_none());
-    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    accepted(&mut f.mom_phone, f.id, &commit, &left);
     assert_eq!(
         f.mom_laptop
             .ring
-            .process(f.id, &commit.message, &f.known)
+            .process(f.id, &commit.message, &left)
             .expect("laptop"),
         Processed::Advanced { epoch: 2 }
     );
     assert_eq!(
         f.son
             .ring
-            .process(f.id, &commit.message, &f.known)
+            .process(f.id, &commit.message, &left)
             .expect("son"),
         Processed::Removed
     );
@@ -379,7 +405,9 @@ fn a_commit_adding_an_unknown_device_is_refused_and_changes_nothing() {
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     assert_eq!(f.mom_laptop.ring.epoch(f.id), Some(1));
     // The Welcome lists the rogue in the group: the tablet refuses to join it.
-    let got = tablet.ring.join(&commit.welcome.expect("welcome"), &known);
+    let got = tablet
+        .ring
+        .join(f.id, &commit.welcome.expect("welcome"), &known);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     assert_eq!(tablet.ring.epoch(f.id), None);
 }
@@ -394,10 +422,10 @@ fn a_welcome_for_another_device_or_garbage_is_refused() {
     let packages = late.ring.key_packages(1).expect("package");
     let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
     let welcome = commit.welcome.expect("welcome");
-    let got = other.ring.join(&welcome, &known);
+    let got = other.ring.join(f.id, &welcome, &known);
     assert!(matches!(got, Err(GroupError::NotForThisDevice)), "{got:?}");
     assert!(matches!(
-        other.ring.join(b"not a welcome", &known),
+        other.ring.join(f.id, b"not a welcome", &known),
         Err(GroupError::Malformed("welcome"))
     ));
     assert!(matches!(
@@ -534,12 +562,170 @@ fn a_restored_key_ring_opens_what_it_opened_and_follows_the_group() {
         KeyRing::restore(late.user, late.device, late.key.clone(), &late_saved).expect("restore");
     assert_eq!(
         restored
-            .join(&commit.welcome.expect("welcome"), &known)
+            .join(f.id, &commit.welcome.expect("welcome"), &known)
             .expect("join"),
-        (f.id, 3)
+        3
     );
     assert!(matches!(
         KeyRing::restore(late.user, late.device, late.key.clone(), b"\x07junk"),
         Err(GroupError::Restore(_))
     ));
+}
+
+#[test]
+fn a_foreign_message_while_a_commit_is_pending_leaves_it_pending() {
+    let mut f = family();
+    let mine = f.mom_laptop.ring.update(f.id).expect("update");
+    // Someone (the relay, a member's modified client) appends a message that names
+    // the family's group and epoch but is nobody's Commit in it: a group of the same
+    // id made elsewhere, at the same epoch.
+    let mut stranger = device(UserId::random());
+    stranger.ring.create(f.id).expect("create");
+    let first = stranger.ring.update(f.id).expect("update");
+    accepted(&mut stranger, f.id, &first, &KnownDevices::new());
+    let foreign = stranger.ring.update(f.id).expect("update");
+    assert_eq!(
+        classify(&foreign.message).expect("entry"),
+        classify(&mine.message).expect("entry")
+    );
+    assert!(
+        f.mom_laptop
+            .ring
+            .process(f.id, &foreign.message, &f.known)
+            .is_err()
+    );
+    // The laptop's own Commit, next in the log, still moves the group on.
+    accepted(&mut f.mom_laptop, f.id, &mine, &f.known);
+    for d in [&mut f.mom_phone, &mut f.son] {
+        assert!(d.ring.process(f.id, &foreign.message, &f.known).is_err());
+        assert_eq!(
+            d.ring
+                .process(f.id, &mine.message, &f.known)
+                .expect("processed"),
+            Processed::Advanced { epoch: 2 }
+        );
+    }
+}
+
+#[test]
+fn a_refused_commit_or_welcome_can_be_taken_once_the_device_is_vouched_for() {
+    let mut f = family();
+    // The son's new tablet: mom's phone knows it already, the laptop not yet.
+    let mut tablet = device(f.son.user);
+    let mut with_tablet = f.known.clone();
+    with_tablet.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    let packages = tablet.ring.key_packages(1).expect("package");
+    let commit = f
+        .mom_phone
+        .ring
+        .add(f.id, &packages, &with_tablet)
+        .expect("add");
+    accepted(&mut f.mom_phone, f.id, &commit, &with_tablet);
+    let got = f.mom_laptop.ring.process(f.id, &commit.message, &f.known);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    // Its certificate arrives: the same Commit is taken.
+    assert_eq!(
+        f.mom_laptop
+            .ring
+            .process(f.id, &commit.message, &with_tablet)
+            .expect("taken now"),
+        Processed::Advanced { epoch: 2 }
+    );
+    // The tablet, not knowing the laptop yet, refuses the Welcome — and keeps its
+    // key package, so the same Welcome joins once it does.
+    let welcome = commit.welcome.expect("welcome");
+    let mut partial = KnownDevices::new();
+    for d in [&f.mom_phone, &f.son, &tablet] {
+        partial.insert(d.user, d.device, public_key(&d.key));
+    }
+    let got = tablet.ring.join(f.id, &welcome, &partial);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    assert_eq!(
+        tablet
+            .ring
+            .join(f.id, &welcome, &with_tablet)
+            .expect("joins"),
+        2
+    );
+}
+
+#[test]
+fn a_welcome_for_another_family_is_refused_and_spends_nothing() {
+    let mut f = family();
+    let mut late = device(f.son.user);
+    let mut known = f.known.clone();
+    known.insert(late.user, late.device, public_key(&late.key));
+    let packages = late.ring.key_packages(1).expect("package");
+    let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
+    let welcome = commit.welcome.expect("welcome");
+    // Found in another family's key log (a member posting it there): not joined as
+    // that family.
+    let elsewhere = FamilyId::random();
+    let got = late.ring.join(elsewhere, &welcome, &known);
+    assert!(matches!(got, Err(GroupError::WrongGroup)), "{got:?}");
+    assert_eq!(late.ring.epoch(elsewhere), None);
+    assert_eq!(late.ring.join(f.id, &welcome, &known).expect("joins"), 2);
+}
+
+#[test]
+fn only_vouched_devices_commit_and_none_removes_another_members_device() {
+    let mut f = family();
+    // The laptop was revoked: the others no longer vouch for it, and its Commit (a
+    // stolen laptop trying to stay in) is refused.
+    let no_laptop = without(&f.known, &f.mom_laptop);
+    let from_laptop = f.mom_laptop.ring.update(f.id).expect("update");
+    let got = f.son.ring.process(f.id, &from_laptop.message, &no_laptop);
+    assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
+    // The son's modified client removes mom's laptop while mom still vouches for it.
+    let son_view = without(&f.known, &f.mom_laptop);
+    let rogue = f
+        .son
+        .ring
+        .remove(f.id, &[member(&f.mom_laptop)], &son_view)
+        .expect("his own client lets him");
+    let got = f.mom_phone.ring.process(f.id, &rogue.message, &f.known);
+    assert!(matches!(got, Err(GroupError::NotAllowed(_))), "{got:?}");
+    assert_eq!(f.mom_phone.ring.epoch(f.id), Some(1));
+}
+
+#[test]
+fn a_removed_device_can_be_added_again() {
+    let mut f = family();
+    let left = without(&f.known, &f.son);
+    let commit = f
+        .mom_phone
+        .ring
+        .remove(f.id, &[member(&f.son)], &left)
+        .expect("remove");
+    accepted(&mut f.mom_phone, f.id, &commit, &left);
+    assert_eq!(
+        f.son
+            .ring
+            .process(f.id, &commit.message, &left)
+            .expect("son"),
+        Processed::Removed
+    );
+    // He is invited back: vouched for again, his device joins anew.
+    let packages = f.son.ring.key_packages(1).expect("package");
+    let commit = f
+        .mom_phone
+        .ring
+        .add(f.id, &packages, &f.known)
+        .expect("add");
+    accepted(&mut f.mom_phone, f.id, &commit, &f.known);
+    let epoch = f
+        .son
+        .ring
+        .join(f.id, &commit.welcome.expect("welcome"), &f.known)
+        .expect("joins again");
+    assert_eq!(epoch, 3);
+    let sealed = f
+        .mom_phone
+        .ring
+        .seal(f.id, f.doc, "돌아왔어".as_bytes())
+        .expect("seal");
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &sealed).expect("opens"),
+        "돌아왔어".as_bytes()
+    );
 }
