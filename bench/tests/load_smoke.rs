@@ -116,5 +116,5 @@ fn the_key_group_benchmark_runs_a_family_through_its_epochs() {
         assert!(c["seal_us_p50"].as_f64().expect("seal") > 0.0, "{r}");
         assert!(c["open_us_p50"].as_f64().expect("open") > 0.0, "{r}");
     }
-    assert!(r["welcome_bytes"].as_u64().expect("welcome") > 0, "{r}");
+    assert!(r["add_entry_bytes"].as_u64().expect("entry") > 0, "{r}");
 }

@@ -201,15 +201,46 @@ pub struct GroupMember {
     pub device: DeviceId,
 }
 
-/// A Commit this device made, to send through the relay's key log of the family.
+/// A Commit this device made, to append to the family's key log.
 #[derive(Debug, Clone)]
 pub struct Commit {
-    /// The epoch the group moves to when the relay accepts it.
+    /// The epoch the group moves to when it comes back first for its epoch.
     pub epoch: u64,
-    /// The Commit, for the other member devices.
-    pub message: Vec<u8>,
-    /// The Welcome, for the devices it adds (none when it adds nobody).
-    pub welcome: Option<Vec<u8>>,
+    /// The key log entry: the Commit, and with it the Welcome for the devices it adds
+    /// — one entry, so a Welcome is only ever taken from the Commit that won its
+    /// epoch, and a device joining from it misses no Commit in between.
+    pub entry: Vec<u8>,
+}
+
+/// What a Commit entry starts with: `DRK` and the format's version; then the Commit's
+/// length (u32 BE), the Commit, and the Welcome (empty when it adds nobody).
+const COMMIT_MAGIC: [u8; 4] = *b"DRK\x01";
+
+fn commit_entry(commit: &[u8], welcome: Option<&[u8]>) -> Result<Vec<u8>, GroupError> {
+    let len = u32::try_from(commit.len()).map_err(|_| GroupError::Malformed("commit"))?;
+    let welcome = welcome.unwrap_or_default();
+    let mut entry = Vec::with_capacity(8 + commit.len() + welcome.len());
+    entry.extend_from_slice(&COMMIT_MAGIC);
+    entry.extend_from_slice(&len.to_be_bytes());
+    entry.extend_from_slice(commit);
+    entry.extend_from_slice(welcome);
+    Ok(entry)
+}
+
+/// The Commit and the Welcome (if any) of a Commit entry.
+fn split_commit_entry(entry: &[u8]) -> Result<(&[u8], Option<&[u8]>), GroupError> {
+    let bad = GroupError::Malformed("commit entry");
+    let rest = entry
+        .strip_prefix(&COMMIT_MAGIC)
+        .ok_or(GroupError::Malformed("commit entry"))?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or(bad)?;
+    let len = usize::try_from(u32::from_be_bytes(*len))
+        .map_err(|_| GroupError::Malformed("commit entry"))?;
+    if rest.len() < len {
+        return Err(GroupError::Malformed("commit entry"));
+    }
+    let (commit, welcome) = rest.split_at(len);
+    Ok((commit, (!welcome.is_empty()).then_some(welcome)))
 }
 
 /// What a Commit from the key log did.
@@ -340,30 +371,45 @@ pub enum LogEntry {
     /// A device's key package: it asks to be added (a new member's device, or a newly
     /// linked device of a member).
     KeyPackage,
-    /// A Welcome: the devices a Commit added join from it.
-    Welcome,
-    /// A Commit of the family's group, made in `epoch`.
+    /// A Commit of the family's group, made in `epoch`, with the Welcome for the
+    /// devices it adds if it adds any.
     Commit {
         /// The group the Commit is for.
         family: FamilyId,
         /// The epoch it was made in (the group moves to the next).
         epoch: u64,
+        /// Whether it carries a Welcome. A device waiting to be added joins only from
+        /// the first Commit entry of an epoch in the log (the one every member
+        /// applies), then processes every Commit after it.
+        welcome: bool,
     },
 }
 
-/// Tells the entries of a key log apart, without any key.
+/// Tells the entries of a key log apart, without any key (the group and epoch of a
+/// Commit are in its clear header).
 pub fn classify(bytes: &[u8]) -> Result<LogEntry, GroupError> {
-    let m: ProtocolMessage = match message_in(bytes, "key log entry")? {
-        MlsMessageBodyIn::KeyPackage(_) => return Ok(LogEntry::KeyPackage),
-        MlsMessageBodyIn::Welcome(_) => return Ok(LogEntry::Welcome),
-        MlsMessageBodyIn::PrivateMessage(m) => m.into(),
-        MlsMessageBodyIn::PublicMessage(m) => m.into(),
-        _ => return Err(GroupError::Malformed("key log entry")),
-    };
-    Ok(LogEntry::Commit {
-        family: family_of(m.group_id())?,
-        epoch: m.epoch().as_u64(),
-    })
+    if bytes.starts_with(&COMMIT_MAGIC[..3]) {
+        let (commit, welcome) = split_commit_entry(bytes)?;
+        let m = protocol_message(commit)?;
+        return Ok(LogEntry::Commit {
+            family: family_of(m.group_id())?,
+            epoch: m.epoch().as_u64(),
+            welcome: welcome.is_some(),
+        });
+    }
+    match message_in(bytes, "key log entry")? {
+        MlsMessageBodyIn::KeyPackage(_) => Ok(LogEntry::KeyPackage),
+        _ => Err(GroupError::Malformed("key log entry")),
+    }
+}
+
+/// A Commit's MLS message.
+fn protocol_message(commit: &[u8]) -> Result<ProtocolMessage, GroupError> {
+    match message_in(commit, "commit")? {
+        MlsMessageBodyIn::PrivateMessage(m) => Ok(m.into()),
+        MlsMessageBodyIn::PublicMessage(m) => Ok(m.into()),
+        _ => Err(GroupError::Malformed("commit")),
+    }
 }
 
 fn join_config() -> MlsGroupJoinConfig {
@@ -506,11 +552,11 @@ impl KeyRing {
             .add_members(&self.provider, &signer, &checked)
             .map_err(refused)?;
         let message = to_bytes(&commit)?;
-        group.pending = Some(message.clone());
+        let entry = commit_entry(&message, Some(&to_bytes(&welcome)?))?;
+        group.pending = Some(message);
         Ok(Commit {
             epoch: group.mls.epoch().as_u64() + 1,
-            message,
-            welcome: Some(to_bytes(&welcome)?),
+            entry,
         })
     }
 
@@ -550,11 +596,12 @@ impl KeyRing {
             .remove_members(&self.provider, &signer, &leaves)
             .map_err(refused)?;
         let message = to_bytes(&commit)?;
-        group.pending = Some(message.clone());
+        let welcome = welcome.as_ref().map(to_bytes).transpose()?;
+        let entry = commit_entry(&message, welcome.as_deref())?;
+        group.pending = Some(message);
         Ok(Commit {
             epoch: group.mls.epoch().as_u64() + 1,
-            message,
-            welcome: welcome.as_ref().map(to_bytes).transpose()?,
+            entry,
         })
     }
 
@@ -573,16 +620,18 @@ impl KeyRing {
             .self_update(&self.provider, &signer, LeafNodeParameters::default())
             .map_err(refused)?;
         let message = to_bytes(bundle.commit())?;
-        group.pending = Some(message.clone());
+        let entry = commit_entry(&message, None)?;
+        group.pending = Some(message);
         Ok(Commit {
             epoch: group.mls.epoch().as_u64() + 1,
-            message,
-            welcome: None,
+            entry,
         })
     }
 
-    /// Joins `family`'s group from a Welcome found in its key log: the Welcome must be
-    /// for that family's group, and every device already in it must be vouched for by
+    /// Joins `family`'s group from the Welcome of a Commit entry of its key log — the
+    /// first Commit entry of its epoch in the log ([`classify`] tells, without a key):
+    /// a Welcome of a Commit that lost its epoch leads to a group nobody else is in.
+    /// The Welcome must be for that family's group, and every device already in it must be vouched for by
     /// `known` (the family as this device learnt it when its user accepted the
     /// invite). Returns the epoch it joined at; chunks of earlier epochs never open
     /// on this device. Refused, nothing changes — the key package is kept, so the same
@@ -590,12 +639,14 @@ impl KeyRing {
     pub fn join(
         &mut self,
         family: FamilyId,
-        welcome: &[u8],
+        entry: &[u8],
         known: &KnownDevices,
     ) -> Result<u64, GroupError> {
         if self.groups.contains_key(&family) {
             return Err(GroupError::AlreadyExists(family));
         }
+        let (_, welcome) = split_commit_entry(entry)?;
+        let welcome = welcome.ok_or(GroupError::NotForThisDevice)?;
         let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
             return Err(GroupError::Malformed("welcome"));
         };
@@ -657,14 +708,11 @@ impl KeyRing {
     pub fn process(
         &mut self,
         family: FamilyId,
-        bytes: &[u8],
+        entry: &[u8],
         known: &KnownDevices,
     ) -> Result<Processed, GroupError> {
-        let message: ProtocolMessage = match message_in(bytes, "group message")? {
-            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
-            MlsMessageBodyIn::PublicMessage(m) => m.into(),
-            _ => return Err(GroupError::Malformed("group message")),
-        };
+        let (bytes, _) = split_commit_entry(entry)?;
+        let message = protocol_message(bytes)?;
         if family_of(message.group_id())? != family {
             return Err(GroupError::WrongGroup);
         }

@@ -57,7 +57,7 @@ fn without(known: &KnownDevices, gone: &Device) -> KnownDevices {
 fn accepted(d: &mut Device, id: FamilyId, commit: &Commit, known: &KnownDevices) {
     assert_eq!(
         d.ring
-            .process(id, &commit.message, known)
+            .process(id, &commit.entry, known)
             .expect("own commit"),
         Processed::Accepted {
             epoch: commit.epoch
@@ -93,20 +93,20 @@ fn family() -> Family {
     assert_eq!(
         mom_phone
             .ring
-            .process(id, &commit.message, &known)
+            .process(id, &commit.entry, &known)
             .expect("own commit"),
         Processed::Accepted { epoch: 1 }
     );
     // Without any key, anyone can tell the log's entries apart (the relay could).
     assert_eq!(
-        classify(&commit.message).expect("entry"),
+        classify(&commit.entry).expect("entry"),
         LogEntry::Commit {
             family: id,
-            epoch: 0
+            epoch: 0,
+            welcome: true
         }
     );
-    let welcome = commit.welcome.expect("welcome");
-    assert_eq!(classify(&welcome).expect("entry"), LogEntry::Welcome);
+    let welcome = commit.entry.clone();
     assert_eq!(
         mom_laptop
             .ring
@@ -219,7 +219,7 @@ fn a_new_device_reads_from_the_epoch_it_joined_not_before() {
     accepted(&mut phone, id, &commit, &known);
     laptop
         .ring
-        .join(id, &commit.welcome.expect("welcome"), &known)
+        .join(id, &commit.entry.clone(), &known)
         .expect("join");
     assert_eq!(
         laptop.ring.open(id, doc, &before),
@@ -248,20 +248,20 @@ fn a_removed_device_cannot_read_what_is_written_after_its_removal() {
         .remove(f.id, &[member(&f.son)], &left)
         .expect("remove");
     assert_eq!(commit.epoch, 2);
-    assert!(commit.welcome.is_none());
+    assert!(matches!(
+        classify(&commit.entry),
+        Ok(LogEntry::Commit { welcome: false, .. })
+    ));
     accepted(&mut f.mom_phone, f.id, &commit, &left);
     assert_eq!(
         f.mom_laptop
             .ring
-            .process(f.id, &commit.message, &left)
+            .process(f.id, &commit.entry, &left)
             .expect("laptop"),
         Processed::Advanced { epoch: 2 }
     );
     assert_eq!(
-        f.son
-            .ring
-            .process(f.id, &commit.message, &left)
-            .expect("son"),
+        f.son.ring.process(f.id, &commit.entry, &left).expect("son"),
         Processed::Removed
     );
     assert_eq!(f.son.ring.epoch(f.id), None);
@@ -300,9 +300,7 @@ fn rotate(committer: &mut Device, others: [&mut Device; 2], id: FamilyId, known:
     accepted(committer, id, &commit, known);
     for d in others {
         assert_eq!(
-            d.ring
-                .process(id, &commit.message, known)
-                .expect("processed"),
+            d.ring.process(id, &commit.entry, known).expect("processed"),
             Processed::Advanced {
                 epoch: commit.epoch
             }
@@ -352,7 +350,7 @@ fn forgotten_epochs_no_longer_open() {
     accepted(&mut f.mom_phone, f.id, &commit, &f.known);
     f.son
         .ring
-        .process(f.id, &commit.message, &f.known)
+        .process(f.id, &commit.entry, &f.known)
         .expect("son");
     f.son.ring.forget_before(f.id, 2);
     assert_eq!(
@@ -401,13 +399,11 @@ fn a_commit_adding_an_unknown_device_is_refused_and_changes_nothing() {
     let commit = f.mom_phone.ring.add(f.id, &packages, &fooled).expect("add");
     accepted(&mut f.mom_phone, f.id, &commit, &fooled);
 
-    let got = f.mom_laptop.ring.process(f.id, &commit.message, &known);
+    let got = f.mom_laptop.ring.process(f.id, &commit.entry, &known);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     assert_eq!(f.mom_laptop.ring.epoch(f.id), Some(1));
     // The Welcome lists the rogue in the group: the tablet refuses to join it.
-    let got = tablet
-        .ring
-        .join(f.id, &commit.welcome.expect("welcome"), &known);
+    let got = tablet.ring.join(f.id, &commit.entry.clone(), &known);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     assert_eq!(tablet.ring.epoch(f.id), None);
 }
@@ -421,12 +417,12 @@ fn a_welcome_for_another_device_or_garbage_is_refused() {
     known.insert(late.user, late.device, public_key(&late.key));
     let packages = late.ring.key_packages(1).expect("package");
     let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
-    let welcome = commit.welcome.expect("welcome");
+    let welcome = commit.entry;
     let got = other.ring.join(f.id, &welcome, &known);
     assert!(matches!(got, Err(GroupError::NotForThisDevice)), "{got:?}");
     assert!(matches!(
         other.ring.join(f.id, b"not a welcome", &known),
-        Err(GroupError::Malformed("welcome"))
+        Err(GroupError::Malformed(_))
     ));
     assert!(matches!(
         f.mom_laptop.ring.process(f.id, b"\x00\x01garbage", &known),
@@ -438,9 +434,14 @@ fn a_welcome_for_another_device_or_garbage_is_refused() {
             .add(f.id, &[b"no package".to_vec()], &known),
         Err(GroupError::Malformed("key package"))
     ));
-    // A Welcome handed in as a Commit is not a group message.
+    // A key package handed in as a Commit is not one.
     assert!(matches!(
-        f.mom_laptop.ring.process(f.id, &welcome, &known),
+        f.mom_laptop.ring.process(f.id, &packages[0], &known),
+        Err(GroupError::Malformed(_))
+    ));
+    // A Commit entry cut short.
+    assert!(matches!(
+        f.mom_laptop.ring.process(f.id, &welcome[..10], &known),
         Err(GroupError::Malformed(_))
     ));
     // A Commit of another family's group.
@@ -449,7 +450,7 @@ fn a_welcome_for_another_device_or_garbage_is_refused() {
     stranger.ring.create(fid).expect("create");
     let foreign = stranger.ring.update(fid).expect("update");
     assert!(matches!(
-        f.mom_laptop.ring.process(f.id, &foreign.message, &known),
+        f.mom_laptop.ring.process(f.id, &foreign.entry, &known),
         Err(GroupError::WrongGroup)
     ));
 }
@@ -467,7 +468,7 @@ fn two_devices_committing_at_once_settle_on_the_logs_order() {
     ));
     // The log holds the phone's first, then the laptop's. Every device reads it in
     // that order.
-    let log = [&from_phone.message, &from_laptop.message];
+    let log = [&from_phone.entry, &from_laptop.entry];
     let mut seen = Vec::new();
     for d in [&mut f.mom_phone, &mut f.mom_laptop, &mut f.son] {
         let outcome: Vec<Processed> = log
@@ -491,7 +492,7 @@ fn two_devices_committing_at_once_settle_on_the_logs_order() {
     for d in [&mut f.mom_phone, &mut f.son] {
         assert_eq!(
             d.ring
-                .process(f.id, &again.message, &f.known)
+                .process(f.id, &again.entry, &f.known)
                 .expect("processed"),
             Processed::Advanced { epoch: 3 }
         );
@@ -512,11 +513,11 @@ fn two_devices_committing_at_once_settle_on_the_logs_order() {
         )
         .expect("restore");
         phone_copy
-            .process(f.id, &ahead.message, &f.known)
+            .process(f.id, &ahead.entry, &f.known)
             .expect("applied");
         phone_copy.update(f.id).expect("next")
     };
-    let got = f.mom_laptop.ring.process(f.id, &later.message, &f.known);
+    let got = f.mom_laptop.ring.process(f.id, &later.entry, &f.known);
     assert!(
         matches!(got, Err(GroupError::FromTheFuture { at: 3, got: 4 })),
         "{got:?}"
@@ -540,7 +541,7 @@ fn a_restored_key_ring_opens_what_it_opened_and_follows_the_group() {
     accepted(&mut f.mom_phone, f.id, &commit, &f.known);
     assert_eq!(
         laptop
-            .process(f.id, &commit.message, &f.known)
+            .process(f.id, &commit.entry, &f.known)
             .expect("processed"),
         Processed::Advanced { epoch: 2 }
     );
@@ -562,7 +563,7 @@ fn a_restored_key_ring_opens_what_it_opened_and_follows_the_group() {
         KeyRing::restore(late.user, late.device, late.key.clone(), &late_saved).expect("restore");
     assert_eq!(
         restored
-            .join(f.id, &commit.welcome.expect("welcome"), &known)
+            .join(f.id, &commit.entry.clone(), &known)
             .expect("join"),
         3
     );
@@ -585,22 +586,22 @@ fn a_foreign_message_while_a_commit_is_pending_leaves_it_pending() {
     accepted(&mut stranger, f.id, &first, &KnownDevices::new());
     let foreign = stranger.ring.update(f.id).expect("update");
     assert_eq!(
-        classify(&foreign.message).expect("entry"),
-        classify(&mine.message).expect("entry")
+        classify(&foreign.entry).expect("entry"),
+        classify(&mine.entry).expect("entry")
     );
     assert!(
         f.mom_laptop
             .ring
-            .process(f.id, &foreign.message, &f.known)
+            .process(f.id, &foreign.entry, &f.known)
             .is_err()
     );
     // The laptop's own Commit, next in the log, still moves the group on.
     accepted(&mut f.mom_laptop, f.id, &mine, &f.known);
     for d in [&mut f.mom_phone, &mut f.son] {
-        assert!(d.ring.process(f.id, &foreign.message, &f.known).is_err());
+        assert!(d.ring.process(f.id, &foreign.entry, &f.known).is_err());
         assert_eq!(
             d.ring
-                .process(f.id, &mine.message, &f.known)
+                .process(f.id, &mine.entry, &f.known)
                 .expect("processed"),
             Processed::Advanced { epoch: 2 }
         );
@@ -621,19 +622,19 @@ fn a_refused_commit_or_welcome_can_be_taken_once_the_device_is_vouched_for() {
         .add(f.id, &packages, &with_tablet)
         .expect("add");
     accepted(&mut f.mom_phone, f.id, &commit, &with_tablet);
-    let got = f.mom_laptop.ring.process(f.id, &commit.message, &f.known);
+    let got = f.mom_laptop.ring.process(f.id, &commit.entry, &f.known);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     // Its certificate arrives: the same Commit is taken.
     assert_eq!(
         f.mom_laptop
             .ring
-            .process(f.id, &commit.message, &with_tablet)
+            .process(f.id, &commit.entry, &with_tablet)
             .expect("taken now"),
         Processed::Advanced { epoch: 2 }
     );
     // The tablet, not knowing the laptop yet, refuses the Welcome — and keeps its
     // key package, so the same Welcome joins once it does.
-    let welcome = commit.welcome.expect("welcome");
+    let welcome = commit.entry.clone();
     let mut partial = KnownDevices::new();
     for d in [&f.mom_phone, &f.son, &tablet] {
         partial.insert(d.user, d.device, public_key(&d.key));
@@ -657,7 +658,7 @@ fn a_welcome_for_another_family_is_refused_and_spends_nothing() {
     known.insert(late.user, late.device, public_key(&late.key));
     let packages = late.ring.key_packages(1).expect("package");
     let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
-    let welcome = commit.welcome.expect("welcome");
+    let welcome = commit.entry;
     // Found in another family's key log (a member posting it there): not joined as
     // that family.
     let elsewhere = FamilyId::random();
@@ -674,7 +675,7 @@ fn only_vouched_devices_commit_and_none_removes_another_members_device() {
     // stolen laptop trying to stay in) is refused.
     let no_laptop = without(&f.known, &f.mom_laptop);
     let from_laptop = f.mom_laptop.ring.update(f.id).expect("update");
-    let got = f.son.ring.process(f.id, &from_laptop.message, &no_laptop);
+    let got = f.son.ring.process(f.id, &from_laptop.entry, &no_laptop);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
     // The son's modified client removes mom's laptop while mom still vouches for it.
     let son_view = without(&f.known, &f.mom_laptop);
@@ -683,7 +684,7 @@ fn only_vouched_devices_commit_and_none_removes_another_members_device() {
         .ring
         .remove(f.id, &[member(&f.mom_laptop)], &son_view)
         .expect("his own client lets him");
-    let got = f.mom_phone.ring.process(f.id, &rogue.message, &f.known);
+    let got = f.mom_phone.ring.process(f.id, &rogue.entry, &f.known);
     assert!(matches!(got, Err(GroupError::NotAllowed(_))), "{got:?}");
     assert_eq!(f.mom_phone.ring.epoch(f.id), Some(1));
 }
@@ -699,10 +700,7 @@ fn a_removed_device_can_be_added_again() {
         .expect("remove");
     accepted(&mut f.mom_phone, f.id, &commit, &left);
     assert_eq!(
-        f.son
-            .ring
-            .process(f.id, &commit.message, &left)
-            .expect("son"),
+        f.son.ring.process(f.id, &commit.entry, &left).expect("son"),
         Processed::Removed
     );
     // He is invited back: vouched for again, his device joins anew.
@@ -716,7 +714,7 @@ fn a_removed_device_can_be_added_again() {
     let epoch = f
         .son
         .ring
-        .join(f.id, &commit.welcome.expect("welcome"), &f.known)
+        .join(f.id, &commit.entry.clone(), &f.known)
         .expect("joins again");
     assert_eq!(epoch, 3);
     let sealed = f
@@ -727,5 +725,70 @@ fn a_removed_device_can_be_added_again() {
     assert_eq!(
         f.son.ring.open(f.id, f.doc, &sealed).expect("opens"),
         "돌아왔어".as_bytes()
+    );
+}
+
+/// The first Commit entry of each epoch in `log`, in order: the ones every member
+/// applies, and the only ones a device waiting to be added may join from.
+fn first_commits(log: &[Vec<u8>], family: FamilyId) -> Vec<&Vec<u8>> {
+    let mut seen = std::collections::BTreeSet::new();
+    log.iter()
+        .filter(|entry| match classify(entry) {
+            Ok(LogEntry::Commit {
+                family: f, epoch, ..
+            }) => f == family && seen.insert(epoch),
+            _ => false,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_device_joins_only_from_the_commit_that_won_its_epoch() {
+    let mut f = family();
+    let mut tablet = device(f.son.user);
+    let mut known = f.known.clone();
+    known.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    // Mom's phone adds the tablet while the laptop refreshes its leaf; the laptop's
+    // entry reaches the log first.
+    let packages = tablet.ring.key_packages(2).expect("packages");
+    let add = f
+        .mom_phone
+        .ring
+        .add(f.id, &packages[..1], &known)
+        .expect("add");
+    let refresh = f.mom_laptop.ring.update(f.id).expect("update");
+    let mut log = vec![refresh.entry.clone(), add.entry];
+    assert_eq!(
+        f.mom_phone
+            .ring
+            .process(f.id, &refresh.entry, &known)
+            .expect("phone"),
+        Processed::Superseded { epoch: 2 }
+    );
+    // The phone adds the tablet again, on top.
+    let again = f
+        .mom_phone
+        .ring
+        .add(f.id, &packages[1..], &known)
+        .expect("add again");
+    log.push(again.entry.clone());
+    let firsts = first_commits(&log, f.id);
+    assert_eq!(firsts, vec![&refresh.entry, &again.entry]);
+    // The tablet takes the Welcome of the first Commit of its epoch that has one.
+    let entry = firsts
+        .iter()
+        .find(|e| matches!(classify(e), Ok(LogEntry::Commit { welcome: true, .. })))
+        .expect("a welcome");
+    assert_eq!(tablet.ring.join(f.id, entry, &known).expect("joins"), 3);
+    for d in [&mut f.mom_phone, &mut f.mom_laptop, &mut f.son] {
+        for e in &log {
+            let _ = d.ring.process(f.id, e, &known).expect("in the log's order");
+        }
+        assert_eq!(d.ring.epoch(f.id), Some(3));
+    }
+    let sealed = tablet.ring.seal(f.id, f.doc, b"hello").expect("seal");
+    assert_eq!(
+        f.son.ring.open(f.id, f.doc, &sealed).expect("opens"),
+        b"hello"
     );
 }
