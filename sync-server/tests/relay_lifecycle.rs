@@ -1388,6 +1388,20 @@ async fn a_familys_key_log_is_its_members_and_goes_with_it() {
     assert_eq!(push(&mut b, log, b"key package").await, 2);
     assert_eq!(live_chunk(&mut h, log).await, (2, b"key package".to_vec()));
 
+    // Nobody compacts it: a snapshot of the key log is refused before anything else.
+    h.send(&ClientFrame::PushSnapshot {
+        doc: log,
+        covers_seq: 2,
+        blob: BlobHash::of(b"a snapshot of the key log"),
+        len: 25,
+    })
+    .await;
+    let refused = h.refusal().await;
+    assert_eq!(
+        (refused.code, refused.doc),
+        (ErrorCode::Forbidden, Some(log))
+    );
+
     // Somebody else does neither.
     assert_eq!(subscribe_refused(&mut e, log).await, ErrorCode::Forbidden);
     assert_eq!(

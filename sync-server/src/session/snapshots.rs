@@ -115,6 +115,18 @@ impl Session {
         if !a.write {
             return Err(ApiError::forbidden("not writable"));
         }
+        // A family's key log is never compacted: a device that was offline for months
+        // needs every Commit since its epoch. It is the key log of a family exactly
+        // when its XOR names one (no document's id can, see `FamilyId::key_log`).
+        let family = doc.key_log_family();
+        if self
+            .state
+            .accounts(move |a| a.family(family))
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::forbidden("a family's key log is never compacted"));
+        }
         let user = me.user;
         let granted = self
             .state
