@@ -282,6 +282,18 @@ struct Group {
     pending: Option<Vec<u8>>,
 }
 
+impl Group {
+    /// Keeps `commit` as this device's pending Commit, and makes its key log entry.
+    fn pend(&mut self, commit: Vec<u8>, welcome: Option<Vec<u8>>) -> Result<Commit, GroupError> {
+        let entry = commit_entry(&commit, welcome.as_deref())?;
+        self.pending = Some(commit);
+        Ok(Commit {
+            epoch: self.mls.epoch().as_u64() + 1,
+            entry,
+        })
+    }
+}
+
 /// This device's key groups: one per family it is in.
 pub struct KeyRing {
     user: UserId,
@@ -551,13 +563,7 @@ impl KeyRing {
             .mls
             .add_members(&self.provider, &signer, &checked)
             .map_err(refused)?;
-        let message = to_bytes(&commit)?;
-        let entry = commit_entry(&message, Some(&to_bytes(&welcome)?))?;
-        group.pending = Some(message);
-        Ok(Commit {
-            epoch: group.mls.epoch().as_u64() + 1,
-            entry,
-        })
+        group.pend(to_bytes(&commit)?, Some(to_bytes(&welcome)?))
     }
 
     /// Removes these devices from the family's group: this device's user's own, or
@@ -595,14 +601,10 @@ impl KeyRing {
             .mls
             .remove_members(&self.provider, &signer, &leaves)
             .map_err(refused)?;
-        let message = to_bytes(&commit)?;
-        let welcome = welcome.as_ref().map(to_bytes).transpose()?;
-        let entry = commit_entry(&message, welcome.as_deref())?;
-        group.pending = Some(message);
-        Ok(Commit {
-            epoch: group.mls.epoch().as_u64() + 1,
-            entry,
-        })
+        group.pend(
+            to_bytes(&commit)?,
+            welcome.as_ref().map(to_bytes).transpose()?,
+        )
     }
 
     /// Refreshes this device's own leaf (new HPKE keys, new epoch): a copy of this
@@ -619,21 +621,15 @@ impl KeyRing {
             .mls
             .self_update(&self.provider, &signer, LeafNodeParameters::default())
             .map_err(refused)?;
-        let message = to_bytes(bundle.commit())?;
-        let entry = commit_entry(&message, None)?;
-        group.pending = Some(message);
-        Ok(Commit {
-            epoch: group.mls.epoch().as_u64() + 1,
-            entry,
-        })
+        group.pend(to_bytes(bundle.commit())?, None)
     }
 
     /// Joins `family`'s group from the Welcome of a Commit entry of its key log — the
     /// first Commit entry of its epoch in the log ([`classify`] tells, without a key):
     /// a Welcome of a Commit that lost its epoch leads to a group nobody else is in.
-    /// The Welcome must be for that family's group, and every device already in it must be vouched for by
-    /// `known` (the family as this device learnt it when its user accepted the
-    /// invite). Returns the epoch it joined at; chunks of earlier epochs never open
+    /// The Welcome must be for that family's group, and every device already in it
+    /// must be vouched for by `known` (the family as this device learnt it when its
+    /// user accepted the invite). Returns the epoch it joined at; chunks of earlier epochs never open
     /// on this device. Refused, nothing changes — the key package is kept, so the same
     /// Welcome can be tried again once `known` has caught up.
     pub fn join(

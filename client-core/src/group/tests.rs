@@ -65,6 +65,14 @@ fn accepted(d: &mut Device, id: FamilyId, commit: &Commit, known: &KnownDevices)
     );
 }
 
+/// A new device of `user`, and `known` vouching for it too.
+fn newcomer(known: &KnownDevices, user: UserId) -> (Device, KnownDevices) {
+    let d = device(user);
+    let mut known = known.clone();
+    known.insert(d.user, d.device, public_key(&d.key));
+    (d, known)
+}
+
 struct Family {
     id: FamilyId,
     doc: DocId,
@@ -389,9 +397,7 @@ fn a_commit_adding_an_unknown_device_is_refused_and_changes_nothing() {
     // her son's; the other devices were not. It adds the rogue together with the
     // son's new tablet, which everybody knows.
     let mut rogue = device(f.son.user);
-    let mut tablet = device(f.son.user);
-    let mut known = f.known.clone();
-    known.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    let (mut tablet, known) = newcomer(&f.known, f.son.user);
     let mut fooled = known.clone();
     fooled.insert(rogue.user, rogue.device, public_key(&rogue.key));
     let mut packages = rogue.ring.key_packages(1).expect("package");
@@ -412,9 +418,7 @@ fn a_commit_adding_an_unknown_device_is_refused_and_changes_nothing() {
 fn a_welcome_for_another_device_or_garbage_is_refused() {
     let mut f = family();
     let mut other = device(UserId::random());
-    let mut late = device(f.mom_phone.user);
-    let mut known = f.known.clone();
-    known.insert(late.user, late.device, public_key(&late.key));
+    let (mut late, known) = newcomer(&f.known, f.mom_phone.user);
     let packages = late.ring.key_packages(1).expect("package");
     let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
     let welcome = commit.entry;
@@ -612,9 +616,7 @@ fn a_foreign_message_while_a_commit_is_pending_leaves_it_pending() {
 fn a_refused_commit_or_welcome_can_be_taken_once_the_device_is_vouched_for() {
     let mut f = family();
     // The son's new tablet: mom's phone knows it already, the laptop not yet.
-    let mut tablet = device(f.son.user);
-    let mut with_tablet = f.known.clone();
-    with_tablet.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    let (mut tablet, with_tablet) = newcomer(&f.known, f.son.user);
     let packages = tablet.ring.key_packages(1).expect("package");
     let commit = f
         .mom_phone
@@ -653,9 +655,7 @@ fn a_refused_commit_or_welcome_can_be_taken_once_the_device_is_vouched_for() {
 #[test]
 fn a_welcome_for_another_family_is_refused_and_spends_nothing() {
     let mut f = family();
-    let mut late = device(f.son.user);
-    let mut known = f.known.clone();
-    known.insert(late.user, late.device, public_key(&late.key));
+    let (mut late, known) = newcomer(&f.known, f.son.user);
     let packages = late.ring.key_packages(1).expect("package");
     let commit = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
     let welcome = commit.entry;
@@ -745,9 +745,7 @@ fn first_commits(log: &[Vec<u8>], family: FamilyId) -> Vec<&Vec<u8>> {
 #[test]
 fn a_new_device_joins_only_from_the_commit_that_won_its_epoch() {
     let mut f = family();
-    let mut tablet = device(f.son.user);
-    let mut known = f.known.clone();
-    known.insert(tablet.user, tablet.device, public_key(&tablet.key));
+    let (mut tablet, known) = newcomer(&f.known, f.son.user);
     // Mom's phone adds the tablet while the laptop refreshes its leaf; the laptop's
     // entry reaches the log first.
     let packages = tablet.ring.key_packages(2).expect("packages");
