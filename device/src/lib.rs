@@ -17,6 +17,7 @@
 
 pub mod account;
 pub mod blobs;
+mod certs;
 mod device;
 pub mod device_name;
 pub mod driver;

@@ -171,6 +171,8 @@ async fn pump(
                             let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                             mending.0 = Some(shared.runtime.clone().spawn(async move {
                                 crate::mend::mend(&shared, &session).await;
+                                // Failures stay in the outbox for the next sign-in.
+                                let _ = crate::certs::publish(&shared.store, &session).await;
                             }));
                         }
                     }

@@ -4,7 +4,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use doran_protocol::{DeviceId, LinkId, Request, Response};
+use doran_client_core::group::certified_devices;
+use doran_protocol::{DeviceId, LinkId, Request, Response, UserId};
 
 use super::{Device, Shared};
 use crate::{
@@ -221,9 +222,72 @@ impl Device {
             .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
             .map_err(|e| Error::from_sync(&e, lang))?
         {
-            Response::Done => Ok(()),
-            other => Err(self.unexpected(&other)),
+            Response::Done => {}
+            other => return Err(self.unexpected(&other)),
         }
+        if accept {
+            // Vouch for the device the user just compared on both screens; the relay
+            // keeps the certificate now, or after the next sign-in if this fails.
+            let store = Arc::clone(&self.shared().store);
+            let account = session.account.clone();
+            self.blocking(move |_| {
+                crate::certs::vouch_for_linked(&*store, &account, info.device, info.device_key);
+                Ok(())
+            })
+            .await?;
+            let store = Arc::clone(&self.shared().store);
+            let session = Arc::clone(&session);
+            tokio::spawn(async move {
+                // What fails here stays in the outbox for the next sign-in.
+                let _ = crate::certs::publish(&store, &session).await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends this device's pending device certificates to the relay now (it also does
+    /// after every sign-in): its own, by the user key, if it holds it, and those of
+    /// the devices it confirmed links for (issue 18).
+    pub async fn publish_certificates(&self) -> Result<()> {
+        let session = self.session()?;
+        let lang = self.language();
+        self.connected(super::sync::REQUEST_TIMEOUT).await?;
+        crate::certs::publish(&self.shared().store, &session)
+            .await
+            .map_err(|e| Error::from_sync(&e, lang))
+    }
+
+    /// The devices of `user` (this device's own user or a co-member, hex) that the
+    /// user vouches for: a chain of device certificates reaches them from the user's
+    /// key (issue 18). The key is pinned the first time this device sees it; a relay
+    /// answering with another one later is refused (`Relay`), so it cannot vouch for
+    /// devices of its own.
+    pub async fn vouched_devices(&self, user: &str) -> Result<Vec<String>> {
+        let lang = self.language();
+        let user: UserId = user
+            .trim()
+            .parse()
+            .map_err(|_| Error::code(ErrorCode::InvalidInput, lang))?;
+        let served = match self.request(Request::DeviceCerts { user }).await? {
+            Response::DeviceCerts(served) if served.user == user => served,
+            other => return Err(self.unexpected(&other)),
+        };
+        let store = Arc::clone(&self.shared().store);
+        let key = served.user_key;
+        let same = self
+            .blocking(move |lang| {
+                crate::certs::pin(&*store, user, key).map_err(|e| Error::from_store(&e, lang))
+            })
+            .await?;
+        if !same {
+            tracing::warn!(%user, "the relay answered with another user key than the one pinned");
+            return Err(Error::code(ErrorCode::Relay, lang));
+        }
+        let revoked = served.revoked.iter().copied().collect();
+        Ok(certified_devices(user, &key, &served.certs, &revoked)
+            .into_keys()
+            .map(|d| d.to_hex())
+            .collect())
     }
 
     /// The user's devices, this one marked.
