@@ -4,72 +4,104 @@
 //!
 //! - A device holding the user key (the first one, any restored with the recovery
 //!   phrase) certifies **itself** with it, once.
-//! - A device that confirms a link certifies **the new device** with its own key — the
-//!   device and key it showed the user (the fingerprint compared on both screens).
+//! - A device that confirms a link certifies **the new device it showed the user** —
+//!   the device and key whose fingerprint was on both screens, remembered when it was
+//!   shown ([`remember_shown`]); if the relay names another key at confirmation, the
+//!   confirmation is refused ([`shown`]).
 //!
-//! It never certifies a device it only heard of from the relay: a relay that listed a
-//! device of its own would otherwise get it certified. Certificates wait in an outbox
-//! in the store's meta table and are kept by the relay after each sign-in (and right
-//! away when a link is confirmed), so one made offline, or whose answer was lost, is
-//! sent again; keeping one twice is fine.
+//! It never certifies a device it only heard of from the relay at the moment of
+//! signing: a relay swapping the key between showing and confirming would otherwise
+//! get a device of its own certified. Certificates wait in this device's outbox in the
+//! store's meta table — queued before the link is confirmed, so a crash in between
+//! loses none — and are sent one by one after each sign-in (and right after a
+//! confirmation); keeping one twice is fine, one the relay refuses for good leaves the
+//! outbox.
 
 use std::sync::{Arc, Mutex};
 
-use doran_client_core::{group::certify, keys::public_key, store::LocalStore};
+use doran_client_core::{
+    group::certify,
+    keys::public_key,
+    store::{LocalStore, StoreError},
+};
 use doran_protocol::{
-    DeviceId, ErrorCode, PublicKey, Request, Response, UserId,
-    limits::MAX_CERTS_PER_FRAME,
+    DeviceId, ErrorCode, LinkId, PendingLinkInfo, PublicKey, Request, Response, UserId,
     model::{Certifier, DeviceCert},
 };
 
-use crate::{account::Account, device::Session, sync_error::SyncError};
+use crate::{account::Account, driver::SyncDriver, sync_error::SyncError};
 
 /// Serialises the outbox's read-modify-write.
 static OUTBOX: Mutex<()> = Mutex::new(());
 
-fn outbox_key(user: UserId) -> String {
-    format!("certs/outbox/{}", user.to_hex())
+fn outbox_key(device: DeviceId) -> String {
+    format!("certs/outbox/{}", device.to_hex())
 }
 
 fn self_done_key(device: DeviceId) -> String {
     format!("certs/self/{}", device.to_hex())
 }
 
-fn read(store: &dyn LocalStore, user: UserId) -> Vec<DeviceCert> {
-    match store.get_meta(&outbox_key(user)) {
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+fn shown_key(link: LinkId) -> String {
+    format!("links/shown/{}", link.to_hex())
+}
+
+fn pinned_key(user: UserId) -> String {
+    format!("certs/pinned/{}", user.to_hex())
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    OUTBOX
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read(store: &dyn LocalStore, device: DeviceId) -> Result<Vec<DeviceCert>, StoreError> {
+    Ok(match store.get_meta(&outbox_key(device))? {
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "an unreadable certificate outbox is dropped");
             Vec::new()
         }),
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            tracing::warn!(error = %e, "the certificate outbox cannot be read");
-            Vec::new()
-        }
+        None => Vec::new(),
+    })
+}
+
+fn write(store: &dyn LocalStore, device: DeviceId, certs: &[DeviceCert]) -> Result<(), StoreError> {
+    // A list of certificates always serialises.
+    let bytes = serde_json::to_vec(certs).unwrap_or_default();
+    store.set_meta(&outbox_key(device), &bytes)
+}
+
+/// Remembers the device and key a link request showed the user (its fingerprint on
+/// this screen), to certify exactly that one if the user confirms.
+pub(crate) fn remember_shown(store: &dyn LocalStore, link: &PendingLinkInfo) {
+    let mut bytes = link.device.0.to_vec();
+    bytes.extend_from_slice(link.device_key.as_bytes());
+    if let Err(e) = store.set_meta(&shown_key(link.link), &bytes) {
+        tracing::warn!(error = %e, "a shown link request was not remembered");
     }
 }
 
-fn write(store: &dyn LocalStore, user: UserId, certs: &[DeviceCert]) {
-    let result = serde_json::to_vec(certs)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            store
-                .set_meta(&outbox_key(user), &bytes)
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "the certificate outbox cannot be written");
-    }
+/// The device and key `link` showed the user, if this device showed it.
+pub(crate) fn shown(
+    store: &dyn LocalStore,
+    link: LinkId,
+) -> Result<Option<(DeviceId, PublicKey)>, StoreError> {
+    Ok(store.get_meta(&shown_key(link))?.and_then(|bytes| {
+        let device = <[u8; 16]>::try_from(bytes.get(..16)?).ok()?;
+        let key = <[u8; 32]>::try_from(bytes.get(16..)?).ok()?;
+        Some((DeviceId(device), PublicKey(key)))
+    }))
 }
 
-/// Queues a certificate of `device` (with `key`) by this device, for a link it just
-/// confirmed.
+/// Queues a certificate of `device` (with `key`, as shown to the user) by this device,
+/// before the link is confirmed.
 pub(crate) fn vouch_for_linked(
     store: &dyn LocalStore,
     account: &Account,
     device: DeviceId,
     key: PublicKey,
-) {
+) -> Result<(), StoreError> {
     let cert = certify(
         &account.device_key,
         Certifier::Device(account.device),
@@ -77,25 +109,20 @@ pub(crate) fn vouch_for_linked(
         device,
         key,
     );
-    let _guard = OUTBOX
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut queued = read(store, account.user);
+    let _guard = lock();
+    let mut queued = read(store, account.device)?;
     if !queued.contains(&cert) {
         queued.push(cert);
-        write(store, account.user, &queued);
+        write(store, account.device, &queued)?;
     }
+    Ok(())
 }
 
-/// What to send now: the outbox, and this device's own certificate by the user key
-/// if it holds it and the relay has not kept it yet.
-fn pending(store: &dyn LocalStore, account: &Account) -> Vec<DeviceCert> {
-    let mut certs = read(store, account.user);
-    let done = store
-        .get_meta(&self_done_key(account.device))
-        .ok()
-        .flatten()
-        .is_some();
+/// What to send now: this device's own certificate by the user key if it holds it
+/// and the relay has not kept it yet, then the outbox.
+fn pending(store: &dyn LocalStore, account: &Account) -> Result<Vec<DeviceCert>, StoreError> {
+    let mut certs = Vec::new();
+    let done = store.get_meta(&self_done_key(account.device))?.is_some();
     if let (Some(user_key), false) = (&account.user_key, done) {
         certs.push(certify(
             user_key,
@@ -105,38 +132,55 @@ fn pending(store: &dyn LocalStore, account: &Account) -> Vec<DeviceCert> {
             public_key(&account.device_key),
         ));
     }
-    certs
+    certs.extend(read(store, account.device)?);
+    Ok(certs)
 }
 
-/// Sends what is pending to the relay; what it keeps (or refuses for good) leaves the
-/// outbox, what failed on the way stays for the next sign-in (and is the error).
+/// `cert` is settled: kept by the relay, or refused by it for good.
+fn settle(store: &dyn LocalStore, account: &Account, cert: &DeviceCert, kept: bool) {
+    let _guard = lock();
+    let result = read(store, account.device).and_then(|queued| {
+        let left: Vec<DeviceCert> = queued.into_iter().filter(|c| c != cert).collect();
+        write(store, account.device, &left)
+    });
+    let own = cert.device == account.device && cert.by == Certifier::User;
+    let result = result.and_then(|()| match own && kept {
+        true => store.set_meta(&self_done_key(account.device), b"1"),
+        false => Ok(()),
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the certificate outbox cannot be updated");
+    }
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> SyncError {
+    SyncError::Protocol(format!("a blocking task failed: {e}"))
+}
+
+/// Sends what is pending to the relay, one certificate at a time (the relay keeps
+/// nothing of a batch with one it refuses). What it keeps, or refuses for good, leaves
+/// the outbox; what failed on the way stays for the next sign-in (and is the error).
 pub(crate) async fn publish(
     store: &Arc<dyn LocalStore>,
-    session: &Arc<Session>,
+    driver: &SyncDriver,
+    account: &Account,
 ) -> Result<(), SyncError> {
-    let account = &session.account;
     let certs = {
-        let store = Arc::clone(store);
-        let account = account.clone();
-        match tokio::task::spawn_blocking(move || pending(&*store, &account)).await {
-            Ok(certs) => certs,
-            Err(e) => return Err(SyncError::Protocol(format!("a blocking task failed: {e}"))),
-        }
+        let (store, account) = (Arc::clone(store), account.clone());
+        tokio::task::spawn_blocking(move || pending(&*store, &account))
+            .await
+            .map_err(blocking_failed)??
     };
-    if certs.is_empty() {
-        return Ok(());
-    }
-    let mut settled = Vec::new();
-    for batch in certs.chunks(MAX_CERTS_PER_FRAME) {
-        let answer = session
-            .driver
+    for cert in certs {
+        let answer = driver
             .request(Request::PublishDeviceCerts {
-                certs: batch.to_vec(),
+                certs: vec![cert.clone()],
             })
             .await;
-        match answer {
-            Ok(Response::Done) => settled.extend_from_slice(batch),
-            // A device revoked since, a certifier revoked: never kept, never sent again.
+        let kept = match answer {
+            Ok(Response::Done) => true,
+            // A device revoked since, a certifier revoked, the user's certificates
+            // full: never kept, never sent again.
             Err(SyncError::Refused {
                 code:
                     ErrorCode::Forbidden
@@ -145,46 +189,25 @@ pub(crate) async fn publish(
                     | ErrorCode::QuotaExceeded,
                 message,
             }) => {
-                tracing::warn!(%message, "device certificates refused by the relay");
-                settled.extend_from_slice(batch);
+                tracing::warn!(%message, device = %cert.device, "a device certificate was refused");
+                false
             }
             Ok(other) => {
                 return Err(SyncError::Protocol(format!(
-                    "an unexpected answer to device certificates: {other:?}"
+                    "an unexpected answer to a device certificate: {other:?}"
                 )));
             }
             Err(e) => {
                 tracing::info!(error = %e, "device certificates wait for the next sign-in");
                 return Err(e);
             }
-        }
+        };
+        let (store, account) = (Arc::clone(store), account.clone());
+        tokio::task::spawn_blocking(move || settle(&*store, &account, &cert, kept))
+            .await
+            .map_err(blocking_failed)?;
     }
-    let store = Arc::clone(store);
-    let account = account.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let _guard = OUTBOX
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let left: Vec<DeviceCert> = read(&*store, account.user)
-            .into_iter()
-            .filter(|c| !settled.contains(c))
-            .collect();
-        write(&*store, account.user, &left);
-        if account.user_key.is_some() {
-            let own = settled
-                .iter()
-                .any(|c| c.device == account.device && c.by == Certifier::User);
-            if own && let Err(e) = store.set_meta(&self_done_key(account.device), b"1") {
-                tracing::warn!(error = %e, "the certificate record cannot be written");
-            }
-        }
-    })
-    .await;
-    done.map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))
-}
-
-fn pinned_key(user: UserId) -> String {
-    format!("certs/pinned/{}", user.to_hex())
+    Ok(())
 }
 
 /// Whether `key` is `user`'s key as this device first saw it: pinned the first time
@@ -194,10 +217,8 @@ pub(crate) fn pin(
     store: &dyn LocalStore,
     user: UserId,
     key: PublicKey,
-) -> Result<bool, doran_client_core::store::StoreError> {
-    let _guard = OUTBOX
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+) -> Result<bool, StoreError> {
+    let _guard = lock();
     match store.get_meta(&pinned_key(user))? {
         Some(pinned) => Ok(pinned.as_slice() == key.as_bytes().as_slice()),
         None => {
@@ -225,5 +246,24 @@ mod tests {
         assert!(pin(&store, user, key).expect("store"));
         // Each user has their own.
         assert!(pin(&store, UserId::random(), PublicKey([8; 32])).expect("store"));
+    }
+
+    #[test]
+    fn a_shown_link_request_is_remembered_with_its_key() {
+        let store = MemoryStore::new();
+        let info = PendingLinkInfo {
+            link: LinkId::random(),
+            device: DeviceId::random(),
+            device_key: PublicKey([3; 32]),
+            client: "laptop".into(),
+            requested_at: 1,
+            expires_at: 2,
+        };
+        assert_eq!(shown(&store, info.link).expect("store"), None);
+        remember_shown(&store, &info);
+        assert_eq!(
+            shown(&store, info.link).expect("store"),
+            Some((info.device, info.device_key))
+        );
     }
 }

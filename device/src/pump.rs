@@ -172,7 +172,12 @@ async fn pump(
                             mending.0 = Some(shared.runtime.clone().spawn(async move {
                                 crate::mend::mend(&shared, &session).await;
                                 // Failures stay in the outbox for the next sign-in.
-                                let _ = crate::certs::publish(&shared.store, &session).await;
+                                let _ = crate::certs::publish(
+                                    &shared.store,
+                                    &session.driver,
+                                    &session.account,
+                                )
+                                .await;
                             }));
                         }
                     }
@@ -439,6 +444,16 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
             shared.emit(DeviceEvent::DevicesChanged);
         }
         ServerEvent::LinkRequested(info) => {
+            // What the screen shows is what a confirmation certifies.
+            let store = Arc::clone(&shared.store);
+            let shown = info.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || {
+                crate::certs::remember_shown(&*store, &shown);
+            })
+            .await
+            {
+                tracing::warn!(error = %e, "a shown link request was not remembered");
+            }
             shared.emit(DeviceEvent::LinkRequested(PendingLinkView::from(&info)));
         }
         ServerEvent::LinkAnswered { link, accepted } => {

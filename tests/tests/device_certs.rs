@@ -58,3 +58,56 @@ async fn a_co_member_finds_the_devices_a_user_vouched_for() {
         vec![son_account.device.clone()]
     );
 }
+
+/// The key a link request showed is the key a confirmation certifies: if the relay
+/// names another one when the user confirms (here: the record of what was shown is
+/// changed, as if the relay had swapped the key in between), the confirmation is
+/// refused and nothing is linked or certified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_is_confirmed_only_for_the_key_that_was_shown() {
+    use doran_device::core::store::{LocalStore, SqliteStore};
+    use doran_device::{DeviceEvent, ErrorCode};
+    use doran_e2e::devices::wait_for;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let MomAndSon {
+        mom,
+        mom_home,
+        mom_account,
+        son,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
+    let mut asked = mom.subscribe();
+    let laptop = open(&dir.path().join("laptop")).await;
+    let code = mom.issue_link_code().await.expect("a code");
+    let url = relay.url();
+    let linking = tokio::spawn(async move { laptop.link_device(&url, &code.code).await });
+    let request = wait_for(&mut asked, "a link request", |e| match e {
+        DeviceEvent::LinkRequested(l) => Some(l.clone()),
+        _ => None,
+    })
+    .await;
+    // What this screen showed, changed to another key.
+    let store = SqliteStore::open(mom_home.join("device.sqlite")).expect("mom's store");
+    let key = format!("links/shown/{}", request.link);
+    let mut shown = store.get_meta(&key).expect("store").expect("remembered");
+    shown[20] ^= 1;
+    store.set_meta(&key, &shown).expect("store");
+
+    let refused = mom
+        .confirm_link(&request.link, true)
+        .await
+        .expect_err("another key than the one shown");
+    assert_eq!(refused.code, ErrorCode::Relay, "{}", refused.message);
+    mom.publish_certificates().await.expect("published");
+    assert_eq!(
+        son.vouched_devices(&mom_account.user)
+            .await
+            .expect("vouched"),
+        vec![mom_account.device.clone()]
+    );
+    // The laptop is still waiting: nobody confirmed it.
+    assert!(!linking.is_finished());
+    linking.abort();
+}

@@ -190,10 +190,21 @@ impl Device {
 
     /// New devices waiting for this account to confirm them, oldest first.
     pub async fn pending_links(&self) -> Result<Vec<PendingLinkView>> {
-        match self.request(Request::ListPendingLinks).await? {
-            Response::PendingLinks(list) => Ok(list.iter().map(PendingLinkView::from).collect()),
-            other => Err(self.unexpected(&other)),
-        }
+        let list = match self.request(Request::ListPendingLinks).await? {
+            Response::PendingLinks(list) => list,
+            other => return Err(self.unexpected(&other)),
+        };
+        // What the screen shows is what a confirmation certifies.
+        let store = Arc::clone(&self.shared().store);
+        let shown = list.clone();
+        self.blocking(move |_| {
+            for info in &shown {
+                crate::certs::remember_shown(&*store, info);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(list.iter().map(PendingLinkView::from).collect())
     }
 
     /// Confirms (`accept`: the device joins the account) or rejects a pending link
@@ -215,6 +226,33 @@ impl Device {
             .find(|l| l.link == link)
             .ok_or_else(|| Error::code(ErrorCode::NotFound, lang))?;
         let session = self.session()?;
+        if accept {
+            // Certify, and confirm, only the device and key this device showed the
+            // user (the fingerprint compared on both screens): a relay naming another
+            // key now would otherwise get a device of its own certified. The
+            // certificate is queued first, so a crash right after the confirmation
+            // does not lose it (the relay refuses it harmlessly if the confirmation
+            // never happens).
+            let store = Arc::clone(&self.shared().store);
+            let account = session.account.clone();
+            let (link_id, device, key) = (info.link, info.device, info.device_key);
+            let same = self
+                .blocking(move |lang| {
+                    let shown = crate::certs::shown(&*store, link_id)
+                        .map_err(|e| Error::from_store(&e, lang))?;
+                    if shown != Some((device, key)) {
+                        return Ok(false);
+                    }
+                    crate::certs::vouch_for_linked(&*store, &account, device, key)
+                        .map_err(|e| Error::from_store(&e, lang))?;
+                    Ok(true)
+                })
+                .await?;
+            if !same {
+                tracing::warn!(%link, "the link request names another device or key than the one shown");
+                return Err(Error::code(ErrorCode::Relay, lang));
+            }
+        }
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
         let asked = session.driver.confirm_link(&info, accept);
         match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked)
@@ -226,20 +264,12 @@ impl Device {
             other => return Err(self.unexpected(&other)),
         }
         if accept {
-            // Vouch for the device the user just compared on both screens; the relay
-            // keeps the certificate now, or after the next sign-in if this fails.
-            let store = Arc::clone(&self.shared().store);
-            let account = session.account.clone();
-            self.blocking(move |_| {
-                crate::certs::vouch_for_linked(&*store, &account, info.device, info.device_key);
-                Ok(())
-            })
-            .await?;
+            // The relay keeps the certificate now, or after the next sign-in.
             let store = Arc::clone(&self.shared().store);
             let session = Arc::clone(&session);
-            tokio::spawn(async move {
+            self.shared().runtime.spawn(async move {
                 // What fails here stays in the outbox for the next sign-in.
-                let _ = crate::certs::publish(&store, &session).await;
+                let _ = crate::certs::publish(&store, &session.driver, &session.account).await;
             });
         }
         Ok(())
@@ -252,7 +282,7 @@ impl Device {
         let session = self.session()?;
         let lang = self.language();
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
-        crate::certs::publish(&self.shared().store, &session)
+        crate::certs::publish(&self.shared().store, &session.driver, &session.account)
             .await
             .map_err(|e| Error::from_sync(&e, lang))
     }
