@@ -111,14 +111,12 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     let gone = gone
         .and_then(|all| all.last().copied())
         .ok_or("a device to remove")?;
-    // Revoked: the devices left no longer vouch for it.
-    let mut left = KnownDevices::new();
+    // Revoked: anyone may remove it.
     for (user, device, key) in &vouched {
-        if *device != gone.device {
-            left.insert(*user, *device, *key);
+        if *device == gone.device {
+            known.insert_revoked(*user, *device, *key);
         }
     }
-    let known = left;
     let (removal, remove_time) = timed(|| members[0].ring.remove(family, &[gone], &known));
     let removal = removal?;
     for m in members.iter_mut() {

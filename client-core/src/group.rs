@@ -136,18 +136,52 @@ pub enum GroupError {
     Restore(String),
 }
 
+impl GroupError {
+    /// Whether the entry may be taken later (retry it, and process nothing after it
+    /// meanwhile): this device lacks a certificate that others may already have.
+    /// Every other refusal of an entry is reached alike by every honest device — it
+    /// is skipped, and the next Commit of that epoch in the log comes first.
+    pub fn is_wait(&self) -> bool {
+        matches!(self, GroupError::NotVouched { .. })
+    }
+}
+
 fn refused(e: impl std::fmt::Debug) -> GroupError {
     GroupError::Refused(format!("{e:?}"))
 }
 
 /// The family's members' devices as this device knows them: the only devices it lets
 /// into a family's group, each with the key it must sign its leaf with.
+///
+/// A device's standing does not end its past: a device certified once and revoked
+/// since (`insert_revoked`) is still taken as the author of a Commit and as a leaf
+/// already in the group — a Commit it made before its revocation means the same to a
+/// device that reads it a week later — but is never added, and may be removed by
+/// anyone. Removing another member's device needs it revoked, or its user gone from
+/// the family ([`KnownDevices::set_members`]).
 #[derive(Debug, Clone, Default)]
 pub struct KnownDevices {
     /// Keyed by user and device: a device id claimed under two users (a hostile
     /// member's user key certifying another member's device id) is two entries, and
     /// never replaces the real one.
-    devices: BTreeMap<(UserId, DeviceId), PublicKey>,
+    devices: BTreeMap<(UserId, DeviceId), Standing>,
+    /// The family's members now, if told; otherwise every user with a device here.
+    members: Option<std::collections::BTreeSet<UserId>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Standing {
+    key: PublicKey,
+    revoked: bool,
+}
+
+/// How far a leaf must be vouched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Certified and not revoked: a device being added.
+    Active,
+    /// Certified, revoked since or not: the author of a Commit, a leaf already there.
+    Ever,
 }
 
 impl KnownDevices {
@@ -158,30 +192,70 @@ impl KnownDevices {
 
     /// Vouches for `device` of `user`, signing with `key`.
     pub fn insert(&mut self, user: UserId, device: DeviceId, key: PublicKey) {
-        self.devices.insert((user, device), key);
+        self.devices.insert(
+            (user, device),
+            Standing {
+                key,
+                revoked: false,
+            },
+        );
     }
 
-    /// Whether a leaf claiming `user`'s `device` with `key` is one this device knows.
-    fn vouches(&self, user: &UserId, device: &DeviceId, key: &[u8]) -> bool {
+    /// Knows `device` of `user` (with `key`) as certified once and revoked since.
+    pub fn insert_revoked(&mut self, user: UserId, device: DeviceId, key: PublicKey) {
         self.devices
-            .get(&(*user, *device))
-            .is_some_and(|k| k.as_bytes().as_slice() == key)
+            .insert((user, device), Standing { key, revoked: true });
     }
 
-    /// Whether this device vouches for `user`'s `device` with any key.
-    fn knows(&self, member: &GroupMember) -> bool {
-        self.devices.contains_key(&(member.user, member.device))
+    /// The family's members now: devices of anyone else may be removed by anyone.
+    pub fn set_members(&mut self, members: impl IntoIterator<Item = UserId>) {
+        self.members = Some(members.into_iter().collect());
+    }
+
+    fn is_member(&self, user: &UserId) -> bool {
+        match &self.members {
+            Some(members) => members.contains(user),
+            None => self.devices.keys().any(|(u, _)| u == user),
+        }
+    }
+
+    /// Whether a leaf claiming `user`'s `device` with `key` is vouched for as `need`.
+    fn vouches(&self, user: &UserId, device: &DeviceId, key: &[u8], need: Need) -> bool {
+        self.devices.get(&(*user, *device)).is_some_and(|s| {
+            s.key.as_bytes().as_slice() == key && (need == Need::Ever || !s.revoked)
+        })
+    }
+
+    /// Whether another member's device may be removed: it is revoked, or its user is
+    /// no longer in the family. `NotVouched` when this device knows nothing of it yet
+    /// (it waits for the certificates rather than judge), `NotAllowed` for a device
+    /// still in good standing.
+    fn may_remove(&self, gone: &GroupMember) -> Result<(), GroupError> {
+        if !self.is_member(&gone.user) {
+            return Ok(());
+        }
+        match self.devices.get(&(gone.user, gone.device)) {
+            Some(s) if s.revoked => Ok(()),
+            Some(_) => Err(GroupError::NotAllowed(
+                "removing another member's device that is still vouched for",
+            )),
+            None => Err(GroupError::NotVouched {
+                user: gone.user.to_string(),
+                device: gone.device.to_string(),
+            }),
+        }
     }
 
     /// The leaf's claim checked: its credential names a device this device knows,
-    /// with the key the leaf is signed with.
+    /// with the key the leaf is signed with, as `need` asks.
     fn check_leaf(
         &self,
         credential: &openmls::prelude::Credential,
         key: &[u8],
+        need: Need,
     ) -> Result<(UserId, DeviceId), GroupError> {
         let (user, device) = identity_of(credential)?;
-        if self.vouches(&user, &device, key) {
+        if self.vouches(&user, &device, key, need) {
             Ok((user, device))
         } else {
             Err(GroupError::NotVouched {
@@ -551,7 +625,11 @@ impl KeyRing {
                 .validate(self.provider.crypto(), ProtocolVersion::Mls10)
                 .map_err(refused)?;
             let leaf = package.leaf_node();
-            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+            known.check_leaf(
+                leaf.credential(),
+                leaf.signature_key().as_slice(),
+                Need::Active,
+            )?;
             checked.push(package);
         }
         let signer = DeviceSigner(&self.key);
@@ -585,10 +663,8 @@ impl KeyRing {
                 .find(|(_, m)| m == device)
                 .map(|(i, _)| *i)
                 .ok_or(GroupError::NotInGroup(*device))?;
-            if device.user != self.user && known.knows(device) {
-                return Err(GroupError::NotAllowed(
-                    "removing another member's device that is still vouched for",
-                ));
+            if device.user != self.user {
+                known.may_remove(device)?;
             }
             leaves.push(index);
         }
@@ -683,7 +759,7 @@ impl KeyRing {
             return Err(GroupError::WrongGroup);
         }
         for member in staged.members() {
-            known.check_leaf(&member.credential, &member.signature_key)?;
+            known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?;
         }
         staged.into_group(&self.provider).map_err(refused)
     }
@@ -771,7 +847,7 @@ impl KeyRing {
                     .mls
                     .member_at(*index)
                     .ok_or(GroupError::Malformed("commit"))?;
-                known.check_leaf(&member.credential, &member.signature_key)?
+                known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?
             }
             _ => return Err(GroupError::NotAllowed("a commit from outside the group")),
         };
@@ -782,11 +858,19 @@ impl KeyRing {
             match proposal.proposal() {
                 Proposal::Add(add) => {
                     let leaf = add.key_package().leaf_node();
-                    known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                    known.check_leaf(
+                        leaf.credential(),
+                        leaf.signature_key().as_slice(),
+                        Need::Active,
+                    )?;
                 }
                 Proposal::Update(update) => {
                     let leaf = update.leaf_node();
-                    known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                    known.check_leaf(
+                        leaf.credential(),
+                        leaf.signature_key().as_slice(),
+                        Need::Ever,
+                    )?;
                 }
                 Proposal::Remove(remove) => {
                     let gone = group
@@ -794,11 +878,8 @@ impl KeyRing {
                         .member_at(remove.removed())
                         .ok_or(GroupError::Malformed("commit"))?;
                     let (user, device) = identity_of(&gone.credential)?;
-                    let gone = GroupMember { user, device };
-                    if user != committer.0 && known.knows(&gone) {
-                        return Err(GroupError::NotAllowed(
-                            "removing another member's device that is still vouched for",
-                        ));
+                    if user != committer.0 {
+                        known.may_remove(&GroupMember { user, device })?;
                     }
                 }
                 _ => {
@@ -809,16 +890,21 @@ impl KeyRing {
             }
         }
         if let Some(leaf) = staged.update_path_leaf_node() {
-            known.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+            known.check_leaf(
+                leaf.credential(),
+                leaf.signature_key().as_slice(),
+                Need::Ever,
+            )?;
         }
         let removed = staged.self_removed();
-        let lost_own = group.pending.take().is_some();
+        let lost_own = group.pending.is_some();
         // Merging drops this device's own pending Commit, if it had one: the log
         // gave the epoch to this one.
         group
             .mls
             .merge_staged_commit(&self.provider, *staged)
             .map_err(refused)?;
+        group.pending = None;
         if removed {
             if let Some(mut group) = self.groups.remove(&family) {
                 // Its state goes (a later Welcome replaces it anyway); its secrets

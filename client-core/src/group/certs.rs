@@ -130,8 +130,9 @@ fn chains(
 
 impl KnownDevices {
     /// Vouches for the devices of `user` that `certs` chain to from `user_key` (the
-    /// key this device pinned for the user), leaving out the `revoked` ones. Returns
-    /// the devices vouched for.
+    /// key this device pinned for the user) and that are not `revoked` (nor reached
+    /// only through a revoked one); knows the others a chain reached before as
+    /// revoked. Returns the devices vouched for.
     pub fn insert_certified(
         &mut self,
         user: UserId,
@@ -139,11 +140,16 @@ impl KnownDevices {
         certs: &[DeviceCert],
         revoked: &BTreeSet<DeviceId>,
     ) -> Vec<DeviceId> {
-        let devices = certified_devices(user, user_key, certs, revoked);
-        for (device, key) in &devices {
+        let active = certified_devices(user, user_key, certs, revoked);
+        for (device, key) in certified_devices(user, user_key, certs, &BTreeSet::new()) {
+            if !active.contains_key(&device) {
+                self.insert_revoked(user, device, key);
+            }
+        }
+        for (device, key) in &active {
             self.insert(user, *device, *key);
         }
-        devices.into_keys().collect()
+        active.into_keys().collect()
     }
 }
 

@@ -42,14 +42,23 @@ fn member(d: &Device) -> GroupMember {
     }
 }
 
-/// `known` without `gone` (a member removed from the family, a revoked device).
+/// `known` once `gone`'s user left the family (or was removed from it).
 fn without(known: &KnownDevices, gone: &Device) -> KnownDevices {
-    let mut left = KnownDevices::new();
-    for ((user, device), key) in &known.devices {
-        if *device != gone.device {
-            left.insert(*user, *device, *key);
-        }
-    }
+    let mut left = known.clone();
+    let members: Vec<UserId> = known
+        .devices
+        .keys()
+        .map(|(u, _)| *u)
+        .filter(|u| *u != gone.user)
+        .collect();
+    left.set_members(members);
+    left
+}
+
+/// `known` once `gone` was revoked.
+fn revoked(known: &KnownDevices, gone: &Device) -> KnownDevices {
+    let mut left = known.clone();
+    left.insert_revoked(gone.user, gone.device, public_key(&gone.key));
     left
 }
 
@@ -669,24 +678,74 @@ fn a_welcome_for_another_family_is_refused_and_spends_nothing() {
 }
 
 #[test]
-fn only_vouched_devices_commit_and_none_removes_another_members_device() {
+fn a_revoked_device_keeps_its_past_but_adds_nobody_and_anyone_may_remove_it() {
     let mut f = family();
-    // The laptop was revoked: the others no longer vouch for it, and its Commit (a
-    // stolen laptop trying to stay in) is refused.
-    let no_laptop = without(&f.known, &f.mom_laptop);
+    // The laptop refreshes its leaf; a week later, when the son's phone reads the
+    // Commit, the laptop has been revoked. Made while it was in good standing, the
+    // Commit means the same to everyone: taken.
     let from_laptop = f.mom_laptop.ring.update(f.id).expect("update");
-    let got = f.son.ring.process(f.id, &from_laptop.entry, &no_laptop);
+    accepted(&mut f.mom_laptop, f.id, &from_laptop, &f.known);
+    let later = revoked(&f.known, &f.mom_laptop);
+    assert_eq!(
+        f.son
+            .ring
+            .process(f.id, &from_laptop.entry, &later)
+            .expect("taken"),
+        Processed::Advanced { epoch: 2 }
+    );
+    f.mom_phone
+        .ring
+        .process(f.id, &from_laptop.entry, &later)
+        .expect("taken");
+    // The stolen laptop adds a device of its own: refused by everyone.
+    let (mut rogue, with_rogue) = newcomer(&f.known, f.mom_laptop.user);
+    let packages = rogue.ring.key_packages(1).expect("package");
+    let add = f
+        .mom_laptop
+        .ring
+        .add(f.id, &packages, &with_rogue)
+        .expect("its own client lets it");
+    let got = f.son.ring.process(f.id, &add.entry, &later);
     assert!(matches!(got, Err(GroupError::NotVouched { .. })), "{got:?}");
-    // The son's modified client removes mom's laptop while mom still vouches for it.
-    let son_view = without(&f.known, &f.mom_laptop);
-    let rogue = f
+    // The son's modified client removes mom's phone, which nobody revoked: refused.
+    let rogue_removal = f
         .son
         .ring
-        .remove(f.id, &[member(&f.mom_laptop)], &son_view)
+        .remove(
+            f.id,
+            &[member(&f.mom_phone)],
+            &without(&later, &f.mom_phone),
+        )
         .expect("his own client lets him");
-    let got = f.mom_phone.ring.process(f.id, &rogue.entry, &f.known);
+    let got = f
+        .mom_laptop
+        .ring
+        .process(f.id, &rogue_removal.entry, &later);
     assert!(matches!(got, Err(GroupError::NotAllowed(_))), "{got:?}");
-    assert_eq!(f.mom_phone.ring.epoch(f.id), Some(1));
+    assert!(!got.expect_err("refused").is_wait());
+    assert_eq!(f.mom_laptop.ring.epoch(f.id), Some(2));
+    // Anyone may remove the revoked laptop (the son's rogue Commit, first in the log
+    // for epoch 2, was refused by everyone and skipped).
+    let out = f
+        .mom_phone
+        .ring
+        .remove(f.id, &[member(&f.mom_laptop)], &later)
+        .expect("anyone may remove a revoked device");
+    accepted(&mut f.mom_phone, f.id, &out, &later);
+    // A device that knows nothing yet of a member's device does not judge its
+    // removal by another member: it waits for the certificates.
+    let mut unaware = later.clone();
+    unaware
+        .devices
+        .remove(&(f.mom_laptop.user, f.mom_laptop.device));
+    let got = unaware.may_remove(&member(&f.mom_laptop));
+    assert!(got.as_ref().is_err_and(GroupError::is_wait), "{got:?}");
+    assert!(later.may_remove(&member(&f.mom_laptop)).is_ok());
+    assert!(matches!(
+        later.may_remove(&member(&f.son)),
+        Err(GroupError::NotAllowed(_))
+    ));
+    assert!(without(&later, &f.son).may_remove(&member(&f.son)).is_ok());
 }
 
 #[test]
