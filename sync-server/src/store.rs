@@ -96,7 +96,8 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Keeps certificates of `user`'s devices, already checked by the caller (issue
     /// 18): one per (device, certifier), a certificate kept already is skipped (the
     /// first one stays). [`StoreError::TooManyCerts`] if the user would hold more than
-    /// `max`; then none is kept.
+    /// `max` for devices that are not revoked (a stolen phone that certified throwaway
+    /// devices before its revocation cannot lock its owner out); then none is kept.
     fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()>;
     /// The certificates kept for `user`'s devices, oldest first.
     fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>>;

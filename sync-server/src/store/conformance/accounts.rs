@@ -437,6 +437,9 @@ pub(crate) fn device_certs_are_kept_once_and_capped(f: &Fixture) -> TestResult {
         by,
         signature: Signature([sig; 64]),
     };
+    for k in 1..=6 {
+        f.accounts.add_device(user, &new_device(1, k))?;
+    }
     let first = cert(0, Certifier::User, 1);
     let second = cert(1, Certifier::Device(new_device(1, 0).id), 2);
     f.accounts
@@ -462,6 +465,18 @@ pub(crate) fn device_certs_are_kept_once_and_capped(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.device_certs(user)?, vec![first.clone(), second]);
     f.accounts.put_device_certs(user, &over[..2], 4)?;
     assert_eq!(f.accounts.device_certs(user)?.len(), 4);
+    // Certificates of revoked devices do not count toward the cap (a stolen phone
+    // that certified throwaway devices cannot lock its owner out once revoked).
+    assert!(matches!(
+        f.accounts
+            .put_device_certs(user, &[cert(5, Certifier::User, 6)], 4),
+        Err(StoreError::TooManyCerts)
+    ));
+    f.accounts
+        .revoke_device(user, new_device(1, 3).id, new_device(1, 0).id, 3_000)?;
+    f.accounts
+        .put_device_certs(user, &[cert(5, Certifier::User, 6)], 4)?;
+    assert_eq!(f.accounts.device_certs(user)?.len(), 5);
     // An unknown user keeps nothing.
     assert!(matches!(
         f.accounts.put_device_certs(UserId([0x77; 16]), &[first], 4),

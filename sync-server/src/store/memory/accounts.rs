@@ -413,7 +413,17 @@ impl AccountStore for MemoryStore {
                 held.push(c.clone());
             }
         }
-        if held.len() > max {
+        // Certificates of revoked devices do not count: a stolen phone certifying
+        // throwaway devices before it was revoked cannot lock its owner out.
+        let live = held
+            .iter()
+            .filter(|c| {
+                a.devices
+                    .get(&c.device)
+                    .is_some_and(|d| d.revoked_at.is_none())
+            })
+            .count();
+        if live > max {
             return Err(StoreError::TooManyCerts);
         }
         a.certs.insert(user, held);

@@ -537,7 +537,8 @@ impl AccountStore for PgStore {
             }
             let held = row(
                 tx,
-                "SELECT count(*) FROM device_certs WHERE user_id = $1",
+                "SELECT count(*) FROM device_certs c JOIN devices d ON d.id = c.device
+                 WHERE c.user_id = $1 AND d.revoked_at IS NULL",
                 &[&user.0],
             )
             .await?

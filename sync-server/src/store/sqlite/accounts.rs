@@ -364,7 +364,10 @@ impl AccountStore for SqliteStore {
                 ))?;
             }
             let held: i64 = tx
-                .prepare_cached("SELECT count(*) FROM device_certs WHERE user = ?1")?
+                .prepare_cached(
+                    "SELECT count(*) FROM device_certs c JOIN devices d ON d.id = c.device
+                     WHERE c.user = ?1 AND d.revoked_at IS NULL",
+                )?
                 .query_row([user.0], |row| row.get(0))?;
             // Over the cap: the transaction is rolled back, nothing kept.
             if usize::try_from(held).unwrap_or(usize::MAX) > max {
