@@ -110,6 +110,12 @@ pub enum GroupError {
     /// A Commit of this device waits to come back in the log; one at a time.
     #[error("a commit of this device is still waiting for the log")]
     CommitPending,
+    /// This device's own Commit came back from the log, but the key ring no longer
+    /// holds it as pending (it was restored from a save made before the Commit): the
+    /// group moves on without this device, which must be added anew. Save the key
+    /// ring before appending a Commit to the log.
+    #[error("this device's own commit came back, but the key ring no longer holds it")]
+    OwnCommitLost,
     /// A Commit for an epoch the group has not reached: the log skipped one.
     #[error("a commit for epoch {got} while the group is at {at}")]
     FromTheFuture {
@@ -717,13 +723,15 @@ impl KeyRing {
         if self.groups.contains_key(&family) {
             return Err(GroupError::AlreadyExists(family));
         }
-        let (_, welcome) = split_commit_entry(entry)?;
+        let (commit, welcome) = split_commit_entry(entry)?;
         let welcome = welcome.ok_or(GroupError::NotForThisDevice)?;
         let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
             return Err(GroupError::Malformed("welcome"));
         };
+        // The Welcome must lead into the epoch its Commit makes.
+        let epoch = protocol_message(commit)?.epoch().as_u64() + 1;
         let before = self.provider.save();
-        let joined = self.stage_welcome(family, welcome, known);
+        let joined = self.stage_welcome(family, epoch, welcome, known);
         let mls = match joined {
             Ok(mls) => mls,
             Err(e) => {
@@ -738,6 +746,7 @@ impl KeyRing {
     fn stage_welcome(
         &self,
         family: FamilyId,
+        epoch: u64,
         welcome: openmls::prelude::Welcome,
         known: &KnownDevices,
     ) -> Result<MlsGroup, GroupError> {
@@ -757,6 +766,9 @@ impl KeyRing {
             .map_err(welcome_error)?;
         if family_of(staged.group_context().group_id())? != family {
             return Err(GroupError::WrongGroup);
+        }
+        if staged.group_context().epoch().as_u64() != epoch {
+            return Err(GroupError::Malformed("a welcome of another commit"));
         }
         for member in staged.members() {
             known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?;
@@ -851,8 +863,10 @@ impl KeyRing {
             }
             _ => return Err(GroupError::NotAllowed("a commit from outside the group")),
         };
-        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
-            return Err(GroupError::Malformed("commit"));
+        let staged = match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => staged,
+            ProcessedMessageContent::OwnPrivateMessage => return Err(GroupError::OwnCommitLost),
+            _ => return Err(GroupError::Malformed("commit")),
         };
         for proposal in staged.queued_proposals() {
             match proposal.proposal() {

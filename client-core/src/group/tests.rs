@@ -849,3 +849,36 @@ fn a_new_device_joins_only_from_the_commit_that_won_its_epoch() {
         b"hello"
     );
 }
+
+#[test]
+fn a_key_ring_restored_from_before_its_own_commit_says_so() {
+    let mut f = family();
+    let saved = f.mom_laptop.ring.save().expect("save");
+    let commit = f.mom_laptop.ring.update(f.id).expect("update");
+    // The laptop's storage was rolled back to before the Commit (a backup restored);
+    // its Commit, appended meanwhile, comes back from the log.
+    let mut restored = KeyRing::restore(
+        f.mom_laptop.user,
+        f.mom_laptop.device,
+        f.mom_laptop.key.clone(),
+        &saved,
+    )
+    .expect("restore");
+    let got = restored.process(f.id, &commit.entry, &f.known);
+    assert!(matches!(got, Err(GroupError::OwnCommitLost)), "{got:?}");
+    // A Welcome cut from one Commit and pasted behind a Commit of a later epoch is
+    // refused: it does not lead into the epoch that Commit makes.
+    let (mut tablet, known) = newcomer(&f.known, f.son.user);
+    let packages = tablet.ring.key_packages(1).expect("package");
+    let add = f.mom_phone.ring.add(f.id, &packages, &known).expect("add");
+    accepted(&mut f.mom_phone, f.id, &add, &known);
+    let next = f.mom_phone.ring.update(f.id).expect("update");
+    let (_, welcome) = split_commit_entry(&add.entry).expect("entry");
+    let pasted = commit_entry(&next.entry[8..], welcome).expect("an entry of another commit");
+    let got = tablet.ring.join(f.id, &pasted, &known);
+    assert!(matches!(got, Err(GroupError::Malformed(_))), "{got:?}");
+    assert_eq!(
+        tablet.ring.join(f.id, &add.entry, &known).expect("joins"),
+        2
+    );
+}
