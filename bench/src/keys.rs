@@ -47,10 +47,6 @@ fn us(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e8).round() / 1e2
 }
 
-fn percentiles(samples: &mut [Duration]) -> Percentiles {
-    Percentiles::of(samples)
-}
-
 pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     let n = opts.devices.max(2);
     let family = FamilyId::random();
@@ -153,9 +149,9 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
         sizes.push(serde_json::json!({
             "bytes": size,
             "chunks": count,
-            "seal_us_p50": us(percentiles(&mut seal_t).p50),
-            "open_us_p50": us(percentiles(&mut open_t).p50),
-            "blake3_us_p50": us(percentiles(&mut hash_t).p50),
+            "seal_us_p50": us(Percentiles::of(&mut seal_t).p50),
+            "open_us_p50": us(Percentiles::of(&mut open_t).p50),
+            "blake3_us_p50": us(Percentiles::of(&mut hash_t).p50),
             "seal_mb_s": mbps(&seal_t),
             "open_mb_s": mbps(&open_t),
             "blake3_mb_s": mbps(&hash_t),
@@ -163,7 +159,7 @@ pub fn run(opts: &Options, json: bool) -> Result<(), BoxError> {
     }
 
     let p = |v: &mut Vec<Duration>| {
-        let p = percentiles(v);
+        let p = Percentiles::of(v);
         serde_json::json!({"p50_ms": ms(p.p50), "p99_ms": ms(p.p99), "max_ms": ms(p.max)})
     };
     let report = serde_json::json!({

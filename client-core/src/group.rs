@@ -613,8 +613,32 @@ impl KeyRing {
         }
     }
 
+    /// Makes a Commit of the family's group with `make` (given the group, the
+    /// provider and this device's signer, it returns the Commit and its Welcome, if
+    /// any) and keeps it pending until it comes back in the log. One at a time.
+    fn commit_with(
+        &mut self,
+        family: FamilyId,
+        make: impl FnOnce(
+            &mut MlsGroup,
+            &Provider,
+            &DeviceSigner<'_>,
+        ) -> Result<(MlsMessageOut, Option<MlsMessageOut>), GroupError>,
+    ) -> Result<Commit, GroupError> {
+        self.ensure_no_pending(family)?;
+        let group = self
+            .groups
+            .get_mut(&family)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        let (commit, welcome) = make(&mut group.mls, &self.provider, &DeviceSigner(&self.key))?;
+        group.pend(
+            to_bytes(&commit)?,
+            welcome.as_ref().map(to_bytes).transpose()?,
+        )
+    }
+
     /// Adds the devices whose key packages these are; each must be vouched for by
-    /// `known`. The Commit is pending until the relay accepts it.
+    /// `known`. Pending until it comes back in the log.
     pub fn add(
         &mut self,
         family: FamilyId,
@@ -638,16 +662,12 @@ impl KeyRing {
             )?;
             checked.push(package);
         }
-        let signer = DeviceSigner(&self.key);
-        let group = self
-            .groups
-            .get_mut(&family)
-            .ok_or(GroupError::UnknownFamily(family))?;
-        let (commit, welcome, _info) = group
-            .mls
-            .add_members(&self.provider, &signer, &checked)
-            .map_err(refused)?;
-        group.pend(to_bytes(&commit)?, Some(to_bytes(&welcome)?))
+        self.commit_with(family, |mls, provider, signer| {
+            let (commit, welcome, _info) = mls
+                .add_members(provider, signer, &checked)
+                .map_err(refused)?;
+            Ok((commit, Some(welcome)))
+        })
     }
 
     /// Removes these devices from the family's group: this device's user's own, or
@@ -674,36 +694,24 @@ impl KeyRing {
             }
             leaves.push(index);
         }
-        let signer = DeviceSigner(&self.key);
-        let group = self
-            .groups
-            .get_mut(&family)
-            .ok_or(GroupError::UnknownFamily(family))?;
-        let (commit, welcome, _info) = group
-            .mls
-            .remove_members(&self.provider, &signer, &leaves)
-            .map_err(refused)?;
-        group.pend(
-            to_bytes(&commit)?,
-            welcome.as_ref().map(to_bytes).transpose()?,
-        )
+        self.commit_with(family, |mls, provider, signer| {
+            let (commit, welcome, _info) = mls
+                .remove_members(provider, signer, &leaves)
+                .map_err(refused)?;
+            Ok((commit, welcome))
+        })
     }
 
     /// Refreshes this device's own leaf (new HPKE keys, new epoch): a copy of this
     /// device's earlier state stops reading what is sealed after it. Pending until
-    /// the relay accepts it.
+    /// it comes back in the log.
     pub fn update(&mut self, family: FamilyId) -> Result<Commit, GroupError> {
-        self.ensure_no_pending(family)?;
-        let signer = DeviceSigner(&self.key);
-        let group = self
-            .groups
-            .get_mut(&family)
-            .ok_or(GroupError::UnknownFamily(family))?;
-        let bundle = group
-            .mls
-            .self_update(&self.provider, &signer, LeafNodeParameters::default())
-            .map_err(refused)?;
-        group.pend(to_bytes(bundle.commit())?, None)
+        self.commit_with(family, |mls, provider, signer| {
+            let bundle = mls
+                .self_update(provider, signer, LeafNodeParameters::default())
+                .map_err(refused)?;
+            Ok((bundle.commit().clone(), None))
+        })
     }
 
     /// Joins `family`'s group from the Welcome of a Commit entry of its key log — the

@@ -31,7 +31,7 @@ use doran_protocol::{
 
 use crate::{account::Account, driver::SyncDriver, sync_error::SyncError};
 
-/// Serialises the outbox's read-modify-write.
+/// Serialises the read-modify-writes of this module's meta entries (outbox, pins).
 static OUTBOX: Mutex<()> = Mutex::new(());
 
 fn outbox_key(device: DeviceId) -> String {
