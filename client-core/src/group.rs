@@ -37,6 +37,7 @@
 
 mod certs;
 mod envelope;
+mod history;
 mod provider;
 #[cfg(test)]
 mod tests;
@@ -56,7 +57,7 @@ use openmls_traits::OpenMlsProvider as _;
 use serde::{Deserialize, Serialize};
 
 pub use certs::{certified_devices, certify};
-pub use envelope::{EnvelopeError, OVERHEAD, epoch_of};
+pub use envelope::{EnvelopeError, MAGIC, OVERHEAD, epoch_of};
 use provider::{DeviceSigner, Provider};
 
 use crate::keys::RandomnessError;
@@ -230,6 +231,12 @@ impl KnownDevices {
         self.devices.get(&(*user, *device)).is_some_and(|s| {
             s.key.as_bytes().as_slice() == key && (need == Need::Ever || !s.revoked)
         })
+    }
+
+    /// Whether `member`'s device should leave the family's group: it is revoked, or
+    /// its user is no longer in the family (what every device lets anyone remove).
+    pub fn is_gone(&self, member: &GroupMember) -> bool {
+        self.may_remove(member).is_ok()
     }
 
     /// Whether another member's device may be removed: it is revoked, or its user is
@@ -463,6 +470,12 @@ pub enum LogEntry {
     /// A device's key package: it asks to be added (a new member's device, or a newly
     /// linked device of a member).
     KeyPackage,
+    /// The secrets of earlier epochs, sealed under `epoch` by the device whose Commit
+    /// made it, for the devices that Commit added (see [`KeyRing::history`]).
+    History {
+        /// The epoch it is sealed under.
+        epoch: u64,
+    },
     /// A Commit of the family's group, made in `epoch`, with the Welcome for the
     /// devices it adds if it adds any.
     Commit {
@@ -480,6 +493,11 @@ pub enum LogEntry {
 /// Tells the entries of a key log apart, without any key (the group and epoch of a
 /// Commit are in its clear header).
 pub fn classify(bytes: &[u8]) -> Result<LogEntry, GroupError> {
+    if bytes.starts_with(&history::HISTORY_MAGIC[..3]) {
+        return Ok(LogEntry::History {
+            epoch: history::epoch_of_history(bytes)?,
+        });
+    }
     if bytes.starts_with(&COMMIT_MAGIC[..3]) {
         let (commit, welcome) = split_commit_entry(bytes)?;
         let m = protocol_message(commit)?;
@@ -635,6 +653,28 @@ impl KeyRing {
             to_bytes(&commit)?,
             welcome.as_ref().map(to_bytes).transpose()?,
         )
+    }
+
+    /// The device a key package (a key log entry) is from, if the package is valid and
+    /// `known` vouches for it as a device to add (certified, not revoked).
+    pub fn package_member(
+        &self,
+        bytes: &[u8],
+        known: &KnownDevices,
+    ) -> Result<GroupMember, GroupError> {
+        let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
+            return Err(GroupError::Malformed("key package"));
+        };
+        let package = package
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(refused)?;
+        let leaf = package.leaf_node();
+        let (user, device) = known.check_leaf(
+            leaf.credential(),
+            leaf.signature_key().as_slice(),
+            Need::Active,
+        )?;
+        Ok(GroupMember { user, device })
     }
 
     /// Adds the devices whose key packages these are; each must be vouched for by
@@ -954,6 +994,16 @@ impl KeyRing {
         Ok(epoch)
     }
 
+    /// The user this ring's device belongs to.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// This ring's device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
     /// The family group's current epoch, if this device is in it.
     pub fn epoch(&self, family: FamilyId) -> Option<u64> {
         self.groups.get(&family).map(|g| g.mls.epoch().as_u64())
@@ -995,6 +1045,31 @@ impl KeyRing {
             .get(&epoch)
             .ok_or(GroupError::UnknownFamily(family))?;
         Ok(envelope::seal(secret, epoch, doc, changes)?)
+    }
+
+    /// Seals a chunk of `doc` like [`KeyRing::seal`], with a synthetic nonce: the same
+    /// changes sealed again in the same epoch give the same bytes, so a chunk pushed
+    /// again after a reconnection keeps its chunk id.
+    pub fn seal_chunk(
+        &self,
+        family: FamilyId,
+        doc: DocId,
+        changes: &[u8],
+    ) -> Result<Vec<u8>, GroupError> {
+        let group = self.group(family)?;
+        let epoch = group.mls.epoch().as_u64();
+        let secret = group
+            .secrets
+            .get(&epoch)
+            .ok_or(GroupError::UnknownFamily(family))?;
+        Ok(envelope::seal_synthetic(secret, epoch, doc, changes)?)
+    }
+
+    /// Whether this device has a Commit of the family's group waiting to come back.
+    pub fn has_pending(&self, family: FamilyId) -> bool {
+        self.groups
+            .get(&family)
+            .is_some_and(|g| g.pending.is_some())
     }
 
     /// Opens a sealed chunk of `doc` (a document of `family`) with the secret of the

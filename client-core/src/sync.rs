@@ -57,6 +57,7 @@ mod backoff;
 mod effects;
 mod error;
 mod host;
+mod keys;
 mod machine;
 
 pub use backoff::{Backoff, BackoffConfig};
@@ -66,6 +67,7 @@ pub use effects::{
 };
 pub use error::{HostError, HostResult};
 pub use host::{DocChange, StoreHost, SyncHost};
+pub use keys::{Keeper, KeyStep, KeysError, Unsealed};
 pub use machine::{
     DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,
 };

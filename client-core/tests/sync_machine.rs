@@ -171,6 +171,11 @@ fn signs_in_with_a_valid_signature_and_subscribes_everything() {
                 doc: DocId::from(family),
                 since: 0
             },
+            // Its key log beside it.
+            Subscription {
+                doc: family.key_log(),
+                since: 0
+            },
         ]
     );
     assert_eq!(
@@ -383,7 +388,10 @@ fn chunks_are_applied_once_and_cursors_resume() {
     // A chunk of a document we do not sync is ignored.
     let stranger = ServerFrame::chunk(DocId([99; 16]), 1, None, b"x".to_vec());
     assert!(m.handle(7, Event::Frame(stranger)).apply.is_empty());
-    assert_eq!(m.cursors(), vec![(fdoc, 7), (PERSONAL, 0)]);
+    assert_eq!(
+        m.cursors(),
+        vec![(fdoc, 7), (PERSONAL, 0), (family.key_log(), 0)]
+    );
 }
 
 /// A cursor past the relay's log (a forged chunk, a relay restored from a backup): the
@@ -424,7 +432,10 @@ fn a_cursor_ahead_of_the_relay_starts_that_document_over() {
             since: 0
         }]
     );
-    assert_eq!(m.cursors(), vec![(fdoc, 0), (PERSONAL, 0)]);
+    assert_eq!(
+        m.cursors(),
+        vec![(fdoc, 0), (PERSONAL, 0), (family.key_log(), 0)]
+    );
     // A live chunk past the old head, sent before the relay saw the new
     // subscription, is skipped: the catch-up delivers it again, in order.
     let chunk = |seq: u64| ServerFrame::chunk(fdoc, seq, None, format!("c{seq}").into_bytes());
@@ -481,11 +492,17 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
         }),
     );
     assert_eq!(fx.apply.len(), 1);
-    assert_eq!(m.cursors(), vec![(fdoc, 10), (PERSONAL, 0)]);
+    assert_eq!(
+        m.cursors(),
+        vec![(fdoc, 10), (PERSONAL, 0), (family.key_log(), 0)]
+    );
     // The host could not fetch it: back to 2, unsubscribed.
     let fx = m.handle(4, Event::SnapshotUnavailable { doc: fdoc });
     assert_eq!(fx.send, vec![ClientFrame::Unsubscribe { docs: vec![fdoc] }]);
-    assert_eq!(m.cursors(), vec![(fdoc, 2), (PERSONAL, 0)]);
+    assert_eq!(
+        m.cursors(),
+        vec![(fdoc, 2), (PERSONAL, 0), (family.key_log(), 0)]
+    );
     // What was already on its way for that document is not applied...
     let chunk =
         |doc: DocId, seq: u64| ServerFrame::chunk(doc, seq, None, format!("c{seq}").into_bytes());
@@ -697,7 +714,7 @@ fn membership_follows_server_events() {
         })),
     );
     let docs: Vec<DocId> = subs(&fx).iter().map(|s| s.doc).collect();
-    assert_eq!(docs, vec![DocId::from(family), other_doc]);
+    assert_eq!(docs, vec![DocId::from(family), family.key_log(), other_doc]);
     assert_eq!(fx.events.len(), 1);
     // Forbidden on a document: it is dropped.
     let e = ErrorFrame::new(ErrorCode::Forbidden, "no").for_doc(other_doc);
@@ -717,7 +734,10 @@ fn membership_follows_server_events() {
     );
     assert_eq!(
         fx.dropped,
-        vec![(DocId::from(family), ErrorCode::Forbidden)]
+        vec![
+            (DocId::from(family), ErrorCode::Forbidden),
+            (family.key_log(), ErrorCode::Forbidden)
+        ]
     );
     assert!(fx.send.iter().any(
         |f| matches!(f, ClientFrame::Unsubscribe { docs } if docs == &vec![DocId::from(family)])
@@ -738,7 +758,69 @@ fn membership_follows_server_events() {
             body: Response::FamilyCreated(summary),
         }),
     );
-    assert_eq!(subs(&fx).len(), 1);
+    assert_eq!(subs(&fx).len(), 2, "the family document and its key log");
+}
+
+/// A chunk sealed under an epoch this device has no key for: the document goes back
+/// to the last seq stored and stops listening — not holding up "up to date", taking
+/// no chunk meanwhile — until the host says keys came; then it is subscribed again
+/// from there and its chunks are taken in order.
+#[test]
+fn a_document_waiting_for_keys_stops_and_starts_again_from_where_it_was() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    m.handle(3, Event::Outbox(vec![]));
+    for doc in [PERSONAL, family.key_log()] {
+        m.handle(3, Event::Frame(ServerFrame::CaughtUp { doc, seq: 0 }));
+    }
+    for seq in 1..=3 {
+        let bytes = format!("sealed {seq}").into_bytes();
+        m.handle(4, Event::Frame(ServerFrame::chunk(fdoc, seq, None, bytes)));
+    }
+    // The host opened the first and stopped at the second.
+    let fx = m.handle(
+        5,
+        Event::DocLocked {
+            doc: fdoc,
+            cursor: 1,
+        },
+    );
+    assert_eq!(fx.send, vec![ClientFrame::Unsubscribe { docs: vec![fdoc] }]);
+    assert_eq!(
+        m.status(),
+        SyncStatus::UpToDate,
+        "nothing more to do until keys come"
+    );
+    let late = ServerFrame::chunk(fdoc, 4, None, b"sealed 4".to_vec());
+    assert!(
+        m.handle(6, Event::Frame(late)).apply.is_empty(),
+        "not listening"
+    );
+    // Keys came.
+    let fx = m.handle(7, Event::Unlocked { docs: vec![fdoc] });
+    assert_eq!(
+        subs(&fx),
+        vec![Subscription {
+            doc: fdoc,
+            since: 1
+        }]
+    );
+    assert_eq!(m.status(), SyncStatus::Syncing);
+    let fx = m.handle(
+        8,
+        Event::Frame(ServerFrame::chunk(fdoc, 2, None, b"sealed 2".to_vec())),
+    );
+    assert_eq!(fx.apply[0].cursor, 2);
 }
 
 #[test]
@@ -845,6 +927,8 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     }
     let fdoc = DocId::from(family);
     m.handle(6, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 0 }));
+    let keys = family.key_log();
+    m.handle(6, Event::Frame(ServerFrame::CaughtUp { doc: keys, seq: 0 }));
     assert_eq!(compact.len(), 1, "{compact:?}");
     assert_eq!(compact[0].doc, PERSONAL);
     assert_eq!(compact[0].kind, DocKind::Personal(USER));
@@ -949,6 +1033,13 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         3,
         Event::Frame(ServerFrame::CaughtUp {
             doc: PERSONAL,
+            seq: 0,
+        }),
+    );
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::CaughtUp {
+            doc: family.key_log(),
             seq: 0,
         }),
     );

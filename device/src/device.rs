@@ -92,6 +92,11 @@ pub struct DeviceOptions {
     /// The clock (Unix ms) edits are stamped with and views are drawn at; `None`: the
     /// system's. Tests move it (a mission from last month, a mood from yesterday).
     pub clock: Option<Clock>,
+    /// Families created on this device are end-to-end sealed: the relay holds only
+    /// envelopes of their documents (`docs/security.md`). Off by default while
+    /// sealing needs a member device online to let a new member in (the apps turn
+    /// it on; `doran family create --sealed`).
+    pub seal_new_families: bool,
 }
 
 /// A clock giving Unix milliseconds.
@@ -132,6 +137,7 @@ impl DeviceOptions {
                 ..SyncConfig::default()
             },
             clock: None,
+            seal_new_families: false,
         }
     }
 }
@@ -197,6 +203,12 @@ pub(crate) struct Session {
     pub(crate) upload_kick: Notify,
     /// Tells the pump to announce what it still holds and stop.
     pub(crate) stopping: Notify,
+    /// Tells the running key task which family's key log to take further
+    /// (`keys.rs`); replaced each time the background tasks start.
+    pub(crate) keys_kick: Mutex<Option<tokio::sync::mpsc::UnboundedSender<FamilyId>>>,
+    /// A sealed family opened on this device: mend again once up to date (a join's
+    /// own member entry waits for the family's keys).
+    pub(crate) mend_again: std::sync::atomic::AtomicBool,
     /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The pump, awaited by [`Device::close`].
@@ -204,6 +216,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Asks the key task to take the family's key log further.
+    pub(crate) fn kick_keys(&self, family: FamilyId) {
+        if let Some(kick) = lock(&self.keys_kick).as_ref() {
+            let _ = kick.send(family);
+        }
+    }
+
     fn running(&self) -> bool {
         lock(&self.tasks).iter().any(|t| !t.is_finished())
     }
@@ -396,7 +415,14 @@ impl Device {
             .blocking(move |lang| {
                 let relay = Relay::new(&account.server, &s.options.trust)
                     .map_err(|e| Error::from_relay(&e, lang))?;
-                let host = Arc::new(StoreHost::new(Arc::clone(&s.store), account.actor()));
+                let host = Arc::new(
+                    StoreHost::with_keys(
+                        Arc::clone(&s.store),
+                        account.actor(),
+                        account.keys().device_key,
+                    )
+                    .map_err(|e| Error::from_host(&e, lang))?,
+                );
                 let driver = Arc::new(SyncDriver::new(
                     Arc::clone(&host) as Arc<dyn doran_client_core::sync::SyncHost>,
                     relay,
@@ -417,6 +443,8 @@ impl Device {
                     blobs,
                     upload_kick: Notify::new(),
                     stopping: Notify::new(),
+                    keys_kick: Mutex::new(None),
+                    mend_again: std::sync::atomic::AtomicBool::new(false),
                     tasks: Mutex::new(Vec::new()),
                     pump: Mutex::new(None),
                 })

@@ -80,11 +80,19 @@ pub enum SyncEvent {
     },
     /// Something failed (shown as a warning; syncing goes on unless it is fatal).
     Error(Arc<SyncError>),
+    /// The family's key log moved, or one of its documents waits for a key: take
+    /// the key log further ([`StoreHost::keys_step`](doran_client_core::sync::StoreHost::keys_step)).
+    Keys {
+        /// The family.
+        family: FamilyId,
+    },
 }
 
 enum Command {
     Request(Request, oneshot::Sender<Result<Response>>),
     LocalChange,
+    /// Keys came: subscribe these locked documents again.
+    Unlock(Vec<DocId>),
     /// Reconnect now if waiting to (someone is waiting for the relay).
     Wake,
 }
@@ -246,6 +254,12 @@ impl SyncDriver {
     /// Tells the driver a local edit was committed, so it is pushed now.
     pub fn local_change(&self) {
         let _ = self.commands.send(Command::LocalChange);
+    }
+
+    /// The device got end-to-end keys: documents that stopped at a chunk sealed under
+    /// an epoch it had no key for are subscribed again.
+    pub fn unlock(&self, docs: Vec<DocId>) {
+        let _ = self.commands.send(Command::Unlock(docs));
     }
 
     /// Reconnects now if the driver is waiting to (someone is waiting for the relay).
@@ -480,6 +494,9 @@ impl SyncDriver {
                             self.answer(r, &fx);
                         }
                         Some(Command::LocalChange) => {}
+                        Some(Command::Unlock(docs)) => {
+                            let _ = r.machine.handle(now_ms(), Event::Unlocked { docs });
+                        }
                         Some(Command::Wake) => break,
                         None => return Err(SyncError::Offline),
                     },
@@ -537,6 +554,7 @@ impl SyncDriver {
                         fx
                     }
                     Some(Command::LocalChange) => r.machine.handle(now_ms(), Event::LocalChange),
+                    Some(Command::Unlock(docs)) => r.machine.handle(now_ms(), Event::Unlocked { docs }),
                     Some(Command::Wake) => Effects::default(),
                     None => return Flow::Close,
                 },
@@ -606,6 +624,9 @@ impl SyncDriver {
             // Documents whose snapshot could not be fetched: nothing more of them is
             // applied or compacted in this batch; the others go on.
             let mut stalled: HashSet<DocId> = HashSet::new();
+            // Families whose key log moved or whose document waits for a key: told
+            // once this batch's acks are in (an own entry takes its place at its ack).
+            let mut keys: Vec<FamilyId> = Vec::new();
             for apply in fx.apply.clone() {
                 if stalled.contains(&apply.doc) {
                     continue;
@@ -637,6 +658,20 @@ impl SyncDriver {
                         )
                     })
                     .await?;
+                match kind {
+                    DocKind::KeyLog(family) if !keys.contains(&family) => keys.push(family),
+                    DocKind::Family(family) if change.locked_at.is_some() => {
+                        stalled.insert(doc);
+                        let cursor = change.locked_at.unwrap_or_default();
+                        queue.push_back(
+                            r.machine.handle(now_ms(), Event::DocLocked { doc, cursor }),
+                        );
+                        if !keys.contains(&family) {
+                            keys.push(family);
+                        }
+                    }
+                    _ => {}
+                }
                 let personal_changed =
                     matches!(kind, DocKind::Personal(_)) && arrived > change.refused;
                 if personal_changed || !change.touched.is_empty() || !change.new_activity.is_empty()
@@ -664,6 +699,9 @@ impl SyncDriver {
                     })
                     .await?;
                 self.state.send_modify(|s| s.pending = pending);
+            }
+            for family in keys {
+                self.emit(SyncEvent::Keys { family });
             }
             for (doc, chunk, code) in &fx.refused {
                 self.emit(SyncEvent::Error(Arc::new(SyncError::Refused {

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     /// The user is no longer a member of this family (removed, or it was deleted):
     /// its copy on this device is read-only.
     RemovedFromFamily,
+    /// The family's documents are sealed end to end and this device has not been
+    /// given its keys yet (a member's device online lets it in): it cannot be read or
+    /// changed here until then.
+    WaitingForKeys,
     /// The person is already a member.
     AlreadyMember,
     /// The person already has a pending invite to this family.
@@ -109,6 +113,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::UnknownFamily => "unknown_family",
             ErrorCode::RemovedFromFamily => "removed_from_family",
+            ErrorCode::WaitingForKeys => "waiting_for_keys",
             ErrorCode::AlreadyMember => "already_member",
             ErrorCode::AlreadyInvited => "already_invited",
             ErrorCode::NameTaken => "name_taken",
@@ -397,7 +402,8 @@ impl Error {
         match e {
             HostError::Store(e) => Error::from_store(e, lang),
             HostError::Doc(e) => Error::from_doc(e, lang),
-            HostError::WrongKind(..) | HostError::OtherUser { .. } => {
+            HostError::WaitingForKeys(_) => Error::code(ErrorCode::WaitingForKeys, lang),
+            HostError::WrongKind(..) | HostError::OtherUser { .. } | HostError::Keys(_) => {
                 tracing::error!(error = %e, "device state does not match");
                 Error::code(ErrorCode::Storage, lang)
             }
@@ -526,6 +532,10 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
         ErrorCode::RemovedFromFamily => (
             "이 가족에서 나가게 되어 더 이상 바꿀 수 없어요. 지금까지의 내용은 볼 수 있어요.",
             "You are no longer a member of this family, so it cannot be changed. What was there is still readable.",
+        ),
+        ErrorCode::WaitingForKeys => (
+            "이 기기는 아직 가족의 열쇠를 받지 못했어요. 가족 중 한 명의 기기가 연결되면 볼 수 있어요.",
+            "This device has not been given the family's keys yet. It can read the family once a family member's device is online.",
         ),
         ErrorCode::AlreadyMember => (
             "이미 가족 구성원이에요.",

@@ -23,6 +23,7 @@ pub mod device_name;
 pub mod driver;
 pub mod error;
 pub mod events;
+mod keys;
 mod media_check;
 mod mend;
 pub mod photo;

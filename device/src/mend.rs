@@ -46,6 +46,9 @@ struct Unfinished {
 pub(crate) struct Creating {
     pub(crate) title: String,
     pub(crate) my_name: String,
+    /// Its documents are sealed end to end (its key group starts with it).
+    #[serde(default)]
+    pub(crate) sealed: bool,
 }
 
 /// Serialises the read-modify-write of the record (the facade's calls run at once).
@@ -321,7 +324,7 @@ async fn first_change(
         family,
         "a family created before an interruption",
         move || {
-            host.create_family(family, &c.title, &c.my_name, now)?;
+            host.create_family_as(family, (&c.title, &c.my_name), c.sealed, now)?;
             done_creating(&*store, me, family)?;
             Ok(())
         },
@@ -396,6 +399,7 @@ mod tests {
         Creating {
             title: title.into(),
             my_name: "엄마".into(),
+            sealed: false,
         }
     }
 

@@ -52,10 +52,13 @@ pub(crate) fn spawn(
         events,
         state,
     ));
-    let tasks = vec![
+    let mut tasks = vec![
         rt.spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
-        rt.spawn(upload(shared, session)),
+        rt.spawn(upload(Arc::clone(&shared), Arc::clone(&session))),
     ];
+    let (kick, kicks) = tokio::sync::mpsc::unbounded_channel();
+    *lock(&session.keys_kick) = Some(kick);
+    tasks.push(rt.spawn(crate::keys::run(shared, session, kicks)));
     (pump, tasks)
 }
 
@@ -159,11 +162,15 @@ async fn pump(
                 }
                 if now.sign_ins != last.sign_ins {
                     refresh_presence(&shared, &session).await;
+                    kick_all_keys(&session).await;
                 }
                 if now.status == SyncStatus::UpToDate {
                     // Caught up: whatever arrived is the whole batch.
                     arriving.flush(&shared, &session).await;
-                    if now.sign_ins != mended {
+                    let again = session
+                        .mend_again
+                        .swap(false, std::sync::atomic::Ordering::SeqCst);
+                    if now.sign_ins != mended || again {
                         // Caught up with the relay's list of families: finish what an
                         // interruption left half-done against it.
                         mended = now.sign_ins;
@@ -191,6 +198,18 @@ async fn pump(
             },
             () = sleep_until_or_forever(quiet) => arriving.flush(&shared, &session).await,
         }
+    }
+}
+
+/// Asks the key task to step every family whose key log this device has read (a
+/// sign-in, a device added or revoked).
+async fn kick_all_keys(session: &Arc<Session>) {
+    let host = Arc::clone(&session.host);
+    for family in blocking(move || host.key_families())
+        .await
+        .unwrap_or_default()
+    {
+        session.kick_keys(family);
     }
 }
 
@@ -323,6 +342,14 @@ async fn on_sync_event(
                 removed(shared, session, family, reason, true).await;
             }
         }
+        // The driver says `Keys` for key logs; nothing to show.
+        SyncEvent::DocChanged {
+            kind: DocKind::KeyLog(_),
+            ..
+        } => {}
+        SyncEvent::Keys { family } => {
+            session.kick_keys(family);
+        }
         SyncEvent::Error(e) => {
             // Refused changes and full quotas are for the user; the rest is logged.
             if let SyncError::Refused { code, .. } = &*e
@@ -408,6 +435,8 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 }
                 _ => {}
             }
+            // Members changed: devices of one who left leave the key group.
+            session.kick_keys(family);
             // Who is online in the family now (someone who joined while online sent
             // no presence event to it).
             refresh_presence_of(shared, session, &[family]).await;
@@ -441,6 +470,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
             });
         }
         ServerEvent::DeviceAdded(_) | ServerEvent::DeviceRevoked { .. } => {
+            kick_all_keys(session).await;
             shared.emit(DeviceEvent::DevicesChanged);
         }
         ServerEvent::LinkRequested(info) => {

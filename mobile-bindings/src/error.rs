@@ -42,6 +42,10 @@ pub enum DoranError {
     /// The user is no longer a member of this family; its copy here is read-only.
     #[error("{0}")]
     RemovedFromFamily(String),
+    /// The family is sealed end to end and this device has not been given its keys
+    /// yet.
+    #[error("{0}")]
+    WaitingForKeys(String),
     /// The person is already a member.
     #[error("{0}")]
     AlreadyMember(String),
@@ -138,6 +142,7 @@ impl From<doran_device::Error> for DoranError {
             ErrorCode::Forbidden => DoranError::Forbidden(m),
             ErrorCode::UnknownFamily => DoranError::UnknownFamily(m),
             ErrorCode::RemovedFromFamily => DoranError::RemovedFromFamily(m),
+            ErrorCode::WaitingForKeys => DoranError::WaitingForKeys(m),
             ErrorCode::AlreadyMember => DoranError::AlreadyMember(m),
             ErrorCode::AlreadyInvited => DoranError::AlreadyInvited(m),
             ErrorCode::NameTaken => DoranError::NameTaken(m),

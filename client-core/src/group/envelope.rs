@@ -11,8 +11,11 @@
 //!   ([`super::KeyRing`]); only the devices in the group at that epoch can derive it.
 //! - The document id and the epoch are authenticated: an envelope moved to another
 //!   document, or relabelled with another epoch, does not open.
-//! - The nonce is random (the OS's RNG): every device seals many chunks under one
-//!   epoch's key, and 24 random bytes never repeat in practice.
+//! - The nonce is random (the OS's RNG) for snapshots and history, or *synthetic*
+//!   for chunks ([`seal_synthetic`]: a keyed hash of the changes, as in SIV): a chunk
+//!   waiting in the outbox is sealed again on every push and must keep its chunk id
+//!   (the relay takes a chunk once by its id). Only equal changes of one document in
+//!   one epoch give equal envelopes — and they are the same chunk anyway.
 //! - The relay still names the chunk by blake3 of the envelope, checks and
 //!   deduplicates it; it holds no key.
 
@@ -30,6 +33,7 @@ pub const HEADER_LEN: usize = 4 + 8 + 24;
 pub const OVERHEAD: usize = HEADER_LEN + 16;
 
 const KEY_CONTEXT: &str = "dorandoran 2026-12 document key";
+const NONCE_CONTEXT: &str = "dorandoran 2026-12 chunk nonce";
 
 /// Why an envelope was not opened. Nothing is returned from a refused envelope.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,7 +83,8 @@ fn aad(epoch: u64, doc: DocId) -> [u8; 28] {
     aad
 }
 
-/// Seals `changes` of `doc` under the epoch `epoch` whose secret is `epoch_secret`.
+/// Seals `changes` of `doc` under the epoch `epoch` whose secret is `epoch_secret`,
+/// with a random nonce.
 pub(super) fn seal(
     epoch_secret: &[u8; 32],
     epoch: u64,
@@ -90,7 +95,34 @@ pub(super) fn seal(
     rand::rngs::OsRng
         .try_fill_bytes(&mut nonce)
         .map_err(|e| RandomnessError(e.to_string()))?;
-    let cipher = XChaCha20Poly1305::new((&doc_key(epoch_secret, doc)).into());
+    seal_with(&doc_key(epoch_secret, doc), epoch, doc, nonce, changes)
+}
+
+/// Seals `changes` of `doc` like [`seal`], with the nonce a keyed hash of the
+/// changes (its key derived from the document key): the same changes sealed twice in
+/// one epoch give the same envelope, so a chunk keeps its id across pushes.
+pub(super) fn seal_synthetic(
+    epoch_secret: &[u8; 32],
+    epoch: u64,
+    doc: DocId,
+    changes: &[u8],
+) -> Result<Vec<u8>, RandomnessError> {
+    let key = doc_key(epoch_secret, doc);
+    let nonce_key = blake3::derive_key(NONCE_CONTEXT, &key);
+    let hash = blake3::keyed_hash(&nonce_key, changes);
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&hash.as_bytes()[..24]);
+    seal_with(&key, epoch, doc, nonce, changes)
+}
+
+fn seal_with(
+    key: &[u8; 32],
+    epoch: u64,
+    doc: DocId,
+    nonce: [u8; 24],
+    changes: &[u8],
+) -> Result<Vec<u8>, RandomnessError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
     let aad = aad(epoch, doc);
     let sealed = cipher
         .encrypt(

@@ -14,6 +14,9 @@ pub enum DocKind {
     Family(FamilyId),
     /// A user's personal document (this user's, or a co-member's, read-only).
     Personal(UserId),
+    /// A family's key log ([`FamilyId::key_log`]): its end-to-end key group's
+    /// messages, in the order every device processes them. Never compacted.
+    KeyLog(FamilyId),
 }
 
 /// A snapshot to fetch over HTTP and merge before the chunks that follow it.
@@ -91,6 +94,8 @@ impl Compact {
         match self.kind {
             DocKind::Family(family) => BlobOwner::Family(family),
             DocKind::Personal(_) => BlobOwner::Me,
+            // Never compacted (the relay forbids it); named for completeness.
+            DocKind::KeyLog(family) => BlobOwner::Family(family),
         }
     }
 }

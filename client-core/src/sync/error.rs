@@ -17,6 +17,15 @@ pub enum HostError {
     /// personal one, or the other way round).
     #[error("document {0} is not a {1} document")]
     WrongKind(doran_protocol::DocId, &'static str),
+    /// The end-to-end keys failed (the key ring could not be saved or restored, or
+    /// refused a step of this device's own).
+    #[error(transparent)]
+    Keys(#[from] super::KeysError),
+    /// The family's documents are sealed and this device cannot read its document yet
+    /// (it has not been given the family's keys, or has not caught up with them): an
+    /// edit now would be made on an empty copy.
+    #[error("waiting for the keys of family {0}")]
+    WaitingForKeys(doran_protocol::FamilyId),
     /// The relay signed this device in as another user than the one whose account it
     /// holds.
     #[error("signed in as {signed_in} but this device writes as {account}")]

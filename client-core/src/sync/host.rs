@@ -14,7 +14,10 @@ use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
 use super::{
     DocCursor, DocKind, HostError, HostResult as Result, IncomingChunk, SignedIn, SnapshotCheck,
+    keys::{Keeper, SealedIds, Unsealed},
 };
+
+mod sealing;
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
@@ -35,8 +38,16 @@ pub struct DocChange {
     /// Feed items that are new (family documents only).
     pub new_activity: Vec<Activity>,
     /// How many chunks were refused (not stored) or trimmed of refused changes: over a
-    /// cost limit, unreadable, or breaking the family document's rules.
+    /// cost limit, unreadable, or breaking the family document's rules — or, in a
+    /// family whose documents are sealed, not opening or sent in the clear.
     pub refused: usize,
+    /// The family's key log brought entries this device has not processed yet (see
+    /// [`StoreHost::keys_step`]).
+    pub keys: bool,
+    /// A chunk (or snapshot) is sealed under an epoch this device has no key for:
+    /// the document stops at this seq until the keys come (see
+    /// [`Event::DocLocked`](super::Event::DocLocked)).
+    pub locked_at: Option<Seq>,
 }
 
 /// The device side of syncing: its store and its open documents. The driver calls
@@ -152,6 +163,12 @@ pub struct StoreHost {
     received: Mutex<HashMap<DocId, Received>>,
     /// The changes of the local chunks handed out for pushing, until acked.
     own: Mutex<HashMap<(DocId, ChunkId), Vec<ChangeHash>>>,
+    /// The end-to-end keys, if this host was given the device key.
+    keeper: Mutex<Option<Keeper>>,
+    /// Outbox chunk ids of sealed chunks handed out, by the id they were pushed with.
+    sealed_ids: Mutex<SealedIds>,
+    /// This device's key log entries handed out for pushing, until acked.
+    own_entries: Mutex<HashMap<(DocId, ChunkId), Vec<u8>>>,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -193,7 +210,37 @@ impl StoreHost {
             docs: Mutex::new(HashMap::new()),
             received: Mutex::new(HashMap::new()),
             own: Mutex::new(HashMap::new()),
+            keeper: Mutex::new(None),
+            sealed_ids: Mutex::new(SealedIds::new()),
+            own_entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A host that also keeps this device's end-to-end keys (signing its key group
+    /// leaves with `device_key`, the key the relay knows the device by): it seals
+    /// and opens the documents of sealed families. Fails if the saved keys do not
+    /// restore.
+    pub fn with_keys(
+        store: Arc<dyn LocalStore>,
+        actor: Actor,
+        device_key: ed25519_dalek::SigningKey,
+    ) -> Result<Self> {
+        let keeper = Keeper::load(&*store, actor.user, actor.device, device_key)?;
+        let host = StoreHost::new(store, actor);
+        *host.keeper() = Some(keeper);
+        Ok(host)
+    }
+
+    fn sealed_ids(&self) -> MutexGuard<'_, SealedIds> {
+        self.sealed_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn own_entries(&self) -> MutexGuard<'_, HashMap<(DocId, ChunkId), Vec<u8>>> {
+        self.own_entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn received(&self) -> MutexGuard<'_, HashMap<DocId, Received>> {
@@ -311,6 +358,7 @@ impl StoreHost {
                 )?)),
                 Err(e) => Err(e.into()),
             },
+            DocKind::KeyLog(_) => Err(HostError::WrongKind(doc, "family or personal")),
             DocKind::Personal(_) => {
                 let stored = self.store.load(doc)?;
                 let pd = match &stored {
@@ -337,6 +385,22 @@ impl StoreHost {
         my_name: &str,
         now_ms: i64,
     ) -> Result<()> {
+        self.create_family_as(family, (title, my_name), false, now_ms)
+    }
+
+    /// Creates a family document like [`StoreHost::create_family`]; `sealed` starts
+    /// the family's key group first, so every chunk of it the relay ever holds is
+    /// sealed (needs a host made [`with_keys`](Self::with_keys)).
+    pub fn create_family_as(
+        &self,
+        family: FamilyId,
+        (title, my_name): (&str, &str),
+        sealed: bool,
+        now_ms: i64,
+    ) -> Result<()> {
+        if sealed {
+            self.start_sealing(family)?;
+        }
         let doc = DocId::from(family);
         let mut docs = self.lock();
         if let OpenDoc::Family(existing) =
@@ -381,6 +445,11 @@ impl StoreHost {
             return Err(HostError::WrongKind(doc, "family"));
         };
         let at = *at;
+        // A sealed family's document this device cannot read yet is empty here: a
+        // change made on it would start the document over beside the real one.
+        if rules::host_of(fd.replica_mut().doc()).is_none() && self.is_sealed(family) {
+            return Err(HostError::WaitingForKeys(family));
+        }
         let e = edit(fd)?;
         if let Some(change) = &e.change {
             // Rows only from a document in step with the log (see `Opened`).
@@ -509,12 +578,14 @@ impl SyncHost for StoreHost {
 
     fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
         let entries = self.store.outbox_after(after, limit)?;
-        let mut own = self.own();
-        for e in &entries {
-            own.entry((e.doc, e.chunk))
-                .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+        {
+            let mut own = self.own();
+            for e in &entries {
+                own.entry((e.doc, e.chunk))
+                    .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+            }
         }
-        Ok(entries)
+        Ok(self.seal_outgoing(entries))
     }
 
     fn pending_count(&self) -> Result<u64> {
@@ -532,6 +603,28 @@ impl SyncHost for StoreHost {
         if let DocKind::Personal(user) = kind {
             self.remember_personal_doc(user, doc)?;
         }
+        let opened;
+        let (snapshot, chunks, sealing_refused, locked_at) = match kind {
+            DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
+            DocKind::Family(family) => {
+                opened = self.open_incoming(family, doc, snapshot, chunks)?;
+                (
+                    opened.snapshot.as_deref(),
+                    opened.chunks.as_slice(),
+                    opened.refused,
+                    opened.locked_at,
+                )
+            }
+            DocKind::Personal(_) => (snapshot, chunks, 0, None),
+        };
+        if locked_at.is_some() && snapshot.is_none() && chunks.is_empty() {
+            return Ok(DocChange {
+                refused: sealing_refused,
+                locked_at,
+                ..DocChange::default()
+            });
+        }
+        let cursor = locked_at.unwrap_or(cursor);
         // A personal document is written by its owner only: a chunk someone else
         // pushed is set aside whole (the relay would not have taken it).
         let mut not_owners = 0;
@@ -548,7 +641,7 @@ impl SyncHost for StoreHost {
                         }
                     }
                 }
-                (DocKind::Family(_), _) => true,
+                (DocKind::Family(_) | DocKind::KeyLog(_), _) => true,
             })
             .collect();
         self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
@@ -584,7 +677,9 @@ impl SyncHost for StoreHost {
                 let change = DocChange {
                     touched: update.touched,
                     new_activity: update.new_activity,
-                    refused: update.refusals.len() + not_owners,
+                    refused: update.refusals.len() + not_owners + sealing_refused,
+                    keys: false,
+                    locked_at,
                 };
                 (accepted, change, update.view)
             }
@@ -628,12 +723,24 @@ impl SyncHost for StoreHost {
     }
 
     fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()> {
+        let chunk = self.outbox_id(doc, chunk);
         self.store.outbox_acked_chunk(doc, chunk)?;
         self.own().remove(&(doc, chunk));
+        self.own_entries().remove(&(doc, chunk));
         Ok(())
     }
 
     fn acked_at(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> Result<()> {
+        // A key log entry takes its place in the log before it leaves the outbox.
+        if self.own_entries().contains_key(&(doc, chunk))
+            || self
+                .keeper()
+                .as_ref()
+                .is_some_and(|k| k.knows(doc.key_log_family()))
+        {
+            self.key_log_acked(doc, chunk, seq)?;
+        }
+        let chunk = self.outbox_id(doc, chunk);
         let hashes = self.own().remove(&(doc, chunk));
         if let Some(r) = self.received().get_mut(&doc) {
             match hashes {
@@ -656,6 +763,24 @@ impl SyncHost for StoreHost {
         (covers_seq, by): (Seq, UserId),
         snapshot: &[u8],
     ) -> Result<SnapshotCheck> {
+        let opened;
+        let snapshot = match kind {
+            DocKind::Family(family) => match self
+                .keeper()
+                .as_ref()
+                .map(|k| k.open(family, doc, snapshot))
+            {
+                None | Some(Unsealed::Clear) => snapshot,
+                Some(Unsealed::Changes(saved)) => {
+                    opened = saved;
+                    opened.as_slice()
+                }
+                Some(Unsealed::NoKey) => return Ok(SnapshotCheck::CannotTell),
+                Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
+            },
+            DocKind::Personal(_) => snapshot,
+            DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),
+        };
         // The changes that came after `covers_seq` (and not also before it) need not
         // be in the snapshot; this host must know every one of them.
         let after: HashSet<ChangeHash> = {
@@ -703,6 +828,7 @@ impl SyncHost for StoreHost {
             DocKind::Family(_) => (Some(rules::check_change as replica::ChangeCheck), Some(by)),
             // Only the owner writes it: nobody else's changes are expected.
             DocKind::Personal(owner) => (None, Some(owner).filter(|o| *o == by)),
+            DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),
         };
         Ok(
             match replica::compare_snapshot(snapshot, required, &held, pusher, check) {
@@ -725,10 +851,24 @@ impl SyncHost for StoreHost {
         if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
             return Ok(None);
         }
-        Ok(Some(match &mut self.ensure(&mut docs, doc, kind)?.doc {
+        let saved = match &mut self.ensure(&mut docs, doc, kind)?.doc {
             OpenDoc::Family(fd) => fd.save(),
             OpenDoc::Personal(pd) => pd.replica_mut().save(),
-        }))
+        };
+        drop(docs);
+        // A sealed family's snapshot is sealed like its chunks (random nonce: a new
+        // snapshot every time).
+        if let DocKind::Family(family) = kind
+            && let Some(keeper) = self.keeper().as_ref()
+        {
+            return match keeper.seal_snapshot(family, doc, &saved) {
+                Ok(Some(sealed)) => Ok(Some(sealed)),
+                Ok(None) => Ok(Some(saved)),
+                // Not in the group: no snapshot from this device.
+                Err(_) => Ok(None),
+            };
+        }
+        Ok(Some(saved))
     }
 
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {

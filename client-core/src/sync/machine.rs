@@ -178,6 +178,23 @@ pub enum Event {
         /// The document.
         doc: DocId,
     },
+    /// A chunk (or snapshot) of `doc` is sealed under an epoch this device has no
+    /// key for yet ([`DocChange::locked_at`](super::DocChange::locked_at)): the
+    /// store holds the document up to `cursor`. The document stops there — not
+    /// subscribed, not holding up [`SyncStatus::UpToDate`] — until
+    /// [`Event::Unlocked`] names it.
+    DocLocked {
+        /// The document.
+        doc: DocId,
+        /// The last seq stored.
+        cursor: Seq,
+    },
+    /// The device got keys: these locked documents are subscribed again from where
+    /// they stopped.
+    Unlocked {
+        /// The documents.
+        docs: Vec<DocId>,
+    },
 }
 
 /// How long a document whose snapshot could not be fetched waits before it is
@@ -210,8 +227,11 @@ struct DocState {
     /// The cursor before the snapshot being applied, to go back to if it cannot be
     /// fetched.
     before_snapshot: Option<Seq>,
-    /// Unsubscribed until then (ms) because its snapshot could not be fetched.
+    /// Unsubscribed until then (ms) because its snapshot could not be fetched
+    /// (`u64::MAX` while locked).
     retry_at: Option<u64>,
+    /// Waiting for end-to-end keys (see [`Event::DocLocked`]).
+    locked: bool,
     /// A pending snapshot of another member the relay offered, and who pushed it, to
     /// check once this device holds every chunk it claims to cover.
     offered: Option<(SnapshotRef, UserId)>,
@@ -384,6 +404,8 @@ impl SyncMachine {
             Event::SnapshotUnavailable { doc } => {
                 self.on_snapshot_unavailable(doc, now_ms, &mut fx)
             }
+            Event::DocLocked { doc, cursor } => self.on_doc_locked(doc, cursor, &mut fx),
+            Event::Unlocked { docs } => self.on_unlocked(&docs, now_ms, &mut fx),
             Event::Outbox(entries) => self.on_outbox(entries, &mut fx),
             Event::SnapshotUploaded {
                 doc,
@@ -431,7 +453,7 @@ impl SyncMachine {
                     && self
                         .docs
                         .values()
-                        .all(|d| d.caught_up && !d.compacting && !d.verifying);
+                        .all(|d| (d.caught_up || d.locked) && !d.compacting && !d.verifying);
                 if done {
                     SyncStatus::UpToDate
                 } else {

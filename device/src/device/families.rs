@@ -228,9 +228,11 @@ impl Device {
         // stops before the document is written, the next sign-in finishes it
         // (`mend`), and trying again with the same title and 호칭 reuses the id.
         let store = Arc::clone(&self.shared().store);
+        let sealed = self.shared().options.seal_new_families;
         let creating = mend::Creating {
             title: title.clone(),
             my_name: my_name.clone(),
+            sealed,
         };
         let family = self
             .blocking(move |lang| {
@@ -267,7 +269,7 @@ impl Device {
         let store = Arc::clone(&self.shared().store);
         let now = self.shared().now();
         self.blocking(move |lang| {
-            host.create_family(family, &title, &my_name, now)
+            host.create_family_as(family, (&title, &my_name), sealed, now)
                 .map_err(|e| Error::from_host(&e, lang))?;
             mend::done_creating(&*store, me, family).map_err(|e| Error::from_store(&e, lang))
         })

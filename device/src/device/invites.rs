@@ -236,7 +236,10 @@ impl Device {
         // The family's document first, so the entry merges into it.
         self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
         let me = session.account.user;
-        if let Some(entry) = summary.member(&me) {
+        // A sealed family opens once a member's device lets this one in; until then
+        // the entry waits (written by the mending after the keys come).
+        let readable = self.wait_for_keys(&session, family).await;
+        if let Some(entry) = summary.member(&me).filter(|_| readable) {
             let name = entry.name.clone();
             let (_, view) = self.family_view(&hex).await?;
             if !view.members.contains_key(&me.to_hex()) {

@@ -164,4 +164,49 @@ impl Device {
             pending_blobs,
         })
     }
+
+    /// Waits (up to [`REQUEST_TIMEOUT`]) until this device can read the family's
+    /// document: at once for a family that is not sealed; for a sealed one, once a
+    /// member's device has let this one into the family's key group and the document
+    /// has caught up. False if it cannot yet.
+    pub(crate) async fn wait_for_keys(
+        &self,
+        session: &std::sync::Arc<super::Session>,
+        family: doran_protocol::FamilyId,
+    ) -> bool {
+        // Subscribed first: a change announced while checking is not missed.
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let host = std::sync::Arc::clone(&session.host);
+            let readable = tokio::task::spawn_blocking(move || {
+                !host.is_sealed(family)
+                    || host
+                        .read_family(family, |fd| {
+                            doran_client_core::rules::host_of(fd.replica_mut().doc()).is_some()
+                        })
+                        .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            if readable {
+                return true;
+            }
+            // The document changes when it opens.
+            let hex = family.to_hex();
+            let changed = tokio::time::timeout_at(deadline, async {
+                while let Some(event) = events.next().await {
+                    if matches!(&event, crate::DeviceEvent::FamilyChanged { family: f, .. } if *f == hex)
+                    {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            if !matches!(changed, Ok(true)) {
+                return false;
+            }
+        }
+    }
 }

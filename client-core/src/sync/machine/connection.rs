@@ -194,6 +194,7 @@ impl SyncMachine {
         self.want(info.personal_doc, DocKind::Personal(info.user), &mut subs);
         for f in &info.families {
             self.want(DocId::from(*f), DocKind::Family(*f), &mut subs);
+            self.want(f.key_log(), DocKind::KeyLog(*f), &mut subs);
         }
         Self::subscribe(subs, fx);
         let id = self.next_id();

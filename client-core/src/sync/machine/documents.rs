@@ -20,6 +20,7 @@ impl SyncMachine {
         subs: &mut Vec<Subscription>,
     ) {
         self.want(DocId::from(family), DocKind::Family(family), subs);
+        self.want(family.key_log(), DocKind::KeyLog(family), subs);
         for m in members {
             if Some(m.user) != self.me {
                 self.want(m.personal_doc, DocKind::Personal(m.user), subs);
@@ -46,6 +47,7 @@ impl SyncMachine {
                 resetting: false,
                 before_snapshot: None,
                 retry_at: None,
+                locked: false,
                 offered: None,
                 verifying: false,
                 checked: None,
@@ -216,6 +218,36 @@ impl SyncMachine {
         if self.conn == Conn::SignedIn {
             fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
         }
+    }
+
+    /// A chunk of `doc` waits for a key: go back to `cursor` and stop listening.
+    pub(super) fn on_doc_locked(&mut self, doc: DocId, cursor: Seq, fx: &mut Effects) {
+        let Some(state) = self.docs.get_mut(&doc) else {
+            return;
+        };
+        tracing::debug!(%doc, cursor, "waiting for the keys to open a sealed chunk");
+        state.cursor = cursor;
+        state.own_acked.clear();
+        state.caught_up = false;
+        state.before_snapshot = None;
+        state.locked = true;
+        state.retry_at = Some(u64::MAX);
+        if self.conn == Conn::SignedIn {
+            fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
+        }
+    }
+
+    /// Keys came: the locked documents among `docs` are subscribed again.
+    pub(super) fn on_unlocked(&mut self, docs: &[DocId], now_ms: u64, fx: &mut Effects) {
+        for doc in docs {
+            if let Some(state) = self.docs.get_mut(doc)
+                && state.locked
+            {
+                state.locked = false;
+                state.retry_at = Some(0);
+            }
+        }
+        self.retry_stalled(now_ms, fx);
     }
 
     /// Subscribes again the documents whose snapshot retry time has come.

@@ -150,6 +150,7 @@ impl SyncMachine {
                 };
                 if gone {
                     self.drop_doc(DocId::from(*family), ErrorCode::Forbidden, fx);
+                    self.drop_doc(family.key_log(), ErrorCode::Forbidden, fx);
                 } else {
                     let mut subs = Vec::new();
                     self.want_family(*family, members, &mut subs);
@@ -158,6 +159,7 @@ impl SyncMachine {
             }
             ServerEvent::FamilyDeleted { family } => {
                 self.drop_doc(DocId::from(*family), ErrorCode::NotFound, fx);
+                self.drop_doc(family.key_log(), ErrorCode::NotFound, fx);
             }
             _ => {}
         }

@@ -1,0 +1,476 @@
+//! [`Keeper`]: a device's end-to-end keys as the sync host uses them — the key ring
+//! (one MLS group per sealed family), where each family's key log has been read to,
+//! and what this device owes the log (its key package, a history entry, a Commit
+//! that did not reach the outbox).
+//!
+//! The host seals the chunks of a sealed family's document as they leave the outbox,
+//! opens them as they arrive, and stores the key log's entries here as they arrive;
+//! [`Keeper::step`] then takes them in the log's order (see `group.rs`: the log
+//! decides) and says what to append. Everything is saved in the local store's meta
+//! as one value, so the ring and how far the log was read never disagree.
+
+use std::collections::BTreeMap;
+
+use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    group::{
+        EnvelopeError, GroupError, GroupMember, KeyRing, KnownDevices, LogEntry, Processed,
+        classify,
+    },
+    store::{LocalStore, StoreError},
+};
+
+/// The meta key the keeper is saved under.
+const META_KEY: &str = "keys/keeper";
+/// Saved format.
+const VERSION: u8 = 1;
+/// Key log entries kept waiting to be processed (a log this far ahead of what this
+/// device can process is not read further until it catches up).
+const MAX_WAITING: usize = 10_000;
+/// Key packages of devices waiting to be added, kept per family.
+const MAX_REQUESTS: usize = 256;
+/// A device not added yet appends a new key package after this long.
+const ASK_AGAIN_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One family's key log as this device has read it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FamilyKeys {
+    /// The family's documents are sealed: its key log holds a Commit (or this
+    /// device created its group).
+    sealed: bool,
+    /// Every entry up to this seq has been processed.
+    done: Seq,
+    /// Entries that arrived (or came back acked) and wait for their turn.
+    waiting: BTreeMap<Seq, Vec<u8>>,
+    /// Key packages of devices not in the group, newest last.
+    requests: Vec<Vec<u8>>,
+    /// When this device last appended its own key package (ms).
+    asked_at: Option<i64>,
+    /// This device's Commit that added devices came back: it owes them a history
+    /// entry.
+    owes_history: bool,
+    /// This device's pending Commit's entry, until it comes back: appended again if
+    /// it never reached the outbox (a crash between saving and appending).
+    pending_entry: Option<Vec<u8>>,
+    /// The epoch of the last Commit that was the first of its epoch in the log: a
+    /// device waiting to be added joins only from the next such Commit (one of a
+    /// later epoch than the next cannot be genuine, as in `KeyRing::process`).
+    top_epoch: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    version: u8,
+    ring: Vec<u8>,
+    families: Vec<(FamilyId, FamilyKeys)>,
+}
+
+/// Why the keeper failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key ring refused or failed.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// This host was made without the device's key: it cannot seal.
+    #[error("this device's host holds no keys to seal with")]
+    NoKeys,
+}
+
+/// What a [`Keeper::step`] did, for the device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyStep {
+    /// Entries appended to the key log's outbox (push them).
+    pub appended: usize,
+    /// The device got keys it did not have (joined, took history, moved to a new
+    /// epoch): documents waiting for keys may open now.
+    pub new_keys: bool,
+    /// Processing stopped at an entry that needs certificates this device lacks:
+    /// fetch them and step again.
+    pub waiting_for_certs: bool,
+    /// This device is in the family's group.
+    pub in_group: bool,
+    /// Devices that asked to be added and are not vouched for yet (their
+    /// certificates may still come).
+    pub unvouched: usize,
+}
+
+/// How an incoming chunk of a family document opened.
+#[derive(Debug)]
+pub enum Unsealed {
+    /// Not sealed (a family whose documents are not sealed).
+    Clear,
+    /// Unsealed: the changes.
+    Changes(Vec<u8>),
+    /// Sealed under an epoch this device has no key for (yet): wait for it.
+    NoKey,
+    /// Does not open, or a clear chunk in a sealed family: refused.
+    Refused(String),
+}
+
+/// A device's end-to-end keys (see the module docs).
+pub struct Keeper {
+    ring: KeyRing,
+    families: BTreeMap<FamilyId, FamilyKeys>,
+}
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keeper")
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_or(now_ms: i64) -> i64 {
+    now_ms.max(0)
+}
+
+impl Keeper {
+    /// The keeper saved in `store`, or an empty one for this device.
+    pub fn load(
+        store: &dyn LocalStore,
+        user: UserId,
+        device: doran_protocol::DeviceId,
+        key: SigningKey,
+    ) -> Result<Self, KeysError> {
+        let Some(bytes) = store.get_meta(META_KEY)? else {
+            return Ok(Keeper {
+                ring: KeyRing::new(user, device, key),
+                families: BTreeMap::new(),
+            });
+        };
+        let saved: Saved = postcard::from_bytes(&bytes)
+            .map_err(|e| GroupError::Restore(format!("keeper: {e}")))?;
+        if saved.version != VERSION {
+            return Err(GroupError::Restore(format!("keeper version {}", saved.version)).into());
+        }
+        Ok(Keeper {
+            ring: KeyRing::restore(user, device, key, &saved.ring)?,
+            families: saved.families.into_iter().collect(),
+        })
+    }
+
+    /// Saves everything (one meta value: the ring and the logs' progress together).
+    pub fn save(&self, store: &dyn LocalStore) -> Result<(), KeysError> {
+        let saved = Saved {
+            version: VERSION,
+            ring: self.ring.save()?,
+            families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
+        };
+        let bytes =
+            postcard::to_allocvec(&saved).map_err(|e| GroupError::Restore(e.to_string()))?;
+        store.set_meta(META_KEY, &bytes)?;
+        Ok(())
+    }
+
+    /// Whether the family's documents are sealed, as far as this device knows.
+    pub fn is_sealed(&self, family: FamilyId) -> bool {
+        self.families.get(&family).is_some_and(|k| k.sealed)
+    }
+
+    /// Whether this device has heard of the family's key log (a document id is the
+    /// key log of a family it knows).
+    pub fn knows(&self, family: FamilyId) -> bool {
+        self.families.contains_key(&family)
+    }
+
+    /// Whether this device is in the family's group (it can seal and open).
+    pub fn in_group(&self, family: FamilyId) -> bool {
+        self.ring.epoch(family).is_some()
+    }
+
+    /// The family's current epoch on this device.
+    pub fn epoch(&self, family: FamilyId) -> Option<u64> {
+        self.ring.epoch(family)
+    }
+
+    /// The devices of the family's group.
+    pub fn members(&self, family: FamilyId) -> Vec<GroupMember> {
+        self.ring.members(family).unwrap_or_default()
+    }
+
+    /// Starts a sealed family: its group with this device alone, and a first Commit
+    /// (a refresh of this device's leaf) whose entry tells every other device the
+    /// family is sealed. Returns the entry to append.
+    pub fn create(&mut self, family: FamilyId) -> Result<Vec<u8>, KeysError> {
+        self.ring.create(family)?;
+        let commit = self.ring.update(family)?;
+        let keys = self.families.entry(family).or_default();
+        keys.sealed = true;
+        keys.pending_entry = Some(commit.entry.clone());
+        Ok(commit.entry)
+    }
+
+    /// Seals an outgoing chunk of `doc` (the family's document). `None` if the
+    /// family is not sealed (the chunk goes as it is); `Err` if it is and this device
+    /// cannot seal yet (not in the group): the chunk must wait.
+    pub fn seal_chunk(
+        &self,
+        family: FamilyId,
+        doc: DocId,
+        changes: &[u8],
+    ) -> Result<Option<Vec<u8>>, GroupError> {
+        if !self.is_sealed(family) {
+            return Ok(None);
+        }
+        self.ring.seal_chunk(family, doc, changes).map(Some)
+    }
+
+    /// Seals a snapshot (a whole saved document) of a sealed family's document.
+    pub fn seal_snapshot(
+        &self,
+        family: FamilyId,
+        doc: DocId,
+        saved: &[u8],
+    ) -> Result<Option<Vec<u8>>, GroupError> {
+        if !self.is_sealed(family) {
+            return Ok(None);
+        }
+        self.ring.seal(family, doc, saved).map(Some)
+    }
+
+    /// Opens an incoming chunk (or snapshot) of `doc`, the family's document.
+    pub fn open(&self, family: FamilyId, doc: DocId, bytes: &[u8]) -> Unsealed {
+        let sealed = bytes.starts_with(&crate::group::MAGIC[..3]);
+        if !sealed {
+            return if self.is_sealed(family) {
+                Unsealed::Refused("a clear chunk in a family whose documents are sealed".into())
+            } else {
+                Unsealed::Clear
+            };
+        }
+        match self.ring.open(family, doc, bytes) {
+            Ok(changes) => Unsealed::Changes(changes),
+            Err(EnvelopeError::UnknownEpoch(_)) => Unsealed::NoKey,
+            Err(e) => Unsealed::Refused(e.to_string()),
+        }
+    }
+
+    /// Key log entries of `family` that arrived at these seqs (or this device's own,
+    /// acked there). Returns whether any is new.
+    pub fn arrived(&mut self, family: FamilyId, entries: &[(Seq, Vec<u8>)]) -> bool {
+        let keys = self.families.entry(family).or_default();
+        let mut new = false;
+        for (seq, bytes) in entries {
+            if *seq <= keys.done || keys.waiting.len() >= MAX_WAITING {
+                continue;
+            }
+            if matches!(classify(bytes), Ok(LogEntry::Commit { .. })) {
+                keys.sealed = true;
+            }
+            new |= keys.waiting.insert(*seq, bytes.clone()).is_none();
+        }
+        new
+    }
+
+    /// This device's pending entry, if the family has one not yet seen in the log.
+    pub fn pending_entry(&self, family: FamilyId) -> Option<&[u8]> {
+        self.families
+            .get(&family)
+            .and_then(|k| k.pending_entry.as_deref())
+    }
+
+    /// The families with a key log this device has heard of.
+    pub fn families(&self) -> Vec<FamilyId> {
+        self.families.keys().copied().collect()
+    }
+
+    /// Takes the family's waiting key log entries in order, as far as `known` lets it,
+    /// then says what this device should append: its key package (it is not in the
+    /// group of a sealed family), a history entry (its Commit added devices), a
+    /// Commit adding the devices that asked and `known` vouches for, or removing the
+    /// devices `known` says are gone. `append` is called with each entry to append
+    /// (after the keeper's state that goes with it is settled; the caller saves).
+    pub fn step(
+        &mut self,
+        family: FamilyId,
+        known: &KnownDevices,
+        now_ms: i64,
+        append: &mut dyn FnMut(&[u8]) -> Result<(), KeysError>,
+    ) -> Result<KeyStep, KeysError> {
+        let mut out = KeyStep::default();
+        self.process(family, known, &mut out);
+        let me = GroupMember {
+            user: self.ring_user(),
+            device: self.ring_device(),
+        };
+        let keys = self.families.entry(family).or_default();
+        if !keys.sealed {
+            return Ok(out);
+        }
+        if self.ring.epoch(family).is_none() {
+            // Not in the group: ask to be added (again after a day without an answer).
+            let due = keys
+                .asked_at
+                .is_none_or(|at| now_or(now_ms) - at >= ASK_AGAIN_MS);
+            if due && !out.waiting_for_certs {
+                let package = self.ring.key_packages(1)?.pop().unwrap_or_default();
+                keys.asked_at = Some(now_or(now_ms));
+                append(&package)?;
+                out.appended += 1;
+            }
+            return Ok(out);
+        }
+        out.in_group = true;
+        if let Some(entry) = keys.pending_entry.clone() {
+            // Appended again unless it came back already (the host skips an entry its
+            // outbox holds): a crash may have come between saving and appending.
+            if !keys.waiting.values().any(|w| *w == entry) {
+                append(&entry)?;
+            }
+            return Ok(out);
+        }
+        if keys.owes_history {
+            let entry = self.ring.history(family)?;
+            append(&entry)?;
+            out.appended += 1;
+            keys.owes_history = false;
+        }
+        if self.ring.has_pending(family) || out.waiting_for_certs {
+            return Ok(out);
+        }
+        // Devices to add: asked, vouched for, not in the group yet (one package each).
+        let in_group = self.ring.members(family)?;
+        let mut adds: BTreeMap<GroupMember, Vec<u8>> = BTreeMap::new();
+        keys.requests
+            .retain(|p| match self.ring.package_member(p, known) {
+                Ok(m) if in_group.contains(&m) => false,
+                Ok(m) => {
+                    adds.insert(m, p.clone());
+                    true
+                }
+                // Not vouched for (yet): kept, the certificates may come.
+                Err(e) if e.is_wait() => {
+                    out.unvouched += 1;
+                    true
+                }
+                Err(_) => false,
+            });
+        let gone: Vec<GroupMember> = in_group
+            .iter()
+            .filter(|m| **m != me && known.is_gone(m))
+            .copied()
+            .collect();
+        let commit = if !gone.is_empty() {
+            Some(self.ring.remove(family, &gone, known)?)
+        } else if !adds.is_empty() {
+            let packages: Vec<Vec<u8>> = adds.into_values().collect();
+            Some(self.ring.add(family, &packages, known)?)
+        } else {
+            None
+        };
+        if let Some(commit) = commit {
+            keys.pending_entry = Some(commit.entry.clone());
+            append(&commit.entry)?;
+            out.appended += 1;
+        }
+        Ok(out)
+    }
+
+    fn ring_user(&self) -> UserId {
+        self.ring.user()
+    }
+
+    fn ring_device(&self) -> doran_protocol::DeviceId {
+        self.ring.device()
+    }
+
+    /// Processes the family's waiting entries in seq order from `done + 1`.
+    fn process(&mut self, family: FamilyId, known: &KnownDevices, out: &mut KeyStep) {
+        let Some(keys) = self.families.get_mut(&family) else {
+            return;
+        };
+        while let Some(entry) = keys.waiting.get(&(keys.done + 1)).cloned() {
+            let seq = keys.done + 1;
+            let mut bump = None;
+            let verdict = match classify(&entry) {
+                Ok(LogEntry::KeyPackage) => {
+                    if keys.requests.len() >= MAX_REQUESTS {
+                        keys.requests.remove(0);
+                    }
+                    keys.requests.push(entry.clone());
+                    Ok(())
+                }
+                Ok(LogEntry::History { .. }) => match self.ring.take_history(family, &entry) {
+                    Ok(taken) => {
+                        out.new_keys |= taken > 0;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                Ok(LogEntry::Commit { welcome, epoch, .. }) => {
+                    let first = keys.top_epoch.map_or(epoch == 0, |t| epoch == t + 1);
+                    bump = first.then_some(epoch);
+                    if self.ring.epoch(family).is_some() {
+                        let mine = keys.pending_entry.as_deref() == Some(entry.as_slice());
+                        match self.ring.process(family, &entry, known) {
+                            Ok(Processed::Accepted { .. }) => {
+                                keys.pending_entry = None;
+                                // A Commit adding devices owes them the history.
+                                keys.owes_history |= welcome;
+                                out.new_keys = true;
+                                Ok(())
+                            }
+                            Ok(Processed::Superseded { .. } | Processed::Advanced { .. }) => {
+                                if !mine {
+                                    // Ours lost its epoch: made again on the next step.
+                                    keys.pending_entry = keys
+                                        .pending_entry
+                                        .take()
+                                        .filter(|_| self.ring.has_pending(family));
+                                }
+                                out.new_keys = true;
+                                Ok(())
+                            }
+                            Ok(Processed::Stale) => Ok(()),
+                            Ok(Processed::Removed) => {
+                                keys.pending_entry = None;
+                                keys.asked_at = None;
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    } else if welcome && first {
+                        match self.ring.join(family, &entry, known) {
+                            Ok(_) => {
+                                out.new_keys = true;
+                                Ok(())
+                            }
+                            Err(GroupError::NotForThisDevice) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match verdict {
+                Err(e) if e.is_wait() => {
+                    tracing::debug!(%family, seq, error = %e, "a key log entry waits for certificates");
+                    out.waiting_for_certs = true;
+                    return;
+                }
+                Err(e) => {
+                    // Refused alike by every honest device: skipped.
+                    tracing::warn!(%family, seq, error = %e, "skipping a key log entry");
+                }
+                Ok(()) => {}
+            }
+            if bump.is_some() {
+                keys.top_epoch = bump;
+            }
+            keys.waiting.remove(&seq);
+            keys.done = seq;
+        }
+    }
+}
+
+/// The outgoing id a sealed chunk's plaintext id maps to, for acks.
+pub(crate) type SealedIds = std::collections::HashMap<(DocId, ChunkId), ChunkId>;

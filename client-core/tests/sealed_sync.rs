@@ -1,0 +1,214 @@
+//! A sealed family between two device hosts, the relay played by hand (issue 18): the
+//! host seals its family document's chunks as they leave the outbox (the same id on
+//! every listing), a device not in the key group stops at a chunk it cannot open and
+//! stores nothing of it, the key log lets it in (key package → add → history), and
+//! then it reads everything; a clear or altered chunk in a sealed family is refused.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failure should panic loudly.
+
+use std::sync::Arc;
+
+use doran_client_core::{
+    Actor,
+    group::KnownDevices,
+    keys::{public_key, random_key},
+    store::{LocalStore, MemoryStore, OutboxEntry},
+    sync::{DocKind, IncomingChunk, StoreHost, SyncHost},
+};
+use doran_protocol::{ChunkId, DeviceId, DocId, FamilyId, Seq, UserId};
+use ed25519_dalek::SigningKey;
+
+const T0: i64 = 1_700_000_000_000;
+
+struct Dev {
+    actor: Actor,
+    key: SigningKey,
+    store: Arc<dyn LocalStore>,
+    host: StoreHost,
+}
+
+fn device(n: u8) -> Dev {
+    let actor = Actor {
+        user: UserId([n; 16]),
+        device: DeviceId([n; 16]),
+    };
+    let key = random_key().unwrap();
+    let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+    let host = StoreHost::with_keys(Arc::clone(&store), actor, key.clone()).unwrap();
+    Dev {
+        actor,
+        key,
+        store,
+        host,
+    }
+}
+
+/// Both devices, vouched for; both users members.
+fn known(devs: &[&Dev]) -> KnownDevices {
+    let mut k = KnownDevices::new();
+    for d in devs {
+        k.insert(d.actor.user, d.actor.device, public_key(&d.key));
+    }
+    k.set_members(devs.iter().map(|d| d.actor.user));
+    k
+}
+
+/// The relay's log of one document, played by hand: what each device pushes gets
+/// the next seq; the pusher hears an ack, the other device gets the chunk.
+#[derive(Default)]
+struct Log {
+    chunks: Vec<(Vec<u8>, UserId)>,
+}
+
+impl Log {
+    /// Pushes every outbox entry of `doc` `from` has, acks them; returns the new seqs.
+    fn push(&mut self, from: &Dev, doc: DocId) -> Vec<Seq> {
+        let entries: Vec<OutboxEntry> = from
+            .host
+            .outbox(None, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.doc == doc)
+            .collect();
+        let mut seqs = Vec::new();
+        for e in entries {
+            assert_eq!(e.chunk, ChunkId::of(&e.bytes), "the id the relay checks");
+            self.chunks.push((e.bytes, from.actor.user));
+            let seq = self.chunks.len() as Seq;
+            from.host.acked_at(doc, e.chunk, seq).unwrap();
+            seqs.push(seq);
+        }
+        seqs
+    }
+
+    /// Delivers the chunks after `since` to `to` as `kind`.
+    fn deliver(
+        &self,
+        to: &Dev,
+        doc: DocId,
+        kind: DocKind,
+        since: Seq,
+    ) -> doran_client_core::sync::DocChange {
+        let chunks: Vec<IncomingChunk> = self
+            .chunks
+            .iter()
+            .enumerate()
+            .skip(since as usize)
+            .map(|(i, (bytes, author))| IncomingChunk {
+                seq: i as Seq + 1,
+                author: Some(*author),
+                bytes: bytes.clone(),
+            })
+            .collect();
+        to.host
+            .apply(doc, kind, None, &chunks, self.chunks.len() as Seq)
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_device_stops_at_a_sealed_chunk_until_the_key_log_lets_it_in() {
+    let mom = device(1);
+    let son = device(2);
+    let family = FamilyId([7; 16]);
+    let (doc, keylog) = (DocId::from(family), family.key_log());
+    let everyone = known(&[&mom, &son]);
+
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    mom.host
+        .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0))
+        .unwrap();
+    // Sealed as it leaves, with the same id on every listing (a push after a
+    // reconnection is the same chunk).
+    let first = mom.host.outbox(None, 100).unwrap();
+    let again = mom.host.outbox(None, 100).unwrap();
+    let sealed: Vec<&OutboxEntry> = first.iter().filter(|e| e.doc == doc).collect();
+    assert_eq!(sealed.len(), 2);
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.chunk, b.chunk);
+    }
+    for e in &sealed {
+        assert!(e.bytes.starts_with(b"DRD"), "a sealed chunk");
+        assert!(
+            !e.bytes
+                .windows("우리 가족".len())
+                .any(|w| w == "우리 가족".as_bytes())
+        );
+    }
+
+    let mut kl = Log::default();
+    let mut fd = Log::default();
+    kl.push(&mom, keylog);
+    fd.push(&mom, doc);
+    assert!(mom.host.keys_step(family, &everyone, T0).unwrap().in_group);
+
+    // The son's device hears the key log (the family is sealed) and stops at the
+    // family document's first chunk: nothing stored, the cursor stays.
+    assert!(kl.deliver(&son, keylog, DocKind::KeyLog(family), 0).keys);
+    let change = fd.deliver(&son, doc, DocKind::Family(family), 0);
+    assert_eq!(change.locked_at, Some(0));
+    assert_eq!(son.store.cursor(doc).unwrap(), 0);
+    assert!(son.store.load(doc).unwrap().is_none());
+    // An edit on the empty copy would start the document over: refused.
+    assert!(
+        son.host
+            .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0))
+            .is_err()
+    );
+
+    // It asks to be added; mom's device adds it and gives it the history.
+    let step = son.host.keys_step(family, &everyone, T0).unwrap();
+    assert_eq!(step.appended, 1, "its key package");
+    let seen = kl.chunks.len() as Seq;
+    kl.push(&son, keylog);
+    kl.deliver(&mom, keylog, DocKind::KeyLog(family), seen);
+    let step = mom.host.keys_step(family, &everyone, T0).unwrap();
+    assert_eq!(step.appended, 1, "a Commit adding the son's device");
+    kl.push(&mom, keylog);
+    let step = mom.host.keys_step(family, &everyone, T0).unwrap();
+    assert_eq!(step.appended, 1, "the history for the device it added");
+    kl.push(&mom, keylog);
+    kl.deliver(&son, keylog, DocKind::KeyLog(family), seen + 1);
+    let step = son.host.keys_step(family, &everyone, T0).unwrap();
+    assert!(step.in_group && step.new_keys, "{step:?}");
+
+    // Now everything opens, from before it joined too.
+    let change = fd.deliver(&son, doc, DocKind::Family(family), 0);
+    assert_eq!((change.refused, change.locked_at), (0, None));
+    let view = son
+        .host
+        .read_family(family, |fd| fd.view().clone())
+        .unwrap();
+    assert_eq!(view.name, "우리 가족");
+    assert!(view.members.contains_key(&son.actor.user.to_hex()));
+
+    // A chunk in the clear, or an altered one, is refused in a sealed family.
+    let mut altered = fd.chunks[1].0.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    let plain = mom.host.store().load(doc).unwrap().unwrap().changes[0].clone();
+    let change = son
+        .host
+        .apply(
+            doc,
+            DocKind::Family(family),
+            None,
+            &[
+                IncomingChunk {
+                    seq: 3,
+                    author: Some(mom.actor.user),
+                    bytes: plain,
+                },
+                IncomingChunk {
+                    seq: 4,
+                    author: Some(mom.actor.user),
+                    bytes: altered,
+                },
+            ],
+            4,
+        )
+        .unwrap();
+    assert_eq!(change.refused, 2);
+}

@@ -1,0 +1,184 @@
+//! The device's part of end-to-end keys: who a family's devices are (their
+//! certificates from the relay, checked against the user keys this device pinned),
+//! and a task that takes each sealed family's key log further
+//! ([`StoreHost::keys_step`]) whenever it moves, a document waits for a key, the
+//! family's members change or a device is revoked.
+//!
+//! The key log decides and the devices do the work (`docs/security.md`): any device
+//! in a family's group adds the devices that asked and are vouched for, and removes
+//! the devices of members who left and revoked devices; a device not in the group
+//! asks to be added. Certificates may lag (a new device publishes its own after its
+//! first sign-in), so a family whose log waits for one is tried again after a while.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use doran_client_core::{
+    group::KnownDevices,
+    store::LocalStore,
+    sync::{KeyStep, StoreHost},
+};
+use doran_protocol::{DocId, FamilyId, Request, Response, UserId};
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::{
+    device::{Session, Shared, now_ms},
+    driver::SyncDriver,
+    sync_error::SyncError,
+};
+
+/// The first wait before a family whose key log waits for certificates (or whose
+/// requests are not vouched for yet) is stepped again; doubled up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The family's members' devices as their certificates vouch for them, with the
+/// members themselves. A user key the relay serves that differs from the one pinned
+/// is refused ([`SyncError::Protocol`]): the relay would be vouching for devices of
+/// its own.
+pub(crate) async fn known_devices(
+    store: &Arc<dyn LocalStore>,
+    driver: &SyncDriver,
+    members: &[UserId],
+) -> Result<KnownDevices, SyncError> {
+    let mut known = KnownDevices::new();
+    for &user in members {
+        let served = match driver.request(Request::DeviceCerts { user }).await? {
+            Response::DeviceCerts(served) if served.user == user => served,
+            other => {
+                return Err(SyncError::Protocol(format!(
+                    "an unexpected answer to DeviceCerts: {other:?}"
+                )));
+            }
+        };
+        let key = served.user_key;
+        let pinned = {
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || crate::certs::pin(&*store, user, key))
+                .await
+                .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??
+        };
+        if !pinned {
+            tracing::warn!(%user, "the relay answered with another user key than the one pinned");
+            return Err(SyncError::Protocol(format!(
+                "the relay changed the user key of {user}"
+            )));
+        }
+        let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
+        known.insert_certified(user, &key, &served.certs, &revoked);
+    }
+    known.set_members(members.iter().copied());
+    Ok(known)
+}
+
+/// The family's members as the relay lists them; `None` if the user is not in it.
+async fn members_of(
+    driver: &SyncDriver,
+    family: FamilyId,
+) -> Result<Option<Vec<UserId>>, SyncError> {
+    match driver.request(Request::ListFamilies).await? {
+        Response::Families(list) => Ok(list
+            .into_iter()
+            .find(|f| f.family == family)
+            .map(|f| f.members.into_iter().map(|m| m.user).collect())),
+        other => Err(SyncError::Protocol(format!(
+            "an unexpected answer to ListFamilies: {other:?}"
+        ))),
+    }
+}
+
+/// Takes the family's key log one step further (see the module docs).
+pub(crate) async fn step(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+) -> Result<KeyStep, SyncError> {
+    let Some(members) = members_of(&session.driver, family).await? else {
+        return Ok(KeyStep::default());
+    };
+    let known = known_devices(&shared.store, &session.driver, &members).await?;
+    let host: Arc<StoreHost> = Arc::clone(&session.host);
+    let now = now_ms();
+    let step = tokio::task::spawn_blocking(move || host.keys_step(family, &known, now))
+        .await
+        .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??;
+    tracing::debug!(%family, ?step, "key log stepped");
+    if step.appended > 0 {
+        session.driver.local_change();
+    }
+    if step.new_keys {
+        session
+            .mend_again
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        session.driver.unlock(vec![DocId::from(family)]);
+    }
+    Ok(step)
+}
+
+/// Whether a step should be tried again later without anything else happening.
+fn waits(step: &KeyStep) -> bool {
+    step.waiting_for_certs || step.unvouched > 0
+}
+
+/// The session's key task: steps the families it is told of (`kicks`), one at a
+/// time, and again after a while those that wait for certificates.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    mut kicks: mpsc::UnboundedReceiver<FamilyId>,
+) {
+    let mut due: BTreeMap<FamilyId, (Instant, Duration)> = BTreeMap::new();
+    loop {
+        let mut now_due: BTreeSet<FamilyId> = BTreeSet::new();
+        let next = due.values().map(|(at, _)| *at).min();
+        tokio::select! {
+            kick = kicks.recv() => match kick {
+                Some(family) => {
+                    now_due.insert(family);
+                }
+                None => return,
+            },
+            () = sleep_until_or_forever(next) => {}
+        }
+        while let Ok(family) = kicks.try_recv() {
+            now_due.insert(family);
+        }
+        let now = Instant::now();
+        now_due.extend(
+            due.iter()
+                .filter(|(_, (at, _))| *at <= now)
+                .map(|(f, _)| *f),
+        );
+        for family in now_due {
+            let wait = match step(&shared, &session, family).await {
+                Ok(s) if !waits(&s) => None,
+                Ok(_) => Some(()),
+                Err(e) => {
+                    tracing::debug!(%family, error = %e, "a key log step failed; trying again later");
+                    Some(())
+                }
+            };
+            match wait {
+                None => {
+                    due.remove(&family);
+                }
+                Some(()) => {
+                    let delay = due
+                        .get(&family)
+                        .map_or(RETRY_FIRST, |(_, d)| (*d * 2).min(RETRY_MAX));
+                    due.insert(family, (Instant::now() + delay, delay));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_or_forever(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,233 @@
+//! Sealed families through the facade, against the real relay (issue 18): a family
+//! created sealed keeps every chunk of its document an envelope on the relay; a
+//! member who joins, and a device linked later, get the keys from a member device
+//! that is online and read the family's whole history; a member removed reads
+//! nothing written after.
+
+use std::{path::Path, time::Duration};
+
+use doran_device::{
+    Device, DeviceOptions, MissionInput,
+    core::{
+        keys::random_key,
+        store::SqliteStore,
+        sync::{Keeper, Unsealed},
+    },
+};
+use doran_e2e::{
+    Relay,
+    devices::{WAIT, link_and_confirm, open, wait_for},
+};
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
+
+/// Opens a device whose new families are sealed.
+async fn open_sealing(home: &Path) -> Device {
+    let options = DeviceOptions {
+        seal_new_families: true,
+        ..DeviceOptions::default()
+    };
+    Device::open(home, options).await.expect("the device opens")
+}
+
+/// The titles of the family's missions this month as `device` shows them.
+async fn titles(device: &Device, family: &str) -> Vec<String> {
+    match device.missions(family, None).await {
+        Ok(view) => {
+            let mut t: Vec<String> = view
+                .month
+                .missions
+                .iter()
+                .map(|m| m.title.clone())
+                .collect();
+            t.sort();
+            t
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Waits until `device` shows a mission titled `title` in the family.
+async fn sees(device: &Device, family: &str, title: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if titles(device, family).await.iter().any(|t| t == title) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no mission {title:?} within {WAIT:?}; shown: {:?}",
+            titles(device, family).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn mission(title: &str, who: &[&str]) -> MissionInput {
+    MissionInput {
+        title: title.into(),
+        participants: who.iter().map(|w| (*w).to_owned()).collect(),
+        due: None,
+    }
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// The key keeper saved in the store of the device at `home` (read only to open
+/// chunks: the signing key it is loaded with is any).
+fn keeper_of(home: &Path) -> Keeper {
+    let store = SqliteStore::open(home.join("device.sqlite")).expect("the device's store");
+    Keeper::load(
+        &store,
+        UserId::random(),
+        DeviceId::random(),
+        random_key().expect("a key"),
+    )
+    .expect("the keeper")
+}
+
+/// The chunks of `doc` in the relay's SQLite file, oldest first.
+fn relay_chunks(relay: &Relay, doc: DocId) -> Vec<Vec<u8>> {
+    let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+    let mut q = db
+        .prepare("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")
+        .expect("query");
+    q.query_map([doc.0.to_vec()], |r| r.get::<_, Vec<u8>>(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open_sealing(&dir.path().join("mom")).await;
+    let son_home = dir.path().join("son");
+    let son = open(&son_home).await;
+    let mut son_events = son.subscribe();
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    son.create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.add_mission(&family, mission("할머니께 안부 전화 드리기", &["엄마"]))
+        .await
+        .expect("a mission before anyone joined");
+
+    // The son joins: mom's phone, online, adds his device to the family's key group
+    // and gives it the history; he reads the mission from before he joined.
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees(&son, &family, "할머니께 안부 전화 드리기").await;
+
+    // Both write; both read.
+    son.add_mission(&family, mission("분리수거 하기", &["아들"]))
+        .await
+        .expect("the son's mission");
+    sees(&mom, &family, "분리수거 하기").await;
+    mom.add_mission(
+        &family,
+        mission("주말에 김치찌개 만들기", &["엄마", "아들"]),
+    )
+    .await
+    .expect("mom's second mission");
+    sees(&son, &family, "주말에 김치찌개 만들기").await;
+
+    // Mom links her laptop: her phone adds it; it reads everything.
+    let laptop_home = dir.path().join("laptop");
+    let laptop = open(&laptop_home).await;
+    link_and_confirm(&mom, &laptop, &server).await;
+    sees(&laptop, &family, "할머니께 안부 전화 드리기").await;
+    sees(&laptop, &family, "분리수거 하기").await;
+    sees(&laptop, &family, "주말에 김치찌개 만들기").await;
+
+    // The relay's files hold none of it.
+    mom.sync_now(WAIT).await.expect("synced");
+    son.sync_now(WAIT).await.expect("synced");
+    for (path, bytes) in files_under(relay.data()) {
+        for text in [
+            "할머니께 안부 전화 드리기",
+            "분리수거 하기",
+            "주말에 김치찌개 만들기",
+        ] {
+            assert!(
+                !holds(&bytes, text.as_bytes()),
+                "{} holds {text:?} in the clear",
+                path.display()
+            );
+        }
+    }
+
+    // Mom removes her son: her phone takes his device out of the family's key group
+    // (a new epoch); what she writes after is sealed under it. His device keeps what
+    // it had, and the raw chunk of the new mission does not open with its keys.
+    let id: FamilyId = family.parse().expect("family id");
+    let doc = DocId::from(id);
+    let before = relay_chunks(&relay, doc).len();
+    mom.remove_member(&family, "아들").await.expect("removed");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while keeper_of(&laptop_home).members(id).len() != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the son's device is still in the group"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
+        .await
+        .expect("a mission after the removal");
+    sees(&laptop, &family, "생일 깜짝 파티 준비").await;
+    let chunks = relay_chunks(&relay, doc);
+    assert!(chunks.len() > before);
+    let sons = keeper_of(&son_home);
+    assert!(
+        matches!(sons.open(id, doc, &chunks[0]), Unsealed::Changes(_)),
+        "what he had still opens"
+    );
+    let last = chunks.last().expect("the new chunk");
+    assert!(
+        matches!(sons.open(id, doc, last), Unsealed::NoKey),
+        "a change made after his removal does not open with his keys"
+    );
+    assert!(
+        !titles(&son, &family)
+            .await
+            .contains(&"생일 깜짝 파티 준비".to_owned())
+    );
+}
