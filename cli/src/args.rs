@@ -183,6 +183,11 @@ pub enum FamilyCmd {
         /// Your 호칭 in it.
         #[arg(long = "as", default_value = "나")]
         my_name: String,
+        /// Seal it end to end: the relay keeps only envelopes of its document. A
+        /// member who joins is let in by a member's device that is online (an app, or
+        /// `doran watch`).
+        #[arg(long)]
+        sealed: bool,
     },
     /// Your families.
     List,

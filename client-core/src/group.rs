@@ -1004,6 +1004,11 @@ impl KeyRing {
         self.device
     }
 
+    /// The key this ring signs with (the device key), to restore a saved ring with.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// The family group's current epoch, if this device is in it.
     pub fn epoch(&self, family: FamilyId) -> Option<u64> {
         self.groups.get(&family).map(|g| g.mls.epoch().as_u64())

@@ -93,9 +93,10 @@ pub struct DeviceOptions {
     /// system's. Tests move it (a mission from last month, a mood from yesterday).
     pub clock: Option<Clock>,
     /// Families created on this device are end-to-end sealed: the relay holds only
-    /// envelopes of their documents (`docs/security.md`). Off by default while
-    /// sealing needs a member device online to let a new member in (the apps turn
-    /// it on; `doran family create --sealed`).
+    /// envelopes of their documents (`docs/security.md`). Off by default while a new
+    /// member still needs a member's device online to be let in;
+    /// [`Device::create_family_with`] (and `doran family create --sealed`) choose per
+    /// family.
     pub seal_new_families: bool,
 }
 

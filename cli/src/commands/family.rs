@@ -10,8 +10,12 @@ use crate::{
 
 pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
     match c {
-        FamilyCmd::Create { title, my_name } => {
-            let f = device.create_family(&title, &my_name).await?;
+        FamilyCmd::Create {
+            title,
+            my_name,
+            sealed,
+        } => {
+            let f = device.create_family_with(&title, &my_name, sealed).await?;
             out.view(&serde_json::json!({ "id": f, "title": title }), || {
                 vec![f.clone()]
             });

@@ -25,6 +25,9 @@ use crate::{
 
 /// The meta key the keeper is saved under.
 const META_KEY: &str = "keys/keeper";
+/// The meta key of the saved keeper's generation, written after it: another process
+/// on the device (`doran watch` beside a `doran sync`) may have saved a newer one.
+const GENERATION_KEY: &str = "keys/keeper/generation";
 /// Saved format.
 const VERSION: u8 = 1;
 /// Key log entries kept waiting to be processed (a log this far ahead of what this
@@ -64,6 +67,7 @@ struct FamilyKeys {
 #[derive(Serialize, Deserialize)]
 struct Saved {
     version: u8,
+    generation: u64,
     ring: Vec<u8>,
     families: Vec<(FamilyId, FamilyKeys)>,
 }
@@ -117,6 +121,8 @@ pub enum Unsealed {
 pub struct Keeper {
     ring: KeyRing,
     families: BTreeMap<FamilyId, FamilyKeys>,
+    /// Which save this is (0: never saved).
+    generation: u64,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -143,6 +149,7 @@ impl Keeper {
             return Ok(Keeper {
                 ring: KeyRing::new(user, device, key),
                 families: BTreeMap::new(),
+                generation: 0,
             });
         };
         let saved: Saved = postcard::from_bytes(&bytes)
@@ -153,19 +160,48 @@ impl Keeper {
         Ok(Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
+            generation: saved.generation,
         })
     }
 
+    /// Loads the keeper again if another process on the device saved a newer one
+    /// since this one was loaded or saved (one small read when nothing changed).
+    pub fn refresh(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
+        let saved = store
+            .get_meta(GENERATION_KEY)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        if saved == self.generation {
+            return Ok(());
+        }
+        tracing::debug!(
+            saved,
+            mine = self.generation,
+            "another process saved the keys: reloading"
+        );
+        *self = Keeper::load(
+            store,
+            self.ring.user(),
+            self.ring.device(),
+            self.ring.signing_key().clone(),
+        )?;
+        Ok(())
+    }
+
     /// Saves everything (one meta value: the ring and the logs' progress together).
-    pub fn save(&self, store: &dyn LocalStore) -> Result<(), KeysError> {
+    pub fn save(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
+        let generation = self.generation + 1;
         let saved = Saved {
             version: VERSION,
+            generation,
             ring: self.ring.save()?,
             families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
         };
         let bytes =
             postcard::to_allocvec(&saved).map_err(|e| GroupError::Restore(e.to_string()))?;
         store.set_meta(META_KEY, &bytes)?;
+        store.set_meta(GENERATION_KEY, &generation.to_be_bytes())?;
+        self.generation = generation;
         Ok(())
     }
 

@@ -217,6 +217,18 @@ impl Device {
     /// Creates a family on the relay, with the user as its host under `my_name`, and
     /// its document here. Returns the family id.
     pub async fn create_family(&self, title: &str, my_name: &str) -> Result<String> {
+        let sealed = self.shared().options.seal_new_families;
+        self.create_family_with(title, my_name, sealed).await
+    }
+
+    /// Creates a family like [`Device::create_family`], sealed end to end or not
+    /// whatever [`DeviceOptions::seal_new_families`](crate::DeviceOptions) says.
+    pub async fn create_family_with(
+        &self,
+        title: &str,
+        my_name: &str,
+        sealed: bool,
+    ) -> Result<String> {
         let lang = self.language();
         let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)
             .map_err(|e| Error::from_doc(&e, lang))?;
@@ -228,7 +240,6 @@ impl Device {
         // stops before the document is written, the next sign-in finishes it
         // (`mend`), and trying again with the same title and 호칭 reuses the id.
         let store = Arc::clone(&self.shared().store);
-        let sealed = self.shared().options.seal_new_families;
         let creating = mend::Creating {
             title: title.clone(),
             my_name: my_name.clone(),

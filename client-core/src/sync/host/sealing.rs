@@ -31,10 +31,18 @@ pub(super) struct OpenedApply {
 }
 
 impl StoreHost {
+    /// The keeper, reloaded first if another process on the device saved a newer one.
     pub(super) fn keeper(&self) -> MutexGuard<'_, Option<Keeper>> {
-        self.keeper
+        let mut guard = self
+            .keeper
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(keeper) = guard.as_mut()
+            && let Err(e) = keeper.refresh(&*self.store)
+        {
+            tracing::warn!(error = %e, "the keys another process saved could not be read");
+        }
+        guard
     }
 
     /// Seals the outbox entries of sealed families' documents, in order; stops at

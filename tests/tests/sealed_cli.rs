@@ -1,0 +1,190 @@
+//! A sealed family through `doran`, against the real relay (issue 18, item 7): mom
+//! creates the family `--sealed`; her device keeps a `doran watch` running, which lets
+//! her son's device in when he accepts; they share a mission, a photo with a caption
+//! and a voice message, each reads the other's — and the relay's data folder (its
+//! SQLite file, its WAL, its blob folder) holds none of the Korean text and no piece
+//! of the photo or the MP3.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use doran_e2e::{Relay, create_account, doran_cmd, json, ok, tone_wav};
+
+/// A 1200×900 JPEG with texture.
+fn photo() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(1200, 900, |x, y| {
+        let grain = ((x * 7 + y * 13) % 17) as u8;
+        image::Rgb([(x / 5) as u8 ^ grain, (y / 4) as u8, ((x + y) / 9) as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .expect("encode the photo");
+    bytes.into_inner()
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read a folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Pieces of `plain` no ciphertext holds by chance: 24 bytes at several places.
+fn pieces(plain: &[u8]) -> Vec<&[u8]> {
+    let len = plain.len();
+    [0, 3, 600, len / 3, len / 2, len - 24]
+        .into_iter()
+        .filter(|&at| at + 24 <= len)
+        .map(|at| &plain[at..at + 24])
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn sync(home: &Path) {
+    assert_eq!(json(home, &["sync", "--timeout", "20"])["pending"], 0);
+}
+
+#[test]
+fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    let family = ok(
+        &mom,
+        &["family", "create", "우리 가족", "--as", "엄마", "--sealed"],
+    );
+    let mission = ok(
+        &mom,
+        &["mission", "add", &family, "할머니께 안부 전화 드리기"],
+    );
+    sync(&mom);
+
+    // Mom's device stays online: `doran watch` lets her son's device in.
+    let mut watch = doran_cmd(&mom, &["--json", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("doran watch starts");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let invite = ok(
+        &mom,
+        &["invite", "send", &family, "son@example.com", "--as", "아들"],
+    );
+    assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
+    sync(&son);
+    let seen = ok(&son, &["export", &family]);
+    assert!(seen.contains("할머니께 안부 전화 드리기"), "{seen}");
+    assert!(seen.contains(&mission));
+
+    // A photo with a caption from mom, a voice message from her son.
+    let original = dir.path().join("beach.jpg");
+    std::fs::write(&original, photo()).expect("write the photo");
+    let album = ok(&mom, &["album", "create", &family, "여름 바다"]);
+    let added = json(
+        &mom,
+        &[
+            "photo",
+            "add",
+            &family,
+            &album,
+            original.to_str().expect("utf-8"),
+            "--caption",
+            "바닷가에서 찰칵",
+        ],
+    );
+    let photo_id = added["id"].as_str().expect("an id").to_owned();
+    sync(&mom);
+    let wav = dir.path().join("hello.wav");
+    std::fs::write(&wav, tone_wav(4.0)).expect("write the recording");
+    let voices = ok(&son, &["voice", "album", &family, "안부 인사"]);
+    let voice = json(
+        &son,
+        &[
+            "voice",
+            "add",
+            &family,
+            &voices,
+            wav.to_str().expect("utf-8"),
+            "--title",
+            "엄마 잘 자요",
+        ],
+    );
+    let voice_id = voice["id"].as_str().expect("an id").to_owned();
+    sync(&son);
+    sync(&mom);
+
+    // Each opens the other's.
+    let got = |home: &Path, args: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let mut all = args.to_vec();
+        all.push(out.to_str().expect("utf-8"));
+        ok(home, &all);
+        std::fs::read(&out).expect("written")
+    };
+    let display = got(&son, &["photo", "get", &family, &photo_id], "display.jpg");
+    assert!(display.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    let mp3 = got(&mom, &["voice", "get", &family, &voice_id], "voice.mp3");
+    assert!(mp3.starts_with(b"ID3"), "an MP3");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    // The watcher said something all along (it was alive).
+    assert!(lines.next().is_some());
+
+    // The relay's folder holds none of it.
+    let stored = files(relay.data());
+    assert!(stored.iter().any(|(p, _)| p.ends_with("relay.sqlite")));
+    let original_bytes = std::fs::read(&original).expect("the original");
+    for text in [
+        "할머니께 안부 전화 드리기",
+        "여름 바다",
+        "바닷가에서 찰칵",
+        "안부 인사",
+        "엄마 잘 자요",
+    ] {
+        for (path, bytes) in &stored {
+            assert!(
+                !contains(bytes, text.as_bytes()),
+                "{path:?} holds {text:?} in the clear"
+            );
+        }
+    }
+    for (what, plain) in [
+        ("display", &display),
+        ("mp3", &mp3),
+        ("original", &original_bytes),
+    ] {
+        for piece in pieces(plain) {
+            for (path, bytes) in &stored {
+                assert!(
+                    !contains(bytes, piece),
+                    "{path:?} holds a piece of the {what}"
+                );
+            }
+        }
+    }
+    for (path, bytes) in &stored {
+        assert!(
+            !bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+            "{path:?} is a JPEG"
+        );
+        assert!(!bytes.starts_with(b"ID3"), "{path:?} is an MP3");
+    }
+}
