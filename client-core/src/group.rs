@@ -367,6 +367,9 @@ struct Group {
     secrets: BTreeMap<u64, [u8; 32]>,
     /// A Commit of this device waiting to come back in the log.
     pending: Option<Vec<u8>>,
+    /// The signature key of the device whose Commit added this one (the Welcome's
+    /// sender): the only device whose history entry this one takes.
+    welcomed_by: Option<[u8; 32]>,
 }
 
 impl Group {
@@ -420,6 +423,7 @@ struct SavedGroup {
     family: FamilyId,
     secrets: SavedSecrets,
     pending: Option<Vec<u8>>,
+    welcomed_by: Option<[u8; 32]>,
 }
 
 fn identity(user: UserId, device: DeviceId) -> Vec<u8> {
@@ -593,11 +597,16 @@ impl KeyRing {
             self.credential(),
         )
         .map_err(refused)?;
-        self.install(family, mls)
+        self.install(family, mls, None)
     }
 
     /// Keeps a group this device is now in, with its current epoch's secret.
-    fn install(&mut self, family: FamilyId, mls: MlsGroup) -> Result<u64, GroupError> {
+    fn install(
+        &mut self,
+        family: FamilyId,
+        mls: MlsGroup,
+        welcomed_by: Option<[u8; 32]>,
+    ) -> Result<u64, GroupError> {
         let mut secrets = self.former.remove(&family).unwrap_or_default();
         let epoch = mls.epoch().as_u64();
         secrets.insert(epoch, self.export(&mls)?);
@@ -607,6 +616,7 @@ impl KeyRing {
                 mls,
                 secrets,
                 pending: None,
+                welcomed_by,
             },
         );
         Ok(epoch)
@@ -780,15 +790,15 @@ impl KeyRing {
         let epoch = protocol_message(commit)?.epoch().as_u64() + 1;
         let before = self.provider.save();
         let joined = self.stage_welcome(family, epoch, welcome, known);
-        let mls = match joined {
-            Ok(mls) => mls,
+        let (mls, sender) = match joined {
+            Ok(joined) => joined,
             Err(e) => {
                 // openmls deletes the key package a Welcome is for as it reads it.
                 self.provider.reset(before);
                 return Err(e);
             }
         };
-        self.install(family, mls)
+        self.install(family, mls, Some(sender))
     }
 
     fn stage_welcome(
@@ -797,7 +807,7 @@ impl KeyRing {
         epoch: u64,
         welcome: openmls::prelude::Welcome,
         known: &KnownDevices,
-    ) -> Result<MlsGroup, GroupError> {
+    ) -> Result<(MlsGroup, [u8; 32]), GroupError> {
         let welcome_error = |e: openmls::prelude::WelcomeError<_>| match e {
             openmls::prelude::WelcomeError::NoMatchingKeyPackage
             | openmls::prelude::WelcomeError::JoinerSecretNotFound => GroupError::NotForThisDevice,
@@ -821,7 +831,16 @@ impl KeyRing {
         for member in staged.members() {
             known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?;
         }
-        staged.into_group(&self.provider).map_err(refused)
+        // Who added this device: its history entry is the one to take.
+        let sender = <[u8; 32]>::try_from(
+            staged
+                .welcome_sender()
+                .map_err(refused)?
+                .signature_key()
+                .as_slice(),
+        )
+        .map_err(|_| GroupError::NotADevice)?;
+        Ok((staged.into_group(&self.provider).map_err(refused)?, sender))
     }
 
     /// Processes the next Commit of the family's key log, in the log's order — this
@@ -1132,6 +1151,7 @@ impl KeyRing {
                     family: *family,
                     secrets: g.secrets.iter().map(|(e, s)| (*e, *s)).collect(),
                     pending: g.pending.clone(),
+                    welcomed_by: g.welcomed_by,
                 })
                 .collect(),
             former: self
@@ -1167,6 +1187,7 @@ impl KeyRing {
                     mls,
                     secrets: g.secrets.into_iter().collect(),
                     pending: g.pending,
+                    welcomed_by: g.welcomed_by,
                 },
             );
         }

@@ -13,7 +13,7 @@ use doran_client_core::{
     group::KnownDevices,
     keys::{public_key, random_key},
     store::{LocalStore, MemoryStore, OutboxEntry},
-    sync::{DocKind, IncomingChunk, StoreHost, SyncHost},
+    sync::{DocKind, HostError, IncomingChunk, StoreHost, SyncHost},
 };
 use doran_protocol::{ChunkId, DeviceId, DocId, FamilyId, Seq, UserId};
 use ed25519_dalek::SigningKey;
@@ -152,11 +152,11 @@ fn a_device_stops_at_a_sealed_chunk_until_the_key_log_lets_it_in() {
     assert_eq!(son.store.cursor(doc).unwrap(), 0);
     assert!(son.store.load(doc).unwrap().is_none());
     // An edit on the empty copy would start the document over: refused.
-    assert!(
+    assert!(matches!(
         son.host
-            .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0))
-            .is_err()
-    );
+            .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0)),
+        Err(HostError::WaitingForKeys(f)) if f == family
+    ));
 
     // It asks to be added; mom's device adds it and gives it the history.
     let step = son.host.keys_step(family, &everyone, T0).unwrap();
@@ -211,4 +211,108 @@ fn a_device_stops_at_a_sealed_chunk_until_the_key_log_lets_it_in() {
         )
         .unwrap();
     assert_eq!(change.refused, 2);
+}
+
+/// Whether a family is sealed is decided by its document's first chunk, never by its
+/// key log: a Commit-looking entry any member (or the relay) appends to a clear
+/// family's key log changes nothing — its clear chunks still open, its outbox still
+/// goes out.
+#[test]
+fn a_key_log_entry_does_not_seal_a_clear_family() {
+    let mom = device(1);
+    let son = device(2);
+    let family = FamilyId([8; 16]);
+    let (doc, keylog) = (DocId::from(family), family.key_log());
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), false, T0)
+        .unwrap();
+    let mut fd = Log::default();
+    fd.push(&mom, doc);
+    assert!(!fd.chunks[0].0.starts_with(b"DRD"), "clear");
+    // A hostile entry: a real Commit of another (sealed) family's group.
+    let other = device(3);
+    other
+        .host
+        .create_family_as(FamilyId([9; 16]), ("남의 집", "누구"), true, T0)
+        .unwrap();
+    let forged = other.host.outbox(None, 100).unwrap()[0].bytes.clone();
+    let mut kl = Log::default();
+    kl.chunks.push((forged, other.actor.user));
+    assert!(kl.deliver(&son, keylog, DocKind::KeyLog(family), 0).keys);
+    let step = son
+        .host
+        .keys_step(family, &known(&[&mom, &son]), T0)
+        .unwrap();
+    assert_eq!(step.appended, 0, "no key package for a clear family");
+    let change = fd.deliver(&son, doc, DocKind::Family(family), 0);
+    assert_eq!((change.refused, change.locked_at), (0, None));
+    assert!(!son.host.is_sealed(family));
+    son.host
+        .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0))
+        .unwrap();
+    let out = son.host.outbox(None, 100).unwrap();
+    assert!(
+        out.iter().any(|e| e.doc == doc),
+        "the son's change goes out"
+    );
+}
+
+/// A device in the group that gets a chunk sealed under an epoch it has no key for
+/// (a made-up one, or one it is behind on) keeps it aside and goes on: the chunks
+/// after it are applied, nothing locks.
+#[test]
+fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
+    let mom = device(1);
+    let family = FamilyId([10; 16]);
+    let doc = DocId::from(family);
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    let mut fd = Log::default();
+    fd.push(&mom, doc);
+    // Mom's second device has the same user: let it be a copy made of mom's store.
+    let mut bogus = fd.chunks[0].0.clone();
+    bogus[4..12].copy_from_slice(&(1u64 << 40).to_be_bytes());
+    mom.host
+        .edit_family(family, |fd| fd.add_member(UserId([2; 16]), "아들", T0))
+        .unwrap();
+    fd.chunks.push((bogus, mom.actor.user));
+    let seen = fd.chunks.len() as Seq;
+    fd.push(&mom, doc);
+    // A fresh copy of mom's ring reads the log from the start: the bogus chunk is
+    // kept aside, the one after it is applied.
+    let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+    store
+        .set_meta(
+            "keys/keeper",
+            &mom.store.get_meta("keys/keeper").unwrap().unwrap(),
+        )
+        .unwrap();
+    let copy = StoreHost::with_keys(Arc::clone(&store), mom.actor, mom.key.clone()).unwrap();
+    let chunks: Vec<IncomingChunk> = fd
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, (bytes, author))| IncomingChunk {
+            seq: i as Seq + 1,
+            author: Some(*author),
+            bytes: bytes.clone(),
+        })
+        .collect();
+    let change = copy
+        .apply(doc, DocKind::Family(family), None, &chunks, seen + 1)
+        .unwrap();
+    assert_eq!((change.refused, change.locked_at), (0, None));
+    assert_eq!(store.cursor(doc).unwrap(), seen + 1);
+    let view = copy.read_family(family, |fd| fd.view().clone()).unwrap();
+    assert!(
+        view.members.contains_key(&UserId([2; 16]).to_hex()),
+        "the chunk after it"
+    );
+    assert!(
+        store
+            .get_meta(&format!("keys/held/{}", doc.to_hex()))
+            .unwrap()
+            .is_some()
+    );
 }

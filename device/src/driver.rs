@@ -659,8 +659,9 @@ impl SyncDriver {
                     })
                     .await?;
                 match kind {
-                    DocKind::KeyLog(family) if !keys.contains(&family) => keys.push(family),
-                    DocKind::Family(family) if change.locked_at.is_some() => {
+                    DocKind::Family(family) | DocKind::KeyLog(family)
+                        if change.locked_at.is_some() =>
+                    {
                         stalled.insert(doc);
                         let cursor = change.locked_at.unwrap_or_default();
                         queue.push_back(
@@ -670,6 +671,7 @@ impl SyncDriver {
                             keys.push(family);
                         }
                     }
+                    DocKind::KeyLog(family) if !keys.contains(&family) => keys.push(family),
                     _ => {}
                 }
                 let personal_changed =

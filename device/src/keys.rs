@@ -113,7 +113,29 @@ pub(crate) async fn step(
         session
             .mend_again
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        session.driver.unlock(vec![DocId::from(family)]);
+        // Chunks kept aside for a key first, then the documents that stopped.
+        let host: Arc<StoreHost> = Arc::clone(&session.host);
+        let change = tokio::task::spawn_blocking(move || host.retry_held(family))
+            .await
+            .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??;
+        let parts: BTreeSet<crate::events::Part> = change
+            .touched
+            .iter()
+            .filter_map(|t| match t {
+                doran_client_core::Touched::Root(_) => Some(crate::events::Part::Family),
+                doran_client_core::Touched::Entity(c, _) => crate::events::Part::of_collection(c),
+            })
+            .collect();
+        if !parts.is_empty() {
+            shared.emit(crate::events::DeviceEvent::FamilyChanged {
+                family: family.to_hex(),
+                parts: parts.into_iter().collect(),
+                local: false,
+            });
+        }
+        session
+            .driver
+            .unlock(vec![DocId::from(family), family.key_log()]);
     }
     Ok(step)
 }

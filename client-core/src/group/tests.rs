@@ -882,3 +882,63 @@ fn a_key_ring_restored_from_before_its_own_commit_says_so() {
         2
     );
 }
+
+/// A device added to the group takes the secrets of earlier epochs from the history
+/// entry of the device that added it, and from no other: another member's device (in
+/// the group at that epoch, so it could seal one) cannot hand it wrong secrets first.
+#[test]
+fn history_is_taken_from_the_adding_device_only() {
+    let mom = UserId::random();
+    let mut phone = device(mom);
+    let mut laptop = device(mom);
+    let mut son = device(UserId::random());
+    let known = vouch(&[&phone, &laptop, &son]);
+    let id = FamilyId::random();
+    let doc = DocId::from(id);
+    phone.ring.create(id).expect("create");
+    let old = phone
+        .ring
+        .seal(id, doc, b"before anyone joined")
+        .expect("seal");
+    let mut packages = laptop.ring.key_packages(1).expect("package");
+    packages.extend(son.ring.key_packages(1).expect("package"));
+    let commit = phone.ring.add(id, &packages, &known).expect("add");
+    accepted(&mut phone, id, &commit, &known);
+    laptop
+        .ring
+        .join(id, &commit.entry, &known)
+        .expect("laptop joins");
+    son.ring.join(id, &commit.entry, &known).expect("son joins");
+    assert_eq!(
+        son.ring.open(id, doc, &old),
+        Err(EnvelopeError::UnknownEpoch(0))
+    );
+    let real = phone.ring.history(id).expect("history");
+    assert_eq!(
+        classify(&real).expect("entry"),
+        LogEntry::History { epoch: 1 }
+    );
+    // The laptop, in the group at that epoch too, could seal one: not the adder's.
+    let from_laptop = laptop.ring.history(id).expect("history");
+    assert!(matches!(
+        son.ring.take_history(id, &from_laptop),
+        Err(GroupError::NotForThisDevice)
+    ));
+    // The phone's, changed in one byte, does not count either.
+    let mut changed = real.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    assert!(son.ring.take_history(id, &changed).is_err());
+    assert!(son.ring.open(id, doc, &old).is_err());
+    // The phone's own: the epoch before the son joined opens.
+    assert_eq!(son.ring.take_history(id, &real).expect("taken"), 1);
+    assert_eq!(
+        son.ring.open(id, doc, &old).expect("opens"),
+        b"before anyone joined"
+    );
+    // The phone itself, in the group from its start, takes nothing from anyone.
+    assert!(matches!(
+        phone.ring.take_history(id, &real),
+        Err(GroupError::NotForThisDevice)
+    ));
+}

@@ -225,7 +225,17 @@ impl StoreHost {
         actor: Actor,
         device_key: ed25519_dalek::SigningKey,
     ) -> Result<Self> {
-        let keeper = Keeper::load(&*store, actor.user, actor.device, device_key)?;
+        let mut keeper = Keeper::load(&*store, actor.user, actor.device, device_key)?;
+        if keeper.is_new() {
+            // The families this device had before it kept keys were all in the clear.
+            let mut any = false;
+            for record in store.families()? {
+                any |= keeper.decide(record.family, false);
+            }
+            if any {
+                keeper.save(&*store)?;
+            }
+        }
         let host = StoreHost::new(store, actor);
         *host.keeper() = Some(keeper);
         Ok(host)
@@ -398,9 +408,7 @@ impl StoreHost {
         sealed: bool,
         now_ms: i64,
     ) -> Result<()> {
-        if sealed {
-            self.start_sealing(family)?;
-        }
+        self.start_sealing(family, sealed)?;
         let doc = DocId::from(family);
         let mut docs = self.lock();
         if let OpenDoc::Family(existing) =
@@ -562,69 +570,19 @@ impl StoreHost {
     }
 }
 
-impl SyncHost for StoreHost {
-    fn doc_cursors(&self) -> Result<Vec<DocCursor>> {
-        let mut out = Vec::new();
-        for doc in self.store.documents()? {
-            let snapshot_covers = self.store.snapshot_covers(doc)?;
-            out.push(DocCursor {
-                doc,
-                cursor: self.store.cursor(doc)?,
-                snapshot_covers,
-            });
-        }
-        Ok(out)
-    }
-
-    fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let entries = self.store.outbox_after(after, limit)?;
-        {
-            let mut own = self.own();
-            for e in &entries {
-                own.entry((e.doc, e.chunk))
-                    .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
-            }
-        }
-        Ok(self.seal_outgoing(entries))
-    }
-
-    fn pending_count(&self) -> Result<u64> {
-        Ok(self.store.pending_count()?)
-    }
-
-    fn apply(
+impl StoreHost {
+    /// Merges clear data into `doc` (see [`SyncHost::apply`]): what arrived, opened
+    /// if it was sealed, or chunks kept aside and opened since. `sealing` carries how
+    /// many chunks the opening refused and where the document stopped for a key.
+    fn apply_plain(
         &self,
         doc: DocId,
         kind: DocKind,
         snapshot: Option<&[u8]>,
         chunks: &[IncomingChunk],
         cursor: Seq,
+        (sealing_refused, locked_at): (usize, Option<Seq>),
     ) -> Result<DocChange> {
-        if let DocKind::Personal(user) = kind {
-            self.remember_personal_doc(user, doc)?;
-        }
-        let opened;
-        let (snapshot, chunks, sealing_refused, locked_at) = match kind {
-            DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
-            DocKind::Family(family) => {
-                opened = self.open_incoming(family, doc, snapshot, chunks)?;
-                (
-                    opened.snapshot.as_deref(),
-                    opened.chunks.as_slice(),
-                    opened.refused,
-                    opened.locked_at,
-                )
-            }
-            DocKind::Personal(_) => (snapshot, chunks, 0, None),
-        };
-        if locked_at.is_some() && snapshot.is_none() && chunks.is_empty() {
-            return Ok(DocChange {
-                refused: sealing_refused,
-                locked_at,
-                ..DocChange::default()
-            });
-        }
-        let cursor = locked_at.unwrap_or(cursor);
         // A personal document is written by its owner only: a chunk someone else
         // pushed is set aside whole (the relay would not have taken it).
         let mut not_owners = 0;
@@ -721,6 +679,80 @@ impl SyncHost for StoreHost {
         self.wrote(&mut docs, doc, in_step);
         Ok(change)
     }
+}
+
+impl SyncHost for StoreHost {
+    fn doc_cursors(&self) -> Result<Vec<DocCursor>> {
+        let mut out = Vec::new();
+        for doc in self.store.documents()? {
+            let snapshot_covers = self.store.snapshot_covers(doc)?;
+            out.push(DocCursor {
+                doc,
+                cursor: self.store.cursor(doc)?,
+                snapshot_covers,
+            });
+        }
+        Ok(out)
+    }
+
+    fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let entries = self.store.outbox_after(after, limit)?;
+        {
+            let mut own = self.own();
+            for e in &entries {
+                own.entry((e.doc, e.chunk))
+                    .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+            }
+        }
+        Ok(self.seal_outgoing(entries))
+    }
+
+    fn pending_count(&self) -> Result<u64> {
+        Ok(self.store.pending_count()?)
+    }
+
+    fn apply(
+        &self,
+        doc: DocId,
+        kind: DocKind,
+        snapshot: Option<&[u8]>,
+        chunks: &[IncomingChunk],
+        cursor: Seq,
+    ) -> Result<DocChange> {
+        if let DocKind::Personal(user) = kind {
+            self.remember_personal_doc(user, doc)?;
+        }
+        let opened;
+        let (snapshot, chunks, sealing_refused, locked_at) = match kind {
+            DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
+            DocKind::Family(family) => {
+                opened = self.open_incoming(family, doc, snapshot, chunks)?;
+                (
+                    opened.snapshot.as_deref(),
+                    opened.chunks.as_slice(),
+                    opened.refused,
+                    opened.locked_at,
+                )
+            }
+            DocKind::Personal(_) => (snapshot, chunks, 0, None),
+        };
+        if locked_at.is_some() && snapshot.is_none() && chunks.is_empty() {
+            return Ok(DocChange {
+                refused: sealing_refused,
+                locked_at,
+                ..DocChange::default()
+            });
+        }
+        let cursor = locked_at.unwrap_or(cursor);
+        self.apply_plain(
+            doc,
+            kind,
+            snapshot,
+            chunks,
+            cursor,
+            (sealing_refused, locked_at),
+        )
+    }
 
     fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()> {
         let chunk = self.outbox_id(doc, chunk);
@@ -775,7 +807,7 @@ impl SyncHost for StoreHost {
                     opened = saved;
                     opened.as_slice()
                 }
-                Some(Unsealed::NoKey) => return Ok(SnapshotCheck::CannotTell),
+                Some(Unsealed::NoKey | Unsealed::Hold) => return Ok(SnapshotCheck::CannotTell),
                 Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
             },
             DocKind::Personal(_) => snapshot,

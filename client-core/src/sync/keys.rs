@@ -31,7 +31,8 @@ const GENERATION_KEY: &str = "keys/keeper/generation";
 /// Saved format.
 const VERSION: u8 = 1;
 /// Key log entries kept waiting to be processed (a log this far ahead of what this
-/// device can process is not read further until it catches up).
+/// device can process is not read further until it catches up: its cursor stays
+/// before the first entry not kept).
 const MAX_WAITING: usize = 10_000;
 /// Key packages of devices waiting to be added, kept per family.
 const MAX_REQUESTS: usize = 256;
@@ -41,9 +42,11 @@ const ASK_AGAIN_MS: i64 = 24 * 60 * 60 * 1000;
 /// One family's key log as this device has read it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FamilyKeys {
-    /// The family's documents are sealed: its key log holds a Commit (or this
-    /// device created its group).
-    sealed: bool,
+    /// Whether the family's documents are sealed (`None`: not known yet). Decided
+    /// once, by the family document's first chunk (or first snapshot) — an envelope
+    /// or not — or at creation on the creating device; never by the key log, where
+    /// any member (or the relay) can append a Commit-looking entry.
+    sealed: Option<bool>,
     /// Every entry up to this seq has been processed.
     done: Seq,
     /// Entries that arrived (or came back acked) and wait for their turn.
@@ -52,9 +55,9 @@ struct FamilyKeys {
     requests: Vec<Vec<u8>>,
     /// When this device last appended its own key package (ms).
     asked_at: Option<i64>,
-    /// This device's Commit that added devices came back: it owes them a history
-    /// entry.
-    owes_history: bool,
+    /// The history entry this device owes the devices its Commit added, appended
+    /// again until it is seen in the log.
+    history_due: Option<Vec<u8>>,
     /// This device's pending Commit's entry, until it comes back: appended again if
     /// it never reached the outbox (a crash between saving and appending).
     pending_entry: Option<Vec<u8>>,
@@ -113,6 +116,10 @@ pub enum Unsealed {
     Changes(Vec<u8>),
     /// Sealed under an epoch this device has no key for (yet): wait for it.
     NoKey,
+    /// This device is in the group but has no key for that epoch (yet: it is behind
+    /// on the key log, or waits for the history of its adder): kept aside and tried
+    /// again when keys come, while the document goes on.
+    Hold,
     /// Does not open, or a clear chunk in a sealed family: refused.
     Refused(String),
 }
@@ -205,9 +212,30 @@ impl Keeper {
         Ok(())
     }
 
+    /// Whether this keeper was never saved (a device that kept no keys before).
+    pub fn is_new(&self) -> bool {
+        self.generation == 0
+    }
+
     /// Whether the family's documents are sealed, as far as this device knows.
     pub fn is_sealed(&self, family: FamilyId) -> bool {
-        self.families.get(&family).is_some_and(|k| k.sealed)
+        self.sealed(family) == Some(true)
+    }
+
+    /// Whether the family's documents are sealed, `None` if not known yet.
+    pub fn sealed(&self, family: FamilyId) -> Option<bool> {
+        self.families.get(&family).and_then(|k| k.sealed)
+    }
+
+    /// Decides, once, whether the family's documents are sealed; returns whether it
+    /// was not decided before (save then).
+    pub fn decide(&mut self, family: FamilyId, sealed: bool) -> bool {
+        let keys = self.families.entry(family).or_default();
+        if keys.sealed.is_some() {
+            return false;
+        }
+        keys.sealed = Some(sealed);
+        true
     }
 
     /// Whether this device has heard of the family's key log (a document id is the
@@ -238,24 +266,26 @@ impl Keeper {
         self.ring.create(family)?;
         let commit = self.ring.update(family)?;
         let keys = self.families.entry(family).or_default();
-        keys.sealed = true;
+        keys.sealed = Some(true);
         keys.pending_entry = Some(commit.entry.clone());
         Ok(commit.entry)
     }
 
     /// Seals an outgoing chunk of `doc` (the family's document). `None` if the
     /// family is not sealed (the chunk goes as it is); `Err` if it is and this device
-    /// cannot seal yet (not in the group): the chunk must wait.
+    /// cannot seal yet (not in the group), or if it is not known yet whether it is:
+    /// the chunk must wait.
     pub fn seal_chunk(
         &self,
         family: FamilyId,
         doc: DocId,
         changes: &[u8],
     ) -> Result<Option<Vec<u8>>, GroupError> {
-        if !self.is_sealed(family) {
-            return Ok(None);
+        match self.sealed(family) {
+            Some(false) => Ok(None),
+            Some(true) => self.ring.seal_chunk(family, doc, changes).map(Some),
+            None => Err(GroupError::UnknownFamily(family)),
         }
-        self.ring.seal_chunk(family, doc, changes).map(Some)
     }
 
     /// Seals a snapshot (a whole saved document) of a sealed family's document.
@@ -272,37 +302,51 @@ impl Keeper {
     }
 
     /// Opens an incoming chunk (or snapshot) of `doc`, the family's document.
+    /// A family whose sealing is not decided yet takes the answer from `bytes`
+    /// (call [`Keeper::decide`] first with the family document's first chunk).
     pub fn open(&self, family: FamilyId, doc: DocId, bytes: &[u8]) -> Unsealed {
-        let sealed = bytes.starts_with(&crate::group::MAGIC[..3]);
-        if !sealed {
-            return if self.is_sealed(family) {
-                Unsealed::Refused("a clear chunk in a family whose documents are sealed".into())
-            } else {
-                Unsealed::Clear
-            };
+        let envelope = bytes.starts_with(&crate::group::MAGIC[..3]);
+        match (self.sealed(family), envelope) {
+            (Some(true), false) => {
+                return Unsealed::Refused(
+                    "a clear chunk in a family whose documents are sealed".into(),
+                );
+            }
+            (Some(false), true) => {
+                return Unsealed::Refused(
+                    "a sealed chunk in a family whose documents are not sealed".into(),
+                );
+            }
+            (_, false) => return Unsealed::Clear,
+            (_, true) => {}
         }
         match self.ring.open(family, doc, bytes) {
             Ok(changes) => Unsealed::Changes(changes),
-            Err(EnvelopeError::UnknownEpoch(_)) => Unsealed::NoKey,
+            // Not let in yet: the document waits for the keys.
+            Err(EnvelopeError::UnknownEpoch(_)) if !self.in_group(family) => Unsealed::NoKey,
+            // In the group: an epoch it is behind on, or history still to come — or
+            // a made-up epoch, which must not stop the document: kept aside.
+            Err(EnvelopeError::UnknownEpoch(_)) => Unsealed::Hold,
             Err(e) => Unsealed::Refused(e.to_string()),
         }
     }
 
     /// Key log entries of `family` that arrived at these seqs (or this device's own,
-    /// acked there). Returns whether any is new.
-    pub fn arrived(&mut self, family: FamilyId, entries: &[(Seq, Vec<u8>)]) -> bool {
+    /// acked there). Returns whether any is new, and the seq before the first one
+    /// not kept (too many waiting), if any: the log must not be read past it.
+    pub fn arrived(&mut self, family: FamilyId, entries: &[(Seq, Vec<u8>)]) -> (bool, Option<Seq>) {
         let keys = self.families.entry(family).or_default();
         let mut new = false;
         for (seq, bytes) in entries {
-            if *seq <= keys.done || keys.waiting.len() >= MAX_WAITING {
+            if *seq <= keys.done {
                 continue;
             }
-            if matches!(classify(bytes), Ok(LogEntry::Commit { .. })) {
-                keys.sealed = true;
+            if keys.waiting.len() >= MAX_WAITING && !keys.waiting.contains_key(seq) {
+                return (new, Some(seq - 1));
             }
             new |= keys.waiting.insert(*seq, bytes.clone()).is_none();
         }
-        new
+        (new, None)
     }
 
     /// This device's pending entry, if the family has one not yet seen in the log.
@@ -337,7 +381,7 @@ impl Keeper {
             device: self.ring_device(),
         };
         let keys = self.families.entry(family).or_default();
-        if !keys.sealed {
+        if keys.sealed != Some(true) {
             return Ok(out);
         }
         if self.ring.epoch(family).is_none() {
@@ -362,11 +406,10 @@ impl Keeper {
             }
             return Ok(out);
         }
-        if keys.owes_history {
-            let entry = self.ring.history(family)?;
-            append(&entry)?;
+        if let Some(entry) = &keys.history_due {
+            // Appended again until it comes back (a crash, a refused push).
+            append(entry)?;
             out.appended += 1;
-            keys.owes_history = false;
         }
         if self.ring.has_pending(family) || out.waiting_for_certs {
             return Ok(out);
@@ -433,6 +476,11 @@ impl Keeper {
                     keys.requests.push(entry.clone());
                     Ok(())
                 }
+                Ok(LogEntry::History { .. }) if keys.history_due.as_ref() == Some(&entry) => {
+                    // This device's own history entry is in the log.
+                    keys.history_due = None;
+                    Ok(())
+                }
                 Ok(LogEntry::History { .. }) => match self.ring.take_history(family, &entry) {
                     Ok(taken) => {
                         out.new_keys |= taken > 0;
@@ -449,7 +497,14 @@ impl Keeper {
                             Ok(Processed::Accepted { .. }) => {
                                 keys.pending_entry = None;
                                 // A Commit adding devices owes them the history.
-                                keys.owes_history |= welcome;
+                                if welcome {
+                                    match self.ring.history(family) {
+                                        Ok(entry) => keys.history_due = Some(entry),
+                                        Err(e) => {
+                                            tracing::warn!(%family, error = %e, "no history for the devices just added");
+                                        }
+                                    }
+                                }
                                 out.new_keys = true;
                                 Ok(())
                             }
@@ -469,6 +524,10 @@ impl Keeper {
                                 keys.pending_entry = None;
                                 keys.asked_at = None;
                                 Ok(())
+                            }
+                            Err(GroupError::OwnCommitLost) => {
+                                keys.pending_entry = None;
+                                Err(GroupError::OwnCommitLost)
                             }
                             Err(e) => Err(e),
                         }

@@ -180,7 +180,7 @@ impl Device {
         loop {
             let host = std::sync::Arc::clone(&session.host);
             let readable = tokio::task::spawn_blocking(move || {
-                !host.is_sealed(family)
+                (host.sealing_known(family) && !host.is_sealed(family))
                     || host
                         .read_family(family, |fd| {
                             doran_client_core::rules::host_of(fd.replica_mut().doc()).is_some()

@@ -8,11 +8,21 @@ use std::sync::MutexGuard;
 use doran_protocol::{ChunkId, DocId, FamilyId, Seq};
 
 use super::{OUTBOX_SCAN, StoreHost};
+
+/// A chunk kept aside for a key: its seq, its author, its sealed bytes.
+type Held = (Seq, Option<doran_protocol::UserId>, Vec<u8>);
+
+/// At most this many chunks of one document wait for a key; past it the oldest go.
+const MAX_HELD: usize = 2_000;
+
+fn held_key(doc: DocId) -> String {
+    format!("keys/held/{}", doc.to_hex())
+}
 use crate::{
     group::KnownDevices,
     store::OutboxEntry,
     sync::{
-        DocChange, HostResult as Result, IncomingChunk,
+        DocChange, DocKind, HostResult as Result, IncomingChunk,
         keys::{Keeper, KeyStep, KeysError, Unsealed},
     },
 };
@@ -45,13 +55,22 @@ impl StoreHost {
         guard
     }
 
-    /// Seals the outbox entries of sealed families' documents, in order; stops at
-    /// the first this device cannot seal yet (not in the group): it and those behind
-    /// it wait for a later listing.
+    /// Seals the outbox entries of sealed families' documents, in order; one this
+    /// device cannot seal yet (not in the group, or not known yet whether its family
+    /// is sealed) is left out and waits for a later listing.
     pub(super) fn seal_outgoing(&self, entries: Vec<OutboxEntry>) -> Vec<OutboxEntry> {
         let keeper = self.keeper();
         let Some(keeper) = keeper.as_ref() else {
             return entries;
+        };
+        // Which documents are family documents (the others — personal documents —
+        // are not sealed yet and go as they are).
+        let families: std::collections::HashSet<FamilyId> = match self.store.families() {
+            Ok(list) => list.into_iter().map(|r| r.family).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the families cannot be listed: nothing is pushed now");
+                return Vec::new();
+            }
         };
         let mut ids = self.sealed_ids();
         let mut out = Vec::with_capacity(entries.len());
@@ -64,6 +83,10 @@ impl StoreHost {
                 continue;
             }
             let family = FamilyId(e.doc.0);
+            if !families.contains(&family) {
+                out.push(e);
+                continue;
+            }
             match keeper.seal_chunk(family, e.doc, &e.bytes) {
                 Ok(None) => {}
                 Ok(Some(sealed)) => {
@@ -73,8 +96,10 @@ impl StoreHost {
                     e.bytes = sealed;
                 }
                 Err(err) => {
+                    // Only this document's changes wait; the others go on. They are
+                    // listed again from the oldest once keys come (`Event::Unlocked`).
                     tracing::debug!(doc = %e.doc, error = %err, "a change waits for this device to get the family's keys");
-                    break;
+                    continue;
                 }
             }
             out.push(e);
@@ -87,7 +112,9 @@ impl StoreHost {
         self.sealed_ids().remove(&(doc, pushed)).unwrap_or(pushed)
     }
 
-    /// Opens what arrived for `doc`, the document of `family`.
+    /// Opens what arrived for `doc`, the document of `family`. The first chunk of
+    /// the document (or a snapshot) decides, once, whether the family is sealed; a
+    /// device that holds the document from before sealing existed knows it is not.
     pub(super) fn open_incoming(
         &self,
         family: FamilyId,
@@ -95,8 +122,8 @@ impl StoreHost {
         snapshot: Option<&[u8]>,
         chunks: &[IncomingChunk],
     ) -> Result<OpenedApply> {
-        let keeper = self.keeper();
-        let Some(keeper) = keeper.as_ref() else {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
             return Ok(OpenedApply {
                 snapshot: snapshot.map(<[u8]>::to_vec),
                 chunks: chunks.to_vec(),
@@ -104,6 +131,24 @@ impl StoreHost {
                 locked_at: None,
             });
         };
+        if keeper.sealed(family).is_none() {
+            let first = snapshot.or_else(|| {
+                chunks
+                    .first()
+                    .filter(|c| c.seq == 1)
+                    .map(|c| c.bytes.as_slice())
+            });
+            let decided = match first {
+                Some(bytes) => Some(bytes.starts_with(&crate::group::MAGIC[..3])),
+                None if self.store.cursor(doc)? > 0 => Some(false),
+                None => None,
+            };
+            if let Some(sealed) = decided
+                && keeper.decide(family, sealed)
+            {
+                keeper.save(&*self.store)?;
+            }
+        }
         let mut out = OpenedApply {
             snapshot: None,
             chunks: Vec::with_capacity(chunks.len()),
@@ -114,14 +159,16 @@ impl StoreHost {
             match keeper.open(family, doc, bytes) {
                 Unsealed::Clear => out.snapshot = Some(bytes.to_vec()),
                 Unsealed::Changes(saved) => out.snapshot = Some(saved),
-                Unsealed::NoKey | Unsealed::Refused(_) => {
+                Unsealed::NoKey | Unsealed::Hold | Unsealed::Refused(_) => {
                     // A snapshot this device cannot open: nothing of this apply is
-                    // stored; the chunks come again once it has the keys.
+                    // stored; the chunks come again once it has the keys. (The relay
+                    // serves only snapshots another member's device confirmed.)
                     out.locked_at = Some(self.store.cursor(doc)?);
                     return Ok(out);
                 }
             }
         }
+        let mut held = Vec::new();
         for c in chunks {
             match keeper.open(family, doc, &c.bytes) {
                 Unsealed::Clear => out.chunks.push(c.clone()),
@@ -134,13 +181,88 @@ impl StoreHost {
                     out.locked_at = Some(c.seq - 1);
                     break;
                 }
+                Unsealed::Hold => held.push(c.clone()),
                 Unsealed::Refused(why) => {
                     tracing::warn!(%doc, seq = c.seq, %why, "refusing a sealed chunk");
                     out.refused += 1;
                 }
             }
         }
+        drop(guard);
+        if !held.is_empty() {
+            // Kept before the cursor moves past them.
+            let mut kept = self.held(doc)?;
+            kept.extend(held.into_iter().map(|c| (c.seq, c.author, c.bytes)));
+            self.keep_held(doc, kept)?;
+        }
         Ok(out)
+    }
+
+    /// The chunks of `doc` kept aside for a key (seq, author, sealed bytes).
+    fn held(&self, doc: DocId) -> Result<Vec<Held>> {
+        Ok(self
+            .store
+            .get_meta(&held_key(doc))?
+            .and_then(|b| postcard::from_bytes(&b).ok())
+            .unwrap_or_default())
+    }
+
+    fn keep_held(&self, doc: DocId, mut held: Vec<Held>) -> Result<()> {
+        if held.len() > MAX_HELD {
+            tracing::warn!(%doc, dropped = held.len() - MAX_HELD, "too many chunks wait for a key: the oldest are dropped");
+            held.drain(..held.len() - MAX_HELD);
+        }
+        if held.is_empty() {
+            self.store.delete_meta(&held_key(doc))?;
+        } else {
+            let bytes = postcard::to_allocvec(&held)
+                .map_err(|e| KeysError::Group(crate::group::GroupError::Restore(e.to_string())))?;
+            self.store.set_meta(&held_key(doc), &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the chunks of the family's document kept aside for a key, now that keys
+    /// came, and merges those that open; the others stay (a made-up epoch stays
+    /// until it is dropped with the oldest).
+    pub fn retry_held(&self, family: FamilyId) -> Result<DocChange> {
+        let doc = DocId::from(family);
+        let held = self.held(doc)?;
+        if held.is_empty() {
+            return Ok(DocChange::default());
+        }
+        let (mut opened, mut still, mut refused) = (Vec::new(), Vec::new(), 0);
+        {
+            let guard = self.keeper();
+            let Some(keeper) = guard.as_ref() else {
+                return Ok(DocChange::default());
+            };
+            for (seq, author, bytes) in held {
+                match keeper.open(family, doc, &bytes) {
+                    Unsealed::Changes(changes) => opened.push(IncomingChunk {
+                        seq,
+                        author,
+                        bytes: changes,
+                    }),
+                    Unsealed::Hold | Unsealed::NoKey => still.push((seq, author, bytes)),
+                    Unsealed::Clear | Unsealed::Refused(_) => refused += 1,
+                }
+            }
+        }
+        if opened.is_empty() && refused == 0 {
+            return Ok(DocChange::default());
+        }
+        let cursor = self.store.cursor(doc)?;
+        let change = self.apply_plain(
+            doc,
+            DocKind::Family(family),
+            None,
+            &opened,
+            cursor,
+            (refused, None),
+        )?;
+        self.keep_held(doc, still)?;
+        Ok(change)
     }
 
     /// Key log entries of `family` arrived: kept by the keeper (saved before the
@@ -155,13 +277,18 @@ impl StoreHost {
             chunks.iter().map(|c| (c.seq, c.bytes.clone())).collect();
         let mut change = DocChange::default();
         if let Some(keeper) = self.keeper().as_mut() {
-            change.keys = keeper.arrived(family, &entries);
-            if change.keys {
+            let (new, stopped) = keeper.arrived(family, &entries);
+            change.keys = new;
+            change.locked_at = stopped;
+            if new {
                 keeper.save(&*self.store)?;
             }
         }
-        self.store
-            .apply_remote(family.key_log(), &[], Some(cursor))?;
+        self.store.apply_remote(
+            family.key_log(),
+            &[],
+            Some(change.locked_at.unwrap_or(cursor)),
+        )?;
         Ok(change)
     }
 
@@ -185,7 +312,7 @@ impl StoreHost {
         let Some(keeper) = keeper.as_mut() else {
             return Ok(false);
         };
-        let new = keeper.arrived(family, &[(seq, bytes)]);
+        let (new, _) = keeper.arrived(family, &[(seq, bytes)]);
         if new {
             keeper.save(&*self.store)?;
         }
@@ -242,6 +369,14 @@ impl StoreHost {
         })
     }
 
+    /// Whether this device knows if the family's documents are sealed (its first
+    /// chunk arrived, or it created the family).
+    pub fn sealing_known(&self, family: FamilyId) -> bool {
+        self.keeper()
+            .as_ref()
+            .is_none_or(|k| k.sealed(family).is_some())
+    }
+
     /// Whether the family's documents are sealed on this device.
     pub fn is_sealed(&self, family: FamilyId) -> bool {
         self.keeper().as_ref().is_some_and(|k| k.is_sealed(family))
@@ -262,11 +397,22 @@ impl StoreHost {
 
     /// Starts the family's key group (this device alone, the first Commit appended):
     /// its documents are sealed from their first change.
-    pub(super) fn start_sealing(&self, family: FamilyId) -> Result<()> {
+    pub(super) fn start_sealing(&self, family: FamilyId, sealed: bool) -> Result<()> {
         let mut guard = self.keeper();
         let Some(keeper) = guard.as_mut() else {
-            return Err(KeysError::NoKeys.into());
+            return if sealed {
+                Err(KeysError::NoKeys.into())
+            } else {
+                Ok(())
+            };
         };
+        if !sealed {
+            // Created here in the clear: its chunks go as they are.
+            if keeper.decide(family, false) {
+                keeper.save(&*self.store)?;
+            }
+            return Ok(());
+        }
         if keeper.is_sealed(family) {
             return Ok(());
         }

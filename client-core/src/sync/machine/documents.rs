@@ -237,8 +237,15 @@ impl SyncMachine {
         }
     }
 
-    /// Keys came: the locked documents among `docs` are subscribed again.
+    /// Keys came: the locked documents among `docs` are subscribed again, and the
+    /// outbox is listed again from its oldest entry (changes that could not be
+    /// sealed were left out of the listings).
     pub(super) fn on_unlocked(&mut self, docs: &[DocId], now_ms: u64, fx: &mut Effects) {
+        if self.conn == Conn::SignedIn && !self.outbox_requested {
+            self.last_queued = None;
+            self.outbox_more = true;
+            self.pump(fx);
+        }
         for doc in docs {
             if let Some(state) = self.docs.get_mut(doc)
                 && state.locked
