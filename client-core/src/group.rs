@@ -37,6 +37,7 @@
 
 mod certs;
 mod envelope;
+mod escrow;
 mod history;
 mod provider;
 #[cfg(test)]
@@ -480,6 +481,14 @@ pub enum LogEntry {
         /// The epoch it is sealed under.
         epoch: u64,
     },
+    /// A user's escrow of the family's secrets up to `epoch`, opened only with that
+    /// user's key (the recovery phrase; see [`KeyRing::escrow`]).
+    Escrow {
+        /// Whose.
+        user: UserId,
+        /// The last epoch it holds.
+        epoch: u64,
+    },
     /// A Commit of the family's group, made in `epoch`, with the Welcome for the
     /// devices it adds if it adds any.
     Commit {
@@ -497,6 +506,10 @@ pub enum LogEntry {
 /// Tells the entries of a key log apart, without any key (the group and epoch of a
 /// Commit are in its clear header).
 pub fn classify(bytes: &[u8]) -> Result<LogEntry, GroupError> {
+    if bytes.starts_with(&escrow::ESCROW_MAGIC[..3]) {
+        let (user, epoch) = escrow::escrow_of(bytes)?;
+        return Ok(LogEntry::Escrow { user, epoch });
+    }
     if bytes.starts_with(&history::HISTORY_MAGIC[..3]) {
         return Ok(LogEntry::History {
             epoch: history::epoch_of_history(bytes)?,

@@ -34,7 +34,7 @@ fn device(n: u8) -> Dev {
     };
     let key = random_key().unwrap();
     let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
-    let host = StoreHost::with_keys(Arc::clone(&store), actor, key.clone()).unwrap();
+    let host = StoreHost::with_keys(Arc::clone(&store), actor, (key.clone(), None)).unwrap();
     Dev {
         actor,
         key,
@@ -288,7 +288,8 @@ fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
             &mom.store.get_meta("keys/keeper").unwrap().unwrap(),
         )
         .unwrap();
-    let copy = StoreHost::with_keys(Arc::clone(&store), mom.actor, mom.key.clone()).unwrap();
+    let copy =
+        StoreHost::with_keys(Arc::clone(&store), mom.actor, (mom.key.clone(), None)).unwrap();
     let chunks: Vec<IncomingChunk> = fd
         .chunks
         .iter()

@@ -420,7 +420,7 @@ impl Device {
                     StoreHost::with_keys(
                         Arc::clone(&s.store),
                         account.actor(),
-                        account.keys().device_key,
+                        (account.device_key.clone(), account.user_key.clone()),
                     )
                     .map_err(|e| Error::from_host(&e, lang))?,
                 );

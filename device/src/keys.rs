@@ -96,6 +96,14 @@ pub(crate) async fn step(
     session: &Arc<Session>,
     family: FamilyId,
 ) -> Result<KeyStep, SyncError> {
+    // A family in the clear has no key work: no relay call for it.
+    let host = Arc::clone(&session.host);
+    let sealed = tokio::task::spawn_blocking(move || host.is_sealed(family))
+        .await
+        .unwrap_or(false);
+    if !sealed {
+        return Ok(KeyStep::default());
+    }
     let Some(members) = members_of(&session.driver, family).await? else {
         return Ok(KeyStep::default());
     };

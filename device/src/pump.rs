@@ -201,14 +201,17 @@ async fn pump(
     }
 }
 
-/// Asks the key task to step every family whose key log this device has read (a
-/// sign-in, a device added or revoked).
+/// Asks the key task to step every sealed family this device knows (a sign-in, a
+/// device added or revoked).
 async fn kick_all_keys(session: &Arc<Session>) {
     let host = Arc::clone(&session.host);
-    for family in blocking(move || host.key_families())
-        .await
-        .unwrap_or_default()
-    {
+    let sealed = blocking(move || {
+        host.key_families()
+            .into_iter()
+            .filter(|f| host.is_sealed(*f))
+            .collect::<Vec<_>>()
+    });
+    for family in sealed.await.unwrap_or_default() {
         session.kick_keys(family);
     }
 }

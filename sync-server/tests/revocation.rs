@@ -195,6 +195,22 @@ async fn two_devices_revoking_each_other_leave_one_standing() {
     };
     let (a, b) = (revoke(laptop.device), revoke(owner.device));
     tokio::join!(o.send(&a), l.send(&b));
+    // Each hears how its request ended (done, refused, or its connection closed)
+    // before anyone signs in again: a sign-in racing the revocations would find both
+    // devices standing.
+    let settled = |mut c: Client| async move {
+        tokio::time::timeout(Duration::from_secs(10), async move {
+            loop {
+                match c.next().await {
+                    Some(ServerFrame::Response { .. } | ServerFrame::Error(_)) | None => return,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("the revocation is answered");
+    };
+    tokio::join!(settled(o), settled(l));
 
     // Step 2: whoever the relay served first wins; the other is refused or closed.
     // Exactly one of the two devices stays usable.

@@ -259,3 +259,60 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
             .contains(&"생일 깜짝 파티 준비".to_owned())
     );
 }
+
+/// The recovery phrase alone brings a sealed family back (issue 18, item 6): mom's
+/// only device — the one holding her user key, which escrows the family's secrets in
+/// the key log for her phrase — is lost; a new device restored from the phrase reads
+/// the family's missions with nobody else online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_phrase_alone_reads_a_sealed_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open_sealing(&mom_home).await;
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.add_mission(&family, mission("할머니께 안부 전화 드리기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("another");
+    // Her device escrowed the family's secrets in its key log.
+    let id: FamilyId = family.parse().expect("family id");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !relay_chunks(&relay, id.key_log())
+        .iter()
+        .any(|e| e.starts_with(b"DRE\x01"))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no escrow entry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    mom.sync_now(WAIT).await.expect("synced");
+    let phrase = mom.recovery_phrase().expect("the phrase");
+    mom.close().await;
+    drop(mom);
+    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
+
+    let again = open(&dir.path().join("new phone")).await;
+    again
+        .restore_account(&server, &phrase)
+        .await
+        .expect("restored from the phrase");
+    sees(&again, &family, "할머니께 안부 전화 드리기").await;
+    sees(&again, &family, "화분에 물 주기").await;
+    // The escrow opens only with her key: the relay's files hold none of it.
+    for (path, bytes) in files_under(relay.data()) {
+        assert!(
+            !holds(&bytes, "화분에 물 주기".as_bytes()),
+            "{} holds the mission in the clear",
+            path.display()
+        );
+    }
+}

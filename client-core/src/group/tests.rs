@@ -942,3 +942,47 @@ fn history_is_taken_from_the_adding_device_only() {
         Err(GroupError::NotForThisDevice)
     ));
 }
+
+/// The user key alone (the recovery phrase) takes a family's secrets back from an
+/// escrow entry — into a ring that is not in the group, which then opens what was
+/// sealed; another user's ring, or another key, takes nothing.
+#[test]
+fn an_escrow_entry_opens_only_with_its_users_key() {
+    let mom = UserId::random();
+    let user_key = SigningKey::from_bytes(&rand::random());
+    let mut phone = device(mom);
+    let id = FamilyId::random();
+    let doc = DocId::from(id);
+    phone.ring.create(id).expect("create");
+    let sealed = phone.ring.seal(id, doc, b"a mission").expect("seal");
+    let (epoch, entry) = phone.ring.escrow(id, &user_key).expect("escrow");
+    assert_eq!(epoch, 0);
+    assert_eq!(
+        classify(&entry).expect("entry"),
+        LogEntry::Escrow {
+            user: mom,
+            epoch: 0
+        }
+    );
+    // Restored from the phrase: same user, a new device, no group.
+    let mut restored = device(mom);
+    assert!(restored.ring.open(id, doc, &sealed).is_err());
+    let other_key = SigningKey::from_bytes(&rand::random());
+    assert!(restored.ring.take_escrow(id, &entry, &other_key).is_err());
+    let mut stranger = device(UserId::random());
+    assert!(matches!(
+        stranger.ring.take_escrow(id, &entry, &user_key),
+        Err(GroupError::NotForThisDevice)
+    ));
+    assert_eq!(
+        restored
+            .ring
+            .take_escrow(id, &entry, &user_key)
+            .expect("taken"),
+        1
+    );
+    assert_eq!(
+        restored.ring.open(id, doc, &sealed).expect("opens"),
+        b"a mission"
+    );
+}

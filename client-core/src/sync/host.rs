@@ -217,15 +217,17 @@ impl StoreHost {
     }
 
     /// A host that also keeps this device's end-to-end keys (signing its key group
-    /// leaves with `device_key`, the key the relay knows the device by): it seals
-    /// and opens the documents of sealed families. Fails if the saved keys do not
-    /// restore.
+    /// leaves with `device_key`, the key the relay knows the device by; escrowing the
+    /// families' secrets for the recovery phrase with `user_key`, on a device that
+    /// holds it): it seals and opens the documents of sealed families. Fails if the
+    /// saved keys do not restore.
     pub fn with_keys(
         store: Arc<dyn LocalStore>,
         actor: Actor,
-        device_key: ed25519_dalek::SigningKey,
+        (device_key, user_key): (ed25519_dalek::SigningKey, Option<ed25519_dalek::SigningKey>),
     ) -> Result<Self> {
         let mut keeper = Keeper::load(&*store, actor.user, actor.device, device_key)?;
+        keeper.set_user_key(user_key);
         if keeper.is_new() {
             // The families this device had before it kept keys were all in the clear.
             let mut any = false;

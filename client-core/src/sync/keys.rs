@@ -61,6 +61,8 @@ struct FamilyKeys {
     /// This device's pending Commit's entry, until it comes back: appended again if
     /// it never reached the outbox (a crash between saving and appending).
     pending_entry: Option<Vec<u8>>,
+    /// The last epoch this device escrowed for its user (holding the user key).
+    escrowed: Option<u64>,
     /// The epoch of the last Commit that was the first of its epoch in the log: a
     /// device waiting to be added joins only from the next such Commit (one of a
     /// later epoch than the next cannot be genuine, as in `KeyRing::process`).
@@ -128,6 +130,9 @@ pub enum Unsealed {
 pub struct Keeper {
     ring: KeyRing,
     families: BTreeMap<FamilyId, FamilyKeys>,
+    /// The user key, on a device that holds it: it escrows the families' secrets for
+    /// the recovery phrase, and takes them back from the escrow.
+    user_key: Option<SigningKey>,
     /// Which save this is (0: never saved).
     generation: u64,
 }
@@ -156,6 +161,7 @@ impl Keeper {
             return Ok(Keeper {
                 ring: KeyRing::new(user, device, key),
                 families: BTreeMap::new(),
+                user_key: None,
                 generation: 0,
             });
         };
@@ -167,8 +173,15 @@ impl Keeper {
         Ok(Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
+            user_key: None,
             generation: saved.generation,
         })
+    }
+
+    /// Gives the keeper the user key (a device that holds it): it escrows each
+    /// family's secrets for the recovery phrase and takes them back from the escrow.
+    pub fn set_user_key(&mut self, user_key: Option<SigningKey>) {
+        self.user_key = user_key;
     }
 
     /// Loads the keeper again if another process on the device saved a newer one
@@ -186,12 +199,14 @@ impl Keeper {
             mine = self.generation,
             "another process saved the keys: reloading"
         );
+        let user_key = self.user_key.take();
         *self = Keeper::load(
             store,
             self.ring.user(),
             self.ring.device(),
             self.ring.signing_key().clone(),
         )?;
+        self.user_key = user_key;
         Ok(())
     }
 
@@ -411,6 +426,15 @@ impl Keeper {
             append(entry)?;
             out.appended += 1;
         }
+        if let Some(user_key) = &self.user_key {
+            let epoch = self.ring.epoch(family);
+            if epoch.is_some() && keys.escrowed < epoch {
+                let (epoch, entry) = self.ring.escrow(family, user_key)?;
+                append(&entry)?;
+                out.appended += 1;
+                keys.escrowed = Some(epoch);
+            }
+        }
         if self.ring.has_pending(family) || out.waiting_for_certs {
             return Ok(out);
         }
@@ -481,6 +505,19 @@ impl Keeper {
                     keys.history_due = None;
                     Ok(())
                 }
+                Ok(LogEntry::Escrow { user, .. }) => match &self.user_key {
+                    Some(user_key) if user == self.ring.user() => {
+                        match self.ring.take_escrow(family, &entry, user_key) {
+                            Ok(taken) => {
+                                out.new_keys |= taken > 0;
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    // Another user's, or this device cannot open it.
+                    _ => Ok(()),
+                },
                 Ok(LogEntry::History { .. }) => match self.ring.take_history(family, &entry) {
                     Ok(taken) => {
                         out.new_keys |= taken > 0;

@@ -1,0 +1,120 @@
+//! Escrow entries: how the recovery phrase alone brings a family's keys back.
+//!
+//! A device holding the user key (the user's first device, or one restored with the
+//! phrase) appends, each time its family's group moves to a new epoch, an *escrow
+//! entry* to the key log:
+//!
+//! ```text
+//! escrow = "DRE" ‖ version (1) ‖ user id (16) ‖ envelope(epoch E, key log doc id, postcard [(epoch, secret)])
+//! K      = blake3::derive_key("dorandoran 2026-12 escrow key", user secret key ‖ family id)
+//! ```
+//!
+//! the secrets of every epoch up to `E` it holds, sealed under a key only the user
+//! key gives — that is, only the recovery phrase. A device restored from the phrase
+//! with every other device lost reads the user's latest escrow entry of each family
+//! and opens the family's history up to `E` with nobody else online; to read and write
+//! what comes after, it is let into the group like any new device (a member's device
+//! adds it). The relay, other members and the user's linked devices (which never hold
+//! the user key) cannot open it.
+
+use doran_protocol::{FamilyId, UserId};
+use ed25519_dalek::SigningKey;
+
+use super::{GroupError, KeyRing, envelope};
+
+/// What an escrow entry starts with.
+pub(super) const ESCROW_MAGIC: [u8; 4] = *b"DRE\x01";
+
+const KEY_CONTEXT: &str = "dorandoran 2026-12 escrow key";
+
+/// At most this many epochs' secrets in one escrow entry.
+const MAX_EPOCHS: usize = 4096;
+
+fn escrow_key(user_key: &SigningKey, family: FamilyId) -> [u8; 32] {
+    let mut material = [0u8; 48];
+    material[..32].copy_from_slice(&user_key.to_bytes());
+    material[32..].copy_from_slice(&family.0);
+    blake3::derive_key(KEY_CONTEXT, &material)
+}
+
+/// Whose escrow entry this is, and the epoch it goes up to (from its clear header).
+pub(super) fn escrow_of(entry: &[u8]) -> Result<(UserId, u64), GroupError> {
+    let bad = GroupError::Malformed("escrow entry");
+    let rest = entry.strip_prefix(&ESCROW_MAGIC).ok_or(bad)?;
+    let (user, sealed) = rest
+        .split_first_chunk::<16>()
+        .ok_or(GroupError::Malformed("escrow entry"))?;
+    let epoch = envelope::epoch_of(sealed).map_err(|_| GroupError::Malformed("escrow entry"))?;
+    Ok((UserId(*user), epoch))
+}
+
+impl KeyRing {
+    /// An escrow entry of the family for this ring's user, sealed with `user_key`:
+    /// the secrets of every epoch this device holds, up to the current one. Returns
+    /// the epoch it goes up to and the entry.
+    pub fn escrow(
+        &self,
+        family: FamilyId,
+        user_key: &SigningKey,
+    ) -> Result<(u64, Vec<u8>), GroupError> {
+        let group = self.group(family)?;
+        let epoch = group.mls.epoch().as_u64();
+        let secrets: Vec<(u64, [u8; 32])> = group
+            .secrets
+            .range(..=epoch)
+            .rev()
+            .take(MAX_EPOCHS)
+            .map(|(e, s)| (*e, *s))
+            .collect();
+        let plain = postcard::to_allocvec(&secrets).map_err(|_| GroupError::Malformed("escrow"))?;
+        let sealed = envelope::seal(
+            &escrow_key(user_key, family),
+            epoch,
+            family.key_log(),
+            &plain,
+        )?;
+        let mut entry = ESCROW_MAGIC.to_vec();
+        entry.extend_from_slice(&self.user().0);
+        entry.extend_from_slice(&sealed);
+        Ok((epoch, entry))
+    }
+
+    /// Takes the secrets of an escrow entry of this ring's user that this device
+    /// lacks (into its group, or — not in the group yet — kept to open what they
+    /// open); returns how many. Another user's entry is
+    /// [`GroupError::NotForThisDevice`]; one that does not open with `user_key` is
+    /// [`GroupError::Refused`].
+    pub fn take_escrow(
+        &mut self,
+        family: FamilyId,
+        entry: &[u8],
+        user_key: &SigningKey,
+    ) -> Result<usize, GroupError> {
+        let (user, epoch) = escrow_of(entry)?;
+        if user != self.user() {
+            return Err(GroupError::NotForThisDevice);
+        }
+        let sealed = &entry[ESCROW_MAGIC.len() + 16..];
+        let plain = envelope::open(
+            &escrow_key(user_key, family),
+            epoch,
+            family.key_log(),
+            sealed,
+        )
+        .map_err(|e| GroupError::Refused(e.to_string()))?;
+        let secrets: Vec<(u64, [u8; 32])> =
+            postcard::from_bytes(&plain).map_err(|_| GroupError::Malformed("escrow"))?;
+        let held = match self.groups.get_mut(&family) {
+            Some(g) => &mut g.secrets,
+            None => self.former.entry(family).or_default(),
+        };
+        let mut taken = 0;
+        for (e, s) in secrets.into_iter().take(MAX_EPOCHS) {
+            if e <= epoch && !held.contains_key(&e) {
+                held.insert(e, s);
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+}
