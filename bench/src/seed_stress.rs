@@ -26,7 +26,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doran_protocol::{ChunkId, Request};
+use doran_client_core::group::KeyRing;
+use doran_protocol::{ChunkId, DeviceId, FamilyId, Request, UserId};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -71,6 +72,11 @@ pub struct Options {
     /// afterwards every acked change must be stored.
     #[arg(long, value_name = "PID")]
     pub kill_pid: Option<u32>,
+    /// Seal every change end to end, as the devices of a sealed family do: each
+    /// family gets its key group (set up before the clock), every device seals each
+    /// change before pushing it and opens each chunk it receives, inside the timed run.
+    #[arg(long)]
+    pub sealed: bool,
     #[command(flatten)]
     pub relay: RelayOptions,
 }
@@ -151,6 +157,14 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
 
     let Cohort { devices, families } = cohort;
     let identities: Vec<Identity> = devices.iter().map(|d| d.id.clone()).collect();
+    let rings: Vec<Option<Arc<std::sync::Mutex<KeyRing>>>> = families
+        .iter()
+        .map(|f| {
+            opts.sealed
+                .then(|| family_ring(f).map(|r| Arc::new(std::sync::Mutex::new(r))))
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
     let families = Arc::new(families);
     // Devices reconnect (rather than fail) when the relay goes away, if it is to be
     // killed; the run then gives them this long in all.
@@ -177,6 +191,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             ws: relay.ws_url(),
             resilient,
             progress: Arc::clone(&progress),
+            ring: rings[device.family].clone(),
         };
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
@@ -258,6 +273,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     Ok(json!({
         "benchmark": "seed-stress",
         "mix": match opts.mix { Mix::Mixed => "mixed", Mix::Changes => "changes" },
+        "sealed": opts.sealed,
         "devices": all.len(),
         "families": families.len(),
         "ops_per_device": opts.ops,
@@ -306,6 +322,23 @@ struct Job {
     resilient: Option<Instant>,
     /// Operations done by every device, counted up by each.
     progress: Arc<AtomicUsize>,
+    /// The family's key group, with `--sealed`.
+    ring: Option<Arc<std::sync::Mutex<KeyRing>>>,
+}
+
+/// A family's key group for `--sealed`: one ring standing for its devices (they all
+/// hold the same epoch's secret; sealing and opening cost the same on each).
+fn family_ring(family: &Family) -> Result<KeyRing, LoadError> {
+    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
+    let mut ring = KeyRing::new(UserId::random(), DeviceId::random(), key);
+    ring.create(FamilyId(family.doc.0))
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
+    Ok(ring)
+}
+
+fn locked(ring: &std::sync::Mutex<KeyRing>) -> std::sync::MutexGuard<'_, KeyRing> {
+    ring.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How long devices keep reconnecting in a run that kills the relay.
@@ -361,6 +394,15 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
                     return Err(LoadError::Setup("fewer changes than pushes".into()));
                 };
                 run.holdings.push(change.clone());
+                let sealed = match &job.ring {
+                    Some(ring) => Some(
+                        locked(ring)
+                            .seal_chunk(FamilyId(job.family.doc.0), job.family.doc, change)
+                            .map_err(|e| LoadError::Protocol(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let change: &[u8] = sealed.as_deref().unwrap_or(change);
                 let chunk = ChunkId::of(change);
                 let pushed = steadily(&mut device, &job, &mut run, Attempt::Push(change)).await;
                 match pushed {
@@ -401,8 +443,20 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
     }
     steadily(&mut device, &job, &mut run, Attempt::Everything(job.expect)).await?;
     run.delivered = device.conn.received.len();
-    run.holdings
-        .extend(device.conn.received.drain(..).map(|r| r.bytes));
+    match &job.ring {
+        Some(ring) => {
+            let ring = locked(ring);
+            for r in device.conn.received.drain(..) {
+                let opened = ring
+                    .open(FamilyId(job.family.doc.0), job.family.doc, &r.bytes)
+                    .map_err(|e| LoadError::Protocol(format!("a sealed chunk: {e}")))?;
+                run.holdings.push(opened);
+            }
+        }
+        None => run
+            .holdings
+            .extend(device.conn.received.drain(..).map(|r| r.bytes)),
+    }
     device.conn.close().await;
     Ok(run)
 }
@@ -515,7 +569,15 @@ fn print_table(r: &serde_json::Value) {
             l["p50"], l["p95"], l["p99"], l["max"]
         )
     };
-    println!("seed-stress ({} mix)", r["mix"].as_str().unwrap_or("?"));
+    println!(
+        "seed-stress ({} mix{})",
+        r["mix"].as_str().unwrap_or("?"),
+        if r["sealed"].as_bool() == Some(true) {
+            ", sealed"
+        } else {
+            ""
+        }
+    );
     println!(
         "  devices {} in {} families, {} ops each (set-up {:.1} s, not timed)",
         r["devices"],

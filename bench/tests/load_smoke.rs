@@ -69,6 +69,28 @@ fn seed_stress_changes_delivers_every_change() {
     assert_eq!(r["chunks_delivered"], 60 * 4);
 }
 
+/// The same, sealed end to end: every device opens what the others sealed, and the
+/// families still converge on the opened changes.
+#[test]
+fn seed_stress_sealed_opens_every_change_and_converges() {
+    let r = run(&[
+        "seed-stress",
+        "--mix",
+        "changes",
+        "--devices",
+        "10",
+        "--ops",
+        "6",
+        "--family-size",
+        "5",
+        "--sealed",
+    ]);
+    assert_eq!(r["sealed"], true);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["converged"], true);
+    assert_eq!(r["chunks_delivered"], 60 * 4);
+}
+
 #[test]
 fn fanout_and_connections_miss_nothing() {
     let r = run(&["fanout", "--devices", "10,15", "--rounds", "3"]);
