@@ -157,13 +157,9 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
 
     let Cohort { devices, families } = cohort;
     let identities: Vec<Identity> = devices.iter().map(|d| d.id.clone()).collect();
-    let rings: Vec<Option<Arc<std::sync::Mutex<KeyRing>>>> = families
+    let rings: Vec<Option<Vec<u8>>> = families
         .iter()
-        .map(|f| {
-            opts.sealed
-                .then(|| family_ring(f).map(|r| Arc::new(std::sync::Mutex::new(r))))
-                .transpose()
-        })
+        .map(|f| opts.sealed.then(|| family_ring(f)).transpose())
         .collect::<Result<_, _>>()?;
     let families = Arc::new(families);
     // Devices reconnect (rather than fail) when the relay goes away, if it is to be
@@ -191,7 +187,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             ws: relay.ws_url(),
             resilient,
             progress: Arc::clone(&progress),
-            ring: rings[device.family].clone(),
+            ring: rings[device.family].as_deref().map(ring_copy).transpose()?,
         };
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
@@ -322,23 +318,24 @@ struct Job {
     resilient: Option<Instant>,
     /// Operations done by every device, counted up by each.
     progress: Arc<AtomicUsize>,
-    /// The family's key group, with `--sealed`.
-    ring: Option<Arc<std::sync::Mutex<KeyRing>>>,
+    /// This device's copy of its family's key group, with `--sealed`.
+    ring: Option<KeyRing>,
 }
 
-/// A family's key group for `--sealed`: one ring standing for its devices (they all
-/// hold the same epoch's secret; sealing and opening cost the same on each).
-fn family_ring(family: &Family) -> Result<KeyRing, LoadError> {
+/// A family's key group for `--sealed`, saved: each of its devices gets its own copy
+/// (the same epoch's secret, as devices in one group hold; no lock between them).
+fn family_ring(family: &Family) -> Result<Vec<u8>, LoadError> {
     let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
     let mut ring = KeyRing::new(UserId::random(), DeviceId::random(), key);
     ring.create(FamilyId(family.doc.0))
         .map_err(|e| LoadError::Setup(e.to_string()))?;
-    Ok(ring)
+    ring.save().map_err(|e| LoadError::Setup(e.to_string()))
 }
 
-fn locked(ring: &std::sync::Mutex<KeyRing>) -> std::sync::MutexGuard<'_, KeyRing> {
-    ring.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn ring_copy(saved: &[u8]) -> Result<KeyRing, LoadError> {
+    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
+    KeyRing::restore(UserId::random(), DeviceId::random(), key, saved)
+        .map_err(|e| LoadError::Setup(e.to_string()))
 }
 
 /// How long devices keep reconnecting in a run that kills the relay.
@@ -396,8 +393,7 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
                 run.holdings.push(change.clone());
                 let sealed = match &job.ring {
                     Some(ring) => Some(
-                        locked(ring)
-                            .seal_chunk(FamilyId(job.family.doc.0), job.family.doc, change)
+                        ring.seal_chunk(FamilyId(job.family.doc.0), job.family.doc, change)
                             .map_err(|e| LoadError::Protocol(e.to_string()))?,
                     ),
                     None => None,
@@ -445,7 +441,6 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
     run.delivered = device.conn.received.len();
     match &job.ring {
         Some(ring) => {
-            let ring = locked(ring);
             for r in device.conn.received.drain(..) {
                 let opened = ring
                     .open(FamilyId(job.family.doc.0), job.family.doc, &r.bytes)
