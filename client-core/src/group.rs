@@ -1075,13 +1075,19 @@ impl KeyRing {
         doc: DocId,
         changes: &[u8],
     ) -> Result<Vec<u8>, GroupError> {
+        let (epoch, secret) = self.current_secret(family)?;
+        Ok(envelope::seal(secret, epoch, doc, changes)?)
+    }
+
+    /// The group's current epoch and its secret.
+    pub(super) fn current_secret(&self, family: FamilyId) -> Result<(u64, &[u8; 32]), GroupError> {
         let group = self.group(family)?;
         let epoch = group.mls.epoch().as_u64();
         let secret = group
             .secrets
             .get(&epoch)
             .ok_or(GroupError::UnknownFamily(family))?;
-        Ok(envelope::seal(secret, epoch, doc, changes)?)
+        Ok((epoch, secret))
     }
 
     /// Seals a chunk of `doc` like [`KeyRing::seal`], with a synthetic nonce: the same
@@ -1093,12 +1099,7 @@ impl KeyRing {
         doc: DocId,
         changes: &[u8],
     ) -> Result<Vec<u8>, GroupError> {
-        let group = self.group(family)?;
-        let epoch = group.mls.epoch().as_u64();
-        let secret = group
-            .secrets
-            .get(&epoch)
-            .ok_or(GroupError::UnknownFamily(family))?;
+        let (epoch, secret) = self.current_secret(family)?;
         Ok(envelope::seal_synthetic(secret, epoch, doc, changes)?)
     }
 

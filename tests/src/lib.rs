@@ -2,7 +2,7 @@
 //! output, and a recording to add. The relay is [`doran_testkit::Relay`].
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Output},
 };
 
@@ -148,4 +148,37 @@ pub fn sealed_hash(opened: &[u8], key: &serde_json::Value) -> Option<String> {
     let key = seal::BlobKey::from_slice(&bytes)?;
     let sealed = seal::seal(&key, opened).ok()?;
     Some(doran_protocol::BlobHash::of(&sealed).to_hex())
+}
+
+/// Every file under `dir` (a relay's data folder: its SQLite file, its WAL, its
+/// blobs), with its bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read a folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Pieces of `plain` no ciphertext holds by chance: 24 bytes at several places.
+pub fn pieces(plain: &[u8]) -> Vec<&[u8]> {
+    let len = plain.len();
+    [0, 3, 600, len / 3, len / 2, len.saturating_sub(24)]
+        .into_iter()
+        .filter(|&at| at + 24 <= len)
+        .map(|at| &plain[at..at + 24])
+        .collect()
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -4,10 +4,7 @@
 //! with the keys from the entries; and a ranged download opens on its own. (A key
 //! that does not open its blob: `hostile_member_blobs`.)
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::Path, sync::Arc};
 
 use doran_device::{
     account::{Account, StoreSecrets},
@@ -18,7 +15,7 @@ use doran_device::{
     },
     relay::{Relay as RelayAddress, Trust},
 };
-use doran_e2e::{Relay, create_account, json, ok, tone_wav};
+use doran_e2e::{Relay, contains, create_account, files_under, json, ok, pieces, tone_wav};
 use doran_protocol::BlobHash;
 
 /// A 2000×1500 JPEG with texture, and a recognisable comment in its header.
@@ -31,37 +28,6 @@ fn photo() -> Vec<u8> {
     img.write_to(&mut bytes, image::ImageFormat::Jpeg)
         .expect("encode the photo");
     bytes.into_inner()
-}
-
-/// Every file under `dir`, with its bytes.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).expect("read a folder") {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
-            }
-        }
-    }
-    out
-}
-
-/// Pieces of `plain` no ciphertext holds by chance: 24 bytes at several places.
-fn pieces(plain: &[u8]) -> Vec<&[u8]> {
-    let len = plain.len();
-    [0, 3, 600, len / 3, len / 2, len - 24]
-        .into_iter()
-        .filter(|&at| at + 24 <= len)
-        .map(|at| &plain[at..at + 24])
-        .collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -161,7 +127,7 @@ fn the_relay_keeps_no_photo_voice_or_avatar_bytes() {
     // or MP3 start) and addressed by the hash of the sealed bytes; no file of the
     // relay — SQLite, its WAL, the blobs — holds any piece of the photo, the
     // thumbnail, the avatar, the MP3 or the original.
-    let stored = files(relay.data());
+    let stored = files_under(relay.data());
     let blobs: Vec<_> = stored
         .iter()
         .filter(|(p, _)| p.components().any(|c| c.as_os_str() == "blobs"))

@@ -7,11 +7,13 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::Stdio,
 };
 
-use doran_e2e::{Relay, create_account, doran_cmd, json, ok, tone_wav};
+use doran_e2e::{
+    Relay, contains, create_account, doran_cmd, files_under, json, ok, pieces, tone_wav,
+};
 
 /// A 1200×900 JPEG with texture.
 fn photo() -> Vec<u8> {
@@ -23,37 +25,6 @@ fn photo() -> Vec<u8> {
     img.write_to(&mut bytes, image::ImageFormat::Jpeg)
         .expect("encode the photo");
     bytes.into_inner()
-}
-
-/// Every file under `dir`, with its bytes.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).expect("read a folder") {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
-            }
-        }
-    }
-    out
-}
-
-/// Pieces of `plain` no ciphertext holds by chance: 24 bytes at several places.
-fn pieces(plain: &[u8]) -> Vec<&[u8]> {
-    let len = plain.len();
-    [0, 3, 600, len / 3, len / 2, len - 24]
-        .into_iter()
-        .filter(|&at| at + 24 <= len)
-        .map(|at| &plain[at..at + 24])
-        .collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn sync(home: &Path) {
@@ -149,7 +120,7 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
     assert!(lines.next().is_some());
 
     // The relay's folder holds none of it.
-    let stored = files(relay.data());
+    let stored = files_under(relay.data());
     assert!(stored.iter().any(|(p, _)| p.ends_with("relay.sqlite")));
     let original_bytes = std::fs::read(&original).expect("the original");
     for text in [

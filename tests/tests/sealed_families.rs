@@ -15,8 +15,9 @@ use doran_device::{
     },
 };
 use doran_e2e::{
-    Relay,
+    Relay, contains,
     devices::{WAIT, link_and_confirm, open, wait_for},
+    files_under,
 };
 use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
@@ -79,23 +80,6 @@ fn mission(title: &str, who: &[&str]) -> MissionInput {
     }
 }
 
-/// Every file under `dir`, read whole.
-fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
-            }
-        }
-    }
-    out
-}
-
 /// The key keeper saved in the store of the device at `home` (read only to open
 /// chunks: the signing key it is loaded with is any).
 fn keeper_of(home: &Path) -> Keeper {
@@ -119,10 +103,6 @@ fn relay_chunks(relay: &Relay, doc: DocId) -> Vec<Vec<u8>> {
         .expect("rows")
         .map(|r| r.expect("row"))
         .collect()
-}
-
-fn holds(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +195,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
             "주말에 김치찌개 만들기",
         ] {
             assert!(
-                !holds(&bytes, text.as_bytes()),
+                !contains(&bytes, text.as_bytes()),
                 "{} holds {text:?} in the clear",
                 path.display()
             );
@@ -310,7 +290,7 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     // The escrow opens only with her key: the relay's files hold none of it.
     for (path, bytes) in files_under(relay.data()) {
         assert!(
-            !holds(&bytes, "화분에 물 주기".as_bytes()),
+            !contains(&bytes, "화분에 물 주기".as_bytes()),
             "{} holds the mission in the clear",
             path.display()
         );

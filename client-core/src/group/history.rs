@@ -59,13 +59,9 @@ impl KeyRing {
     /// A history entry for the family's key log: the secrets of every epoch before
     /// the current one this device holds, sealed under the current epoch.
     pub fn history(&self, family: FamilyId) -> Result<Vec<u8>, GroupError> {
-        let group = self.group(family)?;
-        let epoch = group.mls.epoch().as_u64();
-        let secret = group
-            .secrets
-            .get(&epoch)
-            .ok_or(GroupError::UnknownFamily(family))?;
-        let past: Vec<(u64, [u8; 32])> = group
+        let (epoch, secret) = self.current_secret(family)?;
+        let past: Vec<(u64, [u8; 32])> = self
+            .group(family)?
             .secrets
             .range(..epoch)
             .rev()
