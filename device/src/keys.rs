@@ -117,11 +117,10 @@ pub(crate) async fn step(
     if step.appended > 0 {
         session.driver.local_change();
     }
-    if step.new_keys {
-        session
-            .mend_again
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        // Chunks kept aside for a key first, then the documents that stopped.
+    // Chunks kept aside for a key are tried whenever this device is in the group (a
+    // restart may have come between getting keys and opening them): one small read
+    // when there are none.
+    if step.new_keys || step.in_group {
         let host: Arc<StoreHost> = Arc::clone(&session.host);
         let change = tokio::task::spawn_blocking(move || host.retry_held(family))
             .await
@@ -141,6 +140,11 @@ pub(crate) async fn step(
                 local: false,
             });
         }
+    }
+    if step.new_keys {
+        session
+            .mend_again
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         session
             .driver
             .unlock(vec![DocId::from(family), family.key_log()]);

@@ -523,6 +523,10 @@ impl Keeper {
                         out.new_keys |= taken > 0;
                         Ok(())
                     }
+                    // Another device's history for the devices it added, or one this
+                    // device (not in the group yet, or in it from before) has no use
+                    // for: the normal case, nothing to say.
+                    Err(GroupError::NotForThisDevice | GroupError::UnknownFamily(_)) => Ok(()),
                     Err(e) => Err(e),
                 },
                 Ok(LogEntry::Commit { welcome, epoch, .. }) => {
