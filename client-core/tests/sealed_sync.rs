@@ -13,7 +13,7 @@ use doran_client_core::{
     group::KnownDevices,
     keys::{public_key, random_key},
     store::{LocalStore, MemoryStore, OutboxEntry},
-    sync::{DocKind, HostError, IncomingChunk, StoreHost, SyncHost},
+    sync::{DocKind, HostError, IncomingChunk, Keeper, StoreHost, SyncHost},
 };
 use doran_protocol::{ChunkId, DeviceId, DocId, FamilyId, Seq, UserId};
 use ed25519_dalek::SigningKey;
@@ -255,6 +255,72 @@ fn a_key_log_entry_does_not_seal_a_clear_family() {
         out.iter().any(|e| e.doc == doc),
         "the son's change goes out"
     );
+    // Once the family is known clear, its key log keeps nothing on this device.
+    kl.chunks
+        .push((b"DRK\x01 anything".to_vec(), mom.actor.user));
+    assert!(!kl.deliver(&son, keylog, DocKind::KeyLog(family), 1).keys);
+}
+
+/// A change this device cannot seal yet (it is not in the family's group) waits
+/// alone: the listing reads past it, so the changes behind it — here a personal
+/// document's — still go out, even a page at a time.
+#[test]
+fn a_change_that_cannot_be_sealed_yet_does_not_hold_up_the_others() {
+    let mom = device(1);
+    let son = device(2);
+    let family = FamilyId([11; 16]);
+    let doc = DocId::from(family);
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    let mut fd = Log::default();
+    fd.push(&mom, doc);
+    son.store
+        .set_membership(family, doran_client_core::store::Membership::Member, T0)
+        .unwrap();
+    assert_eq!(
+        fd.deliver(&son, doc, DocKind::Family(family), 0).locked_at,
+        Some(0)
+    );
+    // Two changes of the family's (as a device that wrote before its keys were
+    // taken from it would hold), then one of its personal document.
+    son.store.commit_local(doc, b"waiting 1").unwrap();
+    son.store.commit_local(doc, b"waiting 2").unwrap();
+    let personal = DocId([12; 16]);
+    son.store
+        .commit_local(personal, b"a profile change")
+        .unwrap();
+    let first = son.host.outbox(None, 1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].doc, personal, "read past the two that wait");
+    assert!(son.host.outbox(Some(first[0].id), 1).unwrap().is_empty());
+}
+
+/// Keys saved for another account on the same device (signed out, another signed
+/// in) are not taken: the new account starts with none.
+#[test]
+fn keys_saved_for_another_account_are_not_loaded() {
+    let mom = device(1);
+    let family = FamilyId([13; 16]);
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    let mine = Keeper::load(
+        &*mom.store,
+        mom.actor.user,
+        mom.actor.device,
+        mom.key.clone(),
+    )
+    .unwrap();
+    assert!(mine.is_sealed(family) && !mine.is_new());
+    let other = Keeper::load(
+        &*mom.store,
+        UserId([9; 16]),
+        DeviceId([9; 16]),
+        random_key().unwrap(),
+    )
+    .unwrap();
+    assert!(other.is_new() && !other.is_sealed(family));
 }
 
 /// A device in the group that gets a chunk sealed under an epoch it has no key for
@@ -315,5 +381,17 @@ fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
             .get_meta(&format!("keys/held/{}", doc.to_hex()))
             .unwrap()
             .is_some()
+    );
+    // A copy lacking what it kept aside neither makes nor vouches for a snapshot.
+    assert_eq!(copy.save(doc, DocKind::Family(family)).unwrap(), None);
+    let saved = mom
+        .host
+        .save(doc, DocKind::Family(family))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        copy.check_snapshot(doc, DocKind::Family(family), (1, mom.actor.user), &saved)
+            .unwrap(),
+        doran_client_core::sync::SnapshotCheck::CannotTell
     );
 }

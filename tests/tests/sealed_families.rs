@@ -4,13 +4,13 @@
 //! that is online and read the family's whole history; a member removed reads
 //! nothing written after.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use doran_device::{
     Device, DeviceOptions, MissionInput,
+    account::{Account, StoreSecrets},
     core::{
-        keys::random_key,
-        store::SqliteStore,
+        store::{LocalStore, SqliteStore},
         sync::{Keeper, Unsealed},
     },
 };
@@ -19,7 +19,7 @@ use doran_e2e::{
     devices::{WAIT, link_and_confirm, open, wait_for},
     files_under,
 };
-use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
+use doran_protocol::{DocId, FamilyId};
 
 /// Opens a device whose new families are sealed.
 async fn open_sealing(home: &Path) -> Device {
@@ -80,17 +80,15 @@ fn mission(title: &str, who: &[&str]) -> MissionInput {
     }
 }
 
-/// The key keeper saved in the store of the device at `home` (read only to open
-/// chunks: the signing key it is loaded with is any).
+/// The key keeper saved in the store of the device at `home`, loaded as that
+/// device's account (read only here).
 fn keeper_of(home: &Path) -> Keeper {
-    let store = SqliteStore::open(home.join("device.sqlite")).expect("the device's store");
-    Keeper::load(
-        &store,
-        UserId::random(),
-        DeviceId::random(),
-        random_key().expect("a key"),
-    )
-    .expect("the keeper")
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(home.join("device.sqlite")).expect("the device's store"));
+    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
+        .expect("load")
+        .expect("the account");
+    Keeper::load(&*store, account.user, account.device, account.device_key).expect("the keeper")
 }
 
 /// The chunks of `doc` in the relay's SQLite file, oldest first.

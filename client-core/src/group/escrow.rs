@@ -50,18 +50,22 @@ pub(super) fn escrow_of(entry: &[u8]) -> Result<(UserId, u64), GroupError> {
 
 impl KeyRing {
     /// An escrow entry of the family for this ring's user, sealed with `user_key`:
-    /// the secrets of every epoch this device holds, up to the current one. Returns
-    /// the epoch it goes up to and the entry.
+    /// the secrets of the epochs after `after` (all, with `None`) this device holds,
+    /// up to the current one — a device escrows each epoch once, and a restored
+    /// device takes the union of the user's entries. Returns the epoch it goes up to
+    /// and the entry.
     pub fn escrow(
         &self,
         family: FamilyId,
         user_key: &SigningKey,
+        after: Option<u64>,
     ) -> Result<(u64, Vec<u8>), GroupError> {
         let group = self.group(family)?;
         let epoch = group.mls.epoch().as_u64();
+        let from = after.map_or(0, |a| a.saturating_add(1));
         let secrets: Vec<(u64, [u8; 32])> = group
             .secrets
-            .range(..=epoch)
+            .range(from..=epoch)
             .rev()
             .take(MAX_EPOCHS)
             .map(|(e, s)| (*e, *s))

@@ -955,7 +955,7 @@ fn an_escrow_entry_opens_only_with_its_users_key() {
     let doc = DocId::from(id);
     phone.ring.create(id).expect("create");
     let sealed = phone.ring.seal(id, doc, b"a mission").expect("seal");
-    let (epoch, entry) = phone.ring.escrow(id, &user_key).expect("escrow");
+    let (epoch, entry) = phone.ring.escrow(id, &user_key, None).expect("escrow");
     assert_eq!(epoch, 0);
     assert_eq!(
         classify(&entry).expect("entry"),

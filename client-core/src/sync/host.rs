@@ -169,6 +169,9 @@ pub struct StoreHost {
     sealed_ids: Mutex<SealedIds>,
     /// This device's key log entries handed out for pushing, until acked.
     own_entries: Mutex<HashMap<(DocId, ChunkId), Vec<u8>>>,
+    /// Serialises the read-modify-write of chunks kept aside for a key (the driver
+    /// adds, the key task takes).
+    held_lock: Mutex<()>,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -213,6 +216,7 @@ impl StoreHost {
             keeper: Mutex::new(None),
             sealed_ids: Mutex::new(SealedIds::new()),
             own_entries: Mutex::new(HashMap::new()),
+            held_lock: Mutex::new(()),
         }
     }
 
@@ -229,14 +233,16 @@ impl StoreHost {
         let mut keeper = Keeper::load(&*store, actor.user, actor.device, device_key)?;
         keeper.set_user_key(user_key);
         if keeper.is_new() {
-            // The families this device had before it kept keys were all in the clear.
-            let mut any = false;
+            // The families this device holds a document of from before it kept keys
+            // were all in the clear (a family with nothing stored yet is decided by
+            // its first chunk). Saved at once, so this is done once.
             for record in store.families()? {
-                any |= keeper.decide(record.family, false);
+                let doc = DocId::from(record.family);
+                if store.cursor(doc)? > 0 || store.log_end(doc)?.is_some() {
+                    keeper.decide(record.family, false);
+                }
             }
-            if any {
-                keeper.save(&*store)?;
-            }
+            keeper.save(&*store)?;
         }
         let host = StoreHost::new(store, actor);
         *host.keeper() = Some(keeper);
@@ -457,7 +463,9 @@ impl StoreHost {
         let at = *at;
         // A sealed family's document this device cannot read yet is empty here: a
         // change made on it would start the document over beside the real one.
-        if rules::host_of(fd.replica_mut().doc()).is_none() && self.is_sealed(family) {
+        if rules::host_of(fd.replica_mut().doc()).is_none()
+            && (self.is_sealed(family) || !self.sealing_known(family))
+        {
             return Err(HostError::WaitingForKeys(family));
         }
         let e = edit(fd)?;
@@ -698,15 +706,27 @@ impl SyncHost for StoreHost {
     }
 
     fn outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let entries = self.store.outbox_after(after, limit)?;
-        {
-            let mut own = self.own();
-            for e in &entries {
-                own.entry((e.doc, e.chunk))
-                    .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+        // Changes that cannot be sealed yet are left out; the pages behind them are
+        // read too, so a full page of waiting changes never hides the others (the
+        // machine stops asking after a page shorter than `limit`).
+        let mut out = Vec::new();
+        let mut after = after;
+        loop {
+            let page = self.store.outbox_after(after, limit)?;
+            let full = page.len() >= limit;
+            after = page.last().map(|e| e.id).or(after);
+            {
+                let mut own = self.own();
+                for e in &page {
+                    own.entry((e.doc, e.chunk))
+                        .or_insert_with(|| replica::change_hashes(&e.bytes).unwrap_or_default());
+                }
+            }
+            out.extend(self.seal_outgoing(page));
+            if out.len() >= limit || !full {
+                return Ok(out);
             }
         }
-        Ok(self.seal_outgoing(entries))
     }
 
     fn pending_count(&self) -> Result<u64> {
@@ -797,6 +817,10 @@ impl SyncHost for StoreHost {
         (covers_seq, by): (Seq, UserId),
         snapshot: &[u8],
     ) -> Result<SnapshotCheck> {
+        if self.holds_aside(doc)? {
+            // Changes this device has not opened are not in its copy: it cannot say.
+            return Ok(SnapshotCheck::CannotTell);
+        }
         let opened;
         let snapshot = match kind {
             DocKind::Family(family) => match self
@@ -881,6 +905,11 @@ impl SyncHost for StoreHost {
     }
 
     fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>> {
+        // With chunks kept aside for a key, this copy lacks changes the log has: a
+        // snapshot of it would replace them.
+        if self.holds_aside(doc)? {
+            return Ok(None);
+        }
         let mut docs = self.lock();
         if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
             return Ok(None);

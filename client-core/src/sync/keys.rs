@@ -72,6 +72,10 @@ struct FamilyKeys {
 #[derive(Serialize, Deserialize)]
 struct Saved {
     version: u8,
+    /// Whose keys these are: a keeper saved for another account (signed out, then
+    /// another signed in on the same device) is not loaded.
+    user: UserId,
+    device: doran_protocol::DeviceId,
     generation: u64,
     ring: Vec<u8>,
     families: Vec<(FamilyId, FamilyKeys)>,
@@ -170,6 +174,15 @@ impl Keeper {
         if saved.version != VERSION {
             return Err(GroupError::Restore(format!("keeper version {}", saved.version)).into());
         }
+        if (saved.user, saved.device) != (user, device) {
+            tracing::warn!(%user, %device, "the keys saved on this device are another account's: starting anew");
+            return Ok(Keeper {
+                ring: KeyRing::new(user, device, key),
+                families: BTreeMap::new(),
+                user_key: None,
+                generation: 0,
+            });
+        }
         Ok(Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
@@ -215,6 +228,8 @@ impl Keeper {
         let generation = self.generation + 1;
         let saved = Saved {
             version: VERSION,
+            user: self.ring.user(),
+            device: self.ring.device(),
             generation,
             ring: self.ring.save()?,
             families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
@@ -351,6 +366,11 @@ impl Keeper {
     /// not kept (too many waiting), if any: the log must not be read past it.
     pub fn arrived(&mut self, family: FamilyId, entries: &[(Seq, Vec<u8>)]) -> (bool, Option<Seq>) {
         let keys = self.families.entry(family).or_default();
+        if keys.sealed == Some(false) {
+            // A clear family's key log has nothing for this device: nothing is kept
+            // (a member filling it costs nobody's store).
+            return (false, None);
+        }
         let mut new = false;
         for (seq, bytes) in entries {
             if *seq <= keys.done {
@@ -429,7 +449,8 @@ impl Keeper {
         if let Some(user_key) = &self.user_key {
             let epoch = self.ring.epoch(family);
             if epoch.is_some() && keys.escrowed < epoch {
-                let (epoch, entry) = self.ring.escrow(family, user_key)?;
+                // Only the epochs not escrowed yet: the key log is never compacted.
+                let (epoch, entry) = self.ring.escrow(family, user_key, keys.escrowed)?;
                 append(&entry)?;
                 out.appended += 1;
                 keys.escrowed = Some(epoch);

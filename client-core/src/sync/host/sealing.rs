@@ -191,11 +191,23 @@ impl StoreHost {
         drop(guard);
         if !held.is_empty() {
             // Kept before the cursor moves past them.
+            let _held = self.held_guard();
             let mut kept = self.held(doc)?;
             kept.extend(held.into_iter().map(|c| (c.seq, c.author, c.bytes)));
             self.keep_held(doc, kept)?;
         }
         Ok(out)
+    }
+
+    fn held_guard(&self) -> MutexGuard<'_, ()> {
+        self.held_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether chunks of `doc` are kept aside for a key.
+    pub(super) fn holds_aside(&self, doc: DocId) -> Result<bool> {
+        Ok(self.store.get_meta(&held_key(doc))?.is_some())
     }
 
     /// The chunks of `doc` kept aside for a key (seq, author, sealed bytes).
@@ -227,6 +239,7 @@ impl StoreHost {
     /// until it is dropped with the oldest).
     pub fn retry_held(&self, family: FamilyId) -> Result<DocChange> {
         let doc = DocId::from(family);
+        let _held = self.held_guard();
         let held = self.held(doc)?;
         if held.is_empty() {
             return Ok(DocChange::default());
