@@ -265,6 +265,10 @@ impl Keeper {
             return false;
         }
         keys.sealed = Some(sealed);
+        if !sealed {
+            // Whatever its key log brought before is nothing to this device.
+            keys.waiting.clear();
+        }
         true
     }
 
