@@ -153,7 +153,7 @@ fn settle(store: &dyn LocalStore, account: &Account, cert: &DeviceCert, kept: bo
     }
 }
 
-fn blocking_failed(e: tokio::task::JoinError) -> SyncError {
+pub(crate) fn blocking_failed(e: tokio::task::JoinError) -> SyncError {
     SyncError::Protocol(format!("a blocking task failed: {e}"))
 }
 

@@ -46,6 +46,18 @@ impl Part {
             _ => return None,
         })
     }
+
+    /// The parts these touched entities belong to, each once, in order.
+    pub fn of_touched(touched: &[doran_client_core::Touched]) -> Vec<Part> {
+        let parts: std::collections::BTreeSet<Part> = touched
+            .iter()
+            .filter_map(|t| match t {
+                doran_client_core::Touched::Root(_) => Some(Part::Family),
+                doran_client_core::Touched::Entity(c, _) => Part::of_collection(c),
+            })
+            .collect();
+        parts.into_iter().collect()
+    }
 }
 
 /// Why this device no longer belongs to a family.

@@ -25,6 +25,7 @@ use doran_protocol::{DocId, FamilyId, Request, Response, UserId};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
+    certs::blocking_failed,
     device::{Session, Shared, now_ms},
     driver::SyncDriver,
     sync_error::SyncError,
@@ -59,7 +60,7 @@ pub(crate) async fn known_devices(
             let store = Arc::clone(store);
             tokio::task::spawn_blocking(move || crate::certs::pin(&*store, user, key))
                 .await
-                .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??
+                .map_err(blocking_failed)??
         };
         if !pinned {
             tracing::warn!(%user, "the relay answered with another user key than the one pinned");
@@ -112,7 +113,7 @@ pub(crate) async fn step(
     let now = now_ms();
     let step = tokio::task::spawn_blocking(move || host.keys_step(family, &known, now))
         .await
-        .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??;
+        .map_err(blocking_failed)??;
     tracing::debug!(%family, ?step, "key log stepped");
     if step.appended > 0 {
         session.driver.local_change();
@@ -124,19 +125,12 @@ pub(crate) async fn step(
         let host: Arc<StoreHost> = Arc::clone(&session.host);
         let change = tokio::task::spawn_blocking(move || host.retry_held(family))
             .await
-            .map_err(|e| SyncError::Protocol(format!("a blocking task failed: {e}")))??;
-        let parts: BTreeSet<crate::events::Part> = change
-            .touched
-            .iter()
-            .filter_map(|t| match t {
-                doran_client_core::Touched::Root(_) => Some(crate::events::Part::Family),
-                doran_client_core::Touched::Entity(c, _) => crate::events::Part::of_collection(c),
-            })
-            .collect();
+            .map_err(blocking_failed)??;
+        let parts = crate::events::Part::of_touched(&change.touched);
         if !parts.is_empty() {
             shared.emit(crate::events::DeviceEvent::FamilyChanged {
                 family: family.to_hex(),
-                parts: parts.into_iter().collect(),
+                parts,
                 local: false,
             });
         }

@@ -5,7 +5,7 @@
 //! Each task holds the device's shared state and its session, never a `Device`
 //! handle: when the app drops its last handle, the tasks are aborted.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use doran_client_core::{
     model::Family,
@@ -287,17 +287,11 @@ async fn on_sync_event(
             new_activity,
             ..
         } => {
-            let parts: BTreeSet<Part> = touched
-                .iter()
-                .filter_map(|t| match t {
-                    doran_client_core::Touched::Root(_) => Some(Part::Family),
-                    doran_client_core::Touched::Entity(c, _) => Part::of_collection(c),
-                })
-                .collect();
+            let parts = Part::of_touched(&touched);
             if !parts.is_empty() {
                 shared.emit(DeviceEvent::FamilyChanged {
                     family: family.to_hex(),
-                    parts: parts.into_iter().collect(),
+                    parts,
                     local: false,
                 });
             }

@@ -56,20 +56,34 @@ async fn titles(device: &Device, family: &str) -> Vec<String> {
     }
 }
 
-/// Waits until `device` shows a mission titled `title` in the family.
-async fn sees(device: &Device, family: &str, title: &str) {
+/// Waits until `check` is done (`Ok`), looking every 50 ms, failing after [`WAIT`]
+/// with `what` and what `check` saw last.
+async fn until<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnMut() -> Result<(), T>) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if titles(device, family).await.iter().any(|t| t == title) {
-            return;
-        }
+        let seen = match check().await {
+            Ok(()) => return,
+            Err(seen) => seen,
+        };
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no mission {title:?} within {WAIT:?}; shown: {:?}",
-            titles(device, family).await
+            "no {what} within {WAIT:?}; seen: {seen:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until `device` shows a mission titled `title` in the family.
+async fn sees(device: &Device, family: &str, title: &str) {
+    until(&format!("mission {title:?}"), async || {
+        let shown = titles(device, family).await;
+        if shown.iter().any(|t| t == title) {
+            Ok(())
+        } else {
+            Err(shown)
+        }
+    })
+    .await;
 }
 
 fn mission(title: &str, who: &[&str]) -> MissionInput {
@@ -144,18 +158,15 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     son.answer_invite(&invite, true).await.expect("accepted");
     sees(&son, &family, "할머니께 안부 전화 드리기").await;
     // His own member entry is there (written once the family opened on his device).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    until("member entry for the son", async || {
         let members = mom.family(&family).await.expect("the family").members;
         if members.iter().any(|m| m.name == "아들") {
-            break;
+            Ok(())
+        } else {
+            Err(members)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no member entry for the son: {members:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 
     // Both write; both read.
     son.add_mission(&family, mission("분리수거 하기", &["아들"]))
@@ -206,15 +217,16 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     let id: FamilyId = family.parse().expect("family id");
     let before = relay_chunks(&relay, doc).len();
     mom.remove_member(&family, "아들").await.expect("removed");
-    let deadline = tokio::time::Instant::now() + WAIT;
     // Mom's phone, which writes next, has moved past the removal.
-    while keeper_of(&mom_home).members(id).len() != 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the son's device is still in the group"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("removal of the son's device from the group", async || {
+        let members = keeper_of(&mom_home).members(id);
+        if members.len() == 2 {
+            Ok(())
+        } else {
+            Err(members)
+        }
+    })
+    .await;
     mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
         .await
         .expect("a mission after the removal");
@@ -264,14 +276,15 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
         .expect("another");
     // Her device escrowed the family's secrets in its key log.
     let id: FamilyId = family.parse().expect("family id");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !relay_chunks(&relay, id.key_log())
-        .iter()
-        .any(|e| e.starts_with(b"DRE\x01"))
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no escrow entry");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("escrow entry", async || {
+        let log = relay_chunks(&relay, id.key_log());
+        if log.iter().any(|e| e.starts_with(b"DRE\x01")) {
+            Ok(())
+        } else {
+            Err(log.len())
+        }
+    })
+    .await;
     mom.sync_now(WAIT).await.expect("synced");
     let phrase = mom.recovery_phrase().expect("the phrase");
     mom.close().await;

@@ -785,13 +785,10 @@ impl SyncHost for StoreHost {
     }
 
     fn acked_at(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> Result<()> {
-        // A key log entry takes its place in the log before it leaves the outbox.
-        if self.own_entries().contains_key(&(doc, chunk))
-            || self
-                .keeper()
-                .as_ref()
-                .is_some_and(|k| k.knows(doc.key_log_family()))
-        {
+        // A key log entry takes its place in the log before it leaves the outbox
+        // (every one this host pushes was handed out by `outbox`, which noted it: no
+        // look at the keeper on an ack of any other chunk).
+        if self.own_entries().contains_key(&(doc, chunk)) {
             self.key_log_acked(doc, chunk, seq)?;
         }
         let chunk = self.outbox_id(doc, chunk);

@@ -309,16 +309,7 @@ impl StoreHost {
     /// in the log like any other.
     pub(super) fn key_log_acked(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> Result<bool> {
         let family = doc.key_log_family();
-        let bytes = match self.own_entries().remove(&(doc, chunk)) {
-            Some(b) => Some(b),
-            None => self
-                .store
-                .outbox(OUTBOX_SCAN)?
-                .into_iter()
-                .find(|e| e.doc == doc && e.chunk == chunk)
-                .map(|e| e.bytes),
-        };
-        let Some(bytes) = bytes else {
+        let Some(bytes) = self.own_entries().remove(&(doc, chunk)) else {
             return Ok(false);
         };
         let mut keeper = self.keeper();
