@@ -206,7 +206,7 @@ pub(crate) struct Session {
     pub(crate) stopping: Notify,
     /// Tells the running key task which family's key log to take further
     /// (`keys.rs`); replaced each time the background tasks start.
-    pub(crate) keys_kick: Mutex<Option<tokio::sync::mpsc::UnboundedSender<FamilyId>>>,
+    pub(crate) keys_kick: Mutex<Option<tokio::sync::mpsc::UnboundedSender<crate::keys::Kick>>>,
     /// A sealed family opened on this device: mend again once up to date (a join's
     /// own member entry waits for the family's keys).
     pub(crate) mend_again: std::sync::atomic::AtomicBool,
@@ -220,8 +220,30 @@ impl Session {
     /// Asks the key task to take the family's key log further.
     pub(crate) fn kick_keys(&self, family: FamilyId) {
         if let Some(kick) = lock(&self.keys_kick).as_ref() {
-            let _ = kick.send(family);
+            let _ = kick.send(crate::keys::Kick::Family(family));
         }
+    }
+
+    /// Has the key task take every sealed family's key log further now; how many
+    /// entries it appended and families it opened (0 when no key task runs, or none
+    /// answered by `deadline`). The driver has seen what they started when this
+    /// returns.
+    pub(crate) async fn settle_keys(&self, deadline: tokio::time::Instant) -> usize {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = lock(&self.keys_kick)
+            .as_ref()
+            .is_some_and(|kick| kick.send(crate::keys::Kick::Settle(reply)).is_ok());
+        if !sent {
+            return 0;
+        }
+        let moved = match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(moved)) => moved,
+            _ => 0,
+        };
+        if moved > 0 {
+            let _ = tokio::time::timeout_at(deadline, self.driver.barrier()).await;
+        }
+        moved
     }
 
     fn running(&self) -> bool {

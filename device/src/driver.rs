@@ -95,6 +95,8 @@ enum Command {
     Unlock(Vec<DocId>),
     /// Reconnect now if waiting to (someone is waiting for the relay).
     Wake,
+    /// Answered once every command sent before it has been handled.
+    Barrier(oneshot::Sender<()>),
 }
 
 /// How long opening a connection (TCP, TLS, websocket upgrade) may take.
@@ -260,6 +262,15 @@ impl SyncDriver {
     /// an epoch it had no key for are subscribed again.
     pub fn unlock(&self, docs: Vec<DocId>) {
         let _ = self.commands.send(Command::Unlock(docs));
+    }
+
+    /// Returns once the driver has handled every command sent before (a local change,
+    /// an unlock): its state then says what they started. At once if it is not running.
+    pub async fn barrier(&self) {
+        let (done, handled) = oneshot::channel();
+        if self.commands.send(Command::Barrier(done)).is_ok() {
+            let _ = handled.await;
+        }
     }
 
     /// Reconnects now if the driver is waiting to (someone is waiting for the relay).
@@ -498,6 +509,9 @@ impl SyncDriver {
                             let _ = r.machine.handle(now_ms(), Event::Unlocked { docs });
                         }
                         Some(Command::Wake) => break,
+                        Some(Command::Barrier(done)) => {
+                            let _ = done.send(());
+                        }
                         None => return Err(SyncError::Offline),
                     },
                 }
@@ -556,6 +570,10 @@ impl SyncDriver {
                     Some(Command::LocalChange) => r.machine.handle(now_ms(), Event::LocalChange),
                     Some(Command::Unlock(docs)) => r.machine.handle(now_ms(), Event::Unlocked { docs }),
                     Some(Command::Wake) => Effects::default(),
+                    Some(Command::Barrier(done)) => {
+                        let _ = done.send(());
+                        Effects::default()
+                    }
                     None => return Flow::Close,
                 },
                 _ = tick.tick() => r.machine.handle(now_ms(), Event::Tick),

@@ -22,7 +22,10 @@ use doran_client_core::{
     sync::{KeyStep, StoreHost},
 };
 use doran_protocol::{DocId, FamilyId, Request, Response, UserId};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use crate::{
     certs::blocking_failed,
@@ -146,6 +149,32 @@ pub(crate) async fn step(
     Ok(step)
 }
 
+/// What the key task is asked to do.
+#[derive(Debug)]
+pub(crate) enum Kick {
+    /// Take this family's key log further (it moved, a document waits for a key,
+    /// members changed…).
+    Family(FamilyId),
+    /// Take every sealed family's key log further now, and say how many entries were
+    /// appended and families opened (keys came): a sync that should leave nothing of
+    /// the key work half done (`doran sync` letting a new member in, then ending)
+    /// waits for it, and for what it started.
+    Settle(oneshot::Sender<usize>),
+}
+
+/// The sealed families whose key logs this device reads.
+pub(crate) async fn sealed_families(session: &Arc<Session>) -> Vec<FamilyId> {
+    let host = Arc::clone(&session.host);
+    tokio::task::spawn_blocking(move || {
+        host.key_families()
+            .into_iter()
+            .filter(|f| host.is_sealed(*f))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Whether a step should be tried again later without anything else happening.
 fn waits(step: &KeyStep) -> bool {
     step.waiting_for_certs || step.unvouched > 0
@@ -156,23 +185,31 @@ fn waits(step: &KeyStep) -> bool {
 pub(crate) async fn run(
     shared: Arc<Shared>,
     session: Arc<Session>,
-    mut kicks: mpsc::UnboundedReceiver<FamilyId>,
+    mut kicks: mpsc::UnboundedReceiver<Kick>,
 ) {
     let mut due: BTreeMap<FamilyId, (Instant, Duration)> = BTreeMap::new();
     loop {
         let mut now_due: BTreeSet<FamilyId> = BTreeSet::new();
+        let mut settles: Vec<oneshot::Sender<usize>> = Vec::new();
+        let mut take = |kick: Kick, now_due: &mut BTreeSet<FamilyId>| match kick {
+            Kick::Family(family) => {
+                now_due.insert(family);
+            }
+            Kick::Settle(reply) => settles.push(reply),
+        };
         let next = due.values().map(|(at, _)| *at).min();
         tokio::select! {
             kick = kicks.recv() => match kick {
-                Some(family) => {
-                    now_due.insert(family);
-                }
+                Some(kick) => take(kick, &mut now_due),
                 None => return,
             },
             () = sleep_until_or_forever(next) => {}
         }
-        while let Ok(family) = kicks.try_recv() {
-            now_due.insert(family);
+        while let Ok(kick) = kicks.try_recv() {
+            take(kick, &mut now_due);
+        }
+        if !settles.is_empty() {
+            now_due.extend(sealed_families(&session).await);
         }
         let now = Instant::now();
         now_due.extend(
@@ -180,10 +217,13 @@ pub(crate) async fn run(
                 .filter(|(_, (at, _))| *at <= now)
                 .map(|(f, _)| *f),
         );
+        let mut moved = 0;
         for family in now_due {
             let wait = match step(&shared, &session, family).await {
-                Ok(s) if !waits(&s) => None,
-                Ok(_) => Some(()),
+                Ok(s) => {
+                    moved += s.appended + usize::from(s.new_keys);
+                    waits(&s).then_some(())
+                }
                 Err(e) => {
                     tracing::debug!(%family, error = %e, "a key log step failed; trying again later");
                     Some(())
@@ -200,6 +240,12 @@ pub(crate) async fn run(
                     due.insert(family, (Instant::now() + delay, delay));
                 }
             }
+        }
+        if !settles.is_empty() {
+            tracing::debug!(moved, "key work settled for a sync");
+        }
+        for reply in settles {
+            let _ = reply.send(moved);
         }
     }
 }

@@ -204,14 +204,7 @@ async fn pump(
 /// Asks the key task to step every sealed family this device knows (a sign-in, a
 /// device added or revoked).
 async fn kick_all_keys(session: &Arc<Session>) {
-    let host = Arc::clone(&session.host);
-    let sealed = blocking(move || {
-        host.key_families()
-            .into_iter()
-            .filter(|f| host.is_sealed(*f))
-            .collect::<Vec<_>>()
-    });
-    for family in sealed.await.unwrap_or_default() {
+    for family in crate::keys::sealed_families(session).await {
         session.kick_keys(family);
     }
 }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use doran_e2e::{
-    Relay, contains, create_account, doran_cmd, files_under, json, ok, pieces, tone_wav,
+    Relay, contains, create_account, doran, doran_cmd, files_under, json, ok, pieces, tone_wav,
 };
 
 /// A 1200×900 JPEG with texture.
@@ -158,4 +158,49 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
         );
         assert!(!bytes.starts_with(b"ID3"), "{path:?} is an MP3");
     }
+}
+
+/// With nobody's device online, a new member waits; the next `doran sync` of any
+/// member's device lets them in (it finishes the key work it brings: the Commit
+/// adding the device, then the history entry), and the new member reads the family's
+/// past and writes to it.
+#[test]
+fn a_members_doran_sync_lets_a_new_member_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    let family = ok(
+        &mom,
+        &["family", "create", "우리 가족", "--as", "엄마", "--sealed"],
+    );
+    ok(&mom, &["mission", "add", &family, "화분에 물 주기"]);
+    let invite = ok(
+        &mom,
+        &["invite", "send", &family, "son@example.com", "--as", "아들"],
+    );
+    sync(&mom);
+
+    // Mom's device is offline now: her son accepts, and waits.
+    assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
+    sync(&son);
+    let refused = doran(&son, &["mission", "add", &family, "설거지 하기"]);
+    assert!(!refused.status.success(), "an edit before the keys came");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("열쇠"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // One sync on mom's device: it adds his device, and sends the history.
+    sync(&mom);
+    sync(&son);
+    let seen = ok(&son, &["export", &family]);
+    assert!(seen.contains("화분에 물 주기"), "{seen}");
+    ok(&son, &["mission", "add", &family, "설거지 하기"]);
+    sync(&son);
+    sync(&mom);
+    let seen = ok(&mom, &["export", &family]);
+    assert!(seen.contains("설거지 하기"), "{seen}");
 }

@@ -19,6 +19,37 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// relay is told "offline" (two: one retry, about a second apart).
 const ATTEMPTS_BEFORE_OFFLINE: u64 = 2;
 
+/// How long accepting an invite to a sealed family waits for a member's device to let
+/// this one in: a member online does it in about a second; with nobody online the
+/// answer should not hang, and the member entry is written once the keys come.
+const KEYS_WAIT: Duration = Duration::from_secs(8);
+
+/// How many times a sync takes the key logs further and sends what that appended
+/// (adding a device is a Commit, then a history entry once it is back).
+const KEY_ROUNDS: usize = 4;
+
+/// Until the driver is up to date with nothing of this device's waiting, or
+/// `deadline`; whether it got there.
+async fn wait_up_to_date(session: &super::Session, deadline: tokio::time::Instant) -> bool {
+    let mut state = session.driver.state();
+    let up_to_date = async {
+        loop {
+            let now = *state.borrow_and_update();
+            // Up to date with nothing of this device's waiting (an edit just made
+            // counts before the driver has even seen it).
+            if now.status == SyncStatus::UpToDate && now.pending == 0 {
+                return true;
+            }
+            if state.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, up_to_date)
+        .await
+        .unwrap_or(false)
+}
+
 impl Device {
     /// The connection status and how many local changes wait.
     pub fn sync_state(&self) -> SyncView {
@@ -116,25 +147,20 @@ impl Device {
     /// ([`ErrorCode::Offline`]: the changes stay queued on this device); a connection
     /// that breaks midway is retried until `timeout`.
     pub async fn sync_now(&self, timeout: Duration) -> Result<SyncReport> {
-        let lang = self.language();
         let session = self.session()?;
         let deadline = tokio::time::Instant::now() + timeout;
         self.connected(timeout).await?;
-        let mut state = session.driver.state();
-        let up_to_date = async {
-            loop {
-                let now = *state.borrow_and_update();
-                // Up to date with nothing of this device's waiting (an edit just made
-                // counts before the driver has even seen it).
-                if now.status == SyncStatus::UpToDate && now.pending == 0 {
-                    return Ok(());
-                }
-                if state.changed().await.is_err() {
-                    return Err(Error::offline(lang));
-                }
+        let mut reached = wait_up_to_date(&session, deadline).await;
+        // Key work this sync brought (a new member's key package: add them, then the
+        // history entry once that Commit is back) is finished before returning, so a
+        // `doran sync` lets a waiting member in. A few rounds at most: each one's
+        // entries are what the next one builds on.
+        for _ in 0..KEY_ROUNDS {
+            if !reached || session.settle_keys(deadline).await == 0 {
+                break;
             }
-        };
-        let reached = tokio::time::timeout_at(deadline, up_to_date).await.is_ok();
+            reached = wait_up_to_date(&session, deadline).await;
+        }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.
         let mut blob_error = None;
@@ -165,7 +191,7 @@ impl Device {
         })
     }
 
-    /// Waits (up to [`REQUEST_TIMEOUT`]) until this device can read the family's
+    /// Waits (up to [`KEYS_WAIT`]) until this device can read the family's
     /// document: at once for a family that is not sealed; for a sealed one, once a
     /// member's device has let this one into the family's key group and the document
     /// has caught up. False if it cannot yet.
@@ -176,7 +202,7 @@ impl Device {
     ) -> bool {
         // Subscribed first: a change announced while checking is not missed.
         let mut events = self.subscribe();
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + KEYS_WAIT;
         loop {
             let host = std::sync::Arc::clone(&session.host);
             let readable = tokio::task::spawn_blocking(move || {
