@@ -70,6 +70,10 @@ pub async fn run(home: &Path, setup: Setup, command: Command) -> CmdResult {
             sync_on_open: false,
             utc_offset: setup.offset,
             lang: setup.lang,
+            // Asked per family (`doran family create --sealed`): a command line is
+            // online only while a command runs, so a sealed family's new member
+            // waits for some member's next sync.
+            seal_new_families: false,
             ..DeviceOptions::for_app("doran CLI")
         },
     )

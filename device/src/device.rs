@@ -93,11 +93,19 @@ pub struct DeviceOptions {
     /// system's. Tests move it (a mission from last month, a mood from yesterday).
     pub clock: Option<Clock>,
     /// Families created on this device are end-to-end sealed: the relay holds only
-    /// envelopes of their documents (`docs/security.md`). Off by default while a new
-    /// member still needs a member's device online to be let in;
-    /// [`Device::create_family_with`] (and `doran family create --sealed`) choose per
-    /// family.
+    /// envelopes of their documents (`docs/security.md`). On by default in the apps,
+    /// which stay online while open: a new member is let in by any member's device
+    /// that is. The command line, online only while a command runs, creates a family
+    /// sealed when asked (`doran family create --sealed`);
+    /// [`Device::create_family_with`] chooses per family.
     pub seal_new_families: bool,
+}
+
+/// Whether the family is sealed, and whether this device (its user still a member)
+/// waits to be let into its key group.
+pub(crate) fn key_state(host: &StoreHost, family: FamilyId, member: bool) -> (bool, bool) {
+    let sealed = host.is_sealed(family);
+    (sealed, sealed && member && host.key_epoch(family).is_none())
 }
 
 /// A clock giving Unix milliseconds.
@@ -138,7 +146,7 @@ impl DeviceOptions {
                 ..SyncConfig::default()
             },
             clock: None,
-            seal_new_families: false,
+            seal_new_families: true,
         }
     }
 }
@@ -614,6 +622,23 @@ impl Device {
             });
         }
         Ok((family, view))
+    }
+
+    /// The family's view for an edit about to be made, refused with
+    /// [`ErrorCode::WaitingForKeys`] while this device waits to be let into the sealed
+    /// family: its copy is empty, and a member, album or photo looked up in it would
+    /// only say "not found".
+    pub(crate) async fn edit_view(&self, id: &str) -> Result<(FamilyId, Family)> {
+        let (family, membership) = self.known_family(id).await?;
+        let host = Arc::clone(&self.session()?.host);
+        let member = membership == Membership::Member;
+        let (_, waiting) = self
+            .blocking(move |_| Ok(key_state(&host, family, member)))
+            .await?;
+        if waiting {
+            return Err(Error::code(ErrorCode::WaitingForKeys, self.language()));
+        }
+        self.family_view(id).await
     }
 
     /// Runs one edit on a family the user is a member of: durable on this device when

@@ -64,6 +64,11 @@ pub struct FamilyCard {
     pub role: Role,
     /// Whether the user is still a member (`false`: removed; the copy is read-only).
     pub member: bool,
+    /// End-to-end sealed: the relay holds only envelopes of its documents.
+    pub sealed: bool,
+    /// This device has not been let into the sealed family yet: its content shows
+    /// once a member's device online hands it the keys (edits are refused until then).
+    pub waiting_for_keys: bool,
 }
 
 /// A member of a family with everything the apps show next to them.
@@ -110,6 +115,10 @@ pub struct FamilyView {
     pub role: Role,
     /// Whether the user is still a member.
     pub member: bool,
+    /// End-to-end sealed (see [`FamilyCard::sealed`]).
+    pub sealed: bool,
+    /// Waiting to be let in (see [`FamilyCard::waiting_for_keys`]).
+    pub waiting_for_keys: bool,
     /// Members, host first, then by joining.
     pub members: Vec<MemberView>,
 }

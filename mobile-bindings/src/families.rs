@@ -60,6 +60,11 @@ pub struct FamilyCard {
     pub role: Role,
     /// Whether the user is still a member (`false`: removed; the copy is read-only).
     pub member: bool,
+    /// End-to-end sealed: the relay holds only envelopes of its documents.
+    pub sealed: bool,
+    /// This device has not been let into the sealed family yet: its content shows
+    /// once a member's device online hands it the keys (edits are refused until then).
+    pub waiting_for_keys: bool,
 }
 
 /// A member of a family with everything shown next to them.
@@ -124,6 +129,10 @@ pub struct FamilyView {
     pub role: Role,
     /// Whether the user is still a member.
     pub member: bool,
+    /// End-to-end sealed (see [`FamilyCard::sealed`]).
+    pub sealed: bool,
+    /// Waiting to be let in (see [`FamilyCard::waiting_for_keys`]).
+    pub waiting_for_keys: bool,
     /// Members, host first, then by joining.
     pub members: Vec<MemberView>,
 }
@@ -163,6 +172,8 @@ impl Device {
                 members: count(c.members),
                 role: c.role.into(),
                 member: c.member,
+                sealed: c.sealed,
+                waiting_for_keys: c.waiting_for_keys,
             })
             .collect())
     }
@@ -176,6 +187,8 @@ impl Device {
             title: v.title,
             role: v.role.into(),
             member: v.member,
+            sealed: v.sealed,
+            waiting_for_keys: v.waiting_for_keys,
             members: v.members.into_iter().map(Into::into).collect(),
         })
     }

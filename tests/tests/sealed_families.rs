@@ -307,3 +307,70 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
         );
     }
 }
+
+/// The apps seal a new family by default. A member who accepts while nobody's device
+/// is online sees the family marked as waiting for its keys (the apps show a banner)
+/// and cannot edit it yet; as soon as a member's app comes online it lets the device
+/// in, and the mark goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    let mut son_events = son.subscribe();
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    son.create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    let card = mom.families().await.expect("mom's families").remove(0);
+    assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+    mom.stop_sync();
+
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    let card = son.families().await.expect("his families").remove(0);
+    assert!(card.sealed && card.waiting_for_keys, "{card:?}");
+    let view = son.family(&family).await.expect("the family, empty");
+    assert!(view.waiting_for_keys && view.members.is_empty(), "{view:?}");
+    let refused = son
+        .add_mission(&family, mission("설거지 하기", &["아들"]))
+        .await
+        .expect_err("an edit before the keys came");
+    assert_eq!(refused.code, doran_device::ErrorCode::WaitingForKeys);
+
+    // Mom's app comes online: it lets his device in.
+    mom.start_sync();
+    sees(&son, &family, "화분에 물 주기").await;
+    until("the family no longer waiting", async || {
+        let card = son.families().await.expect("his families").remove(0);
+        if card.waiting_for_keys || card.title != "우리 가족" {
+            Err(card)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    son.add_mission(&family, mission("설거지 하기", &["아들"]))
+        .await
+        .expect("his mission");
+    sees(&mom, &family, "설거지 하기").await;
+}

@@ -14,7 +14,7 @@ use doran_client_core::{
 };
 use doran_protocol::{ErrorCode as Wire, FamilyId, Request, Response, UserId};
 
-use super::{Device, lock, missions::resolve_members};
+use super::{Device, key_state, lock, missions::resolve_members};
 use crate::{
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
@@ -46,12 +46,16 @@ impl Device {
                         .read_family(r.family, |fd| fd.view().clone())
                         .map_err(|e| Error::from_host(&e, lang))?,
                 };
+                let member = r.membership == Membership::Member;
+                let (sealed, waiting_for_keys) = key_state(&host, r.family, member);
                 cards.push(FamilyCard {
                     family: r.family.to_hex(),
                     title: view.name.clone(),
                     members: view.members.len(),
                     role: view.members.get(&me).map_or(Role::Member, |m| m.role),
-                    member: r.membership == Membership::Member,
+                    member,
+                    sealed,
+                    waiting_for_keys,
                 });
             }
             Ok(cards)
@@ -66,11 +70,18 @@ impl Device {
         let (_, view) = self.family_view(family).await?;
         let members = self.members_of(&view).await?;
         let me = self.me()?.to_hex();
+        let member = membership == Membership::Member;
+        let host = Arc::clone(&self.session()?.host);
+        let (sealed, waiting_for_keys) = self
+            .blocking(move |_| Ok(key_state(&host, id, member)))
+            .await?;
         Ok(FamilyView {
             family: id.to_hex(),
             title: view.name.clone(),
             role: view.members.get(&me).map_or(Role::Member, |m| m.role),
-            member: membership == Membership::Member,
+            member,
+            sealed,
+            waiting_for_keys,
             members,
         })
     }
@@ -321,7 +332,7 @@ impl Device {
         let me = self.me()?;
         // Checked against the document first (the same rule the relay applies), so a
         // taken name is refused before anything changes anywhere.
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         if view
             .members
             .iter()
@@ -354,7 +365,7 @@ impl Device {
             // gone from the document may still be a member there.
             Ok(user) => user,
             Err(_) => {
-                let (_, view) = self.family_view(family).await?;
+                let (_, view) = self.edit_view(family).await?;
                 let found = resolve_members(&view, &[member.to_owned()], lang)?;
                 found
                     .into_iter()

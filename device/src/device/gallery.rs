@@ -117,7 +117,7 @@ impl Device {
         // Checked before the photo is prepared, so a refused edit leaves no blobs.
         let caption = validate::text(Field::PhotoCaption, caption, validate::PHOTO_CAPTION)
             .map_err(|e| Error::from_doc(&e, lang))?;
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         if !view.albums.contains_key(album) {
             return Err(Error::from_doc(
                 &doran_client_core::DocError::NotFound {

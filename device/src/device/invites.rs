@@ -98,7 +98,7 @@ impl Device {
         })?;
         // The 호칭 must be free in the family; an invite waiting with the same one
         // would leave one of the two unable to accept.
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         if view.members.values().any(|m| m.name == name) {
             return Err(Error::from_doc(
                 &doran_client_core::DocError::NameTaken(name),

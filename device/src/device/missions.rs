@@ -111,7 +111,7 @@ impl Device {
 
     /// Adds a mission. Returns its id.
     pub async fn add_mission(&self, family: &str, input: MissionInput) -> Result<String> {
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         let lang = self.language();
         let participants = resolve_members(&view, &input.participants, lang)?;
         self.edit(family, Part::Missions, move |fd, now| {
@@ -128,7 +128,7 @@ impl Device {
         changes: MissionChanges,
     ) -> Result<()> {
         self.require_this_month(family, mission).await?;
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         let lang = self.language();
         if changes.title.is_none() && changes.participants.is_none() && changes.due.is_none() {
             return Err(Error::new(

@@ -152,7 +152,7 @@ impl Device {
         let lang = self.language();
         let title = validate::text(Field::VoiceTitle, title, validate::VOICE_TITLE)
             .map_err(|e| Error::from_doc(&e, lang))?;
-        let (_, view) = self.family_view(family).await?;
+        let (_, view) = self.edit_view(family).await?;
         if !view.voice_albums.contains_key(album) {
             return Err(Error::from_doc(
                 &doran_client_core::DocError::NotFound {

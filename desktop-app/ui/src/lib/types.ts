@@ -42,6 +42,10 @@ export interface FamilyCard {
   members: number;
   role: Role;
   member: boolean;
+  /** End-to-end sealed: the relay keeps only envelopes of its documents. */
+  sealed: boolean;
+  /** This device waits for a member's device to hand it the family's keys. */
+  waiting_for_keys: boolean;
 }
 
 export interface MoodView {
@@ -71,6 +75,8 @@ export interface FamilyView {
   title: string;
   role: Role;
   member: boolean;
+  sealed: boolean;
+  waiting_for_keys: boolean;
   members: MemberView[];
 }
 
