@@ -43,6 +43,23 @@ fn device(n: u8) -> Dev {
     }
 }
 
+/// A device holding a copy of `d`'s keys (a cloned disk, a backup) and nothing else.
+fn copy_of_keys(d: &Dev) -> Dev {
+    let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+    store
+        .set_meta(
+            "keys/keeper",
+            &d.store.get_meta("keys/keeper").unwrap().unwrap(),
+        )
+        .unwrap();
+    Dev {
+        actor: d.actor,
+        key: d.key.clone(),
+        host: StoreHost::with_keys(Arc::clone(&store), d.actor, (d.key.clone(), None)).unwrap(),
+        store,
+    }
+}
+
 /// Both devices, vouched for; both users members.
 fn known(devs: &[&Dev]) -> KnownDevices {
     let mut k = KnownDevices::new();
@@ -347,15 +364,7 @@ fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
     fd.push(&mom, doc);
     // A fresh copy of mom's ring reads the log from the start: the bogus chunk is
     // kept aside, the one after it is applied.
-    let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
-    store
-        .set_meta(
-            "keys/keeper",
-            &mom.store.get_meta("keys/keeper").unwrap().unwrap(),
-        )
-        .unwrap();
-    let copy =
-        StoreHost::with_keys(Arc::clone(&store), mom.actor, (mom.key.clone(), None)).unwrap();
+    let copy = copy_of_keys(&mom);
     let chunks: Vec<IncomingChunk> = fd
         .chunks
         .iter()
@@ -367,31 +376,150 @@ fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
         })
         .collect();
     let change = copy
+        .host
         .apply(doc, DocKind::Family(family), None, &chunks, seen + 1)
         .unwrap();
     assert_eq!((change.refused, change.locked_at), (0, None));
-    assert_eq!(store.cursor(doc).unwrap(), seen + 1);
-    let view = copy.read_family(family, |fd| fd.view().clone()).unwrap();
+    assert_eq!(copy.store.cursor(doc).unwrap(), seen + 1);
+    let view = copy
+        .host
+        .read_family(family, |fd| fd.view().clone())
+        .unwrap();
     assert!(
         view.members.contains_key(&UserId([2; 16]).to_hex()),
         "the chunk after it"
     );
     assert!(
-        store
+        copy.store
             .get_meta(&format!("keys/held/{}", doc.to_hex()))
             .unwrap()
             .is_some()
     );
     // A copy lacking what it kept aside neither makes nor vouches for a snapshot.
-    assert_eq!(copy.save(doc, DocKind::Family(family)).unwrap(), None);
+    assert_eq!(copy.host.save(doc, DocKind::Family(family)).unwrap(), None);
     let saved = mom
         .host
         .save(doc, DocKind::Family(family))
         .unwrap()
         .unwrap();
     assert_eq!(
-        copy.check_snapshot(doc, DocKind::Family(family), (1, mom.actor.user), &saved)
+        copy.host
+            .check_snapshot(doc, DocKind::Family(family), (1, mom.actor.user), &saved)
             .unwrap(),
         doran_client_core::sync::SnapshotCheck::CannotTell
     );
+}
+
+/// `new` sees the family is sealed (its document's first chunk does not open), asks
+/// to be let in, `by` adds it and sends the history, `new` takes both: the key
+/// log's choreography, played by hand.
+fn let_in(
+    by: &Dev,
+    new: &Dev,
+    family: FamilyId,
+    logs: (&mut Log, &Log),
+    known: &KnownDevices,
+    now: i64,
+) {
+    let (kl, fd) = logs;
+    let keylog = family.key_log();
+    let seen = kl.chunks.len() as Seq;
+    kl.deliver(new, keylog, DocKind::KeyLog(family), 0);
+    assert_eq!(
+        fd.deliver(new, DocId::from(family), DocKind::Family(family), 0)
+            .locked_at,
+        Some(0)
+    );
+    assert_eq!(new.host.keys_step(family, known, now).unwrap().appended, 1);
+    kl.push(new, keylog);
+    kl.deliver(by, keylog, DocKind::KeyLog(family), seen);
+    assert_eq!(by.host.keys_step(family, known, now).unwrap().appended, 1);
+    kl.push(by, keylog);
+    assert_eq!(by.host.keys_step(family, known, now).unwrap().appended, 1);
+    kl.push(by, keylog);
+    kl.deliver(new, keylog, DocKind::KeyLog(family), seen + 1);
+    assert!(new.host.keys_step(family, known, now).unwrap().in_group);
+}
+
+/// Each device refreshes its own leaf a week after it was last new (a Commit, a new
+/// epoch whose secret goes to the other leaves only): a copy of its keys taken
+/// before — a stolen backup, a cloned disk — reads what was sealed until the
+/// refresh, and nothing sealed after, while the family's other device follows.
+#[test]
+fn a_weekly_refresh_locks_out_a_copy_of_a_devices_keys() {
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+    let mom = device(1);
+    let dad = device(3);
+    let family = FamilyId([14; 16]);
+    let (doc, keylog) = (DocId::from(family), family.key_log());
+    let both = known(&[&mom, &dad]);
+    let name = |d: &Dev| {
+        d.host
+            .read_family(family, |fd| fd.view().name.clone())
+            .unwrap()
+    };
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    mom.host
+        .edit_family(family, |fd| fd.add_member(dad.actor.user, "아빠", T0))
+        .unwrap();
+    let mut kl = Log::default();
+    let mut fd = Log::default();
+    kl.push(&mom, keylog);
+    fd.push(&mom, doc);
+    assert_eq!(mom.host.keys_step(family, &both, T0).unwrap().appended, 0);
+    let_in(&mom, &dad, family, (&mut kl, &fd), &both, T0);
+    assert_eq!(mom.host.keys_step(family, &both, T0).unwrap().appended, 0);
+    let before = mom.host.key_epoch(family).unwrap();
+    assert_eq!(dad.host.key_epoch(family), Some(before));
+
+    // A copy of mom's device keys, taken now.
+    let copy = copy_of_keys(&mom);
+    // Written after the copy, before the refresh: the copy reads it (it is a working
+    // copy of her keys).
+    mom.host
+        .edit_family(family, |fd| fd.rename("복사 뒤", T0 + DAY))
+        .unwrap();
+    fd.push(&mom, doc);
+
+    // Nothing before a week; then a Commit refreshing her leaf, once.
+    let step = mom.host.keys_step(family, &both, T0 + 6 * DAY).unwrap();
+    assert_eq!(step.appended, 0, "{step:?}");
+    let seen = kl.chunks.len() as Seq;
+    let step = mom.host.keys_step(family, &both, T0 + 7 * DAY).unwrap();
+    assert_eq!(step.appended, 1, "the refreshing Commit: {step:?}");
+    kl.push(&mom, keylog);
+    let step = mom.host.keys_step(family, &both, T0 + 7 * DAY).unwrap();
+    assert!(step.new_keys && step.appended == 0, "{step:?}");
+    assert_eq!(mom.host.key_epoch(family), Some(before + 1));
+    let step = mom.host.keys_step(family, &both, T0 + 13 * DAY).unwrap();
+    assert_eq!(step.appended, 0, "not again within the week: {step:?}");
+    kl.deliver(&dad, keylog, DocKind::KeyLog(family), seen);
+    let step = dad.host.keys_step(family, &both, T0 + 7 * DAY).unwrap();
+    assert!(step.new_keys, "dad follows: {step:?}");
+    assert_eq!(dad.host.key_epoch(family), Some(before + 1));
+
+    // Written after the refresh: sealed under the new epoch.
+    mom.host
+        .edit_family(family, |fd| fd.rename("바뀐 이름", T0 + 7 * DAY))
+        .unwrap();
+    fd.push(&mom, doc);
+    fd.deliver(&dad, doc, DocKind::Family(family), 0);
+    assert_eq!(name(&dad), "바뀐 이름");
+
+    // The copy takes the whole key log and document: it reads up to the refresh
+    // and not after, also once it tried its kept-aside chunks again.
+    kl.deliver(&copy, keylog, DocKind::KeyLog(family), 0);
+    copy.host.keys_step(family, &both, T0 + 7 * DAY).unwrap();
+    assert_eq!(copy.host.key_epoch(family), Some(before));
+    let change = fd.deliver(&copy, doc, DocKind::Family(family), 0);
+    assert_eq!(change.locked_at, None);
+    copy.host.retry_held(family).unwrap();
+    assert_eq!(
+        name(&copy),
+        "복사 뒤",
+        "the copy reads up to the refresh only"
+    );
+    assert_eq!(name(&mom), "바뀐 이름");
 }

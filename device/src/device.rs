@@ -102,10 +102,22 @@ pub struct DeviceOptions {
 }
 
 /// Whether the family is sealed, and whether this device (its user still a member)
-/// waits to be let into its key group.
-pub(crate) fn key_state(host: &StoreHost, family: FamilyId, member: bool) -> (bool, bool) {
+/// waits for its keys: its copy is still empty (not let into the group yet, or let
+/// in and waiting for the history of the device that added it).
+pub(crate) fn key_state(
+    host: &StoreHost,
+    family: FamilyId,
+    member: bool,
+    empty: bool,
+) -> (bool, bool) {
     let sealed = host.is_sealed(family);
-    (sealed, sealed && member && host.key_epoch(family).is_none())
+    (sealed, sealed && member && empty)
+}
+
+/// Whether an edit must wait for the family's keys: the rule the host refuses edits
+/// by (an empty copy of a family that is sealed, or not known to be clear yet).
+fn edit_waits(host: &StoreHost, family: FamilyId, empty: bool) -> bool {
+    empty && (host.is_sealed(family) || !host.sealing_known(family))
 }
 
 /// A clock giving Unix milliseconds.
@@ -218,6 +230,8 @@ pub(crate) struct Session {
     /// A sealed family opened on this device: mend again once up to date (a join's
     /// own member entry waits for the family's keys).
     pub(crate) mend_again: std::sync::atomic::AtomicBool,
+    /// Held while mending (`mend.rs`), by the pump or by a sync.
+    pub(crate) mending: tokio::sync::Mutex<()>,
     /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The pump, awaited by [`Device::close`].
@@ -476,6 +490,7 @@ impl Device {
                     stopping: Notify::new(),
                     keys_kick: Mutex::new(None),
                     mend_again: std::sync::atomic::AtomicBool::new(false),
+                    mending: tokio::sync::Mutex::new(()),
                     tasks: Mutex::new(Vec::new()),
                     pump: Mutex::new(None),
                 })
@@ -630,15 +645,18 @@ impl Device {
     /// only say "not found".
     pub(crate) async fn edit_view(&self, id: &str) -> Result<(FamilyId, Family)> {
         let (family, membership) = self.known_family(id).await?;
-        let host = Arc::clone(&self.session()?.host);
-        let member = membership == Membership::Member;
-        let (_, waiting) = self
-            .blocking(move |_| Ok(key_state(&host, family, member)))
-            .await?;
-        if waiting {
-            return Err(Error::code(ErrorCode::WaitingForKeys, self.language()));
+        let (_, view) = self.family_view(id).await?;
+        if membership == Membership::Member {
+            let host = Arc::clone(&self.session()?.host);
+            let empty = view.members.is_empty();
+            let waits = self
+                .blocking(move |_| Ok(edit_waits(&host, family, empty)))
+                .await?;
+            if waits {
+                return Err(Error::code(ErrorCode::WaitingForKeys, self.language()));
+            }
         }
-        self.family_view(id).await
+        Ok((family, view))
     }
 
     /// Runs one edit on a family the user is a member of: durable on this device when

@@ -38,6 +38,9 @@ use crate::{
 /// requests are not vouched for yet) is stepped again; doubled up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Every sealed family is stepped this often while the device stays online, so a
+/// weekly leaf refresh comes due in a quiet family too.
+const SWEEP: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// The family's members' devices as their certificates vouch for them, with the
 /// members themselves. A user key the relay serves that differs from the one pinned
@@ -119,6 +122,12 @@ pub(crate) async fn step(
         .map_err(blocking_failed)??;
     tracing::debug!(%family, ?step, "key log stepped");
     if step.appended > 0 {
+        // Counted before the driver hears of them, so a sync waiting for "nothing
+        // left to send" waits for these too.
+        let store = Arc::clone(&shared.store);
+        if let Ok(Ok(pending)) = tokio::task::spawn_blocking(move || store.pending_count()).await {
+            session.driver.note_pending(pending);
+        }
         session.driver.local_change();
     }
     // Chunks kept aside for a key are tried whenever this device is in the group (a
@@ -188,6 +197,10 @@ pub(crate) async fn run(
     mut kicks: mpsc::UnboundedReceiver<Kick>,
 ) {
     let mut due: BTreeMap<FamilyId, (Instant, Duration)> = BTreeMap::new();
+    let mut sweep = Instant::now() + SWEEP;
+    // What every step appended or opened since the last `Settle` was answered: a
+    // step already under way when a sync asked counts for it too.
+    let mut moved: usize = 0;
     loop {
         let mut now_due: BTreeSet<FamilyId> = BTreeSet::new();
         let mut settles: Vec<oneshot::Sender<usize>> = Vec::new();
@@ -197,31 +210,37 @@ pub(crate) async fn run(
             }
             Kick::Settle(reply) => settles.push(reply),
         };
-        let next = due.values().map(|(at, _)| *at).min();
+        let next = due
+            .values()
+            .map(|(at, _)| *at)
+            .min()
+            .map_or(sweep, |at| at.min(sweep));
         tokio::select! {
             kick = kicks.recv() => match kick {
                 Some(kick) => take(kick, &mut now_due),
                 None => return,
             },
-            () = sleep_until_or_forever(next) => {}
+            () = tokio::time::sleep_until(next) => {}
         }
         while let Ok(kick) = kicks.try_recv() {
             take(kick, &mut now_due);
         }
-        if !settles.is_empty() {
-            now_due.extend(sealed_families(&session).await);
-        }
         let now = Instant::now();
+        if !settles.is_empty() || now >= sweep {
+            now_due.extend(sealed_families(&session).await);
+            if now >= sweep {
+                sweep = now + SWEEP;
+            }
+        }
         now_due.extend(
             due.iter()
                 .filter(|(_, (at, _))| *at <= now)
                 .map(|(f, _)| *f),
         );
-        let mut moved = 0;
         for family in now_due {
             let wait = match step(&shared, &session, family).await {
                 Ok(s) => {
-                    moved += s.appended + usize::from(s.new_keys);
+                    moved = moved.saturating_add(s.appended + usize::from(s.new_keys));
                     waits(&s).then_some(())
                 }
                 Err(e) => {
@@ -243,16 +262,10 @@ pub(crate) async fn run(
         }
         if !settles.is_empty() {
             tracing::debug!(moved, "key work settled for a sync");
+            for reply in settles {
+                let _ = reply.send(moved);
+            }
+            moved = 0;
         }
-        for reply in settles {
-            let _ = reply.send(moved);
-        }
-    }
-}
-
-async fn sleep_until_or_forever(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -28,7 +28,9 @@ const META_KEY: &str = "keys/keeper";
 /// The meta key of the saved keeper's generation, written after it: another process
 /// on the device (`doran watch` beside a `doran sync`) may have saved a newer one.
 const GENERATION_KEY: &str = "keys/keeper/generation";
-/// Saved format.
+/// Saved format. The leaf refreshes follow the rest as a second value: a keeper
+/// saved without them loads with none, and an older build reading one saved with
+/// them takes the rest (postcard leaves trailing bytes alone).
 const VERSION: u8 = 1;
 /// Key log entries kept waiting to be processed (a log this far ahead of what this
 /// device can process is not read further until it catches up: its cursor stays
@@ -38,6 +40,10 @@ const MAX_WAITING: usize = 10_000;
 const MAX_REQUESTS: usize = 256;
 /// A device not added yet appends a new key package after this long.
 const ASK_AGAIN_MS: i64 = 24 * 60 * 60 * 1000;
+/// A device refreshes its own leaf in each family's group this long after its leaf
+/// was last new (post-compromise security: a copy of its keys taken before stops
+/// reading what is sealed after).
+pub const REFRESH_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// One family's key log as this device has read it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -67,6 +73,16 @@ struct FamilyKeys {
     /// device waiting to be added joins only from the next such Commit (one of a
     /// later epoch than the next cannot be genuine, as in `KeyRing::process`).
     top_epoch: Option<u64>,
+}
+
+/// When this device's own leaf in a family's group was last new.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Refresh {
+    /// When it joined or first stepped the family in the group, or made its last
+    /// refreshing Commit (ms); 0: due now (the last one lost its epoch).
+    at: i64,
+    /// Its refreshing Commit waits to come back in the log.
+    pending: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,6 +150,8 @@ pub enum Unsealed {
 pub struct Keeper {
     ring: KeyRing,
     families: BTreeMap<FamilyId, FamilyKeys>,
+    /// Saved after the rest (format 2).
+    refreshes: BTreeMap<FamilyId, Refresh>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -165,20 +183,27 @@ impl Keeper {
             return Ok(Keeper {
                 ring: KeyRing::new(user, device, key),
                 families: BTreeMap::new(),
+                refreshes: BTreeMap::new(),
                 user_key: None,
                 generation: 0,
             });
         };
-        let saved: Saved = postcard::from_bytes(&bytes)
-            .map_err(|e| GroupError::Restore(format!("keeper: {e}")))?;
+        let restore = |e: postcard::Error| GroupError::Restore(format!("keeper: {e}"));
+        let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(&bytes).map_err(restore)?;
         if saved.version != VERSION {
             return Err(GroupError::Restore(format!("keeper version {}", saved.version)).into());
         }
+        let refreshes: Vec<(FamilyId, Refresh)> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            postcard::from_bytes(rest).map_err(restore)?
+        };
         if (saved.user, saved.device) != (user, device) {
             tracing::warn!(%user, %device, "the keys saved on this device are another account's: starting anew");
             return Ok(Keeper {
                 ring: KeyRing::new(user, device, key),
                 families: BTreeMap::new(),
+                refreshes: BTreeMap::new(),
                 user_key: None,
                 generation: 0,
             });
@@ -186,6 +211,7 @@ impl Keeper {
         Ok(Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
+            refreshes: refreshes.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
         })
@@ -234,8 +260,11 @@ impl Keeper {
             ring: self.ring.save()?,
             families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
         };
-        let bytes =
-            postcard::to_allocvec(&saved).map_err(|e| GroupError::Restore(e.to_string()))?;
+        let refreshes: Vec<(FamilyId, Refresh)> =
+            self.refreshes.iter().map(|(f, r)| (*f, *r)).collect();
+        let bytes = postcard::to_allocvec(&saved)
+            .and_then(|head| postcard::to_extend(&refreshes, head))
+            .map_err(|e| GroupError::Restore(e.to_string()))?;
         store.set_meta(META_KEY, &bytes)?;
         store.set_meta(GENERATION_KEY, &generation.to_be_bytes())?;
         self.generation = generation;
@@ -414,7 +443,7 @@ impl Keeper {
         append: &mut dyn FnMut(&[u8]) -> Result<(), KeysError>,
     ) -> Result<KeyStep, KeysError> {
         let mut out = KeyStep::default();
-        self.process(family, known, &mut out);
+        self.process(family, known, now_or(now_ms), &mut out);
         let me = GroupMember {
             user: self.ring_user(),
             device: self.ring_device(),
@@ -485,11 +514,27 @@ impl Keeper {
             .filter(|m| **m != me && known.is_gone(m))
             .copied()
             .collect();
+        // First seen in the group: its leaf is new now (no refresh all at once when
+        // devices first keep this).
+        let refresh = self.refreshes.entry(family).or_insert(Refresh {
+            at: now_or(now_ms),
+            pending: false,
+        });
         let commit = if !gone.is_empty() {
             Some(self.ring.remove(family, &gone, known)?)
         } else if !adds.is_empty() {
             let packages: Vec<Vec<u8>> = adds.into_values().collect();
             Some(self.ring.add(family, &packages, known)?)
+        } else if now_or(now_ms) - refresh.at >= REFRESH_MS
+            || refresh.at > now_or(now_ms).saturating_add(ASK_AGAIN_MS)
+        {
+            // Due, or stamped by a clock that was more than a day ahead.
+            let commit = self.ring.update(family)?;
+            *refresh = Refresh {
+                at: now_or(now_ms),
+                pending: true,
+            };
+            Some(commit)
         } else {
             None
         };
@@ -510,7 +555,7 @@ impl Keeper {
     }
 
     /// Processes the family's waiting entries in seq order from `done + 1`.
-    fn process(&mut self, family: FamilyId, known: &KnownDevices, out: &mut KeyStep) {
+    fn process(&mut self, family: FamilyId, known: &KnownDevices, now_ms: i64, out: &mut KeyStep) {
         let Some(keys) = self.families.get_mut(&family) else {
             return;
         };
@@ -562,6 +607,9 @@ impl Keeper {
                         match self.ring.process(family, &entry, known) {
                             Ok(Processed::Accepted { .. }) => {
                                 keys.pending_entry = None;
+                                if let Some(r) = self.refreshes.get_mut(&family) {
+                                    r.pending = false;
+                                }
                                 // A Commit adding devices owes them the history.
                                 if welcome {
                                     match self.ring.history(family) {
@@ -581,6 +629,12 @@ impl Keeper {
                                         .pending_entry
                                         .take()
                                         .filter(|_| self.ring.has_pending(family));
+                                    if let Some(r) = self.refreshes.get_mut(&family)
+                                        && r.pending
+                                        && !self.ring.has_pending(family)
+                                    {
+                                        *r = Refresh::default();
+                                    }
                                 }
                                 out.new_keys = true;
                                 Ok(())
@@ -589,10 +643,14 @@ impl Keeper {
                             Ok(Processed::Removed) => {
                                 keys.pending_entry = None;
                                 keys.asked_at = None;
+                                self.refreshes.remove(&family);
                                 Ok(())
                             }
                             Err(GroupError::OwnCommitLost) => {
                                 keys.pending_entry = None;
+                                if let Some(r) = self.refreshes.get_mut(&family) {
+                                    r.pending = false;
+                                }
                                 Err(GroupError::OwnCommitLost)
                             }
                             Err(e) => Err(e),
@@ -600,6 +658,14 @@ impl Keeper {
                     } else if welcome && first {
                         match self.ring.join(family, &entry, known) {
                             Ok(_) => {
+                                // A new leaf.
+                                self.refreshes.insert(
+                                    family,
+                                    Refresh {
+                                        at: now_ms,
+                                        pending: false,
+                                    },
+                                );
                                 out.new_keys = true;
                                 Ok(())
                             }
@@ -635,3 +701,53 @@ impl Keeper {
 
 /// The outgoing id a sealed chunk's plaintext id maps to, for acks.
 pub(crate) type SealedIds = std::collections::HashMap<(DocId, ChunkId), ChunkId>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use doran_protocol::DeviceId;
+
+    use super::*;
+    use crate::{keys::random_key, store::MemoryStore};
+
+    /// A keeper saved before leaf refreshes were kept (nothing after the rest) loads
+    /// as it was, with no refresh known; one saved now keeps them, and a build that
+    /// knows nothing of them reads the rest.
+    #[test]
+    fn a_keeper_saved_without_refreshes_still_loads() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let family = FamilyId([2; 16]);
+        let mut keeper = Keeper::load(&store, user, device, key.clone()).unwrap();
+        keeper.decide(family, true);
+        keeper.refreshes.insert(
+            family,
+            Refresh {
+                at: 5,
+                pending: true,
+            },
+        );
+        keeper.save(&store).unwrap();
+        let loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
+        assert!(
+            loaded
+                .refreshes
+                .get(&family)
+                .is_some_and(|r| r.at == 5 && r.pending)
+        );
+
+        let bytes = store.get_meta(META_KEY).unwrap().unwrap();
+        let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(&bytes).unwrap();
+        assert!(!rest.is_empty(), "the refreshes follow");
+        let older: Saved = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(older.families.len(), 1, "an older build reads the rest");
+        store
+            .set_meta(META_KEY, &postcard::to_allocvec(&saved).unwrap())
+            .unwrap();
+        let old = Keeper::load(&store, user, device, key).unwrap();
+        assert!(old.is_sealed(family));
+        assert!(old.refreshes.is_empty());
+    }
+}

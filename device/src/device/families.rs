@@ -47,7 +47,8 @@ impl Device {
                         .map_err(|e| Error::from_host(&e, lang))?,
                 };
                 let member = r.membership == Membership::Member;
-                let (sealed, waiting_for_keys) = key_state(&host, r.family, member);
+                let (sealed, waiting_for_keys) =
+                    key_state(&host, r.family, member, view.members.is_empty());
                 cards.push(FamilyCard {
                     family: r.family.to_hex(),
                     title: view.name.clone(),
@@ -72,8 +73,9 @@ impl Device {
         let me = self.me()?.to_hex();
         let member = membership == Membership::Member;
         let host = Arc::clone(&self.session()?.host);
+        let empty = view.members.is_empty();
         let (sealed, waiting_for_keys) = self
-            .blocking(move |_| Ok(key_state(&host, id, member)))
+            .blocking(move |_| Ok(key_state(&host, id, member, empty)))
             .await?;
         Ok(FamilyView {
             family: id.to_hex(),
@@ -408,7 +410,8 @@ impl Device {
     pub async fn leave_family(&self, family: &str) -> Result<()> {
         let id = self.member_family(family).await?;
         let lang = self.language();
-        let (_, view) = self.family_view(family).await?;
+        // Whether the user is its host is not known from an empty copy.
+        let (_, view) = self.edit_view(family).await?;
         let me = view.members.get(&self.me()?.to_hex());
         if me.is_some_and(|m| m.role == Role::Host) {
             return Err(Error::new(
@@ -481,7 +484,8 @@ impl Device {
     }
 
     async fn is_host(&self, family: &str) -> Result<bool> {
-        let (_, view) = self.family_view(family).await?;
+        // Not known from an empty copy (a host's device not let in yet).
+        let (_, view) = self.edit_view(family).await?;
         let me = self.me()?.to_hex();
         Ok(view.members.get(&me).is_some_and(|m| m.role == Role::Host))
     }

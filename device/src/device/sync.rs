@@ -150,21 +150,32 @@ impl Device {
         let session = self.session()?;
         let deadline = tokio::time::Instant::now() + timeout;
         self.connected(timeout).await?;
-        let mut reached = wait_up_to_date(&session, deadline).await;
+        let docs_reached = wait_up_to_date(&session, deadline).await;
+        let mut reached = docs_reached;
         // Key work this sync brought (a new member's key package: add them, then the
-        // history entry once that Commit is back) is finished before returning, so a
-        // `doran sync` lets a waiting member in. A few rounds at most: each one's
-        // entries are what the next one builds on.
+        // history entry once that Commit is back; this device let in: open the
+        // family) is finished before returning, so a `doran sync` lets a waiting
+        // member in. A few rounds at most: each one's entries are what the next one
+        // builds on. Tried whatever `pending` says (a change that cannot be sent must
+        // not keep a member from letting others in).
+        let mut moved = false;
         for _ in 0..KEY_ROUNDS {
-            if !reached || session.settle_keys(deadline).await == 0 {
+            if session.settle_keys(deadline).await == 0 {
                 break;
             }
+            moved = true;
+            reached = wait_up_to_date(&session, deadline).await;
+        }
+        if moved {
+            // A family that opened gets its member entry now (the mending), in this
+            // sync rather than after it.
+            crate::mend::mend(self.shared(), &session).await;
             reached = wait_up_to_date(&session, deadline).await;
         }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.
         let mut blob_error = None;
-        if reached {
+        if docs_reached || reached {
             let upload = session.blobs.upload_pending(session.driver.blobs());
             match tokio::time::timeout_at(deadline, upload).await {
                 Ok(Ok(_)) => {}
