@@ -3,6 +3,7 @@
 
 mod audio;
 mod blobs;
+mod cli_sync;
 mod connections;
 mod family_doc;
 mod fanout;
@@ -56,6 +57,10 @@ enum Command {
     /// devices, and sealing / opening chunks of 400 B, 4 KiB and 64 KiB beside blake3
     /// of the same bytes.
     Keys(keys::Options),
+    /// One `doran sync` as a whole process, on a device of a family in the clear and
+    /// of a sealed one, against the same relay in turn: what each command that
+    /// syncs costs, and what sealing adds.
+    CliSync(cli_sync::Options),
 }
 
 fn main() {
@@ -70,6 +75,7 @@ fn main() {
         Command::Photo(opts) => photo::run(&opts, cli.json).map_err(Into::into),
         Command::Growth(opts) => growth::run(&opts, cli.json).map_err(Into::into),
         Command::Keys(opts) => keys::run(&opts, cli.json),
+        Command::CliSync(opts) => cli_sync::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

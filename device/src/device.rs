@@ -230,8 +230,6 @@ pub(crate) struct Session {
     /// A sealed family opened on this device: mend again once up to date (a join's
     /// own member entry waits for the family's keys).
     pub(crate) mend_again: std::sync::atomic::AtomicBool,
-    /// Held while mending (`mend.rs`), by the pump or by a sync.
-    pub(crate) mending: tokio::sync::Mutex<()>,
     /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The pump, awaited by [`Device::close`].
@@ -490,7 +488,6 @@ impl Device {
                     stopping: Notify::new(),
                     keys_kick: Mutex::new(None),
                     mend_again: std::sync::atomic::AtomicBool::new(false),
-                    mending: tokio::sync::Mutex::new(()),
                     tasks: Mutex::new(Vec::new()),
                     pump: Mutex::new(None),
                 })

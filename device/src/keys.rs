@@ -21,7 +21,7 @@ use doran_client_core::{
     store::LocalStore,
     sync::{KeyStep, StoreHost},
 };
-use doran_protocol::{DocId, FamilyId, Request, Response, UserId};
+use doran_protocol::{DocId, FamilyId, FamilySummary, Request, Response, UserId, model::UserCerts};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -42,66 +42,102 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// weekly leaf refresh comes due in a quiet family too.
 const SWEEP: Duration = Duration::from_secs(6 * 60 * 60);
 
+/// What one pass of the key task heard from the relay: the families stepped together
+/// (every sealed family, when a sync asks) need the member list once, and each
+/// member's certificates once, not once per family.
+#[derive(Default)]
+struct Asked {
+    families: Option<Vec<FamilySummary>>,
+    certs: BTreeMap<UserId, UserCerts>,
+}
+
+/// `user`'s certificates: asked once per pass, and the user key checked against the
+/// one pinned when asked. A user key the relay serves that differs from the one
+/// pinned is refused ([`SyncError::Protocol`]): the relay would be vouching for
+/// devices of its own.
+async fn certs_of<'a>(
+    store: &Arc<dyn LocalStore>,
+    driver: &SyncDriver,
+    user: UserId,
+    asked: &'a mut Asked,
+) -> Result<&'a UserCerts, SyncError> {
+    let slot = match asked.certs.entry(user) {
+        std::collections::btree_map::Entry::Occupied(kept) => return Ok(kept.into_mut()),
+        std::collections::btree_map::Entry::Vacant(slot) => slot,
+    };
+    let served = match driver.request(Request::DeviceCerts { user }).await? {
+        Response::DeviceCerts(served) if served.user == user => served,
+        other => {
+            return Err(SyncError::Protocol(format!(
+                "an unexpected answer to DeviceCerts: {other:?}"
+            )));
+        }
+    };
+    let key = served.user_key;
+    let pinned = {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || crate::certs::pin(&*store, user, key))
+            .await
+            .map_err(blocking_failed)??
+    };
+    if !pinned {
+        tracing::warn!(%user, "the relay answered with another user key than the one pinned");
+        return Err(SyncError::Protocol(format!(
+            "the relay changed the user key of {user}"
+        )));
+    }
+    Ok(slot.insert(served))
+}
+
 /// The family's members' devices as their certificates vouch for them, with the
-/// members themselves. A user key the relay serves that differs from the one pinned
-/// is refused ([`SyncError::Protocol`]): the relay would be vouching for devices of
-/// its own.
-pub(crate) async fn known_devices(
+/// members themselves.
+async fn known_devices(
     store: &Arc<dyn LocalStore>,
     driver: &SyncDriver,
     members: &[UserId],
+    asked: &mut Asked,
 ) -> Result<KnownDevices, SyncError> {
     let mut known = KnownDevices::new();
     for &user in members {
-        let served = match driver.request(Request::DeviceCerts { user }).await? {
-            Response::DeviceCerts(served) if served.user == user => served,
-            other => {
-                return Err(SyncError::Protocol(format!(
-                    "an unexpected answer to DeviceCerts: {other:?}"
-                )));
-            }
-        };
-        let key = served.user_key;
-        let pinned = {
-            let store = Arc::clone(store);
-            tokio::task::spawn_blocking(move || crate::certs::pin(&*store, user, key))
-                .await
-                .map_err(blocking_failed)??
-        };
-        if !pinned {
-            tracing::warn!(%user, "the relay answered with another user key than the one pinned");
-            return Err(SyncError::Protocol(format!(
-                "the relay changed the user key of {user}"
-            )));
-        }
+        let served = certs_of(store, driver, user, asked).await?;
         let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
-        known.insert_certified(user, &key, &served.certs, &revoked);
+        known.insert_certified(user, &served.user_key, &served.certs, &revoked);
     }
     known.set_members(members.iter().copied());
     Ok(known)
 }
 
-/// The family's members as the relay lists them; `None` if the user is not in it.
+/// The family's members as the relay lists them (asked once per pass); `None` if the
+/// user is not in it.
 async fn members_of(
     driver: &SyncDriver,
     family: FamilyId,
+    asked: &mut Asked,
 ) -> Result<Option<Vec<UserId>>, SyncError> {
-    match driver.request(Request::ListFamilies).await? {
-        Response::Families(list) => Ok(list
-            .into_iter()
-            .find(|f| f.family == family)
-            .map(|f| f.members.into_iter().map(|m| m.user).collect())),
-        other => Err(SyncError::Protocol(format!(
-            "an unexpected answer to ListFamilies: {other:?}"
-        ))),
+    if asked.families.is_none() {
+        match driver.request(Request::ListFamilies).await? {
+            Response::Families(list) => asked.families = Some(list),
+            other => {
+                return Err(SyncError::Protocol(format!(
+                    "an unexpected answer to ListFamilies: {other:?}"
+                )));
+            }
+        }
     }
+    Ok(asked
+        .families
+        .iter()
+        .flatten()
+        .find(|f| f.family == family)
+        .map(|f| f.members.iter().map(|m| m.user).collect()))
 }
 
 /// Takes the family's key log one step further (see the module docs).
-pub(crate) async fn step(
+async fn step(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
     family: FamilyId,
+    asked: &mut Asked,
 ) -> Result<KeyStep, SyncError> {
     // A family in the clear has no key work: no relay call for it.
     let host = Arc::clone(&session.host);
@@ -111,10 +147,10 @@ pub(crate) async fn step(
     if !sealed {
         return Ok(KeyStep::default());
     }
-    let Some(members) = members_of(&session.driver, family).await? else {
+    let Some(members) = members_of(&session.driver, family, asked).await? else {
         return Ok(KeyStep::default());
     };
-    let known = known_devices(&shared.store, &session.driver, &members).await?;
+    let known = known_devices(&shared.store, &session.driver, &members, asked).await?;
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
     let step = tokio::task::spawn_blocking(move || host.keys_step(family, &known, now))
@@ -237,8 +273,9 @@ pub(crate) async fn run(
                 .filter(|(_, (at, _))| *at <= now)
                 .map(|(f, _)| *f),
         );
+        let mut asked = Asked::default();
         for family in now_due {
-            let wait = match step(&shared, &session, family).await {
+            let wait = match step(&shared, &session, family, &mut asked).await {
                 Ok(s) => {
                     moved = moved.saturating_add(s.appended + usize::from(s.new_keys));
                     waits(&s).then_some(())

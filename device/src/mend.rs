@@ -162,8 +162,6 @@ enum Need {
 /// yet. Run by the pump once caught up after each sign-in; failures are logged and
 /// tried again at the next one.
 pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
-    // One at a time (the pump's, a sync's): the second finds done what the first did.
-    let _one = session.mending.lock().await;
     let me = session.account.user;
     let store = Arc::clone(&shared.store);
     let host = Arc::clone(&session.host);

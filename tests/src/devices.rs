@@ -29,6 +29,17 @@ pub async fn open(home: &Path) -> Device {
         .expect("the device opens")
 }
 
+/// Opens the device at `home` creating families in the clear: for scenarios about the
+/// relay's answers (a proxy losing "the next answer" cannot tell a membership answer
+/// from the key work a sealed family's devices ask the relay for meanwhile).
+pub async fn open_clear(home: &Path) -> Device {
+    let options = DeviceOptions {
+        seal_new_families: false,
+        ..DeviceOptions::default()
+    };
+    Device::open(home, options).await.expect("the device opens")
+}
+
 /// Waits for the first event `pick` accepts, failing after [`WAIT`].
 pub async fn wait_for<T>(
     events: &mut Subscription,

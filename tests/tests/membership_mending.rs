@@ -6,7 +6,7 @@
 use doran_device::{DeviceEvent, Part, core::model::Role};
 use doran_e2e::{
     Relay,
-    devices::{WAIT, open, wait_for},
+    devices::{WAIT, open_clear, wait_for},
     proxy::AnswerLosingProxy,
 };
 
@@ -32,7 +32,7 @@ async fn invited(
     mom_server: &str,
     dad_server: &str,
 ) -> (doran_device::Device, doran_device::Device, String, String) {
-    let mom = open(&dir.join("mom")).await;
+    let mom = open_clear(&dir.join("mom")).await;
     mom.create_account(mom_server, "mom@example.com", "엄마곰")
         .await
         .expect("account");
@@ -40,7 +40,7 @@ async fn invited(
         .create_family("바다 가족", "엄마")
         .await
         .expect("family");
-    let dad = open(&dir.join("dad")).await;
+    let dad = open_clear(&dir.join("dad")).await;
     dad.create_account(dad_server, "dad@example.com", "아빠곰")
         .await
         .expect("account");
@@ -56,7 +56,7 @@ async fn a_family_whose_creation_answer_was_lost_is_written_once_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let proxy = AnswerLosingProxy::start(relay.addr()).await;
-    let mom = open(&dir.path().join("mom")).await;
+    let mom = open_clear(&dir.path().join("mom")).await;
     mom.create_account(&proxy.url(), "mom@example.com", "엄마곰")
         .await
         .expect("account");
@@ -83,7 +83,7 @@ async fn a_family_whose_creation_answer_was_lost_is_written_once_back() {
     assert!(mom.sync_now(WAIT).await.expect("synced").up_to_date);
 
     // A family that works: dad is invited, joins and reads it from the relay.
-    let dad = open(&dir.path().join("dad")).await;
+    let dad = open_clear(&dir.path().join("dad")).await;
     dad.create_account(&relay.url(), "dad@example.com", "아빠곰")
         .await
         .expect("account");

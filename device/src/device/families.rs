@@ -433,7 +433,7 @@ impl Device {
             self.edit(family, Part::Members, |fd, now| fd.leave(now))
                 .await?;
         }
-        self.sync_now(super::sync::REQUEST_TIMEOUT).await?;
+        self.sync_with(super::sync::REQUEST_TIMEOUT, false).await?;
         self.expect_done(Request::LeaveFamily { family: id })
             .await?;
         self.forget(id).await

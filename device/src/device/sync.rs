@@ -147,6 +147,13 @@ impl Device {
     /// ([`ErrorCode::Offline`]: the changes stay queued on this device); a connection
     /// that breaks midway is retried until `timeout`.
     pub async fn sync_now(&self, timeout: Duration) -> Result<SyncReport> {
+        self.sync_with(timeout, true).await
+    }
+
+    /// [`sync_now`](Self::sync_now), taking the key logs further or not: a device
+    /// leaving a family must not make a Commit there (adding a device that asked, a
+    /// refresh) whose history entry it would never send.
+    pub(crate) async fn sync_with(&self, timeout: Duration, keys: bool) -> Result<SyncReport> {
         let session = self.session()?;
         let deadline = tokio::time::Instant::now() + timeout;
         self.connected(timeout).await?;
@@ -158,18 +165,10 @@ impl Device {
         // member in. A few rounds at most: each one's entries are what the next one
         // builds on. Tried whatever `pending` says (a change that cannot be sent must
         // not keep a member from letting others in).
-        let mut moved = false;
-        for _ in 0..KEY_ROUNDS {
+        for _ in 0..if keys { KEY_ROUNDS } else { 0 } {
             if session.settle_keys(deadline).await == 0 {
                 break;
             }
-            moved = true;
-            reached = wait_up_to_date(&session, deadline).await;
-        }
-        if moved {
-            // A family that opened gets its member entry now (the mending), in this
-            // sync rather than after it.
-            crate::mend::mend(self.shared(), &session).await;
             reached = wait_up_to_date(&session, deadline).await;
         }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
