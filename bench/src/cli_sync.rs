@@ -169,7 +169,7 @@ fn family(
 }
 
 /// Runs `doran --home HOME ARGS…`; its trimmed output, or why it failed.
-fn cli(doran: &Path, home: &Path, args: &[&str]) -> Result<String, String> {
+pub(crate) fn cli(doran: &Path, home: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(doran)
         .arg("--home")
         .arg(home)

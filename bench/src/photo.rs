@@ -389,21 +389,7 @@ fn whole_command(dir: &Path, input: &Path, reps: usize, has_time: bool) -> Resul
         ));
     }
     let home = dir.join("phone");
-    let run = |args: &[&str]| -> Result<String, String> {
-        let out = Command::new(&doran)
-            .arg("--home")
-            .arg(&home)
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "doran {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
+    let run = |args: &[&str]| crate::cli_sync::cli(&doran, &home, args);
     let (family, album) = {
         let (mut relay, addr) = doran_testkit::spawn(
             Command::new(&server)

@@ -222,8 +222,10 @@ pub(crate) struct Session {
     pub(crate) blobs: BlobCache,
     /// Wakes the uploader (a blob was queued, or the connection came back).
     pub(crate) upload_kick: Notify,
-    /// Tells the pump to announce what it still holds and stop.
-    pub(crate) stopping: Notify,
+    /// Tells the pump to announce what it still holds and stop: a count of stops, so
+    /// a pump busy elsewhere when told still hears it (a `Notify`'s `notify_waiters`
+    /// reached only a pump waiting at that instant, and `close` then waited 5 s).
+    pub(crate) stopping: tokio::sync::watch::Sender<u64>,
     /// Tells the running key task which family's key log to take further
     /// (`keys.rs`); replaced each time the background tasks start.
     pub(crate) keys_kick: Mutex<Option<tokio::sync::mpsc::UnboundedSender<crate::keys::Kick>>>,
@@ -276,7 +278,7 @@ impl Session {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-        self.stopping.notify_waiters();
+        self.stopping.send_modify(|stops| *stops += 1);
     }
 }
 
@@ -485,7 +487,7 @@ impl Device {
                     driver,
                     blobs,
                     upload_kick: Notify::new(),
-                    stopping: Notify::new(),
+                    stopping: tokio::sync::watch::channel(0).0,
                     keys_kick: Mutex::new(None),
                     mend_again: std::sync::atomic::AtomicBool::new(false),
                     tasks: Mutex::new(Vec::new()),

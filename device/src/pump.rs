@@ -46,11 +46,13 @@ pub(crate) fn spawn(
     let events = session.driver.subscribe();
     let state = session.driver.state();
     let rt = shared.runtime.clone();
+    // Subscribed here, before the pump runs: a stop from now on is heard.
+    let stop = session.stopping.subscribe();
     let pump = rt.spawn(pump(
         Arc::clone(&shared),
         Arc::clone(&session),
-        events,
-        state,
+        (events, state),
+        stop,
     ));
     let mut tasks = vec![
         rt.spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
@@ -129,8 +131,11 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
 async fn pump(
     shared: Arc<Shared>,
     session: Arc<Session>,
-    mut events: tokio::sync::broadcast::Receiver<SyncEvent>,
-    mut state: tokio::sync::watch::Receiver<crate::driver::SyncState>,
+    (mut events, mut state): (
+        tokio::sync::broadcast::Receiver<SyncEvent>,
+        tokio::sync::watch::Receiver<crate::driver::SyncState>,
+    ),
+    mut stop: tokio::sync::watch::Receiver<u64>,
 ) {
     let mut last = *state.borrow_and_update();
     shared.emit(DeviceEvent::Sync(view_of(last)));
@@ -139,11 +144,14 @@ async fn pump(
     // mending itself: a task of its own, since it may wait on the relay, and the pump
     // must keep announcing and hear `stopping` meanwhile. Ended with the pump.
     let mut mended = 0;
-    let mut mending = Mending(None);
+    let mut mending = Background(None);
+    // Presence is asked in a task of its own too: a pump waiting on the relay does not
+    // hear a stop, and a stop aborts the driver that would have answered.
+    let mut presence = Background(None);
     loop {
         let quiet = arriving.flush_at;
         tokio::select! {
-            () = session.stopping.notified() => {
+            _ = stop.changed() => {
                 // Stopping: announce what was gathered; what is still queued in the
                 // driver's channel is handled first.
                 while let Ok(event) = events.try_recv() {
@@ -161,7 +169,10 @@ async fn pump(
                     shared.emit(DeviceEvent::Sync(view_of(now)));
                 }
                 if now.sign_ins != last.sign_ins {
-                    refresh_presence(&shared, &session).await;
+                    let (s, se) = (Arc::clone(&shared), Arc::clone(&session));
+                    presence.0 = Some(shared.runtime.clone().spawn(async move {
+                        refresh_presence(&s, &se).await;
+                    }));
                     kick_all_keys(&session).await;
                 }
                 if now.status == SyncStatus::UpToDate {
@@ -209,10 +220,11 @@ async fn kick_all_keys(session: &Arc<Session>) {
     }
 }
 
-/// The pump's mending task, aborted when the pump ends.
-struct Mending(Option<JoinHandle<()>>);
+/// A task of the pump's (the mending, the presence asked after a sign-in), aborted
+/// when the pump ends.
+struct Background(Option<JoinHandle<()>>);
 
-impl Drop for Mending {
+impl Drop for Background {
     fn drop(&mut self) {
         if let Some(task) = self.0.take() {
             task.abort();
