@@ -369,6 +369,16 @@ async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_devic
         }
     })
     .await;
+    // His own member entry, written once the family opened (the mending).
+    until("his member entry", async || {
+        let members = son.family(&family).await.expect("the family").members;
+        if members.iter().any(|m| m.name == "아들") {
+            Ok(())
+        } else {
+            Err(members.len())
+        }
+    })
+    .await;
     son.add_mission(&family, mission("설거지 하기", &["아들"]))
         .await
         .expect("his mission");

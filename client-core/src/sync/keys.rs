@@ -150,13 +150,16 @@ pub enum Unsealed {
 pub struct Keeper {
     ring: KeyRing,
     families: BTreeMap<FamilyId, FamilyKeys>,
-    /// Saved after the rest (format 2).
+    /// Saved after the rest, as a second value.
     refreshes: BTreeMap<FamilyId, Refresh>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
     /// Which save this is (0: never saved).
     generation: u64,
+    /// What this keeper last saved, but for the generation: saving the same again
+    /// writes nothing (every key step saves, and most change nothing).
+    last_saved: Option<blake3::Hash>,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -186,6 +189,7 @@ impl Keeper {
                 refreshes: BTreeMap::new(),
                 user_key: None,
                 generation: 0,
+                last_saved: None,
             });
         };
         let restore = |e: postcard::Error| GroupError::Restore(format!("keeper: {e}"));
@@ -206,6 +210,7 @@ impl Keeper {
                 refreshes: BTreeMap::new(),
                 user_key: None,
                 generation: 0,
+                last_saved: None,
             });
         }
         Ok(Keeper {
@@ -214,6 +219,7 @@ impl Keeper {
             refreshes: refreshes.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
+            last_saved: None,
         })
     }
 
@@ -251,23 +257,31 @@ impl Keeper {
 
     /// Saves everything (one meta value: the ring and the logs' progress together).
     pub fn save(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
-        let generation = self.generation + 1;
-        let saved = Saved {
+        let mut saved = Saved {
             version: VERSION,
             user: self.ring.user(),
             device: self.ring.device(),
-            generation,
+            generation: 0,
             ring: self.ring.save()?,
             families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
         };
         let refreshes: Vec<(FamilyId, Refresh)> =
             self.refreshes.iter().map(|(f, r)| (*f, *r)).collect();
-        let bytes = postcard::to_allocvec(&saved)
-            .and_then(|head| postcard::to_extend(&refreshes, head))
-            .map_err(|e| GroupError::Restore(e.to_string()))?;
-        store.set_meta(META_KEY, &bytes)?;
+        let encode = |saved: &Saved| {
+            postcard::to_allocvec(saved)
+                .and_then(|head| postcard::to_extend(&refreshes, head))
+                .map_err(|e| GroupError::Restore(e.to_string()))
+        };
+        let digest = blake3::hash(&encode(&saved)?);
+        if self.generation > 0 && self.last_saved == Some(digest) {
+            return Ok(());
+        }
+        let generation = self.generation + 1;
+        saved.generation = generation;
+        store.set_meta(META_KEY, &encode(&saved)?)?;
         store.set_meta(GENERATION_KEY, &generation.to_be_bytes())?;
         self.generation = generation;
+        self.last_saved = Some(digest);
         Ok(())
     }
 
@@ -749,5 +763,23 @@ mod tests {
         let old = Keeper::load(&store, user, device, key).unwrap();
         assert!(old.is_sealed(family));
         assert!(old.refreshes.is_empty());
+    }
+
+    /// Saving what was saved last writes nothing (every key step saves); a change is
+    /// written with the next generation.
+    #[test]
+    fn saving_the_same_again_writes_nothing() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let mut keeper = Keeper::load(&store, user, device, random_key().unwrap()).unwrap();
+        keeper.save(&store).unwrap();
+        assert_eq!(keeper.generation, 1);
+        keeper.save(&store).unwrap();
+        assert_eq!(keeper.generation, 1, "nothing changed");
+        keeper.decide(FamilyId([2; 16]), true);
+        keeper.save(&store).unwrap();
+        assert_eq!(keeper.generation, 2);
+        let saved = store.get_meta(GENERATION_KEY).unwrap().unwrap();
+        assert_eq!(saved, 2u64.to_be_bytes());
     }
 }
