@@ -268,7 +268,7 @@ impl Session {
         moved
     }
 
-    fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         lock(&self.tasks).iter().any(|t| !t.is_finished())
     }
 

@@ -170,9 +170,14 @@ async fn pump(
                 }
                 if now.sign_ins != last.sign_ins {
                     let (s, se) = (Arc::clone(&shared), Arc::clone(&session));
-                    presence.0 = Some(shared.runtime.clone().spawn(async move {
+                    let asking = shared.runtime.clone().spawn(async move {
                         refresh_presence(&s, &se).await;
-                    }));
+                    });
+                    // A sign-in's presence replaces the one before (a handle dropped
+                    // does not stop its task).
+                    if let Some(before) = presence.0.replace(asking) {
+                        before.abort();
+                    }
                     kick_all_keys(&session).await;
                 }
                 if now.status == SyncStatus::UpToDate {
@@ -835,6 +840,11 @@ async fn refresh_presence(shared: &Arc<Shared>, session: &Arc<Session>) {
 /// Asks the relay who of `families` is online, and remembers it.
 async fn refresh_presence_of(shared: &Arc<Shared>, session: &Arc<Session>, families: &[FamilyId]) {
     for &family in families {
+        // A stopped driver answers nothing (a pump announcing what it holds as it
+        // stops would wait out the timeout).
+        if !session.running() {
+            return;
+        }
         let answer = tokio::time::timeout(
             Duration::from_secs(15),
             session.driver.request(Request::ListPresence { family }),

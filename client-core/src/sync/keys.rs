@@ -160,6 +160,10 @@ pub struct Keeper {
     /// What this keeper last saved, but for the generation: saving the same again
     /// writes nothing (every key step saves, and most change nothing).
     last_saved: Option<blake3::Hash>,
+    /// The generation value as this keeper last read or wrote it: its generation and
+    /// a tag of what was saved, so two processes that saved the same generation with
+    /// different keys notice each other.
+    stamp: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -190,6 +194,7 @@ impl Keeper {
                 user_key: None,
                 generation: 0,
                 last_saved: None,
+                stamp: None,
             });
         };
         let restore = |e: postcard::Error| GroupError::Restore(format!("keeper: {e}"));
@@ -211,6 +216,7 @@ impl Keeper {
                 user_key: None,
                 generation: 0,
                 last_saved: None,
+                stamp: None,
             });
         }
         Ok(Keeper {
@@ -220,6 +226,7 @@ impl Keeper {
             user_key: None,
             generation: saved.generation,
             last_saved: None,
+            stamp: store.get_meta(GENERATION_KEY)?,
         })
     }
 
@@ -232,15 +239,11 @@ impl Keeper {
     /// Loads the keeper again if another process on the device saved a newer one
     /// since this one was loaded or saved (one small read when nothing changed).
     pub fn refresh(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
-        let saved = store
-            .get_meta(GENERATION_KEY)?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
-        if saved == self.generation {
+        let stored = store.get_meta(GENERATION_KEY)?;
+        if stored == self.stamp {
             return Ok(());
         }
         tracing::debug!(
-            saved,
             mine = self.generation,
             "another process saved the keys: reloading"
         );
@@ -278,10 +281,14 @@ impl Keeper {
         }
         let generation = self.generation + 1;
         saved.generation = generation;
+        // Not known to be on disk until both are written.
+        self.last_saved = None;
+        let stamp = [&generation.to_be_bytes()[..], &digest.as_bytes()[..8]].concat();
         store.set_meta(META_KEY, &encode(&saved)?)?;
-        store.set_meta(GENERATION_KEY, &generation.to_be_bytes())?;
+        store.set_meta(GENERATION_KEY, &stamp)?;
         self.generation = generation;
         self.last_saved = Some(digest);
+        self.stamp = Some(stamp);
         Ok(())
     }
 
@@ -780,6 +787,28 @@ mod tests {
         keeper.save(&store).unwrap();
         assert_eq!(keeper.generation, 2);
         let saved = store.get_meta(GENERATION_KEY).unwrap().unwrap();
-        assert_eq!(saved, 2u64.to_be_bytes());
+        assert_eq!(saved[..8], 2u64.to_be_bytes());
+    }
+
+    /// Two processes that saved the same generation with different keys: the one
+    /// whose save was overwritten reloads (a generation alone looked like its own).
+    #[test]
+    fn a_save_of_the_same_generation_by_another_process_is_noticed() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let mut first = Keeper::load(&store, user, device, key.clone()).unwrap();
+        first.save(&store).unwrap();
+        let mut a = Keeper::load(&store, user, device, key.clone()).unwrap();
+        let mut b = Keeper::load(&store, user, device, key).unwrap();
+        a.decide(FamilyId([2; 16]), true);
+        a.save(&store).unwrap();
+        b.decide(FamilyId([3; 16]), false);
+        b.save(&store).unwrap();
+        assert_eq!(a.generation, b.generation);
+        a.refresh(&store).unwrap();
+        assert_eq!(a.sealed(FamilyId([3; 16])), Some(false), "b's save, taken");
+        b.refresh(&store).unwrap();
+        assert_eq!(b.sealed(FamilyId([3; 16])), Some(false), "its own, kept");
     }
 }
