@@ -605,6 +605,11 @@ impl Device {
     /// now.
     pub(crate) async fn family_view(&self, id: &str) -> Result<(FamilyId, Family)> {
         let (family, _) = self.known_family(id).await?;
+        Ok((family, self.view_of(family).await?))
+    }
+
+    /// [`family_view`](Self::family_view) of a family already found.
+    pub(crate) async fn view_of(&self, family: FamilyId) -> Result<Family> {
         let session = self.session()?;
         let host = Arc::clone(&session.host);
         let store = Arc::clone(&self.shared().store);
@@ -635,7 +640,7 @@ impl Device {
                 }
             });
         }
-        Ok((family, view))
+        Ok(view)
     }
 
     /// The family's view for an edit about to be made, refused with
@@ -644,7 +649,7 @@ impl Device {
     /// only say "not found".
     pub(crate) async fn edit_view(&self, id: &str) -> Result<(FamilyId, Family)> {
         let (family, membership) = self.known_family(id).await?;
-        let (_, view) = self.family_view(id).await?;
+        let view = self.view_of(family).await?;
         if membership == Membership::Member {
             let host = Arc::clone(&self.session()?.host);
             let empty = view.members.is_empty();

@@ -179,6 +179,19 @@ fn now_or(now_ms: i64) -> i64 {
 }
 
 impl Keeper {
+    /// No keys yet: a device that never kept any, or another account's were saved.
+    fn empty(user: UserId, device: doran_protocol::DeviceId, key: SigningKey) -> Self {
+        Keeper {
+            ring: KeyRing::new(user, device, key),
+            families: BTreeMap::new(),
+            refreshes: BTreeMap::new(),
+            user_key: None,
+            generation: 0,
+            last_saved: None,
+            stamp: None,
+        }
+    }
+
     /// The keeper saved in `store`, or an empty one for this device.
     pub fn load(
         store: &dyn LocalStore,
@@ -187,15 +200,7 @@ impl Keeper {
         key: SigningKey,
     ) -> Result<Self, KeysError> {
         let Some(bytes) = store.get_meta(META_KEY)? else {
-            return Ok(Keeper {
-                ring: KeyRing::new(user, device, key),
-                families: BTreeMap::new(),
-                refreshes: BTreeMap::new(),
-                user_key: None,
-                generation: 0,
-                last_saved: None,
-                stamp: None,
-            });
+            return Ok(Keeper::empty(user, device, key));
         };
         let restore = |e: postcard::Error| GroupError::Restore(format!("keeper: {e}"));
         let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(&bytes).map_err(restore)?;
@@ -209,15 +214,7 @@ impl Keeper {
         };
         if (saved.user, saved.device) != (user, device) {
             tracing::warn!(%user, %device, "the keys saved on this device are another account's: starting anew");
-            return Ok(Keeper {
-                ring: KeyRing::new(user, device, key),
-                families: BTreeMap::new(),
-                refreshes: BTreeMap::new(),
-                user_key: None,
-                generation: 0,
-                last_saved: None,
-                stamp: None,
-            });
+            return Ok(Keeper::empty(user, device, key));
         }
         Ok(Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,

@@ -68,7 +68,7 @@ impl Device {
     /// today's mood and presence.
     pub async fn family(&self, family: &str) -> Result<FamilyView> {
         let (id, membership) = self.known_family(family).await?;
-        let (_, view) = self.family_view(family).await?;
+        let view = self.view_of(id).await?;
         let members = self.members_of(&view).await?;
         let me = self.me()?.to_hex();
         let member = membership == Membership::Member;
