@@ -368,6 +368,18 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
 
     /// Removes `key`. Removing an absent key is not an error.
     fn delete_meta(&self, key: &str) -> Result<()>;
+
+    /// Stores every `(key, value)` of `values` in one transaction if the value under
+    /// `guard` is still `expected` (`None`: absent), and says whether it did: a
+    /// compare-and-swap for state that two processes on one device both save (the
+    /// end-to-end keys: `doran watch` beside a `doran sync`). Nothing is written when
+    /// the guard differs.
+    fn set_meta_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        values: &[(&str, &[u8])],
+    ) -> Result<bool>;
 }
 
 /// The current wall-clock time in milliseconds since the Unix epoch (0 if the clock

@@ -69,6 +69,7 @@ macro_rules! store_conformance_tests {
                 eviction_candidates_are_least_recently_used_first,
                 cached_bytes_counts_cached_blobs_only,
                 meta_round_trip,
+                meta_swaps_only_what_it_expects,
                 concurrent_commits_are_all_kept,
                 view_rows_follow_commits_and_remote_applies,
                 a_write_without_rows_invalidates_the_view,
@@ -649,6 +650,31 @@ pub(crate) fn meta_round_trip(store: &Arc<dyn LocalStore>) -> TestResult {
     assert_eq!(
         store.get_meta("account")?.as_deref(),
         Some(&[0, 1, 2, 255][..])
+    );
+    Ok(())
+}
+
+/// `set_meta_if` writes all its values when the guard holds what was expected
+/// (absent included), and nothing when it does not.
+pub(crate) fn meta_swaps_only_what_it_expects(store: &Arc<dyn LocalStore>) -> TestResult {
+    assert!(store.set_meta_if("gen", None, &[("keys", b"one"), ("gen", b"1")])?);
+    assert!(
+        !store.set_meta_if("gen", None, &[("keys", b"two"), ("gen", b"2")])?,
+        "the guard is there now"
+    );
+    assert!(
+        !store.set_meta_if("gen", Some(b"0"), &[("keys", b"two"), ("gen", b"2")])?,
+        "another value"
+    );
+    assert_eq!(store.get_meta("keys")?.as_deref(), Some(&b"one"[..]));
+    assert_eq!(store.get_meta("gen")?.as_deref(), Some(&b"1"[..]));
+    assert!(store.set_meta_if("gen", Some(b"1"), &[("keys", b"two"), ("gen", b"2")])?);
+    assert_eq!(store.get_meta("keys")?.as_deref(), Some(&b"two"[..]));
+    assert_eq!(store.get_meta("gen")?.as_deref(), Some(&b"2"[..]));
+    store.delete_meta("gen")?;
+    assert!(
+        store.set_meta_if("gen", None, &[("gen", b"3")])?,
+        "absent again"
     );
     Ok(())
 }

@@ -457,4 +457,20 @@ impl LocalStore for MemoryStore {
         self.lock()?.meta.remove(key);
         Ok(())
     }
+
+    fn set_meta_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        values: &[(&str, &[u8])],
+    ) -> Result<bool> {
+        let mut inner = self.lock()?;
+        if inner.meta.get(guard).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        for (key, value) in values {
+            inner.meta.insert((*key).to_owned(), value.to_vec());
+        }
+        Ok(true)
+    }
 }

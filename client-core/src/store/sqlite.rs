@@ -673,6 +673,33 @@ impl LocalStore for SqliteStore {
             Ok(())
         })
     }
+
+    fn set_meta_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        values: &[(&str, &[u8])],
+    ) -> Result<bool> {
+        // An immediate transaction holds the database's write lock from the read on,
+        // so another process cannot save between the comparison and the writes.
+        self.write(|tx| {
+            let current: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([guard], |row| row.get(0))
+                .optional()?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?;
+            for (key, value) in values {
+                put.execute((key, value))?;
+            }
+            Ok(true)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -236,13 +236,21 @@ impl StoreHost {
             // The families this device holds a document of from before it kept keys
             // were all in the clear (a family with nothing stored yet is decided by
             // its first chunk). Saved at once, so this is done once.
+            let mut clear = Vec::new();
             for record in store.families()? {
                 let doc = DocId::from(record.family);
                 if store.cursor(doc)? > 0 || store.log_end(doc)?.is_some() {
-                    keeper.decide(record.family, false);
+                    clear.push(record.family);
                 }
             }
-            keeper.save(&*store)?;
+            keeper.update(&*store, |keeper| {
+                if keeper.is_new() {
+                    for family in &clear {
+                        keeper.decide(*family, false);
+                    }
+                }
+                Ok(())
+            })?;
         }
         let host = StoreHost::new(store, actor);
         *host.keeper() = Some(keeper);

@@ -44,6 +44,9 @@ const ASK_AGAIN_MS: i64 = 24 * 60 * 60 * 1000;
 /// was last new (post-compromise security: a copy of its keys taken before stops
 /// reading what is sealed after).
 pub const REFRESH_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How many times the keeper reads or saves again when another process on the device
+/// saved its keys in between.
+const SAVE_TRIES: usize = 32;
 
 /// One family's key log as this device has read it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -109,6 +112,9 @@ pub enum KeysError {
     /// This host was made without the device's key: it cannot seal.
     #[error("this device's host holds no keys to seal with")]
     NoKeys,
+    /// Another process on the device saved its keys at every try: nothing was saved.
+    #[error("another process on this device keeps saving the keys: try again")]
+    Busy,
 }
 
 /// What a [`Keeper::step`] did, for the device.
@@ -199,11 +205,39 @@ impl Keeper {
         device: doran_protocol::DeviceId,
         key: SigningKey,
     ) -> Result<Self, KeysError> {
-        let Some(bytes) = store.get_meta(META_KEY)? else {
-            return Ok(Keeper::empty(user, device, key));
+        // The generation, the keys, the generation again: the same both times means
+        // the keys are the ones it names (a save writes both in one transaction, and
+        // generations only grow).
+        for _ in 0..SAVE_TRIES {
+            let before = store.get_meta(GENERATION_KEY)?;
+            let bytes = store.get_meta(META_KEY)?;
+            let stamp = store.get_meta(GENERATION_KEY)?;
+            if before == stamp {
+                let (mut keeper, mine) = Keeper::restore(bytes.as_deref(), user, device, key)?;
+                // What is saved is this keeper: saving it unchanged writes nothing.
+                keeper.last_saved = mine
+                    .then(|| keeper.encoded(0).map(|b| blake3::hash(&b)))
+                    .transpose()?;
+                keeper.stamp = stamp;
+                return Ok(keeper);
+            }
+        }
+        Err(KeysError::Busy)
+    }
+
+    /// The keeper in `bytes` (the saved value), without its stamp, and whether it is
+    /// this device's (not an empty one in place of nothing or of another account's).
+    fn restore(
+        bytes: Option<&[u8]>,
+        user: UserId,
+        device: doran_protocol::DeviceId,
+        key: SigningKey,
+    ) -> Result<(Self, bool), KeysError> {
+        let Some(bytes) = bytes else {
+            return Ok((Keeper::empty(user, device, key), false));
         };
         let restore = |e: postcard::Error| GroupError::Restore(format!("keeper: {e}"));
-        let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(&bytes).map_err(restore)?;
+        let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(bytes).map_err(restore)?;
         if saved.version != VERSION {
             return Err(GroupError::Restore(format!("keeper version {}", saved.version)).into());
         }
@@ -214,17 +248,19 @@ impl Keeper {
         };
         if (saved.user, saved.device) != (user, device) {
             tracing::warn!(%user, %device, "the keys saved on this device are another account's: starting anew");
-            return Ok(Keeper::empty(user, device, key));
+            // Saved over them (a save compares the generation value, not its number).
+            return Ok((Keeper::empty(user, device, key), false));
         }
-        Ok(Keeper {
+        let keeper = Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
             refreshes: refreshes.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
             last_saved: None,
-            stamp: store.get_meta(GENERATION_KEY)?,
-        })
+            stamp: None,
+        };
+        Ok((keeper, true))
     }
 
     /// Gives the keeper the user key (a device that holds it): it escrows each
@@ -244,6 +280,11 @@ impl Keeper {
             mine = self.generation,
             "another process saved the keys: reloading"
         );
+        self.reload(store)
+    }
+
+    /// Takes what is saved in `store` in place of this keeper (keeping the user key).
+    fn reload(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
         let user_key = self.user_key.take();
         *self = Keeper::load(
             store,
@@ -255,38 +296,72 @@ impl Keeper {
         Ok(())
     }
 
-    /// Saves everything (one meta value: the ring and the logs' progress together).
-    pub fn save(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
-        let mut saved = Saved {
+    /// Makes a change with `change` and saves it. When another process on the device
+    /// saved keys since this keeper read them, the save is not made: the keeper takes
+    /// theirs and makes the change again on them (so neither process's step is lost —
+    /// a step that took log entries past the store's cursor, or made a Commit, could
+    /// not be done again later). `change` may run more than once; only the last run's
+    /// result counts.
+    pub fn update<T>(
+        &mut self,
+        store: &dyn LocalStore,
+        mut change: impl FnMut(&mut Keeper) -> Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
+        for _ in 0..SAVE_TRIES {
+            let out = change(self)?;
+            if self.try_save(store)? {
+                return Ok(out);
+            }
+            tracing::debug!(
+                mine = self.generation,
+                "another process saved the keys first: taking them and stepping again"
+            );
+            self.reload(store)?;
+        }
+        Err(KeysError::Busy)
+    }
+
+    /// The saved value with `generation` (the ring and the logs' progress, then the
+    /// leaf refreshes).
+    fn encoded(&self, generation: u64) -> Result<Vec<u8>, KeysError> {
+        let saved = Saved {
             version: VERSION,
             user: self.ring.user(),
             device: self.ring.device(),
-            generation: 0,
+            generation,
             ring: self.ring.save()?,
             families: self.families.iter().map(|(f, k)| (*f, k.clone())).collect(),
         };
         let refreshes: Vec<(FamilyId, Refresh)> =
             self.refreshes.iter().map(|(f, r)| (*f, *r)).collect();
-        let encode = |saved: &Saved| {
-            postcard::to_allocvec(saved)
-                .and_then(|head| postcard::to_extend(&refreshes, head))
-                .map_err(|e| GroupError::Restore(e.to_string()))
-        };
-        let digest = blake3::hash(&encode(&saved)?);
+        Ok(postcard::to_allocvec(&saved)
+            .and_then(|head| postcard::to_extend(&refreshes, head))
+            .map_err(|e| GroupError::Restore(e.to_string()))?)
+    }
+
+    /// Saves everything (one meta value, the ring and the logs' progress together,
+    /// and its generation in one transaction) unless another process saved since
+    /// this keeper read or wrote the keys: then nothing is written and the answer is
+    /// `false`. Saving what was saved last writes nothing.
+    fn try_save(&mut self, store: &dyn LocalStore) -> Result<bool, KeysError> {
+        let digest = blake3::hash(&self.encoded(0)?);
         if self.generation > 0 && self.last_saved == Some(digest) {
-            return Ok(());
+            return Ok(true);
         }
         let generation = self.generation + 1;
-        saved.generation = generation;
-        // Not known to be on disk until both are written.
-        self.last_saved = None;
+        let bytes = self.encoded(generation)?;
         let stamp = [&generation.to_be_bytes()[..], &digest.as_bytes()[..8]].concat();
-        store.set_meta(META_KEY, &encode(&saved)?)?;
-        store.set_meta(GENERATION_KEY, &stamp)?;
-        self.generation = generation;
-        self.last_saved = Some(digest);
-        self.stamp = Some(stamp);
-        Ok(())
+        let written = store.set_meta_if(
+            GENERATION_KEY,
+            self.stamp.as_deref(),
+            &[(META_KEY, &bytes), (GENERATION_KEY, &stamp)],
+        )?;
+        if written {
+            self.generation = generation;
+            self.last_saved = Some(digest);
+            self.stamp = Some(stamp);
+        }
+        Ok(written)
     }
 
     /// Whether this keeper was never saved (a device that kept no keys before).
@@ -747,7 +822,7 @@ mod tests {
                 pending: true,
             },
         );
-        keeper.save(&store).unwrap();
+        keeper.update(&store, |_| Ok(())).unwrap();
         let loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
         assert!(
             loaded
@@ -776,36 +851,118 @@ mod tests {
         let store = MemoryStore::new();
         let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
         let mut keeper = Keeper::load(&store, user, device, random_key().unwrap()).unwrap();
-        keeper.save(&store).unwrap();
+        keeper.update(&store, |_| Ok(())).unwrap();
         assert_eq!(keeper.generation, 1);
-        keeper.save(&store).unwrap();
+        keeper.update(&store, |_| Ok(())).unwrap();
         assert_eq!(keeper.generation, 1, "nothing changed");
         keeper.decide(FamilyId([2; 16]), true);
-        keeper.save(&store).unwrap();
+        keeper.update(&store, |_| Ok(())).unwrap();
         assert_eq!(keeper.generation, 2);
         let saved = store.get_meta(GENERATION_KEY).unwrap().unwrap();
         assert_eq!(saved[..8], 2u64.to_be_bytes());
     }
 
-    /// Two processes that saved the same generation with different keys: the one
-    /// whose save was overwritten reloads (a generation alone looked like its own).
+    /// Two processes on one device change their keys from the same saved ones: the
+    /// second save does not overwrite the first — it takes the first's keys and makes
+    /// its change again on them, so both changes are kept.
     #[test]
-    fn a_save_of_the_same_generation_by_another_process_is_noticed() {
+    fn two_processes_saving_at_once_both_keep_their_change() {
         let store = MemoryStore::new();
         let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
         let key = random_key().unwrap();
         let mut first = Keeper::load(&store, user, device, key.clone()).unwrap();
-        first.save(&store).unwrap();
+        first.update(&store, |_| Ok(())).unwrap();
         let mut a = Keeper::load(&store, user, device, key.clone()).unwrap();
-        let mut b = Keeper::load(&store, user, device, key).unwrap();
-        a.decide(FamilyId([2; 16]), true);
-        a.save(&store).unwrap();
-        b.decide(FamilyId([3; 16]), false);
-        b.save(&store).unwrap();
-        assert_eq!(a.generation, b.generation);
-        a.refresh(&store).unwrap();
-        assert_eq!(a.sealed(FamilyId([3; 16])), Some(false), "b's save, taken");
-        b.refresh(&store).unwrap();
+        let mut b = Keeper::load(&store, user, device, key.clone()).unwrap();
+        a.update(&store, |k| Ok(k.decide(FamilyId([2; 16]), true)))
+            .unwrap();
+        let mut runs = 0;
+        b.update(&store, |k| {
+            runs += 1;
+            Ok(k.decide(FamilyId([3; 16]), false))
+        })
+        .unwrap();
+        assert_eq!(
+            runs, 2,
+            "b's first save lost to a's: made again on a's keys"
+        );
+        assert_eq!(b.sealed(FamilyId([2; 16])), Some(true), "a's change, taken");
         assert_eq!(b.sealed(FamilyId([3; 16])), Some(false), "its own, kept");
+        a.refresh(&store).unwrap();
+        assert_eq!(a.sealed(FamilyId([2; 16])), Some(true));
+        assert_eq!(
+            a.sealed(FamilyId([3; 16])),
+            Some(false),
+            "b's change, taken"
+        );
+        let loaded = Keeper::load(&store, user, device, key).unwrap();
+        assert_eq!(loaded.sealed(FamilyId([2; 16])), Some(true));
+        assert_eq!(loaded.sealed(FamilyId([3; 16])), Some(false));
+        assert_eq!(loaded.generation, 3);
+    }
+
+    /// Two processes stepping at once on one SQLite file (two connections, each its
+    /// own keeper, as `doran watch` beside a `doran sync`): every change of both is
+    /// on disk at the end.
+    #[test]
+    fn two_connections_saving_at_once_lose_nothing() {
+        const STEPS: u8 = 150;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.sqlite");
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        drop(crate::store::SqliteStore::open(&path).unwrap());
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let workers: Vec<_> = [1u8, 2]
+            .into_iter()
+            .map(|process| {
+                let (path, key, start) = (path.clone(), key.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let store = crate::store::SqliteStore::open(&path).unwrap();
+                    let mut keeper = Keeper::load(&store, user, device, key).unwrap();
+                    start.wait();
+                    for step in 0..STEPS {
+                        let family =
+                            FamilyId([process, step, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                        keeper
+                            .update(&store, |k| Ok(k.decide(family, process == 1)))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let store = crate::store::SqliteStore::open(&path).unwrap();
+        let keeper = Keeper::load(&store, user, device, key).unwrap();
+        for process in [1u8, 2] {
+            for step in 0..STEPS {
+                let family = FamilyId([process, step, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                assert_eq!(
+                    keeper.sealed(family),
+                    Some(process == 1),
+                    "{process}/{step}"
+                );
+            }
+        }
+    }
+
+    /// A keeper that read the keys another process saved last writes nothing when
+    /// nothing changed (every key step saves).
+    #[test]
+    fn a_loaded_keeper_saving_unchanged_keys_writes_nothing() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let mut first = Keeper::load(&store, user, device, key.clone()).unwrap();
+        first
+            .update(&store, |k| Ok(k.decide(FamilyId([2; 16]), true)))
+            .unwrap();
+        let mut again = Keeper::load(&store, user, device, key).unwrap();
+        again.update(&store, |_| Ok(())).unwrap();
+        assert_eq!(again.generation, 1);
+        first.refresh(&store).unwrap();
+        assert_eq!(first.generation, 1, "nothing was saved in between");
     }
 }

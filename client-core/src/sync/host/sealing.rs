@@ -143,10 +143,8 @@ impl StoreHost {
                 None if self.store.cursor(doc)? > 0 => Some(false),
                 None => None,
             };
-            if let Some(sealed) = decided
-                && keeper.decide(family, sealed)
-            {
-                keeper.save(&*self.store)?;
+            if let Some(sealed) = decided {
+                keeper.update(&*self.store, |k| Ok(k.decide(family, sealed)))?;
             }
         }
         let mut out = OpenedApply {
@@ -290,12 +288,10 @@ impl StoreHost {
             chunks.iter().map(|c| (c.seq, c.bytes.clone())).collect();
         let mut change = DocChange::default();
         if let Some(keeper) = self.keeper().as_mut() {
-            let (new, stopped) = keeper.arrived(family, &entries);
+            let (new, stopped) =
+                keeper.update(&*self.store, |k| Ok(k.arrived(family, &entries)))?;
             change.keys = new;
             change.locked_at = stopped;
-            if new {
-                keeper.save(&*self.store)?;
-            }
         }
         self.store.apply_remote(
             family.key_log(),
@@ -316,10 +312,8 @@ impl StoreHost {
         let Some(keeper) = keeper.as_mut() else {
             return Ok(false);
         };
-        let (new, _) = keeper.arrived(family, &[(seq, bytes)]);
-        if new {
-            keeper.save(&*self.store)?;
-        }
+        let entry = [(seq, bytes)];
+        let (new, _) = keeper.update(&*self.store, |k| Ok(k.arrived(family, &entry)))?;
         Ok(new)
     }
 
@@ -356,13 +350,15 @@ impl StoreHost {
             return Ok(KeyStep::default());
         };
         let mut appended = Vec::new();
-        let step = keeper.step(family, known, now_ms, &mut |entry| {
-            appended.push(entry.to_vec());
-            Ok(())
-        })?;
         // Saved before appending: a Commit in the outbox must never be newer than the
         // ring that made it (the keeper appends its pending entry again otherwise).
-        keeper.save(&*self.store)?;
+        let step = keeper.update(&*self.store, |keeper| {
+            appended.clear();
+            keeper.step(family, known, now_ms, &mut |entry| {
+                appended.push(entry.to_vec());
+                Ok(())
+            })
+        })?;
         drop(guard);
         for entry in &appended {
             self.append_key_entry(family, entry)?;
@@ -412,18 +408,19 @@ impl StoreHost {
         };
         if !sealed {
             // Created here in the clear: its chunks go as they are.
-            if keeper.decide(family, false) {
-                keeper.save(&*self.store)?;
+            keeper.update(&*self.store, |k| Ok(k.decide(family, false)))?;
+            return Ok(());
+        }
+        let entry = keeper.update(&*self.store, |k| {
+            if k.is_sealed(family) {
+                return Ok(None);
             }
-            return Ok(());
-        }
-        if keeper.is_sealed(family) {
-            return Ok(());
-        }
-        let entry = keeper.create(family)?;
-        keeper.save(&*self.store)?;
+            k.create(family).map(Some)
+        })?;
         drop(guard);
-        self.append_key_entry(family, &entry)?;
+        if let Some(entry) = entry {
+            self.append_key_entry(family, &entry)?;
+        }
         Ok(())
     }
 }
