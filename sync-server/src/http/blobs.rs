@@ -93,41 +93,74 @@ impl UploadQuery {
 
 /// Checks the signed headers; returns the signing user and device.
 async fn authenticate(
-    state: &AppState,
+    state: &Arc<AppState>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> ApiResult<(UserId, DeviceId)> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let creds = HttpCredentials::parse(
-        text(DEVICE_HEADER),
-        text(TIME_HEADER),
-        text(SIGNATURE_HEADER),
-    )?;
-    let device = creds.device;
-    let record = state
-        .accounts(move |a| a.device(device))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "unknown device"))?;
-    if record.revoked_at.is_some() {
-        return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
+    let signed = Signed::read(method, uri, headers)?;
+    let replay = state.http_auth.replay_key(&signed.creds);
+    let checking = Arc::clone(state);
+    let (user, device) = blocking(move || Ok(signed.check(&checking))).await??;
+    claim(state, replay).await?;
+    Ok((user, device))
+}
+
+/// A request's signed headers, read but not checked yet.
+struct Signed {
+    creds: HttpCredentials,
+    method: Method,
+    path_and_query: String,
+}
+
+impl Signed {
+    fn read(method: &Method, uri: &Uri, headers: &HeaderMap) -> ApiResult<Self> {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let creds = HttpCredentials::parse(
+            text(DEVICE_HEADER),
+            text(TIME_HEADER),
+            text(SIGNATURE_HEADER),
+        )?;
+        let path_and_query = uri
+            .path_and_query()
+            .map_or_else(|| uri.path(), |pq| pq.as_str())
+            .to_owned();
+        Ok(Signed {
+            creds,
+            method: method.clone(),
+            path_and_query,
+        })
     }
-    let path_and_query = uri
-        .path_and_query()
-        .map_or_else(|| uri.path(), |pq| pq.as_str());
-    state.http_auth.check(
-        &record.key,
-        method.as_str(),
-        path_and_query,
-        &creds,
-        now_ms(),
-    )?;
-    // Relays of a cluster share one id: each accepts a signature once for all.
-    let (key, forget_at) = state.http_auth.replay_key(&creds);
+
+    /// The device's record and its signature, checked on the calling (blocking)
+    /// thread: the store read and the verification share one hand-off with whatever
+    /// the request reads next.
+    fn check(&self, state: &AppState) -> ApiResult<(UserId, DeviceId)> {
+        let record = state
+            .stores
+            .accounts
+            .device(self.creds.device)?
+            .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "unknown device"))?;
+        if record.revoked_at.is_some() {
+            return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
+        }
+        state.http_auth.check(
+            &record.key,
+            self.method.as_str(),
+            &self.path_and_query,
+            &self.creds,
+            now_ms(),
+        )?;
+        Ok((record.user, record.id))
+    }
+}
+
+/// Relays of a cluster share one id: each accepts a signature once for all.
+async fn claim(state: &AppState, (key, forget_at): ([u8; 32], u64)) -> ApiResult<()> {
     if !state.cluster.claim_signature(key, forget_at).await? {
         return Err(crate::auth::AuthError::RequestReplayed.into());
     }
-    Ok((record.user, record.id))
+    Ok(())
 }
 
 fn parse_hash(hex: &str) -> ApiResult<BlobHash> {
@@ -384,30 +417,20 @@ pub async fn get_blob(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (user, _) = authenticate(&state, &method, &uri, &headers).await?;
-    let hash = parse_hash(&hash)?;
+    let signed = Signed::read(&method, &uri, &headers)?;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    // The grant, the size and — for a whole small blob (a thumbnail, an avatar, a
-    // voice message) — the bytes, in one trip to the blocking pool: under load the
-    // hand-offs, not the reads, were most of a small download's cost.
+    // The caller's device and signature, the grant, the size and — for a whole small
+    // blob (a thumbnail, an avatar, a voice message) — the bytes, in one trip to the
+    // blocking pool: under load the hand-offs, not the reads, were most of a small
+    // download's cost. Nothing is read before the signature is checked; a replay
+    // another relay of the cluster saw first is refused after (`claim`), its bytes
+    // dropped.
     let whole = method == Method::GET && range_header.is_none();
-    let stores = state.stores.clone();
-    let found = blocking(move || {
-        if !crate::access::blob_readable(stores.accounts.blob_granted(user, hash)?) {
-            return Ok(None);
-        }
-        let Some(size) = stores.blobs.size(hash)? else {
-            return Ok(None);
-        };
-        let bytes = if whole && size <= READ_PIECE {
-            Some(stores.blobs.read(hash, 0, size)?)
-        } else {
-            None
-        };
-        Ok(Some((size, bytes)))
-    })
-    .await?;
-    let Some((size, small)) = found else {
+    let replay = state.http_auth.replay_key(&signed.creds);
+    let checking = Arc::clone(&state);
+    let found = blocking(move || Ok(find(&checking, &signed, &hash, whole))).await??;
+    claim(&state, replay).await?;
+    let Some(Found { hash, size, small }) = found else {
         return Err(ApiError::not_found("no such blob"));
     };
     let (status, start, len) = match range::parse(range_header, size) {
@@ -457,6 +480,36 @@ pub async fn get_blob(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(response)
+}
+
+/// A blob found for a download.
+struct Found {
+    hash: BlobHash,
+    size: u64,
+    /// The whole blob, when it was asked for whole and is small.
+    small: Option<Vec<u8>>,
+}
+
+/// A download's blob, for the signed request's user; `None` if it is not theirs to
+/// read (or not here).
+/// Runs in the blocking pool; the hash is checked after the signature, as every
+/// request's input is.
+fn find(state: &AppState, signed: &Signed, hash: &str, whole: bool) -> ApiResult<Option<Found>> {
+    let (user, _) = signed.check(state)?;
+    let hash = parse_hash(hash)?;
+    let stores = &state.stores;
+    if !crate::access::blob_readable(stores.accounts.blob_granted(user, hash)?) {
+        return Ok(None);
+    }
+    let Some(size) = stores.blobs.size(hash)? else {
+        return Ok(None);
+    };
+    let small = if whole && size <= READ_PIECE {
+        Some(stores.blobs.read(hash, 0, size)?)
+    } else {
+        None
+    };
+    Ok(Some(Found { hash, size, small }))
 }
 
 /// Reads `len` bytes from `start` in pieces, each in the blocking pool.
