@@ -120,19 +120,34 @@ fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended
     let max = i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX);
     // The head moves in the same transaction as the insert, so seqs have no gaps
     // and are never reused, even after a snapshot dropped every chunk. The quota is
-    // checked by the same statement: a log it would overflow is not updated, and
-    // no row comes back (one statement per chunk fewer than reading the bytes first).
-    let seq: Option<i64> = tx
+    // checked by the update itself: a log it would overflow is not updated.
+    //
+    // A plain one-row UPDATE, then the head read back: an upsert with RETURNING
+    // (`INSERT … ON CONFLICT DO UPDATE … RETURNING`, one statement) made SQLite open
+    // a statement journal for every chunk, whose memory going back to the allocator
+    // made glibc hand pages back to the kernel (`madvise`, with a TLB shootdown on
+    // every core) once per chunk: 49-53 µs of relay CPU per push became 35-38
+    // (seed-stress --mix changes, docs/benchmarks.md).
+    let updated = tx
         .prepare_cached(
-            "INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, ?2)
-             ON CONFLICT (doc) DO UPDATE SET head = head + 1, bytes = bytes + ?2
-                 WHERE bytes + ?2 <= ?3
-             RETURNING head",
+            "UPDATE logs SET head = head + 1, bytes = bytes + ?2
+             WHERE doc = ?1 AND bytes + ?2 <= ?3",
         )?
-        .query_row((c.doc.0, len, max), |row| row.get(0))
-        .optional()?;
-    let Some(seq) = seq else {
-        return Err(StoreError::DocumentFull);
+        .execute((c.doc.0, len, max))?;
+    let seq: i64 = if updated == 1 {
+        tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
+            .query_row([c.doc.0], |row| row.get(0))?
+    } else {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM logs WHERE doc = ?1")?
+            .query_row([c.doc.0], |_| Ok(()))
+            .optional()?;
+        if known.is_some() {
+            return Err(StoreError::DocumentFull);
+        }
+        tx.prepare_cached("INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, ?2)")?
+            .execute((c.doc.0, len))?;
+        1
     };
     tx.prepare_cached(
         "INSERT INTO chunks (doc, seq, chunk_id, bytes, author, at)
