@@ -207,7 +207,7 @@ impl Keeper {
     ) -> Result<Self, KeysError> {
         // The generation, the keys, the generation again: the same both times means
         // the keys are the ones it names (a save writes both in one transaction, and
-        // generations only grow).
+        // the value names what was saved — a tag of its bytes — not only a number).
         for _ in 0..SAVE_TRIES {
             let before = store.get_meta(GENERATION_KEY)?;
             let bytes = store.get_meta(META_KEY)?;
@@ -285,13 +285,14 @@ impl Keeper {
 
     /// Takes what is saved in `store` in place of this keeper (keeping the user key).
     fn reload(&mut self, store: &dyn LocalStore) -> Result<(), KeysError> {
-        let user_key = self.user_key.take();
-        *self = Keeper::load(
+        let loaded = Keeper::load(
             store,
             self.ring.user(),
             self.ring.device(),
             self.ring.signing_key().clone(),
         )?;
+        let user_key = self.user_key.take();
+        *self = loaded;
         self.user_key = user_key;
         Ok(())
     }
@@ -346,7 +347,9 @@ impl Keeper {
     fn try_save(&mut self, store: &dyn LocalStore) -> Result<bool, KeysError> {
         let digest = blake3::hash(&self.encoded(0)?);
         if self.generation > 0 && self.last_saved == Some(digest) {
-            return Ok(true);
+            // Nothing to write — if what is on disk is still what this keeper read
+            // (a step made on keys another process has moved on from is made again).
+            return Ok(store.get_meta(GENERATION_KEY)? == self.stamp);
         }
         let generation = self.generation + 1;
         let bytes = self.encoded(generation)?;
@@ -899,6 +902,41 @@ mod tests {
         assert_eq!(loaded.sealed(FamilyId([2; 16])), Some(true));
         assert_eq!(loaded.sealed(FamilyId([3; 16])), Some(false));
         assert_eq!(loaded.generation, 3);
+    }
+
+    /// A step that changes nothing, made on keys another process has moved on from,
+    /// is made again on theirs (it may owe the log what their keys settled).
+    #[test]
+    fn a_step_on_keys_another_process_moved_on_from_is_made_again() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let mut a = Keeper::load(&store, user, device, key.clone()).unwrap();
+        a.update(&store, |_| Ok(())).unwrap();
+        let mut b = Keeper::load(&store, user, device, key).unwrap();
+        b.update(&store, |k| Ok(k.decide(FamilyId([2; 16]), true)))
+            .unwrap();
+        let mut seen = Vec::new();
+        a.update(&store, |k| {
+            seen.push(k.sealed(FamilyId([2; 16])));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [None, Some(true)], "made again on b's keys");
+    }
+
+    /// A reload that fails keeps the user key (escrow goes on once keys load again).
+    #[test]
+    fn a_failed_reload_keeps_the_user_key() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let mut keeper = Keeper::load(&store, user, device, random_key().unwrap()).unwrap();
+        keeper.set_user_key(Some(random_key().unwrap()));
+        keeper.update(&store, |_| Ok(())).unwrap();
+        store.set_meta(META_KEY, b"not a keeper").unwrap();
+        store.set_meta(GENERATION_KEY, b"other").unwrap();
+        assert!(keeper.refresh(&store).is_err());
+        assert!(keeper.user_key.is_some());
     }
 
     /// Two processes stepping at once on one SQLite file (two connections, each its
