@@ -121,13 +121,14 @@ pub struct MomAndSon {
     pub son_account: AccountView,
 }
 
-/// Mom and her son (see [`MomAndSon`]), their devices in `dir/mom` and `dir/son`.
-pub async fn mom_and_son(dir: &Path, server: &str) -> MomAndSon {
-    let (mom_home, son_home) = (dir.join("mom"), dir.join("son"));
-    let mom = open(&mom_home).await;
-    let son = open(&son_home).await;
-    let mut mom_events = mom.subscribe();
-    let mut son_events = son.subscribe();
+/// Mom's and her son's accounts on `server` ("엄마곰", "아들곰") and mom's family
+/// "우리 가족", where she is "엄마": the start most scenarios share. Returns both
+/// accounts and the family's id.
+pub async fn accounts_and_family(
+    mom: &Device,
+    son: &Device,
+    server: &str,
+) -> (AccountView, AccountView, String) {
     let mom_account = mom
         .create_account(server, "mom@example.com", "엄마곰")
         .await
@@ -140,6 +141,17 @@ pub async fn mom_and_son(dir: &Path, server: &str) -> MomAndSon {
         .create_family("우리 가족", "엄마")
         .await
         .expect("family created");
+    (mom_account, son_account, family)
+}
+
+/// Mom and her son (see [`MomAndSon`]), their devices in `dir/mom` and `dir/son`.
+pub async fn mom_and_son(dir: &Path, server: &str) -> MomAndSon {
+    let (mom_home, son_home) = (dir.join("mom"), dir.join("son"));
+    let mom = open(&mom_home).await;
+    let son = open(&son_home).await;
+    let mut mom_events = mom.subscribe();
+    let mut son_events = son.subscribe();
+    let (mom_account, son_account, family) = accounts_and_family(&mom, &son, server).await;
     mom.invite(&family, "son@example.com", "아들")
         .await
         .expect("invite sent");

@@ -7,7 +7,7 @@
 use doran_device::{DeviceEvent, MissionInput};
 use doran_e2e::{
     Relay,
-    devices::{open, stored_family, up_to_date, wait_for},
+    devices::{accounts_and_family, open, stored_family, up_to_date, wait_for},
 };
 
 fn mission(title: &str) -> MissionInput {
@@ -31,17 +31,7 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
     let son = open(&son_home).await;
     let mut mom_events = mom.subscribe();
     let mut son_events = son.subscribe();
-    let mom_account = mom
-        .create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    son.create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
+    let (mom_account, _, family) = accounts_and_family(&mom, &son, &server).await;
     let moms_mission = mom
         .add_mission(&family, mission("장보기"))
         .await

@@ -9,7 +9,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay,
-    devices::{open, up_to_date, wait_for},
+    devices::{accounts_and_family, open, up_to_date, wait_for},
 };
 use doran_protocol::{DocId, FamilyId};
 
@@ -25,16 +25,7 @@ async fn a_cursor_past_the_relays_log_is_reset_and_live_chunks_arrive_again() {
     let mom = open(&mom_home).await;
     let son = open(&son_home).await;
     let mut son_events = son.subscribe();
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    son.create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family");
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
     let sent = mom
         .invite(&family, "son@example.com", "아들")
         .await

@@ -16,7 +16,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, link_and_confirm, open, wait_for},
+    devices::{WAIT, accounts_and_family, link_and_confirm, open, wait_for},
     files_under,
 };
 use doran_protocol::{DocId, FamilyId};
@@ -131,16 +131,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     let son_home = dir.path().join("son");
     let son = open(&son_home).await;
     let mut son_events = son.subscribe();
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    son.create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
     mom.add_mission(&family, mission("할머니께 안부 전화 드리기", &["엄마"]))
         .await
         .expect("a mission before anyone joined");
@@ -320,16 +311,7 @@ async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_devic
     let mom = open(&dir.path().join("mom")).await;
     let son = open(&dir.path().join("son")).await;
     let mut son_events = son.subscribe();
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    son.create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
     let card = mom.families().await.expect("mom's families").remove(0);
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
     mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
