@@ -34,7 +34,11 @@ pub const ENCODING_VERSION: u8 = 1;
 ///
 /// Version 4: device certificates (`PublishDeviceCerts`, `DeviceCerts`; issue 18) —
 /// two requests a version-3 relay could not decode.
-pub const PROTOCOL_VERSION: u16 = 4;
+///
+/// Version 5: published key packages (`PublishKeyPackage`, `KeyPackagesOf`; issue
+/// 18), so a member's device adds an invitee's devices to a sealed family's key group
+/// when it sends the invite.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 mod sealed {
     pub trait Sealed {}

@@ -58,6 +58,11 @@ pub const MAX_CERTS_PER_FRAME: usize = 16;
 /// and certifier; a user with many devices re-certified many times stays under it).
 pub const MAX_CERTS_PER_USER: usize = 256;
 
+/// Most bytes of one device's published key package
+/// ([`PublishKeyPackage`](crate::Request::PublishKeyPackage)); an MLS KeyPackage of
+/// this project's ciphersuite is about 350 bytes.
+pub const MAX_KEY_PACKAGE_BYTES: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod family;
 mod invite;
 mod presence;
 
-pub use device::{Certifier, DeviceCert, DeviceInfo, PendingLinkInfo, UserCerts};
+pub use device::{Certifier, DeviceCert, DeviceInfo, DeviceKeyPackage, PendingLinkInfo, UserCerts};
 pub use directory::DirectoryEntry;
 pub use family::{FamilySummary, MemberInfo, Role};
 pub use invite::{InviteInfo, InviteState};

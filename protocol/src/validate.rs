@@ -9,8 +9,8 @@ use crate::{
     ClientFrame, ErrorCode, ErrorFrame, Request, ServerFrame,
     limits::{
         MAX_CERTS_PER_FRAME, MAX_CHUNK_BYTES, MAX_CLIENT_NAME_BYTES, MAX_EMAIL_BYTES,
-        MAX_FAMILY_TITLE_BYTES, MAX_LINK_CODE_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
-        MAX_SUBSCRIPTIONS_PER_FRAME,
+        MAX_FAMILY_TITLE_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_LINK_CODE_BYTES, MAX_MEMBER_NAME_BYTES,
+        MAX_NICKNAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME,
     },
 };
 
@@ -228,7 +228,20 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::DeviceCerts { .. } => Ok(()),
+            Request::DeviceCerts { .. } | Request::KeyPackagesOf { .. } => Ok(()),
+            Request::PublishKeyPackage { package } => {
+                if package.is_empty() {
+                    return Err(ProtocolViolation::Empty { field: "package" });
+                }
+                if package.len() > MAX_KEY_PACKAGE_BYTES {
+                    return Err(ProtocolViolation::TooLong {
+                        field: "package",
+                        len: package.len(),
+                        max: MAX_KEY_PACKAGE_BYTES,
+                    });
+                }
+                Ok(())
+            }
             Request::RemoveMember { .. }
             | Request::LeaveFamily { .. }
             | Request::DeleteFamily { .. }

@@ -14,7 +14,7 @@ use doran_protocol::{
     Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
     decode_client, decode_client_checked, decode_server, encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
-    model::{Certifier, DeviceCert, UserCerts},
+    model::{Certifier, DeviceCert, DeviceKeyPackage, UserCerts},
 };
 use proptest::{
     collection::vec,
@@ -248,7 +248,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 24;
+const REQUEST_VARIANTS: usize = 26;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -276,6 +276,8 @@ fn request_index(r: &Request) -> usize {
         Request::RejectSnapshot { .. } => 21,
         Request::PublishDeviceCerts { .. } => 22,
         Request::DeviceCerts { .. } => 23,
+        Request::PublishKeyPackage { .. } => 24,
+        Request::KeyPackagesOf { .. } => 25,
     }
 }
 
@@ -352,10 +354,12 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         vec(device_cert(), 1..4).prop_map(|certs| Request::PublishDeviceCerts { certs }),
         user().prop_map(|user| Request::DeviceCerts { user }),
+        vec(any::<u8>(), 1..64).prop_map(|package| Request::PublishKeyPackage { package }),
+        user().prop_map(|user| Request::KeyPackagesOf { user }),
     ]
 }
 
-const RESPONSE_VARIANTS: usize = 12;
+const RESPONSE_VARIANTS: usize = 13;
 
 fn response_index(r: &Response) -> usize {
     match r {
@@ -371,6 +375,7 @@ fn response_index(r: &Response) -> usize {
         Response::Presence(_) => 9,
         Response::PendingLinks(_) => 10,
         Response::DeviceCerts(_) => 11,
+        Response::KeyPackages(_) => 12,
     }
 }
 
@@ -399,6 +404,14 @@ fn response() -> impl Strategy<Value = Response> {
                 })
             }
         ),
+        vec((device(), vec(any::<u8>(), 1..64)), 0..3).prop_map(|packages| {
+            Response::KeyPackages(
+                packages
+                    .into_iter()
+                    .map(|(device, package)| DeviceKeyPackage { device, package })
+                    .collect(),
+            )
+        }),
     ]
 }
 

@@ -24,6 +24,7 @@ mod certs;
 mod docs;
 mod families;
 mod invites;
+mod key_packages;
 mod requests;
 mod signin;
 mod snapshots;

@@ -101,6 +101,21 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn put_device_certs(&self, user: UserId, certs: &[DeviceCert], max: usize) -> StoreResult<()>;
     /// The certificates kept for `user`'s devices, oldest first.
     fn device_certs(&self, user: UserId) -> StoreResult<Vec<DeviceCert>>;
+    /// Keeps `package`, the key package `device` of `user` published at `at` (issue
+    /// 18; opaque bytes, already checked for size by the caller), in place of the one
+    /// it published before. `NotFound("device")` if the device is not the user's,
+    /// [`StoreError::DeviceRevoked`] if it is revoked.
+    fn put_key_package(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        package: &[u8],
+        at: u64,
+    ) -> StoreResult<()>;
+    /// The key packages of `user`'s devices that are not revoked, oldest device first
+    /// (by `added_at`, then id, like [`devices`](Self::devices)); a device that never
+    /// published one is left out.
+    fn key_packages(&self, user: UserId) -> StoreResult<Vec<(DeviceId, Vec<u8>)>>;
     /// Revokes `device` on behalf of `by`, a device of the same user (possibly
     /// `device` itself). Idempotent: the first revocation time stays. `NotFound` if
     /// either is not the user's; [`StoreError::DeviceRevoked`] if `by` is revoked,

@@ -251,7 +251,8 @@ pub enum Request {
     /// device of the caller's user with the key the relay knows it by, and is signed
     /// by the user key or by another device of the user that is not revoked. The
     /// relay checks all that and keeps them for the user's co-members to fetch
-    /// ([`DeviceCerts`](Request::DeviceCerts)); keeping one twice is fine. At most
+    /// ([`DeviceCerts`](Request::DeviceCerts)) and for whoever a pending invite links
+    /// them with; keeping one twice is fine. At most
     /// [`MAX_CERTS_PER_FRAME`](crate::limits::MAX_CERTS_PER_FRAME). Answer:
     /// [`Done`](crate::Response::Done); `Forbidden` (a device of another user, or a
     /// revoked certifier), `BadSignature`, `InvalidInput` (a key that is not the
@@ -269,6 +270,29 @@ pub enum Request {
     /// them from the user key it pinned). Answer:
     /// [`DeviceCerts`](crate::Response::DeviceCerts); `Forbidden` for anyone else.
     DeviceCerts {
+        /// Whose.
+        user: UserId,
+    },
+
+    /// Publishes the calling device's key package (an MLS last-resort KeyPackage,
+    /// opaque to the relay, at most
+    /// [`MAX_KEY_PACKAGE_BYTES`](crate::limits::MAX_KEY_PACKAGE_BYTES)), in place of
+    /// the one it published before: a member's device adds it to a family's key group
+    /// while this device is offline — the inviter's, when it sends the invite (issue
+    /// 18, `docs/security.md`). Answer: [`Done`](crate::Response::Done);
+    /// `InvalidInput` (empty or too large).
+    PublishKeyPackage {
+        /// The package.
+        #[serde(with = "crate::wire::bytes")]
+        package: Vec<u8>,
+    },
+
+    /// The key packages `user`'s devices published (revoked devices' are never
+    /// served), for the caller's own user, a co-member of a family, or someone a
+    /// pending invite links with the caller (to or from a family of the caller's).
+    /// Answer: [`KeyPackages`](crate::Response::KeyPackages); `Forbidden` for anyone
+    /// else.
+    KeyPackagesOf {
         /// Whose.
         user: UserId,
     },
@@ -302,6 +326,8 @@ impl Request {
             Request::RejectSnapshot { .. } => "reject_snapshot",
             Request::PublishDeviceCerts { .. } => "publish_device_certs",
             Request::DeviceCerts { .. } => "device_certs",
+            Request::PublishKeyPackage { .. } => "publish_key_package",
+            Request::KeyPackagesOf { .. } => "key_packages_of",
         }
     }
 }

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, PendingLinkInfo, PresenceInfo,
-    UnixMillis, model::UserCerts,
+    UnixMillis,
+    model::{DeviceKeyPackage, UserCerts},
 };
 
 /// The successful answer to a [`Request`](crate::Request), carried by
@@ -59,6 +60,10 @@ pub enum Response {
 
     /// Answers `DeviceCerts`.
     DeviceCerts(UserCerts),
+
+    /// Answers `KeyPackagesOf`: one per device of the user that published one and is
+    /// not revoked, oldest device first.
+    KeyPackages(#[serde(deserialize_with = "crate::wire::seq")] Vec<DeviceKeyPackage>),
 }
 
 impl Response {
@@ -77,6 +82,7 @@ impl Response {
             Response::Presence(_) => "presence",
             Response::PendingLinks(_) => "pending_links",
             Response::DeviceCerts(_) => "device_certs",
+            Response::KeyPackages(_) => "key_packages",
         }
     }
 }

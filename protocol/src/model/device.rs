@@ -88,3 +88,15 @@ pub struct UserCerts {
     #[serde(deserialize_with = "crate::wire::seq")]
     pub revoked: Vec<DeviceId>,
 }
+
+/// A device's published key package ([`Request::KeyPackagesOf`](crate::Request::KeyPackagesOf)).
+/// The relay keeps it as it came: the device that adds it checks its signature and
+/// the certificate chain of its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKeyPackage {
+    /// The device.
+    pub device: DeviceId,
+    /// The package.
+    #[serde(with = "crate::wire::bytes")]
+    pub package: Vec<u8>,
+}

@@ -1,5 +1,6 @@
 //! Device certificates (issue 18): a user's devices vouched for by the user key or by
-//! another of the user's devices, kept by the relay for the user's co-members. The
+//! another of the user's devices, kept by the relay for the user's co-members and for
+//! whoever a pending invite links them with ([`may_see_keys_of`]). The
 //! relay checks each certificate before keeping it — the device is the caller's
 //! user's, with the key the relay knows it by; the certifier is the user key or a
 //! device of the user that is not revoked; the signature verifies — but devices do
@@ -17,7 +18,37 @@ use super::requests::Ctx;
 use crate::{
     auth::verify,
     error::{ApiError, ApiResult},
+    state::now_ms,
+    store::{AccountStore, StoreResult},
 };
+
+/// Whether `me` may read `user`'s device certificates and key packages at `now`:
+/// `user` is `me`, shares a family with `me`, or a pending, unexpired invite links
+/// them — to `user` from a family `me` is a member of, or to `me` from a family
+/// `user` is a member of (the inviter's device adds the invitee's devices to the
+/// family's key group when it sends the invite, and each side checks the other's
+/// devices). An unknown `user` shares nothing.
+pub(super) fn may_see_keys_of(
+    a: &dyn AccountStore,
+    me: UserId,
+    user: UserId,
+    now: u64,
+) -> StoreResult<bool> {
+    if me == user {
+        return Ok(true);
+    }
+    let mine = a.families_of(me)?;
+    let theirs = a.families_of(user)?;
+    let in_mine = |f| mine.iter().any(|m| m.id == f);
+    let in_theirs = |f| theirs.iter().any(|t| t.id == f);
+    if theirs.iter().any(|t| in_mine(t.id)) {
+        return Ok(true);
+    }
+    if a.invites_for(user, now)?.iter().any(|i| in_mine(i.family)) {
+        return Ok(true);
+    }
+    Ok(a.invites_for(me, now)?.iter().any(|i| in_theirs(i.family)))
+}
 
 impl Ctx<'_> {
     pub(super) async fn publish_device_certs(&self, certs: Vec<DeviceCert>) -> ApiResult<Response> {
@@ -71,17 +102,15 @@ impl Ctx<'_> {
         Ok(Response::Done)
     }
 
+    /// The certificates of `user`'s devices, for whoever [`may_see_keys_of`] them;
+    /// `Forbidden` for anyone else, unknown users included (nothing says who exists).
     pub(super) async fn device_certs(&self, user: UserId) -> ApiResult<Response> {
         let me = self.me.user;
+        let now = now_ms();
         let found = self
             .state
             .accounts(move |a| {
-                let shares = me == user || {
-                    let mine = a.families_of(me)?;
-                    let theirs = a.families_of(user)?;
-                    mine.iter().any(|f| theirs.iter().any(|g| g.id == f.id))
-                };
-                if !shares {
+                if !may_see_keys_of(a, me, user, now)? {
                     return Ok(None);
                 }
                 let Some(record) = a.user(user)? else {
@@ -93,7 +122,8 @@ impl Ctx<'_> {
         // Strangers and unknown users get the same answer: nothing says who exists.
         let Some((record, certs, devices)) = found else {
             return Err(ApiError::forbidden(
-                "only a co-member may read a user's device certificates",
+                "only a co-member, or someone a pending invite links with, may read a user's \
+                 device certificates",
             ));
         };
         Ok(Response::DeviceCerts(UserCerts {

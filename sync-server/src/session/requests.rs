@@ -119,6 +119,8 @@ impl Ctx<'_> {
             } => self.reject_snapshot(doc, covers_seq, blob).await,
             Request::PublishDeviceCerts { certs } => self.publish_device_certs(certs).await,
             Request::DeviceCerts { user } => self.device_certs(user).await,
+            Request::PublishKeyPackage { package } => self.publish_key_package(package).await,
+            Request::KeyPackagesOf { user } => self.key_packages_of(user).await,
         }
     }
 

@@ -125,6 +125,8 @@ macro_rules! relay_store_conformance_tests {
                 revoke_device_is_idempotent_and_per_user,
                 devices_revoking_each_other_leave_one_standing,
                 touch_device_only_moves_forward,
+                key_packages_are_one_per_device_oldest_first,
+                revoked_devices_key_packages_are_not_served,
                 // link codes
                 a_link_code_is_taken_once,
                 link_codes_expire,

@@ -484,3 +484,83 @@ pub(crate) fn device_certs_are_kept_once_and_capped(f: &Fixture) -> TestResult {
     ));
     Ok(())
 }
+
+/// Key packages are opaque to the store: one per device, a new one in place of the
+/// old, served per user oldest device first, and only the user's own devices publish.
+pub(crate) fn key_packages_are_one_per_device_oldest_first(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let other = register(f, 2)?;
+    let first = new_device(1, 0).id;
+    let mut early = new_device(1, 1);
+    early.added_at = 500;
+    f.accounts.add_device(user, &early)?;
+    let quiet = new_device(1, 2);
+    f.accounts.add_device(user, &quiet)?;
+    assert!(f.accounts.key_packages(user)?.is_empty());
+
+    f.accounts.put_key_package(user, first, b"first, v1", 10)?;
+    assert_eq!(
+        f.accounts.key_packages(user)?,
+        vec![(first, b"first, v1".to_vec())]
+    );
+    f.accounts.put_key_package(user, early.id, b"early", 11)?;
+    // A second package replaces the first; a device that published none is left out.
+    f.accounts.put_key_package(user, first, b"first, v2", 12)?;
+    assert_eq!(
+        f.accounts.key_packages(user)?,
+        vec![
+            (early.id, b"early".to_vec()),
+            (first, b"first, v2".to_vec())
+        ]
+    );
+    // Another user's device, an unknown device: nothing kept.
+    assert!(matches!(
+        f.accounts
+            .put_key_package(user, new_device(2, 0).id, b"theirs", 13),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert!(matches!(
+        f.accounts
+            .put_key_package(other, new_device(1, 0).id, b"mine", 13),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert!(matches!(
+        f.accounts
+            .put_key_package(user, new_device(1, 9).id, b"nobody", 13),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert!(matches!(
+        f.accounts.put_key_package(user, quiet.id, b"late", BIG),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(f.accounts.key_packages(other)?.is_empty());
+    assert_eq!(f.accounts.key_packages(user)?.len(), 2);
+    // An unknown user has none.
+    assert!(f.accounts.key_packages(UserId([0x77; 16]))?.is_empty());
+    Ok(())
+}
+
+/// A revoked device's key package is no longer served, and it publishes no other.
+pub(crate) fn revoked_devices_key_packages_are_not_served(f: &Fixture) -> TestResult {
+    let user = register(f, 1)?;
+    let owner = new_device(1, 0).id;
+    let stolen = new_device(1, 1);
+    f.accounts.add_device(user, &stolen)?;
+    f.accounts.put_key_package(user, owner, b"owner", 10)?;
+    f.accounts.put_key_package(user, stolen.id, b"stolen", 11)?;
+    assert_eq!(f.accounts.key_packages(user)?.len(), 2);
+    f.accounts.revoke_device(user, stolen.id, owner, 20)?;
+    assert_eq!(
+        f.accounts.key_packages(user)?,
+        vec![(owner, b"owner".to_vec())]
+    );
+    assert!(matches!(
+        f.accounts.put_key_package(user, stolen.id, b"again", 30),
+        Err(StoreError::DeviceRevoked)
+    ));
+    assert_eq!(
+        f.accounts.key_packages(user)?,
+        vec![(owner, b"owner".to_vec())]
+    );
+    Ok(())
+}

@@ -36,6 +36,8 @@ pub(super) struct Accounts {
     releases: Vec<Release>,
     /// Device certificates per user, oldest first.
     certs: BTreeMap<UserId, Vec<DeviceCert>>,
+    /// Each device's latest key package.
+    key_packages: BTreeMap<DeviceId, Vec<u8>>,
 }
 
 /// A blob whose grant or reference was withdrawn, counted until its grace is over.
@@ -437,6 +439,38 @@ impl AccountStore for MemoryStore {
             .get(&user)
             .cloned()
             .unwrap_or_default())
+    }
+
+    fn put_key_package(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        package: &[u8],
+        at: u64,
+    ) -> StoreResult<()> {
+        int("at", at)?;
+        let mut a = self.accounts()?;
+        match a.devices.get(&device).filter(|d| d.user == user) {
+            None => return Err(StoreError::NotFound("device")),
+            Some(d) if d.revoked_at.is_some() => return Err(StoreError::DeviceRevoked),
+            Some(_) => {}
+        }
+        a.key_packages.insert(device, package.to_vec());
+        Ok(())
+    }
+
+    fn key_packages(&self, user: UserId) -> StoreResult<Vec<(DeviceId, Vec<u8>)>> {
+        let a = self.accounts()?;
+        let mut live: Vec<&DeviceRecord> = a
+            .devices
+            .values()
+            .filter(|d| d.user == user && d.revoked_at.is_none())
+            .collect();
+        live.sort_by_key(|d| (d.added_at, d.id));
+        Ok(live
+            .into_iter()
+            .filter_map(|d| Some((d.id, a.key_packages.get(&d.id)?.clone())))
+            .collect())
     }
 
     fn revoke_device(

@@ -574,6 +574,44 @@ impl AccountStore for PgStore {
         })
     }
 
+    fn put_key_package(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        package: &[u8],
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        // A device revoked meanwhile keeps a package nobody is served.
+        self.write_committed(async |tx| {
+            acting_device_is_live(tx, user, device).await?;
+            exec(
+                tx,
+                "INSERT INTO key_packages (device, user_id, package, published_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (device) DO UPDATE
+                 SET package = excluded.package, published_at = excluded.published_at",
+                &[&device.0, &user.0, &package, &at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn key_packages(&self, user: UserId) -> StoreResult<Vec<(DeviceId, Vec<u8>)>> {
+        self.read(async |c| {
+            let found = rows(
+                c,
+                "SELECT d.id, k.package FROM key_packages k JOIN devices d ON d.id = k.device
+                 WHERE d.user_id = $1 AND d.revoked_at IS NULL
+                 ORDER BY d.added_at, d.id",
+                &[&user.0],
+            )
+            .await?;
+            map(found, |r| Ok((DeviceId(bytes(r, 0)?), r.try_get(1)?)))
+        })
+    }
+
     fn revoke_device(
         &self,
         user: UserId,

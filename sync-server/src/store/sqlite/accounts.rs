@@ -395,6 +395,40 @@ impl AccountStore for SqliteStore {
         })
     }
 
+    fn put_key_package(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        package: &[u8],
+        at: u64,
+    ) -> StoreResult<()> {
+        let at = int("at", at)?;
+        self.write(|tx| {
+            acting_device_is_live(tx, user, device)?;
+            tx.prepare_cached(
+                "INSERT INTO key_packages (device, user, package, published_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (device) DO UPDATE
+                 SET package = excluded.package, published_at = excluded.published_at",
+            )?
+            .execute((device.0, user.0, package, at))?;
+            Ok(())
+        })
+    }
+
+    fn key_packages(&self, user: UserId) -> StoreResult<Vec<(DeviceId, Vec<u8>)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT d.id, k.package FROM key_packages k JOIN devices d ON d.id = k.device
+                 WHERE d.user = ?1 AND d.revoked_at IS NULL
+                 ORDER BY d.added_at, d.id",
+            )?;
+            collect(stmt.query([user.0])?, |row| {
+                Ok((DeviceId(row.get(0)?), row.get(1)?))
+            })
+        })
+    }
+
     fn revoke_device(
         &self,
         user: UserId,
