@@ -175,6 +175,16 @@ pub struct KnownDevices {
     devices: BTreeMap<(UserId, DeviceId), Standing>,
     /// The family's members now, if told; otherwise every user with a device here.
     members: Option<std::collections::BTreeSet<UserId>>,
+    /// Users a pending invite of the family names: their devices are added (the
+    /// inviter's device adds them as it invites, from the packages they published)
+    /// and not removed while the invite is open.
+    invited: std::collections::BTreeSet<UserId>,
+    /// Each user's key and certificates as vouched above: a Commit adding a user's
+    /// devices carries them, so a device reading it later — when that user is no
+    /// longer a member or invited — reaches the same verdict.
+    chains: BTreeMap<UserId, certs::Chain>,
+    /// Key packages published on the relay by devices this device may add.
+    offered: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -220,6 +230,32 @@ impl KnownDevices {
         self.members = Some(members.into_iter().collect());
     }
 
+    /// Users the family's pending invites name: this device adds their devices and
+    /// does not remove them (another device may: they are not members, and every
+    /// device must reach the same verdict on a Remove whenever it reads it).
+    pub fn set_invited(&mut self, invited: impl IntoIterator<Item = UserId>) {
+        self.invited = invited.into_iter().collect();
+    }
+
+    /// A key package a device published on the relay: added with the devices that
+    /// asked in the key log, if it is vouched for and not in the group yet.
+    pub fn offer(&mut self, package: Vec<u8>) {
+        self.offered.push(package);
+    }
+
+    /// The key packages offered.
+    pub fn offered(&self) -> &[Vec<u8>] {
+        &self.offered
+    }
+
+    /// The devices of `user` this device knows as revoked.
+    fn revoked_of(&self, user: UserId) -> impl Iterator<Item = DeviceId> + '_ {
+        self.devices
+            .iter()
+            .filter(move |((u, _), s)| *u == user && s.revoked)
+            .map(|((_, d), _)| *d)
+    }
+
     fn is_member(&self, user: &UserId) -> bool {
         match &self.members {
             Some(members) => members.contains(user),
@@ -237,7 +273,7 @@ impl KnownDevices {
     /// Whether `member`'s device should leave the family's group: it is revoked, or
     /// its user is no longer in the family (what every device lets anyone remove).
     pub fn is_gone(&self, member: &GroupMember) -> bool {
-        self.may_remove(member).is_ok()
+        !self.invited.contains(&member.user) && self.may_remove(member).is_ok()
     }
 
     /// Whether another member's device may be removed: it is revoked, or its user is
@@ -278,6 +314,40 @@ impl KnownDevices {
             })
         }
     }
+}
+
+impl KnownDevices {
+    /// An added leaf checked: vouched for as a device to add by what this device
+    /// knows, or — for a user it knows nothing of — by the certificates the Commit
+    /// carries in its authenticated data (`aad`): a Commit read long after, when the
+    /// added user left or turned the invite down, gets the verdict it got when new.
+    fn check_added(
+        &self,
+        credential: &openmls::prelude::Credential,
+        key: &[u8],
+        aad: &[u8],
+    ) -> Result<(UserId, DeviceId), GroupError> {
+        match self.check_leaf(credential, key, Need::Active) {
+            Err(e) if e.is_wait() => {
+                let (user, device) = identity_of(credential)?;
+                if self.carried_chain_vouches(aad, user, device, key) {
+                    Ok((user, device))
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// A last-resort key package of this device ([`KeyRing::last_resort_package`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastResort {
+    /// The package, as published.
+    pub package: Vec<u8>,
+    /// Its hash reference, to forget its private half by.
+    pub hash: Vec<u8>,
 }
 
 /// A device in a family's group.
@@ -593,6 +663,49 @@ impl KeyRing {
             .collect()
     }
 
+    /// A last-resort key package of this device, to publish on the relay: a member's
+    /// device adds this device to a family's group with it while this device is
+    /// offline (the inviter's, as it invites). Unlike [`KeyRing::key_packages`], its
+    /// private half stays after a join, so one package serves every family; a new one
+    /// is made weekly ([`KeyRing::forget_package`] drops an old one).
+    pub fn last_resort_package(&mut self) -> Result<LastResort, GroupError> {
+        // The leaf says it understands the extension that marks the package, or a
+        // group refuses it (`UnsupportedExtension`).
+        let capabilities = openmls::prelude::Capabilities::builder()
+            .extensions(vec![openmls::prelude::ExtensionType::LastResort])
+            .build();
+        let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities)
+            .mark_as_last_resort()
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &DeviceSigner(&self.key),
+                self.credential(),
+            )
+            .map_err(refused)?;
+        let hash = bundle
+            .key_package()
+            .hash_ref(self.provider.crypto())
+            .map_err(refused)?;
+        Ok(LastResort {
+            package: to_bytes(&MlsMessageOut::from(bundle.key_package().clone()))?,
+            hash: hash.tls_serialize_detached().map_err(refused)?,
+        })
+    }
+
+    /// Drops the private half of one of this device's key packages (by its
+    /// [`LastResort::hash`]): a Welcome made with it no longer opens here.
+    pub fn forget_package(&mut self, hash: &[u8]) -> Result<(), GroupError> {
+        use openmls_traits::storage::StorageProvider as _;
+        let hash = openmls::prelude::KeyPackageRef::tls_deserialize_exact(hash)
+            .map_err(|_| GroupError::Malformed("key package reference"))?;
+        self.provider
+            .storage()
+            .delete_key_package(&hash)
+            .map_err(refused)
+    }
+
     /// Starts the family's group with this device alone in it (epoch 0).
     pub fn create(&mut self, family: FamilyId) -> Result<u64, GroupError> {
         if self.groups.contains_key(&family) {
@@ -701,7 +814,9 @@ impl KeyRing {
     }
 
     /// Adds the devices whose key packages these are; each must be vouched for by
-    /// `known`. Pending until it comes back in the log.
+    /// `known`. The Commit carries their users' keys and certificates (authenticated
+    /// data, signed with it), so a device reading it later reaches the same verdict
+    /// whatever it knows of those users then. Pending until it comes back in the log.
     pub fn add(
         &mut self,
         family: FamilyId,
@@ -710,6 +825,7 @@ impl KeyRing {
     ) -> Result<Commit, GroupError> {
         self.ensure_no_pending(family)?;
         let mut checked = Vec::with_capacity(packages.len());
+        let mut users = std::collections::BTreeSet::new();
         for bytes in packages {
             let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
                 return Err(GroupError::Malformed("key package"));
@@ -718,14 +834,17 @@ impl KeyRing {
                 .validate(self.provider.crypto(), ProtocolVersion::Mls10)
                 .map_err(refused)?;
             let leaf = package.leaf_node();
-            known.check_leaf(
+            let (user, _) = known.check_leaf(
                 leaf.credential(),
                 leaf.signature_key().as_slice(),
                 Need::Active,
             )?;
+            users.insert(user);
             checked.push(package);
         }
+        let aad = known.carried_chains(&users)?;
         self.commit_with(family, |mls, provider, signer| {
+            mls.set_aad(aad);
             let (commit, welcome, _info) = mls
                 .add_members(provider, signer, &checked)
                 .map_err(refused)?;
@@ -943,6 +1062,7 @@ impl KeyRing {
             }
             _ => return Err(GroupError::NotAllowed("a commit from outside the group")),
         };
+        let aad = processed.aad().to_vec();
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => staged,
             ProcessedMessageContent::OwnPrivateMessage => return Err(GroupError::OwnCommitLost),
@@ -952,11 +1072,7 @@ impl KeyRing {
             match proposal.proposal() {
                 Proposal::Add(add) => {
                     let leaf = add.key_package().leaf_node();
-                    known.check_leaf(
-                        leaf.credential(),
-                        leaf.signature_key().as_slice(),
-                        Need::Active,
-                    )?;
+                    known.check_added(leaf.credential(), leaf.signature_key().as_slice(), &aad)?;
                 }
                 Proposal::Update(update) => {
                     let leaf = update.leaf_node();

@@ -22,7 +22,7 @@ use doran_protocol::{
 };
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use super::KnownDevices;
+use super::{GroupError, KnownDevices};
 #[cfg(test)]
 use crate::keys::public_key;
 
@@ -149,8 +149,82 @@ impl KnownDevices {
         for (device, key) in &active {
             self.insert(user, *device, *key);
         }
+        // What a Commit adding these devices carries: the certificates of the
+        // devices vouched for (a chain runs through vouched devices only).
+        let carried = certs
+            .iter()
+            .filter(|c| {
+                active.get(&c.device) == Some(&c.device_key)
+                    && match c.by {
+                        Certifier::User => true,
+                        Certifier::Device(by) => active.contains_key(&by),
+                    }
+            })
+            .cloned()
+            .collect();
+        self.chains.insert(
+            user,
+            Chain {
+                user,
+                user_key: *user_key,
+                certs: carried,
+            },
+        );
         active.into_keys().collect()
     }
+
+    /// What a Commit adding devices of `users` carries in its authenticated data:
+    /// each user's key and the certificates that vouch for their devices.
+    pub(super) fn carried_chains(&self, users: &BTreeSet<UserId>) -> Result<Vec<u8>, GroupError> {
+        let chains: Vec<&Chain> = users.iter().filter_map(|u| self.chains.get(u)).collect();
+        postcard::to_extend(&chains, CARRIED_MAGIC.to_vec())
+            .map_err(|_| GroupError::Malformed("certificates to carry"))
+    }
+
+    /// Whether the certificates a Commit carries (`aad`) vouch for `user`'s `device`
+    /// signing with `key` as a device to add: a chain from the user key they name —
+    /// which must be the one this device knows for that user, if it knows one — not
+    /// through a device this device knows as revoked.
+    pub(super) fn carried_chain_vouches(
+        &self,
+        aad: &[u8],
+        user: UserId,
+        device: DeviceId,
+        key: &[u8],
+    ) -> bool {
+        let Some(chains) = aad
+            .strip_prefix(&CARRIED_MAGIC)
+            .and_then(|rest| postcard::from_bytes::<Vec<Chain>>(rest).ok())
+        else {
+            return false;
+        };
+        let Some(chain) = chains.iter().find(|c| c.user == user) else {
+            return false;
+        };
+        if self
+            .chains
+            .get(&user)
+            .is_some_and(|known| known.user_key != chain.user_key)
+        {
+            return false;
+        }
+        let revoked: BTreeSet<DeviceId> = self.revoked_of(user).collect();
+        certified_devices(user, &chain.user_key, &chain.certs, &revoked)
+            .get(&device)
+            .is_some_and(|k| k.as_bytes().as_slice() == key)
+    }
+}
+
+/// What carried certificates start with.
+const CARRIED_MAGIC: [u8; 4] = *b"DRA\x01";
+
+/// A user's key and the certificates vouching for their devices, as a Commit adding
+/// them carries it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Chain {
+    user: UserId,
+    user_key: PublicKey,
+    certs: Vec<DeviceCert>,
 }
 
 #[cfg(test)]

@@ -986,3 +986,5 @@ fn an_escrow_entry_opens_only_with_its_users_key() {
         b"a mission"
     );
 }
+
+mod invites;

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     group::{
-        EnvelopeError, GroupError, GroupMember, KeyRing, KnownDevices, LogEntry, Processed,
-        classify,
+        EnvelopeError, GroupError, GroupMember, KeyRing, KnownDevices, LastResort, LogEntry,
+        Processed, classify,
     },
     store::{LocalStore, StoreError},
 };
@@ -28,9 +28,10 @@ const META_KEY: &str = "keys/keeper";
 /// The meta key of the saved keeper's generation, written after it: another process
 /// on the device (`doran watch` beside a `doran sync`) may have saved a newer one.
 const GENERATION_KEY: &str = "keys/keeper/generation";
-/// Saved format. The leaf refreshes follow the rest as a second value: a keeper
-/// saved without them loads with none, and an older build reading one saved with
-/// them takes the rest (postcard leaves trailing bytes alone).
+/// Saved format. The leaf refreshes follow the rest as a second value, and the
+/// published key packages as a third: a keeper saved without them loads with none,
+/// and an older build reading one saved with them takes the rest (postcard leaves
+/// trailing bytes alone).
 const VERSION: u8 = 1;
 /// Key log entries kept waiting to be processed (a log this far ahead of what this
 /// device can process is not read further until it catches up: its cursor stays
@@ -47,6 +48,12 @@ pub const REFRESH_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How many times the keeper reads or saves again when another process on the device
 /// saved its keys in between.
 const SAVE_TRIES: usize = 32;
+/// A device publishes a new key package on the relay this often (an MLS key package
+/// lives 84 days; a device adding one checks that it is still valid).
+pub const PUBLISH_EVERY_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// The private halves of this many earlier published packages are kept: an inviter's
+/// Commit made with one the relay served before a new one replaced it still opens.
+const KEEP_PUBLISHED: usize = 12;
 
 /// One family's key log as this device has read it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,6 +93,16 @@ struct Refresh {
     at: i64,
     /// Its refreshing Commit waits to come back in the log.
     pending: bool,
+}
+
+/// The key package this device publishes on the relay (a last-resort one: it serves
+/// every family), and the ones it published before.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Published {
+    /// The current package, when it was made (ms), and whether the relay has it.
+    current: Option<(LastResort, i64, bool)>,
+    /// Earlier ones whose private halves are kept, oldest first.
+    earlier: Vec<LastResort>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,6 +175,8 @@ pub struct Keeper {
     families: BTreeMap<FamilyId, FamilyKeys>,
     /// Saved after the rest, as a second value.
     refreshes: BTreeMap<FamilyId, Refresh>,
+    /// Saved as a third value.
+    published: Published,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -191,6 +210,7 @@ impl Keeper {
             ring: KeyRing::new(user, device, key),
             families: BTreeMap::new(),
             refreshes: BTreeMap::new(),
+            published: Published::default(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -241,8 +261,13 @@ impl Keeper {
         if saved.version != VERSION {
             return Err(GroupError::Restore(format!("keeper version {}", saved.version)).into());
         }
-        let refreshes: Vec<(FamilyId, Refresh)> = if rest.is_empty() {
-            Vec::new()
+        let (refreshes, rest): (Vec<(FamilyId, Refresh)>, &[u8]) = if rest.is_empty() {
+            (Vec::new(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let published: Published = if rest.is_empty() {
+            Published::default()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
         };
@@ -255,6 +280,7 @@ impl Keeper {
             ring: KeyRing::restore(user, device, key, &saved.ring)?,
             families: saved.families.into_iter().collect(),
             refreshes: refreshes.into_iter().collect(),
+            published,
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -337,6 +363,7 @@ impl Keeper {
             self.refreshes.iter().map(|(f, r)| (*f, *r)).collect();
         Ok(postcard::to_allocvec(&saved)
             .and_then(|head| postcard::to_extend(&refreshes, head))
+            .and_then(|head| postcard::to_extend(&self.published, head))
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
 
@@ -365,6 +392,46 @@ impl Keeper {
             self.stamp = Some(stamp);
         }
         Ok(written)
+    }
+
+    /// The key package to publish on the relay, if the relay may not have it yet: a
+    /// new one is made when none was, or the last is [`PUBLISH_EVERY_MS`] old (the
+    /// private halves of the [`KEEP_PUBLISHED`] before it are kept, older ones
+    /// forgotten). Save after.
+    pub fn package_to_publish(&mut self, now_ms: i64) -> Result<Option<Vec<u8>>, KeysError> {
+        let now = now_or(now_ms);
+        let due = match &self.published.current {
+            None => true,
+            // Old, or made by a clock more than a day ahead.
+            Some((_, made, _)) => {
+                now - made >= PUBLISH_EVERY_MS || *made > now.saturating_add(ASK_AGAIN_MS)
+            }
+        };
+        if due {
+            let fresh = self.ring.last_resort_package()?;
+            if let Some((old, _, _)) = self.published.current.replace((fresh, now, false)) {
+                self.published.earlier.push(old);
+            }
+            while self.published.earlier.len() > KEEP_PUBLISHED {
+                let gone = self.published.earlier.remove(0);
+                if let Err(e) = self.ring.forget_package(&gone.hash) {
+                    tracing::warn!(error = %e, "an old key package was not forgotten");
+                }
+            }
+        }
+        Ok(match &self.published.current {
+            Some((package, _, false)) => Some(package.package.clone()),
+            _ => None,
+        })
+    }
+
+    /// The relay has `package` (from [`Keeper::package_to_publish`]). Save after.
+    pub fn package_published(&mut self, package: &[u8]) {
+        if let Some((current, _, published)) = &mut self.published.current
+            && current.package == package
+        {
+            *published = true;
+        }
     }
 
     /// Whether this keeper was never saved (a device that kept no keys before).
@@ -605,6 +672,15 @@ impl Keeper {
                 }
                 Err(_) => false,
             });
+        // And the devices whose packages the relay's directory offered (an invitee's,
+        // a member's device that never asked in the log): the same checks.
+        for package in known.offered() {
+            if let Ok(m) = self.ring.package_member(package, known)
+                && !in_group.contains(&m)
+            {
+                adds.entry(m).or_insert_with(|| package.clone());
+            }
+        }
         let gone: Vec<GroupMember> = in_group
             .iter()
             .filter(|m| **m != me && known.is_gone(m))

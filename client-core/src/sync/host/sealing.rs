@@ -19,7 +19,7 @@ fn held_key(doc: DocId) -> String {
     format!("keys/held/{}", doc.to_hex())
 }
 use crate::{
-    group::KnownDevices,
+    group::{GroupMember, KnownDevices},
     store::OutboxEntry,
     sync::{
         DocChange, DocKind, HostResult as Result, IncomingChunk,
@@ -367,6 +367,38 @@ impl StoreHost {
             appended: appended.len(),
             ..step
         })
+    }
+
+    /// This device's key package to publish on the relay, if the relay may not have
+    /// it yet (a new one is made weekly; see [`Keeper::package_to_publish`]).
+    pub fn key_package_to_publish(&self, now_ms: i64) -> Result<Option<Vec<u8>>> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(None);
+        };
+        Ok(keeper.update(&*self.store, |k| k.package_to_publish(now_ms))?)
+    }
+
+    /// The relay has `package`, this device's key package.
+    pub fn key_package_published(&self, package: &[u8]) -> Result<()> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(());
+        };
+        keeper.update(&*self.store, |k| {
+            k.package_published(package);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The devices of the family's key group, as this device's group has them (empty
+    /// when it is not in it).
+    pub fn key_members(&self, family: FamilyId) -> Vec<GroupMember> {
+        self.keeper()
+            .as_ref()
+            .map(|k| k.members(family))
+            .unwrap_or_default()
     }
 
     /// Whether this device knows if the family's documents are sealed (its first
