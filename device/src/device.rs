@@ -246,6 +246,14 @@ impl Session {
         }
     }
 
+    /// Asks the key task to publish this device's key package, if the relay may not
+    /// have it.
+    pub(crate) fn publish_key_package(&self) {
+        if let Some(kick) = lock(&self.keys_kick).as_ref() {
+            let _ = kick.send(crate::keys::Kick::Publish);
+        }
+    }
+
     /// Has the key task take every sealed family's key log further now; how many
     /// entries it appended and families it opened (0 when no key task runs, or none
     /// answered by `deadline`). The driver has seen what they started when this

@@ -21,7 +21,10 @@ use doran_client_core::{
     store::LocalStore,
     sync::{KeyStep, StoreHost},
 };
-use doran_protocol::{DocId, FamilyId, FamilySummary, Request, Response, UserId, model::UserCerts};
+use doran_protocol::{
+    DeviceId, DocId, FamilyId, FamilySummary, InviteState, Request, Response, UserId,
+    model::{DeviceKeyPackage, InviteInfo, UserCerts},
+};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -49,6 +52,10 @@ const SWEEP: Duration = Duration::from_secs(6 * 60 * 60);
 struct Asked {
     families: Option<Vec<FamilySummary>>,
     certs: BTreeMap<UserId, UserCerts>,
+    /// The pending invites of the user's families (`ListInvites`).
+    invites: Option<Vec<InviteInfo>>,
+    /// Key packages each user's devices published (`None`: the relay refused).
+    packages: BTreeMap<UserId, Option<Vec<DeviceKeyPackage>>>,
 }
 
 /// `user`'s certificates: asked once per pass, and the user key checked against the
@@ -90,21 +97,152 @@ async fn certs_of<'a>(
 }
 
 /// The family's members' devices as their certificates vouch for them, with the
-/// members themselves.
+/// members themselves; then the devices of the users its pending invites name (an
+/// invitee whose certificates the relay does not serve is left out: they are let in
+/// the old way, asking in the key log once they joined). Returns, per user, the
+/// devices vouched for.
 async fn known_devices(
     store: &Arc<dyn LocalStore>,
     driver: &SyncDriver,
     members: &[UserId],
+    invited: &[UserId],
     asked: &mut Asked,
-) -> Result<KnownDevices, SyncError> {
+) -> Result<(KnownDevices, BTreeMap<UserId, Vec<DeviceId>>), SyncError> {
     let mut known = KnownDevices::new();
+    let mut vouched = BTreeMap::new();
     for &user in members {
         let served = certs_of(store, driver, user, asked).await?;
         let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
-        known.insert_certified(user, &served.user_key, &served.certs, &revoked);
+        let devices = known.insert_certified(user, &served.user_key, &served.certs, &revoked);
+        vouched.insert(user, devices);
+    }
+    let mut invitees = Vec::new();
+    for &user in invited {
+        match certs_of(store, driver, user, asked).await {
+            Ok(served) => {
+                let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
+                let devices =
+                    known.insert_certified(user, &served.user_key, &served.certs, &revoked);
+                vouched.insert(user, devices);
+                invitees.push(user);
+            }
+            Err(SyncError::Refused { message, .. }) => {
+                tracing::debug!(%user, %message, "an invitee's certificates are not served");
+            }
+            Err(e) => return Err(e),
+        }
     }
     known.set_members(members.iter().copied());
-    Ok(known)
+    known.set_invited(invitees);
+    Ok((known, vouched))
+}
+
+/// The users the family's pending invites name (asked once per pass).
+async fn invited_to(
+    driver: &SyncDriver,
+    family: FamilyId,
+    me: UserId,
+    asked: &mut Asked,
+) -> Result<Vec<UserId>, SyncError> {
+    if asked.invites.is_none() {
+        match driver.request(Request::ListInvites).await? {
+            Response::Invites(list) => asked.invites = Some(list),
+            other => {
+                return Err(SyncError::Protocol(format!(
+                    "an unexpected answer to ListInvites: {other:?}"
+                )));
+            }
+        }
+    }
+    let mut users: Vec<UserId> = asked
+        .invites
+        .iter()
+        .flatten()
+        .filter(|i| i.family == family && i.state == InviteState::Pending && i.invitee != me)
+        .map(|i| i.invitee)
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    Ok(users)
+}
+
+/// Offers `known` the packages published by the vouched devices not in the family's
+/// group yet — an invitee's devices, a member's device that never asked in the key
+/// log — so this device adds them now, while they may be offline. The relay's
+/// directory is asked only for users with such a device, once per pass.
+async fn offer_packages(
+    driver: &SyncDriver,
+    known: &mut KnownDevices,
+    vouched: &BTreeMap<UserId, Vec<DeviceId>>,
+    in_group: &BTreeSet<DeviceId>,
+    asked: &mut Asked,
+) -> Result<(), SyncError> {
+    for (user, devices) in vouched {
+        let missing: BTreeSet<DeviceId> = devices
+            .iter()
+            .filter(|d| !in_group.contains(d))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        if !asked.packages.contains_key(user) {
+            let served = match driver.request(Request::KeyPackagesOf { user: *user }).await {
+                Ok(Response::KeyPackages(list)) => Some(list),
+                Ok(other) => {
+                    return Err(SyncError::Protocol(format!(
+                        "an unexpected answer to KeyPackagesOf: {other:?}"
+                    )));
+                }
+                Err(SyncError::Refused { message, .. }) => {
+                    tracing::debug!(%user, %message, "key packages not served");
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            asked.packages.insert(*user, served);
+        }
+        for published in asked.packages.get(user).into_iter().flatten().flatten() {
+            if missing.contains(&published.device) {
+                known.offer(published.package.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes this device's key package on the relay if the relay may not have it
+/// (a new one weekly): a member's device adds this device to a family with it while
+/// this device is offline — the inviter's, as it invites.
+pub(crate) async fn publish_package(session: &Arc<Session>) -> Result<(), SyncError> {
+    let host = Arc::clone(&session.host);
+    let now = now_ms();
+    let Some(package) = tokio::task::spawn_blocking(move || host.key_package_to_publish(now))
+        .await
+        .map_err(blocking_failed)??
+    else {
+        return Ok(());
+    };
+    match session
+        .driver
+        .request(Request::PublishKeyPackage {
+            package: package.clone(),
+        })
+        .await?
+    {
+        Response::Done => {}
+        other => {
+            return Err(SyncError::Protocol(format!(
+                "an unexpected answer to PublishKeyPackage: {other:?}"
+            )));
+        }
+    }
+    let host = Arc::clone(&session.host);
+    tokio::task::spawn_blocking(move || host.key_package_published(&package))
+        .await
+        .map_err(blocking_failed)??;
+    tracing::debug!("key package published");
+    Ok(())
 }
 
 /// The family's members as the relay lists them (asked once per pass); `None` if the
@@ -147,10 +285,27 @@ async fn step(
     if !sealed {
         return Ok(KeyStep::default());
     }
+    // The invites before the members: an invitee who accepts in between is then a
+    // member or still invited — never neither, which would have this device take
+    // their devices out of the group just as they join.
+    let invited = invited_to(&session.driver, family, session.account.user, asked).await?;
     let Some(members) = members_of(&session.driver, family, asked).await? else {
         return Ok(KeyStep::default());
     };
-    let known = known_devices(&shared.store, &session.driver, &members, asked).await?;
+    let (mut known, vouched) =
+        known_devices(&shared.store, &session.driver, &members, &invited, asked).await?;
+    let in_group: BTreeSet<DeviceId> = {
+        let host = Arc::clone(&session.host);
+        tokio::task::spawn_blocking(move || host.key_members(family))
+            .await
+            .map_err(blocking_failed)?
+            .into_iter()
+            .map(|m| m.device)
+            .collect()
+    };
+    if !in_group.is_empty() {
+        offer_packages(&session.driver, &mut known, &vouched, &in_group, asked).await?;
+    }
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
     let step = tokio::task::spawn_blocking(move || host.keys_step(family, &known, now))
@@ -205,6 +360,8 @@ pub(crate) enum Kick {
     /// the key work half done (`doran sync` letting a new member in, then ending)
     /// waits for it, and for what it started.
     Settle(oneshot::Sender<usize>),
+    /// Publish this device's key package if the relay may not have it (a sign-in).
+    Publish,
 }
 
 /// The sealed families whose key logs this device reads.
@@ -240,11 +397,13 @@ pub(crate) async fn run(
     loop {
         let mut now_due: BTreeSet<FamilyId> = BTreeSet::new();
         let mut settles: Vec<oneshot::Sender<usize>> = Vec::new();
+        let mut publish = false;
         let mut take = |kick: Kick, now_due: &mut BTreeSet<FamilyId>| match kick {
             Kick::Family(family) => {
                 now_due.insert(family);
             }
             Kick::Settle(reply) => settles.push(reply),
+            Kick::Publish => publish = true,
         };
         let next = due
             .values()
@@ -260,6 +419,13 @@ pub(crate) async fn run(
         }
         while let Ok(kick) = kicks.try_recv() {
             take(kick, &mut now_due);
+        }
+        // Before the families: a sync that settles key work leaves the package
+        // published (a new account's first `doran sync`, before anyone invites it).
+        if (publish || !settles.is_empty())
+            && let Err(e) = publish_package(&session).await
+        {
+            tracing::debug!(error = %e, "the key package waits for the next sign-in");
         }
         let now = Instant::now();
         if !settles.is_empty() || now >= sweep {

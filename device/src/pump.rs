@@ -178,6 +178,7 @@ async fn pump(
                     if let Some(before) = presence.0.replace(asking) {
                         before.abort();
                     }
+                    session.publish_key_package();
                     kick_all_keys(&session).await;
                 }
                 if now.status == SyncStatus::UpToDate {
@@ -405,6 +406,11 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
             invitee,
             accepted,
         } => {
+            if !accepted {
+                // Turned down: the devices added as the invite went out leave the
+                // family's key group.
+                session.kick_keys(family);
+            }
             shared.emit(DeviceEvent::InviteAnswered {
                 invite: invite.to_hex(),
                 family: family.to_hex(),
@@ -416,6 +422,9 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
             let store = Arc::clone(&shared.store);
             let id = format!("invite/{invite}");
             blocking(move || store.dismiss_notification(&id)).await;
+            // Its invitee's devices, added as it went out, leave the key group (the
+            // event does not name the family).
+            kick_all_keys(session).await;
             shared.emit(DeviceEvent::InviteWithdrawn {
                 invite: invite.to_hex(),
             });

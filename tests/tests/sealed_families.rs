@@ -299,12 +299,12 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     }
 }
 
-/// The apps seal a new family by default. A member who accepts while nobody's device
-/// is online sees the family marked as waiting for its keys (the apps show a banner)
-/// and cannot edit it yet; as soon as a member's app comes online it lets the device
-/// in, and the mark goes.
+/// The apps seal a new family by default, and the inviter's device lets the invitee
+/// in as it invites — from the key package the invitee's device published — so a
+/// son who accepts while nobody else's device is online reads the family at once and
+/// writes to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_device() {
+async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
@@ -312,6 +312,8 @@ async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_devic
     let son = open(&dir.path().join("son")).await;
     let mut son_events = son.subscribe();
     let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    // His app has been open once: its key package is on the relay.
+    son.sync_now(WAIT).await.expect("his first sync");
     let card = mom.families().await.expect("mom's families").remove(0);
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
     mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
@@ -328,6 +330,76 @@ async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_devic
         _ => None,
     })
     .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees(&son, &family, "화분에 물 주기").await;
+    let card = son.families().await.expect("his families").remove(0);
+    assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
+    until("his member entry", async || {
+        let members = son.family(&family).await.expect("the family").members;
+        if members.iter().any(|m| m.name == "아들") {
+            Ok(())
+        } else {
+            Err(members.len())
+        }
+    })
+    .await;
+    son.add_mission(&family, mission("설거지 하기", &["아들"]))
+        .await
+        .expect("his mission");
+    son.sync_now(WAIT).await.expect("his sync");
+
+    // Mom's app comes back and reads what he wrote.
+    mom.start_sync();
+    sees(&mom, &family, "설거지 하기").await;
+    // The relay holds neither mission in the clear.
+    for (path, bytes) in files_under(relay.data()) {
+        for text in ["화분에 물 주기", "설거지 하기"] {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{} holds {text:?} in the clear",
+                path.display()
+            );
+        }
+    }
+}
+
+/// An invitee whose device had published no key package when the invite went out (it
+/// had not been online since) waits after accepting: the family is marked as waiting
+/// for its keys (the apps show a banner) and cannot be edited; as soon as a member's
+/// app comes online it lets the device in, and the mark goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son_home = dir.path().join("son");
+    // His account is made on a device that then goes away before it ever syncs.
+    let son = Device::open(
+        &son_home,
+        DeviceOptions {
+            sync_on_open: false,
+            ..DeviceOptions::default()
+        },
+    )
+    .await
+    .expect("his device opens");
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    son.close().await;
+    drop(son);
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+    mom.stop_sync();
+
+    let son = open(&son_home).await;
+    let invite = son.invites().await.expect("his invites").received[0]
+        .invite
+        .clone();
     son.answer_invite(&invite, true).await.expect("accepted");
     let card = son.families().await.expect("his families").remove(0);
     assert!(card.sealed && card.waiting_for_keys, "{card:?}");
@@ -365,4 +437,66 @@ async fn an_apps_new_family_is_sealed_and_a_new_member_waits_for_a_members_devic
         .await
         .expect("his mission");
     sees(&mom, &family, "설거지 하기").await;
+}
+
+/// An invitee's device, added to the family's key group as the invite went out, is
+/// taken out again when the invite is turned down: mom's app removes it (a new
+/// epoch), and what she writes after does not open with his keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let son_home = dir.path().join("son");
+    let mom = open(&mom_home).await;
+    let son = open(&son_home).await;
+    let mut son_events = son.subscribe();
+    let (_, son_account, family) = accounts_and_family(&mom, &son, &server).await;
+    son.sync_now(WAIT).await.expect("his first sync");
+    let id: FamilyId = family.parse().expect("family id");
+    let doc = DocId::from(id);
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let his_device: doran_protocol::DeviceId = son_account.device.parse().expect("his device id");
+    let in_group = |home: &Path| {
+        keeper_of(home)
+            .members(id)
+            .iter()
+            .any(|m| m.device == his_device)
+    };
+    assert!(in_group(&mom_home), "added as the invite went out");
+    let added_at = keeper_of(&mom_home).epoch(id).expect("mom's epoch");
+
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, false)
+        .await
+        .expect("turned down");
+    until("his device out of the key group", async || {
+        if in_group(&mom_home) { Err(()) } else { Ok(()) }
+    })
+    .await;
+    mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
+        .await
+        .expect("a mission after");
+    mom.sync_now(WAIT).await.expect("synced");
+    let chunks = relay_chunks(&relay, doc);
+    let last = chunks.last().expect("the new chunk");
+    // Sealed under an epoch after the one he was added in, whose group he is not in.
+    let sealed_in = doran_device::core::group::epoch_of(last).expect("an envelope");
+    assert!(sealed_in > added_at, "{sealed_in} after {added_at}");
+    assert!(!in_group(&mom_home));
+    let his = keeper_of(&son_home);
+    assert!(
+        !matches!(his.open(id, doc, last), Unsealed::Changes(_)),
+        "a change made after he turned the invite down does not open with his keys"
+    );
 }

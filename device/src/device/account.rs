@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use doran_client_core::group::certified_devices;
-use doran_protocol::{DeviceId, LinkId, Request, Response, UserId};
+use doran_protocol::{DeviceId, FamilyId, LinkId, Request, Response, UserId};
 
 use super::{Device, Shared};
 use crate::{
@@ -18,6 +18,10 @@ use crate::{
 
 /// How long enrolling a device (register, restore, link) may take.
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often a device that confirmed a link looks whether its key task has let the
+/// new device into the sealed families yet (a read of its own keys).
+const LINKED_POLL: Duration = Duration::from_millis(50);
 
 impl Device {
     /// The account on this device, if any.
@@ -264,15 +268,56 @@ impl Device {
             other => return Err(self.unexpected(&other)),
         }
         if accept {
+            let sealed = crate::keys::sealed_families(&session).await;
             // The relay keeps the certificate now, or after the next sign-in.
             let store = Arc::clone(&self.shared().store);
-            let session = Arc::clone(&session);
-            self.shared().runtime.spawn(async move {
+            let publishing = Arc::clone(&session);
+            let published = self.shared().runtime.spawn(async move {
                 // What fails here stays in the outbox for the next sign-in.
-                let _ = crate::certs::publish(&store, &session.driver, &session.account).await;
+                let _ =
+                    crate::certs::publish(&store, &publishing.driver, &publishing.account).await;
             });
+            if !sealed.is_empty() {
+                let _ = published.await;
+                self.let_linked_device_in(&session, info.device, &sealed)
+                    .await;
+            }
         }
         Ok(())
+    }
+
+    /// Lets a device just linked into the user's sealed families, for a while: it
+    /// asks in each family's key log once it signs in (and publishes its key
+    /// package), and this device's key task adds it when it does — then sends the
+    /// history. Waits at most [`KEYS_WAIT`](super::sync::KEYS_WAIT): a device that
+    /// does not come online by then is let in by whichever member's device steps the
+    /// family next.
+    async fn let_linked_device_in(
+        &self,
+        session: &Arc<super::Session>,
+        device: DeviceId,
+        families: &[FamilyId],
+    ) {
+        let deadline = tokio::time::Instant::now() + super::sync::KEYS_WAIT;
+        let families = families.to_vec();
+        loop {
+            let host = Arc::clone(&session.host);
+            let wanted = families.clone();
+            let all_in = tokio::task::spawn_blocking(move || {
+                wanted
+                    .iter()
+                    .all(|f| host.key_members(*f).iter().any(|m| m.device == device))
+            })
+            .await
+            .unwrap_or(false);
+            if all_in || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // The key task is kicked by the new device's entries as they arrive.
+            tokio::time::sleep(LINKED_POLL).await;
+        }
+        // The history entries its adding Commits owe it.
+        super::sync::finish_key_work(session, deadline + super::sync::KEYS_WAIT).await;
     }
 
     /// Sends this device's pending device certificates to the relay now (it also does

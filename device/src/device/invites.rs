@@ -140,7 +140,21 @@ impl Device {
         .await
         .map_err(|_| Error::code(ErrorCode::Timeout, lang))?;
         match sent {
-            Ok(Response::InviteSent(info)) => Ok(sent_view(&info, lang)),
+            Ok(Response::InviteSent(info)) => {
+                // A sealed family: this device adds the invitee's devices now, from
+                // the key packages they published, and sends the history — so they
+                // read the family as soon as they accept, with nobody online then.
+                let session = self.session()?;
+                let host = Arc::clone(&session.host);
+                let sealed = tokio::task::spawn_blocking(move || host.is_sealed(id))
+                    .await
+                    .unwrap_or(false);
+                if sealed {
+                    let deadline = tokio::time::Instant::now() + super::sync::KEYS_WAIT;
+                    super::sync::finish_key_work(&session, deadline).await;
+                }
+                Ok(sent_view(&info, lang))
+            }
             Ok(other) => Err(self.unexpected(&other)),
             Err(e) => Err(Error::from_sync(&e, lang)),
         }

@@ -22,7 +22,7 @@ const ATTEMPTS_BEFORE_OFFLINE: u64 = 2;
 /// How long accepting an invite to a sealed family waits for a member's device to let
 /// this one in: a member online does it in about a second; with nobody online the
 /// answer should not hang, and the member entry is written once the keys come.
-const KEYS_WAIT: Duration = Duration::from_secs(8);
+pub(crate) const KEYS_WAIT: Duration = Duration::from_secs(8);
 
 /// How many times a sync takes the key logs further and sends what that appended
 /// (adding a device is a Commit, then a history entry once it is back).
@@ -48,6 +48,24 @@ async fn wait_up_to_date(session: &super::Session, deadline: tokio::time::Instan
     tokio::time::timeout_at(deadline, up_to_date)
         .await
         .unwrap_or(false)
+}
+
+/// Takes every sealed family's key log as far as it goes now and sends what that
+/// appended — a few rounds at most, each one's entries what the next builds on (a
+/// Commit adding a device, then its history entry once the Commit is back). Whether
+/// the driver got up to date after the last round, if any round moved something.
+pub(crate) async fn finish_key_work(
+    session: &super::Session,
+    deadline: tokio::time::Instant,
+) -> Option<bool> {
+    let mut reached = None;
+    for _ in 0..KEY_ROUNDS {
+        if session.settle_keys(deadline).await == 0 {
+            break;
+        }
+        reached = Some(wait_up_to_date(session, deadline).await);
+    }
+    reached
 }
 
 impl Device {
@@ -165,11 +183,8 @@ impl Device {
         // member in. A few rounds at most: each one's entries are what the next one
         // builds on. Tried whatever `pending` says (a change that cannot be sent must
         // not keep a member from letting others in).
-        for _ in 0..if keys { KEY_ROUNDS } else { 0 } {
-            if session.settle_keys(deadline).await == 0 {
-                break;
-            }
-            reached = wait_up_to_date(&session, deadline).await;
+        if keys && let Some(up) = finish_key_work(&session, deadline).await {
+            reached = up;
         }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.
