@@ -147,8 +147,9 @@ fn family(
         )?;
     }
     let mut create = vec!["family", "create", "우리 가족", "--as", "엄마"];
-    if sealed {
-        create.push("--sealed");
+    if !sealed {
+        // The command line seals by default.
+        create.push("--clear");
     }
     let family = cli(doran, &mom, &create)?;
     cli(doran, &mom, &["mission", "add", &family, "화분에 물 주기"])?;

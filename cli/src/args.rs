@@ -183,10 +183,13 @@ pub enum FamilyCmd {
         /// Your 호칭 in it.
         #[arg(long = "as", default_value = "나")]
         my_name: String,
-        /// Seal it end to end: the relay keeps only envelopes of its document. A
-        /// member who joins is let in by a member's device that is online (an app, or
-        /// `doran watch`).
+        /// Keep its document in the clear on the relay (families are sealed end to
+        /// end unless this is given: the relay keeps only envelopes of their
+        /// documents, and an invitee is let into one as the invite goes out).
         #[arg(long)]
+        clear: bool,
+        /// Sealed end to end (the default; kept for scripts that ask for it).
+        #[arg(long, hide = true, conflicts_with = "clear")]
         sealed: bool,
     },
     /// Your families.

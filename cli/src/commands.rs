@@ -70,10 +70,10 @@ pub async fn run(home: &Path, setup: Setup, command: Command) -> CmdResult {
             sync_on_open: false,
             utc_offset: setup.offset,
             lang: setup.lang,
-            // Asked per family (`doran family create --sealed`): a command line is
-            // online only while a command runs, so a sealed family's new member
-            // waits for some member's next sync.
-            seal_new_families: false,
+            // Sealed unless asked (`doran family create --clear`): an inviter's
+            // device lets the invitee in as the invite goes out, from the key
+            // package the invitee's device published.
+            seal_new_families: true,
             ..DeviceOptions::for_app("doran CLI")
         },
     )

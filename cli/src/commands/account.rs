@@ -12,6 +12,7 @@ pub async fn account(device: &Device, out: Out, c: AccountCmd) -> CmdResult {
     match c {
         AccountCmd::Create(a) => {
             let acc = device.create_account(&a.server, &a.email, &a.name).await?;
+            first_sync(device).await;
             out.view(&acc, || vec![acc.user.clone()]);
         }
         AccountCmd::Show => {
@@ -59,6 +60,7 @@ pub async fn account(device: &Device, out: Out, c: AccountCmd) -> CmdResult {
         }
         AccountCmd::Restore { server, phrase } => {
             let acc = device.restore_account(&server, &phrase).await?;
+            first_sync(device).await;
             out.view(&acc, || vec![acc.user.clone()]);
         }
         AccountCmd::SignOut => {
@@ -68,6 +70,19 @@ pub async fn account(device: &Device, out: Out, c: AccountCmd) -> CmdResult {
     }
     Ok(())
 }
+
+/// A new device's first sync, as the command that made it ends: its profile reaches
+/// the relay, and so does its key package — a member's device inviting this user (or
+/// seeing this device linked) lets it into sealed families at once, while this
+/// command line is not running. The account is made whatever this finds; what did
+/// not go now goes with the next `doran sync`.
+async fn first_sync(device: &Device) {
+    // Not an error of the command: the account exists either way.
+    let _ = device.sync_now(FIRST_SYNC).await;
+}
+
+/// How long a new device's first sync may take.
+const FIRST_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn device(device: &Device, out: Out, c: DeviceCmd) -> CmdResult {
     match c {
@@ -93,6 +108,7 @@ pub async fn device(device: &Device, out: Out, c: DeviceCmd) -> CmdResult {
             let linked = device.link_device(&server, &code).await;
             told.abort();
             let acc = linked?;
+            first_sync(device).await;
             out.view(&acc, || vec![acc.device.clone()]);
         }
         DeviceCmd::Links => {

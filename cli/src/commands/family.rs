@@ -13,9 +13,10 @@ pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
         FamilyCmd::Create {
             title,
             my_name,
-            sealed,
+            clear,
+            sealed: _,
         } => {
-            let f = device.create_family_with(&title, &my_name, sealed).await?;
+            let f = device.create_family_with(&title, &my_name, !clear).await?;
             out.view(&serde_json::json!({ "id": f, "title": title }), || {
                 vec![f.clone()]
             });
