@@ -74,6 +74,9 @@ const IDENTITY_PREFIX: &[u8] = b"doran/1";
 const EPOCH_LABEL: &str = "doran epoch secret";
 /// The saved key ring's format.
 const SAVE_VERSION: u8 = 1;
+/// How long an offered key package must stay valid to be added (seconds): four
+/// weeks, so a device reading the adding Commit weeks later still takes it.
+pub const OFFERED_LIFETIME_LEFT_S: u64 = 28 * 24 * 60 * 60;
 
 /// Why the key ring did not do what it was asked. Nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +188,9 @@ pub struct KnownDevices {
     chains: BTreeMap<UserId, certs::Chain>,
     /// Key packages published on the relay by devices this device may add.
     offered: Vec<Vec<u8>>,
+    /// Each user's devices the relay lists as revoked (whether a chain reached them
+    /// or not): a Commit's carried certificates never vouch for them.
+    revoked_ids: BTreeMap<UserId, std::collections::BTreeSet<DeviceId>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -254,6 +260,13 @@ impl KnownDevices {
             .iter()
             .filter(move |((u, _), s)| *u == user && s.revoked)
             .map(|((_, d), _)| *d)
+            .chain(self.revoked_ids.get(&user).into_iter().flatten().copied())
+    }
+
+    /// Whether `user` is neither a member nor invited: any device may remove their
+    /// devices, and a device joining a group where one still is takes it as it is.
+    fn is_outsider(&self, user: &UserId) -> bool {
+        !self.is_member(user) && !self.invited.contains(user)
     }
 
     fn is_member(&self, user: &UserId) -> bool {
@@ -273,7 +286,18 @@ impl KnownDevices {
     /// Whether `member`'s device should leave the family's group: it is revoked, or
     /// its user is no longer in the family (what every device lets anyone remove).
     pub fn is_gone(&self, member: &GroupMember) -> bool {
-        !self.invited.contains(&member.user) && self.may_remove(member).is_ok()
+        if self.invited.contains(&member.user) {
+            // An invitee's device stays while the invite is open — unless revoked.
+            return self
+                .devices
+                .get(&(member.user, member.device))
+                .is_some_and(|s| s.revoked)
+                || self
+                    .revoked_ids
+                    .get(&member.user)
+                    .is_some_and(|r| r.contains(&member.device));
+        }
+        self.may_remove(member).is_ok()
     }
 
     /// Whether another member's device may be removed: it is revoked, or its user is
@@ -319,18 +343,18 @@ impl KnownDevices {
 impl KnownDevices {
     /// An added leaf checked: vouched for as a device to add by what this device
     /// knows, or — for a user it knows nothing of — by the certificates the Commit
-    /// carries in its authenticated data (`aad`): a Commit read long after, when the
+    /// carries in its authenticated data (`carried`): a Commit read long after, when the
     /// added user left or turned the invite down, gets the verdict it got when new.
     fn check_added(
         &self,
         credential: &openmls::prelude::Credential,
         key: &[u8],
-        aad: &[u8],
+        carried: &[certs::Chain],
     ) -> Result<(UserId, DeviceId), GroupError> {
         match self.check_leaf(credential, key, Need::Active) {
             Err(e) if e.is_wait() => {
                 let (user, device) = identity_of(credential)?;
-                if self.carried_chain_vouches(aad, user, device, key) {
+                if self.carried_chain_vouches(carried, user, device, key) {
                     Ok((user, device))
                 } else {
                     Err(e)
@@ -804,6 +828,11 @@ impl KeyRing {
         let package = package
             .validate(self.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(refused)?;
+        if package.ciphersuite() != CIPHERSUITE {
+            return Err(GroupError::Malformed(
+                "a key package of another ciphersuite",
+            ));
+        }
         let leaf = package.leaf_node();
         let (user, device) = known.check_leaf(
             leaf.credential(),
@@ -811,6 +840,29 @@ impl KeyRing {
             Need::Active,
         )?;
         Ok(GroupMember { user, device })
+    }
+
+    /// [`KeyRing::package_member`] for a package the relay's directory offered, which
+    /// must also stay valid [`OFFERED_LIFETIME_LEFT_S`] past `now_s` (seconds): every
+    /// device checks an added package's lifetime when it reads the Commit, so one
+    /// added near its end would be refused by those reading after it.
+    pub fn offered_member(
+        &self,
+        bytes: &[u8],
+        known: &KnownDevices,
+        now_s: u64,
+    ) -> Result<GroupMember, GroupError> {
+        let member = self.package_member(bytes, known)?;
+        let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
+            return Err(GroupError::Malformed("key package"));
+        };
+        let package = package
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(refused)?;
+        if package.life_time().not_after() < now_s.saturating_add(OFFERED_LIFETIME_LEFT_S) {
+            return Err(GroupError::Malformed("a key package too close to its end"));
+        }
+        Ok(member)
     }
 
     /// Adds the devices whose key packages these are; each must be vouched for by
@@ -961,7 +1013,18 @@ impl KeyRing {
             return Err(GroupError::Malformed("a welcome of another commit"));
         }
         for member in staged.members() {
-            known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?;
+            match known.check_leaf(&member.credential, &member.signature_key, Need::Ever) {
+                // A leaf of someone who is neither a member nor invited (an invitee
+                // who turned the invite down after this Welcome was made, a member
+                // who left): due to be removed by anyone, this device included — it
+                // does not stop the join (which would then never happen: the others
+                // see this device in the group and add it no more).
+                Err(e) if e.is_wait() && known.is_outsider(&identity_of(&member.credential)?.0) => {
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         // Who added this device: its history entry is the one to take.
         let sender = <[u8; 32]>::try_from(
@@ -1068,11 +1131,22 @@ impl KeyRing {
             ProcessedMessageContent::OwnPrivateMessage => return Err(GroupError::OwnCommitLost),
             _ => return Err(GroupError::Malformed("commit")),
         };
+        // Parsed once, bounded by the number of devices added: refused alike by every
+        // device when it is malformed or too large (a pure function of the Commit).
+        let adds = staged
+            .queued_proposals()
+            .filter(|p| matches!(p.proposal(), Proposal::Add(_)))
+            .count();
+        let carried = certs::carried(&aad, adds)?;
         for proposal in staged.queued_proposals() {
             match proposal.proposal() {
                 Proposal::Add(add) => {
                     let leaf = add.key_package().leaf_node();
-                    known.check_added(leaf.credential(), leaf.signature_key().as_slice(), &aad)?;
+                    known.check_added(
+                        leaf.credential(),
+                        leaf.signature_key().as_slice(),
+                        &carried,
+                    )?;
                 }
                 Proposal::Update(update) => {
                     let leaf = update.leaf_node();

@@ -232,6 +232,10 @@ pub(crate) struct Session {
     /// A sealed family opened on this device: mend again once up to date (a join's
     /// own member entry waits for the family's keys).
     pub(crate) mend_again: std::sync::atomic::AtomicBool,
+    /// The invites this device sent while this session ran: only their invitees'
+    /// devices does it add to a family's key group before they are members (the
+    /// relay's list of pending invites alone could name anyone).
+    pub(crate) sent_invites: Mutex<std::collections::BTreeSet<doran_protocol::InviteId>>,
     /// The driver's loop and the uploader (aborted on stop); the pump stops by itself.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The pump, awaited by [`Device::close`].
@@ -246,8 +250,8 @@ impl Session {
         }
     }
 
-    /// Asks the key task to publish this device's key package, if the relay may not
-    /// have it.
+    /// Asks the key task to publish this device's key package again (a sign-in: the
+    /// relay may have lost it).
     pub(crate) fn publish_key_package(&self) {
         if let Some(kick) = lock(&self.keys_kick).as_ref() {
             let _ = kick.send(crate::keys::Kick::Publish);
@@ -498,6 +502,7 @@ impl Device {
                     stopping: tokio::sync::watch::channel(0).0,
                     keys_kick: Mutex::new(None),
                     mend_again: std::sync::atomic::AtomicBool::new(false),
+                    sent_invites: Mutex::new(std::collections::BTreeSet::new()),
                     tasks: Mutex::new(Vec::new()),
                     pump: Mutex::new(None),
                 })

@@ -97,15 +97,16 @@ async fn certs_of<'a>(
 }
 
 /// The family's members' devices as their certificates vouch for them, with the
-/// members themselves; then the devices of the users its pending invites name (an
-/// invitee whose certificates the relay does not serve is left out: they are let in
-/// the old way, asking in the key log once they joined). Returns, per user, the
-/// devices vouched for.
+/// members themselves; then the devices of the invitees this device may add (`mine`:
+/// an invitee whose certificates the relay does not serve is left out — they are let
+/// in the old way, asking in the key log once they joined). Every pending invitee
+/// (`invited`) keeps their devices in the group while the invite is open. Returns, per
+/// user, the devices vouched for.
 async fn known_devices(
     store: &Arc<dyn LocalStore>,
     driver: &SyncDriver,
     members: &[UserId],
-    invited: &[UserId],
+    (invited, mine): (&[UserId], &[UserId]),
     asked: &mut Asked,
 ) -> Result<(KnownDevices, BTreeMap<UserId, Vec<DeviceId>>), SyncError> {
     let mut known = KnownDevices::new();
@@ -116,15 +117,13 @@ async fn known_devices(
         let devices = known.insert_certified(user, &served.user_key, &served.certs, &revoked);
         vouched.insert(user, devices);
     }
-    let mut invitees = Vec::new();
-    for &user in invited {
+    for &user in mine {
         match certs_of(store, driver, user, asked).await {
             Ok(served) => {
                 let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
                 let devices =
                     known.insert_certified(user, &served.user_key, &served.certs, &revoked);
                 vouched.insert(user, devices);
-                invitees.push(user);
             }
             Err(SyncError::Refused { message, .. }) => {
                 tracing::debug!(%user, %message, "an invitee's certificates are not served");
@@ -133,17 +132,20 @@ async fn known_devices(
         }
     }
     known.set_members(members.iter().copied());
-    known.set_invited(invitees);
+    known.set_invited(invited.iter().copied());
     Ok((known, vouched))
 }
 
-/// The users the family's pending invites name (asked once per pass).
+/// The users the family's pending invites name (asked once per pass), and those of
+/// them whose invite this device sent in this session (`sent`): only those does it
+/// add before they are members — the relay's list alone could name anyone.
 async fn invited_to(
     driver: &SyncDriver,
     family: FamilyId,
     me: UserId,
+    sent: &BTreeSet<doran_protocol::InviteId>,
     asked: &mut Asked,
-) -> Result<Vec<UserId>, SyncError> {
+) -> Result<(Vec<UserId>, Vec<UserId>), SyncError> {
     if asked.invites.is_none() {
         match driver.request(Request::ListInvites).await? {
             Response::Invites(list) => asked.invites = Some(list),
@@ -154,16 +156,22 @@ async fn invited_to(
             }
         }
     }
-    let mut users: Vec<UserId> = asked
-        .invites
-        .iter()
-        .flatten()
-        .filter(|i| i.family == family && i.state == InviteState::Pending && i.invitee != me)
+    let pending =
+        || {
+            asked.invites.iter().flatten().filter(|i| {
+                i.family == family && i.state == InviteState::Pending && i.invitee != me
+            })
+        };
+    let mut all: Vec<UserId> = pending().map(|i| i.invitee).collect();
+    let mut mine: Vec<UserId> = pending()
+        .filter(|i| sent.contains(&i.invite))
         .map(|i| i.invitee)
         .collect();
-    users.sort_unstable();
-    users.dedup();
-    Ok(users)
+    for users in [&mut all, &mut mine] {
+        users.sort_unstable();
+        users.dedup();
+    }
+    Ok((all, mine))
 }
 
 /// Offers `known` the packages published by the vouched devices not in the family's
@@ -176,7 +184,7 @@ async fn offer_packages(
     vouched: &BTreeMap<UserId, Vec<DeviceId>>,
     in_group: &BTreeSet<DeviceId>,
     asked: &mut Asked,
-) -> Result<(), SyncError> {
+) {
     for (user, devices) in vouched {
         let missing: BTreeSet<DeviceId> = devices
             .iter()
@@ -187,18 +195,18 @@ async fn offer_packages(
             continue;
         }
         if !asked.packages.contains_key(user) {
+            // Offers are a shortcut: whatever goes wrong here, the family's other key
+            // work goes on (the devices can still ask in the key log).
             let served = match driver.request(Request::KeyPackagesOf { user: *user }).await {
                 Ok(Response::KeyPackages(list)) => Some(list),
                 Ok(other) => {
-                    return Err(SyncError::Protocol(format!(
-                        "an unexpected answer to KeyPackagesOf: {other:?}"
-                    )));
-                }
-                Err(SyncError::Refused { message, .. }) => {
-                    tracing::debug!(%user, %message, "key packages not served");
+                    tracing::warn!(%user, ?other, "an unexpected answer to KeyPackagesOf");
                     None
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(%user, error = %e, "key packages not served");
+                    None
+                }
             };
             asked.packages.insert(*user, served);
         }
@@ -208,18 +216,19 @@ async fn offer_packages(
             }
         }
     }
-    Ok(())
 }
 
-/// Publishes this device's key package on the relay if the relay may not have it
-/// (a new one weekly): a member's device adds this device to a family with it while
-/// this device is offline — the inviter's, as it invites.
-pub(crate) async fn publish_package(session: &Arc<Session>) -> Result<(), SyncError> {
+/// Publishes this device's key package on the relay if the relay may not have it —
+/// or in any case with `again` — (a new one weekly): a member's device adds this
+/// device to a family with it while this device is offline — the inviter's, as it
+/// invites.
+pub(crate) async fn publish_package(session: &Arc<Session>, again: bool) -> Result<(), SyncError> {
     let host = Arc::clone(&session.host);
     let now = now_ms();
-    let Some(package) = tokio::task::spawn_blocking(move || host.key_package_to_publish(now))
-        .await
-        .map_err(blocking_failed)??
+    let Some(package) =
+        tokio::task::spawn_blocking(move || host.key_package_to_publish(now, again))
+            .await
+            .map_err(blocking_failed)??
     else {
         return Ok(());
     };
@@ -288,12 +297,20 @@ async fn step(
     // The invites before the members: an invitee who accepts in between is then a
     // member or still invited — never neither, which would have this device take
     // their devices out of the group just as they join.
-    let invited = invited_to(&session.driver, family, session.account.user, asked).await?;
+    let sent = crate::device::lock(&session.sent_invites).clone();
+    let (invited, mine) =
+        invited_to(&session.driver, family, session.account.user, &sent, asked).await?;
     let Some(members) = members_of(&session.driver, family, asked).await? else {
         return Ok(KeyStep::default());
     };
-    let (mut known, vouched) =
-        known_devices(&shared.store, &session.driver, &members, &invited, asked).await?;
+    let (mut known, vouched) = known_devices(
+        &shared.store,
+        &session.driver,
+        &members,
+        (&invited, &mine),
+        asked,
+    )
+    .await?;
     let in_group: BTreeSet<DeviceId> = {
         let host = Arc::clone(&session.host);
         tokio::task::spawn_blocking(move || host.key_members(family))
@@ -304,7 +321,7 @@ async fn step(
             .collect()
     };
     if !in_group.is_empty() {
-        offer_packages(&session.driver, &mut known, &vouched, &in_group, asked).await?;
+        offer_packages(&session.driver, &mut known, &vouched, &in_group, asked).await;
     }
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
@@ -360,7 +377,8 @@ pub(crate) enum Kick {
     /// the key work half done (`doran sync` letting a new member in, then ending)
     /// waits for it, and for what it started.
     Settle(oneshot::Sender<usize>),
-    /// Publish this device's key package if the relay may not have it (a sign-in).
+    /// Publish this device's key package again (a sign-in: the relay may have lost
+    /// it; a new one if the last is a week old).
     Publish,
 }
 
@@ -397,13 +415,16 @@ pub(crate) async fn run(
     loop {
         let mut now_due: BTreeSet<FamilyId> = BTreeSet::new();
         let mut settles: Vec<oneshot::Sender<usize>> = Vec::new();
-        let mut publish = false;
+        let mut publish = None;
         let mut take = |kick: Kick, now_due: &mut BTreeSet<FamilyId>| match kick {
             Kick::Family(family) => {
                 now_due.insert(family);
             }
-            Kick::Settle(reply) => settles.push(reply),
-            Kick::Publish => publish = true,
+            Kick::Settle(reply) => {
+                settles.push(reply);
+                publish.get_or_insert(false);
+            }
+            Kick::Publish => publish = Some(true),
         };
         let next = due
             .values()
@@ -420,14 +441,18 @@ pub(crate) async fn run(
         while let Ok(kick) = kicks.try_recv() {
             take(kick, &mut now_due);
         }
+        let now = Instant::now();
+        if now >= sweep {
+            // A session that stays connected makes its weekly new package too.
+            publish.get_or_insert(false);
+        }
         // Before the families: a sync that settles key work leaves the package
         // published (a new account's first `doran sync`, before anyone invites it).
-        if (publish || !settles.is_empty())
-            && let Err(e) = publish_package(&session).await
+        if let Some(again) = publish
+            && let Err(e) = publish_package(&session, again).await
         {
             tracing::debug!(error = %e, "the key package waits for the next sign-in");
         }
-        let now = Instant::now();
         if !settles.is_empty() || now >= sweep {
             now_due.extend(sealed_families(&session).await);
             if now >= sweep {

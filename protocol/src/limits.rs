@@ -63,6 +63,10 @@ pub const MAX_CERTS_PER_USER: usize = 256;
 /// this project's ciphersuite is about 350 bytes.
 pub const MAX_KEY_PACKAGE_BYTES: usize = 4096;
 
+/// Most key packages one [`KeyPackages`](crate::Response::KeyPackages) answer holds
+/// (a user's oldest devices first): the answer always fits in a frame.
+pub const MAX_KEY_PACKAGES_SERVED: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +75,6 @@ mod tests {
     fn a_full_chunk_fits_in_a_frame_with_room_for_the_envelope() {
         const { assert!(MAX_CHUNK_BYTES + 1024 < MAX_FRAME_BYTES) };
         const { assert!(MAX_SUBSCRIPTIONS_PER_FRAME * 32 < MAX_FRAME_BYTES) };
+        const { assert!(MAX_KEY_PACKAGES_SERVED * (MAX_KEY_PACKAGE_BYTES + 64) < MAX_FRAME_BYTES) };
     }
 }

@@ -151,6 +151,12 @@ impl KnownDevices {
         }
         // What a Commit adding these devices carries: the certificates of the
         // devices vouched for (a chain runs through vouched devices only).
+        if !revoked.is_empty() {
+            self.revoked_ids
+                .entry(user)
+                .or_default()
+                .extend(revoked.iter().copied());
+        }
         let carried = certs
             .iter()
             .filter(|c| {
@@ -181,24 +187,18 @@ impl KnownDevices {
             .map_err(|_| GroupError::Malformed("certificates to carry"))
     }
 
-    /// Whether the certificates a Commit carries (`aad`) vouch for `user`'s `device`
-    /// signing with `key` as a device to add: a chain from the user key they name —
-    /// which must be the one this device knows for that user, if it knows one — not
-    /// through a device this device knows as revoked.
+    /// Whether the certificates a Commit carries (see [`carried`]) vouch for `user`'s
+    /// `device` signing with `key` as a device to add: a chain from the user key they
+    /// name — which must be the one this device knows for that user, if it knows one
+    /// — not through a device this device knows as revoked.
     pub(super) fn carried_chain_vouches(
         &self,
-        aad: &[u8],
+        carried: &[Chain],
         user: UserId,
         device: DeviceId,
         key: &[u8],
     ) -> bool {
-        let Some(chains) = aad
-            .strip_prefix(&CARRIED_MAGIC)
-            .and_then(|rest| postcard::from_bytes::<Vec<Chain>>(rest).ok())
-        else {
-            return false;
-        };
-        let Some(chain) = chains.iter().find(|c| c.user == user) else {
+        let Some(chain) = carried.iter().find(|c| c.user == user) else {
             return false;
         };
         if self
@@ -213,6 +213,28 @@ impl KnownDevices {
             .get(&device)
             .is_some_and(|k| k.as_bytes().as_slice() == key)
     }
+}
+
+/// The certificates a Commit adding `adds` devices carries in its authenticated data
+/// (`aad`): none for a Commit that carries none (made before this existed);
+/// [`GroupError::NotAllowed`] — the same verdict on every device, whatever it knows —
+/// for data that does not parse, names more users than devices added, or more
+/// certificates per user than the relay keeps (every carried certificate may cost a
+/// signature check on every device).
+pub(super) fn carried(aad: &[u8], adds: usize) -> Result<Vec<Chain>, GroupError> {
+    let Some(rest) = aad.strip_prefix(&CARRIED_MAGIC) else {
+        return Ok(Vec::new());
+    };
+    let refused = || GroupError::NotAllowed("carried certificates that are malformed or too many");
+    let chains: Vec<Chain> = postcard::from_bytes(rest).map_err(|_| refused())?;
+    if chains.len() > adds
+        || chains
+            .iter()
+            .any(|c| c.certs.len() > doran_protocol::limits::MAX_CERTS_PER_USER)
+    {
+        return Err(refused());
+    }
+    Ok(chains)
 }
 
 /// What carried certificates start with.

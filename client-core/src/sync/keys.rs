@@ -394,11 +394,16 @@ impl Keeper {
         Ok(written)
     }
 
-    /// The key package to publish on the relay, if the relay may not have it yet: a
-    /// new one is made when none was, or the last is [`PUBLISH_EVERY_MS`] old (the
+    /// The key package to publish on the relay — if the relay may not have it yet,
+    /// or whatever it has with `again` (a sign-in: a relay that lost it gets it back):
+    /// a new one is made when none was, or the last is [`PUBLISH_EVERY_MS`] old (the
     /// private halves of the [`KEEP_PUBLISHED`] before it are kept, older ones
     /// forgotten). Save after.
-    pub fn package_to_publish(&mut self, now_ms: i64) -> Result<Option<Vec<u8>>, KeysError> {
+    pub fn package_to_publish(
+        &mut self,
+        now_ms: i64,
+        again: bool,
+    ) -> Result<Option<Vec<u8>>, KeysError> {
         let now = now_or(now_ms);
         let due = match &self.published.current {
             None => true,
@@ -420,7 +425,7 @@ impl Keeper {
             }
         }
         Ok(match &self.published.current {
-            Some((package, _, false)) => Some(package.package.clone()),
+            Some((package, _, published)) if again || !published => Some(package.package.clone()),
             _ => None,
         })
     }
@@ -674,8 +679,9 @@ impl Keeper {
             });
         // And the devices whose packages the relay's directory offered (an invitee's,
         // a member's device that never asked in the log): the same checks.
+        let now_s = u64::try_from(now_or(now_ms) / 1000).unwrap_or(0);
         for package in known.offered() {
-            if let Ok(m) = self.ring.package_member(package, known)
+            if let Ok(m) = self.ring.offered_member(package, known, now_s)
                 && !in_group.contains(&m)
             {
                 adds.entry(m).or_insert_with(|| package.clone());
@@ -696,7 +702,29 @@ impl Keeper {
             Some(self.ring.remove(family, &gone, known)?)
         } else if !adds.is_empty() {
             let packages: Vec<Vec<u8>> = adds.into_values().collect();
-            Some(self.ring.add(family, &packages, known)?)
+            match self.ring.add(family, &packages, known) {
+                Ok(commit) => Some(commit),
+                Err(e) if e.is_wait() => return Err(e.into()),
+                Err(e) => {
+                    // A package the group refuses (signed, but not one it can take)
+                    // must not stop the others, nor the family's other key work: the
+                    // first that goes in alone is added now, the others at the next
+                    // step; the refused ones leave the requests.
+                    tracing::warn!(%family, error = %e, "a key package was refused; adding the others one by one");
+                    let mut made = None;
+                    for package in &packages {
+                        match self.ring.add(family, std::slice::from_ref(package), known) {
+                            Ok(commit) => {
+                                made = Some(commit);
+                                break;
+                            }
+                            Err(e) if e.is_wait() => return Err(e.into()),
+                            Err(_) => keys.requests.retain(|r| r != package),
+                        }
+                    }
+                    made
+                }
+            }
         } else if now_or(now_ms) - refresh.at >= REFRESH_MS
             || refresh.at > now_or(now_ms).saturating_add(ASK_AGAIN_MS)
         {
@@ -1078,5 +1106,113 @@ mod tests {
         assert_eq!(again.generation, 1);
         first.refresh(&store).unwrap();
         assert_eq!(first.generation, 1, "nothing was saved in between");
+    }
+
+    const WEEK: i64 = PUBLISH_EVERY_MS;
+
+    /// The package to publish: made once, offered until the relay has it, again on
+    /// a sign-in; a new one a week later, the private halves of the twelve before it
+    /// kept and older ones forgotten; kept across a save and a load (a third saved
+    /// value), and a keeper saved without it loads with none.
+    #[test]
+    fn the_published_package_is_kept_offered_until_published_and_made_weekly() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let mut keeper = Keeper::load(&store, user, device, key.clone()).unwrap();
+        let t0 = 1_800_000_000_000;
+        let first = keeper
+            .package_to_publish(t0, false)
+            .unwrap()
+            .expect("a package");
+        assert_eq!(
+            keeper.package_to_publish(t0 + 1, false).unwrap(),
+            Some(first.clone())
+        );
+        keeper.package_published(&first);
+        assert_eq!(
+            keeper.package_to_publish(t0 + 2, false).unwrap(),
+            None,
+            "the relay has it"
+        );
+        assert_eq!(
+            keeper.package_to_publish(t0 + 3, true).unwrap(),
+            Some(first.clone()),
+            "again on a sign-in"
+        );
+        keeper.update(&store, |_| Ok(())).unwrap();
+        let mut loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
+        assert_eq!(loaded.package_to_publish(t0 + 4, false).unwrap(), None);
+        let next = loaded
+            .package_to_publish(t0 + WEEK, false)
+            .unwrap()
+            .expect("a new one a week on");
+        assert_ne!(next, first);
+        assert_eq!(loaded.published.earlier.len(), 1);
+        for week in 2..20 {
+            loaded.package_to_publish(t0 + week * WEEK, false).unwrap();
+        }
+        assert_eq!(loaded.published.earlier.len(), KEEP_PUBLISHED);
+
+        // Saved without the third value: none, and one is made.
+        let bytes = store.get_meta(META_KEY).unwrap().unwrap();
+        let (saved, rest): (Saved, &[u8]) = postcard::take_from_bytes(&bytes).unwrap();
+        let (refreshes, rest): (Vec<(FamilyId, Refresh)>, &[u8]) =
+            postcard::take_from_bytes(rest).unwrap();
+        assert!(!rest.is_empty(), "the published package follows");
+        let older = postcard::to_allocvec(&saved)
+            .and_then(|head| postcard::to_extend(&refreshes, head))
+            .unwrap();
+        store.set_meta(META_KEY, &older).unwrap();
+        let mut old = Keeper::load(&store, user, device, key).unwrap();
+        assert!(old.published.current.is_none());
+        assert!(old.package_to_publish(t0, false).unwrap().is_some());
+    }
+
+    /// A package the relay's directory offers is added like one asked for in the log
+    /// — once it is vouched for.
+    #[test]
+    fn an_offered_package_is_added_when_vouched_for_and_fresh() {
+        let store = MemoryStore::new();
+        let family = FamilyId([2; 16]);
+        let (mom, son) = (UserId([1; 16]), UserId([3; 16]));
+        let mom_key = random_key().unwrap();
+        let mut keeper = Keeper::load(&store, mom, DeviceId([1; 16]), mom_key.clone()).unwrap();
+        let first = keeper.create(family).unwrap();
+        let mut known = KnownDevices::new();
+        known.insert(mom, DeviceId([1; 16]), crate::keys::public_key(&mom_key));
+        keeper.arrived(family, &[(1, first)]);
+        // The packages' lifetimes are the clock's: so is the step's time.
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        keeper.step(family, &known, now, &mut |_| Ok(())).unwrap();
+        assert!(keeper.in_group(family));
+
+        let son_key = random_key().unwrap();
+        let mut son_ring = KeyRing::new(son, DeviceId([3; 16]), son_key.clone());
+        let package = son_ring.last_resort_package().unwrap().package;
+        known.offer(package);
+        // Not vouched for: nothing.
+        let step = keeper.step(family, &known, now, &mut |_| Ok(())).unwrap();
+        assert_eq!(step.appended, 0);
+        known.insert(son, DeviceId([3; 16]), crate::keys::public_key(&son_key));
+        known.set_invited([son]);
+        let mut appended = Vec::new();
+        let step = keeper
+            .step(family, &known, now, &mut |e| {
+                appended.push(e.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(step.appended, 1, "the Commit adding him");
+        assert!(matches!(
+            classify(&appended[0]).unwrap(),
+            LogEntry::Commit { welcome: true, .. }
+        ));
     }
 }

@@ -19,9 +19,9 @@ use crate::{
 /// How long enrolling a device (register, restore, link) may take.
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How often a device that confirmed a link looks whether its key task has let the
-/// new device into the sealed families yet (a read of its own keys).
-const LINKED_POLL: Duration = Duration::from_millis(50);
+/// How often a device that confirmed a link takes its key work further while it waits
+/// for the new device to publish its key package.
+const LINKED_POLL: Duration = Duration::from_millis(200);
 
 impl Device {
     /// The account on this device, if any.
@@ -286,12 +286,12 @@ impl Device {
         Ok(())
     }
 
-    /// Lets a device just linked into the user's sealed families, for a while: it
-    /// asks in each family's key log once it signs in (and publishes its key
-    /// package), and this device's key task adds it when it does — then sends the
-    /// history. Waits at most [`KEYS_WAIT`](super::sync::KEYS_WAIT): a device that
-    /// does not come online by then is let in by whichever member's device steps the
-    /// family next.
+    /// Lets a device just linked into the user's sealed families this device is in,
+    /// for a while: once it signs in it publishes its key package (and asks in each
+    /// family's key log); this device's key task adds it from either, then sends the
+    /// history. Waits for it at most [`KEYS_WAIT`](super::sync::KEYS_WAIT): a device
+    /// that does not come online by then is let in by whichever member's device steps
+    /// the family next.
     async fn let_linked_device_in(
         &self,
         session: &Arc<super::Session>,
@@ -299,8 +299,16 @@ impl Device {
         families: &[FamilyId],
     ) {
         let deadline = tokio::time::Instant::now() + super::sync::KEYS_WAIT;
-        let families = families.to_vec();
+        let host = Arc::clone(&session.host);
+        let families: Vec<FamilyId> = families
+            .iter()
+            .copied()
+            .filter(|f| host.key_epoch(*f).is_some())
+            .collect();
         loop {
+            // A round of key work: adds the device once its package or request is
+            // there, and sends the history of what an earlier round added.
+            super::sync::finish_key_work(session, deadline).await;
             let host = Arc::clone(&session.host);
             let wanted = families.clone();
             let all_in = tokio::task::spawn_blocking(move || {
@@ -313,11 +321,14 @@ impl Device {
             if all_in || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            // The key task is kicked by the new device's entries as they arrive.
             tokio::time::sleep(LINKED_POLL).await;
         }
-        // The history entries its adding Commits owe it.
-        super::sync::finish_key_work(session, deadline + super::sync::KEYS_WAIT).await;
+        // The history entry the last round's Commit owes it, once that Commit is back.
+        super::sync::finish_key_work(
+            session,
+            tokio::time::Instant::now() + super::sync::KEYS_WAIT,
+        )
+        .await;
     }
 
     /// Sends this device's pending device certificates to the relay now (it also does

@@ -145,6 +145,7 @@ impl Device {
                 // the key packages they published, and sends the history — so they
                 // read the family as soon as they accept, with nobody online then.
                 let session = self.session()?;
+                crate::device::lock(&session.sent_invites).insert(info.invite);
                 let host = Arc::clone(&session.host);
                 let sealed = tokio::task::spawn_blocking(move || host.is_sealed(id))
                     .await

@@ -5,7 +5,7 @@
 //! read the user's device certificates ([`may_see_keys_of`]); devices check the
 //! package's signature and the certificate chain of its key themselves.
 
-use doran_protocol::{Response, UserId, model::DeviceKeyPackage};
+use doran_protocol::{Response, UserId, limits::MAX_KEY_PACKAGES_SERVED, model::DeviceKeyPackage};
 
 use super::{certs::may_see_keys_of, requests::Ctx};
 use crate::{
@@ -28,7 +28,8 @@ impl Ctx<'_> {
     }
 
     /// The key packages of `user`'s devices that are not revoked, oldest device
-    /// first, for whoever [`may_see_keys_of`] them; `Forbidden` for anyone else,
+    /// first (at most [`MAX_KEY_PACKAGES_SERVED`], so the answer fits a frame), for
+    /// whoever [`may_see_keys_of`] them; `Forbidden` for anyone else,
     /// unknown users included (nothing says who exists).
     pub(super) async fn key_packages_of(&self, user: UserId) -> ApiResult<Response> {
         let me = self.me.user;
@@ -52,6 +53,7 @@ impl Ctx<'_> {
         Ok(Response::KeyPackages(
             packages
                 .into_iter()
+                .take(MAX_KEY_PACKAGES_SERVED)
                 .map(|(device, package)| DeviceKeyPackage { device, package })
                 .collect(),
         ))

@@ -213,3 +213,111 @@ fn carried_certificates_vouch_only_under_the_user_key_a_device_knows() {
         Processed::Advanced { epoch: 2 }
     );
 }
+
+/// A published package is added only with four weeks of its life left (every device
+/// checks an added package's lifetime as it reads the Commit); one of another
+/// ciphersuite never.
+#[test]
+fn an_offered_package_needs_four_weeks_of_life_left() {
+    let (_, mom, _) = mom_and_dad();
+    let mut son = person();
+    let published = son.phone.ring.last_resort_package().expect("package");
+    let known = known_of(&[&mom], &[&son]);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    assert_eq!(
+        mom.phone
+            .ring
+            .offered_member(&published.package, &known, now_s)
+            .expect("fresh"),
+        member(&son.phone)
+    );
+    // 84 days of life: 60 days on, fewer than 28 are left.
+    let got = mom
+        .phone
+        .ring
+        .offered_member(&published.package, &known, now_s + 60 * 24 * 60 * 60);
+    assert!(matches!(got, Err(GroupError::Malformed(_))), "{got:?}");
+}
+
+/// A son invited together with his sister joins from a Welcome whose tree still
+/// holds her phone after she turned the invite down: her leaf, of someone neither a
+/// member nor invited, does not stop his join (it would never happen again: the
+/// others see him in the group). An invitee's revoked device is removed even while
+/// the invite is open.
+#[test]
+fn a_join_takes_a_tree_with_an_outsiders_leaf_and_a_revoked_invitee_device_goes() {
+    let (id, mut mom, dad) = mom_and_dad();
+    let (mut son, mut daughter) = (person(), person());
+    let packages = vec![
+        son.phone.ring.last_resort_package().expect("his").package,
+        daughter
+            .phone
+            .ring
+            .last_resort_package()
+            .expect("hers")
+            .package,
+    ];
+    let at_invite = known_of(&[&mom], &[&son, &daughter]);
+    let add = mom
+        .phone
+        .ring
+        .add(id, &packages, &at_invite)
+        .expect("adds both");
+    accepted(&mut mom.phone, id, &add, &at_invite);
+
+    // She turned it down; he accepted: what his device knows.
+    let his = known_of(&[&mom, &dad, &son], &[]);
+    assert!(his.is_gone(&member(&daughter.phone)));
+    assert_eq!(son.phone.ring.join(id, &add.entry, &his).expect("joins"), 2);
+
+    // An invitee's revoked device: gone while the invite is still open.
+    let mut revoked = at_invite.clone();
+    revoked.insert_revoked(son.user, son.phone.device, public_key(&son.phone.key));
+    assert!(revoked.is_gone(&member(&son.phone)));
+    assert!(!at_invite.is_gone(&member(&son.phone)));
+}
+
+/// Carried certificates that are malformed, or more than the relay keeps for one
+/// user, are refused alike by every device — whatever it knows of the user — and
+/// skipped (each one costs a signature check on every device).
+#[test]
+fn oversized_carried_certificates_are_refused_alike() {
+    let (id, mut mom, mut dad) = mom_and_dad();
+    let mut son = person();
+    let published = son.phone.ring.last_resort_package().expect("package");
+    // A hostile client certifies 300 devices of the son's (it holds his user key in
+    // this test) and carries them all.
+    let mut certs = vec![son.cert.clone()];
+    for _ in 0..300 {
+        let d = device(son.user);
+        certs.push(certify(
+            &son.key,
+            Certifier::User,
+            son.user,
+            d.device,
+            public_key(&d.key),
+        ));
+    }
+    let mut bloated = known_of(&[&mom, &dad], &[]);
+    bloated.insert_certified(son.user, &public_key(&son.key), &certs, &BTreeSet::new());
+    bloated.set_invited([son.user]);
+    let add = mom
+        .phone
+        .ring
+        .add(id, std::slice::from_ref(&published.package), &bloated)
+        .expect("its own client lets it");
+    for knows in [
+        known_of(&[&mom, &dad], &[]),
+        known_of(&[&mom, &dad], &[&son]),
+    ] {
+        let got = dad.phone.ring.process(id, &add.entry, &knows);
+        assert!(
+            matches!(got, Err(GroupError::NotAllowed(_))),
+            "refused, not waited for: {got:?}"
+        );
+        assert_eq!(dad.phone.ring.epoch(id), Some(1));
+    }
+}

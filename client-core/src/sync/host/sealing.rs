@@ -370,13 +370,14 @@ impl StoreHost {
     }
 
     /// This device's key package to publish on the relay, if the relay may not have
-    /// it yet (a new one is made weekly; see [`Keeper::package_to_publish`]).
-    pub fn key_package_to_publish(&self, now_ms: i64) -> Result<Option<Vec<u8>>> {
+    /// it yet — or in any case with `again` (a new one is made weekly; see
+    /// [`Keeper::package_to_publish`]).
+    pub fn key_package_to_publish(&self, now_ms: i64, again: bool) -> Result<Option<Vec<u8>>> {
         let mut guard = self.keeper();
         let Some(keeper) = guard.as_mut() else {
             return Ok(None);
         };
-        Ok(keeper.update(&*self.store, |k| k.package_to_publish(now_ms))?)
+        Ok(keeper.update(&*self.store, |k| k.package_to_publish(now_ms, again))?)
     }
 
     /// The relay has `package`, this device's key package.
