@@ -86,6 +86,45 @@ async fn sees(device: &Device, family: &str, title: &str) {
     .await;
 }
 
+/// Mom gives the family a mission, invites her son ("아들"), syncs and goes offline.
+async fn mom_invites_and_goes_offline(mom: &Device, family: &str) {
+    mom.add_mission(family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.invite(family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+    mom.stop_sync();
+}
+
+/// The relay's files (its SQLite file, WAL, blob folder) hold none of `texts`.
+fn relay_reads_none(relay: &Relay, texts: &[&str]) {
+    for (path, bytes) in files_under(relay.data()) {
+        for text in texts {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{} holds {text:?} in the clear",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Until `device` has a member called `name` in the family (a member's own entry is
+/// written once the family opens on their device).
+async fn has_member(device: &Device, family: &str, name: &str) {
+    until("the member entry", async || {
+        let members = device.family(family).await.expect("the family").members;
+        if members.iter().any(|m| m.name == name) {
+            Ok(())
+        } else {
+            Err(members.len())
+        }
+    })
+    .await;
+}
+
 fn mission(title: &str, who: &[&str]) -> MissionInput {
     MissionInput {
         title: title.into(),
@@ -188,19 +227,14 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     assert!(stored.iter().all(|c| c.starts_with(b"DRD\x01")));
     mom.sync_now(WAIT).await.expect("synced");
     son.sync_now(WAIT).await.expect("synced");
-    for (path, bytes) in files_under(relay.data()) {
-        for text in [
+    relay_reads_none(
+        &relay,
+        &[
             "할머니께 안부 전화 드리기",
             "분리수거 하기",
             "주말에 김치찌개 만들기",
-        ] {
-            assert!(
-                !contains(&bytes, text.as_bytes()),
-                "{} holds {text:?} in the clear",
-                path.display()
-            );
-        }
-    }
+        ],
+    );
 
     // Mom removes her son: her phone takes his device out of the family's key group
     // (a new epoch); what she writes after is sealed under it. His device keeps what
@@ -290,13 +324,7 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     sees(&again, &family, "할머니께 안부 전화 드리기").await;
     sees(&again, &family, "화분에 물 주기").await;
     // The escrow opens only with her key: the relay's files hold none of it.
-    for (path, bytes) in files_under(relay.data()) {
-        assert!(
-            !contains(&bytes, "화분에 물 주기".as_bytes()),
-            "{} holds the mission in the clear",
-            path.display()
-        );
-    }
+    relay_reads_none(&relay, &["화분에 물 주기"]);
 }
 
 /// The apps seal a new family by default, and the inviter's device lets the invitee
@@ -316,14 +344,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     son.sync_now(WAIT).await.expect("his first sync");
     let card = mom.families().await.expect("mom's families").remove(0);
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
-    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
-        .await
-        .expect("a mission");
-    mom.invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite sent");
-    mom.sync_now(WAIT).await.expect("synced");
-    mom.stop_sync();
+    mom_invites_and_goes_offline(&mom, &family).await;
 
     let invite = wait_for(&mut son_events, "the invite", |e| match e {
         doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
@@ -334,15 +355,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     sees(&son, &family, "화분에 물 주기").await;
     let card = son.families().await.expect("his families").remove(0);
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
-    until("his member entry", async || {
-        let members = son.family(&family).await.expect("the family").members;
-        if members.iter().any(|m| m.name == "아들") {
-            Ok(())
-        } else {
-            Err(members.len())
-        }
-    })
-    .await;
+    has_member(&son, &family, "아들").await;
     son.add_mission(&family, mission("설거지 하기", &["아들"]))
         .await
         .expect("his mission");
@@ -352,15 +365,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     mom.start_sync();
     sees(&mom, &family, "설거지 하기").await;
     // The relay holds neither mission in the clear.
-    for (path, bytes) in files_under(relay.data()) {
-        for text in ["화분에 물 주기", "설거지 하기"] {
-            assert!(
-                !contains(&bytes, text.as_bytes()),
-                "{} holds {text:?} in the clear",
-                path.display()
-            );
-        }
-    }
+    relay_reads_none(&relay, &["화분에 물 주기", "설거지 하기"]);
 }
 
 /// An invitee whose device had published no key package when the invite went out (it
@@ -387,14 +392,7 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
     let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
     son.close().await;
     drop(son);
-    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
-        .await
-        .expect("a mission");
-    mom.invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite sent");
-    mom.sync_now(WAIT).await.expect("synced");
-    mom.stop_sync();
+    mom_invites_and_goes_offline(&mom, &family).await;
 
     let son = open(&son_home).await;
     let invite = son.invites().await.expect("his invites").received[0]
@@ -424,15 +422,7 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
     })
     .await;
     // His own member entry, written once the family opened (the mending).
-    until("his member entry", async || {
-        let members = son.family(&family).await.expect("the family").members;
-        if members.iter().any(|m| m.name == "아들") {
-            Ok(())
-        } else {
-            Err(members.len())
-        }
-    })
-    .await;
+    has_member(&son, &family, "아들").await;
     son.add_mission(&family, mission("설거지 하기", &["아들"]))
         .await
         .expect("his mission");

@@ -55,16 +55,21 @@ fn known_of(members: &[&Person], invited: &[&Person]) -> KnownDevices {
 fn mom_and_dad() -> (FamilyId, Person, Person) {
     let (mut mom, mut dad) = (person(), person());
     let id = FamilyId::random();
-    mom.phone.ring.create(id).expect("create");
     let known = known_of(&[&mom, &dad], &[]);
+    start(id, &mut mom, &mut dad, &known);
+    (id, mom, dad)
+}
+
+/// Mom's phone starts family `id` and adds dad's phone, as `known` vouches.
+fn start(id: FamilyId, mom: &mut Person, dad: &mut Person, known: &KnownDevices) {
+    mom.phone.ring.create(id).expect("create");
     let packages = dad.phone.ring.key_packages(1).expect("package");
-    let add = mom.phone.ring.add(id, &packages, &known).expect("add dad");
-    accepted(&mut mom.phone, id, &add, &known);
+    let add = mom.phone.ring.add(id, &packages, known).expect("add dad");
+    accepted(&mut mom.phone, id, &add, known);
     dad.phone
         .ring
-        .join(id, &add.entry, &known)
+        .join(id, &add.entry, known)
         .expect("dad joins");
-    (id, mom, dad)
 }
 
 #[test]
@@ -187,14 +192,7 @@ fn carried_certificates_vouch_only_under_the_user_key_a_device_knows() {
     let other = FamilyId::random();
     let mut lax = known_of(&[&mom, &dad], &[]);
     lax.insert(son.user, son.phone.device, public_key(&son.phone.key));
-    mom.phone.ring.create(other).expect("create");
-    let packages = dad.phone.ring.key_packages(1).expect("package");
-    let first = mom.phone.ring.add(other, &packages, &lax).expect("add dad");
-    accepted(&mut mom.phone, other, &first, &lax);
-    dad.phone
-        .ring
-        .join(other, &first.entry, &lax)
-        .expect("dad joins");
+    start(other, &mut mom, &mut dad, &lax);
     let add = mom
         .phone
         .ring
