@@ -269,6 +269,17 @@ impl Device {
         }
         if accept {
             let sealed = crate::keys::sealed_families(&session).await;
+            // Queued again: a publication that ran between the queueing above and the
+            // confirmation (this session's sign-in sends the outbox) was refused — the
+            // device was not the user's yet — and dropped.
+            let store = Arc::clone(&self.shared().store);
+            let account = session.account.clone();
+            let (device, key) = (info.device, info.device_key);
+            self.blocking(move |lang| {
+                crate::certs::vouch_for_linked(&*store, &account, device, key)
+                    .map_err(|e| Error::from_store(&e, lang))
+            })
+            .await?;
             // The relay keeps the certificate now, or after the next sign-in.
             let store = Arc::clone(&self.shared().store);
             let publishing = Arc::clone(&session);
