@@ -51,12 +51,15 @@ async fn two_users_invite_sync_and_catch_up() {
     let invite = InviteId::random();
     let msg = signing::invite_message(
         "test-relay",
-        &invite,
-        &family,
-        &alice.user(),
-        &alice.device,
-        &bob.user(),
-        "아빠",
+        &signing::InviteTerms {
+            invite: &invite,
+            family: &family,
+            inviter: &alice.user(),
+            inviter_device: &alice.device,
+            invitee: &bob.user(),
+            proposed_name: "아빠",
+            sealed: false,
+        },
     );
     let sent = a
         .request(Request::SendInvite {
@@ -64,6 +67,7 @@ async fn two_users_invite_sync_and_catch_up() {
             family,
             invitee: bob.user(),
             proposed_name: "아빠".into(),
+            sealed: false,
             signature: alice.sign_device(&msg),
         })
         .await
@@ -82,12 +86,15 @@ async fn two_users_invite_sync_and_catch_up() {
     let again = InviteId::random();
     let msg2 = signing::invite_message(
         "test-relay",
-        &again,
-        &family,
-        &alice.user(),
-        &alice.device,
-        &bob.user(),
-        "삼촌",
+        &signing::InviteTerms {
+            invite: &again,
+            family: &family,
+            inviter: &alice.user(),
+            inviter_device: &alice.device,
+            invitee: &bob.user(),
+            proposed_name: "삼촌",
+            sealed: false,
+        },
     );
     let refused = a
         .request(Request::SendInvite {
@@ -95,6 +102,7 @@ async fn two_users_invite_sync_and_catch_up() {
             family,
             invitee: bob.user(),
             proposed_name: "삼촌".into(),
+            sealed: false,
             signature: alice.sign_device(&msg2),
         })
         .await

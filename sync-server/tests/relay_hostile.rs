@@ -950,6 +950,7 @@ async fn family_and_invite_refusals() {
             family,
             invitee: dave.user(),
             proposed_name: "할머니".into(),
+            sealed: false,
             signature,
         })
         .await;

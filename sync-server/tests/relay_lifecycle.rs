@@ -156,12 +156,15 @@ async fn send_invite(
     let invite = InviteId::random();
     let msg = signing::invite_message(
         SERVER_ID,
-        &invite,
-        &family,
-        &host.user(),
-        &host.device,
-        &invitee.user(),
-        proposed_name,
+        &signing::InviteTerms {
+            invite: &invite,
+            family: &family,
+            inviter: &host.user(),
+            inviter_device: &host.device,
+            invitee: &invitee.user(),
+            proposed_name,
+            sealed: false,
+        },
     );
     let sent = c
         .request(Request::SendInvite {
@@ -169,6 +172,7 @@ async fn send_invite(
             family,
             invitee: invitee.user(),
             proposed_name: proposed_name.into(),
+            sealed: false,
             signature: host.sign_device(&msg),
         })
         .await

@@ -490,3 +490,49 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
         "a change made after he turned the invite down does not open with his keys"
     );
 }
+
+/// A relay that tells a new member a sealed family is clear — the invite's flag
+/// flipped in its database, so that the member's device would write to the family in
+/// the clear — is caught: the flag is signed by the inviter's device, the invitee's
+/// device checks it before accepting, and refuses the invite (`Relay`), joining
+/// nothing. The invite as the inviter sent it is accepted, and the family is sealed on
+/// the new member's device before its first chunk arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_whose_sealed_flag_the_relay_flipped_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son_home = dir.path().join("son");
+    let son = open(&son_home).await;
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    son.sync_now(WAIT).await.expect("his first sync");
+    mom_invites_and_goes_offline(&mom, &family).await;
+    let invite = son.invites().await.expect("his invites").received[0]
+        .invite
+        .clone();
+
+    let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+    let flip = |sealed: bool| {
+        db.execute("UPDATE invites SET sealed = ?1", [sealed])
+            .expect("the relay's own database");
+    };
+    flip(false);
+    let refused = son
+        .answer_invite(&invite, true)
+        .await
+        .expect_err("a changed invite");
+    assert_eq!(
+        refused.code,
+        doran_device::ErrorCode::Relay,
+        "{}",
+        refused.message
+    );
+    assert!(son.families().await.expect("his families").is_empty());
+
+    flip(true);
+    son.answer_invite(&invite, true).await.expect("accepted");
+    let id: FamilyId = family.parse().expect("family id");
+    assert_eq!(keeper_of(&son_home).sealed(id), Some(true));
+    sees(&son, &family, "화분에 물 주기").await;
+}

@@ -79,9 +79,10 @@ impl Ctx<'_> {
                 family,
                 invitee,
                 proposed_name,
+                sealed,
                 signature,
             } => {
-                self.send_invite(invite, family, invitee, proposed_name, signature)
+                self.send_invite(invite, family, invitee, proposed_name, sealed, signature)
                     .await
             }
             Request::AnswerInvite {

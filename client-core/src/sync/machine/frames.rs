@@ -132,7 +132,8 @@ impl SyncMachine {
             _ => {}
         }
         Self::subscribe(subs, fx);
-        fx.answered.push((id, RequestOutcome::Response(body)));
+        fx.answered
+            .push((id, RequestOutcome::Response(Box::new(body))));
     }
 
     pub(super) fn on_event(&mut self, event: ServerEvent, fx: &mut Effects) {
