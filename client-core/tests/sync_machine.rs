@@ -673,10 +673,7 @@ fn requests_wait_for_sign_in_and_fail_on_disconnect() {
     );
     assert_eq!(
         fx.answered,
-        vec![(
-            early,
-            RequestOutcome::Response(Box::new(Response::Invites(vec![])))
-        )]
+        vec![(early, RequestOutcome::Response(Response::Invites(vec![])))]
     );
     let (refused, _) = m.request(4, Request::ListDevices);
     let e = ErrorFrame::new(ErrorCode::RateLimited, "slow").for_request(refused);

@@ -66,9 +66,8 @@ pub enum SyncEvent {
         /// Feed items that are new (for notifications).
         new_activity: Vec<Activity>,
     },
-    /// A notification from the relay (invite, membership, presence, device…; boxed:
-    /// an invite is hundreds of bytes).
-    Server(Box<ServerEvent>),
+    /// A notification from the relay (invite, membership, presence, device…).
+    Server(ServerEvent),
     /// Signing in told this device that the user joined or lost these families
     /// while it was away (the relay's list is authoritative).
     Memberships(Vec<(FamilyId, Membership)>),
@@ -312,44 +311,32 @@ impl SyncDriver {
         rx.await.map_err(|_| SyncError::Offline)?
     }
 
-    /// Invites `invitee` into `family` as `proposed_name` (a signed `SendInvite`,
-    /// saying whether the family is `sealed`).
+    /// Invites `invitee` into `family` as `proposed_name` (a signed `SendInvite`).
     pub async fn send_invite(
         &self,
         family: FamilyId,
         invitee: UserId,
         proposed_name: &str,
-        sealed: bool,
     ) -> Result<Response> {
         let (server_id, me) = self.signed_in_as().await?;
         let invite = InviteId::random();
         let msg = signing::invite_message(
             &server_id,
-            &signing::InviteTerms {
-                invite: &invite,
-                family: &family,
-                inviter: &me,
-                inviter_device: &self.keys.device,
-                invitee: &invitee,
-                proposed_name,
-                sealed,
-            },
+            &invite,
+            &family,
+            &me,
+            &self.keys.device,
+            &invitee,
+            proposed_name,
         );
         self.request(Request::SendInvite {
             invite,
             family,
             invitee,
             proposed_name: proposed_name.to_owned(),
-            sealed,
             signature: self.keys.sign_device(&msg),
         })
         .await
-    }
-
-    /// The relay's id, once signed in at least once (what this device's signatures
-    /// name, and the ones it checks of others').
-    pub async fn server_id(&self) -> Result<String> {
-        Ok(self.signed_in_as().await?.0)
     }
 
     /// Accepts or rejects an invite (a signed `AnswerInvite`).
@@ -619,7 +606,7 @@ impl SyncDriver {
         for (id, outcome) in &fx.answered {
             if let Some(reply) = r.waiting.remove(id) {
                 let result = match outcome {
-                    RequestOutcome::Response(body) => Ok((**body).clone()),
+                    RequestOutcome::Response(body) => Ok(body.clone()),
                     RequestOutcome::Refused(e) => Err(SyncError::from(e.clone())),
                     RequestOutcome::Disconnected => Err(SyncError::Offline),
                 };
@@ -789,7 +776,7 @@ impl SyncDriver {
             self.publish_status(&fx);
             self.answer(r, &fx);
             for event in &fx.events {
-                self.emit(SyncEvent::Server(Box::new(event.clone())));
+                self.emit(SyncEvent::Server(event.clone()));
             }
             for e in &fx.errors {
                 tracing::warn!(code = %e.code, message = %e.message, "the relay refused something");

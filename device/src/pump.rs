@@ -320,7 +320,7 @@ async fn on_sync_event(
                 user: user.to_hex(),
             });
         }
-        SyncEvent::Server(event) => on_server_event(shared, session, *event).await,
+        SyncEvent::Server(event) => on_server_event(shared, session, event).await,
         SyncEvent::Memberships(changes) => {
             for (family, membership) in changes {
                 match membership {

@@ -96,7 +96,7 @@ pub use ids::{
 };
 pub use keys::{PublicKey, Signature};
 pub use model::{
-    DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, InviteSeal, InviteState, MemberInfo,
+    DeviceInfo, DirectoryEntry, FamilySummary, InviteInfo, InviteState, MemberInfo,
     PendingLinkInfo, PresenceInfo, Role,
 };
 pub use validate::ProtocolViolation;

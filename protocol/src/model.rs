@@ -14,5 +14,5 @@ mod presence;
 pub use device::{Certifier, DeviceCert, DeviceInfo, DeviceKeyPackage, PendingLinkInfo, UserCerts};
 pub use directory::DirectoryEntry;
 pub use family::{FamilySummary, MemberInfo, Role};
-pub use invite::{InviteInfo, InviteSeal, InviteState};
+pub use invite::{InviteInfo, InviteState};
 pub use presence::PresenceInfo;

@@ -290,42 +290,26 @@ pub fn device_cert_message(user: &UserId, device: &DeviceId, device_key: &Public
         .finish()
 }
 
-/// What an invite says, as its inviter's device signs it ([`invite_message`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InviteTerms<'a> {
-    /// The invite.
-    pub invite: &'a InviteId,
-    /// The family.
-    pub family: &'a FamilyId,
-    /// Who invites.
-    pub inviter: &'a UserId,
-    /// The inviter's device, whose key signs.
-    pub inviter_device: &'a DeviceId,
-    /// Who is invited.
-    pub invitee: &'a UserId,
-    /// The 호칭 proposed for them.
-    pub proposed_name: &'a str,
-    /// Whether the family's documents are sealed end to end: the invitee's device
-    /// takes it from here, not from the first chunk the relay serves it (a relay
-    /// serving a clear one would otherwise have it write in the clear).
-    pub sealed: bool,
-}
-
 /// Signed by the **inviter's device key** to send an invite:
 /// `INVITE_DOMAIN ‖ server_id ‖ invite ‖ family ‖ inviter ‖ inviter_device ‖ invitee ‖
-/// proposed_name ‖ sealed (one byte)`. The relay checks it when the invite is sent;
-/// the invitee's device checks it again, against the inviter's certified device key,
-/// before it takes the family's sealing from it.
-pub fn invite_message(server_id: &str, terms: &InviteTerms<'_>) -> Vec<u8> {
+/// proposed_name`.
+pub fn invite_message(
+    server_id: &str,
+    invite: &InviteId,
+    family: &FamilyId,
+    inviter: &UserId,
+    inviter_device: &DeviceId,
+    invitee: &UserId,
+    proposed_name: &str,
+) -> Vec<u8> {
     Message::new(INVITE_DOMAIN)
         .str(server_id)
-        .raw(terms.invite.as_bytes())
-        .raw(terms.family.as_bytes())
-        .raw(terms.inviter.as_bytes())
-        .raw(terms.inviter_device.as_bytes())
-        .raw(terms.invitee.as_bytes())
-        .str(terms.proposed_name)
-        .raw(&[u8::from(terms.sealed)])
+        .raw(invite.as_bytes())
+        .raw(family.as_bytes())
+        .raw(inviter.as_bytes())
+        .raw(inviter_device.as_bytes())
+        .raw(invitee.as_bytes())
+        .str(proposed_name)
         .finish()
 }
 
@@ -457,15 +441,12 @@ mod tests {
             ),
             invite_message(
                 "s",
-                &InviteTerms {
-                    invite: &InviteId([1; 16]),
-                    family: &FamilyId([2; 16]),
-                    inviter: &UserId([3; 16]),
-                    inviter_device: &dev,
-                    invitee: &UserId([4; 16]),
-                    proposed_name: "엄마",
-                    sealed: true,
-                },
+                &InviteId([1; 16]),
+                &FamilyId([2; 16]),
+                &UserId([3; 16]),
+                &dev,
+                &UserId([4; 16]),
+                "엄마",
             ),
             invite_answer_message("s", &InviteId([1; 16]), &UserId([4; 16]), &dev, true),
         ];
@@ -514,39 +495,27 @@ mod tests {
         );
 
         let fam = FamilyId([8; 16]);
-        let son = UserId([4; 16]);
-        let terms = InviteTerms {
-            invite: &inv,
-            family: &fam,
-            inviter: &user,
-            inviter_device: &dev,
-            invitee: &son,
-            proposed_name: "엄마",
-            sealed: true,
-        };
-        let inv_msg = invite_message("s", &terms);
-        let other_family = FamilyId([9; 16]);
-        let other_user = UserId([5; 16]);
-        for changed in [
-            InviteTerms {
-                proposed_name: "아빠",
-                ..terms
-            },
-            InviteTerms {
-                invitee: &other_user,
-                ..terms
-            },
-            InviteTerms {
-                family: &other_family,
-                ..terms
-            },
-            InviteTerms {
-                sealed: false,
-                ..terms
-            },
-        ] {
-            assert_ne!(invite_message("s", &changed), inv_msg);
-        }
+        let inv_msg = invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "엄마");
+        assert_ne!(
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "아빠"),
+            inv_msg
+        );
+        assert_ne!(
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([5; 16]), "엄마"),
+            inv_msg
+        );
+        assert_ne!(
+            invite_message(
+                "s",
+                &inv,
+                &FamilyId([9; 16]),
+                &user,
+                &dev,
+                &UserId([4; 16]),
+                "엄마"
+            ),
+            inv_msg
+        );
 
         let dkey = PublicKey([7; 32]);
         let link = link_device_message(&c, "ABCD", &dev, &dkey);

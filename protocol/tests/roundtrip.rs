@@ -10,10 +10,9 @@ use std::fmt::Debug;
 use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, CodecError, DeviceId, DeviceInfo, DirectoryEntry,
     DocId, ENCODING_VERSION, ErrorCode, ErrorFrame, FamilyId, FamilySummary, InviteId, InviteInfo,
-    InviteSeal, InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo,
-    PublicKey, Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature,
-    Subscription, UserId, decode_client, decode_client_checked, decode_server, encode_client,
-    encode_server,
+    InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo, PublicKey,
+    Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
+    decode_client, decode_client_checked, decode_server, encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
     model::{Certifier, DeviceCert, DeviceKeyPackage, UserCerts},
 };
@@ -118,27 +117,15 @@ fn family_summary() -> impl Strategy<Value = FamilySummary> {
         },
     )
 }
-fn invite_seal() -> impl Strategy<Value = Option<InviteSeal>> {
-    proptest::option::of((device(), any::<bool>(), sig()).prop_map(
-        |(inviter_device, sealed, signature)| InviteSeal {
-            inviter_device,
-            sealed,
-            signature,
-        },
-    ))
-}
-
 fn invite_info() -> impl Strategy<Value = InviteInfo> {
     (
         (invite_id(), family(), name(), user(), name(), name()),
         (user(), name(), name(), time(), time(), invite_state()),
-        invite_seal(),
     )
         .prop_map(
             |(
                 (invite, family, family_title, inviter, inviter_nickname, inviter_name),
                 (invitee, invitee_nickname, proposed_name, created_at, expires_at, state),
-                seal,
             )| InviteInfo {
                 invite,
                 family,
@@ -152,7 +139,6 @@ fn invite_info() -> impl Strategy<Value = InviteInfo> {
                 created_at,
                 expires_at,
                 state,
-                seal,
             },
         )
 }
@@ -313,13 +299,12 @@ fn request() -> impl Strategy<Value = Request> {
         family().prop_map(|family| Request::DeleteFamily { family }),
         Just(Request::ListFamilies),
         email().prop_map(|email| Request::LookupUser { email }),
-        (invite_id(), family(), user(), name(), any::<bool>(), sig()).prop_map(
-            |(invite, family, invitee, proposed_name, sealed, signature)| Request::SendInvite {
+        (invite_id(), family(), user(), name(), sig()).prop_map(
+            |(invite, family, invitee, proposed_name, signature)| Request::SendInvite {
                 invite,
                 family,
                 invitee,
                 proposed_name,
-                sealed,
                 signature
             }
         ),

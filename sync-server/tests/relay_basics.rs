@@ -51,15 +51,12 @@ async fn two_users_invite_sync_and_catch_up() {
     let invite = InviteId::random();
     let msg = signing::invite_message(
         "test-relay",
-        &signing::InviteTerms {
-            invite: &invite,
-            family: &family,
-            inviter: &alice.user(),
-            inviter_device: &alice.device,
-            invitee: &bob.user(),
-            proposed_name: "아빠",
-            sealed: false,
-        },
+        &invite,
+        &family,
+        &alice.user(),
+        &alice.device,
+        &bob.user(),
+        "아빠",
     );
     let sent = a
         .request(Request::SendInvite {
@@ -67,7 +64,6 @@ async fn two_users_invite_sync_and_catch_up() {
             family,
             invitee: bob.user(),
             proposed_name: "아빠".into(),
-            sealed: false,
             signature: alice.sign_device(&msg),
         })
         .await
@@ -86,15 +82,12 @@ async fn two_users_invite_sync_and_catch_up() {
     let again = InviteId::random();
     let msg2 = signing::invite_message(
         "test-relay",
-        &signing::InviteTerms {
-            invite: &again,
-            family: &family,
-            inviter: &alice.user(),
-            inviter_device: &alice.device,
-            invitee: &bob.user(),
-            proposed_name: "삼촌",
-            sealed: false,
-        },
+        &again,
+        &family,
+        &alice.user(),
+        &alice.device,
+        &bob.user(),
+        "삼촌",
     );
     let refused = a
         .request(Request::SendInvite {
@@ -102,7 +95,6 @@ async fn two_users_invite_sync_and_catch_up() {
             family,
             invitee: bob.user(),
             proposed_name: "삼촌".into(),
-            sealed: false,
             signature: alice.sign_device(&msg2),
         })
         .await

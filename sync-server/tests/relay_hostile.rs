@@ -950,7 +950,6 @@ async fn family_and_invite_refusals() {
             family,
             invitee: dave.user(),
             proposed_name: "할머니".into(),
-            sealed: false,
             signature,
         })
         .await;

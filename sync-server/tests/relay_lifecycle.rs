@@ -156,15 +156,12 @@ async fn send_invite(
     let invite = InviteId::random();
     let msg = signing::invite_message(
         SERVER_ID,
-        &signing::InviteTerms {
-            invite: &invite,
-            family: &family,
-            inviter: &host.user(),
-            inviter_device: &host.device,
-            invitee: &invitee.user(),
-            proposed_name,
-            sealed: false,
-        },
+        &invite,
+        &family,
+        &host.user(),
+        &host.device,
+        &invitee.user(),
+        proposed_name,
     );
     let sent = c
         .request(Request::SendInvite {
@@ -172,7 +169,6 @@ async fn send_invite(
             family,
             invitee: invitee.user(),
             proposed_name: proposed_name.into(),
-            sealed: false,
             signature: host.sign_device(&msg),
         })
         .await

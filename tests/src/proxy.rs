@@ -5,12 +5,10 @@
 use std::{
     net::SocketAddr,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU8, Ordering},
     },
 };
-
-use doran_protocol::{ClientFrame, decode_client};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -93,39 +91,13 @@ const IDLE: u8 = 0;
 const ARMED: u8 = 1;
 const ASKED: u8 = 2;
 
-/// The kind of request a whole client frame (`frame`: header, mask, payload) carries,
-/// if it is one (`Request::kind`).
-fn request_kind(frame: &[u8]) -> Option<&'static str> {
-    let b1 = *frame.get(1)?;
-    let header = match b1 & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    };
-    // A device's frames are masked (RFC 6455 §5.3).
-    let mask: [u8; 4] = frame.get(header..header + 4)?.try_into().ok()?;
-    let payload: Vec<u8> = frame
-        .get(header + 4..)?
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ mask[i % 4])
-        .collect();
-    match decode_client(&payload).ok()? {
-        ClientFrame::Request { body, .. } => Some(body.kind()),
-        _ => None,
-    }
-}
-
 /// The proxy. Connections pass through untouched until [`lose_next_answer`]
-/// (Self::lose_next_answer) or [`lose_answer_to`](Self::lose_answer_to); then the
-/// next request a device sends (of that kind) reaches the relay, and the connection
-/// is cut the moment the relay answers.
+/// (Self::lose_next_answer); then the next request a device sends reaches the relay,
+/// and the connection is cut the moment the relay answers.
 #[derive(Debug)]
 pub struct AnswerLosingProxy {
     addr: SocketAddr,
     state: Arc<AtomicU8>,
-    /// Only a request of this kind arms the loss (`None`: any request).
-    kind: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl AnswerLosingProxy {
@@ -134,19 +106,13 @@ impl AnswerLosingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(AtomicU8::new(IDLE));
-        let kind = Arc::new(Mutex::new(None));
-        let (shared, kinds) = (Arc::clone(&state), Arc::clone(&kind));
+        let shared = Arc::clone(&state);
         tokio::spawn(async move {
             while let Ok((device, _)) = listener.accept().await {
-                tokio::spawn(forward(
-                    device,
-                    relay,
-                    Arc::clone(&shared),
-                    Arc::clone(&kinds),
-                ));
+                tokio::spawn(forward(device, relay, Arc::clone(&shared)));
             }
         });
-        Self { addr, state, kind }
+        Self { addr, state }
     }
 
     /// The relay's URL through the proxy.
@@ -156,21 +122,6 @@ impl AnswerLosingProxy {
 
     /// Loses the relay's answer to the next request a device sends.
     pub fn lose_next_answer(&self) {
-        *self
-            .kind
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        self.state.store(ARMED, Ordering::SeqCst);
-    }
-
-    /// Loses the relay's answer to the next request of this kind (`Request::kind`)
-    /// a device sends: the requests a device makes before it (an accept first reads
-    /// the invite and checks its signature) are answered.
-    pub fn lose_answer_to(&self, kind: &'static str) {
-        *self
-            .kind
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kind);
         self.state.store(ARMED, Ordering::SeqCst);
     }
 
@@ -180,12 +131,7 @@ impl AnswerLosingProxy {
     }
 }
 
-async fn forward(
-    device: TcpStream,
-    relay: SocketAddr,
-    state: Arc<AtomicU8>,
-    kind: Arc<Mutex<Option<&'static str>>>,
-) {
+async fn forward(device: TcpStream, relay: SocketAddr, state: Arc<AtomicU8>) {
     let Ok(upstream) = TcpStream::connect(relay).await else {
         return;
     };
@@ -197,19 +143,7 @@ async fn forward(
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = from_device.read(&mut buf).await {
             let data = &buf[..n];
-            let wanted = *kind
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let request = frames.starts(data).iter().any(|&(op, at)| {
-                op == 2
-                    && wanted.is_none_or(|wanted| {
-                        // The whole frame is in this read for a small request.
-                        frame_head(&data[at..])
-                            .and_then(|(_, len)| data.get(at..at + len))
-                            .and_then(request_kind)
-                            == Some(wanted)
-                    })
-            });
+            let request = frames.starts(data).iter().any(|&(op, _)| op == 2);
             if to_relay.write_all(data).await.is_err() {
                 return;
             }

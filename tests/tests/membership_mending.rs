@@ -110,7 +110,7 @@ async fn an_invite_accepted_whose_answer_was_lost_still_makes_a_member() {
     let mut events = dad.subscribe();
 
     // The relay makes dad a member; the answer is lost.
-    proxy.lose_answer_to("answer_invite");
+    proxy.lose_next_answer();
     dad.answer_invite(&invite, true)
         .await
         .expect_err("no answer");

@@ -329,7 +329,7 @@ async fn invite_into(host: &Device, to: &Device, family: FamilyId, name: &str) {
             let Response::UserFound(Some(entry)) = found else {
                 panic!("in the directory: {found:?}");
             };
-            match d.send_invite(family, entry.user, name, false).await {
+            match d.send_invite(family, entry.user, name).await {
                 Ok(Response::InviteSent(info)) => info.invite,
                 other => panic!("invite sent: {other:?}"),
             }
@@ -423,7 +423,7 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
                 panic!("B is in the directory: {found:?}");
             };
             assert_eq!(entry.user, b_user);
-            match d.send_invite(family, b_user, "아들", false).await {
+            match d.send_invite(family, b_user, "아들").await {
                 Ok(Response::InviteSent(info)) => info.invite,
                 other => panic!("invite sent: {other:?}"),
             }

@@ -107,27 +107,20 @@ impl Identity {
         name: &str,
     ) -> Request {
         let invite = InviteId::random();
-        // The load devices know from the run whether families are sealed; the flag
-        // is signed like the rest, for devices that take it from the invite.
-        let sealed = false;
         let msg = signing::invite_message(
             server_id,
-            &signing::InviteTerms {
-                invite: &invite,
-                family: &family,
-                inviter: &self.user,
-                inviter_device: &self.device,
-                invitee: &invitee,
-                proposed_name: name,
-                sealed,
-            },
+            &invite,
+            &family,
+            &self.user,
+            &self.device,
+            &invitee,
+            name,
         );
         Request::SendInvite {
             invite,
             family,
             invitee,
             proposed_name: name.into(),
-            sealed,
             signature: sign(&self.device_key, &msg),
         }
     }

@@ -141,9 +141,8 @@ pub enum SnapshotCheck {
 /// [`SyncMachine::request`](super::SyncMachine::request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOutcome {
-    /// The relay's answer (boxed: an invite's answer is hundreds of bytes, the
-    /// other outcomes a few).
-    Response(Box<Response>),
+    /// The relay's answer.
+    Response(Response),
     /// The relay refused it (nothing changed on the relay).
     Refused(ErrorFrame),
     /// The connection ended before an answer; the request may or may not have been

@@ -365,21 +365,6 @@ impl Device {
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::InvalidInput, lang))?;
-        Ok(self
-            .vouched_keys(user)
-            .await?
-            .into_keys()
-            .map(|d| d.to_hex())
-            .collect())
-    }
-
-    /// The devices of `user` the user vouches for, with their keys (see
-    /// [`Device::vouched_devices`]: the user key is pinned on first sight).
-    pub(crate) async fn vouched_keys(
-        &self,
-        user: UserId,
-    ) -> Result<std::collections::BTreeMap<DeviceId, doran_protocol::PublicKey>> {
-        let lang = self.language();
         let served = match self.request(Request::DeviceCerts { user }).await? {
             Response::DeviceCerts(served) if served.user == user => served,
             other => return Err(self.unexpected(&other)),
@@ -396,7 +381,10 @@ impl Device {
             return Err(Error::code(ErrorCode::Relay, lang));
         }
         let revoked = served.revoked.iter().copied().collect();
-        Ok(certified_devices(user, &key, &served.certs, &revoked))
+        Ok(certified_devices(user, &key, &served.certs, &revoked)
+            .into_keys()
+            .map(|d| d.to_hex())
+            .collect())
     }
 
     /// The user's devices, this one marked.

@@ -132,22 +132,10 @@ impl Device {
         let Some(entry) = found else {
             return Err(Error::code(ErrorCode::NoSuchUser, lang));
         };
-        // The invitee's device takes the family's sealing from the signed invite, not
-        // from the first chunk the relay serves it.
-        let session = self.session()?;
-        let host = Arc::clone(&session.host);
-        let (known, sealed) =
-            tokio::task::spawn_blocking(move || (host.sealing_known(id), host.is_sealed(id)))
-                .await
-                .unwrap_or((false, false));
-        if !known {
-            // This device has not read the family's first chunk yet.
-            return Err(Error::code(ErrorCode::WaitingForKeys, lang));
-        }
-        let driver = Arc::clone(&session.driver);
+        let driver = Arc::clone(&self.session()?.driver);
         let sent = tokio::time::timeout(
             super::sync::REQUEST_TIMEOUT,
-            driver.send_invite(id, entry.user, &name, sealed),
+            driver.send_invite(id, entry.user, &name),
         )
         .await
         .map_err(|_| Error::code(ErrorCode::Timeout, lang))?;
@@ -228,9 +216,6 @@ impl Device {
         let accept = !matches!(answer, Answer::Reject);
         // Answers are signed with the relay's id, known once connected.
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
-        if accept {
-            self.take_sealing(&session, invite).await?;
-        }
         let asked = async {
             match &answer {
                 Answer::AcceptAs(name) => session.driver.accept_invite_as(invite, name).await,
@@ -288,59 +273,6 @@ impl Device {
         Ok(Some(hex))
     }
 
-    /// Before accepting: whether the family is sealed, as the invite says — signed by
-    /// the inviter's device, checked here against that device's key as the inviter's
-    /// certificates vouch for it — decided on this device before any of the family's
-    /// chunks arrives. Otherwise the first chunk the relay serves would decide, and a
-    /// relay serving a clear one of a sealed family would have this device write to it
-    /// in the clear. An invite that says "clear" and does not verify is refused
-    /// ([`ErrorCode::Relay`], nothing answered); one that says "sealed" is taken
-    /// either way (the safe side). An invite from before invites were signed this way
-    /// (`seal: None`) leaves it to the first chunk, as before.
-    async fn take_sealing(&self, session: &Arc<super::Session>, invite: InviteId) -> Result<()> {
-        let lang = self.language();
-        let me = session.account.user;
-        let info = match self.request(Request::ListInvites).await? {
-            Response::Invites(list) => list
-                .into_iter()
-                .find(|i| i.invite == invite && i.invitee == me),
-            other => return Err(self.unexpected(&other)),
-        };
-        // Not listed: the relay's answer to the accept says why.
-        let Some(info) = info else { return Ok(()) };
-        let Some(seal) = info.seal.clone() else {
-            return Ok(());
-        };
-        let verified = match self.vouched_keys(info.inviter).await {
-            Ok(keys) => {
-                let server_id = session
-                    .driver
-                    .server_id()
-                    .await
-                    .map_err(|e| Error::from_sync(&e, lang))?;
-                keys.get(&seal.inviter_device)
-                    .is_some_and(|key| seal_verifies(&server_id, &info, &seal, key))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e.message, "the inviter's certificates did not come");
-                false
-            }
-        };
-        if !verified {
-            tracing::warn!(%invite, sealed = seal.sealed, "an invite whose signature does not verify");
-            if !seal.sealed {
-                return Err(Error::code(ErrorCode::Relay, lang));
-            }
-        }
-        let host = Arc::clone(&session.host);
-        let family = info.family;
-        tokio::task::spawn_blocking(move || host.decide_sealing(family, seal.sealed))
-            .await
-            .map_err(|_| Error::code(ErrorCode::Relay, lang))?
-            .map_err(|e| Error::from_host(&e, lang))?;
-        Ok(())
-    }
-
     /// Withdraws an invite the user's family sent.
     pub async fn withdraw_invite(&self, invite: &str) -> Result<()> {
         let lang = self.language();
@@ -358,34 +290,4 @@ enum Answer {
     Reject,
     /// Accept under this 호칭 instead of the proposed one.
     AcceptAs(String),
-}
-
-/// Whether `seal` is the inviter's device's signature, with `key`, over what `info`
-/// says.
-fn seal_verifies(
-    server_id: &str,
-    info: &InviteInfo,
-    seal: &doran_protocol::InviteSeal,
-    key: &doran_protocol::PublicKey,
-) -> bool {
-    let message = doran_protocol::signing::invite_message(
-        server_id,
-        &doran_protocol::signing::InviteTerms {
-            invite: &info.invite,
-            family: &info.family,
-            inviter: &info.inviter,
-            inviter_device: &seal.inviter_device,
-            invitee: &info.invitee,
-            proposed_name: &info.proposed_name,
-            sealed: seal.sealed,
-        },
-    );
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()) else {
-        return false;
-    };
-    key.verify_strict(
-        &message,
-        &ed25519_dalek::Signature::from_bytes(seal.signature.as_bytes()),
-    )
-    .is_ok()
 }

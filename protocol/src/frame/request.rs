@@ -118,9 +118,6 @@ pub enum Request {
         invitee: UserId,
         /// The 호칭 proposed for them.
         proposed_name: String,
-        /// Whether the family's documents are sealed end to end (signed: the
-        /// invitee's device takes it from the invite).
-        sealed: bool,
         /// By the caller's device key, over `invite_message`.
         signature: Signature,
     },

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, FamilyId, InviteId, Signature, UnixMillis, UserId};
+use crate::{FamilyId, InviteId, UnixMillis, UserId};
 
 /// Where an invite stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,19 +46,4 @@ pub struct InviteInfo {
     pub expires_at: UnixMillis,
     /// Where it stands.
     pub state: InviteState,
-    /// The inviter's device's signature over what the invite says, with whether the
-    /// family is sealed (`None` for an invite sent before invites carried it).
-    pub seal: Option<InviteSeal>,
-}
-
-/// What the invitee's device checks of an invite before it takes the family's
-/// sealing from it ([`invite_message`](crate::signing::invite_message)).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InviteSeal {
-    /// The inviter's device that signed.
-    pub inviter_device: DeviceId,
-    /// Whether the family's documents are sealed end to end.
-    pub sealed: bool,
-    /// Over `invite_message`.
-    pub signature: Signature,
 }

@@ -5,8 +5,7 @@ use std::collections::HashSet;
 
 use doran_protocol::{
     ErrorCode, FamilyId, InviteId, InviteInfo, InviteState, MembershipChange, PublicKey, Response,
-    ServerEvent, Signature, UserId,
-    signing::{self, InviteTerms},
+    ServerEvent, Signature, UserId, signing,
 };
 
 use super::{Me, families::summary, requests::Ctx};
@@ -75,42 +74,27 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::not_found("no such invite"))
     }
 
-    /// Sends an invite signed by the caller's device, `sealed` included: the relay
-    /// keeps the signature with it and serves it, so the invitee's device can check
-    /// what it says (the family's sealing above all) against the inviter's device key.
     pub(super) async fn send_invite(
         &self,
         invite: InviteId,
         family: FamilyId,
         invitee: UserId,
         proposed_name: String,
-        sealed: bool,
         signature: Signature,
     ) -> ApiResult<Response> {
         self.host_of(family).await?;
         let key = self.my_key().await?;
         let msg = signing::invite_message(
             self.state.challenges.server_id(),
-            &InviteTerms {
-                invite: &invite,
-                family: &family,
-                inviter: &self.me.user,
-                inviter_device: &self.me.device,
-                invitee: &invitee,
-                proposed_name: &proposed_name,
-                sealed,
-            },
+            &invite,
+            &family,
+            &self.me.user,
+            &self.me.device,
+            &invitee,
+            &proposed_name,
         );
         verify(&key, &msg, &signature)?;
-        // The name is stored and served exactly as signed, so the invitee's device can
-        // check the signature: one the rules would change (spaces around it, a
-        // decomposed form) is refused rather than normalised.
-        if rules::member_name(&proposed_name)? != proposed_name {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "the proposed name (호칭) must be sent normalised (trimmed, NFC)",
-            ));
-        }
+        let proposed_name = rules::member_name(&proposed_name)?;
         if invitee == self.me.user {
             return Err(ApiError::new(ErrorCode::AlreadyMember, "you are a member"));
         }
@@ -121,9 +105,6 @@ impl Ctx<'_> {
             inviter: self.me.user,
             invitee,
             proposed_name,
-            inviter_device: self.me.device,
-            sealed,
-            signature,
             created_at: now,
             expires_at: now.saturating_add(self.state.config.limits.invite_ttl_ms()),
         };
@@ -307,8 +288,8 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use doran_protocol::{
-        DeviceId, FamilyId, InviteId, InviteInfo, InviteSeal, InviteState, RequestId, Response,
-        ServerFrame, Signature, UserId, codec,
+        FamilyId, InviteId, InviteInfo, InviteState, RequestId, Response, ServerFrame, UserId,
+        codec,
         limits::{
             MAX_FAMILY_TITLE_BYTES, MAX_FRAME_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
         },
@@ -343,12 +324,6 @@ mod tests {
             created_at: u64::MAX,
             expires_at: u64::MAX,
             state: InviteState::Pending,
-            // Every invite sent now carries its seal.
-            seal: Some(InviteSeal {
-                inviter_device: DeviceId([0xff; 16]),
-                sealed: true,
-                signature: Signature([0xff; 64]),
-            }),
         };
         let frame = ServerFrame::Response {
             id: RequestId(u32::MAX),

@@ -79,10 +79,9 @@ impl Ctx<'_> {
                 family,
                 invitee,
                 proposed_name,
-                sealed,
                 signature,
             } => {
-                self.send_invite(invite, family, invitee, proposed_name, sealed, signature)
+                self.send_invite(invite, family, invitee, proposed_name, signature)
                     .await
             }
             Request::AnswerInvite {

@@ -15,9 +15,7 @@
 
 use std::{any::Any, error::Error, sync::Arc};
 
-use doran_protocol::{
-    DeviceId, DocId, FamilyId, InviteId, InviteSeal, PublicKey, Signature, UserId,
-};
+use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
 
 use super::{
     AccountStore, BlobStore, FsBlobStore, LogStore, MemoryBlobStore, MemoryStore, NewDevice,
@@ -172,7 +170,6 @@ macro_rules! relay_store_conformance_tests {
                 racing_accepts_respect_the_family_cap,
                 // invites
                 an_invite_reads_back_with_names,
-                an_invites_seal_reads_back_as_signed,
                 create_invite_errors_change_nothing,
                 an_expired_invite_reads_as_expired_and_allows_a_new_one,
                 accept_adds_the_membership,
@@ -349,8 +346,7 @@ pub(crate) fn family_with_host(f: &Fixture, n: u8, host: u8) -> Result<FamilyId,
     Ok(family)
 }
 
-/// Invite `n` to `family`, sent at `at` and open for 100 ms: for a sealed family,
-/// signed by [`INVITER_DEVICE`] (a made-up signature: the store does not check it).
+/// Invite `n` to `family`, sent at `at` and open for 100 ms.
 pub(crate) fn new_invite(
     n: u8,
     family: FamilyId,
@@ -365,23 +361,8 @@ pub(crate) fn new_invite(
         inviter,
         invitee,
         proposed_name: name.into(),
-        inviter_device: INVITER_DEVICE,
-        sealed: true,
-        signature: Signature([n; 64]),
         created_at: at,
         expires_at: at + 100,
-    }
-}
-
-/// The device that signs [`new_invite`]'s invites.
-pub(crate) const INVITER_DEVICE: DeviceId = DeviceId([0x5e; 16]);
-
-/// The seal [`new_invite`] gives `invite`, as the store serves it.
-pub(crate) fn invite_seal(invite: &NewInvite) -> InviteSeal {
-    InviteSeal {
-        inviter_device: invite.inviter_device,
-        sealed: invite.sealed,
-        signature: invite.signature,
     }
 }
 

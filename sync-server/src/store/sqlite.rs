@@ -30,7 +30,6 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/007_chunk_authors.sql"),
         include_str!("migrations/008_device_certs.sql"),
         include_str!("migrations/009_key_packages.sql"),
-        include_str!("migrations/010_invite_seal.sql"),
     ],
 };
 

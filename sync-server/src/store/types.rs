@@ -1,8 +1,7 @@
 //! Records the relay's stores take and return.
 
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, Signature,
-    UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, UserId,
 };
 
 /// Whom a blob is granted to: a family (photos, voice, its document's snapshots) or a
@@ -194,16 +193,8 @@ pub struct NewInvite {
     pub inviter: UserId,
     /// Who is invited.
     pub invitee: UserId,
-    /// The 호칭 proposed for the invitee, exactly as signed.
+    /// The 호칭 proposed for the invitee.
     pub proposed_name: String,
-    /// The inviter's device that signed it.
-    pub inviter_device: DeviceId,
-    /// Whether the family's documents are sealed end to end, as signed.
-    pub sealed: bool,
-    /// The inviter's device's signature over
-    /// [`invite_message`](doran_protocol::signing::invite_message): served with the
-    /// invite so the invitee's device can check it.
-    pub signature: Signature,
     /// When (unix ms).
     pub created_at: u64,
     /// When it expires (7 days later).

@@ -528,7 +528,7 @@ impl Identity {
         }
     }
 
-    /// A `SendInvite` request for a family that is not sealed, signed by this device.
+    /// A `SendInvite` request, signed by this device.
     pub fn invite_request(
         &self,
         invite: doran_protocol::InviteId,
@@ -536,37 +536,20 @@ impl Identity {
         invitee: UserId,
         proposed_name: &str,
     ) -> Request {
-        self.invite_request_sealed(invite, family, invitee, proposed_name, false)
-    }
-
-    /// A `SendInvite` request saying whether the family is `sealed`, signed by this
-    /// device.
-    pub fn invite_request_sealed(
-        &self,
-        invite: doran_protocol::InviteId,
-        family: doran_protocol::FamilyId,
-        invitee: UserId,
-        proposed_name: &str,
-        sealed: bool,
-    ) -> Request {
         let msg = signing::invite_message(
             SERVER_ID,
-            &signing::InviteTerms {
-                invite: &invite,
-                family: &family,
-                inviter: &self.user(),
-                inviter_device: &self.device,
-                invitee: &invitee,
-                proposed_name,
-                sealed,
-            },
+            &invite,
+            &family,
+            &self.user(),
+            &self.device,
+            &invitee,
+            proposed_name,
         );
         Request::SendInvite {
             invite,
             family,
             invitee,
             proposed_name: proposed_name.into(),
-            sealed,
             signature: self.sign_device(&msg),
         }
     }

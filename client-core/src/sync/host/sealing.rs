@@ -380,19 +380,6 @@ impl StoreHost {
         Ok(keeper.update(&*self.store, |k| k.package_to_publish(now_ms, again))?)
     }
 
-    /// Decides whether the family's documents are sealed from what its invite says
-    /// (signed by the inviter's device, checked by the caller), before any of its
-    /// chunks arrives: the first chunk then no longer decides. Nothing changes if it
-    /// was decided already.
-    pub fn decide_sealing(&self, family: FamilyId, sealed: bool) -> Result<()> {
-        let mut guard = self.keeper();
-        let Some(keeper) = guard.as_mut() else {
-            return Ok(());
-        };
-        keeper.update(&*self.store, |k| Ok(k.decide(family, sealed)))?;
-        Ok(())
-    }
-
     /// The relay has `package`, this device's key package.
     pub fn key_package_published(&self, package: &[u8]) -> Result<()> {
         let mut guard = self.keeper();

@@ -132,8 +132,7 @@ impl SyncMachine {
             _ => {}
         }
         Self::subscribe(subs, fx);
-        fx.answered
-            .push((id, RequestOutcome::Response(Box::new(body))));
+        fx.answered.push((id, RequestOutcome::Response(body)));
     }
 
     pub(super) fn on_event(&mut self, event: ServerEvent, fx: &mut Effects) {

@@ -3,13 +3,12 @@
 use std::error::Error;
 
 use doran_protocol::{
-    DeviceId, InviteId, Signature, UserId,
-    model::{InviteInfo, InviteSeal, InviteState, Role},
+    InviteId, UserId,
+    model::{InviteInfo, InviteState, Role},
 };
 
 use super::{
-    Fixture, TestResult, family_id, family_with_host, invite_seal, join, new_invite, new_user,
-    register,
+    Fixture, TestResult, family_id, family_with_host, join, new_invite, new_user, register,
 };
 use crate::store::{INVITE_PAIR_WINDOW_MS, InviteLimits, NewInvite, StoreError};
 
@@ -38,7 +37,6 @@ pub(crate) fn an_invite_reads_back_with_names(f: &Fixture) -> TestResult {
         created_at: 10,
         expires_at: 110,
         state: InviteState::Pending,
-        seal: Some(invite_seal(&invite)),
     };
     assert_eq!(f.accounts.invite(invite.id, 50)?, Some(expected.clone()));
     assert_eq!(
@@ -58,65 +56,6 @@ pub(crate) fn an_invite_reads_back_with_names(f: &Fixture) -> TestResult {
     assert_eq!(info.invitee_nickname, "새 별명");
     // An invite is not a membership.
     assert_eq!(f.accounts.membership(invite.family, invite.invitee)?, None);
-    Ok(())
-}
-
-pub(crate) fn an_invites_seal_reads_back_as_signed(f: &Fixture) -> TestResult {
-    // Invite 1 (setup) is for a sealed family; invite 2, from another device of the
-    // host, says the family is not sealed.
-    let sealed = setup(f)?;
-    let other = register(f, 3)?;
-    let clear = NewInvite {
-        inviter_device: DeviceId([0x77; 16]),
-        sealed: false,
-        signature: Signature([0xa5; 64]),
-        ..new_invite(2, sealed.family, sealed.inviter, other, "아들", 20)
-    };
-    f.accounts.create_invite(&clear)?;
-    let seal = |info: Option<InviteInfo>| info.and_then(|i| i.seal);
-    let expected_sealed = InviteSeal {
-        inviter_device: sealed.inviter_device,
-        sealed: true,
-        signature: sealed.signature,
-    };
-    let expected_clear = InviteSeal {
-        inviter_device: DeviceId([0x77; 16]),
-        sealed: false,
-        signature: Signature([0xa5; 64]),
-    };
-    assert_eq!(
-        seal(f.accounts.invite(sealed.id, 50)?),
-        Some(expected_sealed.clone())
-    );
-    assert_eq!(
-        seal(f.accounts.invite(clear.id, 50)?),
-        Some(expected_clear.clone())
-    );
-    let seals = |list: Vec<InviteInfo>| -> Vec<Option<InviteSeal>> {
-        list.into_iter().map(|i| i.seal).collect()
-    };
-    assert_eq!(
-        seals(f.accounts.invites_for(sealed.invitee, 50)?),
-        vec![Some(expected_sealed.clone())]
-    );
-    assert_eq!(
-        seals(f.accounts.invites_for(other, 50)?),
-        vec![Some(expected_clear.clone())]
-    );
-    assert_eq!(
-        seals(f.accounts.invites_of_family(sealed.family, 50)?),
-        vec![Some(expected_sealed.clone()), Some(expected_clear.clone())]
-    );
-    // Answered or withdrawn, an invite keeps it.
-    let answered = f.accounts.answer_invite(sealed.id, true, 60, usize::MAX)?;
-    assert_eq!(answered.seal, Some(expected_sealed.clone()));
-    assert_eq!(
-        seal(f.accounts.invite(sealed.id, 60)?),
-        Some(expected_sealed)
-    );
-    let withdrawn = f.accounts.withdraw_invite(clear.id, 60)?;
-    assert_eq!(withdrawn.seal, Some(expected_clear.clone()));
-    assert_eq!(seal(f.accounts.invite(clear.id, 60)?), Some(expected_clear));
     Ok(())
 }
 

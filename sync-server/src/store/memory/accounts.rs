@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
-    model::{DeviceCert, InviteInfo, InviteSeal, MemberInfo, Role},
+    model::{DeviceCert, InviteInfo, MemberInfo, Role},
 };
 
 use super::MemoryStore;
@@ -234,11 +234,6 @@ impl Accounts {
             created_at: new.created_at,
             expires_at: new.expires_at,
             state: invite.state.at(new.expires_at, now),
-            seal: Some(InviteSeal {
-                inviter_device: new.inviter_device,
-                sealed: new.sealed,
-                signature: new.signature,
-            }),
         })
     }
 

@@ -5,8 +5,8 @@
 
 use deadpool_postgres::GenericClient;
 use doran_protocol::{
-    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Signature, UserId,
-    model::{DeviceCert, InviteInfo, InviteSeal, MemberInfo, Role},
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
+    model::{DeviceCert, InviteInfo, MemberInfo, Role},
 };
 use tokio_postgres::Row;
 
@@ -27,7 +27,7 @@ const MEMBER_SELECT: &str = "SELECT m.user_id, m.name, m.role, m.joined_at, u.pe
      FROM members m JOIN users u ON u.id = m.user_id";
 const INVITE_SELECT: &str = "SELECT i.id, i.family, f.title, i.inviter, ur.nickname,
             coalesce(mr.name, ''), i.invitee, ue.nickname, i.proposed_name, i.created_at,
-            i.expires_at, i.state, i.inviter_device, i.sealed, i.signature
+            i.expires_at, i.state
      FROM invites i
      JOIN families f ON f.id = i.family
      JOIN users ur ON ur.id = i.inviter
@@ -129,24 +129,8 @@ fn invite(row: &Row, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
         created_at: unsigned(row, 9, "created_at")?,
         expires_at,
         state: stored.at(expires_at, now),
-        seal: invite_seal(row)?,
     };
     Ok((info, stored))
-}
-
-/// The seal columns of an [`INVITE_SELECT`] row: `None` for an invite sent before
-/// invites carried one (schema version 9), whose columns are all NULL.
-fn invite_seal(row: &Row) -> StoreResult<Option<InviteSeal>> {
-    let sealed: Option<bool> = row.try_get(13)?;
-    match (bytes_opt(row, 12)?, sealed, bytes_opt(row, 14)?) {
-        (Some(device), Some(sealed), Some(signature)) => Ok(Some(InviteSeal {
-            inviter_device: DeviceId(device),
-            sealed,
-            signature: Signature(signature),
-        })),
-        (None, None, None) => Ok(None),
-        _ => Err(StoreError::Corrupt("an invite's seal is incomplete".into())),
-    }
 }
 
 fn map<T>(rows: Vec<Row>, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
@@ -1166,9 +1150,8 @@ impl AccountStore for PgStore {
             exec(
                 tx,
                 "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
-                                      created_at, expires_at, state,
-                                      inviter_device, sealed, signature)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                      created_at, expires_at, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &new.id.0,
                     &new.family.0,
@@ -1178,9 +1161,6 @@ impl AccountStore for PgStore {
                     &created_at,
                     &expires_at,
                     &StoredInviteState::Pending.as_str(),
-                    &new.inviter_device.0,
-                    &new.sealed,
-                    &new.signature.0,
                 ],
             )
             .await

@@ -861,9 +861,8 @@ impl AccountStore for SqliteStore {
             }
             tx.prepare_cached(
                 "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
-                                      created_at, expires_at, state,
-                                      inviter_device, sealed, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                      created_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute((
                 invite.id.0,
@@ -874,9 +873,6 @@ impl AccountStore for SqliteStore {
                 created_at,
                 expires_at,
                 StoredInviteState::Pending.as_str(),
-                invite.inviter_device.0,
-                invite.sealed,
-                invite.signature.0,
             ))?;
             Ok(())
         })

@@ -2,8 +2,8 @@
 //! reads, in order, so a query and its mapper cannot drift apart.
 
 use doran_protocol::{
-    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, Signature, UserId,
-    model::{InviteInfo, InviteSeal, MemberInfo, Role},
+    BlobHash, DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId,
+    model::{InviteInfo, MemberInfo, Role},
 };
 use rusqlite::Row;
 
@@ -114,8 +114,7 @@ fn parse_role(s: &str) -> StoreResult<Role> {
 macro_rules! invite_select {
     () => {
         "SELECT i.id, i.family, f.title, i.inviter, ur.nickname, coalesce(mr.name, ''),
-                i.invitee, ue.nickname, i.proposed_name, i.created_at, i.expires_at, i.state,
-                i.inviter_device, i.sealed, i.signature
+                i.invitee, ue.nickname, i.proposed_name, i.created_at, i.expires_at, i.state
          FROM invites i
          JOIN families f ON f.id = i.family
          JOIN users ur ON ur.id = i.inviter
@@ -124,23 +123,6 @@ macro_rules! invite_select {
     };
 }
 pub(super) use invite_select;
-
-/// The seal columns of an [`invite_select!`] row: `None` for an invite sent before
-/// invites carried one (schema version 10), whose columns are all NULL.
-fn invite_seal(row: &Row<'_>) -> StoreResult<Option<InviteSeal>> {
-    let device: Option<[u8; 16]> = row.get(12)?;
-    let sealed: Option<bool> = row.get(13)?;
-    let signature: Option<[u8; 64]> = row.get(14)?;
-    match (device, sealed, signature) {
-        (Some(device), Some(sealed), Some(signature)) => Ok(Some(InviteSeal {
-            inviter_device: DeviceId(device),
-            sealed,
-            signature: Signature(signature),
-        })),
-        (None, None, None) => Ok(None),
-        _ => Err(StoreError::Corrupt("an invite's seal is incomplete".into())),
-    }
-}
 
 /// A row of [`invite_select!`], with its state as seen at `now`, and its stored state.
 pub(super) fn invite(row: &Row<'_>, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
@@ -159,7 +141,6 @@ pub(super) fn invite(row: &Row<'_>, now: u64) -> StoreResult<(InviteInfo, Stored
         created_at: unsigned(row, 9, "created_at")?,
         expires_at,
         state: stored.at(expires_at, now),
-        seal: invite_seal(row)?,
     };
     Ok((info, stored))
 }

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, InviteSeal, LinkId, PublicKey,
-    Signature, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
 };
 
 use super::*;
@@ -50,9 +49,6 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         inviter: host.id,
         invitee: guest.id,
         proposed_name: "딸".into(),
-        inviter_device: host_device.id,
-        sealed: true,
-        signature: Signature([0x51; 64]),
         created_at: 10,
         expires_at: 1_000,
     };
@@ -379,95 +375,6 @@ fn chunks_stored_before_version_7_have_no_author() -> TestResult {
         .map(|c| c.author)
         .collect();
     assert_eq!(authors, vec![None, Some(author)]);
-    store.check_integrity()?;
-    Ok(())
-}
-
-#[test]
-fn invites_sent_before_version_10_have_no_seal() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join(SqliteStore::FILE_NAME);
-    let family = FamilyId([0xfa; 16]);
-    let (host, host_device) = user(1);
-    let (guest, _) = user(2);
-    let (kid, _) = user(3);
-    let old = InviteId([0x01; 16]);
-    {
-        // A relay of schema version 9 stored an invite: no seal columns yet.
-        let conn = Connection::open(&path)?;
-        for migration in &SCHEMA.migrations[..9] {
-            conn.execute_batch(migration)?;
-        }
-        conn.pragma_update(None, "user_version", 9)?;
-        for u in [&host, &guest, &kid] {
-            conn.execute(
-                "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                (
-                    u.id.0,
-                    &u.email,
-                    &u.nickname,
-                    u.user_key.0,
-                    u.personal_doc.0,
-                ),
-            )?;
-        }
-        conn.execute(
-            "INSERT INTO families (id, title, host, created_at) VALUES (?1, 'old', ?2, 1)",
-            (family.0, host.id.0),
-        )?;
-        conn.execute("INSERT INTO docs (doc, family) VALUES (?1, ?1)", [family.0])?;
-        conn.execute(
-            "INSERT INTO members (family, user, name, role, joined_at)
-             VALUES (?1, ?2, '엄마', 'host', 1)",
-            (family.0, host.id.0),
-        )?;
-        conn.execute(
-            "INSERT INTO invites (id, family, inviter, invitee, proposed_name, created_at,
-                                  expires_at, state)
-             VALUES (?1, ?2, ?3, ?4, '딸', 10, 1000, 'pending')",
-            (old.0, family.0, host.id.0, guest.id.0),
-        )?;
-    }
-    let store = SqliteStore::open(&path)?;
-    let info = store.invite(old, 50)?.ok_or("the old invite")?;
-    assert_eq!((info.proposed_name.as_str(), info.seal), ("딸", None));
-    assert_eq!(store.invites_for(guest.id, 50)?[0].seal, None);
-    // One sent now carries its seal, next to the old one.
-    let new = NewInvite {
-        id: InviteId([0x02; 16]),
-        family,
-        inviter: host.id,
-        invitee: kid.id,
-        proposed_name: "아들".into(),
-        inviter_device: host_device.id,
-        sealed: true,
-        signature: Signature([0x51; 64]),
-        created_at: 20,
-        expires_at: 1_000,
-    };
-    store.create_invite(&new)?;
-    let seals: Vec<Option<InviteSeal>> = store
-        .invites_of_family(family, 50)?
-        .into_iter()
-        .map(|i| i.seal)
-        .collect();
-    assert_eq!(
-        seals,
-        vec![
-            None,
-            Some(InviteSeal {
-                inviter_device: host_device.id,
-                sealed: true,
-                signature: Signature([0x51; 64]),
-            })
-        ]
-    );
-    // A half-written seal is refused by the schema.
-    let half = store
-        .lock()?
-        .execute("UPDATE invites SET sealed = 1 WHERE id = ?1", [old.0]);
-    assert!(half.is_err(), "a seal without its signature was stored");
     store.check_integrity()?;
     Ok(())
 }
