@@ -278,6 +278,43 @@ fn a_key_log_entry_does_not_seal_a_clear_family() {
     assert!(!kl.deliver(&son, keylog, DocKind::KeyLog(family), 1).keys);
 }
 
+/// A family whose id says it is sealed is sealed on every device before any of its
+/// chunks arrives: a relay serving a new member a clear first chunk (here a real one,
+/// of another family) has it refused — the member does not take the family for a
+/// clear one, and writes nothing to it in the clear.
+#[test]
+fn a_clear_first_chunk_of_a_family_whose_id_says_sealed_is_refused() {
+    let mom = device(1);
+    let son = device(2);
+    let sealed = FamilyId::new_family(true);
+    assert!(son.host.is_sealed(sealed), "sealed before anything arrived");
+    // The relay's forgery: a clear family's first chunk, served under the sealed id.
+    let clear = FamilyId::new_family(false);
+    mom.host
+        .create_family_as(clear, ("우리 가족", "엄마"), false, T0)
+        .unwrap();
+    let mut fd = Log::default();
+    fd.push(&mom, DocId::from(clear));
+    assert!(!fd.chunks[0].0.starts_with(b"DRD"), "clear");
+    let change = fd.deliver(&son, DocId::from(sealed), DocKind::Family(sealed), 0);
+    assert_eq!(change.refused, 1, "{change:?}");
+    assert!(son.host.is_sealed(sealed));
+    assert!(
+        son.host
+            .edit_family(sealed, |fd| fd.add_member(son.actor.user, "아들", T0))
+            .is_err(),
+        "no edit on an empty copy"
+    );
+    assert!(
+        son.host
+            .outbox(None, 100)
+            .unwrap()
+            .iter()
+            .all(|e| e.doc != DocId::from(sealed)),
+        "nothing goes out in the clear"
+    );
+}
+
 /// A change this device cannot seal yet (it is not in the family's group) waits
 /// alone: the listing reads past it, so the changes behind it — here a personal
 /// document's — still go out, even a page at a time.

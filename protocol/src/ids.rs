@@ -199,7 +199,44 @@ fn key_log_xor(id: [u8; 16]) -> [u8; 16] {
     std::array::from_fn(|i| id[i] ^ KEY_LOG_MASK[i])
 }
 
+/// The context of a sealed family's id mark ([`FamilyId::says_sealed`]).
+const SEALED_MARK_CONTEXT: &str = "dorandoran 2026-12 sealed family id";
+
+/// The first 4 bytes a sealed family's id carries: a keyed hash of its other 12.
+fn sealed_mark(rest: &[u8]) -> [u8; 4] {
+    let hash = blake3::derive_key(SEALED_MARK_CONTEXT, rest);
+    [hash[0], hash[1], hash[2], hash[3]]
+}
+
 impl FamilyId {
+    /// A new family's id: 12 random bytes, and before them — for a family whose
+    /// documents are sealed end to end — a mark derived from them
+    /// ([`FamilyId::says_sealed`]); a clear family's id is random and never carries
+    /// the mark. The id names the family's document, key log and key group on every
+    /// device, so whether a family is sealed is no relay's to say: a device takes it
+    /// from the id, not from the first chunk the relay serves it.
+    pub fn new_family(sealed: bool) -> Self {
+        loop {
+            let mut id = FamilyId::random();
+            if sealed {
+                let mark = sealed_mark(&id.0[4..]);
+                id.0[..4].copy_from_slice(&mark);
+                return id;
+            }
+            // One random id in 2^32 carries the mark by chance.
+            if !id.says_sealed() {
+                return id;
+            }
+        }
+    }
+
+    /// Whether this id was made for a sealed family ([`FamilyId::new_family`]). A
+    /// family created before ids carried the mark says nothing here (its first chunk
+    /// decides, as then).
+    pub fn says_sealed(self) -> bool {
+        self.0[..4] == sealed_mark(&self.0[4..])
+    }
+
     /// The family's key log: a document log like the family document's, read and
     /// written by the same members, whose chunks are the family's end-to-end key
     /// group messages (MLS Commits, Welcomes and key packages; issue 18). The relay
@@ -220,6 +257,18 @@ impl DocId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_familys_id_says_so_and_a_clear_ones_does_not() {
+        for _ in 0..1000 {
+            assert!(FamilyId::new_family(true).says_sealed());
+            assert!(!FamilyId::new_family(false).says_sealed());
+        }
+        let mut id = FamilyId::new_family(true);
+        id.0[15] ^= 1;
+        assert!(!id.says_sealed(), "a changed byte breaks the mark");
+        assert_ne!(FamilyId::new_family(true), FamilyId::new_family(true));
+    }
 
     #[test]
     fn a_key_log_names_its_family_and_no_other_document() {

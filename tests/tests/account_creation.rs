@@ -142,8 +142,11 @@ async fn a_phone_whose_keychain_lost_its_key_opens_signed_out_and_the_phrase_bri
     mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
         .await
         .expect("account");
+    // In the clear: a sealed family whose only member restores her account reads
+    // everything back from the escrow but has nobody to let the restored device into
+    // its key group (docs/security.md, recovery); this is about the keychain.
     let family = mom
-        .create_family("우리 가족", "엄마")
+        .create_family_with("우리 가족", "엄마", false)
         .await
         .expect("family");
     let album = mom.create_album(&family, "여름").await.expect("album");

@@ -199,6 +199,15 @@ impl std::fmt::Debug for Keeper {
     }
 }
 
+/// Whether `family` is sealed as far as this device knows: its id says so, or its
+/// first chunk (or its creation here) decided it.
+fn sealed_of(family: FamilyId, keys: Option<&FamilyKeys>) -> Option<bool> {
+    if family.says_sealed() {
+        return Some(true);
+    }
+    keys.and_then(|k| k.sealed)
+}
+
 fn now_or(now_ms: i64) -> i64 {
     now_ms.max(0)
 }
@@ -449,8 +458,15 @@ impl Keeper {
         self.sealed(family) == Some(true)
     }
 
-    /// Whether the family's documents are sealed, `None` if not known yet.
+    /// Whether the family's documents are sealed, `None` if not known yet. A family
+    /// whose id says it is sealed ([`FamilyId::says_sealed`]) is, whatever arrives.
     pub fn sealed(&self, family: FamilyId) -> Option<bool> {
+        sealed_of(family, self.families.get(&family))
+    }
+
+    /// Whether the family's sealing was decided on this device (by its first chunk,
+    /// or its creation here), whatever its id says.
+    pub fn decided(&self, family: FamilyId) -> Option<bool> {
         self.families.get(&family).and_then(|k| k.sealed)
     }
 
@@ -459,6 +475,12 @@ impl Keeper {
     pub fn decide(&mut self, family: FamilyId, sealed: bool) -> bool {
         let keys = self.families.entry(family).or_default();
         if keys.sealed.is_some() {
+            return false;
+        }
+        if family.says_sealed() && !sealed {
+            // Its id says sealed: a clear first chunk is the relay's lie (refused as
+            // it arrives), never a reason to write in the clear.
+            tracing::warn!(%family, "a clear first chunk of a family whose id says it is sealed");
             return false;
         }
         keys.sealed = Some(sealed);
@@ -567,7 +589,7 @@ impl Keeper {
     /// not kept (too many waiting), if any: the log must not be read past it.
     pub fn arrived(&mut self, family: FamilyId, entries: &[(Seq, Vec<u8>)]) -> (bool, Option<Seq>) {
         let keys = self.families.entry(family).or_default();
-        if keys.sealed == Some(false) {
+        if sealed_of(family, Some(keys)) == Some(false) {
             // A clear family's key log has nothing for this device: nothing is kept
             // (a member filling it costs nobody's store).
             return (false, None);
@@ -617,7 +639,7 @@ impl Keeper {
             device: self.ring_device(),
         };
         let keys = self.families.entry(family).or_default();
-        if keys.sealed != Some(true) {
+        if sealed_of(family, Some(keys)) != Some(true) {
             return Ok(out);
         }
         if self.ring.epoch(family).is_none() {

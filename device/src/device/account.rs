@@ -259,19 +259,13 @@ impl Device {
         }
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
         let asked = session.driver.confirm_link(&info, accept);
-        match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked)
-            .await
-            .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
-            .map_err(|e| Error::from_sync(&e, lang))?
-        {
-            Response::Done => {}
-            other => return Err(self.unexpected(&other)),
-        }
+        let answered = tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked).await;
         if accept {
-            let sealed = crate::keys::sealed_families(&session).await;
-            // Queued again: a publication that ran between the queueing above and the
-            // confirmation (this session's sign-in sends the outbox) was refused — the
-            // device was not the user's yet — and dropped.
+            // Queued again, whatever the answer (a lost one may hide a confirmation):
+            // a publication that ran between the queueing above and the confirmation
+            // (this session's sign-in sends the outbox) was refused — the device was
+            // not the user's yet — and dropped. One for a device the relay never
+            // added is refused again and dropped at the next publication.
             let store = Arc::clone(&self.shared().store);
             let account = session.account.clone();
             let (device, key) = (info.device, info.device_key);
@@ -280,6 +274,16 @@ impl Device {
                     .map_err(|e| Error::from_store(&e, lang))
             })
             .await?;
+        }
+        match answered
+            .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
+            .map_err(|e| Error::from_sync(&e, lang))?
+        {
+            Response::Done => {}
+            other => return Err(self.unexpected(&other)),
+        }
+        if accept {
+            let sealed = crate::keys::sealed_families(&session).await;
             // The relay keeps the certificate now, or after the next sign-in.
             let store = Arc::clone(&self.shared().store);
             let publishing = Arc::clone(&session);

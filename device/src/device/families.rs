@@ -260,7 +260,7 @@ impl Device {
         };
         let family = self
             .blocking(move |lang| {
-                mend::start_creating(&*store, me, FamilyId::random(), creating)
+                mend::start_creating(&*store, me, FamilyId::new_family(sealed), creating)
                     .map_err(|e| Error::from_store(&e, lang))
             })
             .await?;

@@ -445,7 +445,9 @@ impl StoreHost {
             return Ok(());
         }
         let entry = keeper.update(&*self.store, |k| {
-            if k.is_sealed(family) {
+            // Made already (a creation tried again). Not `is_sealed`: a family whose
+            // id says it is sealed is that before its group exists.
+            if k.in_group(family) || k.decided(family).is_some() {
                 return Ok(None);
             }
             k.create(family).map(Some)
