@@ -5,6 +5,10 @@
 //! syncs, so this is the fixed cost every `doran` command that syncs pays, and what
 //! a sealed family adds to it (its key log subscribed, and each sync asking the relay
 //! for the family's members and their certificates before it steps the key log).
+//! Then, per family, what an invite costs: `doran invite send` (in a sealed family it
+//! adds the invitee's devices from the key packages they published, and sends the
+//! history) and the invitee's `doran invite accept`, and whether the invitee reads
+//! the family right after with nobody else online.
 //!
 //! Needs `doran` and `doran-server` built next to this binary (`cargo build --release
 //! -p doran-cli -p doran-server`); `--doran PATH` times another `doran` (an older
@@ -27,12 +31,62 @@ pub struct Options {
     /// The `doran` to time (default: the one next to this binary).
     #[arg(long)]
     doran: Option<PathBuf>,
+    /// Invites timed per family after the syncs: `doran invite send` on mom's device
+    /// (a sealed family's adds the invitee's devices as it invites), then `doran
+    /// invite accept` and `doran export` on the invitee's, with mom's device idle.
+    #[arg(long, default_value_t = 10)]
+    invites: usize,
 }
 
 /// One family's device: its home folder.
 struct Home {
     name: &'static str,
     mom: PathBuf,
+    family: String,
+}
+
+/// What the invites of one family cost, and how many invitees read the family at
+/// once (its mission in their `doran export` right after accepting).
+struct Invites {
+    send: Percentiles,
+    accept: Percentiles,
+    read_at_once: usize,
+}
+
+/// Mom invites `n` new accounts into `home`'s family; each accepts and reads.
+fn invites(doran: &Path, dir: &Path, url: &str, home: &Home, n: usize) -> Result<Invites, String> {
+    let (mut send, mut accept) = (Vec::new(), Vec::new());
+    let mut read_at_once = 0;
+    for i in 0..n {
+        let who = dir.join(format!("{}-invitee-{i}", home.name));
+        let email = format!("{}-invitee-{i}@example.com", home.name);
+        cli(
+            doran,
+            &who,
+            &[
+                "account", "create", "--server", url, "--email", &email, "--name", "조카",
+            ],
+        )?;
+        let called = format!("조카{i}");
+        let t = Instant::now();
+        let invite = cli(
+            doran,
+            &home.mom,
+            &["invite", "send", &home.family, &email, "--as", &called],
+        )?;
+        send.push(t.elapsed());
+        let t = Instant::now();
+        cli(doran, &who, &["invite", "accept", &invite])?;
+        accept.push(t.elapsed());
+        if cli(doran, &who, &["export", &home.family])?.contains("화분에 물 주기") {
+            read_at_once += 1;
+        }
+    }
+    Ok(Invites {
+        send: Percentiles::of(&mut send),
+        accept: Percentiles::of(&mut accept),
+        read_at_once,
+    })
 }
 
 pub fn run(opts: &Options, json: bool) -> Result<(), String> {
@@ -48,8 +102,20 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
         ));
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // Every account and lookup comes from one address within a minute: the relay's
+    // limits on sign-ups and directory lookups per address are not what is measured.
+    let config = dir.path().join("relay.json");
+    std::fs::write(
+        &config,
+        r#"{ "limits": { "registrations_per_hour_per_address": 10000,
+                         "lookups_per_minute_per_account": 10000,
+                         "lookups_per_minute_per_address": 10000 } }"#,
+    )
+    .map_err(|e| e.to_string())?;
     let (mut relay, addr) = doran_testkit::spawn(
         Command::new(&server)
+            .arg("--config")
+            .arg(&config)
             .arg("--data-dir")
             .arg(dir.path().join("relay"))
             .args(["--listen", "127.0.0.1:0"])
@@ -74,13 +140,16 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
                 }
             }
         }
-        Ok::<_, String>(
-            homes
-                .iter()
-                .zip(samples.iter_mut())
-                .map(|(h, s)| (h.name, Percentiles::of(s)))
-                .collect::<Vec<_>>(),
-        )
+        let syncs: Vec<_> = homes
+            .iter()
+            .zip(samples.iter_mut())
+            .map(|(h, s)| (h.name, Percentiles::of(s)))
+            .collect();
+        let invited = homes
+            .iter()
+            .map(|h| invites(&doran, dir.path(), &url, h, opts.invites))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, String>(syncs.into_iter().zip(invited).collect::<Vec<_>>())
     })();
     let _ = relay.kill();
     let _ = relay.wait();
@@ -88,13 +157,19 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
     if json {
         let out: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, p)| {
+            .map(|((name, p), inv)| {
                 serde_json::json!({
                     "family": name,
                     "syncs": opts.reps,
                     "p50_ms": ms(p.p50),
                     "p99_ms": ms(p.p99),
                     "max_ms": ms(p.max),
+                    "invites": opts.invites,
+                    "invite_send_p50_ms": ms(inv.send.p50),
+                    "invite_send_max_ms": ms(inv.send.max),
+                    "accept_p50_ms": ms(inv.accept.p50),
+                    "accept_max_ms": ms(inv.accept.max),
+                    "read_at_once": inv.read_at_once,
                 })
             })
             .collect();
@@ -108,13 +183,34 @@ pub fn run(opts: &Options, json: bool) -> Result<(), String> {
             "{:<8} {:>9} {:>9} {:>9}",
             "family", "p50 ms", "p99 ms", "max ms"
         );
-        for (name, p) in &rows {
+        for ((name, p), _) in &rows {
             println!(
                 "{:<8} {:>9.1} {:>9.1} {:>9.1}",
                 name,
                 ms(p.p50),
                 ms(p.p99),
                 ms(p.max)
+            );
+        }
+        println!(
+            "\ninvites, whole processes ({} per family): mom's `invite send`, the invitee's \
+             `invite accept`, and whether the invitee's `export` right after has the mission",
+            opts.invites
+        );
+        println!(
+            "{:<8} {:>10} {:>10} {:>11} {:>11} {:>13}",
+            "family", "send p50", "send max", "accept p50", "accept max", "read at once"
+        );
+        for ((name, _), inv) in &rows {
+            println!(
+                "{:<8} {:>10.1} {:>10.1} {:>11.1} {:>11.1} {:>10}/{}",
+                name,
+                ms(inv.send.p50),
+                ms(inv.send.max),
+                ms(inv.accept.p50),
+                ms(inv.accept.max),
+                inv.read_at_once,
+                opts.invites
             );
         }
     }
@@ -166,7 +262,7 @@ fn family(
     for h in [&mom, &son, &dad, &mom] {
         cli(doran, h, &["sync"])?;
     }
-    Ok(Home { name, mom })
+    Ok(Home { name, mom, family })
 }
 
 /// Runs `doran --home HOME ARGS…`; its trimmed output, or why it failed.
