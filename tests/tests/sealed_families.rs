@@ -490,3 +490,31 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
         "a change made after he turned the invite down does not open with his keys"
     );
 }
+
+/// A new account's first sync leaves its device's key package on the relay before it
+/// returns (the command line's `account create` ends with one): an invite sent right
+/// after lets that device in at once. A device that never synced has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_leaves_the_key_package_on_the_relay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let quiet = || DeviceOptions {
+        sync_on_open: false,
+        ..DeviceOptions::default()
+    };
+    let published = || -> i64 {
+        rusqlite::Connection::open(relay.data().join("relay.sqlite"))
+            .expect("relay db")
+            .query_row("SELECT count(*) FROM key_packages", [], |r| r.get(0))
+            .expect("count")
+    };
+    let son = Device::open(&dir.path().join("son"), quiet())
+        .await
+        .expect("opens");
+    son.create_account(&relay.url(), "son@example.com", "아들곰")
+        .await
+        .expect("his account");
+    assert_eq!(published(), 0, "no sync, no package");
+    son.sync_now(WAIT).await.expect("his first sync");
+    assert_eq!(published(), 1);
+}

@@ -186,6 +186,20 @@ impl Device {
         if keys && let Some(up) = finish_key_work(&session, deadline).await {
             reached = up;
         }
+        // This device's key package is on the relay when a sync returns (one small
+        // read when it is already): the key task publishes it too, but a short-lived
+        // command may end before that task has started (a new account's first sync,
+        // which must leave it there before anyone invites the account).
+        if keys {
+            let published = crate::keys::publish_package(&session, false);
+            match tokio::time::timeout_at(deadline, published).await {
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "the key package waits for the next sync")
+                }
+                Err(_) => tracing::debug!("the key package waits for the next sync"),
+                Ok(Ok(())) => {}
+            }
+        }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.
         let mut blob_error = None;
