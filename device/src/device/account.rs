@@ -292,7 +292,9 @@ impl Device {
                 let _ =
                     crate::certs::publish(&store, &publishing.driver, &publishing.account).await;
             });
-            if !sealed.is_empty() {
+            // A device that stays online (an app) lets the new one in when its
+            // request reaches the key log; a command line waits for it here.
+            if !sealed.is_empty() && !self.shared().options.sync_on_open {
                 let _ = published.await;
                 self.let_linked_device_in(&session, info.device, &sealed)
                     .await;
