@@ -288,14 +288,7 @@ impl KnownDevices {
     pub fn is_gone(&self, member: &GroupMember) -> bool {
         if self.invited.contains(&member.user) {
             // An invitee's device stays while the invite is open — unless revoked.
-            return self
-                .devices
-                .get(&(member.user, member.device))
-                .is_some_and(|s| s.revoked)
-                || self
-                    .revoked_ids
-                    .get(&member.user)
-                    .is_some_and(|r| r.contains(&member.device));
+            return self.revoked_of(member.user).any(|d| d == member.device);
         }
         self.may_remove(member).is_ok()
     }
@@ -815,13 +808,15 @@ impl KeyRing {
         )
     }
 
-    /// The device a key package (a key log entry) is from, if the package is valid and
-    /// `known` vouches for it as a device to add (certified, not revoked).
-    pub fn package_member(
+    /// A key package (a key log entry, or one the relay's directory offered) parsed
+    /// and validated — of this project's ciphersuite, signed by its leaf — with the
+    /// device it is from, which `known` must vouch for as a device to add (certified,
+    /// not revoked).
+    fn checked_package(
         &self,
         bytes: &[u8],
         known: &KnownDevices,
-    ) -> Result<GroupMember, GroupError> {
+    ) -> Result<(KeyPackage, GroupMember), GroupError> {
         let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
             return Err(GroupError::Malformed("key package"));
         };
@@ -839,7 +834,17 @@ impl KeyRing {
             leaf.signature_key().as_slice(),
             Need::Active,
         )?;
-        Ok(GroupMember { user, device })
+        Ok((package, GroupMember { user, device }))
+    }
+
+    /// The device a key package (a key log entry) is from, if the package is valid and
+    /// `known` vouches for it as a device to add (certified, not revoked).
+    pub fn package_member(
+        &self,
+        bytes: &[u8],
+        known: &KnownDevices,
+    ) -> Result<GroupMember, GroupError> {
+        Ok(self.checked_package(bytes, known)?.1)
     }
 
     /// [`KeyRing::package_member`] for a package the relay's directory offered, which
@@ -852,13 +857,7 @@ impl KeyRing {
         known: &KnownDevices,
         now_s: u64,
     ) -> Result<GroupMember, GroupError> {
-        let member = self.package_member(bytes, known)?;
-        let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
-            return Err(GroupError::Malformed("key package"));
-        };
-        let package = package
-            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-            .map_err(refused)?;
+        let (package, member) = self.checked_package(bytes, known)?;
         if package.life_time().not_after() < now_s.saturating_add(OFFERED_LIFETIME_LEFT_S) {
             return Err(GroupError::Malformed("a key package too close to its end"));
         }
@@ -879,19 +878,8 @@ impl KeyRing {
         let mut checked = Vec::with_capacity(packages.len());
         let mut users = std::collections::BTreeSet::new();
         for bytes in packages {
-            let MlsMessageBodyIn::KeyPackage(package) = message_in(bytes, "key package")? else {
-                return Err(GroupError::Malformed("key package"));
-            };
-            let package = package
-                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                .map_err(refused)?;
-            let leaf = package.leaf_node();
-            let (user, _) = known.check_leaf(
-                leaf.credential(),
-                leaf.signature_key().as_slice(),
-                Need::Active,
-            )?;
-            users.insert(user);
+            let (package, member) = self.checked_package(bytes, known)?;
+            users.insert(member.user);
             checked.push(package);
         }
         let aad = known.carried_chains(&users)?;

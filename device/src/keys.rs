@@ -113,17 +113,12 @@ async fn known_devices(
     let mut vouched = BTreeMap::new();
     for &user in members {
         let served = certs_of(store, driver, user, asked).await?;
-        let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
-        let devices = known.insert_certified(user, &served.user_key, &served.certs, &revoked);
-        vouched.insert(user, devices);
+        vouched.insert(user, known.insert_served(served));
     }
     for &user in mine {
         match certs_of(store, driver, user, asked).await {
             Ok(served) => {
-                let revoked: BTreeSet<_> = served.revoked.iter().copied().collect();
-                let devices =
-                    known.insert_certified(user, &served.user_key, &served.certs, &revoked);
-                vouched.insert(user, devices);
+                vouched.insert(user, known.insert_served(served));
             }
             Err(SyncError::Refused { message, .. }) => {
                 tracing::debug!(%user, %message, "an invitee's certificates are not served");
@@ -420,10 +415,7 @@ pub(crate) async fn run(
             Kick::Family(family) => {
                 now_due.insert(family);
             }
-            Kick::Settle(reply) => {
-                settles.push(reply);
-                publish.get_or_insert(false);
-            }
+            Kick::Settle(reply) => settles.push(reply),
             Kick::Publish => publish = Some(true),
         };
         let next = due
@@ -446,8 +438,7 @@ pub(crate) async fn run(
             // A session that stays connected makes its weekly new package too.
             publish.get_or_insert(false);
         }
-        // Before the families: a sync that settles key work leaves the package
-        // published (a new account's first `doran sync`, before anyone invites it).
+        // (A sync publishes it itself before it returns: `Device::sync_now`.)
         if let Some(again) = publish
             && let Err(e) = publish_package(&session, again).await
         {

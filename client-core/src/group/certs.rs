@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use doran_protocol::{
     DeviceId, PublicKey, UserId,
-    model::{Certifier, DeviceCert},
+    model::{Certifier, DeviceCert, UserCerts},
     signing::device_cert_message,
 };
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -177,6 +177,13 @@ impl KnownDevices {
             },
         );
         active.into_keys().collect()
+    }
+
+    /// [`KnownDevices::insert_certified`] for a user's certificates as the relay
+    /// served them (their user key checked against the pinned one by the caller).
+    pub fn insert_served(&mut self, served: &UserCerts) -> Vec<DeviceId> {
+        let revoked: BTreeSet<DeviceId> = served.revoked.iter().copied().collect();
+        self.insert_certified(served.user, &served.user_key, &served.certs, &revoked)
     }
 
     /// What a Commit adding devices of `users` carries in its authenticated data:
