@@ -233,6 +233,24 @@ pub enum FamilyCmd {
         /// The member (user id or 호칭).
         member: String,
     },
+    /// The safety code to compare in person with a member: the same sixty digits on
+    /// their device mean neither device was given another key by the relay.
+    SafetyCode {
+        /// Family.
+        family: String,
+        /// The member (user id or 호칭).
+        member: String,
+    },
+    /// Mark a member verified by typing the safety code their device shows for you.
+    Verify {
+        /// Family.
+        family: String,
+        /// The member (user id or 호칭).
+        member: String,
+        /// The sixty digits their device shows (spaces allowed).
+        #[arg(required = true, num_args = 1..)]
+        code: Vec<String>,
+    },
 }
 
 /// `doran invite …`

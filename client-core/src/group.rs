@@ -40,6 +40,7 @@ mod envelope;
 mod escrow;
 mod history;
 mod provider;
+pub mod safety;
 #[cfg(test)]
 mod tests;
 

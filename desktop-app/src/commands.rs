@@ -44,6 +44,8 @@ pub fn handler() -> impl Fn(Invoke<Wry>) -> bool + Send + Sync + 'static {
         families::rename_family,
         families::set_my_name,
         families::remove_member,
+        families::safety_code,
+        families::verify_safety_code,
         families::leave_family,
         families::delete_family,
         families::invite,

@@ -50,6 +50,10 @@ fn pinned_key(user: UserId) -> String {
     format!("certs/pinned/{}", user.to_hex())
 }
 
+fn verified_key(user: UserId) -> String {
+    format!("certs/verified/{}", user.to_hex())
+}
+
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     OUTBOX
         .lock()
@@ -228,6 +232,38 @@ pub(crate) fn pin(
     }
 }
 
+/// The user key this device pinned for `user`, if it has seen one.
+pub(crate) fn pinned(
+    store: &dyn LocalStore,
+    user: UserId,
+) -> Result<Option<PublicKey>, StoreError> {
+    Ok(store
+        .get_meta(&pinned_key(user))?
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .map(PublicKey))
+}
+
+/// Remembers that the safety code made with `key` for `user` was compared in person
+/// and matched (`verified` then holds while the pin is that key, which is for ever:
+/// a pin never changes).
+pub(crate) fn mark_verified(
+    store: &dyn LocalStore,
+    user: UserId,
+    key: PublicKey,
+) -> Result<(), StoreError> {
+    store.set_meta(&verified_key(user), key.as_bytes())
+}
+
+/// Whether `user`'s pinned key is the one a safety code was compared with.
+pub(crate) fn verified(store: &dyn LocalStore, user: UserId) -> Result<bool, StoreError> {
+    let Some(pinned) = pinned(store, user)? else {
+        return Ok(false);
+    };
+    Ok(store
+        .get_meta(&verified_key(user))?
+        .is_some_and(|v| v.as_slice() == pinned.as_bytes().as_slice()))
+}
+
 #[cfg(test)]
 mod tests {
     use doran_client_core::store::MemoryStore;
@@ -246,6 +282,25 @@ mod tests {
         assert!(pin(&store, user, key).expect("store"));
         // Each user has their own.
         assert!(pin(&store, UserId::random(), PublicKey([8; 32])).expect("store"));
+    }
+
+    #[test]
+    fn a_member_is_verified_only_for_the_key_pinned() {
+        let store = MemoryStore::new();
+        let user = UserId::random();
+        assert!(!verified(&store, user).expect("store"), "nothing pinned");
+        // A mark without a pin (or for another key) verifies nothing.
+        mark_verified(&store, user, PublicKey([7; 32])).expect("store");
+        assert!(!verified(&store, user).expect("store"));
+        assert!(pin(&store, user, PublicKey([8; 32])).expect("store"));
+        assert_eq!(
+            pinned(&store, user).expect("store"),
+            Some(PublicKey([8; 32]))
+        );
+        assert!(!verified(&store, user).expect("store"));
+        mark_verified(&store, user, PublicKey([8; 32])).expect("store");
+        assert!(verified(&store, user).expect("store"));
+        assert!(!verified(&store, UserId::random()).expect("store"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub(crate) mod invites;
 mod missions;
 pub(crate) mod notifications;
 mod profile;
+mod safety;
 mod sync;
 mod voice;
 

@@ -72,6 +72,10 @@ pub enum ErrorCode {
     LinkClaimed,
     /// The link request was already confirmed or rejected.
     LinkAnswered,
+    /// The safety code typed is not the one this device shows for that member: one
+    /// of the two devices holds another user key than the real one (the relay may be
+    /// in the middle), or the digits were typed wrong.
+    SafetyCodeMismatch,
     /// This device was revoked or the relay does not know it: sign in again.
     DeviceRevoked,
     /// The relay refused the sign-in.
@@ -127,6 +131,7 @@ impl ErrorCode {
             ErrorCode::LinkExpired => "link_expired",
             ErrorCode::LinkClaimed => "link_claimed",
             ErrorCode::LinkAnswered => "link_answered",
+            ErrorCode::SafetyCodeMismatch => "safety_code_mismatch",
             ErrorCode::DeviceRevoked => "device_revoked",
             ErrorCode::SignInRefused => "sign_in_refused",
             ErrorCode::QuotaExceeded => "quota_exceeded",
@@ -202,6 +207,30 @@ impl Error {
                 "The server's certificate is not trusted ({why}). If you host the server yourself, add its CA certificate."
             ),
         )
+    }
+
+    /// Two safety codes differ: in the half of `whose` key (`Some(None)`: this
+    /// user's, `Some(Some(name))`: that member's; `None`: both halves).
+    pub fn safety_mismatch(whose: Option<Option<&str>>, lang: Lang) -> Self {
+        let (ko, en) = match whose {
+            Some(Some(name)) => (
+                format!(
+                    "안전 코드가 달라요. 두 기기 중 하나가 {name}님의 키를 다르게 갖고 있어요: 서버가 중간에 끼어들었을 수 있어요. 숫자를 다시 확인하고, 그래도 다르면 이 가족에 민감한 내용을 올리지 마세요."
+                ),
+                format!(
+                    "The safety codes differ: one of the two devices holds another key for {name} — the server may be in the middle. Check the digits again; if they still differ, share nothing sensitive in this family."
+                ),
+            ),
+            Some(None) => (
+                "안전 코드가 달라요. 두 기기 중 하나가 내 키를 다르게 갖고 있어요: 서버가 중간에 끼어들었을 수 있어요. 숫자를 다시 확인하고, 그래도 다르면 이 가족에 민감한 내용을 올리지 마세요.".to_owned(),
+                "The safety codes differ: one of the two devices holds another key for you — the server may be in the middle. Check the digits again; if they still differ, share nothing sensitive in this family.".to_owned(),
+            ),
+            None => (
+                "안전 코드가 전혀 달라요. 같은 가족의 코드를 보고 있는지, 숫자를 맞게 입력했는지 확인해 주세요.".to_owned(),
+                "The safety codes differ entirely: check that you compare with the right member and that the digits are typed right.".to_owned(),
+            ),
+        };
+        Error::new(ErrorCode::SafetyCodeMismatch, lang, ko, en)
     }
 
     /// A refused edit or bad input.
@@ -588,6 +617,10 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
         ErrorCode::LinkAnswered => (
             "이 연결 요청은 이미 수락되었거나 거절되었어요.",
             "This link request was already confirmed or rejected.",
+        ),
+        ErrorCode::SafetyCodeMismatch => (
+            "안전 코드가 달라요. 숫자를 다시 확인해 주세요.",
+            "The safety codes differ. Check the digits again.",
         ),
         ErrorCode::DeviceRevoked => (
             "이 기기는 계정에서 해제되었어요. 다시 연결해 주세요.",

@@ -101,6 +101,42 @@ pub struct MemberView {
     pub last_seen: Option<i64>,
     /// "접속중" or how long ago, if known.
     pub status: Option<String>,
+    /// Their safety code was compared in person on this device and was the same
+    /// (see [`SafetyCodeView`]); never for oneself.
+    pub verified: bool,
+}
+
+/// The safety code this device shows for a member: the same sixty digits on the
+/// member's device mean each device holds the other user's real key (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SafetyCodeView {
+    /// The member.
+    pub user: String,
+    /// Their 호칭.
+    pub name: String,
+    /// Twelve groups of five digits, to show in three rows of four.
+    pub groups: Vec<String>,
+    /// The groups joined by spaces.
+    pub code: String,
+    /// Compared and the same, on this device.
+    pub verified: bool,
+}
+
+impl SafetyCodeView {
+    pub(crate) fn new(
+        user: doran_protocol::UserId,
+        name: String,
+        code: &doran_client_core::group::safety::SafetyCode,
+        verified: bool,
+    ) -> Self {
+        SafetyCodeView {
+            user: user.to_hex(),
+            name,
+            groups: code.groups().to_vec(),
+            code: code.to_string(),
+            verified,
+        }
+    }
 }
 
 /// A family's settings screen and header.

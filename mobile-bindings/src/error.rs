@@ -85,6 +85,9 @@ pub enum DoranError {
     /// The link request was already confirmed or rejected.
     #[error("{0}")]
     LinkAnswered(String),
+    /// The safety code typed is not the one this device shows for that member.
+    #[error("{0}")]
+    SafetyCodeMismatch(String),
     /// This device was revoked or the relay does not know it: sign in again.
     #[error("{0}")]
     DeviceRevoked(String),
@@ -156,6 +159,7 @@ impl From<doran_device::Error> for DoranError {
             ErrorCode::LinkExpired => DoranError::LinkExpired(m),
             ErrorCode::LinkClaimed => DoranError::LinkClaimed(m),
             ErrorCode::LinkAnswered => DoranError::LinkAnswered(m),
+            ErrorCode::SafetyCodeMismatch => DoranError::SafetyCodeMismatch(m),
             ErrorCode::DeviceRevoked => DoranError::DeviceRevoked(m),
             ErrorCode::SignInRefused => DoranError::SignInRefused(m),
             ErrorCode::QuotaExceeded => DoranError::QuotaExceeded(m),

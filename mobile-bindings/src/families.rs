@@ -96,6 +96,36 @@ pub struct MemberView {
     pub last_seen: Option<i64>,
     /// "접속중" or how long ago, if known.
     pub status: Option<String>,
+    /// Their safety code was compared in person on this device and was the same.
+    pub verified: bool,
+}
+
+/// The safety code this device shows for a member: the same sixty digits on the
+/// member's device mean each device holds the other user's real key.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SafetyCodeView {
+    /// The member.
+    pub user: String,
+    /// Their 호칭.
+    pub name: String,
+    /// Twelve groups of five digits (show them in three rows of four).
+    pub groups: Vec<String>,
+    /// The groups joined by spaces.
+    pub code: String,
+    /// Compared and the same, on this device.
+    pub verified: bool,
+}
+
+impl From<screens::SafetyCodeView> for SafetyCodeView {
+    fn from(v: screens::SafetyCodeView) -> Self {
+        SafetyCodeView {
+            user: v.user,
+            name: v.name,
+            groups: v.groups,
+            code: v.code,
+            verified: v.verified,
+        }
+    }
 }
 
 impl From<screens::MemberView> for MemberView {
@@ -114,6 +144,7 @@ impl From<screens::MemberView> for MemberView {
             online: m.online,
             last_seen: m.last_seen,
             status: m.status,
+            verified: m.verified,
         }
     }
 }
@@ -229,6 +260,28 @@ impl Device {
     /// Removes a member (host only), named by user id or by their 호칭 in the family.
     pub async fn remove_member(&self, family: String, user: String) -> Result<()> {
         Ok(self.inner.remove_member(&family, &user).await?)
+    }
+
+    /// The safety code of the user and a member (user id or 호칭), to compare in
+    /// person with the one the member's phone shows.
+    pub async fn safety_code(&self, family: String, user: String) -> Result<SafetyCodeView> {
+        Ok(self.inner.safety_code(&family, &user).await?.into())
+    }
+
+    /// Compares the digits the member's phone shows (typed or scanned, spaces
+    /// allowed) with this phone's; the same marks them verified here, a difference is
+    /// [`DoranError::SafetyCodeMismatch`](crate::DoranError::SafetyCodeMismatch).
+    pub async fn verify_safety_code(
+        &self,
+        family: String,
+        user: String,
+        code: String,
+    ) -> Result<SafetyCodeView> {
+        Ok(self
+            .inner
+            .verify_safety_code(&family, &user, &code)
+            .await?
+            .into())
     }
 
     /// Leaves a family (not the host, who deletes it instead).

@@ -30,7 +30,9 @@ pub use calendar::{
 pub use device::{Device, DeviceOptions};
 pub use error::{DoranError, KeychainError, Result};
 pub use events::{DeviceEvent, EventListener, ListenerHandle, Part, RemovedReason};
-pub use families::{FamilyCard, FamilyView, MemberView, MoodView, PresenceView, Role};
+pub use families::{
+    FamilyCard, FamilyView, MemberView, MoodView, PresenceView, Role, SafetyCodeView,
+};
 pub use gallery::{AlbumCard, CommentView, Liker, PhotoDetail, PhotoPage, PhotoRef};
 pub use home::{HomeMember, HomeSummary, VoiceRef};
 pub use invites::{InviteView, InvitesView};

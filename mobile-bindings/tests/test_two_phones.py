@@ -230,3 +230,25 @@ async def typed_errors(dm, Events, relay, media, tmp_path):
 
 def test_errors_are_typed_and_readable(dm, Events, relay, media, tmp_path):
     asyncio.run(typed_errors(dm, Events, relay, media, tmp_path))
+
+
+async def safety_codes(dm, Events, relay, tmp_path):
+    f = await family_of_two(dm, Events, relay, tmp_path)
+    # Both phones show the same sixty digits for each other.
+    on_moms = await f.mom.safety_code(f.family, "아들")
+    on_sons = await f.son.safety_code(f.family, "엄마")
+    assert on_moms.code == on_sons.code
+    assert len(on_moms.groups) == 12 and not on_sons.verified
+    # A digit read wrong: the typed mismatch, nothing marked.
+    wrong = ("1" if on_moms.code[0] != "1" else "2") + on_moms.code[1:]
+    with pytest.raises(dm.DoranError.SafetyCodeMismatch):
+        await f.son.verify_safety_code(f.family, "엄마", wrong)
+    # The digits mom's phone shows: her son's phone marks her verified.
+    checked = await f.son.verify_safety_code(f.family, "엄마", on_moms.code)
+    assert checked.verified
+    view = await f.son.family(f.family)
+    assert [(m.name, m.verified) for m in view.members] == [("엄마", True), ("아들", False)]
+
+
+def test_members_compare_safety_codes(dm, Events, relay, tmp_path):
+    asyncio.run(safety_codes(dm, Events, relay, tmp_path))

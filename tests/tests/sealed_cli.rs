@@ -13,7 +13,7 @@ use std::{
 };
 
 use doran_e2e::{
-    Relay, contains, create_account, doran_cmd, files_under, json, ok, pieces, tone_wav,
+    Relay, contains, create_account, doran_cmd, files_under, json, json_error, ok, pieces, tone_wav,
 };
 
 /// A 1200×900 JPEG with texture.
@@ -222,4 +222,61 @@ fn a_family_created_clear_stays_clear() {
             .any(|(_, bytes)| contains(bytes, "화분에 물 주기".as_bytes())),
         "the relay reads a clear family"
     );
+}
+
+/// Mom and her son compare safety codes on the command line: both devices print the
+/// same digits; typing the ones mom's device shows marks her verified on his, and
+/// `family show` says so; a code with one digit changed is refused as a mismatch.
+#[test]
+fn members_compare_safety_codes_and_the_one_read_out_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    let invite = ok(
+        &mom,
+        &["invite", "send", &family, "son@example.com", "--as", "아들"],
+    );
+    assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
+    sync(&son);
+    sync(&mom);
+
+    let on_moms = json(&mom, &["family", "safety-code", &family, "아들"]);
+    let on_sons = json(&son, &["family", "safety-code", &family, "엄마"]);
+    assert_eq!(on_moms["code"], on_sons["code"], "{on_moms} {on_sons}");
+    assert_eq!(on_sons["verified"], false);
+    let code = on_moms["code"].as_str().expect("the code").to_owned();
+    // As a person prints it: three rows of four groups.
+    let shown = ok(&son, &["family", "safety-code", &family, "엄마"]);
+    assert_eq!(shown.lines().count(), 4, "{shown}");
+
+    let mut wrong: Vec<char> = code.chars().collect();
+    wrong[1] = if wrong[1] == '9' { '0' } else { '9' };
+    let wrong: String = wrong.into_iter().collect();
+    let mut args = vec!["family", "verify", &family, "엄마"];
+    args.extend(wrong.split(' '));
+    assert_eq!(json_error(&son, &args)["code"], "safety_code_mismatch");
+
+    let mut args = vec!["family", "verify", &family, "엄마"];
+    args.extend(code.split(' '));
+    assert_eq!(json(&son, &args)["verified"], true);
+    let members = json(&son, &["family", "show", &family])["members"].clone();
+    let verified: Vec<(String, bool)> = members
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or_default().to_owned(),
+                m["verified"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        verified,
+        vec![("엄마".to_owned(), true), ("아들".to_owned(), false)]
+    );
+    assert!(ok(&son, &["family", "show", &family]).contains("verified"));
 }

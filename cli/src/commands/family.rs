@@ -49,24 +49,26 @@ pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
                     lines.push("  you are no longer a member: read-only".into());
                 }
                 for m in &v.members {
-                    lines.push(format!(
-                        "  {}  {}{}  {}{}",
-                        m.name,
-                        if m.role == doran_device::core::model::Role::Host {
-                            "host"
-                        } else {
-                            "member"
-                        },
-                        m.mood
-                            .as_ref()
-                            .map(|m| format!(" {}", m.emoji))
-                            .unwrap_or_default(),
-                        m.user,
-                        m.status
-                            .as_ref()
-                            .map(|s| format!("  · {s}"))
-                            .unwrap_or_default()
-                    ));
+                    lines.push(
+                        format!(
+                            "  {}  {}{}  {}{}",
+                            m.name,
+                            if m.role == doran_device::core::model::Role::Host {
+                                "host"
+                            } else {
+                                "member"
+                            },
+                            m.mood
+                                .as_ref()
+                                .map(|m| format!(" {}", m.emoji))
+                                .unwrap_or_default(),
+                            m.user,
+                            m.status
+                                .as_ref()
+                                .map(|s| format!("  · {s}"))
+                                .unwrap_or_default()
+                        ) + if m.verified { "  · verified" } else { "" },
+                    );
                 }
                 lines
             });
@@ -94,6 +96,20 @@ pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
         FamilyCmd::Remove { family, member } => {
             device.remove_member(&family, &member).await?;
             saved(device, out).await?;
+        }
+        FamilyCmd::SafetyCode { family, member } => {
+            let v = device.safety_code(&family, &member).await?;
+            out.view(&v, || safety_lines(&v));
+        }
+        FamilyCmd::Verify {
+            family,
+            member,
+            code,
+        } => {
+            let v = device
+                .verify_safety_code(&family, &member, &code.join(" "))
+                .await?;
+            out.view(&v, || safety_lines(&v));
         }
     }
     Ok(())
@@ -163,4 +179,16 @@ pub async fn presence(device: &Device, out: Out, family: &str) -> CmdResult {
             .collect()
     });
     Ok(())
+}
+
+/// A safety code in three rows of four groups, as the apps show it.
+fn safety_lines(v: &doran_device::screens::SafetyCodeView) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} ({}){}",
+        v.name,
+        v.user,
+        if v.verified { "  · verified" } else { "" }
+    )];
+    lines.extend(v.groups.chunks(4).map(|row| format!("  {}", row.join(" "))));
+    lines
 }

@@ -2,7 +2,7 @@
 
 use doran_device::{
     core::views::HomeSummary,
-    screens::{FamilyCard, FamilyView, InviteView, InvitesView, PresenceView},
+    screens::{FamilyCard, FamilyView, InviteView, InvitesView, PresenceView, SafetyCodeView},
 };
 
 use super::{Dev, Res};
@@ -45,6 +45,21 @@ pub async fn set_my_name(d: Dev<'_>, family: String, name: String) -> Res<()> {
 #[tauri::command(rename_all = "snake_case")]
 pub async fn remove_member(d: Dev<'_>, family: String, user: String) -> Res<()> {
     d.remove_member(&family, &user).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn safety_code(d: Dev<'_>, family: String, user: String) -> Res<SafetyCodeView> {
+    d.safety_code(&family, &user).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn verify_safety_code(
+    d: Dev<'_>,
+    family: String,
+    user: String,
+    code: String,
+) -> Res<SafetyCodeView> {
+    d.verify_safety_code(&family, &user, &code).await
 }
 
 #[tauri::command(rename_all = "snake_case")]

@@ -128,6 +128,23 @@ describe.sequential('the desktop app with a family', () => {
     await s.until('no invite left waiting', async () => !(await s.exists('[data-testid=pending-invite]')));
   });
 
+  it("compares safety codes with the son: the window shows the digits his device shows, and typing them verifies him", async () => {
+    const fam = await familyId(son);
+    const his = await son.json<{ code: string; verified: boolean }>('family', 'safety-code', fam, '엄마');
+    expect(his.verified).toBe(false);
+    await s.click('[data-testid=member][data-name=아들] [data-testid=open-safety-code]');
+    await s.waitFor('[data-testid=safety-code]');
+    const shown = (await s.text('[data-testid=safety-code]')).replace(/\s+/g, '');
+    expect(shown).toBe(his.code.replace(/\s+/g, ''));
+    await s.type('[data-testid=safety-code-input]', his.code);
+    await s.click('[data-testid=safety-code-compare]');
+    await s.waitFor('[data-testid=safety-verified]');
+    await screenshot(s, '02b-safety-code');
+    await s.click('[data-testid=safety-code-dialog] button.close');
+    await s.waitFor('[data-testid=member][data-name=아들] [data-testid=member-verified]');
+    expect(await s.exists('[data-testid=member][data-name=아빠] [data-testid=member-verified]')).toBe(false);
+  });
+
   it('a mission ticked on the command line shows ticked in the window, live', async () => {
     await nav('missions');
     await s.click('[data-testid=add-mission]');

@@ -371,21 +371,8 @@ impl Device {
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::InvalidInput, lang))?;
-        let served = match self.request(Request::DeviceCerts { user }).await? {
-            Response::DeviceCerts(served) if served.user == user => served,
-            other => return Err(self.unexpected(&other)),
-        };
-        let store = Arc::clone(&self.shared().store);
+        let served = self.served_certs(user).await?;
         let key = served.user_key;
-        let same = self
-            .blocking(move |lang| {
-                crate::certs::pin(&*store, user, key).map_err(|e| Error::from_store(&e, lang))
-            })
-            .await?;
-        if !same {
-            tracing::warn!(%user, "the relay answered with another user key than the one pinned");
-            return Err(Error::code(ErrorCode::Relay, lang));
-        }
         let revoked = served.revoked.iter().copied().collect();
         Ok(certified_devices(user, &key, &served.certs, &revoked)
             .into_keys()

@@ -130,6 +130,12 @@ impl Device {
         let profiles = self
             .profiles(users.iter().map(|(u, _)| u.clone()).collect())
             .await?;
+        let verified: Vec<String> = self
+            .verified_among(users.iter().filter_map(|(u, _)| u.parse().ok()).collect())
+            .await?
+            .iter()
+            .map(UserId::to_hex)
+            .collect();
         let presence = lock(&self.shared().presence).clone();
         let viewer = self.shared().viewer();
         let today = doran_client_core::time_util::local_date(viewer.now_ms, viewer.offset);
@@ -147,6 +153,7 @@ impl Device {
                     p.mood.filter(|_| fresh)
                 });
                 MemberView {
+                    verified: user != me && verified.contains(&user),
                     me: user == me,
                     nickname: p.map(|p| p.nickname.clone()),
                     avatar: p.and_then(|p| p.avatar.clone()),

@@ -68,6 +68,10 @@ export const setMyName = (family: string, name: string) =>
   call<void>('set_my_name', { family, name });
 export const removeMember = (family: string, user: string) =>
   call<void>('remove_member', { family, user });
+export const safetyCode = (family: string, user: string) =>
+  call<T.SafetyCodeView>('safety_code', { family, user });
+export const verifySafetyCode = (family: string, user: string, code: string) =>
+  call<T.SafetyCodeView>('verify_safety_code', { family, user, code });
 export const leaveFamily = (family: string) => call<void>('leave_family', { family });
 export const deleteFamily = (family: string) => call<void>('delete_family', { family });
 export const invite = (family: string, email: string, name: string) =>

@@ -68,6 +68,19 @@ export interface MemberView {
   online: boolean;
   last_seen: number | null;
   status: string | null;
+  /** Their safety code was compared in person on this device and was the same. */
+  verified: boolean;
+}
+
+/** What two members compare in person: the same digits mean neither device was given
+ * another key by the relay. */
+export interface SafetyCodeView {
+  user: string;
+  name: string;
+  /** Twelve groups of five digits. */
+  groups: string[];
+  code: string;
+  verified: boolean;
 }
 
 export interface FamilyView {
