@@ -342,6 +342,10 @@ pub struct Limits {
     pub http_clock_skew_secs: u64,
     /// Frames queued for one connection before it is dropped as too slow.
     pub outbound_queue: usize,
+    /// Milliseconds a websocket stays idle (no message either way) before it is
+    /// parked: its websocket buffers are dropped and built again when the device
+    /// speaks or something is sent to it (see [`crate::ws::link`]). 0 never parks.
+    pub park_idle_ms: u64,
 }
 
 impl Default for Config {
@@ -400,6 +404,7 @@ impl Default for Limits {
             link_code_ttl_secs: 10 * 60,
             http_clock_skew_secs: 5 * 60,
             outbound_queue: 1024,
+            park_idle_ms: 2_000,
         }
     }
 }
@@ -433,6 +438,11 @@ impl Limits {
     /// [`sign_in_timeout_secs`](Self::sign_in_timeout_secs) as a duration.
     pub fn sign_in_timeout(&self) -> Duration {
         Duration::from_secs(self.sign_in_timeout_secs)
+    }
+
+    /// [`park_idle_ms`](Self::park_idle_ms); `None` (never park) for 0.
+    pub fn park_idle(&self) -> Option<Duration> {
+        (self.park_idle_ms > 0).then(|| Duration::from_millis(self.park_idle_ms))
     }
 
     /// [`header_read_timeout_secs`](Self::header_read_timeout_secs); `None` (no

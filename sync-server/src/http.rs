@@ -17,6 +17,7 @@
 
 pub mod blobs;
 pub mod range;
+pub mod upgrade;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -25,15 +26,15 @@ use std::{
 
 use axum::{
     Extension, Router,
-    extract::{ConnectInfo, State, WebSocketUpgrade},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
     routing::{get, put},
 };
-use doran_protocol::{ErrorCode, limits::MAX_FRAME_BYTES};
+use doran_protocol::ErrorCode;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{conns::Entry, error::ApiError, session, state::AppState};
+use crate::{conns::Entry, error::ApiError, http::upgrade::Upgrade, session, state::AppState};
 
 /// The relay's routes over `state`.
 pub fn routes(state: &Arc<AppState>) -> Router {
@@ -66,22 +67,13 @@ pub fn routes(state: &Arc<AppState>) -> Router {
     router
 }
 
-/// Bytes the websocket reads per socket read, and the read buffer each connection
-/// starts with. tungstenite zero-fills this much before every read (its default,
-/// 128 KiB, made that `memset` a third of the relay's CPU under load) and keeps the
-/// buffer while the connection lives, idle or not. A change frame is a few hundred
-/// bytes; a larger one still arrives, over more reads (a 1 MiB chunk in 1024). At 8 KiB
-/// this buffer was 8 of the 28 KB an idle device cost the relay; 1 KiB gives
-/// `doran-bench connections` 14.0 KB per device, 2 KiB 14.9 KB.
-const WS_READ_BUFFER: usize = 1024;
-
 /// Upgrades to the device websocket, within the per-address connection limit.
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     entry: Option<Extension<Arc<Entry>>>,
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let entry = entry.map(|Extension(e)| e);
     if state.shutdown.is_cancelled() {
@@ -96,15 +88,10 @@ async fn websocket(
         tracing::info!(%peer, "too many connections from this address");
         return ApiError::rate_limited(5_000).into_response();
     };
-    // Twice the frame limit, so an oversize frame gets a typed `FrameTooLarge` error
-    // frame; beyond that the socket is closed.
-    ws.max_message_size(2 * MAX_FRAME_BYTES)
-        .max_frame_size(2 * MAX_FRAME_BYTES)
-        .read_buffer_size(WS_READ_BUFFER)
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(session::run(state, socket, peer, slot, entry))
-        })
+    upgrade.on_upgrade(move |socket, read_ahead| {
+        let tasks = state.tasks.clone();
+        tasks.track_future(session::run(state, socket, read_ahead, peer, slot, entry))
+    })
 }
 
 /// The device's address: the peer's, or — when the peer is a trusted proxy — the

@@ -11,7 +11,8 @@
 //!   revocations, memberships, events, presence).
 //! - [`auth`], [`access`], [`rules`], [`rate`]: pure logic — signatures and
 //!   challenges, who may read and write what, name rules, rate limits.
-//! - [`session`]: one websocket connection's state machine.
+//! - [`session`]: one websocket connection's state machine; [`ws`]: its websocket,
+//!   parked without buffers while idle.
 //! - [`hub`]: live connections, subscriptions, fan-out and events.
 //! - [`http`]: the axum routes (websocket, blobs, health, metrics).
 //! - [`state`], [`config`], [`error`], [`metrics`]: the glue.
@@ -38,6 +39,7 @@ pub mod session;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod ws;
 
 use std::{future::IntoFuture, net::SocketAddr, sync::Arc, time::Duration};
 

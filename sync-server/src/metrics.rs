@@ -19,6 +19,10 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Websocket connections accepted since start.
     pub connections_total: AtomicU64,
+    /// Websocket connections parked now: idle, holding no websocket buffers.
+    pub connections_parked: AtomicU64,
+    /// Times a websocket connection was parked.
+    pub parks: AtomicU64,
     /// Websocket frames received.
     pub frames_in: AtomicU64,
     /// Websocket frames sent.
@@ -82,7 +86,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 16] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "doran_connections",
                 "gauge",
@@ -94,6 +98,18 @@ impl Metrics {
                 "counter",
                 "Websocket connections accepted.",
                 &self.connections_total,
+            ),
+            (
+                "doran_connections_parked",
+                "gauge",
+                "Idle websocket connections parked without their buffers.",
+                &self.connections_parked,
+            ),
+            (
+                "doran_parks_total",
+                "counter",
+                "Times an idle websocket connection was parked.",
+                &self.parks,
             ),
             (
                 "doran_frames_in_total",

@@ -46,17 +46,15 @@ use crate::{
     rate::{ConnectionSlot, TokenBucket},
     state::{AppState, now_ms},
     store::DocOwner,
+    ws::{Link, Socket},
 };
-use axum::{
-    body::Bytes,
-    extract::ws::{Message, WebSocket},
-};
+use axum::body::Bytes;
 use doran_protocol::{
     Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, Seq, ServerEvent, ServerFrame,
     UserId, codec,
 };
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::{sync::mpsc, time::Instant};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// How long one write to the socket may take before the connection is dropped.
@@ -93,7 +91,8 @@ enum Phase {
 pub(crate) struct Session {
     state: Arc<AppState>,
     peer: SocketAddr,
-    sink: SplitSink<WebSocket, Message>,
+    /// The websocket; parked (without its buffers) while the connection is idle.
+    link: Link,
     phase: Phase,
     /// The `client` of the latest `Hello` (the device label).
     client: String,
@@ -124,7 +123,7 @@ enum Wake {
     Cancelled,
     TooSlow,
     Hub(HubMsg),
-    Socket(Option<Result<Message, axum::Error>>),
+    Socket(Option<Message>),
 }
 
 /// Serves one upgraded websocket until it closes. `entry` is its place among the
@@ -132,13 +131,15 @@ enum Wake {
 /// it, and marks it signed in (never shed) once it is.
 pub async fn run(
     state: Arc<AppState>,
-    socket: WebSocket,
+    socket: Socket,
+    read_ahead: Bytes,
     peer: SocketAddr,
     slot: ConnectionSlot,
     entry: Option<Arc<Entry>>,
 ) {
-    let (sink, mut stream) = socket.split();
     let limits = &state.config.limits;
+    let park_after = limits.park_idle();
+    let link = Link::new(socket, read_ahead, park_after, Arc::clone(&state.metrics)).await;
     let bucket = TokenBucket::new(
         f64::from(limits.frames_per_second),
         f64::from(limits.frame_burst),
@@ -154,7 +155,7 @@ pub async fn run(
     let mut session = Session {
         state: Arc::clone(&state),
         peer,
-        sink,
+        link,
         phase: Phase::Connected,
         client: String::new(),
         bucket,
@@ -192,7 +193,7 @@ pub async fn run(
             () = shed.cancelled() => Wake::Cancelled,
             () = until(deadline) => Wake::TooSlow,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
-            msg = stream.next() => Wake::Socket(msg),
+            msg = session.link.next() => Wake::Socket(msg),
         };
         let flow = match wake {
             Wake::Shutdown => {
@@ -211,11 +212,11 @@ pub async fn run(
                 break;
             }
             Wake::Hub(msg) => session.on_hub(msg).await,
-            Wake::Socket(None | Some(Err(_))) => break,
+            Wake::Socket(None) => break,
             // Boxed: handling a frame can go through any request handler, and their
             // largest state would otherwise be part of every connection's task while
             // it sits idle (7.4 KB of it, before).
-            Wake::Socket(Some(Ok(msg))) => Box::pin(session.on_message(msg)).await,
+            Wake::Socket(Some(msg)) => Box::pin(session.on_message(msg)).await,
         };
         // Frames are queued, not written one by one: forward what else the hub has
         // ready, then write everything with one flush (one syscall for a burst of
@@ -275,7 +276,7 @@ impl Session {
                 "frames are binary messages",
             ))),
             Message::Close(_) => return Err(Disconnect),
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
         };
         if let Err(wait) = self.bucket.try_take(Instant::now().into_std()) {
             self.strikes += 1;
@@ -414,7 +415,7 @@ impl Session {
     /// wake-up ([`flush`](Self::flush)). A full write buffer is written out here.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Flow {
         let len = bytes.len() as u64;
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(Message::Binary(bytes))).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.link.feed(Message::Binary(bytes))).await {
             Ok(Ok(())) => {
                 inc(&self.state.metrics.frames_out);
                 add(&self.state.metrics.bytes_out, len);
@@ -426,7 +427,7 @@ impl Session {
 
     /// Writes out the queued frames.
     pub(crate) async fn flush(&mut self) -> Flow {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.link.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Disconnect),
         }
@@ -486,7 +487,7 @@ impl Session {
         let _ = self
             .send(&ServerFrame::goodbye(reason, message, retry_after_ms))
             .await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.sink.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.link.close()).await;
         Err(Disconnect)
     }
 

@@ -269,6 +269,58 @@ async fn websocket_and_https_over_tls_then_graceful_shutdown() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// A metric from `/metrics` over TLS (0 if absent).
+async fn tls_metric(server: &Server, cert: &Cert, name: &str) -> u64 {
+    let raw = get(tls_connect(server, cert, "localhost").await, "/metrics").await;
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (polling `/metrics`, at most 10 s) until `n` connections are parked, and
+/// returns how many parks there were so far.
+async fn tls_parked(server: &Server, cert: &Cert, n: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tls_metric(server, cert, "doran_connections_parked").await != n {
+        assert!(tokio::time::Instant::now() < deadline, "not parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tls_metric(server, cert, "doran_parks_total").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tls_websocket_is_parked_and_still_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = Cert::generate(dir.path(), "relay");
+    let config = dir.path().join("park-fast.json");
+    std::fs::write(&config, r#"{"limits":{"park_idle_ms":50}}"#).expect("write config");
+    let mut server = Server::start_tls(
+        &dir.path().join("data"),
+        &cert,
+        &["--config", config.to_str().expect("UTF-8")],
+    );
+    let mut ws = wss(&server, &cert).await.expect("wss connects");
+
+    // Parked before Hello, then again after each answer: the TLS stream stays, the
+    // websocket is built again when the device speaks.
+    let mut parks = tls_parked(&server, &cert, 1).await;
+    for _ in 0..3 {
+        hello(&mut ws).await;
+        let now = tls_parked(&server, &cert, 1).await;
+        assert!(now > parks, "parked again after answering");
+        parks = now;
+    }
+
+    // SIGTERM: the parked socket gets its goodbye over TLS.
+    let status = tokio::task::spawn_blocking(move || server.terminate());
+    match next_frame(&mut ws).await {
+        Some(ServerFrame::Goodbye { reason, .. }) => assert_eq!(reason, ErrorCode::ShuttingDown),
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+    assert!(status.await.expect("join").success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_clients_get_nothing_from_the_tls_port() {
     let dir = tempfile::tempdir().expect("tempdir");

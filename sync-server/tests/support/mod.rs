@@ -885,6 +885,15 @@ impl Client {
         self.ws.send(Message::Binary(bytes.into())).await.is_ok()
     }
 
+    /// The TCP socket under the websocket, to write raw (already masked) frame bytes
+    /// in pieces of one's choosing.
+    pub fn raw_tcp(&mut self) -> &mut TcpStream {
+        match self.ws.get_mut() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("a plain websocket"),
+        }
+    }
+
     /// Sends a text message (frames must be binary).
     pub async fn send_text(&mut self, text: &str) {
         self.ws

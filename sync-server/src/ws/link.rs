@@ -1,0 +1,224 @@
+//! [`Link`]: a session's websocket, parked without its buffers while idle.
+//!
+//! An open link is tungstenite's websocket over a [`Gate`]: tungstenite's read and
+//! write buffers (the write buffer keeps the capacity of the largest burst ever
+//! written, e.g. a catch-up), its waker cells, the gate's read buffer and the park
+//! timer — several KB a connection. After `park_after` without a message either way,
+//! at a message boundary and with everything written, the link drops all of that and
+//! keeps only the gate (the socket, and at most a partial frame header read ahead).
+//! The websocket is built again, over the same gate, when the socket has bytes or the
+//! session sends: no byte read ahead is lost, none is read twice.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use axum::body::Bytes;
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _, future::poll_fn};
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{Message, protocol::Role},
+};
+
+use super::{gate::Gate, socket::Socket};
+use crate::metrics::{Metrics, inc};
+
+/// The websocket is gone: the socket closed, failed, or could not be rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the websocket is closed")]
+pub struct Closed;
+
+/// A session's websocket, open or parked.
+#[derive(Debug)]
+pub struct Link {
+    state: State,
+    /// Idle time after which the link parks; `None`: never.
+    park_after: Option<Duration>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug)]
+enum State {
+    Open(Box<Open>),
+    Parked(Gate<Socket>),
+    /// Closed, or a rebuild failed.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Open {
+    ws: WebSocketStream<Gate<Socket>>,
+    /// Fires `park_after` after it was last set; `None` when the link never parks.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A message went either way since the timer was set.
+    busy: bool,
+}
+
+impl Link {
+    /// The websocket over `socket`, just upgraded; `read_ahead` is what was read from
+    /// it past the upgrade request.
+    pub async fn new(
+        socket: Socket,
+        read_ahead: Bytes,
+        park_after: Option<Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Link {
+        let gate = Gate::with_read_ahead(socket, &read_ahead);
+        let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(super::config())).await;
+        Link {
+            state: State::Open(Box::new(Open::new(ws, park_after))),
+            park_after,
+            metrics,
+        }
+    }
+
+    /// Whether the link is parked now.
+    pub fn is_parked(&self) -> bool {
+        matches!(self.state, State::Parked(_))
+    }
+
+    /// The next message; `None` once the socket closed or failed. Parks the link when
+    /// it has been idle long enough, and builds it again when bytes come. Cancel-safe:
+    /// what was read stays in the link.
+    pub async fn next(&mut self) -> Option<Message> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        loop {
+            match &mut self.state {
+                State::Gone => return Poll::Ready(None),
+                State::Parked(gate) => {
+                    ready!(gate.poll_input(cx));
+                    if self.unpark().is_err() {
+                        return Poll::Ready(None);
+                    }
+                }
+                State::Open(open) => {
+                    if let Poll::Ready(item) = open.ws.poll_next_unpin(cx) {
+                        open.busy = true;
+                        return Poll::Ready(match item {
+                            Some(Ok(msg)) => Some(msg),
+                            Some(Err(e)) => {
+                                tracing::debug!(error = %e, "websocket read failed");
+                                None
+                            }
+                            None => None,
+                        });
+                    }
+                    let (Some(timer), Some(after)) = (open.timer.as_mut(), self.park_after) else {
+                        return Poll::Pending;
+                    };
+                    ready!(timer.as_mut().poll(cx));
+                    if open.busy || !open.ws.get_ref().at_message_boundary() {
+                        // Busy since the timer was set, or a frame or message is half
+                        // read: look again later.
+                        open.busy = false;
+                        timer.as_mut().reset(Instant::now() + after);
+                        continue;
+                    }
+                    // A pong tungstenite queued goes out before its buffers go.
+                    if let Err(e) = ready!(open.ws.poll_flush_unpin(cx)) {
+                        tracing::debug!(error = %e, "websocket flush failed");
+                        return Poll::Ready(None);
+                    }
+                    self.park();
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` (written by [`flush`](Self::flush), or once the write buffer is
+    /// full). A parked link is built again first.
+    pub async fn feed(&mut self, msg: Message) -> Result<(), Closed> {
+        let open = self.open()?;
+        open.busy = true;
+        open.ws.feed(msg).await.map_err(|e| {
+            tracing::debug!(error = %e, "websocket write failed");
+            Closed
+        })
+    }
+
+    /// Writes out what was queued. A parked link has nothing queued.
+    pub async fn flush(&mut self) -> Result<(), Closed> {
+        match &mut self.state {
+            State::Open(open) => open.ws.flush().await.map_err(|e| {
+                tracing::debug!(error = %e, "websocket flush failed");
+                Closed
+            }),
+            State::Parked(_) => Ok(()),
+            State::Gone => Err(Closed),
+        }
+    }
+
+    /// Sends a close frame and waits for it to be written.
+    pub async fn close(&mut self) -> Result<(), Closed> {
+        let open = self.open()?;
+        open.ws.close(None).await.map_err(|_| Closed)
+    }
+
+    /// The open websocket, built again if the link is parked.
+    fn open(&mut self) -> Result<&mut Open, Closed> {
+        if self.is_parked() {
+            self.unpark()?;
+        }
+        match &mut self.state {
+            State::Open(open) => Ok(open),
+            State::Parked(_) | State::Gone => Err(Closed),
+        }
+    }
+
+    /// Drops the websocket and keeps the gate. Only at a message boundary with
+    /// everything written: then tungstenite holds nothing that is not elsewhere.
+    fn park(&mut self) {
+        if let State::Open(open) = std::mem::replace(&mut self.state, State::Gone) {
+            let mut gate = open.ws.into_inner();
+            gate.shrink();
+            self.state = State::Parked(gate);
+            inc(&self.metrics.connections_parked);
+            inc(&self.metrics.parks);
+        }
+    }
+
+    /// Builds the websocket again over the parked gate.
+    fn unpark(&mut self) -> Result<(), Closed> {
+        let State::Parked(gate) = std::mem::replace(&mut self.state, State::Gone) else {
+            return Err(Closed);
+        };
+        self.metrics
+            .connections_parked
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        // tokio-tungstenite builds the websocket in a future that completes when
+        // first polled (it only needs a waker); it never waits.
+        let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(super::config()))
+            .now_or_never()
+            .ok_or(Closed)?;
+        self.state = State::Open(Box::new(Open::new(ws, self.park_after)));
+        Ok(())
+    }
+}
+
+impl Open {
+    fn new(ws: WebSocketStream<Gate<Socket>>, park_after: Option<Duration>) -> Open {
+        Open {
+            ws,
+            timer: park_after.map(|after| Box::pin(tokio::time::sleep(after))),
+            busy: false,
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.is_parked() {
+            self.metrics
+                .connections_parked
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
