@@ -40,6 +40,7 @@ mod envelope;
 mod escrow;
 mod history;
 mod provider;
+mod rejoin;
 pub mod safety;
 #[cfg(test)]
 mod tests;
@@ -60,6 +61,7 @@ use serde::{Deserialize, Serialize};
 
 pub use certs::{certified_devices, certify};
 pub use envelope::{EnvelopeError, MAGIC, OVERHEAD, epoch_of};
+pub use escrow::Escrowed;
 use provider::{DeviceSigner, Provider};
 
 use crate::keys::RandomnessError;
@@ -447,6 +449,10 @@ pub enum Processed {
     /// is forgotten; the secrets of the epochs it was in are kept, so what it already
     /// had keeps opening.
     Removed,
+    /// Another device's Commit came first for the epoch this device's external commit
+    /// wanted ([`KeyRing::rejoin`]): the attempt is dropped and the device is still
+    /// not in the group (it may join from this Commit's Welcome, or be added later).
+    JoinLost,
 }
 
 /// One family's group on this device.
@@ -483,6 +489,8 @@ pub struct KeyRing {
     /// Secrets of families whose group this device left or was removed from, so the
     /// chunks it already had keep opening.
     former: BTreeMap<FamilyId, BTreeMap<u64, [u8; 32]>>,
+    /// This device's external commits waiting for the log (`rejoin.rs`).
+    joining: BTreeMap<FamilyId, rejoin::Joining>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -643,6 +651,7 @@ impl KeyRing {
             provider: Provider::default(),
             groups: BTreeMap::new(),
             former: BTreeMap::new(),
+            joining: BTreeMap::new(),
         }
     }
 
@@ -1046,6 +1055,9 @@ impl KeyRing {
         entry: &[u8],
         known: &KnownDevices,
     ) -> Result<Processed, GroupError> {
+        if !self.groups.contains_key(&family) && self.joining.contains_key(&family) {
+            return self.process_joining(family, entry);
+        }
         let (bytes, _) = split_commit_entry(entry)?;
         let message = protocol_message(bytes)?;
         if family_of(message.group_id())? != family {
@@ -1103,17 +1115,21 @@ impl KeyRing {
             .mls
             .process_message(&self.provider, message)
             .map_err(refused)?;
-        // Who committed: a member device that is still vouched for.
-        let committer = match processed.sender() {
+        // Who committed: a member device that is still vouched for — or a device
+        // joining by itself (an external commit, `rejoin.rs`), checked below as a
+        // device to add, from its new leaf.
+        let member_committer = match processed.sender() {
             openmls::prelude::Sender::Member(index) => {
                 let member = group
                     .mls
                     .member_at(*index)
                     .ok_or(GroupError::Malformed("commit"))?;
-                known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?
+                Some(known.check_leaf(&member.credential, &member.signature_key, Need::Ever)?)
             }
+            openmls::prelude::Sender::NewMemberCommit => None,
             _ => return Err(GroupError::NotAllowed("a commit from outside the group")),
         };
+        let external = member_committer.is_none();
         let aad = processed.aad().to_vec();
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => staged,
@@ -1125,8 +1141,18 @@ impl KeyRing {
         let adds = staged
             .queued_proposals()
             .filter(|p| matches!(p.proposal(), Proposal::Add(_)))
-            .count();
+            .count()
+            + usize::from(external);
         let carried = certs::carried(&aad, adds)?;
+        let committer = match member_committer {
+            Some(committer) => committer,
+            None => {
+                let leaf = staged
+                    .update_path_leaf_node()
+                    .ok_or(GroupError::Malformed("an external commit without its leaf"))?;
+                known.check_added(leaf.credential(), leaf.signature_key().as_slice(), &carried)?
+            }
+        };
         for proposal in staged.queued_proposals() {
             match proposal.proposal() {
                 Proposal::Add(add) => {
@@ -1155,6 +1181,8 @@ impl KeyRing {
                         known.may_remove(&GroupMember { user, device })?;
                     }
                 }
+                // What makes an external commit one: it carries the joiner's key.
+                Proposal::ExternalInit(_) if external => {}
                 _ => {
                     return Err(GroupError::NotAllowed(
                         "a proposal other than add, update or remove",
@@ -1162,7 +1190,9 @@ impl KeyRing {
                 }
             }
         }
-        if let Some(leaf) = staged.update_path_leaf_node() {
+        if let Some(leaf) = staged.update_path_leaf_node()
+            && !external
+        {
             known.check_leaf(
                 leaf.credential(),
                 leaf.signature_key().as_slice(),
@@ -1353,7 +1383,16 @@ impl KeyRing {
                 .map(|(f, s)| (*f, s.iter().map(|(e, s)| (*e, *s)).collect()))
                 .collect(),
         };
-        postcard::to_allocvec(&saved).map_err(|e| GroupError::Restore(e.to_string()))
+        // This device's external commits follow as a second value: a ring saved
+        // without it loads with none, and an older build reads the rest.
+        let joining: Vec<(FamilyId, Vec<u8>, u64)> = self
+            .joining
+            .iter()
+            .map(|(f, j)| (*f, j.commit.clone(), j.epoch))
+            .collect();
+        postcard::to_allocvec(&saved)
+            .and_then(|head| postcard::to_extend(&joining, head))
+            .map_err(|e| GroupError::Restore(e.to_string()))
     }
 
     /// The key ring saved by [`KeyRing::save`], for `device` of `user` with its key.
@@ -1363,8 +1402,13 @@ impl KeyRing {
         key: SigningKey,
         bytes: &[u8],
     ) -> Result<Self, GroupError> {
-        let saved: Saved =
-            postcard::from_bytes(bytes).map_err(|e| GroupError::Restore(e.to_string()))?;
+        let (saved, rest): (Saved, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| GroupError::Restore(e.to_string()))?;
+        let joining: Vec<(FamilyId, Vec<u8>, u64)> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            postcard::from_bytes(rest).map_err(|e| GroupError::Restore(e.to_string()))?
+        };
         if saved.version != SAVE_VERSION {
             return Err(GroupError::Restore(format!("version {}", saved.version)));
         }
@@ -1384,12 +1428,20 @@ impl KeyRing {
                 },
             );
         }
+        let mut waiting = BTreeMap::new();
+        for (family, commit, epoch) in joining {
+            let mls = MlsGroup::load(provider.storage(), &GroupId::from_slice(&family.0))
+                .map_err(|e| GroupError::Restore(format!("{e:?}")))?
+                .ok_or_else(|| GroupError::Restore(format!("joining group of {family} missing")))?;
+            waiting.insert(family, rejoin::Joining { mls, commit, epoch });
+        }
         Ok(KeyRing {
             user,
             device,
             key,
             provider,
             groups,
+            joining: waiting,
             former: saved
                 .former
                 .into_iter()

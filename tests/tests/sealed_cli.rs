@@ -280,3 +280,48 @@ fn members_compare_safety_codes_and_the_one_read_out_verifies() {
     );
     assert!(ok(&son, &["family", "show", &family]).contains("verified"));
 }
+
+/// Mom, alone in her sealed family, loses the computer her command line ran on; on a
+/// new one she restores the account from the phrase and writes again at once (the new
+/// device joins the family's key group by itself from what the lost one escrowed):
+/// the mission from before and the one after are both there, and the relay's files
+/// hold neither.
+#[test]
+fn a_family_of_one_restored_from_the_phrase_writes_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (lost, new) = (dir.path().join("lost"), dir.path().join("new"));
+    create_account(&lost, &relay.url(), "mom@example.com", "엄마곰");
+    let family = ok(&lost, &["family", "create", "우리 가족", "--as", "엄마"]);
+    ok(&lost, &["mission", "add", &family, "화분에 물 주기"]);
+    sync(&lost);
+    let phrase = ok(&lost, &["account", "recovery-phrase"]);
+    std::fs::remove_dir_all(&lost).expect("the computer is lost");
+
+    ok(
+        &new,
+        &[
+            "account",
+            "restore",
+            "--server",
+            &relay.url(),
+            "--phrase",
+            &phrase,
+        ],
+    );
+    ok(&new, &["mission", "add", &family, "설거지 하기"]);
+    sync(&new);
+    let seen = ok(&new, &["export", &family]);
+    assert!(
+        seen.contains("화분에 물 주기") && seen.contains("설거지 하기"),
+        "{seen}"
+    );
+    for (path, bytes) in files_under(relay.data()) {
+        for text in ["화분에 물 주기", "설거지 하기"] {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{path:?} holds {text:?} in the clear"
+            );
+        }
+    }
+}

@@ -303,7 +303,7 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     let id: FamilyId = family.parse().expect("family id");
     until("escrow entry", async || {
         let log = relay_chunks(&relay, id.key_log());
-        if log.iter().any(|e| e.starts_with(b"DRE\x01")) {
+        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
             Ok(())
         } else {
             Err(log.len())
@@ -325,6 +325,87 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     sees(&again, &family, "화분에 물 주기").await;
     // The escrow opens only with her key: the relay's files hold none of it.
     relay_reads_none(&relay, &["화분에 물 주기"]);
+}
+
+/// Mom alone in her family (nobody invited yet) loses her phone. A new phone
+/// restored from the phrase reads the family — and, with no other device in the
+/// family's key group to let it in, joins that group by itself from the GroupInfo her
+/// lost phone escrowed (an MLS external commit): it writes, sealed, and invites her
+/// son, who reads what was written before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_of_one_whose_phone_was_lost_writes_again_from_the_phrase() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open_sealing(&mom_home).await;
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    let id: FamilyId = family.parse().expect("family id");
+    until("escrow entry", async || {
+        let log = relay_chunks(&relay, id.key_log());
+        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
+            Ok(())
+        } else {
+            Err(log.len())
+        }
+    })
+    .await;
+    mom.sync_now(WAIT).await.expect("synced");
+    let phrase = mom.recovery_phrase().expect("the phrase");
+    mom.close().await;
+    drop(mom);
+    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
+
+    let again = open(&dir.path().join("new phone")).await;
+    again
+        .restore_account(&server, &phrase)
+        .await
+        .expect("restored from the phrase");
+    sees(&again, &family, "화분에 물 주기").await;
+    until("the restored phone in the key group", async || {
+        let card = again.families().await.expect("families").remove(0);
+        if card.waiting_for_keys {
+            Err(card)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    again
+        .add_mission(&family, mission("설거지 하기", &["엄마"]))
+        .await
+        .expect("she writes again");
+    again.sync_now(WAIT).await.expect("synced");
+
+    // She invites her son; he reads the family's past and what she wrote since.
+    let son = open(&dir.path().join("son")).await;
+    let mut son_events = son.subscribe();
+    son.create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("his account");
+    son.sync_now(WAIT).await.expect("his first sync");
+    again
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = wait_for(&mut son_events, "the invite", |e| match e {
+        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees(&son, &family, "화분에 물 주기").await;
+    sees(&son, &family, "설거지 하기").await;
+    relay_reads_none(&relay, &["화분에 물 주기", "설거지 하기"]);
 }
 
 /// The apps seal a new family by default, and the inviter's device lets the invitee

@@ -978,7 +978,8 @@ fn an_escrow_entry_opens_only_with_its_users_key() {
         restored
             .ring
             .take_escrow(id, &entry, &user_key)
-            .expect("taken"),
+            .expect("taken")
+            .taken,
         1
     );
     assert_eq!(
@@ -988,3 +989,4 @@ fn an_escrow_entry_opens_only_with_its_users_key() {
 }
 
 mod invites;
+mod rejoin;

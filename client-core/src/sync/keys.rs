@@ -105,6 +105,17 @@ struct Published {
     earlier: Vec<LastResort>,
 }
 
+/// What this device holds to join a family's group again by itself, and how far it
+/// escrowed GroupInfos (`group/rejoin.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Rejoins {
+    /// The newest GroupInfo taken from this user's escrow entries: (epoch, bytes).
+    infos: BTreeMap<FamilyId, (u64, Vec<u8>)>,
+    /// The last epoch whose GroupInfo this device escrowed (entries made before
+    /// GroupInfos were escrowed hold none: the current epoch's is escrowed once more).
+    escrowed: BTreeMap<FamilyId, u64>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Saved {
     version: u8,
@@ -177,6 +188,8 @@ pub struct Keeper {
     refreshes: BTreeMap<FamilyId, Refresh>,
     /// Saved as a third value.
     published: Published,
+    /// Saved as a fourth value.
+    rejoins: Rejoins,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -220,6 +233,7 @@ impl Keeper {
             families: BTreeMap::new(),
             refreshes: BTreeMap::new(),
             published: Published::default(),
+            rejoins: Rejoins::default(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -275,8 +289,13 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let published: Published = if rest.is_empty() {
-            Published::default()
+        let (published, rest): (Published, &[u8]) = if rest.is_empty() {
+            (Published::default(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let rejoins: Rejoins = if rest.is_empty() {
+            Rejoins::default()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
         };
@@ -290,6 +309,7 @@ impl Keeper {
             families: saved.families.into_iter().collect(),
             refreshes: refreshes.into_iter().collect(),
             published,
+            rejoins,
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -373,6 +393,7 @@ impl Keeper {
         Ok(postcard::to_allocvec(&saved)
             .and_then(|head| postcard::to_extend(&refreshes, head))
             .and_then(|head| postcard::to_extend(&self.published, head))
+            .and_then(|head| postcard::to_extend(&self.rejoins, head))
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
 
@@ -643,6 +664,47 @@ impl Keeper {
             return Ok(out);
         }
         if self.ring.epoch(family).is_none() {
+            if self.ring.is_joining(family) {
+                // This device's external commit waits: appended again unless it came
+                // back already (a crash between saving and appending).
+                if let Some(entry) = keys.pending_entry.clone()
+                    && !keys.waiting.values().any(|w| *w == entry)
+                {
+                    append(&entry)?;
+                    out.appended += 1;
+                }
+                return Ok(out);
+            }
+            // A GroupInfo of the epoch the log is at, from this user's escrow: join
+            // by itself (a device restored from the phrase whose family nobody else
+            // can let it into).
+            let at = keys.top_epoch.map_or(0, |t| t + 1);
+            let mut rejoin_waits = false;
+            if self.user_key.is_some()
+                && !out.waiting_for_certs
+                && let Some((epoch, info)) = self.rejoins.infos.get(&family)
+                && *epoch == at
+            {
+                match self.ring.rejoin(family, info, known) {
+                    Ok(commit) => {
+                        keys.pending_entry = Some(commit.entry.clone());
+                        append(&commit.entry)?;
+                        out.appended += 1;
+                        return Ok(out);
+                    }
+                    Err(e) if e.is_wait() => {
+                        // A certificate has not come (this device's own, just sent,
+                        // or a member's): tried again at the next step; meanwhile it
+                        // asks to be added, as any new device does.
+                        tracing::debug!(%family, error = %e, "joining from the escrow waits for certificates");
+                        rejoin_waits = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%family, error = %e, "cannot join the family's group from the escrowed GroupInfo");
+                        self.rejoins.infos.remove(&family);
+                    }
+                }
+            }
             // Not in the group: ask to be added (again after a day without an answer).
             let due = keys
                 .asked_at
@@ -653,6 +715,8 @@ impl Keeper {
                 append(&package)?;
                 out.appended += 1;
             }
+            // Stepped again soon (the certificates are asked for).
+            out.waiting_for_certs |= rejoin_waits;
             return Ok(out);
         }
         out.in_group = true;
@@ -671,12 +735,15 @@ impl Keeper {
         }
         if let Some(user_key) = &self.user_key {
             let epoch = self.ring.epoch(family);
-            if epoch.is_some() && keys.escrowed < epoch {
-                // Only the epochs not escrowed yet: the key log is never compacted.
+            let info_escrowed = self.rejoins.escrowed.get(&family).copied();
+            if epoch.is_some() && (keys.escrowed < epoch || info_escrowed < epoch) {
+                // Only the epochs not escrowed yet (the key log is never compacted),
+                // and the current epoch's GroupInfo.
                 let (epoch, entry) = self.ring.escrow(family, user_key, keys.escrowed)?;
                 append(&entry)?;
                 out.appended += 1;
                 keys.escrowed = Some(epoch);
+                self.rejoins.escrowed.insert(family, epoch);
             }
         }
         if self.ring.has_pending(family) || out.waiting_for_certs {
@@ -800,8 +867,17 @@ impl Keeper {
                 Ok(LogEntry::Escrow { user, .. }) => match &self.user_key {
                     Some(user_key) if user == self.ring.user() => {
                         match self.ring.take_escrow(family, &entry, user_key) {
-                            Ok(taken) => {
-                                out.new_keys |= taken > 0;
+                            Ok(escrowed) => {
+                                out.new_keys |= escrowed.taken > 0;
+                                if let Some((epoch, info)) = escrowed.group_info
+                                    && self
+                                        .rejoins
+                                        .infos
+                                        .get(&family)
+                                        .is_none_or(|(kept, _)| *kept <= epoch)
+                                {
+                                    self.rejoins.infos.insert(family, (epoch, info));
+                                }
                                 Ok(())
                             }
                             Err(e) => Err(e),
@@ -861,7 +937,8 @@ impl Keeper {
                                 out.new_keys = true;
                                 Ok(())
                             }
-                            Ok(Processed::Stale) => Ok(()),
+                            // Only while an external commit waits (not in the group).
+                            Ok(Processed::Stale | Processed::JoinLost) => Ok(()),
                             Ok(Processed::Removed) => {
                                 keys.pending_entry = None;
                                 keys.asked_at = None;
@@ -877,10 +954,36 @@ impl Keeper {
                             }
                             Err(e) => Err(e),
                         }
-                    } else if welcome && first {
-                        match self.ring.join(family, &entry, known) {
-                            Ok(_) => {
-                                // A new leaf.
+                    } else {
+                        // This device's external commit, if one waits: in with it, or
+                        // lost to this Commit (which may then let the device in).
+                        let joined = if self.ring.is_joining(family) {
+                            match self.ring.process(family, &entry, known) {
+                                Ok(Processed::Accepted { .. }) => {
+                                    keys.pending_entry = None;
+                                    Some(Ok(()))
+                                }
+                                Ok(Processed::JoinLost) => {
+                                    keys.pending_entry = None;
+                                    self.rejoins.infos.remove(&family);
+                                    None
+                                }
+                                Ok(_) => Some(Ok(())),
+                                Err(e) => Some(Err(e)),
+                            }
+                        } else {
+                            None
+                        };
+                        let verdict = match joined {
+                            Some(verdict) => verdict,
+                            None if welcome && first => {
+                                self.ring.join(family, &entry, known).map(|_| ())
+                            }
+                            None => Ok(()),
+                        };
+                        match verdict {
+                            Ok(()) if self.ring.epoch(family).is_some() => {
+                                // In, with a new leaf.
                                 self.refreshes.insert(
                                     family,
                                     Refresh {
@@ -892,10 +995,8 @@ impl Keeper {
                                 Ok(())
                             }
                             Err(GroupError::NotForThisDevice) => Ok(()),
-                            Err(e) => Err(e),
+                            other => other,
                         }
-                    } else {
-                        Ok(())
                     }
                 }
                 Err(e) => Err(e),
