@@ -112,7 +112,8 @@ pub enum GroupError {
     /// A Commit this device does not accept although it is authentic: it removes a
     /// device of another member that is still vouched for, or carries a proposal the
     /// family's groups never use (pre-shared keys, re-initialisation, external
-    /// senders or joins, extensions). Every honest device refuses it alike.
+    /// senders, extensions; an external join is only ever a device joining by itself,
+    /// `rejoin.rs`). Every honest device refuses it alike.
     #[error("a commit that is not allowed: {0}")]
     NotAllowed(&'static str),
     /// A Commit of this device waits to come back in the log; one at a time.
@@ -194,6 +195,9 @@ pub struct KnownDevices {
     /// Each user's devices the relay lists as revoked (whether a chain reached them
     /// or not): a Commit's carried certificates never vouch for them.
     revoked_ids: BTreeMap<UserId, std::collections::BTreeSet<DeviceId>>,
+    /// The users whose devices *this* device may add (`None`: any vouched for): see
+    /// [`KnownDevices::set_addable`]. Never consulted for another device's Commit.
+    addable: Option<std::collections::BTreeSet<UserId>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -244,6 +248,21 @@ impl KnownDevices {
     /// device must reach the same verdict on a Remove whenever it reads it).
     pub fn set_invited(&mut self, invited: impl IntoIterator<Item = UserId>) {
         self.invited = invited.into_iter().collect();
+    }
+
+    /// The only users whose devices this device adds to the group (its own Commits):
+    /// those the family itself names — in the family's sealed document, which the
+    /// relay cannot write — or whom this device invited. A relay listing a member of
+    /// its own invention then gets no device of that "member" added, and so reads
+    /// nothing. Another device's Commit is judged without it (every device must reach
+    /// the same verdict on a Commit whatever it has read of the document).
+    pub fn set_addable(&mut self, users: impl IntoIterator<Item = UserId>) {
+        self.addable = Some(users.into_iter().collect());
+    }
+
+    /// Whether this device may add `user`'s devices (see [`KnownDevices::set_addable`]).
+    fn may_add(&self, user: &UserId) -> bool {
+        self.addable.as_ref().is_none_or(|a| a.contains(user))
     }
 
     /// A key package a device published on the relay: added with the devices that
@@ -361,6 +380,32 @@ impl KnownDevices {
     }
 }
 
+impl KnownDevices {
+    /// An external commit's new leaf checked (`rejoin.rs`): a device this device knows
+    /// as certified — revoked since or not, like the author of any Commit: a device
+    /// reading it long after, when that device was lost and revoked, reaches the
+    /// verdict the others reached — or one the Commit's carried chain certified. A
+    /// revoked joiner is then removed like any revoked device.
+    fn check_joiner(
+        &self,
+        credential: &openmls::prelude::Credential,
+        key: &[u8],
+        carried: &[certs::Chain],
+    ) -> Result<(UserId, DeviceId), GroupError> {
+        match self.check_leaf(credential, key, Need::Ever) {
+            Err(e) if e.is_wait() => {
+                let (user, device) = identity_of(credential)?;
+                if self.carried_chain_certifies(carried, user, device, key, false) {
+                    Ok((user, device))
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// A last-resort key package of this device ([`KeyRing::last_resort_package`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastResort {
@@ -390,27 +435,71 @@ pub struct Commit {
     pub entry: Vec<u8>,
 }
 
-/// What a Commit entry starts with: `DRK` and the format's version; then the Commit's
-/// length (u32 BE), the Commit, and the Welcome (empty when it adds nobody).
-const COMMIT_MAGIC: [u8; 4] = *b"DRK\x01";
+/// What a Commit entry starts with: `DRK` and the format's version (2); then the
+/// committing device's id (16 bytes) and its signature (64) over
+/// `key_log_commit_message(family, device, body)`, and the body: the Commit's length
+/// (u32 BE), the Commit, and the Welcome (empty when it adds nobody). A device
+/// outside the group cannot check the Commit (it is encrypted to the group), but it
+/// can check who signed the entry: the relay cannot make one that counts.
+const COMMIT_MAGIC: [u8; 4] = *b"DRK\x02";
+/// Commit entries made before they were signed: the body alone.
+const COMMIT_MAGIC_V1: [u8; 4] = *b"DRK\x01";
+/// The signer's id and signature in a version 2 entry.
+const ENTRY_SIGNER_LEN: usize = 16 + 64;
 
-fn commit_entry(commit: &[u8], welcome: Option<&[u8]>) -> Result<Vec<u8>, GroupError> {
+/// The device that signs the Commit entries it makes (see [`COMMIT_MAGIC`]).
+pub(crate) struct EntrySigner<'a> {
+    family: FamilyId,
+    device: DeviceId,
+    key: &'a SigningKey,
+}
+
+fn commit_entry(
+    signer: &EntrySigner<'_>,
+    commit: &[u8],
+    welcome: Option<&[u8]>,
+) -> Result<Vec<u8>, GroupError> {
+    use ed25519_dalek::Signer as _;
     let len = u32::try_from(commit.len()).map_err(|_| GroupError::Malformed("commit"))?;
     let welcome = welcome.unwrap_or_default();
-    let mut entry = Vec::with_capacity(8 + commit.len() + welcome.len());
+    let mut body = Vec::with_capacity(4 + commit.len() + welcome.len());
+    body.extend_from_slice(&len.to_be_bytes());
+    body.extend_from_slice(commit);
+    body.extend_from_slice(welcome);
+    let signature = signer
+        .key
+        .sign(&doran_protocol::signing::key_log_commit_message(
+            &signer.family.0,
+            &signer.device,
+            &body,
+        ));
+    let mut entry = Vec::with_capacity(4 + ENTRY_SIGNER_LEN + body.len());
     entry.extend_from_slice(&COMMIT_MAGIC);
-    entry.extend_from_slice(&len.to_be_bytes());
-    entry.extend_from_slice(commit);
-    entry.extend_from_slice(welcome);
+    entry.extend_from_slice(&signer.device.0);
+    entry.extend_from_slice(&signature.to_bytes());
+    entry.extend_from_slice(&body);
     Ok(entry)
+}
+
+/// Who signed a version 2 Commit entry: the device and its signature.
+type EntrySignature = (DeviceId, [u8; 64]);
+
+/// The body of a Commit entry (after the signer, in version 2), and the signer.
+fn entry_body(entry: &[u8]) -> Result<(&[u8], Option<EntrySignature>), GroupError> {
+    let bad = || GroupError::Malformed("commit entry");
+    if let Some(rest) = entry.strip_prefix(&COMMIT_MAGIC) {
+        let (device, rest) = rest.split_first_chunk::<16>().ok_or_else(bad)?;
+        let (signature, body) = rest.split_first_chunk::<64>().ok_or_else(bad)?;
+        return Ok((body, Some((DeviceId(*device), *signature))));
+    }
+    let body = entry.strip_prefix(&COMMIT_MAGIC_V1).ok_or_else(bad)?;
+    Ok((body, None))
 }
 
 /// The Commit and the Welcome (if any) of a Commit entry.
 fn split_commit_entry(entry: &[u8]) -> Result<(&[u8], Option<&[u8]>), GroupError> {
     let bad = GroupError::Malformed("commit entry");
-    let rest = entry
-        .strip_prefix(&COMMIT_MAGIC)
-        .ok_or(GroupError::Malformed("commit entry"))?;
+    let (rest, _) = entry_body(entry)?;
     let (len, rest) = rest.split_first_chunk::<4>().ok_or(bad)?;
     let len = usize::try_from(u32::from_be_bytes(*len))
         .map_err(|_| GroupError::Malformed("commit entry"))?;
@@ -419,6 +508,26 @@ fn split_commit_entry(entry: &[u8]) -> Result<(&[u8], Option<&[u8]>), GroupError
     }
     let (commit, welcome) = rest.split_at(len);
     Ok((commit, (!welcome.is_empty()).then_some(welcome)))
+}
+
+/// Whether a Commit entry of `family`'s key log is signed by a device `known` knows
+/// (revoked since or not): what a device outside the group — which cannot check the
+/// Commit itself — goes by. An entry made before entries were signed, or signed by a
+/// device nobody vouches for (the relay's), does not count for it.
+pub fn entry_signed_by_known(family: FamilyId, entry: &[u8], known: &KnownDevices) -> bool {
+    let Ok((body, Some((device, signature)))) = entry_body(entry) else {
+        return false;
+    };
+    let message = doran_protocol::signing::key_log_commit_message(&family.0, &device, body);
+    let signature = ed25519_dalek::Signature::from_bytes(&signature);
+    known
+        .devices
+        .iter()
+        .filter(|((_, d), _)| *d == device)
+        .any(|(_, standing)| {
+            ed25519_dalek::VerifyingKey::from_bytes(standing.key.as_bytes())
+                .is_ok_and(|key| key.verify_strict(&message, &signature).is_ok())
+        })
 }
 
 /// What a Commit from the key log did.
@@ -469,8 +578,13 @@ struct Group {
 
 impl Group {
     /// Keeps `commit` as this device's pending Commit, and makes its key log entry.
-    fn pend(&mut self, commit: Vec<u8>, welcome: Option<Vec<u8>>) -> Result<Commit, GroupError> {
-        let entry = commit_entry(&commit, welcome.as_deref())?;
+    fn pend(
+        &mut self,
+        signer: &EntrySigner<'_>,
+        commit: Vec<u8>,
+        welcome: Option<Vec<u8>>,
+    ) -> Result<Commit, GroupError> {
+        let entry = commit_entry(signer, &commit, welcome.as_deref())?;
         self.pending = Some(commit);
         Ok(Commit {
             epoch: self.mls.epoch().as_u64() + 1,
@@ -812,7 +926,13 @@ impl KeyRing {
             .get_mut(&family)
             .ok_or(GroupError::UnknownFamily(family))?;
         let (commit, welcome) = make(&mut group.mls, &self.provider, &DeviceSigner(&self.key))?;
+        let signer = EntrySigner {
+            family,
+            device: self.device,
+            key: &self.key,
+        };
         group.pend(
+            &signer,
             to_bytes(&commit)?,
             welcome.as_ref().map(to_bytes).transpose()?,
         )
@@ -844,6 +964,13 @@ impl KeyRing {
             leaf.signature_key().as_slice(),
             Need::Active,
         )?;
+        if !known.may_add(&user) {
+            // Not named by the family (yet): kept, like a device not vouched for.
+            return Err(GroupError::NotVouched {
+                user: user.to_string(),
+                device: device.to_string(),
+            });
+        }
         Ok((package, GroupMember { user, device }))
     }
 
@@ -963,6 +1090,10 @@ impl KeyRing {
         if self.groups.contains_key(&family) {
             return Err(GroupError::AlreadyExists(family));
         }
+        if self.joining.contains_key(&family) {
+            // Its external commit waits: settled by the log first (`process`).
+            return Err(GroupError::CommitPending);
+        }
         let (commit, welcome) = split_commit_entry(entry)?;
         let welcome = welcome.ok_or(GroupError::NotForThisDevice)?;
         let MlsMessageBodyIn::Welcome(welcome) = message_in(welcome, "welcome")? else {
@@ -1038,9 +1169,12 @@ impl KeyRing {
 
     /// Processes the next Commit of the family's key log, in the log's order — this
     /// device's own included. Another device's Commit must come from a device `known`
-    /// vouches for, bring only leaves it vouches for, remove only devices of the
-    /// committer's own user or devices it no longer vouches for, and carry no proposal
-    /// but Add, Update and Remove. Refused, nothing changes — not even openmls'
+    /// vouches for (or, an external commit, from a device joining by itself that
+    /// `known` or the commit's carried chain certifies), bring only leaves it vouches
+    /// for, remove only devices of the committer's own user or devices it no longer
+    /// vouches for, and carry no proposal but Add, Update and Remove (and the external
+    /// commit's ExternalInit). While this device's own external commit waits, see
+    /// `process_joining`. Refused, nothing changes — not even openmls'
     /// decryption state — so the same Commit can be processed again once `known` has
     /// caught up (the caller must then not skip to a later Commit of that epoch:
     /// every device reaches the same verdict only on the same Commit).
@@ -1056,7 +1190,7 @@ impl KeyRing {
         known: &KnownDevices,
     ) -> Result<Processed, GroupError> {
         if !self.groups.contains_key(&family) && self.joining.contains_key(&family) {
-            return self.process_joining(family, entry);
+            return self.process_joining(family, entry, known);
         }
         let (bytes, _) = split_commit_entry(entry)?;
         let message = protocol_message(bytes)?;
@@ -1150,7 +1284,7 @@ impl KeyRing {
                 let leaf = staged
                     .update_path_leaf_node()
                     .ok_or(GroupError::Malformed("an external commit without its leaf"))?;
-                known.check_added(leaf.credential(), leaf.signature_key().as_slice(), &carried)?
+                known.check_joiner(leaf.credential(), leaf.signature_key().as_slice(), &carried)?
             }
         };
         for proposal in staged.queued_proposals() {

@@ -232,6 +232,28 @@ pub(crate) fn pin(
     }
 }
 
+/// Pins this device's own user's key from the user key it holds (the first device,
+/// one restored with the phrase): the truth, whatever the relay answered before — a
+/// pin taken from the relay's word is replaced. The relay can then not vouch, to this
+/// device, for devices of its own as this user's (the safety code's own half is made
+/// from the same key).
+pub(crate) fn pin_own(
+    store: &dyn LocalStore,
+    user: UserId,
+    key: PublicKey,
+) -> Result<(), StoreError> {
+    let _guard = lock();
+    match store.get_meta(&pinned_key(user))? {
+        Some(pinned) if pinned.as_slice() == key.as_bytes().as_slice() => Ok(()),
+        other => {
+            if other.is_some() {
+                tracing::warn!(%user, "the key pinned for this user is not the user key this device holds: replaced");
+            }
+            store.set_meta(&pinned_key(user), key.as_bytes())
+        }
+    }
+}
+
 /// The user key this device pinned for `user`, if it has seen one.
 pub(crate) fn pinned(
     store: &dyn LocalStore,
@@ -282,6 +304,22 @@ mod tests {
         assert!(pin(&store, user, key).expect("store"));
         // Each user has their own.
         assert!(pin(&store, UserId::random(), PublicKey([8; 32])).expect("store"));
+    }
+
+    #[test]
+    fn the_user_key_held_replaces_a_pin_from_the_relay() {
+        let store = MemoryStore::new();
+        let user = UserId::random();
+        // Pinned from a relay's answer, then the device holding the real key starts.
+        assert!(pin(&store, user, PublicKey([6; 32])).expect("store"));
+        pin_own(&store, user, PublicKey([7; 32])).expect("store");
+        assert_eq!(
+            pinned(&store, user).expect("store"),
+            Some(PublicKey([7; 32]))
+        );
+        assert!(!pin(&store, user, PublicKey([6; 32])).expect("store"));
+        pin_own(&store, user, PublicKey([7; 32])).expect("store");
+        assert!(pin(&store, user, PublicKey([7; 32])).expect("store"));
     }
 
     #[test]

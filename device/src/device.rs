@@ -473,6 +473,14 @@ impl Device {
             .blocking(move |lang| {
                 let relay = Relay::new(&account.server, &s.options.trust)
                     .map_err(|e| Error::from_relay(&e, lang))?;
+                if let Some(user_key) = &account.user_key {
+                    crate::certs::pin_own(
+                        &*s.store,
+                        account.user,
+                        doran_client_core::keys::public_key(user_key),
+                    )
+                    .map_err(|e| Error::from_store(&e, lang))?;
+                }
                 let host = Arc::new(
                     StoreHost::with_keys(
                         Arc::clone(&s.store),

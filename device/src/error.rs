@@ -226,8 +226,8 @@ impl Error {
                 "The safety codes differ: one of the two devices holds another key for you — the server may be in the middle. Check the digits again; if they still differ, share nothing sensitive in this family.".to_owned(),
             ),
             None => (
-                "안전 코드가 전혀 달라요. 같은 가족의 코드를 보고 있는지, 숫자를 맞게 입력했는지 확인해 주세요.".to_owned(),
-                "The safety codes differ entirely: check that you compare with the right member and that the digits are typed right.".to_owned(),
+                "안전 코드가 전혀 달라요. 같은 가족의 코드를 보고 있는지, 숫자를 맞게 입력했는지 확인해 주세요. 그래도 다르면 서버가 두 기기 사이에 끼어들었을 수 있으니, 이 가족에 민감한 내용을 올리지 마세요.".to_owned(),
+                "The safety codes differ entirely: check that you compare with the right member and that the digits are typed right. If they still differ, the server may be in the middle of your two devices: share nothing sensitive in this family.".to_owned(),
             ),
         };
         Error::new(ErrorCode::SafetyCodeMismatch, lang, ko, en)

@@ -213,6 +213,86 @@ async fn offer_packages(
     }
 }
 
+/// The meta key of the users this device invited to a family.
+fn invited_key(family: FamilyId) -> String {
+    format!("invites/sent/{}", family.to_hex())
+}
+
+/// Serialises the read-modify-write of [`remember_invited`].
+static INVITED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Remembers that this device invited `user` to `family`: this device adds their
+/// devices — as the invite goes out, or once they accepted if they had published no
+/// key package — whatever the relay lists (see [`addable`]).
+pub(crate) fn remember_invited(
+    store: &dyn LocalStore,
+    family: FamilyId,
+    user: UserId,
+) -> Result<(), doran_client_core::store::StoreError> {
+    let _guard = INVITED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut users = invited_by_me(store, family)?;
+    if users.insert(user) {
+        // A set of ids always serialises.
+        let bytes = postcard::to_allocvec(&users).unwrap_or_default();
+        store.set_meta(&invited_key(family), &bytes)?;
+    }
+    Ok(())
+}
+
+fn invited_by_me(
+    store: &dyn LocalStore,
+    family: FamilyId,
+) -> Result<BTreeSet<UserId>, doran_client_core::store::StoreError> {
+    Ok(store
+        .get_meta(&invited_key(family))?
+        .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+        .unwrap_or_default())
+}
+
+/// The users whose devices this device adds to the family's group: this user, the
+/// members the family's own document names (sealed: the relay cannot write to it),
+/// and whom this device invited. The relay's member list alone names no one — a
+/// relay listing a member of its own invention would otherwise have its devices
+/// added and read the family. A member's other devices are added by anyone; an
+/// invitee by the inviting device (from their published package as the invite goes
+/// out), and by anyone once their member entry is in the document.
+async fn addable(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    family: FamilyId,
+    mine: &[UserId],
+) -> BTreeSet<UserId> {
+    let host = Arc::clone(&session.host);
+    let store = Arc::clone(&shared.store);
+    let mut users = tokio::task::spawn_blocking(move || {
+        let view = match host.open_view(family) {
+            Ok(Some(view)) => Some(view),
+            _ => doran_client_core::family_store::cached_family(&*store, family.into())
+                .ok()
+                .flatten(),
+        };
+        let mut users: BTreeSet<UserId> = view
+            .iter()
+            .flat_map(|v| v.members.keys())
+            .filter_map(|u| u.parse().ok())
+            .collect();
+        match invited_by_me(&*store, family) {
+            Ok(invited) => users.extend(invited),
+            Err(e) => {
+                tracing::warn!(%family, error = %e, "the users this device invited were not read")
+            }
+        }
+        users
+    })
+    .await
+    .unwrap_or_default();
+    users.insert(session.account.user);
+    users.extend(mine.iter().copied());
+    users
+}
+
 /// Publishes this device's key package on the relay if the relay may not have it —
 /// or in any case with `again` — (a new one weekly): a member's device adds this
 /// device to a family with it while this device is offline — the inviter's, as it
@@ -315,6 +395,7 @@ async fn step(
             .map(|m| m.device)
             .collect()
     };
+    known.set_addable(addable(shared, session, family, &mine).await);
     if !in_group.is_empty() {
         offer_packages(&session.driver, &mut known, &vouched, &in_group, asked).await;
     }

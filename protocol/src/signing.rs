@@ -61,6 +61,9 @@ pub const LINK_CONFIRM_DOMAIN: &[u8] = b"dorandoran/link-confirm/v1\0";
 /// Domain of [`device_cert_message`].
 pub const DEVICE_CERT_DOMAIN: &[u8] = b"dorandoran/device-cert/v1\0";
 
+/// Domain of [`key_log_commit_message`].
+pub const KEY_LOG_COMMIT_DOMAIN: &[u8] = b"dorandoran/key-log-commit/v1\0";
+
 /// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
 pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
 
@@ -78,6 +81,7 @@ pub const ALL_DOMAINS: &[&[u8]] = &[
     INVITE_ACCEPT_AS_DOMAIN,
     LINK_CONFIRM_DOMAIN,
     DEVICE_CERT_DOMAIN,
+    KEY_LOG_COMMIT_DOMAIN,
 ];
 
 /// Appends fields in the canonical encoding.
@@ -287,6 +291,19 @@ pub fn device_cert_message(user: &UserId, device: &DeviceId, device_key: &Public
         .raw(user.as_bytes())
         .raw(device.as_bytes())
         .raw(device_key.as_bytes())
+        .finish()
+}
+
+/// Signed by the **committing device's key** over a Commit entry of a family's key
+/// log: `KEY_LOG_COMMIT_DOMAIN ‖ family ‖ device ‖ entry body` (the Commit and its
+/// Welcome). A device outside the family's group cannot check the Commit itself (it
+/// is encrypted to the group); this tells it the entry comes from a device it knows,
+/// not from the relay.
+pub fn key_log_commit_message(family: &[u8; 16], device: &DeviceId, body: &[u8]) -> Vec<u8> {
+    Message::new(KEY_LOG_COMMIT_DOMAIN)
+        .raw(family)
+        .raw(device.as_bytes())
+        .raw(body)
         .finish()
 }
 

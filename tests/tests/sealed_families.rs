@@ -599,3 +599,65 @@ async fn a_first_sync_leaves_the_key_package_on_the_relay() {
     son.sync_now(WAIT).await.expect("his first sync");
     assert_eq!(published(), 1);
 }
+
+/// A relay that lists a member of its own invention — here its database is changed
+/// to make Eve, an account it controls, a member of mom's sealed family — gets none
+/// of Eve's devices into the family's key group: mom's device adds only the users the
+/// family's own document names (which the relay cannot write) or whom it invited.
+/// Eve's device, asking to be let in, reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_the_relay_made_up_is_never_let_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open_sealing(&mom_home).await;
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.sync_now(WAIT).await.expect("synced");
+    let eve = open(&dir.path().join("eve")).await;
+    let eve_account = eve
+        .create_account(&server, "eve@example.com", "이브")
+        .await
+        .expect("eve's account");
+    eve.sync_now(WAIT)
+        .await
+        .expect("eve's key package is on the relay");
+
+    // The relay makes her a member.
+    relay.kill();
+    {
+        let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+        let id: FamilyId = family.parse().expect("family id");
+        let user: doran_protocol::UserId = eve_account.user.parse().expect("eve's id");
+        db.execute(
+            "INSERT INTO members (family, user, name, role, joined_at) VALUES (?1, ?2, '이브', 'member', 0)",
+            (id.0.to_vec(), user.0.to_vec()),
+        )
+        .expect("a member of the relay's invention");
+    }
+    relay.restart();
+    // Eve's device hears of the family and asks in its key log; mom's device takes
+    // the log further; both sync again.
+    eve.sync_now(WAIT).await.expect("eve synced");
+    mom.sync_now(WAIT).await.expect("mom synced");
+    eve.sync_now(WAIT).await.expect("eve synced again");
+
+    let id: FamilyId = family.parse().expect("family id");
+    let keeper = keeper_of(&mom_home);
+    let in_group: Vec<String> = keeper.members(id).iter().map(|m| m.user.to_hex()).collect();
+    assert!(!in_group.contains(&eve_account.user), "{in_group:?}");
+    assert!(
+        titles(&eve, &family).await.is_empty(),
+        "eve reads the family"
+    );
+    mom.close().await;
+}

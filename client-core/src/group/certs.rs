@@ -205,6 +205,19 @@ impl KnownDevices {
         device: DeviceId,
         key: &[u8],
     ) -> bool {
+        self.carried_chain_certifies(carried, user, device, key, true)
+    }
+
+    /// As [`KnownDevices::carried_chain_vouches`]; with `active` false, through
+    /// devices revoked since too (a chain as it was when the Commit was made).
+    pub(super) fn carried_chain_certifies(
+        &self,
+        carried: &[Chain],
+        user: UserId,
+        device: DeviceId,
+        key: &[u8],
+        active: bool,
+    ) -> bool {
         let Some(chain) = carried.iter().find(|c| c.user == user) else {
             return false;
         };
@@ -215,7 +228,11 @@ impl KnownDevices {
         {
             return false;
         }
-        let revoked: BTreeSet<DeviceId> = self.revoked_of(user).collect();
+        let revoked: BTreeSet<DeviceId> = if active {
+            self.revoked_of(user).collect()
+        } else {
+            BTreeSet::new()
+        };
         certified_devices(user, &chain.user_key, &chain.certs, &revoked)
             .get(&device)
             .is_some_and(|k| k.as_bytes().as_slice() == key)

@@ -124,7 +124,12 @@ impl KeyRing {
         let malformed = |_| GroupError::Malformed("escrow");
         let (secrets, group_info): (Secrets, Option<Vec<u8>>) =
             if entry.starts_with(&ESCROW_MAGIC_V1) {
-                (postcard::from_bytes(&plain).map_err(malformed)?, None)
+                // All of it: a version 2 entry relabelled 1 (the label is not sealed)
+                // is refused rather than read without its GroupInfo.
+                match postcard::take_from_bytes(&plain).map_err(malformed)? {
+                    (secrets, []) => (secrets, None),
+                    _ => return Err(GroupError::Malformed("escrow")),
+                }
             } else {
                 postcard::from_bytes(&plain).map_err(malformed)?
             };
@@ -190,5 +195,38 @@ mod tests {
                 group_info: None
             }
         );
+    }
+
+    /// The version byte is not sealed: an entry with a GroupInfo relabelled as
+    /// version 1 is refused, not read without it.
+    #[test]
+    fn a_version_2_entry_relabelled_1_is_refused() {
+        let user = UserId::random();
+        let user_key = SigningKey::from_bytes(&rand::random());
+        let family = FamilyId::random();
+        let mut phone = KeyRing::new(
+            user,
+            DeviceId::random(),
+            SigningKey::from_bytes(&rand::random()),
+        );
+        phone.create(family).expect("create");
+        let (_, mut entry) = phone.escrow(family, &user_key, None).expect("escrow");
+        let mut restored = KeyRing::new(
+            user,
+            DeviceId::random(),
+            SigningKey::from_bytes(&rand::random()),
+        );
+        assert!(
+            restored
+                .take_escrow(family, &entry, &user_key)
+                .expect("opens")
+                .group_info
+                .is_some()
+        );
+        entry[3] = 1;
+        assert!(matches!(
+            restored.take_escrow(family, &entry, &user_key),
+            Err(GroupError::Malformed(_))
+        ));
     }
 }

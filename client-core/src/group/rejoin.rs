@@ -29,7 +29,7 @@ use super::{
     Commit, GroupError, KeyRing, KnownDevices, Need, Processed, family_of, identity_of,
     join_config, message_in, protocol_message, refused, split_commit_entry, to_bytes,
 };
-use super::{commit_entry, provider::DeviceSigner};
+use super::{EntrySigner, commit_entry, provider::DeviceSigner};
 
 /// This device's external commit, waiting to come back in the log.
 pub(super) struct Joining {
@@ -91,7 +91,12 @@ impl KeyRing {
         let made = self.external_commit(info, aad, known);
         match made {
             Ok((mls, commit)) => {
-                let entry = commit_entry(&commit, None)?;
+                let signer = EntrySigner {
+                    family,
+                    device: self.device,
+                    key: &self.key,
+                };
+                let entry = commit_entry(&signer, &commit, None)?;
                 self.joining.insert(family, Joining { mls, commit, epoch });
                 Ok(Commit {
                     epoch: epoch + 1,
@@ -147,14 +152,17 @@ impl KeyRing {
     }
 
     /// A Commit of the family's log while this device's external commit waits: its
-    /// own → it is in the group ([`Processed::Accepted`]); one of an earlier epoch →
-    /// [`Processed::Stale`]; any other → the attempt is dropped
+    /// own → it is in the group ([`Processed::Accepted`]); one of an earlier epoch,
+    /// or one no device `known` knows signed (the relay's: the devices in the group
+    /// refuse it too) → [`Processed::Stale`], the attempt still waits; one a known
+    /// device signed for this epoch or a later one → the attempt is dropped
     /// ([`Processed::JoinLost`]: the device is not in the group, and may join from
     /// this Commit's Welcome).
     pub(super) fn process_joining(
         &mut self,
         family: FamilyId,
         entry: &[u8],
+        known: &KnownDevices,
     ) -> Result<Processed, GroupError> {
         let (bytes, _) = split_commit_entry(entry)?;
         let message = protocol_message(bytes)?;
@@ -169,6 +177,9 @@ impl KeyRing {
             return Ok(Processed::Stale);
         }
         let mine = joining.commit == bytes;
+        if !mine && !super::entry_signed_by_known(family, entry, known) {
+            return Ok(Processed::Stale);
+        }
         let Some(mut joining) = self.joining.remove(&family) else {
             return Err(GroupError::UnknownFamily(family));
         };
@@ -178,10 +189,11 @@ impl KeyRing {
             }
             return Ok(Processed::JoinLost);
         }
-        joining
-            .mls
-            .merge_pending_commit(&self.provider)
-            .map_err(refused)?;
+        if let Err(e) = joining.mls.merge_pending_commit(&self.provider) {
+            // Kept as it was: the same entry is tried again.
+            self.joining.insert(family, joining);
+            return Err(refused(e));
+        }
         let epoch = self.install(family, joining.mls, None)?;
         Ok(Processed::Accepted { epoch })
     }

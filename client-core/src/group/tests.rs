@@ -874,7 +874,13 @@ fn a_key_ring_restored_from_before_its_own_commit_says_so() {
     accepted(&mut f.mom_phone, f.id, &add, &known);
     let next = f.mom_phone.ring.update(f.id).expect("update");
     let (_, welcome) = split_commit_entry(&add.entry).expect("entry");
-    let pasted = commit_entry(&next.entry[8..], welcome).expect("an entry of another commit");
+    let (next_commit, _) = split_commit_entry(&next.entry).expect("entry");
+    let signer = EntrySigner {
+        family: f.id,
+        device: f.mom_phone.device,
+        key: &f.mom_phone.key,
+    };
+    let pasted = commit_entry(&signer, next_commit, welcome).expect("an entry of another commit");
     let got = tablet.ring.join(f.id, &pasted, &known);
     assert!(matches!(got, Err(GroupError::Malformed(_))), "{got:?}");
     assert_eq!(

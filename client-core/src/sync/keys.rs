@@ -683,7 +683,7 @@ impl Keeper {
             if self.user_key.is_some()
                 && !out.waiting_for_certs
                 && let Some((epoch, info)) = self.rejoins.infos.get(&family)
-                && *epoch == at
+                && *epoch >= at
             {
                 match self.ring.rejoin(family, info, known) {
                     Ok(commit) => {
@@ -898,9 +898,20 @@ impl Keeper {
                     Err(e) => Err(e),
                 },
                 Ok(LogEntry::Commit { welcome, epoch, .. }) => {
-                    let first = keys.top_epoch.map_or(epoch == 0, |t| epoch == t + 1);
+                    // A device outside the group cannot check a Commit (it is
+                    // encrypted to the group): it goes by the entries a device it
+                    // knows signed — one the relay made counts for nothing, as the
+                    // devices in the group refuse it — and the first such entry of a
+                    // later epoch than any before it is that epoch's.
+                    let in_group = self.ring.epoch(family).is_some();
+                    let counts =
+                        in_group || crate::group::entry_signed_by_known(family, &entry, known);
+                    let first = counts && keys.top_epoch.is_none_or(|t| epoch > t);
                     bump = first.then_some(epoch);
-                    if self.ring.epoch(family).is_some() {
+                    if !counts {
+                        tracing::debug!(%family, seq, "a commit entry no known device signed: not counted");
+                        Ok(())
+                    } else if in_group {
                         let mine = keys.pending_entry.as_deref() == Some(entry.as_slice());
                         match self.ring.process(family, &entry, known) {
                             Ok(Processed::Accepted { .. }) => {
@@ -937,7 +948,8 @@ impl Keeper {
                                 out.new_keys = true;
                                 Ok(())
                             }
-                            // Only while an external commit waits (not in the group).
+                            // (`JoinLost` comes only while an external commit waits, out
+                            // of the group.)
                             Ok(Processed::Stale | Processed::JoinLost) => Ok(()),
                             Ok(Processed::Removed) => {
                                 keys.pending_entry = None;

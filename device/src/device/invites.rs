@@ -146,6 +146,17 @@ impl Device {
                 // read the family as soon as they accept, with nobody online then.
                 let session = self.session()?;
                 crate::device::lock(&session.sent_invites).insert(info.invite);
+                let store = Arc::clone(&self.shared().store);
+                let invitee = info.invitee;
+                // Kept, so this device lets them in after a restart too (an invitee
+                // who had published no key package asks once they accepted).
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+                    crate::keys::remember_invited(&*store, id, invitee)
+                })
+                .await
+                {
+                    tracing::warn!(error = %e, "the invitee was not remembered");
+                }
                 let host = Arc::clone(&session.host);
                 let sealed = tokio::task::spawn_blocking(move || host.is_sealed(id))
                     .await

@@ -6,7 +6,8 @@
 //! only devices that key certifies are let into a sealed family. A matching code
 //! proves the first answer was true, for both sides at once. The code the other
 //! person reads out is typed here ([`Device::verify_safety_code`]), so "verified" is
-//! never a tap on trust; it is kept per user, for the key pinned.
+//! never a bare tap (the digits must be the other screen's); it is kept per user, for
+//! the key pinned.
 
 use std::sync::Arc;
 

@@ -209,3 +209,81 @@ fn an_external_commit_of_a_device_nobody_vouches_for_changes_nothing() {
     let mut other = device(UserId::random());
     assert!(other.ring.rejoin(id, &info, &known).is_err());
 }
+
+/// The relay (or anything but a device the joiner knows) cannot make a restored
+/// device give up its external commit: an entry of that epoch nobody known signed —
+/// a genuine Commit re-signed by a stranger, or stripped of its signature into the
+/// old unsigned format — counts for nothing, and the device's own commit still takes
+/// it in. A Commit a known device signed does make it give up.
+#[test]
+fn only_a_commit_a_known_device_signed_makes_a_join_give_up() {
+    let Family {
+        id,
+        mut son,
+        known,
+        mom_phone,
+        ..
+    } = family();
+    let user_key = SigningKey::from_bytes(&rand::random());
+    let mut restored = device(mom_phone.user);
+    let mut known = known;
+    certified(
+        mom_phone.user,
+        &user_key,
+        &[&mom_phone, &restored],
+        &mut known,
+    );
+    let (_, info) = escrowed_info(&mom_phone, &mut restored, id, &user_key);
+    let commit = restored
+        .ring
+        .rejoin(id, &info, &known)
+        .expect("external commit");
+
+    // A genuine Commit of that epoch (the son's, never appended), signed by a
+    // stranger, and the same without any signature.
+    let genuine = son.ring.update(id).expect("update");
+    assert!(entry_signed_by_known(id, &genuine.entry, &known));
+    let (body, _) = split_commit_entry(&genuine.entry).expect("entry");
+    let stranger = device(UserId::random());
+    let resigned = commit_entry(
+        &EntrySigner {
+            family: id,
+            device: stranger.device,
+            key: &stranger.key,
+        },
+        body,
+        None,
+    )
+    .expect("entry");
+    let (len_body, _) = entry_body(&genuine.entry).expect("body");
+    let unsigned = [&COMMIT_MAGIC_V1[..], len_body].concat();
+    for junk in [&resigned, &unsigned] {
+        assert!(!entry_signed_by_known(id, junk, &known));
+        assert_eq!(
+            restored
+                .ring
+                .process(id, junk, &known)
+                .expect("not counted"),
+            Processed::Stale
+        );
+        assert!(restored.ring.is_joining(id));
+    }
+    accepted(&mut restored, id, &commit, &known);
+
+    // Another attempt, beaten by a Commit a known device signed: given up.
+    let mut again = device(mom_phone.user);
+    certified(mom_phone.user, &user_key, &[&mom_phone, &again], &mut known);
+    let (_, info) = escrowed_info(&mom_phone, &mut again, id, &user_key);
+    again
+        .ring
+        .rejoin(id, &info, &known)
+        .expect("external commit");
+    assert_eq!(
+        again
+            .ring
+            .process(id, &genuine.entry, &known)
+            .expect("lost"),
+        Processed::JoinLost
+    );
+    assert!(!again.ring.is_joining(id));
+}
