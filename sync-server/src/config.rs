@@ -404,7 +404,7 @@ impl Default for Limits {
             link_code_ttl_secs: 10 * 60,
             http_clock_skew_secs: 5 * 60,
             outbound_queue: 1024,
-            park_idle_ms: 2_000,
+            park_idle_ms: 1_000,
         }
     }
 }

@@ -149,6 +149,15 @@ impl<S: AsyncRead + Unpin> Gate<S> {
         if self.eof {
             return Poll::Ready(Ok(false));
         }
+        if self.buf.is_empty() {
+            // No buffer yet (a websocket just built, e.g. to send a delivery): read
+            // into the stack, and allocate only once bytes come.
+            let mut stack = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut stack);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            self.append(read.filled());
+            return Poll::Ready(Ok(!read.filled().is_empty()));
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
