@@ -2,8 +2,8 @@
 //! memory per connection, and whether every device still gets a change within 1 s.
 //!
 //! The devices are registered, put in families of 5 through real invites and
-//! subscribed to their family document; then, all idle, the relay's resident memory
-//! is read. Finally every family's host pushes one change at the same moment and the
+//! subscribed to their family document; then, all idle (and, on a relay that parks
+//! idle connections, once all are parked), the relay's resident memory is read. Finally every family's host pushes one change at the same moment and the
 //! run measures how long until every other device of every family has it.
 
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let setup_started = Instant::now();
     let cohort = Cohort::build(&relay, &sizes).await?;
     let setup = setup_started.elapsed();
+    let parked = wait_until_parked(&relay, opts.devices).await;
     let idle = relay.memory();
 
     let schedule = Schedule::round_robin(&cohort, 1).await?;
@@ -80,6 +81,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             "peak": after.map(|m| mib(m.peak)),
         },
         "relay_bytes_per_connection": per_conn,
+        "parked_when_measured": parked,
         "round": {
             "pushes": pushes,
             "deliveries": tally.arrived,
@@ -91,6 +93,20 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             "last_delivery_ms": ms(everyone.max),
         },
     }))
+}
+
+/// Waits (at most 60 s) until the relay has parked every idle connection — the state
+/// an idle device is in — and returns how many were parked; `None` for a relay that
+/// does not park (an older build: measured at once, as before).
+async fn wait_until_parked(relay: &Relay, devices: usize) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let parked = relay.metric("doran_connections_parked")?;
+        if parked >= devices as u64 || Instant::now() > deadline {
+            return Some(parked);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn print_table(r: &serde_json::Value) {
@@ -110,6 +126,12 @@ fn print_table(r: &serde_json::Value) {
         "  relay RSS            {} MiB empty, {} MiB with all connected ({} bytes per connection), peak {} MiB",
         m["empty"], m["idle_with_all_connected"], r["relay_bytes_per_connection"], m["peak"]
     );
+    if !r["parked_when_measured"].is_null() {
+        println!(
+            "  parked when measured {} connections",
+            r["parked_when_measured"]
+        );
+    }
     println!(
         "  one push per family at once: {} pushes, {} deliveries, {} missing",
         round["pushes"], round["deliveries"], round["missing"]

@@ -41,6 +41,11 @@ pub struct RelayOptions {
     /// The `doran-server` binary to start (default: next to this binary).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// The started relay's `limits.park_idle_ms` (how long a websocket stays idle
+    /// before it is parked without its buffers); the relay's default if not given
+    /// (relays before that setting refuse it).
+    #[arg(long)]
+    pub park_idle_ms: Option<u64>,
 }
 
 /// A relay for one run; a started process is killed on drop.
@@ -79,7 +84,15 @@ impl Relay {
         };
         let data = tempfile::tempdir()?;
         let config = data.path().join("bench-relay.json");
-        std::fs::write(&config, BENCH_CONFIG)?;
+        let text = match opts.park_idle_ms {
+            Some(ms) => BENCH_CONFIG.replacen(
+                "\"limits\": {",
+                &format!("\"limits\": {{\n    \"park_idle_ms\": {ms},"),
+                1,
+            ),
+            None => BENCH_CONFIG.to_owned(),
+        };
+        std::fs::write(&config, text)?;
         spawn(&bin, data, &config)
     }
 
@@ -147,6 +160,25 @@ impl Relay {
             }
         }
         Err(last.unwrap_or_else(|| LoadError::Setup("the relay did not restart".into())))
+    }
+
+    /// A gauge or counter from the relay's `/metrics` (`None` if the relay does not
+    /// export it, e.g. an older build, or cannot be reached).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        use std::io::{Read as _, Write as _};
+        let mut tcp = std::net::TcpStream::connect(self.addr).ok()?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.addr
+        );
+        tcp.write_all(request.as_bytes()).ok()?;
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// The size of the relay's data directory in bytes (`None` for `--server`).
