@@ -275,16 +275,17 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     );
 }
 
-/// The recovery phrase alone brings a sealed family back (issue 18, item 6): mom's
-/// only device — the one holding her user key, which escrows the family's secrets in
-/// the key log for her phrase — is lost; a new device restored from the phrase reads
-/// the family's missions with nobody else online.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_recovery_phrase_alone_reads_a_sealed_family() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+/// Mom, alone in a sealed family, gives it `missions`; her only device — the one
+/// holding her user key, which escrows the family's secrets (and the epoch's
+/// GroupInfo) in the key log for her phrase — is lost; a new device is restored from
+/// the phrase. Returns the family and the new device.
+async fn mom_alone_loses_her_phone(
+    dir: &Path,
+    relay: &Relay,
+    missions: &[&str],
+) -> (String, Device) {
     let server = relay.url();
-    let mom_home = dir.path().join("mom");
+    let mom_home = dir.join("mom");
     let mom = open_sealing(&mom_home).await;
     mom.create_account(&server, "mom@example.com", "엄마곰")
         .await
@@ -293,16 +294,14 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
         .create_family("우리 가족", "엄마")
         .await
         .expect("family created");
-    mom.add_mission(&family, mission("할머니께 안부 전화 드리기", &["엄마"]))
-        .await
-        .expect("a mission");
-    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
-        .await
-        .expect("another");
-    // Her device escrowed the family's secrets in its key log.
+    for title in missions {
+        mom.add_mission(&family, mission(title, &["엄마"]))
+            .await
+            .expect("a mission");
+    }
     let id: FamilyId = family.parse().expect("family id");
     until("escrow entry", async || {
-        let log = relay_chunks(&relay, id.key_log());
+        let log = relay_chunks(relay, id.key_log());
         if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
             Ok(())
         } else {
@@ -316,11 +315,27 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
     drop(mom);
     std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
 
-    let again = open(&dir.path().join("new phone")).await;
+    let again = open(&dir.join("new phone")).await;
     again
         .restore_account(&server, &phrase)
         .await
         .expect("restored from the phrase");
+    (family, again)
+}
+
+/// The recovery phrase alone brings a sealed family back (issue 18, item 6): a
+/// device restored from the phrase reads the family's missions with nobody else
+/// online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_phrase_alone_reads_a_sealed_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (family, again) = mom_alone_loses_her_phone(
+        dir.path(),
+        &relay,
+        &["할머니께 안부 전화 드리기", "화분에 물 주기"],
+    )
+    .await;
     sees(&again, &family, "할머니께 안부 전화 드리기").await;
     sees(&again, &family, "화분에 물 주기").await;
     // The escrow opens only with her key: the relay's files hold none of it.
@@ -337,39 +352,7 @@ async fn a_family_of_one_whose_phone_was_lost_writes_again_from_the_phrase() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
-    let mom_home = dir.path().join("mom");
-    let mom = open_sealing(&mom_home).await;
-    mom.create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
-    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
-        .await
-        .expect("a mission");
-    let id: FamilyId = family.parse().expect("family id");
-    until("escrow entry", async || {
-        let log = relay_chunks(&relay, id.key_log());
-        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
-            Ok(())
-        } else {
-            Err(log.len())
-        }
-    })
-    .await;
-    mom.sync_now(WAIT).await.expect("synced");
-    let phrase = mom.recovery_phrase().expect("the phrase");
-    mom.close().await;
-    drop(mom);
-    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
-
-    let again = open(&dir.path().join("new phone")).await;
-    again
-        .restore_account(&server, &phrase)
-        .await
-        .expect("restored from the phrase");
+    let (family, again) = mom_alone_loses_her_phone(dir.path(), &relay, &["화분에 물 주기"]).await;
     sees(&again, &family, "화분에 물 주기").await;
     until("the restored phone in the key group", async || {
         let card = again.families().await.expect("families").remove(0);

@@ -42,6 +42,24 @@ fn escrowed_info(
     taken.group_info.expect("a GroupInfo")
 }
 
+/// A device of `phone`'s user restored from the phrase (`user_key`), certified by it
+/// in `known`, makes its external commit from the GroupInfo `phone` escrowed.
+fn restored_rejoins(
+    phone: &Device,
+    mut known: KnownDevices,
+    id: FamilyId,
+    user_key: &SigningKey,
+) -> (Device, KnownDevices, Commit) {
+    let mut restored = device(phone.user);
+    certified(phone.user, user_key, &[phone, &restored], &mut known);
+    let (_, info) = escrowed_info(phone, &mut restored, id, user_key);
+    let commit = restored
+        .ring
+        .rejoin(id, &info, &known)
+        .expect("external commit");
+    (restored, known, commit)
+}
+
 #[test]
 fn a_device_restored_from_the_phrase_joins_again_by_itself_and_writes() {
     let mom = UserId::random();
@@ -131,19 +149,7 @@ fn a_join_beaten_to_its_epoch_is_dropped_and_the_winner_can_let_the_device_in() 
         ..
     } = family();
     let user_key = SigningKey::from_bytes(&rand::random());
-    let mut restored = device(mom_phone.user);
-    let mut known = known;
-    certified(
-        mom_phone.user,
-        &user_key,
-        &[&mom_phone, &restored],
-        &mut known,
-    );
-    let (_, info) = escrowed_info(&mom_phone, &mut restored, id, &user_key);
-    let lost = restored
-        .ring
-        .rejoin(id, &info, &known)
-        .expect("external commit");
+    let (mut restored, known, lost) = restored_rejoins(&mom_phone, known, id, &user_key);
 
     // The son's device commits first for that epoch, adding the restored device
     // the usual way.
@@ -225,19 +231,7 @@ fn only_a_commit_a_known_device_signed_makes_a_join_give_up() {
         ..
     } = family();
     let user_key = SigningKey::from_bytes(&rand::random());
-    let mut restored = device(mom_phone.user);
-    let mut known = known;
-    certified(
-        mom_phone.user,
-        &user_key,
-        &[&mom_phone, &restored],
-        &mut known,
-    );
-    let (_, info) = escrowed_info(&mom_phone, &mut restored, id, &user_key);
-    let commit = restored
-        .ring
-        .rejoin(id, &info, &known)
-        .expect("external commit");
+    let (mut restored, mut known, commit) = restored_rejoins(&mom_phone, known, id, &user_key);
 
     // A genuine Commit of that epoch (the son's, never appended), signed by a
     // stranger, and the same without any signature.
