@@ -1306,6 +1306,85 @@ mod tests {
 
     /// A package the relay's directory offers is added like one asked for in the log
     /// — once it is vouched for.
+    /// Mom's only phone is lost; a device restored from the phrase joins the family's
+    /// group by itself from the GroupInfo the phone escrowed — and a Commit entry of
+    /// that epoch no known device signed (the relay's), arriving after the escrow,
+    /// neither keeps it from trying nor makes it give up.
+    #[test]
+    fn a_restored_device_rejoins_whatever_unsigned_entries_the_relay_adds() {
+        let family = FamilyId::new_family(true);
+        let mom = UserId([1; 16]);
+        let user_key = random_key().unwrap();
+        let (phone_key, restored_key) = (random_key().unwrap(), random_key().unwrap());
+        let (phone_id, restored_id) = (DeviceId([1; 16]), DeviceId([9; 16]));
+        let mut known = KnownDevices::new();
+        known.insert(mom, phone_id, crate::keys::public_key(&phone_key));
+        known.insert(mom, restored_id, crate::keys::public_key(&restored_key));
+
+        // The phone starts the family and escrows its first epoch.
+        let phone_store = MemoryStore::new();
+        let mut phone = Keeper::load(&phone_store, mom, phone_id, phone_key).unwrap();
+        phone.set_user_key(Some(user_key.clone()));
+        let mut log = vec![phone.create(family).unwrap()];
+        phone.arrived(family, &[(1, log[0].clone())]);
+        phone
+            .step(family, &known, 1, &mut |e| {
+                log.push(e.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert!(matches!(
+            classify(&log[1]).unwrap(),
+            LogEntry::Escrow { epoch: 1, .. }
+        ));
+
+        // The relay's entry for epoch 1: a genuine-looking Commit of a group with the
+        // family's id, signed by a device nobody knows.
+        let mut stranger = KeyRing::new(UserId([7; 16]), DeviceId([7; 16]), random_key().unwrap());
+        stranger.create(family).unwrap();
+        let first = stranger.update(family).unwrap();
+        stranger
+            .process(family, &first.entry, &KnownDevices::new())
+            .unwrap();
+        let junk = stranger.update(family).unwrap().entry;
+        assert!(matches!(
+            classify(&junk).unwrap(),
+            LogEntry::Commit { epoch: 1, .. }
+        ));
+        log.push(junk);
+
+        let store = MemoryStore::new();
+        let mut restored = Keeper::load(&store, mom, restored_id, restored_key).unwrap();
+        restored.set_user_key(Some(user_key));
+        let entries: Vec<(Seq, Vec<u8>)> = (1..).zip(log.iter().cloned()).collect();
+        restored.arrived(family, &entries);
+        let mut appended = Vec::new();
+        restored
+            .step(family, &known, 2, &mut |e| {
+                appended.push(e.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(appended.len(), 1, "its external commit");
+        assert!(matches!(
+            classify(&appended[0]).unwrap(),
+            LogEntry::Commit {
+                epoch: 1,
+                welcome: false,
+                ..
+            }
+        ));
+        assert!(!restored.in_group(family));
+        // The relay's entry again, then its own: in.
+        let next = Seq::try_from(log.len()).unwrap() + 1;
+        restored.arrived(
+            family,
+            &[(next, log[2].clone()), (next + 1, appended[0].clone())],
+        );
+        restored.step(family, &known, 3, &mut |_| Ok(())).unwrap();
+        assert!(restored.in_group(family));
+    }
+
     #[test]
     fn an_offered_package_is_added_when_vouched_for_and_fresh() {
         let store = MemoryStore::new();
