@@ -57,6 +57,10 @@ struct Open {
     timer: Option<Pin<Box<Sleep>>>,
     /// A message went either way since the timer was set.
     busy: bool,
+    /// A close frame was read or sent: the connection is ending, and is never parked
+    /// (tungstenite reports its end as a successful flush, and a websocket built again
+    /// over the socket would be open as if nothing had been said).
+    closing: bool,
 }
 
 impl Link {
@@ -102,6 +106,7 @@ impl Link {
                 State::Open(open) => {
                     if let Poll::Ready(item) = open.ws.poll_next_unpin(cx) {
                         open.busy = true;
+                        open.closing |= matches!(item, Some(Ok(Message::Close(_))));
                         return Poll::Ready(match item {
                             Some(Ok(msg)) => Some(msg),
                             Some(Err(e)) => {
@@ -115,6 +120,9 @@ impl Link {
                         return Poll::Pending;
                     };
                     ready!(timer.as_mut().poll(cx));
+                    if open.closing {
+                        return Poll::Pending;
+                    }
                     if open.busy || !open.ws.get_ref().at_message_boundary() {
                         // Busy since the timer was set, or a frame or message is half
                         // read: look again later.
@@ -138,6 +146,7 @@ impl Link {
     pub async fn feed(&mut self, msg: Message) -> Result<(), Closed> {
         let open = self.open()?;
         open.busy = true;
+        open.closing |= matches!(msg, Message::Close(_));
         open.ws.feed(msg).await.map_err(|e| {
             tracing::debug!(error = %e, "websocket write failed");
             Closed
@@ -159,6 +168,7 @@ impl Link {
     /// Sends a close frame and waits for it to be written.
     pub async fn close(&mut self) -> Result<(), Closed> {
         let open = self.open()?;
+        open.closing = true;
         open.ws.close(None).await.map_err(|_| Closed)
     }
 
@@ -209,6 +219,7 @@ impl Open {
             ws,
             timer: park_after.map(|after| Box::pin(tokio::time::sleep(after))),
             busy: false,
+            closing: false,
         }
     }
 }
