@@ -8,7 +8,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::Stdio,
 };
 
@@ -32,14 +32,21 @@ fn sync(home: &Path) {
     assert_eq!(json(home, &["sync", "--timeout", "20"])["pending"], 0);
 }
 
-#[test]
-fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+/// A relay, mom's and her son's accounts on the command line (homes under `dir`), and
+/// mom's family "우리 가족" — sealed, the command line's default — where she is "엄마".
+fn mom_and_son(dir: &Path) -> (Relay, PathBuf, PathBuf, String) {
+    let relay = Relay::start(&dir.join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.join("mom"), dir.join("son"));
     create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
     create_account(&son, &relay.url(), "son@example.com", "아들곰");
     let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    (relay, mom, son, family)
+}
+
+#[test]
+fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (relay, mom, son, family) = mom_and_son(dir.path());
     let mission = ok(
         &mom,
         &["mission", "add", &family, "할머니께 안부 전화 드리기"],
@@ -166,11 +173,7 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
 #[test]
 fn an_invitee_reads_a_sealed_family_at_once_with_the_inviter_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
-    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
-    create_account(&son, &relay.url(), "son@example.com", "아들곰");
-    let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    let (relay, mom, son, family) = mom_and_son(dir.path());
     ok(&mom, &["mission", "add", &family, "화분에 물 주기"]);
     let invite = ok(
         &mom,
@@ -230,11 +233,7 @@ fn a_family_created_clear_stays_clear() {
 #[test]
 fn members_compare_safety_codes_and_the_one_read_out_verifies() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
-    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
-    create_account(&son, &relay.url(), "son@example.com", "아들곰");
-    let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    let (_relay, mom, son, family) = mom_and_son(dir.path());
     let invite = ok(
         &mom,
         &["invite", "send", &family, "son@example.com", "--as", "아들"],

@@ -191,6 +191,20 @@ impl Device {
         // command may end before that task has started (a new account's first sync,
         // which must leave it there before anyone invites the account).
         if keys {
+            // And its certificates (its own, by the user key it holds; those of the
+            // devices it confirmed links for): a member's device adds this device
+            // only once a chain vouches for it, and the task that also sends them
+            // after a sign-in may not have run before a short-lived command ends (an
+            // invitee's new account then stayed out of the family it was invited to).
+            let store = std::sync::Arc::clone(&self.shared().store);
+            let certs = crate::certs::publish(&store, &session.driver, &session.account);
+            match tokio::time::timeout_at(deadline, certs).await {
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "the device certificates wait for the next sync")
+                }
+                Err(_) => tracing::debug!("the device certificates wait for the next sync"),
+                Ok(Ok(())) => {}
+            }
             let published = crate::keys::publish_package(&session, false);
             match tokio::time::timeout_at(deadline, published).await {
                 Ok(Err(e)) => {
