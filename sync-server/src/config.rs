@@ -346,6 +346,11 @@ pub struct Limits {
     /// parked: its websocket buffers are dropped and built again when the device
     /// speaks or something is sent to it (see [`crate::ws::link`]). 0 never parks.
     pub park_idle_ms: u64,
+    /// Milliseconds a device may take to finish a websocket message it began (a frame
+    /// whose header came but not all its bytes, or a fragmented message) before the
+    /// connection is closed: a client trickling one message for ever would otherwise
+    /// hold a websocket and its buffers that never park. 0: no limit.
+    pub message_deadline_ms: u64,
 }
 
 impl Default for Config {
@@ -405,6 +410,7 @@ impl Default for Limits {
             http_clock_skew_secs: 5 * 60,
             outbound_queue: 1024,
             park_idle_ms: 1_000,
+            message_deadline_ms: 120_000,
         }
     }
 }
@@ -438,6 +444,11 @@ impl Limits {
     /// [`sign_in_timeout_secs`](Self::sign_in_timeout_secs) as a duration.
     pub fn sign_in_timeout(&self) -> Duration {
         Duration::from_secs(self.sign_in_timeout_secs)
+    }
+
+    /// [`message_deadline_ms`](Self::message_deadline_ms); `None` (no limit) for 0.
+    pub fn message_deadline(&self) -> Option<Duration> {
+        (self.message_deadline_ms > 0).then(|| Duration::from_millis(self.message_deadline_ms))
     }
 
     /// [`park_idle_ms`](Self::park_idle_ms); `None` (never park) for 0.

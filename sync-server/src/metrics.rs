@@ -23,6 +23,8 @@ pub struct Metrics {
     pub connections_parked: AtomicU64,
     /// Times a websocket connection was parked.
     pub parks: AtomicU64,
+    /// Websocket connections closed because a message begun was not finished in time.
+    pub messages_too_slow: AtomicU64,
     /// Websocket frames received.
     pub frames_in: AtomicU64,
     /// Websocket frames sent.
@@ -86,7 +88,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "doran_connections",
                 "gauge",
@@ -110,6 +112,12 @@ impl Metrics {
                 "counter",
                 "Times an idle websocket connection was parked.",
                 &self.parks,
+            ),
+            (
+                "doran_messages_too_slow_total",
+                "counter",
+                "Websocket connections closed because a message begun was not finished in time.",
+                &self.messages_too_slow,
             ),
             (
                 "doran_frames_in_total",

@@ -139,7 +139,13 @@ pub async fn run(
 ) {
     let limits = &state.config.limits;
     let park_after = limits.park_idle();
-    let link = Link::new(socket, read_ahead, park_after, Arc::clone(&state.metrics)).await;
+    let link = Link::new(
+        socket,
+        read_ahead,
+        (park_after, limits.message_deadline()),
+        Arc::clone(&state.metrics),
+    )
+    .await;
     let bucket = TokenBucket::new(
         f64::from(limits.frames_per_second),
         f64::from(limits.frame_burst),

@@ -198,3 +198,49 @@ async fn parked_connections_get_the_shutdown_goodbye() {
     let status = status.await.expect("join");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// A hostile client that begins a message and never finishes it — here a frame
+/// header announcing 100 bytes, then 10 of them — holds a websocket that can never
+/// park; after `limits.message_deadline_ms` the relay closes the connection. A client
+/// that finishes its message, however slowly within the deadline, is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_unfinished_past_its_deadline_closes_the_connection() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"limits":{"park_idle_ms":50,"message_deadline_ms":400}}"#;
+    let server = Server::start_with_config(dir.path(), config, &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut slow = Client::register(&server, &mut mom).await;
+    let mask = [0x5a, 0x13, 0xc7, 0x01];
+    let mut begun = vec![0x82, 0x80 | 100];
+    begun.extend_from_slice(&mask);
+    begun.extend_from_slice(&[0; 10]);
+    slow.raw_tcp().write_all(&begun).await.expect("write");
+
+    // The relay ends the connection: the socket reaches its end (after whatever it
+    // still had to say).
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match slow.raw_tcp().read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    assert_eq!(metric(&server, "doran_messages_too_slow_total").await, 1);
+
+    // A message finished within the deadline, a piece at a time, is answered.
+    let mut dad = Identity::new("dad@example.com", "dad");
+    let mut c = Client::register(&server, &mut dad).await;
+    let frame = ping_bytes(9);
+    for piece in frame.chunks(3) {
+        c.raw_tcp().write_all(piece).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pong(&mut c, 9).await;
+    assert_eq!(metric(&server, "doran_messages_too_slow_total").await, 1);
+}

@@ -39,6 +39,8 @@ pub struct Link {
     state: State,
     /// Idle time after which the link parks; `None`: never.
     park_after: Option<Duration>,
+    /// How long a message begun may take to finish; `None`: for ever.
+    message_deadline: Option<Duration>,
     metrics: Arc<Metrics>,
 }
 
@@ -53,8 +55,11 @@ enum State {
 #[derive(Debug)]
 struct Open {
     ws: WebSocketStream<Gate<Socket>>,
-    /// Fires `park_after` after it was last set; `None` when the link never parks.
+    /// Fires `park_after` (or, never parking, every second while a message deadline
+    /// applies) after it was last set; `None` when neither applies.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Since when a message has been begun and not finished, as the timer saw it.
+    mid_since: Option<Instant>,
     /// A message went either way since the timer was set.
     busy: bool,
     /// A close frame was read or sent: the connection is ending, and is never parked
@@ -66,19 +71,31 @@ struct Open {
 impl Link {
     /// The websocket over `socket`, just upgraded; `read_ahead` is what was read from
     /// it past the upgrade request.
+    /// `limits`: the idle time before it parks, and how long a message begun may
+    /// take to finish (`None`: never, for ever).
     pub async fn new(
         socket: Socket,
         read_ahead: Bytes,
-        park_after: Option<Duration>,
+        (park_after, message_deadline): (Option<Duration>, Option<Duration>),
         metrics: Arc<Metrics>,
     ) -> Link {
         let gate = Gate::with_read_ahead(socket, &read_ahead);
         let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(super::config())).await;
-        Link {
-            state: State::Open(Box::new(Open::new(ws, park_after))),
+        let mut link = Link {
+            state: State::Gone,
             park_after,
+            message_deadline,
             metrics,
-        }
+        };
+        link.state = State::Open(Box::new(Open::new(ws, link.tick())));
+        link
+    }
+
+    /// How often the timer looks at an open link: the park delay, or every second
+    /// when only a message deadline applies.
+    fn tick(&self) -> Option<Duration> {
+        self.park_after
+            .or(self.message_deadline.map(|_| Duration::from_secs(1)))
     }
 
     /// Whether the link is parked now.
@@ -94,6 +111,7 @@ impl Link {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let tick = self.tick();
         loop {
             match &mut self.state {
                 State::Gone => return Poll::Ready(None),
@@ -106,6 +124,7 @@ impl Link {
                 State::Open(open) => {
                     if let Poll::Ready(item) = open.ws.poll_next_unpin(cx) {
                         open.busy = true;
+                        open.mid_since = None;
                         open.closing |= matches!(item, Some(Ok(Message::Close(_))));
                         return Poll::Ready(match item {
                             Some(Ok(msg)) => Some(msg),
@@ -116,14 +135,33 @@ impl Link {
                             None => None,
                         });
                     }
-                    let (Some(timer), Some(after)) = (open.timer.as_mut(), self.park_after) else {
+                    let (Some(timer), Some(after)) = (open.timer.as_mut(), tick) else {
                         return Poll::Pending;
                     };
                     ready!(timer.as_mut().poll(cx));
                     if open.closing {
                         return Poll::Pending;
                     }
-                    if open.busy || !open.ws.get_ref().at_message_boundary() {
+                    let boundary = open.ws.get_ref().at_message_boundary();
+                    if boundary {
+                        open.mid_since = None;
+                    } else {
+                        let since = *open.mid_since.get_or_insert_with(Instant::now);
+                        if self.message_deadline.is_some_and(|d| since.elapsed() >= d) {
+                            tracing::info!(
+                                "a websocket message left unfinished past its deadline: closing"
+                            );
+                            inc(&self.metrics.messages_too_slow);
+                            self.state = State::Gone;
+                            return Poll::Ready(None);
+                        }
+                    }
+                    if self.park_after.is_none() {
+                        open.busy = false;
+                        timer.as_mut().reset(Instant::now() + after);
+                        continue;
+                    }
+                    if open.busy || !boundary {
                         // Busy since the timer was set, or a frame or message is half
                         // read: look again later.
                         open.busy = false;
@@ -208,7 +246,7 @@ impl Link {
         let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(super::config()))
             .now_or_never()
             .ok_or(Closed)?;
-        self.state = State::Open(Box::new(Open::new(ws, self.park_after)));
+        self.state = State::Open(Box::new(Open::new(ws, self.tick())));
         Ok(())
     }
 }
@@ -220,6 +258,7 @@ impl Open {
             timer: park_after.map(|after| Box::pin(tokio::time::sleep(after))),
             busy: false,
             closing: false,
+            mid_since: None,
         }
     }
 }
