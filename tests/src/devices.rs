@@ -62,6 +62,15 @@ pub async fn wait_for<T>(
     }
 }
 
+/// Waits for the next invite `events` announce, and returns its id.
+pub async fn invite_received(events: &mut Subscription) -> String {
+    wait_for(events, "the invite", |e| match e {
+        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await
+}
+
 /// Waits until the device says it is up to date with nothing pending.
 pub async fn up_to_date(device: &Device, events: &mut Subscription) {
     if device.sync_state().status == SyncStatus::UpToDate && device.sync_state().pending == 0 {
@@ -155,11 +164,7 @@ pub async fn mom_and_son(dir: &Path, server: &str) -> MomAndSon {
     mom.invite(&family, "son@example.com", "아들")
         .await
         .expect("invite sent");
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
     up_to_date(&son, &mut son_events).await;
     up_to_date(&mom, &mut mom_events).await;

@@ -4,10 +4,10 @@
 //! device pushed it; the host's device sees a change written as the host but pushed
 //! by the member, and sets it aside with everything built on it.
 
-use doran_device::{DeviceEvent, MissionInput};
+use doran_device::MissionInput;
 use doran_e2e::{
     Relay,
-    devices::{accounts_and_family, open, stored_family, up_to_date, wait_for},
+    devices::{accounts_and_family, invite_received, open, stored_family, up_to_date},
 };
 
 fn mission(title: &str) -> MissionInput {
@@ -39,11 +39,7 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
     mom.invite(&family, "son@example.com", "아들")
         .await
         .expect("invite sent");
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
     up_to_date(&son, &mut son_events).await;
     let honest = son

@@ -16,7 +16,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, accounts_and_family, link_and_confirm, open, wait_for},
+    devices::{WAIT, accounts_and_family, invite_received, link_and_confirm, open},
     files_under,
 };
 use doran_protocol::{DocId, FamilyId};
@@ -180,11 +180,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     mom.invite(&family, "son@example.com", "아들")
         .await
         .expect("invite sent");
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
     sees(&son, &family, "할머니께 안부 전화 드리기").await;
     // His own member entry is there (written once the family opened on his device).
@@ -380,11 +376,7 @@ async fn a_family_of_one_whose_phone_was_lost_writes_again_from_the_phrase() {
         .invite(&family, "son@example.com", "아들")
         .await
         .expect("invite sent");
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
     sees(&son, &family, "화분에 물 주기").await;
     sees(&son, &family, "설거지 하기").await;
@@ -410,11 +402,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
     mom_invites_and_goes_offline(&mom, &family).await;
 
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
     sees(&son, &family, "화분에 물 주기").await;
     let card = son.families().await.expect("his families").remove(0);
@@ -526,11 +514,7 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
     assert!(in_group(&mom_home), "added as the invite went out");
     let added_at = keeper_of(&mom_home).epoch(id).expect("mom's epoch");
 
-    let invite = wait_for(&mut son_events, "the invite", |e| match e {
-        doran_device::DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
-        _ => None,
-    })
-    .await;
+    let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, false)
         .await
         .expect("turned down");
