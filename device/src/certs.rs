@@ -26,7 +26,7 @@ use doran_client_core::{
 };
 use doran_protocol::{
     DeviceId, ErrorCode, LinkId, PendingLinkInfo, PublicKey, Request, Response, UserId,
-    model::{Certifier, DeviceCert},
+    model::{Certifier, DeviceCert, UserCerts},
 };
 
 use crate::{account::Account, driver::SyncDriver, sync_error::SyncError};
@@ -212,6 +212,39 @@ pub(crate) async fn publish(
             .map_err(blocking_failed)?;
     }
     Ok(())
+}
+
+/// `user`'s certificates as the relay serves them, their user key checked against the
+/// one pinned (pinned now the first time). A relay answering with another key than the
+/// pinned one is refused ([`SyncError::Protocol`]): it would be vouching for devices
+/// of its own.
+pub(crate) async fn served(
+    store: &Arc<dyn LocalStore>,
+    driver: &SyncDriver,
+    user: UserId,
+) -> Result<UserCerts, SyncError> {
+    let served = match driver.request(Request::DeviceCerts { user }).await? {
+        Response::DeviceCerts(served) if served.user == user => served,
+        other => {
+            return Err(SyncError::Protocol(format!(
+                "an unexpected answer to DeviceCerts: {other:?}"
+            )));
+        }
+    };
+    let key = served.user_key;
+    let pinned = {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || pin(&*store, user, key))
+            .await
+            .map_err(blocking_failed)??
+    };
+    if !pinned {
+        tracing::warn!(%user, "the relay answered with another user key than the one pinned");
+        return Err(SyncError::Protocol(format!(
+            "the relay changed the user key of {user}"
+        )));
+    }
+    Ok(served)
 }
 
 /// Whether `key` is `user`'s key as this device first saw it: pinned the first time

@@ -72,27 +72,7 @@ async fn certs_of<'a>(
         std::collections::btree_map::Entry::Occupied(kept) => return Ok(kept.into_mut()),
         std::collections::btree_map::Entry::Vacant(slot) => slot,
     };
-    let served = match driver.request(Request::DeviceCerts { user }).await? {
-        Response::DeviceCerts(served) if served.user == user => served,
-        other => {
-            return Err(SyncError::Protocol(format!(
-                "an unexpected answer to DeviceCerts: {other:?}"
-            )));
-        }
-    };
-    let key = served.user_key;
-    let pinned = {
-        let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || crate::certs::pin(&*store, user, key))
-            .await
-            .map_err(blocking_failed)??
-    };
-    if !pinned {
-        tracing::warn!(%user, "the relay answered with another user key than the one pinned");
-        return Err(SyncError::Protocol(format!(
-            "the relay changed the user key of {user}"
-        )));
-    }
+    let served = crate::certs::served(store, driver, user).await?;
     Ok(slot.insert(served))
 }
 

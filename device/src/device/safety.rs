@@ -15,7 +15,7 @@ use doran_client_core::{
     group::safety::{Comparison, SafetyCode},
     keys::public_key,
 };
-use doran_protocol::{PublicKey, Request, Response, UserId, model::UserCerts};
+use doran_protocol::{PublicKey, UserId, model::UserCerts};
 
 use super::{Device, missions::resolve_members};
 use crate::{
@@ -137,27 +137,18 @@ impl Device {
         .await
     }
 
-    /// `user`'s certificates from the relay, their user key checked against the one
-    /// pinned (pinned now the first time). A relay answering with another key than
-    /// the pinned one is refused (`Relay`): it would be vouching for devices of its own.
+    /// `user`'s certificates from the relay, the user key checked against the pinned
+    /// one ([`crate::certs::served`]; another one is refused: `Relay`).
     pub(crate) async fn served_certs(&self, user: UserId) -> Result<UserCerts> {
         let lang = self.language();
-        let served = match self.request(Request::DeviceCerts { user }).await? {
-            Response::DeviceCerts(served) if served.user == user => served,
-            other => return Err(self.unexpected(&other)),
-        };
-        let store = Arc::clone(&self.shared().store);
-        let key = served.user_key;
-        let same = self
-            .blocking(move |lang| {
-                crate::certs::pin(&*store, user, key).map_err(|e| Error::from_store(&e, lang))
-            })
-            .await?;
-        if !same {
-            tracing::warn!(%user, "the relay answered with another user key than the one pinned");
-            return Err(Error::code(ErrorCode::Relay, lang));
+        self.connected(super::sync::REQUEST_TIMEOUT).await?;
+        let session = self.session()?;
+        let served = crate::certs::served(&self.shared().store, &session.driver, user);
+        match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, served).await {
+            Ok(Ok(served)) => Ok(served),
+            Ok(Err(e)) => Err(Error::from_sync(&e, lang)),
+            Err(_) => Err(Error::code(ErrorCode::Timeout, lang)),
         }
-        Ok(served)
     }
 
     /// The users among `users` whose safety code was compared on this device.
