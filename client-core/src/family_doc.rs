@@ -19,6 +19,7 @@ use doran_protocol::{FamilyId, UserId};
 
 pub use calendar::{EventInput, EventPatch};
 pub use gallery::PhotoInput;
+pub use members::{PROFILE_KEYS, ProfileKeys};
 pub use missions::MissionPatch;
 pub use voice::{MAX_PEAKS, VoiceInput};
 

@@ -593,6 +593,9 @@ impl Group {
     }
 }
 
+/// At most this many secrets taken at once by [`KeyRing::learn`].
+const MAX_LEARNED: usize = 4096;
+
 /// This device's key groups: one per family it is in.
 pub struct KeyRing {
     user: UserId,
@@ -1473,6 +1476,43 @@ impl KeyRing {
             .get(&epoch)
             .ok_or(EnvelopeError::UnknownEpoch(epoch))?;
         envelope::open(secret, epoch, doc, sealed)
+    }
+
+    /// The secrets of every epoch of the group this device holds (in it or not),
+    /// oldest first.
+    pub fn secrets(&self, family: FamilyId) -> Vec<(u64, [u8; 32])> {
+        let held = match self.groups.get(&family) {
+            Some(g) => &g.secrets,
+            None => match self.former.get(&family) {
+                Some(s) => s,
+                None => return Vec::new(),
+            },
+        };
+        held.iter().map(|(e, s)| (*e, *s)).collect()
+    }
+
+    /// Takes the secrets of epochs of a group this device is not in — a co-member's
+    /// profile key group, whose secrets that member publishes in a family document
+    /// they share (`docs/security.md`, personal documents) — or of epochs before the
+    /// current one of a group it is in; never one it holds already, nor its current
+    /// or a later epoch of a group it is in (MLS gave it those). Returns how many it
+    /// took.
+    pub fn learn(&mut self, family: FamilyId, secrets: &[(u64, [u8; 32])]) -> usize {
+        let (held, below) = match self.groups.get_mut(&family) {
+            Some(g) => {
+                let current = g.mls.epoch().as_u64();
+                (&mut g.secrets, current)
+            }
+            None => (self.former.entry(family).or_default(), u64::MAX),
+        };
+        let mut taken = 0;
+        for (e, s) in secrets.iter().take(MAX_LEARNED) {
+            if *e < below && !held.contains_key(e) {
+                held.insert(*e, *s);
+                taken += 1;
+            }
+        }
+        taken
     }
 
     /// Forgets the secrets of the family's epochs before `epoch` (once a snapshot

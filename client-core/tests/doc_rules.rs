@@ -789,3 +789,53 @@ fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
     );
     assert_eq!(f.host.view().ever("completed", None), 1);
 }
+
+#[test]
+fn a_member_publishes_only_their_own_profile_keys() {
+    let mut f = family();
+    // Their own, through the operation: every device takes them and reads them back.
+    let secret = [7u8; 32];
+    let published = f
+        .member
+        .publish_profile_keys(&[(1, secret)], T0 + 1)
+        .unwrap();
+    assert_eq!(published.value, 1);
+    accept(&mut f.host, &published.change.unwrap());
+    assert_eq!(
+        f.host.profile_keys().get(&f.member_actor.user),
+        Some(&vec![(1, secret)])
+    );
+    // Publishing the same again changes nothing.
+    let again = f
+        .member
+        .publish_profile_keys(&[(1, secret)], T0 + 2)
+        .unwrap();
+    assert_eq!((again.value, again.change), (0, None));
+
+    // Keys in the member's entry written by the host, keys that are not 32 bytes
+    // under an epoch, and keys in the host's entry written by the member (on a family
+    // of their own: a change building on a refused one is refused for that) are
+    // refused.
+    let member_key = f.member_actor.user.to_hex();
+    let by_host = rogue(&mut f.host, |d| {
+        let keys = obj(d, &["members", &member_key, "keys"]);
+        d.put(&keys, "2", automerge::ScalarValue::Bytes(vec![2; 32]))
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.member, &by_host)));
+    let short = rogue(&mut f.member, |d| {
+        let keys = obj(d, &["members", &member_key, "keys"]);
+        d.put(&keys, "3", automerge::ScalarValue::Bytes(vec![3; 16]))
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &short)));
+    let mut g = family();
+    let host_key = g.host.me().to_hex();
+    let forged = rogue(&mut g.member, |d| {
+        let member = obj(d, &["members", &host_key]);
+        let keys = d.put_object(&member, "keys", ObjType::Map).unwrap();
+        d.put(&keys, "1", automerge::ScalarValue::Bytes(vec![1; 32]))
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut g.host, &forged)));
+}

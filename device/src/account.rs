@@ -386,7 +386,10 @@ pub async fn create_account(
     let sign_in = SignInAs::Register {
         email: email.clone(),
         nickname: nickname.clone(),
-        personal_doc: DocId::random(),
+        // An id with the sealed mark: the personal document is sealed under its
+        // user's profile key group from its first change, and no relay can make a
+        // device believe otherwise (`personal_group`).
+        personal_doc: DocId(doran_protocol::FamilyId::new_family(true).0),
     };
     let info = match enroll(at, keys.clone(), sign_in).await {
         Ok((info, _)) => info,
@@ -457,6 +460,13 @@ pub fn finish_signup(
                     now_ms(),
                 )
                 .map_err(|e| AccountError::Corrupt(e.to_string()))?;
+                // This device starts the profile key group the change is sealed
+                // under (as it opens with its keys: `StoreHost::with_keys`); asked
+                // before the change is kept, so it never goes out unsealed.
+                store.set_meta(
+                    doran_client_core::sync::START_PROFILE_KEYS,
+                    &account.personal_doc.0,
+                )?;
                 store.commit_local(account.personal_doc, &change)?;
             }
         }

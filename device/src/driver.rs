@@ -23,6 +23,7 @@ use doran_client_core::{
     sync::{
         Compact, DocChange, DocKind, Effects, Event, RequestOutcome, SignInAs, SignedIn,
         SnapshotCheck, SyncConfig, SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
+        personal_group,
     },
     views::Activity,
 };
@@ -391,6 +392,14 @@ impl SyncDriver {
         .await
     }
 
+    /// The user this driver signed in as (or is to sign in as), if known.
+    fn signed_in_user(&self) -> Option<UserId> {
+        *self
+            .user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The relay's id and the user, once signed in at least once.
     async fn signed_in_as(&self) -> Result<(String, UserId)> {
         let mut state = self.state();
@@ -676,20 +685,34 @@ impl SyncDriver {
                         )
                     })
                     .await?;
-                match kind {
-                    DocKind::Family(family) | DocKind::KeyLog(family)
-                        if change.locked_at.is_some() =>
-                    {
+                if !change.unlocked.is_empty() {
+                    // Personal documents a family document brought keys for.
+                    let docs = change.unlocked.clone();
+                    queue.push_back(r.machine.handle(now_ms(), Event::Unlocked { docs }));
+                }
+                let key_group = match kind {
+                    DocKind::Family(family) | DocKind::KeyLog(family) => Some(family),
+                    DocKind::Personal(_) => Some(personal_group(doc)),
+                };
+                match (kind, key_group) {
+                    (kind, Some(family)) if change.locked_at.is_some() => {
                         stalled.insert(doc);
                         let cursor = change.locked_at.unwrap_or_default();
                         queue.push_back(
                             r.machine.handle(now_ms(), Event::DocLocked { doc, cursor }),
                         );
-                        if !keys.contains(&family) {
+                        // A co-member's personal document waits for a family
+                        // document to bring its key (`DocChange::unlocked`); this
+                        // user's own waits for its key group.
+                        let own_or_family = match kind {
+                            DocKind::Personal(owner) => Some(owner) == self.signed_in_user(),
+                            DocKind::Family(_) | DocKind::KeyLog(_) => true,
+                        };
+                        if own_or_family && !keys.contains(&family) {
                             keys.push(family);
                         }
                     }
-                    DocKind::KeyLog(family) if !keys.contains(&family) => keys.push(family),
+                    (DocKind::KeyLog(family), _) if !keys.contains(&family) => keys.push(family),
                     _ => {}
                 }
                 let personal_changed =

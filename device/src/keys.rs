@@ -19,7 +19,7 @@ use std::{
 use doran_client_core::{
     group::KnownDevices,
     store::LocalStore,
-    sync::{KeyStep, StoreHost},
+    sync::{KeyStep, StoreHost, personal_group},
 };
 use doran_protocol::{
     DeviceId, DocId, FamilyId, FamilySummary, InviteState, Request, Response, UserId,
@@ -349,14 +349,20 @@ async fn step(
     if !sealed {
         return Ok(KeyStep::default());
     }
-    // The invites before the members: an invitee who accepts in between is then a
-    // member or still invited — never neither, which would have this device take
-    // their devices out of the group just as they join.
-    let sent = crate::device::lock(&session.sent_invites).clone();
-    let (invited, mine) =
-        invited_to(&session.driver, family, session.account.user, &sent, asked).await?;
-    let Some(members) = members_of(&session.driver, family, asked).await? else {
-        return Ok(KeyStep::default());
+    let me = session.account.user;
+    let (invited, mine, members) = if family == personal_group(session.account.personal_doc) {
+        // This user's profile key group: their own devices, nobody else's.
+        (Vec::new(), Vec::new(), vec![me])
+    } else {
+        // The invites before the members: an invitee who accepts in between is then
+        // a member or still invited — never neither, which would have this device
+        // take their devices out of the group just as they join.
+        let sent = crate::device::lock(&session.sent_invites).clone();
+        let (invited, mine) = invited_to(&session.driver, family, me, &sent, asked).await?;
+        let Some(members) = members_of(&session.driver, family, asked).await? else {
+            return Ok(KeyStep::default());
+        };
+        (invited, mine, members)
     };
     let (mut known, vouched) = known_devices(
         &shared.store,
@@ -539,6 +545,18 @@ pub(crate) async fn run(
                     due.insert(family, (Instant::now() + delay, delay));
                 }
             }
+        }
+        // This user's profile keys follow the families' groups (`profile_keys`).
+        let profile = crate::profile_keys::pass(&session).await;
+        if profile.published > 0 {
+            session.driver.local_change();
+            moved = moved.saturating_add(profile.published);
+        }
+        if profile.rotating {
+            // The Commit that rotates is made by a step of the group.
+            let group = personal_group(session.account.personal_doc);
+            let wait = RETRY_FIRST;
+            due.insert(group, (Instant::now() + wait, wait));
         }
         if !settles.is_empty() {
             tracing::debug!(moved, "key work settled for a sync");

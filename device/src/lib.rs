@@ -27,6 +27,7 @@ mod keys;
 mod media_check;
 mod mend;
 pub mod photo;
+mod profile_keys;
 mod pump;
 pub mod relay;
 pub mod screens;

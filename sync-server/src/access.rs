@@ -50,10 +50,14 @@ pub fn doc_access(owner: DocOwner, facts: Facts<'_>) -> DocAccess {
                 write: member,
             }
         }
-        DocOwner::Personal(owner) if owner == facts.user => DocAccess {
-            read: true,
-            write: true,
-        },
+        DocOwner::Personal(owner) | DocOwner::PersonalKeys(owner) if owner == facts.user => {
+            DocAccess {
+                read: true,
+                write: true,
+            }
+        }
+        // The user's own devices' key group: nobody else's business.
+        DocOwner::PersonalKeys(_) => DocAccess::default(),
         DocOwner::Personal(_) => DocAccess {
             read: facts
                 .owner_families
@@ -114,6 +118,11 @@ mod tests {
         assert!(!co_member.write);
 
         let stranger = doc_access(DocOwner::Personal(ALICE), facts(BOB, &[A], &[B]));
+        // Her devices' key group is hers alone, co-member or not.
+        let keys = doc_access(DocOwner::PersonalKeys(ALICE), facts(ALICE, &[], &[]));
+        assert!(keys.read && keys.write);
+        let co_member_keys = doc_access(DocOwner::PersonalKeys(ALICE), facts(BOB, &[A, B], &[B]));
+        assert_eq!(co_member_keys, DocAccess::default());
         assert_eq!(stranger, DocAccess::default());
     }
 

@@ -62,6 +62,23 @@ pub async fn wait_for<T>(
     }
 }
 
+/// Waits until `check` is done (`Ok`), looking every 50 ms, failing after [`WAIT`]
+/// with `what` and what `check` saw last.
+pub async fn until<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnMut() -> Result<(), T>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = match check().await {
+            Ok(()) => return,
+            Err(seen) => seen,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {what} within {WAIT:?}; seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits for the next invite `events` announce, and returns its id.
 pub async fn invite_received(events: &mut Subscription) -> String {
     wait_for(events, "the invite", |e| match e {

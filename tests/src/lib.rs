@@ -178,6 +178,18 @@ pub fn pieces(plain: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// The chunks of `doc` in the relay's SQLite file, oldest first.
+pub fn relay_chunks(relay: &Relay, doc: doran_protocol::DocId) -> Vec<Vec<u8>> {
+    let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+    let mut q = db
+        .prepare("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")
+        .expect("query");
+    q.query_map([doc.0.to_vec()], |r| r.get::<_, Vec<u8>>(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

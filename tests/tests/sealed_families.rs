@@ -4,7 +4,7 @@
 //! that is online and read the family's whole history; a member removed reads
 //! nothing written after.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc};
 
 use doran_device::{
     Device, DeviceOptions, MissionInput,
@@ -16,8 +16,8 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, accounts_and_family, invite_received, link_and_confirm, open},
-    files_under,
+    devices::{WAIT, accounts_and_family, invite_received, link_and_confirm, open, until},
+    files_under, relay_chunks,
 };
 use doran_protocol::{DocId, FamilyId};
 
@@ -53,23 +53,6 @@ async fn titles(device: &Device, family: &str) -> Vec<String> {
             Vec::new()
         }
         Err(e) => panic!("missions: {e:?}"),
-    }
-}
-
-/// Waits until `check` is done (`Ok`), looking every 50 ms, failing after [`WAIT`]
-/// with `what` and what `check` saw last.
-async fn until<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnMut() -> Result<(), T>) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let seen = match check().await {
-            Ok(()) => return,
-            Err(seen) => seen,
-        };
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {what} within {WAIT:?}; seen: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -142,18 +125,6 @@ fn keeper_of(home: &Path) -> Keeper {
         .expect("load")
         .expect("the account");
     Keeper::load(&*store, account.user, account.device, account.device_key).expect("the keeper")
-}
-
-/// The chunks of `doc` in the relay's SQLite file, oldest first.
-fn relay_chunks(relay: &Relay, doc: DocId) -> Vec<Vec<u8>> {
-    let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
-    let mut q = db
-        .prepare("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")
-        .expect("query");
-    q.query_map([doc.0.to_vec()], |r| r.get::<_, Vec<u8>>(0))
-        .expect("rows")
-        .map(|r| r.expect("row"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,12 @@
 //! write it too); a member edits their own 호칭 and leaves; the host renames anyone
 //! and removes members. Roles never change: the host is the family's creator.
 
-use automerge::{ROOT, transaction::Transactable};
+use std::collections::BTreeMap;
+
+use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable};
 use doran_protocol::UserId;
 
-use super::{Edit, FamilyDoc, delete_entity, entity, put_entity, put_field};
+use super::{Edit, FamilyDoc, delete_entity, entity, map_at, put_entity, put_field};
 use crate::{
     error::{DocError, Result},
     model::{Member, Role},
@@ -16,7 +18,97 @@ use crate::{
     validate::{self, Field},
 };
 
+/// The map in a member's entry where they publish the secrets of their profile key
+/// group (`members/{user}/keys/{epoch}` = 32 bytes): the keys their personal
+/// document is sealed with, for exactly the family's members to read — the family
+/// document itself is sealed to them (`docs/security.md`, personal documents). Only
+/// the member writes it (`crate::rules`).
+pub const PROFILE_KEYS: &str = "keys";
+
+/// At most this many profile key secrets are read from one member's entry.
+const MAX_PROFILE_KEYS: usize = 4096;
+
+/// Secrets of a profile key group: (epoch, secret).
+pub type ProfileKeys = Vec<(u64, [u8; 32])>;
+
 impl FamilyDoc {
+    /// Publishes, in this user's own member entry, the secrets of their profile key
+    /// group the entry lacks. Returns how many it wrote (none: no change). A member
+    /// not in the family (yet) publishes nothing.
+    pub fn publish_profile_keys(
+        &mut self,
+        secrets: &[(u64, [u8; 32])],
+        now_ms: i64,
+    ) -> Result<Edit<usize>> {
+        let key = self.me.to_hex();
+        if !self.view.members.contains_key(&key) {
+            return Ok(Edit::unchanged(0));
+        }
+        let published = self.profile_keys().remove(&self.me).unwrap_or_default();
+        let missing: Vec<(u64, [u8; 32])> = secrets
+            .iter()
+            .filter(|(e, s)| !published.iter().any(|(p, ps)| p == e && ps == s))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Ok(Edit::unchanged(0));
+        }
+        self.edit("member.keys", now_ms, &[], |doc| {
+            let member = map_at(doc, &["members", &key])?;
+            let keys = match doc.get(&member, PROFILE_KEYS)? {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                _ => doc.put_object(&member, PROFILE_KEYS, ObjType::Map)?,
+            };
+            for (epoch, secret) in &missing {
+                doc.put(
+                    &keys,
+                    epoch.to_string(),
+                    ScalarValue::Bytes(secret.to_vec()),
+                )?;
+            }
+            Ok(missing.len())
+        })
+    }
+
+    /// The profile key secrets each member published in their entry (malformed
+    /// entries are skipped: only a member writes their own, and a wrong one makes only
+    /// their own profile unreadable).
+    pub fn profile_keys(&self) -> BTreeMap<UserId, ProfileKeys> {
+        let doc = self.replica.doc();
+        let mut out = BTreeMap::new();
+        let Ok(Some((Value::Object(ObjType::Map), members))) = doc.get(ROOT, "members") else {
+            return out;
+        };
+        for user in doc.keys(&members) {
+            let Ok(id) = user.parse::<UserId>() else {
+                continue;
+            };
+            let Ok(Some((Value::Object(ObjType::Map), member))) = doc.get(&members, &user) else {
+                continue;
+            };
+            let Ok(Some((Value::Object(ObjType::Map), keys))) = doc.get(&member, PROFILE_KEYS)
+            else {
+                continue;
+            };
+            let mut secrets = Vec::new();
+            for epoch in doc.keys(&keys).take(MAX_PROFILE_KEYS) {
+                let Ok(e) = epoch.parse::<u64>() else {
+                    continue;
+                };
+                if let Ok(Some((Value::Scalar(v), _))) = doc.get(&keys, &epoch)
+                    && let ScalarValue::Bytes(b) = v.as_ref()
+                    && let Ok(secret) = <[u8; 32]>::try_from(b.as_slice())
+                {
+                    secrets.push((e, secret));
+                }
+            }
+            if !secrets.is_empty() {
+                out.insert(id, secrets);
+            }
+        }
+        out
+    }
+
     /// Renames the family (host only). Title 1–10 characters.
     pub fn rename(&mut self, title: &str, now_ms: i64) -> Result<Edit> {
         self.require_host()?;

@@ -14,10 +14,14 @@ use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
 use super::{
     DocCursor, DocKind, HostError, HostResult as Result, IncomingChunk, SignedIn, SnapshotCheck,
-    keys::{Keeper, SealedIds, Unsealed},
+    keys::{Keeper, SealedIds, Unsealed, personal_group},
 };
 
 mod sealing;
+
+/// The meta entry a sign-up leaves (the new personal document's id) for this
+/// device to start the user's profile key group once it opens with its keys.
+pub const START_PROFILE_KEYS: &str = "keys/personal/start";
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
@@ -48,6 +52,10 @@ pub struct DocChange {
     /// the document stops at this seq until the keys come (see
     /// [`Event::DocLocked`](super::Event::DocLocked)).
     pub locked_at: Option<Seq>,
+    /// Personal documents whose keys a family document just brought (members'
+    /// published profile keys): a document stopped for a key goes on
+    /// ([`Event::Unlocked`](super::Event::Unlocked)).
+    pub unlocked: Vec<DocId>,
 }
 
 /// The device side of syncing: its store and its open documents. The driver calls
@@ -254,7 +262,25 @@ impl StoreHost {
         }
         let host = StoreHost::new(store, actor);
         *host.keeper() = Some(keeper);
+        host.start_profile_keys()?;
         Ok(host)
+    }
+
+    /// Starts this user's profile key group if the sign-up on this device asked for
+    /// it ([`START_PROFILE_KEYS`]): only the device that made the account does —
+    /// every other device of the user is added to the group, never starts one.
+    fn start_profile_keys(&self) -> Result<()> {
+        let Some(bytes) = self.store.get_meta(START_PROFILE_KEYS)? else {
+            return Ok(());
+        };
+        if let Ok(id) = <[u8; 16]>::try_from(bytes.as_slice()) {
+            let doc = DocId(id);
+            self.remember_personal_doc(self.actor.user, doc)?;
+            // Idempotent: a start tried again after a crash makes nothing twice.
+            self.start_sealing(personal_group(doc), personal_group(doc).says_sealed())?;
+        }
+        self.store.delete_meta(START_PROFILE_KEYS)?;
+        Ok(())
     }
 
     fn sealed_ids(&self) -> MutexGuard<'_, SealedIds> {
@@ -621,6 +647,7 @@ impl StoreHost {
             })
             .collect();
         self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
+        let mut published = BTreeMap::new();
         let mut docs = self.lock();
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
@@ -637,6 +664,14 @@ impl StoreHost {
         let (accepted, change, view) = match open {
             OpenDoc::Family(fd) => {
                 let mut update = fd.apply_remote(incoming.iter().copied());
+                // Members' published profile keys, when a member entry moved.
+                if update
+                    .touched
+                    .iter()
+                    .any(|t| matches!(t, Touched::Entity(c, _) if c == "members"))
+                {
+                    published = fd.profile_keys();
+                }
                 // Refused chunks are not stored; a trimmed one is stored without its
                 // refused changes, so they are never loaded again.
                 let accepted: Vec<Cow<'_, [u8]>> = incoming
@@ -656,12 +691,13 @@ impl StoreHost {
                     refused: update.refusals.len() + not_owners + sealing_refused,
                     keys: false,
                     locked_at,
+                    unlocked: Vec::new(),
                 };
                 (accepted, change, update.view)
             }
             OpenDoc::Personal(pd) => {
                 let mut accepted = Vec::new();
-                let mut refused = not_owners;
+                let mut refused = not_owners + sealing_refused;
                 for chunk in &incoming {
                     match pd.apply_remote(*chunk) {
                         Ok(None) => accepted.push(Cow::Borrowed(chunk.bytes)),
@@ -677,6 +713,7 @@ impl StoreHost {
                 }
                 let change = DocChange {
                     refused,
+                    locked_at,
                     ..DocChange::default()
                 };
                 (accepted, change, None)
@@ -695,6 +732,9 @@ impl StoreHost {
             return Err(e.into());
         }
         self.wrote(&mut docs, doc, in_step);
+        drop(docs);
+        let mut change = change;
+        change.unlocked = self.learn_profile_keys(published)?;
         Ok(change)
     }
 }
@@ -757,6 +797,23 @@ impl SyncHost for StoreHost {
             DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
             DocKind::Family(family) => {
                 opened = self.open_incoming(family, doc, snapshot, chunks)?;
+                (
+                    opened.snapshot.as_deref(),
+                    opened.chunks.as_slice(),
+                    opened.refused,
+                    opened.locked_at,
+                )
+            }
+            DocKind::Personal(owner) if personal_group(doc).says_sealed() => {
+                let group = personal_group(doc);
+                let first = self.open_incoming(group, doc, snapshot, chunks)?;
+                // Sealed under a key not learned yet: the family documents this
+                // device holds may have it (they may have come first).
+                opened = if first.locked_at.is_some() && self.learn_profile_keys_of(owner)? {
+                    self.open_incoming(group, doc, snapshot, chunks)?
+                } else {
+                    first
+                };
                 (
                     opened.snapshot.as_deref(),
                     opened.chunks.as_slice(),
@@ -839,6 +896,25 @@ impl SyncHost for StoreHost {
                     opened.as_slice()
                 }
                 Some(Unsealed::NoKey | Unsealed::Hold) => return Ok(SnapshotCheck::CannotTell),
+                Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
+            },
+            DocKind::Personal(_) if personal_group(doc).says_sealed() => match self
+                .keeper()
+                .as_ref()
+                .map(|k| k.open(personal_group(doc), doc, snapshot))
+            {
+                // A host without keys reads everything in the clear.
+                None => snapshot,
+                Some(Unsealed::NoKey | Unsealed::Hold) => return Ok(SnapshotCheck::CannotTell),
+                Some(Unsealed::Changes(saved)) => {
+                    opened = saved;
+                    opened.as_slice()
+                }
+                Some(Unsealed::Clear) => {
+                    return Ok(SnapshotCheck::Unreadable(
+                        "a clear snapshot of a sealed personal document".into(),
+                    ));
+                }
                 Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
             },
             DocKind::Personal(_) => snapshot,
@@ -924,12 +1000,20 @@ impl SyncHost for StoreHost {
             OpenDoc::Personal(pd) => pd.replica_mut().save(),
         };
         drop(docs);
-        // A sealed family's snapshot is sealed like its chunks (random nonce: a new
-        // snapshot every time).
-        if let DocKind::Family(family) = kind
-            && let Some(keeper) = self.keeper().as_ref()
-        {
-            return match keeper.seal_snapshot(family, doc, &saved) {
+        // A sealed family's (or personal document's) snapshot is sealed like its
+        // chunks (random nonce: a new snapshot every time).
+        let group = match kind {
+            DocKind::Family(family) => Some(family),
+            DocKind::Personal(_) if personal_group(doc).says_sealed() => Some(personal_group(doc)),
+            DocKind::Personal(_) | DocKind::KeyLog(_) => None,
+        };
+        if let Some(group) = group {
+            let keeper = self.keeper();
+            let Some(keeper) = keeper.as_ref() else {
+                // A host without keys writes and reads everything in the clear.
+                return Ok(Some(saved));
+            };
+            return match keeper.seal_snapshot(group, doc, &saved) {
                 Ok(Some(sealed)) => Ok(Some(sealed)),
                 Ok(None) => Ok(Some(saved)),
                 // Not in the group: no snapshot from this device.

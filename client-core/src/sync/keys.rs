@@ -163,6 +163,17 @@ pub struct KeyStep {
     pub unvouched: usize,
 }
 
+/// The key group of a personal document: the user's own devices, whose epoch
+/// secrets seal the document (and which they publish, in each family document they
+/// share, for the family's members to read it). Named like a family by the
+/// document's id, so its key log is `personal_group(doc).key_log()` — a log the
+/// relay lets only that user read and write — and a personal document is sealed
+/// exactly when its id carries the sealed mark ([`FamilyId::says_sealed`]): an
+/// account made before personal documents were sealed keeps writing in the clear.
+pub fn personal_group(doc: DocId) -> FamilyId {
+    FamilyId(doc.0)
+}
+
 /// How an incoming chunk of a family document opened.
 #[derive(Debug)]
 pub enum Unsealed {
@@ -543,6 +554,39 @@ impl Keeper {
         keys.sealed = Some(true);
         keys.pending_entry = Some(commit.entry.clone());
         Ok(commit.entry)
+    }
+
+    /// The secrets of every epoch of `group` this device holds, oldest first: what a
+    /// device publishes of its user's profile key group in each family document.
+    pub fn secrets(&self, group: FamilyId) -> Vec<(u64, [u8; 32])> {
+        self.ring.secrets(group)
+    }
+
+    /// Takes secrets of `group` published in a family document (see
+    /// [`KeyRing::learn`]); returns whether any was new (save then).
+    pub fn learn(&mut self, group: FamilyId, secrets: &[(u64, [u8; 32])]) -> bool {
+        self.ring.learn(group, secrets) > 0
+    }
+
+    /// Whether every one of `secrets` is held already (nothing to learn).
+    pub fn holds(&self, group: FamilyId, secrets: &[(u64, [u8; 32])]) -> bool {
+        let held = self.ring.secrets(group);
+        secrets
+            .iter()
+            .all(|(e, _)| held.iter().any(|(h, _)| h == e))
+    }
+
+    /// Has this device move `group` to a new epoch at its next step (a Commit that
+    /// refreshes its own leaf): a profile key group's readers changed, and what is
+    /// written from now on must be sealed under a key the departed cannot derive.
+    pub fn rotate(&mut self, group: FamilyId) {
+        let refresh = self.refreshes.entry(group).or_insert(Refresh {
+            at: 0,
+            pending: false,
+        });
+        if !refresh.pending {
+            refresh.at = 0;
+        }
     }
 
     /// Seals an outgoing chunk of `doc` (the family's document). `None` if the

@@ -239,7 +239,7 @@ impl Session {
         let limits = &self.state.config.limits;
         let quota = match owner {
             DocOwner::Family(_) => limits.family_log_quota_bytes,
-            DocOwner::Personal(_) => limits.personal_log_quota_bytes,
+            DocOwner::Personal(_) | DocOwner::PersonalKeys(_) => limits.personal_log_quota_bytes,
         };
         let appended = self
             .state

@@ -19,7 +19,7 @@ use crate::{
 fn grantee(owner: DocOwner) -> BlobGrantee {
     match owner {
         DocOwner::Family(f) => BlobGrantee::Family(f),
-        DocOwner::Personal(u) => BlobGrantee::User(u),
+        DocOwner::Personal(u) | DocOwner::PersonalKeys(u) => BlobGrantee::User(u),
     }
 }
 
@@ -119,11 +119,12 @@ impl Session {
         // needs every Commit since its epoch. It is the key log of a family exactly
         // when its XOR names one (no document's id can, see `FamilyId::key_log`).
         let family = doc.key_log_family();
-        if self
-            .state
-            .accounts(move |a| a.family(family))
-            .await?
-            .is_some()
+        if matches!(owner, DocOwner::PersonalKeys(_))
+            || self
+                .state
+                .accounts(move |a| a.family(family))
+                .await?
+                .is_some()
         {
             return Err(ApiError::forbidden("a family's key log is never compacted"));
         }
@@ -275,7 +276,7 @@ impl Ctx<'_> {
         };
         let own = match owner {
             DocOwner::Family(_) => p.by == me.user,
-            DocOwner::Personal(_) => p.by_device == me.device,
+            DocOwner::Personal(_) | DocOwner::PersonalKeys(_) => p.by_device == me.device,
         };
         if own {
             return Err(ApiError::forbidden(

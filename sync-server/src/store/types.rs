@@ -209,6 +209,11 @@ pub enum DocOwner {
     /// A user's personal document: the owner writes it; members of the owner's
     /// families read it.
     Personal(UserId),
+    /// The key log of a user's personal document: the key group of the user's own
+    /// devices (issue 18, `docs/security.md`), read and written by that user alone
+    /// and never compacted. Its id is the personal document's, XORed like a family's
+    /// key log ([`doran_protocol::FamilyId::key_log`]).
+    PersonalKeys(UserId),
 }
 
 /// A chunk to append, one of a group given to

@@ -3,14 +3,14 @@
 //! goes to the [`Keeper`]. The local store keeps the clear changes (the device reads
 //! them); only the relay sees envelopes.
 
-use std::sync::MutexGuard;
+use std::{collections::BTreeMap, sync::MutexGuard};
 
-use doran_protocol::{ChunkId, DocId, FamilyId, Seq};
+use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 
 use super::{OUTBOX_SCAN, StoreHost};
 
 /// A chunk kept aside for a key: its seq, its author, its sealed bytes.
-type Held = (Seq, Option<doran_protocol::UserId>, Vec<u8>);
+type Held = (Seq, Option<UserId>, Vec<u8>);
 
 /// At most this many chunks of one document wait for a key; past it the oldest go.
 const MAX_HELD: usize = 2_000;
@@ -19,11 +19,12 @@ fn held_key(doc: DocId) -> String {
     format!("keys/held/{}", doc.to_hex())
 }
 use crate::{
+    family_doc::ProfileKeys,
     group::{GroupMember, KnownDevices},
     store::OutboxEntry,
     sync::{
         DocChange, DocKind, HostResult as Result, IncomingChunk,
-        keys::{Keeper, KeyStep, KeysError, Unsealed},
+        keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group},
     },
 };
 
@@ -63,8 +64,16 @@ impl StoreHost {
         let Some(keeper) = keeper.as_ref() else {
             return entries;
         };
-        // Which documents are family documents (the others — personal documents —
-        // are not sealed yet and go as they are).
+        // Which documents are family documents, and this user's personal document:
+        // sealed under its profile key group when its id says so (the others —
+        // a personal document from before they were sealed — go as they are).
+        let personal = match self.personal_doc_of(self.actor.user) {
+            Ok(doc) => doc.filter(|d| personal_group(*d).says_sealed()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the personal document is not known: nothing is pushed now");
+                return Vec::new();
+            }
+        };
         let families: std::collections::HashSet<FamilyId> = match self.store.families() {
             Ok(list) => list.into_iter().map(|r| r.family).collect(),
             Err(e) => {
@@ -83,7 +92,7 @@ impl StoreHost {
                 continue;
             }
             let family = FamilyId(e.doc.0);
-            if !families.contains(&family) {
+            if !families.contains(&family) && personal != Some(e.doc) {
                 out.push(e);
                 continue;
             }
@@ -237,6 +246,11 @@ impl StoreHost {
     /// until it is dropped with the oldest).
     pub fn retry_held(&self, family: FamilyId) -> Result<DocChange> {
         let doc = DocId::from(family);
+        // A profile key group's document is the user's personal document.
+        let kind = match self.personal_owner(doc)? {
+            Some(owner) => DocKind::Personal(owner),
+            None => DocKind::Family(family),
+        };
         let _held = self.held_guard();
         let held = self.held(doc)?;
         if held.is_empty() {
@@ -264,14 +278,7 @@ impl StoreHost {
             return Ok(DocChange::default());
         }
         let cursor = self.store.cursor(doc)?;
-        let change = self.apply_plain(
-            doc,
-            DocKind::Family(family),
-            None,
-            &opened,
-            cursor,
-            (refused, None),
-        )?;
+        let change = self.apply_plain(doc, kind, None, &opened, cursor, (refused, None))?;
         self.keep_held(doc, still)?;
         Ok(change)
     }
@@ -455,6 +462,90 @@ impl StoreHost {
         drop(guard);
         if let Some(entry) = entry {
             self.append_key_entry(family, &entry)?;
+        }
+        Ok(())
+    }
+}
+
+impl StoreHost {
+    /// The owner of `doc` if it is this user's personal document (the only personal
+    /// document whose key group this device is in, so the only one with chunks kept
+    /// aside for a key).
+    fn personal_owner(&self, doc: DocId) -> Result<Option<UserId>> {
+        let me = self.actor.user;
+        Ok((self.personal_doc_of(me)? == Some(doc)).then_some(me))
+    }
+
+    /// Takes the profile keys members published in a family document (see
+    /// `FamilyDoc::publish_profile_keys`) for the personal documents this device
+    /// knows; returns the personal documents that got keys they lacked.
+    pub(super) fn learn_profile_keys(
+        &self,
+        published: BTreeMap<UserId, ProfileKeys>,
+    ) -> Result<Vec<DocId>> {
+        let mut learned = Vec::new();
+        if published.is_empty() {
+            return Ok(learned);
+        }
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(learned);
+        };
+        for (user, secrets) in published {
+            let Some(doc) = self.personal_doc_of(user)? else {
+                // Its document has not come yet: read again when it does.
+                continue;
+            };
+            let group = personal_group(doc);
+            if !group.says_sealed() || keeper.holds(group, &secrets) {
+                continue;
+            }
+            if keeper.update(&*self.store, |k| Ok(k.learn(group, &secrets)))? {
+                tracing::debug!(%user, "profile keys learned from a family document");
+                learned.push(doc);
+            }
+        }
+        Ok(learned)
+    }
+
+    /// Takes the profile keys `owner` published in every family document this device
+    /// holds; returns whether any was new. A co-member's personal document that
+    /// arrives sealed under a key this device lacks looks here before it waits.
+    pub(super) fn learn_profile_keys_of(&self, owner: UserId) -> Result<bool> {
+        let mut secrets: ProfileKeys = Vec::new();
+        for family in self.families()? {
+            if self.store.load(DocId::from(family))?.is_none() {
+                continue;
+            }
+            let mut published = self.read_family(family, |fd| fd.profile_keys())?;
+            secrets.extend(published.remove(&owner).unwrap_or_default());
+        }
+        if secrets.is_empty() {
+            return Ok(false);
+        }
+        let published = BTreeMap::from([(owner, secrets)]);
+        Ok(!self.learn_profile_keys(published)?.is_empty())
+    }
+}
+
+impl StoreHost {
+    /// The secrets of the epochs of `group` this device holds (see
+    /// [`Keeper::secrets`]).
+    pub fn key_secrets(&self, group: FamilyId) -> Vec<(u64, [u8; 32])> {
+        self.keeper()
+            .as_ref()
+            .map(|k| k.secrets(group))
+            .unwrap_or_default()
+    }
+
+    /// Has this device move `group` (this user's profile key group) to a new epoch at
+    /// its next key step (see [`Keeper::rotate`]).
+    pub fn rotate_keys(&self, group: FamilyId) -> Result<()> {
+        if let Some(keeper) = self.keeper().as_mut() {
+            keeper.update(&*self.store, |k| {
+                k.rotate(group);
+                Ok(())
+            })?;
         }
         Ok(())
     }

@@ -192,6 +192,11 @@ impl SyncMachine {
         self.sign_in = SignInAs::Known { user: info.user };
         let mut subs = Vec::new();
         self.want(info.personal_doc, DocKind::Personal(info.user), &mut subs);
+        // A sealed personal document's key log: its user's devices' key group.
+        let personal = crate::sync::personal_group(info.personal_doc);
+        if personal.says_sealed() {
+            self.want(personal.key_log(), DocKind::KeyLog(personal), &mut subs);
+        }
         for f in &info.families {
             self.want(DocId::from(*f), DocKind::Family(*f), &mut subs);
             self.want(f.key_log(), DocKind::KeyLog(*f), &mut subs);

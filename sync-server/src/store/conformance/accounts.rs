@@ -40,6 +40,12 @@ pub(crate) fn create_user_then_read_it_back(f: &Fixture) -> TestResult {
         f.accounts.doc_owner(user.personal_doc)?,
         Some(crate::store::DocOwner::Personal(user.id))
     );
+    // Its key log: the key group of the user's own devices.
+    let keys = doran_protocol::FamilyId(user.personal_doc.0).key_log();
+    assert_eq!(
+        f.accounts.doc_owner(keys)?,
+        Some(crate::store::DocOwner::PersonalKeys(user.id))
+    );
     assert!(f.accounts.families_of(user.id)?.is_empty());
     // The email is matched exactly: the caller normalises.
     assert_eq!(f.accounts.user_by_email("USER1@example.com")?, None);

@@ -986,8 +986,11 @@ impl AccountStore for MemoryStore {
         if a.live_family(family).is_some() {
             return Ok(Some(DocOwner::Family(family)));
         }
-        // Or the key log of a family that is not deleted.
+        // Or the key log of a family that is not deleted, or of a personal document.
         let family = doc.key_log_family();
+        if let Some(user) = a.users.values().find(|u| u.personal_doc.0 == family.0) {
+            return Ok(Some(DocOwner::PersonalKeys(user.id)));
+        }
         Ok(a.live_family(family).map(|_| DocOwner::Family(family)))
     }
 

@@ -1254,8 +1254,18 @@ impl AccountStore for PgStore {
             )
             .await?;
             let Some(found) = found else {
-                // Or the key log of a family that is not deleted.
+                // Or the key log of a personal document (its user's devices' key
+                // group), or of a family that is not deleted.
                 let family = doc.key_log_family();
+                let personal = row(
+                    c,
+                    "SELECT user_id FROM docs WHERE doc = $1 AND user_id IS NOT NULL",
+                    &[&family.0],
+                )
+                .await?;
+                if let Some(found) = personal {
+                    return Ok(Some(DocOwner::PersonalKeys(UserId(bytes(&found, 0)?))));
+                }
                 let live = row(
                     c,
                     "SELECT 1 FROM families WHERE id = $1 AND NOT deleted",

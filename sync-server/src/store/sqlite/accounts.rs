@@ -978,8 +978,16 @@ impl AccountStore for SqliteStore {
             if owner.is_some() {
                 return Ok(owner);
             }
-            // Or the key log of a family that is not deleted.
+            // Or the key log of a personal document (its user's devices' key group),
+            // or of a family that is not deleted.
             let family = doc.key_log_family();
+            let mut stmt =
+                tx.prepare_cached("SELECT user FROM docs WHERE doc = ?1 AND user IS NOT NULL")?;
+            if let Some(user) = first(stmt.query([family.0])?, |row| {
+                Ok(UserId(row.get::<_, [u8; 16]>(0)?))
+            })? {
+                return Ok(Some(DocOwner::PersonalKeys(user)));
+            }
             Ok(exists(
                 tx,
                 "SELECT 1 FROM families WHERE id = ?1 AND deleted = 0",

@@ -1,0 +1,226 @@
+//! Personal documents sealed (issue 18): a new account's personal document (mood,
+//! settings, the families list…) is sealed under its user's profile key group from
+//! its first change; the user's own devices and the members of their families read
+//! it, the relay does not, and a member removed from the only family they shared
+//! cannot open what the user writes after — against the real relay.
+
+use std::{path::Path, sync::Arc};
+
+use doran_device::{
+    Device,
+    account::{Account, StoreSecrets},
+    core::{
+        store::{LocalStore, SqliteStore},
+        sync::{Keeper, Unsealed, personal_group},
+    },
+};
+use doran_e2e::{
+    Relay, contains,
+    devices::{WAIT, invite_received, link_and_confirm, open, until},
+    files_under, relay_chunks,
+};
+use doran_protocol::UserId;
+
+/// The account and key keeper saved in the store of the device at `home`.
+fn account_and_keeper(home: &Path) -> (Account, Keeper) {
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(home.join("device.sqlite")).expect("the device's store"));
+    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
+        .expect("load")
+        .expect("the account");
+    let keeper = Keeper::load(
+        &*store,
+        account.user,
+        account.device,
+        account.device_key.clone(),
+    )
+    .expect("the keeper");
+    (account, keeper)
+}
+
+/// Until `device` shows `user`'s mood as `mood` (its machine name).
+async fn sees_mood(device: &Device, user: &str, mood: &str) {
+    until(&format!("mood {mood}"), async || {
+        match device.profile(Some(user)).await {
+            Ok(p) if p.mood.as_ref().is_some_and(|m| m.key == mood) => Ok(()),
+            Ok(p) => Err(format!("{:?}", p.mood)),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_profile_reads_in_the_family_and_on_every_device_and_the_relay_reads_none() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let (mom_home, son_home) = (dir.path().join("mom"), dir.path().join("son"));
+    let mom = open(&mom_home).await;
+    let son = open(&son_home).await;
+    let mut son_events = son.subscribe();
+    let mom_account = mom
+        .create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    son.create_account(&server, "son@example.com", "아들곰")
+        .await
+        .expect("son's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.set_mood("sleepy").await.expect("mood");
+    let mut settings = mom.settings().await.expect("settings");
+    settings.notify_reactions = false;
+    mom.set_settings(settings).await.expect("settings saved");
+
+    // The son joins; his device reads her mood from her sealed personal document,
+    // with the key her phone published in the family's (sealed) document.
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut son_events).await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees_mood(&son, &mom_account.user, "sleepy").await;
+
+    // Her laptop, linked: her phone adds it to her profile key group; it reads her
+    // own profile and settings.
+    let laptop_home = dir.path().join("laptop");
+    let laptop = open(&laptop_home).await;
+    link_and_confirm(&mom, &laptop, &server).await;
+    sees_mood(&laptop, "me", "sleepy").await;
+    until("her settings on the laptop", async || {
+        match laptop.settings().await {
+            Ok(s) if !s.notify_reactions => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    })
+    .await;
+
+    // Every chunk of her personal document on the relay is an envelope; its files
+    // never hold the mood.
+    let (mom_acc, _) = account_and_keeper(&mom_home);
+    let doc = mom_acc.personal_doc;
+    let group = personal_group(doc);
+    assert!(
+        group.says_sealed(),
+        "a new account's personal document is sealed"
+    );
+    mom.sync_now(WAIT).await.expect("synced");
+    let stored = relay_chunks(&relay, doc);
+    assert!(stored.len() >= 2, "{} chunks", stored.len());
+    assert!(stored.iter().all(|c| c.starts_with(b"DRD\x01")));
+    for (path, bytes) in files_under(relay.data()) {
+        assert!(
+            !contains(&bytes, b"Sleepy"),
+            "{} holds the mood in the clear",
+            path.display()
+        );
+    }
+
+    // Mom removes her son, the only family they share: her phone moves her profile
+    // key group to a new epoch he gets no key for; a mood set after it does not
+    // open with his keys, while what he had still does.
+    let (_, before) = account_and_keeper(&mom_home);
+    let epoch = before
+        .epoch(group)
+        .expect("her phone is in her profile key group");
+    mom.remove_member(&family, "아들").await.expect("removed");
+    until("a new epoch of her profile keys", async || {
+        let (_, keeper) = account_and_keeper(&mom_home);
+        match keeper.epoch(group) {
+            Some(now) if now > epoch => Ok(()),
+            seen => Err(seen),
+        }
+    })
+    .await;
+    mom.set_mood("angry").await.expect("a new mood");
+    mom.sync_now(WAIT).await.expect("synced");
+    sees_mood(&laptop, "me", "angry").await;
+    let chunks = relay_chunks(&relay, doc);
+    let (_, sons) = account_and_keeper(&son_home);
+    assert!(
+        matches!(sons.open(group, doc, &chunks[0]), Unsealed::Changes(_)),
+        "what he had still opens"
+    );
+    let last = chunks.last().expect("the new mood's chunk");
+    assert!(
+        matches!(sons.open(group, doc, last), Unsealed::NoKey),
+        "a mood set after his removal does not open with his keys"
+    );
+    let user: UserId = mom_account.user.parse().expect("user id");
+    assert_ne!(
+        son.profile(Some(&user.to_hex()))
+            .await
+            .ok()
+            .and_then(|p| p.mood)
+            .map(|m| m.key),
+        Some("angry")
+    );
+}
+
+/// A user in no family yet (her profile's only readers are her own devices) loses
+/// her only phone: a phone restored from the phrase reads her sealed profile from the
+/// escrow her lost phone left in her profile key log, joins that group by itself, and
+/// writes to her profile again — sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_phrase_alone_brings_a_sealed_profile_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open(&mom_home).await;
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    mom.set_mood("sleepy").await.expect("mood");
+    let (account, _) = account_and_keeper(&mom_home);
+    let doc = account.personal_doc;
+    until("escrow entry of her profile keys", async || {
+        let log = relay_chunks(&relay, personal_group(doc).key_log());
+        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
+            Ok(())
+        } else {
+            Err(log.len())
+        }
+    })
+    .await;
+    mom.sync_now(WAIT).await.expect("synced");
+    let phrase = mom.recovery_phrase().expect("the phrase");
+    mom.close().await;
+    drop(mom);
+    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
+
+    let again_home = dir.path().join("new phone");
+    let again = open(&again_home).await;
+    again
+        .restore_account(&server, &phrase)
+        .await
+        .expect("restored from the phrase");
+    sees_mood(&again, "me", "sleepy").await;
+    let before = relay_chunks(&relay, doc).len();
+    again.set_mood("love").await.expect("a new mood");
+    until("the new mood on the relay", async || {
+        again.sync_now(WAIT).await.expect("synced");
+        let now = relay_chunks(&relay, doc).len();
+        if now > before { Ok(()) } else { Err(now) }
+    })
+    .await;
+    let last = relay_chunks(&relay, doc)
+        .pop()
+        .expect("the new mood's chunk");
+    assert!(last.starts_with(b"DRD\x01"), "written sealed");
+    let (_, keeper) = account_and_keeper(&again_home);
+    assert!(
+        matches!(
+            keeper.open(personal_group(doc), doc, &last),
+            Unsealed::Changes(_)
+        ),
+        "the restored phone wrote it under a key it holds"
+    );
+}
