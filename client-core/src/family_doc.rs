@@ -19,7 +19,7 @@ use doran_protocol::{FamilyId, UserId};
 
 pub use calendar::{EventInput, EventPatch};
 pub use gallery::PhotoInput;
-pub use members::{PROFILE_KEYS, ProfileKeys};
+pub use members::{PROFILE_DOC, PROFILE_KEYS, ProfileKeys, PublishedKeys};
 pub use missions::MissionPatch;
 pub use voice::{MAX_PEAKS, VoiceInput};
 

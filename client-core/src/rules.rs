@@ -122,7 +122,7 @@ const COLLECTIONS: [&str; 7] = [
     "voices",
 ];
 
-use crate::family_doc::PROFILE_KEYS;
+use crate::family_doc::{PROFILE_DOC, PROFILE_KEYS};
 
 /// Root keys of the "ever done" counters start with this (`n/{kind}/{actor}`).
 const COUNTS_PREFIX: &str = "n/";
@@ -488,13 +488,18 @@ impl Check<'_> {
             // sealed with): the member alone publishes them, never the host — a
             // wrong key would make that member's profile unreadable to the family.
             (["members", user, PROFILE_KEYS], Action::Make) if *user == me => Ok(()),
+            (["members", user, PROFILE_KEYS, PROFILE_DOC], Action::Put(ScalarValue::Bytes(b)))
+                if *user == me && b.len() == 16 =>
+            {
+                Ok(())
+            }
             (["members", user, PROFILE_KEYS, epoch], Action::Put(ScalarValue::Bytes(b)))
                 if *user == me && b.len() == 32 && epoch.parse::<u64>().is_ok() =>
             {
                 Ok(())
             }
             (["members", _, PROFILE_KEYS, ..], _) => Err(deny(
-                "a member publishes only their own profile keys, 32 bytes under an epoch",
+                "a member publishes only their own profile keys: their document's id, 32 bytes under an epoch",
             )),
 
             // ----- inside a member entry: the member or the host; roles are fixed.

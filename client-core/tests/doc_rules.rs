@@ -6,10 +6,10 @@
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use doran_client_core::{
-    Actor, DocError, EventInput, FamilyDoc, MissionPatch, PhotoInput, replica::Refusal,
-    rules::Violation,
+    Actor, DocError, EventInput, FamilyDoc, MissionPatch, PhotoInput, family_doc::PublishedKeys,
+    replica::Refusal, rules::Violation,
 };
-use doran_protocol::{BlobHash, DeviceId, FamilyId, UserId};
+use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, UserId};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -793,22 +793,27 @@ fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
 #[test]
 fn a_member_publishes_only_their_own_profile_keys() {
     let mut f = family();
-    // Their own, through the operation: every device takes them and reads them back.
+    // Their own, through the operation: every device takes them and reads them back,
+    // with the personal document they are for.
     let secret = [7u8; 32];
+    let doc = DocId::random();
     let published = f
         .member
-        .publish_profile_keys(&[(1, secret)], T0 + 1)
+        .publish_profile_keys(doc, &[(1, secret)], T0 + 1)
         .unwrap();
     assert_eq!(published.value, 1);
     accept(&mut f.host, &published.change.unwrap());
     assert_eq!(
         f.host.profile_keys().get(&f.member_actor.user),
-        Some(&vec![(1, secret)])
+        Some(&PublishedKeys {
+            doc,
+            secrets: vec![(1, secret)]
+        })
     );
     // Publishing the same again changes nothing.
     let again = f
         .member
-        .publish_profile_keys(&[(1, secret)], T0 + 2)
+        .publish_profile_keys(doc, &[(1, secret)], T0 + 2)
         .unwrap();
     assert_eq!((again.value, again.change), (0, None));
 

@@ -560,3 +560,46 @@ fn a_weekly_refresh_locks_out_a_copy_of_a_devices_keys() {
     );
     assert_eq!(name(&mom), "바뀐 이름");
 }
+
+/// A new account's personal document (its id carries the sealed mark) is sealed
+/// under its profile key group as it leaves the outbox — whatever personal document
+/// the store has been told is this user's — and a relay naming another personal
+/// document at sign-in is refused: it cannot have the device write its profile in
+/// the clear.
+#[test]
+fn a_sealed_personal_document_never_leaves_in_the_clear() {
+    let me = device(1);
+    let doc = DocId(FamilyId::new_family(true).0);
+    me.store
+        .set_meta(doran_client_core::sync::START_PROFILE_KEYS, &doc.0)
+        .unwrap();
+    me.store.commit_local(doc, b"a mood").unwrap();
+    // The profile key group is started as the host opens with its keys.
+    let host =
+        StoreHost::with_keys(Arc::clone(&me.store), me.actor, (me.key.clone(), None)).unwrap();
+    assert!(
+        host.key_epoch(doran_client_core::sync::personal_group(doc))
+            .is_some()
+    );
+    // A relay saying the user's personal document is another one changes nothing of
+    // how this one leaves, and the sign-in is refused.
+    let lie = doran_client_core::sync::SignedIn {
+        user: me.actor.user,
+        device: me.actor.device,
+        server_time: 0,
+        personal_doc: DocId([3; 16]),
+        families: Vec::new(),
+    };
+    assert!(matches!(
+        host.signed_in(&lie, T0),
+        Err(HostError::OtherPersonalDoc { .. })
+    ));
+    me.store
+        .set_personal_doc(me.actor.user, DocId([3; 16]))
+        .unwrap();
+    let out = host.outbox(None, 10).unwrap();
+    let mine: Vec<&OutboxEntry> = out.iter().filter(|e| e.doc == doc).collect();
+    assert_eq!(mine.len(), 1);
+    assert!(mine[0].bytes.starts_with(b"DRD\x01"), "sealed");
+    assert!(!mine[0].bytes.windows(6).any(|w| w == b"a mood"));
+}

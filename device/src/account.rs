@@ -410,6 +410,14 @@ pub async fn create_account(
         }
         Err(e) => return Err(e),
     };
+    if !doran_client_core::sync::personal_group(info.personal_doc).says_sealed() {
+        // The relay gave back another personal document than the sealed one asked
+        // for: this account's profile would be written in the clear for ever.
+        return Err(SyncError::Protocol(format!(
+            "the relay registered personal document {} without the sealed mark",
+            info.personal_doc
+        )));
+    }
     let account = Account {
         user: info.user,
         device: keys.device,

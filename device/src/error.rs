@@ -432,7 +432,10 @@ impl Error {
             HostError::Store(e) => Error::from_store(e, lang),
             HostError::Doc(e) => Error::from_doc(e, lang),
             HostError::WaitingForKeys(_) => Error::code(ErrorCode::WaitingForKeys, lang),
-            HostError::WrongKind(..) | HostError::OtherUser { .. } | HostError::Keys(_) => {
+            HostError::WrongKind(..)
+            | HostError::OtherUser { .. }
+            | HostError::OtherPersonalDoc { .. }
+            | HostError::Keys(_) => {
                 tracing::error!(error = %e, "device state does not match");
                 Error::code(ErrorCode::Storage, lang)
             }

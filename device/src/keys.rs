@@ -408,6 +408,10 @@ async fn step(
         let change = tokio::task::spawn_blocking(move || host.retry_held(family))
             .await
             .map_err(blocking_failed)??;
+        if !change.unlocked.is_empty() {
+            // Chunks opened now brought members' profile keys.
+            session.driver.unlock(change.unlocked.clone());
+        }
         let parts = crate::events::Part::of_touched(&change.touched);
         if !parts.is_empty() {
             shared.emit(crate::events::DeviceEvent::FamilyChanged {

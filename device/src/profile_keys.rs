@@ -6,18 +6,20 @@
 //! family's devices).
 //!
 //! After every pass of the key task a device in the group:
-//! - **rotates** when someone who could read the current epoch's secret no longer
-//!   can: the users whose devices were in the key groups of the families it was
-//!   published in, and are in none of them now (a member left or was removed, or this
-//!   user left a family). The new epoch's secret goes only where they are not, so
-//!   what this user writes after it is closed to them; what they read stays read;
+//! - **rotates** when a device that could read the current epoch's secret no longer
+//!   can: another user's device that was in the key group of a family it was
+//!   published in, and is in none of them now (a member left or was removed, one of
+//!   their devices was revoked, this user left a family). Until the new epoch is
+//!   here, this user's personal changes wait ([`ROTATING_PROFILE_KEYS`]); its secret
+//!   goes only where that device is not, so what this user writes after is closed to
+//!   it; what it read stays read;
 //! - **publishes** the secrets it holds in each sealed family it is a member of, once
 //!   per epoch and family (remembered in the store).
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use doran_client_core::sync::{HostError, StoreHost, personal_group};
-use doran_protocol::{FamilyId, UserId};
+use doran_client_core::sync::{HostError, ROTATING_PROFILE_KEYS, StoreHost, personal_group};
+use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{Session, now_ms};
@@ -29,12 +31,13 @@ fn published_key(family: FamilyId) -> String {
     format!("profile/published/{}", family.to_hex())
 }
 
-/// Everyone who could read the secret of `epoch`: the users whose devices were in the
-/// key group of a family it was published in, since it was made.
+/// Every device that could read the secret of `epoch`: those of other users in the
+/// key group of a family it was published in, since it was made (devices, not users:
+/// a co-member's revoked device is gone while its user stays).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Readers {
     epoch: u64,
-    users: BTreeSet<UserId>,
+    devices: BTreeSet<(UserId, DeviceId)>,
 }
 
 /// What a pass did.
@@ -51,7 +54,7 @@ pub(crate) struct Pass {
 pub(crate) async fn pass(session: &Arc<Session>) -> Pass {
     let host = Arc::clone(&session.host);
     let (me, doc) = (session.account.user, session.account.personal_doc);
-    match tokio::task::spawn_blocking(move || pass_blocking(&host, me, personal_group(doc))).await {
+    match tokio::task::spawn_blocking(move || pass_blocking(&host, me, doc)).await {
         Ok(Ok(pass)) => pass,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "the profile keys wait for the next pass");
@@ -64,8 +67,9 @@ pub(crate) async fn pass(session: &Arc<Session>) -> Pass {
     }
 }
 
-fn pass_blocking(host: &StoreHost, me: UserId, group: FamilyId) -> Result<Pass, HostError> {
+fn pass_blocking(host: &StoreHost, me: UserId, doc: DocId) -> Result<Pass, HostError> {
     let mut out = Pass::default();
+    let group = personal_group(doc);
     if !group.says_sealed() {
         return Ok(out);
     }
@@ -73,35 +77,60 @@ fn pass_blocking(host: &StoreHost, me: UserId, group: FamilyId) -> Result<Pass, 
         return Ok(out);
     };
     let store = host.store();
-    // The sealed families this device can write to, and who reads each.
+    let rotating: Option<u64> = store
+        .get_meta(ROTATING_PROFILE_KEYS)?
+        .and_then(|b| postcard::from_bytes(&b).ok());
+    match rotating {
+        // Still at the epoch it rotates away from: nothing is published until the
+        // new one is here (the personal document's changes wait for it too).
+        Some(from) if epoch <= from => return Ok(out),
+        Some(_) => store.delete_meta(ROTATING_PROFILE_KEYS)?,
+        None => {}
+    }
+    // The sealed families this device can write to, and whose devices read each.
     let mut families = Vec::new();
     let mut readers = BTreeSet::new();
     for family in host.families()? {
         if family == group || !host.is_sealed(family) || host.key_epoch(family).is_none() {
             continue;
         }
-        readers.extend(host.key_members(family).into_iter().map(|m| m.user));
+        readers.extend(
+            host.key_members(family)
+                .into_iter()
+                .filter(|m| m.user != me)
+                .map(|m| (m.user, m.device)),
+        );
         families.push(family);
     }
-    readers.remove(&me);
     let before: Readers = store
         .get_meta(READERS_KEY)?
         .and_then(|b| postcard::from_bytes(&b).ok())
         .unwrap_or_default();
-    if before.epoch == epoch && !before.users.is_subset(&readers) {
+    if before.epoch == epoch && !before.devices.is_subset(&readers) {
         let gone: Vec<String> = before
-            .users
+            .devices
             .difference(&readers)
-            .map(UserId::to_hex)
+            .map(|(u, d)| format!("{u}/{d}"))
             .collect();
         tracing::info!(
             ?gone,
             "a reader of the profile left: the profile keys rotate"
         );
+        // Kept first: from now on this user's personal changes wait for the new epoch.
+        let bytes = postcard::to_allocvec(&epoch).unwrap_or_default();
+        store.set_meta(ROTATING_PROFILE_KEYS, &bytes)?;
         host.rotate_keys(group)?;
         out.rotating = true;
         return Ok(out);
     }
+    // Who can read this epoch's secret is kept before it goes anywhere new, so a
+    // crash in between never forgets a reader.
+    let mut devices = readers;
+    if before.epoch == epoch {
+        devices.extend(before.devices);
+    }
+    let bytes = postcard::to_allocvec(&Readers { epoch, devices }).unwrap_or_default();
+    store.set_meta(READERS_KEY, &bytes)?;
     let secrets = host.key_secrets(group);
     let now = now_ms();
     for family in families {
@@ -111,7 +140,7 @@ fn pass_blocking(host: &StoreHost, me: UserId, group: FamilyId) -> Result<Pass, 
         if done.is_some_and(|d| d >= epoch) {
             continue;
         }
-        match host.edit_family(family, |fd| fd.publish_profile_keys(&secrets, now)) {
+        match host.edit_family(family, |fd| fd.publish_profile_keys(doc, &secrets, now)) {
             Ok(written) => {
                 out.published += usize::from(written > 0);
                 // An epoch always serialises.
@@ -123,11 +152,5 @@ fn pass_blocking(host: &StoreHost, me: UserId, group: FamilyId) -> Result<Pass, 
             Err(e) => return Err(e),
         }
     }
-    let mut users = readers;
-    if before.epoch == epoch {
-        users.extend(before.users);
-    }
-    let bytes = postcard::to_allocvec(&Readers { epoch, users }).unwrap_or_default();
-    store.set_meta(READERS_KEY, &bytes)?;
     Ok(out)
 }

@@ -70,6 +70,24 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
     assert!(seen.contains("할머니께 안부 전화 드리기"), "{seen}");
     assert!(seen.contains(&mission));
 
+    // Mom's mood, in her sealed personal document: her son's device reads it with
+    // the key her device published in the family's document; the relay does not.
+    ok(&mom, &["profile", "set", "--mood", "sleepy"]);
+    sync(&mom);
+    let mom_user = json(&mom, &["profile", "show"])["user"]
+        .as_str()
+        .expect("her user id")
+        .to_owned();
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..20 {
+        sync(&son);
+        shown = json(&son, &["profile", "show", &mom_user]);
+        if shown["mood"]["key"] == "sleepy" {
+            break;
+        }
+    }
+    assert_eq!(shown["mood"]["key"], "sleepy", "{shown}");
+
     // A photo with a caption from mom, a voice message from her son.
     let original = dir.path().join("beach.jpg");
     std::fs::write(&original, photo()).expect("write the photo");
@@ -134,6 +152,7 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
         "바닷가에서 찰칵",
         "안부 인사",
         "엄마 잘 자요",
+        "Sleepy",
     ] {
         for (path, bytes) in &stored {
             assert!(

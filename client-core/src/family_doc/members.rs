@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable};
-use doran_protocol::UserId;
+use doran_protocol::{DocId, UserId};
 
 use super::{Edit, FamilyDoc, delete_entity, entity, map_at, put_entity, put_field};
 use crate::{
@@ -18,25 +18,42 @@ use crate::{
     validate::{self, Field},
 };
 
-/// The map in a member's entry where they publish the secrets of their profile key
-/// group (`members/{user}/keys/{epoch}` = 32 bytes): the keys their personal
-/// document is sealed with, for exactly the family's members to read — the family
-/// document itself is sealed to them (`docs/security.md`, personal documents). Only
-/// the member writes it (`crate::rules`).
+/// The map in a member's entry where they publish their profile keys: the id of
+/// their personal document (`doc`, 16 bytes) and the secrets of its key group
+/// (`{epoch}` = 32 bytes) — the keys their personal document is sealed with, for
+/// exactly the family's members to read, the family document itself being sealed to
+/// them (`docs/security.md`, personal documents). Only the member writes it
+/// (`crate::rules`), so the document id a member's keys are for is theirs to say, not
+/// the relay's.
 pub const PROFILE_KEYS: &str = "keys";
 
-/// At most this many profile key secrets are read from one member's entry.
+/// The key of the personal document's id in [`PROFILE_KEYS`].
+pub const PROFILE_DOC: &str = "doc";
+
+/// At most this many profile key secrets are read from one member's entry (the
+/// latest epochs).
 const MAX_PROFILE_KEYS: usize = 4096;
 
 /// Secrets of a profile key group: (epoch, secret).
 pub type ProfileKeys = Vec<(u64, [u8; 32])>;
 
+/// What a member published: their personal document and its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKeys {
+    /// The member's personal document.
+    pub doc: DocId,
+    /// The secrets of its key group, oldest epoch first.
+    pub secrets: ProfileKeys,
+}
+
 impl FamilyDoc {
-    /// Publishes, in this user's own member entry, the secrets of their profile key
-    /// group the entry lacks. Returns how many it wrote (none: no change). A member
-    /// not in the family (yet) publishes nothing.
+    /// Publishes, in this user's own member entry, their personal document's id and
+    /// the secrets of its key group the entry lacks. Returns how many secrets it wrote
+    /// (none and the same document: no change). A member not in the family (yet)
+    /// publishes nothing.
     pub fn publish_profile_keys(
         &mut self,
+        doc: DocId,
         secrets: &[(u64, [u8; 32])],
         now_ms: i64,
     ) -> Result<Edit<usize>> {
@@ -44,23 +61,31 @@ impl FamilyDoc {
         if !self.view.members.contains_key(&key) {
             return Ok(Edit::unchanged(0));
         }
-        let published = self.profile_keys().remove(&self.me).unwrap_or_default();
+        let published = self.profile_keys().remove(&self.me);
+        let same_doc = published.as_ref().is_some_and(|p| p.doc == doc);
         let missing: Vec<(u64, [u8; 32])> = secrets
             .iter()
-            .filter(|(e, s)| !published.iter().any(|(p, ps)| p == e && ps == s))
+            .filter(|(e, s)| {
+                !published
+                    .as_ref()
+                    .is_some_and(|p| p.secrets.iter().any(|(pe, ps)| pe == e && ps == s))
+            })
             .copied()
             .collect();
-        if missing.is_empty() {
+        if missing.is_empty() && same_doc {
             return Ok(Edit::unchanged(0));
         }
-        self.edit("member.keys", now_ms, &[], |doc| {
-            let member = map_at(doc, &["members", &key])?;
-            let keys = match doc.get(&member, PROFILE_KEYS)? {
+        self.edit("member.keys", now_ms, &[], |doc_mut| {
+            let member = map_at(doc_mut, &["members", &key])?;
+            let keys = match doc_mut.get(&member, PROFILE_KEYS)? {
                 Some((Value::Object(ObjType::Map), id)) => id,
-                _ => doc.put_object(&member, PROFILE_KEYS, ObjType::Map)?,
+                _ => doc_mut.put_object(&member, PROFILE_KEYS, ObjType::Map)?,
             };
+            if !same_doc {
+                doc_mut.put(&keys, PROFILE_DOC, ScalarValue::Bytes(doc.0.to_vec()))?;
+            }
             for (epoch, secret) in &missing {
-                doc.put(
+                doc_mut.put(
                     &keys,
                     epoch.to_string(),
                     ScalarValue::Bytes(secret.to_vec()),
@@ -70,14 +95,24 @@ impl FamilyDoc {
         })
     }
 
-    /// The profile key secrets each member published in their entry (malformed
-    /// entries are skipped: only a member writes their own, and a wrong one makes only
-    /// their own profile unreadable).
-    pub fn profile_keys(&self) -> BTreeMap<UserId, ProfileKeys> {
+    /// The profile keys each member published in their entry, with the personal
+    /// document they are for (an entry without one, or malformed values, are
+    /// skipped: only a member writes their own, and a wrong one makes only their own
+    /// profile unreadable).
+    pub fn profile_keys(&self) -> BTreeMap<UserId, PublishedKeys> {
         let doc = self.replica.doc();
         let mut out = BTreeMap::new();
         let Ok(Some((Value::Object(ObjType::Map), members))) = doc.get(ROOT, "members") else {
             return out;
+        };
+        let bytes = |obj: &automerge::ObjId, key: &str| -> Option<Vec<u8>> {
+            match doc.get(obj, key) {
+                Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+                    ScalarValue::Bytes(b) => Some(b.clone()),
+                    _ => None,
+                },
+                _ => None,
+            }
         };
         for user in doc.keys(&members) {
             let Ok(id) = user.parse::<UserId>() else {
@@ -90,20 +125,33 @@ impl FamilyDoc {
             else {
                 continue;
             };
-            let mut secrets = Vec::new();
-            for epoch in doc.keys(&keys).take(MAX_PROFILE_KEYS) {
-                let Ok(e) = epoch.parse::<u64>() else {
-                    continue;
-                };
-                if let Ok(Some((Value::Scalar(v), _))) = doc.get(&keys, &epoch)
-                    && let ScalarValue::Bytes(b) = v.as_ref()
-                    && let Ok(secret) = <[u8; 32]>::try_from(b.as_slice())
-                {
-                    secrets.push((e, secret));
-                }
+            let Some(personal) = bytes(&keys, PROFILE_DOC)
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(DocId)
+            else {
+                continue;
+            };
+            let mut secrets: ProfileKeys = doc
+                .keys(&keys)
+                .filter_map(|epoch| {
+                    let e = epoch.parse::<u64>().ok()?;
+                    let secret = <[u8; 32]>::try_from(bytes(&keys, &epoch)?.as_slice()).ok()?;
+                    Some((e, secret))
+                })
+                .collect();
+            // Keys sort as text ("10" before "2"): the latest epochs are kept.
+            secrets.sort_unstable_by_key(|(e, _)| *e);
+            if secrets.len() > MAX_PROFILE_KEYS {
+                secrets.drain(..secrets.len() - MAX_PROFILE_KEYS);
             }
             if !secrets.is_empty() {
-                out.insert(id, secrets);
+                out.insert(
+                    id,
+                    PublishedKeys {
+                        doc: personal,
+                        secrets,
+                    },
+                );
             }
         }
         out

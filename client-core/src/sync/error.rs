@@ -35,6 +35,16 @@ pub enum HostError {
         /// The account on this device.
         account: doran_protocol::UserId,
     },
+    /// The relay named another personal document for this user than the one this
+    /// device holds (a user's personal document never changes): a relay serving an
+    /// unsealed one would have this device write its profile in the clear.
+    #[error("the relay names personal document {served}, this device's is {known}")]
+    OtherPersonalDoc {
+        /// What the relay named.
+        served: doran_protocol::DocId,
+        /// The one this device holds.
+        known: doran_protocol::DocId,
+    },
 }
 
 impl From<OpenError> for HostError {

@@ -19,6 +19,11 @@ use super::{
 
 mod sealing;
 
+/// The meta entry (the epoch rotated away from) set while this user's profile key
+/// group owes a rotation: the personal document's changes wait for the new epoch,
+/// whose secret the departed reader never gets.
+pub const ROTATING_PROFILE_KEYS: &str = "keys/personal/rotating";
+
 /// The meta entry a sign-up leaves (the new personal document's id) for this
 /// device to start the user's profile key group once it opens with its keys.
 pub const START_PROFILE_KEYS: &str = "keys/personal/start";
@@ -1038,6 +1043,14 @@ impl SyncHost for StoreHost {
             return Err(HostError::OtherUser {
                 signed_in: info.user,
                 account: self.actor.user,
+            });
+        }
+        if let Some(known) = self.personal_doc_of(info.user)?
+            && known != info.personal_doc
+        {
+            return Err(HostError::OtherPersonalDoc {
+                served: info.personal_doc,
+                known,
             });
         }
         self.remember_personal_doc(info.user, info.personal_doc)?;

@@ -177,19 +177,13 @@ impl Device {
         self.connected(timeout).await?;
         let docs_reached = wait_up_to_date(&session, deadline).await;
         let mut reached = docs_reached;
-        // Key work this sync brought (a new member's key package: add them, then the
-        // history entry once that Commit is back; this device let in: open the
-        // family) is finished before returning, so a `doran sync` lets a waiting
-        // member in. A few rounds at most: each one's entries are what the next one
-        // builds on. Tried whatever `pending` says (a change that cannot be sent must
-        // not keep a member from letting others in).
-        if keys && let Some(up) = finish_key_work(&session, deadline).await {
-            reached = up;
-        }
         // This device's key package is on the relay when a sync returns (one small
         // read when it is already): the key task publishes it too, but a short-lived
         // command may end before that task has started (a new account's first sync,
-        // which must leave it there before anyone invites the account).
+        // which must leave it there before anyone invites the account). Sent before
+        // the key work below, which may take the rest of the time (a new account
+        // starts its profile key group), so a member inviting this account right
+        // after lets its device in at once.
         if keys {
             // And its certificates (its own, by the user key it holds; those of the
             // devices it confirmed links for): a member's device adds this device
@@ -213,6 +207,15 @@ impl Device {
                 Err(_) => tracing::debug!("the key package waits for the next sync"),
                 Ok(Ok(())) => {}
             }
+        }
+        // Key work this sync brought (a new member's key package: add them, then the
+        // history entry once that Commit is back; this device let in: open the
+        // family) is finished before returning, so a `doran sync` lets a waiting
+        // member in. A few rounds at most: each one's entries are what the next one
+        // builds on. Tried whatever `pending` says (a change that cannot be sent must
+        // not keep a member from letting others in).
+        if keys && let Some(up) = finish_key_work(&session, deadline).await {
+            reached = up;
         }
         tracing::debug!(reached, state = ?session.driver.current(), "sync_now");
         // Blobs queued on this device go up now too.

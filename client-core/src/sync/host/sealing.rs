@@ -19,7 +19,7 @@ fn held_key(doc: DocId) -> String {
     format!("keys/held/{}", doc.to_hex())
 }
 use crate::{
-    family_doc::ProfileKeys,
+    family_doc::PublishedKeys,
     group::{GroupMember, KnownDevices},
     store::OutboxEntry,
     sync::{
@@ -64,20 +64,23 @@ impl StoreHost {
         let Some(keeper) = keeper.as_ref() else {
             return entries;
         };
-        // Which documents are family documents, and this user's personal document:
-        // sealed under its profile key group when its id says so (the others —
-        // a personal document from before they were sealed — go as they are).
-        let personal = match self.personal_doc_of(self.actor.user) {
-            Ok(doc) => doc.filter(|d| personal_group(*d).says_sealed()),
-            Err(e) => {
-                tracing::warn!(error = %e, "the personal document is not known: nothing is pushed now");
-                return Vec::new();
-            }
-        };
+        // Which documents are family documents. Any other this device writes is its
+        // user's personal document: sealed under its profile key group when its id
+        // says so, whatever the relay or the store say it is (a personal document
+        // from before they were sealed carries no mark and goes as it is).
         let families: std::collections::HashSet<FamilyId> = match self.store.families() {
             Ok(list) => list.into_iter().map(|r| r.family).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "the families cannot be listed: nothing is pushed now");
+                return Vec::new();
+            }
+        };
+        // While this user's profile key group owes a rotation, its changes wait for
+        // the new epoch (a reader who just left holds the current one).
+        let rotating_from: Option<u64> = match self.store.get_meta(super::ROTATING_PROFILE_KEYS) {
+            Ok(bytes) => bytes.and_then(|b| postcard::from_bytes(&b).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the profile key rotation is not known: nothing is pushed now");
                 return Vec::new();
             }
         };
@@ -92,8 +95,13 @@ impl StoreHost {
                 continue;
             }
             let family = FamilyId(e.doc.0);
-            if !families.contains(&family) && personal != Some(e.doc) {
+            if !families.contains(&family) && !personal_group(e.doc).says_sealed() {
                 out.push(e);
+                continue;
+            }
+            if !families.contains(&family)
+                && rotating_from.is_some_and(|from| keeper.epoch(family).is_none_or(|e| e <= from))
+            {
                 continue;
             }
             match keeper.seal_chunk(family, e.doc, &e.bytes) {
@@ -477,11 +485,16 @@ impl StoreHost {
     }
 
     /// Takes the profile keys members published in a family document (see
-    /// `FamilyDoc::publish_profile_keys`) for the personal documents this device
-    /// knows; returns the personal documents that got keys they lacked.
+    /// `FamilyDoc::publish_profile_keys`); returns the personal documents that got
+    /// keys they lacked. A member's keys go to the personal document **they** name in
+    /// their own entry (only they write it), and only when it is also the one the
+    /// relay serves as theirs: neither a relay alone (it cannot write the sealed
+    /// family document) nor a member alone (naming another user's document) can
+    /// attach keys to someone else's profile. This user's own profile key group
+    /// takes keys only from MLS, the escrow and its adder's history — never from here.
     pub(super) fn learn_profile_keys(
         &self,
-        published: BTreeMap<UserId, ProfileKeys>,
+        published: BTreeMap<UserId, PublishedKeys>,
     ) -> Result<Vec<DocId>> {
         let mut learned = Vec::new();
         if published.is_empty() {
@@ -491,18 +504,26 @@ impl StoreHost {
         let Some(keeper) = guard.as_mut() else {
             return Ok(learned);
         };
-        for (user, secrets) in published {
-            let Some(doc) = self.personal_doc_of(user)? else {
-                // Its document has not come yet: read again when it does.
-                continue;
-            };
-            let group = personal_group(doc);
-            if !group.says_sealed() || keeper.holds(group, &secrets) {
+        for (user, keys) in published {
+            if user == self.actor.user {
                 continue;
             }
-            if keeper.update(&*self.store, |k| Ok(k.learn(group, &secrets)))? {
+            match self.personal_doc_of(user)? {
+                Some(doc) if doc == keys.doc => {}
+                // Its document has not come yet: read again when it does.
+                None => continue,
+                Some(doc) => {
+                    tracing::warn!(%user, served = %doc, named = %keys.doc, "a member's profile keys name another document than the relay serves as theirs: not taken");
+                    continue;
+                }
+            }
+            let group = personal_group(keys.doc);
+            if !group.says_sealed() || keeper.holds(group, &keys.secrets) {
+                continue;
+            }
+            if keeper.update(&*self.store, |k| Ok(k.learn(group, &keys.secrets)))? {
                 tracing::debug!(%user, "profile keys learned from a family document");
-                learned.push(doc);
+                learned.push(keys.doc);
             }
         }
         Ok(learned)
@@ -512,19 +533,19 @@ impl StoreHost {
     /// holds; returns whether any was new. A co-member's personal document that
     /// arrives sealed under a key this device lacks looks here before it waits.
     pub(super) fn learn_profile_keys_of(&self, owner: UserId) -> Result<bool> {
-        let mut secrets: ProfileKeys = Vec::new();
+        let mut learned = false;
         for family in self.families()? {
             if self.store.load(DocId::from(family))?.is_none() {
                 continue;
             }
-            let mut published = self.read_family(family, |fd| fd.profile_keys())?;
-            secrets.extend(published.remove(&owner).unwrap_or_default());
+            let published = self.read_family(family, |fd| fd.profile_keys())?;
+            let Some(keys) = published.get(&owner) else {
+                continue;
+            };
+            let one = BTreeMap::from([(owner, keys.clone())]);
+            learned |= !self.learn_profile_keys(one)?.is_empty();
         }
-        if secrets.is_empty() {
-            return Ok(false);
-        }
-        let published = BTreeMap::from([(owner, secrets)]);
-        Ok(!self.learn_profile_keys(published)?.is_empty())
+        Ok(learned)
     }
 }
 

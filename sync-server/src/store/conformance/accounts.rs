@@ -46,6 +46,18 @@ pub(crate) fn create_user_then_read_it_back(f: &Fixture) -> TestResult {
         f.accounts.doc_owner(keys)?,
         Some(crate::store::DocOwner::PersonalKeys(user.id))
     );
+    // No other account can take it as its personal document (the relay would then
+    // give it that user's key log), nor the other way round.
+    let (mut thief, thief_device) = new_user(9);
+    thief.personal_doc = keys;
+    assert!(matches!(
+        f.accounts.create_user(&thief, &thief_device),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        f.accounts.doc_owner(keys)?,
+        Some(crate::store::DocOwner::PersonalKeys(user.id))
+    );
     assert!(f.accounts.families_of(user.id)?.is_empty());
     // The email is matched exactly: the caller normalises.
     assert_eq!(f.accounts.user_by_email("USER1@example.com")?, None);

@@ -86,7 +86,11 @@ impl Accounts {
     /// Whether `doc` is a user's personal document, or a family's document or key
     /// log (deleted families included: their ids stay taken).
     fn doc_taken(&self, doc: DocId) -> bool {
-        self.users.values().any(|u| u.personal_doc == doc)
+        // A personal document, or the key log of one (`FamilyId::key_log` relates the
+        // two both ways): a document there would take that user's key log over.
+        self.users
+            .values()
+            .any(|u| u.personal_doc == doc || FamilyId(u.personal_doc.0).key_log() == doc)
             || self
                 .families
                 .keys()

@@ -389,20 +389,15 @@ impl AccountStore for PgStore {
             {
                 return Err(StoreError::Conflict("user key already registered".into()));
             }
-            // Nor another family's key log (FamilyId::key_log): a personal document
-            // there would take the family's key log over.
+            // Nor another family's or user's key log (FamilyId::key_log relates a
+            // document and its key log both ways): a personal document there would
+            // take that key log over.
             if exists(
                 tx,
-                "SELECT 1 FROM docs WHERE doc = $1",
-                &[&user.personal_doc.0],
+                "SELECT 1 FROM docs WHERE doc = $1 OR doc = $2",
+                &[&user.personal_doc.0, &user.personal_doc.key_log_family().0],
             )
             .await?
-                || exists(
-                    tx,
-                    "SELECT 1 FROM families WHERE id = $1",
-                    &[&user.personal_doc.key_log_family().0],
-                )
-                .await?
             {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
