@@ -9,6 +9,7 @@ pub mod cohort;
 pub mod device;
 pub mod live;
 pub mod relay;
+pub mod wire;
 
 use std::{future::Future, time::Duration};
 

@@ -36,7 +36,7 @@ use crate::{
     load::{
         LoadError,
         cohort::{self, Cohort, Device, Family},
-        device::{Conn, Identity},
+        device::{Conn, EncodedPush, Identity},
         relay::{Relay, RelayOptions, cpu_of},
     },
     stats::{Percentiles, mib, ms},
@@ -178,9 +178,19 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             .filter(|&&d| d != index)
             .map(|&d| pushes[d])
             .sum();
+        // Unsealed pushes are encoded now, before the clock (a sealed one is sealed, so
+        // encoded, when it is pushed).
+        let encoded = if opts.sealed {
+            Vec::new()
+        } else {
+            own.iter()
+                .map(|c| EncodedPush::new(family.doc, c.clone()))
+                .collect::<Result<_, _>>()?
+        };
         let job = Job {
             plan: plans[index].clone(),
             own,
+            encoded,
             expect,
             family: family.clone(),
             http: relay.http_url(),
@@ -310,6 +320,8 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
 struct Job {
     plan: Vec<Op>,
     own: Vec<Vec<u8>>,
+    /// `own`'s pushes, encoded (empty when sealed).
+    encoded: Vec<EncodedPush>,
     expect: usize,
     family: Family,
     http: String,
@@ -344,7 +356,7 @@ const RESILIENT_FOR: Duration = Duration::from_secs(120);
 /// What a device waits on the relay for.
 #[derive(Debug, Clone, Copy)]
 enum Attempt<'a> {
-    Push(&'a [u8]),
+    Push(&'a EncodedPush),
     ListInvites,
     /// Every chunk the others pushed (this many).
     Everything(usize),
@@ -361,7 +373,7 @@ async fn steadily(
     let doc = job.family.doc;
     loop {
         let result = match attempt {
-            Attempt::Push(bytes) => device.conn.push(doc, bytes.to_vec()).await.map(drop),
+            Attempt::Push(push) => device.conn.push_encoded(push).await.map(drop),
             Attempt::ListInvites => device.conn.request(Request::ListInvites).await.map(drop),
             Attempt::Everything(n) => device.conn.until_received(doc, n).await,
         };
@@ -378,11 +390,19 @@ async fn steadily(
     }
 }
 
-async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
+async fn drive(mut device: Device, mut job: Job) -> Result<DeviceRun, LoadError> {
     let blobs =
         crate::load::blob_client(&job.http, device.id.device, device.id.device_key.clone())?;
-    let mut run = DeviceRun::default();
-    let mut own = job.own.iter();
+    let pushes = job.own.len();
+    let mut run = DeviceRun {
+        push: Vec::with_capacity(pushes),
+        holdings: Vec::with_capacity(pushes + job.expect),
+        acked: Vec::with_capacity(pushes),
+        ..DeviceRun::default()
+    };
+    device.conn.reserve(pushes, job.expect);
+    let mut own = std::mem::take(&mut job.own).into_iter();
+    let mut encoded = std::mem::take(&mut job.encoded).into_iter();
     for &op in &job.plan {
         let started = Instant::now();
         match op {
@@ -390,21 +410,22 @@ async fn drive(mut device: Device, job: Job) -> Result<DeviceRun, LoadError> {
                 let Some(change) = own.next() else {
                     return Err(LoadError::Setup("fewer changes than pushes".into()));
                 };
-                run.holdings.push(change.clone());
-                let sealed = match &job.ring {
-                    Some(ring) => Some(
-                        ring.seal_chunk(FamilyId(job.family.doc.0), job.family.doc, change)
+                let push = match &job.ring {
+                    Some(ring) => EncodedPush::new(
+                        job.family.doc,
+                        ring.seal_chunk(FamilyId(job.family.doc.0), job.family.doc, &change)
                             .map_err(|e| LoadError::Protocol(e.to_string()))?,
-                    ),
-                    None => None,
+                    )?,
+                    None => encoded
+                        .next()
+                        .ok_or_else(|| LoadError::Setup("fewer encoded pushes".into()))?,
                 };
-                let change: &[u8] = sealed.as_deref().unwrap_or(change);
-                let chunk = ChunkId::of(change);
-                let pushed = steadily(&mut device, &job, &mut run, Attempt::Push(change)).await;
+                run.holdings.push(change);
+                let pushed = steadily(&mut device, &job, &mut run, Attempt::Push(&push)).await;
                 match pushed {
                     Ok(_) => {
                         run.push.push(started.elapsed());
-                        run.acked.push(chunk);
+                        run.acked.push(push.chunk);
                     }
                     Err(LoadError::Refused(..)) => run.errors += 1,
                     Err(e) => return Err(e),

@@ -1,10 +1,7 @@
 //! A virtual device: its own keys, one websocket session, the wire protocol spoken
 //! directly (no local store), and a record of every chunk the relay delivered to it.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Instant,
-};
+use std::time::Instant;
 
 use doran_protocol::{
     Challenge, ChunkId, ClientFrame, DeviceId, DocId, FamilyId, InviteId, PROTOCOL_VERSION,
@@ -12,14 +9,8 @@ use doran_protocol::{
     Subscription, UserId, codec, signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, protocol::WebSocketConfig},
-};
 
-use super::{ANSWER_TIMEOUT, LoadError};
+use super::{ANSWER_TIMEOUT, LoadError, wire::Wire};
 
 /// A user with one device, as the device knows itself.
 #[derive(Clone)]
@@ -137,10 +128,32 @@ impl Identity {
     }
 }
 
+/// A push, encoded: what goes on the wire and the chunk id its ack names. A load run
+/// encodes its pushes before the clock starts (the device's encoding is not the
+/// relay's cost); the bytes sent are the same.
+#[derive(Debug, Clone)]
+pub struct EncodedPush {
+    pub doc: DocId,
+    pub chunk: ChunkId,
+    frame: Vec<u8>,
+}
+
+impl EncodedPush {
+    /// The `Push` frame of `bytes` to `doc`, encoded.
+    pub fn new(doc: DocId, bytes: Vec<u8>) -> Result<EncodedPush, LoadError> {
+        let frame = ClientFrame::push(doc, bytes);
+        let ClientFrame::Push { chunk, .. } = &frame else {
+            return Err(LoadError::Protocol("not a push".into()));
+        };
+        let chunk = *chunk;
+        let frame = codec::encode_client(&frame).map_err(|e| LoadError::Protocol(e.to_string()))?;
+        Ok(EncodedPush { doc, chunk, frame })
+    }
+}
+
 /// A chunk the relay delivered.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub doc: DocId,
     pub chunk: ChunkId,
     pub bytes: Vec<u8>,
     /// When this device read it off the socket.
@@ -149,18 +162,23 @@ pub struct Received {
 
 /// One signed-in websocket session.
 pub struct Conn {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Wire,
     next_id: u32,
     /// Every distinct chunk delivered so far, in arrival order.
     pub received: Vec<Received>,
-    seen: HashSet<ChunkId>,
+    /// Chunks this session pushed: one coming back (a catch-up after a reconnect)
+    /// was not received from anyone. Looked at only for chunks of its own user.
+    pushed: Vec<ChunkId>,
+    /// Its user, once signed in.
+    user: Option<UserId>,
     /// Invites announced by the relay.
     pub invites: Vec<InviteId>,
     /// The relay's id from the challenge (signed into invites).
     pub server_id: String,
-    /// Per subscribed document, the highest seq received: where to resume after a
-    /// reconnect.
-    cursors: HashMap<DocId, Seq>,
+    /// Per document received from or subscribed to (a device has one or two): chunks
+    /// received so far and, once subscribed, the highest seq received — where to
+    /// resume after a reconnect. A list, not a map: it is looked up for every chunk.
+    docs: Vec<DocTrack>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -171,6 +189,16 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// What a session knows of one document.
+#[derive(Debug, Clone, Copy)]
+struct DocTrack {
+    doc: DocId,
+    /// Chunks of it received (counted in [`Conn::received`]).
+    received: usize,
+    /// The highest seq received, once subscribed.
+    cursor: Option<Seq>,
+}
+
 /// What an awaited frame turned out to be.
 enum Wait<T> {
     Done(T),
@@ -179,19 +207,16 @@ enum Wait<T> {
 
 impl Conn {
     async fn connect(url: &str) -> Result<(Conn, Challenge), LoadError> {
-        // A small read buffer: tungstenite zero-fills it before every read (see the
-        // relay's WS_READ_BUFFER), and thousands of devices share two cores. No Nagle
-        // delay, as in the app.
-        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        let ws = Wire::connect(url).await?;
         let mut conn = Conn {
             ws,
             next_id: 1,
             received: Vec::new(),
-            seen: HashSet::new(),
+            pushed: Vec::new(),
+            user: None,
             invites: Vec::new(),
             server_id: String::new(),
-            cursors: HashMap::new(),
+            docs: Vec::new(),
         };
         conn.send(&ClientFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -213,6 +238,7 @@ impl Conn {
         let (mut conn, challenge) = Conn::connect(url).await?;
         conn.send(&id.register_frame(&challenge)).await?;
         id.user = conn.signed_in().await?;
+        conn.user = Some(id.user);
         Ok(conn)
     }
 
@@ -220,7 +246,7 @@ impl Conn {
     pub async fn sign_in(url: &str, id: &Identity) -> Result<Conn, LoadError> {
         let (mut conn, challenge) = Conn::connect(url).await?;
         conn.send(&id.signin_frame(&challenge)).await?;
-        conn.signed_in().await?;
+        conn.user = Some(conn.signed_in().await?);
         Ok(conn)
     }
 
@@ -247,7 +273,11 @@ impl Conn {
         let fresh = Conn::sign_in(url, id).await?;
         let old = std::mem::replace(&mut self.ws, fresh.ws);
         drop(old);
-        let docs: Vec<(DocId, Seq)> = self.cursors.iter().map(|(d, s)| (*d, *s)).collect();
+        let docs: Vec<(DocId, Seq)> = self
+            .docs
+            .iter()
+            .filter_map(|t| Some((t.doc, t.cursor?)))
+            .collect();
         for (doc, since) in docs {
             self.subscribe(doc, since).await?;
         }
@@ -265,7 +295,7 @@ impl Conn {
     /// Sends one frame.
     pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), LoadError> {
         let bytes = codec::encode_client(frame).map_err(|e| LoadError::Protocol(e.to_string()))?;
-        self.ws.send(Message::Binary(bytes.into())).await?;
+        self.ws.send(&bytes).await?;
         Ok(())
     }
 
@@ -286,11 +316,16 @@ impl Conn {
 
     /// Pushes a chunk and waits for its ack; returns the seq.
     pub async fn push(&mut self, doc: DocId, bytes: Vec<u8>) -> Result<Seq, LoadError> {
-        let chunk = ChunkId::of(&bytes);
+        self.push_encoded(&EncodedPush::new(doc, bytes)?).await
+    }
+
+    /// Sends an encoded push and waits for its ack; returns the seq.
+    pub async fn push_encoded(&mut self, push: &EncodedPush) -> Result<Seq, LoadError> {
+        let (doc, chunk) = (push.doc, push.chunk);
         // Its own chunk, if a catch-up after a reconnect brings it back, was not
         // received from anyone.
-        self.seen.insert(chunk);
-        self.send(&ClientFrame::push(doc, bytes)).await?;
+        self.pushed.push(chunk);
+        self.ws.send(&push.frame).await?;
         self.wait("an ack", |f| match f {
             ServerFrame::Ack {
                 doc: d,
@@ -307,7 +342,8 @@ impl Conn {
 
     /// Subscribes to `doc` from `since` and waits for `CaughtUp`; returns the head.
     pub async fn subscribe(&mut self, doc: DocId, since: Seq) -> Result<Seq, LoadError> {
-        self.cursors.entry(doc).or_insert(since);
+        let track = self.track(doc);
+        track.cursor.get_or_insert(since);
         self.send(&ClientFrame::Subscribe {
             docs: vec![Subscription { doc, since }],
         })
@@ -324,7 +360,7 @@ impl Conn {
 
     /// Reads frames until `n` chunks of `doc` have arrived in total.
     pub async fn until_received(&mut self, doc: DocId, n: usize) -> Result<(), LoadError> {
-        while self.received.iter().filter(|r| r.doc == doc).count() < n {
+        while self.track(doc).received < n {
             self.next_frame("chunks").await?;
         }
         Ok(())
@@ -339,40 +375,38 @@ impl Conn {
 
     /// Reads and records the next frame, however long it takes (an idle device).
     /// Cancel-safe: a frame is either fully read and recorded or not taken at all.
+    /// A new chunk's bytes are moved into [`received`](Self::received): the `Chunk`
+    /// frame returned has them empty.
     pub async fn next_frame_idle(&mut self) -> Result<ServerFrame, LoadError> {
-        let frame = loop {
-            match self.ws.next().await {
-                None => return Err(LoadError::Closed),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Message::Binary(bytes))) => {
-                    break codec::decode_server(&bytes)
-                        .map_err(|e| LoadError::Protocol(e.to_string()))?;
-                }
-                Some(Ok(Message::Close(_))) => return Err(LoadError::Closed),
-                Some(Ok(_)) => continue,
-            }
-        };
-        match &frame {
+        let mut frame = self.ws.next().await?;
+        match &mut frame {
             // A chunk can come twice (catch-up racing live delivery); count it once.
+            // The relay sends a document's chunks in seq order, so a chunk at or
+            // below the highest seq received is one already had.
             ServerFrame::Chunk {
                 doc,
                 chunk,
                 bytes,
                 seq,
-                ..
-            } if self.seen.insert(*chunk) => {
-                if let Some(cursor) = self.cursors.get_mut(doc) {
+                author,
+            } => {
+                let own = author.is_some() && *author == self.user && self.pushed.contains(chunk);
+                let track = self.track(*doc);
+                let new = track.cursor.is_none_or(|c| *seq > c);
+                if let Some(cursor) = &mut track.cursor {
                     *cursor = (*cursor).max(*seq);
                 }
-                self.received.push(Received {
-                    doc: *doc,
-                    chunk: *chunk,
-                    bytes: bytes.clone(),
-                    at: Instant::now(),
-                });
+                if new && !own {
+                    track.received += 1;
+                    self.received.push(Received {
+                        chunk: *chunk,
+                        bytes: std::mem::take(bytes),
+                        at: Instant::now(),
+                    });
+                }
             }
             ServerFrame::CaughtUp { doc, seq } => {
-                if let Some(cursor) = self.cursors.get_mut(doc) {
+                if let Some(cursor) = &mut self.track(*doc).cursor {
                     *cursor = (*cursor).max(*seq);
                 }
             }
@@ -387,29 +421,62 @@ impl Conn {
         Ok(frame)
     }
 
+    /// Reads frames until `pick` takes one, within [`ANSWER_TIMEOUT`] for the whole
+    /// wait (one timer per answer, not one per frame read on the way).
     async fn wait<T>(
         &mut self,
         what: &'static str,
         mut pick: impl FnMut(&ServerFrame) -> Option<Wait<T>>,
     ) -> Result<T, LoadError> {
-        loop {
-            let frame = self.next_frame(what).await?;
-            match pick(&frame) {
-                Some(Wait::Done(t)) => return Ok(t),
-                Some(Wait::Refused(e)) => return Err(e),
-                None => {}
+        let waiting = async {
+            loop {
+                let frame = self.next_frame_idle().await?;
+                match pick(&frame) {
+                    Some(Wait::Done(t)) => return Ok(t),
+                    Some(Wait::Refused(e)) => return Err(e),
+                    None => {}
+                }
             }
-        }
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, waiting)
+            .await
+            .map_err(|_| LoadError::Timeout(what))?
+    }
+
+    /// What this session knows of `doc` (added, empty, if nothing yet).
+    fn track(&mut self, doc: DocId) -> &mut DocTrack {
+        let at = match self.docs.iter().position(|t| t.doc == doc) {
+            Some(at) => at,
+            None => {
+                self.docs.push(DocTrack {
+                    doc,
+                    received: 0,
+                    cursor: None,
+                });
+                self.docs.len() - 1
+            }
+        };
+        &mut self.docs[at]
+    }
+
+    /// Makes room for `pushes` more pushes and `chunks` more chunks received, so a
+    /// run's bookkeeping does not grow (and copy) as it goes.
+    pub fn reserve(&mut self, pushes: usize, chunks: usize) {
+        self.pushed.reserve(pushes);
+        self.received.reserve(chunks);
     }
 
     /// Forgets what was received so far (set-up traffic is not measured).
     pub fn reset_received(&mut self) {
         self.received.clear();
-        self.seen.clear();
+        self.pushed.clear();
+        for track in &mut self.docs {
+            track.received = 0;
+        }
     }
 
     /// Closes the session politely.
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        let _ = self.ws.close().await;
     }
 }
