@@ -356,20 +356,23 @@ impl KnownDevices {
 }
 
 impl KnownDevices {
-    /// An added leaf checked: vouched for as a device to add by what this device
-    /// knows, or — for a user it knows nothing of — by the certificates the Commit
-    /// carries in its authenticated data (`carried`): a Commit read long after, when the
-    /// added user left or turned the invite down, gets the verdict it got when new.
+    /// An added leaf checked: a device this device knows as certified — revoked since
+    /// or not — or, for a user it knows nothing of, one the certificates the Commit
+    /// carries in its authenticated data (`carried`) certified: a Commit read long
+    /// after, when the added user left or turned the invite down, or the added device
+    /// was lost and revoked, gets the verdict it got when new (a device that was
+    /// offline meanwhile used to wait for ever at such a Commit, and never read the
+    /// family again). A revoked device added is then removed like any revoked device.
     fn check_added(
         &self,
         credential: &openmls::prelude::Credential,
         key: &[u8],
         carried: &[certs::Chain],
     ) -> Result<(UserId, DeviceId), GroupError> {
-        match self.check_leaf(credential, key, Need::Active) {
+        match self.check_leaf(credential, key, Need::Ever) {
             Err(e) if e.is_wait() => {
                 let (user, device) = identity_of(credential)?;
-                if self.carried_chain_vouches(carried, user, device, key) {
+                if self.carried_chain_certifies(carried, user, device, key, false) {
                     Ok((user, device))
                 } else {
                     Err(e)

@@ -87,11 +87,25 @@ fn pass_blocking(host: &StoreHost, me: UserId, doc: DocId) -> Result<Pass, HostE
         Some(_) => store.delete_meta(ROTATING_PROFILE_KEYS)?,
         None => {}
     }
-    // The sealed families this device can write to, and whose devices read each.
+    // The sealed families this device can write to, whose devices read each now,
+    // and which were in their groups since the last pass (one added and removed in
+    // between read the family document meanwhile).
     let mut families = Vec::new();
     let mut readers = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut all = Vec::new();
     for family in host.families()? {
-        if family == group || !host.is_sealed(family) || host.key_epoch(family).is_none() {
+        if family == group {
+            continue;
+        }
+        all.push(family);
+        seen.extend(
+            host.key_members_seen(family)
+                .into_iter()
+                .filter(|m| m.user != me)
+                .map(|m| (m.user, m.device)),
+        );
+        if !host.is_sealed(family) || host.key_epoch(family).is_none() {
             continue;
         }
         readers.extend(
@@ -106,9 +120,18 @@ fn pass_blocking(host: &StoreHost, me: UserId, doc: DocId) -> Result<Pass, HostE
         .get_meta(READERS_KEY)?
         .and_then(|b| postcard::from_bytes(&b).ok())
         .unwrap_or_default();
-    if before.epoch == epoch && !before.devices.is_subset(&readers) {
-        let gone: Vec<String> = before
-            .devices
+    let mut could_read = seen;
+    if before.epoch == epoch {
+        could_read.extend(before.devices);
+    }
+    tracing::debug!(
+        epoch,
+        could_read = could_read.len(),
+        readers = readers.len(),
+        "profile key readers"
+    );
+    if !could_read.is_subset(&readers) {
+        let gone: Vec<String> = could_read
             .difference(&readers)
             .map(|(u, d)| format!("{u}/{d}"))
             .collect();
@@ -120,17 +143,19 @@ fn pass_blocking(host: &StoreHost, me: UserId, doc: DocId) -> Result<Pass, HostE
         let bytes = postcard::to_allocvec(&epoch).unwrap_or_default();
         store.set_meta(ROTATING_PROFILE_KEYS, &bytes)?;
         host.rotate_keys(group)?;
+        // What was seen made this rotation; what is seen from now on is new.
+        host.forget_seen(&all)?;
         out.rotating = true;
         return Ok(out);
     }
     // Who can read this epoch's secret is kept before it goes anywhere new, so a
     // crash in between never forgets a reader.
     let mut devices = readers;
-    if before.epoch == epoch {
-        devices.extend(before.devices);
-    }
+    devices.extend(could_read);
     let bytes = postcard::to_allocvec(&Readers { epoch, devices }).unwrap_or_default();
     store.set_meta(READERS_KEY, &bytes)?;
+    // Looked at: what is seen from now on is new.
+    host.forget_seen(&all)?;
     let secrets = host.key_secrets(group);
     let now = now_ms();
     for family in families {

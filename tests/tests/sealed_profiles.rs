@@ -224,3 +224,121 @@ async fn the_recovery_phrase_alone_brings_a_sealed_profile_back() {
         "the restored phone wrote it under a key it holds"
     );
 }
+
+/// A device that was in a family's key group only while all of mom's devices were
+/// offline — dad's new laptop, linked and then revoked (lost) — could read mom's
+/// published profile keys meanwhile: when mom's phone comes back and reads the
+/// family's key log (taking the Add of the since-revoked laptop as the others did,
+/// rather than waiting for ever at it), it reads the family again and moves her
+/// profile keys on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_added_and_gone_while_she_was_offline_rotates_her_profile_keys() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open(&mom_home).await;
+    let dad = open(&dir.path().join("dad")).await;
+    let mut dad_events = dad.subscribe();
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    dad.create_account(&server, "dad@example.com", "아빠곰")
+        .await
+        .expect("dad's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut dad_events).await;
+    dad.answer_invite(&invite, true).await.expect("accepted");
+    mom.sync_now(WAIT).await.expect("synced");
+    dad.sync_now(WAIT).await.expect("synced");
+    let (account, keeper) = account_and_keeper(&mom_home);
+    let group = personal_group(account.personal_doc);
+    let epoch = keeper
+        .epoch(group)
+        .expect("her phone is in her profile key group");
+
+    // Mom goes offline; dad links a laptop (his phone adds it to the family's key
+    // group, where mom's published keys are), then revokes it.
+    mom.stop_sync();
+    let laptop = open(&dir.path().join("laptop")).await;
+    let linked = link_and_confirm(&dad, &laptop, &server).await;
+    let id = family.parse().expect("family id");
+    until("the laptop in the family's key group", async || {
+        let _ = dad.sync_now(WAIT).await;
+        let members = account_and_keeper(&dir.path().join("dad")).1.members(id);
+        if members.iter().any(|m| m.device.to_hex() == linked.device) {
+            Ok(())
+        } else {
+            Err(members.len())
+        }
+    })
+    .await;
+    laptop.close().await;
+    dad.revoke_device(&linked.device).await.expect("revoked");
+    until("the laptop out of the family's key group", async || {
+        let _ = dad.sync_now(WAIT).await;
+        let members = account_and_keeper(&dir.path().join("dad")).1.members(id);
+        if members.iter().any(|m| m.device.to_hex() == linked.device) {
+            Err(members.len())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(
+        account_and_keeper(&mom_home).0.personal_doc,
+        account.personal_doc
+    );
+
+    dad.add_mission(
+        &family,
+        doran_device::MissionInput {
+            title: "새 노트북 찾기".into(),
+            participants: vec!["아빠".into()],
+            due: None,
+        },
+    )
+    .await
+    .expect("a mission after");
+    dad.sync_now(WAIT).await.expect("synced");
+
+    // Back online, mom's phone reads both Commits — the Add of a device revoked
+    // since, as every device took it when it was new — reads what dad wrote after,
+    // and rotates her profile keys.
+    mom.start_sync();
+    until("dad's mission on mom's phone", async || {
+        match mom.missions(&family, None).await {
+            Ok(view)
+                if view
+                    .month
+                    .missions
+                    .iter()
+                    .any(|m| m.title == "새 노트북 찾기") =>
+            {
+                Ok(())
+            }
+            Ok(view) => Err(format!("{} missions", view.month.missions.len())),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    })
+    .await;
+    mom.sync_now(WAIT).await.expect("synced");
+    until("a new epoch of her profile keys", async || {
+        let (_, keeper) = account_and_keeper(&mom_home);
+        match keeper.epoch(group) {
+            Some(now) if now > epoch => Ok(()),
+            seen => Err(seen),
+        }
+    })
+    .await;
+}

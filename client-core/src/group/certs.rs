@@ -194,22 +194,11 @@ impl KnownDevices {
             .map_err(|_| GroupError::Malformed("certificates to carry"))
     }
 
-    /// Whether the certificates a Commit carries (see [`carried`]) vouch for `user`'s
-    /// `device` signing with `key` as a device to add: a chain from the user key they
-    /// name — which must be the one this device knows for that user, if it knows one
-    /// — not through a device this device knows as revoked.
-    pub(super) fn carried_chain_vouches(
-        &self,
-        carried: &[Chain],
-        user: UserId,
-        device: DeviceId,
-        key: &[u8],
-    ) -> bool {
-        self.carried_chain_certifies(carried, user, device, key, true)
-    }
-
-    /// As [`KnownDevices::carried_chain_vouches`]; with `active` false, through
-    /// devices revoked since too (a chain as it was when the Commit was made).
+    /// Whether the certificates a Commit carries (see [`carried`]) certify `user`'s
+    /// `device` signing with `key`: a chain from the user key they name — which must
+    /// be the one this device knows for that user, if it knows one — not through a
+    /// device this device knows as revoked, or, with `active` false, through devices
+    /// revoked since too (a chain as it was when the Commit was made).
     pub(super) fn carried_chain_certifies(
         &self,
         carried: &[Chain],

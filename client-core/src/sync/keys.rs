@@ -9,7 +9,7 @@
 //! decides) and says what to append. Everything is saved in the local store's meta
 //! as one value, so the ring and how far the log was read never disagree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
 use ed25519_dalek::SigningKey;
@@ -201,6 +201,11 @@ pub struct Keeper {
     published: Published,
     /// Saved as a fourth value.
     rejoins: Rejoins,
+    /// Saved as a fifth value: every device seen in each family's group, after each
+    /// Commit processed, since the last [`Keeper::forget_seen`] — a device added and
+    /// removed between two looks is among them (who could have read what the family
+    /// document held meanwhile: a user's published profile keys).
+    seen: BTreeMap<FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -232,6 +237,18 @@ fn sealed_of(family: FamilyId, keys: Option<&FamilyKeys>) -> Option<bool> {
     keys.and_then(|k| k.sealed)
 }
 
+/// Notes the devices now in the family's group among those seen (see `Keeper::seen`).
+fn note_seen(
+    seen: &mut BTreeMap<FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>>,
+    ring: &KeyRing,
+    family: FamilyId,
+) {
+    let members = ring.members(family).unwrap_or_default();
+    seen.entry(family)
+        .or_default()
+        .extend(members.into_iter().map(|m| (m.user, m.device)));
+}
+
 fn now_or(now_ms: i64) -> i64 {
     now_ms.max(0)
 }
@@ -245,6 +262,7 @@ impl Keeper {
             refreshes: BTreeMap::new(),
             published: Published::default(),
             rejoins: Rejoins::default(),
+            seen: BTreeMap::new(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -305,8 +323,14 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let rejoins: Rejoins = if rest.is_empty() {
-            Rejoins::default()
+        let (rejoins, rest): (Rejoins, &[u8]) = if rest.is_empty() {
+            (Rejoins::default(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let seen: Vec<(FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>)> = if rest.is_empty()
+        {
+            Vec::new()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
         };
@@ -321,6 +345,7 @@ impl Keeper {
             refreshes: refreshes.into_iter().collect(),
             published,
             rejoins,
+            seen: seen.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -405,6 +430,10 @@ impl Keeper {
             .and_then(|head| postcard::to_extend(&refreshes, head))
             .and_then(|head| postcard::to_extend(&self.published, head))
             .and_then(|head| postcard::to_extend(&self.rejoins, head))
+            .and_then(|head| {
+                let seen: Vec<_> = self.seen.iter().collect();
+                postcard::to_extend(&seen, head)
+            })
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
 
@@ -554,6 +583,25 @@ impl Keeper {
         keys.sealed = Some(true);
         keys.pending_entry = Some(commit.entry.clone());
         Ok(commit.entry)
+    }
+
+    /// Every device seen in the family's group since the last
+    /// [`Keeper::forget_seen`], after each Commit this device processed.
+    pub fn seen(&self, family: FamilyId) -> Vec<GroupMember> {
+        self.seen
+            .get(&family)
+            .into_iter()
+            .flatten()
+            .map(|(user, device)| GroupMember {
+                user: *user,
+                device: *device,
+            })
+            .collect()
+    }
+
+    /// Forgets the devices seen in the family's group (they were looked at).
+    pub fn forget_seen(&mut self, family: FamilyId) {
+        self.seen.remove(&family);
     }
 
     /// The secrets of every epoch of `group` this device holds, oldest first: what a
@@ -963,6 +1011,7 @@ impl Keeper {
                                 if let Some(r) = self.refreshes.get_mut(&family) {
                                     r.pending = false;
                                 }
+                                note_seen(&mut self.seen, &self.ring, family);
                                 // A Commit adding devices owes them the history.
                                 if welcome {
                                     match self.ring.history(family) {
@@ -976,6 +1025,7 @@ impl Keeper {
                                 Ok(())
                             }
                             Ok(Processed::Superseded { .. } | Processed::Advanced { .. }) => {
+                                note_seen(&mut self.seen, &self.ring, family);
                                 if !mine {
                                     // Ours lost its epoch: made again on the next step.
                                     keys.pending_entry = keys

@@ -571,3 +571,27 @@ impl StoreHost {
         Ok(())
     }
 }
+
+impl StoreHost {
+    /// Every device seen in the family's group since the last
+    /// [`StoreHost::forget_seen`] (see [`Keeper::seen`]).
+    pub fn key_members_seen(&self, family: FamilyId) -> Vec<GroupMember> {
+        self.keeper()
+            .as_ref()
+            .map(|k| k.seen(family))
+            .unwrap_or_default()
+    }
+
+    /// Forgets the devices seen in these families' groups (they were looked at).
+    pub fn forget_seen(&self, families: &[FamilyId]) -> Result<()> {
+        if let Some(keeper) = self.keeper().as_mut() {
+            keeper.update(&*self.store, |k| {
+                for family in families {
+                    k.forget_seen(*family);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
