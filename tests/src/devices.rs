@@ -79,6 +79,38 @@ pub async fn until<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnMut() 
     }
 }
 
+/// The user's only phone (at `home`, the device holding the user key) escrows the
+/// keys of the group whose key log is `key_log` — waited for on the relay — and is
+/// lost with its folder; a new phone at `new_home` is restored from the recovery
+/// phrase alone.
+pub async fn phone_lost_and_restored(
+    relay: &crate::Relay,
+    (phone, home): (Device, &Path),
+    key_log: DocId,
+    new_home: &Path,
+) -> Device {
+    until("an escrow entry", async || {
+        let log = crate::relay_chunks(relay, key_log);
+        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
+            Ok(())
+        } else {
+            Err(log.len())
+        }
+    })
+    .await;
+    phone.sync_now(WAIT).await.expect("synced");
+    let phrase = phone.recovery_phrase().expect("the phrase");
+    phone.close().await;
+    drop(phone);
+    std::fs::remove_dir_all(home).expect("the phone is lost");
+    let again = open(new_home).await;
+    again
+        .restore_account(&relay.url(), &phrase)
+        .await
+        .expect("restored from the phrase");
+    again
+}
+
 /// Waits for the next invite `events` announce, and returns its id.
 pub async fn invite_received(events: &mut Subscription) -> String {
     wait_for(events, "the invite", |e| match e {

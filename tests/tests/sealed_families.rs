@@ -16,7 +16,10 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, accounts_and_family, invite_received, link_and_confirm, open, until},
+    devices::{
+        WAIT, accounts_and_family, invite_received, link_and_confirm, open,
+        phone_lost_and_restored, until,
+    },
     files_under, relay_chunks,
 };
 use doran_protocol::{DocId, FamilyId};
@@ -267,26 +270,13 @@ async fn mom_alone_loses_her_phone(
             .expect("a mission");
     }
     let id: FamilyId = family.parse().expect("family id");
-    until("escrow entry", async || {
-        let log = relay_chunks(relay, id.key_log());
-        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
-            Ok(())
-        } else {
-            Err(log.len())
-        }
-    })
+    let again = phone_lost_and_restored(
+        relay,
+        (mom, &mom_home),
+        id.key_log(),
+        &dir.join("new phone"),
+    )
     .await;
-    mom.sync_now(WAIT).await.expect("synced");
-    let phrase = mom.recovery_phrase().expect("the phrase");
-    mom.close().await;
-    drop(mom);
-    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
-
-    let again = open(&dir.join("new phone")).await;
-    again
-        .restore_account(&server, &phrase)
-        .await
-        .expect("restored from the phrase");
     (family, again)
 }
 

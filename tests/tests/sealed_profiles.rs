@@ -16,7 +16,7 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, invite_received, link_and_confirm, open, until},
+    devices::{WAIT, invite_received, link_and_confirm, open, phone_lost_and_restored, until},
     files_under, relay_chunks,
 };
 use doran_protocol::UserId;
@@ -38,6 +38,14 @@ fn account_and_keeper(home: &Path) -> (Account, Keeper) {
     (account, keeper)
 }
 
+/// The devices' logs in a failing test (`RUST_LOG`).
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// Until `device` shows `user`'s mood as `mood` (its machine name).
 async fn sees_mood(device: &Device, user: &str, mood: &str) {
     until(&format!("mood {mood}"), async || {
@@ -52,10 +60,7 @@ async fn sees_mood(device: &Device, user: &str, mood: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_profile_reads_in_the_family_and_on_every_device_and_the_relay_reads_none() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
@@ -181,27 +186,14 @@ async fn the_recovery_phrase_alone_brings_a_sealed_profile_back() {
     mom.set_mood("sleepy").await.expect("mood");
     let (account, _) = account_and_keeper(&mom_home);
     let doc = account.personal_doc;
-    until("escrow entry of her profile keys", async || {
-        let log = relay_chunks(&relay, personal_group(doc).key_log());
-        if log.iter().any(|e| e.starts_with(b"DRE\x02")) {
-            Ok(())
-        } else {
-            Err(log.len())
-        }
-    })
-    .await;
-    mom.sync_now(WAIT).await.expect("synced");
-    let phrase = mom.recovery_phrase().expect("the phrase");
-    mom.close().await;
-    drop(mom);
-    std::fs::remove_dir_all(&mom_home).expect("the phone is lost");
-
     let again_home = dir.path().join("new phone");
-    let again = open(&again_home).await;
-    again
-        .restore_account(&server, &phrase)
-        .await
-        .expect("restored from the phrase");
+    let again = phone_lost_and_restored(
+        &relay,
+        (mom, &mom_home),
+        personal_group(doc).key_log(),
+        &again_home,
+    )
+    .await;
     sees_mood(&again, "me", "sleepy").await;
     let before = relay_chunks(&relay, doc).len();
     again.set_mood("love").await.expect("a new mood");
@@ -233,10 +225,7 @@ async fn the_recovery_phrase_alone_brings_a_sealed_profile_back() {
 /// profile keys on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_added_and_gone_while_she_was_offline_rotates_her_profile_keys() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
