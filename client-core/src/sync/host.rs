@@ -18,15 +18,6 @@ use super::{
 };
 
 mod sealing;
-
-/// The meta entry (the epoch rotated away from) set while this user's profile key
-/// group owes a rotation: the personal document's changes wait for the new epoch,
-/// whose secret the departed reader never gets.
-pub const ROTATING_PROFILE_KEYS: &str = "keys/personal/rotating";
-
-/// The meta entry a sign-up leaves (the new personal document's id) for this
-/// device to start the user's profile key group once it opens with its keys.
-pub const START_PROFILE_KEYS: &str = "keys/personal/start";
 use crate::{
     error::DocError,
     family_doc::{Edit, FamilyDoc},
@@ -38,6 +29,15 @@ use crate::{
     store::{LocalStore, LogPos, Membership, OutboxEntry},
     views::Activity,
 };
+
+/// The meta entry (the epoch rotated away from) set while this user's profile key
+/// group owes a rotation: the personal document's changes wait for the new epoch,
+/// whose secret the departed reader never gets.
+pub const ROTATING_PROFILE_KEYS: &str = "keys/personal/rotating";
+
+/// The meta entry a sign-up leaves (the new personal document's id) for this
+/// device to start the user's profile key group once it opens with its keys.
+pub const START_PROFILE_KEYS: &str = "keys/personal/start";
 
 /// What applying incoming data changed, for the UI.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1009,7 +1009,14 @@ impl SyncHost for StoreHost {
         // chunks (random nonce: a new snapshot every time).
         let group = match kind {
             DocKind::Family(family) => Some(family),
-            DocKind::Personal(_) if personal_group(doc).says_sealed() => Some(personal_group(doc)),
+            DocKind::Personal(_) if personal_group(doc).says_sealed() => {
+                // While its keys owe a rotation, the local copy holds changes that
+                // wait for the new epoch: no snapshot of them under the old one.
+                if self.store.get_meta(ROTATING_PROFILE_KEYS)?.is_some() {
+                    return Ok(None);
+                }
+                Some(personal_group(doc))
+            }
             DocKind::Personal(_) | DocKind::KeyLog(_) => None,
         };
         if let Some(group) = group {
