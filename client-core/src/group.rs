@@ -356,14 +356,15 @@ impl KnownDevices {
 }
 
 impl KnownDevices {
-    /// An added leaf checked: a device this device knows as certified — revoked since
-    /// or not — or, for a user it knows nothing of, one the certificates the Commit
-    /// carries in its authenticated data (`carried`) certified: a Commit read long
-    /// after, when the added user left or turned the invite down, or the added device
-    /// was lost and revoked, gets the verdict it got when new (a device that was
-    /// offline meanwhile used to wait for ever at such a Commit, and never read the
-    /// family again). A revoked device added is then removed like any revoked device.
-    fn check_added(
+    /// A new leaf checked — a device a Commit adds, or an external commit's joiner
+    /// (`rejoin.rs`): a device this device knows as certified, revoked since or not,
+    /// like the author of any Commit; or, for a user it knows nothing of, one the
+    /// certificates the Commit carries in its authenticated data (`carried`) certified.
+    /// A Commit read long after — the added user left or turned the invite down, the
+    /// device was lost and revoked — gets the verdict it got when new (a device
+    /// offline meanwhile used to wait for ever at such an Add, and never read the
+    /// family again). A revoked device let in is then removed like any revoked device.
+    fn check_new_leaf(
         &self,
         credential: &openmls::prelude::Credential,
         key: &[u8],
@@ -372,33 +373,7 @@ impl KnownDevices {
         match self.check_leaf(credential, key, Need::Ever) {
             Err(e) if e.is_wait() => {
                 let (user, device) = identity_of(credential)?;
-                if self.carried_chain_certifies(carried, user, device, key, false) {
-                    Ok((user, device))
-                } else {
-                    Err(e)
-                }
-            }
-            other => other,
-        }
-    }
-}
-
-impl KnownDevices {
-    /// An external commit's new leaf checked (`rejoin.rs`): a device this device knows
-    /// as certified — revoked since or not, like the author of any Commit: a device
-    /// reading it long after, when that device was lost and revoked, reaches the
-    /// verdict the others reached — or one the Commit's carried chain certified. A
-    /// revoked joiner is then removed like any revoked device.
-    fn check_joiner(
-        &self,
-        credential: &openmls::prelude::Credential,
-        key: &[u8],
-        carried: &[certs::Chain],
-    ) -> Result<(UserId, DeviceId), GroupError> {
-        match self.check_leaf(credential, key, Need::Ever) {
-            Err(e) if e.is_wait() => {
-                let (user, device) = identity_of(credential)?;
-                if self.carried_chain_certifies(carried, user, device, key, false) {
+                if self.carried_chain_certifies(carried, user, device, key) {
                     Ok((user, device))
                 } else {
                     Err(e)
@@ -1290,14 +1265,18 @@ impl KeyRing {
                 let leaf = staged
                     .update_path_leaf_node()
                     .ok_or(GroupError::Malformed("an external commit without its leaf"))?;
-                known.check_joiner(leaf.credential(), leaf.signature_key().as_slice(), &carried)?
+                known.check_new_leaf(
+                    leaf.credential(),
+                    leaf.signature_key().as_slice(),
+                    &carried,
+                )?
             }
         };
         for proposal in staged.queued_proposals() {
             match proposal.proposal() {
                 Proposal::Add(add) => {
                     let leaf = add.key_package().leaf_node();
-                    known.check_added(
+                    known.check_new_leaf(
                         leaf.credential(),
                         leaf.signature_key().as_slice(),
                         &carried,

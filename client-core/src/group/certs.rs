@@ -196,16 +196,14 @@ impl KnownDevices {
 
     /// Whether the certificates a Commit carries (see [`carried`]) certify `user`'s
     /// `device` signing with `key`: a chain from the user key they name — which must
-    /// be the one this device knows for that user, if it knows one — not through a
-    /// device this device knows as revoked, or, with `active` false, through devices
-    /// revoked since too (a chain as it was when the Commit was made).
+    /// be the one this device knows for that user, if it knows one — as it was when
+    /// the Commit was made (through devices revoked since too).
     pub(super) fn carried_chain_certifies(
         &self,
         carried: &[Chain],
         user: UserId,
         device: DeviceId,
         key: &[u8],
-        active: bool,
     ) -> bool {
         let Some(chain) = carried.iter().find(|c| c.user == user) else {
             return false;
@@ -217,12 +215,7 @@ impl KnownDevices {
         {
             return false;
         }
-        let revoked: BTreeSet<DeviceId> = if active {
-            self.revoked_of(user).collect()
-        } else {
-            BTreeSet::new()
-        };
-        certified_devices(user, &chain.user_key, &chain.certs, &revoked)
+        certified_devices(user, &chain.user_key, &chain.certs, &BTreeSet::new())
             .get(&device)
             .is_some_and(|k| k.as_bytes().as_slice() == key)
     }
