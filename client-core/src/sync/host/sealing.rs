@@ -584,7 +584,11 @@ impl StoreHost {
 
     /// Forgets the devices seen in these families' groups (they were looked at).
     pub fn forget_seen(&self, families: &[FamilyId]) -> Result<()> {
-        if let Some(keeper) = self.keeper().as_mut() {
+        if let Some(keeper) = self.keeper().as_mut()
+            // Every pass of the key task asks: nothing to save (and no encoding of
+            // the whole keeper to find that out) when nothing was seen.
+            && families.iter().any(|f| !keeper.seen(*f).is_empty())
+        {
             keeper.update(&*self.store, |k| {
                 for family in families {
                     k.forget_seen(*family);
