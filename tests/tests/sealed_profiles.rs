@@ -16,7 +16,10 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, invite_received, link_and_confirm, open, phone_lost_and_restored, until},
+    devices::{
+        WAIT, accounts_and_family, invite_received, link_and_confirm, open,
+        phone_lost_and_restored, until,
+    },
     files_under, relay_chunks,
 };
 use doran_protocol::UserId;
@@ -68,17 +71,7 @@ async fn a_sealed_profile_reads_in_the_family_and_on_every_device_and_the_relay_
     let mom = open(&mom_home).await;
     let son = open(&son_home).await;
     let mut son_events = son.subscribe();
-    let mom_account = mom
-        .create_account(&server, "mom@example.com", "엄마곰")
-        .await
-        .expect("mom's account");
-    son.create_account(&server, "son@example.com", "아들곰")
-        .await
-        .expect("son's account");
-    let family = mom
-        .create_family("우리 가족", "엄마")
-        .await
-        .expect("family created");
+    let (mom_account, _, family) = accounts_and_family(&mom, &son, &server).await;
     mom.set_mood("sleepy").await.expect("mood");
     let mut settings = mom.settings().await.expect("settings");
     settings.notify_reactions = false;
