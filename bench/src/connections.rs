@@ -49,7 +49,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let empty = relay.memory();
     let sizes = cohort::family_sizes(opts.devices, Some(opts.family_size));
     let setup_started = Instant::now();
-    let cohort = Cohort::build(&relay, &sizes).await?;
+    let cohort = Cohort::build(&relay, &sizes, false).await?;
     let setup = setup_started.elapsed();
     let parked = wait_until_parked(&relay, opts.devices).await;
     let idle = relay.memory();

@@ -135,7 +135,7 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
 async fn one_size(opts: &Options, devices: usize) -> Result<serde_json::Value, LoadError> {
     let relay = Relay::start(&opts.relay)?;
     let sizes = cohort::family_sizes(devices, Some(opts.family_size));
-    let cohort = Cohort::build(&relay, &sizes).await?;
+    let cohort = Cohort::build(&relay, &sizes, false).await?;
     let schedule = Schedule::round_robin(&cohort, opts.rounds).await?;
     let (pushes, expected) = (schedule.pushes.len(), schedule.expected);
     let families = cohort.families.len();

@@ -27,7 +27,7 @@ use std::{
 };
 
 use doran_client_core::group::KeyRing;
-use doran_protocol::{ChunkId, DeviceId, FamilyId, Request, UserId};
+use doran_protocol::{ChunkId, FamilyId, Request};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -35,7 +35,7 @@ use tokio::sync::Barrier;
 use crate::{
     load::{
         LoadError,
-        cohort::{self, Cohort, Device, Family},
+        cohort::{self, Cohort, Device, Family, ring_copy},
         device::{Conn, EncodedPush, Identity},
         relay::{Relay, RelayOptions, cpu_of},
     },
@@ -141,7 +141,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let relay = Arc::new(Relay::start(&opts.relay)?);
     let sizes = cohort::family_sizes(opts.devices, opts.family_size);
     let setup_started = Instant::now();
-    let cohort = Cohort::build(&relay, &sizes).await?;
+    let cohort = Cohort::build(&relay, &sizes, opts.sealed).await?;
     let plans: Vec<Vec<Op>> = (0..cohort.devices.len())
         .map(|i| plan(opts.mix, opts.ops, i as u64))
         .collect();
@@ -157,10 +157,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
 
     let Cohort { devices, families } = cohort;
     let identities: Vec<Identity> = devices.iter().map(|d| d.id.clone()).collect();
-    let rings: Vec<Option<Vec<u8>>> = families
-        .iter()
-        .map(|f| opts.sealed.then(|| family_ring(f)).transpose())
-        .collect::<Result<_, _>>()?;
+    let rings: Vec<Option<Vec<u8>>> = families.iter().map(|f| f.ring.clone()).collect();
     let families = Arc::new(families);
     // Devices reconnect (rather than fail) when the relay goes away, if it is to be
     // killed; the run then gives them this long in all.
@@ -332,22 +329,6 @@ struct Job {
     progress: Arc<AtomicUsize>,
     /// This device's copy of its family's key group, with `--sealed`.
     ring: Option<KeyRing>,
-}
-
-/// A family's key group for `--sealed`, saved: each of its devices gets its own copy
-/// (the same epoch's secret, as devices in one group hold; no lock between them).
-fn family_ring(family: &Family) -> Result<Vec<u8>, LoadError> {
-    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
-    let mut ring = KeyRing::new(UserId::random(), DeviceId::random(), key);
-    ring.create(FamilyId(family.doc.0))
-        .map_err(|e| LoadError::Setup(e.to_string()))?;
-    ring.save().map_err(|e| LoadError::Setup(e.to_string()))
-}
-
-fn ring_copy(saved: &[u8]) -> Result<KeyRing, LoadError> {
-    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
-    KeyRing::restore(UserId::random(), DeviceId::random(), key, saved)
-        .map_err(|e| LoadError::Setup(e.to_string()))
 }
 
 /// How long devices keep reconnecting in a run that kills the relay.

@@ -199,6 +199,13 @@ pub enum FamilyCmd {
         /// Family.
         family: String,
     },
+    /// Seal a family created clear end to end (host): from now on the relay keeps
+    /// only envelopes of its documents, and drops its clear history once another
+    /// member's device confirms the sealed snapshot. Run `doran sync` after.
+    Seal {
+        /// Family.
+        family: String,
+    },
     /// Rename a family (host).
     Rename {
         /// Family.

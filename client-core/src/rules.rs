@@ -436,8 +436,10 @@ impl Check<'_> {
                 _ => Err(unknown()),
             },
             (["name"], Action::Put(ScalarValue::Str(_))) if is_host => Ok(()),
+            // When the host sealed a family created clear (`FamilyDoc::mark_sealed`).
+            (["sealed_at"], Action::Put(ScalarValue::Int(_))) if is_host => Ok(()),
             ([_], _) => Err(deny(
-                "only the host renames the family; nothing else at the root changes",
+                "only the host renames (or seals) the family; nothing else at the root changes",
             )),
 
             // ----- an entity in a collection: created by anyone, removed by its

@@ -103,6 +103,22 @@ fn a_member_cannot_rename_the_family() {
     assert_eq!(f.host.view().name, "우리 가족");
 }
 
+/// Only the host notes when it sealed a family created clear, and only as an instant;
+/// a member's `mark_sealed` is refused before anything is written.
+#[test]
+fn only_the_host_marks_the_family_sealed() {
+    let mut f = family();
+    let by_member = rogue(&mut f.member, |d| d.put(ROOT, "sealed_at", T0).unwrap());
+    assert!(not_allowed(&refusal(&mut f.host, &by_member)));
+    let mut f = family();
+    assert!(f.member.mark_sealed(T0).is_err());
+    let as_text = rogue(&mut f.host, |d| d.put(ROOT, "sealed_at", "어제").unwrap());
+    assert!(not_allowed(&refusal(&mut f.member, &as_text)));
+    let mut f = family();
+    let sealed = f.host.mark_sealed(T0).unwrap();
+    accept(&mut f.member, &sealed.change.unwrap());
+}
+
 #[test]
 fn a_member_cannot_make_itself_host_or_demote_the_host() {
     let mut f = family();

@@ -743,6 +743,15 @@ impl SyncDriver {
                     .await?;
                 self.state.send_modify(|s| s.pending = pending);
             }
+            if !fx.acked.is_empty() || !fx.apply.is_empty() {
+                // A family this device sealed: its sealed snapshot, once its first
+                // sealed chunk has a seq (the relay then drops the clear history
+                // when another member's device confirms it).
+                let owed = self.blocking(|h| h.snapshots_owed()).await?;
+                for doc in owed {
+                    queue.push_back(r.machine.handle(now_ms(), Event::CompactNow { doc }));
+                }
+            }
             for family in keys {
                 self.emit(SyncEvent::Keys { family });
             }
@@ -883,10 +892,22 @@ impl SyncDriver {
             kind,
             covers_seq,
         } = c;
-        let bytes = self
-            .blocking(move |h| h.save(doc, kind))
-            .await?
-            .ok_or_else(|| SyncError::Protocol(format!("{doc} is not on this device")))?;
+        let saved = self
+            .blocking(move |h| {
+                // A family sealed after its creation: only a snapshot covering every
+                // clear chunk (see `StoreHost::may_snapshot`).
+                if !h.snapshot_allowed(kind, covers_seq)? {
+                    return Ok(Err(()));
+                }
+                h.save(doc, kind).map(Ok)
+            })
+            .await?;
+        let Ok(saved) = saved else {
+            tracing::debug!(%doc, covers_seq, "no snapshot yet: the family's clear chunks go on past it");
+            return Ok(Event::CompactFailed { doc });
+        };
+        let bytes =
+            saved.ok_or_else(|| SyncError::Protocol(format!("{doc} is not on this device")))?;
         let blob = doran_protocol::BlobHash::of(&bytes);
         let len = bytes.len() as u64;
         self.blobs.put(blob, c.owner(), bytes).await?;

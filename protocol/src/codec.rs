@@ -38,7 +38,12 @@ pub const ENCODING_VERSION: u8 = 1;
 /// Version 5: published key packages (`PublishKeyPackage`, `KeyPackagesOf`; issue
 /// 18), so a member's device adds an invitee's devices to a sealed family's key group
 /// when it sends the invite.
-pub const PROTOCOL_VERSION: u16 = 5;
+///
+/// Version 6: a family created clear can be sealed by its host, after which the
+/// relay refuses clear chunks of its document with `document_sealed` (408). A
+/// version-5 device would take that refusal as final and drop its change, so the relay
+/// turns it away: it must update first.
+pub const PROTOCOL_VERSION: u16 = 6;
 
 mod sealed {
     pub trait Sealed {}

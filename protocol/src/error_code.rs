@@ -57,6 +57,7 @@ macro_rules! error_codes {
         /// | 405 | `too_slow` | the client was too slow (no `Hello` or sign-in in time, an upload below the minimum rate) |
         /// | 406 | `document_full` | the document's log holds all the bytes the relay allows; compact it |
         /// | 407 | `too_many_families` | the user belongs to as many families as the relay allows |
+        /// | 408 | `document_sealed` | the family's documents are sealed now; push the change sealed |
         /// | 500 | `internal` | the relay failed; nothing was changed |
         /// | 501 | `shutting_down` | the relay is going away; reconnect elsewhere or later |
         /// | 502 | `unavailable` | a dependency (storage) is briefly unavailable; retry |
@@ -197,6 +198,10 @@ error_codes! {
     /// The user already belongs to as many families as the relay allows (creating or
     /// joining another is refused; leaving or deleting one makes room).
     TooManyFamilies = 407, "too_many_families", "too many families";
+    /// The family's documents are sealed end to end now (its host sealed a family
+    /// that was clear): a clear chunk is refused. The device keeps the change and
+    /// pushes it again sealed once it is in the family's key group.
+    DocumentSealed = 408, "document_sealed", "document sealed";
     /// The relay failed; nothing was changed. Safe to retry.
     Internal = 500, "internal", "internal error";
     /// The relay is shutting down; reconnect (later or to another node).

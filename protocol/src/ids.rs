@@ -199,6 +199,16 @@ fn key_log_xor(id: [u8; 16]) -> [u8; 16] {
     std::array::from_fn(|i| id[i] ^ KEY_LOG_MASK[i])
 }
 
+/// The first bytes of every sealed chunk and snapshot (an end-to-end envelope: `DRD`
+/// then its format's version): all a relay, which opens nothing, can tell of one.
+pub const SEALED_PREFIX: [u8; 3] = *b"DRD";
+
+/// Whether `bytes` (a chunk or snapshot) is an end-to-end envelope, by its first bytes
+/// (an Automerge change starts with its own magic, never with these).
+pub fn looks_sealed(bytes: &[u8]) -> bool {
+    bytes.starts_with(&SEALED_PREFIX)
+}
+
 /// The context of a sealed family's id mark ([`FamilyId::says_sealed`]).
 const SEALED_MARK_CONTEXT: &str = "dorandoran 2026-12 sealed family id";
 

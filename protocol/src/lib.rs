@@ -92,7 +92,8 @@ pub use frame::{
     ServerFrame, Subscription,
 };
 pub use ids::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, LinkId, Seq, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, LinkId, SEALED_PREFIX, Seq,
+    UserId, looks_sealed,
 };
 pub use keys::{PublicKey, Signature};
 pub use model::{

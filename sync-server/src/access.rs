@@ -27,6 +27,9 @@ pub struct DocAccess {
     pub read: bool,
     /// May push chunks and snapshots.
     pub write: bool,
+    /// Hosts the family that owns it: only the host seals a clear family's documents
+    /// (see `store::Sealing`).
+    pub host: bool,
 }
 
 /// The facts the rules need about one user and one document.
@@ -38,6 +41,8 @@ pub struct Facts<'a> {
     pub user_families: &'a [FamilyId],
     /// For a personal document, the families its owner belongs to (else ignored).
     pub owner_families: &'a [FamilyId],
+    /// The families the caller hosts.
+    pub hosted: &'a [FamilyId],
 }
 
 /// The access `facts.user` has to a document owned by `owner`.
@@ -48,12 +53,14 @@ pub fn doc_access(owner: DocOwner, facts: Facts<'_>) -> DocAccess {
             DocAccess {
                 read: member,
                 write: member,
+                host: member && facts.hosted.contains(&family),
             }
         }
         DocOwner::Personal(owner) | DocOwner::PersonalKeys(owner) if owner == facts.user => {
             DocAccess {
                 read: true,
                 write: true,
+                host: false,
             }
         }
         // The user's own devices' key group: nobody else's business.
@@ -64,6 +71,7 @@ pub fn doc_access(owner: DocOwner, facts: Facts<'_>) -> DocAccess {
                 .iter()
                 .any(|f| facts.user_families.contains(f)),
             write: false,
+            host: false,
         },
     }
 }
@@ -88,6 +96,7 @@ mod tests {
             user,
             user_families: mine,
             owner_families: owners,
+            hosted: &[],
         }
     }
 
@@ -96,8 +105,19 @@ mod tests {
         let rw = DocAccess {
             read: true,
             write: true,
+            host: false,
         };
         assert_eq!(doc_access(DocOwner::Family(A), facts(ALICE, &[A], &[])), rw);
+        let hosted = Facts {
+            hosted: &[A],
+            ..facts(ALICE, &[A], &[])
+        };
+        assert!(doc_access(DocOwner::Family(A), hosted).host);
+        let left = Facts {
+            hosted: &[A],
+            ..facts(ALICE, &[], &[])
+        };
+        assert_eq!(doc_access(DocOwner::Family(A), left), DocAccess::default());
         assert_eq!(
             doc_access(DocOwner::Family(A), facts(ALICE, &[B], &[])),
             DocAccess::default()

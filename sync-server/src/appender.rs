@@ -22,7 +22,7 @@ use crate::{
     error::{ApiError, ApiResult},
     hub::{ConnId, Hub},
     metrics::{Metrics, add, inc},
-    store::{Appended, LogStore, NewChunk},
+    store::{Appended, LogStore, NewChunk, Sealing},
 };
 
 /// Most chunks committed in one transaction.
@@ -45,6 +45,8 @@ struct Job {
     at: u64,
     /// The document log's quota.
     max_log_bytes: u64,
+    /// Its part in the log's sealing.
+    sealing: Sealing,
     /// The pushing connection (not sent its own chunk back).
     from: ConnId,
     reply: oneshot::Sender<ApiResult<Appended>>,
@@ -74,14 +76,15 @@ impl Appender {
 
     /// Appends `bytes` (blake3 = `chunk`, checked by the caller), pushed by `author`'s
     /// session, to `doc` durably, unless the log would then hold more than
-    /// `max_log_bytes` (`document_full`), fans it out (with its author) to the
+    /// `max_log_bytes` (`document_full`) or `sealing` refuses it (see
+    /// [`Sealing`]), fans it out (with its author) to the
     /// document's subscribers other than `from`, and returns its seq.
     pub async fn append(
         &self,
         (doc, chunk, bytes): (DocId, ChunkId, Vec<u8>),
         author: UserId,
         at: u64,
-        max_log_bytes: u64,
+        (max_log_bytes, sealing): (u64, Sealing),
         from: ConnId,
     ) -> ApiResult<Appended> {
         let (reply, answer) = oneshot::channel();
@@ -92,6 +95,7 @@ impl Appender {
             author,
             at,
             max_log_bytes,
+            sealing,
             from,
             reply,
         };
@@ -133,6 +137,7 @@ fn commit(jobs: &mut Vec<Job>, logs: &dyn LogStore, hub: &Hub, metrics: &Metrics
             author: Some(j.author),
             at: j.at,
             max_log_bytes: j.max_log_bytes,
+            sealing: j.sealing,
         })
         .collect();
     let results = logs.append_batch(&items);

@@ -93,7 +93,7 @@ impl ApiError {
             }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::QuotaExceeded | ErrorCode::DocumentFull => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorCode::TooManyFamilies => StatusCode::CONFLICT,
+            ErrorCode::TooManyFamilies | ErrorCode::DocumentSealed => StatusCode::CONFLICT,
             ErrorCode::TooSlow => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::Busy => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -157,6 +157,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::DeviceRevoked => ErrorCode::DeviceRevoked,
             StoreError::DocumentFull => ErrorCode::DocumentFull,
+            StoreError::DocumentSealed => ErrorCode::DocumentSealed,
+            StoreError::NotSealed => ErrorCode::Forbidden,
             StoreError::TooManyFamilies => ErrorCode::TooManyFamilies,
             StoreError::TooManyInvites | StoreError::TooManyCerts => ErrorCode::QuotaExceeded,
             StoreError::HashMismatch => ErrorCode::HashMismatch,

@@ -400,6 +400,7 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
             author: None,
             at,
             max_log_bytes: u64::MAX,
+            sealing: Sealing::Any,
         };
         self.append_batch(&[one])?
             .pop()
@@ -414,7 +415,12 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// make its log hold more than its `max_log_bytes` of chunks is refused alone with
     /// [`StoreError::DocumentFull`]. The caller has checked that `chunk` is
     /// blake3(`bytes`). The chunk's author is stored with it; a re-push of a chunk
-    /// already in the log keeps the author it was first stored with. A backend should commit the group at once — one transaction,
+    /// already in the log keeps the author it was first stored with. Sealing
+    /// ([`NewChunk::sealing`]): a [`Sealing::Seals`] chunk marks its log sealed for
+    /// good; once it is, a [`Sealing::Clear`] chunk is refused alone with
+    /// [`StoreError::DocumentSealed`]; while it is not, a [`Sealing::Envelope`] one
+    /// with [`StoreError::NotSealed`] (a re-push of a chunk already in the log is
+    /// answered as before, whatever its sealing). A backend should commit the group at once — one transaction,
     /// one fsync — which is what makes the relay's group commit pay.
     fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>>;
     /// Bytes of chunks a document's log holds now (dropped ones not counted); 0 for an

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use doran_client_core::{
     Actor, FamilyDoc,
     family_doc::{EventInput, PhotoInput},
+    group::KeyRing,
     store::BlobOwner,
 };
-use doran_protocol::{BlobHash, DocId, FamilyId, Request};
+use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, Request, UserId};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::sync::Semaphore;
 
@@ -55,6 +56,9 @@ pub struct Family {
     /// The photo and mission the edits refer to.
     pub photo: String,
     pub mission: String,
+    /// A sealed family's key group, saved (each device restores its own copy: the
+    /// same epoch's secret, as the devices of one group hold); `None` when clear.
+    pub ring: Option<Vec<u8>>,
 }
 
 /// Devices in families, ready for load.
@@ -81,7 +85,9 @@ pub fn family_sizes(devices: usize, fixed: Option<usize>) -> Vec<usize> {
 
 impl Cohort {
     /// Registers `devices` devices in families of the given sizes, concurrently.
-    pub async fn build(relay: &Relay, sizes: &[usize]) -> Result<Cohort, LoadError> {
+    /// Families of `sizes`; `sealed`: their ids say so and every chunk of their
+    /// document is an envelope, from the first (as a sealed family's devices push).
+    pub async fn build(relay: &Relay, sizes: &[usize], sealed: bool) -> Result<Cohort, LoadError> {
         let gate = Arc::new(Semaphore::new(SETUP_PARALLEL));
         // Emails are unique to this run: a relay that kept an earlier run's accounts
         // (a cluster's database survives `scripts/cluster down`) refuses none of them.
@@ -93,7 +99,7 @@ impl Cohort {
             let http = relay.http_url();
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let built = set_up_family(&ws, &http, run, index, size).await;
+                let built = set_up_family(&ws, &http, (run, index), size, sealed).await;
                 (index, built)
             });
         }
@@ -181,9 +187,9 @@ type SetUp = (Family, Vec<(Identity, Conn)>);
 async fn set_up_family(
     ws: &str,
     http: &str,
-    run: u32,
-    index: usize,
+    (run, index): (u32, usize),
     size: usize,
+    sealed: bool,
 ) -> Result<SetUp, LoadError> {
     let mut members = Vec::with_capacity(size);
     for place in 0..size {
@@ -194,8 +200,13 @@ async fn set_up_family(
         let conn = Conn::register(ws, &mut id).await?;
         members.push((id, conn));
     }
-    let family = FamilyId::random();
+    let family = if sealed {
+        FamilyId::new_family(true)
+    } else {
+        FamilyId::random()
+    };
     let doc = DocId::from(family);
+    let ring = sealed.then(|| family_ring(family)).transpose()?;
     let now = now_ms();
     let (host_id, host_conn) = members
         .first_mut()
@@ -265,8 +276,15 @@ async fn set_up_family(
     )?;
     chunks.push(c);
 
+    let sealer = ring.as_deref().map(ring_copy).transpose()?;
     for c in &chunks {
-        members[0].1.push(doc, c.clone()).await?;
+        let pushed = match &sealer {
+            Some(ring) => ring
+                .seal_chunk(family, doc, c)
+                .map_err(|e| LoadError::Setup(format!("sealing a chunk: {e}")))?,
+            None => c.clone(),
+        };
+        members[0].1.push(doc, pushed).await?;
     }
     for (_, conn) in &mut members {
         conn.subscribe(doc, 0).await?;
@@ -279,9 +297,26 @@ async fn set_up_family(
             blob,
             photo,
             mission,
+            ring,
         },
         members,
     ))
+}
+
+/// A new key group for a sealed family, saved.
+fn family_ring(family: FamilyId) -> Result<Vec<u8>, LoadError> {
+    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
+    let mut ring = KeyRing::new(UserId::random(), DeviceId::random(), key);
+    ring.create(family)
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
+    ring.save().map_err(|e| LoadError::Setup(e.to_string()))
+}
+
+/// A device's own copy of a family's key group (see [`Family::ring`]).
+pub fn ring_copy(saved: &[u8]) -> Result<KeyRing, LoadError> {
+    let key = doran_client_core::keys::random_key().map_err(|e| LoadError::Setup(e.to_string()))?;
+    KeyRing::restore(UserId::random(), DeviceId::random(), key, saved)
+        .map_err(|e| LoadError::Setup(e.to_string()))
 }
 
 /// `n` edits by one member, made with client-core as the app makes them (one change

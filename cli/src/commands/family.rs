@@ -73,6 +73,15 @@ pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
                 lines
             });
         }
+        FamilyCmd::Seal { family } => {
+            let what = if device.seal_family(&family).await? {
+                "sealed"
+            } else {
+                "already sealed"
+            };
+            out.done(what, &family);
+            saved(device, out).await?;
+        }
         FamilyCmd::Rename { family, title } => {
             device.rename_family(&family, &title).await?;
             saved(device, out).await?;

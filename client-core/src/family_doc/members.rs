@@ -175,6 +175,23 @@ impl FamilyDoc {
         )
     }
 
+    /// Notes when the host sealed a family that was created clear (`sealed_at`, an
+    /// instant at the root; only the host writes it). Made right after the device
+    /// starts sealing, so this is the family document's first envelope on the relay:
+    /// every other device turns to sealing when it arrives.
+    pub fn mark_sealed(&mut self, now_ms: i64) -> Result<Edit> {
+        self.require_host()?;
+        self.edit(
+            "family.seal",
+            now_ms,
+            &[Touched::Root("sealed_at".into())],
+            |doc| {
+                doc.put(ROOT, "sealed_at", now_ms)?;
+                Ok(())
+            },
+        )
+    }
+
     /// Adds a member who accepted an invite, with the 호칭 they were invited as. The
     /// joiner writes their own entry (their first change); only the host may write
     /// someone else's — every device refuses it from anyone else (`crate::rules`).

@@ -129,6 +129,18 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
 
+    /// Whether a snapshot of `doc` (of `kind`) covering `covers_seq` may be pushed
+    /// (a family sealed after its creation: only one covering every clear chunk).
+    fn snapshot_allowed(&self, _kind: DocKind, _covers_seq: Seq) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Documents this device owes a snapshot now, however little they grew (a family
+    /// it sealed after its creation: the relay keeps the clear chunks until then).
+    fn snapshots_owed(&self) -> Result<Vec<DocId>> {
+        Ok(Vec::new())
+    }
+
     /// The relay's log of `doc` ends before this device's cursor: forget the cursor
     /// (see [`Effects::reset_cursors`](super::Effects::reset_cursors)).
     fn reset_cursor(&self, doc: DocId) -> Result<()>;
@@ -798,10 +810,12 @@ impl SyncHost for StoreHost {
             self.remember_personal_doc(user, doc)?;
         }
         let opened;
+        let mut sealed_now = None;
         let (snapshot, chunks, sealing_refused, locked_at) = match kind {
             DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
             DocKind::Family(family) => {
                 opened = self.open_incoming(family, doc, snapshot, chunks)?;
+                sealed_now = opened.sealed_now.then_some(family);
                 (
                     opened.snapshot.as_deref(),
                     opened.chunks.as_slice(),
@@ -828,22 +842,29 @@ impl SyncHost for StoreHost {
             }
             DocKind::Personal(_) => (snapshot, chunks, 0, None),
         };
-        if locked_at.is_some() && snapshot.is_none() && chunks.is_empty() {
-            return Ok(DocChange {
+        let mut change = if locked_at.is_some() && snapshot.is_none() && chunks.is_empty() {
+            DocChange {
                 refused: sealing_refused,
                 locked_at,
                 ..DocChange::default()
-            });
+            }
+        } else {
+            let cursor = locked_at.unwrap_or(cursor);
+            self.apply_plain(
+                doc,
+                kind,
+                snapshot,
+                chunks,
+                cursor,
+                (sealing_refused, locked_at),
+            )?
+        };
+        if let Some(family) = sealed_now {
+            // Its key log stopped at its first entry while the family was clear.
+            change.unlocked.push(family.key_log());
+            change.keys = true;
         }
-        let cursor = locked_at.unwrap_or(cursor);
-        self.apply_plain(
-            doc,
-            kind,
-            snapshot,
-            chunks,
-            cursor,
-            (sealing_refused, locked_at),
-        )
+        Ok(change)
     }
 
     fn acked(&self, doc: DocId, chunk: ChunkId) -> Result<()> {
@@ -861,6 +882,7 @@ impl SyncHost for StoreHost {
         if self.own_entries().contains_key(&(doc, chunk)) {
             self.key_log_acked(doc, chunk, seq)?;
         }
+        self.sealed_chunk_acked(doc, chunk, seq)?;
         let chunk = self.outbox_id(doc, chunk);
         let hashes = self.own().remove(&(doc, chunk));
         if let Some(r) = self.received().get_mut(&doc) {
@@ -1035,8 +1057,17 @@ impl SyncHost for StoreHost {
         Ok(Some(saved))
     }
 
+    fn snapshot_allowed(&self, kind: DocKind, covers_seq: Seq) -> Result<bool> {
+        Ok(self.may_snapshot(kind, covers_seq))
+    }
+
+    fn snapshots_owed(&self) -> Result<Vec<DocId>> {
+        self.sealed_snapshots_owed()
+    }
+
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
         self.store.set_snapshot_covers(doc, covers_seq)?;
+        self.sealed_snapshot_taken(doc, covers_seq)?;
         Ok(())
     }
 

@@ -206,6 +206,11 @@ pub struct Keeper {
     /// removed between two looks is among them (who could have read what the family
     /// document held meanwhile: a user's published profile keys).
     seen: BTreeMap<FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>>,
+    /// Saved as a sixth value: families created clear that their host sealed since,
+    /// and the seq of the family document's first envelope (`Seq::MAX` on the host's
+    /// device until its first sealed chunk is acked). Clear chunks before it still
+    /// open; from it on, only envelopes do.
+    sealed_from: BTreeMap<FamilyId, Seq>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -263,6 +268,7 @@ impl Keeper {
             published: Published::default(),
             rejoins: Rejoins::default(),
             seen: BTreeMap::new(),
+            sealed_from: BTreeMap::new(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -328,8 +334,13 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let seen: Vec<(FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>)> = if rest.is_empty()
-        {
+        type Seen = Vec<(FamilyId, BTreeSet<(UserId, doran_protocol::DeviceId)>)>;
+        let (seen, rest): (Seen, &[u8]) = if rest.is_empty() {
+            (Vec::new(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let sealed_from: Vec<(FamilyId, Seq)> = if rest.is_empty() {
             Vec::new()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
@@ -346,6 +357,7 @@ impl Keeper {
             published,
             rejoins,
             seen: seen.into_iter().collect(),
+            sealed_from: sealed_from.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -433,6 +445,10 @@ impl Keeper {
             .and_then(|head| {
                 let seen: Vec<_> = self.seen.iter().collect();
                 postcard::to_extend(&seen, head)
+            })
+            .and_then(|head| {
+                let sealed_from: Vec<_> = self.sealed_from.iter().collect();
+                postcard::to_extend(&sealed_from, head)
             })
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
@@ -550,6 +566,52 @@ impl Keeper {
             keys.waiting.clear();
         }
         true
+    }
+
+    /// Seals a family created clear, on its host's device: starts the family's key
+    /// group (this device alone; the key task adds the others) and seals everything
+    /// this device pushes from now on. Returns the group's first Commit to append,
+    /// `None` if the family is not one this device knows as clear (sealed already,
+    /// or its sealing not known yet).
+    pub fn seal_clear_family(&mut self, family: FamilyId) -> Result<Option<Vec<u8>>, KeysError> {
+        if family.says_sealed() || self.decided(family) != Some(false) || self.in_group(family) {
+            return Ok(None);
+        }
+        let entry = self.create(family)?;
+        self.sealed_from.insert(family, Seq::MAX);
+        Ok(Some(entry))
+    }
+
+    /// A family this device knew as clear got its first envelope at `seq` (its host
+    /// sealed it): sealed from there on. Also lowers the host's own `Seq::MAX` to the
+    /// seq its first sealed chunk got. Returns whether anything changed (save then);
+    /// the family's key log, which this device stopped reading while the family was
+    /// clear, is read again.
+    pub fn sealed_since(&mut self, family: FamilyId, seq: Seq) -> bool {
+        if family.says_sealed() {
+            return false;
+        }
+        if let Some(from) = self.sealed_from.get_mut(&family) {
+            if seq < *from {
+                *from = seq;
+                return true;
+            }
+            return false;
+        }
+        if self.decided(family) != Some(false) {
+            return false;
+        }
+        tracing::info!(%family, seq, "the family's host sealed its documents");
+        self.families.entry(family).or_default().sealed = Some(true);
+        self.sealed_from.insert(family, seq);
+        true
+    }
+
+    /// The seq from which a family sealed by its host takes envelopes only (`None`:
+    /// sealed from its creation, or clear; `Seq::MAX`: this device sealed it and its
+    /// first sealed chunk has no seq yet).
+    pub fn sealed_from(&self, family: FamilyId) -> Option<Seq> {
+        self.sealed_from.get(&family).copied()
     }
 
     /// Whether this device has heard of the family's key log (a document id is the
@@ -671,8 +733,20 @@ impl Keeper {
     /// A family whose sealing is not decided yet takes the answer from `bytes`
     /// (call [`Keeper::decide`] first with the family document's first chunk).
     pub fn open(&self, family: FamilyId, doc: DocId, bytes: &[u8]) -> Unsealed {
-        let envelope = bytes.starts_with(&crate::group::MAGIC[..3]);
+        self.open_at(family, doc, Seq::MAX, bytes)
+    }
+
+    /// [`Keeper::open`] for what arrived at `seq` (a chunk's seq, a snapshot's last
+    /// covered one): in a family its host sealed after it was created, a clear chunk
+    /// from before the first envelope still opens as it is.
+    pub fn open_at(&self, family: FamilyId, doc: DocId, seq: Seq, bytes: &[u8]) -> Unsealed {
+        let envelope = doran_protocol::looks_sealed(bytes);
+        let before_sealing = self
+            .sealed_from
+            .get(&family)
+            .is_some_and(|&from| seq < from);
         match (self.sealed(family), envelope) {
+            (Some(true), false) if before_sealing => return Unsealed::Clear,
             (Some(true), false) => {
                 return Unsealed::Refused(
                     "a clear chunk in a family whose documents are sealed".into(),
@@ -704,8 +778,10 @@ impl Keeper {
         let keys = self.families.entry(family).or_default();
         if sealed_of(family, Some(keys)) == Some(false) {
             // A clear family's key log has nothing for this device: nothing is kept
-            // (a member filling it costs nobody's store).
-            return (false, None);
+            // (a member filling it costs nobody's store), and it is not read past its
+            // first entry — if the host seals the family, the device reads it from
+            // there (`Keeper::sealed_since`).
+            return (false, entries.first().map(|(seq, _)| seq.saturating_sub(1)));
         }
         let mut new = false;
         for (seq, bytes) in entries {
@@ -1178,6 +1254,108 @@ mod tests {
         let old = Keeper::load(&store, user, device, key).unwrap();
         assert!(old.is_sealed(family));
         assert!(old.refreshes.is_empty());
+    }
+
+    /// A family known as clear, sealed by its host: on the host's device its group
+    /// starts and everything seals from there; on another member's, the first
+    /// envelope (at seq 5) turns it: clear chunks before it still open, none after,
+    /// and its key log (stopped at its first entry while clear) is read from there.
+    /// Both survive a reload, and a keeper saved before this value still loads.
+    #[test]
+    fn a_clear_family_sealed_by_its_host_opens_clear_only_before_its_first_envelope() {
+        let store = MemoryStore::new();
+        let family = FamilyId([2; 16]);
+        let doc = DocId::from(family);
+        let key = random_key().unwrap();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let mut host = Keeper::load(&store, user, device, key.clone()).unwrap();
+        assert_eq!(
+            host.seal_clear_family(family).unwrap(),
+            None,
+            "not known as clear"
+        );
+        host.decide(family, false);
+        assert_eq!(
+            host.arrived(family, &[(3, b"a member's entry".to_vec())]),
+            (false, Some(2)),
+            "a clear family's key log stops before its first entry"
+        );
+        assert!(host.seal_clear_family(family).unwrap().is_some());
+        assert!(host.in_group(family) && host.is_sealed(family));
+        assert_eq!(host.sealed_from(family), Some(Seq::MAX));
+        assert!(host.seal_clear_family(family).unwrap().is_none(), "once");
+        assert!(matches!(
+            host.open_at(family, doc, 4, b"clear"),
+            Unsealed::Clear
+        ));
+        assert!(host.sealed_since(family, 5), "its first sealed chunk's seq");
+        assert!(!host.sealed_since(family, 9), "never later");
+        assert!(matches!(
+            host.open_at(family, doc, 5, b"clear"),
+            Unsealed::Refused(_)
+        ));
+        assert!(host.seal_chunk(family, doc, b"changes").unwrap().is_some());
+        host.update(&store, |_| Ok(())).unwrap();
+        let again = Keeper::load(&store, user, device, key).unwrap();
+        assert_eq!(again.sealed_from(family), Some(5));
+
+        let other = MemoryStore::new();
+        let (user, device) = (UserId([3; 16]), DeviceId([3; 16]));
+        let key = random_key().unwrap();
+        let mut son = Keeper::load(&other, user, device, key.clone()).unwrap();
+        assert!(
+            !son.sealed_since(family, 5),
+            "sealing not known yet: nothing turns"
+        );
+        son.decide(family, false);
+        assert!(son.sealed_since(family, 5));
+        assert!(son.is_sealed(family) && !son.in_group(family));
+        assert!(matches!(
+            son.open_at(family, doc, 4, b"clear"),
+            Unsealed::Clear
+        ));
+        assert!(matches!(
+            son.open_at(family, doc, 6, b"clear"),
+            Unsealed::Refused(_)
+        ));
+        assert!(matches!(
+            son.open(family, doc, b"clear snapshot"),
+            Unsealed::Refused(_)
+        ));
+        assert!(matches!(
+            son.open_at(family, doc, 6, b"DRD\x01sealed"),
+            Unsealed::Refused(_) | Unsealed::NoKey
+        ));
+        assert!(
+            son.seal_chunk(family, doc, b"changes").is_err(),
+            "waits for the group"
+        );
+        assert_eq!(
+            son.arrived(family, &[(3, b"the host's Commit".to_vec())]),
+            (true, None),
+            "its key log is kept now"
+        );
+        // A family sealed from its creation never turns, and never takes clear.
+        let marked = FamilyId::new_family(true);
+        assert!(!son.sealed_since(marked, 1));
+        assert!(son.sealed_from(marked).is_none());
+        son.update(&other, |_| Ok(())).unwrap();
+        assert_eq!(
+            Keeper::load(&other, user, device, key.clone())
+                .unwrap()
+                .sealed_from(family),
+            Some(5)
+        );
+        // Saved by a build without this value: loads with no family sealed later.
+        let bytes = other.get_meta(META_KEY).unwrap().unwrap();
+        let cut = bytes.len() - postcard::to_allocvec(&vec![(family, 5u64)]).unwrap().len();
+        other.set_meta(META_KEY, &bytes[..cut]).unwrap();
+        assert!(
+            Keeper::load(&other, user, device, key)
+                .unwrap()
+                .sealed_from(family)
+                .is_none()
+        );
     }
 
     /// Saving what was saved last writes nothing (every key step saves); a change is

@@ -171,6 +171,13 @@ pub enum Event {
         /// The document.
         doc: DocId,
     },
+    /// Snapshot `doc` now if this device may (caught up, not compacting already),
+    /// however little its log grew: its family was just sealed, and the relay keeps
+    /// its clear chunks until a sealed snapshot replaces them.
+    CompactNow {
+        /// The document.
+        doc: DocId,
+    },
     /// The snapshot of an [`Apply`](super::Apply) could not be fetched or verified:
     /// nothing of that apply was stored. The document goes back to its cursor before
     /// the snapshot and is subscribed again after a while; other documents go on.
@@ -414,6 +421,7 @@ impl SyncMachine {
                 len,
             } => self.on_snapshot_uploaded(doc, covers_seq, blob, len, &mut fx),
             Event::CompactFailed { doc } => self.compact_failed(doc),
+            Event::CompactNow { doc } => self.compact_now(doc, &mut fx),
             Event::SnapshotChecked {
                 doc,
                 covers_seq,

@@ -332,6 +332,47 @@ impl Device {
             .await
     }
 
+    /// Seals a family that was created clear (host only): from now on its documents
+    /// leave this device sealed end to end; every member's device is let into the
+    /// family's key group as this device meets its key package, each of them seals
+    /// what it writes once it sees the first sealed change, and the relay drops the
+    /// clear history once another member's device confirms the sealed snapshot this
+    /// device pushes. Returns false if the family was sealed already.
+    pub async fn seal_family(&self, family: &str) -> Result<bool> {
+        let id = self.member_family(family).await?;
+        self.require_host(family).await?;
+        let session = self.session()?;
+        let host = Arc::clone(&session.host);
+        let started = self
+            .blocking(move |lang| {
+                if host.is_sealed(id) {
+                    return Ok(false);
+                }
+                if !host.sealing_known(id) {
+                    return Err(Error::new(
+                        ErrorCode::WaitingForKeys,
+                        lang,
+                        "가족 기록을 아직 받지 못했어요. 동기화한 뒤에 다시 해 주세요.",
+                        "This family's document has not arrived yet: sync, then try again.",
+                    ));
+                }
+                host.seal_clear_family(id)
+                    .map_err(|e| Error::from_host(&e, lang))
+            })
+            .await?;
+        if !started {
+            return Ok(false);
+        }
+        // The family document's first envelope: every other device turns to
+        // sealing when it arrives, and the relay takes only envelopes after it.
+        self.edit(family, Part::Family, |fd, now| fd.mark_sealed(now))
+            .await?;
+        // Its key log was not read past its first entry while the family was clear.
+        session.driver.unlock(vec![id.key_log()]);
+        session.kick_keys(id);
+        Ok(true)
+    }
+
     /// Changes the user's own 호칭 in a family.
     pub async fn set_my_name(&self, family: &str, name: &str) -> Result<()> {
         let id = self.member_family(family).await?;

@@ -12,7 +12,7 @@ use crate::{
     access::{DocAccess, Facts, doc_access},
     error::{ApiError, ApiResult},
     state::{AppState, now_ms},
-    store::DocOwner,
+    store::{DocOwner, Sealing},
 };
 
 /// Chunks read from the log per batch during catch-up.
@@ -32,7 +32,13 @@ pub(crate) async fn access(
             let ids = |u| -> crate::store::StoreResult<Vec<FamilyId>> {
                 Ok(a.families_of(u)?.into_iter().map(|f| f.id).collect())
             };
-            let mine = ids(user)?;
+            let records = a.families_of(user)?;
+            let mine: Vec<FamilyId> = records.iter().map(|f| f.id).collect();
+            let hosted: Vec<FamilyId> = records
+                .iter()
+                .filter(|f| f.host == user)
+                .map(|f| f.id)
+                .collect();
             let owners = match owner {
                 DocOwner::Personal(o) if o != user => ids(o)?,
                 _ => Vec::new(),
@@ -41,11 +47,40 @@ pub(crate) async fn access(
                 user,
                 user_families: &mine,
                 owner_families: &owners,
+                hosted: &hosted,
             };
             Ok(Some((owner, doc_access(owner, facts))))
         })
         .await?
         .ok_or_else(|| ApiError::not_found("no such document"))
+}
+
+/// A pushed chunk's part in its log's sealing. Only a family's own document has a
+/// rule (not its key log, not a personal document): in a family whose id says it is
+/// sealed every chunk must be an envelope; in one created clear, the host's first
+/// envelope seals the log, and the store refuses clear chunks after it and other
+/// members' envelopes before it. The relay reads nothing of a chunk but its first
+/// bytes (`doran_protocol::looks_sealed`).
+fn sealing(owner: DocOwner, doc: DocId, a: DocAccess, bytes: &[u8]) -> ApiResult<Sealing> {
+    let DocOwner::Family(family) = owner else {
+        return Ok(Sealing::Any);
+    };
+    if doc != DocId::from(family) {
+        return Ok(Sealing::Any);
+    }
+    let envelope = doran_protocol::looks_sealed(bytes);
+    Ok(match (family.says_sealed(), envelope) {
+        (true, true) => Sealing::Any,
+        (true, false) => {
+            return Err(ApiError::new(
+                ErrorCode::DocumentSealed,
+                "the family's documents are sealed: push the change sealed",
+            ));
+        }
+        (false, false) => Sealing::Clear,
+        (false, true) if a.host => Sealing::Seals,
+        (false, true) => Sealing::Envelope,
+    })
 }
 
 /// Own pushed seqs a session remembers per document (see `fill_gap`).
@@ -241,10 +276,17 @@ impl Session {
             DocOwner::Family(_) => limits.family_log_quota_bytes,
             DocOwner::Personal(_) | DocOwner::PersonalKeys(_) => limits.personal_log_quota_bytes,
         };
+        let sealing = sealing(owner, doc, a, &bytes)?;
         let appended = self
             .state
             .appender
-            .append((doc, chunk, bytes), me.user, now_ms(), quota, me.conn)
+            .append(
+                (doc, chunk, bytes),
+                me.user,
+                now_ms(),
+                (quota, sealing),
+                me.conn,
+            )
             .await?;
         Ok(appended.seq)
     }

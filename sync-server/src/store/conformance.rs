@@ -201,6 +201,7 @@ macro_rules! relay_store_conformance_tests {
                 concurrent_appends_get_distinct_seqs,
                 a_batch_appends_like_one_by_one,
                 a_bad_chunk_does_not_sink_its_batch,
+                a_log_sealed_by_its_host_takes_envelopes_only,
                 chunks_keep_their_authors,
                 log_quotas_count_what_is_stored,
                 // both

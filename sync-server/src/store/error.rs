@@ -33,6 +33,13 @@ pub enum StoreError {
     /// The document's log holds as many chunk bytes as its quota allows.
     #[error("the document's log is full")]
     DocumentFull,
+    /// A clear chunk for a family document whose log is sealed.
+    #[error("the family's documents are sealed: push the change sealed")]
+    DocumentSealed,
+    /// A member other than the host pushed the first envelope of a clear family's
+    /// document (only the host seals a family).
+    #[error("only the family's host seals its documents")]
+    NotSealed,
     /// The invitee already has, or the family already sent, as many pending invites
     /// as allowed ([`InviteLimits`](super::InviteLimits)).
     #[error("too many pending invites")]

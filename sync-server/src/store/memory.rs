@@ -8,7 +8,7 @@ use std::{
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq, UserId};
 
 use super::{
-    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, Sealing, SnapshotRef, StoreError,
     StoreResult, StoredChunk, rules::int,
 };
 
@@ -43,6 +43,8 @@ struct Log {
     pending: Option<PendingSnapshot>,
     /// Bytes of the chunks in `chunks`.
     bytes: u64,
+    /// Sealed end to end by its host (see `Sealing`): envelopes only.
+    sealed: bool,
 }
 
 impl MemoryStore {
@@ -122,6 +124,12 @@ impl LogStore for MemoryStore {
                 let len = c.bytes.len() as u64;
                 if log.bytes.saturating_add(len) > c.max_log_bytes {
                     return Err(StoreError::DocumentFull);
+                }
+                match (log.sealed, c.sealing) {
+                    (true, Sealing::Clear) => return Err(StoreError::DocumentSealed),
+                    (false, Sealing::Envelope) => return Err(StoreError::NotSealed),
+                    (_, Sealing::Seals) => log.sealed = true,
+                    _ => {}
                 }
                 log.head += 1;
                 log.bytes += len;

@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/006_chunk_authors.sql"),
     include_str!("postgres/migrations/007_device_certs.sql"),
     include_str!("postgres/migrations/008_key_packages.sql"),
+    include_str!("postgres/migrations/009_sealed_logs.sql"),
 ];
 
 /// How often a write transaction is tried when PostgreSQL serialises it away.

@@ -30,6 +30,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/007_chunk_authors.sql"),
         include_str!("migrations/008_device_certs.sql"),
         include_str!("migrations/009_key_packages.sql"),
+        include_str!("migrations/010_sealed_logs.sql"),
     ],
 };
 
@@ -107,6 +108,11 @@ impl SqliteStore {
 
     fn init(conn: Connection) -> StoreResult<Self> {
         tune(&conn)?;
+        // Deleted rows are overwritten with zeros, not left in free pages: the clear
+        // history of a family its host sealed, once a sealed snapshot replaces it,
+        // must not stay readable in the file (see `LogStore::confirm_snapshot`).
+        // Deletes are rare here (compaction, expiry); appends pay nothing for it.
+        conn.pragma_update(None, "secure_delete", true)?;
         Ok(Self {
             conn: Mutex::new(conn),
             readers: Vec::new(),

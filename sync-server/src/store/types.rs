@@ -235,6 +235,43 @@ pub struct NewChunk<'a> {
     pub at: u64,
     /// The most chunk bytes the document's log may hold with this chunk (its quota).
     pub max_log_bytes: u64,
+    /// What the chunk is to a family document's sealing (the session decides it from
+    /// the chunk's first bytes and the pusher's role; the store checks it against
+    /// the log in the same transaction as the append, so no clear chunk ever lands
+    /// after the first envelope).
+    pub sealing: Sealing,
+}
+
+/// A chunk's part in its log's sealing. A clear family's document becomes sealed for
+/// good when its host pushes the first envelope (the family's documents are sealed
+/// end to end from then on); from then on the log takes envelopes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sealing {
+    /// Not a family document, or one whose id says it is sealed (checked by the
+    /// session): no rule.
+    #[default]
+    Any,
+    /// A clear chunk of a family document: refused once the log is sealed
+    /// ([`StoreError::DocumentSealed`](super::StoreError::DocumentSealed)).
+    Clear,
+    /// An envelope pushed by the family's host: it seals the log if it was not.
+    Seals,
+    /// An envelope pushed by another member: refused while the log is clear
+    /// ([`StoreError::NotSealed`](super::StoreError::NotSealed)) — only the host
+    /// seals a family.
+    Envelope,
+}
+
+impl Sealing {
+    /// Its number in the stores (PostgreSQL's `doran_append` takes it).
+    pub fn code(self) -> i16 {
+        match self {
+            Sealing::Any => 0,
+            Sealing::Clear => 1,
+            Sealing::Seals => 2,
+            Sealing::Envelope => 3,
+        }
+    }
 }
 
 /// The result of appending a chunk.

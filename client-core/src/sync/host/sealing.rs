@@ -15,6 +15,10 @@ type Held = (Seq, Option<UserId>, Vec<u8>);
 /// At most this many chunks of one document wait for a key; past it the oldest go.
 const MAX_HELD: usize = 2_000;
 
+/// The meta key of the families this device sealed after their creation and owes a
+/// sealed snapshot (a postcard list of family ids).
+const SEALED_SNAPSHOT_OWED: &str = "keys/sealing/snapshot-owed";
+
 fn held_key(doc: DocId) -> String {
     format!("keys/held/{}", doc.to_hex())
 }
@@ -39,6 +43,9 @@ pub(super) struct OpenedApply {
     /// Set when a chunk (or the snapshot) is sealed under an epoch this device has
     /// no key for: the last seq stored before it. Nothing from it on is applied.
     pub locked_at: Option<Seq>,
+    /// A family this device knew as clear got its first envelope (its host sealed
+    /// it): its key log is read again from where it stopped.
+    pub sealed_now: bool,
 }
 
 impl StoreHost {
@@ -146,6 +153,7 @@ impl StoreHost {
                 chunks: chunks.to_vec(),
                 refused: 0,
                 locked_at: None,
+                sealed_now: false,
             });
         };
         if keeper.sealed(family).is_none() {
@@ -164,14 +172,32 @@ impl StoreHost {
                 keeper.update(&*self.store, |k| Ok(k.decide(family, sealed)))?;
             }
         }
+        // A family known as clear whose host sealed it: from its first envelope on.
+        // (A snapshot sealed over a clear log covers every clear chunk: nothing clear
+        // comes after it.)
+        let first_envelope = match snapshot {
+            Some(bytes) if doran_protocol::looks_sealed(bytes) => Some(1),
+            _ => chunks
+                .iter()
+                .find(|c| doran_protocol::looks_sealed(&c.bytes))
+                .map(|c| c.seq),
+        };
+        let mut sealed_now = false;
+        if let Some(seq) = first_envelope
+            && keeper.decided(family) == Some(false)
+        {
+            sealed_now = keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?;
+        }
         let mut out = OpenedApply {
             snapshot: None,
             chunks: Vec::with_capacity(chunks.len()),
             refused: 0,
             locked_at: None,
+            sealed_now,
         };
         if let Some(bytes) = snapshot {
-            match keeper.open(family, doc, bytes) {
+            let covers = chunks.first().map_or(Seq::MAX, |c| c.seq.saturating_sub(1));
+            match keeper.open_at(family, doc, covers, bytes) {
                 Unsealed::Clear => out.snapshot = Some(bytes.to_vec()),
                 Unsealed::Changes(saved) => out.snapshot = Some(saved),
                 Unsealed::NoKey | Unsealed::Hold | Unsealed::Refused(_) => {
@@ -185,7 +211,7 @@ impl StoreHost {
         }
         let mut held = Vec::new();
         for c in chunks {
-            match keeper.open(family, doc, &c.bytes) {
+            match keeper.open_at(family, doc, c.seq, &c.bytes) {
                 Unsealed::Clear => out.chunks.push(c.clone()),
                 Unsealed::Changes(bytes) => out.chunks.push(IncomingChunk {
                     seq: c.seq,
@@ -441,6 +467,113 @@ impl StoreHost {
             .as_ref()
             .map(Keeper::families)
             .unwrap_or_default()
+    }
+
+    /// Seals a family that was created clear, on its host's device (the caller checks
+    /// that this user hosts it): starts its key group (this device alone; the key
+    /// task adds every member device it finds a key package for), seals whatever this
+    /// device pushes from now on, and owes the family a sealed snapshot (see
+    /// [`StoreHost::sealed_snapshots_owed`]). The caller then writes the change that
+    /// goes out as the family document's first envelope, and reads the key log again
+    /// (it stopped at its first entry while the family was clear). Returns false if
+    /// the family is not one this device knows as clear.
+    pub fn seal_clear_family(&self, family: FamilyId) -> Result<bool> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Err(KeysError::NoKeys.into());
+        };
+        let entry = keeper.update(&*self.store, |k| k.seal_clear_family(family))?;
+        drop(guard);
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        let mut owed = self.owed_snapshots()?;
+        if !owed.contains(&family) {
+            owed.push(family);
+            self.store.set_meta(
+                SEALED_SNAPSHOT_OWED,
+                &postcard::to_allocvec(&owed).unwrap_or_default(),
+            )?;
+        }
+        self.append_key_entry(family, &entry)?;
+        Ok(true)
+    }
+
+    /// The families this device sealed and owes a sealed snapshot.
+    fn owed_snapshots(&self) -> Result<Vec<FamilyId>> {
+        Ok(self
+            .store
+            .get_meta(SEALED_SNAPSHOT_OWED)?
+            .and_then(|b| postcard::from_bytes(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// The documents of families this device sealed whose relay log still starts
+    /// with clear chunks no sealed snapshot replaced: snapshot them now (their
+    /// first sealed chunk has its seq).
+    pub fn sealed_snapshots_owed(&self) -> Result<Vec<DocId>> {
+        let owed = self.owed_snapshots()?;
+        if owed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keeper = self.keeper();
+        Ok(owed
+            .into_iter()
+            .filter(|f| {
+                keeper
+                    .as_ref()
+                    .and_then(|k| k.sealed_from(*f))
+                    .is_some_and(|from| from != Seq::MAX)
+            })
+            .map(DocId::from)
+            .collect())
+    }
+
+    /// Whether a snapshot of `doc` covering `covers_seq` may be pushed: in a family
+    /// sealed after its creation, only one that covers every clear chunk (a device
+    /// that takes such a snapshot as its start takes no clear chunk after it).
+    pub fn may_snapshot(&self, kind: DocKind, covers_seq: Seq) -> bool {
+        let DocKind::Family(family) = kind else {
+            return true;
+        };
+        let keeper = self.keeper();
+        match keeper.as_ref().and_then(|k| k.sealed_from(family)) {
+            Some(from) => from != Seq::MAX && covers_seq.saturating_add(1) >= from,
+            None => true,
+        }
+    }
+
+    /// The relay took this device's snapshot of `doc` covering `covers_seq`: a sealed
+    /// snapshot owed since the family was sealed is no longer owed.
+    pub(super) fn sealed_snapshot_taken(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
+        let family = FamilyId(doc.0);
+        let mut owed = self.owed_snapshots()?;
+        if !owed.contains(&family) || !self.may_snapshot(DocKind::Family(family), covers_seq) {
+            return Ok(());
+        }
+        owed.retain(|f| *f != family);
+        self.store.set_meta(
+            SEALED_SNAPSHOT_OWED,
+            &postcard::to_allocvec(&owed).unwrap_or_default(),
+        )?;
+        Ok(())
+    }
+
+    /// A chunk of `doc` came back acked at `seq`: on the device that sealed its
+    /// family, the first sealed one gives the seq the family is sealed from.
+    pub(super) fn sealed_chunk_acked(&self, doc: DocId, chunk: ChunkId, seq: Seq) -> Result<()> {
+        if !self.sealed_ids().contains_key(&(doc, chunk)) {
+            return Ok(());
+        }
+        let family = FamilyId(doc.0);
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(());
+        };
+        if keeper.sealed_from(family) == Some(Seq::MAX) {
+            keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?;
+        }
+        Ok(())
     }
 
     /// Starts the family's key group (this device alone, the first Commit appended):

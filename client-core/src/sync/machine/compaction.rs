@@ -60,6 +60,13 @@ impl SyncMachine {
         }
     }
 
+    /// Asks for a snapshot of `doc` now, whatever has grown since the last one (a
+    /// family just sealed by its host: the relay drops its clear chunks once a sealed
+    /// snapshot covering them is confirmed).
+    pub(super) fn compact_now(&mut self, doc: DocId, fx: &mut Effects) {
+        self.compact_if(doc, 0, fx);
+    }
+
     pub(super) fn compact_failed(&mut self, doc: DocId) {
         if let Some(state) = self.docs.get_mut(&doc)
             && state.compacting

@@ -204,8 +204,15 @@ impl SyncMachine {
                 // Refusals that pass keep the edit: it stays in the outbox and goes
                 // again later. Dropping it would lose it for every other device, and
                 // every later change of this device to the document depends on it.
+                // A family its host sealed meanwhile: the change goes again, sealed,
+                // once this device has seen the first envelope and is in the group.
                 let keep = e.code.is_transient()
-                    || matches!(e.code, ErrorCode::QuotaExceeded | ErrorCode::DocumentFull);
+                    || matches!(
+                        e.code,
+                        ErrorCode::QuotaExceeded
+                            | ErrorCode::DocumentFull
+                            | ErrorCode::DocumentSealed
+                    );
                 if keep {
                     self.keep_for_later(e.code, e.retry_after_ms);
                     if e.code == ErrorCode::DocumentFull {

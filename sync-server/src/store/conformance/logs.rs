@@ -6,7 +6,8 @@ use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 
 use super::{Fixture, TestResult};
 use crate::store::{
-    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError, StoredChunk,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, Sealing, SnapshotRef, StoreError,
+    StoredChunk,
 };
 
 fn doc(n: u8) -> DocId {
@@ -254,6 +255,7 @@ fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
         author: Some(UserId([0xa1; 16])),
         at: 1_000,
         max_log_bytes: u64::MAX,
+        sealing: Sealing::Any,
     }
 }
 
@@ -336,6 +338,84 @@ pub(crate) fn chunks_keep_their_authors(f: &Fixture) -> TestResult {
     Ok(())
 }
 
+/// A clear family's log: clear chunks and the host's first envelope, then envelopes
+/// only — decided inside the batch, chunk by chunk, so a clear chunk queued behind
+/// the first envelope is refused alone.
+pub(crate) fn a_log_sealed_by_its_host_takes_envelopes_only(f: &Fixture) -> TestResult {
+    let logs = f.logs.as_ref();
+    let d = doc(1);
+    let with = |bytes: &'static [u8], sealing| NewChunk {
+        sealing,
+        ..new_chunk(d, bytes)
+    };
+    // Another member's envelope cannot seal it, in a new log or an old one.
+    let early = logs.append_batch(&[with(b"DRD early", Sealing::Envelope)])?;
+    assert!(matches!(early[0], Err(StoreError::NotSealed)), "{early:?}");
+    let results = logs.append_batch(&[
+        with(b"clear 1", Sealing::Clear),
+        with(b"DRD member", Sealing::Envelope),
+        with(b"clear 2", Sealing::Clear),
+        with(b"DRD host", Sealing::Seals),
+        with(b"clear 3", Sealing::Clear),
+        with(b"DRD member 2", Sealing::Envelope),
+        with(b"DRD host 2", Sealing::Seals),
+    ])?;
+    let seqs_or: Vec<Result<Seq, &'static str>> = results
+        .iter()
+        .map(|r| match r {
+            Ok(a) => Ok(a.seq),
+            Err(StoreError::DocumentSealed) => Err("sealed"),
+            Err(StoreError::NotSealed) => Err("not sealed"),
+            Err(_) => Err("other"),
+        })
+        .collect();
+    assert_eq!(
+        seqs_or,
+        vec![
+            Ok(1),
+            Err("not sealed"),
+            Ok(2),
+            Ok(3),
+            Err("sealed"),
+            Ok(4),
+            Ok(5)
+        ]
+    );
+    // A chunk already in the log is answered as before, whatever it says.
+    let again = logs.append_batch(&[with(b"clear 1", Sealing::Clear)])?;
+    assert!(matches!(
+        again[0],
+        Ok(Appended {
+            seq: 1,
+            existed: true
+        })
+    ));
+    // Sealed for good, past a snapshot and in later batches; other logs untouched.
+    assert!(logs.put_snapshot(d, &snapshot(4))?);
+    let later = logs.append_batch(&[with(b"clear 4", Sealing::Clear)])?;
+    assert!(matches!(later[0], Err(StoreError::DocumentSealed)));
+    assert_eq!(logs.head(d)?, 5, "refused chunks take no seq");
+    let other = logs.append_batch(&[NewChunk {
+        sealing: Sealing::Clear,
+        ..new_chunk(doc(2), b"clear elsewhere")
+    }])?;
+    assert!(matches!(other[0], Ok(Appended { seq: 1, .. })));
+    // A log whose first chunk is the host's envelope is sealed from its start.
+    let fresh = logs.append_batch(&[
+        NewChunk {
+            sealing: Sealing::Seals,
+            ..new_chunk(doc(3), b"DRD first")
+        },
+        NewChunk {
+            sealing: Sealing::Clear,
+            ..new_chunk(doc(3), b"clear after")
+        },
+    ])?;
+    assert!(matches!(fresh[0], Ok(Appended { seq: 1, .. })));
+    assert!(matches!(fresh[1], Err(StoreError::DocumentSealed)));
+    Ok(())
+}
+
 pub(crate) fn a_bad_chunk_does_not_sink_its_batch(f: &Fixture) -> TestResult {
     let logs = f.logs.as_ref();
     let mut bad = new_chunk(doc(1), b"bad");
@@ -361,6 +441,7 @@ pub(crate) fn log_quotas_count_what_is_stored(f: &Fixture) -> TestResult {
             author: None,
             at: 1,
             max_log_bytes: max,
+            sealing: Sealing::Any,
         }
     }
     let (a, b, c) = (chunk(1), chunk(2), chunk(3));

@@ -131,6 +131,7 @@ impl PgStore {
             .iter()
             .map(|c| i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX))
             .collect();
+        let sealing: Vec<i16> = chunks.iter().map(|c| c.sealing.code()).collect();
         self.run(async {
             let mut client = client(&self.pool).await?;
             let mut attempt = 1;
@@ -144,7 +145,7 @@ impl PgStore {
                 let answered = rows(
                     &tx,
                     "SELECT seq, existed, refused
-                     FROM doran_append($1, $2, $3, $4, $5, $6, $7, $8)",
+                     FROM doran_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     &[
                         &docs,
                         &ids,
@@ -152,6 +153,7 @@ impl PgStore {
                         &authors,
                         &ats,
                         &max,
+                        &sealing,
                         &self.channel,
                         &self.origin,
                     ],
@@ -178,8 +180,16 @@ impl PgStore {
                         return answers
                             .iter()
                             .map(|r| -> StoreResult<StoreResult<Appended>> {
-                                if r.try_get::<_, bool>(2)? {
-                                    return Ok(Err(StoreError::DocumentFull));
+                                match r.try_get::<_, i16>(2)? {
+                                    0 => {}
+                                    1 => return Ok(Err(StoreError::DocumentFull)),
+                                    2 => return Ok(Err(StoreError::DocumentSealed)),
+                                    3 => return Ok(Err(StoreError::NotSealed)),
+                                    other => {
+                                        return Err(StoreError::Corrupt(format!(
+                                            "append refused with code {other}"
+                                        )));
+                                    }
                                 }
                                 Ok(Ok(Appended {
                                     seq: unsigned(r, 0, "seq")?,

@@ -10,7 +10,7 @@ use super::{
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
-    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, SnapshotRef, StoreError,
+    Appended, LogStore, NewChunk, PendingPut, PendingSnapshot, Sealing, SnapshotRef, StoreError,
     StoreResult, StoredChunk, rules::int,
 };
 
@@ -72,6 +72,30 @@ fn check_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResul
     Ok(())
 }
 
+/// Whether a snapshot of `doc` covering `covers` drops clear chunks of a log its
+/// family's host has sealed since they were written (its clear history, which the
+/// relay should then keep nowhere).
+fn drops_clear_history(tx: &Connection, doc: DocId, covers: Seq) -> StoreResult<bool> {
+    let covers = int("covers_seq", covers)?;
+    let sealed: Option<bool> = tx
+        .prepare_cached("SELECT sealed FROM logs WHERE doc = ?1")?
+        .query_row([doc.0], |row| row.get(0))
+        .optional()?;
+    if sealed != Some(true) {
+        return Ok(false);
+    }
+    let clear: Option<i64> = tx
+        .prepare_cached(
+            "SELECT 1 FROM chunks WHERE doc = ?1 AND seq <= ?2 AND substr(bytes, 1, 3) <> ?3
+             LIMIT 1",
+        )?
+        .query_row((doc.0, covers, &doran_protocol::SEALED_PREFIX[..]), |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(clear.is_some())
+}
+
 /// Records `snap` as the snapshot of `doc` and drops the chunks it covers, inside
 /// `tx`; `false` (nothing changed) if an equal or newer one is recorded.
 fn take_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResult<bool> {
@@ -128,25 +152,34 @@ fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended
     // made glibc hand pages back to the kernel (`madvise`, with a TLB shootdown on
     // every core) once per chunk: 49-53 µs of relay CPU per push became 35-38
     // (seed-stress --mix changes, docs/benchmarks.md).
+    //
+    // The sealing rule rides in the same statement: a clear chunk updates only a
+    // clear log, another member's envelope only a sealed one, and the host's first
+    // envelope seals it (see `Sealing`).
+    let sealing = c.sealing.code();
     let updated = tx
         .prepare_cached(
-            "UPDATE logs SET head = head + 1, bytes = bytes + ?2
-             WHERE doc = ?1 AND bytes + ?2 <= ?3",
+            "UPDATE logs SET head = head + 1, bytes = bytes + ?2, sealed = max(sealed, ?4 = 2)
+             WHERE doc = ?1 AND bytes + ?2 <= ?3
+               AND CASE ?4 WHEN 1 THEN sealed = 0 WHEN 3 THEN sealed = 1 ELSE 1 END",
         )?
-        .execute((c.doc.0, len, max))?;
+        .execute((c.doc.0, len, max, sealing))?;
     let seq: i64 = if updated == 1 {
         tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
             .query_row([c.doc.0], |row| row.get(0))?
     } else {
-        let known = tx
-            .prepare_cached("SELECT 1 FROM logs WHERE doc = ?1")?
-            .query_row([c.doc.0], |_| Ok(()))
+        let known: Option<bool> = tx
+            .prepare_cached("SELECT sealed FROM logs WHERE doc = ?1")?
+            .query_row([c.doc.0], |row| row.get(0))
             .optional()?;
-        if known.is_some() {
-            return Err(StoreError::DocumentFull);
+        match (known, c.sealing) {
+            (Some(true), Sealing::Clear) => return Err(StoreError::DocumentSealed),
+            (Some(false) | None, Sealing::Envelope) => return Err(StoreError::NotSealed),
+            (Some(_), _) => return Err(StoreError::DocumentFull),
+            (None, _) => {}
         }
-        tx.prepare_cached("INSERT INTO logs (doc, head, bytes) VALUES (?1, 1, ?2)")?
-            .execute((c.doc.0, len))?;
+        tx.prepare_cached("INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)")?
+            .execute((c.doc.0, len, c.sealing == Sealing::Seals))?;
         1
     };
     tx.prepare_cached(
@@ -172,7 +205,11 @@ impl LogStore for SqliteStore {
                 let mut out = Vec::with_capacity(chunks.len());
                 for (c, &at) in chunks.iter().zip(&ats) {
                     match append_in(tx, c, at) {
-                        Err(StoreError::DocumentFull) => out.push(Err(StoreError::DocumentFull)),
+                        Err(
+                            e @ (StoreError::DocumentFull
+                            | StoreError::DocumentSealed
+                            | StoreError::NotSealed),
+                        ) => out.push(Err(e)),
                         other => out.push(Ok(other?)),
                     }
                 }
@@ -276,7 +313,7 @@ impl LogStore for SqliteStore {
         blob: BlobHash,
         pushed_since: u64,
     ) -> StoreResult<PendingSnapshot> {
-        self.write(|tx| {
+        let (p, wipe) = self.write(|tx| {
             let Some(p) = pending(tx, doc)?.filter(|p| {
                 p.snapshot.covers_seq == covers_seq
                     && p.snapshot.blob == blob
@@ -284,6 +321,7 @@ impl LogStore for SqliteStore {
             }) else {
                 return Err(StoreError::NotFound("pending snapshot"));
             };
+            let wipe = drops_clear_history(tx, doc, covers_seq)?;
             if !take_snapshot(tx, doc, &p.snapshot)? {
                 return Err(StoreError::Conflict(
                     "the confirmed snapshot already covers as much".into(),
@@ -291,8 +329,25 @@ impl LogStore for SqliteStore {
             }
             tx.prepare_cached("DELETE FROM pending_snapshots WHERE doc = ?1")?
                 .execute([doc.0])?;
-            Ok(p)
-        })
+            Ok((p, wipe))
+        })?;
+        if wipe {
+            // The dropped clear chunks are zeros in the database's pages now
+            // (`secure_delete`), but the WAL still holds the pages as they were:
+            // copied back and emptied. Best effort — with readers in the way, the WAL's
+            // frames are overwritten as it wraps instead.
+            let conn = self.lock()?;
+            match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            }) {
+                Ok(0) => tracing::info!(%doc, "a sealed family's clear history is wiped"),
+                Ok(_) => {
+                    tracing::warn!(%doc, "the WAL could not be emptied now; its old frames go as it wraps")
+                }
+                Err(e) => tracing::warn!(%doc, error = %e, "the WAL could not be emptied"),
+            }
+        }
+        Ok(p)
     }
 
     fn expire_pending_snapshots(&self, before: u64) -> StoreResult<Vec<(DocId, PendingSnapshot)>> {

@@ -368,6 +368,7 @@ fn chunks_stored_before_version_7_have_no_author() -> TestResult {
         author: Some(author),
         at: 2,
         max_log_bytes: u64::MAX,
+        sealing: crate::store::Sealing::Any,
     }])?;
     let authors: Vec<Option<UserId>> = store
         .read_since(doc, 0, 10)?

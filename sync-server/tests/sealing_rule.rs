@@ -1,0 +1,116 @@
+//! A family's document log and its sealing, against the real relay (issue 18): in a
+//! family created clear, the host's first envelope seals the log for good (also after
+//! a `kill -9`); another member cannot seal it, and nobody pushes a clear chunk after
+//! it; in a family whose id says it is sealed, no clear chunk is ever taken. The key
+//! log and personal documents have no such rule.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use doran_protocol::{DocId, ErrorCode, FamilyId, Request};
+use support::{Client, Identity, Server};
+
+/// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
+fn sealed(n: u8) -> Vec<u8> {
+    let mut bytes = b"DRD\x01".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
+/// A clear chunk, unique per `n`.
+fn clear(n: u8) -> Vec<u8> {
+    let mut bytes = b"\x85\x6f\x4a\x83".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
+/// Mom's family `family` with dad in it: their clients, and mom's identity.
+async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, Identity) {
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut c = Client::register(server, &mut mom).await;
+    c.request(Request::CreateFamily {
+        family,
+        title: "가족".into(),
+        my_name: "엄마".into(),
+    })
+    .await
+    .expect("family created");
+    let mut dad = Identity::new("dad@example.com", "dad");
+    let mut d = Client::register(server, &mut dad).await;
+    let invite = doran_protocol::InviteId::random();
+    c.request(mom.invite_request(invite, family, dad.user(), "아빠"))
+        .await
+        .expect("invite sent");
+    d.request(dad.answer_request(invite, true))
+        .await
+        .expect("invite accepted");
+    (c, d, mom)
+}
+
+fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
+    r.map_err(|e| e.code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_first_envelope_seals_a_clear_family_for_good() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path());
+    let family = FamilyId::random();
+    let doc = DocId::from(family);
+    let (mut mom, mut dad, mom_id) = mom_and_dad(&server, family).await;
+
+    // Clear, both write clear; dad cannot seal it.
+    assert_eq!(code(mom.push_ack(doc, clear(1)).await), Ok(1));
+    assert_eq!(code(dad.push_ack(doc, clear(2)).await), Ok(2));
+    assert_eq!(
+        code(dad.push_ack(doc, sealed(3)).await),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(code(dad.push_ack(doc, clear(4)).await), Ok(3));
+
+    // Mom's envelope seals it: envelopes only from then on, from anyone.
+    assert_eq!(code(mom.push_ack(doc, sealed(5)).await), Ok(4));
+    assert_eq!(
+        code(dad.push_ack(doc, clear(6)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(
+        code(mom.push_ack(doc, clear(7)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(dad.push_ack(doc, sealed(8)).await), Ok(5));
+    // A clear chunk stored before is acked again where it is (a lost ack retried).
+    assert_eq!(code(dad.push_ack(doc, clear(2)).await), Ok(2));
+    // The family's key log takes its MLS messages as before.
+    assert_eq!(code(dad.push_ack(family.key_log(), clear(9)).await), Ok(1));
+
+    // Sealed for good: after a kill -9 and a restart, still envelopes only.
+    server.kill();
+    let server = Server::start(dir.path());
+    drop((mom, dad));
+    let mut mom = Client::sign_in(&server, &mom_id).await;
+    assert_eq!(
+        code(mom.push_ack(doc, clear(10)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(mom.push_ack(doc, sealed(11)).await), Ok(6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_whose_id_says_sealed_takes_no_clear_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let family = FamilyId::new_family(true);
+    let doc = DocId::from(family);
+    let (mut mom, mut dad, _) = mom_and_dad(&server, family).await;
+    assert_eq!(
+        code(mom.push_ack(doc, clear(1)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(dad.push_ack(doc, sealed(2)).await), Ok(1));
+    assert_eq!(
+        code(dad.push_ack(doc, clear(3)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+}
