@@ -115,8 +115,10 @@ fn only_the_host_marks_the_family_sealed() {
     let as_text = rogue(&mut f.host, |d| d.put(ROOT, "sealed_at", "어제").unwrap());
     assert!(not_allowed(&refusal(&mut f.member, &as_text)));
     let mut f = family();
+    assert_eq!(f.member.sealed_at(), None);
     let sealed = f.host.mark_sealed(T0).unwrap();
     accept(&mut f.member, &sealed.change.unwrap());
+    assert_eq!(f.member.sealed_at(), Some(T0));
 }
 
 #[test]

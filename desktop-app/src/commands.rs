@@ -42,6 +42,7 @@ pub fn handler() -> impl Fn(Invoke<Wry>) -> bool + Send + Sync + 'static {
         families::presence,
         families::create_family,
         families::rename_family,
+        families::seal_family,
         families::set_my_name,
         families::remove_member,
         families::safety_code,

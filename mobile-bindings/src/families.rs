@@ -252,6 +252,14 @@ impl Device {
         Ok(self.inner.rename_family(&family, &title).await?)
     }
 
+    /// Seals a family that was created clear end to end (host only): from then on the
+    /// relay keeps only envelopes of its documents, and drops its clear history once
+    /// another member's phone confirms the sealed snapshot. False if it was sealed
+    /// already (every family made by the apps is).
+    pub async fn seal_family(&self, family: String) -> Result<bool> {
+        Ok(self.inner.seal_family(&family).await?)
+    }
+
     /// Changes the user's own 호칭 in a family.
     pub async fn set_my_name(&self, family: String, name: String) -> Result<()> {
         Ok(self.inner.set_my_name(&family, &name).await?)

@@ -248,6 +248,12 @@ async def safety_codes(dm, Events, relay, tmp_path):
     assert checked.verified
     view = await f.son.family(f.family)
     assert [(m.name, m.verified) for m in view.members] == [("엄마", True), ("아들", False)]
+    # A family made on a phone is sealed from its start: sealing it again changes
+    # nothing, and only the host may ask.
+    assert view.sealed
+    assert await f.mom.seal_family(f.family) is False
+    with pytest.raises(dm.DoranError.Forbidden):
+        await f.son.seal_family(f.family)
 
 
 def test_members_compare_safety_codes(dm, Events, relay, tmp_path):

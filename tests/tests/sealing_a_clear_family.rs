@@ -10,7 +10,7 @@ use std::path::Path;
 use doran_device::{Device, ErrorCode, MissionInput};
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, invite_received, open_clear, until},
+    devices::{WAIT, invite_received, link_and_confirm, open_clear, until},
     files_under, relay_chunks,
 };
 use doran_protocol::{DocId, FamilyId};
@@ -111,6 +111,10 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         .await
         .expect("the son's mission");
     sees(&mom, &family, "할머니께 전화").await;
+    // Mom's laptop, linked while the family is clear, reads it clear.
+    let laptop = open_clear(&dir.path().join("laptop")).await;
+    link_and_confirm(&mom, &laptop, &server).await;
+    sees(&laptop, &family, "할머니께 전화").await;
     let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
     let clear = relay_chunks(&relay, doc);
     assert!(
@@ -166,6 +170,19 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         "mom's new mission is sealed"
     );
 
+    // Grandma joins while the relay still holds the clear history: her device reads
+    // it clear, turns at mom's first sealed change, and is let in by mom's.
+    let grandma = account(
+        &dir.path().join("grandma"),
+        &server,
+        "grandma@example.com",
+        "할머니곰",
+    )
+    .await;
+    joins(&mom, &grandma, &family, "grandma@example.com", "할머니").await;
+    sees(&grandma, &family, "김장 준비하기").await;
+    sees(&grandma, &family, "봉인 뒤 첫 일").await;
+
     // Back online, the son's clear change is refused, kept, and goes again sealed once
     // mom's device (online) has let his into the family's key group.
     son.start_sync();
@@ -175,6 +192,13 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         .await
         .expect("a mission on a sealed family");
     sees(&mom, &family, "봉인 뒤 아들").await;
+    // Her laptop turns too: let in by her phone, it reads and writes sealed.
+    sees(&laptop, &family, "봉인 뒤 아들").await;
+    laptop
+        .add_mission(&family, mission("노트북 봉인 메모", &["엄마"]))
+        .await
+        .expect("a mission from the laptop");
+    sees(&son, &family, "노트북 봉인 메모").await;
     let sealed_now = relay_chunks(&relay, doc);
     assert!(
         !sealed_now
@@ -197,7 +221,7 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
     // Nor do its files (the SQLite file and its WAL, the blob folder with the
     // snapshot) hold any of the family's text.
     for (path, bytes) in files_under(relay.data()) {
-        for text in ["김장", "할머니께", "오프라인", "봉인", "우리 가족의"] {
+        for text in ["김장", "할머니께", "오프라인", "봉인", "노트북"] {
             assert!(
                 !contains(&bytes, text.as_bytes()),
                 "{} holds {text:?} in the clear",
@@ -221,6 +245,7 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         "오프라인 메모",
         "봉인 뒤 첫 일",
         "봉인 뒤 아들",
+        "노트북 봉인 메모",
     ] {
         sees(&dad, &family, title).await;
     }
@@ -228,4 +253,5 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         .await
         .expect("dad's mission");
     sees(&son, &family, "아빠도 왔다").await;
+    sees(&grandma, &family, "아빠도 왔다").await;
 }

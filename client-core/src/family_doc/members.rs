@@ -192,6 +192,17 @@ impl FamilyDoc {
         )
     }
 
+    /// When the host sealed this family (it was created clear), if it did.
+    pub fn sealed_at(&mut self) -> Option<i64> {
+        match self.replica_mut().doc().get(ROOT, "sealed_at") {
+            Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
+                ScalarValue::Int(at) => Some(*at),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Adds a member who accepted an invite, with the 호칭 they were invited as. The
     /// joiner writes their own entry (their first change); only the host may write
     /// someone else's — every device refuses it from anyone else (`crate::rules`).

@@ -864,6 +864,12 @@ impl SyncHost for StoreHost {
             change.unlocked.push(family.key_log());
             change.keys = true;
         }
+        if let DocKind::Family(family) = kind
+            && let Some(last) = chunks.last()
+        {
+            let stored = locked_at.map_or(last.seq, |at| at.min(last.seq));
+            self.stored_up_to(family, stored)?;
+        }
         Ok(change)
     }
 
@@ -912,10 +918,18 @@ impl SyncHost for StoreHost {
         }
         let opened;
         let snapshot = match kind {
+            // A family sealed after its creation: a snapshot that would leave clear
+            // chunks after it is never vouched for (a device starting from it takes
+            // no clear chunk after a sealed snapshot, and would lose them).
+            DocKind::Family(_) if !self.may_snapshot(kind, covers_seq) => {
+                return Ok(SnapshotCheck::Unreadable(
+                    "a snapshot of a family sealed since that stops before its sealing".into(),
+                ));
+            }
             DocKind::Family(family) => match self
                 .keeper()
                 .as_ref()
-                .map(|k| k.open(family, doc, snapshot))
+                .map(|k| k.open_at(family, doc, covers_seq, snapshot))
             {
                 None | Some(Unsealed::Clear) => snapshot,
                 Some(Unsealed::Changes(saved)) => {

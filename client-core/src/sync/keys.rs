@@ -211,6 +211,11 @@ pub struct Keeper {
     /// device until its first sealed chunk is acked). Clear chunks before it still
     /// open; from it on, only envelopes do.
     sealed_from: BTreeMap<FamilyId, Seq>,
+    /// Saved as a seventh value: families of `sealed_from` whose clear chunks this
+    /// device has all received (it got a chunk past the first envelope). It takes no
+    /// clear chunk of them again — not even one the relay serves again below the first
+    /// envelope after starting the document over: it holds them all already.
+    clear_closed: BTreeSet<FamilyId>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -269,6 +274,7 @@ impl Keeper {
             rejoins: Rejoins::default(),
             seen: BTreeMap::new(),
             sealed_from: BTreeMap::new(),
+            clear_closed: BTreeSet::new(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -340,7 +346,12 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let sealed_from: Vec<(FamilyId, Seq)> = if rest.is_empty() {
+        let (sealed_from, rest): (Vec<(FamilyId, Seq)>, &[u8]) = if rest.is_empty() {
+            (Vec::new(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let clear_closed: Vec<FamilyId> = if rest.is_empty() {
             Vec::new()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
@@ -358,6 +369,7 @@ impl Keeper {
             rejoins,
             seen: seen.into_iter().collect(),
             sealed_from: sealed_from.into_iter().collect(),
+            clear_closed: clear_closed.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -449,6 +461,10 @@ impl Keeper {
             .and_then(|head| {
                 let sealed_from: Vec<_> = self.sealed_from.iter().collect();
                 postcard::to_extend(&sealed_from, head)
+            })
+            .and_then(|head| {
+                let closed: Vec<_> = self.clear_closed.iter().collect();
+                postcard::to_extend(&closed, head)
             })
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
@@ -607,6 +623,21 @@ impl Keeper {
         true
     }
 
+    /// A chunk of a family sealed since its creation arrived at `seq`: past its first
+    /// envelope, every clear chunk is here, and none is taken again. Returns whether
+    /// that is new (save then).
+    pub fn close_clear(&mut self, family: FamilyId, seq: Seq) -> bool {
+        self.closes_clear(family, seq) && self.clear_closed.insert(family)
+    }
+
+    /// Whether [`Keeper::close_clear`] would change anything (no save needed if not).
+    pub fn closes_clear(&self, family: FamilyId, seq: Seq) -> bool {
+        self.sealed_from
+            .get(&family)
+            .is_some_and(|&from| from != Seq::MAX && seq >= from)
+            && !self.clear_closed.contains(&family)
+    }
+
     /// The seq from which a family sealed by its host takes envelopes only (`None`:
     /// sealed from its creation, or clear; `Seq::MAX`: this device sealed it and its
     /// first sealed chunk has no seq yet).
@@ -744,7 +775,8 @@ impl Keeper {
         let before_sealing = self
             .sealed_from
             .get(&family)
-            .is_some_and(|&from| seq < from);
+            .is_some_and(|&from| seq < from)
+            && !self.clear_closed.contains(&family);
         match (self.sealed(family), envelope) {
             (Some(true), false) if before_sealing => return Unsealed::Clear,
             (Some(true), false) => {
@@ -1322,9 +1354,11 @@ mod tests {
             son.open(family, doc, b"clear snapshot"),
             Unsealed::Refused(_)
         ));
+        // A real envelope of the host's group: the son waits to be let in.
+        let envelope = host.seal_chunk(family, doc, b"changes").unwrap().unwrap();
         assert!(matches!(
-            son.open_at(family, doc, 6, b"DRD\x01sealed"),
-            Unsealed::Refused(_) | Unsealed::NoKey
+            son.open_at(family, doc, 6, &envelope),
+            Unsealed::NoKey
         ));
         assert!(
             son.seal_chunk(family, doc, b"changes").is_err(),
@@ -1339,17 +1373,29 @@ mod tests {
         let marked = FamilyId::new_family(true);
         assert!(!son.sealed_since(marked, 1));
         assert!(son.sealed_from(marked).is_none());
+        // Past the first envelope, every clear chunk is here: none is taken again,
+        // not even one served again below it after the document starts over.
+        assert!(!son.closes_clear(family, 4));
+        assert!(son.close_clear(family, 6));
+        assert!(!son.close_clear(family, 7), "once");
+        assert!(matches!(
+            son.open_at(family, doc, 4, b"clear"),
+            Unsealed::Refused(_)
+        ));
         son.update(&other, |_| Ok(())).unwrap();
-        assert_eq!(
-            Keeper::load(&other, user, device, key.clone())
-                .unwrap()
-                .sealed_from(family),
-            Some(5)
-        );
-        // Saved by a build without this value: loads with no family sealed later.
+        let loaded = Keeper::load(&other, user, device, key.clone()).unwrap();
+        assert_eq!(loaded.sealed_from(family), Some(5));
+        assert!(matches!(
+            loaded.open_at(family, doc, 4, b"clear"),
+            Unsealed::Refused(_)
+        ));
+        // Saved by a build without these values: loads with no family sealed later.
         let bytes = other.get_meta(META_KEY).unwrap().unwrap();
-        let cut = bytes.len() - postcard::to_allocvec(&vec![(family, 5u64)]).unwrap().len();
-        other.set_meta(META_KEY, &bytes[..cut]).unwrap();
+        let tail = postcard::to_allocvec(&vec![(family, 5u64)]).unwrap().len()
+            + postcard::to_allocvec(&vec![family]).unwrap().len();
+        other
+            .set_meta(META_KEY, &bytes[..bytes.len() - tail])
+            .unwrap();
         assert!(
             Keeper::load(&other, user, device, key)
                 .unwrap()

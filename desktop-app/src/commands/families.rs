@@ -33,6 +33,11 @@ pub async fn create_family(d: Dev<'_>, title: String, my_name: String) -> Res<St
 }
 
 #[tauri::command(rename_all = "snake_case")]
+pub async fn seal_family(d: Dev<'_>, family: String) -> Res<bool> {
+    d.seal_family(&family).await
+}
+
+#[tauri::command(rename_all = "snake_case")]
 pub async fn rename_family(d: Dev<'_>, family: String, title: String) -> Res<()> {
     d.rename_family(&family, &title).await
 }

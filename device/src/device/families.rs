@@ -341,12 +341,23 @@ impl Device {
     pub async fn seal_family(&self, family: &str) -> Result<bool> {
         let id = self.member_family(family).await?;
         self.require_host(family).await?;
+        // Online, so another device of the host's that sealed it meanwhile has been
+        // heard of (two key groups started at once would leave one device's changes
+        // unreadable to the others).
+        if !self.sync_state().status.is_connected() {
+            return Err(Error::offline(self.language()));
+        }
         let session = self.session()?;
         let host = Arc::clone(&session.host);
         let started = self
             .blocking(move |lang| {
                 if host.is_sealed(id) {
-                    return Ok(false);
+                    // Sealed here before and its marker never written (the device
+                    // stopped in between): written now.
+                    let marked = host
+                        .read_family(id, |fd| fd.sealed_at().is_some())
+                        .map_err(|e| Error::from_host(&e, lang))?;
+                    return Ok(host.sealing_pending(id) && !marked);
                 }
                 if !host.sealing_known(id) {
                     return Err(Error::new(

@@ -49,6 +49,23 @@ pub(super) struct OpenedApply {
 }
 
 impl StoreHost {
+    /// What arrived for a family sealed since its creation is stored up to `last`: if
+    /// that is past its first envelope, no clear chunk of it is taken again
+    /// (`Keeper::close_clear`). Called only once the apply is stored, so a clear chunk
+    /// refused from then on is one this device holds.
+    pub(super) fn stored_up_to(&self, family: FamilyId, last: Seq) -> Result<()> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(());
+        };
+        if keeper.closes_clear(family, last) {
+            keeper.update(&*self.store, |k| Ok(k.close_clear(family, last)))?;
+        }
+        Ok(())
+    }
+}
+
+impl StoreHost {
     /// The keeper, reloaded first if another process on the device saved a newer one.
     pub(super) fn keeper(&self) -> MutexGuard<'_, Option<Keeper>> {
         let mut guard = self
@@ -183,10 +200,24 @@ impl StoreHost {
                 .map(|c| c.seq),
         };
         let mut sealed_now = false;
-        if let Some(seq) = first_envelope
-            && keeper.decided(family) == Some(false)
-        {
-            sealed_now = keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?;
+        if let Some(seq) = first_envelope {
+            if keeper.decided(family) == Some(false) {
+                if keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))? {
+                    // Every device that turns owes a sealed snapshot too: whichever
+                    // is online pushes one, another confirms it, and the relay drops
+                    // the clear history (the host's alone may expire unconfirmed).
+                    self.owe_sealed_snapshot(family)?;
+                }
+            } else if keeper.sealed_from(family) == Some(Seq::MAX) {
+                // This device sealed the family and has no seq for its own first
+                // sealed chunk (acked before a restart that lost it): the first
+                // envelope it gets bounds it — the relay took no clear chunk after
+                // its own.
+                keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?;
+            }
+            // The key log is read again from where it stopped — also when this
+            // chunk comes again (an apply that failed after the turn was saved).
+            sealed_now = keeper.sealed_from(family) == Some(seq);
         }
         let mut out = OpenedApply {
             snapshot: None,
@@ -487,6 +518,13 @@ impl StoreHost {
         let Some(entry) = entry else {
             return Ok(false);
         };
+        self.owe_sealed_snapshot(family)?;
+        self.append_key_entry(family, &entry)?;
+        Ok(true)
+    }
+
+    /// Notes that this device owes the family a sealed snapshot.
+    fn owe_sealed_snapshot(&self, family: FamilyId) -> Result<()> {
         let mut owed = self.owed_snapshots()?;
         if !owed.contains(&family) {
             owed.push(family);
@@ -495,8 +533,15 @@ impl StoreHost {
                 &postcard::to_allocvec(&owed).unwrap_or_default(),
             )?;
         }
-        self.append_key_entry(family, &entry)?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Whether this device sealed the family and its first sealed chunk has no seq
+    /// yet (the marker may not have been written: a crash right after sealing).
+    pub fn sealing_pending(&self, family: FamilyId) -> bool {
+        self.keeper()
+            .as_ref()
+            .is_some_and(|k| k.sealed_from(family) == Some(Seq::MAX))
     }
 
     /// The families this device sealed and owes a sealed snapshot.

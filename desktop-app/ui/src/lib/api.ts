@@ -64,6 +64,8 @@ export const createFamily = (title: string, my_name: string) =>
   call<string>('create_family', { title, my_name });
 export const renameFamily = (family: string, title: string) =>
   call<void>('rename_family', { family, title });
+/** Seals a family created clear end to end (host); false if it was sealed already. */
+export const sealFamily = (family: string) => call<boolean>('seal_family', { family });
 export const setMyName = (family: string, name: string) =>
   call<void>('set_my_name', { family, name });
 export const removeMember = (family: string, user: string) =>

@@ -394,6 +394,12 @@ pub(crate) fn a_log_sealed_by_its_host_takes_envelopes_only(f: &Fixture) -> Test
     assert!(logs.put_snapshot(d, &snapshot(4))?);
     let later = logs.append_batch(&[with(b"clear 4", Sealing::Clear)])?;
     assert!(matches!(later[0], Err(StoreError::DocumentSealed)));
+    // Full and sealed: full, on every backend.
+    let full = logs.append_batch(&[NewChunk {
+        max_log_bytes: 0,
+        ..with(b"clear 5", Sealing::Clear)
+    }])?;
+    assert!(matches!(full[0], Err(StoreError::DocumentFull)), "{full:?}");
     assert_eq!(logs.head(d)?, 5, "refused chunks take no seq");
     let other = logs.append_batch(&[NewChunk {
         sealing: Sealing::Clear,

@@ -168,13 +168,17 @@ fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended
         tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
             .query_row([c.doc.0], |row| row.get(0))?
     } else {
-        let known: Option<bool> = tx
-            .prepare_cached("SELECT sealed FROM logs WHERE doc = ?1")?
-            .query_row([c.doc.0], |row| row.get(0))
+        let known: Option<(bool, i64)> = tx
+            .prepare_cached("SELECT sealed, bytes FROM logs WHERE doc = ?1")?
+            .query_row([c.doc.0], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
+        // Refused for the same reason as on every backend: full first.
         match (known, c.sealing) {
-            (Some(true), Sealing::Clear) => return Err(StoreError::DocumentSealed),
-            (Some(false) | None, Sealing::Envelope) => return Err(StoreError::NotSealed),
+            (Some((_, held)), _) if held.saturating_add(len) > max => {
+                return Err(StoreError::DocumentFull);
+            }
+            (Some((true, _)), Sealing::Clear) => return Err(StoreError::DocumentSealed),
+            (Some((false, _)) | None, Sealing::Envelope) => return Err(StoreError::NotSealed),
             (Some(_), _) => return Err(StoreError::DocumentFull),
             (None, _) => {}
         }
@@ -337,9 +341,13 @@ impl LogStore for SqliteStore {
             // copied back and emptied. Best effort — with readers in the way, the WAL's
             // frames are overwritten as it wraps instead.
             let conn = self.lock()?;
-            match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            // Waiting for readers only briefly: every append waits behind it.
+            conn.busy_timeout(std::time::Duration::from_millis(100))?;
+            let emptied = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
                 row.get::<_, i64>(0)
-            }) {
+            });
+            conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT)?;
+            match emptied {
                 Ok(0) => tracing::info!(%doc, "a sealed family's clear history is wiped"),
                 Ok(_) => {
                     tracing::warn!(%doc, "the WAL could not be emptied now; its old frames go as it wraps")
