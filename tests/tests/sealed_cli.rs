@@ -223,9 +223,11 @@ fn an_invitee_reads_a_sealed_family_at_once_with_the_inviter_offline() {
 }
 
 /// `--clear` keeps a family's document readable by the relay (for those who choose
-/// it): its chunks are plain Automerge changes.
+/// it): its chunks are plain Automerge changes — until its host runs `family seal`:
+/// her son's device turns, is let in, reads and writes sealed, and once his device
+/// confirms her sealed snapshot no file of the relay holds the family's text.
 #[test]
-fn a_family_created_clear_stays_clear() {
+fn a_family_created_clear_stays_clear_until_its_host_seals_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let mom = dir.path().join("mom");
@@ -244,6 +246,62 @@ fn a_family_created_clear_stays_clear() {
             .any(|(_, bytes)| contains(bytes, "화분에 물 주기".as_bytes())),
         "the relay reads a clear family"
     );
+
+    let son = dir.path().join("son");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    let invite = ok(
+        &mom,
+        &["invite", "send", &family, "son@example.com", "--as", "아들"],
+    );
+    assert_eq!(ok(&son, &["invite", "accept", &invite]), family);
+    ok(&son, &["mission", "add", &family, "설거지 하기"]);
+    sync(&son);
+
+    // Only the host seals it; once sealed, asking again changes nothing.
+    assert_eq!(
+        json_error(&son, &["family", "seal", &family])["code"],
+        "forbidden"
+    );
+    assert_eq!(json(&mom, &["family", "seal", &family])["done"], "sealed");
+    assert_eq!(
+        json(&mom, &["family", "seal", &family])["done"],
+        "already sealed"
+    );
+    ok(&mom, &["mission", "add", &family, "봉인 뒤 장보기"]);
+    sync(&mom);
+    sync(&son);
+    ok(&son, &["mission", "add", &family, "봉인 뒤 빨래"]);
+    sync(&son);
+    for home in [&mom, &son] {
+        let seen = ok(home, &["export", &family]);
+        for title in ["화분에 물 주기", "설거지 하기", "봉인 뒤 장보기"] {
+            assert!(seen.contains(title), "{title} missing: {seen}");
+        }
+        let shown = json(home, &["family", "list"]);
+        assert_eq!(shown[0]["sealed"], true, "{shown}");
+    }
+    // Mom's sealed snapshot, confirmed by her son's device, replaces the clear
+    // history on the relay.
+    let readable = || {
+        files_under(relay.data()).into_iter().any(|(_, bytes)| {
+            ["화분에 물 주기", "설거지 하기", "봉인 뒤"]
+                .iter()
+                .any(|t| contains(&bytes, t.as_bytes()))
+        })
+    };
+    for _ in 0..10 {
+        if !readable() {
+            break;
+        }
+        sync(&mom);
+        sync(&son);
+    }
+    assert!(
+        !readable(),
+        "the relay still reads the family after it was sealed"
+    );
+    sync(&mom);
+    assert!(ok(&mom, &["export", &family]).contains("봉인 뒤 빨래"));
 }
 
 /// Mom and her son compare safety codes on the command line: both devices print the

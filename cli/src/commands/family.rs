@@ -79,8 +79,8 @@ pub async fn family(device: &Device, out: Out, c: FamilyCmd) -> CmdResult {
             } else {
                 "already sealed"
             };
+            // Saved on this device; `doran sync` sends it.
             out.done(what, &family);
-            saved(device, out).await?;
         }
         FamilyCmd::Rename { family, title } => {
             device.rename_family(&family, &title).await?;

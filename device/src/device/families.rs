@@ -344,9 +344,7 @@ impl Device {
         // Online, so another device of the host's that sealed it meanwhile has been
         // heard of (two key groups started at once would leave one device's changes
         // unreadable to the others).
-        if !self.sync_state().status.is_connected() {
-            return Err(Error::offline(self.language()));
-        }
+        self.connected(super::sync::REQUEST_TIMEOUT).await?;
         let session = self.session()?;
         let host = Arc::clone(&session.host);
         let started = self

@@ -32,7 +32,7 @@ const view = (): FamilyView => ({
   waiting_for_keys: false,
   members: [member('엄마', 'host', role === 'host'), member('아들', 'member', role !== 'host')],
 });
-const invoke = vi.fn(async (cmd: string) => {
+const invoke = vi.fn(async (cmd: string, _args?: unknown) => {
   if (cmd === 'family') return view();
   if (cmd === 'invites') return { received: [], sent: [] };
   if (cmd === 'seal_family') {
