@@ -291,6 +291,9 @@ async fn errors_are_typed_and_nothing_changes() {
         .create_family("캠핑 가족", "아빠")
         .await
         .expect("family");
+    // The family's own first changes are on the relay: what is queued below is only
+    // what the refused edits would have queued.
+    dad.sync_now(WAIT).await.expect("synced");
     let too_long = dad
         .add_mission(
             &family,
