@@ -906,8 +906,12 @@ impl SyncDriver {
             tracing::debug!(%doc, covers_seq, "no snapshot yet: the family's clear chunks go on past it");
             return Ok(Event::CompactFailed { doc });
         };
-        let bytes =
-            saved.ok_or_else(|| SyncError::Protocol(format!("{doc} is not on this device")))?;
+        let Some(bytes) = saved else {
+            // Not stored here, or sealed under keys this device has not been given yet
+            // (a family that just turned sealed): no snapshot from it now.
+            tracing::debug!(%doc, "no snapshot of this document from this device now");
+            return Ok(Event::CompactFailed { doc });
+        };
         let blob = doran_protocol::BlobHash::of(&bytes);
         let len = bytes.len() as u64;
         self.blobs.put(blob, c.owner(), bytes).await?;

@@ -368,8 +368,9 @@ describe.sequential('the desktop app with a family', () => {
     await s.setWindowSize(1180, 800);
   });
 
-  it('an invite accepted from the bell, then "you were removed" when the host removes her', async () => {
-    const other = await son.run('family', 'create', '아들네', '--as', '아들');
+  it('an invite accepted from the bell, the family sealed by its host, then "you were removed" when the host removes her', async () => {
+    // Made clear on the son's command line: the window says the relay can read it.
+    const other = await son.run('family', 'create', '아들네', '--as', '아들', '--clear');
     await son.run('invite', 'send', other, 'mom@example.com', '--as', '엄마');
     // The new family's document reaches the relay, so it opens with its title.
     await son.run('sync');
@@ -380,6 +381,22 @@ describe.sequential('the desktop app with a family', () => {
     await s.click('[data-testid=accept-invite]');
     await s.until('the new family open', async () => (await s.texts('[data-testid=family-switcher]')).join().includes('아들네'), 60_000);
     console.log(`the accepted family opened after ${Date.now() - accepted} ms`);
+    await nav('family');
+    await s.waitFor('[data-testid=clear-chip]');
+    expect(await s.exists('[data-testid=seal-family]')).toBe(false);
+
+    // The son seals it: her device turns at his first sealed change, his lets hers
+    // into the key group, and the window says so.
+    await son.run('family', 'seal', other);
+    await s.until(
+      'the family sealed in the window',
+      async () => {
+        await son.run('sync');
+        return s.exists('[data-testid=sealed-chip]');
+      },
+      60_000,
+    );
+    await screenshot(s, '19a-sealed-by-host');
 
     // The son's device has her member entry (it may come with a later sync).
     const mom = await s.until("her entry on the son's device", async () => {
