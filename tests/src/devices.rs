@@ -8,7 +8,7 @@ use std::{
 };
 
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, Subscription,
+    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Subscription,
     core::{
         Actor, FamilyDoc,
         family_store::open_family,
@@ -248,4 +248,47 @@ pub fn stored_family(
     };
     let fd = open_family(&*store, doc, &actor).expect("the device's copy");
     (store, doc, fd)
+}
+
+/// A mission for `who` (호칭s), with no due date.
+pub fn mission(title: &str, who: &[&str]) -> MissionInput {
+    MissionInput {
+        title: title.into(),
+        participants: who.iter().map(|w| (*w).to_owned()).collect(),
+        due: None,
+    }
+}
+
+/// The titles of the family's missions this month as `device` shows them, sorted (none
+/// while it waits for the family, or for its keys).
+pub async fn mission_titles(device: &Device, family: &str) -> Vec<String> {
+    match device.missions(family, None).await {
+        Ok(view) => {
+            let mut t: Vec<String> = view
+                .month
+                .missions
+                .iter()
+                .map(|m| m.title.clone())
+                .collect();
+            t.sort();
+            t
+        }
+        Err(e) if matches!(e.code, ErrorCode::WaitingForKeys | ErrorCode::UnknownFamily) => {
+            Vec::new()
+        }
+        Err(e) => panic!("missions: {e:?}"),
+    }
+}
+
+/// Waits until `device` shows a mission titled `title` in the family.
+pub async fn sees_mission(device: &Device, family: &str, title: &str) {
+    until(&format!("mission {title:?}"), async || {
+        let shown = mission_titles(device, family).await;
+        if shown.iter().any(|t| t == title) {
+            Ok(())
+        } else {
+            Err(shown)
+        }
+    })
+    .await;
 }

@@ -7,7 +7,7 @@
 use std::{path::Path, sync::Arc};
 
 use doran_device::{
-    Device, DeviceOptions, MissionInput,
+    Device, DeviceOptions,
     account::{Account, StoreSecrets},
     core::{
         store::{LocalStore, SqliteStore},
@@ -17,8 +17,8 @@ use doran_device::{
 use doran_e2e::{
     Relay, contains,
     devices::{
-        WAIT, accounts_and_family, invite_received, link_and_confirm, open,
-        phone_lost_and_restored, until,
+        WAIT, accounts_and_family, invite_received, link_and_confirm, mission, mission_titles,
+        open, phone_lost_and_restored, sees_mission, until,
     },
     files_under, relay_chunks,
 };
@@ -31,45 +31,6 @@ async fn open_sealing(home: &Path) -> Device {
         ..DeviceOptions::default()
     };
     Device::open(home, options).await.expect("the device opens")
-}
-
-/// The titles of the family's missions this month as `device` shows them.
-async fn titles(device: &Device, family: &str) -> Vec<String> {
-    match device.missions(family, None).await {
-        Ok(view) => {
-            let mut t: Vec<String> = view
-                .month
-                .missions
-                .iter()
-                .map(|m| m.title.clone())
-                .collect();
-            t.sort();
-            t
-        }
-        // Not here yet (the membership, or the keys, have not come): nothing shown.
-        Err(e)
-            if matches!(
-                e.code,
-                doran_device::ErrorCode::WaitingForKeys | doran_device::ErrorCode::UnknownFamily
-            ) =>
-        {
-            Vec::new()
-        }
-        Err(e) => panic!("missions: {e:?}"),
-    }
-}
-
-/// Waits until `device` shows a mission titled `title` in the family.
-async fn sees(device: &Device, family: &str, title: &str) {
-    until(&format!("mission {title:?}"), async || {
-        let shown = titles(device, family).await;
-        if shown.iter().any(|t| t == title) {
-            Ok(())
-        } else {
-            Err(shown)
-        }
-    })
-    .await;
 }
 
 /// Mom gives the family a mission, invites her son ("아들"), syncs and goes offline.
@@ -111,14 +72,6 @@ async fn has_member(device: &Device, family: &str, name: &str) {
     .await;
 }
 
-fn mission(title: &str, who: &[&str]) -> MissionInput {
-    MissionInput {
-        title: title.into(),
-        participants: who.iter().map(|w| (*w).to_owned()).collect(),
-        due: None,
-    }
-}
-
 /// The key keeper saved in the store of the device at `home`, loaded as that
 /// device's account (read only here).
 fn keeper_of(home: &Path) -> Keeper {
@@ -156,7 +109,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
         .expect("invite sent");
     let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
-    sees(&son, &family, "할머니께 안부 전화 드리기").await;
+    sees_mission(&son, &family, "할머니께 안부 전화 드리기").await;
     // His own member entry is there (written once the family opened on his device).
     until("member entry for the son", async || {
         let members = mom.family(&family).await.expect("the family").members;
@@ -172,22 +125,22 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     son.add_mission(&family, mission("분리수거 하기", &["아들"]))
         .await
         .expect("the son's mission");
-    sees(&mom, &family, "분리수거 하기").await;
+    sees_mission(&mom, &family, "분리수거 하기").await;
     mom.add_mission(
         &family,
         mission("주말에 김치찌개 만들기", &["엄마", "아들"]),
     )
     .await
     .expect("mom's second mission");
-    sees(&son, &family, "주말에 김치찌개 만들기").await;
+    sees_mission(&son, &family, "주말에 김치찌개 만들기").await;
 
     // Mom links her laptop: her phone adds it; it reads everything.
     let laptop_home = dir.path().join("laptop");
     let laptop = open(&laptop_home).await;
     link_and_confirm(&mom, &laptop, &server).await;
-    sees(&laptop, &family, "할머니께 안부 전화 드리기").await;
-    sees(&laptop, &family, "분리수거 하기").await;
-    sees(&laptop, &family, "주말에 김치찌개 만들기").await;
+    sees_mission(&laptop, &family, "할머니께 안부 전화 드리기").await;
+    sees_mission(&laptop, &family, "분리수거 하기").await;
+    sees_mission(&laptop, &family, "주말에 김치찌개 만들기").await;
 
     // Every chunk of the family document the relay holds is an envelope; its files
     // hold none of the text.
@@ -225,7 +178,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
         .await
         .expect("a mission after the removal");
-    sees(&laptop, &family, "생일 깜짝 파티 준비").await;
+    sees_mission(&laptop, &family, "생일 깜짝 파티 준비").await;
     let chunks = relay_chunks(&relay, doc);
     assert!(chunks.len() > before);
     let sons = keeper_of(&son_home);
@@ -239,7 +192,7 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
         "a change made after his removal does not open with his keys"
     );
     assert!(
-        !titles(&son, &family)
+        !mission_titles(&son, &family)
             .await
             .contains(&"생일 깜짝 파티 준비".to_owned())
     );
@@ -293,8 +246,8 @@ async fn the_recovery_phrase_alone_reads_a_sealed_family() {
         &["할머니께 안부 전화 드리기", "화분에 물 주기"],
     )
     .await;
-    sees(&again, &family, "할머니께 안부 전화 드리기").await;
-    sees(&again, &family, "화분에 물 주기").await;
+    sees_mission(&again, &family, "할머니께 안부 전화 드리기").await;
+    sees_mission(&again, &family, "화분에 물 주기").await;
     // The escrow opens only with her key: the relay's files hold none of it.
     relay_reads_none(&relay, &["화분에 물 주기"]);
 }
@@ -310,7 +263,7 @@ async fn a_family_of_one_whose_phone_was_lost_writes_again_from_the_phrase() {
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
     let (family, again) = mom_alone_loses_her_phone(dir.path(), &relay, &["화분에 물 주기"]).await;
-    sees(&again, &family, "화분에 물 주기").await;
+    sees_mission(&again, &family, "화분에 물 주기").await;
     until("the restored phone in the key group", async || {
         let card = again.families().await.expect("families").remove(0);
         if card.waiting_for_keys {
@@ -339,8 +292,8 @@ async fn a_family_of_one_whose_phone_was_lost_writes_again_from_the_phrase() {
         .expect("invite sent");
     let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
-    sees(&son, &family, "화분에 물 주기").await;
-    sees(&son, &family, "설거지 하기").await;
+    sees_mission(&son, &family, "화분에 물 주기").await;
+    sees_mission(&son, &family, "설거지 하기").await;
     relay_reads_none(&relay, &["화분에 물 주기", "설거지 하기"]);
 }
 
@@ -365,7 +318,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
 
     let invite = invite_received(&mut son_events).await;
     son.answer_invite(&invite, true).await.expect("accepted");
-    sees(&son, &family, "화분에 물 주기").await;
+    sees_mission(&son, &family, "화분에 물 주기").await;
     let card = son.families().await.expect("his families").remove(0);
     assert!(card.sealed && !card.waiting_for_keys, "{card:?}");
     has_member(&son, &family, "아들").await;
@@ -376,7 +329,7 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
 
     // Mom's app comes back and reads what he wrote.
     mom.start_sync();
-    sees(&mom, &family, "설거지 하기").await;
+    sees_mission(&mom, &family, "설거지 하기").await;
     // The relay holds neither mission in the clear.
     relay_reads_none(&relay, &["화분에 물 주기", "설거지 하기"]);
 }
@@ -424,7 +377,7 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
 
     // Mom's app comes online: it lets his device in.
     mom.start_sync();
-    sees(&son, &family, "화분에 물 주기").await;
+    sees_mission(&son, &family, "화분에 물 주기").await;
     until("the family no longer waiting", async || {
         let card = son.families().await.expect("his families").remove(0);
         if card.waiting_for_keys || card.title != "우리 가족" {
@@ -439,7 +392,7 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
     son.add_mission(&family, mission("설거지 하기", &["아들"]))
         .await
         .expect("his mission");
-    sees(&mom, &family, "설거지 하기").await;
+    sees_mission(&mom, &family, "설거지 하기").await;
 }
 
 /// An invitee's device, added to the family's key group as the invite went out, is
@@ -588,7 +541,7 @@ async fn a_member_the_relay_made_up_is_never_let_in() {
     let in_group: Vec<String> = keeper.members(id).iter().map(|m| m.user.to_hex()).collect();
     assert!(!in_group.contains(&eve_account.user), "{in_group:?}");
     assert!(
-        titles(&eve, &family).await.is_empty(),
+        mission_titles(&eve, &family).await.is_empty(),
         "eve reads the family"
     );
     mom.close().await;

@@ -7,55 +7,13 @@
 
 use std::path::Path;
 
-use doran_device::{Device, ErrorCode, MissionInput};
+use doran_device::{Device, ErrorCode};
 use doran_e2e::{
     Relay, contains,
-    devices::{WAIT, invite_received, link_and_confirm, open_clear, until},
+    devices::{WAIT, invite_received, link_and_confirm, mission, open_clear, sees_mission, until},
     files_under, relay_chunks,
 };
 use doran_protocol::{DocId, FamilyId};
-
-/// The titles of the family's missions this month as `device` shows them (none while
-/// it waits for the family or its keys).
-async fn titles(device: &Device, family: &str) -> Vec<String> {
-    match device.missions(family, None).await {
-        Ok(view) => {
-            let mut t: Vec<String> = view
-                .month
-                .missions
-                .iter()
-                .map(|m| m.title.clone())
-                .collect();
-            t.sort();
-            t
-        }
-        Err(e) if matches!(e.code, ErrorCode::WaitingForKeys | ErrorCode::UnknownFamily) => {
-            Vec::new()
-        }
-        Err(e) => panic!("missions: {e:?}"),
-    }
-}
-
-/// Waits until `device` shows a mission titled `title` in the family.
-async fn sees(device: &Device, family: &str, title: &str) {
-    until(&format!("mission {title:?}"), async || {
-        let shown = titles(device, family).await;
-        if shown.iter().any(|t| t == title) {
-            Ok(())
-        } else {
-            Err(shown)
-        }
-    })
-    .await;
-}
-
-fn mission(title: &str, who: &[&str]) -> MissionInput {
-    MissionInput {
-        title: title.into(),
-        participants: who.iter().map(|w| (*w).to_owned()).collect(),
-        due: None,
-    }
-}
 
 /// An account at `home` on `server`, on a device that creates families clear.
 async fn account(home: &Path, server: &str, email: &str, name: &str) -> Device {
@@ -106,15 +64,15 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
     mom.add_mission(&family, mission("김장 준비하기", &["엄마"]))
         .await
         .expect("mom's mission");
-    sees(&son, &family, "김장 준비하기").await;
+    sees_mission(&son, &family, "김장 준비하기").await;
     son.add_mission(&family, mission("할머니께 전화", &["아들"]))
         .await
         .expect("the son's mission");
-    sees(&mom, &family, "할머니께 전화").await;
+    sees_mission(&mom, &family, "할머니께 전화").await;
     // Mom's laptop, linked while the family is clear, reads it clear.
     let laptop = open_clear(&dir.path().join("laptop")).await;
     link_and_confirm(&mom, &laptop, &server).await;
-    sees(&laptop, &family, "할머니께 전화").await;
+    sees_mission(&laptop, &family, "할머니께 전화").await;
     let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
     let clear = relay_chunks(&relay, doc);
     assert!(
@@ -180,25 +138,25 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
     )
     .await;
     joins(&mom, &grandma, &family, "grandma@example.com", "할머니").await;
-    sees(&grandma, &family, "김장 준비하기").await;
-    sees(&grandma, &family, "봉인 뒤 첫 일").await;
+    sees_mission(&grandma, &family, "김장 준비하기").await;
+    sees_mission(&grandma, &family, "봉인 뒤 첫 일").await;
 
     // Back online, the son's clear change is refused, kept, and goes again sealed once
     // mom's device (online) has let his into the family's key group.
     son.start_sync();
-    sees(&son, &family, "봉인 뒤 첫 일").await;
-    sees(&mom, &family, "오프라인 메모").await;
+    sees_mission(&son, &family, "봉인 뒤 첫 일").await;
+    sees_mission(&mom, &family, "오프라인 메모").await;
     son.add_mission(&family, mission("봉인 뒤 아들", &["아들"]))
         .await
         .expect("a mission on a sealed family");
-    sees(&mom, &family, "봉인 뒤 아들").await;
+    sees_mission(&mom, &family, "봉인 뒤 아들").await;
     // Her laptop turns too: let in by her phone, it reads and writes sealed.
-    sees(&laptop, &family, "봉인 뒤 아들").await;
+    sees_mission(&laptop, &family, "봉인 뒤 아들").await;
     laptop
         .add_mission(&family, mission("노트북 봉인 메모", &["엄마"]))
         .await
         .expect("a mission from the laptop");
-    sees(&son, &family, "노트북 봉인 메모").await;
+    sees_mission(&son, &family, "노트북 봉인 메모").await;
     let sealed_now = relay_chunks(&relay, doc);
     assert!(
         !sealed_now
@@ -247,11 +205,11 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
         "봉인 뒤 아들",
         "노트북 봉인 메모",
     ] {
-        sees(&dad, &family, title).await;
+        sees_mission(&dad, &family, title).await;
     }
     dad.add_mission(&family, mission("아빠도 왔다", &["아빠"]))
         .await
         .expect("dad's mission");
-    sees(&son, &family, "아빠도 왔다").await;
-    sees(&grandma, &family, "아빠도 왔다").await;
+    sees_mission(&son, &family, "아빠도 왔다").await;
+    sees_mission(&grandma, &family, "아빠도 왔다").await;
 }
