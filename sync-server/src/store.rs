@@ -426,6 +426,9 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// Bytes of chunks a document's log holds now (dropped ones not counted); 0 for an
     /// unknown document.
     fn log_bytes(&self, doc: DocId) -> StoreResult<u64>;
+    /// Whether the log was sealed by its family's host ([`Sealing::Seals`]); false
+    /// for an unknown document.
+    fn log_sealed(&self, doc: DocId) -> StoreResult<bool>;
     /// Chunks with seq > `since`, with their authors, in order, at most `limit`,
     /// skipping those covered by the snapshot (the caller sends the snapshot first when `since` < its seq).
     /// Empty for an unknown document.

@@ -8,8 +8,8 @@
 
 mod support;
 
-use doran_protocol::{DocId, ErrorCode, FamilyId, Request};
-use support::{Client, Identity, Server};
+use doran_protocol::{BlobHash, ClientFrame, DocId, ErrorCode, FamilyId, Request, ServerFrame};
+use support::{Client, Identity, Server, signed_http};
 
 /// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
 fn sealed(n: u8) -> Vec<u8> {
@@ -52,6 +52,37 @@ fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
     r.map_err(|e| e.code)
 }
 
+/// `by` uploads `bytes` to the family's blobs and pushes them as a snapshot of its
+/// document covering `covers`: recorded (pending), or the refusal.
+async fn push_snapshot(
+    (server, by, c): (&Server, &Identity, &mut Client),
+    family: FamilyId,
+    covers: u64,
+    bytes: Vec<u8>,
+) -> Result<(), ErrorCode> {
+    let blob = BlobHash::of(&bytes);
+    let path = format!("/blobs/{blob}?family={family}");
+    let put = signed_http(server, by, "PUT", &path, &bytes).await;
+    assert!(
+        put.status == 201 || put.status == 200,
+        "upload: {}",
+        put.status
+    );
+    c.send(&ClientFrame::PushSnapshot {
+        doc: DocId::from(family),
+        covers_seq: covers,
+        blob,
+        len: bytes.len() as u64,
+    })
+    .await;
+    c.until(|f| match f {
+        ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
+        ServerFrame::Error(e) if e.doc == Some(DocId::from(family)) => Some(Err(e.code)),
+        _ => None,
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hosts_first_envelope_seals_a_clear_family_for_good() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -80,6 +111,15 @@ async fn the_hosts_first_envelope_seals_a_clear_family_for_good() {
         Err(ErrorCode::DocumentSealed)
     );
     assert_eq!(code(dad.push_ack(doc, sealed(8)).await), Ok(5));
+    // Its snapshots must be sealed now too.
+    assert_eq!(
+        push_snapshot((&server, &mom_id, &mut mom), family, 4, clear(41)).await,
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(
+        push_snapshot((&server, &mom_id, &mut mom), family, 4, sealed(42)).await,
+        Ok(())
+    );
     // A clear chunk stored before is acked again where it is (a lost ack retried).
     assert_eq!(code(dad.push_ack(doc, clear(2)).await), Ok(2));
     // The family's key log takes its MLS messages as before.
@@ -103,12 +143,16 @@ async fn a_family_whose_id_says_sealed_takes_no_clear_chunk() {
     let server = Server::start(dir.path());
     let family = FamilyId::new_family(true);
     let doc = DocId::from(family);
-    let (mut mom, mut dad, _) = mom_and_dad(&server, family).await;
+    let (mut mom, mut dad, mom_id) = mom_and_dad(&server, family).await;
     assert_eq!(
         code(mom.push_ack(doc, clear(1)).await),
         Err(ErrorCode::DocumentSealed)
     );
     assert_eq!(code(dad.push_ack(doc, sealed(2)).await), Ok(1));
+    assert_eq!(
+        push_snapshot((&server, &mom_id, &mut mom), family, 1, clear(43)).await,
+        Err(ErrorCode::DocumentSealed)
+    );
     assert_eq!(
         code(dad.push_ack(doc, clear(3)).await),
         Err(ErrorCode::DocumentSealed)

@@ -101,6 +101,36 @@ impl Session {
         }
     }
 
+    /// A sealed family's document takes sealed snapshots only (its id says so, or its
+    /// host sealed its log): a clear one would put its plaintext back on the relay's
+    /// disk. The relay reads the blob's first bytes, nothing more.
+    async fn check_snapshot_sealing(
+        &self,
+        owner: DocOwner,
+        doc: DocId,
+        blob: BlobHash,
+    ) -> ApiResult<()> {
+        let DocOwner::Family(family) = owner else {
+            return Ok(());
+        };
+        if doc != DocId::from(family) {
+            return Ok(());
+        }
+        let sealed = family.says_sealed() || self.state.logs(move |l| l.log_sealed(doc)).await?;
+        if !sealed {
+            return Ok(());
+        }
+        let head = self.state.blobs(move |b| b.read(blob, 0, 3)).await?;
+        if doran_protocol::looks_sealed(&head) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::DocumentSealed,
+                "the family's documents are sealed: push the snapshot sealed",
+            ))
+        }
+    }
+
     /// Records a pushed snapshot as pending (dropping no chunk) and offers it to the
     /// document's subscribers on this relay.
     async fn push_snapshot(
@@ -143,6 +173,7 @@ impl Session {
                 "len is not the blob's size",
             ));
         }
+        self.check_snapshot_sealing(owner, doc, blob).await?;
         let now = now_ms();
         self.hold_back_replacement(doc, user, (covers_seq, blob), now)
             .await?;

@@ -148,6 +148,10 @@ impl LogStore for MemoryStore {
         Ok(self.logs()?.get(&doc).map_or(0, |log| log.bytes))
     }
 
+    fn log_sealed(&self, doc: DocId) -> StoreResult<bool> {
+        Ok(self.logs()?.get(&doc).is_some_and(|log| log.sealed))
+    }
+
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
         int("since", since)?;
         let logs = self.logs()?;

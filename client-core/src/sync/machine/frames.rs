@@ -230,10 +230,15 @@ impl SyncMachine {
                     .docs
                     .get(&doc)
                     .is_some_and(|d| d.compacting && d.caught_up);
+                // (`document_sealed`: a clear snapshot of a family sealed meanwhile,
+                // from a device that has not seen the first envelope yet.)
                 let snapshot_error = compacting
                     && matches!(
                         e.code,
-                        ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::InvalidInput
+                        ErrorCode::Conflict
+                            | ErrorCode::NotFound
+                            | ErrorCode::InvalidInput
+                            | ErrorCode::DocumentSealed
                     );
                 if snapshot_error || e.code.is_transient() {
                     self.compact_failed(doc);

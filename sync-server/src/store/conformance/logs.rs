@@ -390,6 +390,7 @@ pub(crate) fn a_log_sealed_by_its_host_takes_envelopes_only(f: &Fixture) -> Test
             existed: true
         })
     ));
+    assert!(logs.log_sealed(d)?);
     // Sealed for good, past a snapshot and in later batches; other logs untouched.
     assert!(logs.put_snapshot(d, &snapshot(4))?);
     let later = logs.append_batch(&[with(b"clear 4", Sealing::Clear)])?;
@@ -406,6 +407,7 @@ pub(crate) fn a_log_sealed_by_its_host_takes_envelopes_only(f: &Fixture) -> Test
         ..new_chunk(doc(2), b"clear elsewhere")
     }])?;
     assert!(matches!(other[0], Ok(Appended { seq: 1, .. })));
+    assert!(!logs.log_sealed(doc(2))? && !logs.log_sealed(doc(9))?);
     // A log whose first chunk is the host's envelope is sealed from its start.
     let fresh = logs.append_batch(&[
         NewChunk {

@@ -263,6 +263,15 @@ impl LogStore for PgStore {
         })
     }
 
+    fn log_sealed(&self, doc: DocId) -> StoreResult<bool> {
+        self.read(async |c| {
+            let sealed: bool = row(c, "SELECT sealed FROM logs WHERE doc = $1", &[&doc.0])
+                .await?
+                .map_or(Ok(false), |r| r.try_get(0))?;
+            Ok(sealed)
+        })
+    }
+
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
         let since = int("since", since)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

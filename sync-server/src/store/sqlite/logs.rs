@@ -243,6 +243,16 @@ impl LogStore for SqliteStore {
         })
     }
 
+    fn log_sealed(&self, doc: DocId) -> StoreResult<bool> {
+        self.read(|tx| {
+            let sealed: Option<bool> = tx
+                .prepare_cached("SELECT sealed FROM logs WHERE doc = ?1")?
+                .query_row([doc.0], |row| row.get(0))
+                .optional()?;
+            Ok(sealed.unwrap_or(false))
+        })
+    }
+
     fn read_since(&self, doc: DocId, since: Seq, limit: usize) -> StoreResult<Vec<StoredChunk>> {
         let since = int("since", since)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
