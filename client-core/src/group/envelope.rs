@@ -25,14 +25,12 @@ use rand::TryRngCore;
 
 use crate::keys::RandomnessError;
 
-/// What a sealed chunk starts with: `DRD` and the format's version.
-pub const MAGIC: [u8; 4] = *b"DRD\x01";
-// The relay tells an envelope by these first bytes alone (`doran_protocol::looks_sealed`).
-const _: () = assert!(
-    MAGIC[0] == doran_protocol::SEALED_PREFIX[0]
-        && MAGIC[1] == doran_protocol::SEALED_PREFIX[1]
-        && MAGIC[2] == doran_protocol::SEALED_PREFIX[2]
-);
+/// What a sealed chunk starts with: `DRD` (the prefix the relay tells an envelope by,
+/// `doran_protocol::looks_sealed`) and the format's version.
+pub const MAGIC: [u8; 4] = {
+    let [d, r, d2] = doran_protocol::SEALED_PREFIX;
+    [d, r, d2, 1]
+};
 /// Bytes before the ciphertext: magic, epoch, nonce.
 pub const HEADER_LEN: usize = 4 + 8 + 24;
 /// Bytes an envelope adds to the changes it seals (header and tag).

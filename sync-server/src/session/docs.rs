@@ -62,12 +62,9 @@ pub(crate) async fn access(
 /// members' envelopes before it. The relay reads nothing of a chunk but its first
 /// bytes (`doran_protocol::looks_sealed`).
 fn sealing(owner: DocOwner, doc: DocId, a: DocAccess, bytes: &[u8]) -> ApiResult<Sealing> {
-    let DocOwner::Family(family) = owner else {
+    let Some(family) = owner.family_document(doc) else {
         return Ok(Sealing::Any);
     };
-    if doc != DocId::from(family) {
-        return Ok(Sealing::Any);
-    }
     let envelope = doran_protocol::looks_sealed(bytes);
     Ok(match (family.says_sealed(), envelope) {
         (true, true) => Sealing::Any,

@@ -110,12 +110,9 @@ impl Session {
         doc: DocId,
         blob: BlobHash,
     ) -> ApiResult<()> {
-        let DocOwner::Family(family) = owner else {
+        let Some(family) = owner.family_document(doc) else {
             return Ok(());
         };
-        if doc != DocId::from(family) {
-            return Ok(());
-        }
         let sealed = family.says_sealed() || self.state.logs(move |l| l.log_sealed(doc)).await?;
         if !sealed {
             return Ok(());

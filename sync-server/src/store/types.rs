@@ -216,6 +216,17 @@ pub enum DocOwner {
     PersonalKeys(UserId),
 }
 
+impl DocOwner {
+    /// The family whose own document `doc` is (not its key log, not a personal
+    /// document): the documents the sealing rule (`Sealing`) applies to.
+    pub fn family_document(self, doc: DocId) -> Option<FamilyId> {
+        match self {
+            DocOwner::Family(family) if doc == DocId::from(family) => Some(family),
+            _ => None,
+        }
+    }
+}
+
 /// A chunk to append, one of a group given to
 /// [`LogStore::append_batch`](super::LogStore::append_batch).
 #[derive(Debug, Clone, Copy)]

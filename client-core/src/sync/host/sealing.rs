@@ -181,7 +181,7 @@ impl StoreHost {
                     .map(|c| c.bytes.as_slice())
             });
             let decided = match first {
-                Some(bytes) => Some(bytes.starts_with(&crate::group::MAGIC[..3])),
+                Some(bytes) => Some(doran_protocol::looks_sealed(bytes)),
                 None if self.store.cursor(doc)? > 0 => Some(false),
                 None => None,
             };
@@ -528,11 +528,16 @@ impl StoreHost {
         let mut owed = self.owed_snapshots()?;
         if !owed.contains(&family) {
             owed.push(family);
-            self.store.set_meta(
-                SEALED_SNAPSHOT_OWED,
-                &postcard::to_allocvec(&owed).unwrap_or_default(),
-            )?;
+            self.save_owed_snapshots(&owed)?;
         }
+        Ok(())
+    }
+
+    fn save_owed_snapshots(&self, owed: &[FamilyId]) -> Result<()> {
+        self.store.set_meta(
+            SEALED_SNAPSHOT_OWED,
+            &postcard::to_allocvec(owed).unwrap_or_default(),
+        )?;
         Ok(())
     }
 
@@ -597,11 +602,7 @@ impl StoreHost {
             return Ok(());
         }
         owed.retain(|f| *f != family);
-        self.store.set_meta(
-            SEALED_SNAPSHOT_OWED,
-            &postcard::to_allocvec(&owed).unwrap_or_default(),
-        )?;
-        Ok(())
+        self.save_owed_snapshots(&owed)
     }
 
     /// A chunk of `doc` came back acked at `seq`: on the device that sealed its
