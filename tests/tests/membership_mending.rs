@@ -64,7 +64,7 @@ async fn a_family_whose_creation_answer_was_lost_is_written_once_back() {
     let mut events = mom.subscribe();
 
     // The relay creates the family; its answer is lost on the way.
-    proxy.lose_next_answer();
+    proxy.lose_answer_to("create_family");
     mom.create_family("기차 가족", "엄마")
         .await
         .expect_err("no answer");
@@ -110,7 +110,7 @@ async fn an_invite_accepted_whose_answer_was_lost_still_makes_a_member() {
     let mut events = dad.subscribe();
 
     // The relay makes dad a member; the answer is lost.
-    proxy.lose_next_answer();
+    proxy.lose_answer_to("answer_invite");
     dad.answer_invite(&invite, true)
         .await
         .expect_err("no answer");
@@ -155,7 +155,7 @@ async fn a_removal_whose_answer_was_lost_drops_the_entry_once_back() {
     assert_eq!(mom.family(&family).await.expect("view").members.len(), 2);
 
     // The relay removes dad; mom's phone never hears so.
-    proxy.lose_next_answer();
+    proxy.lose_answer_to("remove_member");
     mom.remove_member(&family, "아빠")
         .await
         .expect_err("no answer");
