@@ -130,6 +130,29 @@ impl AppState {
         blocking(move || f(store.as_ref())).await
     }
 
+    /// Runs `f`, a short read of the account store (a few indexed rows), on this
+    /// worker when the store answers at once ([`AccountStore::answers_at_once`]:
+    /// SQLite's read connections), else in the blocking pool. Under load the two
+    /// hand-offs to and from the pool — a thread woken each way — cost the relay more
+    /// than such a read (`docs/benchmarks.md`, "reads on the worker"). Not for writes
+    /// (they wait for the writer's fsync) nor for reads of unbounded size.
+    pub async fn quick_read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn AccountStore) -> StoreResult<T> + Send + 'static,
+    {
+        if self.stores.accounts.answers_at_once() {
+            return f(self.stores.accounts.as_ref()).map_err(ApiError::from);
+        }
+        self.accounts(f).await
+    }
+
+    /// Whether a download's checks and a small blob's bytes can be read on the worker
+    /// that asked (see [`AppState::quick_read`]).
+    pub fn blob_reads_at_once(&self) -> bool {
+        self.stores.accounts.answers_at_once() && self.stores.blobs.reads_at_once()
+    }
+
     /// Runs `f` on the log store in the blocking pool.
     pub async fn logs<T, F>(&self, f: F) -> ApiResult<T>
     where
@@ -172,4 +195,67 @@ pub fn now_ms() -> UnixMillis {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, thread};
+
+    use super::{AppState, Stores};
+    use crate::{
+        config::Config,
+        store::{AccountStore, MemoryBlobStore, MemoryStore, SqliteStore},
+    };
+
+    fn state(
+        accounts: Arc<dyn AccountStore>,
+        logs: Arc<dyn crate::store::LogStore>,
+    ) -> Arc<AppState> {
+        let blobs = Arc::new(MemoryBlobStore::new());
+        AppState::new(
+            Config::default(),
+            Stores {
+                accounts,
+                logs,
+                blobs,
+            },
+        )
+    }
+
+    /// The thread a `quick_read` ran its read on, and whether it is the caller's.
+    async fn ran_here(state: &AppState) -> bool {
+        let caller = thread::current().id();
+        let reader = state
+            .quick_read(|a| {
+                a.invites_for(doran_protocol::UserId([1; 16]), 0)?;
+                Ok(thread::current().id())
+            })
+            .await
+            .expect("the read answers");
+        reader == caller
+    }
+
+    /// A store whose reads wait on nothing is read on the worker that asks; one that
+    /// may wait (an in-memory SQLite reads through its writer) goes to the blocking
+    /// pool, as PostgreSQL (the trait's default) does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quick_reads_stay_on_the_worker_only_when_the_store_answers_at_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = Arc::new(SqliteStore::open(dir.path().join("relay.sqlite")).expect("open"));
+        assert!(
+            file.answers_at_once(),
+            "a file database reads through its readers"
+        );
+        assert!(ran_here(&state(file.clone(), file)).await);
+
+        let memory = Arc::new(MemoryStore::new());
+        assert!(ran_here(&state(memory.clone(), memory)).await);
+
+        let in_memory = Arc::new(SqliteStore::open_in_memory().expect("open"));
+        assert!(
+            !in_memory.answers_at_once(),
+            "reads would wait for the writer"
+        );
+        assert!(!ran_here(&state(in_memory.clone(), in_memory)).await);
+    }
 }

@@ -66,6 +66,18 @@ use doran_protocol::{
 
 /// Users, devices, families, invites, link codes and requests, and document ownership.
 pub trait AccountStore: Send + Sync + std::fmt::Debug {
+    /// Whether a short read returns without waiting on the network or on another
+    /// connection's write: then the relay runs its hottest reads (an invite list, a
+    /// download's grant) on the async worker that asked, not through the blocking
+    /// pool, whose two hand-offs cost more than such a read ([`AppState::quick_read`]).
+    /// SQLite's read connections and the memory store do; PostgreSQL (a network round
+    /// trip, run with `block_on`) does not.
+    ///
+    /// [`AppState::quick_read`]: crate::state::AppState::quick_read
+    fn answers_at_once(&self) -> bool {
+        false
+    }
+
     // ----- users and devices -----
 
     /// Creates a user with their first device and their personal document. Fails with
@@ -478,6 +490,12 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
 /// Content-addressed bytes. Writes go to a temporary place and become visible under
 /// their hash only once verified, so a reader never sees a partial blob.
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
+    /// Whether a small read (a thumbnail, an avatar) is a local file or memory read, so
+    /// the relay may do it on the async worker that asked (see
+    /// [`AccountStore::answers_at_once`]); not for an object store across the network.
+    fn reads_at_once(&self) -> bool {
+        false
+    }
     /// Starts an upload; write bytes to the returned sink, then `finish` it. A sink
     /// dropped without `finish` leaves nothing behind.
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>>;

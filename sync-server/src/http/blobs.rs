@@ -50,6 +50,11 @@ use crate::{
 /// Bytes read from the store per piece of a download.
 const READ_PIECE: u64 = 256 * 1024;
 
+/// The largest whole blob read on the worker that asked, when the stores read at once
+/// (a thumbnail, an avatar, a short voice message); larger ones go through the
+/// blocking pool in pieces.
+const READ_AT_ONCE: u64 = 64 * 1024;
+
 /// The query of an upload.
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
@@ -420,15 +425,20 @@ pub async fn get_blob(
     let signed = Signed::read(&method, &uri, &headers)?;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // The caller's device and signature, the grant, the size and — for a whole small
-    // blob (a thumbnail, an avatar, a voice message) — the bytes, in one trip to the
-    // blocking pool: under load the hand-offs, not the reads, were most of a small
-    // download's cost. Nothing is read before the signature is checked; a replay
-    // another relay of the cluster saw first is refused after (`claim`), its bytes
-    // dropped.
+    // blob (a thumbnail, an avatar, a voice message) — the bytes, in one go: on this
+    // worker when the stores read at once, else in one trip to the blocking pool.
+    // Under load the hand-offs, not the reads, were most of a small download's cost.
+    // Nothing is read before the signature is checked; a replay another relay of the
+    // cluster saw first is refused after (`claim`), its bytes dropped.
     let whole = method == Method::GET && range_header.is_none();
     let replay = state.http_auth.replay_key(&signed.creds);
-    let checking = Arc::clone(&state);
-    let found = blocking(move || Ok(find(&checking, &signed, &hash, whole))).await??;
+    let found = if state.blob_reads_at_once() {
+        find(&state, &signed, &hash, whole.then_some(READ_AT_ONCE))?
+    } else {
+        let checking = Arc::clone(&state);
+        let up_to = whole.then_some(READ_PIECE);
+        blocking(move || Ok(find(&checking, &signed, &hash, up_to))).await??
+    };
     claim(&state, replay).await?;
     let Some(Found { hash, size, small }) = found else {
         return Err(ApiError::not_found("no such blob"));
@@ -490,11 +500,15 @@ struct Found {
     small: Option<Vec<u8>>,
 }
 
-/// A download's blob, for the signed request's user; `None` if it is not theirs to
-/// read (or not here).
-/// Runs in the blocking pool; the hash is checked after the signature, as every
-/// request's input is.
-fn find(state: &AppState, signed: &Signed, hash: &str, whole: bool) -> ApiResult<Option<Found>> {
+/// A download's blob, for the signed request's user, with its bytes when it is asked
+/// for whole and holds at most `whole_up_to`; `None` if it is not theirs to read (or
+/// not here). The hash is checked after the signature, as every request's input is.
+fn find(
+    state: &AppState,
+    signed: &Signed,
+    hash: &str,
+    whole_up_to: Option<u64>,
+) -> ApiResult<Option<Found>> {
     let (user, _) = signed.check(state)?;
     let hash = parse_hash(hash)?;
     let stores = &state.stores;
@@ -504,7 +518,7 @@ fn find(state: &AppState, signed: &Signed, hash: &str, whole: bool) -> ApiResult
     let Some(size) = stores.blobs.size(hash)? else {
         return Ok(None);
     };
-    let small = if whole && size <= READ_PIECE {
+    let small = if whole_up_to.is_some_and(|most| size <= most) {
         Some(stores.blobs.read(hash, 0, size)?)
     } else {
         None

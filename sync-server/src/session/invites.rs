@@ -270,7 +270,7 @@ impl Ctx<'_> {
         let now = now_ms();
         let list = self
             .state
-            .accounts(move |a| {
+            .quick_read(move |a| {
                 let mut list = a.invites_for(user, now)?;
                 for f in a.families_of(user)? {
                     list.extend(a.invites_of_family(f.id, now)?);

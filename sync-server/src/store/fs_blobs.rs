@@ -74,6 +74,10 @@ impl FsBlobStore {
 }
 
 impl BlobStore for FsBlobStore {
+    fn reads_at_once(&self) -> bool {
+        true
+    }
+
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
         let name: [u8; 16] = rand::random();
         let tmp = self.dir.join(TMP_DIR).join(hex::encode(name));

@@ -45,6 +45,10 @@ pub(super) fn clamp(size: u64, offset: u64, len: u64) -> (u64, u64) {
 }
 
 impl BlobStore for MemoryBlobStore {
+    fn reads_at_once(&self) -> bool {
+        true
+    }
+
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
         Ok(Box::new(MemorySink {
             blobs: Arc::clone(&self.blobs),

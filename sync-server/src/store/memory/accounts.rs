@@ -312,6 +312,10 @@ impl Accounts {
 }
 
 impl AccountStore for MemoryStore {
+    fn answers_at_once(&self) -> bool {
+        true
+    }
+
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
         int("created_at", user.created_at)?;
         int("added_at", first_device.added_at)?;

@@ -206,6 +206,12 @@ fn join_by_invite(
 }
 
 impl AccountStore for SqliteStore {
+    /// A file database reads through its read-only connections, which in WAL mode
+    /// never wait for the writer's commit; an in-memory one reads through the writer.
+    fn answers_at_once(&self) -> bool {
+        !self.readers.is_empty()
+    }
+
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
         let created_at = int("created_at", user.created_at)?;
         int("added_at", first_device.added_at)?;
