@@ -545,6 +545,13 @@ impl Replica {
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
     }
+
+    /// Whether [`save`](Self::save) holds everything this replica was given: no
+    /// stored change waits for its dependencies (a save leaves those out) and no
+    /// operation is uncommitted (a save would commit it as a change nobody stored).
+    pub fn settled(&self) -> bool {
+        self.pending.is_empty() && automerge::transaction::Transactable::pending_ops(&self.doc) == 0
+    }
 }
 
 /// The hashes of the changes `chunk` holds (changes, or the history of a saved

@@ -250,6 +250,11 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     /// valid.
     fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool>;
 
+    /// How many change rows `doc` keeps after its snapshot: what every load applies
+    /// on top of the snapshot (0 for an unknown document). Its device compacts once
+    /// this grows (`StoreHost::compact_stored`).
+    fn tail_len(&self, doc: DocId) -> Result<u64>;
+
     // --- View cache ---
 
     /// The view cache of `doc`, when it has one and it is valid: it reflects exactly the

@@ -66,7 +66,9 @@ pub use effects::{
     SnapshotCheck, SnapshotRef, SyncStatus, VerifySnapshot,
 };
 pub use error::{HostError, HostResult};
-pub use host::{DocChange, ROTATING_PROFILE_KEYS, START_PROFILE_KEYS, StoreHost, SyncHost};
+pub use host::{
+    COMPACT_STORED_AFTER, DocChange, ROTATING_PROFILE_KEYS, START_PROFILE_KEYS, StoreHost, SyncHost,
+};
 pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
 pub use machine::{
     DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,

@@ -151,7 +151,12 @@ pub struct SyncDriver {
     user: std::sync::Mutex<Option<UserId>>,
     /// Why the relay's certificate was last refused, for the user.
     untrusted: std::sync::Mutex<Option<String>>,
+    /// A compaction of the stored copies runs (see [`SyncDriver::compact_stored`]).
+    compacting: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Seconds up to date between two looks at the stored copies' tails.
+const COMPACT_EVERY_TICKS: u64 = 30;
 
 impl std::fmt::Debug for SyncDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,6 +241,7 @@ impl SyncDriver {
             server_id: std::sync::Mutex::new(None),
             user: std::sync::Mutex::new(user),
             untrusted: std::sync::Mutex::new(None),
+            compacting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -531,6 +537,7 @@ impl SyncDriver {
     /// One connection: feed frames, commands and ticks to the machine until it closes.
     async fn session(&self, r: &mut Runner, ws: &mut Ws, first: Effects, mode: Mode) -> Flow {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         let mut fx = first;
         loop {
             match self.execute(r, ws, fx).await {
@@ -551,6 +558,9 @@ impl SyncDriver {
                 }
             }
             if mode == Mode::UntilUpToDate && r.machine.status() == SyncStatus::UpToDate {
+                // A short-lived process (a command) may never sit idle: keep its copies
+                // short before it goes.
+                self.compact_stored().await;
                 return Flow::Done;
             }
             fx = tokio::select! {
@@ -585,8 +595,50 @@ impl SyncDriver {
                     }
                     None => return Flow::Close,
                 },
-                _ = tick.tick() => r.machine.handle(now_ms(), Event::Tick),
+                _ = tick.tick() => {
+                    ticks += 1;
+                    if ticks.is_multiple_of(COMPACT_EVERY_TICKS) && r.machine.status() == SyncStatus::UpToDate {
+                        self.compact_in_background();
+                    }
+                    r.machine.handle(now_ms(), Event::Tick)
+                }
             };
+        }
+    }
+
+    /// Compacts the stored copies whose tails grew long ([`SyncHost::compact_stored`])
+    /// on the blocking pool, unless a compaction already runs; the session goes on
+    /// meanwhile (a save holds the host's documents, not the connection).
+    fn compact_in_background(&self) {
+        if self
+            .compacting
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let host = Arc::clone(&self.host);
+        let running = Arc::clone(&self.compacting);
+        tokio::task::spawn_blocking(move || {
+            log_compaction(host.compact_stored());
+            running.store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+
+    /// Compacts the stored copies whose tails grew long, and waits for it.
+    async fn compact_stored(&self) {
+        if self
+            .compacting
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let host = Arc::clone(&self.host);
+        let done = tokio::task::spawn_blocking(move || host.compact_stored()).await;
+        self.compacting
+            .store(false, std::sync::atomic::Ordering::Release);
+        match done {
+            Ok(result) => log_compaction(result),
+            Err(e) => tracing::warn!(error = %e, "the compaction of stored copies stopped"),
         }
     }
 
@@ -921,6 +973,15 @@ impl SyncDriver {
             blob,
             len,
         })
+    }
+}
+
+/// A compaction of stored copies is housekeeping: a failure leaves the longer tail.
+fn log_compaction(result: doran_client_core::sync::HostResult<usize>) {
+    match result {
+        Ok(0) => {}
+        Ok(documents) => tracing::debug!(documents, "stored copies compacted"),
+        Err(e) => tracing::warn!(error = %e, "cannot compact the stored copies now"),
     }
 }
 

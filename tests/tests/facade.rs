@@ -5,15 +5,17 @@
 //! member's device saying so and keeping its copy readable, photo files damaged on a
 //! device (as a power cut can leave them) neither blocking the upload queue nor shown
 //! as if they were whole, a blob the relay refuses not holding up the others, edits
-//! refused by a full family log kept until a snapshot frees it, and a leave cut short
-//! by the network finished by trying again.
+//! refused by a full family log kept until a snapshot frees it, a leave cut short
+//! by the network finished by trying again, and a device that made hundreds of edits
+//! leaving its stored copy as one snapshot when it closes, with nothing lost.
 
 use std::time::Duration;
 
 use doran_device::{
     Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Part,
     core::{
-        sync::{SyncConfig, SyncStatus},
+        store::{LocalStore, SqliteStore},
+        sync::{COMPACT_STORED_AFTER, SyncConfig, SyncStatus},
         time_util::Lang,
     },
     events::RemovedReason,
@@ -21,8 +23,9 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay,
-    devices::{WAIT, open, up_to_date, wait_for},
+    devices::{WAIT, mission, mission_titles, open, up_to_date, wait_for},
 };
+use doran_protocol::{DocId, FamilyId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_through_the_facade_alone() {
@@ -633,4 +636,55 @@ async fn a_leave_cut_short_offline_is_finished_by_trying_again() {
         ["엄마"],
         "mom's family no longer lists him"
     );
+}
+
+/// Every edit and every chunk received is a row of the device's store, which each
+/// start replays on top of the snapshot. A device whose family grew by more than
+/// `COMPACT_STORED_AFTER` rows writes it as one snapshot when it closes (as the command
+/// line does after every command; an app does it when idle too). Nothing is lost: the
+/// device opened again shows every mission, and so does the son's, which got them
+/// from the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_leaves_its_stored_copy_short_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let m = doran_e2e::devices::mom_and_son(dir.path(), &server).await;
+    let (mom, mut mom_events, family) = (m.mom, m.mom_events, m.family);
+    let titles: Vec<String> = (0..COMPACT_STORED_AFTER + 10)
+        .map(|i| format!("미션 {i:03}"))
+        .collect();
+    for title in &titles {
+        mom.add_mission(&family, mission(title, &["엄마"]))
+            .await
+            .expect("mission added");
+    }
+    up_to_date(&mom, &mut mom_events).await;
+    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
+    let tail = || {
+        SqliteStore::open(m.mom_home.join("device.sqlite"))
+            .expect("mom's store")
+            .tail_len(doc)
+            .expect("its tail")
+    };
+    assert!(tail() > COMPACT_STORED_AFTER, "every edit is a row");
+
+    mom.close().await;
+    assert_eq!(tail(), 0, "closing left the family as one snapshot");
+    drop(mom);
+
+    let mut expected = titles.clone();
+    expected.sort();
+    let again = open(&m.mom_home).await;
+    assert_eq!(mission_titles(&again, &family).await, expected);
+    let son = m.son;
+    doran_e2e::devices::until("the son's device to hold every mission", async || {
+        let shown = mission_titles(&son, &family).await;
+        if shown == expected {
+            Ok(())
+        } else {
+            Err(shown.len())
+        }
+    })
+    .await;
 }

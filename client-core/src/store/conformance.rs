@@ -414,8 +414,15 @@ pub(crate) fn compact_replaces_snapshot_and_keeps_later_rows(
     // Written after the load the snapshot is built from: must survive compaction.
     store.commit_local(doc(1), b"c")?;
     store.apply_remote(doc(1), &[b"d"], Some(2))?;
+    assert_eq!(
+        store.tail_len(doc(1))?,
+        4,
+        "every row is tail before a snapshot"
+    );
+    assert_eq!(store.tail_len(doc(9))?, 0, "an unknown document has none");
 
     assert!(store.compact(doc(1), b"snapshot 1", seen.log_end)?);
+    assert_eq!(store.tail_len(doc(1))?, 2, "the rows after the snapshot");
     let after = loaded(store, doc(1))?;
     assert_eq!(after.snapshot.as_deref(), Some(&b"snapshot 1"[..]));
     assert_eq!(after.changes, vec![b"c".to_vec(), b"d".to_vec()]);
@@ -429,9 +436,11 @@ pub(crate) fn compact_replaces_snapshot_and_keeps_later_rows(
     let all = loaded(store, doc(1))?;
     assert_eq!(all.snapshot.as_deref(), Some(&b"snapshot 2"[..]));
     assert!(all.changes.is_empty());
+    assert_eq!(store.tail_len(doc(1))?, 0);
     assert_eq!(all.log_end, after.log_end);
     // New rows come after it.
     store.commit_local(doc(1), b"e")?;
+    assert_eq!(store.tail_len(doc(1))?, 1);
     let next = loaded(store, doc(1))?;
     assert_eq!(next.changes, vec![b"e".to_vec()]);
     assert!(next.log_end > all.log_end);

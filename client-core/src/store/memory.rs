@@ -278,6 +278,11 @@ impl LocalStore for MemoryStore {
         Ok(true)
     }
 
+    fn tail_len(&self, doc: DocId) -> Result<u64> {
+        let inner = self.lock()?;
+        Ok(inner.docs.get(&doc).map_or(0, |d| d.rows.len() as u64))
+    }
+
     fn load_view(&self, doc: DocId) -> Result<Option<CachedView>> {
         let inner = self.lock()?;
         Ok(inner.docs.get(&doc).and_then(|d| {

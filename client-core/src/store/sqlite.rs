@@ -382,6 +382,15 @@ impl LocalStore for SqliteStore {
         })
     }
 
+    fn tail_len(&self, doc: DocId) -> Result<u64> {
+        self.read(|tx| {
+            let rows: i64 = tx
+                .prepare_cached("SELECT count(*) FROM changes WHERE doc_id = ?1")?
+                .query_row([doc.as_bytes().as_slice()], |row| row.get(0))?;
+            u64::try_from(rows).map_err(|_| StoreError::Corrupt("negative row count".into()))
+        })
+    }
+
     fn load_view(&self, doc: DocId) -> Result<Option<CachedView>> {
         let key = doc.as_bytes().as_slice();
         self.read(|tx| {

@@ -17,6 +17,7 @@ use super::{
     keys::{Keeper, SealedIds, Unsealed, personal_group},
 };
 
+mod compaction;
 mod sealing;
 use crate::{
     error::DocError,
@@ -29,6 +30,7 @@ use crate::{
     store::{LocalStore, LogPos, Membership, OutboxEntry},
     views::Activity,
 };
+pub use compaction::COMPACT_STORED_AFTER;
 
 /// The meta entry (the epoch rotated away from) set while this user's profile key
 /// group owes a rotation: the personal document's changes wait for the new epoch,
@@ -144,6 +146,14 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The relay's log of `doc` ends before this device's cursor: forget the cursor
     /// (see [`Effects::reset_cursors`](super::Effects::reset_cursors)).
     fn reset_cursor(&self, doc: DocId) -> Result<()>;
+
+    /// Rewrites the device's own copy of each open document whose stored tail grew
+    /// long as one snapshot (so opening it stays one load, not a replay of every
+    /// change since); returns how many. The driver calls it when idle, off the async
+    /// threads. Default: nothing to compact.
+    fn compact_stored(&self) -> Result<usize> {
+        Ok(0)
+    }
 
     /// The device signed in (the user id is known from here on). The relay's list of
     /// the user's families is authoritative: returns the families whose membership
@@ -1088,6 +1098,10 @@ impl SyncHost for StoreHost {
     fn reset_cursor(&self, doc: DocId) -> Result<()> {
         self.store.reset_cursor(doc)?;
         Ok(())
+    }
+
+    fn compact_stored(&self) -> Result<usize> {
+        self.compact_long_tails()
     }
 
     fn signed_in(&self, info: &SignedIn, now_ms: i64) -> Result<Vec<(FamilyId, Membership)>> {
