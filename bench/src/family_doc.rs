@@ -22,7 +22,7 @@ use doran_client_core::{
     family_store::{cached_family, open_family},
     seal::{BlobKey, BlobRef},
     store::{LocalStore, SqliteStore, ViewRow},
-    sync::StoreHost,
+    sync::{DocKind, StoreHost},
     time_util::{Lang, YearMonth},
     view_cache::VIEW_VERSION,
     views,
@@ -577,9 +577,9 @@ fn open_phase(
     let mut ready_tail = Vec::new();
     ready_open(&mut ready_tail)?;
     let host = StoreHost::new(Arc::new(SqliteStore::open(path)?), actor);
-    host.read_family(FamilyId(doc_id.0), |_| ())?;
-    let (compacted, compact_t) = timed(|| host.compact_long_tails());
-    if compacted? != 1 {
+    let (compacted, compact_t) =
+        timed(|| host.compact_stored_doc(doc_id, DocKind::Family(FamilyId(doc_id.0))));
+    if !compacted? {
         return Err("the device did not compact its copy".into());
     }
     drop(host);
@@ -620,8 +620,7 @@ fn open_phase(
         ready_rows.push(took);
     }
     let host = StoreHost::new(Arc::new(rows_store()?), actor);
-    host.read_family(FamilyId(doc_id.0), |_| ())?;
-    if host.compact_long_tails()? != 1 {
+    if !host.compact_stored_doc(doc_id, DocKind::Family(FamilyId(doc_id.0)))? {
         return Err("the device did not compact its copy".into());
     }
     drop(host);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use doran_client_core::{
     Actor,
-    store::{LocalStore, SqliteStore},
+    store::{LocalStore, Membership, SqliteStore},
     sync::{COMPACT_STORED_AFTER, DocKind, IncomingChunk, StoreHost, SyncHost},
 };
 use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
@@ -125,6 +125,9 @@ fn a_change_waiting_for_its_dependencies_holds_the_compaction_until_they_come() 
     // A member's device gets every chunk but one early mission: the changes after it
     // are stored and wait for it.
     let member_store = open_store(&dir, "member.sqlite");
+    member_store
+        .set_membership(family, Membership::Member, 1)
+        .unwrap();
     let member = StoreHost::new(Arc::clone(&member_store), actor(MEMBER, 2));
     let missing = 5;
     let (gap, rest): (Vec<_>, Vec<_>) = chunks.into_iter().partition(|c| c.seq == missing);
@@ -143,4 +146,24 @@ fn a_change_waiting_for_its_dependencies_holds_the_compaction_until_they_come() 
     assert_eq!(member_store.tail_len(doc).unwrap(), 0);
     let reopened = StoreHost::new(open_store(&dir, "member.sqlite"), actor(MEMBER, 2));
     assert_eq!(mission_titles(&reopened, family).len(), MISSIONS);
+}
+
+#[test]
+fn a_row_another_process_wrote_is_in_the_compacted_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = FamilyId([5; 16]);
+    let doc = DocId::from(family);
+    let store = open_store(&dir, "device.sqlite");
+    let app = written_family(&store, family);
+    // The command line, on the same file, adds a mission the app has not read.
+    let cli = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
+    cli.edit_family(family, |fd| fd.add_mission("명령줄에서", &[], None, 4))
+        .unwrap();
+
+    assert_eq!(app.compact_stored().unwrap(), 1);
+    assert_eq!(store.tail_len(doc).unwrap(), 0);
+    let reopened = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
+    let titles = mission_titles(&reopened, family);
+    assert_eq!(titles.len(), MISSIONS + 1);
+    assert!(titles.iter().any(|t| t == "명령줄에서"));
 }

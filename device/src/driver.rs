@@ -607,35 +607,30 @@ impl SyncDriver {
     }
 
     /// Compacts the stored copies whose tails grew long ([`SyncHost::compact_stored`])
-    /// on the blocking pool, unless a compaction already runs; the session goes on
-    /// meanwhile (a save holds the host's documents, not the connection).
+    /// on the blocking pool, unless a compaction already runs; the session and the
+    /// app's edits go on meanwhile (it works on a copy it loads from the store).
     fn compact_in_background(&self) {
-        if self
-            .compacting
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        let Some(running) = Compacting::start(&self.compacting) else {
             return;
-        }
+        };
         let host = Arc::clone(&self.host);
-        let running = Arc::clone(&self.compacting);
         tokio::task::spawn_blocking(move || {
+            let _running = running;
             log_compaction(host.compact_stored());
-            running.store(false, std::sync::atomic::Ordering::Release);
         });
     }
 
     /// Compacts the stored copies whose tails grew long, and waits for it.
     async fn compact_stored(&self) {
-        if self
-            .compacting
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        let Some(running) = Compacting::start(&self.compacting) else {
             return;
-        }
+        };
         let host = Arc::clone(&self.host);
-        let done = tokio::task::spawn_blocking(move || host.compact_stored()).await;
-        self.compacting
-            .store(false, std::sync::atomic::Ordering::Release);
+        let done = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            host.compact_stored()
+        })
+        .await;
         match done {
             Ok(result) => log_compaction(result),
             Err(e) => tracing::warn!(error = %e, "the compaction of stored copies stopped"),
@@ -973,6 +968,24 @@ impl SyncDriver {
             blob,
             len,
         })
+    }
+}
+
+/// A compaction of the stored copies running: the flag is down again when it ends,
+/// however it ends (a panic included), so the next idle moment can start one.
+struct Compacting(Arc<std::sync::atomic::AtomicBool>);
+
+impl Compacting {
+    /// `None` if one runs already.
+    fn start(flag: &Arc<std::sync::atomic::AtomicBool>) -> Option<Self> {
+        let busy = flag.swap(true, std::sync::atomic::Ordering::AcqRel);
+        (!busy).then(|| Compacting(Arc::clone(flag)))
+    }
+}
+
+impl Drop for Compacting {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

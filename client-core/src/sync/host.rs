@@ -147,10 +147,10 @@ pub trait SyncHost: Send + Sync + 'static {
     /// (see [`Effects::reset_cursors`](super::Effects::reset_cursors)).
     fn reset_cursor(&self, doc: DocId) -> Result<()>;
 
-    /// Rewrites the device's own copy of each open document whose stored tail grew
-    /// long as one snapshot (so opening it stays one load, not a replay of every
-    /// change since); returns how many. The driver calls it when idle, off the async
-    /// threads. Default: nothing to compact.
+    /// Rewrites the device's stored copy of each document whose tail grew long (the
+    /// change rows after its snapshot) as one snapshot, so opening it stays one load,
+    /// not a replay of every change since; returns how many. The driver calls it when
+    /// idle, off the async threads. Default: nothing to compact.
     fn compact_stored(&self) -> Result<usize> {
         Ok(0)
     }
