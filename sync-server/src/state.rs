@@ -246,7 +246,14 @@ mod tests {
             file.answers_at_once(),
             "a file database reads through its readers"
         );
-        assert!(ran_here(&state(file.clone(), file)).await);
+        let on_file = state(file.clone(), file.clone());
+        assert!(ran_here(&on_file).await);
+        // Every read connection busy (long reads in the pool): not on the worker.
+        let held = file.hold_readers();
+        assert!(!held.is_empty());
+        assert!(!file.answers_at_once());
+        drop(held);
+        assert!(ran_here(&on_file).await);
 
         let memory = Arc::new(MemoryStore::new());
         assert!(ran_here(&state(memory.clone(), memory)).await);

@@ -66,12 +66,13 @@ use doran_protocol::{
 
 /// Users, devices, families, invites, link codes and requests, and document ownership.
 pub trait AccountStore: Send + Sync + std::fmt::Debug {
-    /// Whether a short read returns without waiting on the network or on another
-    /// connection's write: then the relay runs its hottest reads (an invite list, a
-    /// download's grant) on the async worker that asked, not through the blocking
-    /// pool, whose two hand-offs cost more than such a read ([`AppState::quick_read`]).
-    /// SQLite's read connections and the memory store do; PostgreSQL (a network round
-    /// trip, run with `block_on`) does not.
+    /// Whether a short read returns now, without waiting on the network, on another
+    /// connection's write or on a busy connection: then the relay runs its hottest
+    /// reads (an invite list, a download's grant) on the async worker that asked, not
+    /// through the blocking pool, whose two hand-offs cost more than such a read
+    /// ([`AppState::quick_read`]). SQLite's read connections (when one is free) and
+    /// the memory store do; PostgreSQL (a network round trip, run with `block_on`)
+    /// does not.
     ///
     /// [`AppState::quick_read`]: crate::state::AppState::quick_read
     fn answers_at_once(&self) -> bool {

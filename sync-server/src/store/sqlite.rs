@@ -151,6 +151,15 @@ impl SqliteStore {
             .map_err(|_| StoreError::Poisoned)
     }
 
+    /// Takes every read connection, as long reads running at once would (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_readers(&self) -> Vec<MutexGuard<'_, Connection>> {
+        self.readers
+            .iter()
+            .filter_map(|r| r.try_lock().ok())
+            .collect()
+    }
+
     /// Runs `f` in a read transaction, so it sees one consistent state.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.reader()?;
