@@ -451,16 +451,7 @@ fn open_phase(
     }
     let rss_view_only = peak_rss_bytes();
     // Ready to edit and sync: the CRDT loaded behind the cached view.
-    let mut ready = Vec::new();
-    for _ in 0..3 {
-        let (opened, took) = timed(|| -> Result<(), Error> {
-            let store = SqliteStore::open(path)?;
-            open_family(&store, doc_id, &actor)?;
-            Ok(())
-        });
-        opened?;
-        ready.push(took);
-    }
+    let ready = ready_times(path, doc_id, &actor)?;
     let rss_ready = peak_rss_bytes();
     // Without a usable cache (first open after an upgrade): read every entity.
     let (full, full_load) = timed(|| -> Result<FamilyDoc, Error> {
@@ -562,20 +553,7 @@ fn open_phase(
     // Ready with the edits as the stored tail (every open replays them), then what the
     // device does once its tail passes COMPACT_STORED_AFTER rows — when it closes, or
     // when idle — and ready again from the compacted copy.
-    let ready_open = |samples: &mut Vec<Duration>| -> Result<(), Error> {
-        for _ in 0..3 {
-            let (opened, took) = timed(|| -> Result<(), Error> {
-                let store = SqliteStore::open(path)?;
-                open_family(&store, doc_id, &actor)?;
-                Ok(())
-            });
-            opened?;
-            samples.push(took);
-        }
-        Ok(())
-    };
-    let mut ready_tail = Vec::new();
-    ready_open(&mut ready_tail)?;
+    let mut ready_tail = ready_times(path, doc_id, &actor)?;
     let host = StoreHost::new(Arc::new(SqliteStore::open(path)?), actor);
     let (compacted, compact_t) =
         timed(|| host.compact_stored_doc(doc_id, DocKind::Family(FamilyId(doc_id.0))));
@@ -583,8 +561,7 @@ fn open_phase(
         return Err("the device did not compact its copy".into());
     }
     drop(host);
-    let mut ready_compacted = Vec::new();
-    ready_open(&mut ready_compacted)?;
+    let mut ready_compacted = ready_times(path, doc_id, &actor)?;
 
     // A device that kept every change as a row since the family began — each arrived
     // as a chunk of its own — as devices did before they compacted their own copy.
@@ -608,31 +585,14 @@ fn open_phase(
             rows.apply_remote(doc_id, &part, None)?;
         }
     }
-    let rows_store = || SqliteStore::open(&rows_path);
-    let every_row = rows_store()?.tail_len(doc_id)?;
-    let mut ready_rows = Vec::new();
-    for _ in 0..3 {
-        let (opened, took) = timed(|| -> Result<(), Error> {
-            open_family(&rows_store()?, doc_id, &actor)?;
-            Ok(())
-        });
-        opened?;
-        ready_rows.push(took);
-    }
-    let host = StoreHost::new(Arc::new(rows_store()?), actor);
+    let every_row = SqliteStore::open(&rows_path)?.tail_len(doc_id)?;
+    let mut ready_rows = ready_times(&rows_path, doc_id, &actor)?;
+    let host = StoreHost::new(Arc::new(SqliteStore::open(&rows_path)?), actor);
     if !host.compact_stored_doc(doc_id, DocKind::Family(FamilyId(doc_id.0)))? {
         return Err("the device did not compact its copy".into());
     }
     drop(host);
-    let mut ready_rows_compacted = Vec::new();
-    for _ in 0..3 {
-        let (opened, took) = timed(|| -> Result<(), Error> {
-            open_family(&rows_store()?, doc_id, &actor)?;
-            Ok(())
-        });
-        opened?;
-        ready_rows_compacted.push(took);
-    }
+    let mut ready_rows_compacted = ready_times(&rows_path, doc_id, &actor)?;
     let _ = std::fs::remove_file(&rows_path);
 
     let screen = Percentiles::of(&mut first_screen.clone());
@@ -649,7 +609,7 @@ fn open_phase(
         "compact_stored_ms": ms(compact_t),
         "ready_compacted_ms": ms(Percentiles::of(&mut ready_compacted).p50),
         "every_change_a_row": every_row,
-        "ready_every_change_a_row_ms": { "first": ms(ready_rows[0]), "p50": ms(Percentiles::of(&mut ready_rows.clone()).p50) },
+        "ready_every_change_a_row_ms": { "first": ms(ready_rows[0]), "p50": ms(Percentiles::of(&mut ready_rows).p50) },
         "ready_every_change_a_row_compacted_ms": ms(Percentiles::of(&mut ready_rows_compacted).p50),
         "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
         "badges_ms": ms(Percentiles::of(&mut badge_t).p50),
@@ -660,6 +620,22 @@ fn open_phase(
         "activity_items": feed.0,
         "peak_rss_mib": mib(peak_rss_bytes()),
     }))
+}
+
+/// Three opens of the family stored at `path`, each in full (the store opened, the CRDT
+/// loaded behind the cached view): what "ready" takes.
+fn ready_times(path: &Path, doc_id: DocId, actor: &Actor) -> Result<Vec<Duration>, Error> {
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let (opened, took) = timed(|| -> Result<(), Error> {
+            let store = SqliteStore::open(path)?;
+            open_family(&store, doc_id, actor)?;
+            Ok(())
+        });
+        opened?;
+        samples.push(took);
+    }
+    Ok(samples)
 }
 
 fn parts<T>(edit: Edit<T>) -> (Option<Vec<u8>>, Option<Vec<ViewRow>>) {
