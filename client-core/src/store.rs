@@ -252,7 +252,7 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
 
     /// How many change rows `doc` keeps after its snapshot: what every load applies
     /// on top of the snapshot (0 for an unknown document). Its device compacts once
-    /// this grows (`StoreHost::compact_stored`).
+    /// this grows (`StoreHost::compact_long_tails`).
     fn tail_len(&self, doc: DocId) -> Result<u64>;
 
     // --- View cache ---

@@ -134,7 +134,7 @@ impl AppState {
     /// worker when the store answers at once ([`AccountStore::answers_at_once`]:
     /// SQLite's read connections), else in the blocking pool. Under load the two
     /// hand-offs to and from the pool — a thread woken each way — cost the relay more
-    /// than such a read (`docs/benchmarks.md`, "reads on the worker"). Not for writes
+    /// than such a read (`docs/benchmarks.md`, "short reads on the worker"). Not for writes
     /// (they wait for the writer's fsync) nor for reads of unbounded size.
     pub async fn quick_read<T, F>(&self, f: F) -> ApiResult<T>
     where
