@@ -556,13 +556,7 @@ impl Device {
             }
             // A command runs too briefly for the driver's idle compaction: leave the
             // stored copies short for the next start (only those whose tail grew long).
-            let host = Arc::clone(&session.host);
-            match tokio::task::spawn_blocking(move || host.compact_long_tails()).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(documents)) => tracing::debug!(documents, "stored copies compacted"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot compact the stored copies now"),
-                Err(e) => tracing::warn!(error = %e, "the compaction of stored copies stopped"),
-            }
+            session.driver.compact_stored().await;
         }
         // What the pump announced last is in the listeners' queues: let them take it.
         tokio::task::yield_now().await;

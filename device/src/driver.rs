@@ -620,8 +620,9 @@ impl SyncDriver {
         });
     }
 
-    /// Compacts the stored copies whose tails grew long, and waits for it.
-    async fn compact_stored(&self) {
+    /// Compacts the stored copies whose tails grew long, and waits for it (nothing if
+    /// a compaction already runs: it does the same work).
+    pub(crate) async fn compact_stored(&self) {
         let Some(running) = Compacting::start(&self.compacting) else {
             return;
         };
