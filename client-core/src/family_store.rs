@@ -64,6 +64,17 @@ pub fn open_family(
     doc: DocId,
     actor: &Actor,
 ) -> Result<FamilyDoc, OpenError> {
+    Ok(open_family_at(store, doc, actor)?.0)
+}
+
+/// [`open_family`], and the log end of the load the document was made from: a writer
+/// holding the document open hands it back with each write
+/// ([`LocalStore::commit_local_in_step`]).
+pub fn open_family_at(
+    store: &dyn LocalStore,
+    doc: DocId,
+    actor: &Actor,
+) -> Result<(FamilyDoc, LogPos), OpenError> {
     let cached = cached_with_position(store, doc)?;
     let stored = store.load(doc)?.ok_or(OpenError::NotFound(doc))?;
     let chunks = stored.changes.iter().map(Vec::as_slice);
@@ -72,12 +83,8 @@ pub fn open_family(
     if let Some((view, through)) = cached
         && through == stored.log_end
     {
-        return Ok(FamilyDoc::load_with_view(
-            stored.snapshot.as_deref(),
-            chunks,
-            actor,
-            view,
-        )?);
+        let family = FamilyDoc::load_with_view(stored.snapshot.as_deref(), chunks, actor, view)?;
+        return Ok((family, stored.log_end));
     }
     let family = FamilyDoc::load(stored.snapshot.as_deref(), chunks, actor)?;
     match family.cache_rows() {
@@ -89,5 +96,5 @@ pub fn open_family(
         }
         Err(e) => tracing::warn!(%doc, error = %e, "could not encode the view cache"),
     }
-    Ok(family)
+    Ok((family, stored.log_end))
 }

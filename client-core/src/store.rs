@@ -58,11 +58,14 @@
 //! moves the log end forward and compaction never moves it, so an invalid cache cannot
 //! become valid again by accident and a valid one stays valid through compaction.
 //!
-//! What the store cannot check is that the rows a write carries were computed from a
-//! document holding exactly the log before that write: it sees the cache was valid,
-//! not where the rows came from. So each document must have one writer that keeps its
-//! loaded document and the log in step (rows computed from a document that missed
-//! another writer's change would be stored as valid). [`load_view`](LocalStore::load_view)
+//! What the store cannot see is where the rows a write carries came from: rows computed
+//! from a document that missed another writer's change would be stored as valid. So a
+//! writer that holds a document open says which log end that document reflects
+//! ([`LocalStore::commit_local_in_step`], [`LocalStore::apply_remote_in_step`]): the
+//! rows are applied only when the log still ends there inside the write's transaction,
+//! and the answer tells the writer where its document now stands, or that another
+//! writer overtook it (a local edit is then not written at all: [`Committed`]). A
+//! write without that position trusts its caller. [`load_view`](LocalStore::load_view)
 //! and [`load`](LocalStore::load) are separate transactions; compare
 //! [`CachedView::through`] with [`StoredDoc::log_end`] to know the two belong together.
 //!
@@ -105,8 +108,8 @@ pub use self::{
     },
     sqlite::SqliteStore,
     types::{
-        BlobOwner, BlobRecord, BlobState, CachedView, LogPos, MAX_VIEW_KEY_LEN, MAX_VIEW_ROW_LEN,
-        OutboxEntry, StoredDoc, UnknownBlobState, ViewRow,
+        BlobOwner, BlobRecord, BlobState, CachedView, Committed, LogPos, MAX_VIEW_KEY_LEN,
+        MAX_VIEW_ROW_LEN, OutboxEntry, Step, StoredDoc, UnknownBlobState, ViewRow, WriterLock,
     },
 };
 
@@ -143,6 +146,23 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     /// writer (another process on the same device) appended since.
     fn log_end(&self, doc: DocId) -> Result<Option<LogPos>> {
         Ok(self.load(doc)?.map(|stored| stored.log_end))
+    }
+
+    /// Waits until no other writer of this store (another process on the device, or
+    /// another host on the same file) is between reading a document and writing what
+    /// it made of it, and holds that place until the returned lock drops.
+    ///
+    /// A host holds it from opening a document to writing the edit, so two processes
+    /// editing at once take turns instead of overtaking each other: the guard of
+    /// [`commit_local_in_step`](Self::commit_local_in_step) would otherwise send the
+    /// slower one back to reopen for as long as the faster one keeps writing. The
+    /// default, for a store no other process can open, holds nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the lock file cannot be opened or locked.
+    fn writer_lock(&self) -> Result<WriterLock> {
+        Ok(WriterLock::none())
     }
 
     /// Records a local edit: appends `chunk` (the bytes of `save_incremental()`) to the
@@ -188,6 +208,25 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
         view: Option<&[ViewRow]>,
     ) -> Result<OutboxEntry>;
 
+    /// [`commit_local_with_view`](Self::commit_local_with_view) for a writer that holds
+    /// `doc` open as of the log end `at` (`None`: the document was unknown then), in
+    /// one transaction: the edit is written only when the log still ends at `at`, and
+    /// the answer says where it ends now ([`Committed::InStep`]); otherwise nothing is
+    /// written ([`Committed::Behind`]: reopen the document and make the edit again).
+    /// This is how a writer keeps its open document in step with the log (see the
+    /// module docs, "View cache").
+    ///
+    /// # Errors
+    ///
+    /// As [`commit_local_with_view`](Self::commit_local_with_view).
+    fn commit_local_in_step(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<Committed>;
+
     /// Records chunks received from the relay: appends `chunks` to the change log of
     /// `doc`, in order, and moves the sync cursor to `new_cursor`, in one transaction.
     ///
@@ -227,6 +266,24 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
         new_cursor: Option<Seq>,
         view: Option<&[ViewRow]>,
     ) -> Result<usize>;
+
+    /// [`apply_remote_with_view`](Self::apply_remote_with_view) for a writer that holds
+    /// `doc` open as of the log end `at`, in one transaction: the chunks are written
+    /// either way (they carry other writers' changes with their dependencies, right on
+    /// any log), the view rows only when the log still ended at `at`, and the [`Step`]
+    /// says which it was and where the log ends now.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_remote_with_view`](Self::apply_remote_with_view).
+    fn apply_remote_in_step(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<(usize, Step)>;
 
     /// Replaces the snapshot of `doc` with `snapshot` (the bytes of `save()`) and drops
     /// the change rows at or before `through`, in one transaction. Rows appended after
@@ -423,6 +480,14 @@ pub(crate) fn check_view_rows(view: Option<&[ViewRow]>) -> Result<()> {
     view.unwrap_or_default()
         .iter()
         .try_for_each(|row| check_view_row(&row.key, row.bytes.as_deref()))
+}
+
+/// Checks a local edit before it is written: a chunk, and rows in bounds.
+pub(crate) fn check_local(chunk: &[u8], view: Option<&[ViewRow]>) -> Result<()> {
+    if chunk.is_empty() {
+        return Err(StoreError::Empty("chunk"));
+    }
+    check_view_rows(view)
 }
 
 /// Checks that `value` fits SQLite's signed 64-bit integers; both backends refuse the

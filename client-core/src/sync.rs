@@ -67,7 +67,8 @@ pub use effects::{
 };
 pub use error::{HostError, HostResult};
 pub use host::{
-    COMPACT_STORED_AFTER, DocChange, ROTATING_PROFILE_KEYS, START_PROFILE_KEYS, StoreHost, SyncHost,
+    COMPACT_STORED_AFTER, DocChange, EDIT_ATTEMPTS, ROTATING_PROFILE_KEYS, START_PROFILE_KEYS,
+    StoreHost, SyncHost,
 };
 pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
 pub use machine::{

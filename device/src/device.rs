@@ -694,7 +694,7 @@ impl Device {
         &self,
         id: &str,
         part: Part,
-        op: impl FnOnce(&mut FamilyDoc, i64) -> Result<Edit<T>, DocError> + Send + 'static,
+        mut op: impl FnMut(&mut FamilyDoc, i64) -> Result<Edit<T>, DocError> + Send + 'static,
     ) -> Result<T> {
         let family = self.member_family(id).await?;
         let session = self.session()?;

@@ -98,6 +98,9 @@ pub enum ErrorCode {
     File,
     /// The relay's address or its certificate authority file cannot be used.
     BadRelay,
+    /// Another program on this device (the command line beside the app) kept changing
+    /// the same thing at the same moment; nothing was saved. Trying again works.
+    Busy,
     /// The device's storage failed.
     Storage,
     /// The relay failed or broke the protocol.
@@ -143,6 +146,7 @@ impl ErrorCode {
             ErrorCode::AudioTooLong => "audio_too_long",
             ErrorCode::File => "file",
             ErrorCode::BadRelay => "bad_relay",
+            ErrorCode::Busy => "busy",
             ErrorCode::Storage => "storage",
             ErrorCode::Relay => "relay",
         }
@@ -432,6 +436,10 @@ impl Error {
             HostError::Store(e) => Error::from_store(e, lang),
             HostError::Doc(e) => Error::from_doc(e, lang),
             HostError::WaitingForKeys(_) => Error::code(ErrorCode::WaitingForKeys, lang),
+            HostError::Overtaken(doc) => {
+                tracing::warn!(%doc, "another process kept writing the document; edit not made");
+                Error::code(ErrorCode::Busy, lang)
+            }
             HostError::WrongKind(..)
             | HostError::OtherUser { .. }
             | HostError::OtherPersonalDoc { .. }
@@ -662,6 +670,10 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
         ErrorCode::BadRelay => (
             "서버 주소를 쓸 수 없어요.",
             "That server address cannot be used.",
+        ),
+        ErrorCode::Busy => (
+            "이 기기의 다른 프로그램이 같은 곳을 고치고 있어서 저장하지 못했어요. 다시 해 주세요.",
+            "Another program on this device was changing the same thing, so nothing was saved. Please try again.",
         ),
         ErrorCode::Storage => (
             "이 기기의 저장소에 문제가 생겼어요.",

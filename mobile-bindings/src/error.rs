@@ -106,6 +106,10 @@ pub enum DoranError {
     /// The mission belongs to a past month, which is read-only.
     #[error("{0}")]
     PastMonth(String),
+    /// Another program on this device kept changing the same thing at the same
+    /// moment; nothing was saved. Trying again works.
+    #[error("{0}")]
+    Busy(String),
     /// The file is not a photo this app can read.
     #[error("{0}")]
     BadPhoto(String),
@@ -171,6 +175,7 @@ impl From<doran_device::Error> for DoranError {
             ErrorCode::AudioTooLong => DoranError::AudioTooLong(m),
             ErrorCode::File => DoranError::File(m),
             ErrorCode::BadRelay => DoranError::BadRelay(m),
+            ErrorCode::Busy => DoranError::Busy(m),
             ErrorCode::Storage => DoranError::Storage(m),
             ErrorCode::Relay => DoranError::Relay(m),
         }

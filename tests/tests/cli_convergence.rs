@@ -631,6 +631,57 @@ fn watch_and_edits_on_the_same_device_agree() {
     );
 }
 
+#[test]
+fn processes_editing_one_device_at_once_lose_nothing() {
+    const PROCESSES: usize = 4;
+    const EACH: usize = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
+    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    let f = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
+    let invite = ok(
+        &mom,
+        &["invite", "send", &f, "son@example.com", "--as", "아들"],
+    );
+    ok(&son, &["invite", "accept", &invite]);
+    sync(&mom);
+
+    // Several `doran mission add` on mom's device at the same moment (scripts, the
+    // app beside the command line): they all write as her device's Automerge actor.
+    let printed: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PROCESSES)
+            .map(|p| {
+                let (mom, f) = (&mom, &f);
+                scope.spawn(move || {
+                    (0..EACH)
+                        .map(|i| mission(mom, f, &format!("할 일 {p}-{i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    assert_eq!(printed.len(), PROCESSES * EACH);
+
+    // Every mission a process reported saved is in her document, and reaches the son.
+    let saved = ids(&export(&mom, &f), "missions");
+    for id in &printed {
+        assert!(
+            saved.contains(id),
+            "mission {id} was reported saved and is gone"
+        );
+    }
+    sync_until_up_to_date(&mom, 5, 10);
+    sync(&son);
+    let both = assert_converged(&f, &[&mom, &son]);
+    assert_eq!(ids(&both, "missions").len(), PROCESSES * EACH);
+}
+
 /// A TCP proxy on loopback between the devices and the relay that misbehaves on
 /// purpose, from a seeded generator, within a budget of faults and a time window.
 mod fault_proxy {

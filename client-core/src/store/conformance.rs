@@ -14,8 +14,8 @@ mod records;
 pub(crate) use records::*;
 
 use super::{
-    BlobOwner, BlobRecord, BlobState, CachedView, LocalStore, LogPos, MAX_VIEW_KEY_LEN,
-    MAX_VIEW_ROW_LEN, MemoryStore, SqliteStore, StoreError, StoredDoc, ViewRow,
+    BlobOwner, BlobRecord, BlobState, CachedView, Committed, LocalStore, LogPos, MAX_VIEW_KEY_LEN,
+    MAX_VIEW_ROW_LEN, MemoryStore, SqliteStore, Step, StoreError, StoredDoc, ViewRow,
 };
 
 /// What a conformance test returns.
@@ -73,6 +73,8 @@ macro_rules! store_conformance_tests {
                 concurrent_commits_are_all_kept,
                 view_rows_follow_commits_and_remote_applies,
                 a_write_without_rows_invalidates_the_view,
+                writes_in_step_say_where_the_log_ends,
+                a_writer_overtaken_gets_behind_and_its_rows_are_ignored,
                 an_invalid_view_ignores_rows_until_replaced,
                 stale_view_rebuilds_are_refused,
                 compaction_keeps_a_valid_view_valid,
@@ -852,6 +854,104 @@ pub(crate) fn a_write_without_rows_invalidates_the_view(store: &Arc<dyn LocalSto
     with_valid_view(store, doc(4), &[("k", b"v")])?;
     store.apply_remote_with_view(doc(4), &[b"remote"], None, None)?;
     assert_eq!(store.load_view(doc(4))?, None, "remote apply with None");
+    Ok(())
+}
+
+/// The log end a guarded commit reports, failing the test if it was refused.
+fn committed_end(c: Committed) -> Result<LogPos, Box<dyn Error>> {
+    match c {
+        Committed::InStep { end, .. } => Ok(end),
+        Committed::Behind => Err("a writer in step was refused".into()),
+    }
+}
+
+pub(crate) fn writes_in_step_say_where_the_log_ends(store: &Arc<dyn LocalStore>) -> TestResult {
+    // A document unknown to the store is in step with a writer that holds none.
+    let end = committed_end(store.commit_local_in_step(doc(1), b"first", None, None)?)?;
+    assert_eq!(Some(end), store.log_end(doc(1))?);
+
+    // The answer is the log end after the write, which the next write starts from.
+    let end2 = committed_end(store.commit_local_in_step(doc(1), b"second", None, Some(end))?)?;
+    assert!(end2 > end);
+    assert_eq!(Some(end2), store.log_end(doc(1))?);
+    let (n, step) = store.apply_remote_in_step(
+        doc(1),
+        &[b"remote 1", b"remote 2"],
+        Some(3),
+        None,
+        Some(end2),
+    )?;
+    assert_eq!(n, 2);
+    let end3 = store.log_end(doc(1))?.ok_or("known")?;
+    assert_eq!(step, Step::InStep(end3));
+    assert_eq!(loaded(store, doc(1))?.log_end, end3);
+    assert_eq!(store.outbox(10)?.len(), 2);
+
+    // A write that appends nothing reports the log end it found.
+    let again = store.commit_local_in_step(doc(1), b"second", None, Some(end3))?;
+    assert_eq!(committed_end(again)?, end3, "already in the outbox");
+    assert_eq!(store.outbox(10)?.len(), 2);
+    let (n, step) = store.apply_remote_in_step(doc(1), &[b"remote 1"], None, None, Some(end3))?;
+    assert_eq!((n, step), (0, Step::InStep(end3)), "already in the log");
+    let (n, step) = store.apply_remote_in_step(doc(2), &[], None, None, None)?;
+    assert_eq!(
+        (n, step),
+        (0, Step::InStep(LogPos::START)),
+        "nothing at all"
+    );
+    assert_eq!(store.log_end(doc(2))?, None, "and nothing was created");
+
+    // Rows in step keep a valid cache valid.
+    let view = with_valid_view(store, doc(3), &[("k", b"v")])?;
+    let end = committed_end(store.commit_local_in_step(
+        doc(3),
+        b"edit",
+        Some(&[put("k", b"w")]),
+        Some(view.through),
+    )?)?;
+    let cached = store.load_view(doc(3))?.ok_or("still valid")?;
+    assert_eq!(cached.through, end);
+    assert_eq!(cached.rows, rows(&[("k", b"w")]));
+    Ok(())
+}
+
+pub(crate) fn a_writer_overtaken_gets_behind_and_its_rows_are_ignored(
+    store: &Arc<dyn LocalStore>,
+) -> TestResult {
+    let view = with_valid_view(store, doc(1), &[("k", b"v")])?;
+    let writer_at = Some(view.through);
+    // Another writer appends, keeping the cache valid with its own rows.
+    store.commit_local_with_view(doc(1), b"other", Some(&[put("o", b"1")]))?;
+    let before = loaded(store, doc(1))?;
+    let cache = store.load_view(doc(1))?.ok_or("valid")?;
+    let outbox = store.outbox(10)?;
+
+    // The first writer's edit was made without the other's change: nothing is written.
+    let refused =
+        store.commit_local_in_step(doc(1), b"mine", Some(&[put("k", b"w")]), writer_at)?;
+    assert_eq!(refused, Committed::Behind);
+    assert_eq!(loaded(store, doc(1))?, before, "the log is untouched");
+    assert_eq!(store.load_view(doc(1))?, Some(cache), "and so is the cache");
+    assert_eq!(store.outbox(10)?, outbox, "and the outbox");
+    // A writer that thinks the document unknown is behind once it is known.
+    assert_eq!(
+        store.commit_local_in_step(doc(1), b"late", None, None)?,
+        Committed::Behind
+    );
+
+    // Chunks received by a writer that is behind are kept; its rows are not.
+    let view = with_valid_view(store, doc(2), &[("k", b"v")])?;
+    store.apply_remote(doc(2), &[b"other"], None)?;
+    let (n, step) = store.apply_remote_in_step(
+        doc(2),
+        &[b"theirs"],
+        Some(9),
+        Some(&[put("k", b"w")]),
+        Some(view.through),
+    )?;
+    assert_eq!((n, step), (1, Step::Behind));
+    assert_eq!(store.load_view(doc(2))?, None, "the cache is left behind");
+    assert_eq!(store.cursor(doc(2))?, 9, "the cursor still moves");
     Ok(())
 }
 

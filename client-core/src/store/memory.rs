@@ -10,8 +10,9 @@ use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
 mod records;
 
 use super::{
-    BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result, StoreError,
-    StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
+    BlobRecord, BlobState, CachedView, Committed, LocalStore, LogPos, OutboxEntry, Result, Step,
+    StoreError, StoredDoc, ViewRow, check_i64, check_local, check_view_row, check_view_rows,
+    now_ms,
 };
 
 /// A [`LocalStore`] that keeps everything in memory and loses it on drop. For tests
@@ -125,6 +126,65 @@ impl Inner {
         true
     }
 
+    /// Appends a local edit and queues it in the outbox (the chunk already waiting
+    /// there: its entry); returns the entry and the log end after it.
+    fn append_local(
+        &mut self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+    ) -> (OutboxEntry, LogPos) {
+        let id = ChunkId::of(chunk);
+        if let Some(existing) = self.outbox.values().find(|e| e.doc == doc && e.chunk == id) {
+            return (existing.clone(), self.end(doc));
+        }
+        let was_valid = self
+            .docs
+            .get(&doc)
+            .is_some_and(|d| d.valid_view().is_some());
+        if self.append(doc, id, chunk) {
+            self.docs
+                .entry(doc)
+                .or_default()
+                .advance_view(was_valid, view);
+        }
+        self.last_outbox_id += 1;
+        let entry = OutboxEntry {
+            id: self.last_outbox_id,
+            doc,
+            chunk: id,
+            bytes: chunk.to_vec(),
+            created_at_ms: now_ms(),
+        };
+        self.outbox.insert(entry.id, entry.clone());
+        (entry, self.end(doc))
+    }
+
+    /// The log end of `doc` as [`LocalStore::log_end`] reports it (`None`: unknown).
+    fn log_end(&self, doc: DocId) -> Option<LogPos> {
+        self.docs.get(&doc).map(|d| LogPos::new(d.log_end()))
+    }
+
+    /// Whether the log of `doc` still ends where the writer's document does (`guard`;
+    /// no guard: always).
+    fn in_step(&self, doc: DocId, guard: Option<Option<LogPos>>) -> bool {
+        guard.is_none_or(|at| at == self.log_end(doc))
+    }
+
+    /// The log end of `doc` (`START` for an unknown one).
+    fn end(&self, doc: DocId) -> LogPos {
+        self.log_end(doc).unwrap_or(LogPos::START)
+    }
+
+    /// What a write tells its writer: the log end now, if the writer was in step.
+    fn step(&self, doc: DocId, in_step: bool) -> Step {
+        if in_step {
+            Step::InStep(self.end(doc))
+        } else {
+            Step::Behind
+        }
+    }
+
     fn blob_mut(&mut self, hash: BlobHash) -> Result<&mut BlobRecord> {
         self.blobs
             .get_mut(&hash)
@@ -144,6 +204,52 @@ impl MemoryStore {
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         self.inner.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+impl MemoryStore {
+    /// Chunks received from the relay; `guard` is the log end the writer's open
+    /// document reflects (`None`: no writer to keep in step, the rows follow the cache
+    /// alone).
+    fn receive(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+        guard: Option<Option<LogPos>>,
+    ) -> Result<(usize, Step)> {
+        if chunks.iter().any(|c| c.is_empty()) {
+            return Err(StoreError::Empty("chunk"));
+        }
+        if let Some(cursor) = new_cursor {
+            check_i64("cursor", cursor)?;
+        }
+        check_view_rows(view)?;
+        let mut inner = self.lock()?;
+        let in_step = inner.in_step(doc, guard);
+        if chunks.is_empty() && new_cursor.is_none() {
+            return Ok((0, inner.step(doc, in_step)));
+        }
+        let was_valid = in_step
+            && inner
+                .docs
+                .get(&doc)
+                .is_some_and(|d| d.valid_view().is_some());
+        let mut appended = 0;
+        for chunk in chunks {
+            if inner.append(doc, ChunkId::of(chunk), chunk) {
+                appended += 1;
+            }
+        }
+        let entry = inner.docs.entry(doc).or_default();
+        if let Some(cursor) = new_cursor {
+            entry.cursor = entry.cursor.max(cursor);
+        }
+        if appended > 0 {
+            entry.advance_view(was_valid, view);
+        }
+        Ok((appended, inner.step(doc, in_step)))
     }
 }
 
@@ -180,40 +286,24 @@ impl LocalStore for MemoryStore {
         chunk: &[u8],
         view: Option<&[ViewRow]>,
     ) -> Result<OutboxEntry> {
-        if chunk.is_empty() {
-            return Err(StoreError::Empty("chunk"));
-        }
-        check_view_rows(view)?;
-        let id = ChunkId::of(chunk);
+        check_local(chunk, view)?;
+        Ok(self.lock()?.append_local(doc, chunk, view).0)
+    }
+
+    fn commit_local_in_step(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<Committed> {
+        check_local(chunk, view)?;
         let mut inner = self.lock()?;
-        if let Some(existing) = inner
-            .outbox
-            .values()
-            .find(|e| e.doc == doc && e.chunk == id)
-        {
-            return Ok(existing.clone());
+        if inner.log_end(doc) != at {
+            return Ok(Committed::Behind);
         }
-        let was_valid = inner
-            .docs
-            .get(&doc)
-            .is_some_and(|d| d.valid_view().is_some());
-        if inner.append(doc, id, chunk) {
-            inner
-                .docs
-                .entry(doc)
-                .or_default()
-                .advance_view(was_valid, view);
-        }
-        inner.last_outbox_id += 1;
-        let entry = OutboxEntry {
-            id: inner.last_outbox_id,
-            doc,
-            chunk: id,
-            bytes: chunk.to_vec(),
-            created_at_ms: now_ms(),
-        };
-        inner.outbox.insert(entry.id, entry.clone());
-        Ok(entry)
+        let (entry, end) = inner.append_local(doc, chunk, view);
+        Ok(Committed::InStep { entry, end })
     }
 
     fn apply_remote_with_view(
@@ -223,35 +313,18 @@ impl LocalStore for MemoryStore {
         new_cursor: Option<Seq>,
         view: Option<&[ViewRow]>,
     ) -> Result<usize> {
-        if chunks.iter().any(|c| c.is_empty()) {
-            return Err(StoreError::Empty("chunk"));
-        }
-        if let Some(cursor) = new_cursor {
-            check_i64("cursor", cursor)?;
-        }
-        check_view_rows(view)?;
-        if chunks.is_empty() && new_cursor.is_none() {
-            return Ok(0);
-        }
-        let mut inner = self.lock()?;
-        let was_valid = inner
-            .docs
-            .get(&doc)
-            .is_some_and(|d| d.valid_view().is_some());
-        let mut appended = 0;
-        for chunk in chunks {
-            if inner.append(doc, ChunkId::of(chunk), chunk) {
-                appended += 1;
-            }
-        }
-        let entry = inner.docs.entry(doc).or_default();
-        if let Some(cursor) = new_cursor {
-            entry.cursor = entry.cursor.max(cursor);
-        }
-        if appended > 0 {
-            entry.advance_view(was_valid, view);
-        }
-        Ok(appended)
+        Ok(self.receive(doc, chunks, new_cursor, view, None)?.0)
+    }
+
+    fn apply_remote_in_step(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<(usize, Step)> {
+        self.receive(doc, chunks, new_cursor, view, Some(at))
     }
 
     fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool> {

@@ -1,7 +1,8 @@
 //! [`SqliteStore`]: the [`LocalStore`] in one SQLite file.
 
 use std::{
-    path::Path,
+    fs::OpenOptions,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
 };
 
@@ -10,8 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::rows::{blob_columns, blob_record, collect, fixed, outbox_columns, outbox_entry};
 use super::{
-    BlobOwner, BlobRecord, BlobState, CachedView, LocalStore, LogPos, OutboxEntry, Result,
-    StoreError, StoredDoc, ViewRow, check_i64, check_view_row, check_view_rows, now_ms,
+    BlobOwner, BlobRecord, BlobState, CachedView, Committed, LocalStore, LogPos, OutboxEntry,
+    Result, Step, StoreError, StoredDoc, ViewRow, WriterLock, check_i64, check_local,
+    check_view_row, check_view_rows, now_ms,
 };
 
 mod records;
@@ -36,6 +38,8 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// `<file>.writer`, locked by [`LocalStore::writer_lock`] (`None` in memory).
+    writer_lock: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -44,12 +48,14 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         tracing::debug!(path = %path.display(), "opening local store");
-        Self::init(doran_sqlite::open(path, &SCHEMA)?)
+        let mut lock = path.as_os_str().to_owned();
+        lock.push(".writer");
+        Self::init(doran_sqlite::open(path, &SCHEMA)?, Some(lock.into()))
     }
 
     /// A store in a private in-memory database, lost on drop.
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(doran_sqlite::open_in_memory(&SCHEMA)?)
+        Self::init(doran_sqlite::open_in_memory(&SCHEMA)?, None)
     }
 
     /// The schema version this build writes (`PRAGMA user_version`).
@@ -67,9 +73,10 @@ impl SqliteStore {
         Ok(doran_sqlite::check_integrity(&*self.lock()?)?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(conn: Connection, writer_lock: Option<PathBuf>) -> Result<Self> {
         let store = Self {
             conn: Mutex::new(conn),
+            writer_lock,
         };
         store.write(|tx| records::import_legacy_meta(tx, now_ms()))?;
         Ok(store)
@@ -97,6 +104,143 @@ impl SqliteStore {
         tx.commit()?;
         Ok(out)
     }
+}
+
+impl SqliteStore {
+    /// Chunks received from the relay; `guard` is the log end the writer's open
+    /// document reflects (`None`: no writer to keep in step, the rows follow the cache
+    /// alone).
+    fn receive(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+        guard: Option<Option<LogPos>>,
+    ) -> Result<(usize, Step)> {
+        if chunks.iter().any(|c| c.is_empty()) {
+            return Err(StoreError::Empty("chunk"));
+        }
+        let new_cursor = new_cursor.map(|c| check_i64("cursor", c)).transpose()?;
+        check_view_rows(view)?;
+        let nothing = chunks.is_empty() && new_cursor.is_none();
+        if nothing && guard.is_none() {
+            return Ok((0, Step::InStep(self.log_end(doc)?.unwrap_or(LogPos::START))));
+        }
+        self.write(|tx| {
+            let in_step = in_step(tx, doc, guard)?;
+            if nothing {
+                return Ok((0, step(tx, doc, in_step)?));
+            }
+            let was_valid = in_step && view.is_some() && view_is_valid(tx, doc)?;
+            ensure_doc(tx, doc)?;
+            let mut appended = 0;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
+            )?;
+            for chunk in chunks {
+                let id = ChunkId::of(chunk);
+                appended += insert.execute((
+                    doc.as_bytes().as_slice(),
+                    id.as_bytes().as_slice(),
+                    *chunk,
+                ))?;
+            }
+            if let Some(cursor) = new_cursor {
+                tx.prepare_cached("UPDATE docs SET cursor = max(cursor, ?2) WHERE doc_id = ?1")?
+                    .execute((doc.as_bytes().as_slice(), cursor))?;
+            }
+            if appended > 0 {
+                advance_view(tx, doc, was_valid, view)?;
+            }
+            Ok((appended, step(tx, doc, in_step)?))
+        })
+    }
+}
+
+/// Appends a local edit and queues it in the outbox (the chunk already waiting there:
+/// its entry); returns the entry and the log end after it.
+fn append_local(
+    tx: &Transaction<'_>,
+    doc: DocId,
+    chunk: &[u8],
+    view: Option<&[ViewRow]>,
+    created_at_ms: i64,
+) -> Result<(OutboxEntry, LogPos)> {
+    let id = ChunkId::of(chunk);
+    let existing = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE doc_id = ?1 AND chunk_id = ?2"
+        ))?
+        .query([doc.as_bytes().as_slice(), id.as_bytes().as_slice()])?
+        .next()?
+        .map(outbox_entry)
+        .transpose()?;
+    if let Some(entry) = existing {
+        return Ok((entry, LogPos::new(log_end(tx, doc)?.0)));
+    }
+    let was_valid = view.is_some() && view_is_valid(tx, doc)?;
+    ensure_doc(tx, doc)?;
+    let appended = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
+        )?
+        .execute((doc.as_bytes().as_slice(), id.as_bytes().as_slice(), chunk))?;
+    if appended > 0 {
+        advance_view(tx, doc, was_valid, view)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO outbox (doc_id, chunk_id, bytes, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute((
+        doc.as_bytes().as_slice(),
+        id.as_bytes().as_slice(),
+        chunk,
+        created_at_ms,
+    ))?;
+    let rowid = u64::try_from(tx.last_insert_rowid())
+        .map_err(|_| StoreError::Corrupt("negative outbox id".into()))?;
+    let entry = OutboxEntry {
+        id: rowid,
+        doc,
+        chunk: id,
+        bytes: chunk.to_vec(),
+        created_at_ms,
+    };
+    Ok((entry, LogPos::new(log_end(tx, doc)?.0)))
+}
+
+/// The log end of `doc` as [`LocalStore::log_end`] reports it (`None`: unknown).
+fn known_log_end(tx: &Transaction<'_>, doc: DocId) -> Result<Option<LogPos>> {
+    let known = tx
+        .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?
+        .query_row([doc.as_bytes().as_slice()], |_| Ok(()))
+        .optional()?;
+    match known {
+        Some(()) => Ok(Some(LogPos::new(log_end(tx, doc)?.0))),
+        None => Ok(None),
+    }
+}
+
+/// Whether the log of `doc` still ends where the writer's document does (`guard`;
+/// no guard: always).
+fn in_step(tx: &Transaction<'_>, doc: DocId, guard: Option<Option<LogPos>>) -> Result<bool> {
+    match guard {
+        None => Ok(true),
+        Some(at) => Ok(known_log_end(tx, doc)? == at),
+    }
+}
+
+/// What a write tells its writer: the log end now, if the writer was in step.
+fn step(tx: &Transaction<'_>, doc: DocId, in_step: bool) -> Result<Step> {
+    Ok(if in_step {
+        Step::InStep(LogPos::new(log_end(tx, doc)?.0))
+    } else {
+        Step::Behind
+    })
 }
 
 fn ensure_doc(tx: &Transaction<'_>, doc: DocId) -> Result<()> {
@@ -222,16 +366,23 @@ impl LocalStore for SqliteStore {
     }
 
     fn log_end(&self, doc: DocId) -> Result<Option<LogPos>> {
-        self.read(|tx| {
-            let known = tx
-                .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?
-                .query_row([doc.as_bytes().as_slice()], |_| Ok(()))
-                .optional()?;
-            match known {
-                Some(()) => Ok(Some(LogPos::new(log_end(tx, doc)?.0))),
-                None => Ok(None),
-            }
-        })
+        self.read(|tx| known_log_end(tx, doc))
+    }
+
+    fn writer_lock(&self) -> Result<WriterLock> {
+        let Some(path) = &self.writer_lock else {
+            return Ok(WriterLock::none());
+        };
+        // A file opened for each lock: two stores of one process on the same file
+        // exclude each other too (a lock belongs to its open file).
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(WriterLock::file(file))
     }
 
     fn cursor(&self, doc: DocId) -> Result<Seq> {
@@ -259,55 +410,27 @@ impl LocalStore for SqliteStore {
         chunk: &[u8],
         view: Option<&[ViewRow]>,
     ) -> Result<OutboxEntry> {
-        if chunk.is_empty() {
-            return Err(StoreError::Empty("chunk"));
-        }
-        check_view_rows(view)?;
-        let id = ChunkId::of(chunk);
+        check_local(chunk, view)?;
+        let created_at_ms = now_ms();
+        let (entry, _) = self.write(|tx| append_local(tx, doc, chunk, view, created_at_ms))?;
+        Ok(entry)
+    }
+
+    fn commit_local_in_step(
+        &self,
+        doc: DocId,
+        chunk: &[u8],
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<Committed> {
+        check_local(chunk, view)?;
         let created_at_ms = now_ms();
         self.write(|tx| {
-            let existing = tx
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    outbox_columns!(),
-                    " FROM outbox WHERE doc_id = ?1 AND chunk_id = ?2"
-                ))?
-                .query([doc.as_bytes().as_slice(), id.as_bytes().as_slice()])?
-                .next()?
-                .map(outbox_entry)
-                .transpose()?;
-            if let Some(existing) = existing {
-                return Ok(existing);
+            if known_log_end(tx, doc)? != at {
+                return Ok(Committed::Behind);
             }
-            let was_valid = view.is_some() && view_is_valid(tx, doc)?;
-            ensure_doc(tx, doc)?;
-            let appended = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
-                )?
-                .execute((doc.as_bytes().as_slice(), id.as_bytes().as_slice(), chunk))?;
-            if appended > 0 {
-                advance_view(tx, doc, was_valid, view)?;
-            }
-            tx.prepare_cached(
-                "INSERT INTO outbox (doc_id, chunk_id, bytes, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((
-                doc.as_bytes().as_slice(),
-                id.as_bytes().as_slice(),
-                chunk,
-                created_at_ms,
-            ))?;
-            let rowid = u64::try_from(tx.last_insert_rowid())
-                .map_err(|_| StoreError::Corrupt("negative outbox id".into()))?;
-            Ok(OutboxEntry {
-                id: rowid,
-                doc,
-                chunk: id,
-                bytes: chunk.to_vec(),
-                created_at_ms,
-            })
+            let (entry, end) = append_local(tx, doc, chunk, view, created_at_ms)?;
+            Ok(Committed::InStep { entry, end })
         })
     }
 
@@ -318,38 +441,18 @@ impl LocalStore for SqliteStore {
         new_cursor: Option<Seq>,
         view: Option<&[ViewRow]>,
     ) -> Result<usize> {
-        if chunks.iter().any(|c| c.is_empty()) {
-            return Err(StoreError::Empty("chunk"));
-        }
-        let new_cursor = new_cursor.map(|c| check_i64("cursor", c)).transpose()?;
-        check_view_rows(view)?;
-        if chunks.is_empty() && new_cursor.is_none() {
-            return Ok(0);
-        }
-        self.write(|tx| {
-            let was_valid = view.is_some() && view_is_valid(tx, doc)?;
-            ensure_doc(tx, doc)?;
-            let mut appended = 0;
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO changes (doc_id, chunk_id, bytes) VALUES (?1, ?2, ?3)",
-            )?;
-            for chunk in chunks {
-                let id = ChunkId::of(chunk);
-                appended += insert.execute((
-                    doc.as_bytes().as_slice(),
-                    id.as_bytes().as_slice(),
-                    *chunk,
-                ))?;
-            }
-            if let Some(cursor) = new_cursor {
-                tx.prepare_cached("UPDATE docs SET cursor = max(cursor, ?2) WHERE doc_id = ?1")?
-                    .execute((doc.as_bytes().as_slice(), cursor))?;
-            }
-            if appended > 0 {
-                advance_view(tx, doc, was_valid, view)?;
-            }
-            Ok(appended)
-        })
+        Ok(self.receive(doc, chunks, new_cursor, view, None)?.0)
+    }
+
+    fn apply_remote_in_step(
+        &self,
+        doc: DocId,
+        chunks: &[&[u8]],
+        new_cursor: Option<Seq>,
+        view: Option<&[ViewRow]>,
+        at: Option<LogPos>,
+    ) -> Result<(usize, Step)> {
+        self.receive(doc, chunks, new_cursor, view, Some(at))
     }
 
     fn compact(&self, doc: DocId, snapshot: &[u8], through: LogPos) -> Result<bool> {

@@ -25,6 +25,64 @@ impl LogPos {
     }
 }
 
+/// Where a write of received chunks found the log of the document its writer holds
+/// open, read inside the write's own transaction
+/// ([`LocalStore::apply_remote_in_step`]; a local edit gets a [`Committed`]).
+///
+/// A writer that read the log end before its write and again after it cannot tell
+/// whether another writer (another process on the same file) appended in between:
+/// its open document would then miss that row while the position it remembers covers
+/// it. Read inside the write, the answer cannot be overtaken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The log ended where the writer's document did: that document, with what this
+    /// write appended, is now the log through this position.
+    InStep(LogPos),
+    /// Another writer had appended since the writer's position: the view rows were not
+    /// applied, and the writer's document lacks that writer's rows (reopen it).
+    Behind,
+}
+
+/// The place of the one writer of a store between reading a document and writing
+/// the edit made on it ([`LocalStore::writer_lock`]); given up on drop.
+#[derive(Debug)]
+#[must_use = "the place is given up as soon as the lock is dropped"]
+pub struct WriterLock {
+    /// The locked file, for a store other processes can open; closing it unlocks.
+    _file: Option<std::fs::File>,
+}
+
+impl WriterLock {
+    /// Nothing to hold: no other process can open this store.
+    pub(crate) fn none() -> Self {
+        Self { _file: None }
+    }
+
+    /// Holds `file`, locked.
+    pub(crate) fn file(file: std::fs::File) -> Self {
+        Self { _file: Some(file) }
+    }
+}
+
+/// What [`LocalStore::commit_local_in_step`] did with a local edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// The edit is in the log and the outbox, and the log now ends at `end`: the
+    /// writer's document, with this edit, is the log through `end`.
+    InStep {
+        /// The edit's outbox entry.
+        entry: OutboxEntry,
+        /// The log end after the edit.
+        end: LogPos,
+    },
+    /// Another writer appended since the writer's position, and **nothing was
+    /// written**. The edit was made on a document that lacks that writer's rows;
+    /// another process of the same device writes as the same Automerge actor, so the
+    /// edit may reuse a sequence number that process already used, and every load would
+    /// refuse it. Reopen the document and make the edit again.
+    Behind,
+}
+
 /// A document as stored: rebuild it with `AutoCommit::load(snapshot)` (or
 /// `AutoCommit::new()` without one) and then `load_incremental` for every change, in
 /// order.

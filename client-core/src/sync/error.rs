@@ -26,6 +26,10 @@ pub enum HostError {
     /// edit now would be made on an empty copy.
     #[error("waiting for the keys of family {0}")]
     WaitingForKeys(doran_protocol::FamilyId),
+    /// Another process on this device wrote the document every time this host made
+    /// its edit (`EDIT_ATTEMPTS` times): the edit was not made. Try again.
+    #[error("document {0} kept changing under this edit; nothing was written")]
+    Overtaken(doran_protocol::DocId),
     /// The relay signed this device in as another user than the one whose account it
     /// holds.
     #[error("signed in as {signed_in} but this device writes as {account}")]

@@ -27,7 +27,7 @@ use crate::{
     personal_doc::PersonalDoc,
     replica::{self, Actor, Incoming, Touched},
     rules,
-    store::{LocalStore, LogPos, Membership, OutboxEntry},
+    store::{Committed, LocalStore, LogPos, Membership, OutboxEntry, Step, ViewRow},
     views::Activity,
 };
 pub use compaction::COMPACT_STORED_AFTER;
@@ -168,14 +168,20 @@ enum OpenDoc {
     Personal(PersonalDoc),
 }
 
+/// How many times a local edit is made again when another process on this device
+/// keeps writing the same document between this host's read and its write.
+pub const EDIT_ATTEMPTS: usize = 8;
+
 /// An open document and the store's log end it is known to reflect.
 ///
 /// The host keeps documents open between calls, but it may not be the only writer of
 /// the store: on a device, `doran watch` can run while `doran mission add` edits from
-/// another process. Before a document is used, and again right before a write with
-/// view rows, the store's log end is compared with `at`; when another writer appended,
-/// the document is reopened (or the write carries no rows), so rows computed from a
-/// document that missed that change are never stored as a valid view cache.
+/// another process. Before a document is used, the store's log end is compared with
+/// `at`, and every write hands `at` to the store, which checks it inside the write's
+/// own transaction (`LocalStore::commit_local_in_step`): when another writer appended,
+/// the write's view rows are not applied and the document is reopened next time. So
+/// rows computed from a document that missed that change are never stored as a valid
+/// view cache, and `at` never covers a row the document lacks.
 #[derive(Debug)]
 struct Opened {
     doc: OpenDoc,
@@ -385,58 +391,56 @@ impl StoreHost {
         doc: DocId,
         kind: DocKind,
     ) -> Result<&'a mut Opened> {
-        // Read before opening: if a write slips in between, `at` is behind the opened
-        // document and the next call reopens it again (wasted work, never stale).
         let at = self.store.log_end(doc)?;
         match docs.entry(doc) {
             Entry::Occupied(e) if e.get().at == at => Ok(e.into_mut()),
             Entry::Occupied(mut e) => {
                 tracing::debug!(%doc, "another writer changed the document: reopening");
-                e.insert(Opened {
-                    doc: self.open(doc, kind)?,
-                    at,
-                });
+                e.insert(self.open(doc, kind)?);
                 Ok(e.into_mut())
             }
-            Entry::Vacant(v) => Ok(v.insert(Opened {
-                doc: self.open(doc, kind)?,
-                at,
-            })),
+            Entry::Vacant(v) => Ok(v.insert(self.open(doc, kind)?)),
         }
     }
 
-    /// Whether the store's log of `doc` still ends at `at` (nobody else appended).
-    fn unchanged(&self, doc: DocId, at: Option<LogPos>) -> Result<bool> {
-        Ok(self.store.log_end(doc)? == at)
-    }
-
-    /// After this host appended to `doc`: remember the new log end if the document
-    /// was `in_step` with the log before the write; otherwise (or if the log end
-    /// cannot be read) reopen it next time.
-    fn wrote(&self, docs: &mut HashMap<DocId, Opened>, doc: DocId, in_step: bool) {
-        match self.store.log_end(doc) {
-            Ok(at) if in_step => {
+    /// After this host appended to `doc`: remember the log end the store's write
+    /// reported when the document was in step with the log (read inside the write, so
+    /// another process's row cannot slip in unseen); otherwise reopen it next time.
+    fn wrote(docs: &mut HashMap<DocId, Opened>, doc: DocId, step: Step) {
+        match step {
+            Step::InStep(end) => {
                 if let Some(open) = docs.get_mut(&doc) {
-                    open.at = at;
+                    open.at = Some(end);
                 }
             }
-            _ => {
+            Step::Behind => {
+                tracing::debug!(%doc, "another writer appended first: reopening");
                 docs.remove(&doc);
             }
         }
     }
 
-    fn open(&self, doc: DocId, kind: DocKind) -> Result<OpenDoc> {
+    /// Opens `doc` from the store, with the log end of the very load it was made from
+    /// (so a row another process appends meanwhile is never counted in).
+    fn open(&self, doc: DocId, kind: DocKind) -> Result<Opened> {
         match kind {
-            DocKind::Family(_) => match family_store::open_family(&*self.store, doc, &self.actor) {
-                Ok(fd) => Ok(OpenDoc::Family(fd)),
-                Err(OpenError::NotFound(_)) => Ok(OpenDoc::Family(FamilyDoc::load(
-                    None,
-                    std::iter::empty(),
-                    &self.actor,
-                )?)),
-                Err(e) => Err(e.into()),
-            },
+            DocKind::Family(_) => {
+                match family_store::open_family_at(&*self.store, doc, &self.actor) {
+                    Ok((fd, at)) => Ok(Opened {
+                        doc: OpenDoc::Family(fd),
+                        at: Some(at),
+                    }),
+                    Err(OpenError::NotFound(_)) => Ok(Opened {
+                        doc: OpenDoc::Family(FamilyDoc::load(
+                            None,
+                            std::iter::empty(),
+                            &self.actor,
+                        )?),
+                        at: None,
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            }
             DocKind::KeyLog(_) => Err(HostError::WrongKind(doc, "family or personal")),
             DocKind::Personal(_) => {
                 let stored = self.store.load(doc)?;
@@ -448,7 +452,10 @@ impl StoreHost {
                     )?,
                     None => PersonalDoc::load(None, std::iter::empty(), &self.actor)?,
                 };
-                Ok(OpenDoc::Personal(pd))
+                Ok(Opened {
+                    doc: OpenDoc::Personal(pd),
+                    at: stored.map(|s| s.log_end),
+                })
             }
         }
     }
@@ -480,68 +487,110 @@ impl StoreHost {
         self.start_sealing(family, sealed)?;
         let doc = DocId::from(family);
         let mut docs = self.lock();
-        if let OpenDoc::Family(existing) =
-            &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc
-            && rules::host_of(existing.replica_mut().doc()).is_some()
-        {
-            drop(docs);
-            self.store
-                .set_membership(family, Membership::Member, now_ms)?;
-            return Ok(());
+        let writer = self.store.writer_lock()?;
+        for _ in 0..EDIT_ATTEMPTS {
+            let opened = self.ensure(&mut docs, doc, DocKind::Family(family))?;
+            if let OpenDoc::Family(existing) = &mut opened.doc
+                && rules::host_of(existing.replica_mut().doc()).is_some()
+            {
+                drop((writer, docs));
+                self.store
+                    .set_membership(family, Membership::Member, now_ms)?;
+                return Ok(());
+            }
+            let at = opened.at;
+            let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
+            docs.insert(
+                doc,
+                Opened {
+                    doc: OpenDoc::Family(fd),
+                    at,
+                },
+            );
+            if self.commit_edit(&mut docs, doc, at, &change, None)? {
+                drop((writer, docs));
+                self.store
+                    .set_membership(family, Membership::Member, now_ms)?;
+                return Ok(());
+            }
         }
-        let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
-        self.store.commit_local(doc, &change)?;
-        let at = self.store.log_end(doc)?;
-        docs.insert(
-            doc,
-            Opened {
-                doc: OpenDoc::Family(fd),
-                at,
-            },
-        );
-        drop(docs);
-        self.store
-            .set_membership(family, Membership::Member, now_ms)?;
-        Ok(())
+        Err(HostError::Overtaken(doc))
     }
 
     /// Runs an edit on a family document and commits its change with its view rows
     /// (the edit is durable and queued for the relay when this returns `Ok`).
+    ///
+    /// If another process on this device wrote the document between this host's read
+    /// and its write, nothing is written and `edit` runs again on the document as the
+    /// store now holds it (up to [`EDIT_ATTEMPTS`] times; then
+    /// [`HostError::Overtaken`]).
     pub fn edit_family<T>(
         &self,
         family: FamilyId,
-        edit: impl FnOnce(&mut FamilyDoc) -> Result<Edit<T>, DocError>,
+        mut edit: impl FnMut(&mut FamilyDoc) -> Result<Edit<T>, DocError>,
     ) -> Result<T> {
         let doc = DocId::from(family);
         let mut docs = self.lock();
-        let Opened {
-            doc: OpenDoc::Family(fd),
-            at,
-        } = self.ensure(&mut docs, doc, DocKind::Family(family))?
-        else {
-            return Err(HostError::WrongKind(doc, "family"));
-        };
-        let at = *at;
-        // A sealed family's document this device cannot read yet is empty here: a
-        // change made on it would start the document over beside the real one.
-        if rules::host_of(fd.replica_mut().doc()).is_none()
-            && (self.is_sealed(family) || !self.sealing_known(family))
-        {
-            return Err(HostError::WaitingForKeys(family));
+        let _writer = self.store.writer_lock()?;
+        for _ in 0..EDIT_ATTEMPTS {
+            let Opened {
+                doc: OpenDoc::Family(fd),
+                at,
+            } = self.ensure(&mut docs, doc, DocKind::Family(family))?
+            else {
+                return Err(HostError::WrongKind(doc, "family"));
+            };
+            let at = *at;
+            // A sealed family's document this device cannot read yet is empty here: a
+            // change made on it would start the document over beside the real one.
+            if rules::host_of(fd.replica_mut().doc()).is_none()
+                && (self.is_sealed(family) || !self.sealing_known(family))
+            {
+                return Err(HostError::WaitingForKeys(family));
+            }
+            let e = edit(fd)?;
+            let Some(change) = &e.change else {
+                return Ok(e.value);
+            };
+            if self.commit_edit(&mut docs, doc, at, change, e.view.as_deref())? {
+                return Ok(e.value);
+            }
         }
-        let e = edit(fd)?;
-        if let Some(change) = &e.change {
-            // Rows only from a document in step with the log (see `Opened`).
-            let in_step = self.unchanged(doc, at).unwrap_or(false);
-            let view = e.view.as_deref().filter(|_| in_step);
-            if let Err(err) = self.store.commit_local_with_view(doc, change, view) {
+        Err(HostError::Overtaken(doc))
+    }
+
+    /// Writes a local edit made on the open `doc` as of the log end `at`, with its view
+    /// rows. `Ok(true)`: written, and the document is in step with the log's new end.
+    /// `Ok(false)`: another process on this device wrote first, so nothing was written
+    /// and the document is dropped, to be reopened and the edit made again (it writes
+    /// as the same Automerge actor: an edit made without its change could reuse a
+    /// sequence number, and every load would refuse the edit).
+    fn commit_edit(
+        &self,
+        docs: &mut HashMap<DocId, Opened>,
+        doc: DocId,
+        at: Option<LogPos>,
+        change: &[u8],
+        view: Option<&[ViewRow]>,
+    ) -> Result<bool> {
+        match self.store.commit_local_in_step(doc, change, view, at) {
+            Ok(Committed::InStep { end, .. }) => {
+                if let Some(open) = docs.get_mut(&doc) {
+                    open.at = Some(end);
+                }
+                Ok(true)
+            }
+            Ok(Committed::Behind) => {
+                tracing::debug!(%doc, "another writer came first: making the edit again");
+                docs.remove(&doc);
+                Ok(false)
+            }
+            Err(err) => {
                 // The in-memory document is ahead of the store: reload it next time.
                 docs.remove(&doc);
-                return Err(err.into());
+                Err(err.into())
             }
-            self.wrote(&mut docs, doc, in_step);
         }
-        Ok(e.value)
     }
 
     /// The families the user belongs to, as the relay last said (or as this device
@@ -557,31 +606,33 @@ impl StoreHost {
     }
 
     /// Runs an edit on the user's personal document and commits its change (durable
-    /// and queued when this returns `Ok`).
+    /// and queued when this returns `Ok`); made again like
+    /// [`edit_family`](Self::edit_family)'s when another process wrote first.
     pub fn edit_personal<T>(
         &self,
         doc: DocId,
-        edit: impl FnOnce(&mut PersonalDoc) -> Result<Edit<T>, DocError>,
+        mut edit: impl FnMut(&mut PersonalDoc) -> Result<Edit<T>, DocError>,
     ) -> Result<T> {
         let mut docs = self.lock();
-        let Opened {
-            doc: OpenDoc::Personal(pd),
-            at,
-        } = self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
-        else {
-            return Err(HostError::WrongKind(doc, "personal"));
-        };
-        let at = *at;
-        let e = edit(pd)?;
-        if let Some(change) = &e.change {
-            let in_step = self.unchanged(doc, at).unwrap_or(false);
-            if let Err(err) = self.store.commit_local(doc, change) {
-                docs.remove(&doc);
-                return Err(err.into());
+        let _writer = self.store.writer_lock()?;
+        for _ in 0..EDIT_ATTEMPTS {
+            let Opened {
+                doc: OpenDoc::Personal(pd),
+                at,
+            } = self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
+            else {
+                return Err(HostError::WrongKind(doc, "personal"));
+            };
+            let at = *at;
+            let e = edit(pd)?;
+            let Some(change) = &e.change else {
+                return Ok(e.value);
+            };
+            if self.commit_edit(&mut docs, doc, at, change, None)? {
+                return Ok(e.value);
             }
-            self.wrote(&mut docs, doc, in_step);
         }
-        Ok(e.value)
+        Err(HostError::Overtaken(doc))
     }
 
     /// The personal document of `user` (this user's own, or a co-member's once it has
@@ -623,7 +674,7 @@ impl StoreHost {
         else {
             return Ok(None);
         };
-        Ok(self.unchanged(doc, *at)?.then(|| fd.view().clone()))
+        Ok((self.store.log_end(doc)? == *at).then(|| fd.view().clone()))
     }
 
     /// Reads a family document (opening it if needed).
@@ -676,6 +727,7 @@ impl StoreHost {
         self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
         let mut published = BTreeMap::new();
         let mut docs = self.lock();
+        let writer = self.store.writer_lock()?;
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
         let open = &mut opened.doc;
@@ -747,19 +799,19 @@ impl StoreHost {
             }
         };
         // Rows only from a document in step with the log (see `Opened`).
-        let in_step = self.unchanged(doc, at).unwrap_or(false);
-        let view = view.filter(|_| in_step);
         let accepted: Vec<&[u8]> = accepted.iter().map(|c| c.as_ref()).collect();
-        if let Err(e) =
-            self.store
-                .apply_remote_with_view(doc, &accepted, Some(cursor), view.as_deref())
+        match self
+            .store
+            .apply_remote_in_step(doc, &accepted, Some(cursor), view.as_deref(), at)
         {
-            // The in-memory document is ahead of the store: reload it next time.
-            docs.remove(&doc);
-            return Err(e.into());
+            Ok((_, step)) => Self::wrote(&mut docs, doc, step),
+            Err(e) => {
+                // The in-memory document is ahead of the store: reload it next time.
+                docs.remove(&doc);
+                return Err(e.into());
+            }
         }
-        self.wrote(&mut docs, doc, in_step);
-        drop(docs);
+        drop((writer, docs));
         let mut change = change;
         change.unlocked = self.learn_profile_keys(published)?;
         Ok(change)

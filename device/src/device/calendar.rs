@@ -40,7 +40,7 @@ impl Device {
     /// Adds an event. Returns its id.
     pub async fn add_event(&self, family: &str, input: EventInput) -> Result<String> {
         self.edit(family, Part::Calendar, move |fd, now| {
-            fd.add_event(input, now)
+            fd.add_event(input.clone(), now)
         })
         .await
     }
@@ -57,7 +57,7 @@ impl Device {
         }
         let event = event.to_owned();
         self.edit(family, Part::Calendar, move |fd, now| {
-            fd.edit_event(&event, patch, now)
+            fd.edit_event(&event, patch.clone(), now)
         })
         .await
     }

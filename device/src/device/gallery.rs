@@ -154,7 +154,7 @@ impl Device {
         let album = album.to_owned();
         let photo = self
             .edit(family, Part::Gallery, move |fd, now| {
-                fd.add_photo(&album, input, now)
+                fd.add_photo(&album, input.clone(), now)
             })
             .await?;
         session.upload_kick.notify_one();

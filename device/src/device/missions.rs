@@ -150,7 +150,7 @@ impl Device {
             due: changes.due,
         };
         self.edit(family, Part::Missions, move |fd, now| {
-            fd.edit_mission(&mission, patch, now)
+            fd.edit_mission(&mission, patch.clone(), now)
         })
         .await
     }

@@ -235,7 +235,7 @@ impl Device {
         let doc = session.account.personal_doc;
         let now = self.shared().now();
         self.blocking(move |lang| {
-            host.edit_personal(doc, |p| p.set_settings(next, now))
+            host.edit_personal(doc, |p| p.set_settings(next.clone(), now))
                 .map_err(|e| Error::from_host(&e, lang))
         })
         .await?;

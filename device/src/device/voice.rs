@@ -210,7 +210,7 @@ impl Device {
         let album = album.to_owned();
         let voice = self
             .edit(family, Part::Voice, move |fd, now| {
-                fd.add_voice(&album, input, now)
+                fd.add_voice(&album, input.clone(), now)
             })
             .await?;
         session.upload_kick.notify_one();
