@@ -554,9 +554,33 @@ fn open_phase(
     // device does once its tail passes COMPACT_STORED_AFTER rows — when it closes, or
     // when idle — and ready again from the compacted copy.
     let mut ready_tail = ready_times(path, doc_id, &actor)?;
+    let family_id = FamilyId(doc_id.0);
+    let kind = DocKind::Family(family_id);
+    // A host that does not have the family open compacts from what the store holds
+    // (a load, then a save): timed on a copy of the same file.
+    let copy_path = path.with_file_name("compaction-from-the-store.sqlite");
+    let _ = std::fs::remove_file(&copy_path);
+    std::fs::copy(path, &copy_path)?;
+    let wal = |p: &Path| {
+        let mut name = p.as_os_str().to_owned();
+        name.push("-wal");
+        PathBuf::from(name)
+    };
+    if wal(path).exists() {
+        std::fs::copy(wal(path), wal(&copy_path))?;
+    }
+    let host = StoreHost::new(Arc::new(SqliteStore::open(&copy_path)?), actor);
+    let (compacted, compact_from_store_t) = timed(|| host.compact_stored_doc(doc_id, kind));
+    if !compacted? {
+        return Err("the device did not compact its copy".into());
+    }
+    drop(host);
+    let _ = std::fs::remove_file(&copy_path);
+    let _ = std::fs::remove_file(wal(&copy_path));
+    // The device itself has the family open (it just made its edits): it saves that.
     let host = StoreHost::new(Arc::new(SqliteStore::open(path)?), actor);
-    let (compacted, compact_t) =
-        timed(|| host.compact_stored_doc(doc_id, DocKind::Family(FamilyId(doc_id.0))));
+    host.read_family(family_id, |_| ())?;
+    let (compacted, compact_t) = timed(|| host.compact_stored_doc(doc_id, kind));
     if !compacted? {
         return Err("the device did not compact its copy".into());
     }
@@ -607,6 +631,7 @@ fn open_phase(
         "tail_changes": tail,
         "ready_with_tail_ms": ms(Percentiles::of(&mut ready_tail).p50),
         "compact_stored_ms": ms(compact_t),
+        "compact_stored_from_store_ms": ms(compact_from_store_t),
         "ready_compacted_ms": ms(Percentiles::of(&mut ready_compacted).p50),
         "every_change_a_row": every_row,
         "ready_every_change_a_row_ms": { "first": ms(ready_rows[0]), "p50": ms(Percentiles::of(&mut ready_rows).p50) },
@@ -682,8 +707,12 @@ fn print_table(r: &serde_json::Value) {
     );
     println!("  reopen+tail  {} ms", d["reopen_with_tail_ms"]);
     println!(
-        "  ready+tail   p50 {} ms with the edits stored as {} rows; the device compacts its copy in {} ms; then ready p50 {} ms",
-        d["ready_with_tail_ms"], d["tail_changes"], d["compact_stored_ms"], d["ready_compacted_ms"]
+        "  ready+tail   p50 {} ms with the edits stored as {} rows; the device compacts its copy in {} ms (the family open; {} ms from the store); then ready p50 {} ms",
+        d["ready_with_tail_ms"],
+        d["tail_changes"],
+        d["compact_stored_ms"],
+        d["compact_stored_from_store_ms"],
+        d["ready_compacted_ms"]
     );
     println!(
         "  every row    ready first {} ms, p50 {} ms with every change since the start stored as a row ({} rows, a device that never compacted); {} ms once compacted",

@@ -160,10 +160,24 @@ fn a_row_another_process_wrote_is_in_the_compacted_snapshot() {
     cli.edit_family(family, |fd| fd.add_mission("명령줄에서", &[], None, 4))
         .unwrap();
 
+    // The app's open document is the log up to its own last write: its save covers
+    // the rows before that, and the command line's row stays after the snapshot.
     assert_eq!(app.compact_stored().unwrap(), 1);
-    assert_eq!(store.tail_len(doc).unwrap(), 0);
+    assert_eq!(store.tail_len(doc).unwrap(), 1);
     let reopened = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
     let titles = mission_titles(&reopened, family);
     assert_eq!(titles.len(), MISSIONS + 1);
     assert!(titles.iter().any(|t| t == "명령줄에서"));
+    assert_eq!(mission_titles(&app, family), titles, "the app reads it too");
+
+    // A host that has the family open no more compacts from what the store holds.
+    let fresh = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
+    assert!(
+        fresh
+            .compact_stored_doc(doc, DocKind::Family(family))
+            .unwrap()
+    );
+    assert_eq!(store.tail_len(doc).unwrap(), 0);
+    let titles_after = mission_titles(&StoreHost::new(store, actor(HOST, 1)), family);
+    assert_eq!(titles_after, titles);
 }

@@ -8,13 +8,15 @@
 //! change took 1.06 s to be ready, 147 ms once compacted (`docs/benchmarks.md`).
 //! Without this the tail only ever grew: every edit and every chunk received is a row.
 //!
-//! **The snapshot is made from the store, not from the open document.** One read
-//! transaction gives the snapshot, the rows and the log end they reach, and the new
-//! snapshot is exactly what loading them gives, so it covers every row it replaces —
-//! whatever another process on the same store wrote meanwhile (the open document may
-//! have missed a row another process appended just before this host's own write; a
-//! snapshot of it would have dropped that row for ever). It costs one more load, on
-//! a blocking thread, and holds no lock the app's edits wait on.
+//! **The snapshot covers exactly the rows it replaces.** A document open here is the
+//! log through its `Opened::at`, exactly: the host opens it with the log end of the
+//! very load it came from, and the store checks that end inside each of the host's
+//! writes (`LocalStore::commit_local_in_step`), so a row another process appended is
+//! never counted in unseen. Its save is the snapshot through `at`; rows appended after
+//! `at` stay. This holds the host's documents for the save (≈ 50 ms a year of a
+//! family's history) and needs no second copy of the document. A document not open
+//! here is loaded from one read transaction of the store (snapshot, rows, log end) as
+//! an open loads it, saved and dropped.
 //!
 //! This is the device's store only; what the relay keeps is compacted by the sync
 //! machine's snapshots, which every member may check. The view cache stays valid
@@ -26,10 +28,11 @@
 
 use doran_protocol::DocId;
 
-use super::{OpenDoc, StoreHost};
+use super::{OpenDoc, Opened, StoreHost};
 use crate::{
     replica::{ChangeCheck, Replica},
     rules,
+    store::LogPos,
     sync::{DocKind, HostResult as Result},
 };
 
@@ -89,35 +92,75 @@ impl StoreHost {
         Ok(docs)
     }
 
-    /// Writes what the store holds of `doc` as its snapshot, through the log end that
-    /// state reaches, whatever its tail, loading it as an open does (a family's
-    /// changes through its rules); `false` for a key log (it stores no rows), when
-    /// nothing is stored, when it cannot be saved whole now (a stored change waits for
-    /// its dependencies: a save would leave it out), or when another compaction went
-    /// further meanwhile.
+    /// Writes `doc` as its stored snapshot, whatever its tail: the save of the document
+    /// open here, through the log end it is exactly, or else what the store holds,
+    /// loaded as an open loads it (a family's changes through its rules). `false` for
+    /// a key log (it stores no rows), when nothing is stored, when it cannot be saved
+    /// whole now (a change waits for its dependencies: a save would leave it out), or
+    /// when another compaction went further meanwhile.
     pub fn compact_stored_doc(&self, doc: DocId, kind: DocKind) -> Result<bool> {
         let check: Option<ChangeCheck> = match kind {
             DocKind::Family(_) => Some(rules::check_change),
             DocKind::Personal(_) => None,
             DocKind::KeyLog(_) => return Ok(false),
         };
-        let Some(stored) = self.store.load(doc)? else {
-            return Ok(false);
+        let (bytes, through) = match self.save_open(doc) {
+            Saved::Ready(bytes, at) => (bytes, at),
+            Saved::Waiting => return Ok(waiting(doc)),
+            Saved::NotOpen => {
+                let Some(stored) = self.store.load(doc)? else {
+                    return Ok(false);
+                };
+                let mut replica = Replica::load_checked(
+                    stored.snapshot.as_deref(),
+                    stored.changes.iter().map(Vec::as_slice),
+                    &self.actor,
+                    check,
+                )?;
+                if !replica.settled() {
+                    return Ok(waiting(doc));
+                }
+                (replica.save(), stored.log_end)
+            }
         };
-        let mut replica = Replica::load_checked(
-            stored.snapshot.as_deref(),
-            stored.changes.iter().map(Vec::as_slice),
-            &self.actor,
-            check,
-        )?;
-        if !replica.settled() {
-            tracing::debug!(%doc, "a stored change waits for its dependencies: not compacted");
-            return Ok(false);
-        }
-        let bytes = replica.save();
-        drop(replica);
-        let done = self.store.compact(doc, &bytes, stored.log_end)?;
+        let done = self.store.compact(doc, &bytes, through)?;
         tracing::debug!(%doc, bytes = bytes.len(), done, "stored copy compacted");
         Ok(done)
     }
+
+    /// The save of `doc` as it is open here, with the log end it is exactly.
+    fn save_open(&self, doc: DocId) -> Saved {
+        let mut docs = self.lock();
+        let Some(Opened {
+            doc: open,
+            at: Some(at),
+        }) = docs.get_mut(&doc)
+        else {
+            return Saved::NotOpen;
+        };
+        let replica = match open {
+            OpenDoc::Family(fd) => fd.replica_mut(),
+            OpenDoc::Personal(pd) => pd.replica_mut(),
+        };
+        if !replica.settled() {
+            return Saved::Waiting;
+        }
+        Saved::Ready(replica.save(), *at)
+    }
+}
+
+/// What [`StoreHost::save_open`] found.
+enum Saved {
+    /// Not open here (or opened before anything of it was stored).
+    NotOpen,
+    /// A change waits for its dependencies: a save would leave it out.
+    Waiting,
+    /// The save, and the log end it covers exactly.
+    Ready(Vec<u8>, LogPos),
+}
+
+/// Says why `doc` is not compacted now; `false`.
+fn waiting(doc: DocId) -> bool {
+    tracing::debug!(%doc, "a stored change waits for its dependencies: not compacted");
+    false
 }
