@@ -155,8 +155,12 @@ pub trait LocalStore: DeviceRecords + Send + Sync + fmt::Debug {
     /// A host holds it from opening a document to writing the edit, so two processes
     /// editing at once take turns instead of overtaking each other: the guard of
     /// [`commit_local_in_step`](Self::commit_local_in_step) would otherwise send the
-    /// slower one back to reopen for as long as the faster one keeps writing. The
-    /// default, for a store no other process can open, holds nothing.
+    /// slower one back to reopen for as long as the faster one keeps writing. Take it
+    /// before any lock of the caller's own, so a thread waiting for another process's
+    /// turn holds up nothing else. A backend may give up waiting after a while (the
+    /// SQLite store after 5 s: a process stopped while holding it) and return a lock
+    /// that holds nothing; the guarded writes stay correct without it. The default,
+    /// for a store no other process can open, holds nothing.
     ///
     /// # Errors
     ///

@@ -160,24 +160,35 @@ fn a_row_another_process_wrote_is_in_the_compacted_snapshot() {
     cli.edit_family(family, |fd| fd.add_mission("명령줄에서", &[], None, 4))
         .unwrap();
 
-    // The app's open document is the log up to its own last write: its save covers
-    // the rows before that, and the command line's row stays after the snapshot.
+    // The app's open document lacks that row: it compacts what the store holds.
     assert_eq!(app.compact_stored().unwrap(), 1);
-    assert_eq!(store.tail_len(doc).unwrap(), 1);
+    assert_eq!(store.tail_len(doc).unwrap(), 0);
     let reopened = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
     let titles = mission_titles(&reopened, family);
     assert_eq!(titles.len(), MISSIONS + 1);
     assert!(titles.iter().any(|t| t == "명령줄에서"));
     assert_eq!(mission_titles(&app, family), titles, "the app reads it too");
+}
 
-    // A host that has the family open no more compacts from what the store holds.
-    let fresh = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
-    assert!(
-        fresh
-            .compact_stored_doc(doc, DocKind::Family(family))
-            .unwrap()
-    );
-    assert_eq!(store.tail_len(doc).unwrap(), 0);
-    let titles_after = mission_titles(&StoreHost::new(store, actor(HOST, 1)), family);
-    assert_eq!(titles_after, titles);
+#[test]
+fn a_change_an_edit_made_but_did_not_hand_back_never_reaches_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = FamilyId([6; 16]);
+    let store = open_store(&dir, "device.sqlite");
+    let host = written_family(&store, family);
+    // An edit that makes one change and then fails: its change is in the open
+    // document but was never stored nor queued.
+    let failed = host.edit_family(family, |fd| {
+        fd.add_mission("유령", &[], None, 5)?;
+        fd.add_mission("", &[], None, 5)
+    });
+    assert!(failed.is_err());
+    // The host dropped that document: it reads what the store holds, and its
+    // compaction writes no change the relay will never get.
+    assert!(!mission_titles(&host, family).iter().any(|t| t == "유령"));
+    assert_eq!(host.compact_stored().unwrap(), 1);
+    let reopened = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
+    let titles = mission_titles(&reopened, family);
+    assert_eq!(titles.len(), MISSIONS);
+    assert!(!titles.iter().any(|t| t == "유령"));
 }

@@ -172,8 +172,9 @@ fn pass_blocking(host: &StoreHost, me: UserId, doc: DocId) -> Result<Pass, HostE
                 let bytes = postcard::to_allocvec(&epoch).unwrap_or_default();
                 store.set_meta(&published_key(family), &bytes)?;
             }
-            // A family whose document this device cannot open yet: next pass.
-            Err(HostError::WaitingForKeys(_)) => {}
+            // A family whose document this device cannot open yet, or that another
+            // process on this device kept writing: next pass.
+            Err(HostError::WaitingForKeys(_) | HostError::Overtaken(_)) => {}
             Err(e) => return Err(e),
         }
     }

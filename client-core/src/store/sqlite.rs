@@ -1,9 +1,10 @@
 //! [`SqliteStore`]: the [`LocalStore`] in one SQLite file.
 
 use std::{
-    fs::OpenOptions,
+    fs::{OpenOptions, TryLockError},
     path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use doran_protocol::{BlobHash, ChunkId, DocId, Seq};
@@ -18,6 +19,10 @@ use super::{
 
 mod records;
 mod rows;
+
+/// How long [`LocalStore::writer_lock`] waits for another process's turn before it
+/// goes on without the lock.
+const WRITER_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The device's schema: numbered migrations, append only — never edit a released one.
 const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
@@ -40,6 +45,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// `<file>.writer`, locked by [`LocalStore::writer_lock`] (`None` in memory).
     writer_lock: Option<PathBuf>,
+    /// How long [`LocalStore::writer_lock`] waits ([`WRITER_LOCK_WAIT`]).
+    writer_wait: Duration,
 }
 
 impl SqliteStore {
@@ -56,6 +63,13 @@ impl SqliteStore {
     /// A store in a private in-memory database, lost on drop.
     pub fn open_in_memory() -> Result<Self> {
         Self::init(doran_sqlite::open_in_memory(&SCHEMA)?, None)
+    }
+
+    /// The same store, waiting at most `wait` for the writer lock.
+    #[cfg(test)]
+    pub(crate) fn with_writer_wait(mut self, wait: Duration) -> Self {
+        self.writer_wait = wait;
+        self
     }
 
     /// The schema version this build writes (`PRAGMA user_version`).
@@ -77,6 +91,7 @@ impl SqliteStore {
         let store = Self {
             conn: Mutex::new(conn),
             writer_lock,
+            writer_wait: WRITER_LOCK_WAIT,
         };
         store.write(|tx| records::import_legacy_meta(tx, now_ms()))?;
         Ok(store)
@@ -380,9 +395,31 @@ impl LocalStore for SqliteStore {
             .write(true)
             .truncate(false)
             .open(path)
-            .and_then(|file| file.lock().map(|()| file))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(WriterLock::file(file))
+        // Polled with a deadline rather than waited for: a process stopped while it
+        // holds the lock (a suspended app, `doran watch` under Ctrl-Z) must not stop
+        // this one's edits for ever. Past the deadline the write goes on without it;
+        // the guard of `commit_local_in_step` keeps it correct, only not first in line.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriterLock::file(file)),
+                Err(TryLockError::WouldBlock) if started.elapsed() < self.writer_wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        wait = ?self.writer_wait,
+                        "another process has held the store's writer lock too long; writing without it"
+                    );
+                    return Ok(WriterLock::none());
+                }
+                Err(TryLockError::Error(e)) => return Err(StoreError::Backend(Box::new(e))),
+            }
+        }
     }
 
     fn cursor(&self, doc: DocId) -> Result<Seq> {

@@ -49,18 +49,24 @@ pub enum Step {
 #[must_use = "the place is given up as soon as the lock is dropped"]
 pub struct WriterLock {
     /// The locked file, for a store other processes can open; closing it unlocks.
-    _file: Option<std::fs::File>,
+    file: Option<std::fs::File>,
 }
 
 impl WriterLock {
     /// Nothing to hold: no other process can open this store.
     pub(crate) fn none() -> Self {
-        Self { _file: None }
+        Self { file: None }
     }
 
     /// Holds `file`, locked.
     pub(crate) fn file(file: std::fs::File) -> Self {
-        Self { _file: Some(file) }
+        Self { file: Some(file) }
+    }
+
+    /// Whether this lock holds nothing (no other process to take turns with, or the
+    /// wait for one was given up).
+    pub fn holds_nothing(&self) -> bool {
+        self.file.is_none()
     }
 }
 

@@ -486,14 +486,14 @@ impl StoreHost {
     ) -> Result<()> {
         self.start_sealing(family, sealed)?;
         let doc = DocId::from(family);
-        let mut docs = self.lock();
         let writer = self.store.writer_lock()?;
+        let mut docs = self.lock();
         for _ in 0..EDIT_ATTEMPTS {
             let opened = self.ensure(&mut docs, doc, DocKind::Family(family))?;
             if let OpenDoc::Family(existing) = &mut opened.doc
                 && rules::host_of(existing.replica_mut().doc()).is_some()
             {
-                drop((writer, docs));
+                drop((docs, writer));
                 self.store
                     .set_membership(family, Membership::Member, now_ms)?;
                 return Ok(());
@@ -508,7 +508,10 @@ impl StoreHost {
                 },
             );
             if self.commit_edit(&mut docs, doc, at, &change, None)? {
-                drop((writer, docs));
+                // Opened again from the store when next used: rows the log held
+                // before (changes waiting for a host) are not in this fresh document.
+                docs.remove(&doc);
+                drop((docs, writer));
                 self.store
                     .set_membership(family, Membership::Member, now_ms)?;
                 return Ok(());
@@ -530,8 +533,8 @@ impl StoreHost {
         mut edit: impl FnMut(&mut FamilyDoc) -> Result<Edit<T>, DocError>,
     ) -> Result<T> {
         let doc = DocId::from(family);
-        let mut docs = self.lock();
         let _writer = self.store.writer_lock()?;
+        let mut docs = self.lock();
         for _ in 0..EDIT_ATTEMPTS {
             let Opened {
                 doc: OpenDoc::Family(fd),
@@ -548,7 +551,10 @@ impl StoreHost {
             {
                 return Err(HostError::WaitingForKeys(family));
             }
-            let e = edit(fd)?;
+            let before = fd.replica_mut().heads();
+            let e = edit(fd);
+            let moved = fd.replica_mut().heads() != before;
+            let e = Self::kept_in_step(&mut docs, doc, moved, e)?;
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
@@ -557,6 +563,24 @@ impl StoreHost {
             }
         }
         Err(HostError::Overtaken(doc))
+    }
+
+    /// What an edit closure left: its edit, or its error. An edit that failed, or made
+    /// no change to write, yet moved the open document (`moved`: its heads changed)
+    /// would leave a change in memory that the store never got, and a compaction
+    /// would write it into the snapshot: the document is dropped, to be reopened.
+    fn kept_in_step<T>(
+        docs: &mut HashMap<DocId, Opened>,
+        doc: DocId,
+        moved: bool,
+        edit: Result<Edit<T>, DocError>,
+    ) -> Result<Edit<T>> {
+        let written = matches!(&edit, Ok(e) if e.change.is_some());
+        if moved && !written {
+            tracing::warn!(%doc, "an edit changed the open document without a change to store: reopening");
+            docs.remove(&doc);
+        }
+        Ok(edit?)
     }
 
     /// Writes a local edit made on the open `doc` as of the log end `at`, with its view
@@ -613,8 +637,8 @@ impl StoreHost {
         doc: DocId,
         mut edit: impl FnMut(&mut PersonalDoc) -> Result<Edit<T>, DocError>,
     ) -> Result<T> {
-        let mut docs = self.lock();
         let _writer = self.store.writer_lock()?;
+        let mut docs = self.lock();
         for _ in 0..EDIT_ATTEMPTS {
             let Opened {
                 doc: OpenDoc::Personal(pd),
@@ -624,7 +648,10 @@ impl StoreHost {
                 return Err(HostError::WrongKind(doc, "personal"));
             };
             let at = *at;
-            let e = edit(pd)?;
+            let before = pd.replica_mut().heads();
+            let e = edit(pd);
+            let moved = pd.replica_mut().heads() != before;
+            let e = Self::kept_in_step(&mut docs, doc, moved, e)?;
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
@@ -726,8 +753,8 @@ impl StoreHost {
             .collect();
         self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
         let mut published = BTreeMap::new();
-        let mut docs = self.lock();
         let writer = self.store.writer_lock()?;
+        let mut docs = self.lock();
         let opened = self.ensure(&mut docs, doc, kind)?;
         let at = opened.at;
         let open = &mut opened.doc;
@@ -811,7 +838,7 @@ impl StoreHost {
                 return Err(e.into());
             }
         }
-        drop((writer, docs));
+        drop((docs, writer));
         let mut change = change;
         change.unlocked = self.learn_profile_keys(published)?;
         Ok(change)

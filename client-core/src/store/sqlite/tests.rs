@@ -280,3 +280,33 @@ fn records_an_older_build_kept_in_meta_are_imported_once() -> TestResult {
     assert_eq!(store.families()?.len(), 2);
     Ok(())
 }
+
+#[test]
+fn writers_take_turns_and_a_stopped_one_is_not_waited_for_ever() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("device.sqlite");
+    let first = SqliteStore::open(&path)?;
+    let second = SqliteStore::open(&path)?.with_writer_wait(Duration::from_millis(200));
+
+    // While the first store holds the lock, the second waits, up to its deadline...
+    let held = first.writer_lock()?;
+    let started = Instant::now();
+    let unheld = second.writer_lock()?;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // ...then goes on without it (and its guarded writes stay correct).
+    assert!(unheld.holds_nothing());
+    drop(unheld);
+
+    // Given back, it is the second's turn at once.
+    drop(held);
+    let taken = second.writer_lock()?;
+    assert!(!taken.holds_nothing());
+    // An in-memory store has no other process to take turns with.
+    assert!(
+        SqliteStore::open_in_memory()?
+            .writer_lock()?
+            .holds_nothing()
+    );
+    drop(taken);
+    Ok(())
+}

@@ -12,11 +12,12 @@
 //! log through its `Opened::at`, exactly: the host opens it with the log end of the
 //! very load it came from, and the store checks that end inside each of the host's
 //! writes (`LocalStore::commit_local_in_step`), so a row another process appended is
-//! never counted in unseen. Its save is the snapshot through `at`; rows appended after
-//! `at` stay. This holds the host's documents for the save (≈ 50 ms a year of a
-//! family's history) and needs no second copy of the document. A document not open
-//! here is loaded from one read transaction of the store (snapshot, rows, log end) as
-//! an open loads it, saved and dropped.
+//! never counted in unseen. When `at` is still the store's log end, its save is the
+//! snapshot through `at`. This holds the host's documents for the save (≈ 50 ms a
+//! year of a family's history) and needs no second copy of the document. A document
+//! not open here, or one another process appended to since, is loaded from one read
+//! transaction of the store (snapshot, rows, log end) as an open loads it, saved and
+//! dropped.
 //!
 //! This is the device's store only; what the relay keeps is compacted by the sync
 //! machine's snapshots, which every member may check. The view cache stays valid
@@ -104,7 +105,7 @@ impl StoreHost {
             DocKind::Personal(_) => None,
             DocKind::KeyLog(_) => return Ok(false),
         };
-        let (bytes, through) = match self.save_open(doc) {
+        let (bytes, through) = match self.save_open(doc)? {
             Saved::Ready(bytes, at) => (bytes, at),
             Saved::Waiting => return Ok(waiting(doc)),
             Saved::NotOpen => {
@@ -128,30 +129,37 @@ impl StoreHost {
         Ok(done)
     }
 
-    /// The save of `doc` as it is open here, with the log end it is exactly.
-    fn save_open(&self, doc: DocId) -> Saved {
+    /// The save of `doc` as it is open here, with the log end it is exactly; only when
+    /// that is still the store's log end. Rows another process appended after it
+    /// would stay rows, and a tail of those would never shrink while this host does
+    /// not touch the document: the store's whole state is saved instead.
+    fn save_open(&self, doc: DocId) -> Result<Saved> {
         let mut docs = self.lock();
         let Some(Opened {
             doc: open,
             at: Some(at),
         }) = docs.get_mut(&doc)
         else {
-            return Saved::NotOpen;
+            return Ok(Saved::NotOpen);
         };
+        if self.store.log_end(doc)? != Some(*at) {
+            return Ok(Saved::NotOpen);
+        }
         let replica = match open {
             OpenDoc::Family(fd) => fd.replica_mut(),
             OpenDoc::Personal(pd) => pd.replica_mut(),
         };
         if !replica.settled() {
-            return Saved::Waiting;
+            return Ok(Saved::Waiting);
         }
-        Saved::Ready(replica.save(), *at)
+        Ok(Saved::Ready(replica.save(), *at))
     }
 }
 
 /// What [`StoreHost::save_open`] found.
 enum Saved {
-    /// Not open here (or opened before anything of it was stored).
+    /// Not open here (or opened before anything of it was stored), or another
+    /// process appended since.
     NotOpen,
     /// A change waits for its dependencies: a save would leave it out.
     Waiting,
