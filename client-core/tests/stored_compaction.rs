@@ -171,7 +171,7 @@ fn a_row_another_process_wrote_is_in_the_compacted_snapshot() {
 }
 
 #[test]
-fn a_change_an_edit_made_but_did_not_hand_back_never_reaches_the_snapshot() {
+fn a_change_made_in_memory_only_never_reaches_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let family = FamilyId([6; 16]);
     let store = open_store(&dir, "device.sqlite");
@@ -186,9 +186,15 @@ fn a_change_an_edit_made_but_did_not_hand_back_never_reaches_the_snapshot() {
     // The host dropped that document: it reads what the store holds, and its
     // compaction writes no change the relay will never get.
     assert!(!mission_titles(&host, family).iter().any(|t| t == "유령"));
+    // Nor is a change a read made (no caller does; the host does not rely on it).
+    let made = host
+        .read_family(family, |fd| fd.add_mission("몰래", &[], None, 6))
+        .unwrap();
+    assert!(made.unwrap().change.is_some());
+    assert!(!mission_titles(&host, family).iter().any(|t| t == "몰래"));
     assert_eq!(host.compact_stored().unwrap(), 1);
     let reopened = StoreHost::new(open_store(&dir, "device.sqlite"), actor(HOST, 1));
     let titles = mission_titles(&reopened, family);
     assert_eq!(titles.len(), MISSIONS);
-    assert!(!titles.iter().any(|t| t == "유령"));
+    assert!(!titles.iter().any(|t| t == "유령" || t == "몰래"));
 }

@@ -553,8 +553,10 @@ impl StoreHost {
             }
             let before = fd.replica_mut().heads();
             let e = edit(fd);
-            let moved = fd.replica_mut().heads() != before;
-            let e = Self::kept_in_step(&mut docs, doc, moved, e)?;
+            let handed_back = matches!(&e, Ok(e) if e.change.is_some());
+            let moved = !handed_back && fd.replica_mut().heads() != before;
+            Self::drop_if_moved(&mut docs, doc, moved);
+            let e = e?;
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
@@ -565,22 +567,15 @@ impl StoreHost {
         Err(HostError::Overtaken(doc))
     }
 
-    /// What an edit closure left: its edit, or its error. An edit that failed, or made
-    /// no change to write, yet moved the open document (`moved`: its heads changed)
-    /// would leave a change in memory that the store never got, and a compaction
-    /// would write it into the snapshot: the document is dropped, to be reopened.
-    fn kept_in_step<T>(
-        docs: &mut HashMap<DocId, Opened>,
-        doc: DocId,
-        moved: bool,
-        edit: Result<Edit<T>, DocError>,
-    ) -> Result<Edit<T>> {
-        let written = matches!(&edit, Ok(e) if e.change.is_some());
-        if moved && !written {
-            tracing::warn!(%doc, "an edit changed the open document without a change to store: reopening");
+    /// Drops the open `doc` when a closure moved it (its heads changed) without handing
+    /// back a change to store (an edit that failed halfway, a read that wrote): that
+    /// change is in memory only, and a compaction would write it into the snapshot.
+    /// It is reopened from the store when next used.
+    fn drop_if_moved(docs: &mut HashMap<DocId, Opened>, doc: DocId, moved: bool) {
+        if moved {
+            tracing::warn!(%doc, "the open document changed without a change to store: reopening");
             docs.remove(&doc);
         }
-        Ok(edit?)
     }
 
     /// Writes a local edit made on the open `doc` as of the log end `at`, with its view
@@ -650,8 +645,10 @@ impl StoreHost {
             let at = *at;
             let before = pd.replica_mut().heads();
             let e = edit(pd);
-            let moved = pd.replica_mut().heads() != before;
-            let e = Self::kept_in_step(&mut docs, doc, moved, e)?;
+            let handed_back = matches!(&e, Ok(e) if e.change.is_some());
+            let moved = !handed_back && pd.replica_mut().heads() != before;
+            Self::drop_if_moved(&mut docs, doc, moved);
+            let e = e?;
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
@@ -712,10 +709,17 @@ impl StoreHost {
     ) -> Result<T> {
         let doc = DocId::from(family);
         let mut docs = self.lock();
-        match &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc {
-            OpenDoc::Family(fd) => Ok(read(fd)),
-            OpenDoc::Personal(_) => Err(HostError::WrongKind(doc, "family")),
-        }
+        let OpenDoc::Family(fd) = &mut self.ensure(&mut docs, doc, DocKind::Family(family))?.doc
+        else {
+            return Err(HostError::WrongKind(doc, "family"));
+        };
+        let before = fd.replica_mut().heads();
+        let value = read(fd);
+        // A read that changed the document (it may not) would leave a change the store
+        // never got: reopen rather than let a compaction write it into the snapshot.
+        let moved = fd.replica_mut().heads() != before;
+        Self::drop_if_moved(&mut docs, doc, moved);
+        Ok(value)
     }
 }
 
