@@ -577,13 +577,12 @@ fn wait_for_note(lines: &mut impl Iterator<Item = std::io::Result<String>>, what
     panic!("`doran watch` ended before {what:?}");
 }
 
-#[test]
-fn watch_and_edits_on_the_same_device_agree() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
-    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
-    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+/// Mom's and the son's devices under `dir`, in a family mom made and the son joined
+/// (mom synced); returns their homes and the family id.
+fn mom_and_son(dir: &Path, server: &str) -> (PathBuf, PathBuf, String) {
+    let (mom, son) = (dir.join("mom"), dir.join("son"));
+    create_account(&mom, server, "mom@example.com", "엄마곰");
+    create_account(&son, server, "son@example.com", "아들곰");
     let f = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
     let invite = ok(
         &mom,
@@ -591,6 +590,14 @@ fn watch_and_edits_on_the_same_device_agree() {
     );
     ok(&son, &["invite", "accept", &invite]);
     sync(&mom);
+    (mom, son, f)
+}
+
+#[test]
+fn watch_and_edits_on_the_same_device_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, son, f) = mom_and_son(dir.path(), &relay.url());
     let walk = mission(&mom, &f, "같이 산책하기");
     sync(&mom);
     sync(&son);
@@ -637,16 +644,7 @@ fn processes_editing_one_device_at_once_lose_nothing() {
     const EACH: usize = 5;
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let (mom, son) = (dir.path().join("mom"), dir.path().join("son"));
-    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
-    create_account(&son, &relay.url(), "son@example.com", "아들곰");
-    let f = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
-    let invite = ok(
-        &mom,
-        &["invite", "send", &f, "son@example.com", "--as", "아들"],
-    );
-    ok(&son, &["invite", "accept", &invite]);
-    sync(&mom);
+    let (mom, son, f) = mom_and_son(dir.path(), &relay.url());
 
     // Several `doran mission add` on mom's device at the same moment (scripts, the
     // app beside the command line): they all write as her device's Automerge actor.
