@@ -16,6 +16,13 @@
 //! (ticks, likes, comments, events), and the run ends only when every device holds
 //! every change its family pushed. Afterwards each family's devices are checked to
 //! load into documents with the same heads.
+//!
+//! As fast as the relay answers, every device always has one operation waiting at the
+//! relay, so the mean latency is the number of devices over the throughput (Little's
+//! law: the table prints both). With `--rate R` each device instead starts an operation
+//! every 1/R s on a fixed schedule (open loop, the devices' schedules spread evenly over
+//! the interval), so latency is measured at a load the run chooses, below what the
+//! relay can take; how late the generator started operations is printed beside it.
 
 use std::{
     collections::HashSet,
@@ -77,6 +84,10 @@ pub struct Options {
     /// change before pushing it and opens each chunk it receives, inside the timed run.
     #[arg(long)]
     pub sealed: bool,
+    /// Operations per second per device, each started on a fixed schedule (open loop)
+    /// instead of as soon as the previous one is answered.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
     #[command(flatten)]
     pub relay: RelayOptions,
 }
@@ -103,6 +114,8 @@ struct DeviceRun {
     push: Vec<Duration>,
     request: Vec<Duration>,
     blob: Vec<Duration>,
+    /// With `--rate`: how late each operation started against its schedule.
+    lag: Vec<Duration>,
     errors: usize,
     /// Its own changes and the ones it received, for the convergence check.
     holdings: Vec<Vec<u8>>,
@@ -132,6 +145,14 @@ pub fn run(opts: &Options, json_out: bool) -> Result<(), LoadError> {
     if opts.devices == 0 || opts.ops == 0 {
         return Err(LoadError::Setup(
             "--devices and --ops must be at least 1".into(),
+        ));
+    }
+    if opts
+        .rate
+        .is_some_and(|r| !(r.is_finite() && (0.01..=100_000.0).contains(&r)))
+    {
+        return Err(LoadError::Setup(
+            "--rate must be between 0.01 and 100000 operations per second".into(),
         ));
     }
     crate::load::run_and_print(json_out, run_async(opts), print_table)
@@ -167,6 +188,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let progress = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(devices.len() + 1));
     let mut tasks = tokio::task::JoinSet::new();
+    let count = devices.len();
     for (index, (device, own)) in devices.into_iter().zip(edits).enumerate() {
         let family = &families[device.family];
         let expect: usize = family
@@ -195,6 +217,7 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
             resilient,
             progress: Arc::clone(&progress),
             ring: rings[device.family].as_deref().map(ring_copy).transpose()?,
+            pace: opts.rate.map(|r| Pace::spread(r, index, count)),
         };
         let barrier = Arc::clone(&barrier);
         tasks.spawn(async move {
@@ -268,7 +291,10 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let mut request: Vec<Duration> = all.iter().flat_map(|r| r.request.iter().copied()).collect();
     let mut blob: Vec<Duration> = all.iter().flat_map(|r| r.blob.iter().copied()).collect();
     let mut every: Vec<Duration> = push.iter().chain(&request).chain(&blob).copied().collect();
+    let mut lag: Vec<Duration> = all.iter().flat_map(|r| r.lag.iter().copied()).collect();
     let ops = every.len();
+    let mean = every.iter().sum::<Duration>() / (ops.max(1) as u32);
+    let ops_per_s = ops as f64 / wall.as_secs_f64();
     let errors: usize = all.iter().map(|r| r.errors).sum();
     let delivered: usize = all.iter().map(|r| r.delivered).sum();
     let reconnects: usize = all.iter().map(|r| r.reconnects).sum();
@@ -283,7 +309,14 @@ async fn run_async(opts: &Options) -> Result<serde_json::Value, LoadError> {
         "ops": ops,
         "setup_s": setup.as_secs_f64(),
         "wall_ms": ms(wall),
-        "ops_per_s": ops as f64 / wall.as_secs_f64(),
+        "ops_per_s": ops_per_s,
+        "rate_per_device": opts.rate,
+        // Closed loop: one operation per device always waits at the relay, so the mean
+        // latency is devices / throughput (Little's law).
+        "mean_latency_ms": ms(mean),
+        "devices_over_throughput_ms": (opts.rate.is_none() && ops_per_s > 0.0)
+            .then(|| all.len() as f64 / ops_per_s * 1e3),
+        "schedule_lag_ms": opts.rate.is_some().then(|| Percentiles::of(&mut lag).json()),
         "latency_ms": {
             "all": Percentiles::of(&mut every).json(),
             "push_ack": Percentiles::of(&mut push).json(),
@@ -329,6 +362,33 @@ struct Job {
     progress: Arc<AtomicUsize>,
     /// This device's copy of its family's key group, with `--sealed`.
     ring: Option<KeyRing>,
+    /// With `--rate`: when this device starts each operation.
+    pace: Option<Pace>,
+}
+
+/// A device's schedule with `--rate`: operation `i` starts `offset + i × every` after
+/// the clock starts.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    every: Duration,
+    offset: Duration,
+}
+
+impl Pace {
+    /// Device `index` of `count`, each at `rate` operations per second, their first
+    /// operations spread evenly over one interval (so the relay sees a steady stream,
+    /// not `count` operations at once every interval).
+    fn spread(rate: f64, index: usize, count: usize) -> Self {
+        let every = Duration::from_secs_f64(1.0 / rate);
+        Pace {
+            every,
+            offset: every.mul_f64(index as f64 / count.max(1) as f64),
+        }
+    }
+
+    fn due(&self, start: Instant, op: usize) -> Instant {
+        start + self.offset + self.every.mul_f64(op as f64)
+    }
 }
 
 /// How long devices keep reconnecting in a run that kills the relay.
@@ -384,7 +444,13 @@ async fn drive(mut device: Device, mut job: Job) -> Result<DeviceRun, LoadError>
     device.conn.reserve(pushes, job.expect);
     let mut own = std::mem::take(&mut job.own).into_iter();
     let mut encoded = std::mem::take(&mut job.encoded).into_iter();
-    for &op in &job.plan {
+    let clock = Instant::now();
+    for (i, &op) in job.plan.iter().enumerate() {
+        if let Some(pace) = job.pace {
+            let due = pace.due(clock, i);
+            tokio::time::sleep_until(due.into()).await;
+            run.lag.push(Instant::now().saturating_duration_since(due));
+        }
         let started = Instant::now();
         match op {
             Op::Push => {
@@ -588,6 +654,20 @@ fn print_table(r: &serde_json::Value) {
         r["ops"],
         r["ops_per_s"].as_f64().unwrap_or(0.0)
     );
+    match r["rate_per_device"].as_f64() {
+        Some(rate) => {
+            let l = &r["schedule_lag_ms"];
+            println!(
+                "  open loop            {rate} ops/s per device; started late p50/p99/max {} / {} / {} ms",
+                l["p50"], l["p99"], l["max"]
+            );
+        }
+        None => println!(
+            "  closed loop          mean latency {} ms; devices / throughput {:.3} ms",
+            r["mean_latency_ms"],
+            r["devices_over_throughput_ms"].as_f64().unwrap_or(0.0)
+        ),
+    }
     println!("  latency p50/p95/p99/max");
     println!("    every op           {}", lat("all"));
     println!("    push → ack         {}", lat("push_ack"));

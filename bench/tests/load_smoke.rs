@@ -69,6 +69,53 @@ fn seed_stress_changes_delivers_every_change() {
     assert_eq!(r["chunks_delivered"], 60 * 4);
 }
 
+/// With `--rate` every device keeps to its schedule: the run lasts at least as long as
+/// the schedule (6 operations at 20 per second: the last starts ≥ 250 ms in), every
+/// change is still delivered, and how late operations started is reported.
+#[test]
+fn seed_stress_at_a_set_rate_keeps_the_schedule_and_delivers_everything() {
+    let r = run(&[
+        "seed-stress",
+        "--mix",
+        "changes",
+        "--devices",
+        "10",
+        "--ops",
+        "6",
+        "--family-size",
+        "5",
+        "--rate",
+        "20",
+    ]);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["converged"], true);
+    assert_eq!(r["chunks_delivered"], 60 * 4);
+    assert_eq!(r["rate_per_device"], 20.0);
+    assert!(r["wall_ms"].as_f64().unwrap() >= 250.0, "{}", r["wall_ms"]);
+    assert!(r["schedule_lag_ms"]["max"].is_number());
+    // Little's law is a closed loop's figure only.
+    assert!(r["devices_over_throughput_ms"].is_null());
+}
+
+#[test]
+fn a_rate_that_is_not_a_rate_is_refused() {
+    for rate in ["0", "-1", "NaN", "inf"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
+            .args(["seed-stress", "--devices", "4", "--ops", "1"])
+            .arg(format!("--rate={rate}"))
+            .arg("--server-bin")
+            .arg(relay_binary())
+            .output()
+            .expect("doran-bench runs");
+        assert!(!out.status.success(), "--rate {rate} was taken");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--rate"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The same, sealed end to end: every device opens what the others sealed, and the
 /// families still converge on the opened changes.
 #[test]
