@@ -59,6 +59,7 @@ mod error;
 mod host;
 mod keys;
 mod machine;
+mod relay_id;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use effects::{
@@ -74,3 +75,4 @@ pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
 pub use machine::{
     DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,
 };
+pub use relay_id::{RelayAddress, check_server_id};

@@ -8,8 +8,8 @@ use doran_client_core::{
     store::{BlobOwner, LocalStore, MemoryStore, OutboxEntry},
     sync::{
         BackoffConfig, DocCursor, DocKind, Effects, Event, IncomingChunk, OutboxWanted,
-        RequestOutcome, SignInAs, SnapshotCheck, SnapshotRef, StoreHost, SyncConfig, SyncHost,
-        SyncMachine, SyncStatus, VerifySnapshot,
+        RelayAddress, RequestOutcome, SignInAs, SnapshotCheck, SnapshotRef, StoreHost, SyncConfig,
+        SyncHost, SyncMachine, SyncStatus, VerifySnapshot,
     },
 };
 use doran_protocol::{
@@ -654,6 +654,73 @@ fn a_refused_sign_in_is_fatal_but_an_expired_challenge_retries() {
     );
     assert_eq!(fx.fatal.map(|f| f.code), Some(ErrorCode::UnknownDevice));
     assert_eq!(fx.reconnect_after, None);
+}
+
+/// A relay whose id is a URL naming another address than the one connected to gets
+/// no signature at all (a relay in the middle would forward it to the one named);
+/// one naming this address, or an id that is not a URL, is signed for.
+#[test]
+fn a_relay_announcing_another_relays_url_gets_nothing_signed() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let at = |server_id: &str| {
+        let mut m = SyncMachine::new(
+            keys.clone(),
+            SignInAs::Known { user: USER },
+            SyncConfig {
+                relay_address: Some(RelayAddress {
+                    host: "relay.example.org".into(),
+                    port: 443,
+                }),
+                ..config()
+            },
+            42,
+        );
+        m.handle(0, Event::Connected { docs: vec![] });
+        let fx = m.handle(
+            1,
+            Event::Frame(ServerFrame::Challenge(Challenge {
+                server_id: server_id.into(),
+                ..challenge()
+            })),
+        );
+        (m, fx)
+    };
+    let signs = |fx: &Effects| {
+        fx.send
+            .iter()
+            .any(|f| matches!(f, ClientFrame::SignIn { .. }))
+    };
+
+    let (mut m, fx) = at("https://evil.example");
+    assert!(!signs(&fx), "nothing signed for another relay");
+    assert!(fx.close);
+    assert_eq!(fx.reconnect_after, None, "not tried again on its own");
+    let fatal = fx.fatal.expect("stopped");
+    assert_eq!(fatal.code, ErrorCode::WrongRelay);
+    assert!(fatal.message.contains("evil.example"), "{}", fatal.message);
+    assert!(m.is_stopped());
+    assert_eq!(
+        m.server_id(),
+        None,
+        "its id is not taken for signing requests"
+    );
+    assert!(m.handle(2, Event::Connected { docs: vec![] }).close);
+
+    for another_port in ["https://relay.example.org:8443", "http://relay.example.org"] {
+        let (_, fx) = at(another_port);
+        assert!(!signs(&fx), "{another_port}");
+        assert_eq!(fx.fatal.map(|f| f.code), Some(ErrorCode::WrongRelay));
+    }
+    for fine in [
+        "https://relay.example.org",
+        "wss://RELAY.example.org/ws",
+        "test",
+    ] {
+        let (m, fx) = at(fine);
+        assert!(signs(&fx), "{fine}");
+        assert!(fx.fatal.is_none(), "{fine}");
+        assert_eq!(m.server_id(), Some(fine));
+    }
 }
 
 #[test]

@@ -214,6 +214,12 @@ impl SyncDriver {
             SignInAs::Known { user } => Some(*user),
             _ => None,
         };
+        // Whatever the caller configured, the id is checked against where this driver
+        // connects.
+        let config = SyncConfig {
+            relay_address: Some(relay.address()),
+            ..config
+        };
         let machine = SyncMachine::new(keys.clone(), sign_in, config, seed);
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = host.pending_count().unwrap_or(0);
@@ -1018,6 +1024,7 @@ pub async fn enroll(
             .map_err(|e| SyncError::connecting_ws(&e))?;
         let config = SyncConfig {
             client: client.to_owned(),
+            relay_address: Some(relay.address()),
             ..SyncConfig::default()
         };
         let mut machine = SyncMachine::new(keys, sign_in.clone(), config, 0);

@@ -213,6 +213,21 @@ impl Error {
         )
     }
 
+    /// The relay connected to announced an id naming another address
+    /// ([`Wire::WrongRelay`]): nothing was signed for it.
+    pub fn wrong_relay(why: &str, lang: Lang) -> Self {
+        Error::new(
+            ErrorCode::BadRelay,
+            lang,
+            format!(
+                "이 주소의 서버가 다른 서버라고 말해요 ({why}). 다른 서버로 연결을 넘기는 서버일 수 있어서 로그인하지 않았어요. 서버 주소를 확인해 주세요."
+            ),
+            format!(
+                "The server at this address says it is another server ({why}). It may be passing the connection on to another server, so this device did not sign in. Check the server address."
+            ),
+        )
+    }
+
     /// Two safety codes differ: in the half of `whose` key (`Some(None)`: this
     /// user's, `Some(Some(name))`: that member's; `None`: both halves).
     pub fn safety_mismatch(whose: Option<Option<&str>>, lang: Lang) -> Self {
@@ -382,6 +397,7 @@ impl Error {
             | Wire::NotSignedIn
             | Wire::AlreadySignedIn => ErrorCode::SignInRefused,
             Wire::ShuttingDown | Wire::Unavailable => ErrorCode::Offline,
+            Wire::WrongRelay => ErrorCode::BadRelay,
             _ => ErrorCode::Relay,
         };
         Error::code(ours, lang)
@@ -393,6 +409,10 @@ impl Error {
             SyncError::Offline | SyncError::Unreachable(_) => Error::offline(lang),
             SyncError::Untrusted(why) => Error::untrusted(why, lang),
             SyncError::Timeout => Error::code(ErrorCode::Timeout, lang),
+            SyncError::Auth {
+                code: Wire::WrongRelay,
+                message,
+            } => Error::wrong_relay(message, lang),
             SyncError::Refused { code, .. } | SyncError::Auth { code, .. } => {
                 Error::from_wire(*code, lang)
             }

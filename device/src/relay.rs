@@ -180,6 +180,15 @@ impl Relay {
         &self.ws
     }
 
+    /// Where the device connects, for checking the id the relay announces
+    /// ([`doran_client_core::sync::check_server_id`]).
+    pub fn address(&self) -> doran_client_core::sync::RelayAddress {
+        doran_client_core::sync::RelayAddress {
+            host: self.host.clone(),
+            port: self.port,
+        }
+    }
+
     /// `host:port`, for the HTTP `Host` header.
     pub(crate) fn authority(&self) -> String {
         if self.host.contains(':') {

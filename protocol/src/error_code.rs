@@ -39,6 +39,7 @@ macro_rules! error_codes {
         /// | 211 | `link_expired` | the link request expired before it was confirmed |
         /// | 212 | `link_claimed` | another device already presented this link code |
         /// | 213 | `link_answered` | the link request was already confirmed or rejected |
+        /// | 214 | `wrong_relay` | (device-side, never sent) the relay's id names another address than the one the device connected to |
         /// | 300 | `forbidden` | not a member / not the host / not the owner |
         /// | 301 | `not_found` | the family, user, invite, device or document does not exist |
         /// | 302 | `already_exists` | the id or label is taken (e.g. email already registered) |
@@ -155,6 +156,11 @@ error_codes! {
     LinkClaimed = 212, "link_claimed", "link code claimed by another device";
     /// `ConfirmLink`: the request was already confirmed or rejected.
     LinkAnswered = 213, "link_answered", "link request already answered";
+    /// Never sent by a relay: a device stops with it when the relay it connected to
+    /// announces an id (`Challenge.server_id`) that is a URL naming another host or
+    /// port, so that it signs nothing another relay would take (a relay in the
+    /// middle forwarding the real one's challenges).
+    WrongRelay = 214, "wrong_relay", "the relay's id names another address";
     /// Not allowed: not a member of the family, not its host, not the owner of the
     /// device or invite.
     Forbidden = 300, "forbidden", "forbidden";

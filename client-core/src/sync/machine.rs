@@ -85,6 +85,10 @@ pub struct SyncConfig {
     /// ms, or after the relay's `retry_after_ms` if that is longer; doubled after each
     /// round that brought no ack, up to [`MAX_RETRY_REFUSED_MS`].
     pub retry_refused_after_ms: u64,
+    /// Where the device connects: a relay whose id is a URL naming another address is
+    /// refused before anything is signed ([`check_server_id`](super::check_server_id);
+    /// `ErrorCode::WrongRelay`). `None` checks nothing (tests without sockets).
+    pub relay_address: Option<super::RelayAddress>,
 }
 
 impl Default for SyncConfig {
@@ -98,6 +102,7 @@ impl Default for SyncConfig {
             ping_after_ms: 25_000,
             dead_after_ms: 60_000,
             retry_refused_after_ms: 10_000,
+            relay_address: None,
         }
     }
 }

@@ -15,6 +15,13 @@ impl SyncMachine {
                 if self.conn != Conn::AwaitChallenge {
                     return;
                 }
+                if let Some(address) = &self.config.relay_address
+                    && let Err(why) = crate::sync::check_server_id(&challenge.server_id, address)
+                {
+                    tracing::warn!(%why, "the relay's id names another address; not signing in");
+                    self.stop(ErrorCode::WrongRelay, why, fx);
+                    return;
+                }
                 self.server_id = Some(challenge.server_id.clone());
                 match self.sign_in_frame(&challenge) {
                     Ok(frame) => {

@@ -1,0 +1,108 @@
+//! A relay in the middle: a server the user was talked into setting as theirs, which
+//! passes every byte on to the real relay. Every sign-in signs the relay's id, so the
+//! middle cannot use a signature made for itself at the real relay; but if the device
+//! signs the real relay's id, the middle gets a session there in the user's name. A
+//! deployment whose id is its public URL is protected: a device that connected to
+//! another address refuses that id before it signs anything (`bad_relay`), and nothing
+//! is made at the real relay. A relay whose id is not a URL (the default) binds nothing:
+//! the same middle then goes unnoticed, which is why `docs/operations.md` asks for the
+//! URL.
+//!
+//! The middle is a plain TCP forwarder on another loopback port, so the device really
+//! talks to the real relay through it.
+
+use std::net::TcpListener;
+
+use doran_e2e::{Relay, create_account, json, json_error, proxy::AnswerLosingProxy};
+
+/// A loopback port free a moment ago, so the relay's id can name it before it starts.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the forwarder")
+}
+
+fn create_args<'a>(server: &'a str, email: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "account", "create", "--server", server, "--email", email, "--name", name,
+    ]
+}
+
+#[test]
+fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let relay = Relay::start_with(
+        &dir.path().join("relay"),
+        &format!("127.0.0.1:{port}"),
+        &["--server-id", &public],
+    );
+    assert_eq!(relay.url(), public);
+    let rt = runtime();
+    let middle = rt.block_on(AnswerLosingProxy::start(relay.addr()));
+    let (mom, dad, dad_again) = (
+        dir.path().join("mom"),
+        dir.path().join("dad"),
+        dir.path().join("dad-again"),
+    );
+
+    // At the address the relay's id names, everything works.
+    create_account(&mom, &public, "mom@example.com", "엄마곰");
+    let families = json(&mom, &["family", "list"]);
+    assert!(families.is_array(), "{families}");
+
+    // Through the middle: refused before anything is signed, with a clear error.
+    let refused = json_error(
+        &dad,
+        &create_args(&middle.url(), "dad@example.com", "아빠곰"),
+    );
+    assert_eq!(refused["code"], "bad_relay", "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("다른 서버"), "{refused}");
+    assert!(
+        message.contains(&public),
+        "names what it was told: {refused}"
+    );
+    // No account is kept on the refused device.
+    assert_eq!(json_error(&dad, &["family", "list"])["code"], "no_account");
+
+    // Nothing was registered at the relay: the same email is still free there.
+    create_account(&dad_again, &public, "dad@example.com", "아빠곰");
+    // And mom's device, pointed at the middle, refuses too.
+    let mom_through_middle = json_error(
+        &dir.path().join("mom-elsewhere"),
+        &create_args(&middle.url(), "mom2@example.com", "엄마곰"),
+    );
+    assert_eq!(mom_through_middle["code"], "bad_relay");
+}
+
+/// The limit, shown: a relay whose id is not a URL cannot be told from a middle that
+/// forwards to it, so the middle's device signs in (this is also what makes the test
+/// above mean something: the forwarder really passes a sign-in through).
+#[test]
+fn a_relay_whose_id_is_no_url_binds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let rt = runtime();
+    let middle = rt.block_on(AnswerLosingProxy::start(relay.addr()));
+    let dad = dir.path().join("dad");
+    create_account(&dad, &middle.url(), "dad@example.com", "아빠곰");
+    let refused = json_error(
+        &dir.path().join("dad-again"),
+        &create_args(&relay.url(), "dad@example.com", "아빠곰"),
+    );
+    assert_eq!(
+        refused["code"], "email_taken",
+        "made at the relay: {refused}"
+    );
+}
