@@ -263,7 +263,9 @@ impl BlobClient {
     }
 
     /// The relay's id, asked once (unsigned) from `GET /server-id`: signatures name
-    /// the relay, so a request signed for one relay is refused by any other.
+    /// the relay, so a request signed for one relay is refused by any other. An id
+    /// that is a URL naming another address is refused (`WrongRelay`), and nothing is
+    /// signed.
     async fn server_id(&self) -> Result<String> {
         self.server_id
             .get_or_try_init(|| async {
@@ -281,10 +283,19 @@ impl BlobClient {
                     return Err(refusal(status, "server id"));
                 }
                 self.keep(sender);
-                match String::from_utf8(body) {
-                    Ok(id) if id.len() <= doran_protocol::limits::MAX_SERVER_ID_BYTES => Ok(id),
-                    _ => Err(SyncError::Protocol("the relay's id is not valid".into())),
-                }
+                let id = match String::from_utf8(body) {
+                    Ok(id) if id.len() <= doran_protocol::limits::MAX_SERVER_ID_BYTES => id,
+                    _ => return Err(SyncError::Protocol("the relay's id is not valid".into())),
+                };
+                // As for the websocket's sign-in: nothing is signed for an id naming
+                // another address (a server in the middle would answer the real one's).
+                doran_client_core::sync::check_server_id(&id, &self.relay.address()).map_err(
+                    |message| SyncError::Auth {
+                        code: doran_protocol::ErrorCode::WrongRelay,
+                        message,
+                    },
+                )?;
+                Ok(id)
             })
             .await
             .cloned()

@@ -11,9 +11,36 @@
 //! The middle is a plain TCP forwarder on another loopback port, so the device really
 //! talks to the real relay through it.
 
-use std::net::TcpListener;
+use std::{net::TcpListener, sync::Arc};
 
-use doran_e2e::{Relay, create_account, json, json_error, proxy::AnswerLosingProxy};
+use doran_device::{
+    account::{Account, StoreSecrets},
+    blobs::BlobClient,
+    core::store::{LocalStore, SqliteStore},
+    relay::{Relay as RelayAddress, Trust},
+    sync_error::SyncError,
+};
+use doran_e2e::{Relay, create_account, json, json_error};
+use doran_protocol::{BlobHash, ErrorCode};
+
+/// The server in the middle: listens on a loopback port of its own and passes every
+/// byte, both ways, to and from `relay`. Returns its URL.
+async fn forwarder(relay: std::net::SocketAddr) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut device, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(relay).await {
+                    let _ = tokio::io::copy_bidirectional(&mut device, &mut upstream).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
 
 /// A loopback port free a moment ago, so the relay's id can name it before it starts.
 fn free_port() -> u16 {
@@ -49,7 +76,7 @@ fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
     );
     assert_eq!(relay.url(), public);
     let rt = runtime();
-    let middle = rt.block_on(AnswerLosingProxy::start(relay.addr()));
+    let middle = rt.block_on(forwarder(relay.addr()));
     let (mom, dad, dad_again) = (
         dir.path().join("mom"),
         dir.path().join("dad"),
@@ -62,10 +89,7 @@ fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
     assert!(families.is_array(), "{families}");
 
     // Through the middle: refused before anything is signed, with a clear error.
-    let refused = json_error(
-        &dad,
-        &create_args(&middle.url(), "dad@example.com", "아빠곰"),
-    );
+    let refused = json_error(&dad, &create_args(&middle, "dad@example.com", "아빠곰"));
     assert_eq!(refused["code"], "bad_relay", "{refused}");
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("다른 서버"), "{refused}");
@@ -78,12 +102,50 @@ fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
 
     // Nothing was registered at the relay: the same email is still free there.
     create_account(&dad_again, &public, "dad@example.com", "아빠곰");
-    // And mom's device, pointed at the middle, refuses too.
-    let mom_through_middle = json_error(
-        &dir.path().join("mom-elsewhere"),
-        &create_args(&middle.url(), "mom2@example.com", "엄마곰"),
+
+    // Her device's signed HTTP requests (blobs) too: the id the middle hands out at
+    // `GET /server-id` is checked the same way before anything is signed.
+    let store: Arc<dyn LocalStore> =
+        Arc::new(SqliteStore::open(mom.join("device.sqlite")).expect("the store"));
+    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
+        .expect("load")
+        .expect("mom's account");
+    let client_at = |url: &str| {
+        BlobClient::new(
+            RelayAddress::new(url, &Trust::default()).expect("an address"),
+            account.device,
+            account.device_key.clone(),
+        )
+    };
+    let nothing = BlobHash([7; 32]);
+    let through_middle = rt
+        .block_on(client_at(&middle).get(nothing))
+        .expect_err("refused");
+    assert!(
+        matches!(
+            through_middle,
+            SyncError::Auth {
+                code: ErrorCode::WrongRelay,
+                ..
+            }
+        ),
+        "{through_middle:?}"
     );
-    assert_eq!(mom_through_middle["code"], "bad_relay");
+    // At the relay's own address the same request is signed and answered (no such
+    // blob).
+    let direct = rt
+        .block_on(client_at(&public).get(nothing))
+        .expect_err("no such blob");
+    assert!(
+        matches!(
+            direct,
+            SyncError::Refused {
+                code: ErrorCode::NotFound | ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{direct:?}"
+    );
 }
 
 /// The limit, shown: a relay whose id is not a URL cannot be told from a middle that
@@ -94,9 +156,9 @@ fn a_relay_whose_id_is_no_url_binds_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let rt = runtime();
-    let middle = rt.block_on(AnswerLosingProxy::start(relay.addr()));
+    let middle = rt.block_on(forwarder(relay.addr()));
     let dad = dir.path().join("dad");
-    create_account(&dad, &middle.url(), "dad@example.com", "아빠곰");
+    create_account(&dad, &middle, "dad@example.com", "아빠곰");
     let refused = json_error(
         &dir.path().join("dad-again"),
         &create_args(&relay.url(), "dad@example.com", "아빠곰"),
