@@ -670,6 +670,7 @@ fn a_relay_announcing_another_relays_url_gets_nothing_signed() {
                 relay_address: Some(RelayAddress {
                     host: "relay.example.org".into(),
                     port: 443,
+                    secure: true,
                 }),
                 ..config()
             },

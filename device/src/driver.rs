@@ -51,6 +51,10 @@ pub struct SyncState {
     /// Whether the last connection attempt failed because the relay's TLS
     /// certificate is not trusted (rather than the relay being unreachable).
     pub untrusted: bool,
+    /// The relay refused this device for good, or this device refused the relay
+    /// (its id names another address): the driver stopped and will not connect
+    /// again. [`SyncDriver::stopped_reason`] says why.
+    pub stopped: bool,
 }
 
 /// Something UIs may want to show, from [`SyncDriver::subscribe`].
@@ -151,6 +155,8 @@ pub struct SyncDriver {
     user: std::sync::Mutex<Option<UserId>>,
     /// Why the relay's certificate was last refused, for the user.
     untrusted: std::sync::Mutex<Option<String>>,
+    /// Why the driver stopped for good (the code and message of its fatal error).
+    stopped: std::sync::Mutex<Option<(ErrorCode, String)>>,
     /// A compaction of the stored copies runs (see [`SyncDriver::compact_stored`]).
     compacting: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -242,11 +248,13 @@ impl SyncDriver {
                 failures: 0,
                 sign_ins: 0,
                 untrusted: false,
+                stopped: false,
             }),
             events: broadcast::Sender::new(1024),
             server_id: std::sync::Mutex::new(None),
             user: std::sync::Mutex::new(user),
             untrusted: std::sync::Mutex::new(None),
+            stopped: std::sync::Mutex::new(None),
             compacting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
@@ -294,6 +302,29 @@ impl SyncDriver {
     /// The current status and counters.
     pub fn current(&self) -> SyncState {
         *self.state.borrow()
+    }
+
+    /// Why the driver stopped for good (see [`SyncState::stopped`]), if it did.
+    pub fn stopped_reason(&self) -> Option<SyncError> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .map(|(code, message)| SyncError::Auth { code, message })
+    }
+
+    /// Records that the driver stops with `e` (a refusal for good) so that callers
+    /// waiting for a connection hear why at once; gives `e` back.
+    fn stopped_for_good(&self, e: SyncError) -> SyncError {
+        if let SyncError::Auth { code, message } = &e {
+            *self
+                .stopped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((*code, message.clone()));
+            self.state.send_modify(|s| s.stopped = true);
+        }
+        e
     }
 
     /// Why the relay's TLS certificate was last refused (see [`SyncState::untrusted`]).
@@ -460,7 +491,7 @@ impl SyncDriver {
     async fn drive(&self, r: &mut Runner, mode: Mode) -> Result<()> {
         loop {
             if let Some(e) = r.fatal.take() {
-                return Err(e);
+                return Err(self.stopped_for_good(e));
             }
             let docs = self.blocking(|h| h.doc_cursors()).await?;
             let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.relay)).await
@@ -510,7 +541,7 @@ impl SyncDriver {
                 }
             }
             if let Some(e) = r.fatal.take() {
-                return Err(e);
+                return Err(self.stopped_for_good(e));
             }
             let delay = r.reconnect_after.take().unwrap_or(1_000);
             // While offline, requests are queued in the machine until the next sign-in.

@@ -213,17 +213,18 @@ impl Error {
         )
     }
 
-    /// The relay connected to announced an id naming another address
-    /// ([`Wire::WrongRelay`]): nothing was signed for it.
-    pub fn wrong_relay(why: &str, lang: Lang) -> Self {
+    /// The relay connected to announced an id naming another address, `named`
+    /// (`host:port`, from [`check_server_id`](doran_client_core::sync::check_server_id):
+    /// never the relay's own text) ([`Wire::WrongRelay`]): nothing was signed for it.
+    pub fn wrong_relay(named: &str, lang: Lang) -> Self {
         Error::new(
             ErrorCode::BadRelay,
             lang,
             format!(
-                "이 주소의 서버가 다른 서버라고 말해요 ({why}). 다른 서버로 연결을 넘기는 서버일 수 있어서 로그인하지 않았어요. 서버 주소를 확인해 주세요."
+                "이 주소의 서버가 자신을 다른 서버({named})라고 소개해요. 그 서버로 연결을 넘기는 중간 서버일 수 있어서 로그인하지 않았어요. 서버 주소를 확인해 주세요."
             ),
             format!(
-                "The server at this address says it is another server ({why}). It may be passing the connection on to another server, so this device did not sign in. Check the server address."
+                "The server at this address introduces itself as another server ({named}). It may be a server in the middle passing the connection on, so this device did not sign in. Check the server address."
             ),
         )
     }

@@ -186,6 +186,7 @@ impl Relay {
         doran_client_core::sync::RelayAddress {
             host: self.host.clone(),
             port: self.port,
+            secure: self.tls.is_some(),
         }
     }
 

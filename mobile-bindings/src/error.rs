@@ -122,7 +122,9 @@ pub enum DoranError {
     /// A file could not be read or written.
     #[error("{0}")]
     File(String),
-    /// The relay's address or its certificate authority file cannot be used.
+    /// The relay's address or its certificate authority file cannot be used, its
+    /// certificate is not trusted, or the server at that address says it is another
+    /// one (a server in the middle): nothing was signed for it.
     #[error("{0}")]
     BadRelay(String),
     /// The device's storage failed.

@@ -94,7 +94,7 @@ fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("다른 서버"), "{refused}");
     assert!(
-        message.contains(&public),
+        message.contains(&format!("127.0.0.1:{port}")),
         "names what it was told: {refused}"
     );
     // No account is kept on the refused device.
@@ -146,6 +146,31 @@ fn a_device_signs_nothing_for_a_relay_it_reaches_through_another_address() {
         ),
         "{direct:?}"
     );
+}
+
+/// A device that signed up through the middle while the relay's id bound nothing
+/// (the default), after the operator sets the id to the relay's URL: its next sync
+/// says `bad_relay` at once (it used to wait out its time and say `offline`), and it
+/// signs nothing.
+#[test]
+fn a_device_already_behind_the_middle_hears_why_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().join("relay");
+    let relay = Relay::start(&data, &listen);
+    let rt = runtime();
+    let middle = rt.block_on(forwarder(relay.addr()));
+    let dad = dir.path().join("dad");
+    create_account(&dad, &middle, "dad@example.com", "아빠곰");
+    drop(relay);
+
+    let public = format!("http://{listen}");
+    let _relay = Relay::start_with(&data, &listen, &["--server-id", &public]);
+    let refused = json_error(&dad, &["sync"]);
+    assert_eq!(refused["code"], "bad_relay", "{refused}");
+    // Asked again, the same answer (not "offline").
+    assert_eq!(json_error(&dad, &["sync"])["code"], "bad_relay");
 }
 
 /// The limit, shown: a relay whose id is not a URL cannot be told from a middle that

@@ -15,58 +15,69 @@
 //! setting the id to the URL devices use.
 
 /// Where the device connected: the relay's host (a name or an IP address, without
-/// brackets) and TCP port.
+/// brackets), TCP port, and whether over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayAddress {
     /// The host as the device's relay URL names it.
     pub host: String,
     /// The port, the scheme's default filled in.
     pub port: u16,
+    /// Whether the connection is TLS (`https://` / `wss://`).
+    pub secure: bool,
 }
 
-/// Whether a relay at `address` may announce `server_id`: `Err` says why not.
+/// Whether a relay at `address` may announce `server_id`; `Err` holds what the id
+/// names instead (`host:port`, or a note that it cannot be read), safe to show: never
+/// the id's own text, which the relay chose.
 ///
-/// An id starting with `http://`, `https://`, `ws://` or `wss://` must name the same
-/// host (letters compared without case, a trailing dot ignored) and the same port
-/// (80 for `http`/`ws`, 443 for `https`/`wss` when none is given); a path after it is
-/// allowed. An id with user information (`user@host`), or whose host or port cannot
-/// be read, is refused. Any other id is allowed.
+/// An id starting with `http://`, `https://`, `ws://` or `wss://` (any case, blanks
+/// around it ignored) must name the same host (letters compared without case, a
+/// trailing dot ignored, IP addresses compared as addresses), the same port (80 for
+/// `http`/`ws`, 443 for `https`/`wss` when none is given), and a TLS connection for
+/// `https`/`wss` (plain for `http`/`ws`); a path after it is allowed. An id with user
+/// information (`user@host`), or whose host or port cannot be read, is refused. Any
+/// other id is allowed.
 pub fn check_server_id(server_id: &str, address: &RelayAddress) -> Result<(), String> {
-    let Some((default_port, rest)) = url_rest(server_id) else {
+    let Some((secure, default_port, rest)) = url_rest(server_id.trim()) else {
         return Ok(());
-    };
-    let refuse = |why: &str| {
-        let shown: String = server_id.chars().take(128).collect();
-        Err(format!(
-            "the relay at {}:{} says it is {shown:?}: {why}",
-            address.host, address.port
-        ))
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return refuse("its id carries user information");
+        return Err("an address with user information".to_owned());
     }
     let Some((host, port)) = split_authority(authority, default_port) else {
-        return refuse("its id's address cannot be read");
+        return Err("an address that cannot be read".to_owned());
     };
-    if !same_host(host, &address.host) {
-        return refuse("another host");
+    let shown = || {
+        let host: String = host
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+            .take(64)
+            .collect();
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
+    if !same_host(host, &address.host) || port != address.port {
+        return Err(shown());
     }
-    if port != address.port {
-        return refuse("another port");
+    if secure != address.secure {
+        let scheme = if secure { "https" } else { "http" };
+        return Err(format!("{scheme}://{}", shown()));
     }
     Ok(())
 }
 
-/// The scheme's default port and what follows `scheme://`, if `id` is a URL.
-fn url_rest(id: &str) -> Option<(u16, &str)> {
+/// Whether `id` is a URL: (TLS?, the scheme's default port, what follows `://`).
+fn url_rest(id: &str) -> Option<(bool, u16, &str)> {
     let (scheme, rest) = id.split_once("://")?;
-    let port = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => 80,
-        "https" | "wss" => 443,
-        _ => return None,
-    };
-    Some((port, rest))
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => Some((false, 80, rest)),
+        "https" | "wss" => Some((true, 443, rest)),
+        _ => None,
+    }
 }
 
 /// `host[:port]` or `[v6][:port]`: the host without brackets and the port.
@@ -87,13 +98,17 @@ fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
         return None;
     }
     let port = match port {
-        Some(p) => p.parse::<u16>().ok()?,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(_) => return None,
         None => default_port,
     };
     Some((host, port))
 }
 
 fn same_host(a: &str, b: &str) -> bool {
+    if let (Ok(a), Ok(b)) = (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        return a == b;
+    }
     let trim = |h: &str| h.trim_end_matches('.').to_owned();
     trim(a).eq_ignore_ascii_case(&trim(b))
 }
@@ -106,6 +121,7 @@ mod tests {
         RelayAddress {
             host: host.into(),
             port,
+            secure: port == 443,
         }
     }
 
@@ -118,6 +134,7 @@ mod tests {
             "wss://relay.example.org/ws",
             "HTTPS://Relay.Example.ORG:443",
             "https://relay.example.org.",
+            " https://relay.example.org ",
         ] {
             assert_eq!(check_server_id(ok, &public), Ok(()), "{ok}");
         }
@@ -132,6 +149,8 @@ mod tests {
             "https://:443",
             "https://relay.example.org:99999",
             "https://relay.example.org:x",
+            "https://relay.example.org:",
+            "https://relay.example.org:+443",
         ] {
             assert!(check_server_id(wrong, &public).is_err(), "{wrong}");
         }
@@ -145,6 +164,7 @@ mod tests {
         assert!(check_server_id("http://127.0.0.2:7070", &local).is_err());
         let v6 = at("::1", 7070);
         assert_eq!(check_server_id("http://[::1]:7070/", &v6), Ok(()));
+        assert_eq!(check_server_id("http://[0:0::1]:7070", &v6), Ok(()));
         assert!(check_server_id("http://[::1]", &v6).is_err());
         assert!(check_server_id("http://[::1", &v6).is_err());
         assert!(check_server_id("http://[::1]x", &v6).is_err());
@@ -165,10 +185,40 @@ mod tests {
     }
 
     #[test]
-    fn the_refusal_says_what_was_announced_and_where() {
-        let why = check_server_id("https://evil.example", &at("relay.example.org", 443))
-            .expect_err("another host");
-        assert!(why.contains("relay.example.org:443"), "{why}");
-        assert!(why.contains("evil.example"), "{why}");
+    fn a_url_id_must_come_over_its_own_scheme() {
+        // The same host and port, plain: someone on the path could read and pass on
+        // what the device sends.
+        let plain = RelayAddress {
+            host: "relay.example.org".into(),
+            port: 443,
+            secure: false,
+        };
+        assert_eq!(
+            check_server_id("https://relay.example.org", &plain),
+            Err("https://relay.example.org:443".to_owned())
+        );
+        let tls = RelayAddress {
+            host: "relay.example.org".into(),
+            port: 80,
+            secure: true,
+        };
+        assert!(check_server_id("http://relay.example.org", &tls).is_err());
+    }
+
+    #[test]
+    fn the_refusal_shows_only_the_address_the_id_names() {
+        let public = at("relay.example.org", 443);
+        assert_eq!(
+            check_server_id("https://evil.example/please-type-your-phrase", &public),
+            Err("evil.example:443".to_owned())
+        );
+        assert_eq!(
+            check_server_id("https://evil<b>.example:8443", &public),
+            Err("evilb.example:8443".to_owned())
+        );
+        assert_eq!(
+            check_server_id("https://[::2]", &public),
+            Err("[::2]:443".to_owned())
+        );
     }
 }

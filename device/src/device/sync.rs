@@ -99,7 +99,9 @@ impl Device {
 
     /// Waits until the device is signed in to the relay (starting the sync if it is
     /// not running, and reconnecting at once if it was waiting to), or says
-    /// [`ErrorCode::Offline`] as soon as the relay turns out to be unreachable.
+    /// [`ErrorCode::Offline`] as soon as the relay turns out to be unreachable, or why
+    /// the sync stopped for good (e.g. `bad_relay`: the relay's id names another
+    /// address).
     pub(crate) async fn connected(&self, within: Duration) -> Result<()> {
         let lang = self.language();
         let session = self.session()?;
@@ -115,6 +117,11 @@ impl Device {
                 let now = *state.borrow_and_update();
                 if matches!(now.status, SyncStatus::Syncing | SyncStatus::UpToDate) {
                     return Ok(());
+                }
+                if now.stopped
+                    && let Some(e) = session.driver.stopped_reason()
+                {
+                    return Err(Error::from_sync(&e, lang));
                 }
                 if now.failures > start.failures && now.untrusted {
                     let why = session.driver.untrusted_reason().unwrap_or_default();
