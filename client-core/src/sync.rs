@@ -75,4 +75,4 @@ pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
 pub use machine::{
     DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,
 };
-pub use relay_id::{RelayAddress, check_server_id};
+pub use relay_id::{RelayAddress, UNREADABLE, check_server_id};

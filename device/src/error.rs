@@ -217,14 +217,19 @@ impl Error {
     /// (`host:port`, from [`check_server_id`](doran_client_core::sync::check_server_id):
     /// never the relay's own text) ([`Wire::WrongRelay`]): nothing was signed for it.
     pub fn wrong_relay(named: &str, lang: Lang) -> Self {
+        let (ko, en) = if named == doran_client_core::sync::UNREADABLE {
+            (String::new(), String::new())
+        } else {
+            (format!("({named})"), format!(" ({named})"))
+        };
         Error::new(
             ErrorCode::BadRelay,
             lang,
             format!(
-                "이 주소의 서버가 자신을 다른 서버({named})라고 소개해요. 그 서버로 연결을 넘기는 중간 서버일 수 있어서 로그인하지 않았어요. 서버 주소를 확인해 주세요."
+                "이 주소의 서버가 자신을 다른 서버{ko}라고 소개해요. 그 서버로 연결을 넘기는 중간 서버일 수 있어서 로그인하지 않았어요. 서버 주소를 확인해 주세요."
             ),
             format!(
-                "The server at this address introduces itself as another server ({named}). It may be a server in the middle passing the connection on, so this device did not sign in. Check the server address."
+                "The server at this address introduces itself as another server{en}. It may be a server in the middle passing the connection on, so this device did not sign in. Check the server address."
             ),
         )
     }
@@ -773,6 +778,35 @@ fn kind_names(kind: &str) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_in_the_middle_is_told_in_one_language() {
+        let wrong = |named: &str, lang| {
+            Error::from_sync(
+                &SyncError::Auth {
+                    code: Wire::WrongRelay,
+                    message: named.to_owned(),
+                },
+                lang,
+            )
+        };
+        let ko = wrong("relay.example.org:443", Lang::Ko);
+        assert_eq!(ko.code, ErrorCode::BadRelay);
+        assert!(
+            ko.message.contains("다른 서버(relay.example.org:443)라고"),
+            "{}",
+            ko.message
+        );
+        assert!(!ko.message.contains("server"), "{}", ko.message);
+        let unreadable = wrong(doran_client_core::sync::UNREADABLE, Lang::En);
+        assert!(
+            unreadable
+                .message
+                .starts_with("The server at this address introduces itself as another server. "),
+            "{}",
+            unreadable.message
+        );
+    }
 
     #[test]
     fn messages_are_for_people_in_their_language() {

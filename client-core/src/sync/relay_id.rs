@@ -26,9 +26,12 @@ pub struct RelayAddress {
     pub secure: bool,
 }
 
+/// What [`check_server_id`] says an id names when its address cannot be read.
+pub const UNREADABLE: &str = "?";
+
 /// Whether a relay at `address` may announce `server_id`; `Err` holds what the id
-/// names instead (`host:port`, or a note that it cannot be read), safe to show: never
-/// the id's own text, which the relay chose.
+/// names instead (`host:port`, `https://host:port` when only the scheme differs, or
+/// [`UNREADABLE`]), safe to show: never the id's own text, which the relay chose.
 ///
 /// An id starting with `http://`, `https://`, `ws://` or `wss://` (any case, blanks
 /// around it ignored) must name the same host (letters compared without case, a
@@ -43,10 +46,10 @@ pub fn check_server_id(server_id: &str, address: &RelayAddress) -> Result<(), St
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err("an address with user information".to_owned());
+        return Err(UNREADABLE.to_owned());
     }
     let Some((host, port)) = split_authority(authority, default_port) else {
-        return Err("an address that cannot be read".to_owned());
+        return Err(UNREADABLE.to_owned());
     };
     let shown = || {
         let host: String = host

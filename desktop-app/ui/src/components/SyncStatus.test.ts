@@ -30,4 +30,12 @@ describe('the always-visible sync status', () => {
     expect(screen.queryByTestId('sync-pending')).toBeNull();
     stop();
   });
+
+  it('shows what the device was refused, or why its sync stopped', () => {
+    const stop = followDevice();
+    const message = '이 주소의 서버가 자신을 다른 서버(relay.example.org:443)라고 소개해요.';
+    dispatch({ type: 'error', code: 'bad_relay', message });
+    expect(app.toast).toEqual({ text: message, error: true });
+    stop();
+  });
 });

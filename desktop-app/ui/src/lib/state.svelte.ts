@@ -161,6 +161,11 @@ export function followDevice(): () => void {
       case 'resync':
         void refreshAll();
         break;
+      case 'error':
+        // What the device was refused, or why its sync stopped (a full quota, a
+        // server in the middle): the user's to know, in their language already.
+        toast(e.message, true);
+        break;
     }
   });
 }
