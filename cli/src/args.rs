@@ -91,7 +91,9 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
-    /// Stay connected and print notifications as they come (every event with --json).
+    /// Stay connected and print notifications as they come (every event with --json),
+    /// and errors on stderr; ends when the device is signed out or its sync stops for
+    /// good (e.g. `bad_relay`).
     Watch,
     /// The whole family state.
     Export {

@@ -169,8 +169,10 @@ fn a_device_already_behind_the_middle_hears_why_at_once() {
     let _relay = Relay::start_with(&data, &listen, &["--server-id", &public]);
     let refused = json_error(&dad, &["sync"]);
     assert_eq!(refused["code"], "bad_relay", "{refused}");
-    // Asked again, the same answer (not "offline").
+    // Asked again, the same answer (not "offline"); `doran watch` ends with it
+    // rather than stay connected to nothing.
     assert_eq!(json_error(&dad, &["sync"])["code"], "bad_relay");
+    assert_eq!(json_error(&dad, &["watch"])["code"], "bad_relay");
 }
 
 /// The limit, shown: a relay whose id is not a URL cannot be told from a middle that

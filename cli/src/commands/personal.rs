@@ -162,7 +162,8 @@ pub async fn sync(device: &Device, out: Out, timeout: u64) -> CmdResult {
 }
 
 /// Stays connected and prints notifications (every event, as JSON lines, with
-/// `--json`) until the device is signed out or the process is stopped.
+/// `--json`) and errors (on stderr) until the device is signed out, its sync stops
+/// for good (the error says why), or the process is stopped.
 pub async fn watch(device: &Device, out: Out) -> CmdResult {
     let mut events = device.subscribe();
     device.start_sync();
@@ -175,9 +176,14 @@ pub async fn watch(device: &Device, out: Out) -> CmdResult {
             println!("{}", crate::print::plain(&n.text));
         } else if let DeviceEvent::RemovedFromFamily { title, .. } = &event {
             println!("{}: you are no longer a member", crate::print::plain(title));
+        } else if let DeviceEvent::Error(e) = &event {
+            eprintln!("{}", crate::print::plain(&e.message));
         }
         if let DeviceEvent::SignedOut { message } = event {
             return Err(CmdError::Local(message));
+        }
+        if let Some(stopped) = device.sync_stopped() {
+            return Err(stopped.into());
         }
     }
     Ok(())

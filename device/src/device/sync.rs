@@ -86,6 +86,15 @@ impl Device {
         }
     }
 
+    /// Why this device's sync stopped for good, if it did: the relay refused it for
+    /// good, or it refused the relay (`bad_relay`: its id names another address). It
+    /// does not start again in this process.
+    pub fn sync_stopped(&self) -> Option<Error> {
+        let session = self.shared().session_now()?;
+        let e = session.driver.stopped_reason()?;
+        Some(Error::from_sync(&e, self.language()))
+    }
+
     /// How many local changes wait for the relay (read from the store).
     pub async fn pending(&self) -> Result<u64> {
         let store = std::sync::Arc::clone(&self.shared().store);
