@@ -324,6 +324,10 @@ pub struct Limits {
     /// Signed HTTP requests remembered against replay at once; past it, new ones get
     /// `busy` until older ones leave the window.
     pub http_replay_cache_max: usize,
+    /// Of those, at most this many from one account's devices: past it that account
+    /// gets `busy`, not everyone (one account flooding signed requests would
+    /// otherwise fill the whole memory and stop every family's blobs).
+    pub http_replay_per_user: usize,
     /// Bytes of catch-up (chunks sent for `Subscribe`) per second per connection.
     pub catch_up_bytes_per_second: u64,
     /// Bytes of catch-up a connection may get at once above the sustained rate.
@@ -400,6 +404,7 @@ impl Default for Limits {
             snapshot_replace_secs: 60,
             registrations_per_hour_per_address: 20,
             http_replay_cache_max: 100_000,
+            http_replay_per_user: 8_192,
             catch_up_bytes_per_second: 8 * 1024 * 1024,
             catch_up_burst_bytes: 64 * 1024 * 1024,
             lookups_per_minute_per_account: 10,

@@ -103,6 +103,7 @@ impl AppState {
                 config.server_id.clone(),
                 l.http_clock_skew(),
                 l.http_replay_cache_max,
+                l.http_replay_per_user,
             ),
             metrics,
             shutdown: CancellationToken::new(),

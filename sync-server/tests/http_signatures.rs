@@ -68,3 +68,31 @@ async fn the_memory_of_signed_requests_is_bounded() {
     assert_eq!((r.status, code(&r)), (503, Some(ErrorCode::Busy)), "{r:?}");
     assert!(r.header("retry-after").is_some());
 }
+
+/// One account flooding signed requests gets `busy` once it holds its share of the
+/// relay's memory of signatures; another account's requests are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_cannot_stop_everyone_s_blobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_config(
+        dir.path(),
+        r#"{"limits":{"http_replay_cache_max":40,"http_replay_per_user":20}}"#,
+        &[],
+    );
+    let mut flooder = Identity::new("flood@example.com", "flooder");
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut flooder).await;
+    Client::register(&server, &mut mom).await;
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    for i in 0..20 {
+        let r = signed_http(&server, &flooder, "GET", &path, b"").await;
+        assert_eq!(r.status, 404, "request {i}");
+    }
+    let r = signed_http(&server, &flooder, "GET", &path, b"").await;
+    assert_eq!((r.status, code(&r)), (503, Some(ErrorCode::Busy)), "{r:?}");
+    assert!(r.header("retry-after").is_some());
+    for i in 0..20 {
+        let r = signed_http(&server, &mom, "GET", &path, b"").await;
+        assert_eq!(r.status, 404, "mom's request {i} is served");
+    }
+}

@@ -537,6 +537,17 @@ async fn framing_and_sign_in_refusals() {
     // Case: a revoked device over HTTP.
     let r = get_blob(&server, &tablet, &BlobHash::of(b"anything")).await;
     http_refused("revoked_device_http", &r, 401, ErrorCode::DeviceRevoked);
+    // Case: someone without its key asking about the revoked device: a bad
+    // signature, not whether it was revoked.
+    let mut asking = alice.clone();
+    asking.device = tablet.device;
+    let r = get_blob(&server, &asking, &BlobHash::of(b"anything")).await;
+    http_refused(
+        "revoked_device_http_unsigned",
+        &r,
+        401,
+        ErrorCode::BadSignature,
+    );
 
     // Case: the link code used again, by another new device: the tablet claimed it.
     let thief = alice.another_device();
@@ -1901,11 +1912,12 @@ async fn blob_http_refusals() {
         401,
         ErrorCode::BadSignature,
     );
-    // Case: an unknown device.
+    // Case: an unknown device: refused like a bad signature (the relay says nothing
+    // about which device ids exist).
     let mut ghost = alice.clone();
     ghost.device = DeviceId::random();
     let r = signed_http(&server, &ghost, "GET", &get, b"").await;
-    http_refused("http_unknown_device", &r, 401, ErrorCode::UnknownDevice);
+    http_refused("http_unknown_device", &r, 401, ErrorCode::BadSignature);
 
     // Case: naming another family's blob as one's avatar does not make it readable.
     let got = b

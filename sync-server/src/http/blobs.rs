@@ -140,22 +140,27 @@ impl Signed {
     /// The device's record and its signature, checked on the calling (blocking)
     /// thread: the store read and the verification share one hand-off with whatever
     /// the request reads next.
+    ///
+    /// The signature is checked before anything about the device is said: a request
+    /// naming a device that does not exist is refused like a bad signature, and only
+    /// a holder of a revoked device's key hears that it was revoked (anyone could
+    /// otherwise ask whether a stolen phone's id was revoked yet).
     fn check(&self, state: &AppState) -> ApiResult<(UserId, DeviceId)> {
         let record = state
             .stores
             .accounts
             .device(self.creds.device)?
-            .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "unknown device"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::BadSignature, "bad signature"))?;
+        state.http_auth.check(
+            &record.key,
+            (self.method.as_str(), &self.path_and_query),
+            &self.creds,
+            record.user.0,
+            now_ms(),
+        )?;
         if record.revoked_at.is_some() {
             return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
         }
-        state.http_auth.check(
-            &record.key,
-            self.method.as_str(),
-            &self.path_and_query,
-            &self.creds,
-            now_ms(),
-        )?;
         Ok((record.user, record.id))
     }
 }
