@@ -287,6 +287,11 @@ pub struct Limits {
     /// Seconds a connection has to send a request's headers (and an idle kept-alive
     /// HTTP connection waits for its next request) before it is closed.
     pub header_read_timeout_secs: u64,
+    /// Seconds the relay waits for a peer that takes none of the bytes it has to send
+    /// (a download or a websocket whose reader stopped) before closing the
+    /// connection; 0 waits for ever. Without it, downloads nobody reads held their
+    /// buffers for as long as the attacker liked.
+    pub write_stall_secs: u64,
     /// Seconds a new websocket has to send `Hello`.
     pub hello_timeout_secs: u64,
     /// Seconds a new websocket has to be signed in.
@@ -389,6 +394,7 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             max_connections: 16_384,
             header_read_timeout_secs: 10,
+            write_stall_secs: 30,
             hello_timeout_secs: 10,
             sign_in_timeout_secs: 30,
             max_concurrent_uploads: 128,
@@ -459,6 +465,11 @@ impl Limits {
     /// [`park_idle_ms`](Self::park_idle_ms); `None` (never park) for 0.
     pub fn park_idle(&self) -> Option<Duration> {
         (self.park_idle_ms > 0).then(|| Duration::from_millis(self.park_idle_ms))
+    }
+
+    /// [`write_stall_secs`](Self::write_stall_secs); `None` (no deadline) for 0.
+    pub fn write_stall(&self) -> Option<Duration> {
+        (self.write_stall_secs > 0).then(|| Duration::from_secs(self.write_stall_secs))
     }
 
     /// [`header_read_timeout_secs`](Self::header_read_timeout_secs); `None` (no

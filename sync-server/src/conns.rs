@@ -171,6 +171,10 @@ pub struct Tracked<T> {
     inner: T,
     entry: Arc<Entry>,
     conns: Conns,
+    /// How long a write may find the peer taking nothing before it fails.
+    write_stall: Option<std::time::Duration>,
+    /// Running while writes find the peer taking nothing; gone once one goes through.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Tracked<T> {
@@ -180,6 +184,47 @@ impl<T> Tracked<T> {
             inner,
             entry,
             conns,
+            write_stall: None,
+            stalled: None,
+        }
+    }
+
+    /// Fails a write (and so ends the connection) once the peer has taken none of
+    /// the bytes the relay has to send for `limit`: a download nobody reads, or a
+    /// websocket whose reader stopped, no longer holds its buffers for ever.
+    pub fn with_write_stall(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.write_stall = limit;
+        self
+    }
+
+    /// What a write that `polled` means for the stall clock: progress stops it; a
+    /// write the peer cannot take starts it (or finds it run out: an error).
+    fn watch_stall<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match &polled {
+            Poll::Pending => {
+                let Some(limit) = self.write_stall else {
+                    return polled;
+                };
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer took no bytes for too long",
+                    )));
+                }
+                polled
+            }
+            Poll::Ready(_) => {
+                self.stalled = None;
+                polled
+            }
         }
     }
 }
@@ -215,7 +260,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.entry.touch();
         }
-        polled
+        self.watch_stall(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -227,7 +272,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.entry.touch();
         }
-        polled
+        self.watch_stall(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -235,7 +280,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch_stall(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -140,7 +140,8 @@ where
             drop(io);
             continue;
         };
-        let io = Tracked::new(io, Arc::clone(&entry), state.conns.clone());
+        let io = Tracked::new(io, Arc::clone(&entry), state.conns.clone())
+            .with_write_stall(state.config.limits.write_stall());
         connections.spawn(serve_connection(
             Arc::clone(&state),
             router.clone(),

@@ -6,7 +6,9 @@
 mod support;
 
 use doran_protocol::{BlobHash, ErrorCode};
-use support::{Client, Identity, SERVER_ID, Server, http, now_ms, signed_http};
+use support::{
+    Client, Identity, SERVER_ID, Server, TIMEOUT, http, now_ms, signed_headers, signed_http,
+};
 
 fn code(r: &support::HttpResponse) -> Option<ErrorCode> {
     r.header("x-doran-error")
@@ -95,4 +97,64 @@ async fn one_account_cannot_stop_everyone_s_blobs() {
         let r = signed_http(&server, &mom, "GET", &path, b"").await;
         assert_eq!(r.status, 404, "mom's request {i} is served");
     }
+}
+
+/// A download whose reader stops taking bytes is closed once the relay has waited
+/// `write_stall_secs` for it, instead of holding the relay's buffers for as long as the
+/// reader likes (the reader then gets what the kernel's buffers held, and the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_nobody_reads_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_config(dir.path(), r#"{"limits":{"write_stall_secs":1}}"#, &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    // 24 MiB, more than the loopback's socket buffers hold.
+    let blob: Vec<u8> = (0..24u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let hash = BlobHash::of(&blob);
+    let put = signed_http(
+        &server,
+        &mom,
+        "PUT",
+        &format!("/blobs/{hash}?owner=me"),
+        &blob,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{put:?}");
+
+    let path = format!("/blobs/{hash}");
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let mut head = format!(
+        "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+        server.addr
+    );
+    for (n, v) in signed_headers(&mom, "GET", &path) {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut first = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut first).await.expect("the answer starts");
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n.min(200)])
+    );
+    // The reader stops for three times the limit: the stimulus, not a wait for an
+    // event.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut rest = Vec::new();
+    // The relay has closed the connection: reading ends (with what was in flight).
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("the relay ended the stalled download");
+    assert!(
+        n + rest.len() < blob.len(),
+        "the whole blob came after the stall ({} bytes)",
+        n + rest.len()
+    );
 }
