@@ -16,8 +16,10 @@ use super::LoadError;
 /// 127.0.0.1, so the per-address caps (connections, registrations, the lookups each
 /// registration takes) must cover all of them, and the relay-wide connection cap too;
 /// the per-connection frame rate is raised because a virtual device sends as fast as
-/// the relay answers (a person taps a few times a second). Everything else — sizes,
-/// quotas, queue lengths, durability — is the relay's default.
+/// the relay answers (a person taps a few times a second); one account's share of the
+/// relay's memory of signed requests is raised because `blobs` moves up to 100 000
+/// files as one account. Everything else — sizes, quotas, queue lengths, durability —
+/// is the relay's default.
 const BENCH_CONFIG: &str = r#"{
   "limits": {
     "max_connections_per_ip": 100000,
@@ -27,7 +29,8 @@ const BENCH_CONFIG: &str = r#"{
     "frames_per_second": 100000,
     "frame_burst": 100000,
     "max_concurrent_uploads": 64,
-    "max_uploads_per_account": 64
+    "max_uploads_per_account": 64,
+    "http_replay_per_user": 100000
   }
 }"#;
 
