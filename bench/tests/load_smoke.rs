@@ -49,19 +49,22 @@ fn seed_stress_mixed_answers_everything_and_converges() {
     assert!(r["chunks_delivered"].as_u64().unwrap() > 0);
 }
 
+/// Ten devices in families of five, six changes each.
+const TEN_DEVICES_CHANGING: [&str; 9] = [
+    "seed-stress",
+    "--mix",
+    "changes",
+    "--devices",
+    "10",
+    "--ops",
+    "6",
+    "--family-size",
+    "5",
+];
+
 #[test]
 fn seed_stress_changes_delivers_every_change() {
-    let r = run(&[
-        "seed-stress",
-        "--mix",
-        "changes",
-        "--devices",
-        "10",
-        "--ops",
-        "6",
-        "--family-size",
-        "5",
-    ]);
+    let r = run(&TEN_DEVICES_CHANGING);
     assert_eq!(r["errors"], 0);
     assert_eq!(r["converged"], true);
     assert_eq!(r["pushes"], 60);
@@ -74,19 +77,7 @@ fn seed_stress_changes_delivers_every_change() {
 /// change is still delivered, and how late operations started is reported.
 #[test]
 fn seed_stress_at_a_set_rate_keeps_the_schedule_and_delivers_everything() {
-    let r = run(&[
-        "seed-stress",
-        "--mix",
-        "changes",
-        "--devices",
-        "10",
-        "--ops",
-        "6",
-        "--family-size",
-        "5",
-        "--rate",
-        "20",
-    ]);
+    let r = run(&[&TEN_DEVICES_CHANGING[..], &["--rate", "20"]].concat());
     assert_eq!(r["errors"], 0);
     assert_eq!(r["converged"], true);
     assert_eq!(r["chunks_delivered"], 60 * 4);

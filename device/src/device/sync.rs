@@ -128,9 +128,9 @@ impl Device {
                     return Ok(());
                 }
                 if now.stopped
-                    && let Some(e) = session.driver.stopped_reason()
+                    && let Some(e) = self.sync_stopped()
                 {
-                    return Err(Error::from_sync(&e, lang));
+                    return Err(e);
                 }
                 if now.failures > start.failures && now.untrusted {
                     let why = session.driver.untrusted_reason().unwrap_or_default();
