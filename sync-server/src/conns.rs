@@ -173,8 +173,10 @@ pub struct Tracked<T> {
     conns: Conns,
     /// How long a write may find the peer taking nothing before it fails.
     write_stall: Option<std::time::Duration>,
-    /// Running while writes find the peer taking nothing; gone once one goes through.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the last write found the peer taking nothing (the timer runs).
+    stalling: bool,
+    /// The stall timer, made at the first stall and reset at each later one.
+    stall_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Tracked<T> {
@@ -185,7 +187,8 @@ impl<T> Tracked<T> {
             entry,
             conns,
             write_stall: None,
-            stalled: None,
+            stalling: false,
+            stall_timer: None,
         }
     }
 
@@ -209,11 +212,16 @@ impl<T> Tracked<T> {
                 let Some(limit) = self.write_stall else {
                     return polled;
                 };
+                let starts = !self.stalling;
+                self.stalling = true;
                 let timer = self
-                    .stalled
+                    .stall_timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if starts {
+                    timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
                 if timer.as_mut().poll(cx).is_ready() {
-                    self.stalled = None;
+                    self.stalling = false;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the peer took no bytes for too long",
@@ -222,7 +230,7 @@ impl<T> Tracked<T> {
                 polled
             }
             Poll::Ready(_) => {
-                self.stalled = None;
+                self.stalling = false;
                 polled
             }
         }

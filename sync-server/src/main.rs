@@ -144,8 +144,11 @@ async fn run(
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), server_id = %config.server_id, cluster = cluster.is_shared(), "relay starting");
-    let id = config.server_id.to_ascii_lowercase();
-    if !(id.starts_with("https://") || id.starts_with("http://")) {
+    let id = config.server_id.trim().to_ascii_lowercase();
+    if !["https://", "http://", "wss://", "ws://"]
+        .iter()
+        .any(|scheme| id.starts_with(scheme))
+    {
         // Devices bind a URL id to the address they connect to; this one binds nothing.
         tracing::warn!(server_id = %config.server_id, "the relay's id is not its public URL: a server in the middle forwarding to this relay could sign devices in here (set --server-id to the URL devices use)");
     }
