@@ -124,12 +124,7 @@ async fn run_async(opts: &Options) -> Result<(Value, Option<LoadError>), LoadErr
     let mut id = Identity::new(email, "bench blobs".into());
     let mut conn = Conn::register(&relay.ws_url(), &mut id).await?;
     let family = FamilyId::random();
-    conn.request(Request::CreateFamily {
-        family,
-        title: "사진 가족".into(),
-        my_name: "엄마".into(),
-    })
-    .await?;
+    conn.request(Request::CreateFamily { family }).await?;
     let client = crate::load::blob_client(&relay.http_url(), id.device, id.device_key.clone())?;
 
     let files = usize::try_from(opts.total_mib / opts.file_mib)

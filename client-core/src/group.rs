@@ -35,6 +35,7 @@
 //! [`KeyRing::forget_before`] drops them once a snapshot of a later epoch covers them
 //! (forward secrecy).
 
+mod card;
 mod certs;
 mod envelope;
 mod escrow;
@@ -59,6 +60,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 use serde::{Deserialize, Serialize};
 
+pub use card::{CardContext, CardError, CardReaders, InviteCard};
 pub use certs::{certified_devices, certify};
 pub use envelope::{EnvelopeError, MAGIC, OVERHEAD, epoch_of};
 pub use escrow::Escrowed;

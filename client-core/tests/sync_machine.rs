@@ -767,7 +767,6 @@ fn membership_follows_server_events() {
     let other_doc = DocId([6; 16]);
     let member = |user, personal_doc| MemberInfo {
         user,
-        name: "x".into(),
         role: Role::Member,
         joined_at: 0,
         personal_doc,
@@ -814,7 +813,6 @@ fn membership_follows_server_events() {
     let (id, _) = m.request(6, Request::ListFamilies);
     let summary = FamilySummary {
         family,
-        title: "t".into(),
         role: Role::Member,
         created_at: 0,
         members: vec![member(USER, PERSONAL)],
@@ -964,14 +962,12 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     m.handle(3, Event::Outbox(vec![]));
     let member = |user, personal_doc| MemberInfo {
         user,
-        name: "x".into(),
         role: Role::Member,
         joined_at: 0,
         personal_doc,
     };
     let summary = FamilySummary {
         family,
-        title: "t".into(),
         role: Role::Member,
         created_at: 0,
         members: vec![member(USER, PERSONAL), member(other, other_doc)],

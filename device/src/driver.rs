@@ -355,15 +355,17 @@ impl SyncDriver {
         rx.await.map_err(|_| SyncError::Offline)?
     }
 
-    /// Invites `invitee` into `family` as `proposed_name` (a signed `SendInvite`).
+    /// Sends the invite `invite` of `invitee` into `family` with its sealed `card`
+    /// (a signed `SendInvite`; the card is made for this invite id, so the caller
+    /// chooses it).
     pub async fn send_invite(
         &self,
+        invite: InviteId,
         family: FamilyId,
         invitee: UserId,
-        proposed_name: &str,
+        card: Vec<u8>,
     ) -> Result<Response> {
         let (server_id, me) = self.signed_in_as().await?;
-        let invite = InviteId::random();
         let msg = signing::invite_message(
             &server_id,
             &invite,
@@ -371,13 +373,13 @@ impl SyncDriver {
             &me,
             &self.keys.device,
             &invitee,
-            proposed_name,
+            &card,
         );
         self.request(Request::SendInvite {
             invite,
             family,
             invitee,
-            proposed_name: proposed_name.to_owned(),
+            card,
             signature: self.keys.sign_device(&msg),
         })
         .await
@@ -391,20 +393,6 @@ impl SyncDriver {
         self.request(Request::AnswerInvite {
             invite,
             accept,
-            signature: self.keys.sign_device(&msg),
-        })
-        .await
-    }
-
-    /// Accepts an invite under `name` instead of the proposed 호칭, signed with the
-    /// device key.
-    pub async fn accept_invite_as(&self, invite: InviteId, name: &str) -> Result<Response> {
-        let (server_id, me) = self.signed_in_as().await?;
-        let msg =
-            signing::invite_accept_as_message(&server_id, &invite, &me, &self.keys.device, name);
-        self.request(Request::AcceptInviteAs {
-            invite,
-            name: name.to_owned(),
             signature: self.keys.sign_device(&msg),
         })
         .await

@@ -12,9 +12,10 @@
 //! asks, and after each sign-in, once caught up, [`mend`] finishes what the relay's
 //! list says was done: the first change of a family this device was creating (only
 //! this device can write it — a second first change is refused by every device, see
-//! `client-core/src/rules.rs`), and the user's own member entry under the 호칭 the
-//! relay holds for any family that lacks it (any of the user's devices may: two
-//! devices writing it at once write the same thing, and the document keeps one).
+//! `client-core/src/rules.rs`), and the user's own member entry for any family that
+//! lacks it, under the 호칭 noted when the invite was accepted (`joining`; the relay
+//! holds none since protocol 7) or, on another of the user's devices, the user's
+//! nickname (any of the user's devices may write it: the document keeps one).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -39,6 +40,21 @@ struct Unfinished {
     /// Families whose member entry this device removed before telling the relay.
     #[serde(default)]
     leaving: BTreeSet<String>,
+    /// Families whose invite this device accepted and whose member entry it has not
+    /// written yet: the relay holds no 호칭 to take it from (protocol 7).
+    #[serde(default)]
+    joining: BTreeMap<String, Joining>,
+}
+
+/// An invite being accepted: what the member entry will be written from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Joining {
+    /// The 호칭 chosen, or the one the card proposed as this device opened it.
+    pub(crate) name: Option<String>,
+    /// The invite, with its card: one this device could not open before accepting
+    /// (no key package of it was sealed to) opens once it is in the family, with the
+    /// epochs' keys a member's device passes on.
+    pub(crate) invite: Option<doran_protocol::InviteInfo>,
 }
 
 /// A family being created: what its first change will say.
@@ -81,7 +97,7 @@ fn update<T>(
     let _held = lock(&RECORD);
     let mut record = read(store, user);
     let out = change(&mut record);
-    if record.creating.is_empty() && record.leaving.is_empty() {
+    if record.creating.is_empty() && record.leaving.is_empty() && record.joining.is_empty() {
         store.delete_meta(&key(user))?;
     } else {
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
@@ -146,6 +162,99 @@ pub(crate) fn done_leaving(
     })
 }
 
+/// Notes how the user joins `family`, before the invite is accepted.
+pub(crate) fn start_joining(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+    joining: Joining,
+) -> doran_client_core::store::Result<()> {
+    update(store, user, |r| {
+        r.joining.insert(family.to_hex(), joining);
+    })
+}
+
+/// The user's member entry in `family` is written (or the invite was refused).
+pub(crate) fn done_joining(
+    store: &dyn LocalStore,
+    user: UserId,
+    family: FamilyId,
+) -> doran_client_core::store::Result<()> {
+    update(store, user, |r| {
+        r.joining.remove(&family.to_hex());
+    })
+}
+
+/// What was noted for joining `family`, if anything.
+pub(crate) fn joining(store: &dyn LocalStore, user: UserId, family: FamilyId) -> Option<Joining> {
+    read(store, user).joining.remove(&family.to_hex())
+}
+
+/// The 호칭 the user's entry in `family` gets: the one noted when the invite was
+/// accepted — else the one the invite's card proposes (`answered`, or the invite
+/// noted), opened now that this device is in the family — else the user's nickname;
+/// made free in the family (a number added if another member has it: every device
+/// refuses an entry with another member's 호칭, and the member can change it after).
+pub(crate) fn joining_as(
+    host: &StoreHost,
+    store: &dyn LocalStore,
+    me: UserId,
+    family: FamilyId,
+    answered: Option<&doran_protocol::InviteInfo>,
+) -> Result<String, doran_client_core::sync::HostError> {
+    let noted = joining(store, me, family);
+    let from_card = |invite: &doran_protocol::InviteInfo| {
+        crate::device::invites::open_card(host, invite).map(|c| c.proposed_name)
+    };
+    let wanted = noted
+        .as_ref()
+        .and_then(|n| n.name.clone())
+        .or_else(|| {
+            noted
+                .as_ref()
+                .and_then(|n| n.invite.as_ref())
+                .and_then(from_card)
+        })
+        .or_else(|| answered.and_then(from_card))
+        .or_else(|| host.profile(me).ok().flatten().map(|p| p.nickname))
+        .unwrap_or_default();
+    let mine = me.to_hex();
+    let taken: BTreeSet<String> = host.read_family(family, |fd| {
+        fd.view()
+            .members
+            .iter()
+            .filter(|(user, _)| **user != mine)
+            .map(|(_, m)| m.name.clone())
+            .collect()
+    })?;
+    Ok(free_name(&wanted, &taken))
+}
+
+/// `wanted` in the app's form (cut to a 호칭's length) if no member in `taken` has it,
+/// else with the smallest number from 2 that makes it free.
+fn free_name(wanted: &str, taken: &BTreeSet<String>) -> String {
+    use doran_client_core::validate::{Field, MEMBER_NAME, text};
+    let cut = |s: &str, max: usize| -> String { s.chars().take(max).collect() };
+    let base = text(
+        Field::MemberName,
+        &cut(wanted, MEMBER_NAME.max),
+        MEMBER_NAME,
+    )
+    .unwrap_or_else(|_| "가족".to_owned());
+    if !taken.contains(&base) {
+        return base;
+    }
+    for n in 2u32.. {
+        let suffix = n.to_string();
+        let room = MEMBER_NAME.max.saturating_sub(suffix.chars().count());
+        let candidate = format!("{}{suffix}", cut(&base, room).trim_end());
+        if !taken.contains(&candidate) {
+            return candidate;
+        }
+    }
+    base
+}
+
 /// What one family needs, as this device's copy shows it.
 #[derive(Debug, PartialEq, Eq)]
 enum Need {
@@ -188,7 +297,7 @@ pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
             Need::FirstChange(c) => first_change(shared, session, family, c).await,
             Need::MyEntry => match summary.and_then(|f| f.member(&me)) {
                 Some(entry) if entry.role == doran_protocol::Role::Member => {
-                    my_entry(shared, session, family, &entry.name).await
+                    my_entry(shared, session, family).await
                 }
                 // The relay no longer lists the user there (or as the host, whose
                 // entry only the first change writes): nothing to add.
@@ -332,19 +441,17 @@ async fn first_change(
     .await
 }
 
-/// Adds the user's own member entry to a family the relay says they joined.
-async fn my_entry(
-    shared: &Arc<Shared>,
-    session: &Arc<Session>,
-    family: FamilyId,
-    name: &str,
-) -> bool {
+/// Adds the user's own member entry to a family the relay says they joined, under
+/// the 호칭 noted when the invite was accepted (see [`joining_as`]).
+async fn my_entry(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId) -> bool {
     let me = session.account.user;
     let host = Arc::clone(&session.host);
+    let store = Arc::clone(&shared.store);
     let now = shared.now();
-    let name = name.to_owned();
     write(family, "a join that stopped half-way", move || {
+        let name = joining_as(&host, &*store, me, family, None)?;
         host.edit_family(family, |fd| fd.add_member(me, &name, now))?;
+        done_joining(&*store, me, family)?;
         Ok(())
     })
     .await
@@ -393,7 +500,10 @@ mod tests {
     use doran_client_core::store::{LocalStore, MemoryStore};
     use doran_protocol::{FamilyId, UserId};
 
-    use super::{Creating, done_creating, done_leaving, key, read, start_creating, start_leaving};
+    use super::{
+        Creating, Joining, done_creating, done_joining, done_leaving, free_name, joining, key,
+        read, start_creating, start_joining, start_leaving,
+    };
 
     fn creating(title: &str) -> Creating {
         Creating {
@@ -450,5 +560,45 @@ mod tests {
             family
         );
         assert_eq!(read(&store, me).creating.len(), 1);
+    }
+
+    #[test]
+    fn a_taken_name_gets_the_smallest_free_number_and_stays_a_name() {
+        let taken = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(free_name("막내", &taken(&["엄마"])), "막내");
+        assert_eq!(free_name("막내", &taken(&["막내"])), "막내2");
+        assert_eq!(free_name("막내", &taken(&["막내", "막내2"])), "막내3");
+        // Eight characters at most, the number included.
+        assert_eq!(
+            free_name("할머니할아버지께서", &taken(&[])),
+            "할머니할아버지께"
+        );
+        assert_eq!(
+            free_name("할머니할아버지께", &taken(&["할머니할아버지께"])),
+            "할머니할아버지2"
+        );
+        // Nothing usable (a nickname of spaces): a plain name, made free too.
+        assert_eq!(free_name("  ", &taken(&["가족"])), "가족2");
+    }
+
+    #[test]
+    fn a_join_is_noted_until_its_entry_is_written() {
+        let store = MemoryStore::new();
+        let me = UserId([1; 16]);
+        let family = FamilyId([2; 16]);
+        let noted = Joining {
+            name: Some("막내".into()),
+            invite: None,
+        };
+        start_joining(&store, me, family, noted.clone()).expect("noted");
+        assert_eq!(joining(&store, me, family), Some(noted));
+        assert_eq!(read(&store, me).joining.len(), 1);
+        done_joining(&store, me, family).expect("done");
+        assert_eq!(joining(&store, me, family), None);
+        assert_eq!(
+            store.get_meta(&key(me)).expect("meta"),
+            None,
+            "nothing left"
+        );
     }
 }

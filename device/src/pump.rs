@@ -379,7 +379,14 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
     let lang = shared.lang();
     match event {
         ServerEvent::InviteReceived(info) => {
-            let view = crate::device::invites::invite_view(&info, lang);
+            let card = {
+                let host = Arc::clone(&session.host);
+                let info = info.clone();
+                tokio::task::spawn_blocking(move || crate::device::invites::open_card(&host, &info))
+                    .await
+                    .unwrap_or_default()
+            };
+            let view = crate::device::invites::invite_view(&info, card.as_ref(), lang);
             keep_notification(
                 shared,
                 NotificationView {
@@ -460,13 +467,9 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 family: family.to_hex(),
             });
         }
-        ServerEvent::FamilyRenamed { family, .. } => {
-            shared.emit(DeviceEvent::FamilyChanged {
-                family: family.to_hex(),
-                parts: vec![Part::Family],
-                local: false,
-            });
-        }
+        // A title is a change of the family document since protocol 7: it arrives
+        // with the document's other changes.
+        ServerEvent::RetiredFamilyRenamed => {}
         ServerEvent::FamilyDeleted { family } => {
             removed(shared, session, family, RemovedReason::Deleted, true).await;
         }

@@ -176,7 +176,8 @@ pub struct InviteView {
     pub invite: String,
     /// The family.
     pub family: String,
-    /// Its title.
+    /// Its title, from the invite's sealed card (empty when this device cannot open
+    /// it: a device linked after the invite was sent).
     pub family_title: String,
     /// Who invited.
     pub inviter: String,
@@ -188,7 +189,7 @@ pub struct InviteView {
     pub invitee: String,
     /// Their nickname.
     pub invitee_nickname: String,
-    /// The 호칭 offered.
+    /// The 호칭 offered (empty when the card did not open here).
     pub proposed_name: String,
     /// Sent (ms).
     pub created_at: i64,

@@ -12,7 +12,8 @@ pub struct InviteView {
     pub invite: String,
     /// The family.
     pub family: String,
-    /// Its title.
+    /// Its title, from the invite's sealed card (empty when this device cannot open
+    /// it: a device linked after the invite was sent).
     pub family_title: String,
     /// Who invited.
     pub inviter: String,
@@ -24,7 +25,7 @@ pub struct InviteView {
     pub invitee: String,
     /// Their nickname.
     pub invitee_nickname: String,
-    /// The 호칭 offered.
+    /// The 호칭 offered (empty when the card did not open here).
     pub proposed_name: String,
     /// Sent (Unix ms).
     pub created_at: i64,
@@ -88,9 +89,9 @@ impl Device {
         Ok(self.inner.answer_invite(&invite, accept).await?)
     }
 
-    /// Accepts an invite under another 호칭 than the one proposed (when someone in the
-    /// family took it meanwhile: [`NameTaken`](crate::DoranError::NameTaken), or the
-    /// invitee prefers another). Returns the family.
+    /// Accepts an invite under another 호칭 than the one proposed (the invitee prefers
+    /// another, or the card could not be opened on this device). A 호칭 a member took
+    /// meanwhile gets a number added. Returns the family.
     pub async fn accept_invite_as(&self, invite: String, name: String) -> Result<String> {
         Ok(self.inner.accept_invite_as(&invite, &name).await?)
     }

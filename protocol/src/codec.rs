@@ -43,7 +43,7 @@ pub const ENCODING_VERSION: u8 = 1;
 /// relay refuses clear chunks of its document with `document_sealed` (408). A
 /// version-5 device would take that refusal as final and drop its change, so the relay
 /// turns it away: it must update first.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 mod sealed {
     pub trait Sealed {}

@@ -24,11 +24,10 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 /// Longest nickname (profile name shown in the directory).
 pub const MAX_NICKNAME_BYTES: usize = 64;
 
-/// Longest family title.
-pub const MAX_FAMILY_TITLE_BYTES: usize = 64;
-
-/// Longest per-family member name (호칭, e.g. 엄마, 아빠).
-pub const MAX_MEMBER_NAME_BYTES: usize = 64;
+/// Largest invite card ([`Request::SendInvite`](crate::Request::SendInvite)): the
+/// family's title and two 호칭, sealed once, and the key that opens them sealed to
+/// each of the invitee's devices and to the family (about 150 bytes each).
+pub const MAX_INVITE_CARD_BYTES: usize = 8 * 1024;
 
 /// Longest client description in [`Hello`](crate::ClientFrame::Hello)
 /// (e.g. `dorandoran-desktop/0.1.0 (macOS 15)`); also the device label.

@@ -49,12 +49,10 @@ pub const RECOVER_USER_DOMAIN: &[u8] = b"dorandoran/recover/user/v1\0";
 pub const RECOVER_DEVICE_DOMAIN: &[u8] = b"dorandoran/recover/device/v1\0";
 /// Domain of [`link_device_message`].
 pub const LINK_DEVICE_DOMAIN: &[u8] = b"dorandoran/link-device/v1\0";
-/// Domain of [`invite_message`].
-pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v1\0";
+/// Domain of [`invite_message`] (v2: the sealed card in place of the proposed 호칭).
+pub const INVITE_DOMAIN: &[u8] = b"dorandoran/invite/v2\0";
 /// Domain of [`invite_answer_message`].
 pub const INVITE_ANSWER_DOMAIN: &[u8] = b"dorandoran/invite-answer/v1\0";
-/// Domain of [`invite_accept_as_message`].
-pub const INVITE_ACCEPT_AS_DOMAIN: &[u8] = b"dorandoran/invite-accept-as/v1\0";
 /// Domain of [`link_confirm_message`].
 pub const LINK_CONFIRM_DOMAIN: &[u8] = b"dorandoran/link-confirm/v1\0";
 
@@ -78,7 +76,6 @@ pub const ALL_DOMAINS: &[&[u8]] = &[
     LINK_DEVICE_DOMAIN,
     INVITE_DOMAIN,
     INVITE_ANSWER_DOMAIN,
-    INVITE_ACCEPT_AS_DOMAIN,
     LINK_CONFIRM_DOMAIN,
     DEVICE_CERT_DOMAIN,
     KEY_LOG_COMMIT_DOMAIN,
@@ -309,7 +306,8 @@ pub fn key_log_commit_message(family: &[u8; 16], device: &DeviceId, body: &[u8])
 
 /// Signed by the **inviter's device key** to send an invite:
 /// `INVITE_DOMAIN ‖ server_id ‖ invite ‖ family ‖ inviter ‖ inviter_device ‖ invitee ‖
-/// proposed_name`.
+/// blake3(card)`. The card is opaque to the relay; signing it means the relay cannot
+/// hand the invitee another card under the inviter's name.
 pub fn invite_message(
     server_id: &str,
     invite: &InviteId,
@@ -317,7 +315,7 @@ pub fn invite_message(
     inviter: &UserId,
     inviter_device: &DeviceId,
     invitee: &UserId,
-    proposed_name: &str,
+    card: &[u8],
 ) -> Vec<u8> {
     Message::new(INVITE_DOMAIN)
         .str(server_id)
@@ -326,7 +324,7 @@ pub fn invite_message(
         .raw(inviter.as_bytes())
         .raw(inviter_device.as_bytes())
         .raw(invitee.as_bytes())
-        .str(proposed_name)
+        .raw(blake3::hash(card).as_bytes())
         .finish()
 }
 
@@ -345,24 +343,6 @@ pub fn invite_answer_message(
         .raw(invitee.as_bytes())
         .raw(invitee_device.as_bytes())
         .bool(accept)
-        .finish()
-}
-
-/// Signed by the **invitee's device key** to accept an invite under another 호칭:
-/// `INVITE_ACCEPT_AS_DOMAIN ‖ server_id ‖ invite ‖ invitee ‖ invitee_device ‖ name`.
-pub fn invite_accept_as_message(
-    server_id: &str,
-    invite: &InviteId,
-    invitee: &UserId,
-    invitee_device: &DeviceId,
-    name: &str,
-) -> Vec<u8> {
-    Message::new(INVITE_ACCEPT_AS_DOMAIN)
-        .str(server_id)
-        .raw(invite.as_bytes())
-        .raw(invitee.as_bytes())
-        .raw(invitee_device.as_bytes())
-        .str(name)
         .finish()
 }
 
@@ -463,7 +443,7 @@ mod tests {
                 &UserId([3; 16]),
                 &dev,
                 &UserId([4; 16]),
-                "엄마",
+                b"card",
             ),
             invite_answer_message("s", &InviteId([1; 16]), &UserId([4; 16]), &dev, true),
         ];
@@ -512,13 +492,13 @@ mod tests {
         );
 
         let fam = FamilyId([8; 16]);
-        let inv_msg = invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "엄마");
+        let inv_msg = invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), b"\xa1");
         assert_ne!(
-            invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), "아빠"),
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([4; 16]), b"\xa2"),
             inv_msg
         );
         assert_ne!(
-            invite_message("s", &inv, &fam, &user, &dev, &UserId([5; 16]), "엄마"),
+            invite_message("s", &inv, &fam, &user, &dev, &UserId([5; 16]), b"\xa1"),
             inv_msg
         );
         assert_ne!(
@@ -529,7 +509,7 @@ mod tests {
                 &user,
                 &dev,
                 &UserId([4; 16]),
-                "엄마"
+                b"\xa1"
             ),
             inv_msg
         );

@@ -2,15 +2,16 @@
 //!
 //! Decoding proves a frame is well-formed; [`ClientFrame::validate`] proves it is
 //! within the [`limits`](crate::limits), so the relay can refuse it with a precise
-//! [`ErrorCode`] before touching storage. Product rules (nickname characters, a
-//! family title of 1–10 characters) are checked by the relay and the apps on top.
+//! [`ErrorCode`] before touching storage. Product rules (nickname characters) are
+//! checked by the relay and the apps on top; a family's title and its 호칭 never reach
+//! the relay (they are in the family document).
 
 use crate::{
     ClientFrame, ErrorCode, ErrorFrame, Request, ServerFrame,
     limits::{
         MAX_CERTS_PER_FRAME, MAX_CHUNK_BYTES, MAX_CLIENT_NAME_BYTES, MAX_EMAIL_BYTES,
-        MAX_FAMILY_TITLE_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_LINK_CODE_BYTES, MAX_MEMBER_NAME_BYTES,
-        MAX_NICKNAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME,
+        MAX_INVITE_CARD_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_LINK_CODE_BYTES, MAX_NICKNAME_BYTES,
+        MAX_SUBSCRIPTIONS_PER_FRAME,
     },
 };
 
@@ -201,20 +202,31 @@ impl Request {
     /// Checks the wire-level limits of the request's fields.
     pub fn validate(&self) -> Result<(), ProtocolViolation> {
         match self {
-            Request::CreateFamily { title, my_name, .. } => {
-                required("title", title, MAX_FAMILY_TITLE_BYTES)?;
-                required("my_name", my_name, MAX_MEMBER_NAME_BYTES)
-            }
-            Request::RenameFamily { title, .. } => required("title", title, MAX_FAMILY_TITLE_BYTES),
-            Request::SetMemberName { name, .. } => required("name", name, MAX_MEMBER_NAME_BYTES),
+            // A relay never acts on a retired request (titles and 호칭 are written in
+            // the family document since protocol 7).
+            Request::RetiredRenameFamily
+            | Request::RetiredSetMemberName
+            | Request::RetiredAcceptInviteAs => Err(ProtocolViolation::OutOfRange {
+                field: "request",
+                reason: "retired in protocol 7",
+            }),
             Request::LookupUser { email } => required("email", email, MAX_EMAIL_BYTES),
-            Request::SendInvite { proposed_name, .. } => {
-                required("proposed_name", proposed_name, MAX_MEMBER_NAME_BYTES)
+            Request::SendInvite { card, .. } => {
+                if card.is_empty() {
+                    return Err(ProtocolViolation::Empty { field: "card" });
+                }
+                if card.len() > MAX_INVITE_CARD_BYTES {
+                    return Err(ProtocolViolation::TooLong {
+                        field: "card",
+                        len: card.len(),
+                        max: MAX_INVITE_CARD_BYTES,
+                    });
+                }
+                Ok(())
             }
             Request::SetProfile { nickname, .. } => {
                 required("nickname", nickname, MAX_NICKNAME_BYTES)
             }
-            Request::AcceptInviteAs { name, .. } => required("name", name, MAX_MEMBER_NAME_BYTES),
             Request::PublishDeviceCerts { certs } => {
                 if certs.is_empty() {
                     return Err(ProtocolViolation::Empty { field: "certs" });
@@ -242,7 +254,8 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::RemoveMember { .. }
+            Request::CreateFamily { .. }
+            | Request::RemoveMember { .. }
             | Request::LeaveFamily { .. }
             | Request::DeleteFamily { .. }
             | Request::ListFamilies
@@ -329,24 +342,28 @@ mod tests {
 
     #[test]
     fn strings_are_bounded_in_bytes_and_required_ones_non_empty() {
-        let ok = request(Request::CreateFamily {
+        let ok = request(Request::SendInvite {
+            invite: crate::InviteId([1; 16]),
             family: FamilyId([1; 16]),
-            title: "우리 가족".into(),
-            my_name: "엄마".into(),
+            invitee: UserId([2; 16]),
+            card: vec![7; MAX_INVITE_CARD_BYTES],
+            signature: crate::Signature([0; 64]),
         });
         assert_eq!(ok.validate(), Ok(()));
 
-        let long_title = request(Request::CreateFamily {
+        let long_card = request(Request::SendInvite {
+            invite: crate::InviteId([1; 16]),
             family: FamilyId([1; 16]),
-            title: "가".repeat(22), // 66 bytes
-            my_name: "엄마".into(),
+            invitee: UserId([2; 16]),
+            card: vec![7; MAX_INVITE_CARD_BYTES + 1],
+            signature: crate::Signature([0; 64]),
         });
         assert_eq!(
-            long_title.validate(),
+            long_card.validate(),
             Err(ProtocolViolation::TooLong {
-                field: "title",
-                len: 66,
-                max: MAX_FAMILY_TITLE_BYTES
+                field: "card",
+                len: MAX_INVITE_CARD_BYTES + 1,
+                max: MAX_INVITE_CARD_BYTES
             })
         );
 

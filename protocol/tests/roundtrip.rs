@@ -96,46 +96,47 @@ fn invite_state() -> impl Strategy<Value = InviteState> {
     ]
 }
 fn member() -> impl Strategy<Value = MemberInfo> {
-    (user(), name(), role(), time(), doc()).prop_map(
-        |(user, name, role, joined_at, personal_doc)| MemberInfo {
-            user,
-            name,
-            role,
-            joined_at,
-            personal_doc,
-        },
-    )
+    (user(), role(), time(), doc()).prop_map(|(user, role, joined_at, personal_doc)| MemberInfo {
+        user,
+        role,
+        joined_at,
+        personal_doc,
+    })
 }
 fn family_summary() -> impl Strategy<Value = FamilySummary> {
-    (family(), name(), role(), time(), vec(member(), 0..4)).prop_map(
-        |(family, title, role, created_at, members)| FamilySummary {
+    (family(), role(), time(), vec(member(), 0..4)).prop_map(
+        |(family, role, created_at, members)| FamilySummary {
             family,
-            title,
             role,
             created_at,
             members,
         },
     )
 }
+/// An invite's sealed card, as a device sends it: opaque bytes, never empty.
+fn card() -> impl Strategy<Value = Vec<u8>> {
+    vec(any::<u8>(), 1..256)
+}
 fn invite_info() -> impl Strategy<Value = InviteInfo> {
     (
-        (invite_id(), family(), name(), user(), name(), name()),
-        (user(), name(), name(), time(), time(), invite_state()),
+        (invite_id(), family(), user(), name()),
+        (user(), name(), time(), time(), invite_state()),
+        // Empty too: an invite stored before protocol 7 has no card.
+        vec(any::<u8>(), 0..256),
     )
         .prop_map(
             |(
-                (invite, family, family_title, inviter, inviter_nickname, inviter_name),
-                (invitee, invitee_nickname, proposed_name, created_at, expires_at, state),
+                (invite, family, inviter, inviter_nickname),
+                (invitee, invitee_nickname, created_at, expires_at, state),
+                card,
             )| InviteInfo {
                 invite,
                 family,
-                family_title,
                 inviter,
                 inviter_nickname,
-                inviter_name,
                 invitee,
                 invitee_nickname,
-                proposed_name,
+                card,
                 created_at,
                 expires_at,
                 state,
@@ -253,8 +254,8 @@ const REQUEST_VARIANTS: usize = 26;
 fn request_index(r: &Request) -> usize {
     match r {
         Request::CreateFamily { .. } => 0,
-        Request::RenameFamily { .. } => 1,
-        Request::SetMemberName { .. } => 2,
+        Request::RetiredRenameFamily => 1,
+        Request::RetiredSetMemberName => 2,
         Request::RemoveMember { .. } => 3,
         Request::LeaveFamily { .. } => 4,
         Request::DeleteFamily { .. } => 5,
@@ -269,7 +270,7 @@ fn request_index(r: &Request) -> usize {
         Request::IssueLinkCode => 14,
         Request::SetProfile { .. } => 15,
         Request::ListPresence { .. } => 16,
-        Request::AcceptInviteAs { .. } => 17,
+        Request::RetiredAcceptInviteAs => 17,
         Request::ListPendingLinks => 18,
         Request::ConfirmLink { .. } => 19,
         Request::ConfirmSnapshot { .. } => 20,
@@ -281,30 +282,36 @@ fn request_index(r: &Request) -> usize {
     }
 }
 
+/// The requests retired in protocol 7 (their places kept): they decode, and are
+/// refused by validation.
+fn retired_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        Just(Request::RetiredRenameFamily),
+        Just(Request::RetiredSetMemberName),
+        Just(Request::RetiredAcceptInviteAs),
+    ]
+}
+
+/// Every request, the retired ones too.
+fn any_request() -> impl Strategy<Value = Request> {
+    prop_oneof![request(), retired_request()]
+}
+
+/// The requests a device may send: each one valid.
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (family(), name(), name()).prop_map(|(family, title, my_name)| Request::CreateFamily {
-            family,
-            title,
-            my_name
-        }),
-        (family(), name()).prop_map(|(family, title)| Request::RenameFamily { family, title }),
-        (family(), user(), name()).prop_map(|(family, user, name)| Request::SetMemberName {
-            family,
-            user,
-            name
-        }),
+        family().prop_map(|family| Request::CreateFamily { family }),
         (family(), user()).prop_map(|(family, user)| Request::RemoveMember { family, user }),
         family().prop_map(|family| Request::LeaveFamily { family }),
         family().prop_map(|family| Request::DeleteFamily { family }),
         Just(Request::ListFamilies),
         email().prop_map(|email| Request::LookupUser { email }),
-        (invite_id(), family(), user(), name(), sig()).prop_map(
-            |(invite, family, invitee, proposed_name, signature)| Request::SendInvite {
+        (invite_id(), family(), user(), card(), sig()).prop_map(
+            |(invite, family, invitee, card, signature)| Request::SendInvite {
                 invite,
                 family,
                 invitee,
-                proposed_name,
+                card,
                 signature
             }
         ),
@@ -312,13 +319,6 @@ fn request() -> impl Strategy<Value = Request> {
             Request::AnswerInvite {
                 invite,
                 accept,
-                signature,
-            }
-        }),
-        (invite_id(), name(), sig()).prop_map(|(invite, name, signature)| {
-            Request::AcceptInviteAs {
-                invite,
-                name,
                 signature,
             }
         }),
@@ -422,7 +422,7 @@ fn membership_change_index(c: &MembershipChange) -> usize {
         MembershipChange::Joined { .. } => 0,
         MembershipChange::Left { .. } => 1,
         MembershipChange::Removed { .. } => 2,
-        MembershipChange::Renamed { .. } => 3,
+        MembershipChange::RetiredRenamed => 3,
     }
 }
 
@@ -431,7 +431,7 @@ fn membership_change() -> impl Strategy<Value = MembershipChange> {
         user().prop_map(|user| MembershipChange::Joined { user }),
         user().prop_map(|user| MembershipChange::Left { user }),
         (user(), user()).prop_map(|(user, by)| MembershipChange::Removed { user, by }),
-        user().prop_map(|user| MembershipChange::Renamed { user }),
+        Just(MembershipChange::RetiredRenamed),
     ]
 }
 
@@ -443,7 +443,7 @@ fn event_index(e: &ServerEvent) -> usize {
         ServerEvent::InviteAnswered { .. } => 1,
         ServerEvent::InviteWithdrawn { .. } => 2,
         ServerEvent::MembershipChanged { .. } => 3,
-        ServerEvent::FamilyRenamed { .. } => 4,
+        ServerEvent::RetiredFamilyRenamed => 4,
         ServerEvent::FamilyDeleted { .. } => 5,
         ServerEvent::Presence(_) => 6,
         ServerEvent::DeviceAdded(_) => 7,
@@ -472,7 +472,7 @@ fn event() -> impl Strategy<Value = ServerEvent> {
                 change
             }
         ),
-        (family(), name()).prop_map(|(family, title)| ServerEvent::FamilyRenamed { family, title }),
+        Just(ServerEvent::RetiredFamilyRenamed),
         family().prop_map(|family| ServerEvent::FamilyDeleted { family }),
         presence_info().prop_map(ServerEvent::Presence),
         device_info().prop_map(ServerEvent::DeviceAdded),
@@ -700,7 +700,7 @@ fn assert_covers<T: Debug>(
 fn every_variant_has_a_strategy() {
     assert_covers("ClientFrame", client_frame(), CLIENT_VARIANTS, client_index);
     assert_covers("ServerFrame", server_frame(), SERVER_VARIANTS, server_index);
-    assert_covers("Request", request(), REQUEST_VARIANTS, request_index);
+    assert_covers("Request", any_request(), REQUEST_VARIANTS, request_index);
     assert_covers("Response", response(), RESPONSE_VARIANTS, response_index);
     assert_covers("ServerEvent", event(), EVENT_VARIANTS, event_index);
     assert_covers(
@@ -751,7 +751,7 @@ proptest! {
 
     #[test]
     fn nested_enum_indices_are_pinned(
-        req in request(),
+        req in any_request(),
         resp in response(),
         ev in event(),
         change in membership_change(),
@@ -803,6 +803,17 @@ proptest! {
         if let Ok(f) = decode_server(&wire) {
             let _ = f.validate();
         }
+    }
+
+    #[test]
+    fn retired_requests_decode_and_are_refused(id in any::<u32>(), body in retired_request()) {
+        let frame = ClientFrame::Request { id: RequestId(id), body };
+        let wire = encode_client(&frame).expect("encodes");
+        prop_assert_eq!(&decode_client(&wire).expect("decodes"), &frame);
+        prop_assert!(frame.validate().is_err());
+        let refused = decode_client_checked(&wire).expect_err("refused");
+        prop_assert_eq!(refused.code, ErrorCode::InvalidInput);
+        prop_assert_eq!(refused.request, Some(RequestId(id)));
     }
 
     #[test]

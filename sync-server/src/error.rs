@@ -146,7 +146,6 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::EmailTaken | StoreError::Conflict(_) => ErrorCode::AlreadyExists,
-            StoreError::NameTaken(_) => ErrorCode::NameTaken,
             StoreError::AlreadyMember => ErrorCode::AlreadyMember,
             StoreError::AlreadyInvited => ErrorCode::AlreadyInvited,
             StoreError::InviteExpired => ErrorCode::InviteExpired,

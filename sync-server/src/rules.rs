@@ -1,10 +1,11 @@
 //! Product rules for the names the relay stores (FEATURES.md), from
 //! [`doran_protocol::text`] — the same rules the apps apply before they send:
-//! nickname 2–15 characters of Hangul, letters, digits and `._ -`; family title
-//! 1–10 characters; 호칭 1–8 characters; email/handle trimmed, lowercased, and of
-//! the form `local@domain` or a handle of letters, digits and `._-`. Every name is
-//! trimmed and NFC-normalised, counted in characters, and refused if it holds control
-//! or invisible formatting characters.
+//! nickname 2–15 characters of Hangul, letters, digits and `._ -`; email/handle
+//! trimmed, lowercased, and of the form `local@domain` or a handle of letters, digits
+//! and `._-`. Every name is trimmed and NFC-normalised, counted in characters, and
+//! refused if it holds control or invisible formatting characters. (Family titles and
+//! 호칭 never reach the relay since protocol 7: the apps check them, in the family
+//! document.)
 
 use doran_protocol::text::{self, TextError};
 
@@ -12,7 +13,7 @@ use doran_protocol::text::{self, TextError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {reason}")]
 pub struct RuleError {
-    /// Which name ("a nickname", "a family title"…).
+    /// Which name ("a nickname", "an email or handle").
     pub what: &'static str,
     /// Why.
     pub reason: TextError,
@@ -25,16 +26,6 @@ fn rule(what: &'static str) -> impl Fn(TextError) -> RuleError {
 /// A nickname, normalised: 2–15 characters of Hangul, letters, digits, `.`, `_`, ` `, `-`.
 pub fn nickname(s: &str) -> Result<String, RuleError> {
     text::nickname(s).map_err(rule("a nickname"))
-}
-
-/// A family title, normalised: 1–10 characters.
-pub fn family_title(s: &str) -> Result<String, RuleError> {
-    text::normalize(s, text::FAMILY_TITLE).map_err(rule("a family title"))
-}
-
-/// A member name (호칭), normalised: 1–8 characters.
-pub fn member_name(s: &str) -> Result<String, RuleError> {
-    text::normalize(s, text::MEMBER_NAME).map_err(rule("a member name (호칭)"))
 }
 
 /// An email or handle, normalised (trimmed, lowercase) and checked: either
@@ -54,21 +45,6 @@ mod tests {
         assert!(nickname("a").is_err());
         assert!(nickname("abcdefghijklmnop").is_err());
         assert!(nickname("no!").is_err());
-    }
-
-    #[test]
-    fn titles_and_member_names() {
-        assert!(family_title("우리 가족").is_ok());
-        assert!(family_title("  ").is_err());
-        assert!(family_title("12345678901").is_err());
-        assert!(member_name("엄마").is_ok());
-        assert!(member_name("123456789").is_err());
-        // The same rules as the apps: invisible characters and decomposed jamo.
-        assert!(member_name("엄마\u{200B}").is_err());
-        assert_eq!(
-            member_name("\u{110B}\u{1165}\u{11B7}\u{1106}\u{1161}").as_deref(),
-            Ok("엄마")
-        );
     }
 
     #[test]

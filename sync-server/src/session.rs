@@ -112,6 +112,8 @@ pub(crate) struct Session {
     own: HashMap<DocId, BTreeSet<Seq>>,
     /// Granting access answers and the membership epoch they were read at.
     access_cache: HashMap<DocId, (u64, DocOwner, DocAccess)>,
+    /// Users this connection found with `LookupUser`, whose keys it may read.
+    looked_up: certs::LookedUp,
     /// Its place among the relay's connections: marked never to be shed the moment
     /// the sign-in succeeds, before the device hears so.
     entry: Option<Arc<Entry>>,
@@ -172,6 +174,7 @@ pub async fn run(
         subs: HashMap::new(),
         own: HashMap::new(),
         access_cache: HashMap::new(),
+        looked_up: certs::LookedUp::default(),
         entry,
     };
     tracing::debug!(%peer, "connection opened");

@@ -213,16 +213,16 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     // ----- families -----
 
     /// Creates a family with its host as the first member, and its family document
-    /// (`DocId::from(family)`). `NotFound` if the host is unknown,
+    /// (`DocId::from(family)`). A family has no title and its members no 호칭 here:
+    /// both live in the family document (protocol 7), and the devices keep 호칭
+    /// unique there. `NotFound` if the host is unknown,
     /// [`StoreError::Conflict`] if the id is used (by a family, deleted ones included,
     /// or as a personal document id), [`StoreError::TooManyFamilies`] if the host
     /// already belongs to `max_families` families.
     fn create_family(
         &self,
         family: FamilyId,
-        title: &str,
         host: UserId,
-        host_name: &str,
         at: u64,
         max_families: usize,
     ) -> StoreResult<()>;
@@ -234,11 +234,6 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>>;
     /// `user`'s membership in `family`, if any.
     fn membership(&self, family: FamilyId, user: UserId) -> StoreResult<Option<MemberInfo>>;
-    /// Renames a family. `NotFound` if there is no such family.
-    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()>;
-    /// Changes a member's 호칭; [`StoreError::NameTaken`] if another member has it,
-    /// `NotFound` if `user` is not a member.
-    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()>;
     /// Removes a member (leave or removal). `NotFound` if not a member,
     /// [`StoreError::Conflict`] for the host (who deletes the family instead).
     fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()>;
@@ -251,10 +246,10 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 
     // ----- invites -----
 
-    /// Stores a pending invite. [`StoreError::AlreadyMember`] if the invitee is a
-    /// member, [`StoreError::AlreadyInvited`] if a pending invite to them for this
-    /// family is unexpired at `created_at`, [`StoreError::NameTaken`] if a member uses
-    /// the proposed 호칭. `NotFound` if the family or the invitee is unknown or the
+    /// Stores a pending invite, its card as given. [`StoreError::AlreadyMember`] if
+    /// the invitee is a member, [`StoreError::AlreadyInvited`] if a pending invite to
+    /// them for this family is unexpired at `created_at`. `NotFound` if the family or
+    /// the invitee is unknown or the
     /// inviter is not a member (`"member"`), [`StoreError::Conflict`] if the id is
     /// used, [`StoreError::Invalid`] if it expires before it is created. No caps: see
     /// [`create_invite_within`](Self::create_invite_within).
@@ -266,35 +261,23 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// pending, unexpired invites (checked in the same transaction, so racing invites
     /// cannot overshoot): the invitee's notifications and `ListInvites` stay bounded.
     fn create_invite_within(&self, invite: &NewInvite, limits: InviteLimits) -> StoreResult<()>;
-    /// An invite with names filled in, its state computed at `now` (a pending invite
-    /// past its expiry reads as `Expired`).
+    /// An invite with its card and the directory nicknames filled in, its state
+    /// computed at `now` (a pending invite past its expiry reads as `Expired`).
     fn invite(&self, invite: InviteId, now: u64) -> StoreResult<Option<InviteInfo>>;
     /// Pending, unexpired invites addressed to `user`, oldest first (then by id).
     fn invites_for(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>>;
     /// Pending, unexpired invites of a family, oldest first (then by id).
     fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>>;
     /// Answers a pending, unexpired invite and returns it in its new state. On accept,
-    /// adds the membership (role member, joined at `now`) with the proposed 호칭 in the
-    /// same transaction. Errors, checked in this order: `NotFound`,
-    /// [`StoreError::InviteClosed`] (already answered or withdrawn),
-    /// [`StoreError::InviteExpired`], then on accept `AlreadyMember`, `NameTaken`,
-    /// [`StoreError::TooManyFamilies`] (the invitee already belongs to
-    /// `max_families` families).
+    /// adds the membership (role member, joined at `now`) in the same transaction.
+    /// Errors, checked in this order: `NotFound`, [`StoreError::InviteClosed`]
+    /// (already answered or withdrawn), [`StoreError::InviteExpired`], then on accept
+    /// `AlreadyMember`, [`StoreError::TooManyFamilies`] (the invitee already belongs
+    /// to `max_families` families).
     fn answer_invite(
         &self,
         invite: InviteId,
         accept: bool,
-        now: u64,
-        max_families: usize,
-    ) -> StoreResult<InviteInfo>;
-    /// Accepts a pending, unexpired invite under `name` instead of the proposed 호칭
-    /// (the invitee's choice, e.g. when the proposed one was taken meanwhile): the
-    /// membership gets `name`, and so does the returned invite. Errors as
-    /// [`answer_invite`](Self::answer_invite) accepting, `NameTaken` for `name`.
-    fn accept_invite_as(
-        &self,
-        invite: InviteId,
-        name: &str,
         now: u64,
         max_families: usize,
     ) -> StoreResult<InviteInfo>;

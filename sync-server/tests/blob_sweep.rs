@@ -109,11 +109,10 @@ async fn join(
     (h, host): (&mut Client, &Identity),
     (m, member): (&mut Client, &Identity),
     family: FamilyId,
-    name: &str,
 ) {
     let invite = InviteId::random();
     let sent = h
-        .request(host.invite_request(invite, family, member.user(), name))
+        .request(host.invite_request(invite, family, member.user()))
         .await;
     assert!(matches!(sent, Ok(Response::InviteSent(_))), "{sent:?}");
     let answered = m.request(member.answer_request(invite, true)).await;
@@ -131,7 +130,7 @@ async fn cycling_blobs_through_the_snapshot_slot_does_not_fill_the_disk() {
     let server = Server::start_with_config(dir.path(), &config, &[]);
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut c = Client::register(&server, &mut mom).await;
-    let family = c.create_family("가족", "엄마").await;
+    let family = c.create_family().await;
     let doc = DocId::from(family);
 
     // Step 1: eight rounds of "upload a 100 KB blob, make it the snapshot" under a
@@ -171,8 +170,8 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
     let mut a = Client::register(&server, &mut aunt).await;
 
     // Case 1: one photo granted to two families; one of them is deleted.
-    let short_lived = h.create_family("잠깐", "엄마").await;
-    let aunts = a.create_family("이모네", "이모").await;
+    let short_lived = h.create_family().await;
+    let aunts = a.create_family().await;
     let shared = b"a photo both families have".to_vec();
     let (status, shared_hash) = upload(&server, &host, short_lived, &shared).await;
     assert_eq!(status, 201);
@@ -187,9 +186,9 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
 
     // Case 2: the host's photo, used by a member as the family document's snapshot,
     // then replaced by the member's real snapshot.
-    let family = h.create_family("가족", "엄마").await;
+    let family = h.create_family().await;
     let doc = DocId::from(family);
-    join((&mut h, &host), (&mut k, &kid), family, "딸").await;
+    join((&mut h, &host), (&mut k, &kid), family).await;
     let photo = b"the host's photo".to_vec();
     let (_, photo_hash) = upload(&server, &host, family, &photo).await;
     let seq = k
@@ -260,9 +259,9 @@ async fn an_expired_pending_snapshot_leaves_no_blob_behind() {
     let mut h = Client::register(&server, &mut host).await;
     let mut kid = Identity::new("kid@example.com", "kid");
     let mut k = Client::register(&server, &mut kid).await;
-    let family = h.create_family("가족", "엄마").await;
+    let family = h.create_family().await;
     let doc = DocId::from(family);
-    join((&mut h, &host), (&mut k, &kid), family, "딸").await;
+    join((&mut h, &host), (&mut k, &kid), family).await;
     let seq = k
         .push_ack(doc, b"change 1".to_vec())
         .await

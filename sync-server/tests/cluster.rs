@@ -35,11 +35,11 @@ async fn family_across(
     let mut bob = Identity::new("bob@example.com", "bob_");
     let mut a = Client::register(one, &mut alice).await;
     let mut b = Client::register(two, &mut bob).await;
-    let family = a.create_family("우리 가족", "엄마").await;
+    let family = a.create_family().await;
 
     // Step 1: the invite, sent through relay one, reaches Bob on relay two live.
     let invite = InviteId::random();
-    a.request(alice.invite_request(invite, family, bob.user(), "아들"))
+    a.request(alice.invite_request(invite, family, bob.user()))
         .await
         .expect("invite sent");
     let received = b

@@ -98,15 +98,11 @@ async fn certificates_chain_a_users_devices_for_their_co_members_only() {
     // In a family together, the son's device reads them and finds both devices by
     // the chain from her user key.
     let family = FamilyId::random();
-    m.request(Request::CreateFamily {
-        family,
-        title: "우리 집".into(),
-        my_name: "엄마".into(),
-    })
-    .await
-    .expect("created");
+    m.request(Request::CreateFamily { family })
+        .await
+        .expect("created");
     let invite = InviteId::random();
-    m.request(mom.invite_request(invite, family, son.user(), "아들"))
+    m.request(mom.invite_request(invite, family, son.user()))
         .await
         .expect("invited");
     s.until(|f| match f {

@@ -24,18 +24,18 @@ async fn an_invitee_holds_a_bounded_number_of_pending_invites() {
 
     // Step 1: the aunt invites her niece to each of her 16 families.
     for i in 0..PER_INVITEE {
-        let family = a.create_family(&format!("가족 {i}"), "이모").await;
+        let family = a.create_family().await;
         let sent = a
-            .request(aunt.invite_request(InviteId::random(), family, niece.user(), "조카"))
+            .request(aunt.invite_request(InviteId::random(), family, niece.user()))
             .await;
         assert!(matches!(sent, Ok(Response::InviteSent(_))), "{i}: {sent:?}");
     }
 
     // Step 2: one more, from the uncle's family, is refused: she holds as many as allowed.
-    let family = u.create_family("삼촌네", "삼촌").await;
+    let family = u.create_family().await;
     let invite = InviteId::random();
     let refused = u
-        .request(uncle.invite_request(invite, family, niece.user(), "조카"))
+        .request(uncle.invite_request(invite, family, niece.user()))
         .await
         .expect_err("over the cap");
     assert_eq!(refused.code, ErrorCode::QuotaExceeded, "{refused:?}");
@@ -53,7 +53,7 @@ async fn an_invitee_holds_a_bounded_number_of_pending_invites() {
         "{answered:?}"
     );
     let sent = u
-        .request(uncle.invite_request(invite, family, niece.user(), "조카"))
+        .request(uncle.invite_request(invite, family, niece.user()))
         .await;
     assert!(matches!(sent, Ok(Response::InviteSent(_))), "{sent:?}");
 }
@@ -66,13 +66,13 @@ async fn sending_and_withdrawing_in_a_loop_stops_notifying_the_invitee() {
     let mut m = Client::register(&server, &mut mom).await;
     let mut son = Identity::new("son@example.com", "son");
     let _s = Client::register(&server, &mut son).await;
-    let family = m.create_family("우리 가족", "엄마").await;
+    let family = m.create_family().await;
 
     // Step 1: 엄마 invites her son and withdraws it, five times over.
     for i in 0..5 {
         let invite = InviteId::random();
         let sent = m
-            .request(mom.invite_request(invite, family, son.user(), "아들"))
+            .request(mom.invite_request(invite, family, son.user()))
             .await;
         assert!(matches!(sent, Ok(Response::InviteSent(_))), "{i}: {sent:?}");
         let withdrawn = m
@@ -83,7 +83,7 @@ async fn sending_and_withdrawing_in_a_loop_stops_notifying_the_invitee() {
 
     // Step 2: a sixth invite the same day is refused; he is not notified again.
     let refused = m
-        .request(mom.invite_request(InviteId::random(), family, son.user(), "아들"))
+        .request(mom.invite_request(InviteId::random(), family, son.user()))
         .await
         .expect_err("over the daily cap");
     assert_eq!(refused.code, ErrorCode::QuotaExceeded, "{refused:?}");

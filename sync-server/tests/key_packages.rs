@@ -1,8 +1,9 @@
 //! Key packages against the real relay (issue 18): each device publishes its MLS
 //! last-resort KeyPackage, a new one in place of the old; the relay serves those of
-//! the user's devices that are not revoked to the user, their co-members, and whoever
-//! a pending invite links them with — and to nobody else. Device certificates follow
-//! the same rule.
+//! the user's devices that are not revoked to the user, their co-members, whoever a
+//! pending invite links them with, and a connection that found them with
+//! `LookupUser` (an invite's card is sealed to the invitee's devices before the
+//! invite exists) — and to nobody else. Device certificates follow the same rule.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +38,18 @@ async fn certs_of(c: &mut Client, user: UserId) -> Result<UserCerts, ErrorCode> 
         Ok(Response::DeviceCerts(certs)) => Ok(certs),
         Ok(other) => panic!("unexpected {other:?}"),
         Err(e) => Err(e.code),
+    }
+}
+
+async fn lookup(c: &mut Client, email: &str) -> Option<UserId> {
+    match c
+        .request(Request::LookupUser {
+            email: email.into(),
+        })
+        .await
+    {
+        Ok(Response::UserFound(found)) => found.map(|entry| entry.user),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -122,9 +135,9 @@ async fn key_packages_are_served_to_co_members_and_replaced() {
     );
 
     // A co-member reads them, oldest device first: the phone, then a laptop it links.
-    let family = m.create_family("우리 집", "엄마").await;
+    let family = m.create_family().await;
     let invite = InviteId::random();
-    m.request(mom.invite_request(invite, family, son.user(), "아들"))
+    m.request(mom.invite_request(invite, family, son.user()))
         .await
         .expect("invited");
     s.request(son.answer_request(invite, true))
@@ -175,12 +188,12 @@ async fn a_pending_invite_links_inviter_and_invitee_while_it_is_open() {
     let (mom_user, son_user) = (mom.user(), son.user());
     assert_eq!(publish(&mut m, b"mom's".to_vec()).await, Ok(()));
     assert_eq!(publish(&mut s, b"son's".to_vec()).await, Ok(()));
-    let family = m.create_family("우리 집", "엄마").await;
+    let family = m.create_family().await;
     assert!(!see_each_other((&mut m, mom_user), (&mut s, son_user)).await);
 
     // While an invite is pending, inviter and invitee read each other's.
     let rejected = InviteId::random();
-    m.request(mom.invite_request(rejected, family, son_user, "아들"))
+    m.request(mom.invite_request(rejected, family, son_user))
         .await
         .expect("invited");
     assert!(see_each_other((&mut m, mom_user), (&mut s, son_user)).await);
@@ -204,7 +217,7 @@ async fn a_pending_invite_links_inviter_and_invitee_while_it_is_open() {
 
     // Withdrawn: no longer either.
     let withdrawn = InviteId::random();
-    m.request(mom.invite_request(withdrawn, family, son_user, "아들"))
+    m.request(mom.invite_request(withdrawn, family, son_user))
         .await
         .expect("invited again");
     assert!(see_each_other((&mut m, mom_user), (&mut s, son_user)).await);
@@ -215,7 +228,7 @@ async fn a_pending_invite_links_inviter_and_invitee_while_it_is_open() {
 
     // Accepted: co-members from then on.
     let accepted = InviteId::random();
-    m.request(mom.invite_request(accepted, family, son_user, "아들"))
+    m.request(mom.invite_request(accepted, family, son_user))
         .await
         .expect("invited a third time");
     s.request(son.answer_request(accepted, true))
@@ -223,4 +236,82 @@ async fn a_pending_invite_links_inviter_and_invitee_while_it_is_open() {
         .expect("accepted");
     assert!(see_each_other((&mut m, mom_user), (&mut s, son_user)).await);
     assert!(!see_each_other((&mut x, stranger.user()), (&mut s, son_user)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_shows_a_strangers_keys_to_that_connection_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut aunt = Identity::new("aunt@example.com", "aunt");
+    let mut m = Client::register(&server, &mut mom).await;
+    let mut a1 = Client::register(&server, &mut aunt).await;
+    // Another connection of the same device, and another device of the same user.
+    let mut a2 = Client::sign_in(&server, &aunt).await;
+    let tablet = aunt.another_device();
+    let code = issue_code(&mut a1).await;
+    let mut a3 = link_and_confirm(&server, &mut a1, &aunt, &tablet, &code).await;
+    let mom_user = mom.user();
+    assert_eq!(publish(&mut m, b"mom's".to_vec()).await, Ok(()));
+
+    // Strangers: nothing, before any lookup.
+    assert_eq!(
+        packages_of(&mut a1, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        certs_of(&mut a1, mom_user).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+    // A lookup that finds nobody opens nothing.
+    assert_eq!(lookup(&mut a1, "nobody@example.com").await, None);
+    assert_eq!(
+        packages_of(&mut a1, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
+
+    // The connection that found her reads her keys (to seal an invite's card to her
+    // devices before the invite exists)...
+    assert_eq!(lookup(&mut a1, "Mom@Example.com").await, Some(mom_user));
+    assert_eq!(
+        packages_of(&mut a1, mom_user).await,
+        Ok(vec![(mom.device, b"mom's".to_vec())])
+    );
+    let certs = certs_of(&mut a1, mom_user).await.expect("her certificates");
+    assert_eq!((certs.user, certs.user_key), (mom_user, mom.user_public()));
+    // ...and no other: not another connection of the same device, not another device
+    // of the same user, not a new connection of the one that looked.
+    for (case, c) in [("same device", &mut a2), ("other device", &mut a3)] {
+        assert_eq!(
+            packages_of(c, mom_user).await,
+            Err(ErrorCode::Forbidden),
+            "{case}"
+        );
+        assert_eq!(
+            certs_of(c, mom_user).await.err(),
+            Some(ErrorCode::Forbidden),
+            "{case}"
+        );
+    }
+    drop(a1);
+    let mut again = Client::sign_in(&server, &aunt).await;
+    assert_eq!(
+        packages_of(&mut again, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
+    // Nor does looking someone up show them the looker's keys.
+    assert_eq!(lookup(&mut m, "aunt@example.com").await, Some(aunt.user()));
+    assert_eq!(
+        packages_of(&mut again, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        packages_of(&mut m, aunt.user()).await,
+        Ok(Vec::new()),
+        "mom found the aunt, who published nothing"
+    );
+    assert_eq!(
+        packages_of(&mut a2, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
 }

@@ -38,7 +38,7 @@ async fn a_family_log_is_refused_past_its_quota_until_compacted() {
     );
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut c = Client::register(&server, &mut mom).await;
-    let family = c.create_family("가족", "엄마").await;
+    let family = c.create_family().await;
     let doc = DocId::from(family);
 
     // Step 1: nine 1 KiB chunks fit in 10 000 bytes; the tenth is refused, typed.
@@ -80,7 +80,7 @@ async fn a_family_log_is_refused_past_its_quota_until_compacted() {
     let mut dad = Identity::new("dad@example.com", "dad");
     let mut d = Client::register(&server, &mut dad).await;
     let invite = InviteId::random();
-    c.request(mom.invite_request(invite, family, dad.user(), "아빠"))
+    c.request(mom.invite_request(invite, family, dad.user()))
         .await
         .expect("invite sent");
     d.request(dad.answer_request(invite, true))
@@ -114,7 +114,7 @@ async fn a_personal_log_is_refused_past_its_quota() {
     assert_eq!(acked, 4);
     assert_eq!(refused.code, ErrorCode::DocumentFull);
     // Her families' documents have their own quota.
-    let family = c.create_family("가족", "엄마").await;
+    let family = c.create_family().await;
     assert!(c.push_ack(DocId::from(family), chunk(1)).await.is_ok());
 }
 
@@ -129,24 +129,18 @@ async fn families_per_user_are_capped() {
     let mut d = Client::register(&server, &mut dad).await;
 
     // Step 1: two families; the third is refused, typed, and not created.
-    let first = m.create_family("하나", "엄마").await;
-    m.create_family("둘", "엄마").await;
+    let first = m.create_family().await;
+    m.create_family().await;
     let third = FamilyId::random();
-    let got = m
-        .request(Request::CreateFamily {
-            family: third,
-            title: "셋".into(),
-            my_name: "엄마".into(),
-        })
-        .await;
+    let got = m.request(Request::CreateFamily { family: third }).await;
     assert_eq!(got.map_err(|e| e.code), Err(ErrorCode::TooManyFamilies));
     assert_eq!(m.families().await.len(), 2);
 
     // Step 2: joining a family counts too.
-    let dads = d.create_family("아빠네", "아빠").await;
+    let dads = d.create_family().await;
     let invite = InviteId::random();
     let sent = d
-        .request(dad.invite_request(invite, dads, mom.user(), "엄마"))
+        .request(dad.invite_request(invite, dads, mom.user()))
         .await;
     assert!(matches!(sent, Ok(Response::InviteSent(_))), "{sent:?}");
     let answered = m.request(mom.answer_request(invite, true)).await;

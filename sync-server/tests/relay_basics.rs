@@ -24,11 +24,7 @@ async fn two_users_invite_sync_and_catch_up() {
     // Step 2: Alice creates a family and finds Bob by his exact (normalised) email.
     let family = FamilyId::random();
     let created = a
-        .request(Request::CreateFamily {
-            family,
-            title: "우리 가족".into(),
-            my_name: "엄마".into(),
-        })
+        .request(Request::CreateFamily { family })
         .await
         .expect("family created");
     let Response::FamilyCreated(summary) = created else {
@@ -47,8 +43,10 @@ async fn two_users_invite_sync_and_catch_up() {
     assert_eq!(entry.user, bob.user());
     assert_eq!(entry.nickname, "bob_kim");
 
-    // Step 3: Alice invites Bob; Bob's connected device gets it live.
+    // Step 3: Alice invites Bob, with a card her device sealed for him; Bob's
+    // connected device gets it live, the card as she sent it.
     let invite = InviteId::random();
+    let card: Vec<u8> = (0..300u16).map(|n| (n * 7 % 256) as u8).collect();
     let msg = signing::invite_message(
         "test-relay",
         &invite,
@@ -56,14 +54,14 @@ async fn two_users_invite_sync_and_catch_up() {
         &alice.user(),
         &alice.device,
         &bob.user(),
-        "아빠",
+        &card,
     );
     let sent = a
         .request(Request::SendInvite {
             invite,
             family,
             invitee: bob.user(),
-            proposed_name: "아빠".into(),
+            card: card.clone(),
             signature: alice.sign_device(&msg),
         })
         .await
@@ -76,7 +74,7 @@ async fn two_users_invite_sync_and_catch_up() {
         })
         .await;
     assert_eq!(received.invite, invite);
-    assert_eq!(received.proposed_name, "아빠");
+    assert_eq!(received.card, card);
 
     // A second invite to the same person is refused with a typed error.
     let again = InviteId::random();
@@ -87,14 +85,14 @@ async fn two_users_invite_sync_and_catch_up() {
         &alice.user(),
         &alice.device,
         &bob.user(),
-        "삼촌",
+        b"another card",
     );
     let refused = a
         .request(Request::SendInvite {
             invite: again,
             family,
             invitee: bob.user(),
-            proposed_name: "삼촌".into(),
+            card: b"another card".to_vec(),
             signature: alice.sign_device(&msg2),
         })
         .await

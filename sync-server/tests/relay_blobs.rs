@@ -6,15 +6,11 @@ mod support;
 use doran_protocol::{BlobHash, FamilyId, Request};
 use support::{Client, Identity, Server, http, signed_headers, signed_http};
 
-async fn family_of(c: &mut Client, title: &str) -> FamilyId {
+async fn family_of(c: &mut Client) -> FamilyId {
     let family = FamilyId::random();
-    c.request(Request::CreateFamily {
-        family,
-        title: title.into(),
-        my_name: "나".into(),
-    })
-    .await
-    .expect("family created");
+    c.request(Request::CreateFamily { family })
+        .await
+        .expect("family created");
     family
 }
 
@@ -26,8 +22,8 @@ async fn blobs_are_verified_ranged_and_authorised_per_family() {
     let mut bob = Identity::new("bob@example.com", "bob_");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let fa = family_of(&mut a, "A").await;
-    let fb = family_of(&mut b, "B").await;
+    let fa = family_of(&mut a).await;
+    let fb = family_of(&mut b).await;
 
     // Step 1: Alice uploads a photo to family A.
     let photo: Vec<u8> = (0..=255u8).cycle().take(600).collect();
@@ -104,10 +100,9 @@ async fn join(
     (hc, host): (&mut Client, &Identity),
     (mc, member): (&mut Client, &Identity),
     family: FamilyId,
-    name: &str,
 ) {
     let invite = doran_protocol::InviteId::random();
-    hc.request(host.invite_request(invite, family, member.user(), name))
+    hc.request(host.invite_request(invite, family, member.user()))
         .await
         .expect("invite sent");
     mc.request(member.answer_request(invite, true))
@@ -140,9 +135,9 @@ async fn personal_blobs_are_read_by_everyone_sharing_a_family_with_the_owner() {
 
     // Step 2: a family made after the upload, and Bob joining it later, open it to
     // Bob. Carol, who shares no family with Alice, still gets 404.
-    let family = a.create_family("우리집", "엄마").await;
+    let family = a.create_family().await;
     assert_eq!(get(&server, &bob, hash).await.0, 404, "not a member yet");
-    join((&mut a, &alice), (&mut b, &bob), family, "아들").await;
+    join((&mut a, &alice), (&mut b, &bob), family).await;
     assert_eq!(get(&server, &bob, hash).await, (200, avatar.clone()));
     assert_eq!(get(&server, &carol, hash).await.0, 404);
 
@@ -236,8 +231,8 @@ async fn a_personal_snapshot_is_granted_to_its_owner_and_read_by_later_co_member
 
     // Step 2: Bob joins a family of Alice's made afterwards; he reads her personal
     // document as snapshot + tail, and downloads the snapshot's bytes.
-    let family = a.create_family("우리집", "엄마").await;
-    join((&mut a, &alice), (&mut b, &bob), family, "아들").await;
+    let family = a.create_family().await;
+    join((&mut a, &alice), (&mut b, &bob), family).await;
     // Pending until a device other than Alice's confirms it: Bob's reads the
     // pending snapshot's bytes, and vouches for it.
     assert_eq!(get(&server, &bob, blob).await, (200, saved.clone()));

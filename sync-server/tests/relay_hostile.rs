@@ -12,7 +12,9 @@ use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId,
     InviteId, InviteState, MembershipChange, PROTOCOL_VERSION, Request, RequestId, Response,
     ServerEvent, ServerFrame, Signature, Subscription, UserId,
-    limits::{MAX_CHUNK_BYTES, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
+    limits::{
+        MAX_CHUNK_BYTES, MAX_FRAME_BYTES, MAX_INVITE_CARD_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME,
+    },
 };
 use ed25519_dalek::SigningKey;
 use support::{
@@ -111,16 +113,9 @@ async fn put_blob(
 
 /// `host` (connection `h`) invites `guest` (connection `g`) to `family` as `name`,
 /// and the guest accepts.
-async fn join(
-    h: &mut Client,
-    host: &Identity,
-    g: &mut Client,
-    guest: &Identity,
-    family: FamilyId,
-    name: &str,
-) {
+async fn join(h: &mut Client, host: &Identity, g: &mut Client, guest: &Identity, family: FamilyId) {
     let invite = InviteId::random();
-    h.request(host.invite_request(invite, family, guest.user(), name))
+    h.request(host.invite_request(invite, family, guest.user()))
         .await
         .expect("invite sent");
     g.request(guest.answer_request(invite, true))
@@ -151,7 +146,7 @@ async fn framing_and_sign_in_refusals() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let family = a.create_family("우리", "엄마").await;
+    let family = a.create_family().await;
     let fdoc = DocId::from(family);
     a.push_ack(fdoc, b"family one".to_vec()).await.expect("ack");
     a.push_ack(alice.personal_doc, b"diary one".to_vec())
@@ -718,9 +713,9 @@ async fn family_and_invite_refusals() {
     let mut c = Client::register(&server, &mut carol).await;
     let mut d = Client::register(&server, &mut dave).await;
     let mut e = Client::register(&server, &mut erin).await;
-    let family = a.create_family("우리집", "엄마").await;
-    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
-    let other = c.create_family("캐롤네", "나").await;
+    let family = a.create_family().await;
+    join(&mut a, &alice, &mut b, &bob, family).await;
+    let other = c.create_family().await;
 
     let snapshot = a.families().await;
     let carol_families = c.families().await;
@@ -728,60 +723,8 @@ async fn family_and_invite_refusals() {
         assert_eq!(got, snapshot, "{case}: Alice's families unchanged");
     };
 
-    // Case: CreateFamily with a title past 10 characters.
-    let got = a
-        .request(Request::CreateFamily {
-            family: FamilyId::random(),
-            title: "열한글자의가족이름입니다".into(),
-            my_name: "엄마".into(),
-        })
-        .await;
-    refused("create_family_title_too_long", got, ErrorCode::InvalidInput);
-    check("create_family_title_too_long", a.families().await);
-
-    // Case: CreateFamily with an empty 호칭.
-    let got = a
-        .request(Request::CreateFamily {
-            family: FamilyId::random(),
-            title: "새가족".into(),
-            my_name: String::new(),
-        })
-        .await;
-    refused("create_family_empty_name", got, ErrorCode::InvalidInput);
-
-    // Case: CreateFamily with a 호칭 past 8 characters.
-    let got = a
-        .request(Request::CreateFamily {
-            family: FamilyId::random(),
-            title: "새가족".into(),
-            my_name: "아홉글자의긴호칭이".into(),
-        })
-        .await;
-    refused("create_family_name_too_long", got, ErrorCode::InvalidInput);
-
-    // Case: CreateFamily with control characters in the title.
-    let got = a
-        .request(Request::CreateFamily {
-            family: FamilyId::random(),
-            title: "a\tb".into(),
-            my_name: "엄마".into(),
-        })
-        .await;
-    refused(
-        "create_family_control_characters",
-        got,
-        ErrorCode::InvalidInput,
-    );
-    check("create_family_invalid", a.families().await);
-
     // Case: Carol creates a family with the id of Alice's (taking it over).
-    let got = c
-        .request(Request::CreateFamily {
-            family,
-            title: "내꺼".into(),
-            my_name: "주인".into(),
-        })
-        .await;
+    let got = c.request(Request::CreateFamily { family }).await;
     refused("create_family_with_taken_id", got, ErrorCode::AlreadyExists);
     check("create_family_with_taken_id", a.families().await);
     assert_eq!(
@@ -794,8 +737,6 @@ async fn family_and_invite_refusals() {
     let got = c
         .request(Request::CreateFamily {
             family: FamilyId(alice.personal_doc.0),
-            title: "일기장".into(),
-            my_name: "주인".into(),
         })
         .await;
     refused(
@@ -819,32 +760,6 @@ async fn family_and_invite_refusals() {
         carol_families,
         "create_family_over_personal_doc"
     );
-
-    // Case: a member (not the host) renames the family.
-    let rename = Request::RenameFamily {
-        family,
-        title: "빼앗긴집".into(),
-    };
-    refused(
-        "member_renames",
-        b.request(rename.clone()).await,
-        ErrorCode::Forbidden,
-    );
-    // Case: an outsider renames it.
-    refused(
-        "outsider_renames",
-        c.request(rename).await,
-        ErrorCode::Forbidden,
-    );
-    // Case: the host renames it to an invalid title.
-    let got = a
-        .request(Request::RenameFamily {
-            family,
-            title: "   ".into(),
-        })
-        .await;
-    refused("rename_blank_title", got, ErrorCode::InvalidInput);
-    check("renames", a.families().await);
 
     // Case: a member removes the host.
     let got = b
@@ -903,55 +818,54 @@ async fn family_and_invite_refusals() {
 
     // Case: a member (not the host) invites.
     let got = b
-        .request(bob.invite_request(InviteId::random(), family, dave.user(), "삼촌"))
+        .request(bob.invite_request(InviteId::random(), family, dave.user()))
         .await;
     refused("member_invites", got, ErrorCode::Forbidden);
     // Case: an outsider invites to a family that is not theirs.
     let got = c
-        .request(carol.invite_request(InviteId::random(), family, dave.user(), "삼촌"))
+        .request(carol.invite_request(InviteId::random(), family, dave.user()))
         .await;
     refused("outsider_invites", got, ErrorCode::Forbidden);
     // Case: inviting a member.
     let got = a
-        .request(alice.invite_request(InviteId::random(), family, bob.user(), "삼촌"))
+        .request(alice.invite_request(InviteId::random(), family, bob.user()))
         .await;
     refused("invite_a_member", got, ErrorCode::AlreadyMember);
     // Case: inviting oneself.
     let got = a
-        .request(alice.invite_request(InviteId::random(), family, alice.user(), "삼촌"))
+        .request(alice.invite_request(InviteId::random(), family, alice.user()))
         .await;
     refused("invite_self", got, ErrorCode::AlreadyMember);
     // Case: inviting a user who does not exist.
     let got = a
-        .request(alice.invite_request(InviteId::random(), family, UserId::random(), "삼촌"))
+        .request(alice.invite_request(InviteId::random(), family, UserId::random()))
         .await;
     refused("invite_unknown_user", got, ErrorCode::NotFound);
-    // Case: proposing a 호칭 already used in the family.
-    let got = a
-        .request(alice.invite_request(InviteId::random(), family, dave.user(), "아빠"))
-        .await;
-    refused("invite_name_taken", got, ErrorCode::NameTaken);
-    // Case: proposing an invalid 호칭.
-    let got = a
-        .request(alice.invite_request(
-            InviteId::random(),
-            family,
-            dave.user(),
-            "아홉글자의긴호칭이",
-        ))
-        .await;
-    refused("invite_name_too_long", got, ErrorCode::InvalidInput);
+    // Case: a card past the limit (8 KiB), and an empty one, however well signed.
+    for (case, card) in [
+        (
+            "invite_card_too_large",
+            vec![0xca; MAX_INVITE_CARD_BYTES + 1],
+        ),
+        ("invite_card_empty", Vec::new()),
+    ] {
+        let got = a
+            .request(alice.invite_request_with_card(InviteId::random(), family, dave.user(), card))
+            .await;
+        refused(case, got, ErrorCode::InvalidInput);
+    }
     // Case: an invite signed by another key (Bob's device key on Alice's frame).
     let mut forger = alice.clone();
     forger.device_key = bob.device_key.clone();
     let got = a
-        .request(forger.invite_request(InviteId::random(), family, dave.user(), "삼촌"))
+        .request(forger.invite_request(InviteId::random(), family, dave.user()))
         .await;
     refused("invite_forged_signature", got, ErrorCode::BadSignature);
-    // Case: a valid signature for another proposed name.
+    // Case: a valid signature for another card (the relay, or anyone on the way,
+    // handing the invitee a card the inviter did not seal).
     let invite = InviteId::random();
     let Request::SendInvite { signature, .. } =
-        alice.invite_request(invite, family, dave.user(), "삼촌")
+        alice.invite_request_with_card(invite, family, dave.user(), b"the card sent".to_vec())
     else {
         unreachable!()
     };
@@ -960,12 +874,12 @@ async fn family_and_invite_refusals() {
             invite,
             family,
             invitee: dave.user(),
-            proposed_name: "할머니".into(),
+            card: b"another card".to_vec(),
             signature,
         })
         .await;
     refused(
-        "invite_signature_for_other_name",
+        "invite_signature_for_other_card",
         got,
         ErrorCode::BadSignature,
     );
@@ -984,7 +898,7 @@ async fn family_and_invite_refusals() {
     // A real invite to Dave.
     let i1 = InviteId::random();
     let sent = a
-        .request(alice.invite_request(i1, family, dave.user(), "삼촌"))
+        .request(alice.invite_request(i1, family, dave.user()))
         .await
         .expect("invite sent");
     let Response::InviteSent(i1_info) = sent else {
@@ -1001,12 +915,12 @@ async fn family_and_invite_refusals() {
 
     // Case: inviting the same person twice.
     let got = a
-        .request(alice.invite_request(InviteId::random(), family, dave.user(), "이모부"))
+        .request(alice.invite_request(InviteId::random(), family, dave.user()))
         .await;
     refused("invite_twice", got, ErrorCode::AlreadyInvited);
     // Case: reusing an invite id for someone else.
     let got = a
-        .request(alice.invite_request(i1, family, erin.user(), "이모"))
+        .request(alice.invite_request(i1, family, erin.user()))
         .await;
     refused("invite_id_reused", got, ErrorCode::AlreadyExists);
     assert_eq!(a.invites().await, pending, "invite_twice: Alice's invites");
@@ -1060,22 +974,6 @@ async fn family_and_invite_refusals() {
     // Case: the host of another family withdraws it.
     let got = c.request(Request::WithdrawInvite { invite: i1 }).await;
     refused("outsider_withdraws", got, ErrorCode::Forbidden);
-    // Case: accepting once the proposed 호칭 was taken meanwhile (Bob takes it):
-    // refused, and the invite stays pending (nothing half-done).
-    let rename = |name: &str| Request::SetMemberName {
-        family,
-        user: bob.user(),
-        name: name.into(),
-    };
-    assert_eq!(b.request(rename("삼촌")).await, Ok(Response::Done));
-    let got = d.request(dave.answer_request(i1, true)).await;
-    refused("accept_with_name_taken", got, ErrorCode::NameTaken);
-    assert_eq!(
-        d.families().await,
-        Vec::new(),
-        "accept_with_name_taken: not joined"
-    );
-    assert_eq!(b.request(rename("아빠")).await, Ok(Response::Done));
     assert_eq!(a.invites().await, pending, "answers refused: still pending");
     assert_eq!(
         d.invites().await,
@@ -1116,7 +1014,7 @@ async fn family_and_invite_refusals() {
 
     // A second invite, which Dave rejects.
     let i2 = InviteId::random();
-    a.request(alice.invite_request(i2, family, dave.user(), "삼촌"))
+    a.request(alice.invite_request(i2, family, dave.user()))
         .await
         .expect("invite sent");
     let answered = d.request(dave.answer_request(i2, false)).await;
@@ -1133,56 +1031,10 @@ async fn family_and_invite_refusals() {
     check("answer_twice", a.families().await);
     assert_eq!(d.families().await, Vec::new(), "answer_twice: Dave in none");
 
-    // Erin joins; the 호칭 rules between members.
-    join(&mut a, &alice, &mut e, &erin, family, "이모").await;
+    // Erin joins.
+    join(&mut a, &alice, &mut e, &erin, family).await;
     let snapshot = a.families().await;
     assert_eq!(snapshot[0].members.len(), 3);
-    // Case: a member renames another member.
-    let got = b
-        .request(Request::SetMemberName {
-            family,
-            user: erin.user(),
-            name: "막내".into(),
-        })
-        .await;
-    refused("member_renames_another", got, ErrorCode::Forbidden);
-    // Case: a member takes a 호칭 already in use.
-    let got = b
-        .request(Request::SetMemberName {
-            family,
-            user: bob.user(),
-            name: "엄마".into(),
-        })
-        .await;
-    refused("member_name_taken", got, ErrorCode::NameTaken);
-    // Case: an invalid 호칭.
-    let got = b
-        .request(Request::SetMemberName {
-            family,
-            user: bob.user(),
-            name: "아홉글자의긴호칭이".into(),
-        })
-        .await;
-    refused("member_name_too_long", got, ErrorCode::InvalidInput);
-    // Case: the host names someone who is not a member.
-    let got = a
-        .request(Request::SetMemberName {
-            family,
-            user: carol.user(),
-            name: "남".into(),
-        })
-        .await;
-    refused("name_non_member", got, ErrorCode::NotFound);
-    // Case: an outsider names a member.
-    let got = c
-        .request(Request::SetMemberName {
-            family,
-            user: bob.user(),
-            name: "바보".into(),
-        })
-        .await;
-    refused("outsider_names_member", got, ErrorCode::Forbidden);
-    assert_eq!(a.families().await, snapshot, "member names unchanged");
 
     // Case: an outsider lists the family's presence.
     let got = c.request(Request::ListPresence { family }).await;
@@ -1225,12 +1077,11 @@ async fn family_and_invite_refusals() {
     refused("lookup_invalid_email", got, ErrorCode::InvalidInput);
     // Case: a request on a family that does not exist.
     let got = a
-        .request(Request::RenameFamily {
+        .request(Request::DeleteFamily {
             family: FamilyId::random(),
-            title: "유령".into(),
         })
         .await;
-    refused("rename_unknown_family", got, ErrorCode::Forbidden);
+    refused("delete_unknown_family", got, ErrorCode::Forbidden);
 
     // Everything as it was.
     assert_eq!(a.families().await, snapshot, "end: Alice's families");
@@ -1252,9 +1103,9 @@ async fn document_refusals_and_a_removed_member() {
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
     let mut c = Client::register(&server, &mut carol).await;
-    let family = a.create_family("우리집", "엄마").await;
-    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
-    let other = c.create_family("캐롤네", "나").await;
+    let family = a.create_family().await;
+    join(&mut a, &alice, &mut b, &bob, family).await;
+    let other = c.create_family().await;
     let fdoc = DocId::from(family);
     let gdoc = DocId::from(other);
     for bytes in [b"a1".to_vec(), b"a2".to_vec()] {
@@ -1750,8 +1601,8 @@ async fn blob_http_refusals() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let fa = a.create_family("A", "나").await;
-    let fb = b.create_family("B", "나").await;
+    let fa = a.create_family().await;
+    let fb = b.create_family().await;
     let photo: Vec<u8> = (0..=255u8).cycle().take(600).collect();
     let hash = BlobHash::of(&photo);
     assert_eq!(
@@ -2051,7 +1902,7 @@ async fn floods_are_limited_and_change_nothing() {
 
     // Case: a frame flood past the rate limit: pushes are acked within the burst,
     // then refused (tied to their doc and chunk) and the connection is closed.
-    let family = a.create_family("가족", "엄마").await;
+    let family = a.create_family().await;
     let doc = DocId::from(family);
     let mut f = Client::sign_in(&server, &alice).await;
     // In lockstep (each push waits for its answer), so the client never writes to
@@ -2236,10 +2087,10 @@ async fn an_expired_invite_cannot_be_answered() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let family = a.create_family("우리집", "엄마").await;
+    let family = a.create_family().await;
     let invite = InviteId::random();
     let sent = a
-        .request(alice.invite_request(invite, family, bob.user(), "아빠"))
+        .request(alice.invite_request(invite, family, bob.user()))
         .await
         .expect("invite sent");
     let Response::InviteSent(info) = sent else {
@@ -2268,7 +2119,7 @@ async fn an_expired_invite_cannot_be_answered() {
     assert_eq!(b.invites().await, Vec::new(), "expired invite: not pending");
     // A new invite is not refused as a duplicate of the expired one.
     let again = InviteId::random();
-    a.request(alice.invite_request(again, family, bob.user(), "아빠"))
+    a.request(alice.invite_request(again, family, bob.user()))
         .await
         .expect("a new invite after expiry");
     assert_relay_works(&server, "expired_invite").await;
@@ -2400,8 +2251,8 @@ async fn a_member_cannot_replace_their_own_pending_snapshot_in_a_loop() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let family = a.create_family("우리집", "엄마").await;
-    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let family = a.create_family().await;
+    join(&mut a, &alice, &mut b, &bob, family).await;
     let fdoc = DocId::from(family);
     for i in 1..=3u8 {
         b.push_ack(fdoc, vec![b'b', i]).await.expect("a chunk");
@@ -2460,8 +2311,8 @@ async fn a_snapshot_drops_chunks_only_once_another_member_confirms_it() {
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
     let mut c = Client::register(&server, &mut carol).await;
-    let family = a.create_family("우리집", "엄마").await;
-    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let family = a.create_family().await;
+    join(&mut a, &alice, &mut b, &bob, family).await;
     let fdoc = DocId::from(family);
     for i in 1..=5u8 {
         a.push_ack(fdoc, vec![b'a', i]).await.expect("a chunk");
@@ -2632,8 +2483,8 @@ async fn an_unconfirmed_snapshot_expires() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let family = a.create_family("우리집", "엄마").await;
-    join(&mut a, &alice, &mut b, &bob, family, "아빠").await;
+    let family = a.create_family().await;
+    join(&mut a, &alice, &mut b, &bob, family).await;
     let fdoc = DocId::from(family);
     for i in 1..=3u8 {
         a.push_ack(fdoc, vec![i]).await.expect("a chunk");

@@ -21,7 +21,7 @@ use doran_protocol::{
     Subscription, UserId, signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
-use support::{Client, HttpResponse, Identity, Server, signed_http};
+use support::{Client, HttpResponse, Identity, Server, sample_card, signed_http};
 
 /// The `--server-id` that `Server::start` passes.
 const SERVER_ID: &str = "test-relay";
@@ -131,29 +131,26 @@ async fn link_new_device(server: &Server, c: &mut Client, id: &Identity) -> (Ide
 }
 
 /// Creates a family with the caller as host.
-async fn create_family(c: &mut Client, title: &str, my_name: &str) -> FamilyId {
+async fn create_family(c: &mut Client) -> FamilyId {
     let family = FamilyId::random();
     let created = c
-        .request(Request::CreateFamily {
-            family,
-            title: title.into(),
-            my_name: my_name.into(),
-        })
+        .request(Request::CreateFamily { family })
         .await
         .expect("family created");
     assert!(matches!(created, Response::FamilyCreated(_)), "{created:?}");
     family
 }
 
-/// `host` invites `invitee` (signed) and gets the stored invite back.
+/// `host` invites `invitee` (signed, with a fresh card) and gets the stored invite
+/// back, its card as sent.
 async fn send_invite(
     c: &mut Client,
     host: &Identity,
     family: FamilyId,
     invitee: &Identity,
-    proposed_name: &str,
 ) -> InviteInfo {
     let invite = InviteId::random();
+    let card = sample_card();
     let msg = signing::invite_message(
         SERVER_ID,
         &invite,
@@ -161,14 +158,14 @@ async fn send_invite(
         &host.user(),
         &host.device,
         &invitee.user(),
-        proposed_name,
+        &card,
     );
     let sent = c
         .request(Request::SendInvite {
             invite,
             family,
             invitee: invitee.user(),
-            proposed_name: proposed_name.into(),
+            card: card.clone(),
             signature: host.sign_device(&msg),
         })
         .await
@@ -176,7 +173,10 @@ async fn send_invite(
     let Response::InviteSent(info) = sent else {
         panic!("unexpected {sent:?}")
     };
-    assert_eq!((info.invite, info.state), (invite, InviteState::Pending));
+    assert_eq!(
+        (info.invite, info.state, &info.card),
+        (invite, InviteState::Pending, &card)
+    );
     info
 }
 
@@ -235,9 +235,8 @@ async fn add_member(
     (hc, host): (&mut Client, &Identity),
     (mc, member): (&mut Client, &Identity),
     family: FamilyId,
-    name: &str,
 ) -> InviteId {
-    let invite = send_invite(hc, host, family, member, name).await.invite;
+    let invite = send_invite(hc, host, family, member).await.invite;
     let received = event(mc, |e| match e {
         ServerEvent::InviteReceived(i) => Some(i.invite),
         _ => None,
@@ -449,9 +448,9 @@ async fn a_restart_keeps_accounts_families_invites_logs_and_blobs() {
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
     let mut c = Client::register(&server, &mut carol).await;
-    let family = create_family(&mut a, "우리집", "엄마").await;
-    let accepted = add_member((&mut a, &alice), (&mut b, &bob), family, "아빠").await;
-    let pending = send_invite(&mut a, &alice, family, &carol, "이모").await;
+    let family = create_family(&mut a).await;
+    let accepted = add_member((&mut a, &alice), (&mut b, &bob), family).await;
+    let pending = send_invite(&mut a, &alice, family, &carol).await;
 
     // Step 2: both members push to the family document, Alice to her personal one,
     // and Alice uploads a photo for the family.
@@ -616,7 +615,7 @@ async fn an_acked_chunk_survives_kill_9() {
     let server = Server::start(dir.path());
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut a = Client::register(&server, &mut alice).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
     let doc = DocId::from(family);
 
     // Step 1: one push; as soon as its ack arrives the relay is SIGKILLed
@@ -767,7 +766,7 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
     let server = Server::start(dir.path());
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut a = Client::register(&server, &mut alice).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
     let doc = DocId::from(family);
 
     // Step 1: Alice pushes six chunks.
@@ -821,7 +820,7 @@ async fn a_new_member_gets_the_snapshot_then_the_tail() {
     // the snapshot, catch-ups still bring every chunk, and the snapshot is offered.
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut b = Client::register(&server, &mut bob).await;
-    add_member((&mut a, &alice), (&mut b, &bob), family, "아빠").await;
+    add_member((&mut a, &alice), (&mut b, &bob), family).await;
     let all = catch_up(&mut b, doc, 0).await;
     assert_eq!(chunks(&all).len(), 6, "{all:?}");
     assert_eq!(
@@ -965,7 +964,7 @@ async fn a_link_code_adds_a_device_once() {
     let server = Server::start(dir.path());
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut a = Client::register(&server, &mut alice).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
     let doc = DocId::from(family);
 
     // Step 1: the signed-in device issues a link code.
@@ -1068,7 +1067,7 @@ async fn the_user_key_recovers_the_account_on_a_new_device() {
     let server = Server::start(dir.path());
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut a = Client::register(&server, &mut alice).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
     assert_eq!(push(&mut a, alice.personal_doc, b"diary").await, 1);
 
     // Step 1: a new device restores the user key (the same secret bytes the phrase
@@ -1128,7 +1127,7 @@ async fn a_revoked_device_is_disconnected_and_locked_out() {
     let server = Server::start(dir.path());
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut a = Client::register(&server, &mut alice).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
     let photo = b"a family photo".to_vec();
     let hash = upload(&server, &alice, family, &photo).await;
 
@@ -1200,11 +1199,11 @@ async fn membership_changes_reach_every_member_and_end_access() {
     let mut d = Client::register(&server, &mut dave).await;
 
     // Step 1: a family of four, everyone subscribed to its document; a family blob.
-    let family = create_family(&mut h, "가족", "엄마").await;
+    let family = create_family(&mut h).await;
     let doc = DocId::from(family);
-    add_member((&mut h, &host), (&mut b, &bob), family, "아빠").await;
-    add_member((&mut h, &host), (&mut c, &carol), family, "이모").await;
-    add_member((&mut h, &host), (&mut d, &dave), family, "삼촌").await;
+    add_member((&mut h, &host), (&mut b, &bob), family).await;
+    add_member((&mut h, &host), (&mut c, &carol), family).await;
+    add_member((&mut h, &host), (&mut d, &dave), family).await;
     for conn in [&mut h, &mut b, &mut c, &mut d] {
         catch_up(conn, doc, 0).await;
     }
@@ -1213,22 +1212,15 @@ async fn membership_changes_reach_every_member_and_end_access() {
     let photo = b"family photo".to_vec();
     let blob = upload(&server, &host, family, &photo).await;
 
-    // Step 2: the host renames the family: every member is told.
-    assert_eq!(
-        h.request(Request::RenameFamily {
-            family,
-            title: "새 이름".into()
-        })
-        .await,
-        Ok(Response::Done)
-    );
-    for conn in [&mut h, &mut b, &mut c, &mut d] {
-        let title = event(conn, |e| match e {
-            ServerEvent::FamilyRenamed { family: f, title } if *f == family => Some(title.clone()),
-            _ => None,
-        })
-        .await;
-        assert_eq!(title, "새 이름");
+    // Step 2: the family's title is its document's (protocol 7): a rename through
+    // the relay is refused, and no member hears of anything.
+    let refused = h
+        .request(Request::RetiredRenameFamily)
+        .await
+        .expect_err("retired");
+    assert_eq!(refused.code, ErrorCode::InvalidInput);
+    for (n, conn) in [&mut h, &mut b, &mut c, &mut d].into_iter().enumerate() {
+        conn.quiet(n as u64).await;
     }
 
     // Step 3: the host removes Bob: every member and Bob get MembershipChanged
@@ -1313,9 +1305,7 @@ async fn membership_changes_reach_every_member_and_end_access() {
     // Step 6: the host invites Bob back, then deletes the family: the members get
     // FamilyDeleted, Bob's pending invite is withdrawn, and the document and blob
     // are gone.
-    let invite = send_invite(&mut h, &host, family, &bob, "아빠")
-        .await
-        .invite;
+    let invite = send_invite(&mut h, &host, family, &bob).await.invite;
     assert_eq!(
         h.request(Request::DeleteFamily { family }).await,
         Ok(Response::Done)
@@ -1374,9 +1364,9 @@ async fn a_familys_key_log_is_its_members_and_goes_with_it() {
     let mut h = Client::register(&server, &mut host).await;
     let mut b = Client::register(&server, &mut bob).await;
     let mut e = Client::register(&server, &mut eve).await;
-    let family = create_family(&mut h, "가족", "엄마").await;
+    let family = create_family(&mut h).await;
     let log = family.key_log();
-    add_member((&mut h, &host), (&mut b, &bob), family, "아빠").await;
+    add_member((&mut h, &host), (&mut b, &bob), family).await;
 
     // Both members read and write it, in one order.
     assert_eq!(push(&mut h, log, b"commit 0").await, 1);
@@ -1468,8 +1458,8 @@ async fn co_members_see_each_other_come_and_go() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     let mut b = Client::register(&server, &mut bob).await;
-    let family = create_family(&mut a, "가족", "엄마").await;
-    add_member((&mut a, &alice), (&mut b, &bob), family, "아빠").await;
+    let family = create_family(&mut a).await;
+    add_member((&mut a, &alice), (&mut b, &bob), family).await;
     let presence_of = |user: UserId| {
         move |e: &ServerEvent| match e {
             ServerEvent::Presence(p) if p.user == user => Some(*p),
@@ -1517,12 +1507,12 @@ async fn an_offline_invitee_gets_the_invite_and_its_withdrawal() {
     let mut bob = Identity::new("bob@example.com", "bob_kim");
     let mut a = Client::register(&server, &mut alice).await;
     drop(Client::register(&server, &mut bob).await);
-    let family = create_family(&mut a, "가족", "엄마").await;
+    let family = create_family(&mut a).await;
 
     // Step 1: Alice invites Bob while he is offline. (Should his old connection
     // still be closing, it may get the invite live too; what matters here is the
     // delivery on his next sign-in.)
-    let sent = send_invite(&mut a, &alice, family, &bob, "아빠").await;
+    let sent = send_invite(&mut a, &alice, family, &bob).await;
 
     // Step 2: Bob signs in: the invite arrives right after SignedIn, and is listed.
     let (mut b, _) = sign_in(&server, &bob).await;
@@ -1570,7 +1560,7 @@ async fn an_offline_invitee_gets_the_invite_and_its_withdrawal() {
     }
 
     // Step 6: a withdrawn invite does not block a new one.
-    let again = send_invite(&mut a, &alice, family, &bob, "아빠").await;
+    let again = send_invite(&mut a, &alice, family, &bob).await;
     let received = event(&mut b, |e| match e {
         ServerEvent::InviteReceived(i) => Some(i.invite),
         _ => None,

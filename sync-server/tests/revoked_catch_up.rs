@@ -31,7 +31,7 @@ async fn a_device_revoked_during_its_catch_up_gets_nothing_written_after() {
     );
     let mut owner = Identity::new("owner@example.com", "owner");
     let mut o = Client::register(&server, &mut owner).await;
-    let family = o.create_family("우리집", "엄마").await;
+    let family = o.create_family().await;
     let family_doc = DocId::from(family);
     for i in 0..CHUNKS {
         let mut bytes = vec![7u8; CHUNK_BYTES];

@@ -29,17 +29,13 @@ fn clear(n: u8) -> Vec<u8> {
 async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, Identity) {
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut c = Client::register(server, &mut mom).await;
-    c.request(Request::CreateFamily {
-        family,
-        title: "가족".into(),
-        my_name: "엄마".into(),
-    })
-    .await
-    .expect("family created");
+    c.request(Request::CreateFamily { family })
+        .await
+        .expect("family created");
     let mut dad = Identity::new("dad@example.com", "dad");
     let mut d = Client::register(server, &mut dad).await;
     let invite = doran_protocol::InviteId::random();
-    c.request(mom.invite_request(invite, family, dad.user(), "아빠"))
+    c.request(mom.invite_request(invite, family, dad.user()))
         .await
         .expect("invite sent");
     d.request(dad.answer_request(invite, true))

@@ -68,7 +68,7 @@ async fn trickle(
 async fn member_with_family(server: &Server, name: &str) -> (Identity, FamilyId) {
     let mut id = Identity::new(&format!("{name}@example.com"), name);
     let mut c = Client::register(server, &mut id).await;
-    let family = c.create_family("가족", "엄마").await;
+    let family = c.create_family().await;
     (id, family)
 }
 

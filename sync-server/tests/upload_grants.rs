@@ -90,11 +90,11 @@ async fn readable(server: &Server, id: &Identity, hash: BlobHash) -> bool {
 async fn family_with_son(server: &Server) -> (Identity, Client, Identity, Client, FamilyId) {
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut m = Client::register(server, &mut mom).await;
-    let family = m.create_family("우리 가족", "엄마").await;
+    let family = m.create_family().await;
     let mut son = Identity::new("son@example.com", "son");
     let mut s = Client::register(server, &mut son).await;
     let invite = InviteId::random();
-    m.request(mom.invite_request(invite, family, son.user(), "아들"))
+    m.request(mom.invite_request(invite, family, son.user()))
         .await
         .expect("invite sent");
     s.request(son.answer_request(invite, true))
@@ -150,7 +150,7 @@ async fn a_device_revoked_during_an_upload_gets_no_grant() {
     let server = Server::start(dir.path());
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut m = Client::register(&server, &mut mom).await;
-    m.create_family("우리 가족", "엄마").await;
+    m.create_family().await;
     let code_text = match m.request(Request::IssueLinkCode).await {
         Ok(Response::LinkCode { code, .. }) => code,
         other => panic!("expected a link code, got {other:?}"),

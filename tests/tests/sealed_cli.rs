@@ -3,8 +3,8 @@
 //! `doran watch` running while her son joins (the watcher and the commands share one
 //! device's keys); they share a mission, a photo with a caption and a voice message,
 //! each reads the other's — and the relay's data folder (its SQLite file, its WAL,
-//! its blob folder) holds none of the Korean text and no piece of the photo or the
-//! MP3.
+//! its blob folder) holds none of the Korean text — the family's title and 호칭
+//! included — and no piece of the photo or the MP3.
 
 use std::{
     io::{BufRead, BufReader},
@@ -37,8 +37,10 @@ fn sync(home: &Path) {
 fn mom_and_son(dir: &Path) -> (Relay, PathBuf, PathBuf, String) {
     let relay = Relay::start(&dir.join("relay"), "127.0.0.1:0");
     let (mom, son) = (dir.join("mom"), dir.join("son"));
-    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
-    create_account(&son, &relay.url(), "son@example.com", "아들곰");
+    // Nicknames are the directory's (the relay knows them); the family's title and
+    // 호칭 are not, and nothing else spells them.
+    create_account(&mom, &relay.url(), "mom@example.com", "곰돌이맘");
+    create_account(&son, &relay.url(), "son@example.com", "곰돌이");
     let family = ok(&mom, &["family", "create", "우리 가족", "--as", "엄마"]);
     (relay, mom, son, family)
 }
@@ -147,6 +149,11 @@ fn a_sealed_family_shares_text_a_photo_and_a_voice_and_the_relay_reads_none_of_i
     assert!(stored.iter().any(|(p, _)| p.ends_with("relay.sqlite")));
     let original_bytes = std::fs::read(&original).expect("the original");
     for text in [
+        // The family's title and both 호칭 (protocol 7: the relay never gets them,
+        // the invite's card included).
+        "우리 가족",
+        "엄마",
+        "아들",
         "할머니께 안부 전화 드리기",
         "여름 바다",
         "바닷가에서 찰칵",

@@ -524,7 +524,7 @@ async fn a_member_the_relay_made_up_is_never_let_in() {
         let id: FamilyId = family.parse().expect("family id");
         let user: doran_protocol::UserId = eve_account.user.parse().expect("eve's id");
         db.execute(
-            "INSERT INTO members (family, user, name, role, joined_at) VALUES (?1, ?2, '이브', 'member', 0)",
+            "INSERT INTO members (family, user, role, joined_at) VALUES (?1, ?2, 'member', 0)",
             (id.0.to_vec(), user.0.to_vec()),
         )
         .expect("a member of the relay's invention");

@@ -22,7 +22,7 @@ use doran_device::{
 };
 use doran_e2e::Relay;
 use doran_protocol::{
-    BlobHash, ChunkId, DeviceId, DocId, FamilyId, Request, Response, Seq, UserId,
+    BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, Request, Response, Seq, UserId,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -329,7 +329,15 @@ async fn invite_into(host: &Device, to: &Device, family: FamilyId, name: &str) {
             let Response::UserFound(Some(entry)) = found else {
                 panic!("in the directory: {found:?}");
             };
-            match d.send_invite(family, entry.user, name).await {
+            match d
+                .send_invite(
+                    InviteId::random(),
+                    family,
+                    entry.user,
+                    name.as_bytes().to_vec(),
+                )
+                .await
+            {
                 Ok(Response::InviteSent(info)) => info.invite,
                 other => panic!("invite sent: {other:?}"),
             }
@@ -346,13 +354,9 @@ async fn invite_into(host: &Device, to: &Device, family: FamilyId, name: &str) {
 async fn host_family(a: &Device) -> FamilyId {
     let family = FamilyId::random();
     a.online(async |d| {
-        d.request(Request::CreateFamily {
-            family,
-            title: "우리집".into(),
-            my_name: "엄마".into(),
-        })
-        .await
-        .expect("family created");
+        d.request(Request::CreateFamily { family })
+            .await
+            .expect("family created");
     })
     .await;
     a.host
@@ -407,11 +411,7 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
     let invite = a
         .online(async |d| {
             let created = d
-                .request(Request::CreateFamily {
-                    family,
-                    title: "우리집".into(),
-                    my_name: "엄마".into(),
-                })
+                .request(Request::CreateFamily { family })
                 .await
                 .expect("family created");
             assert!(matches!(created, Response::FamilyCreated(_)));
@@ -423,7 +423,10 @@ async fn two_devices_converge_through_the_relay_and_a_restart() {
                 panic!("B is in the directory: {found:?}");
             };
             assert_eq!(entry.user, b_user);
-            match d.send_invite(family, b_user, "아들").await {
+            match d
+                .send_invite(InviteId::random(), family, b_user, b"opaque card".to_vec())
+                .await
+            {
                 Ok(Response::InviteSent(info)) => info.invite,
                 other => panic!("invite sent: {other:?}"),
             }

@@ -89,13 +89,14 @@ impl Identity {
         }
     }
 
-    /// A signed `SendInvite` request.
+    /// A `SendInvite` request carrying `card` (the sealed card a device would send:
+    /// opaque to the relay), signed over it.
     pub fn invite(
         &self,
         server_id: &str,
         family: FamilyId,
         invitee: UserId,
-        name: &str,
+        card: Vec<u8>,
     ) -> Request {
         let invite = InviteId::random();
         let msg = signing::invite_message(
@@ -105,13 +106,13 @@ impl Identity {
             &self.user,
             &self.device,
             &invitee,
-            name,
+            &card,
         );
         Request::SendInvite {
             invite,
             family,
             invitee,
-            proposed_name: name.into(),
+            card,
             signature: sign(&self.device_key, &msg),
         }
     }

@@ -994,5 +994,6 @@ fn an_escrow_entry_opens_only_with_its_users_key() {
     );
 }
 
+mod cards;
 mod invites;
 mod rejoin;

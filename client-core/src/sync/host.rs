@@ -17,6 +17,7 @@ use super::{
     keys::{Keeper, SealedIds, Unsealed, personal_group},
 };
 
+mod cards;
 mod compaction;
 mod sealing;
 use crate::{

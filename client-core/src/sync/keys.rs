@@ -541,6 +541,11 @@ impl Keeper {
         }
     }
 
+    /// The key ring, for what reads with it and changes nothing (invite cards).
+    pub(crate) fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
     /// Whether this keeper was never saved (a device that kept no keys before).
     pub fn is_new(&self) -> bool {
         self.generation == 0

@@ -272,11 +272,9 @@ impl Device {
             })
             .await?;
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
-        let asked = session.driver.request(Request::CreateFamily {
-            family,
-            title: title.clone(),
-            my_name: my_name.clone(),
-        });
+        // The relay hears only the id: the title and the 호칭 go into the family
+        // document, which it cannot read once sealed.
+        let asked = session.driver.request(Request::CreateFamily { family });
         match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked).await {
             Ok(Ok(Response::FamilyCreated(_) | Response::Done)) => {}
             // A retry of a creation whose answer was lost: the relay has it already.
@@ -318,16 +316,13 @@ impl Device {
 
     /// Renames a family (host only).
     pub async fn rename_family(&self, family: &str, title: &str) -> Result<()> {
-        let id = self.member_family(family).await?;
+        self.member_family(family).await?;
         let lang = self.language();
         let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)
             .map_err(|e| Error::from_doc(&e, lang))?;
         self.require_host(family).await?;
-        self.expect_done(Request::RenameFamily {
-            family: id,
-            title: title.clone(),
-        })
-        .await?;
+        // A change of the family document only (every member's device applies the
+        // rule that only the host renames); the relay never learns the title.
         self.edit(family, Part::Family, move |fd, now| fd.rename(&title, now))
             .await
     }
@@ -384,13 +379,13 @@ impl Device {
 
     /// Changes the user's own 호칭 in a family.
     pub async fn set_my_name(&self, family: &str, name: &str) -> Result<()> {
-        let id = self.member_family(family).await?;
+        self.member_family(family).await?;
         let lang = self.language();
         let name = validate::text(Field::MemberName, name, validate::MEMBER_NAME)
             .map_err(|e| Error::from_doc(&e, lang))?;
         let me = self.me()?;
-        // Checked against the document first (the same rule the relay applies), so a
-        // taken name is refused before anything changes anywhere.
+        // Checked against the document (every member's device refuses a change that
+        // gives a member another's 호칭), so a taken name is refused here at once.
         let (_, view) = self.edit_view(family).await?;
         if view
             .members
@@ -402,12 +397,6 @@ impl Device {
                 lang,
             ));
         }
-        self.expect_done(Request::SetMemberName {
-            family: id,
-            user: me,
-            name: name.clone(),
-        })
-        .await?;
         self.edit(family, Part::Members, move |fd, now| {
             fd.set_member_name(me, &name, now)
         })

@@ -1,15 +1,21 @@
 //! Invites: send one to an exact email with a proposed 호칭, list those received and
 //! sent, accept or reject, withdraw.
+//!
+//! What an invite shows — the family's title, the inviter's 호칭, the one proposed —
+//! travels in a card this device seals to the invitee's devices and to the family
+//! (`client-core/src/group/card.rs`): the relay never reads it (protocol 7).
 
 use std::sync::Arc;
 
 use doran_client_core::{
+    group::{CardContext, InviteCard, KnownDevices},
     ko::{Particle, with},
     store::Membership,
+    sync::StoreHost,
     time_util::Lang,
     validate::{self, Field},
 };
-use doran_protocol::{InviteId, InviteInfo, InviteState, Request, Response};
+use doran_protocol::{FamilyId, InviteId, InviteInfo, InviteState, Request, Response, UserId};
 
 use super::{Device, now_ms};
 use crate::{
@@ -18,54 +24,108 @@ use crate::{
     screens::{InviteView, InvitesView},
 };
 
-/// An invite as the screens show it, with the bell's sentence for the invitee.
-pub(crate) fn invite_view(i: &InviteInfo, lang: Lang) -> InviteView {
-    let inviter = if i.inviter_name.is_empty() {
-        i.inviter_nickname.clone()
+/// Which invite `i` is, for its card.
+fn card_context(i: &InviteInfo) -> CardContext {
+    CardContext {
+        invite: i.invite,
+        family: i.family,
+        inviter: i.inviter,
+        invitee: i.invitee,
+    }
+}
+
+/// The card of `i` as this device opens it: its texts in the app's form (a card
+/// holding anything else shows as none).
+pub(crate) fn open_card(host: &StoreHost, i: &InviteInfo) -> Option<InviteCard> {
+    let card = host.open_invite_card(&card_context(i), &i.card)?;
+    let title = validate::text(
+        Field::FamilyTitle,
+        &card.family_title,
+        validate::FAMILY_TITLE,
+    );
+    let inviter = validate::text(Field::MemberName, &card.inviter_name, validate::MEMBER_NAME);
+    let proposed = validate::text(
+        Field::MemberName,
+        &card.proposed_name,
+        validate::MEMBER_NAME,
+    );
+    match (title, inviter, proposed) {
+        (Ok(family_title), Ok(inviter_name), Ok(proposed_name)) => Some(InviteCard {
+            family_title,
+            inviter_name,
+            proposed_name,
+        }),
+        _ => {
+            tracing::warn!(invite = %i.invite, "an invite card with texts no app writes");
+            None
+        }
+    }
+}
+
+/// An invite as the screens show it, with the bell's sentence for the invitee. A card
+/// this device cannot open (it was linked after the invite was sent) leaves the title
+/// and the 호칭 empty, and the sentence names the inviter by nickname only.
+pub(crate) fn invite_view(i: &InviteInfo, card: Option<&InviteCard>, lang: Lang) -> InviteView {
+    let empty = String::new();
+    let (title, inviter_name, proposed) = card.map_or((&empty, &empty, &empty), |c| {
+        (&c.family_title, &c.inviter_name, &c.proposed_name)
+    });
+    let inviter = if inviter_name.is_empty() {
+        &i.inviter_nickname
     } else {
-        i.inviter_name.clone()
+        inviter_name
     };
     InviteView {
         invite: i.invite.to_hex(),
         family: i.family.to_hex(),
-        family_title: i.family_title.clone(),
+        family_title: title.clone(),
         inviter: i.inviter.to_hex(),
         inviter_nickname: i.inviter_nickname.clone(),
-        inviter_name: i.inviter_name.clone(),
+        inviter_name: inviter_name.clone(),
         invitee: i.invitee.to_hex(),
         invitee_nickname: i.invitee_nickname.clone(),
-        proposed_name: i.proposed_name.clone(),
+        proposed_name: proposed.clone(),
         created_at: ms(i.created_at),
         expires_at: ms(i.expires_at),
         state: state_key(i.state),
-        text: match lang {
-            Lang::Ko => format!(
+        text: match (card.is_some(), lang) {
+            (true, Lang::Ko) => format!(
                 "{} 님이 '{}' 가족에 {} 초대했어요.",
                 inviter,
-                i.family_title,
-                with(&i.proposed_name, Particle::EuroRo)
+                title,
+                with(proposed, Particle::EuroRo)
             ),
-            Lang::En => format!(
+            (true, Lang::En) => format!(
                 "{} invited you to the family “{}” as {}.",
-                inviter, i.family_title, i.proposed_name
+                inviter, title, proposed
             ),
+            (false, Lang::Ko) => format!("{inviter} 님이 가족에 초대했어요."),
+            (false, Lang::En) => format!("{inviter} invited you to their family."),
         },
     }
 }
 
 /// A sent invite, worded for the family that sent it.
-fn sent_view(i: &InviteInfo, lang: Lang) -> InviteView {
-    let mut v = invite_view(i, lang);
-    v.text = match lang {
-        Lang::Ko => format!(
+fn sent_view(i: &InviteInfo, card: Option<&InviteCard>, lang: Lang) -> InviteView {
+    let mut v = invite_view(i, card, lang);
+    v.text = match (card, lang) {
+        (Some(c), Lang::Ko) => format!(
             "{} 님을 '{}' 가족에 {} 초대했어요. 답을 기다리고 있어요.",
             i.invitee_nickname,
-            i.family_title,
-            with(&i.proposed_name, Particle::EuroRo)
+            c.family_title,
+            with(&c.proposed_name, Particle::EuroRo)
         ),
-        Lang::En => format!(
+        (Some(c), Lang::En) => format!(
             "Invited {} as {} to “{}”; waiting for an answer.",
-            i.invitee_nickname, i.proposed_name, i.family_title
+            i.invitee_nickname, c.proposed_name, c.family_title
+        ),
+        (None, Lang::Ko) => format!(
+            "{} 님을 가족에 초대했어요. 답을 기다리고 있어요.",
+            i.invitee_nickname
+        ),
+        (None, Lang::En) => format!(
+            "Invited {} to the family; waiting for an answer.",
+            i.invitee_nickname
         ),
     };
     v
@@ -132,10 +192,22 @@ impl Device {
         let Some(entry) = found else {
             return Err(Error::code(ErrorCode::NoSuchUser, lang));
         };
+        let me = self.me()?;
+        let card = InviteCard {
+            family_title: view.name.clone(),
+            inviter_name: view
+                .members
+                .get(&me.to_hex())
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            proposed_name: name.clone(),
+        };
+        let invite = InviteId::random();
+        let sealed = self.seal_card(invite, id, entry.user, &card).await?;
         let driver = Arc::clone(&self.session()?.driver);
         let sent = tokio::time::timeout(
             super::sync::REQUEST_TIMEOUT,
-            driver.send_invite(id, entry.user, &name),
+            driver.send_invite(invite, id, entry.user, sealed),
         )
         .await
         .map_err(|_| Error::code(ErrorCode::Timeout, lang))?;
@@ -165,34 +237,108 @@ impl Device {
                     let deadline = tokio::time::Instant::now() + super::sync::KEYS_WAIT;
                     super::sync::finish_key_work(&session, deadline).await;
                 }
-                Ok(sent_view(&info, lang))
+                Ok(sent_view(&info, Some(&card), lang))
             }
             Ok(other) => Err(self.unexpected(&other)),
             Err(e) => Err(Error::from_sync(&e, lang)),
         }
     }
 
+    /// The card of the invite `invite` of `invitee` to `family`, sealed to the
+    /// invitee's devices that published a key package a certificate chain vouches
+    /// for (fetched now: this connection just looked the invitee up) and to the family.
+    async fn seal_card(
+        &self,
+        invite: InviteId,
+        family: FamilyId,
+        invitee: UserId,
+        card: &InviteCard,
+    ) -> Result<Vec<u8>> {
+        let lang = self.language();
+        let session = self.session()?;
+        let driver = &session.driver;
+        let packages: Vec<Vec<u8>> = match driver
+            .request(Request::KeyPackagesOf { user: invitee })
+            .await
+        {
+            Ok(Response::KeyPackages(list)) => list.into_iter().map(|p| p.package).collect(),
+            Ok(other) => return Err(self.unexpected(&other)),
+            Err(e) => {
+                // A relay that serves none: the card opens for the family only, and
+                // for the invitee once they joined.
+                tracing::info!(error = %e, "the invitee's key packages are not served");
+                Vec::new()
+            }
+        };
+        let mut known = KnownDevices::new();
+        if !packages.is_empty() {
+            let store = Arc::clone(&self.shared().store);
+            match crate::certs::served(&store, driver, invitee).await {
+                Ok(served) => {
+                    known.insert_served(&served);
+                }
+                // Another user key than the one pinned: the relay vouching for
+                // devices of its own. No invite is sent through it.
+                Err(e @ crate::sync_error::SyncError::Protocol(_)) => {
+                    return Err(Error::from_sync(&e, lang));
+                }
+                Err(e) => tracing::info!(error = %e, "the invitee's certificates are not served"),
+            }
+        }
+        let ctx = CardContext {
+            invite,
+            family,
+            inviter: session.account.user,
+            invitee,
+        };
+        let host = Arc::clone(&session.host);
+        let card = card.clone();
+        let (sealed, readers) = self
+            .blocking(move |lang| {
+                host.seal_invite_card(&ctx, &card, &packages, &known)
+                    .map_err(|e| Error::from_host(&e, lang))
+            })
+            .await?;
+        if readers.devices == 0 {
+            tracing::info!(
+                %invite,
+                "no device of the invitee can open the card before accepting"
+            );
+        }
+        Ok(sealed)
+    }
+
     /// Invites addressed to the user, and those the user's families sent and are
     /// waiting on.
     pub async fn invites(&self) -> Result<InvitesView> {
         let me = self.me()?;
-        let lang = self.language();
         match self.request(Request::ListInvites).await? {
             Response::Invites(list) => {
+                let host = Arc::clone(&self.session()?.host);
                 let (received, sent): (Vec<_>, Vec<_>) =
                     list.into_iter().partition(|i| i.invitee == me);
-                Ok(InvitesView {
-                    received: received.iter().map(|i| invite_view(i, lang)).collect(),
-                    sent: sent.iter().map(|i| sent_view(i, lang)).collect(),
+                self.blocking(move |lang| {
+                    Ok(InvitesView {
+                        received: received
+                            .iter()
+                            .map(|i| invite_view(i, open_card(&host, i).as_ref(), lang))
+                            .collect(),
+                        sent: sent
+                            .iter()
+                            .map(|i| sent_view(i, open_card(&host, i).as_ref(), lang))
+                            .collect(),
+                    })
                 })
+                .await
             }
             other => Err(self.unexpected(&other)),
         }
     }
 
     /// Accepts (수락) or rejects (거절) an invite. On accept, the family is synced to
-    /// this device and the user's member entry (with the proposed 호칭) is written into
-    /// its document. Returns the family on accept.
+    /// this device and the user's member entry (with the 호칭 the card proposes, a
+    /// number added if a member took it meanwhile) is written into its document.
+    /// Returns the family on accept.
     pub async fn answer_invite(&self, invite: &str, accept: bool) -> Result<Option<String>> {
         self.answer(
             invite,
@@ -205,9 +351,8 @@ impl Device {
         .await
     }
 
-    /// Accepts an invite under another 호칭 than the one proposed — when someone in
-    /// the family took the proposed one meanwhile (`NameTaken`), or the invitee simply
-    /// prefers another. Returns the family.
+    /// Accepts an invite under another 호칭 than the one proposed (the invitee prefers
+    /// another, or the card could not be opened on this device). Returns the family.
     pub async fn accept_invite_as(&self, invite: &str, name: &str) -> Result<String> {
         let lang = self.language();
         let name = validate::text(Field::MemberName, name, validate::MEMBER_NAME)
@@ -227,19 +372,40 @@ impl Device {
         let accept = !matches!(answer, Answer::Reject);
         // Answers are signed with the relay's id, known once connected.
         self.connected(super::sync::REQUEST_TIMEOUT).await?;
-        let asked = async {
-            match &answer {
-                Answer::AcceptAs(name) => session.driver.accept_invite_as(invite, name).await,
-                _ => session.driver.answer_invite(invite, accept).await,
-            }
+        let chosen = match answer {
+            Answer::AcceptAs(name) => Some(name),
+            Answer::Accept | Answer::Reject => None,
         };
-        let answer = tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked)
-            .await
-            .map_err(|_| Error::code(ErrorCode::Timeout, lang))?
-            .map_err(|e| Error::from_sync(&e, lang))?;
+        let noted = if accept {
+            self.note_joining(invite, chosen).await?
+        } else {
+            None
+        };
+        let asked = session.driver.answer_invite(invite, accept);
+        let answer = match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                if let (Some(family), crate::sync_error::SyncError::Refused { code, .. }) =
+                    (noted, &e)
+                    && !code.is_transient()
+                {
+                    // Refused for good (expired, withdrawn): nothing to finish.
+                    let (store, me) = (Arc::clone(&self.shared().store), self.me()?);
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+                        crate::mend::done_joining(&*store, me, family)
+                    })
+                    .await
+                    {
+                        tracing::warn!(error = %e, "a refused join stays noted");
+                    }
+                }
+                return Err(Error::from_sync(&e, lang));
+            }
+            Err(_) => return Err(Error::code(ErrorCode::Timeout, lang)),
+        };
         let Response::InviteAnswered {
+            invite: answered,
             family: Some(summary),
-            ..
         } = answer
         else {
             return Ok(None);
@@ -265,12 +431,25 @@ impl Device {
         // A sealed family opens once a member's device lets this one in; until then
         // the entry waits (written by the mending after the keys come).
         let readable = self.wait_for_keys(&session, family).await;
-        if let Some(entry) = summary.member(&me).filter(|_| readable) {
-            let name = entry.name.clone();
+        if summary.member(&me).is_some() && readable {
             let (_, view) = self.family_view(&hex).await?;
             if !view.members.contains_key(&me.to_hex()) {
+                let host = Arc::clone(&session.host);
+                let store = Arc::clone(&self.shared().store);
+                let name = self
+                    .blocking(move |lang| {
+                        crate::mend::joining_as(&host, &*store, me, family, Some(&answered))
+                            .map_err(|e| Error::from_host(&e, lang))
+                    })
+                    .await?;
                 self.edit(&hex, Part::Members, move |fd, now| {
                     fd.add_member(me, &name, now)
+                })
+                .await?;
+                let store = Arc::clone(&self.shared().store);
+                self.blocking(move |lang| {
+                    crate::mend::done_joining(&*store, me, family)
+                        .map_err(|e| Error::from_store(&e, lang))
                 })
                 .await?;
                 // The family sees the new member at once; if the connection dropped
@@ -282,6 +461,44 @@ impl Device {
         }
         crate::pump::welcome(self.shared(), &session, family).await;
         Ok(Some(hex))
+    }
+
+    /// Notes, before accepting `invite`, what the user's entry will be written from:
+    /// the 호칭 `chosen`, else the one its card proposes, and the invite itself (read
+    /// now: once in, the invite is gone from the list) for a card that opens only
+    /// once in the family. Kept in the store, so a join cut short is finished under
+    /// it (`mend`). Returns the invite's family when it was noted.
+    async fn note_joining(
+        &self,
+        invite: InviteId,
+        chosen: Option<String>,
+    ) -> Result<Option<FamilyId>> {
+        let me = self.me()?;
+        let list = match self.request(Request::ListInvites).await? {
+            Response::Invites(list) => list,
+            other => return Err(self.unexpected(&other)),
+        };
+        // Not listed (answered, withdrawn, expired): the relay's answer says so.
+        let Some(info) = list
+            .into_iter()
+            .find(|i| i.invite == invite && i.invitee == me)
+        else {
+            return Ok(None);
+        };
+        let host = Arc::clone(&self.session()?.host);
+        let store = Arc::clone(&self.shared().store);
+        self.blocking(move |lang| {
+            let name = chosen.or_else(|| open_card(&host, &info).map(|c| c.proposed_name));
+            let family = info.family;
+            let noted = crate::mend::Joining {
+                name,
+                invite: Some(info),
+            };
+            crate::mend::start_joining(&*store, me, family, noted)
+                .map(|()| Some(family))
+                .map_err(|e| Error::from_store(&e, lang))
+        })
+        .await
     }
 
     /// Withdraws an invite the user's family sent.

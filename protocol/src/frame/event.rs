@@ -50,13 +50,10 @@ pub enum ServerEvent {
         change: MembershipChange,
     },
 
-    /// Sent to every member when the host renames the family.
-    FamilyRenamed {
-        /// The family.
-        family: FamilyId,
-        /// The new title.
-        title: String,
-    },
+    /// Told members of a new title (protocols up to 6). A title lives in the family
+    /// document only now; a relay never sends this. Kept so the variants after it keep
+    /// their place.
+    RetiredFamilyRenamed,
 
     /// Sent to every member when the host deletes the family; its documents are gone
     /// and subscriptions to them end.
@@ -117,11 +114,10 @@ pub enum MembershipChange {
         /// The host who removed them.
         by: UserId,
     },
-    /// `user`'s 호칭 changed (the new one is in `members`).
-    Renamed {
-        /// The member.
-        user: UserId,
-    },
+    /// Told of a new 호칭 (protocols up to 6). A 호칭 lives in the family document
+    /// only now; a relay never sends this. Kept so the variants after it keep their
+    /// place.
+    RetiredRenamed,
 }
 
 impl ServerEvent {
@@ -132,7 +128,7 @@ impl ServerEvent {
             ServerEvent::InviteAnswered { .. } => "invite_answered",
             ServerEvent::InviteWithdrawn { .. } => "invite_withdrawn",
             ServerEvent::MembershipChanged { .. } => "membership_changed",
-            ServerEvent::FamilyRenamed { .. } => "family_renamed",
+            ServerEvent::RetiredFamilyRenamed => "retired_family_renamed",
             ServerEvent::FamilyDeleted { .. } => "family_deleted",
             ServerEvent::Presence(_) => "presence",
             ServerEvent::DeviceAdded(_) => "device_added",

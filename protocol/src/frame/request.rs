@@ -32,38 +32,25 @@ impl fmt::Display for RequestId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Creates a family with the caller as its host. The id is chosen by the device
-    /// (it may already have created the family document offline).
-    /// Answer: [`FamilyCreated`](crate::Response::FamilyCreated); `AlreadyExists` if
-    /// the id is taken.
+    /// (it may already have created the family document offline). The family's title
+    /// and its members' 호칭 live in the family document only (since protocol 7): the
+    /// relay never learns them. Answer:
+    /// [`FamilyCreated`](crate::Response::FamilyCreated); `AlreadyExists` if the id is
+    /// taken.
     CreateFamily {
         /// The new family (and its document id).
         family: FamilyId,
-        /// Its title.
-        title: String,
-        /// The caller's 호칭 in it.
-        my_name: String,
     },
 
-    /// Renames a family (host only). Answer: `Done`; members get
-    /// [`FamilyRenamed`](crate::ServerEvent::FamilyRenamed).
-    RenameFamily {
-        /// The family.
-        family: FamilyId,
-        /// The new title.
-        title: String,
-    },
+    /// Renamed a family through the relay (protocols up to 6). A title is now written
+    /// in the family document only; a relay refuses this with `InvalidInput`. Kept so
+    /// the variants after it keep their place.
+    RetiredRenameFamily,
 
-    /// Changes a member's 호칭 (the member themself, or the host). Answer: `Done`;
-    /// members get `MembershipChanged` ([`Renamed`](crate::MembershipChange::Renamed));
-    /// `NameTaken` if another member uses it.
-    SetMemberName {
-        /// The family.
-        family: FamilyId,
-        /// Whose name.
-        user: UserId,
-        /// The new 호칭.
-        name: String,
-    },
+    /// Changed a member's 호칭 through the relay (protocols up to 6). A 호칭 is now
+    /// written in the family document only; a relay refuses this with
+    /// `InvalidInput`. Kept so the variants after it keep their place.
+    RetiredSetMemberName,
 
     /// Removes a member from a family (host only; not the host themself). Answer:
     /// `Done`; members, and the removed user, get `MembershipChanged`
@@ -108,7 +95,7 @@ pub enum Request {
     /// [`invite_message`](crate::signing::invite_message). Answer:
     /// [`InviteSent`](crate::Response::InviteSent); the invitee's devices get
     /// [`InviteReceived`](crate::ServerEvent::InviteReceived) now or on next connect.
-    /// `AlreadyMember`, `AlreadyInvited`, `NameTaken` as they apply.
+    /// `AlreadyMember`, `AlreadyInvited` as they apply.
     SendInvite {
         /// Chosen by the device.
         invite: InviteId,
@@ -116,8 +103,13 @@ pub enum Request {
         family: FamilyId,
         /// Who to invite (found with `LookupUser`).
         invitee: UserId,
-        /// The 호칭 proposed for them.
-        proposed_name: String,
+        /// The invite's card: the family's title, the inviter's 호칭 and the one
+        /// proposed for the invitee, sealed by the device to the invitee's devices and
+        /// the family (`client-core/src/group/card.rs`). Opaque to the relay, at most
+        /// [`MAX_INVITE_CARD_BYTES`](crate::limits::MAX_INVITE_CARD_BYTES); the
+        /// signature covers it.
+        #[serde(with = "crate::wire::bytes")]
+        card: Vec<u8>,
         /// By the caller's device key, over `invite_message`.
         signature: Signature,
     },
@@ -183,19 +175,11 @@ pub enum Request {
         family: FamilyId,
     },
 
-    /// Accepts an invite addressed to the caller under another 호칭 than the one
-    /// proposed (which someone else may have taken meanwhile). The caller's device key
-    /// signs [`invite_accept_as_message`](crate::signing::invite_accept_as_message).
-    /// Answer and events as [`AnswerInvite`](Self::AnswerInvite) accepting; the
-    /// returned invite carries the chosen 호칭. `NameTaken` if it is taken too.
-    AcceptInviteAs {
-        /// The invite.
-        invite: InviteId,
-        /// The 호칭 the invitee chose.
-        name: String,
-        /// By the caller's device key, over `invite_accept_as_message`.
-        signature: Signature,
-    },
+    /// Accepted an invite under another 호칭 (protocols up to 6). The invitee's device
+    /// now writes the 호칭 it chose into the family document itself and accepts with
+    /// [`AnswerInvite`](Self::AnswerInvite); a relay refuses this with `InvalidInput`.
+    /// Kept so the variants after it keep their place.
+    RetiredAcceptInviteAs,
 
     /// Lists the new devices waiting for the caller's user to confirm their link,
     /// oldest first (expired, answered and rejected ones are left out). Answer:
@@ -267,7 +251,9 @@ pub enum Request {
     /// The certificates of `user`'s devices, the user key they chain to and the
     /// user's revoked devices — for the caller's own user or a co-member of a family
     /// (who adds the user's devices to the family's key group only if a chain leads to
-    /// them from the user key it pinned). Answer:
+    /// them from the user key it pinned), someone a pending invite links with the
+    /// caller, or a user this connection found with [`LookupUser`](Self::LookupUser).
+    /// Answer:
     /// [`DeviceCerts`](crate::Response::DeviceCerts); `Forbidden` for anyone else.
     DeviceCerts {
         /// Whose.
@@ -288,8 +274,10 @@ pub enum Request {
     },
 
     /// The key packages `user`'s devices published (revoked devices' are never
-    /// served), for the caller's own user, a co-member of a family, or someone a
-    /// pending invite links with the caller (to or from a family of the caller's).
+    /// served), for the caller's own user, a co-member of a family, someone a
+    /// pending invite links with the caller (to or from a family of the caller's), or
+    /// a user this connection found with [`LookupUser`](Self::LookupUser) (whose
+    /// devices an invite's card is sealed to before the invite exists).
     /// Answer: [`KeyPackages`](crate::Response::KeyPackages); `Forbidden` for anyone
     /// else.
     KeyPackagesOf {
@@ -303,8 +291,8 @@ impl Request {
     pub fn kind(&self) -> &'static str {
         match self {
             Request::CreateFamily { .. } => "create_family",
-            Request::RenameFamily { .. } => "rename_family",
-            Request::SetMemberName { .. } => "set_member_name",
+            Request::RetiredRenameFamily => "retired_rename_family",
+            Request::RetiredSetMemberName => "retired_set_member_name",
             Request::RemoveMember { .. } => "remove_member",
             Request::LeaveFamily { .. } => "leave_family",
             Request::DeleteFamily { .. } => "delete_family",
@@ -319,7 +307,7 @@ impl Request {
             Request::IssueLinkCode => "issue_link_code",
             Request::SetProfile { .. } => "set_profile",
             Request::ListPresence { .. } => "list_presence",
-            Request::AcceptInviteAs { .. } => "accept_invite_as",
+            Request::RetiredAcceptInviteAs => "retired_accept_invite_as",
             Request::ListPendingLinks => "list_pending_links",
             Request::ConfirmLink { .. } => "confirm_link",
             Request::ConfirmSnapshot { .. } => "confirm_snapshot",

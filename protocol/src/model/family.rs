@@ -1,4 +1,5 @@
-//! A family as the relay knows it: title and membership (never the content).
+//! A family as the relay knows it: its membership (never its content, title or 호칭,
+//! which live in the family document since protocol 7).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +18,8 @@ pub enum Role {
 /// One member of a family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
-    /// Who.
+    /// Who. (Their 호칭 is in the family document's member entry.)
     pub user: UserId,
-    /// Their name in this family (호칭, e.g. 엄마); unique within the family.
-    pub name: String,
     /// Host or member.
     pub role: Role,
     /// When they joined (creation for the host, acceptance for others).
@@ -34,10 +33,8 @@ pub struct MemberInfo {
 /// The family document has the same id: `DocId::from(family)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilySummary {
-    /// The family (and its document).
+    /// The family (and its document, which holds its title).
     pub family: FamilyId,
-    /// Its title.
-    pub title: String,
     /// The signed-in user's role in it.
     pub role: Role,
     /// When it was created.

@@ -26,20 +26,20 @@ pub struct InviteInfo {
     pub invite: InviteId,
     /// The family the invitee would join.
     pub family: FamilyId,
-    /// Its title, so the invitee can see what they are invited to.
-    pub family_title: String,
     /// Who sent it.
     pub inviter: UserId,
     /// The inviter's nickname (directory name).
     pub inviter_nickname: String,
-    /// The inviter's 호칭 in the family.
-    pub inviter_name: String,
     /// Who is invited.
     pub invitee: UserId,
     /// The invitee's nickname (directory name).
     pub invitee_nickname: String,
-    /// The 호칭 proposed for the invitee in the family.
-    pub proposed_name: String,
+    /// The card the inviter's device sealed, as sent
+    /// ([`Request::SendInvite`](crate::Request::SendInvite)): the family's title, the
+    /// inviter's 호칭 and the one proposed, for the invitee's devices and the family's
+    /// to open. Opaque to the relay.
+    #[serde(with = "crate::wire::bytes")]
+    pub card: Vec<u8>,
     /// When it was sent.
     pub created_at: UnixMillis,
     /// When it stops being answerable.

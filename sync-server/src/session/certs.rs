@@ -1,11 +1,14 @@
 //! Device certificates (issue 18): a user's devices vouched for by the user key or by
-//! another of the user's devices, kept by the relay for the user's co-members and for
-//! whoever a pending invite links them with ([`may_see_keys_of`]). The
+//! another of the user's devices, kept by the relay for the user's co-members, for
+//! whoever a pending invite links them with ([`may_see_keys_of`]) and for a
+//! connection that just found them in the directory ([`LookedUp`]). The
 //! relay checks each certificate before keeping it — the device is the caller's
 //! user's, with the key the relay knows it by; the certifier is the user key or a
 //! device of the user that is not revoked; the signature verifies — but devices do
 //! not take its word for it: they check the chain again from the user key they pinned
 //! (`client-core/src/group/certs.rs`).
+
+use std::collections::VecDeque;
 
 use doran_protocol::{
     DeviceId, Response, UserId,
@@ -21,6 +24,35 @@ use crate::{
     state::now_ms,
     store::{AccountStore, StoreResult},
 };
+
+/// Users one connection found with `LookupUser` and may read the device certificates
+/// and key packages of, besides those [`may_see_keys_of`] allows: an invite's card is
+/// sealed to the invitee's devices before the invite exists, so the inviter's device
+/// needs their keys first. Only the latest [`LookedUp::KEPT`] are kept (lookups are
+/// rate limited, and a device looks someone up just before it invites them); another
+/// connection of the same user does not share them.
+#[derive(Debug, Default)]
+pub(crate) struct LookedUp(VecDeque<UserId>);
+
+impl LookedUp {
+    /// How many users a connection remembers.
+    pub(crate) const KEPT: usize = 64;
+
+    /// Remembers `user` as the latest found (the oldest is forgotten past
+    /// [`KEPT`](Self::KEPT)).
+    pub(crate) fn remember(&mut self, user: UserId) {
+        self.0.retain(|u| *u != user);
+        if self.0.len() >= Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(user);
+    }
+
+    /// Whether this connection found `user`, among the latest it looked up.
+    pub(crate) fn contains(&self, user: UserId) -> bool {
+        self.0.contains(&user)
+    }
+}
 
 /// Whether `me` may read `user`'s device certificates and key packages at `now`:
 /// `user` is `me`, shares a family with `me`, or a pending, unexpired invite links
@@ -102,15 +134,17 @@ impl Ctx<'_> {
         Ok(Response::Done)
     }
 
-    /// The certificates of `user`'s devices, for whoever [`may_see_keys_of`] them;
-    /// `Forbidden` for anyone else, unknown users included (nothing says who exists).
+    /// The certificates of `user`'s devices, for whoever [`may_see_keys_of`] them or
+    /// found them on this connection ([`LookedUp`]); `Forbidden` for anyone else,
+    /// unknown users included (nothing says who exists).
     pub(super) async fn device_certs(&self, user: UserId) -> ApiResult<Response> {
         let me = self.me.user;
         let now = now_ms();
+        let looked_up = self.looked_up.contains(user);
         let found = self
             .state
             .accounts(move |a| {
-                if !may_see_keys_of(a, me, user, now)? {
+                if !looked_up && !may_see_keys_of(a, me, user, now)? {
                     return Ok(None);
                 }
                 let Some(record) = a.user(user)? else {
@@ -122,8 +156,8 @@ impl Ctx<'_> {
         // Strangers and unknown users get the same answer: nothing says who exists.
         let Some((record, certs, devices)) = found else {
             return Err(ApiError::forbidden(
-                "only a co-member, or someone a pending invite links with, may read a user's \
-                 device certificates",
+                "only a co-member, someone a pending invite links with, or a connection that \
+                 looked the user up may read a user's device certificates",
             ));
         };
         Ok(Response::DeviceCerts(UserCerts {
@@ -136,5 +170,40 @@ impl Ctx<'_> {
                 .map(|d| d.id)
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use doran_protocol::UserId;
+
+    use super::LookedUp;
+
+    fn user(n: usize) -> UserId {
+        let mut id = [0; 16];
+        id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        UserId(id)
+    }
+
+    #[test]
+    fn a_connection_remembers_its_latest_lookups_only() {
+        let mut seen = LookedUp::default();
+        assert!(!seen.contains(user(0)));
+        for n in 0..LookedUp::KEPT {
+            seen.remember(user(n));
+        }
+        assert!((0..LookedUp::KEPT).all(|n| seen.contains(user(n))));
+        // Found again, the first is the latest: the second goes first.
+        seen.remember(user(0));
+        seen.remember(user(LookedUp::KEPT));
+        assert!(seen.contains(user(0)));
+        assert!(!seen.contains(user(1)));
+        assert!(seen.contains(user(LookedUp::KEPT)));
+        // However many lookups, no more than the bound is kept.
+        for n in 0..10 * LookedUp::KEPT {
+            seen.remember(user(1_000 + n));
+        }
+        assert_eq!(seen.0.len(), LookedUp::KEPT);
+        assert!(!seen.contains(user(0)));
     }
 }

@@ -1,4 +1,6 @@
-//! Family requests: create, rename, member names, remove, leave, delete, list.
+//! Family requests: create, remove, leave, delete, list. A family's title and its
+//! members' 호칭 are written in the family document (protocol 7): the relay keeps
+//! its membership only.
 
 use doran_protocol::{
     DocId, ErrorCode, FamilyId, FamilySummary, MemberInfo, MembershipChange, Response, Role,
@@ -8,7 +10,6 @@ use doran_protocol::{
 use super::requests::Ctx;
 use crate::{
     error::{ApiError, ApiResult},
-    rules,
     state::now_ms,
     store::{AccountStore, FamilyRecord, StoreResult},
 };
@@ -27,7 +28,6 @@ pub(crate) fn summary(
     };
     Ok(FamilySummary {
         family: family.id,
-        title: family.title.clone(),
         role,
         created_at: family.created_at,
         members,
@@ -72,21 +72,14 @@ impl Ctx<'_> {
         Ok((f, members))
     }
 
-    pub(super) async fn create_family(
-        &self,
-        family: FamilyId,
-        title: String,
-        my_name: String,
-    ) -> ApiResult<Response> {
-        let title = rules::family_title(&title)?;
-        let name = rules::member_name(&my_name)?;
+    pub(super) async fn create_family(&self, family: FamilyId) -> ApiResult<Response> {
         let user = self.me.user;
         let now = now_ms();
         let max = self.state.config.limits.max_families_per_user;
         let summary = self
             .state
             .accounts(move |a| {
-                a.create_family(family, &title, user, &name, now, max)?;
+                a.create_family(family, user, now, max)?;
                 let record = a
                     .family(family)?
                     .ok_or(crate::store::StoreError::NotFound("family"))?;
@@ -95,60 +88,6 @@ impl Ctx<'_> {
             .await?;
         tracing::info!(%family, %user, "family created");
         Ok(Response::FamilyCreated(summary))
-    }
-
-    pub(super) async fn rename_family(
-        &self,
-        family: FamilyId,
-        title: String,
-    ) -> ApiResult<Response> {
-        let (_, members) = self.host_of(family).await?;
-        let title = rules::family_title(&title)?;
-        let t = title.clone();
-        self.state
-            .accounts(move |a| a.rename_family(family, &t))
-            .await?;
-        self.notify(
-            &users(&members),
-            ServerEvent::FamilyRenamed { family, title },
-        )
-        .await;
-        Ok(Response::Done)
-    }
-
-    pub(super) async fn set_member_name(
-        &self,
-        family: FamilyId,
-        user: UserId,
-        name: String,
-    ) -> ApiResult<Response> {
-        let (f, members) = self.member_of(family).await?;
-        if user != self.me.user && f.host != self.me.user {
-            return Err(ApiError::forbidden(
-                "only the member or the host may rename",
-            ));
-        }
-        if !members.iter().any(|m| m.user == user) {
-            return Err(ApiError::not_found("not a member"));
-        }
-        let name = rules::member_name(&name)?;
-        let members = self
-            .state
-            .accounts(move |a| {
-                a.set_member_name(family, user, &name)?;
-                a.members(family)
-            })
-            .await?;
-        self.notify(
-            &users(&members),
-            ServerEvent::MembershipChanged {
-                family,
-                members: members.clone(),
-                change: MembershipChange::Renamed { user },
-            },
-        )
-        .await;
-        Ok(Response::Done)
     }
 
     pub(super) async fn remove_member(

@@ -1,18 +1,21 @@
 //! The invite handshake: send (host, signed), answer (invitee, signed), withdraw,
-//! list.
+//! list. An invite carries a card its inviter's device sealed (the family's title,
+//! the inviter's 호칭 and the one proposed): the relay stores it as given, checks that
+//! the inviter's device signed it, and serves it back unchanged.
 
 use std::collections::HashSet;
 
 use doran_protocol::{
     ErrorCode, FamilyId, InviteId, InviteInfo, InviteState, MembershipChange, PublicKey, Response,
-    ServerEvent, Signature, UserId, signing,
+    ServerEvent, Signature, UserId,
+    limits::{MAX_FRAME_BYTES, MAX_NICKNAME_BYTES},
+    signing,
 };
 
 use super::{Me, families::summary, requests::Ctx};
 use crate::{
     auth::verify,
     error::{ApiError, ApiResult},
-    rules,
     state::now_ms,
     store::{AccountStore, InviteLimits, NewInvite, StoreError},
 };
@@ -31,10 +34,36 @@ pub const MAX_INVITES_PER_PERSON_PER_DAY: usize = 5;
 
 /// The most invites one `ListInvites` answer holds: with the default cap of 16
 /// families per user, the caps above never reach it; a relay configured for more
-/// families lists the invites addressed to the caller first and cuts the rest, so
-/// the answer always fits in a frame (see the test below).
+/// families lists the invites addressed to the caller first and cuts the rest.
 pub const MAX_LISTED_INVITES: usize =
     MAX_PENDING_INVITES_PER_INVITEE + 16 * MAX_PENDING_INVITES_PER_FAMILY;
+
+/// At most what one invite takes in a `ListInvites` answer besides its card: four
+/// ids, two times, a state, two nicknames (at most [`MAX_NICKNAME_BYTES`] each) and
+/// postcard's lengths (checked by the test below).
+const LISTED_INVITE_BYTES: usize = 2 * MAX_NICKNAME_BYTES + 128;
+
+/// The bytes of invites one `ListInvites` answer holds at most: a frame, less room
+/// for the response around the list. Cards are up to
+/// [`MAX_INVITE_CARD_BYTES`](doran_protocol::limits::MAX_INVITE_CARD_BYTES) each, so
+/// the count cap alone does not keep the answer within a frame.
+const LISTED_BYTES: usize = MAX_FRAME_BYTES - 1024;
+
+/// Cuts `list` to what one `ListInvites` answer holds: [`MAX_LISTED_INVITES`]
+/// invites and [`LISTED_BYTES`], keeping its first ones (those addressed to the
+/// caller come first: at the default caps, with the largest cards, they are never
+/// cut; see the test below).
+fn cut_to_a_frame(list: &mut Vec<InviteInfo>) {
+    let mut bytes = 0usize;
+    let fits = list
+        .iter()
+        .take_while(|i| {
+            bytes = bytes.saturating_add(LISTED_INVITE_BYTES + i.card.len());
+            bytes <= LISTED_BYTES
+        })
+        .count();
+    list.truncate(fits.min(MAX_LISTED_INVITES));
+}
 
 /// The caps on pending invites, as the store checks them.
 const INVITE_LIMITS: InviteLimits = InviteLimits {
@@ -79,11 +108,14 @@ impl Ctx<'_> {
         invite: InviteId,
         family: FamilyId,
         invitee: UserId,
-        proposed_name: String,
+        card: Vec<u8>,
         signature: Signature,
     ) -> ApiResult<Response> {
         self.host_of(family).await?;
         let key = self.my_key().await?;
+        // The signature covers the card (its hash): a relay, or anyone between it
+        // and the device, cannot hand the invitee another card under this name. Its
+        // size was checked with the frame.
         let msg = signing::invite_message(
             self.state.challenges.server_id(),
             &invite,
@@ -91,10 +123,9 @@ impl Ctx<'_> {
             &self.me.user,
             &self.me.device,
             &invitee,
-            &proposed_name,
+            &card,
         );
         verify(&key, &msg, &signature)?;
-        let proposed_name = rules::member_name(&proposed_name)?;
         if invitee == self.me.user {
             return Err(ApiError::new(ErrorCode::AlreadyMember, "you are a member"));
         }
@@ -104,7 +135,7 @@ impl Ctx<'_> {
             family,
             inviter: self.me.user,
             invitee,
-            proposed_name,
+            card,
             created_at: now,
             expires_at: now.saturating_add(self.state.config.limits.invite_ttl_ms()),
         };
@@ -148,26 +179,6 @@ impl Ctx<'_> {
         let max = self.state.config.limits.max_families_per_user;
         self.answered(&info, accept, move |a| {
             a.answer_invite(invite, accept, now, max)
-        })
-        .await
-    }
-
-    /// Accepts an invite under a 호칭 of the invitee's choosing.
-    pub(super) async fn accept_invite_as(
-        &self,
-        invite: InviteId,
-        name: String,
-        signature: Signature,
-    ) -> ApiResult<Response> {
-        let msg = |server_id: &str, me: &Me| {
-            signing::invite_accept_as_message(server_id, &invite, &me.user, &me.device, &name)
-        };
-        let info = self.my_open_invite(invite, msg, &signature).await?;
-        let name = rules::member_name(&name)?;
-        let now = now_ms();
-        let max = self.state.config.limits.max_families_per_user;
-        self.answered(&info, true, move |a| {
-            a.accept_invite_as(invite, &name, now, max)
         })
         .await
     }
@@ -277,7 +288,7 @@ impl Ctx<'_> {
                 }
                 let mut seen = HashSet::new();
                 list.retain(|i| seen.insert(i.invite));
-                list.truncate(MAX_LISTED_INVITES);
+                cut_to_a_frame(&mut list);
                 Ok(list)
             })
             .await?;
@@ -290,50 +301,88 @@ mod tests {
     use doran_protocol::{
         FamilyId, InviteId, InviteInfo, InviteState, RequestId, Response, ServerFrame, UserId,
         codec,
-        limits::{
-            MAX_FAMILY_TITLE_BYTES, MAX_FRAME_BYTES, MAX_MEMBER_NAME_BYTES, MAX_NICKNAME_BYTES,
-        },
+        limits::{MAX_FRAME_BYTES, MAX_INVITE_CARD_BYTES, MAX_NICKNAME_BYTES},
     };
 
     use super::{
-        MAX_LISTED_INVITES, MAX_PENDING_INVITES_PER_FAMILY, MAX_PENDING_INVITES_PER_INVITEE,
+        LISTED_INVITE_BYTES, MAX_LISTED_INVITES, MAX_PENDING_INVITES_PER_FAMILY,
+        MAX_PENDING_INVITES_PER_INVITEE, cut_to_a_frame,
     };
     use crate::config::Limits;
 
+    /// An invite as large as the limits allow: the longest nicknames (in bytes), the
+    /// largest card, times as long as they get.
+    fn largest(n: u16) -> InviteInfo {
+        let mut id = [0xff; 16];
+        id[..2].copy_from_slice(&n.to_be_bytes());
+        InviteInfo {
+            invite: InviteId(id),
+            family: FamilyId([0xff; 16]),
+            inviter: UserId([0xff; 16]),
+            inviter_nickname: "n".repeat(MAX_NICKNAME_BYTES),
+            invitee: UserId([0xff; 16]),
+            invitee_nickname: "n".repeat(MAX_NICKNAME_BYTES),
+            card: vec![0xff; MAX_INVITE_CARD_BYTES],
+            created_at: u64::MAX,
+            expires_at: u64::MAX,
+            state: InviteState::Pending,
+        }
+    }
+
+    fn answer(list: Vec<InviteInfo>) -> Vec<u8> {
+        let frame = ServerFrame::Response {
+            id: RequestId(u32::MAX),
+            body: Response::Invites(list),
+        };
+        codec::encode_server(&frame).expect("the list encodes")
+    }
+
+    #[test]
+    fn an_invite_takes_no_more_than_its_card_and_the_estimate() {
+        let one = answer(vec![largest(0)]).len();
+        let two = answer(vec![largest(0), largest(1)]).len();
+        assert!(
+            two - one <= LISTED_INVITE_BYTES + MAX_INVITE_CARD_BYTES,
+            "one more invite takes {} bytes",
+            two - one
+        );
+    }
+
     /// The largest `ListInvites` answer the caps allow — every invite addressed to the
-    /// caller, and every invite of each of their families, all with names of the
-    /// longest length — still fits in a frame.
+    /// caller, and every invite of each of their families, all with nicknames of the
+    /// longest length and the largest card — is cut to fit in a frame, and never
+    /// before the invites addressed to the caller.
     #[test]
     fn the_largest_invite_list_fits_in_a_frame() {
         let families = Limits::default().max_families_per_user;
         let n = MAX_PENDING_INVITES_PER_INVITEE + families * MAX_PENDING_INVITES_PER_FAMILY;
-        assert!(n <= MAX_LISTED_INVITES, "the default caps are never cut");
-        let n = MAX_LISTED_INVITES;
-        // Three-byte Hangul: the longest strings in bytes and in characters alike.
-        let text = |bytes: usize| "가".repeat(bytes / 3);
-        let info = InviteInfo {
-            invite: InviteId([0xff; 16]),
-            family: FamilyId([0xff; 16]),
-            family_title: text(MAX_FAMILY_TITLE_BYTES),
-            inviter: UserId([0xff; 16]),
-            inviter_nickname: text(MAX_NICKNAME_BYTES),
-            inviter_name: text(MAX_MEMBER_NAME_BYTES),
-            invitee: UserId([0xff; 16]),
-            invitee_nickname: text(MAX_NICKNAME_BYTES),
-            proposed_name: text(MAX_MEMBER_NAME_BYTES),
-            created_at: u64::MAX,
-            expires_at: u64::MAX,
-            state: InviteState::Pending,
-        };
-        let frame = ServerFrame::Response {
-            id: RequestId(u32::MAX),
-            body: Response::Invites(vec![info; n]),
-        };
-        let bytes = codec::encode_server(&frame).expect("the list encodes");
         assert!(
-            bytes.len() <= MAX_FRAME_BYTES,
-            "{n} invites take {} bytes",
-            bytes.len()
+            n <= MAX_LISTED_INVITES,
+            "the default caps are never cut by count"
         );
+        let mut list: Vec<InviteInfo> = (0..MAX_LISTED_INVITES)
+            .map(|n| largest(u16::try_from(n).expect("a few hundred")))
+            .collect();
+        cut_to_a_frame(&mut list);
+        assert!(
+            list.len() >= MAX_PENDING_INVITES_PER_INVITEE,
+            "only {} invites are listed",
+            list.len()
+        );
+        let bytes = answer(list.clone()).len();
+        assert!(
+            bytes <= MAX_FRAME_BYTES,
+            "{} invites take {bytes} bytes",
+            list.len()
+        );
+        // Cards of a usual size (a few devices) are not cut.
+        let mut usual: Vec<InviteInfo> = (0..n)
+            .map(|n| InviteInfo {
+                card: vec![0xca; 1024],
+                ..largest(u16::try_from(n).expect("a few hundred"))
+            })
+            .collect();
+        cut_to_a_frame(&mut usual);
+        assert_eq!(usual.len(), n);
     }
 }

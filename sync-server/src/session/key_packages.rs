@@ -2,7 +2,8 @@
 //! opaque to the relay, so that a member's device can add it to a family's key group
 //! while it is offline — the inviter's, when it sends the invite. The relay keeps the
 //! latest per device and serves those of devices that are not revoked to whoever may
-//! read the user's device certificates ([`may_see_keys_of`]); devices check the
+//! read the user's device certificates ([`may_see_keys_of`], or a connection that
+//! looked the user up: [`LookedUp`](super::certs::LookedUp)); devices check the
 //! package's signature and the certificate chain of its key themselves.
 
 use doran_protocol::{Response, UserId, limits::MAX_KEY_PACKAGES_SERVED, model::DeviceKeyPackage};
@@ -29,15 +30,18 @@ impl Ctx<'_> {
 
     /// The key packages of `user`'s devices that are not revoked, oldest device
     /// first (at most [`MAX_KEY_PACKAGES_SERVED`], so the answer fits a frame), for
-    /// whoever [`may_see_keys_of`] them; `Forbidden` for anyone else,
-    /// unknown users included (nothing says who exists).
+    /// whoever [`may_see_keys_of`] them or found them on this connection (the
+    /// inviter's device seals an invite's card to the invitee's devices before it
+    /// sends the invite); `Forbidden` for anyone else, unknown users included
+    /// (nothing says who exists).
     pub(super) async fn key_packages_of(&self, user: UserId) -> ApiResult<Response> {
         let me = self.me.user;
         let now = now_ms();
+        let looked_up = self.looked_up.contains(user);
         let found = self
             .state
             .accounts(move |a| {
-                if !may_see_keys_of(a, me, user, now)? {
+                if !looked_up && !may_see_keys_of(a, me, user, now)? {
                     return Ok(None);
                 }
                 Ok(Some(a.key_packages(user)?))
@@ -45,8 +49,8 @@ impl Ctx<'_> {
             .await?;
         let Some(packages) = found else {
             return Err(ApiError::forbidden(
-                "only a co-member, or someone a pending invite links with, may read a user's \
-                 key packages",
+                "only a co-member, someone a pending invite links with, or a connection that \
+                 looked the user up may read a user's key packages",
             ));
         };
         tracing::debug!(%me, %user, packages = packages.len(), "key packages served");

@@ -3,17 +3,24 @@
 
 use std::net::IpAddr;
 
-use doran_protocol::{Request, RequestId, Response, ServerEvent, ServerFrame, UserId};
+use doran_protocol::{ErrorCode, Request, RequestId, Response, ServerEvent, ServerFrame, UserId};
 
-use super::{Flow, Me, Session};
-use crate::{cluster::Remote, error::ApiResult, hub::HubMsg, state::AppState};
+use super::{Flow, Me, Session, certs::LookedUp};
+use crate::{
+    cluster::Remote,
+    error::{ApiError, ApiResult},
+    hub::HubMsg,
+    state::AppState,
+};
 
-/// What a request handler knows: the state, the caller, their address.
+/// What a request handler knows: the state, the caller, their address, and whom
+/// this connection looked up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) state: &'a AppState,
     pub(crate) me: Me,
     pub(crate) peer: IpAddr,
+    pub(crate) looked_up: &'a LookedUp,
 }
 
 impl Session {
@@ -24,9 +31,14 @@ impl Session {
                 state: &self.state,
                 me,
                 peer: self.peer.ip(),
+                looked_up: &self.looked_up,
             };
             ctx.handle(body).await
         };
+        if let Ok(Response::UserFound(Some(entry))) = &result {
+            // Their keys are this connection's to read now (`LookedUp`).
+            self.looked_up.remember(entry.user);
+        }
         match result {
             Ok(body) => {
                 tracing::debug!(user = %me.user, request = kind, "done");
@@ -60,15 +72,16 @@ pub(crate) async fn notify<'u>(
 impl Ctx<'_> {
     async fn handle(&self, body: Request) -> ApiResult<Response> {
         match body {
-            Request::CreateFamily {
-                family,
-                title,
-                my_name,
-            } => self.create_family(family, title, my_name).await,
-            Request::RenameFamily { family, title } => self.rename_family(family, title).await,
-            Request::SetMemberName { family, user, name } => {
-                self.set_member_name(family, user, name).await
-            }
+            Request::CreateFamily { family } => self.create_family(family).await,
+            // Refused by `ClientFrame::validate` before they get here: a title and the
+            // 호칭 are written in the family document since protocol 7, which the relay
+            // never reads. Answered all the same, should one ever slip through.
+            Request::RetiredRenameFamily
+            | Request::RetiredSetMemberName
+            | Request::RetiredAcceptInviteAs => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "this request was retired in protocol 7",
+            )),
             Request::RemoveMember { family, user } => self.remove_member(family, user).await,
             Request::LeaveFamily { family } => self.leave_family(family).await,
             Request::DeleteFamily { family } => self.delete_family(family).await,
@@ -78,10 +91,10 @@ impl Ctx<'_> {
                 invite,
                 family,
                 invitee,
-                proposed_name,
+                card,
                 signature,
             } => {
-                self.send_invite(invite, family, invitee, proposed_name, signature)
+                self.send_invite(invite, family, invitee, card, signature)
                     .await
             }
             Request::AnswerInvite {
@@ -89,11 +102,6 @@ impl Ctx<'_> {
                 accept,
                 signature,
             } => self.answer_invite(invite, accept, signature).await,
-            Request::AcceptInviteAs {
-                invite,
-                name,
-                signature,
-            } => self.accept_invite_as(invite, name, signature).await,
             Request::WithdrawInvite { invite } => self.withdraw_invite(invite).await,
             Request::ListInvites => self.list_invites().await,
             Request::ListDevices => self.list_devices().await,

@@ -6,9 +6,6 @@ pub enum StoreError {
     /// The email (or handle) is already registered.
     #[error("this email is already registered")]
     EmailTaken,
-    /// Another member of the family already has this 호칭.
-    #[error("the name {0:?} is already used in this family")]
-    NameTaken(String),
     /// The user is already a member of the family.
     #[error("already a member of this family")]
     AlreadyMember,

@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/007_device_certs.sql"),
     include_str!("postgres/migrations/008_key_packages.sql"),
     include_str!("postgres/migrations/009_sealed_logs.sql"),
+    include_str!("postgres/migrations/010_forget_titles_and_names.sql"),
 ];
 
 /// How often a write transaction is tried when PostgreSQL serialises it away.
@@ -547,5 +548,180 @@ pub(crate) mod testing {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use std::error::Error;
+
+    use doran_protocol::{FamilyId, InviteId, UserId};
+
+    use super::{MIGRATIONS, PgOptions, PgStore, testing::database};
+    use crate::store::AccountStore;
+
+    /// The data files of these tables (a new one once a table is rewritten).
+    async fn filenodes(c: &tokio_postgres::Client) -> Result<Vec<u32>, tokio_postgres::Error> {
+        let mut out = Vec::new();
+        for table in ["families", "members", "invites"] {
+            let row = c
+                .query_one(
+                    "SELECT pg_relation_filenode($1::text::regclass)::oid",
+                    &[&table],
+                )
+                .await?;
+            out.push(row.try_get(0)?);
+        }
+        Ok(out)
+    }
+
+    /// A database a relay of schema version 9 wrote — a family's title, 호칭, a pending
+    /// invite's proposed 호칭, an event between relays — migrated by this one: the
+    /// columns are gone, the tables rewritten (a dropped column's values stay in the
+    /// rows until then), the events dropped, and the rest kept.
+    #[test]
+    fn a_version_9_schema_forgets_titles_and_names() -> Result<(), Box<dyn Error>> {
+        let Some(url) = database() else {
+            return Ok(());
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let schema = format!("t_{:016x}", rand::random::<u64>());
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            Ok::<_, tokio_postgres::Error>(client)
+        })?;
+        let result = forget_in(&url, &schema, &rt, &client);
+        rt.block_on(client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))?;
+        result
+    }
+
+    fn forget_in(
+        url: &str,
+        schema: &str,
+        rt: &tokio::runtime::Runtime,
+        client: &tokio_postgres::Client,
+    ) -> Result<(), Box<dyn Error>> {
+        let (family, host, guest, invite) = (
+            FamilyId([0xfa; 16]),
+            UserId([1; 16]),
+            UserId([2; 16]),
+            InviteId([9; 16]),
+        );
+        let before = rt.block_on(async {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA {schema}; SET search_path = {schema};
+                     CREATE TABLE schema_migrations (
+                         version integer NOT NULL PRIMARY KEY, applied_at bigint NOT NULL)"
+                ))
+                .await?;
+            for (n, sql) in MIGRATIONS[..9].iter().enumerate() {
+                client.batch_execute(sql).await?;
+                let version = i32::try_from(n + 1).unwrap_or(i32::MAX);
+                client
+                    .execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)",
+                        &[&version],
+                    )
+                    .await?;
+            }
+            for (user, n) in [(host, 1u8), (guest, 2)] {
+                client
+                    .execute(
+                        "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+                         VALUES ($1, $2, 'nick', $3, $4, 1)",
+                        &[
+                            &user.0.as_slice(),
+                            &format!("{n}@example.com"),
+                            &[n; 32].as_slice(),
+                            &[0xd0 ^ n; 16].as_slice(),
+                        ],
+                    )
+                    .await?;
+            }
+            client
+                .execute(
+                    "INSERT INTO families (id, title, host, created_at) VALUES ($1, '우리 가족', $2, 1)",
+                    &[&family.0.as_slice(), &host.0.as_slice()],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO docs (doc, family) VALUES ($1, $1)",
+                    &[&family.0.as_slice()],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO members (family, user_id, name, role, joined_at)
+                     VALUES ($1, $2, '엄마', 'host', 1)",
+                    &[&family.0.as_slice(), &host.0.as_slice()],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO invites (id, family, inviter, invitee, proposed_name, created_at,
+                                          expires_at, state)
+                     VALUES ($1, $2, $3, $4, '딸', 10, 1000, 'pending')",
+                    &[
+                        &invite.0.as_slice(),
+                        &family.0.as_slice(),
+                        &host.0.as_slice(),
+                        &guest.0.as_slice(),
+                    ],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO relay_events (at, payload) VALUES (1, '\\x00'::bytea)",
+                    &[],
+                )
+                .await?;
+            filenodes(client).await
+        })?;
+
+        let mut options = PgOptions::new(url);
+        options.schema = schema.to_owned();
+        options.pool_size = 2;
+        let store = PgStore::connect(&options, rt.handle().clone())?;
+        let pending = store.invite(invite, 50)?.ok_or("the invite")?;
+        assert!(pending.card.is_empty(), "an old invite has an empty card");
+        assert_eq!(store.members(family)?.len(), 1);
+        assert_eq!(store.family(family)?.map(|f| f.host), Some(host));
+        store.answer_invite(invite, true, 60, usize::MAX)?;
+        assert_eq!(store.members(family)?.len(), 2);
+
+        let (columns, events, after) = rt.block_on(async {
+            let columns: Vec<String> = client
+                .query(
+                    "SELECT table_name || '.' || column_name FROM information_schema.columns
+                     WHERE table_schema = $1
+                       AND column_name IN ('title', 'name', 'proposed_name')",
+                    &[&schema.to_owned()],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let events: i64 = client
+                .query_one("SELECT count(*) FROM relay_events", &[])
+                .await?
+                .try_get(0)?;
+            Ok::<_, tokio_postgres::Error>((columns, events, filenodes(client).await?))
+        })?;
+        drop(store);
+        assert_eq!(columns, Vec::<String>::new());
+        assert_eq!(events, 0);
+        for (table, (old, new)) in ["families", "members", "invites"]
+            .iter()
+            .zip(before.iter().zip(&after))
+        {
+            assert_ne!(old, new, "{table} was written anew");
+        }
+        Ok(())
     }
 }

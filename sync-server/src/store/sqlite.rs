@@ -31,6 +31,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/008_device_certs.sql"),
         include_str!("migrations/009_key_packages.sql"),
         include_str!("migrations/010_sealed_logs.sql"),
+        include_str!("migrations/011_forget_titles_and_names.sql"),
     ],
 };
 
@@ -77,6 +78,7 @@ impl SqliteStore {
         let path = path.as_ref();
         tracing::debug!(path = %path.display(), "opening relay store");
         let mut store = Self::init(doran_sqlite::open(path, &SCHEMA)?)?;
+        store.empty_wal()?;
         // Opened after the migrations, so they see the current schema.
         for _ in 0..READERS {
             let reader = doran_sqlite::open_reader(path)?;
@@ -118,6 +120,23 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
         })
+    }
+
+    /// Copies the WAL into the database file and empties it. A migration may have
+    /// dropped what must not stay readable (version 11 zeroes every family title and
+    /// 호칭): its zeroed pages are in the WAL, and the file keeps the pages as they
+    /// were until they are copied over it (the WAL may hold older frames too, after a
+    /// crash). At open, with no reader yet, this always can be done.
+    fn empty_wal(&self) -> StoreResult<()> {
+        let busy: i64 = self
+            .lock()?
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            // Another process holds the file (a backup reading it): its frames go as
+            // the WAL wraps instead.
+            tracing::warn!("the WAL could not be emptied at open");
+        }
+        Ok(())
     }
 
     fn lock(&self) -> StoreResult<MutexGuard<'_, Connection>> {

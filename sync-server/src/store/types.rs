@@ -169,13 +169,12 @@ pub struct LinkRecord {
     pub state: LinkState,
 }
 
-/// A family as stored.
+/// A family as stored: its membership only. Its title, like its members' 호칭, lives
+/// in the family document (protocol 7), which the relay cannot read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FamilyRecord {
     /// Its id (and its document's).
     pub id: FamilyId,
-    /// Its title.
-    pub title: String,
     /// Its host.
     pub host: UserId,
     /// When it was created.
@@ -193,8 +192,10 @@ pub struct NewInvite {
     pub inviter: UserId,
     /// Who is invited.
     pub invitee: UserId,
-    /// The 호칭 proposed for the invitee.
-    pub proposed_name: String,
+    /// The invite's card, as the inviter's device sealed it (the family's title and
+    /// the 호칭 it proposes, for the invitee's devices): opaque bytes, stored and
+    /// served back unchanged. Empty for invites stored before protocol 7.
+    pub card: Vec<u8>,
     /// When (unix ms).
     pub created_at: u64,
     /// When it expires (7 days later).

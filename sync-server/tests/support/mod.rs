@@ -495,6 +495,13 @@ pub async fn http(
 /// The server id every test relay is started with (`--server-id`).
 pub const SERVER_ID: &str = "test-relay";
 
+/// An invite card as a device seals one (the family's title and 호칭, sealed to the
+/// invitee's devices): 300 random bytes, opaque to the relay, which must serve them
+/// back unchanged.
+pub fn sample_card() -> Vec<u8> {
+    (0..300).map(|_| rand::random::<u8>()).collect()
+}
+
 impl Server {
     /// Like [`start_with`](Self::start_with), with a JSON configuration file (see
     /// `doran_server::config`) written next to the data directory's contents.
@@ -528,13 +535,23 @@ impl Identity {
         }
     }
 
-    /// A `SendInvite` request, signed by this device.
+    /// A `SendInvite` request with a [`sample_card`], signed by this device.
     pub fn invite_request(
         &self,
         invite: doran_protocol::InviteId,
         family: doran_protocol::FamilyId,
         invitee: UserId,
-        proposed_name: &str,
+    ) -> Request {
+        self.invite_request_with_card(invite, family, invitee, sample_card())
+    }
+
+    /// A `SendInvite` request carrying `card`, signed by this device (over the card).
+    pub fn invite_request_with_card(
+        &self,
+        invite: doran_protocol::InviteId,
+        family: doran_protocol::FamilyId,
+        invitee: UserId,
+        card: Vec<u8>,
     ) -> Request {
         let msg = signing::invite_message(
             SERVER_ID,
@@ -543,13 +560,13 @@ impl Identity {
             &self.user(),
             &self.device,
             &invitee,
-            proposed_name,
+            &card,
         );
         Request::SendInvite {
             invite,
             family,
             invitee,
-            proposed_name: proposed_name.into(),
+            card,
             signature: self.sign_device(&msg),
         }
     }
@@ -776,15 +793,11 @@ impl Client {
     }
 
     /// Creates a family with a random id; returns the id.
-    pub async fn create_family(&mut self, title: &str, my_name: &str) -> doran_protocol::FamilyId {
+    pub async fn create_family(&mut self) -> doran_protocol::FamilyId {
         let family = doran_protocol::FamilyId::random();
-        self.request(Request::CreateFamily {
-            family,
-            title: title.into(),
-            my_name: my_name.into(),
-        })
-        .await
-        .expect("family created");
+        self.request(Request::CreateFamily { family })
+            .await
+            .expect("family created");
         family
     }
 
@@ -871,7 +884,7 @@ pub async fn assert_relay_works(server: &Server, tag: &str) {
         })
         .await;
     assert_eq!(live, (seq, bytes), "{tag}: the chunk is delivered live");
-    let family = first.create_family("가족", "나").await;
+    let family = first.create_family().await;
     assert!(
         second.families().await.iter().any(|f| f.family == family),
         "{tag}: the new family is listed"

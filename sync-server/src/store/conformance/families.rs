@@ -14,11 +14,9 @@ use crate::store::{BlobGrantee, DocOwner, FamilyRecord, StoreError, UploadGrant,
 pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let family = family_id(1);
-    f.accounts
-        .create_family(family, "우리 가족", host, "엄마", 77, usize::MAX)?;
+    f.accounts.create_family(family, host, 77, usize::MAX)?;
     let record = FamilyRecord {
         id: family,
-        title: "우리 가족".into(),
         host,
         created_at: 77,
     };
@@ -26,7 +24,6 @@ pub(crate) fn create_family_makes_the_host_a_member_and_owns_the_doc(f: &Fixture
     assert_eq!(f.accounts.families_of(host)?, vec![record]);
     let member = MemberInfo {
         user: host,
-        name: "엄마".into(),
         role: Role::Host,
         joined_at: 77,
         personal_doc: personal_doc(1),
@@ -52,22 +49,21 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
     let nobody = register(f, 2)?;
     assert!(matches!(
         f.accounts
-            .create_family(family_id(1), "t", new_user(3).0.id, "아빠", 1, usize::MAX),
+            .create_family(family_id(1), new_user(3).0.id, 1, usize::MAX),
         Err(StoreError::NotFound("user"))
     ));
     assert_eq!(f.accounts.family(family_id(1))?, None);
     f.accounts
-        .create_family(family_id(1), "t", host, "엄마", 1, usize::MAX)?;
+        .create_family(family_id(1), host, 1, usize::MAX)?;
     assert!(matches!(
         f.accounts
-            .create_family(family_id(1), "again", nobody, "아빠", 2, usize::MAX),
+            .create_family(family_id(1), nobody, 2, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     // A personal document id cannot become a family.
     let personal = FamilyId(personal_doc(2).0);
     assert!(matches!(
-        f.accounts
-            .create_family(personal, "t", nobody, "아빠", 2, usize::MAX),
+        f.accounts.create_family(personal, nobody, 2, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     assert!(f.accounts.families_of(nobody)?.is_empty());
@@ -79,7 +75,7 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
     f.accounts.delete_family(family_id(1), 500)?;
     assert!(matches!(
         f.accounts
-            .create_family(family_id(1), "again", nobody, "아빠", 3, usize::MAX),
+            .create_family(family_id(1), nobody, 3, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     Ok(())
@@ -91,8 +87,7 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
 pub(crate) fn a_familys_key_log_is_the_familys(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let family = family_id(1);
-    f.accounts
-        .create_family(family, "우리 가족", host, "엄마", 77, usize::MAX)?;
+    f.accounts.create_family(family, host, 77, usize::MAX)?;
     assert_eq!(
         f.accounts.doc_owner(family.key_log())?,
         Some(DocOwner::Family(family))
@@ -113,8 +108,7 @@ pub(crate) fn a_familys_key_log_is_the_familys(f: &Fixture) -> TestResult {
     let other = register(f, 3)?;
     let hijack = personal_doc(3).key_log_family();
     assert!(matches!(
-        f.accounts
-            .create_family(hijack, "t", other, "아빠", 2, usize::MAX),
+        f.accounts.create_family(hijack, other, 2, usize::MAX),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -138,85 +132,39 @@ pub(crate) fn families_and_members_are_in_join_order(f: &Fixture) -> TestResult 
     let b = register(f, 2)?;
     let c = register(f, 3)?;
     // b hosts family 5 (created at 10); a hosts family 4 (created at 20).
-    f.accounts
-        .create_family(family_id(5), "five", b, "아빠", 10, usize::MAX)?;
-    f.accounts
-        .create_family(family_id(4), "four", a, "엄마", 20, usize::MAX)?;
-    join(f, 1, family_id(4), a, c, "딸", 100)?;
-    join(f, 2, family_id(5), b, c, "아들", 50)?;
-    join(f, 3, family_id(5), b, a, "고모", 200)?;
-    let titles = |user| -> Result<Vec<String>, StoreError> {
+    f.accounts.create_family(family_id(5), b, 10, usize::MAX)?;
+    f.accounts.create_family(family_id(4), a, 20, usize::MAX)?;
+    join(f, 1, family_id(4), a, c, 100)?;
+    join(f, 2, family_id(5), b, c, 50)?;
+    join(f, 3, family_id(5), b, a, 200)?;
+    let families = |user| -> Result<Vec<FamilyId>, StoreError> {
         Ok(f.accounts
             .families_of(user)?
             .into_iter()
-            .map(|r| r.title)
+            .map(|r| r.id)
             .collect())
     };
-    assert_eq!(titles(c)?, vec!["five", "four"], "joined at 51, then 101");
-    assert_eq!(titles(a)?, vec!["four", "five"]);
-    assert_eq!(titles(b)?, vec!["five"]);
+    assert_eq!(
+        families(c)?,
+        vec![family_id(5), family_id(4)],
+        "joined at 51, then 101"
+    );
+    assert_eq!(families(a)?, vec![family_id(4), family_id(5)]);
+    assert_eq!(families(b)?, vec![family_id(5)]);
     let members: Vec<_> = f
         .accounts
         .members(family_id(5))?
         .into_iter()
-        .map(|m| (m.user, m.name, m.role, m.joined_at))
+        .map(|m| (m.user, m.role, m.joined_at))
         .collect();
     assert_eq!(
         members,
         vec![
-            (b, "아빠".to_owned(), Role::Host, 10),
-            (c, "아들".to_owned(), Role::Member, 51),
-            (a, "고모".to_owned(), Role::Member, 201),
+            (b, Role::Host, 10),
+            (c, Role::Member, 51),
+            (a, Role::Member, 201),
         ]
     );
-    Ok(())
-}
-
-pub(crate) fn rename_family_changes_the_title(f: &Fixture) -> TestResult {
-    let family = family_with_host(f, 1, 1)?;
-    f.accounts.rename_family(family, "새 이름")?;
-    assert_eq!(f.accounts.family(family)?.ok_or("family")?.title, "새 이름");
-    assert!(matches!(
-        f.accounts.rename_family(family_id(2), "x"),
-        Err(StoreError::NotFound("family"))
-    ));
-    f.accounts.delete_family(family, 500)?;
-    assert!(matches!(
-        f.accounts.rename_family(family, "x"),
-        Err(StoreError::NotFound("family"))
-    ));
-    Ok(())
-}
-
-pub(crate) fn set_member_name_keeps_names_unique(f: &Fixture) -> TestResult {
-    let family = family_with_host(f, 1, 1)?;
-    let host = new_user(1).0.id;
-    let kid = register(f, 2)?;
-    join(f, 1, family, host, kid, "딸", 10)?;
-    assert!(matches!(
-        f.accounts.set_member_name(family, kid, "엄마"),
-        Err(StoreError::NameTaken(name)) if name == "엄마"
-    ));
-    assert_eq!(
-        f.accounts.membership(family, kid)?.ok_or("member")?.name,
-        "딸"
-    );
-    f.accounts.set_member_name(family, kid, "딸")?;
-    f.accounts.set_member_name(family, kid, "막내")?;
-    assert_eq!(
-        f.accounts.membership(family, kid)?.ok_or("member")?.name,
-        "막내"
-    );
-    // The old name is free again.
-    f.accounts.set_member_name(family, host, "딸")?;
-    let outsider = register(f, 3)?;
-    assert!(matches!(
-        f.accounts.set_member_name(family, outsider, "삼촌"),
-        Err(StoreError::NotFound("member"))
-    ));
-    // The same name in another family is fine.
-    f.accounts
-        .create_family(family_id(2), "other", outsider, "막내", 5, usize::MAX)?;
     Ok(())
 }
 
@@ -224,7 +172,7 @@ pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let host = new_user(1).0.id;
     let kid = register(f, 2)?;
-    join(f, 1, family, host, kid, "딸", 10)?;
+    join(f, 1, family, host, kid, 10)?;
     let photo = BlobHash::of(b"photo");
     f.accounts.grant_blob(family, photo, 5, UPLOADER)?;
     assert!(f.accounts.blob_granted(kid, photo)?);
@@ -238,9 +186,9 @@ pub(crate) fn remove_member_removes_access(f: &Fixture) -> TestResult {
         f.accounts.remove_member(family, kid),
         Err(StoreError::NotFound("member"))
     ));
-    // Their name is free; they can be invited again.
+    // They can be invited again.
     f.accounts
-        .create_invite(&new_invite(2, family, host, kid, "딸", 20))?;
+        .create_invite(&new_invite(2, family, host, kid, 20))?;
     Ok(())
 }
 
@@ -263,8 +211,8 @@ pub(crate) fn delete_family_removes_members_invites_and_grants(f: &Fixture) -> T
     let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     let guest = register(f, 3)?;
-    join(f, 1, family, host, kid, "딸", 10)?;
-    let pending = new_invite(2, family, host, guest, "삼촌", 20);
+    join(f, 1, family, host, kid, 10)?;
+    let pending = new_invite(2, family, host, guest, 20);
     f.accounts.create_invite(&pending)?;
     let photo = BlobHash::of(b"photo");
     f.accounts.grant_blob(family, photo, 5, UPLOADER)?;
@@ -322,7 +270,7 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     assert!(!f.accounts.blob_granted(kid, photo)?, "not a member yet");
     assert_eq!(f.accounts.family_blob_bytes(family)?, 1_234);
 
-    join(f, 1, family, host, kid, "딸", 10)?;
+    join(f, 1, family, host, kid, 10)?;
     assert!(f.accounts.blob_granted(kid, photo)?);
     assert!(!f.accounts.blob_granted(kid, BlobHash::of(b"other"))?);
     // A grant to another family of theirs counts too, and only once per family.
@@ -366,7 +314,7 @@ pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) 
     let mom_avatar = BlobHash::of(b"mom's face");
     f.accounts.grant_blob_to_user(mom, mom_avatar, 10)?;
     assert!(!f.accounts.blob_granted(kid, mom_avatar)?);
-    join(f, 1, family, mom, kid, "딸", 10)?;
+    join(f, 1, family, mom, kid, 10)?;
     assert!(f.accounts.blob_granted(mom, avatar)?);
     assert!(f.accounts.blob_granted(mom, snapshot)?);
     assert!(f.accounts.blob_granted(kid, mom_avatar)?);
@@ -382,8 +330,8 @@ pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) 
     // not enough).
     let other = family_with_host(f, 2, 4)?;
     let aunt = new_user(4).0.id;
-    join(f, 2, other, aunt, kid, "조카", 20)?;
-    join(f, 3, other, aunt, stranger, "삼촌", 30)?;
+    join(f, 2, other, aunt, kid, 20)?;
+    join(f, 3, other, aunt, stranger, 30)?;
     assert!(f.accounts.blob_granted(stranger, avatar)?);
     assert!(!f.accounts.blob_granted(stranger, mom_avatar)?);
 
@@ -509,7 +457,7 @@ pub(crate) fn a_replaced_snapshot_is_released_and_counted_in_its_grace(f: &Fixtu
 pub(crate) fn a_snapshot_never_takes_over_someone_elses_upload(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let (host, member) = (new_user(1).0.id, register(f, 2)?);
-    join(f, 1, family, host, member, "아빠", 20)?;
+    join(f, 1, family, host, member, 20)?;
     let to = BlobGrantee::Family(family);
     let doc = DocId::from(family);
     // The host's photo, used by a member as the family's "snapshot", then replaced.
@@ -602,19 +550,16 @@ pub(crate) fn families_per_user_are_capped(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let guest = register(f, 2)?;
     for n in 1..=2 {
-        f.accounts
-            .create_family(family_id(n), "t", host, "엄마", 10, 2)?;
+        f.accounts.create_family(family_id(n), host, 10, 2)?;
     }
     assert!(matches!(
-        f.accounts
-            .create_family(family_id(3), "t", host, "엄마", 10, 2),
+        f.accounts.create_family(family_id(3), host, 10, 2),
         Err(StoreError::TooManyFamilies)
     ));
     assert!(f.accounts.family(family_id(3))?.is_none());
     // Joining counts too.
-    f.accounts
-        .create_family(family_id(4), "t", guest, "아빠", 10, 2)?;
-    let invite = new_invite(1, family_id(4), guest, host, "엄마", 20);
+    f.accounts.create_family(family_id(4), guest, 10, 2)?;
+    let invite = new_invite(1, family_id(4), guest, host, 20);
     f.accounts.create_invite(&invite)?;
     assert!(matches!(
         f.accounts.answer_invite(invite.id, true, 21, 2),
@@ -638,8 +583,8 @@ pub(crate) fn racing_accepts_respect_the_family_cap(f: &Fixture) -> TestResult {
     for n in 1..=RACERS {
         let host = register(f, 10 + n)?;
         f.accounts
-            .create_family(family_id(n), "t", host, "엄마", 10, usize::MAX)?;
-        let invite = new_invite(n, family_id(n), host, guest, "아빠", 20);
+            .create_family(family_id(n), host, 10, usize::MAX)?;
+        let invite = new_invite(n, family_id(n), host, guest, 20);
         f.accounts.create_invite(&invite)?;
         invites.push(invite.id);
     }
@@ -670,7 +615,7 @@ pub(crate) fn racing_accepts_respect_the_family_cap(f: &Fixture) -> TestResult {
 pub(crate) fn a_pending_snapshot_adopts_only_its_pushers_upload(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let (host, member) = (new_user(1).0.id, register(f, 2)?);
-    join(f, 1, family, host, member, "아빠", 20)?;
+    join(f, 1, family, host, member, 20)?;
     let to = BlobGrantee::Family(family);
     let doc = DocId::from(family);
     // The confirmed snapshot stays referenced while a pending one adopts an upload.
@@ -729,7 +674,7 @@ pub(crate) fn an_upload_is_granted_only_if_still_allowed(f: &Fixture) -> TestRes
     let photo = upload(to, 2, b"photo", 100, 1_000);
     assert_eq!(f.accounts.grant_upload(&photo)?, UploadVerdict::NotMember);
     assert!(!f.accounts.has_blob_grant(to, photo.blob)?);
-    join(f, 1, family, host, kid, "딸", 10)?;
+    join(f, 1, family, host, kid, 10)?;
     assert_eq!(f.accounts.grant_upload(&photo)?, UploadVerdict::Granted);
     assert!(f.accounts.blob_granted(host, photo.blob)?);
     assert_eq!(f.accounts.family_blob_bytes(family)?, 100);

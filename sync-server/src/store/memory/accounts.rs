@@ -65,7 +65,6 @@ struct Family {
 
 #[derive(Debug)]
 struct Member {
-    name: String,
     role: Role,
     joined_at: u64,
 }
@@ -154,13 +153,6 @@ impl Accounts {
         self.members.contains_key(&(family, user))
     }
 
-    /// The member of `family` called `name`, if any.
-    fn name_holder(&self, family: FamilyId, name: &str) -> Option<UserId> {
-        self.family_members(family)
-            .find(|(_, m)| m.name == name)
-            .map(|(user, _)| user)
-    }
-
     fn family_members(&self, family: FamilyId) -> impl Iterator<Item = (UserId, &Member)> {
         self.members
             .range((family, UserId([0; 16]))..=(family, UserId([0xff; 16])))
@@ -199,7 +191,6 @@ impl Accounts {
             .ok_or_else(|| StoreError::Corrupt(format!("member {user} has no user")))?;
         Ok(MemberInfo {
             user,
-            name: m.name.clone(),
             role: m.role,
             joined_at: m.joined_at,
             personal_doc: record.personal_doc,
@@ -209,10 +200,6 @@ impl Accounts {
     fn invite_info(&self, invite: &Invite, now: u64) -> StoreResult<InviteInfo> {
         let new = &invite.new;
         let corrupt = |what: &str| StoreError::Corrupt(format!("invite {} has no {what}", new.id));
-        let family = self
-            .families
-            .get(&new.family)
-            .ok_or_else(|| corrupt("family"))?;
         let inviter = self
             .users
             .get(&new.inviter)
@@ -224,17 +211,11 @@ impl Accounts {
         Ok(InviteInfo {
             invite: new.id,
             family: new.family,
-            family_title: family.record.title.clone(),
             inviter: new.inviter,
             inviter_nickname: inviter.nickname.clone(),
-            inviter_name: self
-                .members
-                .get(&(new.family, new.inviter))
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
             invitee: new.invitee,
             invitee_nickname: invitee.nickname.clone(),
-            proposed_name: new.proposed_name.clone(),
+            card: new.card.clone(),
             created_at: new.created_at,
             expires_at: new.expires_at,
             state: invite.state.at(new.expires_at, now),
@@ -257,31 +238,27 @@ impl Accounts {
         open.into_iter().map(|i| self.invite_info(i, now)).collect()
     }
 
-    /// Closes an open invite: checks it can be answered at `now` and that `check`
-    /// passes, then stores `state` and runs `apply`.
-    /// Whether an invite's invitee may join under `name`.
-    fn may_join(&self, new: &NewInvite, name: &str, max_families: usize) -> StoreResult<()> {
+    /// Whether an invite's invitee may join its family.
+    fn may_join(&self, new: &NewInvite, max_families: usize) -> StoreResult<()> {
         if self.is_member(new.family, new.invitee) {
             return Err(StoreError::AlreadyMember);
-        }
-        if self.name_holder(new.family, name).is_some() {
-            return Err(StoreError::NameTaken(name.to_owned()));
         }
         self.check_family_room(new.invitee, max_families)
     }
 
-    /// Makes an invite's invitee a member under `name`.
-    fn join(&mut self, new: &NewInvite, name: &str, now: u64) {
+    /// Makes an invite's invitee a member.
+    fn join(&mut self, new: &NewInvite, now: u64) {
         self.members.insert(
             (new.family, new.invitee),
             Member {
-                name: name.to_owned(),
                 role: Role::Member,
                 joined_at: now,
             },
         );
     }
 
+    /// Closes an open invite: checks it can be answered at `now` and that `check`
+    /// passes, then stores `state` and runs `apply`.
     fn close_invite(
         &mut self,
         invite: InviteId,
@@ -685,9 +662,7 @@ impl AccountStore for MemoryStore {
     fn create_family(
         &self,
         family: FamilyId,
-        title: &str,
         host: UserId,
-        host_name: &str,
         at: u64,
         max_families: usize,
     ) -> StoreResult<()> {
@@ -708,7 +683,6 @@ impl AccountStore for MemoryStore {
             Family {
                 record: FamilyRecord {
                     id: family,
-                    title: title.into(),
                     host,
                     created_at: at,
                 },
@@ -718,7 +692,6 @@ impl AccountStore for MemoryStore {
         a.members.insert(
             (family, host),
             Member {
-                name: host_name.into(),
                 role: Role::Host,
                 joined_at: at,
             },
@@ -758,33 +731,6 @@ impl AccountStore for MemoryStore {
             .get(&(family, user))
             .map(|m| a.member_info(user, m))
             .transpose()
-    }
-
-    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
-        let mut a = self.accounts()?;
-        let found = a
-            .families
-            .get_mut(&family)
-            .filter(|f| !f.deleted)
-            .ok_or(StoreError::NotFound("family"))?;
-        found.record.title = title.into();
-        Ok(())
-    }
-
-    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
-        let mut a = self.accounts()?;
-        if !a.is_member(family, user) {
-            return Err(StoreError::NotFound("member"));
-        }
-        if a.name_holder(family, name)
-            .is_some_and(|holder| holder != user)
-        {
-            return Err(StoreError::NameTaken(name.into()));
-        }
-        if let Some(member) = a.members.get_mut(&(family, user)) {
-            member.name = name.into();
-        }
-        Ok(())
     }
 
     fn remove_member(&self, family: FamilyId, user: UserId) -> StoreResult<()> {
@@ -887,11 +833,6 @@ impl AccountStore for MemoryStore {
         {
             return Err(StoreError::TooManyInvites);
         }
-        if a.name_holder(invite.family, &invite.proposed_name)
-            .is_some()
-        {
-            return Err(StoreError::NameTaken(invite.proposed_name.clone()));
-        }
         a.invites.insert(
             invite.id,
             Invite {
@@ -941,38 +882,14 @@ impl AccountStore for MemoryStore {
                 if !accept {
                     return Ok(());
                 }
-                a.may_join(new, &new.proposed_name, max_families)
+                a.may_join(new, max_families)
             },
             |a, new| {
                 if accept {
-                    a.join(new, &new.proposed_name, now);
+                    a.join(new, now);
                 }
             },
         )
-    }
-
-    fn accept_invite_as(
-        &self,
-        invite: InviteId,
-        name: &str,
-        now: u64,
-        max_families: usize,
-    ) -> StoreResult<InviteInfo> {
-        let mut a = self.accounts()?;
-        let info = a.close_invite(
-            invite,
-            now,
-            StoredInviteState::Accepted,
-            |a, new| a.may_join(new, name, max_families),
-            |a, new| a.join(new, name, now),
-        )?;
-        if let Some(found) = a.invites.get_mut(&invite) {
-            found.new.proposed_name = name.to_owned();
-        }
-        Ok(InviteInfo {
-            proposed_name: name.to_owned(),
-            ..info
-        })
     }
 
     fn withdraw_invite(&self, invite: InviteId, now: u64) -> StoreResult<InviteInfo> {

@@ -1,7 +1,7 @@
 //! [`AccountStore`] for [`PgStore`]: the SQLite store's statements in PostgreSQL's
-//! dialect. Each method checks what it can answer precisely (an email taken, a 호칭
-//! used) before writing, inside a `SERIALIZABLE` transaction; the schema's constraints
-//! are the backstop.
+//! dialect. Each method checks what it can answer precisely (an email taken, a member
+//! invited again) before writing, inside a `SERIALIZABLE` transaction; the schema's
+//! constraints are the backstop.
 
 use deadpool_postgres::GenericClient;
 use doran_protocol::{
@@ -22,17 +22,14 @@ use crate::store::{
 
 const USER_COLUMNS: &str = "id, email, nickname, avatar, user_key, personal_doc, created_at";
 const DEVICE_COLUMNS: &str = "id, user_id, key, client, added_at, last_seen, revoked_at";
-const FAMILY_COLUMNS: &str = "f.id, f.title, f.host, f.created_at";
-const MEMBER_SELECT: &str = "SELECT m.user_id, m.name, m.role, m.joined_at, u.personal_doc
+const FAMILY_COLUMNS: &str = "f.id, f.host, f.created_at";
+const MEMBER_SELECT: &str = "SELECT m.user_id, m.role, m.joined_at, u.personal_doc
      FROM members m JOIN users u ON u.id = m.user_id";
-const INVITE_SELECT: &str = "SELECT i.id, i.family, f.title, i.inviter, ur.nickname,
-            coalesce(mr.name, ''), i.invitee, ue.nickname, i.proposed_name, i.created_at,
-            i.expires_at, i.state
+const INVITE_SELECT: &str = "SELECT i.id, i.family, i.inviter, ur.nickname, i.invitee,
+            ue.nickname, i.card, i.created_at, i.expires_at, i.state
      FROM invites i
-     JOIN families f ON f.id = i.family
      JOIN users ur ON ur.id = i.inviter
-     JOIN users ue ON ue.id = i.invitee
-     LEFT JOIN members mr ON mr.family = i.family AND mr.user_id = i.inviter";
+     JOIN users ue ON ue.id = i.invitee";
 
 const LINK_SELECT: &str = "SELECT id, user_id, device, device_key, client, requested_at,
      expires_at, state FROM link_requests";
@@ -85,24 +82,22 @@ fn device(row: &Row) -> StoreResult<DeviceRecord> {
 fn family(row: &Row) -> StoreResult<FamilyRecord> {
     Ok(FamilyRecord {
         id: FamilyId(bytes(row, 0)?),
-        title: row.try_get(1)?,
-        host: UserId(bytes(row, 2)?),
-        created_at: unsigned(row, 3, "created_at")?,
+        host: UserId(bytes(row, 1)?),
+        created_at: unsigned(row, 2, "created_at")?,
     })
 }
 
 fn member(row: &Row) -> StoreResult<MemberInfo> {
-    let role: &str = row.try_get(2)?;
+    let role: &str = row.try_get(1)?;
     Ok(MemberInfo {
         user: UserId(bytes(row, 0)?),
-        name: row.try_get(1)?,
         role: match role {
             "host" => Role::Host,
             "member" => Role::Member,
             other => return Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
         },
-        joined_at: unsigned(row, 3, "joined_at")?,
-        personal_doc: DocId(bytes(row, 4)?),
+        joined_at: unsigned(row, 2, "joined_at")?,
+        personal_doc: DocId(bytes(row, 3)?),
     })
 }
 
@@ -114,19 +109,17 @@ fn role_str(role: Role) -> &'static str {
 }
 
 fn invite(row: &Row, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
-    let expires_at = unsigned(row, 10, "expires_at")?;
-    let stored = StoredInviteState::parse(row.try_get(11)?)?;
+    let expires_at = unsigned(row, 8, "expires_at")?;
+    let stored = StoredInviteState::parse(row.try_get(9)?)?;
     let info = InviteInfo {
         invite: InviteId(bytes(row, 0)?),
         family: FamilyId(bytes(row, 1)?),
-        family_title: row.try_get(2)?,
-        inviter: UserId(bytes(row, 3)?),
-        inviter_nickname: row.try_get(4)?,
-        inviter_name: row.try_get(5)?,
-        invitee: UserId(bytes(row, 6)?),
-        invitee_nickname: row.try_get(7)?,
-        proposed_name: row.try_get(8)?,
-        created_at: unsigned(row, 9, "created_at")?,
+        inviter: UserId(bytes(row, 2)?),
+        inviter_nickname: row.try_get(3)?,
+        invitee: UserId(bytes(row, 4)?),
+        invitee_nickname: row.try_get(5)?,
+        card: row.try_get(6)?,
+        created_at: unsigned(row, 7, "created_at")?,
         expires_at,
         state: stored.at(expires_at, now),
     };
@@ -246,21 +239,6 @@ fn grantee_columns(to: BlobGrantee) -> (Option<[u8; 16]>, Option<[u8; 16]>) {
     }
 }
 
-async fn name_holder(
-    c: &impl GenericClient,
-    family: FamilyId,
-    name: &str,
-) -> StoreResult<Option<UserId>> {
-    row(
-        c,
-        "SELECT user_id FROM members WHERE family = $1 AND name = $2",
-        &[&family.0, &name],
-    )
-    .await?
-    .map(|r| Ok(UserId(bytes(&r, 0)?)))
-    .transpose()
-}
-
 async fn check_new_device(c: &impl GenericClient, device: &NewDevice) -> StoreResult<()> {
     if exists(c, "SELECT 1 FROM devices WHERE id = $1", &[&device.id.0]).await? {
         return Err(StoreError::Conflict(format!("device {} exists", device.id)));
@@ -310,7 +288,6 @@ async fn close_invite(
     now: u64,
     state: StoredInviteState,
     accept_max: Option<usize>,
-    accept_as: Option<&str>,
 ) -> StoreResult<InviteInfo> {
     let at = int("now", now)?;
     let family = row(c, "SELECT family FROM invites WHERE id = $1", &[&id.0])
@@ -324,34 +301,16 @@ async fn close_invite(
     stored.check_open(info.expires_at, now)?;
     if let Some(max) = accept_max {
         lock_user(c, info.invitee).await?;
-        // Accepted under another 호칭 than the proposed one: the invite records it.
-        if let Some(name) = accept_as {
-            exec(
-                c,
-                "UPDATE invites SET proposed_name = $2 WHERE id = $1",
-                &[&id.0, &name],
-            )
-            .await?;
-            name.clone_into(&mut info.proposed_name);
-        }
         if is_member(c, info.family, info.invitee).await? {
             return Err(StoreError::AlreadyMember);
-        }
-        if name_holder(c, info.family, &info.proposed_name)
-            .await?
-            .is_some()
-        {
-            return Err(StoreError::NameTaken(info.proposed_name.clone()));
         }
         check_family_room(c, info.invitee, max).await?;
         exec(
             c,
-            "INSERT INTO members (family, user_id, name, role, joined_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO members (family, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
             &[
                 &info.family.0,
                 &info.invitee.0,
-                &info.proposed_name,
                 &role_str(Role::Member),
                 &at,
             ],
@@ -877,9 +836,7 @@ impl AccountStore for PgStore {
     fn create_family(
         &self,
         family: FamilyId,
-        title: &str,
         host: UserId,
-        host_name: &str,
         at: u64,
         max_families: usize,
     ) -> StoreResult<()> {
@@ -904,8 +861,8 @@ impl AccountStore for PgStore {
             check_family_room(tx, host, max_families).await?;
             exec(
                 tx,
-                "INSERT INTO families (id, title, host, created_at) VALUES ($1, $2, $3, $4)",
-                &[&family.0, &title, &host.0, &at],
+                "INSERT INTO families (id, host, created_at) VALUES ($1, $2, $3)",
+                &[&family.0, &host.0, &at],
             )
             .await?;
             exec(
@@ -916,9 +873,8 @@ impl AccountStore for PgStore {
             .await?;
             exec(
                 tx,
-                "INSERT INTO members (family, user_id, name, role, joined_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&family.0, &host.0, &host_name, &role_str(Role::Host), &at],
+                "INSERT INTO members (family, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                &[&family.0, &host.0, &role_str(Role::Host), &at],
             )
             .await
             .map(drop)
@@ -962,42 +918,6 @@ impl AccountStore for PgStore {
                 .await?
                 .map(|r| member(&r))
                 .transpose()
-        })
-    }
-
-    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
-        self.write(async |tx| {
-            let updated = exec(
-                tx,
-                "UPDATE families SET title = $2 WHERE id = $1 AND NOT deleted",
-                &[&family.0, &title],
-            )
-            .await?;
-            if updated == 0 {
-                return Err(StoreError::NotFound("family"));
-            }
-            Ok(())
-        })
-    }
-
-    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
-        self.write_committed(async |tx| {
-            lock_family(tx, family).await?;
-            if !is_member(tx, family, user).await? {
-                return Err(StoreError::NotFound("member"));
-            }
-            match name_holder(tx, family, name).await? {
-                Some(holder) if holder != user => return Err(StoreError::NameTaken(name.into())),
-                Some(_) => return Ok(()),
-                None => {}
-            }
-            exec(
-                tx,
-                "UPDATE members SET name = $3 WHERE family = $1 AND user_id = $2",
-                &[&family.0, &user.0, &name],
-            )
-            .await
-            .map(drop)
         })
     }
 
@@ -1136,15 +1056,9 @@ impl AccountStore for PgStore {
             {
                 return Err(StoreError::TooManyInvites);
             }
-            if name_holder(tx, new.family, &new.proposed_name)
-                .await?
-                .is_some()
-            {
-                return Err(StoreError::NameTaken(new.proposed_name.clone()));
-            }
             exec(
                 tx,
-                "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
+                "INSERT INTO invites (id, family, inviter, invitee, card,
                                       created_at, expires_at, state)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
@@ -1152,7 +1066,7 @@ impl AccountStore for PgStore {
                     &new.family.0,
                     &new.inviter.0,
                     &new.invitee.0,
-                    &new.proposed_name,
+                    &new.card,
                     &created_at,
                     &expires_at,
                     &StoredInviteState::Pending.as_str(),
@@ -1207,34 +1121,13 @@ impl AccountStore for PgStore {
             StoredInviteState::Rejected
         };
         self.write_committed(async |tx| {
-            close_invite(tx, id, now, state, accept.then_some(max_families), None).await
-        })
-    }
-
-    fn accept_invite_as(
-        &self,
-        id: InviteId,
-        name: &str,
-        now: u64,
-        max_families: usize,
-    ) -> StoreResult<InviteInfo> {
-        int("now", now)?;
-        self.write_committed(async |tx| {
-            close_invite(
-                tx,
-                id,
-                now,
-                StoredInviteState::Accepted,
-                Some(max_families),
-                Some(name),
-            )
-            .await
+            close_invite(tx, id, now, state, accept.then_some(max_families)).await
         })
     }
 
     fn withdraw_invite(&self, id: InviteId, now: u64) -> StoreResult<InviteInfo> {
         self.write_committed(async |tx| {
-            close_invite(tx, id, now, StoredInviteState::Withdrawn, None, None).await
+            close_invite(tx, id, now, StoredInviteState::Withdrawn, None).await
         })
     }
 

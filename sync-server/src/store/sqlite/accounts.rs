@@ -1,6 +1,6 @@
 //! [`AccountStore`] for [`SqliteStore`]. Each method checks what it can answer
-//! precisely (an email taken, a 호칭 used) before writing; the schema's constraints
-//! are the backstop.
+//! precisely (an email taken, a member invited again) before writing; the schema's
+//! constraints are the backstop.
 
 use doran_protocol::{
     BlobHash, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
@@ -82,15 +82,6 @@ fn grantee_columns(to: BlobGrantee) -> (Option<[u8; 16]>, Option<[u8; 16]>) {
         BlobGrantee::Family(f) => (Some(f.0), None),
         BlobGrantee::User(u) => (None, Some(u.0)),
     }
-}
-
-/// The member of `family` called `name`, if any.
-fn name_holder(tx: &Connection, family: FamilyId, name: &str) -> StoreResult<Option<UserId>> {
-    Ok(tx
-        .prepare_cached("SELECT user FROM members WHERE family = ?1 AND name = ?2")?
-        .query_row((family.0, name), |row| row.get(0))
-        .optional()?
-        .map(UserId))
 }
 
 /// Refuses a device whose id or key is registered.
@@ -175,33 +166,22 @@ fn close_invite(
     Ok(info)
 }
 
-/// Makes an invite's invitee a member under `name`, unless they are one already, the
-/// name is taken or they have no room for another family.
+/// Makes an invite's invitee a member, unless they are one already or they have no
+/// room for another family.
 fn join_by_invite(
     tx: &Connection,
     info: &InviteInfo,
-    name: &str,
     at: i64,
     max_families: usize,
 ) -> StoreResult<()> {
     if is_member(tx, info.family, info.invitee)? {
         return Err(StoreError::AlreadyMember);
     }
-    if name_holder(tx, info.family, name)?.is_some() {
-        return Err(StoreError::NameTaken(name.to_owned()));
-    }
     check_family_room(tx, info.invitee, max_families)?;
     tx.prepare_cached(
-        "INSERT INTO members (family, user, name, role, joined_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO members (family, user, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute((
-        info.family.0,
-        info.invitee.0,
-        name,
-        role_str(Role::Member),
-        at,
-    ))?;
+    .execute((info.family.0, info.invitee.0, role_str(Role::Member), at))?;
     Ok(())
 }
 
@@ -652,9 +632,7 @@ impl AccountStore for SqliteStore {
     fn create_family(
         &self,
         family: FamilyId,
-        title: &str,
         host: UserId,
-        host_name: &str,
         at: u64,
         max_families: usize,
     ) -> StoreResult<()> {
@@ -675,17 +653,14 @@ impl AccountStore for SqliteStore {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
             check_family_room(tx, host, max_families)?;
-            tx.prepare_cached(
-                "INSERT INTO families (id, title, host, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((family.0, title, host.0, at))?;
+            tx.prepare_cached("INSERT INTO families (id, host, created_at) VALUES (?1, ?2, ?3)")?
+                .execute((family.0, host.0, at))?;
             tx.prepare_cached("INSERT INTO docs (doc, family) VALUES (?1, ?2)")?
                 .execute((doc.0, family.0))?;
             tx.prepare_cached(
-                "INSERT INTO members (family, user, name, role, joined_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO members (family, user, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute((family.0, host.0, host_name, role_str(Role::Host), at))?;
+            .execute((family.0, host.0, role_str(Role::Host), at))?;
             Ok(())
         })
     }
@@ -731,34 +706,6 @@ impl AccountStore for SqliteStore {
                 " WHERE m.family = ?1 AND m.user = ?2"
             ))?;
             first(stmt.query((family.0, user.0))?, records::member)
-        })
-    }
-
-    fn rename_family(&self, family: FamilyId, title: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            let updated = tx
-                .prepare_cached("UPDATE families SET title = ?2 WHERE id = ?1 AND deleted = 0")?
-                .execute((family.0, title))?;
-            if updated == 0 {
-                return Err(StoreError::NotFound("family"));
-            }
-            Ok(())
-        })
-    }
-
-    fn set_member_name(&self, family: FamilyId, user: UserId, name: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            if !is_member(tx, family, user)? {
-                return Err(StoreError::NotFound("member"));
-            }
-            match name_holder(tx, family, name)? {
-                Some(holder) if holder != user => return Err(StoreError::NameTaken(name.into())),
-                Some(_) => return Ok(()),
-                None => {}
-            }
-            tx.prepare_cached("UPDATE members SET name = ?3 WHERE family = ?1 AND user = ?2")?
-                .execute((family.0, user.0, name))?;
-            Ok(())
         })
     }
 
@@ -861,11 +808,8 @@ impl AccountStore for SqliteStore {
             {
                 return Err(StoreError::TooManyInvites);
             }
-            if name_holder(tx, invite.family, &invite.proposed_name)?.is_some() {
-                return Err(StoreError::NameTaken(invite.proposed_name.clone()));
-            }
             tx.prepare_cached(
-                "INSERT INTO invites (id, family, inviter, invitee, proposed_name,
+                "INSERT INTO invites (id, family, inviter, invitee, card,
                                       created_at, expires_at, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
@@ -874,7 +818,7 @@ impl AccountStore for SqliteStore {
                 invite.family.0,
                 invite.inviter.0,
                 invite.invitee.0,
-                &invite.proposed_name,
+                &invite.card,
                 created_at,
                 expires_at,
                 StoredInviteState::Pending.as_str(),
@@ -933,27 +877,8 @@ impl AccountStore for SqliteStore {
                 if !accept {
                     return Ok(());
                 }
-                join_by_invite(tx, info, &info.proposed_name, at, max_families)
+                join_by_invite(tx, info, at, max_families)
             })
-        })
-    }
-
-    fn accept_invite_as(
-        &self,
-        invite: InviteId,
-        name: &str,
-        now: u64,
-        max_families: usize,
-    ) -> StoreResult<InviteInfo> {
-        let at = int("now", now)?;
-        self.write(|tx| {
-            let mut info = close_invite(tx, invite, now, StoredInviteState::Accepted, |info| {
-                join_by_invite(tx, info, name, at, max_families)
-            })?;
-            tx.prepare_cached("UPDATE invites SET proposed_name = ?2 WHERE id = ?1")?
-                .execute((invite.0, name))?;
-            info.proposed_name = name.to_owned();
-            Ok(info)
         })
     }
 

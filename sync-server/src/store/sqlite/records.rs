@@ -57,7 +57,7 @@ pub(super) fn device(row: &Row<'_>) -> StoreResult<DeviceRecord> {
 /// The columns [`family`] reads (of `families f`).
 macro_rules! family_columns {
     () => {
-        "f.id, f.title, f.host, f.created_at"
+        "f.id, f.host, f.created_at"
     };
 }
 pub(super) use family_columns;
@@ -66,16 +66,15 @@ pub(super) use family_columns;
 pub(super) fn family(row: &Row<'_>) -> StoreResult<FamilyRecord> {
     Ok(FamilyRecord {
         id: FamilyId(row.get(0)?),
-        title: row.get(1)?,
-        host: UserId(row.get(2)?),
-        created_at: unsigned(row, 3, "created_at")?,
+        host: UserId(row.get(1)?),
+        created_at: unsigned(row, 2, "created_at")?,
     })
 }
 
 /// The columns and joins [`member`] reads: `SELECT` them, then `WHERE` on `m`.
 macro_rules! member_select {
     () => {
-        "SELECT m.user, m.name, m.role, m.joined_at, u.personal_doc
+        "SELECT m.user, m.role, m.joined_at, u.personal_doc
          FROM members m JOIN users u ON u.id = m.user"
     };
 }
@@ -83,13 +82,12 @@ pub(super) use member_select;
 
 /// A row of [`member_select!`].
 pub(super) fn member(row: &Row<'_>) -> StoreResult<MemberInfo> {
-    let role: String = row.get(2)?;
+    let role: String = row.get(1)?;
     Ok(MemberInfo {
         user: UserId(row.get(0)?),
-        name: row.get(1)?,
         role: parse_role(&role)?,
-        joined_at: unsigned(row, 3, "joined_at")?,
-        personal_doc: DocId(row.get(4)?),
+        joined_at: unsigned(row, 2, "joined_at")?,
+        personal_doc: DocId(row.get(3)?),
     })
 }
 
@@ -109,36 +107,31 @@ fn parse_role(s: &str) -> StoreResult<Role> {
     }
 }
 
-/// The columns and joins [`invite`] reads: `SELECT` them, then `WHERE` on `i`. The
-/// inviter's 호칭 is empty if they are no longer a member.
+/// The columns and joins [`invite`] reads: `SELECT` them, then `WHERE` on `i`.
 macro_rules! invite_select {
     () => {
-        "SELECT i.id, i.family, f.title, i.inviter, ur.nickname, coalesce(mr.name, ''),
-                i.invitee, ue.nickname, i.proposed_name, i.created_at, i.expires_at, i.state
+        "SELECT i.id, i.family, i.inviter, ur.nickname, i.invitee, ue.nickname, i.card,
+                i.created_at, i.expires_at, i.state
          FROM invites i
-         JOIN families f ON f.id = i.family
          JOIN users ur ON ur.id = i.inviter
-         JOIN users ue ON ue.id = i.invitee
-         LEFT JOIN members mr ON mr.family = i.family AND mr.user = i.inviter"
+         JOIN users ue ON ue.id = i.invitee"
     };
 }
 pub(super) use invite_select;
 
 /// A row of [`invite_select!`], with its state as seen at `now`, and its stored state.
 pub(super) fn invite(row: &Row<'_>, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
-    let expires_at = unsigned(row, 10, "expires_at")?;
-    let stored = StoredInviteState::parse(&row.get::<_, String>(11)?)?;
+    let expires_at = unsigned(row, 8, "expires_at")?;
+    let stored = StoredInviteState::parse(&row.get::<_, String>(9)?)?;
     let info = InviteInfo {
         invite: InviteId(row.get(0)?),
         family: FamilyId(row.get(1)?),
-        family_title: row.get(2)?,
-        inviter: UserId(row.get(3)?),
-        inviter_nickname: row.get(4)?,
-        inviter_name: row.get(5)?,
-        invitee: UserId(row.get(6)?),
-        invitee_nickname: row.get(7)?,
-        proposed_name: row.get(8)?,
-        created_at: unsigned(row, 9, "created_at")?,
+        inviter: UserId(row.get(2)?),
+        inviter_nickname: row.get(3)?,
+        invitee: UserId(row.get(4)?),
+        invitee_nickname: row.get(5)?,
+        card: row.get(6)?,
+        created_at: unsigned(row, 7, "created_at")?,
         expires_at,
         state: stored.at(expires_at, now),
     };

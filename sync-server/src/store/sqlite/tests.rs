@@ -48,7 +48,7 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         family,
         inviter: host.id,
         invitee: guest.id,
-        proposed_name: "딸".into(),
+        card: vec![0xca, 0x4d],
         created_at: 10,
         expires_at: 1_000,
     };
@@ -61,7 +61,7 @@ fn reopening_a_file_store_finds_everything() -> TestResult {
         let store = SqliteStore::open(&path)?;
         store.create_user(&host, &host_device)?;
         store.create_user(&guest, &guest_device)?;
-        store.create_family(family, "우리", host.id, "엄마", 5, usize::MAX)?;
+        store.create_family(family, host.id, 5, usize::MAX)?;
         store.create_invite(&invite)?;
         store.grant_blob(family, BlobHash::of(b"photo"), 42, host.id)?;
         store.put_link_code([7; 32], host.id, host_device.id, 1_000)?;
@@ -377,5 +377,158 @@ fn chunks_stored_before_version_7_have_no_author() -> TestResult {
         .collect();
     assert_eq!(authors, vec![None, Some(author)]);
     store.check_integrity()?;
+    Ok(())
+}
+
+/// What a relay of schema version 10 held in the clear: a family's title, 호칭 and a
+/// proposed 호칭. Distinct byte strings, so that none is found by chance.
+const OLD_TITLE: &str = "우리집-가족제목-오래된";
+const RENAMED_FROM: &str = "이름바꾸기전-가족제목";
+const OTHER_TITLE: &str = "이웃집-가족제목-둘째";
+const OLD_NAMES: [&str; 4] = [
+    "큰이모-호칭-가나다",
+    "막내삼촌-호칭-라마바",
+    "떠난사촌-호칭-사아자",
+    "제안된-호칭-차카타",
+];
+
+#[test]
+fn a_version_10_database_forgets_its_titles_and_names() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let family = FamilyId([0xfa; 16]);
+    let (host, host_device) = user(1);
+    let (aunt, _) = user(2);
+    let (guest, _) = user(3);
+    let purged = 200u8;
+    {
+        // A relay of schema version 10 wrote this file, without zeroing what it
+        // deleted (as relays before version 10 did): a family renamed once, a member
+        // who left, invites purged (their pages freed), a pending invite.
+        let conn = doran_sqlite::open(
+            &path,
+            &doran_sqlite::Schema {
+                name: "relay store, version 10",
+                migrations: &SCHEMA.migrations[..10],
+            },
+        )?;
+        conn.pragma_update(None, "secure_delete", false)?;
+        for (u, d) in [user(1), user(2), user(3), user(4)] {
+            conn.execute(
+                "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                (
+                    u.id.0,
+                    &u.email,
+                    &u.nickname,
+                    u.user_key.0,
+                    u.personal_doc.0,
+                ),
+            )?;
+            conn.execute(
+                "INSERT INTO devices (id, user, key, client, added_at) VALUES (?1, ?2, ?3, 'c', 1)",
+                (d.id.0, u.id.0, d.key.0),
+            )?;
+        }
+        conn.execute(
+            "INSERT INTO families (id, title, host, created_at) VALUES (?1, ?2, ?3, 1)",
+            (family.0, RENAMED_FROM, host.id.0),
+        )?;
+        // Another family after it in the page: the first one's old row is not at the
+        // edge of the page's free space, so its rename leaves the old title behind.
+        let other = FamilyId([0xfb; 16]);
+        conn.execute(
+            "INSERT INTO families (id, title, host, created_at) VALUES (?1, ?2, ?3, 1)",
+            (other.0, OTHER_TITLE, aunt.id.0),
+        )?;
+        conn.execute(
+            "UPDATE families SET title = ?2 WHERE id = ?1",
+            (family.0, OLD_TITLE),
+        )?;
+        for f in [family, other] {
+            conn.execute("INSERT INTO docs (doc, family) VALUES (?1, ?1)", [f.0])?;
+        }
+        let member = |who: UserId, name: &str, role: &str, at: i64| {
+            conn.execute(
+                "INSERT INTO members (family, user, name, role, joined_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (family.0, who.0, name, role, at),
+            )
+        };
+        member(host.id, OLD_NAMES[0], "host", 1)?;
+        member(aunt.id, OLD_NAMES[1], "member", 2)?;
+        member(user(4).0.id, OLD_NAMES[2], "member", 3)?;
+        conn.execute("DELETE FROM members WHERE user = ?1", [user(4).0.id.0])?;
+        let invite = |id: [u8; 16], name: &str, state: &str, closed: Option<i64>| {
+            conn.execute(
+                "INSERT INTO invites (id, family, inviter, invitee, proposed_name, created_at,
+                                      expires_at, state, closed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 10, 1000, ?6, ?7)",
+                (id, family.0, host.id.0, guest.id.0, name, state, closed),
+            )
+        };
+        invite([9; 16], OLD_NAMES[3], "pending", None)?;
+        // Enough finished invites to fill pages of their own, then purged.
+        for n in 0..purged {
+            let name = format!("{}-{n}", OLD_NAMES[3]);
+            let mut id = [n; 16];
+            id[0] = 0xee;
+            invite(id, &name, "withdrawn", Some(20))?;
+        }
+        conn.execute("DELETE FROM invites WHERE state = 'withdrawn'", [])?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        assert!(free > 0, "the purge freed pages");
+    }
+    let secrets: Vec<&str> = OLD_NAMES
+        .iter()
+        .copied()
+        .chain([OLD_TITLE, RENAMED_FROM, OTHER_TITLE])
+        .collect();
+    // Which of them the database's files hold (the file, and its WAL if any).
+    let found = || -> Result<Vec<&str>, std::io::Error> {
+        let mut bytes = Vec::new();
+        for file in [SqliteStore::FILE_NAME, "relay.sqlite-wal"] {
+            match std::fs::read(dir.path().join(file)) {
+                Ok(b) => bytes.extend(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(secrets
+            .iter()
+            .copied()
+            .filter(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()))
+            .collect())
+    };
+    assert_eq!(found()?, secrets, "the old file holds every one of them");
+
+    let store = SqliteStore::open(&path)?;
+    // Nothing of them in the file (nor in its WAL) while the store is open...
+    assert_eq!(found()?, Vec::<&str>::new());
+    // ...and the rest is as it was: the family, its members, the pending invite
+    // (answerable, its card empty).
+    assert_eq!(
+        store.family(family)?.map(|f| (f.host, f.created_at)),
+        Some((host.id, 1))
+    );
+    let members: Vec<UserId> = store.members(family)?.iter().map(|m| m.user).collect();
+    assert_eq!(members, vec![host.id, aunt.id]);
+    let pending = store.invite(InviteId([9; 16]), 50)?.ok_or("the invite")?;
+    assert_eq!(
+        (pending.card.len(), pending.inviter_nickname.as_str()),
+        (0, host.nickname.as_str())
+    );
+    assert_eq!(
+        store
+            .answer_invite(pending.invite, true, 60, usize::MAX)?
+            .state,
+        doran_protocol::model::InviteState::Accepted
+    );
+    assert!(store.membership(family, guest.id)?.is_some());
+    assert_eq!(store.devices(host.id)?.len(), 1);
+    assert_eq!(store.devices(host.id)?[0].id, host_device.id);
+    store.check_integrity()?;
+    drop(store);
+    assert_eq!(found()?, Vec::<&str>::new());
     Ok(())
 }
