@@ -432,10 +432,11 @@ impl Check<'_> {
             ([k], _) if self.genesis => match action {
                 Action::Make if COLLECTIONS.contains(k) => Ok(()),
                 Action::Put(v) if *k == "created_by" => self.own_name(v, &shown),
+                Action::Put(v) if *k == "name" => title(v),
                 Action::Put(_) if ROOT_FIELDS.contains(k) => Ok(()),
                 _ => Err(unknown()),
             },
-            (["name"], Action::Put(ScalarValue::Str(_))) if is_host => Ok(()),
+            (["name"], Action::Put(v)) if is_host => title(v),
             // When the host sealed a family created clear (`FamilyDoc::mark_sealed`).
             (["sealed_at"], Action::Put(ScalarValue::Int(_))) if is_host => Ok(()),
             ([_], _) => Err(deny(
@@ -896,4 +897,21 @@ fn join(path: &[Node], key: &str) -> String {
     let mut s: Vec<&str> = path.iter().map(|n| n.key.as_str()).collect();
     s.push(key);
     s.join("/")
+}
+
+/// A family's title as the app writes it (trimmed, NFC, 1–10 characters, no invisible
+/// or direction characters): since protocol 7 no relay checks it, and every screen
+/// and invite card shows it.
+fn title(value: &ScalarValue) -> Verdict {
+    match value {
+        ScalarValue::Str(t)
+            if doran_protocol::text::is_normal(t, crate::validate::FAMILY_TITLE) =>
+        {
+            Ok(())
+        }
+        _ => Err(Violation::NotAllowed {
+            rule: "a family's title is written as the app writes it",
+            path: "name".into(),
+        }),
+    }
 }

@@ -103,6 +103,26 @@ fn a_member_cannot_rename_the_family() {
     assert_eq!(f.host.view().name, "우리 가족");
 }
 
+/// No relay checks a title since protocol 7: the host's own rename to a title no app
+/// writes (empty, a direction override, too long) is refused by every other device.
+#[test]
+fn a_title_no_app_writes_is_refused() {
+    for bad in [
+        "",
+        "\u{202E}족가 리우",
+        "열한글자가족이름입니다",
+        " 우리 가족",
+    ] {
+        let mut f = family();
+        let change = rogue(&mut f.host, |d| d.put(ROOT, "name", bad).unwrap());
+        assert!(not_allowed(&refusal(&mut f.member, &change)), "{bad:?}");
+        assert_eq!(f.member.view().name, "우리 가족");
+    }
+    let mut f = family();
+    let as_number = rogue(&mut f.host, |d| d.put(ROOT, "name", 7).unwrap());
+    assert!(not_allowed(&refusal(&mut f.member, &as_number)));
+}
+
 /// Only the host notes when it sealed a family created clear, and only as an instant;
 /// a member's `mark_sealed` is refused before anything is written.
 #[test]

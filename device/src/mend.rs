@@ -22,7 +22,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use doran_client_core::{model::Role, store::LocalStore, sync::StoreHost};
+use doran_client_core::{group::KnownDevices, model::Role, store::LocalStore, sync::StoreHost};
 use doran_protocol::{FamilyId, FamilySummary, Request, Response, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,10 @@ pub(crate) struct Creating {
     #[serde(default)]
     pub(crate) sealed: bool,
 }
+
+/// How long a device of the user's that did not accept an invite leaves writing the
+/// member entry to the one that did (ms).
+const JOIN_GRACE_MS: u64 = 10 * 60 * 1000;
 
 /// Serialises the read-modify-write of the record (the facade's calls run at once).
 static RECORD: Mutex<()> = Mutex::new(());
@@ -190,32 +194,43 @@ pub(crate) fn joining(store: &dyn LocalStore, user: UserId, family: FamilyId) ->
     read(store, user).joining.remove(&family.to_hex())
 }
 
-/// The 호칭 the user's entry in `family` gets: the one noted when the invite was
-/// accepted — else the one the invite's card proposes (`answered`, or the invite
-/// noted), opened now that this device is in the family — else the user's nickname;
-/// made free in the family (a number added if another member has it: every device
-/// refuses an entry with another member's 호칭, and the member can change it after).
+/// What a member entry's 호칭 may come from, besides what was noted.
+pub(crate) struct JoinFrom<'a> {
+    /// The 호칭 the user chose as they accepted (first of all).
+    pub(crate) chosen: Option<String>,
+    /// The invite as the relay answered the acceptance.
+    pub(crate) answered: Option<&'a doran_protocol::InviteInfo>,
+    /// The inviters' devices, to check a card's signature against.
+    pub(crate) known: &'a KnownDevices,
+}
+
+/// The 호칭 the user's entry in `family` gets: the one chosen, else the one noted
+/// when the invite was accepted, else the one the invite's card proposes (noted, or
+/// as answered), opened now that this device is in the family — else the user's
+/// nickname; made free in the family (a number added if another member has it: every
+/// device refuses an entry with another member's 호칭, and the member can change it
+/// after).
 pub(crate) fn joining_as(
     host: &StoreHost,
     store: &dyn LocalStore,
     me: UserId,
     family: FamilyId,
-    answered: Option<&doran_protocol::InviteInfo>,
+    from: JoinFrom<'_>,
 ) -> Result<String, doran_client_core::sync::HostError> {
     let noted = joining(store, me, family);
     let from_card = |invite: &doran_protocol::InviteInfo| {
-        crate::device::invites::open_card(host, invite).map(|c| c.proposed_name)
+        crate::device::invites::open_card(host, invite, from.known).map(|c| c.proposed_name)
     };
-    let wanted = noted
-        .as_ref()
-        .and_then(|n| n.name.clone())
+    let wanted = from
+        .chosen
+        .or_else(|| noted.as_ref().and_then(|n| n.name.clone()))
         .or_else(|| {
             noted
                 .as_ref()
                 .and_then(|n| n.invite.as_ref())
                 .and_then(from_card)
         })
-        .or_else(|| answered.and_then(from_card))
+        .or_else(|| from.answered.and_then(from_card))
         .or_else(|| host.profile(me).ok().flatten().map(|p| p.nickname))
         .unwrap_or_default();
     let mine = me.to_hex();
@@ -261,7 +276,9 @@ enum Need {
     /// No first change here: write it, if this device was creating the family.
     FirstChange(Creating),
     /// A first change without the user's entry: write it.
-    MyEntry,
+    /// (Whether this device noted the join: another device of the user's leaves
+    /// the entry to the one that accepted, for [`JOIN_GRACE_MS`].)
+    MyEntry { noted: bool },
     /// The user hosts it: the other members its document lists, to drop those the
     /// relay no longer does (a removal whose document edit was cut short).
     Hosted(Vec<UserId>),
@@ -295,8 +312,16 @@ pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
         let summary = relay.as_ref().and_then(|r| r.get(&family));
         let written = match need {
             Need::FirstChange(c) => first_change(shared, session, family, c).await,
-            Need::MyEntry => match summary.and_then(|f| f.member(&me)) {
-                Some(entry) if entry.role == doran_protocol::Role::Member => {
+            Need::MyEntry { noted } => match summary.and_then(|f| f.member(&me)) {
+                // The device that accepted knows the 호칭 (from the card, or chosen);
+                // another of the user's devices, which never saw the card, writes
+                // the entry only if that one did not in time.
+                Some(entry)
+                    if entry.role == doran_protocol::Role::Member
+                        && (noted
+                            || entry.joined_at.saturating_add(JOIN_GRACE_MS)
+                                <= u64::try_from(crate::device::now_ms()).unwrap_or(0)) =>
+                {
                     my_entry(shared, session, family).await
                 }
                 // The relay no longer lists the user there (or as the host, whose
@@ -334,6 +359,19 @@ fn needs(store: &dyn LocalStore, host: &StoreHost, me: UserId) -> Vec<(FamilyId,
         tracing::warn!(error = %e, "the families cannot be listed for mending");
         Vec::new()
     });
+    // A join noted for an invite that expired before it was accepted (the answer was
+    // lost, and the relay never made the user a member): nothing will finish it.
+    let now = u64::try_from(crate::device::now_ms()).unwrap_or(0);
+    for (hex, noted) in &record.joining {
+        let expired = noted.invite.as_ref().is_some_and(|i| i.expires_at < now);
+        if expired
+            && !families.iter().any(|f| f.to_hex() == *hex)
+            && let Ok(family) = hex.parse()
+            && let Err(e) = done_joining(store, me, family)
+        {
+            tracing::warn!(%family, error = %e, "an expired join stays noted");
+        }
+    }
     let mine = me.to_hex();
     let mut needs = Vec::new();
     for family in families {
@@ -366,6 +404,13 @@ fn needs(store: &dyn LocalStore, host: &StoreHost, me: UserId) -> Vec<(FamilyId,
                         tracing::warn!(%family, error = %e, "a finished creation stays noted");
                     }
                 }
+                if record.joining.contains_key(&hex) {
+                    // Written (here before the app stopped, or by another device of
+                    // the user's).
+                    if let Err(e) = done_joining(store, me, family) {
+                        tracing::warn!(%family, error = %e, "a finished join stays noted");
+                    }
+                }
                 if view
                     .members
                     .get(&mine)
@@ -391,7 +436,9 @@ fn needs(store: &dyn LocalStore, host: &StoreHost, me: UserId) -> Vec<(FamilyId,
                 None => continue,
             },
             Ok((true, None)) if record.leaving.contains(&hex) => continue,
-            Ok((true, None)) => Need::MyEntry,
+            Ok((true, None)) => Need::MyEntry {
+                noted: record.joining.contains_key(&hex),
+            },
         };
         needs.push((family, need));
     }
@@ -445,11 +492,27 @@ async fn first_change(
 /// the 호칭 noted when the invite was accepted (see [`joining_as`]).
 async fn my_entry(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId) -> bool {
     let me = session.account.user;
+    let inviter = {
+        let store = Arc::clone(&shared.store);
+        tokio::task::spawn_blocking(move || {
+            joining(&*store, me, family).and_then(|n| n.invite.map(|i| i.inviter))
+        })
+        .await
+        .ok()
+        .flatten()
+    };
+    let known =
+        crate::device::invites::inviters_known(&shared.store, &session.driver, inviter).await;
     let host = Arc::clone(&session.host);
     let store = Arc::clone(&shared.store);
     let now = shared.now();
     write(family, "a join that stopped half-way", move || {
-        let name = joining_as(&host, &*store, me, family, None)?;
+        let from = JoinFrom {
+            chosen: None,
+            answered: None,
+            known: &known,
+        };
+        let name = joining_as(&host, &*store, me, family, from)?;
         host.edit_family(family, |fd| fd.add_member(me, &name, now))?;
         done_joining(&*store, me, family)?;
         Ok(())

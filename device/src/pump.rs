@@ -380,11 +380,19 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
     match event {
         ServerEvent::InviteReceived(info) => {
             let card = {
+                let known = crate::device::invites::inviters_known(
+                    &shared.store,
+                    &session.driver,
+                    [info.inviter],
+                )
+                .await;
                 let host = Arc::clone(&session.host);
                 let info = info.clone();
-                tokio::task::spawn_blocking(move || crate::device::invites::open_card(&host, &info))
-                    .await
-                    .unwrap_or_default()
+                tokio::task::spawn_blocking(move || {
+                    crate::device::invites::open_card(&host, &info, &known)
+                })
+                .await
+                .unwrap_or_default()
             };
             let view = crate::device::invites::invite_view(&info, card.as_ref(), lang);
             keep_notification(

@@ -270,6 +270,15 @@ async fn a_lookup_shows_a_strangers_keys_to_that_connection_only() {
         Err(ErrorCode::Forbidden)
     );
 
+    // An account in no family invites nobody: its lookups open nothing.
+    assert_eq!(lookup(&mut a1, "mom@example.com").await, Some(mom_user));
+    assert_eq!(
+        packages_of(&mut a1, mom_user).await,
+        Err(ErrorCode::Forbidden)
+    );
+    a1.create_family().await;
+    m.create_family().await;
+
     // The connection that found her reads her keys (to seal an invite's card to her
     // devices before the invite exists)...
     assert_eq!(lookup(&mut a1, "Mom@Example.com").await, Some(mom_user));

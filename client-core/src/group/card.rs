@@ -8,7 +8,9 @@
 //!
 //! ```text
 //! card   = "DRC" ‖ 1 ‖ postcard { slots, nonce (24), body }
-//! body   = XChaCha20-Poly1305(k, nonce, postcard(InviteCard), aad)
+//! body   = XChaCha20-Poly1305(k, nonce, postcard { InviteCard, device, signature }, aad)
+//! signature = the inviter's device key over
+//!          "dorandoran 2026-12 invite card signature" ‖ aad ‖ postcard(InviteCard)
 //! aad    = "DRC" ‖ 1 ‖ invite ‖ family ‖ inviter ‖ invitee
 //! slots  = Device { key package ref, HPKE(init key of that package, info, aad, k) }
 //!            — one per device of the invitee whose published key package a
@@ -20,13 +22,17 @@
 //! ```
 //!
 //! Every part is bound to the invite, the family and both users: a card moved to
-//! another invite does not open. The inviter's device signs the card with the rest of
-//! the invite (`signing::invite_message`), so the relay cannot hand the invitee a card
-//! of its own making either. A device that cannot open a card (one linked after the
-//! invite, one whose key package was forgotten) shows the invite without it.
+//! another invite does not open. Sealing alone proves nothing of who wrote a card —
+//! anyone holding the invitee's public init keys can seal one — so the card inside is
+//! **signed by the inviter's device**, and a reader takes it only if a certificate
+//! chain from the inviter's pinned user key vouches for that device
+//! ([`KnownDevices`]): the relay cannot hand the invitee a title or a 호칭 of its own
+//! making. A device that cannot open a card (one linked after the invite, one whose
+//! key package was forgotten) shows the invite without it.
 
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce, aead::Aead, aead::Payload};
-use doran_protocol::{DocId, FamilyId, InviteId, UserId};
+use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, UserId};
+use ed25519_dalek::{Signature, Signer as _, VerifyingKey};
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::{KeyPackageBundle, KeyPackageRef, tls_codec::Deserialize as _};
 use openmls_traits::{OpenMlsProvider as _, crypto::OpenMlsCrypto as _, types::HpkeCiphertext};
@@ -42,6 +48,11 @@ const MAGIC: [u8; 4] = *b"DRC\x01";
 const HPKE_INFO: &[u8] = b"dorandoran 2026-12 invite card";
 /// Names the document a family slot's envelope is sealed for (one per invite).
 const DOC_CONTEXT: &str = "dorandoran 2026-12 invite card document";
+/// What the inviter's device signature over a card starts with.
+const SIGN_CONTEXT: &[u8] = b"dorandoran 2026-12 invite card signature";
+/// At most this many devices of the invitee a card is sealed to (a relay serving
+/// more packages than a user has devices gets no bigger card).
+const MAX_DEVICE_SLOTS: usize = 32;
 
 /// What an invite shows, as its sender wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +126,22 @@ enum Slot {
     },
 }
 
+/// What the body seals: the card and who wrote it.
+#[derive(Serialize, Deserialize)]
+struct SignedCard {
+    card: InviteCard,
+    device: DeviceId,
+    signature: Vec<u8>,
+}
+
+fn signed_bytes(aad: &[u8], card: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGN_CONTEXT.len() + aad.len() + card.len());
+    message.extend_from_slice(SIGN_CONTEXT);
+    message.extend_from_slice(aad);
+    message.extend_from_slice(card);
+    message
+}
+
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     slots: Vec<Slot>,
@@ -135,6 +162,10 @@ pub enum CardError {
     /// another invite.
     #[error("the invite card does not open: changed, or not this invite's")]
     Refused,
+    /// The card opened but is not signed by a device of its inviter this device knows
+    /// (a card of the relay's own making, or an inviter whose certificates it lacks).
+    #[error("the invite card is not signed by a device of its inviter this device knows")]
+    NotVouched,
 }
 
 fn random<const N: usize>() -> Result<[u8; N], RandomnessError> {
@@ -163,6 +194,7 @@ impl KeyRing {
         let aad = ctx.aad();
         let mut slots = Vec::new();
         let mut readers = CardReaders::default();
+        let mut sealed_to = std::collections::BTreeSet::new();
         for bytes in packages {
             let package = match self.checked_package(bytes, known) {
                 Ok((package, member)) if member.user == ctx.invitee => package,
@@ -177,6 +209,9 @@ impl KeyRing {
                 .map_err(refused)?
                 .tls_serialize_detached()
                 .map_err(refused)?;
+            if readers.devices >= MAX_DEVICE_SLOTS || !sealed_to.insert(reference.clone()) {
+                continue;
+            }
             let sealed = self
                 .provider
                 .crypto()
@@ -205,7 +240,14 @@ impl KeyRing {
         }
         readers.family = true;
         let nonce: [u8; 24] = random()?;
-        let plain = postcard::to_stdvec(card).map_err(refused)?;
+        let written = postcard::to_stdvec(card).map_err(refused)?;
+        let signature = self.signing_key().sign(&signed_bytes(&aad, &written));
+        let plain = postcard::to_stdvec(&SignedCard {
+            card: card.clone(),
+            device: self.device(),
+            signature: signature.to_bytes().to_vec(),
+        })
+        .map_err(refused)?;
         let body = XChaCha20Poly1305::new((&key).into())
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -221,9 +263,16 @@ impl KeyRing {
         Ok((out, readers))
     }
 
-    /// Opens the card of the invite `ctx` with whatever this device holds: its family
-    /// epoch keys, or the private half of one of its published key packages.
-    pub fn open_card(&self, ctx: &CardContext, card: &[u8]) -> Result<InviteCard, CardError> {
+    /// Opens the card of the invite `ctx` with whatever this device holds — its family
+    /// epoch keys, or the private half of one of its published key packages — and
+    /// takes it only if `known` (the inviter's devices, as their certificates vouch
+    /// for them) knows the device that signed it.
+    pub fn open_card(
+        &self,
+        ctx: &CardContext,
+        card: &[u8],
+        known: &KnownDevices,
+    ) -> Result<InviteCard, CardError> {
         let body = card.strip_prefix(&MAGIC).ok_or(CardError::Malformed)?;
         let sealed: Sealed = postcard::from_bytes(body).map_err(|_| CardError::Malformed)?;
         let aad = ctx.aad();
@@ -240,7 +289,9 @@ impl KeyRing {
                             },
                         )
                         .map_err(|_| CardError::Refused)?;
-                    return postcard::from_bytes(&plain).map_err(|_| CardError::Malformed);
+                    let signed: SignedCard =
+                        postcard::from_bytes(&plain).map_err(|_| CardError::Malformed)?;
+                    return checked(ctx, &aad, signed, known);
                 }
                 Ok(None) => {}
                 Err(()) => refused_once = true,
@@ -257,6 +308,8 @@ impl KeyRing {
     /// `Err` when it is and does not open.
     fn slot_key(&self, ctx: &CardContext, slot: &Slot, aad: &[u8]) -> Result<Option<[u8; 32]>, ()> {
         let key = match slot {
+            // A family whose id says sealed never sends its card's key in the clear.
+            Slot::Clear { .. } if ctx.family.says_sealed() => return Err(()),
             Slot::Clear { key } => return Ok(Some(*key)),
             Slot::Family { envelope } => match self.open(ctx.family, ctx.doc(), envelope) {
                 Ok(key) => key,
@@ -301,4 +354,26 @@ impl KeyRing {
             .map(Some)
             .map_err(|_| ())
     }
+}
+
+/// The card, if the inviter's device that signed it is one `known` vouches for (not
+/// revoked) and the signature holds over this invite.
+fn checked(
+    ctx: &CardContext,
+    aad: &[u8],
+    signed: SignedCard,
+    known: &KnownDevices,
+) -> Result<InviteCard, CardError> {
+    let standing = known
+        .devices
+        .get(&(ctx.inviter, signed.device))
+        .filter(|s| !s.revoked)
+        .ok_or(CardError::NotVouched)?;
+    let key =
+        VerifyingKey::from_bytes(standing.key.as_bytes()).map_err(|_| CardError::NotVouched)?;
+    let signature = Signature::from_slice(&signed.signature).map_err(|_| CardError::Malformed)?;
+    let written = postcard::to_stdvec(&signed.card).map_err(|_| CardError::Malformed)?;
+    key.verify_strict(&signed_bytes(aad, &written), &signature)
+        .map_err(|_| CardError::NotVouched)?;
+    Ok(signed.card)
 }

@@ -5,12 +5,12 @@
 //! travels in a card this device seals to the invitee's devices and to the family
 //! (`client-core/src/group/card.rs`): the relay never reads it (protocol 7).
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use doran_client_core::{
     group::{CardContext, InviteCard, KnownDevices},
     ko::{Particle, with},
-    store::Membership,
+    store::{LocalStore, Membership},
     sync::StoreHost,
     time_util::Lang,
     validate::{self, Field},
@@ -19,6 +19,7 @@ use doran_protocol::{FamilyId, InviteId, InviteInfo, InviteState, Request, Respo
 
 use super::{Device, now_ms};
 use crate::{
+    driver::SyncDriver,
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
     screens::{InviteView, InvitesView},
@@ -34,16 +35,50 @@ fn card_context(i: &InviteInfo) -> CardContext {
     }
 }
 
-/// The card of `i` as this device opens it: its texts in the app's form (a card
-/// holding anything else shows as none).
-pub(crate) fn open_card(host: &StoreHost, i: &InviteInfo) -> Option<InviteCard> {
-    let card = host.open_invite_card(&card_context(i), &i.card)?;
+/// The devices of `inviters` as their certificates vouch for them, their user keys
+/// checked against the pinned ones (pinned now the first time): whom a card's
+/// signature is checked against. An inviter whose certificates are not served counts
+/// for nothing — their cards do not open here.
+pub(crate) async fn inviters_known(
+    store: &Arc<dyn LocalStore>,
+    driver: &SyncDriver,
+    inviters: impl IntoIterator<Item = UserId>,
+) -> KnownDevices {
+    let mut known = KnownDevices::new();
+    let mut asked = BTreeSet::new();
+    for user in inviters {
+        if !asked.insert(user) {
+            continue;
+        }
+        match crate::certs::served(store, driver, user).await {
+            Ok(served) => {
+                known.insert_served(&served);
+            }
+            Err(e) => tracing::info!(%user, error = %e, "an inviter's certificates are not served"),
+        }
+    }
+    known
+}
+
+/// The card of `i` as this device opens it, signed by a device of its inviter that
+/// `known` vouches for: its texts in the app's form (a card holding anything else
+/// shows as none; an inviter's 호칭 may be empty).
+pub(crate) fn open_card(
+    host: &StoreHost,
+    i: &InviteInfo,
+    known: &KnownDevices,
+) -> Option<InviteCard> {
+    let card = host.open_invite_card(&card_context(i), &i.card, known)?;
     let title = validate::text(
         Field::FamilyTitle,
         &card.family_title,
         validate::FAMILY_TITLE,
     );
-    let inviter = validate::text(Field::MemberName, &card.inviter_name, validate::MEMBER_NAME);
+    let inviter = if card.inviter_name.is_empty() {
+        Ok(String::new())
+    } else {
+        validate::text(Field::MemberName, &card.inviter_name, validate::MEMBER_NAME)
+    };
     let proposed = validate::text(
         Field::MemberName,
         &card.proposed_name,
@@ -314,18 +349,26 @@ impl Device {
         let me = self.me()?;
         match self.request(Request::ListInvites).await? {
             Response::Invites(list) => {
-                let host = Arc::clone(&self.session()?.host);
+                let session = self.session()?;
+                let known = inviters_known(
+                    &self.shared().store,
+                    &session.driver,
+                    list.iter().map(|i| i.inviter).collect::<Vec<_>>(),
+                )
+                .await;
+                let host = Arc::clone(&session.host);
                 let (received, sent): (Vec<_>, Vec<_>) =
                     list.into_iter().partition(|i| i.invitee == me);
                 self.blocking(move |lang| {
+                    let open = |i: &InviteInfo| open_card(&host, i, &known);
                     Ok(InvitesView {
                         received: received
                             .iter()
-                            .map(|i| invite_view(i, open_card(&host, i).as_ref(), lang))
+                            .map(|i| invite_view(i, open(i).as_ref(), lang))
                             .collect(),
                         sent: sent
                             .iter()
-                            .map(|i| sent_view(i, open_card(&host, i).as_ref(), lang))
+                            .map(|i| sent_view(i, open(i).as_ref(), lang))
                             .collect(),
                     })
                 })
@@ -377,7 +420,7 @@ impl Device {
             Answer::Accept | Answer::Reject => None,
         };
         let noted = if accept {
-            self.note_joining(invite, chosen).await?
+            self.note_joining(invite, chosen.clone()).await?
         } else {
             None
         };
@@ -434,15 +477,29 @@ impl Device {
         if summary.member(&me).is_some() && readable {
             let (_, view) = self.family_view(&hex).await?;
             if !view.members.contains_key(&me.to_hex()) {
+                let known =
+                    inviters_known(&self.shared().store, &session.driver, [answered.inviter]).await;
                 let host = Arc::clone(&session.host);
                 let store = Arc::clone(&self.shared().store);
                 let name = self
                     .blocking(move |lang| {
-                        crate::mend::joining_as(&host, &*store, me, family, Some(&answered))
+                        let from = crate::mend::JoinFrom {
+                            chosen,
+                            answered: Some(&answered),
+                            known: &known,
+                        };
+                        crate::mend::joining_as(&host, &*store, me, family, from)
                             .map_err(|e| Error::from_host(&e, lang))
                     })
                     .await?;
                 self.edit(&hex, Part::Members, move |fd, now| {
+                    // Written meanwhile (the mending after a sign-in, or another
+                    // device of the user's): that entry stands, and nothing changes.
+                    let name = fd
+                        .view()
+                        .members
+                        .get(&me.to_hex())
+                        .map_or_else(|| name.clone(), |m| m.name.clone());
                     fd.add_member(me, &name, now)
                 })
                 .await?;
@@ -485,10 +542,12 @@ impl Device {
         else {
             return Ok(None);
         };
-        let host = Arc::clone(&self.session()?.host);
+        let session = self.session()?;
+        let known = inviters_known(&self.shared().store, &session.driver, [info.inviter]).await;
+        let host = Arc::clone(&session.host);
         let store = Arc::clone(&self.shared().store);
         self.blocking(move |lang| {
-            let name = chosen.or_else(|| open_card(&host, &info).map(|c| c.proposed_name));
+            let name = chosen.or_else(|| open_card(&host, &info, &known).map(|c| c.proposed_name));
             let family = info.family;
             let noted = crate::mend::Joining {
                 name,

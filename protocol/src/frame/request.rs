@@ -252,7 +252,8 @@ pub enum Request {
     /// user's revoked devices — for the caller's own user or a co-member of a family
     /// (who adds the user's devices to the family's key group only if a chain leads to
     /// them from the user key it pinned), someone a pending invite links with the
-    /// caller, or a user this connection found with [`LookupUser`](Self::LookupUser).
+    /// caller, or a user this connection found with [`LookupUser`](Self::LookupUser)
+    /// in the last 10 minutes while the caller is a member of a family.
     /// Answer:
     /// [`DeviceCerts`](crate::Response::DeviceCerts); `Forbidden` for anyone else.
     DeviceCerts {
@@ -276,8 +277,9 @@ pub enum Request {
     /// The key packages `user`'s devices published (revoked devices' are never
     /// served), for the caller's own user, a co-member of a family, someone a
     /// pending invite links with the caller (to or from a family of the caller's), or
-    /// a user this connection found with [`LookupUser`](Self::LookupUser) (whose
-    /// devices an invite's card is sealed to before the invite exists).
+    /// a user this connection found with [`LookupUser`](Self::LookupUser) in the
+    /// last 10 minutes while the caller is a member of a family (whose devices an
+    /// invite's card is sealed to before the invite exists).
     /// Answer: [`KeyPackages`](crate::Response::KeyPackages); `Forbidden` for anyone
     /// else.
     KeyPackagesOf {

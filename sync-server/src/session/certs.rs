@@ -8,7 +8,10 @@
 //! not take its word for it: they check the chain again from the user key they pinned
 //! (`client-core/src/group/certs.rs`).
 
-use std::collections::VecDeque;
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use doran_protocol::{
     DeviceId, Response, UserId,
@@ -28,30 +31,55 @@ use crate::{
 /// Users one connection found with `LookupUser` and may read the device certificates
 /// and key packages of, besides those [`may_see_keys_of`] allows: an invite's card is
 /// sealed to the invitee's devices before the invite exists, so the inviter's device
-/// needs their keys first. Only the latest [`LookedUp::KEPT`] are kept (lookups are
-/// rate limited, and a device looks someone up just before it invites them); another
-/// connection of the same user does not share them.
+/// needs their keys first. Only the latest [`LookedUp::KEPT`] are kept, each for
+/// [`LookedUp::TTL`] (lookups are rate limited, and a device looks someone up just
+/// before it invites them); another connection of the same user does not share them,
+/// and only a member of a family — who may invite — is served on their account
+/// ([`may_see_looked_up`]).
 #[derive(Debug, Default)]
-pub(crate) struct LookedUp(VecDeque<UserId>);
+pub(crate) struct LookedUp(VecDeque<(UserId, Instant)>);
 
 impl LookedUp {
     /// How many users a connection remembers.
     pub(crate) const KEPT: usize = 64;
+    /// How long a lookup opens the user's keys to the connection.
+    pub(crate) const TTL: Duration = Duration::from_secs(10 * 60);
 
     /// Remembers `user` as the latest found (the oldest is forgotten past
     /// [`KEPT`](Self::KEPT)).
     pub(crate) fn remember(&mut self, user: UserId) {
-        self.0.retain(|u| *u != user);
+        self.remember_at(user, Instant::now());
+    }
+
+    fn remember_at(&mut self, user: UserId, at: Instant) {
+        self.0.retain(|(u, _)| *u != user);
         if self.0.len() >= Self::KEPT {
             self.0.pop_front();
         }
-        self.0.push_back(user);
+        self.0.push_back((user, at));
     }
 
-    /// Whether this connection found `user`, among the latest it looked up.
+    /// Whether this connection found `user`, among the latest it looked up, less than
+    /// [`TTL`](Self::TTL) ago.
     pub(crate) fn contains(&self, user: UserId) -> bool {
-        self.0.contains(&user)
+        self.contains_at(user, Instant::now())
     }
+
+    fn contains_at(&self, user: UserId, now: Instant) -> bool {
+        self.0
+            .iter()
+            .any(|(u, at)| *u == user && now.saturating_duration_since(*at) < Self::TTL)
+    }
+}
+
+/// Whether a lookup on this connection (`looked_up`) lets `me` read a user's keys:
+/// only a member of some family, who may invite.
+pub(super) fn may_see_looked_up(
+    a: &dyn AccountStore,
+    me: UserId,
+    looked_up: bool,
+) -> StoreResult<bool> {
+    Ok(looked_up && !a.families_of(me)?.is_empty())
 }
 
 /// Whether `me` may read `user`'s device certificates and key packages at `now`:
@@ -144,7 +172,7 @@ impl Ctx<'_> {
         let found = self
             .state
             .accounts(move |a| {
-                if !looked_up && !may_see_keys_of(a, me, user, now)? {
+                if !may_see_looked_up(a, me, looked_up)? && !may_see_keys_of(a, me, user, now)? {
                     return Ok(None);
                 }
                 let Some(record) = a.user(user)? else {
@@ -193,6 +221,12 @@ mod tests {
             seen.remember(user(n));
         }
         assert!((0..LookedUp::KEPT).all(|n| seen.contains(user(n))));
+        // Ten minutes later, a lookup opens nothing.
+        let mut aged = LookedUp::default();
+        let then = std::time::Instant::now();
+        aged.remember_at(user(7), then);
+        assert!(aged.contains_at(user(7), then + LookedUp::TTL / 2));
+        assert!(!aged.contains_at(user(7), then + LookedUp::TTL));
         // Found again, the first is the latest: the second goes first.
         seen.remember(user(0));
         seen.remember(user(LookedUp::KEPT));

@@ -8,7 +8,10 @@
 
 use doran_protocol::{Response, UserId, limits::MAX_KEY_PACKAGES_SERVED, model::DeviceKeyPackage};
 
-use super::{certs::may_see_keys_of, requests::Ctx};
+use super::{
+    certs::{may_see_keys_of, may_see_looked_up},
+    requests::Ctx,
+};
 use crate::{
     error::{ApiError, ApiResult},
     state::now_ms,
@@ -41,7 +44,7 @@ impl Ctx<'_> {
         let found = self
             .state
             .accounts(move |a| {
-                if !looked_up && !may_see_keys_of(a, me, user, now)? {
+                if !may_see_looked_up(a, me, looked_up)? && !may_see_keys_of(a, me, user, now)? {
                     return Ok(None);
                 }
                 Ok(Some(a.key_packages(user)?))

@@ -60,21 +60,24 @@ fn the_invitee_and_the_family_open_the_card_and_it_holds_no_plaintext() {
         assert!(!contains(&sealed, text.as_bytes()), "{text} in the card");
     }
     // The invitee, before accepting: from the package's private half.
-    assert_eq!(grandma.ring.open_card(&ctx, &sealed), Ok(card()));
+    assert_eq!(grandma.ring.open_card(&ctx, &sealed, &f.known), Ok(card()));
     // The family: every device in the epoch it was sealed in.
-    assert_eq!(f.mom_laptop.ring.open_card(&ctx, &sealed), Ok(card()));
-    assert_eq!(f.son.ring.open_card(&ctx, &sealed), Ok(card()));
+    assert_eq!(
+        f.mom_laptop.ring.open_card(&ctx, &sealed, &f.known),
+        Ok(card())
+    );
+    assert_eq!(f.son.ring.open_card(&ctx, &sealed, &f.known), Ok(card()));
     // Anyone else: nothing.
     let stranger = device(UserId::random());
     assert_eq!(
-        stranger.ring.open_card(&ctx, &sealed),
+        stranger.ring.open_card(&ctx, &sealed, &f.known),
         Err(CardError::NotForThisDevice)
     );
     // A key ring restored from its save (the invitee's app started again) still opens it.
     let saved = grandma.ring.save().expect("save");
     let restored =
         KeyRing::restore(grandma.user, grandma.device, grandma.key, &saved).expect("restore");
-    assert_eq!(restored.open_card(&ctx, &sealed), Ok(card()));
+    assert_eq!(restored.open_card(&ctx, &sealed, &f.known), Ok(card()));
 }
 
 #[test]
@@ -92,10 +95,15 @@ fn a_card_moved_to_another_invite_or_changed_does_not_open() {
     };
     for moved in [other_invite, other_inviter] {
         assert_eq!(
-            grandma.ring.open_card(&moved, &sealed),
+            grandma.ring.open_card(&moved, &sealed, &f.known),
             Err(CardError::Refused)
         );
-        assert!(f.mom_laptop.ring.open_card(&moved, &sealed).is_err());
+        assert!(
+            f.mom_laptop
+                .ring
+                .open_card(&moved, &sealed, &f.known)
+                .is_err()
+        );
     }
     // Any byte changed: never another text. (A change in a slot that is not a
     // device's own leaves it its own slot and the body, which still prove the card.)
@@ -103,7 +111,7 @@ fn a_card_moved_to_another_invite_or_changed_does_not_open() {
         let mut changed = sealed.clone();
         changed[at] ^= 0x40;
         for ring in [&grandma.ring, &f.mom_laptop.ring] {
-            if let Ok(opened) = ring.open_card(&ctx, &changed) {
+            if let Ok(opened) = ring.open_card(&ctx, &changed, &f.known) {
                 assert_eq!(opened, card(), "byte {at}");
             }
         }
@@ -113,15 +121,15 @@ fn a_card_moved_to_another_invite_or_changed_does_not_open() {
     let last = changed.len() - 1;
     changed[last] ^= 1;
     assert_eq!(
-        grandma.ring.open_card(&ctx, &changed),
+        grandma.ring.open_card(&ctx, &changed, &f.known),
         Err(CardError::Refused)
     );
     assert_eq!(
-        f.mom_laptop.ring.open_card(&ctx, &changed),
+        f.mom_laptop.ring.open_card(&ctx, &changed, &f.known),
         Err(CardError::Refused)
     );
     assert_eq!(
-        grandma.ring.open_card(&ctx, b"not a card"),
+        grandma.ring.open_card(&ctx, b"not a card", &f.known),
         Err(CardError::Malformed)
     );
 }
@@ -148,7 +156,7 @@ fn a_package_nobody_vouches_for_gets_no_slot() {
         .expect("sealed");
     assert_eq!(readers.devices, 0);
     assert_eq!(
-        planted.ring.open_card(&ctx, &sealed),
+        planted.ring.open_card(&ctx, &sealed, &f.known),
         Err(CardError::NotForThisDevice)
     );
     // A package of a vouched device of someone else than the invitee: no slot either.
@@ -167,7 +175,7 @@ fn a_package_nobody_vouches_for_gets_no_slot() {
         .expect("sealed");
     assert_eq!(readers.devices, 0);
     assert_eq!(
-        dad.ring.open_card(&ctx, &sealed),
+        dad.ring.open_card(&ctx, &sealed, &f.known),
         Err(CardError::NotForThisDevice)
     );
 }
@@ -181,7 +189,7 @@ fn a_forgotten_package_no_longer_opens_a_card_and_a_clear_family_hides_nothing()
         .forget_package(&published.hash)
         .expect("forget");
     assert_eq!(
-        grandma.ring.open_card(&ctx, &sealed),
+        grandma.ring.open_card(&ctx, &sealed, &f.known),
         Err(CardError::NotForThisDevice)
     );
 
@@ -194,7 +202,56 @@ fn a_forgotten_package_no_longer_opens_a_card_and_a_clear_family_hides_nothing()
         .expect("sealed");
     assert_eq!(readers.devices, 0);
     assert_eq!(
-        device(UserId::random()).ring.open_card(&ctx, &clear),
+        device(UserId::random())
+            .ring
+            .open_card(&ctx, &clear, &f.known),
         Ok(card())
+    );
+}
+
+#[test]
+fn a_card_the_relay_made_is_refused() {
+    let f = family();
+    let (grandma, published, ctx, sealed) = sealed_for_grandma(&f);
+    // Signed by mom's phone: taken only from a device the inviter's certificates vouch
+    // for. A reader that knows nothing of mom's devices takes nothing.
+    assert_eq!(
+        grandma.ring.open_card(&ctx, &sealed, &KnownDevices::new()),
+        Err(CardError::NotVouched)
+    );
+    // The relay seals a card of its own to grandma's published package (anyone can:
+    // the init key is public), signed by a device of its own under mom's name.
+    let forger = device(f.mom_phone.user);
+    let forged_known = vouch(&[&grandma]);
+    let (forged, _) = forger
+        .ring
+        .seal_card(
+            &ctx,
+            &InviteCard {
+                family_title: "가짜 가족".into(),
+                inviter_name: "엄마".into(),
+                proposed_name: "머슴".into(),
+            },
+            std::slice::from_ref(&published.package),
+            &forged_known,
+            false,
+        )
+        .expect("sealed");
+    assert_eq!(
+        grandma.ring.open_card(&ctx, &forged, &f.known),
+        Err(CardError::NotVouched)
+    );
+    // Its key in the clear for a family whose id says sealed: refused outright.
+    let sealed_family = CardContext {
+        family: FamilyId::new_family(true),
+        ..ctx
+    };
+    let (clear, _) = forger
+        .ring
+        .seal_card(&sealed_family, &card(), &[], &forged_known, false)
+        .expect("sealed");
+    assert_eq!(
+        grandma.ring.open_card(&sealed_family, &clear, &f.known),
+        Err(CardError::Refused)
     );
 }

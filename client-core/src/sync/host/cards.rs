@@ -3,7 +3,7 @@
 
 use crate::{
     group::{CardContext, CardReaders, InviteCard, KnownDevices},
-    sync::{HostResult as Result, keys::KeysError},
+    sync::{HostError, HostResult as Result, keys::KeysError},
 };
 
 use super::StoreHost;
@@ -22,7 +22,11 @@ impl StoreHost {
     ) -> Result<(Vec<u8>, CardReaders)> {
         let guard = self.keeper();
         let keeper = guard.as_ref().ok_or(KeysError::NoKeys)?;
-        let sealed = keeper.is_sealed(ctx.family);
+        // Unknown yet (no chunk of it arrived): never guessed clear, or the card's key
+        // would go out readable for a family that may be sealed.
+        let sealed = keeper
+            .sealed(ctx.family)
+            .ok_or(HostError::WaitingForKeys(ctx.family))?;
         Ok(keeper
             .ring()
             .seal_card(ctx, card, packages, known, sealed)
@@ -30,12 +34,18 @@ impl StoreHost {
     }
 
     /// The card of the invite `ctx`, if this device can open it (it is the invitee's
-    /// and one of its published key packages was sealed to, or it is in the family's
-    /// group at the epoch the card was sealed in).
-    pub fn open_invite_card(&self, ctx: &CardContext, card: &[u8]) -> Option<InviteCard> {
+    /// and one of its published key packages was sealed to, or it holds the family's
+    /// keys of the epoch the card was sealed in) and `known` (the inviter's devices)
+    /// vouches for the device that signed it.
+    pub fn open_invite_card(
+        &self,
+        ctx: &CardContext,
+        card: &[u8],
+        known: &KnownDevices,
+    ) -> Option<InviteCard> {
         let guard = self.keeper();
         let keeper = guard.as_ref()?;
-        match keeper.ring().open_card(ctx, card) {
+        match keeper.ring().open_card(ctx, card, known) {
             Ok(card) => Some(card),
             Err(e) => {
                 tracing::debug!(invite = %ctx.invite, error = %e, "an invite card not opened");
