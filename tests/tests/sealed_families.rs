@@ -546,3 +546,90 @@ async fn a_member_the_relay_made_up_is_never_let_in() {
     );
     mom.close().await;
 }
+
+/// The relay hands the son the card of another invite (mom's other family, where she
+/// proposed "머슴"): it is a genuine card of hers, but not this invite's, and his
+/// device takes no card it cannot check — the invite shows mom's nickname only, and
+/// he joins under his own nickname, never under the 호칭 the relay picked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_the_relay_swapped_is_not_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    son.sync_now(WAIT).await.expect("his first sync");
+    let other = mom
+        .create_family("머슴네", "주인")
+        .await
+        .expect("another family");
+    let real = mom
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let decoy = mom
+        .invite(&other, "son@example.com", "머슴")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+    // As sent, his device reads the card.
+    let listed = son.invites().await.expect("his invites").received;
+    let shown = listed
+        .iter()
+        .find(|i| i.invite == real.invite)
+        .expect("listed");
+    assert_eq!(
+        (shown.family_title.as_str(), shown.proposed_name.as_str()),
+        ("우리 가족", "아들")
+    );
+
+    relay.kill();
+    {
+        let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+        let id = |hex: &str| {
+            hex.parse::<doran_protocol::InviteId>()
+                .expect("an invite id")
+                .0
+                .to_vec()
+        };
+        let swapped = db
+            .execute(
+                "UPDATE invites SET card = (SELECT card FROM invites WHERE id = ?1) WHERE id = ?2",
+                (id(&decoy.invite), id(&real.invite)),
+            )
+            .expect("the card swapped");
+        assert_eq!(swapped, 1);
+    }
+    relay.restart();
+    son.sync_now(WAIT).await.expect("reconnected");
+
+    let listed = son.invites().await.expect("his invites").received;
+    let shown = listed
+        .iter()
+        .find(|i| i.invite == real.invite)
+        .expect("listed");
+    assert_eq!(
+        (shown.family_title.as_str(), shown.proposed_name.as_str()),
+        ("", ""),
+        "no card taken"
+    );
+    assert!(
+        shown.text.contains("엄마곰") && !shown.text.contains("머슴"),
+        "{}",
+        shown.text
+    );
+    son.answer_invite(&real.invite, true)
+        .await
+        .expect("accepted");
+    has_member(&son, &family, "아들곰").await;
+    let names: Vec<String> = son
+        .family(&family)
+        .await
+        .expect("the family")
+        .members
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(!names.iter().any(|n| n == "머슴"), "{names:?}");
+}
