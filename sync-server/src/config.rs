@@ -300,6 +300,10 @@ pub struct Limits {
     pub max_concurrent_uploads: usize,
     /// Blob uploads in progress at once for one account.
     pub max_uploads_per_account: usize,
+    /// Blob uploads in progress at once from one address (the client's, as
+    /// [`trusted_proxies`](Config::trusted_proxies) tells it): free accounts from one
+    /// address cannot together hold every upload slot.
+    pub max_uploads_per_address: usize,
     /// Slowest upload the relay waits for, in bytes per second, after the grace
     /// period: an upload must have sent `grace × rate + elapsed × rate` bytes by then.
     pub upload_min_bytes_per_second: u64,
@@ -399,6 +403,7 @@ impl Default for Limits {
             sign_in_timeout_secs: 30,
             max_concurrent_uploads: 128,
             max_uploads_per_account: 4,
+            max_uploads_per_address: 16,
             upload_min_bytes_per_second: 4 * 1024,
             upload_grace_secs: 10,
             family_log_quota_bytes: 128 * 1024 * 1024,

@@ -70,6 +70,8 @@ pub struct AppState {
     pub blob_gc: Arc<RwLock<()>>,
     /// Blob uploads in progress per account.
     pub uploads_by_account: SlotCounter<UserId>,
+    /// Blob uploads in progress per client address.
+    pub uploads_by_address: SlotCounter<IpAddr>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
     /// Directory lookups per address; registrations take from it too (an "already
@@ -112,6 +114,7 @@ impl AppState {
             conns: Conns::new(l.max_connections),
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
             uploads_by_account: SlotCounter::new(l.max_uploads_per_account),
+            uploads_by_address: SlotCounter::new(l.max_uploads_per_address),
             blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),

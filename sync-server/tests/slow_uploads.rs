@@ -1,6 +1,6 @@
 //! Slow uploads against the real relay, over real sockets (issue 12, item 4): one
-//! account's trickling uploads cannot take every upload slot, and are cut off once
-//! they fall below the minimum rate.
+//! account's trickling uploads — or many free accounts' from one address — cannot
+//! take every upload slot, and are cut off once they fall below the minimum rate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -38,13 +38,42 @@ async fn trickle(
     family: FamilyId,
     n: u8,
 ) -> JoinHandle<HttpResponse> {
-    let hash = BlobHash::of(&[n; DECLARED]);
+    trickle_from(server, id, family, n, None).await
+}
+
+/// The head of a signed upload of `len` bytes to `family`, as if from the client
+/// address `from` (an `X-Forwarded-For` a relay trusting the loopback proxy reads).
+fn upload_head(
+    id: &Identity,
+    family: FamilyId,
+    hash: BlobHash,
+    len: usize,
+    from: Option<&str>,
+) -> String {
     let path = format!("/blobs/{hash}?family={family}");
-    let mut head = format!("PUT {path} HTTP/1.1\r\nhost: relay\r\ncontent-length: {DECLARED}\r\n");
+    let mut head = format!(
+        "PUT {path} HTTP/1.1\r\nhost: relay\r\nconnection: close\r\ncontent-length: {len}\r\n"
+    );
     for (name, value) in signed_headers(id, "PUT", &path) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(from) = from {
+        head.push_str(&format!("x-forwarded-for: {from}\r\n"));
+    }
     head.push_str("\r\n");
+    head
+}
+
+/// [`trickle`] from the client address `from`.
+async fn trickle_from(
+    server: &Server,
+    id: &Identity,
+    family: FamilyId,
+    n: u8,
+    from: Option<&str>,
+) -> JoinHandle<HttpResponse> {
+    let hash = BlobHash::of(&[n; DECLARED]);
+    let head = upload_head(id, family, hash, DECLARED, from);
     let stream = TcpStream::connect(server.addr).await.expect("connect");
     tokio::spawn(async move {
         let (mut read, mut write) = stream.into_split();
@@ -164,4 +193,92 @@ async fn an_upload_below_the_minimum_rate_is_cut_off() {
     )
     .await;
     assert_eq!(r.status, 404);
+}
+
+/// A whole upload of `body` to `family` from the client address `from`.
+async fn upload_from(
+    server: &Server,
+    id: &Identity,
+    family: FamilyId,
+    body: &[u8],
+    from: &str,
+) -> HttpResponse {
+    let mut request =
+        upload_head(id, family, BlobHash::of(body), body.len(), Some(from)).into_bytes();
+    request.extend_from_slice(body);
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream.write_all(&request).await.expect("the upload");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw)).await;
+    parse_response(&raw)
+}
+
+/// Accounts are free: two of them from one address hold that address's upload slots
+/// and no more, while a member at another address still uploads (the relay trusts
+/// the loopback proxy here, so `X-Forwarded-For` names the client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"trusted_proxies":["127.0.0.1"],"limits":{
+        "max_concurrent_uploads": 8,
+        "max_uploads_per_account": 2,
+        "max_uploads_per_address": 2,
+        "upload_grace_secs": 3,
+        "upload_min_bytes_per_second": 1024
+    }}"#;
+    let server = Server::start_with_config(dir.path(), config, &[]);
+    let attacker_address = "203.0.113.7";
+    let (one, one_family) = member_with_family(&server, "attacker1").await;
+    let (two, two_family) = member_with_family(&server, "attacker2").await;
+    let (honest, family) = member_with_family(&server, "honest").await;
+
+    // Step 1: two accounts at one address start two trickling uploads each: the
+    // address holds two slots, the other two uploads are refused at once.
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for (n, (who, their)) in [
+        (&one, one_family),
+        (&one, one_family),
+        (&two, two_family),
+        (&two, two_family),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = u8::try_from(n).expect("a small number");
+        let upload = trickle_from(&server, who, their, n, Some(attacker_address)).await;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(upload.await.expect("an upload task"));
+        });
+    }
+    for _ in 0..2 {
+        let r = answers.recv().await.expect("an answer");
+        assert_eq!(
+            (r.status, code(&r)),
+            (429, Some(ErrorCode::RateLimited)),
+            "{r:?}"
+        );
+    }
+
+    // Step 2: meanwhile the honest member uploads from another address; from the
+    // attacker's address even they would be turned away.
+    let photo = vec![7u8; 20_000];
+    let r = upload_from(&server, &honest, family, &photo, attacker_address).await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (429, Some(ErrorCode::RateLimited)),
+        "{r:?}"
+    );
+    let r = upload_from(&server, &honest, family, &photo, "198.51.100.9").await;
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // Step 3: the two held uploads are cut off after their grace.
+    for _ in 0..2 {
+        let r = answers.recv().await.expect("an answer");
+        assert_eq!(
+            (r.status, code(&r)),
+            (408, Some(ErrorCode::TooSlow)),
+            "{r:?}"
+        );
+    }
 }

@@ -30,6 +30,7 @@ const BENCH_CONFIG: &str = r#"{
     "frame_burst": 100000,
     "max_concurrent_uploads": 64,
     "max_uploads_per_account": 64,
+    "max_uploads_per_address": 64,
     "http_replay_per_user": 100000
   }
 }"#;

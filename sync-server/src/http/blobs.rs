@@ -16,8 +16,8 @@
 //!   else `404` (whether it exists elsewhere is not revealed). One `Range` is
 //!   honoured (`206`, or `416`).
 //!
-//! An account has at most `max_uploads_per_account` uploads in progress (and the
-//! relay `max_concurrent_uploads`), and after `upload_grace_secs` an upload must keep
+//! An account has at most `max_uploads_per_account` uploads in progress, an address
+//! `max_uploads_per_address` (and the relay `max_concurrent_uploads`), and after `upload_grace_secs` an upload must keep
 //! an average of `upload_min_bytes_per_second`, so trickling bodies cannot hold the
 //! upload slots. From publishing its bytes until they are granted, an upload holds
 //! the blob sweep off ([`crate::gc`]).
@@ -25,12 +25,12 @@
 //! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
 //! error code, and a short text body.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    extract::{ConnectInfo, Path, Query, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use doran_protocol::{BlobHash, DeviceId, ErrorCode, FamilyId, UserId};
@@ -187,14 +187,14 @@ enum Piece {
 /// `PUT /blobs/{hash}?family={id}` and `PUT /blobs/{hash}?owner=me`.
 pub async fn put_blob(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(hash): Path<String>,
     Query(query): Query<UploadQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (user, device) = authenticate(&state, &method, &uri, &headers).await?;
+    let headers = &request.headers;
+    let (user, device) = authenticate(&state, &request.method, &request.uri, headers).await?;
     let hash = parse_hash(&hash)?;
     let grantee = query.grantee()?;
     let to = match grantee {
@@ -242,6 +242,12 @@ pub async fn put_blob(
     let _account_slot = state
         .uploads_by_account
         .acquire(user)
+        .ok_or_else(|| ApiError::rate_limited(1_000))?;
+    // Nor can many free accounts from one address (accounts cost nothing).
+    let address = crate::http::client_address(&state, peer, headers).ip();
+    let _address_slot = state
+        .uploads_by_address
+        .acquire(address)
         .ok_or_else(|| ApiError::rate_limited(1_000))?;
     let _permit = Arc::clone(&state.uploads)
         .try_acquire_owned()
