@@ -107,6 +107,29 @@ fn code(r: &HttpResponse) -> Option<ErrorCode> {
         .map(ErrorCode::from_code)
 }
 
+/// Answers of uploads started together, as they come.
+type Answers = tokio::sync::mpsc::UnboundedReceiver<HttpResponse>;
+
+/// Starts `uploads` (each a trickle's handle) and returns their answers as they come.
+fn answers_of(uploads: Vec<JoinHandle<HttpResponse>>) -> Answers {
+    let (tx, answers) = tokio::sync::mpsc::unbounded_channel();
+    for upload in uploads {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(upload.await.expect("an upload task"));
+        });
+    }
+    answers
+}
+
+/// The next `n` answers are all `status` with `code`.
+async fn next_answers(answers: &mut Answers, n: usize, status: u16, code_: ErrorCode) {
+    for _ in 0..n {
+        let r = answers.recv().await.expect("an answer");
+        assert_eq!((r.status, code(&r)), (status, Some(code_)), "{r:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_uploads_of_one_account_lock_no_one_out() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -119,22 +142,12 @@ async fn trickling_uploads_of_one_account_lock_no_one_out() {
 
     // Step 1: the attacker starts four trickling uploads at once: only two get a slot,
     // the other two are refused at once (too many uploads for one account).
-    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut uploads = Vec::new();
     for n in 0..4 {
-        let upload = trickle(&server, &attacker, their_family, n).await;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(upload.await.expect("an upload task"));
-        });
+        uploads.push(trickle(&server, &attacker, their_family, n).await);
     }
-    for _ in 0..2 {
-        let r = answers.recv().await.expect("an answer");
-        assert_eq!(
-            (r.status, code(&r)),
-            (429, Some(ErrorCode::RateLimited)),
-            "{r:?}"
-        );
-    }
+    let mut answers = answers_of(uploads);
+    next_answers(&mut answers, 2, 429, ErrorCode::RateLimited).await;
 
     // Step 2: meanwhile an honest member of another family uploads a photo.
     let photo = vec![7u8; 20_000];
@@ -144,14 +157,7 @@ async fn trickling_uploads_of_one_account_lock_no_one_out() {
     assert_eq!(r.status, 201, "{r:?}");
 
     // Step 3: the attacker's two held uploads are cut off after their grace.
-    for _ in 0..2 {
-        let r = answers.recv().await.expect("an answer");
-        assert_eq!(
-            (r.status, code(&r)),
-            (408, Some(ErrorCode::TooSlow)),
-            "{r:?}"
-        );
-    }
+    next_answers(&mut answers, 2, 408, ErrorCode::TooSlow).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +240,7 @@ async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
 
     // Step 1: two accounts at one address start two trickling uploads each: the
     // address holds two slots, the other two uploads are refused at once.
-    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut uploads = Vec::new();
     for (n, (who, their)) in [
         (&one, one_family),
         (&one, one_family),
@@ -245,20 +251,10 @@ async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
     .enumerate()
     {
         let n = u8::try_from(n).expect("a small number");
-        let upload = trickle_from(&server, who, their, n, Some(attacker_address)).await;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(upload.await.expect("an upload task"));
-        });
+        uploads.push(trickle_from(&server, who, their, n, Some(attacker_address)).await);
     }
-    for _ in 0..2 {
-        let r = answers.recv().await.expect("an answer");
-        assert_eq!(
-            (r.status, code(&r)),
-            (429, Some(ErrorCode::RateLimited)),
-            "{r:?}"
-        );
-    }
+    let mut answers = answers_of(uploads);
+    next_answers(&mut answers, 2, 429, ErrorCode::RateLimited).await;
 
     // Step 2: meanwhile the honest member uploads from another address; from the
     // attacker's address even they would be turned away.
@@ -273,12 +269,5 @@ async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
     assert_eq!(r.status, 201, "{r:?}");
 
     // Step 3: the two held uploads are cut off after their grace.
-    for _ in 0..2 {
-        let r = answers.recv().await.expect("an answer");
-        assert_eq!(
-            (r.status, code(&r)),
-            (408, Some(ErrorCode::TooSlow)),
-            "{r:?}"
-        );
-    }
+    next_answers(&mut answers, 2, 408, ErrorCode::TooSlow).await;
 }
