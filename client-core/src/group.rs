@@ -1097,6 +1097,23 @@ impl KeyRing {
         self.install(family, mls, Some(sender))
     }
 
+    /// Whether a Commit entry's Welcome names one of this device's key packages it
+    /// still holds (read from the Welcome's clear part: nothing is joined or spent).
+    pub fn welcome_names_me(&self, entry: &[u8]) -> bool {
+        use openmls_traits::storage::StorageProvider as _;
+        let Ok((_, Some(welcome))) = split_commit_entry(entry) else {
+            return false;
+        };
+        let Ok(MlsMessageBodyIn::Welcome(welcome)) = message_in(welcome, "welcome") else {
+            return false;
+        };
+        welcome.secrets().iter().any(|secrets| {
+            let package: Result<Option<openmls::prelude::KeyPackageBundle>, _> =
+                self.provider.storage().key_package(&secrets.new_member());
+            matches!(package, Ok(Some(_)))
+        })
+    }
+
     fn stage_welcome(
         &self,
         family: FamilyId,

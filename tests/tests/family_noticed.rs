@@ -489,9 +489,7 @@ async fn edits_are_all_or_nothing_and_invites_do_not_get_stuck() {
     assert_eq!(refused.code, ErrorCode::InviteClosed);
 
     // An invitee whose 호칭 was taken meanwhile still joins: her entry gets a number
-    // (every device refuses a second 막내), and she can change it after. (Someone
-    // else than the son: a device re-invited after a withdrawn invite meets the
-    // key log's Remove-after-rejoin limit, docs/security.md "Open".)
+    // (every device refuses a second 막내), and she can change it after.
     let (cousin, _e4) = person(dir.path(), &relay, "cousin").await;
     let late = mom
         .invite(&family, "cousin@example.com", "막내")

@@ -633,3 +633,53 @@ async fn a_card_the_relay_swapped_is_not_taken() {
         .collect();
     assert!(!names.iter().any(|n| n == "머슴"), "{names:?}");
 }
+
+/// An invite withdrawn and sent again (a wrong 호칭, fixed): the son's device was added
+/// to the key group, removed with the withdrawal, and added again before it read any
+/// of it. It joins from the latest Welcome and reads what was written in between — it
+/// used to join from the first, refuse the Remove of itself (a member, by then) and
+/// never read anything after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_withdrawn_and_sent_again_lets_the_invitee_read_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    son.sync_now(WAIT).await.expect("his first sync");
+    let wrong = mom
+        .invite(&family, "son@example.com", "막내")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+    mom.withdraw_invite(&wrong.invite).await.expect("withdrawn");
+    mom.sync_now(WAIT).await.expect("synced");
+    // Written after his device left the group, before it is added again.
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.sync_now(WAIT).await.expect("synced");
+    let right = mom
+        .invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    mom.sync_now(WAIT).await.expect("synced");
+
+    son.answer_invite(&right.invite, true)
+        .await
+        .expect("accepted");
+    sees_mission(&son, &family, "화분에 물 주기").await;
+    has_member(&son, &family, "아들").await;
+    // And what comes after.
+    mom.add_mission(&family, mission("설거지 하기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.sync_now(WAIT).await.expect("synced");
+    sees_mission(&son, &family, "설거지 하기").await;
+    son.add_mission(&family, mission("숙제 하기", &["아들"]))
+        .await
+        .expect("his mission");
+    son.sync_now(WAIT).await.expect("synced");
+    sees_mission(&mom, &family, "숙제 하기").await;
+}

@@ -1195,6 +1195,23 @@ impl Keeper {
                         };
                         let verdict = match joined {
                             Some(verdict) => verdict,
+                            // Added, removed and added again before it read any of it
+                            // (an invite withdrawn, then sent again): joined from the
+                            // latest Welcome for it, never from one whose group then
+                            // removes it — it would judge that Remove by today's
+                            // membership, refuse it, and stay behind for good.
+                            None if welcome
+                                && first
+                                && later_welcome(
+                                    &keys.waiting,
+                                    &self.ring,
+                                    (family, seq, epoch),
+                                    known,
+                                ) =>
+                            {
+                                tracing::debug!(%family, seq, "a later welcome for this device: this one is passed");
+                                Ok(())
+                            }
                             None if welcome && first => {
                                 self.ring.join(family, &entry, known).map(|_| ())
                             }
@@ -1239,6 +1256,22 @@ impl Keeper {
             keys.done = seq;
         }
     }
+}
+
+/// Whether the family's key log (`waiting`), past `seq`, holds a Commit entry of a
+/// later epoch than `epoch`, signed by a device `known` vouches for, whose Welcome
+/// names one of this device's key packages.
+fn later_welcome(
+    waiting: &BTreeMap<Seq, Vec<u8>>,
+    ring: &KeyRing,
+    (family, seq, epoch): (FamilyId, Seq, u64),
+    known: &KnownDevices,
+) -> bool {
+    waiting.range(seq + 1..).any(|(_, entry)| {
+        matches!(classify(entry), Ok(LogEntry::Commit { welcome: true, epoch: later, .. }) if later > epoch)
+            && crate::group::entry_signed_by_known(family, entry, known)
+            && ring.welcome_names_me(entry)
+    })
 }
 
 /// The outgoing id a sealed chunk's plaintext id maps to, for acks.
