@@ -490,6 +490,12 @@ fn split_commit_entry(entry: &[u8]) -> Result<(&[u8], Option<&[u8]>), GroupError
     Ok((commit, (!welcome.is_empty()).then_some(welcome)))
 }
 
+/// The device a Commit entry names as its signer (unchecked: see
+/// [`entry_signed_by_known`]).
+pub fn entry_signer(entry: &[u8]) -> Option<DeviceId> {
+    entry_body(entry).ok()?.1.map(|(device, _)| device)
+}
+
 /// Whether a Commit entry of `family`'s key log is signed by a device `known` knows
 /// (revoked since or not): what a device outside the group — which cannot check the
 /// Commit itself — goes by. An entry made before entries were signed, or signed by a

@@ -105,13 +105,18 @@ desktop_run() {
     done
     DISPLAY="$display" DORAN_HOME="$home" DORAN_SERVER="$server" "$bin/dorandoran" > "$data/desktop.log" 2>&1 &
     DESKTOP_PIDS+=($!)
-    # Wait for the window to be mapped, then give its page a moment to paint.
+    # Wait for the window to be mapped, then for its first screen: the page shows a
+    # plain "loading" screen first (about a hundred colours), the first screen has
+    # thousands (gradients, the logo). At most 30 s on a busy machine.
     for _ in $(seq 1 100); do
         DISPLAY="$display" xwininfo -root -tree 2>/dev/null | grep -qi 'dorandoran' && break
         sleep 0.1
     done
-    sleep 2
     local shot="$data/desktop-screenshot.png"
-    DISPLAY="$display" import -window root "$shot"
+    for _ in $(seq 1 60); do
+        sleep 0.5
+        DISPLAY="$display" import -window root "$shot"
+        [ "$(identify -format '%k' "$shot" 2>/dev/null || echo 0)" -gt 1000 ] && break
+    done
     log "the desktop app runs under Xvfb ($display); its screen is in $shot"
 }

@@ -1258,17 +1258,27 @@ impl Keeper {
     }
 }
 
-/// Whether the family's key log (`waiting`), past `seq`, holds a Commit entry of a
-/// later epoch than `epoch`, signed by a device `known` vouches for, whose Welcome
-/// names one of this device's key packages.
+/// Whether the family's key log (`waiting`), past `seq` (a Commit entry of `epoch`
+/// with a Welcome for this device), holds a Commit entry of a later epoch, signed by
+/// the same device — vouched for by `known` — whose Welcome names one of this
+/// device's key packages: that device added this one again. (Only the same device:
+/// another member could otherwise draw a newcomer into a group of its own making by
+/// appending a later "Welcome" for it.)
 fn later_welcome(
     waiting: &BTreeMap<Seq, Vec<u8>>,
     ring: &KeyRing,
     (family, seq, epoch): (FamilyId, Seq, u64),
     known: &KnownDevices,
 ) -> bool {
+    let Some(adder) = waiting
+        .get(&seq)
+        .and_then(|e| crate::group::entry_signer(e))
+    else {
+        return false;
+    };
     waiting.range(seq + 1..).any(|(_, entry)| {
         matches!(classify(entry), Ok(LogEntry::Commit { welcome: true, epoch: later, .. }) if later > epoch)
+            && crate::group::entry_signer(entry) == Some(adder)
             && crate::group::entry_signed_by_known(family, entry, known)
             && ring.welcome_names_me(entry)
     })
@@ -1783,6 +1793,102 @@ mod tests {
         assert!(matches!(
             classify(&appended[0]).unwrap(),
             LogEntry::Commit { welcome: true, .. }
+        ));
+    }
+
+    /// An invite withdrawn and sent again: the son's device, outside the group, passes
+    /// mom's first Welcome for the later one her device made — never for a "Welcome"
+    /// another device appended under its own name.
+    #[test]
+    fn a_later_welcome_counts_only_from_the_device_that_added_this_one() {
+        use ed25519_dalek::Signer as _;
+
+        use crate::group::{Commit, GroupMember};
+
+        let family = FamilyId([2; 16]);
+        let (mom, son, dad) = (UserId([1; 16]), UserId([3; 16]), UserId([4; 16]));
+        let (mom_dev, son_dev, dad_dev) = (DeviceId([1; 16]), DeviceId([3; 16]), DeviceId([4; 16]));
+        let (mom_key, son_key, dad_key) = (
+            random_key().unwrap(),
+            random_key().unwrap(),
+            random_key().unwrap(),
+        );
+        let mut mom_ring = KeyRing::new(mom, mom_dev, mom_key.clone());
+        let mut son_ring = KeyRing::new(son, son_dev, son_key.clone());
+        let mut known = KnownDevices::new();
+        for (user, device, key) in [
+            (mom, mom_dev, &mom_key),
+            (son, son_dev, &son_key),
+            (dad, dad_dev, &dad_key),
+        ] {
+            known.insert(user, device, crate::keys::public_key(key));
+        }
+        // The son is invited, not a member: his device may be removed.
+        known.set_members([mom, dad]);
+        mom_ring.create(family).unwrap();
+        let package = son_ring.last_resort_package().unwrap().package;
+        let commit = |ring: &mut KeyRing, made: Commit| {
+            ring.process(family, &made.entry, &known).unwrap();
+            made.entry
+        };
+        let added = mom_ring
+            .add(family, std::slice::from_ref(&package), &known)
+            .unwrap();
+        let first = commit(&mut mom_ring, added);
+        let son_member = GroupMember {
+            user: son,
+            device: son_dev,
+        };
+        let removed = mom_ring.remove(family, &[son_member], &known).unwrap();
+        let gone = commit(&mut mom_ring, removed);
+        let added = mom_ring
+            .add(family, std::slice::from_ref(&package), &known)
+            .unwrap();
+        let again = commit(&mut mom_ring, added);
+        let epoch = |entry: &[u8]| match classify(entry).unwrap() {
+            LogEntry::Commit { epoch, .. } => epoch,
+            other => panic!("a commit entry: {other:?}"),
+        };
+        assert!(son_ring.welcome_names_me(&first) && son_ring.welcome_names_me(&again));
+        assert!(!son_ring.welcome_names_me(&gone));
+
+        let log = |entries: &[&Vec<u8>]| -> BTreeMap<Seq, Vec<u8>> {
+            entries
+                .iter()
+                .zip(1..)
+                .map(|(e, seq)| (seq, (*e).clone()))
+                .collect()
+        };
+        // Mom's device added him again: the first Welcome is passed.
+        let waiting = log(&[&first, &gone, &again]);
+        assert!(later_welcome(
+            &waiting,
+            &son_ring,
+            (family, 1, epoch(&first)),
+            &known
+        ));
+        // No later Welcome: the first is taken.
+        let waiting = log(&[&first, &gone]);
+        assert!(!later_welcome(
+            &waiting,
+            &son_ring,
+            (family, 1, epoch(&first)),
+            &known
+        ));
+        // The same later Welcome, appended under dad's device: not taken over mom's.
+        let body = &again[4 + 16 + 64..];
+        let message = doran_protocol::signing::key_log_commit_message(&family.0, &dad_dev, body);
+        let mut by_dad = again[..4].to_vec();
+        by_dad.extend_from_slice(dad_dev.as_bytes());
+        by_dad.extend_from_slice(&dad_key.sign(&message).to_bytes());
+        by_dad.extend_from_slice(body);
+        assert!(crate::group::entry_signed_by_known(family, &by_dad, &known));
+        let waiting = log(&[&first, &gone, &by_dad]);
+        assert!(!later_welcome(
+            &waiting,
+            &son_ring,
+            (family, 1, epoch(&first)),
+            &known
         ));
     }
 }
