@@ -111,18 +111,7 @@ fn a_rate_that_is_not_a_rate_is_refused() {
 /// families still converge on the opened changes.
 #[test]
 fn seed_stress_sealed_opens_every_change_and_converges() {
-    let r = run(&[
-        "seed-stress",
-        "--mix",
-        "changes",
-        "--devices",
-        "10",
-        "--ops",
-        "6",
-        "--family-size",
-        "5",
-        "--sealed",
-    ]);
+    let r = run(&[&TEN_DEVICES_CHANGING[..], &["--sealed"]].concat());
     assert_eq!(r["sealed"], true);
     assert_eq!(r["errors"], 0);
     assert_eq!(r["converged"], true);

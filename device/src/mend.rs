@@ -495,7 +495,10 @@ async fn my_entry(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId
     let inviter = {
         let store = Arc::clone(&shared.store);
         tokio::task::spawn_blocking(move || {
-            joining(&*store, me, family).and_then(|n| n.invite.map(|i| i.inviter))
+            // Only a card that opens once in the family needs its inviter's devices.
+            joining(&*store, me, family)
+                .filter(|n| n.name.is_none())
+                .and_then(|n| n.invite.map(|i| i.inviter))
         })
         .await
         .ok()

@@ -547,6 +547,18 @@ async fn a_member_the_relay_made_up_is_never_let_in() {
     mom.close().await;
 }
 
+/// The invite `invite` as `device`'s list of invites received shows it.
+async fn received(device: &Device, invite: &str) -> doran_device::screens::InviteView {
+    device
+        .invites()
+        .await
+        .expect("the invites")
+        .received
+        .into_iter()
+        .find(|i| i.invite == invite)
+        .expect("listed")
+}
+
 /// The relay hands the son the card of another invite (mom's other family, where she
 /// proposed "머슴"): it is a genuine card of hers, but not this invite's, and his
 /// device takes no card it cannot check — the invite shows mom's nickname only, and
@@ -574,11 +586,7 @@ async fn a_card_the_relay_swapped_is_not_taken() {
         .expect("invite sent");
     mom.sync_now(WAIT).await.expect("synced");
     // As sent, his device reads the card.
-    let listed = son.invites().await.expect("his invites").received;
-    let shown = listed
-        .iter()
-        .find(|i| i.invite == real.invite)
-        .expect("listed");
+    let shown = received(&son, &real.invite).await;
     assert_eq!(
         (shown.family_title.as_str(), shown.proposed_name.as_str()),
         ("우리 가족", "아들")
@@ -604,11 +612,7 @@ async fn a_card_the_relay_swapped_is_not_taken() {
     relay.restart();
     son.sync_now(WAIT).await.expect("reconnected");
 
-    let listed = son.invites().await.expect("his invites").received;
-    let shown = listed
-        .iter()
-        .find(|i| i.invite == real.invite)
-        .expect("listed");
+    let shown = received(&son, &real.invite).await;
     assert_eq!(
         (shown.family_title.as_str(), shown.proposed_name.as_str()),
         ("", ""),

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! card   = "DRC" ‖ 1 ‖ postcard { slots, nonce (24), body }
-//! body   = XChaCha20-Poly1305(k, nonce, postcard { InviteCard, device, signature }, aad)
+//! body   = XChaCha20-Poly1305(k, nonce, postcard { postcard(InviteCard), device, signature }, aad)
 //! signature = the inviter's device key over
 //!          "dorandoran 2026-12 invite card signature" ‖ aad ‖ postcard(InviteCard)
 //! aad    = "DRC" ‖ 1 ‖ invite ‖ family ‖ inviter ‖ invitee
@@ -126,10 +126,11 @@ enum Slot {
     },
 }
 
-/// What the body seals: the card and who wrote it.
+/// What the body seals: the card as written (postcard bytes, the signed ones) and
+/// who wrote it. The bytes are read only once the signature over them holds.
 #[derive(Serialize, Deserialize)]
 struct SignedCard {
-    card: InviteCard,
+    card: Vec<u8>,
     device: DeviceId,
     signature: Vec<u8>,
 }
@@ -243,7 +244,7 @@ impl KeyRing {
         let written = postcard::to_stdvec(card).map_err(refused)?;
         let signature = self.signing_key().sign(&signed_bytes(&aad, &written));
         let plain = postcard::to_stdvec(&SignedCard {
-            card: card.clone(),
+            card: written,
             device: self.device(),
             signature: signature.to_bytes().to_vec(),
         })
@@ -372,8 +373,7 @@ fn checked(
     let key =
         VerifyingKey::from_bytes(standing.key.as_bytes()).map_err(|_| CardError::NotVouched)?;
     let signature = Signature::from_slice(&signed.signature).map_err(|_| CardError::Malformed)?;
-    let written = postcard::to_stdvec(&signed.card).map_err(|_| CardError::Malformed)?;
-    key.verify_strict(&signed_bytes(aad, &written), &signature)
+    key.verify_strict(&signed_bytes(aad, &signed.card), &signature)
         .map_err(|_| CardError::NotVouched)?;
-    Ok(signed.card)
+    postcard::from_bytes(&signed.card).map_err(|_| CardError::Malformed)
 }

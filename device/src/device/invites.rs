@@ -419,10 +419,10 @@ impl Device {
             Answer::AcceptAs(name) => Some(name),
             Answer::Accept | Answer::Reject => None,
         };
-        let noted = if accept {
+        let (noted, inviter_known) = if accept {
             self.note_joining(invite, chosen.clone()).await?
         } else {
-            None
+            (None, None)
         };
         let asked = session.driver.answer_invite(invite, accept);
         let answer = match tokio::time::timeout(super::sync::REQUEST_TIMEOUT, asked).await {
@@ -477,8 +477,16 @@ impl Device {
         if summary.member(&me).is_some() && readable {
             let (_, view) = self.family_view(&hex).await?;
             if !view.members.contains_key(&me.to_hex()) {
-                let known =
-                    inviters_known(&self.shared().store, &session.driver, [answered.inviter]).await;
+                // (Asked once: the card's signer is checked against what was served
+                // before accepting, if the invite was listed then.)
+                let known = match inviter_known {
+                    Some(known) => known,
+                    None if chosen.is_some() => KnownDevices::new(),
+                    None => {
+                        inviters_known(&self.shared().store, &session.driver, [answered.inviter])
+                            .await
+                    }
+                };
                 let host = Arc::clone(&session.host);
                 let store = Arc::clone(&self.shared().store);
                 let name = self
@@ -524,12 +532,13 @@ impl Device {
     /// the 호칭 `chosen`, else the one its card proposes, and the invite itself (read
     /// now: once in, the invite is gone from the list) for a card that opens only
     /// once in the family. Kept in the store, so a join cut short is finished under
-    /// it (`mend`). Returns the invite's family when it was noted.
+    /// it (`mend`). Returns the invite's family when it was noted, and the inviter's
+    /// devices when they were asked for (to open the card).
     async fn note_joining(
         &self,
         invite: InviteId,
         chosen: Option<String>,
-    ) -> Result<Option<FamilyId>> {
+    ) -> Result<(Option<FamilyId>, Option<KnownDevices>)> {
         let me = self.me()?;
         let list = match self.request(Request::ListInvites).await? {
             Response::Invites(list) => list,
@@ -540,21 +549,30 @@ impl Device {
             .into_iter()
             .find(|i| i.invite == invite && i.invitee == me)
         else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let session = self.session()?;
-        let known = inviters_known(&self.shared().store, &session.driver, [info.inviter]).await;
+        // A 호칭 chosen needs no card.
+        let known = match chosen {
+            Some(_) => None,
+            None => {
+                Some(inviters_known(&self.shared().store, &session.driver, [info.inviter]).await)
+            }
+        };
         let host = Arc::clone(&session.host);
         let store = Arc::clone(&self.shared().store);
         self.blocking(move |lang| {
-            let name = chosen.or_else(|| open_card(&host, &info, &known).map(|c| c.proposed_name));
+            let name = chosen.or_else(|| {
+                let known = known.as_ref()?;
+                open_card(&host, &info, known).map(|c| c.proposed_name)
+            });
             let family = info.family;
             let noted = crate::mend::Joining {
                 name,
                 invite: Some(info),
             };
             crate::mend::start_joining(&*store, me, family, noted)
-                .map(|()| Some(family))
+                .map(|()| (Some(family), known))
                 .map_err(|e| Error::from_store(&e, lang))
         })
         .await

@@ -16,6 +16,22 @@ use crate::store::{
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Writes `u` as every schema version wrote a user's row (created at 1), for files of
+/// older versions made by hand.
+fn insert_user(conn: &Connection, u: &NewUser) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+        (
+            u.id.0,
+            &u.email,
+            &u.nickname,
+            u.user_key.0,
+            u.personal_doc.0,
+        ),
+    )
+}
+
 fn user(n: u8) -> (NewUser, NewDevice) {
     (
         NewUser {
@@ -223,18 +239,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() -> TestResult {
         let conn = Connection::open(&path)?;
         conn.execute_batch(SCHEMA.migrations[0])?;
         conn.pragma_update(None, "user_version", 1)?;
-        conn.execute(
-            "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (
-                host.id.0,
-                &host.email,
-                &host.nickname,
-                host.user_key.0,
-                host.personal_doc.0,
-                1,
-            ),
-        )?;
+        insert_user(&conn, &host)?;
         conn.execute(
             "INSERT INTO families (id, title, host, created_at) VALUES (?1, 'old', ?2, 1)",
             (family.0, host.id.0),
@@ -282,17 +287,7 @@ fn a_version_2_database_gets_log_bytes_and_snapshot_references() -> TestResult {
         conn.execute_batch(SCHEMA.migrations[0])?;
         conn.execute_batch(SCHEMA.migrations[1])?;
         conn.pragma_update(None, "user_version", 2)?;
-        conn.execute(
-            "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            (
-                host.id.0,
-                &host.email,
-                &host.nickname,
-                host.user_key.0,
-                host.personal_doc.0,
-            ),
-        )?;
+        insert_user(&conn, &host)?;
         conn.execute(
             "INSERT INTO families (id, title, host, created_at) VALUES (?1, 'old', ?2, 1)",
             (family.0, host.id.0),
@@ -414,17 +409,7 @@ fn a_version_10_database_forgets_its_titles_and_names() -> TestResult {
         )?;
         conn.pragma_update(None, "secure_delete", false)?;
         for (u, d) in [user(1), user(2), user(3), user(4)] {
-            conn.execute(
-                "INSERT INTO users (id, email, nickname, user_key, personal_doc, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                (
-                    u.id.0,
-                    &u.email,
-                    &u.nickname,
-                    u.user_key.0,
-                    u.personal_doc.0,
-                ),
-            )?;
+            insert_user(&conn, &u)?;
             conn.execute(
                 "INSERT INTO devices (id, user, key, client, added_at) VALUES (?1, ?2, ?3, 'c', 1)",
                 (d.id.0, u.id.0, d.key.0),
