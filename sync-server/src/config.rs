@@ -307,6 +307,20 @@ pub struct Limits {
     /// Slowest upload the relay waits for, in bytes per second, after the grace
     /// period: an upload must have sent `grace × rate + elapsed × rate` bytes by then.
     pub upload_min_bytes_per_second: u64,
+    /// When every upload slot of the relay is taken, a new upload makes the slowest
+    /// one past its grace give way (`too_slow`) if that one brought fewer than this
+    /// many bytes per second over its last 20 s or so; 0 never makes one give way.
+    /// Without it, uploads kept just above the minimum rate held every slot for as
+    /// long as a largest blob takes at that rate (hours).
+    pub upload_yield_bytes_per_second: u64,
+    /// Blob downloads in progress at once from one address (the client's, as
+    /// [`trusted_proxies`](Config::trusted_proxies) tells it), from the request
+    /// until its body is sent; past it a download waits up to
+    /// [`download_wait_secs`](Self::download_wait_secs) for its turn, then gets
+    /// `rate_limited`. Each one in progress may hold up to a read piece (256 KiB).
+    pub max_downloads_per_address: usize,
+    /// Seconds a download waits for a turn of its address.
+    pub download_wait_secs: u64,
     /// Seconds an upload may take before the minimum rate applies.
     pub upload_grace_secs: u64,
     /// Bytes of chunks a family document's log may hold (compaction frees them).
@@ -405,6 +419,9 @@ impl Default for Limits {
             max_uploads_per_account: 4,
             max_uploads_per_address: 16,
             upload_min_bytes_per_second: 4 * 1024,
+            upload_yield_bytes_per_second: 64 * 1024,
+            max_downloads_per_address: 64,
+            download_wait_secs: 10,
             upload_grace_secs: 10,
             family_log_quota_bytes: 128 * 1024 * 1024,
             personal_log_quota_bytes: 16 * 1024 * 1024,

@@ -16,7 +16,9 @@
 //! [`crate::auth::http`].
 
 pub mod blobs;
+pub mod pace;
 pub mod range;
+pub mod turns;
 pub mod upgrade;
 
 use std::{
@@ -137,9 +139,13 @@ async fn server_id(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    // Read from the registry itself, not counted beside it.
+    text.push_str(&format!(
+        "# HELP doran_uploads_in_progress Blob uploads receiving their body.\n\
+         # TYPE doran_uploads_in_progress gauge\n\
+         doran_uploads_in_progress {}\n",
+        state.uploads_in_flight.len()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

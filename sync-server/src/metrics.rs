@@ -47,6 +47,10 @@ pub struct Metrics {
     pub blob_bytes_in: AtomicU64,
     /// Blob bytes served.
     pub blob_bytes_out: AtomicU64,
+    /// Slow uploads cut so a new one could have their slot.
+    pub uploads_gave_way: AtomicU64,
+    /// Downloads refused after waiting for a turn of their address.
+    pub downloads_turned_away: AtomicU64,
     /// Sweeps of the blob store completed.
     pub blob_sweeps: AtomicU64,
     /// Blobs the sweep deleted (nothing referenced them).
@@ -88,7 +92,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 19] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 21] = [
             (
                 "doran_connections",
                 "gauge",
@@ -184,6 +188,18 @@ impl Metrics {
                 "counter",
                 "Blob bytes served.",
                 &self.blob_bytes_out,
+            ),
+            (
+                "doran_uploads_gave_way_total",
+                "counter",
+                "Slow uploads cut so a new one could have their slot.",
+                &self.uploads_gave_way,
+            ),
+            (
+                "doran_downloads_turned_away_total",
+                "counter",
+                "Downloads refused after waiting for a turn of their address.",
+                &self.downloads_turned_away,
             ),
             (
                 "doran_blob_sweeps_total",

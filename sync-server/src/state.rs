@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     conns::Conns,
     error::{ApiError, ApiResult},
+    http::{pace::InFlight, turns::Turns},
     hub::Hub,
     metrics::Metrics,
     rate::{ConnectionCounter, KeyedLimiter, SlotCounter},
@@ -72,6 +73,11 @@ pub struct AppState {
     pub uploads_by_account: SlotCounter<UserId>,
     /// Blob uploads in progress per client address.
     pub uploads_by_address: SlotCounter<IpAddr>,
+    /// Blob uploads in progress, so a new one can make the slowest give way when
+    /// every slot is taken.
+    pub uploads_in_flight: Arc<InFlight>,
+    /// Blob downloads in progress per client address.
+    pub downloads_by_address: Turns<IpAddr>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
     /// Directory lookups per address; registrations take from it too (an "already
@@ -115,6 +121,8 @@ impl AppState {
             uploads: Arc::new(Semaphore::new(l.max_concurrent_uploads)),
             uploads_by_account: SlotCounter::new(l.max_uploads_per_account),
             uploads_by_address: SlotCounter::new(l.max_uploads_per_address),
+            uploads_in_flight: Arc::default(),
+            downloads_by_address: Turns::new(l.max_downloads_per_address),
             blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),

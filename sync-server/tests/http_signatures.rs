@@ -7,7 +7,8 @@ mod support;
 
 use doran_protocol::{BlobHash, ErrorCode};
 use support::{
-    Client, Identity, SERVER_ID, Server, TIMEOUT, http, now_ms, signed_headers, signed_http,
+    Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, now_ms, signed_headers,
+    signed_http,
 };
 
 fn code(r: &support::HttpResponse) -> Option<ErrorCode> {
@@ -109,22 +110,7 @@ async fn a_download_nobody_reads_is_closed() {
     let server = Server::start_with_config(dir.path(), r#"{"limits":{"write_stall_secs":1}}"#, &[]);
     let mut mom = Identity::new("mom@example.com", "mom");
     Client::register(&server, &mut mom).await;
-    // 24 MiB, more than the loopback's socket buffers hold.
-    let blob: Vec<u8> = (0..24u32 * 1024 * 1024)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let hash = BlobHash::of(&blob);
-    let put = signed_http(
-        &server,
-        &mom,
-        "PUT",
-        &format!("/blobs/{hash}?owner=me"),
-        &blob,
-    )
-    .await;
-    assert_eq!(put.status, 201, "{put:?}");
-
-    let path = format!("/blobs/{hash}");
+    let (blob, path) = a_large_blob(&server, &mom).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");

@@ -11,35 +11,10 @@ mod support;
 use std::time::Duration;
 
 use doran_protocol::{ClientFrame, ErrorCode, ServerFrame, codec};
-use support::{Client, Identity, Server, http};
+use support::{Client, Identity, Server, metric, until_metric};
 use tokio::io::AsyncWriteExt;
 
 const PARK_FAST: &str = r#"{"limits":{"park_idle_ms":50}}"#;
-
-/// A metric from `/metrics` (0 if absent).
-async fn metric(server: &Server, name: &str) -> u64 {
-    let r = http(server, "GET", "/metrics", &[], b"").await;
-    String::from_utf8_lossy(&r.body)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Waits until `name` satisfies `ok` (polling `/metrics`), at most 10 s.
-async fn until_metric(server: &Server, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = metric(server, name).await;
-        if ok(v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} stayed at {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Waits until exactly `n` connections are parked.
 async fn parked(server: &Server, n: u64) {

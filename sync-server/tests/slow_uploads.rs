@@ -11,6 +11,7 @@ use std::time::Duration;
 use doran_protocol::{BlobHash, ErrorCode, FamilyId};
 use support::{
     Client, HttpResponse, Identity, Server, parse_response, signed_headers, signed_http,
+    until_metric,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -72,19 +73,32 @@ async fn trickle_from(
     n: u8,
     from: Option<&str>,
 ) -> JoinHandle<HttpResponse> {
+    // The attacker's pace: a byte every 300 ms (2 bytes/s) until the relay answers.
+    drip(server, id, family, n, from, (1, Duration::from_millis(300))).await
+}
+
+/// An upload from `from` that sends its headers, then `piece` bytes every `every`
+/// until the relay answers, and returns that answer.
+async fn drip(
+    server: &Server,
+    id: &Identity,
+    family: FamilyId,
+    n: u8,
+    from: Option<&str>,
+    (piece, every): (usize, Duration),
+) -> JoinHandle<HttpResponse> {
     let hash = BlobHash::of(&[n; DECLARED]);
     let head = upload_head(id, family, hash, DECLARED, from);
     let stream = TcpStream::connect(server.addr).await.expect("connect");
     tokio::spawn(async move {
         let (mut read, mut write) = stream.into_split();
         write.write_all(head.as_bytes()).await.expect("headers");
-        // The attacker's pace: a byte every 300 ms (2 bytes/s) until the relay answers.
         let dribble = tokio::spawn(async move {
-            for _ in 0..DECLARED {
-                if write.write_all(&[n]).await.is_err() {
+            for _ in 0..DECLARED / piece {
+                if write.write_all(&vec![n; piece]).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(every).await;
             }
         });
         let mut raw = Vec::new();
@@ -270,4 +284,60 @@ async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
 
     // Step 3: the two held uploads are cut off after their grace.
     next_answers(&mut answers, 2, 408, ErrorCode::TooSlow).await;
+}
+
+/// Uploads kept just above the minimum rate used to hold every slot of the relay for
+/// as long as a largest blob takes at that rate; now, when all are taken, the slowest
+/// one past its grace gives way to a new upload (and is told so: `too_slow`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_just_above_the_minimum_give_way_when_the_relay_is_full() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"limits":{
+        "max_concurrent_uploads": 2,
+        "max_uploads_per_account": 2,
+        "upload_grace_secs": 1,
+        "upload_min_bytes_per_second": 1024,
+        "upload_yield_bytes_per_second": 65536
+    }}"#;
+    let server = Server::start_with_config(dir.path(), config, &[]);
+    let (attacker, their_family) = member_with_family(&server, "attacker").await;
+    let (honest, family) = member_with_family(&server, "honest").await;
+
+    // Step 1: the attacker holds both slots with uploads of 2 KB/s, twice the
+    // minimum: the minimum rate alone would let each run for 50 s.
+    let started = std::time::Instant::now();
+    let mut uploads = Vec::new();
+    for n in 0..2 {
+        let pace = (200, Duration::from_millis(100));
+        uploads.push(drip(&server, &attacker, their_family, n, None, pace).await);
+    }
+    let mut answers = answers_of(uploads);
+    until_metric(&server, "doran_uploads_in_progress", |n| n == 2).await;
+
+    // Step 2: an honest member's upload gets a slot once one of them is past its
+    // grace (refused before that, as before, and retried like a device does).
+    let photo = vec![7u8; 20_000];
+    let hash = BlobHash::of(&photo);
+    let path = format!("/blobs/{hash}?family={family}");
+    let stored = loop {
+        let r = signed_http(&server, &honest, "PUT", &path, &photo).await;
+        if r.status == 201 {
+            break r;
+        }
+        assert_eq!(
+            (r.status, code(&r)),
+            (429, Some(ErrorCode::RateLimited)),
+            "{r:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no slot came within 20 s: the slow uploads kept them"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stored.status, 201);
+
+    // Step 3: the upload that gave way was told so, long before it would have ended.
+    next_answers(&mut answers, 1, 408, ErrorCode::TooSlow).await;
+    assert!(started.elapsed() < Duration::from_secs(25));
 }

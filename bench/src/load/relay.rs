@@ -31,6 +31,7 @@ const BENCH_CONFIG: &str = r#"{
     "max_concurrent_uploads": 64,
     "max_uploads_per_account": 64,
     "max_uploads_per_address": 64,
+    "max_downloads_per_address": 100000,
     "http_replay_per_user": 100000
   }
 }"#;

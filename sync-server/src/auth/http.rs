@@ -17,11 +17,17 @@
 //! big-endian. The relay accepts a time within ±[`Limits::http_clock_skew_secs`]
 //! (5 minutes by default) of its clock, and each signature **once** within that
 //! window: a client sending the same request twice in one millisecond bumps the time.
-//! Remembering them is bounded: past [`Limits::http_replay_cache_max`] signatures in
-//! the window, new requests get `busy` (with when to retry) instead of more memory;
-//! and one account's devices hold at most [`Limits::http_replay_per_user`] of them, so
-//! an account flooding signed requests is told `busy` itself rather than filling the
-//! memory for every family. The device must not be revoked. The body is not signed: an
+//! Remembering them is bounded. One account's devices hold at most
+//! [`Limits::http_replay_per_user`] of them: past that, the account is told `busy`
+//! (with when to retry). The relay holds at most [`Limits::http_replay_cache_max`]:
+//! when that is full, a request from an account holding fewer than the heaviest holder
+//! makes the relay forget the heaviest holder's oldest signature instead, and only the
+//! heaviest holders themselves are told `busy`. So a dozen free accounts filling the
+//! memory evict their own first, and a family browsing its gallery is never refused
+//! because others filled it. Forgetting a signature early only means that one request
+//! could be replayed within its window, which gains a captor nothing: a `GET`/`HEAD`
+//! re-reads bytes it already saw, a `PUT` stores content-addressed bytes again (and
+//! devices speak TLS). The device must not be revoked. The body is not signed: an
 //! upload is verified against the blake3 hash in its path instead.
 //!
 //! [`Limits::http_clock_skew_secs`]: crate::config::Limits::http_clock_skew_secs
@@ -29,8 +35,7 @@
 //! [`Limits::http_replay_per_user`]: crate::config::Limits::http_replay_per_user
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::Mutex,
     time::Duration,
 };
@@ -97,38 +102,45 @@ pub struct HttpAuth {
 pub type Owner = [u8; 16];
 
 /// Accepted signatures (their first 32 bytes) until they may be forgotten: a set to
-/// ask, and a min-heap by forget time to drop the stale ones from. Each check costs
-/// O(log n) however many requests are in the window (a scan of the whole set per
-/// request, as before, made a busy relay quadratic and was easy to provoke).
+/// ask, the same ordered by forget time to drop the stale ones from, each owner's share
+/// in that order, and the owners ordered by how many they hold, to forget the heaviest
+/// holder's oldest when full. Each check costs O(log n) however many requests are in
+/// the window (a scan of the whole set per request, as before, made a busy relay
+/// quadratic and was easy to provoke).
+///
+/// The forget order is a set rather than a heap with lazy deletion: a signature
+/// forgotten early leaves it at once, so a stream of evictions cannot grow it past the
+/// cap for the rest of the window. Invariant: `(at, key, owner)` is in `expiry` exactly
+/// when `key` is in `keys` and `(at, key)` in `per_owner[owner]`.
 #[derive(Debug, Default)]
 struct Seen {
     keys: HashSet<[u8; 32]>,
-    expiry: BinaryHeap<Reverse<(UnixMillis, [u8; 32], Owner)>>,
-    /// How many of `keys` each owner holds (owners holding none are not kept).
-    per_owner: HashMap<Owner, usize>,
+    expiry: BTreeSet<(UnixMillis, [u8; 32], Owner)>,
+    /// Each owner's share of `keys`, oldest first (owners holding none are not kept).
+    per_owner: HashMap<Owner, BTreeSet<(UnixMillis, [u8; 32])>>,
+    /// `(how many, owner)` for each owner in `per_owner`: the last holds the most.
+    by_count: BTreeSet<(usize, Owner)>,
 }
 
 impl Seen {
     /// Forgets every signature whose time is up at `now`.
     fn prune(&mut self, now: UnixMillis) {
-        while let Some(Reverse((forget_at, key, owner))) = self.expiry.peek().copied() {
+        while let Some(&(forget_at, key, owner)) = self.expiry.first() {
             if forget_at > now {
                 break;
             }
-            self.expiry.pop();
-            self.keys.remove(&key);
-            if let Some(n) = self.per_owner.get_mut(&owner) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_owner.remove(&owner);
-                }
-            }
+            self.forget(forget_at, key, owner);
         }
     }
 
     /// When the first remembered signature may be forgotten.
     fn first_forget(&self) -> Option<UnixMillis> {
-        self.expiry.peek().map(|Reverse((at, _, _))| *at)
+        self.expiry.first().map(|(at, _, _)| *at)
+    }
+
+    /// How many remembered signatures `owner` holds.
+    fn held_by(&self, owner: &Owner) -> usize {
+        self.per_owner.get(owner).map_or(0, BTreeSet::len)
     }
 
     /// Remembers `key` for `owner` until `forget_at`; false if it is remembered
@@ -137,8 +149,50 @@ impl Seen {
         if !self.keys.insert(key) {
             return false;
         }
-        self.expiry.push(Reverse((forget_at, key, owner)));
-        *self.per_owner.entry(owner).or_default() += 1;
+        self.expiry.insert((forget_at, key, owner));
+        let mine = self.per_owner.entry(owner).or_default();
+        let held = mine.len();
+        mine.insert((forget_at, key));
+        self.by_count.remove(&(held, owner));
+        self.by_count.insert((held + 1, owner));
+        true
+    }
+
+    /// Forgets `owner`'s `key`, remembered until `forget_at`, from every index.
+    fn forget(&mut self, forget_at: UnixMillis, key: [u8; 32], owner: Owner) {
+        self.expiry.remove(&(forget_at, key, owner));
+        self.keys.remove(&key);
+        let Some(mine) = self.per_owner.get_mut(&owner) else {
+            return;
+        };
+        let held = mine.len();
+        if !mine.remove(&(forget_at, key)) {
+            return;
+        }
+        self.by_count.remove(&(held, owner));
+        if held == 1 {
+            self.per_owner.remove(&owner);
+        } else {
+            self.by_count.insert((held - 1, owner));
+        }
+    }
+
+    /// Makes room for one more of `owner`'s by forgetting the oldest signature of the
+    /// owner holding the most, if that holds more than `owner` would with it; false,
+    /// forgetting nothing, if `owner` is among the heaviest holders. The margin of one
+    /// keeps the holder the heavier after the swap, so two owners never take the same
+    /// place from each other back and forth.
+    fn evict_for(&mut self, owner: &Owner) -> bool {
+        let Some(&(most, holder)) = self.by_count.last() else {
+            return false;
+        };
+        if most <= self.held_by(owner) + 1 {
+            return false;
+        }
+        let Some(&(forget_at, key)) = self.per_owner.get(&holder).and_then(BTreeSet::first) else {
+            return false;
+        };
+        self.forget(forget_at, key, holder);
         true
     }
 }
@@ -191,14 +245,18 @@ impl HttpAuth {
         // One account's share first: a flood of its own signed requests makes it wait,
         // not the others. Its oldest may be remembered for up to two windows (a time
         // up to `skew` ahead, then `skew`): one window is the hint.
-        if seen.per_owner.get(&owner).copied().unwrap_or(0) >= self.max_per_owner {
+        if seen.held_by(&owner) >= self.max_per_owner {
             return Err(AuthError::Busy {
                 retry_after_ms: self.skew_ms.saturating_add(1),
             });
         }
-        // Bounded whatever the request rate: past the cap, wait for the oldest to
-        // leave the window instead of growing (each costs ~100 bytes).
-        if seen.keys.len() >= self.max_remembered {
+        // Bounded whatever the request rate (each costs ~200 bytes): at the cap, take
+        // the place of the heaviest holder's oldest, so a flood of accounts evicts its
+        // own and a light account is not refused because others filled the memory.
+        // Forgetting one early only lets that request be replayed, which is harmless
+        // for blobs (see the module doc). The heaviest holders themselves wait for the
+        // oldest to leave the window.
+        if seen.keys.len() >= self.max_remembered && !seen.evict_for(&owner) {
             let retry_after_ms = seen.first_forget().map_or(1, |at| at.saturating_sub(now));
             return Err(AuthError::Busy { retry_after_ms });
         }
@@ -246,6 +304,48 @@ mod tests {
         }
     }
 
+    /// Signs `GET pq` at `time` with `sk` and checks it for `owner` at `time`.
+    fn get(
+        auth: &HttpAuth,
+        (sk, pk): &(ed25519_dalek::SigningKey, PublicKey),
+        pq: &str,
+        owner: Owner,
+        time: u64,
+    ) -> Result<(), AuthError> {
+        auth.check(pk, ("GET", pq), &creds(sk, "GET", pq, time), owner, time)
+    }
+
+    /// Whether `GET pq` signed with `sk` at `time` is remembered.
+    fn remembers(auth: &HttpAuth, sk: &ed25519_dalek::SigningKey, pq: &str, time: u64) -> bool {
+        let (key, _) = auth.replay_key(&creds(sk, "GET", pq, time));
+        auth.seen.lock().unwrap().keys.contains(&key)
+    }
+
+    /// How many remembered signatures `owner` holds.
+    fn held_by(auth: &HttpAuth, owner: Owner) -> usize {
+        auth.seen.lock().unwrap().held_by(&owner)
+    }
+
+    /// Every index counts each remembered signature once, and no owner is kept
+    /// holding none.
+    fn assert_consistent(auth: &HttpAuth) {
+        let seen = auth.seen.lock().unwrap();
+        assert_eq!(seen.expiry.len(), seen.keys.len());
+        assert_eq!(
+            seen.per_owner.values().map(BTreeSet::len).sum::<usize>(),
+            seen.keys.len()
+        );
+        assert_eq!(seen.by_count.len(), seen.per_owner.len());
+        for (owner, mine) in &seen.per_owner {
+            assert!(!mine.is_empty());
+            assert!(seen.by_count.contains(&(mine.len(), *owner)));
+            for (at, key) in mine {
+                assert!(seen.keys.contains(key));
+                assert!(seen.expiry.contains(&(*at, *key, *owner)));
+            }
+        }
+    }
+
     #[test]
     fn a_signed_request_is_accepted_once() {
         let (sk, pk) = key(4);
@@ -288,9 +388,12 @@ mod tests {
         assert_eq!(auth.remembered(), 6_000 - 3_000 + 1);
     }
 
+    /// The memory stays at its cap whoever asks: the one holder asking for more waits;
+    /// another account takes the place of its oldest.
     #[test]
     fn the_memory_of_signatures_is_bounded() {
         let (sk, pk) = key(4);
+        let other = key(5);
         let auth = HttpAuth::new("relay", Duration::from_secs(300), 3, 100_000);
         let start = 1_000_000;
         for i in 0..3u64 {
@@ -314,19 +417,32 @@ mod tests {
             })
         );
         assert_eq!(auth.remembered(), 3);
+        // Another account is not refused: it takes the place of OWNER's oldest.
+        assert_eq!(get(&auth, &other, "/other/0", [2; 16], start + 3), Ok(()));
+        assert_eq!(auth.remembered(), 3);
+        assert!(!remembers(&auth, &sk, "/blobs/0", start));
         // A replay is still a replay, full or not.
-        let again = creds(&sk, "GET", "/blobs/0", start);
+        let again = creds(&sk, "GET", "/blobs/2", start + 2);
         assert_eq!(
-            auth.check(&pk, ("GET", "/blobs/0"), &again, OWNER, start + 4),
+            auth.check(&pk, ("GET", "/blobs/2"), &again, OWNER, start + 4),
             Err(AuthError::RequestReplayed)
         );
-        // Once the first leaves its window there is room again.
-        let later = start + 300_001;
+        // OWNER, still the heaviest holder, waits until its oldest left the window.
+        let c = creds(&sk, "GET", "/blobs/4", start + 4);
+        assert_eq!(
+            auth.check(&pk, ("GET", "/blobs/4"), &c, OWNER, start + 4),
+            Err(AuthError::Busy {
+                retry_after_ms: 300_001 + 1 - 4
+            })
+        );
+        let later = start + 300_002;
         let c = creds(&sk, "GET", "/blobs/4", later);
         assert_eq!(
             auth.check(&pk, ("GET", "/blobs/4"), &c, OWNER, later),
             Ok(())
         );
+        assert_eq!(auth.remembered(), 3);
+        assert_consistent(&auth);
     }
 
     /// One account flooding signed requests fills its own share and is told to wait;
@@ -371,6 +487,200 @@ mod tests {
             auth.check(&pk, ("GET", "/blobs/5"), &c, flooder, later),
             Ok(())
         );
+    }
+
+    /// A dozen free accounts, each at its own share, fill the relay's whole memory of
+    /// signatures. A family's requests still go through: each takes the place of the
+    /// oldest signature of a heaviest holder, and the memory stays at its cap. The
+    /// family gets as many as the heaviest holder has less one, then waits like them.
+    #[test]
+    fn a_dozen_accounts_filling_the_memory_do_not_stop_a_light_one() {
+        let flooders: Vec<_> = (0..12u8).map(|h| (key(10 + h), [10 + h; 16])).collect();
+        let family = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 96, 8);
+        let start = 1_000_000;
+        let time = |h: u64, i: u64| start + h * 100 + i;
+        for (h, (k, owner)) in (0u64..).zip(&flooders) {
+            for i in 0..8 {
+                let pq = format!("/blobs/{i}");
+                assert_eq!(get(&auth, k, &pq, *owner, time(h, i)), Ok(()));
+            }
+        }
+        assert_eq!(auth.remembered(), 96, "the memory is full");
+        let now = time(12, 0);
+        for i in 0..7 {
+            let pq = format!("/gallery/{i}");
+            assert_eq!(
+                get(&auth, &family, &pq, OWNER, now + i),
+                Ok(()),
+                "the family's request {i} is not refused"
+            );
+            assert_eq!(auth.remembered(), 96, "and the memory stays at its cap");
+        }
+        // Seven flooders lost their oldest, nothing else.
+        let mut evicted = 0;
+        for (h, ((sk, _), owner)) in (0u64..).zip(&flooders) {
+            let held = held_by(&auth, *owner);
+            assert!(held == 7 || held == 8, "{held}");
+            evicted += 8 - held;
+            assert_eq!(remembers(&auth, sk, "/blobs/0", time(h, 0)), held == 8);
+            for i in 1..8 {
+                let pq = format!("/blobs/{i}");
+                assert!(remembers(&auth, sk, &pq, time(h, i)));
+            }
+        }
+        assert_eq!((evicted, held_by(&auth, OWNER)), (7, 7));
+        // With 7, one more would make the family a heaviest holder: it waits now.
+        assert!(matches!(
+            get(&auth, &family, "/gallery/7", OWNER, now + 7),
+            Err(AuthError::Busy { .. })
+        ));
+        assert_consistent(&auth);
+    }
+
+    /// When the memory is full and the one asking is itself a heaviest holder (or one
+    /// short of it), it is told to wait and nothing is forgotten: taking another's
+    /// place would only make the two swap back and forth.
+    #[test]
+    fn a_heaviest_holder_waits_when_the_memory_is_full() {
+        let keys: Vec<_> = (0..4u8).map(|h| (key(10 + h), [10 + h; 16])).collect();
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 12, 100);
+        let start = 1_000_000;
+        for (h, (k, owner)) in (0u64..).zip(&keys[..3]) {
+            for i in 0..4 {
+                let pq = format!("/blobs/{i}");
+                assert_eq!(get(&auth, k, &pq, *owner, start + h * 10 + i), Ok(()));
+            }
+        }
+        // Equal shares: each holder is a heaviest one.
+        for (h, (k, owner)) in (0u64..).zip(&keys[..3]) {
+            assert_eq!(
+                get(&auth, k, "/blobs/new", *owner, start + 100 + h),
+                Err(AuthError::Busy {
+                    retry_after_ms: 300_001 - 100 - h
+                })
+            );
+        }
+        assert_eq!(auth.remembered(), 12);
+        for (_, owner) in &keys[..3] {
+            assert_eq!(held_by(&auth, *owner), 4, "nothing was forgotten");
+        }
+        // A fourth account takes one place; then its victim, one short of the
+        // heaviest, waits too rather than taking it back.
+        let (newcomer, newcomer_owner) = &keys[3];
+        assert_eq!(
+            get(&auth, newcomer, "/blobs/0", *newcomer_owner, start + 110),
+            Ok(())
+        );
+        let victim = keys[..3]
+            .iter()
+            .find(|(_, owner)| held_by(&auth, *owner) == 3)
+            .expect("one holder lost one");
+        assert!(matches!(
+            get(&auth, &victim.0, "/blobs/new", victim.1, start + 111),
+            Err(AuthError::Busy { .. })
+        ));
+        assert_eq!(auth.remembered(), 12);
+        assert_eq!(held_by(&auth, victim.1), 3);
+        assert_consistent(&auth);
+    }
+
+    /// Evictions take from the heaviest holders only: a light account's signatures
+    /// stay remembered, and so do the heavy one's newest, so replaying any of them is
+    /// still refused. A replay of a forgotten one is not let in either while its owner
+    /// is the heaviest holder.
+    #[test]
+    fn evictions_spare_light_accounts_and_remembered_signatures() {
+        let (light, medium, heavy) = ((key(4), [1; 16]), (key(5), [2; 16]), (key(6), [3; 16]));
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 10, 100);
+        let start = 1_000_000;
+        for (n, (base, (k, owner))) in [
+            (2u64, (0u64, &light)),
+            (3, (10, &medium)),
+            (5, (20, &heavy)),
+        ] {
+            for i in 0..n {
+                let pq = format!("/blobs/{i}");
+                assert_eq!(get(&auth, k, &pq, *owner, start + base + i), Ok(()));
+            }
+        }
+        assert_eq!(auth.remembered(), 10);
+        // Four newcomers, one request each: heavy loses two, then the heaviest of
+        // medium and heavy one each, down to the light account's two.
+        for n in 0..4u8 {
+            let newcomer = key(20 + n);
+            assert_eq!(
+                get(&auth, &newcomer, "/blobs/x", [20 + n; 16], start + 30),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            [light.1, medium.1, heavy.1].map(|o| held_by(&auth, o)),
+            [2, 2, 2]
+        );
+        for i in 0..2 {
+            let pq = format!("/blobs/{i}");
+            assert_eq!(
+                get(&auth, &light.0, &pq, light.1, start + i),
+                Err(AuthError::RequestReplayed),
+                "the light account's {i} was not forgotten"
+            );
+        }
+        assert_eq!(
+            get(&auth, &heavy.0, "/blobs/4", heavy.1, start + 24),
+            Err(AuthError::RequestReplayed)
+        );
+        // Heavy's oldest was forgotten; now a heaviest holder, it may not come back.
+        assert!(!remembers(&auth, &heavy.0.0, "/blobs/0", start + 20));
+        assert!(matches!(
+            get(&auth, &heavy.0, "/blobs/0", heavy.1, start + 20),
+            Err(AuthError::Busy { .. })
+        ));
+        assert_eq!(auth.remembered(), 10);
+        assert_consistent(&auth);
+    }
+
+    /// Signatures forgotten early are not forgotten again when their window ends:
+    /// each owner's count comes back to zero, and owners holding none are dropped.
+    #[test]
+    fn signatures_forgotten_early_leave_their_window_once() {
+        let heavy = (key(5), [2; 16]);
+        let light = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 10, 100);
+        let start = 1_000_000;
+        for i in 0..10u64 {
+            let pq = format!("/blobs/{i}");
+            assert_eq!(get(&auth, &heavy.0, &pq, heavy.1, start + i), Ok(()));
+        }
+        for i in 0..3u64 {
+            let pq = format!("/gallery/{i}");
+            assert_eq!(get(&auth, &light, &pq, OWNER, start + 20 + i), Ok(()));
+        }
+        assert_eq!((held_by(&auth, heavy.1), held_by(&auth, OWNER)), (7, 3));
+        assert_consistent(&auth);
+        // Past the heavy account's window: its seven left, the evicted three are not
+        // counted again, and it is no longer kept.
+        let later = start + 300_001 + 9;
+        assert_eq!(get(&auth, &light, "/gallery/late", OWNER, later), Ok(()));
+        assert_eq!(auth.remembered(), 4);
+        assert_eq!((held_by(&auth, heavy.1), held_by(&auth, OWNER)), (0, 4));
+        assert!(!auth.seen.lock().unwrap().per_owner.contains_key(&heavy.1));
+        assert_consistent(&auth);
+        // Past the light account's window too: nothing is left, nobody is kept.
+        auth.seen.lock().unwrap().prune(later + 300_001);
+        assert_eq!(auth.remembered(), 0);
+        {
+            let seen = auth.seen.lock().unwrap();
+            assert!(seen.per_owner.is_empty() && seen.by_count.is_empty());
+            assert!(seen.expiry.is_empty());
+        }
+        // The heavy account has its whole share again.
+        for i in 0..10u64 {
+            let pq = format!("/again/{i}");
+            let t = later + 300_001 + i;
+            assert_eq!(get(&auth, &heavy.0, &pq, heavy.1, t), Ok(()));
+        }
+        assert_consistent(&auth);
     }
 
     #[test]

@@ -17,28 +17,43 @@
 //!   honoured (`206`, or `416`).
 //!
 //! An account has at most `max_uploads_per_account` uploads in progress, an address
-//! `max_uploads_per_address` (and the relay `max_concurrent_uploads`), and after `upload_grace_secs` an upload must keep
-//! an average of `upload_min_bytes_per_second`, so trickling bodies cannot hold the
-//! upload slots. From publishing its bytes until they are granted, an upload holds
-//! the blob sweep off ([`crate::gc`]).
+//! `max_uploads_per_address` (and the relay `max_concurrent_uploads`); after
+//! `upload_grace_secs` an upload must keep an average of
+//! `upload_min_bytes_per_second`, and when every slot is taken the slowest one gives
+//! way to a newcomer ([`super::pace`]), so trickling bodies cannot hold the upload
+//! slots. From publishing its bytes until they are granted, an upload holds the blob
+//! sweep off ([`crate::gc`]). An address has at most `max_downloads_per_address`
+//! downloads in progress, from the request until its body is sent; past it a
+//! download waits for its turn ([`super::turns`]).
 //!
 //! Errors are [`ApiError`]s: the status, an `x-doran-error` header with the protocol
 //! error code, and a short text body.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
-    body::{Body, Bytes},
+    body::{Body, Bytes, HttpBody},
     extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use doran_protocol::{BlobHash, DeviceId, ErrorCode, FamilyId, UserId};
 use futures_util::{StreamExt, stream};
+use hyper::body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::range::{self, RangeRequest};
+use super::{
+    pace::{Pace, Progress},
+    range::{self, RangeRequest},
+    turns::Turn,
+};
 use crate::{
     auth::http::{DEVICE_HEADER, HttpCredentials, SIGNATURE_HEADER, TIME_HEADER},
     error::{ApiError, ApiResult},
@@ -249,10 +264,13 @@ pub async fn put_blob(
         .uploads_by_address
         .acquire(address)
         .ok_or_else(|| ApiError::rate_limited(1_000))?;
-    let _permit = Arc::clone(&state.uploads)
-        .try_acquire_owned()
-        .map_err(|_| ApiError::rate_limited(1_000))?;
+    let _permit = upload_slot(&state).await?;
     let pace = Pace::new(limits.upload_grace_secs, limits.upload_min_bytes_per_second);
+    let place = state
+        .uploads_in_flight
+        .register(Duration::from_secs(limits.upload_grace_secs));
+    let progress = Arc::clone(&place.progress);
+    let yield_rate = limits.upload_yield_bytes_per_second;
 
     let (tx, mut rx) = mpsc::channel::<Piece>(8);
     let blobs = Arc::clone(&state.stores.blobs);
@@ -273,17 +291,24 @@ pub async fn put_blob(
         let mut total = 0u64;
         let mut body = body.into_data_stream();
         loop {
-            let piece = match pace.deadline(total) {
-                Some(deadline) => tokio::time::timeout_at(deadline, body.next())
-                    .await
-                    .map_err(|_| pace.too_slow())?,
-                None => body.next().await,
+            let next = async {
+                match pace.deadline(total) {
+                    Some(deadline) => tokio::time::timeout_at(deadline, body.next())
+                        .await
+                        .map_err(|_| pace.too_slow()),
+                    None => Ok(body.next().await),
+                }
+            };
+            let piece = tokio::select! {
+                piece = next => piece?,
+                () = progress.must_give_way() => return Err(Progress::gave_way(yield_rate)),
             };
             let Some(piece) = piece else { break };
             let bytes = piece.map_err(|e| {
                 ApiError::new(ErrorCode::InvalidInput, format!("upload interrupted: {e}"))
             })?;
             total = total.saturating_add(bytes.len() as u64);
+            progress.record(total, tokio::time::Instant::now());
             check_size(total, max, room)?;
             if tx.send(Piece::Data(bytes)).await.is_err() {
                 break; // the writer failed; its error is reported below
@@ -298,6 +323,7 @@ pub async fn put_blob(
         Ok::<_, ApiError>((total, (sweep_guard, cluster_guard)))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
+    drop(place);
     let (total, _sweep_guard) = uploaded?;
     let size = match written {
         Ok(Some(size)) => size,
@@ -352,41 +378,27 @@ pub async fn put_blob(
         .into_response())
 }
 
-/// The slowest upload the relay waits for: after `grace`, the body must keep up an
-/// average of `rate` bytes per second (else `too_slow`, HTTP 408). Slow links still
-/// upload (4 KiB/s by default is a poor mobile connection); a body trickling a byte
-/// every few seconds, holding an upload slot forever, does not.
-#[derive(Debug, Clone, Copy)]
-struct Pace {
-    started: tokio::time::Instant,
-    grace: Duration,
-    /// Bytes per second; 0 switches the check off.
-    rate: u64,
-}
+/// How long a new upload waits for the slot of one that gave way to it.
+const GIVE_WAY_WAIT: Duration = Duration::from_secs(5);
 
-impl Pace {
-    fn new(grace_secs: u64, rate: u64) -> Self {
-        Pace {
-            started: tokio::time::Instant::now(),
-            grace: Duration::from_secs(grace_secs),
-            rate,
-        }
+/// One of the relay's upload slots. When all are taken, the slowest upload past its
+/// grace gives way if it is slower than `upload_yield_bytes_per_second`
+/// ([`super::pace`]); else the newcomer is told to retry.
+async fn upload_slot(state: &Arc<AppState>) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = Arc::clone(&state.uploads).try_acquire_owned() {
+        return Ok(permit);
     }
-
-    /// By when more than `received` bytes must have arrived.
-    fn deadline(&self, received: u64) -> Option<tokio::time::Instant> {
-        if self.rate == 0 {
-            return None;
-        }
-        let allowed = self.grace + Duration::from_secs_f64(received as f64 / self.rate as f64);
-        Some(self.started + allowed)
+    let below = state.config.limits.upload_yield_bytes_per_second;
+    if !state
+        .uploads_in_flight
+        .cut_slowest(below, tokio::time::Instant::now())
+    {
+        return Err(ApiError::rate_limited(1_000));
     }
-
-    fn too_slow(&self) -> ApiError {
-        ApiError::new(
-            ErrorCode::TooSlow,
-            format!("the upload is slower than {} bytes per second", self.rate),
-        )
+    add(&state.metrics.uploads_gave_way, 1);
+    match tokio::time::timeout(GIVE_WAY_WAIT, Arc::clone(&state.uploads).acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::rate_limited(1_000)),
     }
 }
 
@@ -428,12 +440,21 @@ fn etag(hash: &BlobHash) -> HeaderValue {
 /// `GET` and `HEAD /blobs/{hash}`.
 pub async fn get_blob(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(hash): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let signed = Signed::read(&method, &uri, &headers)?;
+    // A turn of the client's address, held until the body is sent (or dropped).
+    let address = crate::http::client_address(&state, peer, &headers).ip();
+    let limits = &state.config.limits;
+    let patience = Duration::from_secs(limits.download_wait_secs);
+    let Some(turn) = state.downloads_by_address.wait(address, patience).await else {
+        add(&state.metrics.downloads_turned_away, 1);
+        return Err(ApiError::rate_limited(1_000));
+    };
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // The caller's device and signature, the grant, the size and — for a whole small
     // blob (a thumbnail, an avatar, a voice message) — the bytes, in one go: on this
@@ -481,7 +502,7 @@ pub async fn get_blob(
             Body::from_stream(read_stream(state, hash, start, len))
         }
     };
-    let mut response = Response::new(body);
+    let mut response = Response::new(Body::new(Held { body, _turn: turn }));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
@@ -501,6 +522,32 @@ pub async fn get_blob(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(response)
+}
+
+/// A download's body, holding its address's turn until it is sent or dropped.
+struct Held {
+    body: Body,
+    _turn: Turn<IpAddr>,
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A blob found for a download.
@@ -599,19 +646,6 @@ mod tests {
             let e = bad.grantee().expect_err("refused");
             assert_eq!(e.code, ErrorCode::InvalidInput, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn an_upload_must_keep_up_the_minimum_rate_after_its_grace() {
-        let pace = Pace::new(10, 1000);
-        let at = |received| {
-            pace.deadline(received)
-                .map(|d| d.duration_since(pace.started))
-        };
-        assert_eq!(at(0), Some(Duration::from_secs(10)));
-        assert_eq!(at(5_000), Some(Duration::from_secs(15)));
-        assert_eq!(Pace::new(10, 0).deadline(0), None, "0 switches it off");
-        assert_eq!(pace.too_slow().code, ErrorCode::TooSlow);
     }
 
     #[test]

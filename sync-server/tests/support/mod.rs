@@ -10,8 +10,9 @@ use std::{
 };
 
 use doran_protocol::{
-    Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, PROTOCOL_VERSION, PublicKey,
-    Request, RequestId, Response, ServerEvent, ServerFrame, Signature, UserId, codec, signing,
+    BlobHash, Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, PROTOCOL_VERSION,
+    PublicKey, Request, RequestId, Response, ServerEvent, ServerFrame, Signature, UserId, codec,
+    signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
@@ -466,11 +467,21 @@ pub async fn http(
     headers: &[(String, String)],
     body: &[u8],
 ) -> HttpResponse {
+    http_to(server.addr, method, path, headers, body).await
+}
+
+/// [`http`] to the relay at `addr` (for a task that does not hold the [`Server`]).
+pub async fn http_to(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        server.addr,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
     for (n, v) in headers {
@@ -486,6 +497,44 @@ pub async fn http(
         .expect("response within the timeout")
         .expect("read response");
     parse_response(&raw)
+}
+
+/// A metric from `/metrics` (0 if absent).
+pub async fn metric(server: &Server, name: &str) -> u64 {
+    let r = http(server, "GET", "/metrics", &[], b"").await;
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until `name` satisfies `ok` (polling `/metrics`), at most 10 s.
+pub async fn until_metric(server: &Server, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = metric(server, name).await;
+        if ok(v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stayed at {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A 24 MiB personal blob of `id`'s, stored on the relay — more than the loopback's
+/// socket buffers hold, so a download nobody reads stays in progress. Returns its
+/// bytes and its download path.
+pub async fn a_large_blob(server: &Server, id: &Identity) -> (Vec<u8>, String) {
+    let blob: Vec<u8> = (0..24u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let hash = BlobHash::of(&blob);
+    let put = signed_http(server, id, "PUT", &format!("/blobs/{hash}?owner=me"), &blob).await;
+    assert_eq!(put.status, 201, "{put:?}");
+    (blob, format!("/blobs/{hash}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -690,7 +739,7 @@ pub async fn link_and_confirm(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocView {
     /// `(covers_seq, blob)` of the snapshot served, if any.
-    pub snapshot: Option<(doran_protocol::Seq, doran_protocol::BlobHash)>,
+    pub snapshot: Option<(doran_protocol::Seq, BlobHash)>,
     /// `(seq, bytes)` of every chunk served, in order.
     pub chunks: Vec<(doran_protocol::Seq, Vec<u8>)>,
     /// The seq of `CaughtUp`.

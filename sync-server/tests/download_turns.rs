@@ -1,0 +1,112 @@
+//! Downloads per client address, against the real relay over real sockets: one
+//! address's downloads nobody reads hold that address's turns and no more; another
+//! address downloads at once; a download past the cap waits for a turn, and gets one
+//! as soon as one ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use doran_protocol::ErrorCode;
+use support::{Client, HttpResponse, Identity, Server, http, signed_headers};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// Two downloads at once per address, a wait of up to 3 s for a turn; the relay
+/// trusts the loopback proxy, so `X-Forwarded-For` names the client; a stalled
+/// download is never closed by the relay here (the attacker's best case).
+const CONFIG: &str = r#"{"trusted_proxies":["127.0.0.1"],"limits":{
+    "max_downloads_per_address": 2,
+    "download_wait_secs": 3,
+    "write_stall_secs": 0
+}}"#;
+
+const ATTACKER: &str = "203.0.113.7";
+const NEIGHBOUR: &str = "198.51.100.9";
+
+/// Starts a signed download of `path` from `from` and reads only the head of the
+/// answer; the connection is then left unread (the relay's side stays blocked on a
+/// full socket buffer).
+async fn stalled_download(server: &Server, id: &Identity, path: &str, from: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut head = format!("GET {path} HTTP/1.1\r\nhost: relay\r\nconnection: close\r\n");
+    for (name, value) in signed_headers(id, "GET", path) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("x-forwarded-for: {from}\r\n\r\n"));
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("the request");
+    let mut first = vec![0u8; 16 * 1024];
+    let n = stream.read(&mut first).await.expect("the answer starts");
+    let text = String::from_utf8_lossy(&first[..n.min(200)]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    stream
+}
+
+/// A whole signed download of `path` from `from`.
+async fn download(server: &Server, id: &Identity, path: &str, from: &str) -> HttpResponse {
+    let mut headers = signed_headers(id, "GET", path);
+    headers.push(("x-forwarded-for".into(), from.into()));
+    http(server, "GET", path, &headers, b"").await
+}
+
+fn code(r: &HttpResponse) -> Option<ErrorCode> {
+    r.header("x-doran-error")
+        .and_then(|v| v.parse::<u16>().ok())
+        .map(ErrorCode::from_code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_nobody_reads_hold_their_address_s_turns_and_no_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_config(dir.path(), CONFIG, &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let (blob, path) = support::a_large_blob(&server, &mom).await;
+
+    // Step 1: two downloads from one address, left unread, hold its two turns.
+    let first = stalled_download(&server, &mom, &path, ATTACKER).await;
+    let _second = stalled_download(&server, &mom, &path, ATTACKER).await;
+
+    // Step 2: a third from that address waits for a turn, then is refused.
+    let asked = Instant::now();
+    let r = download(&server, &mom, &path, ATTACKER).await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (429, Some(ErrorCode::RateLimited)),
+        "{:?}",
+        (r.status, r.header("x-doran-error"))
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "it waited for a turn first"
+    );
+
+    // Step 3: another address downloads the whole blob meanwhile.
+    let r = download(&server, &mom, &path, NEIGHBOUR).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), blob.len());
+
+    // Step 4: one of the stalled downloads ends; a download from that address that
+    // was waiting gets its turn and the whole blob.
+    let waiting = {
+        let server_addr = server.addr;
+        let mom = mom.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let mut headers = signed_headers(&mom, "GET", &path);
+            headers.push(("x-forwarded-for".into(), ATTACKER.into()));
+            support::http_to(server_addr, "GET", &path, &headers, b"").await
+        })
+    };
+    drop(first);
+    let r = waiting.await.expect("the waiting download");
+    assert_eq!(r.status, 200, "{:?}", r.header("x-doran-error"));
+    assert_eq!(r.body.len(), blob.len());
+}
