@@ -386,6 +386,9 @@ fn refusal(status: StatusCode, what: &str) -> SyncError {
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
         StatusCode::INSUFFICIENT_STORAGE => ErrorCode::QuotaExceeded,
         StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        // Below the relay's minimum rate, or made to give way while its upload slots
+        // were all taken: the blob stays queued and goes up again later.
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::TooSlow,
         StatusCode::UNAUTHORIZED => {
             return SyncError::Auth {
                 code: ErrorCode::BadSignature,

@@ -17,7 +17,7 @@
 
 use std::{
     collections::HashMap,
-    io,
+    fmt, io,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -41,6 +41,21 @@ pub struct Entry {
     /// Cancelled to close the connection.
     close: CancellationToken,
     clock: Instant,
+    /// What a request leaves held until the connection's next request or its end.
+    held: Held,
+}
+
+/// A guard a request leaves with its connection: a download's turns, because hyper
+/// lets go of a response body once its last bytes are in its write buffer, not once
+/// they are sent, so a body's own guard would end while a reader that stopped still
+/// pins those bytes.
+#[derive(Default)]
+struct Held(Mutex<Option<Box<dyn std::any::Any + Send>>>);
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Held")
+    }
 }
 
 impl Entry {
@@ -52,6 +67,18 @@ impl Entry {
     /// Cancelled when the relay sheds this connection.
     pub fn closed(&self) -> &CancellationToken {
         &self.close
+    }
+
+    /// Keeps `guard` until this connection's next request asks for it back
+    /// ([`Entry::release_held`]) or the connection ends.
+    pub fn hold_until_next(&self, guard: Box<dyn std::any::Any + Send>) {
+        *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+    }
+
+    /// Drops what the connection's previous request left held.
+    pub fn release_held(&self) {
+        let guard = self.held.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(guard);
     }
 
     fn touch(&self) {
@@ -142,6 +169,7 @@ impl Conns {
             protected: AtomicBool::new(false),
             close: CancellationToken::new(),
             clock: shared.clock,
+            held: Held::default(),
         });
         entry.touch();
         open.insert(id, Arc::clone(&entry));
@@ -240,6 +268,8 @@ impl<T> Tracked<T> {
 impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
         self.conns.forget(self.entry.id);
+        // The socket is gone: nothing it had buffered is pinned any more.
+        self.entry.release_held();
     }
 }
 

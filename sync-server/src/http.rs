@@ -86,7 +86,7 @@ async fn websocket(
         return ApiError::unavailable("the relay cannot reach its database").into_response();
     }
     let peer = client_address(&state, peer, &headers);
-    let Some(slot) = state.connections.acquire(peer.ip()) else {
+    let Some(slot) = state.connections.acquire(limit_key(peer.ip())) else {
         tracing::info!(%peer, "too many connections from this address");
         return ApiError::rate_limited(5_000).into_response();
     };
@@ -116,6 +116,23 @@ pub fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -
         .find(|ip| !state.config.trusts(**ip))
         .or(forwarded.first())
         .map_or(peer, |ip| SocketAddr::new(*ip, peer.port()))
+}
+
+/// What the per-address limits count an address as: an IPv4 address, or an IPv6
+/// address's /64 — one home or phone gets a whole /64, so counting each of its
+/// addresses apart would give one client billions of allowances.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 @ IpAddr::V4(_) => v4,
+    }
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
@@ -148,4 +165,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.uploads_in_flight.len()
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_limits_count_an_ipv6_64_as_one_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(other));
+        assert_eq!(
+            limit_key(a),
+            "2001:db8:1:2::".parse::<IpAddr>().expect("v6")
+        );
+        let v4: IpAddr = "203.0.113.7".parse().expect("v4");
+        assert_eq!(limit_key(v4), v4);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().expect("mapped");
+        assert_eq!(
+            limit_key(mapped),
+            v4,
+            "an IPv4 client over IPv6 counts as itself"
+        );
+    }
 }

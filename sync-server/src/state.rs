@@ -78,6 +78,8 @@ pub struct AppState {
     pub uploads_in_flight: Arc<InFlight>,
     /// Blob downloads in progress per client address.
     pub downloads_by_address: Turns<IpAddr>,
+    /// Blob downloads in progress per account.
+    pub downloads_by_account: Turns<UserId>,
     /// Directory lookups per account.
     pub lookups_by_account: KeyedLimiter<UserId>,
     /// Directory lookups per address; registrations take from it too (an "already
@@ -123,6 +125,7 @@ impl AppState {
             uploads_by_address: SlotCounter::new(l.max_uploads_per_address),
             uploads_in_flight: Arc::default(),
             downloads_by_address: Turns::new(l.max_downloads_per_address),
+            downloads_by_account: Turns::new(l.max_downloads_per_account),
             blob_gc: Arc::new(RwLock::new(())),
             lookups_by_account: KeyedLimiter::per_minute(l.lookups_per_minute_per_account),
             lookups_by_address: KeyedLimiter::per_minute(l.lookups_per_minute_per_address),

@@ -110,3 +110,87 @@ async fn downloads_nobody_reads_hold_their_address_s_turns_and_no_more() {
     assert_eq!(r.status, 200, "{:?}", r.header("x-doran-error"));
     assert_eq!(r.body.len(), blob.len());
 }
+
+/// Reads one whole answer (head and `content-length` bytes of body) from a
+/// kept-alive connection; returns its status.
+async fn read_answer(stream: &mut TcpStream) -> u16 {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if raw.len() >= end + 4 + len {
+                return head[9..12].parse().expect("a status");
+            }
+        }
+        let n = stream.read(&mut buf).await.expect("the answer");
+        assert!(n > 0, "the relay closed the connection");
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Sends a signed kept-alive download of `path` from `from` on `stream`.
+async fn ask(stream: &mut TcpStream, id: &Identity, path: &str, from: &str) {
+    let mut head = format!("GET {path} HTTP/1.1\r\nhost: relay\r\n");
+    for (name, value) in signed_headers(id, "GET", path) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("x-forwarded-for: {from}\r\n\r\n"));
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("the request");
+}
+
+/// A download's turn is the connection's until its next request or its end, not
+/// until its body is handed to the connection's buffer (which a reader that stopped
+/// would leave pinned): a kept-alive connection holds it while idle, gives it back
+/// as its next request comes (never waiting for itself), and when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_s_turn_is_its_connection_s_until_the_next_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"trusted_proxies":["127.0.0.1"],"limits":{
+        "max_downloads_per_address": 1,
+        "download_wait_secs": 1
+    }}"#;
+    let server = Server::start_with_config(dir.path(), config, &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let avatar = vec![5u8; 1000];
+    let hash = doran_protocol::BlobHash::of(&avatar);
+    let put = support::signed_http(
+        &server,
+        &mom,
+        "PUT",
+        &format!("/blobs/{hash}?owner=me"),
+        &avatar,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{put:?}");
+    let path = format!("/blobs/{hash}");
+
+    // Step 1: a kept-alive connection downloads the blob whole, then idles.
+    let mut kept = TcpStream::connect(server.addr).await.expect("connect");
+    ask(&mut kept, &mom, &path, ATTACKER).await;
+    assert_eq!(read_answer(&mut kept).await, 200);
+
+    // Step 2: another connection from that address finds the turn still held.
+    let r = download(&server, &mom, &path, ATTACKER).await;
+    assert_eq!((r.status, code(&r)), (429, Some(ErrorCode::RateLimited)));
+
+    // Step 3: the kept connection's next download gives its turn back and takes it
+    // again, at once.
+    ask(&mut kept, &mom, &path, ATTACKER).await;
+    assert_eq!(read_answer(&mut kept).await, 200);
+
+    // Step 4: closed, it holds nothing.
+    drop(kept);
+    let r = download(&server, &mom, &path, ATTACKER).await;
+    assert_eq!(r.status, 200, "{:?}", r.header("x-doran-error"));
+    assert_eq!(r.body, avatar);
+}

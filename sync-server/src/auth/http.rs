@@ -23,8 +23,9 @@
 //! when that is full, a request from an account holding fewer than the heaviest holder
 //! makes the relay forget the heaviest holder's oldest signature instead, and only the
 //! heaviest holders themselves are told `busy`. So a dozen free accounts filling the
-//! memory evict their own first, and a family browsing its gallery is never refused
-//! because others filled it. Forgetting a signature early only means that one request
+//! memory evict their own first, and a family browsing its gallery is not refused
+//! because heavier accounts filled it (the relay's memory is per relay: in a cluster
+//! the shared table still refuses a replay of one forgotten here). Forgetting a signature early only means that one request
 //! could be replayed within its window, which gains a captor nothing: a `GET`/`HEAD`
 //! re-reads bytes it already saw, a `PUT` stores content-addressed bytes again (and
 //! devices speak TLS). The device must not be revoked. The body is not signed: an
@@ -86,6 +87,9 @@ impl HttpCredentials {
         })
     }
 }
+
+/// The shortest wait a `busy` answer asks for.
+const MIN_RETRY_MS: u64 = 1_000;
 
 /// Checks signed HTTP requests and remembers the signatures it accepted.
 #[derive(Debug)]
@@ -257,7 +261,13 @@ impl HttpAuth {
         // for blobs (see the module doc). The heaviest holders themselves wait for the
         // oldest to leave the window.
         if seen.keys.len() >= self.max_remembered && !seen.evict_for(&owner) {
-            let retry_after_ms = seen.first_forget().map_or(1, |at| at.saturating_sub(now));
+            // At least a second: requests signed a window ago leave within
+            // milliseconds, and a hint that short would have everyone refused retry
+            // in a storm (each retry a signature check and a device lookup).
+            let retry_after_ms = seen
+                .first_forget()
+                .map_or(MIN_RETRY_MS, |at| at.saturating_sub(now))
+                .max(MIN_RETRY_MS);
             return Err(AuthError::Busy { retry_after_ms });
         }
         // Past creds.time + skew the time check refuses it anyway.
@@ -390,6 +400,26 @@ mod tests {
 
     /// The memory stays at its cap whoever asks: the one holder asking for more waits;
     /// another account takes the place of its oldest.
+    #[test]
+    fn a_busy_answer_asks_for_at_least_a_second() {
+        let (sk, pk) = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 1, 100_000);
+        let now = 1_000_000;
+        // Signed a whole window ago: remembered for one more millisecond only.
+        let old = creds(&sk, "GET", "/blobs/0", now - 300_000);
+        assert_eq!(
+            auth.check(&pk, ("GET", "/blobs/0"), &old, OWNER, now),
+            Ok(())
+        );
+        let c = creds(&sk, "GET", "/blobs/1", now);
+        assert_eq!(
+            auth.check(&pk, ("GET", "/blobs/1"), &c, OWNER, now),
+            Err(AuthError::Busy {
+                retry_after_ms: MIN_RETRY_MS
+            })
+        );
+    }
+
     #[test]
     fn the_memory_of_signatures_is_bounded() {
         let (sk, pk) = key(4);

@@ -31,21 +31,19 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{
-    body::{Body, Bytes, HttpBody},
+    Extension,
+    body::{Body, Bytes},
     extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use doran_protocol::{BlobHash, DeviceId, ErrorCode, FamilyId, UserId};
 use futures_util::{StreamExt, stream};
-use hyper::body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -56,6 +54,7 @@ use super::{
 };
 use crate::{
     auth::http::{DEVICE_HEADER, HttpCredentials, SIGNATURE_HEADER, TIME_HEADER},
+    conns::Entry,
     error::{ApiError, ApiResult},
     metrics::add,
     state::{AppState, blocking, now_ms},
@@ -259,16 +258,18 @@ pub async fn put_blob(
         .acquire(user)
         .ok_or_else(|| ApiError::rate_limited(1_000))?;
     // Nor can many free accounts from one address (accounts cost nothing).
-    let address = crate::http::client_address(&state, peer, headers).ip();
+    let address = crate::http::limit_key(crate::http::client_address(&state, peer, headers).ip());
     let _address_slot = state
         .uploads_by_address
         .acquire(address)
         .ok_or_else(|| ApiError::rate_limited(1_000))?;
-    let _permit = upload_slot(&state).await?;
+    let permit = upload_slot(&state).await?;
     let pace = Pace::new(limits.upload_grace_secs, limits.upload_min_bytes_per_second);
-    let place = state
-        .uploads_in_flight
-        .register(Duration::from_secs(limits.upload_grace_secs));
+    let place = state.uploads_in_flight.register(
+        Duration::from_secs(limits.upload_grace_secs),
+        address,
+        declared,
+    );
     let progress = Arc::clone(&place.progress);
     let yield_rate = limits.upload_yield_bytes_per_second;
 
@@ -310,10 +311,19 @@ pub async fn put_blob(
             total = total.saturating_add(bytes.len() as u64);
             progress.record(total, tokio::time::Instant::now());
             check_size(total, max, room)?;
-            if tx.send(Piece::Data(bytes)).await.is_err() {
+            // A store slow to take the bytes (S3) does not keep a cut upload's slot.
+            let sent = tokio::select! {
+                sent = tx.send(Piece::Data(bytes)) => sent,
+                () = progress.must_give_way() => return Err(Progress::gave_way(yield_rate)),
+            };
+            if sent.is_err() {
                 break; // the writer failed; its error is reported below
             }
         }
+        // The body is in: the slot is for receiving bodies, and an upload past this
+        // point can no longer give way (nothing would come of cutting it).
+        drop(place);
+        drop(permit);
         // From publishing the bytes until they are granted, the blob sweep must not
         // judge this blob: it may be an old, unreferenced copy of the same bytes that
         // this upload is about to grant again.
@@ -323,7 +333,6 @@ pub async fn put_blob(
         Ok::<_, ApiError>((total, (sweep_guard, cluster_guard)))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
-    drop(place);
     let (total, _sweep_guard) = uploaded?;
     let size = match written {
         Ok(Some(size)) => size,
@@ -441,40 +450,36 @@ fn etag(hash: &BlobHash) -> HeaderValue {
 pub async fn get_blob(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    connection: Option<Extension<Arc<Entry>>>,
     Path(hash): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // (The connection's previous request gave back what it held as this one came in:
+    // a kept-alive connection never waits for its own turn.)
+    let connection = connection.map(|Extension(e)| e);
     let signed = Signed::read(&method, &uri, &headers)?;
-    // A turn of the client's address, held until the body is sent (or dropped).
-    let address = crate::http::client_address(&state, peer, &headers).ip();
-    let limits = &state.config.limits;
-    let patience = Duration::from_secs(limits.download_wait_secs);
-    let Some(turn) = state.downloads_by_address.wait(address, patience).await else {
-        add(&state.metrics.downloads_turned_away, 1);
-        return Err(ApiError::rate_limited(1_000));
-    };
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    // The caller's device and signature, the grant, the size and — for a whole small
-    // blob (a thumbnail, an avatar, a voice message) — the bytes, in one go: on this
-    // worker when the stores read at once, else in one trip to the blocking pool.
+    // The caller's device and signature, the grant and the size, in one go: on this
+    // worker when the stores answer at once, else in one trip to the blocking pool.
     // Under load the hand-offs, not the reads, were most of a small download's cost.
-    // Nothing is read before the signature is checked; a replay another relay of the
-    // cluster saw first is refused after (`claim`), its bytes dropped.
-    let whole = method == Method::GET && range_header.is_none();
+    // Nothing is read, and no turn taken, before the signature is checked; a replay
+    // another relay of the cluster saw first is refused after (`claim`).
     let replay = state.http_auth.replay_key(&signed.creds);
-    let found = if state.blob_reads_at_once() {
-        find(&state, &signed, &hash, whole.then_some(READ_AT_ONCE))?
+    let at_once = state.blob_reads_at_once();
+    let found = if at_once {
+        find(&state, &signed, &hash)?
     } else {
         let checking = Arc::clone(&state);
-        let up_to = whole.then_some(READ_PIECE);
-        blocking(move || Ok(find(&checking, &signed, &hash, up_to))).await??
+        blocking(move || Ok(find(&checking, &signed, &hash))).await??
     };
     claim(&state, replay).await?;
-    let Some(Found { hash, size, small }) = found else {
+    let Some(Found { user, hash, size }) = found else {
         return Err(ApiError::not_found("no such blob"));
     };
+    let address = crate::http::limit_key(crate::http::client_address(&state, peer, &headers).ip());
+    let turns = download_turns(&state, user, address).await?;
     let (status, start, len) = match range::parse(range_header, size) {
         RangeRequest::Full => (StatusCode::OK, 0, size),
         RangeRequest::Partial { start, end } => {
@@ -490,19 +495,29 @@ pub async fn get_blob(
             return Ok(r);
         }
     };
-    let body = match small {
-        _ if method == Method::HEAD => Body::empty(),
-        Some(bytes) if bytes.len() as u64 == len => {
-            add(&state.metrics.blob_bytes_out, len);
-            Body::from(bytes)
-        }
-        // A blob shorter than its size: the stream reports it.
-        _ => {
-            add(&state.metrics.blob_bytes_out, len);
-            Body::from_stream(read_stream(state, hash, start, len))
+    // A whole small blob (a thumbnail, an avatar, a voice message) is read here when
+    // the store reads at once; anything else streams in pieces.
+    let small =
+        method == Method::GET && status == StatusCode::OK && at_once && size <= READ_AT_ONCE;
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        add(&state.metrics.blob_bytes_out, len);
+        match small
+            .then(|| state.stores.blobs.read(hash, 0, size))
+            .transpose()?
+        {
+            Some(bytes) if bytes.len() as u64 == len => Body::from(bytes),
+            // A blob shorter than its size: the stream reports it.
+            _ => Body::from_stream(read_stream(Arc::clone(&state), hash, start, len)),
         }
     };
-    let mut response = Response::new(Body::new(Held { body, _turn: turn }));
+    // Held by the connection until its next request or its end: hyper lets go of the
+    // body once its last bytes are in its write buffer, not once they are sent.
+    if let Some(c) = &connection {
+        c.hold_until_next(Box::new(turns));
+    }
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
@@ -524,64 +539,51 @@ pub async fn get_blob(
     Ok(response)
 }
 
-/// A download's body, holding its address's turn until it is sent or dropped.
-struct Held {
-    body: Body,
-    _turn: Turn<IpAddr>,
-}
-
-impl HttpBody for Held {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
 /// A blob found for a download.
 struct Found {
+    /// Who asks.
+    user: UserId,
     hash: BlobHash,
     size: u64,
-    /// The whole blob, when it was asked for whole and is small.
-    small: Option<Vec<u8>>,
 }
 
-/// A download's blob, for the signed request's user, with its bytes when it is asked
-/// for whole and holds at most `whole_up_to`; `None` if it is not theirs to read (or
-/// not here). The hash is checked after the signature, as every request's input is.
-fn find(
-    state: &AppState,
-    signed: &Signed,
-    hash: &str,
-    whole_up_to: Option<u64>,
-) -> ApiResult<Option<Found>> {
+/// A download's blob and size, for the signed request's user; `None` if it is not
+/// theirs to read (or not here). The hash is checked after the signature, as every
+/// request's input is.
+fn find(state: &AppState, signed: &Signed, hash: &str) -> ApiResult<Option<Found>> {
     let (user, _) = signed.check(state)?;
     let hash = parse_hash(hash)?;
     let stores = &state.stores;
     if !crate::access::blob_readable(stores.accounts.blob_granted(user, hash)?) {
         return Ok(None);
     }
-    let Some(size) = stores.blobs.size(hash)? else {
-        return Ok(None);
+    Ok(stores
+        .blobs
+        .size(hash)?
+        .map(|size| Found { user, hash, size }))
+}
+
+/// A download's turns: its account's, then its address's (always in that order, so
+/// two downloads never wait for each other's). Each waits up to `download_wait_secs`.
+async fn download_turns(
+    state: &AppState,
+    user: UserId,
+    address: IpAddr,
+) -> ApiResult<(Turn<UserId>, Turn<IpAddr>)> {
+    let patience = Duration::from_secs(state.config.limits.download_wait_secs);
+    let account = state.downloads_by_account.wait(user, patience).await;
+    let turns = match account {
+        Some(a) => state
+            .downloads_by_address
+            .wait(address, patience)
+            .await
+            .map(|b| (a, b)),
+        None => None,
     };
-    let small = if whole_up_to.is_some_and(|most| size <= most) {
-        Some(stores.blobs.read(hash, 0, size)?)
-    } else {
-        None
-    };
-    Ok(Some(Found { hash, size, small }))
+    turns.ok_or_else(|| {
+        add(&state.metrics.downloads_turned_away, 1);
+        ApiError::rate_limited(1_000)
+    })
 }
 
 /// Reads `len` bytes from `start` in pieces, each in the blocking pool.

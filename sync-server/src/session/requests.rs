@@ -30,7 +30,7 @@ impl Session {
             let ctx = Ctx {
                 state: &self.state,
                 me,
-                peer: self.peer.ip(),
+                peer: crate::http::limit_key(self.peer.ip()),
                 looked_up: &self.looked_up,
             };
             ctx.handle(body).await

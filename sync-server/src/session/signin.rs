@@ -101,7 +101,7 @@ impl Session {
                 // does: registering takes a lookup token of the address, and one of its
                 // registrations (each claims an email), before anything is checked.
                 let now = std::time::Instant::now();
-                let ip = self.peer.ip();
+                let ip = crate::http::limit_key(self.peer.ip());
                 let limits = (
                     self.state.lookups_by_address.try_take(&ip, now),
                     self.state.registrations_by_address.try_take(&ip, now),
