@@ -413,7 +413,7 @@ async fn download(
     let started = Instant::now();
     let mut bytes = client.get(hash).await?;
     if let Some(key) = file.key {
-        bytes = blocking(move || seal::open(&key, &bytes)).await?;
+        bytes = blocking(move || seal::open_owned(&key, bytes)).await?;
     }
     run.latencies.push(started.elapsed());
     if bytes.len() != file.len {

@@ -2,6 +2,7 @@
 //! figures, not timed tests; `docs/benchmarks.md` records their results.
 
 mod audio;
+mod blob_seal;
 mod blobs;
 mod cli_sync;
 mod connections;
@@ -57,6 +58,9 @@ enum Command {
     /// devices, and sealing / opening chunks of 400 B, 4 KiB and 64 KiB beside blake3
     /// of the same bytes.
     Keys(keys::Options),
+    /// Seal and open blobs of 48 KiB, 600 KiB and 4 MiB as devices do, beside the same
+    /// format through RustCrypto's portable cipher and blake3 of the same bytes.
+    BlobSeal(blob_seal::Options),
     /// One `doran sync` as a whole process, on a device of a family in the clear and
     /// of a sealed one, against the same relay in turn: what each command that
     /// syncs costs, and what sealing adds.
@@ -75,6 +79,7 @@ fn main() {
         Command::Photo(opts) => photo::run(&opts, cli.json).map_err(Into::into),
         Command::Growth(opts) => growth::run(&opts, cli.json).map_err(Into::into),
         Command::Keys(opts) => keys::run(&opts, cli.json),
+        Command::BlobSeal(opts) => blob_seal::run(&opts, cli.json),
         Command::CliSync(opts) => cli_sync::run(&opts, cli.json).map_err(Into::into),
     };
     if let Err(e) = result {

@@ -27,12 +27,9 @@
 
 use std::fmt;
 
-use chacha20poly1305::{
-    KeyInit, XChaCha20Poly1305,
-    aead::stream::{NewStream, Nonce, StreamBE32, StreamPrimitive},
-};
 use doran_protocol::BlobHash;
 use rand::TryRngCore;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use crate::keys::RandomnessError;
 
@@ -73,10 +70,30 @@ impl BlobKey {
         &self.0
     }
 
-    fn stream(&self) -> StreamBE32<XChaCha20Poly1305> {
-        let aead = XChaCha20Poly1305::new((&self.0).into());
-        StreamBE32::from_aead(aead, &Nonce::<XChaCha20Poly1305, StreamBE32<_>>::default())
+    /// The blob's segment cipher. XChaCha20-Poly1305 under a nonce is ChaCha20-Poly1305
+    /// under the key HChaCha20 derives from the nonce's first 16 bytes; every segment
+    /// nonce's first 16 bytes are the zero prefix, so one derived key serves the whole
+    /// blob, and ring's ChaCha20-Poly1305 (assembly) seals the segments to the very
+    /// bytes RustCrypto's `XChaCha20Poly1305` STREAM does (tested against it).
+    fn cipher(&self) -> LessSafeKey {
+        use chacha20::cipher::{consts::U10, generic_array::GenericArray};
+        let derived =
+            chacha20::hchacha::<U10>(GenericArray::from_slice(&self.0), &GenericArray::default());
+        // Infallible: a 32-byte key is what ChaCha20-Poly1305 takes.
+        #[allow(clippy::expect_used)]
+        let key = UnboundKey::new(&CHACHA20_POLY1305, derived.as_slice())
+            .expect("ChaCha20-Poly1305 takes 32-byte keys");
+        LessSafeKey::new(key)
     }
+}
+
+/// The ChaCha20-Poly1305 nonce of segment `i`: the last 8 bytes of its STREAM nonce
+/// (`0¹⁹ ‖ i (u32 BE) ‖ last?`) after 4 zero bytes, as XChaCha20 builds it.
+fn segment_nonce(i: u64, last: bool) -> Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[7..11].copy_from_slice(&position(i).to_be_bytes());
+    nonce[11] = u8::from(last);
+    Nonce::assume_unique_for_key(nonce)
 }
 
 impl fmt::Debug for BlobKey {
@@ -187,7 +204,7 @@ pub fn plain_len(sealed_len: u64) -> Option<u64> {
 
 /// Seals `plain` under `key`.
 pub fn seal(key: &BlobKey, plain: &[u8]) -> Result<Vec<u8>, SealError> {
-    let stream = key.stream();
+    let cipher = key.cipher();
     let count = segments(plain.len() as u64);
     if count > u64::from(u32::MAX) {
         return Err(SealError::TooLarge);
@@ -196,15 +213,19 @@ pub fn seal(key: &BlobKey, plain: &[u8]) -> Result<Vec<u8>, SealError> {
         usize::try_from(sealed_len(plain.len() as u64)).map_err(|_| SealError::TooLarge)?;
     let mut out = Vec::with_capacity(sealed);
     out.extend_from_slice(&HEADER);
-    let mut buf = Vec::with_capacity(SEGMENT + TAG);
     let mut pieces = plain.chunks(SEGMENT);
     for i in 0..count {
-        buf.clear();
-        buf.extend_from_slice(pieces.next().unwrap_or_default());
-        stream
-            .encrypt_in_place(position(i), i + 1 == count, &HEADER, &mut buf)
+        // Sealed in place where it lands: no copy but the one into the output.
+        let at = out.len();
+        out.extend_from_slice(pieces.next().unwrap_or_default());
+        let tag: Tag = cipher
+            .seal_in_place_separate_tag(
+                segment_nonce(i, i + 1 == count),
+                Aad::from(HEADER),
+                &mut out[at..],
+            )
             .map_err(|_| SealError::TooLarge)?;
-        out.extend_from_slice(&buf);
+        out.extend_from_slice(tag.as_ref());
     }
     Ok(out)
 }
@@ -217,6 +238,36 @@ pub fn open(key: &BlobKey, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
     }
     let total = segments(plain);
     open_segments(key, 0, total, total, &sealed[HEADER.len()..])
+}
+
+/// Opens a whole sealed blob in its own buffer: each segment is opened where it lies
+/// and moved down over the tags before it, so no second buffer is made. A download is
+/// opened this way: a fresh buffer of a few MiB costs the kernel more (a page fault and
+/// zeroing per 4 KiB) than the cipher does.
+pub fn open_owned(key: &BlobKey, mut sealed: Vec<u8>) -> Result<Vec<u8>, SealError> {
+    let plain = plain_len(sealed.len() as u64).ok_or(SealError::NotSealed)?;
+    if sealed[..HEADER.len()] != HEADER {
+        return Err(SealError::NotSealed);
+    }
+    let cipher = key.cipher();
+    let total = segments(plain);
+    let (mut read, mut write) = (HEADER.len(), 0);
+    for i in 0..total {
+        let end = (read + SEGMENT + TAG).min(sealed.len());
+        let opened = cipher
+            .open_in_place(
+                segment_nonce(i, i + 1 == total),
+                Aad::from(HEADER),
+                &mut sealed[read..end],
+            )
+            .map_err(|_| SealError::Segment(i))?
+            .len();
+        sealed.copy_within(read..read + opened, write);
+        write += opened;
+        read = end;
+    }
+    sealed.truncate(write);
+    Ok(sealed)
 }
 
 /// The part of a sealed blob that holds the plaintext bytes `start..end` of a blob of
@@ -284,18 +335,23 @@ fn open_segments(
     total: u64,
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let stream = key.stream();
+    let cipher = key.cipher();
     let mut out = Vec::with_capacity(sealed.len());
-    let mut buf = Vec::with_capacity(SEGMENT + TAG);
     let mut pieces = sealed.chunks(SEGMENT + TAG);
     for i in first..first + count {
         let piece = pieces.next().ok_or(SealError::BadRange)?;
-        buf.clear();
-        buf.extend_from_slice(piece);
-        stream
-            .decrypt_in_place(position(i), i + 1 == total, &HEADER, &mut buf)
-            .map_err(|_| SealError::Segment(i))?;
-        out.extend_from_slice(&buf);
+        // Opened in place where it lands, then its tag cut off.
+        let at = out.len();
+        out.extend_from_slice(piece);
+        let opened = cipher
+            .open_in_place(
+                segment_nonce(i, i + 1 == total),
+                Aad::from(HEADER),
+                &mut out[at..],
+            )
+            .map_err(|_| SealError::Segment(i))?
+            .len();
+        out.truncate(at + opened);
     }
     if pieces.next().is_some() {
         return Err(SealError::BadRange);
@@ -341,7 +397,49 @@ mod tests {
             assert_eq!(sealed.len() as u64, sealed_len(len as u64), "{len}");
             assert_eq!(plain_len(sealed.len() as u64), Some(len as u64), "{len}");
             assert_eq!(open(&key(1), &sealed).unwrap(), plain, "{len}");
+            assert_eq!(open_owned(&key(1), sealed.clone()).unwrap(), plain, "{len}");
             assert_eq!(&sealed[..4], b"DRB\x01");
+        }
+    }
+
+    /// The format as RustCrypto's XChaCha20-Poly1305 STREAM writes it (how blobs were
+    /// sealed before the ring cipher): the bytes must not change, in either direction.
+    fn reference_seal(key: &BlobKey, plain: &[u8]) -> Vec<u8> {
+        use chacha20poly1305::{
+            KeyInit, XChaCha20Poly1305,
+            aead::stream::{NewStream, Nonce, StreamBE32, StreamPrimitive},
+        };
+        let aead = XChaCha20Poly1305::new((&key.0).into());
+        let stream =
+            StreamBE32::from_aead(aead, &Nonce::<XChaCha20Poly1305, StreamBE32<_>>::default());
+        let count = segments(plain.len() as u64);
+        let mut out = HEADER.to_vec();
+        let mut pieces = plain.chunks(SEGMENT);
+        for i in 0..count {
+            let mut buf = pieces.next().unwrap_or_default().to_vec();
+            stream
+                .encrypt_in_place(position(i), i + 1 == count, &HEADER, &mut buf)
+                .unwrap();
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    #[test]
+    fn the_bytes_are_those_of_xchacha20_poly1305_stream() {
+        for (n, len) in [
+            (1, 0),
+            (2, 1),
+            (3, 4096),
+            (4, SEGMENT),
+            (5, SEGMENT + 1),
+            (6, 3 * SEGMENT + 17),
+        ] {
+            let plain = bytes(len);
+            let reference = reference_seal(&key(n), &plain);
+            assert_eq!(seal(&key(n), &plain).unwrap(), reference, "{len}");
+            assert_eq!(open(&key(n), &reference).unwrap(), plain, "{len}");
+            assert_eq!(open_owned(&key(n), reference).unwrap(), plain, "{len}");
         }
     }
 
@@ -371,22 +469,29 @@ mod tests {
         );
     }
 
+    /// Opens `sealed` both ways (borrowed, and in its own buffer): same verdict.
+    fn opens(key: &BlobKey, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let borrowed = open(key, sealed);
+        assert_eq!(open_owned(key, sealed.to_vec()), borrowed);
+        borrowed
+    }
+
     #[test]
     fn a_wrong_key_or_a_changed_byte_does_not_open() {
         let plain = bytes(2 * SEGMENT + 100);
         let sealed = seal(&key(1), &plain).unwrap();
-        assert_eq!(open(&key(2), &sealed), Err(SealError::Segment(0)));
+        assert_eq!(opens(&key(2), &sealed), Err(SealError::Segment(0)));
         for at in [4, 100, SEGMENT + TAG + 4, sealed.len() - 1] {
             let mut bad = sealed.clone();
             bad[at] ^= 1;
             assert!(
-                matches!(open(&key(1), &bad), Err(SealError::Segment(_))),
+                matches!(opens(&key(1), &bad), Err(SealError::Segment(_))),
                 "{at}"
             );
         }
         let mut header = sealed;
         header[3] = 2;
-        assert_eq!(open(&key(1), &header), Err(SealError::NotSealed));
+        assert_eq!(opens(&key(1), &header), Err(SealError::NotSealed));
     }
 
     #[test]
@@ -396,20 +501,20 @@ mod tests {
         let whole = SEGMENT + TAG;
         // Cut at a segment boundary: the new last segment was not sealed as last.
         let cut = &sealed[..4 + 2 * whole];
-        assert!(open(&key(1), cut).is_err());
+        assert!(opens(&key(1), cut).is_err());
         // Two segments swapped.
         let mut swapped = sealed[..4].to_vec();
         swapped.extend_from_slice(&sealed[4 + whole..4 + 2 * whole]);
         swapped.extend_from_slice(&sealed[4..4 + whole]);
         swapped.extend_from_slice(&sealed[4 + 2 * whole..]);
-        assert!(open(&key(1), &swapped).is_err());
+        assert!(opens(&key(1), &swapped).is_err());
         // A segment repeated at the end.
         let mut longer = sealed.clone();
         longer.extend_from_slice(&sealed[4..4 + whole]);
-        assert!(open(&key(1), &longer).is_err());
+        assert!(opens(&key(1), &longer).is_err());
         // Too short to be anything.
-        assert_eq!(open(&key(1), b"DRB\x01short"), Err(SealError::NotSealed));
-        assert_eq!(open(&key(1), b""), Err(SealError::NotSealed));
+        assert_eq!(opens(&key(1), b"DRB\x01short"), Err(SealError::NotSealed));
+        assert_eq!(opens(&key(1), b""), Err(SealError::NotSealed));
     }
 
     #[test]

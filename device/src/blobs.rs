@@ -599,7 +599,7 @@ impl BlobCache {
         let mime = mime.to_owned();
         self.blocking(move |c| {
             let bytes = match &blob.key {
-                Some(key) => match seal::open(key, &fetched) {
+                Some(key) => match seal::open_owned(key, fetched) {
                     Ok(bytes) => bytes,
                     Err(why) => {
                         c.lock_refused().insert(&blob, why.clone());
