@@ -40,6 +40,7 @@ pub mod time_util;
 pub mod validate;
 pub mod view_cache;
 pub mod views;
+mod xchacha;
 
 pub use error::{DocError, Result};
 pub use family_doc::{

@@ -29,7 +29,7 @@ use std::fmt;
 
 use doran_protocol::BlobHash;
 use rand::TryRngCore;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag};
 
 use crate::keys::RandomnessError;
 
@@ -70,30 +70,21 @@ impl BlobKey {
         &self.0
     }
 
-    /// The blob's segment cipher. XChaCha20-Poly1305 under a nonce is ChaCha20-Poly1305
-    /// under the key HChaCha20 derives from the nonce's first 16 bytes; every segment
-    /// nonce's first 16 bytes are the zero prefix, so one derived key serves the whole
-    /// blob, and ring's ChaCha20-Poly1305 (assembly) seals the segments to the very
-    /// bytes RustCrypto's `XChaCha20Poly1305` STREAM does (tested against it).
+    /// The blob's segment cipher: every segment nonce's first 16 bytes are the zero
+    /// prefix, so one key HChaCha20 derives serves the whole blob
+    /// ([`crate::xchacha`]).
     fn cipher(&self) -> LessSafeKey {
-        use chacha20::cipher::{consts::U10, generic_array::GenericArray};
-        let derived =
-            chacha20::hchacha::<U10>(GenericArray::from_slice(&self.0), &GenericArray::default());
-        // Infallible: a 32-byte key is what ChaCha20-Poly1305 takes.
-        #[allow(clippy::expect_used)]
-        let key = UnboundKey::new(&CHACHA20_POLY1305, derived.as_slice())
-            .expect("ChaCha20-Poly1305 takes 32-byte keys");
-        LessSafeKey::new(key)
+        crate::xchacha::cipher(&self.0, &[0; 16])
     }
 }
 
 /// The ChaCha20-Poly1305 nonce of segment `i`: the last 8 bytes of its STREAM nonce
 /// (`0¹⁹ ‖ i (u32 BE) ‖ last?`) after 4 zero bytes, as XChaCha20 builds it.
 fn segment_nonce(i: u64, last: bool) -> Nonce {
-    let mut nonce = [0u8; 12];
-    nonce[7..11].copy_from_slice(&position(i).to_be_bytes());
-    nonce[11] = u8::from(last);
-    Nonce::assume_unique_for_key(nonce)
+    let mut tail = [0u8; 8];
+    tail[3..7].copy_from_slice(&position(i).to_be_bytes());
+    tail[7] = u8::from(last);
+    crate::xchacha::nonce(tail)
 }
 
 impl fmt::Debug for BlobKey {

@@ -18,8 +18,10 @@
 //!   one epoch give equal envelopes — and they are the same chunk anyway.
 //! - The relay still names the chunk by blake3 of the envelope, checks and
 //!   deduplicates it; it holds no key.
+//! - The cipher is computed with ring's ChaCha20-Poly1305 under the key HChaCha20
+//!   derives ([`crate::xchacha`]): the same bytes as RustCrypto's `XChaCha20Poly1305`,
+//!   which sealed every envelope before.
 
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce, aead::Aead, aead::Payload};
 use doran_protocol::DocId;
 use rand::TryRngCore;
 
@@ -126,22 +128,15 @@ fn seal_with(
     nonce: [u8; 24],
     changes: &[u8],
 ) -> Result<Vec<u8>, RandomnessError> {
-    let cipher = XChaCha20Poly1305::new(key.into());
     let aad = aad(epoch, doc);
-    let sealed = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: changes,
-                aad: &aad,
-            },
-        )
-        // XChaCha20-Poly1305 fails only on a plaintext over 256 GiB.
-        .map_err(|_| RandomnessError("chunk too large to seal".into()))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
+    // Sealed in place after the header: one buffer.
+    let mut out = Vec::with_capacity(OVERHEAD + changes.len());
     out.extend_from_slice(&aad[..12]);
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(changes);
+    crate::xchacha::seal_in_place(key, &nonce, &aad, &mut out, HEADER_LEN)
+        // XChaCha20-Poly1305 fails only on a plaintext over 256 GiB.
+        .map_err(|_| RandomnessError("chunk too large to seal".into()))?;
     Ok(out)
 }
 
@@ -156,14 +151,13 @@ pub(super) fn open(
     if epoch_of(envelope)? != epoch {
         return Err(EnvelopeError::Refused);
     }
-    let cipher = XChaCha20Poly1305::new((&doc_key(epoch_secret, doc)).into());
-    cipher
-        .decrypt(
-            XNonce::from_slice(&envelope[12..HEADER_LEN]),
-            Payload {
-                msg: &envelope[HEADER_LEN..],
-                aad: &aad(epoch, doc),
-            },
-        )
-        .map_err(|_| EnvelopeError::Refused)
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&envelope[12..HEADER_LEN]);
+    crate::xchacha::open(
+        &doc_key(epoch_secret, doc),
+        &nonce,
+        &aad(epoch, doc),
+        &envelope[HEADER_LEN..],
+    )
+    .map_err(|_| EnvelopeError::Refused)
 }
