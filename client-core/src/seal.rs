@@ -257,6 +257,11 @@ pub fn open_owned(key: &BlobKey, mut sealed: Vec<u8>) -> Result<Vec<u8>, SealErr
         write += opened;
         read = end;
     }
+    // A tag's worth of bytes after a blob of whole segments reads as one more empty
+    // segment's length, but was never opened: refused, as `open` refuses it.
+    if read != sealed.len() {
+        return Err(SealError::BadRange);
+    }
     sealed.truncate(write);
     Ok(sealed)
 }
@@ -499,6 +504,10 @@ mod tests {
         swapped.extend_from_slice(&sealed[4..4 + whole]);
         swapped.extend_from_slice(&sealed[4 + 2 * whole..]);
         assert!(opens(&key(1), &swapped).is_err());
+        // A tag's worth of bytes appended to a blob of whole segments.
+        let mut tail = sealed.clone();
+        tail.extend_from_slice(&[0; TAG]);
+        assert_eq!(opens(&key(1), &tail), Err(SealError::BadRange));
         // A segment repeated at the end.
         let mut longer = sealed.clone();
         longer.extend_from_slice(&sealed[4..4 + whole]);

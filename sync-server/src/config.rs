@@ -315,15 +315,16 @@ pub struct Limits {
     pub upload_yield_bytes_per_second: u64,
     /// Blob downloads in progress at once from one address (the client's, as
     /// [`trusted_proxies`](Config::trusted_proxies) tells it), from when its signature
-    /// is checked until the connection's next request or its end; past it a download
-    /// waits up to
+    /// is checked until its connection ends (or a later download of the connection
+    /// takes the turn over); past it a download waits up to
     /// [`download_wait_secs`](Self::download_wait_secs) for its turn, then gets
     /// `rate_limited`. Each one in progress may hold up to a read piece (256 KiB).
     pub max_downloads_per_address: usize,
     /// Blob downloads in progress at once for one account, waited for like the
     /// address's: one account cannot take every turn of an address it shares.
     pub max_downloads_per_account: usize,
-    /// Seconds a download waits for a turn of its account and of its address.
+    /// Seconds a download waits, in all, for a turn of its account and of its
+    /// address.
     pub download_wait_secs: u64,
     /// Seconds an upload may take before the minimum rate applies.
     pub upload_grace_secs: u64,
@@ -425,7 +426,7 @@ impl Default for Limits {
             upload_min_bytes_per_second: 4 * 1024,
             upload_yield_bytes_per_second: 64 * 1024,
             max_downloads_per_address: 64,
-            max_downloads_per_account: 16,
+            max_downloads_per_account: 32,
             download_wait_secs: 10,
             upload_grace_secs: 10,
             family_log_quota_bytes: 128 * 1024 * 1024,

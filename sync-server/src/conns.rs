@@ -47,8 +47,11 @@ pub struct Entry {
 
 /// A guard a request leaves with its connection: a download's turns, because hyper
 /// lets go of a response body once its last bytes are in its write buffer, not once
-/// they are sent, so a body's own guard would end while a reader that stopped still
-/// pins those bytes.
+/// they are sent — and reads the next request (pipelined, or after the last piece
+/// went in) before they are — so neither the body nor the next request may end it
+/// while a reader that stopped still pins those bytes. It lasts until the connection
+/// ends (or is idle past `header_read_timeout_secs`), or a later download of the
+/// connection takes it over.
 #[derive(Default)]
 struct Held(Mutex<Option<Box<dyn std::any::Any + Send>>>);
 
@@ -69,16 +72,20 @@ impl Entry {
         &self.close
     }
 
-    /// Keeps `guard` until this connection's next request asks for it back
-    /// ([`Entry::release_held`]) or the connection ends.
-    pub fn hold_until_next(&self, guard: Box<dyn std::any::Any + Send>) {
+    /// Keeps `guard` until a later request of this connection takes it
+    /// ([`Entry::take_held`]) or the connection ends.
+    pub fn hold(&self, guard: Box<dyn std::any::Any + Send>) {
         *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
     }
 
-    /// Drops what the connection's previous request left held.
-    pub fn release_held(&self) {
-        let guard = self.held.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(guard);
+    /// What an earlier request of this connection left held, if anything.
+    pub fn take_held(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Drops what the connection holds.
+    fn release_held(&self) {
+        drop(self.take_held());
     }
 
     fn touch(&self) {

@@ -174,9 +174,6 @@ async fn serve_connection<I>(
         // What `into_make_service_with_connect_info` gave the handlers, plus the
         // connection's entry (a websocket session marks itself signed in there).
         request.extensions_mut().insert(ConnectInfo(peer));
-        // A new request: what the previous one left held (a download's turns) goes
-        // back; that request's response has been handed over whole by now.
-        for_requests.release_held();
         request.extensions_mut().insert(Arc::clone(&for_requests));
         router.clone().oneshot(request.map(Body::new))
     });

@@ -147,12 +147,14 @@ async fn ask(stream: &mut TcpStream, id: &Identity, path: &str, from: &str) {
         .expect("the request");
 }
 
-/// A download's turn is the connection's until its next request or its end, not
-/// until its body is handed to the connection's buffer (which a reader that stopped
-/// would leave pinned): a kept-alive connection holds it while idle, gives it back
-/// as its next request comes (never waiting for itself), and when it closes.
+/// A download's turn is its connection's until the connection ends, not until its
+/// body is handed to the connection's buffer, nor until the next request comes (a
+/// reader that stopped would leave those bytes pinned, and hyper reads a pipelined
+/// request before they are sent): a kept-alive connection holds it while idle and
+/// through other requests, hands it on to its own next download (never waiting for
+/// itself), and gives it back when it closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_s_turn_is_its_connection_s_until_the_next_request() {
+async fn a_download_s_turn_is_its_connection_s_until_it_ends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = r#"{"trusted_proxies":["127.0.0.1"],"limits":{
         "max_downloads_per_address": 1,
@@ -179,12 +181,16 @@ async fn a_download_s_turn_is_its_connection_s_until_the_next_request() {
     ask(&mut kept, &mom, &path, ATTACKER).await;
     assert_eq!(read_answer(&mut kept).await, 200);
 
-    // Step 2: another connection from that address finds the turn still held.
+    // Step 2: another request on the kept connection (no download) leaves the turn
+    // held: another connection from that address finds it taken.
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: relay\r\n\r\n")
+        .await
+        .expect("a second request");
+    assert_eq!(read_answer(&mut kept).await, 200);
     let r = download(&server, &mom, &path, ATTACKER).await;
     assert_eq!((r.status, code(&r)), (429, Some(ErrorCode::RateLimited)));
 
-    // Step 3: the kept connection's next download gives its turn back and takes it
-    // again, at once.
+    // Step 3: the kept connection's next download takes its turn over, at once.
     ask(&mut kept, &mom, &path, ATTACKER).await;
     assert_eq!(read_answer(&mut kept).await, 200);
 

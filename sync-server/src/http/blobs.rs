@@ -320,17 +320,17 @@ pub async fn put_blob(
                 break; // the writer failed; its error is reported below
             }
         }
-        // The body is in: the slot is for receiving bodies, and an upload past this
-        // point can no longer give way (nothing would come of cutting it).
+        // The body is in: nothing would come of cutting it now. Its slot is kept
+        // through publishing and granting (its file or S3 buffers are still open);
+        // an upload that gives way or fails drops it at once with this future.
         drop(place);
-        drop(permit);
         // From publishing the bytes until they are granted, the blob sweep must not
         // judge this blob: it may be an old, unreferenced copy of the same bytes that
         // this upload is about to grant again.
         let sweep_guard = Arc::clone(&gc_lock).read_owned().await;
         let cluster_guard = cluster.blob_gc_shared().await?;
         let _ = tx.send(Piece::End).await;
-        Ok::<_, ApiError>((total, (sweep_guard, cluster_guard)))
+        Ok::<_, ApiError>((total, (sweep_guard, cluster_guard, permit)))
     };
     let (uploaded, written) = tokio::join!(upload, writer);
     let (total, _sweep_guard) = uploaded?;
@@ -456,8 +456,6 @@ pub async fn get_blob(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // (The connection's previous request gave back what it held as this one came in:
-    // a kept-alive connection never waits for its own turn.)
     let connection = connection.map(|Extension(e)| e);
     let signed = Signed::read(&method, &uri, &headers)?;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
@@ -479,7 +477,17 @@ pub async fn get_blob(
         return Err(ApiError::not_found("no such blob"));
     };
     let address = crate::http::limit_key(crate::http::client_address(&state, peer, &headers).ip());
-    let turns = download_turns(&state, user, address).await?;
+    // A kept-alive connection's earlier download of the same account and address
+    // hands its turns on (it never waits for itself); any other it held go back.
+    let earlier = connection
+        .as_ref()
+        .and_then(|c| c.take_held())
+        .and_then(|held| held.downcast::<DownloadTurns>().ok())
+        .filter(|t| t.account.key() == &user && t.address.key() == &address);
+    let turns = match earlier {
+        Some(turns) => *turns,
+        None => download_turns(&state, user, address).await?,
+    };
     let (status, start, len) = match range::parse(range_header, size) {
         RangeRequest::Full => (StatusCode::OK, 0, size),
         RangeRequest::Partial { start, end } => {
@@ -512,10 +520,10 @@ pub async fn get_blob(
             _ => Body::from_stream(read_stream(Arc::clone(&state), hash, start, len)),
         }
     };
-    // Held by the connection until its next request or its end: hyper lets go of the
-    // body once its last bytes are in its write buffer, not once they are sent.
+    // Held by the connection (`conns::Entry::hold`): hyper lets go of the body once
+    // its last bytes are in its write buffer, not once they are sent.
     if let Some(c) = &connection {
-        c.hold_until_next(Box::new(turns));
+        c.hold(Box::new(turns));
     }
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -563,21 +571,31 @@ fn find(state: &AppState, signed: &Signed, hash: &str) -> ApiResult<Option<Found
         .map(|size| Found { user, hash, size }))
 }
 
+/// A download's turns of its account and of its address.
+struct DownloadTurns {
+    account: Turn<UserId>,
+    address: Turn<IpAddr>,
+}
+
 /// A download's turns: its account's, then its address's (always in that order, so
-/// two downloads never wait for each other's). Each waits up to `download_wait_secs`.
+/// two downloads never wait for each other's), within `download_wait_secs` in all.
 async fn download_turns(
     state: &AppState,
     user: UserId,
     address: IpAddr,
-) -> ApiResult<(Turn<UserId>, Turn<IpAddr>)> {
+) -> ApiResult<DownloadTurns> {
     let patience = Duration::from_secs(state.config.limits.download_wait_secs);
+    let deadline = tokio::time::Instant::now() + patience;
     let account = state.downloads_by_account.wait(user, patience).await;
     let turns = match account {
-        Some(a) => state
-            .downloads_by_address
-            .wait(address, patience)
-            .await
-            .map(|b| (a, b)),
+        Some(account) => {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            state
+                .downloads_by_address
+                .wait(address, left)
+                .await
+                .map(|address| DownloadTurns { account, address })
+        }
         None => None,
     };
     turns.ok_or_else(|| {

@@ -43,6 +43,14 @@ pub struct Turn<K: Hash + Eq> {
     // that may remove the key's entry.
     _permit: OwnedSemaphorePermit,
     _interest: Interest<K>,
+    key: K,
+}
+
+impl<K: Hash + Eq> Turn<K> {
+    /// The key this is a turn of.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
 }
 
 /// Counts a holder or a waiter of a key; forgets the key when the last one goes.
@@ -90,7 +98,7 @@ impl<K: Hash + Eq + Clone> Turns<K> {
             Arc::clone(&q.turns)
         };
         let interest = Interest {
-            key: Some(key),
+            key: Some(key.clone()),
             keys: Arc::clone(&self.keys),
         };
         let permit = match turns.clone().try_acquire_owned() {
@@ -103,6 +111,7 @@ impl<K: Hash + Eq + Clone> Turns<K> {
         Some(Turn {
             _permit: permit,
             _interest: interest,
+            key,
         })
     }
 
