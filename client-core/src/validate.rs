@@ -71,6 +71,31 @@ pub fn text(field: Field, value: &str, rule: TextRule) -> Result<String> {
     doran_protocol::text::normalize(value, rule).map_err(|e| DocError::text(field, e))
 }
 
+/// `wanted` in the app's form for a 호칭 (cut to its length) if no member in `taken`
+/// has it, else with the smallest number from 2 that makes it free (막내 → 막내2),
+/// still a 호칭's length at most. Something unusable becomes 가족.
+pub fn free_member_name(wanted: &str, taken: &std::collections::BTreeSet<String>) -> String {
+    let cut = |s: &str, max: usize| -> String { s.chars().take(max).collect() };
+    let base = text(
+        Field::MemberName,
+        &cut(wanted, MEMBER_NAME.max),
+        MEMBER_NAME,
+    )
+    .unwrap_or_else(|_| "가족".to_owned());
+    if !taken.contains(&base) {
+        return base;
+    }
+    for n in 2u32.. {
+        let suffix = n.to_string();
+        let room = MEMBER_NAME.max.saturating_sub(suffix.chars().count());
+        let candidate = format!("{}{suffix}", cut(&base, room).trim_end());
+        if !taken.contains(&candidate) {
+            return candidate;
+        }
+    }
+    base
+}
+
 /// A nickname: 2–15 characters of Hangul, letters, digits and `._ -`.
 pub fn nickname(value: &str) -> Result<String> {
     doran_protocol::text::nickname(value).map_err(|e| DocError::text(Field::Nickname, e))
@@ -94,6 +119,30 @@ pub fn color(value: Option<&str>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_name_gets_the_smallest_free_number_and_stays_a_name() {
+        let taken = |names: &[&str]| -> std::collections::BTreeSet<String> {
+            names.iter().map(|n| (*n).to_owned()).collect()
+        };
+        assert_eq!(free_member_name("막내", &taken(&["엄마"])), "막내");
+        assert_eq!(free_member_name("막내", &taken(&["막내"])), "막내2");
+        assert_eq!(
+            free_member_name("막내", &taken(&["막내", "막내2"])),
+            "막내3"
+        );
+        // Eight characters at most, the number included.
+        assert_eq!(
+            free_member_name("할머니할아버지께서", &taken(&[])),
+            "할머니할아버지께"
+        );
+        assert_eq!(
+            free_member_name("할머니할아버지께", &taken(&["할머니할아버지께"])),
+            "할머니할아버지2"
+        );
+        // Nothing usable (a nickname of spaces): a plain name, made free too.
+        assert_eq!(free_member_name("  ", &taken(&["가족"])), "가족2");
+    }
 
     #[test]
     fn lengths_count_characters_not_bytes() {

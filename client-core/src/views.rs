@@ -25,6 +25,8 @@ pub use memories::{MemoryDay, PhotoRef, memories};
 pub use missions::{MissionCard, MissionDashboard, Tick, mission_dashboard, past_missions};
 pub use voice::{VoiceAlbumCard, VoiceCard, voice_albums, voices};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::{
     model::{Family, Role},
     time_util::Lang,
@@ -38,10 +40,52 @@ pub fn role_key<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Err
     })
 }
 
-/// The 호칭 of a user in this family, or a placeholder for someone who left.
+/// The 호칭 of a user in this family as every screen shows it ([`shown_names`]), or
+/// a placeholder for someone who left.
 pub fn member_name(f: &Family, user: &str, lang: Lang) -> String {
-    f.members
-        .get(user)
-        .map(|m| m.name.clone())
-        .unwrap_or_else(|| lang.pick("(떠난 가족)", "(former member)").to_owned())
+    let Some(m) = f.members.get(user) else {
+        return lang.pick("(떠난 가족)", "(former member)").to_owned();
+    };
+    // Nearly always the 호칭 is the member's alone: no map is built for it.
+    let shared = f
+        .members
+        .iter()
+        .any(|(other, o)| other != user && o.name == m.name);
+    if !shared {
+        return m.name.clone();
+    }
+    shown_names(f)
+        .remove(user)
+        .unwrap_or_else(|| m.name.clone())
+}
+
+/// Every member's 호칭 as screens show it, by user (hex): their own, unless another
+/// member holds the same one. A device checks a 호칭 is free against its own copy, so
+/// two renames (or a join and a rename) made apart can meet on one; then the member
+/// who joined first (then the lower user id) keeps it and each later one shows it with
+/// the smallest free number (막내2), the same on every device, until one of them
+/// changes theirs.
+pub fn shown_names(f: &Family) -> BTreeMap<String, String> {
+    let mut shown: BTreeMap<String, String> = f
+        .members
+        .iter()
+        .map(|(user, m)| (user.clone(), m.name.clone()))
+        .collect();
+    let mut holders: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+    for (user, m) in &f.members {
+        holders
+            .entry(m.name.as_str())
+            .or_default()
+            .push((m.joined_at, user.as_str()));
+    }
+    let mut taken: BTreeSet<String> = f.members.values().map(|m| m.name.clone()).collect();
+    for (name, mut group) in holders.into_iter().filter(|(_, g)| g.len() > 1) {
+        group.sort_unstable();
+        for (_, user) in group.into_iter().skip(1) {
+            let numbered = crate::validate::free_member_name(name, &taken);
+            taken.insert(numbered.clone());
+            shown.insert(user.to_owned(), numbered);
+        }
+    }
+    shown
 }

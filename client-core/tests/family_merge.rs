@@ -314,3 +314,52 @@ fn single_changes_applied_out_of_order_and_twice_converge() {
     b.apply_remote([c1.as_slice(), c2.as_slice(), c1.as_slice()]);
     assert_converged(&mut [&mut a, &mut b]);
 }
+
+/// Each device checks that a 호칭 is free against its own copy, so two renames made
+/// apart can meet on one. Every device then shows them apart the same way: the member
+/// who joined first keeps it, the later one shows it with the smallest free number,
+/// in every view that names members; once one of them changes theirs, both show
+/// their own again.
+#[test]
+fn two_renames_made_apart_onto_one_name_are_shown_apart_alike() {
+    let (mut a, mut b, mut c) = family_of_three();
+    let (dad, kid) = (b.me().to_hex(), c.me().to_hex());
+    // Step 1: offline, dad and the kid both become "둘째"; a member is already "둘째2".
+    b.set_member_name(b.me(), "둘째", T0 + 10).unwrap();
+    c.set_member_name(c.me(), "둘째", T0 + 11).unwrap();
+    a.set_member_name(a.me(), "둘째2", T0 + 12).unwrap();
+    // Step 2: they meet again: both entries say "둘째".
+    sync_all(&mut [&mut a, &mut b, &mut c]);
+    assert_converged(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(a.view().members[&dad].name, "둘째");
+    assert_eq!(a.view().members[&kid].name, "둘째");
+    // Step 3: dad joined first and keeps it; the kid shows as "둘째3" ("둘째2" is
+    // mom's), on every device and in every view.
+    for doc in [&a, &b, &c] {
+        let shown = views::shown_names(doc.view());
+        assert_eq!(shown[&dad], "둘째");
+        assert_eq!(shown[&kid], "둘째3");
+        assert_eq!(
+            shown[&doc
+                .view()
+                .members
+                .keys()
+                .find(|u| **u != dad && **u != kid)
+                .cloned()
+                .unwrap()],
+            "둘째2"
+        );
+        assert_eq!(
+            views::member_name(doc.view(), &kid, doran_client_core::time_util::Lang::Ko),
+            "둘째3"
+        );
+    }
+    // Step 4: the kid picks another 호칭: each shows their own again.
+    c.set_member_name(c.me(), "막내", T0 + 20).unwrap();
+    sync_all(&mut [&mut a, &mut b, &mut c]);
+    let shown = views::shown_names(a.view());
+    assert_eq!(
+        (shown[&dad].as_str(), shown[&kid].as_str()),
+        ("둘째", "막내")
+    );
+}

@@ -242,32 +242,9 @@ pub(crate) fn joining_as(
             .map(|(_, m)| m.name.clone())
             .collect()
     })?;
-    Ok(free_name(&wanted, &taken))
-}
-
-/// `wanted` in the app's form (cut to a 호칭's length) if no member in `taken` has it,
-/// else with the smallest number from 2 that makes it free.
-fn free_name(wanted: &str, taken: &BTreeSet<String>) -> String {
-    use doran_client_core::validate::{Field, MEMBER_NAME, text};
-    let cut = |s: &str, max: usize| -> String { s.chars().take(max).collect() };
-    let base = text(
-        Field::MemberName,
-        &cut(wanted, MEMBER_NAME.max),
-        MEMBER_NAME,
-    )
-    .unwrap_or_else(|_| "가족".to_owned());
-    if !taken.contains(&base) {
-        return base;
-    }
-    for n in 2u32.. {
-        let suffix = n.to_string();
-        let room = MEMBER_NAME.max.saturating_sub(suffix.chars().count());
-        let candidate = format!("{}{suffix}", cut(&base, room).trim_end());
-        if !taken.contains(&candidate) {
-            return candidate;
-        }
-    }
-    base
+    Ok(doran_client_core::validate::free_member_name(
+        &wanted, &taken,
+    ))
 }
 
 /// What one family needs, as this device's copy shows it.
@@ -567,8 +544,8 @@ mod tests {
     use doran_protocol::{FamilyId, UserId};
 
     use super::{
-        Creating, Joining, done_creating, done_joining, done_leaving, free_name, joining, key,
-        read, start_creating, start_joining, start_leaving,
+        Creating, Joining, done_creating, done_joining, done_leaving, joining, key, read,
+        start_creating, start_joining, start_leaving,
     };
 
     fn creating(title: &str) -> Creating {
@@ -626,25 +603,6 @@ mod tests {
             family
         );
         assert_eq!(read(&store, me).creating.len(), 1);
-    }
-
-    #[test]
-    fn a_taken_name_gets_the_smallest_free_number_and_stays_a_name() {
-        let taken = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
-        assert_eq!(free_name("막내", &taken(&["엄마"])), "막내");
-        assert_eq!(free_name("막내", &taken(&["막내"])), "막내2");
-        assert_eq!(free_name("막내", &taken(&["막내", "막내2"])), "막내3");
-        // Eight characters at most, the number included.
-        assert_eq!(
-            free_name("할머니할아버지께서", &taken(&[])),
-            "할머니할아버지께"
-        );
-        assert_eq!(
-            free_name("할머니할아버지께", &taken(&["할머니할아버지께"])),
-            "할머니할아버지2"
-        );
-        // Nothing usable (a nickname of spaces): a plain name, made free too.
-        assert_eq!(free_name("  ", &taken(&["가족"])), "가족2");
     }
 
     #[test]

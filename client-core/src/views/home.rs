@@ -178,6 +178,7 @@ pub fn home(
     } = viewer;
     let today = local_date(now_ms, offset);
     let month = YearMonth::of(today);
+    let mut shown = super::shown_names(f);
     let mut members: Vec<HomeMember> = f
         .members
         .iter()
@@ -195,7 +196,7 @@ pub fn home(
             };
             HomeMember {
                 user: user.clone(),
-                name: m.name.clone(),
+                name: shown.remove(user).unwrap_or_else(|| m.name.clone()),
                 role: m.role,
                 color: m.color.clone(),
                 nickname: p.map(|p| p.nickname.clone()),

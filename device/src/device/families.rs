@@ -122,10 +122,18 @@ impl Device {
     pub(crate) async fn members_of(&self, view: &Family) -> Result<Vec<MemberView>> {
         let session = self.session()?;
         let me = session.account.user.to_hex();
+        // Each as screens show them: two members on one 호칭 are told apart.
+        let mut shown = doran_client_core::views::shown_names(view);
         let users: Vec<(String, doran_client_core::model::Member)> = view
             .members
             .iter()
-            .map(|(u, m)| (u.clone(), m.clone()))
+            .map(|(u, m)| {
+                let mut m = m.clone();
+                if let Some(name) = shown.remove(u) {
+                    m.name = name;
+                }
+                (u.clone(), m)
+            })
             .collect();
         let profiles = self
             .profiles(users.iter().map(|(u, _)| u.clone()).collect())

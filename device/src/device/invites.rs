@@ -230,10 +230,8 @@ impl Device {
         let me = self.me()?;
         let card = InviteCard {
             family_title: view.name.clone(),
-            inviter_name: view
-                .members
-                .get(&me.to_hex())
-                .map(|m| m.name.clone())
+            inviter_name: doran_client_core::views::shown_names(&view)
+                .remove(&me.to_hex())
                 .unwrap_or_default(),
             proposed_name: name.clone(),
         };

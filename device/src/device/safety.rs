@@ -100,10 +100,8 @@ impl Device {
                 "A safety code is compared with another member.",
             ));
         }
-        let name = view
-            .members
-            .get(&user.to_hex())
-            .map(|m| m.name.clone())
+        let name = doran_client_core::views::shown_names(&view)
+            .remove(&user.to_hex())
             .unwrap_or_default();
         Ok((me, user, name))
     }
