@@ -270,6 +270,12 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Blob bytes granted to one family.
     pub family_quota_bytes: u64,
+    /// Bytes the blob folder's disk must keep free (for the database and its WAL, on
+    /// the same disk as a rule): an upload that would leave less is refused with
+    /// `unavailable` (HTTP 503, retry later) and its device keeps it queued. Quotas are
+    /// per family and per user, and accounts are free, so nothing else stops the disk
+    /// filling. Not checked for an S3 store.
+    pub min_free_disk_bytes: u64,
     /// Bytes of personal blobs granted to one user (avatar, personal snapshots).
     pub user_quota_bytes: u64,
     /// Sustained websocket frames per second per connection.
@@ -410,6 +416,7 @@ impl Default for Limits {
         Limits {
             max_blob_bytes: 32 * 1024 * 1024,
             family_quota_bytes: 10 * 1024 * 1024 * 1024,
+            min_free_disk_bytes: 1024 * 1024 * 1024,
             user_quota_bytes: 256 * 1024 * 1024,
             frames_per_second: 50,
             frame_burst: 200,

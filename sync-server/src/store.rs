@@ -480,6 +480,11 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     fn reads_at_once(&self) -> bool {
         false
     }
+    /// Bytes the store's disk can still take, when it can tell (a local folder; an
+    /// object store's room is not the relay's to see).
+    fn free_bytes(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
     /// Starts an upload; write bytes to the returned sink, then `finish` it. A sink
     /// dropped without `finish` leaves nothing behind.
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>>;

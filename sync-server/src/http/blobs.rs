@@ -250,6 +250,22 @@ pub async fn put_blob(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     check_size(declared.unwrap_or(0), max, room)?;
+    // The disk keeps room for the database whatever the quotas allow (one statvfs).
+    if let Some(free) = state.stores.blobs.free_bytes()? {
+        let needed = limits
+            .min_free_disk_bytes
+            .saturating_add(declared.unwrap_or(0));
+        if free < needed {
+            tracing::warn!(
+                free,
+                needed,
+                "the blob folder's disk is nearly full: upload refused"
+            );
+            return Err(ApiError::unavailable(
+                "the relay's disk is nearly full: try again later",
+            ));
+        }
+    }
     // One account may hold only a few of the relay's upload slots, so a few slow
     // uploads cannot lock everyone else out; and every upload must keep up a minimum
     // rate (below), so slots are not held for long by trickling bodies.

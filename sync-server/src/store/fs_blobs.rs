@@ -78,6 +78,12 @@ impl BlobStore for FsBlobStore {
         true
     }
 
+    fn free_bytes(&self) -> StoreResult<Option<u64>> {
+        let fs = rustix::fs::statvfs(&self.dir)
+            .map_err(|e| io_at("measure", &self.dir)(io::Error::from(e)))?;
+        Ok(Some(fs.f_bavail.saturating_mul(fs.f_frsize)))
+    }
+
     fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
         let name: [u8; 16] = rand::random();
         let tmp = self.dir.join(TMP_DIR).join(hex::encode(name));

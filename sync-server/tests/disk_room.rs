@@ -1,0 +1,56 @@
+//! The blob folder's disk keeps room for the database: quotas are per family and per
+//! user and accounts are free, so nothing else stops uploads filling the disk. An
+//! upload that would leave less than `limits.min_free_disk_bytes` free is refused
+//! with `unavailable` (retry later) and nothing of it is stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use doran_protocol::{BlobHash, ErrorCode};
+use support::{Client, Identity, Server, signed_http};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_would_fill_the_disk_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // More free bytes than any disk has.
+    let server = Server::start_with_config(
+        dir.path(),
+        r#"{"limits":{"min_free_disk_bytes":1000000000000000000}}"#,
+        &[],
+    );
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut c = Client::register(&server, &mut mom).await;
+    let family = c.create_family().await;
+    let photo = vec![7u8; 20_000];
+    let hash = BlobHash::of(&photo);
+    for path in [
+        format!("/blobs/{hash}?family={family}"),
+        format!("/blobs/{hash}?owner=me"),
+    ] {
+        let r = signed_http(&server, &mom, "PUT", &path, &photo).await;
+        let code = r
+            .header("x-doran-error")
+            .and_then(|v| v.parse::<u16>().ok())
+            .map(ErrorCode::from_code);
+        assert_eq!(
+            (r.status, code),
+            (503, Some(ErrorCode::Unavailable)),
+            "{path}"
+        );
+        assert!(r.header("retry-after").is_some(), "a retry is asked for");
+    }
+    let r = signed_http(&server, &mom, "GET", &format!("/blobs/{hash}"), b"").await;
+    assert_eq!(r.status, 404, "nothing was stored");
+    drop(server);
+
+    // The same relay with room (the default asks for 1 GiB free) takes it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut c = Client::register(&server, &mut mom).await;
+    let family = c.create_family().await;
+    let path = format!("/blobs/{hash}?family={family}");
+    let r = signed_http(&server, &mom, "PUT", &path, &photo).await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
