@@ -33,12 +33,8 @@ async fn an_upload_that_would_fill_the_disk_is_refused_and_nothing_is_stored() {
         format!("/blobs/{hash}?owner=me"),
     ] {
         let r = signed_http(&server, &mom, "PUT", &path, &photo).await;
-        let code = r
-            .header("x-doran-error")
-            .and_then(|v| v.parse::<u16>().ok())
-            .map(ErrorCode::from_code);
         assert_eq!(
-            (r.status, code),
+            (r.status, r.error_code()),
             (503, Some(ErrorCode::Unavailable)),
             "{path}"
         );

@@ -28,12 +28,9 @@ const CONFIG: &str = r#"{"trusted_proxies":["127.0.0.1"],"limits":{
 const ATTACKER: &str = "203.0.113.7";
 const NEIGHBOUR: &str = "198.51.100.9";
 
-/// Starts a signed download of `path` from `from` and reads only the head of the
-/// answer; the connection is then left unread (the relay's side stays blocked on a
-/// full socket buffer).
-async fn stalled_download(server: &Server, id: &Identity, path: &str, from: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let mut head = format!("GET {path} HTTP/1.1\r\nhost: relay\r\nconnection: close\r\n");
+/// Sends a signed kept-alive download of `path` from `from` on `stream`.
+async fn ask(stream: &mut TcpStream, id: &Identity, path: &str, from: &str) {
+    let mut head = format!("GET {path} HTTP/1.1\r\nhost: relay\r\n");
     for (name, value) in signed_headers(id, "GET", path) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -42,6 +39,14 @@ async fn stalled_download(server: &Server, id: &Identity, path: &str, from: &str
         .write_all(head.as_bytes())
         .await
         .expect("the request");
+}
+
+/// Starts a signed download of `path` from `from` and reads only the head of the
+/// answer; the connection is then left unread (the relay's side stays blocked on a
+/// full socket buffer).
+async fn stalled_download(server: &Server, id: &Identity, path: &str, from: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    ask(&mut stream, id, path, from).await;
     let mut first = vec![0u8; 16 * 1024];
     let n = stream.read(&mut first).await.expect("the answer starts");
     let text = String::from_utf8_lossy(&first[..n.min(200)]).into_owned();
@@ -54,12 +59,6 @@ async fn download(server: &Server, id: &Identity, path: &str, from: &str) -> Htt
     let mut headers = signed_headers(id, "GET", path);
     headers.push(("x-forwarded-for".into(), from.into()));
     http(server, "GET", path, &headers, b"").await
-}
-
-fn code(r: &HttpResponse) -> Option<ErrorCode> {
-    r.header("x-doran-error")
-        .and_then(|v| v.parse::<u16>().ok())
-        .map(ErrorCode::from_code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +77,7 @@ async fn downloads_nobody_reads_hold_their_address_s_turns_and_no_more() {
     let asked = Instant::now();
     let r = download(&server, &mom, &path, ATTACKER).await;
     assert_eq!(
-        (r.status, code(&r)),
+        (r.status, r.error_code()),
         (429, Some(ErrorCode::RateLimited)),
         "{:?}",
         (r.status, r.header("x-doran-error"))
@@ -134,19 +133,6 @@ async fn read_answer(stream: &mut TcpStream) -> u16 {
     }
 }
 
-/// Sends a signed kept-alive download of `path` from `from` on `stream`.
-async fn ask(stream: &mut TcpStream, id: &Identity, path: &str, from: &str) {
-    let mut head = format!("GET {path} HTTP/1.1\r\nhost: relay\r\n");
-    for (name, value) in signed_headers(id, "GET", path) {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("x-forwarded-for: {from}\r\n\r\n"));
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .expect("the request");
-}
-
 /// A download's turn is its connection's until the connection ends, not until its
 /// body is handed to the connection's buffer, nor until the next request comes (a
 /// reader that stopped would leave those bytes pinned, and hyper reads a pipelined
@@ -188,7 +174,10 @@ async fn a_download_s_turn_is_its_connection_s_until_it_ends() {
         .expect("a second request");
     assert_eq!(read_answer(&mut kept).await, 200);
     let r = download(&server, &mom, &path, ATTACKER).await;
-    assert_eq!((r.status, code(&r)), (429, Some(ErrorCode::RateLimited)));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (429, Some(ErrorCode::RateLimited))
+    );
 
     // Step 3: the kept connection's next download takes its turn over, at once.
     ask(&mut kept, &mom, &path, ATTACKER).await;

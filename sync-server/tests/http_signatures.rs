@@ -11,12 +11,6 @@ use support::{
     signed_http,
 };
 
-fn code(r: &support::HttpResponse) -> Option<ErrorCode> {
-    r.header("x-doran-error")
-        .and_then(|v| v.parse::<u16>().ok())
-        .map(ErrorCode::from_code)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_signed_for_another_relay_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -43,7 +37,10 @@ async fn a_request_signed_for_another_relay_is_refused() {
         ("x-doran-signature".to_owned(), sig.to_string()),
     ];
     let r = http(&server, "GET", &path, &headers, b"").await;
-    assert_eq!((r.status, code(&r)), (401, Some(ErrorCode::BadSignature)));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::BadSignature))
+    );
     // Signed for this relay, the same request is served (404: no such blob).
     assert_eq!(
         signed_http(&server, &mom, "GET", &path, b"").await.status,
@@ -68,7 +65,11 @@ async fn the_memory_of_signed_requests_is_bounded() {
     }
     // The 21st distinct signature within the window is refused, busy, with a hint.
     let r = signed_http(&server, &mom, "GET", &path, b"").await;
-    assert_eq!((r.status, code(&r)), (503, Some(ErrorCode::Busy)), "{r:?}");
+    assert_eq!(
+        (r.status, r.error_code()),
+        (503, Some(ErrorCode::Busy)),
+        "{r:?}"
+    );
     assert!(r.header("retry-after").is_some());
 }
 
@@ -92,7 +93,11 @@ async fn one_account_cannot_stop_everyone_s_blobs() {
         assert_eq!(r.status, 404, "request {i}");
     }
     let r = signed_http(&server, &flooder, "GET", &path, b"").await;
-    assert_eq!((r.status, code(&r)), (503, Some(ErrorCode::Busy)), "{r:?}");
+    assert_eq!(
+        (r.status, r.error_code()),
+        (503, Some(ErrorCode::Busy)),
+        "{r:?}"
+    );
     assert!(r.header("retry-after").is_some());
     for i in 0..20 {
         let r = signed_http(&server, &mom, "GET", &path, b"").await;

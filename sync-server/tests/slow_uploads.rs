@@ -115,12 +115,6 @@ async fn member_with_family(server: &Server, name: &str) -> (Identity, FamilyId)
     (id, family)
 }
 
-fn code(r: &HttpResponse) -> Option<ErrorCode> {
-    r.header("x-doran-error")
-        .and_then(|v| v.parse::<u16>().ok())
-        .map(ErrorCode::from_code)
-}
-
 /// Answers of uploads started together, as they come.
 type Answers = tokio::sync::mpsc::UnboundedReceiver<HttpResponse>;
 
@@ -140,7 +134,7 @@ fn answers_of(uploads: Vec<JoinHandle<HttpResponse>>) -> Answers {
 async fn next_answers(answers: &mut Answers, n: usize, status: u16, code_: ErrorCode) {
     for _ in 0..n {
         let r = answers.recv().await.expect("an answer");
-        assert_eq!((r.status, code(&r)), (status, Some(code_)), "{r:?}");
+        assert_eq!((r.status, r.error_code()), (status, Some(code_)), "{r:?}");
     }
 }
 
@@ -187,7 +181,7 @@ async fn an_upload_below_the_minimum_rate_is_cut_off() {
         .await
         .expect("an upload task");
     assert_eq!(
-        (r.status, code(&r)),
+        (r.status, r.error_code()),
         (408, Some(ErrorCode::TooSlow)),
         "{r:?}"
     );
@@ -275,7 +269,7 @@ async fn trickling_uploads_from_one_address_lock_no_other_address_out() {
     let photo = vec![7u8; 20_000];
     let r = upload_from(&server, &honest, family, &photo, attacker_address).await;
     assert_eq!(
-        (r.status, code(&r)),
+        (r.status, r.error_code()),
         (429, Some(ErrorCode::RateLimited)),
         "{r:?}"
     );
@@ -325,7 +319,7 @@ async fn uploads_just_above_the_minimum_give_way_when_the_relay_is_full() {
             break r;
         }
         assert_eq!(
-            (r.status, code(&r)),
+            (r.status, r.error_code()),
             (429, Some(ErrorCode::RateLimited)),
             "{r:?}"
         );

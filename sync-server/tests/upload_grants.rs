@@ -70,12 +70,6 @@ async fn finish_upload(mut upload: Started) -> HttpResponse {
     parse_response(&raw)
 }
 
-fn code(r: &HttpResponse) -> Option<ErrorCode> {
-    r.header("x-doran-error")
-        .and_then(|v| v.parse::<u16>().ok())
-        .map(ErrorCode::from_code)
-}
-
 /// Whether `id` can read the blob (`GET` answers 200).
 async fn readable(server: &Server, id: &Identity, hash: BlobHash) -> bool {
     let r = support::signed_http(server, id, "GET", &format!("/blobs/{hash}"), b"").await;
@@ -132,7 +126,7 @@ async fn a_member_removed_during_an_upload_gets_no_grant() {
     // Step 3: the body arrives whole, and is refused: he is no longer a member.
     let r = finish_upload(upload).await;
     assert_eq!(
-        (r.status, code(&r)),
+        (r.status, r.error_code()),
         (403, Some(ErrorCode::Forbidden)),
         "{r:?}"
     );
@@ -174,7 +168,7 @@ async fn a_device_revoked_during_an_upload_gets_no_grant() {
     // Step 3: the body arrives whole, and is refused as the revoked device's.
     let r = finish_upload(upload).await;
     assert_eq!(
-        (r.status, code(&r)),
+        (r.status, r.error_code()),
         (401, Some(ErrorCode::DeviceRevoked)),
         "{r:?}"
     );
@@ -215,7 +209,7 @@ async fn parallel_uploads_cannot_share_the_same_room_in_the_quota() {
 
     // Step 2: both bodies arrive: one is granted, the other finds the quota full.
     let (ra, rb) = tokio::join!(finish_upload(a), finish_upload(b));
-    let mut answers = [(ra.status, code(&ra)), (rb.status, code(&rb))];
+    let mut answers = [(ra.status, ra.error_code()), (rb.status, rb.error_code())];
     answers.sort_by_key(|(status, _)| *status);
     assert_eq!(
         answers,

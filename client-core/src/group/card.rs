@@ -30,7 +30,6 @@
 //! making. A device that cannot open a card (one linked after the invite, one whose
 //! key package was forgotten) shows the invite without it.
 
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce, aead::Aead, aead::Payload};
 use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, UserId};
 use ed25519_dalek::{Signature, Signer as _, VerifyingKey};
 use openmls::prelude::tls_codec::Serialize as _;
@@ -249,14 +248,8 @@ impl KeyRing {
             signature: signature.to_bytes().to_vec(),
         })
         .map_err(refused)?;
-        let body = XChaCha20Poly1305::new((&key).into())
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
+        let mut body = plain;
+        crate::xchacha::seal_in_place(&key, &nonce, &aad, &mut body, 0)
             .map_err(|_| GroupError::Malformed("an invite card too large to seal"))?;
         let sealed = Sealed { slots, nonce, body };
         let mut out = MAGIC.to_vec();
@@ -281,14 +274,7 @@ impl KeyRing {
         for slot in &sealed.slots {
             match self.slot_key(ctx, slot, &aad) {
                 Ok(Some(key)) => {
-                    let plain = XChaCha20Poly1305::new((&key).into())
-                        .decrypt(
-                            XNonce::from_slice(&sealed.nonce),
-                            Payload {
-                                msg: &sealed.body,
-                                aad: &aad,
-                            },
-                        )
+                    let plain = crate::xchacha::open(&key, &sealed.nonce, &aad, &sealed.body)
                         .map_err(|_| CardError::Refused)?;
                     let signed: SignedCard =
                         postcard::from_bytes(&plain).map_err(|_| CardError::Malformed)?;

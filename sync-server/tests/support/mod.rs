@@ -415,6 +415,13 @@ impl HttpResponse {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The protocol error code the relay put in `x-doran-error`, if any.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.header("x-doran-error")
+            .and_then(|v| v.parse::<u16>().ok())
+            .map(ErrorCode::from_code)
+    }
 }
 
 /// The signed headers of a blob request by `id`'s device. Each call uses a later

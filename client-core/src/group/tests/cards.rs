@@ -21,6 +21,26 @@ fn context(f: &Family, invitee: UserId) -> CardContext {
     }
 }
 
+/// [`card`] as mom's phone seals it for `ctx` in a sealed family, to the one
+/// published `package` (if `known` vouches for its device) and to the family.
+fn sealed_to(
+    f: &Family,
+    ctx: &CardContext,
+    package: &LastResort,
+    known: &KnownDevices,
+) -> (Vec<u8>, CardReaders) {
+    f.mom_phone
+        .ring
+        .seal_card(
+            ctx,
+            &card(),
+            std::slice::from_ref(&package.package),
+            known,
+            true,
+        )
+        .expect("sealed")
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -31,17 +51,7 @@ fn sealed_for_grandma(f: &Family) -> (Device, LastResort, CardContext, Vec<u8>) 
     let mut grandma = device(UserId::random());
     let published = grandma.ring.last_resort_package().expect("package");
     let ctx = context(f, grandma.user);
-    let (sealed, readers) = f
-        .mom_phone
-        .ring
-        .seal_card(
-            &ctx,
-            &card(),
-            std::slice::from_ref(&published.package),
-            &vouch(&[&grandma]),
-            true,
-        )
-        .expect("sealed");
+    let (sealed, readers) = sealed_to(f, &ctx, &published, &vouch(&[&grandma]));
     assert_eq!(
         readers,
         CardReaders {
@@ -143,17 +153,7 @@ fn a_package_nobody_vouches_for_gets_no_slot() {
     let package = planted.ring.last_resort_package().expect("package");
     let known = vouch(&[&grandma]);
     let ctx = context(&f, grandma.user);
-    let (sealed, readers) = f
-        .mom_phone
-        .ring
-        .seal_card(
-            &ctx,
-            &card(),
-            std::slice::from_ref(&package.package),
-            &known,
-            true,
-        )
-        .expect("sealed");
+    let (sealed, readers) = sealed_to(&f, &ctx, &package, &known);
     assert_eq!(readers.devices, 0);
     assert_eq!(
         planted.ring.open_card(&ctx, &sealed, &f.known),
@@ -162,17 +162,7 @@ fn a_package_nobody_vouches_for_gets_no_slot() {
     // A package of a vouched device of someone else than the invitee: no slot either.
     let mut dad = device(UserId::random());
     let dads = dad.ring.last_resort_package().expect("package");
-    let (sealed, readers) = f
-        .mom_phone
-        .ring
-        .seal_card(
-            &ctx,
-            &card(),
-            std::slice::from_ref(&dads.package),
-            &vouch(&[&dad]),
-            true,
-        )
-        .expect("sealed");
+    let (sealed, readers) = sealed_to(&f, &ctx, &dads, &vouch(&[&dad]));
     assert_eq!(readers.devices, 0);
     assert_eq!(
         dad.ring.open_card(&ctx, &sealed, &f.known),
