@@ -18,6 +18,7 @@ use doran_protocol::{
     ErrorCode as Wire, FamilyId, MembershipChange, Request, Response, ServerEvent,
 };
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+use tracing::Instrument;
 
 use crate::{
     account::Account,
@@ -46,21 +47,28 @@ pub(crate) fn spawn(
     let events = session.driver.subscribe();
     let state = session.driver.state();
     let rt = shared.runtime.clone();
+    // Every log line of the session's tasks names the device (the first bytes of its
+    // id): several devices in one process (tests, a desktop app's second account)
+    // stay apart in the logs.
+    let span = tracing::debug_span!("device", id = %&session.account.device.to_hex()[..8]);
     // Subscribed here, before the pump runs: a stop from now on is heard.
     let stop = session.stopping.subscribe();
-    let pump = rt.spawn(pump(
-        Arc::clone(&shared),
-        Arc::clone(&session),
-        (events, state),
-        stop,
-    ));
+    let pump = rt.spawn(
+        pump(
+            Arc::clone(&shared),
+            Arc::clone(&session),
+            (events, state),
+            stop,
+        )
+        .instrument(span.clone()),
+    );
     let mut tasks = vec![
-        rt.spawn(run_driver(Arc::clone(&shared), Arc::clone(&session))),
-        rt.spawn(upload(Arc::clone(&shared), Arc::clone(&session))),
+        rt.spawn(run_driver(Arc::clone(&shared), Arc::clone(&session)).instrument(span.clone())),
+        rt.spawn(upload(Arc::clone(&shared), Arc::clone(&session)).instrument(span.clone())),
     ];
     let (kick, kicks) = tokio::sync::mpsc::unbounded_channel();
     *lock(&session.keys_kick) = Some(kick);
-    tasks.push(rt.spawn(crate::keys::run(shared, session, kicks)));
+    tasks.push(rt.spawn(crate::keys::run(shared, session, kicks).instrument(span)));
     (pump, tasks)
 }
 
