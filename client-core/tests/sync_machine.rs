@@ -515,7 +515,10 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
     assert_eq!(m.handle(7, Event::Frame(chunk(PERSONAL, 1))).apply.len(), 1);
     // Not retried before its time, then subscribed again from its cursor.
     assert!(subs(&m.handle(8, Event::Tick)).is_empty());
-    let fx = m.handle(4 + doran_client_core::sync::SNAPSHOT_RETRY_MS, Event::Tick);
+    let fx = m.handle(
+        4 + doran_client_core::sync::SNAPSHOT_RETRY_FIRST_MS,
+        Event::Tick,
+    );
     assert_eq!(
         subs(&fx),
         vec![Subscription {
@@ -525,10 +528,80 @@ fn a_snapshot_that_cannot_be_fetched_stalls_only_its_document() {
     );
     // A stray failure report for a document without a snapshot changes nothing.
     let fx = m.handle(
-        5 + doran_client_core::sync::SNAPSHOT_RETRY_MS,
+        5 + doran_client_core::sync::SNAPSHOT_RETRY_FIRST_MS,
         Event::SnapshotUnavailable { doc: fdoc },
     );
     assert!(fx.send.is_empty());
+}
+
+/// A snapshot a catch-up named is most often gone by the time it is fetched because a
+/// newer one replaced it (the relay no longer serves a replaced snapshot): the
+/// document asks again after a second, then twice as long each time it fails again,
+/// up to [`SNAPSHOT_RETRY_MS`]; a snapshot that applies starts the count over.
+#[test]
+fn a_snapshot_gone_when_fetched_is_asked_again_soon_then_less_often() {
+    use doran_client_core::sync::{SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS};
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    sign_in(
+        &mut m,
+        vec![DocCursor {
+            doc: fdoc,
+            cursor: 2,
+            snapshot_covers: 0,
+        }],
+        vec![family],
+    );
+    let snapshot = |covers_seq: u64| {
+        Event::Frame(ServerFrame::Snapshot {
+            doc: fdoc,
+            covers_seq,
+            blob: BlobHash::of(&covers_seq.to_le_bytes()),
+            len: 8,
+        })
+    };
+    let mut now = 10;
+    // Fails eight times in a row: each wait is twice the last, up to the cap.
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        assert_eq!(m.handle(now, snapshot(10)).apply.len(), 1, "applied");
+        now += 1;
+        m.handle(now, Event::SnapshotUnavailable { doc: fdoc });
+        let failed = now;
+        let mut wait = None;
+        for later in (failed + 250..=failed + SNAPSHOT_RETRY_MS).step_by(250) {
+            if !subs(&m.handle(later, Event::Tick)).is_empty() {
+                wait = Some(later - failed);
+                now = later;
+                break;
+            }
+        }
+        waits.push(wait.expect("asked again within the cap"));
+    }
+    let expected: Vec<u64> = (0..8)
+        .map(|n| (SNAPSHOT_RETRY_FIRST_MS << n).min(SNAPSHOT_RETRY_MS))
+        .collect();
+    assert_eq!(waits, expected);
+    assert_eq!(SNAPSHOT_RETRY_FIRST_MS, 1_000, "a second first");
+    // A snapshot that applies (its catch-up ends) starts the count over.
+    m.handle(now, snapshot(10));
+    m.handle(
+        now,
+        Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 10 }),
+    );
+    now += 1;
+    m.handle(now, snapshot(20));
+    m.handle(now, Event::SnapshotUnavailable { doc: fdoc });
+    assert!(subs(&m.handle(now + SNAPSHOT_RETRY_FIRST_MS - 1, Event::Tick)).is_empty());
+    assert_eq!(
+        subs(&m.handle(now + SNAPSHOT_RETRY_FIRST_MS, Event::Tick)),
+        vec![Subscription {
+            doc: fdoc,
+            since: 10
+        }]
+    );
 }
 
 #[test]

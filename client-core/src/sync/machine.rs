@@ -210,7 +210,14 @@ pub enum Event {
 }
 
 /// How long a document whose snapshot could not be fetched waits before it is
-/// subscribed again.
+/// subscribed again the first time: most often the snapshot a catch-up named was
+/// replaced by a newer one before it was fetched (the relay serves only the current
+/// one), and the next catch-up names that.
+pub const SNAPSHOT_RETRY_FIRST_MS: u64 = 1_000;
+
+/// The longest wait before a document whose snapshot could not be fetched is
+/// subscribed again (each failure in a row doubles the wait from
+/// [`SNAPSHOT_RETRY_FIRST_MS`]).
 pub const SNAPSHOT_RETRY_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +249,8 @@ struct DocState {
     /// Unsubscribed until then (ms) because its snapshot could not be fetched
     /// (`u64::MAX` while locked).
     retry_at: Option<u64>,
+    /// Snapshots that could not be fetched in a row (the wait doubles with each).
+    snapshot_misses: u32,
     /// Waiting for end-to-end keys (see [`Event::DocLocked`]).
     locked: bool,
     /// A pending snapshot of another member the relay offered, and who pushed it, to

@@ -47,6 +47,7 @@ impl SyncMachine {
                 resetting: false,
                 before_snapshot: None,
                 retry_at: None,
+                snapshot_misses: 0,
                 locked: false,
                 offered: None,
                 verifying: false,
@@ -202,7 +203,9 @@ impl SyncMachine {
 
     /// The snapshot of `doc` could not be fetched: nothing of its catch-up was stored.
     /// Stop listening to it (its later chunks would need the snapshot), go back to the
-    /// cursor before the snapshot, and subscribe again after [`SNAPSHOT_RETRY_MS`].
+    /// cursor before the snapshot, and subscribe again after
+    /// [`SNAPSHOT_RETRY_FIRST_MS`](super::SNAPSHOT_RETRY_FIRST_MS), doubled with each
+    /// failure in a row up to [`SNAPSHOT_RETRY_MS`](super::SNAPSHOT_RETRY_MS).
     pub(super) fn on_snapshot_unavailable(&mut self, doc: DocId, now_ms: u64, fx: &mut Effects) {
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
@@ -210,11 +213,14 @@ impl SyncMachine {
         let Some(before) = state.before_snapshot.take() else {
             return;
         };
-        tracing::warn!(%doc, before, "a snapshot could not be fetched; retrying later");
+        let wait = (super::SNAPSHOT_RETRY_FIRST_MS << state.snapshot_misses.min(16))
+            .min(super::SNAPSHOT_RETRY_MS);
+        state.snapshot_misses = state.snapshot_misses.saturating_add(1);
+        tracing::warn!(%doc, before, wait, "a snapshot could not be fetched; retrying later");
         state.cursor = before;
         state.own_acked.clear();
         state.caught_up = false;
-        state.retry_at = Some(now_ms + super::SNAPSHOT_RETRY_MS);
+        state.retry_at = Some(now_ms + wait);
         if self.conn == Conn::SignedIn {
             fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
         }
@@ -285,6 +291,8 @@ impl SyncMachine {
             }
             state.caught_up = true;
             state.resetting = false;
+            // Its snapshot, if the catch-up brought one, applied.
+            state.snapshot_misses = 0;
         }
         self.maybe_compact(doc, fx);
         self.maybe_verify(doc, fx);
