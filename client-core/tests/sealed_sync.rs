@@ -603,3 +603,67 @@ fn a_sealed_personal_document_never_leaves_in_the_clear() {
     assert!(mine[0].bytes.starts_with(b"DRD\x01"), "sealed");
     assert!(!mine[0].bytes.windows(6).any(|w| w == b"a mood"));
 }
+
+/// A family its host seals after creating it: a device that turns at the first
+/// envelope of the log owes the family a sealed snapshot (so the relay can drop the
+/// clear history), but one that turns at the relay's snapshot, sealed (another
+/// member's device confirmed it: the clear history is gone already), owes none — nor
+/// does a device that owed one once the relay serves such a snapshot.
+#[test]
+fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
+    let mom = device(1);
+    let son = device(2);
+    let daughter = device(3);
+    let family = FamilyId([9; 16]);
+    let doc = DocId::from(family);
+    let kind = DocKind::Family(family);
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), false, T0)
+        .unwrap();
+    for (d, name) in [(&son, "아들"), (&daughter, "딸")] {
+        mom.host
+            .edit_family(family, |fd| fd.add_member(d.actor.user, name, T0))
+            .unwrap();
+    }
+    let mut fd = Log::default();
+    fd.push(&mom, doc);
+    let clear = fd.chunks.len() as Seq;
+    for d in [&son, &daughter] {
+        let change = fd.deliver(d, doc, kind, 0);
+        assert_eq!((change.refused, change.locked_at), (0, None));
+    }
+
+    // Mom seals it; her next change is the log's first envelope.
+    assert!(mom.host.seal_clear_family(family).unwrap());
+    mom.host
+        .edit_family(family, |fd| {
+            fd.set_member_name(mom.actor.user, "엄마곰", T0)
+        })
+        .unwrap();
+    fd.push(&mom, doc);
+    assert!(fd.chunks[clear as usize].0.starts_with(b"DRD"));
+
+    // The son turns at that envelope: he owes a sealed snapshot.
+    let change = fd.deliver(&son, doc, kind, clear);
+    assert_eq!(change.locked_at, Some(clear), "no key yet");
+    assert_eq!(son.host.snapshots_owed().unwrap(), vec![doc]);
+
+    // Mom's sealed snapshot, confirmed, is what the relay serves from then on: the
+    // daughter turns at it and owes none.
+    let snapshot = mom.host.save(doc, kind).unwrap().unwrap();
+    assert!(snapshot.starts_with(b"DRD"), "sealed");
+    let covers = fd.chunks.len() as Seq;
+    let change = daughter
+        .host
+        .apply(doc, kind, Some(&snapshot), &[], covers)
+        .unwrap();
+    assert_eq!(change.locked_at, Some(clear), "no key yet");
+    assert!(daughter.host.is_sealed(family));
+    assert!(daughter.host.snapshots_owed().unwrap().is_empty());
+
+    // Served to the son too, it ends what he owed.
+    son.host
+        .apply(doc, kind, Some(&snapshot), &[], covers)
+        .unwrap();
+    assert!(son.host.snapshots_owed().unwrap().is_empty());
+}

@@ -910,6 +910,13 @@ impl SyncHost for StoreHost {
             DocKind::Family(family) => {
                 opened = self.open_incoming(family, doc, snapshot, chunks)?;
                 sealed_now = opened.sealed_now.then_some(family);
+                if snapshot.is_some_and(doran_protocol::looks_sealed) {
+                    // The relay's snapshot (another member's device confirmed it) is
+                    // sealed: a sealed snapshot this device owes is owed no more once
+                    // it covers every clear chunk, whether or not this device can
+                    // open it yet.
+                    self.sealed_snapshot_taken(doc, cursor)?;
+                }
                 (
                     opened.snapshot.as_deref(),
                     opened.chunks.as_slice(),

@@ -200,12 +200,18 @@ impl StoreHost {
                 .map(|c| c.seq),
         };
         let mut sealed_now = false;
+        // A snapshot the relay serves is one another member's device confirmed: a
+        // sealed one has replaced the clear history already.
+        let sealed_snapshot = snapshot.is_some_and(doran_protocol::looks_sealed);
         if let Some(seq) = first_envelope {
             if keeper.decided(family) == Some(false) {
-                if keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))? {
-                    // Every device that turns owes a sealed snapshot too: whichever
-                    // is online pushes one, another confirms it, and the relay drops
-                    // the clear history (the host's alone may expire unconfirmed).
+                if keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?
+                    && !sealed_snapshot
+                {
+                    // Every device that turns at a chunk owes a sealed snapshot too:
+                    // whichever is online pushes one, another confirms it, and the
+                    // relay drops the clear history (the host's alone may expire
+                    // unconfirmed).
                     self.owe_sealed_snapshot(family)?;
                 }
             } else if keeper.sealed_from(family) == Some(Seq::MAX) {
@@ -593,8 +599,9 @@ impl StoreHost {
         }
     }
 
-    /// The relay took this device's snapshot of `doc` covering `covers_seq`: a sealed
-    /// snapshot owed since the family was sealed is no longer owed.
+    /// The relay took this device's snapshot of `doc` covering `covers_seq`, or serves
+    /// a sealed one covering it: a sealed snapshot owed since the family was sealed is
+    /// no longer owed if it covers every clear chunk.
     pub(super) fn sealed_snapshot_taken(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
         let family = FamilyId(doc.0);
         let mut owed = self.owed_snapshots()?;
