@@ -13,7 +13,7 @@ use doran_client_core::{
     group::KnownDevices,
     keys::{public_key, random_key},
     store::{LocalStore, MemoryStore, OutboxEntry},
-    sync::{DocKind, HostError, IncomingChunk, Keeper, StoreHost, SyncHost},
+    sync::{DocKind, HostError, IncomingChunk, Keeper, SnapshotCheck, StoreHost, SyncHost},
 };
 use doran_protocol::{ChunkId, DeviceId, DocId, FamilyId, Seq, UserId};
 use ed25519_dalek::SigningKey;
@@ -443,7 +443,7 @@ fn a_chunk_with_an_unknown_epoch_is_kept_aside_and_the_document_goes_on() {
         copy.host
             .check_snapshot(doc, DocKind::Family(family), (1, mom.actor.user), &saved)
             .unwrap(),
-        doran_client_core::sync::SnapshotCheck::CannotTell
+        SnapshotCheck::CannotTell
     );
 }
 
@@ -608,7 +608,8 @@ fn a_sealed_personal_document_never_leaves_in_the_clear() {
 /// envelope of the log owes the family a sealed snapshot (so the relay can drop the
 /// clear history), but one that turns at the relay's snapshot, sealed (another
 /// member's device confirmed it: the clear history is gone already), owes none — nor
-/// does a device that owed one once the relay serves such a snapshot.
+/// does a device that owed one once the relay serves such a snapshot. A clear
+/// snapshot pushed just before the sealing is not vouched for after it.
 #[test]
 fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
     let mom = device(1);
@@ -633,6 +634,10 @@ fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
         assert_eq!((change.refused, change.locked_at), (0, None));
     }
 
+    // A clear snapshot pushed just before the sealing.
+    let clear_snapshot = mom.host.save(doc, kind).unwrap().unwrap();
+    assert!(!clear_snapshot.starts_with(b"DRD"));
+
     // Mom seals it; her next change is the log's first envelope.
     assert!(mom.host.seal_clear_family(family).unwrap());
     mom.host
@@ -647,6 +652,14 @@ fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
     let change = fd.deliver(&son, doc, kind, clear);
     assert_eq!(change.locked_at, Some(clear), "no key yet");
     assert_eq!(son.host.snapshots_owed().unwrap(), vec![doc]);
+    // He does not vouch for the clear snapshot, whole as it is: confirmed, it would
+    // keep the clear history on the relay.
+    assert_eq!(
+        son.host
+            .check_snapshot(doc, kind, (clear, mom.actor.user), &clear_snapshot)
+            .unwrap(),
+        SnapshotCheck::CannotTell
+    );
 
     // Mom's sealed snapshot, confirmed, is what the relay serves from then on: the
     // daughter turns at it and owes none.

@@ -1288,12 +1288,16 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         ),
         "{sent:?}"
     );
-    m.handle(
+    let fx = m.handle(
         7,
         Event::Frame(ServerFrame::Response {
             id: sent[0].0,
             body: Response::Done,
         }),
+    );
+    assert!(
+        fx.snapshot_accepted.is_empty(),
+        "a rejection is no snapshot"
     );
 
     // A verdict on something no longer offered is ignored.
@@ -1334,7 +1338,7 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         "{sent:?}"
     );
     assert_eq!(m.status(), SyncStatus::Syncing, "until the relay answered");
-    m.handle(
+    let fx = m.handle(
         11,
         Event::Frame(ServerFrame::Response {
             id: sent[0].0,
@@ -1342,6 +1346,9 @@ fn a_pending_snapshot_is_confirmed_only_when_it_holds_every_change() {
         }),
     );
     assert_eq!(m.status(), SyncStatus::UpToDate);
+    // Confirmed, it is the relay's snapshot: the host hears of it as of one of its
+    // own (a sealed snapshot this device owes is owed no more).
+    assert_eq!(fx.snapshot_accepted, vec![(fdoc, 2)]);
 }
 
 /// A family document written by its host's device, as the chunks its outbox holds.

@@ -225,8 +225,9 @@ pub struct Effects {
     pub dropped: Vec<(DocId, ErrorCode)>,
     /// Save these documents and upload the snapshots (see [`Compact`]).
     pub compact: Vec<Compact>,
-    /// The relay accepted these snapshots: remember `covers_seq` per document
-    /// (handed back at the next [`Event::Connected`](super::Event::Connected)).
+    /// The relay accepted these snapshots (this device's, or another member's this
+    /// device confirmed): remember `covers_seq` per document (handed back at the next
+    /// [`Event::Connected`](super::Event::Connected)).
     pub snapshot_accepted: Vec<(DocId, Seq)>,
     /// Fetch and check these pending snapshots of other members (see
     /// [`VerifySnapshot`]).

@@ -129,7 +129,8 @@ pub trait SyncHost: Send + Sync + 'static {
     /// document is not on this device.
     fn save(&self, doc: DocId, kind: DocKind) -> Result<Option<Vec<u8>>>;
 
-    /// The relay accepted a snapshot of `doc` covering `covers_seq`: remember it.
+    /// The relay accepted a snapshot of `doc` covering `covers_seq` (this device's, or
+    /// another member's this device confirmed): remember it.
     fn snapshot_accepted(&self, doc: DocId, covers_seq: Seq) -> Result<()>;
 
     /// Whether a snapshot of `doc` (of `kind`) covering `covers_seq` may be pushed
@@ -1026,6 +1027,15 @@ impl SyncHost for StoreHost {
                 return Ok(SnapshotCheck::Unreadable(
                     "a snapshot of a family sealed since that stops before its sealing".into(),
                 ));
+            }
+            // A clear one pushed just before the family was sealed: confirmed, it
+            // would keep the clear history on the relay as a snapshot, and end the
+            // sealed one this device owes. Left to expire (a sealed one replaces it).
+            DocKind::Family(family)
+                if !doran_protocol::looks_sealed(snapshot)
+                    && self.sealed_since_creation(family) =>
+            {
+                return Ok(SnapshotCheck::CannotTell);
             }
             DocKind::Family(family) => match self
                 .keeper()

@@ -266,8 +266,11 @@ struct DocState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Internal {
     ListFamilies,
-    /// `ConfirmSnapshot` or `RejectSnapshot`.
-    Snapshot,
+    /// `ConfirmSnapshot` of the document's pending snapshot covering the seq: once
+    /// done, it is the relay's snapshot.
+    Confirm(DocId, Seq),
+    /// `RejectSnapshot`.
+    Reject,
 }
 
 /// The sync protocol of one device, as a deterministic state machine. See the

@@ -585,6 +585,14 @@ impl StoreHost {
             .collect())
     }
 
+    /// Whether the family was sealed by its host after its creation, as this device
+    /// knows it (it turned, or sealed it).
+    pub(super) fn sealed_since_creation(&self, family: FamilyId) -> bool {
+        self.keeper()
+            .as_ref()
+            .is_some_and(|k| k.sealed_from(family).is_some())
+    }
+
     /// Whether a snapshot of `doc` covering `covers_seq` may be pushed: in a family
     /// sealed after its creation, only one that covers every clear chunk (a device
     /// that takes such a snapshot as its start takes no clear chunk after it).

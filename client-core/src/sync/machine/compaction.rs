@@ -100,6 +100,15 @@ impl SyncMachine {
     pub(super) fn on_snapshot_accepted(&mut self, doc: DocId, covers_seq: Seq, fx: &mut Effects) {
         if let Some(state) = self.docs.get_mut(&doc) {
             state.compacting = false;
+        }
+        self.on_snapshot_confirmed(doc, covers_seq, fx);
+    }
+
+    /// `doc` has a snapshot on the relay covering `covers_seq` (this device's, or
+    /// another member's this device confirmed): the host remembers it as its own
+    /// (its compaction counts from there; a sealed snapshot it owes is owed no more).
+    pub(super) fn on_snapshot_confirmed(&mut self, doc: DocId, covers_seq: Seq, fx: &mut Effects) {
+        if let Some(state) = self.docs.get_mut(&doc) {
             state.snapshot_covers = state.snapshot_covers.max(covers_seq);
         }
         fx.snapshot_accepted.push((doc, covers_seq));
@@ -220,7 +229,11 @@ impl SyncMachine {
         };
         if self.conn == Conn::SignedIn {
             let id = self.next_id();
-            self.internal.insert(id, Internal::Snapshot);
+            let why = match body {
+                Request::ConfirmSnapshot { .. } => Internal::Confirm(doc, covers_seq),
+                _ => Internal::Reject,
+            };
+            self.internal.insert(id, why);
             fx.send.push(ClientFrame::Request { id, body });
         }
     }

@@ -113,8 +113,15 @@ impl SyncMachine {
 
     pub(super) fn on_response(&mut self, id: RequestId, body: Response, fx: &mut Effects) {
         let internal = self.internal.remove(&id);
-        if internal == Some(Internal::Snapshot) {
-            return;
+        match internal {
+            Some(Internal::Confirm(doc, covers_seq)) => {
+                if matches!(body, Response::Done) {
+                    self.on_snapshot_confirmed(doc, covers_seq, fx);
+                }
+                return;
+            }
+            Some(Internal::Reject) => return,
+            Some(Internal::ListFamilies) | None => {}
         }
         if internal == Some(Internal::ListFamilies) {
             if let Response::Families(list) = body {
