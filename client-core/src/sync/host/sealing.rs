@@ -607,9 +607,10 @@ impl StoreHost {
         }
     }
 
-    /// The relay took this device's snapshot of `doc` covering `covers_seq`, or serves
-    /// a sealed one covering it: a sealed snapshot owed since the family was sealed is
-    /// no longer owed if it covers every clear chunk.
+    /// The relay took this device's snapshot of `doc` covering `covers_seq`, took
+    /// another member's this device confirmed, or serves a sealed one covering it: a
+    /// sealed snapshot owed since the family was sealed is no longer owed if it covers
+    /// every clear chunk.
     pub(super) fn sealed_snapshot_taken(&self, doc: DocId, covers_seq: Seq) -> Result<()> {
         let family = FamilyId(doc.0);
         let mut owed = self.owed_snapshots()?;
