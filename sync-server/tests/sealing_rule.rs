@@ -25,8 +25,8 @@ fn clear(n: u8) -> Vec<u8> {
     bytes
 }
 
-/// Mom's family `family` with dad in it: their clients, and mom's identity.
-async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, Identity) {
+/// Mom's family `family` with dad in it: their clients, and their identities.
+async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, (Identity, Identity)) {
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut c = Client::register(server, &mut mom).await;
     c.request(Request::CreateFamily { family })
@@ -41,7 +41,7 @@ async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, Iden
     d.request(dad.answer_request(invite, true))
         .await
         .expect("invite accepted");
-    (c, d, mom)
+    (c, d, (mom, dad))
 }
 
 fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
@@ -85,7 +85,7 @@ async fn the_hosts_first_envelope_seals_a_clear_family_for_good() {
     let mut server = Server::start(dir.path());
     let family = FamilyId::random();
     let doc = DocId::from(family);
-    let (mut mom, mut dad, mom_id) = mom_and_dad(&server, family).await;
+    let (mut mom, mut dad, (mom_id, _)) = mom_and_dad(&server, family).await;
 
     // Clear, both write clear; dad cannot seal it.
     assert_eq!(code(mom.push_ack(doc, clear(1)).await), Ok(1));
@@ -133,13 +133,75 @@ async fn the_hosts_first_envelope_seals_a_clear_family_for_good() {
     assert_eq!(code(mom.push_ack(doc, sealed(11)).await), Ok(6));
 }
 
+/// A clear snapshot pushed just before the host sealed the family is not confirmed
+/// after it: confirmed, it would keep the clear history on the relay (as the
+/// snapshot) and drop the chunks devices wait for a sealed snapshot to replace. The
+/// clear chunks stay; a sealed snapshot is confirmed and drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_snapshot_pending_at_the_sealing_is_never_confirmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let family = FamilyId::random();
+    let doc = DocId::from(family);
+    let (mut mom, mut dad, (mom_id, dad_id)) = mom_and_dad(&server, family).await;
+    assert_eq!(code(mom.push_ack(doc, clear(1)).await), Ok(1));
+    assert_eq!(code(dad.push_ack(doc, clear(2)).await), Ok(2));
+    let clear_snapshot = clear(40);
+    assert_eq!(
+        push_snapshot(
+            (&server, &mom_id, &mut mom),
+            family,
+            2,
+            clear_snapshot.clone()
+        )
+        .await,
+        Ok(())
+    );
+    // Mom seals it.
+    assert_eq!(code(mom.push_ack(doc, sealed(3)).await), Ok(3));
+    let confirm = |covers_seq, bytes: &[u8]| Request::ConfirmSnapshot {
+        doc,
+        covers_seq,
+        blob: BlobHash::of(bytes),
+    };
+    assert_eq!(
+        code(dad.request(confirm(2, &clear_snapshot)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    // Nothing was dropped: a device from 0 still gets every chunk, and no snapshot.
+    let mut fresh = Client::sign_in(&server, &mom_id).await;
+    let view = fresh.subscribe_view(doc, 0).await.expect("readable");
+    assert_eq!(view.snapshot, None);
+    let seqs: Vec<u64> = view.chunks.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3], "no chunk dropped");
+    // A sealed snapshot covering every clear chunk is confirmed, and drops them.
+    let sealed_snapshot = sealed(43);
+    assert_eq!(
+        push_snapshot(
+            (&server, &dad_id, &mut dad),
+            family,
+            3,
+            sealed_snapshot.clone()
+        )
+        .await,
+        Ok(())
+    );
+    assert_eq!(
+        code(mom.request(confirm(3, &sealed_snapshot)).await),
+        Ok(doran_protocol::Response::Done)
+    );
+    let view = fresh.subscribe_view(doc, 0).await.expect("readable");
+    assert_eq!(view.snapshot, Some((3, BlobHash::of(&sealed_snapshot))));
+    assert!(view.chunks.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_family_whose_id_says_sealed_takes_no_clear_chunk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let family = FamilyId::new_family(true);
     let doc = DocId::from(family);
-    let (mut mom, mut dad, mom_id) = mom_and_dad(&server, family).await;
+    let (mut mom, mut dad, (mom_id, _)) = mom_and_dad(&server, family).await;
     assert_eq!(
         code(mom.push_ack(doc, clear(1)).await),
         Err(ErrorCode::DocumentSealed)

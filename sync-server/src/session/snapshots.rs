@@ -83,6 +83,32 @@ pub(crate) async fn expire_pending(state: &AppState) -> ApiResult<usize> {
     Ok(expired.len())
 }
 
+/// Whether `blob` is sealed, if `doc` is a sealed family's document (its id says so,
+/// or its host sealed its log): such a document takes sealed snapshots only, pushed or
+/// confirmed, since a clear one would put its plaintext back on the relay's disk — a
+/// clear snapshot pushed just before the sealing included. The relay reads the blob's
+/// first bytes, nothing more. `refusal` is the message of the `document_sealed` error.
+async fn check_snapshot_sealing(
+    state: &AppState,
+    owner: DocOwner,
+    (doc, blob): (DocId, BlobHash),
+    refusal: &'static str,
+) -> ApiResult<()> {
+    let Some(family) = owner.family_document(doc) else {
+        return Ok(());
+    };
+    let sealed = family.says_sealed() || state.logs(move |l| l.log_sealed(doc)).await?;
+    if !sealed {
+        return Ok(());
+    }
+    let head = state.blobs(move |b| b.read(blob, 0, 3)).await?;
+    if doran_protocol::looks_sealed(&head) {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::DocumentSealed, refusal))
+    }
+}
+
 impl Session {
     pub(super) async fn on_push_snapshot(
         &mut self,
@@ -98,33 +124,6 @@ impl Session {
                     .await
             }
             Err(e) => self.send_error(e.frame().for_doc(doc)).await,
-        }
-    }
-
-    /// A sealed family's document takes sealed snapshots only (its id says so, or its
-    /// host sealed its log): a clear one would put its plaintext back on the relay's
-    /// disk. The relay reads the blob's first bytes, nothing more.
-    async fn check_snapshot_sealing(
-        &self,
-        owner: DocOwner,
-        doc: DocId,
-        blob: BlobHash,
-    ) -> ApiResult<()> {
-        let Some(family) = owner.family_document(doc) else {
-            return Ok(());
-        };
-        let sealed = family.says_sealed() || self.state.logs(move |l| l.log_sealed(doc)).await?;
-        if !sealed {
-            return Ok(());
-        }
-        let head = self.state.blobs(move |b| b.read(blob, 0, 3)).await?;
-        if doran_protocol::looks_sealed(&head) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::DocumentSealed,
-                "the family's documents are sealed: push the snapshot sealed",
-            ))
         }
     }
 
@@ -170,7 +169,13 @@ impl Session {
                 "len is not the blob's size",
             ));
         }
-        self.check_snapshot_sealing(owner, doc, blob).await?;
+        check_snapshot_sealing(
+            &self.state,
+            owner,
+            (doc, blob),
+            "the family's documents are sealed: push the snapshot sealed",
+        )
+        .await?;
         let now = now_ms();
         self.hold_back_replacement(doc, user, (covers_seq, blob), now)
             .await?;
@@ -311,6 +316,13 @@ impl Ctx<'_> {
                 "a snapshot is confirmed by another member's device",
             ));
         }
+        check_snapshot_sealing(
+            self.state,
+            owner,
+            (doc, blob),
+            "the family's documents are sealed: a clear snapshot is not confirmed",
+        )
+        .await?;
         // The blob must still be there (a reference lost in a race may have let the
         // sweep take it): a confirmed snapshot that cannot be fetched stalls every
         // new device.
