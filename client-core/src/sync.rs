@@ -73,7 +73,7 @@ pub use host::{
 };
 pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
 pub use machine::{
-    DocCursor, Event, MAX_RETRY_REFUSED_MS, SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS, SignInAs,
-    SyncConfig, SyncMachine,
+    COMPACT_RETRY_FIRST_MS, COMPACT_RETRY_MAX_MS, DocCursor, Event, MAX_RETRY_REFUSED_MS,
+    SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,
 };
 pub use relay_id::{RelayAddress, UNREADABLE, check_server_id};

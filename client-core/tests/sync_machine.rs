@@ -1024,6 +1024,84 @@ fn a_long_log_asks_for_a_snapshot_once() {
     assert_eq!(fx.snapshot_accepted, vec![(fdoc, 8)]);
 }
 
+/// A snapshot the relay refused (its pusher replaced its own pending one too soon,
+/// the network failed) is not made again before the relay's hint, nor before a wait
+/// that doubles with each failure in a row: a device owing a family a sealed snapshot
+/// asks for one at every chunk, and each one uploads the whole document again.
+#[test]
+fn a_refused_snapshot_is_not_made_again_before_its_wait() {
+    use doran_client_core::sync::COMPACT_RETRY_FIRST_MS;
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    sign_in(&mut m, vec![], vec![family]);
+    for seq in 1..=2 {
+        m.handle(
+            3,
+            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
+        );
+    }
+    m.handle(3, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 2 }));
+    let compacts = |m: &mut SyncMachine, now: u64| {
+        m.handle(now, Event::CompactNow { doc: fdoc }).compact.len()
+    };
+    assert_eq!(compacts(&mut m, 10), 1);
+    m.handle(
+        11,
+        Event::SnapshotUploaded {
+            doc: fdoc,
+            covers_seq: 2,
+            blob: BlobHash::of(b"snapshot"),
+            len: 8,
+        },
+    );
+    // Refused: the user's own pending snapshot is a minute old at most.
+    let e = ErrorFrame::new(ErrorCode::RateLimited, "too many requests")
+        .for_doc(fdoc)
+        .retry_after(60_000);
+    m.handle(12, Event::Frame(ServerFrame::Error(e)));
+    m.handle(
+        13,
+        Event::Frame(ServerFrame::chunk(fdoc, 3, None, b"3".to_vec())),
+    );
+    assert_eq!(compacts(&mut m, 13), 0, "not at the next chunk");
+    assert_eq!(compacts(&mut m, 12 + 59_999), 0, "not before the hint");
+    assert_eq!(compacts(&mut m, 12 + 60_000), 1);
+    // Uploads that failed (no hint): the second failure in a row waits twice the
+    // first wait, the third four times (a chunk came meanwhile each time: a failed
+    // snapshot also waits for one).
+    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| {
+        m.handle(
+            now,
+            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
+        );
+    };
+    m.handle(60_100, Event::CompactFailed { doc: fdoc });
+    chunk(&mut m, 60_101, 4);
+    assert_eq!(compacts(&mut m, 60_100 + 2 * COMPACT_RETRY_FIRST_MS - 1), 0);
+    assert_eq!(compacts(&mut m, 60_100 + 2 * COMPACT_RETRY_FIRST_MS), 1);
+    let failed = 60_100 + 2 * COMPACT_RETRY_FIRST_MS + 1;
+    m.handle(failed, Event::CompactFailed { doc: fdoc });
+    chunk(&mut m, failed, 5);
+    assert_eq!(compacts(&mut m, failed + 4 * COMPACT_RETRY_FIRST_MS - 1), 0);
+    assert_eq!(compacts(&mut m, failed + 4 * COMPACT_RETRY_FIRST_MS), 1);
+    // Accepted, the count starts over.
+    let accepted = failed + 4 * COMPACT_RETRY_FIRST_MS + 1;
+    m.handle(
+        accepted,
+        Event::Frame(ServerFrame::SnapshotAccepted {
+            doc: fdoc,
+            covers_seq: 5,
+        }),
+    );
+    chunk(&mut m, accepted, 6);
+    assert_eq!(compacts(&mut m, accepted), 1);
+    m.handle(accepted, Event::CompactFailed { doc: fdoc });
+    chunk(&mut m, accepted, 7);
+    assert_eq!(compacts(&mut m, accepted + COMPACT_RETRY_FIRST_MS), 1);
+}
+
 #[test]
 fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     let keys = DeviceKeys::generate().expect("keys");

@@ -215,6 +215,15 @@ pub enum Event {
 /// one), and the next catch-up names that.
 pub const SNAPSHOT_RETRY_FIRST_MS: u64 = 1_000;
 
+/// How long a document waits before it is snapshotted again after a snapshot of it
+/// failed (its upload, or the relay refused it) — or the relay's hint, if longer;
+/// doubled with each failure in a row up to [`COMPACT_RETRY_MAX_MS`]. Each attempt
+/// uploads the whole document.
+pub const COMPACT_RETRY_FIRST_MS: u64 = 5_000;
+
+/// The longest wait before a document is snapshotted again after failures.
+pub const COMPACT_RETRY_MAX_MS: u64 = 10 * 60 * 1000;
+
 /// The longest wait before a document whose snapshot could not be fetched is
 /// subscribed again (each failure in a row doubles the wait from
 /// [`SNAPSHOT_RETRY_FIRST_MS`]).
@@ -251,6 +260,10 @@ struct DocState {
     retry_at: Option<u64>,
     /// Snapshots that could not be fetched in a row (the wait doubles with each).
     snapshot_misses: u32,
+    /// No snapshot of it is made before then (ms): one failed.
+    compact_after: u64,
+    /// Snapshots of it that failed in a row (the wait doubles with each).
+    compact_misses: u32,
     /// Waiting for end-to-end keys (see [`Event::DocLocked`]).
     locked: bool,
     /// A pending snapshot of another member the relay offered, and who pushed it, to
@@ -306,6 +319,8 @@ pub struct SyncMachine {
     /// The wait before the next such round (see `SyncConfig::retry_refused_after_ms`).
     retry_kept_delay: u64,
     last_frame_at: u64,
+    /// The time of the event or request being handled (ms).
+    now_ms: u64,
     last_ping_at: u64,
     next_nonce: u64,
     status: SyncStatus,
@@ -343,6 +358,7 @@ impl SyncMachine {
             outbox_more: false,
             retry_kept_at: None,
             last_frame_at: 0,
+            now_ms: 0,
             last_ping_at: 0,
             next_nonce: 1,
             status: SyncStatus::Offline,
@@ -380,6 +396,7 @@ impl SyncMachine {
     /// outstanding when the connection drops is answered
     /// [`RequestOutcome::Disconnected`].
     pub fn request(&mut self, now_ms: u64, body: Request) -> (RequestId, Effects) {
+        self.now_ms = now_ms;
         let id = self.next_id();
         let mut fx = Effects::default();
         match self.conn {
@@ -396,6 +413,7 @@ impl SyncMachine {
 
     /// Handles one event and says what to do.
     pub fn handle(&mut self, now_ms: u64, event: Event) -> Effects {
+        self.now_ms = now_ms;
         let mut fx = Effects::default();
         match event {
             Event::Connected { docs } => self.on_connected(now_ms, docs, &mut fx),
@@ -437,7 +455,7 @@ impl SyncMachine {
                 blob,
                 len,
             } => self.on_snapshot_uploaded(doc, covers_seq, blob, len, &mut fx),
-            Event::CompactFailed { doc } => self.compact_failed(doc),
+            Event::CompactFailed { doc } => self.compact_failed(doc, None),
             Event::CompactNow { doc } => self.compact_now(doc, &mut fx),
             Event::SnapshotChecked {
                 doc,

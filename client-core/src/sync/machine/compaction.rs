@@ -32,10 +32,10 @@ impl SyncMachine {
     }
 
     /// Asks for a snapshot of `doc` if this device may write it, has caught up, is not
-    /// compacting it already, and its log holds more than `grown` chunks after the
-    /// last snapshot.
+    /// compacting it already nor waiting after a failed one, and its log holds more
+    /// than `grown` chunks after the last snapshot.
     fn compact_if(&mut self, doc: DocId, grown: u64, fx: &mut Effects) {
-        let me = self.me;
+        let (me, now_ms) = (self.me, self.now_ms);
         let Some(state) = self.docs.get_mut(&doc) else {
             return;
         };
@@ -49,6 +49,7 @@ impl SyncMachine {
             && state.caught_up
             && state.retry_at.is_none()
             && !state.compacting
+            && now_ms >= state.compact_after
             && state.cursor.saturating_sub(state.snapshot_covers) > grown
         {
             state.compacting = true;
@@ -67,13 +68,22 @@ impl SyncMachine {
         self.compact_if(doc, 0, fx);
     }
 
-    pub(super) fn compact_failed(&mut self, doc: DocId) {
+    /// A snapshot of `doc` failed (its save or upload, or the relay refused it, with
+    /// `hint`: when to try again): not again before that, nor before a wait doubled
+    /// with each failure in a row, nor before as many chunks again.
+    pub(super) fn compact_failed(&mut self, doc: DocId, hint: Option<u64>) {
+        let now_ms = self.now_ms;
         if let Some(state) = self.docs.get_mut(&doc)
             && state.compacting
         {
             state.compacting = false;
             // Try again only after as many chunks again.
             state.snapshot_covers = state.cursor;
+            let wait = (super::COMPACT_RETRY_FIRST_MS << state.compact_misses.min(16))
+                .min(super::COMPACT_RETRY_MAX_MS)
+                .max(hint.unwrap_or(0));
+            state.compact_misses = state.compact_misses.saturating_add(1);
+            state.compact_after = now_ms.saturating_add(wait);
         }
     }
 
@@ -100,6 +110,7 @@ impl SyncMachine {
     pub(super) fn on_snapshot_accepted(&mut self, doc: DocId, covers_seq: Seq, fx: &mut Effects) {
         if let Some(state) = self.docs.get_mut(&doc) {
             state.compacting = false;
+            state.compact_misses = 0;
         }
         self.on_snapshot_confirmed(doc, covers_seq, fx);
     }

@@ -48,6 +48,8 @@ impl SyncMachine {
                 before_snapshot: None,
                 retry_at: None,
                 snapshot_misses: 0,
+                compact_after: 0,
+                compact_misses: 0,
                 locked: false,
                 offered: None,
                 verifying: false,

@@ -255,7 +255,7 @@ impl SyncMachine {
                             | ErrorCode::DocumentSealed
                     );
                 if snapshot_error || e.code.is_transient() {
-                    self.compact_failed(doc);
+                    self.compact_failed(doc, e.retry_after_ms);
                     fx.errors.push(e);
                 } else if self.docs.contains_key(&doc) {
                     self.drop_doc(doc, e.code, fx);
