@@ -668,9 +668,13 @@ impl SyncDriver {
         f: impl FnOnce(&dyn SyncHost) -> doran_client_core::sync::HostResult<T> + Send + 'static,
     ) -> Result<T> {
         let host = Arc::clone(&self.host);
-        Ok(tokio::task::spawn_blocking(move || f(&*host))
-            .await
-            .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??)
+        // The host's logs name the device too (see `pump::spawn`).
+        let span = tracing::Span::current();
+        Ok(
+            tokio::task::spawn_blocking(move || span.in_scope(|| f(&*host)))
+                .await
+                .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??,
+        )
     }
 
     fn emit(&self, event: SyncEvent) {

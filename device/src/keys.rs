@@ -387,9 +387,11 @@ async fn step(
     }
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
-    let step = tokio::task::spawn_blocking(move || host.keys_step(family, &known, now))
-        .await
-        .map_err(blocking_failed)??;
+    let span = tracing::Span::current();
+    let step =
+        tokio::task::spawn_blocking(move || span.in_scope(|| host.keys_step(family, &known, now)))
+            .await
+            .map_err(blocking_failed)??;
     tracing::debug!(%family, ?step, "key log stepped");
     if step.appended > 0 {
         // Counted before the driver hears of them, so a sync waiting for "nothing

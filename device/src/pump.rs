@@ -50,7 +50,7 @@ pub(crate) fn spawn(
     // Every log line of the session's tasks names the device (the first bytes of its
     // id): several devices in one process (tests, a desktop app's second account)
     // stay apart in the logs.
-    let span = tracing::debug_span!("device", id = %&session.account.device.to_hex()[..8]);
+    let span = tracing::info_span!("device", id = %&session.account.device.to_hex()[..8]);
     // Subscribed here, before the pump runs: a stop from now on is heard.
     let stop = session.stopping.subscribe();
     let pump = rt.spawn(
