@@ -32,8 +32,19 @@ use crate::{
     sync_error::SyncError,
 };
 
-/// How long the uploader waits before trying a failed upload again.
-const UPLOAD_RETRY: Duration = Duration::from_secs(30);
+/// How long the uploader waits before trying a failed upload again the first time:
+/// most failures are short (a relay busy for a moment, an upload that gave way to
+/// another, a dropped connection), and the family waits for the photo meanwhile.
+const UPLOAD_RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest wait between two tries (each failure in a row doubles the wait).
+const UPLOAD_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// The wait after `failures` failed passes in a row (1 for the first).
+fn upload_retry(failures: u32) -> Duration {
+    UPLOAD_RETRY_FIRST
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(UPLOAD_RETRY_MAX)
+}
 
 /// Starts the background tasks of a session.
 /// Starts the background tasks of a session: returns the pump, which stops by itself
@@ -108,12 +119,18 @@ async fn run_driver(shared: Arc<Shared>, session: Arc<Session>) {
 /// Uploads queued blobs whenever there are some and the relay is reachable.
 async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
     let mut state = session.driver.state();
+    let mut failures: u32 = 0;
     loop {
         if state.borrow_and_update().status.is_connected() {
             match session.blobs.upload_pending(session.driver.blobs()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(uploaded = n, "blobs uploaded"),
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        tracing::debug!(uploaded = n, "blobs uploaded");
+                    }
+                }
                 Err(e) => {
+                    failures = failures.saturating_add(1);
                     tracing::info!(error = %e, "a blob upload failed; it stays queued");
                     if let SyncError::Refused { code, .. } = &e
                         && !code.is_transient()
@@ -121,7 +138,7 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
                         shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(UPLOAD_RETRY) => {}
+                        () = tokio::time::sleep(upload_retry(failures)) => {}
                         () = session.upload_kick.notified() => {}
                     }
                     continue;
@@ -899,5 +916,17 @@ async fn refresh_language(shared: &Arc<Shared>, session: &Arc<Session>) {
     let host = Arc::clone(&session.host);
     if let Some(Ok(Some(p))) = blocking(move || host.profile(me)).await {
         *lock(&shared.lang) = Lang::from_code(&p.settings.language);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_upload_is_tried_again_soon_then_less_often() {
+        let waits: Vec<u64> = (1..=10).map(|n| upload_retry(n).as_secs()).collect();
+        assert_eq!(waits, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(upload_retry(u32::MAX), UPLOAD_RETRY_MAX);
     }
 }
