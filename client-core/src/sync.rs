@@ -38,7 +38,7 @@
 //!    - `want_outbox`: read that many outbox entries (oldest first, after the id it
 //!      names) and feed them back as [`Event::Outbox`];
 //!    - `compact`: save the document, upload it as a blob, feed
-//!      [`Event::SnapshotUploaded`] (or [`Event::CompactFailed`]);
+//!      [`Event::SnapshotUploaded`] (or [`Event::CompactFailed`], [`Event::CompactSkipped`]);
 //!    - `snapshot_accepted`: remember the covered seq (for the next `Connected`);
 //!    - `answered`: complete the matching request callers;
 //!    - `signed_in`: persist the user id if it was not known (registration);

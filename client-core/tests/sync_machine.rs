@@ -1102,6 +1102,44 @@ fn a_refused_snapshot_is_not_made_again_before_its_wait() {
     assert_eq!(compacts(&mut m, accepted + COMPACT_RETRY_FIRST_MS), 1);
 }
 
+/// A snapshot asked for while its document waits after a failed one is made at the
+/// first tick after the wait, though nothing asks again (a family gone quiet still
+/// gets the sealed snapshot it is owed); a snapshot this device skips (not allowed
+/// yet, nothing to save) is no failure and holds nothing back.
+#[test]
+fn a_snapshot_held_back_is_made_after_its_wait_and_a_skip_holds_nothing_back() {
+    use doran_client_core::sync::COMPACT_RETRY_FIRST_MS;
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    let fdoc = DocId::from(family);
+    sign_in(&mut m, vec![], vec![family]);
+    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| {
+        m.handle(
+            now,
+            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
+        );
+    };
+    chunk(&mut m, 3, 1);
+    m.handle(3, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 1 }));
+    let now_asked = |m: &mut SyncMachine, now: u64| {
+        m.handle(now, Event::CompactNow { doc: fdoc }).compact.len()
+    };
+    // Skipped: asked again at the next chunk, at once.
+    assert_eq!(now_asked(&mut m, 10), 1);
+    m.handle(11, Event::CompactSkipped { doc: fdoc });
+    chunk(&mut m, 12, 2);
+    assert_eq!(now_asked(&mut m, 12), 1, "a skip is no failure");
+    // Failed: asked again during the wait, made at the first tick after it.
+    m.handle(13, Event::CompactFailed { doc: fdoc });
+    chunk(&mut m, 14, 3);
+    assert_eq!(now_asked(&mut m, 14), 0, "held back");
+    let tick = |m: &mut SyncMachine, now: u64| m.handle(now, Event::Tick).compact.len();
+    assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS - 1), 0);
+    assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS), 1);
+    assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS + 1000), 0, "once");
+}
+
 #[test]
 fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     let keys = DeviceKeys::generate().expect("keys");

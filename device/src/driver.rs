@@ -852,7 +852,7 @@ impl SyncDriver {
             }
             for c in &fx.compact {
                 if stalled.contains(&c.doc) {
-                    let event = Event::CompactFailed { doc: c.doc };
+                    let event = Event::CompactSkipped { doc: c.doc };
                     queue.push_back(r.machine.handle(now_ms(), event));
                     continue;
                 }
@@ -981,13 +981,13 @@ impl SyncDriver {
             .await?;
         let Ok(saved) = saved else {
             tracing::debug!(%doc, covers_seq, "no snapshot yet: the family's clear chunks go on past it");
-            return Ok(Event::CompactFailed { doc });
+            return Ok(Event::CompactSkipped { doc });
         };
         let Some(bytes) = saved else {
             // Not stored here, or sealed under keys this device has not been given yet
             // (a family that just turned sealed): no snapshot from it now.
             tracing::debug!(%doc, "no snapshot of this document from this device now");
-            return Ok(Event::CompactFailed { doc });
+            return Ok(Event::CompactSkipped { doc });
         };
         let blob = doran_protocol::BlobHash::of(&bytes);
         let len = bytes.len() as u64;

@@ -137,9 +137,25 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
                     {
                         shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(upload_retry(failures)) => {}
-                        () = session.upload_kick.notified() => {}
+                    // Also at once when the connection comes back (a new sign-in):
+                    // a failure while it was going says nothing of the next one.
+                    let signed_in = state.borrow().sign_ins;
+                    let retry = tokio::time::sleep(upload_retry(failures));
+                    tokio::pin!(retry);
+                    loop {
+                        tokio::select! {
+                            () = &mut retry => break,
+                            () = session.upload_kick.notified() => break,
+                            changed = state.changed() => {
+                                if changed.is_err() {
+                                    return;
+                                }
+                                if state.borrow_and_update().sign_ins != signed_in {
+                                    failures = 0;
+                                    break;
+                                }
+                            }
+                        }
                     }
                     continue;
                 }

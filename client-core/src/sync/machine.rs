@@ -171,8 +171,16 @@ pub enum Event {
         /// What the device found.
         check: SnapshotCheck,
     },
-    /// A compaction could not be prepared (save or upload failed).
+    /// A compaction failed (the save or the upload): not tried again before a wait
+    /// (see [`COMPACT_RETRY_FIRST_MS`]).
     CompactFailed {
+        /// The document.
+        doc: DocId,
+    },
+    /// No snapshot of `doc` from this device now (nothing of it stored here, sealed
+    /// under keys it has not been given yet, a family sealed since whose clear
+    /// chunks this device has not all got): tried again once its log grew again.
+    CompactSkipped {
         /// The document.
         doc: DocId,
     },
@@ -264,6 +272,9 @@ struct DocState {
     compact_after: u64,
     /// Snapshots of it that failed in a row (the wait doubles with each).
     compact_misses: u32,
+    /// A snapshot was asked for while it waited after a failed one: made once the
+    /// wait is over (at a tick), whether or not anything else asks again.
+    compact_wanted: bool,
     /// Waiting for end-to-end keys (see [`Event::DocLocked`]).
     locked: bool,
     /// A pending snapshot of another member the relay offered, and who pushed it, to
@@ -442,6 +453,7 @@ impl SyncMachine {
                 self.on_tick(now_ms, &mut fx);
                 self.retry_stalled(now_ms, &mut fx);
                 self.retry_kept(now_ms, &mut fx);
+                self.retry_compactions(&mut fx);
             }
             Event::SnapshotUnavailable { doc } => {
                 self.on_snapshot_unavailable(doc, now_ms, &mut fx)
@@ -456,6 +468,7 @@ impl SyncMachine {
                 len,
             } => self.on_snapshot_uploaded(doc, covers_seq, blob, len, &mut fx),
             Event::CompactFailed { doc } => self.compact_failed(doc, None),
+            Event::CompactSkipped { doc } => self.compact_skipped(doc),
             Event::CompactNow { doc } => self.compact_now(doc, &mut fx),
             Event::SnapshotChecked {
                 doc,

@@ -49,9 +49,13 @@ impl SyncMachine {
             && state.caught_up
             && state.retry_at.is_none()
             && !state.compacting
-            && now_ms >= state.compact_after
             && state.cursor.saturating_sub(state.snapshot_covers) > grown
         {
+            if now_ms < state.compact_after {
+                state.compact_wanted = true;
+                return;
+            }
+            state.compact_wanted = false;
             state.compacting = true;
             fx.compact.push(Compact {
                 doc,
@@ -66,6 +70,37 @@ impl SyncMachine {
     /// snapshot covering them is confirmed).
     pub(super) fn compact_now(&mut self, doc: DocId, fx: &mut Effects) {
         self.compact_if(doc, 0, fx);
+    }
+
+    /// Makes the snapshots asked for while their documents waited after a failed
+    /// one, once the wait is over.
+    pub(super) fn retry_compactions(&mut self, fx: &mut Effects) {
+        let now_ms = self.now_ms;
+        let due: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(_, s)| s.compact_wanted && now_ms >= s.compact_after)
+            .map(|(doc, _)| *doc)
+            .collect();
+        for doc in due {
+            // Asked once more; wanted again only if that is held back again.
+            if let Some(state) = self.docs.get_mut(&doc) {
+                state.compact_wanted = false;
+            }
+            self.compact_if(doc, 0, fx);
+        }
+    }
+
+    /// No snapshot of `doc` from this device now (see
+    /// [`Event::CompactSkipped`](super::Event::CompactSkipped)): not
+    /// a failure, so no wait; asked again once its log grew.
+    pub(super) fn compact_skipped(&mut self, doc: DocId) {
+        if let Some(state) = self.docs.get_mut(&doc)
+            && state.compacting
+        {
+            state.compacting = false;
+            state.snapshot_covers = state.cursor;
+        }
     }
 
     /// A snapshot of `doc` failed (its save or upload, or the relay refused it, with

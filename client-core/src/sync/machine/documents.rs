@@ -50,6 +50,7 @@ impl SyncMachine {
                 snapshot_misses: 0,
                 compact_after: 0,
                 compact_misses: 0,
+                compact_wanted: false,
                 locked: false,
                 offered: None,
                 verifying: false,
