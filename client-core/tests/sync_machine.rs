@@ -1138,6 +1138,19 @@ fn a_snapshot_held_back_is_made_after_its_wait_and_a_skip_holds_nothing_back() {
     assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS - 1), 0);
     assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS), 1);
     assert_eq!(tick(&mut m, 13 + COMPACT_RETRY_FIRST_MS + 1000), 0, "once");
+    // A full log takes no chunk until a snapshot frees it: a push refused
+    // document_full asks for a snapshot, and one that fails then is made again after
+    // its wait with no chunk since (the one made at the tick above is under way).
+    let full = ErrorFrame::new(ErrorCode::DocumentFull, "the document's log is full")
+        .for_doc(fdoc)
+        .for_chunk(ChunkId::of(b"a change"));
+    let t = 13 + COMPACT_RETRY_FIRST_MS + 2000;
+    m.handle(t, Event::Frame(ServerFrame::Error(full.clone())));
+    m.handle(t, Event::CompactFailed { doc: fdoc });
+    let fx = m.handle(t + 1, Event::Frame(ServerFrame::Error(full)));
+    assert!(fx.compact.is_empty(), "held back");
+    assert_eq!(tick(&mut m, t + 2 * COMPACT_RETRY_FIRST_MS - 1), 0);
+    assert_eq!(tick(&mut m, t + 2 * COMPACT_RETRY_FIRST_MS), 1);
 }
 
 #[test]
@@ -1190,7 +1203,7 @@ fn the_own_personal_document_is_compacted_and_a_co_members_is_not() {
     assert_eq!(m.status(), SyncStatus::Syncing);
 
     // The relay refuses the snapshot (say, the blob went missing): the machine gives
-    // up on it until as many chunks again, and is up to date.
+    // up on it for a while, and is up to date.
     let blob = BlobHash::of(b"snapshot");
     let fx = m.handle(
         7,

@@ -275,6 +275,10 @@ struct DocState {
     /// A snapshot was asked for while it waited after a failed one: made once the
     /// wait is over (at a tick), whether or not anything else asks again.
     compact_wanted: bool,
+    /// The relay refused a push with `document_full` (until a snapshot is accepted):
+    /// a snapshot that fails is tried again after its wait, not after as many
+    /// chunks again, since a full log takes none.
+    log_full: bool,
     /// Waiting for end-to-end keys (see [`Event::DocLocked`]).
     locked: bool,
     /// A pending snapshot of another member the relay offered, and who pushed it, to

@@ -28,6 +28,9 @@ impl SyncMachine {
     /// Asks for a snapshot of `doc` now that the relay refused a push because the log
     /// is full (`document_full`): whatever has grown since the last snapshot.
     pub(super) fn compact_full(&mut self, doc: DocId, fx: &mut Effects) {
+        if let Some(state) = self.docs.get_mut(&doc) {
+            state.log_full = true;
+        }
         self.compact_if(doc, 0, fx);
     }
 
@@ -105,15 +108,17 @@ impl SyncMachine {
 
     /// A snapshot of `doc` failed (its save or upload, or the relay refused it, with
     /// `hint`: when to try again): not again before that, nor before a wait doubled
-    /// with each failure in a row, nor before as many chunks again.
+    /// with each failure in a row, nor before as many chunks again — unless the
+    /// relay's log of it is full, which takes no chunk until a snapshot frees it.
     pub(super) fn compact_failed(&mut self, doc: DocId, hint: Option<u64>) {
         let now_ms = self.now_ms;
         if let Some(state) = self.docs.get_mut(&doc)
             && state.compacting
         {
             state.compacting = false;
-            // Try again only after as many chunks again.
-            state.snapshot_covers = state.cursor;
+            if !state.log_full {
+                state.snapshot_covers = state.cursor;
+            }
             let wait = (super::COMPACT_RETRY_FIRST_MS << state.compact_misses.min(16))
                 .min(super::COMPACT_RETRY_MAX_MS)
                 .max(hint.unwrap_or(0));
@@ -146,6 +151,7 @@ impl SyncMachine {
         if let Some(state) = self.docs.get_mut(&doc) {
             state.compacting = false;
             state.compact_misses = 0;
+            state.log_full = false;
         }
         self.on_snapshot_confirmed(doc, covers_seq, fx);
     }

@@ -51,6 +51,7 @@ impl SyncMachine {
                 compact_after: 0,
                 compact_misses: 0,
                 compact_wanted: false,
+                log_full: false,
                 locked: false,
                 offered: None,
                 verifying: false,
