@@ -1024,6 +1024,23 @@ fn a_long_log_asks_for_a_snapshot_once() {
     assert_eq!(fx.snapshot_accepted, vec![(fdoc, 8)]);
 }
 
+/// A machine signed in, with one family, and that family's document.
+fn with_a_family() -> (SyncMachine, DocId) {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId([3; 16]);
+    sign_in(&mut m, vec![], vec![family]);
+    (m, DocId::from(family))
+}
+
+/// Chunk `seq` of `doc` (one byte) arrives at `now`.
+fn feed_chunk(m: &mut SyncMachine, now: u64, doc: DocId, seq: u64) {
+    m.handle(
+        now,
+        Event::Frame(ServerFrame::chunk(doc, seq, None, vec![seq as u8])),
+    );
+}
+
 /// A snapshot the relay refused (its pusher replaced its own pending one too soon,
 /// the network failed) is not made again before the relay's hint, nor before a wait
 /// that doubles with each failure in a row: a device owing a family a sealed snapshot
@@ -1031,16 +1048,9 @@ fn a_long_log_asks_for_a_snapshot_once() {
 #[test]
 fn a_refused_snapshot_is_not_made_again_before_its_wait() {
     use doran_client_core::sync::COMPACT_RETRY_FIRST_MS;
-    let keys = DeviceKeys::generate().expect("keys");
-    let mut m = machine(&keys);
-    let family = FamilyId([3; 16]);
-    let fdoc = DocId::from(family);
-    sign_in(&mut m, vec![], vec![family]);
+    let (mut m, fdoc) = with_a_family();
     for seq in 1..=2 {
-        m.handle(
-            3,
-            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
-        );
+        feed_chunk(&mut m, 3, fdoc, seq);
     }
     m.handle(3, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 2 }));
     let compacts = |m: &mut SyncMachine, now: u64| {
@@ -1061,22 +1071,14 @@ fn a_refused_snapshot_is_not_made_again_before_its_wait() {
         .for_doc(fdoc)
         .retry_after(60_000);
     m.handle(12, Event::Frame(ServerFrame::Error(e)));
-    m.handle(
-        13,
-        Event::Frame(ServerFrame::chunk(fdoc, 3, None, b"3".to_vec())),
-    );
+    feed_chunk(&mut m, 13, fdoc, 3);
     assert_eq!(compacts(&mut m, 13), 0, "not at the next chunk");
     assert_eq!(compacts(&mut m, 12 + 59_999), 0, "not before the hint");
     assert_eq!(compacts(&mut m, 12 + 60_000), 1);
     // Uploads that failed (no hint): the second failure in a row waits twice the
     // first wait, the third four times (a chunk came meanwhile each time: a failed
     // snapshot also waits for one).
-    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| {
-        m.handle(
-            now,
-            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
-        );
-    };
+    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| feed_chunk(m, now, fdoc, seq);
     m.handle(60_100, Event::CompactFailed { doc: fdoc });
     chunk(&mut m, 60_101, 4);
     assert_eq!(compacts(&mut m, 60_100 + 2 * COMPACT_RETRY_FIRST_MS - 1), 0);
@@ -1109,17 +1111,8 @@ fn a_refused_snapshot_is_not_made_again_before_its_wait() {
 #[test]
 fn a_snapshot_held_back_is_made_after_its_wait_and_a_skip_holds_nothing_back() {
     use doran_client_core::sync::COMPACT_RETRY_FIRST_MS;
-    let keys = DeviceKeys::generate().expect("keys");
-    let mut m = machine(&keys);
-    let family = FamilyId([3; 16]);
-    let fdoc = DocId::from(family);
-    sign_in(&mut m, vec![], vec![family]);
-    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| {
-        m.handle(
-            now,
-            Event::Frame(ServerFrame::chunk(fdoc, seq, None, vec![seq as u8])),
-        );
-    };
+    let (mut m, fdoc) = with_a_family();
+    let chunk = |m: &mut SyncMachine, now: u64, seq: u64| feed_chunk(m, now, fdoc, seq);
     chunk(&mut m, 3, 1);
     m.handle(3, Event::Frame(ServerFrame::CaughtUp { doc: fdoc, seq: 1 }));
     let now_asked = |m: &mut SyncMachine, now: u64| {
