@@ -61,7 +61,7 @@ mod keys;
 mod machine;
 mod relay_id;
 
-pub use backoff::{Backoff, BackoffConfig};
+pub use backoff::{Backoff, BackoffConfig, doubling};
 pub use effects::{
     Apply, Compact, DocKind, Effects, Fatal, IncomingChunk, OutboxWanted, RequestOutcome, SignedIn,
     SnapshotCheck, SnapshotRef, SyncStatus, VerifySnapshot,

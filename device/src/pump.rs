@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use doran_client_core::{
     model::Family,
     store::Membership,
-    sync::{DocKind, SyncStatus},
+    sync::{DocKind, SyncStatus, doubling},
     time_util::Lang,
     views::{self, Activity, ActivityKind, Notification, Presence},
 };
@@ -32,18 +32,20 @@ use crate::{
     sync_error::SyncError,
 };
 
-/// How long the uploader waits before trying a failed upload again the first time:
-/// most failures are short (a relay busy for a moment, an upload that gave way to
-/// another, a dropped connection), and the family waits for the photo meanwhile.
-const UPLOAD_RETRY_FIRST: Duration = Duration::from_secs(2);
+/// How long the uploader waits before trying a failed upload again the first time
+/// (ms): most failures are short (a relay busy for a moment, an upload that gave way
+/// to another, a dropped connection), and the family waits for the photo meanwhile.
+const UPLOAD_RETRY_FIRST_MS: u64 = 2_000;
 /// The longest wait between two tries (each failure in a row doubles the wait).
-const UPLOAD_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+const UPLOAD_RETRY_MAX_MS: u64 = 5 * 60 * 1000;
 
 /// The wait after `failures` failed passes in a row (1 for the first).
 fn upload_retry(failures: u32) -> Duration {
-    UPLOAD_RETRY_FIRST
-        .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(UPLOAD_RETRY_MAX)
+    Duration::from_millis(doubling(
+        UPLOAD_RETRY_FIRST_MS,
+        failures.saturating_sub(1),
+        UPLOAD_RETRY_MAX_MS,
+    ))
 }
 
 /// Starts the background tasks of a session.
@@ -943,6 +945,9 @@ mod tests {
     fn a_failed_upload_is_tried_again_soon_then_less_often() {
         let waits: Vec<u64> = (1..=10).map(|n| upload_retry(n).as_secs()).collect();
         assert_eq!(waits, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(upload_retry(u32::MAX), UPLOAD_RETRY_MAX);
+        assert_eq!(
+            upload_retry(u32::MAX),
+            Duration::from_millis(UPLOAD_RETRY_MAX_MS)
+        );
     }
 }

@@ -21,6 +21,13 @@ impl Default for BackoffConfig {
     }
 }
 
+/// `base · 2^attempt`, at most `max` (no overflow): the wait before retrying after
+/// `attempt` failures in a row (0 for the first retry).
+pub fn doubling(base: u64, attempt: u32, max: u64) -> u64 {
+    base.saturating_mul(1u64.checked_shl(attempt.min(40)).unwrap_or(u64::MAX))
+        .min(max)
+}
+
 /// Exponential backoff with "equal jitter": attempt `n` (from 0) waits between half
 /// and all of `min(max, base · 2ⁿ)`, so many devices cut off together do not all come
 /// back in the same millisecond, yet nobody retries immediately.
@@ -43,12 +50,7 @@ impl Backoff {
 
     /// The delay before the next attempt; each call counts one more failed attempt.
     pub fn next_delay(&mut self) -> u64 {
-        let ceiling = self
-            .config
-            .base_ms
-            .saturating_mul(1u64.checked_shl(self.attempt.min(40)).unwrap_or(u64::MAX))
-            .min(self.config.max_ms)
-            .max(1);
+        let ceiling = doubling(self.config.base_ms, self.attempt, self.config.max_ms).max(1);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         half + self.rng.random_range(0..=ceiling - half)

@@ -15,7 +15,9 @@
 use doran_protocol::{BlobHash, ClientFrame, DeviceId, DocId, Request, Seq, UserId};
 
 use super::{Conn, Internal, SyncMachine};
-use crate::sync::{Compact, DocKind, Effects, SnapshotCheck, SnapshotRef, VerifySnapshot};
+use crate::sync::{
+    Compact, DocKind, Effects, SnapshotCheck, SnapshotRef, VerifySnapshot, doubling,
+};
 
 impl SyncMachine {
     /// Asks for a snapshot of `doc` when its log has grown enough since the last one.
@@ -119,9 +121,12 @@ impl SyncMachine {
             if !state.log_full {
                 state.snapshot_covers = state.cursor;
             }
-            let wait = (super::COMPACT_RETRY_FIRST_MS << state.compact_misses.min(16))
-                .min(super::COMPACT_RETRY_MAX_MS)
-                .max(hint.unwrap_or(0));
+            let wait = doubling(
+                super::COMPACT_RETRY_FIRST_MS,
+                state.compact_misses,
+                super::COMPACT_RETRY_MAX_MS,
+            )
+            .max(hint.unwrap_or(0));
             state.compact_misses = state.compact_misses.saturating_add(1);
             state.compact_after = now_ms.saturating_add(wait);
         }

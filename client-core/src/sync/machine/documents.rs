@@ -10,7 +10,7 @@ use doran_protocol::{
 };
 
 use super::{Conn, DocCursor, DocState, SyncMachine};
-use crate::sync::{Apply, DocKind, Effects, IncomingChunk, SnapshotRef};
+use crate::sync::{Apply, DocKind, Effects, IncomingChunk, SnapshotRef, doubling};
 
 impl SyncMachine {
     pub(super) fn want_family(
@@ -217,8 +217,11 @@ impl SyncMachine {
         let Some(before) = state.before_snapshot.take() else {
             return;
         };
-        let wait = (super::SNAPSHOT_RETRY_FIRST_MS << state.snapshot_misses.min(16))
-            .min(super::SNAPSHOT_RETRY_MS);
+        let wait = doubling(
+            super::SNAPSHOT_RETRY_FIRST_MS,
+            state.snapshot_misses,
+            super::SNAPSHOT_RETRY_MS,
+        );
         state.snapshot_misses = state.snapshot_misses.saturating_add(1);
         tracing::warn!(%doc, before, wait, "a snapshot could not be fetched; retrying later");
         state.cursor = before;
