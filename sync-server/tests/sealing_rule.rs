@@ -1,8 +1,9 @@
 //! A family's document log and its sealing, against the real relay (issue 18): in a
 //! family created clear, the host's first envelope seals the log for good (also after
 //! a `kill -9`); another member cannot seal it, and nobody pushes a clear chunk after
-//! it; in a family whose id says it is sealed, no clear chunk is ever taken. The key
-//! log and personal documents have no such rule.
+//! it; in a family whose id says it is sealed, no clear chunk is ever taken, nor in a
+//! personal document whose id says so. Key logs, and personal documents made before
+//! those were sealed, have no such rule.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -51,13 +52,25 @@ fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
 /// `by` uploads `bytes` to the family's blobs and pushes them as a snapshot of its
 /// document covering `covers`: recorded (pending), or the refusal.
 async fn push_snapshot(
-    (server, by, c): (&Server, &Identity, &mut Client),
+    at: (&Server, &Identity, &mut Client),
     family: FamilyId,
     covers: u64,
     bytes: Vec<u8>,
 ) -> Result<(), ErrorCode> {
+    let owner = format!("family={family}");
+    push_snapshot_of(at, (DocId::from(family), &owner), covers, bytes).await
+}
+
+/// `by` uploads `bytes` to the blobs of `owner` (the upload's query: `family=…`, or
+/// `owner=me`) and pushes them as a snapshot of `doc` covering `covers`.
+async fn push_snapshot_of(
+    (server, by, c): (&Server, &Identity, &mut Client),
+    (doc, owner): (DocId, &str),
+    covers: u64,
+    bytes: Vec<u8>,
+) -> Result<(), ErrorCode> {
     let blob = BlobHash::of(&bytes);
-    let path = format!("/blobs/{blob}?family={family}");
+    let path = format!("/blobs/{blob}?{owner}");
     let put = signed_http(server, by, "PUT", &path, &bytes).await;
     assert!(
         put.status == 201 || put.status == 200,
@@ -65,7 +78,7 @@ async fn push_snapshot(
         put.status
     );
     c.send(&ClientFrame::PushSnapshot {
-        doc: DocId::from(family),
+        doc,
         covers_seq: covers,
         blob,
         len: bytes.len() as u64,
@@ -73,7 +86,7 @@ async fn push_snapshot(
     .await;
     c.until(|f| match f {
         ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
-        ServerFrame::Error(e) if e.doc == Some(DocId::from(family)) => Some(Err(e.code)),
+        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.code)),
         _ => None,
     })
     .await
@@ -215,4 +228,40 @@ async fn a_family_whose_id_says_sealed_takes_no_clear_chunk() {
         code(dad.push_ack(doc, clear(3)).await),
         Err(ErrorCode::DocumentSealed)
     );
+}
+
+/// A personal document whose id carries the sealed mark (every account made since
+/// personal documents were sealed) takes envelopes only, chunks and snapshots: the
+/// relay refuses a clear one as it does in a sealed family, so a device that would
+/// write it in the clear cannot leave it on the relay's disk. One made before (no
+/// mark) takes what its owner pushes, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_document_whose_id_says_sealed_takes_no_clear_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    mom.personal_doc = DocId(FamilyId::new_family(true).0);
+    let mut c = Client::register(&server, &mut mom).await;
+    let doc = mom.personal_doc;
+    assert_eq!(
+        code(c.push_ack(doc, clear(1)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(c.push_ack(doc, sealed(2)).await), Ok(1));
+    assert_eq!(
+        push_snapshot_of((&server, &mom, &mut c), (doc, "owner=me"), 1, clear(43)).await,
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(
+        push_snapshot_of((&server, &mom, &mut c), (doc, "owner=me"), 1, sealed(44)).await,
+        Ok(())
+    );
+    // Its key log has no rule (MLS messages are not envelopes).
+    let keys = FamilyId(doc.0).key_log();
+    assert_eq!(code(c.push_ack(keys, clear(3)).await), Ok(1));
+
+    let mut dad = Identity::new("dad@example.com", "dad");
+    assert!(!FamilyId(dad.personal_doc.0).says_sealed());
+    let mut d = Client::register(&server, &mut dad).await;
+    assert_eq!(code(d.push_ack(dad.personal_doc, clear(4)).await), Ok(1));
 }

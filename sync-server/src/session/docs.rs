@@ -55,25 +55,27 @@ pub(crate) async fn access(
         .ok_or_else(|| ApiError::not_found("no such document"))
 }
 
-/// A pushed chunk's part in its log's sealing. Only a family's own document has a
-/// rule (not its key log, not a personal document): in a family whose id says it is
-/// sealed every chunk must be an envelope; in one created clear, the host's first
-/// envelope seals the log, and the store refuses clear chunks after it and other
-/// members' envelopes before it. The relay reads nothing of a chunk but its first
-/// bytes (`doran_protocol::looks_sealed`).
+/// A pushed chunk's part in its log's sealing. A document whose id says it is sealed
+/// (a family's, or a personal document: `DocOwner::sealed_by_id`) takes envelopes
+/// only — the devices seal them, and the relay refuses a clear one too, so a device
+/// that would write in the clear cannot leave it on the relay's disk. In a family
+/// created clear, the host's first envelope seals the log, and the store refuses
+/// clear chunks after it and other members' envelopes before it. Key logs, and the
+/// personal documents of accounts made before those were sealed, have no rule. The
+/// relay reads nothing of a chunk but its first bytes (`doran_protocol::looks_sealed`).
 fn sealing(owner: DocOwner, doc: DocId, a: DocAccess, bytes: &[u8]) -> ApiResult<Sealing> {
+    let envelope = doran_protocol::looks_sealed(bytes);
+    if owner.sealed_by_id(doc) && !envelope {
+        return Err(ApiError::new(
+            ErrorCode::DocumentSealed,
+            "the document is sealed: push the change sealed",
+        ));
+    }
     let Some(family) = owner.family_document(doc) else {
         return Ok(Sealing::Any);
     };
-    let envelope = doran_protocol::looks_sealed(bytes);
     Ok(match (family.says_sealed(), envelope) {
-        (true, true) => Sealing::Any,
-        (true, false) => {
-            return Err(ApiError::new(
-                ErrorCode::DocumentSealed,
-                "the family's documents are sealed: push the change sealed",
-            ));
-        }
+        (true, _) => Sealing::Any,
         (false, false) => Sealing::Clear,
         (false, true) if a.host => Sealing::Seals,
         (false, true) => Sealing::Envelope,

@@ -83,8 +83,9 @@ pub(crate) async fn expire_pending(state: &AppState) -> ApiResult<usize> {
     Ok(expired.len())
 }
 
-/// Whether `blob` is sealed, if `doc` is a sealed family's document (its id says so,
-/// or its host sealed its log): such a document takes sealed snapshots only, pushed or
+/// Whether `blob` is sealed, if `doc` is sealed (its id says so — a family's or a
+/// personal document — or its family's host sealed its log): such a document takes
+/// sealed snapshots only, pushed or
 /// confirmed, since a clear one would put its plaintext back on the relay's disk — a
 /// clear snapshot pushed just before the sealing included. The relay reads the blob's
 /// first bytes, nothing more. `refusal` is the message of the `document_sealed` error.
@@ -94,10 +95,13 @@ async fn check_snapshot_sealing(
     (doc, blob): (DocId, BlobHash),
     refusal: &'static str,
 ) -> ApiResult<()> {
-    let Some(family) = owner.family_document(doc) else {
-        return Ok(());
+    let sealed = if owner.sealed_by_id(doc) {
+        true
+    } else if owner.family_document(doc).is_some() {
+        state.logs(move |l| l.log_sealed(doc)).await?
+    } else {
+        false
     };
-    let sealed = family.says_sealed() || state.logs(move |l| l.log_sealed(doc)).await?;
     if !sealed {
         return Ok(());
     }

@@ -226,6 +226,18 @@ impl DocOwner {
             _ => None,
         }
     }
+
+    /// Whether `doc` (a document of this owner) is sealed by its id: a family's
+    /// document whose family id carries the sealed mark, or a personal document made
+    /// with it (every account since personal documents were sealed). Such a document
+    /// takes envelopes only, chunks and snapshots alike (key logs have no rule).
+    pub fn sealed_by_id(self, doc: DocId) -> bool {
+        match self {
+            DocOwner::Family(family) => doc == DocId::from(family) && family.says_sealed(),
+            DocOwner::Personal(_) => FamilyId(doc.0).says_sealed(),
+            DocOwner::PersonalKeys(_) => false,
+        }
+    }
 }
 
 /// A chunk to append, one of a group given to
