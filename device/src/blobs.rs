@@ -677,7 +677,7 @@ impl BlobCache {
         f: impl FnOnce(&BlobCache) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let cache = self.clone();
-        tokio::task::spawn_blocking(move || f(&cache))
+        crate::task::spawn_blocking(move || f(&cache))
             .await
             .map_err(|e| SyncError::Protocol(format!("a blob task failed: {e}")))?
     }

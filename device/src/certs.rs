@@ -171,7 +171,7 @@ pub(crate) async fn publish(
 ) -> Result<(), SyncError> {
     let certs = {
         let (store, account) = (Arc::clone(store), account.clone());
-        tokio::task::spawn_blocking(move || pending(&*store, &account))
+        crate::task::spawn_blocking(move || pending(&*store, &account))
             .await
             .map_err(blocking_failed)??
     };
@@ -207,7 +207,7 @@ pub(crate) async fn publish(
             }
         };
         let (store, account) = (Arc::clone(store), account.clone());
-        tokio::task::spawn_blocking(move || settle(&*store, &account, &cert, kept))
+        crate::task::spawn_blocking(move || settle(&*store, &account, &cert, kept))
             .await
             .map_err(blocking_failed)?;
     }
@@ -234,7 +234,7 @@ pub(crate) async fn served(
     let key = served.user_key;
     let pinned = {
         let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || pin(&*store, user, key))
+        crate::task::spawn_blocking(move || pin(&*store, user, key))
             .await
             .map_err(blocking_failed)??
     };

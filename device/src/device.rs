@@ -353,7 +353,7 @@ impl Device {
         }
         let lang = options.lang;
         let dir = home.clone();
-        let store: Arc<dyn LocalStore> = tokio::task::spawn_blocking(move || {
+        let store: Arc<dyn LocalStore> = crate::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| Error::from_io(&e, lang))?;
             SqliteStore::open(dir.join("device.sqlite"))
                 .map(|s| Arc::new(s) as Arc<dyn LocalStore>)
@@ -450,7 +450,7 @@ impl Device {
         f: impl FnOnce(Lang) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let lang = self.language();
-        tokio::task::spawn_blocking(move || f(lang))
+        crate::task::spawn_blocking(move || f(lang))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "a blocking task failed");
@@ -659,7 +659,7 @@ impl Device {
         if cached {
             // Load the document behind the cached view, so edits are instant.
             let host = Arc::clone(&session.host);
-            tokio::task::spawn_blocking(move || {
+            crate::task::spawn_blocking(move || {
                 if let Err(e) = host.read_family(family, |_| ()) {
                     tracing::warn!(%family, error = %e, "loading a family behind its view failed");
                 }
@@ -827,7 +827,7 @@ mod tests {
                 pending,
             });
         }
-        let got = tokio::task::spawn_blocking(move || {
+        let got = crate::task::spawn_blocking(move || {
             rx.recv_timeout(std::time::Duration::from_secs(10))
         })
         .await

@@ -639,7 +639,7 @@ impl SyncDriver {
             return;
         };
         let host = Arc::clone(&self.host);
-        tokio::task::spawn_blocking(move || {
+        crate::task::spawn_blocking(move || {
             let _running = running;
             log_compaction(host.compact_stored());
         });
@@ -652,7 +652,7 @@ impl SyncDriver {
             return;
         };
         let host = Arc::clone(&self.host);
-        let done = tokio::task::spawn_blocking(move || {
+        let done = crate::task::spawn_blocking(move || {
             let _running = running;
             host.compact_stored()
         })
@@ -668,10 +668,8 @@ impl SyncDriver {
         f: impl FnOnce(&dyn SyncHost) -> doran_client_core::sync::HostResult<T> + Send + 'static,
     ) -> Result<T> {
         let host = Arc::clone(&self.host);
-        // The host's logs name the device too (see `pump::spawn`).
-        let span = tracing::Span::current();
         Ok(
-            tokio::task::spawn_blocking(move || span.in_scope(|| f(&*host)))
+            crate::task::spawn_blocking(move || f(&*host))
                 .await
                 .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??,
         )

@@ -246,7 +246,7 @@ async fn addable(
 ) -> BTreeSet<UserId> {
     let host = Arc::clone(&session.host);
     let store = Arc::clone(&shared.store);
-    let mut users = tokio::task::spawn_blocking(move || {
+    let mut users = crate::task::spawn_blocking(move || {
         let view = match host.open_view(family) {
             Ok(Some(view)) => Some(view),
             _ => doran_client_core::family_store::cached_family(&*store, family.into())
@@ -281,7 +281,7 @@ pub(crate) async fn publish_package(session: &Arc<Session>, again: bool) -> Resu
     let host = Arc::clone(&session.host);
     let now = now_ms();
     let Some(package) =
-        tokio::task::spawn_blocking(move || host.key_package_to_publish(now, again))
+        crate::task::spawn_blocking(move || host.key_package_to_publish(now, again))
             .await
             .map_err(blocking_failed)??
     else {
@@ -302,7 +302,7 @@ pub(crate) async fn publish_package(session: &Arc<Session>, again: bool) -> Resu
         }
     }
     let host = Arc::clone(&session.host);
-    tokio::task::spawn_blocking(move || host.key_package_published(&package))
+    crate::task::spawn_blocking(move || host.key_package_published(&package))
         .await
         .map_err(blocking_failed)??;
     tracing::debug!("key package published");
@@ -343,7 +343,7 @@ async fn step(
 ) -> Result<KeyStep, SyncError> {
     // A family in the clear has no key work: no relay call for it.
     let host = Arc::clone(&session.host);
-    let sealed = tokio::task::spawn_blocking(move || host.is_sealed(family))
+    let sealed = crate::task::spawn_blocking(move || host.is_sealed(family))
         .await
         .unwrap_or(false);
     if !sealed {
@@ -374,7 +374,7 @@ async fn step(
     .await?;
     let in_group: BTreeSet<DeviceId> = {
         let host = Arc::clone(&session.host);
-        tokio::task::spawn_blocking(move || host.key_members(family))
+        crate::task::spawn_blocking(move || host.key_members(family))
             .await
             .map_err(blocking_failed)?
             .into_iter()
@@ -387,9 +387,7 @@ async fn step(
     }
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
-    let span = tracing::Span::current();
-    let step =
-        tokio::task::spawn_blocking(move || span.in_scope(|| host.keys_step(family, &known, now)))
+    let step = crate::task::spawn_blocking(move || host.keys_step(family, &known, now))
             .await
             .map_err(blocking_failed)??;
     tracing::debug!(%family, ?step, "key log stepped");
@@ -397,7 +395,7 @@ async fn step(
         // Counted before the driver hears of them, so a sync waiting for "nothing
         // left to send" waits for these too.
         let store = Arc::clone(&shared.store);
-        if let Ok(Ok(pending)) = tokio::task::spawn_blocking(move || store.pending_count()).await {
+        if let Ok(Ok(pending)) = crate::task::spawn_blocking(move || store.pending_count()).await {
             session.driver.note_pending(pending);
         }
         session.driver.local_change();
@@ -407,7 +405,7 @@ async fn step(
     // when there are none.
     if step.new_keys || step.in_group {
         let host: Arc<StoreHost> = Arc::clone(&session.host);
-        let change = tokio::task::spawn_blocking(move || host.retry_held(family))
+        let change = crate::task::spawn_blocking(move || host.retry_held(family))
             .await
             .map_err(blocking_failed)??;
         if !change.unlocked.is_empty() {
@@ -453,7 +451,7 @@ pub(crate) enum Kick {
 /// The sealed families whose key logs this device reads.
 pub(crate) async fn sealed_families(session: &Arc<Session>) -> Vec<FamilyId> {
     let host = Arc::clone(&session.host);
-    tokio::task::spawn_blocking(move || {
+    crate::task::spawn_blocking(move || {
         host.key_families()
             .into_iter()
             .filter(|f| host.is_sealed(*f))

@@ -32,6 +32,7 @@ mod pump;
 pub mod relay;
 pub mod screens;
 pub mod sync_error;
+mod task;
 
 pub use device::{BLOB_CACHE_BYTES, Clock, Device, DeviceOptions, KEEP_NOTIFICATIONS};
 pub use device::{MissionChanges, MissionInput, ProfileChanges};

@@ -271,7 +271,7 @@ pub(crate) async fn mend(shared: &Arc<Shared>, session: &Arc<Session>) {
     // Read before the relay is asked: an entry is only ever written after the relay
     // made its member one, so a member listed here and missing from the relay's later
     // list has left or been removed — never joined since.
-    let needs = tokio::task::spawn_blocking(move || needs(&*store, &host, me))
+    let needs = crate::task::spawn_blocking(move || needs(&*store, &host, me))
         .await
         .unwrap_or_default();
     if needs.is_empty() {
@@ -471,7 +471,7 @@ async fn my_entry(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId
     let me = session.account.user;
     let inviter = {
         let store = Arc::clone(&shared.store);
-        tokio::task::spawn_blocking(move || {
+        crate::task::spawn_blocking(move || {
             // Only a card that opens once in the family needs its inviter's devices.
             joining(&*store, me, family)
                 .filter(|n| n.name.is_none())
@@ -507,7 +507,7 @@ async fn write(
     what: &'static str,
     f: impl FnOnce() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 ) -> bool {
-    match tokio::task::spawn_blocking(f).await {
+    match crate::task::spawn_blocking(f).await {
         Ok(Ok(())) => {
             tracing::info!(%family, "{what}: finished");
             true

@@ -54,7 +54,7 @@ pub(crate) struct Pass {
 pub(crate) async fn pass(session: &Arc<Session>) -> Pass {
     let host = Arc::clone(&session.host);
     let (me, doc) = (session.account.user, session.account.personal_doc);
-    match tokio::task::spawn_blocking(move || pass_blocking(&host, me, doc)).await {
+    match crate::task::spawn_blocking(move || pass_blocking(&host, me, doc)).await {
         Ok(Ok(pass)) => pass,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "the profile keys wait for the next pass");

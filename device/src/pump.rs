@@ -104,7 +104,7 @@ async fn run_driver(shared: Arc<Shared>, session: Arc<Session>) {
         let store = Arc::clone(&shared.store);
         let secrets = Arc::clone(&shared.secrets);
         let signed_out =
-            tokio::task::spawn_blocking(move || Account::sign_out(&*store, &*secrets)).await;
+            crate::task::spawn_blocking(move || Account::sign_out(&*store, &*secrets)).await;
         if !matches!(signed_out, Ok(Ok(()))) {
             tracing::error!("could not remove the revoked account from this device");
         }
@@ -325,7 +325,7 @@ fn view_of(s: crate::driver::SyncState) -> SyncView {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
+    crate::task::spawn_blocking(f).await.ok()
 }
 
 async fn on_sync_event(
@@ -431,7 +431,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 .await;
                 let host = Arc::clone(&session.host);
                 let info = info.clone();
-                tokio::task::spawn_blocking(move || {
+                crate::task::spawn_blocking(move || {
                     crate::device::invites::open_card(&host, &info, &known)
                 })
                 .await
@@ -547,7 +547,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
             // What the screen shows is what a confirmation certifies.
             let store = Arc::clone(&shared.store);
             let shown = info.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || {
+            if let Err(e) = crate::task::spawn_blocking(move || {
                 crate::certs::remember_shown(&*store, &shown);
             })
             .await

@@ -328,7 +328,7 @@ impl Device {
             super::sync::finish_key_work(session, deadline).await;
             let host = Arc::clone(&session.host);
             let wanted = families.clone();
-            let all_in = tokio::task::spawn_blocking(move || {
+            let all_in = crate::task::spawn_blocking(move || {
                 wanted
                     .iter()
                     .all(|f| host.key_members(*f).iter().any(|m| m.device == device))

@@ -323,7 +323,7 @@ impl Device {
     /// `BadPhoto` / `BadAudio`: a screen shows a placeholder, never the file.
     async fn checked(&self, hash: BlobHash, path: PathBuf, kind: Expect) -> Result<PathBuf> {
         let file = path.clone();
-        let verdict = tokio::task::spawn_blocking(move || media_check::check_file(&file, kind))
+        let verdict = crate::task::spawn_blocking(move || media_check::check_file(&file, kind))
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "checking a blob failed");

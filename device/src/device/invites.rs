@@ -255,7 +255,7 @@ impl Device {
                 let invitee = info.invitee;
                 // Kept, so this device lets them in after a restart too (an invitee
                 // who had published no key package asks once they accepted).
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+                if let Ok(Err(e)) = crate::task::spawn_blocking(move || {
                     crate::keys::remember_invited(&*store, id, invitee)
                 })
                 .await
@@ -263,7 +263,7 @@ impl Device {
                     tracing::warn!(error = %e, "the invitee was not remembered");
                 }
                 let host = Arc::clone(&session.host);
-                let sealed = tokio::task::spawn_blocking(move || host.is_sealed(id))
+                let sealed = crate::task::spawn_blocking(move || host.is_sealed(id))
                     .await
                     .unwrap_or(false);
                 if sealed {
@@ -432,7 +432,7 @@ impl Device {
                 {
                     // Refused for good (expired, withdrawn): nothing to finish.
                     let (store, me) = (Arc::clone(&self.shared().store), self.me()?);
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+                    if let Ok(Err(e)) = crate::task::spawn_blocking(move || {
                         crate::mend::done_joining(&*store, me, family)
                     })
                     .await

@@ -277,7 +277,7 @@ impl Device {
         let deadline = tokio::time::Instant::now() + KEYS_WAIT;
         loop {
             let host = std::sync::Arc::clone(&session.host);
-            let readable = tokio::task::spawn_blocking(move || {
+            let readable = crate::task::spawn_blocking(move || {
                 (host.sealing_known(family) && !host.is_sealed(family))
                     || host
                         .read_family(family, |fd| {
