@@ -160,37 +160,37 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     );
 
     // Mom removes her son: her phone takes his device out of the family's key group
-    // (a new epoch); what she writes after is sealed under it. His device keeps what
-    // it had, and the raw chunk of the new mission does not open with its keys.
+    // (a new epoch); what she writes after is sealed under it — also what she writes
+    // at once, before the removing Commit has come back (it waits for it). His device
+    // keeps what it had, and no raw chunk written since opens with its keys.
     let id: FamilyId = family.parse().expect("family id");
     let before = relay_chunks(&relay, doc).len();
     mom.remove_member(&family, "아들").await.expect("removed");
-    // Mom's phone, which writes next, has moved past the removal.
-    until("removal of the son's device from the group", async || {
-        let members = keeper_of(&mom_home).members(id);
-        if members.len() == 2 {
-            Ok(())
-        } else {
-            Err(members)
-        }
-    })
-    .await;
     mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
         .await
         .expect("a mission after the removal");
     sees_mission(&laptop, &family, "생일 깜짝 파티 준비").await;
+    assert_eq!(
+        keeper_of(&mom_home).members(id).len(),
+        2,
+        "phone and laptop"
+    );
     let chunks = relay_chunks(&relay, doc);
-    assert!(chunks.len() > before);
+    // Her removal of his member entry, and the new mission.
+    assert!(chunks.len() >= before + 2, "{before} then {}", chunks.len());
     let sons = keeper_of(&son_home);
     assert!(
         matches!(sons.open(id, doc, &chunks[0]), Unsealed::Changes(_)),
         "what he had still opens"
     );
-    let last = chunks.last().expect("the new chunk");
-    assert!(
-        matches!(sons.open(id, doc, last), Unsealed::NoKey | Unsealed::Hold),
-        "a change made after his removal does not open with his keys"
-    );
+    for (n, chunk) in chunks.iter().enumerate().skip(before) {
+        assert!(
+            matches!(sons.open(id, doc, chunk), Unsealed::NoKey | Unsealed::Hold),
+            "chunk {} of {}, made after his removal, opens with his keys",
+            n + 1,
+            chunks.len()
+        );
+    }
     assert!(
         !mission_titles(&son, &family)
             .await

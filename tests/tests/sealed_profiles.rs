@@ -17,12 +17,12 @@ use doran_device::{
 use doran_e2e::{
     Relay, contains,
     devices::{
-        WAIT, accounts_and_family, invite_received, link_and_confirm, open,
-        phone_lost_and_restored, until,
+        WAIT, accounts_and_family, invite_received, link_and_confirm, mission, mission_titles,
+        open, phone_lost_and_restored, sees_mission, until,
     },
     files_under, relay_chunks,
 };
-use doran_protocol::UserId;
+use doran_protocol::{DocId, FamilyId, UserId};
 
 /// The account and key keeper saved in the store of the device at `home`.
 fn account_and_keeper(home: &Path) -> (Account, Keeper) {
@@ -323,4 +323,89 @@ async fn a_reader_added_and_gone_while_she_was_offline_rotates_her_profile_keys(
         }
     })
     .await;
+}
+
+/// Mom revokes her laptop from her phone and writes at once — a mission, a mood —
+/// before the Commits taking the laptop out of her key groups have come back: both
+/// wait for them (the family's group and her profile's), so nothing written after
+/// the revocation opens with the laptop's keys, while what it had still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_laptop_opens_nothing_written_after_its_revocation() {
+    logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let (mom_home, laptop_home) = (dir.path().join("mom"), dir.path().join("laptop"));
+    let mom = open(&mom_home).await;
+    mom.create_account(&server, "mom@example.com", "엄마곰")
+        .await
+        .expect("mom's account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family created");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.set_mood("sleepy").await.expect("mood");
+    let laptop = open(&laptop_home).await;
+    let linked = link_and_confirm(&mom, &laptop, &server).await;
+    sees_mood(&laptop, "me", "sleepy").await;
+    sees_mission(&laptop, &family, "화분에 물 주기").await;
+    laptop.close().await;
+
+    let id: FamilyId = family.parse().expect("family id");
+    let (account, _) = account_and_keeper(&mom_home);
+    let (doc, personal) = (DocId::from(id), account.personal_doc);
+    let group = personal_group(personal);
+    let (laptop_account, laptop_keys) = account_and_keeper(&laptop_home);
+    assert_eq!(laptop_account.device.to_hex(), linked.device);
+    assert!(laptop_keys.in_group(id) && laptop_keys.in_group(group));
+    mom.sync_now(WAIT).await.expect("synced");
+    let before = (
+        relay_chunks(&relay, doc).len(),
+        relay_chunks(&relay, personal).len(),
+    );
+
+    mom.revoke_device(&linked.device).await.expect("revoked");
+    mom.add_mission(&family, mission("새 노트북 사기", &["엄마"]))
+        .await
+        .expect("a mission after");
+    mom.set_mood("angry").await.expect("a mood after");
+    mom.sync_now(WAIT).await.expect("synced");
+    assert!(
+        mission_titles(&mom, &family)
+            .await
+            .contains(&"새 노트북 사기".to_owned())
+    );
+    let (_, keeper) = account_and_keeper(&mom_home);
+    for g in [id, group] {
+        assert_eq!(keeper.members(g).len(), 1, "the laptop left {g}");
+    }
+
+    let family_chunks = relay_chunks(&relay, doc);
+    let profile_chunks = relay_chunks(&relay, personal);
+    assert!(family_chunks.len() > before.0 && profile_chunks.len() > before.1);
+    assert!(
+        matches!(
+            laptop_keys.open(id, doc, &family_chunks[0]),
+            Unsealed::Changes(_)
+        ),
+        "what it had still opens"
+    );
+    for (g, d, chunks, from) in [
+        (id, doc, &family_chunks, before.0),
+        (group, personal, &profile_chunks, before.1),
+    ] {
+        for (n, chunk) in chunks.iter().enumerate().skip(from) {
+            assert!(
+                matches!(
+                    laptop_keys.open(g, d, chunk),
+                    Unsealed::NoKey | Unsealed::Hold
+                ),
+                "chunk {} of {d}, written after the revocation, opens with the laptop's keys",
+                n + 1
+            );
+        }
+    }
 }

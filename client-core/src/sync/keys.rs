@@ -216,6 +216,13 @@ pub struct Keeper {
     /// clear chunk of them again — not even one the relay serves again below the first
     /// envelope after starting the document over: it holds them all already.
     clear_closed: BTreeSet<FamilyId>,
+    /// Saved as an eighth value: groups (families, this user's profile) that still
+    /// hold a device that must leave them — a removed member's, a revoked one — as
+    /// this device last stepped them, or that its user just removed someone from.
+    /// Their documents' changes wait ([`Keeper::removing`]) until the Commit that
+    /// takes it out is processed: sealed under the current epoch, the device leaving
+    /// would hold the key to them.
+    removing: BTreeSet<FamilyId>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -275,6 +282,7 @@ impl Keeper {
             seen: BTreeMap::new(),
             sealed_from: BTreeMap::new(),
             clear_closed: BTreeSet::new(),
+            removing: BTreeSet::new(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -351,7 +359,12 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let clear_closed: Vec<FamilyId> = if rest.is_empty() {
+        let (clear_closed, rest): (Vec<FamilyId>, &[u8]) = if rest.is_empty() {
+            (Vec::new(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(restore)?
+        };
+        let removing: Vec<FamilyId> = if rest.is_empty() {
             Vec::new()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
@@ -370,6 +383,7 @@ impl Keeper {
             seen: seen.into_iter().collect(),
             sealed_from: sealed_from.into_iter().collect(),
             clear_closed: clear_closed.into_iter().collect(),
+            removing: removing.into_iter().collect(),
             user_key: None,
             generation: saved.generation,
             last_saved: None,
@@ -465,6 +479,10 @@ impl Keeper {
             .and_then(|head| {
                 let closed: Vec<_> = self.clear_closed.iter().collect();
                 postcard::to_extend(&closed, head)
+            })
+            .and_then(|head| {
+                let removing: Vec<_> = self.removing.iter().collect();
+                postcard::to_extend(&removing, head)
             })
             .map_err(|e| GroupError::Restore(e.to_string()))?)
     }
@@ -654,6 +672,21 @@ impl Keeper {
     /// key log of a family it knows).
     pub fn knows(&self, family: FamilyId) -> bool {
         self.families.contains_key(&family)
+    }
+
+    /// Whether the group still holds a device that must leave it (a removed member's,
+    /// a revoked one), as this device last stepped it: its documents' changes wait
+    /// for the Commit that takes it out, not to be sealed under a key it holds.
+    pub fn removing(&self, family: FamilyId) -> bool {
+        self.removing.contains(&family)
+    }
+
+    /// Its user just removed a member of the family (or revoked a device): the
+    /// group's changes wait from now on, until a step finds no device that must
+    /// leave still in it. Returns whether that is new (save then). Nothing for a
+    /// group this device is not in (it seals nothing there).
+    pub fn hold_for_removal(&mut self, family: FamilyId) -> bool {
+        self.in_group(family) && self.removing.insert(family)
     }
 
     /// Whether this device is in the family's group (it can seal and open).
@@ -925,6 +958,20 @@ impl Keeper {
             return Ok(out);
         }
         out.in_group = true;
+        // Whether a device that must leave is still in the group (its Commit not made,
+        // or not back yet): the group's documents' changes wait until it is out.
+        let gone_in_group = self
+            .ring
+            .members(family)?
+            .iter()
+            .any(|m| *m != me && known.is_gone(m));
+        if gone_in_group {
+            self.removing.insert(family);
+        } else if self.removing.remove(&family) {
+            tracing::info!(%family, "the devices that had to leave the group are out: its changes go on");
+            // Listed again from the oldest: what waited is sealed under this epoch.
+            out.new_keys = true;
+        }
         if let Some(entry) = keys.pending_entry.clone() {
             // Appended again unless it came back already (the host skips an entry its
             // outbox holds): a crash may have come between saving and appending.
@@ -1336,6 +1383,38 @@ mod tests {
         assert!(old.refreshes.is_empty());
     }
 
+    /// A removal held (its user just removed a member, or revoked a device) holds
+    /// only a group this device is in, survives a reload, and a keeper saved before
+    /// this value loads with nothing held.
+    #[test]
+    fn a_removal_held_is_kept_for_groups_this_device_is_in() {
+        let store = MemoryStore::new();
+        let (user, device) = (UserId([1; 16]), DeviceId([1; 16]));
+        let key = random_key().unwrap();
+        let (family, other) = (FamilyId([2; 16]), FamilyId([4; 16]));
+        let mut keeper = Keeper::load(&store, user, device, key.clone()).unwrap();
+        keeper.decide(family, false);
+        assert!(keeper.seal_clear_family(family).unwrap().is_some());
+        assert!(!keeper.removing(family));
+        assert!(keeper.hold_for_removal(family));
+        assert!(!keeper.hold_for_removal(family), "once");
+        assert!(
+            !keeper.hold_for_removal(other),
+            "not in its group: nothing to hold"
+        );
+        keeper.update(&store, |_| Ok(())).unwrap();
+        let loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
+        assert!(loaded.removing(family) && !loaded.removing(other));
+
+        let bytes = store.get_meta(META_KEY).unwrap().unwrap();
+        let tail = postcard::to_allocvec(&vec![family]).unwrap().len();
+        store
+            .set_meta(META_KEY, &bytes[..bytes.len() - tail])
+            .unwrap();
+        let older = Keeper::load(&store, user, device, key).unwrap();
+        assert!(older.in_group(family) && !older.removing(family));
+    }
+
     /// A family known as clear, sealed by its host: on the host's device its group
     /// starts and everything seals from there; on another member's, the first
     /// envelope (at seq 5) turns it: clear chunks before it still open, none after,
@@ -1440,7 +1519,10 @@ mod tests {
         // Saved by a build without these values: loads with no family sealed later.
         let bytes = other.get_meta(META_KEY).unwrap().unwrap();
         let tail = postcard::to_allocvec(&vec![(family, 5u64)]).unwrap().len()
-            + postcard::to_allocvec(&vec![family]).unwrap().len();
+            + postcard::to_allocvec(&vec![family]).unwrap().len()
+            + postcard::to_allocvec(&Vec::<FamilyId>::new())
+                .unwrap()
+                .len();
         other
             .set_meta(META_KEY, &bytes[..bytes.len() - tail])
             .unwrap();

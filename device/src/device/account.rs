@@ -407,7 +407,12 @@ impl Device {
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
-        self.expect_done(Request::RevokeDevice { device }).await
+        self.expect_done(Request::RevokeDevice { device }).await?;
+        // Every key group this device is in (the families', this user's profile) may
+        // hold the revoked device: what this device writes waits for it to be out.
+        let host = Arc::clone(&self.session()?.host);
+        let groups = self.blocking(move |_| Ok(host.key_families())).await?;
+        self.hold_for_removal(groups).await
     }
 }
 

@@ -444,6 +444,9 @@ impl Device {
         {
             return relay;
         }
+        // What this device writes from now on waits for the Commit taking the
+        // member's devices out of the family's key group (its next step makes it).
+        self.hold_for_removal(vec![id]).await?;
         match self
             .edit(family, Part::Members, move |fd, now| {
                 fd.remove_member(user, now)
@@ -454,6 +457,27 @@ impl Device {
             Err(e) if e.code == ErrorCode::Forbidden || e.code == ErrorCode::NotFound => relay,
             other => other,
         }
+    }
+
+    /// The groups' changes wait until their key groups hold no device that must
+    /// leave them (`StoreHost::hold_for_removal`); their key task is asked to step,
+    /// which makes the Commit taking those devices out.
+    pub(crate) async fn hold_for_removal(&self, groups: Vec<FamilyId>) -> Result<()> {
+        let session = self.session()?;
+        let host = Arc::clone(&session.host);
+        let held = groups.clone();
+        self.blocking(move |lang| {
+            for group in held {
+                host.hold_for_removal(group)
+                    .map_err(|e| Error::from_host(&e, lang))?;
+            }
+            Ok(())
+        })
+        .await?;
+        for group in groups {
+            session.kick_keys(group);
+        }
+        Ok(())
     }
 
     /// Leaves a family (not the host, who deletes it instead). The member entry is

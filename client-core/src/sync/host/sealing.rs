@@ -123,6 +123,12 @@ impl StoreHost {
                 out.push(e);
                 continue;
             }
+            if keeper.removing(family) {
+                // A device that must leave the group is still in it: sealed now, the
+                // change would open with its key. Listed again once it is out.
+                tracing::debug!(doc = %e.doc, "a change waits for the group to drop a device that left");
+                continue;
+            }
             if !families.contains(&family)
                 && rotating_from.is_some_and(|from| keeper.epoch(family).is_none_or(|e| e <= from))
             {
@@ -527,6 +533,20 @@ impl StoreHost {
         self.owe_sealed_snapshot(family)?;
         self.append_key_entry(family, &entry)?;
         Ok(true)
+    }
+
+    /// Its user just removed a member of `family`, or revoked one of their devices
+    /// (then for each group the device is in): the group's changes wait until the
+    /// key task's Commit taking the leaving devices out is processed, so none is
+    /// sealed under an epoch they hold (see [`Keeper::removing`]). The key task's
+    /// next step decides from the membership it reads.
+    pub fn hold_for_removal(&self, family: FamilyId) -> Result<()> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(());
+        };
+        keeper.update(&*self.store, |k| Ok(k.hold_for_removal(family)))?;
+        Ok(())
     }
 
     /// Notes that this device owes the family a sealed snapshot.
