@@ -71,7 +71,7 @@ pub use host::{
     COMPACT_STORED_AFTER, DocChange, EDIT_ATTEMPTS, ROTATING_PROFILE_KEYS, START_PROFILE_KEYS,
     StoreHost, SyncHost,
 };
-pub use keys::{Keeper, KeyStep, KeysError, Unsealed, personal_group};
+pub use keys::{Keeper, KeyStep, KeysError, Refusal, Unsealed, personal_group};
 pub use machine::{
     COMPACT_RETRY_FIRST_MS, COMPACT_RETRY_MAX_MS, DocCursor, Event, MAX_RETRY_REFUSED_MS,
     SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig, SyncMachine,

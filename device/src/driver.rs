@@ -668,11 +668,9 @@ impl SyncDriver {
         f: impl FnOnce(&dyn SyncHost) -> doran_client_core::sync::HostResult<T> + Send + 'static,
     ) -> Result<T> {
         let host = Arc::clone(&self.host);
-        Ok(
-            crate::task::spawn_blocking(move || f(&*host))
-                .await
-                .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??,
-        )
+        Ok(crate::task::spawn_blocking(move || f(&*host))
+            .await
+            .map_err(|e| SyncError::Protocol(format!("a store task failed: {e}")))??)
     }
 
     fn emit(&self, event: SyncEvent) {
@@ -760,6 +758,13 @@ impl SyncDriver {
                         )
                     })
                     .await?;
+                if !change.tampered.is_empty() {
+                    // Refused already (nothing of them is taken); the user is told.
+                    self.emit(SyncEvent::Error(Arc::new(SyncError::Tampered {
+                        doc,
+                        seqs: change.tampered.clone(),
+                    })));
+                }
                 if !change.unlocked.is_empty() {
                     // Personal documents a family document brought keys for.
                     let docs = change.unlocked.clone();

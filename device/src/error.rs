@@ -105,6 +105,11 @@ pub enum ErrorCode {
     Storage,
     /// The relay failed or broke the protocol.
     Relay,
+    /// Something of a sealed family (or profile) arrived changed on its way — bytes
+    /// altered, or moved from elsewhere — and was not taken: whoever stores or
+    /// carries the family's data (the relay, or someone between) tampered with it.
+    /// What the device shows stays what the family wrote.
+    Tampered,
 }
 
 impl ErrorCode {
@@ -149,6 +154,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::Storage => "storage",
             ErrorCode::Relay => "relay",
+            ErrorCode::Tampered => "tampered",
         }
     }
 }
@@ -446,6 +452,10 @@ impl Error {
                 tracing::warn!(%why, "a blob does not open with its entry's key");
                 Error::code(ErrorCode::BadPhoto, lang)
             }
+            SyncError::Tampered { doc, seqs } => {
+                tracing::warn!(%doc, ?seqs, "sealed chunks arrived altered");
+                Error::code(ErrorCode::Tampered, lang)
+            }
             SyncError::Io(e) => Error::from_io(e, lang),
         }
     }
@@ -708,6 +718,10 @@ fn standard(code: ErrorCode) -> (&'static str, &'static str) {
         ErrorCode::Relay => (
             "서버에 문제가 생겼어요. 잠시 후 다시 해 주세요.",
             "The server had a problem. Please try again shortly.",
+        ),
+        ErrorCode::Tampered => (
+            "서버에서 받은 가족 기록 일부가 중간에 바뀌어 있어서 받지 않았어요. 가족이 쓴 내용은 그대로예요.",
+            "Some of the family's data arrived altered on its way from the server and was not taken. What your family wrote is unchanged.",
         ),
     }
 }

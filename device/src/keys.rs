@@ -388,8 +388,8 @@ async fn step(
     let host: Arc<StoreHost> = Arc::clone(&session.host);
     let now = now_ms();
     let step = crate::task::spawn_blocking(move || host.keys_step(family, &known, now))
-            .await
-            .map_err(blocking_failed)??;
+        .await
+        .map_err(blocking_failed)??;
     tracing::debug!(%family, ?step, "key log stepped");
     if step.appended > 0 {
         // Counted before the driver hears of them, so a sync waiting for "nothing

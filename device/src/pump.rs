@@ -402,13 +402,17 @@ async fn on_sync_event(
             session.kick_keys(family);
         }
         SyncEvent::Error(e) => {
-            // Refused changes and full quotas are for the user; the rest is logged.
-            if let SyncError::Refused { code, .. } = &*e
-                && matches!(
+            // Refused changes, full quotas and altered data are for the user; the
+            // rest is logged.
+            let for_the_user = match &*e {
+                SyncError::Refused { code, .. } => matches!(
                     code,
                     Wire::QuotaExceeded | Wire::TooLarge | Wire::Forbidden | Wire::InvalidInput
-                )
-            {
+                ),
+                SyncError::Tampered { .. } => true,
+                _ => false,
+            };
+            if for_the_user {
                 shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
             } else {
                 tracing::debug!(error = %e, "sync error");

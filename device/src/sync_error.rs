@@ -66,6 +66,16 @@ pub enum SyncError {
     /// bytes that are not what was sealed): not shown.
     #[error("a blob does not open: {0}")]
     Sealed(#[from] doran_client_core::seal::SealError),
+    /// Chunks of a sealed document arrived altered on their way (envelopes that do not
+    /// open with the key of the epoch they name, or cut short): refused, nothing of
+    /// them taken. No device and no honest relay makes one.
+    #[error("{} chunk(s) of document {doc} arrived altered and were refused", seqs.len())]
+    Tampered {
+        /// The document.
+        doc: doran_protocol::DocId,
+        /// Their seqs (or the seq a refused snapshot covers).
+        seqs: Vec<doran_protocol::Seq>,
+    },
     /// A blob file could not be read or written.
     #[error("blob file: {0}")]
     Io(#[from] std::io::Error),

@@ -133,6 +133,10 @@ pub enum DoranError {
     /// The relay failed or broke the protocol.
     #[error("{0}")]
     Relay(String),
+    /// Something of a sealed family arrived altered on its way and was not taken (the
+    /// relay, or someone between, tampered with it); what the app shows is unchanged.
+    #[error("{0}")]
+    Tampered(String),
 }
 
 /// The result of a call.
@@ -180,6 +184,7 @@ impl From<doran_device::Error> for DoranError {
             ErrorCode::Busy => DoranError::Busy(m),
             ErrorCode::Storage => DoranError::Storage(m),
             ErrorCode::Relay => DoranError::Relay(m),
+            ErrorCode::Tampered => DoranError::Tampered(m),
         }
     }
 }

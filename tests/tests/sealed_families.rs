@@ -687,3 +687,83 @@ async fn an_invite_withdrawn_and_sent_again_lets_the_invitee_read_everything() {
     son.sync_now(WAIT).await.expect("synced");
     sees_mission(&mom, &family, "숙제 하기").await;
 }
+
+/// A relay that alters what it stores of a sealed family — one byte changed in a
+/// chunk's sealed bytes, another chunk cut short, each with its chunk id made to
+/// match — is found out: the son's phone, catching up after it, refuses both, tells
+/// its user (`tampered`, a typed error), and shows what the family wrote before them
+/// and nothing of what was altered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_the_relay_altered_are_refused_and_the_user_is_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open_sealing(&dir.path().join("mom")).await;
+    let son = open(&dir.path().join("son")).await;
+    let mut son_events = son.subscribe();
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut son_events).await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees_mission(&son, &family, "화분에 물 주기").await;
+    has_member(&mom, &family, "아들").await;
+    son.sync_now(WAIT).await.expect("synced");
+    son.stop_sync();
+
+    // While the son is away, mom writes two missions; the relay alters both.
+    mom.add_mission(&family, mission("장보기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.add_mission(&family, mission("빨래 개기", &["엄마"]))
+        .await
+        .expect("a mission");
+    mom.sync_now(WAIT).await.expect("synced");
+    mom.stop_sync();
+    let doc = DocId::from(family.parse::<FamilyId>().expect("family id"));
+    let stored = relay_chunks(&relay, doc);
+    let n = stored.len();
+    assert!(n >= 3, "{n} chunks");
+    relay.kill();
+    {
+        let db = rusqlite::Connection::open(relay.data().join("relay.sqlite")).expect("relay db");
+        let mut changed = stored[n - 2].clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x01;
+        let mut cut = stored[n - 1].clone();
+        cut.truncate(cut.len() - 8);
+        for (seq, bytes) in [(n - 1, changed), (n, cut)] {
+            let id = doran_protocol::ChunkId::of(&bytes);
+            let updated = db
+                .execute(
+                    "UPDATE chunks SET bytes = ?1, chunk_id = ?2 WHERE doc = ?3 AND seq = ?4",
+                    rusqlite::params![bytes, id.0.to_vec(), doc.0.to_vec(), seq as i64],
+                )
+                .expect("altered");
+            assert_eq!(updated, 1);
+        }
+    }
+    relay.restart();
+
+    son.start_sync();
+    let told =
+        doran_e2e::devices::wait_for(&mut son_events, "the altered chunks told", |e| match e {
+            doran_device::DeviceEvent::Error(e) if e.code == doran_device::ErrorCode::Tampered => {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(!told.message.is_empty());
+    son.sync_now(WAIT).await.expect("synced");
+    let titles = mission_titles(&son, &family).await;
+    assert!(titles.contains(&"화분에 물 주기".to_owned()), "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| t == "장보기" || t == "빨래 개기"),
+        "nothing altered is shown: {titles:?}"
+    );
+}

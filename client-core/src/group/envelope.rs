@@ -42,7 +42,7 @@ const KEY_CONTEXT: &str = "dorandoran 2026-12 document key";
 const NONCE_CONTEXT: &str = "dorandoran 2026-12 chunk nonce";
 
 /// Why an envelope was not opened. Nothing is returned from a refused envelope.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
     /// Shorter than a header and a tag, or not a sealed chunk at all.
     #[error("not a sealed chunk")]

@@ -53,6 +53,12 @@ pub struct DocChange {
     /// cost limit, unreadable, or breaking the family document's rules — or, in a
     /// family whose documents are sealed, not opening or sent in the clear.
     pub refused: usize,
+    /// Of those, the seqs of chunks (or the seq a snapshot covers) that arrived
+    /// changed on their way — envelopes that do not open with the key of the epoch
+    /// they name, or cut short ([`Refusal::is_tampering`](super::Refusal::is_tampering)):
+    /// whoever stores or carries the family's chunks altered them. The device tells
+    /// its user (`tampered`).
+    pub tampered: Vec<Seq>,
     /// The family's key log brought entries this device has not processed yet (see
     /// [`StoreHost::keys_step`]).
     pub keys: bool,
@@ -801,9 +807,8 @@ impl StoreHost {
                     touched: update.touched,
                     new_activity: update.new_activity,
                     refused: update.refusals.len() + not_owners + sealing_refused,
-                    keys: false,
                     locked_at,
-                    unlocked: Vec::new(),
+                    ..DocChange::default()
                 };
                 (accepted, change, update.view)
             }
@@ -906,11 +911,13 @@ impl SyncHost for StoreHost {
         }
         let opened;
         let mut sealed_now = None;
+        let mut tampered = Vec::new();
         let (snapshot, chunks, sealing_refused, locked_at) = match kind {
             DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
             DocKind::Family(family) => {
                 opened = self.open_incoming(family, doc, snapshot, chunks)?;
                 sealed_now = opened.sealed_now.then_some(family);
+                tampered.clone_from(&opened.tampered);
                 if snapshot.is_some_and(doran_protocol::looks_sealed) {
                     // The relay's snapshot (another member's device confirmed it) is
                     // sealed: a sealed snapshot this device owes is owed no more once
@@ -935,6 +942,7 @@ impl SyncHost for StoreHost {
                 } else {
                     first
                 };
+                tampered.clone_from(&opened.tampered);
                 (
                     opened.snapshot.as_deref(),
                     opened.chunks.as_slice(),
@@ -961,6 +969,7 @@ impl SyncHost for StoreHost {
                 (sealing_refused, locked_at),
             )?
         };
+        change.tampered = tampered;
         if let Some(family) = sealed_now {
             // Its key log stopped at its first entry while the family was clear.
             change.unlocked.push(family.key_log());
@@ -1048,7 +1057,9 @@ impl SyncHost for StoreHost {
                     opened.as_slice()
                 }
                 Some(Unsealed::NoKey | Unsealed::Hold) => return Ok(SnapshotCheck::CannotTell),
-                Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
+                Some(Unsealed::Refused(why)) => {
+                    return Ok(SnapshotCheck::Unreadable(why.to_string()));
+                }
             },
             DocKind::Personal(_) if personal_group(doc).says_sealed() => match self
                 .keeper()
@@ -1067,7 +1078,9 @@ impl SyncHost for StoreHost {
                         "a clear snapshot of a sealed personal document".into(),
                     ));
                 }
-                Some(Unsealed::Refused(why)) => return Ok(SnapshotCheck::Unreadable(why)),
+                Some(Unsealed::Refused(why)) => {
+                    return Ok(SnapshotCheck::Unreadable(why.to_string()));
+                }
             },
             DocKind::Personal(_) => snapshot,
             DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),

@@ -188,7 +188,37 @@ pub enum Unsealed {
     /// again when keys come, while the document goes on.
     Hold,
     /// Does not open, or a clear chunk in a sealed family: refused.
-    Refused(String),
+    Refused(Refusal),
+}
+
+/// Why a chunk (or a snapshot) was refused as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Clear, where the family's (or the profile's) documents are sealed.
+    #[error("a clear chunk in a family whose documents are sealed")]
+    ClearInSealed,
+    /// An envelope, where the family's documents are clear.
+    #[error("a sealed chunk in a family whose documents are not sealed")]
+    SealedInClear,
+    /// An envelope that does not open (see [`EnvelopeError`]).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+impl Refusal {
+    /// Whether the bytes were changed on their way: an envelope that does not open
+    /// with the key of the epoch it names (changed bytes, a chunk of another document
+    /// or epoch moved here, a key from outside the group), or cut short. No device
+    /// and no honest relay makes one; whoever stores or carries the chunks did. (A
+    /// clear chunk where only envelopes are taken is not counted: an honest relay
+    /// serving a document again from its start sends the clear chunks from before a
+    /// family was sealed, which a device that holds them refuses.)
+    pub fn is_tampering(&self) -> bool {
+        matches!(
+            self,
+            Refusal::Envelope(EnvelopeError::Refused | EnvelopeError::Malformed)
+        )
+    }
 }
 
 /// A device's end-to-end keys (see the module docs).
@@ -817,16 +847,8 @@ impl Keeper {
             && !self.clear_closed.contains(&family);
         match (self.sealed(family), envelope) {
             (Some(true), false) if before_sealing => return Unsealed::Clear,
-            (Some(true), false) => {
-                return Unsealed::Refused(
-                    "a clear chunk in a family whose documents are sealed".into(),
-                );
-            }
-            (Some(false), true) => {
-                return Unsealed::Refused(
-                    "a sealed chunk in a family whose documents are not sealed".into(),
-                );
-            }
+            (Some(true), false) => return Unsealed::Refused(Refusal::ClearInSealed),
+            (Some(false), true) => return Unsealed::Refused(Refusal::SealedInClear),
             (_, false) => return Unsealed::Clear,
             (_, true) => {}
         }
@@ -837,7 +859,7 @@ impl Keeper {
             // In the group: an epoch it is behind on, or history still to come — or
             // a made-up epoch, which must not stop the document: kept aside.
             Err(EnvelopeError::UnknownEpoch(_)) => Unsealed::Hold,
-            Err(e) => Unsealed::Refused(e.to_string()),
+            Err(e) => Unsealed::Refused(e.into()),
         }
     }
 

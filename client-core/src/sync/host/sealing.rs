@@ -40,6 +40,10 @@ pub(super) struct OpenedApply {
     pub chunks: Vec<IncomingChunk>,
     /// Chunks refused: not opening, or clear in a sealed family.
     pub refused: usize,
+    /// The seqs of the refused chunks (or the seq a refused snapshot covers) whose
+    /// bytes were changed on their way (see
+    /// [`Refusal::is_tampering`](crate::sync::Refusal::is_tampering)).
+    pub tampered: Vec<Seq>,
     /// Set when a chunk (or the snapshot) is sealed under an epoch this device has
     /// no key for: the last seq stored before it. Nothing from it on is applied.
     pub locked_at: Option<Seq>,
@@ -175,6 +179,7 @@ impl StoreHost {
                 snapshot: snapshot.map(<[u8]>::to_vec),
                 chunks: chunks.to_vec(),
                 refused: 0,
+                tampered: Vec::new(),
                 locked_at: None,
                 sealed_now: false,
             });
@@ -235,6 +240,7 @@ impl StoreHost {
             snapshot: None,
             chunks: Vec::with_capacity(chunks.len()),
             refused: 0,
+            tampered: Vec::new(),
             locked_at: None,
             sealed_now,
         };
@@ -243,10 +249,16 @@ impl StoreHost {
             match keeper.open_at(family, doc, covers, bytes) {
                 Unsealed::Clear => out.snapshot = Some(bytes.to_vec()),
                 Unsealed::Changes(saved) => out.snapshot = Some(saved),
-                Unsealed::NoKey | Unsealed::Hold | Unsealed::Refused(_) => {
+                unopened @ (Unsealed::NoKey | Unsealed::Hold | Unsealed::Refused(_)) => {
                     // A snapshot this device cannot open: nothing of this apply is
                     // stored; the chunks come again once it has the keys. (The relay
                     // serves only snapshots another member's device confirmed.)
+                    if let Unsealed::Refused(why) = &unopened {
+                        tracing::warn!(%doc, covers, %why, "refusing a sealed snapshot");
+                        if why.is_tampering() {
+                            out.tampered.push(covers);
+                        }
+                    }
                     out.locked_at = Some(self.store.cursor(doc)?);
                     return Ok(out);
                 }
@@ -269,6 +281,9 @@ impl StoreHost {
                 Unsealed::Refused(why) => {
                     tracing::warn!(%doc, seq = c.seq, %why, "refusing a sealed chunk");
                     out.refused += 1;
+                    if why.is_tampering() {
+                        out.tampered.push(c.seq);
+                    }
                 }
             }
         }
