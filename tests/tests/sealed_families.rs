@@ -164,20 +164,27 @@ async fn a_sealed_family_reads_on_every_device_and_the_relay_reads_nothing() {
     // at once, before the removing Commit has come back (it waits for it). His device
     // keeps what it had, and no raw chunk written since opens with its keys.
     let id: FamilyId = family.parse().expect("family id");
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    mom.sync_now(WAIT).await.expect("synced");
     let before = relay_chunks(&relay, doc).len();
     mom.remove_member(&family, "아들").await.expect("removed");
     mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
         .await
         .expect("a mission after the removal");
+    // A photo too: its key is in its entry, sealed like the rest.
+    mom.add_photo_bytes(&family, &album, png(5), "케이크")
+        .await
+        .expect("a photo after the removal");
     sees_mission(&laptop, &family, "생일 깜짝 파티 준비").await;
+    mom.sync_now(WAIT).await.expect("synced");
     assert_eq!(
         keeper_of(&mom_home).members(id).len(),
         2,
         "phone and laptop"
     );
     let chunks = relay_chunks(&relay, doc);
-    // Her removal of his member entry, and the new mission.
-    assert!(chunks.len() >= before + 2, "{before} then {}", chunks.len());
+    // Her removal of his member entry, the new mission and the photo's entry.
+    assert!(chunks.len() >= before + 3, "{before} then {}", chunks.len());
     let sons = keeper_of(&son_home);
     assert!(
         matches!(sons.open(id, doc, &chunks[0]), Unsealed::Changes(_)),
@@ -766,4 +773,104 @@ async fn chunks_the_relay_altered_are_refused_and_the_user_is_told() {
         !titles.iter().any(|t| t == "장보기" || t == "빨래 개기"),
         "nothing altered is shown: {titles:?}"
     );
+}
+
+/// A 96×64 PNG (the device makes its display copy and thumbnail).
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        image::Rgb([seed.wrapping_mul(40), x as u8, y as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
+/// The recovery phrase alone brings back a family that lived through several epochs
+/// (issue 18, items 6 and 7): her son joins and writes, she adds a photo, removes
+/// him and writes again — three epochs — then loses her only phone. The phone
+/// restored from the phrase reads what was written in each epoch, the son's mission
+/// included, and opens the photo (its key is in the sealed entry), with nobody else's
+/// device online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_phrase_alone_reads_every_epoch_and_the_photos() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom_home = dir.path().join("mom");
+    let mom = open_sealing(&mom_home).await;
+    let son = open(&dir.path().join("son")).await;
+    let mut son_events = son.subscribe();
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    let id: FamilyId = family.parse().expect("family id");
+    mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
+        .await
+        .expect("a mission");
+    let first = keeper_of(&mom_home)
+        .epoch(id)
+        .expect("in her family's group");
+
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut son_events).await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    has_member(&mom, &family, "아들").await;
+    son.add_mission(&family, mission("분리수거 하기", &["아들"]))
+        .await
+        .expect("his mission");
+    son.sync_now(WAIT).await.expect("synced");
+    sees_mission(&mom, &family, "분리수거 하기").await;
+    let album = mom.create_album(&family, "여름").await.expect("album");
+    let photo = mom
+        .add_photo_bytes(&family, &album, png(3), "바닷가")
+        .await
+        .expect("a photo");
+    let shown = std::fs::read(
+        mom.photo_file(&family, &photo, false)
+            .await
+            .expect("the photo")
+            .expect("its display copy is here"),
+    )
+    .expect("read");
+    son.close().await;
+
+    mom.remove_member(&family, "아들").await.expect("removed");
+    mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
+        .await
+        .expect("a mission after");
+    mom.sync_now(WAIT).await.expect("synced");
+    let last = keeper_of(&mom_home).epoch(id).expect("still in it");
+    assert!(last >= first + 2, "epochs {first} to {last}");
+
+    let again = phone_lost_and_restored(
+        &relay,
+        (mom, &mom_home),
+        id.key_log(),
+        &dir.path().join("new phone"),
+    )
+    .await;
+    for title in ["화분에 물 주기", "분리수거 하기", "생일 깜짝 파티 준비"] {
+        sees_mission(&again, &family, title).await;
+    }
+    let mut events = again.subscribe();
+    let path = match again
+        .photo_file(&family, &photo, false)
+        .await
+        .expect("the photo")
+    {
+        Some(path) => path,
+        None => {
+            doran_e2e::devices::wait_for(&mut events, "the photo's display copy", |e| {
+                matches!(e, doran_device::DeviceEvent::BlobArrived { .. }).then_some(())
+            })
+            .await;
+            again
+                .photo_file(&family, &photo, false)
+                .await
+                .expect("the photo")
+                .expect("its display copy is here now")
+        }
+    };
+    assert_eq!(std::fs::read(path).expect("read"), shown, "the same photo");
 }

@@ -16,7 +16,7 @@ use doran_device::{
             SnapshotCheck, StoreHost, SyncConfig, SyncHost,
         },
     },
-    driver::SyncDriver,
+    driver::{SyncDriver, enroll},
     relay::{Relay as RelayAddress, Trust},
     sync_error::SyncError,
 };
@@ -48,24 +48,49 @@ impl Device {
         Device::create_with(server, email, nickname, SyncConfig::default()).await
     }
 
+    /// A device of a new account as builds before sealed personal documents made it
+    /// (its personal document's id carries no sealed mark), with a host that keeps no
+    /// keys: these tests run in the clear — clear families, co-members reading and
+    /// confirming each other's personal documents. (The relay takes clear chunks of
+    /// such a personal document only; a marked one takes envelopes.)
     async fn create_with(server: &str, email: &str, nickname: &str, config: SyncConfig) -> Device {
         let home = tempfile::tempdir().expect("a home");
         let store: Arc<dyn LocalStore> =
             Arc::new(SqliteStore::open(home.path().join("store.db")).expect("store"));
         let secrets = StoreSecrets(Arc::clone(&store));
-        let account = create_account(
-            &store,
-            &secrets,
-            Enrolment {
-                relay: &relay_address(server),
-                client: "sync_relay test",
-                timeout: TIMEOUT,
-            },
-            email,
-            nickname,
-        )
-        .await
-        .expect("account created");
+        let user_key = doran_device::core::keys::random_key().expect("a user key");
+        let keys = doran_device::core::keys::DeviceKeys::for_new_device(Some(user_key))
+            .expect("device keys");
+        let sign_in = SignInAs::Register {
+            email: email.to_owned(),
+            nickname: nickname.to_owned(),
+            personal_doc: DocId::random(),
+        };
+        let relay_at = relay_address(server);
+        let at = Enrolment {
+            relay: &relay_at,
+            client: "sync_relay test",
+            timeout: TIMEOUT,
+        };
+        let (info, _) = enroll(at, keys.clone(), sign_in)
+            .await
+            .expect("account created");
+        let account = Account {
+            user: info.user,
+            device: keys.device,
+            email: email.to_owned(),
+            nickname: nickname.to_owned(),
+            server: server.to_owned(),
+            personal_doc: info.personal_doc,
+            device_key: keys.device_key,
+            user_key: keys.user_key,
+        };
+        account.save(&*store, &secrets).expect("account kept");
+        let (_, first) = PersonalDoc::create(&account.actor(), nickname, Some(email), 1, now())
+            .expect("a personal document");
+        store
+            .commit_local(account.personal_doc, &first)
+            .expect("kept");
         let host = Arc::new(StoreHost::new(store, account.actor()));
         let driver = Arc::new(Device::driver(&host, &account, server, config));
         Device {
