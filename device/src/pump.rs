@@ -48,7 +48,24 @@ fn upload_retry(failures: u32) -> Duration {
     ))
 }
 
-/// Starts the background tasks of a session.
+/// What the uploader last told the user about a refusal that lasts (a full quota, a
+/// file too large): said once, not at every try — again when it changes, or after
+/// the user queued another blob (they acted: the answer may be news to them).
+#[derive(Debug, Default)]
+struct Told(Option<Wire>);
+
+impl Told {
+    /// Whether a pass refused with `code` is news to the user (noting it).
+    fn news(&mut self, code: Wire) -> bool {
+        self.0.replace(code) != Some(code)
+    }
+
+    /// Forgets what was said (a pass that uploaded everything, a blob queued).
+    fn forget(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Starts the background tasks of a session: returns the pump, which stops by itself
 /// when told (`Session::stopping`) after announcing what it still holds, and the tasks
 /// to abort when the session stops (the driver's loop and the uploader).
@@ -122,11 +139,13 @@ async fn run_driver(shared: Arc<Shared>, session: Arc<Session>) {
 async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
     let mut state = session.driver.state();
     let mut failures: u32 = 0;
+    let mut told = Told::default();
     loop {
         if state.borrow_and_update().status.is_connected() {
             match session.blobs.upload_pending(session.driver.blobs()).await {
                 Ok(n) => {
                     failures = 0;
+                    told.forget();
                     if n > 0 {
                         tracing::debug!(uploaded = n, "blobs uploaded");
                     }
@@ -136,6 +155,7 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
                     tracing::info!(error = %e, "a blob upload failed; it stays queued");
                     if let SyncError::Refused { code, .. } = &e
                         && !code.is_transient()
+                        && told.news(*code)
                     {
                         shared.emit(DeviceEvent::Error(Error::from_sync(&e, shared.lang())));
                     }
@@ -147,7 +167,10 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
                     loop {
                         tokio::select! {
                             () = &mut retry => break,
-                            () = session.upload_kick.notified() => break,
+                            () = session.upload_kick.notified() => {
+                                told.forget();
+                                break;
+                            }
                             changed = state.changed() => {
                                 if changed.is_err() {
                                     return;
@@ -944,6 +967,20 @@ async fn refresh_language(shared: &Arc<Shared>, session: &Arc<Session>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lasting_refusal_is_told_once_until_it_changes_or_the_user_acts() {
+        let mut told = Told::default();
+        assert!(told.news(Wire::QuotaExceeded));
+        assert!(!told.news(Wire::QuotaExceeded), "not at every try");
+        assert!(told.news(Wire::TooLarge), "another refusal");
+        assert!(told.news(Wire::QuotaExceeded));
+        told.forget();
+        assert!(
+            told.news(Wire::QuotaExceeded),
+            "after a blob queued, or a pass that worked"
+        );
+    }
 
     #[test]
     fn a_failed_upload_is_tried_again_soon_then_less_often() {
