@@ -1185,6 +1185,11 @@ impl SyncHost for StoreHost {
                 // A host without keys writes and reads everything in the clear.
                 return Ok(Some(saved));
             };
+            if keeper.removing(group) {
+                // The local copy holds changes that wait for a device to leave the
+                // group: no snapshot of them under an epoch it holds.
+                return Ok(None);
+            }
             return match keeper.seal_snapshot(group, doc, &saved) {
                 Ok(Some(sealed)) => Ok(Some(sealed)),
                 Ok(None) => Ok(Some(saved)),

@@ -221,6 +221,20 @@ impl Refusal {
     }
 }
 
+/// Why a key group's changes wait (see [`Keeper::removing`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Removing {
+    /// What this device's user removed (a member: every device of theirs; a revoked
+    /// device): held until no such device is in the group — whatever membership a
+    /// step was given, which may have been read before the removal.
+    targets: BTreeSet<(UserId, Option<doran_protocol::DeviceId>)>,
+    /// The last step found a device in the group that must leave it (a removed
+    /// member's, a revoked one), by the membership it was given. Not set while the
+    /// log waits for certificates: such a device could not take anyone out, and would
+    /// hold its changes for good.
+    gone: bool,
+}
+
 /// A device's end-to-end keys (see the module docs).
 pub struct Keeper {
     ring: KeyRing,
@@ -247,12 +261,11 @@ pub struct Keeper {
     /// envelope after starting the document over: it holds them all already.
     clear_closed: BTreeSet<FamilyId>,
     /// Saved as an eighth value: groups (families, this user's profile) that still
-    /// hold a device that must leave them — a removed member's, a revoked one — as
-    /// this device last stepped them, or that its user just removed someone from.
-    /// Their documents' changes wait ([`Keeper::removing`]) until the Commit that
-    /// takes it out is processed: sealed under the current epoch, the device leaving
-    /// would hold the key to them.
-    removing: BTreeSet<FamilyId>,
+    /// hold a device that must leave them — one its user just removed (a member, a
+    /// revoked device), or one the last step found gone. Their documents' changes
+    /// wait ([`Keeper::removing`]) until the Commit that takes it out is processed:
+    /// sealed under the current epoch, the device leaving would hold the key to them.
+    removing: BTreeMap<FamilyId, Removing>,
     /// The user key, on a device that holds it: it escrows the families' secrets for
     /// the recovery phrase, and takes them back from the escrow.
     user_key: Option<SigningKey>,
@@ -312,7 +325,7 @@ impl Keeper {
             seen: BTreeMap::new(),
             sealed_from: BTreeMap::new(),
             clear_closed: BTreeSet::new(),
-            removing: BTreeSet::new(),
+            removing: BTreeMap::new(),
             user_key: None,
             generation: 0,
             last_saved: None,
@@ -394,7 +407,7 @@ impl Keeper {
         } else {
             postcard::take_from_bytes(rest).map_err(restore)?
         };
-        let removing: Vec<FamilyId> = if rest.is_empty() {
+        let removing: Vec<(FamilyId, Removing)> = if rest.is_empty() {
             Vec::new()
         } else {
             postcard::from_bytes(rest).map_err(restore)?
@@ -705,18 +718,48 @@ impl Keeper {
     }
 
     /// Whether the group still holds a device that must leave it (a removed member's,
-    /// a revoked one), as this device last stepped it: its documents' changes wait
-    /// for the Commit that takes it out, not to be sealed under a key it holds.
+    /// a revoked one): its documents' changes wait for the Commit that takes it out,
+    /// not to be sealed under a key it holds (and no snapshot of them is made).
     pub fn removing(&self, family: FamilyId) -> bool {
-        self.removing.contains(&family)
+        self.removing.contains_key(&family)
     }
 
-    /// Its user just removed a member of the family (or revoked a device): the
-    /// group's changes wait from now on, until a step finds no device that must
-    /// leave still in it. Returns whether that is new (save then). Nothing for a
-    /// group this device is not in (it seals nothing there).
-    pub fn hold_for_removal(&mut self, family: FamilyId) -> bool {
-        self.in_group(family) && self.removing.insert(family)
+    /// Its user is removing `user` from the family — every device of theirs, or only
+    /// `device` (revoked): the group's changes wait from now on, until a step finds
+    /// none of those devices in the group. Returns whether that is new (save then).
+    /// Nothing for a group this device is not in (it seals nothing there).
+    pub fn hold_for_removal(
+        &mut self,
+        family: FamilyId,
+        user: UserId,
+        device: Option<doran_protocol::DeviceId>,
+    ) -> bool {
+        self.in_group(family)
+            && self
+                .removing
+                .entry(family)
+                .or_default()
+                .targets
+                .insert((user, device))
+    }
+
+    /// The removal held with [`hold_for_removal`](Self::hold_for_removal) did not
+    /// happen (the relay refused it): the changes it held go on, unless something
+    /// else holds them. Returns whether anything changed.
+    pub fn release_removal(
+        &mut self,
+        family: FamilyId,
+        user: UserId,
+        device: Option<doran_protocol::DeviceId>,
+    ) -> bool {
+        let Some(removing) = self.removing.get_mut(&family) else {
+            return false;
+        };
+        let released = removing.targets.remove(&(user, device));
+        if removing.targets.is_empty() && !removing.gone {
+            self.removing.remove(&family);
+        }
+        released
     }
 
     /// Whether this device is in the family's group (it can seal and open).
@@ -982,17 +1025,23 @@ impl Keeper {
         out.in_group = true;
         // Whether a device that must leave is still in the group (its Commit not made,
         // or not back yet): the group's documents' changes wait until it is out.
-        let gone_in_group = self
-            .ring
-            .members(family)?
-            .iter()
-            .any(|m| *m != me && known.is_gone(m));
-        if gone_in_group {
-            self.removing.insert(family);
-        } else if self.removing.remove(&family) {
-            tracing::info!(%family, "the devices that had to leave the group are out: its changes go on");
-            // Listed again from the oldest: what waited is sealed under this epoch.
-            out.new_keys = true;
+        let members = self.ring.members(family)?;
+        let held = self.removing.contains_key(&family);
+        let removing = self.removing.entry(family).or_default();
+        removing.targets.retain(|(user, device)| {
+            members
+                .iter()
+                .any(|m| m.user == *user && device.is_none_or(|d| m.device == d))
+        });
+        removing.gone =
+            !out.waiting_for_certs && members.iter().any(|m| *m != me && known.is_gone(m));
+        if removing.targets.is_empty() && !removing.gone {
+            self.removing.remove(&family);
+            if held {
+                tracing::info!(%family, "the devices that had to leave the group are out: its changes go on");
+                // Listed again from the oldest: what waited is sealed under this epoch.
+                out.new_keys = true;
+            }
         }
         if let Some(entry) = keys.pending_entry.clone() {
             // Appended again unless it came back already (the host skips an entry its
@@ -1417,19 +1466,31 @@ mod tests {
         let mut keeper = Keeper::load(&store, user, device, key.clone()).unwrap();
         keeper.decide(family, false);
         assert!(keeper.seal_clear_family(family).unwrap().is_some());
+        let (son, laptop) = (UserId([5; 16]), DeviceId([6; 16]));
         assert!(!keeper.removing(family));
-        assert!(keeper.hold_for_removal(family));
-        assert!(!keeper.hold_for_removal(family), "once");
+        assert!(keeper.hold_for_removal(family, son, None));
+        assert!(!keeper.hold_for_removal(family, son, None), "once");
+        assert!(keeper.hold_for_removal(family, user, Some(laptop)));
         assert!(
-            !keeper.hold_for_removal(other),
+            !keeper.hold_for_removal(other, son, None),
             "not in its group: nothing to hold"
         );
         keeper.update(&store, |_| Ok(())).unwrap();
-        let loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
+        let mut loaded = Keeper::load(&store, user, device, key.clone()).unwrap();
         assert!(loaded.removing(family) && !loaded.removing(other));
+        // A removal the relay refused lets the changes go, once nothing else holds them.
+        assert!(loaded.release_removal(family, son, None));
+        assert!(
+            loaded.removing(family),
+            "the laptop's revocation still holds"
+        );
+        assert!(loaded.release_removal(family, user, Some(laptop)));
+        assert!(!loaded.removing(family));
+        assert!(!loaded.release_removal(family, user, Some(laptop)));
 
         let bytes = store.get_meta(META_KEY).unwrap().unwrap();
-        let tail = postcard::to_allocvec(&vec![family]).unwrap().len();
+        let saved: Vec<(FamilyId, Removing)> = keeper.removing.clone().into_iter().collect();
+        let tail = postcard::to_allocvec(&saved).unwrap().len();
         store
             .set_meta(META_KEY, &bytes[..bytes.len() - tail])
             .unwrap();

@@ -407,12 +407,24 @@ impl Device {
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
-        self.expect_done(Request::RevokeDevice { device }).await?;
         // Every key group this device is in (the families', this user's profile) may
-        // hold the revoked device: what this device writes waits for it to be out.
+        // hold the revoked device: what this device writes waits for it to be out
+        // (held before the relay is asked, so nothing written meanwhile slips out).
         let host = Arc::clone(&self.session()?.host);
-        let groups = self.blocking(move |_| Ok(host.key_families())).await?;
-        self.hold_for_removal(groups).await
+        let me = self.me()?;
+        let held: Vec<super::families::Removal> = self
+            .blocking(move |_| Ok(host.key_families()))
+            .await?
+            .into_iter()
+            .map(|group| (group, me, Some(device)))
+            .collect();
+        self.hold_for_removal(&held).await?;
+        if let Err(e) = self.expect_done(Request::RevokeDevice { device }).await {
+            self.release_removal(held).await;
+            return Err(e);
+        }
+        self.step_removals(&held);
+        Ok(())
     }
 }
 

@@ -23,6 +23,10 @@ use crate::{
     sync_error::SyncError,
 };
 
+/// A removal held in a key group: the group, the user, and the one device (revoked)
+/// or all of theirs (`None`).
+pub(crate) type Removal = (FamilyId, UserId, Option<doran_protocol::DeviceId>);
+
 impl Device {
     /// The user's families, in the order they joined them (removed ones too, marked,
     /// whose copies stay readable).
@@ -433,6 +437,11 @@ impl Device {
         if user == self.me()? {
             return Err(Error::code(ErrorCode::Forbidden, lang));
         }
+        // What this device writes from now on waits for the Commit taking the
+        // member's devices out of the family's key group (its next step makes it);
+        // held before the relay is asked, so nothing written meanwhile slips out.
+        let held = vec![(id, user, None)];
+        self.hold_for_removal(&held).await?;
         // "Not a member" from the relay may be a removal cut short before its
         // document edit: the entry still goes, and the relay's answer stands only if
         // there was none.
@@ -442,11 +451,10 @@ impl Device {
         if let Err(e) = &relay
             && e.code != ErrorCode::NotFound
         {
+            self.release_removal(held).await;
             return relay;
         }
-        // What this device writes from now on waits for the Commit taking the
-        // member's devices out of the family's key group (its next step makes it).
-        self.hold_for_removal(vec![id]).await?;
+        self.step_removals(&held);
         match self
             .edit(family, Part::Members, move |fd, now| {
                 fd.remove_member(user, now)
@@ -459,25 +467,51 @@ impl Device {
         }
     }
 
-    /// The groups' changes wait until their key groups hold no device that must
-    /// leave them (`StoreHost::hold_for_removal`); their key task is asked to step,
-    /// which makes the Commit taking those devices out.
-    pub(crate) async fn hold_for_removal(&self, groups: Vec<FamilyId>) -> Result<()> {
-        let session = self.session()?;
-        let host = Arc::clone(&session.host);
-        let held = groups.clone();
+    /// The groups' changes wait until none of the devices being removed from them
+    /// (a user's: all of theirs; or one revoked device) is in their key groups any
+    /// more (`StoreHost::hold_for_removal`).
+    pub(crate) async fn hold_for_removal(&self, held: &[Removal]) -> Result<()> {
+        let host = Arc::clone(&self.session()?.host);
+        let held = held.to_vec();
         self.blocking(move |lang| {
-            for group in held {
-                host.hold_for_removal(group)
+            for (group, user, device) in held {
+                host.hold_for_removal(group, user, device)
                     .map_err(|e| Error::from_host(&e, lang))?;
             }
             Ok(())
         })
-        .await?;
-        for group in groups {
-            session.kick_keys(group);
+        .await
+    }
+
+    /// The removals held did not happen (the relay refused them): their changes go
+    /// on. A failure here only logs: the next key step lifts what it finds done.
+    pub(crate) async fn release_removal(&self, held: Vec<Removal>) {
+        let Ok(session) = self.session() else {
+            return;
+        };
+        let host = Arc::clone(&session.host);
+        let released = self
+            .blocking(move |lang| {
+                for (group, user, device) in held {
+                    host.release_removal(group, user, device)
+                        .map_err(|e| Error::from_host(&e, lang))?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = ?e, "a refused removal still holds its changes");
         }
-        Ok(())
+    }
+
+    /// Asks the key task to step the groups of `held` (it makes the Commit taking
+    /// the devices out).
+    pub(crate) fn step_removals(&self, held: &[Removal]) {
+        if let Ok(session) = self.session() {
+            for (group, _, _) in held {
+                session.kick_keys(*group);
+            }
+        }
     }
 
     /// Leaves a family (not the host, who deletes it instead). The member entry is

@@ -550,17 +550,44 @@ impl StoreHost {
         Ok(true)
     }
 
-    /// Its user just removed a member of `family`, or revoked one of their devices
-    /// (then for each group the device is in): the group's changes wait until the
-    /// key task's Commit taking the leaving devices out is processed, so none is
-    /// sealed under an epoch they hold (see [`Keeper::removing`]). The key task's
-    /// next step decides from the membership it reads.
-    pub fn hold_for_removal(&self, family: FamilyId) -> Result<()> {
+    /// Its user is removing `user` from `family` (every device of theirs), or
+    /// revoking `user`'s `device` (then for each group this device is in): the
+    /// group's changes wait until the key task's Commit taking those devices out is
+    /// processed, so none is sealed under an epoch they hold (see
+    /// [`Keeper::removing`]). Made before the relay is asked, so nothing written
+    /// meanwhile slips out; [`release_removal`](Self::release_removal) if it refuses.
+    pub fn hold_for_removal(
+        &self,
+        family: FamilyId,
+        user: UserId,
+        device: Option<doran_protocol::DeviceId>,
+    ) -> Result<()> {
         let mut guard = self.keeper();
         let Some(keeper) = guard.as_mut() else {
             return Ok(());
         };
-        keeper.update(&*self.store, |k| Ok(k.hold_for_removal(family)))?;
+        keeper.update(&*self.store, |k| {
+            Ok(k.hold_for_removal(family, user, device))
+        })?;
+        Ok(())
+    }
+
+    /// The removal held with [`hold_for_removal`](Self::hold_for_removal) did not
+    /// happen: its changes go on (unless something else holds them).
+    pub fn release_removal(
+        &self,
+        family: FamilyId,
+        user: UserId,
+        device: Option<doran_protocol::DeviceId>,
+    ) -> Result<()> {
+        let mut guard = self.keeper();
+        let Some(keeper) = guard.as_mut() else {
+            return Ok(());
+        };
+        keeper.update(
+            &*self.store,
+            |k| Ok(k.release_removal(family, user, device)),
+        )?;
         Ok(())
     }
 
