@@ -130,6 +130,10 @@ const COUNTS_PREFIX: &str = "n/";
 /// Root keys of the "ever done" marks start with this (`e/{kind}/{user}/{entity}`).
 pub(crate) use crate::model::MARKS_PREFIX;
 
+/// Root keys of the invites members recorded start with this
+/// (`i/{invitee}/{inviter}` = when).
+use crate::family_doc::INVITES_PREFIX;
+
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
 /// ticked (in a change that ticks it); `completed`, a mission the member's tick
 /// completed (every other participant who is a member had ticked it, as the change's
@@ -426,6 +430,7 @@ impl Check<'_> {
             // ----- the "ever done" counters: each device its own.
             ([k], _) if k.starts_with(COUNTS_PREFIX) => self.count(k, action, removed),
             ([k], _) if k.starts_with(MARKS_PREFIX) => self.mark(k, action),
+            ([k], _) if k.starts_with(INVITES_PREFIX) => self.invite(k, action),
             (_, Action::Increment(_)) => Err(Violation::Unsupported("counters")),
 
             // ----- the root: written whole by the first change, then only renamed.
@@ -683,6 +688,33 @@ impl Check<'_> {
     /// integer), never removed (checked against what the change does in
     /// [`finish`](Self::finish)). Writing it again is harmless: a mark is counted
     /// once whatever its value.
+    /// An invite a member recorded (`i/{invitee}/{inviter}` = when it went out): the
+    /// inviter writes it, a time; the inviter or the host (removing the member)
+    /// removes it. Every device lets the devices of a user invited here into the
+    /// family's key group, so nobody records an invite in another member's name.
+    fn invite(&self, key: &str, action: &Action<'_>) -> Verdict {
+        let unknown = || Violation::UnknownPath(key.to_owned());
+        let deny = |rule: &'static str| Violation::NotAllowed {
+            rule,
+            path: key.to_owned(),
+        };
+        let (invitee, inviter) = key
+            .strip_prefix(INVITES_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(unknown)?;
+        if invitee.parse::<UserId>().is_err() || inviter.parse::<UserId>().is_err() {
+            return Err(unknown());
+        }
+        let by_inviter = inviter == self.author.to_hex();
+        match action {
+            Action::Put(ScalarValue::Int(_)) if by_inviter => Ok(()),
+            Action::Delete if by_inviter || self.author == self.host => Ok(()),
+            _ => Err(deny(
+                "a member records only their own invites, a time; they or the host remove them",
+            )),
+        }
+    }
+
     fn mark(&mut self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
         let deny = |rule: &'static str| Violation::NotAllowed {

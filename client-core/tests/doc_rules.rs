@@ -882,3 +882,57 @@ fn a_member_publishes_only_their_own_profile_keys() {
     });
     assert!(not_allowed(&refusal(&mut g.host, &forged)));
 }
+
+#[test]
+fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_member() {
+    let mut f = family();
+    let invitee = UserId::random();
+    // Through the operation: every device takes it and reads it back.
+    let recorded = f.member.record_invite(invitee, T0 + 1).unwrap();
+    accept(&mut f.host, &recorded.change.unwrap());
+    assert!(f.host.invited_since(T0).contains(&invitee));
+    assert!(f.host.invited_since(T0 + 2).is_empty(), "an older invite");
+
+    // In the host's name, not a time, or another member's removed by a member: refused.
+    let me = f.member_actor.user.to_hex();
+    let host = f.host.me().to_hex();
+    let other = UserId::random().to_hex();
+    let theirs = format!("i/{other}/{host}");
+    let mine = format!("i/{}/{me}", invitee.to_hex());
+    type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
+    let attempts: [Write<'_>; 3] = [
+        Box::new(|d| d.put(ROOT, theirs.as_str(), T0).unwrap()),
+        Box::new(|d| d.put(ROOT, mine.as_str(), "soon").unwrap()),
+        Box::new(|d| d.put(ROOT, format!("i/{other}").as_str(), T0).unwrap()),
+    ];
+    for write in attempts {
+        let change = rogue(&mut f.member, write);
+        let why = refusal(&mut f.host, &change);
+        assert!(
+            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
+            "{why:?}"
+        );
+        f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    }
+    let by_host = rogue(&mut f.host, |d| {
+        d.put(ROOT, format!("i/{other}/{host}").as_str(), T0)
+            .unwrap();
+    });
+    accept(&mut f.member, &by_host);
+    let removed = rogue(&mut f.member, |d| {
+        d.delete(ROOT, format!("i/{other}/{host}").as_str())
+            .unwrap();
+    });
+    assert!(not_allowed(&refusal(&mut f.host, &removed)));
+
+    // Removing the member removes the invites of them too.
+    let mut g = family();
+    let member = g.member_actor.user;
+    let again = g.host.record_invite(member, T0 + 3).unwrap();
+    accept(&mut g.member, &again.change.unwrap());
+    assert!(g.host.invited_since(T0).contains(&member));
+    let gone = g.host.remove_member(member, T0 + 4).unwrap();
+    accept(&mut g.member, &gone.change.unwrap());
+    assert!(g.host.invited_since(T0).is_empty());
+    assert!(g.member.invited_since(T0).is_empty());
+}

@@ -231,13 +231,20 @@ fn invited_by_me(
         .unwrap_or_default())
 }
 
+/// How long an invite recorded in the family's document lets any member's device
+/// add the invitee's devices (an invite is answered within 7 days on a relay's
+/// defaults; a member's own entry takes over once they joined).
+const RECORDED_INVITE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
 /// The users whose devices this device adds to the family's group: this user, the
 /// members the family's own document names (sealed: the relay cannot write to it),
-/// and whom this device invited. The relay's member list alone names no one — a
-/// relay listing a member of its own invention would otherwise have its devices
-/// added and read the family. A member's other devices are added by anyone; an
-/// invitee by the inviting device (from their published package as the invite goes
-/// out), and by anyone once their member entry is in the document.
+/// the users a member recorded an invite of there in the last 30 days
+/// (`FamilyDoc::record_invite`), and whom this device invited. The relay's member
+/// list alone names no one — a relay listing a member of its own invention would
+/// otherwise have its devices added and read the family. A member's other devices
+/// are added by anyone; an invitee by the inviting device (from their published
+/// package as the invite goes out), and by any member's device once they accepted
+/// (the relay then lists them as a member, with their certificates).
 async fn addable(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
@@ -258,6 +265,12 @@ async fn addable(
             .flat_map(|v| v.members.keys())
             .filter_map(|u| u.parse().ok())
             .collect();
+        match host.read_family(family, |fd| fd.invited_since(now_ms() - RECORDED_INVITE_MS)) {
+            Ok(invited) => users.extend(invited),
+            Err(e) => {
+                tracing::debug!(%family, error = %e, "the invites recorded in the family were not read")
+            }
+        }
         match invited_by_me(&*store, family) {
             Ok(invited) => users.extend(invited),
             Err(e) => {

@@ -402,6 +402,64 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
     sees_mission(&mom, &family, "설거지 하기").await;
 }
 
+/// The same invitee, with dad's phone online and mom's still off: the invite she
+/// recorded in the family's sealed document lets any member's device add him once he
+/// accepted — dad's does, and the son reads and writes the family without mom ever
+/// coming back (issue 18: "sealed by a member device — the inviter's at invite time,
+/// or any member device that comes online").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_with_no_published_package_is_let_in_by_any_members_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let server = relay.url();
+    let mom = open(&dir.path().join("mom")).await;
+    let son_home = dir.path().join("son");
+    let son = Device::open(
+        &son_home,
+        DeviceOptions {
+            sync_on_open: false,
+            ..DeviceOptions::default()
+        },
+    )
+    .await
+    .expect("his device opens");
+    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    son.close().await;
+    drop(son);
+    let dad = open(&dir.path().join("dad")).await;
+    let mut dad_events = dad.subscribe();
+    dad.create_account(&server, "dad@example.com", "아빠곰")
+        .await
+        .expect("dad's account");
+    dad.sync_now(WAIT).await.expect("his first sync");
+    mom.invite(&family, "dad@example.com", "아빠")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut dad_events).await;
+    dad.answer_invite(&invite, true).await.expect("accepted");
+    has_member(&mom, &family, "아빠").await;
+    mom_invites_and_goes_offline(&mom, &family).await;
+    sees_mission(&dad, &family, "화분에 물 주기").await;
+
+    let son = open(&son_home).await;
+    let invite = son.invites().await.expect("his invites").received[0]
+        .invite
+        .clone();
+    son.answer_invite(&invite, true).await.expect("accepted");
+    sees_mission(&son, &family, "화분에 물 주기").await;
+    has_member(&son, &family, "아들").await;
+    son.add_mission(&family, mission("설거지 하기", &["아들"]))
+        .await
+        .expect("his mission");
+    sees_mission(&dad, &family, "설거지 하기").await;
+    // Mom's phone never came back: it is still stopped, and holds nothing of it.
+    assert!(
+        !mission_titles(&mom, &family)
+            .await
+            .contains(&"설거지 하기".to_owned())
+    );
+}
+
 /// An invitee's device, added to the family's key group as the invite went out, is
 /// taken out again when the invite is turned down: mom's app removes it (a new
 /// epoch), and what she writes after does not open with his keys.

@@ -30,6 +30,17 @@ pub const PROFILE_KEYS: &str = "keys";
 /// The key of the personal document's id in [`PROFILE_KEYS`].
 pub const PROFILE_DOC: &str = "doc";
 
+/// Root keys of the invites members recorded start with this:
+/// `i/{invitee}/{inviter}` = when (see [`FamilyDoc::record_invite`]).
+pub(crate) const INVITES_PREFIX: &str = "i/";
+/// The first key after every invite key ('/' + 1 = '0').
+const INVITES_END: &str = "i0";
+
+/// The root key of `inviter`'s invite of `invitee`.
+fn invite_key(invitee: UserId, inviter: UserId) -> String {
+    format!("{INVITES_PREFIX}{}/{}", invitee.to_hex(), inviter.to_hex())
+}
+
 /// At most this many profile key secrets are read from one member's entry (the
 /// latest epochs).
 const MAX_PROFILE_KEYS: usize = 4096;
@@ -259,9 +270,61 @@ impl FamilyDoc {
         if !self.view.members.contains_key(&key) {
             return Err(DocError::NotMember(key));
         }
+        // The invites of them go too: no device lets a removed member's devices in
+        // again on the strength of an old invite.
+        let invites = self.invite_keys_of(user);
         self.edit("member.remove", now_ms, &[entity("members", &key)], |doc| {
+            for invite in &invites {
+                doc.delete(ROOT, invite.as_str())?;
+            }
             delete_entity(doc, "members", &key)
         })
+    }
+
+    /// Records in the family's (sealed) document that this member invited `invitee`
+    /// now: every member's device — not only the inviter's — then lets the invitee's
+    /// devices into the family's key group once they accept (`invited_since`), so an
+    /// invitee whose devices had published no key package when the invite went out
+    /// is let in by whichever member's device is online. The relay's word that
+    /// someone is invited names nobody by itself: it cannot write this document.
+    pub fn record_invite(&mut self, invitee: UserId, now_ms: i64) -> Result<Edit> {
+        self.require_member()?;
+        let key = invite_key(invitee, self.me);
+        self.edit(
+            "member.invite",
+            now_ms,
+            &[Touched::Root(key.clone())],
+            |doc| {
+                doc.put(ROOT, key.as_str(), now_ms)?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The users a member recorded an invite of at or after `since_ms` (see
+    /// [`record_invite`](Self::record_invite)).
+    pub fn invited_since(&self, since_ms: i64) -> std::collections::BTreeSet<UserId> {
+        let doc = self.replica.doc();
+        doc.map_range(ROOT, INVITES_PREFIX.to_owned()..INVITES_END.to_owned())
+            .filter(|item| {
+                matches!(item.value, automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(at)) if at >= since_ms)
+            })
+            .filter_map(|item| {
+                let (invitee, _) = item.key.strip_prefix(INVITES_PREFIX)?.split_once('/')?;
+                invitee.parse().ok()
+            })
+            .collect()
+    }
+
+    /// The root keys of the invites of `user`, by any member.
+    fn invite_keys_of(&self, user: UserId) -> Vec<String> {
+        let from = format!("{INVITES_PREFIX}{}/", user.to_hex());
+        let to = format!("{INVITES_PREFIX}{}0", user.to_hex());
+        self.replica
+            .doc()
+            .map_range(ROOT, from..to)
+            .map(|item| item.key.to_string())
+            .collect()
     }
 
     /// Leaves the family (any member but the host).

@@ -267,6 +267,16 @@ impl Device {
                     .await
                     .unwrap_or(false);
                 if sealed {
+                    // Recorded in the sealed document too: any member's device online
+                    // when the invitee accepts lets them in, not only this one.
+                    if let Err(e) = self
+                        .edit(family, Part::Members, move |fd, now| {
+                            fd.record_invite(invitee, now)
+                        })
+                        .await
+                    {
+                        tracing::warn!(error = ?e, "the invite was not recorded in the family's document");
+                    }
                     let deadline = tokio::time::Instant::now() + super::sync::KEYS_WAIT;
                     super::sync::finish_key_work(&session, deadline).await;
                 }
