@@ -9,8 +9,8 @@ use std::{
 };
 
 use doran_protocol::{
-    DocId, ErrorCode, FamilyId, InviteId, Request, RequestId, Response, ServerEvent, UserId, codec,
-    signing,
+    DocId, ErrorCode, FamilyId, InviteId, Request, RequestId, Response, Seq, ServerEvent, UserId,
+    codec, signing,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
@@ -159,6 +159,9 @@ pub struct SyncDriver {
     stopped: std::sync::Mutex<Option<(ErrorCode, String)>>,
     /// A compaction of the stored copies runs (see [`SyncDriver::compact_stored`]).
     compacting: Arc<std::sync::atomic::AtomicBool>,
+    /// The altered chunks already reported (a refused snapshot comes again at every
+    /// unlock): the user is told of each once per run.
+    tampered: std::sync::Mutex<HashSet<(DocId, Seq)>>,
 }
 
 /// Seconds up to date between two looks at the stored copies' tails.
@@ -256,6 +259,7 @@ impl SyncDriver {
             untrusted: std::sync::Mutex::new(None),
             stopped: std::sync::Mutex::new(None),
             compacting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            tampered: std::sync::Mutex::default(),
         }
     }
 
@@ -758,11 +762,23 @@ impl SyncDriver {
                         )
                     })
                     .await?;
-                if !change.tampered.is_empty() {
+                let tampered: Vec<Seq> = {
+                    let mut told = self
+                        .tampered
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    change
+                        .tampered
+                        .iter()
+                        .copied()
+                        .filter(|seq| told.insert((doc, *seq)))
+                        .collect()
+                };
+                if !tampered.is_empty() {
                     // Refused already (nothing of them is taken); the user is told.
                     self.emit(SyncEvent::Error(Arc::new(SyncError::Tampered {
                         doc,
-                        seqs: change.tampered.clone(),
+                        seqs: tampered,
                     })));
                 }
                 if !change.unlocked.is_empty() {

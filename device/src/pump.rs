@@ -187,7 +187,8 @@ async fn upload(shared: Arc<Shared>, session: Arc<Session>) {
             }
         }
         tokio::select! {
-            () = session.upload_kick.notified() => {}
+            // A blob queued (maybe while offline): a refusal is news again.
+            () = session.upload_kick.notified() => told.forget(),
             changed = state.changed() => if changed.is_err() { return },
         }
     }
