@@ -190,6 +190,18 @@ pub fn relay_chunks(relay: &Relay, doc: doran_protocol::DocId) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A small PNG with a look of its own per `seed` (96×64; a device makes its display
+/// copy and thumbnail from it).
+pub fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        image::Rgb([seed.wrapping_mul(40), x as u8, y as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

@@ -24,6 +24,7 @@ use doran_device::{
 use doran_e2e::{
     Relay,
     devices::{WAIT, mission, mission_titles, open, up_to_date, wait_for},
+    png,
 };
 use doran_protocol::{DocId, FamilyId};
 
@@ -351,17 +352,6 @@ async fn errors_are_typed_and_nothing_changes() {
         dad.family("캠핑 가족").await.expect("by title").family,
         family
     );
-}
-
-/// A PNG that differs by `seed`.
-fn png(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(96, 64, |x, y| {
-        image::Rgb([seed.wrapping_mul(40), x as u8, y as u8])
-    });
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png)
-        .expect("encode");
-    bytes.into_inner()
 }
 
 /// A relay started with `config` (relay.json) in `dir`.

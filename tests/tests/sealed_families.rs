@@ -17,10 +17,10 @@ use doran_device::{
 use doran_e2e::{
     Relay, contains,
     devices::{
-        WAIT, accounts_and_family, invite_received, link_and_confirm, mission, mission_titles,
-        open, phone_lost_and_restored, sees_mission, until,
+        MomAndSon, WAIT, accounts_and_family, invite_received, link_and_confirm, mission,
+        mission_titles, mom_and_son, open, phone_lost_and_restored, sees_mission, until,
     },
-    files_under, relay_chunks,
+    files_under, png, relay_chunks,
 };
 use doran_protocol::{DocId, FamilyId};
 
@@ -762,21 +762,17 @@ async fn an_invite_withdrawn_and_sent_again_lets_the_invitee_read_everything() {
 async fn chunks_the_relay_altered_are_refused_and_the_user_is_told() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let server = relay.url();
-    let mom = open_sealing(&dir.path().join("mom")).await;
-    let son = open(&dir.path().join("son")).await;
-    let mut son_events = son.subscribe();
-    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    let MomAndSon {
+        family,
+        mom,
+        son,
+        mut son_events,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
     mom.add_mission(&family, mission("화분에 물 주기", &["엄마"]))
         .await
         .expect("a mission");
-    mom.invite(&family, "son@example.com", "아들")
-        .await
-        .expect("invite sent");
-    let invite = invite_received(&mut son_events).await;
-    son.answer_invite(&invite, true).await.expect("accepted");
     sees_mission(&son, &family, "화분에 물 주기").await;
-    has_member(&mom, &family, "아들").await;
     son.sync_now(WAIT).await.expect("synced");
     son.stop_sync();
 
@@ -831,17 +827,6 @@ async fn chunks_the_relay_altered_are_refused_and_the_user_is_told() {
         !titles.iter().any(|t| t == "장보기" || t == "빨래 개기"),
         "nothing altered is shown: {titles:?}"
     );
-}
-
-/// A 96×64 PNG (the device makes its display copy and thumbnail).
-fn png(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(96, 64, |x, y| {
-        image::Rgb([seed.wrapping_mul(40), x as u8, y as u8])
-    });
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png)
-        .expect("encode");
-    bytes.into_inner()
 }
 
 /// The recovery phrase alone brings back a family that lived through several epochs
