@@ -709,14 +709,24 @@ impl BlobCache {
 /// be lost).
 fn write_atomically(path: &Path, bytes: &[u8], durable: Option<&Path>) -> std::io::Result<()> {
     use std::io::Write as _;
-    let tmp = path.with_extension("part");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    if durable.is_some() {
-        file.sync_data()?;
+    // A name of its own per write: two downloads of the same blob at once (a photo's
+    // thumbnail naming its display copy, a screen and the background fetching the
+    // same file) each rename a whole file into place; with one shared name, the
+    // second rename found the first had taken it and failed.
+    let tmp = path.with_extension(format!("part-{:016x}", rand::random::<u64>()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        if durable.is_some() {
+            file.sync_data()?;
+        }
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    drop(file);
-    std::fs::rename(&tmp, path)?;
+    written?;
     match durable {
         Some(dir) => std::fs::File::open(dir)?.sync_all(),
         None => Ok(()),
@@ -734,6 +744,33 @@ fn remove_if_there(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_writes_of_one_file_at_once_both_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blob");
+        for round in 0..200u32 {
+            let bytes = round.to_le_bytes().repeat(4096);
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (0..2)
+                    .map(|_| s.spawn(|| write_atomically(&path, &bytes, None)))
+                    .collect();
+                for w in writers {
+                    w.join().expect("joined").expect("written");
+                }
+            });
+            assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("blob")],
+            "no part file left"
+        );
+    }
 
     #[test]
     fn the_signed_message_follows_the_protocol() {
