@@ -684,14 +684,12 @@ impl Check<'_> {
         Ok(())
     }
 
-    /// A mark, `e/{kind}/{user}/{entity}`: the author's own, written as a time (an
-    /// integer), never removed (checked against what the change does in
-    /// [`finish`](Self::finish)). Writing it again is harmless: a mark is counted
-    /// once whatever its value.
-    /// An invite a member recorded (`i/{invitee}/{inviter}` = when it went out): the
-    /// inviter writes it, a time; the inviter or the host (removing the member)
-    /// removes it. Every device lets the devices of a user invited here into the
-    /// family's key group, so nobody records an invite in another member's name.
+    /// An invite a member recorded (`i/{invitee}/{inviter}` = when it went out, both
+    /// ids in lowercase hex as devices write them, so the host's removal and the
+    /// invitee's leaving find every key): the inviter writes it, a time; the inviter,
+    /// the invitee (leaving) or the host (removing the member) removes it. Every
+    /// device lets the devices of a user invited here into the family's key group,
+    /// so nobody records an invite in another member's name.
     fn invite(&self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
         let deny = |rule: &'static str| Violation::NotAllowed {
@@ -702,19 +700,25 @@ impl Check<'_> {
             .strip_prefix(INVITES_PREFIX)
             .and_then(|rest| rest.split_once('/'))
             .ok_or_else(unknown)?;
-        if invitee.parse::<UserId>().is_err() || inviter.parse::<UserId>().is_err() {
+        let canonical = |hex: &str| hex.parse::<UserId>().is_ok_and(|u| u.to_hex() == hex);
+        if !canonical(invitee) || !canonical(inviter) {
             return Err(unknown());
         }
-        let by_inviter = inviter == self.author.to_hex();
+        let me = self.author.to_hex();
+        let by_inviter = inviter == me;
         match action {
             Action::Put(ScalarValue::Int(_)) if by_inviter => Ok(()),
-            Action::Delete if by_inviter || self.author == self.host => Ok(()),
+            Action::Delete if by_inviter || invitee == me || self.author == self.host => Ok(()),
             _ => Err(deny(
-                "a member records only their own invites, a time; they or the host remove them",
+                "a member records only their own invites, a time; they, the invitee or the host remove them",
             )),
         }
     }
 
+    /// A mark, `e/{kind}/{user}/{entity}`: the author's own, written as a time (an
+    /// integer), never removed (checked against what the change does in
+    /// [`finish`](Self::finish)). Writing it again is harmless: a mark is counted
+    /// once whatever its value.
     fn mark(&mut self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
         let deny = |rule: &'static str| Violation::NotAllowed {

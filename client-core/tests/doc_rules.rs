@@ -890,8 +890,11 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     // Through the operation: every device takes it and reads it back.
     let recorded = f.member.record_invite(invitee, T0 + 1).unwrap();
     accept(&mut f.host, &recorded.change.unwrap());
-    assert!(f.host.invited_since(T0).contains(&invitee));
-    assert!(f.host.invited_since(T0 + 2).is_empty(), "an older invite");
+    assert!(f.host.invited_since(T0, T0).contains(&invitee));
+    assert!(
+        f.host.invited_since(T0 + 2, T0).is_empty(),
+        "an older invite"
+    );
 
     // In the host's name, not a time, or another member's removed by a member: refused.
     let me = f.member_actor.user.to_hex();
@@ -900,10 +903,13 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     let theirs = format!("i/{other}/{host}");
     let mine = format!("i/{}/{me}", invitee.to_hex());
     type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
-    let attempts: [Write<'_>; 3] = [
+    let upper = format!("i/{}/{me}", other.to_uppercase());
+    let attempts: [Write<'_>; 4] = [
         Box::new(|d| d.put(ROOT, theirs.as_str(), T0).unwrap()),
         Box::new(|d| d.put(ROOT, mine.as_str(), "soon").unwrap()),
         Box::new(|d| d.put(ROOT, format!("i/{other}").as_str(), T0).unwrap()),
+        // Another spelling of an id: the removal would not find it.
+        Box::new(|d| d.put(ROOT, upper.as_str(), T0).unwrap()),
     ];
     for write in attempts {
         let change = rogue(&mut f.member, write);
@@ -925,14 +931,52 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     });
     assert!(not_allowed(&refusal(&mut f.host, &removed)));
 
+    // A time far ahead is taken, but read as no invite (it would last for ever).
+    f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    let later = UserId::random();
+    let ahead = rogue(&mut f.member, |d| {
+        d.put(
+            ROOT,
+            format!("i/{}/{me}", later.to_hex()).as_str(),
+            T0 + 10 * 86_400_000,
+        )
+        .unwrap();
+    });
+    accept(&mut f.host, &ahead);
+    assert!(!f.host.invited_since(T0, T0).contains(&later));
+    assert!(
+        f.host
+            .invited_since(T0, T0 + 10 * 86_400_000)
+            .contains(&later)
+    );
+
+    // Leaving removes the invites of the one who leaves.
+    let mut h = family();
+    let leaver = h.member_actor.user;
+    let recorded = h.host.record_invite(leaver, T0 + 3).unwrap();
+    accept(&mut h.member, &recorded.change.unwrap());
+    let left = h.member.leave(T0 + 4).unwrap();
+    accept(&mut h.host, &left.change.unwrap());
+    assert!(h.host.invited_since(T0, T0).is_empty());
+
     // Removing the member removes the invites of them too.
     let mut g = family();
     let member = g.member_actor.user;
     let again = g.host.record_invite(member, T0 + 3).unwrap();
     accept(&mut g.member, &again.change.unwrap());
-    assert!(g.host.invited_since(T0).contains(&member));
+    assert!(g.host.invited_since(T0, T0).contains(&member));
     let gone = g.host.remove_member(member, T0 + 4).unwrap();
     accept(&mut g.member, &gone.change.unwrap());
-    assert!(g.host.invited_since(T0).is_empty());
-    assert!(g.member.invited_since(T0).is_empty());
+    assert!(g.host.invited_since(T0, T0).is_empty());
+    assert!(g.member.invited_since(T0, T0).is_empty());
+
+    // The invites a removed member recorded are read as none.
+    let mut k = family();
+    let someone = UserId::random();
+    let theirs = k.member.record_invite(someone, T0 + 3).unwrap();
+    accept(&mut k.host, &theirs.change.unwrap());
+    assert!(k.host.invited_since(T0, T0).contains(&someone));
+    let member = k.member_actor.user;
+    k.host.remove_member(member, T0 + 4).unwrap();
+    assert!(k.host.invited_since(T0, T0).is_empty());
 }

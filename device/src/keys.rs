@@ -244,15 +244,23 @@ const RECORDED_INVITE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// otherwise have its devices added and read the family. A member's other devices
 /// are added by anyone; an invitee by the inviting device (from their published
 /// package as the invite goes out), and by any member's device once they accepted
-/// (the relay then lists them as a member, with their certificates).
+/// (the relay then lists them among `members`, with their certificates). The
+/// family's document is loaded for the recorded invites only when the relay lists a
+/// member it does not name (loading a ten-year history at every step would cost
+/// seconds). A user's profile group is theirs alone.
 async fn addable(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
     family: FamilyId,
-    mine: &[UserId],
+    (members, mine): (&[UserId], &[UserId]),
 ) -> BTreeSet<UserId> {
+    let me = session.account.user;
+    if family == personal_group(session.account.personal_doc) {
+        return BTreeSet::from([me]);
+    }
     let host = Arc::clone(&session.host);
     let store = Arc::clone(&shared.store);
+    let members = members.to_vec();
     let mut users = crate::task::spawn_blocking(move || {
         let view = match host.open_view(family) {
             Ok(Some(view)) => Some(view),
@@ -265,16 +273,19 @@ async fn addable(
             .flat_map(|v| v.members.keys())
             .filter_map(|u| u.parse().ok())
             .collect();
-        match host.read_family(family, |fd| fd.invited_since(now_ms() - RECORDED_INVITE_MS)) {
-            Ok(invited) => users.extend(invited),
-            Err(e) => {
-                tracing::debug!(%family, error = %e, "the invites recorded in the family were not read")
-            }
-        }
         match invited_by_me(&*store, family) {
             Ok(invited) => users.extend(invited),
             Err(e) => {
                 tracing::warn!(%family, error = %e, "the users this device invited were not read")
+            }
+        }
+        if members.iter().any(|m| *m != me && !users.contains(m)) {
+            let now = now_ms();
+            match host.read_family(family, |fd| fd.invited_since(now - RECORDED_INVITE_MS, now)) {
+                Ok(invited) => users.extend(invited),
+                Err(e) => {
+                    tracing::debug!(%family, error = %e, "the invites recorded in the family were not read")
+                }
             }
         }
         users
@@ -394,7 +405,7 @@ async fn step(
             .map(|m| m.device)
             .collect()
     };
-    known.set_addable(addable(shared, session, family, &mine).await);
+    known.set_addable(addable(shared, session, family, (&members, &mine)).await);
     if !in_group.is_empty() {
         offer_packages(&session.driver, &mut known, &vouched, &in_group, asked).await;
     }

@@ -43,7 +43,15 @@ pub const ENCODING_VERSION: u8 = 1;
 /// relay refuses clear chunks of its document with `document_sealed` (408). A
 /// version-5 device would take that refusal as final and drop its change, so the relay
 /// turns it away: it must update first.
-pub const PROTOCOL_VERSION: u16 = 7;
+///
+/// Version 7: family titles and 호칭 leave the relay (sealed invite cards).
+///
+/// Version 8: the frames are those of version 7, but a sealed family's document
+/// records the invites its members send (`i/{invitee}/{inviter}` at its root), and a
+/// member's removal or leaving removes them. A version-7 device's rules refuse such a
+/// change — and so every later change that builds on it — so the relay turns it away:
+/// it must update before it syncs again.
+pub const PROTOCOL_VERSION: u16 = 8;
 
 mod sealed {
     pub trait Sealed {}

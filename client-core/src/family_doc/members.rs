@@ -36,6 +36,9 @@ pub(crate) const INVITES_PREFIX: &str = "i/";
 /// The first key after every invite key ('/' + 1 = '0').
 const INVITES_END: &str = "i0";
 
+/// A day, in milliseconds.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// The root key of `inviter`'s invite of `invitee`.
 fn invite_key(invitee: UserId, inviter: UserId) -> String {
     format!("{INVITES_PREFIX}{}/{}", invitee.to_hex(), inviter.to_hex())
@@ -301,16 +304,21 @@ impl FamilyDoc {
         )
     }
 
-    /// The users a member recorded an invite of at or after `since_ms` (see
+    /// The users a member recorded an invite of between `since_ms` and a day after
+    /// `now_ms` (a time further ahead is no honest clock's, and would keep the record
+    /// for ever), by an inviter who is still a member (see
     /// [`record_invite`](Self::record_invite)).
-    pub fn invited_since(&self, since_ms: i64) -> std::collections::BTreeSet<UserId> {
+    pub fn invited_since(&self, since_ms: i64, now_ms: i64) -> std::collections::BTreeSet<UserId> {
+        let until = now_ms.saturating_add(DAY_MS);
         let doc = self.replica.doc();
         doc.map_range(ROOT, INVITES_PREFIX.to_owned()..INVITES_END.to_owned())
             .filter(|item| {
-                matches!(item.value, automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(at)) if at >= since_ms)
+                matches!(item.value, automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(at))
+                    if (since_ms..=until).contains(&at))
             })
             .filter_map(|item| {
-                let (invitee, _) = item.key.strip_prefix(INVITES_PREFIX)?.split_once('/')?;
+                let (invitee, inviter) = item.key.strip_prefix(INVITES_PREFIX)?.split_once('/')?;
+                self.view.members.contains_key(inviter).then_some(())?;
                 invitee.parse().ok()
             })
             .collect()
@@ -335,7 +343,12 @@ impl FamilyDoc {
             ));
         }
         let key = self.me.to_hex();
+        // The invites of this member go too, as when the host removes them.
+        let invites = self.invite_keys_of(self.me);
         self.edit("member.leave", now_ms, &[entity("members", &key)], |doc| {
+            for invite in &invites {
+                doc.delete(ROOT, invite.as_str())?;
+            }
             delete_entity(doc, "members", &key)
         })
     }

@@ -176,6 +176,16 @@ enum OpenDoc {
     Personal(PersonalDoc),
 }
 
+impl OpenDoc {
+    /// Whether this is a document of `kind`.
+    fn is(&self, kind: DocKind) -> bool {
+        matches!(
+            (self, kind),
+            (OpenDoc::Family(_), DocKind::Family(_)) | (OpenDoc::Personal(_), DocKind::Personal(_))
+        )
+    }
+}
+
 /// How many times a local edit is made again when another process on this device
 /// keeps writing the same document between this host's read and its write.
 pub const EDIT_ATTEMPTS: usize = 8;
@@ -402,6 +412,16 @@ impl StoreHost {
         let at = self.store.log_end(doc)?;
         match docs.entry(doc) {
             Entry::Occupied(e) if e.get().at == at => Ok(e.into_mut()),
+            // Never reopened as another kind than it is open as (a personal document
+            // read as a family's would take incoming chunks under the family rules).
+            Entry::Occupied(e) if !e.get().doc.is(kind) => Err(HostError::WrongKind(
+                doc,
+                match kind {
+                    DocKind::Family(_) => "family",
+                    DocKind::Personal(_) => "personal",
+                    DocKind::KeyLog(_) => "key log",
+                },
+            )),
             Entry::Occupied(mut e) => {
                 tracing::debug!(%doc, "another writer changed the document: reopening");
                 e.insert(self.open(doc, kind)?);

@@ -245,6 +245,13 @@ impl Device {
         .await
         .map_err(|_| Error::code(ErrorCode::Timeout, lang))?;
         match sent {
+            Ok(Response::InviteSent(info)) if info.invitee != entry.user => {
+                // The card was sealed to the user looked up: a relay naming another
+                // one gets nothing recorded or let in for them.
+                tracing::warn!(invitee = %info.invitee, looked_up = %entry.user,
+                    "the relay confirmed an invite of another user than the one asked for");
+                Err(Error::code(ErrorCode::Relay, lang))
+            }
             Ok(Response::InviteSent(info)) => {
                 // A sealed family: this device adds the invitee's devices now, from
                 // the key packages they published, and sends the history — so they
