@@ -88,6 +88,23 @@ fn photo() -> PhotoInput {
     }
 }
 
+/// A raw write to a document, as a modified client makes it.
+type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
+
+/// Each write, made by the member on a copy of the host's document, is refused by
+/// the host's rules (not allowed, or outside the schema).
+fn each_refused<'a>(f: &mut Family, attempts: impl IntoIterator<Item = Write<'a>>) {
+    for write in attempts {
+        let change = rogue(&mut f.member, write);
+        let why = refusal(&mut f.host, &change);
+        assert!(
+            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
+            "{why:?}"
+        );
+        f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    }
+}
+
 fn not_allowed(r: &Refusal) -> bool {
     matches!(
         r,
@@ -800,7 +817,6 @@ fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
     let host_hex = host_user.to_hex();
     let theirs = format!("e/ticks/{host_hex}/{mission}");
     let mine = format!("e/ticks/{me}/{mission}");
-    type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
     let attempts: [Write<'_>; 4] = [
         // (A value of its own: putting the same value again writes nothing.)
         Box::new(|d| d.put(ROOT, theirs.as_str(), T0 + 7).unwrap()),
@@ -811,15 +827,7 @@ fn ticking_again_counts_nothing_and_marks_cannot_be_forged() {
                 .unwrap()
         }),
     ];
-    for write in attempts {
-        let change = rogue(&mut f.member, write);
-        let why = refusal(&mut f.host, &change);
-        assert!(
-            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
-            "{why:?}"
-        );
-        f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
-    }
+    each_refused(&mut f, attempts);
     assert_eq!(
         f.host.view().ever("ticks", Some(&me)),
         1,
@@ -902,7 +910,6 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     let other = UserId::random().to_hex();
     let theirs = format!("i/{other}/{host}");
     let mine = format!("i/{}/{me}", invitee.to_hex());
-    type Write<'a> = Box<dyn Fn(&mut automerge::AutoCommit) + 'a>;
     let upper = format!("i/{}/{me}", other.to_uppercase());
     let attempts: [Write<'_>; 4] = [
         Box::new(|d| d.put(ROOT, theirs.as_str(), T0).unwrap()),
@@ -911,15 +918,7 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
         // Another spelling of an id: the removal would not find it.
         Box::new(|d| d.put(ROOT, upper.as_str(), T0).unwrap()),
     ];
-    for write in attempts {
-        let change = rogue(&mut f.member, write);
-        let why = refusal(&mut f.host, &change);
-        assert!(
-            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
-            "{why:?}"
-        );
-        f.member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
-    }
+    each_refused(&mut f, attempts);
     let by_host = rogue(&mut f.host, |d| {
         d.put(ROOT, format!("i/{other}/{host}").as_str(), T0)
             .unwrap();

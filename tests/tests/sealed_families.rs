@@ -4,7 +4,10 @@
 //! that is online and read the family's whole history; a member removed reads
 //! nothing written after.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use doran_device::{
     Device, DeviceOptions,
@@ -341,18 +344,12 @@ async fn an_invitee_reads_a_sealed_family_at_once_with_nobody_else_online() {
     relay_reads_none(&relay, &["화분에 물 주기", "설거지 하기"]);
 }
 
-/// An invitee whose device had published no key package when the invite went out (it
-/// had not been online since) waits after accepting: the family is marked as waiting
-/// for its keys (the apps show a banner) and cannot be edited; as soon as a member's
-/// app comes online it lets the device in, and the mark goes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
-    let server = relay.url();
-    let mom = open(&dir.path().join("mom")).await;
-    let son_home = dir.path().join("son");
-    // His account is made on a device that then goes away before it ever syncs.
+/// Mom's device (in `dir/mom`) and her family, and the home of her son's device,
+/// whose account was made on it before it went away without ever syncing: he has
+/// published no key package.
+async fn mom_and_a_son_who_never_synced(dir: &Path, server: &str) -> (Device, String, PathBuf) {
+    let mom = open(&dir.join("mom")).await;
+    let son_home = dir.join("son");
     let son = Device::open(
         &son_home,
         DeviceOptions {
@@ -362,9 +359,20 @@ async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
     )
     .await
     .expect("his device opens");
-    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
+    let (_, _, family) = accounts_and_family(&mom, &son, server).await;
     son.close().await;
-    drop(son);
+    (mom, family, son_home)
+}
+
+/// An invitee whose device had published no key package when the invite went out (it
+/// had not been online since) waits after accepting: the family is marked as waiting
+/// for its keys (the apps show a banner) and cannot be edited; as soon as a member's
+/// app comes online it lets the device in, and the mark goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_with_no_published_package_waits_for_a_members_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom, family, son_home) = mom_and_a_son_who_never_synced(dir.path(), &relay.url()).await;
     mom_invites_and_goes_offline(&mom, &family).await;
 
     let son = open(&son_home).await;
@@ -412,20 +420,7 @@ async fn an_invitee_with_no_published_package_is_let_in_by_any_members_device() 
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let server = relay.url();
-    let mom = open(&dir.path().join("mom")).await;
-    let son_home = dir.path().join("son");
-    let son = Device::open(
-        &son_home,
-        DeviceOptions {
-            sync_on_open: false,
-            ..DeviceOptions::default()
-        },
-    )
-    .await
-    .expect("his device opens");
-    let (_, _, family) = accounts_and_family(&mom, &son, &server).await;
-    son.close().await;
-    drop(son);
+    let (mom, family, son_home) = mom_and_a_son_who_never_synced(dir.path(), &server).await;
     let dad = open(&dir.path().join("dad")).await;
     let mut dad_events = dad.subscribe();
     dad.create_account(&server, "dad@example.com", "아빠곰")

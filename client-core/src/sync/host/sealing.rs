@@ -562,14 +562,7 @@ impl StoreHost {
         user: UserId,
         device: Option<doran_protocol::DeviceId>,
     ) -> Result<()> {
-        let mut guard = self.keeper();
-        let Some(keeper) = guard.as_mut() else {
-            return Ok(());
-        };
-        keeper.update(&*self.store, |k| {
-            Ok(k.hold_for_removal(family, user, device))
-        })?;
-        Ok(())
+        self.update_keeper(|k| k.hold_for_removal(family, user, device))
     }
 
     /// The removal held with [`hold_for_removal`](Self::hold_for_removal) did not
@@ -580,14 +573,15 @@ impl StoreHost {
         user: UserId,
         device: Option<doran_protocol::DeviceId>,
     ) -> Result<()> {
+        self.update_keeper(|k| k.release_removal(family, user, device))
+    }
+
+    /// Changes the keeper with `change` and saves it; nothing on a host without keys.
+    fn update_keeper(&self, mut change: impl FnMut(&mut Keeper) -> bool) -> Result<()> {
         let mut guard = self.keeper();
-        let Some(keeper) = guard.as_mut() else {
-            return Ok(());
-        };
-        keeper.update(
-            &*self.store,
-            |k| Ok(k.release_removal(family, user, device)),
-        )?;
+        if let Some(keeper) = guard.as_mut() {
+            keeper.update(&*self.store, |k| Ok(change(k)))?;
+        }
         Ok(())
     }
 
