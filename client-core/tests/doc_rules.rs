@@ -969,6 +969,28 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     assert!(g.host.invited_since(T0, T0).is_empty());
     assert!(g.member.invited_since(T0, T0).is_empty());
 
+    // A closed invite is forgotten: a member forgets their own record, the host every
+    // one; nothing to forget is no change.
+    let mut c = family();
+    let declined = UserId::random();
+    let by_member = c.member.record_invite(declined, T0 + 3).unwrap();
+    accept(&mut c.host, &by_member.change.unwrap());
+    let by_host = c.host.record_invite(declined, T0 + 3).unwrap();
+    accept(&mut c.member, &by_host.change.unwrap());
+    let own = c.member.forget_invites_of(declined, T0 + 4).unwrap();
+    assert_eq!(own.value, 1, "the member's own record only");
+    accept(&mut c.host, &own.change.unwrap());
+    assert!(
+        c.host.invited_since(T0, T0).contains(&declined),
+        "the host's stays"
+    );
+    let all = c.host.forget_invites_of(declined, T0 + 5).unwrap();
+    assert_eq!(all.value, 1);
+    accept(&mut c.member, &all.change.unwrap());
+    assert!(c.member.invited_since(T0, T0).is_empty());
+    let none = c.host.forget_invites_of(declined, T0 + 6).unwrap();
+    assert_eq!((none.value, none.change), (0, None));
+
     // The invites a removed member recorded are read as none.
     let mut k = family();
     let someone = UserId::random();

@@ -21,7 +21,8 @@ use doran_e2e::{
     Relay, contains,
     devices::{
         MomAndSon, WAIT, accounts_and_family, invite_received, link_and_confirm, mission,
-        mission_titles, mom_and_son, open, phone_lost_and_restored, sees_mission, until,
+        mission_titles, mom_and_son, open, phone_lost_and_restored, sees_mission, stored_family,
+        until,
     },
     files_under, png, relay_chunks,
 };
@@ -486,6 +487,11 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
             .any(|m| m.device == his_device)
     };
     assert!(in_group(&mom_home), "added as the invite went out");
+    let son_user: doran_protocol::UserId = son_account.user.parse().expect("his user id");
+    assert!(
+        recorded_invites(&mom_home, &family).contains(&son_user),
+        "recorded in the family's document"
+    );
     let added_at = keeper_of(&mom_home).epoch(id).expect("mom's epoch");
 
     let invite = invite_received(&mut son_events).await;
@@ -494,6 +500,17 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
         .expect("turned down");
     until("his device out of the key group", async || {
         if in_group(&mom_home) { Err(()) } else { Ok(()) }
+    })
+    .await;
+    // The invite's record in the family's document went with it: no member's device
+    // would let him in on the strength of it.
+    until("the invite's record gone", async || {
+        let recorded = recorded_invites(&mom_home, &family);
+        if recorded.is_empty() {
+            Ok(())
+        } else {
+            Err(recorded)
+        }
     })
     .await;
     mom.add_mission(&family, mission("생일 깜짝 파티 준비", &["엄마"]))
@@ -511,6 +528,18 @@ async fn a_turned_down_invitees_device_leaves_the_key_group_and_reads_nothing_af
         !matches!(his.open(id, doc, last), Unsealed::Changes(_)),
         "a change made after he turned the invite down does not open with his keys"
     );
+}
+
+/// The users whose invites are recorded in the family's document on the device at
+/// `home` (read from its store).
+fn recorded_invites(
+    home: &Path,
+    family: &str,
+) -> std::collections::BTreeSet<doran_protocol::UserId> {
+    // Read as anyone: what is recorded does not depend on who reads it.
+    let reader = doran_protocol::UserId::random().to_hex();
+    let (_, _, fd) = stored_family(home, family, &reader);
+    fd.invited_since(0, i64::MAX / 2)
 }
 
 /// A new account's first sync leaves its device's key package and its certificate on

@@ -324,6 +324,32 @@ impl FamilyDoc {
             .collect()
     }
 
+    /// Forgets the invites of `invitee` this member may remove — their own, or every
+    /// one on the host's device — once the invite was turned down or withdrawn: a
+    /// record that stayed would let any member's device add that user's devices for
+    /// its remaining days if the relay listed them as a member anyway. Nothing to
+    /// forget is no change. Returns how many records went.
+    pub fn forget_invites_of(&mut self, invitee: UserId, now_ms: i64) -> Result<Edit<usize>> {
+        self.require_member()?;
+        let mine = format!("/{}", self.me.to_hex());
+        let host = self.is_host();
+        let gone: Vec<String> = self
+            .invite_keys_of(invitee)
+            .into_iter()
+            .filter(|key| host || key.ends_with(&mine))
+            .collect();
+        if gone.is_empty() {
+            return Ok(Edit::unchanged(0));
+        }
+        let touched: Vec<Touched> = gone.iter().cloned().map(Touched::Root).collect();
+        self.edit("member.invite_closed", now_ms, &touched, |doc| {
+            for key in &gone {
+                doc.delete(ROOT, key.as_str())?;
+            }
+            Ok(gone.len())
+        })
+    }
+
     /// The root keys of the invites of `user`, by any member.
     fn invite_keys_of(&self, user: UserId) -> Vec<String> {
         let from = format!("{INVITES_PREFIX}{}/", user.to_hex());

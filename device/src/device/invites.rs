@@ -600,7 +600,19 @@ impl Device {
             .trim()
             .parse()
             .map_err(|_| Error::code(ErrorCode::NotFound, lang))?;
-        self.expect_done(Request::WithdrawInvite { invite }).await
+        // Which family and whom, for the record to forget (the relay's answer does
+        // not say; a list that fails only leaves the record to its 30 days).
+        let closed = self.invites().await.ok().and_then(|all| {
+            all.sent
+                .into_iter()
+                .find(|i| i.invite == invite.to_hex())
+                .and_then(|i| Some((i.family.parse().ok()?, i.invitee.parse().ok()?)))
+        });
+        self.expect_done(Request::WithdrawInvite { invite }).await?;
+        if let (Some((family, invitee)), Ok(session)) = (closed, self.session()) {
+            crate::pump::forget_invite_record(&session, family, invitee).await;
+        }
+        Ok(())
     }
 }
 
