@@ -285,29 +285,6 @@ async fn pump(
     }
 }
 
-/// An invite turned down or withdrawn: its record in the family's sealed document
-/// goes, if this user may remove it (their own, or any on the host's device), so no
-/// member's device would let that user in on the strength of it
-/// (`FamilyDoc::forget_invites_of`). A device that cannot (not in the family, its
-/// copy not here) leaves it to the others, and to its 30 days.
-pub(crate) async fn forget_invite_record(
-    session: &Arc<Session>,
-    family: FamilyId,
-    invitee: doran_protocol::UserId,
-) {
-    let host = Arc::clone(&session.host);
-    let now = now_ms();
-    match blocking(move || host.edit_family(family, |fd| fd.forget_invites_of(invitee, now))).await
-    {
-        Some(Ok(n)) if n > 0 => {
-            tracing::debug!(%family, records = n, "a closed invite's record removed");
-            session.driver.local_change();
-        }
-        Some(Err(e)) => tracing::debug!(%family, error = %e, "a closed invite's record stays"),
-        _ => {}
-    }
-}
-
 /// Asks the key task to step every sealed family this device knows (a sign-in, a
 /// device added or revoked).
 async fn kick_all_keys(session: &Arc<Session>) {
@@ -519,7 +496,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                 // Turned down: the devices added as the invite went out leave the
                 // family's key group, and its record in the document goes.
                 session.kick_keys(family);
-                forget_invite_record(session, family, invitee).await;
+                crate::device::invites::forget_invite_record(session, family, invitee).await;
             }
             shared.emit(DeviceEvent::InviteAnswered {
                 invite: invite.to_hex(),

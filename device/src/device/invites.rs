@@ -17,13 +17,39 @@ use doran_client_core::{
 };
 use doran_protocol::{FamilyId, InviteId, InviteInfo, InviteState, Request, Response, UserId};
 
-use super::{Device, now_ms};
+use super::{Device, Session, now_ms};
 use crate::{
     driver::SyncDriver,
     error::{Error, ErrorCode, Result},
     events::{DeviceEvent, Part},
     screens::{InviteView, InvitesView},
 };
+
+/// An invite turned down or withdrawn: its record in the family's sealed document
+/// goes, if this user may remove it (their own, or any on the host's device), so no
+/// member's device would let that user in on the strength of it
+/// (`FamilyDoc::forget_invites_of`). A device that cannot (not in the family, its
+/// copy not here) leaves it to the others, and to its 30 days.
+pub(crate) async fn forget_invite_record(
+    session: &Arc<Session>,
+    family: FamilyId,
+    invitee: UserId,
+) {
+    let host = Arc::clone(&session.host);
+    let now = now_ms();
+    let forgotten = crate::task::spawn_blocking(move || {
+        host.edit_family(family, |fd| fd.forget_invites_of(invitee, now))
+    })
+    .await;
+    match forgotten {
+        Ok(Ok(n)) if n > 0 => {
+            tracing::debug!(%family, records = n, "a closed invite's record removed");
+            session.driver.local_change();
+        }
+        Ok(Err(e)) => tracing::debug!(%family, error = %e, "a closed invite's record stays"),
+        _ => {}
+    }
+}
 
 /// Which invite `i` is, for its card.
 fn card_context(i: &InviteInfo) -> CardContext {
@@ -610,7 +636,7 @@ impl Device {
         });
         self.expect_done(Request::WithdrawInvite { invite }).await?;
         if let (Some((family, invitee)), Ok(session)) = (closed, self.session()) {
-            crate::pump::forget_invite_record(&session, family, invitee).await;
+            forget_invite_record(&session, family, invitee).await;
         }
         Ok(())
     }

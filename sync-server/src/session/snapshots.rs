@@ -177,7 +177,7 @@ impl Session {
             &self.state,
             owner,
             (doc, blob),
-            "the family's documents are sealed: push the snapshot sealed",
+            "the document is sealed: push the snapshot sealed",
         )
         .await?;
         let now = now_ms();
@@ -324,7 +324,7 @@ impl Ctx<'_> {
             self.state,
             owner,
             (doc, blob),
-            "the family's documents are sealed: a clear snapshot is not confirmed",
+            "the document is sealed: a clear snapshot is not confirmed",
         )
         .await?;
         // The blob must still be there (a reference lost in a race may have let the
