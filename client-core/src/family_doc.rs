@@ -19,7 +19,6 @@ use doran_protocol::{FamilyId, UserId};
 
 pub use calendar::{EventInput, EventPatch};
 pub use gallery::PhotoInput;
-pub(crate) use members::INVITES_PREFIX;
 pub use members::{PROFILE_DOC, PROFILE_KEYS, ProfileKeys, PublishedKeys};
 pub use missions::MissionPatch;
 pub use voice::{MAX_PEAKS, VoiceInput};

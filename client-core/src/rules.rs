@@ -132,7 +132,7 @@ pub(crate) use crate::model::MARKS_PREFIX;
 
 /// Root keys of the invites members recorded start with this
 /// (`i/{invitee}/{inviter}` = when).
-use crate::family_doc::INVITES_PREFIX;
+use crate::model::INVITES_PREFIX;
 
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
 /// ticked (in a change that ticks it); `completed`, a mission the member's tick

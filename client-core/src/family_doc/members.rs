@@ -13,7 +13,7 @@ use doran_protocol::{DocId, UserId};
 use super::{Edit, FamilyDoc, delete_entity, entity, map_at, put_entity, put_field};
 use crate::{
     error::{DocError, Result},
-    model::{Member, Role},
+    model::{INVITES_PREFIX, Member, Role},
     replica::Touched,
     validate::{self, Field},
 };
@@ -30,9 +30,6 @@ pub const PROFILE_KEYS: &str = "keys";
 /// The key of the personal document's id in [`PROFILE_KEYS`].
 pub const PROFILE_DOC: &str = "doc";
 
-/// Root keys of the invites members recorded start with this:
-/// `i/{invitee}/{inviter}` = when (see [`FamilyDoc::record_invite`]).
-pub(crate) const INVITES_PREFIX: &str = "i/";
 /// The first key after every invite key ('/' + 1 = '0').
 const INVITES_END: &str = "i0";
 

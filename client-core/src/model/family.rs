@@ -236,6 +236,9 @@ pub struct Family {
 pub(crate) const MARKED_KINDS: [&str; 2] = ["ticks", "completed"];
 /// Root keys of the marks start with this: `e/{kind}/{user}/{mission}`.
 pub(crate) const MARKS_PREFIX: &str = "e/";
+/// Root keys of the invites members recorded start with this:
+/// `i/{invitee}/{inviter}` = when (`FamilyDoc::record_invite`; rules in `rules`).
+pub(crate) const INVITES_PREFIX: &str = "i/";
 
 impl Photo {
     /// The display copy, if the entry names one that reads.
