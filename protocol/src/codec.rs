@@ -51,7 +51,12 @@ pub const ENCODING_VERSION: u8 = 1;
 /// member's removal or leaving removes them. A version-7 device's rules refuse such a
 /// change — and so every later change that builds on it — so the relay turns it away:
 /// it must update before it syncs again.
-pub const PROTOCOL_VERSION: u16 = 8;
+///
+/// Version 9: a family's data can be kept in per-year volumes, documents named by the
+/// family's id and the year (`FamilyId::volume`) that a member opens on the relay
+/// (`OpenVolume`), a request a version-8 relay could not decode. No family or personal
+/// document may take an id of a volume's shape.
+pub const PROTOCOL_VERSION: u16 = 9;
 
 mod sealed {
     pub trait Sealed {}

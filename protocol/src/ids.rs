@@ -231,10 +231,12 @@ impl FamilyId {
             if sealed {
                 let mark = sealed_mark(&id.0[4..]);
                 id.0[..4].copy_from_slice(&mark);
-                return id;
+            } else if id.says_sealed() {
+                // One random id in 2^32 carries the mark by chance.
+                continue;
             }
-            // One random id in 2^32 carries the mark by chance.
-            if !id.says_sealed() {
+            // Nor may it (or its key log) have a volume's shape, by the same chance.
+            if DocId::from(id).may_name_a_new_document() {
                 return id;
             }
         }
@@ -262,6 +264,58 @@ impl DocId {
     pub fn key_log_family(self) -> FamilyId {
         FamilyId(key_log_xor(self.0))
     }
+
+    /// Whether this id has the shape of a family's volume ([`FamilyId::volume`]): its
+    /// first 4 bytes are a keyed hash of its other 12. Which family and year it would
+    /// be is not told by the id: the relay keeps the volumes its families opened.
+    pub fn says_volume(self) -> bool {
+        self.0[..4] == volume_mark(&self.0[4..])
+    }
+
+    /// Whether a new family or personal document may take this id: neither it nor its
+    /// key log may have a volume's shape. Volume ids are derived from the family's id
+    /// and a year, so a member who knows the family's id could otherwise take a
+    /// volume's id (or make it their family's key log) before the family opens it,
+    /// and keep the family from ever opening that year. Ids made by
+    /// [`FamilyId::new_family`] always may.
+    pub fn may_name_a_new_document(self) -> bool {
+        !self.says_volume() && !DocId(key_log_xor(self.0)).says_volume()
+    }
+}
+
+/// The years a family's data can be kept in volumes ([`FamilyId::volume`]): the
+/// instants the documents hold are read within 1900–2200.
+pub const VOLUME_YEARS: std::ops::RangeInclusive<u16> = 1900..=2200;
+
+const VOLUME_ID_CONTEXT: &str = "dorandoran 2026-12 family volume id";
+const VOLUME_MARK_CONTEXT: &str = "dorandoran 2026-12 family volume mark";
+
+/// The first 4 bytes of a volume's id: a keyed hash of its other 12.
+fn volume_mark(rest: &[u8]) -> [u8; 4] {
+    let hash = blake3::derive_key(VOLUME_MARK_CONTEXT, rest);
+    [hash[0], hash[1], hash[2], hash[3]]
+}
+
+impl FamilyId {
+    /// The document holding the family's data of `year` (issue 17,
+    /// `docs/architecture.md`, "Per-year volumes"): derived from the family's id and
+    /// the year, so every device names it alike with nothing to look up. It carries a
+    /// volume's mark ([`DocId::says_volume`]), which no family or personal document
+    /// may carry ([`DocId::may_name_a_new_document`]). The relay learns it when a
+    /// member opens it ([`Request::OpenVolume`](crate::Request::OpenVolume)); it is
+    /// then read and written like the family's document, and sealed by the family's
+    /// key group.
+    pub fn volume(self, year: u16) -> DocId {
+        let mut input = [0u8; 18];
+        input[..16].copy_from_slice(&self.0);
+        input[16..].copy_from_slice(&year.to_be_bytes());
+        let hash = blake3::derive_key(VOLUME_ID_CONTEXT, &input);
+        let mut id = [0u8; 16];
+        id[4..].copy_from_slice(&hash[..12]);
+        let mark = volume_mark(&id[4..]);
+        id[..4].copy_from_slice(&mark);
+        DocId(id)
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +340,32 @@ mod tests {
         assert_eq!(f.key_log().key_log_family(), f);
         assert_ne!(f.key_log(), DocId::from(f));
         assert_ne!(FamilyId::random().key_log(), f.key_log());
+    }
+
+    #[test]
+    fn a_volume_is_named_by_its_family_and_year_and_by_nothing_else() {
+        let f = FamilyId::new_family(true);
+        let v = f.volume(2026);
+        assert_eq!(v, f.volume(2026), "every device names it alike");
+        assert!(v.says_volume());
+        assert_ne!(v, f.volume(2027));
+        assert_ne!(v, FamilyId::new_family(true).volume(2026));
+        assert_ne!(v, DocId::from(f));
+        assert_ne!(v, f.key_log());
+        // A fixed vector: the derivation is part of the format.
+        let fixed = FamilyId([7; 16]).volume(2019);
+        assert_eq!(fixed.to_string(), "8cad5bedf6df1aa901ecb1cd706038df");
+        for sealed in [true, false] {
+            for _ in 0..1000 {
+                let id = DocId::from(FamilyId::new_family(sealed));
+                assert!(!id.says_volume() && id.may_name_a_new_document());
+            }
+        }
+        // Neither a volume's id nor one whose key log is a volume's names a new
+        // family or personal document.
+        assert!(!v.may_name_a_new_document());
+        let squatting_key_log = DocId(v.key_log_family().0);
+        assert!(!squatting_key_log.may_name_a_new_document());
     }
 
     #[test]

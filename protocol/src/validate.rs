@@ -7,7 +7,7 @@
 //! the relay (they are in the family document).
 
 use crate::{
-    ClientFrame, ErrorCode, ErrorFrame, Request, ServerFrame,
+    ClientFrame, DocId, ErrorCode, ErrorFrame, Request, ServerFrame, VOLUME_YEARS,
     limits::{
         MAX_CERTS_PER_FRAME, MAX_CHUNK_BYTES, MAX_CLIENT_NAME_BYTES, MAX_EMAIL_BYTES,
         MAX_INVITE_CARD_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_LINK_CODE_BYTES, MAX_NICKNAME_BYTES,
@@ -150,6 +150,18 @@ fn chunk(chunk: &crate::ChunkId, bytes: &[u8]) -> Check {
     Ok(())
 }
 
+/// A new family's or personal document's id, which may not have a volume's shape
+/// ([`DocId::may_name_a_new_document`]).
+fn new_document(field: &'static str, id: DocId) -> Check {
+    if !id.may_name_a_new_document() {
+        return Err(ProtocolViolation::OutOfRange {
+            field,
+            reason: "the id has the shape of a family volume's",
+        });
+    }
+    Ok(())
+}
+
 impl ClientFrame {
     /// Checks the wire-level limits: string lengths and emptiness, subscription
     /// counts, chunk size and `chunk == blake3(bytes)`, snapshot ranges.
@@ -158,10 +170,14 @@ impl ClientFrame {
         match self {
             ClientFrame::Hello { client, .. } => text("client", client, MAX_CLIENT_NAME_BYTES),
             ClientFrame::Register {
-                email, nickname, ..
+                email,
+                nickname,
+                personal_doc,
+                ..
             } => {
                 required("email", email, MAX_EMAIL_BYTES)?;
-                required("nickname", nickname, MAX_NICKNAME_BYTES)
+                required("nickname", nickname, MAX_NICKNAME_BYTES)?;
+                new_document("personal_doc", *personal_doc)
             }
             ClientFrame::SignIn { .. } | ClientFrame::Recover { .. } | ClientFrame::Ping { .. } => {
                 Ok(())
@@ -254,8 +270,17 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::CreateFamily { .. }
-            | Request::RemoveMember { .. }
+            Request::CreateFamily { family } => new_document("family", DocId::from(*family)),
+            Request::OpenVolume { year, .. } => {
+                if !VOLUME_YEARS.contains(year) {
+                    return Err(ProtocolViolation::OutOfRange {
+                        field: "year",
+                        reason: "a volume's year is within 1900–2200",
+                    });
+                }
+                Ok(())
+            }
+            Request::RemoveMember { .. }
             | Request::LeaveFamily { .. }
             | Request::DeleteFamily { .. }
             | Request::ListFamilies
@@ -293,7 +318,7 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlobHash, ChunkId, DocId, FamilyId, RequestId, Subscription, UserId};
+    use crate::{BlobHash, ChunkId, FamilyId, RequestId, Subscription, UserId};
 
     fn request(body: Request) -> ClientFrame {
         ClientFrame::Request {
@@ -396,6 +421,54 @@ mod tests {
             device_signature: crate::Signature([0; 64]),
         };
         assert_eq!(register.validate(), Ok(()));
+    }
+
+    #[test]
+    fn volumes_are_opened_within_their_years_and_no_new_document_takes_a_volumes_id() {
+        let family = FamilyId::new_family(true);
+        let open = |year| request(Request::OpenVolume { family, year }).validate();
+        assert_eq!(open(1900), Ok(()));
+        assert_eq!(open(2026), Ok(()));
+        assert_eq!(open(2200), Ok(()));
+        for year in [0, 1899, 2201, u16::MAX] {
+            assert_eq!(open(year).unwrap_err().code(), ErrorCode::InvalidInput);
+        }
+
+        let volume = family.volume(2030);
+        let create = |id: DocId| {
+            request(Request::CreateFamily {
+                family: FamilyId(id.0),
+            })
+            .validate()
+        };
+        assert_eq!(create(DocId::from(FamilyId::new_family(false))), Ok(()));
+        // A member knows the family's id, so they could name a volume before the
+        // family opens it: as a family, or as the key log of one.
+        assert_eq!(create(volume).unwrap_err().code(), ErrorCode::InvalidInput);
+        let key_log_of = DocId(volume.key_log_family().0);
+        assert_eq!(
+            create(key_log_of).unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
+
+        let register = |personal_doc| ClientFrame::Register {
+            email: "a@b.c".into(),
+            nickname: "nick".into(),
+            personal_doc,
+            user_key: crate::PublicKey([0; 32]),
+            device: crate::DeviceId([0; 16]),
+            device_key: crate::PublicKey([0; 32]),
+            user_signature: crate::Signature([0; 64]),
+            device_signature: crate::Signature([0; 64]),
+        };
+        assert_eq!(
+            register(volume).validate().unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
+        assert_eq!(
+            register(key_log_of).validate().unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
     }
 
     #[test]

@@ -249,7 +249,7 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 
 // ---------------------------------------------------------------- enums and indices
 
-const REQUEST_VARIANTS: usize = 26;
+const REQUEST_VARIANTS: usize = 27;
 
 fn request_index(r: &Request) -> usize {
     match r {
@@ -279,6 +279,7 @@ fn request_index(r: &Request) -> usize {
         Request::DeviceCerts { .. } => 23,
         Request::PublishKeyPackage { .. } => 24,
         Request::KeyPackagesOf { .. } => 25,
+        Request::OpenVolume { .. } => 26,
     }
 }
 
@@ -356,6 +357,8 @@ fn request() -> impl Strategy<Value = Request> {
         user().prop_map(|user| Request::DeviceCerts { user }),
         vec(any::<u8>(), 1..64).prop_map(|package| Request::PublishKeyPackage { package }),
         user().prop_map(|user| Request::KeyPackagesOf { user }),
+        (family(), doran_protocol::VOLUME_YEARS)
+            .prop_map(|(family, year)| Request::OpenVolume { family, year }),
     ]
 }
 

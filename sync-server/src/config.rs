@@ -340,6 +340,10 @@ pub struct Limits {
     pub personal_log_quota_bytes: u64,
     /// Families a user may belong to (created or joined).
     pub max_families_per_user: usize,
+    /// Per-year volumes a family may open (`OpenVolume`, issue 17). Each is a log with
+    /// the family document's quota; a family opens one a year it is used, and one
+    /// for each other year its calendar reaches.
+    pub max_volumes_per_family: usize,
     /// Seconds between two sweeps of the blob folder for blobs nothing references.
     pub blob_gc_interval_secs: u64,
     /// Seconds a blob stays after it was last referenced (or stored) before a sweep
@@ -439,6 +443,7 @@ impl Default for Limits {
             family_log_quota_bytes: 128 * 1024 * 1024,
             personal_log_quota_bytes: 16 * 1024 * 1024,
             max_families_per_user: 16,
+            max_volumes_per_family: 64,
             blob_gc_interval_secs: 60 * 60,
             blob_gc_grace_secs: 60 * 60,
             pending_snapshot_ttl_secs: 7 * 24 * 60 * 60,

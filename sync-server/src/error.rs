@@ -159,7 +159,9 @@ impl From<StoreError> for ApiError {
             StoreError::DocumentSealed => ErrorCode::DocumentSealed,
             StoreError::NotSealed => ErrorCode::Forbidden,
             StoreError::TooManyFamilies => ErrorCode::TooManyFamilies,
-            StoreError::TooManyInvites | StoreError::TooManyCerts => ErrorCode::QuotaExceeded,
+            StoreError::TooManyInvites | StoreError::TooManyCerts | StoreError::TooManyVolumes => {
+                ErrorCode::QuotaExceeded
+            }
             StoreError::HashMismatch => ErrorCode::HashMismatch,
             StoreError::Invalid(_) => ErrorCode::Conflict,
             // Backend, corruption, schema and lock failures: the relay's fault.

@@ -243,6 +243,17 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// the document's log ([`LogStore::drop_doc`]). `NotFound` if there is no such
     /// family.
     fn delete_family(&self, family: FamilyId, at: u64) -> StoreResult<()>;
+    /// Opens `family`'s volume of `year`, the document [`FamilyId::volume`] names
+    /// (issue 17): from then on [`doc_owner`](Self::doc_owner) answers
+    /// [`DocOwner::Family`] for it, so it is read, written and sealed like the
+    /// family's document. `Ok(true)` if it was opened now, `Ok(false)` if it was open
+    /// already. `NotFound` for no such (live) family, [`StoreError::TooManyVolumes`]
+    /// if the family has opened `max_volumes`, [`StoreError::Conflict`] if another
+    /// document has the volume's id.
+    fn open_volume(&self, family: FamilyId, year: u16, max_volumes: usize) -> StoreResult<bool>;
+    /// The volumes `family` opened, by year (a deleted family's too, so that their
+    /// logs can be dropped).
+    fn volumes_of(&self, family: FamilyId) -> StoreResult<Vec<(u16, DocId)>>;
 
     // ----- invites -----
 

@@ -286,6 +286,21 @@ pub enum Request {
         /// Whose.
         user: UserId,
     },
+
+    /// Opens the family's volume of `year` ([`FamilyId::volume`]: the document its
+    /// devices keep that year's entries in; issue 17): from then on the relay serves
+    /// and keeps it like the family's document, to the same members, sealed alike.
+    /// Opening it again is fine. Answer: [`Done`](crate::Response::Done);
+    /// `Forbidden` for a non-member, `InvalidInput` for a year outside
+    /// [`VOLUME_YEARS`](crate::VOLUME_YEARS), `QuotaExceeded` when the family has
+    /// opened as many volumes as the relay keeps, `Conflict` if the id is taken by
+    /// another document (one made before ids were checked for a volume's shape).
+    OpenVolume {
+        /// The family.
+        family: FamilyId,
+        /// The year.
+        year: u16,
+    },
 }
 
 impl Request {
@@ -293,6 +308,7 @@ impl Request {
     pub fn kind(&self) -> &'static str {
         match self {
             Request::CreateFamily { .. } => "create_family",
+            Request::OpenVolume { .. } => "open_volume",
             Request::RetiredRenameFamily => "retired_rename_family",
             Request::RetiredSetMemberName => "retired_set_member_name",
             Request::RemoveMember { .. } => "remove_member",

@@ -165,7 +165,18 @@ impl Ctx<'_> {
                 Ok(pending)
             })
             .await?;
-        for doc in [DocId::from(family), family.key_log()] {
+        let volumes = self
+            .state
+            .accounts(move |a| a.volumes_of(family))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(%family, error = %e, "family deleted but its volumes were not listed");
+                Vec::new()
+            });
+        let docs = [DocId::from(family), family.key_log()]
+            .into_iter()
+            .chain(volumes.into_iter().map(|(_, doc)| doc));
+        for doc in docs {
             if let Err(e) = self.state.logs(move |l| l.drop_doc(doc)).await {
                 tracing::warn!(%family, %doc, error = %e, "family deleted but a log was not dropped");
             }
@@ -182,6 +193,21 @@ impl Ctx<'_> {
         }
         self.recheck(&told);
         tracing::info!(%family, "family deleted");
+        Ok(Response::Done)
+    }
+
+    /// Opens the family's volume of `year` for its members (issue 17): from then on
+    /// it is read, written and sealed like the family's document (`doc_owner`).
+    pub(super) async fn open_volume(&self, family: FamilyId, year: u16) -> ApiResult<Response> {
+        self.member_of(family).await?;
+        let max = self.state.config.limits.max_volumes_per_family;
+        let opened = self
+            .state
+            .accounts(move |a| a.open_volume(family, year, max))
+            .await?;
+        if opened {
+            tracing::info!(%family, year, "volume opened");
+        }
         Ok(Response::Done)
     }
 

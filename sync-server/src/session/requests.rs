@@ -85,6 +85,7 @@ impl Ctx<'_> {
             Request::RemoveMember { family, user } => self.remove_member(family, user).await,
             Request::LeaveFamily { family } => self.leave_family(family).await,
             Request::DeleteFamily { family } => self.delete_family(family).await,
+            Request::OpenVolume { family, year } => self.open_volume(family, year).await,
             Request::ListFamilies => self.list_families().await,
             Request::LookupUser { email } => self.lookup_user(email).await,
             Request::SendInvite {

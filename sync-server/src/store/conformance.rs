@@ -149,6 +149,7 @@ macro_rules! relay_store_conformance_tests {
                 create_family_errors,
                 device_certs_are_kept_once_and_capped,
                 a_familys_key_log_is_the_familys,
+                a_familys_volumes_are_the_familys_and_taken_by_nothing_else,
                 families_and_members_are_in_join_order,
                 remove_member_removes_access,
                 the_host_cannot_be_removed,

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The user already belongs to as many families as allowed.
     #[error("the user belongs to too many families")]
     TooManyFamilies,
+    /// The family already opened as many volumes as the relay keeps.
+    #[error("the family has opened too many volumes")]
+    TooManyVolumes,
     /// The user already has as many device certificates as the relay keeps.
     #[error("too many device certificates")]
     TooManyCerts,

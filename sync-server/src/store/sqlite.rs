@@ -32,6 +32,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/009_key_packages.sql"),
         include_str!("migrations/010_sealed_logs.sql"),
         include_str!("migrations/011_forget_titles_and_names.sql"),
+        include_str!("migrations/012_volumes.sql"),
     ],
 };
 

@@ -218,22 +218,23 @@ pub enum DocOwner {
 }
 
 impl DocOwner {
-    /// The family whose own document `doc` is (not its key log, not a personal
-    /// document): the documents the sealing rule (`Sealing`) applies to.
+    /// The family whose own document `doc` is — the family's document or one of its
+    /// volumes (`FamilyId::volume`), not its key log, not a personal document: the
+    /// documents the sealing rule (`Sealing`) applies to.
     pub fn family_document(self, doc: DocId) -> Option<FamilyId> {
         match self {
-            DocOwner::Family(family) if doc == DocId::from(family) => Some(family),
+            DocOwner::Family(family) if doc != family.key_log() => Some(family),
             _ => None,
         }
     }
 
     /// Whether `doc` (a document of this owner) is sealed by its id: a family's
-    /// document whose family id carries the sealed mark, or a personal document made
+    /// document or volume whose family id carries the sealed mark, or a personal document made
     /// with it (every account since personal documents were sealed). Such a document
     /// takes envelopes only, chunks and snapshots alike (key logs have no rule).
     pub fn sealed_by_id(self, doc: DocId) -> bool {
         match self {
-            DocOwner::Family(family) => doc == DocId::from(family) && family.says_sealed(),
+            DocOwner::Family(family) => doc != family.key_log() && family.says_sealed(),
             DocOwner::Personal(_) => FamilyId(doc.0).says_sealed(),
             DocOwner::PersonalKeys(_) => false,
         }

@@ -84,6 +84,105 @@ pub(crate) fn create_family_errors(f: &Fixture) -> TestResult {
 /// A family's key log (`FamilyId::key_log`) belongs to the family like its document:
 /// found without a row of its own, gone with the family, and no personal document or
 /// other family can take its id.
+pub(crate) fn a_familys_volumes_are_the_familys_and_taken_by_nothing_else(
+    f: &Fixture,
+) -> TestResult {
+    let host = register(f, 1)?;
+    let family = family_id(1);
+    f.accounts.create_family(family, host, 77, usize::MAX)?;
+    let v2026 = family.volume(2026);
+    assert_eq!(
+        f.accounts.doc_owner(v2026)?,
+        None,
+        "not before it is opened"
+    );
+    assert!(f.accounts.open_volume(family, 2026, 3)?);
+    assert!(!f.accounts.open_volume(family, 2026, 3)?, "opened once");
+    assert_eq!(f.accounts.doc_owner(v2026)?, Some(DocOwner::Family(family)));
+    // The family's cap counts its own volumes; one open already is not refused.
+    assert!(f.accounts.open_volume(family, 1990, 3)?);
+    assert!(f.accounts.open_volume(family, 2031, 3)?);
+    assert!(matches!(
+        f.accounts.open_volume(family, 2027, 3),
+        Err(StoreError::TooManyVolumes)
+    ));
+    assert!(!f.accounts.open_volume(family, 2026, 3)?);
+    assert_eq!(f.accounts.doc_owner(family.volume(2027))?, None);
+    assert_eq!(
+        f.accounts.volumes_of(family)?,
+        vec![
+            (1990, family.volume(1990)),
+            (2026, v2026),
+            (2031, family.volume(2031))
+        ]
+    );
+    let other = family_with_host(f, 2, 2)?;
+    assert!(
+        f.accounts.open_volume(other, 2026, 3)?,
+        "another family's cap"
+    );
+    assert_eq!(
+        f.accounts.doc_owner(other.volume(2026))?,
+        Some(DocOwner::Family(other))
+    );
+    assert!(matches!(
+        f.accounts.open_volume(family_id(9), 2026, 3),
+        Err(StoreError::NotFound("family"))
+    ));
+    assert_eq!(f.accounts.doc_owner(family_id(9).volume(2026))?, None);
+
+    // An opened volume's id names no new family or personal document, nor their key
+    // logs (devices never make such ids, and the relay refuses them on the wire).
+    let squatter = register(f, 3)?;
+    for id in [v2026, DocId(v2026.key_log_family().0)] {
+        assert!(matches!(
+            f.accounts
+                .create_family(FamilyId(id.0), squatter, 2, usize::MAX),
+            Err(StoreError::Conflict(_))
+        ));
+        let (mut user, device) = new_user(4);
+        user.personal_doc = id;
+        assert!(matches!(
+            f.accounts.create_user(&user, &device),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    // And a volume whose id another document took first cannot be opened.
+    let third = family_with_host(f, 5, 5)?;
+    f.accounts
+        .create_family(FamilyId(third.volume(2030).0), squatter, 2, usize::MAX)?;
+    let key_log = DocId(third.volume(2031).key_log_family().0);
+    f.accounts
+        .create_family(FamilyId(key_log.0), squatter, 2, usize::MAX)?;
+    for year in [2030, 2031] {
+        assert!(matches!(
+            f.accounts.open_volume(third, year, 3),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert_eq!(
+        f.accounts.doc_owner(third.volume(2030))?,
+        Some(DocOwner::Family(FamilyId(third.volume(2030).0))),
+        "still the squatter's own family document"
+    );
+    assert!(f.accounts.volumes_of(third)?.is_empty());
+
+    // Gone with the family (its logs are the caller's to drop); the ids stay taken.
+    f.accounts.delete_family(family, 500)?;
+    assert_eq!(f.accounts.doc_owner(v2026)?, None);
+    assert_eq!(f.accounts.volumes_of(family)?.len(), 3);
+    assert!(matches!(
+        f.accounts.open_volume(family, 2028, 9),
+        Err(StoreError::NotFound("family"))
+    ));
+    assert!(matches!(
+        f.accounts
+            .create_family(FamilyId(v2026.0), squatter, 2, usize::MAX),
+        Err(StoreError::Conflict(_))
+    ));
+    Ok(())
+}
+
 pub(crate) fn a_familys_key_log_is_the_familys(f: &Fixture) -> TestResult {
     let host = register(f, 1)?;
     let family = family_id(1);

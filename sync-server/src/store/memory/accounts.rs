@@ -38,6 +38,8 @@ pub(super) struct Accounts {
     certs: BTreeMap<UserId, Vec<DeviceCert>>,
     /// Each device's latest key package.
     key_packages: BTreeMap<DeviceId, Vec<u8>>,
+    /// The volumes families opened (deleted families' too): their family and year.
+    volumes: BTreeMap<DocId, (FamilyId, u16)>,
 }
 
 /// A blob whose grant or reference was withdrawn, counted until its grace is over.
@@ -82,8 +84,9 @@ impl Accounts {
         self.users.values().find(|u| u.email == email)
     }
 
-    /// Whether `doc` is a user's personal document, or a family's document or key
-    /// log (deleted families included: their ids stay taken).
+    /// Whether `doc` is a user's personal document, or a family's document, key log
+    /// or volume (deleted families included: their ids stay taken), or the key log of
+    /// a volume.
     fn doc_taken(&self, doc: DocId) -> bool {
         // A personal document, or the key log of one (`FamilyId::key_log` relates the
         // two both ways): a document there would take that user's key log over.
@@ -94,6 +97,8 @@ impl Accounts {
                 .families
                 .keys()
                 .any(|&f| DocId::from(f) == doc || f.key_log() == doc)
+            || self.volumes.contains_key(&doc)
+            || self.volumes.contains_key(&DocId(doc.key_log_family().0))
     }
 
     /// Refuses a new membership of `user` past `max` families.
@@ -776,6 +781,39 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
+    fn open_volume(&self, family: FamilyId, year: u16, max_volumes: usize) -> StoreResult<bool> {
+        let doc = family.volume(year);
+        let mut a = self.accounts()?;
+        if a.live_family(family).is_none() {
+            return Err(StoreError::NotFound("family"));
+        }
+        match a.volumes.get(&doc) {
+            Some(&open) if open == (family, year) => return Ok(false),
+            Some(_) => return Err(StoreError::Conflict(format!("volume {doc} is taken"))),
+            None => {}
+        }
+        if a.doc_taken(doc) {
+            return Err(StoreError::Conflict(format!("volume {doc} is taken")));
+        }
+        if a.volumes.values().filter(|(f, _)| *f == family).count() >= max_volumes {
+            return Err(StoreError::TooManyVolumes);
+        }
+        a.volumes.insert(doc, (family, year));
+        Ok(true)
+    }
+
+    fn volumes_of(&self, family: FamilyId) -> StoreResult<Vec<(u16, DocId)>> {
+        let a = self.accounts()?;
+        let mut out: Vec<(u16, DocId)> = a
+            .volumes
+            .iter()
+            .filter(|(_, (f, _))| *f == family)
+            .map(|(&doc, &(_, year))| (year, doc))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     fn create_invite_within(&self, invite: &NewInvite, limits: InviteLimits) -> StoreResult<()> {
         int("created_at", invite.created_at)?;
         int("expires_at", invite.expires_at)?;
@@ -910,6 +948,10 @@ impl AccountStore for MemoryStore {
         let family = FamilyId(doc.0);
         if a.live_family(family).is_some() {
             return Ok(Some(DocOwner::Family(family)));
+        }
+        // Or a volume of a family that is not deleted.
+        if let Some(&(family, _)) = a.volumes.get(&doc) {
+            return Ok(a.live_family(family).map(|_| DocOwner::Family(family)));
         }
         // Or the key log of a family that is not deleted, or of a personal document.
         let family = doc.key_log_family();

@@ -351,12 +351,19 @@ impl AccountStore for PgStore {
             // Nor another family's or user's key log (FamilyId::key_log relates a
             // document and its key log both ways): a personal document there would
             // take that key log over.
+            let ids = [user.personal_doc.0, user.personal_doc.key_log_family().0];
             if exists(
                 tx,
                 "SELECT 1 FROM docs WHERE doc = $1 OR doc = $2",
-                &[&user.personal_doc.0, &user.personal_doc.key_log_family().0],
+                &[&ids[0], &ids[1]],
             )
             .await?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM volumes WHERE doc = $1 OR doc = $2",
+                    &[&ids[0], &ids[1]],
+                )
+                .await?
             {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
@@ -855,6 +862,12 @@ impl AccountStore for PgStore {
                     &[&family.key_log().0],
                 )
                 .await?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM volumes WHERE doc = $1 OR doc = $2",
+                    &[&doc.0, &family.key_log().0],
+                )
+                .await?
             {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
@@ -980,6 +993,88 @@ impl AccountStore for PgStore {
                 exec(tx, sql, &[&family.0]).await?;
             }
             self.announce(tx, 'm', &family.to_string()).await
+        })
+    }
+
+    fn open_volume(&self, family: FamilyId, year: u16, max_volumes: usize) -> StoreResult<bool> {
+        let doc = family.volume(year);
+        let year = i16::try_from(year)
+            .map_err(|_| StoreError::Invalid(format!("a volume's year {year}")))?;
+        // The family's row is locked for the cap; the id is a unique key.
+        self.write_committed(async |tx| {
+            lock_family(tx, family).await?;
+            if !live_family(tx, family).await? {
+                return Err(StoreError::NotFound("family"));
+            }
+            let open = row(
+                tx,
+                "SELECT family, year FROM volumes WHERE doc = $1",
+                &[&doc.0],
+            )
+            .await?;
+            if let Some(open) = open {
+                let (f, y): ([u8; 16], i16) = (bytes(&open, 0)?, open.try_get(1)?);
+                if f == family.0 && y == year {
+                    return Ok(false);
+                }
+                return Err(StoreError::Conflict(format!("volume {doc} is taken")));
+            }
+            // An id made before new documents' ids were checked for a volume's shape
+            // (one in 2^32 by chance): the volume cannot be opened.
+            let key_log_of = doc.key_log_family();
+            if exists(
+                tx,
+                "SELECT 1 FROM docs WHERE doc = $1 OR doc = $2",
+                &[&doc.0, &key_log_of.0],
+            )
+            .await?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM families WHERE id = $1 OR id = $2",
+                    &[&doc.0, &key_log_of.0],
+                )
+                .await?
+            {
+                return Err(StoreError::Conflict(format!("volume {doc} is taken")));
+            }
+            let opened = row(
+                tx,
+                "SELECT count(*) FROM volumes WHERE family = $1",
+                &[&family.0],
+            )
+            .await?
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+            if usize::try_from(opened).unwrap_or(usize::MAX) >= max_volumes {
+                return Err(StoreError::TooManyVolumes);
+            }
+            exec(
+                tx,
+                "INSERT INTO volumes (doc, family, year) VALUES ($1, $2, $3)",
+                &[&doc.0, &family.0, &year],
+            )
+            .await?;
+            Ok(true)
+        })
+    }
+
+    fn volumes_of(&self, family: FamilyId) -> StoreResult<Vec<(u16, DocId)>> {
+        self.read(async |c| {
+            rows(
+                c,
+                "SELECT year, doc FROM volumes WHERE family = $1 ORDER BY year",
+                &[&family.0],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let year: i16 = r.try_get(0)?;
+                let year = u16::try_from(year)
+                    .map_err(|_| StoreError::Corrupt(format!("volume year {year}")))?;
+                Ok((year, DocId(bytes(r, 1)?)))
+            })
+            .collect()
         })
     }
 
@@ -1142,6 +1237,17 @@ impl AccountStore for PgStore {
             )
             .await?;
             let Some(found) = found else {
+                // Or a volume of a family that is not deleted.
+                let volume = row(
+                    c,
+                    "SELECT v.family FROM volumes v JOIN families f ON f.id = v.family
+                     WHERE v.doc = $1 AND NOT f.deleted",
+                    &[&doc.0],
+                )
+                .await?;
+                if let Some(volume) = volume {
+                    return Ok(Some(DocOwner::Family(FamilyId(bytes(&volume, 0)?))));
+                }
                 // Or the key log of a personal document (its user's devices' key
                 // group), or of a family that is not deleted.
                 let family = doc.key_log_family();

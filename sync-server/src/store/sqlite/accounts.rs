@@ -214,11 +214,10 @@ impl AccountStore for SqliteStore {
             // Nor another family's or user's key log (FamilyId::key_log relates a
             // document and its key log both ways): a personal document there would
             // take that key log over.
-            if exists(
-                tx,
-                "SELECT 1 FROM docs WHERE doc = ?1 OR doc = ?2",
-                [user.personal_doc.0, user.personal_doc.key_log_family().0],
-            )? {
+            let ids = [user.personal_doc.0, user.personal_doc.key_log_family().0];
+            if exists(tx, "SELECT 1 FROM docs WHERE doc = ?1 OR doc = ?2", ids)?
+                || exists(tx, "SELECT 1 FROM volumes WHERE doc = ?1 OR doc = ?2", ids)?
+            {
                 return Err(StoreError::Conflict(format!(
                     "document {} exists",
                     user.personal_doc
@@ -649,6 +648,11 @@ impl AccountStore for SqliteStore {
                     "SELECT 1 FROM docs WHERE doc = ?1",
                     [family.key_log().0],
                 )?
+                || exists(
+                    tx,
+                    "SELECT 1 FROM volumes WHERE doc = ?1 OR doc = ?2",
+                    [doc.0, family.key_log().0],
+                )?
             {
                 return Err(StoreError::Conflict(format!("family {family} exists")));
             }
@@ -753,6 +757,59 @@ impl AccountStore for SqliteStore {
                 tx.prepare_cached(sql)?.execute([family.0])?;
             }
             Ok(())
+        })
+    }
+
+    fn open_volume(&self, family: FamilyId, year: u16, max_volumes: usize) -> StoreResult<bool> {
+        let doc = family.volume(year);
+        self.write(|tx| {
+            if !live_family(tx, family)? {
+                return Err(StoreError::NotFound("family"));
+            }
+            let mut stmt = tx.prepare_cached("SELECT family, year FROM volumes WHERE doc = ?1")?;
+            let open = first(stmt.query([doc.0])?, |row| {
+                Ok((row.get::<_, [u8; 16]>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            match open {
+                Some((f, y)) if f == family.0 && y == i64::from(year) => return Ok(false),
+                Some(_) => return Err(StoreError::Conflict(format!("volume {doc} is taken"))),
+                None => {}
+            }
+            // An id made before new documents' ids were checked for a volume's shape
+            // (one in 2^32 by chance): the volume cannot be opened.
+            let key_log_of = doc.key_log_family();
+            if exists(tx, "SELECT 1 FROM docs WHERE doc = ?1", [doc.0])?
+                || exists(tx, "SELECT 1 FROM families WHERE id = ?1", [doc.0])?
+                || exists(tx, "SELECT 1 FROM docs WHERE doc = ?1", [key_log_of.0])?
+                || exists(tx, "SELECT 1 FROM families WHERE id = ?1", [key_log_of.0])?
+            {
+                return Err(StoreError::Conflict(format!("volume {doc} is taken")));
+            }
+            let opened: i64 = tx
+                .prepare_cached("SELECT count(*) FROM volumes WHERE family = ?1")?
+                .query_row([family.0], |row| row.get(0))?;
+            if usize::try_from(opened).unwrap_or(usize::MAX) >= max_volumes {
+                return Err(StoreError::TooManyVolumes);
+            }
+            tx.prepare_cached("INSERT INTO volumes (doc, family, year) VALUES (?1, ?2, ?3)")?
+                .execute((doc.0, family.0, i64::from(year)))?;
+            Ok(true)
+        })
+    }
+
+    fn volumes_of(&self, family: FamilyId) -> StoreResult<Vec<(u16, DocId)>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare_cached("SELECT year, doc FROM volumes WHERE family = ?1 ORDER BY year")?;
+            let mut rows = stmt.query([family.0])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let year: i64 = row.get(0)?;
+                let year = u16::try_from(year)
+                    .map_err(|_| StoreError::Corrupt(format!("volume year {year}")))?;
+                out.push((year, DocId(row.get(1)?)));
+            }
+            Ok(out)
         })
     }
 
@@ -907,6 +964,16 @@ impl AccountStore for SqliteStore {
             })?;
             if owner.is_some() {
                 return Ok(owner);
+            }
+            // Or a volume of a family that is not deleted.
+            let mut stmt = tx.prepare_cached(
+                "SELECT v.family FROM volumes v JOIN families f ON f.id = v.family
+                 WHERE v.doc = ?1 AND f.deleted = 0",
+            )?;
+            if let Some(family) = first(stmt.query([doc.0])?, |row| {
+                Ok(FamilyId(row.get::<_, [u8; 16]>(0)?))
+            })? {
+                return Ok(Some(DocOwner::Family(family)));
             }
             // Or the key log of a personal document (its user's devices' key group),
             // or of a family that is not deleted.

@@ -1,0 +1,296 @@
+//! A family's per-year volumes against the real relay (issue 17): a member opens one
+//! (`OpenVolume`), and from then on it is read, written, sealed and compacted like the
+//! family's document, by the same members only; it survives a `kill -9`, has a cap
+//! per family, and goes with the family.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use doran_protocol::{
+    BlobHash, ClientFrame, DocId, ErrorCode, FamilyId, InviteId, Request, Response, ServerFrame,
+};
+use support::{Client, Identity, Server, signed_http};
+
+/// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
+fn sealed(n: u8) -> Vec<u8> {
+    let mut bytes = b"DRD\x01".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
+/// A clear chunk, unique per `n`.
+fn clear(n: u8) -> Vec<u8> {
+    let mut bytes = b"\x85\x6f\x4a\x83".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
+fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
+    r.map_err(|e| e.code)
+}
+
+/// Mom's family `family` with dad in it, and eve, who is in none: their clients and
+/// identities.
+async fn mom_dad_and_eve(server: &Server, family: FamilyId) -> ([Client; 3], [Identity; 3]) {
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut m = Client::register(server, &mut mom).await;
+    m.request(Request::CreateFamily { family })
+        .await
+        .expect("family created");
+    let mut dad = Identity::new("dad@example.com", "dad");
+    let mut d = Client::register(server, &mut dad).await;
+    let invite = InviteId::random();
+    m.request(mom.invite_request(invite, family, dad.user()))
+        .await
+        .expect("invite sent");
+    d.request(dad.answer_request(invite, true))
+        .await
+        .expect("invite accepted");
+    let mut eve = Identity::new("eve@example.com", "eve");
+    let e = Client::register(server, &mut eve).await;
+    ([m, d, e], [mom, dad, eve])
+}
+
+async fn open(c: &mut Client, family: FamilyId, year: u16) -> Result<Response, ErrorCode> {
+    code(c.request(Request::OpenVolume { family, year }).await)
+}
+
+/// `by` uploads `bytes` to the family's blobs and pushes them as a snapshot of `doc`
+/// covering `covers`: recorded (pending), or the refusal.
+async fn push_snapshot(
+    (server, by, c): (&Server, &Identity, &mut Client),
+    (family, doc): (FamilyId, DocId),
+    covers: u64,
+    bytes: Vec<u8>,
+) -> Result<(), ErrorCode> {
+    let blob = BlobHash::of(&bytes);
+    let path = format!("/blobs/{blob}?family={family}");
+    let put = signed_http(server, by, "PUT", &path, &bytes).await;
+    assert!(
+        put.status == 201 || put.status == 200,
+        "upload: {}",
+        put.status
+    );
+    c.send(&ClientFrame::PushSnapshot {
+        doc,
+        covers_seq: covers,
+        blob,
+        len: bytes.len() as u64,
+    })
+    .await;
+    c.until(|f| match f {
+        ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
+        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.code)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_is_the_familys_once_a_member_opens_it_and_nobody_elses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path());
+    let family = FamilyId::new_family(true);
+    let volume = family.volume(2026);
+    let ([mut mom, mut dad, mut eve], [mom_id, dad_id, _]) = mom_dad_and_eve(&server, family).await;
+
+    // Unknown before it is opened, to members too.
+    assert_eq!(
+        code(dad.push_ack(volume, sealed(1)).await),
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        code(dad.subscribe_view(volume, 0).await).map(|_| ()),
+        Err(ErrorCode::NotFound)
+    );
+    // Only a member opens it, and only within the years volumes have.
+    assert_eq!(
+        open(&mut eve, family, 2026).await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        open(&mut dad, family, 1899).await,
+        Err(ErrorCode::InvalidInput)
+    );
+    assert_eq!(open(&mut dad, family, 2026).await, Ok(Response::Done));
+    assert_eq!(
+        open(&mut mom, family, 2026).await,
+        Ok(Response::Done),
+        "again"
+    );
+
+    // Sealed like the family's document: envelopes only.
+    assert_eq!(
+        code(dad.push_ack(volume, clear(2)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(dad.push_ack(volume, sealed(3)).await), Ok(1));
+    let view = mom.subscribe_view(volume, 0).await.expect("mom reads it");
+    assert_eq!(view.chunks, vec![(1, sealed(3))]);
+    // Live to the members subscribed to it.
+    assert_eq!(code(dad.push_ack(volume, sealed(4)).await), Ok(2));
+    let live = mom
+        .until(|f| match f {
+            ServerFrame::Chunk {
+                doc, seq, bytes, ..
+            } if *doc == volume => Some((*seq, bytes.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(live, (2, sealed(4)));
+    // Its own log: the family's document and the next year's are untouched.
+    assert_eq!(
+        code(mom.push_ack(DocId::from(family), sealed(5)).await),
+        Ok(1)
+    );
+    assert_eq!(open(&mut mom, family, 2027).await, Ok(Response::Done));
+    assert_eq!(
+        code(mom.push_ack(family.volume(2027), sealed(6)).await),
+        Ok(1)
+    );
+    // Compacted like the family's document: a sealed snapshot, never a clear one.
+    assert_eq!(
+        push_snapshot((&server, &mom_id, &mut mom), (family, volume), 2, clear(40)).await,
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(
+        push_snapshot(
+            (&server, &mom_id, &mut mom),
+            (family, volume),
+            2,
+            sealed(41)
+        )
+        .await,
+        Ok(())
+    );
+
+    // Somebody else neither reads nor writes it.
+    assert_eq!(
+        code(eve.subscribe_view(volume, 0).await).map(|_| ()),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        code(eve.push_ack(volume, sealed(7)).await),
+        Err(ErrorCode::Forbidden)
+    );
+
+    // Opened and acknowledged survive a kill -9.
+    server.kill();
+    let server = Server::start(dir.path());
+    drop((mom, dad));
+    let mut dad = Client::sign_in(&server, &dad_id).await;
+    let view = dad.subscribe_view(volume, 0).await.expect("still open");
+    assert_eq!(view.head, 2);
+    assert_eq!(code(dad.push_ack(volume, sealed(8)).await), Ok(3));
+
+    // Dad removed: his subscription ends, he reads and writes nothing more.
+    let mut mom = Client::sign_in(&server, &mom_id).await;
+    assert_eq!(
+        code(
+            mom.request(Request::RemoveMember {
+                family,
+                user: dad_id.user()
+            })
+            .await
+        ),
+        Ok(Response::Done)
+    );
+    let ended = dad
+        .until(|f| match f {
+            ServerFrame::Error(err) if err.doc == Some(volume) => Some(err.code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ended, ErrorCode::Forbidden);
+    assert_eq!(
+        code(dad.push_ack(volume, sealed(9)).await),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        open(&mut dad, family, 2028).await,
+        Err(ErrorCode::Forbidden)
+    );
+
+    // Gone with the family.
+    assert_eq!(
+        code(mom.request(Request::DeleteFamily { family }).await),
+        Ok(Response::Done)
+    );
+    let mut mom = Client::sign_in(&server, &mom_id).await;
+    for doc in [volume, family.volume(2027)] {
+        assert!(matches!(
+            code(mom.subscribe_view(doc, 0).await).map(|_| ()),
+            Err(ErrorCode::NotFound | ErrorCode::Forbidden)
+        ));
+    }
+    assert_eq!(
+        open(&mut mom, family, 2029).await,
+        Err(ErrorCode::Forbidden)
+    );
+}
+
+/// In a family created clear, each volume's log is sealed by the host's first
+/// envelope in it, as the family's document is: before it, another member's envelope
+/// is refused; after it, clear chunks are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_familys_volume_is_sealed_by_its_host_like_its_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let family = FamilyId::new_family(false);
+    let volume = family.volume(2019);
+    let ([mut mom, mut dad, _], _) = mom_dad_and_eve(&server, family).await;
+    assert_eq!(open(&mut dad, family, 2019).await, Ok(Response::Done));
+    assert_eq!(code(dad.push_ack(volume, clear(1)).await), Ok(1));
+    assert_eq!(
+        code(dad.push_ack(volume, sealed(2)).await),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(code(mom.push_ack(volume, sealed(3)).await), Ok(2));
+    assert_eq!(
+        code(dad.push_ack(volume, clear(4)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(dad.push_ack(volume, sealed(5)).await), Ok(3));
+}
+
+/// A family opens at most `max_volumes_per_family` volumes; opening one again is
+/// still fine at the cap, and another family has a cap of its own. No family or
+/// account can take a volume's id: the relay refuses such ids on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_are_capped_per_family_and_their_ids_are_nobody_elses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"limits":{"max_volumes_per_family": 2}}"#;
+    let server = Server::start_with_config(dir.path(), config, &[]);
+    let family = FamilyId::new_family(true);
+    let ([mut mom, mut dad, mut eve], _) = mom_dad_and_eve(&server, family).await;
+    assert_eq!(open(&mut mom, family, 2025).await, Ok(Response::Done));
+    assert_eq!(open(&mut dad, family, 2026).await, Ok(Response::Done));
+    assert_eq!(
+        open(&mut dad, family, 2027).await,
+        Err(ErrorCode::QuotaExceeded)
+    );
+    assert_eq!(open(&mut mom, family, 2025).await, Ok(Response::Done));
+    let eves = FamilyId::new_family(true);
+    eve.request(Request::CreateFamily { family: eves })
+        .await
+        .expect("eve's family");
+    assert_eq!(open(&mut eve, eves, 2027).await, Ok(Response::Done));
+
+    // Eve knows nothing of mom's family here, but a member who left would know its
+    // id: no family takes a volume's id, nor one whose key log is a volume's.
+    for id in [
+        family.volume(2030),
+        DocId(family.volume(2031).key_log_family().0),
+    ] {
+        assert_eq!(
+            code(
+                eve.request(Request::CreateFamily {
+                    family: FamilyId(id.0)
+                })
+                .await
+            ),
+            Err(ErrorCode::InvalidInput)
+        );
+    }
+}
