@@ -287,6 +287,24 @@ impl DocId {
 /// instants the documents hold are read within 1900–2200.
 pub const VOLUME_YEARS: std::ops::RangeInclusive<u16> = 1900..=2200;
 
+/// The volume an instant (unix ms) belongs to: its year in UTC, within
+/// [`VOLUME_YEARS`] (an instant before or after them is in the first or the last).
+/// Devices put what is made at an instant in that year's volume, and the relay always
+/// lets a family open the volume of the year it is now.
+pub fn volume_year(unix_ms: i64) -> u16 {
+    // Days to a civil date (Howard Hinnant's `civil_from_days`), the year alone.
+    let days = unix_ms.div_euclid(86_400_000) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    let year = year_of_era + era * 400 + i64::from(month_index >= 10);
+    let (first, last) = (*VOLUME_YEARS.start(), *VOLUME_YEARS.end());
+    year.clamp(i64::from(first), i64::from(last)) as u16
+}
+
 const VOLUME_ID_CONTEXT: &str = "dorandoran 2026-12 family volume id";
 const VOLUME_MARK_CONTEXT: &str = "dorandoran 2026-12 family volume mark";
 
@@ -366,6 +384,41 @@ mod tests {
         assert!(!v.may_name_a_new_document());
         let squatting_key_log = DocId(v.key_log_family().0);
         assert!(!squatting_key_log.may_name_a_new_document());
+    }
+
+    #[test]
+    fn an_instant_is_in_its_utc_years_volume() {
+        let at = |y: i64, rest_ms: i64| {
+            // Midnight UTC of 1 January of `y` (days from 1970 by whole years).
+            let days: i64 = if y >= 1970 {
+                (1970..y).map(|y| if leap(y) { 366 } else { 365 }).sum()
+            } else {
+                -(y..1970)
+                    .map(|y| if leap(y) { 366 } else { 365 })
+                    .sum::<i64>()
+            };
+            days * 86_400_000 + rest_ms
+        };
+        fn leap(y: i64) -> bool {
+            (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        }
+        assert_eq!(volume_year(0), 1970);
+        for y in [1900, 1969, 1999, 2000, 2024, 2026, 2100, 2200] {
+            assert_eq!(volume_year(at(y, 0)), y as u16, "1 January {y}");
+            assert_eq!(
+                volume_year(at(y, -1)),
+                (y - 1).max(1900) as u16,
+                "31 December {}",
+                y - 1
+            );
+        }
+        // 2026-12-31 23:59:59.999 UTC, 2026-12-31 15:00 UTC (midnight in Seoul).
+        assert_eq!(volume_year(at(2027, -1)), 2026);
+        assert_eq!(volume_year(at(2027, -9 * 3_600_000)), 2026);
+        // 29 February of a leap year.
+        assert_eq!(volume_year(at(2024, 59 * 86_400_000)), 2024);
+        assert_eq!(volume_year(i64::MIN), 1900);
+        assert_eq!(volume_year(i64::MAX), 2200);
     }
 
     #[test]

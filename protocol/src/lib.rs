@@ -93,7 +93,7 @@ pub use frame::{
 };
 pub use ids::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, LinkId, SEALED_PREFIX, Seq,
-    UserId, VOLUME_YEARS, looks_sealed,
+    UserId, VOLUME_YEARS, looks_sealed, volume_year,
 };
 pub use keys::{PublicKey, Signature};
 pub use model::{

@@ -254,9 +254,11 @@ async fn a_clear_familys_volume_is_sealed_by_its_host_like_its_document() {
     assert_eq!(code(dad.push_ack(volume, sealed(5)).await), Ok(3));
 }
 
-/// A family opens at most `max_volumes_per_family` volumes; opening one again is
-/// still fine at the cap, and another family has a cap of its own. No family or
-/// account can take a volume's id: the relay refuses such ids on the wire.
+/// A family opens at most `max_volumes_per_family` volumes — but always the volume of
+/// the year it is now and of the next, so a member who opened volumes of years nobody
+/// uses keeps nobody from writing this year's; opening one again is fine at the cap,
+/// and another family has a cap of its own. No family or account can take a volume's
+/// id: the relay refuses such ids on the wire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_are_capped_per_family_and_their_ids_are_nobody_elses() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -264,13 +266,29 @@ async fn volumes_are_capped_per_family_and_their_ids_are_nobody_elses() {
     let server = Server::start_with_config(dir.path(), config, &[]);
     let family = FamilyId::new_family(true);
     let ([mut mom, mut dad, mut eve], _) = mom_dad_and_eve(&server, family).await;
-    assert_eq!(open(&mut mom, family, 2025).await, Ok(Response::Done));
-    assert_eq!(open(&mut dad, family, 2026).await, Ok(Response::Done));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let this_year = doran_protocol::volume_year(now);
+    // Dad fills the cap with years long gone.
+    assert_eq!(open(&mut dad, family, 1950).await, Ok(Response::Done));
+    assert_eq!(open(&mut dad, family, 1951).await, Ok(Response::Done));
     assert_eq!(
-        open(&mut dad, family, 2027).await,
+        open(&mut dad, family, 1952).await,
         Err(ErrorCode::QuotaExceeded)
     );
-    assert_eq!(open(&mut mom, family, 2025).await, Ok(Response::Done));
+    assert_eq!(
+        open(&mut mom, family, this_year - 1).await,
+        Err(ErrorCode::QuotaExceeded)
+    );
+    // This year's and the next still open.
+    assert_eq!(open(&mut mom, family, this_year).await, Ok(Response::Done));
+    assert_eq!(
+        open(&mut mom, family, this_year + 1).await,
+        Ok(Response::Done)
+    );
+    assert_eq!(open(&mut mom, family, 1950).await, Ok(Response::Done));
     let eves = FamilyId::new_family(true);
     eve.request(Request::CreateFamily { family: eves })
         .await

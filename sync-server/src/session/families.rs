@@ -197,10 +197,19 @@ impl Ctx<'_> {
     }
 
     /// Opens the family's volume of `year` for its members (issue 17): from then on
-    /// it is read, written and sealed like the family's document (`doc_owner`).
+    /// it is read, written and sealed like the family's document (`doc_owner`). At
+    /// most `max_volumes_per_family` (this year's and the next excepted).
     pub(super) async fn open_volume(&self, family: FamilyId, year: u16) -> ApiResult<Response> {
         self.member_of(family).await?;
-        let max = self.state.config.limits.max_volumes_per_family;
+        // The volumes of the year it is now and of the next (a device's clock a little
+        // ahead) open even at the cap: a member who opened volumes of years nobody
+        // uses keeps nobody from writing this year's.
+        let now = doran_protocol::volume_year(i64::try_from(now_ms()).unwrap_or(i64::MAX));
+        let max = if year == now || year == now.saturating_add(1) {
+            usize::MAX
+        } else {
+            self.state.config.limits.max_volumes_per_family
+        };
         let opened = self
             .state
             .accounts(move |a| a.open_volume(family, year, max))
