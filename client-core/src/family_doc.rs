@@ -114,7 +114,7 @@ impl FamilyDoc {
     ) -> Result<(Self, Vec<u8>)> {
         let title = validate::text(Field::FamilyTitle, title, validate::FAMILY_TITLE)?;
         let name = validate::text(Field::MemberName, creator_name, validate::MEMBER_NAME)?;
-        let mut replica = Replica::with_check(actor, rules::check_change);
+        let mut replica = Replica::with_check(actor, rules::DocRules::Family);
         let doc = replica.doc_mut();
         doc.put(ROOT, "schema", SCHEMA_VERSION)?;
         doc.put(ROOT, "id", family.to_hex())?;
@@ -150,7 +150,8 @@ impl FamilyDoc {
         chunks: impl IntoIterator<Item = &'a [u8]>,
         actor: &Actor,
     ) -> Result<Self> {
-        let replica = Replica::load_checked(snapshot, chunks, actor, Some(rules::check_change))?;
+        let replica =
+            Replica::load_checked(snapshot, chunks, actor, Some(rules::DocRules::Family))?;
         let mut fd = FamilyDoc {
             replica,
             view: Family::default(),
@@ -169,7 +170,8 @@ impl FamilyDoc {
         actor: &Actor,
         view: Family,
     ) -> Result<Self> {
-        let replica = Replica::load_checked(snapshot, chunks, actor, Some(rules::check_change))?;
+        let replica =
+            Replica::load_checked(snapshot, chunks, actor, Some(rules::DocRules::Family))?;
         Ok(FamilyDoc {
             replica,
             view,

@@ -40,6 +40,7 @@ pub mod time_util;
 pub mod validate;
 pub mod view_cache;
 pub mod views;
+pub mod volume;
 mod xchacha;
 
 pub use error::{DocError, Result};

@@ -17,7 +17,7 @@ use doran_protocol::{DeviceId, UserId};
 use crate::{
     chunk_bounds::{ChunkError, Limits, Piece, inspect},
     error::Result,
-    rules::{self, Violation},
+    rules::{self, DocRules, Violation},
 };
 
 /// Who is writing: a user on one of their devices. The Automerge actor id is the user id
@@ -56,12 +56,6 @@ pub enum Touched {
     /// An entity in a collection under the root: (collection, key).
     Entity(String, String),
 }
-
-/// A check every incoming change must pass before it is applied (the family
-/// document's rules, [`crate::rules::check_change`]). It sees the document with the
-/// change's dependencies applied, and must decide from the change and its causal past
-/// alone, so that every device reaches the same verdict.
-pub type ChangeCheck = fn(&AutoCommit, &Change) -> std::result::Result<(), Violation>;
 
 /// Why an incoming chunk, or a change in it, was set aside.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,7 +161,11 @@ pub struct Replica {
     pending: Vec<Change>,
     /// Changes refused since this replica was opened; what depends on them is refused.
     refused: HashSet<ChangeHash>,
-    check: Option<ChangeCheck>,
+    /// The rules every incoming change must pass before it is applied
+    /// ([`DocRules::check`]). They see the document with the change's dependencies
+    /// applied, and decide from the change and its causal past alone, so that every
+    /// device reaches the same verdict.
+    check: Option<DocRules>,
     limits: Limits,
 }
 
@@ -179,11 +177,22 @@ impl Replica {
     }
 
     /// An empty document whose incoming changes must also pass `check`.
-    pub fn with_check(actor: &Actor, check: ChangeCheck) -> Self {
+    pub fn with_check(actor: &Actor, check: DocRules) -> Self {
         Replica::from_doc(AutoCommit::new().with_actor(actor.actor_id()), Some(check))
     }
 
-    fn from_doc(doc: AutoCommit, check: Option<ChangeCheck>) -> Self {
+    /// A family's volume that holds only its first change (`genesis`, the same bytes
+    /// on every device: [`crate::volume::genesis`]), whose incoming changes must pass
+    /// `check`. Nothing needs storing: every device makes the same first change.
+    pub fn new_volume(actor: &Actor, genesis: Change, check: DocRules) -> Result<Self> {
+        let mut doc = AutoCommit::new();
+        doc.apply_changes([genesis])?;
+        let mut replica = Replica::from_doc(doc, Some(check));
+        replica.doc.set_actor(actor.actor_id());
+        Ok(replica)
+    }
+
+    fn from_doc(doc: AutoCommit, check: Option<DocRules>) -> Self {
         Replica {
             doc,
             pending: Vec::new(),
@@ -211,12 +220,40 @@ impl Replica {
         snapshot: Option<&[u8]>,
         chunks: impl IntoIterator<Item = &'a [u8]>,
         actor: &Actor,
-        check: Option<ChangeCheck>,
+        check: Option<DocRules>,
     ) -> Result<Self> {
-        let doc = match snapshot {
+        Replica::load_on(None, snapshot, chunks, actor, check)
+    }
+
+    /// Loads a family's volume as [`Replica::load_checked`] does, on its first change
+    /// (`genesis`: every device makes it alike, so it is never stored or pushed; a
+    /// snapshot holds it already).
+    pub fn load_volume<'a>(
+        genesis: Change,
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+        check: DocRules,
+    ) -> Result<Self> {
+        Replica::load_on(Some(genesis), snapshot, chunks, actor, Some(check))
+    }
+
+    fn load_on<'a>(
+        base: Option<Change>,
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+        check: Option<DocRules>,
+    ) -> Result<Self> {
+        let mut doc = match snapshot {
             Some(bytes) => AutoCommit::load(bytes)?,
             None => AutoCommit::new(),
         };
+        if let Some(base) = base
+            && !doc.get_missing_deps(&[base.hash()]).is_empty()
+        {
+            doc.apply_changes([base])?;
+        }
         let mut replica = Replica::from_doc(doc, check);
         let mut batch = Batch::default();
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -477,9 +514,11 @@ impl Replica {
                 // written while checking, so nothing needs rebuilding.
                 Some(check) => {
                     let doc = &self.doc;
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(doc, &change)))
-                        .map_err(|_| Refusal::Crashed)
-                        .and_then(|checked| checked.map_err(Refusal::from))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check.check(doc, &change)
+                    }))
+                    .map_err(|_| Refusal::Crashed)
+                    .and_then(|checked| checked.map_err(Refusal::from))
                 }
                 None => Ok(()),
             }
@@ -606,7 +645,7 @@ pub fn compare_snapshot(
     required: impl IntoIterator<Item = ChangeHash>,
     held: &HashSet<ChangeHash>,
     pusher: Option<UserId>,
-    check: Option<ChangeCheck>,
+    check: Option<DocRules>,
 ) -> std::result::Result<SnapshotDiff, Refusal> {
     let mut replica = Replica::from_doc(AutoCommit::new(), check);
     let (_, fates) = replica.apply_remote([snapshot]);

@@ -103,6 +103,11 @@ pub enum Violation {
         /// The user who pushed the chunk.
         pusher: UserId,
     },
+    /// A change of a family's volume written under an actor id that is not a user's
+    /// device's (only the volume's first change, the same bytes on every device, is
+    /// written as the volume itself).
+    #[error("a volume's change written as no user's device")]
+    VolumeActor,
     /// A chunk of a personal document pushed by someone other than its owner.
     #[error("a personal document written by {pusher}, not by its owner")]
     NotTheOwner {
@@ -185,6 +190,36 @@ pub fn check_personal_pusher(owner: UserId, pusher: Option<UserId>) -> Verdict {
     }
 }
 
+/// The rules a document's incoming changes must pass: the family's document's, or one
+/// of its per-year volumes' (issue 17, [`crate::volume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocRules {
+    /// The family's document: [`check_change`].
+    Family,
+    /// A volume of the family: [`check_volume_change`].
+    Volume {
+        /// The family's host, the author of the family document's first change
+        /// ([`host_of`]), which never changes. A volume has no member list: the rules
+        /// never read one across documents, since nothing orders a volume's changes
+        /// against the family document's, and a verdict must not depend on which
+        /// arrived first.
+        host: UserId,
+        /// The hash of the volume's first change ([`crate::volume::genesis`]).
+        genesis: ChangeHash,
+    },
+}
+
+impl DocRules {
+    /// Checks one change, about to be applied to `doc` (its dependencies are all in
+    /// it), by these rules.
+    pub fn check(&self, doc: &AutoCommit, change: &Change) -> Verdict {
+        match *self {
+            DocRules::Family => check_change(doc, change),
+            DocRules::Volume { host, genesis } => check_volume_change(doc, change, host, genesis),
+        }
+    }
+}
+
 /// Checks one change, about to be applied to `doc` (its dependencies are all in it).
 pub fn check_change(doc: &AutoCommit, change: &Change) -> Verdict {
     let author = Actor::user_of(change.actor_id()).ok_or(Violation::NotAUser)?;
@@ -198,29 +233,89 @@ pub fn check_change(doc: &AutoCommit, change: &Change) -> Verdict {
     } else {
         host_of(doc).ok_or(Violation::NoFamily)?
     };
-    let expanded = change.decode();
-    let mut check = Check {
-        doc,
-        deps,
-        author,
-        host,
-        genesis,
-        actor: change.actor_id().clone(),
-        start_op: change.start_op().get(),
-        created: HashMap::new(),
-        resolved: HashMap::new(),
-        overlay: HashMap::new(),
-        deleted: HashSet::new(),
-        needs_container_deleted: Vec::new(),
-        counted: BTreeMap::new(),
-        done: BTreeMap::new(),
-        marks: Vec::new(),
-        ticked: HashMap::new(),
-    };
-    for (i, op) in expanded.operations.iter().enumerate() {
-        check.op(i as u64, op)?;
+    Check::new(doc, change, Scope::Family, (author, host), genesis).run(change)
+}
+
+/// Checks one change of a family's volume, about to be applied to `doc`: the rules of
+/// the family's document for its calendar, missions, photos and voice messages and
+/// for the counters and marks at its root, with the family's `host`, except that:
+///
+/// - its first change is the one every device makes alike (`genesis`, its hash), and
+///   no other change starts from nothing;
+/// - every other change is written by a user's device (an actor id of a user and a
+///   device, as [`Actor::actor_id`] writes it), never as the volume;
+/// - nothing else is written there: no member, album, invite, title or root field (the
+///   family's document holds them);
+/// - an entity is removed by its creator or the host only (in the family's document, a
+///   photo also goes with its album: an album deleted in the family's document hides
+///   a volume's photos, it does not remove them);
+/// - a tick completes a mission when every other participant ticked it (a volume has
+///   no member list to leave a participant who left out: [`Among::AllParticipants`]).
+pub fn check_volume_change(
+    doc: &AutoCommit,
+    change: &Change,
+    host: UserId,
+    genesis: ChangeHash,
+) -> Verdict {
+    if change.deps().is_empty() {
+        return if change.hash() == genesis && doc.stats().num_changes == 0 {
+            Ok(())
+        } else {
+            Err(Violation::SecondRoot)
+        };
     }
-    check.finish()
+    if change.actor_id().to_bytes().len() != 32 {
+        return Err(Violation::VolumeActor);
+    }
+    let author = Actor::user_of(change.actor_id()).ok_or(Violation::NotAUser)?;
+    Check::new(doc, change, Scope::Volume, (author, host), false).run(change)
+}
+
+/// Which document a change is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The family's document: everything.
+    Family,
+    /// A volume: the entities made in a year, and their counters and marks.
+    Volume,
+}
+
+impl<'a> Check<'a> {
+    fn new(
+        doc: &'a AutoCommit,
+        change: &Change,
+        scope: Scope,
+        (author, host): (UserId, UserId),
+        genesis: bool,
+    ) -> Self {
+        Check {
+            doc,
+            deps: change.deps().to_vec(),
+            scope,
+            author,
+            host,
+            genesis,
+            actor: change.actor_id().clone(),
+            start_op: change.start_op().get(),
+            created: HashMap::new(),
+            resolved: HashMap::new(),
+            overlay: HashMap::new(),
+            deleted: HashSet::new(),
+            needs_container_deleted: Vec::new(),
+            counted: BTreeMap::new(),
+            done: BTreeMap::new(),
+            marks: Vec::new(),
+            ticked: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, change: &Change) -> Verdict {
+        let expanded = change.decode();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            self.op(i as u64, op)?;
+        }
+        self.finish()
+    }
 }
 
 /// The family's host: the creator of the `members` map, which only the family's first
@@ -253,6 +348,7 @@ type OpRef = (u64, ActorId);
 struct Check<'a> {
     doc: &'a AutoCommit,
     deps: Vec<ChangeHash>,
+    scope: Scope,
     author: UserId,
     host: UserId,
     genesis: bool,
@@ -426,6 +522,15 @@ impl Check<'_> {
                 .iter()
                 .all(|(_, actor)| Actor::user_of(actor) == Some(self.author))
         };
+        if self.scope == Scope::Volume {
+            // A volume holds a year's entities and their counters and marks, in the
+            // collections its first change made; the family's document the rest.
+            match keys.as_slice() {
+                [k] if k.starts_with(COUNTS_PREFIX) || k.starts_with(MARKS_PREFIX) => {}
+                [coll, _, ..] if crate::volume::COLLECTIONS.contains(coll) => {}
+                _ => return Err(unknown()),
+            }
+        }
         match (keys.as_slice(), action) {
             // ----- the "ever done" counters: each device its own.
             ([k], _) if k.starts_with(COUNTS_PREFIX) => self.count(k, action, removed),
@@ -470,6 +575,10 @@ impl Check<'_> {
             ([coll, id], _) => {
                 if !removed.is_empty() && !is_host && !removes_own() {
                     match *coll {
+                        // A volume's photo is hidden with its album, not removed.
+                        _ if self.scope == Scope::Volume => {
+                            return Err(deny("only its creator or the host deletes it"));
+                        }
                         // Deleting an album deletes its photos (a voice album, its
                         // messages): allowed if this change deletes the album too.
                         "photos" | "voices" => {
@@ -830,10 +939,17 @@ impl Check<'_> {
         for (kind, entity) in &self.marks {
             // Whether the tick completes the mission is read only for a change that
             // says so (reading at the dependencies costs what the maps' history costs).
+            let among = match self.scope {
+                Scope::Family => Among::Members,
+                Scope::Volume => Among::AllParticipants,
+            };
             let recorded = self.ticked.get(entity).is_some_and(|mission| match *kind {
-                "completed" => {
-                    others_all_ticked(self.doc, mission, &self.author.to_hex(), Some(&self.deps))
-                }
+                "completed" => others_all_ticked(
+                    self.doc,
+                    mission,
+                    (&self.author.to_hex(), among),
+                    Some(&self.deps),
+                ),
                 _ => true,
             });
             if !recorded {
@@ -863,15 +979,26 @@ impl Check<'_> {
     }
 }
 
-/// Whether every other participant of `mission` who is a member has ticked it — so a
-/// tick by `me` completes it — as the document reads at `heads` (`None`: as it is
-/// now). Read from the document, never from a view, so that the device writing a tick
-/// and every device checking it reach the same answer whatever a view made of odd
-/// values.
+/// Whose ticks a mission's completion waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Among {
+    /// Every participant who is a member, by the `members` map of the mission's
+    /// document (the family's document: a participant who left is not waited for).
+    Members,
+    /// Every participant (a volume, which has no member list; reading the family's
+    /// document's would make the verdict depend on which document arrived first).
+    AllParticipants,
+}
+
+/// Whether every other participant of `mission` (`among` those who count) has ticked
+/// it — so a tick by `me` completes it — as the document reads at `heads` (`None`: as
+/// it is now). Read from the document, never from a view, so that the device writing
+/// a tick and every device checking it reach the same answer whatever a view made of
+/// odd values.
 pub(crate) fn others_all_ticked(
     doc: &AutoCommit,
     mission: &ObjId,
-    me: &str,
+    (me, among): (&str, Among),
     heads: Option<&[ChangeHash]>,
 ) -> bool {
     let keys_of = |obj: &ObjId, key: &str| -> Option<HashSet<String>> {
@@ -884,11 +1011,14 @@ pub(crate) fn others_all_ticked(
     let Some(participants) = keys_of(mission, "participants") else {
         return false;
     };
-    let members = keys_of(&ROOT, "members").unwrap_or_default();
+    let members = match among {
+        Among::Members => Some(keys_of(&ROOT, "members").unwrap_or_default()),
+        Among::AllParticipants => None,
+    };
     let ticked = keys_of(mission, "completions").unwrap_or_default();
     participants
         .iter()
-        .filter(|u| u.as_str() != me && members.contains(*u))
+        .filter(|u| u.as_str() != me && members.as_ref().is_none_or(|m| m.contains(*u)))
         .all(|u| ticked.contains(u))
 }
 

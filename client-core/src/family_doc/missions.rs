@@ -180,7 +180,8 @@ impl FamilyDoc {
                 // badges count missions ticked and completed, not clicks. Whether this
                 // tick completes the mission is read as every device will check it.
                 let mission = map_at(doc, &["missions", &id])?;
-                let completes = rules::others_all_ticked(doc, &mission, &me, None);
+                let completes =
+                    rules::others_all_ticked(doc, &mission, (&me, rules::Among::Members), None);
                 doc.put(&completions, me.as_str(), now_ms)?;
                 if !ticked_before {
                     doc.put(ROOT, ticked.as_str(), now_ms)?;

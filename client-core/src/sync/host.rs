@@ -1149,7 +1149,7 @@ impl SyncHost for StoreHost {
             .filter(|h| !after.contains(h) && !unpushed.contains(h))
             .copied();
         let (check, pusher) = match kind {
-            DocKind::Family(_) => (Some(rules::check_change as replica::ChangeCheck), Some(by)),
+            DocKind::Family(_) => (Some(rules::DocRules::Family), Some(by)),
             // Only the owner writes it: nobody else's changes are expected.
             DocKind::Personal(owner) => (None, Some(owner).filter(|o| *o == by)),
             DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),

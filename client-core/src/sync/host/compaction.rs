@@ -31,7 +31,7 @@ use doran_protocol::DocId;
 
 use super::{OpenDoc, Opened, StoreHost};
 use crate::{
-    replica::{ChangeCheck, Replica},
+    replica::Replica,
     rules,
     store::LogPos,
     sync::{DocKind, HostResult as Result},
@@ -100,8 +100,8 @@ impl StoreHost {
     /// whole now (a change waits for its dependencies: a save would leave it out), or
     /// when another compaction went further meanwhile.
     pub fn compact_stored_doc(&self, doc: DocId, kind: DocKind) -> Result<bool> {
-        let check: Option<ChangeCheck> = match kind {
-            DocKind::Family(_) => Some(rules::check_change),
+        let check = match kind {
+            DocKind::Family(_) => Some(rules::DocRules::Family),
             DocKind::Personal(_) => None,
             DocKind::KeyLog(_) => return Ok(false),
         };
