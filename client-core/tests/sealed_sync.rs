@@ -604,6 +604,25 @@ fn a_sealed_personal_document_never_leaves_in_the_clear() {
     assert!(!mine[0].bytes.windows(6).any(|w| w == b"a mood"));
 }
 
+/// A family's volume (issue 17) is not named by its family's id, so the checks that
+/// find a family document by its id would take it for a document to push as it is:
+/// until volumes are sealed under their family's group, a volume's change waits in
+/// the outbox, and never leaves in the clear.
+#[test]
+fn a_volumes_change_never_leaves_in_the_clear() {
+    let me = device(1);
+    let family = FamilyId::new_family(true);
+    let volume = family.volume(2026);
+    me.store.commit_local(volume, b"a photo of 2026").unwrap();
+    me.store.commit_local(DocId([9; 16]), b"another").unwrap();
+    let out = me.host.outbox(None, 10).unwrap();
+    assert!(out.iter().all(|e| e.doc != volume), "{out:?}");
+    assert!(
+        !out.iter()
+            .any(|e| e.bytes.windows(15).any(|w| w == b"a photo of 2026"))
+    );
+}
+
 /// A family its host seals after creating it: a device that turns at the first
 /// envelope of the log owes the family a sealed snapshot (so the relay can drop the
 /// clear history), but one that turns at the relay's snapshot, sealed (another

@@ -880,13 +880,16 @@ impl Keeper {
 
     /// [`Keeper::open`] for what arrived at `seq` (a chunk's seq, a snapshot's last
     /// covered one): in a family its host sealed after it was created, a clear chunk
-    /// from before the first envelope still opens as it is.
+    /// of the family's document from before the first envelope still opens as it is.
+    /// The seqs are that document's: another document of the family (a volume, issue
+    /// 17) takes no clear chunk once the family is sealed.
     pub fn open_at(&self, family: FamilyId, doc: DocId, seq: Seq, bytes: &[u8]) -> Unsealed {
         let envelope = doran_protocol::looks_sealed(bytes);
-        let before_sealing = self
-            .sealed_from
-            .get(&family)
-            .is_some_and(|&from| seq < from)
+        let before_sealing = doc == DocId::from(family)
+            && self
+                .sealed_from
+                .get(&family)
+                .is_some_and(|&from| seq < from)
             && !self.clear_closed.contains(&family);
         match (self.sealed(family), envelope) {
             (Some(true), false) if before_sealing => return Unsealed::Clear,
@@ -1555,6 +1558,12 @@ mod tests {
         assert!(matches!(
             son.open_at(family, doc, 4, b"clear"),
             Unsealed::Clear
+        ));
+        // Those seqs are the family document's: a volume's clear chunk at seq 4 is
+        // not from before the sealing.
+        assert!(matches!(
+            son.open_at(family, family.volume(2026), 4, b"clear"),
+            Unsealed::Refused(Refusal::ClearInSealed)
         ));
         assert!(matches!(
             son.open_at(family, doc, 6, b"clear"),
