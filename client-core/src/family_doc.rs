@@ -8,6 +8,7 @@ mod gallery;
 mod members;
 mod missions;
 mod voice;
+mod volumes;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,7 +27,7 @@ pub use voice::{MAX_PEAKS, VoiceInput};
 use crate::{
     chunk_bounds::Limits,
     error::{DocError, Result},
-    model::{Family, Member, Role, SCHEMA_VERSION},
+    model::{Family, HIDDEN_PREFIX, Member, Role, SCHEMA_VERSION, VOLUMES_PREFIX},
     read::{self, Entity},
     replica::{Actor, ChunkFate, Refusal, Replica, Touched},
     rules,
@@ -349,6 +350,11 @@ impl FamilyDoc {
             {
                 refresh_count(doc, key, &mut self.view.counts);
             }
+            Touched::Root(key)
+                if key.starts_with(VOLUMES_PREFIX) || key.starts_with(HIDDEN_PREFIX) =>
+            {
+                hydrate_listings(doc, &mut self.view);
+            }
             Touched::Root(_) => hydrate_root_fields(doc, &mut self.view),
             Touched::Entity(collection, key) => {
                 let Ok(Some((Value::Object(ObjType::Map), coll))) =
@@ -397,7 +403,25 @@ fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
         .chain(marks)
         .filter_map(|item| Some((item.key.to_string(), counter_value(&item.value)?)))
         .collect();
+    hydrate_listings(doc, v);
     hydrate_root_fields(doc, v);
+}
+
+/// Reads the volumes listed (`v/{year}`) and the hide records (`h/{album}/{entity}`)
+/// at the root again; a key that does not read as one is left out.
+fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
+    v.volumes = doc
+        .map_range(ROOT, VOLUMES_PREFIX.to_owned()..VOLUMES_END.to_owned())
+        .filter_map(|item| item.key.strip_prefix(VOLUMES_PREFIX)?.parse().ok())
+        .filter(|year| doran_protocol::VOLUME_YEARS.contains(year))
+        .collect();
+    v.hidden = doc
+        .map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned())
+        .filter_map(|item| {
+            let (album, entity) = item.key.strip_prefix(HIDDEN_PREFIX)?.split_once('/')?;
+            Some((entity.to_owned(), album.to_owned()))
+        })
+        .collect();
 }
 
 /// Reads one counter (`n/{kind}/{actor}`) or mark (`e/{kind}/{user}/{mission}`) again.
@@ -549,6 +573,10 @@ const COUNTS_PREFIX: &str = "n/";
 const COUNTS_END: &str = "n0";
 /// The first key after every mark key.
 const MARKS_END: &str = "e0";
+/// The first key after every volume listed.
+const VOLUMES_END: &str = "v0";
+/// The first key after every hide record.
+const HIDDEN_END: &str = "h0";
 
 /// The root key of `user`'s mark of `kind` for `mission` ([`rules::MARKED`]).
 fn mark_key(kind: &str, user: &str, mission: &str) -> String {

@@ -13,7 +13,9 @@ mod personal;
 pub use family::{
     Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };
-pub(crate) use family::{INVITES_PREFIX, MARKED_KINDS, MARKS_PREFIX};
+pub(crate) use family::{
+    HIDDEN_PREFIX, INVITES_PREFIX, MARKED_KINDS, MARKS_PREFIX, VOLUMES_PREFIX,
+};
 pub use personal::{DEFAULT_AVATARS, Mood, Personal, Settings};
 
 /// The version of the document schema this build writes. Readers accept older ones.

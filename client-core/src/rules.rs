@@ -139,6 +139,11 @@ pub(crate) use crate::model::MARKS_PREFIX;
 /// (`i/{invitee}/{inviter}` = when).
 use crate::model::INVITES_PREFIX;
 
+/// Root keys of the volumes a family keeps (`v/{year}`) and of the hide records
+/// (`h/{album}/{entity}`): see [`crate::model::Family::volumes`] and
+/// [`crate::model::Family::hidden`].
+use crate::model::{HIDDEN_PREFIX, VOLUMES_PREFIX};
+
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
 /// ticked (in a change that ticks it); `completed`, a mission the member's tick
 /// completed (every other participant who is a member had ticked it, as the change's
@@ -305,6 +310,7 @@ impl<'a> Check<'a> {
             counted: BTreeMap::new(),
             done: BTreeMap::new(),
             marks: Vec::new(),
+            hides: Vec::new(),
             ticked: HashMap::new(),
         }
     }
@@ -371,6 +377,8 @@ struct Check<'a> {
     done: BTreeMap<&'static str, u64>,
     /// Marks this change writes: (kind, entity).
     marks: Vec<(&'static str, String)>,
+    /// Hide records this change writes: (album, entity).
+    hides: Vec<(String, String)>,
     /// The missions this change ticks (the author's own completion): id → object.
     ticked: HashMap<String, ObjId>,
 }
@@ -536,6 +544,8 @@ impl Check<'_> {
             ([k], _) if k.starts_with(COUNTS_PREFIX) => self.count(k, action, removed),
             ([k], _) if k.starts_with(MARKS_PREFIX) => self.mark(k, action),
             ([k], _) if k.starts_with(INVITES_PREFIX) => self.invite(k, action),
+            ([k], _) if k.starts_with(VOLUMES_PREFIX) => volume_listed(k, action),
+            ([k], _) if k.starts_with(HIDDEN_PREFIX) => self.hide(k, action),
             (_, Action::Increment(_)) => Err(Violation::Unsupported("counters")),
 
             // ----- the root: written whole by the first change, then only renamed.
@@ -824,6 +834,31 @@ impl Check<'_> {
         }
     }
 
+    /// A hide record, `h/{album}/{entity}`: written as a time, by the change that
+    /// deletes the album (or voice album) — checked in [`finish`](Self::finish) —
+    /// and never removed. It hides a volume's entity of that album, which a change of
+    /// the family's document cannot remove, while the album is gone; it can hide
+    /// nothing of an album that stands, so whoever may delete an album gains nothing
+    /// more with it.
+    fn hide(&mut self, key: &str, action: &Action<'_>) -> Verdict {
+        let unknown = || Violation::UnknownPath(key.to_owned());
+        let (album, entity) = key
+            .strip_prefix(HIDDEN_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(unknown)?;
+        if !canonical_id(album) || !canonical_id(entity) {
+            return Err(unknown());
+        }
+        if !matches!(action, Action::Put(ScalarValue::Int(_))) {
+            return Err(Violation::NotAllowed {
+                rule: "a hide record is a time, written with its album's deletion and never removed",
+                path: key.to_owned(),
+            });
+        }
+        self.hides.push((album.to_owned(), entity.to_owned()));
+        Ok(())
+    }
+
     /// A mark, `e/{kind}/{user}/{entity}`: the author's own, written as a time (an
     /// integer), never removed (checked against what the change does in
     /// [`finish`](Self::finish)). Writing it again is harmless: a mark is counted
@@ -967,6 +1002,17 @@ impl Check<'_> {
                 });
             }
         }
+        for (album, entity) in &self.hides {
+            let gone = ["albums", "voice_albums"]
+                .iter()
+                .any(|coll| self.deleted.contains(&((*coll).to_owned(), album.clone())));
+            if !gone {
+                return Err(Violation::NotAllowed {
+                    rule: "a hide record is written only by the change that deletes its album",
+                    path: format!("{HIDDEN_PREFIX}{album}/{entity}"),
+                });
+            }
+        }
         for (what, coll, id) in self.needs_container_deleted {
             if !self.deleted.contains(&(coll.to_owned(), id)) {
                 return Err(Violation::NotAllowed {
@@ -977,6 +1023,31 @@ impl Check<'_> {
         }
         Ok(())
     }
+}
+
+/// A volume the family keeps, `v/{year}`: any member lists one (its first entity's
+/// device does, before writing it there), as a time, for a year within
+/// [`doran_protocol::VOLUME_YEARS`] written as devices write it; never removed.
+fn volume_listed(key: &str, action: &Action<'_>) -> Verdict {
+    let year = key
+        .strip_prefix(VOLUMES_PREFIX)
+        .and_then(|y| y.parse::<u16>().ok().filter(|n| n.to_string() == y))
+        .filter(|y| doran_protocol::VOLUME_YEARS.contains(y));
+    if year.is_none() {
+        return Err(Violation::UnknownPath(key.to_owned()));
+    }
+    match action {
+        Action::Put(ScalarValue::Int(_)) => Ok(()),
+        _ => Err(Violation::NotAllowed {
+            rule: "a volume is listed as a time, and never unlisted",
+            path: key.to_owned(),
+        }),
+    }
+}
+
+/// An entity's or album's id as devices make it (32 lowercase hex digits).
+fn canonical_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whose ticks a mission's completion waits for.

@@ -12,7 +12,7 @@
 //! Values are postcard, tagged by [`VIEW_VERSION`]: a cache written by another version
 //! is rebuilt from the document instead of being read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -25,8 +25,8 @@ use crate::{
 
 /// The encoding version of cached rows. Bump it whenever a model type's fields change,
 /// or what is read into them (3: entities are read leniently, values clamped; 4: the
-/// keys of sealed blobs).
-pub const VIEW_VERSION: u32 = 4;
+/// keys of sealed blobs; 5: the volumes listed and the hide records).
+pub const VIEW_VERSION: u32 = 5;
 
 const ROOT_KEY: &str = "root";
 
@@ -40,6 +40,10 @@ struct RootRow {
     created_by: String,
     /// The "ever done" counters (version 2).
     counts: BTreeMap<String, i64>,
+    /// The volumes listed (version 5).
+    volumes: BTreeSet<u16>,
+    /// The hide records, entity → album (version 5).
+    hidden: BTreeMap<String, String>,
 }
 
 /// The rows to write for what a change touched, read from the refreshed view.
@@ -95,6 +99,7 @@ pub fn decode_family(rows: &[(String, Vec<u8>)]) -> Result<Family> {
             let r: RootRow = decode(bytes)?;
             (f.schema, f.id, f.name, f.created_at, f.created_by, f.counts) =
                 (r.schema, r.id, r.name, r.created_at, r.created_by, r.counts);
+            (f.volumes, f.hidden) = (r.volumes, r.hidden);
             continue;
         }
         let Some((collection, id)) = key.split_once('/') else {
@@ -127,6 +132,8 @@ fn root_row(view: &Family) -> RootRow {
         created_at: view.created_at,
         created_by: view.created_by.clone(),
         counts: view.counts.clone(),
+        volumes: view.volumes.clone(),
+        hidden: view.hidden.clone(),
     }
 }
 

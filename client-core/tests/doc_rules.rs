@@ -1001,3 +1001,90 @@ fn a_member_records_only_their_own_invites_and_the_host_removes_them_with_the_me
     k.host.remove_member(member, T0 + 4).unwrap();
     assert!(k.host.invited_since(T0, T0).is_empty());
 }
+
+/// The volumes a family keeps (`v/{year}`, issue 17): any member lists one, once, for
+/// a year written as devices write it; nobody unlists one.
+#[test]
+fn a_volume_is_listed_by_any_member_and_never_unlisted() {
+    let mut f = family();
+    let listed = f.member.register_volume(2026, T0).unwrap().change.unwrap();
+    accept(&mut f.host, &listed);
+    assert!(f.host.view().volumes.contains(&2026));
+    assert_eq!(f.member.register_volume(2026, T0 + 1).unwrap().change, None);
+    assert!(matches!(
+        f.member.register_volume(1899, T0),
+        Err(DocError::BadDate(_))
+    ));
+    each_refused(
+        &mut f,
+        [
+            Box::new(|d: &mut automerge::AutoCommit| d.put(ROOT, "v/1899", T0).unwrap())
+                as Write<'_>,
+            Box::new(|d| d.put(ROOT, "v/2201", T0).unwrap()),
+            Box::new(|d| d.put(ROOT, "v/02027", T0).unwrap()),
+            Box::new(|d| d.put(ROOT, "v/year", T0).unwrap()),
+            Box::new(|d| d.put(ROOT, "v/2027", "now").unwrap()),
+            Box::new(|d| d.delete(ROOT, "v/2026").unwrap()),
+        ],
+    );
+    assert_eq!(f.host.view().volumes, [2026].into());
+}
+
+/// A hide record (`h/{album}/{entity}`: a volume's photo of an album deleted in the
+/// family's document) is written only by the change that deletes its album, and never
+/// removed: whoever may not delete the album cannot hide its photos.
+#[test]
+fn a_hide_record_comes_only_with_its_albums_deletion() {
+    let mut f = family();
+    let album = f.host.create_album("여행", T0).unwrap();
+    accept(&mut f.member, &album.change.unwrap());
+    let other = f.host.create_album("집", T0).unwrap();
+    accept(&mut f.member, &other.change.unwrap());
+    let (album, other) = (album.value, other.value);
+    let photo = "0123456789abcdef0123456789abcdef";
+    let hide = format!("h/{album}/{photo}");
+    // The host's user on another device: the host still.
+    let host_device = Actor {
+        user: f.host.me(),
+        device: DeviceId::random(),
+    };
+    let deletes = |d: &mut automerge::AutoCommit, which: &str, key: &str| {
+        let albums = obj(d, &["albums"]);
+        d.delete(&albums, which).unwrap();
+        d.put(ROOT, key, T0).unwrap();
+    };
+    // Not on its own, not with another album's deletion (by the host), not by a
+    // member who may not delete the album; never removed; ids as devices make them.
+    let on_its_own = rogue(&mut f.member, |d| d.put(ROOT, hide.as_str(), T0).unwrap());
+    let by_member = rogue(
+        &mut FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap(),
+        |d| deletes(d, &album, &hide),
+    );
+    let with_other = rogue(
+        &mut FamilyDoc::load(Some(&f.host.save()), [], &host_device).unwrap(),
+        |d| deletes(d, &other, &hide),
+    );
+    let upper = format!("h/{}/{photo}", album.to_uppercase());
+    let not_canonical = rogue(
+        &mut FamilyDoc::load(Some(&f.host.save()), [], &host_device).unwrap(),
+        |d| deletes(d, &album, &upper),
+    );
+    for bad in [on_its_own, by_member, with_other, not_canonical] {
+        let why = refusal(&mut f.host, &bad);
+        assert!(
+            not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
+            "{why:?}"
+        );
+    }
+    // The host deletes the album and hides its volume's photo in one change; a
+    // member's device reads the record as it arrives.
+    let mut member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
+    let deleting = rogue(&mut f.host, |d| deletes(d, &album, &hide));
+    accept(&mut member, &deleting);
+    assert_eq!(
+        member.view().hidden.get(photo).map(String::as_str),
+        Some(album.as_str())
+    );
+    let removed = rogue(&mut f.host, |d| d.delete(ROOT, hide.as_str()).unwrap());
+    assert!(not_allowed(&refusal(&mut member, &removed)));
+}

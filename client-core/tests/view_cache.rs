@@ -74,6 +74,7 @@ fn the_cache_follows_local_and_remote_writes_and_opens_the_family() {
     );
     commit(&store, doc_id, doc.add_comment(&p, "좋다", T0 + 4).unwrap());
     commit(&store, doc_id, doc.rename("햇살 가족", T0 + 5).unwrap());
+    commit(&store, doc_id, doc.register_volume(2026, T0 + 5).unwrap());
     assert_eq!(
         cached_family(&store, doc_id).unwrap().as_ref(),
         Some(doc.view())
@@ -96,15 +97,17 @@ fn the_cache_follows_local_and_remote_writes_and_opens_the_family() {
         .unwrap();
     let c = dads.delete_album(&album, T0 + 8).unwrap_err(); // not his album
     assert!(matches!(c, doran_client_core::DocError::Forbidden(_)));
-    let update = doc.apply_remote([a.as_slice(), b.as_slice()]);
+    let v = dads.register_volume(2027, T0 + 8).unwrap().change.unwrap();
+    let update = doc.apply_remote([a.as_slice(), b.as_slice(), v.as_slice()]);
     store
-        .apply_remote_with_view(doc_id, &[&a, &b], Some(2), update.view.as_deref())
+        .apply_remote_with_view(doc_id, &[&a, &b, &v], Some(3), update.view.as_deref())
         .unwrap();
     commit(&store, doc_id, doc.delete_album(&album, T0 + 9).unwrap());
     let cached = cached_family(&store, doc_id).unwrap().unwrap();
     assert_eq!(&cached, doc.view());
     assert!(cached.photos.is_empty() && cached.albums.is_empty());
     assert_eq!(cached.calendar.len(), 1);
+    assert_eq!(cached.volumes, [2026, 2027].into());
 
     // Step 4: reopening uses the cache and agrees with a full read of the document.
     let expected = doc.view().clone();

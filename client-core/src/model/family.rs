@@ -1,6 +1,6 @@
 //! The family document: one per family, shared by its members.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};
@@ -229,6 +229,16 @@ pub struct Family {
     /// `completed`. See [`Family::ever`].
     #[serde(default)]
     pub counts: BTreeMap<String, i64>,
+    /// The years the family keeps volumes for (`v/{year}` at the family document's
+    /// root, issue 17: `crate::volume`).
+    #[serde(default)]
+    pub volumes: BTreeSet<u16>,
+    /// Hide records (`h/{album}/{entity}` at the family document's root): an entity of
+    /// a volume in an album (or voice album) deleted in the family's document, which
+    /// that deletion could not remove — entity id → album id. Such an entity is not
+    /// shown while its album is gone.
+    #[serde(default)]
+    pub hidden: BTreeMap<String, String>,
 }
 
 /// The kinds recorded as marks rather than counted ([`Family::counts`]), whose rules
@@ -239,6 +249,12 @@ pub(crate) const MARKS_PREFIX: &str = "e/";
 /// Root keys of the invites members recorded start with this:
 /// `i/{invitee}/{inviter}` = when (`FamilyDoc::record_invite`; rules in `rules`).
 pub(crate) const INVITES_PREFIX: &str = "i/";
+/// Root keys of the volumes a family keeps start with this: `v/{year}` = when it was
+/// first listed (`FamilyDoc::register_volume`; rules in `rules`).
+pub(crate) const VOLUMES_PREFIX: &str = "v/";
+/// Root keys of the hide records start with this: `h/{album}/{entity}` = when
+/// ([`Family::hidden`]; rules in `rules`).
+pub(crate) const HIDDEN_PREFIX: &str = "h/";
 
 impl Photo {
     /// The display copy, if the entry names one that reads.
@@ -278,7 +294,7 @@ impl Family {
     /// ticks completed at once.
     pub fn ever(&self, kind: &str, user: Option<&str>) -> u64 {
         if MARKED_KINDS.contains(&kind) {
-            let missions: std::collections::BTreeSet<&str> = self
+            let missions: BTreeSet<&str> = self
                 .marks(kind)
                 .filter(|(by, _)| user.is_none_or(|u| *by == u))
                 .map(|(_, mission)| mission)
