@@ -11,6 +11,10 @@
 //! nor pushed; each device makes it. Its changes pass the volume's rules
 //! ([`DocRules::Volume`]).
 
+mod merge;
+
+pub use merge::{Merged, Place, merged};
+
 use automerge::{ActorId, AutoCommit, Change, ObjType, ROOT, transaction::Transactable};
 use doran_protocol::{FamilyId, UserId};
 
