@@ -407,21 +407,30 @@ fn hydrate_root(doc: &AutoCommit, v: &mut Family) {
     hydrate_root_fields(doc, v);
 }
 
-/// Reads the volumes listed (`v/{year}`) and the hide records (`h/{album}/{entity}`)
-/// at the root again; a key that does not read as one is left out.
+/// Reads the volumes listed (`v/{year}`) and the hide records (`h/albums/{album}`,
+/// `h/voice_albums/{album}`) at the root again; a key that does not read as one is left out.
 fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
     v.volumes = doc
         .map_range(ROOT, VOLUMES_PREFIX.to_owned()..VOLUMES_END.to_owned())
         .filter_map(|item| item.key.strip_prefix(VOLUMES_PREFIX)?.parse().ok())
         .filter(|year| doran_protocol::VOLUME_YEARS.contains(year))
         .collect();
-    v.hidden = doc
-        .map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned())
-        .filter_map(|item| {
-            let (album, entity) = item.key.strip_prefix(HIDDEN_PREFIX)?.split_once('/')?;
-            Some((entity.to_owned(), album.to_owned()))
-        })
-        .collect();
+    v.hidden = Default::default();
+    for item in doc.map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned()) {
+        let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(when)) = item.value else {
+            continue;
+        };
+        let into = match item
+            .key
+            .strip_prefix(HIDDEN_PREFIX)
+            .and_then(|k| k.split_once('/'))
+        {
+            Some(("albums", album)) => (&mut v.hidden.albums, album),
+            Some(("voice_albums", album)) => (&mut v.hidden.voice_albums, album),
+            _ => continue,
+        };
+        into.0.insert(into.1.to_owned(), when);
+    }
 }
 
 /// Reads one counter (`n/{kind}/{actor}`) or mark (`e/{kind}/{user}/{mission}`) again.

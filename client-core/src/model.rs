@@ -11,7 +11,7 @@ mod family;
 mod personal;
 
 pub use family::{
-    Album, CalendarEvent, Comment, Family, Member, Mission, Photo, Role, Voice, VoiceAlbum,
+    Album, CalendarEvent, Comment, Family, Hidden, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };
 pub(crate) use family::{
     HIDDEN_PREFIX, INVITES_PREFIX, MARKED_KINDS, MARKS_PREFIX, VOLUMES_PREFIX,

@@ -140,8 +140,8 @@ pub(crate) use crate::model::MARKS_PREFIX;
 use crate::model::INVITES_PREFIX;
 
 /// Root keys of the volumes a family keeps (`v/{year}`) and of the hide records
-/// (`h/{album}/{entity}`): see [`crate::model::Family::volumes`] and
-/// [`crate::model::Family::hidden`].
+/// (`h/albums/{album}`, `h/voice_albums/{album}`): see
+/// [`crate::model::Family::volumes`] and [`crate::model::Family::hidden`].
 use crate::model::{HIDDEN_PREFIX, VOLUMES_PREFIX};
 
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
@@ -162,6 +162,10 @@ const COUNTED: [&str; 7] = [
     "ticks",
     "completed",
 ];
+
+/// The collections whose entities hold others (an album its photos, a voice album its
+/// messages): what a hide record names.
+const CONTAINERS: [&str; 2] = ["albums", "voice_albums"];
 
 /// Root fields written by the first change only (besides the collections).
 const ROOT_FIELDS: [&str; 5] = ["schema", "id", "name", "created_at", "created_by"];
@@ -311,6 +315,7 @@ impl<'a> Check<'a> {
             done: BTreeMap::new(),
             marks: Vec::new(),
             hides: Vec::new(),
+            containers: HashSet::new(),
             ticked: HashMap::new(),
         }
     }
@@ -377,8 +382,12 @@ struct Check<'a> {
     done: BTreeMap<&'static str, u64>,
     /// Marks this change writes: (kind, entity).
     marks: Vec<(&'static str, String)>,
-    /// Hide records this change writes: (album, entity).
-    hides: Vec<(String, String)>,
+    /// Hide records this change writes: (container collection, album id).
+    hides: Vec<(&'static str, String)>,
+    /// Albums and voice albums this change makes or deletes outright (a `Delete` of a
+    /// standing one): ((collection, id), deleted). Making one over another is no
+    /// deletion a hide record may come with.
+    containers: HashSet<((&'static str, String), bool)>,
     /// The missions this change ticks (the author's own completion): id → object.
     ticked: HashMap<String, ObjId>,
 }
@@ -585,7 +594,9 @@ impl Check<'_> {
             ([coll, id], _) => {
                 if !removed.is_empty() && !is_host && !removes_own() {
                     match *coll {
-                        // A volume's photo is hidden with its album, not removed.
+                        // A volume's photo is hidden with its album, not removed (the
+                        // rule below would refuse it too, at the end: a volume holds
+                        // no album to delete; this says why).
                         _ if self.scope == Scope::Volume => {
                             return Err(deny("only its creator or the host deletes it"));
                         }
@@ -607,6 +618,9 @@ impl Check<'_> {
                     }
                 } else if !removed.is_empty() {
                     self.deleted.insert((coll.to_string(), id.to_string()));
+                }
+                if let Some(container) = CONTAINERS.into_iter().find(|c| c == coll) {
+                    self.container(container, id, action, removed)?;
                 }
                 Ok(())
             }
@@ -834,19 +848,23 @@ impl Check<'_> {
         }
     }
 
-    /// A hide record, `h/{album}/{entity}`: written as a time, by the change that
-    /// deletes the album (or voice album) — checked in [`finish`](Self::finish) —
-    /// and never removed. It hides a volume's entity of that album, which a change of
-    /// the family's document cannot remove, while the album is gone; it can hide
-    /// nothing of an album that stands, so whoever may delete an album gains nothing
-    /// more with it.
+    /// A hide record, `h/albums/{album}` (or `h/voice_albums/{album}`) = when:
+    /// written by the change that deletes the album outright — checked in
+    /// [`finish`](Self::finish) — and never removed. It hides the album's photos (or
+    /// messages) kept in volumes and added before that time, which a change of the
+    /// family's document cannot remove; so whoever may delete an album gains nothing
+    /// more with it. Concurrent uploads after it stay, as the recovered photos do.
     fn hide(&mut self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
-        let (album, entity) = key
+        let (coll, album) = key
             .strip_prefix(HIDDEN_PREFIX)
             .and_then(|rest| rest.split_once('/'))
             .ok_or_else(unknown)?;
-        if !canonical_id(album) || !canonical_id(entity) {
+        let coll = CONTAINERS
+            .into_iter()
+            .find(|c| *c == coll)
+            .ok_or_else(unknown)?;
+        if !canonical_id(album) {
             return Err(unknown());
         }
         if !matches!(action, Action::Put(ScalarValue::Int(_))) {
@@ -855,7 +873,35 @@ impl Check<'_> {
                 path: key.to_owned(),
             });
         }
-        self.hides.push((album.to_owned(), entity.to_owned()));
+        self.hides.push((coll, album.to_owned()));
+        Ok(())
+    }
+
+    /// An album (or voice album) made or deleted: noted for the hide records, and
+    /// never made again at an id a hide record names — a deleted album's photos kept
+    /// in volumes are hidden for good, and would otherwise show again in it.
+    fn container(
+        &mut self,
+        coll: &'static str,
+        id: &str,
+        action: &Action<'_>,
+        removed: &[OpRef],
+    ) -> Verdict {
+        let deleted = match action {
+            Action::Make => false,
+            Action::Delete if !removed.is_empty() => true,
+            _ => return Ok(()),
+        };
+        if !deleted {
+            let record = format!("{HIDDEN_PREFIX}{coll}/{id}");
+            if !self.visible_at_deps(None, &[], &record)?.is_empty() {
+                return Err(Violation::NotAllowed {
+                    rule: "a deleted album's id is never used again",
+                    path: format!("{coll}/{id}"),
+                });
+            }
+        }
+        self.containers.insert(((coll, id.to_owned()), deleted));
         Ok(())
     }
 
@@ -1002,14 +1048,14 @@ impl Check<'_> {
                 });
             }
         }
-        for (album, entity) in &self.hides {
-            let gone = ["albums", "voice_albums"]
-                .iter()
-                .any(|coll| self.deleted.contains(&((*coll).to_owned(), album.clone())));
-            if !gone {
+        for (coll, album) in self.hides {
+            let key = (coll, album);
+            if !self.containers.contains(&(key.clone(), true))
+                || self.containers.contains(&(key.clone(), false))
+            {
                 return Err(Violation::NotAllowed {
                     rule: "a hide record is written only by the change that deletes its album",
-                    path: format!("{HIDDEN_PREFIX}{album}/{entity}"),
+                    path: format!("{HIDDEN_PREFIX}{}/{}", key.0, key.1),
                 });
             }
         }

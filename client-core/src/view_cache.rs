@@ -18,15 +18,15 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{DocError, Result},
-    model::Family,
+    model::{Family, Hidden},
     replica::Touched,
     store::ViewRow,
 };
 
 /// The encoding version of cached rows. Bump it whenever a model type's fields change,
 /// or what is read into them (3: entities are read leniently, values clamped; 4: the
-/// keys of sealed blobs; 5: the volumes listed and the hide records).
-pub const VIEW_VERSION: u32 = 5;
+/// keys of sealed blobs; 5: the volumes listed and the hide records; 6: hide records by album).
+pub const VIEW_VERSION: u32 = 6;
 
 const ROOT_KEY: &str = "root";
 
@@ -42,8 +42,8 @@ struct RootRow {
     counts: BTreeMap<String, i64>,
     /// The volumes listed (version 5).
     volumes: BTreeSet<u16>,
-    /// The hide records, entity → album (version 5).
-    hidden: BTreeMap<String, String>,
+    /// The hide records, albums deleted and when (version 6).
+    hidden: Hidden,
 }
 
 /// The rows to write for what a change touched, read from the refreshed view.

@@ -1030,9 +1030,11 @@ fn a_volume_is_listed_by_any_member_and_never_unlisted() {
     assert_eq!(f.host.view().volumes, [2026].into());
 }
 
-/// A hide record (`h/{album}/{entity}`: a volume's photo of an album deleted in the
-/// family's document) is written only by the change that deletes its album, and never
-/// removed: whoever may not delete the album cannot hide its photos.
+/// A hide record (`h/albums/{album}` = when: the album's photos kept in volumes,
+/// which its deletion in the family's document cannot remove) is written only by the
+/// change that deletes the album outright, and never removed; a deleted album's id is
+/// never made again. So whoever may not delete an album cannot hide its photos, and
+/// nobody brings a deleted album's photos back by making the album again.
 #[test]
 fn a_hide_record_comes_only_with_its_albums_deletion() {
     let mut f = family();
@@ -1040,51 +1042,93 @@ fn a_hide_record_comes_only_with_its_albums_deletion() {
     accept(&mut f.member, &album.change.unwrap());
     let other = f.host.create_album("집", T0).unwrap();
     accept(&mut f.member, &other.change.unwrap());
-    let (album, other) = (album.value, other.value);
-    let photo = "0123456789abcdef0123456789abcdef";
-    let hide = format!("h/{album}/{photo}");
+    let voices = f.host.create_voice_album("노래", 1, T0).unwrap();
+    accept(&mut f.member, &voices.change.unwrap());
+    let (album, other, voices) = (album.value, other.value, voices.value);
+    let hide = format!("h/albums/{album}");
     // The host's user on another device: the host still.
     let host_device = Actor {
         user: f.host.me(),
         device: DeviceId::random(),
     };
-    let deletes = |d: &mut automerge::AutoCommit, which: &str, key: &str| {
-        let albums = obj(d, &["albums"]);
+    let saved = f.host.save();
+    let as_host = || FamilyDoc::load(Some(&saved), [], &host_device).unwrap();
+    let as_member = || FamilyDoc::load(Some(&saved), [], &f.member_actor).unwrap();
+    let deletes = |d: &mut automerge::AutoCommit, coll: &str, which: &str, key: &str| {
+        let albums = obj(d, &[coll]);
         d.delete(&albums, which).unwrap();
         d.put(ROOT, key, T0).unwrap();
     };
-    // Not on its own, not with another album's deletion (by the host), not by a
-    // member who may not delete the album; never removed; ids as devices make them.
-    let on_its_own = rogue(&mut f.member, |d| d.put(ROOT, hide.as_str(), T0).unwrap());
-    let by_member = rogue(
-        &mut FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap(),
-        |d| deletes(d, &album, &hide),
-    );
-    let with_other = rogue(
-        &mut FamilyDoc::load(Some(&f.host.save()), [], &host_device).unwrap(),
-        |d| deletes(d, &other, &hide),
-    );
-    let upper = format!("h/{}/{photo}", album.to_uppercase());
-    let not_canonical = rogue(
-        &mut FamilyDoc::load(Some(&f.host.save()), [], &host_device).unwrap(),
-        |d| deletes(d, &album, &upper),
-    );
-    for bad in [on_its_own, by_member, with_other, not_canonical] {
-        let why = refusal(&mut f.host, &bad);
+    let remakes = |d: &mut automerge::AutoCommit, which: &str, key: &str| {
+        let albums = obj(d, &["albums"]);
+        d.put_object(&albums, which, ObjType::Map).unwrap();
+        d.put(ROOT, key, T0).unwrap();
+    };
+    // Not on its own, not with another album's deletion, not by a member who may not
+    // delete the album, not with the album made over rather than deleted, not naming
+    // the album as a voice album, not as anything but a time; ids as devices make them.
+    let bad = [
+        rogue(&mut as_member(), |d| {
+            d.put(ROOT, hide.as_str(), T0).unwrap()
+        }),
+        rogue(&mut as_member(), |d| deletes(d, "albums", &album, &hide)),
+        rogue(&mut as_host(), |d| deletes(d, "albums", &other, &hide)),
+        rogue(&mut as_host(), |d| remakes(d, &album, &hide)),
+        rogue(&mut as_host(), |d| {
+            deletes(
+                d,
+                "voice_albums",
+                &voices,
+                &format!("h/voice_albums/{album}"),
+            )
+        }),
+        rogue(&mut as_host(), |d| {
+            deletes(d, "albums", &album, &format!("h/voice_albums/{album}"))
+        }),
+        rogue(&mut as_host(), |d| {
+            deletes(
+                d,
+                "albums",
+                &album,
+                &format!("h/albums/{}", album.to_uppercase()),
+            )
+        }),
+        rogue(&mut as_host(), |d| {
+            deletes(d, "albums", &album, &format!("h/{album}"))
+        }),
+        rogue(&mut as_host(), |d| {
+            let albums = obj(d, &["albums"]);
+            d.delete(&albums, album.as_str()).unwrap();
+            d.put(ROOT, hide.as_str(), "now").unwrap();
+        }),
+    ];
+    for (i, bad) in bad.iter().enumerate() {
+        let why = refusal(&mut f.host, bad);
         assert!(
             not_allowed(&why) || matches!(why, Refusal::Rule(Violation::UnknownPath(_))),
-            "{why:?}"
+            "{i}: {why:?}"
         );
     }
-    // The host deletes the album and hides its volume's photo in one change; a
-    // member's device reads the record as it arrives.
+    // The host deletes the album: the device writes the record with the deletion, and
+    // a member's device reads it as it arrives.
     let mut member = FamilyDoc::load(Some(&f.host.save()), [], &f.member_actor).unwrap();
-    let deleting = rogue(&mut f.host, |d| deletes(d, &album, &hide));
-    accept(&mut member, &deleting);
+    let deleting = f.host.delete_album(&album, T0 + 7).unwrap();
+    accept(&mut member, &deleting.change.unwrap());
+    assert_eq!(member.view().hidden.albums.get(&album), Some(&(T0 + 7)));
+    let deleting = f.host.delete_voice_album(&voices, T0 + 8).unwrap();
+    accept(&mut member, &deleting.change.unwrap());
     assert_eq!(
-        member.view().hidden.get(photo).map(String::as_str),
-        Some(album.as_str())
+        member.view().hidden.voice_albums.get(&voices),
+        Some(&(T0 + 8))
     );
+    // Never removed; the album is never made again at its id.
+    let after = FamilyDoc::load(Some(&f.host.save()), [], &host_device);
+    let remade = rogue(&mut after.unwrap(), |d| {
+        let albums = obj(d, &["albums"]);
+        let made = d.put_object(&albums, album.as_str(), ObjType::Map).unwrap();
+        d.put(&made, "name", "다시").unwrap();
+    });
     let removed = rogue(&mut f.host, |d| d.delete(ROOT, hide.as_str()).unwrap());
     assert!(not_allowed(&refusal(&mut member, &removed)));
+    assert!(not_allowed(&refusal(&mut member, &remade)));
 }

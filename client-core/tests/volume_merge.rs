@@ -190,32 +190,89 @@ proptest! {
 fn an_album_deleted_in_the_core_hides_its_photos_kept_in_volumes() {
     let family = lived_in();
     let album = family.albums.keys().next().unwrap().clone();
-    let mut photos = family.photos.keys().cloned();
-    let (hidden, recovered, other) = (
-        photos.next().unwrap(),
-        photos.next().unwrap(),
-        photos.next().unwrap(),
-    );
     let mut core = family.clone();
     core.photos.clear();
     let mut volume = Family {
         photos: family.photos.clone(),
         ..Family::default()
     };
-    // The album stands: a record hides nothing.
-    core.hidden.insert(hidden.clone(), album.clone());
-    // A record naming another album hides nothing either.
-    core.hidden.insert(other.clone(), "someotheralbum".into());
+    // The album's photos, one added after the deletion (concurrently: its device had
+    // not seen it), one of another album.
+    let mut photos = family.photos.keys().cloned();
+    let (before, after, recovered, other) = (
+        photos.next().unwrap(),
+        photos.next().unwrap(),
+        photos.next().unwrap(),
+        photos.next().unwrap(),
+    );
+    let deleted_at = 1_800_000_000_000;
+    for (id, at) in [(&before, deleted_at), (&after, deleted_at + 1)] {
+        let p = volume.photos.get_mut(id).unwrap();
+        (p.album_id, p.at) = (album.clone(), at);
+    }
+    volume.photos.get_mut(&other).unwrap().album_id = "f".repeat(32);
+    // One of the album's photos the core holds (its device had not seen the deletion
+    // either): the core's are the core's, as before volumes.
+    let mut in_core = family.photos[&recovered].clone();
+    (in_core.album_id, in_core.at) = (album.clone(), deleted_at - 1);
+    volume.photos.remove(&recovered);
+    core.photos.insert(recovered.clone(), in_core);
+    // No record: nothing hidden.
     let m = merged(core.clone(), [(2026, volume.clone())]);
-    assert!(m.view.photos.contains_key(&hidden));
-    // Deleted: the photo its deletion hid is gone; one uploaded at the same moment (no
-    // record) shows, as the gallery's recovered photos.
+    for id in [&before, &after, &recovered, &other] {
+        assert!(m.view.photos.contains_key(id));
+    }
+    // Deleted: the photo added up to the deletion is gone, with its place; the one
+    // added after it shows, as the gallery's recovered photos; so do the others.
     core.albums.remove(&album);
+    core.hidden.albums.insert(album.clone(), deleted_at);
     let m = merged(core.clone(), [(2026, volume.clone())]);
-    assert!(!m.view.photos.contains_key(&hidden));
-    assert!(!m.places.contains_key(&("photos", hidden)));
-    assert!(m.view.photos.contains_key(&recovered));
-    assert!(m.view.photos.contains_key(&other));
+    assert!(!m.view.photos.contains_key(&before));
+    assert!(!m.places.contains_key(&("photos", before.clone())));
+    for id in [&after, &recovered, &other] {
+        assert!(m.view.photos.contains_key(id));
+    }
+    // Recorded for good: an album made again at the id (which the rules refuse, or two
+    // devices made at the same moment) does not bring the photo back.
+    let mut again = core.clone();
+    again
+        .albums
+        .insert(album.clone(), family.albums[&album].clone());
+    assert!(
+        !merged(again, [(2026, volume.clone())])
+            .view
+            .photos
+            .contains_key(&before)
+    );
+    // A voice album's record hides its messages kept in volumes (up to its time),
+    // never a photo album's photos.
+    let voice_album = family.voice_albums.keys().next().unwrap().clone();
+    let message = family.voices.keys().next().unwrap().clone();
+    let mut voices = core.clone();
+    voices.hidden.albums.clear();
+    voices.hidden.voice_albums.insert(album.clone(), deleted_at);
+    voices.voice_albums.remove(&voice_album);
+    voices.voices.clear();
+    let mut kept = volume.clone();
+    kept.voices = family.voices.clone();
+    let m = merged(voices.clone(), [(2026, kept.clone())]);
+    assert!(m.view.photos.contains_key(&before));
+    assert!(m.view.voices.contains_key(&message));
+    voices
+        .hidden
+        .voice_albums
+        .insert(voice_album.clone(), deleted_at);
+    let m = merged(voices.clone(), [(2026, kept.clone())]);
+    assert!(!m.view.voices.contains_key(&message));
+    kept.voices.get_mut(&message).unwrap().at = deleted_at + 1;
+    assert!(
+        merged(voices, [(2026, kept)])
+            .view
+            .voices
+            .contains_key(&message)
+    );
+    let recovered = after;
+    core.hidden = Default::default();
     // An id in two documents (only a misbehaving client makes one) is read from the
     // first place, the same on every device.
     let mut twin = volume.photos[&recovered].clone();

@@ -57,8 +57,8 @@ pub const ENCODING_VERSION: u8 = 1;
 /// (`OpenVolume`), a request a version-8 relay could not decode. No family or personal
 /// document may take an id of a volume's shape. A family's document lists its volumes
 /// (`v/{year}` at its root) and hides a volume's photos of an album it deletes
-/// (`h/{album}/{entity}`), which a version-8 device's rules would refuse, and every
-/// change after with them.
+/// (`h/albums/{album}`, written by every album deletion), which a version-8 device's
+/// rules would refuse, and every change after with them.
 pub const PROTOCOL_VERSION: u16 = 9;
 
 mod sealed {

@@ -635,6 +635,12 @@ async fn handle(state: &Arc<AppState>, pg: &PgCluster, burst: Vec<String>) {
                 if let Some(family) = words.next().and_then(hex16).map(FamilyId) {
                     state.hub.send_to_doc(DocId::from(family), &HubMsg::Recheck);
                     state.hub.send_to_doc(family.key_log(), &HubMsg::Recheck);
+                    // And its volumes: named by every year they may have (a deleted
+                    // family's are no longer listed), a hash each — a membership
+                    // change is rare.
+                    for year in doran_protocol::VOLUME_YEARS {
+                        state.hub.send_to_doc(family.volume(year), &HubMsg::Recheck);
+                    }
                 }
                 if let Some(user) = words.next().and_then(hex16).map(UserId) {
                     state.hub.send_to_users([&user], &HubMsg::Recheck);

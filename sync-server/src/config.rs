@@ -340,9 +340,14 @@ pub struct Limits {
     pub personal_log_quota_bytes: u64,
     /// Families a user may belong to (created or joined).
     pub max_families_per_user: usize,
-    /// Per-year volumes a family may open (`OpenVolume`, issue 17). Each is a log with
-    /// the family document's quota; a family opens one a year it is used, and one
-    /// for each other year its calendar reaches.
+    /// Bytes of chunks a family's per-year volume may hold (a year of what the family
+    /// made; compaction frees them).
+    pub volume_log_quota_bytes: u64,
+    /// Per-year volumes a family may open (`OpenVolume`, issue 17); past them, only
+    /// the volume of the year it is now and of the next still opens. A device files
+    /// what it makes in the volume of the year it makes it (its clock's UTC year), so
+    /// this bounds volumes of other years (a device's clock far off) and with them the
+    /// logs, each of `volume_log_quota_bytes`, a member can make the relay keep.
     pub max_volumes_per_family: usize,
     /// Seconds between two sweeps of the blob folder for blobs nothing references.
     pub blob_gc_interval_secs: u64,
@@ -443,7 +448,8 @@ impl Default for Limits {
             family_log_quota_bytes: 128 * 1024 * 1024,
             personal_log_quota_bytes: 16 * 1024 * 1024,
             max_families_per_user: 16,
-            max_volumes_per_family: 64,
+            volume_log_quota_bytes: 32 * 1024 * 1024,
+            max_volumes_per_family: 16,
             blob_gc_interval_secs: 60 * 60,
             blob_gc_grace_secs: 60 * 60,
             pending_snapshot_ttl_secs: 7 * 24 * 60 * 60,

@@ -31,11 +31,22 @@ async fn family_across(
     one: &Server,
     two: &Server,
 ) -> (Identity, Client, Identity, Client, FamilyId) {
+    family_across_as(one, two, FamilyId::random()).await
+}
+
+/// [`family_across`] with the family's id given (a sealed family's, say).
+async fn family_across_as(
+    one: &Server,
+    two: &Server,
+    family: FamilyId,
+) -> (Identity, Client, Identity, Client, FamilyId) {
     let mut alice = Identity::new("alice@example.com", "alice");
     let mut bob = Identity::new("bob@example.com", "bob_");
     let mut a = Client::register(one, &mut alice).await;
     let mut b = Client::register(two, &mut bob).await;
-    let family = a.create_family().await;
+    a.request(Request::CreateFamily { family })
+        .await
+        .expect("family created");
 
     // Step 1: the invite, sent through relay one, reaches Bob on relay two live.
     let invite = InviteId::random();
@@ -248,6 +259,40 @@ async fn a_member_removed_through_one_relay_loses_the_document_on_another() {
         })
         .await;
     assert_eq!(refused, ErrorCode::Forbidden);
+}
+
+/// A family deleted through one relay ends its members' subscriptions to its volumes
+/// on another (a deleted family's volumes are listed nowhere any more: the other relay
+/// finds them by the family's id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_deleted_through_one_relay_ends_its_volumes_on_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((one, two)) = two_relays(dir.path()) else {
+        return;
+    };
+    let (_alice, mut a, _bob, mut b, family) =
+        family_across_as(&one, &two, FamilyId::new_family(true)).await;
+    let volume = family.volume(2024);
+    a.request(Request::OpenVolume { family, year: 2024 })
+        .await
+        .expect("opened");
+    b.subscribe_view(volume, 0)
+        .await
+        .expect("Bob reads the volume");
+
+    a.request(Request::DeleteFamily { family })
+        .await
+        .expect("deleted");
+    let ended = b
+        .until(|f| match f {
+            ServerFrame::Error(e) if e.doc == Some(volume) => Some(e.code),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(ended, ErrorCode::Forbidden | ErrorCode::NotFound),
+        "{ended:?}"
+    );
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut (every connection

@@ -2,14 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use automerge::transaction::Transactable;
+use automerge::{ROOT, transaction::Transactable};
 
 use super::{
     Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
 };
 use crate::{
     error::{DocError, Result},
-    model::{Album, Comment, Photo},
+    model::{Album, Comment, HIDDEN_PREFIX, Photo},
+    replica::Touched,
     seal::BlobRef,
     validate::{self, Field},
 };
@@ -98,11 +99,16 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = photos.iter().map(|p| entity("photos", p)).collect();
         touched.push(entity("albums", &id));
+        // The record that hides the album's photos kept in volumes (`Hidden`).
+        let hide = format!("{HIDDEN_PREFIX}albums/{id}");
+        touched.push(Touched::Root(hide.clone()));
         self.edit("album.delete", now_ms, &touched, |doc| {
             for p in &photos {
                 delete_entity(doc, "photos", p)?;
             }
-            delete_entity(doc, "albums", &id)
+            delete_entity(doc, "albums", &id)?;
+            doc.put(ROOT, hide.as_str(), now_ms)?;
+            Ok(())
         })
     }
 

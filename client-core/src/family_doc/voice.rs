@@ -1,5 +1,7 @@
 //! Voice albums and voice messages.
 
+use automerge::{ROOT, transaction::Transactable};
+
 use crate::seal::BlobRef;
 
 use super::{
@@ -7,7 +9,8 @@ use super::{
 };
 use crate::{
     error::{DocError, Result},
-    model::{Voice, VoiceAlbum},
+    model::{HIDDEN_PREFIX, Voice, VoiceAlbum},
+    replica::Touched,
     validate::{self, Field},
 };
 
@@ -112,11 +115,16 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = voices.iter().map(|v| entity("voices", v)).collect();
         touched.push(entity("voice_albums", &id));
+        // The record that hides the album's messages kept in volumes (`Hidden`).
+        let hide = format!("{HIDDEN_PREFIX}voice_albums/{id}");
+        touched.push(Touched::Root(hide.clone()));
         self.edit("voice_album.delete", now_ms, &touched, |doc| {
             for v in &voices {
                 delete_entity(doc, "voices", v)?;
             }
-            delete_entity(doc, "voice_albums", &id)
+            delete_entity(doc, "voice_albums", &id)?;
+            doc.put(ROOT, hide.as_str(), now_ms)?;
+            Ok(())
         })
     }
 

@@ -233,12 +233,26 @@ pub struct Family {
     /// root, issue 17: `crate::volume`).
     #[serde(default)]
     pub volumes: BTreeSet<u16>,
-    /// Hide records (`h/{album}/{entity}` at the family document's root): an entity of
-    /// a volume in an album (or voice album) deleted in the family's document, which
-    /// that deletion could not remove — entity id → album id. Such an entity is not
-    /// shown while its album is gone.
+    /// Hide records (`h/albums/{album}`, `h/voice_albums/{album}` at the family
+    /// document's root): albums and voice albums deleted outright, and when.
     #[serde(default)]
-    pub hidden: BTreeMap<String, String>,
+    pub hidden: Hidden,
+}
+
+/// Albums and voice albums deleted, and when (ms): written by the change that deletes
+/// one (issue 17). An album's deletion removes the photos the family's document holds;
+/// those kept in a year's volume, which it cannot remove, are hidden by this record
+/// (`crate::volume::merged`): each added no later than the deletion, for good. A photo
+/// added after it, concurrently, stays with the recovered photos, as one in the
+/// family's document does. The id of a deleted album is never used again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hidden {
+    /// Album id → when it was deleted.
+    #[serde(default)]
+    pub albums: BTreeMap<String, i64>,
+    /// Voice album id → when it was deleted.
+    #[serde(default)]
+    pub voice_albums: BTreeMap<String, i64>,
 }
 
 /// The kinds recorded as marks rather than counted ([`Family::counts`]), whose rules
@@ -252,8 +266,8 @@ pub(crate) const INVITES_PREFIX: &str = "i/";
 /// Root keys of the volumes a family keeps start with this: `v/{year}` = when it was
 /// first listed (`FamilyDoc::register_volume`; rules in `rules`).
 pub(crate) const VOLUMES_PREFIX: &str = "v/";
-/// Root keys of the hide records start with this: `h/{album}/{entity}` = when
-/// ([`Family::hidden`]; rules in `rules`).
+/// Root keys of the hide records start with this: `h/albums/{album}` (or
+/// `h/voice_albums/{album}`) = when ([`Family::hidden`]; rules in `rules`).
 pub(crate) const HIDDEN_PREFIX: &str = "h/";
 
 impl Photo {

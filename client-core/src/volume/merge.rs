@@ -32,9 +32,9 @@ pub struct Merged {
 /// in two documents — only a misbehaving client makes one — is taken from the first
 /// place, the core before the years, earlier years first, the same on every device);
 /// counters are summed (each device has one per document it counted in) and marks
-/// kept once. A volume's photo (or voice message) is left out while a hide record
-/// names it with its album and that album is gone: an album deleted in the core hides
-/// its photos kept in volumes, which that deletion could not remove.
+/// kept once. A volume's photo (or voice message) of an album deleted outright is left
+/// out if it was added no later than the deletion ([`crate::model::Hidden`]): the
+/// deletion removed the album's photos the core held, and could not remove those.
 pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) -> Merged {
     let mut parts: Vec<(Place, Family)> = volumes
         .into_iter()
@@ -62,21 +62,25 @@ pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) ->
                 .or_insert(n);
         }
     }
-    let albums = &view.albums;
-    let voice_albums = &view.voice_albums;
     let hidden = &view.hidden;
-    let gone =
-        |id: &str, album: &str, exists: bool| !exists && hidden.get(id).is_some_and(|a| a == album);
+    let kept_in_volume = |coll: &'static str, id: &String| {
+        matches!(places.get(&(coll, id.clone())), Some(Place::Year(_)))
+    };
+    let hides = |deleted: &BTreeMap<String, i64>, album: &str, at: i64| {
+        deleted.get(album).is_some_and(|when| at <= *when)
+    };
     let hidden_photos: Vec<String> = view
         .photos
         .iter()
-        .filter(|(id, p)| gone(id, &p.album_id, albums.contains_key(&p.album_id)))
+        .filter(|(id, p)| hides(&hidden.albums, &p.album_id, p.at) && kept_in_volume("photos", id))
         .map(|(id, _)| id.clone())
         .collect();
     let hidden_voices: Vec<String> = view
         .voices
         .iter()
-        .filter(|(id, v)| gone(id, &v.album_id, voice_albums.contains_key(&v.album_id)))
+        .filter(|(id, v)| {
+            hides(&hidden.voice_albums, &v.album_id, v.at) && kept_in_volume("voices", id)
+        })
         .map(|(id, _)| id.clone())
         .collect();
     for id in hidden_photos {

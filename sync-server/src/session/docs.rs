@@ -272,6 +272,7 @@ impl Session {
         }
         let limits = &self.state.config.limits;
         let quota = match owner {
+            DocOwner::Family(_) if doc.says_volume() => limits.volume_log_quota_bytes,
             DocOwner::Family(_) => limits.family_log_quota_bytes,
             DocOwner::Personal(_) | DocOwner::PersonalKeys(_) => limits.personal_log_quota_bytes,
         };

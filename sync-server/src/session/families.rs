@@ -198,9 +198,19 @@ impl Ctx<'_> {
 
     /// Opens the family's volume of `year` for its members (issue 17): from then on
     /// it is read, written and sealed like the family's document (`doc_owner`). At
-    /// most `max_volumes_per_family` (this year's and the next excepted).
+    /// most `max_volumes_per_family` (this year's and the next excepted). Only a
+    /// family sealed from its creation keeps volumes: a clear family's logs are each
+    /// sealed by its host's first envelope, and a member's device could not write a
+    /// year's volume before the host's had (a volume of such a family will follow its
+    /// document's sealing, when devices move clear families to volumes).
     pub(super) async fn open_volume(&self, family: FamilyId, year: u16) -> ApiResult<Response> {
         self.member_of(family).await?;
+        if !family.says_sealed() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "a family created clear keeps no volumes yet",
+            ));
+        }
         // The volumes of the year it is now and of the next (a device's clock a little
         // ahead) open even at the cap: a member who opened volumes of years nobody
         // uses keeps nobody from writing this year's.
