@@ -416,10 +416,8 @@ fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
         .filter(|year| doran_protocol::VOLUME_YEARS.contains(year))
         .collect();
     v.hidden = Default::default();
-    for item in doc.map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned()) {
-        let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(when)) = item.value else {
-            continue;
-        };
+    let records = doc.map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned());
+    for item in records {
         let into = match item
             .key
             .strip_prefix(HIDDEN_PREFIX)
@@ -429,7 +427,24 @@ fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
             Some(("voice_albums", album)) => (&mut v.hidden.voice_albums, album),
             _ => continue,
         };
-        into.0.insert(into.1.to_owned(), when);
+        // Two devices deleting an album at once write two values: the earliest time
+        // counts, whichever value Automerge shows (a record never hides more than
+        // the earliest deletion did).
+        let earliest = doc
+            .get_all(ROOT, &*item.key)
+            .into_iter()
+            .flatten()
+            .filter_map(|(value, _)| match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    automerge::ScalarValue::Int(when) => Some(*when),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .min();
+        if let Some(when) = earliest {
+            into.0.insert(into.1.to_owned(), when);
+        }
     }
 }
 

@@ -850,10 +850,14 @@ impl Check<'_> {
 
     /// A hide record, `h/albums/{album}` (or `h/voice_albums/{album}`) = when:
     /// written by the change that deletes the album outright — checked in
-    /// [`finish`](Self::finish) — and never removed. It hides the album's photos (or
-    /// messages) kept in volumes and added before that time, which a change of the
-    /// family's document cannot remove; so whoever may delete an album gains nothing
-    /// more with it. Concurrent uploads after it stay, as the recovered photos do.
+    /// [`finish`](Self::finish) — and never removed. (It may replace one a fork wrote
+    /// for an album that stood, which hid nothing: refusing that would let a fork make
+    /// an album impossible to delete; and a fork needs no record to bring photos
+    /// back, see [`container`](Self::container).) While no album
+    /// stands at that id, it hides the album's photos (or messages) kept in volumes
+    /// and added no later than that time, which a change of the family's document
+    /// cannot remove (`crate::volume::merged`); so whoever may delete an album gains
+    /// nothing more with it, and a record hides nothing of an album that stands.
     fn hide(&mut self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
         let (coll, album) = key
@@ -878,8 +882,11 @@ impl Check<'_> {
     }
 
     /// An album (or voice album) made or deleted: noted for the hide records, and
-    /// never made again at an id a hide record names — a deleted album's photos kept
-    /// in volumes are hidden for good, and would otherwise show again in it.
+    /// never made again at an id a hide record names — the deleted album's photos
+    /// kept in volumes would show again in it. (A change written from dependencies
+    /// older than the record can still make one there, as any change can make an
+    /// entity at an id from an old fork: it brings back photos its author had seen
+    /// and could upload again; it never hides anything.)
     fn container(
         &mut self,
         coll: &'static str,

@@ -1132,3 +1132,97 @@ fn a_hide_record_comes_only_with_its_albums_deletion() {
     assert!(not_allowed(&refusal(&mut member, &removed)));
     assert!(not_allowed(&refusal(&mut member, &remade)));
 }
+
+/// A change written from a fork (dependencies older than an album) can make an album
+/// at its id, delete it and write a hide record with it — the rules cannot tell — but
+/// such a record hides nothing of the album that stands there, and the album's
+/// deletion, later, writes its own record over it, taken by every device. Two devices
+/// deleting an album at once write two times: the earliest counts, whichever value
+/// Automerge shows.
+#[test]
+fn a_hide_record_from_a_fork_hides_no_standing_album() {
+    let mut f = family();
+    let before_the_album = f.host.save();
+    let album = f.host.create_album("여행", T0).unwrap();
+    let album_made = album.change.unwrap();
+    let album = album.value;
+    let added = f.host.add_photo(&album, photo(), T0 + 1).unwrap();
+    let photo_added = added.change.clone().unwrap();
+    let in_volume = f.host.view().photos[&added.value].clone();
+    let volume = doran_client_core::model::Family {
+        photos: [(added.value.clone(), in_volume)].into(),
+        ..Default::default()
+    };
+    let shows = |doc: &FamilyDoc| {
+        doran_client_core::volume::merged(doc.view().clone(), [(2026, volume.clone())])
+            .view
+            .photos
+            .contains_key(&added.value)
+    };
+    let hide = format!("h/albums/{album}");
+    // The member's fork, from before the host made the album: their own album at its
+    // id, deleted with a record that would hide it all for ever.
+    let fork_actor = Actor {
+        user: f.member_actor.user,
+        device: DeviceId::random(),
+    };
+    let mut fork = FamilyDoc::load(Some(&before_the_album), [], &fork_actor).unwrap();
+    let made = rogue(&mut fork, |d| {
+        let albums = obj(d, &["albums"]);
+        d.put_object(&albums, album.as_str(), ObjType::Map).unwrap();
+    });
+    let hidden = rogue(&mut fork, |d| {
+        let albums = obj(d, &["albums"]);
+        d.delete(&albums, album.as_str()).unwrap();
+        d.put(ROOT, hide.as_str(), i64::MAX).unwrap();
+    });
+    for change in [&album_made, &photo_added, &made, &hidden] {
+        accept(&mut f.member, change);
+    }
+    accept(&mut f.host, &made);
+    accept(&mut f.host, &hidden);
+    assert!(f.host.view().albums.contains_key(&album));
+    assert_eq!(f.host.view().hidden.albums.get(&album), Some(&i64::MAX));
+    assert!(shows(&f.host), "a record hid a standing album's photo");
+
+    // The host deletes the album on two devices at once, the second (whose record
+    // Automerge shows: its change has more operations before it) later by the clock.
+    let second = Actor {
+        user: f.host.me(),
+        device: DeviceId::random(),
+    };
+    let mut other_device = FamilyDoc::load(Some(&f.host.save()), [], &second).unwrap();
+    let first = f.host.delete_album(&album, T0 + 7).unwrap().change.unwrap();
+    let busy = other_device
+        .add_event(
+            EventInput {
+                title: "소풍".into(),
+                start: "2026-05-05".into(),
+                ..Default::default()
+            },
+            T0 + 8,
+        )
+        .unwrap()
+        .change
+        .unwrap();
+    let later = other_device
+        .delete_album(&album, T0 + 9)
+        .unwrap()
+        .change
+        .unwrap();
+    for change in [&first, &busy, &later] {
+        accept(&mut f.member, change);
+    }
+    let shown = f
+        .member
+        .replica_mut()
+        .doc()
+        .get(ROOT, hide.as_str())
+        .unwrap();
+    assert!(
+        matches!(shown, Some((automerge::Value::Scalar(ref v), _)) if v.as_ref() == &automerge::ScalarValue::Int(T0 + 9)),
+        "{shown:?}"
+    );
+    assert_eq!(f.member.view().hidden.albums.get(&album), Some(&(T0 + 7)));
+    assert!(!shows(&f.member));
+}

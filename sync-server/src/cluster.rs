@@ -633,14 +633,15 @@ async fn handle(state: &Arc<AppState>, pg: &PgCluster, burst: Vec<String>) {
             "m" => {
                 state.hub.membership_changed();
                 if let Some(family) = words.next().and_then(hex16).map(FamilyId) {
-                    state.hub.send_to_doc(DocId::from(family), &HubMsg::Recheck);
-                    state.hub.send_to_doc(family.key_log(), &HubMsg::Recheck);
-                    // And its volumes: named by every year they may have (a deleted
-                    // family's are no longer listed), a hash each — a membership
-                    // change is rare.
-                    for year in doran_protocol::VOLUME_YEARS {
-                        state.hub.send_to_doc(family.volume(year), &HubMsg::Recheck);
-                    }
+                    // The family's documents: its own, its key log and its volumes,
+                    // named by every year they may have (a deleted family's are
+                    // listed nowhere any more), a hash each — a membership change is
+                    // rare; each connection reading any of them re-checks once.
+                    let volumes = doran_protocol::VOLUME_YEARS.map(|year| family.volume(year));
+                    let docs = [DocId::from(family), family.key_log()];
+                    state
+                        .hub
+                        .send_to_docs(docs.into_iter().chain(volumes), &HubMsg::Recheck);
                 }
                 if let Some(user) = words.next().and_then(hex16).map(UserId) {
                     state.hub.send_to_users([&user], &HubMsg::Recheck);

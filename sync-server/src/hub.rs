@@ -302,10 +302,21 @@ impl Hub {
 
     /// Queues `msg` for every connection subscribed to `doc`.
     pub fn send_to_doc(&self, doc: DocId, msg: &HubMsg) {
+        self.send_to_docs([doc], msg);
+    }
+
+    /// Sends `msg` once to every connection subscribed to any of `docs` (a connection
+    /// subscribed to several gets it once: a re-check reads every subscription).
+    pub fn send_to_docs(&self, docs: impl IntoIterator<Item = DocId>, msg: &HubMsg) {
         let inner = self.lock();
-        for id in inner.by_doc.get(&doc).into_iter().flatten() {
-            if let Some(conn) = inner.conns.get(id) {
-                deliver(*id, conn, msg.clone());
+        let mut sent = HashSet::new();
+        for doc in docs {
+            for id in inner.by_doc.get(&doc).into_iter().flatten() {
+                if sent.insert(*id)
+                    && let Some(conn) = inner.conns.get(id)
+                {
+                    deliver(*id, conn, msg.clone());
+                }
             }
         }
     }

@@ -9,8 +9,8 @@
 
 mod support;
 
-use doran_protocol::{BlobHash, ClientFrame, DocId, ErrorCode, FamilyId, Request, ServerFrame};
-use support::{Client, Identity, Server, signed_http};
+use doran_protocol::{BlobHash, DocId, ErrorCode, FamilyId, Request};
+use support::{Client, Identity, Server, push_snapshot_of};
 
 /// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
 fn sealed(n: u8) -> Vec<u8> {
@@ -59,37 +59,6 @@ async fn push_snapshot(
 ) -> Result<(), ErrorCode> {
     let owner = format!("family={family}");
     push_snapshot_of(at, (DocId::from(family), &owner), covers, bytes).await
-}
-
-/// `by` uploads `bytes` to the blobs of `owner` (the upload's query: `family=…`, or
-/// `owner=me`) and pushes them as a snapshot of `doc` covering `covers`.
-async fn push_snapshot_of(
-    (server, by, c): (&Server, &Identity, &mut Client),
-    (doc, owner): (DocId, &str),
-    covers: u64,
-    bytes: Vec<u8>,
-) -> Result<(), ErrorCode> {
-    let blob = BlobHash::of(&bytes);
-    let path = format!("/blobs/{blob}?{owner}");
-    let put = signed_http(server, by, "PUT", &path, &bytes).await;
-    assert!(
-        put.status == 201 || put.status == 200,
-        "upload: {}",
-        put.status
-    );
-    c.send(&ClientFrame::PushSnapshot {
-        doc,
-        covers_seq: covers,
-        blob,
-        len: bytes.len() as u64,
-    })
-    .await;
-    c.until(|f| match f {
-        ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
-        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.code)),
-        _ => None,
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,8 @@
 
 mod support;
 
-use doran_protocol::{
-    BlobHash, ClientFrame, DocId, ErrorCode, FamilyId, InviteId, Request, Response, ServerFrame,
-};
-use support::{Client, Identity, Server, signed_http};
+use doran_protocol::{DocId, ErrorCode, FamilyId, InviteId, Request, Response, ServerFrame};
+use support::{Client, Identity, Server, push_snapshot_of};
 
 /// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
 fn sealed(n: u8) -> Vec<u8> {
@@ -59,32 +57,12 @@ async fn open(c: &mut Client, family: FamilyId, year: u16) -> Result<Response, E
 /// `by` uploads `bytes` to the family's blobs and pushes them as a snapshot of `doc`
 /// covering `covers`: recorded (pending), or the refusal.
 async fn push_snapshot(
-    (server, by, c): (&Server, &Identity, &mut Client),
+    at: (&Server, &Identity, &mut Client),
     (family, doc): (FamilyId, DocId),
     covers: u64,
     bytes: Vec<u8>,
 ) -> Result<(), ErrorCode> {
-    let blob = BlobHash::of(&bytes);
-    let path = format!("/blobs/{blob}?family={family}");
-    let put = signed_http(server, by, "PUT", &path, &bytes).await;
-    assert!(
-        put.status == 201 || put.status == 200,
-        "upload: {}",
-        put.status
-    );
-    c.send(&ClientFrame::PushSnapshot {
-        doc,
-        covers_seq: covers,
-        blob,
-        len: bytes.len() as u64,
-    })
-    .await;
-    c.until(|f| match f {
-        ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
-        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.code)),
-        _ => None,
-    })
-    .await
+    push_snapshot_of(at, (doc, &format!("family={family}")), covers, bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

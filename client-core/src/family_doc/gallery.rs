@@ -99,7 +99,16 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = photos.iter().map(|p| entity("photos", p)).collect();
         touched.push(entity("albums", &id));
-        // The record that hides the album's photos kept in volumes (`Hidden`).
+        // The record that hides the album's photos kept in volumes (`Hidden`): at
+        // the latest of now and of the photos this device has seen added to it, so that
+        // a photo added by a device whose clock runs ahead is hidden too once seen.
+        let when = self
+            .view
+            .photos
+            .values()
+            .filter(|e| e.album_id == id)
+            .map(|e| e.at)
+            .fold(now_ms, i64::max);
         let hide = format!("{HIDDEN_PREFIX}albums/{id}");
         touched.push(Touched::Root(hide.clone()));
         self.edit("album.delete", now_ms, &touched, |doc| {
@@ -107,7 +116,7 @@ impl FamilyDoc {
                 delete_entity(doc, "photos", p)?;
             }
             delete_entity(doc, "albums", &id)?;
-            doc.put(ROOT, hide.as_str(), now_ms)?;
+            doc.put(ROOT, hide.as_str(), when)?;
             Ok(())
         })
     }

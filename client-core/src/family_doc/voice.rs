@@ -115,7 +115,16 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = voices.iter().map(|v| entity("voices", v)).collect();
         touched.push(entity("voice_albums", &id));
-        // The record that hides the album's messages kept in volumes (`Hidden`).
+        // The record that hides the album's messages kept in volumes (`Hidden`): at
+        // the latest of now and of the messages this device has seen added to it, so that
+        // a message added by a device whose clock runs ahead is hidden too once seen.
+        let when = self
+            .view
+            .voices
+            .values()
+            .filter(|e| e.album_id == id)
+            .map(|e| e.at)
+            .fold(now_ms, i64::max);
         let hide = format!("{HIDDEN_PREFIX}voice_albums/{id}");
         touched.push(Touched::Root(hide.clone()));
         self.edit("voice_album.delete", now_ms, &touched, |doc| {
@@ -123,7 +132,7 @@ impl FamilyDoc {
                 delete_entity(doc, "voices", v)?;
             }
             delete_entity(doc, "voice_albums", &id)?;
-            doc.put(ROOT, hide.as_str(), now_ms)?;
+            doc.put(ROOT, hide.as_str(), when)?;
             Ok(())
         })
     }

@@ -240,11 +240,13 @@ pub struct Family {
 }
 
 /// Albums and voice albums deleted, and when (ms): written by the change that deletes
-/// one (issue 17). An album's deletion removes the photos the family's document holds;
-/// those kept in a year's volume, which it cannot remove, are hidden by this record
-/// (`crate::volume::merged`): each added no later than the deletion, for good. A photo
-/// added after it, concurrently, stays with the recovered photos, as one in the
-/// family's document does. The id of a deleted album is never used again.
+/// one (issue 17), at the latest of its device's clock and of the photos it had seen
+/// added to the album. An album's deletion removes the photos the family's document
+/// holds; those kept in a year's volume, which it cannot remove, are hidden by this
+/// record (`crate::volume::merged`) — each added no later than the deletion, while no
+/// album stands at that id. A photo added after it, concurrently, stays with the
+/// recovered photos, as one in the family's document does. Two devices deleting an
+/// album at once write two times: the earliest counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hidden {
     /// Album id → when it was deleted.

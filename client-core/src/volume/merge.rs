@@ -33,8 +33,9 @@ pub struct Merged {
 /// place, the core before the years, earlier years first, the same on every device);
 /// counters are summed (each device has one per document it counted in) and marks
 /// kept once. A volume's photo (or voice message) of an album deleted outright is left
-/// out if it was added no later than the deletion ([`crate::model::Hidden`]): the
-/// deletion removed the album's photos the core held, and could not remove those.
+/// out, while no album stands at that id, if it was added no later than the deletion
+/// ([`crate::model::Hidden`]): the deletion removed the album's photos the core held,
+/// and could not remove those.
 pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) -> Merged {
     let mut parts: Vec<(Place, Family)> = volumes
         .into_iter()
@@ -66,20 +67,26 @@ pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) ->
     let kept_in_volume = |coll: &'static str, id: &String| {
         matches!(places.get(&(coll, id.clone())), Some(Place::Year(_)))
     };
-    let hides = |deleted: &BTreeMap<String, i64>, album: &str, at: i64| {
-        deleted.get(album).is_some_and(|when| at <= *when)
+    // Only while no album stands at the id: a record never hides the photos of an
+    // album that stands (whoever wrote it, from whatever fork).
+    let hides = |deleted: &BTreeMap<String, i64>, standing: bool, album: &str, at: i64| {
+        !standing && deleted.get(album).is_some_and(|when| at <= *when)
     };
     let hidden_photos: Vec<String> = view
         .photos
         .iter()
-        .filter(|(id, p)| hides(&hidden.albums, &p.album_id, p.at) && kept_in_volume("photos", id))
+        .filter(|(id, p)| {
+            let standing = view.albums.contains_key(&p.album_id);
+            hides(&hidden.albums, standing, &p.album_id, p.at) && kept_in_volume("photos", id)
+        })
         .map(|(id, _)| id.clone())
         .collect();
     let hidden_voices: Vec<String> = view
         .voices
         .iter()
         .filter(|(id, v)| {
-            hides(&hidden.voice_albums, &v.album_id, v.at) && kept_in_volume("voices", id)
+            let standing = view.voice_albums.contains_key(&v.album_id);
+            hides(&hidden.voice_albums, standing, &v.album_id, v.at) && kept_in_volume("voices", id)
         })
         .map(|(id, _)| id.clone())
         .collect();

@@ -448,6 +448,38 @@ pub fn signed_headers(id: &Identity, method: &str, path: &str) -> Vec<(String, S
     ]
 }
 
+/// `by` uploads `bytes` to the blobs of `owner` (the upload's query: `family=…`, or
+/// `owner=me`) and pushes them as a snapshot of `doc` covering `covers`: recorded
+/// (pending), or the refusal's code.
+pub async fn push_snapshot_of(
+    (server, by, c): (&Server, &Identity, &mut Client),
+    (doc, owner): (DocId, &str),
+    covers: u64,
+    bytes: Vec<u8>,
+) -> Result<(), ErrorCode> {
+    let blob = BlobHash::of(&bytes);
+    let path = format!("/blobs/{blob}?{owner}");
+    let put = signed_http(server, by, "PUT", &path, &bytes).await;
+    assert!(
+        put.status == 201 || put.status == 200,
+        "upload: {}",
+        put.status
+    );
+    c.send(&ClientFrame::PushSnapshot {
+        doc,
+        covers_seq: covers,
+        blob,
+        len: bytes.len() as u64,
+    })
+    .await;
+    c.until(|f| match f {
+        ServerFrame::SnapshotAccepted { .. } => Some(Ok(())),
+        ServerFrame::Error(e) if e.doc == Some(doc) => Some(Err(e.code)),
+        _ => None,
+    })
+    .await
+}
+
 /// [`http`] signed by `id`'s device.
 pub async fn signed_http(
     server: &Server,
