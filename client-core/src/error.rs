@@ -86,6 +86,10 @@ pub enum DocError {
     /// The document's contents do not match the schema this version understands.
     #[error("document does not match the schema: {0}")]
     Schema(String),
+    /// What the edit changes is kept in the family's volume of this year, which this
+    /// device has not loaded (`FamilyDoc::attach_volume`).
+    #[error("the family's volume of {0} is not loaded")]
+    VolumeNotLoaded(u16),
 }
 
 impl DocError {

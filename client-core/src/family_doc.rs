@@ -10,7 +10,7 @@ mod missions;
 mod voice;
 mod volumes;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use automerge::{
     ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable,
@@ -62,6 +62,9 @@ pub struct Edit<T = ()> {
     /// the store then drops the cache and it is rebuilt on the next open. Personal
     /// documents are small and not cached: their edits always carry `None`.
     pub view: Option<Vec<ViewRow>>,
+    /// The year of the family's volume the change belongs to (issue 17); `None`: the
+    /// document itself (the family's document, or a personal document).
+    pub volume: Option<u16>,
 }
 
 impl<T> Edit<T> {
@@ -71,6 +74,7 @@ impl<T> Edit<T> {
             value,
             change: None,
             view: Some(Vec::new()),
+            volume: None,
         }
     }
 }
@@ -96,11 +100,24 @@ pub struct RemoteUpdate {
 }
 
 /// A family's shared document on this device, and an up-to-date hydrated view of it.
+///
+/// With per-year volumes loaded ([`FamilyDoc::attach_volume`], issue 17) the view is
+/// the merged view of the family's document (the core) and those volumes
+/// ([`crate::volume::merged`], kept up to date entity by entity), and each edit goes to
+/// the document that holds what it changes (`Edit::volume`).
 #[derive(Debug)]
 pub struct FamilyDoc {
     replica: Replica,
     view: Family,
     me: UserId,
+    /// The volumes loaded, by year.
+    volumes: BTreeMap<u16, Replica>,
+    /// The year of each calendar entry, mission, photo and voice message kept in a
+    /// loaded volume; one not here is in the core.
+    places: HashMap<(&'static str, String), u16>,
+    /// The volume new calendar entries, missions, photos and voice messages go to
+    /// ([`FamilyDoc::file_new_in`]); `None`: the core.
+    new_in: Option<u16>,
 }
 
 impl FamilyDoc {
@@ -136,13 +153,20 @@ impl FamilyDoc {
         let change = replica
             .commit("family.create", now_ms)
             .ok_or_else(|| DocError::Schema("creating a family wrote nothing".into()))?;
-        let mut fd = FamilyDoc {
-            replica,
-            view: Family::default(),
-            me: actor.user,
-        };
+        let mut fd = FamilyDoc::around(replica, Family::default(), actor.user);
         fd.rehydrate_all();
         Ok((fd, change))
+    }
+
+    fn around(replica: Replica, view: Family, me: UserId) -> Self {
+        FamilyDoc {
+            replica,
+            view,
+            me,
+            volumes: BTreeMap::new(),
+            places: HashMap::new(),
+            new_in: None,
+        }
     }
 
     /// Opens a family document from its stored snapshot and later chunks.
@@ -153,11 +177,7 @@ impl FamilyDoc {
     ) -> Result<Self> {
         let replica =
             Replica::load_checked(snapshot, chunks, actor, Some(rules::DocRules::Family))?;
-        let mut fd = FamilyDoc {
-            replica,
-            view: Family::default(),
-            me: actor.user,
-        };
+        let mut fd = FamilyDoc::around(replica, Family::default(), actor.user);
         fd.rehydrate_all();
         Ok(fd)
     }
@@ -173,11 +193,7 @@ impl FamilyDoc {
     ) -> Result<Self> {
         let replica =
             Replica::load_checked(snapshot, chunks, actor, Some(rules::DocRules::Family))?;
-        Ok(FamilyDoc {
-            replica,
-            view,
-            me: actor.user,
-        })
+        Ok(FamilyDoc::around(replica, view, actor.user))
     }
 
     /// Every view-cache row of the current state, to rebuild the cache
@@ -220,7 +236,35 @@ impl FamilyDoc {
         &mut self,
         chunks: impl IntoIterator<Item = C>,
     ) -> RemoteUpdate {
-        let (touched, fates) = self.replica.apply_remote(chunks);
+        self.apply_remote_in(None, chunks)
+    }
+
+    /// [`apply_remote`](Self::apply_remote) for the family's document (`year` `None`)
+    /// or one of its loaded volumes; a volume not loaded takes nothing (every chunk is
+    /// refused: load it first).
+    pub(crate) fn apply_remote_in<'a, C: Into<crate::replica::Incoming<'a>>>(
+        &mut self,
+        year: Option<u16>,
+        chunks: impl IntoIterator<Item = C>,
+    ) -> RemoteUpdate {
+        let replica = match year {
+            None => &mut self.replica,
+            Some(year) => match self.volumes.get_mut(&year) {
+                Some(replica) => replica,
+                None => {
+                    let refused = chunks.into_iter().count();
+                    return RemoteUpdate {
+                        rejected: (0..refused).collect(),
+                        refusals: (0..refused)
+                            .map(|i| (i, Refusal::Unreadable("this volume is not loaded".into())))
+                            .collect(),
+                        view: Some(Vec::new()),
+                        ..RemoteUpdate::default()
+                    };
+                }
+            },
+        };
+        let (touched, fates) = replica.apply_remote(chunks);
         let mut rejected = Vec::new();
         let mut trimmed = Vec::new();
         let mut refusals = Vec::new();
@@ -241,9 +285,7 @@ impl FamilyDoc {
             .into_iter()
             .map(|a| a.id)
             .collect();
-        for t in &touched {
-            self.refresh_one(t);
-        }
+        self.refresh(year, &touched);
         let new_activity = activity_of(&self.view, &touched)
             .into_iter()
             .filter(|a| !before.contains(&a.id))
@@ -276,9 +318,17 @@ impl FamilyDoc {
         touches: &[Touched],
         write: impl FnOnce(&mut AutoCommit) -> Result<T>,
     ) -> Result<Edit<T>> {
-        match write(self.replica.doc_mut()).and_then(|value| {
+        let year = self.target_of(touches);
+        let replica = match year {
+            None => &mut self.replica,
+            Some(year) => self
+                .volumes
+                .get_mut(&year)
+                .ok_or(DocError::VolumeNotLoaded(year))?,
+        };
+        match write(replica.doc_mut()).and_then(|value| {
             // Every device refuses a change past this: never write one.
-            let ops = self.replica.doc().pending_ops();
+            let ops = replica.doc().pending_ops();
             let limit = Limits::DEFAULT.max_change_ops;
             if ops as u64 > limit {
                 return Err(DocError::EditTooLarge { ops, limit });
@@ -286,20 +336,31 @@ impl FamilyDoc {
             Ok(value)
         }) {
             Ok(value) => {
-                let change = self.replica.commit(what, now_ms);
-                for t in touches {
-                    self.refresh_one(t);
-                }
+                let change = replica.commit(what, now_ms);
+                self.refresh(year, touches);
                 let view = self.view_rows(touches);
                 Ok(Edit {
                     value,
                     change,
                     view,
+                    volume: year,
                 })
             }
             Err(e) => {
-                self.replica.rollback();
+                replica.rollback();
                 Err(e)
+            }
+        }
+    }
+
+    /// Re-reads what a change of the document `year` (`None`: the core) touched into
+    /// the view.
+    fn refresh(&mut self, year: Option<u16>, touched: &[Touched]) {
+        for t in touched {
+            if self.volumes.is_empty() {
+                self.refresh_one(t);
+            } else {
+                self.refresh_merged(year, t);
             }
         }
     }
@@ -390,7 +451,11 @@ impl FamilyDoc {
         v.photos = hydrate_collection(doc, "photos");
         v.voice_albums = hydrate_collection(doc, "voice_albums");
         v.voices = hydrate_collection(doc, "voices");
-        self.view = v;
+        if self.volumes.is_empty() {
+            self.view = v;
+        } else {
+            self.merge_volumes(v);
+        }
     }
 }
 

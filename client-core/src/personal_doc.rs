@@ -170,6 +170,7 @@ impl PersonalDoc {
                 value: (),
                 change: None,
                 view: None,
+                volume: None,
             });
         }
         self.write("profile.families", now_ms, |doc| {
@@ -204,6 +205,7 @@ impl PersonalDoc {
             value: (),
             change,
             view: None,
+            volume: None,
         })
     }
 }

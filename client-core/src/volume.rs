@@ -13,6 +13,7 @@
 
 mod merge;
 
+pub(crate) use merge::hides;
 pub use merge::{Merged, Place, merged};
 
 use automerge::{ActorId, AutoCommit, Change, ObjType, ROOT, transaction::Transactable};

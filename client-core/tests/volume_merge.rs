@@ -7,35 +7,18 @@
 
 use std::collections::BTreeMap;
 
+mod support;
+
 use doran_client_core::{
-    Actor, EventInput, FamilyDoc, PhotoInput, VoiceInput,
+    EventInput, FamilyDoc, VoiceInput,
     model::Family,
     volume::{Place, merged},
 };
-use doran_protocol::{BlobHash, DeviceId, FamilyId, UserId};
+use doran_protocol::{BlobHash, FamilyId};
 use proptest::prelude::*;
+use support::{actor, photo};
 
 const T0: i64 = 1_780_000_000_000;
-
-fn actor() -> Actor {
-    Actor {
-        user: UserId::random(),
-        device: DeviceId::random(),
-    }
-}
-
-fn photo(n: u8) -> PhotoInput {
-    PhotoInput {
-        blob: BlobHash::of(&[n]).into(),
-        thumb: BlobHash::of(&[n, n]).into(),
-        mime: "image/jpeg".into(),
-        size: 1000,
-        width: 800,
-        height: 600,
-        taken_at: None,
-        caption: String::new(),
-    }
-}
 
 /// A family of two that did a bit of everything: photos liked, missions ticked (one
 /// completed), events, voice messages; counters and marks from both devices.

@@ -377,7 +377,9 @@ impl Error {
                 "한 번에 바꾸기에는 너무 많아요. 나누어서 해 주세요.",
                 "That is too much to change at once; please do it in smaller steps.",
             ),
-            DocError::Automerge(_) | DocError::Schema(_) => Error::code(ErrorCode::Storage, lang),
+            DocError::Automerge(_) | DocError::Schema(_) | DocError::VolumeNotLoaded(_) => {
+                Error::code(ErrorCode::Storage, lang)
+            }
         }
     }
 

@@ -93,7 +93,8 @@ impl FamilyDoc {
             .view
             .photos
             .iter()
-            .filter(|(_, p)| p.album_id == id)
+            // Those kept in volumes stay there, hidden by the record below.
+            .filter(|(k, p)| p.album_id == id && self.kept_in_core("photos", k))
             .map(|(k, _)| k.clone())
             .collect();
         let id = id.to_owned();

@@ -109,7 +109,8 @@ impl FamilyDoc {
             .view
             .voices
             .iter()
-            .filter(|(_, v)| v.album_id == id)
+            // Those kept in volumes stay there, hidden by the record below.
+            .filter(|(k, v)| v.album_id == id && self.kept_in_core("voices", k))
             .map(|(k, _)| k.clone())
             .collect();
         let id = id.to_owned();

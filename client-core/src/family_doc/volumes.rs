@@ -1,14 +1,21 @@
 //! The family's per-year volumes, as its document lists them (issue 17,
 //! [`crate::volume`]).
 
-use automerge::{ROOT, transaction::Transactable};
-use doran_protocol::VOLUME_YEARS;
+use std::collections::BTreeMap;
 
-use super::{Edit, FamilyDoc};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
+use doran_protocol::{FamilyId, VOLUME_YEARS};
+
+use super::{
+    COLLECTIONS, Edit, FamilyDoc, RemoteUpdate, counter_value, hydrate_collection, hydrate_root,
+    refresh_entry,
+};
 use crate::{
     error::{DocError, Result},
-    model::VOLUMES_PREFIX,
-    replica::Touched,
+    model::{Family, HIDDEN_PREFIX, MARKS_PREFIX, Photo, VOLUMES_PREFIX, Voice},
+    read::Entity,
+    replica::{Actor, Replica, Touched},
+    rules, volume,
 };
 
 impl FamilyDoc {
@@ -38,4 +45,325 @@ impl FamilyDoc {
             },
         )
     }
+
+    /// Loads the family's volume of `year` from its stored snapshot and later chunks
+    /// (neither holds its first change: every device makes it, `volume::genesis`), and
+    /// merges it into the view: its calendar entries, missions, photos and voice
+    /// messages join the family's, its counters add up with theirs. Loading a volume
+    /// loaded already is no change. The view cache then holds less than the view:
+    /// rebuild it ([`FamilyDoc::cache_rows`]).
+    pub fn attach_volume<'a>(
+        &mut self,
+        year: u16,
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+    ) -> Result<()> {
+        if self.volumes.contains_key(&year) {
+            return Ok(());
+        }
+        if !VOLUME_YEARS.contains(&year) {
+            return Err(DocError::BadDate(format!("no volume of {year}")));
+        }
+        let family: FamilyId = self
+            .view
+            .id
+            .parse()
+            .map_err(|_| DocError::Schema("the family's document names no family".into()))?;
+        let host = rules::host_of(self.replica.doc())
+            .ok_or_else(|| DocError::Schema("the family's document names no host".into()))?;
+        let replica = Replica::load_volume(
+            volume::genesis(family, year),
+            snapshot,
+            chunks,
+            actor,
+            volume::rules(family, year, host),
+        )?;
+        let part = hydrate_part(replica.doc());
+        self.volumes.insert(year, replica);
+        for (collection, ids) in kept_ids(&part) {
+            for id in ids {
+                self.refresh_kept(collection, &id);
+            }
+        }
+        for key in part.counts.keys() {
+            self.refresh_count_merged(key);
+        }
+        Ok(())
+    }
+
+    /// The years of the volumes loaded.
+    pub fn volume_years(&self) -> impl Iterator<Item = u16> + '_ {
+        self.volumes.keys().copied()
+    }
+
+    /// Files the calendar entries, missions, photos and voice messages made from now
+    /// on in the loaded volume of `year` (`None`: in the family's document, as before
+    /// volumes). What exists already is edited where it is kept.
+    pub fn file_new_in(&mut self, year: Option<u16>) -> Result<()> {
+        if let Some(year) = year
+            && !self.volumes.contains_key(&year)
+        {
+            return Err(DocError::VolumeNotLoaded(year));
+        }
+        self.new_in = year;
+        Ok(())
+    }
+
+    /// Applies chunks of the loaded volume of `year`, as
+    /// [`apply_remote`](FamilyDoc::apply_remote) does for the family's document (a
+    /// volume not loaded takes nothing: every chunk is refused).
+    pub fn apply_remote_volume<'a, C: Into<crate::replica::Incoming<'a>>>(
+        &mut self,
+        year: u16,
+        chunks: impl IntoIterator<Item = C>,
+    ) -> RemoteUpdate {
+        self.apply_remote_in(Some(year), chunks)
+    }
+
+    /// Compacts the loaded volume of `year` into one snapshot.
+    pub fn save_volume(&mut self, year: u16) -> Option<Vec<u8>> {
+        self.volumes.get_mut(&year).map(Replica::save)
+    }
+
+    /// The loaded volume of `year` (heads, raw Automerge access for sync).
+    pub fn volume_mut(&mut self, year: u16) -> Option<&mut Replica> {
+        self.volumes.get_mut(&year)
+    }
+
+    /// Whether the entity is kept in the family's document (not in a loaded volume).
+    pub(super) fn kept_in_core(&self, collection: &str, id: &str) -> bool {
+        match kept(collection) {
+            Some(collection) => !self.places.contains_key(&(collection, id.to_owned())),
+            None => true,
+        }
+    }
+
+    /// The volume an edit touching `touches` writes to: the one keeping the first
+    /// entity it touches that a volume keeps; for an edit making a new entity, the one
+    /// new entities are filed in; else the family's document.
+    pub(super) fn target_of(&self, touches: &[Touched]) -> Option<u16> {
+        if self.volumes.is_empty() {
+            return None;
+        }
+        let mut makes = false;
+        for t in touches {
+            let Touched::Entity(collection, id) = t else {
+                continue;
+            };
+            let Some(collection) = kept(collection) else {
+                continue;
+            };
+            if let Some(year) = self.places.get(&(collection, id.clone())) {
+                return Some(*year);
+            }
+            makes |= !in_view(&self.view, collection, id);
+        }
+        if makes { self.new_in } else { None }
+    }
+
+    /// Re-reads what a change of the document `year` (`None`: the core) touched into
+    /// the merged view.
+    pub(super) fn refresh_merged(&mut self, year: Option<u16>, t: &Touched) {
+        match t {
+            Touched::Entity(collection, id) => match kept(collection) {
+                Some(collection) => self.refresh_kept(collection, id),
+                // Members, albums and voice albums: the core's only (a volume's rules
+                // refuse them).
+                None if year.is_none() => {
+                    self.refresh_one(t);
+                    let recorded = match collection.as_str() {
+                        "albums" => self.view.hidden.albums.contains_key(id),
+                        "voice_albums" => self.view.hidden.voice_albums.contains_key(id),
+                        _ => false,
+                    };
+                    if recorded {
+                        self.refresh_volumes_entities();
+                    }
+                }
+                None => {}
+            },
+            Touched::Root(key) if is_counted(key) => self.refresh_count_merged(key),
+            Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
+            Touched::Root(key) if key.starts_with(HIDDEN_PREFIX) && year.is_none() => {
+                self.refresh_one(t);
+                self.refresh_volumes_entities();
+            }
+            Touched::Root(_) if year.is_none() => self.refresh_one(t),
+            Touched::Root(_) => {}
+        }
+    }
+
+    /// Reads an entity of the four collections again from the first document that
+    /// keeps it (the core, then the volumes by year, as `volume::merged` does), and
+    /// leaves it out if a hide record hides it.
+    pub(super) fn refresh_kept(&mut self, collection: &'static str, id: &str) {
+        match collection {
+            "calendar" => self.refresh_in_place(collection, id, |v| &mut v.calendar, |_| None),
+            "missions" => self.refresh_in_place(collection, id, |v| &mut v.missions, |_| None),
+            "photos" => self.refresh_in_place(
+                collection,
+                id,
+                |v| &mut v.photos,
+                |p: &Photo| Some((p.album_id.clone(), p.at)),
+            ),
+            _ => self.refresh_in_place(
+                collection,
+                id,
+                |v| &mut v.voices,
+                |m: &Voice| Some((m.album_id.clone(), m.at)),
+            ),
+        }
+    }
+
+    fn refresh_in_place<T: Entity>(
+        &mut self,
+        collection: &'static str,
+        id: &str,
+        map: impl Fn(&mut Family) -> &mut BTreeMap<String, T>,
+        album_of: impl Fn(&T) -> Option<(String, i64)>,
+    ) {
+        let docs = std::iter::once((None, &self.replica))
+            .chain(self.volumes.iter().map(|(year, r)| (Some(*year), r)));
+        let mut found = None;
+        for (year, replica) in docs {
+            let doc = replica.doc();
+            let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, collection) else {
+                continue;
+            };
+            let mut one = BTreeMap::new();
+            refresh_entry(doc, &coll, id, &mut one);
+            if let Some(entity) = one.remove(id) {
+                found = Some((year, entity));
+                break;
+            }
+        }
+        let place = (collection, id.to_owned());
+        let shown = found.filter(|(year, entity)| {
+            year.is_none()
+                || album_of(entity)
+                    .is_none_or(|(album, at)| !volume::hides(&self.view, collection, &album, at))
+        });
+        match shown {
+            Some((year, entity)) => {
+                map(&mut self.view).insert(id.to_owned(), entity);
+                match year {
+                    Some(year) => self.places.insert(place, year),
+                    None => self.places.remove(&place),
+                };
+            }
+            None => {
+                map(&mut self.view).remove(id);
+                self.places.remove(&place);
+            }
+        }
+    }
+
+    /// Reads every photo and voice message of the loaded volumes again: a hide record
+    /// written, or an album standing again at a recorded id, changes which show.
+    fn refresh_volumes_entities(&mut self) {
+        let ids: Vec<(&'static str, String)> = self
+            .volumes
+            .values()
+            .flat_map(|r| {
+                let doc = r.doc();
+                let photos = hydrate_collection::<Photo>(doc, "photos").into_keys();
+                let voices = hydrate_collection::<Voice>(doc, "voices").into_keys();
+                photos
+                    .map(|id| ("photos", id))
+                    .chain(voices.map(|id| ("voices", id)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (collection, id) in ids {
+            self.refresh_kept(collection, &id);
+        }
+    }
+
+    /// A counter's total over the core and the loaded volumes (each device keeps one
+    /// per document it counted in), or a mark's value from the first that has it.
+    pub(super) fn refresh_count_merged(&mut self, key: &str) {
+        let marked = key.starts_with(MARKS_PREFIX);
+        let docs = std::iter::once(&self.replica).chain(self.volumes.values());
+        let mut total: Option<i64> = None;
+        for replica in docs {
+            let value = replica
+                .doc()
+                .map_range(ROOT, key.to_owned()..=key.to_owned())
+                .next()
+                .and_then(|item| counter_value(&item.value));
+            if let Some(n) = value {
+                total = Some(match total {
+                    Some(_) if marked => break,
+                    Some(t) => t.saturating_add(n),
+                    None => n,
+                });
+            }
+        }
+        match total {
+            Some(n) => self.view.counts.insert(key.to_owned(), n),
+            None => self.view.counts.remove(key),
+        };
+    }
+
+    /// Sets the view to the merged view of `core` (the family's document, read whole)
+    /// and the loaded volumes, read whole.
+    pub(super) fn merge_volumes(&mut self, core: Family) {
+        let parts: Vec<(u16, Family)> = self
+            .volumes
+            .iter()
+            .map(|(year, r)| (*year, hydrate_part(r.doc())))
+            .collect();
+        let merged = volume::merged(core, parts);
+        self.view = merged.view;
+        self.places = merged
+            .places
+            .into_iter()
+            .filter_map(|(place, at)| match at {
+                volume::Place::Year(year) => Some((place, year)),
+                volume::Place::Core => None,
+            })
+            .collect();
+    }
+}
+
+/// The collection a volume keeps, as the static name (`None`: one only the family's
+/// document keeps).
+fn kept(collection: &str) -> Option<&'static str> {
+    volume::COLLECTIONS.into_iter().find(|c| *c == collection)
+}
+
+/// Whether a counter (`n/…`) or a mark (`e/…`).
+fn is_counted(key: &str) -> bool {
+    key.starts_with(super::COUNTS_PREFIX) || key.starts_with(MARKS_PREFIX)
+}
+
+fn in_view(view: &Family, collection: &str, id: &str) -> bool {
+    match collection {
+        "calendar" => view.calendar.contains_key(id),
+        "missions" => view.missions.contains_key(id),
+        "photos" => view.photos.contains_key(id),
+        _ => view.voices.contains_key(id),
+    }
+}
+
+/// A volume read whole: its four collections and its counters and marks.
+fn hydrate_part(doc: &AutoCommit) -> Family {
+    let mut part = Family::default();
+    hydrate_root(doc, &mut part);
+    part.calendar = hydrate_collection(doc, "calendar");
+    part.missions = hydrate_collection(doc, "missions");
+    part.photos = hydrate_collection(doc, "photos");
+    part.voices = hydrate_collection(doc, "voices");
+    part
+}
+
+/// The ids of a volume's entities, by collection.
+fn kept_ids(part: &Family) -> [(&'static str, Vec<String>); 4] {
+    [
+        ("calendar", part.calendar.keys().cloned().collect()),
+        ("missions", part.missions.keys().cloned().collect()),
+        ("photos", part.photos.keys().cloned().collect()),
+        ("voices", part.voices.keys().cloned().collect()),
+    ]
 }

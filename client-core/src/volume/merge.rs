@@ -63,31 +63,19 @@ pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) ->
                 .or_insert(n);
         }
     }
-    let hidden = &view.hidden;
     let kept_in_volume = |coll: &'static str, id: &String| {
         matches!(places.get(&(coll, id.clone())), Some(Place::Year(_)))
-    };
-    // Only while no album stands at the id: a record never hides the photos of an
-    // album that stands (whoever wrote it, from whatever fork).
-    let hides = |deleted: &BTreeMap<String, i64>, standing: bool, album: &str, at: i64| {
-        !standing && deleted.get(album).is_some_and(|when| at <= *when)
     };
     let hidden_photos: Vec<String> = view
         .photos
         .iter()
-        .filter(|(id, p)| {
-            let standing = view.albums.contains_key(&p.album_id);
-            hides(&hidden.albums, standing, &p.album_id, p.at) && kept_in_volume("photos", id)
-        })
+        .filter(|(id, p)| kept_in_volume("photos", id) && hides(&view, "photos", &p.album_id, p.at))
         .map(|(id, _)| id.clone())
         .collect();
     let hidden_voices: Vec<String> = view
         .voices
         .iter()
-        .filter(|(id, v)| {
-            let standing = view.voice_albums.contains_key(&v.album_id);
-            hides(&hidden.voice_albums, standing, &v.album_id, v.at) && kept_in_volume("voices", id)
-        })
+        .filter(|(id, v)| kept_in_volume("voices", id) && hides(&view, "voices", &v.album_id, v.at))
         .map(|(id, _)| id.clone())
         .collect();
     for id in hidden_photos {
@@ -99,6 +87,22 @@ pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) ->
         places.remove(&("voices", id));
     }
     Merged { view, places }
+}
+
+/// Whether a hide record of `view` hides a volume's photo (`collection` "photos") or
+/// voice message ("voices") of `album` added at `at`: a record of that album at or
+/// after `at`, and no album standing at its id (a record never hides a standing
+/// album's photos, whoever wrote it, from whatever fork).
+pub(crate) fn hides(view: &Family, collection: &str, album: &str, at: i64) -> bool {
+    let (records, standing) = match collection {
+        "photos" => (&view.hidden.albums, view.albums.contains_key(album)),
+        "voices" => (
+            &view.hidden.voice_albums,
+            view.voice_albums.contains_key(album),
+        ),
+        _ => return false,
+    };
+    !standing && records.get(album).is_some_and(|when| at <= *when)
 }
 
 /// Notes where `part`'s entities are, unless an earlier place has them.
