@@ -240,8 +240,7 @@ impl FamilyDoc {
     }
 
     /// [`apply_remote`](Self::apply_remote) for the family's document (`year` `None`)
-    /// or one of its loaded volumes; a volume not loaded takes nothing (every chunk is
-    /// refused: load it first).
+    /// or one of its loaded volumes.
     pub(crate) fn apply_remote_in<'a, C: Into<crate::replica::Incoming<'a>>>(
         &mut self,
         year: Option<u16>,
@@ -251,17 +250,8 @@ impl FamilyDoc {
             None => &mut self.replica,
             Some(year) => match self.volumes.get_mut(&year) {
                 Some(replica) => replica,
-                None => {
-                    let refused = chunks.into_iter().count();
-                    return RemoteUpdate {
-                        rejected: (0..refused).collect(),
-                        refusals: (0..refused)
-                            .map(|i| (i, Refusal::Unreadable("this volume is not loaded".into())))
-                            .collect(),
-                        view: Some(Vec::new()),
-                        ..RemoteUpdate::default()
-                    };
-                }
+                // `apply_remote_volume` answers `VolumeNotLoaded` before this.
+                None => return RemoteUpdate::default(),
             },
         };
         let (touched, fates) = replica.apply_remote(chunks);
@@ -356,12 +346,16 @@ impl FamilyDoc {
     /// Re-reads what a change of the document `year` (`None`: the core) touched into
     /// the view.
     fn refresh(&mut self, year: Option<u16>, touched: &[Touched]) {
+        let mut rescan = false;
         for t in touched {
             if self.volumes.is_empty() {
                 self.refresh_one(t);
             } else {
-                self.refresh_merged(year, t);
+                rescan |= self.refresh_merged(year, t);
             }
+        }
+        if rescan {
+            self.refresh_volumes_entities();
         }
     }
 

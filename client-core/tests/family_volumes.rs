@@ -36,6 +36,8 @@ fn family() -> Family2 {
     core(&mut mom, &join.change.unwrap());
     let album = mom.create_album("여행", T0).unwrap();
     core(&mut dad, &album.change.unwrap());
+    let listed = mom.register_volume(2026, T0).unwrap();
+    core(&mut dad, &listed.change.unwrap());
     for (doc, who) in [(&mut mom, &mom_actor), (&mut dad, &dad_actor)] {
         doc.attach_volume(2026, None, [], who).unwrap();
         doc.file_new_in(Some(2026)).unwrap();
@@ -56,7 +58,7 @@ fn core(doc: &mut FamilyDoc, change: &[u8]) {
 
 /// Applies a change of the volume of 2026; none refused.
 fn volume(doc: &mut FamilyDoc, change: &[u8]) {
-    let update = doc.apply_remote_volume(2026, [change]);
+    let update = doc.apply_remote_volume(2026, [change]).unwrap();
     assert!(update.refusals.is_empty(), "{:?}", update.refusals);
 }
 
@@ -166,19 +168,67 @@ fn an_album_deleted_hides_its_photos_kept_in_the_volume() {
     ));
     let dad_actor = f.dad_actor;
     assert_eq!(&read_afresh(&mut f.dad, &dad_actor), f.dad.view());
+    assert_eq!(&as_merged(&mut f.dad, &dad_actor).view, f.dad.view());
+}
+
+/// `volume::merged` of the family's document and the volume of 2026, each read whole
+/// on its own.
+fn as_merged(doc: &mut FamilyDoc, who: &Actor) -> doran_client_core::volume::Merged {
+    let core = FamilyDoc::load(Some(&doc.save()), [], who).unwrap();
+    merged(core.view().clone(), [(2026, volume_alone(doc, who))])
+}
+
+/// A mission kept in a volume completes when every other participant ticked it, as
+/// every device checks it there (a volume has no member list): a first tick marks no
+/// completion, and the change is taken by the other device.
+#[test]
+fn a_mission_kept_in_a_volume_completes_as_the_volume_checks_it() {
+    let mut f = family();
+    let (mom, dad) = (f.mom.me(), f.dad_actor.user);
+    let made = f
+        .mom
+        .add_mission("설거지", &[mom, dad], None, T0 + 1)
+        .unwrap();
+    assert_eq!(made.volume, Some(2026));
+    volume(&mut f.dad, &made.change.unwrap());
+    let first = f.dad.set_mission_done(&made.value, true, T0 + 2).unwrap();
+    assert_eq!(first.volume, Some(2026));
+    volume(&mut f.mom, &first.change.unwrap());
+    assert_eq!(f.mom.view().ever("completed", None), 0);
+    let last = f.mom.set_mission_done(&made.value, true, T0 + 3).unwrap();
+    volume(&mut f.dad, &last.change.unwrap());
+    assert_eq!(f.dad.view().ever("completed", Some(&mom.to_hex())), 1);
+    for who in [mom, dad] {
+        assert_eq!(f.dad.view().ever("ticks", Some(&who.to_hex())), 1);
+    }
+    assert_eq!(f.mom.view(), f.dad.view());
+    let dad_actor = f.dad_actor;
+    let m = as_merged(&mut f.dad, &dad_actor);
+    assert_eq!(&m.view, f.dad.view());
+    assert_eq!(m.places[&("missions", made.value)], Place::Year(2026));
 }
 
 #[test]
 fn a_volume_not_loaded_takes_nothing_and_a_bad_change_is_refused() {
     let mut f = family();
+    // A year the family's document does not list (the other devices would never load
+    // it), and one listed but not loaded here.
     assert!(matches!(
         f.mom.file_new_in(Some(2030)),
-        Err(DocError::VolumeNotLoaded(2030))
+        Err(DocError::NotFound { kind: "volume", .. })
     ));
+    f.mom.register_volume(2027, T0).unwrap();
+    assert!(matches!(
+        f.mom.file_new_in(Some(2027)),
+        Err(DocError::VolumeNotLoaded(2027))
+    ));
+    // A volume's chunk for a volume not loaded: kept by the caller, not refused.
     let added = f.mom.add_photo(&f.album, photo(1), T0 + 1).unwrap();
     let change = added.change.unwrap();
-    let update = f.dad.apply_remote_volume(2031, [change.as_slice()]);
-    assert_eq!(update.rejected, vec![0]);
+    assert!(matches!(
+        f.dad.apply_remote_volume(2031, [change.as_slice()]),
+        Err(DocError::VolumeNotLoaded(2031))
+    ));
     assert!(!f.dad.view().photos.contains_key(&added.value));
     // A member entry written into the volume (the family's document keeps members):
     // every device refuses it.
@@ -190,6 +240,6 @@ fn a_volume_not_loaded_takes_nothing_and_a_bad_change_is_refused() {
             .unwrap();
         replica.commit("rogue", T0 + 2).unwrap()
     };
-    let update = f.mom.apply_remote_volume(2026, [rogue.as_slice()]);
+    let update = f.mom.apply_remote_volume(2026, [rogue.as_slice()]).unwrap();
     assert_eq!(update.rejected, vec![0]);
 }

@@ -168,6 +168,13 @@ impl FamilyDoc {
         let ticked = mark_key("ticks", &me, &id);
         let ticked_before = self.view.counts.contains_key(&ticked);
         let completed = mark_key("completed", &me, &id);
+        // Whose ticks a completion waits for, as the devices checking this change
+        // will read it: a volume has no member list, so every other participant.
+        let among = if self.kept_in_core("missions", &id) {
+            rules::Among::Members
+        } else {
+            rules::Among::AllParticipants
+        };
         let touched = [
             entity("missions", &id),
             Touched::Root(ticked.clone()),
@@ -180,8 +187,7 @@ impl FamilyDoc {
                 // badges count missions ticked and completed, not clicks. Whether this
                 // tick completes the mission is read as every device will check it.
                 let mission = map_at(doc, &["missions", &id])?;
-                let completes =
-                    rules::others_all_ticked(doc, &mission, (&me, rules::Among::Members), None);
+                let completes = rules::others_all_ticked(doc, &mission, (&me, among), None);
                 doc.put(&completions, me.as_str(), now_ms)?;
                 if !ticked_before {
                     doc.put(ROOT, ticked.as_str(), now_ms)?;

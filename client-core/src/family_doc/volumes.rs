@@ -62,6 +62,13 @@ impl FamilyDoc {
         if self.volumes.contains_key(&year) {
             return Ok(());
         }
+        // One actor for every document of the family on this device: a counter's key
+        // names the actor that writes it.
+        if actor.actor_id() != *self.replica.doc().get_actor() {
+            return Err(DocError::Forbidden(
+                "a volume is loaded by the device that loaded the family's document",
+            ));
+        }
         if !VOLUME_YEARS.contains(&year) {
             return Err(DocError::BadDate(format!("no volume of {year}")));
         }
@@ -98,27 +105,41 @@ impl FamilyDoc {
     }
 
     /// Files the calendar entries, missions, photos and voice messages made from now
-    /// on in the loaded volume of `year` (`None`: in the family's document, as before
-    /// volumes). What exists already is edited where it is kept.
+    /// on in the loaded volume of `year`, which the family's document lists (`None`:
+    /// in the family's document, as before volumes). What exists already is edited
+    /// where it is kept.
     pub fn file_new_in(&mut self, year: Option<u16>) -> Result<()> {
-        if let Some(year) = year
-            && !self.volumes.contains_key(&year)
-        {
-            return Err(DocError::VolumeNotLoaded(year));
+        if let Some(year) = year {
+            // Listed first (`register_volume`): the other devices load the volumes
+            // the family's document lists, and would never see what is filed here.
+            if !self.view.volumes.contains(&year) {
+                return Err(DocError::NotFound {
+                    kind: "volume",
+                    id: year.to_string(),
+                });
+            }
+            if !self.volumes.contains_key(&year) {
+                return Err(DocError::VolumeNotLoaded(year));
+            }
         }
         self.new_in = year;
         Ok(())
     }
 
     /// Applies chunks of the loaded volume of `year`, as
-    /// [`apply_remote`](FamilyDoc::apply_remote) does for the family's document (a
-    /// volume not loaded takes nothing: every chunk is refused).
+    /// [`apply_remote`](FamilyDoc::apply_remote) does for the family's document; a
+    /// volume not loaded takes nothing (`VolumeNotLoaded`: keep the chunks).
     pub fn apply_remote_volume<'a, C: Into<crate::replica::Incoming<'a>>>(
         &mut self,
         year: u16,
         chunks: impl IntoIterator<Item = C>,
-    ) -> RemoteUpdate {
-        self.apply_remote_in(Some(year), chunks)
+    ) -> Result<RemoteUpdate> {
+        if !self.volumes.contains_key(&year) {
+            // Not a refusal: the chunks are good, this device has not loaded their
+            // volume; keep them and load it first.
+            return Err(DocError::VolumeNotLoaded(year));
+        }
+        Ok(self.apply_remote_in(Some(year), chunks))
     }
 
     /// Compacts the loaded volume of `year` into one snapshot.
@@ -163,8 +184,12 @@ impl FamilyDoc {
     }
 
     /// Re-reads what a change of the document `year` (`None`: the core) touched into
-    /// the merged view.
-    pub(super) fn refresh_merged(&mut self, year: Option<u16>, t: &Touched) {
+    /// the merged view. True when the volumes' photos and voice messages must be read
+    /// again once everything touched is ([`refresh_volumes_entities`]): a hide record
+    /// written, or an album standing again at a recorded id.
+    ///
+    /// [`refresh_volumes_entities`]: Self::refresh_volumes_entities
+    pub(super) fn refresh_merged(&mut self, year: Option<u16>, t: &Touched) -> bool {
         match t {
             Touched::Entity(collection, id) => match kept(collection) {
                 Some(collection) => self.refresh_kept(collection, id),
@@ -172,14 +197,11 @@ impl FamilyDoc {
                 // refuse them).
                 None if year.is_none() => {
                     self.refresh_one(t);
-                    let recorded = match collection.as_str() {
+                    return match collection.as_str() {
                         "albums" => self.view.hidden.albums.contains_key(id),
                         "voice_albums" => self.view.hidden.voice_albums.contains_key(id),
                         _ => false,
                     };
-                    if recorded {
-                        self.refresh_volumes_entities();
-                    }
                 }
                 None => {}
             },
@@ -187,11 +209,12 @@ impl FamilyDoc {
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
             Touched::Root(key) if key.starts_with(HIDDEN_PREFIX) && year.is_none() => {
                 self.refresh_one(t);
-                self.refresh_volumes_entities();
+                return true;
             }
             Touched::Root(_) if year.is_none() => self.refresh_one(t),
             Touched::Root(_) => {}
         }
+        false
     }
 
     /// Reads an entity of the four collections again from the first document that
@@ -261,7 +284,7 @@ impl FamilyDoc {
 
     /// Reads every photo and voice message of the loaded volumes again: a hide record
     /// written, or an album standing again at a recorded id, changes which show.
-    fn refresh_volumes_entities(&mut self) {
+    pub(super) fn refresh_volumes_entities(&mut self) {
         let ids: Vec<(&'static str, String)> = self
             .volumes
             .values()
