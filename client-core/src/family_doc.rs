@@ -10,7 +10,7 @@ mod missions;
 mod voice;
 mod volumes;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::{
     ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, transaction::Transactable,
@@ -346,16 +346,16 @@ impl FamilyDoc {
     /// Re-reads what a change of the document `year` (`None`: the core) touched into
     /// the view.
     fn refresh(&mut self, year: Option<u16>, touched: &[Touched]) {
-        let mut rescan = false;
+        let mut albums = BTreeSet::new();
         for t in touched {
             if self.volumes.is_empty() {
                 self.refresh_one(t);
             } else {
-                rescan |= self.refresh_merged(year, t);
+                albums.extend(self.refresh_merged(year, t));
             }
         }
-        if rescan {
-            self.refresh_volumes_entities();
+        if !albums.is_empty() {
+            self.refresh_volumes_entities(&albums);
         }
     }
 

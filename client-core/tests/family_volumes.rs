@@ -155,6 +155,11 @@ fn an_album_deleted_hides_its_photos_kept_in_the_volume() {
     let added = f.dad.add_photo(&f.album, photo(1), T0 + 1).unwrap();
     volume(&mut f.mom, &added.change.unwrap());
     let id = added.value;
+    // A photo of another album, kept in the volume too: it stays.
+    let other = f.mom.create_album("집", T0 + 1).unwrap();
+    core(&mut f.dad, &other.change.unwrap());
+    let kept = f.mom.add_photo(&other.value, photo(2), T0 + 1).unwrap();
+    volume(&mut f.dad, &kept.change.unwrap());
     // Mom (the host) deletes the album: a change of the family's document, which
     // cannot remove dad's photo from the volume; its record hides it on dad's device.
     let deleted = f.mom.delete_album(&f.album, T0 + 2).unwrap();
@@ -162,6 +167,7 @@ fn an_album_deleted_hides_its_photos_kept_in_the_volume() {
     assert!(!f.mom.view().photos.contains_key(&id));
     core(&mut f.dad, &deleted.change.unwrap());
     assert!(!f.dad.view().photos.contains_key(&id));
+    assert!(f.dad.view().photos.contains_key(&kept.value));
     assert!(matches!(
         f.dad.set_like(&id, true, T0 + 3),
         Err(DocError::NotFound { .. })

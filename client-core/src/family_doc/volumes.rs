@@ -1,9 +1,11 @@
 //! The family's per-year volumes, as its document lists them (issue 17,
 //! [`crate::volume`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, Value, transaction::Transactable};
+use automerge::{
+    AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
 use doran_protocol::{FamilyId, VOLUME_YEARS};
 
 use super::{
@@ -184,12 +186,17 @@ impl FamilyDoc {
     }
 
     /// Re-reads what a change of the document `year` (`None`: the core) touched into
-    /// the merged view. True when the volumes' photos and voice messages must be read
-    /// again once everything touched is ([`refresh_volumes_entities`]): a hide record
-    /// written, or an album standing again at a recorded id.
+    /// the merged view. Returns the album (or voice album: `(collection, id)`) whose
+    /// photos (messages) kept in volumes must be read again once everything touched is
+    /// ([`refresh_volumes_entities`]): one a hide record was written for, or one
+    /// standing again at a recorded id.
     ///
     /// [`refresh_volumes_entities`]: Self::refresh_volumes_entities
-    pub(super) fn refresh_merged(&mut self, year: Option<u16>, t: &Touched) -> bool {
+    pub(super) fn refresh_merged(
+        &mut self,
+        year: Option<u16>,
+        t: &Touched,
+    ) -> Option<(&'static str, String)> {
         match t {
             Touched::Entity(collection, id) => match kept(collection) {
                 Some(collection) => self.refresh_kept(collection, id),
@@ -197,10 +204,13 @@ impl FamilyDoc {
                 // refuse them).
                 None if year.is_none() => {
                     self.refresh_one(t);
+                    let hidden = &self.view.hidden;
                     return match collection.as_str() {
-                        "albums" => self.view.hidden.albums.contains_key(id),
-                        "voice_albums" => self.view.hidden.voice_albums.contains_key(id),
-                        _ => false,
+                        "albums" if hidden.albums.contains_key(id) => Some(("albums", id.clone())),
+                        "voice_albums" if hidden.voice_albums.contains_key(id) => {
+                            Some(("voice_albums", id.clone()))
+                        }
+                        _ => None,
                     };
                 }
                 None => {}
@@ -209,12 +219,16 @@ impl FamilyDoc {
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
             Touched::Root(key) if key.starts_with(HIDDEN_PREFIX) && year.is_none() => {
                 self.refresh_one(t);
-                return true;
+                let (collection, album) = key.strip_prefix(HIDDEN_PREFIX)?.split_once('/')?;
+                let collection = ["albums", "voice_albums"]
+                    .into_iter()
+                    .find(|c| *c == collection)?;
+                return Some((collection, album.to_owned()));
             }
             Touched::Root(_) if year.is_none() => self.refresh_one(t),
             Touched::Root(_) => {}
         }
-        false
+        None
     }
 
     /// Reads an entity of the four collections again from the first document that
@@ -282,22 +296,34 @@ impl FamilyDoc {
         }
     }
 
-    /// Reads every photo and voice message of the loaded volumes again: a hide record
-    /// written, or an album standing again at a recorded id, changes which show.
-    pub(super) fn refresh_volumes_entities(&mut self) {
-        let ids: Vec<(&'static str, String)> = self
-            .volumes
-            .values()
-            .flat_map(|r| {
-                let doc = r.doc();
-                let photos = hydrate_collection::<Photo>(doc, "photos").into_keys();
-                let voices = hydrate_collection::<Voice>(doc, "voices").into_keys();
-                photos
-                    .map(|id| ("photos", id))
-                    .chain(voices.map(|id| ("voices", id)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+    /// Reads again the photos and voice messages of the loaded volumes that belong to
+    /// `albums` (`(collection, id)`: "albums" for photos, "voice_albums" for voice
+    /// messages): a hide record written, or an album standing again at a recorded id,
+    /// changes which show. Reads each entry's album field only, not the entry whole.
+    pub(super) fn refresh_volumes_entities(&mut self, albums: &BTreeSet<(&'static str, String)>) {
+        let mut ids = Vec::new();
+        for replica in self.volumes.values() {
+            let doc = replica.doc();
+            for (container, collection) in [("albums", "photos"), ("voice_albums", "voices")] {
+                let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, collection)
+                else {
+                    continue;
+                };
+                for id in doc.keys(&coll) {
+                    let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&coll, &id) else {
+                        continue;
+                    };
+                    let Ok(Some((Value::Scalar(album), _))) = doc.get(&entry, "album_id") else {
+                        continue;
+                    };
+                    if let ScalarValue::Str(album) = album.as_ref()
+                        && albums.contains(&(container, album.to_string()))
+                    {
+                        ids.push((collection, id));
+                    }
+                }
+            }
+        }
         for (collection, id) in ids {
             self.refresh_kept(collection, &id);
         }
