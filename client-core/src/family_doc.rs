@@ -27,7 +27,7 @@ pub use voice::{MAX_PEAKS, VoiceInput};
 use crate::{
     chunk_bounds::Limits,
     error::{DocError, Result},
-    model::{Family, HIDDEN_PREFIX, Member, Role, SCHEMA_VERSION, VOLUMES_PREFIX},
+    model::{Family, HIDDEN_PREFIX, Member, Role, SCHEMA_VERSION, VOLUMES_PREFIX, hidden_key},
     read::{self, Entity},
     replica::{Actor, ChunkFate, Refusal, Replica, Touched},
     rules,
@@ -400,9 +400,7 @@ impl FamilyDoc {
             // A whole collection replaced at the root (only a misbehaving client does
             // this): its old entries get no delete patches, so read everything again.
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
-            Touched::Root(key)
-                if key.starts_with(COUNTS_PREFIX) || key.starts_with(rules::MARKS_PREFIX) =>
-            {
+            Touched::Root(key) if is_counted(key) => {
                 refresh_count(doc, key, &mut self.view.counts);
             }
             Touched::Root(key)
@@ -436,21 +434,22 @@ impl FamilyDoc {
 
     fn rehydrate_all(&mut self) {
         let doc = self.replica.doc();
-        let mut v = Family::default();
-        hydrate_root(doc, &mut v);
+        // What a volume holds too, and what only the family's document holds.
+        let mut v = volumes::hydrate_part(doc);
         v.members = hydrate_collection(doc, "members");
-        v.calendar = hydrate_collection(doc, "calendar");
-        v.missions = hydrate_collection(doc, "missions");
         v.albums = hydrate_collection(doc, "albums");
-        v.photos = hydrate_collection(doc, "photos");
         v.voice_albums = hydrate_collection(doc, "voice_albums");
-        v.voices = hydrate_collection(doc, "voices");
         if self.volumes.is_empty() {
             self.view = v;
         } else {
             self.merge_volumes(v);
         }
     }
+}
+
+/// Whether a root key is a counter (`n/…`) or a mark (`e/…`).
+fn is_counted(key: &str) -> bool {
+    key.starts_with(COUNTS_PREFIX) || key.starts_with(rules::MARKS_PREFIX)
 }
 
 /// Reads the root's scalar fields and counters; missing or mistyped ones keep their
@@ -477,14 +476,10 @@ fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
     v.hidden = Default::default();
     let records = doc.map_range(ROOT, HIDDEN_PREFIX.to_owned()..HIDDEN_END.to_owned());
     for item in records {
-        let into = match item
-            .key
-            .strip_prefix(HIDDEN_PREFIX)
-            .and_then(|k| k.split_once('/'))
-        {
+        let into = match hidden_key(&item.key) {
             Some(("albums", album)) => (&mut v.hidden.albums, album),
-            Some(("voice_albums", album)) => (&mut v.hidden.voice_albums, album),
-            _ => continue,
+            Some((_, album)) => (&mut v.hidden.voice_albums, album),
+            None => continue,
         };
         // Two devices deleting an album at once write two values: the earliest time
         // counts, whichever value Automerge shows (a record never hides more than
@@ -512,14 +507,17 @@ fn hydrate_listings(doc: &AutoCommit, v: &mut Family) {
 /// counter it moved, never all of them (every counter of a ten-year family: 1.8 ms per
 /// edit, `docs/benchmarks.md`).
 fn refresh_count(doc: &AutoCommit, key: &str, counts: &mut BTreeMap<String, i64>) {
-    let value = doc
-        .map_range(ROOT, key.to_owned()..=key.to_owned())
-        .next()
-        .and_then(|item| counter_value(&item.value));
-    match value {
+    match counter_at(doc, key) {
         Some(n) => counts.insert(key.to_owned(), n),
         None => counts.remove(key),
     };
+}
+
+/// The counter or mark at the root key `key`, if it reads as one.
+fn counter_at(doc: &AutoCommit, key: &str) -> Option<i64> {
+    doc.map_range(ROOT, key.to_owned()..=key.to_owned())
+        .next()
+        .and_then(|item| counter_value(&item.value))
 }
 
 /// The value of a counter or mark key at the root (a counter, or a plain integer).

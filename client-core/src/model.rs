@@ -14,7 +14,7 @@ pub use family::{
     Album, CalendarEvent, Comment, Family, Hidden, Member, Mission, Photo, Role, Voice, VoiceAlbum,
 };
 pub(crate) use family::{
-    HIDDEN_PREFIX, INVITES_PREFIX, MARKED_KINDS, MARKS_PREFIX, VOLUMES_PREFIX,
+    HIDDEN_PREFIX, INVITES_PREFIX, MARKED_KINDS, MARKS_PREFIX, VOLUMES_PREFIX, hidden_key,
 };
 pub use personal::{DEFAULT_AVATARS, Mood, Personal, Settings};
 

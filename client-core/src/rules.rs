@@ -142,7 +142,7 @@ use crate::model::INVITES_PREFIX;
 /// Root keys of the volumes a family keeps (`v/{year}`) and of the hide records
 /// (`h/albums/{album}`, `h/voice_albums/{album}`): see
 /// [`crate::model::Family::volumes`] and [`crate::model::Family::hidden`].
-use crate::model::{HIDDEN_PREFIX, VOLUMES_PREFIX};
+use crate::model::{HIDDEN_PREFIX, VOLUMES_PREFIX, hidden_key};
 
 /// What the marks record, one key per (member, mission): `ticks`, a mission the member
 /// ticked (in a change that ticks it); `completed`, a mission the member's tick
@@ -860,14 +860,7 @@ impl Check<'_> {
     /// nothing more with it, and a record hides nothing of an album that stands.
     fn hide(&mut self, key: &str, action: &Action<'_>) -> Verdict {
         let unknown = || Violation::UnknownPath(key.to_owned());
-        let (coll, album) = key
-            .strip_prefix(HIDDEN_PREFIX)
-            .and_then(|rest| rest.split_once('/'))
-            .ok_or_else(unknown)?;
-        let coll = CONTAINERS
-            .into_iter()
-            .find(|c| *c == coll)
-            .ok_or_else(unknown)?;
+        let (coll, album) = hidden_key(key).ok_or_else(unknown)?;
         if !canonical_id(album) {
             return Err(unknown());
         }

@@ -10,21 +10,7 @@
 mod support;
 
 use doran_protocol::{BlobHash, DocId, ErrorCode, FamilyId, Request};
-use support::{Client, Identity, Server, push_snapshot_of};
-
-/// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
-fn sealed(n: u8) -> Vec<u8> {
-    let mut bytes = b"DRD\x01".to_vec();
-    bytes.extend_from_slice(&[n; 64]);
-    bytes
-}
-
-/// A clear chunk, unique per `n`.
-fn clear(n: u8) -> Vec<u8> {
-    let mut bytes = b"\x85\x6f\x4a\x83".to_vec();
-    bytes.extend_from_slice(&[n; 64]);
-    bytes
-}
+use support::{Client, Identity, Server, clear, push_snapshot_of, sealed};
 
 /// Mom's family `family` with dad in it: their clients, and their identities.
 async fn mom_and_dad(server: &Server, family: FamilyId) -> (Client, Client, (Identity, Identity)) {

@@ -8,21 +8,7 @@
 mod support;
 
 use doran_protocol::{DocId, ErrorCode, FamilyId, InviteId, Request, Response, ServerFrame};
-use support::{Client, Identity, Server, push_snapshot_of};
-
-/// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
-fn sealed(n: u8) -> Vec<u8> {
-    let mut bytes = b"DRD\x01".to_vec();
-    bytes.extend_from_slice(&[n; 64]);
-    bytes
-}
-
-/// A clear chunk, unique per `n`.
-fn clear(n: u8) -> Vec<u8> {
-    let mut bytes = b"\x85\x6f\x4a\x83".to_vec();
-    bytes.extend_from_slice(&[n; 64]);
-    bytes
-}
+use support::{Client, Identity, Server, clear, push_snapshot_of, sealed};
 
 fn code<T>(r: Result<T, doran_protocol::ErrorFrame>) -> Result<T, ErrorCode> {
     r.map_err(|e| e.code)

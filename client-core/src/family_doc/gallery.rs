@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use automerge::{ROOT, transaction::Transactable};
 
 use super::{
-    Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity, put_field,
+    Edit, FamilyDoc, count, delete_entity, entity, map_at, new_id, not_found, put_entity,
+    put_field, volumes::hide_record,
 };
 use crate::{
     error::{DocError, Result},
-    model::{Album, Comment, HIDDEN_PREFIX, Photo},
+    model::{Album, Comment, Photo},
     replica::Touched,
     seal::BlobRef,
     validate::{self, Field},
@@ -100,17 +101,9 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = photos.iter().map(|p| entity("photos", p)).collect();
         touched.push(entity("albums", &id));
-        // The record that hides the album's photos kept in volumes (`Hidden`): at
-        // the latest of now and of the photos this device has seen added to it, so that
-        // a photo added by a device whose clock runs ahead is hidden too once seen.
-        let when = self
-            .view
-            .photos
-            .values()
-            .filter(|e| e.album_id == id)
-            .map(|e| e.at)
-            .fold(now_ms, i64::max);
-        let hide = format!("{HIDDEN_PREFIX}albums/{id}");
+        // The record that hides the album's photos kept in volumes.
+        let added = self.view.photos.values().filter(|e| e.album_id == id);
+        let (hide, when) = hide_record("albums", &id, added.map(|e| e.at), now_ms);
         touched.push(Touched::Root(hide.clone()));
         self.edit("album.delete", now_ms, &touched, |doc| {
             for p in &photos {

@@ -6,10 +6,11 @@ use crate::seal::BlobRef;
 
 use super::{
     Edit, FamilyDoc, count, delete_entity, entity, new_id, not_found, put_entity, put_field,
+    volumes::hide_record,
 };
 use crate::{
     error::{DocError, Result},
-    model::{HIDDEN_PREFIX, Voice, VoiceAlbum},
+    model::{Voice, VoiceAlbum},
     replica::Touched,
     validate::{self, Field},
 };
@@ -116,17 +117,9 @@ impl FamilyDoc {
         let id = id.to_owned();
         let mut touched: Vec<_> = voices.iter().map(|v| entity("voices", v)).collect();
         touched.push(entity("voice_albums", &id));
-        // The record that hides the album's messages kept in volumes (`Hidden`): at
-        // the latest of now and of the messages this device has seen added to it, so that
-        // a message added by a device whose clock runs ahead is hidden too once seen.
-        let when = self
-            .view
-            .voices
-            .values()
-            .filter(|e| e.album_id == id)
-            .map(|e| e.at)
-            .fold(now_ms, i64::max);
-        let hide = format!("{HIDDEN_PREFIX}voice_albums/{id}");
+        // The record that hides the album's messages kept in volumes.
+        let added = self.view.voices.values().filter(|e| e.album_id == id);
+        let (hide, when) = hide_record("voice_albums", &id, added.map(|e| e.at), now_ms);
         touched.push(Touched::Root(hide.clone()));
         self.edit("voice_album.delete", now_ms, &touched, |doc| {
             for v in &voices {

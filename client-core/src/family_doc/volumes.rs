@@ -9,12 +9,12 @@ use automerge::{
 use doran_protocol::{FamilyId, VOLUME_YEARS};
 
 use super::{
-    COLLECTIONS, Edit, FamilyDoc, RemoteUpdate, counter_value, hydrate_collection, hydrate_root,
-    refresh_entry,
+    COLLECTIONS, Edit, FamilyDoc, RemoteUpdate, counter_at, hydrate_collection, hydrate_root,
+    is_counted, refresh_entry,
 };
 use crate::{
     error::{DocError, Result},
-    model::{Family, HIDDEN_PREFIX, MARKS_PREFIX, Photo, VOLUMES_PREFIX, Voice},
+    model::{Family, HIDDEN_PREFIX, MARKS_PREFIX, Photo, VOLUMES_PREFIX, Voice, hidden_key},
     read::Entity,
     replica::{Actor, Replica, Touched},
     rules, volume,
@@ -219,10 +219,7 @@ impl FamilyDoc {
             Touched::Root(key) if COLLECTIONS.contains(&key.as_str()) => self.rehydrate_all(),
             Touched::Root(key) if key.starts_with(HIDDEN_PREFIX) && year.is_none() => {
                 self.refresh_one(t);
-                let (collection, album) = key.strip_prefix(HIDDEN_PREFIX)?.split_once('/')?;
-                let collection = ["albums", "voice_albums"]
-                    .into_iter()
-                    .find(|c| *c == collection)?;
+                let (collection, album) = hidden_key(key)?;
                 return Some((collection, album.to_owned()));
             }
             Touched::Root(_) if year.is_none() => self.refresh_one(t),
@@ -336,12 +333,7 @@ impl FamilyDoc {
         let docs = std::iter::once(&self.replica).chain(self.volumes.values());
         let mut total: Option<i64> = None;
         for replica in docs {
-            let value = replica
-                .doc()
-                .map_range(ROOT, key.to_owned()..=key.to_owned())
-                .next()
-                .and_then(|item| counter_value(&item.value));
-            if let Some(n) = value {
+            if let Some(n) = counter_at(replica.doc(), key) {
                 total = Some(match total {
                     Some(_) if marked => break,
                     Some(t) => t.saturating_add(n),
@@ -376,15 +368,26 @@ impl FamilyDoc {
     }
 }
 
+/// The hide record an album's deletion writes ([`crate::model::Hidden`]):
+/// `h/{collection}/{album}` and its time — the latest of now and of when what this
+/// device saw in the album was added (`added`), so that a photo added by a device
+/// whose clock runs ahead is hidden too once seen.
+pub(super) fn hide_record(
+    collection: &str,
+    album: &str,
+    added: impl Iterator<Item = i64>,
+    now_ms: i64,
+) -> (String, i64) {
+    (
+        format!("{HIDDEN_PREFIX}{collection}/{album}"),
+        added.fold(now_ms, i64::max),
+    )
+}
+
 /// The collection a volume keeps, as the static name (`None`: one only the family's
 /// document keeps).
 fn kept(collection: &str) -> Option<&'static str> {
     volume::COLLECTIONS.into_iter().find(|c| *c == collection)
-}
-
-/// Whether a counter (`n/…`) or a mark (`e/…`).
-fn is_counted(key: &str) -> bool {
-    key.starts_with(super::COUNTS_PREFIX) || key.starts_with(MARKS_PREFIX)
 }
 
 fn in_view(view: &Family, collection: &str, id: &str) -> bool {
@@ -396,8 +399,9 @@ fn in_view(view: &Family, collection: &str, id: &str) -> bool {
     }
 }
 
-/// A volume read whole: its four collections and its counters and marks.
-fn hydrate_part(doc: &AutoCommit) -> Family {
+/// A volume read whole: its four collections and its counters and marks (and, for
+/// the family's document, its root fields and listings).
+pub(super) fn hydrate_part(doc: &AutoCommit) -> Family {
     let mut part = Family::default();
     hydrate_root(doc, &mut part);
     part.calendar = hydrate_collection(doc, "calendar");

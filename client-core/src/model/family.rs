@@ -272,6 +272,16 @@ pub(crate) const VOLUMES_PREFIX: &str = "v/";
 /// `h/voice_albums/{album}`) = when ([`Family::hidden`]; rules in `rules`).
 pub(crate) const HIDDEN_PREFIX: &str = "h/";
 
+/// A hide record's key read back: the collection of what it names ("albums" or
+/// "voice_albums") and the album's id as written (`None`: not a hide record's shape).
+pub(crate) fn hidden_key(key: &str) -> Option<(&'static str, &str)> {
+    let (collection, album) = key.strip_prefix(HIDDEN_PREFIX)?.split_once('/')?;
+    let collection = ["albums", "voice_albums"]
+        .into_iter()
+        .find(|c| *c == collection)?;
+    Some((collection, album))
+}
+
 impl Photo {
     /// The display copy, if the entry names one that reads.
     pub fn display(&self) -> Option<BlobRef> {

@@ -448,6 +448,20 @@ pub fn signed_headers(id: &Identity, method: &str, path: &str) -> Vec<(String, S
     ]
 }
 
+/// An envelope-looking chunk (the relay reads only its first bytes), unique per `n`.
+pub fn sealed(n: u8) -> Vec<u8> {
+    let mut bytes = b"DRD\x01".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
+/// A clear chunk (Automerge's magic bytes first), unique per `n`.
+pub fn clear(n: u8) -> Vec<u8> {
+    let mut bytes = b"\x85\x6f\x4a\x83".to_vec();
+    bytes.extend_from_slice(&[n; 64]);
+    bytes
+}
+
 /// `by` uploads `bytes` to the blobs of `owner` (the upload's query: `family=…`, or
 /// `owner=me`) and pushes them as a snapshot of `doc` covering `covers`: recorded
 /// (pending), or the refusal's code.
