@@ -8,6 +8,7 @@ mod gallery;
 mod members;
 mod missions;
 mod voice;
+mod volume_cache;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -23,6 +24,7 @@ pub use gallery::PhotoInput;
 pub use members::{PROFILE_DOC, PROFILE_KEYS, ProfileKeys, PublishedKeys};
 pub use missions::MissionPatch;
 pub use voice::{MAX_PEAKS, VoiceInput};
+pub use volume_cache::StoredVolume;
 
 use crate::{
     chunk_bounds::Limits,
@@ -118,6 +120,12 @@ pub struct FamilyDoc {
     /// The volume new calendar entries, missions, photos and voice messages go to
     /// ([`FamilyDoc::file_new_in`]); `None`: the core.
     new_in: Option<u16>,
+    /// The volumes known from their view cache only, not loaded ([`FamilyDoc::
+    /// open_volumes`]): their entities are in the view, their CRDT is not in memory.
+    parked: BTreeMap<u16, volume_cache::Parked>,
+    /// Each loaded document's own counters and marks (`None`: the core), for its own
+    /// view cache: the view sums them. Kept while volumes are attached.
+    own_counts: BTreeMap<Option<u16>, BTreeMap<String, i64>>,
 }
 
 impl FamilyDoc {
@@ -166,7 +174,15 @@ impl FamilyDoc {
             volumes: BTreeMap::new(),
             places: HashMap::new(),
             new_in: None,
+            parked: BTreeMap::new(),
+            own_counts: BTreeMap::new(),
         }
+    }
+
+    /// Whether volumes are attached (loaded or parked): the view is then the merged
+    /// view, and each document has a view cache of its own.
+    fn has_volumes(&self) -> bool {
+        !self.volumes.is_empty() || !self.parked.is_empty()
     }
 
     /// Opens a family document from its stored snapshot and later chunks.
@@ -196,10 +212,11 @@ impl FamilyDoc {
         Ok(FamilyDoc::around(replica, view, actor.user))
     }
 
-    /// Every view-cache row of the current state, to rebuild the cache
-    /// (`LocalStore::replace_view`).
+    /// Every view-cache row of the family's document, to rebuild its cache
+    /// (`LocalStore::replace_view`): the view, or with volumes attached what the
+    /// family's document itself holds ([`FamilyDoc::cache_rows_of`]).
     pub fn cache_rows(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        view_cache::all_rows(&self.view)
+        self.cache_rows_of(None)
     }
 
     /// The current state, hydrated. Pass it to the functions in [`crate::views`].
@@ -280,7 +297,7 @@ impl FamilyDoc {
             .into_iter()
             .filter(|a| !before.contains(&a.id))
             .collect();
-        let view = self.view_rows(&touched);
+        let view = self.doc_rows(year, &touched);
         RemoteUpdate {
             touched,
             new_activity,
@@ -328,7 +345,7 @@ impl FamilyDoc {
             Ok(value) => {
                 let change = replica.commit(what, now_ms);
                 self.refresh(year, touches);
-                let view = self.view_rows(touches);
+                let view = self.doc_rows(year, touches);
                 Ok(Edit {
                     value,
                     change,
@@ -348,7 +365,7 @@ impl FamilyDoc {
     fn refresh(&mut self, year: Option<u16>, touched: &[Touched]) {
         let mut albums = BTreeSet::new();
         for t in touched {
-            if self.volumes.is_empty() {
+            if !self.has_volumes() {
                 self.refresh_one(t);
             } else {
                 albums.extend(self.refresh_merged(year, t));
@@ -433,17 +450,23 @@ impl FamilyDoc {
     }
 
     fn rehydrate_all(&mut self) {
+        let core = self.core_part();
+        if self.has_volumes() {
+            self.merge_volumes(core, BTreeMap::new());
+        } else {
+            self.view = core;
+        }
+    }
+
+    /// The family's document read whole: what a volume holds too, and what only the
+    /// family's document holds.
+    fn core_part(&self) -> Family {
         let doc = self.replica.doc();
-        // What a volume holds too, and what only the family's document holds.
         let mut v = volumes::hydrate_part(doc);
         v.members = hydrate_collection(doc, "members");
         v.albums = hydrate_collection(doc, "albums");
         v.voice_albums = hydrate_collection(doc, "voice_albums");
-        if self.volumes.is_empty() {
-            self.view = v;
-        } else {
-            self.merge_volumes(v);
-        }
+        v
     }
 }
 

@@ -3,16 +3,23 @@
 //!
 //! A UI calls [`cached_family`] to draw its screens at once, then [`open_family`] (on
 //! a background thread for a large family) to get the [`FamilyDoc`] it edits and syncs.
+//!
+//! A family with per-year volumes (issue 17) is several documents, each with a view
+//! cache of its own (`family_doc/volume_cache.rs`): the screens read their merged view,
+//! and opening loads the family's document and this year's volume, and parks the
+//! older years' (their entities read from their caches, their CRDT left in the store
+//! until [`load_volume`] is needed).
 
-use doran_protocol::DocId;
+use doran_protocol::{DocId, FamilyId, volume_year};
 
 use crate::{
     error::DocError,
-    family_doc::FamilyDoc,
+    family_doc::{FamilyDoc, StoredVolume},
     model::Family,
     replica::Actor,
-    store::{LocalStore, LogPos, StoreError},
+    store::{LocalStore, LogPos, StoreError, StoredDoc},
     view_cache::{self, VIEW_VERSION},
+    volume,
 };
 
 /// Why a family could not be opened.
@@ -32,8 +39,30 @@ pub enum OpenError {
 /// The family as the view cache holds it, if the cache is valid and of this version:
 /// enough for every screen, without loading the CRDT. `None` means "open it with
 /// [`open_family`]", which also rebuilds the cache.
+///
+/// With volumes, the family's document's cache and those of the volumes it lists that
+/// this device keeps, merged ([`volume::merged`]); `None` as well when one of those
+/// volumes has no valid cache.
 pub fn cached_family(store: &dyn LocalStore, doc: DocId) -> Result<Option<Family>, StoreError> {
-    Ok(cached_with_position(store, doc)?.map(|(family, _)| family))
+    let Some((core, _)) = cached_with_position(store, doc)? else {
+        return Ok(None);
+    };
+    if core.volumes.is_empty() {
+        return Ok(Some(core));
+    }
+    let family = FamilyId(doc.0);
+    let mut parts = Vec::new();
+    for &year in &core.volumes {
+        let volume = family.volume(year);
+        match cached_with_position(store, volume)? {
+            Some((part, _)) => parts.push((year, part)),
+            // Kept here without a valid cache: opening rebuilds it.
+            None if store.log_end(volume)?.is_some() => return Ok(None),
+            // Not on this device (yet).
+            None => {}
+        }
+    }
+    Ok(Some(volume::merged(core, parts).view))
 }
 
 /// The cached family and the log position it reflects.
@@ -71,6 +100,135 @@ pub fn open_family(
 /// holding the document open hands it back with each write
 /// ([`LocalStore::commit_local_in_step`]).
 pub fn open_family_at(
+    store: &dyn LocalStore,
+    doc: DocId,
+    actor: &Actor,
+) -> Result<(FamilyDoc, LogPos), OpenError> {
+    open_family_in(store, doc, actor, volume_year(crate::store::now_ms()))
+}
+
+/// [`open_family_at`] as of a year: with volumes, that year's volume is loaded and the
+/// other years' are parked when their view cache is valid (loaded otherwise, and their
+/// cache rebuilt).
+pub fn open_family_in(
+    store: &dyn LocalStore,
+    doc: DocId,
+    actor: &Actor,
+    this_year: u16,
+) -> Result<(FamilyDoc, LogPos), OpenError> {
+    let (mut family, at) = open_core(store, doc, actor)?;
+    let listed: Vec<u16> = family.view().volumes.iter().copied().collect();
+    if listed.is_empty() {
+        return Ok((family, at));
+    }
+    let id = FamilyId(doc.0);
+    let mut park = Vec::new();
+    let mut stored: Vec<(u16, StoredDoc, Option<Family>)> = Vec::new();
+    for year in listed {
+        let volume = id.volume(year);
+        let cached = cached_with_position(store, volume)?;
+        if year != this_year
+            && let Some((part, _)) = cached
+        {
+            park.push((year, part));
+            continue;
+        }
+        // Not on this device (yet): the sync brings it.
+        let Some(state) = store.load(volume)? else {
+            continue;
+        };
+        // The cache and the log are read in two transactions, as for the core.
+        let cached = cached
+            .filter(|(_, through)| *through == state.log_end)
+            .map(|(part, _)| part);
+        stored.push((year, state, cached));
+    }
+    let rebuild: Vec<(u16, LogPos)> = stored
+        .iter()
+        .filter(|(_, _, cached)| cached.is_none())
+        .map(|(year, state, _)| (*year, state.log_end))
+        .collect();
+    let load = stored.iter_mut().map(|(year, state, cached)| StoredVolume {
+        year: *year,
+        snapshot: state.snapshot.as_deref(),
+        chunks: state.changes.iter().map(Vec::as_slice).collect(),
+        cached: cached.take(),
+    });
+    family.open_volumes(load, park, actor)?;
+    for (year, through) in rebuild {
+        cache_again(
+            store,
+            id.volume(year),
+            through,
+            family.cache_rows_of(Some(year)),
+        );
+    }
+    // What is made now goes to this year's volume, when the family lists it and it is
+    // here; else to the family's document, as before volumes.
+    if family.volume_years().any(|y| y == this_year) {
+        family.file_new_in(Some(this_year))?;
+    }
+    Ok((family, at))
+}
+
+/// Loads a parked volume (an edit of what it keeps, or a chunk for it, needs its
+/// CRDT: `DocError::VolumeNotLoaded`), rebuilding its cache if that is not valid.
+/// A volume loaded already, or not on this device, is no change.
+pub fn load_volume(
+    store: &dyn LocalStore,
+    family: &mut FamilyDoc,
+    year: u16,
+    actor: &Actor,
+) -> Result<(), OpenError> {
+    if family.volume_years().any(|y| y == year) {
+        return Ok(());
+    }
+    let id: FamilyId = family
+        .view()
+        .id
+        .parse()
+        .map_err(|_| DocError::Schema("the family's document names no family".into()))?;
+    let volume = id.volume(year);
+    let cached = cached_with_position(store, volume)?;
+    let Some(state) = store.load(volume)? else {
+        return Ok(());
+    };
+    family.attach_volume(
+        year,
+        state.snapshot.as_deref(),
+        state.changes.iter().map(Vec::as_slice),
+        actor,
+    )?;
+    if cached.is_none_or(|(_, through)| through != state.log_end) {
+        cache_again(
+            store,
+            volume,
+            state.log_end,
+            family.cache_rows_of(Some(year)),
+        );
+    }
+    Ok(())
+}
+
+/// Replaces `doc`'s view cache with `rows` made from its load at `through`; a failure
+/// only leaves the cache to be rebuilt at the next open.
+fn cache_again(
+    store: &dyn LocalStore,
+    doc: DocId,
+    through: LogPos,
+    rows: crate::error::Result<Vec<(String, Vec<u8>)>>,
+) {
+    match rows.map(|rows| store.replace_view(doc, VIEW_VERSION, through, &rows)) {
+        // `false`: something was written since our load; the next open rebuilds.
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => tracing::debug!(%doc, "view cache rebuild raced a write; skipped"),
+        Ok(Err(e)) => tracing::warn!(%doc, error = %e, "could not store the view cache"),
+        Err(e) => tracing::warn!(%doc, error = %e, "could not encode the view cache"),
+    }
+}
+
+/// The family's document alone, from its view cache when that is valid.
+fn open_core(
     store: &dyn LocalStore,
     doc: DocId,
     actor: &Actor,

@@ -45,7 +45,8 @@ mod xchacha;
 
 pub use error::{DocError, Result};
 pub use family_doc::{
-    Edit, EventInput, EventPatch, FamilyDoc, MissionPatch, PhotoInput, RemoteUpdate, VoiceInput,
+    Edit, EventInput, EventPatch, FamilyDoc, MissionPatch, PhotoInput, RemoteUpdate, StoredVolume,
+    VoiceInput,
 };
 pub use personal_doc::PersonalDoc;
 pub use replica::{Actor, Replica, Touched};

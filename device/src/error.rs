@@ -479,6 +479,7 @@ impl Error {
                 Error::code(ErrorCode::Busy, lang)
             }
             HostError::WrongKind(..)
+            | HostError::VolumeNotSynced(..)
             | HostError::OtherUser { .. }
             | HostError::OtherPersonalDoc { .. }
             | HostError::Keys(_) => {

@@ -64,6 +64,45 @@ impl FamilyDoc {
         if self.volumes.contains_key(&year) {
             return Ok(());
         }
+        let replica = self.load_volume_replica(year, snapshot, chunks, actor)?;
+        let part = hydrate_part(replica.doc());
+        if !self.has_volumes() {
+            self.own_counts.insert(None, self.view.counts.clone());
+        }
+        // A parked volume loaded now: its entities the view shows, and those it kept
+        // aside, are read again from the document.
+        let mut ids: Vec<(&'static str, String)> = flat(kept_ids(&part));
+        let mut counts: BTreeSet<String> = part.counts.keys().cloned().collect();
+        if let Some(parked) = self.parked.remove(&year) {
+            ids.extend(flat(kept_ids(&parked.rest)));
+            ids.extend(
+                self.places
+                    .iter()
+                    .filter(|(_, at)| **at == year)
+                    .map(|((collection, id), _)| (*collection, id.clone())),
+            );
+            counts.extend(parked.counts.into_keys());
+        }
+        self.volumes.insert(year, replica);
+        self.own_counts.insert(Some(year), part.counts);
+        for (collection, id) in ids {
+            self.refresh_kept(collection, &id);
+        }
+        for key in &counts {
+            self.refresh_count_merged(key);
+        }
+        Ok(())
+    }
+
+    /// The volume of `year` loaded from its snapshot and later chunks, checked to be
+    /// loaded by this device, under the volume's rules.
+    pub(super) fn load_volume_replica<'a>(
+        &self,
+        year: u16,
+        snapshot: Option<&[u8]>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        actor: &Actor,
+    ) -> Result<Replica> {
         // One actor for every document of the family on this device: a counter's key
         // names the actor that writes it.
         if actor.actor_id() != *self.replica.doc().get_actor() {
@@ -81,29 +120,25 @@ impl FamilyDoc {
             .map_err(|_| DocError::Schema("the family's document names no family".into()))?;
         let host = rules::host_of(self.replica.doc())
             .ok_or_else(|| DocError::Schema("the family's document names no host".into()))?;
-        let replica = Replica::load_volume(
+        Replica::load_volume(
             volume::genesis(family, year),
             snapshot,
             chunks,
             actor,
             volume::rules(family, year, host),
-        )?;
-        let part = hydrate_part(replica.doc());
-        self.volumes.insert(year, replica);
-        for (collection, ids) in kept_ids(&part) {
-            for id in ids {
-                self.refresh_kept(collection, &id);
-            }
-        }
-        for key in part.counts.keys() {
-            self.refresh_count_merged(key);
-        }
-        Ok(())
+        )
     }
 
     /// The years of the volumes loaded.
     pub fn volume_years(&self) -> impl Iterator<Item = u16> + '_ {
         self.volumes.keys().copied()
+    }
+
+    /// The years of the volumes known from their view cache only (parked by
+    /// [`FamilyDoc::open_volumes`]): an edit of what they keep, or a chunk of theirs,
+    /// needs them loaded first (`VolumeNotLoaded`).
+    pub fn parked_years(&self) -> impl Iterator<Item = u16> + '_ {
+        self.parked.keys().copied()
     }
 
     /// Files the calendar entries, missions, photos and voice messages made from now
@@ -166,7 +201,7 @@ impl FamilyDoc {
     /// entity it touches that a volume keeps; for an edit making a new entity, the one
     /// new entities are filed in; else the family's document.
     pub(super) fn target_of(&self, touches: &[Touched]) -> Option<u16> {
-        if self.volumes.is_empty() {
+        if !self.has_volumes() {
             return None;
         }
         let mut makes = false;
@@ -250,34 +285,59 @@ impl FamilyDoc {
         }
     }
 
-    fn refresh_in_place<T: Entity>(
+    fn refresh_in_place<T: Entity + Clone>(
         &mut self,
         collection: &'static str,
         id: &str,
         map: impl Fn(&mut Family) -> &mut BTreeMap<String, T>,
         album_of: impl Fn(&T) -> Option<(String, i64)>,
     ) {
-        let docs = std::iter::once((None, &self.replica))
-            .chain(self.volumes.iter().map(|(year, r)| (Some(*year), r)));
-        let mut found = None;
-        for (year, replica) in docs {
-            let doc = replica.doc();
-            let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, collection) else {
-                continue;
-            };
-            let mut one = BTreeMap::new();
-            refresh_entry(doc, &coll, id, &mut one);
-            if let Some(entity) = one.remove(id) {
-                found = Some((year, entity));
-                break;
+        let place = (collection, id.to_owned());
+        let old = self.places.get(&place).copied();
+        let mut found = read_entity(self.replica.doc(), collection, id).map(|e| (None, e));
+        if found.is_none() {
+            let years: BTreeSet<u16> = self
+                .volumes
+                .keys()
+                .chain(self.parked.keys())
+                .copied()
+                .collect();
+            for year in years {
+                let entity = match (self.volumes.get(&year), self.parked.get_mut(&year)) {
+                    (Some(replica), _) => read_entity(replica.doc(), collection, id),
+                    // A parked volume's entity is in the view while it shows from there,
+                    // else kept aside with the volume.
+                    (None, Some(_)) if old == Some(year) => map(&mut self.view).get(id).cloned(),
+                    (None, Some(parked)) => map(&mut parked.rest).get(id).cloned(),
+                    (None, None) => None,
+                };
+                if let Some(entity) = entity {
+                    found = Some((Some(year), entity));
+                    break;
+                }
             }
         }
-        let place = (collection, id.to_owned());
         let shown = found.filter(|(year, entity)| {
             year.is_none()
                 || album_of(entity)
                     .is_none_or(|(album, at)| !volume::hides(&self.view, collection, &album, at))
         });
+        let shown_at = shown.as_ref().map(|(year, _)| *year);
+        // A parked volume's entity leaving the view is kept aside with it (a hide
+        // record lifted, or an earlier copy gone, brings it back without loading it);
+        // one coming into the view is no longer kept aside.
+        if let Some(year) = old
+            && shown_at != Some(Some(year))
+            && let Some(parked) = self.parked.get_mut(&year)
+            && let Some(entity) = map(&mut self.view).get(id)
+        {
+            map(&mut parked.rest).insert(id.to_owned(), entity.clone());
+        }
+        if let Some(Some(year)) = shown_at
+            && let Some(parked) = self.parked.get_mut(&year)
+        {
+            map(&mut parked.rest).remove(id);
+        }
         match shown {
             Some((year, entity)) => {
                 map(&mut self.view).insert(id.to_owned(), entity);
@@ -321,50 +381,45 @@ impl FamilyDoc {
                 }
             }
         }
+        if !self.parked.is_empty() {
+            self.parked_entities_of(albums, &mut ids);
+        }
         for (collection, id) in ids {
             self.refresh_kept(collection, &id);
         }
     }
 
-    /// A counter's total over the core and the loaded volumes (each device keeps one
-    /// per document it counted in), or a mark's value from the first that has it.
+    /// A counter's total over the core and the volumes (each device keeps one per
+    /// document it counted in), or a mark's value from the first that has it (the
+    /// core, then the years in order); each loaded document's own value is kept for
+    /// its view cache.
     pub(super) fn refresh_count_merged(&mut self, key: &str) {
         let marked = key.starts_with(MARKS_PREFIX);
-        let docs = std::iter::once(&self.replica).chain(self.volumes.values());
-        let mut total: Option<i64> = None;
-        for replica in docs {
-            if let Some(n) = counter_at(replica.doc(), key) {
-                total = Some(match total {
-                    Some(_) if marked => break,
-                    Some(t) => t.saturating_add(n),
-                    None => n,
-                });
-            }
+        let mut values: Vec<(u16, Option<i64>)> = Vec::new();
+        let core = counter_at(self.replica.doc(), key);
+        own_value(&mut self.own_counts, None, key, core);
+        for (year, replica) in &self.volumes {
+            let n = counter_at(replica.doc(), key);
+            own_value(&mut self.own_counts, Some(*year), key, n);
+            values.push((*year, n));
+        }
+        for (year, parked) in &self.parked {
+            values.push((*year, parked.counts.get(key).copied()));
+        }
+        values.sort_by_key(|(year, _)| *year);
+        let mut total: Option<i64> = core;
+        for (_, n) in values {
+            let Some(n) = n else { continue };
+            total = Some(match total {
+                Some(t) if marked => t,
+                Some(t) => t.saturating_add(n),
+                None => n,
+            });
         }
         match total {
             Some(n) => self.view.counts.insert(key.to_owned(), n),
             None => self.view.counts.remove(key),
         };
-    }
-
-    /// Sets the view to the merged view of `core` (the family's document, read whole)
-    /// and the loaded volumes, read whole.
-    pub(super) fn merge_volumes(&mut self, core: Family) {
-        let parts: Vec<(u16, Family)> = self
-            .volumes
-            .iter()
-            .map(|(year, r)| (*year, hydrate_part(r.doc())))
-            .collect();
-        let merged = volume::merged(core, parts);
-        self.view = merged.view;
-        self.places = merged
-            .places
-            .into_iter()
-            .filter_map(|(place, at)| match at {
-                volume::Place::Year(year) => Some((place, year)),
-                volume::Place::Core => None,
-            })
-            .collect();
     }
 }
 
@@ -386,7 +441,7 @@ pub(super) fn hide_record(
 
 /// The collection a volume keeps, as the static name (`None`: one only the family's
 /// document keeps).
-fn kept(collection: &str) -> Option<&'static str> {
+pub(super) fn kept(collection: &str) -> Option<&'static str> {
     volume::COLLECTIONS.into_iter().find(|c| *c == collection)
 }
 
@@ -411,8 +466,39 @@ pub(super) fn hydrate_part(doc: &AutoCommit) -> Family {
     part
 }
 
+/// Sets (or removes) a document's own value of a counter or mark.
+fn own_value(
+    own: &mut BTreeMap<Option<u16>, BTreeMap<String, i64>>,
+    doc: Option<u16>,
+    key: &str,
+    n: Option<i64>,
+) {
+    let counts = own.entry(doc).or_default();
+    match n {
+        Some(n) => counts.insert(key.to_owned(), n),
+        None => counts.remove(key),
+    };
+}
+
+/// An entity of `collection` as the document keeps it, if it does.
+pub(super) fn read_entity<T: Entity>(doc: &AutoCommit, collection: &str, id: &str) -> Option<T> {
+    let Ok(Some((Value::Object(ObjType::Map), coll))) = doc.get(ROOT, collection) else {
+        return None;
+    };
+    let mut one = BTreeMap::new();
+    refresh_entry(doc, &coll, id, &mut one);
+    one.remove(id)
+}
+
+/// `(collection, id)` of each id of [`kept_ids`].
+fn flat(ids: [(&'static str, Vec<String>); 4]) -> Vec<(&'static str, String)> {
+    ids.into_iter()
+        .flat_map(|(collection, ids)| ids.into_iter().map(move |id| (collection, id)))
+        .collect()
+}
+
 /// The ids of a volume's entities, by collection.
-fn kept_ids(part: &Family) -> [(&'static str, Vec<String>); 4] {
+pub(super) fn kept_ids(part: &Family) -> [(&'static str, Vec<String>); 4] {
     [
         ("calendar", part.calendar.keys().cloned().collect()),
         ("missions", part.missions.keys().cloned().collect()),

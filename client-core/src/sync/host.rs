@@ -172,8 +172,9 @@ pub trait SyncHost: Send + Sync + 'static {
 /// An open document of a [`StoreHost`].
 #[derive(Debug)]
 enum OpenDoc {
-    Family(FamilyDoc),
-    Personal(PersonalDoc),
+    // Boxed: each is several KiB, and the host's map holds one per document.
+    Family(Box<FamilyDoc>),
+    Personal(Box<PersonalDoc>),
 }
 
 impl OpenDoc {
@@ -455,15 +456,15 @@ impl StoreHost {
             DocKind::Family(_) => {
                 match family_store::open_family_at(&*self.store, doc, &self.actor) {
                     Ok((fd, at)) => Ok(Opened {
-                        doc: OpenDoc::Family(fd),
+                        doc: OpenDoc::Family(Box::new(fd)),
                         at: Some(at),
                     }),
                     Err(OpenError::NotFound(_)) => Ok(Opened {
-                        doc: OpenDoc::Family(FamilyDoc::load(
+                        doc: OpenDoc::Family(Box::new(FamilyDoc::load(
                             None,
                             std::iter::empty(),
                             &self.actor,
-                        )?),
+                        )?)),
                         at: None,
                     }),
                     Err(e) => Err(e.into()),
@@ -481,7 +482,7 @@ impl StoreHost {
                     None => PersonalDoc::load(None, std::iter::empty(), &self.actor)?,
                 };
                 Ok(Opened {
-                    doc: OpenDoc::Personal(pd),
+                    doc: OpenDoc::Personal(Box::new(pd)),
                     at: stored.map(|s| s.log_end),
                 })
             }
@@ -531,7 +532,7 @@ impl StoreHost {
             docs.insert(
                 doc,
                 Opened {
-                    doc: OpenDoc::Family(fd),
+                    doc: OpenDoc::Family(Box::new(fd)),
                     at,
                 },
             );
@@ -588,6 +589,11 @@ impl StoreHost {
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
+            if let Some(year) = e.volume {
+                // Made in memory only: reopened from the store when next used.
+                docs.remove(&doc);
+                return Err(HostError::VolumeNotSynced(family, year));
+            }
             if self.commit_edit(&mut docs, doc, at, change, e.view.as_deref())? {
                 return Ok(e.value);
             }
