@@ -62,7 +62,7 @@ pub fn cached_family(store: &dyn LocalStore, doc: DocId) -> Result<Option<Family
             None => {}
         }
     }
-    Ok(Some(volume::merged(core, parts).view))
+    Ok(Some(volume::merge_parts(core, parts, None, &mut |_, _| {})))
 }
 
 /// The cached family and the log position it reflects.
@@ -162,6 +162,10 @@ pub fn open_family_in(
             through,
             family.cache_rows_of(Some(year)),
         );
+        // An older year is kept from its cache from now on, as the next open keeps it.
+        if year != this_year {
+            family.park_volume(year);
+        }
     }
     // What is made now goes to this year's volume, when the family lists it and it is
     // here; else to the family's document, as before volumes.
@@ -173,7 +177,7 @@ pub fn open_family_in(
 
 /// Loads a parked volume (an edit of what it keeps, or a chunk for it, needs its
 /// CRDT: `DocError::VolumeNotLoaded`), rebuilding its cache if that is not valid.
-/// A volume loaded already, or not on this device, is no change.
+/// A volume loaded already is no change; one not on this device is `NotFound`.
 pub fn load_volume(
     store: &dyn LocalStore,
     family: &mut FamilyDoc,
@@ -191,7 +195,7 @@ pub fn load_volume(
     let volume = id.volume(year);
     let cached = cached_with_position(store, volume)?;
     let Some(state) = store.load(volume)? else {
-        return Ok(());
+        return Err(OpenError::NotFound(volume));
     };
     family.attach_volume(
         year,

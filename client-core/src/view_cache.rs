@@ -94,6 +94,15 @@ pub fn all_rows(view: &Family) -> Result<Vec<(String, Vec<u8>)>> {
 /// caller then rebuilds the cache from the document.
 pub fn decode_family(rows: &[(String, Vec<u8>)]) -> Result<Family> {
     let mut f = Family::default();
+    // Each collection's entries gathered first, then built into its map in one pass
+    // (the store gives rows in key order, so they come sorted).
+    let mut members = Vec::new();
+    let mut calendar = Vec::new();
+    let mut missions = Vec::new();
+    let mut albums = Vec::new();
+    let mut photos = Vec::new();
+    let mut voice_albums = Vec::new();
+    let mut voices = Vec::new();
     for (key, bytes) in rows {
         if key == ROOT_KEY {
             let r: RootRow = decode(bytes)?;
@@ -107,13 +116,13 @@ pub fn decode_family(rows: &[(String, Vec<u8>)]) -> Result<Family> {
         };
         let id = id.to_owned();
         match collection {
-            "members" => insert(&mut f.members, id, bytes)?,
-            "calendar" => insert(&mut f.calendar, id, bytes)?,
-            "missions" => insert(&mut f.missions, id, bytes)?,
-            "albums" => insert(&mut f.albums, id, bytes)?,
-            "photos" => insert(&mut f.photos, id, bytes)?,
-            "voice_albums" => insert(&mut f.voice_albums, id, bytes)?,
-            "voices" => insert(&mut f.voices, id, bytes)?,
+            "members" => members.push((id, decode(bytes)?)),
+            "calendar" => calendar.push((id, decode(bytes)?)),
+            "missions" => missions.push((id, decode(bytes)?)),
+            "albums" => albums.push((id, decode(bytes)?)),
+            "photos" => photos.push((id, decode(bytes)?)),
+            "voice_albums" => voice_albums.push((id, decode(bytes)?)),
+            "voices" => voices.push((id, decode(bytes)?)),
             other => {
                 return Err(DocError::Schema(format!(
                     "unknown view collection {other:?}"
@@ -121,6 +130,14 @@ pub fn decode_family(rows: &[(String, Vec<u8>)]) -> Result<Family> {
             }
         }
     }
+    // A key given twice keeps its last row, as inserting one by one did.
+    f.members = members.into_iter().collect();
+    f.calendar = calendar.into_iter().collect();
+    f.missions = missions.into_iter().collect();
+    f.albums = albums.into_iter().collect();
+    f.photos = photos.into_iter().collect();
+    f.voice_albums = voice_albums.into_iter().collect();
+    f.voices = voices.into_iter().collect();
     Ok(f)
 }
 
@@ -145,15 +162,6 @@ fn collection_rows<T: Serialize>(
     for (id, entity) in map {
         rows.push((format!("{name}/{id}"), encode(entity)?));
     }
-    Ok(())
-}
-
-fn insert<T: DeserializeOwned>(
-    map: &mut BTreeMap<String, T>,
-    id: String,
-    bytes: &[u8],
-) -> Result<()> {
-    map.insert(id, decode(bytes)?);
     Ok(())
 }
 

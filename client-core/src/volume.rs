@@ -13,7 +13,7 @@
 
 mod merge;
 
-pub(crate) use merge::hides;
+pub(crate) use merge::{Aside, hides, merge_parts};
 pub use merge::{Merged, Place, merged};
 
 use automerge::{ActorId, AutoCommit, Change, ObjType, ROOT, transaction::Transactable};

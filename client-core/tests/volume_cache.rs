@@ -8,8 +8,8 @@
 mod support;
 
 use doran_client_core::{
-    Actor, DocError, Edit, EventInput, FamilyDoc, RemoteUpdate,
-    family_store::{cached_family, load_volume, open_family_in},
+    Actor, DocError, Edit, EventInput, FamilyDoc, RemoteUpdate, StoredVolume,
+    family_store::{OpenError, cached_family, load_volume, open_family_in},
     model::Family,
     store::{LocalStore, SqliteStore},
     view_cache::{self, VIEW_VERSION},
@@ -327,8 +327,10 @@ fn a_volume_whose_cache_is_not_valid_is_loaded_and_cached_again() {
         .unwrap();
     assert!(s.store.load_view(s.doc(Some(2025))).unwrap().is_none());
     assert_eq!(cached_family(&s.store, s.doc(None)).unwrap(), None);
+    // Loaded to read it whole and cache it again, then kept from that cache.
     let fd = s.open(2026);
-    assert_eq!(fd.volume_years().collect::<Vec<_>>(), [2025, 2026]);
+    assert_eq!(fd.volume_years().collect::<Vec<_>>(), [2026]);
+    assert_eq!(fd.parked_years().collect::<Vec<_>>(), [2025]);
     assert_eq!(fd.view().photos[&s.photos[1]].comments.len(), 1);
     assert_eq!(fd.view(), &s.read_whole());
     // Cached again: the next open parks it.
@@ -394,4 +396,78 @@ fn parked_volumes_merge_as_the_documents_do_hidden_and_doubled_entities_left_out
     let again = doran_client_core::volume::merged(standing, parts).view;
     assert_eq!(fd.view().photos, again.photos);
     assert_eq!(fd.view().photos.len(), 4);
+}
+
+#[test]
+fn a_hidden_photo_of_a_parked_year_is_not_shown_from_a_later_copy() {
+    let mut s = scene();
+    // Album A deleted: last year's photo of it is hidden. A copy of it under the same
+    // id in this year's volume, in album B (only a misbehaving client makes one):
+    // the earlier year's copy decides, and it is hidden, so neither shows — at open
+    // as when read whole, and after an edit re-reads it.
+    let deleted = s.mom.delete_album(&s.albums[0], T2026 + 40).unwrap();
+    s.mine(deleted);
+    let part = |doc: DocId| {
+        let rows = s.store.load_view(doc).unwrap().unwrap().rows;
+        view_cache::decode_family(&rows).unwrap()
+    };
+    let core = part(s.doc(None));
+    let y2025 = part(s.doc(Some(2025)));
+    let mut y2026 = part(s.doc(Some(2026)));
+    let mut copy = y2025.photos[&s.photos[0]].clone();
+    copy.album_id = s.albums[1].clone();
+    y2026.photos.insert(s.photos[0].clone(), copy);
+    let expected = doran_client_core::volume::merged(
+        core.clone(),
+        [(2025, y2025.clone()), (2026, y2026.clone())],
+    )
+    .view;
+    assert!(!expected.photos.contains_key(&s.photos[0]));
+    let stored = s.store.load(s.doc(None)).unwrap().unwrap();
+    let mut fd = FamilyDoc::load_with_view(
+        stored.snapshot.as_deref(),
+        stored.changes.iter().map(Vec::as_slice),
+        &s.mom_actor,
+        core,
+    )
+    .unwrap();
+    let this_year = s.store.load(s.doc(Some(2026))).unwrap().unwrap();
+    let load = StoredVolume {
+        year: 2026,
+        snapshot: this_year.snapshot.as_deref(),
+        chunks: this_year.changes.iter().map(Vec::as_slice).collect(),
+        cached: Some(y2026),
+    };
+    fd.open_volumes([load], [(2025, y2025)], &s.mom_actor)
+        .unwrap();
+    assert_eq!(fd.view(), &expected);
+}
+
+#[test]
+fn a_volume_that_does_not_load_is_kept_from_its_cache_and_one_not_here_is_not_found() {
+    let mut s = scene();
+    let whole = s.read_whole();
+    // This year's volume's stored snapshot damaged: the family opens, that year shown
+    // from its cache (parked), the others as ever.
+    let doc = s.doc(Some(2026));
+    let stored = s.store.load(doc).unwrap().unwrap();
+    let mut saved = s.mom.save_volume(2026).unwrap();
+    saved.truncate(saved.len() / 2);
+    assert!(s.store.compact(doc, &saved, stored.log_end).unwrap());
+    let fd = s.open(2026);
+    assert_eq!(fd.volume_years().count(), 0);
+    assert_eq!(fd.parked_years().collect::<Vec<_>>(), [2025, 2026]);
+    assert_eq!(fd.view(), &whole);
+    // A parked year not on this device cannot be loaded: said so, not "done".
+    let mut fd = s.open(2027);
+    let gone = s.id.volume(2025);
+    let mom_actor = s.mom_actor;
+    let other = tempfile::tempdir().unwrap();
+    let empty = SqliteStore::open(other.path().join("empty.sqlite")).unwrap();
+    let missing = load_volume(&empty, &mut fd, 2025, &mom_actor);
+    assert!(
+        matches!(missing, Err(OpenError::NotFound(d)) if d == gone),
+        "{missing:?}"
+    );
+    assert_eq!(fd.parked_years().collect::<Vec<_>>(), [2025, 2026]);
 }

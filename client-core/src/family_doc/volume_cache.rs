@@ -9,7 +9,7 @@
 //! its cache, and its CRDT stays in the store until an edit of it or a chunk for it
 //! comes (`VolumeNotLoaded`; then [`FamilyDoc::attach_volume`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use doran_protocol::VOLUME_YEARS;
 
@@ -67,16 +67,33 @@ impl FamilyDoc {
         };
         let mut given = BTreeMap::new();
         let mut loaded = Vec::new();
+        let mut parked = Vec::new();
         for v in load {
             if attached(self, &v.year) || given.contains_key(&v.year) {
                 continue;
             }
-            let replica = self.load_volume_replica(v.year, v.snapshot, v.chunks, actor)?;
-            let part = v.cached.unwrap_or_else(|| hydrate_part(replica.doc()));
-            given.insert(v.year, part);
-            loaded.push((v.year, replica));
+            match self.load_volume_replica(v.year, v.snapshot, v.chunks, actor) {
+                Ok(replica) => {
+                    let part = v.cached.unwrap_or_else(|| hydrate_part(replica.doc()));
+                    given.insert(v.year, part);
+                    loaded.push((v.year, replica));
+                }
+                // The caller's mistake, or the family's document's: nothing is opened.
+                Err(e @ (DocError::Forbidden(_) | DocError::BadDate(_) | DocError::Schema(_))) => {
+                    return Err(e);
+                }
+                // A volume whose stored bytes do not load (a damaged snapshot) keeps
+                // no one from the rest of the family: shown from its cache if it has
+                // one, else left out, and logged.
+                Err(e) => {
+                    tracing::warn!(year = v.year, error = %e, "a volume of the family does not load");
+                    if let Some(part) = v.cached {
+                        given.insert(v.year, part);
+                        parked.push(v.year);
+                    }
+                }
+            }
         }
-        let mut parked = Vec::new();
         for (year, part) in park {
             if !VOLUME_YEARS.contains(&year) {
                 return Err(DocError::BadDate(format!("no volume of {year}")));
@@ -123,36 +140,68 @@ impl FamilyDoc {
             };
             parts.push((year, part, true));
         }
-        parts.sort_by_key(|(year, _, _)| *year);
         self.own_counts.clear();
         self.own_counts.insert(None, core.counts.clone());
-        // What a parked volume will not show is set aside before merging (the merge
-        // drops it, and the volume's CRDT is not there to read it again).
-        let aside = set_aside(&core, &parts);
-        for ((year, part, parked), aside) in parts.iter_mut().zip(aside) {
-            if *parked {
-                let mut kept = Parked {
-                    rest: Family::default(),
-                    counts: part.counts.clone(),
-                };
-                for (collection, id) in aside {
-                    move_entity(part, &mut kept.rest, collection, &id);
-                }
-                self.parked.insert(*year, kept);
+        let mut parked = BTreeMap::new();
+        for (year, part, is_parked) in &parts {
+            if *is_parked {
+                let counts = part.counts.clone();
+                parked.insert(
+                    *year,
+                    Parked {
+                        rest: Family::default(),
+                        counts,
+                    },
+                );
             } else {
                 self.own_counts.insert(Some(*year), part.counts.clone());
             }
         }
-        let merged = volume::merged(core, parts.into_iter().map(|(y, part, _)| (y, part)));
-        self.view = merged.view;
-        self.places = merged
-            .places
-            .into_iter()
-            .filter_map(|(place, at)| match at {
-                volume::Place::Year(year) => Some((place, year)),
-                volume::Place::Core => None,
-            })
-            .collect();
+        // What a parked volume does not show is kept aside with it (the volume's CRDT
+        // is not there to read it again); a loaded one's is read from its document.
+        let mut places = HashMap::new();
+        let view = volume::merge_parts(
+            core,
+            parts.into_iter().map(|(year, part, _)| (year, part)),
+            Some(&mut places),
+            &mut |year, aside| {
+                if let Some(p) = parked.get_mut(&year) {
+                    keep_aside(&mut p.rest, aside);
+                }
+            },
+        );
+        self.view = view;
+        self.places = places;
+        self.parked = parked;
+    }
+
+    /// Unloads the volume of `year`, keeping its entities in the view as a parked
+    /// volume does (after its view cache was rebuilt: the next open parks it anyway).
+    /// The volume new entities are filed in stays loaded.
+    pub fn park_volume(&mut self, year: u16) {
+        if self.new_in == Some(year) {
+            return;
+        }
+        let Some(replica) = self.volumes.remove(&year) else {
+            return;
+        };
+        let part = hydrate_part(replica.doc());
+        self.own_counts.remove(&Some(year));
+        let places = &self.places;
+        let rest = Family {
+            calendar: not_shown(places, year, "calendar", part.calendar),
+            missions: not_shown(places, year, "missions", part.missions),
+            photos: not_shown(places, year, "photos", part.photos),
+            voices: not_shown(places, year, "voices", part.voices),
+            ..Family::default()
+        };
+        self.parked.insert(
+            year,
+            Parked {
+                rest,
+                counts: part.counts,
+            },
+        );
     }
 
     /// A parked volume read whole again: what it kept aside and what the view shows
@@ -286,62 +335,26 @@ impl FamilyDoc {
     }
 }
 
-/// For each part, the entities of a parked one the merged view will not show from it:
-/// those an earlier document (the core, then earlier years) keeps too, and photos and
-/// voice messages the core's hide records hide.
-fn set_aside(core: &Family, parts: &[(u16, Family, bool)]) -> Vec<Vec<(&'static str, String)>> {
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, (_, part, parked))| {
-            if !*parked {
-                return Vec::new();
-            }
-            let earlier = std::iter::once(core).chain(parts[..i].iter().map(|(_, p, _)| p));
-            let earlier: Vec<&Family> = earlier.collect();
-            let before = |collection: &str, id: &String| {
-                earlier.iter().any(|f| match collection {
-                    "calendar" => f.calendar.contains_key(id),
-                    "missions" => f.missions.contains_key(id),
-                    "photos" => f.photos.contains_key(id),
-                    _ => f.voices.contains_key(id),
-                })
-            };
-            let mut aside = Vec::new();
-            for id in part.calendar.keys().filter(|id| before("calendar", id)) {
-                aside.push(("calendar", id.clone()));
-            }
-            for id in part.missions.keys().filter(|id| before("missions", id)) {
-                aside.push(("missions", id.clone()));
-            }
-            for (id, p) in &part.photos {
-                if before("photos", id) || volume::hides(core, "photos", &p.album_id, p.at) {
-                    aside.push(("photos", id.clone()));
-                }
-            }
-            for (id, m) in &part.voices {
-                if before("voices", id) || volume::hides(core, "voices", &m.album_id, m.at) {
-                    aside.push(("voices", id.clone()));
-                }
-            }
-            aside
-        })
+/// The entries of a volume of `year` the view does not show from it.
+fn not_shown<T>(
+    places: &HashMap<(&'static str, String), u16>,
+    year: u16,
+    collection: &'static str,
+    map: BTreeMap<String, T>,
+) -> BTreeMap<String, T> {
+    map.into_iter()
+        .filter(|(id, _)| places.get(&(collection, id.clone())) != Some(&year))
         .collect()
 }
 
-/// Moves the entity `collection/id` from one part to another.
-fn move_entity(from: &mut Family, to: &mut Family, collection: &str, id: &str) {
-    fn mv<T>(from: &mut BTreeMap<String, T>, to: &mut BTreeMap<String, T>, id: &str) {
-        if let Some(entity) = from.remove(id) {
-            to.insert(id.to_owned(), entity);
-        }
-    }
-    match collection {
-        "calendar" => mv(&mut from.calendar, &mut to.calendar, id),
-        "missions" => mv(&mut from.missions, &mut to.missions, id),
-        "photos" => mv(&mut from.photos, &mut to.photos, id),
-        _ => mv(&mut from.voices, &mut to.voices, id),
-    }
+/// Keeps an entity the view does not show in a parked volume's `rest`.
+fn keep_aside(rest: &mut Family, aside: volume::Aside) {
+    match aside {
+        volume::Aside::Calendar(id, e) => rest.calendar.insert(id, e).map(drop),
+        volume::Aside::Mission(id, e) => rest.missions.insert(id, e).map(drop),
+        volume::Aside::Photo(id, e) => rest.photos.insert(id, e).map(drop),
+        volume::Aside::Voice(id, e) => rest.voices.insert(id, e).map(drop),
+    };
 }
 
 fn copy<T: Clone>(from: &BTreeMap<String, T>, to: &mut BTreeMap<String, T>, id: &str) {

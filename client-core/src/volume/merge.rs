@@ -1,9 +1,9 @@
 //! The family as its screens show it, from the family's document and its volumes
 //! (issue 17): one view, whatever document each entity is kept in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{Family, MARKS_PREFIX};
+use crate::model::{CalendarEvent, Family, MARKS_PREFIX, Mission, Photo, Voice};
 
 /// Where an entity is kept: the family's document (what it held before volumes, and
 /// everything but the four collections), or a year's volume.
@@ -37,23 +37,60 @@ pub struct Merged {
 /// ([`crate::model::Hidden`]): the deletion removed the album's photos the core held,
 /// and could not remove those.
 pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) -> Merged {
-    let mut parts: Vec<(Place, Family)> = volumes
-        .into_iter()
-        .map(|(year, family)| (Place::Year(year), family))
-        .collect();
-    parts.sort_by_key(|(place, _)| *place);
+    let mut years = HashMap::new();
+    let view = merge_parts(core, volumes, Some(&mut years), &mut |_, _| {});
     let mut places = BTreeMap::new();
-    let mut view = core;
-    note(&mut places, Place::Core, &view);
-    for (place, part) in parts {
-        note(&mut places, place, &part);
-        take(&mut view.calendar, part.calendar);
-        take(&mut view.missions, part.missions);
-        take(&mut view.photos, part.photos);
-        take(&mut view.voices, part.voices);
+    let mut note = |collection: &'static str, ids: Vec<&String>| {
+        for id in ids {
+            let key = (collection, id.clone());
+            let place = years
+                .get(&key)
+                .map_or(Place::Core, |year| Place::Year(*year));
+            places.insert(key, place);
+        }
+    };
+    note("calendar", view.calendar.keys().collect());
+    note("missions", view.missions.keys().collect());
+    note("photos", view.photos.keys().collect());
+    note("voices", view.voices.keys().collect());
+    Merged { view, places }
+}
+
+/// An entity of a volume the merged view does not show from it: kept in an earlier
+/// document too, or hidden by a hide record.
+#[derive(Debug)]
+pub(crate) enum Aside {
+    Calendar(String, CalendarEvent),
+    Mission(String, Mission),
+    Photo(String, Photo),
+    Voice(String, Voice),
+}
+
+/// [`merged`]'s view, in one pass: each collection's entries from every document are
+/// sorted together (each document's are sorted already, so this merges runs) and
+/// taken in order, the first document keeping an id deciding it. `years`, when
+/// given, gets where each entity shown from a volume is kept (the others are the
+/// core's); `aside` gets each volume's entity the view does not show from it.
+pub(crate) fn merge_parts(
+    mut core: Family,
+    volumes: impl IntoIterator<Item = (u16, Family)>,
+    mut years: Option<&mut HashMap<(&'static str, String), u16>>,
+    aside: &mut dyn FnMut(u16, Aside),
+) -> Family {
+    let mut parts: Vec<(u16, Family)> = volumes.into_iter().collect();
+    parts.sort_by_key(|(year, _)| *year);
+    let mut calendar = (std::mem::take(&mut core.calendar), Vec::new());
+    let mut missions = (std::mem::take(&mut core.missions), Vec::new());
+    let mut photos = (std::mem::take(&mut core.photos), Vec::new());
+    let mut voices = (std::mem::take(&mut core.voices), Vec::new());
+    for (year, part) in parts {
+        calendar.1.push((year, part.calendar));
+        missions.1.push((year, part.missions));
+        photos.1.push((year, part.photos));
+        voices.1.push((year, part.voices));
         for (key, n) in part.counts {
             let marked = key.starts_with(MARKS_PREFIX);
-            view.counts
+            core.counts
                 .entry(key)
                 .and_modify(|have| {
                     if !marked {
@@ -63,30 +100,84 @@ pub fn merged(core: Family, volumes: impl IntoIterator<Item = (u16, Family)>) ->
                 .or_insert(n);
         }
     }
-    let kept_in_volume = |coll: &'static str, id: &String| {
-        matches!(places.get(&(coll, id.clone())), Some(Place::Year(_)))
-    };
-    let hidden_photos: Vec<String> = view
-        .photos
-        .iter()
-        .filter(|(id, p)| kept_in_volume("photos", id) && hides(&view, "photos", &p.album_id, p.at))
-        .map(|(id, _)| id.clone())
-        .collect();
-    let hidden_voices: Vec<String> = view
-        .voices
-        .iter()
-        .filter(|(id, v)| kept_in_volume("voices", id) && hides(&view, "voices", &v.album_id, v.at))
-        .map(|(id, _)| id.clone())
-        .collect();
-    for id in hidden_photos {
-        view.photos.remove(&id);
-        places.remove(&("photos", id));
+    let view = &core;
+    let calendar = union(
+        calendar,
+        ("calendar", &|_| false, Aside::Calendar),
+        years.as_deref_mut(),
+        aside,
+    );
+    let missions = union(
+        missions,
+        ("missions", &|_| false, Aside::Mission),
+        years.as_deref_mut(),
+        aside,
+    );
+    let photos = union(
+        photos,
+        (
+            "photos",
+            &|p: &Photo| hides(view, "photos", &p.album_id, p.at),
+            Aside::Photo,
+        ),
+        years.as_deref_mut(),
+        aside,
+    );
+    let voices = union(
+        voices,
+        (
+            "voices",
+            &|m: &Voice| hides(view, "voices", &m.album_id, m.at),
+            Aside::Voice,
+        ),
+        years,
+        aside,
+    );
+    (core.calendar, core.missions, core.photos, core.voices) = (calendar, missions, photos, voices);
+    core
+}
+
+/// One collection's entries: the core's, and each volume's by year.
+type Entries<T> = (BTreeMap<String, T>, Vec<(u16, BTreeMap<String, T>)>);
+
+/// How [`union`] treats one collection: its name, whether a volume's entity is hidden,
+/// and how to hand one aside.
+type Collection<'a, T> = (&'static str, &'a dyn Fn(&T) -> bool, fn(String, T) -> Aside);
+
+/// The core's entries and the volumes' (in year order) of one collection, as the
+/// merged view shows them.
+fn union<T>(
+    (core, parts): Entries<T>,
+    (collection, hidden, wrap): Collection<'_, T>,
+    mut years: Option<&mut HashMap<(&'static str, String), u16>>,
+    aside: &mut dyn FnMut(u16, Aside),
+) -> BTreeMap<String, T> {
+    let total = core.len() + parts.iter().map(|(_, p)| p.len()).sum::<usize>();
+    let mut all: Vec<(String, Option<u16>, T)> = Vec::with_capacity(total);
+    all.extend(core.into_iter().map(|(id, e)| (id, None, e)));
+    for (year, part) in parts {
+        all.extend(part.into_iter().map(|(id, e)| (id, Some(year), e)));
     }
-    for id in hidden_voices {
-        view.voices.remove(&id);
-        places.remove(&("voices", id));
+    // Stable: the entries of one id stay in the documents' order, the core first.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let first: Vec<bool> = (0..all.len())
+        .map(|i| i == 0 || all[i].0 != all[i - 1].0)
+        .collect();
+    let mut shown = Vec::with_capacity(all.len());
+    for ((id, at, entity), first) in all.into_iter().zip(first) {
+        match at {
+            None => shown.push((id, entity)),
+            Some(year) if first && !hidden(&entity) => {
+                if let Some(years) = years.as_deref_mut() {
+                    years.insert((collection, id.clone()), year);
+                }
+                shown.push((id, entity));
+            }
+            Some(year) => aside(year, wrap(id, entity)),
+        }
     }
-    Merged { view, places }
+    // Sorted and unique: built in one pass.
+    shown.into_iter().collect()
 }
 
 /// Whether a hide record of `view` hides a volume's photo (`collection` "photos") or
@@ -103,25 +194,4 @@ pub(crate) fn hides(view: &Family, collection: &str, album: &str, at: i64) -> bo
         _ => return false,
     };
     !standing && records.get(album).is_some_and(|when| at <= *when)
-}
-
-/// Notes where `part`'s entities are, unless an earlier place has them.
-fn note(places: &mut BTreeMap<(&'static str, String), Place>, place: Place, part: &Family) {
-    let ids = part
-        .calendar
-        .keys()
-        .map(|id| ("calendar", id))
-        .chain(part.missions.keys().map(|id| ("missions", id)))
-        .chain(part.photos.keys().map(|id| ("photos", id)))
-        .chain(part.voices.keys().map(|id| ("voices", id)));
-    for (collection, id) in ids {
-        places.entry((collection, id.clone())).or_insert(place);
-    }
-}
-
-/// Adds `from`'s entries to `into`, keeping those `into` has.
-fn take<T>(into: &mut BTreeMap<String, T>, from: BTreeMap<String, T>) {
-    for (id, entity) in from {
-        into.entry(id).or_insert(entity);
-    }
 }
