@@ -471,3 +471,32 @@ fn a_volume_that_does_not_load_is_kept_from_its_cache_and_one_not_here_is_not_fo
     );
     assert_eq!(fd.parked_years().collect::<Vec<_>>(), [2025, 2026]);
 }
+
+#[test]
+fn a_parked_year_written_meanwhile_by_another_process_loads_as_it_now_is() {
+    let mut s = scene();
+    let mut fd = s.open(2026);
+    assert_eq!(fd.parked_years().collect::<Vec<_>>(), [2025]);
+    // Another process on the device stores dad's comment on a photo of last year and
+    // his like of another, while this one has the year parked.
+    let said = s
+        .dad
+        .add_comment(&s.photos[1], "또 가자", T2026 + 50)
+        .unwrap();
+    let liked = s.dad.set_like(&s.photos[0], true, T2026 + 51).unwrap();
+    assert_eq!((said.volume, liked.volume), (Some(2025), Some(2025)));
+    for change in [said.change.unwrap(), liked.change.unwrap()] {
+        s.store
+            .apply_remote(s.doc(Some(2025)), &[change.as_slice()], None)
+            .unwrap();
+    }
+    let mom_actor = s.mom_actor;
+    load_volume(&s.store, &mut fd, 2025, &mom_actor).unwrap();
+    s.mom = fd;
+    let whole = s.read_whole();
+    assert_eq!(s.mom.view(), &whole);
+    assert_eq!(whole.photos[&s.photos[1]].comments.len(), 1);
+    assert_eq!(whole.photos[&s.photos[0]].likes.len(), 1);
+    // Loaded, it is cached again as it is now.
+    assert_eq!(cached_family(&s.store, s.doc(None)).unwrap(), Some(whole));
+}

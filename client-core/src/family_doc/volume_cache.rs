@@ -296,7 +296,20 @@ impl FamilyDoc {
                 continue;
             };
             let v = &self.view;
+            // The view shows the entity from this very document (the usual case):
+            // what it holds is there, read already; else read it from the document.
+            let shown_here = |collection: &'static str| {
+                self.places.get(&(collection, id.clone())).copied() == year
+            };
             match kept(collection) {
+                Some("calendar") if shown_here("calendar") => {
+                    copy(&v.calendar, &mut part.calendar, id);
+                }
+                Some("missions") if shown_here("missions") => {
+                    copy(&v.missions, &mut part.missions, id);
+                }
+                Some("photos") if shown_here("photos") => copy(&v.photos, &mut part.photos, id),
+                Some("voices") if shown_here("voices") => copy(&v.voices, &mut part.voices, id),
                 Some("calendar") => read_into(doc, "calendar", id, &mut part.calendar),
                 Some("missions") => read_into(doc, "missions", id, &mut part.missions),
                 Some("photos") => read_into(doc, "photos", id, &mut part.photos),

@@ -69,20 +69,23 @@ impl FamilyDoc {
         if !self.has_volumes() {
             self.own_counts.insert(None, self.view.counts.clone());
         }
-        // A parked volume loaded now: its entities the view shows, and those it kept
-        // aside, are read again from the document.
-        let mut ids: Vec<(&'static str, String)> = flat(kept_ids(&part));
-        let mut counts: BTreeSet<String> = part.counts.keys().cloned().collect();
-        if let Some(parked) = self.parked.remove(&year) {
-            ids.extend(flat(kept_ids(&parked.rest)));
-            ids.extend(
-                self.places
-                    .iter()
-                    .filter(|(_, at)| **at == year)
-                    .map(|((collection, id), _)| (*collection, id.clone())),
-            );
-            counts.extend(parked.counts.into_keys());
-        }
+        let parked = self.parked.remove(&year);
+        let (ids, counts): (Vec<(&'static str, String)>, BTreeSet<String>) = match &parked {
+            // A parked volume loaded now: what its cache gave is in the view or kept
+            // aside; only what differs in the document (written since, by another
+            // process) is read again.
+            Some(parked) => (
+                self.differing(year, &part, &parked.rest),
+                (part.counts.iter())
+                    .chain(&parked.counts)
+                    .filter(|(key, n)| {
+                        part.counts.get(*key) != Some(n) || parked.counts.get(*key) != Some(n)
+                    })
+                    .map(|(key, _)| key.clone())
+                    .collect(),
+            ),
+            None => (flat(kept_ids(&part)), part.counts.keys().cloned().collect()),
+        };
         self.volumes.insert(year, replica);
         self.own_counts.insert(Some(year), part.counts);
         for (collection, id) in ids {
@@ -92,6 +95,54 @@ impl FamilyDoc {
             self.refresh_count_merged(key);
         }
         Ok(())
+    }
+
+    /// The entities of the volume of `year`, read whole (`part`), that differ from
+    /// what the view shows from it and what it kept aside (`rest`) while parked, or
+    /// that are gone from it.
+    fn differing(&self, year: u16, part: &Family, rest: &Family) -> Vec<(&'static str, String)> {
+        let mut ids = Vec::new();
+        let shown = |collection: &'static str, id: &String| {
+            self.places.get(&(collection, id.clone())) == Some(&year)
+        };
+        let v = &self.view;
+        differ(
+            "calendar",
+            (&part.calendar, &v.calendar, &rest.calendar),
+            &shown,
+            &mut ids,
+        );
+        differ(
+            "missions",
+            (&part.missions, &v.missions, &rest.missions),
+            &shown,
+            &mut ids,
+        );
+        differ(
+            "photos",
+            (&part.photos, &v.photos, &rest.photos),
+            &shown,
+            &mut ids,
+        );
+        differ(
+            "voices",
+            (&part.voices, &v.voices, &rest.voices),
+            &shown,
+            &mut ids,
+        );
+        // Shown from it before, gone from it now.
+        for ((collection, id), at) in &self.places {
+            let kept = match *collection {
+                "calendar" => part.calendar.contains_key(id),
+                "missions" => part.missions.contains_key(id),
+                "photos" => part.photos.contains_key(id),
+                _ => part.voices.contains_key(id),
+            };
+            if *at == year && !kept {
+                ids.push((*collection, id.clone()));
+            }
+        }
+        ids
     }
 
     /// The volume of `year` loaded from its snapshot and later chunks, checked to be
@@ -488,6 +539,38 @@ pub(super) fn read_entity<T: Entity>(doc: &AutoCommit, collection: &str, id: &st
     let mut one = BTreeMap::new();
     refresh_entry(doc, &coll, id, &mut one);
     one.remove(id)
+}
+
+/// One collection as a volume read whole holds it, as the view shows it, and as the
+/// parked volume kept it aside.
+type Three<'a, T> = (
+    &'a BTreeMap<String, T>,
+    &'a BTreeMap<String, T>,
+    &'a BTreeMap<String, T>,
+);
+
+/// Adds to `ids` the entries of one collection of a parked volume read whole (`part`)
+/// that differ from what the view shows from it (`shown`) or from what it kept aside
+/// (`rest`), and those it kept aside that are gone.
+fn differ<T: PartialEq>(
+    collection: &'static str,
+    (part, view, rest): Three<'_, T>,
+    shown: &dyn Fn(&'static str, &String) -> bool,
+    ids: &mut Vec<(&'static str, String)>,
+) {
+    for (id, entity) in part {
+        let was = if shown(collection, id) {
+            view.get(id)
+        } else {
+            rest.get(id)
+        };
+        if was != Some(entity) {
+            ids.push((collection, id.clone()));
+        }
+    }
+    for id in rest.keys().filter(|id| !part.contains_key(*id)) {
+        ids.push((collection, id.clone()));
+    }
 }
 
 /// `(collection, id)` of each id of [`kept_ids`].
