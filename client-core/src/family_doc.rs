@@ -6,6 +6,7 @@
 mod calendar;
 mod gallery;
 mod members;
+mod merged_view;
 mod missions;
 mod voice;
 mod volume_cache;

@@ -155,7 +155,9 @@ pub fn open_family_in(
         cached: cached.take(),
     });
     family.open_volumes(load, park, actor)?;
-    for (year, through) in rebuild {
+    // A volume that did not load (logged by `open_volumes`) has nothing to cache.
+    let loaded: Vec<u16> = family.volume_years().collect();
+    for (year, through) in rebuild.into_iter().filter(|(y, _)| loaded.contains(y)) {
         cache_again(
             store,
             id.volume(year),

@@ -927,17 +927,21 @@ async fn the_recovery_phrase_alone_reads_every_epoch_and_the_photos() {
         .expect("the photo")
     {
         Some(path) => path,
-        None => {
+        // Every blob that arrives says so (the thumbnail may come first): look again
+        // after each, until the display copy is here.
+        None => loop {
             doran_e2e::devices::wait_for(&mut events, "the photo's display copy", |e| {
                 matches!(e, doran_device::DeviceEvent::BlobArrived { .. }).then_some(())
             })
             .await;
-            again
+            if let Some(path) = again
                 .photo_file(&family, &photo, false)
                 .await
                 .expect("the photo")
-                .expect("its display copy is here now")
-        }
+            {
+                break path;
+            }
+        },
     };
     assert_eq!(std::fs::read(path).expect("read"), shown, "the same photo");
 }

@@ -15,7 +15,8 @@ use doran_protocol::VOLUME_YEARS;
 
 use super::{
     FamilyDoc,
-    volumes::{hydrate_part, kept, read_entity},
+    merged_view::read_entity,
+    volumes::{hydrate_part, kept},
 };
 use crate::{
     error::{DocError, Result},
