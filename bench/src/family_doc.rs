@@ -648,6 +648,23 @@ fn open_phase(
     let mut ready_tail = ready_times(path, doc_id, &actor, this_year)?;
     let screen = Percentiles::of(&mut first_screen.clone());
     let ready_p = Percentiles::of(&mut ready.clone());
+    let mut figures = json!({
+        "open_ms": { "first": ms(first_screen[0]), "p50": ms(screen.p50) },
+        "ready_ms": { "first": ms(ready[0]), "p50": ms(ready_p.p50) },
+        "open_without_cache_ms": ms(full_load),
+        "view_only_peak_rss_mib": mib(rss_view_only),
+        "ready_peak_rss_mib": mib(rss_ready),
+        "reopen_with_tail_ms": ms(reopen_t),
+        "tail_changes": tail,
+        "ready_with_tail_ms": ms(Percentiles::of(&mut ready_tail).p50),
+        "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
+        "badges_ms": ms(Percentiles::of(&mut badge_t).p50),
+        "home_ms": ms(Percentiles::of(&mut home_t).p50),
+        "mission_dashboard_ms": ms(Percentiles::of(&mut dash_t).p50),
+        "calendar_month_ms": ms(Percentiles::of(&mut cal_t).p50),
+        "activity_feed_ms": ms(feed.1),
+        "activity_items": feed.0,
+    });
     if volumes {
         // What an edit of last year's photo waits for first: its volume loaded.
         let store = SqliteStore::open(path)?;
@@ -658,28 +675,17 @@ fn open_phase(
         drop(doc);
         // The edits went to this year's volume: what follows compacts and replays the
         // family's document alone, which volumes keep small.
-        return Ok(json!({
-            "open_ms": { "first": ms(first_screen[0]), "p50": ms(screen.p50) },
-            "ready_ms": { "first": ms(ready[0]), "p50": ms(ready_p.p50) },
-            "loaded_volumes": loaded_volumes,
-            "parked_volumes": parked_volumes,
-            "volumes_loaded_for_edits": volume_loads,
-            "load_last_year_ms": ms(load_last_year),
-            "open_without_cache_ms": ms(full_load),
-            "view_only_peak_rss_mib": mib(rss_view_only),
-            "ready_peak_rss_mib": mib(rss_ready),
-            "reopen_with_tail_ms": ms(reopen_t),
-            "tail_changes": tail,
-            "ready_with_tail_ms": ms(Percentiles::of(&mut ready_tail).p50),
-            "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
-            "badges_ms": ms(Percentiles::of(&mut badge_t).p50),
-            "home_ms": ms(Percentiles::of(&mut home_t).p50),
-            "mission_dashboard_ms": ms(Percentiles::of(&mut dash_t).p50),
-            "calendar_month_ms": ms(Percentiles::of(&mut cal_t).p50),
-            "activity_feed_ms": ms(feed.1),
-            "activity_items": feed.0,
-            "peak_rss_mib": mib(peak_rss_bytes()),
-        }));
+        add(
+            &mut figures,
+            json!({
+                "loaded_volumes": loaded_volumes,
+                "parked_volumes": parked_volumes,
+                "volumes_loaded_for_edits": volume_loads,
+                "load_last_year_ms": ms(load_last_year),
+                "peak_rss_mib": mib(peak_rss_bytes()),
+            }),
+        );
+        return Ok(figures);
     }
     let family_id = FamilyId(doc_id.0);
     let kind = DocKind::Family(family_id);
@@ -746,30 +752,26 @@ fn open_phase(
     let mut ready_rows_compacted = ready_times(&rows_path, doc_id, &actor, this_year)?;
     let _ = std::fs::remove_file(&rows_path);
 
-    Ok(json!({
-        "open_ms": { "first": ms(first_screen[0]), "p50": ms(screen.p50) },
-        "ready_ms": { "first": ms(ready[0]), "p50": ms(ready_p.p50) },
-        "open_without_cache_ms": ms(full_load),
-        "view_only_peak_rss_mib": mib(rss_view_only),
-        "ready_peak_rss_mib": mib(rss_ready),
-        "reopen_with_tail_ms": ms(reopen_t),
-        "tail_changes": tail,
-        "ready_with_tail_ms": ms(Percentiles::of(&mut ready_tail).p50),
-        "compact_stored_ms": ms(compact_t),
-        "compact_stored_from_store_ms": ms(compact_from_store_t),
-        "ready_compacted_ms": ms(Percentiles::of(&mut ready_compacted).p50),
-        "every_change_a_row": every_row,
-        "ready_every_change_a_row_ms": { "first": ms(ready_rows[0]), "p50": ms(Percentiles::of(&mut ready_rows).p50) },
-        "ready_every_change_a_row_compacted_ms": ms(Percentiles::of(&mut ready_rows_compacted).p50),
-        "edit_ms": { "p50": ms(edit.p50), "p99": ms(edit.p99), "max": ms(edit.max), "count": edits },
-        "badges_ms": ms(Percentiles::of(&mut badge_t).p50),
-        "home_ms": ms(Percentiles::of(&mut home_t).p50),
-        "mission_dashboard_ms": ms(Percentiles::of(&mut dash_t).p50),
-        "calendar_month_ms": ms(Percentiles::of(&mut cal_t).p50),
-        "activity_feed_ms": ms(feed.1),
-        "activity_items": feed.0,
-        "peak_rss_mib": mib(peak_rss_bytes()),
-    }))
+    add(
+        &mut figures,
+        json!({
+            "compact_stored_ms": ms(compact_t),
+            "compact_stored_from_store_ms": ms(compact_from_store_t),
+            "ready_compacted_ms": ms(Percentiles::of(&mut ready_compacted).p50),
+            "every_change_a_row": every_row,
+            "ready_every_change_a_row_ms": { "first": ms(ready_rows[0]), "p50": ms(Percentiles::of(&mut ready_rows).p50) },
+            "ready_every_change_a_row_compacted_ms": ms(Percentiles::of(&mut ready_rows_compacted).p50),
+            "peak_rss_mib": mib(peak_rss_bytes()),
+        }),
+    );
+    Ok(figures)
+}
+
+/// Adds `more`'s fields to the JSON object `figures`.
+fn add(figures: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(figures), serde_json::Value::Object(more)) = (figures.as_object_mut(), more) {
+        figures.extend(more);
+    }
 }
 
 /// Three opens of the family stored at `path`, each in full (the store opened, the CRDT
