@@ -415,12 +415,7 @@ fn sync(members: &mut [Member]) -> Result<(), Error> {
         })
         .collect();
     for (i, m) in members.iter_mut().enumerate() {
-        let others = bundles
-            .iter()
-            .enumerate()
-            .filter(|(j, b)| *j != i && !b.is_empty())
-            .map(|(_, b)| b.as_slice());
-        let update = m.doc.apply_remote(others);
+        let update = m.doc.apply_remote(others(&bundles, i));
         if !update.rejected.is_empty() {
             return Err("a replica refused a sync bundle".into());
         }
@@ -442,12 +437,7 @@ fn sync(members: &mut [Member]) -> Result<(), Error> {
             })
             .collect();
         for (i, m) in members.iter_mut().enumerate() {
-            let others = bundles
-                .iter()
-                .enumerate()
-                .filter(|(j, b)| *j != i && !b.is_empty())
-                .map(|(_, b)| b.as_slice());
-            let update = m.doc.apply_remote_volume(year, others)?;
+            let update = m.doc.apply_remote_volume(year, others(&bundles, i))?;
             if !update.rejected.is_empty() {
                 return Err("a volume refused a sync bundle".into());
             }
@@ -460,6 +450,15 @@ fn sync(members: &mut [Member]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The non-empty bundles of every member but the `i`th.
+fn others(bundles: &[Vec<u8>], i: usize) -> impl Iterator<Item = &[u8]> {
+    bundles
+        .iter()
+        .enumerate()
+        .filter(move |(j, b)| *j != i && !b.is_empty())
+        .map(|(_, b)| b.as_slice())
 }
 
 /// One of the 200 most recent known photos.
