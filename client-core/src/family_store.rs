@@ -195,7 +195,11 @@ pub fn load_volume(
         .parse()
         .map_err(|_| DocError::Schema("the family's document names no family".into()))?;
     let volume = id.volume(year);
-    let cached = cached_with_position(store, volume)?;
+    // Only whether the cache is valid matters here: its rows are not decoded.
+    let cached_through = store
+        .load_view(volume)?
+        .filter(|cached| cached.version == VIEW_VERSION)
+        .map(|cached| cached.through);
     let Some(state) = store.load(volume)? else {
         return Err(OpenError::NotFound(volume));
     };
@@ -205,7 +209,7 @@ pub fn load_volume(
         state.changes.iter().map(Vec::as_slice),
         actor,
     )?;
-    if cached.is_none_or(|(_, through)| through != state.log_end) {
+    if cached_through != Some(state.log_end) {
         cache_again(
             store,
             volume,

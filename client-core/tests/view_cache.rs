@@ -3,21 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers: a failure should panic loudly.
 
+mod support;
+
 use doran_client_core::{
-    Actor, Edit, EventInput, FamilyDoc, PhotoInput,
+    Edit, EventInput, FamilyDoc, PhotoInput,
     family_store::{cached_family, open_family},
     store::{LocalStore, SqliteStore},
 };
-use doran_protocol::{BlobHash, DeviceId, DocId, FamilyId, UserId};
+use doran_protocol::{DocId, FamilyId};
+use support::actor;
 
 const T0: i64 = 1_764_300_000_000;
-
-fn actor() -> Actor {
-    Actor {
-        user: UserId::random(),
-        device: DeviceId::random(),
-    }
-}
 
 fn commit<T>(store: &SqliteStore, doc: DocId, edit: Edit<T>) -> T {
     if let Some(change) = &edit.change {
@@ -28,16 +24,11 @@ fn commit<T>(store: &SqliteStore, doc: DocId, edit: Edit<T>) -> T {
     edit.value
 }
 
+/// A photo with a caption, so that the cache carries Korean text.
 fn photo(n: u8) -> PhotoInput {
     PhotoInput {
-        blob: BlobHash::of(&[n]).into(),
-        thumb: BlobHash::of(&[n, n]).into(),
-        mime: "image/jpeg".into(),
-        size: 1000,
-        width: 800,
-        height: 600,
-        taken_at: None,
         caption: "바다".into(),
+        ..support::photo(n)
     }
 }
 

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
-use super::{COLLECTIONS, FamilyDoc, counter_at, is_counted, refresh_entry, volumes::kept};
+use super::{
+    COLLECTIONS, FamilyDoc, counter_at, is_counted, refresh_entry,
+    volumes::{in_view, kept},
+};
 use crate::{
     model::{Family, HIDDEN_PREFIX, MARKS_PREFIX, Photo, Voice, hidden_key},
     read::Entity,
@@ -57,13 +60,7 @@ impl FamilyDoc {
         );
         // Shown from it before, gone from it now.
         for ((collection, id), at) in &self.places {
-            let kept = match *collection {
-                "calendar" => part.calendar.contains_key(id),
-                "missions" => part.missions.contains_key(id),
-                "photos" => part.photos.contains_key(id),
-                _ => part.voices.contains_key(id),
-            };
-            if *at == year && !kept {
+            if *at == year && !in_view(part, collection, id) {
                 ids.push((*collection, id.clone()));
             }
         }

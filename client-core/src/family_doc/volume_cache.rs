@@ -208,26 +208,14 @@ impl FamilyDoc {
     /// A parked volume read whole again: what it kept aside and what the view shows
     /// from it (taken out of the parked volume: the caller merges it anew).
     fn parked_part(&mut self, year: u16) -> Family {
-        let mut part = self
-            .parked
-            .get_mut(&year)
-            .map(|p| std::mem::take(&mut p.rest))
-            .unwrap_or_default();
-        part.counts = self
-            .parked
-            .get(&year)
-            .map(|p| p.counts.clone())
-            .unwrap_or_default();
+        let Parked {
+            rest: mut part,
+            counts,
+        } = self.parked.remove(&year).unwrap_or_default();
+        part.counts = counts;
         for ((collection, id), at) in &self.places {
-            if *at != year {
-                continue;
-            }
-            let v = &self.view;
-            match *collection {
-                "calendar" => copy(&v.calendar, &mut part.calendar, id),
-                "missions" => copy(&v.missions, &mut part.missions, id),
-                "photos" => copy(&v.photos, &mut part.photos, id),
-                _ => copy(&v.voices, &mut part.voices, id),
+            if *at == year {
+                copy_kept(&self.view, &mut part, collection, id);
             }
         }
         part
@@ -303,18 +291,8 @@ impl FamilyDoc {
                 self.places.get(&(collection, id.clone())).copied() == year
             };
             match kept(collection) {
-                Some("calendar") if shown_here("calendar") => {
-                    copy(&v.calendar, &mut part.calendar, id);
-                }
-                Some("missions") if shown_here("missions") => {
-                    copy(&v.missions, &mut part.missions, id);
-                }
-                Some("photos") if shown_here("photos") => copy(&v.photos, &mut part.photos, id),
-                Some("voices") if shown_here("voices") => copy(&v.voices, &mut part.voices, id),
-                Some("calendar") => read_into(doc, "calendar", id, &mut part.calendar),
-                Some("missions") => read_into(doc, "missions", id, &mut part.missions),
-                Some("photos") => read_into(doc, "photos", id, &mut part.photos),
-                Some(_) => read_into(doc, "voices", id, &mut part.voices),
+                Some(kept) if shown_here(kept) => copy_kept(v, &mut part, kept, id),
+                Some(kept) => read_kept(doc, &mut part, kept, id),
                 // Members, albums and voice albums: the family's document's only.
                 None if year.is_none() => match collection.as_str() {
                     "members" => copy(&v.members, &mut part.members, id),
@@ -377,13 +355,34 @@ fn copy<T: Clone>(from: &BTreeMap<String, T>, to: &mut BTreeMap<String, T>, id: 
     }
 }
 
-fn read_into<T: crate::read::Entity>(
-    doc: &automerge::AutoCommit,
-    collection: &str,
-    id: &str,
-    into: &mut BTreeMap<String, T>,
-) {
-    if let Some(entity) = read_entity(doc, collection, id) {
-        into.insert(id.to_owned(), entity);
+/// Copies the entity `collection/id` of the four collections a volume keeps from one
+/// part to another.
+fn copy_kept(from: &Family, to: &mut Family, collection: &str, id: &str) {
+    match collection {
+        "calendar" => copy(&from.calendar, &mut to.calendar, id),
+        "missions" => copy(&from.missions, &mut to.missions, id),
+        "photos" => copy(&from.photos, &mut to.photos, id),
+        _ => copy(&from.voices, &mut to.voices, id),
+    }
+}
+
+/// Reads the entity `collection/id` of the four collections a volume keeps from a
+/// document into a part.
+fn read_kept(doc: &automerge::AutoCommit, to: &mut Family, collection: &str, id: &str) {
+    fn read_into<T: crate::read::Entity>(
+        doc: &automerge::AutoCommit,
+        collection: &str,
+        id: &str,
+        into: &mut BTreeMap<String, T>,
+    ) {
+        if let Some(entity) = read_entity(doc, collection, id) {
+            into.insert(id.to_owned(), entity);
+        }
+    }
+    match collection {
+        "calendar" => read_into(doc, collection, id, &mut to.calendar),
+        "missions" => read_into(doc, collection, id, &mut to.missions),
+        "photos" => read_into(doc, collection, id, &mut to.photos),
+        _ => read_into(doc, collection, id, &mut to.voices),
     }
 }

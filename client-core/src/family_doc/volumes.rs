@@ -240,7 +240,9 @@ pub(super) fn kept(collection: &str) -> Option<&'static str> {
     volume::COLLECTIONS.into_iter().find(|c| *c == collection)
 }
 
-fn in_view(view: &Family, collection: &str, id: &str) -> bool {
+/// Whether `view` (or a part) has the entity `collection/id` of the four collections a
+/// volume keeps.
+pub(super) fn in_view(view: &Family, collection: &str, id: &str) -> bool {
     match collection {
         "calendar" => view.calendar.contains_key(id),
         "missions" => view.missions.contains_key(id),
