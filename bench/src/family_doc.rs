@@ -554,7 +554,7 @@ fn open_phase(
     });
     drop(full?);
     let store = SqliteStore::open(path)?;
-    let mut doc = open_family_in(&store, doc_id, &actor, this_year)?.0;
+    let mut doc = open_family_in(&store, doc_id, &actor, this_year)?.family;
     let loaded_volumes = doc.volume_years().count();
     let parked_volumes = doc.parked_years().count();
 
@@ -667,7 +667,7 @@ fn open_phase(
     if volumes {
         // What an edit of last year's photo waits for first: its volume loaded.
         let store = SqliteStore::open(path)?;
-        let mut doc = open_family_in(&store, doc_id, &actor, this_year)?.0;
+        let mut doc = open_family_in(&store, doc_id, &actor, this_year)?.family;
         let (loaded, load_last_year) =
             timed(|| load_volume(&store, &mut doc, this_year - 1, &actor));
         loaded?;
@@ -786,7 +786,7 @@ fn ready_times(
         // Ready once the document is open: freeing it afterwards is not timed.
         let (opened, took) = timed(|| -> Result<FamilyDoc, Error> {
             let store = SqliteStore::open(path)?;
-            Ok(open_family_in(&store, doc_id, actor, this_year)?.0)
+            Ok(open_family_in(&store, doc_id, actor, this_year)?.family)
         });
         drop(opened?);
         samples.push(took);

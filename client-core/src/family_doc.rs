@@ -68,6 +68,10 @@ pub struct Edit<T = ()> {
     /// The year of the family's volume the change belongs to (issue 17); `None`: the
     /// document itself (the family's document, or a personal document).
     pub volume: Option<u16>,
+    /// A change of the family's document to store *before* this one: the listing of
+    /// the year's volume this edit's new entity is the first of
+    /// ([`FamilyDoc::file_new_in_listing`]; the one action that makes two changes).
+    pub listed: Option<Box<Edit>>,
 }
 
 impl<T> Edit<T> {
@@ -78,6 +82,7 @@ impl<T> Edit<T> {
             change: None,
             view: Some(Vec::new()),
             volume: None,
+            listed: None,
         }
     }
 }
@@ -121,6 +126,9 @@ pub struct FamilyDoc {
     /// The volume new calendar entries, missions, photos and voice messages go to
     /// ([`FamilyDoc::file_new_in`]); `None`: the core.
     new_in: Option<u16>,
+    /// The year whose volume the next new entity lists and starts, as this device
+    /// writes it ([`FamilyDoc::file_new_in_listing`]).
+    lists_first: Option<(u16, Actor)>,
     /// The volumes known from their view cache only, not loaded ([`FamilyDoc::
     /// open_volumes`]): their entities are in the view, their CRDT is not in memory.
     parked: BTreeMap<u16, volume_cache::Parked>,
@@ -175,6 +183,7 @@ impl FamilyDoc {
             volumes: BTreeMap::new(),
             places: HashMap::new(),
             new_in: None,
+            lists_first: None,
             parked: BTreeMap::new(),
             own_counts: BTreeMap::new(),
         }
@@ -319,6 +328,11 @@ impl FamilyDoc {
     /// Runs `write` on the document and commits it as one change labelled `what`, then
     /// re-reads the entities it `touches` into the view. On error the pending
     /// operations are rolled back, so nothing half-done remains.
+    ///
+    /// The first new entity of a year whose volume the family does not list yet
+    /// lists it first ([`FamilyDoc::file_new_in_listing`]): that change is handed back
+    /// in `Edit::listed`, or, if the edit then fails, stays in memory only (a writer
+    /// drops the document: its heads moved without a change to store).
     fn edit<T>(
         &mut self,
         what: &str,
@@ -326,7 +340,15 @@ impl FamilyDoc {
         touches: &[Touched],
         write: impl FnOnce(&mut AutoCommit) -> Result<T>,
     ) -> Result<Edit<T>> {
-        let year = self.target_of(touches);
+        let mut year = self.target_of(touches);
+        let mut listed = None;
+        if year.is_none()
+            && let Some((new_year, actor)) = self.lists_first
+            && self.makes_new(touches)
+        {
+            listed = Some(Box::new(self.start_year(new_year, &actor, now_ms)?));
+            year = self.target_of(touches);
+        }
         let replica = match year {
             None => &mut self.replica,
             Some(year) => self
@@ -352,6 +374,7 @@ impl FamilyDoc {
                     change,
                     view,
                     volume: year,
+                    listed,
                 })
             }
             Err(e) => {

@@ -10,6 +10,8 @@
 //! older years' (their entities read from their caches, their CRDT left in the store
 //! until [`load_volume`] is needed).
 
+use std::collections::BTreeMap;
+
 use doran_protocol::{DocId, FamilyId, volume_year};
 
 use crate::{
@@ -96,6 +98,23 @@ pub fn open_family(
     Ok(open_family_at(store, doc, actor)?.0)
 }
 
+/// A family opened for editing and sync, with where each of its documents' logs ended
+/// when it was read: a writer holding it open hands the position of the document it
+/// writes back with each write ([`LocalStore::commit_local_in_step`]), and compares
+/// them with the store's to notice another process's writes.
+#[derive(Debug)]
+pub struct OpenedFamily {
+    /// The family, with this year's volume loaded and older years parked.
+    pub family: FamilyDoc,
+    /// The log end of the family's document's load.
+    pub at: LogPos,
+    /// Each listed volume this device keeps: the log end of its load (loaded), or of
+    /// its view cache (parked). A listed volume not on this device is not here.
+    pub volumes: BTreeMap<u16, LogPos>,
+    /// The year opened as this one (what is made now is filed in its volume).
+    pub year: u16,
+}
+
 /// [`open_family`], and the log end of the load the document was made from: a writer
 /// holding the document open hands it back with each write
 /// ([`LocalStore::commit_local_in_step`]).
@@ -104,7 +123,8 @@ pub fn open_family_at(
     doc: DocId,
     actor: &Actor,
 ) -> Result<(FamilyDoc, LogPos), OpenError> {
-    open_family_in(store, doc, actor, volume_year(crate::store::now_ms()))
+    let opened = open_family_in(store, doc, actor, volume_year(crate::store::now_ms()))?;
+    Ok((opened.family, opened.at))
 }
 
 /// [`open_family_at`] as of a year: with volumes, that year's volume is loaded and the
@@ -115,11 +135,17 @@ pub fn open_family_in(
     doc: DocId,
     actor: &Actor,
     this_year: u16,
-) -> Result<(FamilyDoc, LogPos), OpenError> {
+) -> Result<OpenedFamily, OpenError> {
     let (mut family, at) = open_core(store, doc, actor)?;
+    let mut volumes = BTreeMap::new();
     let listed: Vec<u16> = family.view().volumes.iter().copied().collect();
     if listed.is_empty() {
-        return Ok((family, at));
+        return Ok(OpenedFamily {
+            family,
+            at,
+            volumes,
+            year: this_year,
+        });
     }
     let id = FamilyId(doc.0);
     let mut park = Vec::new();
@@ -128,9 +154,10 @@ pub fn open_family_in(
         let volume = id.volume(year);
         let cached = cached_with_position(store, volume)?;
         if year != this_year
-            && let Some((part, _)) = cached
+            && let Some((part, through)) = cached
         {
             park.push((year, part));
+            volumes.insert(year, through);
             continue;
         }
         // Not on this device (yet): the sync brings it.
@@ -141,6 +168,9 @@ pub fn open_family_in(
         let cached = cached
             .filter(|(_, through)| *through == state.log_end)
             .map(|(part, _)| part);
+        // (A volume that does not load is shown from its cache, or left out, as of
+        // this log end too: what the store holds of it is what this open read.)
+        volumes.insert(year, state.log_end);
         stored.push((year, state, cached));
     }
     let rebuild: Vec<(u16, LogPos)> = stored
@@ -174,20 +204,26 @@ pub fn open_family_in(
     if family.volume_years().any(|y| y == this_year) {
         family.file_new_in(Some(this_year))?;
     }
-    Ok((family, at))
+    Ok(OpenedFamily {
+        family,
+        at,
+        volumes,
+        year: this_year,
+    })
 }
 
 /// Loads a parked volume (an edit of what it keeps, or a chunk for it, needs its
 /// CRDT: `DocError::VolumeNotLoaded`), rebuilding its cache if that is not valid.
-/// A volume loaded already is no change; one not on this device is `NotFound`.
+/// Answers the log end of the load (`None`: loaded already, no change); a volume not
+/// on this device is `NotFound`.
 pub fn load_volume(
     store: &dyn LocalStore,
     family: &mut FamilyDoc,
     year: u16,
     actor: &Actor,
-) -> Result<(), OpenError> {
+) -> Result<Option<LogPos>, OpenError> {
     if family.volume_years().any(|y| y == year) {
-        return Ok(());
+        return Ok(None);
     }
     let id: FamilyId = family
         .view()
@@ -217,12 +253,12 @@ pub fn load_volume(
             family.cache_rows_of(Some(year)),
         );
     }
-    Ok(())
+    Ok(Some(state.log_end))
 }
 
 /// Replaces `doc`'s view cache with `rows` made from its load at `through`; a failure
 /// only leaves the cache to be rebuilt at the next open.
-fn cache_again(
+pub(crate) fn cache_again(
     store: &dyn LocalStore,
     doc: DocId,
     through: LogPos,

@@ -171,6 +171,7 @@ impl PersonalDoc {
                 change: None,
                 view: None,
                 volume: None,
+                listed: None,
             });
         }
         self.write("profile.families", now_ms, |doc| {
@@ -206,6 +207,7 @@ impl PersonalDoc {
             change,
             view: None,
             volume: None,
+            listed: None,
         })
     }
 }

@@ -120,7 +120,7 @@ impl Scene {
     fn open(&self, this_year: u16) -> FamilyDoc {
         open_family_in(&self.store, self.doc(None), &self.mom_actor, this_year)
             .unwrap()
-            .0
+            .family
     }
 }
 

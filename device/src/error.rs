@@ -478,8 +478,11 @@ impl Error {
                 tracing::warn!(%doc, "another process kept writing the document; edit not made");
                 Error::code(ErrorCode::Busy, lang)
             }
+            HostError::VolumeNotSynced(family, year) => {
+                tracing::warn!(%family, year, "an edit needs a volume this device does not keep");
+                Error::code(ErrorCode::NotFound, lang)
+            }
             HostError::WrongKind(..)
-            | HostError::VolumeNotSynced(..)
             | HostError::OtherUser { .. }
             | HostError::OtherPersonalDoc { .. }
             | HostError::Keys(_) => {

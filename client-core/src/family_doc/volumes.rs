@@ -160,6 +160,76 @@ impl FamilyDoc {
         Ok(())
     }
 
+    /// The volume new calendar entries, missions, photos and voice messages are filed
+    /// in (`None`: the family's document).
+    pub fn filed_in(&self) -> Option<u16> {
+        self.new_in
+    }
+
+    /// Files new calendar entries, missions, photos and voice messages in the volume of
+    /// `year` (this year), as a device writing volumes does: in it when it is loaded;
+    /// started from its genesis (which every device makes alike, so what this device
+    /// writes merges with what the sync brings) when the family lists it and this
+    /// device has none of it yet; and when the family does not list it, the next new
+    /// entity lists it first (`Edit::listed`) and is filed there, as are the ones
+    /// after. Until then new entities go where [`file_new_in`](Self::file_new_in) said.
+    pub fn file_new_in_listing(&mut self, year: u16, actor: &Actor) -> Result<()> {
+        if self.volumes.contains_key(&year) {
+            return self.file_new_in(Some(year));
+        }
+        if self.parked.contains_key(&year) {
+            // Kept here but not loaded (its stored bytes did not load): never
+            // started over beside what is stored.
+            return Err(DocError::VolumeNotLoaded(year));
+        }
+        if self.view.volumes.contains(&year) {
+            self.start_volume(year, actor)?;
+            return self.file_new_in(Some(year));
+        }
+        if !VOLUME_YEARS.contains(&year) {
+            return Err(DocError::BadDate(format!("no volume of {year}")));
+        }
+        self.lists_first = Some((year, *actor));
+        Ok(())
+    }
+
+    /// Lists the volume of `year` for the entity about to be made, starts it, and
+    /// files new entities there: the change of the listing.
+    pub(super) fn start_year(&mut self, year: u16, actor: &Actor, now_ms: i64) -> Result<Edit> {
+        self.lists_first = None;
+        let listed = self.register_volume(year, now_ms)?;
+        self.start_volume(year, actor)?;
+        self.file_new_in(Some(year))?;
+        Ok(listed)
+    }
+
+    /// Attaches the volume of `year` as its genesis alone: nothing of it is stored yet.
+    fn start_volume(&mut self, year: u16, actor: &Actor) -> Result<()> {
+        let genesis = super::volume_cache::StoredVolume {
+            year,
+            snapshot: None,
+            chunks: Vec::new(),
+            cached: None,
+        };
+        self.open_volumes([genesis], [], actor)?;
+        if !self.volumes.contains_key(&year) {
+            return Err(DocError::VolumeNotLoaded(year));
+        }
+        Ok(())
+    }
+
+    /// Whether an edit touching `touches` makes a calendar entry, mission, photo or
+    /// voice message (one no document of the family keeps yet).
+    pub(super) fn makes_new(&self, touches: &[Touched]) -> bool {
+        touches.iter().any(|t| match t {
+            Touched::Entity(collection, id) => kept(collection).is_some_and(|collection| {
+                !in_view(&self.view, collection, id)
+                    && !self.places.contains_key(&(collection, id.clone()))
+            }),
+            Touched::Root(_) => false,
+        })
+    }
+
     /// Applies chunks of the loaded volume of `year`, as
     /// [`apply_remote`](FamilyDoc::apply_remote) does for the family's document; a
     /// volume not loaded takes nothing (`VolumeNotLoaded`: keep the chunks).

@@ -30,9 +30,9 @@ pub enum HostError {
     /// its edit (`EDIT_ATTEMPTS` times): the edit was not made. Try again.
     #[error("document {0} kept changing under this edit; nothing was written")]
     Overtaken(doran_protocol::DocId),
-    /// An edit went to one of the family's per-year volumes (issue 17), which this
-    /// host does not write to the store yet: nothing was written.
-    #[error("family {0}'s volume of {1} is not written by this device yet; nothing was written")]
+    /// An edit needs one of the family's per-year volumes (issue 17) that is not on
+    /// this device (any more): nothing was written.
+    #[error("family {0}'s volume of {1} is not on this device; nothing was written")]
     VolumeNotSynced(doran_protocol::FamilyId, u16),
     /// The relay signed this device in as another user than the one whose account it
     /// holds.

@@ -10,7 +10,7 @@ use std::{
 use std::collections::{BTreeMap, HashSet};
 
 use automerge::ChangeHash;
-use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId};
+use doran_protocol::{ChunkId, DocId, FamilyId, Seq, UserId, volume_year};
 
 use super::{
     DocCursor, DocKind, HostError, HostResult as Result, IncomingChunk, SignedIn, SnapshotCheck,
@@ -201,11 +201,33 @@ pub const EDIT_ATTEMPTS: usize = 8;
 /// the write's view rows are not applied and the document is reopened next time. So
 /// rows computed from a document that missed that change are never stored as a valid
 /// view cache, and `at` never covers a row the document lacks.
+///
+/// A family with per-year volumes (issue 17) is several logs: `volumes` keeps the
+/// log end of each listed volume this host loaded or parked, compared likewise, and
+/// an edit of a volume hands that volume's log end to the store.
 #[derive(Debug)]
 struct Opened {
     doc: OpenDoc,
     /// The log end when opened or last written by this host (`None`: not stored yet).
     at: Option<LogPos>,
+    /// A family's volumes this device keeps, by year: the log end of each as loaded,
+    /// parked or last written by this host. Empty without volumes.
+    volumes: BTreeMap<u16, LogPos>,
+    /// The year the family was opened in (`volume_year`): new entities are filed in
+    /// that year's volume, so a family open across New Year is opened again.
+    year: u16,
+}
+
+impl Opened {
+    /// A document opened without volumes.
+    fn plain(doc: OpenDoc, at: Option<LogPos>) -> Self {
+        Opened {
+            doc,
+            at,
+            volumes: BTreeMap::new(),
+            year: volume_year(crate::store::now_ms()),
+        }
+    }
 }
 
 /// A [`SyncHost`] over a [`LocalStore`], keeping the documents it syncs open in memory
@@ -232,6 +254,9 @@ pub struct StoreHost {
     /// Serialises the read-modify-write of chunks kept aside for a key (the driver
     /// adds, the key task takes).
     held_lock: Mutex<()>,
+    /// Whether this host files what is made in a year in that year's volume, listing
+    /// the volume with its first entity (issue 17; [`StoreHost::filing_by_year`]).
+    files_by_year: bool,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -277,7 +302,19 @@ impl StoreHost {
             sealed_ids: Mutex::new(SealedIds::new()),
             own_entries: Mutex::new(HashMap::new()),
             held_lock: Mutex::new(()),
+            files_by_year: false,
         }
+    }
+
+    /// This host files the calendar entries, missions, photos and voice messages made
+    /// in a year in that year's volume of their family (issue 17), the first of them
+    /// listing the volume. Off by default: this device's sync does not carry volumes
+    /// yet (their changes wait in the outbox), so what it filed there would reach no
+    /// other device. Edits of what a volume keeps go to it either way.
+    #[must_use]
+    pub fn filing_by_year(mut self) -> Self {
+        self.files_by_year = true;
+        self
     }
 
     /// A host that also keeps this device's end-to-end keys (signing its key group
@@ -412,7 +449,9 @@ impl StoreHost {
     ) -> Result<&'a mut Opened> {
         let at = self.store.log_end(doc)?;
         match docs.entry(doc) {
-            Entry::Occupied(e) if e.get().at == at => Ok(e.into_mut()),
+            Entry::Occupied(e) if e.get().at == at && !self.volumes_moved(doc, e.get())? => {
+                Ok(e.into_mut())
+            }
             // Never reopened as another kind than it is open as (a personal document
             // read as a family's would take incoming chunks under the family rules).
             Entry::Occupied(e) if !e.get().doc.is(kind) => Err(HostError::WrongKind(
@@ -430,6 +469,43 @@ impl StoreHost {
             }
             Entry::Vacant(v) => Ok(v.insert(self.open(doc, kind)?)),
         }
+    }
+
+    /// Files what is made from now on in the family's volume of `year`
+    /// ([`FamilyDoc::file_new_in_listing`]); a family whose document this device has
+    /// not read yet, or whose volume of the year does not load, keeps filing as it
+    /// was opened.
+    fn file_by_year(&self, doc: DocId, family: &mut FamilyDoc, year: u16) {
+        if rules::host_of(family.replica_mut().doc()).is_none() {
+            return;
+        }
+        if let Err(e) = family.file_new_in_listing(year, &self.actor) {
+            tracing::warn!(%doc, year, error = %e, "new entities stay where they were filed");
+        }
+    }
+
+    /// Whether the family open as `doc` must be opened again for its volumes: another
+    /// process wrote one of them since this host read it (or stored one this host did
+    /// not have), or the year turned, so what is made now belongs in another volume.
+    fn volumes_moved(&self, doc: DocId, opened: &Opened) -> Result<bool> {
+        let OpenDoc::Family(fd) = &opened.doc else {
+            return Ok(false);
+        };
+        let listed = &fd.view().volumes;
+        if listed.is_empty() {
+            return Ok(false);
+        }
+        if opened.year != volume_year(crate::store::now_ms()) {
+            return Ok(true);
+        }
+        let family = FamilyId(doc.0);
+        for &year in listed {
+            if self.store.log_end(family.volume(year))? != opened.volumes.get(&year).copied() {
+                tracing::debug!(%doc, year, "another writer changed a volume: reopening");
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// After this host appended to `doc`: remember the log end the store's write
@@ -454,19 +530,22 @@ impl StoreHost {
     fn open(&self, doc: DocId, kind: DocKind) -> Result<Opened> {
         match kind {
             DocKind::Family(_) => {
-                match family_store::open_family_at(&*self.store, doc, &self.actor) {
-                    Ok((fd, at)) => Ok(Opened {
-                        doc: OpenDoc::Family(Box::new(fd)),
-                        at: Some(at),
+                let year = volume_year(crate::store::now_ms());
+                match family_store::open_family_in(&*self.store, doc, &self.actor, year) {
+                    Ok(opened) => Ok(Opened {
+                        doc: OpenDoc::Family(Box::new(opened.family)),
+                        at: Some(opened.at),
+                        volumes: opened.volumes,
+                        year,
                     }),
-                    Err(OpenError::NotFound(_)) => Ok(Opened {
-                        doc: OpenDoc::Family(Box::new(FamilyDoc::load(
+                    Err(OpenError::NotFound(_)) => Ok(Opened::plain(
+                        OpenDoc::Family(Box::new(FamilyDoc::load(
                             None,
                             std::iter::empty(),
                             &self.actor,
                         )?)),
-                        at: None,
-                    }),
+                        None,
+                    )),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -481,10 +560,10 @@ impl StoreHost {
                     )?,
                     None => PersonalDoc::load(None, std::iter::empty(), &self.actor)?,
                 };
-                Ok(Opened {
-                    doc: OpenDoc::Personal(Box::new(pd)),
-                    at: stored.map(|s| s.log_end),
-                })
+                Ok(Opened::plain(
+                    OpenDoc::Personal(Box::new(pd)),
+                    stored.map(|s| s.log_end),
+                ))
             }
         }
     }
@@ -529,14 +608,8 @@ impl StoreHost {
             }
             let at = opened.at;
             let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
-            docs.insert(
-                doc,
-                Opened {
-                    doc: OpenDoc::Family(Box::new(fd)),
-                    at,
-                },
-            );
-            if self.commit_edit(&mut docs, doc, at, &change, None)? {
+            docs.insert(doc, Opened::plain(OpenDoc::Family(Box::new(fd)), at));
+            if self.commit_edit(&mut docs, (doc, None), at, &change, None)? {
                 // Opened again from the store when next used: rows the log held
                 // before (changes waiting for a host) are not in this fresh document.
                 docs.remove(&doc);
@@ -564,15 +637,17 @@ impl StoreHost {
         let doc = DocId::from(family);
         let _writer = self.store.writer_lock()?;
         let mut docs = self.lock();
-        for _ in 0..EDIT_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < EDIT_ATTEMPTS {
             let Opened {
                 doc: OpenDoc::Family(fd),
                 at,
+                volumes,
+                year,
             } = self.ensure(&mut docs, doc, DocKind::Family(family))?
             else {
                 return Err(HostError::WrongKind(doc, "family"));
             };
-            let at = *at;
             // A sealed family's document this device cannot read yet is empty here: a
             // change made on it would start the document over beside the real one.
             if rules::host_of(fd.replica_mut().doc()).is_none()
@@ -580,25 +655,83 @@ impl StoreHost {
             {
                 return Err(HostError::WaitingForKeys(family));
             }
+            if self.files_by_year && fd.filed_in() != Some(*year) {
+                // Once per open, and again when the sync brings the listing of the
+                // year another device made.
+                self.file_by_year(doc, fd, *year);
+            }
             let before = fd.replica_mut().heads();
             let e = edit(fd);
             let handed_back = matches!(&e, Ok(e) if e.change.is_some());
             let moved = !handed_back && fd.replica_mut().heads() != before;
+            // What a year keeps is written with that year's volume's log end.
+            let core_at = *at;
+            let at = match e.as_ref().map(|e| e.volume) {
+                Ok(Some(year)) => volumes.get(&year).copied(),
+                _ => core_at,
+            };
             Self::drop_if_moved(&mut docs, doc, moved);
-            let e = e?;
+            let e = match e {
+                // An edit of what a parked year keeps: that year loaded, the edit made
+                // again (nothing was written: a volume is checked before writing).
+                Err(DocError::VolumeNotLoaded(year)) => {
+                    self.load_parked(&mut docs, family, year)?;
+                    continue;
+                }
+                e => e?,
+            };
+            // The listing of a new year's volume first, then its first entity.
+            if let Some(listed) = &e.listed
+                && let Some(change) = &listed.change
+                && !self.commit_edit(
+                    &mut docs,
+                    (doc, None),
+                    core_at,
+                    change,
+                    listed.view.as_deref(),
+                )?
+            {
+                attempts += 1;
+                continue;
+            }
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
-            if let Some(year) = e.volume {
-                // Made in memory only: reopened from the store when next used.
-                docs.remove(&doc);
-                return Err(HostError::VolumeNotSynced(family, year));
-            }
-            if self.commit_edit(&mut docs, doc, at, change, e.view.as_deref())? {
+            let view = e.view.as_deref();
+            if self.commit_edit(&mut docs, (doc, e.volume), at, change, view)? {
                 return Ok(e.value);
             }
+            attempts += 1;
         }
         Err(HostError::Overtaken(doc))
+    }
+
+    /// Loads the family's volume of `year`, parked until now, into its open document
+    /// (an edit of what it keeps needs its CRDT), and keeps the log end of the load.
+    fn load_parked(
+        &self,
+        docs: &mut HashMap<DocId, Opened>,
+        family: FamilyId,
+        year: u16,
+    ) -> Result<()> {
+        let doc = DocId::from(family);
+        let opened = self.ensure(docs, doc, DocKind::Family(family))?;
+        let OpenDoc::Family(fd) = &mut opened.doc else {
+            return Err(HostError::WrongKind(doc, "family"));
+        };
+        match family_store::load_volume(&*self.store, fd, year, &self.actor) {
+            Ok(Some(end)) => {
+                opened.volumes.insert(year, end);
+                Ok(())
+            }
+            // Loaded already, and still not loaded: never made again.
+            Ok(None) => Err(DocError::VolumeNotLoaded(year).into()),
+            Err(OpenError::NotFound(_)) => Err(HostError::VolumeNotSynced(family, year)),
+            Err(e) => {
+                docs.remove(&doc);
+                Err(e.into())
+            }
+        }
     }
 
     /// Drops the open `doc` when a closure moved it (its heads changed) without handing
@@ -612,8 +745,9 @@ impl StoreHost {
         }
     }
 
-    /// Writes a local edit made on the open `doc` as of the log end `at`, with its view
-    /// rows. `Ok(true)`: written, and the document is in step with the log's new end.
+    /// Writes a local edit made on the open `doc` — on its document, or on its volume
+    /// of the year given — as of that document's log end `at`, with its view rows.
+    /// `Ok(true)`: written, and the document is in step with the log's new end.
     /// `Ok(false)`: another process on this device wrote first, so nothing was written
     /// and the document is dropped, to be reopened and the edit made again (it writes
     /// as the same Automerge actor: an edit made without its change could reuse a
@@ -621,15 +755,34 @@ impl StoreHost {
     fn commit_edit(
         &self,
         docs: &mut HashMap<DocId, Opened>,
-        doc: DocId,
+        (doc, volume): (DocId, Option<u16>),
         at: Option<LogPos>,
         change: &[u8],
         view: Option<&[ViewRow]>,
     ) -> Result<bool> {
-        match self.store.commit_local_in_step(doc, change, view, at) {
+        let written = volume.map_or(doc, |year| FamilyId(doc.0).volume(year));
+        match self.store.commit_local_in_step(written, change, view, at) {
             Ok(Committed::InStep { end, .. }) => {
-                if let Some(open) = docs.get_mut(&doc) {
+                let Some(open) = docs.get_mut(&doc) else {
+                    return Ok(true);
+                };
+                let Some(year) = volume else {
                     open.at = Some(end);
+                    return Ok(true);
+                };
+                open.volumes.insert(year, end);
+                // A volume's first write finds no cache to keep: this one is made
+                // whole (a new year's volume is small), so the first screen stays
+                // the caches'.
+                if at.is_none()
+                    && let OpenDoc::Family(fd) = &open.doc
+                {
+                    family_store::cache_again(
+                        &*self.store,
+                        written,
+                        end,
+                        fd.cache_rows_of(Some(year)),
+                    );
                 }
                 Ok(true)
             }
@@ -672,6 +825,7 @@ impl StoreHost {
             let Opened {
                 doc: OpenDoc::Personal(pd),
                 at,
+                ..
             } = self.ensure(&mut docs, doc, DocKind::Personal(self.actor.user))?
             else {
                 return Err(HostError::WrongKind(doc, "personal"));
@@ -686,7 +840,7 @@ impl StoreHost {
             let Some(change) = &e.change else {
                 return Ok(e.value);
             };
-            if self.commit_edit(&mut docs, doc, at, change, None)? {
+            if self.commit_edit(&mut docs, (doc, None), at, change, None)? {
                 return Ok(e.value);
             }
         }
@@ -725,14 +879,18 @@ impl StoreHost {
     pub fn open_view(&self, family: FamilyId) -> Result<Option<Family>> {
         let doc = DocId::from(family);
         let docs = self.lock();
-        let Some(Opened {
-            doc: OpenDoc::Family(fd),
-            at,
-        }) = docs.get(&doc)
+        let Some(
+            opened @ Opened {
+                doc: OpenDoc::Family(fd),
+                at,
+                ..
+            },
+        ) = docs.get(&doc)
         else {
             return Ok(None);
         };
-        Ok((self.store.log_end(doc)? == *at).then(|| fd.view().clone()))
+        let in_step = self.store.log_end(doc)? == *at && !self.volumes_moved(doc, opened)?;
+        Ok(in_step.then(|| fd.view().clone()))
     }
 
     /// Reads a family document (opening it if needed).

@@ -138,6 +138,7 @@ impl StoreHost {
         let Some(Opened {
             doc: open,
             at: Some(at),
+            ..
         }) = docs.get_mut(&doc)
         else {
             return Ok(Saved::NotOpen);

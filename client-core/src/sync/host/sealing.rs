@@ -87,7 +87,19 @@ impl StoreHost {
     /// Seals the outbox entries of sealed families' documents, in order; one this
     /// device cannot seal yet (not in the group, or not known yet whether its family
     /// is sealed) is left out and waits for a later listing.
-    pub(super) fn seal_outgoing(&self, entries: Vec<OutboxEntry>) -> Vec<OutboxEntry> {
+    pub(super) fn seal_outgoing(&self, mut entries: Vec<OutboxEntry>) -> Vec<OutboxEntry> {
+        // A family's volume (issue 17) waits: it is pushed once the relay has opened
+        // it for this device and it is sealed under its family's group, neither of
+        // which this device does yet. Never pushed in the clear (its family is not
+        // its id, so the checks below would take it for a document to push as it
+        // is), and never pushed to be refused: a refused change leaves the outbox.
+        entries.retain(|e| {
+            let volume = e.doc.says_volume();
+            if volume {
+                tracing::debug!(doc = %e.doc, "a volume's change waits for volumes to sync");
+            }
+            !volume
+        });
         let keeper = self.keeper();
         let Some(keeper) = keeper.as_ref() else {
             return entries;
@@ -120,14 +132,6 @@ impl StoreHost {
                 // place in the log once acked.
                 self.own_entries().insert((e.doc, e.chunk), e.bytes.clone());
                 out.push(e);
-                continue;
-            }
-            if e.doc.says_volume() {
-                // A family's volume (issue 17): its family is not its id, so the
-                // checks below would take it for a document to push as it is. Never
-                // pushed in the clear; it waits until volumes are sealed under their
-                // family's group.
-                tracing::warn!(doc = %e.doc, "a volume's change waits: volumes are not sealed here yet");
                 continue;
             }
             let family = FamilyId(e.doc.0);

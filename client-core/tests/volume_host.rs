@@ -1,0 +1,342 @@
+//! The device's host writing a family with per-year volumes (issue 17): each edit goes
+//! to the document that keeps what it changes, with that document's log end; an edit
+//! of a parked year loads it first; the first new entity of a year lists its volume;
+//! another process's write to a volume is noticed; and a volume's changes wait in the
+//! outbox (the sync does not carry volumes yet).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use doran_client_core::{
+    Actor, FamilyDoc,
+    family_store::{cached_family, open_family_in},
+    store::{LocalStore, LogPos, SqliteStore},
+    sync::{DocKind, IncomingChunk, StoreHost, SyncHost},
+    view_cache::VIEW_VERSION,
+};
+use doran_protocol::{DocId, FamilyId, volume_year};
+use support::{actor, photo};
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// One device's store file, opened by as many hosts (processes) as a test wants.
+struct Device {
+    dir: tempfile::TempDir,
+    actor: Actor,
+}
+
+impl Device {
+    fn new() -> Self {
+        Device {
+            dir: tempfile::tempdir().unwrap(),
+            actor: actor(),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn LocalStore> {
+        Arc::new(SqliteStore::open(self.dir.path().join("device.sqlite")).unwrap())
+    }
+
+    /// A host as the apps make it today (new entities where the family files them).
+    fn host(&self) -> StoreHost {
+        StoreHost::new(self.store(), self.actor)
+    }
+
+    /// A host that files what is made in a year in that year's volume.
+    fn filing_host(&self) -> StoreHost {
+        self.host().filing_by_year()
+    }
+}
+
+fn log_end(host: &StoreHost, doc: DocId) -> Option<LogPos> {
+    host.store().log_end(doc).unwrap()
+}
+
+/// The view cache of `doc` is valid as of its log end.
+fn cache_valid(store: &dyn LocalStore, doc: DocId) -> bool {
+    let cached = store.load_view(doc).unwrap();
+    cached.is_some_and(|c| {
+        c.version == VIEW_VERSION && Some(c.through) == store.log_end(doc).unwrap()
+    })
+}
+
+/// A family of mom's with an album, made through her host.
+fn family_with_album(host: &StoreHost, family: FamilyId) -> String {
+    host.create_family(family, "우리 가족", "엄마", now_ms())
+        .unwrap();
+    host.edit_family(family, |fd| fd.create_album("여행", now_ms()))
+        .unwrap()
+}
+
+#[test]
+fn the_first_photo_of_a_year_lists_its_volume_and_the_year_keeps_it() {
+    let mom = Device::new();
+    let host = mom.filing_host();
+    let family = FamilyId::new_family(true);
+    let (core, this) = (DocId::from(family), volume_year(now_ms()));
+    let volume = family.volume(this);
+    let album = family_with_album(&host, family);
+    // The album is the family's document's: no volume yet.
+    assert_eq!(log_end(&host, volume), None);
+    let before = log_end(&host, core).unwrap();
+
+    let p1 = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    // Two changes: the listing in the family's document, the photo in the volume.
+    let listed = log_end(&host, core).unwrap();
+    assert!(listed > before);
+    assert!(log_end(&host, volume).is_some());
+    let (views, places) = host
+        .read_family(family, |fd| {
+            (fd.view().clone(), fd.volume_years().collect::<Vec<_>>())
+        })
+        .unwrap();
+    assert!(views.volumes.contains(&this));
+    assert_eq!(places, vec![this]);
+    assert!(views.photos.contains_key(&p1));
+
+    // Later edits of the year: no second listing; a like and a second photo go to the
+    // volume, whose cache stays valid, and the family's document does not move.
+    host.edit_family(family, |fd| fd.set_like(&p1, true, now_ms()))
+        .unwrap();
+    let p2 = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(2), now_ms()))
+        .unwrap();
+    assert_eq!(log_end(&host, core).unwrap(), listed);
+    let store = host.store();
+    assert!(cache_valid(&**store, volume) && cache_valid(&**store, core));
+
+    // The first screen, from the caches alone, and the family's document's own cache
+    // without the volume's photos.
+    let first = cached_family(&**store, core)
+        .unwrap()
+        .expect("valid caches");
+    assert_eq!(first.photos.len(), 2);
+    assert!(
+        first.photos[&p1]
+            .likes
+            .contains_key(&mom.actor.user.to_hex())
+    );
+    assert!(first.photos.contains_key(&p2));
+    let rows = store.load_view(core).unwrap().unwrap().rows;
+    assert!(!rows.iter().any(|(key, _)| key.starts_with("photos/")));
+
+    // Another process opening the store sees the same, the year loaded.
+    let again = open_family_in(&*mom.store(), core, &mom.actor, this).unwrap();
+    assert_eq!(again.family.view(), &views_after(&host, family));
+    assert_eq!(again.volumes.get(&this).copied(), log_end(&host, volume));
+}
+
+fn views_after(host: &StoreHost, family: FamilyId) -> doran_client_core::model::Family {
+    host.read_family(family, |fd| fd.view().clone()).unwrap()
+}
+
+#[test]
+fn a_host_that_does_not_file_by_year_keeps_new_entities_in_the_family_document() {
+    let mom = Device::new();
+    let host = mom.host();
+    let family = FamilyId::new_family(true);
+    let album = family_with_album(&host, family);
+    host.edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    let view = views_after(&host, family);
+    assert!(view.volumes.is_empty());
+    assert_eq!(view.photos.len(), 1);
+    assert_eq!(log_end(&host, family.volume(volume_year(now_ms()))), None);
+}
+
+#[test]
+fn a_volumes_changes_wait_in_the_outbox_of_a_device_without_keys() {
+    let mom = Device::new();
+    let host = mom.filing_host();
+    let family = FamilyId::new_family(true);
+    let album = family_with_album(&host, family);
+    host.edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    let volume = family.volume(volume_year(now_ms()));
+    // Waiting, counted, never handed out: a push the relay refuses leaves the outbox.
+    let out = host.outbox(None, 100).unwrap();
+    assert!(!out.is_empty());
+    assert!(out.iter().all(|e| e.doc != volume), "{out:?}");
+    let stored = host.store().outbox_after(None, 100).unwrap();
+    assert!(stored.iter().any(|e| e.doc == volume));
+    assert_eq!(host.pending_count().unwrap(), stored.len() as u64);
+}
+
+/// Mom's store with last year's volume holding a photo (written before this year),
+/// this year's volume listed and holding one; returns the family, the album and the
+/// two photos.
+fn two_years(mom: &Device) -> (FamilyId, [String; 2]) {
+    let store = mom.store();
+    let family = FamilyId::new_family(true);
+    let core = DocId::from(family);
+    let this = volume_year(now_ms());
+    let last = this - 1;
+    let (mut fd, created) =
+        FamilyDoc::create(family, "우리 가족", "엄마", &mom.actor, now_ms()).unwrap();
+    store.commit_local(core, &created).unwrap();
+    let album = fd.create_album("여행", now_ms()).unwrap();
+    store
+        .commit_local(core, album.change.as_deref().unwrap())
+        .unwrap();
+    let mut photos = Vec::new();
+    for (year, n) in [(last, 1), (this, 2)] {
+        let listed = fd.register_volume(year, now_ms()).unwrap();
+        store
+            .commit_local(core, listed.change.as_deref().unwrap())
+            .unwrap();
+        fd.attach_volume(year, None, [], &mom.actor).unwrap();
+        fd.file_new_in(Some(year)).unwrap();
+        let p = fd.add_photo(&album.value, photo(n), now_ms()).unwrap();
+        assert_eq!(p.volume, Some(year));
+        store
+            .commit_local(family.volume(year), p.change.as_deref().unwrap())
+            .unwrap();
+        photos.push(p.value);
+    }
+    // One open rebuilds every cache (the commits above wrote none) and parks last year.
+    let opened = open_family_in(&*store, core, &mom.actor, this).unwrap();
+    assert_eq!(opened.family.parked_years().collect::<Vec<_>>(), vec![last]);
+    (family, [photos[0].clone(), photos[1].clone()])
+}
+
+#[test]
+fn an_edit_of_last_years_photo_loads_its_volume_and_is_written_there() {
+    let mom = Device::new();
+    let (family, [old, _]) = two_years(&mom);
+    let this = volume_year(now_ms());
+    let (core, last) = (DocId::from(family), family.volume(this - 1));
+    let host = mom.host();
+    let parked = host
+        .read_family(family, |fd| fd.parked_years().collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(parked, vec![this - 1]);
+    let (core_before, last_before) = (log_end(&host, core), log_end(&host, last));
+
+    let said = host
+        .edit_family(family, |fd| fd.add_comment(&old, "그립다", now_ms()))
+        .unwrap();
+    assert_eq!(log_end(&host, core), core_before);
+    assert!(log_end(&host, last) > last_before);
+    let loaded = host
+        .read_family(family, |fd| fd.volume_years().collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(loaded, vec![this - 1, this]);
+    // The year's cache took the comment in the same write; the first screen shows it.
+    let store = host.store();
+    assert!(cache_valid(&**store, last));
+    let first = cached_family(&**store, core).unwrap().unwrap();
+    assert!(first.photos[&old].comments.contains_key(&said));
+    // And the log holds it: a fresh open reads it from last year's volume.
+    let fresh = open_family_in(&*mom.store(), core, &mom.actor, this).unwrap();
+    assert!(
+        fresh.family.view().photos[&old]
+            .comments
+            .contains_key(&said)
+    );
+}
+
+#[test]
+fn another_process_writing_a_parked_year_is_seen_and_not_overwritten() {
+    let mom = Device::new();
+    let (family, [old, new]) = two_years(&mom);
+    let (watch, cli) = (mom.host(), mom.host());
+    // The app has the family open, last year parked.
+    assert!(views_after(&watch, family).photos[&old].likes.is_empty());
+    // The command line comments on last year's photo, then on this year's.
+    let c1 = cli
+        .edit_family(family, |fd| fd.add_comment(&old, "작년", now_ms()))
+        .unwrap();
+    let c2 = cli
+        .edit_family(family, |fd| fd.add_comment(&new, "올해", now_ms()))
+        .unwrap();
+    // The app sees both.
+    let view = views_after(&watch, family);
+    assert!(view.photos[&old].comments.contains_key(&c1));
+    assert!(view.photos[&new].comments.contains_key(&c2));
+    // Its own edits of either year are written after them, nothing lost.
+    watch
+        .edit_family(family, |fd| fd.set_like(&old, true, now_ms()))
+        .unwrap();
+    watch
+        .edit_family(family, |fd| fd.set_like(&new, true, now_ms()))
+        .unwrap();
+    let this = volume_year(now_ms());
+    let fresh = open_family_in(&*mom.store(), DocId::from(family), &mom.actor, this).unwrap();
+    let photos = &fresh.family.view().photos;
+    let me = mom.actor.user.to_hex();
+    for (photo, comment) in [(&old, &c1), (&new, &c2)] {
+        assert!(photos[photo].comments.contains_key(comment));
+        assert!(photos[photo].likes.contains_key(&me));
+    }
+    let store = mom.store();
+    for doc in [family.volume(this - 1), family.volume(this)] {
+        assert!(cache_valid(&*store, doc));
+    }
+    // An edit made meanwhile by the app is never written over the command line's.
+    let c3 = cli
+        .edit_family(family, |fd| fd.add_comment(&old, "또", now_ms()))
+        .unwrap();
+    let c4 = watch
+        .edit_family(family, |fd| fd.add_comment(&old, "응", now_ms()))
+        .unwrap();
+    let fresh = open_family_in(&*store, DocId::from(family), &mom.actor, this).unwrap();
+    let comments = &fresh.family.view().photos[&old].comments;
+    assert!(comments.contains_key(&c3) && comments.contains_key(&c4));
+}
+
+#[test]
+fn a_year_another_device_listed_is_started_here_and_listed_once() {
+    let (mom, dad) = (Device::new(), Device::new());
+    let family = FamilyId::new_family(true);
+    let core = DocId::from(family);
+    let this = volume_year(now_ms());
+    let mom_host = mom.filing_host();
+    let album = family_with_album(&mom_host, family);
+    mom_host
+        .edit_family(family, |fd| fd.add_member(dad.actor.user, "아빠", now_ms()))
+        .unwrap();
+    mom_host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    // Dad's device gets the family's document (not the volume: its sync is not built).
+    let chunks: Vec<IncomingChunk> = mom_host
+        .store()
+        .outbox_after(None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.doc == core)
+        .enumerate()
+        .map(|(i, e)| IncomingChunk {
+            seq: i as u64 + 1,
+            author: Some(mom.actor.user),
+            bytes: e.bytes,
+        })
+        .collect();
+    let seqs = chunks.len() as u64;
+    let dad_host = dad.filing_host();
+    let change = dad_host
+        .apply(core, DocKind::Family(family), None, &chunks, seqs)
+        .unwrap();
+    assert_eq!(change.refused, 0);
+    let core_end = log_end(&dad_host, core);
+    // His photo goes to the year's volume, started here from its genesis; the
+    // family's document is not written again.
+    let p = dad_host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(2), now_ms()))
+        .unwrap();
+    assert_eq!(log_end(&dad_host, core), core_end);
+    assert!(log_end(&dad_host, family.volume(this)).is_some());
+    let view = views_after(&dad_host, family);
+    assert!(view.photos.contains_key(&p));
+    assert_eq!(view.volumes.len(), 1);
+}
