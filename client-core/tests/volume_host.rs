@@ -8,7 +8,10 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
 
 use doran_client_core::{
     Actor, FamilyDoc,
@@ -339,4 +342,116 @@ fn a_year_another_device_listed_is_started_here_and_listed_once() {
     let view = views_after(&dad_host, family);
     assert!(view.photos.contains_key(&p));
     assert_eq!(view.volumes.len(), 1);
+}
+
+/// The clock of the test that turns the year.
+static CLOCK: AtomicI64 = AtomicI64::new(0);
+
+fn clock() -> i64 {
+    CLOCK.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_family_open_when_the_year_turns_files_the_new_year_in_its_own_volume() {
+    // 2026-12-31 23:59 and 2027-01-01 00:01 (UTC).
+    const NEW_YEAR: i64 = 1_798_761_600_000;
+    let (dec31, jan1) = (NEW_YEAR - 60_000, NEW_YEAR + 60_000);
+    CLOCK.store(dec31, Ordering::SeqCst);
+    let mom = Device::new();
+    let host = mom.filing_host().with_clock(clock);
+    let family = FamilyId::new_family(true);
+    let core = DocId::from(family);
+    host.create_family(family, "우리 가족", "엄마", dec31)
+        .unwrap();
+    let album = host
+        .edit_family(family, |fd| fd.create_album("여행", dec31))
+        .unwrap();
+    let p1 = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(1), dec31))
+        .unwrap();
+    assert!(log_end(&host, family.volume(2026)).is_some());
+    // A second family, open on the 31st with nothing of a year yet.
+    let other = FamilyId::new_family(true);
+    host.create_family(other, "외가", "엄마", dec31).unwrap();
+    let other_album = host
+        .edit_family(other, |fd| fd.create_album("명절", dec31))
+        .unwrap();
+
+    // The family stays open across midnight: the next photo lists 2027 and is filed
+    // there, and 2026 is parked.
+    CLOCK.store(jan1, Ordering::SeqCst);
+    let p2 = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(2), jan1))
+        .unwrap();
+    let y2027 = log_end(&host, family.volume(2027));
+    assert!(y2027.is_some());
+    let (listed, loaded, parked) = host
+        .read_family(family, |fd| {
+            (
+                fd.view().volumes.iter().copied().collect::<Vec<_>>(),
+                fd.volume_years().collect::<Vec<_>>(),
+                fd.parked_years().collect::<Vec<_>>(),
+            )
+        })
+        .unwrap();
+    assert_eq!(listed, vec![2026, 2027]);
+    assert_eq!((loaded, parked), (vec![2027], vec![2026]));
+
+    // A like on the December photo is written to 2026's volume.
+    let (core_end, y2026) = (log_end(&host, core), log_end(&host, family.volume(2026)));
+    host.edit_family(family, |fd| fd.set_like(&p1, true, jan1))
+        .unwrap();
+    assert!(log_end(&host, family.volume(2026)) > y2026);
+    assert_eq!(log_end(&host, family.volume(2027)), y2027);
+    assert_eq!(log_end(&host, core), core_end);
+    let first = cached_family(&**host.store(), core).unwrap().unwrap();
+    assert!(
+        first.photos[&p1]
+            .likes
+            .contains_key(&mom.actor.user.to_hex())
+    );
+    assert!(first.photos.contains_key(&p2));
+
+    // The second family's first photo, after midnight, lists 2027 alone.
+    host.edit_family(other, |fd| fd.add_photo(&other_album, photo(3), jan1))
+        .unwrap();
+    let listed = views_after(&host, other).volumes;
+    assert_eq!(listed.into_iter().collect::<Vec<_>>(), vec![2027]);
+    assert!(log_end(&host, other.volume(2027)).is_some());
+    assert_eq!(log_end(&host, other.volume(2026)), None);
+}
+
+#[test]
+fn this_years_volume_that_does_not_load_is_never_started_over_beside_it() {
+    let mom = Device::new();
+    let (family, _) = two_years(&mom);
+    let this = volume_year(now_ms());
+    let (core, volume) = (DocId::from(family), family.volume(this));
+    let store = mom.store();
+    // This year's stored snapshot damaged, and no valid cache to show it from.
+    let mut opened = open_family_in(&*store, core, &mom.actor, this).unwrap();
+    let mut saved = opened.family.save_volume(this).unwrap();
+    saved.truncate(saved.len() / 2);
+    let end = store.log_end(volume).unwrap().unwrap();
+    assert!(store.compact(volume, &saved, end).unwrap());
+    let end = store.log_end(volume).unwrap();
+    assert!(store.replace_view(volume, 0, end.unwrap(), &[]).unwrap());
+
+    // A new photo is kept (in the family's document), and nothing is written beside
+    // what is stored of this year.
+    let host = mom.filing_host();
+    let album = views_after(&host, family)
+        .albums
+        .into_keys()
+        .next()
+        .unwrap();
+    let p = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(3), now_ms()))
+        .unwrap();
+    assert_eq!(log_end(&host, volume), end);
+    assert!(views_after(&host, family).photos.contains_key(&p));
+    let loaded = host
+        .read_family(family, |fd| fd.volume_years().collect::<Vec<_>>())
+        .unwrap();
+    assert!(!loaded.contains(&this));
 }

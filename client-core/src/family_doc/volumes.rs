@@ -160,6 +160,17 @@ impl FamilyDoc {
         Ok(())
     }
 
+    /// The heads of the family's document and of each loaded volume, in that order:
+    /// what an edit moved, to tell one that changed a document without handing its
+    /// change back.
+    pub fn all_heads(&mut self) -> Vec<automerge::ChangeHash> {
+        let mut heads = self.replica.heads();
+        for volume in self.volumes.values_mut() {
+            heads.extend(volume.heads());
+        }
+        heads
+    }
+
     /// The volume new calendar entries, missions, photos and voice messages are filed
     /// in (`None`: the family's document).
     pub fn filed_in(&self) -> Option<u16> {

@@ -219,13 +219,13 @@ struct Opened {
 }
 
 impl Opened {
-    /// A document opened without volumes.
-    fn plain(doc: OpenDoc, at: Option<LogPos>) -> Self {
+    /// A document opened without volumes, in `year`.
+    fn plain(doc: OpenDoc, at: Option<LogPos>, year: u16) -> Self {
         Opened {
             doc,
             at,
             volumes: BTreeMap::new(),
-            year: volume_year(crate::store::now_ms()),
+            year,
         }
     }
 }
@@ -257,6 +257,8 @@ pub struct StoreHost {
     /// Whether this host files what is made in a year in that year's volume, listing
     /// the volume with its first entity (issue 17; [`StoreHost::filing_by_year`]).
     files_by_year: bool,
+    /// The clock that says which year it is (milliseconds since the epoch).
+    clock: fn() -> i64,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -303,7 +305,17 @@ impl StoreHost {
             own_entries: Mutex::new(HashMap::new()),
             held_lock: Mutex::new(()),
             files_by_year: false,
+            clock: crate::store::now_ms,
         }
+    }
+
+    /// This host with another clock for the year: what is made is filed in the volume
+    /// of the year `clock` says, and a family open when its year turns is opened
+    /// again (tests turn the year with it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// This host files the calendar entries, missions, photos and voice messages made
@@ -471,12 +483,24 @@ impl StoreHost {
         }
     }
 
+    /// The year it is now (UTC, `volume_year`) by this host's clock.
+    fn year(&self) -> u16 {
+        volume_year((self.clock)())
+    }
+
     /// Files what is made from now on in the family's volume of `year`
     /// ([`FamilyDoc::file_new_in_listing`]); a family whose document this device has
     /// not read yet, or whose volume of the year does not load, keeps filing as it
-    /// was opened.
-    fn file_by_year(&self, doc: DocId, family: &mut FamilyDoc, year: u16) {
+    /// was opened. `stored`: the store keeps some of that volume.
+    fn file_by_year(&self, doc: DocId, family: &mut FamilyDoc, (year, stored): (u16, bool)) {
         if rules::host_of(family.replica_mut().doc()).is_none() {
+            return;
+        }
+        if stored && !family.volume_years().any(|y| y == year) {
+            // Stored but not loaded (its bytes did not load): a volume started from
+            // its genesis beside it would reuse this device's sequence numbers, and
+            // every device would refuse what it wrote there.
+            tracing::warn!(%doc, year, "this year's volume does not load: new entities stay where they were filed");
             return;
         }
         if let Err(e) = family.file_new_in_listing(year, &self.actor) {
@@ -492,11 +516,13 @@ impl StoreHost {
             return Ok(false);
         };
         let listed = &fd.view().volumes;
+        // (A family without volumes too, when this host files by year: else the new
+        // year's first entity would list the old year and be filed there.)
+        if (self.files_by_year || !listed.is_empty()) && opened.year != self.year() {
+            return Ok(true);
+        }
         if listed.is_empty() {
             return Ok(false);
-        }
-        if opened.year != volume_year(crate::store::now_ms()) {
-            return Ok(true);
         }
         let family = FamilyId(doc.0);
         for &year in listed {
@@ -530,7 +556,7 @@ impl StoreHost {
     fn open(&self, doc: DocId, kind: DocKind) -> Result<Opened> {
         match kind {
             DocKind::Family(_) => {
-                let year = volume_year(crate::store::now_ms());
+                let year = self.year();
                 match family_store::open_family_in(&*self.store, doc, &self.actor, year) {
                     Ok(opened) => Ok(Opened {
                         doc: OpenDoc::Family(Box::new(opened.family)),
@@ -545,6 +571,7 @@ impl StoreHost {
                             &self.actor,
                         )?)),
                         None,
+                        year,
                     )),
                     Err(e) => Err(e.into()),
                 }
@@ -563,6 +590,7 @@ impl StoreHost {
                 Ok(Opened::plain(
                     OpenDoc::Personal(Box::new(pd)),
                     stored.map(|s| s.log_end),
+                    self.year(),
                 ))
             }
         }
@@ -608,7 +636,8 @@ impl StoreHost {
             }
             let at = opened.at;
             let (fd, change) = FamilyDoc::create(family, title, my_name, &self.actor, now_ms)?;
-            docs.insert(doc, Opened::plain(OpenDoc::Family(Box::new(fd)), at));
+            let year = self.year();
+            docs.insert(doc, Opened::plain(OpenDoc::Family(Box::new(fd)), at, year));
             if self.commit_edit(&mut docs, (doc, None), at, &change, None)? {
                 // Opened again from the store when next used: rows the log held
                 // before (changes waiting for a host) are not in this fresh document.
@@ -658,12 +687,13 @@ impl StoreHost {
             if self.files_by_year && fd.filed_in() != Some(*year) {
                 // Once per open, and again when the sync brings the listing of the
                 // year another device made.
-                self.file_by_year(doc, fd, *year);
+                let stored = volumes.contains_key(year);
+                self.file_by_year(doc, fd, (*year, stored));
             }
-            let before = fd.replica_mut().heads();
+            let before = fd.all_heads();
             let e = edit(fd);
             let handed_back = matches!(&e, Ok(e) if e.change.is_some());
-            let moved = !handed_back && fd.replica_mut().heads() != before;
+            let moved = !handed_back && fd.all_heads() != before;
             // What a year keeps is written with that year's volume's log end.
             let core_at = *at;
             let at = match e.as_ref().map(|e| e.volume) {
@@ -905,11 +935,11 @@ impl StoreHost {
         else {
             return Err(HostError::WrongKind(doc, "family"));
         };
-        let before = fd.replica_mut().heads();
+        let before = fd.all_heads();
         let value = read(fd);
         // A read that changed the document (it may not) would leave a change the store
         // never got: reopen rather than let a compaction write it into the snapshot.
-        let moved = fd.replica_mut().heads() != before;
+        let moved = fd.all_heads() != before;
         Self::drop_if_moved(&mut docs, doc, moved);
         Ok(value)
     }
