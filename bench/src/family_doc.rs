@@ -507,7 +507,7 @@ fn open_phase(
         user,
         device: DeviceId::random(),
     };
-    let now = START_MS + 3650 * DAY_MS;
+    let now = device_now();
     let this_year = volume_year(now);
     // First screen: the store and the cached view, no CRDT.
     let mut first_screen = Vec::new();
@@ -672,6 +672,9 @@ fn open_phase(
             timed(|| load_volume(&store, &mut doc, this_year - 1, &actor));
         loaded?;
         drop(doc);
+        drop(store);
+        let (host_ready, host_edit) =
+            host_edits(path, (doc_id, actor), edits, (&photos, &missions))?;
         // The edits went to this year's volume: what follows compacts and replays the
         // family's document alone, which volumes keep small.
         add(
@@ -681,6 +684,8 @@ fn open_phase(
                 "parked_volumes": parked_volumes,
                 "volumes_loaded_for_edits": volume_loads,
                 "load_last_year_ms": ms(load_last_year),
+                "host_ready_ms": ms(host_ready),
+                "host_edit_ms": { "p50": ms(host_edit.p50), "p99": ms(host_edit.p99), "max": ms(host_edit.max) },
                 "peak_rss_mib": mib(peak_rss_bytes()),
             }),
         );
@@ -813,6 +818,22 @@ fn parts<T>(edit: Edit<T>) -> Made {
     (edit.change, edit.view, edit.volume)
 }
 
+/// An edit with what it made left out, as `StoreHost::edit_family` takes it.
+fn unit<T>(edit: Edit<T>) -> Edit {
+    Edit {
+        value: (),
+        change: edit.change,
+        view: edit.view,
+        volume: edit.volume,
+        listed: edit.listed,
+    }
+}
+
+/// The device's "now" in phase 2: ten years after the family began.
+fn device_now() -> i64 {
+    START_MS + 3650 * DAY_MS
+}
+
 /// The `i`th timed edit: a comment, a like or unlike, a tick or untick, a new event.
 fn one_edit(
     doc: &mut FamilyDoc,
@@ -821,16 +842,22 @@ fn one_edit(
     photos: &[String],
     missions: &[String],
 ) -> Result<Made, DocError> {
+    edit_of(doc, i, t, photos, missions).map(parts)
+}
+
+fn edit_of(
+    doc: &mut FamilyDoc,
+    i: usize,
+    t: i64,
+    photos: &[String],
+    missions: &[String],
+) -> Result<Edit, DocError> {
     match i % 4 {
         0 => doc
             .add_comment(&photos[i % photos.len()], "오늘도 고마워요", t)
-            .map(parts),
-        1 => doc
-            .set_like(&photos[i % photos.len()], i % 8 == 1, t)
-            .map(parts),
-        2 => doc
-            .set_mission_done(&missions[i % missions.len()], i % 8 == 2, t)
-            .map(parts),
+            .map(unit),
+        1 => doc.set_like(&photos[i % photos.len()], i % 8 == 1, t),
+        2 => doc.set_mission_done(&missions[i % missions.len()], i % 8 == 2, t),
         _ => doc
             .add_event(
                 EventInput {
@@ -840,8 +867,33 @@ fn one_edit(
                 },
                 t,
             )
-            .map(parts),
+            .map(unit),
     }
+}
+
+/// What the device's own host does with the stored family (volumes): ready (its first
+/// edit opens the family) and each edit through `StoreHost::edit_family`, which also
+/// compares each volume's log end with the store's before using the family.
+fn host_edits(
+    path: &Path,
+    (doc_id, actor): (DocId, Actor),
+    edits: usize,
+    (photos, missions): (&[String], &[String]),
+) -> Result<(Duration, Percentiles), Error> {
+    let store: Arc<dyn LocalStore> = Arc::new(SqliteStore::open(path)?);
+    let host = StoreHost::new(store, actor).with_clock(device_now);
+    let family = FamilyId(doc_id.0);
+    let (ready, took) = timed(|| host.read_family(family, |fd| fd.view().photos.len()));
+    ready?;
+    let mut samples = Vec::with_capacity(edits);
+    for i in 0..edits {
+        let t = device_now() + (edits + i) as i64 * 1000;
+        let (made, took) =
+            timed(|| host.edit_family(family, |fd| edit_of(fd, i, t, photos, missions)));
+        made?;
+        samples.push(took);
+    }
+    Ok((took, Percentiles::of(&mut samples)))
 }
 
 fn print_table(r: &serde_json::Value) {
@@ -912,6 +964,13 @@ fn print_table(r: &serde_json::Value) {
         println!(
             "  ready+tail   p50 {} ms with the edits stored as {} rows",
             d["ready_with_tail_ms"], d["tail_changes"]
+        );
+        println!(
+            "  host         ready {} ms; one edit p50 {} ms, p99 {} ms, max {} ms through StoreHost::edit_family",
+            d["host_ready_ms"],
+            d["host_edit_ms"]["p50"],
+            d["host_edit_ms"]["p99"],
+            d["host_edit_ms"]["max"]
         );
     }
     println!(

@@ -455,3 +455,41 @@ fn this_years_volume_that_does_not_load_is_never_started_over_beside_it() {
         .unwrap();
     assert!(!loaded.contains(&this));
 }
+
+#[test]
+fn this_years_volume_is_compacted_like_the_familys_document() {
+    use doran_client_core::sync::COMPACT_STORED_AFTER;
+    let mom = Device::new();
+    let host = mom.filing_host();
+    let family = FamilyId::new_family(true);
+    let core = DocId::from(family);
+    let volume = family.volume(volume_year(now_ms()));
+    let album = family_with_album(&host, family);
+    let p = host
+        .edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    let store = host.store().clone();
+    assert_eq!(host.compact_long_tails().unwrap(), 0, "short tails stay");
+    // A year of likes and unlikes: every one a row of the volume's tail.
+    for i in 0..COMPACT_STORED_AFTER {
+        host.edit_family(family, |fd| fd.set_like(&p, i % 2 == 0, now_ms()))
+            .unwrap();
+    }
+    assert!(store.tail_len(volume).unwrap() >= COMPACT_STORED_AFTER);
+    let end = store.log_end(volume).unwrap();
+    let view = views_after(&host, family);
+    assert_eq!(host.compact_long_tails().unwrap(), 1);
+    assert_eq!(store.tail_len(volume).unwrap(), 0);
+    assert_eq!(store.log_end(volume).unwrap(), end);
+    // The caches stay valid; a fresh open reads the same family from the snapshot.
+    assert!(cache_valid(&*store, volume) && cache_valid(&*store, core));
+    let fresh = open_family_in(&*mom.store(), core, &mom.actor, volume_year(now_ms())).unwrap();
+    assert_eq!(fresh.family.view(), &view);
+    // And the host goes on writing the year after it.
+    let said = host
+        .edit_family(family, |fd| fd.add_comment(&p, "좋다", now_ms()))
+        .unwrap();
+    assert_eq!(store.tail_len(volume).unwrap(), 1);
+    let first = cached_family(&*store, core).unwrap().unwrap();
+    assert!(first.photos[&p].comments.contains_key(&said));
+}

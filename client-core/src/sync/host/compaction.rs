@@ -27,7 +27,7 @@
 //!
 //! [`SyncHost::compact_stored`]: crate::sync::SyncHost::compact_stored
 
-use doran_protocol::DocId;
+use doran_protocol::{DocId, FamilyId};
 
 use super::{OpenDoc, Opened, StoreHost};
 use crate::{
@@ -44,8 +44,8 @@ pub const COMPACT_STORED_AFTER: u64 = 256;
 
 impl StoreHost {
     /// Compacts every family document in the store, this user's personal document and
-    /// every co-member's open here, whose stored tail passed [`COMPACT_STORED_AFTER`]
-    /// rows; returns how many it compacted. Meant for idle moments on a background
+    /// every co-member's open here, and the families' volumes loaded here, whose stored
+    /// tail passed [`COMPACT_STORED_AFTER`] rows; returns how many it compacted. Meant for idle moments on a background
     /// thread. A document that cannot be compacted now is skipped (and said so), not
     /// the others.
     pub fn compact_long_tails(&self) -> Result<usize> {
@@ -60,7 +60,67 @@ impl StoreHost {
                 Err(e) => tracing::warn!(%doc, error = %e, "cannot compact the stored copy now"),
             }
         }
-        Ok(compacted)
+        Ok(compacted + self.compact_open_volumes())
+    }
+
+    /// Compacts the per-year volumes (issue 17) loaded in the families open here whose
+    /// stored tail passed [`COMPACT_STORED_AFTER`] rows: each saved as it is open,
+    /// through the log end this host holds it at, when that is still the store's
+    /// (else another process wrote it since: the family is opened again at its next
+    /// use, and compacted then). Those are the volumes this host writes — this year's,
+    /// and a year an edit loaded — whose tail would otherwise grow with every edit
+    /// and every chunk of the year, and every open replay it. A parked volume is not
+    /// written here.
+    fn compact_open_volumes(&self) -> usize {
+        let mut compacted = 0;
+        let mut docs = self.lock();
+        for (doc, opened) in docs.iter_mut() {
+            let OpenDoc::Family(fd) = &mut opened.doc else {
+                continue;
+            };
+            let family = FamilyId(doc.0);
+            let loaded: Vec<u16> = fd.volume_years().collect();
+            for year in loaded {
+                let volume = family.volume(year);
+                let Some(&at) = opened.volumes.get(&year) else {
+                    // Nothing of it stored yet.
+                    continue;
+                };
+                match self.compact_open_volume(volume, at, fd.volume_mut(year)) {
+                    Ok(true) => compacted += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(doc = %volume, error = %e, "cannot compact the stored copy now");
+                    }
+                }
+            }
+        }
+        compacted
+    }
+
+    /// [`compact_open_volumes`](Self::compact_open_volumes) for one volume, open here
+    /// as of the log end `at`.
+    fn compact_open_volume(
+        &self,
+        volume: DocId,
+        at: LogPos,
+        replica: Option<&mut Replica>,
+    ) -> Result<bool> {
+        let Some(replica) = replica else {
+            return Ok(false);
+        };
+        if self.store.tail_len(volume)? < COMPACT_STORED_AFTER
+            || self.store.log_end(volume)? != Some(at)
+        {
+            return Ok(false);
+        }
+        if !replica.settled() {
+            return Ok(waiting(volume));
+        }
+        let bytes = replica.save();
+        let done = self.store.compact(volume, &bytes, at)?;
+        tracing::debug!(doc = %volume, bytes = bytes.len(), done, "stored copy of a volume compacted");
+        Ok(done)
     }
 
     /// The documents whose kind this host knows: the families in the store, this
