@@ -493,3 +493,30 @@ fn this_years_volume_is_compacted_like_the_familys_document() {
     let first = cached_family(&*store, core).unwrap().unwrap();
     assert!(first.photos[&p].comments.contains_key(&said));
 }
+
+#[test]
+fn two_processes_making_the_years_first_photo_at_once_list_it_once() {
+    let mom = Device::new();
+    let (app, cli) = (mom.filing_host(), mom.filing_host());
+    let family = FamilyId::new_family(true);
+    let core = DocId::from(family);
+    let this = volume_year(now_ms());
+    let album = family_with_album(&app, family);
+    // Both have the family open before either lists the year.
+    assert!(views_after(&cli, family).volumes.is_empty());
+    let p1 = app
+        .edit_family(family, |fd| fd.add_photo(&album, photo(1), now_ms()))
+        .unwrap();
+    let listed = log_end(&app, core);
+    // The command line's first photo finds the year listed by the app's meanwhile:
+    // its own listing is not written, the photo joins the app's in the volume.
+    let p2 = cli
+        .edit_family(family, |fd| fd.add_photo(&album, photo(2), now_ms()))
+        .unwrap();
+    assert_eq!(log_end(&cli, core), listed);
+    let fresh = open_family_in(&*mom.store(), core, &mom.actor, this).unwrap();
+    let view = fresh.family.view();
+    assert_eq!(view.volumes.iter().copied().collect::<Vec<_>>(), vec![this]);
+    assert!(view.photos.contains_key(&p1) && view.photos.contains_key(&p2));
+    assert_eq!(views_after(&app, family), view.clone());
+}
