@@ -553,6 +553,12 @@ fn open_phase(
         Ok(fd)
     });
     drop(full?);
+    // The host's edits (below) start from the store as the direct ones do: a copy
+    // made now, before they change it.
+    let host_path = path.with_file_name("host-edits.sqlite");
+    if volumes {
+        copy_store(path, &host_path)?;
+    }
     let store = SqliteStore::open(path)?;
     let mut doc = open_family_in(&store, doc_id, &actor, this_year)?.family;
     let loaded_volumes = doc.volume_years().count();
@@ -674,7 +680,8 @@ fn open_phase(
         drop(doc);
         drop(store);
         let (host_ready, host_edit) =
-            host_edits(path, (doc_id, actor), edits, (&photos, &missions))?;
+            host_edits(&host_path, (doc_id, actor), edits, (&photos, &missions))?;
+        remove_store(&host_path);
         // The edits went to this year's volume: what follows compacts and replays the
         // family's document alone, which volumes keep small.
         add(
@@ -696,24 +703,14 @@ fn open_phase(
     // A host that does not have the family open compacts from what the store holds
     // (a load, then a save): timed on a copy of the same file.
     let copy_path = path.with_file_name("compaction-from-the-store.sqlite");
-    let _ = std::fs::remove_file(&copy_path);
-    std::fs::copy(path, &copy_path)?;
-    let wal = |p: &Path| {
-        let mut name = p.as_os_str().to_owned();
-        name.push("-wal");
-        PathBuf::from(name)
-    };
-    if wal(path).exists() {
-        std::fs::copy(wal(path), wal(&copy_path))?;
-    }
+    copy_store(path, &copy_path)?;
     let host = StoreHost::new(Arc::new(SqliteStore::open(&copy_path)?), actor);
     let (compacted, compact_from_store_t) = timed(|| host.compact_stored_doc(doc_id, kind));
     if !compacted? {
         return Err("the device did not compact its copy".into());
     }
     drop(host);
-    let _ = std::fs::remove_file(&copy_path);
-    let _ = std::fs::remove_file(wal(&copy_path));
+    remove_store(&copy_path);
     // The device itself has the family open (it just made its edits): it saves that.
     let host = StoreHost::new(Arc::new(SqliteStore::open(path)?), actor);
     host.read_family(family_id, |_| ())?;
@@ -816,6 +813,41 @@ type Made = (Option<Vec<u8>>, Option<Vec<ViewRow>>, Option<u16>);
 
 fn parts<T>(edit: Edit<T>) -> Made {
     (edit.change, edit.view, edit.volume)
+}
+
+/// The SQLite file `path`'s write-ahead log.
+fn wal_of(path: &Path) -> PathBuf {
+    beside(path, "-wal")
+}
+
+/// `path` with `suffix` after its name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Copies the store at `from` (no connection open) to `to`, with its write-ahead log.
+fn copy_store(from: &Path, to: &Path) -> std::io::Result<()> {
+    remove_store(to);
+    std::fs::copy(from, to)?;
+    if wal_of(from).exists() {
+        std::fs::copy(wal_of(from), wal_of(to))?;
+    }
+    Ok(())
+}
+
+/// Removes the store at `path`, its write-ahead log and its writer's lock file, if
+/// there.
+fn remove_store(path: &Path) {
+    for file in [
+        path.to_path_buf(),
+        wal_of(path),
+        beside(path, "-shm"),
+        beside(path, ".writer"),
+    ] {
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// An edit with what it made left out, as `StoreHost::edit_family` takes it.

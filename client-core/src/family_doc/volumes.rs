@@ -43,7 +43,8 @@ impl FamilyDoc {
     }
 
     /// Loads the family's volume of `year` from its stored snapshot and later chunks
-    /// (neither holds its first change: every device makes it, `volume::genesis`), and
+    /// (its first change is made here, as on every device, `volume::genesis`; a
+    /// snapshot this device saved holds it already, and loads as well), and
     /// merges it into the view: its calendar entries, missions, photos and voice
     /// messages join the family's, its counters add up with theirs. Loading a volume
     /// loaded already is no change. The view cache then holds less than the view:

@@ -656,6 +656,8 @@ impl StoreHost {
                 // again (nothing was written: a volume is checked before writing).
                 Err(DocError::VolumeNotLoaded(year)) => {
                     self.load_parked(&mut docs, family, year)?;
+                    // (Counted: a reopen between two tries parks the year again.)
+                    attempts += 1;
                     continue;
                 }
                 e => e?,

@@ -17,7 +17,9 @@
 //! year of a family's history) and needs no second copy of the document. A document
 //! not open here, or one another process appended to since, is loaded from one read
 //! transaction of the store (snapshot, rows, log end) as an open loads it, saved and
-//! dropped.
+//! dropped. A family's per-year volumes are compacted only as they are open here and
+//! in step with the store (the volumes this host writes); one another process wrote
+//! since waits for the family to be opened again.
 //!
 //! This is the device's store only; what the relay keeps is compacted by the sync
 //! machine's snapshots, which every member may check. The view cache stays valid
