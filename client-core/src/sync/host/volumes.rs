@@ -35,10 +35,10 @@ impl StoreHost {
             return;
         }
         if stored && !family.volume_years().any(|y| y == year) {
-            // Stored but not loaded (its bytes did not load): a volume started from
-            // its genesis beside it would reuse this device's sequence numbers, and
-            // every device would refuse what it wrote there.
-            tracing::warn!(%doc, year, "this year's volume does not load: new entities stay where they were filed");
+            // Stored but not loaded (its bytes did not load: the open said so): a
+            // volume started from its genesis beside it would reuse this device's
+            // sequence numbers, and every device would refuse what it wrote there.
+            tracing::debug!(%doc, year, "this year's volume does not load: new entities stay where they were filed");
             return;
         }
         if let Err(e) = family.file_new_in_listing(year, &self.actor) {
