@@ -47,9 +47,9 @@ pub const COMPACT_STORED_AFTER: u64 = 256;
 impl StoreHost {
     /// Compacts every family document in the store, this user's personal document and
     /// every co-member's open here, and the families' volumes loaded here, whose stored
-    /// tail passed [`COMPACT_STORED_AFTER`] rows; returns how many it compacted. Meant for idle moments on a background
-    /// thread. A document that cannot be compacted now is skipped (and said so), not
-    /// the others.
+    /// tail passed [`COMPACT_STORED_AFTER`] rows; returns how many it compacted. Meant
+    /// for idle moments on a background thread. A document that cannot be compacted
+    /// now is skipped (and said so), not the others.
     pub fn compact_long_tails(&self) -> Result<usize> {
         let mut compacted = 0;
         for (doc, kind) in self.compactable()? {
@@ -116,13 +116,7 @@ impl StoreHost {
         {
             return Ok(false);
         }
-        if !replica.settled() {
-            return Ok(waiting(volume));
-        }
-        let bytes = replica.save();
-        let done = self.store.compact(volume, &bytes, at)?;
-        tracing::debug!(doc = %volume, bytes = bytes.len(), done, "stored copy of a volume compacted");
-        Ok(done)
+        self.store_saved(volume, Saved::of(replica, at))
     }
 
     /// The documents whose kind this host knows: the families in the store, this
@@ -167,9 +161,7 @@ impl StoreHost {
             DocKind::Personal(_) => None,
             DocKind::KeyLog(_) => return Ok(false),
         };
-        let (bytes, through) = match self.save_open(doc)? {
-            Saved::Ready(bytes, at) => (bytes, at),
-            Saved::Waiting => return Ok(waiting(doc)),
+        let saved = match self.save_open(doc)? {
             Saved::NotOpen => {
                 let Some(stored) = self.store.load(doc)? else {
                     return Ok(false);
@@ -180,11 +172,21 @@ impl StoreHost {
                     &self.actor,
                     check,
                 )?;
-                if !replica.settled() {
-                    return Ok(waiting(doc));
-                }
-                (replica.save(), stored.log_end)
+                Saved::of(&mut replica, stored.log_end)
             }
+            saved => saved,
+        };
+        self.store_saved(doc, saved)
+    }
+
+    /// Stores a save of `doc` as its snapshot through the log end it covers; `false`
+    /// when there is none to store (a change waits for its dependencies) or another
+    /// compaction went further meanwhile.
+    fn store_saved(&self, doc: DocId, saved: Saved) -> Result<bool> {
+        let (bytes, through) = match saved {
+            Saved::Ready(bytes, at) => (bytes, at),
+            Saved::Waiting => return Ok(waiting(doc)),
+            Saved::NotOpen => return Ok(false),
         };
         let done = self.store.compact(doc, &bytes, through)?;
         tracing::debug!(%doc, bytes = bytes.len(), done, "stored copy compacted");
@@ -212,14 +214,11 @@ impl StoreHost {
             OpenDoc::Family(fd) => fd.replica_mut(),
             OpenDoc::Personal(pd) => pd.replica_mut(),
         };
-        if !replica.settled() {
-            return Ok(Saved::Waiting);
-        }
-        Ok(Saved::Ready(replica.save(), *at))
+        Ok(Saved::of(replica, *at))
     }
 }
 
-/// What [`StoreHost::save_open`] found.
+/// What [`StoreHost::save_open`] found, or a save of a replica ([`Saved::of`]).
 enum Saved {
     /// Not open here (or opened before anything of it was stored), or another
     /// process appended since.
@@ -228,6 +227,17 @@ enum Saved {
     Waiting,
     /// The save, and the log end it covers exactly.
     Ready(Vec<u8>, LogPos),
+}
+
+impl Saved {
+    /// The save of `replica`, which is the log through `at` exactly, unless a change
+    /// waits for its dependencies (a save would leave it out).
+    fn of(replica: &mut Replica, at: LogPos) -> Saved {
+        if !replica.settled() {
+            return Saved::Waiting;
+        }
+        Saved::Ready(replica.save(), at)
+    }
 }
 
 /// Says why `doc` is not compacted now; `false`.
