@@ -1758,3 +1758,189 @@ fn pushes_kept_for_later_neither_hide_newer_edits_nor_wait_for_a_new_connection(
     let fx = m.handle(due + 1, Event::Outbox(listed(&outbox, want)));
     assert_eq!(pushes(&fx), vec![outbox[0].chunk, outbox[1].chunk]);
 }
+
+/// The `OpenVolume` requests in `fx`: (request id, family, year).
+fn volume_opens(fx: &Effects) -> Vec<(RequestId, FamilyId, u16)> {
+    fx.send
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Request {
+                id,
+                body: Request::OpenVolume { family, year },
+            } => Some((*id, *family, *year)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A family's per-year volumes (issue 17): each year its document lists is opened on
+/// the relay once per connection, and synced once the relay said so; a volume's
+/// changes wait in the outbox until then (pushed before, the relay would refuse them,
+/// and a refused change leaves the outbox). A clear family, or one not synced, opens
+/// none; a family left drops its volumes.
+#[test]
+fn a_listed_volume_is_opened_once_then_synced_and_its_changes_wait_until_then() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId::new_family(true);
+    let volume = family.volume(2026);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    // The outbox holds a change of the family's document and one of its volume.
+    let outbox = vec![
+        entry(1, DocId::from(family), b"core"),
+        entry(2, volume, b"volume"),
+    ];
+    let fx = m.handle(4, Event::Outbox(outbox.clone()));
+    assert_eq!(
+        pushes(&fx),
+        vec![outbox[0].chunk],
+        "the volume's change waits"
+    );
+
+    // Listed: opened once; a clear family and a family not synced open nothing.
+    let clear = FamilyId::new_family(false);
+    let stranger = FamilyId::new_family(true);
+    let fx = m.handle(
+        5,
+        Event::Volumes {
+            listed: vec![
+                (family, vec![2026]),
+                (clear, vec![2026]),
+                (stranger, vec![2026]),
+            ],
+        },
+    );
+    let opens = volume_opens(&fx);
+    assert_eq!(opens.len(), 1);
+    let (open_id, opened_family, year) = opens[0];
+    assert_eq!((opened_family, year), (family, 2026));
+    assert!(
+        subs(&fx).is_empty(),
+        "not subscribed before the relay opened it"
+    );
+    let again = m.handle(
+        6,
+        Event::Volumes {
+            listed: vec![(family, vec![2026])],
+        },
+    );
+    assert!(volume_opens(&again).is_empty(), "asked once per connection");
+    assert_eq!(m.status(), SyncStatus::Syncing);
+
+    // Opened: subscribed, and the outbox listed again from its oldest entry.
+    let fx = m.handle(
+        7,
+        Event::Frame(ServerFrame::Response {
+            id: open_id,
+            body: Response::Done,
+        }),
+    );
+    assert_eq!(
+        subs(&fx),
+        vec![Subscription {
+            doc: volume,
+            since: 0
+        }]
+    );
+    let want = fx.want_outbox.expect("the outbox listed again");
+    assert_eq!(want.after, None);
+    let fx = m.handle(8, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(
+        pushes(&fx),
+        vec![outbox[1].chunk],
+        "the volume's change goes; the other is on its way already"
+    );
+    // Its chunks are applied as the volume's.
+    let fx = m.handle(
+        9,
+        Event::Frame(ServerFrame::chunk(
+            volume,
+            1,
+            Some(HOST),
+            b"sealed".to_vec(),
+        )),
+    );
+    assert_eq!(fx.apply.len(), 1);
+    assert_eq!(fx.apply[0].kind, DocKind::Volume(family, 2026));
+
+    // Left: the volume goes with the family.
+    let fx = m.handle(
+        10,
+        Event::Frame(ServerFrame::Event(ServerEvent::MembershipChanged {
+            family,
+            members: vec![],
+            change: MembershipChange::Left { user: USER },
+        })),
+    );
+    assert!(fx.dropped.contains(&(volume, ErrorCode::Forbidden)));
+    let fx = m.handle(
+        11,
+        Event::Volumes {
+            listed: vec![(family, vec![2026])],
+        },
+    );
+    assert!(volume_opens(&fx).is_empty(), "a family left opens nothing");
+}
+
+/// A new connection opens the listed volumes again (the relay's answer was for the
+/// last one), resuming each from the cursor the store has; a volume the relay would
+/// not open stays unsynced, its changes in the outbox.
+#[test]
+fn volumes_are_opened_again_on_each_connection_from_their_stored_cursor() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId::new_family(true);
+    let (old, refused) = (family.volume(2025), family.volume(2026));
+    let stored = vec![DocCursor {
+        doc: old,
+        cursor: 7,
+        snapshot_covers: 0,
+    }];
+    for round in 0..2u64 {
+        let at = round * 100;
+        m.handle(
+            at,
+            Event::Connected {
+                docs: stored.clone(),
+            },
+        );
+        m.handle(at + 1, Event::Frame(ServerFrame::Challenge(challenge())));
+        m.handle(at + 2, Event::Frame(signed_in(vec![family])));
+        let fx = m.handle(
+            at + 3,
+            Event::Volumes {
+                listed: vec![(family, vec![2025, 2026])],
+            },
+        );
+        let opens = volume_opens(&fx);
+        let years: Vec<u16> = opens.iter().map(|(_, _, year)| *year).collect();
+        assert_eq!(years, vec![2026, 2025], "round {round}: the newest first");
+        let fx = m.handle(
+            at + 4,
+            Event::Frame(ServerFrame::Response {
+                id: opens[1].0,
+                body: Response::Done,
+            }),
+        );
+        assert_eq!(subs(&fx), vec![Subscription { doc: old, since: 7 }]);
+        let e = ErrorFrame::new(ErrorCode::Conflict, "no").for_request(opens[0].0);
+        let fx = m.handle(at + 5, Event::Frame(ServerFrame::Error(e)));
+        assert!(subs(&fx).is_empty() && fx.dropped.is_empty());
+        assert_eq!(fx.errors.len(), 1, "logged");
+        let fx = m.handle(at + 6, Event::Outbox(vec![entry(1, refused, b"waits")]));
+        assert!(pushes(&fx).is_empty(), "round {round}: its change waits");
+        m.handle(
+            at + 7,
+            Event::Disconnected {
+                reason: "gone".into(),
+            },
+        );
+    }
+}

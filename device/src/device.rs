@@ -481,13 +481,17 @@ impl Device {
                     )
                     .map_err(|e| Error::from_store(&e, lang))?;
                 }
+                // What a year makes goes to that year's volume in the families sealed
+                // from their creation (issue 17), so a ten-year family opens with this
+                // year loaded and the others parked.
                 let host = Arc::new(
                     StoreHost::with_keys(
                         Arc::clone(&s.store),
                         account.actor(),
                         (account.device_key.clone(), account.user_key.clone()),
                     )
-                    .map_err(|e| Error::from_host(&e, lang))?,
+                    .map_err(|e| Error::from_host(&e, lang))?
+                    .filing_by_year(),
                 );
                 let driver = Arc::new(SyncDriver::new(
                     Arc::clone(&host) as Arc<dyn doran_client_core::sync::SyncHost>,

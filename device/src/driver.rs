@@ -98,6 +98,8 @@ enum Command {
     LocalChange,
     /// Keys came: subscribe these locked documents again.
     Unlock(Vec<DocId>),
+    /// A family's document changed outside the sync: look at its volumes again.
+    Volumes,
     /// Reconnect now if waiting to (someone is waiting for the relay).
     Wake,
     /// Answered once every command sent before it has been handled.
@@ -287,6 +289,13 @@ impl SyncDriver {
     /// an epoch it had no key for are subscribed again.
     pub fn unlock(&self, docs: Vec<DocId>) {
         let _ = self.commands.send(Command::Unlock(docs));
+    }
+
+    /// A family's document changed outside the sync (chunks kept aside for a key,
+    /// opened since): the years it lists volumes of are looked at again, so a new
+    /// one is synced.
+    pub fn volumes_may_have_changed(&self) {
+        let _ = self.commands.send(Command::Volumes);
     }
 
     /// Returns once the driver has handled every command sent before (a local change,
@@ -548,7 +557,8 @@ impl SyncDriver {
                             r.waiting.insert(id, reply);
                             self.answer(r, &fx);
                         }
-                        Some(Command::LocalChange) => {}
+                        // (Offline: the next sign-in looks at every family's volumes.)
+                        Some(Command::LocalChange | Command::Volumes) => {}
                         Some(Command::Unlock(docs)) => {
                             let _ = r.machine.handle(now_ms(), Event::Unlocked { docs });
                         }
@@ -615,8 +625,14 @@ impl SyncDriver {
                         r.waiting.insert(id, reply);
                         fx
                     }
-                    Some(Command::LocalChange) => r.machine.handle(now_ms(), Event::LocalChange),
+                    Some(Command::LocalChange) => {
+                        let mut fx = r.machine.handle(now_ms(), Event::LocalChange);
+                        // An edit may have listed a new year's volume.
+                        fx.merge(self.tell_volumes(&mut r.machine, false).await);
+                        fx
+                    }
                     Some(Command::Unlock(docs)) => r.machine.handle(now_ms(), Event::Unlocked { docs }),
+                    Some(Command::Volumes) => self.tell_volumes(&mut r.machine, false).await,
                     Some(Command::Wake) => Effects::default(),
                     Some(Command::Barrier(done)) => {
                         let _ = done.send(());
@@ -787,7 +803,9 @@ impl SyncDriver {
                     queue.push_back(r.machine.handle(now_ms(), Event::Unlocked { docs }));
                 }
                 let key_group = match kind {
-                    DocKind::Family(family) | DocKind::KeyLog(family) => Some(family),
+                    DocKind::Family(family)
+                    | DocKind::KeyLog(family)
+                    | DocKind::Volume(family, _) => Some(family),
                     DocKind::Personal(_) => Some(personal_group(doc)),
                 };
                 match (kind, key_group) {
@@ -802,7 +820,7 @@ impl SyncDriver {
                         // user's own waits for its key group.
                         let own_or_family = match kind {
                             DocKind::Personal(owner) => Some(owner) == self.signed_in_user(),
-                            DocKind::Family(_) | DocKind::KeyLog(_) => true,
+                            DocKind::Family(_) | DocKind::KeyLog(_) | DocKind::Volume(..) => true,
                         };
                         if own_or_family && !keys.contains(&family) {
                             keys.push(family);
@@ -822,6 +840,14 @@ impl SyncDriver {
                         new_activity: change.new_activity,
                     });
                 }
+            }
+            if fx
+                .apply
+                .iter()
+                .any(|a| matches!(a.kind, DocKind::Family(_)))
+            {
+                // A family's document may list a year's volume now.
+                queue.push_back(self.tell_volumes(&mut r.machine, false).await);
             }
             let acked = fx.acked.clone();
             let refused: Vec<_> = fx.refused.iter().map(|(d, c, _)| (*d, *c)).collect();
@@ -897,6 +923,7 @@ impl SyncDriver {
             // families overwritten by this older list afterwards.
             if let Some(info) = fx.signed_in.clone() {
                 self.signed_in(&r.machine, info).await?;
+                queue.push_back(self.tell_volumes(&mut r.machine, true).await);
             }
             // The status before the answers: a caller woken by its answer sees the
             // state the answer left (e.g. syncing a family just joined), not the one
@@ -924,6 +951,20 @@ impl SyncDriver {
             }
         }
         Ok(flow)
+    }
+
+    /// Tells the machine which years the families' documents list volumes of
+    /// ([`SyncHost::listed_volumes`]; `all`: every family this device keeps, after a
+    /// sign-in), so it opens and syncs them.
+    async fn tell_volumes(&self, machine: &mut SyncMachine, all: bool) -> Effects {
+        match self.blocking(move |h| h.listed_volumes(all)).await {
+            Ok(listed) if !listed.is_empty() => machine.handle(now_ms(), Event::Volumes { listed }),
+            Ok(_) => Effects::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the families' volumes could not be listed");
+                Effects::default()
+            }
+        }
     }
 
     async fn signed_in(&self, machine: &SyncMachine, info: SignedIn) -> Result<()> {

@@ -436,6 +436,10 @@ async fn step(
             // Chunks opened now brought members' profile keys.
             session.driver.unlock(change.unlocked.clone());
         }
+        if !change.touched.is_empty() {
+            // They may list a year's volume.
+            session.driver.volumes_may_have_changed();
+        }
         let parts = crate::events::Part::of_touched(&change.touched);
         if !parts.is_empty() {
             shared.emit(crate::events::DeviceEvent::FamilyChanged {

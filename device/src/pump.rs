@@ -360,7 +360,7 @@ async fn on_sync_event(
 ) {
     match event {
         SyncEvent::DocChanged {
-            kind: DocKind::Family(family),
+            kind: DocKind::Family(family) | DocKind::Volume(family, _),
             touched,
             new_activity,
             ..

@@ -190,6 +190,20 @@ pub fn relay_chunks(relay: &Relay, doc: doran_protocol::DocId) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The family's volume of the year it is now (issue 17): a device files what it
+/// makes this year there, in a family sealed from its creation.
+pub fn this_years_volume(family: doran_protocol::FamilyId) -> doran_protocol::DocId {
+    family.volume(this_year())
+}
+
+/// The year it is now (UTC), as devices file what they make (`volume_year`).
+pub fn this_year() -> u16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    doran_protocol::volume_year(now)
+}
+
 /// A small PNG with a look of its own per `seed` (96×64; a device makes its display
 /// copy and thumbnail from it).
 pub fn png(seed: u8) -> Vec<u8> {

@@ -9,6 +9,7 @@ use doran_e2e::{
     Relay,
     devices::{accounts_and_family, invite_received, open, stored_family, up_to_date},
 };
+use doran_protocol::{DocId, FamilyId};
 
 fn mission(title: &str) -> MissionInput {
     MissionInput {
@@ -57,11 +58,20 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
     // only the host may do — straight into his device's store, and pushes them.
     son.stop_sync();
     let (store, doc, mut fd) = stored_family(&son_home, &family, &mom_account.user);
-    let rename = fd.rename("아들 가족", 1).expect("renamed").change;
-    let delete = fd.delete_mission(&moms_mission, 1).expect("deleted").change;
-    let forged: Vec<Vec<u8>> = [rename, delete].into_iter().flatten().collect();
-    for change in &forged {
-        store.commit_local(doc, change).expect("queued");
+    let rename = fd.rename("아들 가족", 1).expect("renamed");
+    let delete = fd.delete_mission(&moms_mission, 1).expect("deleted");
+    // Each to the document that keeps what it changes (her mission, made this
+    // year: this year's volume).
+    let forged: Vec<(DocId, Vec<u8>)> = [rename, delete]
+        .into_iter()
+        .filter_map(|e| {
+            let to = e.volume.map_or(doc, |year| FamilyId(doc.0).volume(year));
+            e.change.map(|change| (to, change))
+        })
+        .collect();
+    assert_eq!(forged.len(), 2);
+    for (to, change) in &forged {
+        store.commit_local(*to, change).expect("queued");
     }
     // His own next edit builds on them.
     son.start_sync();
@@ -91,8 +101,8 @@ async fn changes_a_member_writes_as_the_host_are_set_aside_by_the_hosts_device()
     // Step 4: nothing of them was stored: reopened from its store, her copy still
     // has her mission and the son's honest one, and not the one built on the forgery.
     let (mom_store, _, copy) = stored_family(&mom_home, &family, &mom_account.user);
-    let stored = mom_store.load(doc).expect("log").expect("the family");
-    for change in &forged {
+    for (to, change) in &forged {
+        let stored = mom_store.load(*to).expect("log").expect("the document");
         assert!(
             !stored.changes.contains(change),
             "a forged change was stored"

@@ -11,6 +11,7 @@ use doran_e2e::{
     Relay,
     devices::{MomAndSon, WAIT, mom_and_son, stored_family, up_to_date},
 };
+use doran_protocol::FamilyId;
 
 /// A flat 2400 × 1600 PNG: small to send, its display copy 1920 px wide.
 fn wide_photo() -> Vec<u8> {
@@ -21,7 +22,7 @@ fn wide_photo() -> Vec<u8> {
     bytes.into_inner()
 }
 
-/// The map of the photo `photo` in a raw family document.
+/// The map of the photo `photo` in a raw family document (or volume).
 fn photo_entry(raw: &automerge::AutoCommit, photo: &str) -> automerge::ObjId {
     let photos = match raw.get(ROOT, "photos").expect("photos") {
         Some((automerge::Value::Object(ObjType::Map), id)) => id,
@@ -61,12 +62,15 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // The son's modified client points the photo's thumbnail at its 1920 px display
     // copy (any bytes he uploaded would do).
     son.stop_sync();
+    // (A photo added this year is kept in this year's volume.)
+    let year = doran_e2e::this_year();
     let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
+    let volume = FamilyId(doc.0).volume(year);
     let display = fd.view().photos[&photo].blob.clone();
     let display_key = fd.view().photos[&photo]
         .blob_key
         .expect("the display copy is sealed");
-    let raw = fd.replica_mut().doc_mut();
+    let raw = fd.volume_mut(year).expect("this year's volume").doc_mut();
     let entry = photo_entry(raw, &photo);
     // The key goes with it (a member reads every key in the entries): the bytes
     // open, and are then checked for what they are.
@@ -74,8 +78,12 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
         .expect("raw write");
     raw.put(&entry, "thumb_key", display_key.as_bytes().to_vec())
         .expect("raw write");
-    let change = fd.replica_mut().commit("rogue", 1).expect("a change");
-    store.commit_local(doc, &change).expect("queued");
+    let change = fd
+        .volume_mut(year)
+        .expect("this year's volume")
+        .commit("rogue", 1)
+        .expect("a change");
+    store.commit_local(volume, &change).expect("queued");
     son.start_sync();
     up_to_date(&son, &mut son_events).await;
 
@@ -115,13 +123,17 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // mom's phone, which holds the bytes opened with the right key, shows nothing
     // under the wrong one (a placeholder).
     son.stop_sync();
-    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
-    let raw = fd.replica_mut().doc_mut();
+    let (store, _, mut fd) = stored_family(&son_home, &family, &son_account.user);
+    let raw = fd.volume_mut(year).expect("this year's volume").doc_mut();
     let entry = photo_entry(raw, &photo);
     raw.put(&entry, "blob_key", vec![7u8; 32])
         .expect("raw write");
-    let change = fd.replica_mut().commit("rogue key", 2).expect("a change");
-    store.commit_local(doc, &change).expect("queued");
+    let change = fd
+        .volume_mut(year)
+        .expect("this year's volume")
+        .commit("rogue key", 2)
+        .expect("a change");
+    store.commit_local(volume, &change).expect("queued");
     son.start_sync();
     up_to_date(&son, &mut son_events).await;
     let refused = tokio::time::timeout(WAIT, async {

@@ -216,7 +216,7 @@ impl FamilyDoc {
     }
 
     /// Attaches the volume of `year` as its genesis alone: nothing of it is stored yet.
-    fn start_volume(&mut self, year: u16, actor: &Actor) -> Result<()> {
+    pub(crate) fn start_volume(&mut self, year: u16, actor: &Actor) -> Result<()> {
         let genesis = super::volume_cache::StoredVolume {
             year,
             snapshot: None,

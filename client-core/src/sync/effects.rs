@@ -17,6 +17,10 @@ pub enum DocKind {
     /// A family's key log ([`FamilyId::key_log`]): its end-to-end key group's
     /// messages, in the order every device processes them. Never compacted.
     KeyLog(FamilyId),
+    /// A family's per-year volume ([`FamilyId::volume`]; issue 17): the family's
+    /// calendar entries, missions, photos and voice messages made in that year,
+    /// sealed under the family's key group like its document.
+    Volume(FamilyId, u16),
 }
 
 /// A snapshot to fetch over HTTP and merge before the chunks that follow it.
@@ -92,7 +96,7 @@ impl Compact {
     /// user's own, readable by everyone who shares a family with them.
     pub fn owner(&self) -> BlobOwner {
         match self.kind {
-            DocKind::Family(family) => BlobOwner::Family(family),
+            DocKind::Family(family) | DocKind::Volume(family, _) => BlobOwner::Family(family),
             DocKind::Personal(_) => BlobOwner::Me,
             // Never compacted (the relay forbids it); named for completeness.
             DocKind::KeyLog(family) => BlobOwner::Family(family),

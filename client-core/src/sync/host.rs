@@ -164,6 +164,13 @@ pub trait SyncHost: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// The years each family's document lists volumes of (issue 17), for the sync to
+    /// open them: the families open here, or (`all`, after a sign-in) every family
+    /// sealed from its creation this device keeps, opened first. Default: none.
+    fn listed_volumes(&self, _all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
+        Ok(Vec::new())
+    }
+
     /// The device signed in (the user id is known from here on). The relay's list of
     /// the user's families is authoritative: returns the families whose membership
     /// changed on this device because of it (joined elsewhere, or removed meanwhile).
@@ -260,6 +267,9 @@ pub struct StoreHost {
     files_by_year: bool,
     /// The clock that says which year it is (milliseconds since the epoch).
     clock: fn() -> i64,
+    /// Which family and year a volume's id is (an id does not tell: see
+    /// [`DocId::says_volume`]), for the families looked up so far.
+    volume_ids: Mutex<volumes::VolumeIds>,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -307,6 +317,7 @@ impl StoreHost {
             held_lock: Mutex::new(()),
             files_by_year: false,
             clock: crate::store::now_ms,
+            volume_ids: Mutex::new(volumes::VolumeIds::default()),
         }
     }
 
@@ -321,9 +332,9 @@ impl StoreHost {
 
     /// This host files the calendar entries, missions, photos and voice messages made
     /// in a year in that year's volume of their family (issue 17), the first of them
-    /// listing the volume. Off by default: this device's sync does not carry volumes
-    /// yet (their changes wait in the outbox), so what it filed there would reach no
-    /// other device. Edits of what a volume keeps go to it either way.
+    /// listing the volume — in the families sealed from their creation, the only ones
+    /// the relay keeps volumes of. Off by default. Edits of what a volume keeps go to
+    /// it either way.
     #[must_use]
     pub fn filing_by_year(mut self) -> Self {
         self.files_by_year = true;
@@ -473,6 +484,7 @@ impl StoreHost {
                     DocKind::Family(_) => "family",
                     DocKind::Personal(_) => "personal",
                     DocKind::KeyLog(_) => "key log",
+                    DocKind::Volume(..) => "volume",
                 },
             )),
             Entry::Occupied(mut e) => {
@@ -526,7 +538,10 @@ impl StoreHost {
                     Err(e) => Err(e.into()),
                 }
             }
-            DocKind::KeyLog(_) => Err(HostError::WrongKind(doc, "family or personal")),
+            // A volume is opened within its family (`volume_ready`).
+            DocKind::KeyLog(_) | DocKind::Volume(..) => {
+                Err(HostError::WrongKind(doc, "family or personal"))
+            }
             DocKind::Personal(_) => {
                 let stored = self.store.load(doc)?;
                 let pd = match &stored {
@@ -869,6 +884,35 @@ impl StoreHost {
     }
 }
 
+/// The hashes of every change `replica` holds.
+fn change_hashes(replica: &mut replica::Replica) -> HashSet<ChangeHash> {
+    replica
+        .doc_mut()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.hash())
+        .collect()
+}
+
+/// What of `incoming` to store once applied: refused chunks are not stored; a
+/// trimmed one is stored without its refused changes, so they are never loaded again.
+fn accepted_of<'a>(
+    incoming: &[Incoming<'a>],
+    update: &mut crate::family_doc::RemoteUpdate,
+) -> Vec<Cow<'a, [u8]>> {
+    incoming
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !update.rejected.contains(i))
+        .map(
+            |(i, b)| match update.trimmed.iter_mut().find(|(t, _)| *t == i) {
+                Some((_, bytes)) => Cow::Owned(std::mem::take(bytes)),
+                None => Cow::Borrowed(b.bytes),
+            },
+        )
+        .collect()
+}
+
 impl StoreHost {
     /// Merges clear data into `doc` (see [`SyncHost::apply`]): what arrived, opened
     /// if it was sealed, or chunks kept aside and opened since. `sealing` carries how
@@ -898,7 +942,7 @@ impl StoreHost {
                         }
                     }
                 }
-                (DocKind::Family(_) | DocKind::KeyLog(_), _) => true,
+                (DocKind::Family(_) | DocKind::KeyLog(_) | DocKind::Volume(..), _) => true,
             })
             .collect();
         self.record_arrivals(doc, snapshot.is_some(), &chunks, cursor)?;
@@ -928,19 +972,7 @@ impl StoreHost {
                 {
                     published = fd.profile_keys();
                 }
-                // Refused chunks are not stored; a trimmed one is stored without its
-                // refused changes, so they are never loaded again.
-                let accepted: Vec<Cow<'_, [u8]>> = incoming
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !update.rejected.contains(i))
-                    .map(
-                        |(i, b)| match update.trimmed.iter_mut().find(|(t, _)| *t == i) {
-                            Some((_, bytes)) => Cow::Owned(std::mem::take(bytes)),
-                            None => Cow::Borrowed(b.bytes),
-                        },
-                    )
-                    .collect();
+                let accepted = accepted_of(&incoming, &mut update);
                 let change = DocChange {
                     touched: update.touched,
                     new_activity: update.new_activity,
@@ -1052,6 +1084,9 @@ impl SyncHost for StoreHost {
         let mut tampered = Vec::new();
         let (snapshot, chunks, sealing_refused, locked_at) = match kind {
             DocKind::KeyLog(family) => return self.apply_key_log(family, chunks, cursor),
+            DocKind::Volume(family, year) => {
+                return self.apply_volume((family, year), doc, snapshot, chunks, cursor);
+            }
             DocKind::Family(family) => {
                 opened = self.open_incoming(family, doc, snapshot, chunks)?;
                 sealed_now = opened.sealed_now.then_some(family);
@@ -1184,7 +1219,7 @@ impl SyncHost for StoreHost {
             {
                 return Ok(SnapshotCheck::CannotTell);
             }
-            DocKind::Family(family) => match self
+            DocKind::Family(family) | DocKind::Volume(family, _) => match self
                 .keeper()
                 .as_ref()
                 .map(|k| k.open_at(family, doc, covers_seq, snapshot))
@@ -1246,32 +1281,37 @@ impl SyncHost for StoreHost {
                 unpushed.extend(replica::change_hashes(&e.bytes).unwrap_or_default());
             }
         }
-        let held: HashSet<ChangeHash> = {
-            let mut docs = self.lock();
-            if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
-                return Ok(SnapshotCheck::CannotTell);
+        let (held, check, pusher): (HashSet<ChangeHash>, _, _) = match kind {
+            DocKind::Volume(family, year) => match self.volume_changes(family, year)? {
+                Some((held, host)) => (
+                    held,
+                    Some(crate::volume::rules(family, year, host)),
+                    Some(by),
+                ),
+                None => return Ok(SnapshotCheck::CannotTell),
+            },
+            DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),
+            DocKind::Family(_) | DocKind::Personal(_) => {
+                let mut docs = self.lock();
+                if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
+                    return Ok(SnapshotCheck::CannotTell);
+                }
+                let replica = match &mut self.ensure(&mut docs, doc, kind)?.doc {
+                    OpenDoc::Family(fd) => fd.replica_mut(),
+                    OpenDoc::Personal(pd) => pd.replica_mut(),
+                };
+                let held = change_hashes(replica);
+                match kind {
+                    // Only the owner writes it: nobody else's changes are expected.
+                    DocKind::Personal(owner) => (held, None, Some(owner).filter(|o| *o == by)),
+                    _ => (held, Some(rules::DocRules::Family), Some(by)),
+                }
             }
-            let replica = match &mut self.ensure(&mut docs, doc, kind)?.doc {
-                OpenDoc::Family(fd) => fd.replica_mut(),
-                OpenDoc::Personal(pd) => pd.replica_mut(),
-            };
-            replica
-                .doc_mut()
-                .get_changes(&[])
-                .iter()
-                .map(|c| c.hash())
-                .collect()
         };
         let required = held
             .iter()
             .filter(|h| !after.contains(h) && !unpushed.contains(h))
             .copied();
-        let (check, pusher) = match kind {
-            DocKind::Family(_) => (Some(rules::DocRules::Family), Some(by)),
-            // Only the owner writes it: nobody else's changes are expected.
-            DocKind::Personal(owner) => (None, Some(owner).filter(|o| *o == by)),
-            DocKind::KeyLog(_) => return Ok(SnapshotCheck::CannotTell),
-        };
         Ok(
             match replica::compare_snapshot(snapshot, required, &held, pusher, check) {
                 Ok(diff) if !diff.missing.is_empty() => {
@@ -1294,19 +1334,25 @@ impl SyncHost for StoreHost {
         if self.holds_aside(doc)? {
             return Ok(None);
         }
-        let mut docs = self.lock();
-        if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
-            return Ok(None);
-        }
-        let saved = match &mut self.ensure(&mut docs, doc, kind)?.doc {
-            OpenDoc::Family(fd) => fd.save(),
-            OpenDoc::Personal(pd) => pd.replica_mut().save(),
+        let saved = if let DocKind::Volume(family, year) = kind {
+            match self.save_volume(family, year)? {
+                Some(saved) => saved,
+                None => return Ok(None),
+            }
+        } else {
+            let mut docs = self.lock();
+            if !docs.contains_key(&doc) && self.store.load(doc)?.is_none() {
+                return Ok(None);
+            }
+            match &mut self.ensure(&mut docs, doc, kind)?.doc {
+                OpenDoc::Family(fd) => fd.save(),
+                OpenDoc::Personal(pd) => pd.replica_mut().save(),
+            }
         };
-        drop(docs);
         // A sealed family's (or personal document's) snapshot is sealed like its
         // chunks (random nonce: a new snapshot every time).
         let group = match kind {
-            DocKind::Family(family) => Some(family),
+            DocKind::Family(family) | DocKind::Volume(family, _) => Some(family),
             DocKind::Personal(_) if personal_group(doc).says_sealed() => {
                 // While its keys owe a rotation, the local copy holds changes that
                 // wait for the new epoch: no snapshot of them under the old one.
@@ -1319,9 +1365,11 @@ impl SyncHost for StoreHost {
         };
         if let Some(group) = group {
             let keeper = self.keeper();
+            // A volume is never pushed in the clear (only a sealed family keeps one).
+            let volume = matches!(kind, DocKind::Volume(..));
             let Some(keeper) = keeper.as_ref() else {
                 // A host without keys writes and reads everything in the clear.
-                return Ok(Some(saved));
+                return Ok(Some(saved).filter(|_| !volume));
             };
             if keeper.removing(group) {
                 // The local copy holds changes that wait for a device to leave the
@@ -1330,7 +1378,7 @@ impl SyncHost for StoreHost {
             }
             return match keeper.seal_snapshot(group, doc, &saved) {
                 Ok(Some(sealed)) => Ok(Some(sealed)),
-                Ok(None) => Ok(Some(saved)),
+                Ok(None) => Ok(Some(saved).filter(|_| !volume)),
                 // Not in the group: no snapshot from this device.
                 Err(_) => Ok(None),
             };
@@ -1359,6 +1407,10 @@ impl SyncHost for StoreHost {
 
     fn compact_stored(&self) -> Result<usize> {
         self.compact_long_tails()
+    }
+
+    fn listed_volumes(&self, all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
+        self.volumes_listed(all)
     }
 
     fn signed_in(&self, info: &SignedIn, now_ms: i64) -> Result<Vec<(FamilyId, Membership)>> {

@@ -13,12 +13,13 @@
 //! - `documents`: which documents are synced, subscriptions, cursors, incoming chunks,
 //!   snapshots and acks;
 //! - `compaction`: when to ask for a snapshot, and its upload and acceptance;
-//! - `outbox`: pushing local changes with a bounded number in flight.
+//! - `outbox`: pushing local changes with a bounded number in flight;
+//! - `volumes`: a family's per-year volumes opened on the relay, then synced.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use doran_protocol::{
-    BlobHash, ClientFrame, DeviceId, DocId, Request, RequestId, Seq, ServerFrame, UserId,
+    BlobHash, ClientFrame, DeviceId, DocId, FamilyId, Request, RequestId, Seq, ServerFrame, UserId,
 };
 
 use super::{
@@ -32,6 +33,7 @@ mod connection;
 mod documents;
 mod frames;
 mod outbox;
+mod volumes;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInAs {
@@ -215,6 +217,15 @@ pub enum Event {
         /// The documents.
         docs: Vec<DocId>,
     },
+    /// The years each family's document lists volumes of (`Family::volumes`; issue
+    /// 17), as the host has them: after the sign-in, after a family's document
+    /// changed, after a local edit. The machine opens each on the relay
+    /// (`OpenVolume`) once per connection, and syncs it from then on; a volume's
+    /// local changes wait in the outbox until it is open.
+    Volumes {
+        /// Families and the years they list.
+        listed: Vec<(FamilyId, Vec<u16>)>,
+    },
 }
 
 /// How long a document whose snapshot could not be fetched waits before it is
@@ -299,6 +310,8 @@ enum Internal {
     Confirm(DocId, Seq),
     /// `RejectSnapshot`.
     Reject,
+    /// `OpenVolume` of the family's volume of the year: once done, it is synced.
+    OpenVolume(FamilyId, u16),
 }
 
 /// The sync protocol of one device, as a deterministic state machine. See the
@@ -316,6 +329,12 @@ pub struct SyncMachine {
     stored: HashMap<DocId, DocCursor>,
     docs: BTreeMap<DocId, DocState>,
     families_listed: bool,
+    /// The volumes asked for (`OpenVolume`) on this connection, answered or not.
+    volumes_asked: BTreeSet<(FamilyId, u16)>,
+    /// A volume opened while an outbox listing was on its way: the outbox is listed
+    /// again from its oldest entry once that listing is in (its changes were left out
+    /// of the listings until then).
+    relist_outbox: bool,
     next_request: u32,
     internal: HashMap<RequestId, Internal>,
     /// Host requests sent and not yet answered.
@@ -362,6 +381,8 @@ impl SyncMachine {
             stored: HashMap::new(),
             docs: BTreeMap::new(),
             families_listed: false,
+            volumes_asked: BTreeSet::new(),
+            relist_outbox: false,
             next_request: 1,
             internal: HashMap::new(),
             outstanding: BTreeSet::new(),
@@ -464,6 +485,7 @@ impl SyncMachine {
             }
             Event::DocLocked { doc, cursor } => self.on_doc_locked(doc, cursor, &mut fx),
             Event::Unlocked { docs } => self.on_unlocked(&docs, now_ms, &mut fx),
+            Event::Volumes { listed } => self.on_volumes(&listed, &mut fx),
             Event::Outbox(entries) => self.on_outbox(entries, &mut fx),
             Event::SnapshotUploaded {
                 doc,

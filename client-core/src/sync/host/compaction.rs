@@ -159,7 +159,8 @@ impl StoreHost {
         let check = match kind {
             DocKind::Family(_) => Some(rules::DocRules::Family),
             DocKind::Personal(_) => None,
-            DocKind::KeyLog(_) => return Ok(false),
+            // A volume is compacted as its family keeps it open (`compact_open_volumes`).
+            DocKind::KeyLog(_) | DocKind::Volume(..) => return Ok(false),
         };
         let saved = match self.save_open(doc)? {
             Saved::NotOpen => {

@@ -88,20 +88,12 @@ impl StoreHost {
     /// device cannot seal yet (not in the group, or not known yet whether its family
     /// is sealed) is left out and waits for a later listing.
     pub(super) fn seal_outgoing(&self, mut entries: Vec<OutboxEntry>) -> Vec<OutboxEntry> {
-        // A family's volume (issue 17) waits: it is pushed once the relay has opened
-        // it for this device and it is sealed under its family's group, neither of
-        // which this device does yet. Never pushed in the clear (its family is not
-        // its id, so the checks below would take it for a document to push as it
-        // is), and never pushed to be refused: a refused change leaves the outbox.
-        entries.retain(|e| {
-            let volume = e.doc.says_volume();
-            if volume {
-                tracing::debug!(doc = %e.doc, "a volume's change waits for volumes to sync");
-            }
-            !volume
-        });
         let keeper = self.keeper();
         let Some(keeper) = keeper.as_ref() else {
+            // A family's volume (issue 17) is never pushed in the clear, and a host
+            // without keys writes in the clear: its changes wait. (Never pushed to
+            // be refused either: a refused change leaves the outbox.)
+            entries.retain(|e| !e.doc.says_volume());
             return entries;
         };
         // Which documents are family documents. Any other this device writes is its
@@ -134,8 +126,21 @@ impl StoreHost {
                 out.push(e);
                 continue;
             }
-            let family = FamilyId(e.doc.0);
-            if !families.contains(&family) && !personal_group(e.doc).says_sealed() {
+            // A volume is sealed under its family's group: its family is not its id
+            // (the checks below would take it for a document to push as it is).
+            let volume = e.doc.says_volume();
+            let family = if volume {
+                match self.volume_of(e.doc, families.iter().copied()) {
+                    Some((family, _)) => family,
+                    None => {
+                        tracing::debug!(doc = %e.doc, "a change of a volume of no family here waits");
+                        continue;
+                    }
+                }
+            } else {
+                FamilyId(e.doc.0)
+            };
+            if !volume && !families.contains(&family) && !personal_group(e.doc).says_sealed() {
                 out.push(e);
                 continue;
             }
@@ -145,12 +150,15 @@ impl StoreHost {
                 tracing::debug!(doc = %e.doc, "a change waits for the group to drop a device that left");
                 continue;
             }
-            if !families.contains(&family)
+            if !volume
+                && !families.contains(&family)
                 && rotating_from.is_some_and(|from| keeper.epoch(family).is_none_or(|e| e <= from))
             {
                 continue;
             }
             match keeper.seal_chunk(family, e.doc, &e.bytes) {
+                // (Only a sealed family keeps volumes: never pushed in the clear.)
+                Ok(None) if volume => continue,
                 Ok(None) => {}
                 Ok(Some(sealed)) => {
                     let id = ChunkId::of(&sealed);
@@ -196,7 +204,10 @@ impl StoreHost {
                 sealed_now: false,
             });
         };
-        if keeper.sealed(family).is_none() {
+        // A volume (issue 17) decides nothing of its family's sealing: its seqs are
+        // its own, and only a family sealed from its creation keeps volumes.
+        let family_doc = doc == DocId::from(family);
+        if family_doc && keeper.sealed(family).is_none() {
             let first = snapshot.or_else(|| {
                 chunks
                     .first()
@@ -216,6 +227,7 @@ impl StoreHost {
         // (A snapshot sealed over a clear log covers every clear chunk: nothing clear
         // comes after it.)
         let first_envelope = match snapshot {
+            _ if !family_doc => None,
             Some(bytes) if doran_protocol::looks_sealed(bytes) => Some(1),
             _ => chunks
                 .iter()
@@ -355,6 +367,38 @@ impl StoreHost {
             Some(owner) => DocKind::Personal(owner),
             None => DocKind::Family(family),
         };
+        let mut change = self.retry_held_of(family, doc, kind)?;
+        // And the family's volumes (issue 17) that keep chunks aside.
+        if kind == DocKind::Family(family) && family.says_sealed() {
+            for year in self.volumes_holding_aside(family)? {
+                let more =
+                    self.retry_held_of(family, family.volume(year), DocKind::Volume(family, year))?;
+                change.touched.extend(more.touched);
+                change.new_activity.extend(more.new_activity);
+                change.refused += more.refused;
+            }
+        }
+        Ok(change)
+    }
+
+    /// The years of the family's volumes, as its open document lists them, that keep
+    /// chunks aside for a key.
+    fn volumes_holding_aside(&self, family: FamilyId) -> Result<Vec<u16>> {
+        let listed: Vec<u16> = match self.lock().get(&DocId::from(family)).map(|o| &o.doc) {
+            Some(super::OpenDoc::Family(fd)) => fd.view().volumes.iter().copied().collect(),
+            _ => return Ok(Vec::new()),
+        };
+        let mut holding = Vec::new();
+        for year in listed {
+            if self.holds_aside(family.volume(year))? {
+                holding.push(year);
+            }
+        }
+        Ok(holding)
+    }
+
+    /// [`retry_held`](Self::retry_held) for one document of the group `family`.
+    fn retry_held_of(&self, family: FamilyId, doc: DocId, kind: DocKind) -> Result<DocChange> {
         let _held = self.held_guard();
         let held = self.held(doc)?;
         if held.is_empty() {
@@ -382,7 +426,12 @@ impl StoreHost {
             return Ok(DocChange::default());
         }
         let cursor = self.store.cursor(doc)?;
-        let change = self.apply_plain(doc, kind, None, &opened, cursor, (refused, None))?;
+        let change = match kind {
+            DocKind::Volume(family, year) => {
+                self.apply_volume_plain((family, year), None, &opened, cursor, (refused, None))?
+            }
+            _ => self.apply_plain(doc, kind, None, &opened, cursor, (refused, None))?,
+        };
         self.keep_held(doc, still)?;
         Ok(change)
     }

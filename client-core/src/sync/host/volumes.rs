@@ -1,19 +1,33 @@
 //! A family's per-year volumes (issue 17) as the host keeps them open: which year it
 //! is, where new entities are filed, when another process's write to a volume (or the
-//! year turning) has the family opened again, and a parked year loaded for an edit.
+//! year turning) has the family opened again, a parked year loaded for an edit; and
+//! their sync: which years to open on the relay, which family a volume's id is, and
+//! what arrives for a volume applied within its family.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use doran_protocol::{DocId, FamilyId, volume_year};
+use automerge::ChangeHash;
+use doran_protocol::{DocId, FamilyId, Seq, UserId, VOLUME_YEARS, volume_year};
 
-use super::{OpenDoc, Opened, StoreHost};
+use super::{OpenDoc, Opened, StoreHost, accepted_of, change_hashes};
 use crate::{
     error::DocError,
     family_doc::FamilyDoc,
     family_store::{self, OpenError},
+    replica::Incoming,
     rules,
-    sync::{DocKind, HostError, HostResult as Result},
+    store::{LogPos, Membership, Step},
+    sync::{DocChange, DocKind, HostError, HostResult as Result, IncomingChunk},
 };
+
+/// Which family and year volume ids are, for the families looked up so far. An id
+/// does not say (its bytes are a keyed hash of the family's id and the year), so the
+/// ids of every year volumes have are made once per family (301 hashes).
+#[derive(Debug, Default)]
+pub(super) struct VolumeIds {
+    known: HashMap<DocId, (FamilyId, u16)>,
+    families: HashSet<FamilyId>,
+}
 
 impl StoreHost {
     /// The year it is now (UTC, `volume_year`) by this host's clock.
@@ -31,7 +45,8 @@ impl StoreHost {
         family: &mut FamilyDoc,
         (year, stored): (u16, bool),
     ) {
-        if rules::host_of(family.replica_mut().doc()).is_none() {
+        // Only a family sealed from its creation keeps volumes on the relay.
+        if !FamilyId(doc.0).says_sealed() || rules::host_of(family.replica_mut().doc()).is_none() {
             return;
         }
         if stored && !family.volume_years().any(|y| y == year) {
@@ -80,23 +95,252 @@ impl StoreHost {
         family: FamilyId,
         year: u16,
     ) -> Result<()> {
-        let doc = DocId::from(family);
-        let opened = self.ensure(docs, doc, DocKind::Family(family))?;
-        let OpenDoc::Family(fd) = &mut opened.doc else {
-            return Err(HostError::WrongKind(doc, "family"));
-        };
+        let (fd, volumes) = self.family_open(docs, family)?;
         match family_store::load_volume(&*self.store, fd, year, &self.actor) {
             Ok(Some(end)) => {
-                opened.volumes.insert(year, end);
+                volumes.insert(year, end);
                 Ok(())
             }
             // Loaded already, and still not loaded: never made again.
             Ok(None) => Err(DocError::VolumeNotLoaded(year).into()),
             Err(OpenError::NotFound(_)) => Err(HostError::VolumeNotSynced(family, year)),
             Err(e) => {
-                docs.remove(&doc);
+                docs.remove(&DocId::from(family));
                 Err(e.into())
             }
         }
+    }
+
+    /// The family's open document (opened from the store if needed, see `ensure`)
+    /// and the log ends of its volumes as loaded or parked.
+    fn family_open<'a>(
+        &self,
+        docs: &'a mut HashMap<DocId, Opened>,
+        family: FamilyId,
+    ) -> Result<(&'a mut FamilyDoc, &'a mut BTreeMap<u16, LogPos>)> {
+        let doc = DocId::from(family);
+        match self.ensure(docs, doc, DocKind::Family(family))? {
+            Opened {
+                doc: OpenDoc::Family(fd),
+                volumes,
+                ..
+            } => Ok((fd, volumes)),
+            Opened { .. } => Err(HostError::WrongKind(doc, "family")),
+        }
+    }
+
+    /// The family and year of the volume `doc`, if it is one of `families`' (only a
+    /// family sealed from its creation keeps volumes).
+    pub(super) fn volume_of(
+        &self,
+        doc: DocId,
+        families: impl IntoIterator<Item = FamilyId>,
+    ) -> Option<(FamilyId, u16)> {
+        let mut ids = self
+            .volume_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = ids.known.get(&doc) {
+            return Some(*found);
+        }
+        for family in families {
+            if !family.says_sealed() || !ids.families.insert(family) {
+                continue;
+            }
+            for year in VOLUME_YEARS {
+                ids.known.insert(family.volume(year), (family, year));
+            }
+        }
+        ids.known.get(&doc).copied()
+    }
+
+    /// [`SyncHost::listed_volumes`](super::SyncHost::listed_volumes).
+    pub(super) fn volumes_listed(&self, all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
+        let mut docs = self.lock();
+        if all {
+            for record in self.store.families()? {
+                let family = record.family;
+                let doc = DocId::from(family);
+                if record.membership != Membership::Member
+                    || !family.says_sealed()
+                    || self.store.log_end(doc)?.is_none()
+                {
+                    continue;
+                }
+                if let Err(e) = self.ensure(&mut docs, doc, DocKind::Family(family)) {
+                    tracing::warn!(%family, error = %e, "the family does not open: its volumes are not synced now");
+                }
+            }
+        }
+        Ok(docs
+            .iter()
+            .filter_map(|(doc, opened)| match &opened.doc {
+                OpenDoc::Family(fd) if !fd.view().volumes.is_empty() => {
+                    Some((FamilyId(doc.0), fd.view().volumes.iter().copied().collect()))
+                }
+                _ => None,
+            })
+            .filter(|(family, _)| family.says_sealed())
+            .collect())
+    }
+
+    /// The family's volume of `year` loaded in its open document: loaded from the
+    /// store (parked, or not loaded yet), or started from its genesis when this
+    /// device has none of it.
+    fn volume_ready(
+        &self,
+        docs: &mut HashMap<DocId, Opened>,
+        family: FamilyId,
+        year: u16,
+    ) -> Result<()> {
+        let (fd, _) = self.family_open(docs, family)?;
+        if fd.volume_years().any(|y| y == year) {
+            return Ok(());
+        }
+        // A volume's rules name the family's host, from the family's document.
+        if rules::host_of(fd.replica_mut().doc()).is_none() {
+            return Err(HostError::WaitingForKeys(family));
+        }
+        if self.store.log_end(family.volume(year))?.is_none() {
+            fd.start_volume(year, &self.actor)?;
+            return Ok(());
+        }
+        self.load_parked(docs, family, year)
+    }
+
+    /// What arrived for the family's volume of `year` (see
+    /// [`SyncHost::apply`](super::SyncHost::apply)): opened under the family's keys
+    /// (a volume takes no clear chunk), then merged and stored.
+    pub(super) fn apply_volume(
+        &self,
+        (family, year): (FamilyId, u16),
+        doc: DocId,
+        snapshot: Option<&[u8]>,
+        chunks: &[IncomingChunk],
+        cursor: Seq,
+    ) -> Result<DocChange> {
+        if doc != family.volume(year) || !family.says_sealed() {
+            // The sync opens only the listed volumes of families sealed from their
+            // creation.
+            return Err(HostError::WrongKind(doc, "volume of a sealed family"));
+        }
+        let opened = self.open_incoming(family, doc, snapshot, chunks)?;
+        if opened.locked_at.is_some() && opened.snapshot.is_none() && opened.chunks.is_empty() {
+            return Ok(DocChange {
+                refused: opened.refused,
+                tampered: opened.tampered,
+                locked_at: opened.locked_at,
+                ..DocChange::default()
+            });
+        }
+        let cursor = opened.locked_at.unwrap_or(cursor);
+        let mut change = self.apply_volume_plain(
+            (family, year),
+            opened.snapshot.as_deref(),
+            &opened.chunks,
+            cursor,
+            (opened.refused, opened.locked_at),
+        )?;
+        change.tampered = opened.tampered;
+        Ok(change)
+    }
+
+    /// Merges clear data into the family's volume of `year` and stores it with
+    /// `cursor` and the volume's view rows, in step with the volume's log (see
+    /// `Opened`).
+    pub(super) fn apply_volume_plain(
+        &self,
+        (family, year): (FamilyId, u16),
+        snapshot: Option<&[u8]>,
+        chunks: &[IncomingChunk],
+        cursor: Seq,
+        (sealing_refused, locked_at): (usize, Option<Seq>),
+    ) -> Result<DocChange> {
+        let volume = family.volume(year);
+        let core = DocId::from(family);
+        let arrivals: Vec<&IncomingChunk> = chunks.iter().collect();
+        self.record_arrivals(volume, snapshot.is_some(), &arrivals, cursor)?;
+        let _writer = self.store.writer_lock()?;
+        let mut docs = self.lock();
+        self.volume_ready(&mut docs, family, year)?;
+        let (fd, volumes) = self.family_open(&mut docs, family)?;
+        let at = volumes.get(&year).copied();
+        // A saved document loads like a chunk: stored as one (see `apply_plain`).
+        let incoming: Vec<Incoming<'_>> = snapshot
+            .map(Incoming::from)
+            .into_iter()
+            .chain(chunks.iter().map(|c| Incoming::new(&c.bytes, c.author)))
+            .collect();
+        let mut update = fd.apply_remote_volume(year, incoming.iter().copied())?;
+        let accepted = accepted_of(&incoming, &mut update);
+        let accepted: Vec<&[u8]> = accepted.iter().map(|c| c.as_ref()).collect();
+        match self.store.apply_remote_in_step(
+            volume,
+            &accepted,
+            Some(cursor),
+            update.view.as_deref(),
+            at,
+        ) {
+            Ok((_, Step::InStep(end))) => {
+                volumes.insert(year, end);
+                // A volume's first write: its cache made whole (see `commit_edit`).
+                if at.is_none() {
+                    family_store::cache_again(
+                        &*self.store,
+                        volume,
+                        end,
+                        fd.cache_rows_of(Some(year)),
+                    );
+                }
+            }
+            Ok((_, Step::Behind)) => {
+                tracing::debug!(%volume, "another writer appended first: reopening");
+                docs.remove(&core);
+            }
+            Err(e) => {
+                // The in-memory volume is ahead of the store: reload it next time.
+                docs.remove(&core);
+                return Err(e.into());
+            }
+        }
+        Ok(DocChange {
+            touched: update.touched,
+            new_activity: update.new_activity,
+            refused: update.refusals.len() + sealing_refused,
+            locked_at,
+            ..DocChange::default()
+        })
+    }
+
+    /// The family's volume of `year` saved whole, for a snapshot; `None` when this
+    /// device keeps none of it.
+    pub(super) fn save_volume(&self, family: FamilyId, year: u16) -> Result<Option<Vec<u8>>> {
+        let mut docs = self.lock();
+        if self.store.log_end(family.volume(year))?.is_none() {
+            return Ok(None);
+        }
+        self.volume_ready(&mut docs, family, year)?;
+        Ok(self.family_open(&mut docs, family)?.0.save_volume(year))
+    }
+
+    /// Every change of the family's volume of `year` this device holds, and the
+    /// family's host (whom the volume's rules name); `None` when it keeps none of it.
+    pub(super) fn volume_changes(
+        &self,
+        family: FamilyId,
+        year: u16,
+    ) -> Result<Option<(HashSet<ChangeHash>, UserId)>> {
+        let mut docs = self.lock();
+        if self.store.log_end(family.volume(year))?.is_none() {
+            return Ok(None);
+        }
+        self.volume_ready(&mut docs, family, year)?;
+        let (fd, _) = self.family_open(&mut docs, family)?;
+        let Some(host) = rules::host_of(fd.replica_mut().doc()) else {
+            return Ok(None);
+        };
+        Ok(fd
+            .volume_mut(year)
+            .map(|replica| (change_hashes(replica), host)))
     }
 }

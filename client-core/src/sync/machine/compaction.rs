@@ -45,7 +45,7 @@ impl SyncMachine {
             return;
         };
         let writable = match state.kind {
-            DocKind::Family(_) => true,
+            DocKind::Family(_) | DocKind::Volume(..) => true,
             DocKind::Personal(owner) => Some(owner) == me,
             // A device offline for months needs every Commit since its epoch.
             DocKind::KeyLog(_) => false,
@@ -188,7 +188,7 @@ impl SyncMachine {
             return;
         };
         let own = match state.kind {
-            DocKind::Family(_) => Some(by) == me,
+            DocKind::Family(_) | DocKind::Volume(..) => Some(by) == me,
             DocKind::Personal(_) => Some(by_device) == device,
             // The relay takes no snapshot of a key log: nothing to vouch for.
             DocKind::KeyLog(_) => true,

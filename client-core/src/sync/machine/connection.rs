@@ -26,6 +26,8 @@ impl SyncMachine {
     pub(super) fn reset_connection(&mut self) {
         self.docs.clear();
         self.families_listed = false;
+        self.volumes_asked.clear();
+        self.relist_outbox = false;
         self.internal.clear();
         self.queue.clear();
         self.in_flight.clear();

@@ -254,15 +254,12 @@ impl SyncMachine {
     /// outbox is listed again from its oldest entry (changes that could not be
     /// sealed were left out of the listings).
     pub(super) fn on_unlocked(&mut self, docs: &[DocId], now_ms: u64, fx: &mut Effects) {
-        if self.conn == Conn::SignedIn && !self.outbox_requested {
-            self.last_queued = None;
-            self.outbox_more = true;
-            self.pump(fx);
-        }
-        for doc in docs {
-            if let Some(state) = self.docs.get_mut(doc)
-                && state.locked
-            {
+        self.relist_outbox(fx);
+        for (doc, state) in &mut self.docs {
+            // A family's keys open its volumes too.
+            let named = docs.contains(doc)
+                || matches!(state.kind, DocKind::Volume(family, _) if docs.contains(&DocId::from(family)));
+            if named && state.locked {
                 state.locked = false;
                 state.retry_at = Some(0);
             }

@@ -121,6 +121,12 @@ impl SyncMachine {
                 return;
             }
             Some(Internal::Reject) => return,
+            Some(Internal::OpenVolume(family, year)) => {
+                if matches!(body, Response::Done) {
+                    self.on_volume_opened(family, year, fx);
+                }
+                return;
+            }
             Some(Internal::ListFamilies) | None => {}
         }
         if internal == Some(Internal::ListFamilies) {
@@ -165,6 +171,7 @@ impl SyncMachine {
                 if gone {
                     self.drop_doc(DocId::from(*family), ErrorCode::Forbidden, fx);
                     self.drop_doc(family.key_log(), ErrorCode::Forbidden, fx);
+                    self.drop_volumes_of(*family, ErrorCode::Forbidden, fx);
                 } else {
                     let mut subs = Vec::new();
                     self.want_family(*family, members, &mut subs);
@@ -174,6 +181,7 @@ impl SyncMachine {
             ServerEvent::FamilyDeleted { family } => {
                 self.drop_doc(DocId::from(*family), ErrorCode::NotFound, fx);
                 self.drop_doc(family.key_log(), ErrorCode::NotFound, fx);
+                self.drop_volumes_of(*family, ErrorCode::NotFound, fx);
             }
             _ => {}
         }
@@ -185,7 +193,9 @@ impl SyncMachine {
             if let Some(internal) = self.internal.remove(&id) {
                 // Our own ListFamilies failed: go on with what SignedIn said. (A
                 // refused confirmation — the snapshot replaced or expired meanwhile —
-                // changes nothing either.)
+                // changes nothing either; a volume the relay would not open stays
+                // unsynced until the next connection asks again, its changes in the
+                // outbox.)
                 if internal == Internal::ListFamilies {
                     self.families_listed = true;
                 }

@@ -24,6 +24,10 @@ impl SyncMachine {
         let full = entries.len() >= self.config.outbox_batch;
         for e in entries {
             self.last_queued = self.last_queued.max(Some(e.id));
+            // A volume not open yet: listed again once it is.
+            if self.waits_for_volume(e.doc) {
+                continue;
+            }
             // Going through again from the oldest: what is on its way already stays.
             let pushed = self.in_flight.contains(&(e.doc, e.chunk));
             if !pushed && !self.queue.iter().any(|q| q.id == e.id) {
@@ -32,6 +36,10 @@ impl SyncMachine {
         }
         // Each listing starts after the last, so a full one may have more behind it.
         self.outbox_more = full;
+        if std::mem::take(&mut self.relist_outbox) {
+            self.last_queued = None;
+            self.outbox_more = true;
+        }
         self.pump(fx);
     }
 
