@@ -80,8 +80,12 @@ struct Log {
 impl Log {
     /// Pushes every outbox entry of `doc` `from` has, acks them; returns the new seqs.
     fn push(&mut self, from: &Dev, doc: DocId) -> Vec<Seq> {
-        let entries: Vec<OutboxEntry> = from
-            .host
+        self.push_from(&from.host, from.actor.user, doc)
+    }
+
+    /// [`Log::push`] from one of `user`'s hosts.
+    fn push_from(&mut self, host: &StoreHost, user: UserId, doc: DocId) -> Vec<Seq> {
+        let entries: Vec<OutboxEntry> = host
             .outbox(None, 100)
             .unwrap()
             .into_iter()
@@ -90,9 +94,9 @@ impl Log {
         let mut seqs = Vec::new();
         for e in entries {
             assert_eq!(e.chunk, ChunkId::of(&e.bytes), "the id the relay checks");
-            self.chunks.push((e.bytes, from.actor.user));
+            self.chunks.push((e.bytes, user));
             let seq = self.chunks.len() as Seq;
-            from.host.acked_at(doc, e.chunk, seq).unwrap();
+            host.acked_at(doc, e.chunk, seq).unwrap();
             seqs.push(seq);
         }
         seqs
@@ -606,8 +610,8 @@ fn a_sealed_personal_document_never_leaves_in_the_clear() {
 
 /// A family's volume (issue 17) is not named by its family's id, so the checks that
 /// find a family document by its id would take it for a document to push as it is:
-/// until volumes are sealed under their family's group, a volume's change waits in
-/// the outbox, and never leaves in the clear.
+/// a volume's change is sealed under its family's group, and one of a family this
+/// device does not keep waits in the outbox; it never leaves in the clear.
 #[test]
 fn a_volumes_change_never_leaves_in_the_clear() {
     let me = device(1);
@@ -698,4 +702,147 @@ fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
         .apply(doc, kind, Some(&snapshot), &[], covers)
         .unwrap();
     assert!(son.host.snapshots_owed().unwrap().is_empty());
+}
+
+/// The middle of `year` (UTC, unix ms).
+fn mid(year: u16) -> i64 {
+    let days = (i64::from(year) - 1970) * 3_652_425 / 10_000;
+    (days + 180) * 86_400_000
+}
+
+/// The clock of the host writing the year being made.
+static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn clock() -> i64 {
+    CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn in_2026() -> i64 {
+    mid(2026)
+}
+
+/// A family's per-year volumes between two device hosts, the relay played by hand
+/// (issue 17): what a year makes leaves sealed under the family's group; the other
+/// device opens it with the family's keys and applies it within its family (started
+/// from the volume's genesis), and refuses a clear chunk in it; its snapshot is
+/// sealed and checked like the family's document's; and a device taking in year
+/// after year keeps at most two older years loaded, the others parked with their
+/// entities still shown.
+#[test]
+fn volumes_leave_sealed_open_within_their_family_and_older_years_are_parked() {
+    let mom = device(1);
+    let son = device(2);
+    let son_host = StoreHost::with_keys(Arc::clone(&son.store), son.actor, (son.key.clone(), None))
+        .unwrap()
+        .with_clock(in_2026);
+    let family = FamilyId::new_family(true);
+    let (doc, keylog) = (DocId::from(family), family.key_log());
+    let everyone = known(&[&mom, &son]);
+    mom.host
+        .create_family_as(family, ("우리 가족", "엄마"), true, T0)
+        .unwrap();
+    mom.host
+        .edit_family(family, |fd| fd.add_member(son.actor.user, "아들", T0))
+        .unwrap();
+    let (mut kl, mut core) = (Log::default(), Log::default());
+    kl.push(&mom, keylog);
+    core.push(&mom, doc);
+    assert!(mom.host.keys_step(family, &everyone, T0).unwrap().in_group);
+    let_in(&mom, &son, family, (&mut kl, &core), &everyone, T0);
+    drop(son.host);
+    let son = Dev {
+        host: son_host,
+        ..son
+    };
+    assert_eq!(
+        core.deliver(&son, doc, DocKind::Family(family), 0).refused,
+        0
+    );
+
+    let mut volumes = std::collections::BTreeMap::new();
+    for year in 2022..=2026u16 {
+        CLOCK.store(mid(year), std::sync::atomic::Ordering::SeqCst);
+        let host = StoreHost::with_keys(Arc::clone(&mom.store), mom.actor, (mom.key.clone(), None))
+            .unwrap()
+            .filing_by_year()
+            .with_clock(clock);
+        let title = format!("{year}년 미션");
+        host.edit_family(family, |fd| fd.add_mission(&title, &[], None, mid(year)))
+            .unwrap();
+        let volume = family.volume(year);
+        // The year's listing in the family's document, the mission in its volume.
+        let seen = core.chunks.len() as Seq;
+        assert_eq!(core.push_from(&host, mom.actor.user, doc).len(), 1);
+        let mut log = Log::default();
+        assert_eq!(log.push_from(&host, mom.actor.user, volume).len(), 1);
+        let sealed = &log.chunks[0].0;
+        assert!(sealed.starts_with(b"DRD"), "sealed");
+        assert!(!sealed.windows(title.len()).any(|w| w == title.as_bytes()));
+        assert_eq!(
+            core.deliver(&son, doc, DocKind::Family(family), seen)
+                .refused,
+            0
+        );
+        let change = log.deliver(&son, volume, DocKind::Volume(family, year), 0);
+        assert_eq!((change.refused, change.locked_at), (0, None), "{year}");
+        assert!(!change.touched.is_empty());
+        volumes.insert(year, log);
+    }
+    let (titles, loaded) = son
+        .host
+        .read_family(family, |fd| {
+            let titles: Vec<String> = fd
+                .view()
+                .missions
+                .values()
+                .map(|m| m.title.clone())
+                .collect();
+            (titles, fd.volume_years().collect::<Vec<u16>>())
+        })
+        .unwrap();
+    assert_eq!(titles.len(), 5, "every year's mission shown: {titles:?}");
+    assert_eq!(
+        loaded,
+        vec![2024, 2025, 2026],
+        "this year and the two nearest older ones"
+    );
+
+    // A clear chunk in a volume is refused.
+    let this = family.volume(2026);
+    let plain = mom.store.load(this).unwrap().unwrap().changes[0].clone();
+    let change = son
+        .host
+        .apply(
+            this,
+            DocKind::Volume(family, 2026),
+            None,
+            &[IncomingChunk {
+                seq: 2,
+                author: Some(mom.actor.user),
+                bytes: plain,
+            }],
+            2,
+        )
+        .unwrap();
+    assert_eq!(change.refused, 1);
+
+    // Mom's snapshot of this year's volume leaves sealed, and the son's device finds
+    // every change it holds in it.
+    let saved = mom
+        .host
+        .save(this, DocKind::Volume(family, 2026))
+        .unwrap()
+        .expect("a snapshot");
+    assert!(saved.starts_with(b"DRD"), "sealed");
+    assert_eq!(
+        son.host
+            .check_snapshot(
+                this,
+                DocKind::Volume(family, 2026),
+                (1, mom.actor.user),
+                &saved
+            )
+            .unwrap(),
+        SnapshotCheck::Contains
+    );
 }

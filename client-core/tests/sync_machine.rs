@@ -54,7 +54,8 @@ fn signed_in(families: Vec<FamilyId>) -> ServerFrame {
     ServerFrame::SignedIn {
         user: USER,
         device: DeviceId([9; 16]),
-        server_time: 0,
+        // 2026-05-28: this year's volume is 2026's.
+        server_time: 1_780_000_000_000,
         personal_doc: PERSONAL,
         families,
     }
@@ -1891,7 +1892,7 @@ fn a_listed_volume_is_opened_once_then_synced_and_its_changes_wait_until_then() 
 
 /// A new connection opens the listed volumes again (the relay's answer was for the
 /// last one), resuming each from the cursor the store has; a volume the relay would
-/// not open stays unsynced, its changes in the outbox.
+/// not open stays unsynced on that connection, its changes in the outbox.
 #[test]
 fn volumes_are_opened_again_on_each_connection_from_their_stored_cursor() {
     let keys = DeviceKeys::generate().expect("keys");
@@ -1933,7 +1934,7 @@ fn volumes_are_opened_again_on_each_connection_from_their_stored_cursor() {
         let e = ErrorFrame::new(ErrorCode::Conflict, "no").for_request(opens[0].0);
         let fx = m.handle(at + 5, Event::Frame(ServerFrame::Error(e)));
         assert!(subs(&fx).is_empty() && fx.dropped.is_empty());
-        assert_eq!(fx.errors.len(), 1, "logged");
+        assert!(fx.errors.is_empty(), "logged, not shown");
         let fx = m.handle(at + 6, Event::Outbox(vec![entry(1, refused, b"waits")]));
         assert!(pushes(&fx).is_empty(), "round {round}: its change waits");
         m.handle(
@@ -1943,4 +1944,100 @@ fn volumes_are_opened_again_on_each_connection_from_their_stored_cursor() {
             },
         );
     }
+}
+
+/// Any member may list any year: a device opens a few volumes at a time (a burst
+/// would meet the relay's rate limit), this year's first, then next year's, then the
+/// past from the newest, and never a year after next. A refusal the relay means for
+/// good is not shown to the user (the member did nothing); one that passes is asked
+/// again after a wait.
+#[test]
+fn a_family_listing_every_year_opens_a_few_at_a_time_this_year_first() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId::new_family(true);
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    m.handle(
+        3,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: Response::Families(vec![]),
+        }),
+    );
+    let every_year: Vec<u16> = doran_protocol::VOLUME_YEARS.collect();
+    let fx = m.handle(
+        4,
+        Event::Volumes {
+            listed: vec![(family, every_year)],
+        },
+    );
+    let opens = volume_opens(&fx);
+    let years: Vec<u16> = opens.iter().map(|(_, _, y)| *y).collect();
+    assert_eq!(years, vec![2026, 2027, 2025, 2024]);
+    assert_eq!(opens.len(), doran_client_core::sync::MAX_VOLUME_OPENS);
+
+    // Refused for good (the family's cap): not shown, and the next year is asked.
+    let quota = ErrorFrame::new(ErrorCode::QuotaExceeded, "cap").for_request(opens[3].0);
+    let fx = m.handle(5, Event::Frame(ServerFrame::Error(quota)));
+    assert!(fx.errors.is_empty(), "nothing for the user");
+    assert_eq!(
+        volume_opens(&fx)
+            .iter()
+            .map(|(_, _, y)| *y)
+            .collect::<Vec<_>>(),
+        vec![2023]
+    );
+    // Busy: asked again once the relay's wait is over, not before.
+    let busy = ErrorFrame {
+        retry_after_ms: Some(7_000),
+        ..ErrorFrame::new(ErrorCode::RateLimited, "slow down").for_request(opens[0].0)
+    };
+    let fx = m.handle(6, Event::Frame(ServerFrame::Error(busy)));
+    assert!(fx.errors.is_empty());
+    assert_eq!(
+        volume_opens(&fx)
+            .iter()
+            .map(|(_, _, y)| *y)
+            .collect::<Vec<_>>(),
+        vec![2022]
+    );
+    for (_, _, year) in volume_opens(&m.handle(1_000, Event::Tick)) {
+        assert_ne!(year, 2026, "not before its wait");
+    }
+    // Room for it once an answer comes, after its wait.
+    let fx = m.handle(
+        7_100,
+        Event::Frame(ServerFrame::Response {
+            id: opens[1].0,
+            body: Response::Done,
+        }),
+    );
+    assert_eq!(
+        subs(&fx),
+        vec![Subscription {
+            doc: family.volume(2027),
+            since: 0
+        }]
+    );
+    let fx = m.handle(7_200, Event::Tick);
+    assert!(
+        volume_opens(&fx).is_empty(),
+        "four wait for the relay already"
+    );
+    // This year's goes before the older years still queued.
+    let fx = m.handle(
+        7_300,
+        Event::Frame(ServerFrame::Response {
+            id: opens[2].0,
+            body: Response::Done,
+        }),
+    );
+    assert_eq!(
+        volume_opens(&fx)
+            .iter()
+            .map(|(_, _, y)| *y)
+            .collect::<Vec<_>>(),
+        vec![2026]
+    );
+    assert_eq!(m.status(), SyncStatus::Syncing);
 }

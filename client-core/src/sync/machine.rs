@@ -35,6 +35,8 @@ mod frames;
 mod outbox;
 mod volumes;
 
+pub use volumes::{MAX_VOLUME_OPENS, VOLUME_RETRY_MS};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInAs {
     /// A known device of a known user (`SignIn`).
@@ -329,8 +331,16 @@ pub struct SyncMachine {
     stored: HashMap<DocId, DocCursor>,
     docs: BTreeMap<DocId, DocState>,
     families_listed: bool,
-    /// The volumes asked for (`OpenVolume`) on this connection, answered or not.
+    /// The volumes asked for (`OpenVolume`) on this connection: queued, waiting for
+    /// the relay, open, or refused.
     volumes_asked: BTreeSet<(FamilyId, u16)>,
+    /// Volumes to ask for, first first: this year's (rank 0), next year's (1), then
+    /// the past (2), the newest first (see `volumes`).
+    volume_queue: BTreeSet<(u8, std::cmp::Reverse<u16>, FamilyId)>,
+    /// Volumes to ask for again after a passing refusal: when (ms), which.
+    volume_retry: Vec<(u64, FamilyId, u16)>,
+    /// The relay's year at sign-in: volumes of years after the next are not asked.
+    server_year: Option<u16>,
     /// A volume opened while an outbox listing was on its way: the outbox is listed
     /// again from its oldest entry once that listing is in (its changes were left out
     /// of the listings until then).
@@ -382,6 +392,9 @@ impl SyncMachine {
             docs: BTreeMap::new(),
             families_listed: false,
             volumes_asked: BTreeSet::new(),
+            volume_queue: BTreeSet::new(),
+            volume_retry: Vec::new(),
+            server_year: None,
             relist_outbox: false,
             next_request: 1,
             internal: HashMap::new(),
@@ -479,6 +492,7 @@ impl SyncMachine {
                 self.retry_stalled(now_ms, &mut fx);
                 self.retry_kept(now_ms, &mut fx);
                 self.retry_compactions(&mut fx);
+                self.retry_volumes(now_ms, &mut fx);
             }
             Event::SnapshotUnavailable { doc } => {
                 self.on_snapshot_unavailable(doc, now_ms, &mut fx)
@@ -532,6 +546,7 @@ impl SyncMachine {
                     && !self.outbox_requested
                     && !self.outbox_more
                     && self.internal.is_empty()
+                    && self.volume_queue.is_empty()
                     && self
                         .docs
                         .values()

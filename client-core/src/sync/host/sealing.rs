@@ -381,12 +381,14 @@ impl StoreHost {
         Ok(change)
     }
 
-    /// The years of the family's volumes, as its open document lists them, that keep
+    /// The years of the family's volumes, as its document lists them (opened if it is
+    /// not open yet: the key task may come before the sync opened it), that keep
     /// chunks aside for a key.
     fn volumes_holding_aside(&self, family: FamilyId) -> Result<Vec<u16>> {
-        let listed: Vec<u16> = match self.lock().get(&DocId::from(family)).map(|o| &o.doc) {
-            Some(super::OpenDoc::Family(fd)) => fd.view().volumes.iter().copied().collect(),
-            _ => return Ok(Vec::new()),
+        let listed: Vec<u16> = {
+            let mut docs = self.lock();
+            let (fd, _) = self.family_open(&mut docs, family)?;
+            fd.view().volumes.iter().copied().collect()
         };
         let mut holding = Vec::new();
         for year in listed {

@@ -95,10 +95,12 @@ impl StoreHost {
         family: FamilyId,
         year: u16,
     ) -> Result<()> {
+        let this_year = self.year();
         let (fd, volumes) = self.family_open(docs, family)?;
         match family_store::load_volume(&*self.store, fd, year, &self.actor) {
             Ok(Some(end)) => {
                 volumes.insert(year, end);
+                park_older_years(fd, (year, this_year));
                 Ok(())
             }
             // Loaded already, and still not loaded: never made again.
@@ -113,7 +115,7 @@ impl StoreHost {
 
     /// The family's open document (opened from the store if needed, see `ensure`)
     /// and the log ends of its volumes as loaded or parked.
-    fn family_open<'a>(
+    pub(super) fn family_open<'a>(
         &self,
         docs: &'a mut HashMap<DocId, Opened>,
         family: FamilyId,
@@ -203,6 +205,7 @@ impl StoreHost {
         }
         if self.store.log_end(family.volume(year))?.is_none() {
             fd.start_volume(year, &self.actor)?;
+            park_older_years(fd, (year, self.year()));
             return Ok(());
         }
         self.load_parked(docs, family, year)
@@ -234,13 +237,36 @@ impl StoreHost {
             });
         }
         let cursor = opened.locked_at.unwrap_or(cursor);
-        let mut change = self.apply_volume_plain(
+        let mut change = match self.apply_volume_plain(
             (family, year),
             opened.snapshot.as_deref(),
             &opened.chunks,
             cursor,
             (opened.refused, opened.locked_at),
-        )?;
+        ) {
+            Ok(change) => change,
+            // The volume cannot be loaded here (its stored bytes do not load, or the
+            // family's document is not readable yet): it stops where the store has
+            // it, as a document waiting for a key does, and starts again with its
+            // family's keys or the next connection, while the rest syncs on. (An
+            // error would end the connection, and every catch-up would bring the
+            // same chunk again.)
+            Err(
+                e @ (HostError::Doc(_)
+                | HostError::WaitingForKeys(_)
+                | HostError::VolumeNotSynced(..)
+                | HostError::WrongKind(..)),
+            ) => {
+                tracing::warn!(%doc, error = %e, "a volume cannot take what arrived now: it waits");
+                return Ok(DocChange {
+                    refused: opened.refused,
+                    tampered: opened.tampered,
+                    locked_at: Some(self.store.cursor(doc)?),
+                    ..DocChange::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
         change.tampered = opened.tampered;
         Ok(change)
     }
@@ -342,5 +368,29 @@ impl StoreHost {
         Ok(fd
             .volume_mut(year)
             .map(|replica| (change_hashes(replica), host)))
+    }
+}
+
+/// At most this many years other than this one stay loaded in an open family: an
+/// edit of an old photo, or the sync of an old year (a new device catching up on
+/// every year), loads that year, and each loaded year holds its whole CRDT (a year of
+/// a large family: ~70 MiB, `docs/benchmarks.md`).
+const MAX_OLDER_YEARS_LOADED: usize = 2;
+
+/// Parks the older years loaded in `fd` past [`MAX_OLDER_YEARS_LOADED`], the farthest
+/// from `just` (the year just loaded) first; this year, and the year new entities
+/// are filed in, stay. Their entities stay in the view, from the loaded CRDT; the
+/// store's view cache of each is in step with its log (every write stores its rows).
+fn park_older_years(fd: &mut FamilyDoc, (just, this_year): (u16, u16)) {
+    let filed_in = fd.filed_in();
+    let mut older: Vec<u16> = fd
+        .volume_years()
+        .filter(|&y| y != this_year && y != just && Some(y) != filed_in)
+        .collect();
+    let loaded = older.len() + usize::from(just != this_year);
+    let excess = loaded.saturating_sub(MAX_OLDER_YEARS_LOADED);
+    older.sort_by_key(|y| std::cmp::Reverse(y.abs_diff(just)));
+    for year in older.into_iter().take(excess) {
+        fd.park_volume(year);
     }
 }

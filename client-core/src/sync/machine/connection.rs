@@ -27,6 +27,8 @@ impl SyncMachine {
         self.docs.clear();
         self.families_listed = false;
         self.volumes_asked.clear();
+        self.volume_queue.clear();
+        self.volume_retry.clear();
         self.relist_outbox = false;
         self.internal.clear();
         self.queue.clear();
@@ -190,6 +192,7 @@ impl SyncMachine {
         self.backoff.reset();
         self.me = Some(info.user);
         self.device = Some(info.device);
+        self.note_server_time(info.server_time);
         // Reconnections sign in as the known device.
         self.sign_in = SignInAs::Known { user: info.user };
         let mut subs = Vec::new();

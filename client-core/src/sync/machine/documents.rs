@@ -84,6 +84,10 @@ impl SyncMachine {
                 fx.send.push(ClientFrame::Unsubscribe { docs: vec![doc] });
             }
             fx.dropped.push((doc, code));
+            // A family's volumes go with it.
+            if let DocKind::Family(family) = state.kind {
+                self.drop_volumes_of(family, code, fx);
+            }
         }
     }
 

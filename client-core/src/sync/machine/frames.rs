@@ -124,6 +124,8 @@ impl SyncMachine {
             Some(Internal::OpenVolume(family, year)) => {
                 if matches!(body, Response::Done) {
                     self.on_volume_opened(family, year, fx);
+                } else {
+                    self.open_volumes(fx);
                 }
                 return;
             }
@@ -171,7 +173,6 @@ impl SyncMachine {
                 if gone {
                     self.drop_doc(DocId::from(*family), ErrorCode::Forbidden, fx);
                     self.drop_doc(family.key_log(), ErrorCode::Forbidden, fx);
-                    self.drop_volumes_of(*family, ErrorCode::Forbidden, fx);
                 } else {
                     let mut subs = Vec::new();
                     self.want_family(*family, members, &mut subs);
@@ -181,7 +182,6 @@ impl SyncMachine {
             ServerEvent::FamilyDeleted { family } => {
                 self.drop_doc(DocId::from(*family), ErrorCode::NotFound, fx);
                 self.drop_doc(family.key_log(), ErrorCode::NotFound, fx);
-                self.drop_volumes_of(*family, ErrorCode::NotFound, fx);
             }
             _ => {}
         }
@@ -193,11 +193,14 @@ impl SyncMachine {
             if let Some(internal) = self.internal.remove(&id) {
                 // Our own ListFamilies failed: go on with what SignedIn said. (A
                 // refused confirmation — the snapshot replaced or expired meanwhile —
-                // changes nothing either; a volume the relay would not open stays
-                // unsynced until the next connection asks again, its changes in the
-                // outbox.)
-                if internal == Internal::ListFamilies {
-                    self.families_listed = true;
+                // changes nothing either.)
+                match internal {
+                    Internal::OpenVolume(family, year) => {
+                        self.on_volume_refused((family, year), &e, fx);
+                        return;
+                    }
+                    Internal::ListFamilies => self.families_listed = true,
+                    Internal::Confirm(..) | Internal::Reject => {}
                 }
                 fx.errors.push(e);
             } else if self.outstanding.remove(&id) {

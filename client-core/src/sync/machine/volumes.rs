@@ -3,42 +3,93 @@
 //! only once a member opened it) and synced like the family's document from then on.
 //! A volume's local changes stay in the outbox until it is open here: pushed before,
 //! the relay would refuse them (`not_found`), and a refused change leaves the outbox.
+//!
+//! Any member may list any year, so the requests are paced: at most
+//! [`MAX_VOLUME_OPENS`] wait for the relay at once (a burst would meet its rate
+//! limit), this year's and next year's first, then the past from the newest (past
+//! the relay's cap per family, the years still written to are the ones that open);
+//! a year after next is never asked (nothing made now is filed there). A volume the
+//! relay could not open for a passing reason is asked again after
+//! [`VOLUME_RETRY_MS`]; one it refused stays unsynced until the next connection.
 
-use doran_protocol::{ClientFrame, DocId, ErrorCode, FamilyId, Request, VOLUME_YEARS};
+use std::cmp::Reverse;
+
+use doran_protocol::{
+    ClientFrame, DocId, ErrorCode, ErrorFrame, FamilyId, Request, VOLUME_YEARS, volume_year,
+};
 
 use super::{Conn, Internal, SyncMachine};
 use crate::sync::{DocKind, Effects};
 
+/// How many `OpenVolume` requests wait for the relay at once.
+pub const MAX_VOLUME_OPENS: usize = 4;
+
+/// How long a volume the relay could not open for a passing reason (busy, rate
+/// limited) waits before it is asked again, in ms (or the relay's hint, if longer).
+pub const VOLUME_RETRY_MS: u64 = 5_000;
+
 impl SyncMachine {
+    /// The relay's year at sign-in (`SignedIn::server_time`).
+    pub(super) fn note_server_time(&mut self, server_time_ms: u64) {
+        self.server_year = Some(volume_year(
+            i64::try_from(server_time_ms).unwrap_or(i64::MAX),
+        ));
+    }
+
     /// The years the families' documents list: each volume not asked for on this
-    /// connection is opened. Only a family sealed from its creation keeps volumes
-    /// (the relay refuses the others), and only one this device syncs.
+    /// connection is queued to be opened. Only a family sealed from its creation keeps
+    /// volumes (the relay refuses the others), and only one this device syncs.
     pub(super) fn on_volumes(&mut self, listed: &[(FamilyId, Vec<u16>)], fx: &mut Effects) {
         if self.conn != Conn::SignedIn {
             // Told again after the next sign-in.
             return;
         }
+        let now = self.server_year;
+        let latest = now.map(|y| y.saturating_add(1));
         for (family, years) in listed {
             if !family.says_sealed() || !self.docs.contains_key(&DocId::from(*family)) {
                 continue;
             }
-            // The newest first: past the relay's cap per family, the years still
-            // written to are the ones that open.
-            for &year in years.iter().rev() {
-                if !VOLUME_YEARS.contains(&year) || !self.volumes_asked.insert((*family, year)) {
-                    continue;
+            let years = years
+                .iter()
+                .copied()
+                .filter(|y| VOLUME_YEARS.contains(y) && latest.is_none_or(|l| *y <= l));
+            for year in years {
+                if self.volumes_asked.insert((*family, year)) {
+                    let rank = match now {
+                        Some(now) if year == now => 0,
+                        Some(now) if year == now.saturating_add(1) => 1,
+                        _ => 2,
+                    };
+                    self.volume_queue.insert((rank, Reverse(year), *family));
                 }
-                let id = self.next_id();
-                self.internal
-                    .insert(id, Internal::OpenVolume(*family, year));
-                fx.send.push(ClientFrame::Request {
-                    id,
-                    body: Request::OpenVolume {
-                        family: *family,
-                        year,
-                    },
-                });
             }
+        }
+        self.open_volumes(fx);
+    }
+
+    /// Sends the queued `OpenVolume` requests while fewer than [`MAX_VOLUME_OPENS`]
+    /// wait for an answer.
+    pub(super) fn open_volumes(&mut self, fx: &mut Effects) {
+        if self.conn != Conn::SignedIn {
+            return;
+        }
+        let mut waiting = self
+            .internal
+            .values()
+            .filter(|i| matches!(i, Internal::OpenVolume(..)))
+            .count();
+        while waiting < MAX_VOLUME_OPENS {
+            let Some((_, Reverse(year), family)) = self.volume_queue.pop_first() else {
+                break;
+            };
+            let id = self.next_id();
+            self.internal.insert(id, Internal::OpenVolume(family, year));
+            fx.send.push(ClientFrame::Request {
+                id,
+                body: Request::OpenVolume { family, year },
+            });
+            waiting += 1;
         }
     }
 
@@ -46,17 +97,54 @@ impl SyncMachine {
     /// waited in the outbox go.
     pub(super) fn on_volume_opened(&mut self, family: FamilyId, year: u16, fx: &mut Effects) {
         // Left or deleted meanwhile.
-        if !self.docs.contains_key(&DocId::from(family)) {
+        if self.docs.contains_key(&DocId::from(family)) {
+            let mut subs = Vec::new();
+            self.want(
+                family.volume(year),
+                DocKind::Volume(family, year),
+                &mut subs,
+            );
+            Self::subscribe(subs, fx);
+            self.relist_outbox(fx);
+        }
+        self.open_volumes(fx);
+    }
+
+    /// The relay did not open the volume: asked again later if the reason passes,
+    /// else left unsynced until the next connection (its changes wait in the
+    /// outbox). Logged, not shown: the family's member did nothing.
+    pub(super) fn on_volume_refused(
+        &mut self,
+        (family, year): (FamilyId, u16),
+        e: &ErrorFrame,
+        fx: &mut Effects,
+    ) {
+        if e.code.is_transient() {
+            let wait = e.retry_after_ms.unwrap_or(0).max(VOLUME_RETRY_MS);
+            tracing::debug!(%family, year, code = %e.code, wait, "a volume could not be opened now");
+            self.volumes_asked.remove(&(family, year));
+            self.volume_retry
+                .push((self.now_ms.saturating_add(wait), family, year));
+        } else {
+            tracing::warn!(%family, year, code = %e.code, message = %e.message, "the relay does not open a volume: it is not synced on this connection");
+        }
+        self.open_volumes(fx);
+    }
+
+    /// Queues again the volumes whose wait after a passing refusal is over.
+    pub(super) fn retry_volumes(&mut self, now_ms: u64, fx: &mut Effects) {
+        if self.volume_retry.is_empty() || self.conn != Conn::SignedIn {
             return;
         }
-        let mut subs = Vec::new();
-        self.want(
-            family.volume(year),
-            DocKind::Volume(family, year),
-            &mut subs,
-        );
-        Self::subscribe(subs, fx);
-        self.relist_outbox(fx);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.volume_retry)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now_ms);
+        self.volume_retry = later;
+        let listed: Vec<(FamilyId, Vec<u16>)> = due
+            .into_iter()
+            .map(|(_, family, year)| (family, vec![year]))
+            .collect();
+        self.on_volumes(&listed, fx);
     }
 
     /// Whether a local change of `doc` waits in the outbox: a volume not open on this
@@ -77,6 +165,8 @@ impl SyncMachine {
             self.drop_doc(doc, code, fx);
         }
         self.volumes_asked.retain(|(f, _)| *f != family);
+        self.volume_queue.retain(|(_, _, f)| *f != family);
+        self.volume_retry.retain(|(_, f, _)| *f != family);
     }
 
     /// Lists the outbox again from its oldest entry (changes left out of the listings
