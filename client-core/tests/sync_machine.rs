@@ -2004,6 +2004,13 @@ fn a_family_listing_every_year_opens_a_few_at_a_time_this_year_first() {
     for (_, _, year) in volume_opens(&m.handle(1_000, Event::Tick)) {
         assert_ne!(year, 2026, "not before its wait");
     }
+    let listed_again = Event::Volumes {
+        listed: vec![(family, vec![2026])],
+    };
+    assert!(
+        volume_opens(&m.handle(1_100, listed_again)).is_empty(),
+        "a listing meanwhile does not ask again before the wait"
+    );
     // Room for it once an answer comes, after its wait.
     let fx = m.handle(
         7_100,

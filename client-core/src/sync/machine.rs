@@ -547,6 +547,7 @@ impl SyncMachine {
                     && !self.outbox_more
                     && self.internal.is_empty()
                     && self.volume_queue.is_empty()
+                    && self.volume_retry.is_empty()
                     && self
                         .docs
                         .values()

@@ -368,14 +368,22 @@ impl StoreHost {
             None => DocKind::Family(family),
         };
         let mut change = self.retry_held_of(family, doc, kind)?;
-        // And the family's volumes (issue 17) that keep chunks aside.
+        // And the family's volumes (issue 17) that keep chunks aside. The family's
+        // own are applied and kept already: a volume that fails is logged and waits
+        // for the next keys, and never keeps the family from being told it opened.
         if kind == DocKind::Family(family) && family.says_sealed() {
-            for year in self.volumes_holding_aside(family)? {
-                let more =
-                    self.retry_held_of(family, family.volume(year), DocKind::Volume(family, year))?;
-                change.touched.extend(more.touched);
-                change.new_activity.extend(more.new_activity);
-                change.refused += more.refused;
+            for year in self.volumes_holding_aside(family) {
+                let volume = (family.volume(year), DocKind::Volume(family, year));
+                match self.retry_held_of(family, volume.0, volume.1) {
+                    Ok(more) => {
+                        change.touched.extend(more.touched);
+                        change.new_activity.extend(more.new_activity);
+                        change.refused += more.refused;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%family, year, error = %e, "a volume's chunks kept for a key do not apply now");
+                    }
+                }
             }
         }
         Ok(change)
@@ -383,20 +391,28 @@ impl StoreHost {
 
     /// The years of the family's volumes, as its document lists them (opened if it is
     /// not open yet: the key task may come before the sync opened it), that keep
-    /// chunks aside for a key.
-    fn volumes_holding_aside(&self, family: FamilyId) -> Result<Vec<u16>> {
+    /// chunks aside for a key; none when the family does not open.
+    fn volumes_holding_aside(&self, family: FamilyId) -> Vec<u16> {
         let listed: Vec<u16> = {
             let mut docs = self.lock();
-            let (fd, _) = self.family_open(&mut docs, family)?;
-            fd.view().volumes.iter().copied().collect()
-        };
-        let mut holding = Vec::new();
-        for year in listed {
-            if self.holds_aside(family.volume(year))? {
-                holding.push(year);
+            match self.family_open(&mut docs, family) {
+                Ok((fd, _)) => fd.view().volumes.iter().copied().collect(),
+                Err(e) => {
+                    tracing::warn!(%family, error = %e, "the family does not open: its volumes' kept chunks wait");
+                    return Vec::new();
+                }
             }
-        }
-        Ok(holding)
+        };
+        listed
+            .into_iter()
+            .filter(|&year| match self.holds_aside(family.volume(year)) {
+                Ok(holds) => holds,
+                Err(e) => {
+                    tracing::warn!(%family, year, error = %e, "a volume's kept chunks cannot be read");
+                    false
+                }
+            })
+            .collect()
     }
 
     /// [`retry_held`](Self::retry_held) for one document of the group `family`.

@@ -379,8 +379,9 @@ const MAX_OLDER_YEARS_LOADED: usize = 2;
 
 /// Parks the older years loaded in `fd` past [`MAX_OLDER_YEARS_LOADED`], the farthest
 /// from `just` (the year just loaded) first; this year, and the year new entities
-/// are filed in, stay. Their entities stay in the view, from the loaded CRDT; the
-/// store's view cache of each is in step with its log (every write stores its rows).
+/// are filed in, stay. Their entities stay in the view, from the loaded CRDT; every
+/// write stored their rows, and an open finding a cache not in step with its log
+/// rebuilds it.
 fn park_older_years(fd: &mut FamilyDoc, (just, this_year): (u16, u16)) {
     let filed_in = fd.filed_in();
     let mut older: Vec<u16> = fd

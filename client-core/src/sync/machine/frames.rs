@@ -125,6 +125,7 @@ impl SyncMachine {
                 if matches!(body, Response::Done) {
                     self.on_volume_opened(family, year, fx);
                 } else {
+                    tracing::warn!(%family, year, "the relay answered OpenVolume oddly: the volume is not synced on this connection");
                     self.open_volumes(fx);
                 }
                 return;

@@ -44,8 +44,7 @@ impl SyncMachine {
             // Told again after the next sign-in.
             return;
         }
-        let now = self.server_year;
-        let latest = now.map(|y| y.saturating_add(1));
+        let latest = self.server_year.map(|y| y.saturating_add(1));
         for (family, years) in listed {
             if !family.says_sealed() || !self.docs.contains_key(&DocId::from(*family)) {
                 continue;
@@ -56,12 +55,7 @@ impl SyncMachine {
                 .filter(|y| VOLUME_YEARS.contains(y) && latest.is_none_or(|l| *y <= l));
             for year in years {
                 if self.volumes_asked.insert((*family, year)) {
-                    let rank = match now {
-                        Some(now) if year == now => 0,
-                        Some(now) if year == now.saturating_add(1) => 1,
-                        _ => 2,
-                    };
-                    self.volume_queue.insert((rank, Reverse(year), *family));
+                    self.queue_volume(*family, year);
                 }
             }
         }
@@ -122,7 +116,7 @@ impl SyncMachine {
         if e.code.is_transient() {
             let wait = e.retry_after_ms.unwrap_or(0).max(VOLUME_RETRY_MS);
             tracing::debug!(%family, year, code = %e.code, wait, "a volume could not be opened now");
-            self.volumes_asked.remove(&(family, year));
+            // Still asked (a listing meanwhile does not queue it again) until then.
             self.volume_retry
                 .push((self.now_ms.saturating_add(wait), family, year));
         } else {
@@ -140,11 +134,20 @@ impl SyncMachine {
             .into_iter()
             .partition(|(at, _, _)| *at <= now_ms);
         self.volume_retry = later;
-        let listed: Vec<(FamilyId, Vec<u16>)> = due
-            .into_iter()
-            .map(|(_, family, year)| (family, vec![year]))
-            .collect();
-        self.on_volumes(&listed, fx);
+        for (_, family, year) in due {
+            self.queue_volume(family, year);
+        }
+        self.open_volumes(fx);
+    }
+
+    /// Queues the family's volume of `year` to be opened, in its rank.
+    fn queue_volume(&mut self, family: FamilyId, year: u16) {
+        let rank = match self.server_year {
+            Some(now) if year == now => 0,
+            Some(now) if year == now.saturating_add(1) => 1,
+            _ => 2,
+        };
+        self.volume_queue.insert((rank, Reverse(year), family));
     }
 
     /// Whether a local change of `doc` waits in the outbox: a volume not open on this
