@@ -5,10 +5,13 @@
 //! opens, syncs and reads it, and writes to it in turn; a device linked later gets it
 //! whole.
 
+use automerge::{ROOT, transaction::Transactable};
+use doran_device::{DeviceEvent, core::sync::SyncStatus};
 use doran_e2e::{
     Relay, contains,
     devices::{
         MomAndSon, link_and_confirm, mission, mom_and_son, open, sees_mission, stored_family,
+        until, up_to_date, wait_for,
     },
     files_under, relay_chunks, this_year, this_years_volume,
 };
@@ -81,4 +84,80 @@ async fn this_years_volume_is_synced_sealed_between_devices() {
     link_and_confirm(&son, &laptop, &relay.url()).await;
     sees_mission(&laptop, &family, "김장하기").await;
     sees_mission(&laptop, &family, "눈사람 만들기").await;
+}
+
+/// A member's modified client lists every year volumes may have (any member may list
+/// any year: a listing is a time). The other member's device opens them a few at a
+/// time, this year's first and never a year after next, and stays connected — a
+/// burst of one request per year would meet the relay's rate limit and end its
+/// connection, again at every connection — and what is made this year still goes
+/// both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_listing_every_year_keeps_nobody_from_syncing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let MomAndSon {
+        family,
+        mom,
+        son,
+        mut son_events,
+        mom_home,
+        mom_account,
+        son_home,
+        son_account,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
+    // What mom's device does from here on (not its start, offline at first).
+    let mut mom_events = mom.subscribe();
+
+    son.stop_sync();
+    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
+    let raw = fd.replica_mut().doc_mut();
+    for year in doran_protocol::VOLUME_YEARS {
+        raw.put(ROOT, format!("v/{year}"), 1_i64)
+            .expect("raw write");
+    }
+    let listing = fd.replica_mut().commit("every year", 1).expect("a change");
+    store.commit_local(doc, &listing).expect("queued");
+    son.start_sync();
+    up_to_date(&son, &mut son_events).await;
+    until("the listing on mom's device", async || {
+        let listed = stored_family(&mom_home, &family, &mom_account.user)
+            .2
+            .view()
+            .volumes
+            .len();
+        if listed == doran_protocol::VOLUME_YEARS.len() {
+            Ok(())
+        } else {
+            Err(listed)
+        }
+    })
+    .await;
+
+    mom.add_mission(&family, mission("김장하기", &["엄마"]))
+        .await
+        .expect("a mission");
+    sees_mission(&son, &family, "김장하기").await;
+    son.add_mission(&family, mission("눈사람 만들기", &["아들"]))
+        .await
+        .expect("the son's mission");
+    let mut offline = 0;
+    wait_for(&mut mom_events, "the son's mission on mom's device", |e| {
+        match e {
+            DeviceEvent::Sync(s) if s.status == SyncStatus::Offline => offline += 1,
+            DeviceEvent::FamilyChanged { .. } => return Some(()),
+            _ => {}
+        }
+        None
+    })
+    .await;
+    sees_mission(&mom, &family, "눈사람 만들기").await;
+    up_to_date(&mom, &mut mom_events).await;
+    assert_eq!(offline, 0, "mom's device was never cut off");
+    assert!(!relay_chunks(&relay, this_years_volume(family.parse().expect("id"))).is_empty());
 }

@@ -119,6 +119,9 @@ impl SyncMachine {
             // Still asked (a listing meanwhile does not queue it again) until then.
             self.volume_retry
                 .push((self.now_ms.saturating_add(wait), family, year));
+        } else if e.code == ErrorCode::QuotaExceeded {
+            // The family's cap: every year past it says so (one line each, quietly).
+            tracing::debug!(%family, year, "the family's volumes are at the relay's cap: this one is not synced on this connection");
         } else {
             tracing::warn!(%family, year, code = %e.code, message = %e.message, "the relay does not open a volume: it is not synced on this connection");
         }
