@@ -121,14 +121,7 @@ impl StoreHost {
         family: FamilyId,
     ) -> Result<(&'a mut FamilyDoc, &'a mut BTreeMap<u16, LogPos>)> {
         let doc = DocId::from(family);
-        match self.ensure(docs, doc, DocKind::Family(family))? {
-            Opened {
-                doc: OpenDoc::Family(fd),
-                volumes,
-                ..
-            } => Ok((fd, volumes)),
-            Opened { .. } => Err(HostError::WrongKind(doc, "family")),
-        }
+        family_parts(self.ensure(docs, doc, DocKind::Family(family))?, doc)
     }
 
     /// The family and year of the volume `doc`, if it is one of `families`' (only a
@@ -188,27 +181,33 @@ impl StoreHost {
 
     /// The family's volume of `year` loaded in its open document: loaded from the
     /// store (parked, or not loaded yet), or started from its genesis when this
-    /// device has none of it.
-    fn volume_ready(
+    /// device has none of it. Answers that document and its volumes' log ends.
+    fn volume_ready<'a>(
         &self,
-        docs: &mut HashMap<DocId, Opened>,
+        docs: &'a mut HashMap<DocId, Opened>,
         family: FamilyId,
         year: u16,
-    ) -> Result<()> {
+    ) -> Result<(&'a mut FamilyDoc, &'a mut BTreeMap<u16, LogPos>)> {
         let (fd, _) = self.family_open(docs, family)?;
-        if fd.volume_years().any(|y| y == year) {
-            return Ok(());
+        if !fd.volume_years().any(|y| y == year) {
+            // A volume's rules name the family's host, from the family's document.
+            if rules::host_of(fd.replica_mut().doc()).is_none() {
+                return Err(HostError::WaitingForKeys(family));
+            }
+            if self.store.log_end(family.volume(year))?.is_none() {
+                fd.start_volume(year, &self.actor)?;
+                park_older_years(fd, (year, self.year()));
+            } else {
+                self.load_parked(docs, family, year)?;
+            }
         }
-        // A volume's rules name the family's host, from the family's document.
-        if rules::host_of(fd.replica_mut().doc()).is_none() {
-            return Err(HostError::WaitingForKeys(family));
-        }
-        if self.store.log_end(family.volume(year))?.is_none() {
-            fd.start_volume(year, &self.actor)?;
-            park_older_years(fd, (year, self.year()));
-            return Ok(());
-        }
-        self.load_parked(docs, family, year)
+        // Opened (and in step) just above: not compared with the store again.
+        let doc = DocId::from(family);
+        family_parts(
+            docs.get_mut(&doc)
+                .ok_or(HostError::WrongKind(doc, "family"))?,
+            doc,
+        )
     }
 
     /// What arrived for the family's volume of `year` (see
@@ -288,8 +287,7 @@ impl StoreHost {
         self.record_arrivals(volume, snapshot.is_some(), &arrivals, cursor)?;
         let _writer = self.store.writer_lock()?;
         let mut docs = self.lock();
-        self.volume_ready(&mut docs, family, year)?;
-        let (fd, volumes) = self.family_open(&mut docs, family)?;
+        let (fd, volumes) = self.volume_ready(&mut docs, family, year)?;
         let at = volumes.get(&year).copied();
         // A saved document loads like a chunk: stored as one (see `apply_plain`).
         let incoming: Vec<Incoming<'_>> = snapshot
@@ -341,12 +339,9 @@ impl StoreHost {
     /// The family's volume of `year` saved whole, for a snapshot; `None` when this
     /// device keeps none of it.
     pub(super) fn save_volume(&self, family: FamilyId, year: u16) -> Result<Option<Vec<u8>>> {
-        let mut docs = self.lock();
-        if self.store.log_end(family.volume(year))?.is_none() {
-            return Ok(None);
-        }
-        self.volume_ready(&mut docs, family, year)?;
-        Ok(self.family_open(&mut docs, family)?.0.save_volume(year))
+        Ok(self
+            .with_stored_volume(family, year, |fd| fd.save_volume(year))?
+            .flatten())
     }
 
     /// Every change of the family's volume of `year` this device holds, and the
@@ -356,18 +351,28 @@ impl StoreHost {
         family: FamilyId,
         year: u16,
     ) -> Result<Option<(HashSet<ChangeHash>, UserId)>> {
+        let held = self.with_stored_volume(family, year, |fd| {
+            let host = rules::host_of(fd.replica_mut().doc())?;
+            fd.volume_mut(year)
+                .map(|replica| (change_hashes(replica), host))
+        })?;
+        Ok(held.flatten())
+    }
+
+    /// `read` on the family with its volume of `year` loaded; `None` when this device
+    /// keeps none of that volume (nothing is started from its genesis for a read).
+    fn with_stored_volume<T>(
+        &self,
+        family: FamilyId,
+        year: u16,
+        read: impl FnOnce(&mut FamilyDoc) -> T,
+    ) -> Result<Option<T>> {
         let mut docs = self.lock();
         if self.store.log_end(family.volume(year))?.is_none() {
             return Ok(None);
         }
-        self.volume_ready(&mut docs, family, year)?;
-        let (fd, _) = self.family_open(&mut docs, family)?;
-        let Some(host) = rules::host_of(fd.replica_mut().doc()) else {
-            return Ok(None);
-        };
-        Ok(fd
-            .volume_mut(year)
-            .map(|replica| (change_hashes(replica), host)))
+        let (fd, _) = self.volume_ready(&mut docs, family, year)?;
+        Ok(Some(read(fd)))
     }
 }
 
@@ -393,5 +398,20 @@ fn park_older_years(fd: &mut FamilyDoc, (just, this_year): (u16, u16)) {
     older.sort_by_key(|y| std::cmp::Reverse(y.abs_diff(just)));
     for year in older.into_iter().take(excess) {
         fd.park_volume(year);
+    }
+}
+
+/// The family's document and its volumes' log ends, from an open family.
+fn family_parts(
+    opened: &mut Opened,
+    doc: DocId,
+) -> Result<(&mut FamilyDoc, &mut BTreeMap<u16, LogPos>)> {
+    match opened {
+        Opened {
+            doc: OpenDoc::Family(fd),
+            volumes,
+            ..
+        } => Ok((fd, volumes)),
+        Opened { .. } => Err(HostError::WrongKind(doc, "family")),
     }
 }
