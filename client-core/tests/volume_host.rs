@@ -1,8 +1,8 @@
 //! The device's host writing a family with per-year volumes (issue 17): each edit goes
 //! to the document that keeps what it changes, with that document's log end; an edit
 //! of a parked year loads it first; the first new entity of a year lists its volume;
-//! another process's write to a volume is noticed; and a volume's changes wait in the
-//! outbox (the sync does not carry volumes yet).
+//! another process's write to a volume is noticed; and a device without keys keeps a
+//! volume's changes in the outbox (a volume is never pushed in the clear).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
