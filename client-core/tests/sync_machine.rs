@@ -1931,7 +1931,7 @@ fn volumes_are_opened_again_on_each_connection_from_their_stored_cursor() {
             }),
         );
         assert_eq!(subs(&fx), vec![Subscription { doc: old, since: 7 }]);
-        let e = ErrorFrame::new(ErrorCode::Conflict, "no").for_request(opens[0].0);
+        let e = ErrorFrame::new(ErrorCode::Forbidden, "no").for_request(opens[0].0);
         let fx = m.handle(at + 5, Event::Frame(ServerFrame::Error(e)));
         assert!(subs(&fx).is_empty() && fx.dropped.is_empty());
         assert!(fx.errors.is_empty(), "logged, not shown");
@@ -2047,4 +2047,38 @@ fn a_family_listing_every_year_opens_a_few_at_a_time_this_year_first() {
         vec![2026]
     );
     assert_eq!(m.status(), SyncStatus::Syncing);
+}
+
+/// A family its host sealed after its creation keeps volumes once the relay took the
+/// sealing; a device asking a moment before (its host's first envelope still on its
+/// way) is told `conflict`, and asks again after a wait rather than leaving the year
+/// unsynced for the whole connection.
+#[test]
+fn a_volume_of_a_family_not_yet_sealed_on_the_relay_is_asked_again() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let family = FamilyId::new_family(false);
+    sign_in(&mut m, vec![], vec![family]);
+    let fx = m.handle(
+        3,
+        Event::Volumes {
+            listed: vec![(family, vec![2026])],
+        },
+    );
+    let opens = volume_opens(&fx);
+    assert_eq!(
+        opens.len(),
+        1,
+        "a family created clear lists its volumes too"
+    );
+    let e = ErrorFrame::new(ErrorCode::Conflict, "not sealed yet").for_request(opens[0].0);
+    let fx = m.handle(4, Event::Frame(ServerFrame::Error(e)));
+    assert!(fx.errors.is_empty() && volume_opens(&fx).is_empty());
+    assert!(
+        volume_opens(&m.handle(1_000, Event::Tick)).is_empty(),
+        "not before its wait"
+    );
+    let fx = m.handle(4 + doran_client_core::sync::VOLUME_RETRY_MS, Event::Tick);
+    let again: Vec<u16> = volume_opens(&fx).iter().map(|(_, _, y)| *y).collect();
+    assert_eq!(again, vec![2026]);
 }

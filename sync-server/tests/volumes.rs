@@ -194,25 +194,66 @@ async fn a_volume_is_the_familys_once_a_member_opens_it_and_nobody_elses() {
     );
 }
 
-/// A family created clear opens no volume (yet): each of its logs is sealed by its
-/// host's first envelope, so a member's device could not write a year's volume before
-/// the host's device had. Its volume stays unknown, to its host too.
+/// A family created clear opens no volume while it is clear: a volume is sealed from
+/// its first change, and no member's device could seal one before the host sealed the
+/// family. Once the host's first envelope sealed the family's document, its members
+/// open volumes, and those take envelopes only (chunks and snapshots), by members and
+/// host alike, with no first envelope of the host's needed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_family_created_clear_opens_no_volume() {
+async fn a_family_created_clear_opens_volumes_once_its_host_sealed_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let family = FamilyId::new_family(false);
+    let core = DocId::from(family);
     let volume = family.volume(2019);
-    let ([mut mom, mut dad, _], _) = mom_dad_and_eve(&server, family).await;
+    let ([mut mom, mut dad, _], [_, dad_id, _]) = mom_dad_and_eve(&server, family).await;
+    assert_eq!(code(mom.push_ack(core, clear(1)).await), Ok(1));
     for c in [&mut mom, &mut dad] {
         assert_eq!(open(c, family, 2019).await, Err(ErrorCode::Conflict));
-        for bytes in [clear(1), sealed(2)] {
+        for bytes in [clear(2), sealed(3)] {
             assert_eq!(
                 code(c.push_ack(volume, bytes).await),
                 Err(ErrorCode::NotFound)
             );
         }
     }
+    // A member's envelope does not seal the family: still clear.
+    assert_eq!(
+        code(dad.push_ack(core, sealed(4)).await),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(open(&mut dad, family, 2019).await, Err(ErrorCode::Conflict));
+
+    // The host seals it.
+    assert_eq!(code(mom.push_ack(core, sealed(5)).await), Ok(2));
+    assert_eq!(open(&mut dad, family, 2019).await, Ok(Response::Done));
+    assert_eq!(
+        code(dad.push_ack(volume, clear(6)).await),
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(code(dad.push_ack(volume, sealed(7)).await), Ok(1));
+    assert_eq!(code(mom.push_ack(volume, sealed(8)).await), Ok(2));
+    assert_eq!(
+        code(mom.push_ack(volume, clear(9)).await),
+        Err(ErrorCode::DocumentSealed),
+        "the host's clear chunk too"
+    );
+    let view = mom.subscribe_view(volume, 0).await.expect("mom reads it");
+    assert_eq!(view.chunks, vec![(1, sealed(7)), (2, sealed(8))]);
+    assert_eq!(
+        push_snapshot((&server, &dad_id, &mut dad), (family, volume), 2, clear(40)).await,
+        Err(ErrorCode::DocumentSealed)
+    );
+    assert_eq!(
+        push_snapshot(
+            (&server, &dad_id, &mut dad),
+            (family, volume),
+            2,
+            sealed(41)
+        )
+        .await,
+        Ok(())
+    );
 }
 
 /// A family opens at most `max_volumes_per_family` volumes — but always the volume of

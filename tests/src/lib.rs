@@ -191,7 +191,7 @@ pub fn relay_chunks(relay: &Relay, doc: doran_protocol::DocId) -> Vec<Vec<u8>> {
 }
 
 /// The family's volume of the year it is now (issue 17): a device files what it
-/// makes this year there, in a family sealed from its creation.
+/// makes this year there, in a sealed family.
 pub fn this_years_volume(family: doran_protocol::FamilyId) -> doran_protocol::DocId {
     family.volume(this_year())
 }

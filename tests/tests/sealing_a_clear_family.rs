@@ -2,7 +2,8 @@
 //! real relay: from the host's first sealed change on, the relay takes envelopes only;
 //! a member's change made offline meanwhile is refused clear, kept, and arrives
 //! sealed; every member's device is let into the key group and reads everything; a
-//! member who joins after reads the whole history; and once the sealed snapshot is
+//! member who joins after reads the whole history; what the family makes after the
+//! sealing goes to this year's volume (issue 17); and once the sealed snapshot is
 //! confirmed the relay holds none of the family's clear history.
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use doran_device::{Device, ErrorCode};
 use doran_e2e::{
     Relay, contains,
     devices::{WAIT, invite_received, link_and_confirm, mission, open_clear, sees_mission, until},
-    files_under, relay_chunks,
+    files_under, relay_chunks, this_years_volume,
 };
 use doran_protocol::{DocId, FamilyId};
 
@@ -207,6 +208,10 @@ async fn a_clear_family_sealed_by_its_host_keeps_everything_and_the_relay_forget
     ] {
         sees_mission(&dad, &family, title).await;
     }
+    // What the family made once the relay took its sealing went to this year's
+    // volume (issue 17), which dad's device opened to show it.
+    let volume = this_years_volume(family.parse().expect("family id"));
+    assert!(!relay_chunks(&relay, volume).is_empty(), "filed by year");
     dad.add_mission(&family, mission("아빠도 왔다", &["아빠"]))
         .await
         .expect("dad's mission");

@@ -1,17 +1,17 @@
 //! Per-year volumes between devices, against the real relay (issue 17): what a
-//! family sealed from its creation makes this year is kept in this year's volume,
-//! which the first such entity lists in the family's document; the relay opens the
-//! volume for the family and holds only envelopes of it; the other member's device
-//! opens, syncs and reads it, and writes to it in turn; a device linked later gets it
-//! whole.
+//! sealed family makes this year is kept in this year's volume, which the first such
+//! entity lists in the family's document; the relay opens the volume for the family
+//! and holds only envelopes of it; the other member's device opens, syncs and reads
+//! it, and writes to it in turn; a device linked later gets it whole. A family
+//! created clear files by year once its host sealed it.
 
 use automerge::{ROOT, transaction::Transactable};
 use doran_device::{DeviceEvent, core::sync::SyncStatus};
 use doran_e2e::{
     Relay, contains,
     devices::{
-        MomAndSon, link_and_confirm, mission, mom_and_son, open, sees_mission, stored_family,
-        until, up_to_date, wait_for,
+        MomAndSon, WAIT, accounts_and_family, invite_received, link_and_confirm, mission,
+        mom_and_son, open, open_clear, sees_mission, stored_family, until, up_to_date, wait_for,
     },
     files_under, relay_chunks, this_year, this_years_volume,
 };
@@ -160,4 +160,95 @@ async fn a_member_listing_every_year_keeps_nobody_from_syncing() {
     up_to_date(&mom, &mut mom_events).await;
     assert_eq!(offline, 0, "mom's device was never cut off");
     assert!(!relay_chunks(&relay, this_years_volume(family.parse().expect("id"))).is_empty());
+}
+
+/// A family created clear keeps filing in its document while it is clear (the relay
+/// opens no volume of it: a volume is sealed from its first change). Once its host
+/// sealed it, and the relay took that first envelope, what the family makes goes to
+/// this year's volume, sealed, from the host's device and the member's alike; what
+/// it made before stays where it was, and every device shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_created_clear_files_by_year_once_its_host_sealed_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let (mom_home, son_home) = (dir.path().join("mom"), dir.path().join("son"));
+    let mom = open_clear(&mom_home).await;
+    let son = open_clear(&son_home).await;
+    let mut son_events = son.subscribe();
+    let (mom_account, son_account, family) = accounts_and_family(&mom, &son, &relay.url()).await;
+    mom.invite(&family, "son@example.com", "아들")
+        .await
+        .expect("invite sent");
+    let invite = invite_received(&mut son_events).await;
+    son.answer_invite(&invite, true).await.expect("accepted");
+    let id: FamilyId = family.parse().expect("family id");
+    let volume = this_years_volume(id);
+
+    // Clear: the family's document keeps what it makes, and no volume is listed.
+    mom.add_mission(&family, mission("봄 소풍", &["엄마"]))
+        .await
+        .expect("a mission while clear");
+    sees_mission(&son, &family, "봄 소풍").await;
+    son.add_mission(&family, mission("할머니 댁", &["아들"]))
+        .await
+        .expect("the son's mission while clear");
+    sees_mission(&mom, &family, "할머니 댁").await;
+    assert!(
+        relay_chunks(&relay, volume).is_empty(),
+        "no volume while clear"
+    );
+    let (_, _, fd) = stored_family(&mom_home, &family, &mom_account.user);
+    assert!(fd.view().volumes.is_empty(), "nothing listed while clear");
+
+    // Mom seals it; once the relay took her first envelope, her device files by year.
+    assert!(mom.seal_family(&family).await.expect("sealed"));
+    mom.sync_now(WAIT).await.expect("the sealing acked");
+    mom.add_mission(&family, mission("봉인 뒤 김장", &["엄마"]))
+        .await
+        .expect("a mission after sealing");
+    sees_mission(&son, &family, "봉인 뒤 김장").await;
+    let chunks = relay_chunks(&relay, volume);
+    assert!(
+        !chunks.is_empty(),
+        "mom's mission went to this year's volume"
+    );
+
+    // The son's device turned at her first envelope: it files by year too.
+    son.add_mission(&family, mission("봉인 뒤 눈사람", &["아들"]))
+        .await
+        .expect("the son's mission after sealing");
+    sees_mission(&mom, &family, "봉인 뒤 눈사람").await;
+    let after = relay_chunks(&relay, volume);
+    assert!(
+        after.len() > chunks.len(),
+        "the son's mission went to the volume"
+    );
+    assert!(
+        after.iter().all(|c| doran_protocol::looks_sealed(c)),
+        "every chunk of the volume is sealed"
+    );
+    for (path, bytes) in files_under(relay.data()) {
+        for text in ["봉인 뒤 김장", "봉인 뒤 눈사람"] {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{} holds {text:?} in the clear",
+                path.display()
+            );
+        }
+    }
+    // Each device lists the year and keeps the volume; the missions made while clear
+    // are still shown, from the family's document.
+    for (home, user) in [
+        (&mom_home, &mom_account.user),
+        (&son_home, &son_account.user),
+    ] {
+        let (store, _, fd) = stored_family(home, &family, user);
+        assert!(fd.view().volumes.contains(&this_year()), "listed");
+        assert!(store.log_end(volume).expect("store").is_some(), "stored");
+    }
+    for device in [&mom, &son] {
+        for title in ["봄 소풍", "할머니 댁", "봉인 뒤 김장", "봉인 뒤 눈사람"] {
+            sees_mission(device, &family, title).await;
+        }
+    }
 }

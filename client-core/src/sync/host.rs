@@ -166,7 +166,7 @@ pub trait SyncHost: Send + Sync + 'static {
 
     /// The years each family's document lists volumes of (issue 17), for the sync to
     /// open them: the families open here, or (`all`, after a sign-in) every family
-    /// sealed from its creation this device keeps, opened first. Default: none.
+    /// that keeps volumes this device keeps, opened first. Default: none.
     fn listed_volumes(&self, _all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
         Ok(Vec::new())
     }
@@ -332,9 +332,10 @@ impl StoreHost {
 
     /// This host files the calendar entries, missions, photos and voice messages made
     /// in a year in that year's volume of their family (issue 17), the first of them
-    /// listing the volume — in the families sealed from their creation, the only ones
-    /// the relay keeps volumes of. Off by default. Edits of what a volume keeps go to
-    /// it either way.
+    /// listing the volume — in the families that keep volumes (sealed from their
+    /// creation, or sealed by their host since and that taken by the relay: a volume
+    /// is sealed from its first change). Off by default. Edits of what a volume keeps
+    /// go to it either way.
     #[must_use]
     pub fn filing_by_year(mut self) -> Self {
         self.files_by_year = true;

@@ -704,6 +704,22 @@ impl Keeper {
             && !self.clear_closed.contains(&family)
     }
 
+    /// Whether the family keeps per-year volumes (issue 17): a volume is sealed from
+    /// its first change, and the relay opens one only in a family sealed from its
+    /// creation, or once the host's first envelope sealed the family's document. This
+    /// device knows that by the family's first chunk or snapshot arriving sealed, or
+    /// by the seq of that first envelope (from the relay, or the ack of the host's own
+    /// device; not the host's `Seq::MAX` before it).
+    pub fn keeps_volumes(&self, family: FamilyId) -> bool {
+        if family.says_sealed() {
+            return true;
+        }
+        match self.sealed_from(family) {
+            Some(from) => from != Seq::MAX,
+            None => self.decided(family) == Some(true),
+        }
+    }
+
     /// The seq from which a family sealed by its host takes envelopes only (`None`:
     /// sealed from its creation, or clear; `Seq::MAX`: this device sealed it and its
     /// first sealed chunk has no seq yet).

@@ -56,20 +56,24 @@ pub(crate) async fn access(
 }
 
 /// A pushed chunk's part in its log's sealing. A document whose id says it is sealed
-/// (a family's, or a personal document: `DocOwner::sealed_by_id`) takes envelopes
-/// only — the devices seal them, and the relay refuses a clear one too, so a device
-/// that would write in the clear cannot leave it on the relay's disk. In a family
-/// created clear, the host's first envelope seals the log, and the store refuses
-/// clear chunks after it and other members' envelopes before it. Key logs, and the
+/// (a family's, any family's volume, or a personal document:
+/// `DocOwner::sealed_by_id`) takes envelopes only — the devices seal them, and the
+/// relay refuses a clear one too, so a device that would write in the clear cannot
+/// leave it on the relay's disk. In a family created clear, the host's first
+/// envelope seals its document's log, and the store refuses clear chunks after it
+/// and other members' envelopes before it. Key logs, and the
 /// personal documents of accounts made before those were sealed, have no rule. The
 /// relay reads nothing of a chunk but its first bytes (`doran_protocol::looks_sealed`).
 fn sealing(owner: DocOwner, doc: DocId, a: DocAccess, bytes: &[u8]) -> ApiResult<Sealing> {
     let envelope = doran_protocol::looks_sealed(bytes);
-    if owner.sealed_by_id(doc) && !envelope {
-        return Err(ApiError::new(
-            ErrorCode::DocumentSealed,
-            "the document is sealed: push the change sealed",
-        ));
+    if owner.sealed_by_id(doc) {
+        if !envelope {
+            return Err(ApiError::new(
+                ErrorCode::DocumentSealed,
+                "the document is sealed: push the change sealed",
+            ));
+        }
+        return Ok(Sealing::Any);
     }
     let Some(family) = owner.family_document(doc) else {
         return Ok(Sealing::Any);

@@ -198,18 +198,21 @@ impl Ctx<'_> {
 
     /// Opens the family's volume of `year` for its members (issue 17): from then on
     /// it is read, written and sealed like the family's document (`doc_owner`). At
-    /// most `max_volumes_per_family` (this year's and the next excepted). Only a
-    /// family sealed from its creation keeps volumes: a clear family's logs are each
-    /// sealed by its host's first envelope, and a member's device could not write a
-    /// year's volume before the host's had (a volume of such a family will follow its
-    /// document's sealing, when devices move clear families to volumes).
+    /// most `max_volumes_per_family` (this year's and the next excepted). A volume is
+    /// sealed from its first change (`DocOwner::sealed_by_id`), so a family created
+    /// clear opens volumes only once its host sealed its document (the log's first
+    /// envelope, `LogStore::log_sealed`): while it is clear its members' devices keep
+    /// filing in its document, and none of them could write a volume sealed.
     pub(super) async fn open_volume(&self, family: FamilyId, year: u16) -> ApiResult<Response> {
         self.member_of(family).await?;
         if !family.says_sealed() {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                "a family created clear keeps no volumes yet",
-            ));
+            let doc = DocId::from(family);
+            if !self.state.logs(move |l| l.log_sealed(doc)).await? {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "a family in the clear keeps no volumes: its host seals it first",
+                ));
+            }
         }
         // The volumes of the year it is now and of the next (a device's clock a little
         // ahead) open even at the cap: a member who opened volumes of years nobody

@@ -229,12 +229,16 @@ impl DocOwner {
     }
 
     /// Whether `doc` (a document of this owner) is sealed by its id: a family's
-    /// document or volume whose family id carries the sealed mark, or a personal document made
-    /// with it (every account since personal documents were sealed). Such a document
+    /// document or volume whose family id carries the sealed mark, any family's volume
+    /// (a family created clear opens volumes only once its host sealed its document,
+    /// so each is sealed from its first change), or a personal document made with the
+    /// mark (every account since personal documents were sealed). Such a document
     /// takes envelopes only, chunks and snapshots alike (key logs have no rule).
     pub fn sealed_by_id(self, doc: DocId) -> bool {
         match self {
-            DocOwner::Family(family) => doc != family.key_log() && family.says_sealed(),
+            DocOwner::Family(family) => {
+                doc != family.key_log() && (family.says_sealed() || doc != DocId::from(family))
+            }
             DocOwner::Personal(_) => FamilyId(doc.0).says_sealed(),
             DocOwner::PersonalKeys(_) => false,
         }

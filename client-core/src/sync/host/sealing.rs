@@ -130,7 +130,11 @@ impl StoreHost {
             // (the checks below would take it for a document to push as it is).
             let volume = e.doc.says_volume();
             let family = if volume {
-                match self.volume_of(e.doc, families.iter().copied()) {
+                let keeping = families
+                    .iter()
+                    .copied()
+                    .filter(|f| keeper.keeps_volumes(*f));
+                match self.volume_of(e.doc, keeping) {
                     Some((family, _)) => family,
                     None => {
                         tracing::debug!(doc = %e.doc, "a change of a volume of no family here waits");
@@ -205,7 +209,7 @@ impl StoreHost {
             });
         };
         // A volume (issue 17) decides nothing of its family's sealing: its seqs are
-        // its own, and only a family sealed from its creation keeps volumes.
+        // its own, and only a sealed family keeps volumes.
         let family_doc = doc == DocId::from(family);
         if family_doc && keeper.sealed(family).is_none() {
             let first = snapshot.or_else(|| {
@@ -371,7 +375,7 @@ impl StoreHost {
         // And the family's volumes (issue 17) that keep chunks aside. The family's
         // own are applied and kept already: a volume that fails is logged and waits
         // for the next keys, and never keeps the family from being told it opened.
-        if kind == DocKind::Family(family) && family.says_sealed() {
+        if kind == DocKind::Family(family) && self.keeps_volumes(family) {
             for year in self.volumes_holding_aside(family) {
                 let volume = (family.volume(year), DocKind::Volume(family, year));
                 match self.retry_held_of(family, volume.0, volume.1) {
@@ -718,6 +722,17 @@ impl StoreHost {
             })
             .map(DocId::from)
             .collect())
+    }
+
+    /// Whether the family keeps per-year volumes ([`Keeper::keeps_volumes`]): sealed
+    /// from its creation, or sealed by its host and that known to the relay. A host
+    /// without keys keeps none (it writes in the clear).
+    pub(super) fn keeps_volumes(&self, family: FamilyId) -> bool {
+        family.says_sealed()
+            || self
+                .keeper()
+                .as_ref()
+                .is_some_and(|k| k.keeps_volumes(family))
     }
 
     /// Whether the family was sealed by its host after its creation, as this device

@@ -45,8 +45,12 @@ impl StoreHost {
         family: &mut FamilyDoc,
         (year, stored): (u16, bool),
     ) {
-        // Only a family sealed from its creation keeps volumes on the relay.
-        if !FamilyId(doc.0).says_sealed() || rules::host_of(family.replica_mut().doc()).is_none() {
+        // A volume is sealed from its first change: a family in the clear keeps
+        // filing in its document (asked again at each edit, so the first edit after
+        // the relay took its host's first envelope files by year).
+        if !self.keeps_volumes(FamilyId(doc.0))
+            || rules::host_of(family.replica_mut().doc()).is_none()
+        {
             return;
         }
         if stored && !family.volume_years().any(|y| y == year) {
@@ -124,8 +128,8 @@ impl StoreHost {
         family_parts(self.ensure(docs, doc, DocKind::Family(family))?, doc)
     }
 
-    /// The family and year of the volume `doc`, if it is one of `families`' (only a
-    /// family sealed from its creation keeps volumes).
+    /// The family and year of the volume `doc`, if it is one of `families`' (the
+    /// families that keep volumes: `keeps_volumes`).
     pub(super) fn volume_of(
         &self,
         doc: DocId,
@@ -139,7 +143,7 @@ impl StoreHost {
             return Some(*found);
         }
         for family in families {
-            if !family.says_sealed() || !ids.families.insert(family) {
+            if !ids.families.insert(family) {
                 continue;
             }
             for year in VOLUME_YEARS {
@@ -157,7 +161,7 @@ impl StoreHost {
                 let family = record.family;
                 let doc = DocId::from(family);
                 if record.membership != Membership::Member
-                    || !family.says_sealed()
+                    || !self.keeps_volumes(family)
                     || self.store.log_end(doc)?.is_none()
                 {
                     continue;
@@ -175,7 +179,7 @@ impl StoreHost {
                 }
                 _ => None,
             })
-            .filter(|(family, _)| family.says_sealed())
+            .filter(|(family, _)| self.keeps_volumes(*family))
             .collect())
     }
 
@@ -221,9 +225,8 @@ impl StoreHost {
         chunks: &[IncomingChunk],
         cursor: Seq,
     ) -> Result<DocChange> {
-        if doc != family.volume(year) || !family.says_sealed() {
-            // The sync opens only the listed volumes of families sealed from their
-            // creation.
+        if doc != family.volume(year) || !self.keeps_volumes(family) {
+            // The sync opens only the listed volumes of families that keep volumes.
             return Err(HostError::WrongKind(doc, "volume of a sealed family"));
         }
         let opened = self.open_incoming(family, doc, snapshot, chunks)?;

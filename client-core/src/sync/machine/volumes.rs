@@ -37,8 +37,9 @@ impl SyncMachine {
     }
 
     /// The years the families' documents list: each volume not asked for on this
-    /// connection is queued to be opened. Only a family sealed from its creation keeps
-    /// volumes (the relay refuses the others), and only one this device syncs.
+    /// connection is queued to be opened, of a family this device syncs. The host
+    /// lists only families that keep volumes (sealed, and known sealed to the relay:
+    /// it refuses the others).
     pub(super) fn on_volumes(&mut self, listed: &[(FamilyId, Vec<u16>)], fx: &mut Effects) {
         if self.conn != Conn::SignedIn {
             // Told again after the next sign-in.
@@ -46,7 +47,7 @@ impl SyncMachine {
         }
         let latest = self.server_year.map(|y| y.saturating_add(1));
         for (family, years) in listed {
-            if !family.says_sealed() || !self.docs.contains_key(&DocId::from(*family)) {
+            if !self.docs.contains_key(&DocId::from(*family)) {
                 continue;
             }
             let years = years
@@ -113,7 +114,9 @@ impl SyncMachine {
         e: &ErrorFrame,
         fx: &mut Effects,
     ) {
-        if e.code.is_transient() {
+        // (`conflict`: the relay has not taken the family's sealing yet — a family
+        // sealed after its creation, pushed a moment before — which passes too.)
+        if e.code.is_transient() || e.code == ErrorCode::Conflict {
             let wait = e.retry_after_ms.unwrap_or(0).max(VOLUME_RETRY_MS);
             tracing::debug!(%family, year, code = %e.code, wait, "a volume could not be opened now");
             // Still asked (a listing meanwhile does not queue it again) until then.
