@@ -74,7 +74,7 @@ pub use host::{
 pub use keys::{Keeper, KeyStep, KeysError, Refusal, Unsealed, personal_group};
 pub use machine::{
     COMPACT_RETRY_FIRST_MS, COMPACT_RETRY_MAX_MS, DocCursor, Event, MAX_RETRY_REFUSED_MS,
-    MAX_VOLUME_OPENS, SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS, SignInAs, SyncConfig,
-    SyncMachine, VOLUME_RETRY_MS,
+    MAX_VOLUME_CONFLICTS, MAX_VOLUME_OPENS, SNAPSHOT_RETRY_FIRST_MS, SNAPSHOT_RETRY_MS, SignInAs,
+    SyncConfig, SyncMachine, VOLUME_RETRY_MS,
 };
 pub use relay_id::{RelayAddress, UNREADABLE, check_server_id};

@@ -661,15 +661,19 @@ fn a_device_that_turns_at_the_relay_s_sealed_snapshot_owes_none() {
     let clear_snapshot = mom.host.save(doc, kind).unwrap().unwrap();
     assert!(!clear_snapshot.starts_with(b"DRD"));
 
-    // Mom seals it; her next change is the log's first envelope.
+    // Mom seals it; her next change is the log's first envelope. Her device keeps
+    // volumes once the relay acked it (issue 17), and says so once.
     assert!(mom.host.seal_clear_family(family).unwrap());
     mom.host
         .edit_family(family, |fd| {
             fd.set_member_name(mom.actor.user, "엄마곰", T0)
         })
         .unwrap();
+    assert!(!mom.host.took_up_volumes(), "not before the relay took it");
     fd.push(&mom, doc);
     assert!(fd.chunks[clear as usize].0.starts_with(b"DRD"));
+    assert!(mom.host.took_up_volumes(), "the first envelope acked");
+    assert!(!mom.host.took_up_volumes(), "said once");
 
     // The son turns at that envelope: he owes a sealed snapshot.
     let change = fd.deliver(&son, doc, kind, clear);

@@ -2051,34 +2051,58 @@ fn a_family_listing_every_year_opens_a_few_at_a_time_this_year_first() {
 
 /// A family its host sealed after its creation keeps volumes once the relay took the
 /// sealing; a device asking a moment before (its host's first envelope still on its
-/// way) is told `conflict`, and asks again after a wait rather than leaving the year
-/// unsynced for the whole connection.
+/// way) is told `conflict`, and asks again after a wait, a few times, each wait twice
+/// the last — then no more on this connection (a relay that keeps saying so), and the
+/// status settles.
 #[test]
 fn a_volume_of_a_family_not_yet_sealed_on_the_relay_is_asked_again() {
+    use doran_client_core::sync::{MAX_VOLUME_CONFLICTS, VOLUME_RETRY_MS};
     let keys = DeviceKeys::generate().expect("keys");
     let mut m = machine(&keys);
     let family = FamilyId::new_family(false);
-    sign_in(&mut m, vec![], vec![family]);
-    let fx = m.handle(
-        3,
-        Event::Volumes {
-            listed: vec![(family, vec![2026])],
-        },
+    let (_, list) = sign_in(&mut m, vec![], vec![family]);
+    let families = Response::Families(vec![]);
+    m.handle(
+        2,
+        Event::Frame(ServerFrame::Response {
+            id: list,
+            body: families,
+        }),
     );
-    let opens = volume_opens(&fx);
+    m.handle(2, Event::Outbox(vec![]));
+    for doc in [PERSONAL, DocId::from(family), family.key_log()] {
+        m.handle(2, Event::Frame(ServerFrame::CaughtUp { doc, seq: 0 }));
+    }
+    assert_eq!(m.status(), SyncStatus::UpToDate);
+    let listed = vec![(family, vec![2026])];
+    let opens = volume_opens(&m.handle(3, Event::Volumes { listed }));
     assert_eq!(
         opens.len(),
         1,
         "a family created clear lists its volumes too"
     );
-    let e = ErrorFrame::new(ErrorCode::Conflict, "not sealed yet").for_request(opens[0].0);
-    let fx = m.handle(4, Event::Frame(ServerFrame::Error(e)));
+    let conflict = |id| ErrorFrame::new(ErrorCode::Conflict, "not sealed yet").for_request(id);
+    let fx = m.handle(3, Event::Frame(ServerFrame::Error(conflict(opens[0].0))));
     assert!(fx.errors.is_empty() && volume_opens(&fx).is_empty());
+    let mut at = 3;
+    for n in 1..=MAX_VOLUME_CONFLICTS {
+        assert_eq!(m.status(), SyncStatus::Syncing, "try {n}: it waits");
+        let wait = VOLUME_RETRY_MS << (n - 1);
+        let early = m.handle(at + wait - 1, Event::Tick);
+        assert!(
+            volume_opens(&early).is_empty(),
+            "try {n}: not before its wait"
+        );
+        at += wait;
+        let again = volume_opens(&m.handle(at, Event::Tick));
+        let years: Vec<u16> = again.iter().map(|(_, _, y)| *y).collect();
+        assert_eq!(years, vec![2026], "try {n}");
+        m.handle(at, Event::Frame(ServerFrame::Error(conflict(again[0].0))));
+    }
+    assert_eq!(m.status(), SyncStatus::UpToDate, "nothing left to wait for");
+    let later = m.handle(at + (VOLUME_RETRY_MS << MAX_VOLUME_CONFLICTS), Event::Tick);
     assert!(
-        volume_opens(&m.handle(1_000, Event::Tick)).is_empty(),
-        "not before its wait"
+        volume_opens(&later).is_empty(),
+        "given up on this connection"
     );
-    let fx = m.handle(4 + doran_client_core::sync::VOLUME_RETRY_MS, Event::Tick);
-    let again: Vec<u16> = volume_opens(&fx).iter().map(|(_, _, y)| *y).collect();
-    assert_eq!(again, vec![2026]);
 }

@@ -841,18 +841,15 @@ impl SyncDriver {
                     });
                 }
             }
-            if fx
+            // A family's document may list a year's volume now.
+            let mut volumes_changed = fx
                 .apply
                 .iter()
-                .any(|a| matches!(a.kind, DocKind::Family(_)))
-            {
-                // A family's document may list a year's volume now.
-                queue.push_back(self.tell_volumes(&mut r.machine, false).await);
-            }
+                .any(|a| matches!(a.kind, DocKind::Family(_)));
             let acked = fx.acked.clone();
             let refused: Vec<_> = fx.refused.iter().map(|(d, c, _)| (*d, *c)).collect();
             if !acked.is_empty() || !refused.is_empty() {
-                let pending = self
+                let (pending, took_up) = self
                     .blocking(move |h| {
                         for (doc, chunk, seq) in acked {
                             h.acked_at(doc, chunk, seq)?;
@@ -860,10 +857,16 @@ impl SyncDriver {
                         for (doc, chunk) in refused {
                             h.acked(doc, chunk)?;
                         }
-                        h.pending_count()
+                        Ok((h.pending_count()?, h.took_up_volumes()))
                     })
                     .await?;
                 self.state.send_modify(|s| s.pending = pending);
+                // (A family this device sealed keeps volumes once its first sealed
+                // chunk is acked: the years its members listed meanwhile open now.)
+                volumes_changed |= took_up;
+            }
+            if volumes_changed {
+                queue.push_back(self.tell_volumes(&mut r.machine, false).await);
             }
             if !fx.acked.is_empty() || !fx.apply.is_empty() {
                 // A family this device sealed: its sealed snapshot, once its first

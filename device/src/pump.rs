@@ -526,6 +526,7 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
                     // Left on another device: this one forgets the family too.
                     let store = Arc::clone(&shared.store);
                     blocking(move || store.forget_family(family)).await;
+                    left_behind(shared, session, family).await;
                 }
                 MembershipChange::Joined { user } if user == me => {
                     let store = Arc::clone(&shared.store);
@@ -595,7 +596,9 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
 }
 
 /// The user is no longer a member of `family`: mark it (its copy stays readable), tell
-/// the app, and put it in the bell (`notify`: once, when the relay said it now).
+/// the app, and put it in the bell (`notify`: once, when the relay said it now). A
+/// removal the sign-in found (`notify` false) was marked by the sign-in already: the
+/// app is told all the same.
 async fn removed(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
@@ -604,10 +607,12 @@ async fn removed(
     notify: bool,
 ) {
     let store = Arc::clone(&shared.store);
-    let changed = blocking(move || store.set_membership(family, Membership::Removed, now_ms()))
+    let marked = blocking(move || store.set_membership(family, Membership::Removed, now_ms()))
         .await
         .and_then(Result::ok)
         .unwrap_or(false);
+    let changed = marked || !notify;
+    left_behind(shared, session, family).await;
     let title = family_title(session, family).await;
     if changed && notify {
         let lang = shared.lang();
@@ -650,6 +655,27 @@ async fn removed(
             title,
             reason,
         });
+    }
+}
+
+/// This user is no longer in `family` (removed, left, or it was deleted): changes to
+/// its volumes that wait in the outbox are dropped
+/// ([`StoreHost::drop_volume_changes`](doran_client_core::sync::StoreHost::drop_volume_changes)),
+/// and the pending count says so.
+pub(crate) async fn left_behind(shared: &Arc<Shared>, session: &Arc<Session>, family: FamilyId) {
+    let host = Arc::clone(&session.host);
+    match blocking(move || host.drop_volume_changes(family)).await {
+        Some(Ok(0)) => {}
+        Some(Ok(_)) => {
+            let store = Arc::clone(&shared.store);
+            if let Some(Ok(pending)) = blocking(move || store.pending_count()).await {
+                session.driver.note_pending(pending);
+            }
+        }
+        Some(Err(e)) => {
+            tracing::warn!(%family, error = %e, "changes to a left family's volumes stay queued");
+        }
+        None => {}
     }
 }
 

@@ -252,3 +252,54 @@ async fn a_family_created_clear_files_by_year_once_its_host_sealed_it() {
         }
     }
 }
+
+/// A member removed while a change to this year's volume waited on their offline
+/// device: the change cannot go anywhere (the relay refuses it, as it refuses their
+/// changes to the family's document), so it leaves the outbox — it does not wait
+/// for a volume that will never open again, nor show as pending for ever — and the
+/// relay's volume never gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_members_volume_change_does_not_wait_for_ever() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let MomAndSon {
+        family,
+        mom,
+        son,
+        mut son_events,
+        ..
+    } = mom_and_son(dir.path(), &relay.url()).await;
+    let volume = this_years_volume(family.parse().expect("family id"));
+    mom.add_mission(&family, mission("김장하기", &["엄마"]))
+        .await
+        .expect("a mission");
+    sees_mission(&son, &family, "김장하기").await;
+    up_to_date(&son, &mut son_events).await;
+    let before = relay_chunks(&relay, volume).len();
+
+    son.stop_sync();
+    son.add_mission(&family, mission("몰래 한 일", &["아들"]))
+        .await
+        .expect("an offline mission");
+    assert_eq!(son.pending().await.expect("pending"), 1, "queued");
+    mom.remove_member(&family, "아들").await.expect("removed");
+    son.start_sync();
+    wait_for(&mut son_events, "the removal", |e| match e {
+        DeviceEvent::RemovedFromFamily { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    until("the son's outbox empty", async || {
+        match son.pending().await.expect("pending") {
+            0 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
+    up_to_date(&son, &mut son_events).await;
+    assert_eq!(relay_chunks(&relay, volume).len(), before, "nothing of his");
+}

@@ -171,6 +171,16 @@ pub trait SyncHost: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Whether a family took up volumes since this was last asked — one this device
+    /// sealed after its creation, whose first sealed chunk the relay just acked — so
+    /// the volumes its document lists are to be opened now ([`listed_volumes`]
+    /// left it out until then). Default: never.
+    ///
+    /// [`listed_volumes`]: SyncHost::listed_volumes
+    fn took_up_volumes(&self) -> bool {
+        false
+    }
+
     /// The device signed in (the user id is known from here on). The relay's list of
     /// the user's families is authoritative: returns the families whose membership
     /// changed on this device because of it (joined elsewhere, or removed meanwhile).
@@ -270,6 +280,8 @@ pub struct StoreHost {
     /// Which family and year a volume's id is (an id does not tell: see
     /// [`DocId::says_volume`]), for the families looked up so far.
     volume_ids: Mutex<volumes::VolumeIds>,
+    /// A family took up volumes ([`SyncHost::took_up_volumes`]).
+    took_up_volumes: std::sync::atomic::AtomicBool,
 }
 
 /// Outbox entries read to find this device's changes not yet acked (a device holds
@@ -318,6 +330,7 @@ impl StoreHost {
             files_by_year: false,
             clock: crate::store::now_ms,
             volume_ids: Mutex::new(volumes::VolumeIds::default()),
+            took_up_volumes: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -1412,6 +1425,11 @@ impl SyncHost for StoreHost {
 
     fn listed_volumes(&self, all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
         self.volumes_listed(all)
+    }
+
+    fn took_up_volumes(&self) -> bool {
+        self.took_up_volumes
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn signed_in(&self, info: &SignedIn, now_ms: i64) -> Result<Vec<(FamilyId, Membership)>> {

@@ -35,7 +35,7 @@ mod frames;
 mod outbox;
 mod volumes;
 
-pub use volumes::{MAX_VOLUME_OPENS, VOLUME_RETRY_MS};
+pub use volumes::{MAX_VOLUME_CONFLICTS, MAX_VOLUME_OPENS, VOLUME_RETRY_MS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInAs {
@@ -339,6 +339,9 @@ pub struct SyncMachine {
     volume_queue: BTreeSet<(u8, std::cmp::Reverse<u16>, FamilyId)>,
     /// Volumes to ask for again after a passing refusal: when (ms), which.
     volume_retry: Vec<(u64, FamilyId, u16)>,
+    /// How many times each volume was refused `conflict` on this connection (its
+    /// family's sealing not taken by the relay yet): asked again a few times only.
+    volume_conflicts: HashMap<(FamilyId, u16), u8>,
     /// The relay's year at sign-in: volumes of years after the next are not asked.
     server_year: Option<u16>,
     /// A volume opened while an outbox listing was on its way: the outbox is listed
@@ -394,6 +397,7 @@ impl SyncMachine {
             volumes_asked: BTreeSet::new(),
             volume_queue: BTreeSet::new(),
             volume_retry: Vec::new(),
+            volume_conflicts: HashMap::new(),
             server_year: None,
             relist_outbox: false,
             next_request: 1,

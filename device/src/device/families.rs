@@ -569,7 +569,11 @@ impl Device {
                 .and_then(|()| mend::done_leaving(&*store, me, family))
                 .map_err(|e| Error::from_store(&e, lang))
         })
-        .await
+        .await?;
+        if let Ok(session) = self.session() {
+            crate::pump::left_behind(self.shared(), &session, family).await;
+        }
+        Ok(())
     }
 
     /// Whether the relay lists `family` with this user as its host.

@@ -782,8 +782,12 @@ impl StoreHost {
         let Some(keeper) = guard.as_mut() else {
             return Ok(());
         };
-        if keeper.sealed_from(family) == Some(Seq::MAX) {
-            keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?;
+        if keeper.sealed_from(family) == Some(Seq::MAX)
+            && keeper.update(&*self.store, |k| Ok(k.sealed_since(family, seq)))?
+        {
+            // The relay took the sealing: the family keeps volumes from now on.
+            self.took_up_volumes
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

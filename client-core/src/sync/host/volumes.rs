@@ -153,6 +153,30 @@ impl StoreHost {
         ids.known.get(&doc).copied()
     }
 
+    /// Drops the outbox entries of the family's volumes, once this user is no
+    /// longer in the family (removed, left, or the family deleted): the sync opens
+    /// no volume of a family it does not sync, so they would wait for ever (and
+    /// show as pending), and the relay would refuse them anyway, as it refuses the
+    /// family document's own. Returns how many were dropped.
+    pub fn drop_volume_changes(&self, family: FamilyId) -> Result<usize> {
+        let volumes: HashSet<DocId> = VOLUME_YEARS.map(|year| family.volume(year)).collect();
+        let (mut after, mut dropped) = (None, 0);
+        loop {
+            let page = self.store.outbox_after(after, OUTBOX_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for entry in page.iter().filter(|e| volumes.contains(&e.doc)) {
+                if self.store.outbox_acked(entry.id)? {
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped > 0 {
+            tracing::info!(%family, dropped, "changes to the volumes of a family left behind dropped");
+        }
+        Ok(dropped)
+    }
+
     /// [`SyncHost::listed_volumes`](super::SyncHost::listed_volumes).
     pub(super) fn volumes_listed(&self, all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
         let mut docs = self.lock();
@@ -378,6 +402,9 @@ impl StoreHost {
         Ok(Some(read(fd)))
     }
 }
+
+/// Outbox entries read at once by [`StoreHost::drop_volume_changes`].
+const OUTBOX_PAGE: usize = 256;
 
 /// At most this many years other than this one stay loaded in an open family: an
 /// edit of an old photo, or the sync of an old year (a new device catching up on

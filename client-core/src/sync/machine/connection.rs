@@ -29,6 +29,7 @@ impl SyncMachine {
         self.volumes_asked.clear();
         self.volume_queue.clear();
         self.volume_retry.clear();
+        self.volume_conflicts.clear();
         self.relist_outbox = false;
         self.internal.clear();
         self.queue.clear();

@@ -28,6 +28,10 @@ pub const MAX_VOLUME_OPENS: usize = 4;
 /// limited) waits before it is asked again, in ms (or the relay's hint, if longer).
 pub const VOLUME_RETRY_MS: u64 = 5_000;
 
+/// How many times a volume refused `conflict` (its family's sealing not taken by
+/// the relay yet) is asked again on one connection, after 5, 10 and 20 s.
+pub const MAX_VOLUME_CONFLICTS: u8 = 3;
+
 impl SyncMachine {
     /// The relay's year at sign-in (`SignedIn::server_time`).
     pub(super) fn note_server_time(&mut self, server_time_ms: u64) {
@@ -114,9 +118,25 @@ impl SyncMachine {
         e: &ErrorFrame,
         fx: &mut Effects,
     ) {
-        // (`conflict`: the relay has not taken the family's sealing yet — a family
-        // sealed after its creation, pushed a moment before — which passes too.)
-        if e.code.is_transient() || e.code == ErrorCode::Conflict {
+        // `conflict`: the relay has not taken the family's sealing yet (a family
+        // sealed after its creation, its host's first envelope a moment behind),
+        // which passes — a few times, each wait longer; past that, a relay that
+        // keeps saying so (one from before volumes of such families, or a family
+        // sealed before its id said so whose host has not written since) is asked
+        // again on the next connection, not every few seconds of this one.
+        let conflicts = if e.code == ErrorCode::Conflict {
+            let n = self.volume_conflicts.entry((family, year)).or_default();
+            *n = n.saturating_add(1);
+            Some(*n)
+        } else {
+            None
+        };
+        if let Some(n) = conflicts.filter(|&n| n <= MAX_VOLUME_CONFLICTS) {
+            let wait = VOLUME_RETRY_MS << (n - 1);
+            tracing::debug!(%family, year, tries = n, wait, "the relay has not taken the family's sealing yet");
+            self.volume_retry
+                .push((self.now_ms.saturating_add(wait), family, year));
+        } else if e.code.is_transient() {
             let wait = e.retry_after_ms.unwrap_or(0).max(VOLUME_RETRY_MS);
             tracing::debug!(%family, year, code = %e.code, wait, "a volume could not be opened now");
             // Still asked (a listing meanwhile does not queue it again) until then.
