@@ -64,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/009_sealed_logs.sql"),
     include_str!("postgres/migrations/010_forget_titles_and_names.sql"),
     include_str!("postgres/migrations/011_volumes.sql"),
+    include_str!("postgres/migrations/012_sealed_family_logs.sql"),
 ];
 
 /// How often a write transaction is tried when PostgreSQL serialises it away.

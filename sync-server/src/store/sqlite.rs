@@ -33,6 +33,7 @@ const SCHEMA: doran_sqlite::Schema = doran_sqlite::Schema {
         include_str!("migrations/010_sealed_logs.sql"),
         include_str!("migrations/011_forget_titles_and_names.sql"),
         include_str!("migrations/012_volumes.sql"),
+        include_str!("migrations/013_sealed_family_logs.sql"),
     ],
 };
 

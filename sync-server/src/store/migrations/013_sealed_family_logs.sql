@@ -1,0 +1,18 @@
+-- Dorandoran relay store, schema version 13: the logs of families sealed from their
+-- creation before their id said so. Schema 10 gave every log a sealing flag, clear
+-- until its family's host pushes an envelope; such a family's log was sealed from its
+-- first chunk but marked clear, so its members' envelopes were refused until its host
+-- wrote again, and its per-year volumes (issue 17; a volume opens once its family's
+-- log is sealed) would not open. A family document's log whose kept chunks are all
+-- envelopes is marked sealed: a family created clear always has clear chunks from its
+-- host's device, and only a sealed family's devices write envelopes. A log with no
+-- chunk kept (a snapshot only: the relay reads no blob here) stays as it is until its
+-- host's next envelope.
+UPDATE logs SET sealed = 1
+WHERE sealed = 0
+  AND doc IN (SELECT id FROM families)
+  AND EXISTS (SELECT 1 FROM chunks c WHERE c.doc = logs.doc)
+  AND NOT EXISTS (
+      SELECT 1 FROM chunks c
+      WHERE c.doc = logs.doc AND substr(c.bytes, 1, 3) <> X'445244'
+  );
