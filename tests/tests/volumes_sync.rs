@@ -6,7 +6,10 @@
 //! created clear files by year once its host sealed it.
 
 use automerge::{ROOT, transaction::Transactable};
-use doran_device::{DeviceEvent, core::sync::SyncStatus};
+use doran_device::{
+    DeviceEvent,
+    core::{FamilyDoc, sync::SyncStatus},
+};
 use doran_e2e::{
     Relay, contains,
     devices::{
@@ -15,7 +18,37 @@ use doran_e2e::{
     },
     files_under, relay_chunks, this_year, this_years_volume,
 };
-use doran_protocol::FamilyId;
+use doran_protocol::{DocId, FamilyId};
+
+/// The relay's chunks of `volume`, each of them sealed; none of `texts` is in any of
+/// the relay's files.
+fn sealed_on_the_relay(relay: &Relay, volume: DocId, texts: &[&str]) -> Vec<Vec<u8>> {
+    let chunks = relay_chunks(relay, volume);
+    assert!(
+        chunks.iter().all(|c| doran_protocol::looks_sealed(c)),
+        "every chunk of the volume is sealed"
+    );
+    for (path, bytes) in files_under(relay.data()) {
+        for text in texts {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{} holds {text:?} in the clear",
+                path.display()
+            );
+        }
+    }
+    chunks
+}
+
+/// The family as the device at `home` stores it, which lists this year's volume and
+/// keeps some of it.
+fn keeps_this_years_volume(home: &std::path::Path, family: &str, user: &str) -> FamilyDoc {
+    let (store, _, fd) = stored_family(home, family, user);
+    let volume = this_years_volume(family.parse().expect("family id"));
+    assert!(fd.view().volumes.contains(&this_year()), "listed");
+    assert!(store.log_end(volume).expect("store").is_some(), "stored");
+    fd
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn this_years_volume_is_synced_sealed_between_devices() {
@@ -44,28 +77,15 @@ async fn this_years_volume_is_synced_sealed_between_devices() {
     sees_mission(&son, &family, "김장하기").await;
 
     // The relay holds the volume, as envelopes only.
-    let chunks = relay_chunks(&relay, volume);
+    let chunks = sealed_on_the_relay(&relay, volume, &["김장하기"]);
     assert!(!chunks.is_empty(), "the mission went to this year's volume");
-    assert!(
-        chunks.iter().all(|c| doran_protocol::looks_sealed(c)),
-        "every chunk of the volume is sealed"
-    );
-    for (path, bytes) in files_under(relay.data()) {
-        assert!(
-            !contains(&bytes, "김장하기".as_bytes()),
-            "{} holds the mission in the clear",
-            path.display()
-        );
-    }
     // Both devices keep the mission in the volume, which the family's document lists.
     for (home, user) in [
         (&mom_home, &mom_account.user),
         (&son_home, &son_account.user),
     ] {
-        let (store, _, fd) = stored_family(home, &family, user);
-        assert!(fd.view().volumes.contains(&this_year()), "listed");
+        let fd = keeps_this_years_volume(home, &family, user);
         assert!(fd.volume_years().any(|y| y == this_year()), "loaded");
-        assert!(store.log_end(volume).expect("store").is_some(), "stored");
         assert!(
             fd.view().missions.values().any(|m| m.title == "김장하기"),
             "read from it"
@@ -218,33 +238,18 @@ async fn a_family_created_clear_files_by_year_once_its_host_sealed_it() {
         .await
         .expect("the son's mission after sealing");
     sees_mission(&mom, &family, "봉인 뒤 눈사람").await;
-    let after = relay_chunks(&relay, volume);
+    let after = sealed_on_the_relay(&relay, volume, &["봉인 뒤 김장", "봉인 뒤 눈사람"]);
     assert!(
         after.len() > chunks.len(),
         "the son's mission went to the volume"
     );
-    assert!(
-        after.iter().all(|c| doran_protocol::looks_sealed(c)),
-        "every chunk of the volume is sealed"
-    );
-    for (path, bytes) in files_under(relay.data()) {
-        for text in ["봉인 뒤 김장", "봉인 뒤 눈사람"] {
-            assert!(
-                !contains(&bytes, text.as_bytes()),
-                "{} holds {text:?} in the clear",
-                path.display()
-            );
-        }
-    }
     // Each device lists the year and keeps the volume; the missions made while clear
     // are still shown, from the family's document.
     for (home, user) in [
         (&mom_home, &mom_account.user),
         (&son_home, &son_account.user),
     ] {
-        let (store, _, fd) = stored_family(home, &family, user);
-        assert!(fd.view().volumes.contains(&this_year()), "listed");
-        assert!(store.log_end(volume).expect("store").is_some(), "stored");
+        keeps_this_years_volume(home, &family, user);
     }
     for device in [&mom, &son] {
         for title in ["봄 소풍", "할머니 댁", "봉인 뒤 김장", "봉인 뒤 눈사람"] {
