@@ -265,10 +265,6 @@ async fn a_family_created_clear_files_by_year_once_its_host_sealed_it() {
 /// relay's volume never gets it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_members_volume_change_does_not_wait_for_ever() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
     let MomAndSon {
