@@ -598,7 +598,9 @@ async fn on_server_event(shared: &Arc<Shared>, session: &Arc<Session>, event: Se
 /// The user is no longer a member of `family`: mark it (its copy stays readable), tell
 /// the app, and put it in the bell (`notify`: once, when the relay said it now). A
 /// removal the sign-in found (`notify` false) was marked by the sign-in already: the
-/// app is told all the same.
+/// app is told all the same, if the family is still kept as one the user was removed
+/// from (not one this device finished leaving meanwhile). The sign-in cannot tell a
+/// removal from the family's deletion: it says removed.
 async fn removed(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
@@ -607,11 +609,19 @@ async fn removed(
     notify: bool,
 ) {
     let store = Arc::clone(&shared.store);
-    let marked = blocking(move || store.set_membership(family, Membership::Removed, now_ms()))
-        .await
-        .and_then(Result::ok)
-        .unwrap_or(false);
-    let changed = marked || !notify;
+    let changed = blocking(move || {
+        if notify {
+            store.set_membership(family, Membership::Removed, now_ms())
+        } else {
+            let families = store.families()?;
+            Ok(families
+                .iter()
+                .any(|r| r.family == family && r.membership == Membership::Removed))
+        }
+    })
+    .await
+    .and_then(Result::ok)
+    .unwrap_or(false);
     left_behind(shared, session, family).await;
     let title = family_title(session, family).await;
     if changed && notify {

@@ -519,20 +519,19 @@ fn a_version_10_database_forgets_its_titles_and_names() -> TestResult {
 }
 
 /// A relay of schema version 12 kept, marked clear, the log of a family sealed from
-/// its creation before its id said so (every chunk an envelope): version 13 marks it
-/// sealed, so its members' envelopes and its volumes are taken. A family created clear
-/// (its host's clear chunks), one its host sealed since (marked already), and a log of
-/// no family are left as they were.
+/// its creation before its id said so (every chunk an envelope, its host's among
+/// them): version 13 marks it sealed, so its members' envelopes and its volumes are
+/// taken. A family created clear (its host's clear chunks), one whose kept chunks are
+/// only a member's envelopes (pushed before the sealing rule: they seal nothing), one
+/// its host sealed since (marked already), and a log of no family are left as they were.
 #[test]
 fn a_version_12_database_marks_the_logs_of_families_sealed_from_their_creation() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join(SqliteStore::FILE_NAME);
     let (host, _) = user(1);
-    let [legacy, clear, sealed_since] = [
-        FamilyId([0xa1; 16]),
-        FamilyId([0xa2; 16]),
-        FamilyId([0xa3; 16]),
-    ];
+    let (member, _) = user(2);
+    let [legacy, clear, by_a_member, sealed_since] =
+        [0xa1, 0xa2, 0xa3, 0xa5].map(|b| FamilyId([b; 16]));
     let personal = DocId([0xa4; 16]);
     {
         let conn = doran_sqlite::open(
@@ -543,13 +542,30 @@ fn a_version_12_database_marks_the_logs_of_families_sealed_from_their_creation()
             },
         )?;
         insert_user(&conn, &host)?;
-        let logs: [(DocId, bool, &[&[u8]]); 4] = [
-            (DocId::from(legacy), false, &[b"DRD\x01 a", b"DRD\x01 b"]),
-            (DocId::from(clear), false, &[b"clear 1", b"clear 2"]),
-            (DocId::from(sealed_since), true, &[b"clear 1", b"DRD\x01 c"]),
-            (personal, false, &[b"DRD\x01 d"]),
+        insert_user(&conn, &member)?;
+        let (h, m) = (host.id, member.id);
+        // A chunk's bytes and author.
+        type Chunk<'a> = (&'a [u8], UserId);
+        let logs: [(DocId, bool, &[Chunk<'_>]); 5] = [
+            (
+                DocId::from(legacy),
+                false,
+                &[(b"DRD\x01 a", h), (b"DRD\x01 b", m)],
+            ),
+            (
+                DocId::from(clear),
+                false,
+                &[(b"clear 1", h), (b"clear 2", m)],
+            ),
+            (DocId::from(by_a_member), false, &[(b"DRD\x01 e", m)]),
+            (
+                DocId::from(sealed_since),
+                true,
+                &[(b"clear 1", h), (b"DRD\x01 c", h)],
+            ),
+            (personal, false, &[(b"DRD\x01 d", h)]),
         ];
-        for family in [legacy, clear, sealed_since] {
+        for family in [legacy, clear, by_a_member, sealed_since] {
             conn.execute(
                 "INSERT INTO families (id, host, created_at) VALUES (?1, ?2, 1)",
                 (family.0, host.id.0),
@@ -561,24 +577,21 @@ fn a_version_12_database_marks_the_logs_of_families_sealed_from_their_creation()
                 "INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, ?2, 0, ?3)",
                 (doc.0, chunks.len() as i64, sealed),
             )?;
-            for (i, bytes) in chunks.iter().enumerate() {
+            for (i, (bytes, author)) in chunks.iter().enumerate() {
                 conn.execute(
-                    "INSERT INTO chunks (doc, seq, chunk_id, bytes, at) VALUES (?1, ?2, ?3, ?4, 1)",
-                    (doc.0, i as i64 + 1, ChunkId::of(bytes).0, bytes),
+                    "INSERT INTO chunks (doc, seq, chunk_id, bytes, at, author)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+                    (doc.0, i as i64 + 1, ChunkId::of(bytes).0, bytes, author.0),
                 )?;
             }
         }
     }
     let store = SqliteStore::open(&path)?;
-    assert!(
-        store.log_sealed(DocId::from(legacy))?,
-        "sealed from its creation"
-    );
-    assert!(!store.log_sealed(DocId::from(clear))?, "created clear");
-    assert!(
-        store.log_sealed(DocId::from(sealed_since))?,
-        "sealed by its host since"
-    );
+    let sealed = |f: FamilyId| store.log_sealed(DocId::from(f));
+    assert!(sealed(legacy)?, "sealed from its creation");
+    assert!(!sealed(clear)?, "created clear");
+    assert!(!sealed(by_a_member)?, "a member's envelopes seal nothing");
+    assert!(sealed(sealed_since)?, "sealed by its host since");
     assert!(!store.log_sealed(personal)?, "no family's document");
     store.check_integrity()?;
     Ok(())

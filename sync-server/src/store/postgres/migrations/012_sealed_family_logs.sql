@@ -4,13 +4,19 @@
 -- pushes an envelope; such a family's log was sealed from its first chunk but marked
 -- clear, so its members' envelopes were refused until its host wrote again, and its
 -- per-year volumes (issue 17) would not open. A family document's log whose kept
--- chunks are all envelopes is marked sealed: a family created clear always has clear
--- chunks from its host's device, and only a sealed family's devices write envelopes.
--- A log with no chunk kept stays as it is until its host's next envelope.
+-- chunks are all envelopes, one of them at least by the family's host, is marked
+-- sealed, as the host's envelope seals a log today: a family created clear always has
+-- clear chunks from its host's device, and before schema 9 a member could push an
+-- envelope into a clear family's log. A log with no chunk kept, or whose host's chunks
+-- were stored before their author was (schema 6), stays as it is until its host's
+-- next envelope.
 UPDATE logs SET sealed = true
 WHERE NOT sealed
   AND doc IN (SELECT id FROM families)
-  AND EXISTS (SELECT 1 FROM chunks c WHERE c.doc = logs.doc)
+  AND EXISTS (
+      SELECT 1 FROM chunks c JOIN families f ON f.id = c.doc
+      WHERE c.doc = logs.doc AND c.author = f.host
+  )
   AND NOT EXISTS (
       SELECT 1 FROM chunks c
       WHERE c.doc = logs.doc AND substring(c.bytes FROM 1 FOR 3) <> '\x445244'::bytea
