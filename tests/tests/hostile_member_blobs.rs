@@ -22,6 +22,27 @@ fn wide_photo() -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// What a modified client at `home` (its sync stopped) does to the photo `photo`
+/// added this year: `write` on its entry in this year's volume, raw, committed to the
+/// store as one change (`message`, `time`) that the device's next sync pushes.
+fn rogue_photo_edit(
+    (home, family, user): (&std::path::Path, &str, &str),
+    photo: &str,
+    (message, time): (&str, i64),
+    write: impl FnOnce(&mut automerge::AutoCommit, &automerge::ObjId),
+) {
+    // (A photo added this year is kept in this year's volume.)
+    let year = doran_e2e::this_year();
+    let (store, doc, mut fd) = stored_family(home, family, user);
+    let volume = fd.volume_mut(year).expect("this year's volume");
+    let entry = photo_entry(volume.doc_mut(), photo);
+    write(volume.doc_mut(), &entry);
+    let change = volume.commit(message, time).expect("a change");
+    store
+        .commit_local(FamilyId(doc.0).volume(year), &change)
+        .expect("queued");
+}
+
 /// The map of the photo `photo` in a raw family document (or volume).
 fn photo_entry(raw: &automerge::AutoCommit, photo: &str) -> automerge::ObjId {
     let photos = match raw.get(ROOT, "photos").expect("photos") {
@@ -62,28 +83,24 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // The son's modified client points the photo's thumbnail at its 1920 px display
     // copy (any bytes he uploaded would do).
     son.stop_sync();
-    // (A photo added this year is kept in this year's volume.)
-    let year = doran_e2e::this_year();
-    let (store, doc, mut fd) = stored_family(&son_home, &family, &son_account.user);
-    let volume = FamilyId(doc.0).volume(year);
+    let (_, _, fd) = stored_family(&son_home, &family, &son_account.user);
     let display = fd.view().photos[&photo].blob.clone();
     let display_key = fd.view().photos[&photo]
         .blob_key
         .expect("the display copy is sealed");
-    let raw = fd.volume_mut(year).expect("this year's volume").doc_mut();
-    let entry = photo_entry(raw, &photo);
     // The key goes with it (a member reads every key in the entries): the bytes
     // open, and are then checked for what they are.
-    raw.put(&entry, "thumb", display.as_str())
-        .expect("raw write");
-    raw.put(&entry, "thumb_key", display_key.as_bytes().to_vec())
-        .expect("raw write");
-    let change = fd
-        .volume_mut(year)
-        .expect("this year's volume")
-        .commit("rogue", 1)
-        .expect("a change");
-    store.commit_local(volume, &change).expect("queued");
+    rogue_photo_edit(
+        (&son_home, &family, &son_account.user),
+        &photo,
+        ("rogue", 1),
+        |raw, entry| {
+            raw.put(entry, "thumb", display.as_str())
+                .expect("raw write");
+            raw.put(entry, "thumb_key", display_key.as_bytes().to_vec())
+                .expect("raw write");
+        },
+    );
     son.start_sync();
     up_to_date(&son, &mut son_events).await;
 
@@ -123,17 +140,15 @@ async fn a_thumbnail_that_is_not_a_thumbnail_never_reaches_the_screen() {
     // mom's phone, which holds the bytes opened with the right key, shows nothing
     // under the wrong one (a placeholder).
     son.stop_sync();
-    let (store, _, mut fd) = stored_family(&son_home, &family, &son_account.user);
-    let raw = fd.volume_mut(year).expect("this year's volume").doc_mut();
-    let entry = photo_entry(raw, &photo);
-    raw.put(&entry, "blob_key", vec![7u8; 32])
-        .expect("raw write");
-    let change = fd
-        .volume_mut(year)
-        .expect("this year's volume")
-        .commit("rogue key", 2)
-        .expect("a change");
-    store.commit_local(volume, &change).expect("queued");
+    rogue_photo_edit(
+        (&son_home, &family, &son_account.user),
+        &photo,
+        ("rogue key", 2),
+        |raw, entry| {
+            raw.put(entry, "blob_key", vec![7u8; 32])
+                .expect("raw write");
+        },
+    );
     son.start_sync();
     up_to_date(&son, &mut son_events).await;
     let refused = tokio::time::timeout(WAIT, async {
