@@ -728,11 +728,23 @@ impl StoreHost {
     /// from its creation, or sealed by its host and that known to the relay. A host
     /// without keys keeps none (it writes in the clear).
     pub(super) fn keeps_volumes(&self, family: FamilyId) -> bool {
-        family.says_sealed()
-            || self
-                .keeper()
-                .as_ref()
-                .is_some_and(|k| k.keeps_volumes(family))
+        self.keeping_volumes([family]).contains(&family)
+    }
+
+    /// Those of `families` that keep volumes ([`StoreHost::keeps_volumes`]): the keeper
+    /// is looked at once for all of them, and not at all when every id says sealed.
+    pub(super) fn keeping_volumes(
+        &self,
+        families: impl IntoIterator<Item = FamilyId>,
+    ) -> std::collections::HashSet<FamilyId> {
+        let (mut keeping, others): (std::collections::HashSet<_>, std::collections::HashSet<_>) =
+            families.into_iter().partition(|f| f.says_sealed());
+        if !others.is_empty()
+            && let Some(keeper) = self.keeper().as_ref()
+        {
+            keeping.extend(others.into_iter().filter(|&f| keeper.keeps_volumes(f)));
+        }
+        keeping
     }
 
     /// Whether the family was sealed by its host after its creation, as this device

@@ -181,11 +181,13 @@ impl StoreHost {
     pub(super) fn volumes_listed(&self, all: bool) -> Result<Vec<(FamilyId, Vec<u16>)>> {
         let mut docs = self.lock();
         if all {
-            for record in self.store.families()? {
+            let records = self.store.families()?;
+            let keeping = self.keeping_volumes(records.iter().map(|r| r.family));
+            for record in records {
                 let family = record.family;
                 let doc = DocId::from(family);
                 if record.membership != Membership::Member
-                    || !self.keeps_volumes(family)
+                    || !keeping.contains(&family)
                     || self.store.log_end(doc)?.is_none()
                 {
                     continue;
@@ -195,7 +197,7 @@ impl StoreHost {
                 }
             }
         }
-        Ok(docs
+        let listed: Vec<(FamilyId, Vec<u16>)> = docs
             .iter()
             .filter_map(|(doc, opened)| match &opened.doc {
                 OpenDoc::Family(fd) if !fd.view().volumes.is_empty() => {
@@ -203,7 +205,11 @@ impl StoreHost {
                 }
                 _ => None,
             })
-            .filter(|(family, _)| self.keeps_volumes(*family))
+            .collect();
+        let keeping = self.keeping_volumes(listed.iter().map(|(family, _)| *family));
+        Ok(listed
+            .into_iter()
+            .filter(|(family, _)| keeping.contains(family))
             .collect())
     }
 
