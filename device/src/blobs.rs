@@ -5,8 +5,10 @@
 //!   document snapshot), `PUT /blobs/{hash}?owner=me` (a personal blob: the avatar, a
 //!   snapshot of the personal document — readable by everyone who shares a family with
 //!   the user) and `GET /blobs/{hash}`, each signed by the device key (`x-doran-device`, `x-doran-time`, `x-doran-signature`, see
-//!   `docs/protocol.md`, "Blobs over HTTP"). Downloads are checked against their blake3
-//!   hash before anyone sees them.
+//!   `docs/protocol.md`, "Blobs over HTTP") — or, once the relay answered one with a
+//!   session key, MAC'd under it (`x-doran-mac`): a keyed blake3 instead of an ed25519
+//!   signature per thumbnail. Downloads are checked against their blake3 hash before
+//!   anyone sees them.
 //! - [`BlobCache`]: the folder `<home>/blobs/<hex>`, indexed by the store's blob index.
 //!   A blob made here ([`BlobCache::add_local`]) is sealed under a key of its own
 //!   (`doran_client_core::seal`): the relay only ever gets the sealed bytes, named by
@@ -34,7 +36,10 @@ use doran_client_core::{
     seal::{self, BlobKey, BlobRef, SealError},
     store::{BlobOwner, BlobRecord, BlobState, LocalStore},
 };
-use doran_protocol::{BlobHash, DeviceId, signing::http_message};
+use doran_protocol::{
+    BlobHash, DeviceId,
+    signing::{http_mac, http_message},
+};
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -83,6 +88,45 @@ pub struct BlobClient {
     idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
     /// The relay's id, part of every signed request (`GET /server-id`, asked once).
     server_id: Arc<tokio::sync::OnceCell<String>>,
+    /// The session key the relay gave with its last answer, shared by the clones.
+    session: Arc<Mutex<Option<SessionKey>>>,
+}
+
+/// A session key from the relay (`x-doran-session-key: {expires}.{life}.{hex}`).
+#[derive(Debug, Clone, Copy)]
+struct SessionKey {
+    /// The relay's unix ms when it stops working: names the key in `x-doran-mac`.
+    expires: u64,
+    key: [u8; 32],
+    /// When this device stops using it: an eighth of its life early by this
+    /// device's clock (the relay's clock may differ; the life is relative).
+    use_until: std::time::Instant,
+}
+
+impl SessionKey {
+    /// Reads the header; `None` if it is malformed (the device signs on).
+    fn parse(value: &str, now: std::time::Instant) -> Option<Self> {
+        let mut parts = value.trim().splitn(3, '.');
+        let expires = parts.next()?.parse().ok()?;
+        let life_ms: u64 = parts.next()?.parse().ok()?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(parts.next()?, &mut key).ok()?;
+        let usable = Duration::from_millis(life_ms - life_ms / 8);
+        Some(SessionKey {
+            expires,
+            key,
+            use_until: now.checked_add(usable)?,
+        })
+    }
+}
+
+/// How a request is proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proving {
+    /// By the session key if the client has one it may still use, else signed.
+    Cheapest,
+    /// Signed, whatever key the client holds.
+    Signed,
 }
 
 impl BlobClient {
@@ -96,6 +140,7 @@ impl BlobClient {
             last_time: Arc::new(AtomicU64::new(0)),
             idle: Arc::new(Mutex::new(Vec::new())),
             server_id: Arc::new(tokio::sync::OnceCell::new()),
+            session: Arc::default(),
         }
     }
 
@@ -178,6 +223,10 @@ impl BlobClient {
         now.max(prev + 1)
     }
 
+    /// Sends a request, proved by the session key when the client holds one. A MAC
+    /// the relay refuses (it restarted, or the key expired on its clock first) costs
+    /// one more round trip: the key is forgotten and the request goes again, signed,
+    /// and its answer brings a new key.
     async fn send(
         &self,
         method: Method,
@@ -187,6 +236,31 @@ impl BlobClient {
         range: Option<(u64, u64)>,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let body = Bytes::from(body);
+        let request = (&method, path, range);
+        let (status, answer, maced) = self
+            .attempt(request, body.clone(), max_response, Proving::Cheapest)
+            .await?;
+        match maced {
+            Some(expires) if status == StatusCode::UNAUTHORIZED => {
+                self.forget_session(expires);
+                let (status, answer, _) = self
+                    .attempt(request, body, max_response, Proving::Signed)
+                    .await?;
+                Ok((status, answer))
+            }
+            _ => Ok((status, answer)),
+        }
+    }
+
+    /// One request, on a kept-alive connection or a new one; with the expiry of the
+    /// session key that proved it, if one did.
+    async fn attempt(
+        &self,
+        request: (&Method, &str, Option<(u64, u64)>),
+        body: Bytes,
+        max_response: u64,
+        proving: Proving,
+    ) -> Result<(StatusCode, Vec<u8>, Option<u64>)> {
         let exchange = async {
             let server_id = self.server_id().await?;
             let server_id = server_id.as_str();
@@ -197,8 +271,8 @@ impl BlobClient {
                 match self
                     .exchange(
                         sender,
-                        server_id,
-                        (&method, path, range),
+                        (server_id, proving),
+                        request,
                         body.clone(),
                         max_response,
                     )
@@ -209,36 +283,80 @@ impl BlobClient {
                 }
             }
             let sender = self.connect().await?;
-            self.exchange(
-                sender,
-                server_id,
-                (&method, path, range),
-                body,
-                max_response,
-            )
-            .await
+            self.exchange(sender, (server_id, proving), request, body, max_response)
+                .await
         };
         tokio::time::timeout(HTTP_TIMEOUT, exchange)
             .await
             .map_err(|_| SyncError::Timeout)?
     }
 
-    /// One signed request over `sender` (`method`, `path` and the byte range to ask
-    /// for, end exclusive); the connection goes back to the pool after the whole
-    /// response was read.
+    /// The session key, while this device may use it.
+    fn usable_session(&self) -> Option<SessionKey> {
+        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        (*session).filter(|s| std::time::Instant::now() < s.use_until)
+    }
+
+    /// Forgets the session key expiring at `expires` (not a newer one another request
+    /// brought meanwhile).
+    fn forget_session(&self, expires: u64) {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if session.is_some_and(|s| s.expires == expires) {
+            *session = None;
+        }
+    }
+
+    /// Keeps the session key an answer brought, if it did.
+    fn take_session(&self, response: &hyper::Response<Incoming>) {
+        let Some(value) = response
+            .headers()
+            .get("x-doran-session-key")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        match SessionKey::parse(value, std::time::Instant::now()) {
+            Some(key) => {
+                *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+            }
+            None => tracing::debug!("the relay's session key is malformed: signing on"),
+        }
+    }
+
+    /// One request over `sender` (`method`, `path` and the byte range to ask for, end
+    /// exclusive), proved as `proving` says; the connection goes back to the pool
+    /// after the whole response was read.
     async fn exchange(
         &self,
         mut sender: SendRequest<Full<Bytes>>,
-        server_id: &str,
+        (server_id, proving): (&str, Proving),
         (method, path, range): (&Method, &str, Option<(u64, u64)>),
         body: Bytes,
         max_response: u64,
-    ) -> Result<(StatusCode, Vec<u8>)> {
+    ) -> Result<(StatusCode, Vec<u8>, Option<u64>)> {
         let time = self.next_time();
-        let signature = self
-            .key
-            .sign(&http_message(server_id, method.as_str(), path, time))
-            .to_bytes();
+        let session = match proving {
+            Proving::Cheapest => self.usable_session(),
+            Proving::Signed => None,
+        };
+        let (proof_header, proof) = match session {
+            Some(s) => (
+                "x-doran-mac",
+                format!(
+                    "{}.{}",
+                    s.expires,
+                    hex::encode(http_mac(&s.key, server_id, method.as_str(), path, time))
+                ),
+            ),
+            None => (
+                "x-doran-signature",
+                hex::encode(
+                    self.key
+                        .sign(&http_message(server_id, method.as_str(), path, time))
+                        .to_bytes(),
+                ),
+            ),
+        };
         let mut request = Request::builder();
         if let Some((start, end)) = range {
             request = request.header(header::RANGE, format!("bytes={start}-{}", end - 1));
@@ -249,7 +367,7 @@ impl BlobClient {
             .header(header::HOST, &self.authority)
             .header("x-doran-device", self.device.to_string())
             .header("x-doran-time", time.to_string())
-            .header("x-doran-signature", hex::encode(signature))
+            .header(proof_header, proof)
             .header(header::CONTENT_LENGTH, body.len())
             .body(Full::new(body))
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
@@ -257,9 +375,10 @@ impl BlobClient {
         sender.ready().await.map_err(unreachable)?;
         let response = sender.send_request(request).await.map_err(unreachable)?;
         let status = response.status();
+        self.take_session(&response);
         let body = read_body(response, max_response).await?;
         self.keep(sender);
-        Ok((status, body))
+        Ok((status, body, session.map(|s| s.expires)))
     }
 
     /// The relay's id, asked once (unsigned) from `GET /server-id`: signatures name
@@ -784,6 +903,23 @@ mod tests {
         want.extend_from_slice(b"/blobs/ab");
         want.extend_from_slice(&0x0102u64.to_be_bytes());
         assert_eq!(m, want);
+    }
+
+    #[test]
+    fn a_session_key_header_is_read_or_ignored() {
+        let now = std::time::Instant::now();
+        let key = SessionKey::parse(&format!("1700.800.{}", "ab".repeat(32)), now).unwrap();
+        assert_eq!((key.expires, key.key), (1700, [0xab; 32]));
+        // Used for seven eighths of its life by this device's clock.
+        assert_eq!(key.use_until - now, Duration::from_millis(700));
+        for bad in [
+            "1700.800".to_owned(),
+            format!("x.800.{}", "ab".repeat(32)),
+            format!("1700.-1.{}", "ab".repeat(32)),
+            "1700.800.abcd".to_owned(),
+        ] {
+            assert!(SessionKey::parse(&bad, now).is_none(), "{bad}");
+        }
     }
 
     #[test]

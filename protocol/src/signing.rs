@@ -65,9 +65,14 @@ pub const KEY_LOG_COMMIT_DOMAIN: &[u8] = b"dorandoran/key-log-commit/v1\0";
 /// Domain of [`http_message`] (v2: the relay's id joined the signed fields).
 pub const HTTP_DOMAIN: &[u8] = b"dorandoran/http/v2\0";
 
+/// Domain of [`http_mac`]: the message a session key authenticates (a MAC, not a
+/// signature, but its fields must never be read as another message's either).
+pub const HTTP_MAC_DOMAIN: &[u8] = b"dorandoran/http-mac/v1\0";
+
 /// Every domain, for tests and for verifiers that want to assert uniqueness.
 pub const ALL_DOMAINS: &[&[u8]] = &[
     HTTP_DOMAIN,
+    HTTP_MAC_DOMAIN,
     SIGNIN_DOMAIN,
     REGISTER_USER_DOMAIN,
     REGISTER_DEVICE_DOMAIN,
@@ -367,6 +372,28 @@ pub fn http_message(
         .finish()
 }
 
+/// What a device sends instead of a signature (header `x-doran-mac`) once the relay
+/// gave it a session key (header `x-doran-session-key` on a signed request's answer):
+/// blake3 keyed by that key over `HTTP_MAC_DOMAIN ‖ server_id ‖ method ‖
+/// path_and_query ‖ time`, the fields of [`http_message`]. A keyed hash costs the
+/// relay about a microsecond where an ed25519 check costs about forty, and the device
+/// as little against a signature's twenty.
+pub fn http_mac(
+    key: &[u8; 32],
+    server_id: &str,
+    method: &str,
+    path_and_query: &str,
+    time: UnixMillis,
+) -> [u8; 32] {
+    let message = Message::new(HTTP_MAC_DOMAIN)
+        .str(server_id)
+        .str(method)
+        .str(path_and_query)
+        .u64(time)
+        .finish();
+    *blake3::keyed_hash(key, &message).as_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -530,6 +557,19 @@ mod tests {
         assert_ne!(http_message("relay-b", "GET", "/blobs/ab", 7), here);
         assert_ne!(http_message("relay-a", "PUT", "/blobs/ab", 7), here);
         assert_ne!(http_message("relay-a", "GET", "/blobs/ab", 8), here);
+    }
+
+    #[test]
+    fn a_mac_names_the_relay_the_request_and_the_key() {
+        let key = [7; 32];
+        let here = http_mac(&key, "relay-a", "GET", "/blobs/ab", 7);
+        assert_ne!(http_mac(&[8; 32], "relay-a", "GET", "/blobs/ab", 7), here);
+        assert_ne!(http_mac(&key, "relay-b", "GET", "/blobs/ab", 7), here);
+        assert_ne!(http_mac(&key, "relay-a", "PUT", "/blobs/ab", 7), here);
+        assert_ne!(http_mac(&key, "relay-a", "GET", "/blobs/ac", 7), here);
+        assert_ne!(http_mac(&key, "relay-a", "GET", "/blobs/ab", 8), here);
+        // The string fields are length-prefixed: moving bytes between them changes it.
+        assert_ne!(http_mac(&key, "relay-aG", "ET", "/blobs/ab", 7), here);
     }
 
     #[test]

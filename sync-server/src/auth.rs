@@ -11,9 +11,11 @@
 //! - [`verify`] checks an ed25519 signature (strict verification: no malleable or
 //!   small-order keys) over one of the canonical messages of
 //!   [`doran_protocol::signing`].
-//! - [`HttpAuth`] checks the signed headers of blob requests (see [`http`]).
+//! - [`HttpAuth`] checks the signed headers of blob requests (see [`http`]), or a MAC
+//!   under a session key the relay gave the device (see [`session_keys`]).
 
 pub mod http;
+pub mod session_keys;
 
 use std::{
     cmp::Reverse,
@@ -41,6 +43,9 @@ pub enum AuthError {
     /// A signed HTTP request's time is too far from the relay's clock.
     #[error("the request time is too far from the server clock")]
     ClockSkew,
+    /// A request's session key has expired: the device signs it instead.
+    #[error("the session key has expired")]
+    SessionKeyExpired,
     /// A signed HTTP request was already seen.
     #[error("the request was already used")]
     RequestReplayed,
@@ -61,7 +66,9 @@ impl AuthError {
     pub fn code(self) -> ErrorCode {
         match self {
             AuthError::BadSignature => ErrorCode::BadSignature,
-            AuthError::ChallengeExpired | AuthError::ClockSkew => ErrorCode::ChallengeExpired,
+            AuthError::ChallengeExpired | AuthError::ClockSkew | AuthError::SessionKeyExpired => {
+                ErrorCode::ChallengeExpired
+            }
             AuthError::ChallengeReplayed | AuthError::RequestReplayed => {
                 ErrorCode::ChallengeReplayed
             }

@@ -77,6 +77,13 @@ pub struct Cli {
     #[arg(long, env = "DORAN_SERVER_ID")]
     pub server_id: Option<String>,
 
+    /// 64 hex digits that the relays of a cluster share, so that a session key one
+    /// of them gave a device works at the others (see `auth::session_keys`). A relay
+    /// alone draws its own at start; relays sharing a database without one give no
+    /// session keys, and devices sign every HTTP request.
+    #[arg(long, env = "DORAN_HTTP_SESSION_SECRET", hide_env_values = true)]
+    pub http_session_secret: Option<String>,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "DORAN_LOG_JSON")]
     pub log_json: bool,
@@ -152,6 +159,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Stable id of the deployment, part of every signed challenge.
     pub server_id: String,
+    /// The secret the relays of a cluster derive HTTP session keys from; `None`: a
+    /// relay alone draws one, relays of a cluster give none.
+    pub http_session_secret: Option<SessionSecret>,
     /// JSON logs.
     pub log_json: bool,
     /// TLS certificate chain (PEM); TLS is on when this and `tls_key` are set.
@@ -387,6 +397,10 @@ pub struct Limits {
     pub link_code_ttl_secs: u64,
     /// Allowed clock difference for signed HTTP requests, in seconds.
     pub http_clock_skew_secs: u64,
+    /// How long an HTTP session key works, in seconds (see `auth::session_keys`): a
+    /// key that leaked works no longer than this. 0: no session keys, every request
+    /// is signed.
+    pub http_session_key_secs: u64,
     /// Frames queued for one connection before it is dropped as too slow.
     pub outbound_queue: usize,
     /// Milliseconds a websocket stays idle (no message either way) before it is
@@ -406,6 +420,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             server_id: "dorandoran-relay".to_owned(),
+            http_session_secret: None,
             log_json: false,
             tls_cert: None,
             tls_key: None,
@@ -465,6 +480,7 @@ impl Default for Limits {
             invite_ttl_secs: 7 * 24 * 60 * 60,
             link_code_ttl_secs: 10 * 60,
             http_clock_skew_secs: 5 * 60,
+            http_session_key_secs: 10 * 60,
             outbound_queue: 1024,
             park_idle_ms: 1_000,
             message_deadline_ms: 120_000,
@@ -526,6 +542,35 @@ impl Limits {
     }
 }
 
+/// The secret HTTP session keys are derived from (32 bytes, written as 64 hex digits).
+/// Never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SessionSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(..)")
+    }
+}
+
+impl FromStr for SessionSecret {
+    type Err = ConfigError;
+
+    fn from_str(hex: &str) -> Result<Self, ConfigError> {
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(hex.trim(), &mut secret).map_err(|_| ConfigError::SessionSecret)?;
+        Ok(SessionSecret(secret))
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -550,6 +595,9 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
+    /// The HTTP session secret is not 64 hex digits.
+    #[error("http_session_secret must be 64 hex digits (32 random bytes)")]
+    SessionSecret,
     /// Only one of the TLS certificate and key was given.
     #[error(
         "TLS needs both a certificate and a key: {given} is set but {missing} is not \
@@ -614,6 +662,9 @@ impl Config {
 
     /// Overrides fields with the flags (and environment variables) that were given.
     pub fn apply(&mut self, cli: &Cli) -> Result<(), ConfigError> {
+        if let Some(secret) = &cli.http_session_secret {
+            self.http_session_secret = Some(secret.parse()?);
+        }
         if let Some(url) = &cli.database {
             self.database = Some(url.clone());
         }
@@ -740,6 +791,31 @@ mod tests {
         let file: Config =
             serde_json::from_str(r#"{"trusted_proxies":["0.0.0.0/0"]}"#).expect("valid");
         assert!(file.trusts(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn the_session_secret_is_64_hex_digits_and_never_printed() {
+        let hex = "ab".repeat(32);
+        let file: Config = serde_json::from_str(&format!(r#"{{"http_session_secret":"{hex}"}}"#))
+            .expect("valid config");
+        assert_eq!(file.http_session_secret, Some(SessionSecret([0xab; 32])));
+        assert!(!format!("{file:?}").contains(&hex));
+        for bad in ["ab".repeat(31), "zz".repeat(32), String::new()] {
+            assert!(
+                serde_json::from_str::<Config>(&format!(r#"{{"http_session_secret":"{bad}"}}"#))
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        let mut config = Config::default();
+        let cli = Cli::parse_from(["doran-server", "--http-session-secret", "12"]);
+        assert!(matches!(
+            config.apply(&cli),
+            Err(ConfigError::SessionSecret)
+        ));
+        let cli = Cli::parse_from(["doran-server", "--http-session-secret", &hex]);
+        config.apply(&cli).expect("applied");
+        assert_eq!(config.http_session_secret, Some(SessionSecret([0xab; 32])));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub blob_bytes_in: AtomicU64,
     /// Blob bytes served.
     pub blob_bytes_out: AtomicU64,
+    /// HTTP requests accepted by their device key's signature.
+    pub http_signed: AtomicU64,
+    /// HTTP requests accepted by a MAC under a session key.
+    pub http_maced: AtomicU64,
     /// Slow uploads cut so a new one could have their slot.
     pub uploads_gave_way: AtomicU64,
     /// Downloads refused after waiting for a turn of their address.
@@ -92,7 +96,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 21] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 23] = [
             (
                 "doran_connections",
                 "gauge",
@@ -188,6 +192,18 @@ impl Metrics {
                 "counter",
                 "Blob bytes served.",
                 &self.blob_bytes_out,
+            ),
+            (
+                "doran_http_signed_total",
+                "counter",
+                "HTTP requests accepted by their device key's signature.",
+                &self.http_signed,
+            ),
+            (
+                "doran_http_maced_total",
+                "counter",
+                "HTTP requests accepted by a MAC under a session key.",
+                &self.http_maced,
             ),
             (
                 "doran_uploads_gave_way_total",

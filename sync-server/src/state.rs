@@ -12,7 +12,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     appender::Appender,
-    auth::{Challenges, HttpAuth},
+    auth::{Challenges, HttpAuth, session_keys::SessionKeys},
     cluster::Cluster,
     config::Config,
     conns::Conns,
@@ -100,6 +100,7 @@ impl AppState {
         let l = &config.limits;
         let hub = Arc::new(Hub::new(l.outbound_queue));
         let metrics = Arc::new(Metrics::default());
+        let http_auth = http_auth(&config, &cluster);
         Arc::new(AppState {
             appender: Appender::start(
                 Arc::clone(&stores.logs),
@@ -109,12 +110,7 @@ impl AppState {
             hub,
             cluster,
             challenges: Challenges::new(config.server_id.clone(), l.challenge_ttl_ms()),
-            http_auth: HttpAuth::new(
-                config.server_id.clone(),
-                l.http_clock_skew(),
-                l.http_replay_cache_max,
-                l.http_replay_per_user,
-            ),
+            http_auth,
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -200,6 +196,33 @@ where
         Err(e) => {
             tracing::error!(error = %e, "store task failed");
             Err(ApiError::internal("storage task failed"))
+        }
+    }
+}
+
+/// The checks of HTTP requests: session keys under the configured secret, or under one
+/// drawn now for a relay alone; none for relays sharing a database without a shared
+/// secret, since a key one gave would be refused by the others.
+fn http_auth(config: &Config, cluster: &Cluster) -> HttpAuth {
+    let l = &config.limits;
+    let auth = HttpAuth::new(
+        config.server_id.clone(),
+        l.http_clock_skew(),
+        l.http_replay_cache_max,
+        l.http_replay_per_user,
+    );
+    let life_ms = l.http_session_key_secs.saturating_mul(1000);
+    if life_ms == 0 {
+        return auth;
+    }
+    match config.http_session_secret {
+        Some(secret) => auth.with_sessions(SessionKeys::new(secret.0, life_ms)),
+        None if !cluster.is_shared() => auth.with_sessions(SessionKeys::random(life_ms)),
+        None => {
+            tracing::warn!(
+                "no http_session_secret shared by the relays: devices sign every HTTP request"
+            );
+            auth
         }
     }
 }

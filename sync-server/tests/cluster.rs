@@ -15,7 +15,10 @@ use doran_protocol::{
     ClientFrame, DeviceId, ErrorCode, FamilyId, InviteId, MembershipChange, Request, Response,
     ServerEvent, ServerFrame,
 };
-use support::{Client, Identity, Server, link_and_confirm};
+use support::{
+    CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_headers, session_key,
+    signed_http,
+};
 
 /// Two relays sharing a fresh schema and prefix, or `None` without the backends.
 fn two_relays(dir: &std::path::Path) -> Option<(Server, Server)> {
@@ -187,6 +190,48 @@ async fn appends_through_two_relays_to_one_document_get_gapless_ordered_seqs() {
         }
         assert_eq!(seen, (1..=2 * EACH as u64).collect::<Vec<_>>());
     }
+}
+
+/// A session key one relay gave proves requests at the other when the relays share
+/// their secret; relays sharing a database without one give no keys (a key from one
+/// would be refused by the others), and devices sign every request there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_key_from_one_relay_works_at_another_sharing_the_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let key = format!("cluster-{:016x}", rand::random::<u64>());
+    let secret = ["--http-session-secret", CLUSTER_SECRET];
+    let Some(one) = Server::start_shared(&dir.join("one"), &key, &secret) else {
+        return;
+    };
+    let two = Server::start_shared(&dir.join("two"), &key, &secret).expect("the second relay");
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&one, &mut mom).await;
+    let path = format!("/blobs/{}", doran_protocol::BlobHash::of(b"anything"));
+    let r = signed_http(&one, &mom, "GET", &path, b"").await;
+    let given = session_key(&r).expect("a key from the first relay");
+    let r = http(
+        &two,
+        "GET",
+        &path,
+        &maced_headers(mom.device, given, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "served at the second: {r:?}");
+
+    let without = Server::start_shared(&dir.join("three"), &key, &[]).expect("a third relay");
+    let r = signed_http(&without, &mom, "GET", &path, b"").await;
+    assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));
+    let r = http(
+        &without,
+        "GET",
+        &path,
+        &maced_headers(mom.device, given, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(r.error_code(), Some(ErrorCode::BadSignature));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,9 +421,7 @@ fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
 
 /// The relay's `/healthz` status.
 async fn health(server: &Server) -> u16 {
-    support::http(server, "GET", "/healthz", &[], b"")
-        .await
-        .status
+    http(server, "GET", "/healthz", &[], b"").await.status
 }
 
 /// Polls `/healthz` (every 50 ms, up to 20 s) until it answers `status`.

@@ -7,8 +7,8 @@ mod support;
 
 use doran_protocol::{BlobHash, ErrorCode};
 use support::{
-    Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, now_ms, signed_headers,
-    signed_http,
+    Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, maced_headers, metric,
+    now_ms, session_key, signed_headers, signed_http,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,5 +147,199 @@ async fn a_download_nobody_reads_is_closed() {
         n + rest.len() < blob.len(),
         "the whole blob came after the stall ({} bytes)",
         n + rest.len()
+    );
+}
+
+/// A signed request's answer gives the device a session key. Its next requests are
+/// proved by a MAC under it: served, each once, counted as such; the key proves
+/// nothing for another device, another request, or another expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let mut son = Identity::new("son@example.com", "son");
+    Client::register(&server, &mut son).await;
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+
+    let r = signed_http(&server, &mom, "GET", &path, b"").await;
+    assert_eq!(r.status, 404);
+    let key = session_key(&r).expect("a session key with the answer");
+    let life = key.0.saturating_sub(now_ms());
+    assert!((590_000..=600_000).contains(&life), "{life}");
+
+    for _ in 0..3 {
+        let r = http(
+            &server,
+            "GET",
+            &path,
+            &maced_headers(mom.device, key, "GET", &path),
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 404, "served: {r:?}");
+        assert!(
+            session_key(&r).is_none(),
+            "the key is kept while it is young"
+        );
+    }
+    assert_eq!(metric(&server, "doran_http_maced_total").await, 3);
+    assert_eq!(metric(&server, "doran_http_signed_total").await, 1);
+
+    // Once per request, like a signature.
+    let once = maced_headers(mom.device, key, "GET", &path);
+    assert_eq!(http(&server, "GET", &path, &once, b"").await.status, 404);
+    let again = http(&server, "GET", &path, &once, b"").await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (401, Some(ErrorCode::ChallengeReplayed))
+    );
+
+    // The son knows mom's key's expiry, not her key; with her key he is still not
+    // her device; a MAC for one request does not prove another; an expiry of its
+    // own names another key.
+    let other_path = format!("/blobs/{}", BlobHash::of(b"other"));
+    let mut moved = maced_headers(mom.device, key, "GET", &path);
+    moved[2].1 = format!(
+        "{}.{}",
+        key.0 - 1,
+        &moved[2].1[moved[2].1.find('.').unwrap() + 1..]
+    );
+    for (who, headers, pq) in [
+        (
+            "the son naming mom's key",
+            maced_headers(son.device, key, "GET", &path),
+            &path,
+        ),
+        (
+            "another path",
+            maced_headers(mom.device, key, "GET", &path),
+            &other_path,
+        ),
+        (
+            "another method",
+            maced_headers(mom.device, key, "HEAD", &path),
+            &path,
+        ),
+        ("another expiry", moved, &path),
+    ] {
+        let r = http(&server, "GET", pq, &headers, b"").await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (401, Some(ErrorCode::BadSignature)),
+            "{who}"
+        );
+    }
+    // Both proofs at once are not guessed between.
+    let mut both = signed_headers(&mom, "GET", &path);
+    both.push(maced_headers(mom.device, key, "GET", &path).remove(2));
+    assert_eq!(
+        http(&server, "GET", &path, &both, b"").await.error_code(),
+        Some(ErrorCode::NotSignedIn)
+    );
+}
+
+/// A restarted relay turns away the keys it gave before (its secret was drawn at
+/// start): `bad_signature`, and the signed request gets a new key that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_relay_refuses_the_keys_it_gave_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    let old = session_key(&signed_http(&server, &mom, "GET", &path, b"").await).expect("a key");
+    drop(server);
+
+    let server = Server::start(dir.path());
+    let r = http(
+        &server,
+        "GET",
+        &path,
+        &maced_headers(mom.device, old, "GET", &path),
+        b"",
+    )
+    .await;
+    if std::env::var("DORAN_TEST_BACKEND").as_deref() == Ok("cluster") {
+        // Relays of a cluster share their secret: the key outlives a restart.
+        assert_eq!(r.status, 404, "{r:?}");
+        return;
+    }
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::BadSignature))
+    );
+    let new = session_key(&signed_http(&server, &mom, "GET", &path, b"").await).expect("a key");
+    assert_ne!(new.1, old.1);
+    let r = http(
+        &server,
+        "GET",
+        &path,
+        &maced_headers(mom.device, new, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+/// A device revoked after it got a key is refused with it, as with its signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_s_key_proves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut owner = Identity::new("owner@example.com", "owner");
+    let mut o = Client::register(&server, &mut owner).await;
+    let code = match o.request(doran_protocol::Request::IssueLinkCode).await {
+        Ok(doran_protocol::Response::LinkCode { code, .. }) => code,
+        other => panic!("expected a link code, got {other:?}"),
+    };
+    let laptop = owner.another_device();
+    drop(support::link_and_confirm(&server, &mut o, &owner, &laptop, &code).await);
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    let key = session_key(&signed_http(&server, &laptop, "GET", &path, b"").await).expect("a key");
+    o.request(doran_protocol::Request::RevokeDevice {
+        device: laptop.device,
+    })
+    .await
+    .expect("revoked");
+    let r = http(
+        &server,
+        "GET",
+        &path,
+        &maced_headers(laptop.device, key, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::DeviceRevoked)),
+        "{r:?}"
+    );
+}
+
+/// A relay told to give no session keys gives none, and takes no MAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_giving_no_session_keys_takes_signatures_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        Server::start_with_config(dir.path(), r#"{"limits":{"http_session_key_secs":0}}"#, &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    let r = signed_http(&server, &mom, "GET", &path, b"").await;
+    assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));
+    let made_up = (now_ms() + 60_000, [7; 32]);
+    let r = http(
+        &server,
+        "GET",
+        &path,
+        &maced_headers(mom.device, made_up, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::BadSignature))
     );
 }

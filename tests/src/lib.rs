@@ -220,3 +220,26 @@ pub fn png(seed: u8) -> Vec<u8> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The device store at `home` (made by `doran`) and a blob client signing as its
+/// device, to ask `relay_url` for blobs directly, as a modified client could.
+pub fn blob_client(
+    home: &Path,
+    relay_url: &str,
+) -> (
+    std::sync::Arc<dyn doran_device::core::store::LocalStore>,
+    doran_device::blobs::BlobClient,
+) {
+    use doran_device::account::{Account, StoreSecrets};
+    let store: std::sync::Arc<dyn doran_device::core::store::LocalStore> = std::sync::Arc::new(
+        doran_device::core::store::SqliteStore::open(home.join("device.sqlite"))
+            .expect("the store"),
+    );
+    let account = Account::load(&*store, &StoreSecrets(std::sync::Arc::clone(&store)))
+        .expect("load")
+        .expect("the account");
+    let relay = doran_device::relay::Relay::new(relay_url, &doran_device::relay::Trust::default())
+        .expect("the relay");
+    let client = doran_device::blobs::BlobClient::new(relay, account.device, account.device_key);
+    (store, client)
+}

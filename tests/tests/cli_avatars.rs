@@ -2,16 +2,8 @@
 //! family member who joins later, through `doran profile avatar`; a stranger gets
 //! neither the profile nor, knowing the hash, the bytes.
 
-use std::sync::Arc;
-
-use doran_device::{
-    account::{Account, StoreSecrets},
-    blobs::BlobClient,
-    core::store::{LocalStore, SqliteStore},
-    relay::{Relay as RelayAddress, Trust},
-    sync_error::SyncError,
-};
-use doran_e2e::{Relay, create_account, doran, json, ok};
+use doran_device::sync_error::SyncError;
+use doran_e2e::{Relay, blob_client, create_account, doran, json, ok};
 use doran_protocol::{BlobHash, ErrorCode};
 
 /// A 1200×800 PNG with some texture.
@@ -105,16 +97,7 @@ fn a_family_member_downloads_an_avatar_and_a_stranger_cannot() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("프로필이 아직 없어요"), "{stderr}");
     // The stranger's own device keys, asking the relay for the bytes by hash.
-    let store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(stranger.join("device.sqlite")).expect("the store"));
-    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
-        .expect("load")
-        .expect("the stranger's account");
-    let client = BlobClient::new(
-        RelayAddress::new(&relay.url(), &Trust::default()).expect("the relay"),
-        account.device,
-        account.device_key,
-    );
+    let (_, client) = blob_client(&stranger, &relay.url());
     let blob: BlobHash = hash.parse().expect("a hash");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     match runtime.block_on(client.get(blob)) {

@@ -4,18 +4,12 @@
 //! with the keys from the entries; and a ranged download opens on its own. (A key
 //! that does not open its blob: `hostile_member_blobs`.)
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
-use doran_device::{
-    account::{Account, StoreSecrets},
-    blobs::BlobClient,
-    core::{
-        seal,
-        store::{LocalStore, SqliteStore},
-    },
-    relay::{Relay as RelayAddress, Trust},
+use doran_device::core::seal;
+use doran_e2e::{
+    Relay, blob_client, contains, create_account, files_under, json, ok, pieces, tone_wav,
 };
-use doran_e2e::{Relay, contains, create_account, files_under, json, ok, pieces, tone_wav};
 use doran_protocol::BlobHash;
 
 /// A 2000×1500 JPEG with texture, and a recognisable comment in its header.
@@ -178,16 +172,7 @@ fn the_relay_keeps_no_photo_voice_or_avatar_bytes() {
 
     // Step 4: a ranged download of the MP3's sealed bytes opens on its own — the
     // second segment alone, without the rest of the blob.
-    let store: Arc<dyn LocalStore> =
-        Arc::new(SqliteStore::open(mom.join("device.sqlite")).expect("the store"));
-    let account = Account::load(&*store, &StoreSecrets(Arc::clone(&store)))
-        .expect("load")
-        .expect("mom's account");
-    let client = BlobClient::new(
-        RelayAddress::new(&relay.url(), &Trust::default()).expect("the relay"),
-        account.device,
-        account.device_key,
-    );
+    let (store, client) = blob_client(&mom, &relay.url());
     let list = json(&mom, &["voice", "list", &family]);
     let hash: BlobHash = list[0]["blob"]
         .as_str()

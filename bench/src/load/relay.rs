@@ -51,6 +51,11 @@ pub struct RelayOptions {
     /// (relays before that setting refuse it).
     #[arg(long)]
     pub park_idle_ms: Option<u64>,
+    /// The started relay's `limits.http_session_key_secs` (0: it gives no session
+    /// keys, and the devices sign every HTTP request, as before session keys); the
+    /// relay's default if not given (relays before that setting refuse it).
+    #[arg(long)]
+    pub http_session_key_secs: Option<u64>,
 }
 
 /// A relay for one run; a started process is killed on drop.
@@ -89,14 +94,19 @@ impl Relay {
         };
         let data = tempfile::tempdir()?;
         let config = data.path().join("bench-relay.json");
-        let text = match opts.park_idle_ms {
-            Some(ms) => BENCH_CONFIG.replacen(
-                "\"limits\": {",
-                &format!("\"limits\": {{\n    \"park_idle_ms\": {ms},"),
-                1,
-            ),
-            None => BENCH_CONFIG.to_owned(),
-        };
+        let mut text = BENCH_CONFIG.to_owned();
+        for (name, value) in [
+            ("park_idle_ms", opts.park_idle_ms),
+            ("http_session_key_secs", opts.http_session_key_secs),
+        ] {
+            if let Some(value) = value {
+                text = text.replacen(
+                    "\"limits\": {",
+                    &format!("\"limits\": {{\n    \"{name}\": {value},"),
+                    1,
+                );
+            }
+        }
         std::fs::write(&config, text)?;
         spawn(&bin, data, &config)
     }

@@ -53,7 +53,10 @@ use super::{
     turns::Turn,
 };
 use crate::{
-    auth::http::{DEVICE_HEADER, HttpCredentials, SIGNATURE_HEADER, TIME_HEADER},
+    auth::{
+        http::{DEVICE_HEADER, HttpCredentials, Proof, SIGNATURE_HEADER, TIME_HEADER},
+        session_keys::{Issued, MAC_HEADER, SESSION_KEY_HEADER},
+    },
     conns::Entry,
     error::{ApiError, ApiResult},
     metrics::add,
@@ -110,19 +113,50 @@ impl UploadQuery {
     }
 }
 
-/// Checks the signed headers; returns the signing user and device.
+/// Who made an accepted request, and the session key to answer it with.
+struct Caller {
+    user: UserId,
+    device: DeviceId,
+    session_key: Option<Issued>,
+}
+
+/// Checks the signed (or MAC'd) headers; returns the caller.
 async fn authenticate(
     state: &Arc<AppState>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> ApiResult<(UserId, DeviceId)> {
+) -> ApiResult<Caller> {
     let signed = Signed::read(method, uri, headers)?;
-    let replay = state.http_auth.replay_key(&signed.creds);
+    let creds = signed.creds;
+    let replay = state.http_auth.replay_key(&creds);
     let checking = Arc::clone(state);
     let (user, device) = blocking(move || Ok(signed.check(&checking))).await??;
     claim(state, replay).await?;
-    Ok((user, device))
+    Ok(Caller {
+        user,
+        device,
+        session_key: accepted(state, &creds),
+    })
+}
+
+/// Counts an accepted request by its proof; the session key to give with its answer.
+fn accepted(state: &AppState, creds: &HttpCredentials) -> Option<Issued> {
+    add(
+        match creds.proof {
+            Proof::Signature(_) => &state.metrics.http_signed,
+            Proof::Mac(_) => &state.metrics.http_maced,
+        },
+        1,
+    );
+    state.http_auth.session_key(creds, now_ms())
+}
+
+/// Gives `key` to the device with an answer (see [`crate::auth::session_keys`]).
+fn give_session_key(response: &mut Response, key: Option<Issued>) {
+    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.header_value()).ok()) {
+        response.headers_mut().insert(SESSION_KEY_HEADER, value);
+    }
 }
 
 /// A request's signed headers, read but not checked yet.
@@ -138,7 +172,7 @@ impl Signed {
         let creds = HttpCredentials::parse(
             text(DEVICE_HEADER),
             text(TIME_HEADER),
-            text(SIGNATURE_HEADER),
+            (text(SIGNATURE_HEADER), text(MAC_HEADER)),
         )?;
         let path_and_query = uri
             .path_and_query()
@@ -208,7 +242,11 @@ pub async fn put_blob(
     body: Body,
 ) -> Result<Response, ApiError> {
     let headers = &request.headers;
-    let (user, device) = authenticate(&state, &request.method, &request.uri, headers).await?;
+    let Caller {
+        user,
+        device,
+        session_key,
+    } = authenticate(&state, &request.method, &request.uri, headers).await?;
     let hash = parse_hash(&hash)?;
     let grantee = query.grantee()?;
     let to = match grantee {
@@ -395,12 +433,14 @@ pub async fn put_blob(
         BlobGrantee::User(me) => tracing::info!(%hash, user = %me, size, "personal blob stored"),
     }
     add(&state.metrics.blob_bytes_in, total);
-    Ok((
+    let mut response = (
         StatusCode::CREATED,
         [(header::ETAG, etag(&hash))],
         Body::empty(),
     )
-        .into_response())
+        .into_response();
+    give_session_key(&mut response, session_key);
+    Ok(response)
 }
 
 /// How long a new upload waits for the slot of one that gave way to it.
@@ -480,7 +520,8 @@ pub async fn get_blob(
     // Under load the hand-offs, not the reads, were most of a small download's cost.
     // Nothing is read, and no turn taken, before the signature is checked; a replay
     // another relay of the cluster saw first is refused after (`claim`).
-    let replay = state.http_auth.replay_key(&signed.creds);
+    let creds = signed.creds;
+    let replay = state.http_auth.replay_key(&creds);
     let at_once = state.blob_reads_at_once();
     let found = if at_once {
         find(&state, &signed, &hash)?
@@ -489,8 +530,11 @@ pub async fn get_blob(
         blocking(move || Ok(find(&checking, &signed, &hash))).await??
     };
     claim(&state, replay).await?;
+    let session_key = accepted(&state, &creds);
     let Some(Found { user, hash, size }) = found else {
-        return Err(ApiError::not_found("no such blob"));
+        let mut response = ApiError::not_found("no such blob").into_response();
+        give_session_key(&mut response, session_key);
+        return Ok(response);
     };
     let address = crate::http::limit_key(crate::http::client_address(&state, peer, &headers).ip());
     // A kept-alive connection's earlier download of the same account and address
@@ -560,6 +604,7 @@ pub async fn get_blob(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
+    give_session_key(&mut response, session_key);
     Ok(response)
 }
 

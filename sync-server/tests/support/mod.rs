@@ -62,7 +62,14 @@ impl Server {
     /// named after the data directory, so a restart finds its data again.
     fn spawn(relay: Command, data_dir: &Path, extra: &[&str]) -> Server {
         let shared = if std::env::var("DORAN_TEST_BACKEND").as_deref() == Ok("cluster") {
-            shared_backend(&data_dir.display().to_string())
+            // As the relays of a cluster are set up: sharing the secret of their
+            // session keys, else they give none.
+            let mut shared = shared_backend(&data_dir.display().to_string());
+            shared.extend([
+                "--http-session-secret".to_owned(),
+                CLUSTER_SECRET.to_owned(),
+            ]);
+            shared
         } else {
             Vec::new()
         };
@@ -597,6 +604,9 @@ pub async fn a_large_blob(server: &Server, id: &Identity) -> (Vec<u8>, String) {
 /// The server id every test relay is started with (`--server-id`).
 pub const SERVER_ID: &str = "test-relay";
 
+/// The HTTP session secret the relays of a test cluster share.
+pub const CLUSTER_SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 /// An invite card as a device seals one (the family's title and 호칭, sealed to the
 /// invitee's devices): 300 random bytes, opaque to the relay, which must serve them
 /// back unchanged.
@@ -932,6 +942,45 @@ impl Client {
             other => panic!("expected Devices, got {other:?}"),
         }
     }
+}
+
+/// The session key an answer gives: its expiry and the key.
+pub fn session_key(r: &HttpResponse) -> Option<(u64, [u8; 32])> {
+    let value = r.header("x-doran-session-key")?;
+    let mut parts = value.split('.');
+    let expires = parts.next()?.parse().ok()?;
+    let life: u64 = parts.next()?.parse().ok()?;
+    assert_eq!(life, 600_000, "ten minutes by default");
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(parts.next()?, &mut key).ok()?;
+    Some((expires, key))
+}
+
+/// The headers of a request by `device` proved by `key` (`x-doran-mac`) instead of a
+/// signature, at a time later than any before.
+pub fn maced_headers(
+    device: DeviceId,
+    (expires, key): (u64, [u8; 32]),
+    method: &str,
+    path: &str,
+) -> Vec<(String, String)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let time = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .map_or(now, |last| now.max(last + 1));
+    let mac = signing::http_mac(&key, SERVER_ID, method, path, time);
+    vec![
+        ("x-doran-device".to_owned(), device.to_string()),
+        ("x-doran-time".to_owned(), time.to_string()),
+        (
+            "x-doran-mac".to_owned(),
+            format!("{expires}.{}", hex::encode(mac)),
+        ),
+    ]
 }
 
 /// Like [`signed_headers`], with a chosen request time (stale or future).

@@ -1,0 +1,306 @@
+//! Session keys for HTTP requests: a MAC instead of an ed25519 signature per request.
+//!
+//! Checking a signed request costs the relay an ed25519 verification (≈ 40 µs here)
+//! and the device a signature (≈ 20 µs), for every thumbnail of a gallery. So the
+//! answer to a request the relay checked by its signature carries a **session key**
+//! (`x-doran-session-key: {expires}.{life}.{key}`: the relay's unix ms when it stops
+//! working, how many ms it works from now, 64 hex digits), and the device's next
+//! requests carry `x-doran-mac: {expires}.{mac}` instead of the signature, where `mac`
+//! is [`http_mac`] under that key — a keyed blake3, about a microsecond.
+//!
+//! The relay keeps nothing per key: a key is blake3 keyed by the relay's secret over
+//! the device and the expiry ([`SessionKeys::key`]), so checking a MAC is two keyed
+//! hashes, and a key is only ever good for the device it was given to, until its
+//! expiry. Everything else about a request is checked as for a signature: the time
+//! window, once per request (the MAC is remembered like a signature), the device not
+//! revoked, the caller's rights. A MAC'd request answered with less than half of its
+//! key's life left gets a new key, so a device that keeps asking never signs again;
+//! one that was quiet signs once.
+//!
+//! The key is as secret as the connection it crossed: devices reach relays over TLS
+//! (the relay's own or a proxy's). A key that leaked works for at most its life
+//! ([`Limits::http_session_key_secs`], 10 minutes by default) and only for its device.
+//! The secret is drawn at start, so a restart turns every key away: the device's MAC
+//! is refused (`bad_signature`) and it signs that request again. Relays of a cluster
+//! must share the secret (`http_session_secret`) for a key from one to work at
+//! another; without it they give no keys, and devices sign every request.
+//!
+//! [`http_mac`]: doran_protocol::signing::http_mac
+//! [`Limits::http_session_key_secs`]: crate::config::Limits::http_session_key_secs
+
+use doran_protocol::{DeviceId, UnixMillis, signing::http_mac};
+
+use super::AuthError;
+
+/// What a relay's secret derives a key from, so that the secret keys nothing else.
+const KEY_DOMAIN: &[u8] = b"dorandoran/http-session-key/v1\0";
+
+/// Header of an answer carrying a new session key.
+pub const SESSION_KEY_HEADER: &str = "x-doran-session-key";
+
+/// Header of a request proved by a session key instead of a signature.
+pub const MAC_HEADER: &str = "x-doran-mac";
+
+/// Gives and checks session keys under one secret.
+pub struct SessionKeys {
+    secret: [u8; 32],
+    life_ms: u64,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    /// Without the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("life_ms", &self.life_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key given to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    /// The relay's unix ms from which the key is refused.
+    pub expires: UnixMillis,
+    /// How many ms it works from when it was given.
+    pub life_ms: u64,
+    /// The key.
+    pub key: [u8; 32],
+}
+
+impl Issued {
+    /// The value of [`SESSION_KEY_HEADER`]: `{expires}.{life}.{64 hex digits}`.
+    pub fn header_value(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.expires,
+            self.life_ms,
+            hex::encode(self.key)
+        )
+    }
+}
+
+/// A request's `x-doran-mac`: the key's expiry and the MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac {
+    /// The expiry of the key that made it (names the key, with the device).
+    pub expires: UnixMillis,
+    /// [`http_mac`] under that key.
+    pub mac: [u8; 32],
+}
+
+impl std::str::FromStr for Mac {
+    type Err = AuthError;
+
+    /// `{expires}.{64 hex digits}`; [`AuthError::MissingCredentials`] otherwise.
+    fn from_str(value: &str) -> Result<Self, AuthError> {
+        let (expires, mac) = value
+            .trim()
+            .split_once('.')
+            .ok_or(AuthError::MissingCredentials)?;
+        let expires = expires.parse().map_err(|_| AuthError::MissingCredentials)?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(mac, &mut bytes).map_err(|_| AuthError::MissingCredentials)?;
+        Ok(Mac {
+            expires,
+            mac: bytes,
+        })
+    }
+}
+
+impl SessionKeys {
+    /// Keys derived from `secret`, each working for `life_ms` from when it is given.
+    pub fn new(secret: [u8; 32], life_ms: u64) -> Self {
+        SessionKeys {
+            secret,
+            life_ms: life_ms.max(1),
+        }
+    }
+
+    /// Under a secret drawn from the system's random source (a relay alone).
+    pub fn random(life_ms: u64) -> Self {
+        Self::new(rand::random(), life_ms)
+    }
+
+    /// The key of `device` that expires at `expires`.
+    pub fn key(&self, device: DeviceId, expires: UnixMillis) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.secret);
+        hasher.update(KEY_DOMAIN);
+        hasher.update(device.as_bytes());
+        hasher.update(&expires.to_be_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// A key for `device`, working from `now` for the whole life.
+    pub fn issue(&self, device: DeviceId, now: UnixMillis) -> Issued {
+        let expires = now.saturating_add(self.life_ms);
+        Issued {
+            expires,
+            life_ms: self.life_ms,
+            key: self.key(device, expires),
+        }
+    }
+
+    /// Whether a request MAC'd under a key expiring at `expires` gets a new key with
+    /// its answer: less than half of the life is left.
+    pub fn renews(&self, expires: UnixMillis, now: UnixMillis) -> bool {
+        expires.saturating_sub(now) < self.life_ms / 2
+    }
+
+    /// Checks that `mac` is `device`'s MAC of `message` (server id, method, path and
+    /// query, time) under a key that has not expired at `now`.
+    ///
+    /// An expiry further ahead than a key's life was never given by this secret (or
+    /// by a relay with a longer life): refused like a bad MAC without hashing. The
+    /// comparison takes the same time wherever the MACs differ.
+    pub fn check(
+        &self,
+        device: DeviceId,
+        mac: &Mac,
+        (server_id, method, path_and_query, time): (&str, &str, &str, UnixMillis),
+        now: UnixMillis,
+    ) -> Result<(), AuthError> {
+        if mac.expires <= now {
+            return Err(AuthError::SessionKeyExpired);
+        }
+        if mac.expires - now > self.life_ms {
+            return Err(AuthError::BadSignature);
+        }
+        let key = self.key(device, mac.expires);
+        let expected = http_mac(&key, server_id, method, path_and_query, time);
+        // blake3::Hash's equality is constant-time.
+        if blake3::Hash::from(expected) == blake3::Hash::from(mac.mac) {
+            Ok(())
+        } else {
+            Err(AuthError::BadSignature)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEVICE: DeviceId = DeviceId([3; 16]);
+    const LIFE: u64 = 600_000;
+
+    fn mac_of(issued: &Issued, method: &str, pq: &str, time: UnixMillis) -> Mac {
+        Mac {
+            expires: issued.expires,
+            mac: http_mac(&issued.key, "relay", method, pq, time),
+        }
+    }
+
+    #[test]
+    fn a_key_s_mac_is_accepted_until_it_expires() {
+        let keys = SessionKeys::new([1; 32], LIFE);
+        let now = 1_000_000;
+        let issued = keys.issue(DEVICE, now);
+        assert_eq!((issued.expires, issued.life_ms), (now + LIFE, LIFE));
+        let mac = mac_of(&issued, "GET", "/blobs/ab", now + 5);
+        let fields = ("relay", "GET", "/blobs/ab", now + 5);
+        assert_eq!(keys.check(DEVICE, &mac, fields, now + 5), Ok(()));
+        assert_eq!(keys.check(DEVICE, &mac, fields, now + LIFE - 1), Ok(()));
+        assert_eq!(
+            keys.check(DEVICE, &mac, fields, now + LIFE),
+            Err(AuthError::SessionKeyExpired)
+        );
+    }
+
+    #[test]
+    fn a_mac_is_refused_for_another_request_device_relay_or_secret() {
+        let keys = SessionKeys::new([1; 32], LIFE);
+        let now = 1_000_000;
+        let issued = keys.issue(DEVICE, now);
+        let mac = mac_of(&issued, "GET", "/blobs/ab", now);
+        for fields in [
+            ("relay", "PUT", "/blobs/ab", now),
+            ("relay", "GET", "/blobs/ab?family=x", now),
+            ("relay", "GET", "/blobs/ab", now + 1),
+            ("other-relay", "GET", "/blobs/ab", now),
+        ] {
+            assert_eq!(
+                keys.check(DEVICE, &mac, fields, now),
+                Err(AuthError::BadSignature),
+                "{fields:?}"
+            );
+        }
+        let fields = ("relay", "GET", "/blobs/ab", now);
+        // Another device naming this key (it knows the expiry, not the key).
+        assert_eq!(
+            keys.check(DeviceId([4; 16]), &mac, fields, now),
+            Err(AuthError::BadSignature)
+        );
+        // A relay with another secret (restarted, or not sharing its cluster's).
+        let restarted = SessionKeys::new([2; 32], LIFE);
+        assert_eq!(
+            restarted.check(DEVICE, &mac, fields, now),
+            Err(AuthError::BadSignature)
+        );
+        // Another expiry under the same MAC: another key.
+        let moved = Mac {
+            expires: mac.expires - 1,
+            ..mac
+        };
+        assert_eq!(
+            keys.check(DEVICE, &moved, fields, now),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_expiry_beyond_a_key_s_life_is_refused() {
+        let keys = SessionKeys::new([1; 32], LIFE);
+        let now = 1_000_000;
+        // Made with the right key (as if the secret leaked): still refused, since
+        // this relay never gives a key that long.
+        let far = Issued {
+            expires: now + LIFE + 1,
+            life_ms: LIFE,
+            key: keys.key(DEVICE, now + LIFE + 1),
+        };
+        let mac = mac_of(&far, "GET", "/x", now);
+        assert_eq!(
+            keys.check(DEVICE, &mac, ("relay", "GET", "/x", now), now),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_key_is_renewed_past_half_its_life() {
+        let keys = SessionKeys::new([1; 32], LIFE);
+        let issued = keys.issue(DEVICE, 0);
+        assert!(!keys.renews(issued.expires, LIFE / 2));
+        assert!(keys.renews(issued.expires, LIFE / 2 + 1));
+        assert!(keys.renews(issued.expires, LIFE + 5));
+    }
+
+    #[test]
+    fn headers_read_and_write() {
+        let issued = Issued {
+            expires: 12,
+            life_ms: 600_000,
+            key: [0xab; 32],
+        };
+        assert_eq!(
+            issued.header_value(),
+            format!("12.600000.{}", "ab".repeat(32))
+        );
+        let mac: Mac = format!("12.{}", "cd".repeat(32)).parse().unwrap();
+        assert_eq!(
+            mac,
+            Mac {
+                expires: 12,
+                mac: [0xcd; 32]
+            }
+        );
+        for bad in [
+            "12".to_owned(),
+            format!("x.{}", "cd".repeat(32)),
+            "12.abcd".to_owned(),
+            format!("12.{}", "zz".repeat(32)),
+            format!("-1.{}", "cd".repeat(32)),
+        ] {
+            assert_eq!(bad.parse::<Mac>(), Err(AuthError::MissingCredentials));
+        }
+    }
+}

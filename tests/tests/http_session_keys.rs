@@ -1,0 +1,83 @@
+//! A device's blob requests over the real relay: the first is signed by the device
+//! key, the next ones are proved by the session key the relay gave with its answer (a
+//! keyed hash instead of an ed25519 signature each); a relay that restarted turns the
+//! old key away, and the device signs that request again without its caller seeing
+//! anything but the bytes.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+};
+
+use doran_device::core::store::BlobOwner;
+use doran_e2e::{Relay, blob_client, create_account};
+use doran_protocol::BlobHash;
+
+/// The relay's counts of accepted HTTP requests: (signed, MAC'd).
+fn proofs(relay: SocketAddr) -> (u64, u64) {
+    let mut stream = TcpStream::connect(relay).expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")
+        .expect("ask");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        count("doran_http_signed_total"),
+        count("doran_http_maced_total"),
+    )
+}
+
+#[test]
+fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let mom = dir.path().join("mom");
+    create_account(&mom, &relay.url(), "mom@example.com", "엄마곰");
+    let (_, client) = blob_client(&mom, &relay.url());
+    let bytes = b"a thumbnail's worth of bytes ".repeat(100);
+    let hash = BlobHash::of(&bytes);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+
+    let before = proofs(relay.addr());
+    runtime
+        .block_on(client.put(hash, BlobOwner::Me, bytes.clone()))
+        .expect("uploaded");
+    for _ in 0..3 {
+        assert_eq!(
+            runtime.block_on(client.get(hash)).expect("downloaded"),
+            bytes
+        );
+    }
+    assert_eq!(
+        proofs(relay.addr()),
+        (before.0 + 1, before.1 + 3),
+        "the upload signed, the three downloads MAC'd"
+    );
+
+    // The relay restarts on the same address with a new secret: the device's key is
+    // refused, and the same download goes again, signed, bringing a new key.
+    relay.restart();
+    assert_eq!(
+        runtime.block_on(client.get(hash)).expect("downloaded"),
+        bytes
+    );
+    assert_eq!(
+        proofs(relay.addr()),
+        (1, 0),
+        "the refused MAC is not counted; the signed retry is"
+    );
+    assert_eq!(
+        runtime.block_on(client.get(hash)).expect("downloaded"),
+        bytes
+    );
+    assert_eq!(
+        proofs(relay.addr()),
+        (1, 1),
+        "and the new key proves the next"
+    );
+}
