@@ -53,10 +53,15 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
             bytes
         );
     }
+    // An upload is proved by the key too.
+    let more = b"a voice message's worth of bytes ".repeat(300);
+    runtime
+        .block_on(client.put(BlobHash::of(&more), BlobOwner::Me, more.clone()))
+        .expect("uploaded");
     assert_eq!(
         proofs(relay.addr()),
-        (before.0 + 1, before.1 + 3),
-        "the upload signed, the three downloads MAC'd"
+        (before.0 + 1, before.1 + 4),
+        "the first upload signed; the three downloads and the second upload MAC'd"
     );
 
     // The relay restarts on the same address with a new secret: the device's key is
