@@ -93,29 +93,41 @@ pub struct BlobClient {
 }
 
 /// A session key from the relay (`x-doran-session-key: {expires}.{life}.{hex}`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct SessionKey {
     /// The relay's unix ms when it stops working: names the key in `x-doran-mac`.
     expires: u64,
     key: [u8; 32],
-    /// When this device stops using it: an eighth of its life early by this
-    /// device's clock (the relay's clock may differ; the life is relative).
-    use_until: std::time::Instant,
+    /// When this device stops using it: at half its life by this device's clock. The
+    /// relay gives keys only for signatures, so a device that keeps asking signs
+    /// once per half life and always holds a key the relay takes; the wall clock,
+    /// not a monotonic one, so that a phone that slept does not take a key that
+    /// expired meanwhile for a fresh one.
+    use_until: std::time::SystemTime,
+}
+
+impl std::fmt::Debug for SessionKey {
+    /// Without the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKey")
+            .field("expires", &self.expires)
+            .field("use_until", &self.use_until)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionKey {
     /// Reads the header; `None` if it is malformed (the device signs on).
-    fn parse(value: &str, now: std::time::Instant) -> Option<Self> {
+    fn parse(value: &str, now: std::time::SystemTime) -> Option<Self> {
         let mut parts = value.trim().splitn(3, '.');
         let expires = parts.next()?.parse().ok()?;
         let life_ms: u64 = parts.next()?.parse().ok()?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(parts.next()?, &mut key).ok()?;
-        let usable = Duration::from_millis(life_ms - life_ms / 8);
         Some(SessionKey {
             expires,
             key,
-            use_until: now.checked_add(usable)?,
+            use_until: now.checked_add(Duration::from_millis(life_ms / 2))?,
         })
     }
 }
@@ -223,10 +235,10 @@ impl BlobClient {
         now.max(prev + 1)
     }
 
-    /// Sends a request, proved by the session key when the client holds one. A MAC
-    /// the relay refuses (it restarted, or the key expired on its clock first) costs
-    /// one more round trip: the key is forgotten and the request goes again, signed,
-    /// and its answer brings a new key.
+    /// Sends a request, proved by the session key when it is a download and the
+    /// client holds one. A MAC the relay refuses (it restarted, or the key expired on
+    /// its clock first) costs one more round trip: the key is forgotten and the
+    /// request goes again, signed, and its answer brings a new key.
     async fn send(
         &self,
         method: Method,
@@ -294,7 +306,7 @@ impl BlobClient {
     /// The session key, while this device may use it.
     fn usable_session(&self) -> Option<SessionKey> {
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        (*session).filter(|s| std::time::Instant::now() < s.use_until)
+        (*session).filter(|s| std::time::SystemTime::now() < s.use_until)
     }
 
     /// Forgets the session key expiring at `expires` (not a newer one another request
@@ -315,7 +327,7 @@ impl BlobClient {
         else {
             return;
         };
-        match SessionKey::parse(value, std::time::Instant::now()) {
+        match SessionKey::parse(value, std::time::SystemTime::now()) {
             Some(key) => {
                 *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
             }
@@ -335,9 +347,13 @@ impl BlobClient {
         max_response: u64,
     ) -> Result<(StatusCode, Vec<u8>, Option<u64>)> {
         let time = self.next_time();
+        // Downloads only: an upload is signed (its signature is nothing beside its
+        // body, and a refused MAC would have the body sent twice).
         let session = match proving {
-            Proving::Cheapest => self.usable_session(),
-            Proving::Signed => None,
+            Proving::Cheapest if matches!(*method, Method::GET | Method::HEAD) => {
+                self.usable_session()
+            }
+            _ => None,
         };
         let (proof_header, proof) = match session {
             Some(s) => (
@@ -907,11 +923,18 @@ mod tests {
 
     #[test]
     fn a_session_key_header_is_read_or_ignored() {
-        let now = std::time::Instant::now();
+        let now = std::time::SystemTime::now();
         let key = SessionKey::parse(&format!("1700.800.{}", "ab".repeat(32)), now).unwrap();
         assert_eq!((key.expires, key.key), (1700, [0xab; 32]));
-        // Used for seven eighths of its life by this device's clock.
-        assert_eq!(key.use_until - now, Duration::from_millis(700));
+        // Used for half its life by this device's clock.
+        assert_eq!(
+            key.use_until.duration_since(now).ok(),
+            Some(Duration::from_millis(400))
+        );
+        assert!(
+            !format!("{key:?}").contains("abab"),
+            "the key is not printed"
+        );
         for bad in [
             "1700.800".to_owned(),
             format!("x.800.{}", "ab".repeat(32)),

@@ -215,9 +215,11 @@ fn http_auth(config: &Config, cluster: &Cluster) -> HttpAuth {
     if life_ms == 0 {
         return auth;
     }
+    // The clocks of a cluster's relays may differ as much as a device's may.
+    let slack_ms = l.http_clock_skew_secs.saturating_mul(1000);
     match config.http_session_secret {
-        Some(secret) => auth.with_sessions(SessionKeys::new(secret.0, life_ms)),
-        None if !cluster.is_shared() => auth.with_sessions(SessionKeys::random(life_ms)),
+        Some(secret) => auth.with_sessions(SessionKeys::new(secret.0, life_ms, slack_ms)),
+        None if !cluster.is_shared() => auth.with_sessions(SessionKeys::random(life_ms, slack_ms)),
         None => {
             tracing::warn!(
                 "no http_session_secret shared by the relays: devices sign every HTTP request"

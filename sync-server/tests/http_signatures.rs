@@ -343,3 +343,33 @@ async fn a_relay_giving_no_session_keys_takes_signatures_only() {
         (401, Some(ErrorCode::BadSignature))
     );
 }
+
+/// A refused MAC says nothing about whether the device it names exists: an expired
+/// key, or a MAC that is not the relay's, get the same answer for a device that
+/// exists and for one that never did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_mac_does_not_tell_whether_its_device_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    Client::register(&server, &mut mom).await;
+    let nobody = doran_protocol::DeviceId([0x5a; 16]);
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    for (what, key, code) in [
+        ("an expired key", (1, [7; 32]), ErrorCode::ChallengeExpired),
+        (
+            "a made-up key",
+            (now_ms() + 60_000, [7; 32]),
+            ErrorCode::BadSignature,
+        ),
+    ] {
+        let answers: Vec<_> = [mom.device, nobody]
+            .into_iter()
+            .map(|device| maced_headers(device, key, "GET", &path))
+            .collect();
+        for headers in answers {
+            let r = http(&server, "GET", &path, &headers, b"").await;
+            assert_eq!((r.status, r.error_code()), (401, Some(code)), "{what}");
+        }
+    }
+}

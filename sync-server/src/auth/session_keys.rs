@@ -2,28 +2,33 @@
 //!
 //! Checking a signed request costs the relay an ed25519 verification (≈ 40 µs here)
 //! and the device a signature (≈ 20 µs), for every thumbnail of a gallery. So the
-//! answer to a request the relay checked by its signature carries a **session key**
-//! (`x-doran-session-key: {expires}.{life}.{key}`: the relay's unix ms when it stops
-//! working, how many ms it works from now, 64 hex digits), and the device's next
-//! requests carry `x-doran-mac: {expires}.{mac}` instead of the signature, where `mac`
-//! is [`http_mac`] under that key — a keyed blake3, about a microsecond.
+//! answer to a request the relay checked by its **signature** carries a **session
+//! key** (`x-doran-session-key: {expires}.{life}.{key}`: the relay's unix ms when it
+//! stops working, how many ms it works from when it was given, 64 hex digits), and
+//! the device's next downloads carry `x-doran-mac: {expires}.{mac}` instead of the
+//! signature, where `mac` is [`http_mac`] under that key — a keyed blake3, about a
+//! microsecond.
 //!
 //! The relay keeps nothing per key: a key is blake3 keyed by the relay's secret over
 //! the device and the expiry ([`SessionKeys::key`]), so checking a MAC is two keyed
 //! hashes, and a key is only ever good for the device it was given to, until its
 //! expiry. Everything else about a request is checked as for a signature: the time
 //! window, once per request (the MAC is remembered like a signature), the device not
-//! revoked, the caller's rights. A MAC'd request answered with less than half of its
-//! key's life left gets a new key, so a device that keeps asking never signs again;
-//! one that was quiet signs once.
+//! revoked, the caller's rights.
 //!
-//! The key is as secret as the connection it crossed: devices reach relays over TLS
-//! (the relay's own or a proxy's). A key that leaked works for at most its life
-//! ([`Limits::http_session_key_secs`], 10 minutes by default) and only for its device.
+//! **A key is only given for a signature**, never for a MAC: whoever holds a key
+//! cannot turn it into a newer one, so a key that leaked works for its life and no
+//! longer ([`Limits::http_session_key_secs`], 10 minutes by default), and only for its
+//! device. A device uses a key for half its life and then signs once more, which
+//! brings the next (one signature per five minutes of browsing). The key is as secret
+//! as the connection it crossed: devices reach relays over TLS (the relay's own or a
+//! proxy's).
+//!
 //! The secret is drawn at start, so a restart turns every key away: the device's MAC
 //! is refused (`bad_signature`) and it signs that request again. Relays of a cluster
-//! must share the secret (`http_session_secret`) for a key from one to work at
-//! another; without it they give no keys, and devices sign every request.
+//! must share the secret (`http_session_secret`) and the life for a key from one to
+//! work at another; without a secret they give no keys, and devices sign every
+//! request.
 //!
 //! [`http_mac`]: doran_protocol::signing::http_mac
 //! [`Limits::http_session_key_secs`]: crate::config::Limits::http_session_key_secs
@@ -45,6 +50,10 @@ pub const MAC_HEADER: &str = "x-doran-mac";
 pub struct SessionKeys {
     secret: [u8; 32],
     life_ms: u64,
+    /// How far ahead of this relay's clock a key's expiry may be beyond the life: the
+    /// clock difference a cluster's relays are allowed (a key given by a relay whose
+    /// clock is ahead is not refused here as never given).
+    slack_ms: u64,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -52,12 +61,13 @@ impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionKeys")
             .field("life_ms", &self.life_ms)
+            .field("slack_ms", &self.slack_ms)
             .finish_non_exhaustive()
     }
 }
 
 /// A key given to a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Issued {
     /// The relay's unix ms from which the key is refused.
     pub expires: UnixMillis,
@@ -65,6 +75,16 @@ pub struct Issued {
     pub life_ms: u64,
     /// The key.
     pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for Issued {
+    /// Without the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("expires", &self.expires)
+            .field("life_ms", &self.life_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Issued {
@@ -108,17 +128,19 @@ impl std::str::FromStr for Mac {
 }
 
 impl SessionKeys {
-    /// Keys derived from `secret`, each working for `life_ms` from when it is given.
-    pub fn new(secret: [u8; 32], life_ms: u64) -> Self {
+    /// Keys derived from `secret`, each working for `life_ms` from when it is given;
+    /// an expiry up to `slack_ms` further ahead is taken (another relay's clock).
+    pub fn new(secret: [u8; 32], life_ms: u64, slack_ms: u64) -> Self {
         SessionKeys {
             secret,
             life_ms: life_ms.max(1),
+            slack_ms,
         }
     }
 
     /// Under a secret drawn from the system's random source (a relay alone).
-    pub fn random(life_ms: u64) -> Self {
-        Self::new(rand::random(), life_ms)
+    pub fn random(life_ms: u64, slack_ms: u64) -> Self {
+        Self::new(rand::random(), life_ms, slack_ms)
     }
 
     /// The key of `device` that expires at `expires`.
@@ -140,17 +162,11 @@ impl SessionKeys {
         }
     }
 
-    /// Whether a request MAC'd under a key expiring at `expires` gets a new key with
-    /// its answer: less than half of the life is left.
-    pub fn renews(&self, expires: UnixMillis, now: UnixMillis) -> bool {
-        expires.saturating_sub(now) < self.life_ms / 2
-    }
-
     /// Checks that `mac` is `device`'s MAC of `message` (server id, method, path and
     /// query, time) under a key that has not expired at `now`.
     ///
-    /// An expiry further ahead than a key's life was never given by this secret (or
-    /// by a relay with a longer life): refused like a bad MAC without hashing. The
+    /// An expiry further ahead than a key's life (and the clock slack) was not given
+    /// under this configuration: refused like a bad MAC without hashing. The
     /// comparison takes the same time wherever the MACs differ.
     pub fn check(
         &self,
@@ -162,7 +178,7 @@ impl SessionKeys {
         if mac.expires <= now {
             return Err(AuthError::SessionKeyExpired);
         }
-        if mac.expires - now > self.life_ms {
+        if mac.expires - now > self.life_ms.saturating_add(self.slack_ms) {
             return Err(AuthError::BadSignature);
         }
         let key = self.key(device, mac.expires);
@@ -182,6 +198,7 @@ mod tests {
 
     const DEVICE: DeviceId = DeviceId([3; 16]);
     const LIFE: u64 = 600_000;
+    const SLACK: u64 = 300_000;
 
     fn mac_of(issued: &Issued, method: &str, pq: &str, time: UnixMillis) -> Mac {
         Mac {
@@ -192,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_key_s_mac_is_accepted_until_it_expires() {
-        let keys = SessionKeys::new([1; 32], LIFE);
+        let keys = SessionKeys::new([1; 32], LIFE, SLACK);
         let now = 1_000_000;
         let issued = keys.issue(DEVICE, now);
         assert_eq!((issued.expires, issued.life_ms), (now + LIFE, LIFE));
@@ -208,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_mac_is_refused_for_another_request_device_relay_or_secret() {
-        let keys = SessionKeys::new([1; 32], LIFE);
+        let keys = SessionKeys::new([1; 32], LIFE, SLACK);
         let now = 1_000_000;
         let issued = keys.issue(DEVICE, now);
         let mac = mac_of(&issued, "GET", "/blobs/ab", now);
@@ -231,7 +248,7 @@ mod tests {
             Err(AuthError::BadSignature)
         );
         // A relay with another secret (restarted, or not sharing its cluster's).
-        let restarted = SessionKeys::new([2; 32], LIFE);
+        let restarted = SessionKeys::new([2; 32], LIFE, SLACK);
         assert_eq!(
             restarted.check(DEVICE, &mac, fields, now),
             Err(AuthError::BadSignature)
@@ -249,14 +266,21 @@ mod tests {
 
     #[test]
     fn an_expiry_beyond_a_key_s_life_is_refused() {
-        let keys = SessionKeys::new([1; 32], LIFE);
+        let keys = SessionKeys::new([1; 32], LIFE, SLACK);
         let now = 1_000_000;
+        // Given by a relay of the cluster whose clock is ahead: taken.
+        let ahead = keys.issue(DEVICE, now + SLACK);
+        let mac = mac_of(&ahead, "GET", "/x", now);
+        assert_eq!(
+            keys.check(DEVICE, &mac, ("relay", "GET", "/x", now), now),
+            Ok(())
+        );
         // Made with the right key (as if the secret leaked): still refused, since
-        // this relay never gives a key that long.
+        // no relay of this configuration gives a key that long.
         let far = Issued {
-            expires: now + LIFE + 1,
+            expires: now + LIFE + SLACK + 1,
             life_ms: LIFE,
-            key: keys.key(DEVICE, now + LIFE + 1),
+            key: keys.key(DEVICE, now + LIFE + SLACK + 1),
         };
         let mac = mac_of(&far, "GET", "/x", now);
         assert_eq!(
@@ -266,12 +290,11 @@ mod tests {
     }
 
     #[test]
-    fn a_key_is_renewed_past_half_its_life() {
-        let keys = SessionKeys::new([1; 32], LIFE);
-        let issued = keys.issue(DEVICE, 0);
-        assert!(!keys.renews(issued.expires, LIFE / 2));
-        assert!(keys.renews(issued.expires, LIFE / 2 + 1));
-        assert!(keys.renews(issued.expires, LIFE + 5));
+    fn a_key_is_not_printed() {
+        let issued = SessionKeys::new([1; 32], LIFE, SLACK).issue(DEVICE, 0);
+        let printed = format!("{issued:?}");
+        assert!(!printed.contains(&hex::encode(issued.key)), "{printed}");
+        assert!(!printed.contains(&format!("{:?}", issued.key)), "{printed}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ use super::{
 use crate::{
     auth::{
         http::{DEVICE_HEADER, HttpCredentials, Proof, SIGNATURE_HEADER, TIME_HEADER},
-        session_keys::{Issued, MAC_HEADER, SESSION_KEY_HEADER},
+        session_keys::{MAC_HEADER, SESSION_KEY_HEADER},
     },
     conns::Entry,
     error::{ApiError, ApiResult},
@@ -113,11 +113,11 @@ impl UploadQuery {
     }
 }
 
-/// Who made an accepted request, and the session key to answer it with.
+/// Who made an accepted request, and how it was proved.
 struct Caller {
     user: UserId,
     device: DeviceId,
-    session_key: Option<Issued>,
+    creds: HttpCredentials,
 }
 
 /// Checks the signed (or MAC'd) headers; returns the caller.
@@ -133,15 +133,16 @@ async fn authenticate(
     let checking = Arc::clone(state);
     let (user, device) = blocking(move || Ok(signed.check(&checking))).await??;
     claim(state, replay).await?;
+    accepted(state, &creds);
     Ok(Caller {
         user,
         device,
-        session_key: accepted(state, &creds),
+        creds,
     })
 }
 
-/// Counts an accepted request by its proof; the session key to give with its answer.
-fn accepted(state: &AppState, creds: &HttpCredentials) -> Option<Issued> {
+/// Counts an accepted request by its proof.
+fn accepted(state: &AppState, creds: &HttpCredentials) {
     add(
         match creds.proof {
             Proof::Signature(_) => &state.metrics.http_signed,
@@ -149,11 +150,13 @@ fn accepted(state: &AppState, creds: &HttpCredentials) -> Option<Issued> {
         },
         1,
     );
-    state.http_auth.session_key(creds, now_ms())
 }
 
-/// Gives `key` to the device with an answer (see [`crate::auth::session_keys`]).
-fn give_session_key(response: &mut Response, key: Option<Issued>) {
+/// Gives the device a session key with the answer to a signed request (see
+/// [`crate::auth::session_keys`]), made now: an upload's answer comes after its body,
+/// and the key's life counts from when the device gets it.
+fn give_session_key(response: &mut Response, state: &AppState, creds: &HttpCredentials) {
+    let key = state.http_auth.session_key(creds, now_ms());
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.header_value()).ok()) {
         response.headers_mut().insert(SESSION_KEY_HEADER, value);
     }
@@ -194,18 +197,17 @@ impl Signed {
     /// a holder of a revoked device's key hears that it was revoked (anyone could
     /// otherwise ask whether a stolen phone's id was revoked yet).
     fn check(&self, state: &AppState) -> ApiResult<(UserId, DeviceId)> {
+        let request = (self.method.as_str(), self.path_and_query.as_str());
+        let now = now_ms();
+        state.http_auth.check_unkeyed(request, &self.creds, now)?;
         let record = state
             .stores
             .accounts
             .device(self.creds.device)?
             .ok_or_else(|| ApiError::new(ErrorCode::BadSignature, "bad signature"))?;
-        state.http_auth.check(
-            &record.key,
-            (self.method.as_str(), &self.path_and_query),
-            &self.creds,
-            record.user.0,
-            now_ms(),
-        )?;
+        state
+            .http_auth
+            .check(&record.key, request, &self.creds, record.user.0, now)?;
         if record.revoked_at.is_some() {
             return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
         }
@@ -245,7 +247,7 @@ pub async fn put_blob(
     let Caller {
         user,
         device,
-        session_key,
+        creds,
     } = authenticate(&state, &request.method, &request.uri, headers).await?;
     let hash = parse_hash(&hash)?;
     let grantee = query.grantee()?;
@@ -439,7 +441,7 @@ pub async fn put_blob(
         Body::empty(),
     )
         .into_response();
-    give_session_key(&mut response, session_key);
+    give_session_key(&mut response, &state, &creds);
     Ok(response)
 }
 
@@ -530,10 +532,10 @@ pub async fn get_blob(
         blocking(move || Ok(find(&checking, &signed, &hash))).await??
     };
     claim(&state, replay).await?;
-    let session_key = accepted(&state, &creds);
+    accepted(&state, &creds);
     let Some(Found { user, hash, size }) = found else {
         let mut response = ApiError::not_found("no such blob").into_response();
-        give_session_key(&mut response, session_key);
+        give_session_key(&mut response, &state, &creds);
         return Ok(response);
     };
     let address = crate::http::limit_key(crate::http::client_address(&state, peer, &headers).ip());
@@ -604,7 +606,7 @@ pub async fn get_blob(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    give_session_key(&mut response, session_key);
+    give_session_key(&mut response, &state, &creds);
     Ok(response)
 }
 
