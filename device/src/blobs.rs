@@ -27,7 +27,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -90,7 +90,16 @@ pub struct BlobClient {
     server_id: Arc<tokio::sync::OnceCell<String>>,
     /// The session key the relay gave with its last answer, shared by the clones.
     session: Arc<Mutex<Option<SessionKey>>>,
+    /// MAC'd requests the relay refused since one was last accepted: past
+    /// [`MAX_MAC_REFUSALS`], this client signs every request (see [`Self::send`]).
+    mac_refusals: Arc<AtomicU32>,
 }
+
+/// MAC'd requests refused in a row, with no accepted one between, after which a
+/// client stops using session keys. A relay restart costs one refusal; relays behind
+/// one address that do not share their secret refuse every other key, and each
+/// refusal is a request sent twice.
+const MAX_MAC_REFUSALS: u32 = 3;
 
 /// A session key from the relay (`x-doran-session-key: {expires}.{life}.{hex}`).
 #[derive(Clone, Copy)]
@@ -153,6 +162,7 @@ impl BlobClient {
             idle: Arc::new(Mutex::new(Vec::new())),
             server_id: Arc::new(tokio::sync::OnceCell::new()),
             session: Arc::default(),
+            mac_refusals: Arc::default(),
         }
     }
 
@@ -254,13 +264,27 @@ impl BlobClient {
             .await?;
         match maced {
             Some(expires) if status == StatusCode::UNAUTHORIZED => {
-                self.forget_session(expires);
+                // Counted once per key: downloads sent together under one key that a
+                // restarted relay refuses are one refusal, not one each.
+                if self.forget_session(expires)
+                    && self.mac_refusals.fetch_add(1, Ordering::SeqCst) + 1 == MAX_MAC_REFUSALS
+                {
+                    tracing::warn!(
+                        refusals = MAX_MAC_REFUSALS,
+                        "the relay keeps refusing its session keys (relays not sharing \
+                         their secret?): signing every request"
+                    );
+                }
                 let (status, answer, _) = self
                     .attempt(request, body, max_response, Proving::Signed)
                     .await?;
                 Ok((status, answer))
             }
-            _ => Ok((status, answer)),
+            Some(_) => {
+                self.mac_refusals.store(0, Ordering::SeqCst);
+                Ok((status, answer))
+            }
+            None => Ok((status, answer)),
         }
     }
 
@@ -303,19 +327,25 @@ impl BlobClient {
             .map_err(|_| SyncError::Timeout)?
     }
 
-    /// The session key, while this device may use it.
+    /// The session key, while this device may use it, unless the relay refused too
+    /// many of them in a row.
     fn usable_session(&self) -> Option<SessionKey> {
+        if self.mac_refusals.load(Ordering::SeqCst) >= MAX_MAC_REFUSALS {
+            return None;
+        }
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         (*session).filter(|s| std::time::SystemTime::now() < s.use_until)
     }
 
     /// Forgets the session key expiring at `expires` (not a newer one another request
-    /// brought meanwhile).
-    fn forget_session(&self, expires: u64) {
+    /// brought meanwhile); whether it was still held.
+    fn forget_session(&self, expires: u64) -> bool {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        if session.is_some_and(|s| s.expires == expires) {
+        let held = session.is_some_and(|s| s.expires == expires);
+        if held {
             *session = None;
         }
+        held
     }
 
     /// Keeps the session key an answer brought, if it did.

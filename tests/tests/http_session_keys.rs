@@ -105,4 +105,62 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
         photo
     );
     assert_eq!(proofs(relay.addr()), (1, 1));
+
+    // Downloads sent together under a key the relay refuses (it restarted) are one
+    // refusal, not one each: the next download is MAC'd again.
+    relay.restart();
+    let together = runtime.block_on(async {
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            let client = client.clone();
+            all.push(tokio::spawn(async move { client.get(photo_hash).await }));
+        }
+        let mut got = Vec::new();
+        for one in all {
+            got.push(one.await.expect("joined").expect("downloaded"));
+        }
+        got
+    });
+    assert!(together.iter().all(|bytes| *bytes == photo));
+    let (signed, _) = proofs(relay.addr());
+    assert_eq!(
+        runtime
+            .block_on(client.get(photo_hash))
+            .expect("downloaded"),
+        photo
+    );
+    assert_eq!(
+        proofs(relay.addr()),
+        (signed, 1),
+        "the device still uses keys after one restart, whatever was in flight"
+    );
+
+    // A relay that keeps refusing the keys it gave (here: restarted before each
+    // download; relays behind one address not sharing their secret do the same) has
+    // each download sent twice. After three refusals with no MAC accepted between,
+    // the device signs every request: one request each again.
+    for _ in 0..2 {
+        relay.restart();
+        assert_eq!(
+            runtime
+                .block_on(client.get(photo_hash))
+                .expect("downloaded"),
+            photo
+        );
+        assert_eq!(proofs(relay.addr()), (1, 0), "a refused MAC, then signed");
+    }
+    relay.restart();
+    for _ in 0..3 {
+        assert_eq!(
+            runtime
+                .block_on(client.get(photo_hash))
+                .expect("downloaded"),
+            photo
+        );
+    }
+    assert_eq!(
+        proofs(relay.addr()),
+        (3, 0),
+        "the device holds a key from the first, but signs every request"
+    );
 }
