@@ -5,10 +5,10 @@
 //!   document snapshot), `PUT /blobs/{hash}?owner=me` (a personal blob: the avatar, a
 //!   snapshot of the personal document — readable by everyone who shares a family with
 //!   the user) and `GET /blobs/{hash}`, each signed by the device key (`x-doran-device`, `x-doran-time`, `x-doran-signature`, see
-//!   `docs/protocol.md`, "Blobs over HTTP") — or, once the relay answered one with a
-//!   session key, MAC'd under it (`x-doran-mac`): a keyed blake3 instead of an ed25519
-//!   signature per thumbnail. Downloads are checked against their blake3 hash before
-//!   anyone sees them.
+//!   `docs/protocol.md`, "Blobs over HTTP") — or, for a download once the relay
+//!   answered a signed request with a session key, MAC'd under it (`x-doran-mac`): a
+//!   keyed blake3 instead of an ed25519 signature per thumbnail. Downloads are checked
+//!   against their blake3 hash before anyone sees them.
 //! - [`BlobCache`]: the folder `<home>/blobs/<hex>`, indexed by the store's blob index.
 //!   A blob made here ([`BlobCache::add_local`]) is sealed under a key of its own
 //!   (`doran_client_core::seal`): the relay only ever gets the sealed bytes, named by
