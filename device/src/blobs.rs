@@ -27,9 +27,9 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use doran_client_core::{
@@ -90,16 +90,49 @@ pub struct BlobClient {
     server_id: Arc<tokio::sync::OnceCell<String>>,
     /// The session key the relay gave with its last answer, shared by the clones.
     session: Arc<Mutex<Option<SessionKey>>>,
-    /// MAC'd requests the relay refused since one was last accepted: past
-    /// [`MAX_MAC_REFUSALS`], this client signs every request (see [`Self::send`]).
-    mac_refusals: Arc<AtomicU32>,
+    /// Whether the relay keeps refusing its keys (shared by the clones).
+    refusals: Arc<Mutex<MacRefusals>>,
 }
 
-/// MAC'd requests refused in a row, with no accepted one between, after which a
-/// client stops using session keys. A relay restart costs one refusal; relays behind
-/// one address that do not share their secret refuse every other key, and each
+/// Keys refused in a row, with no MAC accepted between, after which a client stops
+/// using session keys for [`MAC_PAUSE`]. A relay restart costs one refusal; relays
+/// behind one address that do not share their secret refuse every other key, and each
 /// refusal is a request sent twice.
 const MAX_MAC_REFUSALS: u32 = 3;
+
+/// How long a client whose keys were refused [`MAX_MAC_REFUSALS`] times in a row signs
+/// every request before it tries keys again.
+const MAC_PAUSE: Duration = Duration::from_secs(3600);
+
+/// Refused keys in a row, and until when keys are not used.
+#[derive(Debug, Default)]
+struct MacRefusals {
+    in_a_row: u32,
+    paused_until: Option<SystemTime>,
+}
+
+impl MacRefusals {
+    /// A key was refused at `now`; true if that starts a pause.
+    fn refused(&mut self, now: SystemTime) -> bool {
+        self.in_a_row += 1;
+        if self.in_a_row < MAX_MAC_REFUSALS {
+            return false;
+        }
+        self.in_a_row = 0;
+        self.paused_until = now.checked_add(MAC_PAUSE);
+        true
+    }
+
+    /// A MAC was accepted: the count starts over.
+    fn accepted(&mut self) {
+        self.in_a_row = 0;
+    }
+
+    /// Whether keys may be used at `now`.
+    fn keys_usable(&self, now: SystemTime) -> bool {
+        self.paused_until.is_none_or(|until| now >= until)
+    }
+}
 
 /// A session key from the relay (`x-doran-session-key: {expires}.{life}.{hex}`).
 #[derive(Clone, Copy)]
@@ -112,7 +145,7 @@ struct SessionKey {
     /// once per half life and always holds a key the relay takes; the wall clock,
     /// not a monotonic one, so that a phone that slept does not take a key that
     /// expired meanwhile for a fresh one.
-    use_until: std::time::SystemTime,
+    use_until: SystemTime,
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -127,7 +160,7 @@ impl std::fmt::Debug for SessionKey {
 
 impl SessionKey {
     /// Reads the header; `None` if it is malformed (the device signs on).
-    fn parse(value: &str, now: std::time::SystemTime) -> Option<Self> {
+    fn parse(value: &str, now: SystemTime) -> Option<Self> {
         let mut parts = value.trim().splitn(3, '.');
         let expires = parts.next()?.parse().ok()?;
         let life_ms: u64 = parts.next()?.parse().ok()?;
@@ -162,7 +195,7 @@ impl BlobClient {
             idle: Arc::new(Mutex::new(Vec::new())),
             server_id: Arc::new(tokio::sync::OnceCell::new()),
             session: Arc::default(),
-            mac_refusals: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -233,7 +266,7 @@ impl BlobClient {
     }
 
     fn next_time(&self) -> u64 {
-        let now = std::time::SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let prev = self
@@ -266,13 +299,12 @@ impl BlobClient {
             Some(expires) if status == StatusCode::UNAUTHORIZED => {
                 // Counted once per key: downloads sent together under one key that a
                 // restarted relay refuses are one refusal, not one each.
-                if self.forget_session(expires)
-                    && self.mac_refusals.fetch_add(1, Ordering::SeqCst) + 1 == MAX_MAC_REFUSALS
-                {
+                if self.forget_session(expires) && self.lock_refusals().refused(SystemTime::now()) {
                     tracing::warn!(
                         refusals = MAX_MAC_REFUSALS,
+                        pause_secs = MAC_PAUSE.as_secs(),
                         "the relay keeps refusing its session keys (relays not sharing \
-                         their secret?): signing every request"
+                         their secret?): signing every request for a while"
                     );
                 }
                 let (status, answer, _) = self
@@ -281,7 +313,7 @@ impl BlobClient {
                 Ok((status, answer))
             }
             Some(_) => {
-                self.mac_refusals.store(0, Ordering::SeqCst);
+                self.lock_refusals().accepted();
                 Ok((status, answer))
             }
             None => Ok((status, answer)),
@@ -328,13 +360,18 @@ impl BlobClient {
     }
 
     /// The session key, while this device may use it, unless the relay refused too
-    /// many of them in a row.
+    /// many of them in a row lately.
     fn usable_session(&self) -> Option<SessionKey> {
-        if self.mac_refusals.load(Ordering::SeqCst) >= MAX_MAC_REFUSALS {
+        let now = SystemTime::now();
+        if !self.lock_refusals().keys_usable(now) {
             return None;
         }
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        (*session).filter(|s| std::time::SystemTime::now() < s.use_until)
+        (*session).filter(|s| now < s.use_until)
+    }
+
+    fn lock_refusals(&self) -> std::sync::MutexGuard<'_, MacRefusals> {
+        self.refusals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets the session key expiring at `expires` (not a newer one another request
@@ -357,7 +394,7 @@ impl BlobClient {
         else {
             return;
         };
-        match SessionKey::parse(value, std::time::SystemTime::now()) {
+        match SessionKey::parse(value, SystemTime::now()) {
             Some(key) => {
                 *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
             }
@@ -614,7 +651,7 @@ impl Refused {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -953,7 +990,7 @@ mod tests {
 
     #[test]
     fn a_session_key_header_is_read_or_ignored() {
-        let now = std::time::SystemTime::now();
+        let now = SystemTime::now();
         let key = SessionKey::parse(&format!("1700.800.{}", "ab".repeat(32)), now).unwrap();
         assert_eq!((key.expires, key.key), (1700, [0xab; 32]));
         // Used for half its life by this device's clock.
@@ -973,6 +1010,31 @@ mod tests {
         ] {
             assert!(SessionKey::parse(&bad, now).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_refused_three_times_in_a_row_pause_for_an_hour() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut refusals = MacRefusals::default();
+        // A refusal now and then (relay restarts) with MACs accepted between: never.
+        for _ in 0..10 {
+            assert!(!refusals.refused(start));
+            assert!(!refusals.refused(start));
+            refusals.accepted();
+        }
+        assert!(refusals.keys_usable(start));
+        // Three in a row: paused for the hour, then keys again.
+        assert!(!refusals.refused(start));
+        assert!(!refusals.refused(start));
+        assert!(refusals.refused(start));
+        assert!(!refusals.keys_usable(start + MAC_PAUSE - Duration::from_secs(1)));
+        assert!(refusals.keys_usable(start + MAC_PAUSE));
+        // And three more refusals pause again.
+        let later = start + MAC_PAUSE;
+        assert!(!refusals.refused(later));
+        assert!(!refusals.refused(later));
+        assert!(refusals.refused(later));
+        assert!(!refusals.keys_usable(later));
     }
 
     #[test]

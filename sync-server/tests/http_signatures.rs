@@ -181,7 +181,7 @@ async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
         assert_eq!(r.status, 404, "served: {r:?}");
         assert!(
             session_key(&r).is_none(),
-            "the key is kept while it is young"
+            "a MAC'd request never brings a key"
         );
     }
     assert_eq!(metric(&server, "doran_http_maced_total").await, 3);
@@ -231,6 +231,21 @@ async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
             "{who}"
         );
     }
+    // A key proves downloads only: an upload under it is refused, and stores nothing.
+    let blob = b"an upload under a session key";
+    let put = format!("/blobs/{}?owner=me", BlobHash::of(blob));
+    let r = http(
+        &server,
+        "PUT",
+        &put,
+        &maced_headers(mom.device, key, "PUT", &put),
+        blob,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::BadSignature))
+    );
     // Both proofs at once are not guessed between.
     let mut both = signed_headers(&mom, "GET", &path);
     both.push(maced_headers(mom.device, key, "GET", &path).remove(2));

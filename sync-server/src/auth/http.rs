@@ -298,7 +298,8 @@ impl HttpAuth {
         }
     }
 
-    /// A MAC under this relay's session key of `creds.device`.
+    /// A MAC under this relay's session key of `creds.device`, on a download: keys
+    /// prove `GET` and `HEAD` only, so a key that leaked uploads nothing.
     fn check_mac(
         &self,
         mac: &Mac,
@@ -306,6 +307,9 @@ impl HttpAuth {
         creds: &HttpCredentials,
         now: UnixMillis,
     ) -> Result<(), AuthError> {
+        if !matches!(method, "GET" | "HEAD") {
+            return Err(AuthError::BadSignature);
+        }
         self.sessions
             .as_ref()
             .ok_or(AuthError::BadSignature)?
@@ -932,6 +936,12 @@ mod tests {
         for at in [now + 1, now + 300_001, now + 599_999] {
             assert_eq!(auth.session_key(&c, at), None);
         }
+        // A key proves downloads only: a MAC'd upload is refused.
+        let put = maced(&issued, "PUT", "/blobs/cd?owner=me", now + 3);
+        assert_eq!(
+            auth.check(&pk, ("PUT", "/blobs/cd?owner=me"), &put, OWNER, now + 3),
+            Err(AuthError::BadSignature)
+        );
         // The MAC's time is in the window like a signature's.
         let old = maced(&issued, "GET", "/blobs/ef", now - 300_001);
         assert_eq!(

@@ -7,7 +7,8 @@
 //! stops working, how many ms it works from when it was given, 64 hex digits), and
 //! the device's next downloads carry `x-doran-mac: {expires}.{mac}` instead of the
 //! signature, where `mac` is [`http_mac`] under that key — a keyed blake3, about a
-//! microsecond.
+//! microsecond. A MAC proves `GET` and `HEAD` only: a key that leaked uploads
+//! nothing, and an upload's signature costs nothing beside its body.
 //!
 //! The relay keeps nothing per key: a key is blake3 keyed by the relay's secret over
 //! the device and the expiry ([`SessionKeys::key`]), so checking a MAC is two keyed
