@@ -139,6 +139,9 @@ pub struct HttpAuth {
     seen: Mutex<Seen>,
     /// `None`: no session keys are given, and MACs are refused.
     sessions: Option<SessionKeys>,
+    /// A valid key no device has: a request naming an unknown device has its
+    /// signature checked against it, so that it takes as long as any other.
+    nobody: PublicKey,
 }
 
 /// Whose share of the remembered signatures a request counts against (the account's
@@ -258,7 +261,27 @@ impl HttpAuth {
             max_per_owner: max_per_owner.max(1),
             seen: Mutex::new(Seen::default()),
             sessions: None,
+            nobody: PublicKey(
+                ed25519_dalek::SigningKey::from_bytes(&[0x6e; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            ),
         }
+    }
+
+    /// The refusal of a request naming a device the relay does not know, after the
+    /// same work as for one it knows: a signature is checked (against a key no device
+    /// has), so the answer's timing does not tell whether the device exists either.
+    pub fn unknown_device(
+        &self,
+        (method, path_and_query): (&str, &str),
+        creds: &HttpCredentials,
+    ) -> AuthError {
+        if let Proof::Signature(signature) = &creds.proof {
+            let message = http_message(&self.server_id, method, path_and_query, creds.time);
+            let _ = verify(&self.nobody, &message, signature);
+        }
+        AuthError::BadSignature
     }
 
     /// Gives session keys from `sessions` and accepts MACs under them.
@@ -405,6 +428,7 @@ impl HttpAuth {
 mod tests {
     use super::*;
     use crate::auth::tests::{key, sign};
+    use ed25519_dalek::VerifyingKey;
 
     const OWNER: Owner = [1; 16];
 
@@ -948,6 +972,22 @@ mod tests {
             auth.check(&pk, ("GET", "/blobs/ef"), &old, OWNER, now),
             Err(AuthError::ClockSkew)
         );
+    }
+
+    /// A request naming an unknown device is refused as a bad signature after its
+    /// signature was checked, like any other: against a valid key, so that the check
+    /// runs in full (a key that does not parse would fail at once).
+    #[test]
+    fn an_unknown_device_is_refused_after_the_same_check() {
+        let (sk, _) = key(4);
+        let auth = HttpAuth::new("relay", Duration::from_secs(300), 100, 100);
+        assert!(VerifyingKey::from_bytes(auth.nobody.as_bytes()).is_ok());
+        let c = creds(&sk, "GET", "/blobs/ab", 1_000_000);
+        assert_eq!(
+            auth.unknown_device(("GET", "/blobs/ab"), &c),
+            AuthError::BadSignature
+        );
+        assert_eq!(auth.remembered(), 0, "nothing is remembered of it");
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl Signed {
             .stores
             .accounts
             .device(self.creds.device)?
-            .ok_or_else(|| ApiError::new(ErrorCode::BadSignature, "bad signature"))?;
+            .ok_or_else(|| state.http_auth.unknown_device(request, &self.creds))?;
         state
             .http_auth
             .check(&record.key, request, &self.creds, record.user.0, now)?;
