@@ -42,16 +42,14 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
     let bytes = b"a thumbnail's worth of bytes ".repeat(100);
     let hash = BlobHash::of(&bytes);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let download = |hash| runtime.block_on(client.get(hash)).expect("downloaded");
 
     let before = proofs(relay.addr());
     runtime
         .block_on(client.put(hash, BlobOwner::Me, bytes.clone()))
         .expect("uploaded");
     for _ in 0..3 {
-        assert_eq!(
-            runtime.block_on(client.get(hash)).expect("downloaded"),
-            bytes
-        );
+        assert_eq!(download(hash), bytes);
     }
     // An upload is signed whatever key the device holds: a signature is nothing
     // beside its body, and a refused MAC would have the body sent twice.
@@ -68,19 +66,13 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
     // The relay restarts on the same address with a new secret: the device's key is
     // refused, and the same download goes again, signed, bringing a new key.
     relay.restart();
-    assert_eq!(
-        runtime.block_on(client.get(hash)).expect("downloaded"),
-        bytes
-    );
+    assert_eq!(download(hash), bytes);
     assert_eq!(
         proofs(relay.addr()),
         (1, 0),
         "the refused MAC is not counted; the signed retry is"
     );
-    assert_eq!(
-        runtime.block_on(client.get(hash)).expect("downloaded"),
-        bytes
-    );
+    assert_eq!(download(hash), bytes);
     assert_eq!(
         proofs(relay.addr()),
         (1, 1),
@@ -98,12 +90,7 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
         .block_on(client.put(photo_hash, BlobOwner::Me, photo.clone()))
         .expect("uploaded after the restart");
     assert_eq!(proofs(relay.addr()), (1, 0));
-    assert_eq!(
-        runtime
-            .block_on(client.get(photo_hash))
-            .expect("downloaded"),
-        photo
-    );
+    assert_eq!(download(photo_hash), photo);
     assert_eq!(proofs(relay.addr()), (1, 1));
 
     // Downloads sent together under a key the relay refuses (it restarted) are one
@@ -123,12 +110,7 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
     });
     assert!(together.iter().all(|bytes| *bytes == photo));
     let (signed, maced) = proofs(relay.addr());
-    assert_eq!(
-        runtime
-            .block_on(client.get(photo_hash))
-            .expect("downloaded"),
-        photo
-    );
+    assert_eq!(download(photo_hash), photo);
     assert_eq!(
         proofs(relay.addr()),
         (signed, maced + 1),
@@ -141,22 +123,12 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
     // the device signs every request for an hour: one request each again.
     for _ in 0..2 {
         relay.restart();
-        assert_eq!(
-            runtime
-                .block_on(client.get(photo_hash))
-                .expect("downloaded"),
-            photo
-        );
+        assert_eq!(download(photo_hash), photo);
         assert_eq!(proofs(relay.addr()), (1, 0), "a refused MAC, then signed");
     }
     relay.restart();
     for _ in 0..3 {
-        assert_eq!(
-            runtime
-                .block_on(client.get(photo_hash))
-                .expect("downloaded"),
-            photo
-        );
+        assert_eq!(download(photo_hash), photo);
     }
     assert_eq!(
         proofs(relay.addr()),

@@ -207,7 +207,7 @@ impl Signed {
             .ok_or_else(|| state.http_auth.unknown_device(request, &self.creds))?;
         state
             .http_auth
-            .check(&record.key, request, &self.creds, record.user.0, now)?;
+            .check_keyed(&record.key, request, &self.creds, record.user.0, now)?;
         if record.revoked_at.is_some() {
             return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
         }
