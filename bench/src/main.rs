@@ -14,6 +14,7 @@ mod load;
 mod photo;
 mod seed_stress;
 mod stats;
+mod wire_floor;
 
 use clap::{Parser, Subcommand};
 
@@ -65,6 +66,14 @@ enum Command {
     /// of a sealed one, against the same relay in turn: what each command that
     /// syncs costs, and what sealing adds.
     CliSync(cli_sync::Options),
+    /// The socket work of `seed-stress --mix changes` and nothing else (`--durable`:
+    /// with a group commit and its fsync): 1000 devices in families of 5 against a
+    /// bare server process; wall time and each process's CPU per push — the floor
+    /// under the relay's figure.
+    WireFloor(wire_floor::Options),
+    /// The server process of `wire-floor` (started by it).
+    #[command(hide = true)]
+    WireFloorServe(wire_floor::ServeOptions),
 }
 
 fn main() {
@@ -81,6 +90,8 @@ fn main() {
         Command::Keys(opts) => keys::run(&opts, cli.json),
         Command::BlobSeal(opts) => blob_seal::run(&opts, cli.json),
         Command::CliSync(opts) => cli_sync::run(&opts, cli.json).map_err(Into::into),
+        Command::WireFloor(opts) => wire_floor::run(&opts, cli.json).map_err(Into::into),
+        Command::WireFloorServe(opts) => wire_floor::serve(&opts).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("doran-bench: {e}");

@@ -167,3 +167,34 @@ fn the_key_group_benchmark_runs_a_family_through_its_epochs() {
     }
     assert!(r["add_entry_bytes"].as_u64().expect("entry") > 0, "{r}");
 }
+
+/// The transport floor, both ways: 12 devices in families of 5, 5 and 2, four pushes
+/// each; every push acked and delivered to the others of its family (a lost delivery
+/// fails the run), and with `--durable` every push in some group commit.
+#[test]
+fn wire_floor_acks_and_delivers_every_push_with_and_without_commits() {
+    for durable in [false, true] {
+        let mut args = vec!["--json", "wire-floor", "--devices", "12", "--ops", "4"];
+        if durable {
+            args.push("--durable");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
+            .args(&args)
+            .output()
+            .expect("doran-bench runs");
+        assert!(
+            out.status.success(),
+            "doran-bench {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(r["pushes"], 48);
+        assert_eq!(r["delivered"], 4 * (5 * 4 + 5 * 4 + 2));
+        if durable {
+            let commits = r["commits"].as_u64().unwrap();
+            assert!((1..=48).contains(&commits), "{commits} commits");
+        } else {
+            assert_eq!(r["commits"], Value::Null);
+        }
+    }
+}
