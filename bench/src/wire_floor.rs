@@ -55,7 +55,7 @@ const ACK_PAYLOAD: usize = 24;
 /// The size of each device's queue at the server, as the relay's.
 const QUEUE: usize = 1024;
 /// Pushes one commit takes at most (the relay's appender batch).
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 512;
 /// The writer's file is written over in a ring of this size, as a WAL between
 /// checkpoints (SQLite's default autocheckpoint: 1000 pages of 4 KiB).
 const RING_BYTES: u64 = 4000 * 1024;

@@ -603,6 +603,7 @@ fn refusal(status: StatusCode, what: &str) -> SyncError {
     SyncError::Refused {
         code,
         message: format!("{what}: HTTP {status}"),
+        retry_after_ms: None,
     }
 }
 

@@ -192,6 +192,7 @@ pub(crate) async fn publish(
                     | ErrorCode::BadSignature
                     | ErrorCode::QuotaExceeded,
                 message,
+                ..
             }) => {
                 tracing::warn!(%message, device = %cert.device, "a device certificate was refused");
                 false

@@ -109,6 +109,16 @@ enum Command {
 /// How long opening a connection (TCP, TLS, websocket upgrade) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A `RateLimited` request is sent again after the relay's wait only when that wait is
+/// at most this (the frame budget refills at 50 a second; a per-minute limit's wait is
+/// the person's to see).
+pub const RATE_LIMITED_MAX_WAIT: Duration = Duration::from_secs(2);
+/// At least this long between two sendings of a rate-limited request.
+const RATE_LIMITED_MIN_WAIT: Duration = Duration::from_millis(50);
+/// How long one request may wait in all for rate limits before its refusal is returned
+/// (within the app's request timeout of 15 s).
+pub const RATE_LIMITED_WAITING: Duration = Duration::from_secs(8);
+
 /// How a run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -360,12 +370,39 @@ impl SyncDriver {
     /// Sends a request over the live connection (waiting for the sign-in if needed)
     /// and returns the relay's answer. Needs [`run`](Self::run) (or
     /// [`run_until_up_to_date`](Self::run_until_up_to_date)) running in another task.
+    ///
+    /// A request the relay refuses as `RateLimited` with a short wait is sent again
+    /// after that wait: a refused request changed nothing, and the usual cause is this
+    /// connection's own traffic — the outbox sending a burst of edits spends the
+    /// connection's frame budget, and the person's tap that comes next should not fail
+    /// for it. A longer wait, or waiting past [`RATE_LIMITED_WAITING`] in all, returns
+    /// the refusal.
     pub async fn request(&self, body: Request) -> Result<Response> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request(body, tx))
-            .map_err(|_| SyncError::Offline)?;
-        rx.await.map_err(|_| SyncError::Offline)?
+        let mut waited = Duration::ZERO;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.commands
+                .send(Command::Request(body.clone(), tx))
+                .map_err(|_| SyncError::Offline)?;
+            let answer = rx.await.map_err(|_| SyncError::Offline)?;
+            let wait = match &answer {
+                Err(SyncError::Refused {
+                    code: ErrorCode::RateLimited,
+                    retry_after_ms: Some(ms),
+                    ..
+                }) => Duration::from_millis(*ms).max(RATE_LIMITED_MIN_WAIT),
+                _ => return answer,
+            };
+            if wait > RATE_LIMITED_MAX_WAIT || waited + wait > RATE_LIMITED_WAITING {
+                return answer;
+            }
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "a request was rate limited; sending it again"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
     }
 
     /// Sends the invite `invite` of `invitee` into `family` with its sealed `card`
@@ -884,6 +921,7 @@ impl SyncDriver {
                 self.emit(SyncEvent::Error(Arc::new(SyncError::Refused {
                     code: *code,
                     message: format!("chunk {chunk} of {doc} refused"),
+                    retry_after_ms: None,
                 })));
             }
             if let Some(want) = fx.want_outbox {

@@ -27,6 +27,9 @@ pub enum SyncError {
         code: ErrorCode,
         /// The relay's message, for logs.
         message: String,
+        /// How long the relay asked to wait before trying again (`RateLimited`), in
+        /// milliseconds, if it said.
+        retry_after_ms: Option<u64>,
     },
     /// Registration refused: an account with this email (or handle) already exists on
     /// the relay. Nothing was created; sign in on a device of that account, restore it
@@ -89,6 +92,7 @@ impl From<ErrorFrame> for SyncError {
         SyncError::Refused {
             code: e.code,
             message: e.message,
+            retry_after_ms: e.retry_after_ms,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub frames_in: AtomicU64,
     /// Websocket frames sent.
     pub frames_out: AtomicU64,
+    /// Websocket messages refused for their connection's frame rate.
+    pub frames_rate_limited: AtomicU64,
     /// Websocket bytes received.
     pub bytes_in: AtomicU64,
     /// Websocket bytes sent.
@@ -96,7 +98,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &str, &AtomicU64); 23] = [
+        let counters: [(&str, &str, &str, &AtomicU64); 24] = [
             (
                 "doran_connections",
                 "gauge",
@@ -132,6 +134,12 @@ impl Metrics {
                 "counter",
                 "Websocket frames received.",
                 &self.frames_in,
+            ),
+            (
+                "doran_frames_rate_limited_total",
+                "counter",
+                "Websocket messages refused for their connection's frame rate.",
+                &self.frames_rate_limited,
             ),
             (
                 "doran_frames_out_total",

@@ -288,6 +288,7 @@ impl Session {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
         };
         if let Err(wait) = self.bucket.try_take(Instant::now().into_std()) {
+            inc(&self.state.metrics.frames_rate_limited);
             self.strikes += 1;
             if self.strikes > self.state.config.limits.rate_limit_strikes {
                 tracing::info!(peer = %self.peer, "closing a connection that ignores rate limits");
