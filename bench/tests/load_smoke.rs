@@ -21,13 +21,18 @@ fn relay_binary() -> PathBuf {
     relay
 }
 
+/// `doran-bench --json ARGS --server-bin RELAY`: a load generator against the real relay.
 fn run(args: &[&str]) -> Value {
     let relay = relay_binary();
+    let relay = relay.to_str().expect("a UTF-8 path");
+    bench(&[args, &["--server-bin", relay]].concat())
+}
+
+/// `doran-bench --json ARGS`, which must succeed with one JSON object.
+fn bench(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
         .arg("--json")
         .args(args)
-        .arg("--server-bin")
-        .arg(&relay)
         .output()
         .expect("doran-bench runs");
     assert!(
@@ -174,20 +179,11 @@ fn the_key_group_benchmark_runs_a_family_through_its_epochs() {
 #[test]
 fn wire_floor_acks_and_delivers_every_push_with_and_without_commits() {
     for durable in [false, true] {
-        let mut args = vec!["--json", "wire-floor", "--devices", "12", "--ops", "4"];
+        let mut args = vec!["wire-floor", "--devices", "12", "--ops", "4"];
         if durable {
             args.push("--durable");
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_doran-bench"))
-            .args(&args)
-            .output()
-            .expect("doran-bench runs");
-        assert!(
-            out.status.success(),
-            "doran-bench {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        let r = bench(&args);
         assert_eq!(r["pushes"], 48);
         assert_eq!(r["delivered"], 4 * (5 * 4 + 5 * 4 + 2));
         if durable {

@@ -216,6 +216,23 @@ pub fn png(seed: u8) -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// The relay's counters from `/metrics` at `relay`, each read by its name (0 if
+/// absent).
+pub fn relay_metrics(relay: std::net::SocketAddr) -> impl Fn(&str) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(relay).expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")
+        .expect("ask");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    move |name| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

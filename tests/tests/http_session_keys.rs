@@ -4,28 +4,15 @@
 //! signature each); a relay that restarted turns the old key away, and the device
 //! signs that download again without its caller seeing anything but the bytes.
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
-};
+use std::net::SocketAddr;
 
 use doran_device::core::store::BlobOwner;
-use doran_e2e::{Relay, blob_client, create_account};
+use doran_e2e::{Relay, blob_client, create_account, relay_metrics};
 use doran_protocol::BlobHash;
 
 /// The relay's counts of accepted HTTP requests: (signed, MAC'd).
 fn proofs(relay: SocketAddr) -> (u64, u64) {
-    let mut stream = TcpStream::connect(relay).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")
-        .expect("ask");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    let count = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0)
-    };
+    let count = relay_metrics(relay);
     (
         count("doran_http_signed_total"),
         count("doran_http_maced_total"),

@@ -3,31 +3,14 @@
 //! of edits spends that budget, and a request the relay refuses for it — having done
 //! nothing — is sent again after the wait the relay gives.
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use doran_device::{Device, DeviceOptions, MissionInput, core::sync::SyncConfig};
-use doran_e2e::{Relay, devices::WAIT};
+use doran_e2e::{Relay, devices::WAIT, relay_metrics};
 
 /// The relay's count of websocket messages refused for their connection's frame rate.
 fn rate_limited(relay: SocketAddr) -> u64 {
-    let mut stream = TcpStream::connect(relay).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")
-        .expect("ask");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("doran_frames_rate_limited_total")?
-                .strip_prefix(' ')?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    relay_metrics(relay)("doran_frames_rate_limited_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
