@@ -2106,3 +2106,63 @@ fn a_volume_of_a_family_not_yet_sealed_on_the_relay_is_asked_again() {
         "given up on this connection"
     );
 }
+
+/// A push refused for the connection's frame rate pauses every push for the wait the
+/// relay gave: the refusal frees room in flight, but nothing goes until the next tick
+/// past that wait (before, each refusal sent the next push, refused in turn, until the
+/// relay closed the connection for ignoring its limit). Then the outbox goes again
+/// from its oldest entry, the refused one first — and a refusal of another kind does
+/// not pause the others.
+#[test]
+fn a_push_refused_for_the_frame_rate_pauses_pushing_for_the_relays_wait() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    sign_in(&mut m, vec![], vec![]);
+    let in_flight = config().max_in_flight as u64;
+    let outbox: Vec<_> = (1..=in_flight + 8)
+        .map(|i| entry(i, PERSONAL, format!("c{i}").as_bytes()))
+        .collect();
+    let now = 3;
+    let fx = m.handle(now, Event::Outbox(outbox.clone()));
+    let sent = pushes(&fx);
+    assert_eq!(sent.len() as u64, in_flight);
+
+    // The first is refused, waiting 40 ms; the rest in flight are refused too.
+    let e = ErrorFrame::new(ErrorCode::RateLimited, "too many frames")
+        .retry_after(40)
+        .for_doc(PERSONAL)
+        .for_chunk(sent[0]);
+    let fx = m.handle(now, Event::Frame(ServerFrame::Error(e)));
+    assert!(pushes(&fx).is_empty(), "nothing pushed in its place");
+    for c in &sent[1..] {
+        let fx = refuse(&mut m, now + 1, PERSONAL, *c, ErrorCode::RateLimited);
+        assert!(pushes(&fx).is_empty(), "nothing pushed while paused");
+        assert!(fx.want_outbox.is_none());
+    }
+    assert!(
+        m.handle(now + 20, Event::Tick).want_outbox.is_none(),
+        "not before the relay's wait"
+    );
+    // A new edit waits too.
+    assert!(pushes(&m.handle(now + 30, Event::LocalChange)).is_empty());
+
+    // Past the wait, the outbox is listed from its oldest entry and pushed again.
+    let want = m
+        .handle(now + 41, Event::Tick)
+        .want_outbox
+        .expect("the outbox is listed again");
+    assert_eq!(want.after, None);
+    let fx = m.handle(now + 41, Event::Outbox(listed(&outbox, want)));
+    assert_eq!(pushes(&fx).first(), Some(&outbox[0].chunk));
+    assert_eq!(pushes(&fx).len() as u64, in_flight);
+
+    // Another kind of refusal keeps only its push: the next goes at once.
+    let fx = refuse(
+        &mut m,
+        now + 42,
+        PERSONAL,
+        outbox[0].chunk,
+        ErrorCode::Unavailable,
+    );
+    assert_eq!(pushes(&fx).len(), 1, "room in flight is used again");
+}

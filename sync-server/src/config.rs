@@ -292,7 +292,9 @@ pub struct Limits {
     pub frames_per_second: u32,
     /// Burst of websocket frames per connection above the sustained rate.
     pub frame_burst: u32,
-    /// Consecutive rate-limited frames after which the connection is closed.
+    /// Consecutive rate-limited frames after which the connection is closed. More than
+    /// a device keeps in flight (32 pushes): those were sent before the first refusal
+    /// reached it, and a device that waits as asked must not be closed for them.
     pub rate_limit_strikes: u32,
     /// Simultaneous websocket connections per IP address.
     pub max_connections_per_ip: usize,
@@ -444,7 +446,7 @@ impl Default for Limits {
             user_quota_bytes: 256 * 1024 * 1024,
             frames_per_second: 50,
             frame_burst: 200,
-            rate_limit_strikes: 20,
+            rate_limit_strikes: 64,
             max_connections_per_ip: 64,
             max_connections: 16_384,
             header_read_timeout_secs: 10,

@@ -80,3 +80,67 @@ async fn a_request_after_a_burst_of_edits_waits_for_the_frame_budget_instead_of_
         .expect("every edit sent");
     assert_eq!(mom.sync_state().pending, 0);
 }
+
+/// A burst of edits larger than the budget, with the relay's default patience: the
+/// device pauses its pushes for the wait each refusal gives (rather than pushing the
+/// next in its place), so the relay never closes the connection for ignoring its limit,
+/// and every edit arrives without the app's 10 s wait for refused pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_edits_past_the_budget_is_paced_without_being_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("relay.json");
+    std::fs::write(
+        &config,
+        r#"{"limits": {"frames_per_second": 50, "frame_burst": 30}}"#,
+    )
+    .expect("config");
+    let config = config.to_str().expect("a UTF-8 path");
+    let relay = Relay::start_with(
+        &dir.path().join("relay"),
+        "127.0.0.1:0",
+        &["--config", config],
+    );
+    let mom = Device::open(dir.path().join("mom"), DeviceOptions::default())
+        .await
+        .expect("the device opens");
+    mom.create_account(&relay.url(), "mom@example.com", "엄마곰")
+        .await
+        .expect("an account");
+    let family = mom
+        .create_family("우리 가족", "엄마")
+        .await
+        .expect("family");
+    mom.sync_now(WAIT).await.expect("synced");
+    let metrics = relay_metrics(relay.addr());
+    let (refused, connections) = (
+        metrics("doran_frames_rate_limited_total"),
+        metrics("doran_connections_total"),
+    );
+
+    for i in 0..150 {
+        mom.add_mission(
+            &family,
+            MissionInput {
+                title: format!("할 일 {i}"),
+                ..MissionInput::default()
+            },
+        )
+        .await
+        .expect("a mission");
+    }
+    // Within the 10 s the app waits before sending refused pushes of other kinds again.
+    mom.sync_now(Duration::from_secs(9))
+        .await
+        .expect("every edit sent");
+    assert_eq!(mom.sync_state().pending, 0);
+    let metrics = relay_metrics(relay.addr());
+    assert!(
+        metrics("doran_frames_rate_limited_total") > refused,
+        "the burst outran the budget"
+    );
+    assert_eq!(
+        metrics("doran_connections_total"),
+        connections,
+        "the relay never closed the connection"
+    );
+}

@@ -365,6 +365,9 @@ pub struct SyncMachine {
     retry_kept_at: Option<u64>,
     /// The wait before the next such round (see `SyncConfig::retry_refused_after_ms`).
     retry_kept_delay: u64,
+    /// The relay refused a push for the connection's frame rate: nothing more is pushed
+    /// until the kept pushes' round (`retry_kept_at`), as the relay asked.
+    pushes_paused: bool,
     last_frame_at: u64,
     /// The time of the event or request being handled (ms).
     now_ms: u64,
@@ -410,6 +413,7 @@ impl SyncMachine {
             outbox_requested: false,
             outbox_more: false,
             retry_kept_at: None,
+            pushes_paused: false,
             last_frame_at: 0,
             now_ms: 0,
             last_ping_at: 0,

@@ -37,8 +37,9 @@ impl SyncMachine {
         self.last_queued = None;
         self.outbox_requested = false;
         self.outbox_more = true;
-        // A new connection starts from the oldest entry anyway.
+        // A new connection starts from the oldest entry anyway, with a new budget.
         self.retry_kept_at = None;
+        self.pushes_paused = false;
     }
 
     /// The connection ended (`goodbye` is the relay's reason when it said one).

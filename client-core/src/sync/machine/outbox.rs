@@ -10,6 +10,11 @@
 use doran_protocol::{ClientFrame, ErrorCode};
 
 use super::{Conn, SyncMachine};
+
+/// How long pushes pause after a `rate_limited` refusal that says no wait (the relay
+/// always says one; at its default 50 frames a second a token comes every 20 ms). The
+/// round itself comes with the next tick.
+const RATE_LIMITED_PAUSE_MS: u64 = 100;
 use crate::{
     store::OutboxEntry,
     sync::{Effects, OutboxWanted},
@@ -45,9 +50,18 @@ impl SyncMachine {
 
     /// The relay asked to have a push later: it stays in the outbox, and the machine
     /// goes through the outbox again after the delay (the longer of the relay's and
-    /// its own).
+    /// its own). A push refused for the connection's frame rate (`rate_limited`)
+    /// pauses every push until then, and then is the relay's own wait: the relay
+    /// refuses each frame over the budget, and pushing on would only be refused again
+    /// until it closes the connection for ignoring its limit — as a burst of a few
+    /// hundred edits did, each refusal freeing room for the next push.
     pub(super) fn keep_for_later(&mut self, code: ErrorCode, retry_after_ms: Option<u64>) {
-        let delay = retry_after_ms.unwrap_or(0).max(self.retry_kept_delay);
+        let delay = if code == ErrorCode::RateLimited {
+            self.pushes_paused = true;
+            retry_after_ms.unwrap_or(RATE_LIMITED_PAUSE_MS)
+        } else {
+            retry_after_ms.unwrap_or(0).max(self.retry_kept_delay)
+        };
         let at = self.last_frame_at.saturating_add(delay);
         tracing::debug!(?code, delay, "a push is kept for later");
         self.retry_kept_at = Some(self.retry_kept_at.map_or(at, |t| t.min(at)));
@@ -64,11 +78,15 @@ impl SyncMachine {
             return;
         }
         self.retry_kept_at = None;
+        self.pushes_paused = false;
         // A log that stays full is not asked every few seconds for ever; an ack resets.
         self.retry_kept_delay = self
             .retry_kept_delay
             .saturating_mul(2)
             .min(super::MAX_RETRY_REFUSED_MS.max(self.config.retry_refused_after_ms));
+        // From the oldest entry: what is queued and not sent (pushes were paused) is
+        // listed again in its turn, behind the kept ones.
+        self.queue.clear();
         self.last_queued = None;
         self.outbox_more = true;
         self.pump(fx);
@@ -77,7 +95,7 @@ impl SyncMachine {
     /// Pushes queued entries while there is room, and asks for more when the queue is
     /// empty and the store may hold more.
     pub(super) fn pump(&mut self, fx: &mut Effects) {
-        if self.conn != Conn::SignedIn {
+        if self.conn != Conn::SignedIn || self.pushes_paused {
             return;
         }
         while self.in_flight.len() < self.config.max_in_flight.max(1) {
