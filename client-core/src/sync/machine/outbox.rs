@@ -5,20 +5,22 @@
 //! push the relay asks to have later (a transient refusal, a full quota or document
 //! log) stays in the outbox without hiding the entries behind it; after
 //! [`SyncConfig::retry_refused_after_ms`](super::SyncConfig::retry_refused_after_ms)
-//! the machine pages through the outbox from its oldest entry again.
+//! the machine pages through the outbox from its oldest entry again. A push refused
+//! for the connection's frame rate pauses every push until the relay's wait has passed
+//! (see `keep_for_later`).
 
 use doran_protocol::{ClientFrame, ErrorCode};
 
 use super::{Conn, SyncMachine};
+use crate::{
+    store::OutboxEntry,
+    sync::{Effects, OutboxWanted},
+};
 
 /// How long pushes pause after a `rate_limited` refusal that says no wait (the relay
 /// always says one; at its default 50 frames a second a token comes every 20 ms). The
 /// round itself comes with the next tick.
 const RATE_LIMITED_PAUSE_MS: u64 = 100;
-use crate::{
-    store::OutboxEntry,
-    sync::{Effects, OutboxWanted},
-};
 
 impl SyncMachine {
     pub(super) fn on_outbox(&mut self, entries: Vec<OutboxEntry>, fx: &mut Effects) {
