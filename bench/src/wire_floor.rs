@@ -113,6 +113,8 @@ async fn measure(opts: &Options) -> Result<serde_json::Value, LoadError> {
     let devices = opts.devices;
     let barrier = Arc::new(Barrier::new(devices + 1));
     let mut tasks = tokio::task::JoinSet::new();
+    // Every device pushes the same bytes: one frame, shared.
+    let push = push_frame(opts.bytes);
     for i in 0..devices {
         let family = i / opts.family_size;
         let members = opts.family_size.min(devices - family * opts.family_size);
@@ -121,7 +123,7 @@ async fn measure(opts: &Options) -> Result<serde_json::Value, LoadError> {
             family: u32::try_from(family)
                 .map_err(|_| LoadError::Setup("too many families".into()))?,
             ops: opts.ops,
-            push: push_frame(opts.bytes),
+            push: Arc::clone(&push),
             deliveries: (members - 1) * opts.ops,
         };
         tasks.spawn(device(job, Arc::clone(&barrier)));
