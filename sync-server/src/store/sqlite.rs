@@ -10,9 +10,11 @@ use std::{
 
 use rusqlite::{Connection, config::DbConfig};
 
+use self::checkpoints::{Checkpointer, Limits};
 use super::{StoreError, StoreResult};
 
 mod accounts;
+mod checkpoints;
 mod logs;
 mod records;
 mod rows;
@@ -49,8 +51,10 @@ const READERS: usize = 4;
 /// `LogStore::append_batch`). Reads of a file database go to a few read-only
 /// connections instead, so in WAL mode they neither wait for a write's fsync nor hold
 /// it up; each read is one transaction and sees every write committed before it
-/// began. Opening applies the pending schema migrations and refuses a database
-/// written by a newer relay ([`StoreError::NewerSchema`]).
+/// began. A thread of its own copies the WAL back into the database file, so the
+/// writer's commits do not wait for that (`checkpoints`). Opening applies the pending
+/// schema migrations and refuses a database written by a newer relay
+/// ([`StoreError::NewerSchema`]).
 ///
 /// One `Arc<SqliteStore>` gives both trait objects:
 ///
@@ -68,6 +72,8 @@ pub struct SqliteStore {
     /// Empty for an in-memory database (reads use the writer).
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// WAL checkpoints off the writer's commits (a file database only).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -77,10 +83,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in the file at `path`; the parent
     /// directory must exist. SQLite also keeps `-wal` and `-shm` files next to it.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), Limits::RELAY)
+    }
+
+    fn open_with(path: &Path, checkpoints: Limits) -> StoreResult<Self> {
         tracing::debug!(path = %path.display(), "opening relay store");
         let mut store = Self::init(doran_sqlite::open(path, &SCHEMA)?)?;
         store.empty_wal()?;
+        let checkpointer = Checkpointer::start(path, &mut *store.lock()?, checkpoints)?;
+        store.checkpointer = Some(checkpointer);
         // Opened after the migrations, so they see the current schema.
         for _ in 0..READERS {
             let reader = doran_sqlite::open_reader(path)?;
@@ -121,6 +132,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            checkpointer: None,
         })
     }
 

@@ -349,7 +349,9 @@ impl LogStore for SqliteStore {
             // The dropped clear chunks are zeros in the database's pages now
             // (`secure_delete`), but the WAL still holds the pages as they were:
             // copied back and emptied. Best effort — with readers in the way, the WAL's
-            // frames are overwritten as it wraps instead.
+            // frames are overwritten as it wraps instead. The checkpoint thread's
+            // checkpoint, if one is running, is waited for: only one runs at a time.
+            let _no_other_checkpoint = self.checkpointer.as_ref().map(|c| c.hold());
             let conn = self.lock()?;
             // Waiting for readers only briefly: every append waits behind it.
             conn.busy_timeout(std::time::Duration::from_millis(100))?;

@@ -8,7 +8,7 @@ use doran_protocol::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, UserId,
 };
 
-use super::*;
+use super::{checkpoints::Limits, *};
 use crate::store::{
     AccountStore, BlobGrantee, DocOwner, LogStore, NewChunk, NewDevice, NewInvite, NewUser,
     SnapshotRef,
@@ -133,6 +133,101 @@ fn pragmas_and_schema_version_are_set() -> TestResult {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     assert_eq!(version, SqliteStore::schema_version());
     assert_eq!(version, SCHEMA.version());
+    Ok(())
+}
+
+/// The WAL is copied back into the database file by the checkpoint thread while the
+/// writer goes on, and wraps at its limit instead of growing with every commit.
+#[test]
+fn the_wal_is_copied_back_beside_the_writer_and_wraps() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let wal = dir.path().join(format!("{}-wal", SqliteStore::FILE_NAME));
+    let limits = Limits {
+        wake_at: 64,
+        wrap_at: 256,
+    };
+    const FRAME: u64 = 4096 + 24;
+    let family = FamilyId([0xfa; 16]);
+    let doc = DocId::from(family);
+    let (host, host_device) = user(1);
+    let chunk = |n: u32| -> Vec<u8> {
+        let mut bytes: Vec<u8> = (0..3000u32).map(|i| (i * 31 + n * 7) as u8).collect();
+        bytes[..4].copy_from_slice(&n.to_le_bytes());
+        bytes
+    };
+    let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len());
+    {
+        let store = SqliteStore::open_with(&path, limits)?;
+        store.create_user(&host, &host_device)?;
+        store.create_family(family, host.id, 5, usize::MAX)?;
+        let append_groups = |groups: std::ops::Range<u32>| -> TestResult {
+            for group in groups {
+                let bytes: Vec<Vec<u8>> = (0..10).map(|i| chunk(group * 10 + i)).collect();
+                let chunks: Vec<NewChunk<'_>> = bytes
+                    .iter()
+                    .map(|b| NewChunk {
+                        doc,
+                        chunk: ChunkId::of(b),
+                        bytes: b,
+                        author: Some(host.id),
+                        at: 30,
+                        max_log_bytes: u64::MAX,
+                        sealing: crate::store::Sealing::Any,
+                    })
+                    .collect();
+                for appended in store.append_batch(&chunks)? {
+                    appended?;
+                }
+            }
+            Ok(())
+        };
+        let grows_past = |len: u64| -> TestResult {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let now = file_len(&path)?;
+                if now >= len {
+                    return Ok(());
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never copied back: the database file has {now} bytes, not {len}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        };
+        let empty = file_len(&path)?;
+        // Chunks of 3000 bytes in groups of 10: a dozen frames or more a commit. Eight
+        // groups are past the thread's wake and short of the wrap, so only the thread
+        // copies them into the database file.
+        append_groups(0..8)?;
+        grows_past(empty + 100_000)?;
+        // Sixteen times the wrap in all, with the thread kept from copying (as when it
+        // falls behind): the writer copies back at the wrap and the WAL starts over,
+        // so its file keeps its largest size, a commit or so past the limit — not the
+        // 4000 frames and more written.
+        {
+            let _thread_held = store.checkpointer.as_ref().ok_or("no thread")?.hold();
+            append_groups(8..200)?;
+        }
+        let wal_len = file_len(&wal)?;
+        assert!(
+            wal_len <= 2 * 256 * FRAME,
+            "the WAL grew to {wal_len} bytes"
+        );
+        grows_past(empty + 5_000_000)?;
+        assert_eq!(store.read_since(doc, 0, 5000)?.len(), 2000);
+        store.check_integrity()?;
+    }
+    // Closed: the last connection (the thread's) copied the WAL back and removed it,
+    // so `relay.sqlite` alone holds the database after a clean stop.
+    assert!(!wal.exists(), "the WAL outlived the store");
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.head(doc)?, 2000);
+    let all = store.read_since(doc, 0, 5000)?;
+    assert_eq!(all.len(), 2000);
+    assert_eq!(all[1999].bytes, chunk(1999));
+    store.check_integrity()?;
     Ok(())
 }
 
