@@ -5,7 +5,7 @@
 //! its commit, once the WAL holds 1000 frames (pages): the relay's one writer — the
 //! appender, whose group commits every push waits for — stopped every two or three
 //! commits to copy the WAL into the database file and fsync it, a quarter of its time
-//! under load (`docs/benchmarks.md`, "checkpoints beside the writer"). A checkpoint
+//! under load (`docs/benchmarks.md`, "WAL checkpoints beside the writer"). A checkpoint
 //! copies each page once, however many frames of the WAL hold it, so a larger WAL
 //! between checkpoints costs less per commit — a page of each document's chunk indexes
 //! is written again by nearly every commit — but inside the commit it held up every ack
@@ -22,15 +22,22 @@
 //!
 //! Nothing of durability moves: a commit is durable once its frames are fsynced in the
 //! WAL, as before; a checkpoint copies committed pages into the database file.
+//!
+//! A WAL that must be emptied (a sealed family's clear history wiped, see
+//! `LogStore::confirm_snapshot`) and could not be at once, a reader being in the way,
+//! is emptied by the thread ([`Checkpointer::empty_later`]), tried again every
+//! [`EMPTY_RETRY`] until it is: frames the WAL wrapped over stay in its file until
+//! they are written over, and the file is now larger than SQLite's default kept it.
 
 use std::{
     path::Path,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicI32, Ordering},
-        mpsc::{self, Receiver, SyncSender, TrySendError},
+        atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
     },
     thread::JoinHandle,
+    time::Duration,
 };
 
 use rusqlite::{Connection, OpenFlags, hooks::Wal, wal::CheckpointMode};
@@ -55,11 +62,23 @@ impl Limits {
     };
 }
 
+/// How often the thread tries again to empty a WAL that must be emptied.
+const EMPTY_RETRY: Duration = Duration::from_secs(1);
+
+/// How long one try to empty the WAL waits for readers (and the writer, which waits
+/// for it in turn).
+const EMPTY_WAIT: Duration = Duration::from_millis(200);
+
 /// The checkpoint thread of one database file, stopped and joined on drop.
 #[derive(Debug)]
 pub(super) struct Checkpointer {
     wake: SyncSender<()>,
     stop: Arc<AtomicBool>,
+    /// The WAL must be emptied (truncated), not only copied back.
+    empty: Arc<AtomicBool>,
+    /// Tries to empty it so far (tests wait for them).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
+    empty_tries: Arc<AtomicU32>,
     /// Held for each checkpoint, so one another caller must run (emptying the WAL
     /// of a wiped history) waits for the thread's instead of failing `SQLITE_BUSY`.
     running: Arc<Mutex<()>>,
@@ -80,6 +99,8 @@ impl Checkpointer {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let (wake, woken) = mpsc::sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
+        let empty = Arc::new(AtomicBool::new(false));
+        let empty_tries = Arc::new(AtomicU32::new(0));
         // Frames of the WAL copied back as of the last checkpoint, the thread's or the
         // writer's; more than the WAL holds once it wrapped.
         let copied = Arc::new(AtomicI32::new(0));
@@ -87,8 +108,16 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("doran-checkpoints".into())
             .spawn({
-                let (stop, copied, running) = (stop.clone(), copied.clone(), running.clone());
-                move || run(&conn, &woken, &stop, &copied, &running)
+                let thread = Thread {
+                    conn,
+                    woken,
+                    stop: stop.clone(),
+                    empty: empty.clone(),
+                    empty_tries: empty_tries.clone(),
+                    copied: copied.clone(),
+                    running: running.clone(),
+                };
+                move || thread.run()
             })
             .map_err(StoreError::backend)?;
         let hook_wake = wake.clone();
@@ -101,6 +130,8 @@ impl Checkpointer {
         Ok(Self {
             wake,
             stop,
+            empty,
+            empty_tries,
             running,
             thread: Some(thread),
         })
@@ -110,6 +141,18 @@ impl Checkpointer {
     /// starting another while the guard is held.
     pub(super) fn hold(&self) -> MutexGuard<'_, ()> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Has the thread empty the WAL, trying every [`EMPTY_RETRY`] until it can.
+    pub(super) fn empty_later(&self) {
+        self.empty.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+    }
+
+    /// How many times the thread tried to empty the WAL.
+    #[cfg(test)]
+    pub(super) fn empty_tries(&self) -> u32 {
+        self.empty_tries.load(Ordering::Acquire)
     }
 }
 
@@ -162,21 +205,46 @@ fn on_commit(
     }
 }
 
-fn run(
-    conn: &Connection,
-    woken: &Receiver<()>,
-    stop: &AtomicBool,
-    copied: &AtomicI32,
-    running: &Mutex<()>,
-) {
-    while woken.recv().is_ok() {
-        if stop.load(Ordering::Acquire) {
-            break;
+/// The thread's side: its connection and what the writer's side shares with it.
+struct Thread {
+    conn: Connection,
+    woken: Receiver<()>,
+    stop: Arc<AtomicBool>,
+    empty: Arc<AtomicBool>,
+    empty_tries: Arc<AtomicU32>,
+    copied: Arc<AtomicI32>,
+    running: Arc<Mutex<()>>,
+}
+
+impl Thread {
+    fn run(self) {
+        loop {
+            let woken = if self.empty.load(Ordering::Acquire) {
+                self.woken
+                    .recv_timeout(EMPTY_RETRY)
+                    .map_err(|e| e == RecvTimeoutError::Disconnected)
+            } else {
+                self.woken.recv().map_err(|_| true)
+            };
+            if woken == Err(true) || self.stop.load(Ordering::Acquire) {
+                break;
+            }
+            let _held = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if self.empty.load(Ordering::Acquire) {
+                self.empty_wal();
+            } else {
+                self.copy_back();
+            }
         }
-        let _held = running.lock().unwrap_or_else(|e| e.into_inner());
-        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+    }
+
+    fn copy_back(&self) {
+        match self
+            .conn
+            .wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
+        {
             Ok((log, done)) => {
-                copied.store(done, Ordering::Relaxed);
+                self.copied.store(done, Ordering::Relaxed);
                 if done < log {
                     // A reader still uses older frames, or the writer committed
                     // meanwhile: the rest goes at the next wake.
@@ -184,6 +252,29 @@ fn run(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "a WAL checkpoint failed"),
+        }
+    }
+
+    /// Copies the WAL back and truncates it, waiting a little for readers and the
+    /// writer (which waits for this in turn).
+    fn empty_wal(&self) {
+        let emptied = self.conn.busy_timeout(EMPTY_WAIT).and_then(|()| {
+            self.conn
+                .wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE)
+        });
+        if let Err(e) = self.conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT) {
+            tracing::warn!(error = %e, "cannot set the checkpoint connection's busy timeout");
+        }
+        self.empty_tries.fetch_add(1, Ordering::AcqRel);
+        match emptied {
+            // Truncated: no frame left.
+            Ok((0, _)) => {
+                self.empty.store(false, Ordering::Release);
+                self.copied.store(0, Ordering::Relaxed);
+                tracing::info!("the WAL that had to be emptied is emptied");
+            }
+            Ok((log, done)) => tracing::debug!(log, done, "the WAL could not be emptied yet"),
+            Err(e) => tracing::debug!(error = %e, "the WAL could not be emptied yet"),
         }
     }
 }

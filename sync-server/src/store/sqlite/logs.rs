@@ -348,9 +348,10 @@ impl LogStore for SqliteStore {
         if wipe {
             // The dropped clear chunks are zeros in the database's pages now
             // (`secure_delete`), but the WAL still holds the pages as they were:
-            // copied back and emptied. Best effort — with readers in the way, the WAL's
-            // frames are overwritten as it wraps instead. The checkpoint thread's
-            // checkpoint, if one is running, is waited for: only one runs at a time.
+            // copied back and emptied, after the checkpoint thread's checkpoint if one
+            // is running (only one runs at a time). With readers in the way, the thread
+            // empties it as soon as it can: frames the WAL wrapped over stay in its
+            // file until they are written over.
             let _no_other_checkpoint = self.checkpointer.as_ref().map(|c| c.hold());
             let conn = self.lock()?;
             // Waiting for readers only briefly: every append waits behind it.
@@ -361,10 +362,16 @@ impl LogStore for SqliteStore {
             conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT)?;
             match emptied {
                 Ok(0) => tracing::info!(%doc, "a sealed family's clear history is wiped"),
-                Ok(_) => {
-                    tracing::warn!(%doc, "the WAL could not be emptied now; its old frames go as it wraps")
+                other => {
+                    let error = other.err().map(|e| e.to_string());
+                    match &self.checkpointer {
+                        Some(checkpointer) => {
+                            tracing::warn!(%doc, ?error, "the WAL could not be emptied now; the checkpoint thread will");
+                            checkpointer.empty_later();
+                        }
+                        None => tracing::warn!(%doc, ?error, "the WAL could not be emptied"),
+                    }
                 }
-                Err(e) => tracing::warn!(%doc, error = %e, "the WAL could not be emptied"),
             }
         }
         Ok(p)

@@ -231,6 +231,55 @@ fn the_wal_is_copied_back_beside_the_writer_and_wraps() -> TestResult {
     Ok(())
 }
 
+/// A WAL that has to be emptied (a wiped history) while a reader is in the way is
+/// emptied by the checkpoint thread once the reader is done, not left to be written
+/// over some day.
+#[test]
+fn a_wal_that_could_not_be_emptied_is_emptied_once_the_reader_is_done() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let wal = dir.path().join(format!("{}-wal", SqliteStore::FILE_NAME));
+    let family = FamilyId([0xfa; 16]);
+    let doc = DocId::from(family);
+    let (host, host_device) = user(1);
+    let store = SqliteStore::open(&path)?;
+    store.create_user(&host, &host_device)?;
+    store.create_family(family, host.id, 5, usize::MAX)?;
+    for bytes in [&b"one"[..], b"two", b"three"] {
+        store.append(doc, ChunkId::of(bytes), bytes, 20)?;
+    }
+    let reader = Connection::open(&path)?;
+    reader.execute_batch("BEGIN")?;
+    let held: i64 = reader.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
+    assert_eq!(held, 3);
+    let checkpointer = store.checkpointer.as_ref().ok_or("no thread")?;
+    checkpointer.empty_later();
+    let tried = |n: u32| -> TestResult {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while checkpointer.empty_tries() < n {
+            assert!(std::time::Instant::now() < deadline, "no try {n}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    };
+    // The thread's first try waits for the reader, and gives up.
+    tried(1)?;
+    assert!(std::fs::metadata(&wal)?.len() > 0, "emptied under a reader");
+    reader.execute_batch("COMMIT")?;
+    // A later one empties it.
+    tried(2)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&wal)?.len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never emptied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(store.read_since(doc, 0, 10)?.len(), 3);
+    Ok(())
+}
+
 #[test]
 fn a_database_from_a_newer_version_is_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
