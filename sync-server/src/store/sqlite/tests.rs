@@ -51,6 +51,19 @@ fn user(n: u8) -> (NewUser, NewDevice) {
     )
 }
 
+/// Waits (up to 30 s) until `done` says so: for what another thread of the store does.
+fn wait_until(
+    what: &str,
+    mut done: impl FnMut() -> Result<bool, Box<dyn std::error::Error>>,
+) -> TestResult {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done()? {
+        assert!(std::time::Instant::now() < deadline, "{what}: not in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
 #[test]
 fn reopening_a_file_store_finds_everything() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -182,19 +195,11 @@ fn the_wal_is_copied_back_beside_the_writer_and_wraps() -> TestResult {
             }
             Ok(())
         };
-        let grows_past = |len: u64| -> TestResult {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            loop {
-                let now = file_len(&path)?;
-                if now >= len {
-                    return Ok(());
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "never copied back: the database file has {now} bytes, not {len}"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
+        let grows_past = |len: u64| {
+            wait_until(
+                "the database file growing as the WAL is copied back",
+                || Ok(file_len(&path)? >= len),
+            )
         };
         let empty = file_len(&path)?;
         // Chunks of 3000 bytes in groups of 10: a dozen frames or more a commit. Eight
@@ -254,28 +259,18 @@ fn a_wal_that_could_not_be_emptied_is_emptied_once_the_reader_is_done() -> TestR
     assert_eq!(held, 3);
     let checkpointer = store.checkpointer.as_ref().ok_or("no thread")?;
     checkpointer.empty_later();
-    let tried = |n: u32| -> TestResult {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while checkpointer.empty_tries() < n {
-            assert!(std::time::Instant::now() < deadline, "no try {n}");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        Ok(())
-    };
     // The thread's first try waits for the reader, and gives up.
-    tried(1)?;
+    wait_until("a try to empty the WAL", || {
+        Ok(checkpointer.empty_tries() >= 1)
+    })?;
     assert!(std::fs::metadata(&wal)?.len() > 0, "emptied under a reader");
     reader.execute_batch("COMMIT")?;
     // A later one empties it.
-    tried(2)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::metadata(&wal)?.len() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the WAL was never emptied"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(
+        "the WAL emptied",
+        || Ok(std::fs::metadata(&wal)?.len() == 0),
+    )?;
+    assert!(checkpointer.empty_tries() >= 2);
     assert_eq!(store.read_since(doc, 0, 10)?.len(), 3);
     Ok(())
 }
