@@ -258,23 +258,27 @@ impl Thread {
     /// Copies the WAL back and truncates it, waiting a little for readers and the
     /// writer (which waits for this in turn).
     fn empty_wal(&self) {
-        let emptied = self.conn.busy_timeout(EMPTY_WAIT).and_then(|()| {
-            self.conn
-                .wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE)
-        });
-        if let Err(e) = self.conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT) {
-            tracing::warn!(error = %e, "cannot set the checkpoint connection's busy timeout");
-        }
+        let emptied = empty_wal(&self.conn, EMPTY_WAIT);
         self.empty_tries.fetch_add(1, Ordering::AcqRel);
         match emptied {
-            // Truncated: no frame left.
-            Ok((0, _)) => {
+            Ok(true) => {
                 self.empty.store(false, Ordering::Release);
                 self.copied.store(0, Ordering::Relaxed);
                 tracing::info!("the WAL that had to be emptied is emptied");
             }
-            Ok((log, done)) => tracing::debug!(log, done, "the WAL could not be emptied yet"),
+            Ok(false) => tracing::debug!("the WAL could not be emptied yet"),
             Err(e) => tracing::debug!(error = %e, "the WAL could not be emptied yet"),
         }
     }
+}
+
+/// Copies the WAL back and truncates it, waiting at most `wait` for readers and the
+/// writer (a busy writer waits for this in turn); whether it is empty now. `conn`'s
+/// busy timeout is the usual one again after.
+pub(super) fn empty_wal(conn: &Connection, wait: Duration) -> rusqlite::Result<bool> {
+    conn.busy_timeout(wait)?;
+    let emptied = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE);
+    conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT)?;
+    // Truncated: no frame left.
+    Ok(emptied?.0 == 0)
 }

@@ -6,7 +6,7 @@ use doran_protocol::{BlobHash, ChunkId, DeviceId, DocId, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{
-    SqliteStore,
+    SqliteStore, checkpoints,
     rows::{collect, first, to_unsigned, unsigned},
 };
 use crate::store::{
@@ -355,13 +355,8 @@ impl LogStore for SqliteStore {
             let _no_other_checkpoint = self.checkpointer.as_ref().map(|c| c.hold());
             let conn = self.lock()?;
             // Waiting for readers only briefly: every append waits behind it.
-            conn.busy_timeout(std::time::Duration::from_millis(100))?;
-            let emptied = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                row.get::<_, i64>(0)
-            });
-            conn.busy_timeout(doran_sqlite::BUSY_TIMEOUT)?;
-            match emptied {
-                Ok(0) => tracing::info!(%doc, "a sealed family's clear history is wiped"),
+            match checkpoints::empty_wal(&conn, std::time::Duration::from_millis(100)) {
+                Ok(true) => tracing::info!(%doc, "a sealed family's clear history is wiped"),
                 other => {
                     let error = other.err().map(|e| e.to_string());
                     match &self.checkpointer {
