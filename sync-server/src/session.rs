@@ -22,6 +22,7 @@
 mod account;
 mod certs;
 mod docs;
+mod ends;
 mod families;
 mod invites;
 mod key_packages;
@@ -33,8 +34,11 @@ pub(crate) use snapshots::expire_pending;
 
 use std::{
     collections::{BTreeSet, HashMap},
+    future::poll_fn,
     net::SocketAddr,
+    pin::pin,
     sync::Arc,
+    task::Poll,
     time::Duration,
 };
 
@@ -111,7 +115,7 @@ pub(crate) struct Session {
     /// (not sent back to it, and no gap to fill).
     own: HashMap<DocId, BTreeSet<Seq>>,
     /// Granting access answers and the membership epoch they were read at.
-    access_cache: HashMap<DocId, (u64, DocOwner, DocAccess)>,
+    access_cache: HashMap<DocId, (u64, DocOwner, DocAccess, docs::Marks)>,
     /// Users this connection found with `LookupUser`, whose keys it may read.
     looked_up: certs::LookedUp,
     /// Its place among the relay's connections: marked never to be shed the moment
@@ -182,6 +186,15 @@ pub async fn run(
         .entry
         .as_ref()
         .map_or_else(CancellationToken::new, |e| e.closed().clone());
+    // Made once and polled only when one of its tokens fires (see `ends`). The hub's
+    // token is kept for the whole connection (a failed sign-in renews only the
+    // revocation token), so this watches the one the hub holds.
+    let mut ending = pin!(ends::end(
+        state.shutdown.clone(),
+        session.tokens.cancel.clone(),
+        shed,
+    ));
+    let woken = ends::Woken::new();
     let opened = Instant::now();
     let (hello_by, signed_in_by) = (
         opened + limits.hello_timeout(),
@@ -197,9 +210,10 @@ pub async fn run(
         };
         let wake = tokio::select! {
             biased;
-            () = state.shutdown.cancelled() => Wake::Shutdown,
-            () = session.tokens.cancel.cancelled() => Wake::Cancelled,
-            () = shed.cancelled() => Wake::Cancelled,
+            end = poll_fn(|cx| woken.poll(ending.as_mut(), cx)) => match end {
+                ends::End::Shutdown => Wake::Shutdown,
+                ends::End::Cancelled => Wake::Cancelled,
+            },
             () = until(deadline) => Wake::TooSlow,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
             msg = session.link.next() => Wake::Socket(msg),
@@ -252,6 +266,21 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// `write` within [`WRITE_TIMEOUT`]. The timer is armed only if the write does not
+/// finish at once: nearly every frame is only queued, and nearly every flush goes out
+/// in one `sendto`. A timer made for each (a clock read, and the runtime's handle
+/// taken and given back) was about 3 % of the relay's CPU under
+/// `seed-stress --mix changes`.
+async fn within_write_timeout<F: Future>(
+    write: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut write = pin!(write);
+    match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => tokio::time::timeout(WRITE_TIMEOUT, write).await,
     }
 }
 
@@ -425,7 +454,7 @@ impl Session {
     /// wake-up ([`flush`](Self::flush)). A full write buffer is written out here.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Flow {
         let len = bytes.len() as u64;
-        match tokio::time::timeout(WRITE_TIMEOUT, self.link.feed(Message::Binary(bytes))).await {
+        match within_write_timeout(self.link.feed(Message::Binary(bytes))).await {
             Ok(Ok(())) => {
                 inc(&self.state.metrics.frames_out);
                 add(&self.state.metrics.bytes_out, len);
@@ -437,7 +466,7 @@ impl Session {
 
     /// Writes out the queued frames.
     pub(crate) async fn flush(&mut self) -> Flow {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.link.flush()).await {
+        match within_write_timeout(self.link.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Disconnect),
         }

@@ -122,79 +122,103 @@ fn take_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResult
     Ok(true)
 }
 
-/// Appends one chunk inside `tx` (see [`LogStore::append_batch`]). A chunk over its
-/// quota is refused with [`StoreError::DocumentFull`] before anything is written, so
-/// the transaction can go on with the next one.
-fn append_in(tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended> {
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?
-        .query_row((c.doc.0, c.chunk.0), |row| row.get(0))
-        .optional()?;
-    if let Some(seq) = existing {
-        return Ok(Appended {
-            seq: to_unsigned(seq, "seq")?,
-            existed: true,
-        });
+/// The statements of an append, taken from the connection's statement cache once per
+/// group rather than once per chunk: each `prepare_cached` hashes the statement's text
+/// to find it and again to put it back, about 3 % of the relay's instructions per
+/// push when done for every chunk.
+struct Appends<'c> {
+    existing: rusqlite::CachedStatement<'c>,
+    bump: rusqlite::CachedStatement<'c>,
+    head: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> Appends<'c> {
+    fn prepare(tx: &'c Connection) -> StoreResult<Appends<'c>> {
+        Ok(Appends {
+            existing: tx
+                .prepare_cached("SELECT seq FROM chunks WHERE doc = ?1 AND chunk_id = ?2")?,
+            // The sealing rule rides in the same statement: a clear chunk updates only
+            // a clear log, another member's envelope only a sealed one, and the host's
+            // first envelope seals it (see `Sealing`).
+            bump: tx.prepare_cached(
+                "UPDATE logs SET head = head + 1, bytes = bytes + ?2, sealed = max(sealed, ?4 = 2)
+                 WHERE doc = ?1 AND bytes + ?2 <= ?3
+                   AND CASE ?4 WHEN 1 THEN sealed = 0 WHEN 3 THEN sealed = 1 ELSE 1 END",
+            )?,
+            head: tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?,
+            insert: tx.prepare_cached(
+                "INSERT INTO chunks (doc, seq, chunk_id, bytes, author, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+        })
     }
-    let len = c.bytes.len() as u64;
-    if len > c.max_log_bytes {
-        return Err(StoreError::DocumentFull);
-    }
-    let len = int("chunk length", len)?;
-    let max = i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX);
-    // The head moves in the same transaction as the insert, so seqs have no gaps
-    // and are never reused, even after a snapshot dropped every chunk. The quota is
-    // checked by the update itself: a log it would overflow is not updated.
-    //
-    // A plain one-row UPDATE, then the head read back: an upsert with RETURNING
-    // (`INSERT … ON CONFLICT DO UPDATE … RETURNING`, one statement) made SQLite open
-    // a statement journal for every chunk, whose memory going back to the allocator
-    // made glibc hand pages back to the kernel (`madvise`, with a TLB shootdown on
-    // every core) once per chunk: 49-53 µs of relay CPU per push became 35-38
-    // (seed-stress --mix changes, docs/benchmarks.md).
-    //
-    // The sealing rule rides in the same statement: a clear chunk updates only a
-    // clear log, another member's envelope only a sealed one, and the host's first
-    // envelope seals it (see `Sealing`).
-    let sealing = c.sealing.code();
-    let updated = tx
-        .prepare_cached(
-            "UPDATE logs SET head = head + 1, bytes = bytes + ?2, sealed = max(sealed, ?4 = 2)
-             WHERE doc = ?1 AND bytes + ?2 <= ?3
-               AND CASE ?4 WHEN 1 THEN sealed = 0 WHEN 3 THEN sealed = 1 ELSE 1 END",
-        )?
-        .execute((c.doc.0, len, max, sealing))?;
-    let seq: i64 = if updated == 1 {
-        tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?
-            .query_row([c.doc.0], |row| row.get(0))?
-    } else {
-        let known: Option<(bool, i64)> = tx
-            .prepare_cached("SELECT sealed, bytes FROM logs WHERE doc = ?1")?
-            .query_row([c.doc.0], |row| Ok((row.get(0)?, row.get(1)?)))
+
+    /// Appends one chunk inside `tx`, the transaction these statements were prepared
+    /// on (see [`LogStore::append_batch`]). A chunk over its quota is refused with
+    /// [`StoreError::DocumentFull`] before anything is written, so the transaction can
+    /// go on with the next one.
+    fn append(&mut self, tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended> {
+        let existing: Option<i64> = self
+            .existing
+            .query_row((c.doc.0, c.chunk.0), |row| row.get(0))
             .optional()?;
-        // Refused for the same reason as on every backend: full first.
-        match (known, c.sealing) {
-            (Some((_, held)), _) if held.saturating_add(len) > max => {
-                return Err(StoreError::DocumentFull);
-            }
-            (Some((true, _)), Sealing::Clear) => return Err(StoreError::DocumentSealed),
-            (Some((false, _)) | None, Sealing::Envelope) => return Err(StoreError::NotSealed),
-            (Some(_), _) => return Err(StoreError::DocumentFull),
-            (None, _) => {}
+        if let Some(seq) = existing {
+            return Ok(Appended {
+                seq: to_unsigned(seq, "seq")?,
+                existed: true,
+            });
         }
-        tx.prepare_cached("INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)")?
+        let len = c.bytes.len() as u64;
+        if len > c.max_log_bytes {
+            return Err(StoreError::DocumentFull);
+        }
+        let len = int("chunk length", len)?;
+        let max = i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX);
+        // The head moves in the same transaction as the insert, so seqs have no gaps
+        // and are never reused, even after a snapshot dropped every chunk. The quota
+        // is checked by the update itself: a log it would overflow is not updated.
+        //
+        // A plain one-row UPDATE, then the head read back: an upsert with RETURNING
+        // (`INSERT … ON CONFLICT DO UPDATE … RETURNING`, one statement) made SQLite
+        // open a statement journal for every chunk, whose memory going back to the
+        // allocator made glibc hand pages back to the kernel (`madvise`, with a TLB
+        // shootdown on every core) once per chunk: 49-53 µs of relay CPU per push
+        // became 35-38 (seed-stress --mix changes, docs/benchmarks.md).
+        let sealing = c.sealing.code();
+        let updated = self.bump.execute((c.doc.0, len, max, sealing))?;
+        let seq: i64 = if updated == 1 {
+            self.head.query_row([c.doc.0], |row| row.get(0))?
+        } else {
+            let known: Option<(bool, i64)> = tx
+                .prepare_cached("SELECT sealed, bytes FROM logs WHERE doc = ?1")?
+                .query_row([c.doc.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            // Refused for the same reason as on every backend: full first.
+            match (known, c.sealing) {
+                (Some((_, held)), _) if held.saturating_add(len) > max => {
+                    return Err(StoreError::DocumentFull);
+                }
+                (Some((true, _)), Sealing::Clear) => return Err(StoreError::DocumentSealed),
+                (Some((false, _)) | None, Sealing::Envelope) => {
+                    return Err(StoreError::NotSealed);
+                }
+                (Some(_), _) => return Err(StoreError::DocumentFull),
+                (None, _) => {}
+            }
+            tx.prepare_cached(
+                "INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)",
+            )?
             .execute((c.doc.0, len, c.sealing == Sealing::Seals))?;
-        1
-    };
-    tx.prepare_cached(
-        "INSERT INTO chunks (doc, seq, chunk_id, bytes, author, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute((c.doc.0, seq, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
-    Ok(Appended {
-        seq: to_unsigned(seq, "head")?,
-        existed: false,
-    })
+            1
+        };
+        self.insert
+            .execute((c.doc.0, seq, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
+        Ok(Appended {
+            seq: to_unsigned(seq, "head")?,
+            existed: false,
+        })
+    }
 }
 
 impl LogStore for SqliteStore {
@@ -206,9 +230,10 @@ impl LogStore for SqliteStore {
         let ats: StoreResult<Vec<i64>> = chunks.iter().map(|c| int("at", c.at)).collect();
         if let Ok(ats) = ats {
             let together = self.write(|tx| {
+                let mut appends = Appends::prepare(tx)?;
                 let mut out = Vec::with_capacity(chunks.len());
                 for (c, &at) in chunks.iter().zip(&ats) {
-                    match append_in(tx, c, at) {
+                    match appends.append(tx, c, at) {
                         Err(
                             e @ (StoreError::DocumentFull
                             | StoreError::DocumentSealed
@@ -228,7 +253,7 @@ impl LogStore for SqliteStore {
             .iter()
             .map(|c| {
                 let at = int("at", c.at)?;
-                self.write(|tx| append_in(tx, c, at))
+                self.write(|tx| Appends::prepare(tx)?.append(tx, c, at))
             })
             .collect())
     }
