@@ -22,7 +22,6 @@
 mod account;
 mod certs;
 mod docs;
-mod ends;
 mod families;
 mod invites;
 mod key_packages;
@@ -186,15 +185,6 @@ pub async fn run(
         .entry
         .as_ref()
         .map_or_else(CancellationToken::new, |e| e.closed().clone());
-    // Made once and polled only when one of its tokens fires (see `ends`). The hub's
-    // token is kept for the whole connection (a failed sign-in renews only the
-    // revocation token), so this watches the one the hub holds.
-    let mut ending = pin!(ends::end(
-        state.shutdown.clone(),
-        session.tokens.cancel.clone(),
-        shed,
-    ));
-    let woken = ends::Woken::new();
     let opened = Instant::now();
     let (hello_by, signed_in_by) = (
         opened + limits.hello_timeout(),
@@ -210,10 +200,9 @@ pub async fn run(
         };
         let wake = tokio::select! {
             biased;
-            end = poll_fn(|cx| woken.poll(ending.as_mut(), cx)) => match end {
-                ends::End::Shutdown => Wake::Shutdown,
-                ends::End::Cancelled => Wake::Cancelled,
-            },
+            () = state.shutdown.cancelled() => Wake::Shutdown,
+            () = session.tokens.cancel.cancelled() => Wake::Cancelled,
+            () = shed.cancelled() => Wake::Cancelled,
             () = until(deadline) => Wake::TooSlow,
             Some(msg) = recv_hub(session.hub_rx.as_mut()) => Wake::Hub(msg),
             msg = session.link.next() => Wake::Socket(msg),

@@ -318,14 +318,6 @@ impl Session {
         })
     }
 
-    /// A fresh revocation token after a sign-in that did not last. The hub's other
-    /// token, which drops the connection, is kept: the session's loop watches that one
-    /// for the connection's whole life (`ends`), and a drop the hub asked for in the
-    /// meantime is carried out.
-    fn renew_revocation(&mut self) {
-        self.tokens.revoked = tokio_util::sync::CancellationToken::new();
-    }
-
     /// Registers the signed-in connection, checks once more that its device is not
     /// revoked, answers `SignedIn`, then delivers pending invites and announces
     /// presence.
@@ -363,16 +355,16 @@ impl Session {
             Ok(Some(v)) => v,
             Ok(None) => {
                 self.state.hub.unregister(registered.id, now);
-                // The hub may have revoked the device already: a later sign-in on
+                // The hub may have revoked these tokens already: a later sign-in on
                 // this connection (as another device) starts clean.
-                self.renew_revocation();
+                self.tokens = super::ConnTokens::default();
                 tracing::info!(%user, %device, peer = %self.peer, "sign-in of a revoked device refused");
                 let e = ErrorFrame::new(ErrorCode::DeviceRevoked, "device revoked");
                 return self.send_error(e).await;
             }
             Err(e) => {
                 self.state.hub.unregister(registered.id, now);
-                self.renew_revocation();
+                self.tokens = super::ConnTokens::default();
                 return self.send_error(e.frame()).await;
             }
         };
