@@ -139,11 +139,18 @@ pub struct ConnTokens {
     pub revoked: CancellationToken,
 }
 
+/// Connection ids are the relay's own (a counter), so maps keyed by them use a plain
+/// multiplicative hash (`rustc-hash`) rather than the keyed SipHash the maps of ids a
+/// client names keep: a fan-out looks up every recipient, and SipHash was the larger
+/// part of that (about 200 instructions a lookup).
+type ConnMap<V> = HashMap<ConnId, V, rustc_hash::FxBuildHasher>;
+type ConnSet = HashSet<ConnId, rustc_hash::FxBuildHasher>;
+
 #[derive(Debug, Default)]
 struct Inner {
-    conns: HashMap<ConnId, Conn>,
-    by_user: HashMap<UserId, HashSet<ConnId>>,
-    by_doc: HashMap<DocId, HashSet<ConnId>>,
+    conns: ConnMap<Conn>,
+    by_user: HashMap<UserId, ConnSet>,
+    by_doc: HashMap<DocId, ConnSet>,
     last_seen: HashMap<UserId, UnixMillis>,
 }
 

@@ -1,9 +1,12 @@
 //! The device websocket under a session: the upgrade's socket, tungstenite on top of
 //! a [`gate::Gate`] that hands it one frame at a time, and a [`Link`] that parks an
-//! idle connection without its websocket buffers (see [`link`]).
+//! idle connection without its websocket buffers (see [`link`]). The session's binary
+//! messages are framed and written by the relay itself (`outbox`); tungstenite reads,
+//! and writes the control frames.
 
 pub mod gate;
 pub mod link;
+mod outbox;
 pub mod socket;
 
 pub use link::{Closed, Link};

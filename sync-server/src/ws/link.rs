@@ -19,13 +19,20 @@ use std::{
 
 use axum::body::Bytes;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _, future::poll_fn};
-use tokio::time::{Instant, Sleep};
+use tokio::{
+    io::AsyncWrite as _,
+    time::{Instant, Sleep},
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::Role},
 };
 
-use super::{gate::Gate, socket::Socket};
+use super::{
+    gate::Gate,
+    outbox::{Outbox, WRITE_BUFFER},
+    socket::Socket,
+};
 use crate::metrics::{Metrics, inc};
 
 /// The websocket is gone: the socket closed, failed, or could not be rebuilt.
@@ -55,6 +62,9 @@ enum State {
 #[derive(Debug)]
 struct Open {
     ws: WebSocketStream<Gate<Socket>>,
+    /// The session's binary messages, written by the relay itself after whatever
+    /// tungstenite has queued (see `outbox`).
+    out: Outbox,
     /// Fires `park_after` (or, never parking, every second while a message deadline
     /// applies) after it was last set; `None` when neither applies.
     timer: Option<Pin<Box<Sleep>>>,
@@ -161,7 +171,7 @@ impl Link {
                         timer.as_mut().reset(Instant::now() + after);
                         continue;
                     }
-                    if open.busy || !boundary {
+                    if open.busy || !boundary || !open.out.is_empty() {
                         // Busy since the timer was set, or a frame or message is half
                         // read: look again later.
                         open.busy = false;
@@ -179,33 +189,45 @@ impl Link {
         }
     }
 
-    /// Queues `msg` (written by [`flush`](Self::flush), or once the write buffer is
-    /// full). A parked link is built again first.
+    /// Queues `msg` (written by [`flush`](Self::flush), or at once when
+    /// [`WRITE_BUFFER`] bytes wait). A parked link is built again first. Binary
+    /// messages go to the outbox; any other is handed to tungstenite after the
+    /// outbox's bytes are written, so messages leave in the order they were fed.
     pub async fn feed(&mut self, msg: Message) -> Result<(), Closed> {
         let open = self.open()?;
         open.busy = true;
-        open.closing |= matches!(msg, Message::Close(_));
-        open.ws.feed(msg).await.map_err(|e| {
-            tracing::debug!(error = %e, "websocket write failed");
-            Closed
-        })
+        match msg {
+            Message::Binary(bytes) => {
+                open.out.push_binary(&bytes);
+                if open.out.pending() >= WRITE_BUFFER {
+                    poll_fn(|cx| open.poll_write_out(cx)).await?;
+                }
+                Ok(())
+            }
+            other => {
+                poll_fn(|cx| open.poll_write_out(cx)).await?;
+                open.closing |= matches!(other, Message::Close(_));
+                open.ws.feed(other).await.map_err(|e| {
+                    tracing::debug!(error = %e, "websocket write failed");
+                    Closed
+                })
+            }
+        }
     }
 
     /// Writes out what was queued. A parked link has nothing queued.
     pub async fn flush(&mut self) -> Result<(), Closed> {
         match &mut self.state {
-            State::Open(open) => open.ws.flush().await.map_err(|e| {
-                tracing::debug!(error = %e, "websocket flush failed");
-                Closed
-            }),
+            State::Open(open) => poll_fn(|cx| open.poll_flush(cx)).await,
             State::Parked(_) => Ok(()),
             State::Gone => Err(Closed),
         }
     }
 
-    /// Sends a close frame and waits for it to be written.
+    /// Sends a close frame (after what was queued) and waits for it to be written.
     pub async fn close(&mut self) -> Result<(), Closed> {
         let open = self.open()?;
+        poll_fn(|cx| open.poll_write_out(cx)).await?;
         open.closing = true;
         open.ws.close(None).await.map_err(|_| Closed)
     }
@@ -255,11 +277,48 @@ impl Open {
     fn new(ws: WebSocketStream<Gate<Socket>>, park_after: Option<Duration>) -> Open {
         Open {
             ws,
+            out: Outbox::default(),
             timer: park_after.map(|after| Box::pin(tokio::time::sleep(after))),
             busy: false,
             closing: false,
             mid_since: None,
         }
+    }
+}
+
+impl Open {
+    /// Writes out what tungstenite has queued (a pong, a close frame), then the
+    /// outbox. tungstenite's bytes go first: the outbox is empty whenever tungstenite
+    /// may queue something, so what it holds was queued before the outbox's bytes.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        if self.out.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = ready!(self.ws.poll_flush_unpin(cx)) {
+            tracing::debug!(error = %e, "websocket flush failed");
+            return Poll::Ready(Err(Closed));
+        }
+        self.out.poll_write_out(self.ws.get_mut(), cx).map_err(|e| {
+            tracing::debug!(error = %e, "websocket write failed");
+            Closed
+        })
+    }
+
+    /// Writes everything out and flushes the socket (TLS sends its records then).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        let flushed = if self.out.is_empty() {
+            // What tungstenite queued, if anything, and the socket's flush.
+            ready!(self.ws.poll_flush_unpin(cx)).map_err(|e| e.to_string())
+        } else {
+            // tungstenite's queue is written first by `poll_write_out`, and nothing
+            // can be queued in it before the socket's flush: that is all left to do.
+            ready!(self.poll_write_out(cx))?;
+            ready!(Pin::new(self.ws.get_mut()).poll_flush(cx)).map_err(|e| e.to_string())
+        };
+        Poll::Ready(flushed.map_err(|error| {
+            tracing::debug!(%error, "websocket flush failed");
+            Closed
+        }))
     }
 }
 
