@@ -197,6 +197,9 @@ impl Link {
         let open = self.open()?;
         open.busy = true;
         match msg {
+            // Nothing follows a close frame either way (RFC 6455 §5.5.1): tungstenite
+            // refused that itself, and the outbox goes around its checks.
+            Message::Binary(_) if open.closing => Err(Closed),
             Message::Binary(bytes) => {
                 open.out.push_binary(&bytes);
                 if open.out.pending() >= WRITE_BUFFER {
