@@ -1,11 +1,12 @@
 //! [`Link`]: a session's websocket, parked without its buffers while idle.
 //!
-//! An open link is tungstenite's websocket over a [`Gate`]: tungstenite's read and
-//! write buffers (the write buffer keeps the capacity of the largest burst ever
-//! written, e.g. a catch-up), its waker cells, the gate's read buffer and the park
-//! timer — several KB a connection. After `park_after` without a message either way,
-//! at a message boundary and with everything written, the link drops all of that and
-//! keeps only the gate (the socket, and at most a partial frame header read ahead).
+//! An open link is tungstenite's websocket over a [`Gate`] and the relay's own outbox
+//! for binary messages (`super::outbox`): tungstenite's read and write buffers, the
+//! outbox's (which keeps the capacity of the largest burst ever written, e.g. a
+//! catch-up), its waker cells, the gate's read buffer and the park timer — several KB
+//! a connection. After `park_after` without a message either way, at a message
+//! boundary and with everything written, the link drops all of that and keeps only
+//! the gate (the socket, and at most a partial frame header read ahead).
 //! The websocket is built again, over the same gate, when the socket has bytes or the
 //! session sends: no byte read ahead is lost, none is read twice.
 
