@@ -298,10 +298,7 @@ impl Open {
         if self.out.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        if let Err(e) = ready!(self.ws.poll_flush_unpin(cx)) {
-            tracing::debug!(error = %e, "websocket flush failed");
-            return Poll::Ready(Err(Closed));
-        }
+        ready!(self.ws.poll_flush_unpin(cx)).map_err(flush_failed)?;
         self.out.poll_write_out(self.ws.get_mut(), cx).map_err(|e| {
             tracing::debug!(error = %e, "websocket write failed");
             Closed
@@ -310,20 +307,23 @@ impl Open {
 
     /// Writes everything out and flushes the socket (TLS sends its records then).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
-        let flushed = if self.out.is_empty() {
+        if self.out.is_empty() {
             // What tungstenite queued, if anything, and the socket's flush.
-            ready!(self.ws.poll_flush_unpin(cx)).map_err(|e| e.to_string())
-        } else {
-            // tungstenite's queue is written first by `poll_write_out`, and nothing
-            // can be queued in it before the socket's flush: that is all left to do.
-            ready!(self.poll_write_out(cx))?;
-            ready!(Pin::new(self.ws.get_mut()).poll_flush(cx)).map_err(|e| e.to_string())
-        };
-        Poll::Ready(flushed.map_err(|error| {
-            tracing::debug!(%error, "websocket flush failed");
-            Closed
-        }))
+            return self.ws.poll_flush_unpin(cx).map_err(flush_failed);
+        }
+        // tungstenite's queue is written first by `poll_write_out`, and nothing can be
+        // queued in it before the socket's flush: that is all left to do.
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(self.ws.get_mut())
+            .poll_flush(cx)
+            .map_err(flush_failed)
     }
+}
+
+/// A flush of tungstenite's queue or of the socket failed: the link is closed.
+fn flush_failed(error: impl std::fmt::Display) -> Closed {
+    tracing::debug!(%error, "websocket flush failed");
+    Closed
 }
 
 impl Drop for Link {
