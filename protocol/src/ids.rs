@@ -22,6 +22,18 @@ pub enum IdError {
     },
 }
 
+/// Lowercase hex of `bytes`, written into `out` (at least twice as long) without
+/// allocating: ids are printed on hot paths (a blob's file name and etag on every
+/// download), and `hex::encode` builds its string one `char` at a time, about 70
+/// instructions a byte.
+fn hex_str<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    let out = &mut out[..bytes.len() * 2];
+    // Cannot fail: `out` is exactly twice as long as `bytes`.
+    let _ = hex::encode_to_slice(bytes, out);
+    // Only ASCII hex digits were written, so this is never the empty fallback.
+    std::str::from_utf8(out).unwrap_or_default()
+}
+
 fn parse_hex<const N: usize>(kind: &'static str, s: &str) -> Result<[u8; N], IdError> {
     let mut out = [0u8; N];
     match hex::decode_to_slice(s, &mut out) {
@@ -53,13 +65,13 @@ macro_rules! random_id {
 
             /// Lowercase hex, as shown to people and stored in documents.
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                hex_str(&self.0, &mut [0; 32]).to_owned()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(hex_str(&self.0, &mut [0; 32]))
             }
         }
 
@@ -102,7 +114,7 @@ macro_rules! hash_id {
 
             /// Lowercase hex.
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                hex_str(&self.0, &mut [0; 64]).to_owned()
             }
         }
 
@@ -114,7 +126,7 @@ macro_rules! hash_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(hex_str(&self.0, &mut [0; 64]))
             }
         }
 
@@ -339,6 +351,24 @@ impl FamilyId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_print_as_lowercase_hex_and_parse_back() {
+        let random = DeviceId([
+            0x0f, 0xa0, 0xff, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0xab,
+        ]);
+        assert_eq!(random.to_string(), "0fa0ff000102030405060708090a0bab");
+        assert_eq!(random.to_hex(), random.to_string());
+        let hash = ChunkId::of(b"a chunk");
+        assert_eq!(hash.to_string(), hex::encode(hash.0));
+        assert_eq!(hash.to_hex(), hash.to_string());
+        for _ in 0..100 {
+            let id = FamilyId::random();
+            assert_eq!(id.to_string().parse::<FamilyId>(), Ok(id));
+            let hash = BlobHash::of(&id.0);
+            assert_eq!(hash.to_hex().parse::<BlobHash>(), Ok(hash));
+        }
+    }
 
     #[test]
     fn a_sealed_familys_id_says_so_and_a_clear_ones_does_not() {

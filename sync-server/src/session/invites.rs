@@ -3,8 +3,6 @@
 //! the inviter's 호칭 and the one proposed): the relay stores it as given, checks that
 //! the inviter's device signed it, and serves it back unchanged.
 
-use std::collections::HashSet;
-
 use doran_protocol::{
     ErrorCode, FamilyId, InviteId, InviteInfo, InviteState, MembershipChange, PublicKey, Response,
     ServerEvent, Signature, UserId,
@@ -282,12 +280,7 @@ impl Ctx<'_> {
         let list = self
             .state
             .quick_read(move |a| {
-                let mut list = a.invites_for(user, now)?;
-                for f in a.families_of(user)? {
-                    list.extend(a.invites_of_family(f.id, now)?);
-                }
-                let mut seen = HashSet::new();
-                list.retain(|i| seen.insert(i.invite));
+                let mut list = a.invites_seen_by(user, now)?;
                 cut_to_a_frame(&mut list);
                 Ok(list)
             })

@@ -180,6 +180,7 @@ macro_rules! relay_store_conformance_tests {
                 unknown_invites,
                 an_inviter_who_left_keeps_their_nickname,
                 invite_lists_are_oldest_first,
+                the_invite_list_is_mine_then_each_familys_once,
                 finished_invites_are_purged,
                 pending_invites_are_capped,
                 racing_invites_respect_the_cap,

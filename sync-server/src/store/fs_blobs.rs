@@ -59,7 +59,12 @@ impl FsBlobStore {
     /// Where the blob `hash` lives once published.
     fn path_of(&self, hash: BlobHash) -> PathBuf {
         let hex = hash.to_hex();
-        self.dir.join(&hex[..2]).join(hex)
+        // One buffer for the whole path (a download looks it up three times).
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + 2 + 1 + 64 + 1);
+        path.push(&self.dir);
+        path.push(&hex[..2]);
+        path.push(hex);
+        path
     }
 
     /// Opens a published blob; `None` if it does not exist.

@@ -575,3 +575,56 @@ pub(crate) fn sending_and_withdrawing_in_a_loop_is_capped(f: &Fixture) -> TestRe
     f.accounts.create_invite_within(&later, limits)?;
     Ok(())
 }
+
+pub(crate) fn the_invite_list_is_mine_then_each_familys_once(f: &Fixture) -> TestResult {
+    let family1 = family_with_host(f, 1, 1)?;
+    let family2 = family_with_host(f, 2, 2)?;
+    let [host1, host2] = [new_user(1).0.id, new_user(2).0.id];
+    let me = register(f, 3)?;
+    let [four, five, six] = [register(f, 4)?, register(f, 5)?, register(f, 6)?];
+    let [family3, family4] = [family_id(3), family_id(4)];
+    for family in [family3, family4] {
+        f.accounts.create_family(family, six, 10, usize::MAX)?;
+    }
+    // Family 2 joined first, then family 1.
+    join(f, 20, family2, host2, me, 12)?;
+    join(f, 21, family1, host1, me, 14)?;
+    for (n, family, inviter, invitee, at) in [
+        (1, family1, host1, four, 30),
+        (2, family1, host1, five, 20), // expired by 125
+        (3, family2, host2, four, 40),
+        (4, family3, six, me, 50),
+        (6, family4, six, me, 45),
+        (8, family2, host2, five, 35), // withdrawn
+        (9, family3, six, four, 55),   // not a family of mine
+    ] {
+        f.accounts
+            .create_invite(&new_invite(n, family, inviter, invitee, at))?;
+    }
+    f.accounts.withdraw_invite(InviteId([8; 16]), 36)?;
+    let ids = |list: Vec<InviteInfo>| list.iter().map(|i| i.invite.0[0]).collect::<Vec<_>>();
+    // Mine oldest first, then family 2's, then family 1's.
+    assert_eq!(ids(f.accounts.invites_seen_by(me, 125)?), vec![6, 4, 3, 1]);
+    assert_eq!(ids(f.accounts.invites_seen_by(four, 125)?), vec![1, 3, 9]);
+    assert_eq!(ids(f.accounts.invites_seen_by(host1, 125)?), vec![1]);
+    assert_eq!(ids(f.accounts.invites_seen_by(host1, 50)?), vec![2, 1]);
+    // The same as its definition, invites whole.
+    for (user, now) in [(me, 125), (me, 31), (four, 125), (host2, 125), (six, 125)] {
+        let mut expected = f.accounts.invites_for(user, now)?;
+        for family in f.accounts.families_of(user)? {
+            expected.extend(f.accounts.invites_of_family(family.id, now)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        expected.retain(|i| seen.insert(i.invite));
+        assert_eq!(f.accounts.invites_seen_by(user, now)?, expected);
+    }
+    // A deleted family's invites are not listed; nor is anything for a stranger.
+    f.accounts.delete_family(family1, 126)?;
+    assert_eq!(ids(f.accounts.invites_seen_by(me, 127)?), vec![6, 4, 3]);
+    assert!(
+        f.accounts
+            .invites_seen_by(new_user(9).0.id, 127)?
+            .is_empty()
+    );
+    Ok(())
+}

@@ -154,6 +154,18 @@ impl Accounts {
             .map(|f| &f.record)
     }
 
+    /// The families `user` belongs to (not deleted), in the order they joined.
+    fn families_of(&self, user: UserId) -> Vec<&FamilyRecord> {
+        let mut families: Vec<(u64, &FamilyRecord)> = self
+            .members
+            .iter()
+            .filter(|((_, u), _)| *u == user)
+            .filter_map(|((f, _), m)| self.live_family(*f).map(|r| (m.joined_at, r)))
+            .collect();
+        families.sort_by_key(|(joined_at, f)| (*joined_at, f.id));
+        families.into_iter().map(|(_, f)| f).collect()
+    }
+
     fn is_member(&self, family: FamilyId, user: UserId) -> bool {
         self.members.contains_key(&(family, user))
     }
@@ -710,14 +722,7 @@ impl AccountStore for MemoryStore {
 
     fn families_of(&self, user: UserId) -> StoreResult<Vec<FamilyRecord>> {
         let a = self.accounts()?;
-        let mut families: Vec<(u64, FamilyRecord)> = a
-            .members
-            .iter()
-            .filter(|((_, u), _)| *u == user)
-            .filter_map(|((f, _), m)| a.live_family(*f).map(|r| (m.joined_at, r.clone())))
-            .collect();
-        families.sort_by_key(|(joined_at, f)| (*joined_at, f.id));
-        Ok(families.into_iter().map(|(_, f)| f).collect())
+        Ok(a.families_of(user).into_iter().cloned().collect())
     }
 
     fn members(&self, family: FamilyId) -> StoreResult<Vec<MemberInfo>> {
@@ -898,6 +903,16 @@ impl AccountStore for MemoryStore {
     fn invites_of_family(&self, family: FamilyId, now: u64) -> StoreResult<Vec<InviteInfo>> {
         int("now", now)?;
         self.accounts()?.open_invites(now, |i| i.family == family)
+    }
+
+    fn invites_seen_by(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
+        int("now", now)?;
+        let a = self.accounts()?;
+        let mut list = a.open_invites(now, |i| i.invitee == user)?;
+        for family in a.families_of(user) {
+            list.extend(a.open_invites(now, |i| i.family == family.id && i.invitee != user)?);
+        }
+        Ok(list)
     }
 
     fn answer_invite(

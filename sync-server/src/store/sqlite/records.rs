@@ -110,14 +110,33 @@ fn parse_role(s: &str) -> StoreResult<Role> {
 /// The columns and joins [`invite`] reads: `SELECT` them, then `WHERE` on `i`.
 macro_rules! invite_select {
     () => {
-        "SELECT i.id, i.family, i.inviter, ur.nickname, i.invitee, ue.nickname, i.card,
-                i.created_at, i.expires_at, i.state
-         FROM invites i
-         JOIN users ur ON ur.id = i.inviter
-         JOIN users ue ON ue.id = i.invitee"
+        concat!(
+            "SELECT ",
+            invite_columns!(),
+            " FROM invites i ",
+            invite_nicknames!()
+        )
     };
 }
 pub(super) use invite_select;
+
+/// The columns of [`invite_select!`], which [`invite`] reads.
+macro_rules! invite_columns {
+    () => {
+        "i.id, i.family, i.inviter, ur.nickname, i.invitee, ue.nickname, i.card,
+         i.created_at, i.expires_at, i.state"
+    };
+}
+pub(super) use invite_columns;
+
+/// The joins that give an invite (`i`) its inviter's and invitee's nicknames.
+macro_rules! invite_nicknames {
+    () => {
+        "JOIN users ur ON ur.id = i.inviter
+         JOIN users ue ON ue.id = i.invitee"
+    };
+}
+pub(super) use invite_nicknames;
 
 /// A row of [`invite_select!`], with its state as seen at `now`, and its stored state.
 pub(super) fn invite(row: &Row<'_>, now: u64) -> StoreResult<(InviteInfo, StoredInviteState)> {
