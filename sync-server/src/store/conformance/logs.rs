@@ -78,6 +78,14 @@ pub(crate) fn append_is_idempotent_by_chunk_id(f: &Fixture) -> TestResult {
     );
     assert_eq!(logs.head(doc(1))?, 2);
     assert_eq!(logs.read_since(doc(1), 0, 100)?.len(), 2);
+    // The next new chunk takes the next seq: the repeat left no gap.
+    assert_eq!(
+        push(logs, doc(1), b"c")?,
+        Appended {
+            seq: 3,
+            existed: false
+        }
+    );
     // The same chunk in another document is another chunk.
     assert_eq!(
         push(logs, doc(2), b"a")?,
@@ -471,6 +479,17 @@ pub(crate) fn log_quotas_count_what_is_stored(f: &Fixture) -> TestResult {
             existed: true
         })
     ));
+    // And where it would still fit, it is counted once.
+    let again = f.logs.append_batch(&[new(doc, &b, 1000)])?;
+    assert!(matches!(
+        again[0],
+        Ok(Appended {
+            seq: 2,
+            existed: true
+        })
+    ));
+    assert_eq!(f.logs.log_bytes(doc)?, 200);
+    assert_eq!(f.logs.head(doc)?, 2);
     // A snapshot frees what it covers.
     let snapshot = SnapshotRef {
         covers_seq: 1,

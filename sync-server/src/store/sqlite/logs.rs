@@ -131,6 +131,7 @@ struct Appends<'c> {
     bump: rusqlite::CachedStatement<'c>,
     head: rusqlite::CachedStatement<'c>,
     insert: rusqlite::CachedStatement<'c>,
+    unbump: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> Appends<'c> {
@@ -149,7 +150,11 @@ impl<'c> Appends<'c> {
             head: tx.prepare_cached("SELECT head FROM logs WHERE doc = ?1")?,
             insert: tx.prepare_cached(
                 "INSERT INTO chunks (doc, seq, chunk_id, bytes, author, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (doc, chunk_id) DO NOTHING",
+            )?,
+            unbump: tx.prepare_cached(
+                "UPDATE logs SET head = head - 1, bytes = bytes - ?2 WHERE doc = ?1",
             )?,
         })
     }
@@ -159,19 +164,9 @@ impl<'c> Appends<'c> {
     /// [`StoreError::DocumentFull`] before anything is written, so the transaction can
     /// go on with the next one.
     fn append(&mut self, tx: &Connection, c: &NewChunk<'_>, at: i64) -> StoreResult<Appended> {
-        let existing: Option<i64> = self
-            .existing
-            .query_row((c.doc.0, c.chunk.0), |row| row.get(0))
-            .optional()?;
-        if let Some(seq) = existing {
-            return Ok(Appended {
-                seq: to_unsigned(seq, "seq")?,
-                existed: true,
-            });
-        }
         let len = c.bytes.len() as u64;
         if len > c.max_log_bytes {
-            return Err(StoreError::DocumentFull);
+            return self.stored_before(c)?.ok_or(StoreError::DocumentFull);
         }
         let len = int("chunk length", len)?;
         let max = i64::try_from(c.max_log_bytes).unwrap_or(i64::MAX);
@@ -187,37 +182,77 @@ impl<'c> Appends<'c> {
         // became 35-38 (seed-stress --mix changes, docs/benchmarks.md).
         let sealing = c.sealing.code();
         let updated = self.bump.execute((c.doc.0, len, max, sealing))?;
-        let seq: i64 = if updated == 1 {
-            self.head.query_row([c.doc.0], |row| row.get(0))?
-        } else {
-            let known: Option<(bool, i64)> = tx
-                .prepare_cached("SELECT sealed, bytes FROM logs WHERE doc = ?1")?
-                .query_row([c.doc.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?;
-            // Refused for the same reason as on every backend: full first.
-            match (known, c.sealing) {
-                (Some((_, held)), _) if held.saturating_add(len) > max => {
-                    return Err(StoreError::DocumentFull);
-                }
-                (Some((true, _)), Sealing::Clear) => return Err(StoreError::DocumentSealed),
-                (Some((false, _)) | None, Sealing::Envelope) => {
-                    return Err(StoreError::NotSealed);
-                }
-                (Some(_), _) => return Err(StoreError::DocumentFull),
-                (None, _) => {}
+        if updated == 1 {
+            let seq: i64 = self.head.query_row([c.doc.0], |row| row.get(0))?;
+            // A chunk stored before (a push sent again) is not inserted twice, and the
+            // head and bytes go back to what they were: the bump and the insert are
+            // tried first because a chunk is new nearly always, which saves looking
+            // its id up before. Its sealing mark needs no undoing: a log holding an
+            // envelope is sealed already.
+            let inserted = self.insert.execute((
+                c.doc.0,
+                seq,
+                c.chunk.0,
+                c.bytes,
+                c.author.map(|u| u.0),
+                at,
+            ))?;
+            if inserted == 1 {
+                return Ok(Appended {
+                    seq: to_unsigned(seq, "head")?,
+                    existed: false,
+                });
             }
-            tx.prepare_cached(
-                "INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)",
-            )?
+            self.unbump.execute((c.doc.0, len))?;
+            return self
+                .stored_before(c)?
+                .ok_or_else(|| StoreError::Invalid("a chunk neither new nor stored".into()));
+        }
+        // Not bumped: a chunk stored before is acknowledged whatever the log's state
+        // now (full, or sealed since); otherwise say why, or start the log.
+        if let Some(stored) = self.stored_before(c)? {
+            return Ok(stored);
+        }
+        let known: Option<(bool, i64)> = tx
+            .prepare_cached("SELECT sealed, bytes FROM logs WHERE doc = ?1")?
+            .query_row([c.doc.0], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        // Refused for the same reason as on every backend: full first.
+        match (known, c.sealing) {
+            (Some((_, held)), _) if held.saturating_add(len) > max => {
+                return Err(StoreError::DocumentFull);
+            }
+            (Some((true, _)), Sealing::Clear) => return Err(StoreError::DocumentSealed),
+            (Some((false, _)) | None, Sealing::Envelope) => {
+                return Err(StoreError::NotSealed);
+            }
+            (Some(_), _) => return Err(StoreError::DocumentFull),
+            (None, _) => {}
+        }
+        tx.prepare_cached("INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)")?
             .execute((c.doc.0, len, c.sealing == Sealing::Seals))?;
-            1
-        };
         self.insert
-            .execute((c.doc.0, seq, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
+            .execute((c.doc.0, 1, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
         Ok(Appended {
-            seq: to_unsigned(seq, "head")?,
+            seq: 1,
             existed: false,
         })
+    }
+
+    /// The chunk's place if its log holds it already.
+    fn stored_before(&mut self, c: &NewChunk<'_>) -> StoreResult<Option<Appended>> {
+        let existing: Option<i64> = self
+            .existing
+            .query_row((c.doc.0, c.chunk.0), |row| row.get(0))
+            .optional()?;
+        existing
+            .map(|seq| {
+                Ok(Appended {
+                    seq: to_unsigned(seq, "seq")?,
+                    existed: true,
+                })
+            })
+            .transpose()
     }
 }
 
