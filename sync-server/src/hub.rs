@@ -25,8 +25,12 @@ use axum::body::Bytes;
 use doran_protocol::{
     DeviceId, DocId, ErrorCode, Seq, ServerEvent, ServerFrame, UnixMillis, UserId, codec,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub use self::queue::Receiver;
+use self::queue::{Sender, TrySendError};
+
+mod queue;
 
 /// A connection's id, unique for the life of the process.
 pub type ConnId = u64;
@@ -122,7 +126,7 @@ impl HubMsg {
 struct Conn {
     user: UserId,
     device: DeviceId,
-    tx: mpsc::Sender<HubMsg>,
+    tx: Sender,
     cancel: CancellationToken,
     /// Cancelled when the connection's device is revoked: the session refuses every
     /// frame after that, even one read before the `Close` message reaches it.
@@ -210,8 +214,8 @@ impl Hub {
         user: UserId,
         device: DeviceId,
         tokens: ConnTokens,
-    ) -> (Registered, mpsc::Receiver<HubMsg>) {
-        let (tx, rx) = mpsc::channel(self.queue);
+    ) -> (Registered, Receiver) {
+        let (tx, rx) = queue::queue(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.conns.insert(
@@ -413,12 +417,12 @@ impl Hub {
 fn deliver(id: ConnId, conn: &Conn, msg: HubMsg) -> bool {
     match conn.tx.try_send(msg) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(TrySendError::Full) => {
             tracing::warn!(conn = id, user = %conn.user, "connection too slow; closing it");
             conn.cancel.cancel();
             false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(TrySendError::Closed) => false,
     }
 }
 
@@ -447,9 +451,9 @@ mod tests {
         hub.subscribe(a.id, DOC);
         hub.subscribe(b.id, DOC);
         assert_eq!(hub.fan_out(DOC, 1, Bytes::from_static(b"x"), a.id), 1);
-        assert!(matches!(b_rx.try_recv(), Ok(HubMsg::Chunk(c)) if c.seq == 1));
-        assert!(a_rx.try_recv().is_err());
-        assert!(c_rx.try_recv().is_err());
+        assert!(matches!(b_rx.try_recv(), Some(HubMsg::Chunk(c)) if c.seq == 1));
+        assert!(a_rx.try_recv().is_none());
+        assert!(c_rx.try_recv().is_none());
         hub.unsubscribe(b.id, DOC);
         assert_eq!(hub.fan_out(DOC, 2, Bytes::from_static(b"y"), a.id), 0);
     }
@@ -492,7 +496,7 @@ mod tests {
         let (_, _laptop_rx) = hub.register(ALICE, DeviceId([2; 16]), laptop.clone());
         hub.close_device(DeviceId([1; 16]), ErrorCode::DeviceRevoked, "revoked");
         assert!(phone.revoked.is_cancelled());
-        assert!(matches!(phone_rx.try_recv(), Ok(HubMsg::Close(_))));
+        assert!(matches!(phone_rx.try_recv(), Some(HubMsg::Close(_))));
         assert!(!laptop.revoked.is_cancelled());
     }
 }

@@ -35,7 +35,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     future::poll_fn,
     net::SocketAddr,
-    pin::pin,
+    pin::{Pin, pin},
     sync::Arc,
     task::Poll,
     time::Duration,
@@ -44,7 +44,7 @@ use std::{
 use crate::{
     access::DocAccess,
     conns::Entry,
-    hub::{ConnId, ConnTokens, HubMsg},
+    hub::{self, ConnId, ConnTokens, HubMsg},
     metrics::{add, inc},
     rate::{ConnectionSlot, TokenBucket},
     state::{AppState, now_ms},
@@ -56,7 +56,7 @@ use doran_protocol::{
     Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, Seq, ServerEvent, ServerFrame,
     UserId, codec,
 };
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +107,7 @@ pub(crate) struct Session {
     strikes: u32,
     /// Given to the hub when signed in: it cancels or revokes the connection.
     tokens: ConnTokens,
-    hub_rx: Option<mpsc::Receiver<HubMsg>>,
+    hub_rx: Option<hub::Receiver>,
     /// Subscribed documents and the last seq delivered to this connection.
     subs: HashMap<DocId, Seq>,
     /// In a cluster: seqs of this connection's own pushes past what was delivered
@@ -144,12 +144,14 @@ pub async fn run(
 ) {
     let limits = &state.config.limits;
     let park_after = limits.park_idle();
-    let link = Link::new(
+    // Boxed: this wait comes once, but its state would otherwise be part of every
+    // connection's task for as long as the connection lives (888 bytes of it).
+    let link = Box::pin(Link::new(
         socket,
         read_ahead,
         (park_after, limits.message_deadline()),
         Arc::clone(&state.metrics),
-    )
+    ))
     .await;
     let bucket = TokenBucket::new(
         f64::from(limits.frames_per_second),
@@ -263,17 +265,20 @@ async fn until(deadline: Option<Instant>) {
 /// in one `sendto`. A timer made for each (a clock read, and the runtime's handle
 /// taken and given back) was about 3 % of the relay's CPU under
 /// `seed-stress --mix changes`.
+///
+/// The write comes pinned by the caller and the timer boxed: a future taken by value
+/// is stored twice in this one's state (as the argument, and where it is pinned), and
+/// that state, with a timer inline, was part of every connection's task while idle.
 async fn within_write_timeout<F: Future>(
-    write: F,
+    mut write: Pin<&mut F>,
 ) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut write = pin!(write);
     match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
         Poll::Ready(done) => Ok(done),
-        Poll::Pending => tokio::time::timeout(WRITE_TIMEOUT, write).await,
+        Poll::Pending => Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await,
     }
 }
 
-async fn recv_hub(rx: Option<&mut mpsc::Receiver<HubMsg>>) -> Option<HubMsg> {
+async fn recv_hub(rx: Option<&mut hub::Receiver>) -> Option<HubMsg> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -451,7 +456,7 @@ impl Session {
     /// wake-up ([`flush`](Self::flush)). A full write buffer is written out here.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Flow {
         let len = bytes.len() as u64;
-        match within_write_timeout(self.link.feed(Message::Binary(bytes))).await {
+        match within_write_timeout(pin!(self.link.feed(Message::Binary(bytes)))).await {
             Ok(Ok(())) => {
                 inc(&self.state.metrics.frames_out);
                 add(&self.state.metrics.bytes_out, len);
@@ -463,7 +468,7 @@ impl Session {
 
     /// Writes out the queued frames.
     pub(crate) async fn flush(&mut self) -> Flow {
-        match within_write_timeout(self.link.flush()).await {
+        match within_write_timeout(pin!(self.link.flush())).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Disconnect),
         }
@@ -473,7 +478,7 @@ impl Session {
     /// goes out with one flush.
     async fn drain_hub(&mut self) -> Flow {
         for _ in 0..DRAIN_HUB {
-            let Some(msg) = self.hub_rx.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+            let Some(msg) = self.hub_rx.as_mut().and_then(hub::Receiver::try_recv) else {
                 return Ok(());
             };
             self.on_hub(msg).await?;

@@ -95,13 +95,17 @@ impl Upgrade {
     {
         let Upgrade { key, on_upgrade } = self;
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => match Socket::from_upgraded(upgraded) {
-                    Ok((socket, read_ahead)) => session(socket, read_ahead).await,
-                    Err(_) => tracing::error!("an upgraded connection of an unknown type"),
-                },
-                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-            }
+            // Taken apart before the session runs, not matched around it: what a match
+            // is on lives as long as the match, and this task lives as long as the
+            // connection (160 bytes of every idle connection's task).
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+            };
+            let Ok((socket, read_ahead)) = Socket::from_upgraded(upgraded) else {
+                return tracing::error!("an upgraded connection of an unknown type");
+            };
+            session(socket, read_ahead).await;
         });
         let accept = derive_accept_key(key.as_bytes());
         let mut response = Response::new(Body::empty());
