@@ -436,8 +436,8 @@ mod tests {
 
     #[test]
     fn a_hub_message_is_two_words() {
-        // Each connection's queue allocates 32 slots up front; a payload inline would
-        // put kilobytes on every idle connection.
+        // A connection's queue holds its messages inline (`hub/queue.rs`); a payload
+        // inline would put kilobytes on every connection with messages waiting.
         assert!(size_of::<HubMsg>() <= 16);
     }
 
@@ -479,12 +479,19 @@ mod tests {
             cancel: cancel.clone(),
             ..ConnTokens::default()
         };
-        let (a, _rx) = hub.register(ALICE, DeviceId([1; 16]), tokens);
+        let (a, mut rx) = hub.register(ALICE, DeviceId([1; 16]), tokens);
         hub.subscribe(a.id, DOC);
-        for seq in 0..17 {
-            hub.fan_out(DOC, seq, Bytes::new(), 0);
+        for seq in 1..=16 {
+            assert_eq!(hub.fan_out(DOC, seq, Bytes::new(), 0), 1);
         }
+        assert!(!cancel.is_cancelled(), "sixteen fit");
+        assert_eq!(hub.fan_out(DOC, 17, Bytes::new(), 0), 0);
         assert!(cancel.is_cancelled());
+        // What was queued stays, in order; the hub never waited.
+        for seq in 1..=16 {
+            assert!(matches!(rx.try_recv(), Some(HubMsg::Chunk(c)) if c.seq == seq));
+        }
+        assert!(rx.try_recv().is_none());
     }
 
     #[test]

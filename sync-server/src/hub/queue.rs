@@ -221,6 +221,33 @@ mod tests {
         assert_eq!(waiting.await.expect("the task"), Some(7));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_message_from_a_busy_sender_arrives_once_in_order() {
+        // The sender races the receiver's every poll: a wake-up lost between the
+        // receiver finding the queue empty and leaving its waker would hang this.
+        const N: u32 = 50_000;
+        let (tx, mut rx) = queue(16);
+        let sender = std::thread::spawn(move || {
+            for n in 0..N {
+                let msg = || HubMsg::Event(Arc::new(n.to_le_bytes().to_vec().into()));
+                while let Err(e) = tx.try_send(msg()) {
+                    assert_eq!(e, TrySendError::Full);
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut next: u32 = 0;
+        while let Some(msg) = rx.recv().await {
+            let HubMsg::Event(bytes) = msg else {
+                panic!("only events were sent");
+            };
+            assert_eq!(bytes[..], next.to_le_bytes());
+            next += 1;
+        }
+        assert_eq!(next, N, "then the end, once the sender is gone");
+        sender.join().expect("the sender");
+    }
+
     #[tokio::test]
     async fn the_receiver_hears_the_end_after_what_was_queued() {
         let (tx, mut rx) = queue(4);
