@@ -34,39 +34,39 @@ use axum::{
     routing::{get, put},
 };
 use doran_protocol::ErrorCode;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{conns::Entry, error::ApiError, http::upgrade::Upgrade, session, state::AppState};
 
 /// The relay's routes over `state`.
 pub fn routes(state: &Arc<AppState>) -> Router {
-    let security = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    // One layer of five, not five layers: the router boxes each layer it is given
+    // around every route, and clones every box for every request (about 6 k
+    // instructions a download with five).
+    let security = ServiceBuilder::new()
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
-        ),
-        (
+        ))
+        .layer(header(
             HeaderName::from_static("cross-origin-resource-policy"),
             "same-origin",
-        ),
-    ];
-    let mut router = Router::new()
+        ));
+    Router::new()
         .route("/ws", get(websocket))
         .route("/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob))
         .route("/healthz", get(healthz))
         .route("/server-id", get(server_id))
         .route("/metrics", get(metrics))
-        .with_state(Arc::clone(state));
-    for (name, value) in security {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
-    router
+        .with_state(Arc::clone(state))
+        .layer(security)
 }
 
 /// Upgrades to the device websocket, within the per-address connection limit.

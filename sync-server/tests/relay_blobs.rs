@@ -31,7 +31,18 @@ async fn blobs_are_verified_ranged_and_authorised_per_family() {
     let put = format!("/blobs/{hash}?family={fa}");
     let r = signed_http(&server, &alice, "PUT", &put, &photo).await;
     assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        assert_eq!(r.header(name), Some(value), "{name}");
+    }
     assert_eq!(r.header("access-control-allow-origin"), None);
 
     // Step 2: she downloads it whole, a range of it, and its headers.
