@@ -41,21 +41,21 @@ use crate::{conns::Entry, error::ApiError, http::upgrade::Upgrade, session, stat
 
 /// The relay's routes over `state`.
 pub fn routes(state: &Arc<AppState>) -> Router {
-    let header = |name: HeaderName, value: &'static str| {
+    let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
     // One layer of five, not five layers: the router boxes each layer it is given
     // around every route, and clones every box for every request (about 6 k
     // instructions a download with five).
     let security = ServiceBuilder::new()
-        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(header(
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ))
-        .layer(header(
+        .layer(set(
             HeaderName::from_static("cross-origin-resource-policy"),
             "same-origin",
         ));

@@ -25,13 +25,28 @@ const DEVICE_COLUMNS: &str = "id, user_id, key, client, added_at, last_seen, rev
 const FAMILY_COLUMNS: &str = "f.id, f.host, f.created_at";
 const MEMBER_SELECT: &str = "SELECT m.user_id, m.role, m.joined_at, u.personal_doc
      FROM members m JOIN users u ON u.id = m.user_id";
-/// The columns of an invite, which [`invite`] reads (with [`INVITE_NICKNAMES`]).
-const INVITE_COLUMNS: &str = "i.id, i.family, i.inviter, ur.nickname, i.invitee,
-            ue.nickname, i.card, i.created_at, i.expires_at, i.state";
+/// The columns of an invite, which [`invite`] reads.
+macro_rules! invite_columns {
+    () => {
+        "i.id, i.family, i.inviter, ur.nickname, i.invitee,
+            ue.nickname, i.card, i.created_at, i.expires_at, i.state"
+    };
+}
 
 /// The joins that give an invite (`i`) its inviter's and invitee's nicknames.
-const INVITE_NICKNAMES: &str = "JOIN users ur ON ur.id = i.inviter
-     JOIN users ue ON ue.id = i.invitee";
+macro_rules! invite_nicknames {
+    () => {
+        "JOIN users ur ON ur.id = i.inviter
+     JOIN users ue ON ue.id = i.invitee"
+    };
+}
+
+const INVITE_SELECT: &str = concat!(
+    "SELECT ",
+    invite_columns!(),
+    " FROM invites i ",
+    invite_nicknames!()
+);
 
 const LINK_SELECT: &str = "SELECT id, user_id, device, device_key, client, requested_at,
      expires_at, state FROM link_requests";
@@ -276,7 +291,7 @@ async fn load_invite(
     id: InviteId,
     now: u64,
 ) -> StoreResult<Option<(InviteInfo, StoredInviteState)>> {
-    let sql = format!("SELECT {INVITE_COLUMNS} FROM invites i {INVITE_NICKNAMES} WHERE i.id = $1");
+    let sql = format!("{INVITE_SELECT} WHERE i.id = $1");
     row(c, &sql, &[&id.0])
         .await?
         .map(|r| invite(&r, now))
@@ -1182,7 +1197,7 @@ impl AccountStore for PgStore {
         let at = int("now", now)?;
         self.read(async |c| {
             let sql = format!(
-                "SELECT {INVITE_COLUMNS} FROM invites i {INVITE_NICKNAMES} WHERE i.invitee = $1 AND i.state = 'pending'
+                "{INVITE_SELECT} WHERE i.invitee = $1 AND i.state = 'pending'
                    AND i.expires_at > $2 ORDER BY i.created_at, i.id"
             );
             map(rows(c, &sql, &[&user.0, &at]).await?, |r| {
@@ -1195,7 +1210,7 @@ impl AccountStore for PgStore {
         let at = int("now", now)?;
         self.read(async |c| {
             let sql = format!(
-                "SELECT {INVITE_COLUMNS} FROM invites i {INVITE_NICKNAMES} WHERE i.family = $1 AND i.state = 'pending'
+                "{INVITE_SELECT} WHERE i.family = $1 AND i.state = 'pending'
                    AND i.expires_at > $2 ORDER BY i.created_at, i.id"
             );
             map(rows(c, &sql, &[&family.0, &at]).await?, |r| {
@@ -1209,20 +1224,26 @@ impl AccountStore for PgStore {
         self.read(async |c| {
             // As the SQLite store's: addressed to `user`, then each family's in the
             // order they joined, in one statement.
-            let sql = format!(
-                "SELECT {INVITE_COLUMNS}, 0 AS part, 0 AS joined, NULL AS fam
-                 FROM invites i {INVITE_NICKNAMES}
-                 WHERE i.invitee = $1 AND i.state = 'pending' AND i.expires_at > $2
+            let sql = concat!(
+                "SELECT ",
+                invite_columns!(),
+                ", 0 AS part, 0 AS joined, NULL AS fam
+                 FROM invites i ",
+                invite_nicknames!(),
+                " WHERE i.invitee = $1 AND i.state = 'pending' AND i.expires_at > $2
                  UNION ALL
-                 SELECT {INVITE_COLUMNS}, 1, m.joined_at, m.family
+                 SELECT ",
+                invite_columns!(),
+                ", 1, m.joined_at, m.family
                  FROM members m
                  JOIN families f ON f.id = m.family AND NOT f.deleted
-                 JOIN invites i ON i.family = m.family {INVITE_NICKNAMES}
-                 WHERE m.user_id = $1 AND i.invitee <> $1
+                 JOIN invites i ON i.family = m.family ",
+                invite_nicknames!(),
+                " WHERE m.user_id = $1 AND i.invitee <> $1
                    AND i.state = 'pending' AND i.expires_at > $2
                  ORDER BY part, joined, fam, 8, 1" // created_at, id
             );
-            map(rows(c, &sql, &[&user.0, &at]).await?, |r| {
+            map(rows(c, sql, &[&user.0, &at]).await?, |r| {
                 Ok(invite(r, now)?.0)
             })
         })

@@ -189,15 +189,7 @@ impl<'c> Appends<'c> {
             // tried first because a chunk is new nearly always, which saves looking
             // its id up before. Its sealing mark needs no undoing: a log holding an
             // envelope is sealed already.
-            let inserted = self.insert.execute((
-                c.doc.0,
-                seq,
-                c.chunk.0,
-                c.bytes,
-                c.author.map(|u| u.0),
-                at,
-            ))?;
-            if inserted == 1 {
+            if self.insert(c, seq, at)? {
                 return Ok(Appended {
                     seq: to_unsigned(seq, "head")?,
                     existed: false,
@@ -231,12 +223,23 @@ impl<'c> Appends<'c> {
         }
         tx.prepare_cached("INSERT INTO logs (doc, head, bytes, sealed) VALUES (?1, 1, ?2, ?3)")?
             .execute((c.doc.0, len, c.sealing == Sealing::Seals))?;
-        self.insert
-            .execute((c.doc.0, 1, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
+        if !self.insert(c, 1, at)? {
+            return Err(StoreError::Invalid(
+                "a new log held the chunk already".into(),
+            ));
+        }
         Ok(Appended {
             seq: 1,
             existed: false,
         })
+    }
+
+    /// Inserts the chunk at `seq`; `false` if its log holds it already.
+    fn insert(&mut self, c: &NewChunk<'_>, seq: i64, at: i64) -> StoreResult<bool> {
+        let inserted =
+            self.insert
+                .execute((c.doc.0, seq, c.chunk.0, c.bytes, c.author.map(|u| u.0), at))?;
+        Ok(inserted == 1)
     }
 
     /// The chunk's place if its log holds it already.
