@@ -337,6 +337,23 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// of a document of) a family `user` currently belongs to, or `user`, or a user who
     /// currently shares a family with `user`.
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool>;
+    /// A download's two reads: the device's record ([`device`](Self::device)) and
+    /// whether its user may read `blob` ([`blob_granted`](Self::blob_granted)); `None`
+    /// if there is no such device. A store that reads in transactions reads both in
+    /// one, where the two calls took two, each with its pages cold once the writer
+    /// committed since (`docs/benchmarks.md`). The grant is the user's whether the
+    /// device is revoked or not: the caller decides what a revoked device hears.
+    fn device_and_blob_grant(
+        &self,
+        device: DeviceId,
+        blob: BlobHash,
+    ) -> StoreResult<Option<(DeviceRecord, bool)>> {
+        let Some(record) = self.device(device)? else {
+            return Ok(None);
+        };
+        let granted = self.blob_granted(record.user, blob)?;
+        Ok(Some((record, granted)))
+    }
     /// Whether `blob` already counts against exactly this family's or user's quota (an
     /// upload grant, a snapshot reference or a release still in its grace): uploading
     /// it again needs no room. `false` for an unknown user or family, and for a deleted

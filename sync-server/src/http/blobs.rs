@@ -61,7 +61,7 @@ use crate::{
     error::{ApiError, ApiResult},
     metrics::add,
     state::{AppState, blocking, now_ms},
-    store::{BlobGrantee, StoreError, UploadGrant, UploadVerdict},
+    store::{BlobGrantee, DeviceRecord, StoreError, StoreResult, UploadGrant, UploadVerdict},
 };
 
 /// Bytes read from the store per piece of a download.
@@ -197,13 +197,24 @@ impl Signed {
     /// a holder of a revoked device's key hears that it was revoked (anyone could
     /// otherwise ask whether a stolen phone's id was revoked yet).
     fn check(&self, state: &AppState) -> ApiResult<(UserId, DeviceId)> {
+        let (record, ()) = self.check_reading(state, |device| {
+            Ok(state.stores.accounts.device(device)?.map(|r| (r, ())))
+        })?;
+        Ok((record.user, record.id))
+    }
+
+    /// [`check`](Self::check) with the device's record read by `read`, which may read
+    /// something else in the same go (a download's grant); nothing of it is returned
+    /// unless the signature holds and the device is not revoked.
+    fn check_reading<T>(
+        &self,
+        state: &AppState,
+        read: impl FnOnce(DeviceId) -> StoreResult<Option<(DeviceRecord, T)>>,
+    ) -> ApiResult<(DeviceRecord, T)> {
         let request = (self.method.as_str(), self.path_and_query.as_str());
         let now = now_ms();
         state.http_auth.check_unkeyed(request, &self.creds, now)?;
-        let record = state
-            .stores
-            .accounts
-            .device(self.creds.device)?
+        let (record, also) = read(self.creds.device)?
             .ok_or_else(|| state.http_auth.unknown_device(request, &self.creds))?;
         state
             .http_auth
@@ -211,7 +222,7 @@ impl Signed {
         if record.revoked_at.is_some() {
             return Err(ApiError::new(ErrorCode::DeviceRevoked, "device revoked"));
         }
-        Ok((record.user, record.id))
+        Ok((record, also))
     }
 }
 
@@ -224,8 +235,11 @@ async fn claim(state: &AppState, (key, forget_at): ([u8; 32], u64)) -> ApiResult
 }
 
 fn parse_hash(hex: &str) -> ApiResult<BlobHash> {
-    hex.parse()
-        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a blob hash"))
+    hex.parse().map_err(|_| not_a_hash())
+}
+
+fn not_a_hash() -> ApiError {
+    ApiError::new(ErrorCode::InvalidInput, "not a blob hash")
 }
 
 /// What the upload task is told.
@@ -622,16 +636,24 @@ struct Found {
 /// theirs to read (or not here). The hash is checked after the signature, as every
 /// request's input is.
 fn find(state: &AppState, signed: &Signed, hash: &str) -> ApiResult<Option<Found>> {
-    let (user, _) = signed.check(state)?;
-    let hash = parse_hash(hash)?;
     let stores = &state.stores;
-    if !crate::access::blob_readable(stores.accounts.blob_granted(user, hash)?) {
+    let Ok(hash) = parse_hash(hash) else {
+        // A signature that does not hold is said first, whatever else is wrong.
+        signed.check(state)?;
+        return Err(not_a_hash());
+    };
+    // The device and its user's grant in one read.
+    let (record, granted) = signed.check_reading(state, |device| {
+        stores.accounts.device_and_blob_grant(device, hash)
+    })?;
+    if !crate::access::blob_readable(granted) {
         return Ok(None);
     }
-    Ok(stores
-        .blobs
-        .size(hash)?
-        .map(|size| Found { user, hash, size }))
+    Ok(stores.blobs.size(hash)?.map(|size| Found {
+        user: record.user,
+        hash,
+        size,
+    }))
 }
 
 /// A download's turns of its account and of its address.

@@ -155,6 +155,7 @@ macro_rules! relay_store_conformance_tests {
                 the_host_cannot_be_removed,
                 delete_family_removes_members_invites_and_grants,
                 blob_grants_follow_membership,
+                a_devices_record_comes_with_its_users_grant,
                 personal_blobs_are_read_by_everyone_sharing_a_family,
                 family_and_personal_grants_are_independent,
                 a_replaced_snapshot_is_released_and_counted_in_its_grace,

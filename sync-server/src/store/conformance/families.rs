@@ -385,6 +385,65 @@ pub(crate) fn blob_grants_follow_membership(f: &Fixture) -> TestResult {
     Ok(())
 }
 
+/// A download's one read says what its two did: the device as `device` reads it, and
+/// its user's grant as `blob_granted` says it — for a revoked device too (the caller
+/// decides what that device hears).
+pub(crate) fn a_devices_record_comes_with_its_users_grant(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let host_device = new_device(1, 0).id;
+    let kid = register(f, 2)?;
+    let kid_device = new_device(2, 0).id;
+    let photo = BlobHash::of(b"photo");
+    f.accounts.grant_blob(family, photo, 1_000, UPLOADER)?;
+    join(f, 1, family, host, kid, 10)?;
+    let stranger = register(f, 3)?;
+    let stranger_device = new_device(3, 0).id;
+
+    for (device, user) in [
+        (host_device, host),
+        (kid_device, kid),
+        (stranger_device, stranger),
+    ] {
+        for blob in [photo, BlobHash::of(b"not granted")] {
+            let (record, granted) = f
+                .accounts
+                .device_and_blob_grant(device, blob)?
+                .ok_or("the device is there")?;
+            assert_eq!(Some(&record), f.accounts.device(device)?.as_ref());
+            assert_eq!(record.user, user);
+            assert_eq!(granted, f.accounts.blob_granted(user, blob)?);
+        }
+    }
+    assert!(
+        f.accounts
+            .device_and_blob_grant(kid_device, photo)?
+            .ok_or("kid")?
+            .1
+    );
+    assert!(
+        !f.accounts
+            .device_and_blob_grant(stranger_device, photo)?
+            .ok_or("stranger")?
+            .1
+    );
+    assert_eq!(
+        f.accounts
+            .device_and_blob_grant(new_device(9, 0).id, photo)?,
+        None,
+        "no such device"
+    );
+
+    f.accounts.revoke_device(kid, kid_device, kid_device, 50)?;
+    let (record, granted) = f
+        .accounts
+        .device_and_blob_grant(kid_device, photo)?
+        .ok_or("a revoked device is still there")?;
+    assert_eq!(record.revoked_at, Some(50));
+    assert!(granted);
+    Ok(())
+}
+
 pub(crate) fn personal_blobs_are_read_by_everyone_sharing_a_family(f: &Fixture) -> TestResult {
     let family = family_with_host(f, 1, 1)?;
     let mom = new_user(1).0.id;

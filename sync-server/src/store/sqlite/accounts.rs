@@ -28,6 +28,45 @@ fn exists(tx: &Connection, sql: &str, params: impl Params) -> StoreResult<bool> 
     Ok(tx.prepare_cached(sql)?.exists(params)?)
 }
 
+/// A device by id, revoked or not.
+fn load_device(tx: &Connection, device: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+    let mut stmt = tx.prepare_cached(concat!(
+        "SELECT ",
+        device_columns!(),
+        " FROM devices WHERE id = ?1"
+    ))?;
+    first(stmt.query([device.0])?, records::device)
+}
+
+/// Whether `user` may read `blob` (see [`AccountStore::blob_granted`]).
+fn blob_granted(tx: &Connection, user: UserId, blob: BlobHash) -> StoreResult<bool> {
+    // Granted to (or a snapshot of) a family of the caller; to the caller; or to
+    // someone who shares a family with the caller (members only has live families).
+    exists(
+        tx,
+        "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
+         WHERE g.blob = ?2 AND m.user = ?1
+         UNION ALL
+         SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
+         WHERE r.blob = ?2 AND m.user = ?1
+         UNION ALL
+         SELECT 1 FROM user_blob_grants u WHERE u.blob = ?2 AND u.user = ?1
+         UNION ALL
+         SELECT 1 FROM snapshot_refs r WHERE r.blob = ?2 AND r.user = ?1
+         UNION ALL
+         SELECT 1 FROM user_blob_grants u
+         JOIN members o ON o.user = u.user
+         JOIN members m ON m.family = o.family
+         WHERE u.blob = ?2 AND m.user = ?1
+         UNION ALL
+         SELECT 1 FROM snapshot_refs r
+         JOIN members o ON o.user = r.user
+         JOIN members m ON m.family = o.family
+         WHERE r.blob = ?2 AND m.user = ?1",
+        (user.0, blob.0),
+    )
+}
+
 /// Whether a family exists and is not deleted.
 fn live_family(tx: &Connection, family: FamilyId) -> StoreResult<bool> {
     exists(
@@ -305,14 +344,7 @@ impl AccountStore for SqliteStore {
     }
 
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceRecord>> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare_cached(concat!(
-                "SELECT ",
-                device_columns!(),
-                " FROM devices WHERE id = ?1"
-            ))?;
-            first(stmt.query([device.0])?, records::device)
-        })
+        self.read(|tx| load_device(tx, device))
     }
 
     fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
@@ -1103,33 +1135,20 @@ impl AccountStore for SqliteStore {
     }
 
     fn blob_granted(&self, user: UserId, blob: BlobHash) -> StoreResult<bool> {
+        self.read(|tx| blob_granted(tx, user, blob))
+    }
+
+    fn device_and_blob_grant(
+        &self,
+        device: DeviceId,
+        blob: BlobHash,
+    ) -> StoreResult<Option<(DeviceRecord, bool)>> {
         self.read(|tx| {
-            // Granted to (or a snapshot of) a family of the caller; to the caller; or
-            // to someone who shares a family with the caller (members only has live
-            // families).
-            exists(
-                tx,
-                "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
-                 WHERE g.blob = ?2 AND m.user = ?1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
-                 WHERE r.blob = ?2 AND m.user = ?1
-                 UNION ALL
-                 SELECT 1 FROM user_blob_grants u WHERE u.blob = ?2 AND u.user = ?1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r WHERE r.blob = ?2 AND r.user = ?1
-                 UNION ALL
-                 SELECT 1 FROM user_blob_grants u
-                 JOIN members o ON o.user = u.user
-                 JOIN members m ON m.family = o.family
-                 WHERE u.blob = ?2 AND m.user = ?1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r
-                 JOIN members o ON o.user = r.user
-                 JOIN members m ON m.family = o.family
-                 WHERE r.blob = ?2 AND m.user = ?1",
-                (user.0, blob.0),
-            )
+            let Some(record) = load_device(tx, device)? else {
+                return Ok(None);
+            };
+            let granted = blob_granted(tx, record.user, blob)?;
+            Ok(Some((record, granted)))
         })
     }
 
