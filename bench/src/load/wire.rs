@@ -10,7 +10,10 @@
 //! relay. The bytes on the wire are the same.
 
 use doran_protocol::{ServerFrame, codec};
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::LoadError;
@@ -181,12 +184,13 @@ impl Wire {
                 self.start = 0;
             }
             self.buf.reserve(READ_CHUNK);
-            self.tcp.readable().await?;
-            match self.tcp.try_read_buf(&mut self.buf) {
-                Ok(0) => return Err(LoadError::Closed),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+            // `read_buf`, not `readable` then `try_read_buf`: a read that fills less
+            // than the room it had clears the socket's readiness, so the next wait
+            // sleeps at once instead of first reading nothing (`EAGAIN`): 0.6 reads
+            // per operation of the mixed run went that way. Cancel-safe like the
+            // pair: nothing is read unless it completes.
+            if self.tcp.read_buf(&mut self.buf).await? == 0 {
+                return Err(LoadError::Closed);
             }
         }
     }
