@@ -164,22 +164,28 @@ impl SqliteStore {
         in_transaction(&conn, "BEGIN IMMEDIATE", f)
     }
 
-    /// A read connection: a free reader if there is one, else the next one in turn
-    /// (waiting for it), else the writer (in-memory database).
+    /// A read connection: the first free reader if there is one, else the next one in
+    /// turn (waiting for it), else the writer (in-memory database).
+    ///
+    /// The first free, not the next in turn: SQLite empties a connection's page cache
+    /// when it begins reading after a commit, so each reader that reads between two
+    /// of the writer's commits finds its pages cold once. Taken in turn, every reader
+    /// paid that after every commit; from the first, one mostly does and the reads
+    /// after it find the pages it read.
     fn reader(&self) -> StoreResult<MutexGuard<'_, Connection>> {
         let n = self.readers.len();
         if n == 0 {
             return self.lock();
         }
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            match self.readers[(start + i) % n].try_lock() {
+        for reader in &self.readers {
+            match reader.try_lock() {
                 Ok(conn) => return Ok(conn),
                 Err(TryLockError::WouldBlock) => continue,
                 Err(TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
             }
         }
-        self.readers[start % n]
+        let next = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        self.readers[next % n]
             .lock()
             .map_err(|_| StoreError::Poisoned)
     }
