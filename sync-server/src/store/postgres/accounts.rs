@@ -20,8 +20,55 @@ use crate::store::{
     rules::{StoredInviteState, cert_from_columns, certifier_columns, int, passed},
 };
 
+/// Whether the user `$user` (an SQL expression) may read the blob `$2`: granted to (or
+/// a snapshot of) a family of theirs; to them; or to someone who shares a family with
+/// them (members only has live families). The SQLite store's query.
+macro_rules! granted_to {
+    ($user:literal) => {
+        concat!(
+            "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
+             WHERE g.blob = $2 AND m.user_id = ",
+            $user,
+            "
+             UNION ALL
+             SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
+             WHERE r.blob = $2 AND m.user_id = ",
+            $user,
+            "
+             UNION ALL
+             SELECT 1 FROM user_blob_grants u WHERE u.blob = $2 AND u.user_id = ",
+            $user,
+            "
+             UNION ALL
+             SELECT 1 FROM snapshot_refs r WHERE r.blob = $2 AND r.user_id = ",
+            $user,
+            "
+             UNION ALL
+             SELECT 1 FROM user_blob_grants u
+             JOIN members o ON o.user_id = u.user_id
+             JOIN members m ON m.family = o.family
+             WHERE u.blob = $2 AND m.user_id = ",
+            $user,
+            "
+             UNION ALL
+             SELECT 1 FROM snapshot_refs r
+             JOIN members o ON o.user_id = r.user_id
+             JOIN members m ON m.family = o.family
+             WHERE r.blob = $2 AND m.user_id = ",
+            $user
+        )
+    };
+}
+
 const USER_COLUMNS: &str = "id, email, nickname, avatar, user_key, personal_doc, created_at";
-const DEVICE_COLUMNS: &str = "id, user_id, key, client, added_at, last_seen, revoked_at";
+/// A device's columns, in the order [`device`] reads them.
+macro_rules! device_columns {
+    () => {
+        "id, user_id, key, client, added_at, last_seen, revoked_at"
+    };
+}
+
+const DEVICE_COLUMNS: &str = device_columns!();
 const FAMILY_COLUMNS: &str = "f.id, f.host, f.created_at";
 const MEMBER_SELECT: &str = "SELECT m.user_id, m.role, m.joined_at, u.personal_doc
      FROM members m JOIN users u ON u.id = m.user_id";
@@ -1427,29 +1474,35 @@ impl AccountStore for PgStore {
         self.read(async |c| {
             exists(
                 c,
-                "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
-                 WHERE g.blob = $2 AND m.user_id = $1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
-                 WHERE r.blob = $2 AND m.user_id = $1
-                 UNION ALL
-                 SELECT 1 FROM user_blob_grants u WHERE u.blob = $2 AND u.user_id = $1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r WHERE r.blob = $2 AND r.user_id = $1
-                 UNION ALL
-                 SELECT 1 FROM user_blob_grants u
-                 JOIN members o ON o.user_id = u.user_id
-                 JOIN members m ON m.family = o.family
-                 WHERE u.blob = $2 AND m.user_id = $1
-                 UNION ALL
-                 SELECT 1 FROM snapshot_refs r
-                 JOIN members o ON o.user_id = r.user_id
-                 JOIN members m ON m.family = o.family
-                 WHERE r.blob = $2 AND m.user_id = $1
-                 LIMIT 1",
+                concat!(granted_to!("$1"), " LIMIT 1"),
                 &[&user.0, &blob.0],
             )
             .await
+        })
+    }
+
+    fn device_and_blob_grant(
+        &self,
+        id: DeviceId,
+        blob: BlobHash,
+    ) -> StoreResult<Option<(DeviceRecord, bool)>> {
+        // One round trip where the two calls took two.
+        self.read(async |c| {
+            let found = row(
+                c,
+                concat!(
+                    "SELECT ",
+                    device_columns!(),
+                    ", EXISTS (",
+                    granted_to!("d.user_id"),
+                    ") FROM devices d WHERE d.id = $1"
+                ),
+                &[&id.0, &blob.0],
+            )
+            .await?;
+            found
+                .map(|r| Ok((device(&r)?, r.try_get::<_, bool>(7)?)))
+                .transpose()
         })
     }
 
