@@ -23,39 +23,29 @@ use crate::store::{
 /// Whether the user `$user` (an SQL expression) may read the blob `$2`: granted to (or
 /// a snapshot of) a family of theirs; to them; or to someone who shares a family with
 /// them (members only has live families). The SQLite store's query.
+#[rustfmt::skip]
 macro_rules! granted_to {
     ($user:literal) => {
         concat!(
             "SELECT 1 FROM blob_grants g JOIN members m ON m.family = g.family
-             WHERE g.blob = $2 AND m.user_id = ",
-            $user,
-            "
+             WHERE g.blob = $2 AND m.user_id = ", $user, "
              UNION ALL
              SELECT 1 FROM snapshot_refs r JOIN members m ON m.family = r.family
-             WHERE r.blob = $2 AND m.user_id = ",
-            $user,
-            "
+             WHERE r.blob = $2 AND m.user_id = ", $user, "
              UNION ALL
-             SELECT 1 FROM user_blob_grants u WHERE u.blob = $2 AND u.user_id = ",
-            $user,
-            "
+             SELECT 1 FROM user_blob_grants u WHERE u.blob = $2 AND u.user_id = ", $user, "
              UNION ALL
-             SELECT 1 FROM snapshot_refs r WHERE r.blob = $2 AND r.user_id = ",
-            $user,
-            "
+             SELECT 1 FROM snapshot_refs r WHERE r.blob = $2 AND r.user_id = ", $user, "
              UNION ALL
              SELECT 1 FROM user_blob_grants u
              JOIN members o ON o.user_id = u.user_id
              JOIN members m ON m.family = o.family
-             WHERE u.blob = $2 AND m.user_id = ",
-            $user,
-            "
+             WHERE u.blob = $2 AND m.user_id = ", $user, "
              UNION ALL
              SELECT 1 FROM snapshot_refs r
              JOIN members o ON o.user_id = r.user_id
              JOIN members m ON m.family = o.family
-             WHERE r.blob = $2 AND m.user_id = ",
-            $user
+             WHERE r.blob = $2 AND m.user_id = ", $user
         )
     };
 }
