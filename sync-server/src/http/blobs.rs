@@ -642,18 +642,27 @@ fn find(state: &AppState, signed: &Signed, hash: &str) -> ApiResult<Option<Found
         signed.check(state)?;
         return Err(not_a_hash());
     };
-    // The device and its user's grant in one read.
-    let (record, granted) = signed.check_reading(state, |device| {
-        stores.accounts.device_and_blob_grant(device, hash)
-    })?;
+    let (user, granted) = if matches!(signed.creds.proof, Proof::Mac(_)) {
+        // The device and its user's grant in one read: a MAC is checked in full before
+        // anything is read (`check_unkeyed`), so a grant is looked up only for whoever
+        // holds that device's session key.
+        let (record, granted) = signed.check_reading(state, |device| {
+            stores.accounts.device_and_blob_grant(device, hash)
+        })?;
+        (record.user, granted)
+    } else {
+        // A signature is checked against the key read with the device: the grant is
+        // read only once it holds (one download in a session key's life signs).
+        let (user, _) = signed.check(state)?;
+        (user, stores.accounts.blob_granted(user, hash)?)
+    };
     if !crate::access::blob_readable(granted) {
         return Ok(None);
     }
-    Ok(stores.blobs.size(hash)?.map(|size| Found {
-        user: record.user,
-        hash,
-        size,
-    }))
+    Ok(stores
+        .blobs
+        .size(hash)?
+        .map(|size| Found { user, hash, size }))
 }
 
 /// A download's turns of its account and of its address.
