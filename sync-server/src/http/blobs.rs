@@ -38,7 +38,7 @@ use std::{
 use axum::{
     Extension,
     body::{Body, Bytes},
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{ConnectInfo, Path, Query, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -524,10 +524,19 @@ pub async fn get_blob(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     connection: Option<Extension<Arc<Entry>>>,
     Path(hash): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    // The request's own parts, not the `Method`, `Uri` and `HeaderMap` extractors:
+    // those clone them (the header map entry by entry) for every download.
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (
+        Parts {
+            method,
+            uri,
+            headers,
+            ..
+        },
+        _,
+    ) = request.into_parts();
     let connection = connection.map(|Extension(e)| e);
     let signed = Signed::read(&method, &uri, &headers)?;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
