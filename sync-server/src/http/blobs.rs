@@ -235,11 +235,8 @@ async fn claim(state: &AppState, (key, forget_at): ([u8; 32], u64)) -> ApiResult
 }
 
 fn parse_hash(hex: &str) -> ApiResult<BlobHash> {
-    hex.parse().map_err(|_| not_a_hash())
-}
-
-fn not_a_hash() -> ApiError {
-    ApiError::new(ErrorCode::InvalidInput, "not a blob hash")
+    hex.parse()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, "not a blob hash"))
 }
 
 /// What the upload task is told.
@@ -646,24 +643,25 @@ struct Found {
 /// request's input is.
 fn find(state: &AppState, signed: &Signed, hash: &str) -> ApiResult<Option<Found>> {
     let stores = &state.stores;
-    let Ok(hash) = parse_hash(hash) else {
-        // A signature that does not hold is said first, whatever else is wrong.
-        signed.check(state)?;
-        return Err(not_a_hash());
-    };
-    let (user, granted) = if matches!(signed.creds.proof, Proof::Mac(_)) {
-        // The device and its user's grant in one read: a MAC is checked in full before
-        // anything is read (`check_unkeyed`), so a grant is looked up only for whoever
-        // holds that device's session key.
-        let (record, granted) = signed.check_reading(state, |device| {
-            stores.accounts.device_and_blob_grant(device, hash)
-        })?;
-        (record.user, granted)
-    } else {
-        // A signature is checked against the key read with the device: the grant is
-        // read only once it holds (one download in a session key's life signs).
-        let (user, _) = signed.check(state)?;
-        (user, stores.accounts.blob_granted(user, hash)?)
+    let parsed = parse_hash(hash);
+    let (user, hash, granted) = match &parsed {
+        Ok(hash) if matches!(signed.creds.proof, Proof::Mac(_)) => {
+            // The device and its user's grant in one read: a MAC is checked in full
+            // before anything is read (`check_unkeyed`), so a grant is looked up only
+            // for whoever holds that device's session key.
+            let (record, granted) = signed.check_reading(state, |device| {
+                stores.accounts.device_and_blob_grant(device, *hash)
+            })?;
+            (record.user, *hash, granted)
+        }
+        _ => {
+            // A signature is checked against the key read with the device: the grant
+            // is read only once it holds (one download in a session key's life signs).
+            // A hash that does not parse is refused after the proof, whatever it is.
+            let (user, _) = signed.check(state)?;
+            let hash = parsed?;
+            (user, hash, stores.accounts.blob_granted(user, hash)?)
+        }
     };
     if !crate::access::blob_readable(granted) {
         return Ok(None);
