@@ -140,7 +140,7 @@ async fn run(
         }
         _ => Cluster::alone(),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = listen(config.listen)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), server_id = %config.server_id, cluster = cluster.is_shared(), "relay starting");
@@ -170,6 +170,28 @@ async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the kernel may hold, handshake done, until the relay accepts them.
+/// A relay restart has every device connect again at once, and a busy relay takes
+/// them one by one; a connection the queue has no room for is dropped, and its
+/// device tries again a second later (then three, then seven). A listener gets 128
+/// by default (the std library's and tokio's `bind`); the kernel caps this at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`], the address reusable at once (as
+/// `bind` makes it) so that a restarted relay listens where it did.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

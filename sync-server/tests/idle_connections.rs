@@ -1,5 +1,7 @@
 //! Idle connections against the real relay (issue 12, item 5): sockets that never
-//! speak are closed or shed, and never keep `/healthz` or a real device out.
+//! speak are closed or shed, and never keep `/healthz` or a real device out. And a
+//! crowd connecting at once (every device after a relay restart) waits in the
+//! kernel's queue for the relay to take it, rather than being dropped there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,4 +126,77 @@ async fn a_request_whose_headers_never_end_is_closed() {
         .expect("a request");
     let answer = closed_within(&mut kept, Duration::from_secs(5)).await;
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+}
+
+/// Stops the relay's process (SIGSTOP) until dropped (SIGCONT), failing or not.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(server: &Server) -> Stopped {
+        signal(server.pid(), "-STOP");
+        Stopped(server.pid())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// A relay restart has every device connect again at the same moment. The kernel
+/// completes their handshakes and queues them while the relay is busy (here: not
+/// running at all); a queue of 128, as a listener gets by default, dropped the rest,
+/// and each dropped device waited a second (then three, then seven) to try again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_connecting_at_once_waits_in_the_queue_rather_than_being_dropped() {
+    const CROWD: usize = 600;
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn < CROWD {
+        eprintln!("net.core.somaxconn is {somaxconn}: the kernel caps every queue below the crowd");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let crowd = {
+        let _stopped = Stopped::new(&server);
+        let connects = (0..CROWD).map(|_| async {
+            // A dropped handshake is tried again after a second: well past this.
+            tokio::time::timeout(Duration::from_millis(700), TcpStream::connect(server.addr)).await
+        });
+        let done = futures_util::future::join_all(connects).await;
+        let queued = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(
+            queued, CROWD,
+            "every handshake completed while the relay was stopped"
+        );
+        done
+    };
+    // Running again, the relay takes them all: one of them is served.
+    let mut first = crowd
+        .into_iter()
+        .next()
+        .and_then(|c| c.ok()?.ok())
+        .expect("a connection");
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = closed_within(&mut first, Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }
