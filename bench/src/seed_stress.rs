@@ -495,6 +495,11 @@ async fn drive(mut device: Device, mut job: Job) -> Result<DeviceRun, LoadError>
                 }
             }
             Op::FetchBlob => loop {
+                // The key the relay sent after the sign-in (again after a reconnect),
+                // taken as a device's driver does.
+                if let Some(key) = device.conn.http_session.take() {
+                    blobs.adopt_session(&device.conn.server_id, key);
+                }
                 match blobs.get(job.family.blob).await {
                     Ok(bytes) if bytes.len() == cohort::SMALL_BLOB => {
                         run.blob.push(started.elapsed());

@@ -37,7 +37,7 @@ use doran_client_core::{
     store::{BlobOwner, BlobRecord, BlobState, LocalStore},
 };
 use doran_protocol::{
-    BlobHash, DeviceId,
+    BlobHash, DeviceId, HttpSessionKey,
     signing::{http_mac, http_message},
 };
 use ed25519_dalek::{Signer, SigningKey};
@@ -166,10 +166,23 @@ impl SessionKey {
         let life_ms: u64 = parts.next()?.parse().ok()?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(parts.next()?, &mut key).ok()?;
+        Self::given(
+            HttpSessionKey {
+                expires,
+                life_ms,
+                key,
+            },
+            now,
+        )
+    }
+
+    /// A key the relay gave at `now`, by header or by frame; `None` if its life
+    /// overflows this device's clock.
+    fn given(given: HttpSessionKey, now: SystemTime) -> Option<Self> {
         Some(SessionKey {
-            expires,
-            key,
-            use_until: now.checked_add(Duration::from_millis(life_ms / 2))?,
+            expires: given.expires,
+            key: given.key,
+            use_until: now.checked_add(Duration::from_millis(given.life_ms / 2))?,
         })
     }
 }
@@ -383,6 +396,32 @@ impl BlobClient {
             *session = None;
         }
         held
+    }
+
+    /// Takes the session key the relay sent after the websocket's sign-in
+    /// ([`doran_protocol::ServerFrame::HttpSessionKey`]), from the relay whose
+    /// challenge named it `server_id`: the next downloads are MAC'd under it, and the
+    /// client needs no `GET /server-id` first. Kept only when this client's relay may
+    /// announce that id, and when it did not learn another id from `GET /server-id`
+    /// (a MAC under one id would be refused by a relay of another).
+    pub fn adopt_session(&self, server_id: &str, given: HttpSessionKey) {
+        if let Err(names) =
+            doran_client_core::sync::check_server_id(server_id, &self.relay.address())
+        {
+            tracing::warn!(%names, "the sign-in's relay id names another address: its session key is not used");
+            return;
+        }
+        // Refused when the id is known already, or being asked for: then the id is
+        // the one HTTP gives, or will be, and the key is kept only if they agree.
+        let _ = self.server_id.set(server_id.to_owned());
+        if self.server_id.get().is_none_or(|id| id != server_id) {
+            tracing::debug!("the sign-in's relay id is not (yet) the one HTTP gave: signing on");
+            return;
+        }
+        match SessionKey::given(given, SystemTime::now()) {
+            Some(key) => *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(key),
+            None => tracing::debug!("the relay's session key outlives this clock: signing on"),
+        }
     }
 
     /// Keeps the session key an answer brought, if it did.

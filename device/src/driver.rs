@@ -966,6 +966,9 @@ impl SyncDriver {
                 self.signed_in(&r.machine, info).await?;
                 queue.push_back(self.tell_volumes(&mut r.machine, true).await);
             }
+            if let (Some(key), Some(server_id)) = (fx.http_session, r.machine.server_id()) {
+                self.blobs.adopt_session(server_id, key);
+            }
             // The status before the answers: a caller woken by its answer sees the
             // state the answer left (e.g. syncing a family just joined), not the one
             // before.

@@ -59,7 +59,11 @@ pub const ENCODING_VERSION: u8 = 1;
 /// (`v/{year}` at its root) and hides a volume's photos of an album it deletes
 /// (`h/albums/{album}`, written by every album deletion), which a version-8 device's
 /// rules would refuse, and every change after with them.
-pub const PROTOCOL_VERSION: u16 = 9;
+///
+/// Version 10: a relay that gives HTTP session keys sends one right after `SignedIn`
+/// (`ServerFrame::HttpSessionKey`), a frame a version-9 device could not decode, so
+/// that a device's first download after connecting is MAC'd instead of signed.
+pub const PROTOCOL_VERSION: u16 = 10;
 
 mod sealed {
     pub trait Sealed {}

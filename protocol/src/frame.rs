@@ -21,4 +21,4 @@ pub use error_frame::ErrorFrame;
 pub use event::{MembershipChange, ServerEvent};
 pub use request::{Request, RequestId};
 pub use response::Response;
-pub use server::ServerFrame;
+pub use server::{HttpSessionKey, ServerFrame};

@@ -24,6 +24,7 @@
 //!   Register | SignIn | Recover         ─▶        (signatures over signing::* bytes)
 //!     | LinkDevice
 //!                                       ◀─  SignedIn { user, device, personal_doc, families }
+//!                                       ◀─  HttpSessionKey? { expires, life_ms, key }
 //!   Subscribe { doc, since }*           ─▶
 //!                                       ◀─  Snapshot? · Chunk { seq > since }* · CaughtUp
 //!   Push { doc, chunk, bytes }          ─▶
@@ -88,8 +89,8 @@ pub use codec::{
 };
 pub use error_code::ErrorCode;
 pub use frame::{
-    ClientFrame, ErrorFrame, MembershipChange, Request, RequestId, Response, ServerEvent,
-    ServerFrame, Subscription,
+    ClientFrame, ErrorFrame, HttpSessionKey, MembershipChange, Request, RequestId, Response,
+    ServerEvent, ServerFrame, Subscription,
 };
 pub use ids::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, IdError, InviteId, LinkId, SEALED_PREFIX, Seq,

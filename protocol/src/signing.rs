@@ -373,7 +373,9 @@ pub fn http_message(
 }
 
 /// What a device sends instead of a signature (header `x-doran-mac`) once the relay
-/// gave it a session key (header `x-doran-session-key` on a signed request's answer):
+/// gave it a session key (header `x-doran-session-key` on a signed request's answer,
+/// or [`ServerFrame::HttpSessionKey`](crate::ServerFrame::HttpSessionKey) after the
+/// websocket's sign-in):
 /// blake3 keyed by that key over `HTTP_MAC_DOMAIN ‖ server_id ‖ method ‖
 /// path_and_query ‖ time`, the fields of [`http_message`]. A keyed hash costs the
 /// relay about a microsecond where an ed25519 check costs about forty, and the device

@@ -9,10 +9,11 @@ use std::fmt::Debug;
 
 use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, CodecError, DeviceId, DeviceInfo, DirectoryEntry,
-    DocId, ENCODING_VERSION, ErrorCode, ErrorFrame, FamilyId, FamilySummary, InviteId, InviteInfo,
-    InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo, PresenceInfo, PublicKey,
-    Request, RequestId, Response, Role, ServerEvent, ServerFrame, Signature, Subscription, UserId,
-    decode_client, decode_client_checked, decode_server, encode_client, encode_server,
+    DocId, ENCODING_VERSION, ErrorCode, ErrorFrame, FamilyId, FamilySummary, HttpSessionKey,
+    InviteId, InviteInfo, InviteState, LinkId, MemberInfo, MembershipChange, PendingLinkInfo,
+    PresenceInfo, PublicKey, Request, RequestId, Response, Role, ServerEvent, ServerFrame,
+    Signature, Subscription, UserId, decode_client, decode_client_checked, decode_server,
+    encode_client, encode_server,
     limits::{MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_FRAME},
     model::{Certifier, DeviceCert, DeviceKeyPackage, UserCerts},
 };
@@ -576,7 +577,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     ]
 }
 
-const SERVER_VARIANTS: usize = 15;
+const SERVER_VARIANTS: usize = 16;
 
 fn server_index(f: &ServerFrame) -> usize {
     match f {
@@ -595,6 +596,7 @@ fn server_index(f: &ServerFrame) -> usize {
         ServerFrame::CursorAhead { .. } => 12,
         ServerFrame::PendingSnapshot { .. } => 13,
         ServerFrame::Chunk { .. } => 14,
+        ServerFrame::HttpSessionKey(_) => 15,
     }
 }
 
@@ -666,6 +668,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             chunk_bytes()
         )
             .prop_map(|(doc, seq, author, bytes)| ServerFrame::chunk(doc, seq, author, bytes)),
+        (time(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(expires, life_ms, key)| {
+            ServerFrame::HttpSessionKey(HttpSessionKey {
+                expires,
+                life_ms,
+                key,
+            })
+        }),
     ]
 }
 
@@ -948,6 +957,30 @@ fn golden_bytes_pin_the_format() {
     expected.extend_from_slice(&[6; 16]);
     expected.extend_from_slice(&[1, b'x']);
     assert_eq!(wire, expected);
+    // HttpSessionKey (protocol 10): variant 15, expiry and life as varints, the key's
+    // 32 bytes with no length.
+    let wire = encode_server(&ServerFrame::HttpSessionKey(HttpSessionKey {
+        expires: 300,
+        life_ms: 5,
+        key: [7; 32],
+    }))
+    .expect("encodes");
+    let mut expected = vec![1, 15, 0xac, 0x02, 5];
+    expected.extend_from_slice(&[7; 32]);
+    assert_eq!(wire, expected);
+}
+
+#[test]
+fn an_http_session_key_is_not_in_a_frames_debug() {
+    let frame = ServerFrame::HttpSessionKey(HttpSessionKey {
+        expires: 300,
+        life_ms: 5,
+        key: [0xab; 32],
+    });
+    let shown = format!("{frame:?}");
+    assert!(shown.contains("expires: 300"), "{shown}");
+    // 0xab, as Debug would show the key's bytes.
+    assert!(!shown.contains("171"), "{shown}");
 }
 
 #[test]

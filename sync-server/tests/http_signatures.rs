@@ -5,7 +5,7 @@
 
 mod support;
 
-use doran_protocol::{BlobHash, ErrorCode};
+use doran_protocol::{BlobHash, ErrorCode, ServerFrame};
 use support::{
     Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, maced_headers, metric,
     now_ms, session_key, signed_headers, signed_http,
@@ -255,6 +255,92 @@ async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
     );
 }
 
+/// The websocket's sign-in proves the device's key as a signed request does: the frame
+/// right after `SignedIn` is a session key, which proves that device's downloads and
+/// no other's, exactly as a signed answer's key does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_gives_a_key_that_proves_the_device_s_downloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut c = Client::connect(&server).await;
+    let challenge = c.hello().await;
+    c.send(&mom.register_frame(&challenge)).await;
+    match c.next_any().await {
+        Some(ServerFrame::SignedIn { user, .. }) => mom.user = Some(user),
+        other => panic!("expected SignedIn, got {other:?}"),
+    }
+    let key = match c.next_any().await {
+        Some(ServerFrame::HttpSessionKey(key)) => key,
+        other => panic!("expected the session key right after SignedIn, got {other:?}"),
+    };
+    let life = key.expires.saturating_sub(now_ms());
+    assert!((590_000..=600_000).contains(&life), "{life}");
+    assert_eq!(key.life_ms, 600_000);
+    let mut son = Identity::new("son@example.com", "son");
+    let mut son_conn = Client::register(&server, &mut son).await;
+    son_conn.quiet(1).await;
+    let son_key = son_conn.http_session.expect("the son's own key");
+    assert_ne!(son_key.key, key.key);
+
+    let path = format!("/blobs/{}", BlobHash::of(b"anything"));
+    let key = (key.expires, key.key);
+    let r = http(
+        &server,
+        "GET",
+        &path,
+        &maced_headers(mom.device, key, "GET", &path),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "served: {r:?}");
+    assert!(
+        session_key(&r).is_none(),
+        "a MAC'd request never brings a key"
+    );
+    assert_eq!(metric(&server, "doran_http_maced_total").await, 1);
+    assert_eq!(metric(&server, "doran_http_signed_total").await, 0);
+    // Mom's key is hers: the son naming it, or naming his own under mom's device,
+    // proves nothing.
+    for (who, device, key) in [
+        ("the son with mom's key", son.device, key),
+        (
+            "mom's device with the son's key",
+            mom.device,
+            (son_key.expires, son_key.key),
+        ),
+    ] {
+        let r = http(
+            &server,
+            "GET",
+            &path,
+            &maced_headers(device, key, "GET", &path),
+            b"",
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (401, Some(ErrorCode::BadSignature)),
+            "{who}"
+        );
+    }
+    // Still a download's key only.
+    let blob = b"an upload under the sign-in's key";
+    let put = format!("/blobs/{}?owner=me", BlobHash::of(blob));
+    let r = http(
+        &server,
+        "PUT",
+        &put,
+        &maced_headers(mom.device, key, "PUT", &put),
+        blob,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some(ErrorCode::BadSignature))
+    );
+}
+
 /// A restarted relay turns away the keys it gave before (its secret was drawn at
 /// start): `bad_signature`, and the signed request gets a new key that works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,14 +419,18 @@ async fn a_revoked_device_s_key_proves_nothing() {
     );
 }
 
-/// A relay told to give no session keys gives none, and takes no MAC.
+/// A relay told to give no session keys gives none, by answer or by sign-in, and takes
+/// no MAC.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_giving_no_session_keys_takes_signatures_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server =
         Server::start_with_config(dir.path(), r#"{"limits":{"http_session_key_secs":0}}"#, &[]);
     let mut mom = Identity::new("mom@example.com", "mom");
-    Client::register(&server, &mut mom).await;
+    let mut c = Client::register(&server, &mut mom).await;
+    // Nothing came between the sign-in and the pong (the client keeps a key aside).
+    c.quiet(1).await;
+    assert_eq!(c.http_session, None, "no key with the sign-in");
     let path = format!("/blobs/{}", BlobHash::of(b"anything"));
     let r = signed_http(&server, &mom, "GET", &path, b"").await;
     assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));

@@ -3,11 +3,17 @@
 //! relay gave with a signed request's answer (a keyed hash instead of an ed25519
 //! signature each); a relay that restarted turns the old key away, and the device
 //! signs that download again without its caller seeing anything but the bytes.
+//! A device signed in over the websocket is given a key there too: its first download
+//! after connecting is MAC'd.
 
 use std::net::SocketAddr;
 
 use doran_device::core::store::BlobOwner;
-use doran_e2e::{Relay, blob_client, create_account, relay_metrics};
+use doran_e2e::{
+    Relay, blob_client, create_account,
+    devices::{WAIT, mom_and_son, open},
+    png, relay_metrics,
+};
 use doran_protocol::BlobHash;
 
 /// The relay's counts of accepted HTTP requests: (signed, MAC'd).
@@ -122,4 +128,44 @@ fn a_device_proves_its_blob_requests_with_the_relay_s_session_key() {
         (3, 0),
         "the device holds a key from the first, but signs every request"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_s_first_download_after_signing_in_is_proved_by_the_sign_in_s_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0");
+    let family = mom_and_son(dir.path(), &relay.url()).await;
+    let (mom, son) = (family.mom, family.son);
+    // The son's phone is off while mom shares a photo.
+    son.close().await;
+    drop(son);
+    let album = mom
+        .create_album(&family.family, "바다")
+        .await
+        .expect("album");
+    let photo = mom
+        .add_photo_bytes(&family.family, &album, png(4), "")
+        .await
+        .expect("photo");
+    mom.sync_now(WAIT).await.expect("uploaded");
+    mom.close().await;
+
+    // A fresh start of the relay's counts (and of its secret). The son's phone opens
+    // with a new blob client, which knows neither the relay's id nor a key: the
+    // sign-in brings both, so the grid's thumbnail and the photo opened after it come
+    // down with a MAC each — no `GET /server-id`, no signature.
+    relay.restart();
+    let son = open(&family.son_home).await;
+    son.sync_now(WAIT).await.expect("synced");
+    let got = son
+        .fetch_photo(&family.family, &photo, false)
+        .await
+        .expect("the photo arrives");
+    assert!(std::fs::metadata(&got).expect("a file").len() > 0);
+    son.fetch_photo(&family.family, &photo, true)
+        .await
+        .expect("the thumbnail arrives");
+    let (signed, maced) = proofs(relay.addr());
+    assert_eq!(signed, 0, "nothing signed since the sign-in");
+    assert!(maced >= 2, "the downloads MAC'd: {maced}");
 }

@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use doran_protocol::{
-    Challenge, ChunkId, ClientFrame, DeviceId, DocId, FamilyId, InviteId, PROTOCOL_VERSION,
-    PublicKey, Request, RequestId, Response, Seq, ServerEvent, ServerFrame, Signature,
-    Subscription, UserId, codec, signing,
+    Challenge, ChunkId, ClientFrame, DeviceId, DocId, FamilyId, HttpSessionKey, InviteId,
+    PROTOCOL_VERSION, PublicKey, Request, RequestId, Response, Seq, ServerEvent, ServerFrame,
+    Signature, Subscription, UserId, codec, signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -176,6 +176,9 @@ pub struct Conn {
     pub invites: Vec<InviteId>,
     /// The relay's id from the challenge (signed into invites).
     pub server_id: String,
+    /// The HTTP session key the relay sent after the sign-in, until the device's blob
+    /// client takes it (as a device's driver hands it to its blob client).
+    pub http_session: Option<HttpSessionKey>,
     /// Per document received from or subscribed to (a device has one or two): chunks
     /// received so far and, once subscribed, the highest seq received — where to
     /// resume after a reconnect. A list, not a map: it is looked up for every chunk.
@@ -217,6 +220,7 @@ impl Conn {
             user: None,
             invites: Vec::new(),
             server_id: String::new(),
+            http_session: None,
             docs: Vec::new(),
         };
         conn.send(&ClientFrame::Hello {
@@ -272,6 +276,7 @@ impl Conn {
 
     async fn try_reconnect(&mut self, url: &str, id: &Identity) -> Result<(), LoadError> {
         let fresh = Conn::sign_in(url, id).await?;
+        self.http_session = fresh.http_session.or(self.http_session);
         let old = std::mem::replace(&mut self.ws, fresh.ws);
         drop(old);
         let docs: Vec<(DocId, Seq)> = self
@@ -412,6 +417,7 @@ impl Conn {
                 }
             }
             ServerFrame::Event(ServerEvent::InviteReceived(info)) => self.invites.push(info.invite),
+            ServerFrame::HttpSessionKey(key) => self.http_session = Some(*key),
             ServerFrame::Goodbye {
                 reason, message, ..
             } => {

@@ -1,8 +1,8 @@
 //! What the sync machine asks its host to do: [`Effects`], a plain struct of lists.
 
 use doran_protocol::{
-    BlobHash, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId, RequestId,
-    Response, Seq, ServerEvent, UnixMillis, UserId,
+    BlobHash, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId,
+    HttpSessionKey, RequestId, Response, Seq, ServerEvent, UnixMillis, UserId,
 };
 
 use crate::store::BlobOwner;
@@ -240,6 +240,12 @@ pub struct Effects {
     pub answered: Vec<(RequestId, RequestOutcome)>,
     /// Signed in: persist the user id if it was not known.
     pub signed_in: Option<SignedIn>,
+    /// The relay gave a session key for HTTP downloads with the sign-in: hand it to
+    /// the blob client, with the relay's id ([`SyncMachine::server_id`]), so that its
+    /// next downloads are MAC'd rather than signed.
+    ///
+    /// [`SyncMachine::server_id`]: super::SyncMachine::server_id
+    pub http_session: Option<HttpSessionKey>,
     /// Unasked notifications from the relay (invites, membership, presence…), to show.
     pub events: Vec<ServerEvent>,
     /// Errors the relay sent that concern nothing the machine tracks (for logs).
@@ -257,7 +263,7 @@ pub struct Effects {
 
 impl Effects {
     /// Appends `other` after `self`, keeping the order of each list (the later status,
-    /// reconnect delay, sign-in and outbox size win).
+    /// reconnect delay, sign-in, session key and outbox size win).
     pub fn merge(&mut self, other: Effects) {
         self.send.extend(other.send);
         self.reset_cursors.extend(other.reset_cursors);
@@ -280,6 +286,7 @@ impl Effects {
         self.verify_snapshots.extend(other.verify_snapshots);
         self.answered.extend(other.answered);
         self.signed_in = other.signed_in.or(self.signed_in.take());
+        self.http_session = other.http_session.or(self.http_session);
         self.events.extend(other.events);
         self.errors.extend(other.errors);
         self.status = other.status.or(self.status);

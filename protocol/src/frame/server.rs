@@ -185,6 +185,37 @@ pub enum ServerFrame {
         #[serde(with = "crate::wire::bytes")]
         bytes: Vec<u8>,
     },
+
+    /// A session key for the device's HTTP downloads, sent right after `SignedIn` by a
+    /// relay that gives keys (since protocol 10): the sign-in proved the device's key
+    /// as a signed HTTP request does, so its first download after connecting is MAC'd
+    /// under this key instead of signed (see [`http_mac`](crate::signing::http_mac)),
+    /// and needs no `GET /server-id` first: the challenge named the relay.
+    HttpSessionKey(HttpSessionKey),
+}
+
+/// A session key for HTTP downloads ([`ServerFrame::HttpSessionKey`]): the same key a
+/// signed request's answer brings in `x-doran-session-key`.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSessionKey {
+    /// The relay's unix ms from which the key is refused; names the key in
+    /// `x-doran-mac`.
+    pub expires: UnixMillis,
+    /// How many ms it works from when it was given: a device uses it for half of that
+    /// by its own clock, whatever the two clocks say.
+    pub life_ms: u64,
+    /// The key.
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for HttpSessionKey {
+    /// Without the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSessionKey")
+            .field("expires", &self.expires)
+            .field("life_ms", &self.life_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerFrame {
@@ -230,6 +261,7 @@ impl ServerFrame {
             ServerFrame::Goodbye { .. } => "goodbye",
             ServerFrame::CursorAhead { .. } => "cursor_ahead",
             ServerFrame::PendingSnapshot { .. } => "pending_snapshot",
+            ServerFrame::HttpSessionKey(_) => "http_session_key",
         }
     }
 }

@@ -302,6 +302,13 @@ impl HttpAuth {
         }
     }
 
+    /// The session key to give with a websocket sign-in, which proved the device's
+    /// key by its signature of the relay's challenge; `None` when this relay gives
+    /// none.
+    pub fn sign_in_key(&self, device: DeviceId, now: UnixMillis) -> Option<Issued> {
+        Some(self.sessions.as_ref()?.issue(device, now))
+    }
+
     /// What can be checked of `creds` without the device's record: the time window,
     /// and a MAC in full (it needs the device id and the relay's secret only). Run
     /// before the record is looked up, so that nothing in the answer depends on

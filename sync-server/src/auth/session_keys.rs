@@ -17,6 +17,11 @@
 //! window, once per request (the MAC is remembered like a signature), the device not
 //! revoked, the caller's rights.
 //!
+//! The websocket's sign-in proves the device's key as a signed request does (its
+//! signature of the relay's challenge), so a relay that gives keys sends one right
+//! after `SignedIn` too ([`HttpSessionKey`] frame, protocol 10): a device's first
+//! download after connecting is MAC'd, and its signature is left for the key after.
+//!
 //! **A key is only given for a signature**, never for a MAC: whoever holds a key
 //! cannot turn it into a newer one, so a key that leaked works for its life and no
 //! longer ([`Limits::http_session_key_secs`], 10 minutes by default), and only for its
@@ -34,7 +39,7 @@
 //! [`http_mac`]: doran_protocol::signing::http_mac
 //! [`Limits::http_session_key_secs`]: crate::config::Limits::http_session_key_secs
 
-use doran_protocol::{DeviceId, UnixMillis, signing::http_mac};
+use doran_protocol::{DeviceId, HttpSessionKey, UnixMillis, signing::http_mac};
 
 use super::AuthError;
 
@@ -67,37 +72,18 @@ impl std::fmt::Debug for SessionKeys {
     }
 }
 
-/// A key given to a device.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Issued {
-    /// The relay's unix ms from which the key is refused.
-    pub expires: UnixMillis,
-    /// How many ms it works from when it was given.
-    pub life_ms: u64,
-    /// The key.
-    pub key: [u8; 32],
-}
+/// A key given to a device: by the header of a signed request's answer, or by a frame
+/// after the websocket's sign-in (the same three fields).
+pub type Issued = HttpSessionKey;
 
-impl std::fmt::Debug for Issued {
-    /// Without the key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued")
-            .field("expires", &self.expires)
-            .field("life_ms", &self.life_ms)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Issued {
-    /// The value of [`SESSION_KEY_HEADER`]: `{expires}.{life}.{64 hex digits}`.
-    pub fn header_value(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            self.expires,
-            self.life_ms,
-            hex::encode(self.key)
-        )
-    }
+/// The value of [`SESSION_KEY_HEADER`]: `{expires}.{life}.{64 hex digits}`.
+pub fn header_value(issued: &Issued) -> String {
+    format!(
+        "{}.{}.{}",
+        issued.expires,
+        issued.life_ms,
+        hex::encode(issued.key)
+    )
 }
 
 /// A request's `x-doran-mac`: the key's expiry and the MAC.
@@ -306,7 +292,7 @@ mod tests {
             key: [0xab; 32],
         };
         assert_eq!(
-            issued.header_value(),
+            header_value(&issued),
             format!("12.600000.{}", "ab".repeat(32))
         );
         let mac: Mac = format!("12.{}", "cd".repeat(32)).parse().unwrap();

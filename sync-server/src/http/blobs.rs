@@ -55,7 +55,7 @@ use super::{
 use crate::{
     auth::{
         http::{DEVICE_HEADER, HttpCredentials, Proof, SIGNATURE_HEADER, TIME_HEADER},
-        session_keys::{MAC_HEADER, SESSION_KEY_HEADER},
+        session_keys::{self, MAC_HEADER, SESSION_KEY_HEADER},
     },
     conns::Entry,
     error::{ApiError, ApiResult},
@@ -157,7 +157,9 @@ fn accepted(state: &AppState, creds: &HttpCredentials) {
 /// and the key's life counts from when the device gets it.
 fn give_session_key(response: &mut Response, state: &AppState, creds: &HttpCredentials) {
     let key = state.http_auth.session_key(creds, now_ms());
-    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.header_value()).ok()) {
+    if let Some(value) =
+        key.and_then(|k| HeaderValue::from_str(&session_keys::header_value(&k)).ok())
+    {
         response.headers_mut().insert(SESSION_KEY_HEADER, value);
     }
 }

@@ -389,6 +389,9 @@ impl Session {
             families: families.iter().map(|f| f.id).collect(),
         })
         .await?;
+        if let Some(key) = self.state.http_auth.sign_in_key(device, now) {
+            self.send(&ServerFrame::HttpSessionKey(key)).await?;
+        }
         if let Some(info) = added
             && let Some(msg) = HubMsg::event(ServerEvent::DeviceAdded(info))
         {

@@ -10,9 +10,9 @@ use std::{
 };
 
 use doran_protocol::{
-    BlobHash, Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, PROTOCOL_VERSION,
-    PublicKey, Request, RequestId, Response, ServerEvent, ServerFrame, Signature, UserId, codec,
-    signing,
+    BlobHash, Challenge, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, HttpSessionKey,
+    PROTOCOL_VERSION, PublicKey, Request, RequestId, Response, ServerEvent, ServerFrame, Signature,
+    UserId, codec, signing,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
@@ -263,6 +263,9 @@ impl Identity {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u32,
+    /// The last HTTP session key the relay sent (after a sign-in), which
+    /// [`next`](Self::next) keeps here instead of returning it.
+    pub http_session: Option<HttpSessionKey>,
 }
 
 impl Client {
@@ -271,7 +274,11 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
             .await
             .expect("websocket connects");
-        Client { ws, next_id: 1 }
+        Client {
+            ws,
+            next_id: 1,
+            http_session: None,
+        }
     }
 
     /// Sends a frame.
@@ -295,8 +302,20 @@ impl Client {
             .expect("send");
     }
 
-    /// The next frame, within [`TIMEOUT`]; `None` if the socket closed.
+    /// The next frame, within [`TIMEOUT`]; `None` if the socket closed. An HTTP session
+    /// key (sent after a sign-in) is kept in [`http_session`](Self::http_session) and
+    /// not returned: tests of other frames need not know whether the relay gives keys.
     pub async fn next(&mut self) -> Option<ServerFrame> {
+        loop {
+            match self.next_any().await? {
+                ServerFrame::HttpSessionKey(key) => self.http_session = Some(key),
+                frame => return Some(frame),
+            }
+        }
+    }
+
+    /// The next frame whatever it is, within [`TIMEOUT`]; `None` if the socket closed.
+    pub async fn next_any(&mut self) -> Option<ServerFrame> {
         loop {
             let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
                 .await
@@ -1081,7 +1100,8 @@ impl Client {
     }
 
     /// The next frame, or `Some(None)` for a websocket-level pong (which
-    /// [`next`](Self::next) skips); `None` if the socket closed.
+    /// [`next`](Self::next) skips), a session key kept aside as `next` does; `None`
+    /// if the socket closed.
     pub async fn next_or_pong(&mut self) -> Option<Option<ServerFrame>> {
         loop {
             let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
@@ -1090,9 +1110,10 @@ impl Client {
             match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(Message::Binary(bytes))) => {
-                    return Some(Some(
-                        codec::decode_server(&bytes).expect("a valid server frame"),
-                    ));
+                    match codec::decode_server(&bytes).expect("a valid server frame") {
+                        ServerFrame::HttpSessionKey(key) => self.http_session = Some(key),
+                        frame => return Some(Some(frame)),
+                    }
                 }
                 Some(Ok(Message::Pong(_))) => return Some(None),
                 Some(Ok(_)) => continue,

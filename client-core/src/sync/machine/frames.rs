@@ -108,6 +108,13 @@ impl SyncMachine {
                 (by, by_device),
                 fx,
             ),
+            // Only on the connection it was given on, once signed in: a key before the
+            // sign-in would be no relay's answer to this device's signature.
+            ServerFrame::HttpSessionKey(key) => {
+                if self.conn == Conn::SignedIn {
+                    fx.http_session = Some(key);
+                }
+            }
         }
     }
 
