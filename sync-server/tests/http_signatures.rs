@@ -5,7 +5,7 @@
 
 mod support;
 
-use doran_protocol::{BlobHash, ErrorCode, ServerFrame};
+use doran_protocol::{BlobHash, DeviceId, ErrorCode, ServerFrame};
 use support::{
     Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, maced_headers, metric,
     now_ms, session_key, signed_headers, signed_http,
@@ -170,19 +170,7 @@ async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
     assert!((590_000..=600_000).contains(&life), "{life}");
 
     for _ in 0..3 {
-        let r = http(
-            &server,
-            "GET",
-            &path,
-            &maced_headers(mom.device, key, "GET", &path),
-            b"",
-        )
-        .await;
-        assert_eq!(r.status, 404, "served: {r:?}");
-        assert!(
-            session_key(&r).is_none(),
-            "a MAC'd request never brings a key"
-        );
+        a_maced_download_is_served(&server, mom.device, key, &path).await;
     }
     assert_eq!(metric(&server, "doran_http_maced_total").await, 3);
     assert_eq!(metric(&server, "doran_http_signed_total").await, 1);
@@ -231,21 +219,8 @@ async fn a_signed_request_s_answer_gives_a_key_that_proves_the_next_ones() {
             "{who}"
         );
     }
-    // A key proves downloads only: an upload under it is refused, and stores nothing.
-    let blob = b"an upload under a session key";
-    let put = format!("/blobs/{}?owner=me", BlobHash::of(blob));
-    let r = http(
-        &server,
-        "PUT",
-        &put,
-        &maced_headers(mom.device, key, "PUT", &put),
-        blob,
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (401, Some(ErrorCode::BadSignature))
-    );
+    an_upload_under_the_key_is_refused(&server, mom.device, key, b"an upload under a session key")
+        .await;
     // Both proofs at once are not guessed between.
     let mut both = signed_headers(&mom, "GET", &path);
     both.push(maced_headers(mom.device, key, "GET", &path).remove(2));
@@ -285,19 +260,7 @@ async fn a_sign_in_gives_a_key_that_proves_the_device_s_downloads() {
 
     let path = format!("/blobs/{}", BlobHash::of(b"anything"));
     let key = (key.expires, key.key);
-    let r = http(
-        &server,
-        "GET",
-        &path,
-        &maced_headers(mom.device, key, "GET", &path),
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 404, "served: {r:?}");
-    assert!(
-        session_key(&r).is_none(),
-        "a MAC'd request never brings a key"
-    );
+    a_maced_download_is_served(&server, mom.device, key, &path).await;
     assert_eq!(metric(&server, "doran_http_maced_total").await, 1);
     assert_eq!(metric(&server, "doran_http_signed_total").await, 0);
     // Mom's key is hers: the son naming it, or naming his own under mom's device,
@@ -324,14 +287,51 @@ async fn a_sign_in_gives_a_key_that_proves_the_device_s_downloads() {
             "{who}"
         );
     }
-    // Still a download's key only.
-    let blob = b"an upload under the sign-in's key";
+    an_upload_under_the_key_is_refused(
+        &server,
+        mom.device,
+        key,
+        b"an upload under the sign-in's key",
+    )
+    .await;
+}
+
+/// A download MAC'd under `key` is served (`404`: nothing is stored at `path`), and
+/// its answer brings no key: a MAC'd request never does.
+async fn a_maced_download_is_served(
+    server: &Server,
+    device: DeviceId,
+    key: (u64, [u8; 32]),
+    path: &str,
+) {
+    let r = http(
+        server,
+        "GET",
+        path,
+        &maced_headers(device, key, "GET", path),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "served: {r:?}");
+    assert!(
+        session_key(&r).is_none(),
+        "a MAC'd request never brings a key"
+    );
+}
+
+/// A key proves downloads only: an upload MAC'd under it is refused.
+async fn an_upload_under_the_key_is_refused(
+    server: &Server,
+    device: DeviceId,
+    key: (u64, [u8; 32]),
+    blob: &[u8],
+) {
     let put = format!("/blobs/{}?owner=me", BlobHash::of(blob));
     let r = http(
-        &server,
+        server,
         "PUT",
         &put,
-        &maced_headers(mom.device, key, "PUT", &put),
+        &maced_headers(device, key, "PUT", &put),
         blob,
     )
     .await;
@@ -458,7 +458,7 @@ async fn a_refused_mac_does_not_tell_whether_its_device_exists() {
     let server = Server::start(dir.path());
     let mut mom = Identity::new("mom@example.com", "mom");
     Client::register(&server, &mut mom).await;
-    let nobody = doran_protocol::DeviceId([0x5a; 16]);
+    let nobody = DeviceId([0x5a; 16]);
     let path = format!("/blobs/{}", BlobHash::of(b"anything"));
     for (what, key, code) in [
         ("an expired key", (1, [7; 32]), ErrorCode::ChallengeExpired),
