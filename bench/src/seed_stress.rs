@@ -498,7 +498,7 @@ async fn drive(mut device: Device, mut job: Job) -> Result<DeviceRun, LoadError>
                 // The key the relay sent after the sign-in (again after a reconnect),
                 // taken as a device's driver does.
                 if let Some(key) = device.conn.http_session.take() {
-                    blobs.adopt_session(&device.conn.server_id, key);
+                    blobs.adopt_session(&device.conn.server_id, key).await;
                 }
                 match blobs.get(job.family.blob).await {
                     Ok(bytes) if bytes.len() == cohort::SMALL_BLOB => {

@@ -14,8 +14,8 @@ use doran_client_core::{
 };
 use doran_protocol::{
     BlobHash, Challenge, ChunkId, ClientFrame, DeviceId, DocId, ErrorCode, ErrorFrame, FamilyId,
-    FamilySummary, MemberInfo, MembershipChange, Request, RequestId, Response, Role, ServerEvent,
-    ServerFrame, Subscription, UserId, signing,
+    FamilySummary, HttpSessionKey, MemberInfo, MembershipChange, Request, RequestId, Response,
+    Role, ServerEvent, ServerFrame, Subscription, UserId, signing,
 };
 use ed25519_dalek::{Signature, Verifier};
 
@@ -188,6 +188,49 @@ fn signs_in_with_a_valid_signature_and_subscribes_everything() {
     );
     assert_eq!(fx.signed_in.as_ref().map(|s| s.user), Some(USER));
     assert_eq!(fx.status, Some(SyncStatus::Syncing));
+}
+
+#[test]
+fn the_sign_in_s_http_session_key_is_handed_over_once_signed_in_only() {
+    let keys = DeviceKeys::generate().expect("keys");
+    let mut m = machine(&keys);
+    let key = |n: u8| HttpSessionKey {
+        expires: 600_000 + u64::from(n),
+        life_ms: 600_000,
+        key: [n; 32],
+    };
+    m.handle(0, Event::Connected { docs: vec![] });
+    // Before the sign-in (or before the challenge): no relay answered this device's
+    // signature yet, so a key is nobody's to hand over.
+    let fx = m.handle(1, Event::Frame(ServerFrame::HttpSessionKey(key(1))));
+    assert_eq!(fx.http_session, None);
+    m.handle(2, Event::Frame(ServerFrame::Challenge(challenge())));
+    let fx = m.handle(3, Event::Frame(ServerFrame::HttpSessionKey(key(2))));
+    assert_eq!(fx.http_session, None);
+    let fx = m.handle(4, Event::Frame(signed_in(vec![])));
+    assert_eq!(fx.http_session, None, "SignedIn alone brings no key");
+    let fx = m.handle(5, Event::Frame(ServerFrame::HttpSessionKey(key(3))));
+    assert_eq!(fx.http_session, Some(key(3)));
+    assert_eq!(m.server_id(), Some("test"), "the relay the key is for");
+    // Merged effects keep the later key.
+    let mut both = m.handle(6, Event::Frame(ServerFrame::HttpSessionKey(key(4))));
+    both.merge(Effects::default());
+    assert_eq!(both.http_session, Some(key(4)));
+    let mut earlier = Effects {
+        http_session: Some(key(5)),
+        ..Effects::default()
+    };
+    earlier.merge(both);
+    assert_eq!(earlier.http_session, Some(key(4)));
+    // After the connection ended, a late key is not taken.
+    m.handle(
+        7,
+        Event::Disconnected {
+            reason: "gone".into(),
+        },
+    );
+    let fx = m.handle(8, Event::Frame(ServerFrame::HttpSessionKey(key(6))));
+    assert_eq!(fx.http_session, None);
 }
 
 #[test]

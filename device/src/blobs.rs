@@ -400,22 +400,24 @@ impl BlobClient {
 
     /// Takes the session key the relay sent after the websocket's sign-in
     /// ([`doran_protocol::ServerFrame::HttpSessionKey`]), from the relay whose
-    /// challenge named it `server_id`: the next downloads are MAC'd under it, and the
-    /// client needs no `GET /server-id` first. Kept only when this client's relay may
-    /// announce that id, and when it did not learn another id from `GET /server-id`
-    /// (a MAC under one id would be refused by a relay of another).
-    pub fn adopt_session(&self, server_id: &str, given: HttpSessionKey) {
+    /// challenge named it `server_id`: the next downloads are MAC'd under it, and a
+    /// client that did not know the relay's id yet takes this one instead of asking
+    /// `GET /server-id`. Kept only when this client's relay may announce that id, and
+    /// when it is the id the client knows (a MAC under one id would be refused by a
+    /// relay of another). Waits only for a `GET /server-id` already under way.
+    pub async fn adopt_session(&self, server_id: &str, given: HttpSessionKey) {
         if let Err(names) =
             doran_client_core::sync::check_server_id(server_id, &self.relay.address())
         {
             tracing::warn!(%names, "the sign-in's relay id names another address: its session key is not used");
             return;
         }
-        // Refused when the id is known already, or being asked for: then the id is
-        // the one HTTP gives, or will be, and the key is kept only if they agree.
-        let _ = self.server_id.set(server_id.to_owned());
-        if self.server_id.get().is_none_or(|id| id != server_id) {
-            tracing::debug!("the sign-in's relay id is not (yet) the one HTTP gave: signing on");
+        let known = self
+            .server_id
+            .get_or_init(|| async { server_id.to_owned() })
+            .await;
+        if known != server_id {
+            tracing::debug!("the sign-in's relay id is not the one HTTP gave: signing on");
             return;
         }
         match SessionKey::given(given, SystemTime::now()) {
@@ -1075,6 +1077,104 @@ mod tests {
         assert!(!refusals.refused(later));
         assert!(refusals.refused(later));
         assert!(!refusals.keys_usable(later));
+    }
+
+    fn sign_in_key(n: u8) -> HttpSessionKey {
+        HttpSessionKey {
+            expires: 1_000_000 + u64::from(n),
+            life_ms: 600_000,
+            key: [n; 32],
+        }
+    }
+
+    fn client(url: &str) -> BlobClient {
+        let relay = Relay::new(url, &crate::relay::Trust::default()).expect("a relay");
+        BlobClient::new(relay, DeviceId([3; 16]), SigningKey::from_bytes(&[4; 32]))
+    }
+
+    #[tokio::test]
+    async fn the_sign_in_s_key_is_kept_for_the_relay_the_client_knows() {
+        // A fresh client takes the challenge's id with the key.
+        let fresh = client("http://127.0.0.1:9");
+        fresh.adopt_session("relay-id", sign_in_key(1)).await;
+        assert_eq!(fresh.server_id.get().map(String::as_str), Some("relay-id"));
+        assert_eq!(fresh.usable_session().map(|s| s.key), Some([1; 32]));
+        // A client that learned another id over HTTP keeps it, and signs on.
+        let other = client("http://127.0.0.1:9");
+        other.server_id.set("http-id".into()).expect("set");
+        other.adopt_session("relay-id", sign_in_key(2)).await;
+        assert_eq!(other.server_id.get().map(String::as_str), Some("http-id"));
+        assert!(other.usable_session().is_none());
+        // An id naming another address is neither taken nor used.
+        let named = client("http://127.0.0.1:9");
+        named
+            .adopt_session("https://relay.example", sign_in_key(3))
+            .await;
+        assert!(named.server_id.get().is_none());
+        assert!(named.usable_session().is_none());
+    }
+
+    /// Serves one `GET /server-id` on a loopback port: says when it has the request
+    /// (`asked`), and answers `id` only once told (`go`).
+    async fn slow_server_id(
+        id: &'static str,
+    ) -> (
+        String,
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (asked_tx, asked) = tokio::sync::oneshot::channel::<()>();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).await.expect("read");
+                request.push(byte[0]);
+            }
+            assert!(request.starts_with(b"GET /server-id "));
+            let _ = asked_tx.send(());
+            wait.await.ok();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{id}",
+                id.len()
+            );
+            stream.write_all(answer.as_bytes()).await.expect("write");
+            // Held open until the client is done with it.
+            let _ = stream.read(&mut [0u8; 1]).await;
+        });
+        (url, asked, go)
+    }
+
+    /// The upload pump may ask `GET /server-id` a moment before the sign-in's key is
+    /// read: the key waits for the answer, and is kept if the ids agree.
+    #[tokio::test]
+    async fn a_key_arriving_while_the_relay_s_id_is_asked_for_waits_for_the_answer() {
+        use futures_util::FutureExt;
+        for (answer, kept) in [("relay-id", true), ("another-id", false)] {
+            let (url, asked, go) = slow_server_id(answer).await;
+            let blobs = client(&url);
+            let asking = tokio::spawn({
+                let blobs = blobs.clone();
+                async move { blobs.server_id().await }
+            });
+            asked.await.expect("the relay's id is asked for");
+            let mut adopting = Box::pin(blobs.adopt_session("relay-id", sign_in_key(4)));
+            assert!(
+                (&mut adopting).now_or_never().is_none(),
+                "the key waits for the answer"
+            );
+            go.send(()).expect("told");
+            adopting.await;
+            assert_eq!(asking.await.expect("joined").expect("the id"), answer);
+            assert_eq!(blobs.usable_session().is_some(), kept, "{answer}");
+        }
     }
 
     #[test]

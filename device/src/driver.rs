@@ -966,8 +966,11 @@ impl SyncDriver {
                 self.signed_in(&r.machine, info).await?;
                 queue.push_back(self.tell_volumes(&mut r.machine, true).await);
             }
+            // Beside the loop: a `GET /server-id` the upload pump started a moment
+            // earlier is awaited, not raced.
             if let (Some(key), Some(server_id)) = (fx.http_session, r.machine.server_id()) {
-                self.blobs.adopt_session(server_id, key);
+                let (blobs, server_id) = (self.blobs.clone(), server_id.to_owned());
+                tokio::spawn(async move { blobs.adopt_session(&server_id, key).await });
             }
             // The status before the answers: a caller woken by its answer sees the
             // state the answer left (e.g. syncing a family just joined), not the one

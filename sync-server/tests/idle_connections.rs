@@ -139,17 +139,21 @@ impl Stopped {
 }
 
 impl Drop for Stopped {
+    /// Without asserting: a panic while a failed test unwinds would abort the run.
     fn drop(&mut self) {
-        signal(self.0, "-CONT");
+        let _ = kill(self.0, "-CONT");
     }
 }
 
 fn signal(pid: u32, which: &str) {
-    let status = std::process::Command::new("kill")
+    assert!(kill(pid, which), "kill {which} {pid}");
+}
+
+fn kill(pid: u32, which: &str) -> bool {
+    std::process::Command::new("kill")
         .args([which, &pid.to_string()])
         .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {which} {pid}");
+        .is_ok_and(|s| s.success())
 }
 
 /// A relay restart has every device connect again at the same moment. The kernel
@@ -158,13 +162,16 @@ fn signal(pid: u32, which: &str) {
 /// and each dropped device waited a second (then three, then seven) to try again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_connecting_at_once_waits_in_the_queue_rather_than_being_dropped() {
-    const CROWD: usize = 600;
+    // Well past the default queue of 128, well within the open files a test may hold.
+    const CROWD: usize = 300;
     let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     if somaxconn < CROWD {
-        eprintln!("net.core.somaxconn is {somaxconn}: the kernel caps every queue below the crowd");
+        eprintln!(
+            "ignored: net.core.somaxconn is {somaxconn}, so the kernel caps every queue below the crowd"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -153,7 +153,7 @@ async fn a_device_s_first_download_after_signing_in_is_proved_by_the_sign_in_s_k
     // A fresh start of the relay's counts (and of its secret). The son's phone opens
     // with a new blob client, which knows neither the relay's id nor a key: the
     // sign-in brings both, so the grid's thumbnail and the photo opened after it come
-    // down with a MAC each — no `GET /server-id`, no signature.
+    // down with a MAC each: no signature.
     relay.restart();
     let son = open(&family.son_home).await;
     son.sync_now(WAIT).await.expect("synced");

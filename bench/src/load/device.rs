@@ -276,7 +276,6 @@ impl Conn {
 
     async fn try_reconnect(&mut self, url: &str, id: &Identity) -> Result<(), LoadError> {
         let fresh = Conn::sign_in(url, id).await?;
-        self.http_session = fresh.http_session.or(self.http_session);
         let old = std::mem::replace(&mut self.ws, fresh.ws);
         drop(old);
         let docs: Vec<(DocId, Seq)> = self

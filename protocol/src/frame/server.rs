@@ -190,7 +190,8 @@ pub enum ServerFrame {
     /// relay that gives keys (since protocol 10): the sign-in proved the device's key
     /// as a signed HTTP request does, so its first download after connecting is MAC'd
     /// under this key instead of signed (see [`http_mac`](crate::signing::http_mac)),
-    /// and needs no `GET /server-id` first: the challenge named the relay.
+    /// and a blob client that does not know the relay's id yet takes the challenge's
+    /// instead of asking `GET /server-id`.
     HttpSessionKey(HttpSessionKey),
 }
 
