@@ -75,6 +75,10 @@ async fn owner_is_not_locked_out(server: &Server, owner: &Identity, laptop: &Ide
     let challenge = l.hello().await;
     l.send(&laptop.signin_frame(&challenge)).await;
     assert_eq!(l.refusal().await.code, ErrorCode::DeviceRevoked);
+    // Nor is it given an HTTP session key: nothing came between the refusal and the
+    // challenge of a next try.
+    l.hello().await;
+    assert_eq!(l.http_session, None, "a refused sign-in brings no key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
