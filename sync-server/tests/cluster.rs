@@ -16,7 +16,7 @@ use doran_protocol::{
     ServerEvent, ServerFrame,
 };
 use support::{
-    CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_headers, session_key,
+    CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_get, session_key,
     signed_http,
 };
 
@@ -210,27 +210,13 @@ async fn a_session_key_from_one_relay_works_at_another_sharing_the_secret() {
     let path = format!("/blobs/{}", doran_protocol::BlobHash::of(b"anything"));
     let r = signed_http(&one, &mom, "GET", &path, b"").await;
     let given = session_key(&r).expect("a key from the first relay");
-    let r = http(
-        &two,
-        "GET",
-        &path,
-        &maced_headers(mom.device, given, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&two, mom.device, given, &path).await;
     assert_eq!(r.status, 404, "served at the second: {r:?}");
 
     let without = Server::start_shared(&dir.join("three"), &key, &[]).expect("a third relay");
     let r = signed_http(&without, &mom, "GET", &path, b"").await;
     assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));
-    let r = http(
-        &without,
-        "GET",
-        &path,
-        &maced_headers(mom.device, given, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&without, mom.device, given, &path).await;
     assert_eq!(r.error_code(), Some(ErrorCode::BadSignature));
 }
 

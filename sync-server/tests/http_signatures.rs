@@ -7,8 +7,8 @@ mod support;
 
 use doran_protocol::{BlobHash, DeviceId, ErrorCode, ServerFrame};
 use support::{
-    Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, maced_headers, metric,
-    now_ms, session_key, signed_headers, signed_http,
+    Client, Identity, SERVER_ID, Server, TIMEOUT, a_large_blob, http, maced_get, maced_headers,
+    metric, now_ms, session_key, signed_headers, signed_http,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,14 +273,7 @@ async fn a_sign_in_gives_a_key_that_proves_the_device_s_downloads() {
             (son_key.expires, son_key.key),
         ),
     ] {
-        let r = http(
-            &server,
-            "GET",
-            &path,
-            &maced_headers(device, key, "GET", &path),
-            b"",
-        )
-        .await;
+        let r = maced_get(&server, device, key, &path).await;
         assert_eq!(
             (r.status, r.error_code()),
             (401, Some(ErrorCode::BadSignature)),
@@ -304,14 +297,7 @@ async fn a_maced_download_is_served(
     key: (u64, [u8; 32]),
     path: &str,
 ) {
-    let r = http(
-        server,
-        "GET",
-        path,
-        &maced_headers(device, key, "GET", path),
-        b"",
-    )
-    .await;
+    let r = maced_get(server, device, key, path).await;
     assert_eq!(r.status, 404, "served: {r:?}");
     assert!(
         session_key(&r).is_none(),
@@ -354,14 +340,7 @@ async fn a_restarted_relay_refuses_the_keys_it_gave_before() {
     drop(server);
 
     let server = Server::start(dir.path());
-    let r = http(
-        &server,
-        "GET",
-        &path,
-        &maced_headers(mom.device, old, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&server, mom.device, old, &path).await;
     if std::env::var("DORAN_TEST_BACKEND").as_deref() == Ok("cluster") {
         // Relays of a cluster share their secret: the key outlives a restart.
         assert_eq!(r.status, 404, "{r:?}");
@@ -373,14 +352,7 @@ async fn a_restarted_relay_refuses_the_keys_it_gave_before() {
     );
     let new = session_key(&signed_http(&server, &mom, "GET", &path, b"").await).expect("a key");
     assert_ne!(new.1, old.1);
-    let r = http(
-        &server,
-        "GET",
-        &path,
-        &maced_headers(mom.device, new, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&server, mom.device, new, &path).await;
     assert_eq!(r.status, 404);
 }
 
@@ -404,14 +376,7 @@ async fn a_revoked_device_s_key_proves_nothing() {
     })
     .await
     .expect("revoked");
-    let r = http(
-        &server,
-        "GET",
-        &path,
-        &maced_headers(laptop.device, key, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&server, laptop.device, key, &path).await;
     assert_eq!(
         (r.status, r.error_code()),
         (401, Some(ErrorCode::DeviceRevoked)),
@@ -435,14 +400,7 @@ async fn a_relay_giving_no_session_keys_takes_signatures_only() {
     let r = signed_http(&server, &mom, "GET", &path, b"").await;
     assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));
     let made_up = (now_ms() + 60_000, [7; 32]);
-    let r = http(
-        &server,
-        "GET",
-        &path,
-        &maced_headers(mom.device, made_up, "GET", &path),
-        b"",
-    )
-    .await;
+    let r = maced_get(&server, mom.device, made_up, &path).await;
     assert_eq!(
         (r.status, r.error_code()),
         (401, Some(ErrorCode::BadSignature))

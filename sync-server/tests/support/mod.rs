@@ -1002,6 +1002,23 @@ pub fn maced_headers(
     ]
 }
 
+/// A `GET` of `path` by `device`, proved by `key` ([`maced_headers`]).
+pub async fn maced_get(
+    server: &Server,
+    device: DeviceId,
+    key: (u64, [u8; 32]),
+    path: &str,
+) -> HttpResponse {
+    http(
+        server,
+        "GET",
+        path,
+        &maced_headers(device, key, "GET", path),
+        b"",
+    )
+    .await
+}
+
 /// Like [`signed_headers`], with a chosen request time (stale or future).
 pub fn signed_headers_at(
     id: &Identity,
