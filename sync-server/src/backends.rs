@@ -1,6 +1,7 @@
 //! The one place the relay's backends are chosen, from its configuration: PostgreSQL
 //! when `database` is set (else SQLite at `DATA/relay.sqlite`), an S3-compatible store
-//! when `blobs` is `s3://…` (else the folder `DATA/blobs`).
+//! when `blobs` is `s3://…` (else the folder `DATA/blobs`), with the small blobs read
+//! most recently in memory in front of it (`blob_cache_bytes`).
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use crate::{
     config::Config,
     state::Stores,
     store::{
-        AccountStore, BlobStore, FsBlobStore, LogStore, PgOptions, PgStore, S3BlobStore, S3Options,
-        SqliteStore, StoreError, StoreResult,
+        AccountStore, BlobStore, CachedBlobs, FsBlobStore, LogStore, PgOptions, PgStore,
+        S3BlobStore, S3Options, SqliteStore, StoreError, StoreResult,
     },
 };
 
@@ -68,6 +69,15 @@ pub fn open(config: &Config, origin: &str, rt: &Handle) -> StoreResult<Opened> {
             Arc::new(s3)
         }
         None => Arc::new(FsBlobStore::open(dir.join("blobs"))?),
+    };
+    // The blobs a download reads whole are the ones worth keeping.
+    let blobs: Arc<dyn BlobStore> = match config.blob_cache_bytes {
+        0 => blobs,
+        max => Arc::new(CachedBlobs::new(
+            blobs,
+            max,
+            crate::http::blobs::READ_AT_ONCE,
+        )),
     };
     Ok(Opened {
         stores: Stores {

@@ -178,6 +178,9 @@ pub struct Config {
     pub blobs: Option<String>,
     /// How to reach the S3 service.
     pub s3: S3Config,
+    /// Bytes of small blobs (thumbnails, avatars, voice messages) kept in memory once
+    /// downloaded, for the next member's download of the same one; 0: none.
+    pub blob_cache_bytes: u64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Limits on what clients may send.
@@ -431,6 +434,7 @@ impl Default for Config {
             database_pool: 16,
             blobs: None,
             s3: S3Config::default(),
+            blob_cache_bytes: 32 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
         }

@@ -164,6 +164,20 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
          doran_uploads_in_progress {}\n",
         state.uploads_in_flight.len()
     ));
+    if let Some(c) = state.stores.blobs.cache_stats() {
+        text.push_str(&format!(
+            "# HELP doran_blob_cache_hits_total Small downloads answered from the blob cache.\n\
+             # TYPE doran_blob_cache_hits_total counter\n\
+             doran_blob_cache_hits_total {}\n\
+             # HELP doran_blob_cache_misses_total Small downloads read from the blob store.\n\
+             # TYPE doran_blob_cache_misses_total counter\n\
+             doran_blob_cache_misses_total {}\n\
+             # HELP doran_blob_cache_bytes Bytes of blobs in the blob cache.\n\
+             # TYPE doran_blob_cache_bytes gauge\n\
+             doran_blob_cache_bytes {}\n",
+            c.hits, c.misses, c.bytes
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -30,12 +30,14 @@
 //! [`FsBlobStore`] keeps blobs in a folder, [`MemoryBlobStore`] in memory. For several
 //! relays sharing their data (scale-out), [`PgStore`] keeps accounts and logs in
 //! PostgreSQL and [`S3BlobStore`] blobs in an S3-compatible object store. The same
-//! conformance suite runs against each.
+//! conformance suite runs against each. [`CachedBlobs`] keeps the small blobs read
+//! most recently in memory in front of any of them.
 //!
 //! **Durability.** [`LogStore::append`] returns only once the chunk is durable
 //! (`synchronous=FULL` for SQLite): the relay acks a push after it returns, and an
 //! acked chunk survives `kill -9` of the relay.
 
+mod blob_cache;
 mod error;
 mod fs_blobs;
 mod memory;
@@ -49,6 +51,7 @@ mod types;
 #[cfg(test)]
 mod conformance;
 
+pub use blob_cache::{CacheStats, CachedBlobs};
 pub use error::{StoreError, StoreResult};
 pub use fs_blobs::FsBlobStore;
 pub use memory::MemoryStore;
@@ -59,6 +62,7 @@ pub use s3_blobs::{S3BlobStore, S3Options};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
+use axum::body::Bytes;
 use doran_protocol::{
     BlobHash, ChunkId, DeviceId, DocId, FamilyId, InviteId, LinkId, PublicKey, Seq, UserId,
     model::{DeviceCert, InviteInfo, MemberInfo},
@@ -527,6 +531,17 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Reads `len` bytes at `offset` (clamped to the blob's end: empty at or past it).
     /// `NotFound` if there is no such blob.
     fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>>;
+    /// The whole blob, `size` bytes as [`size`](Self::size) said (fewer if it is
+    /// shorter): a small download's one read. A store in front of another may answer
+    /// from memory ([`CachedBlobs`]).
+    fn read_whole(&self, hash: BlobHash, size: u64) -> StoreResult<Bytes> {
+        self.read(hash, 0, size).map(Bytes::from)
+    }
+    /// What a cache in front of the store holds and how often it answered; `None`
+    /// without one.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
     /// Up to `limit` stored blobs with a hash greater than `after` (all, from the
     /// first, for `None`), in hash order: a sweep pages through them.
     fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>>;

@@ -14,7 +14,7 @@ use std::{
 use doran_protocol::{
     BlobHash, ClientFrame, DocId, ErrorFrame, FamilyId, InviteId, Request, Response, ServerFrame,
 };
-use support::{Client, Identity, Server, http, signed_http};
+use support::{Client, Identity, Server, http, metric, signed_http};
 
 /// Sweeps every second with no grace, so a test sees them happen; and lets a member
 /// replace their own pending snapshot at once, as these tests cycle snapshots to see
@@ -207,6 +207,12 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
     push_snapshot(&mut k, doc, seq, first_hash, first.len())
         .await
         .expect("a snapshot");
+    // Downloaded while it is the snapshot: the relay keeps it in memory.
+    assert_eq!(download(&server, &host, first_hash).await, 200);
+    assert_eq!(
+        metric(&server, "doran_blob_cache_bytes").await,
+        first.len() as u64
+    );
     let second = b"the kid's second snapshot".to_vec();
     let (_, second_hash) = upload(&server, &kid, family, &second).await;
     let seq = k
@@ -248,6 +254,12 @@ async fn the_sweep_keeps_every_blob_still_referenced() {
         );
     }
     assert_eq!(download(&server, &kid, first_hash).await, 404);
+    // The swept snapshot left the memory too; what was downloaded since is there.
+    let kept_bytes = shared.len() + photo.len() + second.len() + avatar.len();
+    assert_eq!(
+        metric(&server, "doran_blob_cache_bytes").await,
+        kept_bytes as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

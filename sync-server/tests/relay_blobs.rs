@@ -4,7 +4,7 @@
 mod support;
 
 use doran_protocol::{BlobHash, FamilyId, Request};
-use support::{Client, Identity, Server, http, signed_headers, signed_http};
+use support::{Client, Identity, Server, http, metric, signed_headers, signed_http};
 
 async fn family_of(c: &mut Client) -> FamilyId {
     let family = FamilyId::random();
@@ -119,6 +119,57 @@ async fn join(
     mc.request(member.answer_request(invite, true))
         .await
         .expect("invite accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_every_member_downloads_is_read_from_the_folder_once_and_only_for_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut son = Identity::new("son@example.com", "son");
+    let mut other = Identity::new("other@example.com", "other");
+    let mut m = Client::register(&server, &mut mom).await;
+    let mut s = Client::register(&server, &mut son).await;
+    let mut o = Client::register(&server, &mut other).await;
+    let family = family_of(&mut m).await;
+    join((&mut m, &mom), (&mut s, &son), family).await;
+    let _ = family_of(&mut o).await;
+
+    // Step 1: mom uploads a thumbnail; she and her son download it, twice each.
+    let thumb: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = BlobHash::of(&thumb);
+    let put_path = format!("/blobs/{hash}?family={family}");
+    assert_eq!(put(&server, &mom, &put_path, &thumb).await, (201, None));
+    for id in [&mom, &son, &mom, &son] {
+        assert_eq!(get(&server, id, hash).await, (200, thumb.clone()));
+    }
+    // The folder was read once; the other three came from memory.
+    assert_eq!(metric(&server, "doran_blob_cache_misses_total").await, 1);
+    assert_eq!(metric(&server, "doran_blob_cache_hits_total").await, 3);
+    assert_eq!(metric(&server, "doran_blob_cache_bytes").await, 20_000);
+
+    // Step 2: held in memory, it is still nobody else's: a stranger who knows its
+    // hash gets what he would get had it never been read.
+    assert_eq!(get(&server, &other, hash).await.0, 404);
+    let path = format!("/blobs/{hash}");
+    let r = signed_http(&server, &other, "HEAD", &path, b"").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(metric(&server, "doran_blob_cache_hits_total").await, 3);
+
+    // Step 3: a range of it, and its headers, are the blob's.
+    let mut headers = signed_headers(&son, "GET", &path);
+    headers.push(("range".into(), "bytes=19990-".into()));
+    let r = http(&server, "GET", &path, &headers, b"").await;
+    assert_eq!((r.status, r.body.as_slice()), (206, &thumb[19_990..]));
+    let r = signed_http(&server, &son, "HEAD", &path, b"").await;
+    assert_eq!(r.header("content-length"), Some("20000"));
+
+    // Step 4: the file on disk damaged under the relay (a failing disk): the copy in
+    // memory was checked against the name when it was kept, and is what is served.
+    let hex = hash.to_hex();
+    let file = dir.path().join("blobs").join(&hex[..2]).join(&hex);
+    std::fs::write(&file, b"damaged").expect("overwrite the blob file");
+    assert_eq!(get(&server, &son, hash).await, (200, thumb.clone()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,7 +70,7 @@ const READ_PIECE: u64 = 256 * 1024;
 /// The largest whole blob read on the worker that asked, when the stores read at once
 /// (a thumbnail, an avatar, a short voice message); larger ones go through the
 /// blocking pool in pieces.
-const READ_AT_ONCE: u64 = 64 * 1024;
+pub(crate) const READ_AT_ONCE: u64 = 64 * 1024;
 
 /// The query of an upload.
 #[derive(Debug, Deserialize)]
@@ -596,7 +596,7 @@ pub async fn get_blob(
     } else {
         add(&state.metrics.blob_bytes_out, len);
         match small
-            .then(|| state.stores.blobs.read(hash, 0, size))
+            .then(|| state.stores.blobs.read_whole(hash, size))
             .transpose()?
         {
             Some(bytes) if bytes.len() as u64 == len => Body::from(bytes),

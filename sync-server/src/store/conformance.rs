@@ -18,8 +18,8 @@ use std::{any::Any, error::Error, sync::Arc};
 use doran_protocol::{DeviceId, DocId, FamilyId, InviteId, PublicKey, UserId};
 
 use super::{
-    AccountStore, BlobStore, FsBlobStore, LogStore, MemoryBlobStore, MemoryStore, NewDevice,
-    NewInvite, NewUser, S3BlobStore, S3Options, SqliteStore, postgres::testing::TestPg,
+    AccountStore, BlobStore, CachedBlobs, FsBlobStore, LogStore, MemoryBlobStore, MemoryStore,
+    NewDevice, NewInvite, NewUser, S3BlobStore, S3Options, SqliteStore, postgres::testing::TestPg,
 };
 
 mod accounts;
@@ -238,6 +238,7 @@ macro_rules! blob_store_conformance_tests {
                 a_dropped_upload_leaves_nothing,
                 range_reads_are_clamped,
                 unknown_blobs,
+                whole_reads_are_the_blob_and_follow_deletes,
                 concurrent_uploads_of_the_same_blob,
                 concurrent_uploads_of_different_blobs,
                 blobs_list_in_hash_order_by_pages,
@@ -285,6 +286,15 @@ blob_store_conformance_tests!(fs_blobs, || {
     })
 });
 blob_store_conformance_tests!(s3_blobs, s3_fixture);
+// The cache in front of the folder, as the relay runs it, small enough to evict.
+blob_store_conformance_tests!(cached_fs_blobs, || {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsBlobStore::open(dir.path().join("blobs")).expect("open folder");
+    Some(BlobFixture {
+        blobs: Arc::new(CachedBlobs::new(Arc::new(store), 40 * 1024, 20 * 1024)),
+        _keep: Some(Box::new(dir)),
+    })
+});
 
 // ----- shared builders -----
 

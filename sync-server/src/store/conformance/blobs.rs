@@ -157,6 +157,38 @@ pub(crate) fn unknown_blobs(blobs: &Arc<dyn BlobStore>) -> TestResult {
     Ok(())
 }
 
+/// A small download's read: the whole blob, again and again (a store with a cache in
+/// front answers the later ones from memory), a range of it, and never a deleted one.
+pub(crate) fn whole_reads_are_the_blob_and_follow_deletes(
+    blobs: &Arc<dyn BlobStore>,
+) -> TestResult {
+    let data = bytes(16 * 1024, 13);
+    let hash = BlobHash::of(&data);
+    assert!(matches!(
+        blobs.read_whole(hash, 16 * 1024),
+        Err(StoreError::NotFound("blob"))
+    ));
+    upload(blobs.as_ref(), &data, 4_000)?;
+    for _ in 0..3 {
+        assert_eq!(blobs.read_whole(hash, 16 * 1024)?, data);
+    }
+    assert_eq!(blobs.size(hash)?, Some(16 * 1024));
+    assert_eq!(blobs.read(hash, 16_000, 1_000)?, data[16_000..]);
+    assert!(blobs.delete(hash)?);
+    assert_eq!(blobs.size(hash)?, None);
+    assert!(matches!(
+        blobs.read_whole(hash, 16 * 1024),
+        Err(StoreError::NotFound("blob"))
+    ));
+    assert!(matches!(
+        blobs.read(hash, 0, 10),
+        Err(StoreError::NotFound("blob"))
+    ));
+    upload(blobs.as_ref(), &data, 16 * 1024)?;
+    assert_eq!(blobs.read_whole(hash, 16 * 1024)?, data);
+    Ok(())
+}
+
 pub(crate) fn concurrent_uploads_of_the_same_blob(blobs: &Arc<dyn BlobStore>) -> TestResult {
     let data = Arc::new(bytes(200_000, 6));
     let handles: Vec<_> = (0..8)
