@@ -124,7 +124,9 @@ async fn join(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_every_member_downloads_is_read_from_the_folder_once_and_only_for_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
+    // The cache is the blob folder's: this relay is on SQLite and its folder whatever
+    // backend the suite runs on.
+    let server = Server::start_exactly(dir.path(), &[]);
     let mut mom = Identity::new("mom@example.com", "mom");
     let mut son = Identity::new("son@example.com", "son");
     let mut other = Identity::new("other@example.com", "other");
@@ -170,6 +172,34 @@ async fn a_thumbnail_every_member_downloads_is_read_from_the_folder_once_and_onl
     let file = dir.path().join("blobs").join(&hex[..2]).join(&hex);
     std::fs::write(&file, b"damaged").expect("overwrite the blob file");
     assert_eq!(get(&server, &son, hash).await, (200, thumb.clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cache_turned_off_every_download_reads_the_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"blob_cache_bytes": 0}"#).expect("write the config");
+    let config = config.to_str().expect("a UTF-8 path");
+    let server = Server::start_exactly(dir.path(), &["--config", config]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut m = Client::register(&server, &mut mom).await;
+    let family = family_of(&mut m).await;
+    let thumb = vec![3u8; 5_000];
+    let hash = BlobHash::of(&thumb);
+    let put_path = format!("/blobs/{hash}?family={family}");
+    assert_eq!(put(&server, &mom, &put_path, &thumb).await, (201, None));
+    assert_eq!(get(&server, &mom, hash).await, (200, thumb.clone()));
+    let r = http(&server, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(!text.contains("doran_blob_cache"), "{text}");
+    // What is on disk is what is served, each time.
+    let hex = hash.to_hex();
+    std::fs::write(
+        dir.path().join("blobs").join(&hex[..2]).join(&hex),
+        b"damaged",
+    )
+    .expect("overwrite the blob file");
+    assert_eq!(get(&server, &mom, hash).await, (200, b"damaged".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

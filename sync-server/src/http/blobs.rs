@@ -588,9 +588,13 @@ pub async fn get_blob(
         }
     };
     // A whole small blob (a thumbnail, an avatar, a voice message) is read here when
-    // the store reads at once; anything else streams in pieces.
-    let small =
-        method == Method::GET && status == StatusCode::OK && at_once && size <= READ_AT_ONCE;
+    // the blob store reads at once (whether or not the checks above could: those
+    // waited for a free reader of the accounts), and may be kept in memory for the
+    // next member's download; anything else streams in pieces.
+    let small = method == Method::GET
+        && status == StatusCode::OK
+        && state.stores.blobs.reads_at_once()
+        && size <= READ_AT_ONCE;
     let body = if method == Method::HEAD {
         Body::empty()
     } else {

@@ -8,12 +8,15 @@
 //! its hash and never changes, so a copy in memory is never stale: a cached blob is
 //! answered with a reference to the same bytes.
 //!
-//! What the cache holds is bounded in bytes (least recently read first out) and per
-//! blob ([`CachedBlobs::new`]). Only whole reads fill it ([`BlobStore::read_whole`]),
-//! and only with bytes that hash to the blob's name, so a damaged file is never made
-//! the answer for longer than the file itself is. Who may read a blob is decided
-//! before the store is asked, as without the cache; a deleted blob leaves the cache
-//! before the store, and a read that began before a delete does not put it back.
+//! What the cache holds is bounded in bytes — each blob's, plus [`ENTRY_COST`] for its
+//! place in the map, so that many tiny blobs cannot hold more memory than the bound
+//! says — with the least recently read out first, and per blob ([`CachedBlobs::new`]).
+//! Only whole reads fill it ([`BlobStore::read_whole`]), and only with bytes that hash
+//! to the blob's name: what is kept is the blob, even if its file is damaged later.
+//! Who may read a blob is decided before the store is asked, as without the cache.
+//! A deleted blob leaves the cache before the store deletes it and again after, and a
+//! read that overlapped the delete is not kept, so the cache never answers for a blob
+//! the store no longer has (the snapshot confirmation relies on `size` for that).
 
 use std::{
     fmt,
@@ -28,6 +31,10 @@ use doran_protocol::BlobHash;
 use hashlink::LruCache;
 
 use super::{BlobSink, BlobStore, StoreResult, StoredBlob};
+
+/// What one kept blob costs beyond its bytes, counted against the bound: the map's
+/// node and links, the hash, the `Bytes` handle and the allocation's header.
+pub const ENTRY_COST: u64 = 160;
 
 /// A blob store with its recently read small blobs in memory.
 pub struct CachedBlobs {
@@ -56,24 +63,37 @@ pub struct CacheStats {
 struct Recent {
     /// The order is the order of use: the least recently read is evicted first.
     blobs: LruCache<BlobHash, Bytes>,
-    /// Bytes held, at most `max_bytes`.
+    /// The blobs' bytes.
     bytes: u64,
+    /// What they cost against the bound: their bytes and [`ENTRY_COST`] each; at
+    /// most `max_bytes`.
+    charged: u64,
     max_bytes: u64,
-    /// Deletes so far: a read that began before one may be of the deleted blob, and
-    /// is not cached.
+    /// Deletes begun and ended so far: a read during which this moved may be of a
+    /// deleted blob, and is not kept.
     deletes: u64,
+}
+
+impl Recent {
+    fn forget(&mut self, hash: &BlobHash) {
+        if let Some(old) = self.blobs.remove(hash) {
+            self.bytes -= old.len() as u64;
+            self.charged -= old.len() as u64 + ENTRY_COST;
+        }
+    }
 }
 
 impl CachedBlobs {
     /// `inner`, with up to `max_bytes` of blobs of at most `max_blob` bytes each kept in
-    /// memory once read whole.
+    /// memory once read whole (each counting [`ENTRY_COST`] more).
     pub fn new(inner: Arc<dyn BlobStore>, max_bytes: u64, max_blob: u64) -> CachedBlobs {
         CachedBlobs {
             inner,
-            max_blob: max_blob.min(max_bytes),
+            max_blob: max_blob.min(max_bytes.saturating_sub(ENTRY_COST)),
             recent: Mutex::new(Recent {
                 blobs: LruCache::new_unbounded(),
                 bytes: 0,
+                charged: 0,
                 max_bytes,
                 deletes: 0,
             }),
@@ -94,8 +114,15 @@ impl CachedBlobs {
         self.recent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A kept blob, now the most recently read.
     fn get(&self, hash: &BlobHash) -> Option<Bytes> {
         self.lock().blobs.get(hash).cloned()
+    }
+
+    /// A kept blob's size, leaving its place in the order as it is (asking a size is
+    /// not reading: a `HEAD`, a snapshot's confirmation).
+    fn peek_size(&self, hash: &BlobHash) -> Option<u64> {
+        self.lock().blobs.peek(hash).map(|b| b.len() as u64)
     }
 
     /// Keeps `bytes` as `hash` if they are that blob, small enough, and no delete
@@ -109,13 +136,18 @@ impl CachedBlobs {
         if recent.deletes != deletes_before || recent.blobs.contains_key(&hash) {
             return;
         }
-        while recent.bytes + len > recent.max_bytes {
+        let cost = len + ENTRY_COST;
+        while recent.charged + cost > recent.max_bytes {
             match recent.blobs.remove_lru() {
-                Some((_, old)) => recent.bytes -= old.len() as u64,
+                Some((_, old)) => {
+                    recent.bytes -= old.len() as u64;
+                    recent.charged -= old.len() as u64 + ENTRY_COST;
+                }
                 None => break,
             }
         }
         recent.bytes += len;
+        recent.charged += cost;
         recent.blobs.insert(hash, bytes.clone());
     }
 }
@@ -145,8 +177,8 @@ impl BlobStore for CachedBlobs {
     }
 
     fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
-        match self.get(&hash) {
-            Some(bytes) => Ok(Some(bytes.len() as u64)),
+        match self.peek_size(&hash) {
+            Some(len) => Ok(Some(len)),
             None => self.inner.size(hash),
         }
     }
@@ -189,14 +221,18 @@ impl BlobStore for CachedBlobs {
     }
 
     fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
-        {
+        // Before: no read from here on is answered from memory. After: a read that
+        // found the file before it went, and was kept meanwhile, is forgotten, and
+        // one still under way sees the count move and is not kept.
+        let forget = || {
             let mut recent = self.lock();
             recent.deletes += 1;
-            if let Some(old) = recent.blobs.remove(&hash) {
-                recent.bytes -= old.len() as u64;
-            }
-        }
-        self.inner.delete(hash)
+            recent.forget(&hash);
+        };
+        forget();
+        let deleted = self.inner.delete(hash);
+        forget();
+        deleted
     }
 }
 
@@ -266,6 +302,7 @@ mod tests {
             data[190..],
             "clamped as the store does"
         );
+        assert!(blobs.read(hash, 500, 10)?.is_empty(), "past the end");
         assert_eq!(store.reads(), 1, "ranges of a cached blob come from memory");
         assert_eq!(
             blobs.cache_stats(),
@@ -292,7 +329,8 @@ mod tests {
 
     #[test]
     fn the_least_recently_read_leaves_first_and_the_bytes_stay_bounded() -> StoreResult<()> {
-        let (store, blobs) = cached(500, 200);
+        // Room for two blobs of 200 bytes and their entries, not three.
+        let (store, blobs) = cached(2 * (200 + ENTRY_COST) + 100, 200);
         let a = put(&blobs, &[1u8; 200]);
         let b = put(&blobs, &[2u8; 200]);
         let c = put(&blobs, &[3u8; 200]);
@@ -307,6 +345,23 @@ mod tests {
         assert_eq!(store.reads(), 3, "a and c were kept");
         blobs.read_whole(b, 200)?;
         assert_eq!(store.reads(), 4, "b was not");
+        Ok(())
+    }
+
+    #[test]
+    fn many_tiny_blobs_hold_no_more_than_the_bound() -> StoreResult<()> {
+        // Quotas count bytes, not blobs: a thousand 8-byte blobs must not hold a
+        // thousand entries when the bound is 2 000 bytes.
+        let (_, blobs) = cached(2_000, 1_000);
+        for n in 0..1_000u32 {
+            let data = n.to_le_bytes().repeat(2);
+            let hash = put(&blobs, &data);
+            assert_eq!(blobs.read_whole(hash, 8)?, data);
+        }
+        let recent = blobs.lock();
+        assert!(recent.charged <= 2_000, "{} charged", recent.charged);
+        assert_eq!(recent.blobs.len() as u64, 2_000 / (8 + ENTRY_COST));
+        assert_eq!(recent.bytes, 8 * recent.blobs.len() as u64);
         Ok(())
     }
 
@@ -331,6 +386,7 @@ mod tests {
         blobs.read_whole(hash, 100)?;
         assert!(blobs.delete(hash)?);
         assert_eq!(blobs.held(), (0, 0));
+        assert_eq!(blobs.lock().charged, 0);
         assert_eq!(blobs.size(hash)?, None);
         assert!(matches!(
             blobs.read_whole(hash, 100),
@@ -351,6 +407,68 @@ mod tests {
         blobs.keep(hash, &bytes, before);
         assert_eq!(blobs.held(), (0, 0));
         assert_eq!(blobs.size(hash)?, None);
+        Ok(())
+    }
+
+    /// A store whose `delete` stops before it deletes until told to go on.
+    #[derive(Debug)]
+    struct SlowDelete {
+        inner: MemoryBlobStore,
+        at_delete: std::sync::Barrier,
+        go_on: std::sync::Barrier,
+    }
+
+    impl BlobStore for SlowDelete {
+        fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
+            self.inner.begin()
+        }
+        fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
+            self.inner.size(hash)
+        }
+        fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
+            self.inner.read(hash, offset, len)
+        }
+        fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>> {
+            self.inner.list(after, limit)
+        }
+        fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
+            self.at_delete.wait();
+            self.go_on.wait();
+            self.inner.delete(hash)
+        }
+    }
+
+    #[test]
+    fn a_read_during_a_delete_is_not_kept_after_it() -> StoreResult<()> {
+        let store = Arc::new(SlowDelete {
+            inner: MemoryBlobStore::new(),
+            at_delete: std::sync::Barrier::new(2),
+            go_on: std::sync::Barrier::new(2),
+        });
+        let inner: Arc<dyn BlobStore> = store.clone();
+        let blobs = Arc::new(CachedBlobs::new(inner, 1024, 256));
+        let data = vec![6u8; 100];
+        let hash = put(blobs.as_ref(), &data);
+        let sweeping = {
+            let blobs = Arc::clone(&blobs);
+            std::thread::spawn(move || blobs.delete(hash))
+        };
+        // The sweep's delete has begun and the blob is still in the store: a download
+        // now reads it whole, and would keep it.
+        store.at_delete.wait();
+        assert_eq!(blobs.read_whole(hash, 100)?, data);
+        store.go_on.wait();
+        assert!(
+            sweeping
+                .join()
+                .map_err(|_| StoreError::Invalid("panicked".into()))??
+        );
+        assert_eq!(blobs.held(), (0, 0));
+        assert_eq!(
+            blobs.size(hash)?,
+            None,
+            "no size for a blob the store has not"
+        );
         Ok(())
     }
 }
