@@ -1,5 +1,6 @@
 //! [`CachedBlobs`]: the small blobs a family downloads again and again — a photo's
-//! thumbnail, an avatar, a voice message — kept in memory in front of any blob store.
+//! thumbnail, an avatar, a voice message — kept in memory in front of a blob store (the
+//! relay puts it in front of its blob folder, `crate::backends`).
 //!
 //! Every member's device fetches each new thumbnail, and a fresh device fetches them
 //! all. From the blob folder each download costs a `stat`, an `open`, a `pread` of a
