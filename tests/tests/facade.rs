@@ -190,6 +190,17 @@ async fn two_devices_through_the_facade_alone() {
         .await
         .expect("the calendar");
     assert!(cal.events.iter().any(|e| e.id == event));
+    // Its notification comes once arrivals have been quiet a moment (the pump gathers
+    // a burst into one): waited for, so that the bell counted in step 7 is settled.
+    wait_for(
+        &mut son_events,
+        "the offline edit's notification",
+        |e| match e {
+            DeviceEvent::Notification(n) if n.target.as_deref() == Some(event.as_str()) => Some(()),
+            _ => None,
+        },
+    )
+    .await;
 
     // Step 7: the son's settings: English, no family news. A photo from mom then
     // makes no notification for him; the language changes what he reads.
