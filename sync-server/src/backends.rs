@@ -1,7 +1,7 @@
 //! The one place the relay's backends are chosen, from its configuration: PostgreSQL
 //! when `database` is set (else SQLite at `DATA/relay.sqlite`), an S3-compatible store
-//! when `blobs` is `s3://…` (else the folder `DATA/blobs`, with the small blobs read
-//! most recently in memory in front of it: `blob_cache_bytes`).
+//! when `blobs` is `s3://…` (else the folder `DATA/blobs`), with the small blobs read
+//! most recently in memory in front of either (`blob_cache_bytes`).
 
 use std::sync::Arc;
 
@@ -68,19 +68,20 @@ pub fn open(config: &Config, origin: &str, rt: &Handle) -> StoreResult<Opened> {
             tracing::info!(bucket = %options.bucket, prefix = %options.prefix, "blobs in S3");
             Arc::new(s3)
         }
-        None => {
-            let folder: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
-            // The blobs a download reads whole are the ones worth keeping. Only from
-            // the folder: an S3 store's downloads stream in pieces and are not read
-            // whole, and relays sharing a bucket each delete from it.
-            match config.blob_cache_bytes {
-                0 => folder,
-                max => Arc::new(CachedBlobs::new(
-                    folder,
-                    max,
-                    crate::http::blobs::READ_AT_ONCE,
-                )),
-            }
+        None => Arc::new(FsBlobStore::open(dir.join("blobs"))?),
+    };
+    // The blobs a download reads whole are the ones worth keeping. Relays sharing a
+    // bucket each delete from it: there whether a blob is there is asked of the bucket
+    // every time, and memory spares only the GET of its bytes.
+    let blobs: Arc<dyn BlobStore> = match config.blob_cache_bytes {
+        0 => blobs,
+        max => {
+            let cache = CachedBlobs::new(blobs, max, crate::http::blobs::READ_AT_ONCE);
+            Arc::new(if config.blobs.is_some() {
+                cache.sizes_from_store()
+            } else {
+                cache
+            })
         }
     };
     Ok(Opened {

@@ -16,8 +16,8 @@ use doran_protocol::{
     ServerEvent, ServerFrame,
 };
 use support::{
-    CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_get, session_key,
-    signed_http,
+    CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_get, metric,
+    session_key, signed_http,
 };
 
 /// Two relays sharing a fresh schema and prefix, or `None` without the backends.
@@ -218,6 +218,33 @@ async fn a_session_key_from_one_relay_works_at_another_sharing_the_secret() {
     assert_eq!((r.status, r.header("x-doran-session-key")), (404, None));
     let r = maced_get(&without, mom.device, given, &path).await;
     assert_eq!(r.error_code(), Some(ErrorCode::BadSignature));
+}
+
+/// A thumbnail in the shared bucket: each relay reads its bytes from the bucket once
+/// and keeps them, but asks the bucket whether it is there every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_relay_reads_a_thumbnail_s_bytes_from_the_bucket_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((one, two)) = two_relays(dir.path()) else {
+        return;
+    };
+    let (alice, _a, bob, _b, family) = family_across(&one, &two).await;
+    let thumb: Vec<u8> = (0..12_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let hash = doran_protocol::BlobHash::of(&thumb);
+    let put = format!("/blobs/{hash}?family={family}");
+    assert_eq!(
+        signed_http(&one, &alice, "PUT", &put, &thumb).await.status,
+        201
+    );
+    let get = format!("/blobs/{hash}");
+    for (relay, who) in [(&one, &alice), (&two, &bob), (&one, &alice), (&two, &bob)] {
+        let r = signed_http(relay, who, "GET", &get, b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, thumb.as_slice()));
+    }
+    for relay in [&one, &two] {
+        assert_eq!(metric(relay, "doran_blob_cache_misses_total").await, 1);
+        assert_eq!(metric(relay, "doran_blob_cache_hits_total").await, 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

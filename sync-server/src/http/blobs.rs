@@ -587,22 +587,25 @@ pub async fn get_blob(
             return Ok(r);
         }
     };
-    // A whole small blob (a thumbnail, an avatar, a voice message) is read here when
-    // the blob store reads at once (whether or not the checks above could: those
-    // waited for a free reader of the accounts), and may be kept in memory for the
-    // next member's download; anything else streams in pieces.
-    let small = method == Method::GET
-        && status == StatusCode::OK
-        && state.stores.blobs.reads_at_once()
-        && size <= READ_AT_ONCE;
+    // A whole small blob (a thumbnail, an avatar, a voice message) is read whole, and
+    // may be kept in memory for the next member's download: here when the blob store
+    // reads at once (whether or not the checks above could: those waited for a free
+    // reader of the accounts), else in one trip to the blocking pool. Anything else
+    // streams in pieces.
+    let small = method == Method::GET && status == StatusCode::OK && size <= READ_AT_ONCE;
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
         add(&state.metrics.blob_bytes_out, len);
-        match small
-            .then(|| state.stores.blobs.read_whole(hash, size))
-            .transpose()?
-        {
+        let whole = if !small {
+            None
+        } else if state.stores.blobs.reads_at_once() {
+            Some(state.stores.blobs.read_whole(hash, size)?)
+        } else {
+            let blobs = Arc::clone(&state.stores.blobs);
+            Some(blocking(move || blobs.read_whole(hash, size)).await?)
+        };
+        match whole {
             Some(bytes) if bytes.len() as u64 == len => Body::from(bytes),
             // A blob shorter than its size: the stream reports it.
             _ => Body::from_stream(read_stream(Arc::clone(&state), hash, start, len)),

@@ -1,6 +1,6 @@
 //! [`CachedBlobs`]: the small blobs a family downloads again and again — a photo's
 //! thumbnail, an avatar, a voice message — kept in memory in front of a blob store (the
-//! relay puts it in front of its blob folder, `crate::backends`).
+//! relay puts it in front of its blob folder or its S3 bucket, `crate::backends`).
 //!
 //! Every member's device fetches each new thumbnail, and a fresh device fetches them
 //! all. From the blob folder each download costs a `stat`, an `open`, a `pread` of a
@@ -18,6 +18,10 @@
 //! A deleted blob leaves the cache before the store deletes it and again after, and a
 //! read that overlapped the delete is not kept, so the cache never answers for a blob
 //! the store no longer has (the snapshot confirmation relies on `size` for that).
+//! In front of a store that other relays delete from too (a cluster's bucket), whether
+//! a blob is there is always asked of the store ([`CachedBlobs::sizes_from_store`]):
+//! memory only spares reading the bytes of one that is, which are the same bytes
+//! whoever stored them.
 
 use std::{
     fmt,
@@ -42,6 +46,8 @@ pub struct CachedBlobs {
     inner: Arc<dyn BlobStore>,
     /// Largest blob kept, in bytes.
     max_blob: u64,
+    /// Sizes (whether a blob is there) are asked of the store, never of memory.
+    sizes_from_store: bool,
     recent: Mutex<Recent>,
     /// Whole reads answered from memory, and from the store.
     hits: AtomicU64,
@@ -91,6 +97,7 @@ impl CachedBlobs {
         CachedBlobs {
             inner,
             max_blob: max_blob.min(max_bytes.saturating_sub(ENTRY_COST)),
+            sizes_from_store: false,
             recent: Mutex::new(Recent {
                 blobs: LruCache::new_unbounded(),
                 bytes: 0,
@@ -101,6 +108,15 @@ impl CachedBlobs {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// For a store others delete from as well (relays sharing a bucket): a blob's size,
+    /// and so whether it is there at all, is always the store's answer; a blob another
+    /// relay deleted is then not found, whatever this one kept.
+    #[must_use]
+    pub fn sizes_from_store(mut self) -> CachedBlobs {
+        self.sizes_from_store = true;
+        self
     }
 
     /// Blobs and bytes held now.
@@ -178,6 +194,9 @@ impl BlobStore for CachedBlobs {
     }
 
     fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
+        if self.sizes_from_store {
+            return self.inner.size(hash);
+        }
         match self.peek_size(&hash) {
             Some(len) => Ok(Some(len)),
             None => self.inner.size(hash),
@@ -470,6 +489,22 @@ mod tests {
             None,
             "no size for a blob the store has not"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn over_a_shared_store_whether_a_blob_is_there_is_the_store_s_answer() -> StoreResult<()> {
+        let store = Arc::new(Counting::default());
+        let inner: Arc<dyn BlobStore> = store.clone();
+        let blobs = CachedBlobs::new(inner, 1024, 256).sizes_from_store();
+        let data = vec![8u8; 100];
+        let hash = put(&blobs, &data);
+        assert_eq!(blobs.read_whole(hash, 100)?, data);
+        assert_eq!(blobs.read_whole(hash, 100)?, data);
+        assert_eq!(store.reads(), 1, "the bytes come from memory");
+        // Another relay sharing the store deletes the blob (not through this cache).
+        assert!(store.inner.delete(hash)?);
+        assert_eq!(blobs.size(hash)?, None, "not there, whatever is kept");
         Ok(())
     }
 }
