@@ -67,9 +67,10 @@ use crate::{
 /// Bytes read from the store per piece of a download.
 const READ_PIECE: u64 = 256 * 1024;
 
-/// The largest whole blob read on the worker that asked, when the stores read at once
-/// (a thumbnail, an avatar, a short voice message); larger ones go through the
-/// blocking pool in pieces.
+/// The largest blob a download reads whole (a thumbnail, an avatar, a short voice
+/// message) — on the worker that asked when the blob store reads at once, else in one
+/// trip to the blocking pool — and the largest the blob cache keeps; larger ones
+/// stream through the blocking pool in pieces.
 pub(crate) const READ_AT_ONCE: u64 = 64 * 1024;
 
 /// The query of an upload.
