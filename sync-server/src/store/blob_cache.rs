@@ -261,11 +261,13 @@ mod tests {
     use super::*;
     use crate::store::{MemoryBlobStore, StoreError};
 
-    /// A store that counts the reads that reach it.
+    /// A store that counts the reads that reach it, and whose `delete` can be made to
+    /// stop before it deletes until told to go on (`gate`: reached, go on).
     #[derive(Debug, Default)]
     struct Counting {
         inner: MemoryBlobStore,
         reads: std::sync::atomic::AtomicUsize,
+        gate: Option<(std::sync::Barrier, std::sync::Barrier)>,
     }
 
     impl BlobStore for Counting {
@@ -283,6 +285,10 @@ mod tests {
             self.inner.list(after, limit)
         }
         fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
+            if let Some((reached, go_on)) = &self.gate {
+                reached.wait();
+                go_on.wait();
+            }
             self.inner.delete(hash)
         }
     }
@@ -430,41 +436,13 @@ mod tests {
         Ok(())
     }
 
-    /// A store whose `delete` stops before it deletes until told to go on.
-    #[derive(Debug)]
-    struct SlowDelete {
-        inner: MemoryBlobStore,
-        at_delete: std::sync::Barrier,
-        go_on: std::sync::Barrier,
-    }
-
-    impl BlobStore for SlowDelete {
-        fn begin(&self) -> StoreResult<Box<dyn BlobSink>> {
-            self.inner.begin()
-        }
-        fn size(&self, hash: BlobHash) -> StoreResult<Option<u64>> {
-            self.inner.size(hash)
-        }
-        fn read(&self, hash: BlobHash, offset: u64, len: u64) -> StoreResult<Vec<u8>> {
-            self.inner.read(hash, offset, len)
-        }
-        fn list(&self, after: Option<BlobHash>, limit: usize) -> StoreResult<Vec<StoredBlob>> {
-            self.inner.list(after, limit)
-        }
-        fn delete(&self, hash: BlobHash) -> StoreResult<bool> {
-            self.at_delete.wait();
-            self.go_on.wait();
-            self.inner.delete(hash)
-        }
-    }
-
     #[test]
     fn a_read_during_a_delete_is_not_kept_after_it() -> StoreResult<()> {
-        let store = Arc::new(SlowDelete {
-            inner: MemoryBlobStore::new(),
-            at_delete: std::sync::Barrier::new(2),
-            go_on: std::sync::Barrier::new(2),
+        let store = Arc::new(Counting {
+            gate: Some((std::sync::Barrier::new(2), std::sync::Barrier::new(2))),
+            ..Counting::default()
         });
+        let (reached, go_on) = store.gate.as_ref().expect("a gate");
         let inner: Arc<dyn BlobStore> = store.clone();
         let blobs = Arc::new(CachedBlobs::new(inner, 1024, 256));
         let data = vec![6u8; 100];
@@ -475,9 +453,9 @@ mod tests {
         };
         // The sweep's delete has begun and the blob is still in the store: a download
         // now reads it whole, and would keep it.
-        store.at_delete.wait();
+        reached.wait();
         assert_eq!(blobs.read_whole(hash, 100)?, data);
-        store.go_on.wait();
+        go_on.wait();
         assert!(
             sweeping
                 .join()
