@@ -537,6 +537,11 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     fn read_whole(&self, hash: BlobHash, size: u64) -> StoreResult<Bytes> {
         self.read(hash, 0, size).map(Bytes::from)
     }
+    /// The whole blob if a cache in front of the store holds it: a look in memory, never
+    /// a read of the store, so it may be asked on an async worker whatever the store.
+    fn kept(&self, _hash: BlobHash) -> Option<Bytes> {
+        None
+    }
     /// What a cache in front of the store holds and how often it answered; `None`
     /// without one.
     fn cache_stats(&self) -> Option<CacheStats> {

@@ -589,10 +589,10 @@ pub async fn get_blob(
         }
     };
     // A whole small blob (a thumbnail, an avatar, a voice message) is read whole, and
-    // may be kept in memory for the next member's download: here when the blob store
-    // reads at once (whether or not the checks above could: those waited for a free
-    // reader of the accounts), else in one trip to the blocking pool. Anything else
-    // streams in pieces.
+    // may be kept in memory for the next member's download: from memory here if it is
+    // kept; else here when the blob store reads at once (whether or not the checks
+    // above could: those waited for a free reader of the accounts), else in one trip to
+    // the blocking pool. Anything else streams in pieces.
     let small = method == Method::GET && status == StatusCode::OK && size <= READ_AT_ONCE;
     let body = if method == Method::HEAD {
         Body::empty()
@@ -600,6 +600,8 @@ pub async fn get_blob(
         add(&state.metrics.blob_bytes_out, len);
         let whole = if !small {
             None
+        } else if let Some(kept) = state.stores.blobs.kept(hash) {
+            Some(kept)
         } else if state.stores.blobs.reads_at_once() {
             Some(state.stores.blobs.read_whole(hash, size)?)
         } else {

@@ -16,12 +16,12 @@
 //! to the blob's name: what is kept is the blob, even if its file is damaged later.
 //! Who may read a blob is decided before the store is asked, as without the cache.
 //! A deleted blob leaves the cache before the store deletes it and again after, and a
-//! read that overlapped the delete is not kept, so the cache never answers for a blob
-//! the store no longer has (the snapshot confirmation relies on `size` for that).
+//! read that overlapped the delete is not kept, so after this relay deleted a blob the
+//! cache never says it is there (the snapshot confirmation relies on `size` for that).
 //! In front of a store that other relays delete from too (a cluster's bucket), whether
 //! a blob is there is always asked of the store ([`CachedBlobs::sizes_from_store`]):
-//! memory only spares reading the bytes of one that is, which are the same bytes
-//! whoever stored them.
+//! memory only spares reading the bytes of one the store said it has — the same bytes
+//! whoever stored them, even if another relay deletes it while they are sent.
 
 use std::{
     fmt,
@@ -212,6 +212,12 @@ impl BlobStore for CachedBlobs {
             }
             None => self.inner.read(hash, offset, len),
         }
+    }
+
+    fn kept(&self, hash: BlobHash) -> Option<Bytes> {
+        let bytes = self.get(&hash)?;
+        self.hits.fetch_add(1, Relaxed);
+        Some(bytes)
     }
 
     fn read_whole(&self, hash: BlobHash, size: u64) -> StoreResult<Bytes> {
@@ -477,8 +483,10 @@ mod tests {
         let blobs = CachedBlobs::new(inner, 1024, 256).sizes_from_store();
         let data = vec![8u8; 100];
         let hash = put(&blobs, &data);
+        assert_eq!(blobs.kept(hash), None, "not read yet");
         assert_eq!(blobs.read_whole(hash, 100)?, data);
         assert_eq!(blobs.read_whole(hash, 100)?, data);
+        assert_eq!(blobs.kept(hash).as_deref(), Some(data.as_slice()));
         assert_eq!(store.reads(), 1, "the bytes come from memory");
         // Another relay sharing the store deletes the blob (not through this cache).
         assert!(store.inner.delete(hash)?);

@@ -286,6 +286,13 @@ blob_store_conformance_tests!(fs_blobs, || {
     })
 });
 blob_store_conformance_tests!(s3_blobs, s3_fixture);
+// The cache in front of the bucket, as a relay of a cluster runs it.
+blob_store_conformance_tests!(cached_s3_blobs, || {
+    s3_fixture().map(|f| BlobFixture {
+        blobs: Arc::new(CachedBlobs::new(f.blobs, 40 * 1024, 20 * 1024).sizes_from_store()),
+        _keep: f._keep,
+    })
+});
 // The cache in front of the folder, as the relay runs it, small enough to evict.
 blob_store_conformance_tests!(cached_fs_blobs, || {
     let dir = tempfile::tempdir().expect("tempdir");
