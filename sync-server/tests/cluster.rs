@@ -15,9 +15,10 @@ use doran_protocol::{
     ClientFrame, DeviceId, ErrorCode, FamilyId, InviteId, MembershipChange, Request, Response,
     ServerEvent, ServerFrame,
 };
+use doran_server::store::{BlobStore as _, S3BlobStore, S3Options};
 use support::{
     CLUSTER_SECRET, Client, Identity, Server, http, link_and_confirm, maced_get, metric,
-    session_key, signed_http,
+    session_key, shared_backend, signed_http,
 };
 
 /// Two relays sharing a fresh schema and prefix, or `None` without the backends.
@@ -247,6 +248,54 @@ async fn each_relay_reads_a_thumbnail_s_bytes_from_the_bucket_once() {
     }
 }
 
+/// A blob gone from the bucket (another relay's sweep, an operator's clean-up) is gone at
+/// a relay that keeps it in memory too: whether a blob is there is the bucket's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_gone_from_the_bucket_is_gone_at_a_relay_that_kept_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let key = format!("cluster-{:016x}", rand::random::<u64>());
+    let Some(one) = Server::start_shared(&dir.join("one"), &key, &[]) else {
+        return;
+    };
+    let two = Server::start_shared(&dir.join("two"), &key, &[]).expect("the second relay");
+    let (alice, _a, bob, _b, family) = family_across(&one, &two).await;
+    let thumb = vec![9u8; 8_000];
+    let hash = doran_protocol::BlobHash::of(&thumb);
+    let put = format!("/blobs/{hash}?family={family}");
+    assert_eq!(
+        signed_http(&one, &alice, "PUT", &put, &thumb).await.status,
+        201
+    );
+    let get = format!("/blobs/{hash}");
+    for _ in 0..2 {
+        let r = signed_http(&two, &bob, "GET", &get, b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, thumb.as_slice()));
+    }
+    assert_eq!(metric(&two, "doran_blob_cache_hits_total").await, 1, "kept");
+
+    // The object is deleted from the bucket, past both relays.
+    let blobs = shared_backend(&key)
+        .windows(2)
+        .find(|w| w[0] == "--blobs")
+        .map(|w| w[1].clone())
+        .expect("the bucket's URL");
+    let runtime = tokio::runtime::Handle::current();
+    let deleted = tokio::task::spawn_blocking(move || {
+        let mut options = S3Options::from_url(&blobs)?;
+        options.endpoint = std::env::var("DORAN_S3_ENDPOINT").ok();
+        options.region = std::env::var("DORAN_S3_REGION").ok();
+        S3BlobStore::open(&options, runtime)?.delete(hash)
+    })
+    .await
+    .expect("the delete ran")
+    .expect("deleted");
+    assert!(deleted);
+
+    assert_eq!(signed_http(&two, &bob, "GET", &get, b"").await.status, 404);
+    assert_eq!(signed_http(&two, &bob, "HEAD", &get, b"").await.status, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_through_one_relay_closes_the_device_on_another() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -452,7 +501,7 @@ async fn until_health(server: &Server, status: u16) {
 async fn a_relay_that_loses_its_database_stops_acking_and_recovers_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = format!("dblost-{:016x}", rand::random::<u64>());
-    let mut args = support::shared_backend(&key);
+    let mut args = shared_backend(&key);
     if args.is_empty() {
         return;
     }
