@@ -23,10 +23,25 @@ use support::{
 
 /// Two relays sharing a fresh schema and prefix, or `None` without the backends.
 fn two_relays(dir: &std::path::Path) -> Option<(Server, Server)> {
-    let key = format!("cluster-{:016x}", rand::random::<u64>());
-    let one = Server::start_shared(&dir.join("one"), &key, &[])?;
-    let two = Server::start_shared(&dir.join("two"), &key, &[])?;
+    two_relays_on(dir, &format!("cluster-{:016x}", rand::random::<u64>()))
+}
+
+/// Two relays sharing the schema and prefix named by `key`.
+fn two_relays_on(dir: &std::path::Path, key: &str) -> Option<(Server, Server)> {
+    let one = Server::start_shared(&dir.join("one"), key, &[])?;
+    let two = Server::start_shared(&dir.join("two"), key, &[])?;
     Some((one, two))
+}
+
+/// `bytes` uploaded to `family` by `who` through `relay`; the blob's download path.
+async fn upload(relay: &Server, who: &Identity, family: FamilyId, bytes: &[u8]) -> String {
+    let hash = doran_protocol::BlobHash::of(bytes);
+    let put = format!("/blobs/{hash}?family={family}");
+    assert_eq!(
+        signed_http(relay, who, "PUT", &put, bytes).await.status,
+        201
+    );
+    format!("/blobs/{hash}")
 }
 
 /// Alice (on `a`, host) and Bob (on `b`) in one family, Bob having joined through an
@@ -231,13 +246,7 @@ async fn each_relay_reads_a_thumbnail_s_bytes_from_the_bucket_once() {
     };
     let (alice, _a, bob, _b, family) = family_across(&one, &two).await;
     let thumb: Vec<u8> = (0..12_000u32).map(|i| (i * 13 % 251) as u8).collect();
-    let hash = doran_protocol::BlobHash::of(&thumb);
-    let put = format!("/blobs/{hash}?family={family}");
-    assert_eq!(
-        signed_http(&one, &alice, "PUT", &put, &thumb).await.status,
-        201
-    );
-    let get = format!("/blobs/{hash}");
+    let get = upload(&one, &alice, family, &thumb).await;
     for (relay, who) in [(&one, &alice), (&two, &bob), (&one, &alice), (&two, &bob)] {
         let r = signed_http(relay, who, "GET", &get, b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, thumb.as_slice()));
@@ -255,19 +264,13 @@ async fn a_blob_gone_from_the_bucket_is_gone_at_a_relay_that_kept_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let key = format!("cluster-{:016x}", rand::random::<u64>());
-    let Some(one) = Server::start_shared(&dir.join("one"), &key, &[]) else {
+    let Some((one, two)) = two_relays_on(dir, &key) else {
         return;
     };
-    let two = Server::start_shared(&dir.join("two"), &key, &[]).expect("the second relay");
     let (alice, _a, bob, _b, family) = family_across(&one, &two).await;
     let thumb = vec![9u8; 8_000];
     let hash = doran_protocol::BlobHash::of(&thumb);
-    let put = format!("/blobs/{hash}?family={family}");
-    assert_eq!(
-        signed_http(&one, &alice, "PUT", &put, &thumb).await.status,
-        201
-    );
-    let get = format!("/blobs/{hash}");
+    let get = upload(&one, &alice, family, &thumb).await;
     for _ in 0..2 {
         let r = signed_http(&two, &bob, "GET", &get, b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, thumb.as_slice()));

@@ -84,9 +84,14 @@ struct Recent {
 impl Recent {
     fn forget(&mut self, hash: &BlobHash) {
         if let Some(old) = self.blobs.remove(hash) {
-            self.bytes -= old.len() as u64;
-            self.charged -= old.len() as u64 + ENTRY_COST;
+            self.released(&old);
         }
+    }
+
+    /// Takes a blob that left the map off the counts.
+    fn released(&mut self, old: &Bytes) {
+        self.bytes -= old.len() as u64;
+        self.charged -= old.len() as u64 + ENTRY_COST;
     }
 }
 
@@ -156,10 +161,7 @@ impl CachedBlobs {
         let cost = len + ENTRY_COST;
         while recent.charged + cost > recent.max_bytes {
             match recent.blobs.remove_lru() {
-                Some((_, old)) => {
-                    recent.bytes -= old.len() as u64;
-                    recent.charged -= old.len() as u64 + ENTRY_COST;
-                }
+                Some((_, old)) => recent.released(&old),
                 None => break,
             }
         }
@@ -221,8 +223,7 @@ impl BlobStore for CachedBlobs {
     }
 
     fn read_whole(&self, hash: BlobHash, size: u64) -> StoreResult<Bytes> {
-        if let Some(bytes) = self.get(&hash) {
-            self.hits.fetch_add(1, Relaxed);
+        if let Some(bytes) = self.kept(hash) {
             return Ok(bytes);
         }
         self.misses.fetch_add(1, Relaxed);
@@ -478,9 +479,8 @@ mod tests {
 
     #[test]
     fn over_a_shared_store_whether_a_blob_is_there_is_the_store_s_answer() -> StoreResult<()> {
-        let store = Arc::new(Counting::default());
-        let inner: Arc<dyn BlobStore> = store.clone();
-        let blobs = CachedBlobs::new(inner, 1024, 256).sizes_from_store();
+        let (store, blobs) = cached(1024, 256);
+        let blobs = blobs.sizes_from_store();
         let data = vec![8u8; 100];
         let hash = put(&blobs, &data);
         assert_eq!(blobs.kept(hash), None, "not read yet");
