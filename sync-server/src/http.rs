@@ -178,6 +178,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             c.hits, c.misses, c.bytes
         ));
     }
+    if let Some((hits, misses)) = state.stores.accounts.read_cache_stats() {
+        text.push_str(&format!(
+            "# HELP doran_store_cache_hits_total Invite lists and download checks answered from memory.\n\
+             # TYPE doran_store_cache_hits_total counter\n\
+             doran_store_cache_hits_total {hits}\n\
+             # HELP doran_store_cache_misses_total Invite lists and download checks read from the store.\n\
+             # TYPE doran_store_cache_misses_total counter\n\
+             doran_store_cache_misses_total {misses}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

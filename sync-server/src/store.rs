@@ -82,6 +82,13 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     fn answers_at_once(&self) -> bool {
         false
     }
+    /// How many reads were answered from answers the store keeps in memory, and how
+    /// many went to the store, as `(hits, misses)`; `None` for a store that keeps none
+    /// (SQLite keeps the invite lists and downloads' checks while nothing they read
+    /// was written).
+    fn read_cache_stats(&self) -> Option<(u64, u64)> {
+        None
+    }
 
     // ----- users and devices -----
 

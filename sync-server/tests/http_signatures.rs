@@ -371,6 +371,9 @@ async fn a_revoked_device_s_key_proves_nothing() {
     drop(support::link_and_confirm(&server, &mut o, &owner, &laptop, &code).await);
     let path = format!("/blobs/{}", BlobHash::of(b"anything"));
     let key = session_key(&signed_http(&server, &laptop, "GET", &path, b"").await).expect("a key");
+    // Checked once under the key before the revocation (the relay may keep that
+    // answer; it must not outlive the revocation).
+    a_maced_download_is_served(&server, laptop.device, key, &path).await;
     o.request(doran_protocol::Request::RevokeDevice {
         device: laptop.device,
     })

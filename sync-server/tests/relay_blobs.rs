@@ -3,8 +3,8 @@
 
 mod support;
 
-use doran_protocol::{BlobHash, FamilyId, Request};
-use support::{Client, Identity, Server, http, metric, signed_headers, signed_http};
+use doran_protocol::{BlobHash, FamilyId, InviteId, Request, Response};
+use support::{Client, Identity, Server, http, maced_get, metric, signed_headers, signed_http};
 
 async fn family_of(c: &mut Client) -> FamilyId {
     let family = FamilyId::random();
@@ -172,6 +172,74 @@ async fn a_thumbnail_every_member_downloads_is_read_from_the_folder_once_and_onl
     let file = dir.path().join("blobs").join(&hex[..2]).join(&hex);
     std::fs::write(&file, b"damaged").expect("overwrite the blob file");
     assert_eq!(get(&server, &son, hash).await, (200, thumb.clone()));
+}
+
+/// The invites `c` sees.
+async fn invites(c: &mut Client) -> Vec<InviteId> {
+    match c.request(Request::ListInvites).await {
+        Ok(Response::Invites(list)) => list.into_iter().map(|i| i.invite).collect(),
+        other => panic!("expected Invites, got {other:?}"),
+    }
+}
+
+/// The relay on SQLite answers a repeated download check and invite list from memory
+/// (`doran_store_cache_*`), and what it answers is the store's answer of the moment:
+/// a son who leaves the family is refused at once the photo he fetched a moment
+/// before, and an invite sent to him is in his very next list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_memory_follow_the_family_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SQLite keeps the answers: this relay is on SQLite whatever backend the suite
+    // runs on.
+    let server = Server::start_exactly(dir.path(), &[]);
+    let mut mom = Identity::new("mom@example.com", "mom");
+    let mut son = Identity::new("son@example.com", "son");
+    let mut m = Client::register(&server, &mut mom).await;
+    let mut s = Client::register(&server, &mut son).await;
+    let family = family_of(&mut m).await;
+    join((&mut m, &mom), (&mut s, &son), family).await;
+    let photo: Vec<u8> = (0..3_000u32).map(|i| (i % 253) as u8).collect();
+    let hash = BlobHash::of(&photo);
+    let put_path = format!("/blobs/{hash}?family={family}");
+    assert_eq!(put(&server, &mom, &put_path, &photo).await, (201, None));
+
+    // Step 1: the son's device downloads it twice under its session key: the second
+    // check is answered from memory.
+    s.quiet(1).await;
+    let key = s.http_session.as_ref().expect("the son's session key");
+    let key = (key.expires, key.key);
+    let path = format!("/blobs/{hash}");
+    let before = metric(&server, "doran_store_cache_hits_total").await;
+    for _ in 0..2 {
+        let r = maced_get(&server, son.device, key, &path).await;
+        assert_eq!((r.status, &r.body), (200, &photo));
+    }
+    let hits = metric(&server, "doran_store_cache_hits_total").await;
+    assert_eq!(hits - before, 1, "the second check from memory");
+
+    // Step 2: mom removes him; his next download of it is refused.
+    m.request(Request::RemoveMember {
+        family,
+        user: son.user(),
+    })
+    .await
+    .expect("removed");
+    let r = maced_get(&server, son.device, key, &path).await;
+    assert_eq!(r.status, 404, "no longer his to read: {r:?}");
+
+    // Step 3: his invite list, asked twice, then mom invites him back: it is there.
+    assert!(invites(&mut s).await.is_empty());
+    let hits = metric(&server, "doran_store_cache_hits_total").await;
+    assert!(invites(&mut s).await.is_empty());
+    assert_eq!(
+        metric(&server, "doran_store_cache_hits_total").await,
+        hits + 1
+    );
+    let invite = InviteId::random();
+    m.request(mom.invite_request(invite, family, son.user()))
+        .await
+        .expect("invite sent");
+    assert_eq!(invites(&mut s).await, vec![invite]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,16 @@ use std::{
 
 use rusqlite::{Connection, config::DbConfig};
 
-use self::checkpoints::{Checkpointer, Limits};
+use self::{
+    checkpoints::{Checkpointer, Limits},
+    read_cache::ReadCache,
+};
 use super::{StoreError, StoreResult};
 
 mod accounts;
 mod checkpoints;
 mod logs;
+mod read_cache;
 mod records;
 mod rows;
 
@@ -74,6 +78,8 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// WAL checkpoints off the writer's commits (a file database only).
     checkpointer: Option<Checkpointer>,
+    /// The answers of the most frequent account reads, while nothing was written.
+    cache: ReadCache,
 }
 
 impl SqliteStore {
@@ -133,6 +139,7 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             checkpointer: None,
+            cache: ReadCache::default(),
         })
     }
 
@@ -158,8 +165,17 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a write transaction (taking the write lock up front, so it cannot
-    /// fail half-way on a lock upgrade). Rolled back if `f` fails.
+    /// fail half-way on a lock upgrade). Rolled back if `f` fails. The answers kept
+    /// in memory are stale once it ended (`read_cache`).
     fn write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let out = self.write_logs(f);
+        self.cache.written();
+        out
+    }
+
+    /// [`write`](Self::write) for a transaction that writes only `logs` and `chunks`
+    /// (a group of appends), which no answer kept in memory reads: they stay good.
+    fn write_logs<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.lock()?;
         in_transaction(&conn, "BEGIN IMMEDIATE", f)
     }

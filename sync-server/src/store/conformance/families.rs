@@ -960,3 +960,53 @@ pub(crate) fn racing_uploads_share_the_quota(f: &Fixture) -> TestResult {
     assert_eq!(f.accounts.family_blob_bytes(family)?, 900);
     Ok(())
 }
+
+/// A download's check asked again, with each kind of change between the asks: every
+/// answer is what was written before it (a store may keep answers; none may outlive
+/// a change — above all not a grant or a device that is gone).
+pub(crate) fn a_downloads_check_follows_every_change(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let kid = register(f, 2)?;
+    let kid_device = new_device(2, 0).id;
+    let photo = BlobHash::of(b"photo");
+    let check = |device| -> Result<(Option<u64>, bool), Box<dyn std::error::Error>> {
+        let (record, granted) = f
+            .accounts
+            .device_and_blob_grant(device, photo)?
+            .ok_or("the device is there")?;
+        Ok((record.revoked_at, granted))
+    };
+    assert_eq!(check(kid_device)?, (None, false));
+    assert_eq!(check(kid_device)?, (None, false));
+    f.accounts.grant_blob(family, photo, 1_000, UPLOADER)?;
+    assert_eq!(check(kid_device)?, (None, false), "not a member yet");
+    join(f, 1, family, host, kid, 10)?;
+    assert_eq!(check(kid_device)?, (None, true));
+    // The family's document written meanwhile changes nothing here.
+    let doc = DocId::from(family);
+    f.logs.append_batch(&[crate::store::NewChunk {
+        doc,
+        chunk: doran_protocol::ChunkId::of(b"a change"),
+        bytes: b"a change",
+        author: Some(host),
+        at: 12,
+        max_log_bytes: u64::MAX,
+        sealing: crate::store::Sealing::Any,
+    }])?;
+    assert_eq!(check(kid_device)?, (None, true));
+    f.accounts.remove_member(family, kid)?;
+    assert_eq!(check(kid_device)?, (None, false), "left the family");
+    join(f, 2, family, host, kid, 20)?;
+    assert_eq!(check(kid_device)?, (None, true));
+    f.accounts.revoke_device(kid, kid_device, kid_device, 30)?;
+    assert_eq!(check(kid_device)?, (Some(30), true), "revoked, at once");
+    // A device added since is there at once; the family's deletion ends the grant.
+    let tablet = new_device(2, 1);
+    assert_eq!(f.accounts.device_and_blob_grant(tablet.id, photo)?, None);
+    f.accounts.add_device(kid, &tablet)?;
+    assert_eq!(check(tablet.id)?, (None, true));
+    f.accounts.delete_family(family, 40)?;
+    assert_eq!(check(tablet.id)?, (None, false), "the family is gone");
+    Ok(())
+}

@@ -628,3 +628,72 @@ pub(crate) fn the_invite_list_is_mine_then_each_familys_once(f: &Fixture) -> Tes
     );
     Ok(())
 }
+
+/// The same invite list asked again, with each kind of change between the asks:
+/// every answer is what was written before it (a store may keep answers; none may
+/// outlive a change).
+pub(crate) fn the_invite_list_follows_every_change(f: &Fixture) -> TestResult {
+    let family = family_with_host(f, 1, 1)?;
+    let host = new_user(1).0.id;
+    let [kid, aunt] = [register(f, 2)?, register(f, 3)?];
+    let ids = |list: Vec<InviteInfo>| list.iter().map(|i| i.invite.0[0]).collect::<Vec<_>>();
+    let list = |user, now| f.accounts.invites_seen_by(user, now).map(ids);
+    assert_eq!(list(kid, 5)?, Vec::<u8>::new());
+    assert_eq!(list(kid, 6)?, Vec::<u8>::new());
+
+    // Sent (expiring at 110): the invitee and the family see it.
+    f.accounts
+        .create_invite(&new_invite(1, family, host, kid, 10))?;
+    assert_eq!(list(kid, 11)?, vec![1]);
+    assert_eq!(list(host, 11)?, vec![1]);
+    // The family's document written meanwhile changes nothing here.
+    let doc = doran_protocol::DocId::from(family);
+    f.logs.append_batch(&[crate::store::NewChunk {
+        doc,
+        chunk: doran_protocol::ChunkId::of(b"a change"),
+        bytes: b"a change",
+        author: Some(host),
+        at: 12,
+        max_log_bytes: u64::MAX,
+        sealing: crate::store::Sealing::Any,
+    }])?;
+    assert_eq!(list(kid, 12)?, vec![1]);
+    // A new nickname shows in the list at once.
+    f.accounts.set_profile(kid, "막내", None)?;
+    let seen = f.accounts.invites_seen_by(host, 13)?;
+    assert_eq!(seen[0].invitee_nickname, "막내");
+    // Expired: gone, and back for a `now` before the expiry.
+    assert_eq!(list(kid, 110)?, Vec::<u8>::new());
+    assert_eq!(list(kid, 109)?, vec![1]);
+
+    // Rejected, withdrawn, accepted: gone for everyone who saw it.
+    for (n, at, answer) in [(2, 120, Some(false)), (3, 130, None), (4, 140, Some(true))] {
+        f.accounts
+            .create_invite(&new_invite(n, family, host, aunt, at))?;
+        assert_eq!(list(aunt, at + 1)?, vec![n]);
+        assert_eq!(list(host, at + 1)?, vec![n]);
+        match answer {
+            Some(accept) => {
+                f.accounts
+                    .answer_invite(InviteId([n; 16]), accept, at + 2, usize::MAX)?;
+            }
+            None => {
+                f.accounts.withdraw_invite(InviteId([n; 16]), at + 2)?;
+            }
+        }
+        assert_eq!(list(aunt, at + 3)?, Vec::<u8>::new());
+        assert_eq!(list(host, at + 3)?, Vec::<u8>::new());
+    }
+    // The aunt joined: the family's invites are hers to see now; once she leaves,
+    // no more.
+    f.accounts
+        .create_invite(&new_invite(5, family, host, kid, 150))?;
+    assert_eq!(list(aunt, 151)?, vec![5]);
+    f.accounts.remove_member(family, aunt)?;
+    assert_eq!(list(aunt, 152)?, Vec::<u8>::new());
+    // The family deleted: its invites are gone.
+    assert_eq!(list(kid, 153)?, vec![5]);
+    f.accounts.delete_family(family, 154)?;
+    assert_eq!(list(kid, 155)?, Vec::<u8>::new());
+    Ok(())
+}

@@ -234,6 +234,10 @@ impl AccountStore for SqliteStore {
         self.readers.iter().any(|r| r.try_lock().is_ok())
     }
 
+    fn read_cache_stats(&self) -> Option<(u64, u64)> {
+        Some(self.cache.stats())
+    }
+
     fn create_user(&self, user: &NewUser, first_device: &NewDevice) -> StoreResult<()> {
         let created_at = int("created_at", user.created_at)?;
         int("added_at", first_device.added_at)?;
@@ -951,34 +955,36 @@ impl AccountStore for SqliteStore {
 
     fn invites_seen_by(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
         let at = int("now", now)?;
-        self.read(|tx| {
-            // Addressed to `user` (part 0), then each of their families' (part 1, in
-            // the order they joined): one statement, so the pages both parts touch are
-            // read once. An invite addressed to `user` is in part 0 only. Part 0 starts
-            // from the invites (CROSS JOIN keeps that order): left to itself, SQLite
-            // reads `user`'s own row first, for nothing when none is addressed to them.
-            let mut stmt = tx.prepare_cached(concat!(
-                "SELECT ",
-                invite_columns!(),
-                ", 0 AS part, 0 AS joined, NULL AS fam
+        self.cache.invites(user, now, || {
+            self.read(|tx| {
+                // Addressed to `user` (part 0), then each of their families' (part 1, in
+                // the order they joined): one statement, so the pages both parts touch are
+                // read once. An invite addressed to `user` is in part 0 only. Part 0 starts
+                // from the invites (CROSS JOIN keeps that order): left to itself, SQLite
+                // reads `user`'s own row first, for nothing when none is addressed to them.
+                let mut stmt = tx.prepare_cached(concat!(
+                    "SELECT ",
+                    invite_columns!(),
+                    ", 0 AS part, 0 AS joined, NULL AS fam
                  FROM invites i
                  CROSS JOIN users ur ON ur.id = i.inviter
                  CROSS JOIN users ue ON ue.id = i.invitee
                  WHERE i.invitee = ?1 AND i.state = 'pending' AND i.expires_at > ?2
                  UNION ALL
                  SELECT ",
-                invite_columns!(),
-                ", 1, m.joined_at, m.family
+                    invite_columns!(),
+                    ", 1, m.joined_at, m.family
                  FROM members m
                  JOIN families f ON f.id = m.family AND f.deleted = 0
                  JOIN invites i ON i.family = m.family ",
-                invite_nicknames!(),
-                " WHERE m.user = ?1 AND i.invitee <> ?1
+                    invite_nicknames!(),
+                    " WHERE m.user = ?1 AND i.invitee <> ?1
                    AND i.state = 'pending' AND i.expires_at > ?2
                  ORDER BY part, joined, fam, 8, 1" // created_at, id
-            ))?;
-            collect(stmt.query((user.0, at))?, |row| {
-                Ok(records::invite(row, now)?.0)
+                ))?;
+                collect(stmt.query((user.0, at))?, |row| {
+                    Ok(records::invite(row, now)?.0)
+                })
             })
         })
     }
@@ -1143,12 +1149,14 @@ impl AccountStore for SqliteStore {
         device: DeviceId,
         blob: BlobHash,
     ) -> StoreResult<Option<(DeviceRecord, bool)>> {
-        self.read(|tx| {
-            let Some(record) = load_device(tx, device)? else {
-                return Ok(None);
-            };
-            let granted = blob_granted(tx, record.user, blob)?;
-            Ok(Some((record, granted)))
+        self.cache.device_and_grant(device, blob, || {
+            self.read(|tx| {
+                let Some(record) = load_device(tx, device)? else {
+                    return Ok(None);
+                };
+                let granted = blob_granted(tx, record.user, blob)?;
+                Ok(Some((record, granted)))
+            })
         })
     }
 

@@ -267,7 +267,9 @@ impl LogStore for SqliteStore {
     fn append_batch(&self, chunks: &[NewChunk<'_>]) -> StoreResult<Vec<StoreResult<Appended>>> {
         let ats: StoreResult<Vec<i64>> = chunks.iter().map(|c| int("at", c.at)).collect();
         if let Ok(ats) = ats {
-            let together = self.write(|tx| {
+            // Appends write only `logs` and `chunks`: the account answers kept in
+            // memory stay good (`read_cache`).
+            let together = self.write_logs(|tx| {
                 let mut appends = Appends::prepare(tx)?;
                 let mut out = Vec::with_capacity(chunks.len());
                 for (c, &at) in chunks.iter().zip(&ats) {
@@ -291,7 +293,7 @@ impl LogStore for SqliteStore {
             .iter()
             .map(|c| {
                 let at = int("at", c.at)?;
-                self.write(|tx| Appends::prepare(tx)?.append(tx, c, at))
+                self.write_logs(|tx| Appends::prepare(tx)?.append(tx, c, at))
             })
             .collect())
     }

@@ -365,6 +365,54 @@ fn one_store_serves_both_traits() -> TestResult {
     Ok(())
 }
 
+/// The invite list and a download's check are answered from memory while nothing
+/// they read is written: the documents' appends leave the answers, any other write
+/// drops them (what the answers are is the conformance suite's: they follow every
+/// change).
+#[test]
+fn answers_are_kept_across_appends_and_dropped_by_other_writes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join(SqliteStore::FILE_NAME))?;
+    let (host, device) = user(1);
+    store.create_user(&host, &device)?;
+    let family = FamilyId([0xfa; 16]);
+    store.create_family(family, host.id, 5, usize::MAX)?;
+    let photo = BlobHash::of(b"photo");
+    store.grant_blob(family, photo, 10, host.id)?;
+    let ask = || -> TestResult {
+        assert!(store.invites_seen_by(host.id, 10)?.is_empty());
+        let (record, granted) = store
+            .device_and_blob_grant(device.id, photo)?
+            .ok_or("the device")?;
+        assert!(record.revoked_at.is_none() && granted);
+        Ok(())
+    };
+    ask()?;
+    assert_eq!(store.cache.stats(), (0, 2));
+    ask()?;
+    assert_eq!(store.cache.stats(), (2, 2), "answered from memory");
+    let doc = DocId::from(family);
+    let chunks: Vec<NewChunk<'_>> = [b"one", b"two", b"six"]
+        .iter()
+        .map(|bytes| NewChunk {
+            doc,
+            chunk: ChunkId::of(*bytes),
+            bytes: *bytes,
+            author: Some(host.id),
+            at: 6,
+            max_log_bytes: u64::MAX,
+            sealing: crate::store::Sealing::Any,
+        })
+        .collect();
+    store.append_batch(&chunks)?;
+    ask()?;
+    assert_eq!(store.cache.stats(), (4, 2), "appends leave them");
+    store.touch_device(device.id, 7, None)?;
+    ask()?;
+    assert_eq!(store.cache.stats(), (4, 4), "any other write drops them");
+    Ok(())
+}
+
 #[test]
 fn a_version_1_database_is_migrated_and_keeps_its_rows() -> TestResult {
     let dir = tempfile::tempdir()?;
