@@ -112,7 +112,7 @@ async fn join(
     (mc, member): (&mut Client, &Identity),
     family: FamilyId,
 ) {
-    let invite = doran_protocol::InviteId::random();
+    let invite = InviteId::random();
     hc.request(host.invite_request(invite, family, member.user()))
         .await
         .expect("invite sent");
@@ -403,7 +403,7 @@ async fn a_personal_snapshot_is_granted_to_its_owner_and_read_by_later_co_member
             blob,
         })
         .await;
-    assert_eq!(confirmed, Ok(doran_protocol::Response::Done));
+    assert_eq!(confirmed, Ok(Response::Done));
     let view = b.subscribe_view(personal, 0).await.expect("readable");
     assert_eq!(view.snapshot, Some((2, blob)));
     assert_eq!(view.chunks, vec![(3, b"mood 3".to_vec())]);
