@@ -969,20 +969,32 @@ pub(crate) fn a_downloads_check_follows_every_change(f: &Fixture) -> TestResult 
     let host = new_user(1).0.id;
     let kid = register(f, 2)?;
     let kid_device = new_device(2, 0).id;
-    let photo = BlobHash::of(b"photo");
-    let check = |device| -> Result<(Option<u64>, bool), Box<dyn std::error::Error>> {
+    let [photo, avatar] = [BlobHash::of(b"photo"), BlobHash::of(b"avatar")];
+    let check = |device, blob| -> Result<(Option<u64>, bool), Box<dyn std::error::Error>> {
         let (record, granted) = f
             .accounts
-            .device_and_blob_grant(device, photo)?
+            .device_and_blob_grant(device, blob)?
             .ok_or("the device is there")?;
         Ok((record.revoked_at, granted))
     };
-    assert_eq!(check(kid_device)?, (None, false));
-    assert_eq!(check(kid_device)?, (None, false));
-    f.accounts.grant_blob(family, photo, 1_000, UPLOADER)?;
-    assert_eq!(check(kid_device)?, (None, false), "not a member yet");
+    assert_eq!(check(kid_device, photo)?, (None, false));
+    assert_eq!(check(kid_device, photo)?, (None, false));
     join(f, 1, family, host, kid, 10)?;
-    assert_eq!(check(kid_device)?, (None, true));
+    assert_eq!(
+        check(kid_device, photo)?,
+        (None, false),
+        "nothing granted yet"
+    );
+    f.accounts.grant_blob(family, photo, 1_000, UPLOADER)?;
+    assert_eq!(
+        check(kid_device, photo)?,
+        (None, true),
+        "granted to the family"
+    );
+    // A personal blob of someone sharing a family.
+    assert_eq!(check(kid_device, avatar)?, (None, false));
+    f.accounts.grant_blob_to_user(host, avatar, 10)?;
+    assert_eq!(check(kid_device, avatar)?, (None, true), "mom's avatar");
     // The family's document written meanwhile changes nothing here.
     let doc = DocId::from(family);
     f.logs.append_batch(&[crate::store::NewChunk {
@@ -994,19 +1006,33 @@ pub(crate) fn a_downloads_check_follows_every_change(f: &Fixture) -> TestResult 
         max_log_bytes: u64::MAX,
         sealing: crate::store::Sealing::Any,
     }])?;
-    assert_eq!(check(kid_device)?, (None, true));
+    assert_eq!(check(kid_device, photo)?, (None, true));
     f.accounts.remove_member(family, kid)?;
-    assert_eq!(check(kid_device)?, (None, false), "left the family");
+    assert_eq!(check(kid_device, photo)?, (None, false), "left the family");
+    assert_eq!(
+        check(kid_device, avatar)?,
+        (None, false),
+        "no family shared"
+    );
     join(f, 2, family, host, kid, 20)?;
-    assert_eq!(check(kid_device)?, (None, true));
+    assert_eq!(check(kid_device, photo)?, (None, true));
     f.accounts.revoke_device(kid, kid_device, kid_device, 30)?;
-    assert_eq!(check(kid_device)?, (Some(30), true), "revoked, at once");
-    // A device added since is there at once; the family's deletion ends the grant.
+    assert_eq!(
+        check(kid_device, photo)?,
+        (Some(30), true),
+        "revoked, at once"
+    );
+    // A device added since is there at once; the family's deletion ends the grants.
     let tablet = new_device(2, 1);
     assert_eq!(f.accounts.device_and_blob_grant(tablet.id, photo)?, None);
     f.accounts.add_device(kid, &tablet)?;
-    assert_eq!(check(tablet.id)?, (None, true));
+    assert_eq!(check(tablet.id, photo)?, (None, true));
     f.accounts.delete_family(family, 40)?;
-    assert_eq!(check(tablet.id)?, (None, false), "the family is gone");
+    assert_eq!(
+        check(tablet.id, photo)?,
+        (None, false),
+        "the family is gone"
+    );
+    assert_eq!(check(tablet.id, avatar)?, (None, false));
     Ok(())
 }

@@ -126,6 +126,11 @@ fn take_snapshot(tx: &Connection, doc: DocId, snap: &SnapshotRef) -> StoreResult
 /// group rather than once per chunk: each `prepare_cached` hashes the statement's text
 /// to find it and again to put it back, about 3 % of the relay's instructions per
 /// push when done for every chunk.
+///
+/// They write `logs` and `chunks` and nothing else: a group of appends leaves the
+/// account answers the store keeps in memory standing (`SqliteStore::write_logs`,
+/// `read_cache`), so a statement here touching another table must go through
+/// `SqliteStore::write` instead.
 struct Appends<'c> {
     existing: rusqlite::CachedStatement<'c>,
     bump: rusqlite::CachedStatement<'c>,

@@ -22,7 +22,10 @@
 //! and for a `now` no earlier than the one it was read at (`invites_seen_by` filters
 //! by `now`).
 //!
-//! Each kind keeps at most [`KEPT`] answers, the least recently used going first.
+//! Each kind keeps at most [`KEPT`] answers, the least recently used going first, and
+//! an invite list only up to [`LIST_BYTES`] (a longer one is read each time): at most
+//! 32 MiB of lists, whoever fills their invite queues. Answers a write made stale are
+//! let go at the next ask, not kept until evicted.
 
 use std::sync::{
     Mutex,
@@ -37,18 +40,44 @@ use crate::store::{DeviceRecord, StoreResult};
 /// Answers kept of each kind at most.
 pub(super) const KEPT: usize = 4096;
 
+/// The largest invite list kept, counting its cards, nicknames and 64 bytes an
+/// invite: a list of a few invites (what a device sees) is a few hundred bytes.
+pub(super) const LIST_BYTES: usize = 8 * 1024;
+
 /// A download's check: the device's record and whether its user may read the blob.
 pub(super) type DeviceAndGrant = Option<(DeviceRecord, bool)>;
 
 /// An answer and what it is good for.
 #[derive(Debug)]
 struct Kept<T> {
-    /// The write counter before it was read.
-    written: u64,
     /// Good for a `now` in `from..until` (unix ms; the whole range for a grant).
     from: u64,
     until: u64,
     value: T,
+}
+
+/// The answers of one kind, all read under one value of the write counter.
+#[derive(Debug)]
+struct Answers<K, T> {
+    written: u64,
+    kept: LruCache<K, Kept<T>>,
+}
+
+impl<K: std::hash::Hash + Eq, T> Answers<K, T> {
+    fn new() -> Mutex<Self> {
+        Mutex::new(Answers {
+            written: 0,
+            kept: LruCache::new(KEPT),
+        })
+    }
+
+    /// Lets go of every answer if the counter moved since they were read.
+    fn as_of(&mut self, written: u64) {
+        if self.written != written {
+            self.kept.clear();
+            self.written = written;
+        }
+    }
 }
 
 /// Answers of reads, good while the store's write counter is unchanged.
@@ -56,8 +85,8 @@ struct Kept<T> {
 pub(super) struct ReadCache {
     /// Write transactions committed (or tried) since the store opened, appends aside.
     written: AtomicU64,
-    invites: Mutex<LruCache<UserId, Kept<Vec<InviteInfo>>>>,
-    grants: Mutex<LruCache<(DeviceId, BlobHash), Kept<DeviceAndGrant>>>,
+    invites: Mutex<Answers<UserId, Vec<InviteInfo>>>,
+    grants: Mutex<Answers<(DeviceId, BlobHash), DeviceAndGrant>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -66,8 +95,8 @@ impl Default for ReadCache {
     fn default() -> Self {
         ReadCache {
             written: AtomicU64::new(0),
-            invites: Mutex::new(LruCache::new(KEPT)),
-            grants: Mutex::new(LruCache::new(KEPT)),
+            invites: Answers::new(),
+            grants: Answers::new(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -89,8 +118,13 @@ impl ReadCache {
         read: impl FnOnce() -> StoreResult<Vec<InviteInfo>>,
     ) -> StoreResult<Vec<InviteInfo>> {
         self.kept_or_read(&self.invites, user, now, read, |list| {
+            let bytes: usize = list
+                .iter()
+                .map(|i| 64 + i.card.len() + i.inviter_nickname.len() + i.invitee_nickname.len())
+                .sum();
             // Listed are the invites unexpired at `now`; the first to expire ends it.
-            list.iter().map(|i| i.expires_at).min().unwrap_or(u64::MAX)
+            let until = list.iter().map(|i| i.expires_at).min().unwrap_or(u64::MAX);
+            (bytes <= LIST_BYTES).then_some(until)
         })
     }
 
@@ -101,7 +135,7 @@ impl ReadCache {
         blob: BlobHash,
         read: impl FnOnce() -> StoreResult<DeviceAndGrant>,
     ) -> StoreResult<DeviceAndGrant> {
-        self.kept_or_read(&self.grants, (device, blob), 0, read, |_| u64::MAX)
+        self.kept_or_read(&self.grants, (device, blob), 0, read, |_| Some(u64::MAX))
     }
 
     /// Answers given from memory, and read, so far.
@@ -112,20 +146,22 @@ impl ReadCache {
         )
     }
 
+    /// The answer kept for `key` at `now`, or `read`'s, kept if `until` gives it an
+    /// end (`None`: not kept).
     fn kept_or_read<K: std::hash::Hash + Eq, T: Clone>(
         &self,
-        map: &Mutex<LruCache<K, Kept<T>>>,
+        answers: &Mutex<Answers<K, T>>,
         key: K,
         now: u64,
         read: impl FnOnce() -> StoreResult<T>,
-        until: impl FnOnce(&T) -> u64,
+        until: impl FnOnce(&T) -> Option<u64>,
     ) -> StoreResult<T> {
         // Read before the store is: see the module's doc.
         let written = self.written.load(Ordering::Acquire);
         {
-            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(kept) = map.get(&key)
-                && kept.written == written
+            let mut answers = answers.lock().unwrap_or_else(|p| p.into_inner());
+            answers.as_of(written);
+            if let Some(kept) = answers.kept.get(&key)
                 && (kept.from..kept.until).contains(&now)
             {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -134,16 +170,19 @@ impl ReadCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let value = read()?;
-        let kept = Kept {
-            written,
-            from: now,
-            until: until(&value),
-            value: value.clone(),
+        let Some(until) = until(&value) else {
+            return Ok(value);
         };
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-        // Not over a newer answer: a write ended while this one was read.
+        let mut answers = answers.lock().unwrap_or_else(|p| p.into_inner());
+        // Not if a write ended while it was read: it may be older than that write.
         if self.written.load(Ordering::Acquire) == written {
-            map.insert(key, kept);
+            answers.as_of(written);
+            let kept = Kept {
+                from: now,
+                until,
+                value: value.clone(),
+            };
+            answers.kept.insert(key, kept);
         }
         Ok(value)
     }
@@ -241,6 +280,34 @@ mod tests {
                 .device_and_grant(device, BlobHash([0; 32]), || Ok(None))
                 .unwrap();
         }
-        assert_eq!(cache.grants.lock().unwrap().len(), KEPT);
+        assert_eq!(cache.grants.lock().unwrap().kept.len(), KEPT);
+        // Made stale by a write, they are let go at the next ask.
+        cache.written();
+        cache
+            .device_and_grant(DeviceId([9; 16]), BlobHash([0; 32]), || Ok(None))
+            .unwrap();
+        assert_eq!(cache.grants.lock().unwrap().kept.len(), 1);
+    }
+
+    #[test]
+    fn a_long_invite_list_is_read_each_time() {
+        let cache = ReadCache::default();
+        let mut big = invite(1, 1_000);
+        big.card = vec![0; LIST_BYTES];
+        for _ in 0..2 {
+            assert_eq!(
+                cache
+                    .invites(ME, 5, || Ok(vec![big.clone()]))
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        assert_eq!(cache.stats(), (0, 2));
+        let small = || Ok(vec![invite(1, 1_000), invite(2, 1_000)]);
+        for _ in 0..2 {
+            assert_eq!(cache.invites(ME, 5, small).unwrap().len(), 2);
+        }
+        assert_eq!(cache.stats(), (1, 3));
     }
 }
