@@ -997,15 +997,7 @@ pub(crate) fn a_downloads_check_follows_every_change(f: &Fixture) -> TestResult 
     assert_eq!(check(kid_device, avatar)?, (None, true), "mom's avatar");
     // The family's document written meanwhile changes nothing here.
     let doc = DocId::from(family);
-    f.logs.append_batch(&[crate::store::NewChunk {
-        doc,
-        chunk: doran_protocol::ChunkId::of(b"a change"),
-        bytes: b"a change",
-        author: Some(host),
-        at: 12,
-        max_log_bytes: u64::MAX,
-        sealing: crate::store::Sealing::Any,
-    }])?;
+    f.logs.append_batch(&[super::new_chunk(doc, b"a change")])?;
     assert_eq!(check(kid_device, photo)?, (None, true));
     f.accounts.remove_member(family, kid)?;
     assert_eq!(check(kid_device, photo)?, (None, false), "left the family");

@@ -648,15 +648,7 @@ pub(crate) fn the_invite_list_follows_every_change(f: &Fixture) -> TestResult {
     assert_eq!(list(host, 11)?, vec![1]);
     // The family's document written meanwhile changes nothing here.
     let doc = doran_protocol::DocId::from(family);
-    f.logs.append_batch(&[crate::store::NewChunk {
-        doc,
-        chunk: doran_protocol::ChunkId::of(b"a change"),
-        bytes: b"a change",
-        author: Some(host),
-        at: 12,
-        max_log_bytes: u64::MAX,
-        sealing: crate::store::Sealing::Any,
-    }])?;
+    f.logs.append_batch(&[super::new_chunk(doc, b"a change")])?;
     assert_eq!(list(kid, 12)?, vec![1]);
     // A new nickname shows in the list at once.
     f.accounts.set_profile(kid, "막내", None)?;

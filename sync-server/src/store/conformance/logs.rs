@@ -255,7 +255,8 @@ pub(crate) fn concurrent_appends_get_distinct_seqs(f: &Fixture) -> TestResult {
     Ok(())
 }
 
-fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
+/// A chunk of `bytes` for `d` (its id their hash), appended with no quota or rule.
+pub(crate) fn new_chunk(d: DocId, bytes: &[u8]) -> NewChunk<'_> {
     NewChunk {
         doc: d,
         chunk: ChunkId::of(bytes),
