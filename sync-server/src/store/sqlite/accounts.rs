@@ -67,6 +67,43 @@ fn blob_granted(tx: &Connection, user: UserId, blob: BlobHash) -> StoreResult<bo
     )
 }
 
+/// What `ListInvites` shows `user` at `now` (`at`: the same as a column value).
+fn invites_seen_by(
+    tx: &Connection,
+    user: UserId,
+    now: u64,
+    at: i64,
+) -> StoreResult<Vec<InviteInfo>> {
+    // Addressed to `user` (part 0), then each of their families' (part 1, in the order
+    // they joined): one statement, so the pages both parts touch are read once. An
+    // invite addressed to `user` is in part 0 only. Part 0 starts from the invites
+    // (CROSS JOIN keeps that order): left to itself, SQLite reads `user`'s own row
+    // first, for nothing when none is addressed to them.
+    let mut stmt = tx.prepare_cached(concat!(
+        "SELECT ",
+        invite_columns!(),
+        ", 0 AS part, 0 AS joined, NULL AS fam
+         FROM invites i
+         CROSS JOIN users ur ON ur.id = i.inviter
+         CROSS JOIN users ue ON ue.id = i.invitee
+         WHERE i.invitee = ?1 AND i.state = 'pending' AND i.expires_at > ?2
+         UNION ALL
+         SELECT ",
+        invite_columns!(),
+        ", 1, m.joined_at, m.family
+         FROM members m
+         JOIN families f ON f.id = m.family AND f.deleted = 0
+         JOIN invites i ON i.family = m.family ",
+        invite_nicknames!(),
+        " WHERE m.user = ?1 AND i.invitee <> ?1
+           AND i.state = 'pending' AND i.expires_at > ?2
+         ORDER BY part, joined, fam, 8, 1" // created_at, id
+    ))?;
+    collect(stmt.query((user.0, at))?, |row| {
+        Ok(records::invite(row, now)?.0)
+    })
+}
+
 /// Whether a family exists and is not deleted.
 fn live_family(tx: &Connection, family: FamilyId) -> StoreResult<bool> {
     exists(
@@ -956,36 +993,7 @@ impl AccountStore for SqliteStore {
     fn invites_seen_by(&self, user: UserId, now: u64) -> StoreResult<Vec<InviteInfo>> {
         let at = int("now", now)?;
         self.cache.invites(user, now, || {
-            self.read(|tx| {
-                // Addressed to `user` (part 0), then each of their families' (part 1, in
-                // the order they joined): one statement, so the pages both parts touch are
-                // read once. An invite addressed to `user` is in part 0 only. Part 0 starts
-                // from the invites (CROSS JOIN keeps that order): left to itself, SQLite
-                // reads `user`'s own row first, for nothing when none is addressed to them.
-                let mut stmt = tx.prepare_cached(concat!(
-                    "SELECT ",
-                    invite_columns!(),
-                    ", 0 AS part, 0 AS joined, NULL AS fam
-                 FROM invites i
-                 CROSS JOIN users ur ON ur.id = i.inviter
-                 CROSS JOIN users ue ON ue.id = i.invitee
-                 WHERE i.invitee = ?1 AND i.state = 'pending' AND i.expires_at > ?2
-                 UNION ALL
-                 SELECT ",
-                    invite_columns!(),
-                    ", 1, m.joined_at, m.family
-                 FROM members m
-                 JOIN families f ON f.id = m.family AND f.deleted = 0
-                 JOIN invites i ON i.family = m.family ",
-                    invite_nicknames!(),
-                    " WHERE m.user = ?1 AND i.invitee <> ?1
-                   AND i.state = 'pending' AND i.expires_at > ?2
-                 ORDER BY part, joined, fam, 8, 1" // created_at, id
-                ))?;
-                collect(stmt.query((user.0, at))?, |row| {
-                    Ok(records::invite(row, now)?.0)
-                })
-            })
+            self.read(|tx| invites_seen_by(tx, user, now, at))
         })
     }
 
