@@ -71,12 +71,15 @@ impl<K: std::hash::Hash + Eq, T> Answers<K, T> {
         })
     }
 
-    /// Lets go of every answer if the counter moved since they were read.
-    fn as_of(&mut self, written: u64) {
-        if self.written != written {
+    /// Whether the answers are of the counter's value `written`; lets go of every
+    /// answer if it moved past theirs. An ask that read the counter before a later
+    /// ask moved it (an older value) finds none and drops none.
+    fn as_of(&mut self, written: u64) -> bool {
+        if written > self.written {
             self.kept.clear();
             self.written = written;
         }
+        written == self.written
     }
 }
 
@@ -160,8 +163,8 @@ impl ReadCache {
         let written = self.written.load(Ordering::Acquire);
         {
             let mut answers = answers.lock().unwrap_or_else(|p| p.into_inner());
-            answers.as_of(written);
-            if let Some(kept) = answers.kept.get(&key)
+            if answers.as_of(written)
+                && let Some(kept) = answers.kept.get(&key)
                 && (kept.from..kept.until).contains(&now)
             {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -175,8 +178,7 @@ impl ReadCache {
         };
         let mut answers = answers.lock().unwrap_or_else(|p| p.into_inner());
         // Not if a write ended while it was read: it may be older than that write.
-        if self.written.load(Ordering::Acquire) == written {
-            answers.as_of(written);
+        if self.written.load(Ordering::Acquire) == written && answers.as_of(written) {
             let kept = Kept {
                 from: now,
                 until,
@@ -260,6 +262,35 @@ mod tests {
         let read = cache.device_and_grant(device, blob, || Ok(None));
         assert!(read.is_ok());
         assert_eq!(cache.stats(), (0, 2), "nothing was kept");
+    }
+
+    #[test]
+    fn an_answer_read_after_a_write_outlives_one_read_across_it() {
+        let cache = ReadCache::default();
+        let device = DeviceId([4; 16]);
+        let blob = BlobHash([7; 32]);
+        let record = |client: &str| DeviceRecord {
+            id: device,
+            user: ME,
+            key: doran_protocol::PublicKey([1; 32]),
+            client: client.into(),
+            added_at: 1,
+            last_seen: None,
+            revoked_at: None,
+        };
+        cache
+            .device_and_grant(device, blob, || {
+                // A write ends while this read runs, and another ask after it reads
+                // what the write left.
+                cache.written();
+                cache.device_and_grant(device, blob, || Ok(Some((record("new"), true))))?;
+                Ok(Some((record("old"), false)))
+            })
+            .unwrap();
+        let kept = cache
+            .device_and_grant(device, blob, || panic!("kept"))
+            .unwrap();
+        assert_eq!(kept, Some((record("new"), true)));
     }
 
     #[test]
