@@ -225,8 +225,10 @@ async fn two_devices_through_the_facade_alone() {
     })
     .await;
     // The like comes after the album, so its notification comes once the album's
-    // arrival has been through the pump (in an earlier batch, or the same one): the
-    // bell then holds what the album made, if anything.
+    // arrival has been through the pump, whose batch ends 300 ms after the album
+    // arrived — before the son's photo went to mom and her like came back, as a rule
+    // (in the same batch, the like's notification would be kept before the album's):
+    // the bell then holds what the album made, if anything.
     let photo = son
         .add_photo_bytes(&family, &album, png(3), "수박")
         .await
