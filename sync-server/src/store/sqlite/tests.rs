@@ -413,6 +413,90 @@ fn answers_are_kept_across_appends_and_dropped_by_other_writes() -> TestResult {
     Ok(())
 }
 
+/// Reads racing writes on other threads never answer older than a write that had
+/// returned before the read began: one thread grants blob after blob and renames the
+/// inviter after each, three others keep asking whether blobs around the latest are
+/// readable and what the invite list shows. A grant or a name seen done is never
+/// missing from an answer, kept in memory or not.
+#[test]
+fn no_answer_is_older_than_a_write_that_returned() -> TestResult {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const GRANTS: u64 = 150;
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join(SqliteStore::FILE_NAME))?;
+    let (host, device) = user(1);
+    let (kid, kid_device) = user(2);
+    store.create_user(&host, &device)?;
+    store.create_user(&kid, &kid_device)?;
+    let family = FamilyId([0xfa; 16]);
+    store.create_family(family, host.id, 5, usize::MAX)?;
+    store.create_invite(&NewInvite {
+        id: InviteId([7; 16]),
+        family,
+        inviter: host.id,
+        invitee: kid.id,
+        card: vec![1, 2, 3],
+        created_at: 10,
+        expires_at: u64::MAX / 2,
+    })?;
+    let blob = |j: u64| BlobHash::of(&j.to_le_bytes());
+    let (done, asks) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| -> TestResult {
+        let readers: Vec<_> = (0..3u64)
+            .map(|r| {
+                let (store, done, asks) = (&store, &done, &asks);
+                s.spawn(move || -> Result<(), String> {
+                    let mut asked = 0u64;
+                    loop {
+                        let k = done.load(Ordering::Acquire);
+                        if k >= GRANTS {
+                            return Ok(());
+                        }
+                        asked += 1;
+                        asks.fetch_add(1, Ordering::Relaxed);
+                        // Blobs from two before the latest done to two after it.
+                        let j = (k + (asked * 7 + r) % 5).saturating_sub(2);
+                        let (_, granted) = store
+                            .device_and_blob_grant(device.id, blob(j))
+                            .map_err(|e| e.to_string())?
+                            .ok_or("the device")?;
+                        if (1..=k).contains(&j) && !granted {
+                            return Err(format!("blob {j} granted before the read, answered not"));
+                        }
+                        let list = store
+                            .invites_seen_by(kid.id, 20)
+                            .map_err(|e| e.to_string())?;
+                        let name = &list.first().ok_or("the invite")?.inviter_nickname;
+                        let seen: u64 = name
+                            .strip_prefix("name ")
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
+                        if seen < k {
+                            return Err(format!(
+                                "renamed {k} times before the read, answered {name}"
+                            ));
+                        }
+                    }
+                })
+            })
+            .collect();
+        // The writes begin once the readers have begun asking.
+        while asks.load(Ordering::Relaxed) < 3 {
+            std::thread::yield_now();
+        }
+        for j in 1..=GRANTS {
+            store.grant_blob(family, blob(j), 10, host.id)?;
+            store.set_profile(host.id, &format!("name {j}"), None)?;
+            done.store(j, Ordering::Release);
+        }
+        for reader in readers {
+            reader.join().map_err(|_| "a reader panicked")??;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 #[test]
 fn a_version_1_database_is_migrated_and_keeps_its_rows() -> TestResult {
     let dir = tempfile::tempdir()?;
