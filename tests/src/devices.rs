@@ -8,14 +8,14 @@ use std::{
 };
 
 use doran_device::{
-    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Subscription,
+    Device, DeviceEvent, DeviceOptions, ErrorCode, MissionInput, Part, Subscription,
     core::{
         Actor, FamilyDoc,
         family_store::open_family,
         store::{LocalStore, SqliteStore},
         sync::SyncStatus,
     },
-    screens::AccountView,
+    screens::{AccountView, NotificationView},
 };
 use doran_protocol::{DeviceId, DocId, FamilyId, UserId};
 
@@ -115,6 +115,33 @@ pub async fn phone_lost_and_restored(
 pub async fn invite_received(events: &mut Subscription) -> String {
     wait_for(events, "the invite", |e| match e {
         DeviceEvent::InviteReceived(i) => Some(i.invite.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for a change to `part` of a family that came from another device.
+pub async fn remote_change(events: &mut Subscription, what: &str, part: Part) {
+    wait_for(events, what, |e| match e {
+        DeviceEvent::FamilyChanged {
+            parts,
+            local: false,
+            ..
+        } if parts.contains(&part) => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+/// Waits for the notification that points at `target` (a photo, an event, a
+/// mission), and returns it.
+pub async fn notification_for(
+    events: &mut Subscription,
+    what: &str,
+    target: &str,
+) -> NotificationView {
+    wait_for(events, what, |e| match e {
+        DeviceEvent::Notification(n) if n.target.as_deref() == Some(target) => Some(n.clone()),
         _ => None,
     })
     .await

@@ -23,7 +23,9 @@ use doran_device::{
 };
 use doran_e2e::{
     Relay,
-    devices::{WAIT, mission, mission_titles, open, up_to_date, wait_for},
+    devices::{
+        WAIT, mission, mission_titles, notification_for, open, remote_change, up_to_date, wait_for,
+    },
     png,
 };
 use doran_protocol::FamilyId;
@@ -115,27 +117,11 @@ async fn two_devices_through_the_facade_alone() {
         )
         .await
         .expect("mission added");
-    wait_for(&mut son_events, "the mission", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Missions) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut son_events, "the mission", Part::Missions).await;
     son.set_mission_done(&family, &mission, true)
         .await
         .expect("ticked");
-    wait_for(&mut mom_events, "the son's tick", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Missions) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut mom_events, "the son's tick", Part::Missions).await;
     let missions = mom.missions(&family, None).await.expect("missions");
     let card = &missions.month.missions[0];
     assert_eq!(card.id, mission);
@@ -176,15 +162,7 @@ async fn two_devices_through_the_facade_alone() {
     // edit made offline arrives.
     relay.restart();
     up_to_date(&mom, &mut mom_events).await;
-    wait_for(&mut son_events, "the offline edit", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Calendar) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut son_events, "the offline edit", Part::Calendar).await;
     let cal = son
         .calendar(&family, Some("2026-12"))
         .await
@@ -192,15 +170,7 @@ async fn two_devices_through_the_facade_alone() {
     assert!(cal.events.iter().any(|e| e.id == event));
     // Its notification comes once arrivals have been quiet a moment (the pump gathers
     // a burst into one): waited for, so that the bell counted in step 7 is settled.
-    wait_for(
-        &mut son_events,
-        "the offline edit's notification",
-        |e| match e {
-            DeviceEvent::Notification(n) if n.target.as_deref() == Some(event.as_str()) => Some(()),
-            _ => None,
-        },
-    )
-    .await;
+    notification_for(&mut son_events, "the offline edit's notification", &event).await;
 
     // Step 7: the son's settings: English, no family news, reactions on. An album from
     // mom then makes no notification for him, a like of his photo does; the language
@@ -215,15 +185,7 @@ async fn two_devices_through_the_facade_alone() {
     assert_eq!(son.language(), Lang::En);
     let before = son.notifications().await.expect("bell").items.len();
     let album = mom.create_album(&family, "여름").await.expect("album");
-    wait_for(&mut son_events, "the album", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Gallery) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut son_events, "the album", Part::Gallery).await;
     // The like comes after the album, so its notification comes once the album's
     // arrival has been through the pump, whose batch ends 300 ms after the album
     // arrived — before the son's photo went to mom and her like came back, as a rule
@@ -233,23 +195,9 @@ async fn two_devices_through_the_facade_alone() {
         .add_photo_bytes(&family, &album, png(3), "수박")
         .await
         .expect("the son's photo");
-    wait_for(&mut mom_events, "the son's photo", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Gallery) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut mom_events, "the son's photo", Part::Gallery).await;
     mom.like_photo(&family, &photo, true).await.expect("like");
-    let liked = wait_for(&mut son_events, "the like's notification", |e| match e {
-        DeviceEvent::Notification(n) if n.target.as_deref() == Some(photo.as_str()) => {
-            Some(n.clone())
-        }
-        _ => None,
-    })
-    .await;
+    let liked = notification_for(&mut son_events, "the like's notification", &photo).await;
     assert_eq!(liked.kind, "like");
     let bell = son.notifications().await.expect("bell").items;
     assert_eq!(

@@ -6,7 +6,7 @@
 use doran_device::{DeviceEvent, Part, core::model::Role};
 use doran_e2e::{
     Relay,
-    devices::{WAIT, open_clear, wait_for},
+    devices::{WAIT, open_clear, remote_change, wait_for},
     proxy::AnswerLosingProxy,
 };
 
@@ -143,15 +143,7 @@ async fn a_removal_whose_answer_was_lost_drops_the_entry_once_back() {
     let mut events = mom.subscribe();
     dad.answer_invite(&invite, true).await.expect("accepted");
     // Mom's phone hears dad's entry.
-    wait_for(&mut events, "dad's entry", |e| match e {
-        DeviceEvent::FamilyChanged {
-            parts,
-            local: false,
-            ..
-        } if parts.contains(&Part::Members) => Some(()),
-        _ => None,
-    })
-    .await;
+    remote_change(&mut events, "dad's entry", Part::Members).await;
     assert_eq!(mom.family(&family).await.expect("view").members.len(), 2);
 
     // The relay removes dad; mom's phone never hears so.
